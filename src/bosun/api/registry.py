@@ -1,0 +1,152 @@
+"""The one table of resources the API serves.
+
+Discovery, OpenAPI, routing, storage keys, tables and kubectl's short names all derive from
+this table so that adding a kind is one row, not edits scattered over the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # e.g. "status", "scale", "binding", "log", "eviction"
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+    # Kinds whose spec changes bump metadata.generation; others bump on any non-metadata change.
+    has_spec: bool = True
+    list_kind: str = field(default="", compare=False)
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def list_kind_name(self) -> str:
+        return self.list_kind or f"{self.kind}List"
+
+    def key_prefix(self, namespace: str | None = None) -> str:
+        """Store prefix for every object of this resource (in one namespace when given)."""
+        base = f"/registry/{self.group_plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    @property
+    def group_plural(self) -> str:
+        """Storage name; includes the group so two groups' plurals never collide."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def key(self, namespace: str | None, name: str) -> str:
+        if self.namespaced:
+            return f"/registry/{self.group_plural}/{namespace}/{name}"
+        return f"/registry/{self.group_plural}/{name}"
+
+
+_ALL = ("all",)
+_STD = (
+    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+)
+
+RESOURCES: tuple[Resource, ...] = (
+    # core/v1
+    Resource("", "v1", "Namespace", "namespaces", False, ("ns",),
+             subresources=("status", "finalize"),
+             verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    Resource("", "v1", "Pod", "pods", True, ("po",), _ALL,
+             subresources=("status", "binding", "log", "eviction", "exec")),
+    Resource("", "v1", "Service", "services", True, ("svc",), _ALL, subresources=("status",)),
+    Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), has_spec=False),
+    Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_spec=False),
+    Resource("", "v1", "Secret", "secrets", True, (), has_spec=False),
+    Resource("", "v1", "Event", "events", True, ("ev",), has_spec=False),
+    Resource("", "v1", "Node", "nodes", False, ("no",), subresources=("status",)),
+    Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
+             subresources=("status",)),
+    Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",),
+             subresources=("status",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False),
+    # apps/v1
+    Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL,
+             subresources=("status", "scale")),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL,
+             subresources=("status", "scale")),
+    Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), _ALL,
+             subresources=("status", "scale")),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL,
+             subresources=("status",)),
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), has_spec=False),
+    # batch/v1
+    Resource("batch", "v1", "Job", "jobs", True, (), _ALL, subresources=("status",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, subresources=("status",)),
+    # networking.k8s.io/v1
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",),
+             subresources=("status",)),
+    # autoscaling/v2
+    Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+             ("hpa",), _ALL, subresources=("status",)),
+    # coordination.k8s.io/v1
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", True, ()),
+    # events.k8s.io/v1 is not served; core/v1 events are.
+    # scheduling.k8s.io/v1
+    Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
+             has_spec=False),
+)
+
+_BY_GVR: dict[tuple[str, str, str], Resource] = {
+    (r.group, r.version, r.plural): r for r in RESOURCES
+}
+_BY_GVK: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.kind): r for r in RESOURCES}
+
+
+def by_plural(group: str, version: str, plural: str) -> Resource | None:
+    return _BY_GVR.get((group, version, plural))
+
+
+def by_kind(api_version: str, kind: str) -> Resource | None:
+    """Look up by an object's apiVersion ("v1", "apps/v1") and kind."""
+    group, _, version = api_version.rpartition("/")
+    return _BY_GVK.get((group, version, kind))
+
+
+def group_versions() -> dict[str, list[str]]:
+    """Served versions per group, in the order they first appear ("" is core)."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def resources_in(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def find(name: str) -> Resource | None:
+    """Resolve what a user types (`po`, `pods`, `pod`, `Deployment`, `deployments.apps`)."""
+    name_l = name.lower()
+    plural, _, group = name_l.partition(".")
+    for r in RESOURCES:
+        if group and r.group != group:
+            continue
+        if plural in (r.plural, r.singular) or plural in r.short_names:
+            return r
+    return None
