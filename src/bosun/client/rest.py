@@ -1,0 +1,429 @@
+"""Async REST client for the Kubernetes API that Bosun serves.
+
+Every component (controllers, scheduler, agent, CLI) reaches the cluster only through this
+client, so it keeps one pooled HTTPS session per :class:`Client`, turns every refusal into
+an :class:`ApiError` carrying the server's ``Status``, and exposes watch as an async
+iterator whose only special case callers must handle is 410 Gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bosun.api.registry import Resource
+from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
+
+JSON = dict[str, Any]
+JSONList = list[Any]  # spelled once here: inside Client, `list` is the method
+
+PATCH_CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+
+
+class ApiError(Exception):
+    """The API server refused a request; ``body`` is its ``Status`` object (or a synthetic one)."""
+
+    def __init__(self, status: int, reason: str, message: str, body: JSON | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body: JSON = body if body is not None else {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": status,
+        }
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def from_status(cls, status: int, body: Any, fallback: str = "") -> ApiError:
+        """Build from whatever the server sent: a Status object, other JSON, or plain text."""
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            code = int(body.get("code") or status)
+            return cls(code, str(body.get("reason") or ""), str(body.get("message") or fallback), body)
+        return cls(status, _default_reason(status), fallback or f"HTTP {status}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+    405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+    503: "ServiceUnavailable", 504: "Timeout",
+}
+
+
+def _default_reason(status: int) -> str:
+    return _REASONS.get(status, "Unknown")
+
+
+def resource_path(
+    resource: Resource,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The URL path of a collection or one object (and its subresource)."""
+    base = f"/api/{resource.version}" if not resource.group else f"/apis/{resource.group_version}"
+    if resource.namespaced and namespace:
+        base += f"/namespaces/{namespace}"
+    path = f"{base}/{resource.plural}"
+    if name:
+        path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+    return path
+
+
+def _ssl_context(config: ClusterConfig) -> ssl.SSLContext | bool:
+    if not config.server.startswith("https"):
+        return False
+    if config.insecure:
+        return False
+    ctx = ssl.create_default_context(cadata=config.ca_data.decode() if config.ca_data else None)
+    if config.client_cert and config.client_key:
+        # The ssl module loads client credentials only from files; keep them just long enough.
+        with tempfile.TemporaryDirectory(prefix="bosun-client-") as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for p, data in ((cert, config.client_cert), (key, config.client_key)):
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in (params or {}).items():
+        if v is None:
+            continue
+        out[k] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return out
+
+
+class Client:
+    """One connection pool to one API server, as one user."""
+
+    def __init__(self, config: ClusterConfig, *, timeout: float = 30) -> None:
+        self.config = config
+        self.timeout = timeout
+        self._ssl = _ssl_context(config)
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[str, str] = {"User-Agent": "bosun-client/0.1"}
+        if config.token:
+            self._headers["Authorization"] = f"Bearer {config.token}"
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Client:
+        return cls(load_kubeconfig(path, context))
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily: an aiohttp session belongs to the loop that first uses it.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=100, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- raw requests -------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return self.config.server + path
+
+    async def _raise_for(self, resp: aiohttp.ClientResponse) -> None:
+        if resp.status < 400:
+            return
+        raw = await resp.read()
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            body = None
+        text = raw.decode("utf-8", "replace").strip() if body is None else ""
+        raise ApiError.from_status(resp.status, body, text)
+
+    async def request_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: JSON | JSONList | bytes | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        """Send one request and return the response body; non-2xx raises :class:`ApiError`."""
+        hdrs = {"Accept": accept}
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else orjson.dumps(body)
+            hdrs["Content-Type"] = content_type
+        if headers:
+            hdrs.update(headers)
+        async with self._get_session().request(
+            method, self._url(path), params=_clean_params(params), data=data, headers=hdrs,
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        ) as resp:
+            await self._raise_for(resp)
+            return await resp.read()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: JSON | JSONList | bytes | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> JSON:
+        """Send one request and decode the JSON answer (``{}`` when the body is empty)."""
+        raw = await self.request_raw(
+            method, path, params=params, body=body, content_type=content_type, accept=accept,
+            headers=headers,
+        )
+        if not raw:
+            return {}
+        out = orjson.loads(raw)
+        return out if isinstance(out, dict) else {"items": out}
+
+    # -- typed verbs ----------------------------------------------------------------------------
+
+    def _ns(self, resource: Resource, namespace: str | None, obj: JSON | None = None) -> str | None:
+        if not resource.namespaced:
+            return None
+        if namespace:
+            return namespace
+        if obj is not None:
+            ns = (obj.get("metadata") or {}).get("namespace")
+            if ns:
+                return str(ns)
+        return self.config.namespace
+
+    async def get(
+        self, resource: Resource, name: str, namespace: str | None = None, *,
+        subresource: str | None = None,
+    ) -> JSON:
+        return await self.request(
+            "GET", resource_path(resource, self._ns(resource, namespace), name, subresource)
+        )
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+        resource_version: str | None = None,
+    ) -> JSON:
+        """One page of a list; ``namespace=None`` lists across all namespaces."""
+        params = {
+            "labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
+            "continue": continue_, "resourceVersion": resource_version,
+        }
+        return await self.request("GET", resource_path(resource, namespace), params=params)
+
+    async def list_all(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+    ) -> tuple[JSONList, str]:
+        """Every item, following ``continue``; the resourceVersion is the one to watch from."""
+        items: JSONList = []
+        token: str | None = None
+        rv = ""
+        while True:
+            page = await self.list(
+                resource, namespace, label_selector=label_selector, field_selector=field_selector,
+                limit=page_size, continue_=token,
+            )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            if not rv:
+                # Every page of one paged list is a snapshot at the first page's revision.
+                rv = str(meta.get("resourceVersion") or "")
+            token = meta.get("continue") or None
+            if not token:
+                return items, rv
+
+    async def create(
+        self,
+        resource: Resource,
+        obj: JSON,
+        namespace: str | None = None,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_validation: str | None = None,
+    ) -> JSON:
+        ns = self._ns(resource, namespace, obj)
+        if subresource:
+            name = (obj.get("metadata") or {}).get("name")
+            path = resource_path(resource, ns, str(name), subresource)
+        else:
+            path = resource_path(resource, ns)
+        params = {"dryRun": "All" if dry_run else None, "fieldValidation": field_validation}
+        return await self.request("POST", path, params=params, body=obj)
+
+    async def update(
+        self, resource: Resource, obj: JSON, *, subresource: str | None = None, dry_run: bool = False,
+    ) -> JSON:
+        """PUT the whole object; its metadata.resourceVersion makes this compare-and-swap."""
+        meta = obj.get("metadata") or {}
+        name = meta.get("name")
+        if not name:
+            raise ValueError("update needs metadata.name")
+        path = resource_path(resource, self._ns(resource, None, obj), str(name), subresource)
+        return await self.request("PUT", path, params={"dryRun": "All" if dry_run else None}, body=obj)
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: JSON | JSONList,
+        namespace: str | None = None,
+        *,
+        patch_type: str = "merge",
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> JSON:
+        try:
+            content_type = PATCH_CONTENT_TYPES[patch_type]
+        except KeyError:
+            raise ValueError(f"patch_type must be one of {sorted(PATCH_CONTENT_TYPES)}") from None
+        path = resource_path(resource, self._ns(resource, namespace), name, subresource)
+        return await self.request(
+            "PATCH", path, params={"dryRun": "All" if dry_run else None}, body=patch,
+            content_type=content_type,
+        )
+
+    async def delete(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: JSON | None = None,
+        dry_run: bool = False,
+    ) -> JSON:
+        """Delete; returns the Status or the object (when finalizers keep it a while)."""
+        opts: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            opts["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            opts["gracePeriodSeconds"] = grace_period_seconds
+        if preconditions:
+            opts["preconditions"] = preconditions
+        if dry_run:
+            opts["dryRun"] = ["All"]
+        path = resource_path(resource, self._ns(resource, namespace), name)
+        return await self.request("DELETE", path, body=opts)
+
+    # -- streaming ------------------------------------------------------------------------------
+
+    async def stream(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[bytes]:
+        """Yield the body of a long-running GET as it arrives (``pods/log?follow=true``)."""
+        async with self._get_session().get(
+            self._url(path), params=_clean_params(params),
+            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_connect=self.timeout),
+        ) as resp:
+            await self._raise_for(resp)
+            async for chunk in resp.content.iter_any():
+                yield chunk
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncIterator[JSON]:
+        """Yield watch events until the server ends the stream.
+
+        A 410 (HTTP status or an ERROR event carrying a Status) raises ``ApiError`` with
+        status 410 so that the caller relists; other ERROR events raise their own status.
+        """
+        params = {
+            "watch": "1", "resourceVersion": resource_version, "labelSelector": label_selector,
+            "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": "true" if allow_bookmarks else None,
+        }
+        async for line in self._lines(resource_path(resource, namespace), params):
+            event = orjson.loads(line)
+            if event.get("type") == "ERROR":
+                obj = event.get("object") or {}
+                raise ApiError.from_status(int(obj.get("code") or 500), obj, "watch error")
+            yield event
+
+    async def _lines(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        # Split lines ourselves: aiohttp's readline refuses lines above 128 KiB, and one
+        # event carries a whole object.
+        buf = bytearray()
+        async for chunk in self.stream(path, params):
+            start = len(buf)
+            buf += chunk
+            nl = buf.find(b"\n", start)
+            while nl >= 0:
+                line = bytes(buf[:nl]).strip()
+                del buf[: nl + 1]
+                if line:
+                    yield line
+                nl = buf.find(b"\n")
+        if buf.strip():
+            yield bytes(buf).strip()
+
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+"""What a caller retries on besides :class:`ApiError`: the server could not be reached."""
