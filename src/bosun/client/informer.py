@@ -172,10 +172,12 @@ class Informer:
         backoff = 0.1
         need_list = True
         while True:
+            listed = False
             try:
                 if need_list:
                     await self._list()
                     need_list = False
+                    listed = True
                 await self._watch_once()
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -184,7 +186,9 @@ class Informer:
                 if e.status == 410:
                     log.info("%s: watch history expired (%s); relisting", self.resource.plural, e)
                     need_list = True
-                    continue
+                    if not listed:
+                        continue
+                    # Gone right after a fresh list: relisting at once would spin; back off.
                 log.warning("%s: list/watch failed: %s %s", self.resource.plural, e.status, e)
             except TRANSPORT_ERRORS as e:
                 log.warning("%s: connection to API server failed: %r", self.resource.plural, e)
