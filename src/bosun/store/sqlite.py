@@ -130,8 +130,6 @@ class SQLiteStore:
         self._writer = threading.Thread(target=self._write_loop, name="bosun-sqlite-write", daemon=True)
         self._writer.start()
         self._compactor: asyncio.Task[None] | None = None
-        if compact_interval > 0:
-            self._compactor = loop.create_task(self._compact_loop())
 
     @classmethod
     async def open(
@@ -158,9 +156,12 @@ class SQLiteStore:
             )
 
         try:
-            return await loop.run_in_executor(None, build)
+            store = await loop.run_in_executor(None, build)
         except sqlite3.Error as e:
             raise UnavailableError(f"cannot open {path}: {e}") from e
+        if compact_interval > 0:
+            store._compactor = loop.create_task(store._compact_loop())
+        return store
 
     # ---- reads -------------------------------------------------------------------------
 
