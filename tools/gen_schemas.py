@@ -112,6 +112,9 @@ META_TYPES = {
     "V1StatusCause", "V1DeleteOptions", "V1Preconditions",
 }
 
+# Core types first reached from another group's kind (so the walk alone would misfile them).
+CORE_TYPES = {"V1PodTemplateSpec", "V1TypedLocalObjectReference"}
+
 _PKG = {
     "": "io.k8s.api.core.v1",
     "apps": "io.k8s.api.apps.v1",
@@ -179,6 +182,12 @@ def walk() -> dict[str, Any]:
         (r.group, r.version, r.kind, model_for(r.group, r.version, r.kind)) for r in RESOURCES
     ]
     roots += list(EXTRA_KINDS)
+    # List kinds (e.g. DeploymentList) for list responses in OpenAPI.
+    roots += [
+        (g, v, f"{k}List", f"{m}List") for g, v, k, m in list(roots) if hasattr(models, f"{m}List")
+    ]
+    # Meta kinds every group version's OpenAPI refers to (errors, delete bodies).
+    roots += [("", "v1", "Status", "V1Status"), ("", "v1", "DeleteOptions", "V1DeleteOptions")]
     types: dict[str, Any] = {}
     packages: dict[str, str] = {}
     seen_quantity: set[tuple[str, str]] = set()
@@ -192,7 +201,9 @@ def walk() -> dict[str, Any]:
             if name in types:
                 continue
             cls = getattr(models, name)
-            packages[name] = META_PKG if name in META_TYPES else pkg
+            packages[name] = (
+                META_PKG if name in META_TYPES else _PKG[""] if name in CORE_TYPES else pkg
+            )
             fields: dict[str, Any] = {}
             required: list[str] = []
             for attr, type_str in cls.openapi_types.items():
