@@ -80,7 +80,10 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Clus
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise KubeconfigError(f"{path}: not valid YAML: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "syntax error"
+        raise KubeconfigError(f"{path}: not valid YAML{where}: {problem}") from e
     if not isinstance(doc, dict):
         raise KubeconfigError(f"{path}: not a kubeconfig (expected a mapping)")
 

@@ -1,0 +1,239 @@
+"""Informer: list + watch into a cache against the real API server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from bosun.api.registry import Resource, find
+from bosun.client import ApiError, Client, Informer
+
+
+def resource(name: str) -> Resource:
+    found = find(name)
+    assert found is not None, name
+    return found
+
+
+CM = resource("configmaps")
+NS = resource("namespaces")
+
+
+@pytest.fixture
+async def client(api_server: Any) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(api_server.kubeconfig)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def namespace(client: Client) -> AsyncIterator[str]:
+    name = f"inf-{uuid.uuid4().hex[:8]}"
+    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        try:
+            await client.delete(NS, name)
+        except ApiError:
+            pass
+
+
+@pytest.fixture
+async def informers() -> AsyncIterator[list[Informer]]:
+    """Informers a test starts; stopped even when the test fails."""
+    started: list[Informer] = []
+    try:
+        yield started
+    finally:
+        for inf in started:
+            await inf.stop()
+
+
+def cm(name: str, namespace: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": {}}
+
+
+class Recorder:
+    """Handler triple that records what an informer told it, as (verb, name[, detail])."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, ...]] = []
+        self.changed = asyncio.Event()
+
+    def _note(self, *entry: str) -> None:
+        self.seen.append(entry)
+        self.changed.set()
+
+    def on_add(self, obj: dict[str, Any]) -> None:
+        self._note("add", obj["metadata"]["name"])
+
+    def on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self._note("update", new["metadata"]["name"], (new.get("data") or {}).get("v", ""))
+
+    def on_delete(self, obj: dict[str, Any]) -> None:
+        self._note("delete", obj["metadata"]["name"])
+
+    async def wait_for(self, pred: Callable[[list[tuple[str, ...]]], bool], within: float = 5) -> None:
+        async def loop() -> None:
+            while not pred(self.seen):
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(loop(), within)
+
+
+async def start(informers: list[Informer], inf: Informer, rec: Recorder | None = None) -> Informer:
+    if rec is not None:
+        inf.add_handler(rec.on_add, rec.on_update, rec.on_delete)
+    informers.append(inf)
+    await inf.start()
+    await inf.wait_synced(10)
+    return inf
+
+
+async def test_cache_syncs_with_existing_objects_and_indexes(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    for i in range(5):
+        await client.create(CM, cm(f"c{i}", namespace, tier="a" if i % 2 else "b"))
+    inf = Informer(client, CM, namespace, page_size=2)
+    inf.add_index("tier", lambda o: [o["metadata"].get("labels", {}).get("tier", "")])
+    rec = Recorder()
+    await start(informers, inf, rec)
+
+    assert inf.has_synced
+    assert inf.last_resource_version
+    assert sorted(o["metadata"]["name"] for o in inf.list()) == [f"c{i}" for i in range(5)]
+    assert inf.get(namespace, "c3") is not None
+    assert inf.get(namespace, "missing") is None
+    assert sorted(o["metadata"]["name"] for o in inf.by_index("tier", "a")) == ["c1", "c3"]
+    assert sorted(rec.seen) == [("add", f"c{i}") for i in range(5)]
+
+    late = Recorder()
+    inf.add_handler(late.on_add)
+    assert len(late.seen) == 5, "a handler added after sync is told about every cached object"
+
+
+async def test_handlers_see_every_change_in_order_and_indexes_follow(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    inf = Informer(client, CM, namespace)
+    inf.add_index("tier", lambda o: [o["metadata"].get("labels", {}).get("tier", "")])
+    rec = Recorder()
+    await start(informers, inf, rec)
+
+    await client.create(CM, cm("x", namespace, tier="a"))
+    await client.patch(CM, "x", {"data": {"v": "1"}, "metadata": {"labels": {"tier": "b"}}}, namespace)
+    await client.delete(CM, "x", namespace)
+    await rec.wait_for(lambda s: len(s) >= 3)
+    assert rec.seen == [("add", "x"), ("update", "x", "1"), ("delete", "x")]
+    assert inf.get(namespace, "x") is None
+    assert inf.by_index("tier", "a") == [] and inf.by_index("tier", "b") == []
+
+
+async def test_namespaced_informer_ignores_other_namespaces(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    other = f"inf-{uuid.uuid4().hex[:8]}"
+    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    try:
+        rec = Recorder()
+        inf = await start(informers, Informer(client, CM, namespace), rec)
+        await client.create(CM, cm("elsewhere", other))
+        await client.create(CM, cm("here", namespace))
+        await rec.wait_for(lambda s: ("add", "here") in s)
+        assert rec.seen == [("add", "here")]
+        assert [o["metadata"]["name"] for o in inf.list()] == ["here"]
+    finally:
+        await client.delete(NS, other)
+
+
+async def test_label_selector_informer(client: Client, namespace: str, informers: list[Informer]) -> None:
+    await client.create(CM, cm("yes", namespace, pick="1"))
+    await client.create(CM, cm("no", namespace, pick="0"))
+    inf = await start(informers, Informer(client, CM, namespace, label_selector="pick=1"))
+    assert [o["metadata"]["name"] for o in inf.list()] == ["yes"]
+
+
+async def test_a_failing_handler_does_not_stop_the_informer(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    def explode(obj: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    inf = Informer(client, CM, namespace)
+    inf.add_handler(on_add=explode)
+    rec = Recorder()
+    await start(informers, inf, rec)
+    await client.create(CM, cm("a", namespace))
+    await client.create(CM, cm("b", namespace))
+    await rec.wait_for(lambda s: len(s) >= 2)
+    assert rec.seen == [("add", "a"), ("add", "b")]
+
+
+async def test_resumes_after_the_server_ends_the_watch_without_losing_or_repeating_events(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    rec = Recorder()
+    # The server closes every watch after one second; changes keep flowing across reconnects.
+    inf = await start(informers, Informer(client, CM, namespace, watch_timeout=(1, 1)), rec)
+    for i in range(12):
+        await client.create(CM, cm(f"r{i}", namespace))
+        await asyncio.sleep(0.25)
+    await rec.wait_for(lambda s: len(s) >= 12)
+    await asyncio.sleep(0.3)
+    assert rec.seen == [("add", f"r{i}") for i in range(12)]
+    assert inf.lists == 1, "a closed watch resumes from the last resourceVersion, no relist"
+
+
+async def test_resync_replays_the_cache_as_updates(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    await client.create(CM, cm("steady", namespace))
+    rec = Recorder()
+    await start(informers, Informer(client, CM, namespace, resync_period=0.2), rec)
+    await rec.wait_for(lambda s: sum(1 for e in s if e[0] == "update") >= 2)
+    assert rec.seen[0] == ("add", "steady")
+    assert set(rec.seen[1:]) == {("update", "steady", "")}
+
+
+async def test_stop_ends_the_watch(client: Client, namespace: str) -> None:
+    rec = Recorder()
+    inf = Informer(client, CM, namespace)
+    inf.add_handler(rec.on_add)
+    await inf.start()
+    await inf.wait_synced(10)
+    await inf.stop()
+    await client.create(CM, cm("after-stop", namespace))
+    await asyncio.sleep(0.3)
+    assert rec.seen == []
+
+
+async def test_relist_emits_only_the_difference(
+    client: Client, namespace: str, informers: list[Informer],
+) -> None:
+    """What a relist (after 410 Gone or a restart) tells handlers: adds, updates, deletes since."""
+    for name in ("keep", "change", "drop"):
+        await client.create(CM, cm(name, namespace))
+    rec = Recorder()
+    inf = await start(informers, Informer(client, CM, namespace), rec)
+    assert sorted(rec.seen) == [("add", "change"), ("add", "drop"), ("add", "keep")]
+    await inf.stop()  # the cache stays; changes made now are missed by the watch
+
+    rec.seen.clear()
+    await client.patch(CM, "change", {"data": {"v": "2"}}, namespace)
+    await client.delete(CM, "drop", namespace)
+    await client.create(CM, cm("new", namespace))
+    await inf.start()  # lists again and reconciles the cache with what it finds
+    await rec.wait_for(lambda s: len(s) >= 3)
+    await asyncio.sleep(0.2)
+    assert sorted(rec.seen) == [("add", "new"), ("delete", "drop"), ("update", "change", "2")]
+    assert sorted(o["metadata"]["name"] for o in inf.list()) == ["change", "keep", "new"]
+    assert inf.lists == 2
