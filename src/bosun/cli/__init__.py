@@ -1,0 +1,1 @@
+"""The ``bosun`` command line: kubectl-style verbs over the client library, plus the server."""

@@ -1,0 +1,154 @@
+"""What every CLI verb shares: options, the client, resource names, one-line errors.
+
+kubectl users read errors and names in a fixed shape (``Error from server (NotFound): ...``,
+``deployment.apps/web``); keeping that shape in one place keeps the verbs consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from bosun.api import registry
+from bosun.api.registry import Resource
+from bosun.client.kubeconfig import load_kubeconfig
+from bosun.client.rest import ApiError, Client
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
+
+
+class CliError(click.ClickException):
+    """A failure reported as exactly one line on stderr (already in kubectl's words)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def api_error_line(e: ApiError) -> str:
+    msg = e.message or str(e)
+    if e.reason:
+        return f"Error from server ({e.reason}): {msg}"
+    return f"Error from server: {msg}"
+
+
+@dataclass(slots=True)
+class CliState:
+    """Global options, resolved lazily so that `bosun kubeconfig` works with no kubeconfig."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    _client: Client | None = None
+
+    def client(self) -> Client:
+        if self._client is None:
+            cfg = load_kubeconfig(self.kubeconfig, self.context)
+            if self.namespace:
+                cfg.namespace = self.namespace
+            self._client = Client(cfg)
+        return self._client
+
+    @property
+    def default_namespace(self) -> str:
+        return self.client().namespace
+
+    @property
+    def namespace_given(self) -> bool:
+        return bool(self.namespace)
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def run(state: CliState, fn: Callable[[Client], Awaitable[T]]) -> T:
+    """Run one verb's coroutine with a client that is closed on the same loop afterwards."""
+
+    async def body() -> T:
+        client = state.client()
+        try:
+            return await fn(client)
+        finally:
+            await client.close()
+            state._client = None
+
+    return asyncio.run(body())
+
+
+def resolve(name: str) -> Resource:
+    res = registry.find(name)
+    if res is None:
+        fail(f'error: the server doesn\'t have a resource type "{name}"')
+    return res
+
+
+def resolve_many(spec: str) -> list[Resource]:
+    """``pods,svc`` or ``all`` -> resources, in the order typed, without repeats."""
+    out: list[Resource] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.lower() == "all":
+            found = [r for r in registry.RESOURCES if "all" in r.categories]
+        else:
+            found = [resolve(part)]
+        for r in found:
+            if r not in out:
+                out.append(r)
+    if not out:
+        fail("error: you must specify the type of resource to get")
+    return out
+
+
+def kind_group(res: Resource) -> str:
+    """``pod``, ``deployment.apps``: how kubectl names a kind in its messages."""
+    return f"{res.singular}.{res.group}" if res.group else res.singular
+
+
+def plural_group(res: Resource) -> str:
+    return f"{res.plural}.{res.group}" if res.group else res.plural
+
+
+def resource_of(obj: JSON, source: str = "") -> Resource:
+    api_version = str(obj.get("apiVersion") or "")
+    kind = str(obj.get("kind") or "")
+    res = registry.by_kind(api_version, kind)
+    if res is None:
+        meta = obj.get("metadata") or {}
+        where = f' from "{source}"' if source else ""
+        fail(
+            f'error: resource mapping not found for name: "{meta.get("name", "")}" namespace: '
+            f'"{meta.get("namespace", "")}"{where}: no matches for kind "{kind}" in version "{api_version}"'
+        )
+    return res
+
+
+def _setter(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def set_value(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            setattr(ctx.ensure_object(CliState), attr, value)
+
+    return set_value
+
+
+def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept -n/--namespace, --kubeconfig and --context after the verb too, as kubectl does."""
+    for flags, attr, help_text in (
+        (("-n", "--namespace"), "namespace", "Namespace (default: the context's, else default)."),
+        (("--kubeconfig",), "kubeconfig", "Kubeconfig file."),
+        (("--context",), "context", "Kubeconfig context to use."),
+    ):
+        f = click.option(*flags, attr, default=None, expose_value=False, is_eager=True,
+                         callback=_setter(attr), help=help_text)(f)
+    return f

@@ -1,0 +1,80 @@
+"""The ``bosun`` command: global options, the verbs, and one-line errors for everything."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from bosun.cli.apply import apply_cmd
+from bosun.cli.common import CliError, CliState, api_error_line
+from bosun.cli.create import create_cmd
+from bosun.cli.delete import delete_cmd
+from bosun.cli.describe import describe_cmd
+from bosun.cli.get import get_cmd
+from bosun.cli.kubeconfig_cmd import kubeconfig_cmd
+from bosun.client.kubeconfig import KubeconfigError
+from bosun.client.rest import TRANSPORT_ERRORS, ApiError
+
+
+def _transport_line(e: BaseException, state: CliState | None) -> str:
+    server = ""
+    if state is not None and state._client is not None:
+        server = state._client.config.server.split("://", 1)[-1]
+    detail = " ".join(str(e).split()) or type(e).__name__
+    if server:
+        return (f"error: the connection to the server {server} failed - did you specify the right host "
+                f"or port? ({detail})")
+    return f"error: cannot reach the server: {detail}"
+
+
+class BosunGroup(click.Group):
+    """Turns any failure into one stderr line and exit code 1 (BOSUN_DEBUG=1 shows tracebacks)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+        except ApiError as e:
+            raise CliError(api_error_line(e)) from None
+        except KubeconfigError as e:
+            raise CliError(f"error: {e}") from None
+        except TRANSPORT_ERRORS as e:
+            raise CliError(_transport_line(e, ctx.find_object(CliState))) from None
+        except Exception as e:
+            if os.environ.get("BOSUN_DEBUG"):
+                raise
+            detail = " ".join(str(e).split())
+            name = type(e).__name__
+            raise CliError(f"error: {name}: {detail}" if detail else f"error: {name}") from None
+
+
+@click.group(cls=BosunGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kubeconfig", default=None, envvar="KUBECONFIG",
+              help="Kubeconfig file (default $KUBECONFIG, then ~/.kube/config).")
+@click.option("--context", default=None, help="Kubeconfig context to use.")
+@click.option("-n", "--namespace", default=None, help="Namespace (default: the context's, else default).")
+@click.pass_context
+def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
+    """Bosun: a container orchestrator that speaks the Kubernetes API."""
+    if kubeconfig and os.pathsep in kubeconfig:
+        kubeconfig = next((p for p in kubeconfig.split(os.pathsep) if p), None)
+    ctx.obj = CliState(kubeconfig=kubeconfig or None, context=context, namespace=namespace)
+
+
+for _cmd in (apply_cmd, get_cmd, describe_cmd, delete_cmd, create_cmd, kubeconfig_cmd):
+    cli.add_command(_cmd)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="bosun")
+    except BrokenPipeError:  # `bosun get pods | head`
+        sys.stderr.close()
+        raise SystemExit(1) from None

@@ -1,0 +1,61 @@
+"""``bosun server``: the control plane (API server; scheduler and controllers join it later)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from bosun.api.server import APIServer, ServerConfig
+
+
+def _run(config: ServerConfig) -> None:
+    async def main() -> None:
+        server = APIServer(config)
+        try:
+            await server.start()
+        except OSError as exc:
+            click.echo(f"error: cannot serve on {config.listen}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        click.echo(f"bosun API server serving at {server.url} (store: {config.store_url or 'sqlite'})")
+        click.echo(f"kubeconfig: {server.kubeconfig}")
+        click.echo(f"  kubectl --kubeconfig {server.kubeconfig} get ns")
+        click.echo("ready", nl=True)
+        sys.stdout.flush()
+        await stop.wait()
+        await server.stop()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is optional
+        asyncio.run(main())
+
+
+@click.command("server")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/bosun"),
+              show_default=True, help="Where the store, certificates and kubeconfig live.")
+@click.option("--listen", default="127.0.0.1:6443", show_default=True, help="ADDR:PORT to serve HTTPS on.")
+@click.option("--store", "store_url", default="", help="sqlite (default), sqlite:///path.db or etcd://host:port[,...]")
+@click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
+def server(data_dir: Path, listen: str, store_url: str, log_level: str) -> None:
+    """Run the control plane: Kubernetes API over HTTPS, backed by SQLite or etcd."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
+        click.echo(f"error: --listen must be ADDR:PORT, got {listen!r}", err=True)
+        sys.exit(2)
+    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url))
