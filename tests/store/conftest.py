@@ -29,6 +29,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Opens stores of the parametrized backend that share one place (file or key prefix), so
     a test can close and reopen; closes whatever is still open at the end."""
     opened: list[Store] = []
+    factory: StoreFactory
     if request.param == "sqlite":
         from bosun.store.sqlite import SQLiteStore
 
@@ -50,6 +51,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             opened.append(store)
             return store
 
+    factory.backend = request.param  # type: ignore[attr-defined]
     try:
         yield factory
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -17,6 +17,7 @@ from bosun.store.base import (
 )
 
 PODS = "/registry/pods/"
+StoreFactory = Callable[..., Awaitable[Store]]  # the open_store fixture (tests/store/conftest.py)
 
 
 async def take(it: AsyncIterator[WatchEvent], n: int, within: float = 5.0) -> list[WatchEvent]:
@@ -227,3 +228,32 @@ async def test_many_watchers_each_get_every_event(store: Store) -> None:
 
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
+
+
+async def test_history_is_compacted_automatically(open_store: StoreFactory) -> None:
+    if open_store.backend == "sqlite":  # type: ignore[attr-defined]
+        store = await open_store(history_seconds=0.2, min_history=0, compact_interval=0.05)
+    else:
+        store = await open_store(history_seconds=0.2, compact_interval=0.05)
+    first = await store.create(PODS + "ns/a", b"1")
+    rev = first
+    for _ in range(5):
+        rev = await store.update(PODS + "ns/a", b"x", rev)
+    deadline = asyncio.get_running_loop().time() + 5
+    while await store.compacted_revision() < first:
+        assert asyncio.get_running_loop().time() < deadline, "history was never compacted"
+        await asyncio.sleep(0.05)
+    with pytest.raises(CompactedError):
+        await anext(store.watch(PODS, first - 1))
+    kv = await store.get(PODS + "ns/a")
+    assert kv is not None and kv.mod_revision == rev
+
+
+async def test_another_client_sees_the_compaction(open_store: StoreFactory) -> None:
+    writer = await open_store()
+    revs = [await writer.create(f"{PODS}ns/p{i}", b"x") for i in range(3)]
+    await writer.compact(revs[1])
+    reader = await open_store()  # e.g. a second API server on the same etcd / file
+    assert await reader.compacted_revision() >= revs[1]
+    with pytest.raises(CompactedError):
+        await anext(reader.watch(PODS, revs[0]))
