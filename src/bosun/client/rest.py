@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 
 from bosun.api.registry import Resource
+from bosun.client.errors import ApiError
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 
 JSON = dict[str, Any]
@@ -29,55 +30,6 @@ PATCH_CONTENT_TYPES = {
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
 }
-
-
-class ApiError(Exception):
-    """The API server refused a request; ``body`` is its ``Status`` object (or a synthetic one)."""
-
-    def __init__(self, status: int, reason: str, message: str, body: JSON | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.body: JSON = body if body is not None else {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": status,
-        }
-
-    def __str__(self) -> str:
-        return self.message
-
-    @classmethod
-    def from_status(cls, status: int, body: Any, fallback: str = "") -> ApiError:
-        """Build from whatever the server sent: a Status object, other JSON, or plain text."""
-        if isinstance(body, dict) and body.get("kind") == "Status":
-            code = int(body.get("code") or status)
-            return cls(code, str(body.get("reason") or ""), str(body.get("message") or fallback), body)
-        return cls(status, _default_reason(status), fallback or f"HTTP {status}")
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
-
-
-_REASONS = {
-    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-    405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge",
-    415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-    503: "ServiceUnavailable", 504: "Timeout",
-}
-
-
-def _default_reason(status: int) -> str:
-    return _REASONS.get(status, "Unknown")
 
 
 def resource_path(
@@ -369,11 +321,19 @@ class Client:
 
     # -- streaming ------------------------------------------------------------------------------
 
-    async def stream(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[bytes]:
-        """Yield the body of a long-running GET as it arrives (``pods/log?follow=true``)."""
+    async def stream(
+        self, path: str, params: Mapping[str, Any] | None = None, *, read_timeout: float | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Yield the body of a long-running GET as it arrives (``pods/log?follow=true``).
+
+        ``read_timeout`` bounds the silence between chunks, so a connection that died without
+        a FIN does not hang the caller forever.
+        """
         async with self._get_session().get(
             self._url(path), params=_clean_params(params),
-            timeout=aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_connect=self.timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=read_timeout,
+            ),
         ) as resp:
             await self._raise_for(resp)
             async for chunk in resp.content.iter_any():
@@ -400,18 +360,23 @@ class Client:
             "fieldSelector": field_selector, "timeoutSeconds": timeout_seconds,
             "allowWatchBookmarks": "true" if allow_bookmarks else None,
         }
-        async for line in self._lines(resource_path(resource, namespace), params):
+        # The server must end the watch after timeout_seconds; silence well past that means
+        # the connection is dead.
+        read_timeout = timeout_seconds + self.timeout if timeout_seconds else None
+        async for line in self._lines(resource_path(resource, namespace), params, read_timeout):
             event = orjson.loads(line)
             if event.get("type") == "ERROR":
                 obj = event.get("object") or {}
                 raise ApiError.from_status(int(obj.get("code") or 500), obj, "watch error")
             yield event
 
-    async def _lines(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
+    async def _lines(
+        self, path: str, params: Mapping[str, Any], read_timeout: float | None,
+    ) -> AsyncIterator[bytes]:
         # Split lines ourselves: aiohttp's readline refuses lines above 128 KiB, and one
         # event carries a whole object.
         buf = bytearray()
-        async for chunk in self.stream(path, params):
+        async for chunk in self.stream(path, params, read_timeout=read_timeout):
             start = len(buf)
             buf += chunk
             nl = buf.find(b"\n", start)
