@@ -216,24 +216,62 @@ async def test_stop_ends_the_watch(client: Client, namespace: str) -> None:
     assert rec.seen == []
 
 
-async def test_relist_emits_only_the_difference(
+async def test_restart_resumes_the_watch_from_the_cache(
     client: Client, namespace: str, informers: list[Informer],
 ) -> None:
-    """What a relist (after 410 Gone or a restart) tells handlers: adds, updates, deletes since."""
-    for name in ("keep", "change", "drop"):
-        await client.create(CM, cm(name, namespace))
+    """stop() keeps the cache; start() watches on from its resourceVersion: nothing missed, no relist."""
+    await client.create(CM, cm("keep", namespace))
     rec = Recorder()
     inf = await start(informers, Informer(client, CM, namespace), rec)
-    assert sorted(rec.seen) == [("add", "change"), ("add", "drop"), ("add", "keep")]
-    await inf.stop()  # the cache stays; changes made now are missed by the watch
+    await inf.stop()
+    rec.seen.clear()
+    await client.create(CM, cm("while-stopped", namespace))
+    await client.patch(CM, "keep", {"data": {"v": "2"}}, namespace)
+    await inf.start()
+    await rec.wait_for(lambda s: len(s) >= 2)
+    await asyncio.sleep(0.2)
+    assert rec.seen == [("add", "while-stopped"), ("update", "keep", "2")]
+    assert inf.lists == 1
 
+
+async def change_while_stopped(client: Client, namespace: str, inf: Informer, rec: Recorder) -> None:
+    """Stop the informer and change, drop and add objects behind its back."""
+    await inf.stop()
     rec.seen.clear()
     await client.patch(CM, "change", {"data": {"v": "2"}}, namespace)
     await client.delete(CM, "drop", namespace)
     await client.create(CM, cm("new", namespace))
-    await inf.start()  # lists again and reconciles the cache with what it finds
-    await rec.wait_for(lambda s: len(s) >= 3)
-    await asyncio.sleep(0.2)
-    assert sorted(rec.seen) == [("add", "new"), ("delete", "drop"), ("update", "change", "2")]
-    assert sorted(o["metadata"]["name"] for o in inf.list()) == ["change", "keep", "new"]
-    assert inf.lists == 2
+
+
+async def test_relist_after_410_emits_only_the_difference(
+    fresh_server: Any, informers: list[Informer],
+) -> None:
+    """When its resourceVersion has expired (410 Gone), the informer relists and tells handlers
+    exactly what changed meanwhile: adds, updates and deletes."""
+    c = Client.from_kubeconfig(fresh_server.kubeconfig)
+    try:
+        ns = "relist"
+        await c.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for name in ("keep", "change", "drop"):
+            await c.create(CM, cm(name, ns))
+        rec = Recorder()
+        inf = await start(informers, Informer(c, CM, ns), rec)
+        assert sorted(rec.seen) == [("add", "change"), ("add", "drop"), ("add", "keep")]
+        await change_while_stopped(c, ns, inf, rec)
+        # Forget the server's watch history (as after compaction): resuming now answers 410.
+        fresh_server.call(fresh_server.server.cache._reset())
+        with pytest.raises(ApiError) as gone:
+            async for _ in c.watch(CM, ns, resource_version=inf.last_resource_version):
+                pass
+        assert gone.value.status == 410
+
+        await inf.start()
+        await rec.wait_for(lambda s: len(s) >= 3)
+        await asyncio.sleep(0.2)
+        assert sorted(rec.seen) == [("add", "new"), ("delete", "drop"), ("update", "change", "2")]
+        assert sorted(o["metadata"]["name"] for o in inf.list()) == ["change", "keep", "new"]
+        assert inf.lists == 2
+    finally:
+        for inf in informers:
+            await inf.stop()
+        await c.close()

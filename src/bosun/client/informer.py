@@ -134,6 +134,7 @@ class Informer:
         raise TimeoutError(f"informer for {self.resource.plural} did not sync within {timeout}s")
 
     async def stop(self) -> None:
+        """Stop watching; the cache stays readable and ``start`` resumes from it."""
         for task in (self._task, self._resync_task):
             if task is not None:
                 task.cancel()
@@ -170,7 +171,9 @@ class Informer:
 
     async def _run(self) -> None:
         backoff = 0.1
-        need_list = True
+        # Restarted after stop(): resume the watch from where the cache is; history that has
+        # expired meanwhile answers 410 and the relist below reconciles the cache.
+        need_list = not (self.has_synced and self.last_resource_version)
         while True:
             listed = False
             try:
