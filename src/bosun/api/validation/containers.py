@@ -1,0 +1,275 @@
+"""Containers: names, images, ports, env, probes, resources and volume mounts.
+
+Shared by pods and by every workload's pod template, so a Deployment is refused for the
+same reason its pods would be.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from bosun.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from bosun.api.quantity import QUANTITY_ERROR, format_quantity, parse_quantity
+from bosun.api.validation.fields import Checker, child, index, key
+from bosun.api.validation.meta import check_name, dns1123_label, port_name, qualified_name
+
+PROTOCOLS = ["SCTP", "TCP", "UDP"]
+PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
+_STANDARD_RESOURCES = {"cpu", "memory", "ephemeral-storage", "storage"}
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def validate_port_number(c: Checker, value: Any, path: str) -> None:
+    """An int-or-string port: 1-65535, or an IANA port name."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        c.add(FieldError("FieldValueTypeInvalid", path, "must be of type integer or string",
+                         str(value), True))
+    elif isinstance(value, int):
+        if not 1 <= value <= 65535:
+            c.add(invalid(path, value, "must be between 1 and 65535, inclusive"))
+    else:
+        for msg in port_name(value):
+            c.add(invalid(path, value, msg))
+
+
+def validate_resource_name(c: Checker, name: str, path: str) -> None:
+    for msg in qualified_name(name):
+        c.add(invalid(path, name, msg))
+    if "/" not in name and name not in _STANDARD_RESOURCES and not name.startswith("hugepages-"):
+        c.add(invalid(path, name, "must be a standard resource type or fully qualified"))
+
+
+def quantity_map(c: Checker, parent: Any, name: str, path: str) -> dict[str, Decimal]:
+    """A ``ResourceList``: each value a non-negative quantity."""
+    out: dict[str, Decimal] = {}
+    m = c.obj(parent, name, path)
+    for rname, raw in (m or {}).items():
+        p = key(path, rname)
+        validate_resource_name(c, rname, p)
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            c.add(invalid(p, raw if raw is None else str(raw), QUANTITY_ERROR))
+            continue
+        try:
+            q = parse_quantity(raw)
+        except ValueError:
+            c.add(invalid(p, raw, QUANTITY_ERROR))
+            continue
+        if q < 0:
+            c.add(invalid(p, raw, "must be greater than or equal to 0"))
+        out[rname] = q
+    return out
+
+
+def validate_resources(c: Checker, ctr: dict[str, Any], path: str) -> None:
+    res = c.obj(ctr, "resources", path)
+    if res is None:
+        return
+    limits = quantity_map(c, res, "limits", child(path, "limits"))
+    requests = quantity_map(c, res, "requests", child(path, "requests"))
+    for rname, req in requests.items():
+        lim = limits.get(rname)
+        if lim is not None and req > lim:
+            binary = rname != "cpu"
+            c.add(invalid(key(child(path, "requests"), rname), format_quantity(req, binary),
+                          f"must be less than or equal to {rname} limit of {format_quantity(lim, binary)}"))
+
+
+def validate_probe(c: Checker, probe: dict[str, Any], path: str, *, liveness_like: bool) -> None:
+    handlers = [h for h in _HANDLERS if probe.get(h) is not None]
+    if not handlers:
+        c.add(required(path, "must specify a handler type"))
+    for extra in handlers[1:]:
+        c.add(forbidden(child(path, extra), "may not specify more than 1 handler type"))
+    validate_handler(c, probe, path)
+    for f in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
+              "failureThreshold"):
+        c.non_negative(probe, f, child(path, f))
+    st = c.integer(probe, "successThreshold", child(path, "successThreshold"))
+    if liveness_like and st is not None and st != 1:
+        c.add(invalid(child(path, "successThreshold"), st, "must be 1"))
+    tg = c.integer(probe, "terminationGracePeriodSeconds", child(path, "terminationGracePeriodSeconds"))
+    if tg is not None and tg <= 0:
+        c.add(invalid(child(path, "terminationGracePeriodSeconds"), tg, "must be greater than 0"))
+
+
+def validate_handler(c: Checker, h: dict[str, Any], path: str) -> None:
+    """exec / httpGet / tcpSocket / grpc, as probes and lifecycle hooks carry them."""
+    ex = c.obj(h, "exec", child(path, "exec"))
+    if ex is not None and not c.strings(ex, "command", child(path, "exec.command")):
+        c.add(required(child(path, "exec.command")))
+    http = c.obj(h, "httpGet", child(path, "httpGet"))
+    if http is not None:
+        if "port" not in http:
+            c.add(required(child(path, "httpGet.port")))
+        else:
+            validate_port_number(c, http["port"], child(path, "httpGet.port"))
+        scheme = c.text(http, "scheme", child(path, "httpGet.scheme"))
+        if scheme is not None and scheme not in ("HTTP", "HTTPS"):
+            c.add(not_supported(child(path, "httpGet.scheme"), scheme, ["HTTP", "HTTPS"]))
+        c.text(http, "path", child(path, "httpGet.path"))
+        for i, hdr in c.objects(http, "httpHeaders", child(path, "httpGet.httpHeaders")):
+            if not c.text(hdr, "name", child(path, f"httpGet.httpHeaders[{i}].name")):
+                c.add(required(child(path, f"httpGet.httpHeaders[{i}].name")))
+    tcp = c.obj(h, "tcpSocket", child(path, "tcpSocket"))
+    if tcp is not None:
+        if "port" not in tcp:
+            c.add(required(child(path, "tcpSocket.port")))
+        else:
+            validate_port_number(c, tcp["port"], child(path, "tcpSocket.port"))
+    grpc = c.obj(h, "grpc", child(path, "grpc"))
+    if grpc is not None:
+        c.in_range(grpc, "port", child(path, "grpc.port"), 1, 65535)
+
+
+def validate_ports(c: Checker, ctr: dict[str, Any], path: str, port_names: set[str]) -> None:
+    for i, port in c.objects(ctr, "ports", path):
+        p = index(path, i)
+        name = c.text(port, "name", child(p, "name"))
+        if name:
+            for msg in port_name(name):
+                c.add(invalid(child(p, "name"), name, msg))
+            if name in port_names:
+                c.add(duplicate(child(p, "name"), name))
+            port_names.add(name)
+        cp = c.integer(port, "containerPort", child(p, "containerPort"))
+        if cp is None or cp == 0:
+            if "containerPort" not in port or cp == 0:
+                c.add(required(child(p, "containerPort")))
+        elif not 1 <= cp <= 65535:
+            c.add(invalid(child(p, "containerPort"), cp, "must be between 1 and 65535, inclusive"))
+        hp = c.integer(port, "hostPort", child(p, "hostPort"))
+        if hp and not 1 <= hp <= 65535:
+            c.add(invalid(child(p, "hostPort"), hp, "must be between 1 and 65535, inclusive"))
+        proto = c.text(port, "protocol", child(p, "protocol"))
+        if proto is not None and proto not in PROTOCOLS:
+            c.add(not_supported(child(p, "protocol"), proto, PROTOCOLS))
+
+
+def _env_name_errors(name: str) -> list[str]:
+    if all(32 <= ord(ch) <= 126 and ch != "=" for ch in name):
+        return []
+    return ["a valid environment variable name must consist only of printable ASCII characters other "
+            "than '='"]
+
+
+def validate_env(c: Checker, ctr: dict[str, Any], path: str) -> None:
+    for i, env in c.objects(ctr, "env", path):
+        p = index(path, i)
+        name = c.text(env, "name", child(p, "name"))
+        if not name:
+            c.add(required(child(p, "name")))
+        else:
+            for msg in _env_name_errors(name):
+                c.add(invalid(child(p, "name"), name, msg))
+        value = c.text(env, "value", child(p, "value"))
+        vf = c.obj(env, "valueFrom", child(p, "valueFrom"))
+        if vf is None:
+            continue
+        if value:
+            c.add(invalid(child(p, "valueFrom"), "", "may not be specified when `value` is not empty"))
+        sources = [s for s in ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+                   if vf.get(s) is not None]
+        if not sources:
+            c.add(invalid(child(p, "valueFrom"), "", "must specify one of: `fieldRef`, `resourceFieldRef`, "
+                                                     "`configMapKeyRef` or `secretKeyRef`"))
+        elif len(sources) > 1:
+            c.add(invalid(child(p, "valueFrom"), "", "may not have more than one field specified at a time"))
+        for s in ("configMapKeyRef", "secretKeyRef"):
+            ref = c.obj(vf, s, child(p, f"valueFrom.{s}"))
+            if ref is not None and not c.text(ref, "key", child(p, f"valueFrom.{s}.key")):
+                c.add(required(child(p, f"valueFrom.{s}.key")))
+        fr = c.obj(vf, "fieldRef", child(p, "valueFrom.fieldRef"))
+        if fr is not None and not c.text(fr, "fieldPath", child(p, "valueFrom.fieldRef.fieldPath")):
+            c.add(required(child(p, "valueFrom.fieldRef.fieldPath")))
+        rr = c.obj(vf, "resourceFieldRef", child(p, "valueFrom.resourceFieldRef"))
+        if rr is not None and not c.text(rr, "resource", child(p, "valueFrom.resourceFieldRef.resource")):
+            c.add(required(child(p, "valueFrom.resourceFieldRef.resource")))
+
+
+def validate_volume_mounts(c: Checker, ctr: dict[str, Any], path: str, volumes: set[str]) -> None:
+    paths: set[str] = set()
+    for i, vm in c.objects(ctr, "volumeMounts", path):
+        p = index(path, i)
+        name = c.text(vm, "name", child(p, "name"))
+        if not name:
+            c.add(required(child(p, "name")))
+        elif name not in volumes:
+            c.add(FieldError("FieldValueNotFound", child(p, "name"), "", name, True))
+        mount = c.text(vm, "mountPath", child(p, "mountPath"))
+        if not mount:
+            c.add(required(child(p, "mountPath")))
+        elif mount in paths:
+            c.add(invalid(child(p, "mountPath"), mount, "must be unique"))
+        else:
+            paths.add(mount)
+        c.boolean(vm, "readOnly", child(p, "readOnly"))
+        c.text(vm, "subPath", child(p, "subPath"))
+
+
+def validate_security_context(c: Checker, sc: dict[str, Any], path: str) -> None:
+    for f in ("runAsUser", "runAsGroup", "fsGroup"):
+        c.in_range(sc, f, child(path, f), 0, 2**31 - 1)
+    for f in ("privileged", "runAsNonRoot", "readOnlyRootFilesystem", "allowPrivilegeEscalation"):
+        c.boolean(sc, f, child(path, f))
+    caps = c.obj(sc, "capabilities", child(path, "capabilities"))
+    if caps is not None:
+        c.strings(caps, "add", child(path, "capabilities.add"))
+        c.strings(caps, "drop", child(path, "capabilities.drop"))
+    if sc.get("allowPrivilegeEscalation") is False and sc.get("privileged") is True:
+        c.add(invalid(path, "", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"))
+    for i, g in enumerate(c.lst(sc, "supplementalGroups", child(path, "supplementalGroups")) or []):
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= 2**31 - 1:
+            c.add(invalid(index(child(path, "supplementalGroups"), i), g,
+                          "must be between 0 and 2147483647, inclusive"))
+
+
+def validate_container(c: Checker, ctr: dict[str, Any], path: str, *, volumes: set[str],
+                       port_names: set[str], init: bool) -> None:
+    name = c.text(ctr, "name", child(path, "name"))
+    if not name:
+        c.add(required(child(path, "name")))
+    else:
+        check_name(c, name, child(path, "name"), dns1123_label)
+    image = c.text(ctr, "image", child(path, "image"))
+    if not image:
+        c.add(required(child(path, "image")))
+    elif image != image.strip():
+        c.add(invalid(child(path, "image"), image, "must not have leading or trailing whitespace"))
+    policy = c.text(ctr, "imagePullPolicy", child(path, "imagePullPolicy"))
+    if policy is not None and policy not in PULL_POLICIES:
+        c.add(not_supported(child(path, "imagePullPolicy"), policy, PULL_POLICIES))
+    c.strings(ctr, "command", child(path, "command"))
+    c.strings(ctr, "args", child(path, "args"))
+    c.text(ctr, "workingDir", child(path, "workingDir"))
+    tmp = c.text(ctr, "terminationMessagePolicy", child(path, "terminationMessagePolicy"))
+    if tmp is not None and tmp not in ("File", "FallbackToLogsOnError"):
+        c.add(not_supported(child(path, "terminationMessagePolicy"), tmp, ["File", "FallbackToLogsOnError"]))
+    validate_ports(c, ctr, child(path, "ports"), port_names)
+    validate_env(c, ctr, child(path, "env"))
+    validate_resources(c, ctr, child(path, "resources"))
+    validate_volume_mounts(c, ctr, child(path, "volumeMounts"), volumes)
+    sidecar = init and ctr.get("restartPolicy") == "Always"
+    rp = c.text(ctr, "restartPolicy", child(path, "restartPolicy"))
+    if rp is not None:
+        if not init:
+            c.add(forbidden(child(path, "restartPolicy"), "may not be set for non-init containers"))
+        elif rp != "Always":
+            c.add(not_supported(child(path, "restartPolicy"), rp, ["Always"]))
+    for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = c.obj(ctr, probe_name, child(path, probe_name))
+        if probe is None:
+            continue
+        if init and not sidecar:
+            c.add(forbidden(child(path, probe_name),
+                            "may not be set for init containers without restartPolicy=Always"))
+            continue
+        validate_probe(c, probe, child(path, probe_name), liveness_like=probe_name != "readinessProbe")
+    lifecycle = c.obj(ctr, "lifecycle", child(path, "lifecycle"))
+    for hook in ("postStart", "preStop"):
+        h = c.obj(lifecycle, hook, child(path, f"lifecycle.{hook}"))
+        if h is not None:
+            validate_handler(c, h, child(path, f"lifecycle.{hook}"))
+    sc = c.obj(ctr, "securityContext", child(path, "securityContext"))
+    if sc is not None:
+        validate_security_context(c, sc, child(path, "securityContext"))

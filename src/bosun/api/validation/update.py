@@ -1,0 +1,200 @@
+"""What an update may not change (immutable fields), per kind.
+
+Runs after defaults on the new object and on the stored one, so a field the user left out
+and the server filled in compares equal.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from bosun.api.errors import FieldError, forbidden, invalid
+from bosun.api.validation.fields import go_selector
+from bosun.api.validation.pod import VOLUME_SOURCES
+
+POD_UPDATE_MSG = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to "
+    "existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+    "previously negative)"
+)
+STS_UPDATE_MSG = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+    "'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+)
+PVC_UPDATE_MSG = (
+    "spec is immutable after creation except resources.requests and volumeAttributesClassName for "
+    "bound claims"
+)
+_STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds")
+
+
+def _d(obj: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(p)
+    return obj
+
+
+def _immutable(errs: list[FieldError], new: Any, old: Any, path: str, *fields: str) -> None:
+    a, b = _d(new, *fields), _d(old, *fields)
+    if a != b:
+        shown = go_selector(a) if fields[-1] == "selector" and isinstance(a, dict) else a
+        errs.append(invalid(path, shown, "field is immutable"))
+
+
+def _selector(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    _immutable(errs, new, old, "spec.selector", "spec", "selector")
+    return errs
+
+
+def _statefulset(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = _selector(new, old)
+    ns, os_ = _d(new, "spec"), _d(old, "spec")
+    if isinstance(ns, dict) and isinstance(os_, dict):
+        rest_new = {k: v for k, v in ns.items() if k not in _STS_MUTABLE and k != "selector"}
+        rest_old = {k: v for k, v in os_.items() if k not in _STS_MUTABLE and k != "selector"}
+        if rest_new != rest_old:
+            errs.append(forbidden("spec", STS_UPDATE_MSG))
+    return errs
+
+
+def _job(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = _selector(new, old)
+    _immutable(errs, new, old, "spec.completionMode", "spec", "completionMode")
+    if _d(new, "spec", "template") != _d(old, "spec", "template"):
+        errs.append(invalid("spec.template", "", "field is immutable"))
+    return errs
+
+
+def _pod(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = _d(new, "spec"), _d(old, "spec")
+    if not isinstance(ns, dict) or not isinstance(os_, dict):
+        return [] if ns == os_ else [forbidden("spec", POD_UPDATE_MSG)]
+    errs: list[FieldError] = []
+    masked = copy.deepcopy(os_)
+    for group in ("containers", "initContainers"):
+        new_ctrs, old_ctrs = ns.get(group), masked.get(group)
+        if isinstance(new_ctrs, list) and isinstance(old_ctrs, list) and len(new_ctrs) == len(old_ctrs):
+            for nc, oc in zip(new_ctrs, old_ctrs, strict=True):
+                if isinstance(nc, dict) and isinstance(oc, dict) and "image" in nc:
+                    oc["image"] = nc["image"]
+    new_ads, old_ads = ns.get("activeDeadlineSeconds"), os_.get("activeDeadlineSeconds")
+    if new_ads != old_ads:
+        if new_ads is None:
+            errs.append(invalid("spec.activeDeadlineSeconds", None,
+                                "must not update from a positive integer to nil value"))
+        elif isinstance(old_ads, int) and isinstance(new_ads, int) and new_ads > old_ads:
+            errs.append(invalid("spec.activeDeadlineSeconds", new_ads,
+                                "must be less than or equal to previous value"))
+        masked["activeDeadlineSeconds"] = new_ads
+    old_tol, new_tol = os_.get("tolerations") or [], ns.get("tolerations") or []
+    if isinstance(old_tol, list) and isinstance(new_tol, list):
+        missing = [t for t in old_tol if t not in new_tol]
+        if missing:
+            errs.append(forbidden("spec.tolerations", "existing toleration can not be modified except its "
+                                                      "tolerationSeconds"))
+        masked["tolerations"] = ns.get("tolerations")
+    ogp = os_.get("terminationGracePeriodSeconds")
+    if isinstance(ogp, int) and ogp < 0 and ns.get("terminationGracePeriodSeconds") == 1:
+        masked["terminationGracePeriodSeconds"] = 1
+    old_gates, new_gates = os_.get("schedulingGates") or [], ns.get("schedulingGates") or []
+    if isinstance(old_gates, list) and isinstance(new_gates, list) and all(g in old_gates for g in new_gates):
+        masked["schedulingGates"] = ns.get("schedulingGates")
+    if masked != ns:
+        errs.append(forbidden("spec", POD_UPDATE_MSG))
+    return errs
+
+
+def _service(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    if "ExternalName" in (_d(new, "spec", "type"), _d(old, "spec", "type")):
+        return errs
+    old_ip, new_ip = _d(old, "spec", "clusterIP"), _d(new, "spec", "clusterIP")
+    if old_ip and new_ip != old_ip:
+        errs.append(invalid("spec.clusterIP", new_ip if new_ip is not None else "", "field is immutable"))
+    return errs
+
+
+def _pvc(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    ns, os_ = _d(new, "spec"), _d(old, "spec")
+    if not isinstance(ns, dict) or not isinstance(os_, dict):
+        return [] if ns == os_ else [forbidden("spec", PVC_UPDATE_MSG)]
+    masked = copy.deepcopy(os_)
+    masked["resources"] = ns.get("resources")
+    if not os_.get("volumeName"):
+        masked["volumeName"] = ns.get("volumeName")
+    for f in ("volumeAttributesClassName",):
+        masked[f] = ns.get(f)
+    if _strip_none(masked) == _strip_none(ns):
+        return []
+    return [forbidden("spec", PVC_UPDATE_MSG)]
+
+
+def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _pv(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    for src in VOLUME_SOURCES:
+        if _d(new, "spec", src) != _d(old, "spec", src):
+            return [forbidden("spec.persistentvolumesource",
+                              "spec.persistentvolumesource is immutable after creation")]
+    return []
+
+
+def _immutable_data(new: dict[str, Any], old: dict[str, Any], fields: tuple[str, ...]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    if old.get("immutable") is True:
+        if new.get("immutable") is not True:
+            errs.append(forbidden("immutable", "field is immutable when `immutable` is set"))
+        for f in fields:
+            if (new.get(f) or {}) != (old.get(f) or {}):
+                errs.append(forbidden(f, "field is immutable when `immutable` is set"))
+    return errs
+
+
+def _configmap(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    return _immutable_data(new, old, ("data", "binaryData"))
+
+
+def _secret(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = _immutable_data(new, old, ("data",))
+    if (new.get("type") or "Opaque") != (old.get("type") or "Opaque"):
+        errs.append(invalid("type", new.get("type"), "field is immutable"))
+    return errs
+
+
+def _priority_class(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    if new.get("value") != old.get("value"):
+        return [forbidden("value", "may not be changed in an update.")]
+    return []
+
+
+def _node(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    old_cidr = _d(old, "spec", "podCIDR")
+    if old_cidr and _d(new, "spec", "podCIDR") != old_cidr:
+        return [forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid")]
+    return []
+
+
+UPDATE_RULES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]] = {
+    "Deployment": _selector,
+    "ReplicaSet": _selector,
+    "DaemonSet": _selector,
+    "StatefulSet": _statefulset,
+    "Job": _job,
+    "Pod": _pod,
+    "Service": _service,
+    "PersistentVolumeClaim": _pvc,
+    "PersistentVolume": _pv,
+    "ConfigMap": _configmap,
+    "Secret": _secret,
+    "PriorityClass": _priority_class,
+    "Node": _node,
+}
