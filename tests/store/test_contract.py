@@ -253,7 +253,8 @@ async def test_another_client_sees_the_compaction(open_store: StoreFactory) -> N
     writer = await open_store()
     revs = [await writer.create(f"{PODS}ns/p{i}", b"x") for i in range(3)]
     await writer.compact(revs[1])
-    reader = await open_store()  # e.g. a second API server on the same etcd / file
+    await writer.close()  # a SQLite file has one owner at a time; etcd does not care
+    reader = await open_store()  # a restarted or second API server
     assert await reader.compacted_revision() >= revs[1]
     with pytest.raises(CompactedError):
         await anext(reader.watch(PODS, revs[0]))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bosun.store import open_store
-from bosun.store.base import CompactedError
+from bosun.store.base import CompactedError, UnavailableError
 from bosun.store.sqlite import SQLiteStore
 
 
@@ -50,3 +50,15 @@ async def test_open_store_urls(tmp_path: Path) -> None:
     for bad in ["mysql://x", "sqlite://relative.db", "etcd://", "etcd://host", "etcd://h:99999"]:
         with pytest.raises(ValueError):
             await open_store(bad, tmp_path)
+
+
+async def test_second_open_of_the_same_file_is_refused(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "state.db", compact_interval=0)
+    try:
+        with pytest.raises(UnavailableError):
+            await SQLiteStore.open(tmp_path / "state.db", compact_interval=0)
+        await store.create("/registry/x", b"still works")
+    finally:
+        await store.close()
+    again = await SQLiteStore.open(tmp_path / "state.db", compact_interval=0)
+    await again.close()

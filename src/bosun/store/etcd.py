@@ -217,30 +217,29 @@ class EtcdStore:
         return rev
 
     async def compacted_revision(self) -> int:
-        """Asks etcd: a watch from revision 1 is refused with the compaction revision."""
+        """Asks etcd (another server may have compacted): a read at revision 1 fails once
+        anything was compacted, and then a watch from revision 1 is refused with the number."""
+        try:
+            await self._call("Range", rpc.RangeRequest(key=b"\0bosun-probe", revision=1, count_only=True))
+            return self._compacted
+        except StoreError as e:
+            if "compacted" not in str(e):
+                raise
         call = self._watch_stub.Watch(timeout=self._timeout)
         try:
             probe = rpc.WatchCreateRequest(key=b"\0bosun-probe", start_revision=1)
             await call.write(rpc.WatchRequest(create_request=probe))
-            while True:
+            while True:  # "created" comes first, the refusal right after it
                 resp = await call.read()
                 if resp is grpc.aio.EOF:
-                    break
+                    raise UnavailableError("etcd closed the watch stream")
                 if resp.compact_revision:
                     self._compacted = max(self._compacted, resp.compact_revision - 1)
-                    break
-                if resp.created:
-                    # Not refused at once; a compacted start is reported right after creation.
-                    with contextlib.suppress(TimeoutError):
-                        resp = await asyncio.wait_for(call.read(), 0.2)
-                        if resp is not grpc.aio.EOF and resp.compact_revision:
-                            self._compacted = max(self._compacted, resp.compact_revision - 1)
-                    break
+                    return self._compacted
         except grpc.aio.AioRpcError as e:
             raise _error(e) from e
         finally:
             call.cancel()
-        return self._compacted
 
     async def ping(self) -> None:
         await self._call("Range", rpc.RangeRequest(key=b"\0bosun-ping", count_only=True))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -104,6 +106,13 @@ class SQLiteStore:
     ) -> None:
         self._path = path
         self._loop = loop
+        # The revision counter lives in this process, so one process at a time owns the file.
+        self._lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._lock_fd)
+            raise UnavailableError(f"{path} is in use by another store (lock held)") from e
         self._history_seconds = history_seconds
         self._min_history = min_history
         self._compact_interval = compact_interval
@@ -244,6 +253,9 @@ class SQLiteStore:
     async def _submit(self, kind: str, key: str, value: bytes = b"", expected: int = 0) -> Any:
         if self._closed:
             raise UnavailableError("store is closed")
+        # Checked here: a bad argument inside the batch would fail everyone else's writes too.
+        if not isinstance(key, str) or not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"store keys are str and values bytes, got {type(key)}, {type(value)}")
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._queue.put(_Op(kind, key, value, expected, fut))
         return await fut
@@ -281,14 +293,29 @@ class SQLiteStore:
                     stop = True
                     break
                 batch.append(op)
-            writes = [op for op in batch if op.kind != "compact"]
-            if writes:
-                self._apply_batch(conn, writes)
-            for op in batch:
-                if op.kind == "compact":
-                    self._apply_compact(conn, op)
+            try:
+                writes = [op for op in batch if op.kind != "compact"]
+                if writes:
+                    self._apply_batch(conn, writes)
+                for op in batch:
+                    if op.kind == "compact":
+                        self._apply_compact(conn, op)
+            except Exception as e:  # a bug must not leave callers waiting forever
+                err = UnavailableError(f"sqlite writer failed: {e!r}")
+                self._report(self._fail_all, batch, err)
             if stop:
                 return
+
+    def _report(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` on the event loop (unless the loop is gone: nobody is waiting then)."""
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    @staticmethod
+    def _fail_all(batch: builtins.list[_Op], err: BaseException) -> None:
+        for op in batch:
+            if not op.fut.done():
+                op.fut.set_exception(err)
 
     def _apply_batch(self, conn: sqlite3.Connection, batch: builtins.list[_Op]) -> None:
         start_rev = self._rev
@@ -314,7 +341,7 @@ class SQLiteStore:
             err = UnavailableError(f"sqlite write failed: {e}")
             results = [(op, None, err) for op in batch]
             events = []
-        self._loop.call_soon_threadsafe(self._finish, results, events, self._rev)
+        self._report(self._finish, results, events, self._rev)
 
     def _apply_one(self, conn: sqlite3.Connection, op: _Op) -> tuple[Any, WatchEvent]:
         key = op.key
@@ -349,6 +376,7 @@ class SQLiteStore:
         """Drop log rows up to the revision, then give the freed pages back to the filesystem."""
         target = min(op.expected, self._rev)
         err: BaseException | None = None
+        compacted = 0
         try:
             compacted = conn.execute("SELECT value FROM meta WHERE name='compacted'").fetchone()[0]
             if target > compacted:
@@ -363,7 +391,7 @@ class SQLiteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             err = UnavailableError(f"sqlite compaction failed: {e}")
-        self._loop.call_soon_threadsafe(self._finish_compact, op, compacted, err)
+        self._report(self._finish_compact, op, compacted, err)
 
     # ---- event loop side of a finished batch -------------------------------------------
 
@@ -494,3 +522,4 @@ class SQLiteStore:
         for conn in [self._wconn, self._rconn, *self._pool_conns]:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+        os.close(self._lock_fd)  # releases the lock
