@@ -1,0 +1,324 @@
+"""Rows of services, networking, configuration, storage, nodes and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bosun.api.tables.format import (
+    Cells,
+    Obj,
+    age,
+    dig,
+    format_labels,
+    lb_ingress,
+    name_of,
+    or_none,
+    since,
+    to_int,
+)
+
+
+def _service_external(spec: Obj, status: Obj) -> str:
+    kind = spec.get("type") or "ClusterIP"
+    ext = list(spec.get("externalIPs") or [])
+    if kind in ("ClusterIP", "NodePort"):
+        return ",".join(ext) if ext else "<none>"
+    if kind == "LoadBalancer":
+        lb = lb_ingress(status)
+        if ext or lb:
+            return ",".join(lb + ext)
+        return "<pending>"
+    if kind == "ExternalName":
+        return str(spec.get("externalName") or "")
+    return "<unknown>"
+
+
+def _ports(ports: Any) -> str:
+    out = []
+    for p in ports or []:
+        proto = p.get("protocol") or "TCP"
+        if p.get("nodePort"):
+            out.append(f"{p.get('port')}:{p['nodePort']}/{proto}")
+        else:
+            out.append(f"{p.get('port')}/{proto}")
+    return ",".join(out) if out else "<none>"
+
+
+def service_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    return [
+        name_of(o),
+        spec.get("type") or "ClusterIP",
+        ips[0] if ips else "<none>",
+        _service_external(spec, st),
+        _ports(spec.get("ports")),
+        age(o, now),
+        format_labels(spec.get("selector")),
+    ]
+
+
+def _endpoints_text(subsets: Any) -> str:
+    shown: list[str] = []
+    count, more, limit = 0, False, 3
+    for ss in subsets or []:
+        addrs = ss.get("addresses") or []
+        ports = ss.get("ports") or []
+        pairs = (
+            [(a.get("ip", ""), None) for a in addrs]
+            if not ports
+            else [(a.get("ip", ""), p.get("port")) for p in ports for a in addrs]
+        )
+        count += len(pairs)
+        for ip, port in pairs:
+            if len(shown) == limit:
+                more = True
+                break
+            shown.append(ip if port is None else (f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"))
+    text = ",".join(shown)
+    if more:
+        return f"{text} + {count - limit} more..."
+    return text or "<none>"
+
+
+def endpoints_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), _endpoints_text(o.get("subsets")), age(o, now)]
+
+
+def ingress_row(o: Obj, now: datetime) -> Cells:
+    spec = o.get("spec") or {}
+    hosts = [r["host"] for r in spec.get("rules") or [] if r.get("host")]
+    host_text = "*"
+    if hosts:
+        host_text = ",".join(hosts[:3]) + (f" + {len(hosts) - 3} more..." if len(hosts) > 3 else "")
+    ports = "80, 443" if spec.get("tls") else "80"
+    return [
+        name_of(o),
+        or_none(spec.get("ingressClassName")),
+        host_text,
+        ",".join(lb_ingress(o.get("status") or {})),
+        ports,
+        age(o, now),
+    ]
+
+
+# ---- config and cluster objects ---------------------------------------------------------------
+
+
+def configmap_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), len(o.get("data") or {}) + len(o.get("binaryData") or {}), age(o, now)]
+
+
+def secret_row(o: Obj, now: datetime) -> Cells:
+    return [
+        name_of(o),
+        o.get("type") or "Opaque",
+        len(o.get("data") or {}) + len(o.get("stringData") or {}),
+        age(o, now),
+    ]
+
+
+def namespace_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), dig(o, "status", "phase") or "Active", age(o, now)]
+
+
+def serviceaccount_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), len(o.get("secrets") or []), age(o, now)]
+
+
+def lease_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), dig(o, "spec", "holderIdentity") or "", age(o, now)]
+
+
+def priorityclass_row(o: Obj, now: datetime) -> Cells:
+    return [
+        name_of(o),
+        to_int(o.get("value")),
+        bool(o.get("globalDefault")),
+        o.get("preemptionPolicy") or "PreemptLowerPriority",
+        age(o, now),
+    ]
+
+
+def _node_roles(labels: Obj) -> str:
+    roles = set()
+    for k, v in labels.items():
+        if k.startswith("node-role.kubernetes.io/"):
+            role = k[len("node-role.kubernetes.io/") :]
+            if role:
+                roles.add(role)
+        elif k == "kubernetes.io/role" and v:
+            roles.add(v)
+    return ",".join(sorted(roles)) or "<none>"
+
+
+def node_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    state: list[str] = []
+    ready = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is not None:
+        state.append("Ready" if ready.get("status") == "True" else "NotReady")
+    else:
+        state.append("Unknown")
+    if spec.get("unschedulable"):
+        state.append("SchedulingDisabled")
+    addrs = st.get("addresses") or []
+
+    def addr(kind: str) -> str:
+        return next((a.get("address", "") for a in addrs if a.get("type") == kind), "<none>")
+
+    info = st.get("nodeInfo") or {}
+    return [
+        name_of(o),
+        ",".join(state),
+        _node_roles(dig(o, "metadata", "labels") or {}),
+        age(o, now),
+        info.get("kubeletVersion", ""),
+        addr("InternalIP"),
+        addr("ExternalIP"),
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+def _event_source(o: Obj) -> str:
+    src = o.get("source") or {}
+    comp, host = src.get("component") or "", src.get("host") or ""
+    if not comp:
+        comp, host = o.get("reportingComponent") or "", o.get("reportingInstance") or ""
+    return f"{comp}, {host}" if host else comp
+
+
+def event_row(o: Obj, now: datetime) -> Cells:
+    first = since(o["firstTimestamp"], now) if o.get("firstTimestamp") else since(o.get("eventTime"), now)
+    last = since(o["lastTimestamp"], now) if o.get("lastTimestamp") else first
+    count = to_int(o.get("count"))
+    series = o.get("series")
+    if series:
+        last = since(series.get("lastObservedTime"), now)
+        count = to_int(series.get("count"))
+    elif count == 0:
+        count = 1
+    inv = o.get("involvedObject") or {}
+    kind = str(inv.get("kind", "")).lower()
+    target = f"{kind}/{inv['name']}" if inv.get("name") else kind
+    return [
+        last,
+        o.get("type", ""),
+        o.get("reason", ""),
+        target,
+        inv.get("fieldPath", ""),
+        _event_source(o),
+        str(o.get("message", "")).strip(),
+        first,
+        count,
+        name_of(o),
+    ]
+
+
+_ACCESS = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(modes: Any) -> str:
+    seen = [_ACCESS[m] for m in _ACCESS if m in (modes or [])]
+    return ",".join(seen)
+
+
+def _storage_class(o: Obj) -> str:
+    beta = dig(o, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class")
+    return str(beta or dig(o, "spec", "storageClassName") or "")
+
+
+def pvc_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    phase = "Terminating" if dig(o, "metadata", "deletionTimestamp") else st.get("phase") or "Pending"
+    capacity = modes = ""
+    if spec.get("volumeName"):
+        modes = _access_modes(st.get("accessModes"))
+        capacity = str(dig(st, "capacity", "storage") or "")
+    return [
+        name_of(o),
+        phase,
+        spec.get("volumeName") or "",
+        capacity,
+        modes,
+        _storage_class(o),
+        spec.get("volumeAttributesClassName") or "<unset>",
+        age(o, now),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def pv_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    phase = "Terminating" if dig(o, "metadata", "deletionTimestamp") else st.get("phase") or "Pending"
+    return [
+        name_of(o),
+        str(dig(spec, "capacity", "storage") or ""),
+        _access_modes(spec.get("accessModes")),
+        spec.get("persistentVolumeReclaimPolicy") or "Retain",
+        phase,
+        claim,
+        _storage_class(o),
+        spec.get("volumeAttributesClassName") or "<unset>",
+        st.get("reason") or "",
+        age(o, now),
+        spec.get("volumeMode") or "<unset>",
+    ]
+
+
+def _hpa_targets(o: Obj) -> str:
+    metrics = dig(o, "spec", "metrics") or []
+    current = dig(o, "status", "currentMetrics") or []
+    if not metrics:
+        return "<none>"
+    out = []
+    for i, m in enumerate(metrics):
+        if m.get("type") != "Resource" or not m.get("resource"):
+            out.append(f"<{m.get('type', 'unknown')}>")
+            continue
+        res = m["resource"]
+        target = res.get("target") or {}
+        cur = next(
+            (
+                c["resource"].get("current") or {}
+                for c in current
+                if c.get("type") == "Resource" and (c.get("resource") or {}).get("name") == res.get("name")
+            ),
+            {},
+        )
+        if target.get("averageUtilization") is not None:
+            util = cur.get("averageUtilization")
+            have = f"{util}%" if util is not None else "<unknown>"
+            out.append(f"{res.get('name')}: {have}/{target['averageUtilization']}%")
+        else:
+            want = target.get("averageValue") or target.get("value") or ""
+            have = cur.get("averageValue") or cur.get("value") or "<unknown>"
+            out.append(f"{res.get('name')}: {have}/{want}")
+        if i >= 1 and len(metrics) > 2:
+            out.append(f"+ {len(metrics) - 2} more...")
+            break
+    return ", ".join(out)
+
+
+def hpa_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    min_pods = str(spec["minReplicas"]) if spec.get("minReplicas") is not None else "<unset>"
+    return [
+        name_of(o),
+        f"{ref.get('kind', '')}/{ref.get('name', '')}",
+        _hpa_targets(o),
+        min_pods,
+        to_int(spec.get("maxReplicas")),
+        to_int(st.get("currentReplicas")),
+        age(o, now),
+    ]
+
+
+def default_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), age(o, now)]
