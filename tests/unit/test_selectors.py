@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -121,8 +122,9 @@ def test_field_selector_escapes_and_events() -> None:
 
 
 def test_field_selector_bad_syntax() -> None:
-    with pytest.raises(SelectorError, match="invalid selector: 'status.phase'; can't understand 'status.phase'"):
+    with pytest.raises(SelectorError) as e:
         parse_field_selector("status.phase")
+    assert str(e.value) == "invalid selector: 'status.phase'; can't understand 'status.phase'"
 
 
 def test_unsupported_field_label_is_refused_per_kind() -> None:
@@ -130,10 +132,12 @@ def test_unsupported_field_label_is_refused_per_kind() -> None:
     check_field_selector(pods, parse_field_selector("spec.nodeName=n1,status.phase=Running,metadata.name=x"))
     check_field_selector(nodes, parse_field_selector("spec.unschedulable=false"))
     check_field_selector(secrets, parse_field_selector("type=kubernetes.io/tls"))
-    with pytest.raises(SelectorError, match="^field label not supported: spec.foo$"):
+    with pytest.raises(SelectorError) as e:
         check_field_selector(pods, parse_field_selector("spec.foo=bar"))
-    with pytest.raises(SelectorError, match="field label not supported: spec.nodeName"):
+    assert str(e.value) == "field label not supported: spec.foo"
+    with pytest.raises(SelectorError) as e:
         check_field_selector(secrets, parse_field_selector("spec.nodeName=x"))
+    assert str(e.value) == "field label not supported: spec.nodeName"
     node = {"metadata": {"name": "n"}, "spec": {}}
     assert parse_field_selector("spec.unschedulable=false").matches(node)
 
@@ -141,10 +145,10 @@ def test_unsupported_field_label_is_refused_per_kind() -> None:
 def test_matching_ten_thousand_objects_is_fast() -> None:
     label_sel = parse_label_selector("app in (web,api),tier!=back,!canary")
     field_sel = parse_field_selector("status.phase=Running,spec.nodeName!=")
-    objs = [{"metadata": {"name": f"p{i}", "labels": {"app": "web" if i % 2 else "db", "tier": "front"}},
+    objs: list[dict[str, Any]] = [{"metadata": {"name": f"p{i}", "labels": {"app": "web" if i % 2 else "db", "tier": "front"}},
              "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}} for i in range(10_000)]
     start = time.perf_counter()
-    hits = sum(1 for o in objs if label_sel.matches(o["metadata"]["labels"]) and field_sel.matches(o))
+    hits = len([o for o in objs if label_sel.matches(o["metadata"]["labels"]) and field_sel.matches(o)])
     elapsed = time.perf_counter() - start
     assert hits == 5_000
     assert elapsed < 0.5
