@@ -258,3 +258,24 @@ async def test_another_client_sees_the_compaction(open_store: StoreFactory) -> N
     assert await reader.compacted_revision() >= revs[1]
     with pytest.raises(CompactedError):
         await anext(reader.watch(PODS, revs[0]))
+
+
+async def test_large_list_is_complete_and_one_snapshot(store: Store) -> None:
+    keys = [f"{PODS}big/p{i:05d}" for i in range(2500)]
+    for chunk in range(0, len(keys), 250):
+        await asyncio.gather(*(store.create(k, b"x" * 100) for k in keys[chunk : chunk + 250]))
+    items, rev = await store.list(PODS + "big/")
+    assert [kv.key for kv in items] == keys
+    assert rev == await store.current_revision()
+    items, _ = await store.list(PODS + "big/", start_key=keys[100], limit=1500)
+    assert [kv.key for kv in items] == keys[100:1600]
+
+
+async def test_close_ends_open_watches(open_store: StoreFactory) -> None:
+    store = await open_store()
+    watch = store.watch(PODS, await store.current_revision())
+    pending = asyncio.ensure_future(anext(watch))
+    await asyncio.sleep(0.1)
+    await store.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, 5)

@@ -42,6 +42,9 @@ _UNAVAILABLE = {
     grpc.StatusCode.UNKNOWN,
 }
 _CMP = rpc.Compare
+_PAGE = 1000  # keys per Range call when listing everything: etcd builds each response in memory
+# Lists of thousands of 3 KB objects are far above gRPC's default 4 MB receive limit.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 _PUT_EVENT = 0
 
 
@@ -92,7 +95,7 @@ class EtcdStore:
         self._compact_interval = compact_interval
         self._timeout = timeout
         self._target = _target(endpoints)
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
         self._kv = rpc.KVStub(self._channel)
         self._watch_stub = rpc.WatchStub(self._channel)
         self._samples: deque[tuple[float, int]] = deque(maxlen=4096)
@@ -145,7 +148,7 @@ class EtcdStore:
         self._endpoint_index = (self._endpoint_index + 1) % len(self._endpoints)
         old = self._channel
         self._target = self._endpoints[self._endpoint_index]
-        self._channel = grpc.aio.insecure_channel(self._target)
+        self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
         self._kv = rpc.KVStub(self._channel)
         self._watch_stub = rpc.WatchStub(self._channel)
         await old.close(grace=1.0)
@@ -199,11 +202,22 @@ class EtcdStore:
         low, high = self._range_bounds(prefix)
         if start_key:
             low = max(low, self._full(start_key))
-        resp = await self._call("Range", rpc.RangeRequest(key=low, range_end=high, limit=max(limit, 0)))
-        items = [
-            KeyValue(self._short(kv.key), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs
-        ]
-        return items, resp.header.revision
+        want = limit if limit > 0 else 0
+        items: builtins.list[KeyValue] = []
+        revision = 0  # pinned after the first page, so that all pages are one snapshot
+        while True:
+            page = _PAGE if want == 0 else min(_PAGE, want - len(items))
+            resp = await self._call(
+                "Range", rpc.RangeRequest(key=low, range_end=high, limit=page, revision=revision)
+            )
+            revision = revision or resp.header.revision
+            items.extend(
+                KeyValue(self._short(kv.key), kv.value, kv.mod_revision, kv.create_revision)
+                for kv in resp.kvs
+            )
+            if not resp.more or not resp.kvs or (want and len(items) >= want):
+                return items, revision
+            low = resp.kvs[-1].key + b"\0"
 
     async def count(self, prefix: str) -> int:
         low, high = self._range_bounds(prefix)
@@ -333,7 +347,16 @@ class EtcdStore:
                 for ev in resp.events:
                     yield self._event(ev)
         except grpc.aio.AioRpcError as e:
+            if self._closed:  # the store was closed under the watch: end it as SQLite does
+                return
             raise _error(e) from e
+        except asyncio.CancelledError:
+            # grpc reports a call cut by channel.close() as CancelledError; only a cancelled
+            # task must see it.
+            task = asyncio.current_task()
+            if self._closed and task is not None and not task.cancelling():
+                return
+            raise
         finally:
             call.cancel()
 
