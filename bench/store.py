@@ -85,15 +85,15 @@ async def main() -> None:
             store = await SQLiteStore.open(Path(tmp) / "state.db")
             backend = "sqlite"
         try:
-            result = await run(store, args.writers, args.count, value, args.watchers)
+            measured = await run(store, args.writers, args.count, value, args.watchers)
         finally:
             await store.close()
-    result = {
+    result: dict[str, object] = {
         "backend": backend,
         "writers": args.writers,
         "watchers": args.watchers,
         "value_bytes": len(value),
-        **result,
+        **measured,
     }
     for k, v in result.items():
         print(f"{k:>14}  {v:.1f}" if isinstance(v, float) else f"{k:>14}  {v}")

@@ -17,9 +17,10 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from tests.fixtures.etcd import etcd_endpoint  # noqa: E402, F401
-
 from bosun.store.base import Store  # noqa: E402
+
+if "tests.fixtures.etcd" not in sys.modules:  # not already loaded as a plugin by a root conftest
+    from tests.fixtures.etcd import etcd_endpoint  # noqa: F401
 
 StoreFactory = Callable[..., Awaitable[Store]]
 
