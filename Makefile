@@ -25,7 +25,7 @@ debs:
 	fi
 
 run: install
-	$(BIN)/bosun up --data-dir $${DATA_DIR:-/tmp/bosun-quickstart} --example examples/hello.yaml
+	./scripts/quickstart.sh
 
 test: install
 	$(BIN)/python -m pytest -q tests

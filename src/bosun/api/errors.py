@@ -176,7 +176,12 @@ def too_large(message: str = "Request entity too large: limit is 3145728") -> AP
 
 
 def unsupported_media_type(content_type: str) -> APIError:
-    return APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json (got {content_type!r})")
+    return APIError(
+        415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: application/json, "
+        "application/yaml, application/merge-patch+json, application/json-patch+json, "
+        f"application/strategic-merge-patch+json (got {content_type!r})",
+    )
 
 
 def unavailable(message: str) -> APIError:

@@ -1,0 +1,137 @@
+"""The aiohttp application: routes, authentication, and errors as ``Status`` objects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from bosun.api import discovery, errors, openapi
+from bosun.api.errors import APIError
+from bosun.api.httputil import MAX_BODY, error_response, json_response
+from bosun.api.rest import RestHandler
+from bosun.security.tokens import TokenAuthenticator
+from bosun.store.base import Store
+
+log = logging.getLogger(__name__)
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+# Paths anyone may read, as Kubernetes' system:public-info-viewer role allows.
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if auth is not None and request.path not in PUBLIC_PATHS:
+                if auth.authenticate(request.headers.get("Authorization")) is None:
+                    raise errors.unauthorized()
+            return await handler(request)
+        except APIError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(errors.too_large())
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return error_response(APIError(404, "NotFound", "the server could not find the requested resource"))
+            if exc.status == 405:
+                return error_response(errors.method_not_allowed(f"method {request.method} is not allowed here"))
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return error_response(errors.internal("an internal error occurred; see the server log"))
+
+    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY + 1)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(request: web.Request) -> web.Response:
+        try:
+            await store.ping()
+        except Exception as exc:
+            return web.Response(status=503, text=f"[-]store failed: {exc}\nreadyz check failed")
+        return web.Response(text="ok")
+
+    async def version(request: web.Request) -> web.Response:
+        return json_response(discovery.version_info())
+
+    def aggregated(request: web.Request, core: bool) -> web.Response | None:
+        accept = request.headers.get("Accept", "")
+        for ctype in (AGGREGATED_V2, AGGREGATED_V2BETA1):
+            if ctype.split(";", 1)[1].replace(";", "") in accept.replace(" ", "").replace(";", ""):
+                body = discovery.aggregated(core)
+                if "v2beta1" in ctype:
+                    body = dict(body, apiVersion="apidiscovery.k8s.io/v2beta1")
+                resp = json_response(body)
+                resp.content_type = "application/json"
+                resp.headers["Content-Type"] = ctype
+                return resp
+        return None
+
+    async def api_root(request: web.Request) -> web.Response:
+        return aggregated(request, True) or json_response(discovery.core_versions())
+
+    async def apis_root(request: web.Request) -> web.Response:
+        return aggregated(request, False) or json_response(discovery.api_groups())
+
+    async def api_tail(request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.match_info["tail"].split("/") if p]
+        if not parts:
+            return await api_root(request)
+        if len(parts) == 1:
+            doc = discovery.resource_list("", parts[0])
+            if doc is None:
+                raise APIError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(doc)
+        return await rest.handle(request, "", parts[0], parts[1:])
+
+    async def apis_tail(request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.match_info["tail"].split("/") if p]
+        if not parts:
+            return await apis_root(request)
+        if len(parts) == 1:
+            grp = discovery.group(parts[0])
+            if grp is None:
+                raise APIError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(grp)
+        if len(parts) == 2:
+            doc = discovery.resource_list(parts[0], parts[1])
+            if doc is None:
+                raise APIError(404, "NotFound", "the server could not find the requested resource")
+            return json_response(doc)
+        return await rest.handle(request, parts[0], parts[1], parts[2:])
+
+    async def openapi_v2(request: web.Request) -> web.Response:
+        if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get("Accept", ""):
+            raise APIError(406, "NotAcceptable", "only application/json is served for /openapi/v2")
+        return web.Response(body=openapi.openapi_v2(), content_type="application/json")
+
+    async def openapi_v3_index(request: web.Request) -> web.Response:
+        return json_response(openapi.openapi_v3_index())
+
+    async def openapi_v3_doc(request: web.Request) -> web.Response:
+        body = openapi.openapi_v3(request.match_info["tail"].strip("/"))
+        if body is None:
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
+        return web.Response(body=body, content_type="application/json")
+
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/livez", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/version", version)
+    r.add_get("/api", api_root)
+    r.add_get("/apis", apis_root)
+    r.add_route("*", "/api/{tail:.*}", api_tail)
+    r.add_route("*", "/apis/{tail:.*}", apis_tail)
+    r.add_get("/openapi/v2", openapi_v2)
+    r.add_get("/openapi/v3", openapi_v3_index)
+    r.add_get("/openapi/v3/{tail:.*}", openapi_v3_doc)
+    return app

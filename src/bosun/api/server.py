@@ -1,0 +1,152 @@
+"""The API server's lifecycle: store, watch cache, PKI, credentials, HTTP listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bosun.api.app import make_app
+from bosun.api.namespaces import NamespaceFinalizer
+from bosun.api.registry import by_plural
+from bosun.api.rest import RestHandler
+from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.watchcache import CachedEvent, WatchCache
+from bosun.client.kubeconfig import write_kubeconfig
+from bosun.security.pki import ensure_pki
+from bosun.security.tokens import TokenAuthenticator, ensure_admin_token
+from bosun.store import open_store
+from bosun.store.base import Store
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    listen: str = "127.0.0.1:6443"
+    store_url: str = ""
+    tls: bool = True
+    # Extra names/IPs for the serving certificate (the listen host is always included).
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.cache: WatchCache | None = None
+        self.storage: Storage | None = None
+        self.namespaces = NamespaceTracker()
+        self._runner: web.AppRunner | None = None
+        self._finalizer: NamespaceFinalizer | None = None
+        self.url = ""
+        self.kubeconfig = self.config.data_dir / "kubeconfig"
+        self.token = ""
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(cfg.store_url, cfg.data_dir)
+        self.cache = WatchCache(self.store)
+        await self.cache.start()
+        self.storage = Storage(self.store, self.namespaces)
+        self.cache.listeners.append(self._observe)
+        await self._load_namespaces()
+        await self._ensure_system_namespaces()
+        self._finalizer = NamespaceFinalizer(self.storage, self.namespaces)
+        self._finalizer.start()
+        self.cache.listeners.append(self._finalizer.observe)
+
+        auth: TokenAuthenticator | None = None
+        ssl_ctx: ssl.SSLContext | None = None
+        scheme = "http"
+        if cfg.tls:
+            pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts])
+            self.token = ensure_admin_token(cfg.data_dir)
+            auth = TokenAuthenticator(cfg.data_dir)
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
+            scheme = "https"
+        app = make_app(RestHandler(self.storage, self.cache), self.store, auth)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
+        await site.start()
+        port = cfg.port
+        if port == 0:  # an ephemeral port was asked for (tests): find which one we got
+            server = site._server
+            assert server is not None and hasattr(server, "sockets")
+            port = server.sockets[0].getsockname()[1]
+        host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
+        connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+        self.url = f"{scheme}://{connect_host}:{port}"
+        if cfg.tls:
+            write_kubeconfig(str(self.kubeconfig), server=self.url, ca_pem=pki.ca_cert_pem, token=self.token)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._finalizer is not None:
+            await self._finalizer.stop()
+        if self.cache is not None:
+            await self.cache.stop()
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+    def _observe(self, ev: CachedEvent) -> None:
+        if ev.group_plural == "namespaces":
+            name = ev.key.rsplit("/", 1)[-1]
+            self.namespaces.observe(None if ev.type == "DELETED" else ev.obj, name, ev.type == "DELETED")
+
+    async def _load_namespaces(self) -> None:
+        assert self.storage is not None
+        res = by_plural("", "v1", "namespaces")
+        assert res is not None
+        items, _, _ = await self.storage.list(res, None)
+        for ns in items:
+            self.namespaces.observe(ns, ns["metadata"]["name"], False)
+
+    async def _ensure_system_namespaces(self) -> None:
+        assert self.storage is not None
+        res = by_plural("", "v1", "namespaces")
+        assert res is not None
+        from bosun.api.errors import APIError
+
+        for name in SYSTEM_NAMESPACES:
+            if name in self.namespaces.phase:
+                continue
+            obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            with contextlib.suppress(APIError):
+                created = await self.storage.create(res, None, obj)
+                self.namespaces.observe(created, name, False)
+
+
+async def serve_forever(config: ServerConfig, ready: asyncio.Event | None = None) -> None:
+    """Run until cancelled (the CLI cancels on SIGINT/SIGTERM)."""
+    server = APIServer(config)
+    await server.start()
+    try:
+        if ready is not None:
+            ready.set()
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,509 @@
+"""Kubernetes object semantics on top of the key-value store.
+
+This is the part of the API server that every write goes through, whatever the transport
+(HTTP today, an in-process transport later): server-set metadata, defaults, validation,
+optimistic concurrency, status/spec separation, generation, finalizers and graceful
+deletion. The HTTP layer (``rest.py``) only parses requests and formats answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+
+from bosun.api import errors
+from bosun.api.defaults import apply_defaults
+from bosun.api.errors import APIError, FieldError
+from bosun.api.objects import as_dict, decode_kv, encode, generated_name, meta, new_uid, now_rfc3339
+from bosun.api.registry import Resource, by_plural
+from bosun.api.selectors import FieldSelector, LabelSelector
+from bosun.api.validation import validate, validate_update
+from bosun.store.base import (
+    ConflictError,
+    KeyExistsError,
+    NotFoundError,
+    Store,
+    UnavailableError,
+)
+
+T = TypeVar("T")
+
+# A store call that takes longer than this answers 504 rather than hanging the client.
+STORE_TIMEOUT = 10.0
+# Guaranteed-update retries (patch, scale, binding) before giving up with 409.
+MAX_RETRIES = 20
+
+NAMESPACES = by_plural("", "v1", "namespaces")
+assert NAMESPACES is not None
+
+
+async def call_store(aw: Awaitable[T]) -> T:
+    """Run one store call, mapping an unreachable or slow store to 503/504."""
+    try:
+        return await asyncio.wait_for(aw, STORE_TIMEOUT)
+    except TimeoutError as exc:
+        raise errors.timeout("the storage backend did not answer in time; nothing was written") from exc
+    except UnavailableError as exc:
+        raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+    except (ConnectionError, OSError) as exc:
+        raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+
+
+def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
+    return errors.invalid_object(res.kind, name, errs, res.group)
+
+
+class NamespaceTracker:
+    """Which namespaces exist and which are terminating, kept from the watch cache so that
+    a create does not cost an extra store read."""
+
+    def __init__(self) -> None:
+        self.phase: dict[str, str] = {}
+
+    def observe(self, obj: dict[str, Any] | None, name: str, deleted: bool) -> None:
+        if deleted or obj is None:
+            self.phase.pop(name, None)
+            return
+        m = obj.get("metadata") or {}
+        terminating = bool(m.get("deletionTimestamp")) or (obj.get("status") or {}).get("phase") == "Terminating"
+        self.phase[name] = "Terminating" if terminating else "Active"
+
+
+class Storage:
+    """Create/get/list/update/patch/delete with Kubernetes semantics."""
+
+    def __init__(self, store: Store, namespaces: NamespaceTracker) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        # Hooks run on create (after defaults, before validation) for kinds that need
+        # allocation, e.g. a Service's cluster IP. Keyed by group_plural.
+        self.create_hooks: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+
+    # ---- reads -------------------------------------------------------------------------
+
+    async def get(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
+        kv = await call_store(self.store.get(res.key(ns, name)))
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        return decode_kv(kv)
+
+    async def list(
+        self,
+        res: Resource,
+        ns: str | None,
+        *,
+        labels: LabelSelector | None = None,
+        fields: FieldSelector | None = None,
+        limit: int = 0,
+        continue_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str, str]:
+        """Matching objects sorted by key, the list's resourceVersion, and a continue token."""
+        prefix = res.key_prefix(ns)
+        start = prefix
+        list_rv = ""
+        if continue_token:
+            start, list_rv = _decode_continue(continue_token, prefix)
+        items: list[dict[str, Any]] = []
+        batch = max(limit * 2, 500) if (labels or fields) else (limit + 1 if limit else 0)
+        next_key = ""
+        while True:
+            kvs, rev = await call_store(self.store.list(prefix, start_key=start, limit=batch))
+            if not list_rv:
+                list_rv = str(rev)
+            for kv in kvs:
+                if limit and len(items) == limit:
+                    next_key = kv.key
+                    break
+                obj = decode_kv(kv)
+                if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):
+                    continue
+                if fields is not None and not fields.matches(obj):
+                    continue
+                items.append(obj)
+            if next_key or not batch or len(kvs) < batch:
+                break
+            start = kvs[-1].key + "\x00"
+        cont = _encode_continue(next_key, list_rv, prefix) if next_key else ""
+        return items, list_rv, cont
+
+    # ---- create ------------------------------------------------------------------------
+
+    async def create(
+        self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        m = meta(obj)
+        if res.namespaced:
+            m["namespace"] = ns
+        else:
+            m.pop("namespace", None)
+        if not m.get("name"):
+            gen = m.get("generateName")
+            if gen and isinstance(gen, str):
+                m["name"] = generated_name(gen)
+            else:
+                raise _kind_err(res, "", [errors.required("metadata.name", "name or generateName is required")])
+        name = m["name"]
+        if m.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        if res.namespaced:
+            self._check_namespace_open(res, ns or "", name)
+        m["uid"] = new_uid()
+        m["creationTimestamp"] = now_rfc3339()
+        for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
+            m.pop(k, None)
+        if res.has_spec:
+            m["generation"] = 1
+        _reset_status_on_create(res, obj)
+        apply_defaults(res, obj)
+        hook = self.create_hooks.get(res.group_plural)
+        if hook is not None:
+            await hook(obj)
+        errs = validate(res, obj)
+        if errs:
+            raise _kind_err(res, name, errs)
+        if dry_run:
+            return obj
+        try:
+            rev = await call_store(self.store.create(res.key(ns, name), encode(obj)))
+        except KeyExistsError as exc:
+            raise errors.already_exists(res.plural, name, res.group) from exc
+        m["resourceVersion"] = str(rev)
+        return obj
+
+    def _check_namespace_open(self, res: Resource, ns: str, name: str) -> None:
+        phase = self.namespaces.phase.get(ns)
+        if phase is None:
+            raise errors.not_found("namespaces", ns)
+        if phase == "Terminating":
+            raise errors.forbidden_request(
+                f'{res.plural} "{name}" is forbidden: unable to create new content in namespace '
+                f"{ns} because it is being terminated"
+            )
+
+    # ---- update ------------------------------------------------------------------------
+
+    async def update(
+        self,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        new: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """PUT: replace the object; a stale resourceVersion is a 409 Conflict."""
+        m = meta(new)
+        if m.get("name") not in (None, name):
+            raise errors.bad_request(
+                f"the name of the object ({m.get('name')}) does not match the name on the URL ({name})"
+            )
+        kv = await call_store(self.store.get(res.key(ns, name)))
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        old = decode_kv(kv)
+        rv = m.get("resourceVersion")
+        if rv and str(rv) != old["metadata"]["resourceVersion"]:
+            raise errors.conflict(res.plural, name, res.group)
+        return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision)
+
+    async def mutate(
+        self,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Read-modify-write with retries on conflict (patch, scale, binding). ``fn`` gets a
+        private copy of the current object and returns the desired one; it may raise APIError.
+        If ``fn`` sets a resourceVersion different from the current one, that is a conflict."""
+        for _ in range(MAX_RETRIES):
+            kv = await call_store(self.store.get(res.key(ns, name)))
+            if kv is None:
+                raise errors.not_found(res.plural, name, res.group)
+            old = decode_kv(kv)
+            new = fn(copy.deepcopy(old))
+            rv = meta(new).get("resourceVersion")
+            if rv and str(rv) != old["metadata"]["resourceVersion"]:
+                raise errors.conflict(res.plural, name, res.group)
+            try:
+                return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision)
+            except APIError as exc:
+                if exc.code == 409 and exc.reason == "Conflict" and not rv:
+                    continue
+                raise
+        raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
+
+    async def _commit_update(
+        self,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        subresource: str | None,
+        dry_run: bool,
+        expected: int,
+    ) -> dict[str, Any]:
+        new = _merge_for_update(res, old, new, subresource)
+        if subresource not in ("binding", "finalize"):
+            apply_defaults(res, new)
+        errs = validate(res, new)
+        if not errs and subresource not in ("binding", "finalize"):
+            errs = validate_update(res, new, old)
+        if errs:
+            raise _kind_err(res, name, errs)
+        om, nm = old["metadata"], new["metadata"]
+        if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
+            nm["generation"] = int(om.get("generation") or 1) + 1
+        if _same(old, new):
+            return old  # a no-op update writes nothing and keeps the resourceVersion
+        if dry_run:
+            return new
+        key = res.key(ns, name)
+        if _deletion_due(new):
+            # The last finalizer was removed from an object being deleted: it goes away now.
+            try:
+                deleted = await call_store(self.store.delete(key, expected))
+            except ConflictError as exc:
+                raise errors.conflict(res.plural, name, res.group) from exc
+            except NotFoundError as exc:
+                raise errors.not_found(res.plural, name, res.group) from exc
+            new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            return new
+        try:
+            rev = await call_store(self.store.update(key, encode(new), expected))
+        except ConflictError as exc:
+            raise errors.conflict(res.plural, name, res.group) from exc
+        except NotFoundError as exc:
+            raise errors.not_found(res.plural, name, res.group) from exc
+        nm["resourceVersion"] = str(rev)
+        return new
+
+    # ---- delete ------------------------------------------------------------------------
+
+    async def delete(
+        self,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        *,
+        options: dict[str, Any],
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Delete (or start deleting) an object. Returns the object and whether it is gone.
+
+        Objects with finalizers, Foreground/Orphan propagation, and pods on a node with a
+        grace period are marked with a deletionTimestamp instead: whoever owns the
+        finalizer (or the node agent, for pods) finishes the job."""
+        for _ in range(MAX_RETRIES):
+            kv = await call_store(self.store.get(res.key(ns, name)))
+            if kv is None:
+                raise errors.not_found(res.plural, name, res.group)
+            obj = decode_kv(kv)
+            m = obj["metadata"]
+            pre = options.get("preconditions") or {}
+            if pre.get("uid") and pre["uid"] != m.get("uid"):
+                raise errors.conflict(
+                    res.plural, name, res.group,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {m.get('uid')}",
+                )
+            if pre.get("resourceVersion") and str(pre["resourceVersion"]) != m["resourceVersion"]:
+                raise errors.conflict(
+                    res.plural, name, res.group,
+                    f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                    f"ResourceVersion in object meta: {m['resourceVersion']}",
+                )
+            updated = _mark_for_deletion(res, obj, options)
+            if dry_run:
+                return (updated or obj), updated is None
+            if updated is not None and updated == obj:
+                return obj, False  # already being deleted as asked
+            try:
+                if updated is not None:
+                    rev = await call_store(self.store.update(kv.key, encode(updated), kv.mod_revision))
+                    updated["metadata"]["resourceVersion"] = str(rev)
+                    return updated, False
+                deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
+            except ConflictError:
+                continue
+            except NotFoundError as exc:
+                raise errors.not_found(res.plural, name, res.group) from exc
+            obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            return obj, True
+        raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+_SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+
+
+def _merge_for_update(
+    res: Resource, old: dict[str, Any], new: dict[str, Any], subresource: str | None
+) -> dict[str, Any]:
+    """Apply the status/spec split and keep server-owned metadata from the stored object."""
+    if subresource in ("scale", "binding", "finalize"):
+        return new  # built by the subresource handler from the stored object itself
+    if subresource == "status":
+        out = copy.deepcopy(old)
+        if "status" in new:
+            out["status"] = new["status"]
+        else:
+            out.pop("status", None)
+        return out
+    nm = meta(new)
+    om = old["metadata"]
+    for k in _SERVER_META:
+        if k in om:
+            nm[k] = om[k]
+        else:
+            nm.pop(k, None)
+    nm["name"] = om["name"]
+    if res.namespaced:
+        nm["namespace"] = om.get("namespace")
+    nm.pop("managedFields", None)
+    new["apiVersion"] = res.api_version
+    new["kind"] = res.kind
+    if "status" in res.subresources and subresource is None:
+        if "status" in old:
+            new["status"] = old["status"]
+        else:
+            new.pop("status", None)
+    if om.get("deletionTimestamp"):
+        # Finalizers may only be removed from an object being deleted, never added.
+        old_f = set(om.get("finalizers") or [])
+        nm["finalizers"] = [f for f in (nm.get("finalizers") or []) if f in old_f] or None
+        if nm["finalizers"] is None:
+            nm.pop("finalizers")
+    return new
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    am = {k: v for k, v in a["metadata"].items() if k != "resourceVersion"}
+    bm = {k: v for k, v in b["metadata"].items() if k != "resourceVersion"}
+    if am != bm:
+        return False
+    return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
+
+
+def _deletion_due(obj: dict[str, Any]) -> bool:
+    """An object whose finalizers are all gone is removed, unless it is a pod still in its
+    grace period on a node (the node agent deletes it once its containers are stopped)."""
+    m = obj["metadata"]
+    if not m.get("deletionTimestamp") or m.get("finalizers"):
+        return False
+    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+        return False
+    grace = m.get("deletionGracePeriodSeconds") or 0
+    return not (obj.get("kind") == "Pod" and grace > 0 and (obj.get("spec") or {}).get("nodeName"))
+
+
+def _reset_status_on_create(res: Resource, obj: dict[str, Any]) -> None:
+    """Clients do not own status: it starts empty, as Kubernetes' create strategies do."""
+    if res.kind in ("Node", "Event", "Lease") or "status" not in res.subresources:
+        return
+    if res.kind == "Pod":
+        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj)}
+    elif res.kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+    elif res.kind == "PersistentVolumeClaim":
+        obj["status"] = {"phase": "Pending"}
+    elif res.kind == "PersistentVolume":
+        obj["status"] = {"phase": "Pending"}
+    elif res.kind == "Service":
+        obj["status"] = {"loadBalancer": {}}
+    else:
+        obj["status"] = {}
+
+
+def _qos_class(pod: dict[str, Any]) -> str:
+    """Guaranteed, Burstable or BestEffort, by Kubernetes' rules on requests and limits."""
+    spec = as_dict(pod.get("spec"))
+    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                  if isinstance(c, dict)]
+    any_set = False
+    guaranteed = True
+    for c in containers:
+        r = as_dict(c.get("resources"))
+        req = r.get("requests") or {}
+        lim = r.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for resname in ("cpu", "memory"):
+            limit = lim.get(resname)
+            if limit is None or (resname in req and str(req[resname]) != str(limit)):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
+    """The object to write instead of deleting it now, or None to delete now."""
+    m = obj["metadata"]
+    finalizers = list(m.get("finalizers") or [])
+    policy = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is True:
+        policy = "Orphan"
+    if policy == "Orphan" and "orphan" not in finalizers:
+        finalizers.append("orphan")
+    elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+        finalizers.append("foregroundDeletion")
+    if res.kind == "Namespace":
+        if not (obj.get("spec") or {}).get("finalizers") and not finalizers:
+            return None
+        out = copy.deepcopy(obj)
+        om = out["metadata"]
+        om.setdefault("deletionTimestamp", now_rfc3339())
+        om["deletionGracePeriodSeconds"] = 0
+        if finalizers:
+            om["finalizers"] = finalizers
+        out.setdefault("status", {})["phase"] = "Terminating"
+        return out
+    grace = 0
+    if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
+        requested = options.get("gracePeriodSeconds")
+        grace = int(requested if requested is not None
+                    else (obj.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            grace = 0  # nothing is running: no need to wait for the node
+    if not finalizers and grace <= 0:
+        return None
+    out = copy.deepcopy(obj)
+    om = out["metadata"]
+    if finalizers:
+        om["finalizers"] = finalizers
+    current = om.get("deletionGracePeriodSeconds")
+    if not om.get("deletionTimestamp") or (current is not None and grace < int(current)):
+        when = datetime.now(UTC) + timedelta(seconds=grace)
+        om["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        om["deletionGracePeriodSeconds"] = grace
+    return out
+
+
+def _encode_continue(next_key: str, rv: str, prefix: str) -> str:
+    tok = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": next_key[len(prefix):]}
+    return base64.urlsafe_b64encode(orjson.dumps(tok)).decode().rstrip("=")
+
+
+def _decode_continue(token: str, prefix: str) -> tuple[str, str]:
+    try:
+        pad = "=" * (-len(token) % 4)
+        tok = orjson.loads(base64.urlsafe_b64decode(token + pad))
+        start = str(tok["start"])
+        rv = str(int(tok["rv"]))
+    except Exception as exc:
+        raise errors.bad_request(f"continue key is not valid: {token!r}") from exc
+    if ".." in start or start.startswith("/"):
+        raise errors.bad_request("continue key is not valid: it points outside the listed resource")
+    return prefix + start, rv

@@ -1,0 +1,187 @@
+"""Subresources: status, scale, binding, eviction, namespace finalize, log, exec."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bosun.api import errors
+from bosun.api.httputil import dry_run, json_response, parse_object, read_body
+from bosun.api.objects import as_dict, now_rfc3339
+from bosun.api.patch import PatchError, apply_patch
+
+if TYPE_CHECKING:
+    from bosun.api.rest import RestHandler, Target
+
+
+async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+    m = request.method
+    sub = t.sub
+    assert t.name is not None
+    if sub == "status":
+        if m == "GET":
+            return await h.get(request, t)
+        if m == "PUT":
+            return await h.update(request, t, sub="status")
+        if m == "PATCH":
+            return await h.patch(request, t, sub="status")
+    elif sub == "scale":
+        if m == "GET":
+            return json_response(scale_of(await h.storage.get(t.res, t.namespace, t.name)))
+        if m in ("PUT", "PATCH"):
+            return await _write_scale(h, request, t)
+    elif sub == "binding" and m == "POST":
+        return await _bind(h, request, t)
+    elif sub == "eviction" and m == "POST":
+        return await _evict(h, request, t)
+    elif sub == "finalize" and m == "PUT":
+        return await _finalize(h, request, t)
+    elif sub in ("log", "exec"):
+        return await _node_stream(h, request, t)
+    raise errors.method_not_allowed(f"the server does not allow this method on the requested resource: {m}")
+
+
+def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale view of a workload (what `kubectl scale` and HPAs use)."""
+    m = obj["metadata"]
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
+        "spec": {"replicas": int(spec.get("replicas") or 0)},
+        "status": {"replicas": int(status.get("replicas") or 0),
+                   "selector": _selector_string(spec.get("selector"))},
+    }
+
+
+async def _write_scale(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+    assert t.name is not None
+    body = await read_body(request)
+    is_patch = request.method == "PATCH"
+    ctype = request.content_type
+    new_scale: dict[str, Any] = {} if is_patch else parse_object(body, ctype)
+
+    def fn(current: dict[str, Any]) -> dict[str, Any]:
+        scale = scale_of(current)
+        if is_patch:
+            try:
+                wanted = apply_patch(scale, body, ctype, t.res)
+            except PatchError as exc:
+                from bosun.api.rest import patch_error
+
+                raise patch_error(exc) from exc
+        else:
+            wanted = new_scale
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise errors.invalid_object(
+                "Scale", t.name or "", [errors.invalid("spec.replicas", replicas, "must be an integer")],
+                "autoscaling",
+            )
+        if replicas < 0:
+            raise errors.invalid_object(
+                "Scale", t.name or "",
+                [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")], "autoscaling",
+            )
+        rv = (wanted.get("metadata") or {}).get("resourceVersion")
+        current.setdefault("spec", {})["replicas"] = replicas
+        if rv:
+            current["metadata"]["resourceVersion"] = rv
+        return current
+
+    out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request))
+    return json_response(scale_of(out))
+
+
+async def _bind(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+    """Assign a pod to a node (the scheduler's write). A pod is bound at most once."""
+    assert t.name is not None
+    binding = parse_object(await read_body(request), request.content_type)
+    target = as_dict(binding.get("target"))
+    node = target.get("name")
+    if not node or not isinstance(node, str):
+        raise errors.invalid_object("Binding", t.name, [errors.required("target.name")])
+    if target.get("kind", "Node") != "Node":
+        raise errors.invalid_object(
+            "Binding", t.name, [errors.not_supported("target.kind", target.get("kind"), ["Node"])]
+        )
+
+    def fn(pod: dict[str, Any]) -> dict[str, Any]:
+        spec = pod.setdefault("spec", {})
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("pods", t.name or "", why="the pod is being deleted")
+        current = spec.get("nodeName")
+        if current:
+            raise errors.conflict("pods", t.name or "", why=f'pod {t.name} is already assigned to node "{current}"')
+        spec["nodeName"] = node
+        status = pod.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                      "lastTransitionTime": now_rfc3339()})
+        status["conditions"] = conds
+        return pod
+
+    await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="binding", dry_run=dry_run(request))
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "code": 201}, status=201)
+
+
+async def _evict(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+    """policy/v1 Eviction: a delete that honours the pod's grace period. (Disruption
+    budgets are not served yet, so every eviction is allowed.)"""
+    assert t.name is not None
+    body = await read_body(request)
+    ev = parse_object(body, request.content_type) if body.strip() else {}
+    options = as_dict(ev.get("deleteOptions"))
+    await h.storage.delete(t.res, t.namespace, t.name, options=dict(options), dry_run=dry_run(request))
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "code": 201}, status=201)
+
+
+async def _finalize(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+    assert t.name is not None
+    new = parse_object(await read_body(request), request.content_type)
+    wanted = (new.get("spec") or {}).get("finalizers") or []
+
+    def fn(ns: dict[str, Any]) -> dict[str, Any]:
+        ns.setdefault("spec", {})["finalizers"] = list(wanted)
+        if not wanted:
+            ns["spec"].pop("finalizers")
+        return ns
+
+    out = await h.storage.mutate(t.res, None, t.name, fn, subresource="finalize", dry_run=dry_run(request))
+    return json_response(out)
+
+
+async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+    """Logs and exec are served by the node agent that runs the pod."""
+    assert t.name is not None
+    pod = await h.storage.get(t.res, t.namespace, t.name)
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.bad_request(f"pod {t.name} does not have a host assigned")
+    raise errors.bad_request(
+        f'{t.sub} for pod {t.name}: node "{node}" has no node agent that serves {t.sub} '
+        "(container logs and exec come with the bosun node agent)"
+    )
+
+
+def _selector_string(sel: Any) -> str:
+    """metav1.LabelSelector in the string form `kubectl` and HPAs read from Scale.status."""
+    if not isinstance(sel, dict):
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        key, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(vals)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(vals)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)

@@ -1,0 +1,166 @@
+"""Streaming watch responses: newline-delimited JSON events over one chunked response."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from bosun.api import errors
+from bosun.api.httputil import flag, int_param, wants_table
+from bosun.api.registry import Resource
+from bosun.api.selectors import FieldSelector, LabelSelector
+from bosun.api.tables import to_table
+from bosun.api.watchcache import CachedEvent, TooOldError
+
+if TYPE_CHECKING:
+    from bosun.api.rest import RestHandler, Target
+
+BOOKMARK_INTERVAL = 5.0
+# Without timeoutSeconds a watch ends after a random 30-60 minutes, as Kubernetes does,
+# so that long-lived clients spread their reconnections.
+DEFAULT_TIMEOUT = (1800, 3600)
+
+
+def make_filter(
+    ns: str | None, labels: LabelSelector | None, fields: FieldSelector | None
+) -> Callable[[CachedEvent], str | None]:
+    """Which event type a watcher sees. With selectors, an object that starts matching is
+    ADDED and one that stops matching is DELETED, as Kubernetes' watch does."""
+    if labels is None and fields is None:
+        if ns:
+            return lambda ev: ev.type if ev.namespace == ns else None
+        return lambda ev: ev.type
+
+    def matches(obj: dict[str, Any] | None) -> bool:
+        if obj is None:
+            return False
+        if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):
+            return False
+        return fields is None or fields.matches(obj)
+
+    def filt(ev: CachedEvent) -> str | None:
+        if ns and ev.namespace != ns:
+            return None
+        if ev.type == "DELETED":
+            return "DELETED" if matches(ev.obj) else None
+        now = matches(ev.obj)
+        if ev.type == "ADDED":
+            return "ADDED" if now else None
+        before = matches(ev.prev)
+        if now and before:
+            return "MODIFIED"
+        if now:
+            return "ADDED"
+        if before:
+            return "DELETED"
+        return None
+
+    return filt
+
+
+async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+    from bosun.api.rest import selectors
+
+    res = t.res
+    labels, fields = selectors(request, res)
+    rv_param = request.query.get("resourceVersion", "")
+    timeout = int_param(request, "timeoutSeconds", 0) or random.randint(*DEFAULT_TIMEOUT)
+    bookmarks = flag(request, "allowWatchBookmarks")
+    as_table = wants_table(request)
+    from bosun.api.rest import include_object as _include_object
+
+    include_object = _include_object(request)
+    cache = handler.cache
+    filt = make_filter(t.namespace, labels, fields)
+
+    initial: list[dict[str, Any]] = []
+    if rv_param in ("", "0"):
+        # No version: the current state as ADDED events, then changes (Kubernetes semantics).
+        initial, list_rv, _ = await handler.storage.list(res, t.namespace, labels=labels, fields=fields)
+        from_rev = int(list_rv)
+    else:
+        try:
+            from_rev = int(rv_param)
+        except ValueError as exc:
+            raise errors.bad_request(f"resourceVersion: invalid value {rv_param!r}") from exc
+
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+
+    try:
+        watcher = cache.subscribe(res.group_plural, from_rev, filt)
+    except TooOldError as exc:
+        status = errors.gone(f"too old resource version: {exc.requested} ({exc.oldest})").status()
+        await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        return resp
+
+    encoder = _Encoder(res, as_table, include_object)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        if initial:
+            await resp.write(b"".join(encoder.line("ADDED", o) for o in initial))
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), min(remaining, BOOKMARK_INTERVAL))
+            except TimeoutError:
+                if bookmarks and watcher.queue.empty():
+                    rev = max(cache.revision, watcher.from_revision)
+                    await resp.write(encoder.bookmark(rev))
+                continue
+            if item is None:
+                break  # the cache closed us (overflow or reset): the client re-watches
+            chunks = [encoder.event(*item)]
+            while not watcher.queue.empty():  # batch whatever else is ready into one write
+                nxt = watcher.queue.get_nowait()
+                if nxt is None:
+                    await resp.write(b"".join(chunks))
+                    return resp
+                chunks.append(encoder.event(*nxt))
+            await resp.write(b"".join(chunks))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        watcher.close()
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await resp.write_eof()
+    return resp
+
+
+class _Encoder:
+    def __init__(self, res: Resource, as_table: bool, include_object: str) -> None:
+        self.res = res
+        self.as_table = as_table
+        self.include_object = include_object
+        self.headers_sent = False
+
+    def line(self, typ: str, obj: dict[str, Any]) -> bytes:
+        if self.as_table:
+            table = to_table(self.res, [obj], include_object=self.include_object, now=datetime.now(UTC))
+            table["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            if self.headers_sent:
+                table["columnDefinitions"] = []
+            self.headers_sent = True
+            return orjson.dumps({"type": typ, "object": table}) + b"\n"
+        return orjson.dumps({"type": typ, "object": obj}) + b"\n"
+
+    def event(self, typ: str, ev: CachedEvent) -> bytes:
+        if typ == ev.type and not self.as_table:
+            return ev.json_line()
+        return self.line(typ, ev.obj)
+
+    def bookmark(self, rev: int) -> bytes:
+        obj = {"kind": self.res.kind, "apiVersion": self.res.api_version,
+               "metadata": {"resourceVersion": str(rev)}}
+        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"

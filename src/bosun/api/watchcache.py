@@ -1,0 +1,212 @@
+"""One store watch, fanned out to every API watcher.
+
+Without this, 100 kubectl/informer watches would be 100 store watches each decoding every
+event. Here the store is watched once; each event is decoded once, serialized once per wire
+format, kept in a bounded ring so that a watcher can resume from a recent resourceVersion,
+and handed to the watchers of its resource. A watcher asking for a revision older than the
+ring gets 410 Gone and relists, which is what Kubernetes' own watch cache does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bosun.api.objects import decode
+from bosun.store.base import CompactedError, Store, StoreError, WatchEvent
+
+log = logging.getLogger(__name__)
+
+WATCH_PREFIX = "/registry/"
+
+
+class CachedEvent:
+    """A store event decoded lazily and at most once, shared by every watcher."""
+
+    __slots__ = ("_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type")
+
+    def __init__(self, ev: WatchEvent) -> None:
+        self.type = ev.type
+        self.key = ev.key
+        self.revision = ev.revision
+        parts = ev.key.split("/")
+        # /registry/<group_plural>/<ns>/<name> or /registry/<group_plural>/<name>
+        self.group_plural = parts[2] if len(parts) > 2 else ""
+        self.namespace = parts[3] if len(parts) == 5 else ""
+        self.raw = ev
+        self._obj: dict[str, Any] | None = None
+        self._prev: dict[str, Any] | None = None
+        self._line: bytes | None = None
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        """The object as watchers see it (for DELETED: its last state, at the deletion revision)."""
+        if self._obj is None:
+            self._obj = decode(self.raw.value, self.revision)
+        return self._obj
+
+    @property
+    def prev(self) -> dict[str, Any] | None:
+        if self._prev is None and self.raw.prev_value is not None:
+            self._prev = decode(self.raw.prev_value, self.revision)
+        return self._prev
+
+    def json_line(self) -> bytes:
+        """The wire form of the unfiltered event, built once for all JSON watchers."""
+        if self._line is None:
+            self._line = orjson.dumps({"type": self.type, "object": self.obj}) + b"\n"
+        return self._line
+
+
+# A watcher's filter returns the event type to send (possibly rewritten for selectors:
+# an object that starts matching is ADDED, one that stops matching is DELETED) or None.
+Filter = Callable[[CachedEvent], str | None]
+
+
+class TooOldError(Exception):
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+class Watcher:
+    """One API watch: a bounded queue fed by the cache. Overflow closes the watch (the
+    client re-watches from its last resourceVersion) rather than growing memory forever."""
+
+    MAX_PENDING = 20000
+
+    def __init__(self, cache: WatchCache, group_plural: str, from_revision: int, filt: Filter) -> None:
+        self.cache = cache
+        self.group_plural = group_plural
+        self.from_revision = from_revision
+        self.filter = filt
+        self.queue: asyncio.Queue[tuple[str, CachedEvent] | None] = asyncio.Queue()
+        self.closed = False
+
+    def offer(self, ev: CachedEvent) -> None:
+        if self.closed or ev.revision <= self.from_revision:
+            return
+        typ = self.filter(ev)
+        if typ is None:
+            return
+        if self.queue.qsize() >= self.MAX_PENDING:
+            self.close()
+            return
+        self.queue.put_nowait((typ, ev))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)
+            self.cache.unsubscribe(self)
+
+
+class WatchCache:
+    def __init__(self, store: Store, capacity: int = 50000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self.buffer: deque[CachedEvent] = deque(maxlen=capacity)
+        self.revision = 0
+        self.oldest = 0  # watches from a revision >= this can be served
+        self.watchers: dict[str, set[Watcher]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self.listeners: list[Callable[[CachedEvent], None]] = []
+
+    async def start(self) -> None:
+        self.revision = await self.store.current_revision()
+        self.oldest = self.revision
+        self._task = asyncio.create_task(self._run(), name="watch-cache")
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for ws in list(self.watchers.values()):
+            for w in list(ws):
+                w.close()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                async for ev in self.store.watch(WATCH_PREFIX, self.revision):
+                    self._ingest(CachedEvent(ev))
+                    delay = 0.05
+            except asyncio.CancelledError:
+                raise
+            except CompactedError:
+                # We fell behind the store's history: the ring has a gap. Start over from now;
+                # every open watch ends and clients resume (or relist on 410).
+                log.warning("watch cache fell behind compaction; resetting")
+                await self._reset()
+            except (StoreError, OSError) as exc:
+                log.warning("store watch interrupted (%s); resuming from %d", exc, self.revision)
+            except Exception:
+                log.exception("store watch failed; resuming from %d", self.revision)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _reset(self) -> None:
+        for ws in list(self.watchers.values()):
+            for w in list(ws):
+                w.close()
+        self.buffer.clear()
+        with contextlib.suppress(Exception):
+            self.revision = await self.store.current_revision()
+        self.oldest = self.revision
+
+    def _ingest(self, ev: CachedEvent) -> None:
+        if ev.revision <= self.revision:
+            return  # already seen (a resumed store watch may repeat nothing, but be safe)
+        if len(self.buffer) == self.buffer.maxlen:
+            self.oldest = self.buffer[0].revision
+        self.buffer.append(ev)
+        self.revision = ev.revision
+        for w in list(self.watchers.get(ev.group_plural, ())):
+            w.offer(ev)
+        for listener in self.listeners:
+            try:
+                listener(ev)
+            except Exception:
+                log.exception("watch cache listener failed")
+
+    def subscribe(self, group_plural: str, from_revision: int, filt: Filter) -> Watcher:
+        """Register a watcher that gets every matching event after ``from_revision``."""
+        if from_revision < self.oldest:
+            raise TooOldError(from_revision, self.oldest)
+        w = Watcher(self, group_plural, from_revision, filt)
+        # Replay what the ring holds past from_revision, then go live: both happen in this
+        # one synchronous step, so no event can slip between them.
+        if self.buffer and self.buffer[-1].revision > from_revision:
+            for ev in self._since(from_revision):
+                if ev.group_plural == group_plural:
+                    w.offer(ev)
+        self.watchers.setdefault(group_plural, set()).add(w)
+        return w
+
+    def _since(self, revision: int) -> list[CachedEvent]:
+        buf = self.buffer
+        lo, hi = 0, len(buf)
+        while lo < hi:  # deque supports O(1) indexing at the ends only, but this is rare
+            mid = (lo + hi) // 2
+            if buf[mid].revision <= revision:
+                lo = mid + 1
+            else:
+                hi = mid
+        return [buf[i] for i in range(lo, len(buf))]
+
+    def unsubscribe(self, w: Watcher) -> None:
+        ws = self.watchers.get(w.group_plural)
+        if ws is not None:
+            ws.discard(w)
+

@@ -1,0 +1,333 @@
+"""Kubernetes REST semantics of the API server, through the bosun client over real HTTPS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.conftest import RunningServer
+
+from bosun.api.registry import by_plural
+from bosun.client.errors import ApiError
+from bosun.client.rest import Client
+
+NS = by_plural("", "v1", "namespaces")
+PODS = by_plural("", "v1", "pods")
+CMS = by_plural("", "v1", "configmaps")
+DEPLOY = by_plural("apps", "v1", "deployments")
+RS = by_plural("apps", "v1", "replicasets")
+assert NS and PODS and CMS and DEPLOY and RS
+
+
+@pytest.fixture
+async def client(api_server: RunningServer, namespace: str) -> AsyncIterator[Client]:
+    c = Client.from_kubeconfig(api_server.kubeconfig)
+    await c.create(NS, {"metadata": {"name": namespace}})
+    try:
+        yield c
+    finally:
+        try:
+            await c.delete(NS, namespace)
+        except ApiError:
+            pass
+        await c.close()
+
+
+def pod(name: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}
+
+
+def cm(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}}}
+
+
+async def test_create_sets_server_metadata_and_generate_name(client: Client, namespace: str) -> None:
+    p = await client.create(PODS, pod("a"), namespace)
+    m = p["metadata"]
+    assert m["uid"] and m["creationTimestamp"] and int(m["resourceVersion"]) > 0
+    assert p["status"]["phase"] == "Pending" and p["status"]["qosClass"] == "BestEffort"
+    g = await client.create(CMS, {"metadata": {"generateName": "cfg-"}, "data": {}}, namespace)
+    assert g["metadata"]["name"].startswith("cfg-") and len(g["metadata"]["name"]) == 9
+    with pytest.raises(ApiError) as e:
+        await client.create(PODS, pod("a"), namespace)
+    assert e.value.status == 409 and e.value.reason == "AlreadyExists"
+
+
+async def test_update_conflict_on_stale_resource_version(client: Client, namespace: str) -> None:
+    c1 = await client.create(CMS, cm("x", a="1"), namespace)
+    c2 = dict(c1, data={"a": "2"})
+    updated = await client.update(CMS, c2)
+    assert int(updated["metadata"]["resourceVersion"]) > int(c1["metadata"]["resourceVersion"])
+    stale = dict(c1, data={"a": "3"})
+    with pytest.raises(ApiError) as e:
+        await client.update(CMS, stale)
+    assert e.value.status == 409 and e.value.reason == "Conflict"
+    assert (await client.get(CMS, "x", namespace))["data"] == {"a": "2"}
+
+
+async def test_generation_bumps_on_spec_change_only(client: Client, namespace: str) -> None:
+    d = await client.create(DEPLOY, deployment("g"), namespace)
+    assert d["metadata"]["generation"] == 1
+    d = await client.patch(DEPLOY, "g", {"metadata": {"labels": {"x": "y"}}}, namespace)
+    assert d["metadata"]["generation"] == 1
+    d = await client.patch(DEPLOY, "g", {"spec": {"replicas": 4}}, namespace)
+    assert d["metadata"]["generation"] == 2
+    # Status is not writable through the main resource, only through /status.
+    d = await client.patch(DEPLOY, "g", {"status": {"replicas": 9}}, namespace)
+    assert (d.get("status") or {}).get("replicas") is None
+    d = await client.patch(DEPLOY, "g", {"status": {"replicas": 9}}, namespace, subresource="status")
+    assert d["status"]["replicas"] == 9 and d["metadata"]["generation"] == 2
+
+
+async def test_validation_errors_name_each_field_and_write_nothing(client: Client, namespace: str) -> None:
+    bad = deployment("v", replicas=-3)
+    bad["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+    with pytest.raises(ApiError) as e:
+        await client.create(DEPLOY, bad, namespace)
+    assert e.value.status == 422 and e.value.reason == "Invalid"
+    assert "spec.replicas: Invalid value: -3: must be greater than or equal to 0" in e.value.message
+    fields = {c["field"] for c in e.value.body["details"]["causes"]}
+    assert "spec.replicas" in fields and any(f.startswith("spec.selector") or f.startswith("spec.template")
+                                             for f in fields)
+    with pytest.raises(ApiError) as e:
+        await client.get(DEPLOY, "v", namespace)
+    assert e.value.status == 404
+    wrong_type = deployment("w")
+    wrong_type["spec"]["replicas"] = "three"
+    with pytest.raises(ApiError) as e:
+        await client.create(DEPLOY, wrong_type, namespace)
+    assert e.value.status == 400 and "spec.replicas" in e.value.message
+
+
+async def test_list_selectors_and_pagination(client: Client, namespace: str) -> None:
+    for i in range(7):
+        await client.create(PODS, pod(f"p{i}", tier="a" if i % 2 else "b"), namespace)
+    page = await client.list(PODS, namespace, limit=3)
+    assert [p["metadata"]["name"] for p in page["items"]] == ["p0", "p1", "p2"]
+    names = [p["metadata"]["name"] for p in page["items"]]
+    while page["metadata"].get("continue"):
+        page = await client.list(PODS, namespace, limit=3, continue_=page["metadata"]["continue"])
+        names += [p["metadata"]["name"] for p in page["items"]]
+    assert names == [f"p{i}" for i in range(7)]
+    a = await client.list(PODS, namespace, label_selector="tier=a")
+    assert [p["metadata"]["name"] for p in a["items"]] == ["p1", "p3", "p5"]
+    f = await client.list(PODS, namespace, field_selector="metadata.name=p4")
+    assert [p["metadata"]["name"] for p in f["items"]] == ["p4"]
+    with pytest.raises(ApiError) as e:
+        await client.list(PODS, namespace, field_selector="spec.bogus=1")
+    assert e.value.status == 400
+
+
+async def test_watch_from_resource_version_sees_every_change(client: Client, namespace: str) -> None:
+    start = (await client.list(CMS, namespace))["metadata"]["resourceVersion"]
+    await client.create(CMS, cm("w1"), namespace)
+    await client.patch(CMS, "w1", {"data": {"k": "v"}}, namespace)
+    await client.delete(CMS, "w1", namespace)
+    events: list[tuple[str, str]] = []
+
+    async def collect() -> None:
+        async for ev in client.watch(CMS, namespace, resource_version=start, timeout_seconds=5):
+            events.append((ev["type"], ev["object"]["metadata"]["name"]))
+            if len(events) == 3:
+                return
+
+    await asyncio.wait_for(collect(), 10)
+    assert events == [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
+
+
+async def test_watch_label_selector_turns_relabels_into_add_and_delete(client: Client, namespace: str) -> None:
+    rv = (await client.list(CMS, namespace))["metadata"]["resourceVersion"]
+    await client.create(CMS, cm("sel"), namespace)
+    await client.patch(CMS, "sel", {"metadata": {"labels": {"pick": "me"}}}, namespace)
+    await client.patch(CMS, "sel", {"metadata": {"labels": {"pick": "other"}}}, namespace)
+    events: list[str] = []
+
+    async def collect() -> None:
+        async for ev in client.watch(CMS, namespace, resource_version=rv, label_selector="pick=me",
+                                     timeout_seconds=5):
+            events.append(ev["type"])
+            if len(events) == 2:
+                return
+
+    await asyncio.wait_for(collect(), 10)
+    assert events == ["ADDED", "DELETED"]
+
+
+def test_restart_keeps_data_and_old_watch_is_gone(tmp_path: Path) -> None:
+    """After a restart the objects are still there; a watch from before the server's
+    history window gets 410 Gone (clients relist), a watch from now works."""
+    from tests.conftest import start_server
+
+    async def write(kc: str) -> str:
+        async with Client.from_kubeconfig(kc) as c:
+            for i in range(5):
+                await c.create(CMS, cm(f"keep{i}"), "default")
+            return str((await c.list(CMS, "default"))["metadata"]["resourceVersion"])
+
+    async def check(kc: str, old_rv: str) -> None:
+        async with Client.from_kubeconfig(kc) as c:
+            names = [o["metadata"]["name"] for o in (await c.list(CMS, "default"))["items"]]
+            assert names == [f"keep{i}" for i in range(5)]
+            with pytest.raises(ApiError) as e:
+                async for _ in c.watch(CMS, "default", resource_version="1", timeout_seconds=2):
+                    pass
+            assert e.value.status == 410
+            got: list[str] = []
+
+            async def follow() -> None:
+                async for ev in c.watch(CMS, "default", resource_version=old_rv, timeout_seconds=5):
+                    got.append(f'{ev["type"]} {ev["object"]["metadata"]["name"]}')
+                    return
+
+            task = asyncio.create_task(follow())
+            await asyncio.sleep(0.3)
+            await c.create(CMS, cm("late"), "default")
+            await asyncio.wait_for(task, 10)
+            assert got == ["ADDED late"]
+
+    first = start_server(tmp_path / "srv")
+    try:
+        rv = asyncio.run(write(first.kubeconfig))
+    finally:
+        first.stop()
+    second = start_server(tmp_path / "srv")
+    try:
+        asyncio.run(check(second.kubeconfig, rv))
+    finally:
+        second.stop()
+
+
+async def test_dry_run_writes_nothing(client: Client, namespace: str) -> None:
+    out = await client.create(CMS, cm("dry"), namespace, dry_run=True)
+    assert out["metadata"]["name"] == "dry"
+    with pytest.raises(ApiError) as e:
+        await client.get(CMS, "dry", namespace)
+    assert e.value.status == 404
+
+
+async def test_finalizers_hold_deletion_until_removed(client: Client, namespace: str) -> None:
+    obj = cm("fin")
+    obj["metadata"]["finalizers"] = ["example.com/hold"]
+    await client.create(CMS, obj, namespace)
+    await client.delete(CMS, "fin", namespace)
+    held = await client.get(CMS, "fin", namespace)
+    assert held["metadata"]["deletionTimestamp"]
+    await client.patch(CMS, "fin", {"metadata": {"finalizers": None}}, namespace)
+    with pytest.raises(ApiError) as e:
+        await client.get(CMS, "fin", namespace)
+    assert e.value.status == 404
+
+
+async def test_propagation_policies_mark_owner(client: Client, namespace: str) -> None:
+    await client.create(DEPLOY, deployment("fg"), namespace)
+    await client.delete(DEPLOY, "fg", namespace, propagation_policy="Foreground")
+    d = await client.get(DEPLOY, "fg", namespace)
+    assert "foregroundDeletion" in d["metadata"]["finalizers"] and d["metadata"]["deletionTimestamp"]
+    await client.create(DEPLOY, deployment("or"), namespace)
+    await client.delete(DEPLOY, "or", namespace, propagation_policy="Orphan")
+    d = await client.get(DEPLOY, "or", namespace)
+    assert "orphan" in d["metadata"]["finalizers"]
+    await client.create(DEPLOY, deployment("bg"), namespace)
+    await client.delete(DEPLOY, "bg", namespace, propagation_policy="Background")
+    with pytest.raises(ApiError):
+        await client.get(DEPLOY, "bg", namespace)
+
+
+async def test_pod_on_node_is_deleted_gracefully(client: Client, namespace: str) -> None:
+    await client.create(PODS, pod("gr"), namespace)
+    await client.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "gr"},
+                               "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}},
+                        namespace, subresource="binding")
+    bound = await client.get(PODS, "gr", namespace)
+    assert bound["spec"]["nodeName"] == "node-1"
+    with pytest.raises(ApiError) as e:  # bound once only
+        await client.create(PODS, {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "gr"},
+                                   "target": {"kind": "Node", "name": "node-2"}}, namespace, subresource="binding")
+    assert e.value.status == 409
+    await client.delete(PODS, "gr", namespace)
+    terminating = await client.get(PODS, "gr", namespace)
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 30
+    await client.delete(PODS, "gr", namespace, grace_period_seconds=0)
+    with pytest.raises(ApiError):
+        await client.get(PODS, "gr", namespace)
+
+
+async def test_scale_subresource(client: Client, namespace: str) -> None:
+    await client.create(DEPLOY, deployment("sc", 2), namespace)
+    scale = await client.get(DEPLOY, "sc", namespace, subresource="scale")
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2 and scale["status"]["selector"] == "app=sc"
+    scale["spec"]["replicas"] = 6
+    await client.update(DEPLOY, scale, subresource="scale") if "name" in scale["metadata"] else None
+    assert (await client.get(DEPLOY, "sc", namespace))["spec"]["replicas"] == 6
+
+
+async def test_terminating_namespace_refuses_new_content(client: Client, namespace: str) -> None:
+    obj = cm("hold")
+    obj["metadata"]["finalizers"] = ["example.com/hold"]
+    await client.create(CMS, obj, namespace)
+    await client.delete(NS, namespace)
+    ns = await client.get(NS, namespace)
+    assert ns["status"]["phase"] == "Terminating"
+    await asyncio.sleep(0.2)
+    with pytest.raises(ApiError) as e:
+        await client.create(CMS, cm("new"), namespace)
+    assert e.value.status == 403 and "being terminated" in e.value.message
+    await client.patch(CMS, "hold", {"metadata": {"finalizers": None}}, namespace)
+    for _ in range(100):
+        try:
+            await client.get(NS, namespace)
+        except ApiError as exc:
+            assert exc.status == 404
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("namespace was not removed after its content was gone")
+
+
+async def test_bad_requests(api_server: RunningServer, client: Client, namespace: str) -> None:
+    url = f"{api_server.url}/api/v1/namespaces/{namespace}/configmaps"
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=api_server.ca_path)
+    hdr = {"Authorization": f"Bearer {api_server.token}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=b"{not json", headers={**hdr, "Content-Type": "application/json"},
+                          ssl=ctx) as r:
+            body = await r.json()
+            assert r.status == 400 and body["kind"] == "Status" and body["reason"] == "BadRequest"
+        async with s.post(url, data=b"a: [unclosed", headers={**hdr, "Content-Type": "application/yaml"},
+                          ssl=ctx) as r:
+            assert r.status == 400
+        big = b'{"metadata":{"name":"big"},"data":{"x":"' + b"a" * (3 * 1024 * 1024) + b'"}}'
+        async with s.post(url, data=big, headers={**hdr, "Content-Type": "application/json"}, ssl=ctx) as r:
+            assert r.status == 413
+        async with s.get(f"{api_server.url}/api/v1/namespaces/{namespace}/widgets", headers=hdr, ssl=ctx) as r:
+            assert r.status == 404 and (await r.json())["kind"] == "Status"
+        async with s.get(f"{api_server.url}/apis/nope.example.com/v1/things", headers=hdr, ssl=ctx) as r:
+            assert r.status == 404
+        async with s.get(url, ssl=ctx) as r:
+            assert r.status == 401 and (await r.json())["reason"] == "Unauthorized"
+        async with s.get(url, headers={"Authorization": "Bearer wrong"}, ssl=ctx) as r:
+            assert r.status == 401
+        async with s.get(f"{api_server.url}/readyz", ssl=ctx) as r:
+            assert r.status == 200
+    with pytest.raises(ApiError) as e:
+        await client.create(DEPLOY, {"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "metadata": {"name": "Not_DNS"}, "spec": deployment("x")["spec"]}, namespace)
+    assert e.value.status == 422 and "metadata.name" in e.value.message
+    with pytest.raises(ApiError) as e:
+        await client.create(CMS, {"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
+                            namespace)
+    assert e.value.status == 400
