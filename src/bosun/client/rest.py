@@ -317,7 +317,8 @@ class Client:
         if dry_run:
             opts["dryRun"] = ["All"]
         path = resource_path(resource, self._ns(resource, namespace), name)
-        return await self.request("DELETE", path, body=opts)
+        # dryRun goes in the query too: Kubernetes accepts either, so both are honoured.
+        return await self.request("DELETE", path, params={"dryRun": "All" if dry_run else None}, body=opts)
 
     # -- streaming ------------------------------------------------------------------------------
 
