@@ -58,6 +58,13 @@ def apply_update_defaults(resource: Resource, new: dict[str, Any], old: dict[str
     """
     if not isinstance(new, dict) or not isinstance(old, dict):
         return
+    try:
+        _keep_allocated(resource, new, old)
+    except Exception:
+        return  # malformed input: validation reports it
+
+
+def _keep_allocated(resource: Resource, new: dict[str, Any], old: dict[str, Any]) -> None:
     ns, os_ = new.get("spec"), old.get("spec")
     if not isinstance(ns, dict) or not isinstance(os_, dict):
         return
@@ -65,8 +72,11 @@ def apply_update_defaults(resource: Resource, new: dict[str, Any], old: dict[str
         for f in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
             if ns.get(f) in (None, "", []) and os_.get(f) not in (None, "", []):
                 ns[f] = copy.deepcopy(os_[f])
-        old_ports = [p for p in os_.get("ports") or [] if isinstance(p, dict)]
-        for port in ns.get("ports") or []:
+        old_list, new_list = os_.get("ports"), ns.get("ports")
+        if not isinstance(old_list, list) or not isinstance(new_list, list):
+            return
+        old_ports = [p for p in old_list if isinstance(p, dict)]
+        for port in new_list:
             if not isinstance(port, dict) or port.get("nodePort"):
                 continue
             for op in old_ports:

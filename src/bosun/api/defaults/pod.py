@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bosun.api.quantity import is_quantity
 from bosun.api.validation.pod import VOLUME_SOURCES
 
 DEFAULT_MODE = 420  # 0644, as Kubernetes stores it (decimal)
@@ -147,7 +148,8 @@ def default_pod(pod: dict[str, Any]) -> None:
                 requests = res["requests"] = {}
             if isinstance(requests, dict):
                 for k, v in limits.items():
-                    requests.setdefault(k, v)
+                    if is_quantity(v):  # a bad limit is reported once, by validation
+                        requests.setdefault(k, v)
     if spec.get("hostNetwork") is True:
         for group in ("initContainers", "containers"):
             for ctr in _dicts(spec, group):

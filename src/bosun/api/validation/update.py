@@ -106,7 +106,7 @@ def _pod(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     old_gates, new_gates = os_.get("schedulingGates") or [], ns.get("schedulingGates") or []
     if isinstance(old_gates, list) and isinstance(new_gates, list) and all(g in old_gates for g in new_gates):
         masked["schedulingGates"] = ns.get("schedulingGates")
-    if masked != ns:
+    if _strip_none(masked) != _strip_none(ns):
         errs.append(forbidden("spec", POD_UPDATE_MSG))
     return errs
 
