@@ -617,7 +617,9 @@ def test_pod_updates() -> None:
 def test_service_cluster_ip_immutable() -> None:
     old = service(clusterIP="10.96.0.10")
     assert updates(service(clusterIP="10.96.0.11"), old) == [
-        'spec.clusterIP: Invalid value: "10.96.0.11": field is immutable']
+        'spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set']
+    assert updates(service(clusterIP="None"), old) == [
+        'spec.clusterIPs[0]: Invalid value: []string{"None"}: may not change once set']
     assert updates(service(clusterIP="10.96.0.10", ports=[{"port": 81}]), old) == []
     assert updates(service(clusterIP="10.96.0.11"), service()) == []
 

@@ -39,8 +39,13 @@ DEFAULTERS: dict[str, Defaulter] = {
 
 def apply_defaults(resource: Resource, obj: dict[str, Any]) -> None:
     """Fill what the user left out. Never raises: malformed parts are skipped, not fixed."""
+    if not isinstance(obj, dict):
+        return
+    meta = obj.get("metadata")
+    if not resource.namespaced and isinstance(meta, dict):
+        meta.pop("namespace", None)  # Kubernetes clears it on cluster-scoped objects
     fn = DEFAULTERS.get(resource.kind)
-    if fn is None or not isinstance(obj, dict):
+    if fn is None:
         return
     try:
         fn(obj)

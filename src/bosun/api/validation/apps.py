@@ -7,7 +7,7 @@ from typing import Any
 
 from bosun.api.errors import forbidden, invalid, not_supported, required
 from bosun.api.validation.core import validate_pvc_spec
-from bosun.api.validation.fields import Checker, child, go_selector, go_string_map, index
+from bosun.api.validation.fields import Checker, GoValue, child, go_selector, go_string_map, index
 from bosun.api.validation.meta import (
     check_name,
     dns1123_subdomain,
@@ -155,7 +155,7 @@ def validate_statefulset(c: Checker, obj: dict[str, Any]) -> None:
     stype = c.text(strategy, "type", "spec.updateStrategy.type")
     ru = c.obj(strategy, "rollingUpdate", "spec.updateStrategy.rollingUpdate")
     if stype is not None and stype not in ("OnDelete", "RollingUpdate"):
-        c.add(not_supported("spec.updateStrategy.type", stype, ["OnDelete", "RollingUpdate"]))
+        c.add(invalid("spec.updateStrategy", go_update_strategy(strategy), "must be 'RollingUpdate' or 'OnDelete'"))
     elif stype == "OnDelete" and ru is not None:
         c.add(invalid("spec.updateStrategy.rollingUpdate", "",
                       "only allowed for updateStrategy 'RollingUpdate'"))
@@ -186,6 +186,10 @@ def validate_statefulset(c: Checker, obj: dict[str, Any]) -> None:
             c.add(required(child(p, "spec.accessModes"), "at least 1 access mode is required"))
         else:
             validate_pvc_spec(c, vspec, child(p, "spec"))
+
+
+def go_update_strategy(strategy: dict[str, Any]) -> GoValue:
+    return GoValue(strategy, f'apps.StatefulSetUpdateStrategy{{Type:"{strategy.get("type", "")}"}}')
 
 
 def validate_controller_revision(c: Checker, obj: dict[str, Any]) -> None:

@@ -51,6 +51,13 @@ class GoValue(dict):  # type: ignore[type-arg]
         return self.text
 
 
+class GoList(list):  # type: ignore[type-arg]
+    """A list that prints as Go prints a ``[]string`` in Kubernetes messages."""
+
+    def __str__(self) -> str:
+        return "[]string{" + ", ".join(f'"{v}"' for v in self) + "}" if self else "[]string(nil)"
+
+
 def go_string_map(m: dict[str, Any]) -> GoValue:
     body = ", ".join(f'"{k}":"{v}"' for k, v in sorted(m.items()))
     return GoValue(m, f"map[string]string{{{body}}}")

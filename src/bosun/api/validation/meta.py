@@ -267,9 +267,7 @@ def validate_object_meta(c: Checker, obj: dict[str, Any], name_fn: NameCheck, *,
     else:
         c.add(required(child(path, "name"), "name or generateName is required"))
     ns = c.text(meta, "namespace", child(path, "namespace"))
-    if ns and not namespaced:
-        c.add(forbidden(child(path, "namespace"), "not allowed on this type"))
-    elif ns:
+    if ns and namespaced:  # cluster-scoped objects: the server clears it, as Kubernetes does
         check_name(c, ns, child(path, "namespace"), dns1123_label)
     validate_labels(c, meta, "labels", child(path, "labels"))
     validate_annotations(c, meta, "annotations", child(path, "annotations"))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bosun.api.errors import FieldError, forbidden, invalid
-from bosun.api.validation.fields import go_selector
+from bosun.api.validation.fields import GoList, go_selector
 from bosun.api.validation.pod import VOLUME_SOURCES
 
 POD_UPDATE_MSG = (
@@ -111,14 +111,26 @@ def _pod(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
+def _cluster_ips(obj: dict[str, Any]) -> list[Any]:
+    ips = _d(obj, "spec", "clusterIPs")
+    if isinstance(ips, list) and ips:
+        return ips
+    ip = _d(obj, "spec", "clusterIP")
+    return [ip] if ip else []
+
+
 def _service(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-    errs: list[FieldError] = []
+    """A Service keeps its cluster IP for life (the allocator handed it out once)."""
     if "ExternalName" in (_d(new, "spec", "type"), _d(old, "spec", "type")):
-        return errs
-    old_ip, new_ip = _d(old, "spec", "clusterIP"), _d(new, "spec", "clusterIP")
-    if old_ip and new_ip != old_ip:
-        errs.append(invalid("spec.clusterIP", new_ip if new_ip is not None else "", "field is immutable"))
-    return errs
+        return []
+    old_ips, new_ips = _cluster_ips(old), _cluster_ips(new)
+    if not old_ips or old_ips[0] in ("", None):
+        return []
+    if not new_ips:
+        return [invalid("spec.clusterIPs[0]", GoList(), "primary clusterIP can not be unset")]
+    if new_ips[0] != old_ips[0]:
+        return [invalid("spec.clusterIPs[0]", GoList(new_ips), "may not change once set")]
+    return []
 
 
 def _pvc(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
