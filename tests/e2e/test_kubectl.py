@@ -186,7 +186,7 @@ def test_get_watch_sees_changes(kubectl: Kubectl) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
     try:
         time.sleep(1.0)
-        kubectl("create", "configmap", "watched", "--from-literal=a=b")
+        kubectl("apply", "-f", "-", input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: b}\n")
         deadline = time.time() + 20
         seen = ""
         assert proc.stdout is not None

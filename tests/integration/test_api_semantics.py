@@ -231,14 +231,13 @@ async def test_finalizers_hold_deletion_until_removed(client: Client, namespace:
 
 
 async def test_propagation_policies_mark_owner(client: Client, namespace: str) -> None:
-    await client.create(DEPLOY, deployment("fg"), namespace)
-    await client.delete(DEPLOY, "fg", namespace, propagation_policy="Foreground")
-    d = await client.get(DEPLOY, "fg", namespace)
+    # A finalizer of the user's own keeps the owner visible while the GC does its part.
+    held = deployment("fg")
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    await client.create(DEPLOY, held, namespace)
+    d = await client.delete(DEPLOY, "fg", namespace, propagation_policy="Foreground")
     assert "foregroundDeletion" in d["metadata"]["finalizers"] and d["metadata"]["deletionTimestamp"]
-    await client.create(DEPLOY, deployment("or"), namespace)
-    await client.delete(DEPLOY, "or", namespace, propagation_policy="Orphan")
-    d = await client.get(DEPLOY, "or", namespace)
-    assert "orphan" in d["metadata"]["finalizers"]
+    await client.patch(DEPLOY, "fg", {"metadata": {"finalizers": None}}, namespace)
     await client.create(DEPLOY, deployment("bg"), namespace)
     await client.delete(DEPLOY, "bg", namespace, propagation_policy="Background")
     with pytest.raises(ApiError):
@@ -331,3 +330,45 @@ async def test_bad_requests(api_server: RunningServer, client: Client, namespace
         await client.create(CMS, {"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
                             namespace)
     assert e.value.status == 400
+
+
+def replicaset_owned_by(owner: dict[str, Any], name: str) -> dict[str, Any]:
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name}, "spec": deployment(name)["spec"]}
+    rs["metadata"]["ownerReferences"] = [{
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True,
+    }]
+    return rs
+
+
+async def gone(client: Client, res: Any, name: str, namespace: str, seconds: float = 10) -> bool:
+    for _ in range(int(seconds * 20)):
+        try:
+            await client.get(res, name, namespace)
+        except ApiError as exc:
+            if exc.status == 404:
+                return True
+            raise
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_garbage_collection_background_foreground_orphan(client: Client, namespace: str) -> None:
+    # Background: the owner goes at once, its dependents right after.
+    owner = await client.create(DEPLOY, deployment("bg-owner"), namespace)
+    await client.create(RS, replicaset_owned_by(owner, "bg-dep"), namespace)
+    await client.delete(DEPLOY, "bg-owner", namespace, propagation_policy="Background")
+    assert await gone(client, RS, "bg-dep", namespace)
+    # Foreground: dependents go first, then the owner.
+    owner = await client.create(DEPLOY, deployment("fg-owner"), namespace)
+    await client.create(RS, replicaset_owned_by(owner, "fg-dep"), namespace)
+    await client.delete(DEPLOY, "fg-owner", namespace, propagation_policy="Foreground")
+    assert await gone(client, RS, "fg-dep", namespace)
+    assert await gone(client, DEPLOY, "fg-owner", namespace)
+    # Orphan: the owner goes, dependents stay without the reference.
+    owner = await client.create(DEPLOY, deployment("or-owner"), namespace)
+    await client.create(RS, replicaset_owned_by(owner, "or-dep"), namespace)
+    await client.delete(DEPLOY, "or-owner", namespace, propagation_policy="Orphan")
+    assert await gone(client, DEPLOY, "or-owner", namespace)
+    kept = await client.get(RS, "or-dep", namespace)
+    assert not kept["metadata"].get("ownerReferences")

@@ -254,7 +254,8 @@ class RestHandler:
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         options = await self._delete_options(request)
-        obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options, dry_run=dry_run(request))
+        obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
+                                              dry_run=_delete_dry_run(request, options))
         if t.res.kind in ("Pod", "Namespace") or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
@@ -290,7 +291,8 @@ class RestHandler:
             m = obj["metadata"]
             try:
                 out, _gone = await self.storage.delete(
-                    t.res, m.get("namespace"), m["name"], options=copy.deepcopy(options), dry_run=dry_run(request)
+                    t.res, m.get("namespace"), m["name"], options=copy.deepcopy(options),
+                    dry_run=_delete_dry_run(request, options),
                 )
                 deleted.append(out)
             except APIError as exc:
@@ -300,6 +302,14 @@ class RestHandler:
             "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
             "metadata": {"resourceVersion": rv}, "items": deleted,
         })
+
+
+def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:
+    """Clients send dryRun in the query or in the DeleteOptions body (kubectl does the latter)."""
+    in_body = options.get("dryRun") or []
+    if not isinstance(in_body, list) or any(v != "All" for v in in_body):
+        raise errors.bad_request(f'dryRun: Unsupported value: {in_body!r}: supported values: "All"')
+    return dry_run(request) or bool(in_body)
 
 
 def patch_error(exc: PatchError) -> APIError:

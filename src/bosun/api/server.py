@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bosun.api.app import make_app
+from bosun.api.gc import GarbageCollector
 from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.registry import by_plural
 from bosun.api.rest import RestHandler
@@ -56,6 +57,7 @@ class APIServer:
         self.namespaces = NamespaceTracker()
         self._runner: web.AppRunner | None = None
         self._finalizer: NamespaceFinalizer | None = None
+        self._gc: GarbageCollector | None = None
         self.url = ""
         self.kubeconfig = self.config.data_dir / "kubeconfig"
         self.token = ""
@@ -73,6 +75,9 @@ class APIServer:
         self._finalizer = NamespaceFinalizer(self.storage, self.namespaces)
         self._finalizer.start()
         self.cache.listeners.append(self._finalizer.observe)
+        self._gc = GarbageCollector(self.storage)
+        self.cache.listeners.append(self._gc.observe)
+        await self._gc.start()
 
         auth: TokenAuthenticator | None = None
         ssl_ctx: ssl.SSLContext | None = None
@@ -106,6 +111,8 @@ class APIServer:
             self._runner = None
         if self._finalizer is not None:
             await self._finalizer.stop()
+        if self._gc is not None:
+            await self._gc.stop()
         if self.cache is not None:
             await self.cache.stop()
         if self.store is not None:
