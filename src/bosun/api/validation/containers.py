@@ -70,9 +70,15 @@ def validate_resources(c: Checker, ctr: dict[str, Any], path: str) -> None:
     for rname, req in requests.items():
         lim = limits.get(rname)
         if lim is not None and req > lim:
-            binary = rname != "cpu"
-            c.add(invalid(key(child(path, "requests"), rname), format_quantity(req, binary),
-                          f"must be less than or equal to {rname} limit of {format_quantity(lim, binary)}"))
+            # Kubernetes prints quantities canonically, keeping the binary/decimal family used.
+            req_text = format_quantity(req, _binary(res["requests"][rname]))
+            lim_text = format_quantity(lim, _binary(res["limits"][rname]))
+            c.add(invalid(key(child(path, "requests"), rname), req_text,
+                          f"must be less than or equal to {rname} limit of {lim_text}"))
+
+
+def _binary(raw: Any) -> bool:
+    return isinstance(raw, str) and raw.endswith("i")
 
 
 def validate_probe(c: Checker, probe: dict[str, Any], path: str, *, liveness_like: bool) -> None:

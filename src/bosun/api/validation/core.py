@@ -117,9 +117,6 @@ def validate_secret(c: Checker, obj: dict[str, Any]) -> None:
     elif stype == "kubernetes.io/basic-auth":
         if "username" not in data and "password" not in data:
             c.add(required(key("data", "username")))
-    elif stype not in ("Opaque", "bootstrap.kubernetes.io/token", *_SECRET_REQUIRED_KEYS):
-        for msg in qualified_name(stype):
-            c.add(invalid("type", stype, msg))
 
 
 def validate_taints(c: Checker, spec: dict[str, Any], path: str) -> None:
