@@ -372,3 +372,43 @@ async def test_garbage_collection_background_foreground_orphan(client: Client, n
     assert await gone(client, DEPLOY, "or-owner", namespace)
     kept = await client.get(RS, "or-dep", namespace)
     assert not kept["metadata"].get("ownerReferences")
+
+
+SVCS = by_plural("", "v1", "services")
+assert SVCS
+
+
+def service(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}], **spec}}
+
+
+async def test_services_get_unique_cluster_ips_and_node_ports(client: Client, namespace: str) -> None:
+    kube = await client.get(SVCS, "kubernetes", "default")
+    assert kube["spec"]["clusterIP"] == "10.96.0.1"
+    a = await client.create(SVCS, service("a"), namespace)
+    ip = a["spec"]["clusterIP"]
+    assert ip.startswith("10.96.") and a["spec"]["clusterIPs"] == [ip]
+    assert a["spec"]["ports"][0]["targetPort"] == 80
+    with pytest.raises(ApiError) as e:
+        await client.create(SVCS, service("b", clusterIP=ip), namespace)
+    assert e.value.status == 422 and "provided IP is already allocated" in e.value.message
+    headless = await client.create(SVCS, service("h", clusterIP="None"), namespace)
+    assert headless["spec"]["clusterIP"] == "None"
+    np = await client.create(SVCS, service("np", type="NodePort"), namespace)
+    port = np["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= port <= 32767
+    dup = service("np2", type="NodePort")
+    dup["spec"]["ports"][0]["nodePort"] = port
+    with pytest.raises(ApiError) as e:
+        await client.create(SVCS, dup, namespace)
+    assert e.value.status == 422 and "provided port is already allocated" in e.value.message
+    # Updates keep the allocation; deleting gives it back.
+    again = await client.patch(SVCS, "a", {"metadata": {"labels": {"x": "y"}}}, namespace)
+    assert again["spec"]["clusterIP"] == ip
+    await client.delete(SVCS, "a", namespace)
+    await client.delete(SVCS, "np", namespace)
+    reused = await client.create(SVCS, service("c", clusterIP=ip), namespace)
+    assert reused["spec"]["clusterIP"] == ip
+    dup["metadata"]["name"] = "np3"
+    assert (await client.create(SVCS, dup, namespace))["spec"]["ports"][0]["nodePort"] == port

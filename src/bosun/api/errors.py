@@ -25,7 +25,8 @@ class FieldError:
         """The text Kubernetes prints: ``spec.replicas: Invalid value: -3: must be ...``."""
         label = _TYPE_LABELS.get(self.type, "Invalid value")
         if self.has_value:
-            return f"{self.field}: {label}: {_render(self.value)}: {self.message}"
+            tail = f": {self.message}" if self.message else ""
+            return f"{self.field}: {label}: {_render(self.value)}{tail}"
         if self.message:
             return f"{self.field}: {label}: {self.message}" if label != "Required value" else (
                 f"{self.field}: Required value" + (f": {self.message}" if self.message else "")
@@ -36,6 +37,7 @@ class FieldError:
 _TYPE_LABELS = {
     "FieldValueInvalid": "Invalid value",
     "FieldValueRequired": "Required value",
+    "FieldValueNotFound": "Not found",
     "FieldValueNotSupported": "Unsupported value",
     "FieldValueDuplicate": "Duplicate value",
     "FieldValueForbidden": "Forbidden",

@@ -145,6 +145,17 @@ class APIServer:
             with contextlib.suppress(APIError):
                 created = await self.storage.create(res, None, obj)
                 self.namespaces.observe(created, name, False)
+        svc_res = by_plural("", "v1", "services")
+        assert svc_res is not None
+        kubernetes = {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": self.storage.services.first_ip,
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                "targetPort": self.config.port or 6443}]},
+        }
+        with contextlib.suppress(APIError):  # present already after the first start
+            await self.storage.create(svc_res, "default", kubernetes)
 
 
 async def serve_forever(config: ServerConfig, ready: asyncio.Event | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import copy
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from typing import Any, TypeVar
 import orjson
 
 from bosun.api import errors
-from bosun.api.defaults import apply_defaults
+from bosun.api.allocators import AllocationError, ServiceAllocator
+from bosun.api.defaults import apply_defaults, apply_update_defaults
 from bosun.api.errors import APIError, FieldError
 from bosun.api.objects import as_dict, decode_kv, encode, generated_name, meta, new_uid, now_rfc3339
 from bosun.api.registry import Resource, by_plural
@@ -81,9 +83,7 @@ class Storage:
     def __init__(self, store: Store, namespaces: NamespaceTracker) -> None:
         self.store = store
         self.namespaces = namespaces
-        # Hooks run on create (after defaults, before validation) for kinds that need
-        # allocation, e.g. a Service's cluster IP. Keyed by group_plural.
-        self.create_hooks: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        self.services = ServiceAllocator(store)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -161,20 +161,33 @@ class Storage:
             m["generation"] = 1
         _reset_status_on_create(res, obj)
         apply_defaults(res, obj)
-        hook = self.create_hooks.get(res.group_plural)
-        if hook is not None:
-            await hook(obj)
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
         if dry_run:
             return obj
+        taken = await self._allocate(res, name, obj, None)
         try:
             rev = await call_store(self.store.create(res.key(ns, name), encode(obj)))
         except KeyExistsError as exc:
+            await self.services.release_keys(taken)
             raise errors.already_exists(res.plural, name, res.group) from exc
+        except BaseException:
+            await self.services.release_keys(taken)
+            raise
         m["resourceVersion"] = str(rev)
         return obj
+
+    async def _allocate(
+        self, res: Resource, name: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> builtins.list[str]:
+        """Reserve a Service's cluster IP and node ports (nothing for other kinds)."""
+        if res.kind != "Service":
+            return []
+        try:
+            return await call_store(self.services.allocate(obj, old))
+        except AllocationError as exc:
+            raise _kind_err(res, name, [exc.error]) from exc
 
     def _check_namespace_open(self, res: Resource, ns: str, name: str) -> None:
         phase = self.namespaces.phase.get(ns)
@@ -255,6 +268,8 @@ class Storage:
         expected: int,
     ) -> dict[str, Any]:
         new = _merge_for_update(res, old, new, subresource)
+        if subresource is None:
+            apply_update_defaults(res, new, old)
         if subresource not in ("binding", "finalize"):
             apply_defaults(res, new)
         errs = validate(res, new)
@@ -280,12 +295,20 @@ class Storage:
                 raise errors.not_found(res.plural, name, res.group) from exc
             new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
             return new
+        taken = await self._allocate(res, name, new, old) if subresource is None else []
         try:
             rev = await call_store(self.store.update(key, encode(new), expected))
         except ConflictError as exc:
+            await self.services.release_keys(taken)
             raise errors.conflict(res.plural, name, res.group) from exc
         except NotFoundError as exc:
+            await self.services.release_keys(taken)
             raise errors.not_found(res.plural, name, res.group) from exc
+        except BaseException:
+            await self.services.release_keys(taken)
+            raise
+        if res.kind == "Service":
+            await self.services.release(old, keep=new)
         nm["resourceVersion"] = str(rev)
         return new
 
@@ -339,6 +362,8 @@ class Storage:
             except NotFoundError as exc:
                 raise errors.not_found(res.plural, name, res.group) from exc
             obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            if res.kind == "Service":
+                await self.services.release(obj)
             return obj, True
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
 
