@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import start_server
+from tests.fixtures.etcd import _healthy, start_etcd
 
 from bosun.api import storage as storage_mod
 from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
-from tests.conftest import start_server
-from tests.fixtures.etcd import _healthy, start_etcd
 
 CMS = by_plural("", "v1", "configmaps")
 assert CMS is not None
