@@ -32,7 +32,9 @@ def check_namespace(state: CliState, obj: dict[str, Any], namespaced: bool) -> s
             f'error: the namespace from the provided object "{ns}" does not match the namespace '
             f'"{state.namespace}". You must pass \'--namespace={ns}\' to perform this operation.'
         )
-    return str(ns or state.default_namespace)
+    ns = str(ns or state.default_namespace)
+    meta["namespace"] = ns  # kubectl records the namespace in last-applied too
+    return ns
 
 
 async def apply_one(client: Client, state: CliState, m: Manifest, dry_run: bool) -> str:

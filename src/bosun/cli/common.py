@@ -50,6 +50,7 @@ class CliState:
     context: str | None = None
     namespace: str | None = None
     _client: Client | None = None
+    server: str = ""  # the URL last connected to, for error messages after the client closed
 
     def client(self) -> Client:
         if self._client is None:
@@ -57,6 +58,7 @@ class CliState:
             if self.namespace:
                 cfg.namespace = self.namespace
             self._client = Client(cfg)
+            self.server = cfg.server
         return self._client
 
     @property

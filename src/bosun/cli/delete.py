@@ -54,7 +54,8 @@ async def _wait_gone(client: Client, res: Resource, name: str, ns: str | None, u
 @click.option("--now", is_flag=True, help="Same as --grace-period=1.")
 @click.option("--force", is_flag=True, help="With --grace-period=0, delete immediately.")
 @click.option("--ignore-not-found", is_flag=True, help="Treat a missing object as deleted.")
-@click.option("--wait/--no-wait", default=True, help="Wait until the objects are gone.")
+@click.option("--wait", type=click.BOOL, default=True, is_flag=False, flag_value=True,
+              help="Wait until the objects are gone (--wait=false to return at once).")
 @click.option("--timeout", type=float, default=0, help="Seconds to wait; 0 = 60s plus the grace period.")
 @click.option("--dry-run", type=click.Choice(["none", "server"]), default="none")
 @global_options

@@ -31,8 +31,7 @@ Request = tuple[Resource, list[str]]
 def parse_targets(args: tuple[str, ...]) -> list[Request]:
     """``KIND[,KIND] [NAME...]`` or ``KIND/NAME...`` -> (resource, names) in typed order."""
     if not args:
-        fail("error: you must specify the type of resource to get. Use \"bosun api-resources\" "
-             "for a complete list of supported resources.")
+        fail("error: you must specify the type of resource to get")
     if "/" in args[0]:
         out: list[Request] = []
         for a in args:

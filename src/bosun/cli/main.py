@@ -20,9 +20,7 @@ from bosun.client.rest import TRANSPORT_ERRORS, ApiError
 
 
 def _transport_line(e: BaseException, state: CliState | None) -> str:
-    server = ""
-    if state is not None and state._client is not None:
-        server = state._client.config.server.split("://", 1)[-1]
+    server = state.server.split("://", 1)[-1] if state is not None else ""
     detail = " ".join(str(e).split()) or type(e).__name__
     if server:
         return (f"error: the connection to the server {server} failed - did you specify the right host "
@@ -72,9 +70,22 @@ for _cmd in (apply_cmd, get_cmd, describe_cmd, delete_cmd, create_cmd, kubeconfi
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every failure, usage errors included, is one stderr line."""
     try:
-        cli.main(prog_name="bosun")
+        rv = cli.main(prog_name="bosun", standalone_mode=False)
+    except CliError as e:
+        e.show()
+        raise SystemExit(e.exit_code) from None
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "bosun"
+        click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+        raise SystemExit(1) from None
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        raise SystemExit(e.exit_code) from None
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        raise SystemExit(130) from None
     except BrokenPipeError:  # `bosun get pods | head`
         sys.stderr.close()
         raise SystemExit(1) from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)

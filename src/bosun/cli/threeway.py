@@ -16,14 +16,18 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def last_applied_json(obj: dict[str, Any]) -> str:
-    """The annotation's value: the manifest as applied, without the annotation itself."""
+    """The annotation's value: the manifest as applied, without the annotation itself.
+
+    Byte-for-byte what kubectl writes (sorted keys, ``"annotations":{}`` kept, trailing
+    newline), so that kubectl and bosun each see the other's apply as up to date.
+    """
     clean = json.loads(json.dumps(obj))
-    annotations = (clean.get("metadata") or {}).get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(LAST_APPLIED, None)
-        if not annotations:
-            clean["metadata"].pop("annotations")
-    return json.dumps(clean, sort_keys=True, separators=(",", ":")) + "\n"
+    meta = clean.setdefault("metadata", {})
+    annotations = meta.get("annotations")
+    annotations = dict(annotations) if isinstance(annotations, dict) else {}
+    annotations.pop(LAST_APPLIED, None)
+    meta["annotations"] = annotations
+    return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def with_last_applied(obj: dict[str, Any]) -> dict[str, Any]:
