@@ -15,6 +15,7 @@ from bosun.cli.delete import delete_cmd
 from bosun.cli.describe import describe_cmd
 from bosun.cli.get import get_cmd
 from bosun.cli.kubeconfig_cmd import kubeconfig_cmd
+from bosun.cli.server_cmd import server
 from bosun.client.kubeconfig import KubeconfigError
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError
 
@@ -65,7 +66,7 @@ def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, namespa
     ctx.obj = CliState(kubeconfig=kubeconfig or None, context=context, namespace=namespace)
 
 
-for _cmd in (apply_cmd, get_cmd, describe_cmd, delete_cmd, create_cmd, kubeconfig_cmd):
+for _cmd in (apply_cmd, get_cmd, describe_cmd, delete_cmd, create_cmd, kubeconfig_cmd, server):
     cli.add_command(_cmd)
 
 
