@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -67,11 +66,8 @@ CASES: dict[str, list[str]] = {
     "secret": ["create", "secret", "generic", "s", "--from-literal=p=q", "--from-literal=e="],
     "secret_tls_type": ["create", "secret", "docker-registry", "reg", "--docker-server=r.example",
                         "--docker-username=u", "--docker-password=pw"],
-    "pod": ["run", "p", "--image=busybox", "--labels=a=b", "--port=80", "--restart=Never", "--", "sleep", "1"],
-    "pod_overrides": ["run", "p2", "--image=busybox", "--restart=Never", "--overrides", json.dumps(OVERRIDES)],
     "deployment": ["create", "deployment", "d", "--image=nginx", "--replicas=3", "--port=80"],
     "deployment_zero": ["create", "deployment", "z", "--image=nginx", "--replicas=0"],
-    "service_expose": ["expose", "deployment", "d", "--port=80"],
     "service_nodeport": ["create", "service", "nodeport", "np", "--tcp=8080:http"],
     "job": ["create", "job", "j", "--image=busybox"],
     "cronjob": ["create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *"],
@@ -82,11 +78,29 @@ CASES: dict[str, list[str]] = {
     "hpa": ["autoscale", "deployment", "d", "--min=2", "--max=5", "--cpu-percent=80"],
 }
 
+# kubectl 1.32 sends these as JSON (dynamic client): no fixture, but reported if that changes.
+JSON_CASES: dict[str, list[str]] = {
+    "pod": ["run", "p", "--image=busybox", "--labels=a=b", "--port=80", "--restart=Never", "--", "sleep", "1"],
+    "pod_overrides": ["run", "p2", "--image=busybox", "--restart=Never", "--overrides", json.dumps(OVERRIDES)],
+    "service_expose": ["expose", "deployment", "d", "--port=80"],
+}
+
+# Cases with no --dry-run: the fixture is the body alone; the test checks it against SOURCE_POD.
+RAW_CASES: dict[str, list[str]] = {
+    "debug_copy": ["debug", "p2", "--copy-to=p3", "--image=busybox", "--container=dbg", "--keep-labels",
+                   "--keep-annotations", "--keep-liveness", "--keep-readiness", "--same-node",
+                   "--share-processes=false"],
+    "debug_node": ["debug", "node/n1", "--image=busybox"],
+}
+NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+        "spec": {}, "status": {}}
+
 
 class Recorder:
     def __init__(self) -> None:
         self.bodies: list[tuple[str, str, bytes]] = []
         self.answer: dict[str, Any] = {}
+        self.source_pod: dict[str, Any] = {}
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -111,6 +125,10 @@ class Recorder:
                 return web.json_response(discovery.resource_list(parts[1], parts[2]))
             if path.endswith("/deployments/d"):
                 return web.json_response(DEPLOYMENT)
+            if path.endswith("/pods/p2") and self.source_pod:
+                return web.json_response(self.source_pod)
+            if path == "/api/v1/nodes/n1":
+                return web.json_response(NODE)
             return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                       "reason": "NotFound", "code": 404}, status=404)
         body = await request.read()
@@ -127,6 +145,20 @@ async def kubectl(kubeconfig: str, args: list[str]) -> tuple[int, bytes, bytes]:
     return proc.returncode or 0, out, err
 
 
+def _inputs(tmp: Path, port: int) -> tuple[str, str]:
+    """A kubeconfig for the stub, and a file of every byte value for ``--from-file``."""
+    kubeconfig = tmp / "config"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    binfile = tmp / "blob.bin"
+    binfile.write_bytes(bytes(range(256)))
+    return str(kubeconfig), str(binfile)
+
+
 async def main() -> int:
     rec = Recorder()
     runner = web.AppRunner(rec.app())
@@ -136,15 +168,7 @@ async def main() -> int:
     port = runner.addresses[0][1]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = os.path.join(tmp, "config")
-        Path(kubeconfig).write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        }))
-        binfile = os.path.join(tmp, "blob.bin")
-        Path(binfile).write_bytes(bytes(range(256)))
+        kubeconfig, binfile = _inputs(Path(tmp), port)
         try:
             for name, template in CASES.items():
                 args = [a.replace("{binfile}", binfile) for a in template]
@@ -165,6 +189,31 @@ async def main() -> int:
                     continue
                 (HERE / f"{name}.bin").write_bytes(posts[0][2])
                 (HERE / f"{name}.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+                print(f"{name}: {posts[0][0]} {len(posts[0][2])} bytes")
+            # The source of `kubectl debug --copy-to`: the overrides pod as kubectl's Go types print it.
+            for name, args in JSON_CASES.items():
+                rec.answer = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+                rec.bodies.clear()
+                await kubectl(kubeconfig, args)
+                ctypes = sorted({c for _, c, _ in rec.bodies})
+                print(f"{name}: sent as {', '.join(ctypes) or 'nothing'} (no fixture)")
+            pod_args = JSON_CASES["pod_overrides"]
+            rc, out, err = await kubectl(kubeconfig, [pod_args[0], "--dry-run=client", "-o", "json", *pod_args[1:]])
+            source = json.loads(out)
+            source["spec"]["nodeName"] = "n1"
+            rec.source_pod = source
+            (HERE / "debug_source.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
+            for name, args in RAW_CASES.items():
+                rec.answer = dict(source, metadata={"name": "p3", "namespace": "default"})
+                rec.bodies.clear()
+                rc, out, err = await kubectl(kubeconfig, args)
+                posts = [b for b in rec.bodies if b[1].startswith("application/vnd.kubernetes.protobuf")]
+                if len(posts) != 1:
+                    print(f"{name}: rc={rc} posts={[(p, c) for p, c, _ in rec.bodies]} {err.decode().strip()}",
+                          file=sys.stderr)
+                    failed += 1
+                    continue
+                (HERE / f"{name}.bin").write_bytes(posts[0][2])
                 print(f"{name}: {posts[0][0]} {len(posts[0][2])} bytes")
         finally:
             await runner.cleanup()
