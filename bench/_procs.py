@@ -1,0 +1,140 @@
+"""The processes a benchmark measures: a `bosun server` and, for the etcd store, a real etcd.
+
+The server runs in its own process so that the load generator's CPU is not counted as the
+server's and the two compete for the cores as they would on a real machine.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ETCD = "/usr/bin/etcd"
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (from /proc, so no psutil needed)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Etcd:
+    proc: subprocess.Popen[bytes]
+    endpoint: str
+    data_dir: Path
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def _etcd_healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
+            return b'"true"' in resp.read()
+    except OSError:
+        return False
+
+
+def start_etcd(data_dir: Path, timeout: float = 30) -> Etcd:
+    """A single-member etcd on free loopback ports, its data in ``data_dir``."""
+    client, peer = free_port(), free_port()
+    client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "etcd.log", "wb") as log:
+        proc = subprocess.Popen(
+            [
+                ETCD, "--name", "bench", "--data-dir", str(data_dir / "data"),
+                "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+                "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                "--initial-cluster", f"bench={peer_url}",
+                # The default 2 GB quota would raise NOSPACE on a long churn run.
+                "--quota-backend-bytes", str(8 * 1024**3),
+            ],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while not _etcd_healthy(client_url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc)
+            raise RuntimeError(f"etcd did not start: {(data_dir / 'etcd.log').read_text()[-2000:]}")
+        time.sleep(0.05)
+    return Etcd(proc, f"127.0.0.1:{client}", data_dir)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "kubeconfig")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=20)
+
+
+def start_server(data_dir: Path, store_url: str, timeout: float = 60) -> Server:
+    """`bosun server` in its own process; returns once it prints ``ready``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bosun = Path(sys.executable).parent / "bosun"
+    cmd = [str(bosun), "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}"]
+    if store_url:
+        cmd += ["--store", store_url]
+    with open(data_dir / "server.log", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    out = b""
+    while b"ready" not in out:
+        left = deadline - time.monotonic()
+        if proc.poll() is not None or left <= 0:
+            stop_process(proc)
+            raise RuntimeError(
+                f"bosun server did not start: {out.decode()!r} {(data_dir / 'server.log').read_text()[-2000:]}"
+            )
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            out += os.read(proc.stdout.fileno(), 4096)
+    # Nothing reads stdout from here on; the server prints nothing more after "ready".
+    return Server(proc, data_dir)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

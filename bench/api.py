@@ -1,0 +1,175 @@
+"""API server benchmark: verbs, watch fan-out and SQLite growth under churn, per store.
+
+    .venv/bin/python bench/api.py [--quick] [--store sqlite|etcd|both] [--clients 1,10,50]
+
+The server (`bosun server`, HTTPS, its own process) and this load generator (N clients, each
+its own aiohttp pool) share the machine's cores, so throughput is a whole-box number; the
+server's own CPU per operation is reported next to it. Prints a table and writes
+bench/results/api-<store>-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _churn import run_churn
+from _common import CpuMeter, close_clients, open_clients
+from _procs import ETCD, ROOT, Etcd, remove_tree, start_etcd, start_server
+from _report import print_report
+from _throughput import run_throughput
+from _watch import run_watch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller counts (well under 2 minutes)")
+    ap.add_argument("--store", choices=("sqlite", "etcd", "both"), default="both")
+    ap.add_argument("--clients", type=_ints, default=[1, 10, 50], help="concurrent clients, e.g. 1,10,50")
+    ap.add_argument("--pods", type=int, default=1000, help="pods created (and listed) per client count")
+    ap.add_argument("--updates", type=int, help="updates per client count (default 3000, quick 1000)")
+    ap.add_argument("--gets", type=int, help="gets per client count (default 3000, quick 1000)")
+    ap.add_argument("--lists", type=int, help="full lists per client count (default 50, quick 10)")
+    ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--watch-rates", type=_floats, help="writes/s during fan-out (default 50,200; quick 100)")
+    ap.add_argument("--watch-seconds", type=float, help="seconds per watch rate (default 10, quick 5)")
+    ap.add_argument("--churn", type=int, help="SQLite churn updates (default 200000, quick 10000)")
+    ap.add_argument("--churn-every", type=int, help="updates between samples (default 20000, quick 2000)")
+    ap.add_argument("--churn-clients", type=int, default=50)
+    ap.add_argument("--no-write", action="store_true", help="do not write a results file")
+    args = ap.parse_args(argv)
+    q = args.quick
+    defaults: dict[str, Any] = {
+        "updates": 1000 if q else 3000, "gets": 1000 if q else 3000, "lists": 10 if q else 50,
+        "watch_rates": [100.0] if q else [50.0, 200.0], "watch_seconds": 5.0 if q else 10.0,
+        "churn": 10_000 if q else 200_000, "churn_every": 2000 if q else 20_000,
+    }
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    return args
+
+
+async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start etcd (if asked) and a server, run every phase, stop them, whatever happens."""
+    etcd: Etcd | None = None
+    store_url = ""
+    if store == "etcd":
+        etcd = start_etcd(tmp / "etcd")
+        store_url = f"etcd://{etcd.endpoint}"
+    data_dir = tmp / f"server-{store}"
+    server = start_server(data_dir, store_url)
+    out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
+    try:
+        meter = CpuMeter(server)
+        for n in args.clients:
+            print(f"[{store}] verbs with {n} clients ...", file=sys.stderr, flush=True)
+            clients = await open_clients(server, n)
+            try:
+                out["throughput"][str(n)] = await run_throughput(
+                    clients, meter, f"bench-n{n}", args.pods, args.updates, args.gets, args.lists,
+                )
+            finally:
+                await close_clients(clients)
+        for i, rate in enumerate(args.watch_rates):
+            print(f"[{store}] watch fan-out, {args.watchers} watchers, {rate:g} writes/s ...",
+                  file=sys.stderr, flush=True)
+            watchers = await open_clients(server, args.watchers)
+            writers = await open_clients(server, 8)
+            try:
+                out["watch"].append(await run_watch(
+                    watchers, writers, meter, f"bench-watch-{i}", rate, args.watch_seconds,
+                ))
+            finally:
+                await close_clients(watchers + writers)
+        if store == "sqlite" and args.churn > 0:
+            print(f"[{store}] churn: {args.churn} updates of {args.pods} pods ...", file=sys.stderr, flush=True)
+            clients = await open_clients(server, args.churn_clients)
+            try:
+                out["churn"] = await run_churn(
+                    clients, data_dir, "bench-churn", args.pods, args.churn, args.churn_every,
+                )
+            finally:
+                await close_clients(clients)
+    finally:
+        server.stop()
+        if etcd is not None:
+            etcd.stop()
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+        "commit": commit,
+        "note": "server and load generator share these CPUs; etcd and SQLite data on the same disk",
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    stores = ["sqlite", "etcd"] if args.store == "both" else [args.store]
+    result: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "params": {k: v for k, v in vars(args).items() if k != "no_write"},
+        "stores": {},
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-api-"))
+    try:
+        for store in stores:
+            result["stores"][store] = await bench_store(store, args, tmp)
+    finally:
+        remove_tree(tmp)
+    return result
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.store != "sqlite" and not Path(ETCD).exists():
+        raise SystemExit(f"{ETCD} is not installed (apt-get install etcd-server)")
+    try:
+        import uvloop
+
+        result = uvloop.run(main(args))
+    except ImportError:  # pragma: no cover - uvloop is optional
+        result = asyncio.run(main(args))
+    print_report(result)
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = RESULTS / f"api-{args.store}-{stamp}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    run()
