@@ -11,8 +11,12 @@ Usage::
 
     tools/gen_proto_schema.py [-o OUT] [--source-version TAG] DIR [DIR ...]
 
-Each DIR holds one ``generated.proto`` (e.g. a checkout's ``core/v1`` or
-``pkg/apis/meta/v1``) and, ideally, that package's ``*.go`` files.
+Each DIR holds one ``generated.proto`` and that package's ``*.go`` files: the committed
+schema comes from checkouts of kubernetes/api and kubernetes/apimachinery at v0.32.13 with
+``{core,apps,batch,networking,autoscaling,coordination,policy,scheduling,rbac,authentication,
+authorization,storage,discovery,events}/v1``, ``autoscaling/v2`` and apimachinery's
+``pkg/apis/meta/v1``, ``pkg/api/resource``, ``pkg/util/intstr`` and ``pkg/runtime``.
+Unknown kinds (a group not listed) are refused by the decoder, so add a group here first.
 """
 
 from __future__ import annotations
