@@ -247,6 +247,9 @@ async def events_for(client: Client, obj: JSON) -> list[JSON]:
 def render(obj: JSON, res: Resource, events: list[JSON]) -> str:
     out = Out()
     _DESCRIBERS.get(res.kind, describe_generic)(out, obj, res)
+    if res.kind != "Event" and not events:
+        out.kv("Events", "<none>")
+        return out.render()
     text = out.render()
     if res.kind != "Event":
         text += "\n" + events_block(events)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
 
 import click
 
-from bosun.cli.apply import apply_cmd
 from bosun.cli.common import CliError, CliState, api_error_line
-from bosun.cli.create import create_cmd
-from bosun.cli.delete import delete_cmd
-from bosun.cli.describe import describe_cmd
-from bosun.cli.get import get_cmd
-from bosun.cli.kubeconfig_cmd import kubeconfig_cmd
-from bosun.cli.server_cmd import server
 from bosun.client.kubeconfig import KubeconfigError
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError
 
@@ -29,8 +23,32 @@ def _transport_line(e: BaseException, state: CliState | None) -> str:
     return f"error: cannot reach the server: {detail}"
 
 
+# Verbs load on first use: `bosun get` should not pay for importing the API server.
+LAZY_COMMANDS: dict[str, str] = {
+    "apply": "bosun.cli.apply:apply_cmd",
+    "create": "bosun.cli.create:create_cmd",
+    "delete": "bosun.cli.delete:delete_cmd",
+    "describe": "bosun.cli.describe:describe_cmd",
+    "get": "bosun.cli.get:get_cmd",
+    "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
+    "server": "bosun.cli.server_cmd:server",
+}
+
+
 class BosunGroup(click.Group):
     """Turns any failure into one stderr line and exit code 1 (BOSUN_DEBUG=1 shows tracebacks)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in LAZY_COMMANDS:
+            module, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            assert isinstance(cmd, click.Command)
+            self.add_command(cmd, cmd_name)
+        return cmd
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -64,10 +82,6 @@ def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, namespa
     if kubeconfig and os.pathsep in kubeconfig:
         kubeconfig = next((p for p in kubeconfig.split(os.pathsep) if p), None)
     ctx.obj = CliState(kubeconfig=kubeconfig or None, context=context, namespace=namespace)
-
-
-for _cmd in (apply_cmd, get_cmd, describe_cmd, delete_cmd, create_cmd, kubeconfig_cmd, server):
-    cli.add_command(_cmd)
 
 
 def main() -> None:
