@@ -358,6 +358,25 @@ def test_describe_deployment_service_and_generic(cli: Cli) -> None:
     )
 
 
+def test_describe_node_and_cluster_scoped_get(cli: Cli) -> None:
+    name = f"node-{cli.namespace}"
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"node-role.kubernetes.io/worker": ""}},
+            "spec": {"taints": [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]}}
+    assert cli.ok("apply", "-f", "-", stdin=json.dumps(node)).strip() == f"node/{name} created"
+    try:
+        text = cli.ok("describe", "node", name)
+        assert re.search(rf"^Name:\s+{name}$", text, re.M)
+        assert re.search(r"^Roles:\s+worker$", text, re.M)
+        assert re.search(r"^Taints:\s+dedicated=db:NoSchedule$", text, re.M)
+        assert re.search(r"^Annotations:\s+<none>$", text, re.M)  # last-applied is not shown
+        assert "Namespace:" not in text
+        lines = cli.ok("get", "nodes", name).splitlines()
+        assert _cells(lines[0])[:3] == ["NAME", "STATUS", "ROLES"] and _cells(lines[1])[0] == name
+    finally:
+        cli("delete", "node", name, "--wait=false", ns=False)
+
+
 def test_describe_lists_events(cli: Cli, api_server: Any) -> None:
     cli.ok("apply", "-f", "-", stdin=json.dumps(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "evented"}}))

@@ -10,9 +10,15 @@ from bosun.api.registry import Resource, by_kind
 from bosun.cli.common import CliState, api_error_line, fail, global_options, pass_state, resolve, run
 from bosun.cli.describe_fmt import Out, events_block, generic
 from bosun.cli.printers import age
+from bosun.cli.threeway import LAST_APPLIED
 from bosun.client.rest import ApiError, Client
 
 JSON = dict[str, Any]
+
+
+def _shown_annotations(meta: JSON) -> JSON:
+    """Annotations minus last-applied, which repeats the manifest (kubectl hides it too)."""
+    return {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
 
 
 def _meta(out: Out, obj: JSON, res: Resource) -> None:
@@ -22,8 +28,7 @@ def _meta(out: Out, obj: JSON, res: Resource) -> None:
         out.kv("Namespace", meta.get("namespace"))
     out.kv("CreationTimestamp", meta.get("creationTimestamp"))
     out.mapping("Labels", meta.get("labels"))
-    out.mapping("Annotations", {k: v for k, v in (meta.get("annotations") or {}).items()
-                                if k != "kubectl.kubernetes.io/last-applied-configuration"}, sep=": ")
+    out.mapping("Annotations", _shown_annotations(meta), sep=": ")
     owners = meta.get("ownerReferences") or []
     ctrl = next((o for o in owners if o.get("controller")), None)
     if ctrl:
@@ -181,7 +186,7 @@ def describe_node(out: Out, obj: JSON, res: Resource) -> None:
     out.kv("Name", (obj.get("metadata") or {}).get("name"))
     out.kv("Roles", ",".join(roles) or "<none>")
     out.mapping("Labels", labels)
-    out.mapping("Annotations", (obj.get("metadata") or {}).get("annotations"), sep=": ")
+    out.mapping("Annotations", _shown_annotations(obj.get("metadata") or {}), sep=": ")
     out.kv("CreationTimestamp", (obj.get("metadata") or {}).get("creationTimestamp"))
     taints = [f"{t.get('key')}" + (f"={t['value']}" if t.get("value") else "") + f":{t.get('effect')}"
               for t in spec.get("taints") or []]

@@ -20,7 +20,7 @@ class Out:
         self.lines: list[tuple[int, str, str | None]] = []
 
     def kv(self, key: str, value: Any, indent: int = 0) -> None:
-        text = "<none>" if value in (None, "", [], {}) else str(value)
+        text = "<none>" if value in (None, "", [], {}) else str(value).rstrip("\n")
         first, *rest = text.split("\n")
         self.lines.append((indent, key + ":", first))
         self.lines.extend((indent, "", line) for line in rest)
