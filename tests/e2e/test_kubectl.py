@@ -219,3 +219,29 @@ def test_bad_token_is_unauthorized(kubectl: Kubectl, tmp_path: Path) -> None:
                        timeout=30, env=kubectl.env)
     assert p.returncode != 0
     assert "Unauthorized" in p.stderr
+
+
+def test_imperative_create_commands(kubectl: Kubectl) -> None:
+    """kubectl's typed commands send protobuf bodies; they must work like the YAML path."""
+    kubectl("create", "configmap", "cfg", "--from-literal=mode=fast")
+    assert kubectl.json("get", "configmap", "cfg")["data"] == {"mode": "fast"}
+    kubectl("create", "secret", "generic", "pw", "--from-literal=password=s3cret")
+    import base64
+
+    assert base64.b64decode(kubectl.json("get", "secret", "pw")["data"]["password"]) == b"s3cret"
+    kubectl("create", "deployment", "d", "--image=nginx:1.25", "--replicas=3", "--port=80")
+    d = kubectl.json("get", "deployment", "d")
+    assert d["spec"]["replicas"] == 3 and d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+    kubectl("expose", "deployment", "d", "--port=80", "--type=NodePort")
+    svc = kubectl.json("get", "service", "d")
+    assert svc["spec"]["type"] == "NodePort" and 30000 <= svc["spec"]["ports"][0]["nodePort"] <= 32767
+    kubectl("create", "job", "j", "--image=busybox:1.36", "--", "true")
+    assert kubectl.json("get", "job", "j")["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    kubectl("create", "cronjob", "cj", "--image=busybox:1.36", "--schedule=*/5 * * * *")
+    assert kubectl.json("get", "cronjob", "cj")["spec"]["schedule"] == "*/5 * * * *"
+    other = f"{kubectl.namespace}-x"
+    kubectl("create", "namespace", other, ns=False)
+    try:
+        assert kubectl.json("get", "namespace", other)["status"]["phase"] == "Active"
+    finally:
+        kubectl("delete", "namespace", other, "--wait=false", ns=False)

@@ -412,3 +412,27 @@ async def test_services_get_unique_cluster_ips_and_node_ports(client: Client, na
     assert reused["spec"]["clusterIP"] == ip
     dup["metadata"]["name"] = "np3"
     assert (await client.create(SVCS, dup, namespace))["spec"]["ports"][0]["nodePort"] == port
+
+
+async def test_watch_sends_bookmarks_with_current_version(
+    client: Client, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bosun.api import watch as watch_mod
+
+    monkeypatch.setattr(watch_mod, "BOOKMARK_INTERVAL", 0.2)
+    rv = (await client.list(CMS, namespace))["metadata"]["resourceVersion"]
+    created = await client.create(CMS, cm("bm"), namespace)
+    types: list[str] = []
+    bookmark_rv = 0
+
+    async def collect() -> None:
+        nonlocal bookmark_rv
+        async for ev in client.watch(CMS, namespace, resource_version=rv, timeout_seconds=5):
+            types.append(ev["type"])
+            if ev["type"] == "BOOKMARK":
+                bookmark_rv = int(ev["object"]["metadata"]["resourceVersion"])
+                return
+
+    await asyncio.wait_for(collect(), 10)
+    assert types[0] == "ADDED" and types[-1] == "BOOKMARK"
+    assert bookmark_rv >= int(created["metadata"]["resourceVersion"])

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
 from bosun.api.registry import RESOURCES, Resource, by_kind
 from bosun.api.storage import Storage
@@ -57,10 +58,7 @@ class GarbageCollector:
         self._task = asyncio.create_task(self._run(), name="garbage-collector")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     # ---- the index, kept from the watch cache -----------------------------------------
 

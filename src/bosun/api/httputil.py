@@ -8,7 +8,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from bosun.api import errors
+from bosun.api import errors, protobuf
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource
 
@@ -45,9 +45,15 @@ def parse_object(body: bytes, content_type: str) -> dict[str, Any]:
     if not body.strip():
         raise errors.bad_request("the request body is empty: expected a JSON or YAML object")
     ctype = content_type.split(";")[0].strip().lower()
+    if protobuf.is_protobuf(ctype):
+        # kubectl's typed commands (create namespace/configmap/secret/...) send protobuf and
+        # do not fall back to JSON when refused.
+        try:
+            return protobuf.decode(body)
+        except protobuf.ProtobufError as exc:
+            raise errors.bad_request(f"couldn't decode the protobuf body: {exc}") from exc
     if ctype not in ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "",
                      "application/octet-stream", "text/plain"):
-        # client-go switches to JSON when a protobuf body is refused with 415.
         raise errors.unsupported_media_type(content_type)
     try:
         if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):

@@ -7,10 +7,10 @@ namespace cannot be deleted without it and the API server must work on its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
 from bosun.api.registry import RESOURCES, by_plural
 from bosun.api.storage import NamespaceTracker, Storage
@@ -36,10 +36,7 @@ class NamespaceFinalizer:
         self._task = asyncio.create_task(self._run(), name="namespace-finalizer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     def observe(self, ev: CachedEvent) -> None:
         if ev.group_plural != "namespaces" or ev.type == "DELETED":

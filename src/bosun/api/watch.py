@@ -129,8 +129,8 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
                     return resp
                 chunks.append(encoder.event(*nxt))
             await resp.write(b"".join(chunks))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        return resp  # the client went away
     finally:
         watcher.close()
     with contextlib.suppress(ConnectionResetError, RuntimeError):

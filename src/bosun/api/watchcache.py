@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from bosun.aio import cancel_and_wait
 from bosun.api.objects import decode
 from bosun.store.base import CompactedError, Store, StoreError, WatchEvent
 
@@ -127,10 +128,7 @@ class WatchCache:
         self.ready.set()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait(self._task)
         for ws in list(self.watchers.values()):
             for w in list(ws):
                 w.close()
