@@ -162,6 +162,21 @@ def test_apply_keeps_changes_made_by_others(cli: Cli) -> None:
     assert cm["metadata"]["labels"] == {"owner": "ops"}
 
 
+def test_apply_over_object_created_without_apply(cli: Cli) -> None:
+    cli.ok("create", "namespace", f"{cli.namespace}-x", ns=False)
+    try:
+        manifest = json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                               "metadata": {"name": f"{cli.namespace}-x", "labels": {"team": "a"}}})
+        r = cli("apply", "-f", "-", stdin=manifest, ns=False)
+        assert r.rc == 0 and r.out.strip() == f"namespace/{cli.namespace}-x configured"
+        assert "missing the kubectl.kubernetes.io/last-applied-configuration annotation" in r.err
+        assert cli.ok("apply", "-f", "-", stdin=manifest, ns=False).strip() == (
+            f"namespace/{cli.namespace}-x unchanged"
+        )
+    finally:
+        cli("delete", "namespace", f"{cli.namespace}-x", "--wait=false", ns=False)
+
+
 def test_apply_json_list_from_stdin_and_directory(cli: Cli) -> None:
     doc = {"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "one"}, "data": {"k": "v"}},
@@ -457,6 +472,12 @@ def test_unreachable_server_and_bad_kubeconfig(api_server: Any, tmp_path: Path) 
                        text=True, timeout=30, check=False)
     assert one_line_error(Result(r.returncode, r.stdout, r.stderr)).startswith(
         "error: the connection to the server 127.0.0.1:1 failed"
+    )
+    (tmp_path / "stranger").write_text(Path(api_server.kubeconfig).read_text().replace(api_server.token, "nope"))
+    r = subprocess.run([BOSUN, "--kubeconfig", str(tmp_path / "stranger"), "get", "pods"], capture_output=True,
+                       text=True, timeout=30, check=False)
+    assert one_line_error(Result(r.returncode, r.stdout, r.stderr)) == (
+        "error: You must be logged in to the server (Unauthorized)"
     )
     r = subprocess.run([BOSUN, "--kubeconfig", str(tmp_path / "none"), "get", "pods"], capture_output=True,
                        text=True, timeout=30, check=False)

@@ -13,6 +13,7 @@ from bosun.cli.common import (
     global_options,
     kind_group,
     pass_state,
+    plural_group,
     resource_of,
     run,
 )
@@ -53,7 +54,14 @@ async def apply_one(client: Client, state: CliState, m: Manifest, dry_run: bool)
             raise
         await client.create(res, desired, ns, dry_run=dry_run)
         return f"{label} created{suffix}"
-    patch = three_way_patch(read_last_applied(live), desired, live)
+    original = read_last_applied(live)
+    if not original:
+        click.echo(
+            f"Warning: resource {plural_group(res)}/{name} is missing the "
+            f"kubectl.kubernetes.io/last-applied-configuration annotation which is required by bosun "
+            f"apply. The missing annotation will be patched automatically.", err=True,
+        )
+    patch = three_way_patch(original, desired, live)
     if not patch:
         return f"{label} unchanged{suffix}"
     await client.patch(res, name, patch, ns, patch_type="merge", dry_run=dry_run)

@@ -36,6 +36,8 @@ def fail(message: str) -> NoReturn:
 
 
 def api_error_line(e: ApiError) -> str:
+    if e.status == 401:
+        return "error: You must be logged in to the server (Unauthorized)"
     msg = e.message or str(e)
     if e.reason:
         return f"Error from server ({e.reason}): {msg}"
