@@ -424,7 +424,7 @@ def test_delete_by_name_file_and_selector(cli: Cli) -> None:
     r = cli("delete", "-f", path, "--cascade=orphan", "--wait=false")
     assert r.out.splitlines() == ['deployment.apps "web" deleted']
     assert one_line_error(r) == svc_gone
-    assert cli("delete", "-f", path, "--ignore-not-found").rc == 0
+    assert cli("delete", "-f", path, "--ignore-not-found", "--wait=false").rc == 0
 
     cli.ok("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n, "labels": {"gone": "yes"}}}
@@ -438,6 +438,18 @@ def test_delete_by_name_file_and_selector(cli: Cli) -> None:
     assert one_line_error(cli("delete", "pods")) == (
         "error: resource(s) were provided, but no name was specified"
     )
+
+
+def test_delete_pods_with_grace_period(cli: Cli) -> None:
+    pods = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n},
+         "spec": {"containers": [{"name": "c", "image": "busybox"}]}} for n in ("p1", "p2")]}
+    cli.ok("apply", "-f", "-", stdin=json.dumps(pods))
+    assert cli.ok("delete", "pod", "p1", "--grace-period=5").strip() == 'pod "p1" deleted'
+    r = cli("delete", "pod/p2", "--grace-period=0", "--force")
+    assert r.rc == 0 and r.out.strip() == 'pod "p2" force deleted'
+    assert r.err.startswith("Warning: Immediate deletion")
+    assert cli("get", "pods").err.strip() == f"No resources found in {cli.namespace} namespace."
 
 
 # -- misc --------------------------------------------------------------------------------------

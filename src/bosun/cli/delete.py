@@ -104,6 +104,12 @@ def delete_cmd(
         grace_period = 1  # as kubectl: 0 without --force means "as fast as possible", not immediate
     server_dry = dry_run == "server"
     suffix = " (server dry run)" if server_dry else ""
+    verb = "deleted"
+    if force and grace_period == 0:
+        verb = "force deleted"
+        click.echo("Warning: Immediate deletion does not wait for confirmation that the running resource "
+                   "has been terminated. The resource may continue to run on the cluster indefinitely.",
+                   err=True)
 
     async def go(client: Client) -> bool:
         for res in by_listing:
@@ -127,7 +133,7 @@ def delete_cmd(
                     ok = False
                     click.echo(api_error_line(e), err=True)
                 continue
-            click.echo(f'{kind_group(res)} "{name}" deleted{suffix}')
+            click.echo(f'{kind_group(res)} "{name}" {verb}{suffix}')
             uid = (answer.get("details") or {}).get("uid") or (answer.get("metadata") or {}).get("uid")
             pending.append((res, name, ns, uid))
         if wait and not server_dry:
