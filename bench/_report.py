@@ -19,6 +19,11 @@ def _f(x: float, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
 
+def _pct(v: dict[str, Any], key: str) -> str:
+    """CPU use during the phase, in % of one core ("-" when not measured)."""
+    return _f(100 * v[key] / v["wall_s"], 0) if key in v and v["wall_s"] else "-"
+
+
 def verbs_table(result: dict[str, Any]) -> str:
     rows = []
     for store, s in result["stores"].items():
@@ -27,11 +32,12 @@ def verbs_table(result: dict[str, Any]) -> str:
                 rows.append([
                     store, n, verb, _f(v["ops_per_s"]), _f(v["p50_ms"], 2), _f(v["p99_ms"], 2),
                     _f(v["max_ms"], 1), _f(v.get("server_cpu_ms_per_op", 0.0), 3),
-                    _f(100 * v["server_cpu_s"] / v["wall_s"], 0), _f(100 * v["loadgen_cpu_s"] / v["wall_s"], 0),
+                    _pct(v, "server_cpu_s"), _pct(v, "etcd_cpu_s"), _pct(v, "loadgen_cpu_s"),
+                    _pct(v, "other_cpu_s"),
                 ])
     return _table(
-        ["store", "clients", "verb", "ops/s", "p50 ms", "p99 ms", "max ms", "srv cpu ms/op", "srv cpu%",
-         "loadgen cpu%"],
+        ["store", "clients", "verb", "ops/s", "p50 ms", "p99 ms", "max ms", "srv ms/op", "srv%", "etcd%",
+         "loadgen%", "other%"],
         rows,
     )
 
@@ -47,22 +53,23 @@ def watch_table(result: dict[str, Any]) -> str:
                 _f(d["p50_ms"], 2), _f(d["p99_ms"], 2), _f(d["max_ms"], 1),
                 _f(r["p50_ms"], 2), _f(r["p99_ms"], 2),
                 f"{w['deliveries']}/{w['expected_deliveries']}",
-                _f(100 * w["server_cpu_s"] / w["wall_s"], 0),
+                _pct(w, "server_cpu_s"), _pct(w, "etcd_cpu_s"), _pct(w, "loadgen_cpu_s"), _pct(w, "other_cpu_s"),
             ])
     return _table(
         ["store", "watchers", "rate want/got", "write p50", "write p99", "deliv p50", "deliv p99",
-         "deliv max", "resp->deliv p50", "resp->deliv p99", "delivered", "srv cpu%"],
+         "deliv max", "resp->deliv p50", "resp->deliv p99", "delivered", "srv%", "etcd%", "loadgen%",
+         "other%"],
         rows,
     )
 
 
-def churn_table(samples: list[dict[str, Any]]) -> str:
+def churn_table(samples: list[dict[str, Any]], pods: int) -> str:
     mb = 1024 * 1024
     rows = [[
         str(s["updates"]), _f(s["updates_per_s"]), _f(s["db_bytes"] / mb), _f(s["db_wal_bytes"] / mb),
         _f((s["db_bytes"] + s["db_wal_bytes"] + s["db_shm_bytes"]) / mb), _f(s["list_ms"], 1),
     ] for s in samples]
-    return _table(["updates", "upd/s", "db MB", "wal MB", "total MB", "list 1000 ms"], rows)
+    return _table(["updates", "upd/s", "db MB", "wal MB", "total MB", f"list {pods} ms"], rows)
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
@@ -90,15 +97,18 @@ def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"\nBosun API benchmark, commit {m['commit']}, {m['cpus']} CPUs ({m['cpu_model']}), "
           f"python {m['python']}")
-    print(f"NOTE: {m['note']}; pods ~2.7 KB as sent, HTTPS + bearer token.\n")
-    print("Verbs (N clients, each its own connection pool; list = all 1000 pods in one response)")
+    print(f"NOTE: {m['note']}; pods ~2.7 KB as sent, HTTPS + bearer token.")
+    print("CPU columns are % of one core during the phase (200% = the whole box); other% is what")
+    print("every other process on the machine used meanwhile (noise from work sharing the box).\n")
+    pods = result["params"]["pods"]
+    print(f"Verbs (N clients, each its own connection pool; list = all {pods} pods in one response)")
     print(verbs_table(result))
     print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
     print(watch_table(result))
     sq = result["stores"].get("sqlite") or {}
     if sq.get("churn"):
         print(f"\nSQLite under churn ({result['params']['pods']} pods updated over and over)")
-        print(churn_table(sq["churn"]))
+        print(churn_table(sq["churn"], result["params"]["pods"]))
     print()
     for line in verdicts(result):
         print(line)

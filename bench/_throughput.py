@@ -30,7 +30,7 @@ async def _run_tasks(
 
 async def run_throughput(
     clients: list[Client], meter: CpuMeter, namespace: str, pods: int, updates: int, gets: int,
-    lists: int,
+    lists: int, label: str = "",
 ) -> dict[str, dict[str, Any]]:
     """All four verbs against one namespace of ``pods`` pods; returns a summary per verb."""
     n = len(clients)
@@ -75,7 +75,7 @@ async def run_throughput(
                 raise RuntimeError(f"list returned {len(got.get('items') or [])} pods, want {pods}")
 
     for verb, work in (("create", create), ("update", update), ("get", get), ("list", list_)):
-        with meter.measure() as cpu:
+        with meter.measure(f"{label}-{verb}-n{n}") as cpu:
             lat, elapsed = await _run_tasks(clients, work)
         out[verb] = {**summarize(lat, elapsed), **per_op_cpu(cpu, len(lat))}
     return out

@@ -46,7 +46,7 @@ async def _watcher(client: Client, namespace: str, rv: str, got: list[tuple[int,
 
 async def run_watch(
     watch_clients: list[Client], writers: list[Client], meter: CpuMeter, namespace: str,
-    rate: float, duration: float, pool: int = 100,
+    rate: float, duration: float, pool: int = 100, label: str = "",
 ) -> dict[str, Any]:
     """Writes at ``rate``/s for ``duration`` s (creates, then updates of ``pool`` pods)."""
     await make_namespace(writers[0], namespace)
@@ -86,7 +86,7 @@ async def run_watch(
             g.clear()
         total = int(rate * duration)
         pending: list[asyncio.Future[None]] = []
-        with meter.measure() as cpu:
+        with meter.measure(f"{label}-watch-{rate:g}") as cpu:
             start = time.perf_counter()
             for seq in range(1, total + 1):
                 delay = start + seq / rate - time.perf_counter()
@@ -110,6 +110,8 @@ async def run_watch(
     from_resp = [t - answered[s] for g in got for s, t in g if s in answered]
     write_lat = [answered[s] - sent[s] for s in answered if s > 0]
     delivered = sum(len(g) for g in got)
+    # When the slowest writes happened (seconds into the run): periodic stalls show up here.
+    slow = sorted(((answered[s] - sent[s], sent[s] - start) for s in answered if s > 0), reverse=True)[:10]
     return {
         "watchers": len(watch_clients),
         "target_rate": rate,
@@ -122,5 +124,6 @@ async def run_watch(
         "delivery_from_response": {
             k: v for k, v in summarize(from_resp, write_elapsed).items() if k.endswith("_ms")
         },
+        "slowest_writes": [{"at_s": round(at, 2), "ms": round(d * 1000, 1)} for d, at in slow],
         **per_op_cpu(cpu, total),
     }

@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--churn", type=int, help="SQLite churn updates (default 200000, quick 10000)")
     ap.add_argument("--churn-every", type=int, help="updates between samples (default 20000, quick 2000)")
     ap.add_argument("--churn-clients", type=int, default=50)
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the server during each phase into DIR")
+    ap.add_argument("--output", metavar="PATH", help="results file (default bench/results/api-<store>-<time>.json)")
     ap.add_argument("--no-write", action="store_true", help="do not write a results file")
     args = ap.parse_args(argv)
     q = args.quick
@@ -82,13 +84,16 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
     server = start_server(data_dir, store_url)
     out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
     try:
-        meter = CpuMeter(server)
+        meter = CpuMeter(
+            server, Path(args.profile) if args.profile else None, etcd.proc.pid if etcd is not None else None,
+        )
         for n in args.clients:
             print(f"[{store}] verbs with {n} clients ...", file=sys.stderr, flush=True)
             clients = await open_clients(server, n)
             try:
                 out["throughput"][str(n)] = await run_throughput(
                     clients, meter, f"bench-n{n}", args.pods, args.updates, args.gets, args.lists,
+                    store,
                 )
             finally:
                 await close_clients(clients)
@@ -100,6 +105,7 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
             try:
                 out["watch"].append(await run_watch(
                     watchers, writers, meter, f"bench-watch-{i}", rate, args.watch_seconds,
+                    label=store,
                 ))
             finally:
                 await close_clients(watchers + writers)
@@ -140,7 +146,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "params": {k: v for k, v in vars(args).items() if k != "no_write"},
+        "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "profile", "output")},
         "stores": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-api-"))
@@ -164,11 +170,11 @@ def run(argv: list[str] | None = None) -> None:
         result = asyncio.run(main(args))
     print_report(result)
     if not args.no_write:
-        RESULTS.mkdir(exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = RESULTS / f"api-{args.store}-{stamp}.json"
+        path = Path(args.output) if args.output else RESULTS / f"api-{args.store}-{stamp}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
+        print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
