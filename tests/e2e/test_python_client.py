@@ -511,6 +511,7 @@ SERVER_BUGS: dict[str, str] = {
     "scale_subresource[replicasets]": _ZERO_STATUS,
     "scale_subresource[statefulsets]": _ZERO_STATUS,
     "pod_binding_through_bindings_collection": "POST /api/v1/namespaces/{ns}/bindings is not served (404)",
+    "server_side_apply": "application/apply-patch+yaml is answered 415 (server-side apply not implemented)",
 }
 
 
@@ -1100,10 +1101,81 @@ def test_delete_with_propagation_policy_and_preconditions(api: client.ApiClient,
     out = apps.delete_namespaced_deployment(
         "fg", ns, body=m.V1DeleteOptions(propagation_policy="Foreground",
                                          preconditions=m.V1Preconditions(uid=created.metadata.uid)))
-    if isinstance(out, dict) and out.get("kind") == "Deployment":  # still finalizing dependents
-        assert "foregroundDeletion" in out["metadata"]["finalizers"]
+    # Foreground: the answer is the object itself, held by the finalizer until its dependents are gone
+    assert out["kind"] == "Deployment", out
+    assert "foregroundDeletion" in out["metadata"]["finalizers"]
+    assert out["metadata"]["deletionTimestamp"]
     wait_gone(lambda: apps.read_namespaced_deployment("fg", ns))
 
     apps.create_namespaced_deployment(ns, make_deployment("orphan", {}))
     apps.delete_namespaced_deployment("orphan", ns, propagation_policy="Orphan")
     wait_gone(lambda: apps.read_namespaced_deployment("orphan", ns))
+
+
+# ---------------------------------------------------------------------------------------------
+# what Python users reach for next: cross-namespace lists, field selectors, namespace teardown, apply
+
+
+def test_list_and_watch_across_namespaces(api: client.ApiClient, ns: str) -> None:
+    core: Any = client.CoreV1Api(api)
+    rv = core.list_config_map_for_all_namespaces(label_selector=f"suite={ns}").metadata.resource_version
+    core.create_namespaced_config_map(ns, make_configmap("x", {"suite": ns}))
+    core.create_namespaced_config_map("default", make_configmap(f"{ns}-x", {"suite": ns}))
+    try:
+        items = core.list_config_map_for_all_namespaces(label_selector=f"suite={ns}").items
+        assert sorted((o.metadata.namespace, o.metadata.name) for o in items) == [
+            ("default", f"{ns}-x"), (ns, "x")]
+        added = []
+        for ev in watch.Watch().stream(core.list_config_map_for_all_namespaces, label_selector=f"suite={ns}",
+                                       resource_version=rv, timeout_seconds=WATCH_SECONDS):
+            added.append(ev["object"].metadata.namespace)
+            if len(added) == 2:
+                break
+        assert sorted(added) == sorted(["default", ns])
+    finally:
+        core.delete_namespaced_config_map(f"{ns}-x", "default")
+
+
+def test_field_selectors(api: client.ApiClient, ns: str) -> None:
+    core: Any = client.CoreV1Api(api)
+    core.create_namespaced_pod(ns, make_pod("a", {}))
+    core.create_namespaced_pod(ns, make_pod("b", {}))
+    core.create_namespaced_event(ns, m.CoreV1Event(
+        metadata=meta("a.1"), involved_object=m.V1ObjectReference(kind="Pod", name="a", namespace=ns),
+        reason="Scheduled", message="hi", type="Normal"))
+    names = [p.metadata.name for p in core.list_namespaced_pod(ns, field_selector="metadata.name=b").items]
+    assert names == ["b"]
+    pending = core.list_namespaced_pod(ns, field_selector="status.phase=Pending,spec.nodeName=").items
+    assert sorted(p.metadata.name for p in pending) == ["a", "b"]
+    events = core.list_namespaced_event(ns, field_selector="involvedObject.kind=Pod,involvedObject.name=a").items
+    assert [e.reason for e in events] == ["Scheduled"]
+    expect_error(400, "BadRequest", core.list_namespaced_pod, ns, field_selector="spec.nosuchfield=x")
+
+
+def test_namespace_deletion_empties_it(api: client.ApiClient, namespace: str) -> None:
+    core: Any = client.CoreV1Api(api)
+    core.create_namespace(make_namespace(namespace, {}))
+    core.create_namespaced_config_map(namespace, make_configmap("c", {}))
+    core.delete_namespace(namespace)
+    try:
+        phase = core.read_namespace(namespace).status.phase
+        assert phase == "Terminating"
+        body = expect_error(403, "Forbidden", core.create_namespaced_config_map, namespace,
+                            make_configmap("late", {}))
+        assert "because it is being terminated" in body["message"]
+    except ApiException as exc:
+        assert exc.status == 404  # already finalized: also fine
+    wait_gone(lambda: core.read_namespace(namespace))
+    assert core.list_config_map_for_all_namespaces(field_selector=f"metadata.namespace={namespace}").items == []
+
+
+@known_bug("server_side_apply")
+def test_server_side_apply(dyn: dynamic.DynamicClient, ns: str) -> None:
+    cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
+            "data": {"a": "1"}}
+    first = cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
+    assert first.data.a == "1"
+    body["data"] = {"b": "2"}
+    second = cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
+    assert dict(second.data) == {"b": "2"}  # the manager dropped "a", so apply removes it
