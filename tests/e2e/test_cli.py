@@ -146,8 +146,7 @@ def test_apply_creates_then_unchanged_then_configured(cli: Cli) -> None:
 
 def test_apply_keeps_changes_made_by_others(cli: Cli) -> None:
     """Fields the manifest never set (added by someone else) survive a re-apply."""
-    if KUBECTL is None:
-        pytest.skip("kubectl not installed")
+    assert KUBECTL is not None, "kubectl is part of the test machine (/usr/bin/kubectl)"
     path = cli.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {a: '1'}\n")
     cli.ok("apply", "-f", path)
     kubectl = [KUBECTL, "--kubeconfig", cli.kubeconfig, "-n", cli.namespace]
@@ -247,8 +246,7 @@ def test_get_prints_kubectl_table(cli: Cli) -> None:
 
 
 def test_get_matches_kubectl_output(cli: Cli) -> None:
-    if KUBECTL is None:
-        pytest.skip("kubectl not installed")
+    assert KUBECTL is not None, "kubectl is part of the test machine (/usr/bin/kubectl)"
     cli.ok("apply", "-f", cli.write("app.yaml", DEPLOY_AND_SERVICE))
     cli.ok("apply", "-f", "-", stdin=json.dumps(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}}))
@@ -499,8 +497,7 @@ def test_unreachable_server_and_bad_kubeconfig(api_server: Any, tmp_path: Path) 
 
 def test_kubectl_apply_agrees_with_bosun_apply(cli: Cli) -> None:
     """Both tools share the last-applied annotation: each sees the other's apply as current."""
-    if KUBECTL is None:
-        pytest.skip("kubectl not installed")
+    assert KUBECTL is not None, "kubectl is part of the test machine (/usr/bin/kubectl)"
     path = cli.write("app.yaml", DEPLOY_AND_SERVICE)
     cli.ok("apply", "-f", path)
     out = subprocess.run([KUBECTL, "--kubeconfig", cli.kubeconfig, "-n", cli.namespace, "apply", "-f", path],

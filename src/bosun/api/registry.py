@@ -83,6 +83,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",),
              subresources=("status",)),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False),
+    # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
+    Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",)),
     # apps/v1
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL,
              subresources=("status", "scale")),

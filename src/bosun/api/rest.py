@@ -42,6 +42,9 @@ from bosun.api.tables import to_table
 from bosun.api.watchcache import WatchCache
 
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
+# Kinds whose delete answers with the deleted object rather than a Status, as in kube-apiserver.
+RETURN_DELETED_OBJECT = frozenset({"pods", "services", "persistentvolumeclaims", "persistentvolumes",
+                                   "serviceaccounts", "namespaces"})
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
@@ -123,6 +126,11 @@ class RestHandler:
     async def handle(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
         t = parse_target(group, version, rest)
         method = request.method
+        verb = _verb(method, t, request)
+        if verb is not None and verb not in t.res.verbs:
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource ({verb} {t.res.plural})"
+            )
         if t.sub is not None:
             from bosun.api import subresources
 
@@ -207,6 +215,13 @@ class RestHandler:
             )
         headers: dict[str, str] = {}
         _check_schema(request, t.res, obj, headers)
+        if t.res.kind == "Binding":
+            from bosun.api.subresources import bind
+
+            pods = by_plural("", "v1", "pods")
+            assert pods is not None
+            name = str((obj.get("metadata") or {}).get("name") or "")
+            return await bind(self, pods, t.namespace, name, obj, dry_run(request))
         created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request))
         return json_response(created, status=201, headers=headers)
 
@@ -256,7 +271,7 @@ class RestHandler:
         options = await self._delete_options(request)
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
                                               dry_run=_delete_dry_run(request, options))
-        if t.res.kind in ("Pod", "Namespace") or not gone:
+        if t.res.plural in RETURN_DELETED_OBJECT or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
 
@@ -302,6 +317,17 @@ class RestHandler:
             "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
             "metadata": {"resourceVersion": rv}, "items": deleted,
         })
+
+
+def _verb(method: str, t: Target, request: web.Request) -> str | None:
+    """The Kubernetes verb of a request on the main resource (None for subresources)."""
+    if t.sub is not None:
+        return None
+    if t.name is None:
+        if method == "GET":
+            return "watch" if request.query.get("watch", "").lower() in ("1", "true") else "list"
+        return {"POST": "create", "DELETE": "deletecollection"}.get(method)
+    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
 
 
 def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:

@@ -272,6 +272,7 @@ class Storage:
             apply_update_defaults(res, new, old)
         if subresource not in ("binding", "finalize"):
             apply_defaults(res, new)
+        _fill_status_zeros(new)
         errs = validate(res, new)
         if not errs and subresource not in ("binding", "finalize"):
             errs = validate_update(res, new, old)
@@ -449,6 +450,30 @@ def _reset_status_on_create(res: Resource, obj: dict[str, Any]) -> None:
         obj["status"] = {"loadBalancer": {}}
     else:
         obj["status"] = {}
+    _fill_status_zeros(obj)
+
+
+# Status fields Kubernetes' Go types serialize even at zero (no omitempty): clients such as
+# the official Python client treat them as required.
+_STATUS_ZEROS: dict[str, dict[str, int]] = {
+    "ReplicaSet": {"replicas": 0},
+    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                  "numberReady": 0},
+    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
+}
+
+
+def _fill_status_zeros(obj: dict[str, Any]) -> None:
+    zeros = _STATUS_ZEROS.get(str(obj.get("kind")))
+    if zeros is None:
+        return
+    status = obj.get("status")
+    if status is None:
+        status = obj["status"] = {}
+    if isinstance(status, dict):
+        for k, v in zeros.items():
+            status.setdefault(k, v)
 
 
 def _qos_class(pod: dict[str, Any]) -> str:

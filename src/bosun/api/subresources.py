@@ -12,6 +12,7 @@ from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
 
 if TYPE_CHECKING:
+    from bosun.api.registry import Resource
     from bosun.api.rest import RestHandler, Target
 
 
@@ -97,25 +98,31 @@ async def _write_scale(h: RestHandler, request: web.Request, t: Target) -> web.R
 
 
 async def _bind(h: RestHandler, request: web.Request, t: Target) -> web.Response:
-    """Assign a pod to a node (the scheduler's write). A pod is bound at most once."""
     assert t.name is not None
     binding = parse_object(await read_body(request), request.content_type)
+    return await bind(h, t.res, t.namespace, t.name, binding, dry_run(request))
+
+
+async def bind(
+    h: RestHandler, pods: Resource, namespace: str | None, name: str, binding: dict[str, Any], dry: bool
+) -> web.Response:
+    """Assign a pod to a node (the scheduler's write). A pod is bound at most once."""
     target = as_dict(binding.get("target"))
     node = target.get("name")
     if not node or not isinstance(node, str):
-        raise errors.invalid_object("Binding", t.name, [errors.required("target.name")])
+        raise errors.invalid_object("Binding", name, [errors.required("target.name")])
     if target.get("kind", "Node") != "Node":
         raise errors.invalid_object(
-            "Binding", t.name, [errors.not_supported("target.kind", target.get("kind"), ["Node"])]
+            "Binding", name, [errors.not_supported("target.kind", target.get("kind"), ["Node"])]
         )
 
     def fn(pod: dict[str, Any]) -> dict[str, Any]:
         spec = pod.setdefault("spec", {})
         if pod["metadata"].get("deletionTimestamp"):
-            raise errors.conflict("pods", t.name or "", why="the pod is being deleted")
+            raise errors.conflict("pods", name, why="the pod is being deleted")
         current = spec.get("nodeName")
         if current:
-            raise errors.conflict("pods", t.name or "", why=f'pod {t.name} is already assigned to node "{current}"')
+            raise errors.conflict("pods", name, why=f'pod {name} is already assigned to node "{current}"')
         spec["nodeName"] = node
         status = pod.setdefault("status", {})
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
@@ -124,7 +131,7 @@ async def _bind(h: RestHandler, request: web.Request, t: Target) -> web.Response
         status["conditions"] = conds
         return pod
 
-    await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="binding", dry_run=dry_run(request))
+    await h.storage.mutate(pods, namespace, name, fn, subresource="binding", dry_run=dry)
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 

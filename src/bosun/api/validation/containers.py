@@ -16,7 +16,7 @@ from bosun.api.validation.meta import check_name, dns1123_label, port_name, qual
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
 PULL_POLICIES = ["Always", "IfNotPresent", "Never"]
-_STANDARD_RESOURCES = {"cpu", "memory", "ephemeral-storage", "storage"}
+_STANDARD_RESOURCES = {"cpu", "memory", "ephemeral-storage", "storage", "pods"}  # pods: node capacity
 _HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 
 
