@@ -63,6 +63,14 @@ class APIServer:
         self.token = ""
 
     async def start(self) -> None:
+        """Bring everything up; on any failure, release what was already started."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.store_url, cfg.data_dir)
