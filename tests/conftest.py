@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bosun.api.server import APIServer, ServerConfig
+from bosun.controlplane import ControlPlane, ControlPlaneOptions
 
 pytest_plugins = ["tests.fixtures.etcd"]
 
@@ -21,7 +22,7 @@ pytest_plugins = ["tests.fixtures.etcd"]
 class RunningServer:
     """A real `bosun` API server on a loopback port, run on its own event loop thread."""
 
-    server: APIServer
+    server: APIServer | ControlPlane
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     data_dir: Path
@@ -36,7 +37,8 @@ class RunningServer:
 
     @property
     def token(self) -> str:
-        return self.server.token
+        api = self.server.api if isinstance(self.server, ControlPlane) else self.server
+        return api.token
 
     @property
     def ca_path(self) -> str:
@@ -55,11 +57,15 @@ class RunningServer:
             self.thread.join(10)
 
 
-def start_server(data_dir: Path, store_url: str = "") -> RunningServer:
+def start_server(
+    data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None
+) -> RunningServer:
+    """A bare API server, or with ``options`` the whole control plane (scheduler, controllers)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="api-server", daemon=True)
     thread.start()
-    server = APIServer(ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", store_url=store_url))
+    config = ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", store_url=store_url)
+    server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
         fut.result(30)
@@ -84,6 +90,18 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServ
 def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
     """A server of the test's own (for tests that restart it or break its store)."""
     running = start_server(tmp_path / "server")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The whole control plane (API, scheduler, every controller) for the session; short
+    node-failure timings so that lifecycle tests run in seconds."""
+    options = ControlPlaneOptions(node_monitor_grace_period=4.0, pod_eviction_timeout=2.0, lease_duration=6.0)
+    running = start_server(tmp_path_factory.mktemp("bosun-cluster"), options=options)
     try:
         yield running
     finally:

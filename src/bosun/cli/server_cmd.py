@@ -11,12 +11,13 @@ from pathlib import Path
 
 import click
 
-from bosun.api.server import APIServer, ServerConfig
+from bosun.api.server import ServerConfig
+from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 
 
-def _run(config: ServerConfig) -> None:
+def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
     async def main() -> None:
-        server = APIServer(config)
+        server = ControlPlane(config, options)
         try:
             await server.start()
         except OSError as exc:
@@ -51,11 +52,30 @@ def _run(config: ServerConfig) -> None:
               show_default=True, help="Where the store, certificates and kubeconfig live.")
 @click.option("--listen", default="127.0.0.1:6443", show_default=True, help="ADDR:PORT to serve HTTPS on.")
 @click.option("--store", "store_url", default="", help="sqlite (default), sqlite:///path.db or etcd://host:port[,...]")
+@click.option("--scheduling-strategy", default="spread", show_default=True,
+              help="Default placement: spread (fewest pods), binpack (fill nodes) or random.")
+@click.option("--controllers", default="*", show_default=True,
+              help="Controllers to run: '*' for all, or a comma list; '-name' disables one.")
+@click.option("--node-monitor-grace-period", type=float, default=10.0, show_default=True,
+              help="Seconds without a node heartbeat before the node is NotReady/Unknown.")
+@click.option("--pod-eviction-timeout", type=float, default=10.0, show_default=True,
+              help="Seconds an unreachable node's pods are kept before they are evicted.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
-def server(data_dir: Path, listen: str, store_url: str, log_level: str) -> None:
-    """Run the control plane: Kubernetes API over HTTPS, backed by SQLite or etcd."""
+def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
+           node_monitor_grace_period: float, pod_eviction_timeout: float, log_level: str) -> None:
+    """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
         click.echo(f"error: --listen must be ADDR:PORT, got {listen!r}", err=True)
         sys.exit(2)
-    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url))
+    if scheduling_strategy not in STRATEGIES:
+        click.echo(f"error: unknown --scheduling-strategy {scheduling_strategy!r}: "
+                   f"choose one of {', '.join(STRATEGIES)}", err=True)
+        sys.exit(2)
+    options = ControlPlaneOptions(
+        scheduling_strategy=scheduling_strategy,
+        controllers=[c.strip() for c in controllers.split(",") if c.strip()] or ["*"],
+        node_monitor_grace_period=node_monitor_grace_period,
+        pod_eviction_timeout=pod_eviction_timeout,
+    )
+    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url), options)

@@ -1,0 +1,42 @@
+"""One informer per resource, shared by every component in a process.
+
+The scheduler and a dozen controllers all watch pods; with shared informers the process
+holds one cache and one watch per resource instead of one per consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bosun.api.registry import Resource
+from bosun.client.informer import Informer
+from bosun.client.rest import Client
+
+
+class SharedInformers:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._informers: dict[str, Informer] = {}
+        self._started: set[str] = set()
+
+    def get(self, resource: Resource) -> Informer:
+        """The cluster-wide informer of ``resource`` (created on first use, not yet started)."""
+        key = resource.group_plural
+        inf = self._informers.get(key)
+        if inf is None:
+            inf = Informer(self.client, resource)
+            self._informers[key] = inf
+        return inf
+
+    async def start(self, sync_seconds: float = 60.0) -> None:
+        """Start every informer asked for so far and wait until all have listed."""
+        new = [k for k in self._informers if k not in self._started]
+        for key in new:
+            self._started.add(key)
+            await self._informers[key].start()
+        await asyncio.gather(*(self._informers[k].wait_synced(sync_seconds) for k in new))
+
+    async def stop(self) -> None:
+        for inf in self._informers.values():
+            await inf.stop()
+        self._started.clear()

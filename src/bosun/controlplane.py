@@ -1,0 +1,181 @@
+"""`bosun server`: the API server plus the components that act on it (scheduler, controllers).
+
+Components reach the API only through the client library, over HTTPS to this same server,
+exactly as they would from another machine; they run only while this server holds the
+`bosun-controlplane` Lease, so several servers on one etcd never act twice.
+
+A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
+(it runs until cancelled): every such module in :mod:`bosun.controllers` is a controller,
+and :mod:`bosun.scheduler` provides the scheduler. A new controller is a new module, not an
+edit of a shared list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import logging
+import pkgutil
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bosun.aio import cancel_and_wait
+from bosun.api.server import APIServer, ServerConfig
+from bosun.client.events import EventRecorder
+from bosun.client.kubeconfig import ClusterConfig
+from bosun.client.leader import LeaderElector
+from bosun.client.rest import Client
+from bosun.client.shared import SharedInformers
+
+log = logging.getLogger(__name__)
+
+Component = Callable[["ComponentContext"], Awaitable[None]]
+STRATEGIES = ("spread", "binpack", "random")
+
+
+@dataclass
+class ControlPlaneOptions:
+    scheduling_strategy: str = "spread"
+    # Controller names to run ("*" = all), as kube-controller-manager's --controllers.
+    controllers: list[str] = field(default_factory=lambda: ["*"])
+    scheduler: bool = True
+    node_monitor_grace_period: float = 10.0
+    pod_eviction_timeout: float = 10.0
+    lease_duration: float = 15.0
+
+
+@dataclass
+class ComponentContext:
+    client: Client
+    informers: SharedInformers
+    options: ControlPlaneOptions
+    _recorders: dict[str, EventRecorder] = field(default_factory=dict)
+
+    def recorder(self, component: str) -> EventRecorder:
+        rec = self._recorders.get(component)
+        if rec is None:
+            rec = self._recorders[component] = EventRecorder(self.client, component)
+        return rec
+
+    async def close(self) -> None:
+        for rec in self._recorders.values():
+            await rec.close()
+
+
+def discover_components(options: ControlPlaneOptions) -> dict[str, Component]:
+    """Every controller module with a ``run`` (filtered by --controllers), and the scheduler."""
+    import bosun.controllers as pkg
+
+    wanted = set(options.controllers)
+    found: dict[str, Component] = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        if "*" not in wanted and info.name not in wanted:
+            continue
+        if f"-{info.name}" in wanted:
+            continue
+        mod = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        run = getattr(mod, "run", None)
+        if callable(run):
+            found[info.name] = run
+    if options.scheduler:
+        with contextlib.suppress(ModuleNotFoundError):
+            sched = importlib.import_module("bosun.scheduler")
+            if callable(getattr(sched, "run", None)):
+                found["scheduler"] = sched.run
+    return found
+
+
+class ControlPlane:
+    def __init__(self, config: ServerConfig, options: ControlPlaneOptions | None = None) -> None:
+        self.config = config
+        self.options = options or ControlPlaneOptions()
+        self.api = APIServer(config)
+        self.client: Client | None = None
+        self.ctx: ComponentContext | None = None
+        self._elector_task: asyncio.Task[None] | None = None
+        self.components: dict[str, Component] = {}
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    @property
+    def kubeconfig(self) -> Any:
+        return self.api.kubeconfig
+
+    def identity(self) -> str:
+        """Stable across restarts of the same server, so that a restarted server takes its
+        own Lease back at once instead of waiting for it to expire."""
+        where = f"{self.config.data_dir.resolve()}|{self.config.listen}"
+        return f"{socket.gethostname()}_{hashlib.sha1(where.encode()).hexdigest()[:10]}"
+
+    async def start(self) -> None:
+        await self.api.start()
+        try:
+            self.components = discover_components(self.options)
+            if not self.components:
+                return
+            ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
+            self.client = Client(ClusterConfig(server=self.api.url, ca_data=ca, insecure=False,
+                                               token=self.api.token or None, client_cert=None, client_key=None,
+                                               namespace="default"))
+            elector = LeaderElector(self.client, "bosun-controlplane", "kube-system", identity=self.identity(),
+                                    lease_duration=self.options.lease_duration,
+                                    renew_deadline=self.options.lease_duration * 2 / 3,
+                                    retry_period=max(0.5, self.options.lease_duration / 10))
+            self._elector_task = asyncio.create_task(self._elect(elector), name="leader-election")
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _elect(self, elector: LeaderElector) -> None:
+        while True:
+            try:
+                await elector.run(self._lead, lambda: None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("leader election failed; retrying")
+            await asyncio.sleep(1.0)
+
+    async def _lead(self) -> None:
+        """Run every component while leading; any that fails is restarted after a pause."""
+        assert self.client is not None
+        self.ctx = ComponentContext(self.client, SharedInformers(self.client), self.options)
+        tasks = [asyncio.create_task(self._supervise(name, run), name=f"component-{name}")
+                 for name, run in self.components.items()]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                await cancel_and_wait(t)
+            await self.ctx.informers.stop()
+            await self.ctx.close()
+
+    async def _supervise(self, name: str, run: Component) -> None:
+        assert self.ctx is not None
+        delay = 1.0
+        while True:
+            try:
+                await run(self.ctx)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("component %s failed; restarting in %.0fs", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._elector_task)
+        self._elector_task = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        await self.api.stop()
