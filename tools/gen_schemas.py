@@ -125,6 +125,7 @@ _PKG = {
     "coordination.k8s.io": "io.k8s.api.coordination.v1",
     "scheduling.k8s.io": "io.k8s.api.scheduling.v1",
     "policy": "io.k8s.api.policy.v1",
+    "discovery.k8s.io": "io.k8s.api.discovery.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

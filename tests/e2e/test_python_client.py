@@ -232,6 +232,14 @@ def make_lease(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_endpointslice(name: str, labels: dict[str, str]) -> Any:
+    return m.V1EndpointSlice(
+        metadata=meta(name, labels), address_type="IPv4",
+        endpoints=[m.V1Endpoint(addresses=["10.1.2.3"], conditions=m.V1EndpointConditions(ready=True))],
+        ports=[m.DiscoveryV1EndpointPort(name="http", port=8080, protocol="TCP")],
+    )
+
+
 def make_priorityclass(name: str, labels: dict[str, str]) -> Any:
     return m.V1PriorityClass(metadata=meta(name, labels), value=1000, description="made by pytest")
 
@@ -384,6 +392,11 @@ def check_lease(o: Any) -> None:
     assert o.spec.renew_time == datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
 
+def check_endpointslice(o: Any) -> None:
+    assert o.address_type == "IPv4"
+    assert o.endpoints[0].addresses == ["10.1.2.3"] and o.ports[0].port == 8080
+
+
 def check_priorityclass(o: Any) -> None:
     assert o.value == 1000
     assert o.preemption_policy == "PreemptLowerPriority"
@@ -468,6 +481,8 @@ KINDS: list[Kind] = [
          {"spec": {"maxReplicas": 7}}, lambda o: o.spec.max_replicas == 7 or _fail(o.spec)),
     Kind("leases", "coordination.k8s.io", client.CoordinationV1Api, "namespaced_lease", make_lease, check_lease,
          {"spec": {"holderIdentity": "holder-b"}}, lambda o: o.spec.holder_identity == "holder-b" or _fail(o.spec)),
+    Kind("endpointslices", "discovery.k8s.io", client.DiscoveryV1Api, "namespaced_endpoint_slice",
+         make_endpointslice, check_endpointslice, {"addressType": "IPv4"}),
     Kind("priorityclasses", "scheduling.k8s.io", client.SchedulingV1Api, "priority_class", make_priorityclass,
          check_priorityclass, {"description": "patched"},
          lambda o: o.description == "patched" or _fail(o)),

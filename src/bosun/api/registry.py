@@ -104,6 +104,8 @@ RESOURCES: tuple[Resource, ...] = (
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",)),
+    # discovery.k8s.io/v1
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_spec=False),
     # coordination.k8s.io/v1
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, ()),
     # events.k8s.io/v1 is not served; core/v1 events are.
