@@ -3,10 +3,11 @@ with a growing count."""
 
 from __future__ import annotations
 
+from tests.conftest import RunningServer
+
 from bosun.api.registry import by_plural
 from bosun.client.events import EventRecorder
 from bosun.client.rest import Client
-from tests.conftest import RunningServer
 
 EVENTS = by_plural("", "v1", "events")
 CMS = by_plural("", "v1", "configmaps")
