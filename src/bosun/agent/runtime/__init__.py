@@ -1,0 +1,1 @@
+"""Runtime drivers behind one Protocol (base.py); the agent never knows which one it has."""
