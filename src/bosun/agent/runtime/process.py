@@ -1,0 +1,396 @@
+"""The ``process`` driver: each container is a plain host process (Nomad's raw_exec).
+
+No isolation at all: it exists so that Bosun runs anywhere (no root, no crun) and for
+development and tests. The sandbox is a directory, the pod IP is the node IP, every image
+name means "the host's userland", and volume mounts cannot be applied (the files are
+still prepared under the pod directory, where the process can read them).
+
+Each container runs under :mod:`bosun.agent.runtime.shim`, so it survives the agent and
+everything about it is on disk: ``<root>/containers/<id>/`` (config.json, spec.json, pid,
+exit.json) and ``<root>/sandboxes/<pod uid>.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bosun.agent.runtime.base import (
+    HOST_IMAGE,
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    DriverError,
+    ImageInfo,
+    PullPolicy,
+    SandboxConfig,
+    SandboxStatus,
+    StartError,
+)
+from bosun.agent.runtime.shim import proc_starttime
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _alive(pid: int, starttime: str) -> bool:
+    return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Processes of one container (its process group), for stats."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            out.append(int(entry.name))
+    return out
+
+
+def _group_usage(pgid: int) -> tuple[int, int]:
+    """(cpu ns, working-set bytes) summed over a process group, from /proc."""
+    cpu_ticks = 0
+    rss_pages = 0
+    for p in _group_pids(pgid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            rss = Path(f"/proc/{p}/statm").read_text().split()
+        except OSError:
+            continue
+        cpu_ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        rss_pages += int(rss[1]) - int(rss[2])  # resident minus shared ~ working set
+    return cpu_ticks * 1_000_000_000 // _CLK_TCK, rss_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
+    """Start the shim in its own session so that signals to the agent never reach it."""
+    with (state / "shim.log").open("ab") as err:
+        return subprocess.Popen([sys.executable, "-m", "bosun.agent.runtime.shim", str(state)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, close_fds=True)
+
+
+async def _poll(done: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
+    """Check ``done`` until it holds or ``seconds`` pass (files written by another process
+    have no event to wait on)."""
+    deadline = time.monotonic() + max(seconds, 0.0)
+    for _ in iter(int, 1):
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(step)
+    return False
+
+
+class _HostExec:
+    """:class:`~bosun.agent.runtime.base.ExecProcess` over an asyncio subprocess."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, merged: bool) -> None:
+        self._proc = proc
+        self.stdin = proc.stdin
+        assert proc.stdout is not None
+        self.stdout: asyncio.StreamReader = proc.stdout
+        self.stderr = None if merged else proc.stderr
+
+    async def wait(self) -> int:
+        code = await self._proc.wait()
+        return 128 - code if code < 0 else code
+
+    def resize(self, cols: int, rows: int) -> None:
+        return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+class ProcessDriver:
+    name = "process"
+
+    def __init__(self, root: Path, node_ip: str) -> None:
+        self.root = root
+        self.node_ip = node_ip
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        (self.root / "containers").mkdir(parents=True, exist_ok=True)
+        (self.root / "sandboxes").mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        self._reap()
+
+    def _reap(self) -> None:
+        # Our shims are our children while we live: collect finished ones (no zombies).
+        for cid, proc in list(self._shims.items()):
+            if proc.poll() is not None:
+                del self._shims[cid]
+
+    # -- images ---------------------------------------------------------------------------------
+
+    async def ensure_image(self, image: str, policy: PullPolicy) -> ImageInfo:
+        # Every image name means "run on the host"; the host image has nothing to pull.
+        return ImageInfo(name=image or HOST_IMAGE, id=HOST_IMAGE,
+                         env=[("PATH", os.environ.get("PATH") or DEFAULT_PATH)])
+
+    # -- sandboxes ------------------------------------------------------------------------------
+
+    def _sandbox_path(self, sandbox_id: str) -> Path:
+        return self.root / "sandboxes" / f"{sandbox_id}.json"
+
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        path = self._sandbox_path(config.pod_uid)
+        existing = _read_json(path)
+        if existing and existing.get("ready"):
+            return self._sandbox_from(existing)
+        config.pod_dir.mkdir(parents=True, exist_ok=True)
+        hosts = config.pod_dir / "etc-hosts"
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 f"{self.node_ip}\t{config.hostname}"]
+        lines += [f"{ip}\t{' '.join(names)}" for ip, names in config.host_aliases]
+        hosts.write_text("\n".join(lines) + "\n")
+        status = SandboxStatus(id=config.pod_uid, pod_uid=config.pod_uid, ready=True, ip=self.node_ip,
+                               ips=[self.node_ip], netns_path=None, hostname=config.hostname,
+                               hosts_path=hosts, labels=dict(config.labels))
+        data = asdict(status)
+        data["hosts_path"] = str(hosts)
+        path.write_text(json.dumps(data))
+        return status
+
+    @staticmethod
+    def _sandbox_from(data: dict[str, Any]) -> SandboxStatus:
+        st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})
+        st.hosts_path = Path(data["hosts_path"]) if data.get("hosts_path") else None
+        st.resolv_path = Path(data["resolv_path"]) if data.get("resolv_path") else None
+        return st
+
+    async def stop_sandbox(self, sandbox_id: str) -> None:
+        path = self._sandbox_path(sandbox_id)
+        data = _read_json(path)
+        if data and data.get("ready"):
+            data["ready"] = False
+            path.write_text(json.dumps(data))
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        self._sandbox_path(sandbox_id).unlink(missing_ok=True)
+
+    async def list_sandboxes(self) -> list[SandboxStatus]:
+        out = []
+        for path in sorted((self.root / "sandboxes").glob("*.json")):
+            data = _read_json(path)
+            if data:
+                out.append(self._sandbox_from(data))
+        return out
+
+    # -- containers -----------------------------------------------------------------------------
+
+    def _dir(self, container_id: str) -> Path:
+        return self.root / "containers" / container_id
+
+    async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig,
+                               image: ImageInfo) -> str:
+        command = (config.command or image.entrypoint) + (
+            config.args if (config.command or config.args) else image.cmd)
+        if not command:
+            raise StartError(f"no command specified for container {config.name!r}")
+        env = dict(image.env)
+        env.update(config.env)
+        env.setdefault("HOSTNAME", sandbox.hostname)
+        cid = uuid.uuid4().hex[:16]
+        d = self._dir(cid)
+        d.mkdir(parents=True)
+        labels = dict(config.labels)
+        labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
+                       LABEL_ATTEMPT: str(config.attempt)})
+        (d / "spec.json").write_text(json.dumps({
+            "command": command, "env": env, "working_dir": config.working_dir or "",
+            "log_path": str(config.log_path)}))
+        (d / "config.json").write_text(json.dumps({
+            "id": cid, "pod_uid": config.pod_uid, "name": config.name, "attempt": config.attempt,
+            "image": config.image, "image_id": image.id, "created_at": time.time(),
+            "log_path": str(config.log_path), "labels": labels, "working_dir": config.working_dir,
+            "env": env}))
+        return cid
+
+    async def start_container(self, container_id: str) -> None:
+        d = self._dir(container_id)
+        if not (d / "spec.json").exists():
+            raise DriverError("NotFound", f"container {container_id} does not exist")
+        if container_id in self._shims or (d / "pid").exists() or (d / "exit.json").exists():
+            return
+        proc = _spawn_shim(d)
+        self._shims[container_id] = proc
+        (d / "shim.pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)}")
+        # Wait until the command runs or failed to start, so that StartError reaches the caller.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (d / "pid").exists():
+                return
+            done = _read_json(d / "exit.json")
+            if done is not None:
+                if done.get("reason") == "StartError":
+                    raise StartError(str(done.get("message") or "failed to start"))
+                return
+            if proc.poll() is not None:
+                raise StartError(f"container shim exited with {proc.returncode}; see {d / 'shim.log'}")
+            await asyncio.sleep(0.005)
+        raise StartError("container did not start within 30s")
+
+    def _pid(self, container_id: str) -> tuple[int, str, float]:
+        try:
+            pid, starttime, started = (self._dir(container_id) / "pid").read_text().split()
+            return int(pid), starttime, float(started)
+        except (OSError, ValueError):
+            return 0, "", 0.0
+
+    def _shim_alive(self, container_id: str) -> bool:
+        proc = self._shims.get(container_id)
+        if proc is not None:
+            return proc.poll() is None
+        try:
+            pid, starttime = (self._dir(container_id) / "shim.pid").read_text().split()
+        except (OSError, ValueError):
+            return False
+        return _alive(int(pid), starttime)
+
+    def _status(self, container_id: str) -> ContainerStatus | None:
+        d = self._dir(container_id)
+        cfg = _read_json(d / "config.json")
+        if cfg is None:
+            return None
+        st = ContainerStatus(
+            id=container_id, pod_uid=cfg["pod_uid"], name=cfg["name"], attempt=int(cfg["attempt"]),
+            state=ContainerState.CREATED, image=cfg["image"], image_id=cfg["image_id"],
+            created_at=float(cfg["created_at"]), log_path=Path(cfg["log_path"]),
+            labels=dict(cfg.get("labels") or {}))
+        done = _read_json(d / "exit.json")
+        pid, starttime, started = self._pid(container_id)
+        if done is not None:
+            st.state = ContainerState.EXITED
+            st.exit_code = int(done["exit_code"])
+            st.started_at = float(done.get("started_at") or started or 0)
+            st.finished_at = float(done["finished_at"])
+            st.reason = str(done.get("reason") or "")
+            st.message = str(done.get("message") or "")
+        elif pid:
+            st.started_at = started
+            if _alive(pid, starttime) or self._shim_alive(container_id):
+                st.state = ContainerState.RUNNING
+            else:
+                # The shim was killed too (not by us): how the container ended is lost.
+                st.state = ContainerState.EXITED
+                st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
+                st.message = "container supervisor disappeared"
+        elif self._shim_alive(container_id):
+            st.state = ContainerState.RUNNING
+        return st
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        self._reap()
+        return self._status(container_id)
+
+    async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        self._reap()
+        out = []
+        for entry in os.scandir(self.root / "containers"):
+            st = self._status(entry.name)
+            if st is not None and (pod_uid is None or st.pod_uid == pod_uid):
+                out.append(st)
+        return out
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        d = self._dir(container_id)
+        if (d / "exit.json").exists() or not (d / "config.json").exists():
+            return
+        pid, starttime, _ = self._pid(container_id)
+        if not pid:
+            # Created but never started (or the shim is still starting it): wait briefly.
+            for _ in range(200):
+                if self._pid(container_id)[0] or (d / "exit.json").exists() or not self._shim_alive(container_id):
+                    break
+                await asyncio.sleep(0.01)
+            pid, starttime, _ = self._pid(container_id)
+            if not pid:
+                return
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
+            if not _alive(pid, starttime):
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
+            if await _poll(lambda: (d / "exit.json").exists(), wait):
+                break
+        # The shim writes exit.json right after the process ends; give it a moment.
+        for _ in range(250):
+            if (d / "exit.json").exists() or not self._shim_alive(container_id):
+                break
+            await asyncio.sleep(0.02)
+        self._reap()
+
+    async def remove_container(self, container_id: str) -> None:
+        d = self._dir(container_id)
+        if not d.exists():
+            return
+        st = self._status(container_id)
+        if st is not None and st.state == ContainerState.RUNNING:
+            await self.stop_container(container_id, 0)
+        self._shims.pop(container_id, None)
+        shutil.rmtree(d, ignore_errors=True)
+
+    # -- exec and stats -------------------------------------------------------------------------
+
+    async def exec(self, container_id: str, command: list[str], *, tty: bool = False,
+                   stdin: bool = False) -> _HostExec:
+        st = self._status(container_id)
+        if st is None or st.state != ContainerState.RUNNING:
+            raise DriverError("NotRunning", f"container {container_id} is not running")
+        cfg = _read_json(self._dir(container_id) / "config.json") or {}
+        if not command:
+            raise DriverError("ExecError", "no command given")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if tty else subprocess.PIPE,
+                cwd=cfg.get("working_dir") or None, env=cfg.get("env") or None, start_new_session=True)
+        except OSError as e:
+            raise DriverError("ExecError", f"exec {command[0]!r} failed: {e.strerror or e}") from e
+        return _HostExec(proc, merged=tty)
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        pid, starttime, _ = self._pid(container_id)
+        if not _alive(pid, starttime):
+            return None
+        cpu_ns, memory = _group_usage(pid)
+        return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=cpu_ns,
+                              memory_working_set_bytes=memory)

@@ -1,0 +1,145 @@
+"""A tiny per-container supervisor (like containerd-shim/conmon), run as its own process.
+
+Why a separate process: the container's output pipes and exit status must outlive the
+agent, so that an agent killed with SIGKILL and restarted finds its containers still
+running, their logs still written, and how they ended when they did. The shim detaches
+into its own session, starts the command in a new process group, copies its
+stdout/stderr into the CRI log file, and writes ``exit.json`` when it ends.
+
+State directory protocol (``spec.json`` written by the driver, the rest by the shim):
+  ``spec.json``  {"command": [...], "env": {...}, "working_dir": "...", "log_path": "..."}
+  ``pid``        "<pid> <starttime>" of the container process once started
+  ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
+``reason`` is "StartError" when the command could not be executed at all.
+
+Usage: ``python -m bosun.agent.runtime.shim STATE_DIR`` (the command gets exactly the
+environment in spec.json, nothing of the agent's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def proc_starttime(pid: int) -> str:
+    """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def cri_timestamp(now: float | None = None) -> str:
+    t = time.time() if now is None else now
+    base = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{int((t % 1) * 1e9):09d}Z"
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class _LogWriter:
+    """Splits a byte stream into CRI log records (``F`` full lines, ``P`` partial ones)."""
+
+    MAX_LINE = 16 * 1024
+
+    def __init__(self, out: object, stream: str) -> None:
+        self.out = out
+        self.stream = stream
+        self.buf = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                if len(self.buf) >= self.MAX_LINE:
+                    self._record(self.buf[: self.MAX_LINE], b"P")
+                    self.buf = self.buf[self.MAX_LINE:]
+                    continue
+                return
+            self._record(self.buf[:nl], b"F")
+            self.buf = self.buf[nl + 1:]
+
+    def flush(self) -> None:
+        if self.buf:
+            self._record(self.buf, b"P")
+            self.buf = b""
+
+    def _record(self, line: bytes, tag: bytes) -> None:
+        head = f"{cri_timestamp()} {self.stream} ".encode()
+        self.out.write(head + tag + b" " + line + b"\n")  # type: ignore[attr-defined]
+        self.out.flush()  # type: ignore[attr-defined]
+
+
+def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str, str]) -> int:
+    started = time.time()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=workdir or None, env=env,
+                                start_new_session=True)
+    except OSError as e:
+        what = cmd[0] if cmd else "(empty command)"
+        msg = f"failed to start {what!r}: {e.strerror or e}"
+        with log_path.open("ab") as out:
+            _LogWriter(out, "stderr").feed(msg.encode() + b"\n")
+        _write_json(state / "exit.json", {"exit_code": 128, "started_at": 0, "finished_at": time.time(),
+                                         "reason": "StartError", "message": msg})
+        return 0
+    (state / "pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)} {started}")
+    assert proc.stdout is not None and proc.stderr is not None
+    sel = selectors.DefaultSelector()
+    with log_path.open("ab") as out:
+        writers = {proc.stdout.fileno(): _LogWriter(out, "stdout"),
+                   proc.stderr.fileno(): _LogWriter(out, "stderr")}
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        open_fds = 2
+        while open_fds:
+            for key, _ in sel.select():
+                fd = key.fd
+                data = os.read(fd, 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    writers[fd].flush()
+                    open_fds -= 1
+                else:
+                    writers[fd].feed(data)
+    code = proc.wait()
+    reason, message = ("Completed" if code == 0 else "Error"), ""
+    if code < 0:
+        message = f"killed by signal {signal.Signals(-code).name}"
+        code = 128 - code
+    _write_json(state / "exit.json", {"exit_code": code, "started_at": started, "finished_at": time.time(),
+                                     "reason": reason, "message": message})
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: shim STATE_DIR", file=sys.stderr)
+        return 2
+    state = Path(argv[0])
+    spec = json.loads((state / "spec.json").read_text())
+    # Ignore the agent's Ctrl-C / terminal hang-up: only the driver decides when we end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return run(state, Path(spec["log_path"]), str(spec.get("working_dir") or ""),
+               [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
