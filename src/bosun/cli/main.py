@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "delete": "bosun.cli.delete:delete_cmd",
     "describe": "bosun.cli.describe:describe_cmd",
     "get": "bosun.cli.get:get_cmd",
+    "hollow": "bosun.cli.hollow_cmd:hollow",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
 }
