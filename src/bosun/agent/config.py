@@ -1,0 +1,38 @@
+"""The agent's settings, in one place so that `bosun agent`, `bosun up` and tests agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class AgentConfig:
+    node_name: str
+    data_dir: Path
+    labels: dict[str, str] = field(default_factory=dict)
+    role: str = "worker"
+    node_ip: str = ""  # "" = the address that routes to the API server
+    # HTTPS endpoint for logs (and later exec/stats) that the API server proxies to.
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 10250  # 0 = any free port (tests)
+    lease_interval: float = 2.0
+    lease_duration_seconds: int = 40
+    node_status_interval: float = 10.0
+    # Exponential restart back-off: base doubling up to max (Kubernetes: 10 s to 5 min).
+    backoff_base: float = 10.0
+    backoff_max: float = 300.0
+    # How often the runtime is relisted to notice containers that ended.
+    relist_interval: float = 1.0
+    # Coalescing window for pod status writes.
+    status_flush_interval: float = 0.2
+    # On stop, stop every pod's containers too (`bosun up`) instead of leaving them running.
+    drain_on_stop: bool = False
+
+    @property
+    def pods_dir(self) -> Path:
+        return self.data_dir / "pods"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.data_dir / "runtime"
