@@ -1,0 +1,156 @@
+"""Pod volumes as directories under the pod's directory on the node.
+
+configMap, secret, downwardAPI and projected volumes are rewritten on every pod sync, file
+by file with atomic renames, so a running container sees updated ConfigMaps in place (and
+never a half-written file). emptyDir lives as long as the pod; hostPath is the host's own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bosun.agent.env import field_value, resource_value
+from bosun.agent.refs import ConfigError, RefFetcher
+from bosun.agent.runtime.base import Mount
+
+Pod = dict[str, Any]
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _sync_dir(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """Make ``root`` hold exactly ``files`` (relative path -> (content, mode))."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, (data, mode) in files.items():
+        if rel.startswith("/") or ".." in Path(rel).parts:
+            raise ConfigError(f"invalid volume item path {rel!r}")
+        _write_atomic(root / rel, data, mode)
+    wanted = {root / rel for rel in files}
+    for dirpath, _dirs, names in os.walk(root, topdown=False):
+        for n in names:
+            p = Path(dirpath) / n
+            if p not in wanted and not n.startswith("."):
+                p.unlink(missing_ok=True)
+
+
+async def _keyed(refs: RefFetcher, kind: str, src: dict[str, Any], default_mode: int) -> dict[str, tuple[bytes, int]]:
+    name = str(src.get("name") or src.get("secretName") or "")
+    data = await refs.all(kind, name, bool(src.get("optional")))
+    mode = int(src.get("defaultMode", default_mode))
+    items = src.get("items")
+    if not items:
+        return {k: (v, mode) for k, v in data.items()}
+    out = {}
+    for item in items:
+        key = str(item.get("key"))
+        if key not in data:
+            if src.get("optional"):
+                continue
+            label = "configmap" if kind == "configmap" else "secret"
+            raise ConfigError(f"configmap references non-existent config key: {key}" if label == "configmap"
+                              else f"references non-existent secret key: {key}")
+        out[str(item.get("path") or key)] = (data[key], int(item.get("mode", mode)))
+    return out
+
+
+Files = dict[str, tuple[bytes, int]]
+
+
+def _downward(pod: Pod, src: dict[str, Any], allocatable: dict[str, str], default_mode: int) -> Files:
+    out = {}
+    mode = int(src.get("defaultMode", default_mode))
+    for item in src.get("items") or []:
+        if "fieldRef" in item:
+            value = field_value(pod, str(item["fieldRef"].get("fieldPath")))
+        elif "resourceFieldRef" in item:
+            value = resource_value(pod, "", item["resourceFieldRef"], allocatable)
+        else:
+            continue
+        out[str(item["path"])] = (value.encode(), int(item.get("mode", mode)))
+    return out
+
+
+class VolumeManager:
+    def __init__(self, pod_dir: Path, allocatable: dict[str, str]) -> None:
+        self.pod_dir = pod_dir
+        self.allocatable = allocatable
+
+    def path(self, volume: dict[str, Any]) -> Path:
+        name = str(volume.get("name"))
+        if "hostPath" in volume:
+            return Path(str(volume["hostPath"].get("path")))
+        kind = next((k for k in volume if k != "name"), "unknown")
+        return self.pod_dir / "volumes" / kind / name
+
+    async def prepare(self, pod: Pod, refs: RefFetcher) -> dict[str, Path]:
+        """Create or refresh every volume; name -> host path. Raises ConfigError for a
+        missing ConfigMap/Secret or an unsupported volume type."""
+        out: dict[str, Path] = {}
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            path = self.path(vol)
+            out[str(vol.get("name"))] = path
+            if "emptyDir" in vol:
+                path.mkdir(parents=True, exist_ok=True)
+            elif "hostPath" in vol:
+                kind = vol["hostPath"].get("type") or ""
+                if kind == "DirectoryOrCreate":
+                    path.mkdir(parents=True, exist_ok=True)
+                elif kind == "FileOrCreate" and not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.touch()
+                elif kind in ("Directory", "File") and not path.exists():
+                    raise ConfigError(f"hostPath type check failed: {path} does not exist")
+            elif "configMap" in vol:
+                _sync_dir(path, await _keyed(refs, "configmap", vol["configMap"], 0o644))
+            elif "secret" in vol:
+                _sync_dir(path, await _keyed(refs, "secret", vol["secret"], 0o644))
+            elif "downwardAPI" in vol:
+                _sync_dir(path, _downward(pod, vol["downwardAPI"], self.allocatable, 0o644))
+            elif "projected" in vol:
+                proj = vol["projected"]
+                mode = int(proj.get("defaultMode", 0o644))
+                files: dict[str, tuple[bytes, int]] = {}
+                for src in proj.get("sources") or []:
+                    if "configMap" in src:
+                        files.update(await _keyed(refs, "configmap", {"defaultMode": mode, **src["configMap"]}, mode))
+                    elif "secret" in src:
+                        files.update(await _keyed(refs, "secret", {"defaultMode": mode, **src["secret"]}, mode))
+                    elif "downwardAPI" in src:
+                        files.update(_downward(pod, src["downwardAPI"], self.allocatable, mode))
+                _sync_dir(path, files)
+            else:
+                kind = next((k for k in vol if k != "name"), "?")
+                raise ConfigError(f"volume {vol.get('name')!r}: {kind} volumes are not supported on this node")
+        return out
+
+    def mounts(self, container: dict[str, Any], paths: dict[str, Path]) -> list[Mount]:
+        out = []
+        for vm in container.get("volumeMounts") or []:
+            name = str(vm.get("name"))
+            if name not in paths:
+                raise ConfigError(f"volumeMount {name!r} refers to no volume")
+            host = paths[name]
+            sub = str(vm.get("subPath") or "")
+            if sub:
+                if sub.startswith("/") or ".." in Path(sub).parts:
+                    raise ConfigError(f"invalid subPath {sub!r}")
+                host = host / sub
+                if not host.exists():
+                    host.mkdir(parents=True, exist_ok=True)
+            out.append(Mount(host_path=host, container_path=str(vm.get("mountPath")),
+                             read_only=bool(vm.get("readOnly"))))
+        return out
+
+    def remove(self) -> None:
+        shutil.rmtree(self.pod_dir / "volumes", ignore_errors=True)
