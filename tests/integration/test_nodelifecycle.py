@@ -1,0 +1,250 @@
+"""Node failure as users see it: a node that stops heartbeating turns Ready=Unknown and gets the
+unreachable taints within the grace period, its pods are evicted once their toleration runs
+out, a node that comes back is untainted, and when most nodes vanish at once nothing is evicted."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import RunningServer, start_server
+
+from bosun.client.errors import ApiError
+from bosun.client.rest import Client
+from bosun.controllers._common import resource
+from bosun.controllers._taint_eviction import eviction_deadline, tolerates
+from bosun.controllers.nodelifecycle import apply_taints, mark_unknown, wanted_taints
+from bosun.controlplane import ControlPlaneOptions
+from bosun.hollow.cluster import HollowCluster
+
+PODS = resource("", "v1", "pods")
+NODES = resource("", "v1", "nodes")
+EVENTS = resource("", "v1", "events")
+NAMESPACES = resource("", "v1", "namespaces")
+GRACE = 2.0
+EVICTION = 2.0
+UNREACHABLE = "node.kubernetes.io/unreachable"
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    options = ControlPlaneOptions(controllers=["nodelifecycle"], scheduler=False, lease_duration=4.0,
+                                  node_monitor_grace_period=GRACE, pod_eviction_timeout=EVICTION)
+    running = start_server(tmp_path_factory.mktemp("nodelifecycle"), options=options)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
+    async with Client.from_kubeconfig(plane.kubeconfig) as c:
+        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+        try:
+            yield c
+        finally:
+            await c.delete(NAMESPACES, namespace)
+
+
+@pytest.fixture
+async def hollow(client: Client) -> AsyncIterator[Callable[[int], Awaitable[HollowCluster]]]:
+    """Start groups of hollow nodes; every group is stopped and its Nodes deleted at the end
+    (the whole cluster's health decides disruption mode, so tests must not leave nodes)."""
+    groups: list[HollowCluster] = []
+
+    async def make(n: int) -> HollowCluster:
+        h = HollowCluster(client, n, heartbeat=0.4, name_prefix=f"h{uuid.uuid4().hex[:6]}", pod_runtime=0)
+        groups.append(h)
+        await h.start()
+        return h
+
+    try:
+        yield make
+    finally:
+        for h in groups:
+            await h.stop()
+            await h.delete_nodes()
+
+
+async def until(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not converged within {within}s (last: {last!r})")
+
+
+def pod(name: str, node: str, tolerations: list[Obj] | None = None) -> Obj:
+    spec: Obj = {"nodeName": node, "containers": [{"name": "app", "image": "nginx"}]}
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+async def exists(c: Client, ns: str, name: str) -> bool:
+    try:
+        await c.get(PODS, name, ns)
+    except ApiError as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+def ready(node: Obj) -> Obj:
+    return next(x for x in node["status"]["conditions"] if x["type"] == "Ready")
+
+
+def taint_keys(node: Obj) -> set[tuple[str, str]]:
+    return {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+
+
+async def test_dead_node_is_tainted_its_pods_evicted_and_untainted_when_back(client: Client, namespace: str,
+                                                                             hollow: Any) -> None:
+    c, ns = client, namespace
+    live: HollowCluster = await hollow(2)
+    dying: HollowCluster = await hollow(1)
+    dead = dying.names[0]
+    forever = [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]
+    later = [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]
+    await c.create(PODS, pod("plain", dead), ns)
+    await c.create(PODS, pod("stays", dead, forever), ns)
+    await c.create(PODS, pod("later", dead, later), ns)
+    await c.create(PODS, pod("elsewhere", live.names[0]), ns)
+
+    async def running() -> bool:
+        pods = (await c.list(PODS, ns))["items"]
+        return len(pods) == 4 and all(p.get("status", {}).get("phase") == "Running" for p in pods)
+
+    await until(running)
+    await dying.stop()  # the node's agent dies: no more lease renewals
+    stopped = time.monotonic()
+
+    async def tainted() -> Obj | None:
+        node = await c.get(NODES, dead)
+        return node if {(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")} <= taint_keys(node) else None
+
+    node = await until(tainted, GRACE + 5)
+    assert time.monotonic() - stopped < GRACE + 4
+    cond = ready(node)
+    assert (cond["status"], cond["reason"], cond["message"]) == (
+        "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+    noexec = next(t for t in node["spec"]["taints"] if t["effect"] == "NoExecute")
+    assert noexec["timeAdded"]
+    # Pods without their own toleration get pod_eviction_timeout seconds, not less.
+    assert await exists(c, ns, "plain")
+    tainted_at = time.monotonic()
+
+    await until(lambda: _gone(c, ns, "plain"), EVICTION + 5)
+    assert time.monotonic() - tainted_at >= EVICTION - 1.1  # timeAdded has one-second resolution
+    assert await exists(c, ns, "stays") and await exists(c, ns, "later") and await exists(c, ns, "elsewhere")
+    evs = (await c.list(EVENTS, ns, field_selector="involvedObject.name=plain"))["items"]
+    assert any(e["reason"] == "TaintManagerEviction" for e in evs)
+    for name in live.names:  # healthy nodes are left alone
+        assert ready(await c.get(NODES, name))["status"] == "True"
+        assert not taint_keys(await c.get(NODES, name))
+
+    await dying.start()  # the agent comes back
+
+    async def untainted() -> bool:
+        node = await c.get(NODES, dead)
+        return not taint_keys(node) and ready(node)["status"] == "True"
+
+    await until(untainted, GRACE + 5)
+    assert await exists(c, ns, "later")  # its 30 seconds had not run out
+
+
+async def _gone(c: Client, ns: str, name: str) -> bool:
+    return not await exists(c, ns, name)
+
+
+async def test_most_nodes_down_at_once_evicts_nothing(client: Client, namespace: str, hollow: Any) -> None:
+    c, ns = client, namespace
+    live: HollowCluster = await hollow(1)
+    down: HollowCluster = await hollow(4)
+    for i, name in enumerate(down.names):
+        await c.create(PODS, pod(f"p{i}", name), ns)
+    await down.stop()
+
+    async def all_unknown() -> bool:
+        nodes = [await c.get(NODES, n) for n in down.names]
+        return all(ready(n)["status"] == "Unknown" and (UNREACHABLE, "NoSchedule") in taint_keys(n) for n in nodes)
+
+    await until(all_unknown, GRACE + 5)
+
+    async def announced() -> bool:
+        evs = (await c.list(EVENTS, "default", field_selector=f"involvedObject.name={down.names[0]}"))["items"]
+        return any(e["reason"] == "FullDisruption" for e in evs)
+
+    await until(announced)
+    # Longer than the eviction timeout: in full disruption nothing is evicted.
+    await asyncio.sleep(EVICTION + 1.5)
+    for i, name in enumerate(down.names):
+        assert await exists(c, ns, f"p{i}")
+        assert (UNREACHABLE, "NoExecute") not in taint_keys(await c.get(NODES, name))
+    assert ready(await c.get(NODES, live.names[0]))["status"] == "True"
+
+
+async def test_cordon_taints_unschedulable(client: Client, plane: RunningServer, hollow: Any) -> None:
+    group: HollowCluster = await hollow(1)
+    name = group.names[0]
+    kubectl = ["/usr/bin/kubectl", "--kubeconfig", plane.kubeconfig]
+    await asyncio.to_thread(subprocess.run, [*kubectl, "cordon", name], check=True, capture_output=True, timeout=30)
+
+    async def has(want: bool) -> bool:
+        keys = taint_keys(await client.get(NODES, name))
+        return (("node.kubernetes.io/unschedulable", "NoSchedule") in keys) == want
+
+    await until(lambda: has(True))
+    await asyncio.to_thread(subprocess.run, [*kubectl, "uncordon", name], check=True, capture_output=True,
+                            timeout=30)
+    await until(lambda: has(False))
+
+
+# ---- the rules themselves ---------------------------------------------------------------------
+
+def test_conditions_and_taints_follow_ready() -> None:
+    node: Obj = {"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]},
+                 "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}
+    assert wanted_taints(node, evictions_allowed=True) == {
+        ("node.kubernetes.io/not-ready", "NoSchedule"), ("node.kubernetes.io/not-ready", "NoExecute")}
+    assert wanted_taints(node, evictions_allowed=False) == {("node.kubernetes.io/not-ready", "NoSchedule")}
+    assert mark_unknown(node, "2026-01-01T00:00:00Z")
+    assert not mark_unknown(node, "2026-01-01T00:00:05Z")  # already Unknown: no write
+    types = {c["type"]: c for c in node["status"]["conditions"]}
+    assert types["Ready"]["status"] == "Unknown" and types["MemoryPressure"]["reason"] == "NodeStatusNeverUpdated"
+    taints = apply_taints(node, wanted_taints(node, evictions_allowed=True), "2026-01-01T00:00:06Z")
+    assert taints is not None
+    assert {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"} in taints  # others' taints kept
+    assert {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:06Z"} in taints
+    node["spec"]["taints"] = taints
+    assert apply_taints(node, wanted_taints(node, evictions_allowed=True), "later") is None
+
+
+def test_toleration_rules() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    unreachable = {"key": UNREACHABLE, "effect": "NoExecute"}
+    custom = {"key": "maintenance", "value": "now", "effect": "NoExecute"}
+
+    def deadline(tols: list[Obj], taints: list[Obj]) -> datetime | None:
+        return eviction_deadline({"spec": {"tolerations": tols}}, taints, 10, lambda _t: t0)
+
+    assert deadline([], [unreachable]) == t0 + timedelta(seconds=10)  # Bosun's default toleration
+    assert deadline([], [custom]) == t0  # untolerated: at once
+    assert deadline([{"operator": "Exists"}], [unreachable, custom]) is None  # tolerates everything
+    assert deadline([{"key": "maintenance", "value": "now", "tolerationSeconds": 3}], [custom]) \
+        == t0 + timedelta(seconds=3)
+    assert not tolerates({"key": "maintenance", "value": "later"}, custom)
+    assert tolerates({"key": "maintenance", "operator": "Exists", "effect": "NoExecute"}, custom)
