@@ -1,0 +1,428 @@
+"""Scheduler benchmark: pods bound per second and per-pod latency on thousands of hollow nodes.
+
+    .venv/bin/python bench/scheduler.py [--quick] [--sizes 1000x10000,5000x30000] [--cases a,b,c]
+
+Each run starts a fresh `bosun server` (its own process; scheduler on, no controllers), hollow
+nodes in other processes (`bosun hollow`), waits until a warm-up pod is scheduled, then creates
+all the pods at once from this process and watches them being bound. Cases, as issue 3 names
+them:
+
+  a  plain resource requests (100m CPU, 128Mi)
+  b  nodeSelector + taints: half the nodes are pool=a, half pool=b tainted dedicated=b:NoSchedule;
+     half the pods select pool=a, half select pool=b and tolerate the taint
+  c  required pod anti-affinity on kubernetes.io/hostname within groups of nodes/2 pods
+
+Throughput is pods bound / (last binding seen on the watch - first create sent); latency is
+per pod, from its create request to the watch event carrying its nodeName. All processes share
+the machine's cores (hollow nodes write pod status too, as kubelets would), so CPU seconds per
+process are reported beside the numbers. Prints a table and writes
+bench/results/scheduler-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _procs import ROOT, cpu_seconds, free_port, stop_process
+from _stats import summarize
+from bosun.api.registry import Resource, by_plural
+from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BOSUN = Path(sys.executable).parent / "bosun"
+NAMESPACE = "bench"
+TARGET = 1000.0  # pods/s at 5,000 nodes, case a (issue 3)
+CASES = {"a": "plain requests", "b": "nodeSelector + taints", "c": "pod anti-affinity (hostname)"}
+Obj = dict[str, Any]
+
+
+def _res(plural: str) -> Resource:
+    res = by_plural("", "v1", plural)
+    assert res is not None
+    return res
+
+
+PODS, NAMESPACES = _res("pods"), _res("namespaces")
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+def _start(cmd: list[str], log: Path, timeout: float, what: str) -> subprocess.Popen[bytes]:
+    """Start a `bosun` process and return once it prints ``ready``."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+    assert proc.stdout is not None
+    out, deadline = b"", time.monotonic() + timeout
+    while b"ready" not in out:
+        left = deadline - time.monotonic()
+        if proc.poll() is not None or left <= 0:
+            stop_process(proc)
+            raise RuntimeError(f"{what} did not start: {out.decode()!r} {log.read_text()[-2000:]}")
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            out += os.read(proc.stdout.fileno(), 4096)
+    return proc
+
+
+@dataclass
+class Cluster:
+    """One server and its hollow node processes, for one run."""
+
+    data_dir: Path
+    server: subprocess.Popen[bytes] | None = None
+    hollows: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "kubeconfig")
+
+    def start_server(self) -> None:
+        # "--controllers none" names no controller: only the API server and the scheduler run.
+        cmd = [str(BOSUN), "server", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{free_port()}",
+               "--controllers", "none"]
+        self.server = _start(cmd, self.data_dir / "server.log", 60, "bosun server")
+
+    def start_hollow(self, nodes: int, prefix: str, heartbeat: float, *extra: str) -> None:
+        cmd = [str(BOSUN), "hollow", "--kubeconfig", self.kubeconfig, "--nodes", str(nodes), "--name-prefix",
+               prefix, "--heartbeat", str(heartbeat), *extra]
+        self.hollows.append(_start(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow"))
+
+    def cpu(self) -> dict[str, float]:
+        out = {"server_cpu_s": cpu_seconds(self.server.pid) if self.server else 0.0,
+               "hollow_cpu_s": sum(cpu_seconds(p.pid) for p in self.hollows)}
+        out["bench_cpu_s"] = time.process_time()
+        return out
+
+    def stop(self) -> None:
+        for p in self.hollows:
+            stop_process(p)
+        if self.server is not None:
+            stop_process(self.server, timeout=20)
+
+
+# -- workloads ----------------------------------------------------------------------------------
+
+def start_hollows(cluster: Cluster, case: str, nodes: int, heartbeat: float) -> None:
+    if case == "b":
+        half = nodes // 2
+        cluster.start_hollow(half, "hollow-a", heartbeat, "--labels", "pool=a")
+        cluster.start_hollow(nodes - half, "hollow-b", heartbeat, "--labels", "pool=b",
+                             "--taints", "dedicated=b:NoSchedule")
+    else:
+        cluster.start_hollow(nodes, "hollow", heartbeat)
+
+
+def pod_manifest(case: str, i: int, nodes: int) -> Obj:
+    container = {"name": "app", "image": "registry.k8s.io/pause:3.10",
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}
+    meta: Obj = {"name": f"p-{i}", "labels": {"app": "bench"}}
+    spec: Obj = {"containers": [container], "terminationGracePeriodSeconds": 0}
+    if case == "b":
+        pool = "a" if i % 2 == 0 else "b"
+        meta["labels"]["pool"] = pool
+        spec["nodeSelector"] = {"pool": pool}
+        if pool == "b":
+            spec["tolerations"] = [{"key": "dedicated", "operator": "Equal", "value": "b", "effect": "NoSchedule"}]
+    elif case == "c":
+        group = f"g{i // max(1, nodes // 2)}"
+        meta["labels"]["group"] = group
+        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"group": group}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def violations(case: str, pods: dict[str, Obj], placed: dict[str, str]) -> int:
+    """Placements that break the case's constraints (must be 0)."""
+    bad = 0
+    seen: set[tuple[str, str]] = set()
+    for name, node in placed.items():
+        labels = pods[name]["metadata"]["labels"]
+        if case == "b" and not node.startswith(f"hollow-{labels['pool']}-"):
+            bad += 1
+        elif case == "c":
+            key = (labels["group"], node)
+            bad += key in seen
+            seen.add(key)
+    return bad
+
+
+# -- one run ------------------------------------------------------------------------------------
+
+async def warm_up(client: Client, within: float = 120) -> float:
+    """Wait until the scheduler leads and has synced its informers: one pod gets bound."""
+    t0 = time.perf_counter()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "warm-up"},
+           "spec": {"containers": [{"name": "app", "image": "x"}], "terminationGracePeriodSeconds": 0}}
+    await client.create(PODS, pod, "default")
+    while time.perf_counter() - t0 < within:
+        if (await client.get(PODS, "warm-up", "default")).get("spec", {}).get("nodeName"):
+            await client.delete(PODS, "warm-up", "default", grace_period_seconds=0)
+            return time.perf_counter() - t0
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the scheduler bound no pod within {within}s")
+
+
+class BindWatcher:
+    """Follows the namespace's pods and notes when each first shows a nodeName."""
+
+    def __init__(self, client: Client, total: int) -> None:
+        self.client = client
+        self.total = total
+        self.bound_at: dict[str, float] = {}
+        self.node_of: dict[str, str] = {}
+        self.done = asyncio.Event()
+        self.last_progress = time.perf_counter()
+
+    def _see(self, pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and name not in self.bound_at:
+            self.bound_at[name] = self.last_progress = time.perf_counter()
+            self.node_of[name] = node
+            if len(self.bound_at) >= self.total:
+                self.done.set()
+
+    async def run(self, rv: str) -> None:
+        while True:
+            try:
+                async for ev in self.client.watch(PODS, NAMESPACE, resource_version=rv):
+                    obj = ev.get("object") or {}
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    if ev.get("type") in ("ADDED", "MODIFIED"):
+                        self._see(obj)
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, *TRANSPORT_ERRORS):
+                items, rv = await self.client.list_all(PODS, NAMESPACE)
+                for p in items:
+                    self._see(p)
+
+
+async def create_all(clients: list[Client], manifests: list[Obj], concurrency: int) -> dict[str, float]:
+    """Create every pod, ``concurrency`` requests in flight over several connection pools."""
+    sent: dict[str, float] = {}
+    it = iter(manifests)
+
+    async def worker(client: Client) -> None:
+        for pod in it:
+            sent[pod["metadata"]["name"]] = time.perf_counter()
+            for attempt in range(5):
+                try:
+                    await client.create(PODS, pod, NAMESPACE)
+                    break
+                except (ApiError, *TRANSPORT_ERRORS) as e:
+                    if isinstance(e, ApiError) and e.status == 409:
+                        break
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+
+    await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(concurrency)))
+    return sent
+
+
+async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tmp: Path) -> Obj:
+    data_dir = tmp / f"{case}-{nodes}-{pods}"
+    data_dir.mkdir(parents=True)
+    cluster = Cluster(data_dir)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        cluster.start_server()
+        t = time.perf_counter()
+        start_hollows(cluster, case, nodes, args.heartbeat)
+        register_s = time.perf_counter() - t
+        clients = [Client.from_kubeconfig(cluster.kubeconfig) for _ in range(4)]
+        watch_client = Client.from_kubeconfig(cluster.kubeconfig)
+        try:
+            warm_s = await warm_up(clients[0])
+            await clients[0].create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                                 "metadata": {"name": NAMESPACE}})
+            _, rv = await clients[0].list_all(PODS, NAMESPACE)
+            manifests = [pod_manifest(case, i, nodes) for i in range(pods)]
+            watcher = BindWatcher(watch_client, pods)
+            watch_task = asyncio.create_task(watcher.run(rv))
+            if args.profile:
+                spy = start_profile(cluster, Path(args.profile) / f"scheduler-{case}-{nodes}-{pods}.txt")
+            cpu0, t0 = cluster.cpu(), time.perf_counter()
+            sent = await create_all(clients, manifests, args.concurrency)
+            create_s = time.perf_counter() - t0
+            while not watcher.done.is_set():
+                left = args.stall - (time.perf_counter() - watcher.last_progress)
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watcher.done.wait(), left)
+            wall = time.perf_counter() - t0
+            cpu1 = cluster.cpu()
+            watch_task.cancel()
+            await asyncio.gather(watch_task, return_exceptions=True)
+        finally:
+            for c in [*clients, watch_client]:
+                await c.close()
+        if spy is not None:
+            stop_profile(spy)
+        bound = watcher.bound_at
+        first = min(sent.values())
+        last = max(bound.values()) if bound else time.perf_counter()
+        lat = summarize([bound[n] - sent[n] for n in bound], last - first)
+        by_name = {m["metadata"]["name"]: m for m in manifests}
+        return {
+            "case": case, "nodes": nodes, "pods": pods, "bound": len(bound),
+            "pods_per_s": lat["ops_per_s"], "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"],
+            "max_ms": lat["max_ms"], "create_s": round(create_s, 2),
+            "create_per_s": round(pods / create_s, 1) if create_s else 0.0,
+            "schedule_span_s": round(last - first, 2), "register_s": round(register_s, 2),
+            "warm_up_s": round(warm_s, 2), "violations": violations(case, by_name, watcher.node_of),
+            "nodes_used": len(set(watcher.node_of.values())),
+            **{k: round(cpu1[k] - cpu0[k], 2) for k in cpu0}, "wall_s": round(wall, 2),
+        }
+    finally:
+        if spy is not None and spy.poll() is None:
+            stop_profile(spy)
+        cluster.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def start_profile(cluster: Cluster, out: Path) -> subprocess.Popen[bytes]:
+    assert cluster.server is not None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    proc = subprocess.Popen([spy, "record", "--pid", str(cluster.server.pid), "--rate", "100", "--format", "raw",
+                             "--threads", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+
+
+# -- report -------------------------------------------------------------------------------------
+
+def table(runs: list[Obj]) -> str:
+    headers = ["case", "nodes", "pods", "bound", "pods/s", "p50 ms", "p99 ms", "create/s", "srv cpu%",
+               "hollow cpu%", "bench cpu%", "violations"]
+    rows = []
+    for r in runs:
+        span = r["wall_s"] or 1.0
+        rows.append([f"{r['case']} {CASES[r['case']]}", str(r["nodes"]), str(r["pods"]), str(r["bound"]),
+                     f"{r['pods_per_s']:.0f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
+                     f"{r['create_per_s']:.0f}", f"{100 * r['server_cpu_s'] / span:.0f}",
+                     f"{100 * r['hollow_cpu_s'] / span:.0f}", f"{100 * r['bench_cpu_s'] / span:.0f}",
+                     str(r["violations"])])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def verdict(runs: list[Obj]) -> str:
+    best = [r for r in runs if r["case"] == "a" and r["nodes"] >= 5000]
+    if not best:
+        return "target (1,000 pods/s at 5,000 nodes, case a): not measured in this run"
+    got = max(r["pods_per_s"] for r in best)
+    return f"target 1,000 pods/s at 5,000 nodes, case a: {got:.0f} pods/s ({'met' if got >= TARGET else 'MISSED'})"
+
+
+def machine() -> Obj:
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
+            "note": "server, hollow nodes and this load generator share these CPUs; SQLite store"}
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in text.split(","):
+        n, _, p = part.strip().partition("x")
+        out.append((int(n), int(p)))
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="200 nodes x 2,000 pods (about a minute)")
+    ap.add_argument("--sizes", type=_sizes, help="NODESxPODS list (default 1000x10000,5000x30000)")
+    ap.add_argument("--cases", default="a,b,c", help="which of a,b,c to run")
+    ap.add_argument("--concurrency", type=int, default=64, help="pod creates in flight")
+    ap.add_argument("--heartbeat", type=float, default=10.0, help="hollow node Lease renewal period (s)")
+    ap.add_argument("--stall", type=float, default=60.0, help="give up after this many seconds without a binding")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the server during each run into DIR")
+    ap.add_argument("--output", metavar="PATH", help="results file (default bench/results/scheduler-<time>.json)")
+    ap.add_argument("--no-write", action="store_true", help="do not write a results file")
+    args = ap.parse_args(argv)
+    if args.sizes is None:
+        args.sizes = [(200, 2000)] if args.quick else [(1000, 10000), (5000, 30000)]
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case(s) {unknown}: choose from a, b, c")
+    return args
+
+
+async def main(args: argparse.Namespace) -> Obj:
+    result: Obj = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "output")},
+        "runs": [],
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-sched-"))
+    try:
+        for nodes, pods in args.sizes:
+            for case in args.cases:
+                run = await run_one(case, nodes, pods, args, tmp)
+                result["runs"].append(run)
+                print(f"  {case} {nodes} nodes {pods} pods: {run['bound']} bound, {run['pods_per_s']:.0f} pods/s, "
+                      f"p99 {run['p99_ms']:.0f} ms", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        result = uvloop.run(main(args))
+    except ImportError:  # pragma: no cover - uvloop is optional
+        result = asyncio.run(main(args))
+    print()
+    print(table(result["runs"]))
+    print(verdict(result["runs"]))
+    if not args.no_write:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(args.output) if args.output else RESULTS / f"scheduler-{stamp}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    run()
