@@ -57,8 +57,8 @@ def resource_value(pod: Pod, container_name: str, ref: dict[str, Any], allocatab
     """limits.cpu etc., divided by ``divisor`` and rounded up; an unset limit is the node's
     allocatable, as in Kubernetes."""
     name = ref.get("containerName") or container_name
-    containers = [*(pod.get("spec") or {}).get("containers") or [],
-                  *(pod.get("spec") or {}).get("initContainers") or []]
+    containers = [*((pod.get("spec") or {}).get("containers") or []),
+                  *((pod.get("spec") or {}).get("initContainers") or [])]
     container = next((c for c in containers if c.get("name") == name), None)
     if container is None:
         raise ConfigError(f"resourceFieldRef: container {name!r} not found")

@@ -1,0 +1,515 @@
+"""One pod's worker: drives the pod to its spec through the runtime driver.
+
+Everything the worker decides comes from the runtime's own record of containers (listed
+at every sync), never from memory alone: that is what makes an agent restart harmless
+(containers are re-adopted, attempts and restart counts recovered from their labels).
+Memory holds only what cannot be observed: restart back-off and probe results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bosun.agent import env as envmod
+from bosun.agent import podspec
+from bosun.agent.config import AgentConfig
+from bosun.agent.probes import ContainerProbes, ProbeResult
+from bosun.agent.refs import ConfigError, RefFetcher
+from bosun.agent.runtime.base import (
+    LABEL_INIT,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerState,
+    ContainerStatus,
+    DriverError,
+    ImageError,
+    RuntimeDriver,
+    SandboxConfig,
+    SandboxStatus,
+    SecurityConfig,
+    StartError,
+)
+from bosun.agent.status import PODS, RETRYABLE, StatusManager, condition, now, rfc3339, terminated
+from bosun.agent.volumes import VolumeManager
+from bosun.client.events import EventRecorder
+from bosun.client.rest import Client
+
+log = logging.getLogger(__name__)
+Pod = dict[str, Any]
+STABLE_RUN_SECONDS = 600.0  # a container that ran this long starts its back-off afresh
+
+
+class PodWorker:
+    def __init__(self, pod: Pod, *, config: AgentConfig, client: Client, driver: RuntimeDriver,
+                 statuses: StatusManager, recorder: EventRecorder, node_ip: str,
+                 allocatable: dict[str, str]) -> None:
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid: str = meta["uid"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.config = config
+        self.client = client
+        self.driver = driver
+        self.statuses = statuses
+        self.recorder = recorder
+        self.node_ip = node_ip
+        self.allocatable = allocatable
+        self.pod_dir = config.pods_dir / self.uid
+        self.volumes = VolumeManager(self.pod_dir, allocatable)
+        self.removed = False
+        self.done = False
+        self._wake = asyncio.Event()
+        self._wake_at: float | None = None
+        self._sandbox: SandboxStatus | None = None
+        self._backoff: dict[str, float] = {}
+        self._waiting: dict[str, tuple[str, str]] = {}
+        self._probes: dict[str, ContainerProbes] = {}
+        self._start_time = (pod.get("status") or {}).get("startTime") or now()
+        self._terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    def update(self, pod: Pod) -> None:
+        self.pod = pod
+        self.wake()
+
+    def remove(self) -> None:
+        self.removed = True
+        self.wake()
+
+    def wake(self, at: float | None = None) -> None:
+        if at is None:
+            self._wake.set()
+        elif self._wake_at is None or at < self._wake_at:
+            self._wake_at = at
+
+    async def _wait(self) -> None:
+        timeout = None
+        if self._wake_at is not None:
+            timeout = max(0.0, self._wake_at - time.time())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+        if self._wake_at is not None and self._wake_at <= time.time():
+            self._wake_at = None
+
+    async def run(self) -> None:
+        self._wake.set()
+        try:
+            while True:
+                await self._wait()
+                meta = self.pod.get("metadata") or {}
+                if self.removed:
+                    await self.terminate(1.0, delete=False)
+                    return
+                if meta.get("deletionTimestamp"):
+                    grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+                    await self.terminate(grace, delete=True)
+                    return
+                try:
+                    await self.sync()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("pod %s/%s: sync failed", self.namespace, self.name)
+                    self.wake(time.time() + 1.0)
+        finally:
+            for p in self._probes.values():
+                await p.stop()
+            self.done = True
+
+    # -- sync --------------------------------------------------------------------------------------
+
+    async def _containers(self) -> tuple[dict[str, ContainerStatus], dict[str, ContainerStatus]]:
+        """(latest, previous) attempt of each container name."""
+        latest: dict[str, ContainerStatus] = {}
+        previous: dict[str, ContainerStatus] = {}
+        for st in sorted(await self.driver.list_containers(self.uid), key=lambda s: s.attempt):
+            if st.name in latest:
+                previous[st.name] = latest[st.name]
+            latest[st.name] = st
+        return latest, previous
+
+    async def _ensure_sandbox(self) -> SandboxStatus:
+        if self._sandbox is not None and self._sandbox.ready:
+            return self._sandbox
+        pod = self.pod
+        spec = pod.get("spec") or {}
+        self._sandbox = await self.driver.run_sandbox(SandboxConfig(
+            pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=podspec.hostname(pod),
+            pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
+            dns=podspec.dns_config(pod), host_aliases=podspec.host_aliases(pod),
+            resources=podspec.pod_resources(pod),
+            labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
+        return self._sandbox
+
+    async def sync(self) -> None:
+        spec = self.pod.get("spec") or {}
+        policy = spec.get("restartPolicy") or "Always"
+        latest, previous = await self._containers()
+        if self._terminal:
+            await self._stop_all(latest, 0)
+            self._publish(latest, previous, init_ok=True)
+            return
+        refs = RefFetcher(self.client, self.namespace)
+        sandbox = await self._ensure_sandbox()
+        try:
+            paths = await self.volumes.prepare(self.pod, refs)
+        except ConfigError as e:
+            self.recorder.event(self.pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {e}")
+            for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+                self._waiting.setdefault(c["name"], ("ContainerCreating", ""))
+            self.wake(time.time() + 2.0)
+            self._publish(latest, previous, init_ok=False)
+            return
+        self.wake(time.time() + 10.0)  # refresh configMap/secret volumes now and then
+        init_ok = True
+        for c in spec.get("initContainers") or []:
+            st = latest.get(c["name"])
+            if st is not None and st.state == ContainerState.EXITED and st.exit_code == 0:
+                continue
+            init_ok = False
+            if st is None:
+                await self._start(c, sandbox, paths, refs, init=True)
+            elif st.state == ContainerState.EXITED:
+                if policy == "Never":
+                    self._terminal = True
+                else:
+                    await self._restart(c, st, sandbox, paths, refs, init=True)
+            break
+        if init_ok:
+            for c in spec.get("containers") or []:
+                st = latest.get(c["name"])
+                if st is None:
+                    await self._start(c, sandbox, paths, refs, init=False)
+                elif st.state == ContainerState.RUNNING:
+                    await self._check_probes(c, st)
+                elif st.state == ContainerState.EXITED and _should_restart(policy, st):
+                    await self._restart(c, st, sandbox, paths, refs, init=False)
+        latest, previous = await self._containers()
+        self._manage_probes(latest)
+        await self._gc(latest)
+        phase = self._publish(latest, previous, init_ok=init_ok)
+        if phase in ("Succeeded", "Failed"):
+            self._terminal = True
+            await self._stop_all(latest, 0)
+
+    async def _start(self, c: dict[str, Any], sandbox: SandboxStatus, paths: dict[str, Path],
+                     refs: RefFetcher, *, init: bool, attempt: int = 0) -> None:
+        name = c["name"]
+        try:
+            image = await self.driver.ensure_image(str(c.get("image") or ""), podspec.pull_policy(c))
+        except ImageError as e:
+            self._waiting[name] = (e.reason, e.message)
+            self.recorder.event(self.pod, "Warning", "Failed", f"Failed to pull image \"{c.get('image')}\": {e}")
+            self.wake(time.time() + self._next_backoff(name))
+            return
+        try:
+            env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable)
+            mounts = self.volumes.mounts(c, paths)
+        except ConfigError as e:
+            self._waiting[name] = ("CreateContainerConfigError", str(e))
+            self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e}")
+            self.wake(time.time() + 2.0)
+            return
+        log_path = self.pod_dir / "logs" / name / f"{attempt}.log"
+        cfg = ContainerConfig(
+            name=name, pod_uid=self.uid, attempt=attempt, image=str(c.get("image") or ""), command=command,
+            args=args, env=env, working_dir=str(c.get("workingDir") or ""), mounts=mounts,
+            resources=podspec.container_resources(c), security=_security(c, self.pod), log_path=log_path,
+            tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")),
+            labels={LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
+                    LABEL_INIT: "true" if init else "false"})
+        self._waiting.pop(name, None)
+        try:
+            cid = await self.driver.create_container(sandbox, cfg, image)
+            self.recorder.event(self.pod, "Normal", "Created", f"Created container {name}")
+            await self.driver.start_container(cid)
+            self.recorder.event(self.pod, "Normal", "Started", f"Started container {name}")
+        except (StartError, DriverError) as e:
+            self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e.message}")
+            self.wake(time.time() + 0.05)
+
+    def pod_with_ips(self, sandbox: SandboxStatus) -> Pod:
+        """The pod as the downward API sees it: with the IPs it is about to be given."""
+        pod = dict(self.pod)
+        status = dict(pod.get("status") or {})
+        status.update({"podIP": sandbox.ip, "podIPs": [{"ip": i} for i in sandbox.ips],
+                       "hostIP": self.node_ip, "hostIPs": [{"ip": self.node_ip}]})
+        pod["status"] = status
+        return pod
+
+    def _next_backoff(self, name: str) -> float:
+        delay = self._backoff.get(name, 0.0)
+        self._backoff[name] = min(self.config.backoff_max, delay * 2 if delay else self.config.backoff_base)
+        return max(delay, self.config.backoff_base)
+
+    async def _restart(self, c: dict[str, Any], st: ContainerStatus, sandbox: SandboxStatus,
+                       paths: dict[str, Path], refs: RefFetcher, *, init: bool) -> None:
+        name = c["name"]
+        if st.finished_at and st.started_at and st.finished_at - st.started_at > STABLE_RUN_SECONDS:
+            self._backoff.pop(name, None)
+        delay = self._backoff.get(name, 0.0)
+        ready_at = st.finished_at + delay
+        if time.time() < ready_at:
+            msg = (f"back-off {delay:g}s restarting failed container={name} "
+                   f"pod={self.name}_{self.namespace}({self.uid})")
+            if self._waiting.get(name, ("",))[0] != "CrashLoopBackOff":
+                self.recorder.event(self.pod, "Warning", "BackOff", "Back-off restarting failed container "
+                                    f"{name} in pod {self.name}_{self.namespace}({self.uid})")
+            self._waiting[name] = ("CrashLoopBackOff", msg)
+            self.wake(ready_at)
+            return
+        self._backoff[name] = min(self.config.backoff_max, delay * 2 if delay else self.config.backoff_base)
+        self._waiting.pop(name, None)
+        await self._start(c, sandbox, paths, refs, init=init, attempt=st.attempt + 1)
+
+    # -- probes ------------------------------------------------------------------------------------
+
+    def _manage_probes(self, latest: dict[str, ContainerStatus]) -> None:
+        running = {st.id: st for st in latest.values() if st.state == ContainerState.RUNNING}
+        for cid in list(self._probes):
+            if cid not in running:
+                probes = self._probes.pop(cid)
+                asyncio.get_running_loop().create_task(probes.stop())
+        spec_by_name = {c["name"]: c for c in (self.pod.get("spec") or {}).get("containers") or []}
+        for cid, st in running.items():
+            c = spec_by_name.get(st.name)
+            if c is None or cid in self._probes:
+                continue
+            if not any(k in c for k in ("livenessProbe", "readinessProbe", "startupProbe")):
+                continue
+            ip = self._sandbox.ip if self._sandbox else self.node_ip
+            probes = ContainerProbes(c, cid, ip, self.driver,
+                                     functools.partial(self._probe_changed, st.name))
+            self._probes[cid] = probes
+            probes.start()
+
+    def _probe_changed(self, name: str, kind: str, result: ProbeResult) -> None:
+        if not result.ok:
+            what = {"livenessProbe": "Liveness", "readinessProbe": "Readiness", "startupProbe": "Startup"}[kind]
+            self.recorder.event(self.pod, "Warning", "Unhealthy", f"{what} probe failed: {result.message}")
+        self.wake()
+
+    async def _check_probes(self, c: dict[str, Any], st: ContainerStatus) -> None:
+        probes = self._probes.get(st.id)
+        if probes is None or probes.failure is None:
+            return
+        kind, _msg = probes.failure
+        self.recorder.event(self.pod, "Normal", "Killing",
+                            f"Container {c['name']} failed {kind.lower()} probe, will be restarted")
+        await probes.stop()
+        self._probes.pop(st.id, None)
+        await self._kill(c, st, self._grace(c))
+
+    def _grace(self, c: dict[str, Any] | None = None) -> float:
+        spec = self.pod.get("spec") or {}
+        return float(spec.get("terminationGracePeriodSeconds", 30))
+
+    # -- stopping ----------------------------------------------------------------------------------
+
+    async def _kill(self, c: dict[str, Any] | None, st: ContainerStatus, grace: float) -> None:
+        """preStop hook, then SIGTERM, SIGKILL after what is left of ``grace``."""
+        deadline = time.monotonic() + grace
+        pre = ((c or {}).get("lifecycle") or {}).get("preStop")
+        if pre and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self._hook(pre, c or {}, st)
+        remaining = max(0.0, deadline - time.monotonic())
+        if pre and grace > 0:
+            remaining = max(remaining, 2.0)  # Kubernetes' minimum after a preStop hook overran
+        await self.driver.stop_container(st.id, remaining)
+
+    async def _hook(self, hook: dict[str, Any], c: dict[str, Any], st: ContainerStatus) -> None:
+        try:
+            if "exec" in hook:
+                proc = await self.driver.exec(st.id, [str(a) for a in hook["exec"].get("command") or []])
+                await proc.stdout.read()
+                await proc.wait()
+            elif "httpGet" in hook:
+                spec = hook["httpGet"]
+                host = spec.get("host") or (self._sandbox.ip if self._sandbox else self.node_ip)
+                port = podspec.find_port(c, spec.get("port") or 80)
+                url = f"{str(spec.get('scheme') or 'http').lower()}://{host}:{port}{spec.get('path') or '/'}"
+                async with aiohttp.ClientSession() as s, s.get(url, ssl=False) as resp:
+                    await resp.read()
+            elif "sleep" in hook:
+                await asyncio.sleep(float(hook["sleep"].get("seconds") or 0))
+        except (DriverError, aiohttp.ClientError, OSError, ValueError) as e:
+            self.recorder.event(self.pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {e}")
+
+    async def _stop_all(self, latest: dict[str, ContainerStatus], grace: float) -> None:
+        specs = {c["name"]: c for c in [*((self.pod.get("spec") or {}).get("initContainers") or []),
+                                        *((self.pod.get("spec") or {}).get("containers") or [])]}
+        live = [st for st in latest.values() if st.state in (ContainerState.RUNNING, ContainerState.CREATED)]
+        for st in live:
+            self.recorder.event(self.pod, "Normal", "Killing", f"Stopping container {st.name}")
+        await asyncio.gather(*(self._kill(specs.get(st.name), st, grace) for st in live))
+
+    async def terminate(self, grace: float, *, delete: bool) -> None:
+        """Stop everything of the pod, clean up, and (when asked) delete the pod object."""
+        for p in list(self._probes.values()):
+            await p.stop()
+        self._probes.clear()
+        latest, previous = await self._containers()
+        await self._stop_all(latest, grace)
+        latest, previous = await self._containers()
+        if delete:
+            status = self._build(latest, previous, init_ok=True, final=True)
+            with contextlib.suppress(*RETRYABLE):
+                await self.statuses.write_now(self.namespace, self.name, self.uid, status)
+        for st in await self.driver.list_containers(self.uid):
+            await self.driver.remove_container(st.id)
+        with contextlib.suppress(DriverError):
+            await self.driver.stop_sandbox(self.uid)
+            await self.driver.remove_sandbox(self.uid)
+        self.volumes.remove()
+        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        self.statuses.forget(self.uid)
+        if delete:
+            try:
+                await self.client.delete(PODS, self.name, self.namespace, grace_period_seconds=0,
+                                         preconditions={"uid": self.uid})
+            except RETRYABLE as e:
+                log.info("pod %s/%s: final delete: %s", self.namespace, self.name, e)
+
+    async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
+        """Keep the latest and the previous attempt of each container (for logs --previous)."""
+        for st in await self.driver.list_containers(self.uid):
+            cur = latest.get(st.name)
+            if cur is not None and st.attempt < cur.attempt - 1 and st.state == ContainerState.EXITED:
+                await self.driver.remove_container(st.id)
+                (self.pod_dir / "logs" / st.name / f"{st.attempt}.log").unlink(missing_ok=True)
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def _publish(self, latest: dict[str, ContainerStatus], previous: dict[str, ContainerStatus], *,
+                 init_ok: bool) -> str:
+        status = self._build(latest, previous, init_ok=init_ok)
+        self.statuses.set(self.namespace, self.name, self.uid, status)
+        return str(status["phase"])
+
+    def _container_status(self, c: dict[str, Any], st: ContainerStatus | None, prev: ContainerStatus | None,
+                          *, init: bool, init_ok: bool, final: bool) -> dict[str, Any]:
+        rt = self.driver.name
+        name = c["name"]
+        out: dict[str, Any] = {"name": name, "image": c.get("image") or "", "imageID": "", "ready": False,
+                               "restartCount": st.attempt if st else 0, "started": False, "state": {},
+                               "lastState": {}}
+        if st is not None:
+            out["containerID"] = f"{rt}://{st.id}"
+            out["imageID"] = st.image_id
+        if prev is not None:
+            out["lastState"] = {"terminated": terminated(prev, rt)}
+        waiting = self._waiting.get(name)
+        if st is None or st.state == ContainerState.CREATED:
+            reason, msg = waiting or (("ContainerCreating" if (init_ok or init) else "PodInitializing"), "")
+            out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
+        elif st.state == ContainerState.RUNNING:
+            probes = self._probes.get(st.id)
+            started = probes.started if probes else "startupProbe" not in c
+            out["state"] = {"running": {"startedAt": rfc3339(st.started_at or st.created_at)}}
+            out["started"] = started
+            out["ready"] = started and (probes.ready if probes else "readinessProbe" not in c)
+        elif waiting and not final:
+            out["state"] = {"waiting": {"reason": waiting[0], **({"message": waiting[1]} if waiting[1] else {})}}
+            out["lastState"] = {"terminated": terminated(st, rt)}
+        else:
+            out["state"] = {"terminated": terminated(st, rt)}
+        return out
+
+    def _build(self, latest: dict[str, ContainerStatus], previous: dict[str, ContainerStatus], *,
+               init_ok: bool, final: bool = False) -> dict[str, Any]:
+        spec = self.pod.get("spec") or {}
+        policy = spec.get("restartPolicy") or "Always"
+        containers = spec.get("containers") or []
+        inits = spec.get("initContainers") or []
+        cstat = [self._container_status(c, latest.get(c["name"]), previous.get(c["name"]), init=False,
+                                        init_ok=init_ok, final=final) for c in containers]
+        istat = [self._container_status(c, latest.get(c["name"]), previous.get(c["name"]), init=True,
+                                        init_ok=init_ok, final=final) for c in inits]
+        phase = _phase(policy, containers, inits, latest, init_ok, self._terminal, self._waiting, final)
+        old = (self.pod.get("status") or {}).get("conditions") or []
+        unready = [s["name"] for s in cstat if not s["ready"]]
+        pending_init = [c["name"] for c in inits
+                        if not (latest.get(c["name"]) and latest[c["name"]].exit_code == 0)]
+        msg = f"containers with unready status: [{' '.join(unready)}]"
+        ip = self._sandbox.ip if self._sandbox else self.node_ip
+        ready = not unready and phase == "Running"
+        status: dict[str, Any] = {
+            "phase": phase,
+            "conditions": [
+                condition(old, "PodReadyToStartContainers", self._sandbox is not None and not final),
+                condition(old, "Initialized", init_ok or not pending_init, "ContainersNotInitialized",
+                          f"containers with incomplete status: [{' '.join(pending_init)}]"),
+                condition(old, "Ready", ready, "PodCompleted" if phase in ("Succeeded", "Failed")
+                          else "ContainersNotReady", "" if phase in ("Succeeded", "Failed") else msg),
+                condition(old, "ContainersReady", ready, "PodCompleted" if phase in ("Succeeded", "Failed")
+                          else "ContainersNotReady", "" if phase in ("Succeeded", "Failed") else msg),
+                condition(old, "PodScheduled", True),
+            ],
+            "hostIP": self.node_ip, "hostIPs": [{"ip": self.node_ip}],
+            "podIP": ip, "podIPs": [{"ip": ip}],
+            "startTime": self._start_time,
+            "qosClass": podspec.qos_class(self.pod),
+            "containerStatuses": cstat,
+        }
+        if inits:
+            status["initContainerStatuses"] = istat
+        return status
+
+
+def _should_restart(policy: str, st: ContainerStatus) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and st.exit_code != 0)
+
+
+def _phase(policy: str, containers: list[dict[str, Any]], inits: list[dict[str, Any]],
+           latest: dict[str, ContainerStatus], init_ok: bool, terminal: bool,
+           waiting: dict[str, tuple[str, str]], final: bool) -> str:
+    init_failed = any(
+        (st := latest.get(c["name"])) is not None and st.state == ContainerState.EXITED and st.exit_code != 0
+        for c in inits)
+    if init_failed and policy == "Never":
+        return "Failed"
+    if not init_ok:
+        return "Pending"
+    sts = [latest.get(c["name"]) for c in containers]
+    if any(s is None for s in sts):
+        return "Pending"
+    done = [s for s in sts if s is not None and s.state == ContainerState.EXITED]
+    if len(done) == len(sts) and (final or terminal or policy != "Always"):
+        if all(s.exit_code == 0 for s in done):
+            if policy != "Always" or final:
+                return "Succeeded"
+        elif policy == "Never" or final:
+            return "Failed"
+    return "Running"
+
+
+def _security(c: dict[str, Any], pod: Pod) -> SecurityConfig:
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = c.get("securityContext") or {}
+    caps = sc.get("capabilities") or {}
+    return SecurityConfig(
+        run_as_user=sc.get("runAsUser", psc.get("runAsUser")),
+        run_as_group=sc.get("runAsGroup", psc.get("runAsGroup")),
+        supplemental_groups=[int(g) for g in psc.get("supplementalGroups") or []],
+        privileged=bool(sc.get("privileged")),
+        read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem")),
+        allow_privilege_escalation=sc.get("allowPrivilegeEscalation", True) is not False,
+        capabilities_add=[str(x) for x in caps.get("add") or []],
+        capabilities_drop=[str(x) for x in caps.get("drop") or []])
