@@ -23,13 +23,14 @@ PODS = resource("", "v1", "pods")
 SERVICES = resource("", "v1", "services")
 ENDPOINTS = resource("", "v1", "endpoints")
 NAMESPACES = resource("", "v1", "namespaces")
+SLICES = resource("discovery.k8s.io", "v1", "endpointslices")
 
 Obj = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    options = ControlPlaneOptions(controllers=["endpoints"], scheduler=False, lease_duration=4.0)
+    options = ControlPlaneOptions(controllers=["endpoints", "endpointslice"], scheduler=False, lease_duration=4.0)
     running = start_server(tmp_path_factory.mktemp("endpoints"), options=options)
     try:
         yield running
@@ -218,3 +219,71 @@ async def test_user_endpoints_left_alone_and_managed_ones_deleted_with_service(
         return False
 
     await until(gone)
+
+
+async def slices_of(c: Client, ns: str, svc: str) -> list[Obj]:
+    items: list[Obj] = (await c.list(SLICES, ns, label_selector=f"kubernetes.io/service-name={svc}"))["items"]
+    return items
+
+
+async def test_endpointslices_chunked_stable_and_terminating(client: Client, namespace: str) -> None:
+    c, ns = client, namespace
+    svc = await c.create(SERVICES, {"metadata": {"name": "big"},
+                                    "spec": {"selector": {"app": "big"},
+                                             "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}}, ns)
+
+    async def placeholder() -> list[Obj] | None:
+        got = await slices_of(c, ns, "big")
+        return got if len(got) == 1 and not got[0].get("endpoints") else None
+
+    (empty,) = await until(placeholder)
+    assert empty["metadata"]["ownerReferences"][0]["uid"] == svc["metadata"]["uid"]
+    assert empty["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+    assert empty["addressType"] == "IPv4"
+
+    n = 130
+
+    async def one(i: int) -> None:
+        await c.create(PODS, pod(f"p{i}", {"app": "big"}, 8080), ns)
+        await run_pod(c, ns, f"p{i}", f"10.4.{i // 250}.{i % 250 + 1}", ready=True)
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+    async def chunked() -> list[Obj] | None:
+        got = await slices_of(c, ns, "big")
+        sizes = sorted(len(s.get("endpoints") or []) for s in got)
+        return got if sum(sizes) == n and max(sizes) <= 100 else None
+
+    got = await until(chunked, 20)
+    assert len(got) == 2
+    for s in got:
+        assert s["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+        for ep in s["endpoints"]:
+            assert ep["conditions"] == {"ready": True, "serving": True, "terminating": False}
+            assert ep["targetRef"]["kind"] == "Pod" and ep["nodeName"] == "node-a"
+
+    # One pod changing rewrites only the slice it is in.
+    where = next(s for s in got if any(e["targetRef"]["name"] == "p7" for e in s["endpoints"]))
+    other = next(s for s in got if s is not where)
+    await c.delete(PODS, "p7", ns)  # bound to a node: Terminating for its grace period
+
+    async def terminating() -> Obj | None:
+        for s in await slices_of(c, ns, "big"):
+            for ep in s.get("endpoints") or []:
+                if ep["targetRef"]["name"] == "p7" and ep["conditions"]["terminating"]:
+                    return s
+        return None
+
+    now_where = await until(terminating)
+    ep = next(e for e in now_where["endpoints"] if e["targetRef"]["name"] == "p7")
+    assert ep["conditions"] == {"ready": False, "serving": True, "terminating": True}
+    assert now_where["metadata"]["name"] == where["metadata"]["name"]
+    current_other = await c.get(SLICES, other["metadata"]["name"], ns)
+    assert current_other["metadata"]["resourceVersion"] == other["metadata"]["resourceVersion"]
+
+    await c.delete(SERVICES, "big", ns)
+    await until(lambda: _none(slices_of(c, ns, "big")))
+
+
+async def _none(coro: Awaitable[list[Obj]]) -> bool:
+    return not await coro

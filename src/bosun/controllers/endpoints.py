@@ -176,7 +176,7 @@ def endpoints_labels(svc: Obj) -> dict[str, str]:
 
 # ---- the controller ------------------------------------------------------------------------
 
-def _pod_summary(pod: Obj) -> tuple[Any, ...]:
+def pod_summary(pod: Obj) -> tuple[Any, ...]:
     """What of a pod can change its Endpoints entry; other updates (e.g. container restarts
     counted in status) are ignored so they cost no reconcile."""
     meta = pod.get("metadata") or {}
@@ -219,7 +219,7 @@ class EndpointsController(Controller):
             self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if _pod_summary(old) == _pod_summary(new):
+        if pod_summary(old) == pod_summary(new):
             return
         for key in set(self._services_selecting(old)) | set(self._services_selecting(new)):
             self.queue.add(key)

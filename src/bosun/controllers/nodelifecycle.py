@@ -233,7 +233,9 @@ class NodeLifecycleController(Controller):
                 return
         h.probe = time.monotonic()
         h.renewed = True
-        self.queue.add(name)
+        node = self.nodes.get(None, name)
+        if node is not None and ready_status(node) == "Unknown":
+            self.queue.add(name)  # back: restore its conditions (healthy nodes cost nothing)
 
     def stale(self, name: str) -> bool:
         h = self.health.get(name)
@@ -313,7 +315,7 @@ class NodeLifecycleController(Controller):
             if mark_unknown(updated, stamp):
                 node = await self._put_status(updated)
                 self.recorder.event(node, "Normal", "NodeNotReady", f"Node {key} status is now: NodeNotReady")
-        elif h.renewed:
+        elif h.renewed and ready_status(node) == "Unknown":
             updated = copy.deepcopy(node)
             if restore_conditions(updated, stamp):
                 node = await self._put_status(updated)
