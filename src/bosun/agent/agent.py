@@ -1,0 +1,181 @@
+"""The node agent: registers the Node, keeps one worker per pod bound to it, and notices
+container exits by relisting the runtime.
+
+Start-up order matters for re-adoption: the pod informer syncs first, then containers
+whose pod is no longer bound here (deleted while we were away) are stopped, and only then
+do workers start, each finding its own pod's containers still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+from typing import Any
+
+from bosun.agent.config import AgentConfig
+from bosun.agent.hostinfo import node_ip_towards
+from bosun.agent.node import NodeManager
+from bosun.agent.podworker import PodWorker
+from bosun.agent.runtime.base import ContainerState, RuntimeDriver
+from bosun.agent.server import AgentServer
+from bosun.agent.status import PODS, StatusManager
+from bosun.aio import cancel_and_wait
+from bosun.client.events import EventRecorder
+from bosun.client.informer import Informer
+from bosun.client.rest import Client
+
+log = logging.getLogger(__name__)
+Pod = dict[str, Any]
+
+
+class Agent:
+    def __init__(self, client: Client, config: AgentConfig, driver: RuntimeDriver, *,
+                 node_ip: str | None = None) -> None:
+        self.client = client
+        self.config = config
+        self.driver = driver
+        self.node_ip = node_ip or config.node_ip or node_ip_towards(client.config.server)
+        self.node = NodeManager(client, config, self.node_ip, driver.name)
+        self.statuses = StatusManager(client, config.status_flush_interval)
+        self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
+        self.server = AgentServer(client, config.node_name, client.config.token or "",
+                                  config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
+                                  self.informer.get, config.pods_dir, self._container_running)
+        self.workers: dict[str, PodWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._bg: list[asyncio.Task[None]] = []
+        self._running: set[tuple[str, str]] = set()
+        self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._allocatable: dict[str, str] = {}
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        self.config.pods_dir.mkdir(parents=True, exist_ok=True)
+        await self.driver.start()
+        await self.server.start(self.config.listen_host, self.config.listen_port)
+        self.node.kubelet_port = self.server.port
+        await self.node.register()
+        self._allocatable = self.node.capacity()
+        await self.node.renew_lease()
+        self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
+        self._bg.append(asyncio.create_task(self.statuses.run(), name="agent-status"))
+        self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
+        await self.informer.start()
+        await self.informer.wait_synced()
+        await self._remove_orphans()
+        for pod in self.informer.list():
+            self._ensure_worker(pod)
+        self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
+
+    async def stop(self) -> None:
+        """Stop the agent; containers keep running unless the config says to drain."""
+        for t in self._bg:
+            await cancel_and_wait(t)
+        self._bg.clear()
+        await self.informer.stop()
+        for t in list(self._tasks.values()):
+            await cancel_and_wait(t)
+        if self.config.drain_on_stop:
+            await self.drain()
+        await self.server.stop()
+        await self.recorder.close()
+        await self.driver.close()
+
+    async def drain(self) -> None:
+        """Stop and remove every container and sandbox this node runs (`bosun up` exit)."""
+        for st in await self.driver.list_containers():
+            with contextlib.suppress(Exception):
+                await self.driver.stop_container(st.id, 5.0)
+            with contextlib.suppress(Exception):
+                await self.driver.remove_container(st.id)
+        for sb in await self.driver.list_sandboxes():
+            with contextlib.suppress(Exception):
+                await self.driver.stop_sandbox(sb.id)
+                await self.driver.remove_sandbox(sb.id)
+
+    # -- pods -------------------------------------------------------------------------------------
+
+    def _ensure_worker(self, pod: Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is not None and not worker.done:
+            worker.update(pod)
+            return
+        if worker is not None:
+            return  # finished (terminated): the pod object is on its way out
+        worker = PodWorker(pod, config=self.config, client=self.client, driver=self.driver,
+                           statuses=self.statuses, recorder=self.recorder, node_ip=self.node_ip,
+                           allocatable=self._allocatable)
+        self.workers[uid] = worker
+        self._tasks[uid] = asyncio.create_task(self._run_worker(uid, worker), name=f"pod-{uid}")
+
+    async def _run_worker(self, uid: str, worker: PodWorker) -> None:
+        try:
+            await worker.run()
+        finally:
+            self._tasks.pop(uid, None)
+
+    def _on_add(self, pod: Pod) -> None:
+        self._ensure_worker(pod)
+
+    def _on_update(self, old: Pod, pod: Pod) -> None:
+        self._ensure_worker(pod)
+
+    def _on_delete(self, pod: Pod) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is not None and not worker.done:
+            worker.remove()
+        elif worker is not None:
+            del self.workers[uid]  # finished, and its pod is gone for good
+
+    async def _remove_orphans(self) -> None:
+        """Containers of pods no longer bound here (deleted while the agent was down)."""
+        known = {p["metadata"]["uid"] for p in self.informer.list()}
+        for st in await self.driver.list_containers():
+            if st.pod_uid not in known:
+                await self.driver.stop_container(st.id, 2.0)
+                await self.driver.remove_container(st.id)
+        for sb in await self.driver.list_sandboxes():
+            if sb.pod_uid not in known:
+                await self.driver.stop_sandbox(sb.id)
+                await self.driver.remove_sandbox(sb.id)
+                shutil.rmtree(self.config.pods_dir / sb.pod_uid, ignore_errors=True)
+
+    def _container_running(self, uid: str, name: str) -> bool:
+        return (uid, name) in self._running
+
+    async def _relist(self) -> None:
+        """Notice state changes of containers (exits above all) and wake their pod's worker."""
+        while True:
+            try:
+                containers = await self.driver.list_containers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("runtime relist failed")
+                containers = []
+            per_pod: dict[str, list[tuple[str, str]]] = {}
+            running: set[tuple[str, str]] = set()
+            for st in containers:
+                per_pod.setdefault(st.pod_uid, []).append((st.id, st.state.value))
+                if st.state == ContainerState.RUNNING:
+                    running.add((st.pod_uid, st.name))
+            self._running = running
+            for uid, items in per_pod.items():
+                fp = tuple(sorted(items))
+                if self._fingerprints.get(uid) != fp:
+                    self._fingerprints[uid] = fp
+                    worker = self.workers.get(uid)
+                    if worker is not None:
+                        worker.wake()
+            for uid in set(self._fingerprints) - set(per_pod):
+                del self._fingerprints[uid]
+            await asyncio.sleep(self.config.relist_interval)

@@ -1,0 +1,83 @@
+"""Reading container logs written in the CRI format, for `kubectl logs`.
+
+Options mirror the API's PodLogOptions: tailLines, sinceSeconds, timestamps, follow,
+previous, limitBytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+
+def log_files(container_dir: Path) -> list[Path]:
+    """Attempts' log files of one container, oldest first."""
+    files = [p for p in container_dir.glob("*.log") if p.stem.isdigit()]
+    return sorted(files, key=lambda p: int(p.stem))
+
+
+def parse_time(stamp: str) -> float:
+    base, _, frac = stamp.rstrip("Z").partition(".")
+    t = datetime.fromisoformat(base + "+00:00").timestamp()
+    return t + (float("0." + frac) if frac else 0.0)
+
+
+def render(line: bytes, timestamps: bool) -> tuple[bytes, float, bool]:
+    """(output bytes, record time, ends a line) for one CRI record."""
+    try:
+        stamp, _stream, tag, text = line.rstrip(b"\n").split(b" ", 3)
+    except ValueError:
+        return line, 0.0, True
+    full = tag == b"F"
+    out = text + (b"\n" if full else b"")
+    if timestamps:
+        out = stamp + b" " + out
+    try:
+        when = parse_time(stamp.decode())
+    except ValueError:
+        when = 0.0
+    return out, when, full
+
+
+def read(path: Path, *, tail: int | None, since: float | None, timestamps: bool) -> tuple[bytes, int]:
+    """What is in the file now (filtered), and the offset to follow from."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return b"", 0
+    end = data.rfind(b"\n") + 1
+    records = data[:end].splitlines(keepends=True)
+    out: list[bytes] = []
+    for rec in records:
+        text, when, _ = render(rec, timestamps)
+        if since is not None and when < since:
+            continue
+        out.append(text)
+    if tail is not None:
+        out = out[-tail:] if tail > 0 else []
+    return b"".join(out), end
+
+
+async def follow(path: Path, offset: int, timestamps: bool, alive: asyncio.Event) -> AsyncIterator[bytes]:
+    """New records as they are written, until ``alive`` is cleared and the file is drained."""
+    buf = b""
+    while True:
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            offset += len(chunk)
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            out = b"".join(render(line + b"\n", timestamps)[0] for line in lines)
+            if out:
+                yield out
+            continue
+        if not alive.is_set():
+            return
+        await asyncio.sleep(0.1)
