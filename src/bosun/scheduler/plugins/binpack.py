@@ -18,7 +18,7 @@ class Binpack:
 
     def score(self, pod: PodInfo, snap: Snapshot, feasible: BoolArray, state: CycleState) -> FloatArray:
         """Mean fraction of cpu, memory and pod slots in use once the pod is placed."""
-        alloc = np.maximum(snap.alloc[:, [CPU, MEM, PODS]], 1).astype(np.float64)
-        used = snap.req[:, [CPU, MEM, PODS]] + np.array([pod.cpu, pod.memory, 1])
-        frac = np.minimum(used / alloc, 1.0)
-        return np.asarray(frac.mean(axis=1), np.float64)
+        out = np.zeros(snap.cap)
+        for col, amount in ((CPU, pod.cpu), (MEM, pod.memory), (PODS, 1)):
+            out += np.minimum((snap.req[:, col] + amount) / np.maximum(snap.alloc[:, col], 1), 1.0)
+        return out / 3.0
