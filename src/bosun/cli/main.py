@@ -25,6 +25,7 @@ def _transport_line(e: BaseException, state: CliState | None) -> str:
 
 # Verbs load on first use: `bosun get` should not pay for importing the API server.
 LAZY_COMMANDS: dict[str, str] = {
+    "agent": "bosun.cli.agent_cmd:agent",
     "apply": "bosun.cli.apply:apply_cmd",
     "create": "bosun.cli.create:create_cmd",
     "delete": "bosun.cli.delete:delete_cmd",
@@ -33,6 +34,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "hollow": "bosun.cli.hollow_cmd:hollow",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
+    "up": "bosun.cli.up_cmd:up",
 }
 
 

@@ -1,0 +1,96 @@
+"""``bosun agent``: join this machine to a cluster as a node and run its pods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from bosun.agent.agent import Agent
+from bosun.agent.config import AgentConfig
+from bosun.agent.hostinfo import node_ip_towards
+from bosun.agent.runtime.select import make_driver
+from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
+from bosun.client.rest import Client
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"label {part!r} is not key=value", param_hint="--labels")
+        out[key.strip()] = value.strip()
+    return out
+
+
+async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]],
+                           ready_message: Callable[[], str]) -> None:
+    """Start, print ``ready``, wait for SIGINT/SIGTERM, stop: the shape of every daemon command."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+    try:
+        await start()
+        click.echo(ready_message())
+        click.echo("ready")
+        sys.stdout.flush()
+        await done.wait()
+    finally:
+        await stop()
+
+
+@click.command("agent")
+@click.option("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443.")
+@click.option("--token", default="", help="Join token (bosun token create) or another bearer token.")
+@click.option("--kubeconfig", "kubeconfig", default="", help="Use this kubeconfig instead of --server/--token.")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The cluster CA (pki/ca.crt of the server); without it the server is not verified.")
+@click.option("--name", default="", help="Node name (default: the host name).")
+@click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
+@click.option("--role", default="worker", show_default=True, help="node-role.kubernetes.io/<role> label.")
+@click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/bosun-agent"),
+              show_default=True)
+@click.option("--node-ip", default="", help="Address of this node (default: the one that reaches the server).")
+@click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
+@click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
+def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
+          runtime: str, data_dir: Path, node_ip: str, port: int, log_level: str) -> None:
+    """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if kubeconfig:
+        cluster = load_kubeconfig(kubeconfig)
+    elif server and token:
+        ca = ca_file.read_bytes() if ca_file else None
+        cluster = ClusterConfig(server=server.rstrip("/"), ca_data=ca, insecure=ca is None, token=token)
+    else:
+        raise click.UsageError("give --server and --token, or --kubeconfig")
+    config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
+                         labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> None:
+        client = Client(cluster)
+        ip = node_ip or node_ip_towards(cluster.server)
+        node = Agent(client, config, make_driver(runtime, config.runtime_dir, ip), node_ip=ip)
+
+        async def stop() -> None:
+            await node.stop()
+            await client.close()
+
+        await run_until_signal(node.start, stop, lambda: f"bosun agent: node {config.node_name} "
+                               f"({node.driver.name} runtime) joined {cluster.server}")
+
+    asyncio.run(main())

@@ -1,0 +1,68 @@
+"""``bosun up``: a whole cluster in one process (control plane + one local node).
+
+Ctrl-C stops the node's pods too (drain), so nothing is left running behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from pathlib import Path
+
+import click
+
+from bosun.agent.agent import Agent
+from bosun.agent.config import AgentConfig
+from bosun.agent.runtime.select import make_driver
+from bosun.api.server import ServerConfig
+from bosun.cli.agent_cmd import parse_labels, run_until_signal
+from bosun.client.kubeconfig import ClusterConfig
+from bosun.client.rest import Client
+from bosun.controlplane import ControlPlane, ControlPlaneOptions
+
+
+@click.command("up")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/bosun"),
+              show_default=True)
+@click.option("--listen", default="127.0.0.1:6443", show_default=True, help="ADDR:PORT of the API server.")
+@click.option("--name", default="", help="Node name (default: the host name).")
+@click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
+@click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
+@click.option("--agent-port", type=int, default=10250, show_default=True, help="HTTPS port of the node agent.")
+@click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
+def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_port: int, log_level: str) -> None:
+    """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",
+                         labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
+                         listen_port=agent_port, drain_on_stop=True)
+
+    async def main() -> None:
+        plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen), ControlPlaneOptions())
+        state: dict[str, object] = {}
+
+        async def start() -> None:
+            await plane.start()
+            ca = (data_dir / "pki" / "ca.crt").read_bytes()
+            client = Client(ClusterConfig(server=plane.url, ca_data=ca, token=plane.api.token))
+            state["client"] = client
+            ip = "127.0.0.1" if plane.config.host in ("127.0.0.1", "localhost") else ""
+            driver = make_driver(runtime, config.runtime_dir, ip or plane.config.host)
+            node = Agent(client, config, driver, node_ip=ip or None)
+            state["agent"] = node
+            await node.start()
+
+        async def stop() -> None:
+            node = state.get("agent")
+            if isinstance(node, Agent):
+                await node.stop()
+            client = state.get("client")
+            if isinstance(client, Client):
+                await client.close()
+            await plane.stop()
+
+        await run_until_signal(start, stop, lambda: f"bosun is up: API server at {plane.url}, node {config.node_name}\n"
+                               f"  kubectl --kubeconfig {plane.kubeconfig} get nodes")
+
+    asyncio.run(main())
