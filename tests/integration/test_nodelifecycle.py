@@ -209,6 +209,59 @@ async def test_cordon_taints_unschedulable(client: Client, plane: RunningServer,
     await until(lambda: has(False))
 
 
+async def test_pods_of_a_dead_node_are_replaced_on_healthy_nodes(tmp_path: Any, namespace: str) -> None:
+    """The whole story with the scheduler and the ReplicaSet controller: the replacements run
+    elsewhere about max(grace, eviction timeout) after the node died."""
+    options = ControlPlaneOptions(controllers=["replicaset", "nodelifecycle"], scheduler=True, lease_duration=4.0,
+                                  node_monitor_grace_period=GRACE, pod_eviction_timeout=EVICTION)
+    plane = start_server(tmp_path / "server", options=options)
+    groups: list[HollowCluster] = []
+    try:
+        async with Client.from_kubeconfig(plane.kubeconfig) as c:
+            try:
+                await _replacement_story(c, namespace, groups)
+            finally:
+                for h in groups:
+                    await h.stop()
+    finally:
+        plane.stop()
+
+
+async def _replacement_story(c: Client, namespace: str, groups: list[HollowCluster]) -> None:
+    await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+    for n in (2, 1):
+        groups.append(HollowCluster(c, n, heartbeat=0.4, name_prefix=f"r{uuid.uuid4().hex[:6]}", pod_runtime=0))
+        await groups[-1].start()
+    live, dying = groups
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+          "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
+                   "template": {"metadata": {"labels": {"app": "web"}},
+                                "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}}
+    await c.create(resource("apps", "v1", "replicasets"), rs, namespace)
+
+    async def placement(avoid: str | None) -> dict[str, int] | None:
+        pods = (await c.list(PODS, namespace))["items"]
+        good = [p for p in pods if p.get("status", {}).get("phase") == "Running"
+                and not p["metadata"].get("deletionTimestamp") and p["spec"].get("nodeName") != avoid]
+        if len(good) != 6:
+            return None
+        counts: dict[str, int] = {}
+        for p in good:
+            counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
+        return counts
+
+    before = await until(lambda: placement(None), 20)
+    dead = dying.names[0]
+    assert before.get(dead), f"the scheduler put nothing on {dead}: {before}"
+    await dying.stop()
+    stopped = time.monotonic()
+    after = await until(lambda: placement(dead), GRACE + EVICTION + 10)
+    took = time.monotonic() - stopped
+    print(f"node death -> {before[dead]} replacement(s) running in {took:.2f}s")
+    assert set(after) <= set(live.names)
+    assert took < max(GRACE, EVICTION) + 4, f"replacement took {took:.1f}s"
+
+
 # ---- the rules themselves ---------------------------------------------------------------------
 
 def test_conditions_and_taints_follow_ready() -> None:
