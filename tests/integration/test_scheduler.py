@@ -20,17 +20,22 @@ from typing import Any
 import pytest
 from tests.conftest import RunningServer, start_server
 
-from bosun.api.registry import by_plural
+from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlaneOptions
 
-PODS = by_plural("", "v1", "pods")
-NODES = by_plural("", "v1", "nodes")
-NAMESPACES = by_plural("", "v1", "namespaces")
-EVENTS = by_plural("", "v1", "events")
-CONFIGMAPS = by_plural("", "v1", "configmaps")
-assert PODS and NODES and NAMESPACES and EVENTS and CONFIGMAPS
+
+def _res(group: str, plural: str) -> Resource:
+    r = by_plural(group, "v1", plural)
+    assert r is not None, plural
+    return r
+
+PODS = _res("", "pods")
+NODES = _res("", "nodes")
+NAMESPACES = _res("", "namespaces")
+EVENTS = _res("", "events")
+CONFIGMAPS = _res("", "configmaps")
 Obj = dict[str, Any]
 
 

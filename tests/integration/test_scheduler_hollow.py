@@ -12,19 +12,24 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.conftest import RunningServer, start_server
 
-from bosun.api.registry import by_plural
+from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow import HollowCluster
 
-PODS = by_plural("", "v1", "pods")
-NAMESPACES = by_plural("", "v1", "namespaces")
-EVENTS = by_plural("", "v1", "events")
-CONFIGMAPS = by_plural("", "v1", "configmaps")
-NODES = by_plural("", "v1", "nodes")
-PRIORITY_CLASSES = by_plural("scheduling.k8s.io", "v1", "priorityclasses")
-assert PODS and NAMESPACES and EVENTS and CONFIGMAPS and PRIORITY_CLASSES and NODES
+
+def _res(group: str, plural: str) -> Resource:
+    r = by_plural(group, "v1", plural)
+    assert r is not None, plural
+    return r
+
+PODS = _res("", "pods")
+NAMESPACES = _res("", "namespaces")
+EVENTS = _res("", "events")
+CONFIGMAPS = _res("", "configmaps")
+NODES = _res("", "nodes")
+PRIORITY_CLASSES = _res("scheduling.k8s.io", "priorityclasses")
 
 
 @pytest.fixture

@@ -26,8 +26,10 @@ Outcome = Callable[[Obj, str, Exception | None], None]
 
 
 class Binder:
-    def __init__(self, client: Client, pods: Resource, on_done: Outcome, max_in_flight: int = 64) -> None:
+    def __init__(self, client: Client, pods: Resource, on_done: Outcome, node_exists: Callable[[str], bool],
+                 max_in_flight: int = 64) -> None:
         self.client = client
+        self.node_exists = node_exists
         self.pods = pods
         self.on_done = on_done
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -50,6 +52,10 @@ class Binder:
         error: Exception | None = None
         async with self._slots:
             try:
+                if not self.node_exists(node):
+                    # The API would accept it (as Kubernetes' does); a pod bound to a node that is
+                    # gone would never run, so schedule it again instead.
+                    raise ApiError(404, "NotFound", f'node "{node}" was deleted before the pod was bound to it')
                 await self.client.create(self.pods, body, meta["namespace"], subresource="binding")
             except asyncio.CancelledError:
                 raise

@@ -75,7 +75,7 @@ class Scheduler:
         self.default_priority = 0
         self.preempting: dict[str, set[str]] = {}  # preemptor key -> victims not yet gone
         self.reporter = Reporter(ctx.client, PODS, ctx.recorder(SCHEDULER_NAME))
-        self.binder = Binder(ctx.client, PODS, self._bound)
+        self.binder = Binder(ctx.client, PODS, self._bound, lambda name: name in self.snap.index)
         self.pods = ctx.informers.get(PODS)
         self.nodes = ctx.informers.get(NODES)
         self.classes = ctx.informers.get(PRIORITY_CLASSES)
