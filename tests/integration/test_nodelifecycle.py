@@ -34,7 +34,7 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    options = ControlPlaneOptions(controllers=["nodelifecycle"], scheduler=False, lease_duration=4.0,
+    options = ControlPlaneOptions(controllers=["nodelifecycle", "podgc"], scheduler=False, lease_duration=4.0,
                                   node_monitor_grace_period=GRACE, pod_eviction_timeout=EVICTION)
     running = start_server(tmp_path_factory.mktemp("nodelifecycle"), options=options)
     try:
@@ -207,6 +207,22 @@ async def test_cordon_taints_unschedulable(client: Client, plane: RunningServer,
     await asyncio.to_thread(subprocess.run, [*kubectl, "uncordon", name], check=True, capture_output=True,
                             timeout=30)
     await until(lambda: has(False))
+
+
+async def test_pods_of_deleted_nodes_are_collected(client: Client, namespace: str, hollow: Any) -> None:
+    c, ns = client, namespace
+    group: HollowCluster = await hollow(1)
+    await c.create(PODS, pod("ghost", f"gone-{uuid.uuid4().hex[:6]}"), ns)  # bound to a node never seen
+    await c.create(PODS, pod("kept", group.names[0]), ns)
+    await c.create(PODS, pod("orphan", group.names[0], [{"operator": "Exists"}]), ns)
+    await until(lambda: _gone(c, ns, "ghost"), 10)
+    evs = (await c.list(EVENTS, ns, field_selector="involvedObject.name=ghost"))["items"]
+    assert any(e["reason"] == "PodGC" for e in evs)
+    assert await exists(c, ns, "kept")
+
+    await group.stop()
+    await group.delete_nodes()  # the node is removed for good: even pods tolerating everything go
+    await until(lambda: _gone(c, ns, "orphan"), 10)
 
 
 async def test_pods_of_a_dead_node_are_replaced_on_healthy_nodes(tmp_path: Any, namespace: str) -> None:
