@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import RunningServer, start_server
 
 from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlaneOptions
-from tests.conftest import RunningServer, start_server
 
 PODS = by_plural("", "v1", "pods")
 NAMESPACES = by_plural("", "v1", "namespaces")
@@ -82,9 +82,9 @@ async def mark_ready(client: Client, pod: Obj) -> None:
         await asyncio.sleep(0.02)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "") -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], wait: float = 15.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait
     last: Any = None
     while time.monotonic() < deadline:
         last = await check()
@@ -266,7 +266,8 @@ async def test_refused_template_records_failed_create_with_back_off(env: tuple[C
     count = sum(e.get("count", 1) for e in await failed())
     assert 2 <= count <= 14, count
     # fixing the template lets the ReplicaSet recover
-    await patch_retry(c, RS, "bad", [{"op": "remove", "path": "/spec/template/metadata/finalizers"}], ns, patch_type="json")
+    fix = [{"op": "remove", "path": "/spec/template/metadata/finalizers"}]
+    await patch_retry(c, RS, "bad", fix, ns, patch_type="json")
     rs = await wait_status(c, ns, "bad", replicas=2, readyReplicas=2)
     assert not [x for x in rs["status"].get("conditions") or [] if x["type"] == "ReplicaFailure"]
 
