@@ -233,6 +233,29 @@ async def test_replace_deletes_the_running_job(client: Client, namespace: str, f
     assert len(status["active"]) == 1
 
 
+async def test_deleted_active_job_is_reported_missing(client: Client, namespace: str,
+                                                      fast_clock: FastClock) -> None:
+    await client.create(CRONJOBS, cronjob("lost"), namespace)
+    job = (await wait_for(lambda: jobs_of(client, namespace), what="a job"))[0]
+    await client.patch(CRONJOBS, "lost", {"spec": {"suspend": True}}, namespace)
+
+    async def listed() -> bool:
+        st = (await client.get(CRONJOBS, "lost", namespace)).get("status") or {}
+        return any(r["name"] == job["metadata"]["name"] for r in st.get("active") or [])
+
+    await wait_for(listed, what="job in status.active")
+    for j in await jobs_of(client, namespace):
+        await client.delete(JOBS, j["metadata"]["name"], namespace, propagation_policy="Background")
+
+    async def emptied() -> bool:
+        st = (await client.get(CRONJOBS, "lost", namespace)).get("status") or {}
+        return not st.get("active")
+
+    await wait_for(emptied, what="active emptied")
+    ev = await wait_for(lambda: event_seen(client, namespace, "lost", "MissingJob"), what="MissingJob")
+    assert f"Active job went missing: {job['metadata']['name']}" in ev["MissingJob"]
+
+
 async def test_history_limits_keep_only_the_newest_finished_jobs(
         client: Client, namespace: str, fast_clock: FastClock) -> None:
     await client.create(CRONJOBS, cronjob("good", successfulJobsHistoryLimit=2), namespace)

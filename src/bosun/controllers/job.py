@@ -289,7 +289,7 @@ class JobController(Controller):
         live = [p for p in active if p["metadata"]["name"] not in gone]
         self._set_counts(status, len(live) + len(created), succeeded, failed,
                          sum(is_pod_ready(p) for p in live), len(terminating) + len(doomed))
-        if indexed:
+        if indexed and completed:
             status["completedIndexes"] = format_indexes(completed)
         if not await self._write_status(key, job, old_status, status):
             return
