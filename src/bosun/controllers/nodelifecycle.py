@@ -325,6 +325,9 @@ class NodeLifecycleController(Controller):
             return
         h = self._entry(key)
         stamp = rfc3339()
+        if self.stale(key) and ready_status(node) != "Unknown" and await self._lease_moved(key, h):
+            self.queue.add(key)  # the cache was behind, not the node: look again with fresh data
+            return
         if self.stale(key):
             updated = copy.deepcopy(node)
             if mark_unknown(updated, stamp):
@@ -336,6 +339,24 @@ class NodeLifecycleController(Controller):
                 node = await self._put_status(updated)
                 self.recorder.event(node, "Normal", "NodeReady", f"Node {key} status is now: NodeReady")
         await self._sync_taints(node)
+
+    async def _lease_moved(self, name: str, h: Health) -> bool:
+        """Before declaring a node dead, ask the API for its Lease once: under load the watch
+        can lag seconds behind, and a lagging cache must not cost a node its pods. Comparing
+        renewTime with the last one seen needs no trust in anyone's clock."""
+        try:
+            lease = await self.client.get(LEASES, name, LEASE_NAMESPACE)
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        renew = str((lease.get("spec") or {}).get("renewTime") or "")
+        if not renew or renew == h.renew_time:
+            return False
+        h.renew_time = renew
+        h.probe = time.monotonic()
+        h.renewed = True
+        return True
 
     async def _put_status(self, node: Obj) -> Obj:
         return await self.client.update(NODES, node, subresource="status")  # 409: retried
