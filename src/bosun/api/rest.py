@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, schema
@@ -119,9 +120,43 @@ def _check_schema(request: web.Request, res: Resource, obj: dict[str, Any], head
 
 
 class RestHandler:
-    def __init__(self, storage: Storage, cache: WatchCache) -> None:
+    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "") -> None:
         self.storage = storage
         self.cache = cache
+        # The credential the API server presents to node agents (logs), as kube-apiserver's
+        # kubelet client certificate.
+        self.node_token = node_token
+        self._node_session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._node_session is not None:
+            await self._node_session.close()
+            self._node_session = None
+
+    async def proxy_stream(self, request: web.Request, url: str, params: dict[str, str]) -> web.StreamResponse:
+        """Stream a node agent's answer back to the client (logs, `-f` included)."""
+        if self._node_session is None:
+            # Agents serve self-signed certificates (kubelet's default); the bearer token
+            # authenticates us to them.
+            self._node_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=False), timeout=aiohttp.ClientTimeout(sock_connect=5))
+        headers = {"Authorization": f"Bearer {self.node_token}"} if self.node_token else {}
+        try:
+            async with self._node_session.get(url, params=params, headers=headers) as upstream:
+                if upstream.status != 200:
+                    text = (await upstream.text())[:500].strip()
+                    code = upstream.status if upstream.status in (400, 404) else 502
+                    raise errors.APIError(code, "BadRequest" if code == 400 else
+                                          "NotFound" if code == 404 else "BadGateway",
+                                          text or f"the node agent answered {upstream.status}")
+                resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+                await resp.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
 
     async def handle(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
         t = parse_target(group, version, rest)

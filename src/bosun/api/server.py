@@ -58,6 +58,7 @@ class APIServer:
         self._runner: web.AppRunner | None = None
         self._finalizer: NamespaceFinalizer | None = None
         self._gc: GarbageCollector | None = None
+        self.rest: RestHandler | None = None
         self.url = ""
         self.kubeconfig = self.config.data_dir / "kubeconfig"
         self.token = ""
@@ -97,7 +98,8 @@ class APIServer:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
-        app = make_app(RestHandler(self.storage, self.cache), self.store, auth)
+        self.rest = RestHandler(self.storage, self.cache, node_token=self.token)
+        app = make_app(self.rest, self.store, auth)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
@@ -117,6 +119,8 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.rest is not None:
+            await self.rest.close()
         if self._finalizer is not None:
             await self._finalizer.stop()
         if self._gc is not None:

@@ -163,17 +163,47 @@ async def _finalize(h: RestHandler, request: web.Request, t: Target) -> web.Resp
     return json_response(out)
 
 
-async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.Response:
-    """Logs and exec are served by the node agent that runs the pod."""
+async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+    """Logs are served by the node agent that runs the pod; the API server proxies them, as
+    kube-apiserver does to the kubelet. (exec needs the agent's streaming endpoint, not yet served.)"""
     assert t.name is not None
     pod = await h.storage.get(t.res, t.namespace, t.name)
-    node = (pod.get("spec") or {}).get("nodeName")
-    if not node:
+    spec = as_dict(pod.get("spec"))
+    node_name = spec.get("nodeName")
+    if not node_name:
         raise errors.bad_request(f"pod {t.name} does not have a host assigned")
-    raise errors.bad_request(
-        f'{t.sub} for pod {t.name}: node "{node}" has no node agent that serves {t.sub} '
-        "(container logs and exec come with the bosun node agent)"
-    )
+    if t.sub == "exec":
+        raise errors.bad_request(
+            f"exec into pod {t.name}: the node agent does not serve exec yet (kubectl logs works)"
+        )
+    names = [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)]
+    inits = [c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    container = request.query.get("container") or ""
+    if not container:
+        if len(names) != 1:
+            raise errors.bad_request(
+                f"a container name must be specified for pod {t.name}, choose one of: [{' '.join(map(str, names))}]"
+                + (f" or one of the init containers: [{' '.join(map(str, inits))}]" if inits else "")
+            )
+        container = str(names[0])
+    elif container not in names and container not in inits:
+        raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
+    from bosun.api.registry import by_plural
+
+    nodes = by_plural("", "v1", "nodes")
+    assert nodes is not None
+    node = await h.storage.get(nodes, None, str(node_name))
+    status = as_dict(node.get("status"))
+    port = as_dict(as_dict(status.get("daemonEndpoints")).get("kubeletEndpoint")).get("Port")
+    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
+    host = addrs.get("InternalIP") or addrs.get("Hostname")
+    if not port or not host:
+        raise errors.bad_request(f'node "{node_name}" has no node agent endpoint to serve logs from')
+    host = f"[{host}]" if ":" in str(host) else str(host)
+    params = {k: v for k, v in request.query.items()
+              if k in ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")}
+    url = f"https://{host}:{port}/containerLogs/{t.namespace}/{t.name}/{container}"
+    return await h.proxy_stream(request, url, params)
 
 
 def _selector_string(sel: Any) -> str:
