@@ -436,3 +436,28 @@ async def test_watch_sends_bookmarks_with_current_version(
     await asyncio.wait_for(collect(), 10)
     assert types[0] == "ADDED" and types[-1] == "BOOKMARK"
     assert bookmark_rv >= int(created["metadata"]["resourceVersion"])
+
+
+PCS = by_plural("scheduling.k8s.io", "v1", "priorityclasses")
+assert PCS
+
+
+async def test_priority_admission_from_priority_class(client: Client, namespace: str) -> None:
+    cls = f"{namespace}-high"
+    await client.create(PCS, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                              "metadata": {"name": cls}, "value": 1000, "preemptionPolicy": "Never"})
+    try:
+        p = pod("prio")
+        p["spec"]["priorityClassName"] = cls
+        created = await client.create(PODS, p, namespace)
+        assert created["spec"]["priority"] == 1000 and created["spec"]["preemptionPolicy"] == "Never"
+        crit = pod("crit")
+        crit["spec"]["priorityClassName"] = "system-node-critical"
+        assert (await client.create(PODS, crit, namespace))["spec"]["priority"] == 2000001000
+        missing = pod("missing")
+        missing["spec"]["priorityClassName"] = "no-such-class"
+        with pytest.raises(ApiError) as e:
+            await client.create(PODS, missing, namespace)
+        assert e.value.status == 403 and "no PriorityClass with name no-such-class" in e.value.message
+    finally:
+        await client.delete(PCS, cls)

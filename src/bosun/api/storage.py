@@ -43,6 +43,10 @@ MAX_RETRIES = 20
 
 NAMESPACES = by_plural("", "v1", "namespaces")
 assert NAMESPACES is not None
+_pc = by_plural("scheduling.k8s.io", "v1", "priorityclasses")
+assert _pc is not None
+PRIORITY_CLASSES: Resource = _pc
+SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
 
 async def call_store(aw: Awaitable[T]) -> T:
@@ -161,6 +165,8 @@ class Storage:
             m["generation"] = 1
         _reset_status_on_create(res, obj)
         apply_defaults(res, obj)
+        if res.kind == "Pod":
+            await self._admit_priority(name, obj)
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
@@ -177,6 +183,36 @@ class Storage:
             raise
         m["resourceVersion"] = str(rev)
         return obj
+
+    async def _admit_priority(self, name: str, pod: dict[str, Any]) -> None:
+        """Kubernetes' Priority admission: spec.priority comes from the PriorityClass (or the
+        global default class); a pod naming a class that does not exist is refused."""
+        spec = pod.get("spec")
+        if not isinstance(spec, dict):
+            return
+        cls_name = spec.get("priorityClassName")
+        pc: dict[str, Any] | None = None
+        if isinstance(cls_name, str) and cls_name:
+            if cls_name in SYSTEM_PRIORITY_CLASSES:
+                pc = {"value": SYSTEM_PRIORITY_CLASSES[cls_name]}
+            else:
+                kv = await call_store(self.store.get(PRIORITY_CLASSES.key(None, cls_name)))
+                if kv is None:
+                    raise errors.forbidden_request(
+                        f'pods "{name}" is forbidden: no PriorityClass with name {cls_name} was found')
+                pc = decode_kv(kv)
+        elif "priority" not in spec:
+            kvs, _ = await call_store(self.store.list(PRIORITY_CLASSES.key_prefix()))
+            for kv in kvs:
+                candidate = decode_kv(kv)
+                if candidate.get("globalDefault"):
+                    pc = candidate
+                    spec["priorityClassName"] = candidate["metadata"]["name"]
+                    break
+        if pc is not None:
+            spec["priority"] = int(pc.get("value") or 0)
+            if pc.get("preemptionPolicy"):
+                spec["preemptionPolicy"] = pc["preemptionPolicy"]
 
     async def _allocate(
         self, res: Resource, name: str, obj: dict[str, Any], old: dict[str, Any] | None
