@@ -228,18 +228,7 @@ class DaemonSetController(Controller):
         ns = ds["metadata"]["namespace"]
         template = (ds.get("spec") or {}).get("template") or {}
         generation = str(ds["metadata"].get("generation", 1))
-        for node_name in create:
-            pod = pod_from_template(template, ds, extra_labels={
-                "controller-revision-hash": current_hash, "pod-template-generation": generation})
-            pod["spec"] = pin_to_node(pod_spec, node_name)
-            try:
-                made = await self.client.create(PODS, pod, ns)
-            except ApiError as e:
-                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e}")
-                raise
-            self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {made['metadata']['name']}")
-            if self.pods.get(ns, made["metadata"]["name"]) is None:
-                exp.adds.add(made["metadata"]["name"])
+        # Deletions first: a surging rollout never has more than maxSurge extra live pods.
         for pod, grace in [(p, None) for p in delete] + [(p, 0) for p in force_delete]:
             m = pod["metadata"]
             try:
@@ -254,6 +243,18 @@ class DaemonSetController(Controller):
             cached = self.pods.get(ns, m["name"])
             if cached is not None and cached["metadata"].get("uid") == m["uid"] and not is_terminating(cached):
                 exp.deletes.add(m["uid"])
+        for node_name in create:
+            pod = pod_from_template(template, ds, extra_labels={
+                "controller-revision-hash": current_hash, "pod-template-generation": generation})
+            pod["spec"] = pin_to_node(pod_spec, node_name)
+            try:
+                made = await self.client.create(PODS, pod, ns)
+            except ApiError as e:
+                self.recorder.event(ds, "Warning", "FailedCreate", f"Error creating: {e}")
+                raise
+            self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {made['metadata']['name']}")
+            if self.pods.get(ns, made["metadata"]["name"]) is None:
+                exp.adds.add(made["metadata"]["name"])
 
     def _availability_waits(self, ds: Obj, on_node: dict[str, list[Obj]]) -> list[float]:
         """Seconds until ready pods count as available (minReadySeconds)."""
