@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import PODS, make_namespace
+from _common import PODS, Conflicts, make_namespace
 from _pods import make_pod, touch
 from bosun.client.rest import Client
 
@@ -61,6 +61,7 @@ async def run_churn(
     samples[-1]["list_ms"] = await _list_ms(clients[0], namespace, pods)
     seq = 0
     done = 0
+    conflicts = Conflicts()
     while done < updates:
         step = min(every, updates - done)
 
@@ -71,11 +72,12 @@ async def run_churn(
                 seq += 1
                 pod = mine[j % len(mine)]
                 touch(pod, seq)
-                mine[j % len(mine)] = await clients[k].update(PODS, pod)
+                mine[j % len(mine)] = await conflicts.put(clients[k], pod)
 
         t = time.perf_counter()
         await asyncio.gather(*(update(k, step // n + (1 if k < step % n else 0)) for k in range(n)))
         done += step
         sample(done, step / (time.perf_counter() - t))
         samples[-1]["list_ms"] = await _list_ms(clients[0], namespace, pods)
+        samples[-1]["conflicts"] = conflicts.count
     return samples

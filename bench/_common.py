@@ -15,6 +15,7 @@ from typing import Any
 
 from _procs import CLK_TCK, Server, cpu_seconds
 from bosun.api.registry import Resource, by_plural
+from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 
 
@@ -34,6 +35,31 @@ async def open_clients(server: Server, n: int) -> list[Client]:
     for c in clients:
         await c.get(NAMESPACES, "default")
     return clients
+
+
+@dataclass
+class Conflicts:
+    """409s on PUTs: each task owns its pods, so another writer (the scheduler marking a pod
+    Unschedulable, since there are no nodes) touched the pod in between.
+
+    Counted and retried as a controller would, so the count shows how often it happens."""
+
+    count: int = 0
+    examples: list[str] | None = None
+
+    async def put(self, client: Client, pod: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``pod``; on 409 re-read it and retry once with the stored version, as a controller would."""
+        try:
+            return await client.update(PODS, pod)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            self.count += 1
+            self.examples = [*(self.examples or [])[:4], str(exc)[:200]]
+            m = pod["metadata"]
+            current = await client.get(PODS, m["name"], m["namespace"])
+            m["resourceVersion"] = current["metadata"]["resourceVersion"]
+            return await client.update(PODS, pod)
 
 
 async def close_clients(clients: list[Client]) -> None:

@@ -110,13 +110,16 @@ class Server:
         stop_process(self.proc, timeout=20)
 
 
-def start_server(data_dir: Path, store_url: str, timeout: float = 60) -> Server:
-    """`bosun server` in its own process; returns once it prints ``ready``."""
+def start_server(data_dir: Path, store_url: str, controllers: str = "none", timeout: float = 60) -> Server:
+    """`bosun server` in its own process; returns once it prints ``ready``.
+
+    Controllers are off by default: this measures the API, not the control loops it hosts."""
     data_dir.mkdir(parents=True, exist_ok=True)
     bosun = Path(sys.executable).parent / "bosun"
     cmd = [str(bosun), "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}"]
     if store_url:
         cmd += ["--store", store_url]
+    cmd += ["--controllers", controllers]
     with open(data_dir / "server.log", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
     assert proc.stdout is not None

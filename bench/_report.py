@@ -112,3 +112,10 @@ def print_report(result: dict[str, Any]) -> None:
     print()
     for line in verdicts(result):
         print(line)
+    for store, st in result["stores"].items():
+        n = sum(int(v["update"].get("conflicts", 0)) for v in st["throughput"].values())
+        n += sum(int(w.get("conflicts", 0)) for w in st["watch"])
+        n += int((st.get("churn") or [{}])[-1].get("conflicts", 0))
+        if n:
+            print(f"NOTE {store}: {n} PUTs got 409 Conflict (another writer, e.g. the scheduler, touched the pod;"
+                  " re-read and retried)")

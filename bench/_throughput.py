@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _common import PODS, CpuMeter, make_namespace, per_op_cpu
+from _common import PODS, Conflicts, CpuMeter, make_namespace, per_op_cpu
 from _pods import make_pod, touch
 from _stats import summarize
 from bosun.client.rest import Client
@@ -39,6 +39,7 @@ async def run_throughput(
     owned: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     seq = 0
     out: dict[str, dict[str, Any]] = {}
+    conflicts = Conflicts()
 
     async def create(k: int, c: Client, lat: list[float]) -> None:
         for i in range(k, pods, n):
@@ -55,7 +56,7 @@ async def run_throughput(
             seq += 1
             touch(pod, seq)
             t = time.perf_counter()
-            mine[j % len(mine)] = await c.update(PODS, pod)
+            mine[j % len(mine)] = await conflicts.put(c, pod)
             lat.append(time.perf_counter() - t)
 
     async def get(k: int, c: Client, lat: list[float]) -> None:
@@ -78,4 +79,7 @@ async def run_throughput(
         with meter.measure(f"{label}-{verb}-n{n}") as cpu:
             lat, elapsed = await _run_tasks(clients, work)
         out[verb] = {**summarize(lat, elapsed), **per_op_cpu(cpu, len(lat))}
+    out["update"]["conflicts"] = conflicts.count
+    if conflicts.examples:
+        out["update"]["conflict_examples"] = conflicts.examples
     return out

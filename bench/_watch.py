@@ -15,7 +15,7 @@ import asyncio
 import time
 from typing import Any
 
-from _common import PODS, CpuMeter, make_namespace, per_op_cpu
+from _common import PODS, Conflicts, CpuMeter, make_namespace, per_op_cpu
 from _pods import SEQ_ANNOTATION, make_pod, touch
 from _stats import summarize
 from bosun.client.rest import Client, resource_path
@@ -59,6 +59,7 @@ async def run_watch(
     answered: dict[int, float] = {}
     latest: dict[int, dict[str, Any]] = {}
     busy: dict[int, asyncio.Future[None]] = {}
+    conflicts = Conflicts()
 
     async def write(seq: int, writer: Client, before: asyncio.Future[None] | None = None) -> None:
         i = seq % pool
@@ -68,7 +69,7 @@ async def run_watch(
             body = latest[i]
             touch(body, seq)
             sent[seq] = time.perf_counter()
-            latest[i] = await writer.update(PODS, body)
+            latest[i] = await conflicts.put(writer, body)
         else:
             sent[seq] = time.perf_counter()
             latest[i] = await writer.create(PODS, make_pod(f"w-{i:04d}", namespace, i, seq), namespace)
@@ -124,6 +125,7 @@ async def run_watch(
         "delivery_from_response": {
             k: v for k, v in summarize(from_resp, write_elapsed).items() if k.endswith("_ms")
         },
+        "conflicts": conflicts.count,
         "slowest_writes": [{"at_s": round(at, 2), "ms": round(d * 1000, 1)} for d, at in slow],
         **per_op_cpu(cpu, total),
     }

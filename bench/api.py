@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--churn", type=int, help="SQLite churn updates (default 200000, quick 10000)")
     ap.add_argument("--churn-every", type=int, help="updates between samples (default 20000, quick 2000)")
     ap.add_argument("--churn-clients", type=int, default=50)
+    ap.add_argument("--controllers", default="none", help="passed to `bosun server --controllers`")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server during each phase into DIR")
     ap.add_argument("--output", metavar="PATH", help="results file (default bench/results/api-<store>-<time>.json)")
     ap.add_argument("--no-write", action="store_true", help="do not write a results file")
@@ -81,7 +82,7 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
         etcd = start_etcd(tmp / "etcd")
         store_url = f"etcd://{etcd.endpoint}"
     data_dir = tmp / f"server-{store}"
-    server = start_server(data_dir, store_url)
+    server = start_server(data_dir, store_url, args.controllers)
     out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
     try:
         meter = CpuMeter(
