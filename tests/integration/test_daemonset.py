@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
+from bosun.hollow.cluster import HollowCluster
 
 Obj = dict[str, Any]
 PODS = resource("", "v1", "pods")
@@ -332,3 +334,26 @@ async def test_on_delete_keeps_old_pods(client: Client, namespace: str) -> None:
         assert old["spec"]["containers"][0]["image"] == "busybox:1"
         await c.delete(PODS, old["metadata"]["name"], ns, grace_period_seconds=0)
         await eventually(lambda: _status_when(c, ns, updatedNumberScheduled=1, numberAvailable=1))
+
+
+async def test_with_scheduler_and_hollow_nodes(tmp_path: Path, namespace: str) -> None:
+    """The real scheduler binds daemon pods by their node affinity; hollow nodes run them."""
+    plane = start_server(tmp_path / "plane", options=ControlPlaneOptions(
+        controllers=["daemonset"], scheduler=True, lease_duration=6.0))
+    try:
+        async with Client.from_kubeconfig(plane.kubeconfig) as c:
+            await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+            hollow = HollowCluster(c, 3, labels={"t": namespace}, name_prefix=f"d{namespace[2:8]}", pod_runtime=0)
+            await hollow.start()
+            try:
+                await c.create(DS, daemonset(namespace), namespace)
+                out = await _kubectl(plane, namespace, "rollout", "status", "ds/agent", "--timeout=30s")
+                assert "successfully rolled out" in out
+                pods = (await c.list(PODS, namespace))["items"]
+                assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(hollow.names)
+                assert all(p["spec"]["nodeName"] == pinned_node(p) for p in pods)
+            finally:
+                await hollow.stop()
+                await hollow.delete_nodes()
+    finally:
+        plane.stop()

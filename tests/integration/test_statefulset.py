@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
+from bosun.hollow.cluster import HollowCluster
 
 Obj = dict[str, Any]
 PODS = resource("", "v1", "pods")
@@ -383,3 +385,32 @@ async def _replaced(c: Client, ns: str, name: str, old_uid: str) -> Obj | None:
     pod = await _get_pod(c, ns, name)
     return pod if pod is not None and pod["metadata"]["uid"] != old_uid else None
 
+
+
+async def test_with_scheduler_and_hollow_nodes(tmp_path: Path, namespace: str) -> None:
+    """The real scheduler places the pods and hollow nodes run them; a rolling update and
+    `kubectl rollout status` go through end to end."""
+    plane = start_server(tmp_path / "plane", options=ControlPlaneOptions(
+        controllers=["statefulset"], scheduler=True, lease_duration=6.0))
+    try:
+        async with Client.from_kubeconfig(plane.kubeconfig) as c:
+            await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+            hollow = HollowCluster(c, 2, name_prefix=f"s{namespace[2:8]}", pod_runtime=0)
+            await hollow.start()
+            try:
+                await c.create(STS, statefulset("web", 3), namespace)
+                out = await _kubectl(plane, namespace, "rollout", "status", "sts/web", "--timeout=30s")
+                assert "roll out complete" in out
+                await c.patch(STS, "web", {"spec": {"template": {"spec": {"containers": [
+                    {"name": "c", "image": "nginx:2"}]}}}}, namespace)
+                out = await _kubectl(plane, namespace, "rollout", "status", "sts/web", "--timeout=30s")
+                assert "roll out complete" in out
+                pods = await live_pods(c, namespace)
+                assert sorted(pods) == ["web-0", "web-1", "web-2"]
+                assert {_image(p) for p in pods.values()} == {"nginx:2"}
+                assert {p["spec"]["nodeName"] for p in pods.values()} <= set(hollow.names)
+            finally:
+                await hollow.stop()
+                await hollow.delete_nodes()
+    finally:
+        plane.stop()
