@@ -270,6 +270,20 @@ async def test_when_scaled_delete_policy_removes_claims(client: Client, namespac
         await eventually(claims_shrunk)
 
 
+async def test_when_deleted_delete_policy_removes_claims_with_the_set(client: Client, namespace: str) -> None:
+    c, ns = client, namespace
+    async with Agent(c, ns):
+        await c.create(STS, statefulset("gone", 2, persistentVolumeClaimRetentionPolicy={
+            "whenScaled": "Retain", "whenDeleted": "Delete"}), ns)
+        await eventually(lambda: _all_ready(c, ns, 2))
+        assert await claims_of(c, ns) == {"data-gone-0", "data-gone-1"}
+        await c.delete(STS, "gone", ns)
+
+        async def all_gone() -> bool:
+            return not await claims_of(c, ns) and not await pods_of(c, ns)
+        await eventually(all_gone)
+
+
 async def test_partitioned_rolling_update_and_rollout_status(plane: RunningServer, client: Client,
                                                             namespace: str) -> None:
     c, ns = client, namespace
