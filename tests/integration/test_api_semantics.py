@@ -461,3 +461,14 @@ async def test_priority_admission_from_priority_class(client: Client, namespace:
         assert e.value.status == 403 and "no PriorityClass with name no-such-class" in e.value.message
     finally:
         await client.delete(PCS, cls)
+
+
+async def test_pod_with_zero_termination_grace_is_deleted_at_once(client: Client, namespace: str) -> None:
+    p = pod("zero")
+    p["spec"]["terminationGracePeriodSeconds"] = 0
+    p["spec"]["nodeName"] = "node-1"
+    await client.create(PODS, p, namespace)
+    await client.delete(PODS, "zero", namespace)
+    with pytest.raises(ApiError) as e:
+        await client.get(PODS, "zero", namespace)
+    assert e.value.status == 404

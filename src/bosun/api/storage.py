@@ -559,8 +559,9 @@ def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, An
     grace = 0
     if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
         requested = options.get("gracePeriodSeconds")
-        grace = int(requested if requested is not None
-                    else (obj.get("spec") or {}).get("terminationGracePeriodSeconds") or 30)
+        if requested is None:
+            requested = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = int(requested if requested is not None else 30)
         if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             grace = 0  # nothing is running: no need to wait for the node
     if not finalizers and grace <= 0:
