@@ -16,25 +16,25 @@ import pytest
 from tests.conftest import RunningServer, start_server
 from tests.integration.test_replicaset import EVENTS, NAMESPACES, PODS, RS, PodReadier, active, eventually, patch_retry
 
-from bosun.api.registry import by_plural
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
 
-DEPLOY = by_plural("apps", "v1", "deployments")
-assert DEPLOY
+DEPLOY = resource("apps", "v1", "deployments")
 Obj = dict[str, Any]
 OPTIONS = ControlPlaneOptions(controllers=["replicaset", "deployment"], scheduler=False, lease_duration=3.0)
 
 
-def kubectl(server: RunningServer, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def kubectl(server: RunningServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["/usr/bin/kubectl", "--kubeconfig", server.kubeconfig, *args],
-                          capture_output=True, text=True, check=check, timeout=timeout)
+                          capture_output=True, text=True, check=check, timeout=40)
 
 
-async def akubectl(server: RunningServer, *args: str, check: bool = True,
-                   timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(kubectl, server, *args, check=check, timeout=timeout)
+async def akubectl(server: RunningServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """kubectl in a thread: the API server and the test share no loop, but the test's own
+    informers must keep running while kubectl waits (rollout status)."""
+    return await asyncio.to_thread(kubectl, server, *args, check=check)
 
 
 def deployment(name: str, replicas: int, image: str = "nginx:1", **spec: Any) -> Obj:

@@ -13,17 +13,16 @@ from typing import Any
 import pytest
 from tests.conftest import RunningServer, start_server
 
-from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
 
-PODS = by_plural("", "v1", "pods")
-NAMESPACES = by_plural("", "v1", "namespaces")
-EVENTS = by_plural("", "v1", "events")
-RS = by_plural("apps", "v1", "replicasets")
-assert PODS and NAMESPACES and EVENTS and RS
+PODS = resource("", "v1", "pods")
+NAMESPACES = resource("", "v1", "namespaces")
+EVENTS = resource("", "v1", "events")
+RS = resource("apps", "v1", "replicasets")
 Obj = dict[str, Any]
 
 
