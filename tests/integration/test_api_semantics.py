@@ -472,3 +472,16 @@ async def test_pod_with_zero_termination_grace_is_deleted_at_once(client: Client
     with pytest.raises(ApiError) as e:
         await client.get(PODS, "zero", namespace)
     assert e.value.status == 404
+
+
+async def test_concurrent_patches_without_version_all_apply(client: Client, namespace: str) -> None:
+    """Patches carry no resourceVersion: the server retries its read-modify-write on
+    conflicts, so twenty concurrent patches all land and none is lost."""
+    await client.create(CMS, cm("busy"), namespace)
+    await asyncio.gather(*(client.patch(CMS, "busy", {"metadata": {"labels": {f"l{i}": "x"}}}, namespace)
+                           for i in range(20)))
+    labels = (await client.get(CMS, "busy", namespace))["metadata"]["labels"]
+    assert set(labels) == {f"l{i}" for i in range(20)}
+    with pytest.raises(ApiError) as e:  # a patch that names a stale version is a precondition
+        await client.patch(CMS, "busy", {"metadata": {"resourceVersion": "1", "labels": {"z": "z"}}}, namespace)
+    assert e.value.status == 409

@@ -280,7 +280,11 @@ class Storage:
             if kv is None:
                 raise errors.not_found(res.plural, name, res.group)
             old = decode_kv(kv)
-            new = fn(copy.deepcopy(old))
+            # fn sees the object without its resourceVersion: one in its result was put
+            # there by the client (a patch that sets it), which makes it a precondition.
+            current = copy.deepcopy(old)
+            current["metadata"].pop("resourceVersion", None)
+            new = fn(current)
             rv = meta(new).get("resourceVersion")
             if rv and str(rv) != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(res.plural, name, res.group)
