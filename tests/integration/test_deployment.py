@@ -138,6 +138,12 @@ async def test_create_rollout_and_status(plane: RunningServer, env: tuple[Client
     await akubectl(plane, "-n", ns, "scale", "deployment/web", "--replicas=5")
     await rollout_done(c, ns, "web")
     assert len(active((await c.list(PODS, ns))["items"])) == 5
+    # nothing is left behind by `kubectl delete deployment`
+    await akubectl(plane, "-n", ns, "delete", "deployment", "web")
+
+    async def gone() -> bool:
+        return not (await c.list(PODS, ns))["items"] and not (await c.list(RS, ns))["items"]
+    await eventually(gone, what="ReplicaSets and pods deleted with the Deployment")
 
 
 @pytest.mark.parametrize(("surge", "unavailable", "replicas"), [(1, 0, 4), ("0%", "50%", 4), ("25%", "25%", 6)])
@@ -292,3 +298,23 @@ async def test_restart_mid_rollout_continues(tmp_path: Path, namespace: str) -> 
             assert [rs["spec"]["replicas"] for rs in rses] == [0, 4]
     finally:
         running.stop()
+
+
+async def test_scale_during_rollout_is_proportional(plane: RunningServer, env: tuple[Client, str, PodReadier]) -> None:
+    c, ns, readier = env
+    readier.hold = lambda p: p["spec"]["containers"][0]["image"] == "nginx:held"
+    await c.create(DEPLOY, deployment("prop", 10), ns)
+    await rollout_done(c, ns, "prop")
+    await akubectl(plane, "-n", ns, "set", "image", "deployment/prop", "c=nginx:held")
+
+    async def stuck() -> list[int] | None:
+        sizes = [int(rs["spec"]["replicas"]) for rs in await replicasets(c, ns)]
+        return sizes if sizes == [8, 5] else None  # 10 - 2 unavailable; 10 + 3 surge - 8
+    await eventually(stuck, what="rollout stalled at maxSurge/maxUnavailable")
+    await akubectl(plane, "-n", ns, "scale", "deployment/prop", "--replicas=20")
+
+    async def scaled() -> list[int] | None:
+        sizes = [int(rs["spec"]["replicas"]) for rs in await replicasets(c, ns)]
+        return sizes if sum(sizes) == 25 else None  # 20 + ceil(25% of 20)
+    old, new = await eventually(scaled, what="proportional scale-up")
+    assert old > 8 and new > 5, (old, new)

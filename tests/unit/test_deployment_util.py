@@ -118,7 +118,7 @@ def test_reused_replicaset_gets_next_revision_and_remembers_the_old_one() -> Non
     assert ann[du.REVISION] == "5" and ann[du.REVISION_HISTORY] == "2"
     assert ann["kubernetes.io/change-cause"] == "undo"
     assert "kubectl.kubernetes.io/last-applied-configuration" not in ann
-    assert ann[du.DESIRED] == "2" and ann[du.MAX_REPLICAS] == "3"
+    assert du.DESIRED not in ann  # set only when the ReplicaSet is scaled
 
 
 def test_history_drops_only_empty_replicasets_beyond_the_limit() -> None:
@@ -134,6 +134,7 @@ def test_new_replicaset_carries_hash_in_name_selector_and_labels() -> None:
     assert r["spec"]["selector"]["matchLabels"] == {"app": "d", du.HASH_LABEL: "abc"}
     assert r["spec"]["template"]["metadata"]["labels"][du.HASH_LABEL] == "abc"
     assert "pod-template-hash" not in d["spec"]["template"]["metadata"]["labels"]
+    assert r["metadata"]["annotations"][du.DESIRED] == "3" and r["metadata"]["annotations"][du.MAX_REPLICAS] == "4"
 
 
 def test_surplus_pods_die_unscheduled_then_unready_then_youngest() -> None:

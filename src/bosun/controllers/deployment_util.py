@@ -130,7 +130,9 @@ def copyable_annotations(d: Obj) -> dict[str, str]:
 
 def set_rs_annotations(d: Obj, rs: Obj, new_revision: int) -> bool:
     """Copy the Deployment's annotations onto its new ReplicaSet and raise its revision
-    (remembering the old one in revision-history, as Kubernetes). Returns whether anything changed."""
+    (remembering the old one in revision-history, as Kubernetes). Returns whether anything changed.
+    The desired/max replica annotations are left alone: they record the size the ReplicaSet
+    was last scaled for, which proportional scaling needs."""
     meta = rs.setdefault("metadata", {})
     before = dict(meta.get("annotations") or {})
     ann = dict(before)
@@ -141,8 +143,6 @@ def set_rs_annotations(d: Obj, rs: Obj, new_revision: int) -> bool:
             history = [h for h in ann.get(REVISION_HISTORY, "").split(",") if h]
             ann[REVISION_HISTORY] = ",".join([*history, str(old)])
         ann[REVISION] = str(new_revision)
-    ann[DESIRED] = str(spec_replicas(d))
-    ann[MAX_REPLICAS] = str(spec_replicas(d) + max_surge(d))
     meta["annotations"] = ann
     return ann != before
 
@@ -174,6 +174,7 @@ def new_replicaset(d: Obj, pod_hash: str, replicas: int, new_revision: int) -> O
                  "selector": selector, "template": template},
     }
     set_rs_annotations(d, rs, new_revision)
+    set_replicas_annotations(d, rs)
     return rs
 
 
