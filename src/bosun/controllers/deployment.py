@@ -9,10 +9,12 @@ catches up, so a step is never taken twice on a stale cache.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
 from bosun.client.errors import ApiError
+from bosun.client.workqueue import run_workers
 from bosun.controllers import deployment_status as dstatus
 from bosun.controllers import deployment_util as du
 from bosun.controllers._common import (
@@ -61,6 +63,17 @@ class DeploymentController(Controller):
         self.d_inf.add_handler(self.enqueue, lambda _o, n: self.enqueue(n), self.enqueue)
         self.rs_inf.add_handler(self._rs_changed, self._rs_updated, self._rs_deleted)
         self.pod_inf.add_handler(on_delete=self._pod_deleted)
+
+    async def run(self) -> None:
+        """The skeleton's run, but waiting for *our* informers: SharedInformers.start() only
+        waits for informers it started itself, so a component that starts second could act
+        on an empty pod cache (and create every pod again) after a restart."""
+        await self.ctx.informers.start()
+        await asyncio.gather(*(inf.wait_synced(60) for inf in (self.d_inf, self.rs_inf, self.pod_inf)))
+        try:
+            await run_workers(self.queue, self.reconcile, self.workers)
+        finally:
+            self.queue.shutdown()
 
     # ---- event handlers ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.client.workqueue import run_workers
 from bosun.controllers._common import (
     PODS,
     Controller,
@@ -68,6 +69,17 @@ class ReplicaSetController(Controller):
         index_by_controller_uid(self.pod_inf)
         self.rs_inf.add_handler(self.enqueue, lambda _o, n: self.enqueue(n), self._rs_deleted)
         self.pod_inf.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+
+    async def run(self) -> None:
+        """The skeleton's run, but waiting for *our* informers: SharedInformers.start() only
+        waits for informers it started itself, so a component that starts second could act
+        on an empty pod cache (and create every pod again) after a restart."""
+        await self.ctx.informers.start()
+        await asyncio.gather(*(inf.wait_synced(60) for inf in (self.rs_inf, self.pod_inf)))
+        try:
+            await run_workers(self.queue, self.reconcile, self.workers)
+        finally:
+            self.queue.shutdown()
 
     # ---- event handlers ------------------------------------------------------------------
 
