@@ -24,6 +24,7 @@ from bosun.api.watchcache import CachedEvent
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+WORKERS = 32
 _BY_GROUP_PLURAL: dict[str, Resource] = {r.group_plural: r for r in RESOURCES}
 
 
@@ -44,6 +45,7 @@ class GarbageCollector:
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.pending: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for res in RESOURCES:
@@ -59,6 +61,8 @@ class GarbageCollector:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        for task in list(self._workers):
+            await cancel_and_wait(task)
 
     # ---- the index, kept from the watch cache -----------------------------------------
 
@@ -121,16 +125,25 @@ class GarbageCollector:
     # ---- the work ---------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Up to WORKERS items at once: a cascade over thousands of pods is I/O-bound."""
+        running = self._workers
         while True:
-            what, uid = await self.queue.get()
-            self.pending.discard((what, uid))
-            try:
-                done = await (self._owner(uid) if what == "owner" else self._dependent(uid))
-            except Exception as exc:  # the store may be away: try again later
-                log.warning("garbage collection of %s %s failed: %s", what, uid, exc)
-                done = False
-            if not done:
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self._enqueue, what, uid)
+            item = await self.queue.get()
+            self.pending.discard(item)
+            while len(running) >= WORKERS:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self._work(*item))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _work(self, what: str, uid: str) -> None:
+        try:
+            done = await (self._owner(uid) if what == "owner" else self._dependent(uid))
+        except Exception as exc:  # the store may be away: try again later
+            log.warning("garbage collection of %s %s failed: %s", what, uid, exc)
+            done = False
+        if not done:
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._enqueue, what, uid)
 
     async def _owner_exists(self, dep_ns: str | None, ref: dict[str, Any]) -> bool:
         """Ask the store, not the index: an owner created a moment ago may not be indexed yet."""

@@ -33,8 +33,11 @@ def new_uid() -> str:
     return str(uuid.uuid4())
 
 
+MAX_GENERATED_PREFIX = 58  # 63 - 5 random characters, as Kubernetes
+
+
 def generated_name(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    return prefix[:MAX_GENERATED_PREFIX] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
 
 def encode(obj: dict[str, Any]) -> bytes:

@@ -29,12 +29,13 @@ class SharedInformers:
         return inf
 
     async def start(self, sync_seconds: float = 60.0) -> None:
-        """Start every informer asked for so far and wait until all have listed."""
-        new = [k for k in self._informers if k not in self._started]
-        for key in new:
-            self._started.add(key)
-            await self._informers[key].start()
-        await asyncio.gather(*(self._informers[k].wait_synced(sync_seconds) for k in new))
+        """Start every informer asked for so far and wait until all of them have listed
+        (also those another component started: its cache may still be filling)."""
+        for key in list(self._informers):
+            if key not in self._started:
+                self._started.add(key)
+                await self._informers[key].start()
+        await asyncio.gather(*(inf.wait_synced(sync_seconds) for inf in self._informers.values()))
 
     async def stop(self) -> None:
         for inf in self._informers.values():
