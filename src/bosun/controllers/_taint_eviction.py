@@ -16,6 +16,7 @@ why this module is private rather than a controller of its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ NODE_INDEX = "taint-eviction-node"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 DEFAULT_TOLERATED = (UNREACHABLE, NOT_READY)
+EVICTIONS_IN_FLIGHT = 16
 
 
 def noexecute_taints(node: Obj) -> list[Obj]:
@@ -128,6 +130,7 @@ class TaintEvictionController(Controller):
         at = now()
         next_check: float | None = None
         added = self._added(key)
+        due: list[Obj] = []
         for pod in self.pods.by_index(NODE_INDEX, key):
             deadline = eviction_deadline(pod, taints, self.default_seconds, added)
             if deadline is None:
@@ -135,10 +138,21 @@ class TaintEvictionController(Controller):
             wait = (deadline - at).total_seconds()
             if wait > 0:
                 next_check = wait if next_check is None else min(next_check, wait)
-                continue
-            await self._evict(pod, force)
+            else:
+                due.append(pod)
         if next_check is not None:
             self.queue.add_after(key, next_check + 0.05)
+        # A dead node's pods all go at once (their replacements wait on it), a few in flight.
+        limit = asyncio.Semaphore(EVICTIONS_IN_FLIGHT)
+
+        async def one(pod: Obj) -> None:
+            async with limit:
+                await self._evict(pod, force)
+
+        results = await asyncio.gather(*(one(p) for p in due), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]  # the queue retries the node (evicted pods are gone from the index)
 
     async def _evict(self, pod: Obj, force: bool) -> None:
         meta = pod["metadata"]

@@ -176,6 +176,10 @@ def endpoints_labels(svc: Obj) -> dict[str, str]:
 
 # ---- the controller ------------------------------------------------------------------------
 
+def _rv(obj: Obj) -> int:
+    return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+
+
 def pod_summary(pod: Obj) -> tuple[Any, ...]:
     """What of a pod can change its Endpoints entry; other updates (e.g. container restarts
     counted in status) are ignored so they cost no reconcile."""
@@ -197,6 +201,7 @@ class EndpointsController(Controller):
         self.services = ctx.informers.get(SERVICES)
         self.pods = ctx.informers.get(PODS)
         self.endpoints = ctx.informers.get(ENDPOINTS)
+        self._written: dict[str, Obj] = {}
         self.pods.add_index(NS_INDEX, lambda p: [str((p.get("metadata") or {}).get("namespace") or "")])
         self.services.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_added)
@@ -231,9 +236,10 @@ class EndpointsController(Controller):
     async def reconcile(self, key: str) -> None:
         ns, name = split_key(key)
         svc = self.services.get(ns, name)
-        current = self.endpoints.get(ns, name)
+        current = self._current(key)
         if svc is None or (svc.get("metadata") or {}).get("deletionTimestamp"):
             if current is not None and svc is None:
+                self._written.pop(key, None)
                 await self._delete(ns, name)
             return
         if service_selector(svc) is None:
@@ -250,17 +256,36 @@ class EndpointsController(Controller):
             body: Obj = {"apiVersion": "v1", "kind": "Endpoints",
                          "metadata": {"name": name, "namespace": ns, "labels": labels}, "subsets": subsets}
             try:
-                await self.client.create(ENDPOINTS, body, ns)
+                self._written[key] = await self.client.create(ENDPOINTS, body, ns)
             except ApiError as e:
                 if e.status != 409:
                     raise
-                # Someone (a user, or our informer lags) has one: update it on the retry.
-                raise RuntimeError(f"endpoints {key} appeared meanwhile; retrying") from e
+                # A user made one meanwhile: take it over once the informer shows it.
+                self.queue.add_after(key, 0.1)
             return
         updated = dict(current)
         updated["metadata"] = dict(current.get("metadata") or {}, labels=labels)
         updated["subsets"] = subsets
-        await self.client.update(ENDPOINTS, updated)  # 409 raises: the queue retries
+        try:
+            self._written[key] = await self.client.update(ENDPOINTS, updated)
+        except ApiError as e:
+            if e.status not in (404, 409):
+                raise
+            # Changed or deleted by someone else: start again from what the informer shows.
+            self._written.pop(key, None)
+            self.queue.add_after(key, 0.1)
+
+    def _current(self, key: str) -> Obj | None:
+        """The informer's copy, or our own last write if the informer has not shown it yet
+        (acting on the older copy would only earn a conflict)."""
+        cached = self.endpoints.get_by_key(key)
+        mine = self._written.get(key)
+        if mine is None:
+            return cached
+        if cached is not None and _rv(cached) >= _rv(mine):
+            del self._written[key]
+            return cached
+        return mine
 
     async def _delete(self, ns: str | None, name: str) -> None:
         try:

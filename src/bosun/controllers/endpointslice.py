@@ -251,7 +251,14 @@ class EndpointSliceController(Controller):
                 continue
             updated = dict(s, ports=ports, endpoints=eps)
             updated["metadata"] = dict(meta, labels=labels)
-            self._wrote(key, await self.client.update(SLICES, updated), str(meta.get("name")))  # 409: retried
+            try:
+                self._wrote(key, await self.client.update(SLICES, updated), str(meta.get("name")))
+            except ApiError as e:
+                if e.status not in (404, 409):
+                    raise
+                # Changed or deleted by someone else: plan again from what the informer shows.
+                self.queue.add_after(key, 0.1)
+                return
         for ports, eps in creates:
             body: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                          "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
