@@ -287,3 +287,19 @@ async def test_endpointslices_chunked_stable_and_terminating(client: Client, nam
 
 async def _none(coro: Awaitable[list[Obj]]) -> bool:
     return not await coro
+
+
+def test_endpoints_capped_at_1000_addresses_ready_first() -> None:
+    from bosun.controllers.endpoints import truncate_subsets
+
+    def addrs(prefix: str, n: int) -> list[Obj]:
+        return [{"ip": f"{prefix}.{i}"} for i in range(n)]
+
+    subsets = [{"addresses": addrs("10.0", 900), "notReadyAddresses": addrs("10.1", 50), "ports": [{"port": 1}]},
+               {"addresses": addrs("10.2", 300), "ports": [{"port": 2}]}]
+    out, truncated = truncate_subsets(subsets)
+    assert truncated
+    assert [len(s.get("addresses") or []) for s in out] == [750, 250]
+    assert not any(s.get("notReadyAddresses") for s in out)
+    assert [s["ports"] for s in out] == [[{"port": 1}], [{"port": 2}]]
+    assert truncate_subsets(subsets[1:]) == (subsets[1:], False)

@@ -25,6 +25,8 @@ MANAGED_BY = "endpoints.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpoint-controller"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 NS_INDEX = "endpoints-namespace"
+MAX_ADDRESSES = 1000
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 
 
 # ---- what the Endpoints of a Service should be (pure functions) ---------------------------
@@ -164,6 +166,39 @@ def build_subsets(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
     return subsets
 
 
+def _share(sizes: list[int], budget: int) -> list[int]:
+    """Split ``budget`` over lists of ``sizes`` in proportion (largest remainders first)."""
+    total = sum(sizes)
+    if total <= budget:
+        return list(sizes)
+    exact = [n * budget / total for n in sizes]
+    out = [int(x) for x in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: exact[i] - out[i], reverse=True)[:budget - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def truncate_subsets(subsets: list[Obj], limit: int = MAX_ADDRESSES) -> tuple[list[Obj], bool]:
+    """Kubernetes caps an Endpoints at 1000 addresses (EndpointSlices hold the rest): ready
+    addresses are kept first, spread over subsets in proportion. Returns (subsets, truncated)."""
+    ready = [len(s.get("addresses") or []) for s in subsets]
+    unready = [len(s.get("notReadyAddresses") or []) for s in subsets]
+    if sum(ready) + sum(unready) <= limit:
+        return subsets, False
+    keep_ready = _share(ready, limit)
+    keep_unready = _share(unready, limit - sum(keep_ready))
+    out = []
+    for s, r, u in zip(subsets, keep_ready, keep_unready, strict=True):
+        t = {k: v for k, v in s.items() if k not in ("addresses", "notReadyAddresses")}
+        if r:
+            t["addresses"] = s["addresses"][:r]
+        if u:
+            t["notReadyAddresses"] = s["notReadyAddresses"][:u]
+        if r or u:
+            out.append(t)
+    return out, True
+
+
 def endpoints_labels(svc: Obj) -> dict[str, str]:
     labels = {str(k): str(v) for k, v in ((svc.get("metadata") or {}).get("labels") or {}).items()}
     labels[MANAGED_BY] = CONTROLLER_NAME
@@ -247,14 +282,22 @@ class EndpointsController(Controller):
         sel = service_selector(svc)
         assert sel is not None
         pods = [p for p in self.pods.by_index(NS_INDEX, ns or "") if selects(sel, p)]
-        subsets = build_subsets(svc, pods)
+        subsets, truncated = truncate_subsets(build_subsets(svc, pods))
         labels = endpoints_labels(svc)
+        annotations = dict((current.get("metadata") or {}).get("annotations") or {}) if current else {}
+        if truncated:
+            annotations[OVER_CAPACITY] = "truncated"
+        else:
+            annotations.pop(OVER_CAPACITY, None)
         if current is not None and (current.get("subsets") or []) == subsets \
-                and ((current.get("metadata") or {}).get("labels") or {}) == labels:
+                and ((current.get("metadata") or {}).get("labels") or {}) == labels \
+                and ((current.get("metadata") or {}).get("annotations") or {}) == annotations:
             return
         if current is None:
             body: Obj = {"apiVersion": "v1", "kind": "Endpoints",
-                         "metadata": {"name": name, "namespace": ns, "labels": labels}, "subsets": subsets}
+                         "metadata": {"name": name, "namespace": ns, "labels": labels,
+                                      **({"annotations": annotations} if annotations else {})},
+                         "subsets": subsets}
             try:
                 self._written[key] = await self.client.create(ENDPOINTS, body, ns)
             except ApiError as e:
@@ -264,7 +307,7 @@ class EndpointsController(Controller):
                 self.queue.add_after(key, 0.1)
             return
         updated = dict(current)
-        updated["metadata"] = dict(current.get("metadata") or {}, labels=labels)
+        updated["metadata"] = dict(current.get("metadata") or {}, labels=labels, annotations=annotations)
         updated["subsets"] = subsets
         try:
             self._written[key] = await self.client.update(ENDPOINTS, updated)
