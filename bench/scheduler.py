@@ -61,6 +61,7 @@ def _res(plural: str) -> Resource:
 
 
 PODS, NAMESPACES = _res("pods"), _res("namespaces")
+RETRYABLE: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ class BindWatcher:
                         self._see(obj)
             except asyncio.CancelledError:
                 raise
-            except (ApiError, *TRANSPORT_ERRORS):
+            except RETRYABLE:
                 items, rv = await self.client.list_all(PODS, NAMESPACE)
                 for p in items:
                     self._see(p)
@@ -228,7 +229,7 @@ async def create_all(clients: list[Client], manifests: list[Obj], concurrency: i
                 try:
                     await client.create(PODS, pod, NAMESPACE)
                     break
-                except (ApiError, *TRANSPORT_ERRORS) as e:
+                except RETRYABLE as e:
                     if isinstance(e, ApiError) and e.status == 409:
                         break
                     if attempt == 4:
