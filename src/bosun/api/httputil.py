@@ -34,10 +34,17 @@ async def read_body(request: web.Request) -> bytes:
     """The raw body, refusing anything over 3 MiB with 413 before reading it all."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large()
-    data = await request.content.read(MAX_BODY + 1)
-    if len(data) > MAX_BODY:
-        raise errors.too_large()
-    return data
+    chunks: list[bytes] = []
+    size = 0
+    while True:  # read() returns what has arrived so far: loop to the end of the body
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_object(body: bytes, content_type: str) -> dict[str, Any]:
