@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bosun.agent import logs
+from bosun.agent import logs, stats
 from bosun.client.rest import Client
 
 AUTH_CACHE_SECONDS = 60.0
@@ -81,6 +81,7 @@ class AgentServer:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", self._healthz)
+        stats.register(app, self)  # /stats/summary, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
