@@ -44,7 +44,7 @@ class Agent:
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
         self.server = AgentServer(client, config.node_name, client.config.token or "",
                                   config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
-                                  self.informer.get, config.pods_dir, self._container_running)
+                                  self.informer.get, config.pods_dir, self._container_running, driver)
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bg: list[asyncio.Task[None]] = []

@@ -8,6 +8,7 @@ once. The serving certificate is self-signed per node (kubelet's default), so ca
 skip verification or pin it (``<data-dir>/pki/agent.crt``).
 
 ``GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&timestamps=&previous=``
+``GET /exec/{namespace}/{pod}/{container}?command=..`` (WebSocket; see :mod:`bosun.agent.exec_server`)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bosun.agent import logs, stats
+from bosun.agent.exec_server import ExecHandler
+from bosun.agent.runtime.base import RuntimeDriver
 from bosun.client.rest import Client
 
 AUTH_CACHE_SECONDS = 60.0
@@ -64,7 +67,7 @@ def ensure_serving_cert(pki: Path, hosts: list[str]) -> tuple[Path, Path]:
 class AgentServer:
     def __init__(self, client: Client, node_name: str, own_token: str, pki: Path, hosts: list[str],
                  find_pod: Callable[[str, str], dict[str, Any] | None], pods_dir: Path,
-                 container_running: Callable[[str, str], bool]) -> None:
+                 container_running: Callable[[str, str], bool], driver: RuntimeDriver | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.own_token = own_token
@@ -73,6 +76,7 @@ class AgentServer:
         self.find_pod = find_pod
         self.pods_dir = pods_dir
         self.container_running = container_running
+        self.driver = driver
         self._auth_cache: dict[str, tuple[bool, float]] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -81,6 +85,8 @@ class AgentServer:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", self._healthz)
+        if self.driver is not None:
+            app.router.add_get("/exec/{namespace}/{pod}/{container}", ExecHandler(self.driver, self.find_pod).handle)
         stats.register(app, self)  # /stats/summary, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
