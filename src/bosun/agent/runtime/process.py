@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from collections.abc import Callable
@@ -133,6 +137,61 @@ class _HostExec:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+class _PtyReaderProtocol(asyncio.StreamReaderProtocol):
+    """Reading a pty master fails with EIO once the last process holding the terminal has
+    gone: for a reader that is simply the end of the output."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(None if isinstance(exc, OSError) else exc)
+
+
+class _PtyExec(_HostExec):
+    """An exec with a terminal (``kubectl exec -t``): the command runs on the slave side of a
+    new pty as its controlling terminal, so job control, line editing and SIGWINCH work."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, master: int, stdout: asyncio.StreamReader,
+                 stdin: asyncio.StreamWriter | None) -> None:
+        self._proc = proc
+        self._master = master
+        self.stderr = None
+        self.stdout = stdout
+        self.stdin = stdin
+
+    def resize(self, cols: int, rows: int) -> None:
+        if cols > 0 and rows > 0:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    @classmethod
+    async def spawn(cls, command: list[str], cwd: str | None, env: dict[str, str] | None,
+                    stdin: bool) -> _PtyExec:
+        master, slave = pty.openpty()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
+                start_new_session=True, preexec_fn=_take_controlling_tty)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        # The read transport owns ``master`` (closed when output ends); the writer gets a dup.
+        await loop.connect_read_pipe(lambda: _PtyReaderProtocol(reader), os.fdopen(master, "rb", 0))
+        writer = None
+        if stdin:
+            w_transport, w_protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(os.dup(master), "wb", 0))
+            writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
+        return cls(proc, master, reader, writer)
+
+
+def _take_controlling_tty() -> None:
+    """Runs in the child after setsid(): make its stdin (the pty slave) its terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 class ProcessDriver:
@@ -378,14 +437,16 @@ class ProcessDriver:
         cfg = _read_json(self._dir(container_id) / "config.json") or {}
         if not command:
             raise DriverError("ExecError", "no command given")
+        cwd, env = cfg.get("working_dir") or None, cfg.get("env") or None
         try:
+            if tty:
+                return await _PtyExec.spawn(command, cwd, env, stdin)
             proc = await asyncio.create_subprocess_exec(
                 *command, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if tty else subprocess.PIPE,
-                cwd=cfg.get("working_dir") or None, env=cfg.get("env") or None, start_new_session=True)
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True)
         except OSError as e:
             raise DriverError("ExecError", f"exec {command[0]!r} failed: {e.strerror or e}") from e
-        return _HostExec(proc, merged=tty)
+        return _HostExec(proc, merged=False)
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         pid, starttime, _ = self._pid(container_id)
