@@ -38,7 +38,11 @@ async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamR
         return await _evict(h, request, t)
     elif sub == "finalize" and m == "PUT":
         return await _finalize(h, request, t)
-    elif sub in ("log", "exec"):
+    elif sub == "exec":
+        from bosun.api import exec_proxy
+
+        return await exec_proxy.handle(h, request, t)
+    elif sub == "log":
         return await _node_stream(h, request, t)
     raise errors.method_not_allowed(f"the server does not allow this method on the requested resource: {m}")
 

@@ -1,0 +1,152 @@
+"""pods/exec: the API server checks the request, then relays WebSocket frames between the
+client (kubectl) and the exec endpoint of the node agent that runs the pod.
+
+Both legs speak the same remote command protocol (``v5.channel.k8s.io`` or
+``v4.channel.k8s.io``, whichever the client prefers), so frames pass through unchanged:
+the agent (:mod:`bosun.agent.exec_server`) does the work and reports the exit status.
+Everything that can be refused is refused before the upgrade, as a ``Status``, because a
+client reads errors only from a failed handshake: kubectl then retries over SPDY, which is
+not served, so the SPDY attempt gets the same answer and kubectl prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from bosun.api import errors
+from bosun.api.objects import as_dict
+
+if TYPE_CHECKING:
+    from bosun.api.rest import RestHandler, Target
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty")
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true")
+
+
+async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+    assert t.name is not None
+    command = request.query.getall("command", [])
+    if not command:
+        raise errors.bad_request("you must specify at least one command for the container")
+    if not any(_flag(request, f) for f in ("stdin", "stdout", "stderr")):
+        raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    pod = await h.storage.get(t.res, t.namespace, t.name)
+    container = _container(pod, t.name, request.query.get("container") or "")
+    phase = as_dict(pod.get("status")).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+    url = f"{await agent_base_url(h, pod, t.name)}/exec/{t.namespace}/{t.name}/{container}"
+    params = [("command", c) for c in command] + [
+        (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
+    headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
+
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+    ready = ws.can_prepare(request)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False),
+                                     timeout=aiohttp.ClientTimeout(sock_connect=5)) as session:
+        if not ready.ok or ready.protocol not in PROTOCOLS:
+            await _raise_agent_refusal(session, url, params, headers)
+            raise errors.bad_request(
+                f"exec is served over WebSocket only (subprotocol {' or '.join(PROTOCOLS)}); SPDY is not supported")
+        try:
+            upstream = await session.ws_connect(url, params=params, headers=headers, protocols=[ready.protocol],
+                                                autoping=True, max_msg_size=0)
+        except aiohttp.WSServerHandshakeError:
+            await _raise_agent_refusal(session, url, params, headers)
+            raise errors.APIError(502, "BadGateway", "the node agent refused the exec session") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
+        async with upstream:
+            await ws.prepare(request)
+            await _relay(ws, upstream)
+    return ws
+
+
+def _container(pod: dict[str, Any], pod_name: str, container: str) -> str:
+    spec = as_dict(pod.get("spec"))
+    names = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
+    inits = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    if not container:
+        if len(names) != 1:
+            raise errors.bad_request(
+                f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
+                + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+        return names[0]
+    if container not in names and container not in inits:
+        raise errors.bad_request(f"container {container} is not valid for pod {pod_name}")
+    return container
+
+
+async def agent_base_url(h: RestHandler, pod: dict[str, Any], pod_name: str) -> str:
+    """``https://host:port`` of the agent running the pod, from its Node's status."""
+    from bosun.api.registry import by_plural
+
+    node_name = as_dict(pod.get("spec")).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {pod_name} does not have a host assigned")
+    nodes = by_plural("", "v1", "nodes")
+    assert nodes is not None
+    status = as_dict((await h.storage.get(nodes, None, str(node_name))).get("status"))
+    port = as_dict(as_dict(status.get("daemonEndpoints")).get("kubeletEndpoint")).get("Port")
+    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
+    host = addrs.get("InternalIP") or addrs.get("Hostname")
+    if not port or not host:
+        raise errors.bad_request(f'node "{node_name}" has no node agent endpoint')
+    host = f"[{host}]" if ":" in str(host) else str(host)
+    return f"https://{host}:{port}"
+
+
+async def _raise_agent_refusal(session: aiohttp.ClientSession, url: str, params: list[tuple[str, str]],
+                               headers: dict[str, str]) -> None:
+    """Ask the agent again without an upgrade: it answers why it would refuse (as text), or
+    426 when it would have accepted. A WebSocket handshake failure carries no reason."""
+    try:
+        async with session.get(url, params=params, headers=headers) as resp:
+            if resp.status in (101, 426, 200):
+                return
+            text = (await resp.text())[:500].strip() or f"the node agent answered {resp.status}"
+    except (aiohttp.ClientError, OSError) as exc:
+        raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
+    if resp.status == 404:
+        raise errors.APIError(404, "NotFound", text)
+    if resp.status == 401:
+        raise errors.APIError(502, "BadGateway", f"the node agent did not accept the API server's credentials: {text}")
+    raise errors.bad_request(text) if resp.status == 400 else errors.APIError(502, "BadGateway", text)
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    """Copy frames both ways until either side closes, then close the other."""
+
+    async def to_agent() -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            async for msg in client:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await upstream.send_bytes(msg.data)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await upstream.send_str(msg.data)
+        await upstream.close()
+
+    async def to_client() -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            async for msg in upstream:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await client.send_bytes(msg.data)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await client.send_str(msg.data)
+        await client.close()
+
+    tasks = [asyncio.create_task(to_agent()), asyncio.create_task(to_client())]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
