@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bosun.api import discovery, errors, openapi
+from bosun.api import discovery, errors, metrics, openapi
 from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
+from bosun.api.instrumentation import APIMetrics
 from bosun.api.rest import RestHandler
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
@@ -47,7 +48,15 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal("an internal error occurred; see the server log"))
 
-    app = web.Application(middlewares=[middleware], client_max_size=MAX_BODY + 1)
+    instruments = APIMetrics()
+    rest.storage.store = instruments.timed_store(rest.storage.store)
+    metrics_api = metrics.MetricsAPI(rest)
+    app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
+
+    async def close_metrics_api(app: web.Application) -> None:
+        await metrics_api.close()
+
+    app.on_cleanup.append(close_metrics_api)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -96,6 +105,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         parts = [p for p in request.match_info["tail"].split("/") if p]
         if not parts:
             return await apis_root(request)
+        if parts[0] == metrics.GROUP:
+            return await metrics_api.handle(request, parts[1:])
         if len(parts) == 1:
             grp = discovery.group(parts[0])
             if grp is None:
@@ -127,6 +138,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
     r.add_get("/livez", healthz)
     r.add_get("/readyz", readyz)
     r.add_get("/version", version)
+    r.add_get("/metrics", instruments.handler)
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)
     r.add_route("*", "/api/{tail:.*}", api_tail)

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any
 
 from bosun import __version__
+from bosun.api import metrics
 from bosun.api.registry import Resource, group_versions, resources_in
 
 KUBE_MAJOR = "1"
@@ -101,12 +102,14 @@ def api_groups() -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in group_versions().items() if g],
+        "groups": [_group_doc(g, vs) for g, vs in group_versions().items() if g] + [metrics.group_entry()],
     }
 
 
 def group(group: str) -> dict[str, Any] | None:
     """GET /apis/<group> (APIGroup), or None when the group is not served (404)."""
+    if group == metrics.GROUP:
+        return metrics.api_group()
     versions = group_versions().get(group)
     if not group or not versions:
         return None
@@ -142,6 +145,8 @@ def _legacy_entries(r: Resource) -> list[dict[str, Any]]:
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     """GET /api/v1 or /apis/<g>/<v> (APIResourceList incl. subresources); None when not served."""
+    if (group, version) == (metrics.GROUP, metrics.VERSION):
+        return metrics.resource_list()
     rows = resources_in(group, version)
     if not rows:
         return None
@@ -195,6 +200,8 @@ def _aggregated(core: bool, api_version: str) -> dict[str, Any]:
                 for v in versions
             ],
         })
+    if not core:
+        items.append(metrics.aggregated_item())
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": api_version,
