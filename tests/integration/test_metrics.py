@@ -69,8 +69,13 @@ class Env:
 
 
 @pytest.fixture
-async def env(server: RunningServer, tmp_path: Path, namespace: str) -> AsyncIterator[Env]:
-    client = Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+def ca(server: RunningServer) -> bytes:
+    return Path(server.ca_path).read_bytes()
+
+
+@pytest.fixture
+async def env(server: RunningServer, ca: bytes, tmp_path: Path, namespace: str) -> AsyncIterator[Env]:
+    client = Client(ClusterConfig(server=server.url, ca_data=ca, token=server.token))
     name = f"m-{namespace[-10:]}".lower()
     config = AgentConfig(node_name=name, data_dir=tmp_path / "agent", listen_host="127.0.0.1", listen_port=0,
                          relist_interval=0.2, status_flush_interval=0.05)
@@ -214,7 +219,7 @@ async def test_node_and_pod_metrics_in_kubectl_top_shape(env: Env) -> None:
                                             "containers": [{"name": "c", "image": "host"}]}}, ns)
     status, pods = await env.api(f"/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods")
     assert "ghost" not in {p["metadata"]["name"] for p in pods["items"]}
-    status, ghost = await env.api(f"/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/ghost")
+    status, _ = await env.api(f"/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/ghost")
     assert status == 404
 
 
