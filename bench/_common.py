@@ -47,19 +47,20 @@ class Conflicts:
     count: int = 0
     examples: list[str] | None = None
 
-    async def put(self, client: Client, pod: dict[str, Any]) -> dict[str, Any]:
-        """PUT ``pod``; on 409 re-read it and retry once with the stored version, as a controller would."""
-        try:
-            return await client.update(PODS, pod)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-            self.count += 1
-            self.examples = [*(self.examples or [])[:4], str(exc)[:200]]
-            m = pod["metadata"]
-            current = await client.get(PODS, m["name"], m["namespace"])
-            m["resourceVersion"] = current["metadata"]["resourceVersion"]
-            return await client.update(PODS, pod)
+    async def put(self, client: Client, pod: dict[str, Any], attempts: int = 20) -> dict[str, Any]:
+        """PUT ``pod``; on 409 re-read the stored version and retry, as a controller would."""
+        for _ in range(attempts - 1):
+            try:
+                return await client.update(PODS, pod)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                self.count += 1
+                self.examples = [*(self.examples or [])[:4], str(exc)[:200]]
+                m = pod["metadata"]
+                current = await client.get(PODS, m["name"], m["namespace"])
+                m["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return await client.update(PODS, pod)
 
 
 async def close_clients(clients: list[Client]) -> None:
