@@ -1,0 +1,154 @@
+"""`kubectl exec` against `bosun up --runtime process`: output, exit codes, piped stdin, and an
+interactive terminal (kubectl itself runs on a pty we drive, as a user's shell would)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+BOSUN = str(Path(sys.executable).with_name("bosun"))
+POD = "shell"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str, home: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.env = dict(os.environ, HOME=home)
+
+    def argv(self, *args: str) -> list[str]:
+        return ["kubectl", "--kubeconfig", self.kubeconfig, *args]
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=30,
+                              env=self.env)
+
+
+@pytest.fixture(scope="module")
+def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    tmp = tmp_path_factory.mktemp("exec-up")
+    data = tmp / "up"
+    proc = subprocess.Popen(
+        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{_free_port()}", "--runtime", "process",
+         "--agent-port", str(_free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.strip() == "ready":
+                break
+        k = Kubectl(str(data / "kubeconfig"), str(tmp))
+        run = k("run", POD, "--image=host", "--restart=Never", "--", "sleep", "300")
+        assert run.returncode == 0, run.stderr
+        while k("get", "pod", POD, "-o", "jsonpath={.status.phase}").stdout != "Running":
+            assert time.time() < deadline, "the pod did not start"
+            time.sleep(0.2)
+        yield k
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def test_exec_prints_output_and_passes_exit_codes(kubectl: Kubectl) -> None:
+    hi = kubectl("exec", POD, "--", "echo", "hi")
+    assert (hi.returncode, hi.stdout) == (0, "hi\n"), hi.stderr
+    both = kubectl("exec", POD, "--", "sh", "-c", "echo out; echo err >&2")
+    assert (both.stdout, both.stderr) == ("out\n", "err\n")
+    failed = kubectl("exec", POD, "--", "sh", "-c", "exit 3")
+    assert failed.returncode == 3
+    assert "command terminated with exit code 3" in failed.stderr
+
+
+def test_exec_pipes_stdin(kubectl: Kubectl) -> None:
+    piped = kubectl("exec", "-i", POD, "--", "sh", "-c", "cat; echo end", stdin="data\nmore\n")
+    assert (piped.returncode, piped.stdout) == (0, "data\nmore\nend\n"), piped.stderr
+
+
+def test_exec_refuses_unknown_container_and_pod(kubectl: Kubectl) -> None:
+    bad = kubectl("exec", POD, "-c", "nope", "--", "true")
+    assert bad.returncode != 0 and "container nope is not valid for pod shell" in bad.stderr
+    missing = kubectl("exec", "ghost", "--", "true")
+    assert missing.returncode != 0 and 'pods "ghost" not found' in missing.stderr
+
+
+class Terminal:
+    """kubectl on the slave side of a pty whose window size we control."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], rows: int, cols: int) -> None:
+        self.master, slave = pty.openpty()
+        self.resize(rows, cols)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     start_new_session=True, preexec_fn=_controlling_tty)
+        os.close(slave)
+        self.seen = ""
+
+    def resize(self, rows: int, cols: int) -> None:
+        # The kernel sends SIGWINCH to kubectl, which forwards the new size.
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def expect(self, text: str, within: float = 15) -> None:
+        deadline = time.monotonic() + within
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} never appeared; the terminal showed {self.seen!r}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    self.seen += os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # EIO: kubectl has exited
+                    assert text in self.seen, f"{text!r} never appeared; the terminal showed {self.seen!r}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+
+def _controlling_tty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_exec_it_gives_a_terminal_that_follows_resizes(kubectl: Kubectl) -> None:
+    term = Terminal(kubectl.argv("exec", "-it", POD, "--", "sh"), kubectl.env, rows=33, cols=77)
+    try:
+        term.send("tty; stty size\n")
+        term.expect("/dev/pts/")
+        term.expect("33 77")
+        term.resize(50, 132)
+        time.sleep(0.3)  # SIGWINCH -> kubectl -> API server -> agent -> TIOCSWINSZ
+        term.send("stty size\n")
+        term.expect("50 132")
+        term.send("exit 5\n")
+        assert term.proc.wait(15) == 5
+    finally:
+        term.close()
