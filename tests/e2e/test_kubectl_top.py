@@ -1,0 +1,129 @@
+"""`kubectl top` against `bosun up --runtime process`: a pod that burns a CPU shows near one
+core, a pod that holds memory shows at least what it holds, the node shows up, and both the
+agent's and the API server's /metrics are Prometheus text with the expected series."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from bosun.api.quantity import parse_quantity
+
+BOSUN = str(Path(sys.executable).with_name("bosun"))
+HOLD_MIB = 128
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, token: str) -> str:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def _top(out: str) -> dict[str, list[str]]:
+    rows = [line.split() for line in out.strip().splitlines()[1:]]
+    return {r[0]: r[1:] for r in rows if r}
+
+
+def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
+    data = tmp_path / "up"
+    agent_port = free_port()
+    proc = subprocess.Popen(
+        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", "process",
+         "--agent-port", str(agent_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    env = dict(os.environ, HOME=str(tmp_path))
+    kc = str(data / "kubeconfig")
+    marker = f"top-{os.getpid()}"
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", "--kubeconfig", kc, *args], capture_output=True, text=True,
+                              timeout=30, env=env)
+
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.strip() == "ready":
+                break
+        burn = kubectl("run", "burn", "--image=host", "--restart=Never", "--",
+                       "python3", "-c", f"# {marker}\nwhile True: pass")
+        assert burn.returncode == 0, burn.stderr
+        hold = kubectl("run", "hold", "--image=host", "--restart=Never", "--", "python3", "-c",
+                       f"# {marker}\nimport time\nb = bytearray({HOLD_MIB} * 2**20)\n"
+                       "b[::4096] = b'x' * len(b[::4096])\ntime.sleep(600)")
+        assert hold.returncode == 0, hold.stderr
+        assert kubectl("wait", "--for=condition=Ready", "pod/burn", "pod/hold", "--timeout=30s").returncode == 0
+
+        # Re-run `kubectl top` until the busy loop has been measured over a full window.
+        pods: dict[str, list[str]] = {}
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            out = kubectl("top", "pods")
+            if out.returncode == 0:
+                pods = _top(out.stdout)
+                if {"burn", "hold"} <= set(pods) and parse_quantity(pods["burn"][0]) >= parse_quantity("500m"):
+                    break
+            time.sleep(1)
+        assert {"burn", "hold"} <= set(pods), pods
+        # One Python thread in a busy loop: close to one core (the test machine may be busy).
+        assert parse_quantity("500m") <= parse_quantity(pods["burn"][0]) <= parse_quantity("1100m"), pods
+        assert parse_quantity(pods["hold"][0]) < parse_quantity("100m"), pods
+        assert parse_quantity(pods["hold"][1]) >= HOLD_MIB * 2**20, pods
+
+        containers = kubectl("top", "pod", "hold", "--containers")
+        assert containers.returncode == 0, containers.stderr
+        assert _top(containers.stdout)["hold"][0] == "hold"
+
+        nodes = kubectl("top", "nodes")
+        assert nodes.returncode == 0, nodes.stderr
+        rows = _top(nodes.stdout)
+        assert len(rows) == 1
+        cpu, cpu_pct, mem, mem_pct = next(iter(rows.values()))
+        assert parse_quantity(cpu) >= parse_quantity("500m") and cpu_pct.endswith("%")
+        assert parse_quantity(mem) > HOLD_MIB * 2**20 and mem_pct.endswith("%")
+
+        token = yaml.safe_load(Path(kc).read_text())["users"][0]["user"]["token"]
+        agent = {f.name: f for f in text_string_to_metric_families(
+            _get(f"https://127.0.0.1:{agent_port}/metrics", token))}
+        series = {s.labels.get("pod"): s.value for s in agent["container_cpu_usage_seconds"].samples}
+        assert series["burn"] > series["hold"]
+        mem_series = {s.labels.get("pod"): s.value for s in agent["container_memory_working_set_bytes"].samples}
+        assert mem_series["hold"] >= HOLD_MIB * 2**20
+        assert "node_cpu_usage_seconds" in agent and "node_memory_working_set_bytes" in agent
+
+        server = yaml.safe_load(Path(kc).read_text())["clusters"][0]["cluster"]["server"]
+        api = {f.name: f for f in text_string_to_metric_families(_get(f"{server}/metrics", token))}
+        assert any(s.labels.get("group") == "metrics.k8s.io" and s.labels.get("resource") == "pods"
+                   for s in api["apiserver_request"].samples)
+        assert api["etcd_request_duration_seconds"].samples
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], "a container process outlived bosun up"
