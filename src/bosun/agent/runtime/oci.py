@@ -1,0 +1,630 @@
+"""The ``oci`` driver: real containers with crun (or runc), images, cgroups and CNI networking.
+
+Sandbox (what a pod's containers share): persistent namespaces instead of a pause process.
+``unshare --net=F --ipc=F --uts=F hostname POD`` makes the pod's network, IPC and UTS
+namespaces and bind-mounts them on files under ``sandboxes/<pod uid>/ns/``, so they live
+with no process in them and survive agent restarts; CNI attaches the network namespace to
+the node bridge; containers join the three by path and get their own mount and PID
+namespaces. ``hostNetwork`` pods keep the host's network and UTS namespaces.
+
+Containers: each runs as ``<runtime> run`` in the foreground under the shim of
+:mod:`bosun.agent.runtime.shim` (which outlives the agent, writes the CRI log and
+``exit.json``). Limits are put on a cgroup the driver owns,
+``<parent>/pod<uid>/<container id>``, and the runtime gets a leaf below it: the runtime
+deletes its own cgroup when ``run`` returns, and ours keeps the ``oom_kill`` count that says
+"OOMKilled". The runtime's own errors go to a JSON log file, which is how an executable that
+is not found becomes a ``StartError`` with the runtime's message instead of an exit code.
+
+Everything is on disk under the driver root (``containers/<id>/``: meta.json, bundle/,
+spec.json, pid, container.pid, exit.json, runtime.log), so a restarted agent finds it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bosun.agent import cgroups
+from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, pod_ip
+from bosun.agent.images.reference import InvalidReference, parse
+from bosun.agent.images.registry import PullError, is_insecure, pull
+from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
+from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime.base import (
+    HOST_IMAGE,
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    DriverError,
+    ImageError,
+    ImageInfo,
+    PullPolicy,
+    SandboxConfig,
+    SandboxStatus,
+    StartError,
+)
+from bosun.agent.runtime.oci_exec import OciExec, start_exec
+from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
+from bosun.agent.runtime.shim import proc_starttime
+
+log = logging.getLogger(__name__)
+
+
+def pick_runtime(preferred: str = "auto") -> str:
+    """crun unless it cannot work here: crun 1.8 refuses hybrid cgroups when the unified
+    hierarchy has controllers (runc copes), or it is not installed."""
+    if preferred != "auto":
+        path = shutil.which(preferred)
+        if not path:
+            raise DriverError("RuntimeMissing", f"OCI runtime {preferred!r} not found (apt-get install {preferred})")
+        return path
+    crun, runc = shutil.which("crun"), shutil.which("runc")
+    hybrid_busy = False
+    if not cgroups.is_v2():
+        with contextlib.suppress(OSError):
+            hybrid_busy = bool(Path("/sys/fs/cgroup/unified/cgroup.controllers").read_text().strip())
+    if crun and not (hybrid_busy and runc):
+        return crun
+    if runc:
+        return runc
+    raise DriverError("RuntimeMissing", "neither crun nor runc is installed (apt-get install crun)")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
+    """The shim runs in its own session so that signals to the agent never reach it."""
+    with (state / "shim.log").open("ab") as err:
+        return subprocess.Popen([sys.executable, "-m", "bosun.agent.runtime.shim", str(state)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True, close_fds=True)
+
+
+def _alive(pid: int, starttime: str) -> bool:
+    return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
+
+
+def _runtime_error(path: Path) -> str:
+    """The runtime's last error from its JSON log (crun and runc both write ``msg``)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return ""
+    msg = ""
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if line.strip():
+                msg = line.strip()
+            continue
+        if isinstance(rec, dict) and rec.get("level") in ("error", "fatal"):
+            msg = str(rec.get("msg") or "")
+    for prefix in ("runc run failed: ", "runc create failed: "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+async def _run(*cmd: str, timeout: float = 30.0) -> tuple[int, str]:  # noqa: ASYNC109
+    proc = await asyncio.create_subprocess_exec(*cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        return 124, f"{cmd[0]} timed out"
+    return proc.returncode or 0, out.decode(errors="replace").strip()
+
+
+class OciDriver:
+    name = "oci"
+
+    def __init__(self, root: Path, node_ip: str, *, pod_cidr: str = "10.88.0.0/16", runtime: str = "auto",
+                 cgroup_parent: str = "bosun", bridge: str = "bosun0", network_name: str = "bosun",
+                 images_dir: Path | None = None, insecure_registries: tuple[str, ...] = (),
+                 pull_timeout: float = 600.0) -> None:
+        self.root = root
+        self.node_ip = node_ip
+        self.runtime = pick_runtime(runtime)
+        self.is_crun = os.path.basename(self.runtime) == "crun"
+        self.state_root = root / "runtime-state"
+        self.cgroups = cgroups.Cgroups(cgroup_parent)
+        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name))
+        self.images = ImageStore(images_dir or root / "images")
+        self.insecure_registries = tuple(insecure_registries)
+        self.pull_timeout = pull_timeout
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
+
+    def set_pod_cidr(self, cidr: str) -> None:
+        """The node's spec.podCIDR is known only after registration; new pods use it."""
+        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=cidr, bridge=self.cni.config.bridge,
+                                                    network_name=self.cni.config.network_name))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for d in ("containers", "sandboxes", "runtime-state", "cni"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        self.images.ensure_dirs()
+
+    async def close(self) -> None:
+        for task in self._pulls.values():
+            task.cancel()
+        self._reap()
+
+    def _reap(self) -> None:
+        for cid, proc in list(self._shims.items()):
+            if proc.poll() is not None:
+                del self._shims[cid]
+
+    def _rt(self, *args: str) -> list[str]:
+        return [self.runtime, "--root", str(self.state_root), *args]
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def _info(self, rec: ImageRecord, name: str) -> ImageInfo:
+        d = image_defaults(rec.config)
+        return ImageInfo(name=name, id=rec.id, entrypoint=d["entrypoint"], cmd=d["cmd"], env=d["env"],
+                         working_dir=d["working_dir"], user=d["user"])
+
+    async def ensure_image(self, image: str, policy: PullPolicy) -> ImageInfo:
+        if image in ("", HOST_IMAGE):
+            return ImageInfo(name=HOST_IMAGE, id=HOST_IMAGE, env=[("PATH", ob.DEFAULT_PATH)])
+        try:
+            ref = parse(image)
+        except InvalidReference as e:
+            raise ImageError("InvalidImageName", f"invalid image name {image!r}: {e}") from e
+        rec = self.images.lookup(str(ref))
+        if rec is not None and (policy != PullPolicy.ALWAYS or ref.digest):
+            return self._info(rec, image)
+        if policy == PullPolicy.NEVER:
+            raise ImageError("ErrImageNeverPull",
+                             f'Container image "{image}" is not present with pull policy of Never')
+        key = str(ref)
+        task = self._pulls.get(key)
+        if task is None:
+            insecure = is_insecure(ref.registry, self.insecure_registries)
+            task = asyncio.ensure_future(pull(self.images, ref, insecure=insecure, timeout=self.pull_timeout))
+            self._pulls[key] = task
+            task.add_done_callback(lambda _t: self._pulls.pop(key, None))
+        try:
+            rec = await asyncio.shield(task)
+        except PullError as e:
+            raise ImageError("ErrImagePull", f'failed to pull image "{image}": {e}') from e
+        return self._info(rec, image)
+
+    # -- sandboxes ------------------------------------------------------------------------------
+
+    def _sdir(self, sandbox_id: str) -> Path:
+        return self.root / "sandboxes" / sandbox_id
+
+    def _sandbox_from(self, data: dict[str, Any]) -> SandboxStatus:
+        st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})
+        st.hosts_path = Path(data["hosts_path"]) if data.get("hosts_path") else None
+        st.resolv_path = Path(data["resolv_path"]) if data.get("resolv_path") else None
+        return st
+
+    def _save_sandbox(self, st: SandboxStatus, extra: dict[str, Any]) -> None:
+        data = asdict(st)
+        data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
+        data["resolv_path"] = str(st.resolv_path) if st.resolv_path else None
+        data.update(extra)
+        _write_json(self._sdir(st.id) / "sandbox.json", data)
+
+    @staticmethod
+    def _resolv(config: SandboxConfig) -> str:
+        dns = config.dns
+        if not dns.nameservers:
+            try:
+                return Path("/etc/resolv.conf").read_text()
+            except OSError:
+                return ""
+        lines = [f"nameserver {n}" for n in dns.nameservers]
+        if dns.searches:
+            lines.append("search " + " ".join(dns.searches))
+        if dns.options:
+            lines.append("options " + " ".join(dns.options))
+        return "\n".join(lines) + "\n"
+
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        sid = config.pod_uid
+        existing = _read_json(self._sdir(sid) / "sandbox.json")
+        if existing and existing.get("ready"):
+            return self._sandbox_from(existing)
+        if existing:
+            await self.remove_sandbox(sid)
+        sdir = self._sdir(sid)
+        nsdir = sdir / "ns"
+        nsdir.mkdir(parents=True, exist_ok=True)
+        config.pod_dir.mkdir(parents=True, exist_ok=True)
+        cg = self.cgroups.rel(f"pod{sid}")
+        extra: dict[str, Any] = {"ipc_ns": str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg, "cni": False}
+        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, hostname=config.hostname, cgroup_parent=cg,
+                               labels=dict(config.labels))
+        try:
+            self._save_sandbox(status, extra)  # first, so that a failure half-way can be cleaned up
+            args = [f"--ipc={nsdir / 'ipc'}"]
+            (nsdir / "ipc").touch()
+            if not config.host_network:
+                for ns in ("net", "uts"):
+                    (nsdir / ns).touch()
+                args += [f"--net={nsdir / 'net'}", f"--uts={nsdir / 'uts'}"]
+                extra["uts_ns"] = str(nsdir / "uts")
+                status.netns_path = str(nsdir / "net")
+                code, out = await _run("unshare", *args, "hostname", config.hostname[:63])
+            else:
+                code, out = await _run("unshare", *args, "true")
+            if code != 0:
+                raise DriverError("SandboxError", f"cannot create the pod's namespaces: {out}")
+            self._save_sandbox(status, extra)
+            r = config.resources
+            self.cgroups.create(cg, cgroups.Limits(cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us,
+                                                   memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
+            ip = self.node_ip
+            if status.netns_path:
+                ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
+                         for p in config.ports if p.host_port]
+                extra["cni"] = True
+                self._save_sandbox(status, extra)
+                result = await self.cni.add(sid, status.netns_path, ports)
+                ip = pod_ip(result)
+            status.ip, status.ips = ip, [ip]
+            hosts = config.pod_dir / "etc-hosts"
+            lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                     f"{ip}\t{config.hostname}"]
+            lines += [f"{a}\t{' '.join(names)}" for a, names in config.host_aliases]
+            hosts.write_text("\n".join(lines) + "\n")
+            resolv = config.pod_dir / "resolv.conf"
+            resolv.write_text(self._resolv(config))
+            (config.pod_dir / "hostname").write_text(config.hostname + "\n")
+            status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
+            self._save_sandbox(status, extra)
+            return status
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                await self.remove_sandbox(sid)
+            if isinstance(e, CniError):
+                raise DriverError("NetworkError", f"pod network setup failed: {e}") from e
+            if isinstance(e, OSError):
+                raise DriverError("SandboxError", f"pod sandbox setup failed: {e}") from e
+            raise
+
+    async def stop_sandbox(self, sandbox_id: str) -> None:
+        path = self._sdir(sandbox_id) / "sandbox.json"
+        data = _read_json(path)
+        if data is None:
+            return
+        if data.get("cni"):
+            try:
+                await self.cni.delete(sandbox_id)
+            except CniError as e:
+                log.warning("CNI DEL of %s: %s", sandbox_id, e)
+            data["cni"] = False
+        if data.get("netns_path"):
+            unmount(data["netns_path"])
+        data["ready"] = False
+        _write_json(path, data)
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        sdir = self._sdir(sandbox_id)
+        data = _read_json(sdir / "sandbox.json")
+        if data is not None:
+            await self.stop_sandbox(sandbox_id)
+            if data.get("cgroup"):
+                await asyncio.to_thread(self.cgroups.remove, str(data["cgroup"]))
+        for ns in ("net", "ipc", "uts"):
+            unmount(str(sdir / "ns" / ns))
+        shutil.rmtree(sdir, ignore_errors=True)
+
+    async def list_sandboxes(self) -> list[SandboxStatus]:
+        out: list[SandboxStatus] = []
+        sroot = self.root / "sandboxes"
+        if not sroot.is_dir():
+            return out
+        for d in sorted(sroot.iterdir()):
+            data = _read_json(d / "sandbox.json")
+            if data:
+                out.append(self._sandbox_from(data))
+        return out
+
+    # -- containers -----------------------------------------------------------------------------
+
+    def _dir(self, cid: str) -> Path:
+        return self.root / "containers" / cid
+
+    async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig, image: ImageInfo) -> str:
+        sdata = _read_json(self._sdir(sandbox.id) / "sandbox.json")
+        if sdata is None or not sdata.get("ready"):
+            raise StartError(f"pod sandbox {sandbox.id} is not ready")
+        host_image = image.id == HOST_IMAGE
+        rec = None if host_image else self.images.lookup(image.name) or self.images.lookup(image.id)
+        if not host_image and rec is None:
+            raise StartError(f"image {image.name!r} is no longer in the node's image store")
+        args = ob.merge_command(config.command, config.args, image.entrypoint, image.cmd)
+        if not args:
+            raise StartError(f"no command specified for container {config.name!r} and the image has none")
+        cid = uuid.uuid4().hex[:16]
+        d = self._dir(cid)
+        bundle = d / "bundle"
+        rootfs = bundle / "rootfs"
+        cg = f"{sdata['cgroup']}/{cid}"
+        try:
+            rootfs.mkdir(parents=True)
+            binds: list[ob.BindMount] = []
+            if host_image:
+                binds = ob.host_image_rootfs(rootfs)
+            else:
+                assert rec is not None
+                (d / "upper").mkdir()
+                (d / "work").mkdir()
+                await asyncio.to_thread(mount_overlay, [self.images.layer_path(x) for x in rec.layers],
+                                        d / "upper", d / "work", rootfs)
+            sec = config.security
+            uid, gid = ob.resolve_user(image.user, sec.run_as_user, sec.run_as_group, rootfs)
+            for path, dest in ((sandbox.hosts_path, "/etc/hosts"), (sandbox.resolv_path, "/etc/resolv.conf")):
+                if path:
+                    binds.append(ob.BindMount(str(path), dest))
+            pod_dir = sandbox.hosts_path.parent if sandbox.hosts_path else None
+            if pod_dir and (pod_dir / "hostname").exists():
+                binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
+            for m in config.mounts:
+                binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
+            namespaces = [{"type": "pid"}, {"type": "mount"}, {"type": "ipc", "path": sdata["ipc_ns"]}]
+            if sandbox.netns_path:
+                namespaces.append({"type": "network", "path": sandbox.netns_path})
+            if sdata.get("uts_ns"):
+                namespaces.append({"type": "uts", "path": sdata["uts_ns"]})
+            labels = dict(config.labels)
+            labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
+                           LABEL_ATTEMPT: str(config.attempt)})
+            spec = ob.build_spec(ob.BundleInput(
+                args=args, env=ob.merge_env(image.env, config.env, sandbox.hostname),
+                cwd=config.working_dir or image.working_dir or "/", uid=uid, gid=gid, rootfs=str(rootfs),
+                additional_gids=list(sec.supplemental_groups),
+                hostname=sandbox.hostname if sdata.get("uts_ns") else "",
+                read_only_root=sec.read_only_root_filesystem, privileged=sec.privileged,
+                no_new_privileges=not sec.allow_privilege_escalation and not sec.privileged,
+                caps=ob.capabilities(sec.capabilities_add, sec.capabilities_drop, sec.privileged),
+                binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
+                annotations=labels))
+            _write_json(bundle / "config.json", spec)
+            r = config.resources
+            self.cgroups.create(cg, cgroups.Limits(
+                cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us, cpu_shares=r.cpu_shares,
+                memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
+            runtime_log = d / "runtime.log"
+            log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
+            _write_json(d / "spec.json", {
+                "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--bundle", str(bundle),
+                                    "--pid-file", str(d / "container.pid"), cid),
+                "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
+                "log_path": str(config.log_path)})
+            _write_json(d / "meta.json", {
+                "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
+                "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
+                "log_path": str(config.log_path), "labels": labels, "cgroup": cg})
+        except ValueError as e:
+            await self._cleanup_dir(cid, cg)
+            raise StartError(str(e)) from e
+        except OSError as e:
+            await self._cleanup_dir(cid, cg)
+            raise StartError(f"cannot prepare container {config.name!r}: {e}") from e
+        except BaseException:
+            await self._cleanup_dir(cid, cg)
+            raise
+        return cid
+
+    async def _cleanup_dir(self, cid: str, cg: str) -> None:
+        d = self._dir(cid)
+        unmount(str(d / "bundle" / "rootfs"))
+        await asyncio.to_thread(self.cgroups.remove, cg)
+        shutil.rmtree(d, ignore_errors=True)
+
+    async def start_container(self, container_id: str) -> None:
+        d = self._dir(container_id)
+        if not (d / "spec.json").exists():
+            raise DriverError("NotFound", f"container {container_id} does not exist")
+        if container_id in self._shims or (d / "pid").exists() or (d / "exit.json").exists():
+            return
+        proc = _spawn_shim(d)
+        self._shims[container_id] = proc
+        (d / "shim.pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (d / "container.pid").exists():
+                return
+            if (d / "exit.json").exists():
+                st = self._status(container_id)
+                if st is not None and st.reason == "StartError":
+                    raise StartError(st.message)
+                return
+            if proc.poll() is not None and not (d / "exit.json").exists():
+                raise StartError(f"container shim exited with {proc.returncode}; see {d / 'shim.log'}")
+            await asyncio.sleep(0.005)
+        raise StartError("container did not start within 60s")
+
+    def _container_pid(self, cid: str) -> int:
+        try:
+            return int((self._dir(cid) / "container.pid").read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _shim_alive(self, cid: str) -> bool:
+        proc = self._shims.get(cid)
+        if proc is not None:
+            return proc.poll() is None
+        try:
+            pid, starttime = (self._dir(cid) / "shim.pid").read_text().split()
+        except (OSError, ValueError):
+            return False
+        return _alive(int(pid), starttime)
+
+    def _status(self, cid: str) -> ContainerStatus | None:
+        d = self._dir(cid)
+        meta = _read_json(d / "meta.json")
+        if meta is None:
+            return None
+        st = ContainerStatus(
+            id=cid, pod_uid=meta["pod_uid"], name=meta["name"], attempt=int(meta["attempt"]),
+            state=ContainerState.CREATED, image=meta["image"], image_id=meta["image_id"],
+            created_at=float(meta["created_at"]), log_path=Path(meta["log_path"]),
+            labels=dict(meta.get("labels") or {}))
+        done = _read_json(d / "exit.json")
+        started = 0.0
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            started = float((d / "pid").read_text().split()[2])
+        ran = (d / "container.pid").exists()
+        if done is not None:
+            st.state = ContainerState.EXITED
+            st.exit_code = int(done["exit_code"])
+            st.started_at = float(done.get("started_at") or started or 0)
+            st.finished_at = float(done["finished_at"])
+            st.reason = str(done.get("reason") or "")
+            st.message = str(done.get("message") or "")
+            err = _runtime_error(d / "runtime.log") if st.exit_code else ""
+            if st.reason == "StartError" or (err and not ran):
+                st.reason, st.exit_code = "StartError", 128
+                st.message = err or st.message
+            elif st.exit_code and self.cgroups.oom_kills(meta["cgroup"]) > 0:
+                st.reason = "OOMKilled"
+                st.message = "the container exceeded its memory limit"
+        elif (d / "pid").exists():
+            st.started_at = started
+            if self._shim_alive(cid):
+                st.state = ContainerState.RUNNING if ran else ContainerState.CREATED
+            else:
+                st.state = ContainerState.EXITED
+                st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
+                st.message = "container supervisor disappeared"
+        return st
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        self._reap()
+        return self._status(container_id)
+
+    async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        self._reap()
+        out: list[ContainerStatus] = []
+        croot = self.root / "containers"
+        if not croot.is_dir():
+            return out
+        for entry in os.scandir(croot):
+            st = self._status(entry.name)
+            if st is not None and (pod_uid is None or st.pod_uid == pod_uid):
+                out.append(st)
+        return out
+
+    async def _wait_exit(self, cid: str, seconds: float) -> bool:
+        d = self._dir(cid)
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            if (d / "exit.json").exists() or not self._shim_alive(cid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        d = self._dir(container_id)
+        if (d / "exit.json").exists() or not (d / "meta.json").exists():
+            return
+        if not (d / "pid").exists() and container_id not in self._shims:
+            return  # created, never started
+        # A container still being set up by the runtime cannot be signalled yet.
+        for _ in range(500):
+            if (d / "container.pid").exists() or (d / "exit.json").exists() or not self._shim_alive(container_id):
+                break
+            await asyncio.sleep(0.01)
+        for sig, wait in (("TERM", grace_seconds), ("KILL", 10.0)):
+            if (d / "exit.json").exists() or not self._shim_alive(container_id):
+                break
+            await _run(*self._rt("kill", container_id, sig), timeout=10)
+            if await self._wait_exit(container_id, wait):
+                break
+        self._reap()
+
+    async def remove_container(self, container_id: str) -> None:
+        d = self._dir(container_id)
+        if not d.exists():
+            return
+        meta = _read_json(d / "meta.json") or {}
+        st = self._status(container_id)
+        if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
+            await self.stop_container(container_id, 0)
+        await _run(*self._rt("delete", "--force", container_id), timeout=10)
+        self._shims.pop(container_id, None)
+        unmount(str(d / "bundle" / "rootfs"))
+        if meta.get("cgroup"):
+            await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
+        shutil.rmtree(d, ignore_errors=True)
+
+    # -- exec and stats -------------------------------------------------------------------------
+
+    async def exec(self, container_id: str, command: list[str], *, tty: bool = False,
+                   stdin: bool = False) -> OciExec:
+        st = self._status(container_id)
+        if st is None or st.state != ContainerState.RUNNING:
+            raise DriverError("NotRunning", f"container {container_id} is not running")
+        if not command:
+            raise DriverError("ExecError", "no command given")
+        argv = self._rt("exec", *(["--tty"] if tty else []), container_id, *command)
+        return await start_exec(argv, tty=tty, stdin=stdin)
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        st = self._status(container_id)
+        meta = _read_json(self._dir(container_id) / "meta.json")
+        if st is None or meta is None or st.state != ContainerState.RUNNING:
+            return None
+        usage = self.cgroups.usage(str(meta["cgroup"]))
+        if usage is None:
+            return None
+        return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=usage[0],
+                              memory_working_set_bytes=usage[1])
+
+    # -- cleanup --------------------------------------------------------------------------------
+
+    def mounted_under_root(self) -> list[str]:
+        """Mount points this driver still holds (for tests and `bosun up` shutdown checks)."""
+        root = os.path.realpath(self.root)
+        return [m for m in _mountpoints() if m == root or m.startswith(root + "/")]
+
+
+def _mountpoints() -> list[str]:
+    out = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            out.append(line.split()[4].encode().decode("unicode_escape"))
+    return out
+
+
+__all__ = ["OciDriver", "is_mounted", "pick_runtime"]

@@ -1,0 +1,89 @@
+"""``kubectl exec``, exec probes and hooks in an OCI container: ``<runtime> exec`` as a child.
+
+With a tty the runtime gets a pseudo-terminal we own as its stdio: it makes the container's
+terminal and mirrors ours, including size changes (it follows SIGWINCH on its terminal), so
+``resize`` is an ioctl on our side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import termios
+
+from bosun.agent.runtime.base import DriverError
+
+
+class OciExec:
+    """:class:`~bosun.agent.runtime.base.ExecProcess` for ``<runtime> exec``."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, stdin: asyncio.StreamWriter | None,
+                 stdout: asyncio.StreamReader, stderr: asyncio.StreamReader | None, master: int | None) -> None:
+        self._proc = proc
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self._master = master
+
+    async def wait(self) -> int:
+        code = await self._proc.wait()
+        if self._master is not None:
+            # Let the reader drain what the terminal still holds, then drop our end.
+            await asyncio.sleep(0.05)
+        return 128 - code if code < 0 else code
+
+    def resize(self, cols: int, rows: int) -> None:
+        if self._master is None:
+            return
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._proc.pid, signal.SIGWINCH)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+async def start_exec(argv: list[str], *, tty: bool, stdin: bool) -> OciExec:
+    loop = asyncio.get_running_loop()
+    if not tty:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as e:
+            raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
+        assert proc.stdout is not None
+        return OciExec(proc, proc.stdin, proc.stdout, proc.stderr, None)
+    master, slave = os.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    except OSError as e:
+        os.close(master)
+        raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
+    finally:
+        os.close(slave)
+    reader = asyncio.StreamReader()
+    rfile = os.fdopen(os.dup(master), "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: _PtyReader(reader), rfile)
+    writer = None
+    if stdin:
+        wfile = os.fdopen(os.dup(master), "wb", buffering=0)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wfile)
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return OciExec(proc, writer, reader, None, master)
+
+
+class _PtyReader(asyncio.StreamReaderProtocol):
+    """A pty read end reports EIO once the other side is closed: that is just EOF."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(None if isinstance(exc, OSError) else exc)
