@@ -52,8 +52,8 @@ class OciEnv:
                                resources=resources or Resources(), security=security or SecurityConfig(), **kw)
 
 
-async def wait_for(pred: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(pred: Callable[[], Any], within: float = 10.0, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + within
     while True:
         result = pred()
         if asyncio.iscoroutine(result):
@@ -61,7 +61,7 @@ async def wait_for(pred: Callable[[], Any], timeout: float = 10.0, step: float =
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(step)
 
 
@@ -114,6 +114,15 @@ async def clean(env: OciEnv) -> None:
         await d.remove_sandbox(sb.id)
 
 
+def _remove_node_setup(env: OciEnv) -> None:
+    """What a node keeps between pods (the bridge, the cgroup parent) and the temp dir."""
+    subprocess.run(["ip", "link", "del", env.bridge], capture_output=True)
+    for mnt in Path("/sys/fs/cgroup").iterdir():
+        with contextlib.suppress(OSError):
+            (mnt / env.cgroup_parent).rmdir()
+    shutil.rmtree(env.root, ignore_errors=True)
+
+
 @contextlib.asynccontextmanager
 async def oci_env(**options: Any) -> AsyncIterator[OciEnv]:
     tag = uuid.uuid4().hex[:6]
@@ -132,9 +141,5 @@ async def oci_env(**options: Any) -> AsyncIterator[OciEnv]:
             left = leftovers(env)
         finally:
             await env.driver.close()
-            subprocess.run(["ip", "link", "del", env.bridge], capture_output=True)
-            for mnt in Path("/sys/fs/cgroup").iterdir():
-                with contextlib.suppress(OSError):
-                    (mnt / env.cgroup_parent).rmdir()
-            shutil.rmtree(root, ignore_errors=True)
+            _remove_node_setup(env)
         assert not left, f"left behind: {left}"

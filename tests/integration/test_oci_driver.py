@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
-
-from bosun.agent.runtime.base import ContainerState
 from tests.integration.oci_env import OciEnv, oci_env, requires_oci, wait_for
+
+from bosun.agent.runtime.base import (
+    ContainerState,
+    PortMapping,
+    PullPolicy,
+    Resources,
+    SecurityConfig,
+    StartError,
+)
+from bosun.agent.runtime.oci import OciDriver
 
 pytestmark = [requires_oci, pytest.mark.timeout(60)]
 
@@ -35,9 +46,10 @@ async def test_host_image_http_server_answers_on_pod_ip(env: OciEnv) -> None:
     d = env.driver
     sb = await d.run_sandbox(env.sandbox("web"))
     assert sb.ready and sb.ip.startswith(env.subnet.rsplit(".", 1)[0])
-    assert (await d.run_sandbox(env.sandbox("web").__class__(**{**env.sandbox("web").__dict__,
-                                                             "pod_uid": sb.pod_uid}))).ip == sb.ip
-    info = await d.ensure_image("host", "IfNotPresent")  # type: ignore[arg-type]
+    # Asking again for the same pod returns the same sandbox.
+    again = dataclasses.replace(env.sandbox("web"), pod_uid=sb.pod_uid)
+    assert (await d.run_sandbox(again)).ip == sb.ip
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
     cfg = env.container(sb.pod_uid, "web", ["python3", "-m", "http.server", "8080", "--directory", "/etc"])
     cid = await d.create_container(sb, cfg, info)
     await d.start_container(cid)
@@ -62,16 +74,15 @@ def _try_get(url: str) -> str | None:
 async def test_exit_code_and_start_error(env: OciEnv) -> None:
     d = env.driver
     sb = await d.run_sandbox(env.sandbox("jobs"))
-    info = await d.ensure_image("host", "IfNotPresent")  # type: ignore[arg-type]
-    cid = await d.create_container(sb, env.container(sb.pod_uid, "fail", ["sh", "-c", "echo out; echo err >&2; exit 3"]),
-                                   info)
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    script = "echo out; echo err >&2; exit 3"
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "fail", ["sh", "-c", script]), info)
     await d.start_container(cid)
     st = await wait_for(lambda: _exited(env, cid))
     assert st.exit_code == 3 and st.reason == "Error"
     logs = await _logs(env, cid)
     assert " stdout F out\n" in logs and " stderr F err\n" in logs
     bad = await d.create_container(sb, env.container(sb.pod_uid, "bad", ["no-such-binary"]), info)
-    from bosun.agent.runtime.base import StartError
     with pytest.raises(StartError, match="no-such-binary"):
         await d.start_container(bad)
     st = await d.container_status(bad)
@@ -81,3 +92,161 @@ async def test_exit_code_and_start_error(env: OciEnv) -> None:
 async def _exited(env: OciEnv, cid: str):  # type: ignore[no-untyped-def]
     st = await env.driver.container_status(cid)
     return st if st is not None and st.state == ContainerState.EXITED else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _run_to_end(env: OciEnv, sb, cfg, within: float = 15):  # type: ignore[no-untyped-def]
+    info = await env.driver.ensure_image(cfg.image, PullPolicy.IF_NOT_PRESENT)
+    cid = await env.driver.create_container(sb, cfg, info)
+    await env.driver.start_container(cid)
+    st = await wait_for(lambda: _exited(env, cid), within)
+    return st, await _logs(env, cid)
+
+
+async def test_memory_limit_is_oom_killed(env: OciEnv) -> None:
+    sb = await env.driver.run_sandbox(env.sandbox("hog"))
+    hog = "a = []\nwhile True: a.append(bytearray(1 << 20))"
+    st, _ = await _run_to_end(env, sb, env.container(sb.pod_uid, "hog", ["python3", "-c", hog],
+                                                     resources=Resources(memory_limit_bytes=48 << 20)))
+    assert st.reason == "OOMKilled" and st.exit_code == 137
+
+
+async def test_pids_limit_stops_forks(env: OciEnv) -> None:
+    sb = await env.driver.run_sandbox(env.sandbox("forky"))
+    script = ("import os, time\nn = 0\ntry:\n    while n < 40:\n        if os.fork() == 0:\n"
+              "            time.sleep(3); os._exit(0)\n        n += 1\nexcept OSError as e:\n"
+              "    print('fork failed after', n, e.errno)\n")
+    _st, logs = await _run_to_end(env, sb, env.container(sb.pod_uid, "forky", ["python3", "-c", script],
+                                                        resources=Resources(pids_limit=8)))
+    assert "fork failed after" in logs, logs
+    n = int(logs.split("fork failed after")[1].split()[0])
+    assert n < 8
+
+
+async def test_containers_of_a_pod_share_localhost_and_hostname(env: OciEnv) -> None:
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("duo"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    server = await d.create_container(sb, env.container(sb.pod_uid, "server", [
+        "python3", "-m", "http.server", "9000", "--bind", "127.0.0.1", "--directory", "/etc"]), info)
+    await d.start_container(server)
+    fetch = ("import time, urllib.request\nfor _ in range(100):\n    try:\n"
+             "        print(urllib.request.urlopen('http://127.0.0.1:9000/hostname').read().decode()); break\n"
+             "    except OSError: time.sleep(0.05)\n")
+    st, logs = await _run_to_end(env, sb, env.container(sb.pod_uid, "client", ["python3", "-c", fetch]))
+    assert st.exit_code == 0 and "stdout F duo" in logs, logs
+    # Not reachable from the host: it listens on the pod's loopback only.
+    assert _try_get(f"http://{sb.ip}:9000/hostname") is None
+
+
+async def test_read_only_root_and_run_as_user(env: OciEnv) -> None:
+    sb = await env.driver.run_sandbox(env.sandbox("locked"))
+    script = "id -u; id -g; touch /x 2>/dev/null || echo root-read-only; touch /tmp/ok && echo tmp-writable"
+    _st, logs = await _run_to_end(env, sb, env.container(
+        sb.pod_uid, "locked", ["sh", "-c", script],
+        security=SecurityConfig(run_as_user=1234, run_as_group=2345, read_only_root_filesystem=True)))
+    lines = [line.split(" ", 3)[3] for line in logs.splitlines()]
+    assert lines == ["1234", "2345", "root-read-only", "tmp-writable"], logs
+
+
+async def test_capabilities_drop_all(env: OciEnv) -> None:
+    sb = await env.driver.run_sandbox(env.sandbox("nocaps"))
+    _st, logs = await _run_to_end(env, sb, env.container(
+        sb.pod_uid, "nocaps", ["sh", "-c", "grep CapEff /proc/self/status; chown 1 /tmp || echo denied"],
+        security=SecurityConfig(capabilities_drop=["ALL"])))
+    assert "CapEff:\t0000000000000000" in logs and "denied" in logs, logs
+
+
+async def test_stop_runs_sigterm_then_sigkill(env: OciEnv) -> None:
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("stopper"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    polite = await d.create_container(sb, env.container(sb.pod_uid, "polite", [
+        "sh", "-c", "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]), info)
+    stubborn = await d.create_container(sb, env.container(sb.pod_uid, "stubborn", ["sleep", "100"]), info)
+    await d.start_container(polite)
+    await d.start_container(stubborn)
+    await wait_for(lambda: _has_log(env, polite, "ready"))
+    t0 = time.monotonic()
+    await d.stop_container(polite, 10)
+    assert time.monotonic() - t0 < 3
+    st = await d.container_status(polite)
+    assert st is not None and st.exit_code == 0 and "bye" in await _logs(env, polite)
+    t0 = time.monotonic()
+    await d.stop_container(stubborn, 0.5)
+    assert 0.4 < time.monotonic() - t0 < 5
+    st = await d.container_status(stubborn)
+    assert st is not None and st.exit_code == 137 and st.reason == "Error"
+    await d.stop_container(stubborn, 0.5)  # idempotent
+
+
+async def _has_log(env: OciEnv, cid: str, text: str) -> bool:
+    return text in await _logs(env, cid)
+
+
+async def test_exec_stats_and_readoption(env: OciEnv) -> None:
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("box"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "box", ["sleep", "60"]), info)
+    await d.start_container(cid)
+    proc = await d.exec(cid, ["sh", "-c", "cat /etc/hostname; echo oops >&2; exit 5"])
+    out = await proc.stdout.read()
+    assert proc.stderr is not None
+    err = await proc.stderr.read()
+    assert (await proc.wait(), out, err) == (5, b"box\n", b"oops\n")
+    tty = await d.exec(cid, ["sh", "-c", "stty size; tty"], tty=True)
+    tty.resize(100, 40)
+    text = (await asyncio.wait_for(tty.stdout.read(), 5)).decode()
+    assert await tty.wait() == 0 and "/dev/pts/" in text
+    stats = await d.stats(cid)
+    assert stats is not None and stats.memory_working_set_bytes > 0
+    # A new driver on the same directory (an agent restart) finds the pod and its container.
+    again = OciDriver(env.root / "oci", "127.0.0.1", pod_cidr=env.subnet, bridge=env.bridge,
+                      network_name=env.network, cgroup_parent=env.cgroup_parent)
+    await again.start()
+    assert [s.ip for s in await again.list_sandboxes()] == [sb.ip]
+    st = await again.container_status(cid)
+    assert st is not None and st.state == ContainerState.RUNNING and st.name == "box"
+    await again.stop_container(cid, 0)
+    st = await again.container_status(cid)
+    assert st is not None and st.state == ContainerState.EXITED
+
+
+async def test_host_network_and_host_port(env: OciEnv) -> None:
+    d = env.driver
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    port = _free_port()
+    hn = await d.run_sandbox(env.sandbox("hostnet", host_network=True))
+    assert hn.ip == "127.0.0.1" and hn.netns_path is None
+    cid = await d.create_container(hn, env.container(hn.pod_uid, "srv", [
+        "python3", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", "/etc"]), info)
+    await d.start_container(cid)
+    assert await wait_for(lambda: _try_get(f"http://127.0.0.1:{port}/hostname"))
+    await d.stop_container(cid, 0)
+
+    host_port = _free_port()
+    sb = await d.run_sandbox(env.sandbox("mapped", ports=[PortMapping(container_port=8080, host_port=host_port)]))
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "srv", [
+        "python3", "-m", "http.server", "8080", "--directory", "/etc"]), info)
+    await d.start_container(cid)
+    gateway = sb.ip.rsplit(".", 1)[0] + ".1"
+    body = await wait_for(lambda: _try_get(f"http://{gateway}:{host_port}/hostname"))
+    assert body.strip() == "mapped"
+
+
+async def test_host_port_on_loopback(env: OciEnv) -> None:
+    d = env.driver
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    host_port = _free_port()
+    sb = await d.run_sandbox(env.sandbox("lo", ports=[PortMapping(container_port=8080, host_port=host_port)]))
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "srv", [
+        "python3", "-m", "http.server", "8080", "--directory", "/etc"]), info)
+    await d.start_container(cid)
+    body = await wait_for(lambda: _try_get(f"http://127.0.0.1:{host_port}/hostname"))
+    assert body.strip() == "lo"

@@ -180,6 +180,30 @@ class Cgroups:
             return 0
         return _read_int_fields(mem / "memory.oom_control").get("oom_kill", 0)
 
+    def memory_limit_hit(self, rel: str) -> bool:
+        """Whether usage in ``rel`` ever reached its memory limit.
+
+        v1 counts ``oom_kill`` only on the cgroup of the killed process (the runtime's leaf,
+        deleted with it) and recent kernels no longer keep ``memory.failcnt``; so on v1 a
+        peak usage at the limit, together with a SIGKILL, is taken as the OOM kill it is.
+        """
+        if self.oom_kills(rel) > 0:
+            return True
+        if self.v2:
+            return False
+        mem = self._dirs(rel).get("memory")
+        if mem is None:
+            return False
+        try:
+            limit = int((mem / "memory.limit_in_bytes").read_text())
+            if limit >= 1 << 60:
+                return False
+            peak = max(int((mem / f).read_text()) for f in ("memory.max_usage_in_bytes", "memory.failcnt"))
+            fails = int((mem / "memory.failcnt").read_text())
+        except (OSError, ValueError):
+            return False
+        return fails > 0 or peak >= limit - (256 << 10)
+
     def usage(self, rel: str) -> tuple[int, int] | None:
         """(cpu nanoseconds, memory working set bytes) as kubelet/cAdvisor count them."""
         try:

@@ -515,7 +515,7 @@ class OciDriver:
             if st.reason == "StartError" or (err and not ran):
                 st.reason, st.exit_code = "StartError", 128
                 st.message = err or st.message
-            elif st.exit_code and self.cgroups.oom_kills(meta["cgroup"]) > 0:
+            elif st.exit_code and self._oom_killed(meta["cgroup"], st.exit_code, d):
                 st.reason = "OOMKilled"
                 st.message = "the container exceeded its memory limit"
         elif (d / "pid").exists():
@@ -527,6 +527,12 @@ class OciDriver:
                 st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
                 st.message = "container supervisor disappeared"
         return st
+
+    def _oom_killed(self, cg: str, exit_code: int, d: Path) -> bool:
+        if self.cgroups.oom_kills(cg) > 0:
+            return True
+        # v1 fallback (see Cgroups.memory_limit_hit); a SIGKILL we sent ourselves is no OOM.
+        return exit_code == 137 and not (d / "killed").exists() and self.cgroups.memory_limit_hit(cg)
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
         self._reap()
@@ -568,6 +574,8 @@ class OciDriver:
         for sig, wait in (("TERM", grace_seconds), ("KILL", 10.0)):
             if (d / "exit.json").exists() or not self._shim_alive(container_id):
                 break
+            if sig == "KILL":
+                (d / "killed").touch()
             await _run(*self._rt("kill", container_id, sig), timeout=10)
             if await self._wait_exit(container_id, wait):
                 break
