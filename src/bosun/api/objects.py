@@ -62,6 +62,13 @@ def decode_kv(kv: KeyValue) -> dict[str, Any]:
     return decode(kv.value, kv.mod_revision)
 
 
+def json_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data: an orjson round trip is several times faster than
+    copy.deepcopy, and API objects are JSON by construction."""
+    out: dict[str, Any] = orjson.loads(orjson.dumps(obj))
+    return out
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """``value`` if it is a mapping, else an empty one (client input may hold anything)."""
     return value if isinstance(value, dict) else {}

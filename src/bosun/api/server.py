@@ -78,6 +78,7 @@ class APIServer:
         self.cache = WatchCache(self.store)
         await self.cache.start()
         self.storage = Storage(self.store, self.namespaces)
+        self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         await self._load_namespaces()
         await self._ensure_system_namespaces()

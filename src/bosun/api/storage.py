@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
-import copy
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from bosun.api import errors
 from bosun.api.allocators import AllocationError, ServiceAllocator
 from bosun.api.defaults import apply_defaults, apply_update_defaults
 from bosun.api.errors import APIError, FieldError
-from bosun.api.objects import as_dict, decode_kv, encode, generated_name, meta, new_uid, now_rfc3339
+from bosun.api.objects import as_dict, decode_kv, encode, generated_name, json_copy, meta, new_uid, now_rfc3339
 from bosun.api.registry import Resource, by_plural
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.validation import validate, validate_update
@@ -88,6 +87,9 @@ class Storage:
         self.store = store
         self.namespaces = namespaces
         self.services = ServiceAllocator(store)
+        # Told about every object written (key, revision, object): the watch cache uses it
+        # to skip decoding its own writes.
+        self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -182,6 +184,7 @@ class Storage:
             await self.services.release_keys(taken)
             raise
         m["resourceVersion"] = str(rev)
+        self.on_write(res.key(ns, name), rev, obj)
         return obj
 
     async def _admit_priority(self, name: str, pod: dict[str, Any]) -> None:
@@ -282,7 +285,7 @@ class Storage:
             old = decode_kv(kv)
             # fn sees the object without its resourceVersion: one in its result was put
             # there by the client (a patch that sets it), which makes it a precondition.
-            current = copy.deepcopy(old)
+            current = json_copy(old)
             current["metadata"].pop("resourceVersion", None)
             new = fn(current)
             rv = meta(new).get("resourceVersion")
@@ -351,6 +354,7 @@ class Storage:
         if res.kind == "Service":
             await self.services.release(old, keep=new)
         nm["resourceVersion"] = str(rev)
+        self.on_write(key, rev, new)
         return new
 
     # ---- delete ------------------------------------------------------------------------
@@ -403,6 +407,7 @@ class Storage:
             except NotFoundError as exc:
                 raise errors.not_found(res.plural, name, res.group) from exc
             obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            self.on_write(kv.key, deleted.mod_revision, obj)
             if res.kind == "Service":
                 await self.services.release(obj)
             return obj, True
@@ -421,7 +426,7 @@ def _merge_for_update(
     if subresource in ("scale", "binding", "finalize"):
         return new  # built by the subresource handler from the stored object itself
     if subresource == "status":
-        out = copy.deepcopy(old)
+        out = json_copy(old)
         if "status" in new:
             out["status"] = new["status"]
         else:
@@ -552,7 +557,7 @@ def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, An
     if res.kind == "Namespace":
         if not (obj.get("spec") or {}).get("finalizers") and not finalizers:
             return None
-        out = copy.deepcopy(obj)
+        out = json_copy(obj)
         om = out["metadata"]
         om.setdefault("deletionTimestamp", now_rfc3339())
         om["deletionGracePeriodSeconds"] = 0
@@ -570,7 +575,7 @@ def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, An
             grace = 0  # nothing is running: no need to wait for the node
     if not finalizers and grace <= 0:
         return None
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     om = out["metadata"]
     if finalizers:
         om["finalizers"] = finalizers

@@ -113,7 +113,11 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
             if remaining <= 0:
                 break
             try:
-                item = await asyncio.wait_for(watcher.queue.get(), min(remaining, BOOKMARK_INTERVAL))
+                if watcher.queue.empty():
+                    async with asyncio.timeout(min(remaining, BOOKMARK_INTERVAL)):
+                        item = await watcher.queue.get()
+                else:  # the common case under load: no timer, no task
+                    item = watcher.queue.get_nowait()
             except TimeoutError:
                 if bookmarks and watcher.queue.empty():
                     rev = max(cache.revision, watcher.from_revision)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +33,7 @@ class CachedEvent:
 
     __slots__ = ("_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type")
 
-    def __init__(self, ev: WatchEvent) -> None:
+    def __init__(self, ev: WatchEvent, obj: dict[str, Any] | None = None) -> None:
         self.type = ev.type
         self.key = ev.key
         self.revision = ev.revision
@@ -41,7 +42,7 @@ class CachedEvent:
         self.group_plural = parts[2] if len(parts) > 2 else ""
         self.namespace = parts[3] if len(parts) == 5 else ""
         self.raw = ev
-        self._obj: dict[str, Any] | None = None
+        self._obj: dict[str, Any] | None = obj
         self._prev: dict[str, Any] | None = None
         self._line: bytes | None = None
 
@@ -120,6 +121,17 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self.listeners: list[Callable[[CachedEvent], None]] = []
+        # Objects this server just wrote, by (key, revision): their events need no decoding.
+        self.written: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def remember(self, key: str, revision: int, obj: dict[str, Any]) -> None:
+        """Called by the write path with the object as stored (resourceVersion set). The
+        object is shared read-only with the response and every watcher."""
+        written = self.written
+        written[(key, revision)] = obj
+        if len(written) > 20000:  # events that never came (a reset): forget the oldest
+            for k in list(itertools.islice(written, 5000)):
+                del written[k]
 
     async def start(self) -> None:
         self.revision = await self.store.current_revision()
@@ -138,7 +150,7 @@ class WatchCache:
         while True:
             try:
                 async for ev in self.store.watch(WATCH_PREFIX, self.revision):
-                    self._ingest(CachedEvent(ev))
+                    self._ingest(CachedEvent(ev, self.written.pop((ev.key, ev.revision), None)))
                     delay = 0.05
             except asyncio.CancelledError:
                 raise

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 
@@ -34,6 +35,7 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
         click.echo(f"bosun API server serving at {server.url} (store: {config.store_url or 'sqlite'})")
         click.echo(f"kubeconfig: {server.kubeconfig}")
         click.echo(f"  kubectl --kubeconfig {server.kubeconfig} get ns")
+        tune_gc()
         click.echo("ready", nl=True)
         sys.stdout.flush()
         await stop.wait()
@@ -56,13 +58,15 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="Default placement: spread (fewest pods), binpack (fill nodes) or random.")
 @click.option("--controllers", default="*", show_default=True,
               help="Controllers to run: '*' for all, or a comma list; '-name' disables one.")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Run the scheduler in this server (off: pods wait for another scheduler).")
 @click.option("--node-monitor-grace-period", type=float, default=10.0, show_default=True,
               help="Seconds without a node heartbeat before the node is NotReady/Unknown.")
 @click.option("--pod-eviction-timeout", type=float, default=10.0, show_default=True,
               help="Seconds an unreachable node's pods are kept before they are evicted.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
-           node_monitor_grace_period: float, pod_eviction_timeout: float, log_level: str) -> None:
+           scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, log_level: str) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
@@ -75,6 +79,7 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
     options = ControlPlaneOptions(
         scheduling_strategy=scheduling_strategy,
         controllers=[c.strip() for c in controllers.split(",") if c.strip()] or ["*"],
+        scheduler=scheduler,
         node_monitor_grace_period=node_monitor_grace_period,
         pod_eviction_timeout=pod_eviction_timeout,
     )

@@ -15,6 +15,7 @@ import click
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.select import make_driver
+from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import parse_labels, run_until_signal
 from bosun.client.kubeconfig import ClusterConfig
@@ -52,6 +53,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
             node = Agent(client, config, driver, node_ip=ip or None)
             state["agent"] = node
             await node.start()
+            tune_gc()
 
         async def stop() -> None:
             node = state.get("agent")

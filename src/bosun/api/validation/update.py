@@ -6,7 +6,6 @@ and the server filled in compares equal.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -76,14 +75,18 @@ def _pod(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     ns, os_ = _d(new, "spec"), _d(old, "spec")
     if not isinstance(ns, dict) or not isinstance(os_, dict):
         return [] if ns == os_ else [forbidden("spec", POD_UPDATE_MSG)]
+    if ns == os_:
+        return []  # the common case (status, labels, finalizers): nothing to mask or compare
     errs: list[FieldError] = []
-    masked = copy.deepcopy(os_)
+    masked = dict(os_)  # shallow: only the container lists below are rewritten, as new lists
     for group in ("containers", "initContainers"):
         new_ctrs, old_ctrs = ns.get(group), masked.get(group)
         if isinstance(new_ctrs, list) and isinstance(old_ctrs, list) and len(new_ctrs) == len(old_ctrs):
-            for nc, oc in zip(new_ctrs, old_ctrs, strict=True):
-                if isinstance(nc, dict) and isinstance(oc, dict) and "image" in nc:
-                    oc["image"] = nc["image"]
+            masked[group] = [
+                {**oc, "image": nc["image"]} if isinstance(nc, dict) and isinstance(oc, dict) and "image" in nc
+                else oc
+                for nc, oc in zip(new_ctrs, old_ctrs, strict=True)
+            ]
     new_ads, old_ads = ns.get("activeDeadlineSeconds"), os_.get("activeDeadlineSeconds")
     if new_ads != old_ads:
         if new_ads is None:
@@ -137,7 +140,9 @@ def _pvc(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     ns, os_ = _d(new, "spec"), _d(old, "spec")
     if not isinstance(ns, dict) or not isinstance(os_, dict):
         return [] if ns == os_ else [forbidden("spec", PVC_UPDATE_MSG)]
-    masked = copy.deepcopy(os_)
+    if ns == os_:
+        return []
+    masked = dict(os_)
     masked["resources"] = ns.get("resources")
     if not os_.get("volumeName"):
         masked["volumeName"] = ns.get("volumeName")
