@@ -9,6 +9,11 @@ sent when the command ends: Success, or Failure with reason ``NonZeroExitCode`` 
 ``{"Width": w, "Height": h}``). v5 adds 255 "close": ``[255, channel]`` half-closes that
 channel, which is how a client says stdin has ended.
 
+``GET /attach/{namespace}/{pod}/{container}?stdout=&stderr=`` (same protocol) streams what
+the container writes from now on, read from its log file so it works with any driver, and
+ends when the container does. Input is not attached: drivers start containers with stdin
+closed, so stdin frames are ignored.
+
 Problems found before the command starts (unknown pod, container not running, no command)
 are plain HTTP errors with a readable text body, answered before any upgrade: the API
 server turns them into a ``Status`` for the client. A request without a WebSocket upgrade
@@ -22,12 +27,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bosun.agent.runtime.base import ContainerState, DriverError, ExecProcess, RuntimeDriver
+from bosun.agent.runtime.base import ContainerState, ContainerStatus, DriverError, ExecProcess, RuntimeDriver
 from bosun.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 # so that the command sees the real terminal size from its first instruction.
 FIRST_RESIZE_WAIT = 1.0
 READ_CHUNK = 32 * 1024
+ATTACH_POLL = 0.1
 
 
 def _flag(query: Any, name: str, default: bool = False) -> bool:
@@ -68,11 +75,15 @@ class ExecHandler:
         self.driver = driver
         self.find_pod = find_pod
 
-    async def _container_id(self, pod: dict[str, Any], container: str) -> str | None:
+    async def _running(self, pod: dict[str, Any], container: str) -> ContainerStatus | None:
         uid = pod["metadata"]["uid"]
         running = [st for st in await self.driver.list_containers(uid)
                    if st.name == container and st.state == ContainerState.RUNNING]
-        return max(running, key=lambda st: st.attempt).id if running else None
+        return max(running, key=lambda st: st.attempt) if running else None
+
+    async def _container_id(self, pod: dict[str, Any], container: str) -> str | None:
+        st = await self._running(pod, container)
+        return st.id if st else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
@@ -101,6 +112,52 @@ class ExecHandler:
             await ws.close()
         return ws
 
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        q = request.query
+        want_stdout, want_stderr = _flag(q, "stdout", True), _flag(q, "stderr", True)
+        pod = self.find_pod(ns, name)
+        if pod is None:
+            return web.Response(status=404, text=f'pod "{name}" not found in namespace "{ns}" on this node\n')
+        st = await self._running(pod, container)
+        if st is None or st.log_path is None:
+            return web.Response(status=400, text=f'container "{container}" in pod "{name}" is not running\n')
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+        ready = ws.can_prepare(request)
+        if not ready.ok or ready.protocol not in PROTOCOLS:
+            return web.Response(status=426, text="attach needs a WebSocket upgrade with subprotocol "
+                                                 f"{' or '.join(PROTOCOLS)}\n")
+        await ws.prepare(request)
+        try:
+            await self._stream_log(ws, st.id, st.log_path, want_stdout, want_stderr)
+        finally:
+            await ws.close()
+        return ws
+
+    async def _stream_log(self, ws: web.WebSocketResponse, cid: str, path: Path, stdout: bool,
+                          stderr: bool) -> None:
+        """Forward the container's new log records by stream until it exits or the client leaves."""
+        offset = _size(path)
+        await ws.send_bytes(bytes([STDOUT if stdout else STDERR if stderr else ERROR]))
+        client = asyncio.create_task(_drain(ws), name="attach-client")
+        buf = b""
+        try:
+            while not client.done():
+                st = await self.driver.container_status(cid)
+                alive = st is not None and st.state == ContainerState.RUNNING
+                chunk = _read_from(path, offset)
+                offset += len(chunk)
+                *records, buf = (buf + chunk).split(b"\n")
+                for channel, text in map(_cri_record, records):
+                    if (stdout if channel == STDOUT else stderr) and text:
+                        await ws.send_bytes(bytes([channel]) + text)
+                if not alive:
+                    await ws.send_bytes(bytes([ERROR]) + json.dumps(success_status()).encode())
+                    return
+                await asyncio.wait({client}, timeout=ATTACH_POLL)
+        finally:
+            await cancel_and_wait(client)
+
 
 class _Session:
     """One exec: pumps the process's output to the client and the client's frames to it."""
@@ -128,24 +185,31 @@ class _Session:
             return
         proc = self.proc
         assert proc is not None
+        # The terminal size first, before anything yields to the loop: the command is
+        # already starting and must not see a 0x0 terminal.
+        for channel, data in self._pending:
+            if channel == RESIZE:
+                self._resize(data)
         # An empty frame on the first output channel tells the client the streams are open.
         await self._send(STDOUT if self.want_stdout else STDERR if self.want_stderr else ERROR, b"")
         for channel, data in self._pending:
-            await self._deliver(channel, data)
+            if channel != RESIZE:
+                await self._deliver(channel, data)
         self._pending.clear()
         reader = asyncio.create_task(self._read_client(), name="exec-client")
-        pumps = [asyncio.create_task(self._pump(proc.stdout, STDOUT, self.want_stdout))]
+        pumps = {asyncio.create_task(self._pump(proc.stdout, STDOUT, self.want_stdout))}
         if proc.stderr is not None:
-            pumps.append(asyncio.create_task(self._pump(proc.stderr, STDERR, self.want_stderr)))
+            pumps.add(asyncio.create_task(self._pump(proc.stderr, STDERR, self.want_stderr)))
         try:
             # Output ends when the command (and whatever kept its streams) is gone; the
             # client going away ends the session early.
-            output: asyncio.Future[Any] = asyncio.gather(*pumps)
-            waiters: set[asyncio.Future[Any]] = {reader, output}
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                proc.kill()
-                return
+            pending = set(pumps)
+            while pending:
+                done, _ = await asyncio.wait(pending | {reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    proc.kill()
+                    return
+                pending -= done
             code = await proc.wait()
             status = success_status() if code == 0 else exit_status(code)
             await self._send(ERROR, json.dumps(status).encode())
@@ -202,11 +266,16 @@ class _Session:
                 with contextlib.suppress(ConnectionError):
                     await proc.stdin.drain()
         elif channel == RESIZE:
-            with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-                size = json.loads(data)
-                proc.resize(int(size["Width"]), int(size["Height"]))
+            self._resize(data)
         elif channel == CLOSE and self.v5 and data[:1] == bytes([STDIN]):
             self._close_stdin()
+
+    def _resize(self, data: bytes) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+            size = json.loads(data)
+            self.proc.resize(int(size["Width"]), int(size["Height"]))
 
     def _close_stdin(self) -> None:
         proc = self.proc
@@ -218,6 +287,37 @@ class _Session:
                 proc.stdin.write_eof()
             else:
                 proc.stdin.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _cri_record(record: bytes) -> tuple[int, bytes]:
+    """(channel, text) of one CRI log line: ``<time> <stdout|stderr> <F|P> <text>``."""
+    parts = record.split(b" ", 3)
+    if len(parts) < 4:
+        return STDOUT, b""
+    channel = STDERR if parts[1] == b"stderr" else STDOUT
+    return channel, parts[3] + (b"\n" if parts[2] == b"F" else b"")
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read (and drop) client frames until it goes away, so pings and close are answered."""
+    while _payload(await ws.receive()) is not None:
+        pass
 
 
 def _payload(msg: aiohttp.WSMessage) -> bytes | None:

@@ -8,7 +8,8 @@ once. The serving certificate is self-signed per node (kubelet's default), so ca
 skip verification or pin it (``<data-dir>/pki/agent.crt``).
 
 ``GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&timestamps=&previous=``
-``GET /exec/{namespace}/{pod}/{container}?command=..`` (WebSocket; see :mod:`bosun.agent.exec_server`)
+``GET /exec/{namespace}/{pod}/{container}?command=..`` and ``GET /attach/...`` (WebSocket; see
+:mod:`bosun.agent.exec_server`)
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class AgentServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", self._healthz)
         if self.driver is not None:
-            app.router.add_get("/exec/{namespace}/{pod}/{container}", ExecHandler(self.driver, self.find_pod).handle)
+            streams = ExecHandler(self.driver, self.find_pod)
+            app.router.add_get("/exec/{namespace}/{pod}/{container}", streams.handle)
+            app.router.add_get("/attach/{namespace}/{pod}/{container}", streams.attach)
         stats.register(app, self)  # /stats/summary, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

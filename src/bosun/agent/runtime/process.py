@@ -168,24 +168,29 @@ class _PtyExec(_HostExec):
     async def spawn(cls, command: list[str], cwd: str | None, env: dict[str, str] | None,
                     stdin: bool) -> _PtyExec:
         master, slave = pty.openpty()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        writer = None
+        # Streams are connected before the command starts, so that nothing yields to the
+        # loop between its start and the caller's first resize.
+        # The read transport owns ``master`` (closed when output ends); the writer gets a dup.
+        r_transport, _ = await loop.connect_read_pipe(lambda: _PtyReaderProtocol(reader),
+                                                      os.fdopen(master, "rb", 0))
+        if stdin:
+            w_transport, w_protocol = await loop.connect_write_pipe(
+                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(os.dup(master), "wb", 0))
+            writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
                 start_new_session=True, preexec_fn=_take_controlling_tty)
         except BaseException:
-            os.close(master)
+            r_transport.close()
+            if writer is not None:
+                writer.close()
             raise
         finally:
             os.close(slave)
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        # The read transport owns ``master`` (closed when output ends); the writer gets a dup.
-        await loop.connect_read_pipe(lambda: _PtyReaderProtocol(reader), os.fdopen(master, "rb", 0))
-        writer = None
-        if stdin:
-            w_transport, w_protocol = await loop.connect_write_pipe(
-                lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(os.dup(master), "wb", 0))
-            writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
         return cls(proc, master, reader, writer)
 
 
