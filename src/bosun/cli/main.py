@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "describe": "bosun.cli.describe:describe_cmd",
     "get": "bosun.cli.get:get_cmd",
     "hollow": "bosun.cli.hollow_cmd:hollow",
+    "image": "bosun.cli.image_cmd:image",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
     "up": "bosun.cli.up_cmd:up",
