@@ -1,0 +1,128 @@
+"""The agent with the oci driver against a real control plane: real containers in pod networks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bosun.agent.agent import Agent
+from bosun.agent.config import AgentConfig
+from bosun.api.registry import Resource, by_plural
+from bosun.client.kubeconfig import ClusterConfig
+from bosun.client.rest import Client
+from tests.conftest import RunningServer, start_server
+from tests.integration.oci_env import OciEnv, oci_env, requires_oci
+
+pytestmark = [requires_oci, pytest.mark.timeout(90)]
+
+
+def _res(plural: str) -> Resource:
+    res = by_plural("", "v1", plural)
+    assert res is not None
+    return res
+
+
+PODS, NAMESPACES, CONFIGMAPS = _res("pods"), _res("namespaces"), _res("configmaps")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    running = start_server(tmp_path_factory.mktemp("oci-agent-server"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class Node:
+    def __init__(self, client: Client, env: OciEnv, agent: Agent) -> None:
+        self.client, self.env, self.agent = client, env, agent
+        self.name = agent.config.node_name
+
+
+@pytest.fixture
+async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
+    client = Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+    name = f"oci-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
+    config = AgentConfig(node_name=name, data_dir=tmp_path / "agent", listen_host="127.0.0.1", listen_port=0,
+                         backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05)
+    try:
+        async with oci_env() as env:
+            agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
+            await agent.start()
+            try:
+                yield Node(client, env, agent)
+            finally:
+                await agent.stop()
+    finally:
+        await client.close()
+
+
+async def _until(client: Client, ns: str, name: str, check: Callable[[dict[str, Any]], bool],
+                 within: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        pod = await client.get(PODS, name, ns)
+        if check(pod):
+            return pod
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out; last status: {pod.get('status')}")
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.read().decode()
+
+
+async def _gone(client: Client, ns: str, within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while (await client.list(PODS, ns))["items"]:
+        assert time.monotonic() < deadline, "pods were not deleted"
+        await asyncio.sleep(0.1)
+
+
+async def test_pod_serves_on_its_ip_with_probe_and_volume(node: Node, namespace: str) -> None:
+    c = node.client
+    await c.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "site"},
+                                "data": {"index.html": "hello from a container\n"}}, namespace)
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": namespace},
+                          "spec": {"nodeName": node.name, "terminationGracePeriodSeconds": 2, "containers": [{
+                              "name": "web", "image": "host",
+                              "command": ["python3", "-m", "http.server", "8080", "--directory", "/site"],
+                              "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+                              "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}},
+                              "volumeMounts": [{"name": "site", "mountPath": "/site"}]}],
+                              "volumes": [{"name": "site", "configMap": {"name": "site"}}]}}, namespace)
+    pod = await _until(c, namespace, "web", _ready)
+    ip = pod["status"]["podIP"]
+    assert ip.startswith(node.env.subnet.rsplit(".", 1)[0]) and pod["status"]["hostIP"] == "127.0.0.1"
+    assert _get(f"http://{ip}:8080/index.html") == "hello from a container\n"
+    await c.delete(PODS, "web", namespace)
+    await _gone(c, namespace)
+
+
+async def test_memory_hog_is_reported_oom_killed(node: Node, namespace: str) -> None:
+    c = node.client
+    await c.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog", "namespace": namespace},
+                          "spec": {"nodeName": node.name, "restartPolicy": "Never", "containers": [{
+                              "name": "hog", "image": "host",
+                              "command": ["python3", "-c", "a = []\nwhile True: a.append(bytearray(1 << 20))"],
+                              "resources": {"limits": {"memory": "40Mi"}}}]}}, namespace)
+    pod = await _until(c, namespace, "hog", lambda p: p.get("status", {}).get("phase") == "Failed")
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
+    await c.delete(PODS, "hog", namespace)
+    await _gone(c, namespace)
