@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import RunningServer, start_server
+from tests.integration.oci_env import OciEnv, oci_env, requires_oci
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
-from tests.conftest import RunningServer, start_server
-from tests.integration.oci_env import OciEnv, oci_env, requires_oci
 
 pytestmark = [requires_oci, pytest.mark.timeout(90)]
 
@@ -46,9 +46,13 @@ class Node:
         self.name = agent.config.node_name
 
 
+def _client(server: RunningServer) -> Client:
+    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+
+
 @pytest.fixture
 async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
-    client = Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+    client = _client(server)
     name = f"oci-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
     config = AgentConfig(node_name=name, data_dir=tmp_path / "agent", listen_host="127.0.0.1", listen_port=0,
                          backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05)
