@@ -69,9 +69,14 @@ def _sh(*cmd: str) -> str:
     return subprocess.run(cmd, capture_output=True, text=True).stdout
 
 
-def leftovers(env: OciEnv) -> list[str]:
-    """Everything the driver could have left on the host, as readable lines."""
+def leftovers(env: OciEnv, node_too: bool = False) -> list[str]:
+    """Everything the driver could have left on the host, as readable lines; ``node_too``:
+    also what a node keeps while it has pods (the bridge, the cgroup parent)."""
     out = []
+    if node_too:
+        if Path(f"/sys/class/net/{env.bridge}").exists():
+            out.append(f"bridge {env.bridge}")
+        out += [f"cgroup parent in {m}" for m in Path("/sys/fs/cgroup").iterdir() if (m / env.cgroup_parent).exists()]
     root = os.path.realpath(env.root)
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         mp = line.split()[4]
@@ -136,10 +141,11 @@ async def oci_env(**options: Any) -> AsyncIterator[OciEnv]:
     try:
         yield env
     finally:
+        left: list[str] = ["teardown failed"]
         try:
             await clean(env)
-            left = leftovers(env)
-        finally:
             await env.driver.close()
+            left = leftovers(env, node_too=True)
+        finally:
             _remove_node_setup(env)
         assert not left, f"left behind: {left}"

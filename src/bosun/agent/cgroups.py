@@ -239,6 +239,12 @@ class Cgroups:
                     break
                 time.sleep(0.02)
 
+    def remove_empty_parent(self) -> None:
+        """rmdir the parent in every hierarchy where nothing is left below it."""
+        for mnt in _all_mounts():
+            with contextlib.suppress(OSError):
+                (mnt / self.parent).rmdir()
+
     @staticmethod
     def _rmtree(top: Path) -> bool:
         """One pass of depth-first rmdir; returns True while something is left."""

@@ -178,9 +178,15 @@ class OciDriver:
         self.images.ensure_dirs()
 
     async def close(self) -> None:
+        """Containers keep running; but a node left with no pod at all (``bosun up`` after
+        draining) also loses the bridge and the cgroup parent, so nothing is left behind."""
         for task in self._pulls.values():
             task.cancel()
         self._reap()
+        if await self.list_sandboxes() or await self.list_containers():
+            return
+        await _run("ip", "link", "del", self.cni.config.bridge)  # fails harmlessly when absent
+        await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
     def _reap(self) -> None:
         for cid, proc in list(self._shims.items()):
