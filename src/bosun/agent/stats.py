@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -32,6 +32,9 @@ from bosun.agent.runtime.base import (
     ContainerState,
     RuntimeDriver,
 )
+
+if TYPE_CHECKING:
+    from bosun.agent.server import AgentServer
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +250,12 @@ class _ResourceCollector(Collector):
         yield from (node_cpu, node_mem, c_cpu, c_mem, c_start, p_cpu, p_mem, scrape)
 
 
-def register(app: web.Application, server: Any) -> StatsCollector | None:
-    """Add the stats routes to the agent's HTTPS app, sampling while the app runs.
-
-    The runtime driver comes from ``server.driver`` or, failing that, from the agent that owns
-    ``server.container_running`` (AgentServer is not handed the driver yet). Without a driver
-    nothing is registered.
-    """
-    driver = getattr(server, "driver", None) or getattr(
-        getattr(server.container_running, "__self__", None), "driver", None)
-    if driver is None:
+def register(app: web.Application, server: AgentServer) -> StatsCollector | None:
+    """Add the stats routes to the agent's HTTPS app, sampling while the app runs (nothing
+    without a runtime driver to ask)."""
+    if server.driver is None:
         return None
-    stats = StatsCollector(driver, server.node_name)
+    stats = StatsCollector(server.driver, server.node_name)
     registry = stats.prometheus()
 
     async def summary(request: web.Request) -> web.Response:

@@ -34,7 +34,11 @@ VERSION = "v1beta1"
 GROUP_VERSION = f"{GROUP}/{VERSION}"
 # How long one agent's summary is reused; kubectl top twice in a row costs one scrape.
 CACHE_SECONDS = 3.0
+# An agent that did not answer is not asked again for a while (hollow nodes have no agent;
+# one dead node must not make every `kubectl top` wait for its timeout).
+FAILURE_CACHE_SECONDS = 30.0
 AGENT_TIMEOUT = 5.0
+AGENT_CONNECT_TIMEOUT = 2.0
 
 # plural -> (kind, namespaced)
 _RESOURCES = {"nodes": ("NodeMetrics", False), "pods": ("PodMetrics", True)}
@@ -185,7 +189,8 @@ class MetricsAPI:
             # Agents serve self-signed certificates (kubelet's default); our bearer token
             # authenticates us to them.
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=False), timeout=aiohttp.ClientTimeout(total=AGENT_TIMEOUT))
+                connector=aiohttp.TCPConnector(ssl=False),
+                timeout=aiohttp.ClientTimeout(total=AGENT_TIMEOUT, sock_connect=AGENT_CONNECT_TIMEOUT))
         headers = {"Authorization": f"Bearer {self.rest.node_token}"} if self.rest.node_token else {}
         try:
             async with self._session.get(f"{url}/stats/summary", headers=headers) as resp:
@@ -214,7 +219,8 @@ class MetricsAPI:
                 data = await task
             finally:
                 self._inflight.pop(name, None)
-            self._cache[name] = (time.monotonic() + CACHE_SECONDS, data)
+            ttl = CACHE_SECONDS if data is not None else FAILURE_CACHE_SECONDS
+            self._cache[name] = (time.monotonic() + ttl, data)
             return data
         return await asyncio.shield(task)
 

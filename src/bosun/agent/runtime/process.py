@@ -457,6 +457,7 @@ class ProcessDriver:
         pid, starttime, _ = self._pid(container_id)
         if not _alive(pid, starttime):
             return None
-        cpu_ns, memory = _group_usage(pid)
+        # Walks /proc: off the event loop, which serves pods while a node with many is sampled.
+        cpu_ns, memory = await asyncio.to_thread(_group_usage, pid)
         return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=cpu_ns,
                               memory_working_set_bytes=memory)
