@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
 WORKERS = 32
+INDEX_DELAY = 0.005
 _BY_GROUP_PLURAL: dict[str, Resource] = {r.group_plural: r for r in RESOURCES}
 
 
@@ -46,6 +47,7 @@ class GarbageCollector:
         self.pending: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
+        self._backlog: list[CachedEvent] = []
 
     async def start(self) -> None:
         for res in RESOURCES:
@@ -67,13 +69,22 @@ class GarbageCollector:
     # ---- the index, kept from the watch cache -----------------------------------------
 
     def observe(self, ev: CachedEvent) -> None:
-        res = _BY_GROUP_PLURAL.get(ev.group_plural)
-        if res is None:
+        """Index events a few milliseconds late, in batches: by then the write path has handed
+        over the objects it wrote, so most events need no decoding here."""
+        if ev.group_plural not in _BY_GROUP_PLURAL:
             return
-        if ev.type == "DELETED":
-            self._forget(ev.obj)
-        else:
-            self._index(res, ev.obj)
+        self._backlog.append(ev)
+        if len(self._backlog) == 1:
+            asyncio.get_running_loop().call_later(INDEX_DELAY, self._drain)
+
+    def _drain(self) -> None:
+        backlog, self._backlog = self._backlog, []
+        for ev in backlog:
+            res = _BY_GROUP_PLURAL[ev.group_plural]
+            if ev.type == "DELETED":
+                self._forget(ev.obj)
+            else:
+                self._index(res, ev.obj)
 
     def _index(self, res: Resource, obj: dict[str, Any]) -> None:
         m = obj.get("metadata") or {}

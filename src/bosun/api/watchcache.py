@@ -31,9 +31,9 @@ WATCH_PREFIX = "/registry/"
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
-    __slots__ = ("_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type")
+    __slots__ = ("_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type", "written")
 
-    def __init__(self, ev: WatchEvent, obj: dict[str, Any] | None = None) -> None:
+    def __init__(self, ev: WatchEvent, written: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
         self.type = ev.type
         self.key = ev.key
         self.revision = ev.revision
@@ -42,7 +42,8 @@ class CachedEvent:
         self.group_plural = parts[2] if len(parts) > 2 else ""
         self.namespace = parts[3] if len(parts) == 5 else ""
         self.raw = ev
-        self._obj: dict[str, Any] | None = obj
+        self._obj: dict[str, Any] | None = None
+        self.written = written
         self._prev: dict[str, Any] | None = None
         self._line: bytes | None = None
 
@@ -50,7 +51,10 @@ class CachedEvent:
     def obj(self) -> dict[str, Any]:
         """The object as watchers see it (for DELETED: its last state, at the deletion revision)."""
         if self._obj is None:
-            self._obj = decode(self.raw.value, self.revision)
+            # The object this server wrote itself, if the write path has handed it over by
+            # now (it usually has: consumers look at events a moment after they arrive).
+            known = self.written.pop((self.key, self.revision), None) if self.written is not None else None
+            self._obj = known if known is not None else decode(self.raw.value, self.revision)
         return self._obj
 
     @property
@@ -150,7 +154,7 @@ class WatchCache:
         while True:
             try:
                 async for ev in self.store.watch(WATCH_PREFIX, self.revision):
-                    self._ingest(CachedEvent(ev, self.written.pop((ev.key, ev.revision), None)))
+                    self._ingest(CachedEvent(ev, self.written))
                     delay = 0.05
             except asyncio.CancelledError:
                 raise
