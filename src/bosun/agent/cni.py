@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class Cni:
         ports = [HostPort(**p) for p in saved.get("ports") or []]
         prev = saved.get("result")
         errors = []
-        netns = saved["netns"] if os.path.exists(saved["netns"]) else ""
+        netns = saved["netns"] if _is_netns(saved["netns"]) else ""
         for plugin in reversed(self._plugins()):
             if plugin["type"] == "loopback" and not netns:
                 continue
@@ -153,13 +154,55 @@ class Cni:
                 errors.append(str(e))
         if errors:
             raise CniError("; ".join(errors))
+        # The bridge plugin finds its masquerade rules through the addresses inside the
+        # namespace: when that is already gone, they would stay. Remove them by comment.
+        await self._purge_rules(container_id)
         path.unlink(missing_ok=True)
+
+    async def _purge_rules(self, container_id: str) -> None:
+        proc = await asyncio.create_subprocess_exec("iptables-save", "-t", "nat", stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        tag = f'name: \\"{self.config.network_name}\\" id: \\"{container_id}\\"'
+        chains: set[str] = set()
+        for line in out.decode(errors="replace").splitlines():
+            if not line.startswith("-A ") or tag not in line:
+                continue
+            args = shlex.split(line)
+            if "-j" in args:
+                target = args[args.index("-j") + 1]
+                if target.startswith("CNI-") and not target.startswith("CNI-HOSTPORT"):
+                    chains.add(target)
+            await _quiet("iptables", "-t", "nat", "-D", *args[1:])
+        for chain in chains:
+            await _quiet("iptables", "-t", "nat", "-F", chain)
+            await _quiet("iptables", "-t", "nat", "-X", chain)
 
     def known(self) -> list[str]:
         """Container ids with a saved ADD (for cleanup of sandboxes that vanished)."""
         if not self.results_dir.is_dir():
             return []
         return sorted(p.name for p in self.results_dir.iterdir())
+
+
+async def _quiet(*cmd: str) -> None:
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    await proc.wait()
+
+
+def _is_netns(path: str) -> bool:
+    """Still a namespace (an nsfs mount), not just the file it was mounted on."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                if pre.split()[4] == real and post.split()[0] == "nsfs":
+                    return True
+    except OSError:
+        pass
+    return path.startswith("/proc/") and os.path.exists(path)
 
 
 def pod_ip(result: dict[str, Any]) -> str:
