@@ -96,7 +96,7 @@ def leftovers(env: OciEnv, node_too: bool = False) -> list[str]:
         for rule in _sh("iptables-save", "-t", table).splitlines():
             if env.network in rule:
                 out.append(f"iptables {rule}")
-    leases = env.root / "oci" / "cni" / "networks" / env.network
+    leases = env.driver.cni.ipam_dir / env.network
     if leases.is_dir():
         left = [p.name for p in leases.iterdir() if p.name != "lock" and not p.name.startswith("last_reserved")]
         if left:
@@ -125,6 +125,7 @@ def _remove_node_setup(env: OciEnv) -> None:
     for mnt in Path("/sys/fs/cgroup").iterdir():
         with contextlib.suppress(OSError):
             (mnt / env.cgroup_parent).rmdir()
+    shutil.rmtree(env.driver.cni.ipam_dir / env.network, ignore_errors=True)
     shutil.rmtree(env.root, ignore_errors=True)
 
 

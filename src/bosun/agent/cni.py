@@ -42,6 +42,9 @@ class CniConfig:
     network_name: str = "bosun"
     mtu: int | None = None
     plugin_dirs: tuple[str, ...] = PLUGIN_DIRS
+    # host-local's lease files. The standard place by default, so that two agents sharing
+    # a host and a network (tests, `bosun up` next to `bosun agent`) never hand out one IP twice.
+    ipam_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -52,7 +55,7 @@ class Cni:
         self.state_dir = state_dir
         self.config = config or CniConfig()
         ipaddress.ip_network(self.config.pod_cidr)  # fail early on a bad podCIDR
-        self.ipam_dir = state_dir / "networks"
+        self.ipam_dir = Path(self.config.ipam_dir) if self.config.ipam_dir else state_dir / "networks"
         self.results_dir = state_dir / "results"
 
     def _plugins(self) -> list[dict[str, Any]]:

@@ -151,14 +151,16 @@ class OciDriver:
     def __init__(self, root: Path, node_ip: str, *, pod_cidr: str = "10.88.0.0/16", runtime: str = "auto",
                  cgroup_parent: str = "bosun", bridge: str = "bosun0", network_name: str = "bosun",
                  images_dir: Path | None = None, insecure_registries: tuple[str, ...] = (),
-                 pull_timeout: float = 600.0) -> None:
+                 pull_timeout: float = 600.0, ipam_dir: str = "/var/lib/cni/networks") -> None:
         self.root = root
         self.node_ip = node_ip
         self.runtime = pick_runtime(runtime)
         self.is_crun = os.path.basename(self.runtime) == "crun"
         self.state_root = root / "runtime-state"
         self.cgroups = cgroups.Cgroups(cgroup_parent)
-        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name))
+        self.ipam_dir = ipam_dir
+        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
+                                               ipam_dir=ipam_dir))
         self.images = ImageStore(images_dir or root / "images")
         self.insecure_registries = tuple(insecure_registries)
         self.pull_timeout = pull_timeout
@@ -168,7 +170,8 @@ class OciDriver:
     def set_pod_cidr(self, cidr: str) -> None:
         """The node's spec.podCIDR is known only after registration; new pods use it."""
         self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=cidr, bridge=self.cni.config.bridge,
-                                                    network_name=self.cni.config.network_name))
+                                                    network_name=self.cni.config.network_name,
+                                                    ipam_dir=self.ipam_dir))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -185,7 +188,8 @@ class OciDriver:
         self._reap()
         if await self.list_sandboxes() or await self.list_containers():
             return
-        await _run("ip", "link", "del", self.cni.config.bridge)  # fails harmlessly when absent
+        if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
+            await _run("ip", "link", "del", self.cni.config.bridge)
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
     def _reap(self) -> None:
@@ -631,6 +635,14 @@ class OciDriver:
         """Mount points this driver still holds (for tests and `bosun up` shutdown checks)."""
         root = os.path.realpath(self.root)
         return [m for m in _mountpoints() if m == root or m.startswith(root + "/")]
+
+
+def _bridge_unused(bridge: str) -> bool:
+    brif = Path("/sys/class/net") / bridge / "brif"
+    try:
+        return brif.is_dir() and not any(brif.iterdir())
+    except OSError:
+        return False
 
 
 def _mountpoints() -> list[str]:
