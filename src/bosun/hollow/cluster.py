@@ -70,7 +70,10 @@ class HollowCluster:
         heartbeat: float = 2.0,
         register_concurrency: int = 32,
         status_concurrency: int = 32,
-        heartbeat_concurrency: int = 8,
+        # Real kubelets each have their own connection; with only 8 renewals in flight, 1,000
+        # nodes behind a busy API server (10,000 pods starting) fell to 40 renewals/s of the
+        # 200/s needed and half the cluster went NotReady (bench/controllers.py).
+        heartbeat_concurrency: int = 64,
     ) -> None:
         if not 1 <= nodes <= MAX_NODES:
             raise ValueError(f"nodes: must be between 1 and {MAX_NODES}")
