@@ -1,38 +1,56 @@
 #!/usr/bin/env bash
-# `make run`: start a local control plane, apply the example app, show it, keep serving.
-# Ctrl-C stops the server. DATA_DIR and LISTEN may be overridden.
+# `make run`: one local cluster (control plane + one node running real containers), the
+# example app deployed on it and answering; serves until Ctrl-C, which stops everything.
+# DATA_DIR, LISTEN and RUNTIME (auto|oci|process) may be overridden.
 set -euo pipefail
-BIN="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/.venv/bin"
 DATA_DIR="${DATA_DIR:-/tmp/bosun-quickstart}"
 LISTEN="${LISTEN:-127.0.0.1:6443}"
+RUNTIME="${RUNTIME:-auto}"
 KC="$DATA_DIR/kubeconfig"
-LOG="$DATA_DIR/server.log"
+LOG="$DATA_DIR/bosun.log"
 mkdir -p "$DATA_DIR"
 
-"$BIN/bosun" server --data-dir "$DATA_DIR" --listen "$LISTEN" >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT INT TERM
+"$BIN/bosun" up --data-dir "$DATA_DIR" --listen "$LISTEN" --runtime "$RUNTIME" >"$LOG" 2>&1 &
+UP=$!
+trap 'kill -INT $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT INT TERM
 
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   grep -q '^ready' "$LOG" 2>/dev/null && break
-  if ! kill -0 "$SERVER" 2>/dev/null; then cat "$LOG"; exit 1; fi
+  if ! kill -0 "$UP" 2>/dev/null; then cat "$LOG"; exit 1; fi
   sleep 0.1
 done
-grep -q '^ready' "$LOG" || { echo "the server did not become ready; see $LOG"; exit 1; }
-
-echo "== control plane ready at https://$LISTEN (log: $LOG)"
-"$BIN/bosun" --kubeconfig "$KC" apply -f examples/hello.yaml
+grep -q '^ready' "$LOG" || { echo "bosun up did not become ready; see $LOG"; exit 1; }
+echo "== cluster ready: API at https://$LISTEN (log: $LOG)"
+"$BIN/bosun" --kubeconfig "$KC" get nodes -o wide
 echo
-"$BIN/bosun" --kubeconfig "$KC" get deploy,svc -o wide
+"$BIN/bosun" --kubeconfig "$KC" apply -f "$ROOT/examples/hello.yaml"
+echo "== waiting for the example to be ready"
+kubectl_wait() {  # our own CLI has no rollout status yet: poll the Deployment's status
+  for _ in $(seq 1 120); do
+    ready=$("$BIN/bosun" --kubeconfig "$KC" get deploy hello -o json | "$BIN/python" -c \
+      'import json,sys; d=json.load(sys.stdin); print(d.get("status",{}).get("readyReplicas",0) == d["spec"]["replicas"])')
+    [ "$ready" = "True" ] && return 0
+    sleep 1
+  done
+  return 1
+}
+kubectl_wait || { echo "the example did not become ready; see $LOG"; "$BIN/bosun" --kubeconfig "$KC" get pods -o wide; exit 1; }
+"$BIN/bosun" --kubeconfig "$KC" get deploy,pods,svc,endpoints -o wide
+IP=$("$BIN/bosun" --kubeconfig "$KC" get pods -l app=hello -o json | "$BIN/python" -c \
+  'import json,sys; print(json.load(sys.stdin)["items"][0]["status"]["podIP"])')
+echo
+echo "== the app answers on its pod IP ($IP:8080):"
+"$BIN/python" -c "import urllib.request,sys; print(urllib.request.urlopen('http://$IP:8080/', timeout=5).read().decode()[:200])"
 cat <<MSG
 
-The example app's objects are stored and served by the API. (Pods are scheduled and run
-once the scheduler, controllers and node agent land: see the open issues.)
-
 Use it:
-  kubectl --kubeconfig $KC get all -A
-  $BIN/bosun --kubeconfig $KC get deploy hello -o yaml
+  kubectl --kubeconfig $KC get all
+  kubectl --kubeconfig $KC logs deploy/hello
+  kubectl --kubeconfig $KC exec -it deploy/hello -- sh
+  kubectl --kubeconfig $KC top pods
 
 Serving until Ctrl-C.
 MSG
-wait $SERVER
+wait $UP

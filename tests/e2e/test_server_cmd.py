@@ -64,3 +64,18 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
         p = run_bad("--data-dir", str(tmp_path / "c"), "--listen", f"127.0.0.1:{port}")
     assert p.returncode != 0
     assert "Traceback" not in p.stderr and "cannot serve on" in p.stderr, p.stderr
+
+
+def test_token_create_prints_a_join_token_the_server_accepts(tmp_path: Path) -> None:
+    from bosun.security.tokens import TokenAuthenticator, ensure_admin_token
+
+    ensure_admin_token(tmp_path)  # a server's data dir
+    p = subprocess.run([BOSUN, "token", "create", "--data-dir", str(tmp_path), "--ttl", "1h"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    tok = p.stdout.strip()
+    assert len(tok.split(".")) == 2 and "bosun agent --server" in p.stderr
+    assert TokenAuthenticator(tmp_path).authenticate(f"Bearer {tok}") == "system:node-bootstrap"
+    bad = subprocess.run([BOSUN, "token", "create", "--data-dir", str(tmp_path), "--ttl", "soon"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "image": "bosun.cli.image_cmd:image",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
+    "token": "bosun.cli.token_cmd:token",
     "up": "bosun.cli.up_cmd:up",
 }
 
