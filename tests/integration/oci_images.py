@@ -137,6 +137,12 @@ class Registry:
         with urllib.request.urlopen(req) as resp:
             assert resp.status == 201
 
+    def put_manifest(self, repo: str, tag: str, body: bytes, media_type: str) -> None:
+        req = urllib.request.Request(f"http://{self.host}/v2/{repo}/manifests/{tag}", method="PUT", data=body,
+                                     headers={"Content-Type": media_type})
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 201
+
     def blob_file(self, digest: str) -> Path:
         hexd = digest.split(":")[1]
         return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"

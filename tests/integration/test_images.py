@@ -4,6 +4,7 @@ whiteouts, and the errors a user sees."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from tests.integration.oci_images import (
     layer_tar,
     oci_archive,
     registry,
+    sha,
 )
 
+from bosun.agent.images.archive import host_arch
 from bosun.agent.runtime.base import ContainerState, ImageError, PullPolicy
 
 pytestmark = [requires_oci, pytest.mark.timeout(60),
@@ -132,3 +135,22 @@ async def test_import_docker_and_oci_archives_with_whiteouts(env: OciEnv, tmp_pa
     # Same layers: nothing unpacked twice.
     assert len(list((env.root / "oci" / "images" / "layers").iterdir())) == 3
     assert (await _run(env, "example.com/demo/oci:2", ["cat", "/opt/y"], PullPolicy.NEVER)) == "y\n"
+
+
+async def test_pull_multi_platform_index_and_by_digest(env: OciEnv, reg: Registry) -> None:
+
+
+    img = build_image([busybox_layer()], ["echo", "multi"])
+    reg.push("test/multi", "single", img)
+    other = "s390x" if host_arch() != "s390x" else "amd64"
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": sha(img.manifest),
+         "size": len(img.manifest), "platform": {"os": "linux", "architecture": other}},
+        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": sha(img.manifest),
+         "size": len(img.manifest), "platform": {"os": "linux", "architecture": host_arch()}}]}).encode()
+    reg.put_manifest("test/multi", "2", index, "application/vnd.oci.image.index.v1+json")
+    info = await env.driver.ensure_image(f"{reg.host}/test/multi:2", PullPolicy.ALWAYS)
+    assert info.cmd == ["echo", "multi"]
+    pinned = f"{reg.host}/test/multi@{sha(img.manifest)}"
+    assert (await env.driver.ensure_image(pinned, PullPolicy.ALWAYS)).id == info.id
+    assert await _run(env, pinned, []) == "multi\n"
