@@ -51,6 +51,9 @@ ORPHANS = "replicaset-orphans"
 # A generated name can collide with a live pod's (27^5 suffixes: a few times per 10,000 pods);
 # the API answers 409 AlreadyExists and a fresh attempt draws another name.
 NAME_RETRIES = 5
+# Pod changes that can only move status counts (bound, ready, a create observed while more are
+# in flight) sync the ReplicaSet at most this much later, so thousands of them share one sync.
+STATUS_BATCH = 0.25
 
 
 class _ManageError(Exception):
@@ -122,7 +125,10 @@ class ReplicaSetController(Controller):
         key = self._owner_key(pod)
         if key is not None:
             self.expectations.creation_observed(key)
-            self.queue.add(key)
+            if self.expectations.satisfied(key):
+                self.queue.add(key)  # the last create we waited for: the next batch may start
+            else:
+                self.queue.add_after(key, STATUS_BATCH)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         om, nm = old.get("metadata") or {}, new.get("metadata") or {}
@@ -141,7 +147,12 @@ class ReplicaSetController(Controller):
         if new_ref is not None:
             key = self._owner_key(new)
             if key is not None:
-                self.queue.add(key)
+                if _status_only(old, new) and old_ref is not None and old_ref.get("uid") == new_ref.get("uid"):
+                    # Every sync of a big ReplicaSet walks all its pods; 10,000 pods being bound
+                    # and becoming ready one by one would otherwise mean a sync per event.
+                    self.queue.add_after(key, STATUS_BATCH)
+                else:
+                    self.queue.add(key)
         elif labels_of(old) != labels_of(new) or old_ref is not None:
             self._enqueue_matching(new)
 
@@ -190,8 +201,8 @@ class ReplicaSetController(Controller):
         # 10,000 replicas syncs two ReplicaSets over 20,000 pods hundreds of times).
         candidates = [*self.pod_inf.by_index("controller-uid", uid), *self.pod_inf.by_index(ORPHANS, str(ns or ""))]
         for pod in candidates:
-            ref = controller_ref(pod)
-            matches = selector.matches(labels_of(pod))
+            ref = _controller_ref(pod)
+            matches = selector.matches((pod.get("metadata") or {}).get("labels") or {})
             if ref is not None and ref.get("uid") == uid:
                 if matches:
                     owned.append(pod)
@@ -312,6 +323,21 @@ class ReplicaSetController(Controller):
                 self.queue.add(key)  # the cache was behind: look again with fresh data
             elif exc.status != 404:
                 raise
+
+
+def _controller_ref(pod: Obj) -> Obj | None:
+    """controller_ref without the copy (read-only use in per-pod loops)."""
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref  # type: ignore[no-any-return]
+    return None
+
+
+def _status_only(old: Obj, new: Obj) -> bool:
+    """Whether a pod update can change nothing but the ReplicaSet's status counts: same
+    labels, still running or pending (a pod that finished must be replaced at once)."""
+    phase = (new.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and labels_of(old) == labels_of(new)
 
 
 def _orphan_namespace(pod: Obj) -> list[str]:
