@@ -152,6 +152,28 @@ async def test_read_only_root_and_run_as_user(env: OciEnv) -> None:
         security=SecurityConfig(run_as_user=1234, run_as_group=2345, read_only_root_filesystem=True)))
     lines = [line.split(" ", 3)[3] for line in logs.splitlines()]
     assert lines == ["1234", "2345", "root-read-only", "tmp-writable"], logs
+    # Even root cannot write a read-only root; without the flag it can.
+    for read_only, expected in ((True, "root-read-only"), (False, "root-writable")):
+        _, logs = await _run_to_end(env, sb, env.container(
+            sb.pod_uid, f"root{read_only}", ["sh", "-c", "touch /x && echo root-writable || echo root-read-only"],
+            security=SecurityConfig(read_only_root_filesystem=read_only)))
+        assert expected in logs, logs
+
+
+async def test_cpu_quota_throttles(env: OciEnv) -> None:
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("spin"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "spin", ["python3", "-c", "while True: pass"],
+                                                     resources=Resources(cpu_quota_us=20_000)), info)
+    await d.start_container(cid)
+    await asyncio.sleep(0.3)
+    first = await d.stats(cid)
+    await asyncio.sleep(1.0)
+    second = await d.stats(cid)
+    assert first is not None and second is not None
+    used = (second.cpu_usage_ns - first.cpu_usage_ns) / 1e9 / (second.timestamp - first.timestamp)
+    assert 0.05 < used < 0.35, used
 
 
 async def test_capabilities_drop_all(env: OciEnv) -> None:
