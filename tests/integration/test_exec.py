@@ -183,7 +183,10 @@ async def test_tty_gets_a_terminal_and_resizes(cluster: Cluster) -> None:
         await ws.send_bytes(bytes([RESIZE]) + json.dumps({"Width": 100, "Height": 40}).encode())
         out = b""
         while b"40 100" not in out:
-            msg = await asyncio.wait_for(ws.receive(), 10)
+            try:
+                msg = await asyncio.wait_for(ws.receive(), 10)
+            except TimeoutError:
+                raise AssertionError(f"no terminal size in {out!r}") from None
             assert msg.type == aiohttp.WSMsgType.BINARY and msg.data[0] == STDOUT, msg
             out += msg.data[1:]
         assert out.startswith(b"/dev/pts/")
@@ -246,3 +249,28 @@ async def test_client_going_away_ends_the_command(cluster: Cluster) -> None:
     while _alive(marker):
         assert time.monotonic() < deadline, "the exec'd command outlived its client"
         await asyncio.sleep(0.1)
+
+
+async def test_agent_attach_streams_output_until_the_container_ends(cluster: Cluster) -> None:
+    assert PODS is not None
+    await cluster.client.create(PODS, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker", "namespace": cluster.namespace},
+        "spec": {"nodeName": cluster.agent.config.node_name, "restartPolicy": "Never", "containers": [
+            {"name": "main", "image": "host", "command": [
+                "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo tick$i; echo tock$i >&2; sleep 0.25; done"]}]}},
+        cluster.namespace)
+    deadline = time.monotonic() + 15
+    while not any("running" in (st.get("state") or {}) for st in
+                  ((await cluster.client.get(PODS, "talker", cluster.namespace)).get("status") or {})
+                  .get("containerStatuses") or []):
+        assert time.monotonic() < deadline, "pod did not start"
+        await asyncio.sleep(0.05)
+    url = f"https://127.0.0.1:{cluster.agent.port}/attach/{cluster.namespace}/talker/main"
+    async with aiohttp.ClientSession() as s, s.ws_connect(
+            url, params={"stdout": "true", "stderr": "true"}, headers=cluster.headers, ssl=_insecure(),
+            protocols=[V5]) as ws:
+        seen = await asyncio.wait_for(_collect(ws, Session()), 15)
+    assert b"tick8\n" in seen.stdout and b"tock8\n" in seen.stderr
+    assert b"tock" not in seen.stdout and b"tick" not in seen.stderr
+    assert b"tick1\n" not in seen.stdout  # only what is written after attaching
+    assert seen.status is not None and seen.status["status"] == "Success"

@@ -1,5 +1,5 @@
-"""pods/exec: the API server checks the request, then relays WebSocket frames between the
-client (kubectl) and the exec endpoint of the node agent that runs the pod.
+"""pods/exec and pods/attach: the API server checks the request, then relays WebSocket frames
+between the client (kubectl) and the same endpoint of the node agent that runs the pod.
 
 Both legs speak the same remote command protocol (``v5.channel.k8s.io`` or
 ``v4.channel.k8s.io``, whichever the client prefers), so frames pass through unchanged:
@@ -33,9 +33,9 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
-    assert t.name is not None
+    assert t.name is not None and t.sub in ("exec", "attach")
     command = request.query.getall("command", [])
-    if not command:
+    if t.sub == "exec" and not command:
         raise errors.bad_request("you must specify at least one command for the container")
     if not any(_flag(request, f) for f in ("stdin", "stdout", "stderr")):
         raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
@@ -43,8 +43,8 @@ async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamR
     container = _container(pod, t.name, request.query.get("container") or "")
     phase = as_dict(pod.get("status")).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
-    url = f"{await agent_base_url(h, pod, t.name)}/exec/{t.namespace}/{t.name}/{container}"
+        raise errors.bad_request(f"cannot {t.sub} into a container in a completed pod; current phase is {phase}")
+    url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
     headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
@@ -56,13 +56,13 @@ async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamR
         if not ready.ok or ready.protocol not in PROTOCOLS:
             await _raise_agent_refusal(session, url, params, headers)
             raise errors.bad_request(
-                f"exec is served over WebSocket only (subprotocol {' or '.join(PROTOCOLS)}); SPDY is not supported")
+                f"{t.sub} is served over WebSocket only (subprotocol {' or '.join(PROTOCOLS)}); SPDY is not supported")
         try:
             upstream = await session.ws_connect(url, params=params, headers=headers, protocols=[ready.protocol],
                                                 autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError:
             await _raise_agent_refusal(session, url, params, headers)
-            raise errors.APIError(502, "BadGateway", "the node agent refused the exec session") from None
+            raise errors.APIError(502, "BadGateway", f"the node agent refused the {t.sub} session") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
         async with upstream:

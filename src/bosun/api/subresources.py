@@ -38,7 +38,7 @@ async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamR
         return await _evict(h, request, t)
     elif sub == "finalize" and m == "PUT":
         return await _finalize(h, request, t)
-    elif sub == "exec":
+    elif sub in ("exec", "attach"):
         from bosun.api import exec_proxy
 
         return await exec_proxy.handle(h, request, t)

@@ -147,51 +147,80 @@ class _PtyReaderProtocol(asyncio.StreamReaderProtocol):
         super().connection_lost(None if isinstance(exc, OSError) else exc)
 
 
-class _PtyExec(_HostExec):
+class _PtyExec:
     """An exec with a terminal (``kubectl exec -t``): the command runs on the slave side of a
-    new pty as its controlling terminal, so job control, line editing and SIGWINCH work."""
+    new pty as its controlling terminal, so job control, line editing and SIGWINCH work.
 
-    def __init__(self, proc: asyncio.subprocess.Process, master: int, stdout: asyncio.StreamReader,
-                 stdin: asyncio.StreamWriter | None) -> None:
-        self._proc = proc
+    The command starts on the event loop's next turn rather than inside :meth:`spawn`: a
+    caller that resizes right after ``exec`` returns (the client's terminal size) is then
+    certain to do so before the command can ask for the size.
+    """
+
+    def __init__(self, master: int, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter | None) -> None:
         self._master = master
-        self.stderr = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._start: asyncio.Task[None] | None = None
+        self._killed = False
         self.stdout = stdout
         self.stdin = stdin
+        self.stderr: asyncio.StreamReader | None = None
 
     def resize(self, cols: int, rows: int) -> None:
         if cols > 0 and rows > 0:
             with contextlib.suppress(OSError):
                 fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
+    async def wait(self) -> int:
+        assert self._start is not None
+        await self._start
+        if self._proc is None:
+            return 127
+        code = await self._proc.wait()
+        return 128 - code if code < 0 else code
+
+    def kill(self) -> None:
+        self._killed = True
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
     @classmethod
     async def spawn(cls, command: list[str], cwd: str | None, env: dict[str, str] | None,
                     stdin: bool) -> _PtyExec:
+        if not _executable(command[0], cwd, (env or os.environ).get("PATH") or DEFAULT_PATH):
+            raise DriverError("ExecError", f"exec {command[0]!r} failed: No such file or directory")
         master, slave = pty.openpty()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
-        writer = None
-        # Streams are connected before the command starts, so that nothing yields to the
-        # loop between its start and the caller's first resize.
         # The read transport owns ``master`` (closed when output ends); the writer gets a dup.
-        r_transport, _ = await loop.connect_read_pipe(lambda: _PtyReaderProtocol(reader),
-                                                      os.fdopen(master, "rb", 0))
+        await loop.connect_read_pipe(lambda: _PtyReaderProtocol(reader), os.fdopen(master, "rb", 0))
+        writer = None
         if stdin:
             w_transport, w_protocol = await loop.connect_write_pipe(
                 lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(os.dup(master), "wb", 0))
             writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
+        self = cls(master, reader, writer)
+        self._start = asyncio.create_task(self._run(command, cwd, env, slave), name="pty-exec-start")
+        return self
+
+    async def _run(self, command: list[str], cwd: str | None, env: dict[str, str] | None, slave: int) -> None:
         try:
-            proc = await asyncio.create_subprocess_exec(
+            self._proc = await asyncio.create_subprocess_exec(
                 *command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
                 start_new_session=True, preexec_fn=_take_controlling_tty)
-        except BaseException:
-            r_transport.close()
-            if writer is not None:
-                writer.close()
-            raise
+            if self._killed:  # the caller gave up before the command had started
+                self.kill()
+        except OSError as e:
+            # Checked in spawn already; a race (file removed, not executable) shows on the terminal.
+            os.write(slave, f"exec {command[0]!r} failed: {e.strerror or e}\r\n".encode())
         finally:
-            os.close(slave)
-        return cls(proc, master, reader, writer)
+            os.close(slave)  # the reader sees EOF once the command's copies are gone too
+
+
+def _executable(name: str, cwd: str | None, path: str) -> bool:
+    if "/" in name:
+        return os.access(os.path.join(cwd or ".", name), os.X_OK)
+    return shutil.which(name, path=path) is not None
 
 
 def _take_controlling_tty() -> None:
@@ -435,7 +464,7 @@ class ProcessDriver:
     # -- exec and stats -------------------------------------------------------------------------
 
     async def exec(self, container_id: str, command: list[str], *, tty: bool = False,
-                   stdin: bool = False) -> _HostExec:
+                   stdin: bool = False) -> _HostExec | _PtyExec:
         st = self._status(container_id)
         if st is None or st.state != ContainerState.RUNNING:
             raise DriverError("NotRunning", f"container {container_id} is not running")
