@@ -71,7 +71,7 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status", "finalize"),
              verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     Resource("", "v1", "Pod", "pods", True, ("po",), _ALL,
-             subresources=("status", "binding", "log", "eviction", "exec")),
+             subresources=("status", "binding", "log", "eviction", "exec", "attach")),
     Resource("", "v1", "Service", "services", True, ("svc",), _ALL, subresources=("status",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), has_spec=False),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_spec=False),

@@ -176,10 +176,6 @@ async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.S
     node_name = spec.get("nodeName")
     if not node_name:
         raise errors.bad_request(f"pod {t.name} does not have a host assigned")
-    if t.sub == "exec":
-        raise errors.bad_request(
-            f"exec into pod {t.name}: the node agent does not serve exec yet (kubectl logs works)"
-        )
     names = [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)]
     inits = [c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)]
     container = request.query.get("container") or ""
