@@ -33,6 +33,7 @@ from bosun.controllers._common import (
     split_key,
 )
 from bosun.controllers.replicaset_pods import (
+    EventBudget,
     Expectations,
     deletion_order,
     next_available_in,
@@ -72,6 +73,7 @@ class ReplicaSetController(Controller):
     def __init__(self, ctx: ComponentContext) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
+        self.event_budget = EventBudget()
         self.rs_inf = ctx.informers.get(RS)
         self.pod_inf = ctx.informers.get(PODS)
         index_by_controller_uid(self.pod_inf)
@@ -94,6 +96,7 @@ class ReplicaSetController(Controller):
 
     def _rs_deleted(self, rs: Obj) -> None:
         self.expectations.forget(key_of(rs))
+        self.event_budget.forget(str(rs["metadata"].get("uid")))
         self.enqueue(rs)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -282,7 +285,7 @@ class ReplicaSetController(Controller):
                 generated = not (pod.get("metadata") or {}).get("name")
                 if exc.status != 409 or not generated or attempt == NAME_RETRIES - 1:
                     raise
-        self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        self._normal_event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
     async def _delete_pod(self, rs: Obj, key: str, pod: Obj) -> None:
         pm = pod["metadata"]
@@ -295,8 +298,12 @@ class ReplicaSetController(Controller):
                 return None  # already gone (or replaced by a namesake): nothing to do
             self.recorder.event(rs, "Warning", "FailedDelete", f"Error deleting: {exc}")
             raise
-        self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pm['name']}")
+        self._normal_event(rs, "SuccessfulDelete", f"Deleted pod: {pm['name']}")
         return None
+
+    def _normal_event(self, rs: Obj, reason: str, message: str) -> None:
+        if self.event_budget.allow(str(rs["metadata"].get("uid")), reason):
+            self.recorder.event(rs, "Normal", reason, message)
 
     async def _update_status(self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None) -> None:
         spec = rs.get("spec") or {}
