@@ -68,7 +68,7 @@ def start_server(
     server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
-        fut.result(30)
+        fut.result(90)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)

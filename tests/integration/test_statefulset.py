@@ -232,21 +232,29 @@ async def test_scale_down_goes_from_the_highest_ordinal_and_keeps_claims(client:
     async with Agent(c, ns):
         await c.create(STS, statefulset("kv", 4), ns)
         await eventually(lambda: _all_ready(c, ns, 4))
-        names_seen: list[set[str]] = []
+        rv = (await c.list(PODS, ns))["metadata"]["resourceVersion"]
         await c.patch(STS, "kv", {"spec": {"replicas": 1}}, ns)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            names = set(await pods_of(c, ns))
-            if not names_seen or names_seen[-1] != names:
-                names_seen.append(names)
-            if names == {"kv-0"}:
-                break
-            await asyncio.sleep(0.02)
-    assert names_seen[-1] == {"kv-0"}
-    # Each step removed exactly the highest remaining ordinal.
-    for before, after in itertools.pairwise(names_seen):
-        gone = before - after
-        assert len(gone) == 1 and gone == {max(before, key=lambda n: int(n.split("-")[1]))}, names_seen
+        # Watch, not poll: with an instant node agent the steps are milliseconds apart.
+        order: list[tuple[str, str]] = []  # (event, pod) for deletions starting and ending
+
+        async def follow() -> None:
+            async for ev in c.watch(PODS, ns, resource_version=rv, timeout_seconds=15):
+                name = ev["object"]["metadata"]["name"]
+                if ev["type"] == "DELETED":
+                    order.append(("gone", name))
+                    if name == "kv-1":
+                        return
+                elif ev["object"]["metadata"].get("deletionTimestamp") and ("deleting", name) not in order:
+                    order.append(("deleting", name))
+
+        await asyncio.wait_for(follow(), 20)
+    assert set(await pods_of(c, ns)) == {"kv-0"}
+    # Highest ordinal first, and each deletion starts only once the previous pod is gone.
+    deletions = [n for what, n in order if what == "gone"]
+    assert deletions == ["kv-3", "kv-2", "kv-1"], order
+    for prev, nxt in itertools.pairwise(["kv-3", "kv-2", "kv-1"]):
+        if ("deleting", nxt) in order:
+            assert order.index(("gone", prev)) < order.index(("deleting", nxt)), order
     assert await claims_of(c, ns) == {"data-kv-0", "data-kv-1", "data-kv-2", "data-kv-3"}
     await eventually(lambda: _status_when(c, ns, "kv", replicas=1, readyReplicas=1))
 
