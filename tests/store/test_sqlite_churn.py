@@ -58,3 +58,22 @@ async def test_file_size_and_list_latency_stay_flat_under_churn(tmp_path: Path) 
         assert len(items) == 201
     finally:
         await store.close()
+
+
+async def test_history_is_capped_by_count_when_the_time_window_is_long(tmp_path: Path) -> None:
+    """A five-minute window under a high write rate would keep every revision: the count
+    cap bounds the file anyway, and the revisions past the cap are compacted."""
+    db = tmp_path / "state.db"
+    store = await SQLiteStore.open(db, history_seconds=3600, min_history=100, max_history=500,
+                                   compact_interval=0.05)
+    try:
+        key = "/registry/pods/ns/busy"
+        rev = await store.create(key, VALUE)
+        rev = await churn(store, key, rev, 1500)
+        size_1500 = disk_usage(db)
+        rev = await churn(store, key, rev, 4500)
+        size_6000 = disk_usage(db)
+        assert size_6000 < 1.5 * size_1500, (size_1500, size_6000)
+        assert await store.compacted_revision() >= rev - 600
+    finally:
+        await store.close()

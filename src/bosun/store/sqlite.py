@@ -101,6 +101,7 @@ class SQLiteStore:
         *,
         history_seconds: float,
         min_history: int,
+        max_history: int,
         compact_interval: float,
         ring_size: int,
     ) -> None:
@@ -115,6 +116,7 @@ class SQLiteStore:
             raise UnavailableError(f"{path} is in use by another store (lock held)") from e
         self._history_seconds = history_seconds
         self._min_history = min_history
+        self._max_history = max(max_history, min_history)
         self._compact_interval = compact_interval
         self._ring_size = max(16, ring_size)
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
@@ -147,6 +149,7 @@ class SQLiteStore:
         *,
         history_seconds: float = 300,
         min_history: int = 1000,
+        max_history: int = 20000,
         compact_interval: float = 30.0,
         ring_size: int = 4096,
     ) -> SQLiteStore:
@@ -160,6 +163,7 @@ class SQLiteStore:
                 loop,
                 history_seconds=history_seconds,
                 min_history=min_history,
+                max_history=max_history,
                 compact_interval=compact_interval,
                 ring_size=ring_size,
             )
@@ -494,7 +498,10 @@ class SQLiteStore:
             if t > now - self._history_seconds:
                 break
             by_time = rev
-        return min(by_time, self._current - self._min_history)
+        # History is kept for history_seconds, but never more than max_history revisions:
+        # under heavy churn a time window alone lets the file grow with the write rate.
+        by_count = self._current - self._max_history
+        return min(max(by_time, by_count), self._current - self._min_history)
 
     async def _compact_loop(self) -> None:
         while not self._closed:
