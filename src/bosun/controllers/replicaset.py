@@ -74,12 +74,13 @@ class ReplicaSetController(Controller):
         super().__init__(ctx)
         self.expectations = Expectations()
         self.event_budget = EventBudget()
+        self._terminating: set[str] = set()  # keys of pods seen terminating, until removed
         self.rs_inf = ctx.informers.get(RS)
         self.pod_inf = ctx.informers.get(PODS)
         index_by_controller_uid(self.pod_inf)
         self.pod_inf.add_index(ORPHANS, _orphan_namespace)
         self.rs_inf.add_handler(self.enqueue, lambda _o, n: self.enqueue(n), self._rs_deleted)
-        self.pod_inf.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.pod_inf.add_handler(self._pod_added, self._pod_updated, self._pod_removed)
 
     async def run(self) -> None:
         """The skeleton's run, but waiting for *our* informers: SharedInformers.start() only
@@ -160,10 +161,26 @@ class ReplicaSetController(Controller):
             self._enqueue_matching(new)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        """A pod began terminating (it no longer counts) or left without our seeing that."""
         key = self._owner_key(pod)
         if key is not None:
+            self._terminating.add(key_of(pod))
             self.expectations.deletion_observed(key, key_of(pod))
-            self.queue.add(key)
+            if self.expectations.satisfied(key):
+                self.queue.add(key)  # a pod to replace, or the last deletion we waited for
+            else:
+                self.queue.add_after(key, STATUS_BATCH)  # one of many deletions in flight
+
+    def _pod_removed(self, pod: Obj) -> None:
+        """The informer's delete handler: a pod seen terminating before was already counted
+        as gone then, so its final removal can only move status (batched)."""
+        pod_key = key_of(pod)
+        if pod_key not in self._terminating:
+            self._pod_deleted(pod)
+        self._terminating.discard(pod_key)
+        key = self._owner_key(pod)
+        if key is not None:
+            self.queue.add_after(key, STATUS_BATCH)
 
     # ---- reconcile -----------------------------------------------------------------------
 
