@@ -59,6 +59,11 @@ class PodRunner:
         self.workers = max(1, workers)
         self.informer = Informer(client, PODS, field_selector="spec.nodeName!=")
         self.queue = WorkQueue()
+        # Finishing graceful deletions has its own queue and workers: a rolling update hands a
+        # kubelet thousands of pods to stop and to start at once, and in one FIFO the starts
+        # (which the rollout waits for) queued behind the stops (which nothing waits for).
+        self.deletions = WorkQueue()
+        self._delete_task: asyncio.Task[None] | None = None
         self._ip_seq: dict[str, int] = {}
         # uid -> wall-clock start, for pods this process reported Running (the informer may
         # still hold the pre-patch copy when the key comes round again).
@@ -76,11 +81,15 @@ class PodRunner:
         await self.informer.wait_synced(sync_timeout)
         self._task = asyncio.create_task(run_workers(self.queue, self.reconcile, self.workers),
                                          name="hollow-pod-workers")
+        self._delete_task = asyncio.create_task(
+            run_workers(self.deletions, self.reconcile, max(1, self.workers // 2)), name="hollow-pod-deleters")
 
     async def stop(self) -> None:
         self.queue.shutdown()
+        self.deletions.shutdown()
         await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._delete_task)
+        self._task = self._delete_task = None
         await self.informer.stop()
 
     # -- events ---------------------------------------------------------------------------------
@@ -90,7 +99,8 @@ class PodRunner:
 
     def _on_add(self, pod: Obj) -> None:
         if self._mine(pod):
-            self.queue.add(object_key(pod))
+            queue = self.deletions if (pod.get("metadata") or {}).get("deletionTimestamp") else self.queue
+            queue.add(object_key(pod))
 
     def _on_update(self, old: Obj, new: Obj) -> None:
         self._on_add(new)
