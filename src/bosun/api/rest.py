@@ -295,10 +295,20 @@ class RestHandler:
             if not isinstance(patched, dict):
                 raise errors.bad_request("the patch did not produce an object")
             check_kind(t.res, patched)
-            _check_schema(request, t.res, patched, headers)
+            if sub == "status":
+                # Only status is taken from a status patch: check just that part.
+                part = {"apiVersion": patched["apiVersion"], "kind": patched["kind"]}
+                if "status" in patched:
+                    part["status"] = patched["status"]
+                _check_schema(request, t.res, part, headers)
+                if "status" in part:
+                    patched["status"] = part["status"]  # pruned of unknown fields
+            else:
+                _check_schema(request, t.res, patched, headers)
             return patched
 
-        out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request))
+        out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
+                                        fn_copies=True)
         return json_response(out, headers=headers)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
