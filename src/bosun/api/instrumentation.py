@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -81,6 +81,16 @@ class APIMetrics:
                                        ["operation"], buckets=_STORE_BUCKETS, registry=self.registry)
         self.store_errors = Counter("etcd_request_errors", "Store calls that raised.", ["operation"],
                                     registry=self.registry)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: prometheus-client rebuilds and locks on every
+        labels() call, a measurable cost on each API request."""
+        key = (id(metric), labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -91,11 +101,11 @@ class APIMetrics:
         kind = "mutating" if request.method in _MUTATING else "readOnly"
         started = time.perf_counter()
         code = 500
-        self.inflight.labels(kind).inc()
+        self.child(self.inflight, kind).inc()
         if long_running:
-            self.longrunning.labels(verb, group, version, resource).inc()
+            self.child(self.longrunning, verb, group, version, resource).inc()
         if verb == "WATCH":
-            self.watches.labels(group, version, resource).inc()
+            self.child(self.watches, group, version, resource).inc()
         try:
             resp = await handler(request)
             code = resp.status
@@ -104,12 +114,12 @@ class APIMetrics:
             code = exc.status
             raise
         finally:
-            self.inflight.labels(kind).dec()
+            self.child(self.inflight, kind).dec()
             if long_running:
-                self.longrunning.labels(verb, group, version, resource).dec()
+                self.child(self.longrunning, verb, group, version, resource).dec()
             else:
-                self.latency.labels(verb, group, version, resource, sub).observe(time.perf_counter() - started)
-            self.requests.labels(verb, group, version, resource, sub, str(code)).inc()
+                self.child(self.latency, verb, group, version, resource, sub).observe(time.perf_counter() - started)
+            self.child(self.requests, verb, group, version, resource, sub, str(code)).inc()
 
     async def handler(self, request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(self.registry))
@@ -132,10 +142,10 @@ class TimedStore:
         try:
             return await aw
         except Exception:
-            self._m.store_errors.labels(op).inc()
+            self._m.child(self._m.store_errors, op).inc()
             raise
         finally:
-            self._m.store_latency.labels(op).observe(time.perf_counter() - started)
+            self._m.child(self._m.store_latency, op).observe(time.perf_counter() - started)
 
     async def get(self, key: str) -> KeyValue | None:
         return await self._timed("get", self.inner.get(key))
