@@ -496,3 +496,15 @@ async def test_large_bodies_arrive_whole(client: Client, namespace: str) -> None
     created["data"]["blob"] = "y" * size
     updated = await client.update(CMS, created)
     assert updated["data"]["blob"][:3] == "yyy"
+
+
+async def test_generated_name_collision_draws_another(
+    client: Client, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bosun.api import storage as storage_mod
+
+    await client.create(CMS, cm("cfg-aaaaa"), namespace)
+    names = iter(["cfg-aaaaa", "cfg-bbbbb"])
+    monkeypatch.setattr(storage_mod, "generated_name", lambda prefix: next(names))
+    made = await client.create(CMS, {"metadata": {"generateName": "cfg-"}, "data": {}}, namespace)
+    assert made["metadata"]["name"] == "cfg-bbbbb"

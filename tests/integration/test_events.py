@@ -32,3 +32,18 @@ async def test_repeated_events_aggregate_into_one_with_count(api_server: Running
         assert failed["involvedObject"]["uid"] == obj["metadata"]["uid"]
         assert failed["source"]["component"] == "test-controller"
         assert by_reason["Synced"]["count"] == 1
+
+
+async def test_spam_filter_limits_events_per_object_and_reason(api_server: RunningServer) -> None:
+    async with Client.from_kubeconfig(api_server.kubeconfig) as c:
+        obj = await c.create(CMS, {"metadata": {"generateName": "spam-"}, "data": {}}, "default")
+        rec = EventRecorder(c, "test-controller")
+        for i in range(40):  # distinct messages: no aggregation, only the spam filter
+            rec.event(obj, "Normal", "SuccessfulCreate", f"Created pod: p{i}")
+        rec.event(obj, "Warning", "FailedCreate", "another reason has its own budget")
+        await rec.flush()
+        await rec.close()
+        name = obj["metadata"]["name"]
+        evs = (await c.list(EVENTS, "default", field_selector=f"involvedObject.name={name}"))["items"]
+        reasons = [e["reason"] for e in evs]
+        assert reasons.count("SuccessfulCreate") == 25 and reasons.count("FailedCreate") == 1

@@ -149,10 +149,12 @@ class Storage:
             m["namespace"] = ns
         else:
             m.pop("namespace", None)
+        generated = False
         if not m.get("name"):
             gen = m.get("generateName")
             if gen and isinstance(gen, str):
                 m["name"] = generated_name(gen)
+                generated = True
             else:
                 raise _kind_err(res, "", [errors.required("metadata.name", "name or generateName is required")])
         name = m["name"]
@@ -176,11 +178,20 @@ class Storage:
         if dry_run:
             return obj
         taken = await self._allocate(res, name, obj, None)
+        attempts = 8 if generated else 1
         try:
-            rev = await call_store(self.store.create(res.key(ns, name), encode(obj)))
-        except KeyExistsError as exc:
-            await self.services.release_keys(taken)
-            raise errors.already_exists(res.plural, name, res.group) from exc
+            for attempt in range(attempts):
+                try:
+                    rev = await call_store(self.store.create(res.key(ns, name), encode(obj)))
+                    break
+                except KeyExistsError as exc:
+                    if attempt + 1 == attempts:
+                        await self.services.release_keys(taken)
+                        raise errors.already_exists(res.plural, name, res.group) from exc
+                    # A generated name collided (27^5 suffixes): draw another, as Kubernetes does.
+                    name = m["name"] = generated_name(m["generateName"])
+        except APIError:
+            raise
         except BaseException:
             await self.services.release_keys(taken)
             raise

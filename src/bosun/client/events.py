@@ -29,6 +29,9 @@ assert _events is not None
 EVENTS: Resource = _events
 AGGREGATE_SECONDS = 600.0
 MAX_PENDING = 10000
+# client-go's spam filter: per object and reason, a burst of 25 events, then one per 5 min.
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
 
 
 def _now() -> str:
@@ -51,12 +54,32 @@ class EventRecorder:
         self.host = host
         self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, str, str]] = asyncio.Queue()
         self._seen: dict[str, _Seen] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def _allow(self, obj: dict[str, Any], reason: str) -> bool:
+        """Token bucket per (object, reason): a controller creating 10,000 pods writes 25
+        SuccessfulCreate events, not 10,000, and one burst cannot flood the API."""
+        m = obj.get("metadata") or {}
+        key = (m.get("uid") or m.get("name") or "", reason)
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(SPAM_BURST), now))
+        tokens = min(float(SPAM_BURST), tokens + (now - last) / SPAM_REFILL_SECONDS)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1.0, now)
+        if len(self._buckets) > 8192:  # forget the quietest half
+            for k in sorted(self._buckets, key=lambda k: self._buckets[k][1])[:4096]:
+                del self._buckets[k]
+        return True
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Queue an event about ``obj`` (type "Normal" or "Warning"). Never raises."""
         if self._queue.qsize() >= MAX_PENDING:
             return  # events are best effort: never let them grow memory without bound
+        if not self._allow(obj, reason):
+            return
         if self._task is None or self._task.done():
             with contextlib.suppress(RuntimeError):  # no running loop: drop
                 self._task = asyncio.get_running_loop().create_task(self._run(), name="events")
@@ -116,6 +139,9 @@ class EventRecorder:
         }
         await self.client.create(EVENTS, body, namespace)
         self._seen[key] = _Seen(name, namespace, 1, when, now)
-        if len(self._seen) > 4096:  # forget the oldest half
-            for k in sorted(self._seen, key=lambda k: self._seen[k].at)[:2048]:
+        if len(self._seen) > 4096:  # forget what can no longer aggregate, then the oldest
+            for k in [k for k, v in self._seen.items() if now - v.at >= AGGREGATE_SECONDS]:
                 del self._seen[k]
+            if len(self._seen) > 4096:
+                for k in sorted(self._seen, key=lambda k: self._seen[k].at)[:2048]:
+                    del self._seen[k]

@@ -33,7 +33,6 @@ from bosun.controllers._common import (
     split_key,
 )
 from bosun.controllers.replicaset_pods import (
-    EventBudget,
     Expectations,
     deletion_order,
     next_available_in,
@@ -73,7 +72,6 @@ class ReplicaSetController(Controller):
     def __init__(self, ctx: ComponentContext) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
-        self.event_budget = EventBudget()
         self._terminating: set[str] = set()  # keys of pods seen terminating, until removed
         self.rs_inf = ctx.informers.get(RS)
         self.pod_inf = ctx.informers.get(PODS)
@@ -97,7 +95,6 @@ class ReplicaSetController(Controller):
 
     def _rs_deleted(self, rs: Obj) -> None:
         self.expectations.forget(key_of(rs))
-        self.event_budget.forget(str(rs["metadata"].get("uid")))
         self.enqueue(rs)
 
     def _owner_key(self, pod: Obj) -> str | None:
@@ -319,8 +316,7 @@ class ReplicaSetController(Controller):
         return None
 
     def _normal_event(self, rs: Obj, reason: str, message: str) -> None:
-        if self.event_budget.allow(str(rs["metadata"].get("uid")), reason):
-            self.recorder.event(rs, "Normal", reason, message)
+        self.recorder.event(rs, "Normal", reason, message)  # the recorder filters spam
 
     async def _update_status(self, key: str, rs: Obj, pods: list[Obj], failure: tuple[str, str] | None) -> None:
         spec = rs.get("spec") or {}

@@ -187,31 +187,3 @@ def next_available_in(pods: list[Obj], min_ready: int, at: datetime | None = Non
         if since is not None and not is_pod_available(p, min_ready, at):
             waits.append(max(0.0, since.timestamp() + min_ready - at.timestamp()))
     return min(waits) if waits else None
-
-
-class EventBudget:
-    """client-go's event spam filter: per (object, reason) a bucket of ``burst`` events that
-    refills one every ``refill`` seconds.
-
-    A ReplicaSet of 10,000 replicas would otherwise write 10,000 SuccessfulCreate Events (one
-    API write per pod, beside the pod itself); Kubernetes' recorder lets the first 25 through
-    and then one every five minutes, which is what `kubectl describe` users are used to."""
-
-    def __init__(self, burst: int = 25, refill: float = 300.0) -> None:
-        self.burst = burst
-        self.refill = refill
-        self._tokens: dict[tuple[str, str], tuple[float, float]] = {}  # -> (tokens, last refill)
-
-    def allow(self, uid: str, reason: str) -> bool:
-        now_ = time.monotonic()
-        tokens, last = self._tokens.get((uid, reason), (float(self.burst), now_))
-        tokens = min(float(self.burst), tokens + (now_ - last) / self.refill)
-        if tokens < 1.0:
-            self._tokens[(uid, reason)] = (tokens, now_)
-            return False
-        self._tokens[(uid, reason)] = (tokens - 1.0, now_)
-        return True
-
-    def forget(self, uid: str) -> None:
-        for k in [k for k in self._tokens if k[0] == uid]:
-            del self._tokens[k]
