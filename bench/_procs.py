@@ -120,6 +120,8 @@ def start_server(data_dir: Path, store_url: str, controllers: str = "none", time
     if store_url:
         cmd += ["--store", store_url]
     cmd += ["--controllers", controllers]
+    if controllers == "none":
+        cmd.append("--no-scheduler")  # a pure API benchmark: nothing else writes the pods
     with open(data_dir / "server.log", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
     assert proc.stdout is not None
