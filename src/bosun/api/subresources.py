@@ -169,7 +169,7 @@ async def _finalize(h: RestHandler, request: web.Request, t: Target) -> web.Resp
 
 async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
     """Logs are served by the node agent that runs the pod; the API server proxies them, as
-    kube-apiserver does to the kubelet. (exec needs the agent's streaming endpoint, not yet served.)"""
+    kube-apiserver does to the kubelet."""
     assert t.name is not None
     pod = await h.storage.get(t.res, t.namespace, t.name)
     spec = as_dict(pod.get("spec"))
@@ -188,21 +188,12 @@ async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.S
         container = str(names[0])
     elif container not in names and container not in inits:
         raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
-    from bosun.api.registry import by_plural
+    from bosun.api.exec_proxy import agent_base_url
 
-    nodes = by_plural("", "v1", "nodes")
-    assert nodes is not None
-    node = await h.storage.get(nodes, None, str(node_name))
-    status = as_dict(node.get("status"))
-    port = as_dict(as_dict(status.get("daemonEndpoints")).get("kubeletEndpoint")).get("Port")
-    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
-    host = addrs.get("InternalIP") or addrs.get("Hostname")
-    if not port or not host:
-        raise errors.bad_request(f'node "{node_name}" has no node agent endpoint to serve logs from')
-    host = f"[{host}]" if ":" in str(host) else str(host)
+    base = await agent_base_url(h, pod, t.name)
     params = {k: v for k, v in request.query.items()
               if k in ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")}
-    url = f"https://{host}:{port}/containerLogs/{t.namespace}/{t.name}/{container}"
+    url = f"{base}/containerLogs/{t.namespace}/{t.name}/{container}"
     return await h.proxy_stream(request, url, params)
 
 

@@ -14,39 +14,12 @@ from typing import Any
 import click
 import yaml
 
+from bosun.api.tables.format import human_duration
+
 PADDING = 3
 MIN_WIDTH = 6
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-def human_duration(seconds: float) -> str:
-    """apimachinery's HumanDuration: ``45s``, ``3m20s``, ``5h``, ``2d3h``, ``400d``."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if h < 48:
-        return f"{h}h"
-    if h < 24 * 8:
-        return f"{h // 24}d{h % 24}h" if h % 24 else f"{h // 24}d"
-    if h < 24 * 365 * 2:
-        return f"{h // 24}d"
-    if h < 24 * 365 * 8:
-        y, d = h // (24 * 365), (h // 24) % 365
-        return f"{y}y{d}d" if d else f"{y}y"
-    return f"{h // (24 * 365)}y"
 
 
 def parse_time(value: Any) -> dt.datetime | None:
