@@ -1,0 +1,157 @@
+"""One measured step: N pods created at once, watched until every one is Running and Ready.
+
+Latency is taken on one clock (this process) from just before a pod's create request is
+sent to the first watch event showing it Running, and Ready: what a user running
+`kubectl apply` then `kubectl get -w` would see. The intermediate marks (bound to the node,
+and the container's own startedAt) say where the time went when a target is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from _common import PODS, make_namespace
+from _stats import percentile
+from bosun.client.errors import ApiError
+from bosun.client.rest import Client
+
+GRACE_SECONDS = 1
+"""`sleep` is PID 1 of its own PID namespace and so ignores SIGTERM: without a short grace
+period every deletion would wait the default 30 s for SIGKILL."""
+
+
+def bench_pod(name: str, probe: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "host", "command": ["sleep", "3600"]}
+    if probe:
+        container["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "podbench"}},
+        "spec": {"containers": [container], "terminationGracePeriodSeconds": GRACE_SECONDS},
+    }
+
+
+@dataclass
+class _Marks:
+    created: float = 0.0
+    created_wall: float = 0.0
+    bound: float | None = None
+    running: float | None = None
+    ready: float | None = None
+    started_wall: float | None = None
+
+
+@dataclass
+class _Tracker:
+    """Folds watch events into first-seen times per pod; ``done`` fires when all are Ready."""
+
+    expected: int
+    marks: dict[str, _Marks] = field(default_factory=dict)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    ready_count: int = 0
+
+    def see(self, pod: dict[str, Any], now: float) -> None:
+        m = self.marks.setdefault(pod["metadata"]["name"], _Marks())
+        status = pod.get("status") or {}
+        if m.bound is None and (pod.get("spec") or {}).get("nodeName"):
+            m.bound = now
+        if m.running is None and status.get("phase") == "Running":
+            m.running = now
+        if m.started_wall is None:
+            for cs in status.get("containerStatuses") or []:
+                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+                if started:
+                    m.started_wall = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        if m.ready is None and any(c.get("type") == "Ready" and c.get("status") == "True"
+                                   for c in status.get("conditions") or []):
+            m.ready = now
+            self.ready_count += 1
+            if self.ready_count >= self.expected:
+                self.done.set()
+
+
+async def _watch(client: Client, namespace: str, rv: str, tracker: _Tracker) -> None:
+    async for event in client.watch(PODS, namespace, resource_version=rv):
+        now = time.perf_counter()
+        if event.get("type") in ("ADDED", "MODIFIED"):
+            tracker.see(event["object"], now)
+
+
+async def _create(client: Client, namespace: str, name: str, probe: bool, tracker: _Tracker) -> None:
+    m = tracker.marks.setdefault(name, _Marks())
+    m.created, m.created_wall = time.perf_counter(), time.time()
+    await client.create(PODS, bench_pod(name, probe), namespace)
+
+
+def _ms_stats(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    return {
+        "p50_ms": round(percentile(v, 0.50) * 1000, 1),
+        "p99_ms": round(percentile(v, 0.99) * 1000, 1),
+        "max_ms": round((v[-1] if v else 0.0) * 1000, 1),
+    }
+
+
+def _summary(tracker: _Tracker, t0: float) -> dict[str, Any]:
+    ms = list(tracker.marks.values())
+    running = [m.running - m.created for m in ms if m.running is not None]
+    ready = [m.ready - m.created for m in ms if m.ready is not None]
+    bound = [m.bound - m.created for m in ms if m.bound is not None]
+    # Container start as the agent reported it (wall clock of the same machine).
+    started = [m.started_wall - m.created_wall for m in ms if m.started_wall is not None]
+    # From container start until the watcher saw the pod Ready: status write path + probes.
+    reported = [m.ready - m.created - (m.started_wall - m.created_wall)
+                for m in ms if m.ready is not None and m.started_wall is not None]
+    last_running = max((m.running for m in ms if m.running is not None), default=t0)
+    last_ready = max((m.ready for m in ms if m.ready is not None), default=t0)
+    return {
+        "pods": tracker.expected,
+        "running": len(running), "ready": len(ready),
+        "all_running_s": round(last_running - t0, 3) if len(running) == tracker.expected else None,
+        "all_ready_s": round(last_ready - t0, 3) if len(ready) == tracker.expected else None,
+        "create_to_running": _ms_stats(running),
+        "create_to_ready": _ms_stats(ready),
+        "breakdown": {
+            "create_to_bound": _ms_stats(bound),
+            "create_to_container_started": _ms_stats(started),
+            "container_started_to_ready_seen": _ms_stats(reported),
+        },
+    }
+
+
+async def run_pods(client: Client, namespace: str, n: int, probe: bool, wait_s: float = 120) -> dict[str, Any]:
+    """Create ``n`` pods concurrently in a fresh ``namespace`` and wait until all are Ready."""
+    await make_namespace(client, namespace)
+    listing = await client.list(PODS, namespace)
+    tracker = _Tracker(n)
+    watcher = asyncio.create_task(_watch(client, namespace, listing["metadata"]["resourceVersion"], tracker))
+    try:
+        await asyncio.sleep(0.2)  # the watch is established before the first create
+        t0 = time.perf_counter()
+        await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", probe, tracker) for i in range(n)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tracker.done.wait(), wait_s)
+        return _summary(tracker, t0)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ApiError):
+            await watcher
+
+
+async def delete_pods(client: Client, namespace: str, wait_s: float = 120) -> float:
+    """Delete every pod of the step and wait until the API no longer has them; seconds taken."""
+    t0 = time.perf_counter()
+    pods = (await client.list(PODS, namespace))["items"]
+    await asyncio.gather(*(client.delete(PODS, p["metadata"]["name"], namespace) for p in pods),
+                         return_exceptions=True)
+    deadline = t0 + wait_s
+    while (await client.list(PODS, namespace))["items"]:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"pods of {namespace} still there after {wait_s} s")
+        await asyncio.sleep(0.2)
+    return round(time.perf_counter() - t0, 3)

@@ -1,0 +1,183 @@
+"""The `bosun up` process a pod benchmark drives, and what it and its children cost in memory.
+
+`bosun up` runs in its own process (as a user would start it) so that the benchmark's own
+Python is not counted, and it is stopped with SIGINT (Ctrl-C) so that its drain path is the
+one measured for leaving nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _procs import ROOT, free_port
+
+SHIM_MODULE = "bosun.agent.runtime.shim"
+RUNTIMES = ("runc", "crun")
+
+
+@dataclass
+class BosunUp:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    node_name: str
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.data_dir / "kubeconfig")
+
+    def stop(self, timeout: float = 90) -> int | None:
+        """Ctrl-C, as a user stops it; SIGKILL only if the drain hangs (then say so)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode
+
+
+def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout: float = 60) -> BosunUp:
+    """`bosun up` on free loopback ports with a fresh data dir; returns once it prints ``ready``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bosun = Path(sys.executable).parent / "bosun"
+    cmd = [str(bosun), "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}",
+           "--agent-port", str(free_port()), "--name", node_name, "--runtime", runtime]
+    with open(data_dir / "up.log", "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    out = b""
+    while b"\nready" not in out:
+        left = deadline - time.monotonic()
+        if proc.poll() is not None or left <= 0:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"bosun up did not start: {out.decode()!r} "
+                               f"{(data_dir / 'up.log').read_text()[-2000:]}")
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            out += os.read(proc.stdout.fileno(), 4096)
+    return BosunUp(proc, data_dir, node_name)
+
+
+@dataclass
+class ProcInfo:
+    pid: int
+    ppid: int
+    argv: list[str]
+    rss_kb: int
+    pss_kb: int
+
+
+def _proc_info(pid: int) -> ProcInfo | None:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    rss = int(fields.get("VmRSS", "0 kB").split()[0])
+    ppid = int(fields.get("PPid", "0").strip())
+    pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+                break
+    except OSError:
+        pass
+    return ProcInfo(pid, ppid, [a.decode(errors="replace") for a in argv if a], rss, pss)
+
+
+def all_processes() -> list[ProcInfo]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (info := _proc_info(int(entry))) is not None:
+            out.append(info)
+    return out
+
+
+def _kind(p: ProcInfo) -> str:
+    if SHIM_MODULE in p.argv:
+        return "shims"
+    if p.argv and os.path.basename(p.argv[0]) in RUNTIMES:
+        return "runtime"
+    return "other"
+
+
+def memory_breakdown(root_pid: int) -> dict[str, dict[str, float]]:
+    """RSS and PSS in MB of `bosun up` itself, its container shims, the runc/crun processes
+    that stay in the foreground under each shim, and the containers' own processes.
+
+    RSS sums count shared pages (libpython, runc's text) once per process, so PSS (each
+    shared page divided among its users) is given too: it is what the node really pays.
+    """
+    procs = {p.pid: p for p in all_processes()}
+    children: dict[int, list[int]] = {}
+    for p in procs.values():
+        children.setdefault(p.ppid, []).append(p.pid)
+    groups: dict[str, list[ProcInfo]] = {"bosun": [], "shims": [], "runtime": [], "containers": []}
+
+    def walk(pid: int, inside_runtime: bool) -> None:
+        for child in children.get(pid, []):
+            p = procs[child]
+            kind = _kind(p)
+            if inside_runtime and kind != "runtime":
+                groups["containers"].append(p)
+            elif kind in ("shims", "runtime"):
+                groups[kind].append(p)
+            else:  # short-lived helpers of bosun itself (CNI plugins, ip, probes' exec)
+                groups["bosun"].append(p)
+            walk(child, inside_runtime or kind == "runtime")
+
+    if root_pid in procs:
+        groups["bosun"].append(procs[root_pid])
+        walk(root_pid, False)
+    return {
+        name: {
+            "processes": len(ps),
+            "rss_mb": round(sum(p.rss_kb for p in ps) / 1024, 1),
+            "pss_mb": round(sum(p.pss_kb for p in ps) / 1024, 1),
+        }
+        for name, ps in groups.items()
+    } | {"bosun_process_only": {
+        "rss_mb": round(procs[root_pid].rss_kb / 1024, 1) if root_pid in procs else 0.0,
+        "pss_mb": round(procs[root_pid].pss_kb / 1024, 1) if root_pid in procs else 0.0,
+    }}
+
+
+def leftovers(data_dir: Path) -> list[str]:
+    """Processes still running that belong to this cluster: shims and runtimes whose command
+    line names its data dir (the shim's state dir and runc's --root both live under it)."""
+    marker = str(data_dir)
+    return [f"{p.pid} {' '.join(p.argv)[:200]}" for p in all_processes()
+            if p.pid != os.getpid() and any(marker in a for a in p.argv)]
+
+
+def runtime_state_leftovers(data_dir: Path) -> list[str]:
+    """Containers the runtime still knows under this cluster's state root."""
+    state = data_dir / "agent" / "runtime" / "runtime-state"
+    if not state.is_dir():
+        return []
+    out = []
+    for rt in RUNTIMES:
+        path = f"/usr/sbin/{rt}" if os.path.exists(f"/usr/sbin/{rt}") else f"/usr/bin/{rt}"
+        if not os.path.exists(path):
+            continue
+        res = subprocess.run([path, "--root", str(state), "list", "-q"], capture_output=True, text=True,
+                             check=False)
+        out += [f"{rt}: {line}" for line in res.stdout.split()]
+    return out

@@ -1,0 +1,251 @@
+"""Pod startup latency and memory of `bosun up` with real containers (oci driver, `host` image).
+
+    sudo .venv/bin/python bench/pods.py [--quick] [--sizes 1,10,100] [--profile DIR]
+
+Starts `bosun up --runtime oci` in its own process (fresh data dir, free ports), then for each
+size N creates N pods at once (`sleep 3600`, and the same with an exec readiness probe
+`true` every second) and watches them until all are Running and Ready; measures the RSS/PSS
+of `bosun up` and its per-container shims idle and with the largest step running; deletes
+everything, stops `bosun up` with SIGINT and checks that no shim or runtime process is left.
+Prints a table and writes bench/results/pods-<timestamp>.json.
+
+Docker Swarm side by side (issue 5) is not measured: no Docker engine runs on this machine
+(`docker` is only a client), so the run records that instead of a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import NAMESPACES
+from _pods_phase import delete_pods, run_pods
+from _pods_procs import BosunUp, leftovers, memory_breakdown, runtime_state_leftovers, start_bosun_up
+from _procs import ROOT, cpu_seconds
+from bosun.api.registry import by_plural
+from bosun.client.rest import Client
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = {"all_running_100_s": 5.0, "p99_ready_ms": 2000.0, "rss_mb": 200.0}
+NODES = by_plural("", "v1", "nodes")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 and 10 pods only (under a minute)")
+    ap.add_argument("--sizes", help="pods per step, e.g. 1,10,100 (default; quick: 1,10)")
+    ap.add_argument("--variants", default="plain,probe", help="plain, probe or both")
+    ap.add_argument("--profile", type=Path, help="py-spy the bosun up process during the largest step, SVG here")
+    ap.add_argument("--output", type=Path, help="results file (default bench/results/pods-<time>.json)")
+    ap.add_argument("--keep", action="store_true", help="keep the data dir (logs) after the run")
+    return ap.parse_args(argv)
+
+
+def docker_swarm_note() -> str:
+    """Why there is no Swarm column: said in the output rather than silently left out."""
+    if not shutil.which("docker"):
+        return "not measured: no docker on this machine"
+    res = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True,
+                         text=True, check=False, timeout=20)
+    if res.returncode != 0:
+        return ("not measured: no Docker engine runs on this machine (`docker` is only a client; "
+                f"`docker info`: {(res.stderr.strip().splitlines() or [''])[-1][:160]})")
+    return f"not measured: a Docker engine answers (swarm state {res.stdout.strip()}) but the comparison is not built"
+
+
+async def wait_node_ready(client: Client, name: str, wait_s: float = 60) -> float:
+    assert NODES is not None
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < wait_s:
+        try:
+            node = await client.get(NODES, name)
+            if any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (node.get("status") or {}).get("conditions") or []):
+                return round(time.perf_counter() - t0, 3)
+        except Exception:  # the node registers a moment after `ready`
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"node {name} not Ready after {wait_s} s")
+
+
+async def wait_no_containers(up: BosunUp, wait_s: float = 60) -> float:
+    """After a step's pods are gone from the API, their shims must be gone too before the
+    next step, or the next step's memory and latency would include the previous one's stops."""
+    t0 = time.perf_counter()
+    while memory_breakdown(up.pid)["shims"]["processes"]:
+        if time.perf_counter() - t0 > wait_s:
+            break
+        await asyncio.sleep(0.2)
+    return round(time.perf_counter() - t0, 3)
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--subprocesses",
+                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+
+
+async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], result: dict[str, Any]) -> None:
+    client = Client.from_kubeconfig(up.kubeconfig)
+    try:
+        result["node_ready_after_up_s"] = await wait_node_ready(client, up.node_name)
+        await asyncio.sleep(3)  # startup garbage and first heartbeats settle
+        result["memory_idle"] = memory_breakdown(up.pid)
+        steps: list[dict[str, Any]] = []
+        result["steps"] = steps
+        variants = [v for v in args.variants.split(",") if v]
+        for n in sizes:
+            for variant in variants:
+                ns = f"podbench-{n}-{variant}"
+                spy = None
+                if args.profile and n == max(sizes) and variant == variants[0]:
+                    spy = start_profile(up.pid, args.profile / f"pods-{n}-{variant}.svg")
+                cpu0 = cpu_seconds(up.pid)
+                try:
+                    step = await run_pods(client, ns, n, probe=variant == "probe")
+                finally:
+                    if spy is not None:
+                        stop_profile(spy)
+                step["variant"] = variant
+                step["bosun_cpu_s"] = round(cpu_seconds(up.pid) - cpu0, 2)
+                if n == max(sizes) and variant == variants[0]:
+                    await asyncio.sleep(2)
+                    result[f"memory_{n}_pods"] = memory_breakdown(up.pid)
+                step["delete_s"] = await delete_pods(client, ns)
+                step["containers_gone_s"] = await wait_no_containers(up)
+                await client.delete(NAMESPACES, ns)
+                steps.append(step)
+                print(_step_line(step), flush=True)
+    finally:
+        await client.close()
+
+
+def _step_line(s: dict[str, Any]) -> str:
+    r, d = s["create_to_running"], s["create_to_ready"]
+    return (f"{s['pods']:>5} {s['variant']:<6} ready {s['ready']:>3}/{s['pods']:<3} "
+            f"all Running {s['all_running_s'] or '-':>7} s  all Ready {s['all_ready_s'] or '-':>7} s  "
+            f"running p50 {r['p50_ms']:>7} p99 {r['p99_ms']:>7} ms  ready p50 {d['p50_ms']:>7} "
+            f"p99 {d['p99_ms']:>7} ms  bosun cpu {s['bosun_cpu_s']} s")
+
+
+def _mem_line(label: str, m: dict[str, Any]) -> str:
+    parts = [f"{k} {v['rss_mb']} MB RSS / {v['pss_mb']} MB PSS ({v['processes']} proc)"
+             for k, v in m.items() if k in ("bosun", "shims", "runtime", "containers")]
+    return f"{label}: " + "; ".join(parts)
+
+
+def verdict(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    big = [s for s in result.get("steps", []) if s["pods"] >= 100]
+    if big:
+        worst = max((s["all_running_s"] or float("inf")) for s in big)
+        out["100_pods_running_s"] = {"value": worst, "target": TARGETS["all_running_100_s"],
+                                     "met": worst < TARGETS["all_running_100_s"]}
+    p99 = max((s["create_to_ready"]["p99_ms"] for s in result.get("steps", [])), default=None)
+    if p99 is not None:
+        out["p99_create_to_ready_ms"] = {"value": p99, "target": TARGETS["p99_ready_ms"],
+                                         "met": p99 < TARGETS["p99_ready_ms"]}
+    for key in [k for k in result if k.startswith("memory_")]:
+        rss = result[key]["bosun"]["rss_mb"]
+        out[f"{key}_bosun_rss_mb"] = {"value": rss, "target": TARGETS["rss_mb"], "met": rss < TARGETS["rss_mb"]}
+        all_pss = sum(result[key][k]["pss_mb"] for k in ("bosun", "shims", "runtime"))
+        out[f"{key}_bosun_shims_runtime_pss_mb"] = {"value": round(all_pss, 1), "target": TARGETS["rss_mb"],
+                                                    "met": all_pss < TARGETS["rss_mb"]}
+    return out
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print()
+    for key in [k for k in result if k.startswith("memory_")]:
+        print(_mem_line(key, result[key]))
+    for name, v in result["verdict"].items():
+        print(f"  {name}: {v['value']} (target < {v['target']}) {'OK' if v['met'] else 'MISSED'}")
+    print(f"Docker Swarm: {result['docker_swarm']}")
+    print(f"cleanup: bosun up exit {result['cleanup']['exit_code']}, leftover processes "
+          f"{len(result['cleanup']['leftover_processes'])}, runtime containers "
+          f"{len(result['cleanup']['runtime_containers'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/pods.py needs root (the oci driver runs runc/crun and sets up netns/cgroups)")
+        return 2
+    sizes = [int(x) for x in (args.sizes or ("1,10" if args.quick else "1,10,100")).split(",")]
+    result: dict[str, Any] = {
+        "benchmark": "pods", "quick": args.quick, "sizes": sizes,
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                 cwd=ROOT, check=False).stdout.strip(),
+        "docker_swarm": docker_swarm_note(),
+        "targets": TARGETS,
+    }
+    data_dir = Path(tempfile.mkdtemp(prefix="bosun-podbench-"))
+    up = start_bosun_up(data_dir, node_name=f"podbench-{os.getpid()}")
+    result["runtime"] = _runtime_of()
+    try:
+        asyncio.run(run_steps(up, args, sizes, result))
+    finally:
+        code = up.stop()
+        time.sleep(0.5)
+        result["cleanup"] = {"exit_code": code, "leftover_processes": leftovers(data_dir),
+                             "runtime_containers": runtime_state_leftovers(data_dir),
+                             "mounts_left": _mounts_under(data_dir)}
+        if not args.keep and not result["cleanup"]["mounts_left"]:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            result["data_dir"] = str(data_dir)
+    result["verdict"] = verdict(result)
+    print_report(result)
+    out = args.output or RESULTS / f"pods-{'quick-' if args.quick else ''}" \
+        f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results: {out}")
+    return 0
+
+
+def _runtime_of() -> str:
+    """Which OCI runtime the driver picked, from the driver itself (crun refuses hybrid cgroups)."""
+    from bosun.agent.runtime.oci import pick_runtime
+
+    return pick_runtime("auto")
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mounts left under the data dir: removing the tree through a bind mount of the host's
+    /usr would be a disaster, so the tree is kept instead and the mounts reported."""
+    prefix = str(path)
+    return [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(prefix)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
