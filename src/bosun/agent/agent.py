@@ -29,6 +29,7 @@ from bosun.client.rest import Client
 
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
+DEFAULT_POD_CIDR = "10.88.0.0/16"
 
 
 class Agent:
@@ -51,6 +52,7 @@ class Agent:
         self._running: set[tuple[str, str]] = set()
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
+        self.pod_cidr = ""
 
     @property
     def port(self) -> int:
@@ -62,6 +64,7 @@ class Agent:
         await self.server.start(self.config.listen_host, self.config.listen_port)
         self.node.kubelet_port = self.server.port
         await self.node.register()
+        await self._pod_cidr()
         self._allocatable = self.node.capacity()
         await self.node.renew_lease()
         self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
@@ -73,6 +76,15 @@ class Agent:
         for pod in self.informer.list():
             self._ensure_worker(pod)
         self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
+
+    async def _pod_cidr(self) -> None:
+        """Settle the node's podCIDR before any pod starts, and give it to the driver."""
+        own = str(getattr(self.driver, "pod_cidr", "") or "")
+        preferred = self.config.pod_cidr or own or DEFAULT_POD_CIDR
+        self.pod_cidr = await self.node.ensure_pod_cidr(preferred, explicit=bool(self.config.pod_cidr))
+        setter = getattr(self.driver, "set_pod_cidr", None)
+        if setter is not None and self.pod_cidr != own:
+            setter(self.pod_cidr)
 
     async def stop(self) -> None:
         """Stop the agent; containers keep running unless the config says to drain."""

@@ -26,6 +26,9 @@ class AgentConfig:
     relist_interval: float = 1.0
     # Coalescing window for pod status writes.
     status_flush_interval: float = 0.2
+    # The node's pod network (spec.podCIDR) when the Node has none yet; "" = the runtime's
+    # own default (10.88.0.0/16), moved to the next free /16 if another node holds it.
+    pod_cidr: str = ""
     # On stop, stop every pod's containers too (`bosun up`) instead of leaving them running.
     drain_on_stop: bool = False
 

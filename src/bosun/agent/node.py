@@ -8,6 +8,7 @@ often, and at once when a condition changes, as kubelet does.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import platform
 import socket
@@ -138,6 +139,24 @@ class NodeManager:
         self.uid = str(node["metadata"].get("uid") or "")
         await self.update_status()
 
+    async def ensure_pod_cidr(self, preferred: str, explicit: bool) -> str:
+        """The node's spec.podCIDR: kept when the Node already has one (it is immutable),
+        else ``preferred`` (when not ``explicit``, moved to the next free /16 if another
+        node has it already). There is no API-side allocator yet, so the agent claims one."""
+        node = await self.client.get(NODES, self.config.node_name)
+        current = str((node.get("spec") or {}).get("podCIDR") or "")
+        if current:
+            if explicit and current != preferred:
+                log.warning("node %s keeps its podCIDR %s (asked for %s)", self.config.node_name, current, preferred)
+            return current
+        cidr = preferred
+        if not explicit:
+            nodes = (await self.client.list(NODES))["items"]
+            taken = {str((n.get("spec") or {}).get("podCIDR") or "") for n in nodes}
+            cidr = next_free_cidr(preferred, taken)
+        await self.client.patch(NODES, self.config.node_name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+        return cidr
+
     async def update_status(self) -> None:
         await self.client.patch(NODES, self.config.node_name, {"status": self.status()}, subresource="status")
 
@@ -174,6 +193,19 @@ class NodeManager:
             except (ApiError, *TRANSPORT_ERRORS) as e:  # type: ignore[misc]
                 log.warning("node heartbeat failed: %s", e)
             await asyncio.sleep(self.config.lease_interval)
+
+
+def next_free_cidr(preferred: str, taken: set[str]) -> str:
+    """``preferred`` or the next network of its size not in ``taken`` (10.88/16, 10.89/16...)."""
+    net = ipaddress.ip_network(preferred, strict=False)
+    for _ in range(256):
+        if str(net) not in taken:
+            return str(net)
+        nxt = int(net.network_address) + net.num_addresses
+        if nxt + net.num_addresses > int(ipaddress.IPv4Address("10.255.255.255")) + 1:
+            break
+        net = ipaddress.ip_network(f"{ipaddress.ip_address(nxt)}/{net.prefixlen}")
+    return str(ipaddress.ip_network(preferred, strict=False))
 
 
 def _boot_id() -> str:

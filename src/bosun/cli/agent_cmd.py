@@ -65,9 +65,11 @@ async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callabl
               show_default=True)
 @click.option("--node-ip", default="", help="Address of this node (default: the one that reaches the server).")
 @click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
+@click.option("--pod-cidr", default="", help="This node's pod network when its Node has none yet "
+              "(default 10.88.0.0/16, or the next free /16).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
-          runtime: str, data_dir: Path, node_ip: str, port: int, log_level: str) -> None:
+          runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig:
@@ -78,7 +80,8 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     else:
         raise click.UsageError("give --server and --token, or --kubeconfig")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
-                         labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port)
+                         labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
+                         pod_cidr=pod_cidr)
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:

@@ -167,6 +167,10 @@ class OciDriver:
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
         self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
 
+    @property
+    def pod_cidr(self) -> str:
+        return self.cni.config.pod_cidr
+
     def set_pod_cidr(self, cidr: str) -> None:
         """The node's spec.podCIDR is known only after registration; new pods use it."""
         self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=cidr, bridge=self.cni.config.bridge,

@@ -1,0 +1,137 @@
+"""The node agent's remaining gaps (issue 5): podCIDR, ImagePullBackOff, emptyDir limits,
+local-path PersistentVolumeClaims, log rotation, and an API server outage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import RunningServer, start_server
+
+from bosun.agent.agent import Agent
+from bosun.agent.config import AgentConfig
+from bosun.agent.runtime.base import RuntimeDriver
+from bosun.agent.runtime.process import ProcessDriver
+from bosun.api.registry import Resource, by_plural
+from bosun.client.kubeconfig import ClusterConfig
+from bosun.client.rest import Client
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _res(plural: str) -> Resource:
+    res = by_plural("", "v1", plural)
+    assert res is not None
+    return res
+
+
+PODS, NAMESPACES, NODES, EVENTS = (_res(p) for p in ("pods", "namespaces", "nodes", "events"))
+PVCS, PVS = _res("persistentvolumeclaims"), _res("persistentvolumes")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    running = start_server(tmp_path_factory.mktemp("gaps-server"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def client_for(server: RunningServer) -> Client:
+    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+
+
+def agent_config(data_dir: Path, name: str, **kw: Any) -> AgentConfig:
+    return AgentConfig(node_name=name, data_dir=data_dir, listen_host="127.0.0.1", listen_port=0,
+                       backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05, **kw)
+
+
+def node_name(tmp_path: Path, prefix: str = "g") -> str:
+    return f"{prefix}-{tmp_path.name[-12:].lower().strip('_-')}".replace("_", "-")
+
+
+@contextlib.asynccontextmanager
+async def process_agent(client: Client, config: AgentConfig) -> AsyncIterator[Agent]:
+    driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")
+    agent = Agent(client, config, driver, node_ip="127.0.0.1")
+    try:
+        await agent.start()
+        yield agent
+    finally:
+        await agent.stop()
+        await _remove_all(driver)
+
+
+async def _remove_all(driver: RuntimeDriver) -> None:
+    for c in await driver.list_containers():
+        with contextlib.suppress(Exception):
+            await driver.stop_container(c.id, 0)
+        await driver.remove_container(c.id)
+    for sb in await driver.list_sandboxes():
+        with contextlib.suppress(Exception):
+            await driver.stop_sandbox(sb.id)
+            await driver.remove_sandbox(sb.id)
+
+
+async def make_ns(client: Client, name: str) -> None:
+    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+async def make_pod(client: Client, ns: str, node: str, name: str, containers: list[dict[str, Any]],
+                   **spec: Any) -> dict[str, Any]:
+    for c in containers:
+        c.setdefault("image", "host")
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+            "spec": {"nodeName": node, "containers": containers, "terminationGracePeriodSeconds": 1, **spec}}
+    return await client.create(PODS, body, ns)
+
+
+async def until(client: Client, ns: str, name: str, check: Callable[[dict[str, Any]], bool],
+                within: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    pod: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            pod = await client.get(PODS, name, ns)
+            if check(pod):
+                return pod
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out; last status: {pod.get('status')}")
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+async def events_of(client: Client, ns: str, name: str) -> list[tuple[str, str]]:
+    items = (await client.list(EVENTS, ns))["items"]
+    return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
+
+
+# -- 1. podCIDR ---------------------------------------------------------------------------------
+
+async def test_node_gets_a_pod_cidr_and_a_second_node_the_next(server: RunningServer, tmp_path: Path) -> None:
+    client = client_for(server)
+    first, second = node_name(tmp_path, "cidr-a"), node_name(tmp_path, "cidr-b")
+    try:
+        async with process_agent(client, agent_config(tmp_path / "a", first, pod_cidr="10.77.0.0/16")) as a:
+            node = await client.get(NODES, first)
+            assert node["spec"]["podCIDR"] == "10.77.0.0/16" == a.pod_cidr
+            assert node["spec"]["podCIDRs"] == ["10.77.0.0/16"]
+        # Restarted without the flag: the Node keeps what it has (podCIDR is immutable).
+        async with process_agent(client, agent_config(tmp_path / "a", first)) as a:
+            assert a.pod_cidr == "10.77.0.0/16"
+        # Another node asking for the default gets a /16 no other node has.
+        async with process_agent(client, agent_config(tmp_path / "b", second)) as b:
+            taken = [n["spec"].get("podCIDR") for n in (await client.list(NODES))["items"]
+                     if n["metadata"]["name"] != second]
+            assert b.pod_cidr and b.pod_cidr not in taken
+            assert (await client.get(NODES, second))["spec"]["podCIDR"] == b.pod_cidr
+    finally:
+        await client.close()
