@@ -135,3 +135,62 @@ async def test_node_gets_a_pod_cidr_and_a_second_node_the_next(server: RunningSe
             assert (await client.get(NODES, second))["spec"]["podCIDR"] == b.pod_cidr
     finally:
         await client.close()
+
+
+# -- 2. ImagePullBackOff (the oci driver: the process driver has no images to pull) -------------
+
+@contextlib.asynccontextmanager
+async def oci_agent(client: Client, config: AgentConfig) -> AsyncIterator[Agent]:
+    from tests.integration.oci_env import oci_env
+
+    async with oci_env() as env:
+        agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
+        try:
+            await agent.start()
+            yield agent
+        finally:
+            await agent.stop()
+
+
+def _requires_oci() -> pytest.MarkDecorator:
+    from tests.integration.oci_env import requires_oci
+
+    return requires_oci
+
+
+@_requires_oci()
+async def test_missing_image_backs_off(server: RunningServer, tmp_path: Path, namespace: str) -> None:
+    client = client_for(server)
+    name = node_name(tmp_path, "pull")
+    try:
+        async with oci_agent(client, agent_config(tmp_path / "a", name, image_backoff_base=1.0,
+                                                  image_backoff_max=2.0)):
+            await make_ns(client, namespace)
+            image = "127.0.0.1:1/nope:1"
+            await make_pod(client, namespace, name, "nopull", [{"name": "c", "image": image}])
+
+            def waiting(pod: dict[str, Any]) -> dict[str, Any]:
+                sts = pod.get("status", {}).get("containerStatuses") or [{}]
+                return dict(sts[0].get("state", {}).get("waiting") or {})
+
+            pod = await until(client, namespace, "nopull", lambda p: waiting(p).get("reason") == "ImagePullBackOff")
+            msg = waiting(pod)["message"]
+            assert msg.startswith(f'Back-off pulling image "{image}": ErrImagePull: ') and "127.0.0.1:1" in msg
+            assert pod["status"]["phase"] == "Pending"
+            # The pull is retried (1 s, then 2 s), each failure showing ErrImagePull again.
+            deadline = time.monotonic() + 15
+            pulls = 0
+            while time.monotonic() < deadline:
+                items = (await client.list(EVENTS, namespace))["items"]
+                pulls = sum(e.get("count", 1) for e in items
+                            if e["reason"] == "Failed" and e["message"].startswith(f'Failed to pull image "{image}"'))
+                if pulls >= 3:
+                    break
+                await asyncio.sleep(0.2)
+            assert pulls >= 3
+            seen = await events_of(client, namespace, "nopull")
+            assert ("Failed", "Error: ErrImagePull") in seen
+            assert ("Failed", "Error: ImagePullBackOff") in seen
+            assert ("BackOff", f'Back-off pulling image "{image}"') in seen
+    finally:
+        await client.close()

@@ -22,6 +22,9 @@ class AgentConfig:
     # Exponential restart back-off: base doubling up to max (Kubernetes: 10 s to 5 min).
     backoff_base: float = 10.0
     backoff_max: float = 300.0
+    # Image pull back-off after ErrImagePull (Kubernetes: 10 s doubling to 5 min).
+    image_backoff_base: float = 10.0
+    image_backoff_max: float = 300.0
     # How often the runtime is relisted to notice containers that ended.
     relist_interval: float = 1.0
     # Coalescing window for pod status writes.

@@ -75,6 +75,8 @@ class PodWorker:
         self._sandbox: SandboxStatus | None = None
         self._backoff: dict[str, float] = {}
         self._waiting: dict[str, tuple[str, str]] = {}
+        # container -> (image, next pull at, current delay, last error): ImagePullBackOff.
+        self._pull_backoff: dict[str, tuple[str, float, float, str]] = {}
         self._probes: dict[str, ContainerProbes] = {}
         self._start_time = (pod.get("status") or {}).get("startTime") or now()
         self._terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
@@ -210,13 +212,26 @@ class PodWorker:
     async def _start(self, c: dict[str, Any], sandbox: SandboxStatus, paths: dict[str, Path],
                      refs: RefFetcher, *, init: bool, attempt: int = 0) -> None:
         name = c["name"]
+        image_name = str(c.get("image") or "")
+        pulling = self._pull_backoff.get(name)
+        if pulling is not None and pulling[0] == image_name and time.time() < pulling[1]:
+            if self._waiting.get(name, ("",))[0] != "ImagePullBackOff":
+                self.recorder.event(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image_name}"')
+                self.recorder.event(self.pod, "Warning", "Failed", "Error: ImagePullBackOff")
+            self._waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image_name}": {pulling[3]}')
+            self.wake(pulling[1])
+            return
         try:
-            image = await self.driver.ensure_image(str(c.get("image") or ""), podspec.pull_policy(c))
+            image = await self.driver.ensure_image(image_name, podspec.pull_policy(c))
         except ImageError as e:
             self._waiting[name] = (e.reason, e.message)
-            self.recorder.event(self.pod, "Warning", "Failed", f"Failed to pull image \"{c.get('image')}\": {e}")
-            self.wake(time.time() + self._next_backoff(name))
+            self.recorder.event(self.pod, "Warning", "Failed", f'Failed to pull image "{image_name}": {e}')
+            self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e.reason}")
+            delay = self._next_pull_backoff(name, image_name)
+            self._pull_backoff[name] = (image_name, time.time() + delay, delay, f"{e.reason}: {e.message}")
+            self.wake(time.time() + min(1.0, delay))  # then ImagePullBackOff until the retry
             return
+        self._pull_backoff.pop(name, None)
         try:
             env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable)
             mounts = self.volumes.mounts(c, paths)
@@ -252,10 +267,12 @@ class PodWorker:
         pod["status"] = status
         return pod
 
-    def _next_backoff(self, name: str) -> float:
-        delay = self._backoff.get(name, 0.0)
-        self._backoff[name] = min(self.config.backoff_max, delay * 2 if delay else self.config.backoff_base)
-        return max(delay, self.config.backoff_base)
+    def _next_pull_backoff(self, name: str, image: str) -> float:
+        """10 s, 20 s, 40 s... up to 5 min between pulls of an image that failed."""
+        prev = self._pull_backoff.get(name)
+        if prev is None or prev[0] != image:
+            return self.config.image_backoff_base
+        return min(self.config.image_backoff_max, prev[2] * 2)
 
     async def _restart(self, c: dict[str, Any], st: ContainerStatus, sandbox: SandboxStatus,
                        paths: dict[str, Path], refs: RefFetcher, *, init: bool) -> None:
