@@ -166,6 +166,9 @@ class OciDriver:
         self.pull_timeout = pull_timeout
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
         self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
+        # meta.json never changes once written: caching it lets a pod's worker list its own
+        # containers without reading every other pod's files (100 pods were O(n^2) reads).
+        self._meta: dict[str, dict[str, Any]] = {}
 
     @property
     def pod_cidr(self) -> str:
@@ -460,6 +463,7 @@ class OciDriver:
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
+        self._meta.pop(cid, None)
         unmount(str(d / "bundle" / "rootfs"))
         await asyncio.to_thread(self.cgroups.remove, cg)
         shutil.rmtree(d, ignore_errors=True)
@@ -503,9 +507,17 @@ class OciDriver:
             return False
         return _alive(int(pid), starttime)
 
+    def _meta_of(self, cid: str) -> dict[str, Any] | None:
+        meta = self._meta.get(cid)
+        if meta is None:
+            meta = _read_json(self._dir(cid) / "meta.json")
+            if meta is not None:
+                self._meta[cid] = meta
+        return meta
+
     def _status(self, cid: str) -> ContainerStatus | None:
         d = self._dir(cid)
-        meta = _read_json(d / "meta.json")
+        meta = self._meta_of(cid)
         if meta is None:
             return None
         st = ContainerStatus(
@@ -559,6 +571,8 @@ class OciDriver:
         if not croot.is_dir():
             return out
         for entry in os.scandir(croot):
+            if pod_uid is not None and (self._meta_of(entry.name) or {}).get("pod_uid") != pod_uid:
+                continue
             st = self._status(entry.name)
             if st is not None and (pod_uid is None or st.pod_uid == pod_uid):
                 out.append(st)
@@ -609,6 +623,7 @@ class OciDriver:
         if meta.get("cgroup"):
             await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
         shutil.rmtree(d, ignore_errors=True)
+        self._meta.pop(container_id, None)
 
     # -- exec and stats -------------------------------------------------------------------------
 
