@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, start_server
+from tests.integration.oci_env import wait_for
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
@@ -109,6 +110,10 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
+async def gone(client: Client, ns: str) -> bool:
+    return not (await client.list(PODS, ns))["items"]
+
+
 async def events_of(client: Client, ns: str, name: str) -> list[tuple[str, str]]:
     items = (await client.list(EVENTS, ns))["items"]
     return [(e["reason"], e["message"]) for e in items if e["involvedObject"]["name"] == name]
@@ -192,5 +197,81 @@ async def test_missing_image_backs_off(server: RunningServer, tmp_path: Path, na
             assert ("Failed", "Error: ErrImagePull") in seen
             assert ("Failed", "Error: ImagePullBackOff") in seen
             assert ("BackOff", f'Back-off pulling image "{image}"') in seen
+    finally:
+        await client.close()
+
+
+# -- 3. emptyDir: sizeLimit eviction, medium Memory as tmpfs -------------------------------------
+
+def container_log(agent: Agent, uid: str, container: str) -> str:
+    path = agent.config.pods_dir / uid / "logs" / container / "0.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return "\n".join(line.split(" ", 3)[3] for line in lines if line.count(" ") >= 3)
+
+
+async def test_emptydir_over_its_size_limit_evicts_the_pod(server: RunningServer, tmp_path: Path,
+                                                          namespace: str) -> None:
+    client = client_for(server)
+    name = node_name(tmp_path, "evict")
+    try:
+        async with process_agent(client, agent_config(tmp_path / "a", name, housekeeping_interval=0.3)) as agent:
+            await make_ns(client, namespace)
+            # The process driver mounts nothing: the command writes where the volume lives.
+            await make_pod(client, namespace, name, "hog", [{
+                "name": "c", "command": ["sh", "-c", 'D="$PODS/$UID/volumes/emptyDir/scratch"; sleep 1; '
+                                         'head -c 3000000 /dev/zero > "$D/big"; exec sleep 60'],
+                "env": [{"name": "PODS", "value": str(agent.config.pods_dir)},
+                        {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
+                volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
+            await make_pod(client, namespace, name, "modest", [{
+                "name": "c", "command": ["sleep", "60"], "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+                volumes=[{"name": "s", "emptyDir": {"sizeLimit": "1Mi"}}])
+            pod = await until(client, namespace, "hog", lambda p: p["status"].get("phase") == "Failed")
+            assert pod["status"]["reason"] == "Evicted"
+            assert pod["status"]["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi".'
+            state = pod["status"]["containerStatuses"][0]["state"]
+            assert "terminated" in state, state
+            assert not ready(pod)
+            assert ("Evicted", pod["status"]["message"]) in await events_of(client, namespace, "hog")
+            modest = await client.get(PODS, "modest", namespace)
+            assert modest["status"]["phase"] == "Running"
+            # Still Failed a while later (an evicted pod is not restarted in place).
+            await asyncio.sleep(1.0)
+            assert (await client.get(PODS, "hog", namespace))["status"]["phase"] == "Failed"
+    finally:
+        await client.close()
+
+
+@_requires_oci()
+async def test_memory_emptydir_is_a_sized_tmpfs(server: RunningServer, tmp_path: Path, namespace: str) -> None:
+    from bosun.agent.runtime.oci_mounts import mounts_under
+
+    client = client_for(server)
+    name = node_name(tmp_path, "tmpfs")
+    try:
+        async with oci_agent(client, agent_config(tmp_path / "a", name)) as agent:
+            await make_ns(client, namespace)
+            script = ('grep -E " /(cache|big) " /proc/mounts; head -c 4000000 /dev/zero > /cache/f; '
+                      'echo "rc=$?"; exec sleep 60')
+            pod = await make_pod(client, namespace, name, "mem", [{
+                "name": "c", "command": ["sh", "-c", script],
+                "resources": {"limits": {"memory": "64Mi"}},
+                "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "big", "mountPath": "/big"}]}],
+                volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "2Mi"}},
+                         {"name": "big", "emptyDir": {"medium": "Memory"}}])
+            uid = pod["metadata"]["uid"]
+            await until(client, namespace, "mem", ready, within=30)
+            await wait_for(lambda: "rc=" in container_log(agent, uid, "c"))
+            out = container_log(agent, uid, "c")
+            mounts = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.startswith("tmpfs")}
+            assert "size=2048k" in mounts["/cache"], out
+            assert "size=65536k" in mounts["/big"], out  # the pod's memory limit
+            assert "No space left on device" in out and "rc=1" in out
+            pod_dir = agent.config.pods_dir / uid
+            assert len(mounts_under(pod_dir / "volumes")) == 2
+            await client.delete(PODS, "mem", namespace)
+            await wait_for(lambda: gone(client, namespace), within=15)
+            assert not mounts_under(pod_dir) and not pod_dir.exists()
     finally:
         await client.close()

@@ -22,6 +22,7 @@ from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, RuntimeDriver
 from bosun.agent.server import AgentServer
 from bosun.agent.status import PODS, StatusManager
+from bosun.agent.volumes import remove_pod_volumes
 from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
@@ -76,6 +77,7 @@ class Agent:
         for pod in self.informer.list():
             self._ensure_worker(pod)
         self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
+        self._bg.append(asyncio.create_task(self._housekeeping(), name="agent-housekeeping"))
 
     async def _pod_cidr(self) -> None:
         """Settle the node's podCIDR before any pod starts, and give it to the driver."""
@@ -159,10 +161,23 @@ class Agent:
             if sb.pod_uid not in known:
                 await self.driver.stop_sandbox(sb.id)
                 await self.driver.remove_sandbox(sb.id)
+                remove_pod_volumes(self.config.pods_dir / sb.pod_uid)
                 shutil.rmtree(self.config.pods_dir / sb.pod_uid, ignore_errors=True)
 
     def _container_running(self, uid: str, name: str) -> bool:
         return (uid, name) in self._running
+
+    async def _housekeeping(self) -> None:
+        """Slow periodic checks: emptyDir sizeLimits (eviction)."""
+        while True:
+            await asyncio.sleep(self.config.housekeeping_interval)
+            for worker in list(self.workers.values()):
+                try:
+                    await worker.check_volumes()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("pod %s/%s: volume check failed", worker.namespace, worker.name)
 
     async def _relist(self) -> None:
         """Notice state changes of containers (exits above all) and wake their pod's worker."""

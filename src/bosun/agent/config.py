@@ -27,6 +27,8 @@ class AgentConfig:
     image_backoff_max: float = 300.0
     # How often the runtime is relisted to notice containers that ended.
     relist_interval: float = 1.0
+    # How often emptyDir sizeLimits are measured (eviction) and unused volumes cleaned up.
+    housekeeping_interval: float = 10.0
     # Coalescing window for pod status writes.
     status_flush_interval: float = 0.2
     # The node's pod network (spec.podCIDR) when the Node has none yet; "" = the runtime's

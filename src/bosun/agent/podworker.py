@@ -80,6 +80,9 @@ class PodWorker:
         self._probes: dict[str, ContainerProbes] = {}
         self._start_time = (pod.get("status") or {}).get("startTime") or now()
         self._terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        # The eviction message once evicted (kept across agent restarts through the status).
+        self._evicted = str((pod.get("status") or {}).get("message") or "") \
+            if (pod.get("status") or {}).get("reason") == "Evicted" else ""
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -107,6 +110,16 @@ class PodWorker:
         self._wake.clear()
         if self._wake_at is not None and self._wake_at <= time.time():
             self._wake_at = None
+
+    async def check_volumes(self) -> None:
+        """Evict the pod when a disk emptyDir outgrew its sizeLimit, as kubelet's eviction
+        manager does: the pod fails (reason Evicted) and its controller replaces it."""
+        if self.done or self._terminal or self._evicted:
+            return
+        message = await asyncio.to_thread(self.volumes.over_limit, self.pod)
+        if message:
+            self._evicted = message
+            self.wake()
 
     async def run(self) -> None:
         self._wake.set()
@@ -162,6 +175,12 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         policy = spec.get("restartPolicy") or "Always"
         latest, previous = await self._containers()
+        if self._evicted and not self._terminal:
+            self.recorder.event(self.pod, "Warning", "Evicted", self._evicted)
+            self._terminal = True
+            self._waiting.clear()
+            await self._stop_all(latest, self._grace())
+            latest, previous = await self._containers()
         if self._terminal:
             await self._stop_all(latest, 0)
             self._publish(latest, previous, init_ok=True)
@@ -487,6 +506,11 @@ class PodWorker:
         }
         if inits:
             status["initContainerStatuses"] = istat
+        if self._evicted:
+            status.update({"phase": "Failed", "reason": "Evicted", "message": self._evicted})
+            for cond in status["conditions"]:
+                if cond["type"] in ("Ready", "ContainersReady"):
+                    cond.update(condition(old, cond["type"], False, "PodFailed", ""))
         return status
 
 

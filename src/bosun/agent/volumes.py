@@ -3,18 +3,29 @@
 configMap, secret, downwardAPI and projected volumes are rewritten on every pod sync, file
 by file with atomic renames, so a running container sees updated ConfigMaps in place (and
 never a half-written file). emptyDir lives as long as the pod; hostPath is the host's own.
+
+emptyDir ``medium: Memory`` is a tmpfs whose size is the sizeLimit (or the pod's memory
+limit), so the kernel enforces it; a disk emptyDir's sizeLimit can only be checked after the
+fact, which :meth:`VolumeManager.over_limit` does for the agent's periodic eviction check.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from bosun.agent import podspec
 from bosun.agent.env import field_value, resource_value
 from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import Mount
+from bosun.agent.runtime.oci_mounts import is_mounted, mount_tmpfs, mounts_under, unmount
+from bosun.api.quantity import to_bytes
+
+log = logging.getLogger(__name__)
 
 Pod = dict[str, Any]
 
@@ -102,6 +113,8 @@ class VolumeManager:
             out[str(vol.get("name"))] = path
             if "emptyDir" in vol:
                 path.mkdir(parents=True, exist_ok=True)
+                if (vol["emptyDir"] or {}).get("medium") == "Memory":
+                    _ensure_tmpfs(path, pod, vol["emptyDir"] or {})
             elif "hostPath" in vol:
                 kind = vol["hostPath"].get("type") or ""
                 if kind == "DirectoryOrCreate":
@@ -152,5 +165,51 @@ class VolumeManager:
                              read_only=bool(vm.get("readOnly"))))
         return out
 
+    def over_limit(self, pod: Pod) -> str:
+        """The eviction message when a disk emptyDir holds more than its sizeLimit, else ""."""
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            src = vol.get("emptyDir") if "emptyDir" in vol else None
+            if src is None or not src.get("sizeLimit") or src.get("medium") == "Memory":
+                continue
+            limit = to_bytes(src["sizeLimit"])
+            if disk_usage(self.path(vol)) > limit:
+                return f'Usage of EmptyDir volume "{vol.get("name")}" exceeds the limit "{src["sizeLimit"]}".'
+        return ""
+
     def remove(self) -> None:
-        shutil.rmtree(self.pod_dir / "volumes", ignore_errors=True)
+        remove_pod_volumes(self.pod_dir)
+
+
+def remove_pod_volumes(pod_dir: Path) -> None:
+    """Unmount (tmpfs emptyDirs) and delete a pod's volumes."""
+    for mp in mounts_under(pod_dir / "volumes"):
+        try:
+            unmount(mp)
+        except OSError as e:
+            log.warning("cannot unmount %s: %s", mp, e)
+    shutil.rmtree(pod_dir / "volumes", ignore_errors=True)
+
+
+def _ensure_tmpfs(path: Path, pod: Pod, src: dict[str, Any]) -> None:
+    if is_mounted(str(path)):
+        return
+    size = to_bytes(src["sizeLimit"]) if src.get("sizeLimit") else podspec.pod_resources(pod).memory_limit_bytes
+    try:
+        mount_tmpfs(path, size)
+    except OSError as e:
+        if e.errno != errno.EPERM:
+            raise ConfigError(f"emptyDir {path.name!r}: {e}") from e
+        # Without root (the process driver in development) a plain directory has to do.
+        log.warning("emptyDir %s: no tmpfs without privileges, using a directory", path)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated under ``path`` (like du): what a sizeLimit is measured against."""
+    total = 0
+    for dirpath, dirs, files in os.walk(path):
+        for n in files + dirs:
+            try:
+                total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+            except OSError:
+                continue
+    return total

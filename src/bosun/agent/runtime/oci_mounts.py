@@ -33,6 +33,25 @@ def mount_overlay(lower: list[Path], upper: Path, work: Path, target: Path) -> N
         raise OSError(e, f"overlay mount on {target} failed: {os.strerror(e)}")
 
 
+def mount_tmpfs(target: Path, size_bytes: int | None) -> None:
+    """A memory-backed directory (emptyDir medium Memory); ``size_bytes`` caps it."""
+    opts = "mode=0777" + (f",size={size_bytes}" if size_bytes else "")
+    if _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", 0, opts.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"tmpfs mount on {target} failed: {os.strerror(e)}")
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path``, deepest first (the order to unmount them in)."""
+    root = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    found = {mp for mp in (line.split()[4] for line in lines) if mp == root or mp.startswith(root + "/")}
+    return sorted(found, key=len, reverse=True)
+
+
 def unmount(path: str) -> None:
     """Detach every mount stacked on ``path``; nothing mounted there is fine."""
     for _ in range(16):
