@@ -25,15 +25,20 @@ GRACE_SECONDS = 1
 period every deletion would wait the default 30 s for SIGKILL."""
 
 
-def bench_pod(name: str, probe: bool) -> dict[str, Any]:
+VARIANTS = ("plain", "probe", "hostnet")
+"""plain: `sleep 3600`; probe: the same with an exec readiness probe every second; hostnet:
+plain with hostNetwork, which skips the CNI plugins and so shows what the pod network costs."""
+
+
+def bench_pod(name: str, variant: str) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "main", "image": "host", "command": ["sleep", "3600"]}
-    if probe:
+    if variant == "probe":
         container["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 1}
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "podbench"}},
-        "spec": {"containers": [container], "terminationGracePeriodSeconds": GRACE_SECONDS},
-    }
+    spec: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": GRACE_SECONDS}
+    if variant == "hostnet":
+        spec["hostNetwork"] = True
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "podbench"}},
+            "spec": spec}
 
 
 @dataclass
@@ -82,10 +87,10 @@ async def _watch(client: Client, namespace: str, rv: str, tracker: _Tracker) -> 
             tracker.see(event["object"], now)
 
 
-async def _create(client: Client, namespace: str, name: str, probe: bool, tracker: _Tracker) -> None:
+async def _create(client: Client, namespace: str, name: str, variant: str, tracker: _Tracker) -> None:
     m = tracker.marks.setdefault(name, _Marks())
     m.created, m.created_wall = time.perf_counter(), time.time()
-    await client.create(PODS, bench_pod(name, probe), namespace)
+    await client.create(PODS, bench_pod(name, variant), namespace)
 
 
 def _ms_stats(values: list[float]) -> dict[str, float]:
@@ -124,7 +129,7 @@ def _summary(tracker: _Tracker, t0: float) -> dict[str, Any]:
     }
 
 
-async def run_pods(client: Client, namespace: str, n: int, probe: bool, wait_s: float = 120) -> dict[str, Any]:
+async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s: float = 120) -> dict[str, Any]:
     """Create ``n`` pods concurrently in a fresh ``namespace`` and wait until all are Ready."""
     await make_namespace(client, namespace)
     listing = await client.list(PODS, namespace)
@@ -133,7 +138,7 @@ async def run_pods(client: Client, namespace: str, n: int, probe: bool, wait_s: 
     try:
         await asyncio.sleep(0.2)  # the watch is established before the first create
         t0 = time.perf_counter()
-        await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", probe, tracker) for i in range(n)))
+        await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", variant, tracker) for i in range(n)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tracker.done.wait(), wait_s)
         return _summary(tracker, t0)

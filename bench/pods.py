@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import NAMESPACES
-from _pods_phase import delete_pods, run_pods
+from _pods_phase import VARIANTS, delete_pods, run_pods
 from _pods_procs import BosunUp, leftovers, memory_breakdown, runtime_state_leftovers, start_bosun_up
 from _procs import ROOT, cpu_seconds
 from bosun.api.registry import by_plural
@@ -48,11 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 and 10 pods only (under a minute)")
     ap.add_argument("--sizes", help="pods per step, e.g. 1,10,100 (default; quick: 1,10)")
-    ap.add_argument("--variants", default="plain,probe", help="plain, probe or both")
+    ap.add_argument("--variants", default="plain,probe",
+                    help="comma-separated: plain, probe, hostnet (no CNI: what the pod network costs)")
     ap.add_argument("--profile", type=Path, help="py-spy the bosun up process during the largest step, SVG here")
+    ap.add_argument("--profile-format", choices=("svg", "txt"), default="svg",
+                    help="svg flame graph, or txt: raw collapsed stacks to aggregate")
     ap.add_argument("--output", type=Path, help="results file (default bench/results/pods-<time>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the data dir (logs) after the run")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    for v in args.variants.split(","):
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    return args
 
 
 def docker_swarm_note() -> str:
@@ -97,6 +104,7 @@ def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--subprocesses",
+                             *(["--format", "raw"] if out.suffix == ".txt" else []),
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc
@@ -125,10 +133,10 @@ async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], res
                 ns = f"podbench-{n}-{variant}"
                 spy = None
                 if args.profile and n == max(sizes) and variant == variants[0]:
-                    spy = start_profile(up.pid, args.profile / f"pods-{n}-{variant}.svg")
+                    spy = start_profile(up.pid, args.profile / f"pods-{n}-{variant}.{args.profile_format}")
                 cpu0 = cpu_seconds(up.pid)
                 try:
-                    step = await run_pods(client, ns, n, probe=variant == "probe")
+                    step = await run_pods(client, ns, n, variant)
                 finally:
                     if spy is not None:
                         stop_profile(spy)
