@@ -275,3 +275,99 @@ async def test_memory_emptydir_is_a_sized_tmpfs(server: RunningServer, tmp_path:
             assert not mounts_under(pod_dir) and not pod_dir.exists()
     finally:
         await client.close()
+
+
+# -- 4. persistentVolumeClaim volumes from the local-path provisioner -----------------------------
+
+@pytest.fixture(scope="module")
+def provisioner_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from bosun.controlplane import ControlPlaneOptions
+
+    running = start_server(tmp_path_factory.mktemp("localpath-server"),
+                           options=ControlPlaneOptions(controllers=["localpath"], scheduler=False))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def until_obj(client: Client, res: Resource, name: str, ns: str | None,
+                    check: Callable[[dict[str, Any] | None], bool], within: float = 15) -> dict[str, Any] | None:
+    async def probe() -> tuple[bool, dict[str, Any] | None]:
+        try:
+            obj: dict[str, Any] | None = await client.get(res, name, ns)
+        except Exception:
+            obj = None
+        return check(obj), obj
+
+    deadline = time.monotonic() + within
+    while True:
+        ok, obj = await probe()
+        if ok:
+            return obj
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{res.plural}/{name}: timed out; last: {obj}")
+        await asyncio.sleep(0.1)
+
+
+def _pvc(name: str, **annotations: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Mi"}}}}
+
+
+@_requires_oci()
+async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_server: RunningServer,
+                                                                  tmp_path: Path, namespace: str) -> None:
+    client = client_for(provisioner_server)
+    name = node_name(tmp_path, "lp")
+    try:
+        async with oci_agent(client, agent_config(tmp_path / "a", name, housekeeping_interval=0.3)) as agent:
+            await make_ns(client, namespace)
+            await client.create(PVCS, _pvc("data"), namespace)
+            await asyncio.sleep(0.5)  # WaitForFirstConsumer: nothing happens without a pod
+            assert (await client.get(PVCS, "data", namespace))["status"]["phase"] == "Pending"
+            claim = {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}
+            await make_pod(client, namespace, name, "writer", [{
+                "name": "c", "command": ["sh", "-c", "echo hi > /data/f; exec sleep 60"],
+                "volumeMounts": [{"name": "d", "mountPath": "/data"}]}], volumes=[claim])
+            pvc = await until_obj(client, PVCS, "data", namespace,
+                                  lambda o: bool(o) and o["status"].get("phase") == "Bound")
+            assert pvc is not None
+            pv_name = pvc["spec"]["volumeName"]
+            assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == name
+            pv = await client.get(PVS, pv_name)
+            assert pv["status"]["phase"] == "Bound"
+            assert pv["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"]
+            assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0][
+                "values"] == [name]
+            volume_dir = Path(pv["spec"]["hostPath"]["path"])
+            assert volume_dir == agent.config.volumes_dir.resolve() / pv_name
+            await until(client, namespace, "writer", ready, within=30)
+            await wait_for(lambda: (volume_dir / "f").exists() and (volume_dir / "f").read_text() == "hi\n")
+            # The data outlives the pod; a read-only claim cannot write.
+            await client.delete(PODS, "writer", namespace)
+            await wait_for(lambda: gone(client, namespace), within=15)
+            pod = await make_pod(client, namespace, name, "reader", [{
+                "name": "c", "command": ["sh", "-c", "cat /data/f; touch /data/x 2>/dev/null || echo ro; "
+                                         "exec sleep 60"],
+                "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data", "readOnly": True}}])
+            await wait_for(lambda: "ro" in container_log(agent, pod["metadata"]["uid"], "c"), within=30)
+            assert container_log(agent, pod["metadata"]["uid"], "c").split() == ["hi", "ro"]
+            await client.delete(PODS, "reader", namespace)
+            await wait_for(lambda: gone(client, namespace), within=15)
+            # Deleting the claim (reclaimPolicy Delete) deletes the volume and its directory.
+            await client.delete(PVCS, "data", namespace)
+            await until_obj(client, PVS, pv_name, None, lambda o: o is None)
+            await wait_for(lambda: not volume_dir.exists())
+            # Immediate binding provisions with no pod, on a Ready node.
+            await client.create(PVCS, _pvc("now", **{"bosun.io/volume-binding-mode": "Immediate"}), namespace)
+            now = await until_obj(client, PVCS, "now", namespace,
+                                  lambda o: bool(o) and o["status"].get("phase") == "Bound")
+            assert now is not None
+            assert now["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == name
+            await client.delete(PVCS, "now", namespace)
+            await until_obj(client, PVS, now["spec"]["volumeName"], None, lambda o: o is None)
+    finally:
+        await client.close()

@@ -21,8 +21,8 @@ from bosun.agent.node import NodeManager
 from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, RuntimeDriver
 from bosun.agent.server import AgentServer
-from bosun.agent.status import PODS, StatusManager
-from bosun.agent.volumes import remove_pod_volumes
+from bosun.agent.status import PODS, RETRYABLE, StatusManager
+from bosun.agent.volumes import PVS, remove_pod_volumes
 from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
@@ -168,9 +168,16 @@ class Agent:
         return (uid, name) in self._running
 
     async def _housekeeping(self) -> None:
-        """Slow periodic checks: emptyDir sizeLimits (eviction)."""
+        """Slow periodic checks: emptyDir sizeLimits (eviction), directories of deleted
+        local-path PersistentVolumes."""
         while True:
             await asyncio.sleep(self.config.housekeeping_interval)
+            try:
+                await self.remove_released_volumes()
+            except asyncio.CancelledError:
+                raise
+            except RETRYABLE as e:
+                log.warning("local volume cleanup: %s", e)
             for worker in list(self.workers.values()):
                 try:
                     await worker.check_volumes()
@@ -178,6 +185,19 @@ class Agent:
                     raise
                 except Exception:
                     log.exception("pod %s/%s: volume check failed", worker.namespace, worker.name)
+
+    async def remove_released_volumes(self) -> None:
+        """Delete this node's local-path directories whose PersistentVolume no longer exists
+        (the claim was deleted under reclaimPolicy Delete and the provisioner removed the PV)."""
+        root = self.config.volumes_dir
+        dirs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        if not dirs:
+            return
+        existing = {str(pv["metadata"]["name"]) for pv in (await self.client.list(PVS))["items"]}
+        for d in dirs:
+            if d.name not in existing:
+                log.info("removing %s: its PersistentVolume is gone", d)
+                await asyncio.to_thread(shutil.rmtree, d, True)
 
     async def _relist(self) -> None:
         """Notice state changes of containers (exits above all) and wake their pod's worker."""

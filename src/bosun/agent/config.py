@@ -42,5 +42,10 @@ class AgentConfig:
         return self.data_dir / "pods"
 
     @property
+    def volumes_dir(self) -> Path:
+        """Where local-path PersistentVolumes of this node live (advertised on the Node)."""
+        return self.data_dir / "volumes"
+
+    @property
     def runtime_dir(self) -> Path:
         return self.data_dir / "runtime"

@@ -24,6 +24,8 @@ from bosun.client.rest import TRANSPORT_ERRORS, Client
 log = logging.getLogger(__name__)
 
 VERSION = "v1.32.0-bosun"
+# Where this node keeps local-path volumes, for the provisioner to put in PersistentVolumes.
+LOCAL_PATH_ROOT = "bosun.io/local-path-root"
 
 
 def _resource(group: str, plural: str) -> Resource:
@@ -128,14 +130,17 @@ class NodeManager:
 
     async def register(self) -> None:
         """Create the Node, or take over an existing one of that name (a re-joining node)."""
+        annotations = {LOCAL_PATH_ROOT: str(self.config.volumes_dir.resolve())}
         body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.config.node_name, "labels": self.labels()}, "spec": {}}
+                "metadata": {"name": self.config.node_name, "labels": self.labels(), "annotations": annotations},
+                "spec": {}}
         try:
             node = await self.client.create(NODES, body)
         except ApiError as e:
             if e.status != 409:
                 raise
-            node = await self.client.patch(NODES, self.config.node_name, {"metadata": {"labels": self.labels()}})
+            node = await self.client.patch(NODES, self.config.node_name,
+                                           {"metadata": {"labels": self.labels(), "annotations": annotations}})
         self.uid = str(node["metadata"].get("uid") or "")
         await self.update_status()
 

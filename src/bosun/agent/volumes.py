@@ -24,8 +24,44 @@ from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import Mount
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_tmpfs, mounts_under, unmount
 from bosun.api.quantity import to_bytes
+from bosun.api.registry import Resource, by_plural
+from bosun.client.errors import ApiError
+from bosun.client.rest import Client
 
 log = logging.getLogger(__name__)
+
+
+def _resource(plural: str) -> Resource:
+    res = by_plural("", "v1", plural)
+    assert res is not None
+    return res
+
+
+PVCS, PVS = _resource("persistentvolumeclaims"), _resource("persistentvolumes")
+
+
+async def claim_path(client: Client, namespace: str, claim: str) -> Path:
+    """The node directory behind a bound claim (its PersistentVolume's local or hostPath path)."""
+    try:
+        pvc = await client.get(PVCS, claim, namespace)
+    except ApiError as e:
+        if e.status == 404:
+            raise ConfigError(f'persistentvolumeclaim "{claim}" not found') from e
+        raise
+    volume = str((pvc.get("spec") or {}).get("volumeName") or "")
+    if not volume or (pvc.get("status") or {}).get("phase") != "Bound":
+        raise ConfigError(f'persistentvolumeclaim "{claim}" is not bound yet')
+    try:
+        pv = await client.get(PVS, volume)
+    except ApiError as e:
+        if e.status == 404:
+            raise ConfigError(f'persistentvolume "{volume}" of claim "{claim}" not found') from e
+        raise
+    spec = pv.get("spec") or {}
+    path = str((spec.get("local") or {}).get("path") or (spec.get("hostPath") or {}).get("path") or "")
+    if not path:
+        raise ConfigError(f'persistentvolume "{volume}": only local and hostPath volumes can be mounted here')
+    return Path(path)
 
 Pod = dict[str, Any]
 
@@ -96,6 +132,7 @@ class VolumeManager:
     def __init__(self, pod_dir: Path, allocatable: dict[str, str]) -> None:
         self.pod_dir = pod_dir
         self.allocatable = allocatable
+        self.read_only: set[str] = set()  # volumes mounted read-only whatever the volumeMount says
 
     def path(self, volume: dict[str, Any]) -> Path:
         name = str(volume.get("name"))
@@ -111,7 +148,14 @@ class VolumeManager:
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             path = self.path(vol)
             out[str(vol.get("name"))] = path
-            if "emptyDir" in vol:
+            if "persistentVolumeClaim" in vol:
+                src = vol["persistentVolumeClaim"] or {}
+                path = await claim_path(refs.client, refs.namespace, str(src.get("claimName") or ""))
+                path.mkdir(parents=True, exist_ok=True)
+                out[str(vol.get("name"))] = path
+                if src.get("readOnly"):
+                    self.read_only.add(str(vol.get("name")))
+            elif "emptyDir" in vol:
                 path.mkdir(parents=True, exist_ok=True)
                 if (vol["emptyDir"] or {}).get("medium") == "Memory":
                     _ensure_tmpfs(path, pod, vol["emptyDir"] or {})
@@ -162,7 +206,7 @@ class VolumeManager:
                 if not host.exists():
                     host.mkdir(parents=True, exist_ok=True)
             out.append(Mount(host_path=host, container_path=str(vm.get("mountPath")),
-                             read_only=bool(vm.get("readOnly"))))
+                             read_only=bool(vm.get("readOnly")) or name in self.read_only))
         return out
 
     def over_limit(self, pod: Pod) -> str:
