@@ -332,7 +332,7 @@ async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_s
                 "name": "c", "command": ["sh", "-c", "echo hi > /data/f; exec sleep 60"],
                 "volumeMounts": [{"name": "d", "mountPath": "/data"}]}], volumes=[claim])
             pvc = await until_obj(client, PVCS, "data", namespace,
-                                  lambda o: bool(o) and o["status"].get("phase") == "Bound")
+                                  lambda o: (o or {}).get("status", {}).get("phase") == "Bound")
             assert pvc is not None
             pv_name = pvc["spec"]["volumeName"]
             assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == name
@@ -364,7 +364,7 @@ async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_s
             # Immediate binding provisions with no pod, on a Ready node.
             await client.create(PVCS, _pvc("now", **{"bosun.io/volume-binding-mode": "Immediate"}), namespace)
             now = await until_obj(client, PVCS, "now", namespace,
-                                  lambda o: bool(o) and o["status"].get("phase") == "Bound")
+                                  lambda o: (o or {}).get("status", {}).get("phase") == "Bound")
             assert now is not None
             assert now["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == name
             await client.delete(PVCS, "now", namespace)
