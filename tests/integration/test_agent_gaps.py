@@ -371,3 +371,50 @@ async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_s
             await until_obj(client, PVS, now["spec"]["volumeName"], None, lambda o: o is None)
     finally:
         await client.close()
+
+
+# -- 5. log rotation --------------------------------------------------------------------------------
+
+async def _agent_logs(agent: Agent, token: str, ns: str, pod: str, **params: str) -> str:
+    import ssl
+
+    import aiohttp
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    url = f"https://127.0.0.1:{agent.port}/containerLogs/{ns}/{pod}/c"
+    async with aiohttp.ClientSession() as s, s.get(url, params=params, ssl=ctx,
+                                                   headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 200, await r.text()
+        return await r.text()
+
+
+async def test_container_logs_rotate_and_stay_readable(server: RunningServer, tmp_path: Path,
+                                                       namespace: str) -> None:
+    client = client_for(server)
+    name = node_name(tmp_path, "logs")
+    script = ('sleep 1; i=0; while [ $i -lt 300 ]; do i=$((i+1)); '
+              'echo "line $i ........................................"; '
+              '[ $((i % 5)) -eq 0 ] && sleep 0.02; done; sleep 0.3; exit 1')
+    try:
+        config = agent_config(tmp_path / "a", name, container_log_max_bytes=4096, container_log_max_files=3)
+        async with process_agent(client, config) as agent:
+            await make_ns(client, namespace)
+            pod = await make_pod(client, namespace, name, "chatty", [{"name": "c", "command": ["sh", "-c", script]}])
+            await until(client, namespace, "chatty", lambda p: p["status"].get("phase") == "Running")
+            await wait_for(lambda: agent.server.container_running(pod["metadata"]["uid"], "c"))
+            followed = await _agent_logs(agent, server.token, namespace, "chatty", follow="true")
+            # Following by name crossed every rotation without losing or repeating a line.
+            assert followed.splitlines() == [f"line {i} " + "." * 40 for i in range(1, 301)]
+            logs_dir = agent.config.pods_dir / pod["metadata"]["uid"] / "logs" / "c"
+            rotated = sorted(p.name for p in logs_dir.glob("0.log*"))
+            assert rotated == ["0.log", "0.log.1", "0.log.2"]
+            assert all(p.stat().st_size < 4096 + 200 for p in logs_dir.glob("0.log*"))
+            # After the restart, --previous reads the ended attempt's live file: its last lines.
+            await until(client, namespace, "chatty", lambda p: p["status"]["containerStatuses"][0]
+                        .get("restartCount", 0) >= 1)
+            previous = await _agent_logs(agent, server.token, namespace, "chatty", previous="true")
+            assert previous.splitlines()[-1] == "line 300 " + "." * 40
+            assert len(previous.splitlines()) < 100  # only the newest file, not the rotated ones
+    finally:
+        await client.close()

@@ -27,6 +27,9 @@ class AgentConfig:
     image_backoff_max: float = 300.0
     # How often the runtime is relisted to notice containers that ended.
     relist_interval: float = 1.0
+    # Container log rotation (kubelet's containerLogMaxSize / containerLogMaxFiles).
+    container_log_max_bytes: int = 10 * 1024 * 1024
+    container_log_max_files: int = 5
     # How often emptyDir sizeLimits are measured (eviction) and unused volumes cleaned up.
     housekeeping_interval: float = 10.0
     # Coalescing window for pod status writes.

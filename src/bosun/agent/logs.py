@@ -7,6 +7,7 @@ previous, limitBytes.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -60,19 +61,38 @@ def read(path: Path, *, tail: int | None, since: float | None, timestamps: bool)
     return b"".join(out), end
 
 
+def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
+    """Bytes of ``path`` after ``offset`` and the file's inode (0 when it does not exist)."""
+    try:
+        with path.open("rb") as f:
+            ino = os.fstat(f.fileno()).st_ino
+            f.seek(offset)
+            return f.read(), ino
+    except FileNotFoundError:
+        return b"", 0
+
+
 async def follow(path: Path, offset: int, timestamps: bool, alive: asyncio.Event) -> AsyncIterator[bytes]:
-    """New records as they are written, until ``alive`` is cleared and the file is drained."""
+    """New records as they are written, until ``alive`` is cleared and the file is drained.
+
+    A rotation (the file renamed to ``<name>.1`` and a new one started) shows as a new
+    inode: what was written to the old file after our last read is taken from ``.1``, then
+    the new file is read from its start."""
     buf = b""
+    ino = _read_from(path, 0)[1] if offset else 0
     while True:
-        try:
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
+        chunk, now_ino = _read_from(path, offset)
+        rest = b""
+        if ino and now_ino and now_ino != ino:
+            rotated, old_ino = _read_from(path.with_name(path.name + ".1"), offset)
+            rest = rotated if old_ino == ino else b""
+            chunk, now_ino = _read_from(path, 0)
+            offset = 0
+        if now_ino:
+            ino = now_ino
+        if chunk or rest:
             offset += len(chunk)
-            buf += chunk
+            buf += rest + chunk
             *lines, buf = buf.split(b"\n")
             out = b"".join(render(line + b"\n", timestamps)[0] for line in lines)
             if out:

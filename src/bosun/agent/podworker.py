@@ -264,6 +264,7 @@ class PodWorker:
             name=name, pod_uid=self.uid, attempt=attempt, image=str(c.get("image") or ""), command=command,
             args=args, env=env, working_dir=str(c.get("workingDir") or ""), mounts=mounts,
             resources=podspec.container_resources(c), security=_security(c, self.pod), log_path=log_path,
+            log_max_bytes=self.config.container_log_max_bytes, log_max_files=self.config.container_log_max_files,
             tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")),
             labels={LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
                     LABEL_INIT: "true" if init else "false"})
@@ -429,7 +430,8 @@ class PodWorker:
             cur = latest.get(st.name)
             if cur is not None and st.attempt < cur.attempt - 1 and st.state == ContainerState.EXITED:
                 await self.driver.remove_container(st.id)
-                (self.pod_dir / "logs" / st.name / f"{st.attempt}.log").unlink(missing_ok=True)
+                for f in (self.pod_dir / "logs" / st.name).glob(f"{st.attempt}.log*"):
+                    f.unlink(missing_ok=True)
 
     # -- status ------------------------------------------------------------------------------------
 

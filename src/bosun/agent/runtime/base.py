@@ -15,7 +15,8 @@ Log files (``ContainerConfig.log_path``) use the CRI log format, one line per ch
     2024-01-02T03:04:05.123456789Z stdout F the text
 
 (``F`` = full line, ``P`` = partial line continued by the next record), so the agent's log
-server reads one format whatever the driver. :mod:`bosun.agent.runtime.shim` writes it and
+server reads one format whatever the driver. Files are rotated by size (``<log>.1`` is the
+newest rotated one); the live file keeps its name. :mod:`bosun.agent.runtime.shim` writes it and
 can be reused by any driver that starts a child process.
 """
 
@@ -199,6 +200,11 @@ class ContainerConfig:
     resources: Resources = field(default_factory=Resources)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     log_path: Path = Path("/dev/null")
+    # Size-based rotation of ``log_path`` (kubelet's containerLogMaxSize/MaxFiles): at
+    # ``log_max_bytes`` it becomes ``<log_path>.1`` (older ones shift up), keeping
+    # ``log_max_files`` files in all; 0 bytes = never rotate.
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_max_files: int = 5
     tty: bool = False
     stdin: bool = False
     stdin_once: bool = False

@@ -445,7 +445,8 @@ class OciDriver:
                 "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--bundle", str(bundle),
                                     "--pid-file", str(d / "container.pid"), cid),
                 "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
-                "log_path": str(config.log_path)})
+                "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
+            "log_max_files": config.log_max_files})
             _write_json(d / "meta.json", {
                 "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
                 "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),

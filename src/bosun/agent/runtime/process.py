@@ -329,7 +329,8 @@ class ProcessDriver:
                        LABEL_ATTEMPT: str(config.attempt)})
         (d / "spec.json").write_text(json.dumps({
             "command": command, "env": env, "working_dir": config.working_dir or "",
-            "log_path": str(config.log_path)}))
+            "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
+            "log_max_files": config.log_max_files}))
         (d / "config.json").write_text(json.dumps({
             "id": cid, "pod_uid": config.pod_uid, "name": config.name, "attempt": config.attempt,
             "image": config.image, "image_id": image.id, "created_at": time.time(),

@@ -7,7 +7,8 @@ into its own session, starts the command in a new process group, copies its
 stdout/stderr into the CRI log file, and writes ``exit.json`` when it ends.
 
 State directory protocol (``spec.json`` written by the driver, the rest by the shim):
-  ``spec.json``  {"command": [...], "env": {...}, "working_dir": "...", "log_path": "..."}
+  ``spec.json``  {"command": [...], "env": {...}, "working_dir": "...", "log_path": "...",
+                 "log_max_bytes": N, "log_max_files": N}  (rotation; optional)
   ``pid``        "<pid> <starttime>" of the container process once started
   ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
 ``reason`` is "StartError" when the command could not be executed at all.
@@ -50,6 +51,46 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+class RotatingLog:
+    """The log file, renamed to ``<path>.1`` (older ones shifted to ``.2``...) once it
+    reaches ``max_bytes``, so a chatty container cannot fill the disk; ``max_files``
+    counts the live file too. Readers that follow by name notice the new inode."""
+
+    def __init__(self, path: Path, max_bytes: int = 0, max_files: int = 5) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_files = max(1, max_files)
+        self._f = path.open("ab")
+        self._size = self._f.tell()
+
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._size += len(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+        if self.max_bytes and self._size >= self.max_bytes:
+            self.rotate()
+
+    def rotate(self) -> None:
+        self._f.close()
+        keep = self.max_files - 1
+        if keep <= 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            self.path.with_name(f"{self.path.name}.{keep}").unlink(missing_ok=True)
+            for i in range(keep - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{i}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._f = self.path.open("ab")
+        self._size = 0
+
+    def close(self) -> None:
+        self._f.close()
+
+
 class _LogWriter:
     """Splits a byte stream into CRI log records (``F`` full lines, ``P`` partial ones)."""
 
@@ -84,7 +125,8 @@ class _LogWriter:
         self.out.flush()  # type: ignore[attr-defined]
 
 
-def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str, str]) -> int:
+def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str, str],
+        log_max_bytes: int = 0, log_max_files: int = 5) -> int:
     started = time.time()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,15 +136,16 @@ def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str
     except OSError as e:
         what = cmd[0] if cmd else "(empty command)"
         msg = f"failed to start {what!r}: {e.strerror or e}"
-        with log_path.open("ab") as out:
-            _LogWriter(out, "stderr").feed(msg.encode() + b"\n")
+        with log_path.open("ab") as failed:
+            _LogWriter(failed, "stderr").feed(msg.encode() + b"\n")
         _write_json(state / "exit.json", {"exit_code": 128, "started_at": 0, "finished_at": time.time(),
                                          "reason": "StartError", "message": msg})
         return 0
     (state / "pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)} {started}")
     assert proc.stdout is not None and proc.stderr is not None
     sel = selectors.DefaultSelector()
-    with log_path.open("ab") as out:
+    out = RotatingLog(log_path, log_max_bytes, log_max_files)
+    try:
         writers = {proc.stdout.fileno(): _LogWriter(out, "stdout"),
                    proc.stderr.fileno(): _LogWriter(out, "stderr")}
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -118,6 +161,8 @@ def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str
                     open_fds -= 1
                 else:
                     writers[fd].feed(data)
+    finally:
+        out.close()
     code = proc.wait()
     reason, message = ("Completed" if code == 0 else "Error"), ""
     if code < 0:
@@ -138,7 +183,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return run(state, Path(spec["log_path"]), str(spec.get("working_dir") or ""),
-               [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()})
+               [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()},
+               int(spec.get("log_max_bytes") or 0), int(spec.get("log_max_files") or 5))
 
 
 if __name__ == "__main__":
