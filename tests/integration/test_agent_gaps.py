@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -418,3 +419,79 @@ async def test_container_logs_rotate_and_stay_readable(server: RunningServer, tm
             assert len(previous.splitlines()) < 100  # only the newest file, not the rotated ones
     finally:
         await client.close()
+
+
+# -- 6. the API server unreachable for a while ------------------------------------------------------
+
+def _serve(data_dir: Path, port: int) -> RunningServer:
+    """A bare API server on a fixed port, so that it can come back where the agent looks."""
+    import threading
+
+    from bosun.api.server import APIServer, ServerConfig
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="api-server-outage", daemon=True)
+    thread.start()
+    api = APIServer(ServerConfig(data_dir=data_dir, listen=f"127.0.0.1:{port}"))
+    try:
+        asyncio.run_coroutine_threadsafe(api.start(), loop).result(60)
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        raise
+    return RunningServer(api, loop, thread, data_dir)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The issue asks for 30 s; the test uses 8 s to stay fast. BOSUN_OUTAGE_SECONDS=30 runs the full
+# outage (done by hand when this was written: same result).
+OUTAGE_SECONDS = float(os.environ.get("BOSUN_OUTAGE_SECONDS", "8"))
+
+
+async def test_api_server_outage_containers_keep_running_status_catches_up(tmp_path: Path,
+                                                                          namespace: str) -> None:
+    data_dir, port = tmp_path / "server", _free_port()
+    running: RunningServer | None = _serve(data_dir, port)
+    assert running is not None
+    client = client_for(running)
+    name = node_name(tmp_path, "outage")
+    try:
+        config = agent_config(tmp_path / "a", name, lease_interval=0.5)
+        async with process_agent(client, config) as agent:
+            await make_ns(client, namespace)
+            await make_pod(client, namespace, name, "steady", [{"name": "c", "command": ["sleep", "600"]}])
+            before = await until(client, namespace, "steady", ready)
+            cid = before["status"]["containerStatuses"][0]["containerID"]
+            await make_pod(client, namespace, name, "short", [{"name": "c", "command": ["sleep", "3"]}],
+                           restartPolicy="Never")
+            await until(client, namespace, "short", ready)
+
+            running.stop()  # the control plane goes away; the agent keeps going
+            running = None
+            await asyncio.sleep(OUTAGE_SECONDS)  # "short" ends meanwhile, unseen by the API
+            states = {(c.name, c.pod_uid): c.state.value for c in await agent.driver.list_containers()}
+            assert sorted(states.values()) == ["exited", "running"]
+            running = _serve(data_dir, port)
+
+            pod = await until(client, namespace, "short", lambda p: p["status"].get("phase") == "Succeeded",
+                              within=20)
+            assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+            after = await until(client, namespace, "steady", ready)
+            assert after["status"]["containerStatuses"][0]["containerID"] == cid
+            assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+            # The agent is back in business: it watches again and renews its Lease.
+            await make_pod(client, namespace, name, "new", [{"name": "c", "command": ["sleep", "600"]}])
+            await until(client, namespace, "new", ready, within=20)
+            node = await client.get(NODES, name)
+            assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == "True"
+    finally:
+        await client.close()
+        if running is not None:
+            running.stop()
