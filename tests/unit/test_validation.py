@@ -646,3 +646,19 @@ def test_immutable_configmap_and_secret() -> None:
     assert updates({**sec, "data": {"a": "Mg=="}}, sec) == [
         "data: Forbidden: field is immutable when `immutable` is set"]
     assert updates({**sec, "immutable": None, "data": {}}, {**sec, "immutable": None}) == []
+
+
+def test_persistent_volume_with_a_local_path_is_valid() -> None:
+    from bosun.api.registry import by_plural
+    from bosun.api.validation import validate
+
+    pvs = by_plural("", "v1", "persistentvolumes")
+    assert pvs is not None
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-local"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "local": {"path": "/var/lib/bosun/volumes/pv-local"}}}
+    assert validate(pvs, pv) == []
+    pv["spec"]["local"] = {"path": ""}
+    assert [e.field for e in validate(pvs, pv)] == ["spec.local.path"]
+    del pv["spec"]["local"]
+    assert [e.detail() for e in validate(pvs, pv)] == ["spec: Required value: must specify a volume type"]

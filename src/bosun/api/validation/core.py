@@ -216,13 +216,19 @@ def validate_pv(c: Checker, obj: dict[str, Any]) -> None:
         c.add(invalid(key("spec.capacity", "storage"), (spec.get("capacity") or {}).get("storage"),
                       "must be greater than zero"))
     # A PV is a volume source plus PV fields; reuse the pod volume rules on a synthetic volume.
+    # `local` (a node-local path, as the local-path provisioner writes) is a PV-only source.
+    local = spec.get("local")
+    if local is not None:
+        if not isinstance(local, dict) or not isinstance(local.get("path"), str) or not local.get("path"):
+            c.add(required("spec.local.path"))
     probe = Checker()
     validate_volumes(probe, {"volumes": [{"name": "pv", **{k: v for k, v in spec.items()
-                                                             if k not in ("accessModes", "capacity")}}]},
+                                                             if k not in ("accessModes", "capacity", "local")}}]},
                      "spec")
     for e in probe.errors:
         if e.field == "spec[0]":
-            c.add(required("spec", "must specify a volume type"))
+            if local is None:
+                c.add(required("spec", "must specify a volume type"))
         elif e.field.startswith("spec[0]."):
             c.add(FieldError(e.type, "spec." + e.field[len("spec[0]."):], e.message, e.value, e.has_value))
     policy = c.text(spec, "persistentVolumeReclaimPolicy", "spec.persistentVolumeReclaimPolicy")
