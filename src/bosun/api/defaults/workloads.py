@@ -12,23 +12,34 @@ JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
+def _child(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``parent[key]``, created empty when absent; None when the client put a non-object there
+    (validation reports it)."""
+    value = parent.get(key)
+    if value is None:
+        value = parent[key] = {}
+    return value if isinstance(value, dict) else None
+
+
+def _rolling_update(spec: dict[str, Any], field: str, **defaults: Any) -> None:
+    """A workload's update strategy defaults to RollingUpdate with these rollingUpdate values."""
+    strategy = _child(spec, field)
+    if strategy is None:
+        return
+    _set(strategy, "type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        ru = _child(strategy, "rollingUpdate")
+        if ru is not None:
+            for k, v in defaults.items():
+                _set(ru, k, v)
+
+
 def default_deployment(obj: dict[str, Any]) -> None:
     spec = _obj(obj, "spec")
     if spec is None:
         return
     _set(spec, "replicas", 1)
-    strategy = spec.get("strategy")
-    if strategy is None:
-        strategy = spec["strategy"] = {}
-    if isinstance(strategy, dict):
-        _set(strategy, "type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            ru = strategy.get("rollingUpdate")
-            if ru is None:
-                ru = strategy["rollingUpdate"] = {}
-            if isinstance(ru, dict):
-                _set(ru, "maxUnavailable", "25%")
-                _set(ru, "maxSurge", "25%")
+    _rolling_update(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
     _set(spec, "revisionHistoryLimit", 10)
     _set(spec, "progressDeadlineSeconds", 600)
     default_template(spec)
@@ -48,22 +59,10 @@ def default_statefulset(obj: dict[str, Any]) -> None:
         return
     _set(spec, "replicas", 1)
     _set(spec, "podManagementPolicy", "OrderedReady")
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        _set(strategy, "type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            ru = strategy.get("rollingUpdate")
-            if ru is None:
-                ru = strategy["rollingUpdate"] = {}
-            if isinstance(ru, dict):
-                _set(ru, "partition", 0)
+    _rolling_update(spec, "updateStrategy", partition=0)
     _set(spec, "revisionHistoryLimit", 10)
-    policy = spec.get("persistentVolumeClaimRetentionPolicy")
-    if policy is None:
-        policy = spec["persistentVolumeClaimRetentionPolicy"] = {}
-    if isinstance(policy, dict):
+    policy = _child(spec, "persistentVolumeClaimRetentionPolicy")
+    if policy is not None:
         _set(policy, "whenDeleted", "Retain")
         _set(policy, "whenScaled", "Retain")
     for vct in _dicts(spec, "volumeClaimTemplates"):
@@ -75,18 +74,7 @@ def default_daemonset(obj: dict[str, Any]) -> None:
     spec = _obj(obj, "spec")
     if spec is None:
         return
-    strategy = spec.get("updateStrategy")
-    if strategy is None:
-        strategy = spec["updateStrategy"] = {}
-    if isinstance(strategy, dict):
-        _set(strategy, "type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            ru = strategy.get("rollingUpdate")
-            if ru is None:
-                ru = strategy["rollingUpdate"] = {}
-            if isinstance(ru, dict):
-                _set(ru, "maxUnavailable", 1)
-                _set(ru, "maxSurge", 0)
+    _rolling_update(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
     _set(spec, "revisionHistoryLimit", 10)
     default_template(spec)
 
