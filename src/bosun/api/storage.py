@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -39,6 +40,8 @@ T = TypeVar("T")
 STORE_TIMEOUT = 10.0
 # Guaranteed-update retries (patch, scale, binding) before giving up with 409.
 MAX_RETRIES = 20
+# Objects this server wrote last, kept for the next read-modify-write of the same key.
+RECENT_MAX = 20000
 
 NAMESPACES = by_plural("", "v1", "namespaces")
 assert NAMESPACES is not None
@@ -48,17 +51,75 @@ PRIORITY_CLASSES: Resource = _pc
 SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
 
+class _Watchdog:
+    """Deadlines of the store calls in flight on one event loop, checked by one timer a second.
+
+    ``asyncio.timeout`` arms and cancels a loop timer per call (several µs, paid by every
+    API write, several times): here a call costs two dict operations, and the deadline is
+    exact to within the tick, which is plenty for a 10 s limit."""
+
+    TICK = 1.0
+    _by_loop: dict[asyncio.AbstractEventLoop, _Watchdog] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[asyncio.Task[Any], float] = {}
+        self.expired: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Watchdog:
+        wd = cls._by_loop.get(loop)
+        if wd is None:
+            # Registered only while calls are pending: a finished loop leaves nothing behind.
+            wd = cls._by_loop[loop] = cls(loop)
+            loop.call_later(cls.TICK, wd._tick)
+        return wd
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for task, deadline in list(self.calls.items()):
+            if deadline <= now:
+                del self.calls[task]
+                self.expired.add(task)
+                task.cancel()
+        if self.calls or self.expired:
+            self.loop.call_later(self.TICK, self._tick)
+        else:
+            self._by_loop.pop(self.loop, None)
+
+
+_TIMED_OUT = "the storage backend did not answer in time; nothing was written"
+
+
 async def call_store(aw: Awaitable[T]) -> T:
     """Run one store call, mapping an unreachable or slow store to 503/504."""
+    task = asyncio.current_task()
+    if task is None:  # not in a task (never the case for a request): the plain way
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                return await aw
+        except TimeoutError as exc:
+            raise errors.timeout(_TIMED_OUT) from exc
+        except (UnavailableError, ConnectionError, OSError) as exc:
+            raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+    loop = task.get_loop()
+    wd = _Watchdog.of(loop)
+    wd.calls[task] = loop.time() + STORE_TIMEOUT
     try:
-        async with asyncio.timeout(STORE_TIMEOUT):  # no extra task per call, unlike wait_for
-            return await aw
-    except TimeoutError as exc:
-        raise errors.timeout("the storage backend did not answer in time; nothing was written") from exc
-    except UnavailableError as exc:
+        return await aw
+    except asyncio.CancelledError as exc:
+        if task in wd.expired:
+            wd.expired.discard(task)
+            task.uncancel()
+            raise errors.timeout(_TIMED_OUT) from exc
+        raise
+    except (UnavailableError, ConnectionError, OSError) as exc:
         raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
-    except (ConnectionError, OSError) as exc:
-        raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
+    finally:
+        wd.calls.pop(task, None)
+        if wd.expired and task in wd.expired:  # defensive: the deadline passed as it finished
+            wd.expired.discard(task)
+            task.uncancel()
 
 
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
@@ -91,6 +152,19 @@ class Storage:
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
+        # key -> (revision, object as stored, shared read-only): a pod's binding and status
+        # writes follow its create within seconds, so mutate usually starts from here
+        # instead of a store read and a decode. Never trusted alone: see mutate.
+        self._recent: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def _written(self, key: str, rev: int, obj: dict[str, Any]) -> None:
+        recent = self._recent
+        recent.pop(key, None)  # re-inserted last: the dict's order is the eviction order
+        recent[key] = (rev, obj)
+        if len(recent) > RECENT_MAX:
+            for k in list(itertools.islice(recent, RECENT_MAX // 4)):
+                del recent[k]
+        self.on_write(key, rev, obj)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -196,7 +270,7 @@ class Storage:
             await self.services.release_keys(taken)
             raise
         m["resourceVersion"] = str(rev)
-        self.on_write(res.key(ns, name), rev, obj)
+        self._written(res.key(ns, name), rev, obj)
         return obj
 
     async def _admit_priority(self, name: str, pod: dict[str, Any]) -> None:
@@ -293,11 +367,20 @@ class Storage:
         If ``fn`` sets a resourceVersion different from the current one, that is a conflict.
         ``fn_copies``: fn never modifies its argument (a patch builds a new object), so the
         deep copy can be skipped."""
-        for _ in range(MAX_RETRIES):
-            kv = await call_store(self.store.get(res.key(ns, name)))
-            if kv is None:
-                raise errors.not_found(res.plural, name, res.group)
-            old = decode_kv(kv)
+        key = res.key(ns, name)
+        for attempt in range(MAX_RETRIES):
+            # The first attempt may start from the object this server wrote last. The
+            # store's compare-and-swap catches a stale one; any other outcome computed from
+            # it (an error, a no-op) is checked again against a store read, so answers are
+            # exactly those of a store read.
+            cached = self._recent.get(key) if attempt == 0 and not dry_run else None
+            if cached is not None:
+                expected, old = cached
+            else:
+                kv = await call_store(self.store.get(key))
+                if kv is None:
+                    raise errors.not_found(res.plural, name, res.group)
+                expected, old = kv.mod_revision, decode_kv(kv)
             # fn sees the object without its resourceVersion: one in its result was put
             # there by the client (a patch that sets it), which makes it a precondition.
             if fn_copies:
@@ -305,16 +388,26 @@ class Storage:
             else:
                 current = json_copy(old)
                 current["metadata"].pop("resourceVersion", None)
-            new = fn(current)
-            rv = meta(new).get("resourceVersion")
-            if rv and str(rv) != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(res.plural, name, res.group)
             try:
-                return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision)
-            except APIError as exc:
-                if exc.code == 409 and exc.reason == "Conflict" and not rv:
+                new = fn(current)
+            except APIError:
+                if cached is not None:
                     continue
                 raise
+            rv = meta(new).get("resourceVersion")
+            if rv and str(rv) != old["metadata"]["resourceVersion"]:
+                if cached is not None:
+                    continue
+                raise errors.conflict(res.plural, name, res.group)
+            try:
+                out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected)
+            except APIError as exc:
+                if cached is not None or (exc.code == 409 and exc.reason == "Conflict" and not rv):
+                    continue
+                raise
+            if cached is not None and out is old:
+                continue  # a no-op against what may be an old copy: ask the store
+            return out
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
 
     async def _commit_update(
@@ -359,6 +452,7 @@ class Storage:
             except NotFoundError as exc:
                 raise errors.not_found(res.plural, name, res.group) from exc
             new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            self._recent.pop(key, None)
             return new
         taken = await self._allocate(res, name, new, old) if subresource is None else []
         try:
@@ -375,7 +469,7 @@ class Storage:
         if res.kind == "Service":
             await self.services.release(old, keep=new)
         nm["resourceVersion"] = str(rev)
-        self.on_write(key, rev, new)
+        self._written(key, rev, new)
         return new
 
     # ---- delete ------------------------------------------------------------------------
@@ -421,6 +515,7 @@ class Storage:
                 if updated is not None:
                     rev = await call_store(self.store.update(kv.key, encode(updated), kv.mod_revision))
                     updated["metadata"]["resourceVersion"] = str(rev)
+                    self._recent.pop(kv.key, None)
                     return updated, False
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
             except ConflictError:
@@ -428,6 +523,7 @@ class Storage:
             except NotFoundError as exc:
                 raise errors.not_found(res.plural, name, res.group) from exc
             obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
+            self._recent.pop(kv.key, None)
             self.on_write(kv.key, deleted.mod_revision, obj)
             if res.kind == "Service":
                 await self.services.release(obj)
@@ -447,7 +543,10 @@ def _merge_for_update(
     if subresource in ("scale", "binding", "finalize"):
         return new  # built by the subresource handler from the stored object itself
     if subresource == "status":
-        out = json_copy(old)
+        # Shallow: only metadata (resourceVersion is set on it) and status (new's own)
+        # differ from the stored object, whose other parts are never modified in place.
+        out = dict(old)
+        out["metadata"] = dict(old["metadata"])
         if "status" in new:
             out["status"] = new["status"]
         else:

@@ -121,21 +121,21 @@ async def bind(
         )
 
     def fn(pod: dict[str, Any]) -> dict[str, Any]:
-        spec = pod.setdefault("spec", {})
+        # Builds a new object sharing the unchanged parts with ``pod`` (never modified):
+        # the binding is the scheduler's write for every pod, a deep copy would dominate it.
+        spec = as_dict(pod.get("spec"))
         if pod["metadata"].get("deletionTimestamp"):
             raise errors.conflict("pods", name, why="the pod is being deleted")
         current = spec.get("nodeName")
         if current:
             raise errors.conflict("pods", name, why=f'pod {name} is already assigned to node "{current}"')
-        spec["nodeName"] = node
-        status = pod.setdefault("status", {})
+        status = as_dict(pod.get("status"))
         conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
                       "lastTransitionTime": now_rfc3339()})
-        status["conditions"] = conds
-        return pod
+        return dict(pod, spec=dict(spec, nodeName=node), status=dict(status, conditions=conds))
 
-    await h.storage.mutate(pods, namespace, name, fn, subresource="binding", dry_run=dry)
+    await h.storage.mutate(pods, namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True)
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 
