@@ -1,6 +1,6 @@
 """Pod startup latency and memory of `bosun up` with real containers (oci driver, `host` image).
 
-    sudo .venv/bin/python bench/pods.py [--quick] [--sizes 1,10,100] [--profile DIR]
+    sudo .venv/bin/python bench/pods.py [--quick] [--sizes 1,10,100] [--swarm-sizes 1,10,50,100] [--no-swarm]
 
 Starts `bosun up --runtime oci` in its own process (fresh data dir, free ports), then for each
 size N creates N pods at once (`sleep 3600`, and the same with an exec readiness probe
@@ -9,8 +9,16 @@ of `bosun up` and its per-container shims idle and with the largest step running
 everything, stops `bosun up` with SIGINT and checks that no shim or runtime process is left.
 Prints a table and writes bench/results/pods-<timestamp>.json.
 
-Docker Swarm side by side (issue 5) is not measured: no Docker engine runs on this machine
-(`docker` is only a client), so the run records that instead of a number.
+Then, with `bosun up` stopped so the two never compete for the cores, the same workload runs on
+Docker Swarm (bench/_swarm.py: a private dockerd, `swarm init`, `service create --replicas N` of
+`sleep 3600` from a locally imported busybox image) and one table puts both side by side with
+the ratio of the all-Running times. The Swarm side needs Debian's engine and busybox, which the
+benchmark does not install (CI does not need them):
+
+    apt-get install -y docker.io busybox-static
+
+Without them, or when dockerd cannot start, the Swarm side is skipped and the reason printed
+and stored; `--no-swarm` skips it on purpose.
 """
 
 from __future__ import annotations
@@ -36,11 +44,12 @@ from _common import NAMESPACES
 from _pods_phase import VARIANTS, delete_pods, run_pods
 from _pods_procs import BosunUp, leftovers, memory_breakdown, runtime_state_leftovers, start_bosun_up
 from _procs import ROOT, cpu_seconds
+from _swarm import run_swarm
 from bosun.api.registry import by_plural
 from bosun.client.rest import Client
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TARGETS = {"all_running_100_s": 5.0, "p99_ready_ms": 2000.0, "rss_mb": 200.0}
+TARGETS = {"all_running_100_s": 5.0, "p99_ready_ms": 2000.0, "rss_mb": 200.0, "swarm_ratio": 3.0}
 NODES = by_plural("", "v1", "nodes")
 
 
@@ -55,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="svg flame graph, or txt: raw collapsed stacks to aggregate")
     ap.add_argument("--output", type=Path, help="results file (default bench/results/pods-<time>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the data dir (logs) after the run")
+    ap.add_argument("--no-swarm", action="store_true", help="skip the Docker Swarm side by side")
+    ap.add_argument("--swarm-sizes", help="replicas per Swarm step (default: the pod sizes, plus 50 "
+                    "(issue 5's Swarm figure) unless --quick)")
     args = ap.parse_args(argv)
     for v in args.variants.split(","):
         if v not in VARIANTS:
@@ -62,16 +74,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def docker_swarm_note() -> str:
-    """Why there is no Swarm column: said in the output rather than silently left out."""
-    if not shutil.which("docker"):
-        return "not measured: no docker on this machine"
-    res = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True,
-                         text=True, check=False, timeout=20)
-    if res.returncode != 0:
-        return ("not measured: no Docker engine runs on this machine (`docker` is only a client; "
-                f"`docker info`: {(res.stderr.strip().splitlines() or [''])[-1][:160]})")
-    return f"not measured: a Docker engine answers (swarm state {res.stdout.strip()}) but the comparison is not built"
+def swarm_sizes(args: argparse.Namespace, sizes: list[int]) -> list[int]:
+    if args.swarm_sizes:
+        return [int(x) for x in args.swarm_sizes.split(",")]
+    return sorted(set(sizes) | (set() if args.quick else {50}))
+
+
+def side_by_side(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bosun's plain pods (a bridge network and `sleep 3600`, as a Swarm task gets) against
+    Swarm's replicas, per size both ran; ratio = Swarm's all-Running time over Bosun's."""
+    swarm = {s["replicas"]: s for s in (result.get("docker_swarm") or {}).get("steps", [])}
+    steps = result.get("steps", [])
+    variant = "plain" if any(s["variant"] == "plain" for s in steps) else (steps[0]["variant"] if steps else "")
+    rows = []
+    for b in [s for s in steps if s["variant"] == variant and s["pods"] in swarm]:
+        w = swarm[b["pods"]]
+        ratio = (round(w["all_running_s"] / b["all_running_s"], 2)
+                 if w["all_running_s"] and b["all_running_s"] else None)
+        rows.append({"pods": b["pods"], "bosun_variant": variant,
+                     "bosun_all_running_s": b["all_running_s"], "swarm_all_running_s": w["all_running_s"],
+                     "ratio": ratio,
+                     "bosun_running_p50_ms": b["create_to_running"]["p50_ms"],
+                     "bosun_running_p99_ms": b["create_to_running"]["p99_ms"],
+                     "swarm_running_p50_ms": w["create_to_running"]["p50_ms"],
+                     "swarm_running_p99_ms": w["create_to_running"]["p99_ms"]})
+    return rows
 
 
 async def wait_node_ready(client: Client, name: str, wait_s: float = 60) -> float:
@@ -175,6 +202,10 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
         worst = max((s["all_running_s"] or float("inf")) for s in big)
         out["100_pods_running_s"] = {"value": worst, "target": TARGETS["all_running_100_s"],
                                      "met": worst < TARGETS["all_running_100_s"]}
+    for row in result.get("side_by_side", []):
+        if row["ratio"] is not None:
+            out[f"swarm_ratio_{row['pods']}_pods"] = {"value": row["ratio"], "target": TARGETS["swarm_ratio"],
+                                                      "met": row["ratio"] >= TARGETS["swarm_ratio"]}
     p99 = max((s["create_to_ready"]["p99_ms"] for s in result.get("steps", [])), default=None)
     if p99 is not None:
         out["p99_create_to_ready_ms"] = {"value": p99, "target": TARGETS["p99_ready_ms"],
@@ -192,12 +223,37 @@ def print_report(result: dict[str, Any]) -> None:
     print()
     for key in [k for k in result if k.startswith("memory_")]:
         print(_mem_line(key, result[key]))
+    print_side_by_side(result)
     for name, v in result["verdict"].items():
-        print(f"  {name}: {v['value']} (target < {v['target']}) {'OK' if v['met'] else 'MISSED'}")
-    print(f"Docker Swarm: {result['docker_swarm']}")
+        sense = ">=" if name.startswith("swarm_ratio") else "<"
+        print(f"  {name}: {v['value']} (target {sense} {v['target']}) {'OK' if v['met'] else 'MISSED'}")
     print(f"cleanup: bosun up exit {result['cleanup']['exit_code']}, leftover processes "
           f"{len(result['cleanup']['leftover_processes'])}, runtime containers "
           f"{len(result['cleanup']['runtime_containers'])}")
+
+
+def print_side_by_side(result: dict[str, Any]) -> None:
+    swarm = result.get("docker_swarm") or {}
+    if "skipped" in swarm or "error" in swarm:
+        print(f"Docker Swarm: {swarm.get('skipped') or swarm.get('error')}")
+    rows = result.get("side_by_side") or []
+    if not rows:
+        return
+    print(f"\nside by side, all Running (Bosun {rows[0]['bosun_variant']} pods vs Docker Swarm "
+          f"{swarm.get('engine_version')} replicas, same machine, one after the other):")
+    print(f"{'pods':>5} {'bosun s':>9} {'swarm s':>9} {'swarm/bosun':>12}   {'p50/p99 ms bosun':>18} "
+          f"{'p50/p99 ms swarm':>18}")
+    for r in rows:
+        print(f"{r['pods']:>5} {r['bosun_all_running_s'] or '-':>9} {r['swarm_all_running_s'] or '-':>9} "
+              f"{r['ratio'] or '-':>12}   {r['bosun_running_p50_ms']:>8}/{r['bosun_running_p99_ms']:<9} "
+              f"{r['swarm_running_p50_ms']:>8}/{r['swarm_running_p99_ms']:<9}")
+    only = [s for s in swarm.get("steps", []) if s["replicas"] not in {r["pods"] for r in rows}]
+    for s in only:
+        print(f"{s['replicas']:>5} {'':>9} {s['all_running_s'] or '-':>9}   (Swarm only)")
+    if "memory" in (swarm.get("steps") or [{}])[-1]:
+        print(f"Docker engine RSS: idle {swarm['memory_idle']['rss_mb']} MB, with "
+              f"{swarm['steps'][-1]['replicas']} replicas {swarm['steps'][-1]['memory']['rss_mb']} MB "
+              f"({swarm['steps'][-1]['memory']['processes']} processes)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,7 +268,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=ROOT, check=False).stdout.strip(),
-        "docker_swarm": docker_swarm_note(),
         "targets": TARGETS,
     }
     data_dir = Path(tempfile.mkdtemp(prefix="bosun-podbench-"))
@@ -230,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
             result["data_dir"] = str(data_dir)
+    if args.no_swarm:
+        result["docker_swarm"] = {"skipped": "--no-swarm"}
+    else:
+        print(f"\nDocker Swarm, the same workload ({', '.join(map(str, swarm_sizes(args, sizes)))} replicas):",
+              flush=True)
+        result["docker_swarm"] = asyncio.run(run_swarm(swarm_sizes(args, sizes)))
+    result["side_by_side"] = side_by_side(result)
     result["verdict"] = verdict(result)
     print_report(result)
     out = args.output or RESULTS / f"pods-{'quick-' if args.quick else ''}" \
