@@ -197,6 +197,7 @@ class OciDriver:
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
+            await self.cni.remove_masquerade()
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
     def _reap(self) -> None:
@@ -313,6 +314,7 @@ class OciDriver:
                          for p in config.ports if p.host_port]
                 extra["cni"] = True
                 self._save_sandbox(status, extra)
+                await self.cni.ensure_masquerade()
                 result = await self.cni.add(sid, status.netns_path, ports)
                 ip = pod_ip(result)
             status.ip, status.ips = ip, [ip]
