@@ -8,7 +8,8 @@ even after an agent restart.
 
 Outbound NAT is one rule for the whole podCIDR (:meth:`Cni.ensure_masquerade`), not the
 bridge plugin's ``ipMasq``: that one creates a chain and rules per pod, each an iptables
-run under the xtables lock, which serialised 100 pod starts (about 2.3 s of 100 pods). portmap runs only for pods with hostPorts.
+run under the xtables lock, which serialised 100 pod starts (about 2.3 s of 100 pods).
+portmap runs only for pods with hostPorts.
 """
 
 from __future__ import annotations
