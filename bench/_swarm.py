@@ -118,7 +118,7 @@ class Engine:
         except OSError:
             return ""
         useful = [ln for ln in text if "level=error" in ln or "level=fatal" in ln or "failed" in ln]
-        return "\n".join((useful or text)[-lines:])
+        return "\n".join((useful or text)[-lines:]) or "(dockerd wrote nothing)"
 
 
 async def start_engine() -> Engine:

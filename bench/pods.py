@@ -230,6 +230,14 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"cleanup: bosun up exit {result['cleanup']['exit_code']}, leftover processes "
           f"{len(result['cleanup']['leftover_processes'])}, runtime containers "
           f"{len(result['cleanup']['runtime_containers'])}")
+    sw = (result.get("docker_swarm") or {}).get("cleanup")
+    if sw:
+        print(f"cleanup: dockerd exit {sw['exit_code']}, removed by hand: {len(sw['processes_killed'])} processes, "
+              f"{len(sw['unmounted'])} mounts, links {sw['links_removed']}, {len(sw['iptables_removed'])} "
+              f"iptables rules/chains, {len(sw['host_paths_removed'])} host paths")
+    la = result.get("load_average") or {}
+    print(f"load average (1 min): start {la.get('start')}, before Swarm {la.get('before_swarm')}, "
+          f"end {la.get('end')} (the two sides share 2 cores with whatever else runs)")
 
 
 def print_side_by_side(result: dict[str, Any]) -> None:
@@ -270,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                                  cwd=ROOT, check=False).stdout.strip(),
         "targets": TARGETS,
     }
+    load_at_start = os.getloadavg()[0]  # 1-minute: another benchmark or test suite shows here
     data_dir = Path(tempfile.mkdtemp(prefix="bosun-podbench-"))
     up = start_bosun_up(data_dir, node_name=f"podbench-{os.getpid()}")
     result["runtime"] = _runtime_of()
@@ -285,12 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
             result["data_dir"] = str(data_dir)
+    result["load_average"] = {"start": load_at_start, "before_swarm": os.getloadavg()[0]}
     if args.no_swarm:
         result["docker_swarm"] = {"skipped": "--no-swarm"}
     else:
         print(f"\nDocker Swarm, the same workload ({', '.join(map(str, swarm_sizes(args, sizes)))} replicas):",
               flush=True)
         result["docker_swarm"] = asyncio.run(run_swarm(swarm_sizes(args, sizes)))
+    result["load_average"]["end"] = os.getloadavg()[0]
     result["side_by_side"] = side_by_side(result)
     result["verdict"] = verdict(result)
     print_report(result)
