@@ -7,13 +7,16 @@ with no process in them and survive agent restarts; CNI attaches the network nam
 the node bridge; containers join the three by path and get their own mount and PID
 namespaces. ``hostNetwork`` pods keep the host's network and UTS namespaces.
 
-Containers: each runs as ``<runtime> run`` in the foreground under the shim of
-:mod:`bosun.agent.runtime.shim` (which outlives the agent, writes the CRI log and
-``exit.json``). Limits are put on a cgroup the driver owns,
-``<parent>/pod<uid>/<container id>``, and the runtime gets a leaf below it: the runtime
-deletes its own cgroup when ``run`` returns, and ours keeps the ``oom_kill`` count that says
-"OOMKilled". The runtime's own errors go to a JSON log file, which is how an executable that
-is not found becomes a ``StartError`` with the runtime's message instead of an exit code.
+Containers: the shim of :mod:`bosun.agent.runtime.shim` (which outlives the agent, writes the
+CRI log and ``exit.json``) runs ``<runtime> run --detach`` as the container's child subreaper:
+the runtime exits once the container started, and the shim collects the container's exit
+status itself, so no runtime process stays per container. Limits are put on a cgroup the
+driver owns, ``<parent>/pod<uid>/<container id>``, and the runtime gets a leaf below it (with
+no limits of its own), so our cgroup keeps the ``oom_kill`` count that says "OOMKilled" until
+the container is removed. The runtime's own errors go to a JSON log file, which is how an
+executable that is not found becomes a ``StartError`` with the runtime's message instead of
+an exit code. crun is preferred (see :data:`CRUN_LEGACY_VIEW` for hybrid cgroups), runc
+is the fallback.
 
 Everything is on disk under the driver root (``containers/<id>/``: meta.json, bundle/,
 spec.json, pid, container.pid, exit.json, runtime.log), so a restarted agent finds it all.
@@ -28,7 +31,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import asdict
@@ -60,29 +62,54 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
-from bosun.agent.runtime.shim import proc_starttime
+from bosun.agent.runtime.shim import proc_starttime, shim_argv
 
 log = logging.getLogger(__name__)
 
 
+HYBRID_UNIFIED = Path("/sys/fs/cgroup/unified")
+# crun 1.8 refuses any container on a hybrid layout whose cgroup v2 hierarchy holds a
+# controller (here hugetlb, which no v1 hierarchy mounts), even with --cgroup-manager=disabled:
+# libcrun_cgroup_enter reads /sys/fs/cgroup/unified/cgroup.controllers and fails when it is not
+# empty. It decides "hybrid" by statfs() of that directory, though: in a private mount
+# namespace where it is unmounted crun sees the legacy (v1 only) layout and places the
+# container in the v1 controllers and name=systemd, as runc does. The namespace lives only as
+# long as the crun command: the container's own mount namespace is pivoted away from it.
+CRUN_LEGACY_VIEW = ("unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                    f'umount -l {HYBRID_UNIFIED} && exec "$0" "$@"')
+
+
+def hybrid_cgroups_busy() -> bool:
+    """Hybrid cgroups whose v2 hierarchy has controllers: what crun refuses."""
+    if cgroups.is_v2():
+        return False
+    try:
+        return bool((HYBRID_UNIFIED / "cgroup.controllers").read_text().strip())
+    except OSError:
+        return False
+
+
 def pick_runtime(preferred: str = "auto") -> str:
-    """crun unless it cannot work here: crun 1.8 refuses hybrid cgroups when the unified
-    hierarchy has controllers (runc copes), or it is not installed."""
+    """crun (much faster to start than runc) unless it is not installed; runc otherwise.
+    On busy hybrid cgroups crun runs through :data:`CRUN_LEGACY_VIEW` (needs ``unshare``)."""
     if preferred != "auto":
         path = shutil.which(preferred)
         if not path:
             raise DriverError("RuntimeMissing", f"OCI runtime {preferred!r} not found (apt-get install {preferred})")
         return path
     crun, runc = shutil.which("crun"), shutil.which("runc")
-    hybrid_busy = False
-    if not cgroups.is_v2():
-        with contextlib.suppress(OSError):
-            hybrid_busy = bool(Path("/sys/fs/cgroup/unified/cgroup.controllers").read_text().strip())
-    if crun and not (hybrid_busy and runc):
+    if crun and (not hybrid_cgroups_busy() or shutil.which("unshare") or not runc):
         return crun
     if runc:
         return runc
     raise DriverError("RuntimeMissing", "neither crun nor runc is installed (apt-get install crun)")
+
+
+def runtime_prefix(runtime: str) -> list[str]:
+    """What goes before the runtime's path on every call (see :data:`CRUN_LEGACY_VIEW`)."""
+    if os.path.basename(runtime) == "crun" and hybrid_cgroups_busy():
+        return list(CRUN_LEGACY_VIEW)
+    return []
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -102,7 +129,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
     """The shim runs in its own session so that signals to the agent never reach it."""
     with (state / "shim.log").open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "bosun.agent.runtime.shim", str(state)],
+        return subprocess.Popen(shim_argv(state),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True, close_fds=True)
 
@@ -156,6 +183,7 @@ class OciDriver:
         self.node_ip = node_ip
         self.runtime = pick_runtime(runtime)
         self.is_crun = os.path.basename(self.runtime) == "crun"
+        self._prefix = runtime_prefix(self.runtime)
         self.state_root = root / "runtime-state"
         self.cgroups = cgroups.Cgroups(cgroup_parent)
         self.ipam_dir = ipam_dir
@@ -206,7 +234,7 @@ class OciDriver:
                 del self._shims[cid]
 
     def _rt(self, *args: str) -> list[str]:
-        return [self.runtime, "--root", str(self.state_root), *args]
+        return [*self._prefix, self.runtime, "--root", str(self.state_root), *args]
 
     # -- images ---------------------------------------------------------------------------------
 
@@ -444,8 +472,9 @@ class OciDriver:
             runtime_log = d / "runtime.log"
             log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
             _write_json(d / "spec.json", {
-                "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--bundle", str(bundle),
-                                    "--pid-file", str(d / "container.pid"), cid),
+                "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--detach",
+                                    "--bundle", str(bundle), "--pid-file", str(d / "container.pid"), cid),
+                "detached_pid_file": str(d / "container.pid"),
                 "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
                 "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
             "log_max_files": config.log_max_files})
