@@ -6,6 +6,10 @@ thousands of concurrent API writers share one file. Each write still gets its ow
 queue order and its own result. Reads use separate connections, so WAL lets them run while a
 batch is being written.
 
+The store is its file's only writer (flock), so the checks of a write (exists? expected
+revision?) are answered by an in-memory index of key revisions rather than a read per
+write, a batch is stored with one statement per kind, and the log keeps each value once.
+
 Watchers are served from an in-memory ring of the newest events (one per revision, contiguous),
 and fall back to the ``log`` table for older revisions; a background task compacts that table
 so the file stays bounded under constant churn.
@@ -43,6 +47,20 @@ from bosun.store.base import (
 _TYPES: tuple[EventType, ...] = ("ADDED", "MODIFIED", "DELETED")
 _MAX_BATCH = 1000
 _LOG_PAGE = 500
+# Newest values kept in memory by the writer, so that an update's previous value (for its
+# watch event) is usually known without reading it back.
+_VALUE_CACHE_BYTES = 32 << 20
+
+# A log row stores its value once. A MODIFIED row names the revision of the key's previous
+# write (prev_revision) instead of holding a second copy of it, unless that row may already
+# be compacted away (then prev_value holds the copy, as in files from before prev_revision);
+# a DELETED row's value is the previous value.
+_INSERT_LOG = "INSERT INTO log (revision, key, type, value, prev_value, prev_revision) VALUES (?,?,?,?,?,?)"
+_UPSERT_KV = ("INSERT INTO kv VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE "
+              "SET value=excluded.value, mod_revision=excluded.mod_revision")
+# Compaction keeps the rows that newer MODIFIED rows name as their previous value.
+_COMPACT_LOG = """DELETE FROM log WHERE revision <= ?1 AND revision NOT IN (
+    SELECT prev_revision FROM log WHERE revision > ?1 AND type = 1 AND prev_revision <= ?1)"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -50,7 +68,7 @@ CREATE TABLE IF NOT EXISTS kv (
     create_revision INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS log (
     revision INTEGER PRIMARY KEY, key TEXT NOT NULL, type INTEGER NOT NULL,
-    value BLOB NOT NULL, prev_value BLOB);
+    value BLOB NOT NULL, prev_value BLOB, prev_revision INTEGER);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('revision', 0), ('compacted', 0);
 """
@@ -125,10 +143,21 @@ class SQLiteStore:
         self._wconn.execute("PRAGMA journal_mode=WAL")
         self._wconn.execute("PRAGMA journal_size_limit=67108864")
         self._wconn.executescript(_SCHEMA)
+        columns = [r[1] for r in self._wconn.execute("PRAGMA table_info(log)")]
+        if "prev_revision" not in columns:
+            self._wconn.execute("ALTER TABLE log ADD COLUMN prev_revision INTEGER")
         meta = dict(self._wconn.execute("SELECT name, value FROM meta").fetchall())
+        # This process is the file's only writer (the lock above), so the revisions of every
+        # key can live in memory: a write's checks need no read. Writer thread only.
+        self._index: dict[str, tuple[int, int]] = {
+            k: (m, c) for k, m, c in self._wconn.execute("SELECT key, mod_revision, create_revision FROM kv")
+        }
+        self._values: dict[str, bytes] = {}  # newest values, oldest first; writer thread only
+        self._values_bytes = 0
         self._rev: int = meta["revision"]  # writer thread's view
         self._current: int = self._rev  # event loop's view: acknowledged writes
         self._compacted: int = meta["compacted"]
+        self._w_compacted: int = self._compacted  # writer thread's view
         self._rconn = _connect(path)  # point reads on the loop thread
         self._pool_conns: list[sqlite3.Connection] = []
         self._pool_local = threading.local()
@@ -322,59 +351,110 @@ class SQLiteStore:
                 op.fut.set_exception(err)
 
     def _apply_batch(self, conn: sqlite3.Connection, batch: builtins.list[_Op]) -> None:
-        start_rev = self._rev
+        """Check every write against the in-memory index, then store the batch's net effect
+        with one statement per kind (executemany). Nothing in memory changes unless the
+        transaction commits."""
+        rev = self._rev
+        # key -> (value, mod, create) after this batch, or None when deleted in it
+        staged: dict[str, tuple[bytes, int, int] | None] = {}
+        log_rows: list[tuple[int, str, int, bytes, bytes | None, int | None]] = []
         results: list[tuple[_Op, Any, BaseException | None]] = []
         events: list[WatchEvent] = []
+        index = self._index
         try:
-            conn.execute("BEGIN IMMEDIATE")
             for op in batch:
-                try:
-                    result, event = self._apply_one(conn, op)
-                except StoreError as e:
-                    results.append((op, None, e))
+                key = op.key
+                if key in staged:
+                    cur = staged[key]
+                    ent = None if cur is None else (cur[1], cur[2])
                 else:
-                    results.append((op, result, None))
-                    events.append(event)
-            if events:
-                conn.execute("UPDATE meta SET value=? WHERE name='revision'", (self._rev,))
-            conn.execute("COMMIT")
+                    ent = index.get(key)
+                if op.kind == "create":
+                    if ent is not None:
+                        results.append((op, None, KeyExistsError(key)))
+                        continue
+                    rev += 1
+                    value = bytes(op.value)
+                    staged[key] = (value, rev, rev)
+                    log_rows.append((rev, key, 0, value, None, None))
+                    results.append((op, rev, None))
+                    events.append(WatchEvent("ADDED", key, value, rev))
+                    continue
+                if ent is None:
+                    results.append((op, None, NotFoundError(key)))
+                    continue
+                mod, created = ent
+                if op.expected and op.expected != mod:
+                    results.append((op, None, ConflictError(key, op.expected, mod)))
+                    continue
+                old = self._old_value(conn, key, staged)
+                rev += 1
+                if op.kind == "update":
+                    value = bytes(op.value)
+                    staged[key] = (value, rev, created)
+                    if mod > self._w_compacted:
+                        log_rows.append((rev, key, 1, value, None, mod))
+                    else:
+                        log_rows.append((rev, key, 1, value, old, None))
+                    results.append((op, rev, None))
+                    events.append(WatchEvent("MODIFIED", key, value, rev, old))
+                else:
+                    staged[key] = None
+                    log_rows.append((rev, key, 2, old, None, None))
+                    results.append((op, KeyValue(key, old, rev, created), None))
+                    events.append(WatchEvent("DELETED", key, old, rev, old))
+            if log_rows:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_UPSERT_KV, [
+                    (k, st[0], st[1], st[2]) for k, st in staged.items() if st is not None
+                ])
+                conn.executemany("DELETE FROM kv WHERE key=?", [(k,) for k, st in staged.items() if st is None])
+                conn.executemany(_INSERT_LOG, log_rows)
+                conn.execute("UPDATE meta SET value=? WHERE name='revision'", (rev,))
+                conn.execute("COMMIT")
         except sqlite3.Error as e:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            self._rev = start_rev
             err = UnavailableError(f"sqlite write failed: {e}")
-            results = [(op, None, err) for op in batch]
-            events = []
-        self._report(self._finish, results, events, self._rev)
-
-    def _apply_one(self, conn: sqlite3.Connection, op: _Op) -> tuple[Any, WatchEvent]:
-        key = op.key
-        row = conn.execute(
-            "SELECT value, mod_revision, create_revision FROM kv WHERE key=?", (key,)
-        ).fetchone()
-        if op.kind == "create":
-            if row is not None:
-                raise KeyExistsError(key)
-            rev = self._rev + 1
-            conn.execute("INSERT INTO kv VALUES (?,?,?,?)", (key, op.value, rev, rev))
-            conn.execute("INSERT INTO log VALUES (?,?,0,?,NULL)", (rev, key, op.value))
-            self._rev = rev
-            return rev, WatchEvent("ADDED", key, op.value, rev)
-        if row is None:
-            raise NotFoundError(key)
-        old, mod, created = row
-        if op.expected and op.expected != mod:
-            raise ConflictError(key, op.expected, mod)
-        rev = self._rev + 1
-        if op.kind == "update":
-            conn.execute("UPDATE kv SET value=?, mod_revision=? WHERE key=?", (op.value, rev, key))
-            conn.execute("INSERT INTO log VALUES (?,?,1,?,?)", (rev, key, op.value, old))
-            self._rev = rev
-            return rev, WatchEvent("MODIFIED", key, op.value, rev, old)
-        conn.execute("DELETE FROM kv WHERE key=?", (key,))
-        conn.execute("INSERT INTO log VALUES (?,?,2,?,?)", (rev, key, old, old))
+            self._report(self._finish, [(op, None, err) for op in batch], [], self._rev)
+            return
         self._rev = rev
-        return KeyValue(key, old, rev, created), WatchEvent("DELETED", key, old, rev, old)
+        self._keep(staged)
+        self._report(self._finish, results, events, rev)
+
+    def _old_value(
+        self, conn: sqlite3.Connection, key: str, staged: dict[str, tuple[bytes, int, int] | None]
+    ) -> bytes:
+        """The key's current value (it exists): written in this batch, remembered, or read."""
+        st = staged.get(key)
+        if st is not None:
+            return st[0]
+        value = self._values.get(key)
+        if value is not None:
+            return value
+        row = conn.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        if row is None:  # the index and the file disagree: a bug, never a silent wrong answer
+            raise sqlite3.DatabaseError(f"index names {key} but the file has no row")
+        old: bytes = row[0]
+        return old
+
+    def _keep(self, staged: dict[str, tuple[bytes, int, int] | None]) -> None:
+        """A committed batch: into the index and the value cache (bounded by bytes)."""
+        index, values = self._index, self._values
+        size = self._values_bytes
+        for key, st in staged.items():
+            gone = values.pop(key, None)
+            if gone is not None:
+                size -= len(gone)
+            if st is None:
+                del index[key]
+            else:
+                index[key] = (st[1], st[2])
+                values[key] = st[0]
+                size += len(st[0])
+        while size > _VALUE_CACHE_BYTES and values:
+            size -= len(values.pop(next(iter(values))))
+        self._values_bytes = size
 
     def _apply_compact(self, conn: sqlite3.Connection, op: _Op) -> None:
         """Drop log rows up to the revision, then give the freed pages back to the filesystem."""
@@ -385,10 +465,10 @@ class SQLiteStore:
             compacted = conn.execute("SELECT value FROM meta WHERE name='compacted'").fetchone()[0]
             if target > compacted:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("DELETE FROM log WHERE revision <= ?", (target,))
+                conn.execute(_COMPACT_LOG, (target,))
                 conn.execute("UPDATE meta SET value=? WHERE name='compacted'", (target,))
                 conn.execute("COMMIT")
-                compacted = target
+                compacted = self._w_compacted = target
                 conn.execute("PRAGMA incremental_vacuum").fetchall()
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as e:
@@ -465,12 +545,14 @@ class SQLiteStore:
         ring), and the revision the caller has now seen everything up to."""
         until = self._ring_start - 1
         high = prefix_end(prefix)
-        sql = "SELECT revision, key, type, value, prev_value FROM log WHERE revision > ? AND revision <= ?"
+        sql = ("SELECT l.revision, l.key, l.type, l.value, coalesce(l.prev_value, p.value) FROM log l"
+               " LEFT JOIN log p ON l.type = 1 AND p.revision = l.prev_revision"
+               " WHERE l.revision > ? AND l.revision <= ?")
         args: list[Any] = [after, until]
         if prefix:
-            sql += " AND key >= ?" + ("" if high is None else " AND key < ?")
+            sql += " AND l.key >= ?" + ("" if high is None else " AND l.key < ?")
             args += [prefix] if high is None else [prefix, high]
-        sql += " ORDER BY revision LIMIT ?"
+        sql += " ORDER BY l.revision LIMIT ?"
         args.append(_LOG_PAGE)
 
         def read(conn: sqlite3.Connection) -> tuple[list[WatchEvent], int]:
@@ -482,7 +564,7 @@ class SQLiteStore:
                 rows = conn.execute(sql, args).fetchall()
             finally:
                 conn.execute("COMMIT")
-            events = [WatchEvent(_TYPES[t], k, v, r, p) for r, k, t, v, p in rows]
+            events = [WatchEvent(_TYPES[t], k, v, r, v if t == 2 and p is None else p) for r, k, t, v, p in rows]
             return events, (until if len(rows) < _LOG_PAGE else rows[-1][0])
 
         result: tuple[list[WatchEvent], int] = await self._in_pool(read)
