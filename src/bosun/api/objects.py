@@ -6,8 +6,8 @@ revision of the key and is only known after the write, so it is stamped on every
 
 from __future__ import annotations
 
+import os
 import secrets
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,8 +29,28 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+_random = bytearray()
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` but several times cheaper: every
+    create pays for one. Random bytes are drawn from the OS 4 KiB at a time."""
+    global _random
+    if len(_random) < 16:
+        _random = bytearray(os.urandom(4096))
+    b = _random[-16:]
+    del _random[-16:]
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _forget_random() -> None:
+    _random.clear()  # a forked child must not hand out its parent's next UIDs
+
+
+os.register_at_fork(after_in_child=_forget_random)
 
 
 MAX_GENERATED_PREFIX = 58  # 63 - 5 random characters, as Kubernetes
