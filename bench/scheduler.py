@@ -60,7 +60,7 @@ def _res(plural: str) -> Resource:
     return res
 
 
-PODS, NAMESPACES = _res("pods"), _res("namespaces")
+PODS, NAMESPACES, EVENTS = _res("pods"), _res("namespaces"), _res("events")
 RETRYABLE: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
@@ -244,7 +244,7 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
     data_dir = tmp / f"{case}-{nodes}-{pods}"
     data_dir.mkdir(parents=True)
     cluster = Cluster(data_dir)
-    spy: subprocess.Popen[bytes] | None = None
+    spies: list[subprocess.Popen[bytes]] = []
     try:
         cluster.start_server()
         t = time.perf_counter()
@@ -261,7 +261,11 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
             watcher = BindWatcher(watch_client, pods)
             watch_task = asyncio.create_task(watcher.run(rv))
             if args.profile:
-                spy = start_profile(cluster, Path(args.profile) / f"scheduler-{case}-{nodes}-{pods}.txt")
+                out = Path(args.profile)
+                assert cluster.server is not None
+                spies = [start_profile(cluster.server.pid, out / f"scheduler-{case}-{nodes}-{pods}.txt")]
+                spies += [start_profile(h.pid, out / f"hollow{i}-{case}-{nodes}-{pods}.txt")
+                          for i, h in enumerate(cluster.hollows)]
             cpu0, t0 = cluster.cpu(), time.perf_counter()
             sent = await create_all(clients, manifests, args.concurrency)
             create_s = time.perf_counter() - t0
@@ -275,11 +279,13 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
             cpu1 = cluster.cpu()
             watch_task.cancel()
             await asyncio.gather(watch_task, return_exceptions=True)
+            events = await count_scheduled_events(clients[0])
         finally:
             for c in [*clients, watch_client]:
                 await c.close()
-        if spy is not None:
+        for spy in spies:
             stop_profile(spy)
+        spies.clear()
         bound = watcher.bound_at
         first = min(sent.values())
         last = max(bound.values()) if bound else time.perf_counter()
@@ -292,21 +298,29 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
             "create_per_s": round(pods / create_s, 1) if create_s else 0.0,
             "schedule_span_s": round(last - first, 2), "register_s": round(register_s, 2),
             "warm_up_s": round(warm_s, 2), "violations": violations(case, by_name, watcher.node_of),
-            "nodes_used": len(set(watcher.node_of.values())),
+            "nodes_used": len(set(watcher.node_of.values())), "scheduled_events": events,
             **{k: round(cpu1[k] - cpu0[k], 2) for k in cpu0}, "wall_s": round(wall, 2),
         }
     finally:
-        if spy is not None and spy.poll() is None:
-            stop_profile(spy)
+        for spy in spies:
+            if spy.poll() is None:
+                stop_profile(spy)
         cluster.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def start_profile(cluster: Cluster, out: Path) -> subprocess.Popen[bytes]:
-    assert cluster.server is not None
+async def count_scheduled_events(client: Client) -> int:
+    """Scheduled events the scheduler recorded for the run's pods by the end of the run: a
+    scheduler that keeps up only by dropping events would look faster than it is."""
+    items, _ = await client.list_all(EVENTS, NAMESPACE, field_selector="reason=Scheduled")
+    return len(items)
+
+
+def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy one process (the server, or a hollow-node process) into ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    proc = subprocess.Popen([spy, "record", "--pid", str(cluster.server.pid), "--rate", "100", "--format", "raw",
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
                              "--threads", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc
@@ -325,7 +339,7 @@ def stop_profile(spy: subprocess.Popen[bytes]) -> None:
 
 def table(runs: list[Obj]) -> str:
     headers = ["case", "nodes", "pods", "bound", "pods/s", "p50 ms", "p99 ms", "create/s", "srv cpu%",
-               "hollow cpu%", "bench cpu%", "violations"]
+               "hollow cpu%", "bench cpu%", "srv s/1k", "hollow s/1k", "events", "violations"]
     rows = []
     for r in runs:
         span = r["wall_s"] or 1.0
@@ -333,7 +347,8 @@ def table(runs: list[Obj]) -> str:
                      f"{r['pods_per_s']:.0f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
                      f"{r['create_per_s']:.0f}", f"{100 * r['server_cpu_s'] / span:.0f}",
                      f"{100 * r['hollow_cpu_s'] / span:.0f}", f"{100 * r['bench_cpu_s'] / span:.0f}",
-                     str(r["violations"])])
+                     f"{1000 * r['server_cpu_s'] / r['pods']:.2f}", f"{1000 * r['hollow_cpu_s'] / r['pods']:.2f}",
+                     str(r.get("scheduled_events", "-")), str(r["violations"])])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
     body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -373,7 +388,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=64, help="pod creates in flight")
     ap.add_argument("--heartbeat", type=float, default=10.0, help="hollow node Lease renewal period (s)")
     ap.add_argument("--stall", type=float, default=60.0, help="give up after this many seconds without a binding")
-    ap.add_argument("--profile", metavar="DIR", help="py-spy the server during each run into DIR")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy the server and hollow processes into DIR")
     ap.add_argument("--output", metavar="PATH", help="results file (default bench/results/scheduler-<time>.json)")
     ap.add_argument("--no-write", action="store_true", help="do not write a results file")
     args = ap.parse_args(argv)

@@ -10,6 +10,7 @@ rejects it, so the failure message counts each node once per reason as Kubernete
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,12 +28,18 @@ class FilterResult:
     """Which nodes pass; why the others do not.
 
     ``reason`` applies to every rejected node; a plugin with several reasons (resources) gives
-    ``reasons``: per reason, the nodes it applies to (a node may have several).
+    ``reasons``: per reason, the nodes it applies to (a node may have several), or ``explain``,
+    which computes them only if the pod fits nowhere and the message is wanted (a pod that
+    fits somewhere never needs them, and that is nearly every pod).
     """
 
     ok: BoolArray
     reason: str = ""
     reasons: list[tuple[BoolArray, str]] = field(default_factory=list)
+    explain: Callable[[], list[tuple[BoolArray, str]]] | None = None
+
+    def why(self) -> list[tuple[BoolArray, str]]:
+        return self.explain() if self.explain is not None else self.reasons
 
 
 @dataclass(slots=True)
@@ -62,9 +69,29 @@ class Score(Protocol):
 
 @dataclass(slots=True)
 class Diagnosis:
+    """Which filter rejected which nodes; the per-reason counts are worked out on first use,
+    since only a pod that fits nowhere has its reasons counted (for the event text)."""
+
     num_nodes: int
-    counts: Counter[str] = field(default_factory=Counter)
     rejected_by: dict[str, BoolArray] = field(default_factory=dict)
+    steps: list[tuple[str, FilterResult, BoolArray]] = field(default_factory=list)
+    _counts: Counter[str] | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        if self._counts is None:
+            counts: Counter[str] = Counter()
+            for name, res, rejected in self.steps:
+                reasons = res.why()
+                if reasons:
+                    for mask, why in reasons:
+                        n = int(np.count_nonzero(mask & rejected))
+                        if n:
+                            counts[why] += n
+                else:
+                    counts[res.reason or f"node(s) didn't pass {name}"] += int(np.count_nonzero(rejected))
+            self._counts = counts
+        return self._counts
 
     def message(self) -> str:
         """Kubernetes' FitError text: reasons sorted as strings, each with its node count."""
@@ -84,13 +111,7 @@ def run_filters(pod: PodInfo, snap: Snapshot, filters: list[Filter], state: Cycl
         rejected = remaining & ~res.ok
         if rejected.any():
             diag.rejected_by[f.name] = rejected
-            if res.reasons:
-                for mask, why in res.reasons:
-                    n = int(np.count_nonzero(mask & rejected))
-                    if n:
-                        diag.counts[why] += n
-            else:
-                diag.counts[res.reason or f"node(s) didn't pass {f.name}"] += int(np.count_nonzero(rejected))
+            diag.steps.append((f.name, res, rejected))
             remaining &= res.ok
             if not remaining.any():
                 # Kubernetes still charges each node to its first failing plugin; the later

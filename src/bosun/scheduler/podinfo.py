@@ -73,6 +73,23 @@ class PodInfo:
     preferred_anti_affinity: tuple[AffinityTerm, ...] = ()
     spread: tuple[SpreadConstraint, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    # What this was parsed from, so a later version of the pod that changes none of it (a
+    # binding, a status write) is recognised without parsing again.
+    source: tuple[Obj, Any] | None = field(default=None, compare=False, repr=False)
+
+    def parsed_from(self, pod: Obj) -> bool:
+        """Whether ``pod`` would parse to this (its nodeName aside, which the caller tracks)."""
+        if self.source is None:
+            return False
+        spec, owners = self.source
+        meta = pod.get("metadata") or {}
+        new = pod.get("spec") or {}
+        if (meta.get("uid") or "") != self.uid or (meta.get("labels") or {}) != self.labels \
+                or meta.get("ownerReferences") != owners:
+            return False
+        if new.get("nodeName") != spec.get("nodeName"):
+            return {**new, "nodeName": None} == {**spec, "nodeName": None}
+        return bool(new == spec)
 
 
 def _quantity(kind: str, value: Any) -> int:
@@ -172,4 +189,5 @@ def parse_pod(pod: Obj, priority_of: dict[str, int] | None = None) -> PodInfo:
         preferred_anti_affinity=_terms(paa.get("preferredDuringSchedulingIgnoredDuringExecution"), ns,
                                        weighted=True),
         spread=tuple(spread), annotations=dict(meta.get("annotations") or {}),
+        source=(spec, meta.get("ownerReferences")),
     )

@@ -132,10 +132,13 @@ class Scheduler:
                 if self.snap.remove_pod(key) is not None:
                     self._freed(key)
                 return
+            before = self.snap.pods.get(key)
+            if before is not None and self.snap.pod_node.get(key) == node and before.parsed_from(pod):
+                self.snap.add_pod(before, str(node))  # the binding confirmed, or a status write
+                return
             info = self._parse(pod)
             if info is None:
                 return
-            before = self.snap.pods.get(key)
             self.snap.add_pod(info, str(node))
             if before is not None and before.labels != info.labels:
                 self.queue.move_all()  # affinity and spread may now be satisfiable

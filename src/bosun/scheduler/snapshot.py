@@ -63,6 +63,11 @@ class Snapshot:
         self.unschedulable = np.zeros(capacity, bool)
         self.alloc = np.zeros((capacity, 4), np.int64)
         self.req = np.zeros((capacity, 4), np.int64)
+        # alloc - req by resource, and the pod count, each contiguous over the slots: the
+        # per-pod fit test and the spread ranking read whole columns, and a strided column of
+        # the (slots x 4) tables costs several times more to scan.
+        self.room = np.zeros((4, capacity), np.int64)
+        self.npods = np.zeros(capacity, np.int64)
         self.scalar_alloc: dict[str, IntArray] = {}
         self.scalar_req: dict[str, IntArray] = {}
         self.pods: dict[str, PodInfo] = {}
@@ -98,6 +103,10 @@ class Snapshot:
 
         self.valid, self.unschedulable, self.alloc, self.req = (g(self.valid), g(self.unschedulable),
                                                                 g(self.alloc), g(self.req))
+        self.npods = g(self.npods)
+        room = np.zeros((4, self.cap), np.int64)
+        room[:, :old] = self.room
+        self.room = room
         for d in (self.scalar_alloc, self.scalar_req, self.owner_counts, self.anti_groups, self._label_counts):
             for k in d:
                 d[k] = g(d[k])  # type: ignore[index]
@@ -127,6 +136,7 @@ class Snapshot:
             self.names[idx] = name
             self.valid[idx] = True
             self.req[idx] = 0
+            self._sync(idx)
             self._set_labels(idx, {})
             self._set_labels(idx, dict((node.get("metadata") or {}).get("labels") or {}))
             self._update_node(idx, node)
@@ -143,6 +153,7 @@ class Snapshot:
         base, scalars = _node_resources(node)
         if list(self.alloc[idx]) != base:
             self.alloc[idx] = base
+            self._sync(idx)
             changed = True
         for k in set(scalars) | {k for k, a in self.scalar_alloc.items() if a[idx]}:
             arr = self._scalar(self.scalar_alloc, k)
@@ -176,11 +187,16 @@ class Snapshot:
         self.unschedulable[idx] = False
         self.alloc[idx] = 0
         self.req[idx] = 0
+        self._sync(idx)
         for arr in self.scalar_alloc.values():
             arr[idx] = 0
         self.nodes[idx] = None
         self.names[idx] = ""
         self.free.append(idx)
+
+    def _sync(self, idx: int) -> None:
+        self.room[:, idx] = self.alloc[idx] - self.req[idx]
+        self.npods[idx] = self.req[idx, PODS]
 
     def _scalar(self, table: dict[str, IntArray], name: str) -> IntArray:
         arr = table.get(name)
@@ -218,6 +234,10 @@ class Snapshot:
             self.taint_groups.setdefault(taints, set()).add(idx)
             self._taint_idx.pop(taints, None)
         self.taints[idx] = taints
+
+    def has_soft_taints(self) -> bool:
+        """Whether any node has a PreferNoSchedule taint (else that score is zero everywhere)."""
+        return any(t[2] == "PreferNoSchedule" for taints in self.taint_groups for t in taints)
 
     # ---- node label queries (cached masks) -------------------------------------------------
 
@@ -313,6 +333,12 @@ class Snapshot:
         r[MEM] += sign * info.memory
         r[STORAGE] += sign * info.storage
         r[PODS] += sign
+        f = self.room
+        f[CPU, idx] -= sign * info.cpu
+        f[MEM, idx] -= sign * info.memory
+        f[STORAGE, idx] -= sign * info.storage
+        f[PODS, idx] -= sign
+        self.npods[idx] += sign
         for rname, amount in info.scalars.items():
             self._scalar(self.scalar_req, rname)[idx] += sign * amount
         if sign > 0:

@@ -33,7 +33,8 @@ class Strategy:
     random_ties: bool = False
 
 
-PREFERENCES: tuple[Score, ...] = (NodeAffinityPreference(), TaintPreference(), InterPodAffinityPreference(),
+_TAINT_PREFERENCE = TaintPreference()
+PREFERENCES: tuple[Score, ...] = (NodeAffinityPreference(), _TAINT_PREFERENCE, InterPodAffinityPreference(),
                                   TopologySpreadPreference())
 STRATEGIES: dict[str, Strategy] = {
     "spread": Strategy("spread", ((Spread(), 1.0),)),
@@ -50,6 +51,12 @@ def get(name: str) -> Strategy:
 def pick(strategy: Strategy, pod: PodInfo, snap: Snapshot, feasible: BoolArray, state: CycleState,
          rng: np.random.Generator) -> int:
     """The slot of the best feasible node (``feasible`` must have at least one)."""
+    prefs = [p for p in PREFERENCES
+             if p.relevant(pod) and (p is not _TAINT_PREFERENCE or snap.has_soft_taints())]
+    if not prefs and len(strategy.scores) == 1 and not strategy.random_ties:
+        best = getattr(strategy.scores[0][0], "best", None)
+        if best is not None:  # one score and nothing else: rank without building scores
+            return int(best(pod, snap, feasible))
     candidates = np.flatnonzero(feasible)
     if candidates.size == 1:
         return int(candidates[0])
@@ -57,10 +64,9 @@ def pick(strategy: Strategy, pod: PodInfo, snap: Snapshot, feasible: BoolArray, 
     for plugin, weight in strategy.scores:
         s = weight * plugin.score(pod, snap, feasible, state)
         total = s if total is None else total + s
-    for pref in PREFERENCES:
-        if pref.relevant(pod):
-            s = PREFERENCE_WEIGHT * normalize(pref.score(pod, snap, feasible, state), feasible)
-            total = s if total is None else total + s
+    for pref in prefs:
+        s = PREFERENCE_WEIGHT * normalize(pref.score(pod, snap, feasible, state), feasible)
+        total = s if total is None else total + s
     if total is not None:
         vals = total[candidates]
         best = vals.max()

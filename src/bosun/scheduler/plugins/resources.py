@@ -35,8 +35,19 @@ class NodeResourcesFit:
         return True
 
     def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult:
-        reasons = insufficient(pod, snap)
-        bad = reasons[0][0].copy()
-        for mask, _ in reasons[1:]:
-            bad |= mask
-        return FilterResult(~bad, reasons=reasons)
+        # One comparison over the (nodes x 4) table answers fit; the per-reason masks are
+        # only built when the pod fits nowhere and the event needs them.
+        free = snap.room
+        ok: BoolArray = free[PODS] >= 1
+        for col, amount in ((CPU, pod.cpu), (MEM, pod.memory), (STORAGE, pod.storage)):
+            if amount > 0:
+                ok &= free[col] >= amount
+        for name, amount in pod.scalars.items():
+            if amount > 0:
+                alloc = snap.scalar_alloc.get(name)
+                if alloc is None:
+                    ok[:] = False
+                    continue
+                req = snap.scalar_req.get(name)
+                ok &= (alloc - req if req is not None else alloc) >= amount
+        return FilterResult(ok, explain=lambda: insufficient(pod, snap))

@@ -24,3 +24,16 @@ class Spread:
         if counts is not None:
             out -= counts
         return out
+
+    def best(self, pod: PodInfo, snap: Snapshot, feasible: BoolArray) -> int:
+        """The slot ``score`` ranks first, without floating point: the fewest workload pods,
+        then the fewest pods, then the lowest slot (the hot path when nothing else scores)."""
+        key = snap.npods.copy()
+        counts = snap.owner_counts.get(pod.owner_uid) if pod.owner_uid else None
+        if counts is not None:
+            key += counts << 32
+        key[~feasible] = _NEVER
+        return int(key.argmin())
+
+
+_NEVER = np.iinfo(np.int64).max
