@@ -492,8 +492,6 @@ class SQLiteStore:
                 del self._ring[:drop]
                 self._ring_start += drop
             self._current = rev
-            for w in self._watchers:
-                w.set()
         for op, result, err in results:
             if op.fut.done():
                 continue
@@ -501,6 +499,11 @@ class SQLiteStore:
                 op.fut.set_exception(err)
             else:
                 op.fut.set_result(result)
+        # Writers resume before watchers: the API server's watch cache then finds the object
+        # its write path just stored instead of decoding the event again.
+        if events:
+            for w in self._watchers:
+                w.set()
 
     def _finish_compact(self, op: _Op, compacted: int, err: BaseException | None) -> None:
         self._compacted = max(self._compacted, compacted)
