@@ -2,17 +2,22 @@
 
 Latency is taken on one clock (this process) from just before a pod's create request is
 sent to the first watch event showing it Running, and Ready: what a user running
-`kubectl apply` then `kubectl get -w` would see. The intermediate marks (bound to the node,
-and the container's own startedAt) say where the time went when a target is missed.
+`kubectl apply` then `kubectl get -w` would see. The intermediate marks say where the time
+went when a target is missed: bound to the node (watch), then from the oci driver's files of
+the pod's container (same machine, wall clock in ms): the shim started (``pid``: the agent's
+sandbox, CNI and bundle work is before it), the runtime wrote ``container.pid`` (the
+runtime's create), and the watcher saw it Running (status path). The API's ``startedAt``
+has whole seconds only, too coarse for this (it made the old breakdown negative).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from _common import PODS, make_namespace
@@ -48,7 +53,13 @@ class _Marks:
     bound: float | None = None
     running: float | None = None
     ready: float | None = None
-    started_wall: float | None = None
+    container_id: str = ""
+    shim_wall: float | None = None
+    container_wall: float | None = None
+
+    def wall(self, t: float | None) -> float | None:
+        """A mark of this process' perf_counter clock on the wall clock."""
+        return None if t is None else self.created_wall + (t - self.created)
 
 
 @dataclass
@@ -67,11 +78,9 @@ class _Tracker:
             m.bound = now
         if m.running is None and status.get("phase") == "Running":
             m.running = now
-        if m.started_wall is None:
+        if not m.container_id:
             for cs in status.get("containerStatuses") or []:
-                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
-                if started:
-                    m.started_wall = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+                m.container_id = str(cs.get("containerID") or "").partition("://")[2]
         if m.ready is None and any(c.get("type") == "Ready" and c.get("status") == "True"
                                    for c in status.get("conditions") or []):
             m.ready = now
@@ -102,16 +111,34 @@ def _ms_stats(values: list[float]) -> dict[str, float]:
     }
 
 
+def _container_files(tracker: _Tracker, data_dir: Path | None) -> None:
+    """Shim start and container creation times from the oci driver's container directories."""
+    if data_dir is None:
+        return
+    containers: Path | None = None
+    for m in tracker.marks.values():
+        if not m.container_id:
+            continue
+        if containers is None:
+            found = next(data_dir.glob(f"**/containers/{m.container_id}"), None)
+            if found is None:
+                return  # not the oci driver
+            containers = found.parent
+        d = containers / m.container_id
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            m.shim_wall = float((d / "pid").read_text().split()[2])
+        with contextlib.suppress(OSError):
+            m.container_wall = os.stat(d / "container.pid").st_mtime
+
+
 def _summary(tracker: _Tracker, t0: float) -> dict[str, Any]:
     ms = list(tracker.marks.values())
     running = [m.running - m.created for m in ms if m.running is not None]
     ready = [m.ready - m.created for m in ms if m.ready is not None]
     bound = [m.bound - m.created for m in ms if m.bound is not None]
-    # Container start as the agent reported it (wall clock of the same machine).
-    started = [m.started_wall - m.created_wall for m in ms if m.started_wall is not None]
-    # From container start until the watcher saw the pod Ready: status write path + probes.
-    reported = [m.ready - m.created - (m.started_wall - m.created_wall)
-                for m in ms if m.ready is not None and m.started_wall is not None]
+    to_shim = [m.shim_wall - m.created_wall for m in ms if m.shim_wall is not None]
+    runtime = [m.container_wall - m.shim_wall for m in ms if m.container_wall and m.shim_wall]
+    seen = [w - m.container_wall for m in ms if m.container_wall and (w := m.wall(m.running)) is not None]
     last_running = max((m.running for m in ms if m.running is not None), default=t0)
     last_ready = max((m.ready for m in ms if m.ready is not None), default=t0)
     return {
@@ -123,14 +150,17 @@ def _summary(tracker: _Tracker, t0: float) -> dict[str, Any]:
         "create_to_ready": _ms_stats(ready),
         "breakdown": {
             "create_to_bound": _ms_stats(bound),
-            "create_to_container_started": _ms_stats(started),
-            "container_started_to_ready_seen": _ms_stats(reported),
+            "create_to_shim_started": _ms_stats(to_shim),
+            "shim_to_container_created": _ms_stats(runtime),
+            "container_created_to_running_seen": _ms_stats(seen),
         },
     }
 
 
-async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s: float = 120) -> dict[str, Any]:
-    """Create ``n`` pods concurrently in a fresh ``namespace`` and wait until all are Ready."""
+async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s: float = 120,
+                   data_dir: Path | None = None) -> dict[str, Any]:
+    """Create ``n`` pods concurrently in a fresh ``namespace`` and wait until all are Ready;
+    ``data_dir`` (of `bosun up`) gives the breakdown from the driver's container files."""
     await make_namespace(client, namespace)
     listing = await client.list(PODS, namespace)
     tracker = _Tracker(n)
@@ -141,6 +171,7 @@ async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s:
         await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", variant, tracker) for i in range(n)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tracker.done.wait(), wait_s)
+        _container_files(tracker, data_dir)
         return _summary(tracker, t0)
     finally:
         watcher.cancel()

@@ -19,6 +19,7 @@ from pathlib import Path
 from _procs import ROOT, free_port
 
 SHIM_MODULE = "bosun.agent.runtime.shim"
+SHIM_FILE = "bosun/agent/runtime/shim.py"  # started by path with -S -I since the shim diet
 RUNTIMES = ("runc", "crun")
 
 
@@ -111,7 +112,7 @@ def all_processes() -> list[ProcInfo]:
 
 
 def _kind(p: ProcInfo) -> str:
-    if SHIM_MODULE in p.argv:
+    if SHIM_MODULE in p.argv or any(a.endswith(SHIM_FILE) for a in p.argv):
         return "shims"
     if p.argv and os.path.basename(p.argv[0]) in RUNTIMES:
         return "runtime"
@@ -120,7 +121,8 @@ def _kind(p: ProcInfo) -> str:
 
 def memory_breakdown(root_pid: int) -> dict[str, dict[str, float]]:
     """RSS and PSS in MB of `bosun up` itself, its container shims, the runc/crun processes
-    that stay in the foreground under each shim, and the containers' own processes.
+    under the shims (none once started: they run detached), and the containers' own
+    processes (children of a shim, or of a runtime in the foreground).
 
     RSS sums count shared pages (libpython, runc's text) once per process, so PSS (each
     shared page divided among its users) is given too: it is what the node really pays.
@@ -141,7 +143,7 @@ def memory_breakdown(root_pid: int) -> dict[str, dict[str, float]]:
                 groups[kind].append(p)
             else:  # short-lived helpers of bosun itself (CNI plugins, ip, probes' exec)
                 groups["bosun"].append(p)
-            walk(child, inside_runtime or kind == "runtime")
+            walk(child, inside_runtime or kind in ("runtime", "shims"))
 
     if root_pid in procs:
         groups["bosun"].append(procs[root_pid])

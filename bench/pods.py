@@ -163,7 +163,7 @@ async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], res
                     spy = start_profile(up.pid, args.profile / f"pods-{n}-{variant}.{args.profile_format}")
                 cpu0 = cpu_seconds(up.pid)
                 try:
-                    step = await run_pods(client, ns, n, variant)
+                    step = await run_pods(client, ns, n, variant, data_dir=up.data_dir)
                 finally:
                     if spy is not None:
                         stop_profile(spy)

@@ -22,7 +22,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 import uuid
@@ -47,7 +46,7 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.shim import proc_starttime
+from bosun.agent.runtime.shim import proc_starttime, shim_argv
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -99,7 +98,7 @@ def _group_usage(pgid: int) -> tuple[int, int]:
 def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
     """Start the shim in its own session so that signals to the agent never reach it."""
     with (state / "shim.log").open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "bosun.agent.runtime.shim", str(state)],
+        return subprocess.Popen(shim_argv(state),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True, close_fds=True)
 

