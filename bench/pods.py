@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                                  cwd=ROOT, check=False).stdout.strip(),
         "targets": TARGETS,
     }
-    load_at_start = os.getloadavg()[0]  # 1-minute: another benchmark or test suite shows here
+    load_at_start = round(os.getloadavg()[0], 2)  # 1-minute: another benchmark or test suite shows here
     data_dir = Path(tempfile.mkdtemp(prefix="bosun-podbench-"))
     up = start_bosun_up(data_dir, node_name=f"podbench-{os.getpid()}")
     result["runtime"] = _runtime_of()
@@ -294,14 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
             result["data_dir"] = str(data_dir)
-    result["load_average"] = {"start": load_at_start, "before_swarm": os.getloadavg()[0]}
+    result["load_average"] = {"start": load_at_start, "before_swarm": round(os.getloadavg()[0], 2)}
     if args.no_swarm:
         result["docker_swarm"] = {"skipped": "--no-swarm"}
     else:
         print(f"\nDocker Swarm, the same workload ({', '.join(map(str, swarm_sizes(args, sizes)))} replicas):",
               flush=True)
         result["docker_swarm"] = asyncio.run(run_swarm(swarm_sizes(args, sizes)))
-    result["load_average"]["end"] = os.getloadavg()[0]
+    result["load_average"]["end"] = round(os.getloadavg()[0], 2)
     result["side_by_side"] = side_by_side(result)
     result["verdict"] = verdict(result)
     print_report(result)
