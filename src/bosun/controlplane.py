@@ -1,7 +1,9 @@
 """`bosun server`: the API server plus the components that act on it (scheduler, controllers).
 
-Components reach the API only through the client library, over HTTPS to this same server,
-exactly as they would from another machine; they run only while this server holds the
+Components reach the API only through the client library, with the same authentication,
+validation, admission and errors as from another machine; since they share this server's
+event loop, their requests go to its in-process dispatcher rather than over HTTPS to
+itself (``BOSUN_LOCAL_TRANSPORT=0`` forces HTTPS, to compare). They run only while this server holds the
 `bosun-controlplane` Lease, so several servers on one etcd never act twice.
 
 A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import importlib
 import logging
+import os
 import pkgutil
 import socket
 from collections.abc import Awaitable, Callable
@@ -30,6 +33,7 @@ from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.leader import LeaderElector
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
+from bosun.client.transport import LocalTransport
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ class ControlPlaneOptions:
     node_monitor_grace_period: float = 10.0
     pod_eviction_timeout: float = 10.0
     lease_duration: float = 15.0
+    # Components call the API in-process (no TLS/sockets/HTTP); BOSUN_LOCAL_TRANSPORT=0 turns it off.
+    local_transport: bool = field(default_factory=lambda: os.environ.get("BOSUN_LOCAL_TRANSPORT", "1") != "0")
 
 
 @dataclass
@@ -122,9 +128,11 @@ class ControlPlane:
             if not self.components:
                 return
             ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
+            local = self.api.local if self.options.local_transport else None
             self.client = Client(ClusterConfig(server=self.api.url, ca_data=ca, insecure=False,
                                                token=self.api.token or None, client_cert=None, client_key=None,
-                                               namespace="default"))
+                                               namespace="default"),
+                                 transport=LocalTransport(local) if local is not None else None)
             elector = LeaderElector(self.client, "bosun-controlplane", "kube-system", identity=self.identity(),
                                     lease_duration=self.options.lease_duration,
                                     renew_deadline=self.options.lease_duration * 2 / 3,

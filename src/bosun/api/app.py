@@ -11,6 +11,7 @@ from bosun.api import discovery, errors, metrics, openapi
 from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
+from bosun.api.local import LocalDispatcher
 from bosun.api.rest import RestHandler
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
@@ -24,6 +25,8 @@ AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGro
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Components in the server's own process send their requests here instead of over HTTPS.
+LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
@@ -57,6 +60,13 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         await metrics_api.close()
 
     app.on_cleanup.append(close_metrics_api)
+
+    local = app[LOCAL_DISPATCHER] = LocalDispatcher(app, [instruments.middleware, middleware])
+
+    async def close_local(app: web.Application) -> None:
+        await local.close()
+
+    app.on_shutdown.append(close_local)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bosun.api.app import make_app
+from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.gc import GarbageCollector
+from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.registry import by_plural
 from bosun.api.rest import RestHandler
@@ -59,6 +60,8 @@ class APIServer:
         self._finalizer: NamespaceFinalizer | None = None
         self._gc: GarbageCollector | None = None
         self.rest: RestHandler | None = None
+        # In-process entry for components sharing this server's event loop (same API, no HTTP).
+        self.local: LocalDispatcher | None = None
         self.url = ""
         self.kubeconfig = self.config.data_dir / "kubeconfig"
         self.token = ""
@@ -101,6 +104,7 @@ class APIServer:
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token)
         app = make_app(self.rest, self.store, auth)
+        self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)

@@ -1,7 +1,8 @@
 """Async REST client for the Kubernetes API that Bosun serves.
 
 Every component (controllers, scheduler, agent, CLI) reaches the cluster only through this
-client, so it keeps one pooled HTTPS session per :class:`Client`, turns every refusal into
+client, so it carries requests over one transport per :class:`Client` (a pooled HTTPS
+session, or the API server's in-process dispatcher), turns every refusal into
 an :class:`ApiError` carrying the server's ``Status``, and exposes watch as an async
 iterator whose only special case callers must handle is 410 Gone.
 """
@@ -21,6 +22,7 @@ import orjson
 from bosun.api.registry import Resource
 from bosun.client.errors import ApiError
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
+from bosun.client.transport import HttpTransport, Transport
 
 JSON = dict[str, Any]
 JSONList = list[Any]  # spelled once here: inside Client, `list` is the method
@@ -80,11 +82,15 @@ def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
 class Client:
     """One connection pool to one API server, as one user."""
 
-    def __init__(self, config: ClusterConfig, *, timeout: float = 30) -> None:
+    def __init__(
+        self, config: ClusterConfig, *, timeout: float = 30, transport: Transport | None = None,
+    ) -> None:
+        """``transport`` defaults to HTTP(S) to ``config.server``; a component inside the API
+        server's process passes a :class:`~bosun.client.transport.LocalTransport`."""
         self.config = config
         self.timeout = timeout
         self._ssl = _ssl_context(config)
-        self._session: aiohttp.ClientSession | None = None
+        self.transport: Transport = transport or HttpTransport(config.server, self._ssl, timeout)
         self._headers: dict[str, str] = {"User-Agent": "bosun-client/0.1"}
         if config.token:
             self._headers["Authorization"] = f"Bearer {config.token}"
@@ -97,17 +103,8 @@ class Client:
     def namespace(self) -> str:
         return self.config.namespace
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily: an aiohttp session belongs to the loop that first uses it.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=100, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        await self.transport.close()
 
     async def __aenter__(self) -> Client:
         return self
@@ -117,19 +114,16 @@ class Client:
 
     # -- raw requests -------------------------------------------------------------------------
 
-    def _url(self, path: str) -> str:
-        return self.config.server + path
-
-    async def _raise_for(self, resp: aiohttp.ClientResponse) -> None:
-        if resp.status < 400:
+    @staticmethod
+    def _raise_for(status: int, raw: bytes) -> None:
+        if status < 400:
             return
-        raw = await resp.read()
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
         text = raw.decode("utf-8", "replace").strip() if body is None else ""
-        raise ApiError.from_status(resp.status, body, text)
+        raise ApiError.from_status(status, body, text)
 
     async def request_raw(
         self,
@@ -143,19 +137,17 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """Send one request and return the response body; non-2xx raises :class:`ApiError`."""
-        hdrs = {"Accept": accept}
+        hdrs = dict(self._headers)
+        hdrs["Accept"] = accept
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else orjson.dumps(body)
             hdrs["Content-Type"] = content_type
         if headers:
             hdrs.update(headers)
-        async with self._get_session().request(
-            method, self._url(path), params=_clean_params(params), data=data, headers=hdrs,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        ) as resp:
-            await self._raise_for(resp)
-            return await resp.read()
+        status, _, raw = await self.transport.request(method, path, _clean_params(params), data, hdrs)
+        self._raise_for(status, raw)
+        return raw
 
     async def request(
         self,
@@ -330,14 +322,10 @@ class Client:
         ``read_timeout`` bounds the silence between chunks, so a connection that died without
         a FIN does not hang the caller forever.
         """
-        async with self._get_session().get(
-            self._url(path), params=_clean_params(params),
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=read_timeout,
-            ),
-        ) as resp:
-            await self._raise_for(resp)
-            async for chunk in resp.content.iter_any():
+        async with self.transport.stream(path, _clean_params(params), self._headers, read_timeout) as resp:
+            if resp.status >= 400:
+                self._raise_for(resp.status, await resp.read())
+            async for chunk in resp.chunks():
                 yield chunk
 
     async def watch(

@@ -1,0 +1,281 @@
+"""Serve requests from components in the API server's own process without HTTP.
+
+The scheduler and controllers of ``bosun server`` share the API server's event loop; over
+HTTPS each of their requests pays for TLS, a socket round trip, HTTP parsing and aiohttp's
+client and server machinery on that one thread. Here a request goes through the same
+router, middlewares (metrics, authentication, error -> ``Status``) and handlers as one
+from the network, on a small request object that offers what the handlers read of
+``web.Request``; the answer is taken from the response object without serialising it.
+Streaming handlers (watch, logs) write into a local writer whose chunks the caller reads
+from a bounded queue, the in-process counterpart of TCP back-pressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import HeadersMixin
+from aiohttp.http_writer import HttpVersion11
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from yarl import URL
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Middleware(Protocol):
+    def __call__(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]: ...
+
+
+STREAM_QUEUE_CHUNKS = 64
+_EOF = b""
+
+
+class _Body:
+    """``request.content``: the body is all here already."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            n = len(self._data) - self._pos
+        chunk = bytes(self._data[self._pos:self._pos + n])
+        self._pos += len(chunk)
+        return chunk
+
+
+class _Writer(AbstractStreamWriter):
+    """Where a prepared (streaming) response's bytes go: a list for a unary call, a queue
+    for a stream. ``started`` is set once a streaming response's status and headers are final."""
+
+    def __init__(self, queue: asyncio.Queue[bytes] | None = None) -> None:
+        self.buffer_size = 0
+        self.output_size = 0
+        self.length = None
+        self.chunks: list[bytes] = []
+        self.queue = queue
+        self.closed = False
+        self.started = asyncio.Event() if queue is not None else None
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            raise ConnectionResetError("the local client went away")
+        data = bytes(chunk)
+        if not data:
+            return
+        self.output_size += len(data)
+        if self.queue is None:
+            self.chunks.append(data)
+        else:
+            await self.queue.put(data)
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        if chunk:
+            await self.write(chunk)
+        if self.queue is not None and not self.closed:
+            await self.queue.put(_EOF)
+
+    async def drain(self) -> None:
+        """Back-pressure is the bounded queue itself."""
+
+    def enable_compression(self, encoding: str = "deflate", strategy: int | None = None) -> None:
+        """Nothing to compress in memory."""
+
+    def enable_chunking(self) -> None:
+        """Chunks are kept apart anyway."""
+
+    async def write_headers(self, status_line: str, headers: CIMultiDict[str]) -> None:
+        self.status = int(status_line.split(" ", 2)[1])
+        self.headers = headers
+        if self.started is not None:
+            self.started.set()
+
+    def send_headers(self) -> None:
+        """Headers are read from the response object, never sent."""
+
+
+class LocalRequest(HeadersMixin):
+    """What the API's handlers and middlewares read of ``web.Request``, and what
+    ``StreamResponse.prepare`` needs of it."""
+
+    version = HttpVersion11
+    keep_alive = True
+
+    def __init__(
+        self, method: str, path: str, params: Mapping[str, str], body: bytes | None,
+        headers: Mapping[str, str], writer: _Writer,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query: MultiDictProxy[str] = MultiDictProxy(MultiDict(params))
+        hdrs: CIMultiDict[str] = CIMultiDict(headers)
+        if body:
+            hdrs["Content-Length"] = str(len(body))
+        self._headers: CIMultiDictProxy[str] = CIMultiDictProxy(hdrs)
+        self.content = _Body(body or b"")
+        self.match_info: Any = None
+        self._payload_writer = writer
+        self._rel_url: URL | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._headers
+
+    @property
+    def rel_url(self) -> URL:
+        if self._rel_url is None:
+            self._rel_url = URL.build(path=self.path)
+        return self._rel_url
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        """aiohttp runs on_response_prepare signals here; the API registers none."""
+
+
+class _LocalStream:
+    def __init__(self, task: asyncio.Task[web.StreamResponse], writer: _Writer,
+                 read_timeout: float | None) -> None:
+        self._task = task
+        self._writer = writer
+        self._read_timeout = read_timeout
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+        self._whole: bytes | None = None  # the body of an unprepared (unary) response
+
+    async def start(self) -> None:
+        """Wait until the handler has started streaming or has returned a plain answer."""
+        assert self._writer.started is not None
+        started = asyncio.ensure_future(self._writer.started.wait())
+        try:
+            await asyncio.wait((self._task, started), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if self._writer.started.is_set():
+            self.status, self.headers = self._writer.status, self._writer.headers
+        else:
+            resp = self._task.result()
+            self.status, self.headers = resp.status, resp.headers
+            self._whole = _body_of(resp, self._writer)
+
+    async def read(self) -> bytes:
+        return b"".join([c async for c in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if self._whole is not None:
+            if self._whole:
+                yield self._whole
+            return
+        queue = self._writer.queue
+        assert queue is not None
+        while True:
+            if queue.empty():
+                if self._task.done():
+                    if not self._task.cancelled() and self._task.exception() is None:
+                        return  # returned without write_eof: aiohttp would end the answer for it
+                    # It failed, or the server stopped: a connection cut mid-answer.
+                    raise ConnectionResetError("the API server ended the stream")
+                getter = asyncio.ensure_future(queue.get())
+                try:
+                    async with asyncio.timeout(self._read_timeout):
+                        await asyncio.wait((getter, self._task), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not getter.done():
+                        getter.cancel()
+                if not getter.done() or getter.cancelled():
+                    continue
+                chunk = getter.result()
+            else:
+                chunk = queue.get_nowait()
+            if chunk is _EOF or not chunk:
+                return
+            yield chunk
+
+    async def close(self) -> None:
+        self._writer.closed = True
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+
+
+def _body_of(resp: web.StreamResponse, writer: _Writer) -> bytes:
+    if isinstance(resp, web.Response) and not resp.prepared and writer.output_size == 0:
+        body = resp.body
+        if body is None:
+            return b""
+        if isinstance(body, bytes | bytearray):
+            return bytes(body)
+        raise TypeError(f"a local request cannot carry a {type(body).__name__} body")
+    return b"".join(writer.chunks)
+
+
+class LocalDispatcher:
+    """The API server's in-process entry point; see the module docstring."""
+
+    def __init__(self, app: web.Application, middlewares: Sequence[Middleware]) -> None:
+        self.app = app
+        self.middlewares = list(middlewares)
+        self.closed = False
+        self._chains: dict[Handler, Handler] = {}
+        self._streams: set[_LocalStream] = set()
+
+    def _chain(self, handler: Handler) -> Handler:
+        chain = self._chains.get(handler)
+        if chain is None:
+            chain = handler
+            for m in reversed(self.middlewares):
+                chain = functools.partial(m, handler=chain)
+            if len(self._chains) < 256:  # route handlers only; error handlers are made per miss
+                self._chains[handler] = chain
+        return chain
+
+    async def _dispatch(self, req: LocalRequest) -> web.StreamResponse:
+        if self.closed:
+            raise ConnectionRefusedError("the API server is stopped")
+        request = cast(web.Request, req)
+        match = await self.app.router.resolve(request)
+        req.match_info = match
+        return await self._chain(match.handler)(request)
+
+    async def request(
+        self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        # A request over the network always suspends its caller; one served from memory might
+        # not, and a component looping on requests would then starve the loop (the HTTP
+        # listener, informers, timers). Yield once, as a round trip would.
+        await asyncio.sleep(0)
+        writer = _Writer()
+        resp = await self._dispatch(LocalRequest(method, path, params, body, headers, writer))
+        return resp.status, resp.headers, _body_of(resp, writer)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, params: Mapping[str, str], headers: Mapping[str, str], read_timeout: float | None,
+    ) -> AsyncIterator[_LocalStream]:
+        if self.closed:
+            raise ConnectionRefusedError("the API server is stopped")
+        writer = _Writer(asyncio.Queue(STREAM_QUEUE_CHUNKS))
+        req = LocalRequest("GET", path, params, None, headers, writer)
+        task = asyncio.get_running_loop().create_task(self._dispatch(req), name=f"local-stream {path}")
+        stream = _LocalStream(task, writer, read_timeout)
+        self._streams.add(stream)
+        try:
+            await stream.start()
+            yield stream
+        finally:
+            self._streams.discard(stream)
+            await stream.close()
+
+    async def close(self) -> None:
+        """Refuse new requests and cut open streams, as stopping the HTTP listener does."""
+        self.closed = True
+        for stream in list(self._streams):
+            await stream.close()
+
