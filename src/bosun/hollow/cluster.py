@@ -19,6 +19,7 @@ from bosun.client.informer import Informer
 from bosun.client.rest import ApiError, Client
 from bosun.client.workqueue import WorkQueue, run_workers
 from bosun.hollow.heartbeat import LEASES, LeaseHeartbeat
+from bosun.hollow.http import LeanHttp
 from bosun.hollow.kubelet import PodRunner
 from bosun.hollow.nodes import (
     MAX_NODES,
@@ -90,11 +91,14 @@ class HollowCluster:
         self.node_informer.add_handler(self._on_node, lambda old, new: self._on_node(new))
         self._repairs = WorkQueue()
         self._repair_task: asyncio.Task[None] | None = None
+        # Heartbeats and pod status writes share lean keep-alive connections (see http.py).
+        self.http = LeanHttp(client.config, connections=heartbeat_concurrency + status_concurrency)
         self.heartbeat = LeaseHeartbeat(
             client, self.names, period=heartbeat, concurrency=heartbeat_concurrency,
-            node_uid=self._uids.get, node_exists=self._node_exists,
+            node_uid=self._uids.get, node_exists=self._node_exists, http=self.http,
         )
-        self.pods = PodRunner(client, self.index, pod_runtime=pod_runtime, workers=status_concurrency)
+        self.pods = PodRunner(client, self.index, pod_runtime=pod_runtime, workers=status_concurrency,
+                              http=self.http)
         self._running = False
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -124,6 +128,7 @@ class HollowCluster:
         self._repair_task = None
         self._repairs = WorkQueue()
         await self.node_informer.stop()
+        await self.http.close()
 
     async def __aenter__(self) -> HollowCluster:
         await self.start()

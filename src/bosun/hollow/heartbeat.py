@@ -20,6 +20,7 @@ from typing import Any
 from bosun.aio import cancel_and_wait
 from bosun.api.registry import Resource, by_plural
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
+from bosun.hollow.http import LeanHttp
 from bosun.hollow.nodes import NODE_LEASE_NAMESPACE, build_lease, micro_time
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ _leases = by_plural("coordination.k8s.io", "v1", "leases")
 assert _leases is not None
 LEASES: Resource = _leases
 _FAILURES: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
+_LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NODE_LEASE_NAMESPACE}/leases/"
 
 
 class LeaseHeartbeat:
@@ -42,10 +44,14 @@ class LeaseHeartbeat:
         concurrency: int = 8,
         node_uid: Callable[[str], str | None] = lambda name: None,
         node_exists: Callable[[str], bool] = lambda name: True,
+        http: LeanHttp | None = None,
     ) -> None:
         if period <= 0:
             raise ValueError("heartbeat period must be positive")
         self.client = client
+        # Renewals go over lean connections; None: made (and closed) by this heartbeat.
+        self._own_http = http is None
+        self.http = http or LeanHttp(client.config, connections=concurrency)
         self.nodes = list(nodes)
         self.period = period
         self.concurrency = max(1, concurrency)
@@ -72,6 +78,8 @@ class LeaseHeartbeat:
         self._tasks.clear()
         self._queued.clear()
         self._queue = asyncio.Queue()
+        if self._own_http:
+            await self.http.close()
 
     async def _pace(self) -> None:
         """Hand out node i at offset i/N of every period, never one already waiting."""
@@ -112,7 +120,7 @@ class LeaseHeartbeat:
                 return
             lease = build_lease(name, self._node_uid(name), self.duration)
             try:
-                await self.client.create(LEASES, lease, NODE_LEASE_NAMESPACE)
+                await self.http.post(_LEASE_PATH.rstrip("/"), lease)
                 self._created.add(name)
                 return
             except ApiError as e:
@@ -122,7 +130,7 @@ class LeaseHeartbeat:
         patch = {"spec": {"holderIdentity": name, "leaseDurationSeconds": self.duration,
                           "renewTime": micro_time()}}
         try:
-            await self.client.patch(LEASES, name, patch, NODE_LEASE_NAMESPACE)
+            await self.http.patch(_LEASE_PATH + name, patch)
         except ApiError as e:
             if e.status != 404:
                 raise

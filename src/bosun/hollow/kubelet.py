@@ -20,6 +20,7 @@ from bosun.api.registry import Resource, by_plural
 from bosun.client.informer import Informer, object_key
 from bosun.client.rest import ApiError, Client
 from bosun.client.workqueue import WorkQueue, run_workers
+from bosun.hollow.http import LeanHttp
 from bosun.hollow.nodes import node_ip, pod_ip, rfc3339
 from bosun.hollow.podstatus import is_running, running_status, succeeded_status
 
@@ -52,8 +53,11 @@ class PodRunner:
     graceful deletions as a kubelet does once containers have stopped."""
 
     def __init__(self, client: Client, nodes: Mapping[str, int], *, pod_runtime: float = 1.0,
-                 workers: int = 32) -> None:
+                 workers: int = 32, http: LeanHttp | None = None) -> None:
         self.client = client
+        # Status writes go over lean connections; None: made (and closed) by this runner.
+        self._own_http = http is None
+        self.http = http or LeanHttp(client.config, connections=workers)
         self.nodes = nodes  # name -> index (for the node's fake addresses)
         self.pod_runtime = pod_runtime
         self.workers = max(1, workers)
@@ -91,6 +95,8 @@ class PodRunner:
         await cancel_and_wait(self._delete_task)
         self._task = self._delete_task = None
         await self.informer.stop()
+        if self._own_http:
+            await self.http.close()
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -103,6 +109,11 @@ class PodRunner:
             queue.add(object_key(pod))
 
     def _on_update(self, old: Obj, new: Obj) -> None:
+        # The echo of this runner's own status write (the commonest update by far) leaves
+        # nothing to do for a pod that runs until deleted: skip the queue round.
+        if (not (new.get("metadata") or {}).get("deletionTimestamp")
+                and (new.get("spec") or {}).get("restartPolicy", "Always") == "Always" and is_running(new)):
+            return
         self._on_add(new)
 
     def _on_delete(self, pod: Obj) -> None:
@@ -155,7 +166,7 @@ class PodRunner:
 
     async def _patch_status(self, ns: str, name: str, status: Obj) -> bool:
         try:
-            await self.client.patch(PODS, name, {"status": status}, ns, subresource="status")
+            await self.http.patch(f"/api/v1/namespaces/{ns}/pods/{name}/status", {"status": status})
             return True
         except ApiError as e:
             if e.status == 404:

@@ -1,0 +1,159 @@
+"""Plain HTTP/1.1 requests over kept-alive connections, for the hollow kubelets' writes.
+
+A hollow process stands in for thousands of kubelets that would run on other machines, so
+every CPU cycle it spends is borrowed from the API server under test. Its writes (one pod
+status per pod, one Lease renewal per node and period) are small unary requests whose
+answers it does not read; a general-purpose client (aiohttp: URL objects, header
+multidicts, timers, response objects) spends several times more CPU per request than
+writing the bytes and reading the answer's length off the socket, which is all this does.
+Watches stay on the ordinary client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from urllib.parse import urlsplit
+
+import orjson
+
+from bosun.client.errors import ApiError
+from bosun.client.kubeconfig import ClusterConfig
+from bosun.client.rest import _ssl_context
+
+JSON_PATCH = {"merge": b"application/merge-patch+json", "json": b"application/json",
+              "strategic": b"application/strategic-merge-patch+json"}
+
+
+class _Conn:
+    __slots__ = ("reader", "writer")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def roundtrip(self, request: bytes) -> tuple[int, bytes, bool]:
+        """Send ``request``; (status, body, whether the connection may be reused)."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = -1
+        chunked = keep = False
+        keep = lines[0].startswith(b"HTTP/1.1")
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif name == b"connection":
+                keep = b"close" not in value.lower()
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")  # no trailers are sent to us
+                    break
+                parts.append(await self.reader.readexactly(size + 2))
+            body = b"".join(p[:-2] for p in parts)
+        elif length >= 0:
+            body = await self.reader.readexactly(length) if length else b""
+        else:
+            body = await self.reader.read()
+            keep = False
+        return status, body, keep
+
+
+class LeanHttp:
+    """Unary requests to one API server over at most ``connections`` kept-alive connections."""
+
+    def __init__(self, config: ClusterConfig, *, connections: int = 64, timeout: float = 30) -> None:
+        url = urlsplit(config.server)
+        self.host = url.hostname or "127.0.0.1"
+        self.tls = url.scheme == "https"
+        self.port = url.port or (443 if self.tls else 80)
+        ctx = _ssl_context(config)
+        self._ssl: ssl.SSLContext | None = None
+        if self.tls:
+            if isinstance(ctx, ssl.SSLContext):
+                self._ssl = ctx
+            else:  # insecure-skip-tls-verify
+                self._ssl = ssl.create_default_context()
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+        self.timeout = timeout
+        headers = f"Host: {url.netloc}\r\nUser-Agent: bosun-hollow/0.1\r\nAccept: application/json\r\n"
+        if config.token:
+            headers += f"Authorization: Bearer {config.token}\r\n"
+        self._headers = headers.encode()
+        self._idle: list[_Conn] = []
+        self._slots = asyncio.Semaphore(max(1, connections))
+        self.requests = 0
+
+    async def _connect(self) -> _Conn:
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self._ssl, server_hostname=self.host if self._ssl else None)
+        return _Conn(reader, writer)
+
+    async def request(self, method: str, path: str, body: bytes | None = None,
+                      content_type: bytes = b"application/json") -> tuple[int, bytes]:
+        """One request; the status and body of the answer (any status, nothing raised for it)."""
+        head = b"%s %s HTTP/1.1\r\n%s" % (method.encode(), path.encode(), self._headers)
+        if body is not None:
+            head += b"Content-Type: %s\r\nContent-Length: %d\r\n" % (content_type, len(body))
+        request = head + b"\r\n" + (body or b"")
+        async with self._slots:
+            self.requests += 1
+            for attempt in (0, 1):
+                reused = bool(self._idle)
+                conn = self._idle.pop() if reused else await self._connect()
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        status, data, keep = await conn.roundtrip(request)
+                except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    conn.close()
+                    # A kept-alive connection the server closed meanwhile: once more, afresh.
+                    if reused and attempt == 0 and not (isinstance(exc, asyncio.IncompleteReadError)
+                                                        and exc.partial):
+                        continue
+                    raise
+                except BaseException:
+                    conn.close()
+                    raise
+                if keep:
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+                return status, data
+        raise AssertionError("unreachable")
+
+    async def patch(self, path: str, patch: object, patch_type: str = "merge") -> None:
+        """PATCH ``path``; ApiError (with the server's Status) when refused."""
+        status, data = await self.request("PATCH", path, orjson.dumps(patch), JSON_PATCH[patch_type])
+        if status >= 400:
+            raise _error(status, data)
+
+    async def post(self, path: str, obj: object) -> None:
+        status, data = await self.request("POST", path, orjson.dumps(obj))
+        if status >= 400:
+            raise _error(status, data)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _error(status: int, data: bytes) -> ApiError:
+    try:
+        body = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        body = None
+    text = data.decode("utf-8", "replace").strip() if body is None else ""
+    return ApiError.from_status(status, body if isinstance(body, dict) else None, text)
