@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bosun.agent.runtime import spawn
+
 CNI_VERSION = "1.0.0"
 PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
 
@@ -133,11 +135,8 @@ class Cni:
         env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
                "CNI_IFNAME": ifname, "CNI_PATH": ":".join(self.config.plugin_dirs),
                "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-        proc = await asyncio.create_subprocess_exec(
-            self._find(conf["type"]), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env)
-        out, err = await proc.communicate(json.dumps(conf).encode())
-        if proc.returncode != 0:
+        code, out, err = await spawn.run([self._find(conf["type"])], input=json.dumps(conf).encode(), env=env)
+        if code != 0:
             msg = err.decode(errors="replace").strip()
             with contextlib.suppress(ValueError):
                 data = json.loads(out)
@@ -216,9 +215,8 @@ class Cni:
         path.unlink(missing_ok=True)
 
     async def _purge_rules(self, container_id: str) -> None:
-        proc = await asyncio.create_subprocess_exec("iptables-save", "-t", "nat", stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await proc.communicate()
+        _, raw, _ = await spawn.run(["iptables-save", "-t", "nat"])
+        out = raw
         tag = f'name: \\"{self.config.network_name}\\" id: \\"{container_id}\\"'
         chains: set[str] = set()
         for line in out.decode(errors="replace").splitlines():
@@ -242,16 +240,12 @@ class Cni:
 
 
 async def _quiet(*cmd: str) -> None:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.DEVNULL)
-    await proc.wait()
+    await spawn.run(list(cmd))
 
 
 async def _run_input(cmd: list[str], data: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate(data.encode())
-    return proc.returncode or 0, err.decode(errors="replace").strip()
+    code, _, err = await spawn.run(cmd, input=data.encode())
+    return code, err.decode(errors="replace").strip()
 
 
 def _is_netns(path: str) -> bool:

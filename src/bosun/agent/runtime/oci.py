@@ -43,6 +43,7 @@ from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.registry import PullError, is_insecure, pull
 from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
 from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime import spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -160,16 +161,8 @@ def _runtime_error(path: Path) -> str:
 
 
 async def _run(*cmd: str, timeout: float = 30.0) -> tuple[int, str]:  # noqa: ASYNC109
-    proc = await asyncio.create_subprocess_exec(*cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        return 124, f"{cmd[0]} timed out"
-    return proc.returncode or 0, out.decode(errors="replace").strip()
+    code, out, _ = await spawn.run(list(cmd), timeout=timeout, merge_stderr=True)
+    return code, out.decode(errors="replace").strip()
 
 
 class OciDriver:
@@ -317,6 +310,11 @@ class OciDriver:
         extra: dict[str, Any] = {"ipc_ns": str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg, "cni": False}
         status = SandboxStatus(id=sid, pod_uid=sid, ready=False, hostname=config.hostname, cgroup_parent=cg,
                                labels=dict(config.labels))
+        if not config.host_network:
+            # Known before anything is made, so one save covers a failure at any later step
+            # (unmounting or CNI DEL of what was not made yet is harmless): 2 writes, not 4.
+            extra.update(uts_ns=str(nsdir / "uts"), cni=True)
+            status.netns_path = str(nsdir / "net")
         try:
             self._save_sandbox(status, extra)  # first, so that a failure half-way can be cleaned up
             args = [f"--ipc={nsdir / 'ipc'}"]
@@ -325,14 +323,11 @@ class OciDriver:
                 for ns in ("net", "uts"):
                     (nsdir / ns).touch()
                 args += [f"--net={nsdir / 'net'}", f"--uts={nsdir / 'uts'}"]
-                extra["uts_ns"] = str(nsdir / "uts")
-                status.netns_path = str(nsdir / "net")
                 code, out = await _run("unshare", *args, "hostname", config.hostname[:63])
             else:
                 code, out = await _run("unshare", *args, "true")
             if code != 0:
                 raise DriverError("SandboxError", f"cannot create the pod's namespaces: {out}")
-            self._save_sandbox(status, extra)
             r = config.resources
             self.cgroups.create(cg, cgroups.Limits(cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us,
                                                    memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
@@ -340,8 +335,6 @@ class OciDriver:
             if status.netns_path:
                 ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
                          for p in config.ports if p.host_port]
-                extra["cni"] = True
-                self._save_sandbox(status, extra)
                 await self.cni.ensure_masquerade()
                 result = await self.cni.add(sid, status.netns_path, ports)
                 ip = pod_ip(result)
@@ -506,10 +499,11 @@ class OciDriver:
             raise DriverError("NotFound", f"container {container_id} does not exist")
         if container_id in self._shims or (d / "pid").exists() or (d / "exit.json").exists():
             return
-        proc = _spawn_shim(d)
+        proc = await spawn.in_pool(lambda: _spawn_shim(d))
         self._shims[container_id] = proc
         (d / "shim.pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)}")
         deadline = time.monotonic() + 60
+        step = 0.005
         while time.monotonic() < deadline:
             if (d / "container.pid").exists():
                 return
@@ -520,7 +514,8 @@ class OciDriver:
                 return
             if proc.poll() is not None and not (d / "exit.json").exists():
                 raise StartError(f"container shim exited with {proc.returncode}; see {d / 'shim.log'}")
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(step)
+            step = min(step * 1.5, 0.05)  # 100 starting pods polling every 5 ms cost the loop
         raise StartError("container did not start within 60s")
 
     def _container_pid(self, cid: str) -> int:
