@@ -55,7 +55,7 @@ class _Writer(AbstractStreamWriter):
     """Where a prepared (streaming) response's bytes go: a list for a unary call, a queue
     for a stream. ``started`` is set once a streaming response's status and headers are final."""
 
-    def __init__(self, queue: asyncio.Queue[bytes] | None = None) -> None:
+    def __init__(self, queue: asyncio.Queue[bytes | None] | None = None) -> None:
         self.buffer_size = 0
         self.output_size = 0
         self.length = None
@@ -176,27 +176,29 @@ class _LocalStream:
         queue = self._writer.queue
         assert queue is not None
         while True:
-            if queue.empty():
-                if self._task.done():
-                    if not self._task.cancelled() and self._task.exception() is None:
-                        return  # returned without write_eof: aiohttp would end the answer for it
-                    # It failed, or the server stopped: a connection cut mid-answer.
-                    raise ConnectionResetError("the API server ended the stream")
-                getter = asyncio.ensure_future(queue.get())
-                try:
-                    async with asyncio.timeout(self._read_timeout):
-                        await asyncio.wait((getter, self._task), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    if not getter.done():
-                        getter.cancel()
-                if not getter.done() or getter.cancelled():
-                    continue
-                chunk = getter.result()
+            if queue.empty() and self._task.done():
+                if not self._task.cancelled() and self._task.exception() is None:
+                    return  # returned without write_eof: aiohttp would end the answer for it
+                # It failed, or the server stopped: a connection cut mid-answer.
+                raise ConnectionResetError("the API server ended the stream")
+            if self._read_timeout is None:
+                chunk = await queue.get()
             else:
-                chunk = queue.get_nowait()
+                async with asyncio.timeout(self._read_timeout):
+                    chunk = await queue.get()
+            if chunk is None:
+                continue  # the handler has ended (see handler_done): decide above
             if chunk is _EOF or not chunk:
                 return
             yield chunk
+
+    def handler_done(self, task: asyncio.Task[web.StreamResponse]) -> None:
+        """Wake a reader blocked on an empty queue; when the queue is full the reader will
+        find it drained and the task done without this marker."""
+        queue = self._writer.queue
+        assert queue is not None
+        with contextlib.suppress(asyncio.QueueFull):
+            queue.put_nowait(None)
 
     async def close(self) -> None:
         self._writer.closed = True
@@ -265,6 +267,7 @@ class LocalDispatcher:
         req = LocalRequest("GET", path, params, None, headers, writer)
         task = asyncio.get_running_loop().create_task(self._dispatch(req), name=f"local-stream {path}")
         stream = _LocalStream(task, writer, read_timeout)
+        task.add_done_callback(stream.handler_done)
         self._streams.add(stream)
         try:
             await stream.start()
