@@ -1,14 +1,19 @@
 """Pod status: built from what the runtime reports, written to the API coalesced.
 
 Many changes in a short window (100 pods starting, a container flapping) become one write
-per pod: :meth:`StatusManager.set` only records the latest wanted status; a single writer
-sends what changed since the last write, a few at a time.
+per pod: :meth:`StatusManager.set` only records the latest wanted status; a few writers send
+what changed since the last write, each pod at most ``flush_interval`` after its first
+change. There is no batch barrier: one slow write (or 100 pods' worth of them) does not hold
+back a pod that became Ready meanwhile (with a batch-then-gather loop the 100-pod benchmark
+saw every pod turn Running within the same 30 ms, up to 1.4 s after its container started).
+A pod is never written by two writers at once, so its writes land in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,21 +64,33 @@ def condition(old: list[dict[str, Any]], ctype: str, ok: bool, reason: str = "",
     return cond
 
 
+Key = tuple[str, str]
+
+
 class StatusManager:
     def __init__(self, client: Client, flush_interval: float = 0.2, parallel: int = 16) -> None:
         self.client = client
         self.flush_interval = flush_interval
         self.parallel = parallel
-        self._pending: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._pending: dict[Key, tuple[str, dict[str, Any]]] = {}
         self._written: dict[str, dict[str, Any]] = {}
-        self._wake = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[float, Key]] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._inflight: set[Key] = set()
 
     def set(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
+        key = (namespace, name)
         if self._written.get(uid) == status:
-            self._pending.pop((namespace, name), None)
+            self._pending.pop(key, None)
             return
-        self._pending[(namespace, name)] = (uid, status)
-        self._wake.set()
+        self._pending[key] = (uid, status)
+        self._enqueue(key, time.monotonic() + self.flush_interval)
+
+    def _enqueue(self, key: Key, due: float) -> None:
+        # In flight: the writer re-queues it when done (so writes of one pod stay in order).
+        if key not in self._queued and key not in self._inflight:
+            self._queued.add(key)
+            self._queue.put_nowait((due, key))
 
     def forget(self, uid: str) -> None:
         self._written.pop(uid, None)
@@ -84,18 +101,30 @@ class StatusManager:
         await self._write(namespace, name, uid, status)
 
     async def run(self) -> None:
-        sem = asyncio.Semaphore(self.parallel)
+        writers = [asyncio.create_task(self._writer(), name=f"agent-status-{i}") for i in range(self.parallel)]
+        try:
+            await asyncio.gather(*writers)
+        finally:
+            for w in writers:
+                w.cancel()
 
-        async def one(key: tuple[str, str], uid: str, status: dict[str, Any]) -> None:
-            async with sem:
-                await self._write(key[0], key[1], uid, status)
-
+    async def _writer(self) -> None:
         while True:
-            await self._wake.wait()
-            await asyncio.sleep(self.flush_interval)
-            self._wake.clear()
-            batch, self._pending = self._pending, {}
-            await asyncio.gather(*(one(k, uid, st) for k, (uid, st) in batch.items()))
+            due, key = await self._queue.get()
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # coalesce: later changes of this pod join this write
+            self._queued.discard(key)
+            item = self._pending.pop(key, None)
+            if item is None:
+                continue
+            self._inflight.add(key)
+            try:
+                await self._write(key[0], key[1], *item)
+            finally:
+                self._inflight.discard(key)
+                if key in self._pending:
+                    self._enqueue(key, time.monotonic())
 
     async def _write(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
         try:
@@ -111,6 +140,11 @@ class StatusManager:
             self._retry(namespace, name, uid, status)
 
     def _retry(self, namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
-        # Keep the newest wanted status; the API server may be back at the next flush.
-        self._pending.setdefault((namespace, name), (uid, status))
-        asyncio.get_running_loop().call_later(1.0, self._wake.set)
+        # Keep the newest wanted status; try again in a second (the API server may be back).
+        asyncio.get_running_loop().call_later(1.0, self._requeue, (namespace, name), uid, status)
+
+    def _requeue(self, key: Key, uid: str, status: dict[str, Any]) -> None:
+        if self._written.get(uid) == status and key not in self._pending:
+            return
+        self._pending.setdefault(key, (uid, status))
+        self._enqueue(key, 0.0)
