@@ -9,7 +9,6 @@ controller's clock can be sped up. The manifests are the ones in examples/.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -172,3 +171,115 @@ def test_deployment_with_config_secrets_probes_and_service(cluster: Cluster, ns:
     until(lambda: endpoint_ips() == ips, "the Service's Endpoints list both pods")
     ports = cluster.json("get", "endpoints", "-n", ns, "web")["subsets"][0]["ports"]
     assert [p["port"] for p in ports] == [8080]
+
+
+def test_job_completes_and_its_logs_are_readable(cluster: Cluster, ns: str) -> None:
+    cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "job.yaml"))
+    done = cluster.kubectl("wait", "-n", ns, "--for=condition=complete", "job/count", "--timeout=60s", timeout=70)
+    assert done.returncode == 0, f"{done.stderr}\n{explain(cluster, ns)}"
+    job = cluster.json("get", "job", "-n", ns, "count")
+    assert job["status"]["succeeded"] == 3 and not job["status"].get("failed")
+    finished = pods(cluster, ns, "job-name=count")
+    assert len(finished) == 3 and {p["status"]["phase"] for p in finished} == {"Succeeded"}
+    # kubectl logs job/NAME reads one of the Job's pods.
+    assert cluster.ok("logs", "-n", ns, "job/count").startswith("done by count-")
+    for pod in finished:
+        name = pod["metadata"]["name"]
+        assert cluster.ok("logs", "-n", ns, name) == f"done by {name}\n"
+
+
+# The API rejects volumeMounts that name a volumeClaimTemplate (api/validation/pod.py, apps.py:
+# the claim names must count as volumes of a StatefulSet's template); remove once that is fixed.
+@pytest.mark.xfail(reason="API validation: StatefulSet volumeMounts may name volumeClaimTemplates", strict=False)
+def test_statefulset_pod_comes_back_with_its_name_and_data(cluster: Cluster, ns: str) -> None:
+    cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "statefulset.yaml"))
+    rollout(cluster, ns, "statefulset/store")
+    claims = cluster.json("get", "pvc", "-n", ns)["items"]
+    assert sorted((c["metadata"]["name"], c["status"]["phase"]) for c in claims) == [
+        ("data-store-0", "Bound"), ("data-store-1", "Bound")]
+    for i in (0, 1):
+        ip = cluster.json("get", "pod", "-n", ns, f"store-{i}")["status"]["podIP"]
+        assert http_get(f"http://{ip}:8080/starts") == f"store-{i}\n"
+    old_uid = cluster.json("get", "pod", "-n", ns, "store-1")["metadata"]["uid"]
+    cluster.ok("delete", "pod", "-n", ns, "store-1")
+
+    def back() -> dict[str, Any] | None:
+        pod: dict[str, Any] = cluster.json("get", "pod", "-n", ns, "store-1")
+        return pod if pod["metadata"]["uid"] != old_uid and ready(pod) else None
+
+    pod = until(back, "store-1 is back and ready", within=60)
+    assert http_get(f"http://{pod['status']['podIP']}:8080/starts") == "store-1\nstore-1\n"
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == "data-store-1"
+
+
+def test_cronjob_runs_on_schedule(cluster: Cluster, ns: str) -> None:
+    """The controller's clock runs 30 times faster here, so "every minute" is every 2 s."""
+    cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "cronjob.yaml"))
+
+    def succeeded_jobs() -> list[str]:
+        jobs = cluster.json("get", "jobs", "-n", ns)["items"]
+        return [j["metadata"]["name"] for j in jobs if (j.get("status") or {}).get("succeeded")]
+
+    names = until(succeeded_jobs, "a scheduled Job succeeded", within=60)
+    assert names[0].startswith("tick-")
+    assert cluster.ok("logs", "-n", ns, f"job/{names[0]}").startswith("tick-")
+    cj = cluster.json("get", "cronjob", "-n", ns, "tick")
+    assert cj["status"].get("lastScheduleTime")
+    cluster.ok("delete", "cronjob", "-n", ns, "tick")
+
+
+def test_two_containers_share_an_empty_dir(cluster: Cluster, ns: str) -> None:
+    cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "sidecar.yaml"))
+    waited = cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/sidecar", "--timeout=60s", timeout=70)
+    assert waited.returncode == 0, f"{waited.stderr}\n{explain(cluster, ns)}"
+    ip = cluster.json("get", "pod", "-n", ns, "sidecar")["status"]["podIP"]
+    first = http_get(f"http://{ip}:8080/index.html")
+    assert first.startswith("written-")
+    until(lambda: http_get(f"http://{ip}:8080/index.html") != first, "the writer keeps writing", within=10)
+
+
+def test_init_container_prepares_what_the_main_container_serves(cluster: Cluster, ns: str) -> None:
+    cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "init-container.yaml"))
+    waited = cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/init-web", "--timeout=60s", timeout=70)
+    assert waited.returncode == 0, f"{waited.stderr}\n{explain(cluster, ns)}"
+    pod = cluster.json("get", "pod", "-n", ns, "init-web")
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 0 and init["state"]["terminated"]["reason"] == "Completed"
+    assert http_get(f"http://{pod['status']['podIP']}:8080/index.html") == "prepared by an init container\n"
+
+
+CONFIG_POD = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: live}
+data: {message: first}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: live}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: web
+      image: host
+      command: [python3, -m, http.server, "8080", --directory, /config]
+      readinessProbe:
+        tcpSocket: {port: 8080}
+        periodSeconds: 1
+      volumeMounts: [{name: config, mountPath: /config}]
+  volumes:
+    - name: config
+      configMap: {name: live}
+"""
+
+
+def test_configmap_update_reaches_the_mounted_file(cluster: Cluster, ns: str) -> None:
+    cluster.ok("apply", "-n", ns, "-f", "-", stdin=CONFIG_POD)
+    waited = cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/live", "--timeout=60s", timeout=70)
+    assert waited.returncode == 0, f"{waited.stderr}\n{explain(cluster, ns)}"
+    ip = cluster.json("get", "pod", "-n", ns, "live")["status"]["podIP"]
+    assert http_get(f"http://{ip}:8080/message") == "first"
+    cluster.ok("apply", "-n", ns, "-f", "-", stdin=CONFIG_POD.replace("message: first", "message: second"))
+    # The kubelet refreshes within its sync period (about a minute); a user expects well under that here.
+    until(lambda: http_get(f"http://{ip}:8080/message") == "second", "the file shows the new value", within=60)
+    assert cluster.ok("exec", "-n", ns, "live", "--", "cat", "/config/message") == "second"
