@@ -17,7 +17,7 @@ import aiohttp
 
 from bosun.api.registry import Resource
 from bosun.client.errors import ApiError
-from bosun.client.rest import Client
+from bosun.client.rest import Client, resource_path
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -26,23 +26,42 @@ Outcome = Callable[[Obj, str, Exception | None], None]
 
 
 class Binder:
+    """Posts bindings from ``max_in_flight`` long-lived workers fed by a queue (a task per pod
+    cost more than the binding's own bookkeeping)."""
+
     def __init__(self, client: Client, pods: Resource, on_done: Outcome, node_exists: Callable[[str], bool],
                  max_in_flight: int = 64) -> None:
         self.client = client
         self.node_exists = node_exists
         self.pods = pods
         self.on_done = on_done
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.max_in_flight = max(1, max_in_flight)
+        self._queue: asyncio.Queue[tuple[Obj, str]] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        """Bindings submitted and not yet answered."""
+        return self._queue.qsize() + self._busy
 
     def submit(self, pod: Obj, node: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._bind(pod, node))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if len(self._workers) < self.max_in_flight:
+            loop = asyncio.get_running_loop()
+            self._workers = [t for t in self._workers if not t.done()]
+            while len(self._workers) < self.max_in_flight:
+                self._workers.append(loop.create_task(self._work(), name="binder"))
+        self._queue.put_nowait((pod, node))
+
+    async def _work(self) -> None:
+        while True:
+            pod, node = await self._queue.get()
+            self._busy += 1
+            try:
+                await self._bind(pod, node)
+            finally:
+                self._busy -= 1
+                self._queue.task_done()
 
     async def _bind(self, pod: Obj, node: str) -> None:
         meta = pod["metadata"]
@@ -50,27 +69,33 @@ class Binder:
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         error: Exception | None = None
-        async with self._slots:
-            try:
-                if not self.node_exists(node):
-                    # The API would accept it (as Kubernetes' does); a pod bound to a node that is
-                    # gone would never run, so schedule it again instead.
-                    raise ApiError(404, "NotFound", f'node "{node}" was deleted before the pod was bound to it')
-                await self.client.create(self.pods, body, meta["namespace"], subresource="binding")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never let one pod's binding take the loop down
-                if not isinstance(exc, ApiError | aiohttp.ClientError | OSError | asyncio.TimeoutError):
-                    log.exception("binding %s/%s to %s failed", meta["namespace"], meta["name"], node)
-                error = exc
-        self.on_done(pod, node, error)
+        try:
+            if not self.node_exists(node):
+                # The API would accept it (as Kubernetes' does); a pod bound to a node that is
+                # gone would never run, so schedule it again instead.
+                raise ApiError(404, "NotFound", f'node "{node}" was deleted before the pod was bound to it')
+            # The answer (a Status) is not needed: skip decoding it.
+            await self.client.request_raw(
+                "POST", resource_path(self.pods, meta["namespace"], meta["name"], "binding"), body=body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let one pod's binding take the loop down
+            if not isinstance(exc, ApiError | aiohttp.ClientError | OSError | asyncio.TimeoutError):
+                log.exception("binding %s/%s to %s failed", meta["namespace"], meta["name"], node)
+            error = exc
+        try:
+            self.on_done(pod, node, error)
+        except Exception:
+            log.exception("after binding %s/%s", meta["namespace"], meta["name"])
 
     async def drain(self) -> None:
         """Wait for every binding in flight (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._queue.join()
 
     async def close(self) -> None:
-        for t in list(self._tasks):
+        for t in self._workers:
             t.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        self._queue = asyncio.Queue()  # what was never sent is the next leader's to schedule
+        self._busy = 0

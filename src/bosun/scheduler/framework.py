@@ -55,7 +55,8 @@ class Filter(Protocol):
     def relevant(self, pod: PodInfo) -> bool:
         """False when this plugin cannot reject any node for ``pod`` (skipped: the fast path)."""
 
-    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult: ...
+    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult | None:
+        """None: no node is rejected (cheaper than an all-true array)."""
 
 
 class Score(Protocol):
@@ -108,6 +109,8 @@ def run_filters(pod: PodInfo, snap: Snapshot, filters: list[Filter], state: Cycl
         if not f.relevant(pod):
             continue
         res = f.filter(pod, snap, state)
+        if res is None:
+            continue
         rejected = remaining & ~res.ok
         if rejected.any():
             diag.rejected_by[f.name] = rejected

@@ -8,6 +8,7 @@ plugin) keeps the hot path to array arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from bosun.api.quantity import cpu_millis, to_bytes
@@ -92,11 +93,22 @@ class PodInfo:
         return bool(new == spec)
 
 
+@lru_cache(maxsize=4096)
+def _parse_quantity(is_cpu: bool, value: Any) -> int:
+    return cpu_millis(value) if is_cpu else to_bytes(value)
+
+
 def _quantity(kind: str, value: Any) -> int:
+    """Parsed once per distinct spelling: thousands of pods ask for the same "100m"."""
     try:
-        return cpu_millis(value) if kind == "cpu" else to_bytes(value)
+        return _parse_quantity(kind == "cpu", value)
     except ValueError as exc:
         raise PodSpecError(f"invalid quantity for {kind}: {value!r}") from exc
+    except TypeError:  # unhashable: not a quantity either, but let the parser say why
+        try:
+            return cpu_millis(value) if kind == "cpu" else to_bytes(value)
+        except ValueError as exc:
+            raise PodSpecError(f"invalid quantity for {kind}: {value!r}") from exc
 
 
 def _requests(spec: Obj) -> dict[str, int]:

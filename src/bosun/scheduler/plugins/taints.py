@@ -41,7 +41,9 @@ class TaintToleration:
     def relevant(self, pod: PodInfo) -> bool:
         return True
 
-    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult:
+    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult | None:
+        if not snap.taint_groups:
+            return None
         ok: BoolArray = np.ones(snap.cap, bool)
         reasons: list[tuple[BoolArray, str]] = []
         for taints in list(snap.taint_groups):

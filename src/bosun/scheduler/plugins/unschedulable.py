@@ -16,5 +16,7 @@ class NodeUnschedulable:
     def relevant(self, pod: PodInfo) -> bool:
         return not tolerates(pod.tolerations, UNSCHEDULABLE_TAINT)
 
-    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult:
+    def filter(self, pod: PodInfo, snap: Snapshot, state: CycleState) -> FilterResult | None:
+        if not snap.unschedulable.any():
+            return None
         return FilterResult(~snap.unschedulable, "node(s) were unschedulable")
