@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -283,3 +284,36 @@ def test_configmap_update_reaches_the_mounted_file(cluster: Cluster, ns: str) ->
     # The kubelet refreshes within its sync period (about a minute); a user expects well under that here.
     until(lambda: http_get(f"http://{ip}:8080/message") == "second", "the file shows the new value", within=60)
     assert cluster.ok("exec", "-n", ns, "live", "--", "cat", "/config/message") == "second"
+
+
+PLAIN_NGINX = """
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - name: nginx
+      image: host
+      command: [nginx, -g, "daemon off;"]
+      readinessProbe:
+        tcpSocket: {port: 80}
+        periodSeconds: 1
+"""
+
+
+def test_host_nginx_runs_with_no_volumes(cluster: Cluster, ns: str) -> None:
+    """The host image has an empty, writable /run and /var tree like an image built on this host,
+    so nginx finds /var/log/nginx, /var/lib/nginx and /run without emptyDirs."""
+    cluster.ok("apply", "-n", ns, "-f", "-", stdin=PLAIN_NGINX)
+    waited = cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/nginx", "--timeout=60s", timeout=70)
+    assert waited.returncode == 0, f"{waited.stderr}\n{explain(cluster, ns)}"
+    ip = cluster.json("get", "pod", "-n", ns, "nginx")["status"]["podIP"]
+    try:
+        urllib.request.urlopen(f"http://{ip}/", timeout=3)
+        status, server = 200, "nginx"
+    except urllib.error.HTTPError as exc:  # the host's /var/www is not shared: 404 from nginx
+        status, server = exc.code, exc.headers.get("Server", "")
+    assert status in (200, 403, 404) and server.startswith("nginx")
+    assert cluster.ok("exec", "-n", ns, "nginx", "--", "cat", "/run/nginx.pid").strip().isdigit()
+    assert cluster.ok("exec", "-n", ns, "nginx", "--", "ls", "/var/log/nginx").split() == ["access.log", "error.log"]

@@ -8,6 +8,7 @@ read-only /proc paths, a private /dev, and a read-only /sys; ``privileged`` lift
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,8 @@ class BundleInput:
 
 def host_image_rootfs(rootfs: Path) -> list[BindMount]:
     """Prepare the `host` image's empty root: top-level host symlinks (merged /usr: /bin ->
-    usr/bin) are recreated, real directories become read-only bind mounts."""
+    usr/bin) are recreated, real directories become read-only bind mounts, and the writable
+    directories a program of the host expects (see ``writable_skeleton``) exist, empty."""
     rootfs.mkdir(parents=True, exist_ok=True)
     binds = []
     for name in HOST_DIRS:
@@ -167,7 +169,59 @@ def host_image_rootfs(rootfs: Path) -> list[BindMount]:
                 os.symlink(os.readlink(host), link)
         elif host.is_dir():
             binds.append(BindMount(str(host), "/" + name, True))
+    writable_skeleton(rootfs)
     return binds
+
+
+# Host directories whose own subdirectories are recreated (empty) in the `host` image: the
+# places packages keep logs, state and caches (/var/log/nginx, /var/lib/nginx, ...).
+SKELETON_PARENTS = ("var/log", "var/lib", "var/cache", "var/spool")
+
+
+def writable_skeleton(rootfs: Path, host: Path = Path("/")) -> None:
+    """Give the `host` image what an image built from this host would have: /run, /root, /home
+    and /var's directory tree (two levels, as on the host, with the host's owners and modes)
+    in the container's own writable root, empty. Programs installed on the host (nginx needs
+    /var/log/nginx, /var/lib/nginx and /run) then start with no volume, and nothing of the
+    host's /var (its data) is shared."""
+    for name, mode in (("run", 0o755), ("run/lock", 0o1777), ("root", 0o700), ("home", 0o755)):
+        _mkdir_like(rootfs / name, None, mode)
+    var = host / "var"
+    for entry in _subdirs(var, links=True):
+        _copy_entry(entry, rootfs / "var" / entry.name)
+    for parent in SKELETON_PARENTS:
+        for entry in _subdirs(host / parent, links=False):
+            _copy_entry(entry, rootfs / parent / entry.name)
+
+
+def _subdirs(path: Path, links: bool) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return [e for e in it if (links and e.is_symlink()) or e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _copy_entry(entry: os.DirEntry[str], dest: Path) -> None:
+    if entry.is_symlink():
+        if not dest.is_symlink() and not dest.exists():
+            os.symlink(os.readlink(entry.path), dest)
+        return
+    _mkdir_like(dest, entry.stat(follow_symlinks=False), 0o755)
+
+
+def _mkdir_like(dest: Path, st: os.stat_result | None, mode: int) -> None:
+    if dest.exists() or dest.is_symlink():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.mkdir()
+    if st is not None:
+        mode = stat.S_IMODE(st.st_mode)
+        try:
+            os.chown(dest, st.st_uid, st.st_gid)
+        except PermissionError:  # not root (the process driver's tests): keep our own
+            pass
+    os.chmod(dest, mode)
 
 
 def build_spec(b: BundleInput) -> dict[str, Any]:
