@@ -32,6 +32,11 @@ async def _chunked(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(1.5)
+    return web.json_response({})
+
+
 async def _missing(request: web.Request) -> web.Response:
     return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404,
                               "reason": "NotFound", "message": 'pods "x" not found'}, status=404)
@@ -43,6 +48,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_route("*", "/ok", _ok)
     app.router.add_get("/chunked", _chunked)
     app.router.add_route("*", "/missing", _missing)
+    app.router.add_get("/slow", _slow)
     runner = web.AppRunner(app, keepalive_timeout=0.2)  # idle connections dropped quickly
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -87,5 +93,15 @@ async def test_refusals_raise_api_errors_with_the_servers_status(server: str) ->
         with pytest.raises(ApiError) as err:
             await http.patch("/missing", {"status": {}})
         assert err.value.status == 404 and err.value.reason == "NotFound" and "not found" in str(err.value)
+    finally:
+        await http.close()
+
+
+async def test_a_request_without_an_answer_times_out_and_the_client_goes_on(server: str) -> None:
+    http = LeanHttp(ClusterConfig(server=server), connections=2, timeout=0.4)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(http.request("GET", "/slow"), 3)
+        assert (await http.request("GET", "/ok"))[0] == 200
     finally:
         await http.close()

@@ -8,6 +8,7 @@ their behaviour under test would differ from production.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +26,18 @@ _POD_NET = ipaddress.IPv4Network("10.128.0.0/9")
 MAX_NODES = 32_768
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def rfc3339(when: datetime | None = None) -> str:
-    return (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now (or ``when``) to the second; now is formatted once per second, not once per pod."""
+    global _clock
+    if when is not None:
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _clock[1]
 
 
 def micro_time(when: datetime | None = None) -> str:
