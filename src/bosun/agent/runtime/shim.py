@@ -9,7 +9,9 @@ stdout/stderr into the CRI log file, and writes ``exit.json`` when it ends.
 State directory protocol (``spec.json`` written by the driver, the rest by the shim):
   ``spec.json``  {"command": [...], "env": {...}, "working_dir": "...", "log_path": "...",
                  "log_max_bytes": N, "log_max_files": N,  (rotation; optional)
-                 "detached_pid_file": "..."}  (optional, see below)
+                 "detached_pid_file": "...",  (optional, see below)
+                 "hide_mount": "..."}  (optional: run the command in a private mount namespace
+                 without that mount, e.g. crun on hybrid cgroups; see oci.CRUN_LEGACY_VIEW)
   ``pid``        "<pid> <starttime> <started>" of the process the shim started
   ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
 ``reason`` is "StartError" when the command could not be executed at all.
@@ -153,7 +155,22 @@ class _LogWriter:
         self.out.flush()  # type: ignore[attr-defined]
 
 
-def _spawn(cmd: list[str], env: dict[str, str], workdir: str) -> tuple[int, int, int]:
+CLONE_NEWNS = 0x00020000
+MS_REC, MS_PRIVATE, MNT_DETACH = 0x4000, 0x40000, 2
+
+
+def _hide_mount(path: str) -> None:
+    """In the child: a private copy of the mount namespace without ``path`` (what
+    ``unshare -m`` + ``umount -l`` do, without their three execs per container start)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0 \
+            or libc.umount2(path.encode(), MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), f"cannot hide {path} in a private mount namespace")
+
+
+def _spawn(cmd: list[str], env: dict[str, str], workdir: str, hide_mount: str = "") -> tuple[int, int, int]:
     """fork + exec in a new session with stdout/stderr on pipes: (pid, out, err). Raises
     OSError when the command cannot be executed (the child reports errno through a
     close-on-exec pipe, as subprocess does)."""
@@ -172,6 +189,8 @@ def _spawn(cmd: list[str], env: dict[str, str], workdir: str) -> tuple[int, int,
             os.dup2(null, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
+            if hide_mount:
+                _hide_mount(hide_mount)
             if workdir:
                 os.chdir(workdir)
             os.execvpe(cmd[0], cmd, env)
@@ -200,16 +219,34 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def _wait(pid: int) -> int:
-    """Exit status of a child like Popen.returncode (negative: killed by that signal)."""
+def _wait(pid: int, reap_others: bool = False) -> int:
+    """Exit status of a child like Popen.returncode (negative: killed by that signal).
+    ``reap_others``: as subreaper we also inherit the runtime's intermediate processes (crun
+    forks one that exits at once); they are reaped on the way instead of staying zombies."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            got, status = os.waitpid(-1 if reap_others else pid, 0)
         except ChildProcessError:
             return 255  # not ours after all (should not happen with the subreaper bit)
         except InterruptedError:
             continue
-        return os.waitstatus_to_exitcode(status)
+        if got == pid:
+            return os.waitstatus_to_exitcode(status)
+
+
+def _reap_exited(keep: int) -> None:
+    """Collect children that already ended (the runtime's intermediate processes), never
+    ``keep`` (the container: its status is read by :func:`_wait`). A straggler that ends
+    later is reaped by that final wait."""
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, flags)
+        except ChildProcessError:
+            return
+        if info is None or info.si_pid in (0, keep):
+            return
+        os.waitpid(info.si_pid, 0)
 
 
 def _detached_pid(runtime_pid: int, pid_file: str) -> tuple[int, int | None]:
@@ -220,9 +257,11 @@ def _detached_pid(runtime_pid: int, pid_file: str) -> tuple[int, int | None]:
         return 0, code
     try:
         with open(pid_file) as f:
-            return int(f.read().strip()), None
+            pid = int(f.read().strip())
     except (OSError, ValueError):
         return 0, 255
+    _reap_exited(keep=pid)
+    return pid, None
 
 
 def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
@@ -243,14 +282,15 @@ def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
 
 
 def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir: str, cmd: list[str],
-        env: dict[str, str], log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "") -> int:
+        env: dict[str, str], log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "",
+        hide_mount: str = "") -> int:
     state, log_path = os.fspath(state), os.fspath(log_path)
     started = time.time()
     if detached_pid_file:
         _become_subreaper()
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     try:
-        pid, out_fd, err_fd = _spawn(cmd, env, workdir)
+        pid, out_fd, err_fd = _spawn(cmd, env, workdir, hide_mount)
     except OSError as e:
         what = cmd[0] if cmd else "(empty command)"
         msg = f"failed to start {what!r}: {e.strerror or e}"
@@ -274,7 +314,7 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
         _copy_output(out_fd, err_fd, log)
     finally:
         log.close()
-    code = _wait(child)
+    code = _wait(child, reap_others=bool(detached_pid_file))
     reason, message = ("Completed" if code == 0 else "Error"), ""
     if code < 0:
         message = f"killed by signal {signal.Signals(-code).name}"
@@ -297,7 +337,7 @@ def main(argv: list[str]) -> int:
     return run(state, str(spec["log_path"]), str(spec.get("working_dir") or ""),
                [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()},
                int(spec.get("log_max_bytes") or 0), int(spec.get("log_max_files") or 5),
-               str(spec.get("detached_pid_file") or ""))
+               str(spec.get("detached_pid_file") or ""), str(spec.get("hide_mount") or ""))
 
 
 if __name__ == "__main__":
