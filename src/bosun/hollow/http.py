@@ -60,7 +60,9 @@ class _Conn:
                 chunked = b"chunked" in value.lower()
             elif name == b"connection":
                 keep = b"close" not in value.lower()
-        if chunked:
+        if status in (204, 304) or status < 200:
+            body = b""  # answers that never carry a body
+        elif chunked:
             parts = []
             while True:
                 size = int((await self.reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
