@@ -22,7 +22,7 @@ async def _events(store: SQLiteStore, prefix: str, after: int, n: int) -> list[W
         async with asyncio.timeout(5):
             return [await anext(watch) for _ in range(n)]
     finally:
-        await watch.aclose()
+        await watch.aclose()  # type: ignore[attr-defined]
 
 
 async def test_writes_of_one_batch_see_each_other_in_order(tmp_path: Path) -> None:
