@@ -87,8 +87,12 @@ class PodWorker:
     # -- driving ---------------------------------------------------------------------------------
 
     def update(self, pod: Pod) -> None:
-        self.pod = pod
-        self.wake()
+        """A new version of the pod. Our own status writes come back here too (one or two
+        per pod start): those change nothing to drive, so they do not cost a full sync
+        (which lists containers and refreshes volumes) while 100 other pods are starting."""
+        old, self.pod = self.pod, pod
+        if _drives(old) != _drives(pod):
+            self.wake()
 
     def remove(self) -> None:
         self.removed = True
@@ -514,6 +518,16 @@ class PodWorker:
                 if cond["type"] in ("Ready", "ContainersReady"):
                     cond.update(condition(old, cond["type"], False, "PodFailed", ""))
         return status
+
+
+_NOT_DRIVING = ("resourceVersion", "managedFields", "generation")
+
+
+def _drives(pod: Pod) -> tuple[Any, Any]:
+    """What the worker acts on: the spec and metadata (deletion, labels and annotations for
+    the downward API), not the status nor the object's version."""
+    meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in _NOT_DRIVING}
+    return meta, pod.get("spec")
 
 
 def _should_restart(policy: str, st: ContainerStatus) -> bool:

@@ -188,6 +188,7 @@ class OciDriver:
         self.insecure_registries = tuple(insecure_registries)
         self.pull_timeout = pull_timeout
         self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._reaped_at = 0.0
         self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
         # meta.json never changes once written: caching it lets a pod's worker list its own
         # containers without reading every other pod's files (100 pods were O(n^2) reads).
@@ -215,7 +216,7 @@ class OciDriver:
         draining) also loses the bridge and the cgroup parent, so nothing is left behind."""
         for task in self._pulls.values():
             task.cancel()
-        self._reap()
+        self._reap(force=True)
         if await self.list_sandboxes() or await self.list_containers():
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
@@ -223,7 +224,13 @@ class OciDriver:
             await self.cni.remove_masquerade()
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
-    def _reap(self) -> None:
+    def _reap(self, force: bool = False) -> None:
+        """Collect ended shims (our children). At most every 0.5 s: every status call did it,
+        and 100 pods' workers polling 100 shims each was O(n^2) waitpid calls on the loop."""
+        now = time.monotonic()
+        if not force and now - self._reaped_at < 0.5:
+            return
+        self._reaped_at = now
         for cid, proc in list(self._shims.items()):
             if proc.poll() is not None:
                 del self._shims[cid]
@@ -434,7 +441,7 @@ class OciDriver:
             rootfs.mkdir(parents=True)
             binds: list[ob.BindMount] = []
             if host_image:
-                binds = ob.host_image_rootfs(rootfs)
+                binds = await asyncio.to_thread(ob.host_image_rootfs, rootfs)  # file work, off the loop
             else:
                 assert rec is not None
                 (d / "upper").mkdir()
