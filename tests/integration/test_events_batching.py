@@ -8,12 +8,13 @@ import uuid
 
 from tests.conftest import RunningServer
 
-from bosun.api.registry import by_plural
+from bosun.api.registry import Resource, by_plural
 from bosun.client.events import EventRecorder
 from bosun.client.rest import Client
 
-EVENTS = by_plural("", "v1", "events")
-assert EVENTS
+_events = by_plural("", "v1", "events")
+assert _events is not None
+EVENTS: Resource = _events
 
 
 def fake_pod(name: str) -> dict[str, object]:
