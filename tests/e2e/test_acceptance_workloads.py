@@ -189,9 +189,6 @@ def test_job_completes_and_its_logs_are_readable(cluster: Cluster, ns: str) -> N
         assert cluster.ok("logs", "-n", ns, name) == f"done by {name}\n"
 
 
-# The API rejects volumeMounts that name a volumeClaimTemplate (api/validation/pod.py, apps.py:
-# the claim names must count as volumes of a StatefulSet's template); remove once that is fixed.
-@pytest.mark.xfail(reason="API validation: StatefulSet volumeMounts may name volumeClaimTemplates", strict=False)
 def test_statefulset_pod_comes_back_with_its_name_and_data(cluster: Cluster, ns: str) -> None:
     cluster.ok("apply", "-n", ns, "-f", str(EXAMPLES / "statefulset.yaml"))
     rollout(cluster, ns, "statefulset/store")

@@ -662,3 +662,17 @@ def test_persistent_volume_with_a_local_path_is_valid() -> None:
     assert [e.field for e in validate(pvs, pv)] == ["spec.local.path"]
     del pv["spec"]["local"]
     assert [e.detail() for e in validate(pvs, pv)] == ["spec: Required value: must specify a volume type"]
+
+
+def test_statefulset_containers_mount_claim_templates_by_name() -> None:
+    """A StatefulSet's containers mount its volumeClaimTemplates by name (each replica gets its
+    own claim); other workloads may not name a volume that does not exist."""
+    mounted = {"containers": [{"name": "web", "image": "nginx",
+                               "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}
+    claim = {"metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    template = {"metadata": {"labels": {"app": "web"}}, "spec": mounted}
+    sts = {**deployment(template=template, serviceName="web", volumeClaimTemplates=[claim]), "kind": "StatefulSet"}
+    assert errors(sts) == []
+    dep = deployment(template=template)
+    assert errors(dep) == ['spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"']

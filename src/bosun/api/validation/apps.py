@@ -65,7 +65,9 @@ def _selector_and_template(c: Checker, spec: dict[str, Any], kind: str) -> dict[
             sel = None
         elif len(c.errors) > n:
             sel = None
-    pod_spec, labels = validate_pod_template(c, spec, "spec.template")
+    claims = frozenset(str((t.get("metadata") or {}).get("name")) for t in spec.get("volumeClaimTemplates") or []
+                       if isinstance(t, dict) and kind == "statefulset")
+    pod_spec, labels = validate_pod_template(c, spec, "spec.template", claims)
     if sel is not None and isinstance(spec.get("template"), dict) and not selector_matches(sel, labels):
         c.add(invalid("spec.template.metadata.labels", go_string_map(labels),
                       "`selector` does not match template `labels`"))

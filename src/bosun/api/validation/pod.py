@@ -194,8 +194,10 @@ def _pod_affinity_term(c: Checker, term: dict[str, Any], path: str) -> None:
     c.strings(term, "namespaces", child(path, "namespaces"))
 
 
-def validate_pod_spec(c: Checker, spec: dict[str, Any], path: str) -> None:
-    volumes = validate_volumes(c, spec, child(path, "volumes"))
+def validate_pod_spec(c: Checker, spec: dict[str, Any], path: str,
+                      claim_names: frozenset[str] = frozenset()) -> None:
+    """``claim_names``: a StatefulSet's volumeClaimTemplates, which its containers mount by name."""
+    volumes = validate_volumes(c, spec, child(path, "volumes")) | claim_names
     port_names: set[str] = set()
     names: set[str] = set()
     cpath = child(path, "containers")
@@ -255,7 +257,7 @@ def validate_pod_spec(c: Checker, spec: dict[str, Any], path: str) -> None:
 
 
 def validate_pod_template(
-    c: Checker, parent: dict[str, Any], path: str
+    c: Checker, parent: dict[str, Any], path: str, claim_names: frozenset[str] = frozenset()
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """``spec.template`` of a workload: template metadata plus a pod spec. Returns (spec, labels)."""
     template = c.obj(parent, "template", path)
@@ -268,5 +270,5 @@ def validate_pod_template(
     if spec is None:
         c.add(required(child(path, "spec.containers")))
         return {}, labels
-    validate_pod_spec(c, spec, child(path, "spec"))
+    validate_pod_spec(c, spec, child(path, "spec"), claim_names)
     return spec, labels
