@@ -313,3 +313,30 @@ def test_stopped_server_refuses_local_requests_as_unreachable(fresh_server: Runn
         return isinstance(ended, BaseException), refused
 
     assert on_loop(fresh_server, scenario) == (True, True)
+
+
+def test_a_cancelled_caller_does_not_cut_a_write_short(api_server: RunningServer) -> None:
+    """As over HTTP (aiohttp lets a handler finish when its client goes away): a component
+    cancelled mid-request leaves the server to complete the write it had sent."""
+    async def scenario() -> Obj:
+        _, local = clients(api_server)
+        name = f"c-{uuid.uuid4().hex[:8]}"
+        try:
+            task = asyncio.create_task(local.create(CM, {"metadata": {"name": name}, "data": {"k": "v"}}, "default"))
+            await asyncio.sleep(0)  # the request is on its way
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(100):
+                try:
+                    got: Obj = await local.get(CM, name, "default")
+                    await local.delete(CM, name, "default")
+                    return got
+                except ApiError as exc:
+                    assert exc.status == 404
+                await asyncio.sleep(0.02)
+            raise AssertionError("the cancelled create never completed")
+        finally:
+            await local.close()
+
+    assert on_loop(api_server, scenario)["data"] == {"k": "v"}

@@ -33,6 +33,7 @@ class Middleware(Protocol):
 
 
 STREAM_QUEUE_CHUNKS = 64
+SHUTDOWN_TIMEOUT = 1.0
 _EOF = b""
 
 
@@ -227,6 +228,7 @@ class LocalDispatcher:
         self.closed = False
         self._chains: dict[Handler, Handler] = {}
         self._streams: set[_LocalStream] = set()
+        self._inflight: set[asyncio.Task[tuple[int, Mapping[str, str], bytes]]] = set()
 
     def _chain(self, handler: Handler) -> Handler:
         chain = self._chains.get(handler)
@@ -249,10 +251,21 @@ class LocalDispatcher:
     async def request(
         self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
     ) -> tuple[int, Mapping[str, str], bytes]:
-        # A request over the network always suspends its caller; one served from memory might
-        # not, and a component looping on requests would then starve the loop (the HTTP
-        # listener, informers, timers). Yield once, as a round trip would.
-        await asyncio.sleep(0)
+        # The handler runs in a task of its own, shielded from the caller: cancelling a
+        # caller must not stop a write half way (aiohttp lets a handler finish when its
+        # client goes away; a rollback that runs only on Exception would be skipped). It
+        # also makes every request suspend its caller, as a round trip does, so a component
+        # that loops on requests cannot starve the loop.
+        if self.closed:
+            raise ConnectionRefusedError("the API server is stopped")
+        task = asyncio.get_running_loop().create_task(self._serve(method, path, params, body, headers))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def _serve(
+        self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
+    ) -> tuple[int, Mapping[str, str], bytes]:
         writer = _Writer()
         resp = await self._dispatch(LocalRequest(method, path, params, body, headers, writer))
         return resp.status, resp.headers, _body_of(resp, writer)
@@ -277,8 +290,11 @@ class LocalDispatcher:
             await stream.close()
 
     async def close(self) -> None:
-        """Refuse new requests and cut open streams, as stopping the HTTP listener does."""
+        """Refuse new requests, cut open streams and give requests being served a moment to
+        finish, as stopping the HTTP listener does (its shutdown_timeout is 1 s)."""
         self.closed = True
         for stream in list(self._streams):
             await stream.close()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=SHUTDOWN_TIMEOUT)
 
