@@ -61,7 +61,7 @@ async def _serve(cluster: HollowCluster, client: Client) -> None:
               help="Seconds before a pod whose restartPolicy is not Always succeeds.")
 @click.option("--heartbeat", type=click.FloatRange(0, min_open=True), default=2.0, show_default=True,
               help="Seconds between Lease renewals of each node (spread over the period).")
-@click.option("--status-concurrency", type=click.IntRange(1), default=32, show_default=True,
+@click.option("--status-concurrency", type=click.IntRange(1), default=128, show_default=True,
               help="Pod status writes in flight at most.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 @pass_state
