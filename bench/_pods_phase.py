@@ -105,7 +105,9 @@ async def _create(client: Client, namespace: str, name: str, variant: str, track
 def _ms_stats(values: list[float]) -> dict[str, float]:
     v = sorted(values)
     return {
+        "p10_ms": round(percentile(v, 0.10) * 1000, 1),
         "p50_ms": round(percentile(v, 0.50) * 1000, 1),
+        "p90_ms": round(percentile(v, 0.90) * 1000, 1),
         "p99_ms": round(percentile(v, 0.99) * 1000, 1),
         "max_ms": round((v[-1] if v else 0.0) * 1000, 1),
     }

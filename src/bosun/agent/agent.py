@@ -31,6 +31,8 @@ from bosun.client.rest import Client
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
 DEFAULT_POD_CIDR = "10.88.0.0/16"
+POD_START_SLOTS = 16
+"""Pods set up at the same time (sandbox, network, first containers; see PodWorker.sync)."""
 
 
 class Agent:
@@ -54,6 +56,7 @@ class Agent:
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
         self.pod_cidr = ""
+        self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
 
     @property
     def port(self) -> int:
@@ -126,7 +129,7 @@ class Agent:
             return  # finished (terminated): the pod object is on its way out
         worker = PodWorker(pod, config=self.config, client=self.client, driver=self.driver,
                            statuses=self.statuses, recorder=self.recorder, node_ip=self.node_ip,
-                           allocatable=self._allocatable)
+                           allocatable=self._allocatable, start_slots=self._start_slots)
         self.workers[uid] = worker
         self._tasks[uid] = asyncio.create_task(self._run_worker(uid, worker), name=f"pod-{uid}")
 
