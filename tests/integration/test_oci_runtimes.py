@@ -1,6 +1,6 @@
 """crun and runc both run containers here, each detached under its shim: exit codes, logs,
 stop, cgroups, and no runtime process left per running container. On this machine's hybrid
-cgroups crun runs through a private mount view (see oci.CRUN_LEGACY_VIEW)."""
+cgroups crun runs through a private mount view (see oci.HYBRID_UNIFIED)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ State directory protocol (``spec.json`` written by the driver, the rest by the s
                  "log_max_bytes": N, "log_max_files": N,  (rotation; optional)
                  "detached_pid_file": "...",  (optional, see below)
                  "hide_mount": "..."}  (optional: run the command in a private mount namespace
-                 without that mount, e.g. crun on hybrid cgroups; see oci.CRUN_LEGACY_VIEW)
+                 without that mount, e.g. crun on hybrid cgroups; see oci.HYBRID_UNIFIED)
   ``pid``        "<pid> <starttime> <started>" of the process the shim started
   ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
 ``reason`` is "StartError" when the command could not be executed at all.
