@@ -340,3 +340,17 @@ def test_a_cancelled_caller_does_not_cut_a_write_short(api_server: RunningServer
             await local.close()
 
     assert on_loop(api_server, scenario)["data"] == {"k": "v"}
+
+
+def test_control_plane_components_use_the_local_transport(
+    cluster: RunningServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bosun.controlplane import ControlPlane, ControlPlaneOptions
+
+    assert isinstance(cluster.server, ControlPlane)
+    assert cluster.server.client is not None
+    assert isinstance(cluster.server.client.transport, LocalTransport)
+    monkeypatch.setenv("BOSUN_LOCAL_TRANSPORT", "0")
+    assert ControlPlaneOptions().local_transport is False
+    monkeypatch.delenv("BOSUN_LOCAL_TRANSPORT")
+    assert ControlPlaneOptions().local_transport is True

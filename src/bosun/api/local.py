@@ -202,10 +202,13 @@ class _LocalStream:
             queue.put_nowait(None)
 
     async def close(self) -> None:
+        """End the handler as a dropped connection would. Waiting with ``asyncio.wait``
+        rather than awaiting the task keeps a cancellation of the caller its own."""
         self._writer.closed = True
         self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
+        await asyncio.wait((self._task,))
+        if not self._task.cancelled():
+            self._task.exception()  # retrieved: a failure mid-stream was the reader's to see
 
 
 def _body_of(resp: web.StreamResponse, writer: _Writer) -> bytes:
