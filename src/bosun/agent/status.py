@@ -67,6 +67,14 @@ def condition(old: list[dict[str, Any]], ctype: str, ok: bool, reason: str = "",
 Key = tuple[str, str]
 
 
+def _signal(status: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What readers of a pod's status act on: its phase and its Ready condition."""
+    if status is None:
+        return ()
+    ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return status.get("phase"), ready
+
+
 class StatusManager:
     def __init__(self, client: Client, flush_interval: float = 0.2, parallel: int = 16) -> None:
         self.client = client
@@ -74,7 +82,7 @@ class StatusManager:
         self.parallel = parallel
         self._pending: dict[Key, tuple[str, dict[str, Any]]] = {}
         self._written: dict[str, dict[str, Any]] = {}
-        self._queue: asyncio.Queue[tuple[float, Key]] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[tuple[float, Key]] = asyncio.PriorityQueue()  # earliest due first
         self._queued: set[Key] = set()
         self._inflight: set[Key] = set()
 
@@ -84,7 +92,10 @@ class StatusManager:
             self._pending.pop(key, None)
             return
         self._pending[key] = (uid, status)
-        self._enqueue(key, time.monotonic() + self.flush_interval)
+        # A new phase or readiness goes out at once (Endpoints and watchers wait for it);
+        # other changes (restart counts, messages, probe times) wait to be coalesced.
+        urgent = _signal(status) != _signal(self._written.get(uid))
+        self._enqueue(key, time.monotonic() + (0.0 if urgent else self.flush_interval))
 
     def _enqueue(self, key: Key, due: float) -> None:
         # In flight: the writer re-queues it when done (so writes of one pod stay in order).
