@@ -5,7 +5,8 @@ every CPU cycle it spends is borrowed from the API server under test. Its writes
 status per pod, one Lease renewal per node and period) are small unary requests whose
 answers it does not read; a general-purpose client (aiohttp: URL objects, header
 multidicts, timers, response objects) spends several times more CPU per request than
-writing the bytes and reading the answer's length off the socket, which is all this does.
+writing the request's bytes and framing the answer with llhttp (httptools), which is all
+this does.
 Watches stay on the ordinary client.
 """
 
@@ -15,6 +16,7 @@ import asyncio
 import ssl
 from urllib.parse import urlsplit
 
+import httptools
 import orjson
 
 from bosun.client.errors import ApiError
@@ -23,6 +25,34 @@ from bosun.client.rest import _ssl_context
 
 JSON_PATCH = {"merge": b"application/merge-patch+json", "json": b"application/json",
               "strategic": b"application/strategic-merge-patch+json"}
+
+
+class _Answer:
+    """httptools' callbacks for one response: its body, whether it is complete, and whether
+    its length is known (else it ends with the connection)."""
+
+    __slots__ = ("body", "done", "framed", "keep", "parser")
+
+    def __init__(self) -> None:
+        self.body: list[bytes] = []
+        self.done = False
+        self.framed = False
+        self.keep = False
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_headers_complete(self) -> None:
+        # llhttp answers this only while the message is being parsed.
+        self.keep = self.parser is not None and self.parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        self.done = True
 
 
 class _Conn:
@@ -43,40 +73,24 @@ class _Conn:
         self.writer.transport.abort()
 
     async def roundtrip(self, request: bytes) -> tuple[int, bytes, bool]:
-        """Send ``request``; (status, body, whether the connection may be reused)."""
+        """Send ``request``; (status, body, whether the connection may be reused).
+
+        The answer is framed by llhttp (httptools): lengths, chunks, and answers that end
+        with the connection."""
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length = -1
-        chunked = keep = False
-        keep = lines[0].startswith(b"HTTP/1.1")
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-            elif name == b"connection":
-                keep = b"close" not in value.lower()
-        if status in (204, 304) or status < 200:
-            body = b""  # answers that never carry a body
-        elif chunked:
-            parts = []
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")  # no trailers are sent to us
-                    break
-                parts.append(await self.reader.readexactly(size + 2))
-            body = b"".join(p[:-2] for p in parts)
-        elif length >= 0:
-            body = await self.reader.readexactly(length) if length else b""
-        else:
-            body = await self.reader.read()
-            keep = False
-        return status, body, keep
+        answer = _Answer()
+        parser = answer.parser = httptools.HttpResponseParser(answer)
+        while not answer.done:
+            data = await self.reader.read(65536)
+            if not data:
+                if parser.get_status_code() and not answer.framed:
+                    return parser.get_status_code(), b"".join(answer.body), False  # ended by close
+                raise asyncio.IncompleteReadError(b"".join(answer.body), None)
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                raise ConnectionError(f"bad answer from the API server: {exc}") from exc
+        return parser.get_status_code(), b"".join(answer.body), answer.keep
 
 
 class LeanHttp:
