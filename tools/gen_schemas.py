@@ -124,6 +124,7 @@ _PKG = {
     "autoscaling/v1": "io.k8s.api.autoscaling.v1",
     "coordination.k8s.io": "io.k8s.api.coordination.v1",
     "scheduling.k8s.io": "io.k8s.api.scheduling.v1",
+    "storage.k8s.io": "io.k8s.api.storage.v1",
     "policy": "io.k8s.api.policy.v1",
     "discovery.k8s.io": "io.k8s.api.discovery.v1",
 }

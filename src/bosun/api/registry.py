@@ -112,6 +112,9 @@ RESOURCES: tuple[Resource, ...] = (
     # scheduling.k8s.io/v1
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
              has_spec=False),
+    # storage.k8s.io/v1
+    Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
+             has_spec=False),
 )
 
 _BY_GVR: dict[tuple[str, str, str], Resource] = {
