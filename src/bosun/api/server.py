@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bosun.api.app import LOCAL_DISPATCHER, make_app
+from bosun.api.defaults.storage import local_path_class
 from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
@@ -173,6 +174,10 @@ class APIServer:
         }
         with contextlib.suppress(APIError):  # present already after the first start
             await self.storage.create(svc_res, "default", kubernetes)
+        sc_res = by_plural("storage.k8s.io", "v1", "storageclasses")
+        assert sc_res is not None
+        with contextlib.suppress(APIError):  # the default class for claims; present after the first start
+            await self.storage.create(sc_res, None, local_path_class())
 
 
 async def serve_forever(config: ServerConfig, ready: asyncio.Event | None = None) -> None:

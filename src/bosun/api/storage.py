@@ -21,6 +21,7 @@ import orjson
 from bosun.api import errors
 from bosun.api.allocators import AllocationError, ServiceAllocator
 from bosun.api.defaults import apply_defaults, apply_update_defaults
+from bosun.api.defaults.storage import pick_default
 from bosun.api.errors import APIError, FieldError
 from bosun.api.objects import as_dict, decode_kv, encode, generated_name, json_copy, meta, new_uid, now_rfc3339
 from bosun.api.registry import Resource, by_plural
@@ -48,6 +49,9 @@ assert NAMESPACES is not None
 _pc = by_plural("scheduling.k8s.io", "v1", "priorityclasses")
 assert _pc is not None
 PRIORITY_CLASSES: Resource = _pc
+_sc = by_plural("storage.k8s.io", "v1", "storageclasses")
+assert _sc is not None
+STORAGE_CLASSES: Resource = _sc
 SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
 
@@ -246,6 +250,8 @@ class Storage:
         apply_defaults(res, obj)
         if res.kind == "Pod":
             await self._admit_priority(name, obj)
+        elif res.kind == "PersistentVolumeClaim":
+            await self._admit_storage_class(obj)
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
@@ -302,6 +308,19 @@ class Storage:
             spec["priority"] = int(pc.get("value") or 0)
             if pc.get("preemptionPolicy"):
                 spec["preemptionPolicy"] = pc["preemptionPolicy"]
+
+    async def _admit_storage_class(self, pvc: dict[str, Any]) -> None:
+        """Kubernetes' DefaultStorageClass admission: a claim that names no class (the field
+        absent, not "") gets the default class, so Helm charts that rely on one work."""
+        spec = pvc.get("spec")
+        ann = (pvc.get("metadata") or {}).get("annotations") or {}
+        if not isinstance(spec, dict) or "storageClassName" in spec or \
+                "volume.beta.kubernetes.io/storage-class" in ann:
+            return
+        kvs, _ = await call_store(self.store.list(STORAGE_CLASSES.key_prefix()))
+        default = pick_default([decode_kv(kv) for kv in kvs])
+        if default is not None:
+            spec["storageClassName"] = default["metadata"]["name"]
 
     async def _allocate(
         self, res: Resource, name: str, obj: dict[str, Any], old: dict[str, Any] | None

@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from bosun.api.defaults import core, workloads
+from bosun.api.defaults import core, storage, workloads
 from bosun.api.defaults.pod import default_pod
 from bosun.api.registry import Resource
 
@@ -34,6 +34,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "CronJob": workloads.default_cronjob,
     "HorizontalPodAutoscaler": core.default_hpa,
     "PriorityClass": core.default_priority_class,
+    "StorageClass": storage.default_storage_class,
 }
 
 

@@ -28,6 +28,7 @@ from bosun.api.tables.cluster import (
     secret_row,
     service_row,
     serviceaccount_row,
+    storageclass_row,
 )
 from bosun.api.tables.format import AGE, CONTAINERS, IMAGES, NAME, SELECTOR, Cells, Obj, col, human_duration
 from bosun.api.tables.format import parse_time as parse_time
@@ -133,6 +134,11 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("scheduling.k8s.io", "PriorityClass"): (
         [NAME, col("Value", _I), col("Global-Default", "boolean"), col("PreemptionPolicy"), AGE],
         priorityclass_row,
+    ),
+    ("storage.k8s.io", "StorageClass"): (
+        [NAME, col("Provisioner"), col("ReclaimPolicy"), col("VolumeBindingMode"), col("AllowVolumeExpansion"),
+         AGE],
+        storageclass_row,
     ),
     ("", "Node"): (
         [

@@ -141,6 +141,20 @@ def priorityclass_row(o: Obj, now: datetime) -> Cells:
     ]
 
 
+def storageclass_row(o: Obj, now: datetime) -> Cells:
+    ann = dig(o, "metadata", "annotations") or {}
+    default = "true" in (ann.get("storageclass.kubernetes.io/is-default-class"),
+                         ann.get("storageclass.beta.kubernetes.io/is-default-class"))
+    return [
+        name_of(o) + (" (default)" if default else ""),
+        o.get("provisioner") or "",
+        o.get("reclaimPolicy") or "Delete",
+        o.get("volumeBindingMode") or "Immediate",
+        bool(o.get("allowVolumeExpansion")),
+        age(o, now),
+    ]
+
+
 def _node_roles(labels: Obj) -> str:
     roles = set()
     for k, v in labels.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from bosun.api.errors import FieldError
 from bosun.api.registry import Resource
-from bosun.api.validation import apps, batch, core, other, service
+from bosun.api.validation import apps, batch, core, other, service, storage
 from bosun.api.validation.fields import Checker, type_error
 from bosun.api.validation.meta import dns1123_subdomain, validate_object_meta
 from bosun.api.validation.update import UPDATE_RULES
@@ -45,7 +45,9 @@ VALIDATORS: dict[str, Validator] = {
     "HorizontalPodAutoscaler": other.validate_hpa,
     "Lease": other.validate_lease,
     "PriorityClass": other.validate_priority_class,
+    "StorageClass": storage.validate_storage_class,
 }
+UPDATE_RULES["StorageClass"] = storage.validate_storage_class_update
 
 
 def validate_unchecked(resource: Resource, obj: Any) -> list[FieldError]:
