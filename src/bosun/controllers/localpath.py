@@ -1,18 +1,23 @@
 """The ``local-path`` provisioner: PersistentVolumeClaims backed by a directory on one node.
 
-There is no StorageClass resource: a claim whose ``storageClassName`` (or the older
-``volume.beta.kubernetes.io/storage-class`` annotation) is ``local-path`` or empty (the
-default class) is ours. Binding waits for the first consumer, as Rancher's local-path
-provisioner does: only once a pod using the claim is bound to a node is the volume made,
-on that node, so that the pod can reach it. The annotation
-``bosun.io/volume-binding-mode: Immediate`` provisions at once, on the node named by
-``volume.kubernetes.io/selected-node`` or else the first Ready node.
+A claim is ours when its StorageClass names the provisioner ``bosun.io/local-path`` (the
+server creates such a default class, ``local-path``, and gives it to claims that name no
+class); claims with no class at all, or naming ``local-path`` while that class is missing,
+stay ours as before classes were served. The class's ``volumeBindingMode`` decides when the
+volume is made: ``WaitForFirstConsumer`` (the default class's mode, as Rancher's local-path
+provisioner) waits until the scheduler picks a node for a pod using the claim, and makes the
+volume on that node (``volume.kubernetes.io/selected-node``, which the scheduler sets, else
+the node of the first bound pod), so that the pod can reach it; ``Immediate`` provisions at
+once, on the selected node or else the first Ready node. The claim annotation
+``bosun.io/volume-binding-mode`` still overrides the class's mode (older manifests use it).
 
 The PersistentVolume gets ``spec.hostPath.path`` = ``<node's local-path root>/<pv name>``
 (the agent advertises its root in the Node annotation ``bosun.io/local-path-root``), a
-nodeAffinity to that node and a claimRef; the agent creates the directory when a pod mounts
-it, and removes directories whose PersistentVolume is gone. A claim deleted under
-reclaimPolicy Delete takes its volume with it; under Retain the volume becomes Released.
+nodeAffinity to that node (the scheduler keeps the claim's later pods there) and a claimRef;
+the agent creates the directory when a pod mounts it, and removes directories whose
+PersistentVolume is gone. Its reclaim policy is the class's (``bosun.io/reclaim-policy`` on
+the claim overrides it): a claim deleted under Delete takes its volume with it; under Retain
+the volume becomes Released.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bosun.api.defaults.storage import (
+    DEFAULT_CLASS,
+    IMMEDIATE,
+    LOCAL_PROVISIONER,
+    binding_mode,
+    claim_class_name,
+    is_local_path,
+    reclaim_policy,
+)
 from bosun.client.errors import ApiError
 from bosun.controllers._common import NODES, PODS, Controller, Obj, key_of, resource, split_key
 from bosun.controlplane import ComponentContext
@@ -28,21 +42,14 @@ log = logging.getLogger(__name__)
 
 PVCS = resource("", "v1", "persistentvolumeclaims")
 PVS = resource("", "v1", "persistentvolumes")
-CLASS = "local-path"
-PROVISIONER = "bosun.io/local-path"
+CLASSES = resource("storage.k8s.io", "v1", "storageclasses")
+CLASS = DEFAULT_CLASS
+PROVISIONER = LOCAL_PROVISIONER
 ROOT_ANNOTATION = "bosun.io/local-path-root"
-MODE_ANNOTATION = "bosun.io/volume-binding-mode"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
 DEFAULT_ROOT = "/var/lib/bosun/volumes"
 CLAIM_INDEX = "localpath-claims"
 PV_PREFIX = "pv:"
-
-
-def storage_class(pvc: Obj) -> str:
-    ann = (pvc.get("metadata") or {}).get("annotations") or {}
-    return str((pvc.get("spec") or {}).get("storageClassName")
-               or ann.get("volume.beta.kubernetes.io/storage-class")
-               or ann.get("volume.kubernetes.io/storage-class") or "")
 
 
 def _claims_of(pod: Obj) -> list[str]:
@@ -67,10 +74,27 @@ class LocalPathProvisioner(Controller):
         self.pvs = ctx.informers.get(PVS)
         self.pods = ctx.informers.get(PODS)
         self.nodes = ctx.informers.get(NODES)
+        self.classes = ctx.informers.get(CLASSES)
         self.pods.add_index(CLAIM_INDEX, _claims_of)
         self.pvcs.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._claim_deleted)
         self.pvs.add_handler(self._pv_seen, lambda old, new: self._pv_seen(new))
         self.pods.add_handler(self._pod_seen, lambda old, new: self._pod_seen(new))
+        self.classes.add_handler(lambda sc: self._pending_again(), lambda old, new: self._pending_again())
+        self.nodes.add_handler(lambda n: self._node_changed(None, n), self._node_changed)
+
+    def _pending_again(self) -> None:
+        """A class or a Ready node appeared: claims waiting for one may proceed now."""
+        for pvc in self.pvcs.list():
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                self.enqueue(pvc)
+
+    def _node_changed(self, old: Obj | None, new: Obj) -> None:
+        if _ready(new) and (old is None or not _ready(old)):
+            self._pending_again()
+
+    def _class_of(self, pvc: Obj) -> Obj | None:
+        name = claim_class_name(pvc)
+        return self.classes.get(None, name) if name else None
 
     def _pod_seen(self, pod: Obj) -> None:
         if (pod.get("spec") or {}).get("nodeName"):
@@ -98,7 +122,8 @@ class LocalPathProvisioner(Controller):
         pvc = self.pvcs.get(ns, name)
         if pvc is None or (pvc.get("metadata") or {}).get("deletionTimestamp"):
             return
-        if storage_class(pvc) not in ("", CLASS) or (pvc.get("status") or {}).get("phase") == "Bound":
+        sc = self._class_of(pvc)
+        if not is_local_path(pvc, sc) or (pvc.get("status") or {}).get("phase") == "Bound":
             return
         volume = str((pvc.get("spec") or {}).get("volumeName") or "")
         if volume:
@@ -106,15 +131,15 @@ class LocalPathProvisioner(Controller):
             if pv is not None:
                 await self._bind(pvc, pv)
             return
-        node = self._node_for(pvc)
+        node = self._node_for(pvc, sc)
         if not node:
-            return  # WaitForFirstConsumer: a pod bound to a node will queue us again
-        pv = await self._provision(pvc, node)
+            return  # WaitForFirstConsumer: the scheduler's choice or a bound pod queues us again
+        pv = await self._provision(pvc, node, sc)
         await self._bind(pvc, pv)
         self.recorder.event(pvc, "Normal", "ProvisioningSucceeded",
                             f"Successfully provisioned volume {pv['metadata']['name']} on node {node}")
 
-    def _node_for(self, pvc: Obj) -> str:
+    def _node_for(self, pvc: Obj, sc: Obj | None) -> str:
         meta = pvc.get("metadata") or {}
         ann = meta.get("annotations") or {}
         if ann.get(SELECTED_NODE):
@@ -124,12 +149,12 @@ class LocalPathProvisioner(Controller):
         if users:
             users.sort(key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
             return str(users[0]["spec"]["nodeName"])
-        if ann.get(MODE_ANNOTATION) == "Immediate":
+        if binding_mode(pvc, sc) == IMMEDIATE:
             ready = sorted(str(n["metadata"]["name"]) for n in self.nodes.list() if _ready(n))
             return ready[0] if ready else ""
         return ""
 
-    async def _provision(self, pvc: Obj, node: str) -> Obj:
+    async def _provision(self, pvc: Obj, node: str, sc: Obj | None) -> Obj:
         meta = pvc["metadata"]
         spec = pvc.get("spec") or {}
         pv_name = f"pvc-{meta['uid']}"
@@ -139,7 +164,7 @@ class LocalPathProvisioner(Controller):
         node_obj = self.nodes.get(None, node) or {}
         root = ((node_obj.get("metadata") or {}).get("annotations") or {}).get(ROOT_ANNOTATION) or DEFAULT_ROOT
         size = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or "1Gi"
-        policy = ((meta.get("annotations") or {}).get("bosun.io/reclaim-policy")) or "Delete"
+        policy = reclaim_policy(pvc, sc)
         body: dict[str, Any] = {
             "apiVersion": "v1", "kind": "PersistentVolume",
             "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER,
@@ -148,7 +173,7 @@ class LocalPathProvisioner(Controller):
                 "capacity": {"storage": size},
                 "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": policy,
-                "storageClassName": CLASS,
+                "storageClassName": claim_class_name(pvc) or CLASS,
                 "volumeMode": spec.get("volumeMode") or "Filesystem",
                 # Kubernetes' local-path provisioner writes hostPath too (spec.local would need
                 # the API to accept it as a PersistentVolume source).
