@@ -277,7 +277,7 @@ class CronJobController(Controller):
             await self.client.update(CRONJOBS, dict(cj, status=new), subresource="status")
         except ApiError as exc:
             if exc.status == 409:
-                self.queue.add(key)
+                self.queue.add_rate_limited(key)
                 return
             if exc.status == 404:
                 return

@@ -174,7 +174,7 @@ class DeploymentController(Controller):
             await self.client.update(DEPLOYMENTS, {**d, "status": status}, subresource="status")
         except ApiError as exc:
             if exc.status == 409:
-                self.queue.add(key_of(d))
+                self.queue.add_rate_limited(key_of(d))  # after the informer catches up
             elif exc.status != 404:
                 raise
 

@@ -415,7 +415,7 @@ class JobController(Controller):
             written = await self.client.update(JOBS, dict(job, status=new), subresource="status")
         except ApiError as exc:
             if exc.status == 409:
-                self.queue.add(key)  # a newer Job is on its way through the informer
+                self.queue.add_rate_limited(key)  # a newer Job is on its way through the informer
                 return False
             if exc.status == 404:
                 return False
