@@ -64,9 +64,12 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="Seconds without a node heartbeat before the node is NotReady/Unknown.")
 @click.option("--pod-eviction-timeout", type=float, default=10.0, show_default=True,
               help="Seconds an unreachable node's pods are kept before they are evicted.")
+@click.option("--local-transport/--no-local-transport", default=True, show_default=True,
+              help="Components in this server reach the API in-process (off: over HTTPS, as remote ones do).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
-           scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, log_level: str) -> None:
+           scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
+           log_level: str) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
@@ -83,4 +86,6 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
         node_monitor_grace_period=node_monitor_grace_period,
         pod_eviction_timeout=pod_eviction_timeout,
     )
+    if not local_transport:
+        options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url), options)
