@@ -37,6 +37,9 @@ class FilterResult:
     reason: str = ""
     reasons: list[tuple[BoolArray, str]] = field(default_factory=list)
     explain: Callable[[], list[tuple[BoolArray, str]]] | None = None
+    # Set when the pod fits no node for a reason of its own, not of any node (Kubernetes'
+    # PreFilter rejection, e.g. a missing claim): the message names that reason alone.
+    whole_pod: str = ""
 
     def why(self) -> list[tuple[BoolArray, str]]:
         return self.explain() if self.explain is not None else self.reasons
@@ -76,6 +79,7 @@ class Diagnosis:
     num_nodes: int
     rejected_by: dict[str, BoolArray] = field(default_factory=dict)
     steps: list[tuple[str, FilterResult, BoolArray]] = field(default_factory=list)
+    pre_filter_msg: str = ""
     _counts: Counter[str] | None = None
 
     @property
@@ -96,6 +100,8 @@ class Diagnosis:
 
     def message(self) -> str:
         """Kubernetes' FitError text: reasons sorted as strings, each with its node count."""
+        if self.pre_filter_msg:
+            return f"0/{self.num_nodes} nodes are available: {self.pre_filter_msg}."
         parts = sorted(f"{n} {reason}" for reason, n in self.counts.items())
         msg = f"0/{self.num_nodes} nodes are available"
         return msg + (": " + ", ".join(parts) + "." if parts else ".")
@@ -111,6 +117,13 @@ def run_filters(pod: PodInfo, snap: Snapshot, filters: list[Filter], state: Cycl
         res = f.filter(pod, snap, state)
         if res is None:
             continue
+        if res.whole_pod:
+            # As a PreFilter failure in Kubernetes: no node is charged, nothing is preempted.
+            diag.rejected_by.clear()
+            diag.steps.clear()
+            diag.pre_filter_msg = res.whole_pod
+            remaining[:] = False
+            break
         rejected = remaining & ~res.ok
         if rejected.any():
             diag.rejected_by[f.name] = rejected

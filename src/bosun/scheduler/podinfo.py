@@ -74,6 +74,7 @@ class PodInfo:
     preferred_anti_affinity: tuple[AffinityTerm, ...] = ()
     spread: tuple[SpreadConstraint, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    claims: tuple[str, ...] = ()  # PersistentVolumeClaim names (in the pod's namespace) it mounts
     # What this was parsed from, so a later version of the pod that changes none of it (a
     # binding, a status write) is recognised without parsing again.
     source: tuple[Obj, Any] | None = field(default=None, compare=False, repr=False)
@@ -151,6 +152,20 @@ def _terms(raw: list[Obj] | None, namespace: str, *, weighted: bool) -> tuple[Af
     return tuple(out)
 
 
+def _claims(spec: Obj, pod_name: str) -> tuple[str, ...]:
+    """Claims the pod's volumes use: named ones, and generic ephemeral volumes' ``<pod>-<volume>``."""
+    out: list[str] = []
+    for v in spec.get("volumes") or ():
+        if not isinstance(v, dict):
+            continue
+        pvc = v.get("persistentVolumeClaim")
+        if isinstance(pvc, dict) and pvc.get("claimName"):
+            out.append(str(pvc["claimName"]))
+        elif v.get("ephemeral") is not None:
+            out.append(f"{pod_name}-{v.get('name')}")
+    return tuple(out)
+
+
 def parse_pod(pod: Obj, priority_of: dict[str, int] | None = None) -> PodInfo:
     """Parse ``pod``; PodSpecError when a field cannot be interpreted."""
     meta = pod.get("metadata") or {}
@@ -201,5 +216,6 @@ def parse_pod(pod: Obj, priority_of: dict[str, int] | None = None) -> PodInfo:
         preferred_anti_affinity=_terms(paa.get("preferredDuringSchedulingIgnoredDuringExecution"), ns,
                                        weighted=True),
         spread=tuple(spread), annotations=dict(meta.get("annotations") or {}),
+        claims=_claims(spec, name) if spec.get("volumes") else (),
         source=(spec, meta.get("ownerReferences")),
     )

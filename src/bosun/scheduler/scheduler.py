@@ -17,6 +17,7 @@ from bosun.scheduler.binder import Binder
 from bosun.scheduler.framework import CycleState, run_filters
 from bosun.scheduler.plugins import default_filters
 from bosun.scheduler.plugins.constraints import parse_constraints
+from bosun.scheduler.plugins.volumebinding import SELECTED_NODE, VolumeBinding
 from bosun.scheduler.podinfo import CONSTRAINTS_ANNOTATION, STRATEGY_ANNOTATION, PodInfo, PodSpecError, parse_pod
 from bosun.scheduler.queue import SchedulingQueue
 from bosun.scheduler.report import Reporter
@@ -38,6 +39,9 @@ def _res(group: str, plural: str) -> Resource:
 PODS = _res("", "pods")
 NODES = _res("", "nodes")
 PRIORITY_CLASSES = _res("scheduling.k8s.io", "priorityclasses")
+PVCS = _res("", "persistentvolumeclaims")
+PVS = _res("", "persistentvolumes")
+STORAGE_CLASSES = _res("storage.k8s.io", "storageclasses")
 
 
 def _key(obj: Obj) -> str:
@@ -69,7 +73,10 @@ class Scheduler:
         self.default_strategy = ctx.options.scheduling_strategy
         self.snap = Snapshot()
         self.queue = SchedulingQueue()
-        self.filters = default_filters(self.snap)
+        claims, volumes = ctx.informers.get(PVCS), ctx.informers.get(PVS)
+        storage_classes = ctx.informers.get(STORAGE_CLASSES)
+        self.volumes = VolumeBinding(claims, volumes, storage_classes)
+        self.filters = default_filters(self.snap, self.volumes)
         self.rng = np.random.default_rng(seed)
         self.priorities: dict[str, int] = {}
         self.default_priority = 0
@@ -83,6 +90,11 @@ class Scheduler:
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.classes.add_handler(self._class_changed, lambda _o, n: self._class_changed(n),
                                  lambda o: self._class_changed(o, deleted=True))
+        # A claim, volume or class change may let a pod waiting on its volumes fit (pods
+        # without claims never wait on these, and these objects change rarely).
+        claims.add_handler(self._claim_changed, lambda _o, n: self._claim_changed(n), self._claim_deleted)
+        volumes.add_handler(self._volumes_changed, lambda _o, _n: self._volumes_changed())
+        storage_classes.add_handler(self._volumes_changed, lambda _o, _n: self._volumes_changed())
 
     # ---- informer handlers ------------------------------------------------------------------
 
@@ -92,6 +104,17 @@ class Scheduler:
 
     def _node_deleted(self, node: Obj) -> None:
         self.snap.remove_node(str((node.get("metadata") or {}).get("name") or ""))
+
+    def _claim_changed(self, pvc: Obj) -> None:
+        self.volumes.claim_changed(pvc)
+        self.queue.move_all()
+
+    def _claim_deleted(self, pvc: Obj) -> None:
+        self.volumes.claim_deleted(pvc)
+        self.queue.move_all()
+
+    def _volumes_changed(self, _obj: Obj | None = None) -> None:
+        self.queue.move_all()
 
     def _class_changed(self, pc: Obj, deleted: bool = False) -> None:
         name = str((pc.get("metadata") or {}).get("name") or "")
@@ -223,7 +246,18 @@ class Scheduler:
         idx = strategies.pick(strategy, info, self.snap, feasible, state, self.rng)
         node = self.snap.names[idx]
         self.snap.add_pod(info, node, assumed=True)
+        if info.claims:
+            for claim in self.volumes.assume(info, node, state):
+                self.reporter._spawn(self._select_node(info.namespace, claim, node))
         self.binder.submit(pod, node)
+
+    async def _select_node(self, namespace: str, claim: str, node: str) -> None:
+        """Tell the provisioner where the claim's first consumer goes (Kubernetes' PreBind)."""
+        try:
+            await self.ctx.client.patch(PVCS, claim, {"metadata": {"annotations": {SELECTED_NODE: node}}},
+                                        namespace)
+        except Exception as exc:  # the provisioner falls back to the bound pod's node
+            log.debug("could not select node %s for claim %s/%s: %s", node, namespace, claim, exc)
 
     def _preempt(self, pod: Obj, info: PodInfo, diag: Any) -> str:
         pending = self.preempting.get(info.key)

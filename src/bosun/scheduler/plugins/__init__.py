@@ -12,9 +12,14 @@ from bosun.scheduler.plugins.resources import NodeResourcesFit
 from bosun.scheduler.plugins.taints import TaintToleration
 from bosun.scheduler.plugins.topologyspread import PodTopologySpread
 from bosun.scheduler.plugins.unschedulable import NodeUnschedulable
+from bosun.scheduler.plugins.volumebinding import VolumeBinding
 from bosun.scheduler.snapshot import Snapshot
 
 
-def default_filters(snap: Snapshot) -> list[Filter]:
-    return [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), Constraints(), NodePorts(),
-            NodeResourcesFit(), PodTopologySpread(), InterPodAffinity(snap)]
+def default_filters(snap: Snapshot, volumes: VolumeBinding | None = None) -> list[Filter]:
+    """``volumes`` (which needs claim, volume and class listers) joins where Kubernetes runs it."""
+    filters: list[Filter] = [NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), Constraints(),
+                             NodePorts(), NodeResourcesFit()]
+    if volumes is not None:
+        filters.append(volumes)
+    return [*filters, PodTopologySpread(), InterPodAffinity(snap)]
