@@ -127,6 +127,7 @@ _PKG = {
     "storage.k8s.io": "io.k8s.api.storage.v1",
     "policy": "io.k8s.api.policy.v1",
     "discovery.k8s.io": "io.k8s.api.discovery.v1",
+    "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

@@ -115,6 +115,12 @@ RESOURCES: tuple[Resource, ...] = (
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
              has_spec=False),
+    # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False, (),
+             has_spec=False),
 )
 
 _BY_GVR: dict[tuple[str, str, str], Resource] = {
