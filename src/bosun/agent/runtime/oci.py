@@ -63,7 +63,8 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
-from bosun.agent.runtime.shim import proc_starttime, shim_argv
+from bosun.agent.runtime.shim import proc_starttime
+from bosun.agent.runtime.shim_start import ShimStarter
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +124,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
-    """The shim runs in its own session so that signals to the agent never reach it."""
-    with (state / "shim.log").open("ab") as err:
-        return subprocess.Popen(shim_argv(state),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True, close_fds=True)
-
-
 def _alive(pid: int, starttime: str) -> bool:
     return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
 
@@ -181,7 +174,8 @@ class OciDriver:
         self.images = ImageStore(images_dir or root / "images")
         self.insecure_registries = tuple(insecure_registries)
         self.pull_timeout = pull_timeout
-        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._starter = ShimStarter(self.state_root)
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims started by exec: our children
         self._reaped_at = 0.0
         self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
         # meta.json never changes once written: caching it lets a pod's worker list its own
@@ -211,6 +205,7 @@ class OciDriver:
         for task in self._pulls.values():
             task.cancel()
         self._reap(force=True)
+        await spawn.in_pool(self._starter.close)
         if await self.list_sandboxes() or await self.list_containers():
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
@@ -510,11 +505,13 @@ class OciDriver:
         d = self._dir(container_id)
         if not (d / "spec.json").exists():
             raise DriverError("NotFound", f"container {container_id} does not exist")
-        if container_id in self._shims or (d / "pid").exists() or (d / "exit.json").exists():
+        if container_id in self._shims or (d / "shim.pid").exists() or (d / "pid").exists() \
+                or (d / "exit.json").exists():
             return
-        proc = await spawn.in_pool(lambda: _spawn_shim(d))
-        self._shims[container_id] = proc
-        (d / "shim.pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)}")
+        proc = await self._starter.start(d)
+        if proc.popen is not None:
+            self._shims[container_id] = proc.popen
+        (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
         deadline = time.monotonic() + 60
         step = 0.005
         while time.monotonic() < deadline:
@@ -525,8 +522,8 @@ class OciDriver:
                 if st is not None and st.reason == "StartError":
                     raise StartError(st.message)
                 return
-            if proc.poll() is not None and not (d / "exit.json").exists():
-                raise StartError(f"container shim exited with {proc.returncode}; see {d / 'shim.log'}")
+            if (code := proc.poll()) is not None and not (d / "exit.json").exists():
+                raise StartError(f"container shim exited with {code}; see {d / 'shim.log'}")
             await asyncio.sleep(step)
             step = min(step * 1.5, 0.05)  # 100 starting pods polling every 5 ms cost the loop
         raise StartError("container did not start within 60s")

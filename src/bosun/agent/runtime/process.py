@@ -46,7 +46,8 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.shim import proc_starttime, shim_argv
+from bosun.agent.runtime.shim import proc_starttime
+from bosun.agent.runtime.shim_start import ShimStarter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -93,14 +94,6 @@ def _group_usage(pgid: int) -> tuple[int, int]:
         cpu_ticks += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
         rss_pages += int(rss[1]) - int(rss[2])  # resident minus shared ~ working set
     return cpu_ticks * 1_000_000_000 // _CLK_TCK, rss_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _spawn_shim(state: Path) -> subprocess.Popen[bytes]:
-    """Start the shim in its own session so that signals to the agent never reach it."""
-    with (state / "shim.log").open("ab") as err:
-        return subprocess.Popen(shim_argv(state),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True, close_fds=True)
 
 
 async def _poll(done: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
@@ -233,7 +226,8 @@ class ProcessDriver:
     def __init__(self, root: Path, node_ip: str) -> None:
         self.root = root
         self.node_ip = node_ip
-        self._shims: dict[str, subprocess.Popen[bytes]] = {}
+        self._starter = ShimStarter(root)
+        self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims started by exec: our children
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -243,6 +237,7 @@ class ProcessDriver:
 
     async def close(self) -> None:
         self._reap()
+        self._starter.close()
 
     def _reap(self) -> None:
         # Our shims are our children while we live: collect finished ones (no zombies).
@@ -341,11 +336,13 @@ class ProcessDriver:
         d = self._dir(container_id)
         if not (d / "spec.json").exists():
             raise DriverError("NotFound", f"container {container_id} does not exist")
-        if container_id in self._shims or (d / "pid").exists() or (d / "exit.json").exists():
+        if container_id in self._shims or (d / "shim.pid").exists() or (d / "pid").exists() \
+                or (d / "exit.json").exists():
             return
-        proc = _spawn_shim(d)
-        self._shims[container_id] = proc
-        (d / "shim.pid").write_text(f"{proc.pid} {proc_starttime(proc.pid)}")
+        proc = await self._starter.start(d)
+        if proc.popen is not None:
+            self._shims[container_id] = proc.popen
+        (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
         # Wait until the command runs or failed to start, so that StartError reaches the caller.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -356,8 +353,8 @@ class ProcessDriver:
                 if done.get("reason") == "StartError":
                     raise StartError(str(done.get("message") or "failed to start"))
                 return
-            if proc.poll() is not None:
-                raise StartError(f"container shim exited with {proc.returncode}; see {d / 'shim.log'}")
+            if (code := proc.poll()) is not None and not (d / "exit.json").exists():
+                raise StartError(f"container shim exited with {code}; see {d / 'shim.log'}")
             await asyncio.sleep(0.005)
         raise StartError("container did not start within 30s")
 
