@@ -20,6 +20,7 @@ from _procs import ROOT, free_port
 
 SHIM_MODULE = "bosun.agent.runtime.shim"
 SHIM_FILE = "bosun/agent/runtime/shim.py"  # started by path with -S -I since the shim diet
+ZYGOTE_FILE = "bosun/agent/runtime/zygote.py"  # forks the shims: its children are shims
 RUNTIMES = ("runc", "crun")
 
 
@@ -112,6 +113,8 @@ def all_processes() -> list[ProcInfo]:
 
 
 def _kind(p: ProcInfo) -> str:
+    if any(a.endswith(ZYGOTE_FILE) for a in p.argv):
+        return "zygote"
     if SHIM_MODULE in p.argv or any(a.endswith(SHIM_FILE) for a in p.argv):
         return "shims"
     if p.argv and os.path.basename(p.argv[0]) in RUNTIMES:
@@ -131,12 +134,17 @@ def memory_breakdown(root_pid: int) -> dict[str, dict[str, float]]:
     children: dict[int, list[int]] = {}
     for p in procs.values():
         children.setdefault(p.ppid, []).append(p.pid)
-    groups: dict[str, list[ProcInfo]] = {"bosun": [], "shims": [], "runtime": [], "containers": []}
+    groups: dict[str, list[ProcInfo]] = {"bosun": [], "zygote": [], "shims": [], "runtime": [], "containers": []}
 
     def walk(pid: int, inside_runtime: bool) -> None:
         for child in children.get(pid, []):
             p = procs[child]
             kind = _kind(p)
+            if kind == "zygote":
+                kind = "shims" if _kind(procs[pid]) == "zygote" else "zygote"
+                groups[kind].append(p)
+                walk(child, kind == "shims")
+                continue
             if inside_runtime and kind != "runtime":
                 groups["containers"].append(p)
             elif kind in ("shims", "runtime"):

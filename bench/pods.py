@@ -191,7 +191,7 @@ def _step_line(s: dict[str, Any]) -> str:
 
 def _mem_line(label: str, m: dict[str, Any]) -> str:
     parts = [f"{k} {v['rss_mb']} MB RSS / {v['pss_mb']} MB PSS ({v['processes']} proc)"
-             for k, v in m.items() if k in ("bosun", "shims", "runtime", "containers")]
+             for k, v in m.items() if k in ("bosun", "zygote", "shims", "runtime", "containers")]
     return f"{label}: " + "; ".join(parts)
 
 
@@ -213,7 +213,7 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     for key in [k for k in result if k.startswith("memory_")]:
         rss = result[key]["bosun"]["rss_mb"]
         out[f"{key}_bosun_rss_mb"] = {"value": rss, "target": TARGETS["rss_mb"], "met": rss < TARGETS["rss_mb"]}
-        all_pss = sum(result[key][k]["pss_mb"] for k in ("bosun", "shims", "runtime"))
+        all_pss = sum(result[key].get(k, {}).get("pss_mb", 0) for k in ("bosun", "zygote", "shims", "runtime"))
         out[f"{key}_bosun_shims_runtime_pss_mb"] = {"value": round(all_pss, 1), "target": TARGETS["rss_mb"],
                                                     "met": all_pss < TARGETS["rss_mb"]}
     return out
