@@ -45,7 +45,7 @@ from bosun.api.watchcache import WatchCache
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 # Kinds whose delete answers with the deleted object rather than a Status, as in kube-apiserver.
 RETURN_DELETED_OBJECT = frozenset({"pods", "services", "persistentvolumeclaims", "persistentvolumes",
-                                   "serviceaccounts", "namespaces"})
+                                   "serviceaccounts", "namespaces", "storageclasses"})
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
