@@ -130,7 +130,7 @@ async def wait_no_containers(up: BosunUp, wait_s: float = 60) -> float:
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--subprocesses",
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200",
                              *(["--format", "raw"] if out.suffix == ".txt" else []),
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
