@@ -170,6 +170,12 @@ async def test_failure_messages_and_retry_when_the_claim_appears(client: Client,
         await client.create(PODS, pod_body("early", "waiting"), ns)
         assert await failed_scheduling(client, ns, "early") == \
             "0/N nodes are available: pod has unbound immediate PersistentVolumeClaims."
+        # Bound by hand to a volume reachable from anywhere: the waiting pod is re-tried and placed.
+        await client.create(PVS, {"metadata": {"name": f"{ns}-manual"}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": f"{ns}-remote",
+            "hostPath": {"path": "/tmp/manual"}}})
+        await client.patch(PVCS, "waiting", {"spec": {"volumeName": f"{ns}-manual"}}, ns)
+        await node_of(client, ns, "early")
 
         # A volume pinned to a node that is not in the cluster.
         await client.create(PVS, {"metadata": {"name": f"{ns}-elsewhere"}, "spec": {
@@ -184,6 +190,7 @@ async def test_failure_messages_and_retry_when_the_claim_appears(client: Client,
         assert await failed_scheduling(client, ns, "stuck") == \
             "0/N nodes are available: N node(s) had volume node affinity conflict."
         await client.delete(PVS, f"{ns}-elsewhere")
+        await client.delete(PVS, f"{ns}-manual")
         await client.delete(CLASSES, f"{ns}-remote")
 
 
