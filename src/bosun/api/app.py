@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bosun.api import discovery, errors, metrics, openapi
+from bosun.api import discovery, errors, metrics, openapi, reviews
+from bosun.api.access import AccessControl
 from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
 from bosun.api.local import LocalDispatcher
 from bosun.api.rest import RestHandler
+from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
 
@@ -27,15 +29,21 @@ PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Components in the server's own process send their requests here instead of over HTTPS.
 LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
+ACCESS = web.AppKey("access_control", AccessControl)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
+    access = AccessControl(auth, rest.storage, rest.cache)
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if auth is not None and request.path not in PUBLIC_PATHS:
-                if auth.authenticate(request.headers.get("Authorization")) is None:
-                    raise errors.unauthorized()
+            if request.path not in PUBLIC_PATHS:
+                # Authentication, then authorization (system:masters skips it), then for the
+                # review kinds (asked about the caller, never stored) the answer itself.
+                user = await access.check(request)
+                if reviews.is_review(request.path):
+                    return await reviews.serve(access, request, user)
             return await handler(request)
         except APIError as exc:
             return error_response(exc)
@@ -55,6 +63,16 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
     rest.storage.store = instruments.timed_store(rest.storage.store)
     metrics_api = metrics.MetricsAPI(rest)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
+    app[ACCESS] = access
+
+    async def start_access(app: web.Application) -> None:
+        await access.start()
+
+    async def stop_access(app: web.Application) -> None:
+        await access.stop()
+
+    app.on_startup.append(start_access)
+    app.on_cleanup.append(stop_access)
 
     async def close_metrics_api(app: web.Application) -> None:
         await metrics_api.close()
@@ -153,6 +171,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
     r.add_get("/apis", apis_root)
     r.add_route("*", "/api/{tail:.*}", api_tail)
     r.add_route("*", "/apis/{tail:.*}", apis_tail)
+    r.add_post(NODE_CREDENTIAL_PATH, healthz)  # answered by the middleware (reviews.serve)
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_index)
     r.add_get("/openapi/v3/{tail:.*}", openapi_v3_doc)

@@ -1,13 +1,24 @@
-"""Bearer tokens: the admin token and bootstrap-style join tokens.
+"""Bearer tokens: the admin token, user tokens, per-node credentials and join tokens.
 
 Tokens live next to the CA under ``data_dir/pki`` (mode 0600) so that a restarted server
 keeps accepting the kubeconfigs and join commands it handed out before. Join tokens follow
 Kubernetes' bootstrap-token shape (``abcdef.0123456789abcdef``): the id part is public and
 used for lookup, only the secret part is compared, in constant time.
+
+Who each credential is (what RBAC and the node authorizer see):
+
+- the admin token: ``bosun-admin`` in ``system:masters`` (never evaluated, always allowed);
+- a user token (``bosun token create --user NAME --group G``, like kube-apiserver's
+  ``--token-auth-file``): that user and those groups; only a SHA-256 of it is kept on disk;
+- a join token: ``system:bootstrap:<id>`` in ``system:bootstrappers``, which RBAC lets do one
+  thing: ask for a node credential (see :mod:`bosun.security.nodecreds`);
+- a node credential: ``system:node:<name>`` in ``system:nodes``, confined to its own objects
+  by :mod:`bosun.security.authz.node`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import re
@@ -19,8 +30,9 @@ from pathlib import Path
 
 import orjson
 
-ADMIN_USER = "admin"
-NODE_BOOTSTRAP_USER = "system:node-bootstrap"
+from bosun.security.identity import ADMIN, BOOTSTRAP_PREFIX, BOOTSTRAPPERS, User, authenticated, node_user
+
+ADMIN_USER = ADMIN.name
 
 _JOIN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -116,37 +128,123 @@ def create_join_token(data_dir: Path, ttl_seconds: int | None = None) -> str:
     return tok.token
 
 
-class TokenAuthenticator:
-    """Maps a bearer token to a user name.
+def users_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "pki" / "users.json"
 
-    The join-token file is re-read when it changes on disk, so ``bosun token create`` run
-    from another process takes effect without restarting the server.
+
+def node_tokens_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "pki" / "node-tokens.json"
+
+
+def _digest(token: str) -> str:
+    """Files keep only this: a leaked users.json or node-tokens.json grants nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _load_json(path: Path) -> dict[str, object]:
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def create_user_token(data_dir: Path, user: str, groups: list[str] | tuple[str, ...] = ()) -> str:
+    """Mint a bearer token for a (non-admin) user; what it may do is up to RBAC bindings."""
+    _pki(data_dir)
+    path = users_path(data_dir)
+    body = _load_json(path)
+    tokens = body.get("tokens")
+    entries: list[object] = list(tokens) if isinstance(tokens, list) else []
+    tok = secrets.token_urlsafe(32)
+    entries.append({"sha256": _digest(tok), "user": user, "uid": secrets.token_hex(8), "groups": list(groups)})
+    _write_private(path, orjson.dumps({"tokens": entries}, option=orjson.OPT_INDENT_2))
+    return tok
+
+
+def issue_node_token(data_dir: Path, node: str) -> str:
+    """A node's own credential; issuing one again replaces (revokes) the previous one."""
+    _pki(data_dir)
+    path = node_tokens_path(data_dir)
+    body = _load_json(path)
+    nodes = body.get("nodes")
+    table: dict[str, object] = dict(nodes) if isinstance(nodes, dict) else {}
+    tok = secrets.token_urlsafe(32)
+    table[node] = _digest(tok)
+    _write_private(path, orjson.dumps({"nodes": table}, option=orjson.OPT_INDENT_2))
+    return tok
+
+
+class _Watched:
+    """A credentials file re-read when it changes on disk, so ``bosun token create`` run from
+    another process takes effect without restarting the server."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mtime: int | None = -1
+
+    def changed(self) -> bool:
+        try:
+            mtime: int | None = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime == self.mtime:
+            return False
+        self.mtime = mtime
+        return True
+
+
+class TokenAuthenticator:
+    """Maps a bearer token to a :class:`~bosun.security.identity.User`.
+
+    Known user and node tokens are found by their digest (a dict hit: the hot path); only an
+    unknown token makes us look at the files again.
     """
 
     def __init__(self, data_dir: Path) -> None:
         self._data_dir = Path(data_dir)
         self._admin = ensure_admin_token(self._data_dir).encode()
-        self._static: dict[str, str] = {}
+        self._static: dict[str, User] = {}
         self._join: dict[str, JoinToken] = {}
-        self._join_mtime: int | None = None
+        self._join_file = _Watched(join_tokens_path(self._data_dir))
+        self._by_digest: dict[str, User] = {}
+        self._users_file = _Watched(users_path(self._data_dir))
+        self._nodes_file = _Watched(node_tokens_path(self._data_dir))
+        self._user_digests: dict[str, User] = {}
+        self._node_digests: dict[str, User] = {}
         self._reload_join()
+        self._reload_digests()
 
-    def add_token(self, token: str, user: str) -> None:
+    def add_token(self, token: str, user: str | User) -> None:
         """Register another token (e.g. a service account's) for the life of this process."""
-        self._static[token] = user
+        self._static[token] = user if isinstance(user, User) else authenticated(user)
+
+    def issue_node_token(self, node: str) -> str:
+        """Issue (or replace) a node's credential and accept it at once."""
+        tok = issue_node_token(self._data_dir, node)
+        self._reload_digests()
+        return tok
 
     def _reload_join(self) -> None:
-        path = join_tokens_path(self._data_dir)
-        try:
-            mtime = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._join, self._join_mtime = {}, None
-            return
-        if mtime != self._join_mtime:
+        if self._join_file.changed():
             self._join = _load_join_tokens(self._data_dir)
-            self._join_mtime = mtime
 
-    def authenticate(self, header_value: str | None) -> str | None:
+    def _reload_digests(self) -> None:
+        if self._users_file.changed():
+            users: dict[str, User] = {}
+            entries = _load_json(self._users_file.path).get("tokens")
+            for e in entries if isinstance(entries, list) else []:
+                if isinstance(e, dict) and e.get("sha256") and e.get("user"):
+                    users[str(e["sha256"])] = authenticated(str(e["user"]), *map(str, e.get("groups") or []),
+                                                             uid=str(e.get("uid") or ""))
+            self._user_digests = users
+        if self._nodes_file.changed():
+            table = _load_json(self._nodes_file.path).get("nodes")
+            self._node_digests = {str(d): node_user(str(n)) for n, d in table.items()} if isinstance(table, dict) \
+                else {}
+        self._by_digest = {**self._user_digests, **self._node_digests}
+
+    def authenticate(self, header_value: str | None) -> User | None:
         if not header_value:
             return None
         scheme, _, tok = header_value.strip().partition(" ")
@@ -155,16 +253,25 @@ class TokenAuthenticator:
             return None
         raw = tok.encode()
         if hmac.compare_digest(raw, self._admin):
-            return ADMIN_USER
+            return ADMIN
         m = _JOIN_RE.match(tok)
         if m:
             self._reload_join()
             known = self._join.get(m.group(1))
             if known is not None and hmac.compare_digest(m.group(2).encode(), known.secret.encode()):
-                return None if known.expired(time.time()) else NODE_BOOTSTRAP_USER
+                if known.expired(time.time()):
+                    return None
+                return authenticated(BOOTSTRAP_PREFIX + known.id, BOOTSTRAPPERS)
             return None
-        user: str | None = None
-        for candidate, name in self._static.items():
+        digest = _digest(tok)
+        found = self._by_digest.get(digest)
+        if found is None:
+            self._reload_digests()
+            found = self._by_digest.get(digest)
+        if found is not None:
+            return found
+        user: User | None = None
+        for candidate, who in self._static.items():
             if hmac.compare_digest(raw, candidate.encode()):
-                user = name
+                user = who
         return user

@@ -33,6 +33,7 @@ from bosun.api.tables.cluster import (
 from bosun.api.tables.format import AGE, CONTAINERS, IMAGES, NAME, SELECTOR, Cells, Obj, col, human_duration
 from bosun.api.tables.format import parse_time as parse_time
 from bosun.api.tables.pods import pod_conditions, pod_row
+from bosun.api.tables.rbac import BINDING_COLUMNS, ROLE_COLUMNS, binding_row, role_row
 from bosun.api.tables.workloads import (
     controllerrevision_row,
     cronjob_row,
@@ -135,6 +136,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
         [NAME, col("Value", _I), col("Global-Default", "boolean"), col("PreemptionPolicy"), AGE],
         priorityclass_row,
     ),
+    ("rbac.authorization.k8s.io", "Role"): (ROLE_COLUMNS, role_row),
+    ("rbac.authorization.k8s.io", "ClusterRole"): (ROLE_COLUMNS, role_row),
+    ("rbac.authorization.k8s.io", "RoleBinding"): (BINDING_COLUMNS, binding_row),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (BINDING_COLUMNS, binding_row),
     ("storage.k8s.io", "StorageClass"): (
         [NAME, col("Provisioner"), col("ReclaimPolicy"), col("VolumeBindingMode"), col("AllowVolumeExpansion"),
          AGE],

@@ -13,7 +13,7 @@ from typing import Any
 
 from bosun.api.errors import FieldError
 from bosun.api.registry import Resource
-from bosun.api.validation import apps, batch, core, other, service, storage
+from bosun.api.validation import apps, batch, core, other, rbac, service, storage
 from bosun.api.validation.fields import Checker, type_error
 from bosun.api.validation.meta import dns1123_subdomain, validate_object_meta
 from bosun.api.validation.update import UPDATE_RULES
@@ -46,8 +46,14 @@ VALIDATORS: dict[str, Validator] = {
     "Lease": other.validate_lease,
     "PriorityClass": other.validate_priority_class,
     "StorageClass": storage.validate_storage_class,
+    "Role": rbac.validate_role,
+    "ClusterRole": rbac.validate_cluster_role,
+    "RoleBinding": rbac.validate_role_binding,
+    "ClusterRoleBinding": rbac.validate_cluster_role_binding,
 }
 UPDATE_RULES["StorageClass"] = storage.validate_storage_class_update
+UPDATE_RULES["RoleBinding"] = rbac.validate_binding_update
+UPDATE_RULES["ClusterRoleBinding"] = rbac.validate_binding_update
 
 
 def validate_unchecked(resource: Resource, obj: Any) -> list[FieldError]:

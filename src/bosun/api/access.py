@@ -1,0 +1,217 @@
+"""Authentication and authorization of every API request, in one place the app's
+middleware (HTTP and in-process alike) calls.
+
+Holds the authenticator, the node and RBAC authorizers and their union, keeps the
+authorizers current from the watch cache, creates the default roles at start and keeps
+aggregated ClusterRoles' rules written back (as Kubernetes' aggregation controller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bosun.aio import cancel_and_wait
+from bosun.api import errors
+from bosun.api.errors import APIError
+from bosun.api.httputil import read_body
+from bosun.api.registry import Resource, by_plural
+from bosun.api.requestinfo import attributes
+from bosun.api.storage import Storage
+from bosun.api.watchcache import CachedEvent, WatchCache
+from bosun.security.authz import Attributes, Union, forbidden_message
+from bosun.security.authz import rbac as rbac_mod
+from bosun.security.authz.defaults import AUTOUPDATE, default_cluster_role_bindings, default_cluster_roles
+from bosun.security.authz.node import NodeAuthorizer, admit_create
+from bosun.security.authz.rbac import RBACAuthorizer, aggregated_rules
+from bosun.security.identity import ADMIN, User
+from bosun.security.tokens import TokenAuthenticator
+
+log = logging.getLogger(__name__)
+
+_G = rbac_mod.GROUP
+_PODS, _CLAIMS = "pods", "persistentvolumeclaims"
+
+
+def _res(group: str, plural: str) -> Resource:
+    r = by_plural(group, "v1", plural)
+    assert r is not None
+    return r
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    parts = key.split("/")
+    return (parts[3], parts[4]) if len(parts) == 5 else ("", parts[-1])
+
+
+class _Body:
+    """A request body already read, handed back to the handler (see ``_peek_body``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    async def read(self, n: int = -1) -> bytes:
+        end = len(self._data) if n < 0 else self._pos + n
+        chunk = self._data[self._pos:end]
+        self._pos += len(chunk)
+        return chunk
+
+
+async def _peek_body(request: web.Request) -> bytes:
+    """Read the body for an admission check and put it back for the handler. Only node
+    creates of Nodes and Leases come here (a few per node's life)."""
+    data = await read_body(request)
+    if isinstance(request, web.BaseRequest):
+        request._payload = _Body(data)  # type: ignore[assignment]  # aiohttp has no public way
+    else:
+        request.content = _Body(data)  # type: ignore[assignment]  # LocalRequest
+    return data
+
+
+class AccessControl:
+    def __init__(self, auth: TokenAuthenticator | None, storage: Storage, cache: WatchCache) -> None:
+        self.auth = auth
+        self.storage = storage
+        self.cache = cache
+        self.rbac = RBACAuthorizer()
+        self.node = NodeAuthorizer()
+        self.authorizer = Union([self.node, self.rbac])
+        self._aggregate_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    # -- per request -------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> User:
+        if self.auth is None:
+            return ADMIN  # no TLS, no credentials: the local development mode
+        user = self.auth.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            raise errors.unauthorized()
+        return user
+
+    async def check(self, request: web.Request) -> User:
+        """The request's user, or an APIError (401, 403) saying why it may not proceed."""
+        user = self.authenticate(request)
+        if user.is_master:
+            return user
+        attrs = attributes(user, request.method, request.path, request.query)
+        verdict = self.authorizer.authorize(attrs)
+        if not verdict.allowed:
+            raise forbidden(attrs, verdict.reason)
+        node = user.node_name
+        if node is not None and attrs.verb == "create" and attrs.resource in ("nodes", "leases"):
+            try:
+                import orjson
+
+                body = orjson.loads(await _peek_body(request))
+            except ValueError:
+                body = {}
+            why = admit_create(node, attrs, body if isinstance(body, dict) else {})
+            if why is not None:
+                raise forbidden(attrs, why)
+        return user
+
+    # -- keeping current ---------------------------------------------------------------
+
+    def observe(self, ev: CachedEvent) -> None:
+        gp = ev.group_plural
+        if gp == _PODS or gp == _CLAIMS or gp in rbac_mod.KINDS:
+            obj = None if ev.type == "DELETED" else ev.obj
+            self._apply(gp, ev.key, obj, ev.revision)
+
+    def _apply(self, gp: str, key: str, obj: dict[str, Any] | None, revision: int) -> None:
+        ns, name = _split_key(key)
+        if gp == _PODS:
+            self.node.observe_pod(key, ns, name, obj, revision)
+        elif gp == _CLAIMS:
+            self.node.observe_claim(key, ns, name, obj, revision)
+        else:
+            self.rbac.observe(gp, key, obj, revision)
+            if gp == rbac_mod.CLUSTER_ROLES and self._started:
+                self._schedule_aggregation()
+
+    async def start(self) -> None:
+        """Subscribe, load what exists, and make sure the default roles are there."""
+        self.cache.listeners.append(self.observe)
+        for group, plural in (("", _PODS), ("", _CLAIMS), (_G, "roles"), (_G, "clusterroles"),
+                              (_G, "rolebindings"), (_G, "clusterrolebindings")):
+            res = _res(group, plural)
+            items, _, _ = await self.storage.list(res, None)
+            for obj in items:
+                m = obj["metadata"]
+                self._apply(res.group_plural, res.key(m.get("namespace"), m["name"]), obj,
+                            int(m.get("resourceVersion") or 0))
+        await self._ensure_defaults()
+        self._started = True
+        await self._aggregate()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.cache.listeners.remove(self.observe)
+        await cancel_and_wait(self._aggregate_task)
+
+    async def _ensure_defaults(self) -> None:
+        for res, objs in ((_res(_G, "clusterroles"), default_cluster_roles()),
+                          (_res(_G, "clusterrolebindings"), default_cluster_role_bindings())):
+            for want in objs:
+                name = want["metadata"]["name"]
+                try:
+                    have = await self.storage.get(res, None, name)
+                except APIError as exc:
+                    if exc.code != 404:
+                        raise
+                    with contextlib.suppress(APIError):  # another server made it first
+                        await self.storage.create(res, None, want)
+                    continue
+                if (have["metadata"].get("annotations") or {}).get(AUTOUPDATE) != "true":
+                    continue
+                fields = ("aggregationRule",) if "aggregationRule" in want else ("rules", "roleRef", "subjects")
+                if any(have.get(f) != want.get(f) for f in fields if f in want):
+                    updated = copy.deepcopy(have)
+                    for f in fields:
+                        if f in want:
+                            updated[f] = want[f]
+                    with contextlib.suppress(APIError):
+                        await self.storage.update(res, None, name, updated)
+
+    def _schedule_aggregation(self) -> None:
+        if self._aggregate_task is None or self._aggregate_task.done():
+            self._aggregate_task = asyncio.get_running_loop().create_task(self._aggregate_soon())
+
+    async def _aggregate_soon(self) -> None:
+        await asyncio.sleep(0.05)  # let a burst of role writes land first
+        await self._aggregate()
+
+    async def _aggregate(self) -> None:
+        """Write each aggregated ClusterRole's rules back to it, so ``kubectl get -o yaml``
+        and ``describe`` show what it grants."""
+        res = _res(_G, "clusterroles")
+        roles = list(self.rbac.objects[rbac_mod.CLUSTER_ROLES].values())
+        for role in roles:
+            rules = aggregated_rules(role, roles)
+            if rules is None or rules == (role.get("rules") or []):
+                continue
+            name = role["metadata"]["name"]
+
+            def put(current: dict[str, Any], rules: list[Any] = rules) -> dict[str, Any]:
+                current["rules"] = rules
+                return current
+
+            try:
+                await self.storage.mutate(res, None, name, put)
+            except APIError as exc:
+                log.debug("aggregating clusterrole %s: %s", name, exc.message)
+
+
+def forbidden(attrs: Attributes, reason: str = "") -> APIError:
+    details: dict[str, Any] = {}
+    if attrs.resource_request and attrs.resource:
+        details = {"name": attrs.name, "kind": attrs.resource}
+        if attrs.api_group:
+            details["group"] = attrs.api_group
+    return APIError(403, "Forbidden", forbidden_message(attrs, reason), details=details or None)
