@@ -27,6 +27,7 @@ from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.security.nodecreds import ensure_node_credential
 
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
@@ -64,6 +65,10 @@ class Agent:
 
     async def start(self) -> None:
         self.config.pods_dir.mkdir(parents=True, exist_ok=True)
+        # Whatever credential we were started with (join token, admin) only buys the node's
+        # own, which confines us to this node's objects (see bosun.security.nodecreds).
+        self.server.own_token = await ensure_node_credential(self.client, self.config.node_name,
+                                                             self.config.data_dir / "pki")
         await self.driver.start()
         await self.server.start(self.config.listen_host, self.config.listen_port)
         self.node.kubelet_port = self.server.port
