@@ -434,6 +434,15 @@ def _template_image(o: Any) -> None:
 
 IMAGE_PATCH = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}}}}
 
+def make_storageclass(name: str, labels: dict[str, str]) -> Any:
+    return m.V1StorageClass(metadata=meta(name, labels), provisioner="example.com/pytest")
+
+
+def check_storageclass(o: Any) -> None:
+    assert o.provisioner == "example.com/pytest"
+    assert (o.reclaim_policy, o.volume_binding_mode) == ("Delete", "Immediate")
+
+
 KINDS: list[Kind] = [
     Kind("namespaces", "", client.CoreV1Api, "namespace", make_namespace, check_namespace),
     Kind("pods", "", client.CoreV1Api, "namespaced_pod", make_pod, check_pod,
@@ -486,6 +495,9 @@ KINDS: list[Kind] = [
     Kind("priorityclasses", "scheduling.k8s.io", client.SchedulingV1Api, "priority_class", make_priorityclass,
          check_priorityclass, {"description": "patched"},
          lambda o: o.description == "patched" or _fail(o)),
+    Kind("storageclasses", "storage.k8s.io", client.StorageV1Api, "storage_class", make_storageclass,
+         check_storageclass, {"allowVolumeExpansion": True},
+         lambda o: o.allow_volume_expansion is True or _fail(o)),
 ]
 
 
@@ -494,7 +506,8 @@ def _fail(got: object) -> bool:
 
 
 # Kinds whose registry in kube-apiserver sets ReturnDeletedObject: the client's delete_* returns the model.
-RETURN_DELETED_OBJECT = {"pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts"}
+RETURN_DELETED_OBJECT = {"pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts",
+                         "storageclasses"}
 
 
 def kind_of(plural: str) -> Kind:
