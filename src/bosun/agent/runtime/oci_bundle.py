@@ -177,51 +177,79 @@ def host_image_rootfs(rootfs: Path) -> list[BindMount]:
 # places packages keep logs, state and caches (/var/log/nginx, /var/lib/nginx, ...).
 SKELETON_PARENTS = ("var/log", "var/lib", "var/cache", "var/spool")
 
+_Entry = tuple[str, str, int, int, int]  # relative path, symlink target ("": a directory), mode, uid, gid
+_plans: dict[str, tuple[tuple[float, ...], list[_Entry]]] = {}
+
 
 def writable_skeleton(rootfs: Path, host: Path = Path("/")) -> None:
     """Give the `host` image what an image built from this host would have: /run, /root, /home
     and /var's directory tree (two levels, as on the host, with the host's owners and modes)
     in the container's own writable root, empty. Programs installed on the host (nginx needs
     /var/log/nginx, /var/lib/nginx and /run) then start with no volume, and nothing of the
-    host's /var (its data) is shared."""
-    for name, mode in (("run", 0o755), ("run/lock", 0o1777), ("root", 0o700), ("home", 0o755)):
-        _mkdir_like(rootfs / name, None, mode)
-    var = host / "var"
-    for entry in _subdirs(var, links=True):
-        _copy_entry(entry, rootfs / "var" / entry.name)
-    for parent in SKELETON_PARENTS:
-        for entry in _subdirs(host / parent, links=False):
-            _copy_entry(entry, rootfs / parent / entry.name)
+    host's /var (its data) is shared.
+
+    The list of what to make is read from the host once and again only when one of the
+    scanned directories changed (their mtimes): with 100 containers starting at once,
+    scanning and the pathlib calls per entry were most of the agent's file work."""
+    root = os.fspath(rootfs)
+    for rel, target, mode, uid, gid in _skeleton_plan(os.fspath(host)):
+        dest = f"{root}/{rel}"
+        try:
+            if target:
+                os.symlink(target, dest)
+                continue
+            os.mkdir(dest)
+        except FileExistsError:
+            continue
+        if uid or gid:
+            try:
+                os.chown(dest, uid, gid)
+            except PermissionError:  # not root (the process driver's tests): keep our own
+                pass
+        os.chmod(dest, mode)
 
 
-def _subdirs(path: Path, links: bool) -> list[os.DirEntry[str]]:
+def _skeleton_plan(host: str) -> list[_Entry]:
+    scanned = [f"{host}/var", *(f"{host}/{p}" for p in SKELETON_PARENTS)]
+    stamp = tuple(_mtime(d) for d in scanned)
+    cached = _plans.get(host)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    plan: list[_Entry] = [("run", "", 0o755, 0, 0), ("run/lock", "", 0o1777, 0, 0), ("root", "", 0o700, 0, 0),
+                          ("home", "", 0o755, 0, 0), ("var", "", 0o755, 0, 0)]
+    made = {e[0] for e in plan}
+    for parent, links in (("var", True), *((p, False) for p in SKELETON_PARENTS)):
+        if parent not in made:  # /var/lib is made by the /var level unless it is missing there
+            plan.append((parent, "", 0o755, 0, 0))
+            made.add(parent)
+        for entry in _subdirs(f"{host}/{parent}", links):
+            rel = f"{parent}/{entry.name}"
+            if rel in made:
+                continue
+            made.add(rel)
+            if entry.is_symlink():
+                plan.append((rel, os.readlink(entry.path), 0, 0, 0))
+            else:
+                st = entry.stat(follow_symlinks=False)
+                plan.append((rel, "", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+    _plans[host] = (stamp, plan)
+    return plan
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _subdirs(path: str, links: bool) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
-            return [e for e in it if (links and e.is_symlink()) or e.is_dir(follow_symlinks=False)]
+            return sorted((e for e in it if (links and e.is_symlink()) or e.is_dir(follow_symlinks=False)),
+                          key=lambda e: e.name)
     except OSError:
         return []
-
-
-def _copy_entry(entry: os.DirEntry[str], dest: Path) -> None:
-    if entry.is_symlink():
-        if not dest.is_symlink() and not dest.exists():
-            os.symlink(os.readlink(entry.path), dest)
-        return
-    _mkdir_like(dest, entry.stat(follow_symlinks=False), 0o755)
-
-
-def _mkdir_like(dest: Path, st: os.stat_result | None, mode: int) -> None:
-    if dest.exists() or dest.is_symlink():
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.mkdir()
-    if st is not None:
-        mode = stat.S_IMODE(st.st_mode)
-        try:
-            os.chown(dest, st.st_uid, st.st_gid)
-        except PermissionError:  # not root (the process driver's tests): keep our own
-            pass
-    os.chmod(dest, mode)
 
 
 def build_spec(b: BundleInput) -> dict[str, Any]:
