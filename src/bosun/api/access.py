@@ -14,6 +14,7 @@ import copy
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from bosun.aio import cancel_and_wait
@@ -67,7 +68,8 @@ async def _peek_body(request: web.Request) -> bytes:
     creates of Nodes and Leases come here (a few per node's life)."""
     data = await read_body(request)
     if isinstance(request, web.BaseRequest):
-        request._payload = _Body(data)  # type: ignore[assignment]  # aiohttp has no public way
+        # aiohttp has no public way: ``content`` is a cached property over ``_payload``.
+        request._payload = request._cache["content"] = _Body(data)  # type: ignore[assignment]
     else:
         request.content = _Body(data)  # type: ignore[assignment]  # LocalRequest
     return data
@@ -106,8 +108,6 @@ class AccessControl:
         node = user.node_name
         if node is not None and attrs.verb == "create" and attrs.resource in ("nodes", "leases"):
             try:
-                import orjson
-
                 body = orjson.loads(await _peek_body(request))
             except ValueError:
                 body = {}
