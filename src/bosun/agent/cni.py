@@ -53,6 +53,10 @@ class CniConfig:
     # host-local's lease files. The standard place by default, so that two agents sharing
     # a host and a network (tests, `bosun up` next to `bosun agent`) never hand out one IP twice.
     ipam_dir: str | None = None
+    # False: the runtime brings ``lo`` up itself when it makes the namespace (the oci driver
+    # does, see runtime/podns.py), so the loopback plugin is not run: one Go program less
+    # per pod ADD and DEL.
+    loopback: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,7 +123,7 @@ class Cni:
         }
         if c.mtu:
             bridge["mtu"] = c.mtu
-        return [{"type": "loopback"}, bridge,
+        return [*([{"type": "loopback"}] if c.loopback else []), bridge,
                 {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}]
 
     def _find(self, plugin: str) -> str:

@@ -1,11 +1,11 @@
 """The ``oci`` driver: real containers with crun (or runc), images, cgroups and CNI networking.
 
 Sandbox (what a pod's containers share): persistent namespaces instead of a pause process.
-``unshare --net=F --ipc=F --uts=F hostname POD`` makes the pod's network, IPC and UTS
-namespaces and bind-mounts them on files under ``sandboxes/<pod uid>/ns/``, so they live
-with no process in them and survive agent restarts; CNI attaches the network namespace to
-the node bridge; containers join the three by path and get their own mount and PID
-namespaces. ``hostNetwork`` pods keep the host's network and UTS namespaces.
+:mod:`~bosun.agent.runtime.podns` makes the pod's network, IPC and UTS namespaces (in a
+thread, no process: the hostname set, ``lo`` up) and bind-mounts them on files under
+``sandboxes/<pod uid>/ns/``, so they live with no process in them and survive agent
+restarts; CNI attaches the network namespace to the node bridge; containers join the three
+by path and get their own mount and PID namespaces. ``hostNetwork`` pods keep the host's network and UTS namespaces.
 
 Containers: the shim of :mod:`bosun.agent.runtime.shim` (which outlives the agent, writes the
 CRI log and ``exit.json``) runs ``<runtime> run --detach`` as the container's child subreaper:
@@ -63,6 +63,7 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
+from bosun.agent.runtime.podns import make_namespaces_async
 from bosun.agent.runtime.shim import proc_starttime
 from bosun.agent.runtime.shim_start import ShimStarter
 
@@ -170,7 +171,7 @@ class OciDriver:
         self.cgroups = cgroups.Cgroups(cgroup_parent)
         self.ipam_dir = ipam_dir
         self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
-                                               ipam_dir=ipam_dir))
+                                               ipam_dir=ipam_dir, loopback=False))
         self.images = ImageStore(images_dir or root / "images")
         self.insecure_registries = tuple(insecure_registries)
         self.pull_timeout = pull_timeout
@@ -190,7 +191,7 @@ class OciDriver:
         """The node's spec.podCIDR is known only after registration; new pods use it."""
         self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=cidr, bridge=self.cni.config.bridge,
                                                     network_name=self.cni.config.network_name,
-                                                    ipam_dir=self.ipam_dir))
+                                                    ipam_dir=self.ipam_dir, loopback=False))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -325,17 +326,11 @@ class OciDriver:
             status.netns_path = str(nsdir / "net")
         try:
             self._save_sandbox(status, extra)  # first, so that a failure half-way can be cleaned up
-            args = [f"--ipc={nsdir / 'ipc'}"]
-            (nsdir / "ipc").touch()
-            if not config.host_network:
-                for ns in ("net", "uts"):
-                    (nsdir / ns).touch()
-                args += [f"--net={nsdir / 'net'}", f"--uts={nsdir / 'uts'}"]
-                code, out = await _run("unshare", *args, "hostname", config.hostname[:63])
-            else:
-                code, out = await _run("unshare", *args, "true")
-            if code != 0:
-                raise DriverError("SandboxError", f"cannot create the pod's namespaces: {out}")
+            kinds = ("ipc",) if config.host_network else ("ipc", "net", "uts")
+            try:
+                await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
+            except OSError as e:
+                raise DriverError("SandboxError", f"cannot create the pod's namespaces: {e}") from e
             r = config.resources
             self.cgroups.create(cg, cgroups.Limits(cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us,
                                                    memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
