@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import shutil
 import socket
@@ -39,6 +40,9 @@ POD_START_SLOTS = 16
 class Agent:
     def __init__(self, client: Client, config: AgentConfig, driver: RuntimeDriver, *,
                  node_ip: str | None = None) -> None:
+        # A client of our own over the caller's connection pool: start() trades its credential
+        # for the node's own (bosun.security.nodecreds), which must not change the caller's.
+        client = Client(dataclasses.replace(client.config), timeout=client.timeout, transport=client.transport)
         self.client = client
         self.config = config
         self.driver = driver
