@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bosun.security.authz.rules import rule, url_rule
-from bosun.security.identity import AUTHENTICATED, BOOTSTRAPPERS, MASTERS
+from bosun.security.identity import AUTHENTICATED, BOOTSTRAPPERS, MASTERS, NODES
 
 API = "rbac.authorization.k8s.io/v1"
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
@@ -120,5 +120,5 @@ def default_cluster_role_bindings() -> list[dict[str, Any]]:
         cluster_binding("system:basic-user", "system:basic-user", groups=(AUTHENTICATED,)),
         cluster_binding("system:public-info-viewer", "system:public-info-viewer", groups=(AUTHENTICATED,)),
         cluster_binding("system:bosun:node-bootstrapper", "system:bosun:node-bootstrapper",
-                        groups=(BOOTSTRAPPERS,)),
+                        groups=(BOOTSTRAPPERS, NODES)),  # nodes renew only their own (reviews.py)
     ]
