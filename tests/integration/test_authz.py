@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
+from tests.conftest import RunningServer, start_server
 
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.security.tokens import create_join_token, create_user_token
-from tests.conftest import RunningServer, start_server
 
 
 @pytest.fixture(scope="module")
