@@ -74,6 +74,7 @@ class PodWorker:
         self._wake = asyncio.Event()
         self._wake_at: float | None = None
         self._sandbox: SandboxStatus | None = None
+        self._listed: list[ContainerStatus] = []  # every attempt, as the last _containers() saw them
         self._backoff: dict[str, float] = {}
         self._waiting: dict[str, tuple[str, str]] = {}
         # container -> (image, next pull at, current delay, last error): ImagePullBackOff.
@@ -159,7 +160,8 @@ class PodWorker:
         """(latest, previous) attempt of each container name."""
         latest: dict[str, ContainerStatus] = {}
         previous: dict[str, ContainerStatus] = {}
-        for st in sorted(await self.driver.list_containers(self.uid), key=lambda s: s.attempt):
+        self._listed = await self.driver.list_containers(self.uid)
+        for st in sorted(self._listed, key=lambda s: s.attempt):
             if st.name in latest:
                 previous[st.name] = latest[st.name]
             latest[st.name] = st
@@ -464,8 +466,9 @@ class PodWorker:
                 log.info("pod %s/%s: final delete: %s", self.namespace, self.name, e)
 
     async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
-        """Keep the latest and the previous attempt of each container (for logs --previous)."""
-        for st in await self.driver.list_containers(self.uid):
+        """Keep the latest and the previous attempt of each container (for logs --previous).
+        Called right after :meth:`_containers`, whose listing it reuses."""
+        for st in self._listed:
             cur = latest.get(st.name)
             if cur is not None and st.attempt < cur.attempt - 1 and st.state == ContainerState.EXITED:
                 await self.driver.remove_container(st.id)

@@ -196,6 +196,9 @@ class OciDriver:
         # meta.json never changes once written: caching it lets a pod's worker list its own
         # containers without reading every other pod's files (100 pods were O(n^2) reads).
         self._meta: dict[str, dict[str, Any]] = {}
+        # Container ids per pod uid (built by one scan on first use, then kept up to date):
+        # a pod's worker lists its containers three times per sync.
+        self._by_pod: dict[str, set[str]] | None = None
 
     @property
     def pod_cidr(self) -> str:
@@ -454,6 +457,8 @@ class OciDriver:
         except BaseException:
             await self._cleanup_dir(cid, cg)
             raise
+        if self._by_pod is not None:
+            self._by_pod.setdefault(config.pod_uid, set()).add(cid)
         return cid
 
     def _prepare_container(self, cid: str, cg: str, sdata: dict[str, Any], sandbox: SandboxStatus,
@@ -522,7 +527,7 @@ class OciDriver:
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
-        self._meta.pop(cid, None)
+        self._unindex(cid)
         unmount(str(d / "bundle" / "rootfs"))
         await asyncio.to_thread(self.cgroups.remove, cg)
         shutil.rmtree(d, ignore_errors=True)
@@ -629,17 +634,33 @@ class OciDriver:
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
         self._reap()
+        if pod_uid is None:
+            croot = self.root / "containers"
+            ids = [e.name for e in os.scandir(croot)] if croot.is_dir() else []
+        else:
+            ids = sorted(self._pod_index().get(pod_uid, ()))
         out: list[ContainerStatus] = []
-        croot = self.root / "containers"
-        if not croot.is_dir():
-            return out
-        for entry in os.scandir(croot):
-            if pod_uid is not None and (self._meta_of(entry.name) or {}).get("pod_uid") != pod_uid:
-                continue
-            st = self._status(entry.name)
+        for cid in ids:
+            st = self._status(cid)
             if st is not None and (pod_uid is None or st.pod_uid == pod_uid):
                 out.append(st)
         return out
+
+    def _pod_index(self) -> dict[str, set[str]]:
+        if self._by_pod is None:
+            index: dict[str, set[str]] = {}
+            croot = self.root / "containers"
+            for entry in os.scandir(croot) if croot.is_dir() else ():
+                meta = self._meta_of(entry.name)
+                if meta is not None:
+                    index.setdefault(str(meta.get("pod_uid")), set()).add(entry.name)
+            self._by_pod = index
+        return self._by_pod
+
+    def _unindex(self, cid: str) -> None:
+        meta = self._meta.pop(cid, None)
+        if meta is not None and self._by_pod is not None:
+            self._by_pod.get(str(meta.get("pod_uid")), set()).discard(cid)
 
     async def _wait_exit(self, cid: str, seconds: float) -> bool:
         d = self._dir(cid)
@@ -675,6 +696,7 @@ class OciDriver:
     async def remove_container(self, container_id: str) -> None:
         d = self._dir(container_id)
         if not d.exists():
+            self._unindex(container_id)
             return
         meta = _read_json(d / "meta.json") or {}
         st = self._status(container_id)
@@ -685,8 +707,9 @@ class OciDriver:
         unmount(str(d / "bundle" / "rootfs"))
         if meta.get("cgroup"):
             await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
+        self._meta_of(container_id)  # cached, so that it is found in the index
         shutil.rmtree(d, ignore_errors=True)
-        self._meta.pop(container_id, None)
+        self._unindex(container_id)
 
     # -- exec and stats -------------------------------------------------------------------------
 

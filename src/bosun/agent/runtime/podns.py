@@ -11,6 +11,7 @@ and no other thread of the agent ever runs inside them (the thread is never reus
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import ctypes
 import fcntl
@@ -99,5 +100,7 @@ async def make_namespaces_async(files: dict[str, Path], hostname: str = "") -> N
             err = e
         loop.call_soon_threadsafe(done, err)
 
-    threading.Thread(target=run, name="bosun-podns", daemon=True).start()
+    # Not threading.Thread: its start() blocks the loop until the new thread has run, which
+    # under a busy GIL took longer than the thread's whole work.
+    _thread.start_new_thread(run, ())
     await asyncio.shield(fut)  # a cancelled caller never leaves mounts half made unknown
