@@ -443,6 +443,53 @@ def check_storageclass(o: Any) -> None:
     assert (o.reclaim_policy, o.volume_binding_mode) == ("Delete", "Immediate")
 
 
+RULE = m.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get", "list"])
+
+
+def make_role(name: str, labels: dict[str, str]) -> Any:
+    return m.V1Role(metadata=meta(name, labels), rules=[RULE])
+
+
+def make_clusterrole(name: str, labels: dict[str, str]) -> Any:
+    return m.V1ClusterRole(metadata=meta(name, labels), rules=[RULE])
+
+
+def _binding(cls: Any, name: str, labels: dict[str, str], kind: str) -> Any:
+    return cls(metadata=meta(name, labels), role_ref=m.V1RoleRef(api_group="rbac.authorization.k8s.io", kind=kind,
+                                                               name="view"),
+               subjects=[m.RbacV1Subject(kind="User", name="jane", api_group="rbac.authorization.k8s.io")])
+
+
+def make_rolebinding(name: str, labels: dict[str, str]) -> Any:
+    return _binding(m.V1RoleBinding, name, labels, "ClusterRole")
+
+
+def make_clusterrolebinding(name: str, labels: dict[str, str]) -> Any:
+    return _binding(m.V1ClusterRoleBinding, name, labels, "ClusterRole")
+
+
+def check_rules(o: Any) -> None:
+    assert [(r.api_groups, r.resources, r.verbs) for r in o.rules] == [([""], ["pods"], ["get", "list"])]
+
+
+def check_binding(o: Any) -> None:
+    assert (o.role_ref.kind, o.role_ref.name) == ("ClusterRole", "view")
+    assert [(s.kind, s.name) for s in o.subjects] == [("User", "jane")]
+
+
+RBAC = client.RbacAuthorizationV1Api
+PATCHED_RULES = {"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]}
+PATCHED_SUBJECTS = {"subjects": [{"kind": "Group", "name": "qa", "apiGroup": "rbac.authorization.k8s.io"}]}
+
+
+def _rules_patched(o: Any) -> bool:
+    return o.rules[0].verbs == ["get", "list", "watch"] or _fail(o.rules)
+
+
+def _subjects_patched(o: Any) -> bool:
+    return [(s.kind, s.name) for s in o.subjects] == [("Group", "qa")] or _fail(o.subjects)
+
+
 KINDS: list[Kind] = [
     Kind("namespaces", "", client.CoreV1Api, "namespace", make_namespace, check_namespace),
     Kind("pods", "", client.CoreV1Api, "namespaced_pod", make_pod, check_pod,
@@ -498,6 +545,14 @@ KINDS: list[Kind] = [
     Kind("storageclasses", "storage.k8s.io", client.StorageV1Api, "storage_class", make_storageclass,
          check_storageclass, {"allowVolumeExpansion": True},
          lambda o: o.allow_volume_expansion is True or _fail(o)),
+    Kind("roles", "rbac.authorization.k8s.io", RBAC, "namespaced_role", make_role, check_rules, PATCHED_RULES,
+         _rules_patched),
+    Kind("clusterroles", "rbac.authorization.k8s.io", RBAC, "cluster_role", make_clusterrole, check_rules,
+         PATCHED_RULES, _rules_patched),
+    Kind("rolebindings", "rbac.authorization.k8s.io", RBAC, "namespaced_role_binding", make_rolebinding,
+         check_binding, PATCHED_SUBJECTS, _subjects_patched),
+    Kind("clusterrolebindings", "rbac.authorization.k8s.io", RBAC, "cluster_role_binding", make_clusterrolebinding,
+         check_binding, PATCHED_SUBJECTS, _subjects_patched),
 ]
 
 

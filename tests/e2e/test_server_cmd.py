@@ -75,7 +75,8 @@ def test_token_create_prints_a_join_token_the_server_accepts(tmp_path: Path) -> 
     assert p.returncode == 0, p.stderr
     tok = p.stdout.strip()
     assert len(tok.split(".")) == 2 and "bosun agent --server" in p.stderr
-    assert TokenAuthenticator(tmp_path).authenticate(f"Bearer {tok}") == "system:node-bootstrap"
+    user = TokenAuthenticator(tmp_path).authenticate(f"Bearer {tok}")
+    assert user is not None and user.name == "system:bootstrap:" + tok.split(".")[0]
     bad = subprocess.run([BOSUN, "token", "create", "--data-dir", str(tmp_path), "--ttl", "soon"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
