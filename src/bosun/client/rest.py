@@ -52,7 +52,7 @@ def resource_path(
     return path
 
 
-def _ssl_context(config: ClusterConfig) -> ssl.SSLContext | bool:
+def ssl_context(config: ClusterConfig) -> ssl.SSLContext | bool:
     if not config.server.startswith("https"):
         return False
     if config.insecure:
@@ -89,11 +89,17 @@ class Client:
         server's process passes a :class:`~bosun.client.transport.LocalTransport`."""
         self.config = config
         self.timeout = timeout
-        self._ssl = _ssl_context(config)
+        self._ssl = ssl_context(config)
         self.transport: Transport = transport or HttpTransport(config.server, self._ssl, timeout)
         self._headers: dict[str, str] = {"User-Agent": "bosun-client/0.1"}
         if config.token:
             self._headers["Authorization"] = f"Bearer {config.token}"
+
+    def set_token(self, token: str) -> None:
+        """Authenticate every later request with ``token`` (a node trading its join token for
+        its own credential keeps its connections and informers)."""
+        self.config.token = token
+        self._headers["Authorization"] = f"Bearer {token}"
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Client:

@@ -21,7 +21,7 @@ import orjson
 
 from bosun.client.errors import ApiError
 from bosun.client.kubeconfig import ClusterConfig
-from bosun.client.rest import _ssl_context
+from bosun.client.rest import ssl_context
 
 JSON_PATCH = {"merge": b"application/merge-patch+json", "json": b"application/json",
               "strategic": b"application/strategic-merge-patch+json"}
@@ -101,7 +101,7 @@ class LeanHttp:
         self.host = url.hostname or "127.0.0.1"
         self.tls = url.scheme == "https"
         self.port = url.port or (443 if self.tls else 80)
-        ctx = _ssl_context(config)
+        ctx = ssl_context(config)
         self._ssl: ssl.SSLContext | None = None
         if self.tls:
             if isinstance(ctx, ssl.SSLContext):

@@ -49,8 +49,7 @@ def _save(path: Path, token: str) -> None:
 
 def use_token(client: Client, token: str) -> None:
     """Make every later request of ``client`` (and of everything sharing it) use ``token``."""
-    client.config.token = token
-    client._headers["Authorization"] = f"Bearer {token}"
+    client.set_token(token)
 
 
 async def _works(client: Client, token: str, node: str) -> bool:
