@@ -472,7 +472,7 @@ class OciDriver:
         rootfs.mkdir(parents=True)
         binds: list[ob.BindMount] = []
         if host_image:
-            binds = ob.host_image_rootfs(rootfs)
+            binds = self._host_root(d, rootfs)
         else:
             assert rec is not None
             (d / "upper").mkdir()
@@ -524,6 +524,19 @@ class OciDriver:
             "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
             "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
             "log_path": str(config.log_path), "labels": labels, "cgroup": cg, "runtime": self.runtime})
+
+    def _host_root(self, d: Path, rootfs: Path) -> list[ob.BindMount]:
+        """The `host` image's root: an overlay on the node's template; where overlay cannot
+        be mounted (the driver root on overlayfs or tmpfs) the skeleton is made in place."""
+        try:
+            template = ob.host_image_template(self.root / "host-image")
+            (d / "upper").mkdir()
+            (d / "work").mkdir()
+            mount_overlay([template], d / "upper", d / "work", rootfs)
+            return ob.host_binds()
+        except OSError as e:
+            log.debug("host image root without overlay: %s", e)
+            return ob.host_image_rootfs(rootfs)
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
