@@ -50,31 +50,6 @@ def _split_key(key: str) -> tuple[str, str]:
     return (parts[3], parts[4]) if len(parts) == 5 else ("", parts[-1])
 
 
-class _Body:
-    """A request body already read, handed back to the handler (see ``_peek_body``)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data, self._pos = data, 0
-
-    async def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk = self._data[self._pos:end]
-        self._pos += len(chunk)
-        return chunk
-
-
-async def _peek_body(request: web.Request) -> bytes:
-    """Read the body for an admission check and put it back for the handler. Only node
-    creates of Nodes and Leases come here (a few per node's life)."""
-    data = await read_body(request)
-    if isinstance(request, web.BaseRequest):
-        # aiohttp has no public way: ``content`` is a cached property over ``_payload``.
-        request._payload = request._cache["content"] = _Body(data)  # type: ignore[assignment]
-    else:
-        request.content = _Body(data)  # type: ignore[assignment]  # LocalRequest
-    return data
-
-
 class AccessControl:
     def __init__(self, auth: TokenAuthenticator | None, storage: Storage, cache: WatchCache) -> None:
         self.auth = auth
@@ -108,7 +83,7 @@ class AccessControl:
         node = user.node_name
         if node is not None and attrs.verb == "create" and attrs.resource in ("nodes", "leases"):
             try:
-                body = orjson.loads(await _peek_body(request))
+                body = orjson.loads(await read_body(request))
             except ValueError:
                 body = {}
             why = admit_create(node, attrs, body if isinstance(body, dict) else {})

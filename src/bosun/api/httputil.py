@@ -30,8 +30,16 @@ def error_response(exc: APIError) -> web.Response:
     return json_response(exc.status(), status=exc.code)
 
 
+BODY_KEY = "bosun.body"
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The raw body, refusing anything over 3 MiB with 413 before reading it all."""
+    """The raw body, refusing anything over 3 MiB with 413 before reading it all. Read once:
+    a check before the handler (admission of a node's own objects) and the handler share it
+    through the request's own storage."""
+    cached: bytes | None = request.get(BODY_KEY)
+    if cached is not None:
+        return cached
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large()
     chunks: list[bytes] = []
@@ -44,7 +52,9 @@ async def read_body(request: web.Request) -> bytes:
         if size > MAX_BODY:
             raise errors.too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
+    data = b"".join(chunks)
+    request[BODY_KEY] = data
+    return data
 
 
 def parse_object(body: bytes, content_type: str) -> dict[str, Any]:

@@ -126,6 +126,16 @@ class LocalRequest(HeadersMixin):
         self.match_info: Any = None
         self._payload_writer = writer
         self._rel_url: URL | None = None
+        self._state: dict[str, Any] = {}  # web.Request's per-request storage
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._state.get(key, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
