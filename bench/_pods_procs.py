@@ -169,6 +169,33 @@ def memory_breakdown(root_pid: int) -> dict[str, dict[str, float]]:
     }}
 
 
+def tree_cpu_seconds(root_pid: int) -> float:
+    """CPU of `bosun up` and every process below it (zygote, shims, containers), each with
+    the CPU of the children it already reaped (CNI plugins, crun): what the node spent,
+    whatever else shares the machine. Shims the zygote's kernel auto-reaped are not counted
+    (none end while pods start)."""
+    tck = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            f = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = (int(f[1]), sum(int(x) for x in f[11:15]) / tck)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo += children.get(pid, [])
+    return total
+
+
 def leftovers(data_dir: Path) -> list[str]:
     """Processes still running that belong to this cluster: shims and runtimes whose command
     line names its data dir (the shim's state dir and runc's --root both live under it)."""

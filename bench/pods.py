@@ -42,7 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import NAMESPACES
 from _pods_phase import VARIANTS, delete_pods, run_pods
-from _pods_procs import BosunUp, leftovers, memory_breakdown, runtime_state_leftovers, start_bosun_up
+from _pods_procs import (
+    BosunUp,
+    leftovers,
+    memory_breakdown,
+    runtime_state_leftovers,
+    start_bosun_up,
+    tree_cpu_seconds,
+)
 from _procs import ROOT, cpu_seconds
 from _swarm import run_swarm
 from bosun.api.registry import by_plural
@@ -161,7 +168,7 @@ async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], res
                 spy = None
                 if args.profile and n == max(sizes) and variant == variants[0]:
                     spy = start_profile(up.pid, args.profile / f"pods-{n}-{variant}.{args.profile_format}")
-                cpu0 = cpu_seconds(up.pid)
+                cpu0, node0 = cpu_seconds(up.pid), tree_cpu_seconds(up.pid)
                 try:
                     step = await run_pods(client, ns, n, variant, data_dir=up.data_dir)
                 finally:
@@ -169,6 +176,7 @@ async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], res
                         stop_profile(spy)
                 step["variant"] = variant
                 step["bosun_cpu_s"] = round(cpu_seconds(up.pid) - cpu0, 2)
+                step["node_cpu_s"] = round(tree_cpu_seconds(up.pid) - node0, 2)
                 if n == max(sizes) and variant == variants[0]:
                     await asyncio.sleep(2)
                     result[f"memory_{n}_pods"] = memory_breakdown(up.pid)
@@ -186,7 +194,7 @@ def _step_line(s: dict[str, Any]) -> str:
     return (f"{s['pods']:>5} {s['variant']:<6} ready {s['ready']:>3}/{s['pods']:<3} "
             f"all Running {s['all_running_s'] or '-':>7} s  all Ready {s['all_ready_s'] or '-':>7} s  "
             f"running p50 {r['p50_ms']:>7} p99 {r['p99_ms']:>7} ms  ready p50 {d['p50_ms']:>7} "
-            f"p99 {d['p99_ms']:>7} ms  bosun cpu {s['bosun_cpu_s']} s")
+            f"p99 {d['p99_ms']:>7} ms  bosun cpu {s['bosun_cpu_s']} s  node cpu {s.get('node_cpu_s', '-')} s")
 
 
 def _mem_line(label: str, m: dict[str, Any]) -> str:
