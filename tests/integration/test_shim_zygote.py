@@ -103,6 +103,21 @@ async def test_zygote_stops_when_closed_and_exec_is_the_fallback(tmp_path: Path)
     broken.close()
 
 
+async def test_forked_shim_says_when_its_command_runs(tmp_path: Path, starter: ShimStarter) -> None:
+    a = _state(tmp_path, "a", ["sleep", "30"])
+    shim = await starter.start(a)
+    try:
+        await asyncio.wait_for(shim.wait_started(10.0), 5.0)
+        assert (a / "pid").exists() and not (a / "exit.json").exists()
+    finally:
+        os.kill(shim.pid, signal.SIGKILL)
+    bad = _state(tmp_path, "bad", ["/no/such/program"])
+    failed = await starter.start(bad)
+    await asyncio.wait_for(failed.wait_started(10.0), 5.0)  # the end of the stream: it exited
+    await _until(lambda: (bad / "exit.json").exists())
+    assert json.loads((bad / "exit.json").read_text())["reason"] == "StartError"
+
+
 async def test_long_state_paths_still_reach_the_zygote(tmp_path: Path) -> None:
     deep = tmp_path / ("x" * 60) / ("y" * 60)
     starter = ShimStarter(deep)

@@ -556,6 +556,7 @@ class OciDriver:
         if proc.popen is not None:
             self._shims[container_id] = proc.popen
         (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
+        await proc.wait_started(60.0)  # a forked shim says when: then the first look below sees it
         deadline = time.monotonic() + 60
         step = 0.005
         while time.monotonic() < deadline:

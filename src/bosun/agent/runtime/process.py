@@ -343,6 +343,7 @@ class ProcessDriver:
         if proc.popen is not None:
             self._shims[container_id] = proc.popen
         (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
+        await proc.wait_started(60.0)  # a forked shim says when: then the first look below sees it
         # Wait until the command runs or failed to start, so that StartError reaches the caller.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -283,7 +283,7 @@ def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
 
 def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir: str, cmd: list[str],
         env: dict[str, str], log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "",
-        hide_mount: str = "") -> int:
+        hide_mount: str = "", notify_fd: int = -1) -> int:
     state, log_path = os.fspath(state), os.fspath(log_path)
     started = time.time()
     if detached_pid_file:
@@ -309,6 +309,7 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
             _write_json(f"{state}/exit.json", {"exit_code": rt_code, "started_at": started,
                                               "finished_at": time.time(), "reason": "Error", "message": ""})
             return 0
+    _notify(notify_fd)
     log = RotatingLog(log_path, log_max_bytes, log_max_files)
     try:
         _copy_output(out_fd, err_fd, log)
@@ -324,7 +325,23 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
     return 0
 
 
-def main(argv: list[str]) -> int:
+def _notify(fd: int) -> None:
+    """Tell whoever started us (through the zygote) that the command runs: one line, then
+    the fd is closed. When the command fails to start it is closed only by our exit, after
+    exit.json is written: either way the starter needs no polling."""
+    if fd < 0:
+        return
+    try:
+        os.write(fd, b"started\n")
+    except OSError:
+        pass
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def main(argv: list[str], notify_fd: int = -1) -> int:
     if len(argv) != 1:
         print("usage: shim STATE_DIR", file=sys.stderr)
         return 2
@@ -337,7 +354,7 @@ def main(argv: list[str]) -> int:
     return run(state, str(spec["log_path"]), str(spec.get("working_dir") or ""),
                [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()},
                int(spec.get("log_max_bytes") or 0), int(spec.get("log_max_files") or 5),
-               str(spec.get("detached_pid_file") or ""), str(spec.get("hide_mount") or ""))
+               str(spec.get("detached_pid_file") or ""), str(spec.get("hide_mount") or ""), notify_fd)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from bosun.agent.runtime.shim import proc_starttime, shim_argv
 from bosun.agent.runtime.zygote import zygote_argv
 
 SOCKET_NAME = "zygote.sock"
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 NOT_OURS = 255
 """Exit code :meth:`ShimProc.poll` gives for an ended shim that was not our child (its
 status went to the zygote): the shim's own files say how its container ended."""
@@ -29,10 +30,26 @@ status went to the zygote): the shim's own files say how its container ended."""
 class ShimProc:
     """A started shim: the agent's child (exec fallback) or the zygote's."""
 
-    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None,
+                 conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None) -> None:
         self.pid = pid
         self.popen = popen
         self.starttime = proc_starttime(pid)
+        self._conn = conn
+
+    async def wait_started(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Until a forked shim's command runs or could not start (its files then say which);
+        at once for a shim started by exec, whose starter polls its files instead."""
+        if self._conn is None:
+            return
+        reader, writer = self._conn
+        self._conn = None
+        try:
+            await asyncio.wait_for(reader.readline(), timeout)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
 
     @property
     def forked(self) -> bool:
@@ -76,23 +93,24 @@ class ShimStarter:
 
     async def start(self, state: Path) -> ShimProc:
         if self.use_zygote:
-            pid = await self._fork(state)
+            pid, conn = await self._fork(state)
             if pid:
-                return ShimProc(pid)
+                return ShimProc(pid, conn=conn)
         popen = await spawn.in_pool(lambda: exec_shim(state))
         return ShimProc(popen.pid, popen)
 
-    async def _fork(self, state: Path) -> int:
+    async def _fork(self, state: Path) -> tuple[int, _Conn | None]:
         for attempt in range(2):
             if not await self._ensure():
-                return 0
-            pid = await self._ask(state)
+                return 0, None
+            pid, conn = await self._ask(state)
             if pid or attempt:
-                return pid
+                return pid, conn
             self._stop_zygote()  # alive but not answering: start a new one once
-        return 0
+        return 0, None
 
-    async def _ask(self, state: Path) -> int:
+    async def _ask(self, state: Path) -> tuple[int, _Conn | None]:
+        """The forked shim's pid and the connection it reports its start on."""
         line_out = _request(state)
         path, dir_fd = str(self.sock), -1
         try:
@@ -101,7 +119,7 @@ class ShimStarter:
                 path = f"/proc/self/fd/{dir_fd}/{self.sock.name}"
             reader, writer = await asyncio.open_unix_connection(path)
         except OSError:
-            return 0
+            return 0, None
         finally:
             if dir_fd >= 0:
                 os.close(dir_fd)
@@ -109,11 +127,13 @@ class ShimStarter:
             writer.write(line_out)
             line = await asyncio.wait_for(reader.readline(), 10.0)
         except (OSError, TimeoutError):
-            return 0
-        finally:
             writer.close()
+            return 0, None
         text = line.decode(errors="replace").strip()
-        return int(text) if text.isdigit() else 0
+        if not text.isdigit():
+            writer.close()
+            return 0, None
+        return int(text), (reader, writer)
 
     async def _ensure(self) -> bool:
         if self._proc is not None and self._proc.poll() is None and self.sock.exists():

@@ -11,7 +11,9 @@ what they write.
 
 Protocol: a unix stream socket (``zygote.sock`` in the driver's state dir). The driver
 connects, sends one line, the absolute path of a shim state dir holding ``spec.json``, and
-reads one line back: the child's pid, or ``error <text>``. The child starts a new session,
+reads one line back: the child's pid, or ``error <text>``; then a second line, ``started``,
+once the container runs, or the end of the stream when it could not start (the shim keeps
+the connection until then: the driver waits without polling). The child starts a new session,
 puts its stdin/stdout on /dev/null and its stderr on ``<state>/shim.log``, and runs
 :func:`bosun.agent.runtime.shim.main` for that dir; it reports nothing else (the shim's files
 are the interface, as for a shim started by exec). The zygote lets the kernel reap its
@@ -46,8 +48,8 @@ def _child(conn: _socket.socket, listener: _socket.socket, state: str) -> None:
     """In the forked child: become the shim of ``state``; never returns."""
     code = 1
     try:
-        conn.close()
         listener.close()
+        notify = conn.detach()  # stays close-on-exec: neither the runtime nor the container get it
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the shim waits for its own children
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.setsid()
@@ -61,7 +63,7 @@ def _child(conn: _socket.socket, listener: _socket.socket, state: str) -> None:
         gc.enable()
         import shim
 
-        code = shim.main([state])
+        code = shim.main([state], notify)
     except BaseException as e:  # the child must end here, whatever happened
         try:
             os.write(2, f"zygote child for {state}: {e!r}\n".encode())
