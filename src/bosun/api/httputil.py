@@ -30,7 +30,7 @@ def error_response(exc: APIError) -> web.Response:
     return json_response(exc.status(), status=exc.code)
 
 
-BODY_KEY = "bosun.body"
+BODY_KEY = web.RequestKey("bosun.body", bytes)
 
 
 async def read_body(request: web.Request) -> bytes:

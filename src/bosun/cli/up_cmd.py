@@ -20,6 +20,7 @@ from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import parse_labels, run_until_signal
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
+from bosun.client.transport import LocalTransport
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 
 
@@ -49,7 +50,12 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
         async def start() -> None:
             await plane.start()
             ca = (data_dir / "pki" / "ca.crt").read_bytes()
-            client = Client(ClusterConfig(server=plane.url, ca_data=ca, token=plane.api.token))
+            # The node agent lives in the server's process and event loop: it reaches the API
+            # in-process (same authentication, authorization and admission), as the
+            # control-plane components do, instead of through TLS to itself.
+            local = plane.api.local if plane.options.local_transport else None
+            client = Client(ClusterConfig(server=plane.url, ca_data=ca, token=plane.api.token),
+                            transport=LocalTransport(local) if local is not None else None)
             state["client"] = client
             ip = "127.0.0.1" if plane.config.host in ("127.0.0.1", "localhost") else ""
             driver = make_driver(runtime, config.runtime_dir, ip or plane.config.host)
