@@ -206,7 +206,7 @@ def leftovers(data_dir: Path) -> list[str]:
 
 def runtime_state_leftovers(data_dir: Path) -> list[str]:
     """Containers the runtime still knows under this cluster's state root."""
-    state = data_dir / "agent" / "runtime" / "runtime-state"
+    state = data_dir / "agent" / "runtime" / "oci" / "runtime-state"  # the oci driver's root
     if not state.is_dir():
         return []
     out = []

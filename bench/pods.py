@@ -127,7 +127,8 @@ async def wait_no_containers(up: BosunUp, wait_s: float = 60) -> float:
     """After a step's pods are gone from the API, their shims must be gone too before the
     next step, or the next step's memory and latency would include the previous one's stops."""
     t0 = time.perf_counter()
-    while memory_breakdown(up.pid)["shims"]["processes"]:
+    sandboxes = up.data_dir / "agent" / "runtime" / "oci" / "sandboxes"  # their network teardown too
+    while memory_breakdown(up.pid)["shims"]["processes"] or (sandboxes.is_dir() and any(sandboxes.iterdir())):
         if time.perf_counter() - t0 > wait_s:
             break
         await asyncio.sleep(0.2)
