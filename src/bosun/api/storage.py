@@ -14,7 +14,7 @@ import builtins
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -23,17 +23,32 @@ from bosun.api.allocators import AllocationError, ServiceAllocator
 from bosun.api.defaults import apply_defaults, apply_update_defaults
 from bosun.api.defaults.storage import pick_default
 from bosun.api.errors import APIError, FieldError
-from bosun.api.objects import as_dict, decode_kv, encode, generated_name, json_copy, meta, new_uid, now_rfc3339
+from bosun.api.objects import (
+    as_dict,
+    decode,
+    decode_kv,
+    encode,
+    generated_name,
+    json_copy,
+    meta,
+    new_uid,
+    now_rfc3339,
+)
 from bosun.api.registry import Resource, by_plural
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.validation import validate, validate_update
+from bosun.security.encryption import DecryptError
 from bosun.store.base import (
     ConflictError,
     KeyExistsError,
+    KeyValue,
     NotFoundError,
     Store,
     UnavailableError,
 )
+
+if TYPE_CHECKING:
+    from bosun.security.encryption import ResourceTransformer
 
 T = TypeVar("T")
 
@@ -149,9 +164,16 @@ class NamespaceTracker:
 class Storage:
     """Create/get/list/update/patch/delete with Kubernetes semantics."""
 
-    def __init__(self, store: Store, namespaces: NamespaceTracker) -> None:
+    def __init__(
+        self, store: Store, namespaces: NamespaceTracker,
+        sealed: dict[str, ResourceTransformer] | None = None,
+    ) -> None:
         self.store = store
         self.namespaces = namespaces
+        # Encryption at rest: group_plural -> transformer for the sealed resources (Secrets).
+        # Every other resource costs one set lookup on its plural per store call.
+        self.sealed: dict[str, ResourceTransformer] = sealed or {}
+        self._sealed_plurals = frozenset(gp.split(".", 1)[0] for gp in self.sealed)
         self.services = ServiceAllocator(store)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
@@ -170,13 +192,36 @@ class Storage:
                 del recent[k]
         self.on_write(key, rev, obj)
 
+    # ---- encryption at rest -------------------------------------------------------------
+
+    def _transformer(self, res: Resource) -> ResourceTransformer | None:
+        if res.plural not in self._sealed_plurals:
+            return None
+        return self.sealed.get(res.group_plural)
+
+    def _load(self, res: Resource, kv: KeyValue) -> dict[str, Any]:
+        """decode_kv, opening sealed values."""
+        if res.plural in self._sealed_plurals:
+            t = self.sealed.get(res.group_plural)
+            if t is not None:
+                return _open(t, kv)
+        return decode_kv(kv)
+
+    def _dump(self, res: Resource, key: str, obj: dict[str, Any]) -> bytes:
+        """encode, sealing the resources the encryption configuration names."""
+        data = encode(obj)
+        if res.plural not in self._sealed_plurals:
+            return data
+        t = self.sealed.get(res.group_plural)
+        return data if t is None else t.to_store(key, data)
+
     # ---- reads -------------------------------------------------------------------------
 
     async def get(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
         kv = await call_store(self.store.get(res.key(ns, name)))
         if kv is None:
             raise errors.not_found(res.plural, name, res.group)
-        return decode_kv(kv)
+        return self._load(res, kv)
 
     async def list(
         self,
@@ -196,6 +241,7 @@ class Storage:
             start, list_rv = _decode_continue(continue_token, prefix)
         items: list[dict[str, Any]] = []
         batch = max(limit * 2, 500) if (labels or fields) else (limit + 1 if limit else 0)
+        sealed = self._transformer(res)
         next_key = ""
         while True:
             kvs, rev = await call_store(self.store.list(prefix, start_key=start, limit=batch))
@@ -205,7 +251,7 @@ class Storage:
                 if limit and len(items) == limit:
                     next_key = kv.key
                     break
-                obj = decode_kv(kv)
+                obj = decode_kv(kv) if sealed is None else _open(sealed, kv)
                 if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):
                     continue
                 if fields is not None and not fields.matches(obj):
@@ -262,7 +308,8 @@ class Storage:
         try:
             for attempt in range(attempts):
                 try:
-                    rev = await call_store(self.store.create(res.key(ns, name), encode(obj)))
+                    key = res.key(ns, name)
+                    rev = await call_store(self.store.create(key, self._dump(res, key, obj)))
                     break
                 except KeyExistsError as exc:
                     if attempt + 1 == attempts:
@@ -295,11 +342,11 @@ class Storage:
                 if kv is None:
                     raise errors.forbidden_request(
                         f'pods "{name}" is forbidden: no PriorityClass with name {cls_name} was found')
-                pc = decode_kv(kv)
+                pc = self._load(PRIORITY_CLASSES, kv)
         elif "priority" not in spec:
             kvs, _ = await call_store(self.store.list(PRIORITY_CLASSES.key_prefix()))
             for kv in kvs:
-                candidate = decode_kv(kv)
+                candidate = self._load(PRIORITY_CLASSES, kv)
                 if candidate.get("globalDefault"):
                     pc = candidate
                     spec["priorityClassName"] = candidate["metadata"]["name"]
@@ -318,7 +365,7 @@ class Storage:
                 "volume.beta.kubernetes.io/storage-class" in ann:
             return
         kvs, _ = await call_store(self.store.list(STORAGE_CLASSES.key_prefix()))
-        default = pick_default([decode_kv(kv) for kv in kvs])
+        default = pick_default([self._load(STORAGE_CLASSES, kv) for kv in kvs])
         if default is not None:
             spec["storageClassName"] = default["metadata"]["name"]
 
@@ -364,7 +411,7 @@ class Storage:
         kv = await call_store(self.store.get(res.key(ns, name)))
         if kv is None:
             raise errors.not_found(res.plural, name, res.group)
-        old = decode_kv(kv)
+        old = self._load(res, kv)
         rv = m.get("resourceVersion")
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
@@ -399,7 +446,7 @@ class Storage:
                 kv = await call_store(self.store.get(key))
                 if kv is None:
                     raise errors.not_found(res.plural, name, res.group)
-                expected, old = kv.mod_revision, decode_kv(kv)
+                expected, old = kv.mod_revision, self._load(res, kv)
             # fn sees the object without its resourceVersion: one in its result was put
             # there by the client (a patch that sets it), which makes it a precondition.
             if fn_copies:
@@ -475,7 +522,7 @@ class Storage:
             return new
         taken = await self._allocate(res, name, new, old) if subresource is None else []
         try:
-            rev = await call_store(self.store.update(key, encode(new), expected))
+            rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
         except ConflictError as exc:
             await self.services.release_keys(taken)
             raise errors.conflict(res.plural, name, res.group) from exc
@@ -511,7 +558,7 @@ class Storage:
             kv = await call_store(self.store.get(res.key(ns, name)))
             if kv is None:
                 raise errors.not_found(res.plural, name, res.group)
-            obj = decode_kv(kv)
+            obj = self._load(res, kv)
             m = obj["metadata"]
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != m.get("uid"):
@@ -532,7 +579,8 @@ class Storage:
                 return obj, False  # already being deleted as asked
             try:
                 if updated is not None:
-                    rev = await call_store(self.store.update(kv.key, encode(updated), kv.mod_revision))
+                    rev = await call_store(self.store.update(kv.key, self._dump(res, kv.key, updated),
+                                                             kv.mod_revision))
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
                     return updated, False
@@ -551,6 +599,17 @@ class Storage:
 
 
 # ---- helpers ---------------------------------------------------------------------------
+
+
+def _open(t: ResourceTransformer, kv: KeyValue) -> dict[str, Any]:
+    """A sealed value as an object; a key that cannot open it is a 500 naming both keys
+    (the fix is in the encryption configuration), never an empty object."""
+    try:
+        plain = t.from_store(kv.key, kv.value)
+    except DecryptError as exc:
+        raise errors.internal(str(exc)) from exc
+    return decode(plain, kv.mod_revision)
+
 
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
