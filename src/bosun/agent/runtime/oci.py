@@ -189,7 +189,7 @@ class OciDriver:
         self.images = ImageStore(images_dir or root / "images")
         self.insecure_registries = tuple(insecure_registries)
         self.pull_timeout = pull_timeout
-        self._starter = ShimStarter(self.state_root)
+        self._starter = ShimStarter(root)  # not in the runtime's state root: runc lists every entry there
         self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims started by exec: our children
         self._reaped_at = 0.0
         self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
@@ -223,7 +223,7 @@ class OciDriver:
         for task in self._pulls.values():
             task.cancel()
         self._reap(force=True)
-        await spawn.in_pool(self._starter.close)
+        self._starter.close()
         if await self.list_sandboxes() or await self.list_containers():
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
