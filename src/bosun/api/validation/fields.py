@@ -99,7 +99,7 @@ class Checker:
         return parent.get(name) if isinstance(parent, dict) else None
 
     def obj(self, parent: Any, name: str, path: str) -> dict[str, Any] | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if not isinstance(v, dict):
@@ -108,7 +108,7 @@ class Checker:
         return v
 
     def lst(self, parent: Any, name: str, path: str) -> list[Any] | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if not isinstance(v, list):
@@ -117,7 +117,7 @@ class Checker:
         return v
 
     def text(self, parent: Any, name: str, path: str) -> str | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if not isinstance(v, str):
@@ -126,7 +126,7 @@ class Checker:
         return v
 
     def integer(self, parent: Any, name: str, path: str) -> int | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if isinstance(v, float) and v.is_integer():
@@ -137,7 +137,7 @@ class Checker:
         return v
 
     def boolean(self, parent: Any, name: str, path: str) -> bool | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if not isinstance(v, bool):
@@ -146,7 +146,7 @@ class Checker:
         return v
 
     def int_or_str(self, parent: Any, name: str, path: str) -> int | str | None:
-        v = self._get(parent, name)
+        v = parent.get(name) if isinstance(parent, dict) else None  # _get, inlined: the hot path
         if v is None:
             return None
         if isinstance(v, float) and v.is_integer():
