@@ -7,13 +7,18 @@ Each server has its own registry (tests run several servers in one process).
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from bosun.api.registry import by_plural
 from bosun.store.base import KeyValue, Store, WatchEvent
@@ -61,51 +66,100 @@ def classify(method: str, path: str, watch: bool) -> tuple[str, str, str, str, s
     return verb, group, version, resource, sub
 
 
+class _Family:
+    """One metric family as plain dict arithmetic: label values -> number (counter, gauge) or
+    per-bucket counts plus sum (histogram). prometheus-client takes a lock and walks its
+    label machinery on every inc/observe, four or five times per API request; these are
+    only ever touched from the server's event loop, so a dict update is enough, and the
+    exposition format is built when /metrics is scraped."""
+
+    __slots__ = ("buckets", "doc", "kind", "labels", "name", "values")
+
+    def __init__(self, kind: str, name: str, doc: str, labels: list[str],
+                 buckets: tuple[float, ...] = ()) -> None:
+        self.kind = kind
+        self.name = name
+        self.doc = doc
+        self.labels = labels
+        self.buckets = buckets
+        self.values: dict[tuple[str, ...], Any] = {}
+
+    def add(self, key: tuple[str, ...], amount: float = 1) -> None:
+        values = self.values
+        values[key] = values.get(key, 0) + amount
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        counts = self.values.get(key)
+        if counts is None:
+            counts = self.values[key] = [0] * (len(self.buckets) + 1) + [0.0]
+        counts[bisect_left(self.buckets, value)] += 1  # le: a value equal to a bound counts in it
+        counts[-1] += value
+
+    def family(self) -> Metric:
+        if self.kind == "histogram":
+            h = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+            bounds = [*(_le(b) for b in self.buckets), "+Inf"]
+            for key, counts in list(self.values.items()):
+                cumulative = list(itertools.accumulate(counts[:-1]))
+                h.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), counts[-1])
+            return h
+        fam: Metric = (CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily)(
+            self.name, self.doc, labels=self.labels)
+        for key, value in list(self.values.items()):
+            fam.add_metric(list(key), value)  # type: ignore[attr-defined]
+        return fam
+
+
+def _le(bound: float) -> str:
+    return floatToGoString(bound)
+
+
+class _Collector(Collector):
+    def __init__(self, families: list[_Family]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return [f.family() for f in self.families]
+
+
 class APIMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["verb", "group", "version", "resource", "subresource"]
-        self.requests = Counter("apiserver_request", "Requests by verb, resource and HTTP code.",
-                                [*labels, "code"], registry=self.registry)
-        self.latency = Histogram("apiserver_request_duration_seconds",
-                                 "Response latency (watches and other long-running requests excluded).",
-                                 labels, buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.inflight = Gauge("apiserver_current_inflight_requests", "Requests being served.",
-                              ["request_kind"], registry=self.registry)
-        self.longrunning = Gauge("apiserver_longrunning_requests", "Open watches and streams.",
-                                 ["verb", "group", "version", "resource"], registry=self.registry)
-        self.watches = Counter("apiserver_watch_requests", "Watches opened.",
-                               ["group", "version", "resource"], registry=self.registry)
-        self.store_latency = Histogram("etcd_request_duration_seconds",
-                                       "Latency of store calls by operation (SQLite or etcd).",
-                                       ["operation"], buckets=_STORE_BUCKETS, registry=self.registry)
-        self.store_errors = Counter("etcd_request_errors", "Store calls that raised.", ["operation"],
-                                    registry=self.registry)
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, cached: prometheus-client rebuilds and locks on every
-        labels() call, a measurable cost on each API request."""
-        key = (id(metric), labels)
-        c = self._children.get(key)
-        if c is None:
-            c = self._children[key] = metric.labels(*labels)
-        return c
+        self.requests = _Family("counter", "apiserver_request", "Requests by verb, resource and HTTP code.",
+                                [*labels, "code"])
+        self.latency = _Family("histogram", "apiserver_request_duration_seconds",
+                               "Response latency (watches and other long-running requests excluded).",
+                               labels, _LATENCY_BUCKETS)
+        self.inflight = _Family("gauge", "apiserver_current_inflight_requests", "Requests being served.",
+                                ["request_kind"])
+        self.longrunning = _Family("gauge", "apiserver_longrunning_requests", "Open watches and streams.",
+                                   ["verb", "group", "version", "resource"])
+        self.watches = _Family("counter", "apiserver_watch_requests", "Watches opened.",
+                               ["group", "version", "resource"])
+        self.store_latency = _Family("histogram", "etcd_request_duration_seconds",
+                                     "Latency of store calls by operation (SQLite or etcd).",
+                                     ["operation"], _STORE_BUCKETS)
+        self.store_errors = _Family("counter", "etcd_request_errors", "Store calls that raised.", ["operation"])
+        self.registry.register(_Collector([
+            self.requests, self.latency, self.inflight, self.longrunning, self.watches,
+            self.store_latency, self.store_errors,
+        ]))
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in ("1", "true")
-        verb, group, version, resource, sub = classify(request.method, request.path, watch)
+        verb, group, version, resource, sub = key = classify(request.method, request.path, watch)
         long_running = verb in ("WATCH", "CONNECT") or (
             sub == "log" and request.query.get("follow", "").lower() in ("1", "true"))
-        kind = "mutating" if request.method in _MUTATING else "readOnly"
+        kind = ("mutating",) if request.method in _MUTATING else ("readOnly",)
         started = time.perf_counter()
         code = 500
-        self.child(self.inflight, kind).inc()
+        self.inflight.add(kind)
         if long_running:
-            self.child(self.longrunning, verb, group, version, resource).inc()
+            self.longrunning.add((verb, group, version, resource))
         if verb == "WATCH":
-            self.child(self.watches, group, version, resource).inc()
+            self.watches.add((group, version, resource))
         try:
             resp = await handler(request)
             code = resp.status
@@ -114,12 +168,12 @@ class APIMetrics:
             code = exc.status
             raise
         finally:
-            self.child(self.inflight, kind).dec()
+            self.inflight.add(kind, -1)
             if long_running:
-                self.child(self.longrunning, verb, group, version, resource).dec()
+                self.longrunning.add((verb, group, version, resource), -1)
             else:
-                self.child(self.latency, verb, group, version, resource, sub).observe(time.perf_counter() - started)
-            self.child(self.requests, verb, group, version, resource, sub, str(code)).inc()
+                self.latency.observe(key, time.perf_counter() - started)
+            self.requests.add((*key, str(code)))
 
     async def handler(self, request: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(self.registry))
@@ -142,10 +196,10 @@ class TimedStore:
         try:
             return await aw
         except Exception:
-            self._m.child(self._m.store_errors, op).inc()
+            self._m.store_errors.add((op,))
             raise
         finally:
-            self._m.child(self._m.store_latency, op).observe(time.perf_counter() - started)
+            self._m.store_latency.observe((op,), time.perf_counter() - started)
 
     async def get(self, key: str) -> KeyValue | None:
         return await self._timed("get", self.inner.get(key))
