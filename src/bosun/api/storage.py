@@ -207,6 +207,13 @@ class Storage:
                 return _open(t, kv)
         return decode_kv(kv)
 
+    def _stale(self, res: Resource, kv: KeyValue) -> bool:
+        """The stored value is not sealed the way this server would write it now."""
+        if res.plural not in self._sealed_plurals:
+            return False
+        t = self.sealed.get(res.group_plural)
+        return t is not None and t.is_stale(kv.value)
+
     def _dump(self, res: Resource, key: str, obj: dict[str, Any]) -> bytes:
         """encode, sealing the resources the encryption configuration names."""
         data = encode(obj)
@@ -415,7 +422,8 @@ class Storage:
         rv = m.get("resourceVersion")
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
-        return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision)
+        return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
+                                         stale=self._stale(res, kv))
 
     async def mutate(
         self,
@@ -440,6 +448,7 @@ class Storage:
             # it (an error, a no-op) is checked again against a store read, so answers are
             # exactly those of a store read.
             cached = self._recent.get(key) if attempt == 0 and not dry_run else None
+            stale = False  # what this server wrote is sealed with its current key
             if cached is not None:
                 expected, old = cached
             else:
@@ -447,6 +456,7 @@ class Storage:
                 if kv is None:
                     raise errors.not_found(res.plural, name, res.group)
                 expected, old = kv.mod_revision, self._load(res, kv)
+                stale = self._stale(res, kv)
             # fn sees the object without its resourceVersion: one in its result was put
             # there by the client (a patch that sets it), which makes it a precondition.
             if fn_copies:
@@ -466,7 +476,8 @@ class Storage:
                     continue
                 raise errors.conflict(res.plural, name, res.group)
             try:
-                out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected)
+                out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
+                                                stale=stale)
             except APIError as exc:
                 if cached is not None or (exc.code == 409 and exc.reason == "Conflict" and not rv):
                     continue
@@ -486,7 +497,12 @@ class Storage:
         subresource: str | None,
         dry_run: bool,
         expected: int,
+        *,
+        stale: bool = False,
     ) -> dict[str, Any]:
+        """``stale``: the stored value is sealed with a key other than the one that writes now
+        (or not at all): an unchanged object is written anyway, which is how rewriting every
+        Secret after a key rotation re-encrypts them, as in Kubernetes."""
         new = _merge_for_update(res, old, new, subresource)
         if subresource is None:
             apply_update_defaults(res, new, old)
@@ -504,7 +520,7 @@ class Storage:
         om, nm = old["metadata"], new["metadata"]
         if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
             nm["generation"] = int(om.get("generation") or 1) + 1
-        if _same(old, new):
+        if _same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
         if dry_run:
             return new

@@ -151,6 +151,11 @@ class ResourceTransformer:
     def is_identity(self) -> bool:
         return all(isinstance(p, Identity) for p in self.providers)
 
+    def is_stale(self, value: bytes) -> bool:
+        """Stored with another key or provider than the writer: worth rewriting."""
+        prefix = self.writer.prefix
+        return not value.startswith(prefix) if prefix else value.startswith(ENCRYPTED_MARK)
+
     def to_store(self, key: str, data: bytes) -> bytes:
         return self.writer.seal(data, key.encode())
 
