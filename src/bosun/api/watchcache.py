@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WATCH_PREFIX = "/registry/"
+LATEST_MAX = 20000  # keys whose last event the cache keeps for the next event's prev
 
 
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
-    __slots__ = ("_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type", "written")
+    __slots__ = ("_before", "_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type",
+                 "written")
 
     def __init__(self, ev: WatchEvent, written: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
         self.type = ev.type
@@ -48,6 +50,9 @@ class CachedEvent:
         self._obj: dict[str, Any] | None = None
         self.written = written
         self._prev: dict[str, Any] | None = None
+        # The cache's previous event for this key: its object is this event's prev, so a
+        # selector watch (a node's pods: spec.nodeName=...) need not decode prev_value.
+        self._before: CachedEvent | None = None
         self._line: bytes | None = None
 
     @property
@@ -62,8 +67,11 @@ class CachedEvent:
 
     @property
     def prev(self) -> dict[str, Any] | None:
+        """The object before this change (for selector watches: did it match before?)."""
         if self._prev is None and self.raw.prev_value is not None:
-            self._prev = decode(self.raw.prev_value, self.revision)
+            before = self._before
+            self._before = None
+            self._prev = before.obj if before is not None else decode(self.raw.prev_value, self.revision)
         return self._prev
 
     def json_line(self) -> bytes:
@@ -130,6 +138,9 @@ class WatchCache:
         self.listeners: list[Callable[[CachedEvent], None]] = []
         # Objects this server just wrote, by (key, revision): their events need no decoding.
         self.written: dict[tuple[str, int], dict[str, Any]] = {}
+        # key -> the last event seen for it (bounded, oldest forgotten first): the next
+        # event's prev. Any gap in what the cache saw (a skipped event, a reset) drops it.
+        self._latest: dict[str, CachedEvent] = {}
         # Encryption at rest: group_plural -> transformer; their events are opened on arrival.
         self.sealed: dict[str, ResourceTransformer] = {}
 
@@ -164,6 +175,7 @@ class WatchCache:
                         opened = self._open(cev.group_plural, ev)
                         if opened is None:
                             self.revision = max(self.revision, ev.revision)
+                            self._latest.pop(ev.key, None)
                             continue
                         cev.raw = opened
                     self._ingest(cev)
@@ -202,6 +214,7 @@ class WatchCache:
             for w in list(ws):
                 w.close()
         self.buffer.clear()
+        self._latest.clear()
         with contextlib.suppress(Exception):
             self.revision = await self.store.current_revision()
         self.oldest = self.revision
@@ -213,6 +226,19 @@ class WatchCache:
             self.oldest = self.buffer[0].revision
         self.buffer.append(ev)
         self.revision = ev.revision
+        latest = self._latest
+        before = latest.pop(ev.key, None)
+        if before is not None:
+            # One link only: the event before keeps no chain of older events alive (it
+            # decodes its own prev, should a late watcher replaying the ring ask).
+            before._before = None
+            if ev.raw.prev_value is not None:
+                ev._before = before
+        if ev.type != "DELETED":
+            latest[ev.key] = ev
+            if len(latest) > LATEST_MAX:
+                for k in list(itertools.islice(latest, LATEST_MAX // 4)):
+                    del latest[k]
         for w in list(self.watchers.get(ev.group_plural, ())):
             w.offer(ev)
         for listener in self.listeners:
