@@ -6,6 +6,10 @@ event loop, their requests go to its in-process dispatcher rather than over HTTP
 itself (``BOSUN_LOCAL_TRANSPORT=0`` forces HTTPS, to compare). They run only while this server holds the
 `bosun-controlplane` Lease, so several servers on one etcd never act twice.
 
+The garbage collector and the namespace finalizer live in the API server (they work from its
+watch cache) but act under the same Lease: they run in whichever server leads, whatever
+``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace``.
+
 A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
 (it runs until cancelled): every such module in :mod:`bosun.controllers` is a controller,
 and :mod:`bosun.scheduler` provides the scheduler. A new controller is a new module, not an
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 
 Component = Callable[["ComponentContext"], Awaitable[None]]
 STRATEGIES = ("spread", "binpack", "random")
+# Kube-controller-manager's names for what the API server's collectors do.
+COLLECTORS = ("garbagecollector", "namespace")
 
 
 @dataclass
@@ -101,7 +107,7 @@ class ControlPlane:
     def __init__(self, config: ServerConfig, options: ControlPlaneOptions | None = None) -> None:
         self.config = config
         self.options = options or ControlPlaneOptions()
-        self.api = APIServer(config)
+        self.api = APIServer(config, collectors=False)  # they run while leading: see _collectors
         self.client: Client | None = None
         self.ctx: ComponentContext | None = None
         self._elector_task: asyncio.Task[None] | None = None
@@ -125,6 +131,8 @@ class ControlPlane:
         await self.api.start()
         try:
             self.components = discover_components(self.options)
+            if any(f"-{name}" not in self.options.controllers for name in COLLECTORS):
+                self.components["apiserver-collectors"] = self._collectors
             if not self.components:
                 return
             ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
@@ -165,6 +173,17 @@ class ControlPlane:
                 await cancel_and_wait(t)
             await self.ctx.informers.stop()
             await self.ctx.close()
+
+    async def _collectors(self, ctx: ComponentContext) -> None:
+        """The API server's garbage collector and namespace finalizer, for as long as this
+        server leads (cancelled when it stops leading)."""
+        gc = "-garbagecollector" not in self.options.controllers
+        ns = "-namespace" not in self.options.controllers
+        try:
+            await self.api.start_collectors(gc=gc, namespaces=ns)
+            await asyncio.Event().wait()
+        finally:
+            await self.api.stop_collectors()
 
     async def _supervise(self, name: str, run: Component) -> None:
         assert self.ctx is not None

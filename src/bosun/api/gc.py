@@ -4,7 +4,9 @@ Kubernetes runs this in the controller manager. It is part of `bosun server` fro
 start because deletion with ``propagationPolicy`` only finishes when someone honours the
 ``orphan`` and ``foregroundDeletion`` finalizers the API puts on the owner. It works from
 the API server's watch cache (no polling) and writes through :class:`Storage`, so every
-write has the API's semantics (validation, optimistic concurrency, finalizers).
+write has the API's semantics (validation, optimistic concurrency, finalizers). In a
+control plane it runs only in the server that holds the `bosun-controlplane` Lease
+(:meth:`bosun.api.server.APIServer.start_collectors`), so servers sharing etcd do not race.
 """
 
 from __future__ import annotations
@@ -48,10 +50,21 @@ class GarbageCollector:
         self._task: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._backlog: list[CachedEvent] = []
+        # Writes made (deletions, owner references and finalizers dropped): shows which of
+        # several servers does the work.
+        self.actions = 0
 
     async def start(self) -> None:
         for res in RESOURCES:
-            items, _, _ = await self.storage.list(res, None)
+            try:
+                items, _, _ = await self.storage.list(res, None)
+            except APIError as exc:
+                if exc.code != 500:
+                    raise
+                # e.g. a Secret sealed with a key this server lacks: collect everything else.
+                log.error("garbage collector: cannot list %s, its owner references are not followed "
+                          "until they are written again: %s", res.group_plural, exc.message)
+                continue
             for obj in items:
                 self._index(res, obj)
         for uid in list(self.deleting):
@@ -183,6 +196,7 @@ class GarbageCollector:
             with contextlib.suppress(APIError):
                 await self.storage.delete(where.res, where.namespace, where.name,
                                           options={"propagationPolicy": policy})
+                self.actions += 1
             return True
         gone_uids = {r["uid"] for r in gone}
         await self._drop_refs(where, gone_uids)
@@ -205,6 +219,7 @@ class GarbageCollector:
             with contextlib.suppress(APIError):
                 await self.storage.delete(dep.res, dep.namespace, dep.name,
                                           options={"propagationPolicy": "Foreground"})
+                self.actions += 1
         if deps:
             return True  # their DELETED events bring the owner back here
         await self._remove_finalizer(where, "foregroundDeletion")
@@ -222,6 +237,7 @@ class GarbageCollector:
 
         with contextlib.suppress(APIError):
             await self.storage.mutate(where.res, where.namespace, where.name, fn)
+            self.actions += 1
 
     async def _remove_finalizer(self, where: Ref, finalizer: str) -> None:
         def fn(obj: dict[str, Any]) -> dict[str, Any]:
@@ -235,3 +251,4 @@ class GarbageCollector:
 
         with contextlib.suppress(APIError):
             await self.storage.mutate(where.res, where.namespace, where.name, fn)
+            self.actions += 1

@@ -1,7 +1,8 @@
 """Namespace deletion: empty a Terminating namespace, then let it go.
 
 Kubernetes does this in the controller manager; it lives next to the API here because a
-namespace cannot be deleted without it and the API server must work on its own.
+namespace cannot be deleted without it and the API server must work on its own. In a
+control plane it runs only in the server that holds the `bosun-controlplane` Lease.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class NamespaceFinalizer:
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        # Namespaces this finalizer finished: shows which of several servers does the work.
+        self.actions = 0
 
     def start(self) -> None:
         for name, phase in self.tracker.phase.items():
@@ -100,6 +103,7 @@ class NamespaceFinalizer:
 
         try:
             await self.storage.mutate(ns_res, None, name, drop_finalizer, subresource="finalize")
+            self.actions += 1
         except APIError as exc:
             if exc.code != 404:
                 raise

@@ -1,4 +1,6 @@
-"""The API server's lifecycle: store, watch cache, PKI, credentials, HTTP listener."""
+"""The API server's lifecycle: store, watch cache, encryption at rest, PKI, credentials,
+HTTP listener, and (unless a control plane runs them under its Lease) the garbage collector
+and the namespace finalizer."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,13 @@ from bosun.api.defaults.storage import local_path_class
 from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
-from bosun.api.registry import by_plural
+from bosun.api.registry import RESOURCES, by_plural
 from bosun.api.rest import RestHandler
 from bosun.api.storage import NamespaceTracker, Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.security.encryption import ensure_config as ensure_encryption_config
+from bosun.security.encryption import load_config as load_encryption_config
 from bosun.security.pki import ensure_pki
 from bosun.security.tokens import TokenAuthenticator, ensure_admin_token
 from bosun.store import open_store
@@ -40,6 +45,9 @@ class ServerConfig:
     tls: bool = True
     # Extra names/IPs for the serving certificate (the listen host is always included).
     hosts: list[str] = field(default_factory=list)
+    # kube-apiserver's --encryption-provider-config; default DATA_DIR/pki/encryption.yaml,
+    # made with a fresh key at the first start (servers sharing a store must share it).
+    encryption_config: Path | None = None
 
     @property
     def host(self) -> str:
@@ -51,15 +59,20 @@ class ServerConfig:
 
 
 class APIServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, collectors: bool = True) -> None:
+        """``collectors``: run the garbage collector and the namespace finalizer from the
+        start. A ControlPlane turns this off and runs them only while it holds the Lease,
+        so that several servers on one etcd do not do the same work twice."""
         self.config = config
+        self.collectors = collectors
         self.store: Store | None = None
         self.cache: WatchCache | None = None
         self.storage: Storage | None = None
         self.namespaces = NamespaceTracker()
         self._runner: web.AppRunner | None = None
-        self._finalizer: NamespaceFinalizer | None = None
-        self._gc: GarbageCollector | None = None
+        # Running only where they act (see ``collectors``): None elsewhere.
+        self.namespace_finalizer: NamespaceFinalizer | None = None
+        self.gc: GarbageCollector | None = None
         self.rest: RestHandler | None = None
         # In-process entry for components sharing this server's event loop (same API, no HTTP).
         self.local: LocalDispatcher | None = None
@@ -78,20 +91,19 @@ class APIServer:
     async def _start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
+        sealed = encryption.table(r.group_plural for r in RESOURCES)
         self.store = await open_store(cfg.store_url, cfg.data_dir)
         self.cache = WatchCache(self.store)
+        self.cache.sealed = sealed
         await self.cache.start()
-        self.storage = Storage(self.store, self.namespaces)
+        self.storage = Storage(self.store, self.namespaces, sealed)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         await self._load_namespaces()
         await self._ensure_system_namespaces()
-        self._finalizer = NamespaceFinalizer(self.storage, self.namespaces)
-        self._finalizer.start()
-        self.cache.listeners.append(self._finalizer.observe)
-        self._gc = GarbageCollector(self.storage)
-        self.cache.listeners.append(self._gc.observe)
-        await self._gc.start()
+        if self.collectors:
+            await self.start_collectors()
 
         auth: TokenAuthenticator | None = None
         ssl_ctx: ssl.SSLContext | None = None
@@ -127,15 +139,48 @@ class APIServer:
             self._runner = None
         if self.rest is not None:
             await self.rest.close()
-        if self._finalizer is not None:
-            await self._finalizer.stop()
-        if self._gc is not None:
-            await self._gc.stop()
+        await self.stop_collectors()
         if self.cache is not None:
             await self.cache.stop()
         if self.store is not None:
             await self.store.close()
             self.store = None
+
+    async def start_collectors(self, *, gc: bool = True, namespaces: bool = True) -> None:
+        """Start the garbage collector and the namespace finalizer (no-op if running). Each
+        listens to the watch cache before it lists, so no event falls between the two."""
+        assert self.storage is not None and self.cache is not None
+        if namespaces and self.namespace_finalizer is None:
+            finalizer = NamespaceFinalizer(self.storage, self.namespaces)
+            self.cache.listeners.append(finalizer.observe)
+            self.namespace_finalizer = finalizer
+            finalizer.start()
+        if gc and self.gc is None:
+            collector = GarbageCollector(self.storage)
+            self.cache.listeners.append(collector.observe)
+            self.gc = collector
+            try:
+                await collector.start()
+            except BaseException:
+                self.gc = None
+                self._unlisten(collector.observe)
+                await collector.stop()
+                raise
+
+    async def stop_collectors(self) -> None:
+        """Stop them (leadership lost, or shutdown); a later start rebuilds their state."""
+        finalizer, self.namespace_finalizer = self.namespace_finalizer, None
+        gc, self.gc = self.gc, None
+        if finalizer is not None:
+            self._unlisten(finalizer.observe)
+            await finalizer.stop()
+        if gc is not None:
+            self._unlisten(gc.observe)
+            await gc.stop()
+
+    def _unlisten(self, listener: Callable[[CachedEvent], None]) -> None:
+        if self.cache is not None and listener in self.cache.listeners:
+            self.cache.listeners.remove(listener)
 
     def _observe(self, ev: CachedEvent) -> None:
         if ev.group_plural == "namespaces":

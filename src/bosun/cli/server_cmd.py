@@ -66,10 +66,15 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="Seconds an unreachable node's pods are kept before they are evicted.")
 @click.option("--local-transport/--no-local-transport", default=True, show_default=True,
               help="Components in this server reach the API in-process (off: over HTTPS, as remote ones do).")
+@click.option("--encryption-config", "--encryption-provider-config", "encryption_config",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="EncryptionConfiguration file (kube-apiserver's format) for encryption at rest "
+                   "[default: DATA_DIR/pki/encryption.yaml, made at the first start]. Servers sharing "
+                   "a store need the same file.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           log_level: str) -> None:
+           encryption_config: Path | None, log_level: str) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
@@ -88,4 +93,5 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
     )
     if not local_transport:
         options.local_transport = False
-    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url), options)
+    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
+                      encryption_config=encryption_config), options)
