@@ -236,12 +236,74 @@ def _walk(obj: dict[str, Any], t: _Type, jprefix: str, gprefix: str,
             del obj[k]
 
 
+def _clean(obj: dict[str, Any], t: _Type) -> bool:
+    """True when :func:`_walk` would find nothing: the same rules, but no field paths built
+    and a stop at the first problem. Almost every write is clean, so :func:`check` runs this
+    first and the path-building walk only to describe a problem found."""
+    fields = t.fields
+    for k, v in obj.items():
+        spec = fields.get(k)
+        if spec is None:
+            return False
+        if v is None:
+            continue
+        code = spec[0]
+        if code == STR:
+            if type(v) is not str:
+                return False
+        elif code == OBJ:
+            if type(v) is not dict or not _clean(v, spec[1]):
+                return False
+        elif not _clean_value(v, spec):
+            return False
+    return True
+
+
+def _clean_value(v: Any, spec: Spec) -> bool:
+    code = spec[0]
+    tv = type(v)
+    if code == STR:
+        return tv is str
+    if code == OBJ:
+        return tv is dict and _clean(v, spec[1])
+    if code == I32:
+        return tv is int and _INT32_MIN <= v <= _INT32_MAX
+    if code == I64:
+        return tv is int and _INT64_MIN <= v <= _INT64_MAX
+    if code == BOOL:
+        return tv is bool
+    if code == LIST:
+        if tv is not list:
+            return False
+        inner = spec[1]
+        if inner[0] == OBJ:
+            sub = inner[1]
+            for item in v:
+                if type(item) is dict:
+                    if not _clean(item, sub):
+                        return False
+                elif item is not None:
+                    return False
+            return True
+        return all(item is None or _clean_value(item, inner) for item in v)
+    if code == MAP:
+        if tv is not dict:
+            return False
+        inner = spec[1]
+        if inner[0] == STR:
+            return all(type(item) is str or item is None for item in v.values())
+        return all(item is None or _clean_value(item, inner) for item in v.values())
+    errors: list[str] = []  # the leaf kinds (quantities, times, bytes, ...): the full rule
+    _check_value(v, spec, "", "", "", None, errors, False)
+    return not errors
+
+
 def check(resource: Resource, obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Unknown field paths and decode errors in one pass (what the write path should call)."""
     t = root_type(resource)
     unknown: list[str] = []
     errors: list[str] = []
-    if t is not None:
+    if t is not None and not _clean(obj, t):
         _walk(obj, t, "", "", unknown, errors, False)
     return unknown, errors
 
@@ -251,7 +313,9 @@ def check_type(model: str, obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     ``Binding``): ``model`` is the client model name, e.g. ``"V1Scale"``."""
     unknown: list[str] = []
     errors: list[str] = []
-    _walk(obj, _TYPES[model], "", "", unknown, errors, False)
+    t = _TYPES[model]
+    if not _clean(obj, t):
+        _walk(obj, t, "", "", unknown, errors, False)
     return unknown, errors
 
 
