@@ -33,8 +33,11 @@ from bosun.security.nodecreds import ensure_node_credential
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
 DEFAULT_POD_CIDR = "10.88.0.0/16"
-POD_START_SLOTS = 16
-"""Pods set up at the same time (sandbox, network, first containers; see PodWorker.sync)."""
+POD_START_SLOTS = 32
+"""Pods set up at the same time (sandbox, network, first containers; see PodWorker.sync).
+32 rather than 16 since a pod's setup waits more than it computes (shims forked by the
+zygote, file work and CNI plugins off the loop): 100 pods all Running 2.46 s against 2.79 s
+(mean of 3 runs each, same median), 2 cores."""
 
 
 class Agent:
