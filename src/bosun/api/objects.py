@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -19,9 +20,17 @@ from bosun.store.base import KeyValue
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_stamp: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    """A timestamp as Kubernetes writes metav1.Time (second precision, UTC, ``Z``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A timestamp as Kubernetes writes metav1.Time (second precision, UTC, ``Z``). Formatted
+    once per second: every create (and most status writes) asks for one."""
+    global _stamp
+    sec = int(time.time())
+    if _stamp[0] != sec:
+        _stamp = (sec, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec)))
+    return _stamp[1]
 
 
 def parse_time(value: str) -> datetime:

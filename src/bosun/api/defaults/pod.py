@@ -64,29 +64,46 @@ def _field_refs(items: list[dict[str, Any]]) -> None:
             _set(ref, "apiVersion", "v1")
 
 
+# Plain values a container gets when it leaves them out (``_set`` for each, unrolled below).
+_CONTAINER_PLAIN = (("terminationMessagePath", "/dev/termination-log"), ("terminationMessagePolicy", "File"))
+
+
 def default_container(ctr: dict[str, Any]) -> None:
-    image = ctr.get("image")
-    if isinstance(image, str) and image:
-        _set(ctr, "imagePullPolicy", image_pull_policy(image))
-    _set(ctr, "terminationMessagePath", "/dev/termination-log")
-    _set(ctr, "terminationMessagePolicy", "File")
-    _set(ctr, "resources", {})
-    for port in _dicts(ctr, "ports"):
-        _set(port, "protocol", "TCP")
+    # Every create and every pod template pays for this: dict reads inline, no helper calls
+    # for what is absent.
+    get = ctr.get
+    image = get("image")
+    if get("imagePullPolicy") is None and isinstance(image, str) and image:
+        ctr["imagePullPolicy"] = image_pull_policy(image)
+    for k, v in _CONTAINER_PLAIN:
+        if get(k) is None:
+            ctr[k] = v
+    if get("resources") is None:
+        ctr["resources"] = {}
+    ports = get("ports")
+    if ports.__class__ is list:
+        for port in ports:
+            if isinstance(port, dict) and port.get("protocol") is None:
+                port["protocol"] = "TCP"
     for name in ("livenessProbe", "readinessProbe", "startupProbe"):
-        probe = _obj(ctr, name)
-        if probe is not None:
+        probe = get(name)
+        if isinstance(probe, dict):
             default_probe(probe)
-    lifecycle = _obj(ctr, "lifecycle")
-    if lifecycle is not None:
+    lifecycle = get("lifecycle")
+    if isinstance(lifecycle, dict):
         for hook in ("postStart", "preStop"):
-            h = _obj(lifecycle, hook)
-            if h is not None:
+            h = lifecycle.get(hook)
+            if isinstance(h, dict):
                 default_handler(h)
-    for env in _dicts(ctr, "env"):
-        vf = _obj(env, "valueFrom")
-        if vf is not None:
-            _field_refs([vf])
+    env = get("env")
+    if env.__class__ is list:
+        for item in env:
+            if isinstance(item, dict):
+                vf = item.get("valueFrom")
+                if isinstance(vf, dict):
+                    ref = vf.get("fieldRef")
+                    if isinstance(ref, dict) and ref.get("apiVersion") is None:
+                        ref["apiVersion"] = "v1"
 
 
 def default_volume(vol: dict[str, Any]) -> None:
