@@ -232,7 +232,8 @@ def test_rotation_and_plaintext_from_before(tmp_path: Path, servers: list[Runnin
     assert secret_data(srv, ns, "s2") == {"v": "two"}
 
 
-def test_missing_or_wrong_key_is_a_clear_500(tmp_path: Path, servers: list[RunningServer]) -> None:
+def test_missing_or_wrong_key_is_a_clear_500(tmp_path: Path, servers: list[RunningServer],
+                                             caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "srv"
     (data / "pki").mkdir(parents=True)
     conf = data / "pki" / "custom.yaml"
@@ -246,6 +247,7 @@ def test_missing_or_wrong_key_is_a_clear_500(tmp_path: Path, servers: list[Runni
     # The key that wrote it is missing from the configuration.
     srv = start_with(data, with_config(conf, key_config(("k2", os.urandom(32)))))
     servers.append(srv)
+    assert "1 of 1 stored secrets cannot be decrypted" in caplog.text  # said at start already
     out = kubectl(srv, "get", "secret", "locked", "-o", "json", check=False)
     assert out.returncode != 0 and out.stdout == ""
     assert "InternalError" in out.stderr or "Internal error" in out.stderr, out.stderr
@@ -294,3 +296,28 @@ def test_bad_configuration_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="16, 24 or 32 bytes"):
         start_with(tmp_path / "srv", conf)
     assert not new_config().count("secret: \n")
+
+
+def test_servers_with_different_keys_on_one_etcd(tmp_path: Path, etcd_endpoint: str,
+                                                servers: list[RunningServer],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The mistake the README warns about: b cannot read a's secrets. It says so (500 naming
+    the key, an error in its log) and keeps serving everything else, watches included."""
+    store = f"etcd://{etcd_endpoint}"
+    a = start_server(tmp_path / "a", store_url=store)
+    servers.append(a)
+    b = start_server(tmp_path / "b", store_url=store)  # its own, different key file
+    servers.append(b)
+    name = f"mine-{uuid.uuid4().hex[:8]}"
+    try:
+        watched = watch_one_secret(b, "default", "after", lambda: (
+            kubectl(a, "create", "secret", "generic", name, "--from-literal=v=x"),
+            kubectl(b, "create", "secret", "generic", "after", "--from-literal=v=y")))
+        assert watched["data"] == {"v": base64.b64encode(b"y").decode()}
+        assert f"watch event ADDED /registry/secrets/default/{name}" in caplog.text
+        out = kubectl(b, "get", "secret", name, check=False)
+        assert out.returncode != 0 and 'aesgcm key "key1"' in out.stderr
+        assert str(tmp_path / "b" / "pki" / "encryption.yaml") in out.stderr
+    finally:
+        kubectl(a, "delete", "secret", name, "--ignore-not-found", check=False)
+        kubectl(b, "delete", "secret", "after", "--ignore-not-found", check=False)

@@ -25,6 +25,7 @@ from bosun.api.rest import RestHandler
 from bosun.api.storage import NamespaceTracker, Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
 from bosun.security.pki import ensure_pki
@@ -100,6 +101,7 @@ class APIServer:
         self.storage = Storage(self.store, self.namespaces, sealed)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
+        await self._check_sealed(sealed)
         await self._load_namespaces()
         await self._ensure_system_namespaces()
         if self.collectors:
@@ -181,6 +183,22 @@ class APIServer:
     def _unlisten(self, listener: Callable[[CachedEvent], None]) -> None:
         if self.cache is not None and listener in self.cache.listeners:
             self.cache.listeners.remove(listener)
+
+    async def _check_sealed(self, sealed: dict[str, ResourceTransformer]) -> None:
+        """Say at start, not at the first failed read, that stored values need a key this
+        server lacks: the usual cause is servers on one etcd with different key files."""
+        assert self.store is not None
+        for gp, t in sealed.items():
+            kvs, _ = await self.store.list(f"/registry/{gp}/")
+            failures: list[str] = []
+            for kv in kvs:
+                try:
+                    t.from_store(kv.key, kv.value)
+                except DecryptError as exc:
+                    failures.append(str(exc))
+            if failures:
+                log.error("%d of %d stored %s cannot be decrypted, e.g. %s. Servers sharing a store need "
+                          "the same encryption configuration file.", len(failures), len(kvs), gp, failures[0])
 
     def _observe(self, ev: CachedEvent) -> None:
         if ev.group_plural == "namespaces":

@@ -170,17 +170,17 @@ class ResourceTransformer:
                 try:
                     return p.open(value[len(p.prefix):], key.encode())
                 except ValueError as exc:
-                    raise DecryptError(key, str(exc)) from exc
+                    raise DecryptError(key, f"{exc} (encryption configuration{self._where()})") from exc
             elif not sealed:
                 return value
         if sealed:
             raise DecryptError(key, f"it was written with {describe_prefix(value)}, which is not in the "
                                     f"encryption configuration{self._where()}")
-        raise DecryptError(key, "it is stored unencrypted and the encryption configuration"
-                                f"{self._where()} has no identity provider to read it")
+        raise DecryptError(key, f"it is stored unencrypted and the encryption configuration{self._where()} "
+                                "has no identity provider to read it")
 
     def _where(self) -> str:
-        return f" ({self.source})" if self.source else ""
+        return f" {self.source}" if self.source else ""
 
 
 def describe_prefix(value: bytes) -> str:
