@@ -7,6 +7,7 @@ same reason its pods would be.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -42,6 +43,11 @@ def validate_resource_name(c: Checker, name: str, path: str) -> None:
         c.add(invalid(path, name, "must be a standard resource type or fully qualified"))
 
 
+# Requests and limits repeat the same few values ("100m", "128Mi"): parsed once each. typed:
+# 1 and 1.0 are different inputs. Failures are not cached (they raise).
+_parse_quantity = lru_cache(maxsize=4096, typed=True)(parse_quantity)
+
+
 def quantity_map(c: Checker, parent: Any, name: str, path: str) -> dict[str, Decimal]:
     """A ``ResourceList``: each value a non-negative quantity."""
     out: dict[str, Decimal] = {}
@@ -53,7 +59,7 @@ def quantity_map(c: Checker, parent: Any, name: str, path: str) -> dict[str, Dec
             c.add(invalid(p, raw if raw is None else str(raw), QUANTITY_ERROR))
             continue
         try:
-            q = parse_quantity(raw)
+            q = _parse_quantity(raw)
         except ValueError:
             c.add(invalid(p, raw, QUANTITY_ERROR))
             continue

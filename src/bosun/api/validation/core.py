@@ -43,7 +43,7 @@ def validate_namespace(c: Checker, obj: dict[str, Any]) -> None:
     for i, f in enumerate(c.strings(spec, "finalizers", "spec.finalizers")):
         msgs = qualified_name(f)
         if not msgs and "/" not in f and f != "kubernetes":
-            msgs = ["name is neither a standard finalizer name nor is it fully qualified"]
+            msgs = ("name is neither a standard finalizer name nor is it fully qualified",)
         for msg in msgs:
             c.add(invalid(index("spec.finalizers", i), f, msg))
 

@@ -7,7 +7,8 @@ search engines and scripts match on them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from bosun.api.errors import FieldError, forbidden, invalid, required
@@ -99,8 +100,14 @@ def dns1035_label(value: str) -> list[str]:
     return out
 
 
-def qualified_name(value: str) -> list[str]:
-    """Label keys, annotation keys, finalizers: ``[prefix/]name``."""
+@lru_cache(maxsize=4096)
+def qualified_name(value: str) -> tuple[str, ...]:
+    """Label keys, annotation keys, finalizers: ``[prefix/]name``. Remembered: the same few
+    keys (app, app.kubernetes.io/name, cpu, memory...) come with every object."""
+    return tuple(_qualified_name(value))
+
+
+def _qualified_name(value: str) -> list[str]:
     parts = value.split("/")
     if len(parts) == 1:
         name = parts[0]
@@ -161,7 +168,7 @@ def port_name(value: str) -> list[str]:
     return out
 
 
-NameCheck = Callable[[str], list[str]]
+NameCheck = Callable[[str], Sequence[str]]
 
 
 def check_name(c: Checker, value: str, path: str, fn: NameCheck) -> None:
