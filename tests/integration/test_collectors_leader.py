@@ -14,15 +14,21 @@ from typing import Any
 import pytest
 from tests.conftest import RunningServer, start_server
 
-from bosun.api.registry import by_plural
+from bosun.api.registry import Resource, by_plural
 from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 
-CMS = by_plural("", "v1", "configmaps")
-NAMESPACES = by_plural("", "v1", "namespaces")
-assert CMS is not None and NAMESPACES is not None
+
+def resource(plural: str) -> Resource:
+    found = by_plural("", "v1", plural)
+    assert found is not None
+    return found
+
+
+CMS = resource("configmaps")
+NAMESPACES = resource("namespaces")
 
 # No controllers, no scheduler: the Lease is held for the API server's collectors alone.
 OPTIONS = ControlPlaneOptions(controllers=["none"], scheduler=False, lease_duration=3.0)
