@@ -148,9 +148,14 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         return await rest.handle(request, parts[0], parts[1], parts[2:])
 
     async def openapi_v2(request: web.Request) -> web.Response:
-        if "protobuf" in request.headers.get("Accept", "") and "json" not in request.headers.get("Accept", ""):
-            raise APIError(406, "NotAcceptable", "only application/json is served for /openapi/v2")
-        return web.Response(body=openapi.openapi_v2(), content_type="application/json")
+        protobuf = openapi.v2_wants_protobuf(request.headers.get("Accept", ""))
+        etag = openapi.v2_etag(protobuf)
+        headers = {"ETag": etag, "Vary": "Accept"}
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        body = openapi.openapi_v2_protobuf() if protobuf else openapi.openapi_v2()
+        ctype = openapi.V2_PROTOBUF_CONTENT_TYPE if protobuf else "application/json"
+        return web.Response(body=body, headers={**headers, "Content-Type": ctype})
 
     async def openapi_v3_index(request: web.Request) -> web.Response:
         return json_response(openapi.openapi_v3_index())

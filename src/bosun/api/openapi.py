@@ -8,10 +8,12 @@ the client); whether PATCH accepts ``application/strategic-merge-patch+json``; a
 three-way patch (components found through ``x-kubernetes-group-version-kind``). Everything is
 built from the generated ``schemas/types.json`` and the registry, once, and cached as bytes.
 
-OpenAPI v2 is served as JSON only: client-go asks for it solely as protobuf
-(``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``), and kubectl 1.32 only falls
-back to v2 when v3 is unusable, so the server answers that Accept with 406 and kubectl quietly
-uses its built-in types instead.
+OpenAPI v2 is served as JSON and, for client-go, as gnostic's protobuf
+(``application/com.github.proto-openapi.spec.v2@v1.0+protobuf``, encoded by
+:mod:`bosun.api.openapi_proto`): kubectl validates ``kind: List`` documents on the client with
+it, because the server's ``fieldValidation`` cannot see inside a List. Unlike v3, v2 puts a
+field's description right beside its ``$ref`` (no ``allOf`` wrapper), as kube-apiserver does:
+kubectl's v2 parser ignores ``allOf`` and would stop checking such fields.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from typing import Any
 import orjson
 
 from bosun.api.discovery import KUBE_MAJOR, KUBE_MINOR, subresource_kind
+from bosun.api.openapi_proto import encode_document
 from bosun.api.registry import RESOURCES, Resource, group_versions
 from bosun.api.schema import raw_types
 
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+# What the protobuf document is served as: Go's mime parser (client-go) rejects the "@" spelling
+# that clients ask for, so kube-apiserver answers with this one and accepts both.
+V2_PROTOBUF_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _INFO = {"title": "Kubernetes", "version": f"v{KUBE_MAJOR}.{KUBE_MINOR}.0"}
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
@@ -65,6 +71,7 @@ class _Builder:
 
     def __init__(self, ref_prefix: str) -> None:
         self.prefix = ref_prefix
+        self.wrap_refs = not ref_prefix.startswith("#/definitions/")
         self.data = raw_types()
         self.gvk_of: dict[str, list[dict[str, str]]] = {}
         for gvk, model in self.data["kinds"].items():
@@ -102,8 +109,8 @@ class _Builder:
 
     def field_schema(self, entry: dict[str, Any], used: set[str]) -> dict[str, Any]:
         s = self.type_schema(entry["t"], used)
-        if "$ref" in s:
-            # kube-apiserver wraps refs this way so that a description can sit beside them.
+        if "$ref" in s and self.wrap_refs:
+            # kube-apiserver wraps v3 refs this way so that a description can sit beside them.
             s = {"allOf": [s]}
         if entry.get("d"):
             s["description"] = entry["d"]
@@ -351,6 +358,36 @@ def openapi_v3_index() -> dict[str, Any]:
 
 
 @cache
+def _v2_document() -> dict[str, Any]:
+    return _document(list(RESOURCES), False)
+
+
+@cache
 def openapi_v2() -> bytes:
     """GET /openapi/v2 as JSON (swagger 2.0) for every served resource."""
-    return orjson.dumps(_document(list(RESOURCES), False))
+    return orjson.dumps(_v2_document())
+
+
+@cache
+def openapi_v2_protobuf() -> bytes:
+    """GET /openapi/v2 with the protobuf Accept: the same document as ``openapi.v2.Document``."""
+    return encode_document(_v2_document())
+
+
+@cache
+def v2_etag(protobuf: bool) -> str:
+    """A strong ETag for one encoding of the v2 document (static for the server's life)."""
+    body = openapi_v2_protobuf() if protobuf else openapi_v2()
+    return '"' + hashlib.sha512(body).hexdigest().upper() + '"'
+
+
+def v2_wants_protobuf(accept: str) -> bool:
+    """Whether an Accept header picks the protobuf v2 document: the first listed type we serve
+    wins (client-go lists only the protobuf type; browsers and curl get JSON)."""
+    for part in accept.split(","):
+        media = part.split(";", 1)[0].strip()
+        if media in (V2_PROTOBUF, V2_PROTOBUF_CONTENT_TYPE):
+            return True
+        if media in ("application/json", "application/*", "*/*"):
+            return False
+    return False
