@@ -215,10 +215,9 @@ def test_rotation_and_plaintext_from_before(tmp_path: Path, servers: list[Runnin
     kubectl(srv, "create", "secret", "generic", "s2", "-n", ns, "--from-literal=v=two")
     assert raw(srv, f"/registry/secrets/{ns}/s2").startswith(b"k8s:enc:aesgcm:v1:new:")
     assert raw(srv, f"/registry/secrets/{ns}/s1").startswith(b"k8s:enc:aesgcm:v1:old:")
-    # Rewrite every secret, as in Kubernetes: now all carry the new key. (--validate=false:
-    # kubectl validates a List against /openapi/v2 as protobuf, which the server does not serve.)
+    # Rewrite every secret, as in Kubernetes: now all carry the new key.
     dump = kubectl(srv, "get", "secrets", "-n", ns, "-o", "json").stdout
-    kubectl(srv, "replace", "--validate=false", "-f", "-", stdin=dump)
+    kubectl(srv, "replace", "-f", "-", stdin=dump)
     for name in ("plain", "s1", "s2"):
         assert raw(srv, f"/registry/secrets/{ns}/{name}").startswith(b"k8s:enc:aesgcm:v1:new:")
     srv.stop()
