@@ -546,32 +546,12 @@ class OciDriver:
         shutil.rmtree(d, ignore_errors=True)
 
     async def start_container(self, container_id: str) -> None:
-        d = self._dir(container_id)
-        if not (d / "spec.json").exists():
-            raise DriverError("NotFound", f"container {container_id} does not exist")
-        if container_id in self._shims or (d / "shim.pid").exists() or (d / "pid").exists() \
-                or (d / "exit.json").exists():
-            return
-        proc = await self._starter.start(d)
-        if proc.popen is not None:
-            self._shims[container_id] = proc.popen
-        (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
-        await proc.wait_started(60.0)  # a forked shim says when: then the first look below sees it
-        deadline = time.monotonic() + 60
-        step = 0.005
-        while time.monotonic() < deadline:
-            if (d / "container.pid").exists():
-                return
-            if (d / "exit.json").exists():
-                st = self._status(container_id)
-                if st is not None and st.reason == "StartError":
-                    raise StartError(st.message)
-                return
-            if (code := proc.poll()) is not None and not (d / "exit.json").exists():
-                raise StartError(f"container shim exited with {code}; see {d / 'shim.log'}")
-            await asyncio.sleep(step)
-            step = min(step * 1.5, 0.05)  # 100 starting pods polling every 5 ms cost the loop
-        raise StartError("container did not start within 60s")
+        def start_error() -> str | None:
+            st = self._status(container_id)
+            return st.message if st is not None and st.reason == "StartError" else None
+
+        await self._starter.start_container(container_id, self._dir(container_id), self._shims,
+                                            running_file="container.pid", start_error=start_error)
 
     def _container_pid(self, cid: str) -> int:
         try:

@@ -334,30 +334,15 @@ class ProcessDriver:
 
     async def start_container(self, container_id: str) -> None:
         d = self._dir(container_id)
-        if not (d / "spec.json").exists():
-            raise DriverError("NotFound", f"container {container_id} does not exist")
-        if container_id in self._shims or (d / "shim.pid").exists() or (d / "pid").exists() \
-                or (d / "exit.json").exists():
-            return
-        proc = await self._starter.start(d)
-        if proc.popen is not None:
-            self._shims[container_id] = proc.popen
-        (d / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
-        await proc.wait_started(60.0)  # a forked shim says when: then the first look below sees it
-        # Wait until the command runs or failed to start, so that StartError reaches the caller.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if (d / "pid").exists():
-                return
+
+        def start_error() -> str | None:
             done = _read_json(d / "exit.json")
-            if done is not None:
-                if done.get("reason") == "StartError":
-                    raise StartError(str(done.get("message") or "failed to start"))
-                return
-            if (code := proc.poll()) is not None and not (d / "exit.json").exists():
-                raise StartError(f"container shim exited with {code}; see {d / 'shim.log'}")
-            await asyncio.sleep(0.005)
-        raise StartError("container did not start within 30s")
+            if done is None or done.get("reason") != "StartError":
+                return None
+            return str(done.get("message") or "failed to start")
+
+        await self._starter.start_container(container_id, d, self._shims, running_file="pid",
+                                            start_error=start_error, within=30.0)
 
     def _pid(self, container_id: str) -> tuple[int, str, float]:
         try:

@@ -14,9 +14,11 @@ import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bosun.agent.runtime import spawn
+from bosun.agent.runtime.base import DriverError, StartError
 from bosun.agent.runtime.shim import proc_starttime, shim_argv
 from bosun.agent.runtime.zygote import zygote_argv
 
@@ -90,6 +92,40 @@ class ShimStarter:
     @property
     def zygote_pid(self) -> int:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else 0
+
+    async def start_container(
+        self, cid: str, state: Path, shims: dict[str, subprocess.Popen[bytes]], *, running_file: str,
+        start_error: Callable[[], str | None], within: float = 60.0,
+    ) -> None:
+        """A driver's ``start_container``: start the container's shim unless one was started
+        before (a restarted agent, a repeated call), then wait until its command runs
+        (``running_file`` appears in ``state``) or has ended, so that a command that could not
+        start reaches the caller as StartError (``start_error()`` says why, or None when the
+        command ran and ended) rather than as an exited container later."""
+        if not (state / "spec.json").exists():
+            raise DriverError("NotFound", f"container {cid} does not exist")
+        if cid in shims or any((state / f).exists() for f in ("shim.pid", "pid", "exit.json")):
+            return
+        proc = await self.start(state)
+        if proc.popen is not None:
+            shims[cid] = proc.popen
+        (state / "shim.pid").write_text(f"{proc.pid} {proc.starttime}")
+        await proc.wait_started(within)  # a forked shim says when: then the first look below sees it
+        deadline = time.monotonic() + within
+        step = 0.005
+        while time.monotonic() < deadline:
+            if (state / running_file).exists():
+                return
+            if (state / "exit.json").exists():
+                why = start_error()
+                if why is not None:
+                    raise StartError(why)
+                return
+            if (code := proc.poll()) is not None and not (state / "exit.json").exists():
+                raise StartError(f"container shim exited with {code}; see {state / 'shim.log'}")
+            await asyncio.sleep(step)
+            step = min(step * 1.5, 0.05)  # 100 starting pods polling every 5 ms cost the loop
+        raise StartError(f"container did not start within {within:g}s")
 
     async def start(self, state: Path) -> ShimProc:
         if self.use_zygote:
