@@ -8,7 +8,6 @@ SIGKILL is exactly a set of machines losing power: no goodbye, its Leases simply
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -16,28 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _procs import ROOT, cpu_seconds, free_port, stop_process
+from _procs import cpu_seconds, free_port, start_ready, stop_process
 
 BOSUN = Path(sys.executable).parent / "bosun"
-
-
-def _start(cmd: list[str], log: Path, timeout: float, what: str) -> subprocess.Popen[bytes]:
-    """Start a `bosun` process and return once it prints ``ready``."""
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
-    assert proc.stdout is not None
-    out, deadline = b"", time.monotonic() + timeout
-    while b"ready" not in out:
-        left = deadline - time.monotonic()
-        if proc.poll() is not None or left <= 0:
-            stop_process(proc)
-            raise RuntimeError(f"{what} did not start: {out.decode()!r} {log.read_text()[-2000:]}")
-        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
-        if ready:
-            out += os.read(proc.stdout.fileno(), 4096)
-    # Nothing reads stdout from here on; a full pipe must not block the process.
-    proc.stdout.close()
-    return proc
 
 
 @dataclass
@@ -56,12 +36,12 @@ class CtrlCluster:
     def start_server(self, *extra: str) -> None:
         cmd = [str(BOSUN), "server", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{free_port()}",
                *extra]
-        self.server = _start(cmd, self.data_dir / "server.log", 60, "bosun server")
+        self.server = start_ready(cmd, self.data_dir / "server.log", 60, "bosun server")
 
     def start_hollow(self, prefix: str, nodes: int, heartbeat: float, *extra: str) -> None:
         cmd = [str(BOSUN), "hollow", "--kubeconfig", self.kubeconfig, "--nodes", str(nodes),
                "--name-prefix", prefix, "--heartbeat", str(heartbeat), *extra]
-        self.hollows[prefix] = _start(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow")
+        self.hollows[prefix] = start_ready(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow")
 
     def kill_hollow(self, prefix: str) -> float:
         """SIGKILL one hollow process (its nodes die at once); returns the moment of the kill."""

@@ -56,6 +56,25 @@ class Etcd:
         stop_process(self.proc)
 
 
+def start_ready(cmd: list[str], log: Path, timeout: float, what: str) -> subprocess.Popen[bytes]:
+    """Start a `bosun` process and return once it prints ``ready``."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+    assert proc.stdout is not None
+    out, deadline = b"", time.monotonic() + timeout
+    while b"ready" not in out:
+        left = deadline - time.monotonic()
+        if proc.poll() is not None or left <= 0:
+            stop_process(proc)
+            raise RuntimeError(f"{what} did not start: {out.decode()!r} {log.read_text()[-2000:]}")
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            out += os.read(proc.stdout.fileno(), 4096)
+    # Nothing reads stdout from here on; a full pipe must not block the process.
+    proc.stdout.close()
+    return proc
+
+
 def _etcd_healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:

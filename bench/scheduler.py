@@ -32,7 +32,6 @@ import datetime
 import json
 import os
 import platform
-import select
 import shutil
 import signal
 import subprocess
@@ -45,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _procs import ROOT, cpu_seconds, free_port, stop_process
+from _procs import ROOT, cpu_seconds, free_port, start_ready, stop_process
 from _stats import summarize
 from bosun.api.registry import Resource, by_plural
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
@@ -73,22 +72,6 @@ RETRYABLE: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 # -- processes ----------------------------------------------------------------------------------
 
-def _start(cmd: list[str], log: Path, timeout: float, what: str) -> subprocess.Popen[bytes]:
-    """Start a `bosun` process and return once it prints ``ready``."""
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
-    assert proc.stdout is not None
-    out, deadline = b"", time.monotonic() + timeout
-    while b"ready" not in out:
-        left = deadline - time.monotonic()
-        if proc.poll() is not None or left <= 0:
-            stop_process(proc)
-            raise RuntimeError(f"{what} did not start: {out.decode()!r} {log.read_text()[-2000:]}")
-        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
-        if ready:
-            out += os.read(proc.stdout.fileno(), 4096)
-    return proc
-
 
 @dataclass
 class Cluster:
@@ -106,12 +89,12 @@ class Cluster:
         # "--controllers none" names no controller: only the API server and the scheduler run.
         cmd = [str(BOSUN), "server", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{free_port()}",
                "--controllers", "none"]
-        self.server = _start(cmd, self.data_dir / "server.log", 60, "bosun server")
+        self.server = start_ready(cmd, self.data_dir / "server.log", 60, "bosun server")
 
     def start_hollow(self, nodes: int, prefix: str, heartbeat: float, *extra: str) -> None:
         cmd = [str(BOSUN), "hollow", "--kubeconfig", self.kubeconfig, "--nodes", str(nodes), "--name-prefix",
                prefix, "--heartbeat", str(heartbeat), "--status-concurrency", str(STATUS_CONCURRENCY), *extra]
-        self.hollows.append(_start(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow"))
+        self.hollows.append(start_ready(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow"))
 
     def cpu(self) -> dict[str, float]:
         out = {"server_cpu_s": cpu_seconds(self.server.pid) if self.server else 0.0,
