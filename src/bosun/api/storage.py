@@ -201,25 +201,18 @@ class Storage:
 
     def _load(self, res: Resource, kv: KeyValue) -> dict[str, Any]:
         """decode_kv, opening sealed values."""
-        if res.plural in self._sealed_plurals:
-            t = self.sealed.get(res.group_plural)
-            if t is not None:
-                return _open(t, kv)
-        return decode_kv(kv)
+        t = self._transformer(res)
+        return decode_kv(kv) if t is None else _open(t, kv)
 
     def _stale(self, res: Resource, kv: KeyValue) -> bool:
         """The stored value is not sealed the way this server would write it now."""
-        if res.plural not in self._sealed_plurals:
-            return False
-        t = self.sealed.get(res.group_plural)
+        t = self._transformer(res)
         return t is not None and t.is_stale(kv.value)
 
     def _dump(self, res: Resource, key: str, obj: dict[str, Any]) -> bytes:
         """encode, sealing the resources the encryption configuration names."""
         data = encode(obj)
-        if res.plural not in self._sealed_plurals:
-            return data
-        t = self.sealed.get(res.group_plural)
+        t = self._transformer(res)
         return data if t is None else t.to_store(key, data)
 
     # ---- reads -------------------------------------------------------------------------
@@ -248,7 +241,6 @@ class Storage:
             start, list_rv = _decode_continue(continue_token, prefix)
         items: list[dict[str, Any]] = []
         batch = max(limit * 2, 500) if (labels or fields) else (limit + 1 if limit else 0)
-        sealed = self._transformer(res)
         next_key = ""
         while True:
             kvs, rev = await call_store(self.store.list(prefix, start_key=start, limit=batch))
@@ -258,7 +250,7 @@ class Storage:
                 if limit and len(items) == limit:
                     next_key = kv.key
                     break
-                obj = decode_kv(kv) if sealed is None else _open(sealed, kv)
+                obj = self._load(res, kv)
                 if labels is not None and not labels.matches(obj["metadata"].get("labels") or {}):
                     continue
                 if fields is not None and not fields.matches(obj):
