@@ -14,6 +14,7 @@ from tests.integration.oci_env import OciEnv, oci_env, requires_oci, wait_for
 
 from bosun.agent.runtime.base import (
     ContainerState,
+    DriverError,
     PortMapping,
     PullPolicy,
     Resources,
@@ -238,6 +239,31 @@ async def test_exec_stats_and_readoption(env: OciEnv) -> None:
     await again.stop_container(cid, 0)
     st = await again.container_status(cid)
     assert st is not None and st.state == ContainerState.EXITED
+
+
+async def test_exec_probe_runs_in_the_container_and_honours_its_timeout(env: OciEnv) -> None:
+    """What exec probes use (exec_capture): the container's hostname, user and PID namespace,
+    the exit code and merged output; after timeoutSeconds nothing it started is left."""
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("probed"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "probed", ["sleep", "60"]), info)
+    await d.start_container(cid)
+    code, out = await d.exec_capture(cid, ["sh", "-c", "cat /etc/hostname; id -u; echo $$; echo oops >&2; exit 3"],
+                                     5.0)
+    assert code == 3
+    assert out.decode().split() == ["probed", "0", out.decode().split()[2], "oops"]
+    assert int(out.decode().split()[2]) < 100  # a pid of the container's own PID namespace
+    assert await d.exec_capture(cid, ["true"], 5.0) == (0, b"")
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await d.exec_capture(cid, ["sh", "-c", "sleep 30 & sleep 31"], 0.5)
+    assert time.monotonic() - began < 5
+    code, out = await d.exec_capture(cid, ["ps", "-eo", "args"], 5.0)
+    assert code == 0 and b"sleep 3" not in out, out
+    await d.stop_container(cid, 0)
+    with pytest.raises(DriverError):
+        await d.exec_capture(cid, ["true"], 5.0)
 
 
 async def test_host_network_and_host_port(env: OciEnv) -> None:

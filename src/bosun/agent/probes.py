@@ -38,7 +38,7 @@ async def run_probe(probe: dict[str, Any], container: dict[str, Any], pod_ip: st
             if "tcpSocket" in probe:
                 return await _tcp(probe["tcpSocket"], container, pod_ip)
             if "exec" in probe:
-                return await _exec(probe["exec"], driver, container_id)
+                return await _exec(probe["exec"], driver, container_id, timeout)
             return ProbeResult(False, "probe type not supported")
     except TimeoutError:
         return ProbeResult(False, f"probe timed out after {timeout:g}s")
@@ -82,8 +82,20 @@ async def _tcp(spec: dict[str, Any], container: dict[str, Any], pod_ip: str) -> 
     return ProbeResult(True)
 
 
-async def _exec(spec: dict[str, Any], driver: RuntimeDriver, container_id: str) -> ProbeResult:
+async def _exec(spec: dict[str, Any], driver: RuntimeDriver, container_id: str, seconds: float) -> ProbeResult:
     command = [str(a) for a in spec.get("command") or []]
+    capture = getattr(driver, "exec_capture", None)
+    if capture is not None:  # one process start in the spawn pool, no streams (see OciDriver)
+        try:
+            code, out = await capture(container_id, command, seconds)
+        except DriverError as e:
+            return ProbeResult(False, e.message)
+        except TimeoutError:
+            return ProbeResult(False, f"probe timed out after {seconds:g}s")
+        if code == 0:
+            return ProbeResult(True)
+        text = out.decode("utf-8", "replace").strip()
+        return ProbeResult(False, text or f"command {command!r} exited with {code}")
     try:
         proc = await driver.exec(container_id, command)
     except DriverError as e:
@@ -118,6 +130,10 @@ class ContainerProbes:
         self.live = True
         self.failure: tuple[str, str] | None = None  # (probe kind, message) that asks for a restart
         self._tasks: list[asyncio.Task[None]] = []
+        # The readiness probe's first attempt is about to run (right after the container
+        # started, no initial delay or startup probe before it): the worker's status may wait.
+        rp: dict[str, Any] = container.get("readinessProbe") or {}
+        self.first_readiness_due = bool(rp) and self.started and not float(rp.get("initialDelaySeconds") or 0)
         self._started_event = asyncio.Event()
         if self.started:
             self._started_event.set()
@@ -144,6 +160,8 @@ class ContainerProbes:
         while True:
             began = time.monotonic()
             result = await run_probe(probe, self.container, self.pod_ip, self.driver, self.container_id)
+            if kind == "readinessProbe":
+                self.first_readiness_due = False
             if result.ok:
                 oks, fails = oks + 1, 0
                 if oks >= need_ok:

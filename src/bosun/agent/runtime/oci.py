@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -716,6 +717,36 @@ class OciDriver:
             raise DriverError("ExecError", "no command given")
         argv = self._rt_of(container_id, "exec", *(["--tty"] if tty else []), container_id, *command)
         return await start_exec(argv, tty=tty, stdin=stdin)
+
+    async def exec_capture(self, container_id: str, command: list[str], timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
+        """Run ``command`` in the container to its end: (exit code, output). For exec probes
+        and hooks, which need no streams: ``<runtime> exec`` started from the spawn pool; on
+        timeout everything it started is killed and TimeoutError raised."""
+        if not command:
+            raise DriverError("ExecError", "no command given")
+        st = self._status(container_id)
+        if st is None or st.state != ContainerState.RUNNING:
+            raise DriverError("NotRunning", f"container {container_id} is not running")
+        # The command's host pid: on timeout it is killed with its process group, as killing
+        # the runtime alone would leave it running.
+        pid_file = self._dir(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid"
+        argv = self._rt_of(container_id, "exec", "--pid-file", str(pid_file), container_id, *command)
+
+        def kill_command() -> None:
+            pid = int(pid_file.read_text().strip())
+            group = os.getpgid(pid)  # the runtime starts it in a session of its own
+            os.kill(pid, signal.SIGKILL)
+            if group != os.getpgid(0):
+                os.killpg(group, signal.SIGKILL)
+
+        try:
+            return await spawn.run_in_session(argv, timeout=timeout, on_timeout=kill_command)
+        except TimeoutError:
+            raise
+        except OSError as e:
+            raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
+        finally:
+            pid_file.unlink(missing_ok=True)
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         st = self._status(container_id)

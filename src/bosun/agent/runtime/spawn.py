@@ -12,6 +12,9 @@ many helpers run at once, which is all 2 cores can use anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,5 +46,35 @@ async def run(cmd: list[str], *, input: bytes | None = None, env: dict[str, str]
         except OSError as e:
             return 127, b"", f"{cmd[0]}: {e.strerror or e}".encode()
         return res.returncode, res.stdout or b"", res.stderr or b""
+
+    return await in_pool(call)
+
+
+async def run_in_session(cmd: list[str], *, timeout: float,  # noqa: ASYNC109
+                         on_timeout: Callable[[], None] | None = None) -> tuple[int, bytes]:
+    """(exit code, stdout and stderr merged) of ``cmd`` started in a session of its own; once
+    ``timeout`` passed its process group is killed, then ``on_timeout()`` runs (to kill what
+    it started elsewhere, e.g. in a container), and TimeoutError is raised without waiting
+    for whatever may still hold its output open. 128+N when killed by signal N.
+    For exec probes: with asyncio's subprocess each cost the loop a child-watcher thread and
+    several callbacks; here the whole run is one hop to the pool."""
+
+    def call() -> tuple[int, bytes]:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if on_timeout is not None:
+                with contextlib.suppress(OSError):
+                    on_timeout()
+            assert proc.stdout is not None
+            proc.stdout.close()
+            proc.wait()
+            raise TimeoutError(f"{cmd[0]} timed out after {timeout:g}s") from None
+        code = proc.returncode
+        return (128 - code if code < 0 else code), out
 
     return await in_pool(call)
