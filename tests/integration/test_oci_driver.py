@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
+import os
 import socket
 import time
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from tests.integration.oci_env import OciEnv, oci_env, requires_oci, wait_for
@@ -21,7 +24,7 @@ from bosun.agent.runtime.base import (
     SecurityConfig,
     StartError,
 )
-from bosun.agent.runtime.oci import OciDriver
+from bosun.agent.runtime.oci import SEALS, OciDriver
 
 pytestmark = [requires_oci, pytest.mark.timeout(60)]
 
@@ -264,6 +267,36 @@ async def test_exec_probe_runs_in_the_container_and_honours_its_timeout(env: Oci
     await d.stop_container(cid, 0)
     with pytest.raises(DriverError):
         await d.exec_capture(cid, ["true"], 5.0)
+
+
+async def test_crun_runs_from_a_sealed_copy(env: OciEnv) -> None:
+    """crun, executed from a sealed in-memory copy, skips its own re-execution (it checks for
+    exactly these seals) and so is still protected against being overwritten."""
+    d = env.driver
+    if not d.is_crun:
+        pytest.skip("crun only")
+    link = Path(d._rt()[0])
+    target = os.readlink(link)
+    assert link.name == "crun" and target == f"/proc/{os.getpid()}/fd/{d._sealed_fd}"
+    fd = os.open(target, os.O_RDWR)
+    try:
+        assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) == SEALS
+        with pytest.raises(PermissionError):
+            os.pwrite(fd, b"x", 0)
+    finally:
+        os.close(fd)
+    sb = await d.run_sandbox(env.sandbox("sealed"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "sealed", ["sleep", "60"]), info)
+    await d.start_container(cid)
+    assert await d.exec_capture(cid, ["true"], 5.0) == (0, b"")
+    await d.stop_container(cid, 0)
+    await d.remove_container(cid)
+    await d.stop_sandbox(sb.id)
+    await d.remove_sandbox(sb.id)
+    await d.close()
+    assert not await asyncio.to_thread(os.path.lexists, link)
+    assert d._rt()[0] == d.runtime
 
 
 async def test_host_network_and_host_port(env: OciEnv) -> None:
