@@ -253,10 +253,10 @@ def cpu_by_kind(root_pid: int) -> dict[str, float]:
     todo = [(c, "bosun_helpers") for c in children.get(root_pid, [])]
     while todo:
         pid, parent_kind = todo.pop()
-        p = procs.get(pid)
-        if p is None:
+        info = procs.get(pid)
+        if info is None:
             continue
-        kind = _kind(p)
+        kind = _kind(info)
         own, reaped = times(pid)
         if kind == "zygote":
             kind = "shims" if parent_kind in ("zygote", "shims") else "zygote"
@@ -271,3 +271,14 @@ def cpu_by_kind(root_pid: int) -> dict[str, float]:
         out[{"shims": "shim_runtime", "zygote": "shims"}.get(kind, kind)] += reaped
         todo += [(c, kind) for c in children.get(pid, [])]
     return {k: round(v, 3) for k, v in out.items()}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent not idle so far (/proc/stat, all cores): what a
+    step cost including what no process of ours is charged with (the runtime processes a
+    shim reaped, kernel workers freeing cgroups), and anything else that ran meanwhile."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    busy = sum(ticks[:8]) - idle  # guest time is already in user
+    return busy / os.sysconf("SC_CLK_TCK")
