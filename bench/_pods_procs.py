@@ -273,12 +273,14 @@ def cpu_by_kind(root_pid: int) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent not idle so far (/proc/stat, all cores): what a
-    step cost including what no process of ours is charged with (the runtime processes a
-    shim reaped, kernel workers freeing cgroups), and anything else that ran meanwhile."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(x) for x in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    busy = sum(ticks[:8]) - idle  # guest time is already in user
-    return busy / os.sysconf("SC_CLK_TCK")
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine so far (/proc/stat, all cores). Busy:
+    not idle, what a step cost including what no process of ours is charged with (the
+    runtime processes a shim reaped, kernel workers freeing cgroups) and anything else that
+    ran meanwhile. Stolen: time the hypervisor gave our virtual CPUs to someone else, which
+    lengthens a step's wall time without showing up anywhere else."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    steal = ticks[7] if len(ticks) > 7 else 0
+    busy = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7])  # user nice system irq softirq (guest is in user)
+    return busy / tck, steal / tck

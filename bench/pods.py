@@ -182,7 +182,9 @@ async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], res
                 step["bosun_cpu_s"] = round(cpu_seconds(up.pid) - cpu0, 2)
                 step["node_cpu_s"] = round(tree_cpu_seconds(up.pid) - node0, 2)
                 kinds1 = cpu_by_kind(up.pid)
-                step["machine_cpu_s"] = round(machine_busy_seconds() - busy0, 2)
+                busy1 = machine_busy_seconds()
+                step["machine_cpu_s"] = round(busy1[0] - busy0[0], 2)
+                step["stolen_cpu_s"] = round(busy1[1] - busy0[1], 2)
                 step["cpu_ms_per_pod"] = {k: round((kinds1[k] - kinds0[k]) * 1000 / n, 1) for k in kinds1}
                 if n == max(sizes) and variant == variants[0]:
                     await asyncio.sleep(2)
@@ -202,7 +204,7 @@ def _step_line(s: dict[str, Any]) -> str:
             f"all Running {s['all_running_s'] or '-':>7} s  all Ready {s['all_ready_s'] or '-':>7} s  "
             f"running p50 {r['p50_ms']:>7} p99 {r['p99_ms']:>7} ms  ready p50 {d['p50_ms']:>7} "
             f"p99 {d['p99_ms']:>7} ms  bosun cpu {s['bosun_cpu_s']} s  node cpu {s.get('node_cpu_s', '-')} s\n"
-            f"      machine cpu {s.get('machine_cpu_s', '-')} s; cpu ms/pod: "
+            f"      machine cpu {s.get('machine_cpu_s', '-')} s (stolen {s.get('stolen_cpu_s', '-')} s); cpu ms/pod: "
             + "  ".join(f"{k} {v}" for k, v in (s.get("cpu_ms_per_pod") or {}).items()))
 
 
