@@ -17,6 +17,7 @@ from tests.conftest import RunningServer, start_server
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.process import ProcessDriver
+from bosun.aio import cancel_and_wait
 from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
@@ -169,6 +170,40 @@ async def test_pod_runs_env_configmap_logs_and_graceful_delete(node: Node, names
         await asyncio.sleep(0.1)
     assert not items
     assert not await node.agent.driver.list_containers(uid)  # type: ignore[union-attr]
+
+
+async def test_first_readiness_probe_joins_the_running_status(node: Node, namespace: str) -> None:
+    """A pod whose readiness probe passes at once goes from Pending straight to Running and
+    Ready (one status write, as kubelet's status manager coalesces them); one whose probe
+    fails is still reported Running, not Ready, within a second."""
+    c = node.client
+    await node.start()
+    await _ns(c, namespace)
+    seen: list[tuple[str, bool]] = []
+
+    async def watch() -> None:
+        async for ev in c.watch(PODS, namespace, timeout_seconds=20):
+            pod = ev.get("object") or {}
+            if pod.get("metadata", {}).get("name") == "quick":
+                seen.append((pod.get("status", {}).get("phase", ""), _ready(pod)))
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.sleep(0.2)
+        probe = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+        await _pod(c, namespace, node.config.node_name, "quick",
+                   [{"name": "main", "command": ["sleep", "60"], "readinessProbe": probe}])
+        began = time.monotonic()
+        failing = {"exec": {"command": ["false"]}, "periodSeconds": 1}
+        await _pod(c, namespace, node.config.node_name, "failing",
+                   [{"name": "main", "command": ["sleep", "60"], "readinessProbe": failing}])
+        pod = await _until(c, namespace, "failing", lambda p: p.get("status", {}).get("phase") == "Running")
+        assert not _ready(pod) and time.monotonic() - began < 3
+        await _until(c, namespace, "quick", _ready)
+        await asyncio.sleep(0.3)
+    finally:
+        await cancel_and_wait(watcher)
+    assert ("Running", False) not in seen and ("Running", True) in seen, seen
 
 
 async def test_restart_backoff_and_exit_codes(node: Node, namespace: str) -> None:
