@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ from bosun.api.server import APIServer, ServerConfig
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 
 pytest_plugins = ["tests.fixtures.etcd"]
+
+# Every API server started by the tests (in this process or as `bosun server`/`bosun up`)
+# checks at stop that nobody modified the objects its watch cache shares with informers.
+os.environ["BOSUN_CHECK_SHARED_OBJECTS"] = "1"
 
 
 @dataclass

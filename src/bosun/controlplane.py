@@ -163,7 +163,10 @@ class ControlPlane:
     async def _lead(self) -> None:
         """Run every component while leading; any that fails is restarted after a pause."""
         assert self.client is not None
-        self.ctx = ComponentContext(self.client, SharedInformers(self.client), self.options)
+        # In-process, informers take the server's own objects (no JSON per event); components
+        # treat informer objects as read-only, as client-go requires.
+        shared = isinstance(self.client.transport, LocalTransport)
+        self.ctx = ComponentContext(self.client, SharedInformers(self.client, shared_objects=shared), self.options)
         tasks = [asyncio.create_task(self._supervise(name, run), name=f"component-{name}")
                  for name, run in self.components.items()]
         try:

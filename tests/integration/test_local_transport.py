@@ -354,3 +354,48 @@ def test_control_plane_components_use_the_local_transport(
     assert ControlPlaneOptions().local_transport is False
     monkeypatch.delenv("BOSUN_LOCAL_TRANSPORT")
     assert ControlPlaneOptions().local_transport is True
+
+
+def test_shared_object_watch_sees_what_the_json_watch_sees(api_server: RunningServer) -> None:
+    """An in-process informer may take the server's own objects instead of JSON lines: the
+    events, their order and their objects are the same as over the JSON stream."""
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        _, local = clients(api_server)
+        ns = f"t-{uuid.uuid4().hex[:10]}"
+        try:
+            await local.create(NS, {"metadata": {"name": ns}})
+            rv = (await local.list(CM, ns))["metadata"]["resourceVersion"]
+            await local.create(CM, {"metadata": {"name": "a"}}, ns)
+            await local.patch(CM, "a", {"data": {"k": "v"}}, ns)
+            await local.delete(CM, "a", ns)
+            runs = []
+            for shared in (False, True):
+                runs.append([(ev["type"], ev["object"]) async for ev in local.watch(
+                    CM, ns, resource_version=rv, timeout_seconds=1, allow_bookmarks=False, shared_objects=shared)])
+            await local.delete(NS, ns)
+            return runs[0], runs[1]
+        finally:
+            await local.close()
+
+    as_json, shared = on_loop(api_server, scenario)
+    assert [t for t, _ in as_json] == ["ADDED", "MODIFIED", "DELETED"]
+    assert shared == as_json
+
+
+def test_a_modified_shared_object_is_reported_when_the_server_stops(fresh_server: RunningServer) -> None:
+    """The objects handed to in-process informers are the watch cache's own: modifying one
+    would leak into later writes, so the test suite's servers check at stop that none was."""
+    async def scenario() -> None:
+        _, local = clients(fresh_server)
+        try:
+            rv = (await local.list(CM, "default"))["metadata"]["resourceVersion"]
+            await local.create(CM, {"metadata": {"name": "shared"}, "data": {"k": "v"}}, "default")
+            async for ev in local.watch(CM, "default", resource_version=rv, timeout_seconds=1, shared_objects=True):
+                ev["object"]["data"]["k"] = "changed by a careless consumer"
+                break
+        finally:
+            await local.close()
+
+    on_loop(fresh_server, scenario)
+    with pytest.raises(RuntimeError, match="modified in place: /registry/configmaps/default/shared"):
+        fresh_server.call(api_of(fresh_server).stop())

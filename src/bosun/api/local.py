@@ -8,6 +8,12 @@ from the network, on a small request object that offers what the handlers read o
 ``web.Request``; the answer is taken from the response object without serialising it.
 Streaming handlers (watch, logs) write into a local writer whose chunks the caller reads
 from a bounded queue, the in-process counterpart of TCP back-pressure.
+
+A local watch may also ask for its events as objects (``stream(..., events=True)``): the
+watch handler then hands over the watch cache's decoded objects instead of JSON lines, so an
+in-process informer neither serialises nor parses each event. Those objects are shared with
+the server's cache and every other watcher: a consumer must treat them as read-only, which is
+client-go's rule for informer caches too.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
+import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.helpers import HeadersMixin
@@ -35,6 +42,10 @@ class Middleware(Protocol):
 STREAM_QUEUE_CHUNKS = 64
 SHUTDOWN_TIMEOUT = 1.0
 _EOF = b""
+
+WatchEvents = list[tuple[str, dict[str, Any]]]
+# Set on a local watch request that wants objects: where the watch handler puts its events.
+EVENT_SINK = web.RequestKey("bosun.event_sink", object)
 
 
 class _Body:
@@ -56,7 +67,7 @@ class _Writer(AbstractStreamWriter):
     """Where a prepared (streaming) response's bytes go: a list for a unary call, a queue
     for a stream. ``started`` is set once a streaming response's status and headers are final."""
 
-    def __init__(self, queue: asyncio.Queue[bytes | None] | None = None) -> None:
+    def __init__(self, queue: asyncio.Queue[bytes | WatchEvents | None] | None = None) -> None:
         self.buffer_size = 0
         self.output_size = 0
         self.length = None
@@ -78,6 +89,14 @@ class _Writer(AbstractStreamWriter):
             self.chunks.append(data)
         else:
             await self.queue.put(data)
+
+    async def put_events(self, events: WatchEvents) -> None:
+        """A batch of watch events as objects (see the module docstring)."""
+        if self.closed:
+            raise ConnectionResetError("the local client went away")
+        if events:
+            assert self.queue is not None
+            await self.queue.put(events)
 
     async def write_eof(self, chunk: bytes = b"") -> None:
         if chunk:
@@ -126,15 +145,15 @@ class LocalRequest(HeadersMixin):
         self.match_info: Any = None
         self._payload_writer = writer
         self._rel_url: URL | None = None
-        self._state: dict[str, Any] = {}  # web.Request's per-request storage
+        self._state: dict[object, Any] = {}  # web.Request's per-request storage
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: object, default: Any = None) -> Any:
         return self._state.get(key, default)
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: object, value: Any) -> None:
         self._state[key] = value
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: object) -> Any:
         return self._state[key]
 
     @property
@@ -180,6 +199,12 @@ class _LocalStream:
         return b"".join([c async for c in self.chunks()])
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        async for item in self._items():
+            if isinstance(item, list):  # events handed over as objects: the wire form
+                item = b"".join(orjson.dumps({"type": t, "object": o}) + b"\n" for t, o in item)
+            yield item
+
+    async def _items(self) -> AsyncIterator[bytes | WatchEvents]:
         if self._whole is not None:
             if self._whole:
                 yield self._whole
@@ -202,6 +227,18 @@ class _LocalStream:
             if chunk is _EOF or not chunk:
                 return
             yield chunk
+
+    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The watch events of a stream opened with ``events=True``, as (type, object)."""
+        async for item in self._items():
+            if isinstance(item, list):
+                for ev in item:
+                    yield ev
+            else:  # bytes: a handler that wrote lines after all
+                for line in item.splitlines():
+                    if line.strip():
+                        ev = orjson.loads(line)
+                        yield str(ev.get("type")), ev.get("object") or {}
 
     def handler_done(self, task: asyncio.Task[web.StreamResponse]) -> None:
         """Wake a reader blocked on an empty queue; when the queue is full the reader will
@@ -286,11 +323,16 @@ class LocalDispatcher:
     @contextlib.asynccontextmanager
     async def stream(
         self, path: str, params: Mapping[str, str], headers: Mapping[str, str], read_timeout: float | None,
+        *, events: bool = False,
     ) -> AsyncIterator[_LocalStream]:
+        """A long-running GET; ``events``: a watch hands its events over as shared objects
+        (read them with ``events()``; see the module docstring)."""
         if self.closed:
             raise ConnectionRefusedError("the API server is stopped")
         writer = _Writer(asyncio.Queue(STREAM_QUEUE_CHUNKS))
         req = LocalRequest("GET", path, params, None, headers, writer)
+        if events:
+            req[EVENT_SINK] = writer.put_events
         task = asyncio.get_running_loop().create_task(self._dispatch(req), name=f"local-stream {path}")
         stream = _LocalStream(task, writer, read_timeout)
         task.add_done_callback(stream.handler_done)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,11 +143,19 @@ class APIServer:
         if self.rest is not None:
             await self.rest.close()
         await self.stop_collectors()
+        modified: list[str] = []
         if self.cache is not None:
             await self.cache.stop()
+            if os.environ.get("BOSUN_CHECK_SHARED_OBJECTS") == "1":
+                modified = self.cache.modified_objects()
+                self.cache.buffer.clear()  # reported once
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if modified:
+            log.error("shared objects were modified in place: %s", ", ".join(modified[:20]))
+            raise RuntimeError(f"{len(modified)} objects shared by the watch cache were modified in place: "
+                               f"{', '.join(modified[:5])}")
 
     async def start_collectors(self, *, gc: bool = True, namespaces: bool = True) -> None:
         """Start the garbage collector and the namespace finalizer (no-op if running). Each

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +14,16 @@ from aiohttp import web
 
 from bosun.api import errors
 from bosun.api.httputil import flag, int_param, wants_table
+from bosun.api.local import EVENT_SINK
 from bosun.api.registry import Resource
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.tables import to_table
-from bosun.api.watchcache import CachedEvent, TooOldError
+from bosun.api.watchcache import CachedEvent, TooOldError, Watcher
 
 if TYPE_CHECKING:
     from bosun.api.rest import RestHandler, Target
+
+EventSink = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
 BOOKMARK_INTERVAL = 5.0
 # Without timeoutSeconds a watch ends after a random 30-60 minutes, as Kubernetes does,
@@ -94,13 +97,20 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
+    # An in-process watcher that takes the cache's objects as they are (api/local.py).
+    sink: EventSink | None = None if as_table else request.get(EVENT_SINK)
 
     try:
         watcher = cache.subscribe(res.group_plural, from_rev, filt)
     except TooOldError as exc:
         status = errors.gone(f"too old resource version: {exc.requested} ({exc.oldest})").status()
-        await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        if sink is not None:
+            await sink([("ERROR", status)])
+        else:
+            await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
         return resp
+    if sink is not None:
+        return await _serve_objects(resp, watcher, sink, initial, timeout, bookmarks, cache.revision, res)
 
     encoder = _Encoder(res, as_table, include_object)
     loop = asyncio.get_running_loop()
@@ -135,6 +145,52 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
             await resp.write(b"".join(chunks))
     except ConnectionResetError:
         return resp  # the client went away
+    finally:
+        watcher.close()
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await resp.write_eof()
+    return resp
+
+
+async def _serve_objects(
+    resp: web.StreamResponse, watcher: Watcher, sink: EventSink, initial: list[dict[str, Any]], seconds: float,
+    bookmarks: bool, revision: int, res: Resource,
+) -> web.StreamResponse:
+    """``serve_watch`` for an in-process watcher that takes events as objects."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    queue = watcher.queue
+    try:
+        if initial:
+            await sink([("ADDED", o) for o in initial])
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                if queue.empty():
+                    async with asyncio.timeout(min(remaining, BOOKMARK_INTERVAL)):
+                        item = await queue.get()
+                else:
+                    item = queue.get_nowait()
+            except TimeoutError:
+                if bookmarks and queue.empty():
+                    rev = max(watcher.cache.revision, watcher.from_revision, revision)
+                    await sink([("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                              "metadata": {"resourceVersion": str(rev)}})])
+                continue
+            if item is None:
+                break
+            batch = [(item[0], item[1].obj)]
+            while not queue.empty():
+                nxt = queue.get_nowait()
+                if nxt is None:
+                    await sink(batch)
+                    return resp
+                batch.append((nxt[0], nxt[1].obj))
+            await sink(batch)
+    except ConnectionResetError:
+        return resp
     finally:
         watcher.close()
     with contextlib.suppress(ConnectionResetError, RuntimeError):

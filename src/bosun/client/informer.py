@@ -63,8 +63,13 @@ class Informer:
         resync_period: float | None = None,
         watch_timeout: tuple[int, int] = (300, 600),
         page_size: int = 500,
+        shared_objects: bool = False,
     ) -> None:
         self.client = client
+        # Watch events carry the API server's own objects when it runs in this process
+        # (Client.watch): every handler must then treat objects as read-only, as client-go's
+        # informer contract already asks.
+        self.shared_objects = shared_objects
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -219,6 +224,7 @@ class Informer:
             self.resource, self.namespace, resource_version=self.last_resource_version or None,
             label_selector=self.label_selector, field_selector=self.field_selector,
             timeout_seconds=random.randint(low, high) if high > 0 else None,
+            shared_objects=self.shared_objects,
         ):
             self._apply(event)
 

@@ -22,7 +22,7 @@ import orjson
 from bosun.api.registry import Resource
 from bosun.client.errors import ApiError
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
-from bosun.client.transport import HttpTransport, Transport
+from bosun.client.transport import HttpTransport, LocalTransport, Transport
 
 JSON = dict[str, Any]
 JSONList = list[Any]  # spelled once here: inside Client, `list` is the method
@@ -344,11 +344,14 @@ class Client:
         field_selector: str | None = None,
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
+        shared_objects: bool = False,
     ) -> AsyncIterator[JSON]:
         """Yield watch events until the server ends the stream.
 
         A 410 (HTTP status or an ERROR event carrying a Status) raises ``ApiError`` with
         status 410 so that the caller relists; other ERROR events raise their own status.
+        ``shared_objects``: over the in-process transport, the events' objects are the API
+        server's own (no JSON encoding or parsing); the caller promises never to modify them.
         """
         params = {
             "watch": "1", "resourceVersion": resource_version, "labelSelector": label_selector,
@@ -358,12 +361,28 @@ class Client:
         # The server must end the watch after timeout_seconds; silence well past that means
         # the connection is dead.
         read_timeout = timeout_seconds + self.timeout if timeout_seconds else None
+        if shared_objects and isinstance(self.transport, LocalTransport):
+            async for event in self._shared_events(resource_path(resource, namespace), params, read_timeout):
+                yield event
+            return
         async for line in self._lines(resource_path(resource, namespace), params, read_timeout):
             event = orjson.loads(line)
             if event.get("type") == "ERROR":
                 obj = event.get("object") or {}
                 raise ApiError.from_status(int(obj.get("code") or 500), obj, "watch error")
             yield event
+
+    async def _shared_events(
+        self, path: str, params: Mapping[str, Any], read_timeout: float | None,
+    ) -> AsyncIterator[JSON]:
+        assert isinstance(self.transport, LocalTransport)
+        async with self.transport.event_stream(path, _clean_params(params), self._headers, read_timeout) as resp:
+            if resp.status >= 400:
+                self._raise_for(resp.status, await resp.read())
+            async for typ, obj in resp.events():
+                if typ == "ERROR":
+                    raise ApiError.from_status(int(obj.get("code") or 500), obj, "watch error")
+                yield {"type": typ, "object": obj}
 
     async def _lines(
         self, path: str, params: Mapping[str, Any], read_timeout: float | None,

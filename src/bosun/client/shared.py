@@ -14,8 +14,9 @@ from bosun.client.rest import Client
 
 
 class SharedInformers:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, shared_objects: bool = False) -> None:
         self.client = client
+        self.shared_objects = shared_objects
         self._informers: dict[str, Informer] = {}
         self._started: set[str] = set()
 
@@ -24,7 +25,7 @@ class SharedInformers:
         key = resource.group_plural
         inf = self._informers.get(key)
         if inf is None:
-            inf = Informer(self.client, resource)
+            inf = Informer(self.client, resource, shared_objects=self.shared_objects)
             self._informers[key] = inf
         return inf
 

@@ -15,7 +15,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 
@@ -145,7 +145,14 @@ class Dispatcher(Protocol):
 
     def stream(
         self, path: str, params: Mapping[str, str], headers: Mapping[str, str], read_timeout: float | None,
+        *, events: bool = False,
     ) -> AbstractAsyncContextManager[Stream]: ...
+
+
+class EventStream(Stream, Protocol):
+    """A local watch whose events arrive as objects shared with the server (read-only)."""
+
+    def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
 
 
 class LocalTransport:
@@ -177,6 +184,18 @@ class LocalTransport:
         read_timeout: float | None,
     ) -> AbstractAsyncContextManager[Stream]:
         return self.dispatcher.stream(path, params, headers, read_timeout)
+
+    def event_stream(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        read_timeout: float | None,
+    ) -> AbstractAsyncContextManager[EventStream]:
+        """A watch whose events come as the server's own decoded objects: no JSON either way.
+        The objects are shared with the API server's cache and must never be modified."""
+        return cast(AbstractAsyncContextManager[EventStream],
+                    self.dispatcher.stream(path, params, headers, read_timeout, events=True))
 
     async def close(self) -> None:
         """Nothing to release: the server owns the dispatcher."""
