@@ -104,8 +104,16 @@ class GarbageCollector:
         uid = m.get("uid")
         if not uid:
             return
+        raw_refs = m.get("ownerReferences")
+        if uid in self.objects and not m.get("deletionTimestamp") and uid not in self.deleting:
+            # Most events are status writes: nothing the collector looks at has changed.
+            if not raw_refs and uid not in self.owners:
+                return
+            known = self.owners.get(uid)
+            if known is not None and raw_refs == known and all(r["uid"] in self.objects for r in known):
+                return
         self.objects[uid] = Ref(res, m.get("namespace") if res.namespaced else None, m.get("name", ""))
-        refs = [r for r in m.get("ownerReferences") or [] if isinstance(r, dict) and r.get("uid")]
+        refs = [r for r in raw_refs or [] if isinstance(r, dict) and r.get("uid")]
         old = {r["uid"] for r in self.owners.get(uid, [])}
         new = {r["uid"] for r in refs}
         for gone in old - new:
