@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from bosun.aio import tune_gc
 from bosun.cli.common import CliState, pass_state
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
@@ -32,6 +33,7 @@ async def _serve(cluster: HollowCluster, client: Client) -> None:
         names = cluster.names
         click.echo(f"hollow: {len(names)} nodes registered ({names[0]}..{names[-1]}), "
                    f"heartbeat every {cluster.heartbeat.period:g}s")
+        tune_gc()  # thousands of nodes' objects: full collections took ~180 ms each, 16 per run
         click.echo("ready")
         sys.stdout.flush()
         await stop.wait()
