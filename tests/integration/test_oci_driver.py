@@ -274,7 +274,9 @@ async def test_crun_runs_from_a_sealed_copy(env: OciEnv) -> None:
     exactly these seals) and so is still protected against being overwritten."""
     d = env.driver
     if not d.is_crun:
-        pytest.skip("crun only")
+        # runc (the fallback) protects itself its own way: it is run as installed.
+        assert d._rt()[0] == d.runtime and d._sealed_fd < 0
+        return
     link = Path(d._rt()[0])
     target = os.readlink(link)
     assert link.name == "crun" and target == f"/proc/{os.getpid()}/fd/{d._sealed_fd}"
