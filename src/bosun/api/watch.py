@@ -7,7 +7,7 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -18,7 +18,7 @@ from bosun.api.local import EVENT_SINK
 from bosun.api.registry import Resource
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.tables import to_table
-from bosun.api.watchcache import CachedEvent, TooOldError, Watcher
+from bosun.api.watchcache import CachedEvent, TooOldError
 
 if TYPE_CHECKING:
     from bosun.api.rest import RestHandler, Target
@@ -97,27 +97,21 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
     resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    # An in-process watcher that takes the cache's objects as they are (api/local.py).
+    # An in-process watcher may take the cache's objects as they are (api/local.py).
     sink: EventSink | None = None if as_table else request.get(EVENT_SINK)
+    out: _Output = _Objects(sink, res) if sink is not None else _Lines(resp, _Encoder(res, as_table, include_object))
 
     try:
         watcher = cache.subscribe(res.group_plural, from_rev, filt)
     except TooOldError as exc:
-        status = errors.gone(f"too old resource version: {exc.requested} ({exc.oldest})").status()
-        if sink is not None:
-            await sink([("ERROR", status)])
-        else:
-            await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        await out.error(errors.gone(f"too old resource version: {exc.requested} ({exc.oldest})").status())
         return resp
-    if sink is not None:
-        return await _serve_objects(resp, watcher, sink, initial, timeout, bookmarks, cache.revision, res)
 
-    encoder = _Encoder(res, as_table, include_object)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
         if initial:
-            await resp.write(b"".join(encoder.line("ADDED", o) for o in initial))
+            await out.added(initial)
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -130,19 +124,18 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
                     item = watcher.queue.get_nowait()
             except TimeoutError:
                 if bookmarks and watcher.queue.empty():
-                    rev = max(cache.revision, watcher.from_revision)
-                    await resp.write(encoder.bookmark(rev))
+                    await out.bookmark(max(cache.revision, watcher.from_revision))
                 continue
             if item is None:
                 break  # the cache closed us (overflow or reset): the client re-watches
-            chunks = [encoder.event(*item)]
+            batch = [item]
             while not watcher.queue.empty():  # batch whatever else is ready into one write
                 nxt = watcher.queue.get_nowait()
                 if nxt is None:
-                    await resp.write(b"".join(chunks))
+                    await out.events(batch)
                     return resp
-                chunks.append(encoder.event(*nxt))
-            await resp.write(b"".join(chunks))
+                batch.append(nxt)
+            await out.events(batch)
     except ConnectionResetError:
         return resp  # the client went away
     finally:
@@ -152,50 +145,60 @@ async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> 
     return resp
 
 
-async def _serve_objects(
-    resp: web.StreamResponse, watcher: Watcher, sink: EventSink, initial: list[dict[str, Any]], seconds: float,
-    bookmarks: bool, revision: int, res: Resource,
-) -> web.StreamResponse:
-    """``serve_watch`` for an in-process watcher that takes events as objects."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    queue = watcher.queue
-    try:
-        if initial:
-            await sink([("ADDED", o) for o in initial])
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                if queue.empty():
-                    async with asyncio.timeout(min(remaining, BOOKMARK_INTERVAL)):
-                        item = await queue.get()
-                else:
-                    item = queue.get_nowait()
-            except TimeoutError:
-                if bookmarks and queue.empty():
-                    rev = max(watcher.cache.revision, watcher.from_revision, revision)
-                    await sink([("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
-                                              "metadata": {"resourceVersion": str(rev)}})])
-                continue
-            if item is None:
-                break
-            batch = [(item[0], item[1].obj)]
-            while not queue.empty():
-                nxt = queue.get_nowait()
-                if nxt is None:
-                    await sink(batch)
-                    return resp
-                batch.append((nxt[0], nxt[1].obj))
-            await sink(batch)
-    except ConnectionResetError:
-        return resp
-    finally:
-        watcher.close()
-    with contextlib.suppress(ConnectionResetError, RuntimeError):
-        await resp.write_eof()
-    return resp
+class _Output(Protocol):
+    """Where a watch's events go: JSON lines on the response, or objects to a local sink."""
+
+    async def added(self, objs: list[dict[str, Any]]) -> None: ...
+
+    async def events(self, batch: list[tuple[str, CachedEvent]]) -> None: ...
+
+    async def bookmark(self, rev: int) -> None: ...
+
+    async def error(self, status: dict[str, Any]) -> None: ...
+
+
+class _Lines:
+    """Newline-delimited JSON on the chunked response (every HTTP watcher, and tables)."""
+
+    def __init__(self, resp: web.StreamResponse, encoder: _Encoder) -> None:
+        self.resp = resp
+        self.encoder = encoder
+
+    async def added(self, objs: list[dict[str, Any]]) -> None:
+        await self.resp.write(b"".join(self.encoder.line("ADDED", o) for o in objs))
+
+    async def events(self, batch: list[tuple[str, CachedEvent]]) -> None:
+        await self.resp.write(b"".join(self.encoder.event(t, ev) for t, ev in batch))
+
+    async def bookmark(self, rev: int) -> None:
+        await self.resp.write(self.encoder.bookmark(rev))
+
+    async def error(self, status: dict[str, Any]) -> None:
+        await self.resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+
+
+class _Objects:
+    """The cache's own objects, handed to an in-process watcher: nothing to encode."""
+
+    def __init__(self, sink: EventSink, res: Resource) -> None:
+        self.sink = sink
+        self.res = res
+
+    async def added(self, objs: list[dict[str, Any]]) -> None:
+        await self.sink([("ADDED", o) for o in objs])
+
+    async def events(self, batch: list[tuple[str, CachedEvent]]) -> None:
+        await self.sink([(t, ev.obj) for t, ev in batch])
+
+    async def bookmark(self, rev: int) -> None:
+        await self.sink([("BOOKMARK", bookmark_object(self.res, rev))])
+
+    async def error(self, status: dict[str, Any]) -> None:
+        await self.sink([("ERROR", status)])
+
+
+def bookmark_object(res: Resource, rev: int) -> dict[str, Any]:
+    return {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(rev)}}
 
 
 class _Encoder:
@@ -221,6 +224,4 @@ class _Encoder:
         return self.line(typ, ev.obj)
 
     def bookmark(self, rev: int) -> bytes:
-        obj = {"kind": self.res.kind, "apiVersion": self.res.api_version,
-               "metadata": {"resourceVersion": str(rev)}}
-        return orjson.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
+        return orjson.dumps({"type": "BOOKMARK", "object": bookmark_object(self.res, rev)}) + b"\n"
