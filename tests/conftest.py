@@ -81,24 +81,27 @@ def start_server(
     return RunningServer(server, loop, thread, data_dir)
 
 
-@pytest.fixture(scope="session")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the session; tests isolate themselves with their own namespaces."""
-    running = start_server(tmp_path_factory.mktemp("bosun-server"))
+def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None
+           ) -> Iterator[RunningServer]:
+    """A fixture's body: a server (see start_server) for as long as the fixture lives,
+    stopped afterwards even when the test failed. Use as ``yield from served(...)``."""
+    running = start_server(data_dir, store_url, options)
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the session; tests isolate themselves with their own namespaces."""
+    yield from served(tmp_path_factory.mktemp("bosun-server"))
 
 
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[RunningServer]:
     """A server of the test's own (for tests that restart it or break its store)."""
-    running = start_server(tmp_path / "server")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path / "server")
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     """The whole control plane (API, scheduler, every controller) for the session; short
     node-failure timings so that lifecycle tests run in seconds."""
     options = ControlPlaneOptions(node_monitor_grace_period=4.0, pod_eviction_timeout=2.0, lease_duration=6.0)
-    running = start_server(tmp_path_factory.mktemp("bosun-cluster"), options=options)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("bosun-cluster"), options=options)
 
 
 @pytest.fixture

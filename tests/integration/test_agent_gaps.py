@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 from tests.integration.oci_env import wait_for
 
 from bosun.agent.agent import Agent
@@ -38,11 +38,7 @@ PVCS, PVS = _res("persistentvolumeclaims"), _res("persistentvolumes")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    running = start_server(tmp_path_factory.mktemp("gaps-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("gaps-server"))
 
 
 def client_for(server: RunningServer) -> Client:
@@ -284,12 +280,8 @@ async def test_memory_emptydir_is_a_sized_tmpfs(server: RunningServer, tmp_path:
 def provisioner_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from bosun.controlplane import ControlPlaneOptions
 
-    running = start_server(tmp_path_factory.mktemp("localpath-server"),
+    yield from served(tmp_path_factory.mktemp("localpath-server"),
                            options=ControlPlaneOptions(controllers=["localpath"], scheduler=False))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 async def until_obj(client: Client, res: Resource, name: str, ns: str | None,

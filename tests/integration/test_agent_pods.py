@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
@@ -37,11 +37,7 @@ LEASES = _res("coordination.k8s.io", "leases")
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    running = start_server(tmp_path_factory.mktemp("agent-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("agent-server"))
 
 
 def _client(server: RunningServer) -> Client:

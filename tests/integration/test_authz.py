@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.security.tokens import create_join_token, create_user_token
@@ -23,11 +23,7 @@ from bosun.security.tokens import create_join_token, create_user_token
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("authz"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("authz"))
 
 
 def kubeconfig_for(server: RunningServer, token: str, path: Path) -> str:

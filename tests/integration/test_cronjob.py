@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
@@ -61,13 +61,9 @@ class FastClock(cronjob_controller.Clock):
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("cronjob"),
+    yield from served(tmp_path_factory.mktemp("cronjob"),
                            options=ControlPlaneOptions(controllers=["job", "cronjob"], scheduler=False,
                                                        lease_duration=6.0))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served, start_server
 from tests.integration.test_replicaset import EVENTS, NAMESPACES, PODS, RS, PodReadier, active, eventually, patch_retry
 
 from bosun.client.informer import Informer
@@ -47,11 +47,7 @@ def deployment(name: str, replicas: int, image: str = "nginx:1", **spec: Any) ->
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("deploy"), options=OPTIONS)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("deploy"), options=OPTIONS)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -31,11 +31,7 @@ Obj = dict[str, Any]
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     options = ControlPlaneOptions(controllers=["endpoints", "endpointslice"], scheduler=False, lease_duration=4.0)
-    running = start_server(tmp_path_factory.mktemp("endpoints"), options=options)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("endpoints"), options=options)
 
 
 @pytest.fixture

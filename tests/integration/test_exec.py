@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
@@ -35,11 +35,7 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    running = start_server(tmp_path_factory.mktemp("exec-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("exec-server"))
 
 
 class Cluster:

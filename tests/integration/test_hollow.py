@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.api.registry import Resource, by_plural
 from bosun.client import ApiError, Client
@@ -41,11 +41,7 @@ NAMESPACES = _res("", "v1", "namespaces")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A bare API server of this module's own: hollow nodes must not leak into other tests'
     clusters (a scheduler there would place pods on them)."""
-    running = start_server(tmp_path_factory.mktemp("hollow-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("hollow-server"))
 
 
 @pytest.fixture

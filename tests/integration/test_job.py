@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
@@ -43,12 +43,8 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("job"),
+    yield from served(tmp_path_factory.mktemp("job"),
                            options=ControlPlaneOptions(controllers=["job"], scheduler=False, lease_duration=6.0))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
@@ -41,11 +41,7 @@ HOLD = "import time; b = bytearray(96 * 2**20); b[::4096] = b'x' * len(b[::4096]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    running = start_server(tmp_path_factory.mktemp("metrics-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("metrics-server"))
 
 
 class Env:

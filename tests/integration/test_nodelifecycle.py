@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served, start_server
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -36,11 +36,7 @@ Obj = dict[str, Any]
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     options = ControlPlaneOptions(controllers=["nodelifecycle", "podgc"], scheduler=False, lease_duration=4.0,
                                   node_monitor_grace_period=GRACE, pod_eviction_timeout=EVICTION)
-    running = start_server(tmp_path_factory.mktemp("nodelifecycle"), options=options)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("nodelifecycle"), options=options)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 from tests.integration.oci_env import OciEnv, oci_env, requires_oci
 
 from bosun.agent.agent import Agent
@@ -33,11 +33,7 @@ PODS, NAMESPACES, CONFIGMAPS = _res("pods"), _res("namespaces"), _res("configmap
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    running = start_server(tmp_path_factory.mktemp("oci-agent-server"))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("oci-agent-server"))
 
 
 class Node:

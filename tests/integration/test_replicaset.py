@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served, start_server
 
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
@@ -126,12 +126,8 @@ def bare_pod(name: str, labels: dict[str, str]) -> Obj:
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A control plane running only the ReplicaSet controller (no scheduler)."""
-    running = start_server(tmp_path_factory.mktemp("rs"), options=ControlPlaneOptions(
+    yield from served(tmp_path_factory.mktemp("rs"), options=ControlPlaneOptions(
         controllers=["replicaset"], scheduler=False, lease_duration=3.0))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

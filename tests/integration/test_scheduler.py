@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served, start_server
 
 from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
@@ -42,11 +42,7 @@ Obj = dict[str, Any]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     opts = ControlPlaneOptions(controllers=["none"], scheduler=True, scheduling_strategy="spread")
-    running = start_server(tmp_path_factory.mktemp("sched"), options=opts)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("sched"), options=opts)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
@@ -35,11 +35,7 @@ PRIORITY_CLASSES = _res("scheduling.k8s.io", "priorityclasses")
 @pytest.fixture
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     opts = ControlPlaneOptions(controllers=["none"], scheduler=True)
-    running = start_server(tmp_path_factory.mktemp("sched-hollow"), options=opts)
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from served(tmp_path_factory.mktemp("sched-hollow"), options=opts)
 
 
 @pytest.fixture

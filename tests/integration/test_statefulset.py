@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served, start_server
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -37,13 +37,9 @@ KUBECTL = "/usr/bin/kubectl"
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("sts"),
+    yield from served(tmp_path_factory.mktemp("sts"),
                            options=ControlPlaneOptions(controllers=["statefulset"], scheduler=False,
                                                        lease_duration=6.0))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, served
 
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
@@ -35,12 +35,8 @@ SELECTED = "volume.kubernetes.io/selected-node"
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("volsched"),
+    yield from served(tmp_path_factory.mktemp("volsched"),
                            options=ControlPlaneOptions(controllers=["localpath"], scheduler=True))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
