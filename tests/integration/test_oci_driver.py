@@ -93,6 +93,30 @@ async def test_exit_code_and_start_error(env: OciEnv) -> None:
     assert st is not None and st.reason == "StartError" and st.exit_code == 128
 
 
+async def test_status_read_racing_the_shims_exit_keeps_the_exit_code(
+        env: OciEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shim writes exit.json and then ends; a read that missed exit.json and then finds
+    the shim gone looks again instead of reporting the exit as lost (255 Unknown)."""
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("racy"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    cid = await d.create_container(sb, env.container(sb.pod_uid, "c", ["sh", "-c", "exit 7"]), info)
+    await d.start_container(cid)
+    await wait_for(lambda: _exited(env, cid))
+    exit_json = d.root / "containers" / cid / "exit.json"
+    held = exit_json.with_name("exit.json.held")
+    exit_json.rename(held)
+
+    def shim_ends_now(container_id: str) -> bool:
+        if held.exists():
+            held.rename(exit_json)
+        return False
+
+    monkeypatch.setattr(d, "_shim_alive", shim_ends_now)
+    st = await d.container_status(cid)
+    assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 7, "Error")
+
+
 async def _exited(env: OciEnv, cid: str):  # type: ignore[no-untyped-def]
     st = await env.driver.container_status(cid)
     return st if st is not None and st.state == ContainerState.EXITED else None

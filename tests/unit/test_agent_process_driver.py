@@ -81,3 +81,28 @@ async def test_stop_sigterm_then_sigkill_and_readoption(driver: ProcessDriver, t
     await again.stop_container(cid, 0.3)  # TERM is ignored: KILL after the grace period
     st = await again.container_status(cid)
     assert st is not None and st.state == ContainerState.EXITED and st.exit_code == 137
+
+
+async def test_status_read_racing_the_shims_exit_keeps_the_exit_code(
+        driver: ProcessDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shim writes exit.json and then ends. A status read that finds no exit.json yet,
+    and then finds the shim gone, must look again rather than report the exit as lost (255)."""
+    cid = await _run(driver, tmp_path, "c", ["sh", "-c", "exit 7"])
+    await _wait_exit(driver, cid)
+    exit_json = tmp_path / "rt" / "containers" / cid / "exit.json"
+    assert exit_json.exists()
+    held = exit_json.with_name("exit.json.held")
+    exit_json.rename(held)
+
+    def shim_ends_now(container_id: str) -> bool:
+        if held.exists():
+            held.rename(exit_json)  # the shim's last write lands between the two reads
+        return False
+
+    monkeypatch.setattr(driver, "_shim_alive", shim_ends_now)
+    st = await driver.container_status(cid)
+    assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 7, "Error")
+    # Truly lost (no exit.json, no shim): reported as such, not as a clean exit.
+    exit_json.unlink()
+    st = await driver.container_status(cid)
+    assert st is not None and (st.exit_code, st.reason) == (255, "Unknown")

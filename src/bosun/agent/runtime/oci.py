@@ -672,6 +672,9 @@ class OciDriver:
             st.started_at = started
             if self._shim_alive(cid):
                 st.state = ContainerState.RUNNING if ran else ContainerState.CREATED
+            elif (d / "exit.json").exists():
+                # The shim wrote exit.json and ended between our first read and the check.
+                return self._status(cid)
             else:
                 st.state = ContainerState.EXITED
                 st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()

@@ -384,6 +384,9 @@ class ProcessDriver:
             st.started_at = started
             if _alive(pid, starttime) or self._shim_alive(container_id):
                 st.state = ContainerState.RUNNING
+            elif (d / "exit.json").exists():
+                # The shim wrote exit.json and ended between our first read and the check.
+                return self._status(container_id)
             else:
                 # The shim was killed too (not by us): how the container ended is lost.
                 st.state = ContainerState.EXITED
