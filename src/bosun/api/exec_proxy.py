@@ -123,28 +123,23 @@ async def _raise_agent_refusal(session: aiohttp.ClientSession, url: str, params:
     raise errors.bad_request(text) if resp.status == 400 else errors.APIError(502, "BadGateway", text)
 
 
+_Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+async def _pump(src: _Socket, dst: _Socket) -> None:
+    """Copy frames one way until ``src`` ends, then close ``dst`` so its peer sees the end too."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        async for msg in src:
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                await dst.send_bytes(msg.data)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                await dst.send_str(msg.data)
+    await dst.close()
+
+
 async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
     """Copy frames both ways until either side closes, then close the other."""
-
-    async def to_agent() -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            async for msg in client:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    await upstream.send_bytes(msg.data)
-                elif msg.type == aiohttp.WSMsgType.TEXT:
-                    await upstream.send_str(msg.data)
-        await upstream.close()
-
-    async def to_client() -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            async for msg in upstream:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    await client.send_bytes(msg.data)
-                elif msg.type == aiohttp.WSMsgType.TEXT:
-                    await client.send_str(msg.data)
-        await client.close()
-
-    tasks = [asyncio.create_task(to_agent()), asyncio.create_task(to_client())]
+    tasks = [asyncio.create_task(_pump(client, upstream)), asyncio.create_task(_pump(upstream, client))]
     try:
         await asyncio.gather(*tasks)
     finally:
