@@ -7,73 +7,31 @@ import fcntl
 import os
 import pty
 import select
-import signal
-import socket
 import struct
 import subprocess
-import sys
 import termios
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from tests.e2e.helpers import Kubectl, bosun_up
 
 pytestmark = pytest.mark.timeout(90)
 
-BOSUN = str(Path(sys.executable).with_name("bosun"))
 POD = "shell"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Kubectl:
-    def __init__(self, kubeconfig: str, home: str) -> None:
-        self.kubeconfig = kubeconfig
-        self.env = dict(os.environ, HOME=home)
-
-    def argv(self, *args: str) -> list[str]:
-        return ["kubectl", "--kubeconfig", self.kubeconfig, *args]
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=30,
-                              env=self.env)
 
 
 @pytest.fixture(scope="module")
 def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    tmp = tmp_path_factory.mktemp("exec-up")
-    data = tmp / "up"
-    proc = subprocess.Popen(
-        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{_free_port()}", "--runtime", "process",
-         "--agent-port", str(_free_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        assert proc.stdout is not None
+    with bosun_up(tmp_path_factory.mktemp("exec-up")) as up:
+        k = up.kubectl
         deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.strip() == "ready":
-                break
-        k = Kubectl(str(data / "kubeconfig"), str(tmp))
         run = k("run", POD, "--image=host", "--restart=Never", "--", "sleep", "300")
         assert run.returncode == 0, run.stderr
         while k("get", "pod", POD, "-o", "jsonpath={.status.phase}").stdout != "Running":
             assert time.time() < deadline, "the pod did not start"
             time.sleep(0.2)
         yield k
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def test_exec_prints_output_and_passes_exit_codes(kubectl: Kubectl) -> None:

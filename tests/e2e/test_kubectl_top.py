@@ -5,28 +5,18 @@ agent's and the API server's /metrics are Prometheus text with the expected seri
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.helpers import bosun_up, processes_with
 
 from bosun.api.quantity import parse_quantity
 
-BOSUN = str(Path(sys.executable).with_name("bosun"))
 HOLD_MIB = 128
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, token: str) -> str:
@@ -44,28 +34,9 @@ def _top(out: str) -> dict[str, list[str]]:
 
 
 def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
-    data = tmp_path / "up"
-    agent_port = free_port()
-    proc = subprocess.Popen(
-        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", "process",
-         "--agent-port", str(agent_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    env = dict(os.environ, HOME=str(tmp_path))
-    kc = str(data / "kubeconfig")
     marker = f"top-{os.getpid()}"
-
-    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", "--kubeconfig", kc, *args], capture_output=True, text=True,
-                              timeout=30, env=env)
-
-    try:
-        assert proc.stdout is not None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.strip() == "ready":
-                break
+    with bosun_up(tmp_path) as up:
+        kubectl, kc, agent_port = up.kubectl, up.kubeconfig, up.agent_port
         burn = kubectl("run", "burn", "--image=host", "--restart=Never", "--",
                        "python3", "-c", f"# {marker}\nwhile True: pass")
         assert burn.returncode == 0, burn.stderr
@@ -117,13 +88,4 @@ def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
         assert any(s.labels.get("group") == "metrics.k8s.io" and s.labels.get("resource") == "pods"
                    for s in api["apiserver_request"].samples)
         assert api["etcd_request_duration_seconds"].samples
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-    leftovers = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
-    assert leftovers == [], "a container process outlived bosun up"
+    assert processes_with(marker) == [], "a container process outlived bosun up"

@@ -7,17 +7,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-BOSUN = str(Path(sys.executable).with_name("bosun"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.e2e.helpers import BOSUN, free_port
 
 
 def test_server_prints_ready_serves_kubectl_and_stops(tmp_path: Path) -> None:

@@ -1,0 +1,83 @@
+"""`bosun up` run as a user runs it from a shell, for the e2e tests that need a whole node (a
+server and an agent with the process runtime) and drive it with kubectl; Ctrl-C is how it stops,
+so that is how the tests stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BOSUN = str(Path(sys.executable).with_name("bosun"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Kubectl:
+    """kubectl with the cluster's kubeconfig and a private HOME, so its cache is the test's own."""
+
+    def __init__(self, kubeconfig: str, home: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.env = dict(os.environ, HOME=home)
+
+    def argv(self, *args: str) -> list[str]:
+        return ["kubectl", "--kubeconfig", self.kubeconfig, *args]
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=30,
+                              env=self.env)
+
+
+@dataclass
+class Up:
+    proc: subprocess.Popen[str]
+    kubeconfig: str
+    agent_port: int
+    kubectl: Kubectl
+
+
+@contextmanager
+def bosun_up(tmp: Path, ready_within: float = 60) -> Iterator[Up]:
+    """`bosun up --runtime process` with its data in ``tmp``/up, on free loopback ports; yields
+    once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens."""
+    data = tmp / "up"
+    agent_port = free_port()
+    proc = subprocess.Popen(
+        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", "process",
+         "--agent-port", str(agent_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.time() + ready_within
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.strip() == "ready":
+                break
+        kubeconfig = str(data / "kubeconfig")
+        yield Up(proc, kubeconfig, agent_port, Kubectl(kubeconfig, str(tmp)))
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def processes_with(marker: str) -> list[str]:
+    """Pids of processes whose command line holds ``marker``: after `bosun up` stops, none of its
+    containers may be left."""
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
