@@ -865,8 +865,20 @@ def test_scale_subresource(api: client.ApiClient, ns: str, plural: str) -> None:
 # pods: binding, eviction, graceful deletion
 
 
-def _node(api: client.ApiClient, name: str) -> None:
-    client.CoreV1Api(api).create_node(m.V1Node(metadata=meta(name)))
+@pytest.fixture
+def node(api: client.ApiClient, ns: str) -> Iterator[str]:
+    """A node (no agent behind it) that pods can be bound to, deleted after the test."""
+    core = client.CoreV1Api(api)
+    name = f"{ns}-node"
+    core.create_node(m.V1Node(metadata=meta(name)))
+    try:
+        yield name
+    finally:
+        core.delete_node(name)
+
+
+def bind_to(pod: str, node: str) -> m.V1Binding:
+    return m.V1Binding(metadata=meta(pod), target=m.V1ObjectReference(kind="Node", name=node))
 
 
 def _raw_json(resp: Any) -> tuple[int, dict[str, Any]]:
@@ -876,80 +888,62 @@ def _raw_json(resp: Any) -> tuple[int, dict[str, Any]]:
         resp.release_conn()
 
 
-def test_pod_binding(api: client.ApiClient, ns: str) -> None:
+def test_pod_binding(api: client.ApiClient, ns: str, node: str) -> None:
     core: Any = client.CoreV1Api(api)
-    node = f"{ns}-node"
-    _node(api, node)
-    try:
-        core.create_namespaced_pod(ns, make_pod("p", {}))
-        binding = m.V1Binding(metadata=meta("p"), target=m.V1ObjectReference(kind="Node", name=node))
-        # Like kube-apiserver, the server answers a binding with a Status, which this client's V1Binding
-        # model cannot hold (kubernetes-client/python#825): users read the raw response.
-        status, body = _raw_json(core.create_namespaced_pod_binding("p", ns, binding, _preload_content=False))
-        assert status == 201
-        assert (body["kind"], body["status"]) == ("Status", "Success")
+    core.create_namespaced_pod(ns, make_pod("p", {}))
+    binding = bind_to("p", node)
+    # Like kube-apiserver, the server answers a binding with a Status, which this client's V1Binding
+    # model cannot hold (kubernetes-client/python#825): users read the raw response.
+    status, body = _raw_json(core.create_namespaced_pod_binding("p", ns, binding, _preload_content=False))
+    assert status == 201
+    assert (body["kind"], body["status"]) == ("Status", "Success")
 
-        pod = core.read_namespaced_pod("p", ns)
-        assert pod.spec.node_name == node
-        assert ("PodScheduled", "True") in [(c.type, c.status) for c in pod.status.conditions or []]
+    pod = core.read_namespaced_pod("p", ns)
+    assert pod.spec.node_name == node
+    assert ("PodScheduled", "True") in [(c.type, c.status) for c in pod.status.conditions or []]
 
-        again = m.V1Binding(metadata=meta("p"), target=m.V1ObjectReference(kind="Node", name="other"))
-        expect_error(409, "Conflict", core.create_namespaced_pod_binding, "p", ns, again)
-        expect_error(404, "NotFound", core.create_namespaced_pod_binding, "nope", ns,
-                     m.V1Binding(metadata=meta("nope"), target=m.V1ObjectReference(kind="Node", name=node)))
+    again = bind_to("p", "other")
+    expect_error(409, "Conflict", core.create_namespaced_pod_binding, "p", ns, again)
+    expect_error(404, "NotFound", core.create_namespaced_pod_binding, "nope", ns, bind_to("nope", node))
 
-        # a pod on a node is deleted gracefully: it stays, marked, until its node lets go
-        deleted: Any = core.delete_namespaced_pod("p", ns)
-        assert type(deleted).__name__ == "V1Pod"
-        assert isinstance(deleted.metadata.deletion_timestamp, datetime)
-        assert deleted.metadata.deletion_grace_period_seconds == 30
-        assert core.read_namespaced_pod("p", ns).metadata.deletion_timestamp
-        core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
-        wait_gone(lambda: core.read_namespaced_pod("p", ns))
-    finally:
-        core.delete_node(node)
+    # a pod on a node is deleted gracefully: it stays, marked, until its node lets go
+    deleted: Any = core.delete_namespaced_pod("p", ns)
+    assert type(deleted).__name__ == "V1Pod"
+    assert isinstance(deleted.metadata.deletion_timestamp, datetime)
+    assert deleted.metadata.deletion_grace_period_seconds == 30
+    assert core.read_namespaced_pod("p", ns).metadata.deletion_timestamp
+    core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
+    wait_gone(lambda: core.read_namespaced_pod("p", ns))
 
 
 @known_bug("pod_binding_through_bindings_collection")
-def test_pod_binding_through_bindings_collection(api: client.ApiClient, ns: str) -> None:
+def test_pod_binding_through_bindings_collection(api: client.ApiClient, ns: str, node: str) -> None:
     core: Any = client.CoreV1Api(api)
-    node = f"{ns}-node"
-    _node(api, node)
-    try:
-        core.create_namespaced_pod(ns, make_pod("p", {}))
-        binding = m.V1Binding(metadata=meta("p"), target=m.V1ObjectReference(kind="Node", name=node))
-        status, body = _raw_json(core.create_namespaced_binding(ns, binding, _preload_content=False))
-        assert (status, body["status"]) == (201, "Success"), body
-        assert core.read_namespaced_pod("p", ns).spec.node_name == node
-    finally:
-        core.delete_node(node)
+    core.create_namespaced_pod(ns, make_pod("p", {}))
+    binding = bind_to("p", node)
+    status, body = _raw_json(core.create_namespaced_binding(ns, binding, _preload_content=False))
+    assert (status, body["status"]) == (201, "Success"), body
+    assert core.read_namespaced_pod("p", ns).spec.node_name == node
 
 
-def test_pod_eviction(api: client.ApiClient, ns: str) -> None:
+def test_pod_eviction(api: client.ApiClient, ns: str, node: str) -> None:
     core: Any = client.CoreV1Api(api)
-    node = f"{ns}-node"
-    _node(api, node)
-    try:
-        core.create_namespaced_pod(ns, make_pod("loose", {}))
-        core.create_namespaced_pod(ns, make_pod("bound", {}))
-        core.create_namespaced_pod_binding(
-            "bound", ns, m.V1Binding(metadata=meta("bound"), target=m.V1ObjectReference(kind="Node", name=node)),
-            _preload_content=False).release_conn()
+    core.create_namespaced_pod(ns, make_pod("loose", {}))
+    core.create_namespaced_pod(ns, make_pod("bound", {}))
+    core.create_namespaced_pod_binding("bound", ns, bind_to("bound", node), _preload_content=False).release_conn()
 
-        eviction = m.V1Eviction(metadata=m.V1ObjectMeta(name="loose", namespace=ns))
-        status, body = _raw_json(core.create_namespaced_pod_eviction("loose", ns, eviction, _preload_content=False))
-        assert (status, body["kind"], body["status"]) == (201, "Status", "Success"), body
-        wait_gone(lambda: core.read_namespaced_pod("loose", ns))  # nothing runs it: gone at once
+    eviction = m.V1Eviction(metadata=m.V1ObjectMeta(name="loose", namespace=ns))
+    status, body = _raw_json(core.create_namespaced_pod_eviction("loose", ns, eviction, _preload_content=False))
+    assert (status, body["kind"], body["status"]) == (201, "Status", "Success"), body
+    wait_gone(lambda: core.read_namespaced_pod("loose", ns))  # nothing runs it: gone at once
 
-        core.create_namespaced_pod_eviction("bound", ns, m.V1Eviction(metadata=m.V1ObjectMeta(name="bound",
-                                                                                               namespace=ns)))
-        pod = core.read_namespaced_pod("bound", ns)
-        assert pod.metadata.deletion_timestamp is not None  # its node must stop it first
+    core.create_namespaced_pod_eviction("bound", ns, m.V1Eviction(metadata=m.V1ObjectMeta(name="bound",
+                                                                                           namespace=ns)))
+    pod = core.read_namespaced_pod("bound", ns)
+    assert pod.metadata.deletion_timestamp is not None  # its node must stop it first
 
-        expect_error(404, "NotFound", core.create_namespaced_pod_eviction, "nope", ns,
-                     m.V1Eviction(metadata=m.V1ObjectMeta(name="nope", namespace=ns)))
-    finally:
-        core.delete_node(node)
+    expect_error(404, "NotFound", core.create_namespaced_pod_eviction, "nope", ns,
+                 m.V1Eviction(metadata=m.V1ObjectMeta(name="nope", namespace=ns)))
 
 
 # ---------------------------------------------------------------------------------------------
