@@ -13,14 +13,13 @@ import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served, start_server
+from tests.integration.helpers import BackgroundLoop, client_in, eventually, ignoring_gone, is_ready, stamp
 
-from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
@@ -43,17 +42,12 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+    async with client_in(plane, namespace) as c:
         try:
             yield c
         finally:
             for node in (await c.list(NODES, label_selector=f"t={namespace}"))["items"]:
                 await c.delete(NODES, node["metadata"]["name"])
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pinned_node(pod: Obj) -> str | None:
@@ -66,19 +60,13 @@ def pinned_node(pod: Obj) -> str | None:
     return None
 
 
-def is_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-class Agent:
+class Agent(BackgroundLoop):
     """Scheduler and node agents in one: binds daemon pods to their node, reports them ready
     (after ``delay`` seconds, so rollouts can be observed), and removes deleted pods."""
 
     def __init__(self, c: Client, ns: str, delay: float = 0.0) -> None:
         self.c, self.ns, self.delay = c, ns, delay
         self.first_seen: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
 
     async def _step(self) -> None:
         for p in (await self.c.list(PODS, self.ns))["items"]:
@@ -98,35 +86,8 @@ class Agent:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await self._step()
-            except ApiError as e:
-                if e.status not in (404, 409):
-                    raise
+            await ignoring_gone(self._step())
             await asyncio.sleep(0.05)
-
-    async def __aenter__(self) -> Agent:
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {within}s (last: {last!r})")
 
 
 async def add_node(c: Client, ns: str, name: str, labels: dict[str, str] | None = None,

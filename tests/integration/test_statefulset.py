@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served, start_server
+from tests.integration.helpers import BackgroundLoop, client_in, eventually, ignoring_gone, is_ready, stamp
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -44,18 +43,13 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+    async with client_in(plane, namespace) as c:
         try:
             await c.create(NODES, {"metadata": {"name": "node-a"}})
         except ApiError as e:
             if e.status != 409:
                 raise
         yield c
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def run_pod(c: Client, pod: Obj, node: str = "node-a") -> None:
@@ -68,12 +62,7 @@ async def run_pod(c: Client, pod: Obj, node: str = "node-a") -> None:
         {"type": "Ready", "status": "True", "lastTransitionTime": stamp()}]}}, m["namespace"], subresource="status")
 
 
-def is_ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-class Agent:
+class Agent(BackgroundLoop):
     """Runs every pod of a namespace as it appears, remembering in which order it saw them
     and which pods were already ready at that moment; removes pods being deleted once
     their (imaginary) containers have stopped."""
@@ -82,7 +71,6 @@ class Agent:
         self.c, self.ns = c, ns
         self.seen: list[tuple[str, set[str]]] = []
         self.paused = False
-        self._task: asyncio.Task[None] | None = None
 
     async def _loop(self) -> None:
         while True:
@@ -93,44 +81,12 @@ class Agent:
                     m = p["metadata"]
                     if m.get("deletionTimestamp"):
                         # Containers stopped: the agent removes the pod for good.
-                        try:
-                            await self.c.delete(PODS, m["name"], self.ns, grace_period_seconds=0,
-                                                preconditions={"uid": m["uid"]})
-                        except ApiError as e:
-                            if e.status not in (404, 409):
-                                raise
+                        await ignoring_gone(self.c.delete(PODS, m["name"], self.ns, grace_period_seconds=0,
+                                                          preconditions={"uid": m["uid"]}))
                     elif not is_ready(p):
                         self.seen.append((p["metadata"]["name"], set(ready)))
-                        try:
-                            await run_pod(self.c, p)
-                        except ApiError as e:
-                            if e.status not in (404, 409):
-                                raise
+                        await ignoring_gone(run_pod(self.c, p))
             await asyncio.sleep(0.05)
-
-    async def __aenter__(self) -> Agent:
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {within}s (last: {last!r})")
 
 
 def statefulset(name: str, replicas: int, *, image: str = "nginx:1", policy: str = "OrderedReady",
