@@ -64,10 +64,18 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
+from bosun.agent.runtime.disk_state import (
+    created_status,
+    hosts_file,
+    read_json,
+    sandbox_from,
+    set_exited,
+    set_lost,
+    shim_alive,
+)
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
 from bosun.agent.runtime.podns import make_namespaces_async
-from bosun.agent.runtime.shim import proc_starttime
 from bosun.agent.runtime.shim_start import ShimStarter
 
 log = logging.getLogger(__name__)
@@ -154,22 +162,10 @@ def sealed_copy(runtime: str, link: Path) -> int:
     return fd
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
-
-
-def _alive(pid: int, starttime: str) -> bool:
-    return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
 
 
 def _runtime_error(path: Path) -> str:
@@ -355,12 +351,6 @@ class OciDriver:
     def _sdir(self, sandbox_id: str) -> Path:
         return self.root / "sandboxes" / sandbox_id
 
-    def _sandbox_from(self, data: dict[str, Any]) -> SandboxStatus:
-        st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})
-        st.hosts_path = Path(data["hosts_path"]) if data.get("hosts_path") else None
-        st.resolv_path = Path(data["resolv_path"]) if data.get("resolv_path") else None
-        return st
-
     def _save_sandbox(self, st: SandboxStatus, extra: dict[str, Any]) -> None:
         data = asdict(st)
         data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
@@ -385,9 +375,9 @@ class OciDriver:
 
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         sid = config.pod_uid
-        existing = _read_json(self._sdir(sid) / "sandbox.json")
+        existing = read_json(self._sdir(sid) / "sandbox.json")
         if existing and existing.get("ready"):
-            return self._sandbox_from(existing)
+            return sandbox_from(existing)
         if existing:
             await self.remove_sandbox(sid)
         sdir = self._sdir(sid)
@@ -440,10 +430,7 @@ class OciDriver:
     def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
         """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
         hosts = config.pod_dir / "etc-hosts"
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 f"{status.ip}\t{config.hostname}"]
-        lines += [f"{a}\t{' '.join(names)}" for a, names in config.host_aliases]
-        hosts.write_text("\n".join(lines) + "\n")
+        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases))
         resolv = config.pod_dir / "resolv.conf"
         resolv.write_text(self._resolv(config))
         (config.pod_dir / "hostname").write_text(config.hostname + "\n")
@@ -452,7 +439,7 @@ class OciDriver:
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
         path = self._sdir(sandbox_id) / "sandbox.json"
-        data = _read_json(path)
+        data = read_json(path)
         if data is None:
             return
         if data.get("cni"):
@@ -468,7 +455,7 @@ class OciDriver:
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         sdir = self._sdir(sandbox_id)
-        data = _read_json(sdir / "sandbox.json")
+        data = read_json(sdir / "sandbox.json")
         if data is not None:
             await self.stop_sandbox(sandbox_id)
             if data.get("cgroup"):
@@ -483,9 +470,9 @@ class OciDriver:
         if not sroot.is_dir():
             return out
         for d in sorted(sroot.iterdir()):
-            data = _read_json(d / "sandbox.json")
+            data = read_json(d / "sandbox.json")
             if data:
-                out.append(self._sandbox_from(data))
+                out.append(sandbox_from(data))
         return out
 
     # -- containers -----------------------------------------------------------------------------
@@ -494,7 +481,7 @@ class OciDriver:
         return self.root / "containers" / cid
 
     async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig, image: ImageInfo) -> str:
-        sdata = _read_json(self._sdir(sandbox.id) / "sandbox.json")
+        sdata = read_json(self._sdir(sandbox.id) / "sandbox.json")
         if sdata is None or not sdata.get("ready"):
             raise StartError(f"pod sandbox {sandbox.id} is not ready")
         host_image = image.id == HOST_IMAGE
@@ -622,19 +609,12 @@ class OciDriver:
             return 0
 
     def _shim_alive(self, cid: str) -> bool:
-        proc = self._shims.get(cid)
-        if proc is not None:
-            return proc.poll() is None
-        try:
-            pid, starttime = (self._dir(cid) / "shim.pid").read_text().split()
-        except (OSError, ValueError):
-            return False
-        return _alive(int(pid), starttime)
+        return shim_alive(self._shims.get(cid), self._dir(cid))
 
     def _meta_of(self, cid: str) -> dict[str, Any] | None:
         meta = self._meta.get(cid)
         if meta is None:
-            meta = _read_json(self._dir(cid) / "meta.json")
+            meta = read_json(self._dir(cid) / "meta.json")
             if meta is not None:
                 self._meta[cid] = meta
         return meta
@@ -644,23 +624,14 @@ class OciDriver:
         meta = self._meta_of(cid)
         if meta is None:
             return None
-        st = ContainerStatus(
-            id=cid, pod_uid=meta["pod_uid"], name=meta["name"], attempt=int(meta["attempt"]),
-            state=ContainerState.CREATED, image=meta["image"], image_id=meta["image_id"],
-            created_at=float(meta["created_at"]), log_path=Path(meta["log_path"]),
-            labels=dict(meta.get("labels") or {}))
-        done = _read_json(d / "exit.json")
+        st = created_status(cid, meta)
+        done = read_json(d / "exit.json")
         started = 0.0
         with contextlib.suppress(OSError, ValueError, IndexError):
             started = float((d / "pid").read_text().split()[2])
         ran = (d / "container.pid").exists()
         if done is not None:
-            st.state = ContainerState.EXITED
-            st.exit_code = int(done["exit_code"])
-            st.started_at = float(done.get("started_at") or started or 0)
-            st.finished_at = float(done["finished_at"])
-            st.reason = str(done.get("reason") or "")
-            st.message = str(done.get("message") or "")
+            set_exited(st, done, started)
             err = _runtime_error(d / "runtime.log") if st.exit_code else ""
             if st.reason == "StartError" or (err and not ran):
                 st.reason, st.exit_code = "StartError", 128
@@ -676,9 +647,7 @@ class OciDriver:
                 # The shim wrote exit.json and ended between our first read and the check.
                 return self._status(cid)
             else:
-                st.state = ContainerState.EXITED
-                st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
-                st.message = "container supervisor disappeared"
+                set_lost(st)
         return st
 
     def _oom_killed(self, cg: str, exit_code: int, d: Path) -> bool:
@@ -757,7 +726,7 @@ class OciDriver:
         if not d.exists():
             self._unindex(container_id)
             return
-        meta = _read_json(d / "meta.json") or {}
+        meta = read_json(d / "meta.json") or {}
         st = self._status(container_id)
         if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
@@ -814,7 +783,7 @@ class OciDriver:
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         st = self._status(container_id)
-        meta = _read_json(self._dir(container_id) / "meta.json")
+        meta = read_json(self._dir(container_id) / "meta.json")
         if st is None or meta is None or st.state != ContainerState.RUNNING:
             return None
         usage = self.cgroups.usage(str(meta["cgroup"]))

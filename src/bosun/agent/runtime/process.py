@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
@@ -46,23 +45,20 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.shim import proc_starttime
+from bosun.agent.runtime.disk_state import (
+    alive,
+    created_status,
+    hosts_file,
+    read_json,
+    sandbox_from,
+    set_exited,
+    set_lost,
+    shim_alive,
+)
 from bosun.agent.runtime.shim_start import ShimStarter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _alive(pid: int, starttime: str) -> bool:
-    return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -259,15 +255,12 @@ class ProcessDriver:
 
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         path = self._sandbox_path(config.pod_uid)
-        existing = _read_json(path)
+        existing = read_json(path)
         if existing and existing.get("ready"):
-            return self._sandbox_from(existing)
+            return sandbox_from(existing)
         config.pod_dir.mkdir(parents=True, exist_ok=True)
         hosts = config.pod_dir / "etc-hosts"
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 f"{self.node_ip}\t{config.hostname}"]
-        lines += [f"{ip}\t{' '.join(names)}" for ip, names in config.host_aliases]
-        hosts.write_text("\n".join(lines) + "\n")
+        hosts.write_text(hosts_file(self.node_ip, config.hostname, config.host_aliases))
         status = SandboxStatus(id=config.pod_uid, pod_uid=config.pod_uid, ready=True, ip=self.node_ip,
                                ips=[self.node_ip], netns_path=None, hostname=config.hostname,
                                hosts_path=hosts, labels=dict(config.labels))
@@ -276,16 +269,9 @@ class ProcessDriver:
         path.write_text(json.dumps(data))
         return status
 
-    @staticmethod
-    def _sandbox_from(data: dict[str, Any]) -> SandboxStatus:
-        st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})
-        st.hosts_path = Path(data["hosts_path"]) if data.get("hosts_path") else None
-        st.resolv_path = Path(data["resolv_path"]) if data.get("resolv_path") else None
-        return st
-
     async def stop_sandbox(self, sandbox_id: str) -> None:
         path = self._sandbox_path(sandbox_id)
-        data = _read_json(path)
+        data = read_json(path)
         if data and data.get("ready"):
             data["ready"] = False
             path.write_text(json.dumps(data))
@@ -296,9 +282,9 @@ class ProcessDriver:
     async def list_sandboxes(self) -> list[SandboxStatus]:
         out = []
         for path in sorted((self.root / "sandboxes").glob("*.json")):
-            data = _read_json(path)
+            data = read_json(path)
             if data:
-                out.append(self._sandbox_from(data))
+                out.append(sandbox_from(data))
         return out
 
     # -- containers -----------------------------------------------------------------------------
@@ -336,7 +322,7 @@ class ProcessDriver:
         d = self._dir(container_id)
 
         def start_error() -> str | None:
-            done = _read_json(d / "exit.json")
+            done = read_json(d / "exit.json")
             if done is None or done.get("reason") != "StartError":
                 return None
             return str(done.get("message") or "failed to start")
@@ -352,46 +338,27 @@ class ProcessDriver:
             return 0, "", 0.0
 
     def _shim_alive(self, container_id: str) -> bool:
-        proc = self._shims.get(container_id)
-        if proc is not None:
-            return proc.poll() is None
-        try:
-            pid, starttime = (self._dir(container_id) / "shim.pid").read_text().split()
-        except (OSError, ValueError):
-            return False
-        return _alive(int(pid), starttime)
+        return shim_alive(self._shims.get(container_id), self._dir(container_id))
 
     def _status(self, container_id: str) -> ContainerStatus | None:
         d = self._dir(container_id)
-        cfg = _read_json(d / "config.json")
+        cfg = read_json(d / "config.json")
         if cfg is None:
             return None
-        st = ContainerStatus(
-            id=container_id, pod_uid=cfg["pod_uid"], name=cfg["name"], attempt=int(cfg["attempt"]),
-            state=ContainerState.CREATED, image=cfg["image"], image_id=cfg["image_id"],
-            created_at=float(cfg["created_at"]), log_path=Path(cfg["log_path"]),
-            labels=dict(cfg.get("labels") or {}))
-        done = _read_json(d / "exit.json")
+        st = created_status(container_id, cfg)
+        done = read_json(d / "exit.json")
         pid, starttime, started = self._pid(container_id)
         if done is not None:
-            st.state = ContainerState.EXITED
-            st.exit_code = int(done["exit_code"])
-            st.started_at = float(done.get("started_at") or started or 0)
-            st.finished_at = float(done["finished_at"])
-            st.reason = str(done.get("reason") or "")
-            st.message = str(done.get("message") or "")
+            set_exited(st, done, started)
         elif pid:
             st.started_at = started
-            if _alive(pid, starttime) or self._shim_alive(container_id):
+            if alive(pid, starttime) or self._shim_alive(container_id):
                 st.state = ContainerState.RUNNING
             elif (d / "exit.json").exists():
                 # The shim wrote exit.json and ended between our first read and the check.
                 return self._status(container_id)
             else:
-                # The shim was killed too (not by us): how the container ended is lost.
-                st.state = ContainerState.EXITED
-                st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
-                st.message = "container supervisor disappeared"
+                set_lost(st)
         elif self._shim_alive(container_id):
             st.state = ContainerState.RUNNING
         return st
@@ -424,7 +391,7 @@ class ProcessDriver:
             if not pid:
                 return
         for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 10.0)):
-            if not _alive(pid, starttime):
+            if not alive(pid, starttime):
                 break
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, sig)
@@ -454,7 +421,7 @@ class ProcessDriver:
         st = self._status(container_id)
         if st is None or st.state != ContainerState.RUNNING:
             raise DriverError("NotRunning", f"container {container_id} is not running")
-        cfg = _read_json(self._dir(container_id) / "config.json") or {}
+        cfg = read_json(self._dir(container_id) / "config.json") or {}
         if not command:
             raise DriverError("ExecError", "no command given")
         cwd, env = cfg.get("working_dir") or None, cfg.get("env") or None
@@ -470,7 +437,7 @@ class ProcessDriver:
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         pid, starttime, _ = self._pid(container_id)
-        if not _alive(pid, starttime):
+        if not alive(pid, starttime):
             return None
         # Walks /proc: off the event loop, which serves pods while a node with many is sampled.
         cpu_ns, memory = await asyncio.to_thread(_group_usage, pid)

@@ -1,0 +1,88 @@
+"""Reading back what a driver and its shims leave on disk, for the oci and process drivers.
+
+Why a module: both drivers keep a container's record as JSON files that a shim (which
+outlives the agent) completes with ``shim.pid``, ``pid`` and ``exit.json``, and a sandbox's
+as JSON too, so how such files become a :class:`ContainerStatus` or :class:`SandboxStatus`
+is one piece of logic, not one per driver. These run on every status poll of every pod
+worker: they stay plain functions over files, with no caching of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from bosun.agent.runtime.base import ContainerState, ContainerStatus, SandboxStatus
+from bosun.agent.runtime.shim import proc_starttime
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The object in ``path``; None when it is missing, half-written or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def alive(pid: int, starttime: str) -> bool:
+    """Whether ``pid`` is still the process that had ``starttime`` (pids are reused)."""
+    return pid > 0 and bool(starttime) and proc_starttime(pid) == starttime
+
+
+def shim_alive(proc: subprocess.Popen[bytes] | None, cdir: Path) -> bool:
+    """Whether the container's shim runs: our child ``proc`` if we started it, else the
+    ``shim.pid`` it wrote in the container directory ``cdir`` (started before a restart)."""
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        pid, starttime = (cdir / "shim.pid").read_text().split()
+    except (OSError, ValueError):
+        return False
+    return alive(int(pid), starttime)
+
+
+def sandbox_from(data: dict[str, Any]) -> SandboxStatus:
+    """A sandbox saved as JSON (paths as strings) made a :class:`SandboxStatus` again."""
+    st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})
+    st.hosts_path = Path(data["hosts_path"]) if data.get("hosts_path") else None
+    st.resolv_path = Path(data["resolv_path"]) if data.get("resolv_path") else None
+    return st
+
+
+def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]]) -> str:
+    """A pod's /etc/hosts: localhost, the pod's own name at ``ip``, then its hostAliases."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{ip}\t{hostname}"]
+    lines += [f"{a}\t{' '.join(names)}" for a, names in aliases]
+    return "\n".join(lines) + "\n"
+
+
+def created_status(cid: str, meta: dict[str, Any]) -> ContainerStatus:
+    """The status of a container from the record its driver wrote at creation."""
+    return ContainerStatus(
+        id=cid, pod_uid=meta["pod_uid"], name=meta["name"], attempt=int(meta["attempt"]),
+        state=ContainerState.CREATED, image=meta["image"], image_id=meta["image_id"],
+        created_at=float(meta["created_at"]), log_path=Path(meta["log_path"]),
+        labels=dict(meta.get("labels") or {}))
+
+
+def set_exited(st: ContainerStatus, done: dict[str, Any], started: float) -> None:
+    """How the container ended, from the shim's ``exit.json`` (``started``: from its pid file)."""
+    st.state = ContainerState.EXITED
+    st.exit_code = int(done["exit_code"])
+    st.started_at = float(done.get("started_at") or started or 0)
+    st.finished_at = float(done["finished_at"])
+    st.reason = str(done.get("reason") or "")
+    st.message = str(done.get("message") or "")
+
+
+def set_lost(st: ContainerStatus) -> None:
+    """The shim was killed too (not by us) before writing ``exit.json``: how the container
+    ended is lost, and Kubernetes reports that as 255 Unknown."""
+    st.state = ContainerState.EXITED
+    st.exit_code, st.reason, st.finished_at = 255, "Unknown", time.time()
+    st.message = "container supervisor disappeared"
