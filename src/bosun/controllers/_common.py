@@ -15,6 +15,7 @@ import orjson
 
 from bosun.api.registry import Resource, by_plural
 from bosun.api.selectors import LabelSelector, label_selector_from_dict
+from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.workqueue import WorkQueue, run_workers
 from bosun.controlplane import ComponentContext
@@ -169,6 +170,28 @@ def _seconds(n: int) -> timedelta:
     return timedelta(seconds=n)
 
 
+def ready_since(pod: Obj) -> datetime | None:
+    """When the pod last became Ready; None while it is not."""
+    c = condition(pod, "Ready")
+    if c is None or c.get("status") != "True":
+        return None
+    return parse_time(c.get("lastTransitionTime"))
+
+
+def next_available_in(pods: Iterable[Obj], min_ready: int, at: datetime | None = None) -> float | None:
+    """Seconds until the next ready-but-not-yet-available pod becomes available: when a
+    controller must look again, since no watch event marks the end of minReadySeconds."""
+    if min_ready <= 0:
+        return None
+    at = at or now()
+    waits = []
+    for p in pods:
+        since = ready_since(p)
+        if since is not None and not is_pod_available(p, min_ready, at):
+            waits.append(max(0.0, since.timestamp() + min_ready - at.timestamp()))
+    return min(waits) if waits else None
+
+
 def set_condition(status: Obj, type_: str, value: str, reason: str = "", message: str = "") -> bool:
     """Set a status condition; lastTransitionTime changes only when the value does.
     Returns whether anything changed."""
@@ -218,6 +241,19 @@ class Controller(abc.ABC):
     def enqueue_all(self, objs: Iterable[Obj]) -> None:
         for o in objs:
             self.enqueue(o)
+
+    async def patch_status(self, res: Resource, obj: Obj, fields: Obj) -> None:
+        """Merge-patch ``fields`` into the object's status unless it holds them already (no
+        write, no watch event, when nothing changed); an object deleted meanwhile is no error."""
+        old = obj.get("status") or {}
+        if all(old.get(k) == v for k, v in fields.items()):
+            return
+        m = obj["metadata"]
+        try:
+            await self.client.patch(res, m["name"], {"status": fields}, m.get("namespace"), subresource="status")
+        except ApiError as e:
+            if e.status != 404:
+                raise
 
     @abc.abstractmethod
     async def reconcile(self, key: str) -> None:

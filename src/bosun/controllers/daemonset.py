@@ -24,14 +24,11 @@ from bosun.controllers._common import (
     NODES,
     PODS,
     Controller,
-    condition,
     controller_ref,
     index_by_controller_uid,
-    is_pod_ready,
     is_terminating,
     key_of,
-    now,
-    parse_time,
+    next_available_in,
     pod_from_template,
     resource,
     split_key,
@@ -144,10 +141,14 @@ class DaemonSetController(Controller):
             await self._manage(ds, pod_spec, current_hash, retry)
         on_node, should_run = self._layout(ds, pod_spec)
         st = daemon_status(ds, should_run, on_node, current_hash)
-        await self._write_status(ds, {**st, "collisionCount": collisions})
+        await self.patch_status(DAEMONSETS, ds, {**st, "collisionCount": collisions,
+                                                 "observedGeneration": ds["metadata"].get("generation", 1)})
         live = {f"{name}-{pod_hash(p)}" for pods in on_node.values() for p in pods} | {revision["metadata"]["name"]}
         await self.history.prune(ds, live, int((ds.get("spec") or {}).get("revisionHistoryLimit") or 10))
-        retry.extend(self._availability_waits(ds, on_node))
+        wait = next_available_in((p for pods in on_node.values() for p in pods),
+                                 int((ds.get("spec") or {}).get("minReadySeconds") or 0))
+        if wait is not None:
+            retry.append(wait + 0.1)
         if retry:
             self.queue.add_after(key, min(retry))
 
@@ -255,34 +256,6 @@ class DaemonSetController(Controller):
             self.recorder.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {made['metadata']['name']}")
             if self.pods.get(ns, made["metadata"]["name"]) is None:
                 exp.adds.add(made["metadata"]["name"])
-
-    def _availability_waits(self, ds: Obj, on_node: dict[str, list[Obj]]) -> list[float]:
-        """Seconds until ready pods count as available (minReadySeconds)."""
-        min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return []
-        out = []
-        for pods in on_node.values():
-            for pod in pods:
-                if is_pod_ready(pod):
-                    since = parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
-                    if since is not None:
-                        left = min_ready - (now() - since).total_seconds()
-                        if left > 0:
-                            out.append(left + 0.1)
-        return out
-
-    async def _write_status(self, ds: Obj, counts: Obj) -> None:
-        new = {**counts, "observedGeneration": ds["metadata"].get("generation", 1)}
-        old = ds.get("status") or {}
-        if all(old.get(k) == v for k, v in new.items()):
-            return
-        try:
-            await self.client.patch(DAEMONSETS, ds["metadata"]["name"], {"status": new},
-                                    ds["metadata"]["namespace"], subresource="status")
-        except ApiError as e:
-            if e.status != 404:
-                raise
 
 
 def _max_surge_set(ds: Obj) -> bool:

@@ -25,6 +25,7 @@ from bosun.controllers._common import (
     is_terminating,
     key_of,
     labels_of,
+    next_available_in,
     owner_ref,
     pod_from_template,
     resource,
@@ -35,7 +36,6 @@ from bosun.controllers._common import (
 from bosun.controllers.replicaset_pods import (
     Expectations,
     deletion_order,
-    next_available_in,
     replica_status,
     slow_start,
 )

@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from bosun.controllers._common import (
-    condition,
-    is_pod_available,
     is_pod_ready,
     key_of,
     now,
     parse_time,
+    ready_since,
 )
 
 Obj = dict[str, Any]
@@ -96,13 +95,6 @@ async def slow_start(count: int, fn: Callable[[], Awaitable[Any]], initial: int 
     return successes, None
 
 
-def _ready_since(pod: Obj) -> datetime | None:
-    c = condition(pod, "Ready")
-    if c is None or c.get("status") != "True":
-        return None
-    return parse_time(c.get("lastTransitionTime"))
-
-
 def _restarts(pod: Obj) -> int:
     return sum(int(s.get("restartCount") or 0) for s in (pod.get("status") or {}).get("containerStatuses") or [])
 
@@ -124,7 +116,7 @@ def deletion_order(pods: list[Obj]) -> list[Obj]:
     def rank(p: Obj) -> tuple[Any, ...]:
         node = (p.get("spec") or {}).get("nodeName") or ""
         phase = (p.get("status") or {}).get("phase") or "Pending"
-        since = _ready_since(p)
+        since = ready_since(p)
         created = parse_time((p.get("metadata") or {}).get("creationTimestamp")) or far_past
         return (
             1 if node else 0,
@@ -174,16 +166,3 @@ def replica_status(pods: list[Obj], template_labels: dict[str, str], min_ready: 
             available += since is not None and (at - since).total_seconds() >= min_ready
     return {"replicas": len(pods), "fullyLabeledReplicas": labeled, "readyReplicas": ready,
             "availableReplicas": available}
-
-
-def next_available_in(pods: list[Obj], min_ready: int, at: datetime | None = None) -> float | None:
-    """Seconds until the next ready-but-not-yet-available pod becomes available."""
-    if min_ready <= 0:
-        return None
-    at = at or now()
-    waits = []
-    for p in pods:
-        since = _ready_since(p)
-        if since is not None and not is_pod_available(p, min_ready, at):
-            waits.append(max(0.0, since.timestamp() + min_ready - at.timestamp()))
-    return min(waits) if waits else None

@@ -16,14 +16,11 @@ from bosun.client.errors import ApiError
 from bosun.controllers._common import (
     PODS,
     Controller,
-    condition,
     controller_ref,
     index_by_controller_uid,
-    is_pod_ready,
     is_terminating,
-    now,
+    next_available_in,
     owner_ref,
-    parse_time,
     resource,
     selector_of,
     split_key,
@@ -212,20 +209,8 @@ class StatefulSetController(Controller):
 
     def _availability_recheck(self, sts: Obj, pods: list[Obj]) -> float | None:
         """Seconds until a ready pod becomes available (minReadySeconds), if one will."""
-        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
-        if min_ready <= 0:
-            return None
-        soonest: float | None = None
-        for pod in pods:
-            if not is_pod_ready(pod):
-                continue
-            since = parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
-            if since is None:
-                continue
-            left = min_ready - (now() - since).total_seconds()
-            if left > 0:
-                soonest = left if soonest is None else min(soonest, left)
-        return None if soonest is None else soonest + 0.1
+        wait = next_available_in(pods, int((sts.get("spec") or {}).get("minReadySeconds") or 0))
+        return None if wait is None else wait + 0.1
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -316,15 +301,7 @@ class StatefulSetController(Controller):
             counts["currentReplicas"] = counts["updatedReplicas"]
         new: Obj = {**counts, "observedGeneration": sts["metadata"].get("generation", 1),
                     "currentRevision": current, "updateRevision": update, "collisionCount": collisions}
-        old = sts.get("status") or {}
-        if all(old.get(k) == v for k, v in new.items()):
-            return
-        try:
-            await self.client.patch(STATEFULSETS, sts["metadata"]["name"], {"status": new},
-                                    sts["metadata"]["namespace"], subresource="status")
-        except ApiError as e:
-            if e.status != 404:
-                raise
+        await self.patch_status(STATEFULSETS, sts, new)
 
 
 def _replicas(spec: Obj) -> int:
