@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served, start_server
-from tests.integration.test_replicaset import EVENTS, NAMESPACES, PODS, RS, PodReadier, active, eventually, patch_retry
+from tests.integration.helpers import eventually
+from tests.integration.test_replicaset import (
+    EVENTS,
+    NAMESPACES,
+    PODS,
+    RS,
+    PodReadier,
+    active,
+    patch_retry,
+    readied_namespace,
+)
 
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
@@ -52,15 +62,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def env(plane: RunningServer, namespace: str) -> AsyncIterator[tuple[Client, str, PodReadier]]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
-        readier = PodReadier(c, namespace)
-        await readier.start()
-        try:
-            yield c, namespace, readier
-        finally:
-            await readier.stop()
-            await c.delete(NAMESPACES, namespace)
+    async with readied_namespace(plane, namespace) as env:
+        yield env
 
 
 async def rollout_done(c: Client, ns: str, name: str, wait: float = 20) -> Obj:

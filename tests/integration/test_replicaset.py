@@ -5,13 +5,15 @@ template the API refuses produces FailedCreate events with back-off instead of a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served, start_server
+from tests.integration.helpers import client_in, eventually, is_ready
 
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
@@ -39,9 +41,7 @@ class PodReadier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _seen(self, pod: Obj) -> None:
-        st = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
-        if ready or pod["metadata"].get("deletionTimestamp") or self.hold(pod):
+        if is_ready(pod) or pod["metadata"].get("deletionTimestamp") or self.hold(pod):
             return
         task = asyncio.create_task(mark_ready(self.client, pod))
         self._tasks.add(task)
@@ -81,18 +81,6 @@ async def mark_ready(client: Client, pod: Obj) -> None:
         await asyncio.sleep(0.02)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], wait: float = 15.0, what: str = "") -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + wait
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}: last={last!r}")
-
-
 async def patch_retry(c: Client, *args: Any, **kw: Any) -> Obj:
     """PATCH, retried on 409: the API answers Conflict to a patch that races a controller's
     write instead of re-applying it (reported to the lead; Kubernetes retries internally)."""
@@ -130,17 +118,22 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         controllers=["replicaset"], scheduler=False, lease_duration=3.0))
 
 
-@pytest.fixture
-async def env(plane: RunningServer, namespace: str) -> AsyncIterator[tuple[Client, str, PodReadier]]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+@contextlib.asynccontextmanager
+async def readied_namespace(plane: RunningServer, namespace: str) -> AsyncIterator[tuple[Client, str, PodReadier]]:
+    """A client, ``namespace`` (deleted afterwards) and a PodReadier running in it."""
+    async with client_in(plane, namespace, delete=True) as c:
         readier = PodReadier(c, namespace)
         await readier.start()
         try:
             yield c, namespace, readier
         finally:
             await readier.stop()
-            await c.delete(NAMESPACES, namespace)
+
+
+@pytest.fixture
+async def env(plane: RunningServer, namespace: str) -> AsyncIterator[tuple[Client, str, PodReadier]]:
+    async with readied_namespace(plane, namespace) as env:
+        yield env
 
 
 async def owned_pods(c: Client, ns: str, rs_name: str) -> list[Obj]:
