@@ -23,11 +23,11 @@ obtain the credential of any node name: keep join tokens short-lived.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from bosun.client.rest import ApiError, Client
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
+from bosun.security.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,7 @@ def credential_path(pki_dir: Path) -> Path:
 
 def _save(path: Path, token: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, token.encode() + b"\n")
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, token.encode() + b"\n")
 
 
 def use_token(client: Client, token: str) -> None:

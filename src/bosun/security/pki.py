@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bosun.security.files import write_atomic
+
 CA_VALIDITY = dt.timedelta(days=3650)
 SERVING_VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -64,15 +66,15 @@ def ensure_pki(data_dir: Path, hosts: list[str]) -> Pki:
     else:
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_cert = _make_ca(ca_key)
-        _write(ca_key_path, _key_pem(ca_key), 0o600)
-        _write(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomic(ca_key_path, _key_pem(ca_key), 0o600)
+        write_atomic(ca_cert_path, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     wanted = _dedupe([*hosts, *DEFAULT_HOSTS])
     if _needs_serving_cert(srv_cert_path, srv_key_path, ca_cert, wanted):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _make_serving(key, ca_key, ca_cert, wanted)
-        _write(srv_key_path, _key_pem(key), 0o600)
-        _write(srv_cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomic(srv_key_path, _key_pem(key), 0o600)
+        write_atomic(srv_cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     return Pki(
         ca_cert_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
@@ -104,38 +106,37 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically with the final mode from the start, so a key is never world-readable."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-def _make_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bosun-ca")])
+def _builder(
+    key: ec.EllipticCurvePrivateKey, subject: x509.Name, issuer: x509.Name, validity: dt.timedelta,
+    *, ca: bool,
+) -> x509.CertificateBuilder:
+    """What the CA and the serving certificate have in common: valid from five minutes ago
+    (a client whose clock is a little behind still accepts it), signing rights only for the CA."""
     now = _now()
     return (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
                 encipher_only=False, decipher_only=False,
             ),
             critical=True,
         )
+    )
+
+
+def _make_ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bosun-ca")])
+    return (
+        _builder(key, name, name, CA_VALIDITY, ca=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -157,25 +158,9 @@ def _make_serving(
     ca_cert: x509.Certificate,
     hosts: list[str],
 ) -> x509.Certificate:
-    now = _now()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bosun-apiserver")])
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + SERVING_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(key, subject, ca_cert.subject, SERVING_VALIDITY, ca=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(_san_entries(hosts)), critical=False)
         .add_extension(

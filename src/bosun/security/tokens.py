@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import string
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import orjson
 
+from bosun.security.files import write_atomic
 from bosun.security.identity import ADMIN, BOOTSTRAP_PREFIX, BOOTSTRAPPERS, User, authenticated, node_user
 
 ADMIN_USER = ADMIN.name
@@ -42,18 +42,6 @@ def _pki(data_dir: Path) -> Path:
     d = Path(data_dir) / "pki"
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic write that is 0600 from creation on, so a secret is never briefly readable."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def admin_token_path(data_dir: Path) -> Path:
@@ -72,7 +60,7 @@ def ensure_admin_token(data_dir: Path) -> str:
         if tok:
             return tok
     tok = secrets.token_urlsafe(32)
-    _write_private(path, tok.encode() + b"\n")
+    write_atomic(path, tok.encode() + b"\n")
     return tok
 
 
@@ -107,7 +95,7 @@ def _load_join_tokens(data_dir: Path) -> dict[str, JoinToken]:
 
 def _save_join_tokens(data_dir: Path, tokens: dict[str, JoinToken]) -> None:
     body = {"tokens": [{"id": t.id, "secret": t.secret, "expires": t.expires} for t in tokens.values()]}
-    _write_private(join_tokens_path(data_dir), orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    write_atomic(join_tokens_path(data_dir), orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
 
 def _rand(n: int) -> str:
@@ -158,7 +146,7 @@ def create_user_token(data_dir: Path, user: str, groups: list[str] | tuple[str, 
     entries: list[object] = list(tokens) if isinstance(tokens, list) else []
     tok = secrets.token_urlsafe(32)
     entries.append({"sha256": _digest(tok), "user": user, "uid": secrets.token_hex(8), "groups": list(groups)})
-    _write_private(path, orjson.dumps({"tokens": entries}, option=orjson.OPT_INDENT_2))
+    write_atomic(path, orjson.dumps({"tokens": entries}, option=orjson.OPT_INDENT_2))
     return tok
 
 
@@ -171,7 +159,7 @@ def issue_node_token(data_dir: Path, node: str) -> str:
     table: dict[str, object] = dict(nodes) if isinstance(nodes, dict) else {}
     tok = secrets.token_urlsafe(32)
     table[node] = _digest(tok)
-    _write_private(path, orjson.dumps({"nodes": table}, option=orjson.OPT_INDENT_2))
+    write_atomic(path, orjson.dumps({"nodes": table}, option=orjson.OPT_INDENT_2))
     return tok
 
 
