@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from _procs import CLK_TCK, Server, cpu_seconds
+from _profile import start_profile, stop_profile
 from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -94,12 +92,7 @@ class CpuMeter:
             yield out
         finally:
             if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                try:
-                    spy.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    spy.kill()
-                    spy.wait()
+                stop_profile(spy, timeout=30)
             wall = time.perf_counter() - w0
             out["server_cpu_s"] = round(self.server.cpu() - s0, 3)
             out["loadgen_cpu_s"] = round(time.process_time() - l0, 3)
@@ -117,16 +110,8 @@ class CpuMeter:
     def _start_profile(self, label: str) -> subprocess.Popen[bytes] | None:
         if self.profile_dir is None:
             return None
-        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        self.profile_dir.mkdir(parents=True, exist_ok=True)
-        out = self.profile_dir / f"{label}.txt"
-        proc = subprocess.Popen(
-            [spy, "record", "--pid", str(self.server.pid), "--rate", "200", "--format", "raw",
-             "--threads", "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.3)  # py-spy attaches before the block starts
-        return proc
+        return start_profile(self.server.pid, self.profile_dir / f"{label}.txt", 200, "--format", "raw",
+                             "--threads", settle=0.3)
 
 
 def box_busy_seconds() -> float:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from _cli import text_table
+
 WRITE_TARGET = 2000.0  # pod writes/s on SQLite (the target)
 WATCH_TARGET_MS = 50.0  # p99 write-to-watch delivery
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "-" * len(line), *body])
 
 
 def _f(x: float, digits: int = 1) -> str:
@@ -35,7 +30,7 @@ def verbs_table(result: dict[str, Any]) -> str:
                     _pct(v, "server_cpu_s"), _pct(v, "etcd_cpu_s"), _pct(v, "loadgen_cpu_s"),
                     _pct(v, "other_cpu_s"),
                 ])
-    return _table(
+    return text_table(
         ["store", "clients", "verb", "ops/s", "p50 ms", "p99 ms", "max ms", "srv ms/op", "srv%", "etcd%",
          "loadgen%", "other%"],
         rows,
@@ -55,7 +50,7 @@ def watch_table(result: dict[str, Any]) -> str:
                 f"{w['deliveries']}/{w['expected_deliveries']}",
                 _pct(w, "server_cpu_s"), _pct(w, "etcd_cpu_s"), _pct(w, "loadgen_cpu_s"), _pct(w, "other_cpu_s"),
             ])
-    return _table(
+    return text_table(
         ["store", "watchers", "rate want/got", "write p50", "write p99", "deliv p50", "deliv p99",
          "deliv max", "resp->deliv p50", "resp->deliv p99", "delivered", "srv%", "etcd%", "loadgen%",
          "other%"],
@@ -69,7 +64,7 @@ def churn_table(samples: list[dict[str, Any]], pods: int) -> str:
         str(s["updates"]), _f(s["updates_per_s"]), _f(s["db_bytes"] / mb), _f(s["db_wal_bytes"] / mb),
         _f((s["db_bytes"] + s["db_wal_bytes"] + s["db_shm_bytes"]) / mb), _f(s["list_ms"], 1),
     ] for s in samples]
-    return _table(["updates", "upd/s", "db MB", "wal MB", "total MB", f"list {pods} ms"], rows)
+    return text_table(["updates", "upd/s", "db MB", "wal MB", "total MB", f"list {pods} ms"], rows)
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:

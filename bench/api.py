@@ -11,12 +11,7 @@ bench/results/api-<store>-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,8 +20,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _churn import run_churn
+from _cli import machine, run_async, write_result
 from _common import CpuMeter, close_clients, open_clients
-from _procs import ETCD, ROOT, Etcd, remove_tree, start_etcd, start_server
+from _procs import ETCD, Etcd, remove_tree, start_etcd, start_server
 from _report import print_report
 from _throughput import run_throughput
 from _watch import run_watch
@@ -126,27 +122,11 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
     return out
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False,
-    ).stdout.strip()
-    return {
-        "cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-        "commit": commit,
-        "note": "server and load generator share these CPUs; etcd and SQLite data on the same disk",
-    }
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     stores = ["sqlite", "etcd"] if args.store == "both" else [args.store]
     result: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("server and load generator share these CPUs; etcd and SQLite data on the same disk"),
         "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "profile", "output")},
         "stores": {},
     }
@@ -163,19 +143,11 @@ def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.store != "sqlite" and not Path(ETCD).exists():
         raise SystemExit(f"{ETCD} is not installed (apt-get install etcd-server)")
-    try:
-        import uvloop
-
-        result = uvloop.run(main(args))
-    except ImportError:  # pragma: no cover - uvloop is optional
-        result = asyncio.run(main(args))
+    result = run_async(main(args))
     print_report(result)
     if not args.no_write:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(args.output) if args.output else RESULTS / f"api-{args.store}-{stamp}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {path}")
+        write_result(result, Path(args.output) if args.output else RESULTS / f"api-{args.store}-{stamp}.json")
 
 
 if __name__ == "__main__":

@@ -26,12 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import math
-import os
-import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,9 +37,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import machine, run_async, text_table, write_result
 from _ctrl_cluster import CtrlCluster, cpu_delta
 from _ctrl_track import DEPLOYMENTS, NAMESPACES, NODES, Tracker
-from _procs import ROOT
+from _profile import start_profile, stop_profile
 from bosun.client.rest import ApiError, Client
 from bosun.hollow.nodes import node_name
 
@@ -81,23 +78,13 @@ class Profiler:
     def start(self, label: str) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        self.proc = subprocess.Popen(
-            [spy, "record", "--pid", str(self.pid), "--rate", "100", "--format", "raw", "--nonblocking",
-             "--output", str(self.directory / f"controllers-{label}.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        self.proc = start_profile(self.pid, self.directory / f"controllers-{label}.txt", 100,
+                                  "--format", "raw", "--nonblocking", settle=0.3)
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_profile(self.proc)
         self.proc = None
 
 
@@ -222,7 +209,7 @@ async def run_phase(name: str, cluster: CtrlCluster, prof: Profiler, coro: Any) 
 async def main(args: argparse.Namespace) -> Obj:
     result: Obj = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("server, hollow nodes and this benchmark share these CPUs; SQLite store"),
         "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "output")},
     }
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-ctrl-"))
@@ -294,10 +281,7 @@ def table(result: Obj) -> str:
                      _cell(p.get("last_created_s")), _cell(p.get("last_bound_s")), _cell(p.get("last_ready_s")),
                      f"{100 * p.get('server_cpu_s', 0) / wall:.0f}", f"{100 * p.get('hollow_cpu_s', 0) / wall:.0f}",
                      f"{100 * p.get('bench_cpu_s', 0) / wall:.0f}", note])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "-" * len(line), *body])
+    return text_table(headers, rows)
 
 
 def verdicts(result: Obj) -> list[str]:
@@ -319,15 +303,6 @@ def verdicts(result: Obj) -> list[str]:
         out.append(f"node death -> {d.get('pods_on_dead_nodes')} replacements running: {d['seconds']:.1f} s "
                    f"(target < {DEATH_TARGET_S:.0f} s: {ok})")
     return out
-
-
-def machine() -> Obj:
-    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")), "")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
-            "note": "server, hollow nodes and this benchmark share these CPUs; SQLite store"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -355,12 +330,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     t0 = time.perf_counter()
-    try:
-        import uvloop
-
-        result = uvloop.run(main(args))
-    except ImportError:  # pragma: no cover - uvloop is optional
-        result = asyncio.run(main(args))
+    result = run_async(main(args))
     result["total_s"] = round(time.perf_counter() - t0, 1)
     m = result["machine"]
     print(f"\nBosun controllers benchmark, commit {m['commit']}, {m['cpus']} CPUs, {args.nodes}+{args.victim_nodes} "
@@ -372,10 +342,7 @@ def run(argv: list[str] | None = None) -> None:
         print(line)
     if not args.no_write:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(args.output) if args.output else RESULTS / f"controllers-{stamp}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {path}")
+        write_result(result, Path(args.output) if args.output else RESULTS / f"controllers-{stamp}.json")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,8 @@ from _pods_procs import (
     tree_cpu_seconds,
 )
 from _procs import ROOT, cpu_seconds
+from _profile import start_profile as start_py_spy
+from _profile import stop_profile
 from _swarm import run_swarm
 from bosun.api.registry import by_plural
 from bosun.client.rest import Client
@@ -138,22 +139,7 @@ async def wait_no_containers(up: BosunUp, wait_s: float = 60) -> float:
 
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200",
-                             *(["--format", "raw"] if out.suffix == ".txt" else []),
-                             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return proc
-
-
-def stop_profile(spy: subprocess.Popen[bytes]) -> None:
-    spy.send_signal(signal.SIGINT)
-    try:
-        spy.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        spy.wait()
+    return start_py_spy(pid, out, 200, *(["--format", "raw"] if out.suffix == ".txt" else []))
 
 
 async def run_steps(up: BosunUp, args: argparse.Namespace, sizes: list[int], result: dict[str, Any]) -> None:

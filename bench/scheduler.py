@@ -29,11 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import json
-import os
-import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _procs import ROOT, cpu_seconds, free_port, start_ready, stop_process
+from _cli import machine, run_async, text_table, write_result
+from _procs import cpu_seconds, free_port, start_ready, stop_process
+from _profile import start_profile as start_py_spy
+from _profile import stop_profile
 from _stats import summarize
 from bosun.api.registry import Resource, by_plural
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
@@ -322,21 +321,7 @@ async def count_scheduled_events(client: Client) -> int:
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy one process (the server, or a hollow-node process) into ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw",
-                             "--threads", "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    return proc
-
-
-def stop_profile(spy: subprocess.Popen[bytes]) -> None:
-    spy.send_signal(signal.SIGINT)
-    try:
-        spy.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        spy.wait()
+    return start_py_spy(pid, out, 100, "--format", "raw", "--threads")
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -354,10 +339,7 @@ def table(runs: list[Obj]) -> str:
                      f"{1000 * r['server_cpu_s'] / r['pods']:.2f}", f"{1000 * r['hollow_cpu_s'] / r['pods']:.2f}",
                      str(r.get("running_in_window", "-")), f"{r.get('bound_to_running_p99_ms', 0):.0f}",
                      str(r.get("scheduled_events", "-")), str(r["violations"])])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "-" * len(line), *body])
+    return text_table(headers, rows)
 
 
 def verdict(runs: list[Obj]) -> str:
@@ -371,15 +353,6 @@ def verdict(runs: list[Obj]) -> str:
         # The scheduler kept pace with the creates: the API server's write rate was the limit.
         out += f"; bound as fast as pods were created ({top['create_per_s']:.0f}/s, p50 {top['p50_ms']:.0f} ms)"
     return out
-
-
-def machine() -> Obj:
-    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")), "")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
-            "note": "server, hollow nodes and this load generator share these CPUs; SQLite store"}
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -414,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def main(args: argparse.Namespace) -> Obj:
     result: Obj = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine("server, hollow nodes and this load generator share these CPUs; SQLite store"),
         "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "output")},
         "runs": [],
     }
@@ -433,21 +406,13 @@ async def main(args: argparse.Namespace) -> Obj:
 
 def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        import uvloop
-
-        result = uvloop.run(main(args))
-    except ImportError:  # pragma: no cover - uvloop is optional
-        result = asyncio.run(main(args))
+    result = run_async(main(args))
     print()
     print(table(result["runs"]))
     print(verdict(result["runs"]))
     if not args.no_write:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(args.output) if args.output else RESULTS / f"scheduler-{stamp}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {path}")
+        write_result(result, Path(args.output) if args.output else RESULTS / f"scheduler-{stamp}.json")
 
 
 if __name__ == "__main__":
