@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import client_in, eventually
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -36,29 +36,20 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
-        try:
-            yield c
-        finally:
-            await c.delete(NAMESPACES, namespace)
+    async with client_in(plane, namespace, delete=True) as c:
+        yield c
 
 
 async def until(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy (and return that)."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
+    """helpers.eventually, reading a 404 (the controller has not written it yet) as "not yet"."""
+    async def present() -> Any:
         try:
-            last = await check()
+            return await check()
         except ApiError as e:
             if e.status != 404:
                 raise
-            last = None
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not converged within {within}s (last: {last!r})")
+            return None
+    return await eventually(present, within)
 
 
 def pod(name: str, labels: dict[str, str], web_port: int, node: str = "node-a") -> Obj:

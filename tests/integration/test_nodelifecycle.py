@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served, start_server
+from tests.integration.helpers import client_in, eventually
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -41,12 +42,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
-        try:
-            yield c
-        finally:
-            await c.delete(NAMESPACES, namespace)
+    async with client_in(plane, namespace, delete=True) as c:
+        yield c
 
 
 @pytest.fixture
@@ -67,17 +64,6 @@ async def hollow(client: Client) -> AsyncIterator[Callable[[int], Awaitable[Holl
         for h in groups:
             await h.stop()
             await h.delete_nodes()
-
-
-async def until(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not converged within {within}s (last: {last!r})")
 
 
 def pod(name: str, node: str, tolerations: list[Obj] | None = None) -> Obj:
@@ -122,7 +108,7 @@ async def test_dead_node_is_tainted_its_pods_evicted_and_untainted_when_back(cli
         pods = (await c.list(PODS, ns))["items"]
         return len(pods) == 4 and all(p.get("status", {}).get("phase") == "Running" for p in pods)
 
-    await until(running)
+    await eventually(running, 10)
     await dying.stop()  # the node's agent dies: no more lease renewals
     stopped = time.monotonic()
 
@@ -130,7 +116,7 @@ async def test_dead_node_is_tainted_its_pods_evicted_and_untainted_when_back(cli
         node = await c.get(NODES, dead)
         return node if {(UNREACHABLE, "NoExecute"), (UNREACHABLE, "NoSchedule")} <= taint_keys(node) else None
 
-    node = await until(tainted, GRACE + 5)
+    node = await eventually(tainted, GRACE + 5)
     assert time.monotonic() - stopped < GRACE + 4
     cond = ready(node)
     assert (cond["status"], cond["reason"], cond["message"]) == (
@@ -139,7 +125,7 @@ async def test_dead_node_is_tainted_its_pods_evicted_and_untainted_when_back(cli
     assert noexec["timeAdded"]
     # Pods without their own toleration get pod_eviction_timeout seconds from when the node
     # was last heard from (at most one heartbeat before it stopped), not less.
-    await until(lambda: _gone(c, ns, "plain"), EVICTION + 5)
+    await eventually(lambda: _gone(c, ns, "plain"), EVICTION + 5)
     assert EVICTION - 0.5 <= time.monotonic() - stopped < EVICTION + 3
     assert await exists(c, ns, "stays") and await exists(c, ns, "later") and await exists(c, ns, "elsewhere")
     evs = (await c.list(EVENTS, ns, field_selector="involvedObject.name=plain"))["items"]
@@ -154,7 +140,7 @@ async def test_dead_node_is_tainted_its_pods_evicted_and_untainted_when_back(cli
         node = await c.get(NODES, dead)
         return not taint_keys(node) and ready(node)["status"] == "True"
 
-    await until(untainted, GRACE + 5)
+    await eventually(untainted, GRACE + 5)
     assert await exists(c, ns, "later")  # its 30 seconds had not run out
 
 
@@ -174,13 +160,13 @@ async def test_most_nodes_down_at_once_evicts_nothing(client: Client, namespace:
         nodes = [await c.get(NODES, n) for n in down.names]
         return all(ready(n)["status"] == "Unknown" and (UNREACHABLE, "NoSchedule") in taint_keys(n) for n in nodes)
 
-    await until(all_unknown, GRACE + 5)
+    await eventually(all_unknown, GRACE + 5)
 
     async def announced() -> bool:
         evs = (await c.list(EVENTS, "default", field_selector=f"involvedObject.name={down.names[0]}"))["items"]
         return any(e["reason"] == "FullDisruption" for e in evs)
 
-    await until(announced)
+    await eventually(announced, 10)
     # Longer than the eviction timeout: in full disruption nothing is evicted.
     await asyncio.sleep(EVICTION + 1.5)
     for i, name in enumerate(down.names):
@@ -199,10 +185,10 @@ async def test_cordon_taints_unschedulable(client: Client, plane: RunningServer,
         keys = taint_keys(await client.get(NODES, name))
         return (("node.kubernetes.io/unschedulable", "NoSchedule") in keys) == want
 
-    await until(lambda: has(True))
+    await eventually(lambda: has(True), 10)
     await asyncio.to_thread(subprocess.run, [*kubectl, "uncordon", name], check=True, capture_output=True,
                             timeout=30)
-    await until(lambda: has(False))
+    await eventually(lambda: has(False), 10)
 
 
 async def test_pods_of_deleted_nodes_are_collected(client: Client, namespace: str, hollow: Any) -> None:
@@ -211,14 +197,14 @@ async def test_pods_of_deleted_nodes_are_collected(client: Client, namespace: st
     await c.create(PODS, pod("ghost", f"gone-{uuid.uuid4().hex[:6]}"), ns)  # bound to a node never seen
     await c.create(PODS, pod("kept", group.names[0]), ns)
     await c.create(PODS, pod("orphan", group.names[0], [{"operator": "Exists"}]), ns)
-    await until(lambda: _gone(c, ns, "ghost"), 10)
+    await eventually(lambda: _gone(c, ns, "ghost"), 10)
     evs = (await c.list(EVENTS, ns, field_selector="involvedObject.name=ghost"))["items"]
     assert any(e["reason"] == "PodGC" for e in evs)
     assert await exists(c, ns, "kept")
 
     await group.stop()
     await group.delete_nodes()  # the node is removed for good: even pods tolerating everything go
-    await until(lambda: _gone(c, ns, "orphan"), 10)
+    await eventually(lambda: _gone(c, ns, "orphan"), 10)
 
 
 async def test_pods_of_a_dead_node_are_replaced_on_healthy_nodes(tmp_path: Any, namespace: str) -> None:
@@ -262,12 +248,12 @@ async def _replacement_story(c: Client, namespace: str, groups: list[HollowClust
             counts[p["spec"]["nodeName"]] = counts.get(p["spec"]["nodeName"], 0) + 1
         return counts
 
-    before = await until(lambda: placement(None), 20)
+    before = await eventually(lambda: placement(None), 20)
     dead = dying.names[0]
     assert before.get(dead), f"the scheduler put nothing on {dead}: {before}"
     await dying.stop()
     stopped = time.monotonic()
-    after = await until(lambda: placement(dead), GRACE + EVICTION + 10)
+    after = await eventually(lambda: placement(dead), GRACE + EVICTION + 10)
     took = time.monotonic() - stopped
     print(f"node death -> {before[dead]} replacement(s) running in {took:.2f}s")
     assert set(after) <= set(live.names)
