@@ -116,6 +116,17 @@ def group(group: str) -> dict[str, Any] | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group, versions)}
 
 
+def _aliases(r: Resource) -> dict[str, Any]:
+    """shortNames and categories (``kubectl get po``, ``get all``), left out when empty in
+    both discovery formats."""
+    out: dict[str, Any] = {}
+    if r.short_names:
+        out["shortNames"] = list(r.short_names)
+    if r.categories:
+        out["categories"] = list(r.categories)
+    return out
+
+
 def _legacy_entries(r: Resource) -> list[dict[str, Any]]:
     main: dict[str, Any] = {
         "name": r.plural,
@@ -123,11 +134,8 @@ def _legacy_entries(r: Resource) -> list[dict[str, Any]]:
         "namespaced": r.namespaced,
         "kind": r.kind,
         "verbs": list(r.verbs),
+        **_aliases(r),
     }
-    if r.short_names:
-        main["shortNames"] = list(r.short_names)
-    if r.categories:
-        main["categories"] = list(r.categories)
     main["storageVersionHash"] = storage_version_hash(r)
     out = [main]
     for sub in r.subresources:
@@ -165,11 +173,8 @@ def _aggregated_resource(r: Resource) -> dict[str, Any]:
         "scope": "Namespaced" if r.namespaced else "Cluster",
         "singularResource": r.singular,
         "verbs": list(r.verbs),
+        **_aliases(r),
     }
-    if r.short_names:
-        out["shortNames"] = list(r.short_names)
-    if r.categories:
-        out["categories"] = list(r.categories)
     if r.subresources:
         subs = []
         for sub in r.subresources:

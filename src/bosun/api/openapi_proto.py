@@ -222,20 +222,16 @@ def _fill_any(msg: Any, data: Any) -> None:
     msg.yaml = _yaml(data)
 
 
-def _fill_paths(msg: Any, data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if key.startswith("x-"):
-            msg.vendor_extension.add(name=key).value.yaml = _yaml(value)
-        else:
-            _fill(msg.path.add(name=key).value, "PathItem", value)
-
-
-def _fill_responses(msg: Any, data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if key.startswith("x-"):
-            msg.vendor_extension.add(name=key).value.yaml = _yaml(value)
-        else:
-            _fill(msg.response_code.add(name=key).value, "ResponseValue", value)
+def _named_or_extension(kind: str, field: str) -> Callable[[Any, Any], None]:
+    """As :func:`_named`, but ``x-`` keys are vendor extensions, kept as YAML (Paths and
+    Responses allow both in one JSON map)."""
+    def fill(msg: Any, data: dict[str, Any]) -> None:
+        for key, value in data.items():
+            if key.startswith("x-"):
+                msg.vendor_extension.add(name=key).value.yaml = _yaml(value)
+            else:
+                _fill(getattr(msg, field).add(name=key).value, kind, value)
+    return fill
 
 
 def _fill_ref_or(field: str, kind: str) -> Callable[[Any, Any], None]:
@@ -287,8 +283,8 @@ def _fill_schema_item(msg: Any, data: dict[str, Any]) -> None:
 
 _SPECIAL: dict[str, Callable[[Any, Any], None]] = {
     "Any": _fill_any,
-    "Paths": _fill_paths,
-    "Responses": _fill_responses,
+    "Paths": _named_or_extension("PathItem", "path"),
+    "Responses": _named_or_extension("ResponseValue", "response_code"),
     "Definitions": _named("Schema", "additional_properties"),
     "Properties": _named("Schema", "additional_properties"),
     "ParametersItem": _fill_ref_or("parameter", "Parameter"),

@@ -107,6 +107,14 @@ def validate_probe(c: Checker, probe: dict[str, Any], path: str, *, liveness_lik
         c.add(invalid(f"{path}.terminationGracePeriodSeconds", tg, "must be greater than 0"))
 
 
+def _required_port(c: Checker, action: dict[str, Any], path: str) -> None:
+    """httpGet and tcpSocket name the port they reach; it has no default."""
+    if "port" not in action:
+        c.add(required(path))
+    else:
+        validate_port_number(c, action["port"], path)
+
+
 def validate_handler(c: Checker, h: dict[str, Any], path: str) -> None:
     """exec / httpGet / tcpSocket / grpc, as probes and lifecycle hooks carry them."""
     ex = c.obj(h, "exec", f"{path}.exec")
@@ -114,10 +122,7 @@ def validate_handler(c: Checker, h: dict[str, Any], path: str) -> None:
         c.add(required(f"{path}.exec.command"))
     http = c.obj(h, "httpGet", f"{path}.httpGet")
     if http is not None:
-        if "port" not in http:
-            c.add(required(f"{path}.httpGet.port"))
-        else:
-            validate_port_number(c, http["port"], f"{path}.httpGet.port")
+        _required_port(c, http, f"{path}.httpGet.port")
         scheme = c.text(http, "scheme", f"{path}.httpGet.scheme")
         if scheme is not None and scheme not in ("HTTP", "HTTPS"):
             c.add(not_supported(f"{path}.httpGet.scheme", scheme, ["HTTP", "HTTPS"]))
@@ -127,10 +132,7 @@ def validate_handler(c: Checker, h: dict[str, Any], path: str) -> None:
                 c.add(required(child(path, f"httpGet.httpHeaders[{i}].name")))
     tcp = c.obj(h, "tcpSocket", f"{path}.tcpSocket")
     if tcp is not None:
-        if "port" not in tcp:
-            c.add(required(f"{path}.tcpSocket.port"))
-        else:
-            validate_port_number(c, tcp["port"], f"{path}.tcpSocket.port")
+        _required_port(c, tcp, f"{path}.tcpSocket.port")
     grpc = c.obj(h, "grpc", f"{path}.grpc")
     if grpc is not None:
         c.in_range(grpc, "port", f"{path}.grpc.port", 1, 65535)
