@@ -12,19 +12,12 @@ from typing import Any
 
 from _procs import CLK_TCK, Server, cpu_seconds
 from _profile import start_profile, stop_profile
-from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
-
-def _resource(plural: str) -> Resource:
-    res = by_plural("", "v1", plural)
-    assert res is not None, plural
-    return res
-
-
-PODS = _resource("pods")
-NAMESPACES = _resource("namespaces")
+PODS = resource("", "v1", "pods")
+NAMESPACES = resource("", "v1", "namespaces")
 
 
 async def open_clients(server: Server, n: int) -> list[Client]:

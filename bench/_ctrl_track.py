@@ -15,23 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client.informer import Informer, object_key
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
 Obj = dict[str, Any]
 
 
-def _res(group: str, plural: str) -> Resource:
-    res = by_plural(group, "v1", plural)
-    assert res is not None, plural
-    return res
-
-
-PODS = _res("", "pods")
-NODES = _res("", "nodes")
-NAMESPACES = _res("", "namespaces")
-DEPLOYMENTS = _res("apps", "deployments")
+PODS = resource("", "v1", "pods")
+NODES = resource("", "v1", "nodes")
+NAMESPACES = resource("", "v1", "namespaces")
+DEPLOYMENTS = resource("apps", "v1", "deployments")
 
 
 @dataclass(frozen=True)

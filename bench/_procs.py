@@ -141,22 +141,7 @@ def start_server(data_dir: Path, store_url: str, controllers: str = "none", time
     cmd += ["--controllers", controllers]
     if controllers == "none":
         cmd.append("--no-scheduler")  # a pure API benchmark: nothing else writes the pods
-    with open(data_dir / "server.log", "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    out = b""
-    while b"ready" not in out:
-        left = deadline - time.monotonic()
-        if proc.poll() is not None or left <= 0:
-            stop_process(proc)
-            raise RuntimeError(
-                f"bosun server did not start: {out.decode()!r} {(data_dir / 'server.log').read_text()[-2000:]}"
-            )
-        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
-        if ready:
-            out += os.read(proc.stdout.fileno(), 4096)
-    # Nothing reads stdout from here on; the server prints nothing more after "ready".
+    proc = start_ready(cmd, data_dir / "server.log", timeout, "bosun server")
     return Server(proc, data_dir)
 
 
