@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bosun.agent.kvfiles import int_fields
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -29,20 +31,30 @@ def is_v2() -> bool:
     return (CGROUP_ROOT / "cgroup.controllers").exists()
 
 
-def _v1_mounts() -> dict[str, Path]:
-    """controller -> mount point, from /proc/self/mountinfo (handles ``cpu,cpuacct`` joins)."""
-    out: dict[str, Path] = {}
+def _cgroup_mounts() -> list[tuple[str, Path, list[str]]]:
+    """(``cgroup`` or ``cgroup2``, mount point, super options) of each cgroup mount in
+    /proc/self/mountinfo; none when it cannot be read."""
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
-        return out
+        return []
+    out = []
     for line in lines:
         pre, _, post = line.partition(" - ")
         fields = post.split()
-        if len(fields) < 3 or fields[0] != "cgroup":
+        if fields and fields[0] in ("cgroup", "cgroup2"):
+            opts = fields[2].split(",") if len(fields) >= 3 else []
+            out.append((fields[0], Path(pre.split()[4]), opts))
+    return out
+
+
+def _v1_mounts() -> dict[str, Path]:
+    """controller -> mount point (handles ``cpu,cpuacct`` joins)."""
+    out: dict[str, Path] = {}
+    for fstype, mnt, opts in _cgroup_mounts():
+        if fstype != "cgroup":
             continue
-        mnt = Path(pre.split()[4])
-        for opt in fields[2].split(","):
+        for opt in opts:
             if opt in ("rw", "ro") or opt.startswith("relatime") or opt.startswith("release_agent"):
                 continue
             out.setdefault(opt, mnt)
@@ -52,17 +64,9 @@ def _v1_mounts() -> dict[str, Path]:
 def _all_mounts() -> list[Path]:
     """Every cgroup mount point (v1 and v2, including name=systemd), for cleanup."""
     out: list[Path] = []
-    try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        pre, _, post = line.partition(" - ")
-        fields = post.split()
-        if fields and fields[0] in ("cgroup", "cgroup2"):
-            mnt = Path(pre.split()[4])
-            if mnt not in out:
-                out.append(mnt)
+    for _fstype, mnt, _opts in _cgroup_mounts():
+        if mnt not in out:
+            out.append(mnt)
     return out
 
 
@@ -86,17 +90,6 @@ def _write(path: Path, value: str) -> None:
         f.write(value)
 
 
-def _read_int_fields(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
 
 
 class Cgroups:
@@ -174,11 +167,11 @@ class Cgroups:
     def oom_kills(self, rel: str) -> int:
         """Processes the kernel OOM-killed in this cgroup (including its children)."""
         if self.v2:
-            return _read_int_fields(CGROUP_ROOT / rel / "memory.events").get("oom_kill", 0)
+            return int_fields(CGROUP_ROOT / rel / "memory.events").get("oom_kill", 0)
         mem = self._dirs(rel).get("memory")
         if mem is None:
             return 0
-        return _read_int_fields(mem / "memory.oom_control").get("oom_kill", 0)
+        return int_fields(mem / "memory.oom_control").get("oom_kill", 0)
 
     def memory_limit_hit(self, rel: str) -> bool:
         """Whether usage in ``rel`` ever reached its memory limit.
@@ -209,15 +202,15 @@ class Cgroups:
         try:
             if self.v2:
                 d = CGROUP_ROOT / rel
-                cpu_ns = _read_int_fields(d / "cpu.stat").get("usage_usec", 0) * 1000
+                cpu_ns = int_fields(d / "cpu.stat").get("usage_usec", 0) * 1000
                 current = int((d / "memory.current").read_text())
-                inactive = _read_int_fields(d / "memory.stat").get("inactive_file", 0)
+                inactive = int_fields(d / "memory.stat").get("inactive_file", 0)
                 return cpu_ns, max(0, current - inactive)
             dirs = self._dirs(rel)
             cpu_ns = int((dirs["cpuacct"] / "cpuacct.usage").read_text()) if "cpuacct" in dirs else 0
             mem = dirs["memory"]
             current = int((mem / "memory.usage_in_bytes").read_text())
-            inactive = _read_int_fields(mem / "memory.stat").get("total_inactive_file", 0)
+            inactive = int_fields(mem / "memory.stat").get("total_inactive_file", 0)
             return cpu_ns, max(0, current - inactive)
         except (OSError, ValueError, KeyError):
             return None

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bosun.agent.kvfiles import int_fields
+
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -21,19 +23,6 @@ class Usage:
     cpu_ns: int
     working_set_bytes: int
     usage_bytes: int = 0
-
-
-def _kv_file(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        parts = line.replace(":", " ").split()
-        if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
 
 
 def node_cpu_ns(stat_path: Path = Path("/proc/stat")) -> int:
@@ -50,7 +39,7 @@ def node_cpu_ns(stat_path: Path = Path("/proc/stat")) -> int:
 def node_memory(meminfo_path: Path = Path("/proc/meminfo")) -> tuple[int, int, int]:
     """(total, usage, working set) bytes. Usage leaves out free pages only; the working set
     also leaves out inactive file cache, as kubelet's node summary does."""
-    info = _kv_file(meminfo_path)
+    info = int_fields(meminfo_path)
     total = info.get("MemTotal", 0) * 1024
     usage = total - info.get("MemFree", 0) * 1024
     working = max(usage - info.get("Inactive(file)", 0) * 1024, 0)
