@@ -11,18 +11,19 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import BackgroundLoop, client_in, eventually, stamp
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controllers import cronjob as cronjob_controller
 from bosun.controllers import job as job_controller
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
 
 Obj = dict[str, Any]
@@ -30,17 +31,11 @@ KUBECTL = "/usr/bin/kubectl"
 SCHEDULED = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
 
-def _resource(group: str, plural: str) -> Resource:
-    res = by_plural(group, "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS = _resource("", "pods")
-EVENTS = _resource("", "events")
-NAMESPACES = _resource("", "namespaces")
-JOBS = _resource("batch", "jobs")
-CRONJOBS = _resource("batch", "cronjobs")
+PODS = resource("", "v1", "pods")
+EVENTS = resource("", "v1", "events")
+NAMESPACES = resource("", "v1", "namespaces")
+JOBS = resource("batch", "v1", "jobs")
+CRONJOBS = resource("batch", "v1", "cronjobs")
 
 
 class FastClock(cronjob_controller.Clock):
@@ -80,8 +75,7 @@ def fast_clock(monkeypatch: pytest.MonkeyPatch) -> FastClock:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+    async with client_in(plane, namespace) as c:
         try:
             yield c
         finally:  # stop the schedules so they do not keep the shared control plane busy
@@ -99,16 +93,11 @@ def cronjob(name: str, schedule: str = "* * * * *", **spec: Any) -> Obj:
                      "jobTemplate": {"metadata": {"labels": {"app": name}}, "spec": job_spec}}}
 
 
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Agent:
+class Agent(BackgroundLoop):
     """Finishes pods as ``outcome(pod)`` says ("Succeeded", "Failed", or None: keep running)."""
 
     def __init__(self, c: Client, ns: str, outcome: Callable[[Obj], str | None]) -> None:
         self.c, self.ns, self.outcome = c, ns, outcome
-        self._task: asyncio.Task[None] | None = None
 
     async def _loop(self) -> None:
         while True:
@@ -122,27 +111,6 @@ class Agent:
                         {"type": "Ready", "status": "False", "lastTransitionTime": stamp()}]}},
                         self.ns, subresource="status")
             await asyncio.sleep(0.05)
-
-    async def __aenter__(self) -> Agent:
-        self._task = asyncio.create_task(self._loop())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], seconds: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def jobs_of(c: Client, ns: str) -> list[Obj]:
@@ -176,7 +144,7 @@ async def test_allow_runs_overlapping_jobs_then_sees_them_complete(
         jobs = await jobs_of(client, namespace)
         return jobs if len(jobs) >= 2 else None
 
-    jobs = await wait_for(two_running, what="two overlapping jobs")
+    jobs = await eventually(two_running, 10, what="two overlapping jobs")
     for job in jobs:
         m = job["metadata"]
         scheduled = datetime.fromisoformat(m["annotations"][SCHEDULED].replace("Z", "+00:00"))
@@ -187,43 +155,43 @@ async def test_allow_runs_overlapping_jobs_then_sees_them_complete(
         st = (await client.get(CRONJOBS, "tick", namespace)).get("status") or {}
         return st if len(st.get("active") or []) >= 2 and st.get("lastScheduleTime") else None
 
-    await wait_for(listed, what="active jobs in status")
+    await eventually(listed, 10, what="active jobs in status")
     await client.patch(CRONJOBS, "tick", {"spec": {"suspend": True}}, namespace)
     async with Agent(client, namespace, lambda p: "Succeeded"):
         async def all_seen() -> Obj | None:
             cur = await client.get(CRONJOBS, "tick", namespace)
             st = cur.get("status") or {}
             return cur if not st.get("active") and st.get("lastSuccessfulTime") else None
-        await wait_for(all_seen, what="active emptied")
-    ev = await wait_for(lambda: event_seen(client, namespace, "tick", "SawCompletedJob"), what="events")
+        await eventually(all_seen, 10, what="active emptied")
+    ev = await eventually(lambda: event_seen(client, namespace, "tick", "SawCompletedJob"), 10, what="events")
     assert ev["SuccessfulCreate"][0].startswith("Created job tick-")
     assert any(m.endswith("condition: Complete") for m in ev["SawCompletedJob"])
 
 
 async def test_forbid_skips_runs_while_one_is_active(client: Client, namespace: str, fast_clock: FastClock) -> None:
     await client.create(CRONJOBS, cronjob("solo", concurrencyPolicy="Forbid"), namespace)
-    first = (await wait_for(lambda: jobs_of(client, namespace), what="first job"))[0]
-    await wait_for(lambda: event_seen(client, namespace, "solo", "JobAlreadyActive"), what="skip event")
+    first = (await eventually(lambda: jobs_of(client, namespace), 10, what="first job"))[0]
+    await eventually(lambda: event_seen(client, namespace, "solo", "JobAlreadyActive"), 10, what="skip event")
     assert [j["metadata"]["name"] for j in await jobs_of(client, namespace)] == [first["metadata"]["name"]]
     async with Agent(client, namespace, lambda p: "Succeeded"):
         async def second() -> list[Obj] | None:
             jobs = await jobs_of(client, namespace)
             return jobs if len(jobs) >= 2 else None
-        await wait_for(second, what="a run after the first finished")
+        await eventually(second, 10, what="a run after the first finished")
     await client.patch(CRONJOBS, "solo", {"spec": {"suspend": True}}, namespace)
 
 
 async def test_replace_deletes_the_running_job(client: Client, namespace: str, fast_clock: FastClock) -> None:
     await client.create(CRONJOBS, cronjob("swap", concurrencyPolicy="Replace"), namespace)
-    first = (await wait_for(lambda: jobs_of(client, namespace), what="first job"))[0]["metadata"]["name"]
+    first = (await eventually(lambda: jobs_of(client, namespace), 10, what="first job"))[0]["metadata"]["name"]
 
     async def replaced() -> list[Obj] | None:
         jobs = [j for j in await jobs_of(client, namespace) if not j["metadata"].get("deletionTimestamp")]
         names = [j["metadata"]["name"] for j in jobs]
         return jobs if names and first not in names else None
 
-    await wait_for(replaced, what="first job replaced")
-    ev = await wait_for(lambda: event_seen(client, namespace, "swap", "SuccessfulDelete"), what="delete event")
+    await eventually(replaced, 10, what="first job replaced")
+    ev = await eventually(lambda: event_seen(client, namespace, "swap", "SuccessfulDelete"), 10, what="delete event")
     assert f"Deleted job {first}" in ev["SuccessfulDelete"]
     status = (await client.get(CRONJOBS, "swap", namespace))["status"]
     assert len(status["active"]) == 1
@@ -232,14 +200,14 @@ async def test_replace_deletes_the_running_job(client: Client, namespace: str, f
 async def test_deleted_active_job_is_reported_missing(client: Client, namespace: str,
                                                       fast_clock: FastClock) -> None:
     await client.create(CRONJOBS, cronjob("lost"), namespace)
-    job = (await wait_for(lambda: jobs_of(client, namespace), what="a job"))[0]
+    job = (await eventually(lambda: jobs_of(client, namespace), 10, what="a job"))[0]
     await client.patch(CRONJOBS, "lost", {"spec": {"suspend": True}}, namespace)
 
     async def listed() -> bool:
         st = (await client.get(CRONJOBS, "lost", namespace)).get("status") or {}
         return any(r["name"] == job["metadata"]["name"] for r in st.get("active") or [])
 
-    await wait_for(listed, what="job in status.active")
+    await eventually(listed, 10, what="job in status.active")
     for j in await jobs_of(client, namespace):
         await client.delete(JOBS, j["metadata"]["name"], namespace, propagation_policy="Background")
 
@@ -247,8 +215,8 @@ async def test_deleted_active_job_is_reported_missing(client: Client, namespace:
         st = (await client.get(CRONJOBS, "lost", namespace)).get("status") or {}
         return not st.get("active")
 
-    await wait_for(emptied, what="active emptied")
-    ev = await wait_for(lambda: event_seen(client, namespace, "lost", "MissingJob"), what="MissingJob")
+    await eventually(emptied, 10, what="active emptied")
+    ev = await eventually(lambda: event_seen(client, namespace, "lost", "MissingJob"), 10, what="MissingJob")
     assert f"Active job went missing: {job['metadata']['name']}" in ev["MissingJob"]
 
 
@@ -266,7 +234,7 @@ async def test_history_limits_keep_only_the_newest_finished_jobs(
             for j in await jobs_of(client, namespace):
                 created[j["metadata"]["labels"]["app"]].add(j["metadata"]["name"])
             return len(created["good"]) >= 4 and len(created["bad"]) >= 3
-        await wait_for(enough, seconds=15, what="several runs of each")
+        await eventually(enough, 15, what="several runs of each")
         for name in ("good", "bad"):
             await client.patch(CRONJOBS, name, {"spec": {"suspend": True}}, namespace)
 
@@ -276,7 +244,7 @@ async def test_history_limits_keep_only_the_newest_finished_jobs(
             bad = [j for j in jobs if j["metadata"]["labels"]["app"] == "bad"]
             return (all(job_done(j) for j in jobs) and len(good) == 2 and len(bad) == 1
                     and job_done(bad[0]) == "Failed")
-        await wait_for(trimmed, what="history trimmed")
+        await eventually(trimmed, 10, what="history trimmed")
     survivors = {j["metadata"]["name"] for j in await jobs_of(client, namespace)}
     assert sorted(created["good"])[-2:] == sorted(survivors & created["good"])  # the newest ones stay
     ev = await events(client, namespace, "good")
@@ -293,10 +261,10 @@ async def test_downtime_gives_one_catch_up_run_and_a_warning(
     assert await jobs_of(client, namespace) == []
     clock.offset = timedelta(minutes=200)  # the controller was away for 200 scheduled runs
     await client.patch(CRONJOBS, "late", {"spec": {"suspend": False}}, namespace)
-    job = (await wait_for(lambda: jobs_of(client, namespace), what="catch-up run"))[0]
+    job = (await eventually(lambda: jobs_of(client, namespace), 10, what="catch-up run"))[0]
     scheduled = datetime.fromisoformat(job["metadata"]["annotations"][SCHEDULED].replace("Z", "+00:00"))
     assert timedelta(0) <= clock.now() - scheduled < timedelta(minutes=1)  # the latest missed run
-    ev = await wait_for(lambda: event_seen(client, namespace, "late", "TooManyMissedTimes"), what="warning")
+    ev = await eventually(lambda: event_seen(client, namespace, "late", "TooManyMissedTimes"), 10, what="warning")
     assert "too many missed start times" in ev["TooManyMissedTimes"][0]
     await asyncio.sleep(0.5)
     assert len(await jobs_of(client, namespace)) == 1
@@ -306,7 +274,7 @@ async def test_downtime_gives_one_catch_up_run_and_a_warning(
     async def few_job() -> list[Obj]:
         return [j for j in await jobs_of(client, namespace) if j["metadata"]["labels"]["app"] == "few"]
 
-    await wait_for(few_job, what="catch-up run of few")
+    await eventually(few_job, 10, what="catch-up run of few")
     await asyncio.sleep(0.3)
     assert len(await few_job()) == 1
     assert "TooManyMissedTimes" not in await events(client, namespace, "few")
@@ -321,7 +289,7 @@ async def test_starting_deadline_skips_runs_that_are_too_late(
     monkeypatch.setattr(cronjob_controller, "clock", clock)
     await client.create(CRONJOBS, cronjob("strict", startingDeadlineSeconds=10), namespace)
     cj = await client.create(CRONJOBS, cronjob("lenient", startingDeadlineSeconds=100), namespace)
-    await wait_for(lambda: jobs_of(client, namespace), what="lenient run")
+    await eventually(lambda: jobs_of(client, namespace), 10, what="lenient run")
     await asyncio.sleep(0.3)
     jobs = await jobs_of(client, namespace)
     assert [j["metadata"]["ownerReferences"][0]["uid"] for j in jobs] == [cj["metadata"]["uid"]]
@@ -342,8 +310,8 @@ async def test_kubectl_create_job_from_cronjob(plane: RunningServer, client: Cli
     async with Agent(client, namespace, lambda p: "Succeeded"):
         async def complete() -> bool:
             return job_done(await client.get(JOBS, "by-hand", namespace)) == "Complete"
-        await wait_for(complete, what="manual job complete")
+        await eventually(complete, 10, what="manual job complete")
     async def seen() -> bool:
         st = (await client.get(CRONJOBS, "nightly", namespace)).get("status") or {}
         return not st.get("active") and bool(st.get("lastSuccessfulTime"))
-    await wait_for(seen, what="cronjob saw the manual run")
+    await eventually(seen, 10, what="cronjob saw the manual run")

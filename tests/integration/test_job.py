@@ -16,27 +16,22 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import client_in, eventually
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.controllers import job as job_controller
+from bosun.controllers._common import resource
 from bosun.controllers.job_pods import format_indexes, parse_indexes
 from bosun.controlplane import ControlPlaneOptions
 
 Obj = dict[str, Any]
 
 
-def _resource(group: str, plural: str) -> Resource:
-    res = by_plural(group, "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS = _resource("", "pods")
-EVENTS = _resource("", "events")
-NAMESPACES = _resource("", "namespaces")
-JOBS = _resource("batch", "jobs")
+PODS = resource("", "v1", "pods")
+EVENTS = resource("", "v1", "events")
+NAMESPACES = resource("", "v1", "namespaces")
+JOBS = resource("batch", "v1", "jobs")
 KUBECTL = "/usr/bin/kubectl"
 INDEX = "batch.kubernetes.io/job-completion-index"
 
@@ -54,8 +49,7 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def client(plane: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    async with Client.from_kubeconfig(plane.kubeconfig) as c:
-        await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+    async with client_in(plane, namespace) as c:
         yield c
 
 
@@ -93,17 +87,6 @@ async def active_pods(c: Client, ns: str) -> list[Obj]:
             and not p["metadata"].get("deletionTimestamp")]
 
 
-async def wait_for(check: Callable[[], Awaitable[Any]], seconds: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def condition(job: Obj, type_: str) -> Obj | None:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond["type"] == type_ and cond["status"] == "True":
@@ -115,7 +98,7 @@ async def finished(c: Client, ns: str, name: str, type_: str) -> Obj:
     async def check() -> Obj | None:
         job = await c.get(JOBS, name, ns)
         return job if condition(job, type_) else None
-    return await wait_for(check, what=f"job {name} {type_}")  # type: ignore[no-any-return]
+    return await eventually(check, what=f"job {name} {type_}")  # type: ignore[no-any-return]
 
 
 async def reasons(c: Client, ns: str, name: str) -> dict[str, list[str]]:
@@ -158,7 +141,7 @@ async def test_completions_with_parallelism(plane: RunningServer, client: Client
     async def done() -> bool:
         return condition(await client.get(JOBS, "pi", namespace), "Complete") is not None
 
-    await wait_for(lambda: active_pods(client, namespace), what="first pods")
+    await eventually(lambda: active_pods(client, namespace), what="first pods")
     await drive(client, namespace, lambda p: "Succeeded", done, max_active=2)
     job = await client.get(JOBS, "pi", namespace)
     st = job["status"]
@@ -174,7 +157,7 @@ async def test_completions_with_parallelism(plane: RunningServer, client: Client
         assert labels["controller-uid"] == labels["batch.kubernetes.io/controller-uid"] == uid
         assert p["metadata"]["name"].startswith("pi-")
         assert p["metadata"]["ownerReferences"][0]["uid"] == uid
-    ev = await wait_for(lambda: _has(client, namespace, "pi", "Completed"), what="events")
+    ev = await eventually(lambda: _has(client, namespace, "pi", "Completed"), what="events")
     assert len(ev["SuccessfulCreate"]) == 5 and ev["Completed"] == ["Job completed"]
     out = await asyncio.to_thread(
         subprocess.run, [KUBECTL, "--kubeconfig", plane.kubeconfig, "-n", namespace, "wait",
@@ -189,7 +172,7 @@ async def _has(c: Client, ns: str, name: str, reason: str) -> dict[str, list[str
 
 async def test_work_queue_without_completions(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("queue", namespace, parallelism=3), namespace)
-    pods = await wait_for(lambda: _count_active(client, namespace, 3), what="3 workers")
+    pods = await eventually(lambda: _count_active(client, namespace, 3), what="3 workers")
     await finish(client, pods[0], "Succeeded")
     await asyncio.sleep(0.5)  # a success means the queue is drained: no new workers come
     assert len(await active_pods(client, namespace)) == 2
@@ -232,21 +215,21 @@ async def test_backoff_limit_fails_job_after_spaced_retries(client: Client, name
     assert job["status"]["failed"] == 3 and len(seen) == 3
     # Back-off doubles: 0.2 s after the first failure, 0.4 s after the second.
     assert created[1] - failed_at[0] >= 0.15 and created[2] - failed_at[1] >= 0.35
-    ev = await wait_for(lambda: _has(client, namespace, "flaky", "BackoffLimitExceeded"), what="event")
+    ev = await eventually(lambda: _has(client, namespace, "flaky", "BackoffLimitExceeded"), what="event")
     assert ev["BackoffLimitExceeded"] == ["Job has reached the specified backoff limit"]
 
 
 async def test_restart_count_exceeds_backoff_limit_on_failure(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("crashy", namespace, backoffLimit=2, restartPolicy="OnFailure"),
                         namespace)
-    pods = await wait_for(lambda: _count_active(client, namespace, 1), what="pod")
+    pods = await eventually(lambda: _count_active(client, namespace, 1), what="pod")
     m = pods[0]["metadata"]
     await client.patch(PODS, m["name"], {"status": {"phase": "Running", "containerStatuses": [
         {"name": "work", "image": "busybox", "imageID": "", "ready": False, "restartCount": 2,
          "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}, namespace, subresource="status")
     job = await finished(client, namespace, "crashy", "Failed")
     assert condition(job, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
-    await wait_for(lambda: _gone(client, namespace, m["name"]), what="pod deleted")
+    await eventually(lambda: _gone(client, namespace, m["name"]), what="pod deleted")
 
 
 async def _gone(c: Client, ns: str, name: str) -> bool:
@@ -260,7 +243,7 @@ async def _gone(c: Client, ns: str, name: str) -> bool:
 async def test_active_deadline_fails_and_deletes_pods(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("slow", namespace, completions=4, parallelism=2,
                                            activeDeadlineSeconds=1), namespace)
-    await wait_for(lambda: _count_active(client, namespace, 2), what="2 pods")
+    await eventually(lambda: _count_active(client, namespace, 2), what="2 pods")
     started = time.monotonic()
     job = await finished(client, namespace, "slow", "Failed")
     assert time.monotonic() - started < 5  # startTime has whole seconds, as in Kubernetes
@@ -269,12 +252,12 @@ async def test_active_deadline_fails_and_deletes_pods(client: Client, namespace:
     assert cond["message"] == "Job was active longer than specified deadline"
     assert job["status"]["failed"] == 2 and "active" not in job["status"]
     assert (await client.list(PODS, namespace))["items"] == []
-    await wait_for(lambda: _has(client, namespace, "slow", "DeadlineExceeded"), what="event")
+    await eventually(lambda: _has(client, namespace, "slow", "DeadlineExceeded"), what="event")
 
 
 async def test_ttl_after_finished_deletes_job_and_pods(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("brief", namespace, ttlSecondsAfterFinished=1), namespace)
-    pods = await wait_for(lambda: _count_active(client, namespace, 1), what="pod")
+    pods = await eventually(lambda: _count_active(client, namespace, 1), what="pod")
     await finish(client, pods[0], "Succeeded")
     await finished(client, namespace, "brief", "Complete")
     finished_at = time.monotonic()
@@ -286,15 +269,15 @@ async def test_ttl_after_finished_deletes_job_and_pods(client: Client, namespace
             return e.status == 404
         return False
 
-    await wait_for(job_gone, what="job deleted by TTL")
+    await eventually(job_gone, what="job deleted by TTL")
     assert time.monotonic() - finished_at >= 0.5
-    await wait_for(lambda: _gone(client, namespace, pods[0]["metadata"]["name"]), what="pods collected")
+    await eventually(lambda: _gone(client, namespace, pods[0]["metadata"]["name"]), what="pods collected")
 
 
 async def test_indexed_job_completes_each_index_once(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("idx", namespace, completions=3, parallelism=3,
                                            completionMode="Indexed"), namespace)
-    pods = await wait_for(lambda: _count_active(client, namespace, 3), what="3 indexed pods")
+    pods = await eventually(lambda: _count_active(client, namespace, 3), what="3 indexed pods")
     by_index = {int(p["metadata"]["annotations"][INDEX]): p for p in pods}
     assert sorted(by_index) == [0, 1, 2]
     for i, p in by_index.items():
@@ -313,7 +296,7 @@ async def test_indexed_job_completes_each_index_once(client: Client, namespace: 
                 return p
         return None
 
-    retry = await wait_for(retried, what="index 1 retried")
+    retry = await eventually(retried, what="index 1 retried")
     assert retry["metadata"]["name"] != by_index[1]["metadata"]["name"]
     await finish(client, retry, "Succeeded")
     await finish(client, by_index[2], "Succeeded")
@@ -326,7 +309,7 @@ async def test_indexed_job_completes_each_index_once(client: Client, namespace: 
 
 async def test_suspend_deletes_pods_and_resume_recreates_them(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("nap", namespace, completions=2, parallelism=2), namespace)
-    await wait_for(lambda: _count_active(client, namespace, 2), what="2 pods")
+    await eventually(lambda: _count_active(client, namespace, 2), what="2 pods")
     await client.patch(JOBS, "nap", {"spec": {"suspend": True}}, namespace)
 
     async def suspended() -> Obj | None:
@@ -335,24 +318,24 @@ async def test_suspend_deletes_pods_and_resume_recreates_them(client: Client, na
         ok = condition(job, "Suspended") and not pods and "active" not in job["status"]
         return job if ok else None
 
-    job = await wait_for(suspended, what="suspended")
+    job = await eventually(suspended, what="suspended")
     assert condition(job, "Suspended")["reason"] == "JobSuspended"  # type: ignore[index]
     assert "startTime" not in job["status"]
     await client.patch(JOBS, "nap", {"spec": {"suspend": False}}, namespace)
-    pods = await wait_for(lambda: _count_active(client, namespace, 2), what="pods after resume")
+    pods = await eventually(lambda: _count_active(client, namespace, 2), what="pods after resume")
     job = await client.get(JOBS, "nap", namespace)
     cond = next(c for c in job["status"]["conditions"] if c["type"] == "Suspended")
     assert cond["status"] == "False" and cond["reason"] == "JobResumed" and job["status"]["startTime"]
     for p in pods:
         await finish(client, p, "Succeeded")
     await finished(client, namespace, "nap", "Complete")
-    ev = await wait_for(lambda: _has(client, namespace, "nap", "Resumed"), what="events")
+    ev = await eventually(lambda: _has(client, namespace, "nap", "Resumed"), what="events")
     assert "Suspended" in ev
 
 
 async def test_job_created_suspended_runs_nothing(client: Client, namespace: str) -> None:
     await client.create(JOBS, job_manifest("later", namespace, suspend=True), namespace)
-    job = await wait_for(lambda: _suspended_job(client, namespace, "later"), what="Suspended condition")
+    job = await eventually(lambda: _suspended_job(client, namespace, "later"), what="Suspended condition")
     assert "startTime" not in job["status"]
     assert (await client.list(PODS, namespace))["items"] == []
 
