@@ -4,7 +4,9 @@ results file itself."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import datetime
 import json
 import os
 import platform
@@ -26,6 +28,17 @@ def machine(note: str) -> dict[str, Any]:
                             check=False).stdout.strip()
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
             "note": note}
+
+
+def results_header(args: argparse.Namespace, note: str, hidden: tuple[str, ...] = ("no_write", "output")
+                   ) -> dict[str, Any]:
+    """What every results file starts with: when, on what machine (``note`` as in machine()), and
+    the options of the run (but ``hidden``, which do not change what is measured)."""
+    return {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(note),
+        "params": {k: v for k, v in vars(args).items() if k not in hidden},
+    }
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:

@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _churn import run_churn
-from _cli import machine, run_async, write_result
+from _cli import results_header, run_async, write_result
 from _common import CpuMeter, close_clients, open_clients
 from _procs import ETCD, Etcd, remove_tree, start_etcd, start_server
 from _report import print_report
@@ -124,12 +124,9 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     stores = ["sqlite", "etcd"] if args.store == "both" else [args.store]
-    result: dict[str, Any] = {
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine("server and load generator share these CPUs; etcd and SQLite data on the same disk"),
-        "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "profile", "output")},
-        "stores": {},
-    }
+    result = results_header(args, "server and load generator share these CPUs; etcd and SQLite data on the same disk",
+                            hidden=("no_write", "profile", "output"))
+    result["stores"] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-api-"))
     try:
         for store in stores:

@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import machine, run_async, text_table, write_result
+from _cli import results_header, run_async, text_table, write_result
 from _ctrl_cluster import CtrlCluster, cpu_delta
 from _ctrl_track import DEPLOYMENTS, NAMESPACES, NODES, Tracker
 from _profile import start_profile, stop_profile
@@ -207,11 +207,7 @@ async def run_phase(name: str, cluster: CtrlCluster, prof: Profiler, coro: Any) 
 
 
 async def main(args: argparse.Namespace) -> Obj:
-    result: Obj = {
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine("server, hollow nodes and this benchmark share these CPUs; SQLite store"),
-        "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "output")},
-    }
+    result = results_header(args, "server, hollow nodes and this benchmark share these CPUs; SQLite store")
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-ctrl-"))
     cluster = CtrlCluster(tmp)
     try:

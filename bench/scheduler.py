@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import machine, run_async, text_table, write_result
+from _cli import results_header, run_async, text_table, write_result
 from _procs import cpu_seconds, free_port, start_ready, stop_process
 from _profile import start_profile as start_py_spy
 from _profile import stop_profile
@@ -379,12 +379,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def main(args: argparse.Namespace) -> Obj:
-    result: Obj = {
-        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine("server, hollow nodes and this load generator share these CPUs; SQLite store"),
-        "params": {k: v for k, v in vars(args).items() if k not in ("no_write", "output")},
-        "runs": [],
-    }
+    result = results_header(args, "server, hollow nodes and this load generator share these CPUs; SQLite store")
+    result["runs"] = []
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-sched-"))
     try:
         for nodes, pods in args.sizes:
