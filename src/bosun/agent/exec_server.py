@@ -68,6 +68,26 @@ def failure_status(message: str) -> dict[str, Any]:
     return {"metadata": {}, "status": "Failure", "message": message}
 
 
+def _pod_not_here(ns: str, name: str) -> web.Response:
+    return web.Response(status=404, text=f'pod "{name}" not found in namespace "{ns}" on this node\n')
+
+
+def _not_running(pod: str, container: str) -> web.Response:
+    return web.Response(status=400, text=f'container "{container}" in pod "{pod}" is not running\n')
+
+
+async def _upgrade(request: web.Request, verb: str) -> web.WebSocketResponse | web.Response:
+    """The prepared WebSocket; or, to a request that is not an upgrade to one of
+    :data:`PROTOCOLS`, the 426 that tells the API server everything else checks out."""
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+    ready = ws.can_prepare(request)
+    if not ready.ok or ready.protocol not in PROTOCOLS:
+        return web.Response(status=426, text=f"{verb} needs a WebSocket upgrade with subprotocol "
+                                             f"{' or '.join(PROTOCOLS)}\n")
+    await ws.prepare(request)
+    return ws
+
+
 class ExecHandler:
     """Serves exec for the pods bound to this node through whatever runtime driver it has."""
 
@@ -95,17 +115,14 @@ class ExecHandler:
             return web.Response(status=400, text="you must specify at least one command for the container\n")
         pod = self.find_pod(ns, name)
         if pod is None:
-            return web.Response(status=404, text=f'pod "{name}" not found in namespace "{ns}" on this node\n')
+            return _pod_not_here(ns, name)
         cid = await self._container_id(pod, container)
         if cid is None:
-            return web.Response(status=400, text=f'container "{container}" in pod "{name}" is not running\n')
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
-        ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol not in PROTOCOLS:
-            return web.Response(status=426, text="exec needs a WebSocket upgrade with subprotocol "
-                                                 f"{' or '.join(PROTOCOLS)}\n")
-        await ws.prepare(request)
-        session = _Session(ws, ready.protocol == PROTOCOLS[0], want_stdout, want_stderr)
+            return _not_running(name, container)
+        ws = await _upgrade(request, "exec")
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
+        session = _Session(ws, ws.ws_protocol == PROTOCOLS[0], want_stdout, want_stderr)
         try:
             await session.run(lambda: self.driver.exec(cid, command, tty=tty, stdin=want_stdin), tty)
         finally:
@@ -118,16 +135,13 @@ class ExecHandler:
         want_stdout, want_stderr = _flag(q, "stdout", True), _flag(q, "stderr", True)
         pod = self.find_pod(ns, name)
         if pod is None:
-            return web.Response(status=404, text=f'pod "{name}" not found in namespace "{ns}" on this node\n')
+            return _pod_not_here(ns, name)
         st = await self._running(pod, container)
         if st is None or st.log_path is None:
-            return web.Response(status=400, text=f'container "{container}" in pod "{name}" is not running\n')
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
-        ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol not in PROTOCOLS:
-            return web.Response(status=426, text="attach needs a WebSocket upgrade with subprotocol "
-                                                 f"{' or '.join(PROTOCOLS)}\n")
-        await ws.prepare(request)
+            return _not_running(name, container)
+        ws = await _upgrade(request, "attach")
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
         try:
             await self._stream_log(ws, st.id, st.log_path, want_stdout, want_stderr)
         finally:
