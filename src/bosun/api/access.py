@@ -21,7 +21,7 @@ from bosun.aio import cancel_and_wait
 from bosun.api import errors
 from bosun.api.errors import APIError
 from bosun.api.httputil import read_body
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import attributes
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
@@ -40,9 +40,7 @@ _PODS, _CLAIMS = "pods", "persistentvolumeclaims"
 
 
 def _res(group: str, plural: str) -> Resource:
-    r = by_plural(group, "v1", plural)
-    assert r is not None
-    return r
+    return must_by_plural(group, "v1", plural)
 
 
 def _split_key(key: str) -> tuple[str, str]:

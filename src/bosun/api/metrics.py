@@ -23,7 +23,7 @@ from aiohttp import web
 from bosun.api import errors
 from bosun.api.errors import APIError
 from bosun.api.httputil import json_response
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import must_by_plural
 from bosun.api.selectors import LabelSelector, SelectorError, parse_label_selector
 
 if TYPE_CHECKING:
@@ -45,13 +45,7 @@ _RESOURCES = {"nodes": ("NodeMetrics", False), "pods": ("PodMetrics", True)}
 _VERBS = ["get", "list"]
 
 
-def _res(plural: str) -> Resource:
-    r = by_plural("", "v1", plural)
-    assert r is not None
-    return r
-
-
-NODES, PODS = _res("nodes"), _res("pods")
+NODES, PODS = must_by_plural("", "v1", "nodes"), must_by_plural("", "v1", "pods")
 
 # -- discovery fragments ------------------------------------------------------------------------
 

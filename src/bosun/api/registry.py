@@ -133,6 +133,14 @@ def by_plural(group: str, version: str, plural: str) -> Resource | None:
     return _BY_GVR.get((group, version, plural))
 
 
+def must_by_plural(group: str, version: str, plural: str) -> Resource:
+    """:func:`by_plural` for a resource the code is written against: a misspelt name fails
+    where it is looked up (mostly at import), not later as a ``None``."""
+    res = _BY_GVR.get((group, version, plural))
+    assert res is not None, plural
+    return res
+
+
 def by_kind(api_version: str, kind: str) -> Resource | None:
     """Look up by an object's apiVersion ("v1", "apps/v1") and kind."""
     group, _, version = api_version.rpartition("/")

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import Resource, must_by_plural
 from bosun.api.selectors import LabelSelector, label_selector_from_dict
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
@@ -24,10 +24,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-def resource(group: str, version: str, plural: str) -> Resource:
-    res = by_plural(group, version, plural)
-    assert res is not None, plural
-    return res
+resource = must_by_plural  # controllers and tests import it by this name
 
 
 PODS = resource("", "v1", "pods")

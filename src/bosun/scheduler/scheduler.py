@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import Resource, must_by_plural
 from bosun.controlplane import ComponentContext
 from bosun.scheduler import preemption, strategies
 from bosun.scheduler.binder import Binder
@@ -31,9 +31,7 @@ YIELD_EVERY = 32
 
 
 def _res(group: str, plural: str) -> Resource:
-    r = by_plural(group, "v1", plural)
-    assert r is not None, plural
-    return r
+    return must_by_plural(group, "v1", plural)
 
 
 PODS = _res("", "pods")
