@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.unit.helpers import must_by_kind
 
 from bosun.api.patch import PatchError, apply_patch
-from bosun.api.registry import Resource, by_kind
+from bosun.api.registry import Resource
 
 SMP = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -24,18 +25,13 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 
-def _res(api_version: str, kind: str) -> Resource:
-    r = by_kind(api_version, kind)
-    assert r is not None
-    return r
 
-
-DEPLOY = _res("apps/v1", "Deployment")
-POD = _res("v1", "Pod")
-NODE = _res("v1", "Node")
-SERVICE = _res("v1", "Service")
-CRONJOB = _res("batch/v1", "CronJob")
-CONFIGMAP = _res("v1", "ConfigMap")
+DEPLOY = must_by_kind("apps/v1", "Deployment")
+POD = must_by_kind("v1", "Pod")
+NODE = must_by_kind("v1", "Node")
+SERVICE = must_by_kind("v1", "Service")
+CRONJOB = must_by_kind("batch/v1", "CronJob")
+CONFIGMAP = must_by_kind("v1", "ConfigMap")
 
 
 def _patch(obj: dict[str, Any], body: Any, ctype: str = SMP, res: Resource = DEPLOY) -> dict[str, Any]:

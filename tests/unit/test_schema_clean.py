@@ -7,14 +7,13 @@ import copy
 import random
 from typing import Any
 
-from bosun.api import schema
-from bosun.api.registry import Resource, by_kind
+from tests.unit.helpers import json_paths, must_by_kind
 
-_pods = by_kind("v1", "Pod")
-_deps = by_kind("apps/v1", "Deployment")
-assert _pods is not None and _deps is not None
-PODS: Resource = _pods
-DEPLOYMENTS: Resource = _deps
+from bosun.api import schema
+from bosun.api.registry import Resource
+
+PODS = must_by_kind("v1", "Pod")
+DEPLOYMENTS = must_by_kind("apps/v1", "Deployment")
 
 CONTAINER: dict[str, Any] = {
     "name": "api", "image": "nginx:1.27", "args": ["--port=80"],
@@ -43,17 +42,6 @@ BAD_VALUES: list[Any] = ["x", 1, 1.5, True, [], {}, ["x"], [1], {"k": 1}, 2**40,
                          "not base64!", {"unknownField": 1}]
 
 
-def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix] if prefix else []
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 def _full(res: Resource, obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     t = schema.root_type(res)
     assert t is not None
@@ -67,7 +55,7 @@ def test_quick_pass_agrees_with_the_full_walk() -> None:
     rnd = random.Random(7)
     for res, base in ((PODS, POD), (DEPLOYMENTS, DEPLOYMENT)):
         assert schema.check(res, copy.deepcopy(base)) == ([], [])
-        paths = _paths(base)
+        paths = json_paths(base)[1:]  # not the object itself
         for _ in range(1500):
             obj = copy.deepcopy(base)
             path = rnd.choice(paths)

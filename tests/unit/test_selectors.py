@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from tests.unit.helpers import must_by_kind
 
-from bosun.api.registry import Resource, by_kind
 from bosun.api.selectors import (
     SelectorError,
     check_field_selector,
@@ -15,13 +15,6 @@ from bosun.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-
-
-def _res(api_version: str, kind: str) -> Resource:
-    r = by_kind(api_version, kind)
-    assert r is not None
-    return r
-
 
 WEB = {"app": "web", "tier": "front", "version": "3"}
 DB = {"app": "db", "tier": "back"}
@@ -128,7 +121,7 @@ def test_field_selector_bad_syntax() -> None:
 
 
 def test_unsupported_field_label_is_refused_per_kind() -> None:
-    pods, nodes, secrets = _res("v1", "Pod"), _res("v1", "Node"), _res("v1", "Secret")
+    pods, nodes, secrets = must_by_kind("v1", "Pod"), must_by_kind("v1", "Node"), must_by_kind("v1", "Secret")
     check_field_selector(pods, parse_field_selector("spec.nodeName=n1,status.phase=Running,metadata.name=x"))
     check_field_selector(nodes, parse_field_selector("spec.unschedulable=false"))
     check_field_selector(secrets, parse_field_selector("type=kubernetes.io/tls"))

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.helpers import must_by_kind
 
-from bosun.api.registry import Resource, by_kind
+from bosun.api.registry import Resource
 from bosun.api.tables import human_duration, to_table
 
 NOW = datetime(2024, 5, 10, 12, 0, 0, tzinfo=UTC)
@@ -17,14 +18,9 @@ def _ago(**kw: float) -> str:
     return (NOW - timedelta(**kw)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _res(api_version: str, kind: str) -> Resource:
-    r = by_kind(api_version, kind)
-    assert r is not None
-    return r
-
 
 def _table(api_version: str, kind: str, objs: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-    return to_table(_res(api_version, kind), objs, now=NOW, **kw)
+    return to_table(must_by_kind(api_version, kind), objs, now=NOW, **kw)
 
 
 def _cells(api_version: str, kind: str, obj: dict[str, Any]) -> list[Any]:

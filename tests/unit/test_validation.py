@@ -7,10 +7,11 @@ import itertools
 from typing import Any
 
 import pytest
+from tests.unit.helpers import json_paths, must_by_kind
 
 from bosun.api.defaults import apply_defaults
 from bosun.api.errors import invalid_object
-from bosun.api.registry import RESOURCES, Resource, by_kind
+from bosun.api.registry import RESOURCES, Resource
 from bosun.api.validation import validate, validate_unchecked, validate_update
 
 SUBDOMAIN_MSG = (
@@ -26,15 +27,10 @@ LABEL_MSG = (
 QUANTITY_MSG = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 
 
-def res(api_version: str, kind: str) -> Resource:
-    r = by_kind(api_version, kind)
-    assert r is not None
-    return r
-
 
 def errors(obj: dict[str, Any], *, defaults: bool = True) -> list[str]:
     """What the API server would report for ``obj``: defaults first, then validation."""
-    r = res(obj["apiVersion"], obj["kind"])
+    r = must_by_kind(obj["apiVersion"], obj["kind"])
     obj = copy.deepcopy(obj)
     if defaults:
         apply_defaults(r, obj)
@@ -162,7 +158,7 @@ def test_pod_resources() -> None:
 
 def test_pod_volumes_and_mounts() -> None:
     ctr = {"name": "a", "image": "x", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
-    (err,) = validate_unchecked(res("v1", "Pod"), pod(containers=[ctr]))
+    (err,) = validate_unchecked(must_by_kind("v1", "Pod"), pod(containers=[ctr]))
     assert (err.type, err.field, err.value) == ("FieldValueNotFound", "spec.containers[0].volumeMounts[0].name",
                                                 "data")
     assert errors(pod(containers=[ctr], volumes=[{"name": "data", "emptyDir": {}}])) == []
@@ -459,24 +455,13 @@ def test_ingress_hpa_lease() -> None:
 def test_wrong_json_types_are_field_errors() -> None:
     out = errors(deployment(replicas="three"))
     assert out == ['spec.replicas: Invalid value: "three": must be of type integer']
-    (err,) = validate_unchecked(res("apps/v1", "Deployment"), deployment(replicas="three"))
+    (err,) = validate_unchecked(must_by_kind("apps/v1", "Deployment"), deployment(replicas="three"))
     assert err.type == "FieldValueTypeInvalid"
     assert errors(pod(containers={"name": "a"}))[0].startswith("spec.containers: Invalid value:")
     assert errors(service(ports="80"))[0].startswith('spec.ports: Invalid value: "80": must be of type array')
 
 
 GARBAGE: list[Any] = [None, [], {}, "x", 3, -1, True, 1.5, [None], [[]], [{}], {"a": None}, {"": []}]
-
-
-def _mutations(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _mutations(v, (*path, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _mutations(v, (*path, i))
-    return out
 
 
 def _replace(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
@@ -525,11 +510,11 @@ RICH_SAMPLES = [
 
 @pytest.mark.parametrize("sample", RICH_SAMPLES, ids=lambda s: s["kind"])
 def test_garbage_anywhere_never_crashes(sample: dict[str, Any]) -> None:
-    r = res(sample["apiVersion"], sample["kind"])
+    r = must_by_kind(sample["apiVersion"], sample["kind"])
     pristine = copy.deepcopy(sample)
     apply_defaults(r, pristine)
     assert validate_unchecked(r, pristine) == [], "sample must be valid before it is broken"
-    for path, junk in itertools.product(_mutations(sample), GARBAGE):
+    for path, junk in itertools.product(json_paths(sample), GARBAGE):
         broken = _replace(sample, path, junk)
         apply_defaults(r, broken) if isinstance(broken, dict) else None
         validate_unchecked(r, broken)  # must not raise
@@ -551,7 +536,7 @@ def test_every_kind_survives_garbage(r: Resource, junk: Any) -> None:
 
 
 def test_errors_render_as_kubectl_prints_them() -> None:
-    r = res("apps/v1", "Deployment")
+    r = must_by_kind("apps/v1", "Deployment")
     errs = validate(r, deployment(replicas=-3))
     err = invalid_object("Deployment", "web", errs, "apps")
     assert err.message == ('Deployment "web" is invalid: spec.replicas: Invalid value: -3: must be greater '
@@ -562,12 +547,12 @@ def test_errors_render_as_kubectl_prints_them() -> None:
 
 def _defaulted(obj: dict[str, Any]) -> dict[str, Any]:
     obj = copy.deepcopy(obj)
-    apply_defaults(res(obj["apiVersion"], obj["kind"]), obj)
+    apply_defaults(must_by_kind(obj["apiVersion"], obj["kind"]), obj)
     return obj
 
 
 def updates(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
-    r = res(new["apiVersion"], new["kind"])
+    r = must_by_kind(new["apiVersion"], new["kind"])
     return [e.detail() for e in validate_update(r, _defaulted(new), _defaulted(old))]
 
 
