@@ -12,12 +12,12 @@ from typing import Any
 
 from _procs import CLK_TCK, Server, cpu_seconds
 from _profile import start_profile, stop_profile
+from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
-from bosun.controllers._common import resource
 
-PODS = resource("", "v1", "pods")
-NAMESPACES = resource("", "v1", "namespaces")
+PODS = must_by_plural("", "v1", "pods")
+NAMESPACES = must_by_plural("", "v1", "namespaces")
 
 
 async def open_clients(server: Server, n: int) -> list[Client]:

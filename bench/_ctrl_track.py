@@ -15,17 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bosun.api.registry import must_by_plural
 from bosun.client.informer import Informer, object_key
 from bosun.client.rest import Client
-from bosun.controllers._common import resource
 
 Obj = dict[str, Any]
 
 
-PODS = resource("", "v1", "pods")
-NODES = resource("", "v1", "nodes")
-NAMESPACES = resource("", "v1", "namespaces")
-DEPLOYMENTS = resource("apps", "v1", "deployments")
+PODS = must_by_plural("", "v1", "pods")
+NODES = must_by_plural("", "v1", "nodes")
+NAMESPACES = must_by_plural("", "v1", "namespaces")
+DEPLOYMENTS = must_by_plural("apps", "v1", "deployments")
 
 
 @dataclass(frozen=True)

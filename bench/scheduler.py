@@ -45,8 +45,8 @@ from _procs import cpu_seconds, free_port, start_ready, stop_process
 from _profile import start_profile as start_py_spy
 from _profile import stop_profile
 from _stats import summarize
+from bosun.api.registry import must_by_plural
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
-from bosun.controllers._common import resource
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOSUN = Path(sys.executable).parent / "bosun"
@@ -59,7 +59,7 @@ CASES = {"a": "plain requests", "b": "nodeSelector + taints", "c": "pod anti-aff
 Obj = dict[str, Any]
 
 
-PODS, NAMESPACES, EVENTS = (resource("", "v1", plural) for plural in ("pods", "namespaces", "events"))
+PODS, NAMESPACES, EVENTS = (must_by_plural("", "v1", plural) for plural in ("pods", "namespaces", "events"))
 RETRYABLE: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
