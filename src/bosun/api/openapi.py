@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from functools import cache
 from typing import Any
 
@@ -223,6 +224,21 @@ def _operation(action: str, op_id: str, gvk: dict[str, str], response: str | Non
     return op
 
 
+def _object_operations(verbs: Collection[str], op_id: str, gvk: dict[str, str], ref: str | None,
+                       builder: _Builder, v3: bool) -> dict[str, Any]:
+    """read/replace/patch on one object's path (``op_id``: "v1NamespacedPod", "...Status"),
+    for the verbs it serves: an object and each of its subresources have the same three."""
+    ops: dict[str, Any] = {}
+    if "get" in verbs:
+        ops["get"] = _operation("get", f"read{op_id}", gvk, ref, builder, v3)
+    if "update" in verbs:
+        ops["put"] = _operation("put", f"replace{op_id}", gvk, ref, builder, v3, ref, _write_params(v3))
+    if "patch" in verbs:
+        ops["patch"] = _operation("patch", f"patch{op_id}", gvk, ref, builder, v3,
+                                  f"{_META}.Patch", _write_params(v3, True), _PATCH_TYPES)
+    return ops
+
+
 def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any], list[str]]:
     """Path items for one resource and its subresources, and the models they reference."""
     base = f"/api/{r.version}" if not r.group else f"/apis/{r.group}/{r.version}"
@@ -253,15 +269,8 @@ def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any]
                                  f"{_META}.Status", builder, v3)
     paths[coll] = c
     item_params = [_param("name", "path", f"name of the {name_}", v3, True), *common_params]
-    i: dict[str, Any] = {"parameters": item_params}
-    if "get" in verbs:
-        i["get"] = _operation("get", f"read{ver}{ns}{name_}", gvk, ref, builder, v3)
-    if "update" in verbs:
-        i["put"] = _operation("put", f"replace{ver}{ns}{name_}", gvk, ref, builder, v3, ref,
-                              _write_params(v3))
-    if "patch" in verbs:
-        i["patch"] = _operation("patch", f"patch{ver}{ns}{name_}", gvk, ref, builder, v3,
-                                f"{_META}.Patch", _write_params(v3, True), _PATCH_TYPES)
+    i: dict[str, Any] = {"parameters": item_params,
+                         **_object_operations(verbs, f"{ver}{ns}{name_}", gvk, ref, builder, v3)}
     if "delete" in verbs:
         i["delete"] = _operation("delete", f"delete{ver}{ns}{name_}", gvk, f"{_META}.Status",
                                  builder, v3)
@@ -281,15 +290,8 @@ def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any]
         sref = _schema_name(smodel)
         sgvk = {"group": g, "kind": kind, "version": v}
         cap = sub[0].upper() + sub[1:]
-        s: dict[str, Any] = {"parameters": item_params}
-        if "get" in sverbs:
-            s["get"] = _operation("get", f"read{ver}{ns}{name_}{cap}", sgvk, sref, builder, v3)
-        if "update" in sverbs:
-            s["put"] = _operation("put", f"replace{ver}{ns}{name_}{cap}", sgvk, sref, builder,
-                                  v3, sref, _write_params(v3))
-        if "patch" in sverbs:
-            s["patch"] = _operation("patch", f"patch{ver}{ns}{name_}{cap}", sgvk, sref, builder,
-                                    v3, f"{_META}.Patch", _write_params(v3, True), _PATCH_TYPES)
+        s: dict[str, Any] = {"parameters": item_params,
+                             **_object_operations(sverbs, f"{ver}{ns}{name_}{cap}", sgvk, sref, builder, v3)}
         if "create" in sverbs:
             s["post"] = _operation("post", f"create{ver}{ns}{name_}{cap}", sgvk, sref, builder,
                                    v3, sref, _write_params(v3))
