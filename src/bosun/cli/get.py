@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +27,7 @@ from bosun.client.rest import ApiError, Client
 
 JSON = dict[str, Any]
 Request = tuple[Resource, list[str]]
+T = TypeVar("T")
 
 
 def parse_targets(args: tuple[str, ...]) -> list[Request]:
@@ -127,6 +129,23 @@ def _nothing_found(state: CliState, targets: list[Request], all_namespaces: bool
         click.echo(f"No resources found in {state.default_namespace} namespace.", err=True)
 
 
+async def _each_named(names: list[str], fetch: Callable[[str], Awaitable[T]],
+                      ignore_not_found: bool) -> tuple[list[T], bool]:
+    """What ``fetch`` found of ``names``, and whether all went well: as kubectl, a name that
+    cannot be fetched is an error line on stderr, unless it is not found and
+    ``--ignore-not-found`` was given; the other names are still shown."""
+    found: list[T] = []
+    ok = True
+    for name in names:
+        try:
+            found.append(await fetch(name))
+        except ApiError as e:
+            if not (e.not_found and ignore_not_found):
+                ok = False
+                click.echo(api_error_line(e), err=True)
+    return found, ok
+
+
 async def print_tables(
     client: Client,
     state: CliState,
@@ -145,14 +164,10 @@ async def print_tables(
         table: Table | None = None
         if names:
             any_named = True
-            for name in names:
-                try:
-                    one = await fetch_table(client, res, ns, name)
-                except ApiError as e:
-                    if not (e.not_found and ignore_not_found):
-                        ok = False
-                        click.echo(api_error_line(e), err=True)
-                    continue
+            found, fetched = await _each_named(names, functools.partial(fetch_table, client, res, ns),
+                                               ignore_not_found)
+            ok = ok and fetched
+            for one in found:
                 if table is None:
                     table = one
                 else:
@@ -189,13 +204,10 @@ async def print_objects(
     for res, names in targets:
         ns = _ns_for(state, res, all_namespaces)
         if names:
-            for name in names:
-                try:
-                    objs.append((res, _with_type(res, await client.get(res, name, ns))))
-                except ApiError as e:
-                    if not (e.not_found and ignore_not_found):
-                        ok = False
-                        click.echo(api_error_line(e), err=True)
+            found, fetched = await _each_named(names, functools.partial(client.get, res, namespace=ns),
+                                               ignore_not_found)
+            ok = ok and fetched
+            objs.extend((res, _with_type(res, o)) for o in found)
         else:
             items, _ = await client.list_all(res, ns, label_selector=selector, field_selector=field_selector)
             objs.extend((res, _with_type(res, o)) for o in items)
