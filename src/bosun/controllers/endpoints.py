@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.client.informer import Informer
+from bosun.client.workqueue import WorkQueue
 from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, key_of, resource, split_key
 from bosun.controlplane import ComponentContext
 
@@ -227,6 +229,35 @@ def pod_summary(pod: Obj) -> tuple[Any, ...]:
             spec.get("subdomain"), ports)
 
 
+class PodsToServices:
+    """Pod events as keys of the Services whose selector picks the pod: both the Endpoints
+    and the EndpointSlice controller reconcile a Service when one of its pods changes
+    (before and after an update, so a pod that stops matching leaves its Service too)."""
+
+    def __init__(self, services: Informer, queue: WorkQueue) -> None:
+        self.services = services
+        self.queue = queue
+
+    def selecting(self, pod: Obj) -> set[str]:
+        ns = (pod.get("metadata") or {}).get("namespace")
+        out = set()
+        for svc in self.services.list(ns):
+            sel = service_selector(svc)
+            if sel is not None and selects(sel, pod):
+                out.add(key_of(svc))
+        return out
+
+    def pod_changed(self, pod: Obj) -> None:
+        for key in self.selecting(pod):
+            self.queue.add(key)
+
+    def pod_updated(self, old: Obj, new: Obj) -> None:
+        if pod_summary(old) == pod_summary(new):
+            return
+        for key in self.selecting(old) | self.selecting(new):
+            self.queue.add(key)
+
+
 class EndpointsController(Controller):
     name = "endpoint"
     workers = 4
@@ -239,30 +270,12 @@ class EndpointsController(Controller):
         self._written: dict[str, Obj] = {}
         self.pods.add_index(NS_INDEX, lambda p: [str((p.get("metadata") or {}).get("namespace") or "")])
         self.services.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
-        self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_added)
+        pods_to_services = PodsToServices(self.services, self.queue)
+        self.pods.add_handler(pods_to_services.pod_changed, pods_to_services.pod_updated, pods_to_services.pod_changed)
         # A managed Endpoints edited or deleted by hand is put back; one left over from a
         # Service deleted while no controller ran is seen (on add) and removed.
         self.endpoints.add_handler(self._endpoints_changed, lambda old, new: self._endpoints_changed(new),
                                    self._endpoints_changed)
-
-    def _services_selecting(self, pod: Obj) -> list[str]:
-        ns = (pod.get("metadata") or {}).get("namespace")
-        out = []
-        for svc in self.services.list(ns):
-            sel = service_selector(svc)
-            if sel is not None and selects(sel, pod):
-                out.append(key_of(svc))
-        return out
-
-    def _pod_added(self, pod: Obj) -> None:
-        for key in self._services_selecting(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if pod_summary(old) == pod_summary(new):
-            return
-        for key in set(self._services_selecting(old)) | set(self._services_selecting(new)):
-            self.queue.add(key)
 
     def _endpoints_changed(self, ep: Obj) -> None:
         if ((ep.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) == CONTROLLER_NAME:

@@ -16,15 +16,15 @@ import time
 from typing import Any
 
 from bosun.client.errors import ApiError
-from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, key_of, owner_ref, resource, split_key
+from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, owner_ref, resource, split_key
 from bosun.controllers.endpoints import (
     HEADLESS_LABEL,
     SERVICES,
+    PodsToServices,
     endpoint_port,
     find_port,
     is_headless,
     pod_ip,
-    pod_summary,
     selects,
     service_selector,
     should_be_listed,
@@ -178,27 +178,9 @@ class EndpointSliceController(Controller):
         self._pending: dict[str, dict[str, tuple[int | None, float]]] = {}
         self.pods.add_index(POD_NS_INDEX, lambda p: [str((p.get("metadata") or {}).get("namespace") or "")])
         self.services.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
-        self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_updated(old, new), self._pod_changed)
+        pods_to_services = PodsToServices(self.services, self.queue)
+        self.pods.add_handler(pods_to_services.pod_changed, pods_to_services.pod_updated, pods_to_services.pod_changed)
         self.slices.add_handler(self._slice_changed, lambda old, new: self._slice_changed(new), self._slice_changed)
-
-    def _services_selecting(self, pod: Obj) -> set[str]:
-        ns = (pod.get("metadata") or {}).get("namespace")
-        out = set()
-        for svc in self.services.list(ns):
-            sel = service_selector(svc)
-            if sel is not None and selects(sel, pod):
-                out.add(key_of(svc))
-        return out
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in self._services_selecting(pod):
-            self.queue.add(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if pod_summary(old) == pod_summary(new):
-            return
-        for key in self._services_selecting(old) | self._services_selecting(new):
-            self.queue.add(key)
 
     def _slice_changed(self, s: Obj) -> None:
         for key in _service_of(s):
