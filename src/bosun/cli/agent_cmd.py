@@ -19,18 +19,15 @@ from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
+from bosun.hollow import nodes as hollow_nodes
 
 
 def parse_labels(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        if not eq or not key:
-            raise click.BadParameter(f"label {part!r} is not key=value", param_hint="--labels")
-        out[key.strip()] = value.strip()
-    return out
+    """``--labels`` of ``bosun agent`` and ``bosun up``: spelled as for hollow nodes."""
+    try:
+        return hollow_nodes.parse_labels(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--labels") from None
 
 
 async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]],

@@ -185,7 +185,7 @@ def is_ready(node: Obj) -> bool:
 # -- command-line spellings -------------------------------------------------------------------
 
 def parse_labels(text: str) -> dict[str, str]:
-    """``k=v,k2=v2`` (as kubectl label takes them)."""
+    """``k=v,k2=v2`` (as kubectl label takes them; spaces around names and values do not count)."""
     out: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -193,7 +193,7 @@ def parse_labels(text: str) -> dict[str, str]:
         key, eq, value = part.partition("=")
         if not eq or not key:
             raise ValueError(f"label {part!r}: expected key=value")
-        out[key] = value
+        out[key.strip()] = value.strip()
     return out
 
 
