@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,45 +14,35 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import (
+    agent_config,
+    client_for,
+    create_namespace,
+    create_pod,
+    is_ready,
+    node_name,
+    pod_when,
+)
 from tests.integration.oci_env import wait_for
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.base import RuntimeDriver
 from bosun.agent.runtime.process import ProcessDriver
-from bosun.api.registry import Resource, by_plural
-from bosun.client.kubeconfig import ClusterConfig
+from bosun.api.registry import Resource
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _res(plural: str) -> Resource:
-    res = by_plural("", "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS, NAMESPACES, NODES, EVENTS = (_res(p) for p in ("pods", "namespaces", "nodes", "events"))
-PVCS, PVS = _res("persistentvolumeclaims"), _res("persistentvolumes")
+PODS, NAMESPACES, NODES, EVENTS = (resource("", "v1", p) for p in ("pods", "namespaces", "nodes", "events"))
+PVCS, PVS = resource("", "v1", "persistentvolumeclaims"), resource("", "v1", "persistentvolumes")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     yield from served(tmp_path_factory.mktemp("gaps-server"))
-
-
-def client_for(server: RunningServer) -> Client:
-    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
-
-
-def agent_config(data_dir: Path, name: str, **kw: Any) -> AgentConfig:
-    return AgentConfig(node_name=name, data_dir=data_dir, listen_host="127.0.0.1", listen_port=0,
-                       backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05, **kw)
-
-
-def node_name(tmp_path: Path, prefix: str = "g") -> str:
-    return f"{prefix}-{tmp_path.name[-12:].lower().strip('_-')}".replace("_", "-")
 
 
 @contextlib.asynccontextmanager
@@ -77,34 +68,8 @@ async def _remove_all(driver: RuntimeDriver) -> None:
             await driver.remove_sandbox(sb.id)
 
 
-async def make_ns(client: Client, name: str) -> None:
-    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-
-
-async def make_pod(client: Client, ns: str, node: str, name: str, containers: list[dict[str, Any]],
-                   **spec: Any) -> dict[str, Any]:
-    for c in containers:
-        c.setdefault("image", "host")
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"nodeName": node, "containers": containers, "terminationGracePeriodSeconds": 1, **spec}}
-    return await client.create(PODS, body, ns)
-
-
-async def until(client: Client, ns: str, name: str, check: Callable[[dict[str, Any]], bool],
-                within: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    pod: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            pod = await client.get(PODS, name, ns)
-            if check(pod):
-                return pod
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out; last status: {pod.get('status')}")
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+# Agents and servers restart under these tests: a failed read only means "not yet".
+until = functools.partial(pod_when, tolerate_errors=True)
 
 
 async def gone(client: Client, ns: str) -> bool:
@@ -167,9 +132,9 @@ async def test_missing_image_backs_off(server: RunningServer, tmp_path: Path, na
     try:
         async with oci_agent(client, agent_config(tmp_path / "a", name, image_backoff_base=1.0,
                                                   image_backoff_max=2.0)):
-            await make_ns(client, namespace)
+            await create_namespace(client, namespace)
             image = "127.0.0.1:1/nope:1"
-            await make_pod(client, namespace, name, "nopull", [{"name": "c", "image": image}])
+            await create_pod(client, namespace, name, "nopull", [{"name": "c", "image": image}])
 
             def waiting(pod: dict[str, Any]) -> dict[str, Any]:
                 sts = pod.get("status", {}).get("containerStatuses") or [{}]
@@ -212,16 +177,16 @@ async def test_emptydir_over_its_size_limit_evicts_the_pod(server: RunningServer
     name = node_name(tmp_path, "evict")
     try:
         async with process_agent(client, agent_config(tmp_path / "a", name, housekeeping_interval=0.3)) as agent:
-            await make_ns(client, namespace)
+            await create_namespace(client, namespace)
             # The process driver mounts nothing: the command writes where the volume lives.
-            await make_pod(client, namespace, name, "hog", [{
+            await create_pod(client, namespace, name, "hog", [{
                 "name": "c", "command": ["sh", "-c", 'D="$PODS/$UID/volumes/emptyDir/scratch"; sleep 1; '
                                          'head -c 3000000 /dev/zero > "$D/big"; exec sleep 60'],
                 "env": [{"name": "PODS", "value": str(agent.config.pods_dir)},
                         {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}],
                 "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}],
                 volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}])
-            await make_pod(client, namespace, name, "modest", [{
+            await create_pod(client, namespace, name, "modest", [{
                 "name": "c", "command": ["sleep", "60"], "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
                 volumes=[{"name": "s", "emptyDir": {"sizeLimit": "1Mi"}}])
             pod = await until(client, namespace, "hog", lambda p: p["status"].get("phase") == "Failed")
@@ -229,7 +194,7 @@ async def test_emptydir_over_its_size_limit_evicts_the_pod(server: RunningServer
             assert pod["status"]["message"] == 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi".'
             state = pod["status"]["containerStatuses"][0]["state"]
             assert "terminated" in state, state
-            assert not ready(pod)
+            assert not is_ready(pod)
             assert ("Evicted", pod["status"]["message"]) in await events_of(client, namespace, "hog")
             modest = await client.get(PODS, "modest", namespace)
             assert modest["status"]["phase"] == "Running"
@@ -248,17 +213,17 @@ async def test_memory_emptydir_is_a_sized_tmpfs(server: RunningServer, tmp_path:
     name = node_name(tmp_path, "tmpfs")
     try:
         async with oci_agent(client, agent_config(tmp_path / "a", name)) as agent:
-            await make_ns(client, namespace)
+            await create_namespace(client, namespace)
             script = ('grep -E " /(cache|big) " /proc/mounts; head -c 4000000 /dev/zero > /cache/f; '
                       'echo "rc=$?"; exec sleep 60')
-            pod = await make_pod(client, namespace, name, "mem", [{
+            pod = await create_pod(client, namespace, name, "mem", [{
                 "name": "c", "command": ["sh", "-c", script],
                 "resources": {"limits": {"memory": "64Mi"}},
                 "volumeMounts": [{"name": "cache", "mountPath": "/cache"}, {"name": "big", "mountPath": "/big"}]}],
                 volumes=[{"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "2Mi"}},
                          {"name": "big", "emptyDir": {"medium": "Memory"}}])
             uid = pod["metadata"]["uid"]
-            await until(client, namespace, "mem", ready, within=30)
+            await until(client, namespace, "mem", is_ready, within=30)
             await wait_for(lambda: "rc=" in container_log(agent, uid, "c"))
             out = container_log(agent, uid, "c")
             mounts = {line.split()[1]: line.split()[3] for line in out.splitlines() if line.startswith("tmpfs")}
@@ -316,12 +281,12 @@ async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_s
     name = node_name(tmp_path, "lp")
     try:
         async with oci_agent(client, agent_config(tmp_path / "a", name, housekeeping_interval=0.3)) as agent:
-            await make_ns(client, namespace)
+            await create_namespace(client, namespace)
             await client.create(PVCS, _pvc("data"), namespace)
             await asyncio.sleep(0.5)  # WaitForFirstConsumer: nothing happens without a pod
             assert (await client.get(PVCS, "data", namespace))["status"]["phase"] == "Pending"
             claim = {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}
-            await make_pod(client, namespace, name, "writer", [{
+            await create_pod(client, namespace, name, "writer", [{
                 "name": "c", "command": ["sh", "-c", "echo hi > /data/f; exec sleep 60"],
                 "volumeMounts": [{"name": "d", "mountPath": "/data"}]}], volumes=[claim])
             pvc = await until_obj(client, PVCS, "data", namespace,
@@ -336,12 +301,12 @@ async def test_local_path_claim_is_provisioned_mounted_and_removed(provisioner_s
                 "values"] == [name]
             volume_dir = Path(pv["spec"]["hostPath"]["path"])
             assert volume_dir == agent.config.volumes_dir.resolve() / pv_name
-            await until(client, namespace, "writer", ready, within=30)
+            await until(client, namespace, "writer", is_ready, within=30)
             await wait_for(lambda: (volume_dir / "f").exists() and (volume_dir / "f").read_text() == "hi\n")
             # The data outlives the pod; a read-only claim cannot write.
             await client.delete(PODS, "writer", namespace)
             await wait_for(lambda: gone(client, namespace), within=15)
-            pod = await make_pod(client, namespace, name, "reader", [{
+            pod = await create_pod(client, namespace, name, "reader", [{
                 "name": "c", "command": ["sh", "-c", "cat /data/f; touch /data/x 2>/dev/null || echo ro; "
                                          "exec sleep 60"],
                 "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
@@ -392,8 +357,8 @@ async def test_container_logs_rotate_and_stay_readable(server: RunningServer, tm
     try:
         config = agent_config(tmp_path / "a", name, container_log_max_bytes=4096, container_log_max_files=3)
         async with process_agent(client, config) as agent:
-            await make_ns(client, namespace)
-            pod = await make_pod(client, namespace, name, "chatty", [{"name": "c", "command": ["sh", "-c", script]}])
+            await create_namespace(client, namespace)
+            pod = await create_pod(client, namespace, name, "chatty", [{"name": "c", "command": ["sh", "-c", script]}])
             await until(client, namespace, "chatty", lambda p: p["status"].get("phase") == "Running")
             await wait_for(lambda: agent.server.container_running(pod["metadata"]["uid"], "c"))
             followed = await _agent_logs(agent, server.token, namespace, "chatty", follow="true")
@@ -457,13 +422,13 @@ async def test_api_server_outage_containers_keep_running_status_catches_up(tmp_p
     try:
         config = agent_config(tmp_path / "a", name, lease_interval=0.5)
         async with process_agent(client, config) as agent:
-            await make_ns(client, namespace)
-            await make_pod(client, namespace, name, "steady", [{"name": "c", "command": ["sleep", "600"]}])
-            before = await until(client, namespace, "steady", ready)
+            await create_namespace(client, namespace)
+            await create_pod(client, namespace, name, "steady", [{"name": "c", "command": ["sleep", "600"]}])
+            before = await until(client, namespace, "steady", is_ready)
             cid = before["status"]["containerStatuses"][0]["containerID"]
-            await make_pod(client, namespace, name, "short", [{"name": "c", "command": ["sleep", "3"]}],
+            await create_pod(client, namespace, name, "short", [{"name": "c", "command": ["sleep", "3"]}],
                            restartPolicy="Never")
-            await until(client, namespace, "short", ready)
+            await until(client, namespace, "short", is_ready)
 
             running.stop()  # the control plane goes away; the agent keeps going
             running = None
@@ -475,12 +440,12 @@ async def test_api_server_outage_containers_keep_running_status_catches_up(tmp_p
             pod = await until(client, namespace, "short", lambda p: p["status"].get("phase") == "Succeeded",
                               within=20)
             assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
-            after = await until(client, namespace, "steady", ready)
+            after = await until(client, namespace, "steady", is_ready)
             assert after["status"]["containerStatuses"][0]["containerID"] == cid
             assert after["status"]["containerStatuses"][0]["restartCount"] == 0
             # The agent is back in business: it watches again and renews its Lease.
-            await make_pod(client, namespace, name, "new", [{"name": "c", "command": ["sleep", "600"]}])
-            await until(client, namespace, "new", ready, within=20)
+            await create_pod(client, namespace, name, "new", [{"name": "c", "command": ["sleep", "600"]}])
+            await until(client, namespace, "new", is_ready, within=20)
             node = await client.get(NODES, name)
             assert {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"] == "True"
     finally:

@@ -4,35 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import (
+    agent_config,
+    client_for,
+    create_namespace,
+    create_pod,
+    is_ready,
+    node_name,
+    pod_when,
+)
 
 from bosun.agent.agent import Agent
-from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.process import ProcessDriver
 from bosun.aio import cancel_and_wait
-from bosun.api.registry import Resource, by_plural
-from bosun.client.kubeconfig import ClusterConfig
-from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _res(group: str, plural: str) -> Resource:
-    res = by_plural(group, "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS, NAMESPACES, CONFIGMAPS, NODES = (_res("", p) for p in ("pods", "namespaces", "configmaps", "nodes"))
-LEASES = _res("coordination.k8s.io", "leases")
+PODS, NAMESPACES, CONFIGMAPS, NODES = (resource("", "v1", p) for p in ("pods", "namespaces", "configmaps", "nodes"))
+LEASES = resource("coordination.k8s.io", "v1", "leases")
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +41,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     yield from served(tmp_path_factory.mktemp("agent-server"))
 
 
-def _client(server: RunningServer) -> Client:
-    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
-
-
 class Node:
     def __init__(self, server: RunningServer, data_dir: Path, name: str) -> None:
         self.server = server
-        self.client = _client(server)
-        self.config = AgentConfig(node_name=name, data_dir=data_dir, listen_host="127.0.0.1", listen_port=0,
-                                  backoff_base=0.3, backoff_max=1.0, relist_interval=0.2,
-                                  status_flush_interval=0.05)
+        self.client = client_for(server)
+        self.config = agent_config(data_dir, name)
         self.agent: Agent | None = None
 
     async def start(self) -> Agent:
@@ -67,7 +62,7 @@ class Node:
 
 @pytest.fixture
 async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
-    n = Node(server, tmp_path / "agent", f"n-{tmp_path.name[-12:].lower().strip('_-')}".replace("_", "-"))
+    n = Node(server, tmp_path / "agent", node_name(tmp_path, "n"))
     try:
         yield n
     finally:
@@ -80,33 +75,7 @@ async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
         await n.client.close()
 
 
-async def _ns(client: Client, name: str) -> None:
-    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-
-
-async def _pod(client: Client, ns: str, node: str, name: str, containers: list[dict[str, Any]],
-               **spec: Any) -> dict[str, Any]:
-    for c in containers:
-        c.setdefault("image", "host")
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"nodeName": node, "containers": containers, "terminationGracePeriodSeconds": 2, **spec}}
-    return await client.create(PODS, body, ns)
-
-
-async def _until(client: Client, ns: str, name: str, check: Callable[[dict[str, Any]], bool],
-                 within: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    pod: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        pod = await client.get(PODS, name, ns)
-        if check(pod):
-            return pod
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out; last status: {pod.get('status')}")
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+_pod = functools.partial(create_pod, grace=2)
 
 
 async def test_node_registers_with_lease(node: Node, namespace: str) -> None:
@@ -124,7 +93,7 @@ async def test_node_registers_with_lease(node: Node, namespace: str) -> None:
 async def test_pod_runs_env_configmap_logs_and_graceful_delete(node: Node, namespace: str) -> None:
     c = node.client
     await node.start()
-    await _ns(c, namespace)
+    await create_namespace(c, namespace)
     await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
                                 "data": {"greeting": "hello", "file.txt": "content"}}, namespace)
     await _pod(c, namespace, node.config.node_name, "web", [{
@@ -135,7 +104,7 @@ async def test_pod_runs_env_configmap_logs_and_graceful_delete(node: Node, names
         "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
         "volumeMounts": [{"name": "c", "mountPath": "/etc/cfg"}]}],
         volumes=[{"name": "c", "configMap": {"name": "cfg"}}])
-    pod = await _until(c, namespace, "web", _ready)
+    pod = await pod_when(c, namespace, "web", is_ready)
     assert pod["status"]["phase"] == "Running" and pod["status"]["podIP"] == "127.0.0.1"
     assert pod["status"]["qosClass"] == "BestEffort"
     uid = pod["metadata"]["uid"]
@@ -174,14 +143,14 @@ async def test_first_readiness_probe_joins_the_running_status(node: Node, namesp
     fails is still reported Running, not Ready, within a second."""
     c = node.client
     await node.start()
-    await _ns(c, namespace)
+    await create_namespace(c, namespace)
     seen: list[tuple[str, bool]] = []
 
     async def watch() -> None:
         async for ev in c.watch(PODS, namespace, timeout_seconds=20):
             pod = ev.get("object") or {}
             if pod.get("metadata", {}).get("name") == "quick":
-                seen.append((pod.get("status", {}).get("phase", ""), _ready(pod)))
+                seen.append((pod.get("status", {}).get("phase", ""), is_ready(pod)))
 
     watcher = asyncio.create_task(watch())
     try:
@@ -193,9 +162,9 @@ async def test_first_readiness_probe_joins_the_running_status(node: Node, namesp
         failing = {"exec": {"command": ["false"]}, "periodSeconds": 1}
         await _pod(c, namespace, node.config.node_name, "failing",
                    [{"name": "main", "command": ["sleep", "60"], "readinessProbe": failing}])
-        pod = await _until(c, namespace, "failing", lambda p: p.get("status", {}).get("phase") == "Running")
-        assert not _ready(pod) and time.monotonic() - began < 3
-        await _until(c, namespace, "quick", _ready)
+        pod = await pod_when(c, namespace, "failing", lambda p: p.get("status", {}).get("phase") == "Running")
+        assert not is_ready(pod) and time.monotonic() - began < 3
+        await pod_when(c, namespace, "quick", is_ready)
         await asyncio.sleep(0.3)
     finally:
         await cancel_and_wait(watcher)
@@ -205,33 +174,33 @@ async def test_first_readiness_probe_joins_the_running_status(node: Node, namesp
 async def test_restart_backoff_and_exit_codes(node: Node, namespace: str) -> None:
     c = node.client
     await node.start()
-    await _ns(c, namespace)
+    await create_namespace(c, namespace)
     await _pod(c, namespace, node.config.node_name, "crash", [{"name": "c", "command": ["sh", "-c", "exit 3"]}])
-    pod = await _until(c, namespace, "crash", lambda p: any(
+    pod = await pod_when(c, namespace, "crash", lambda p: any(
         s.get("restartCount", 0) >= 2 for s in p.get("status", {}).get("containerStatuses", [])))
     st = pod["status"]["containerStatuses"][0]
     assert st["lastState"]["terminated"]["exitCode"] == 3
     assert st["lastState"]["terminated"]["reason"] == "Error"
-    await _until(c, namespace, "crash", lambda p: p["status"]["containerStatuses"][0]["state"]
+    await pod_when(c, namespace, "crash", lambda p: p["status"]["containerStatuses"][0]["state"]
                  .get("waiting", {}).get("reason") == "CrashLoopBackOff")
     await _pod(c, namespace, node.config.node_name, "once", [{"name": "c", "command": ["sh", "-c", "exit 0"]}],
                restartPolicy="Never")
-    pod = await _until(c, namespace, "once", lambda p: p["status"].get("phase") == "Succeeded")
+    pod = await pod_when(c, namespace, "once", lambda p: p["status"].get("phase") == "Succeeded")
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
     await _pod(c, namespace, node.config.node_name, "fails", [{"name": "c", "command": ["sh", "-c", "exit 7"]}],
                restartPolicy="Never")
-    pod = await _until(c, namespace, "fails", lambda p: p["status"].get("phase") == "Failed")
+    pod = await pod_when(c, namespace, "fails", lambda p: p["status"].get("phase") == "Failed")
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
 
 
 async def test_liveness_failure_restarts(node: Node, namespace: str) -> None:
     c = node.client
     await node.start()
-    await _ns(c, namespace)
+    await create_namespace(c, namespace)
     await _pod(c, namespace, node.config.node_name, "live", [{
         "name": "c", "command": ["sleep", "60"],
         "livenessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 1, "failureThreshold": 1}}])
-    pod = await _until(c, namespace, "live", lambda p: any(
+    pod = await pod_when(c, namespace, "live", lambda p: any(
         s.get("restartCount", 0) >= 1 for s in p.get("status", {}).get("containerStatuses", [])))
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 143  # SIGTERM
 
@@ -239,15 +208,15 @@ async def test_liveness_failure_restarts(node: Node, namespace: str) -> None:
 async def test_agent_restart_readopts(node: Node, namespace: str) -> None:
     c = node.client
     await node.start()
-    await _ns(c, namespace)
+    await create_namespace(c, namespace)
     await _pod(c, namespace, node.config.node_name, "keep", [{"name": "c", "command": ["sleep", "60"]}])
-    pod = await _until(c, namespace, "keep", _ready)
+    pod = await pod_when(c, namespace, "keep", is_ready)
     uid = pod["metadata"]["uid"]
     before = pod["status"]["containerStatuses"][0]["containerID"]
     await node.stop()
     agent = await node.start()
     await asyncio.sleep(1.0)
-    pod = await _until(c, namespace, "keep", _ready)
+    pod = await pod_when(c, namespace, "keep", is_ready)
     assert pod["status"]["containerStatuses"][0]["containerID"] == before
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
     assert len(await agent.driver.list_containers(uid)) == 1

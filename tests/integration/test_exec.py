@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import client_for
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.process import ProcessDriver
 from bosun.api.registry import by_plural
-from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 
 pytestmark = pytest.mark.timeout(60)
@@ -54,10 +54,6 @@ class Cluster:
         return f"{self.server.url}/api/v1/namespaces/{self.namespace}/pods/{pod}/exec"
 
 
-def _client(server: RunningServer) -> Client:
-    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
-
-
 def _alive(marker: str) -> bool:
     return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
 
@@ -71,7 +67,7 @@ def _insecure() -> ssl.SSLContext:
 @pytest.fixture
 async def cluster(server: RunningServer, tmp_path: Path, namespace: str) -> AsyncIterator[Cluster]:
     assert PODS is not None and NAMESPACES is not None
-    client = _client(server)
+    client = client_for(server)
     config = AgentConfig(node_name=f"exec-{namespace}", data_dir=tmp_path / "agent", listen_host="127.0.0.1",
                          listen_port=0, relist_interval=0.1, status_flush_interval=0.05)
     driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")

@@ -17,24 +17,18 @@ from typing import Any
 import pytest
 from tests.conftest import RunningServer, served
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client import ApiError, Client
+from bosun.controllers._common import resource
 from bosun.hollow import HollowCluster, parse_labels, parse_taints
 
 KUBECTL = "/usr/bin/kubectl"
 
 
-def _res(group: str, version: str, plural: str) -> Resource:
-    found = by_plural(group, version, plural)
-    assert found is not None
-    return found
-
-
-PODS = _res("", "v1", "pods")
-NODES = _res("", "v1", "nodes")
-BINDINGS = _res("", "v1", "bindings")
-LEASES = _res("coordination.k8s.io", "v1", "leases")
-NAMESPACES = _res("", "v1", "namespaces")
+PODS = resource("", "v1", "pods")
+NODES = resource("", "v1", "nodes")
+BINDINGS = resource("", "v1", "bindings")
+LEASES = resource("coordination.k8s.io", "v1", "leases")
+NAMESPACES = resource("", "v1", "namespaces")
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,14 @@ from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.process import ProcessDriver
 from bosun.api.quantity import parse_quantity
-from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _res(plural: str) -> Resource:
-    res = by_plural("", "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS, NAMESPACES, NODES = _res("pods"), _res("namespaces"), _res("nodes")
+PODS, NAMESPACES, NODES = (resource("", "v1", p) for p in ("pods", "namespaces", "nodes"))
 BURN = "while True: pass"
 HOLD = "import time; b = bytearray(96 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(600)"
 

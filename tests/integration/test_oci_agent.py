@@ -5,30 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import agent_config, client_for, is_ready, node_name, pod_when
 from tests.integration.oci_env import OciEnv, oci_env, requires_oci
 
 from bosun.agent.agent import Agent
-from bosun.agent.config import AgentConfig
-from bosun.api.registry import Resource, by_plural
-from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 
 pytestmark = [requires_oci, pytest.mark.timeout(90)]
 
 
-def _res(plural: str) -> Resource:
-    res = by_plural("", "v1", plural)
-    assert res is not None
-    return res
-
-
-PODS, NAMESPACES, CONFIGMAPS = _res("pods"), _res("namespaces"), _res("configmaps")
+PODS, NAMESPACES, CONFIGMAPS = (resource("", "v1", p) for p in ("pods", "namespaces", "configmaps"))
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +35,10 @@ class Node:
         self.name = agent.config.node_name
 
 
-def _client(server: RunningServer) -> Client:
-    return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
-
-
 @pytest.fixture
 async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
-    client = _client(server)
-    name = f"oci-{tmp_path.name[-10:].lower().strip('_-')}".replace("_", "-")
-    config = AgentConfig(node_name=name, data_dir=tmp_path / "agent", listen_host="127.0.0.1", listen_port=0,
-                         backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05)
+    client = client_for(server)
+    config = agent_config(tmp_path / "agent", node_name(tmp_path, "oci", keep=10))
     try:
         async with oci_env() as env:
             agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
@@ -62,22 +49,6 @@ async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
                 await agent.stop()
     finally:
         await client.close()
-
-
-async def _until(client: Client, ns: str, name: str, check: Callable[[dict[str, Any]], bool],
-                 within: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    pod: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        pod = await client.get(PODS, name, ns)
-        if check(pod):
-            return pod
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out; last status: {pod.get('status')}")
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
 def _get(url: str) -> str:
@@ -105,7 +76,7 @@ async def test_pod_serves_on_its_ip_with_probe_and_volume(node: Node, namespace:
                               "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}},
                               "volumeMounts": [{"name": "site", "mountPath": "/site"}]}],
                               "volumes": [{"name": "site", "configMap": {"name": "site"}}]}}, namespace)
-    pod = await _until(c, namespace, "web", _ready)
+    pod = await pod_when(c, namespace, "web", is_ready, within=30)
     ip = pod["status"]["podIP"]
     assert ip.startswith(node.env.subnet.rsplit(".", 1)[0]) and pod["status"]["hostIP"] == "127.0.0.1"
     assert _get(f"http://{ip}:8080/index.html") == "hello from a container\n"
@@ -121,7 +92,7 @@ async def test_memory_hog_is_reported_oom_killed(node: Node, namespace: str) -> 
                               "name": "hog", "image": "host",
                               "command": ["python3", "-c", "a = []\nwhile True: a.append(bytearray(1 << 20))"],
                               "resources": {"limits": {"memory": "40Mi"}}}]}}, namespace)
-    pod = await _until(c, namespace, "hog", lambda p: p.get("status", {}).get("phase") == "Failed")
+    pod = await pod_when(c, namespace, "hog", lambda p: p.get("status", {}).get("phase") == "Failed", within=30)
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
     await c.delete(PODS, "hog", namespace)

@@ -20,22 +20,16 @@ from typing import Any
 import pytest
 from tests.conftest import RunningServer, served, start_server
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
 
-
-def _res(group: str, plural: str) -> Resource:
-    r = by_plural(group, "v1", plural)
-    assert r is not None, plural
-    return r
-
-PODS = _res("", "pods")
-NODES = _res("", "nodes")
-NAMESPACES = _res("", "namespaces")
-EVENTS = _res("", "events")
-CONFIGMAPS = _res("", "configmaps")
+PODS = resource("", "v1", "pods")
+NODES = resource("", "v1", "nodes")
+NAMESPACES = resource("", "v1", "namespaces")
+EVENTS = resource("", "v1", "events")
+CONFIGMAPS = resource("", "v1", "configmaps")
 Obj = dict[str, Any]
 
 

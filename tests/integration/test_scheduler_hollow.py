@@ -12,24 +12,18 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from tests.conftest import RunningServer, served
 
-from bosun.api.registry import Resource, by_plural
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow import HollowCluster
 
-
-def _res(group: str, plural: str) -> Resource:
-    r = by_plural(group, "v1", plural)
-    assert r is not None, plural
-    return r
-
-PODS = _res("", "pods")
-NAMESPACES = _res("", "namespaces")
-EVENTS = _res("", "events")
-CONFIGMAPS = _res("", "configmaps")
-NODES = _res("", "nodes")
-PRIORITY_CLASSES = _res("scheduling.k8s.io", "priorityclasses")
+PODS = resource("", "v1", "pods")
+NAMESPACES = resource("", "v1", "namespaces")
+EVENTS = resource("", "v1", "events")
+CONFIGMAPS = resource("", "v1", "configmaps")
+NODES = resource("", "v1", "nodes")
+PRIORITY_CLASSES = resource("scheduling.k8s.io", "v1", "priorityclasses")
 
 
 @pytest.fixture
