@@ -71,6 +71,16 @@ def controller_ref(obj: Obj) -> Obj | None:
     return None
 
 
+def owner_key(obj: Obj, kind: str) -> str | None:
+    """The work-queue key of the controller of ``obj`` if it is of ``kind``: the object a
+    pod event concerns, without a cache lookup (the owner may be gone)."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return f"{ns}/{ref['name']}" if ns else str(ref["name"])
+
+
 def is_controlled_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_ref(obj)
     return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
@@ -230,10 +240,9 @@ class Controller(abc.ABC):
 
     def enqueue_owner(self, obj: Obj, kind: str) -> None:
         """Queue the controller of ``obj`` if it is of ``kind`` (e.g. a pod's ReplicaSet)."""
-        ref = controller_ref(obj)
-        if ref is not None and ref.get("kind") == kind:
-            ns = (obj.get("metadata") or {}).get("namespace")
-            self.queue.add(f"{ns}/{ref['name']}" if ns else str(ref["name"]))
+        key = owner_key(obj, kind)
+        if key is not None:
+            self.queue.add(key)
 
     def enqueue_all(self, objs: Iterable[Obj]) -> None:
         for o in objs:

@@ -24,11 +24,11 @@ from bosun.controllers._common import (
     NODES,
     PODS,
     Controller,
-    controller_ref,
     index_by_controller_uid,
     is_terminating,
     key_of,
     next_available_in,
+    owner_key,
     pod_from_template,
     resource,
     split_key,
@@ -74,14 +74,8 @@ class DaemonSetController(Controller):
 
     # -- event handlers ----------------------------------------------------------------------
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{pod['metadata'].get('namespace')}/{ref['name']}"
-
     def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
+        key = owner_key(pod, "DaemonSet")
         if key is not None:
             exp = self.expectations.get(key)
             if exp is not None:
@@ -89,7 +83,7 @@ class DaemonSetController(Controller):
             self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        key = self._owner_key(new)
+        key = owner_key(new, "DaemonSet")
         if key is not None:
             exp = self.expectations.get(key)
             if exp is not None and is_terminating(new):
@@ -97,7 +91,7 @@ class DaemonSetController(Controller):
             self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
+        key = owner_key(pod, "DaemonSet")
         if key is not None:
             exp = self.expectations.get(key)
             if exp is not None:

@@ -28,11 +28,11 @@ from bosun.controllers import _common
 from bosun.controllers._common import (
     PODS,
     Controller,
-    controller_ref,
     index_by_controller_uid,
     is_pod_ready,
     is_terminating,
     key_of,
+    owner_key,
     parse_time,
     resource,
     rfc3339,
@@ -133,14 +133,8 @@ class JobController(Controller):
 
     # -- event handlers ---------------------------------------------------------------------
 
-    def _job_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{pod['metadata'].get('namespace')}/{ref['name']}"
-
     def _pod_added(self, pod: Obj) -> None:
-        key = self._job_key(pod)
+        key = owner_key(pod, "Job")
         if key is not None:
             exp = self._expect.get(key)
             if exp is not None:
@@ -148,7 +142,7 @@ class JobController(Controller):
             self.queue.add(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        key = self._job_key(new)
+        key = owner_key(new, "Job")
         if key is None:
             return
         if is_terminating(new):
@@ -160,7 +154,7 @@ class JobController(Controller):
             self.queue.add(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        key = self._job_key(pod)
+        key = owner_key(pod, "Job")
         if key is not None:
             exp = self._expect.get(key)
             if exp is not None:
