@@ -272,27 +272,27 @@ class EtcdStore:
         rev: int = resp.header.revision
         return rev
 
-    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
-        full = self._full(key)
+    async def _cas(self, key: str, full: bytes, expected_revision: int, op: Any) -> Any:
+        """``op`` on ``full`` (the stored name of ``key``) in one transaction, only if the key
+        is still at ``expected_revision`` (0: whatever its revision); else why not, raised."""
         resp = await self._txn(
-            [self._cas_compare(full, expected_revision)],
-            [rpc.RequestOp(request_put=rpc.PutRequest(key=full, value=value))],
-            [self._range_op(full)],
+            [self._cas_compare(full, expected_revision)], [op], [self._range_op(full)],
         )
         if not resp.succeeded:
             raise self._cas_failure(key, expected_revision, resp)
+        return resp
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> int:
+        full = self._full(key)
+        resp = await self._cas(key, full, expected_revision,
+                               rpc.RequestOp(request_put=rpc.PutRequest(key=full, value=value)))
         rev: int = resp.header.revision
         return rev
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
         full = self._full(key)
-        resp = await self._txn(
-            [self._cas_compare(full, expected_revision)],
-            [rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=full, prev_kv=True))],
-            [self._range_op(full)],
-        )
-        if not resp.succeeded:
-            raise self._cas_failure(key, expected_revision, resp)
+        resp = await self._cas(key, full, expected_revision,
+                               rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=full, prev_kv=True)))
         prev = resp.responses[0].response_delete_range.prev_kvs
         if not prev:  # deleted by someone else between compare and delete: cannot happen in a txn
             raise NotFoundError(key)
