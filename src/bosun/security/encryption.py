@@ -75,16 +75,22 @@ class Identity:
         return payload
 
 
+def _aes_prefix(provider: str, name: str, secret: bytes) -> bytes:
+    """The prefix a value sealed with this AES key starts with (kube-apiserver's, so a store
+    written by either reads in both), once the secret is a valid AES key."""
+    if len(secret) not in (16, 24, 32):
+        raise EncryptionConfigError(f"{provider} key {name!r}: the secret must be 16, 24 or 32 bytes, "
+                                    f"got {len(secret)}")
+    return f"k8s:enc:{provider}:v1:{name}:".encode()
+
+
 class AESGCMKey:
     """AES-GCM with a random 96-bit nonce; the store key is authenticated with the data, so a
     sealed value copied to another key does not decrypt."""
 
     def __init__(self, name: str, secret: bytes) -> None:
-        if len(secret) not in (16, 24, 32):
-            raise EncryptionConfigError(f"aesgcm key {name!r}: the secret must be 16, 24 or 32 bytes, "
-                                        f"got {len(secret)}")
         self.name = name
-        self.prefix = f"k8s:enc:aesgcm:v1:{name}:".encode()
+        self.prefix = _aes_prefix("aesgcm", name, secret)
         self._aead = AESGCM(secret)
 
     def seal(self, data: bytes, context: bytes) -> bytes:
@@ -106,11 +112,8 @@ class AESCBCKey:
     secret is noticed by the padding or by the JSON that fails to parse)."""
 
     def __init__(self, name: str, secret: bytes) -> None:
-        if len(secret) not in (16, 24, 32):
-            raise EncryptionConfigError(f"aescbc key {name!r}: the secret must be 16, 24 or 32 bytes, "
-                                        f"got {len(secret)}")
         self.name = name
-        self.prefix = f"k8s:enc:aescbc:v1:{name}:".encode()
+        self.prefix = _aes_prefix("aescbc", name, secret)
         self._key = secret
 
     def seal(self, data: bytes, context: bytes) -> bytes:
