@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,27 +235,21 @@ class GarbageCollector:
         return True
 
     async def _drop_refs(self, where: Ref, uids: set[str]) -> None:
-        def fn(obj: dict[str, Any]) -> dict[str, Any]:
-            m = obj["metadata"]
-            refs = [r for r in m.get("ownerReferences") or [] if r.get("uid") not in uids]
-            if refs:
-                m["ownerReferences"] = refs
-            else:
-                m.pop("ownerReferences", None)
-            return obj
-
-        with contextlib.suppress(APIError):
-            await self.storage.mutate(where.res, where.namespace, where.name, fn)
-            self.actions += 1
+        await self._filter_meta_list(where, "ownerReferences", lambda r: r.get("uid") not in uids)
 
     async def _remove_finalizer(self, where: Ref, finalizer: str) -> None:
+        await self._filter_meta_list(where, "finalizers", lambda f: f != finalizer)
+
+    async def _filter_meta_list(self, where: Ref, field: str, keep: Callable[[Any], bool]) -> None:
+        """Keep the items of ``metadata.<field>`` that ``keep`` accepts, dropping the field
+        once empty (as the API leaves an empty list out); an object gone meanwhile is fine."""
         def fn(obj: dict[str, Any]) -> dict[str, Any]:
             m = obj["metadata"]
-            rest = [f for f in m.get("finalizers") or [] if f != finalizer]
+            rest = [item for item in m.get(field) or [] if keep(item)]
             if rest:
-                m["finalizers"] = rest
+                m[field] = rest
             else:
-                m.pop("finalizers", None)
+                m.pop(field, None)
             return obj
 
         with contextlib.suppress(APIError):
