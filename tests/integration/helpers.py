@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,18 @@ async def client_in(plane: RunningServer, namespace: str, delete: bool = False) 
         finally:
             if delete:
                 await c.delete(NAMESPACES, namespace)
+
+
+@contextlib.asynccontextmanager
+async def temporary_namespace(client: Client, prefix: str) -> AsyncIterator[str]:
+    """A new namespace named ``prefix-<random>``, deleted afterwards (if it is still there)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    await create_namespace(client, name)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ApiError):
+            await client.delete(NAMESPACES, name)
 
 
 # -- real node agents ----------------------------------------------------------------------------

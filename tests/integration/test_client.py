@@ -7,27 +7,19 @@ import base64
 import dataclasses
 import os
 import stat
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.integration.helpers import named, temporary_namespace
 
-from bosun.api.registry import Resource, find
 from bosun.client import ApiError, Client, KubeconfigError, load_kubeconfig, write_kubeconfig
 
-
-def resource(name: str) -> Resource:
-    found = find(name)
-    assert found is not None, name
-    return found
-
-
-CM = resource("configmaps")
-NS = resource("namespaces")
-DEPLOY = resource("deployments")
+CM = named("configmaps")
+NS = named("namespaces")
+DEPLOY = named("deployments")
 
 CA_PEM = b"-----BEGIN CERTIFICATE-----\nnot-checked-here\n-----END CERTIFICATE-----\n"
 
@@ -126,25 +118,9 @@ def test_bad_kubeconfig_gives_one_clear_line(
 
 
 @pytest.fixture
-async def client(api_server: Any) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
 async def namespace(client: Client) -> AsyncIterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
+    async with temporary_namespace(client, "t") as name:
         yield name
-    finally:
-        try:
-            await client.delete(NS, name)
-        except ApiError:
-            pass
 
 
 def configmap(name: str, namespace: str | None = None, **data: str) -> dict[str, Any]:

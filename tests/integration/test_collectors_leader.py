@@ -7,28 +7,20 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.conftest import RunningServer, start_server
 
-from bosun.api.registry import Resource, by_plural
 from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.controllers._common import resource
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 
-
-def resource(plural: str) -> Resource:
-    found = by_plural("", "v1", plural)
-    assert found is not None
-    return found
-
-
-CMS = resource("configmaps")
-NAMESPACES = resource("namespaces")
+CMS = resource("", "v1", "configmaps")
+NAMESPACES = resource("", "v1", "namespaces")
 
 # No controllers, no scheduler: the Lease is held for the API server's collectors alone.
 OPTIONS = ControlPlaneOptions(controllers=["none"], scheduler=False, lease_duration=3.0)
@@ -45,16 +37,6 @@ def wait_for(what: str, cond: Callable[[], bool], timeout: float = 15.0) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    running: list[RunningServer] = []
-    try:
-        yield running
-    finally:
-        for srv in running:
-            srv.stop()
 
 
 def cascade(srv: RunningServer, ns: str, owner_name: str) -> None:

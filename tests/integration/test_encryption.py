@@ -10,9 +10,7 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 from tests.conftest import RunningServer, start_server
 
 from bosun.api.registry import by_plural
-from bosun.api.server import APIServer, ServerConfig
+from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.security.encryption import new_config
@@ -75,31 +73,7 @@ def key_config(*keys: tuple[str, bytes], identity: bool = True, identity_first: 
 
 def start_with(data_dir: Path, config: Path | None, store_url: str = "") -> RunningServer:
     """start_server with an explicit encryption configuration (the --encryption-config flag)."""
-    if config is None:
-        return start_server(data_dir, store_url=store_url)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="api-server", daemon=True)
-    thread.start()
-    server = APIServer(ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", store_url=store_url,
-                                    encryption_config=config))
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(60)
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        raise
-    return RunningServer(server, loop, thread, data_dir)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[RunningServer]]:
-    """Servers a test starts; all stopped at the end, even on failure."""
-    running: list[RunningServer] = []
-    try:
-        yield running
-    finally:
-        for srv in running:
-            srv.stop()
+    return start_server(data_dir, store_url=store_url, encryption_config=config)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "etcd"])

@@ -8,41 +8,18 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from tests.integration.helpers import named, temporary_namespace
 
-from bosun.api.registry import Resource, find
 from bosun.client import ApiError, Client, Informer
 
-
-def resource(name: str) -> Resource:
-    found = find(name)
-    assert found is not None, name
-    return found
-
-
-CM = resource("configmaps")
-NS = resource("namespaces")
-
-
-@pytest.fixture
-async def client(api_server: Any) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
+CM = named("configmaps")
+NS = named("namespaces")
 
 
 @pytest.fixture
 async def namespace(client: Client) -> AsyncIterator[str]:
-    name = f"inf-{uuid.uuid4().hex[:8]}"
-    await client.create(NS, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
+    async with temporary_namespace(client, "inf") as name:
         yield name
-    finally:
-        try:
-            await client.delete(NS, name)
-        except ApiError:
-            pass
 
 
 @pytest.fixture

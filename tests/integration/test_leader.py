@@ -6,7 +6,6 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -15,15 +14,6 @@ from bosun.client.leader import LEASES
 
 MICRO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
-
-
-@pytest.fixture
-async def client(api_server: Any) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 @pytest.fixture

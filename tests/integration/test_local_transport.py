@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 from tests.conftest import RunningServer
+from tests.integration.helpers import named
 
-from bosun.api.registry import Resource, find
 from bosun.api.server import APIServer
 from bosun.client import ApiError, Client
 from bosun.client.kubeconfig import load_kubeconfig
@@ -28,16 +28,10 @@ Obj = dict[str, Any]
 VOLATILE = {"uid", "resourceVersion", "creationTimestamp"}
 
 
-def resource(name: str) -> Resource:
-    found = find(name)
-    assert found is not None, name
-    return found
-
-
-CM = resource("configmaps")
-NS = resource("namespaces")
-PODS = resource("pods")
-DEPLOY = resource("deployments")
+CM = named("configmaps")
+NS = named("namespaces")
+PODS = named("pods")
+DEPLOY = named("deployments")
 
 
 def api_of(running: RunningServer) -> APIServer:
