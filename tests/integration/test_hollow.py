@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import eventually
 
 from bosun.client import ApiError, Client
 from bosun.controllers._common import resource
@@ -78,18 +79,6 @@ async def namespace(client: Client) -> AsyncIterator[str]:
             await client.delete(NAMESPACES, name)
         except ApiError:
             pass
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {value!r})")
-        await asyncio.sleep(0.05)
 
 
 async def create_bound_pod(client: Client, namespace: str, name: str, node: str, **spec: Any) -> None:
@@ -174,8 +163,8 @@ async def test_leases_are_renewed_until_stopped(
         assert lease["spec"]["holderIdentity"] == name
         return str(lease["spec"]["renewTime"])
 
-    first = await eventually(renew_time)
-    await eventually(lambda: _differs(renew_time, first))
+    first = await eventually(renew_time, 10)
+    await eventually(lambda: _differs(renew_time, first), 10)
     lease = await client.get(LEASES, name, "kube-node-lease")
     assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
 
@@ -203,7 +192,7 @@ async def test_a_live_hollow_node_reports_ready_again(
     async def ready() -> bool:
         return conditions(await client.get(NODES, name)).get("Ready") == "True"
 
-    await eventually(ready)
+    await eventually(ready, 10)
 
 
 async def test_restarted_hollow_process_takes_its_nodes_back(
@@ -233,7 +222,7 @@ async def test_bound_pod_becomes_running_and_ready(
         pod = await client.get(PODS, "web", namespace)
         return pod if pod["status"].get("phase") == "Running" else None
 
-    pod = await eventually(running)
+    pod = await eventually(running, 10)
     st = pod["status"]
     assert conditions(pod) | {"PodReadyToStartContainers": "True"} == {
         "PodReadyToStartContainers": "True", "Initialized": "True", "ContainersReady": "True",
@@ -250,7 +239,7 @@ async def test_bound_pod_becomes_running_and_ready(
     async def second_ip() -> str | None:
         return (await client.get(PODS, "web2", namespace))["status"].get("podIP")
 
-    assert await eventually(second_ip) != st["podIP"]
+    assert await eventually(second_ip, 10) != st["podIP"]
 
 
 async def test_run_to_completion_pod_succeeds_after_the_runtime(
@@ -263,7 +252,7 @@ async def test_run_to_completion_pod_succeeds_after_the_runtime(
     async def phase(name: str) -> str:
         return str((await client.get(PODS, name, namespace))["status"].get("phase"))
 
-    await eventually(lambda: _equals(phase("job-pod"), "Succeeded"))
+    await eventually(lambda: _equals(phase("job-pod"), "Succeeded"), 10)
     pod = await client.get(PODS, "job-pod", namespace)
     (cs,) = pod["status"]["containerStatuses"]
     term = cs["state"]["terminated"]
@@ -287,7 +276,7 @@ async def test_graceful_delete_of_a_pod_on_a_hollow_node_completes_at_once(
     async def running() -> bool:
         return (await client.get(PODS, "victim", namespace))["status"].get("phase") == "Running"
 
-    await eventually(running)
+    await eventually(running, 10)
     await client.delete(PODS, "victim", namespace)  # a 300 s grace period: the node must finish it
 
     async def gone() -> bool:

@@ -5,15 +5,14 @@ are deleted and come back), Kubernetes' FailedScheduling messages, and Immediate
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from tests.conftest import RunningServer, served
+from tests.integration.helpers import eventually
 
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
@@ -53,17 +52,6 @@ def kubectl(plane: RunningServer, *args: str, stdin: str | None = None) -> str:
     return out.stdout
 
 
-async def until(what: str, fn: Callable[[], Awaitable[T | None]], within: float = 15.0) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        got = await fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def claim_body(name: str, cls: str | None = None) -> Obj:
     spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
     if cls is not None:
@@ -80,7 +68,7 @@ def pod_body(name: str, claim: str) -> Obj:
 async def node_of(c: Client, ns: str, name: str) -> str:
     async def bound() -> str | None:
         return (await c.get(PODS, name, ns))["spec"].get("nodeName")
-    return await until(f"{name} scheduled", bound)
+    return await eventually(bound, what=f"{name} scheduled", step=0.1)
 
 
 async def failed_scheduling(c: Client, ns: str, pod: str) -> str:
@@ -89,7 +77,7 @@ async def failed_scheduling(c: Client, ns: str, pod: str) -> str:
         evs = [e for e in (await c.list(EVENTS, ns))["items"]
                if e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == pod]
         return evs[-1]["message"] if evs else None
-    text = await until(f"FailedScheduling for {pod}", message)
+    text = await eventually(message, what=f"FailedScheduling for {pod}", step=0.1)
     m = re.match(r"0/(\d+) nodes", text)
     assert m is not None, text
     return text.replace(m.group(1), "N")
@@ -100,7 +88,7 @@ async def delete_pod(c: Client, ns: str, name: str) -> None:
 
     async def gone() -> bool:
         return not any(p["metadata"]["name"] == name for p in (await c.list(PODS, ns))["items"])
-    await until(f"{name} deleted", gone)
+    await eventually(gone, what=f"{name} deleted", step=0.1)
 
 
 def test_kubectl_shows_the_default_class_and_class_less_claims_get_it(plane: RunningServer, namespace: str) -> None:
@@ -132,7 +120,7 @@ async def test_pod_stays_on_the_node_holding_its_volume(client: Client, namespac
         async def bound() -> Obj | None:
             pvc = await client.get(PVCS, "data-web-0", ns)
             return pvc if pvc["status"].get("phase") == "Bound" else None
-        pvc = await until("claim bound", bound)
+        pvc = await eventually(bound, what="claim bound", step=0.1)
         assert pvc["metadata"]["annotations"][SELECTED] == first
         pv = await client.get(PVS, pvc["spec"]["volumeName"])
         terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
@@ -201,7 +189,7 @@ async def test_immediate_class_provisions_without_a_pod(client: Client, namespac
         async def bound() -> Obj | None:
             pvc = await client.get(PVCS, "now", ns)
             return pvc if pvc["status"].get("phase") == "Bound" else None
-        pvc = await until("immediate claim bound", bound)
+        pvc = await eventually(bound, what="immediate claim bound", step=0.1)
         pv = await client.get(PVS, pvc["spec"]["volumeName"])
         assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
         assert pv["spec"]["storageClassName"] == f"{ns}-now"
