@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -17,6 +13,7 @@ from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
+from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
@@ -28,24 +25,6 @@ def parse_labels(text: str) -> dict[str, str]:
         return hollow_nodes.parse_labels(text)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--labels") from None
-
-
-async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]],
-                           ready_message: Callable[[], str]) -> None:
-    """Start, print ``ready``, wait for SIGINT/SIGTERM, stop: the shape of every daemon command."""
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, done.set)
-    try:
-        await start()
-        click.echo(ready_message())
-        click.echo("ready")
-        sys.stdout.flush()
-        await done.wait()
-    finally:
-        await stop()
 
 
 @click.command("agent")

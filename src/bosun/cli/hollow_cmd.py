@@ -7,15 +7,13 @@ lifecycle controller marks them NotReady, as it would real nodes that die.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import sys
 
 import click
 
 from bosun.aio import tune_gc
 from bosun.cli.common import CliState, pass_state
+from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import HollowCluster, parse_labels, parse_taints
@@ -23,23 +21,20 @@ from bosun.hollow.nodes import MAX_NODES
 
 
 async def _serve(cluster: HollowCluster, client: Client) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
+    async def start() -> None:
         await cluster.start()
-        names = cluster.names
-        click.echo(f"hollow: {len(names)} nodes registered ({names[0]}..{names[-1]}), "
-                   f"heartbeat every {cluster.heartbeat.period:g}s")
         tune_gc()  # thousands of nodes' objects: full collections took ~180 ms each, 16 per run
-        click.echo("ready")
-        sys.stdout.flush()
-        await stop.wait()
-    finally:
+
+    async def stop() -> None:
         await cluster.stop()
         await client.close()
+
+    def registered() -> str:
+        names = cluster.names
+        return (f"hollow: {len(names)} nodes registered ({names[0]}..{names[-1]}), "
+                f"heartbeat every {cluster.heartbeat.period:g}s")
+
+    await run_until_signal(start, stop, registered)
     s = cluster.stats()
     click.echo(f"hollow: stopped; {s['pods_started']} pods started, {s['pods_completed']} completed, "
                f"{s['pods_deleted']} deleted, {s['lease_renewals']} lease renewals "

@@ -17,7 +17,8 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.select import make_driver
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
-from bosun.cli.agent_cmd import parse_labels, run_until_signal
+from bosun.cli.agent_cmd import parse_labels
+from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport

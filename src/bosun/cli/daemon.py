@@ -1,0 +1,35 @@
+"""The life of a daemon command (``bosun agent``, ``bosun up``, ``bosun hollow``).
+
+Why a module: scripts and tests wait for the line ``ready`` on stdout before they use what
+the command started, and stop it with SIGTERM or SIGINT; every daemon command must keep
+that contract alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import click
+
+
+async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callable[[], Awaitable[None]],
+                           ready_message: Callable[[], str]) -> None:
+    """Start, print ``ready_message()`` then ``ready``, wait for SIGINT/SIGTERM, stop (also
+    when starting fails)."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, done.set)
+    try:
+        await start()
+        click.echo(ready_message())
+        click.echo("ready")
+        sys.stdout.flush()
+        await done.wait()
+    finally:
+        await stop()
