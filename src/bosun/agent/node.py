@@ -17,7 +17,7 @@ from typing import Any
 
 from bosun.agent import hostinfo
 from bosun.agent.config import AgentConfig
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import TRANSPORT_ERRORS, Client
 
@@ -28,14 +28,8 @@ VERSION = "v1.32.0-bosun"
 LOCAL_PATH_ROOT = "bosun.io/local-path-root"
 
 
-def _resource(group: str, plural: str) -> Resource:
-    res = by_plural(group, "v1", plural)
-    assert res is not None
-    return res
-
-
-NODES = _resource("", "nodes")
-LEASES = _resource("coordination.k8s.io", "leases")
+NODES = must_by_plural("", "v1", "nodes")
+LEASES = must_by_plural("coordination.k8s.io", "v1", "leases")
 
 
 def _now() -> str:

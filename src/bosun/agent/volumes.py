@@ -24,20 +24,14 @@ from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import Mount
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_tmpfs, mounts_under, unmount
 from bosun.api.quantity import to_bytes
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 
 log = logging.getLogger(__name__)
 
 
-def _resource(plural: str) -> Resource:
-    res = by_plural("", "v1", plural)
-    assert res is not None
-    return res
-
-
-PVCS, PVS = _resource("persistentvolumeclaims"), _resource("persistentvolumes")
+PVCS, PVS = must_by_plural("", "v1", "persistentvolumeclaims"), must_by_plural("", "v1", "persistentvolumes")
 
 
 async def claim_path(client: Client, namespace: str, claim: str) -> Path:
