@@ -67,7 +67,8 @@ def test_etcd_outage_answers_503_and_recovers(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(storage_mod, "STORE_TIMEOUT", 3.0)
     (tmp_path / "etcd").mkdir()
     proc, endpoint = start_etcd(tmp_path / "etcd")
-    args = list(proc.args)  # type: ignore[arg-type]
+    assert isinstance(proc.args, list)
+    args = [str(a) for a in proc.args]
     server = start_server(tmp_path / "srv", store_url=f"etcd://{endpoint}")
     restarted: subprocess.Popen[bytes] | None = None
     try:

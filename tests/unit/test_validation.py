@@ -639,7 +639,7 @@ def test_persistent_volume_with_a_local_path_is_valid() -> None:
 
     pvs = by_plural("", "v1", "persistentvolumes")
     assert pvs is not None
-    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-local"},
+    pv: dict[str, Any] = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-local"},
           "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                    "local": {"path": "/var/lib/bosun/volumes/pv-local"}}}
     assert validate(pvs, pv) == []
