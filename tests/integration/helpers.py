@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,14 +62,15 @@ def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class BackgroundLoop:
+class BackgroundLoop(ABC):
     """Runs ``_loop`` as a task for the life of an ``async with`` block: the tests' stand-ins
     for a scheduler or node agent, which must stop even when the test fails."""
 
     _task: asyncio.Task[None] | None = None
 
+    @abstractmethod
     async def _loop(self) -> None:
-        raise NotImplementedError
+        """What the stand-in does until the block ends (each test file's own)."""
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._loop())
