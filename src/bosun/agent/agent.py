@@ -28,6 +28,8 @@ from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.client.shared import SharedInformers
+from bosun.network.node import NodeComponent, NodeNetworkContext, components, load_network_config
 from bosun.security.nodecreds import ensure_node_credential
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,9 @@ class Agent:
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
         self.pod_cidr = ""
+        # Cluster-wide informers for the network parts (Services, EndpointSlices, Nodes, ...).
+        self.informers = SharedInformers(client)
+        self.network: list[NodeComponent] = []
         self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
 
     @property
@@ -81,6 +86,7 @@ class Agent:
         self.node.kubelet_port = self.server.port
         await self.node.register()
         await self._pod_cidr()
+        await self._start_network()
         self._allocatable = self.node.capacity()
         await self.node.renew_lease()
         self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
@@ -103,12 +109,26 @@ class Agent:
         if setter is not None and self.pod_cidr != own:
             setter(self.pod_cidr)
 
+    async def _start_network(self) -> None:
+        """The node's network parts, before any pod starts (pods need DNS and routes at once)."""
+        ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,
+                                 node_ip=self.node_ip, pod_cidr=self.pod_cidr,
+                                 network=await load_network_config(self.client),
+                                 state_dir=self.config.data_dir / "network")
+        for component in components(ctx):
+            await component.start()
+            self.network.append(component)
+
     async def stop(self) -> None:
         """Stop the agent; containers keep running unless the config says to drain."""
         for t in self._bg:
             await cancel_and_wait(t)
         self._bg.clear()
         await self.informer.stop()
+        for component in reversed(self.network):
+            await component.stop()
+        self.network.clear()
+        await self.informers.stop()
         for t in list(self._tasks.values()):
             await cancel_and_wait(t)
         if self.config.drain_on_stop:
