@@ -126,7 +126,7 @@ class Agent:
         self._bg.clear()
         await self.informer.stop()
         for component in reversed(self.network):
-            await component.stop()
+            await component.stop(remove=self.config.drain_on_stop)
         self.network.clear()
         await self.informers.stop()
         for t in list(self._tasks.values()):

@@ -36,8 +36,9 @@ class NodeComponent(Protocol):
         """Program the node and keep it in step until stop(); returns once the first sync is done."""
         ...
 
-    async def stop(self) -> None:
-        """Stop watching; what was programmed stays (a restarted agent adopts it)."""
+    async def stop(self, *, remove: bool = False) -> None:
+        """Stop watching. What was programmed stays for a restarted agent to adopt, unless
+        ``remove``: the node is going away (`bosun up`'s stop, `bosun agent --cleanup`)."""
         ...
 
 
