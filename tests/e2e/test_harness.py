@@ -4,6 +4,7 @@ containers each, die and get cut off as machines do, and leave nothing behind.""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from tests.harness import NetCluster, cgroups, netns
@@ -126,3 +127,53 @@ def _cmdline(pid: int) -> str:
     except OSError:
         return ""
 
+
+
+def _container(cluster: NetCluster, ns: str, name: str) -> dict[str, Any]:
+    p = cluster.kubectl_json("get", "pod", "-n", ns, name)
+    statuses = p.get("status", {}).get("containerStatuses") or [{}]
+    return {"ip": p.get("status", {}).get("podIP"), **statuses[0]}
+
+
+def test_a_restarted_agent_keeps_its_pods_and_restarts_their_containers(
+        netcluster_factory: NetClusterFactory) -> None:
+    """``ip netns exec`` gives the agent a new mount namespace at each start, where the pods'
+    namespace mounts are gone: the agent mounts them again from the pods' running processes,
+    and makes a new sandbox for a pod that has none left."""
+    # Long node timings: the agent is down for seconds and its pods must not be evicted.
+    cluster = netcluster_factory(1, node_monitor_grace_period=30, pod_eviction_timeout=60)
+    ns = "restart"
+    cluster.kubectl("create", "namespace", ns)
+    running = run_pods(cluster, [pod("steady", "n1", ["sleep", "3600"], namespace=ns),
+                                 pod("crashy", "n1", ["sh", "-c", "sleep 5; exit 3"], namespace=ns)])
+    steady_ip = running["steady"]["status"]["podIP"]
+    cluster.restart_agent("n1", kill=True)
+    deadline = time.monotonic() + 40
+    while True:  # crashy's container ends after the restart and is started again in its namespaces
+        crashy = _container(cluster, ns, "crashy")
+        if crashy.get("restartCount", 0) >= 1 and "running" in crashy.get("state", {}):
+            break
+        assert time.monotonic() < deadline, crashy
+        time.sleep(0.3)
+    assert crashy["lastState"]["terminated"]["exitCode"] == 3, crashy  # its own exit, not a StartError
+    steady = _container(cluster, ns, "steady")
+    assert steady["restartCount"] == 0 and "running" in steady["state"] and steady["ip"] == steady_ip
+    assert cluster.kubectl("exec", "-n", ns, "steady", "--", "busybox", "hostname").stdout.strip() == "steady"
+    # A pod whose every container is dead while the agent is down loses its namespaces with
+    # the old mount namespace; it gets a new sandbox and its container runs again.
+    cluster.kubectl("delete", "pod", "-n", ns, "crashy", "--wait=false")
+    run_pods(cluster, [pod("gone", "n1", ["sh", "-c", "sleep 2; exit 4"], namespace=ns)])
+    node = cluster.node("n1")
+    assert node.proc is not None
+    node.proc.kill()
+    node.proc.wait(10)
+    time.sleep(3)  # gone's container exits meanwhile
+    cluster.restart_agent("n1")
+    deadline = time.monotonic() + 40
+    while True:
+        gone = _container(cluster, ns, "gone")
+        if gone.get("restartCount", 0) >= 1 and "running" in gone.get("state", {}):
+            break
+        assert time.monotonic() < deadline, gone
+        time.sleep(0.3)
+    assert gone["lastState"]["terminated"]["exitCode"] == 4, gone
