@@ -101,6 +101,7 @@ RESOURCES: tuple[Resource, ...] = (
     # networking.k8s.io/v1
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",),
              subresources=("status",)),
+    Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",)),

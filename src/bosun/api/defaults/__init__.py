@@ -11,7 +11,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from bosun.api.defaults import core, storage, workloads
+from bosun.api.defaults import core, networking, storage, workloads
 from bosun.api.defaults.pod import default_pod
 from bosun.api.registry import Resource
 
@@ -33,6 +33,7 @@ DEFAULTERS: dict[str, Defaulter] = {
     "Job": workloads.default_job,
     "CronJob": workloads.default_cronjob,
     "HorizontalPodAutoscaler": core.default_hpa,
+    "NetworkPolicy": networking.default_network_policy,
     "PriorityClass": core.default_priority_class,
     "StorageClass": storage.default_storage_class,
 }

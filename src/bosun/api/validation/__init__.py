@@ -13,7 +13,7 @@ from typing import Any
 
 from bosun.api.errors import FieldError
 from bosun.api.registry import Resource
-from bosun.api.validation import apps, batch, core, other, rbac, service, storage
+from bosun.api.validation import apps, batch, core, networking, other, rbac, service, storage
 from bosun.api.validation.fields import Checker, type_error
 from bosun.api.validation.meta import dns1123_subdomain, validate_object_meta
 from bosun.api.validation.update import UPDATE_RULES
@@ -42,6 +42,7 @@ VALIDATORS: dict[str, Validator] = {
     "Job": batch.validate_job,
     "CronJob": batch.validate_cronjob,
     "Ingress": other.validate_ingress,
+    "NetworkPolicy": networking.validate_network_policy,
     "HorizontalPodAutoscaler": other.validate_hpa,
     "Lease": other.validate_lease,
     "PriorityClass": other.validate_priority_class,
