@@ -13,18 +13,16 @@ import base64
 import builtins
 import itertools
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from bosun.api import errors
 from bosun.api.allocators import AllocationError, ServiceAllocator
-from bosun.api.defaults import apply_defaults, apply_update_defaults
+from bosun.api.defaults import apply_update_defaults
 from bosun.api.defaults.storage import pick_default
 from bosun.api.errors import APIError, FieldError
 from bosun.api.objects import (
-    as_dict,
     decode,
     decode_kv,
     encode,
@@ -291,8 +289,8 @@ class Storage:
             m.pop(k, None)
         if res.has_spec:
             m["generation"] = 1
-        _reset_status_on_create(res, obj)
-        apply_defaults(res, obj)
+        res.strategy.prepare_for_create(res, obj)
+        res.strategy.default(res, obj)
         if res.kind == "Pod":
             await self._admit_priority(name, obj)
         elif res.kind == "PersistentVolumeClaim":
@@ -496,11 +494,12 @@ class Storage:
         (or not at all): an unchanged object is written anyway, which is how rewriting every
         Secret after a key rotation re-encrypts them, as in Kubernetes."""
         new = _merge_for_update(res, old, new, subresource)
+        strategy = res.strategy
         if subresource is None:
             apply_update_defaults(res, new, old)
         if subresource in (None, "scale"):
-            apply_defaults(res, new)
-        _fill_status_zeros(new)
+            strategy.default(res, new)
+        strategy.canonicalize(new)
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
         # every status report and binding, for nothing.
@@ -517,7 +516,7 @@ class Storage:
         if dry_run:
             return new
         key = res.key(ns, name)
-        if _deletion_due(new):
+        if _deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now.
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -673,86 +672,20 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
 
 
-def _deletion_due(obj: dict[str, Any]) -> bool:
-    """An object whose finalizers are all gone is removed, unless it is a pod still in its
-    grace period on a node (the node agent deletes it once its containers are stopped)."""
+def _deletion_due(res: Resource, obj: dict[str, Any]) -> bool:
+    """An object whose finalizers are all gone is removed, unless its kind still holds it
+    (a pod in its grace period on a node: the node agent deletes it once its containers
+    are stopped)."""
     m = obj["metadata"]
     if not m.get("deletionTimestamp") or m.get("finalizers"):
         return False
-    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
-        return False
-    grace = m.get("deletionGracePeriodSeconds") or 0
-    return not (obj.get("kind") == "Pod" and grace > 0 and (obj.get("spec") or {}).get("nodeName"))
-
-
-def _reset_status_on_create(res: Resource, obj: dict[str, Any]) -> None:
-    """Clients do not own status: it starts empty, as Kubernetes' create strategies do."""
-    if res.kind in ("Node", "Event", "Lease") or "status" not in res.subresources:
-        return
-    if res.kind == "Pod":
-        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj)}
-    elif res.kind == "Namespace":
-        obj["status"] = {"phase": "Active"}
-    elif res.kind == "PersistentVolumeClaim":
-        obj["status"] = {"phase": "Pending"}
-    elif res.kind == "PersistentVolume":
-        obj["status"] = {"phase": "Pending"}
-    elif res.kind == "Service":
-        obj["status"] = {"loadBalancer": {}}
-    else:
-        obj["status"] = {}
-    _fill_status_zeros(obj)
-
-
-# Status fields Kubernetes' Go types serialize even at zero (no omitempty): clients such as
-# the official Python client treat them as required.
-_STATUS_ZEROS: dict[str, dict[str, int]] = {
-    "ReplicaSet": {"replicas": 0},
-    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
-    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
-                  "numberReady": 0},
-    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
-}
-
-
-def _fill_status_zeros(obj: dict[str, Any]) -> None:
-    zeros = _STATUS_ZEROS.get(str(obj.get("kind")))
-    if zeros is None:
-        return
-    status = obj.get("status")
-    if status is None:
-        status = obj["status"] = {}
-    if isinstance(status, dict):
-        for k, v in zeros.items():
-            status.setdefault(k, v)
-
-
-def _qos_class(pod: dict[str, Any]) -> str:
-    """Guaranteed, Burstable or BestEffort, by Kubernetes' rules on requests and limits."""
-    spec = as_dict(pod.get("spec"))
-    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-                  if isinstance(c, dict)]
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        r = as_dict(c.get("resources"))
-        req = r.get("requests") or {}
-        lim = r.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for resname in ("cpu", "memory"):
-            limit = lim.get(resname)
-            if limit is None or (resname in req and str(req[resname]) != str(limit)):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+    return not res.strategy.holds_deletion(obj)
 
 
 def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
-    """The object to write instead of deleting it now, or None to delete now."""
-    m = obj["metadata"]
-    finalizers = list(m.get("finalizers") or [])
+    """The object to write instead of deleting it now, or None to delete now: the finalizer
+    the propagation policy asks for is added, and the kind's strategy decides the rest."""
+    finalizers = list(obj["metadata"].get("finalizers") or [])
     policy = options.get("propagationPolicy")
     if policy is None and options.get("orphanDependents") is True:
         policy = "Orphan"
@@ -760,37 +693,7 @@ def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, An
         finalizers.append("orphan")
     elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
         finalizers.append("foregroundDeletion")
-    if res.kind == "Namespace":
-        if not (obj.get("spec") or {}).get("finalizers") and not finalizers:
-            return None
-        out = json_copy(obj)
-        om = out["metadata"]
-        om.setdefault("deletionTimestamp", now_rfc3339())
-        om["deletionGracePeriodSeconds"] = 0
-        if finalizers:
-            om["finalizers"] = finalizers
-        out.setdefault("status", {})["phase"] = "Terminating"
-        return out
-    grace = 0
-    if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
-        requested = options.get("gracePeriodSeconds")
-        if requested is None:
-            requested = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
-        grace = int(requested if requested is not None else 30)
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            grace = 0  # nothing is running: no need to wait for the node
-    if not finalizers and grace <= 0:
-        return None
-    out = json_copy(obj)
-    om = out["metadata"]
-    if finalizers:
-        om["finalizers"] = finalizers
-    current = om.get("deletionGracePeriodSeconds")
-    if not om.get("deletionTimestamp") or (current is not None and grace < int(current)):
-        when = datetime.now(UTC) + timedelta(seconds=grace)
-        om["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-        om["deletionGracePeriodSeconds"] = grace
-    return out
+    return res.strategy.mark_for_deletion(obj, finalizers, options)
 
 
 def _encode_continue(next_key: str, rv: str, prefix: str) -> str:
