@@ -281,6 +281,19 @@ def test_node_port_cluster_and_local_from_outside(cluster: Cluster) -> None:
     assert name in web and source == cluster.client_ip  # Local: the client's own address
 
 
+def test_pods_leave_the_cluster_with_the_node_address(cluster: Cluster) -> None:
+    """The pod masquerade (now in the proxy's table): outside the cluster CIDR, a pod's traffic
+    carries the node's address, while inside it keeps its own (test_cluster_ip_... above)."""
+    outside = subprocess.Popen(["ip", "netns", "exec", cluster.client_ns, sys.executable, "-c", SERVER])
+    try:
+        cluster.wait("a server outside the cluster", lambda: not cluster.from_ns(
+            cluster.client_ns, f"http://{cluster.client_ip}:8080/").startswith("ERR"), 10)
+        assert cluster.from_pod("client", f"http://{cluster.client_ip}:8080/").split()[1] == cluster.edge_ip
+    finally:
+        outside.kill()
+        outside.wait()
+
+
 def test_load_balancer_answers_on_the_node_address(cluster: Cluster) -> None:
     cluster.wait("LoadBalancer ingress", lambda: cluster.k(
         "get", "svc", "lb", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}") == cluster.node_ip, 30)

@@ -135,3 +135,60 @@ async def test_affinity_keeps_a_client_on_one_endpoint(netns: str) -> None:
                 "aff-shop/web/tcp/80/10.244.1.5/8080")
     assert "elements = { 10.244.1.1 timeout 30s" in pinned
     await kernel.apply(diff(rules, Ruleset()))
+
+
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], 5353)); print("up", flush=True)
+while True:
+    data, peer = s.recvfrom(100); s.sendto(sys.argv[1].encode(), peer)
+"""
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); s.bind(("10.244.1.1", 40000))
+for line in sys.stdin:
+    s.sendto(b"?", ("10.96.0.53", 53))
+    try:
+        print(s.recvfrom(100)[0].decode(), flush=True)
+    except OSError as e:
+        print(type(e).__name__, flush=True)
+"""
+
+
+def spawn(ns: str, script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", script, *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+async def test_udp_flows_of_a_removed_endpoint_are_flushed(netns: str) -> None:
+    """A client that keeps its socket (as DNS resolvers do) reaches the new endpoint at once."""
+    sh("ip", "-n", netns, "addr", "add", "10.244.1.6/24", "dev", "pxb")
+    echo = [spawn(netns, UDP_ECHO, ip) for ip in ("10.244.1.5", "10.244.1.6")]
+    client = spawn(netns, UDP_CLIENT)
+    try:
+        assert all(p.stdout is not None and p.stdout.readline().strip() == "up" for p in echo)
+        assert client.stdin is not None and client.stdout is not None
+        kernel = Kernel(("nsenter", f"--net=/run/netns/{netns}"))
+        dns = web(clusterIP="10.96.0.53", type="ClusterIP", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+
+        def rules(*ips: str) -> Ruleset:
+            slc = web_slice(*ips)
+            slc["ports"] = [{"name": "dns", "port": 5353, "protocol": "UDP"}]
+            return ruleset([service_rules(dns, [slc], NODE)])
+
+        def ask() -> str:
+            assert client.stdin is not None and client.stdout is not None
+            client.stdin.write("\n")
+            client.stdin.flush()
+            return client.stdout.readline().strip()
+
+        old = rules("10.244.1.5")
+        await kernel.apply(full(NET, old))
+        assert ask() == "10.244.1.5"
+        new = rules("10.244.1.6")
+        await kernel.apply(diff(old, new))
+        assert ask() == "10.244.1.6"
+    finally:
+        for p in [*echo, client]:
+            p.kill()
+            p.wait()
