@@ -39,6 +39,9 @@ class AgentConfig:
     pod_cidr: str = ""
     # On stop, stop every pod's containers too (`bosun up`) instead of leaving them running.
     drain_on_stop: bool = False
+    # Where cluster DNS sends names outside the cluster (ADDR or ADDR:PORT); empty: the
+    # nameservers of the node's /etc/resolv.conf.
+    upstream_dns: list[str] = field(default_factory=list)
 
     @property
     def pods_dir(self) -> Path:

@@ -17,6 +17,7 @@ from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
+from bosun.network.dns.forward import upstream_address
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -25,6 +26,14 @@ def parse_labels(text: str) -> dict[str, str]:
         return hollow_nodes.parse_labels(text)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--labels") from None
+
+
+def _upstream(text: str) -> str:
+    try:
+        upstream_address(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--upstream-dns") from None
+    return text
 
 
 @click.command("agent")
@@ -43,9 +52,13 @@ def parse_labels(text: str) -> dict[str, str]:
 @click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
 @click.option("--pod-cidr", default="", help="This node's pod network when its Node has none yet "
               "(default 10.88.0.0/16, or the next free /16).")
+@click.option("--upstream-dns", multiple=True, metavar="ADDR[:PORT]",
+              help="Where cluster DNS sends names outside the cluster (repeatable; default: the "
+              "nameservers of /etc/resolv.conf).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
-          runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, log_level: str) -> None:
+          runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, upstream_dns: tuple[str, ...],
+          log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig:
@@ -57,7 +70,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
         raise click.UsageError("give --server and --token, or --kubeconfig")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
-                         pod_cidr=pod_cidr)
+                         pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns])
     data_dir.mkdir(parents=True, exist_ok=True)
 
     async def main() -> None:

@@ -44,8 +44,16 @@ class NodeDNS:
         self.server: DnsServer | None = None
 
     def upstreams(self) -> list[tuple[str, int]]:
-        given = self.given_upstreams or resolv_conf_nameservers()
-        return [a for a in map(upstream_address, given) if a != (self.address, self.port)]
+        out = []
+        for text in self.given_upstreams or resolv_conf_nameservers():
+            try:
+                address = upstream_address(text)
+            except ValueError as e:
+                log.warning("cluster DNS: %s (skipped)", e)
+                continue
+            if address != (self.address, self.port):
+                out.append(address)
+        return out
 
     async def start(self) -> None:
         services, slices = self.informers.get(SERVICES), self.informers.get(SLICES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import struct
 import time
@@ -38,17 +39,20 @@ def resolv_conf_nameservers(path: Path = Path("/etc/resolv.conf")) -> list[str]:
 
 def upstream_address(text: str) -> tuple[str, int]:
     """``ADDR`` or ``ADDR:PORT`` (``[v6]:PORT``) -> (host, port); ValueError names what is wrong."""
-    host, port = text, 53
+    host, port = text, "53"
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        if rest:
-            port = int(rest.removeprefix(":"))
+        port = rest.removeprefix(":") or port
     elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = int(p)
-    if not host or not 0 < port < 65536:
-        raise ValueError(f"upstream DNS server {text!r}: expected ADDR or ADDR:PORT")
-    return host, port
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536:
+        raise ValueError(f"upstream DNS server {text!r}: expected an IP address, optionally :PORT")
+    return host, number
 
 
 class _OneAnswer(asyncio.DatagramProtocol):
