@@ -134,7 +134,17 @@ def load(files: Sequence[str | Path], shell: Mapping[str, str] | None = None,
     model = merge.merge_models([_load_one(p, env, warnings) for p in paths])
     active = set(profiles) or {p for p in env.get("COMPOSE_PROFILES", "").split(",") if p}
     model["services"] = {n: s for n, s in (model.get("services") or {}).items() if _active(s, active)}
-    project = Project(directory, model, env, warnings)
+    return _finish(Project(directory, model, env, warnings))
+
+
+def _finish(project: Project) -> Project:
     _resolve_env(project)
     references.check(project.model)
     return project
+
+
+def from_model(model: JSON, directory: Path, shell: Mapping[str, str], where: str) -> Project:
+    """A project from a model built in code (``bosun service create``'s flags), checked by the
+    same schema and references as a file; errors name ``where`` instead of a file."""
+    schema.validate(model, where, "")
+    return _finish(Project(directory, merge.prepare(model), dict(shell)))

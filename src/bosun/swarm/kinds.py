@@ -46,6 +46,14 @@ class Kind(Protocol):
         """The merge patch that sets ``n`` replicas; raises :class:`NotScalable`."""
         ...
 
+    def progress(self, obj: JSON) -> tuple[int, int, bool]:
+        """(tasks of the current spec running, tasks wanted, converged)."""
+        ...
+
+
+def _observed(obj: JSON) -> bool:
+    return int(_status(obj).get("observedGeneration") or 0) >= int((obj.get("metadata") or {}).get("generation") or 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Replicated:
@@ -59,6 +67,12 @@ class Replicated:
 
     def scale_patch(self, obj: JSON, n: int) -> JSON:
         return {"spec": {"replicas": n}}
+
+    def progress(self, obj: JSON) -> tuple[int, int, bool]:
+        want = int(_spec(obj).get("replicas", 1))
+        st = _status(obj)
+        done = min(int(st.get("updatedReplicas") or 0), int(st.get("readyReplicas") or 0), want)
+        return done, want, _observed(obj) and done == want and int(st.get("replicas") or 0) == want
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,12 @@ class Global:
 
     def scale_patch(self, obj: JSON, n: int) -> JSON:
         raise NotScalable("scale can only be used with replicated or replicated-job mode")
+
+    def progress(self, obj: JSON) -> tuple[int, int, bool]:
+        st = _status(obj)
+        want = int(st.get("desiredNumberScheduled") or 0)
+        done = min(int(st.get("numberReady") or 0), int(st.get("updatedNumberScheduled") or 0))
+        return done, want, _observed(obj) and done == want
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +113,12 @@ class Job:
         if self.mode(obj) != "replicated-job":
             raise NotScalable("scale can only be used with replicated or replicated-job mode")
         return {"spec": {"parallelism": n}}
+
+    def progress(self, obj: JSON) -> tuple[int, int, bool]:
+        st = _status(obj)
+        want = int(_spec(obj).get("completions", 1))
+        done = min(int(st.get("succeeded") or 0) + int(st.get("active") or 0), want)
+        return done, want, done == want
 
 
 KINDS: tuple[Kind, ...] = (Replicated(), Global(), Job())

@@ -96,9 +96,10 @@ def _depends(spec: JSON) -> dict[str, JSON]:
     return {dns_name(d): dict(v or {}) for d, v in (spec.get("depends_on") or {}).items()}
 
 
-def translate(project: Project, stack_name: str, nodes: int = 1) -> Translation:
-    """Every object of the stack ``stack_name`` (its namespace). ``nodes`` sizes global jobs."""
-    stack = Stack(stack_name, project, nodes, warnings=project.warnings)
+def translate(project: Project, stack_name: str, nodes: int = 1, standalone: bool = False) -> Translation:
+    """Every object of the stack ``stack_name`` (its namespace). ``nodes`` sizes global jobs;
+    ``standalone`` services (``bosun service create``) carry no stack label."""
+    stack = Stack(stack_name, project, nodes, standalone, warnings=project.warnings)
     for key in project.model:
         if key not in _TOP_FIELDS and not str(key).startswith("x-"):
             stack.warnings.add("", str(key), "not supported by Bosun; ignored")

@@ -38,15 +38,24 @@ def is_dns_name(name: str) -> bool:
 class Stack:
     """One stack being translated: its name (the namespace), the project, shared outputs."""
 
-    name: str
+    name: str  # the namespace
     project: Project
     nodes: int = 1  # nodes in the cluster, for global jobs (one completion per node)
+    standalone: bool = False  # `bosun service create`: services of a namespace, not of a stack
     warnings: Warnings = field(default_factory=Warnings)
     secret_names: dict[str, str] = field(default_factory=dict)  # compose secret -> Secret name
     config_names: dict[str, str] = field(default_factory=dict)  # compose config -> ConfigMap name
 
     def labels(self) -> dict[str, str]:
-        return {STACK_LABEL: self.name}
+        return {} if self.standalone else {STACK_LABEL: self.name}
+
+    def namespace_selector(self) -> dict[str, str]:
+        """Selects this stack's namespace (a standalone one by the name Kubernetes labels it with)."""
+        return {"kubernetes.io/metadata.name": self.name} if self.standalone else {STACK_LABEL: self.name}
+
+    def display(self, service: str) -> str:
+        """``STACK_service`` as Docker names a stack's services; a standalone one by its name."""
+        return service if self.standalone else f"{self.name}_{service}"
 
 
 @dataclass(slots=True)
@@ -79,10 +88,10 @@ class Service:
         return str(self.deploy.get("mode") or "replicated")
 
     def selector(self) -> dict[str, str]:
-        return {STACK_LABEL: self.stack.name, SERVICE_KEY: self.dns}
+        return {**self.stack.labels(), SERVICE_KEY: self.dns}
 
     def metadata(self, name: str | None = None, **extra: Any) -> JSON:
-        labels = {**self.stack.labels(), SERVICE_KEY: self.dns, SERVICE_LABEL: f"{self.stack.name}_{self.name}"}
+        labels = {**self.stack.labels(), SERVICE_KEY: self.dns, SERVICE_LABEL: self.stack.display(self.name)}
         return {"name": name or self.dns, "namespace": self.stack.name, "labels": labels, **extra}
 
     def warn(self, field_: str, reason: str) -> None:

@@ -5,7 +5,7 @@ services on different networks cannot talk, as on Docker's overlay networks."""
 from __future__ import annotations
 
 from bosun.compose import normalize
-from bosun.compose.translate.context import JSON, NETWORK_LABEL_PREFIX, STACK_LABEL, Service, dns_name
+from bosun.compose.translate.context import JSON, NETWORK_LABEL_PREFIX, Service, dns_name
 
 _DRIVERS = frozenset({"", "overlay", "bridge"})
 
@@ -20,7 +20,7 @@ def _peer(svc: Service, network: str) -> JSON:
     if spec.get("external"):
         # An external network is shared with other stacks: any namespace's pods on it.
         return {**pods, "namespaceSelector": {}}
-    return {**pods, "namespaceSelector": {"matchLabels": {STACK_LABEL: svc.stack.name}}}
+    return {**pods, "namespaceSelector": {"matchLabels": svc.stack.namespace_selector()}}
 
 
 def warn_network_fields(svc: Service, network: str) -> None:
