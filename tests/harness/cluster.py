@@ -200,6 +200,7 @@ class NetCluster:
     def add_nodes(self, count: int) -> list[Node]:
         """Start ``count`` agents at once and wait until all are Ready."""
         new = [self._spawn_node() for _ in range(count)]
+        self.save_state()
         self.wait_ready([n.name for n in new])
         return new
 
@@ -243,6 +244,7 @@ class NetCluster:
         assert self.net is not None
         self.net.delete_ns(node.netns)
         self.nodes.remove(node)
+        self.save_state()
 
     def restart_agent(self, name: str, *, kill: bool = False, wait_ready: bool = True) -> None:
         """Stop the agent (SIGTERM, or SIGKILL with ``kill``) and start it again, with the same
@@ -267,6 +269,18 @@ class NetCluster:
     def heal(self, name: str) -> None:
         assert self.net is not None
         self.net.set_port(self.node(name).name, up=True)
+
+    def state(self) -> dict[str, Any]:
+        """What scripts/cluster.py status shows (also written to ``state.json``)."""
+        return {"id": self.hid, "url": self.url, "kubeconfig": self.kubeconfig, "manager_ip": self.manager_ip,
+                "client_ns": self.client_ns, "client_ip": self.client_ip, "owner": os.getpid(),
+                "nodes": [{"name": n.name, "netns": n.netns, "ip": n.ip, "data_dir": str(n.data_dir),
+                           "log": str(n.log_path)} for n in self.nodes]}
+
+    def save_state(self) -> None:
+        tmp = self.base / ".state.json"
+        tmp.write_text(json.dumps(self.state(), indent=1))
+        tmp.rename(self.base / "state.json")
 
     # -- using the cluster ---------------------------------------------------------------------
 
