@@ -16,7 +16,7 @@ What it builds (ids, names and addresses are random per cluster so parallel runs
 - the control plane: ``bosun server`` as a subprocess in the root namespace, SQLite store,
   short node-failure timings (grace 4 s, eviction 2 s, as tests/conftest.py's ``cluster``);
 - each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
-  from ``bosun token create``, with its own data dir, cgroup parent and IPAM directory, real
+  (minted as ``bosun token create`` does), with its own data dir, cgroup parent and IPAM directory, real
   crun containers; names ``n1``, ``n2``...; addresses ``.11``, ``.12``...; the client is ``.250``.
 
 API of :class:`NetCluster` (stable: other tests build on it):

@@ -30,6 +30,7 @@ from tests.harness.netns import PREFIX, HarnessNet, pick_subnet, subnet_lock
 
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.security.tokens import create_join_token
 
 BOSUN = str(Path(sys.executable).with_name("bosun"))
 ROOT = sweep.ROOT
@@ -78,6 +79,7 @@ class NetCluster:
         self._next_index = 1
         self._closed = False
         self._lock = threading.Lock()
+        self.timings: dict[str, float] = {}  # seconds taken by start() and close()
 
     # -- addresses and credentials -------------------------------------------------------------
 
@@ -126,7 +128,9 @@ class NetCluster:
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> NetCluster:
-        """Sweep leftovers of dead runs, then network, server, join token, nodes (all Ready)."""
+        """Sweep leftovers of dead runs, then network, server, join token, nodes (all Ready).
+        The nodes' namespaces are made while the server starts."""
+        began = time.monotonic()
         sweep.sweep()
         sweep.claim(self.base)
         atexit.register(self.close)
@@ -135,38 +139,39 @@ class NetCluster:
             with subnet_lock():
                 self.net = HarnessNet(self.hid, pick_subnet())
                 self.net.create()
-            self._start_server()
-            self.join_token = self._bosun("token", "create", "--data-dir", str(self.server_dir), "--ttl", "12h")
-            self.add_nodes(self.initial_nodes)
+            self._launch_server()
+            nodes = [self._prepare_node() for _ in range(self.initial_nodes)]
+            self._wait_server()
+            # What `bosun token create` does (in-process: one Python start less); the nodes
+            # join with it as any node does.
+            self.join_token = create_join_token(self.server_dir, 12 * 3600)
+            self._start_nodes(nodes)
         except BaseException:
             self.close()
             raise
+        self.timings["start"] = time.monotonic() - began
         return self
 
-    def _start_server(self) -> None:
+    def _launch_server(self) -> None:
         self.server_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.base / "server.log", "wb")
-        argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
-                "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
-                "--log-level", self.log_level]
-        self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 60
+        with open(self.base / "server.log", "wb") as log:
+            argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
+                    "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
+                    "--log-level", self.log_level]
+            self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _wait_server(self) -> None:
+        assert self.server is not None
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             text = (self.base / "server.log").read_text(errors="replace")
             if "\nready" in text:
                 return
             if self.server.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise HarnessError(f"bosun server did not start:\n{(self.base / 'server.log').read_text(errors='replace')}")
-
-    def _bosun(self, *args: str) -> str:
-        done = subprocess.run([BOSUN, *args], capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode != 0:
-            raise HarnessError(f"bosun {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout.strip()
 
     def close(self) -> None:
         """Remove every process, cgroup, namespace, link, mount and file of this cluster."""
@@ -174,6 +179,7 @@ class NetCluster:
             if self._closed:
                 return
             self._closed = True
+        began = time.monotonic()
         atexit.unregister(self.close)
         if self.server is not None and self.server.poll() is None:
             # Agents first (SIGKILL: a node's teardown is not the test's business), then the
@@ -188,6 +194,7 @@ class NetCluster:
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(5)
+        self.timings["close"] = time.monotonic() - began
 
     def __enter__(self) -> NetCluster:
         return self.start()
@@ -199,16 +206,21 @@ class NetCluster:
 
     def add_nodes(self, count: int) -> list[Node]:
         """Start ``count`` agents at once and wait until all are Ready."""
-        new = [self._spawn_node() for _ in range(count)]
-        self.save_state()
-        self.wait_ready([n.name for n in new])
-        return new
+        return self._start_nodes([self._prepare_node() for _ in range(count)])
 
     def add_node(self) -> Node:
         """One more node (namespace, veth, agent), returned once Ready."""
         return self.add_nodes(1)[0]
 
-    def _spawn_node(self) -> Node:
+    def _start_nodes(self, nodes: list[Node]) -> list[Node]:
+        for node in nodes:
+            self._start_agent(node)
+        self.save_state()
+        self.wait_ready([n.name for n in nodes])
+        return nodes
+
+    def _prepare_node(self) -> Node:
+        """The node's namespace, plugged into the bridge, and its data dir (no agent yet)."""
         assert self.net is not None
         index = self._next_index
         self._next_index += 1
@@ -216,9 +228,8 @@ class NetCluster:
         node = Node(name=name, netns=self.net.node_ns(name), ip=self.net.host(NODE_HOST_BASE + index),
                     data_dir=self.base / name, cgroup=f"{self.prefix}/{name}")
         node.data_dir.mkdir(parents=True, exist_ok=True)
-        self.net.attach(node.netns, name, node.ip)
         self.nodes.append(node)
-        self._start_agent(node)
+        self.net.attach(node.netns, name, node.ip)
         return node
 
     def _agent_argv(self, node: Node) -> list[str]:
