@@ -63,8 +63,13 @@ class NetCluster:
     """See the package docstring (tests/harness/__init__.py) for the API."""
 
     def __init__(self, nodes: int = 3, *, node_monitor_grace_period: float = 4.0, pod_eviction_timeout: float = 2.0,
-                 log_level: str = "info", ready_timeout: float = 90.0) -> None:
+                 log_level: str = "info", ready_timeout: float = 90.0, server_args: Iterable[str] = (),
+                 agent_args: Iterable[str] = ()) -> None:
+        """``server_args``/``agent_args``: extra flags for ``bosun server`` / every ``bosun agent``
+        (e.g. ``["--cluster-cidr", "10.60.0.0/16"]``), after the harness's own."""
         self.initial_nodes = nodes
+        self.server_args = list(server_args)
+        self.agent_args = list(agent_args)
         self.grace = node_monitor_grace_period
         self.eviction = pod_eviction_timeout
         self.log_level = log_level
@@ -157,7 +162,7 @@ class NetCluster:
         with open(self.base / "server.log", "wb") as log:
             argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
                     "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
-                    "--log-level", self.log_level]
+                    "--log-level", self.log_level, *self.server_args]
             self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -236,7 +241,7 @@ class NetCluster:
         return ["ip", "netns", "exec", node.netns, BOSUN, "agent", "--server", self.url, "--token", self.join_token,
                 "--ca-file", self.ca_path, "--name", node.name, "--node-ip", node.ip, "--runtime", "oci",
                 "--data-dir", str(node.data_dir), "--cgroup-parent", f"{node.cgroup}/pods",
-                "--ipam-dir", str(node.data_dir / "ipam"), "--log-level", self.log_level]
+                "--ipam-dir", str(node.data_dir / "ipam"), "--log-level", self.log_level, *self.agent_args]
 
     def _start_agent(self, node: Node) -> None:
         with open(node.log_path, "ab") as log:
