@@ -131,3 +131,54 @@ def test_the_script_refuses_bad_input_in_one_line() -> None:
     assert zero.returncode == 2 and zero.stderr.strip() == "error: --nodes must be at least 1"
     nosuch = subprocess.run([sys.executable, SCRIPT, "down", "fffff"], capture_output=True, text=True, timeout=30)
     assert nosuch.returncode == 1 and nosuch.stderr.strip() == "error: no cluster fffff on this machine"
+
+
+INNER = '''
+import os, time
+from pathlib import Path
+
+def test_body_fails(netcluster_factory):
+    cluster = netcluster_factory(1)
+    Path(os.environ["HID_FILE"]).write_text(cluster.hid)
+    if os.environ.get("WAIT_FOR_SIGTERM"):
+        time.sleep(120)
+    raise AssertionError("the test body failed")
+'''
+
+
+def _inner_pytest(tmp_path: Path, wait_for_sigterm: bool) -> tuple[subprocess.Popen[str], Path]:
+    """A pytest run of its own on a test that uses the factory fixture and fails."""
+    test = tmp_path / "test_inner.py"
+    test.write_text(INNER)
+    hid_file = tmp_path / "hid"
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, HID_FILE=str(hid_file), PYTHONPATH=str(root))
+    if wait_for_sigterm:
+        env["WAIT_FOR_SIGTERM"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "tests.harness.fixtures", "-p",
+                             "no:cacheprovider", "--rootdir", str(tmp_path), str(test)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, hid_file
+
+
+@pytest.mark.parametrize("how", ["body raised", "SIGTERM"])
+def test_a_pytest_run_removes_its_cluster_when_the_test_fails_or_is_terminated(tmp_path: Path, how: str) -> None:
+    proc, hid_file = _inner_pytest(tmp_path, wait_for_sigterm=how == "SIGTERM")
+    try:
+        if how == "SIGTERM":
+            deadline = time.monotonic() + 120
+            while not hid_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert traces(hid_file.read_text()) != []
+            proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        left = {h: traces(h) for h in [hid_file.read_text()] if hid_file.exists()}
+        sweep()  # whatever the outcome, nothing stays for later tests (the inner run is over)
+    hid = hid_file.read_text()
+    assert proc.returncode != 0, out
+    assert ("the test body failed" if how == "body raised" else "KeyboardInterrupt") in out, out
+    assert left[hid] == [], out
