@@ -63,8 +63,9 @@ def test_a_pod_pinned_to_each_node_runs_as_a_crun_container_in_that_node(netclus
     ns = "pinned"
     netcluster.kubectl("create", "namespace", ns)
     marker = f"pinned-{netcluster.hid}"
-    pods = [pod(f"p-{n.name}", n.name, ["sh", "-c", f"echo {marker}-{n.name}; exec sleep 3600"], namespace=ns)
-            for n in netcluster.nodes]
+    # n1 bound directly (nodeName), the others placed by the scheduler (nodeSelector).
+    pods = [pod(f"p-{n.name}", n.name, ["sh", "-c", f"echo {marker}-{n.name}; exec sleep 3600"], namespace=ns,
+                scheduled=n.name != "n1") for n in netcluster.nodes]
     running = run_pods(netcluster, pods)
     for node in netcluster.nodes:
         p = running[f"p-{node.name}"]
@@ -114,6 +115,12 @@ def test_killed_and_partitioned_nodes_go_not_ready_and_a_healed_one_comes_back(
     _wait_condition(cluster, "n2", {"True"}, 30)
     assert cluster.node_conditions()["n3"] != "True"
     assert [n.name for n in cluster.nodes] == ["n1", "n2"]
+    # A new machine joins under a new name and address, and runs pods.
+    new = cluster.add_node()
+    assert cluster.net is not None and (new.name, new.ip) == ("n4", cluster.net.host(14))
+    assert cluster.node_conditions()["n4"] == "True"
+    running = run_pods(cluster, [pod("on-new", "n4", ["sleep", "600"])])
+    assert running["on-new"]["status"]["hostIP"] == new.ip
 
 
 def _netns() -> list[str]:
