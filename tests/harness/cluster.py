@@ -268,8 +268,10 @@ class NetCluster:
 
     def restart_agent(self, name: str, *, kill: bool = False, wait_ready: bool = True) -> None:
         """Stop the agent (SIGTERM, or SIGKILL with ``kill``) and start it again, with the same
-        flags; its pods keep running meanwhile."""
+        flags; its pods keep running meanwhile. With ``wait_ready``, returns once the new agent
+        has started (printed ``ready``: registered, pods resynced) and its Node is Ready."""
         node = self.node(name)
+        offset = node.log_path.stat().st_size if node.log_path.exists() else 0
         if node.proc is not None:
             node.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
@@ -279,7 +281,19 @@ class NetCluster:
                 node.proc.wait(10)
         self._start_agent(node)
         if wait_ready:
+            self._wait_agent_started(node, offset)
             self.wait_ready([name])
+
+    def _wait_agent_started(self, node: Node, offset: int) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            with open(node.log_path, "rb") as f:
+                f.seek(offset)
+                if b"\nready\n" in b"\n" + f.read():
+                    return
+            if (node.proc is not None and node.proc.poll() is not None) or time.monotonic() > deadline:
+                raise HarnessError(f"agent of {node.name} did not start again:\n{_tail(node.log_path)}")
+            time.sleep(0.1)
 
     def partition(self, name: str) -> None:
         """Cut the node's link to the data-centre network (both directions)."""

@@ -4,6 +4,10 @@
   themselves with namespaces of their own, as with the ``cluster`` fixture);
 - ``netcluster_factory``: ``make(nodes=2, **options)`` for a test that needs a cluster of its
   own (one it may break); every cluster made is removed when the test ends, pass or fail.
+
+A cluster starts in about 5 s for 3 nodes on an idle 2-core machine and 15-20 s on a busy one
+(mostly the agents' own start); that is set-up time within the first test's timeout, so mark
+such tests with a generous ``pytest.mark.timeout`` (180 s in tests/e2e/test_harness.py).
 """
 
 from __future__ import annotations
