@@ -5,8 +5,8 @@
 - ``netcluster_factory``: ``make(nodes=2, **options)`` for a test that needs a cluster of its
   own (one it may break); every cluster made is removed when the test ends, pass or fail.
 
-A cluster starts in about 5 s for 3 nodes on an idle 2-core machine and 15-20 s on a busy one
-(mostly the agents' own start); that is set-up time within the first test's timeout, so mark
+Measured on a 2-core machine: 2 nodes up in 4-9 s, 3 nodes in 8-18 s as the load grew from 2
+to 9 (mostly the agents' own Python start, in parallel), removal in 1.5-2.6 s; that is set-up time within the first test's timeout, so mark
 such tests with a generous ``pytest.mark.timeout`` (180 s in tests/e2e/test_harness.py).
 """
 
