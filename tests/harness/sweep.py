@@ -43,6 +43,7 @@ def claim(base: Path) -> None:
 
 
 def owner_alive(hid: str) -> bool:
+    """``hid``'s owner process still runs (same pid and start time: not a reused pid)."""
     try:
         pid, started = (ROOT / hid / "owner").read_text().split()
     except (OSError, ValueError):
@@ -91,10 +92,14 @@ def harness_ids() -> set[str]:
 
 
 def sweep() -> list[str]:
-    """Tear down every harness whose owner is gone; returns their ids."""
+    """Tear down every harness whose owner is gone; returns their ids. Also removes the
+    half-made ``.ID`` directories of runs that died inside :func:`claim`."""
     dead = sorted(hid for hid in harness_ids() if not owner_alive(hid))
     for hid in dead:
         teardown(hid)
+    for half in ROOT.glob(".[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]") if ROOT.is_dir() else ():
+        if not owner_alive(half.name):
+            shutil.rmtree(half, ignore_errors=True)
     return dead
 
 
