@@ -49,6 +49,13 @@ def test_three_nodes_are_ready_with_their_own_names_and_addresses(netcluster: Ne
             assert done.returncode == 0, f"{node.name} -> {target}: {done.stdout}{done.stderr}"
     assert netcluster.sh(netcluster.client_ns, "busybox", "ping", "-c1", "-W2", netcluster.nodes[0].ip).returncode == 0
     assert netcluster.client_ip not in {_internal_ip(n) for n in items}
+    # Anything else routes to the network's router, which forwards nothing (no packet is sent
+    # here: the route lookup and the router's setting say it).
+    route = netcluster.sh(netcluster.nodes[0].netns, "ip", "route", "get", "203.0.113.7").stdout
+    assert f"via {netcluster.router_ip} dev eth0" in route
+    assert netcluster.net is not None
+    forwarding = netcluster.sh(netcluster.net.bridge_ns, "sysctl", "-n", "net.ipv4.ip_forward")
+    assert forwarding.stdout.strip() == "0"
 
 
 async def test_the_api_is_served_to_the_test_process_with_a_certificate_for_the_manager_address(

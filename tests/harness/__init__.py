@@ -13,6 +13,8 @@ What it builds (ids, names and addresses are random per cluster so parallel runs
   client namespace are plugged into it by a veth, with an address from a random /24 of
   198.18.0.0/15; the root namespace (where the test runs) gets one veth into it too, with the
   "manager" address ``.1`` on which ``bosun server`` listens (its certificate covers it);
+  nodes and client route by default via ``.254`` on the bridge, a router that forwards
+  nothing (a data-centre network with no way out);
 - the control plane: ``bosun server`` as a subprocess in the root namespace, SQLite store,
   short node-failure timings (grace 4 s, eviction 2 s, as tests/conftest.py's ``cluster``);
 - each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
@@ -25,7 +27,7 @@ API of :class:`NetCluster` (stable: other tests build on it):
   ready_timeout=90.0, server_args=(), agent_args=())``; ``start()`` (or ``with``) returns it
   with every node Ready; ``timings`` holds the seconds ``start``/``close`` took;
 - ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
-  ``manager_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
+  ``manager_ip``, ``router_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
 - ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
 - ``kubectl(*args, input=None)`` -> CompletedProcess; ``kubectl_json(*args)`` -> parsed ``-o json``;
 - ``async with cluster.client() as c``: a :class:`bosun.client.rest.Client` as the admin;

@@ -126,6 +126,12 @@ class NetCluster:
         assert self.net is not None
         return self.net.client_ip
 
+    @property
+    def router_ip(self) -> str:
+        """The default gateway of nodes and client (``.254``): it forwards nothing."""
+        assert self.net is not None
+        return self.net.router_ip
+
     def node(self, name: str) -> Node:
         for n in self.nodes:
             if n.name == name:
