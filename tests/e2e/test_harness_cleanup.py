@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.harness import NetCluster, cgroups
-from tests.harness.fixtures import requires_netns
+from tests.harness.fixtures import NetClusterFactory, requires_netns
 from tests.harness.netns import PREFIX, leftover_links, netns_list
 from tests.harness.pods import pod, run_pods
 from tests.harness.sweep import ROOT, mounts_under, sweep
@@ -182,3 +182,16 @@ def test_a_pytest_run_removes_its_cluster_when_the_test_fails_or_is_terminated(t
     assert proc.returncode != 0, out
     assert ("the test body failed" if how == "body raised" else "KeyboardInterrupt") in out, out
     assert left[hid] == [], out
+
+
+def test_two_clusters_at_once_get_their_own_network_and_closing_one_leaves_the_other(
+        netcluster_factory: NetClusterFactory) -> None:
+    first, second = netcluster_factory(1), netcluster_factory(1)
+    assert first.hid != second.hid and first.net is not None and second.net is not None
+    assert first.net.subnet != second.net.subnet
+    # Each one's network is its own: the other's manager is not reachable from its nodes.
+    assert first.sh(first.nodes[0].netns, "busybox", "ping", "-c1", "-W1", second.manager_ip).returncode != 0
+    first.close()
+    assert traces(first.hid) == []
+    assert second.node_conditions() == {"n1": "True"}
+    assert {t.split()[0] for t in traces(second.hid)} >= {"netns", "link", "cgroup", "process", "directory"}
