@@ -46,7 +46,8 @@ def _usage(cluster: NetCluster) -> str:
 
 def up(args: argparse.Namespace) -> int:
     cluster = NetCluster(nodes=args.nodes, node_monitor_grace_period=args.grace,
-                         pod_eviction_timeout=args.eviction, log_level=args.log_level)
+                         pod_eviction_timeout=args.eviction, log_level=args.log_level,
+                         server_args=args.server_arg, agent_args=args.agent_arg)
     started = time.monotonic()
     try:
         cluster.start()
@@ -124,6 +125,10 @@ def main() -> int:
     p_up.add_argument("--grace", type=float, default=4.0, help="node monitor grace period, seconds")
     p_up.add_argument("--eviction", type=float, default=2.0, help="pod eviction timeout, seconds")
     p_up.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p_up.add_argument("--server-arg", action="append", default=[], metavar="FLAG",
+                      help="extra flag for bosun server, repeatable (e.g. --server-arg=--cluster-cidr=10.60.0.0/16)")
+    p_up.add_argument("--agent-arg", action="append", default=[], metavar="FLAG",
+                      help="extra flag for every bosun agent, repeatable")
     sub.add_parser("status", help="list the clusters of this machine")
     p_down = sub.add_parser("down", help="remove a cluster (all without ID)")
     p_down.add_argument("id", nargs="?", default="")

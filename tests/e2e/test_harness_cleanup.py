@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.harness import NetCluster, cgroups
+from tests.harness import HarnessError, NetCluster, cgroups
 from tests.harness.fixtures import NetClusterFactory, requires_netns
 from tests.harness.netns import PREFIX, leftover_links, netns_list
 from tests.harness.pods import pod, run_pods
@@ -195,3 +195,11 @@ def test_two_clusters_at_once_get_their_own_network_and_closing_one_leaves_the_o
     assert traces(first.hid) == []
     assert second.node_conditions() == {"n1": "True"}
     assert {t.split()[0] for t in traces(second.hid)} >= {"netns", "link", "cgroup", "process", "directory"}
+
+
+def test_a_server_that_cannot_start_is_reported_with_its_message_and_leaves_nothing() -> None:
+    cluster = NetCluster(nodes=1, server_args=["--store", "nosuch://x"])
+    with pytest.raises(HarnessError, match="bosun server did not start") as err:
+        cluster.start()
+    assert "nosuch" in str(err.value)
+    assert traces(cluster.hid) == []
