@@ -22,6 +22,8 @@ from types import FrameType
 from tests.harness import cgroups
 from tests.harness.netns import PREFIX, ip, leftover_links, netns_list
 
+from bosun.agent.cgroup_mounts import parse_mountinfo
+
 ROOT = Path("/tmp/bosun-harness")
 _HID = re.compile(rf"^{PREFIX}([0-9a-f]{{5}})")
 
@@ -53,13 +55,9 @@ def owner_alive(hid: str) -> bool:
 
 def mounts_under(path: Path) -> list[str]:
     """Mount points in this mount namespace at or below ``path``."""
-    out = []
     prefix = str(path).rstrip("/")
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4]
-        if point == prefix or point.startswith(prefix + "/"):
-            out.append(point)
-    return out
+    points = [m.mount_point for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text())]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def teardown(hid: str) -> None:
