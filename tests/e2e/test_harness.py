@@ -49,6 +49,13 @@ def test_three_nodes_are_ready_with_their_own_names_and_addresses(netcluster: Ne
             assert done.returncode == 0, f"{node.name} -> {target}: {done.stdout}{done.stderr}"
     assert netcluster.sh(netcluster.client_ns, "busybox", "ping", "-c1", "-W2", netcluster.nodes[0].ip).returncode == 0
     assert netcluster.client_ip not in {_internal_ip(n) for n in items}
+    # Anything else routes to the network's router, which forwards nothing (no packet is sent
+    # here: the route lookup and the router's setting say it).
+    route = netcluster.sh(netcluster.nodes[0].netns, "ip", "route", "get", "203.0.113.7").stdout
+    assert f"via {netcluster.router_ip} dev eth0" in route
+    assert netcluster.net is not None
+    forwarding = netcluster.sh(netcluster.net.bridge_ns, "sysctl", "-n", "net.ipv4.ip_forward")
+    assert forwarding.stdout.strip() == "0"
 
 
 async def test_the_api_is_served_to_the_test_process_with_a_certificate_for_the_manager_address(
@@ -63,8 +70,9 @@ def test_a_pod_pinned_to_each_node_runs_as_a_crun_container_in_that_node(netclus
     ns = "pinned"
     netcluster.kubectl("create", "namespace", ns)
     marker = f"pinned-{netcluster.hid}"
-    pods = [pod(f"p-{n.name}", n.name, ["sh", "-c", f"echo {marker}-{n.name}; exec sleep 3600"], namespace=ns)
-            for n in netcluster.nodes]
+    # n1 bound directly (nodeName), the others placed by the scheduler (nodeSelector).
+    pods = [pod(f"p-{n.name}", n.name, ["sh", "-c", f"echo {marker}-{n.name}; exec sleep 3600"], namespace=ns,
+                scheduled=n.name != "n1") for n in netcluster.nodes]
     running = run_pods(netcluster, pods)
     for node in netcluster.nodes:
         p = running[f"p-{node.name}"]
@@ -114,6 +122,12 @@ def test_killed_and_partitioned_nodes_go_not_ready_and_a_healed_one_comes_back(
     _wait_condition(cluster, "n2", {"True"}, 30)
     assert cluster.node_conditions()["n3"] != "True"
     assert [n.name for n in cluster.nodes] == ["n1", "n2"]
+    # A new machine joins under a new name and address, and runs pods.
+    new = cluster.add_node()
+    assert cluster.net is not None and (new.name, new.ip) == ("n4", cluster.net.host(14))
+    assert cluster.node_conditions()["n4"] == "True"
+    running = run_pods(cluster, [pod("on-new", "n4", ["sleep", "600"])])
+    assert running["on-new"]["status"]["hostIP"] == new.ip
 
 
 def _netns() -> list[str]:

@@ -4,8 +4,8 @@
     with NetCluster(nodes=3) as cluster:          # or the `netcluster` / `netcluster_factory` fixtures
         cluster.kubectl("get", "nodes")           # CompletedProcess[str]
         n1 = cluster.nodes[0]                     # Node(name="n1", netns, ip, data_dir, cgroup, proc)
-        cluster.sh(n1.netns, "ping", "-c1", cluster.nodes[1].ip)
-        cluster.sh(cluster.client_ns, "wget", "-qO-", f"http://{n1.ip}:30080/")
+        cluster.sh(n1.netns, "busybox", "ping", "-c1", cluster.nodes[1].ip)
+        cluster.sh(cluster.client_ns, "busybox", "wget", "-qO-", f"http://{n1.ip}:30080/")
 
 What it builds (ids, names and addresses are random per cluster so parallel runs never meet):
 
@@ -13,16 +13,21 @@ What it builds (ids, names and addresses are random per cluster so parallel runs
   client namespace are plugged into it by a veth, with an address from a random /24 of
   198.18.0.0/15; the root namespace (where the test runs) gets one veth into it too, with the
   "manager" address ``.1`` on which ``bosun server`` listens (its certificate covers it);
+  nodes and client route by default via ``.254`` on the bridge, a router that forwards
+  nothing (a data-centre network with no way out);
 - the control plane: ``bosun server`` as a subprocess in the root namespace, SQLite store,
   short node-failure timings (grace 4 s, eviction 2 s, as tests/conftest.py's ``cluster``);
 - each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
-  from ``bosun token create``, with its own data dir, cgroup parent and IPAM directory, real
+  (minted as ``bosun token create`` does), with its own data dir, cgroup parent and IPAM directory, real
   crun containers; names ``n1``, ``n2``...; addresses ``.11``, ``.12``...; the client is ``.250``.
 
 API of :class:`NetCluster` (stable: other tests build on it):
 
+- ``NetCluster(nodes=3, node_monitor_grace_period=4.0, pod_eviction_timeout=2.0, log_level="info",
+  ready_timeout=90.0, server_args=(), agent_args=())``; ``start()`` (or ``with``) returns it
+  with every node Ready; ``timings`` holds the seconds ``start``/``close`` took;
 - ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
-  ``manager_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
+  ``manager_ip``, ``router_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
 - ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
 - ``kubectl(*args, input=None)`` -> CompletedProcess; ``kubectl_json(*args)`` -> parsed ``-o json``;
 - ``async with cluster.client() as c``: a :class:`bosun.client.rest.Client` as the admin;
@@ -33,8 +38,9 @@ API of :class:`NetCluster` (stable: other tests build on it):
 - ``restart_agent(name, kill=False, wait_ready=True)``: stop and start its agent, pods untouched;
 - ``node_conditions()``, ``wait_ready(names)``; ``close()`` removes everything (idempotent).
 
-Pods: the ``host`` pseudo-image runs the machine's own binaries read-only (busybox is there:
-``busybox httpd``, ``nc``, ``wget``, ``nslookup``); pin a pod to a node with ``nodeName``.
+Pods: the ``host`` pseudo-image runs the machine's own binaries read-only; ``curl`` and
+``wget`` are there, and busybox without its applet links: ``busybox httpd|nc|nslookup|ping``
+(in pods and in ``sh``); pin a pod to a node with ``nodeName``.
 :func:`tests.harness.pods.pod` builds such a manifest, :func:`tests.harness.pods.run_pods`
 creates pods and waits until they run.
 

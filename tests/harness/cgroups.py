@@ -14,28 +14,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bosun.agent.cgroup_mounts import Mount, parse_mountinfo
 from bosun.agent.cgroups import CGROUP_ROOT, Cgroups, is_v2
+
+
+def _cgroup_mounts() -> list[Mount]:
+    return [m for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text()) if m.fstype in ("cgroup", "cgroup2")]
 
 
 def _mounts() -> list[Path]:
     """Every cgroup mount point (v1 hierarchies and cgroup2)."""
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
-        if post.split()[:1] in (["cgroup"], ["cgroup2"]):
-            out.append(Path(pre.split()[4]))
-    return out
+    return [Path(m.mount_point) for m in _cgroup_mounts()]
 
 
 def tracking_root() -> Path:
     """The hierarchy processes are placed in: cgroup2, or v1's pids controller."""
     if is_v2():
         return CGROUP_ROOT
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
-        fields = post.split()
-        if fields[:1] == ["cgroup"] and "pids" in fields[2].split(","):
-            return Path(pre.split()[4])
+    for m in _cgroup_mounts():
+        if m.fstype == "cgroup" and "pids" in m.options.split(","):
+            return Path(m.mount_point)
     raise RuntimeError("no cgroup2 and no v1 pids hierarchy mounted: the harness cannot track processes")
 
 

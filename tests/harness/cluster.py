@@ -30,6 +30,7 @@ from tests.harness.netns import PREFIX, HarnessNet, pick_subnet, subnet_lock
 
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.security.tokens import create_join_token
 
 BOSUN = str(Path(sys.executable).with_name("bosun"))
 ROOT = sweep.ROOT
@@ -62,8 +63,13 @@ class NetCluster:
     """See the package docstring (tests/harness/__init__.py) for the API."""
 
     def __init__(self, nodes: int = 3, *, node_monitor_grace_period: float = 4.0, pod_eviction_timeout: float = 2.0,
-                 log_level: str = "info", ready_timeout: float = 90.0) -> None:
+                 log_level: str = "info", ready_timeout: float = 90.0, server_args: Iterable[str] = (),
+                 agent_args: Iterable[str] = ()) -> None:
+        """``server_args``/``agent_args``: extra flags for ``bosun server`` / every ``bosun agent``
+        (e.g. ``["--cluster-cidr", "10.60.0.0/16"]``), after the harness's own."""
         self.initial_nodes = nodes
+        self.server_args = list(server_args)
+        self.agent_args = list(agent_args)
         self.grace = node_monitor_grace_period
         self.eviction = pod_eviction_timeout
         self.log_level = log_level
@@ -78,6 +84,9 @@ class NetCluster:
         self._next_index = 1
         self._closed = False
         self._lock = threading.Lock()
+        # Seconds since start() began: "network" (namespaces made), "server" (API ready),
+        # "start" (every node Ready); and "close" (the seconds close() took).
+        self.timings: dict[str, float] = {}
 
     # -- addresses and credentials -------------------------------------------------------------
 
@@ -117,6 +126,12 @@ class NetCluster:
         assert self.net is not None
         return self.net.client_ip
 
+    @property
+    def router_ip(self) -> str:
+        """The default gateway of nodes and client (``.254``): it forwards nothing."""
+        assert self.net is not None
+        return self.net.router_ip
+
     def node(self, name: str) -> Node:
         for n in self.nodes:
             if n.name == name:
@@ -126,7 +141,9 @@ class NetCluster:
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> NetCluster:
-        """Sweep leftovers of dead runs, then network, server, join token, nodes (all Ready)."""
+        """Sweep leftovers of dead runs, then network, server, join token, nodes (all Ready).
+        The nodes' namespaces are made while the server starts."""
+        began = time.monotonic()
         sweep.sweep()
         sweep.claim(self.base)
         atexit.register(self.close)
@@ -135,38 +152,41 @@ class NetCluster:
             with subnet_lock():
                 self.net = HarnessNet(self.hid, pick_subnet())
                 self.net.create()
-            self._start_server()
-            self.join_token = self._bosun("token", "create", "--data-dir", str(self.server_dir), "--ttl", "12h")
-            self.add_nodes(self.initial_nodes)
+            self._launch_server()
+            nodes = [self._prepare_node() for _ in range(self.initial_nodes)]
+            self.timings["network"] = time.monotonic() - began
+            self._wait_server()
+            self.timings["server"] = time.monotonic() - began
+            # What `bosun token create` does (in-process: one Python start less); the nodes
+            # join with it as any node does.
+            self.join_token = create_join_token(self.server_dir, 12 * 3600)
+            self._start_nodes(nodes)
         except BaseException:
             self.close()
             raise
+        self.timings["start"] = time.monotonic() - began
         return self
 
-    def _start_server(self) -> None:
+    def _launch_server(self) -> None:
         self.server_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.base / "server.log", "wb")
-        argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
-                "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
-                "--log-level", self.log_level]
-        self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 60
+        with open(self.base / "server.log", "wb") as log:
+            argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
+                    "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
+                    "--log-level", self.log_level, *self.server_args]
+            self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def _wait_server(self) -> None:
+        assert self.server is not None
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             text = (self.base / "server.log").read_text(errors="replace")
             if "\nready" in text:
                 return
             if self.server.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise HarnessError(f"bosun server did not start:\n{(self.base / 'server.log').read_text(errors='replace')}")
-
-    def _bosun(self, *args: str) -> str:
-        done = subprocess.run([BOSUN, *args], capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode != 0:
-            raise HarnessError(f"bosun {' '.join(args)}: {done.stderr.strip()}")
-        return done.stdout.strip()
 
     def close(self) -> None:
         """Remove every process, cgroup, namespace, link, mount and file of this cluster."""
@@ -174,6 +194,7 @@ class NetCluster:
             if self._closed:
                 return
             self._closed = True
+        began = time.monotonic()
         atexit.unregister(self.close)
         if self.server is not None and self.server.poll() is None:
             # Agents first (SIGKILL: a node's teardown is not the test's business), then the
@@ -188,6 +209,7 @@ class NetCluster:
             if proc is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(5)
+        self.timings["close"] = time.monotonic() - began
 
     def __enter__(self) -> NetCluster:
         return self.start()
@@ -199,15 +221,21 @@ class NetCluster:
 
     def add_nodes(self, count: int) -> list[Node]:
         """Start ``count`` agents at once and wait until all are Ready."""
-        new = [self._spawn_node() for _ in range(count)]
-        self.wait_ready([n.name for n in new])
-        return new
+        return self._start_nodes([self._prepare_node() for _ in range(count)])
 
     def add_node(self) -> Node:
         """One more node (namespace, veth, agent), returned once Ready."""
         return self.add_nodes(1)[0]
 
-    def _spawn_node(self) -> Node:
+    def _start_nodes(self, nodes: list[Node]) -> list[Node]:
+        for node in nodes:
+            self._start_agent(node)
+        self.save_state()
+        self.wait_ready([n.name for n in nodes])
+        return nodes
+
+    def _prepare_node(self) -> Node:
+        """The node's namespace, plugged into the bridge, and its data dir (no agent yet)."""
         assert self.net is not None
         index = self._next_index
         self._next_index += 1
@@ -215,16 +243,15 @@ class NetCluster:
         node = Node(name=name, netns=self.net.node_ns(name), ip=self.net.host(NODE_HOST_BASE + index),
                     data_dir=self.base / name, cgroup=f"{self.prefix}/{name}")
         node.data_dir.mkdir(parents=True, exist_ok=True)
-        self.net.attach(node.netns, name, node.ip)
         self.nodes.append(node)
-        self._start_agent(node)
+        self.net.attach(node.netns, name, node.ip)
         return node
 
     def _agent_argv(self, node: Node) -> list[str]:
         return ["ip", "netns", "exec", node.netns, BOSUN, "agent", "--server", self.url, "--token", self.join_token,
                 "--ca-file", self.ca_path, "--name", node.name, "--node-ip", node.ip, "--runtime", "oci",
                 "--data-dir", str(node.data_dir), "--cgroup-parent", f"{node.cgroup}/pods",
-                "--ipam-dir", str(node.data_dir / "ipam"), "--log-level", self.log_level]
+                "--ipam-dir", str(node.data_dir / "ipam"), "--log-level", self.log_level, *self.agent_args]
 
     def _start_agent(self, node: Node) -> None:
         with open(node.log_path, "ab") as log:
@@ -243,11 +270,14 @@ class NetCluster:
         assert self.net is not None
         self.net.delete_ns(node.netns)
         self.nodes.remove(node)
+        self.save_state()
 
     def restart_agent(self, name: str, *, kill: bool = False, wait_ready: bool = True) -> None:
         """Stop the agent (SIGTERM, or SIGKILL with ``kill``) and start it again, with the same
-        flags; its pods keep running meanwhile."""
+        flags; its pods keep running meanwhile. With ``wait_ready``, returns once the new agent
+        has started (printed ``ready``: registered, pods resynced) and its Node is Ready."""
         node = self.node(name)
+        offset = node.log_path.stat().st_size if node.log_path.exists() else 0
         if node.proc is not None:
             node.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
@@ -257,7 +287,19 @@ class NetCluster:
                 node.proc.wait(10)
         self._start_agent(node)
         if wait_ready:
+            self._wait_agent_started(node, offset)
             self.wait_ready([name])
+
+    def _wait_agent_started(self, node: Node, offset: int) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            with open(node.log_path, "rb") as f:
+                f.seek(offset)
+                if b"\nready\n" in b"\n" + f.read():
+                    return
+            if (node.proc is not None and node.proc.poll() is not None) or time.monotonic() > deadline:
+                raise HarnessError(f"agent of {node.name} did not start again:\n{_tail(node.log_path)}")
+            time.sleep(0.1)
 
     def partition(self, name: str) -> None:
         """Cut the node's link to the data-centre network (both directions)."""
@@ -267,6 +309,18 @@ class NetCluster:
     def heal(self, name: str) -> None:
         assert self.net is not None
         self.net.set_port(self.node(name).name, up=True)
+
+    def state(self) -> dict[str, Any]:
+        """What scripts/cluster.py status shows (also written to ``state.json``)."""
+        return {"id": self.hid, "url": self.url, "kubeconfig": self.kubeconfig, "manager_ip": self.manager_ip,
+                "client_ns": self.client_ns, "client_ip": self.client_ip, "owner": os.getpid(),
+                "nodes": [{"name": n.name, "netns": n.netns, "ip": n.ip, "data_dir": str(n.data_dir),
+                           "log": str(n.log_path)} for n in self.nodes]}
+
+    def save_state(self) -> None:
+        tmp = self.base / ".state.json"
+        tmp.write_text(json.dumps(self.state(), indent=1))
+        tmp.rename(self.base / "state.json")
 
     # -- using the cluster ---------------------------------------------------------------------
 

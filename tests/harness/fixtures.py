@@ -4,6 +4,11 @@
   themselves with namespaces of their own, as with the ``cluster`` fixture);
 - ``netcluster_factory``: ``make(nodes=2, **options)`` for a test that needs a cluster of its
   own (one it may break); every cluster made is removed when the test ends, pass or fail.
+
+Measured on a 2-core machine: 2 nodes up in 4-9 s, 3 nodes in 8-18 s as the load grew from
+2 to 9 (mostly the agents' own Python start, in parallel), removal in 1.5-2.6 s. Set-up counts
+within the first test's timeout: mark such tests with a generous ``pytest.mark.timeout``
+(180 s in tests/e2e/test_harness.py).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from tests.harness.cluster import NetCluster
 NetClusterFactory = Callable[..., NetCluster]
 
 requires_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("crun") or not os.path.exists("/usr/lib/cni/bridge"),
-    reason="the multi-node harness needs root, crun and the CNI plugins")
+    os.geteuid() != 0 or not shutil.which("crun") or not shutil.which("busybox")
+    or not os.path.exists("/usr/lib/cni/bridge"),
+    reason="the multi-node harness needs root, crun, busybox and the CNI plugins")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,14 @@ and a sweep of leftovers can tell theirs apart; link names stay within IFNAMSIZ,
     root namespace                 bnhID-br (bridge namespace)              bnhID-n1 (node)
     bnhIDm 198.18.X.1/24 ---veth--- mgr ─┐
                                          br0 ── n1 ────────────veth──────── eth0 198.18.X.11/24
-                                         │ ── n2 ... (one per node)
+                           198.18.X.254  │ ── n2 ... (one per node)
                                          └─ c ─────────────────veth──────── eth0 198.18.X.250/24 (bnhID-c)
+
+Nodes and the client have a default route, as machines do, via ``.254`` on br0: the "router"
+of this network, which forwards nothing (forwarding is off in the bridge namespace). So a
+packet to an address no rule handles leaves the node as on a real machine (routing works,
+e.g. for host-originated traffic to a Service address that nftables rewrites), and then
+goes nowhere: never into the root namespace, which forwards.
 
 The /24 is picked at random from 198.18.0.0/15 (the benchmarking range), skipping any /24
 that already has an address on this machine, under a lock so two harnesses starting at the
@@ -28,6 +34,7 @@ PREFIX = "bnh"
 LOCK = Path("/tmp/bosun-harness/.subnet.lock")
 BENCH_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 CLIENT_HOST = 250
+ROUTER_HOST = 254
 
 
 class NetError(RuntimeError):
@@ -99,6 +106,11 @@ class HarnessNet:
     def client_ip(self) -> str:
         return self.host(CLIENT_HOST)
 
+    @property
+    def router_ip(self) -> str:
+        """Default gateway of the nodes and the client; forwards nothing."""
+        return self.host(ROUTER_HOST)
+
     def node_ns(self, name: str) -> str:
         return f"{PREFIX}{self.hid}-{name}"
 
@@ -108,6 +120,8 @@ class HarnessNet:
         ip("-n", self.bridge_ns, "link", "set", "lo", "up")
         ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
         ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+        ip("-n", self.bridge_ns, "addr", "add", f"{self.router_ip}/24", "dev", "br0")
+        _sysctl(self.bridge_ns, "net.ipv4.ip_forward=0")
         ip("link", "add", self.root_link, "type", "veth", "peer", "name", "mgr", "netns", self.bridge_ns)
         ip("-n", self.bridge_ns, "link", "set", "mgr", "master", "br0", "up")
         ip("addr", "add", f"{self.manager_ip}/24", "dev", self.root_link)
@@ -122,8 +136,8 @@ class HarnessNet:
         ip("-n", self.bridge_ns, "link", "set", port, "master", "br0", "up")
         ip("-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
         ip("-n", netns, "link", "set", "eth0", "up")
-        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
-                       capture_output=True, timeout=10, check=False)
+        ip("-n", netns, "route", "add", "default", "via", self.router_ip)
+        _sysctl(netns, "net.ipv4.ip_forward=1")
 
     def set_port(self, port: str, up: bool) -> None:
         """Cut (down) or restore (up) a namespace's link to the bridge: a partition."""
@@ -139,6 +153,13 @@ class HarnessNet:
             if ns.startswith(f"{PREFIX}{self.hid}-"):
                 self.delete_ns(ns)
         ip("link", "del", self.root_link, check=False)
+
+
+def _sysctl(netns: str, setting: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", setting], capture_output=True, text=True,
+                          timeout=10, check=False)
+    if done.returncode != 0:
+        raise NetError(f"sysctl {setting} in {netns}: {done.stderr.strip()}")
 
 
 def leftover_links(hid: str) -> list[str]:

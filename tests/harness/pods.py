@@ -12,16 +12,17 @@ Obj = dict[str, Any]
 
 
 def pod(name: str, node: str, command: list[str], *, namespace: str = "default",
-        labels: dict[str, str] | None = None, ports: list[int] | None = None) -> Obj:
-    """A one-container pod on node ``node`` (spec.nodeName) running ``command`` with the
-    ``host`` image (the machine's own binaries, busybox included)."""
+        labels: dict[str, str] | None = None, ports: list[int] | None = None, scheduled: bool = False) -> Obj:
+    """A one-container pod on node ``node`` running ``command`` with the ``host`` image (the
+    machine's own binaries, busybox included). Bound with spec.nodeName, or with ``scheduled``
+    placed by the scheduler through a ``kubernetes.io/hostname`` nodeSelector."""
     container: Obj = {"name": "main", "image": "host", "command": command}
     if ports:
         container["ports"] = [{"containerPort": p} for p in ports]
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace, "labels": labels or {"app": name}},
-            "spec": {"nodeName": node, "restartPolicy": "Always", "terminationGracePeriodSeconds": 1,
-                     "containers": [container]}}
+            "spec": {**({"nodeSelector": {"kubernetes.io/hostname": node}} if scheduled else {"nodeName": node}),
+                     "restartPolicy": "Always", "terminationGracePeriodSeconds": 1, "containers": [container]}}
 
 
 def running(cluster: NetCluster, namespace: str, names: list[str]) -> dict[str, Obj]:

@@ -22,6 +22,8 @@ from types import FrameType
 from tests.harness import cgroups
 from tests.harness.netns import PREFIX, ip, leftover_links, netns_list
 
+from bosun.agent.cgroup_mounts import parse_mountinfo
+
 ROOT = Path("/tmp/bosun-harness")
 _HID = re.compile(rf"^{PREFIX}([0-9a-f]{{5}})")
 
@@ -43,6 +45,7 @@ def claim(base: Path) -> None:
 
 
 def owner_alive(hid: str) -> bool:
+    """``hid``'s owner process still runs (same pid and start time: not a reused pid)."""
     try:
         pid, started = (ROOT / hid / "owner").read_text().split()
     except (OSError, ValueError):
@@ -52,13 +55,9 @@ def owner_alive(hid: str) -> bool:
 
 def mounts_under(path: Path) -> list[str]:
     """Mount points in this mount namespace at or below ``path``."""
-    out = []
     prefix = str(path).rstrip("/")
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4]
-        if point == prefix or point.startswith(prefix + "/"):
-            out.append(point)
-    return out
+    points = [m.mount_point for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text())]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
 def teardown(hid: str) -> None:
@@ -91,10 +90,14 @@ def harness_ids() -> set[str]:
 
 
 def sweep() -> list[str]:
-    """Tear down every harness whose owner is gone; returns their ids."""
+    """Tear down every harness whose owner is gone; returns their ids. Also removes the
+    half-made ``.ID`` directories of runs that died inside :func:`claim`."""
     dead = sorted(hid for hid in harness_ids() if not owner_alive(hid))
     for hid in dead:
         teardown(hid)
+    for half in ROOT.glob(".[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]") if ROOT.is_dir() else ():
+        if not owner_alive(half.name):
+            shutil.rmtree(half, ignore_errors=True)
     return dead
 
 

@@ -37,6 +37,15 @@ def _upstream(text: str) -> str:
     return text
 
 
+def mount_cgroups() -> None:
+    """Before any thread starts: under `ip netns exec` the cgroup hierarchy is hidden by a fresh
+    /sys and the OCI runtime would refuse every container (see agent/cgroup_mounts.py)."""
+    try:
+        ensure_cgroup_mounts()
+    except OSError as e:
+        raise click.ClickException(f"cannot mount the cgroup hierarchy on /sys/fs/cgroup: {e}") from None
+
+
 @click.command("agent")
 @click.option("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443.")
 @click.option("--token", default="", help="Join token (bosun token create) or another bearer token.")
@@ -77,13 +86,10 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
                          pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns])
-    data_dir.mkdir(parents=True, exist_ok=True)
     if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
         raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
-    try:  # before any thread starts: `ip netns exec` hides the cgroup hierarchy
-        ensure_cgroup_mounts()
-    except OSError as e:
-        raise click.ClickException(f"cannot mount the cgroup hierarchy on /sys/fs/cgroup: {e}") from None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mount_cgroups()
     oci_options: dict[str, str] = {"cgroup_parent": cgroup_parent.strip("/")}
     if ipam_dir is not None:
         oci_options["ipam_dir"] = str(ipam_dir.absolute())

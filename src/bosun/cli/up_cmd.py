@@ -17,7 +17,7 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.select import make_driver
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
-from bosun.cli.agent_cmd import parse_labels
+from bosun.cli.agent_cmd import mount_cgroups, parse_labels
 from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
@@ -43,6 +43,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",
                          labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
                          listen_port=agent_port, drain_on_stop=True, pod_cidr=pod_cidr)
+    mount_cgroups()
 
     async def main() -> None:
         plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen), ControlPlaneOptions())
