@@ -24,13 +24,11 @@ from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
 from bosun.network.proxy.apply import Kernel
 from bosun.network.proxy.base import NodeNetwork
-from bosun.network.proxy.diff import diff, full
+from bosun.network.proxy.diff import Committed, full
 from bosun.network.proxy.state import (
     NodeView,
     Obj,
-    Ruleset,
     ServiceRules,
-    ruleset,
     service_rules,
     slice_service_key,
 )
@@ -73,9 +71,9 @@ class ServiceProxy:
         self.node = NodeView(node_name=ctx.node_name, cluster_cidr=ctx.network.cluster_cidr)
         self.net = NodeNetwork(cluster_cidr=ctx.network.cluster_cidr, service_cidr=ctx.network.service_cidr,
                                pod_cidr=ctx.pod_cidr)
-        self._parts: dict[str, ServiceRules] = {}
+        self.committed = Committed()
         self._dirty: set[str] = set()
-        self._committed: Ruleset | None = None  # None: the next sync rebuilds the table whole
+        self._rebuild = True  # the next sync makes the table anew (first sync, failed one)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.syncs = 0
@@ -100,7 +98,7 @@ class ServiceProxy:
             self._task = None
         if remove:
             await self.kernel.remove_table()
-            self._committed = None
+            self.committed, self._rebuild = Committed(), True
 
     # -- events: mark dirty, wake the loop --------------------------------------------------
 
@@ -131,26 +129,29 @@ class ServiceProxy:
                 await self.sync()
             except Exception:
                 log.exception("service proxy sync failed; the next one rebuilds the table")
-                self._committed = None
                 self._wake.set()
             await asyncio.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
 
     async def sync(self) -> None:
-        """Recompute the dirty Services, send the difference (everything, the first time)."""
+        """Recompute the dirty Services, send the difference (everything, when rebuilding)."""
         dirty, self._dirty = self._dirty, set()
+        changed: dict[str, ServiceRules | None] = {}
         for key in dirty:
             svc = self.services.get_by_key(key)
-            if svc is None:
-                self._parts.pop(key, None)
-            else:
-                self._parts[key] = service_rules(svc, self.slices.by_index(SLICE_INDEX, key), self.node)
-        wanted = ruleset(self._parts[k] for k in sorted(self._parts))
-        changes = full(self.net, wanted) if self._committed is None else diff(self._committed, wanted)
-        if changes:
-            try:
-                await self.kernel.apply(changes)
-            except BaseException:
-                self._committed = None
-                raise
-        self._committed = wanted
+            changed[key] = None if svc is None else service_rules(
+                svc, self.slices.by_index(SLICE_INDEX, key), self.node)
+        if self._rebuild:
+            self.committed.commit(changed)
+            await self.kernel.apply(full(self.net, self.committed.ruleset()))
+            self._rebuild = False
+        else:
+            changes = self.committed.plan(changed)
+            # Recorded first: after a failed transaction the table is rebuilt from this.
+            self.committed.commit(changed)
+            if changes:
+                try:
+                    await self.kernel.apply(changes)
+                except BaseException:
+                    self._rebuild = True
+                    raise
         self.syncs += 1
