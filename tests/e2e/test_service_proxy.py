@@ -159,8 +159,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         sh(*n, "addr", "add", f"10.78.{k}.2/30", "dev", "eth0")
         sh(*n, "link", "set", "eth0", "up")
         sh(*n, "link", "set", "lo", "up")
-        # The node reaches cluster IPs as it would by its default route (it has none here).
-        sh(*n, "route", "add", "10.96.0.0/16", "via", f"10.78.{k}.1")
         # node <-> client: the "outside" user.
         sh(*n, "link", "add", "edge", "type", "veth", "peer", "name", "eth0", "netns", client_ns)
         sh(*n, "addr", "add", f"10.79.{k}.1/24", "dev", "edge")

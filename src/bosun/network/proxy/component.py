@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
+from bosun.network.proxy import route
 from bosun.network.proxy.apply import Kernel
 from bosun.network.proxy.base import NodeNetwork
 from bosun.network.proxy.diff import Committed, full
@@ -69,6 +70,8 @@ class ServiceProxy:
         self.slices = ctx.informers.get(SLICES)
         self.informers = ctx.informers
         self.node = NodeView(node_name=ctx.node_name, cluster_cidr=ctx.network.cluster_cidr)
+        self.node_ip = ctx.node_ip
+        self._route_dev = ""
         self.net = NodeNetwork(cluster_cidr=ctx.network.cluster_cidr, service_cidr=ctx.network.service_cidr,
                                pod_cidr=ctx.pod_cidr)
         self.committed = Committed()
@@ -83,6 +86,7 @@ class ServiceProxy:
             log.warning("conntrack not found (Debian package conntrack): UDP flows to removed "
                         "endpoints are not flushed")
         await asyncio.to_thread(_set_sysctls)
+        self._route_dev = await route.ensure(self.net.service_cidr, self.node_ip)
         self.slices.add_index(SLICE_INDEX, lambda s: [k] if (k := slice_service_key(s)) else [])
         self.services.add_handler(self._on_service, lambda _old, new: self._on_service(new), self._on_service)
         self.slices.add_handler(self._on_slice, self._on_slice_update, self._on_slice)
@@ -98,6 +102,7 @@ class ServiceProxy:
             self._task = None
         if remove:
             await self.kernel.remove_table()
+            await route.remove(self.net.service_cidr, self._route_dev)
             self.committed, self._rebuild = Committed(), True
 
     # -- events: mark dirty, wake the loop --------------------------------------------------
