@@ -235,6 +235,22 @@ def test_pods_leave_the_cluster_with_the_node_address(cluster: Cluster) -> None:
         outside.wait()
 
 
+API = """
+import ssl, urllib.error, urllib.request
+try:
+    unverified = ssl._create_unverified_context()
+    print(urllib.request.urlopen("https://10.96.0.1/version", timeout=5, context=unverified).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception as e:
+    print("ERR", type(getattr(e, "reason", e)).__name__)
+"""
+
+
+def test_pods_reach_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
+    assert cluster.k("exec", "client", "--", "python3", "-c", API).strip() in ("200", "401", "403")
+
+
 def test_load_balancer_answers_on_the_node_addresses(cluster: Cluster) -> None:
     want = sorted([cluster.n1.ip, cluster.n2.ip])
     cluster.wait("LoadBalancer ingress", lambda: sorted(cluster.k(
