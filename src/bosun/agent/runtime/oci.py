@@ -362,12 +362,9 @@ class OciDriver:
 
     @staticmethod
     def _resolv(config: SandboxConfig) -> str:
+        """Exactly the DNS settings the agent decided (bosun.agent.poddns), the node's own
+        included when the pod's policy says so."""
         dns = config.dns
-        if not dns.nameservers:
-            try:
-                return Path("/etc/resolv.conf").read_text()
-            except OSError:
-                return ""
         lines = [f"nameserver {n}" for n in dns.nameservers]
         if dns.searches:
             lines.append("search " + " ".join(dns.searches))
