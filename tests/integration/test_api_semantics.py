@@ -403,6 +403,12 @@ async def test_services_get_unique_cluster_ips_and_node_ports(client: Client, na
     with pytest.raises(ApiError) as e:
         await client.create(SVCS, dup, namespace)
     assert e.value.status == 422 and "provided port is already allocated" in e.value.message
+    outside = service("np4", type="NodePort")
+    outside["spec"]["ports"][0]["nodePort"] = 80
+    with pytest.raises(ApiError) as e:
+        await client.create(SVCS, outside, namespace)
+    assert e.value.status == 422 and "spec.ports[0].nodePort" in e.value.message
+    assert "not in the valid range" in e.value.message
     # Updates keep the allocation; deleting gives it back.
     again = await client.patch(SVCS, "a", {"metadata": {"labels": {"x": "y"}}}, namespace)
     assert again["spec"]["clusterIP"] == ip

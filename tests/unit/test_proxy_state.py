@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bosun.network.proxy.base import NodeNetwork, base_commands
-from bosun.network.proxy.diff import diff, full
-from bosun.network.proxy.state import NodeView, Ruleset, ruleset, service_rules
+from bosun.network.proxy.diff import Committed, diff, full
+from bosun.network.proxy.state import NodeView, Ruleset, ServiceRules, ruleset, service_rules
 
 NODE = NodeView(node_name="n1", cluster_cidr="10.244.0.0/16")
 Obj = dict[str, Any]
@@ -33,13 +33,11 @@ def slc(*eps: Obj, name: str = "web", port: int = 8080, proto: str = "TCP") -> O
 
 def test_cluster_ip_picks_ready_endpoints_at_random_and_masquerades_hairpin() -> None:
     r = service_rules(svc(), [slc(ep("10.244.1.5"), ep("10.244.2.7", "n2"), ep("10.244.1.9", ready=False))], NODE)
-    assert r.elements == {("service-ips", "10.96.0.10 . tcp . 80"): "goto svc-shop/web/tcp/80"}
-    assert r.chains["svc-shop/web/tcp/80"] == (
-        "numgen random mod 2 vmap { 0 : goto ep-shop/web/tcp/80/10.244.1.5/8080, "
-        "1 : goto ep-shop/web/tcp/80/10.244.2.7/8080 }",)
-    assert r.chains["ep-shop/web/tcp/80/10.244.1.5/8080"] == (
-        "ip saddr 10.244.1.5 jump mark-for-masquerade", "meta l4proto tcp dnat to 10.244.1.5:8080")
-    assert not any("10.244.1.9" in c for c in r.chains)  # not ready: out of rotation
+    assert r.elements == {("service-ips", "10.96.0.10 . tcp . 80"): "goto svc-shop/web/tcp/80",
+                          ("hairpin", "10.244.1.5 . 10.244.1.5"): "", ("hairpin", "10.244.2.7 . 10.244.2.7"): ""}
+    assert r.chains == {"svc-shop/web/tcp/80": (  # 10.244.1.9 is not ready: out of rotation
+        "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.1.5:8080",
+        "meta l4proto tcp dnat to 10.244.2.7:8080")}
 
 
 def test_no_ready_endpoints_rejects_and_headless_is_skipped() -> None:
@@ -54,9 +52,9 @@ def test_no_ready_endpoints_rejects_and_headless_is_skipped() -> None:
 
 def test_terminating_serving_endpoints_are_used_only_when_none_is_ready() -> None:
     r = service_rules(svc(), [slc(ep("10.244.1.5", ready=False, terminating=True))], NODE)
-    assert "ep-shop/web/tcp/80/10.244.1.5/8080" in r.chains
+    assert r.chains["svc-shop/web/tcp/80"] == ("meta l4proto tcp dnat to 10.244.1.5:8080",)
     r = service_rules(svc(), [slc(ep("10.244.1.5", ready=False, terminating=True), ep("10.244.1.6"))], NODE)
-    assert "ep-shop/web/tcp/80/10.244.1.5/8080" not in r.chains
+    assert r.chains["svc-shop/web/tcp/80"] == ("meta l4proto tcp dnat to 10.244.1.6:8080",)
 
 
 def test_node_port_cluster_policy_masquerades() -> None:
@@ -74,7 +72,7 @@ def test_local_policy_keeps_the_source_and_uses_local_endpoints_only() -> None:
     ext = r.chains["ext-shop/web/tcp/80"]
     assert ext[0] == "ip saddr 10.244.0.0/16 goto svc-shop/web/tcp/80"  # pods: cluster behaviour
     assert "mark-for-masquerade" not in ext[-1]
-    assert ext[-1] == "numgen random mod 1 vmap { 0 : goto ep-shop/web/tcp/80/10.244.1.5/8080 }"
+    assert ext[-1] == "meta l4proto tcp dnat to 10.244.1.5:8080"
     assert r.elements[("service-ips", "192.0.2.9 . tcp . 80")] == "goto ext-shop/web/tcp/80"
     assert r.elements[("service-ips", "172.30.0.2 . tcp . 80")] == "goto ext-shop/web/tcp/80"
     # A node without a local endpoint drops outside traffic instead of forwarding it.
@@ -87,10 +85,12 @@ def test_client_ip_affinity_pins_through_a_set_per_endpoint() -> None:
                           sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}}),
                       [slc(ep("10.244.1.5"))], NODE)
     assert r.sets == {"aff-shop/web/tcp/80/10.244.1.5/8080": "{ type ipv4_addr; flags dynamic,timeout; }"}
-    assert r.chains["svc-shop/web/tcp/80"][0] == (
-        "ip saddr @aff-shop/web/tcp/80/10.244.1.5/8080 goto ep-shop/web/tcp/80/10.244.1.5/8080")
-    assert "update @aff-shop/web/tcp/80/10.244.1.5/8080 { ip saddr timeout 60s }" in \
-        r.chains["ep-shop/web/tcp/80/10.244.1.5/8080"]
+    assert r.chains["svc-shop/web/tcp/80"] == (
+        "ip saddr @aff-shop/web/tcp/80/10.244.1.5/8080 goto ep-shop/web/tcp/80/10.244.1.5/8080",
+        "goto ep-shop/web/tcp/80/10.244.1.5/8080")
+    assert r.chains["ep-shop/web/tcp/80/10.244.1.5/8080"] == (
+        "update @aff-shop/web/tcp/80/10.244.1.5/8080 { ip saddr timeout 60s }",
+        "meta l4proto tcp dnat to 10.244.1.5:8080")
 
 
 def test_conflicting_external_ip_goes_to_the_first_service() -> None:
@@ -108,10 +108,8 @@ def test_diff_sends_only_what_changed_in_a_valid_order() -> None:
     cmds = diff(one, two).commands
     assert cmds == [
         "flush chain ip bosun svc-shop/web/tcp/80",
-        "flush chain ip bosun ep-shop/web/tcp/80/10.244.1.6/8080",
-        "add rule ip bosun svc-shop/web/tcp/80 numgen random mod 1 vmap "
-        "{ 0 : goto ep-shop/web/tcp/80/10.244.1.5/8080 }",
-        "delete chain ip bosun ep-shop/web/tcp/80/10.244.1.6/8080",
+        "delete element ip bosun hairpin { 10.244.1.6 . 10.244.1.6 }",
+        "add rule ip bosun svc-shop/web/tcp/80 meta l4proto tcp dnat to 10.244.1.5:8080",
     ]
     # No endpoints left: chains go, the cluster IP moves to the reject map.
     none = ruleset([service_rules(svc(), [slc()], NODE)])
@@ -137,3 +135,43 @@ def test_full_sync_recreates_the_table_with_the_pod_masquerade() -> None:
            "{ 10.244.0.0/16, 224.0.0.0/4 } masquerade" in cmds
     outside = base_commands(NodeNetwork("10.244.0.0/16", "10.96.0.0/16", "10.88.0.0/16"))
     assert any("{ 10.88.0.0/16, 10.244.0.0/16, 224.0.0.0/4 }" in c for c in outside)
+
+
+def test_committed_plans_per_service_as_a_whole_diff_would() -> None:
+    """Only the changed Services are read; the commands are those of diffing whole rulesets."""
+    a = service_rules(svc("a"), [slc(ep("10.244.1.5"), ep("10.244.1.6"), name="a")], NODE)
+    b = service_rules(svc("b", clusterIP="10.96.0.11", externalIPs=["192.0.2.9"]),
+                      [slc(ep("10.244.1.5"), name="b")], NODE)
+    c = service_rules(svc("c", clusterIP="10.96.0.12", externalIPs=["192.0.2.9"], sessionAffinity="ClientIP"),
+                      [slc(ep("10.244.1.7"), name="c")], NODE)
+    committed = Committed()
+    committed.commit({"shop/a": a, "shop/b": b, "shop/c": c})
+    before = committed.ruleset()
+    # b goes: its hairpin pair stays (a still has 10.244.1.5), the external IP passes to c.
+    a2 = service_rules(svc("a"), [slc(ep("10.244.1.6"), name="a")], NODE)
+    changed: dict[str, ServiceRules | None] = {"shop/b": None, "shop/a": a2}
+    plan = committed.plan(changed)
+    committed.commit(changed)
+    whole = diff(before, committed.ruleset())
+    assert sorted(plan.commands) == sorted(whole.commands)
+    assert "delete element ip bosun hairpin { 10.244.1.5 . 10.244.1.5 }" in plan.commands
+    assert "add element ip bosun service-ips { 192.0.2.9 . tcp . 80 : goto ext-shop/c/tcp/80 }" in plan.commands
+    # c loses its endpoint: the affinity chain is emptied before the svc chain stops naming it
+    # and deleted only after; its set goes last.
+    changed = {"shop/c": service_rules(svc("c", clusterIP="10.96.0.12", sessionAffinity="ClientIP"),
+                                       [slc(name="c")], NODE)}
+    cmds = committed.plan(changed).commands
+    ep_chain = "ep-shop/c/tcp/80/10.244.1.7/8080"
+    assert cmds.index(f"flush chain ip bosun {ep_chain}") < cmds.index(f"delete chain ip bosun {ep_chain}")
+    assert cmds[-1] == "delete set ip bosun aff-shop/c/tcp/80/10.244.1.7/8080"
+
+
+def test_udp_endpoint_flushed_only_when_no_service_uses_it() -> None:
+    spec: Obj = {"ports": [{"name": "http", "port": 53, "protocol": "UDP"}]}
+    dns = [slc(ep("10.244.1.5"), port=53, proto="UDP", name=n) for n in ("a", "b")]
+    committed = Committed()
+    committed.commit({f"shop/{n}": service_rules(svc(n, **spec), [s], NODE) for n, s in zip("ab", dns, strict=True)})
+    gone: dict[str, ServiceRules | None] = {"shop/a": None}
+    assert committed.plan(gone).stale_udp == []
+    committed.commit(gone)
+    assert committed.plan({"shop/b": None}).stale_udp == [("10.244.1.5", 53)]

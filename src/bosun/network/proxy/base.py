@@ -16,8 +16,8 @@ Hooks and priorities (kube-proxy's, so a reader of one knows the other):
 - ``filter-forward``/``filter-output-post`` (filter): a service-range address that no rule
   translated (a Service not yet programmed) is refused instead of leaving by the default route.
   A NetworkPolicy chain for the forward path can sit in this table beside them.
-- ``nat-postrouting`` (srcnat): the masquerade mark (hairpin, external ``Cluster`` traffic)
-  and the pods' outbound masquerade.
+- ``nat-postrouting`` (srcnat): the masquerade mark (external ``Cluster`` traffic), hairpin
+  (the ``hairpin`` set) and the pods' outbound masquerade.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from bosun.network.proxy.state import (
+    HAIRPIN,
     MASQ_CHAIN,
     NO_ENDPOINT_NODEPORTS,
     NO_ENDPOINT_SERVICES,
@@ -66,6 +67,7 @@ def base_commands(net: NodeNetwork) -> list[str]:
         f"add map {T} {SERVICE_NODEPORTS} {{ type {port_key} : verdict; }}",
         f"add map {T} {NO_ENDPOINT_SERVICES} {{ type {addr_key} : verdict; }}",
         f"add map {T} {NO_ENDPOINT_NODEPORTS} {{ type {port_key} : verdict; }}",
+        f"add set {T} {HAIRPIN} {{ type ipv4_addr . ipv4_addr; }}",
         f"add chain {T} {REJECT_CHAIN}",
         f"add rule {T} {REJECT_CHAIN} reject",
         f"add chain {T} {MASQ_CHAIN}",
@@ -88,6 +90,7 @@ def base_commands(net: NodeNetwork) -> list[str]:
     cmds += [
         f"add chain {T} nat-postrouting {{ type nat hook postrouting priority srcnat; }}",
         f"add rule {T} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade",
+        f"add rule {T} nat-postrouting ip saddr . ip daddr @{HAIRPIN} masquerade",
     ]
     if net.pod_cidr:
         cmds.append(f"add rule {T} nat-postrouting ip saddr {net.pod_cidr} "

@@ -22,15 +22,14 @@ from typing import TYPE_CHECKING
 
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
+from bosun.network.proxy import route
 from bosun.network.proxy.apply import Kernel
 from bosun.network.proxy.base import NodeNetwork
-from bosun.network.proxy.diff import diff, full
+from bosun.network.proxy.diff import Committed, full
 from bosun.network.proxy.state import (
     NodeView,
     Obj,
-    Ruleset,
     ServiceRules,
-    ruleset,
     service_rules,
     slice_service_key,
 )
@@ -71,11 +70,13 @@ class ServiceProxy:
         self.slices = ctx.informers.get(SLICES)
         self.informers = ctx.informers
         self.node = NodeView(node_name=ctx.node_name, cluster_cidr=ctx.network.cluster_cidr)
+        self.node_ip = ctx.node_ip
+        self._route_dev = ""
         self.net = NodeNetwork(cluster_cidr=ctx.network.cluster_cidr, service_cidr=ctx.network.service_cidr,
                                pod_cidr=ctx.pod_cidr)
-        self._parts: dict[str, ServiceRules] = {}
+        self.committed = Committed()
         self._dirty: set[str] = set()
-        self._committed: Ruleset | None = None  # None: the next sync rebuilds the table whole
+        self._rebuild = True  # the next sync makes the table anew (first sync, failed one)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.syncs = 0
@@ -85,6 +86,7 @@ class ServiceProxy:
             log.warning("conntrack not found (Debian package conntrack): UDP flows to removed "
                         "endpoints are not flushed")
         await asyncio.to_thread(_set_sysctls)
+        self._route_dev = await route.ensure(self.net.service_cidr, self.node_ip)
         self.slices.add_index(SLICE_INDEX, lambda s: [k] if (k := slice_service_key(s)) else [])
         self.services.add_handler(self._on_service, lambda _old, new: self._on_service(new), self._on_service)
         self.slices.add_handler(self._on_slice, self._on_slice_update, self._on_slice)
@@ -100,7 +102,8 @@ class ServiceProxy:
             self._task = None
         if remove:
             await self.kernel.remove_table()
-            self._committed = None
+            await route.remove(self.net.service_cidr, self._route_dev)
+            self.committed, self._rebuild = Committed(), True
 
     # -- events: mark dirty, wake the loop --------------------------------------------------
 
@@ -131,26 +134,29 @@ class ServiceProxy:
                 await self.sync()
             except Exception:
                 log.exception("service proxy sync failed; the next one rebuilds the table")
-                self._committed = None
                 self._wake.set()
             await asyncio.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
 
     async def sync(self) -> None:
-        """Recompute the dirty Services, send the difference (everything, the first time)."""
+        """Recompute the dirty Services, send the difference (everything, when rebuilding)."""
         dirty, self._dirty = self._dirty, set()
+        changed: dict[str, ServiceRules | None] = {}
         for key in dirty:
             svc = self.services.get_by_key(key)
-            if svc is None:
-                self._parts.pop(key, None)
-            else:
-                self._parts[key] = service_rules(svc, self.slices.by_index(SLICE_INDEX, key), self.node)
-        wanted = ruleset(self._parts[k] for k in sorted(self._parts))
-        changes = full(self.net, wanted) if self._committed is None else diff(self._committed, wanted)
-        if changes:
-            try:
-                await self.kernel.apply(changes)
-            except BaseException:
-                self._committed = None
-                raise
-        self._committed = wanted
+            changed[key] = None if svc is None else service_rules(
+                svc, self.slices.by_index(SLICE_INDEX, key), self.node)
+        if self._rebuild:
+            self.committed.commit(changed)
+            await self.kernel.apply(full(self.net, self.committed.ruleset()))
+            self._rebuild = False
+        else:
+            changes = self.committed.plan(changed)
+            # Recorded first: after a failed transaction the table is rebuilt from this.
+            self.committed.commit(changed)
+            if changes:
+                try:
+                    await self.kernel.apply(changes)
+                except BaseException:
+                    self._rebuild = True
+                    raise
         self.syncs += 1
