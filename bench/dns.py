@@ -45,7 +45,7 @@ from _cli import results_header, run_async, text_table, write_result
 from _procs import cpu_seconds, free_port, start_ready, stop_process
 from _stats import summarize
 from bosun.api.registry import must_by_plural
-from bosun.client.rest import Client
+from bosun.client.rest import ApiError, Client
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BOSUN = Path(sys.executable).parent / "bosun"
@@ -77,7 +77,24 @@ def query_mix(services: int) -> list[str]:
     return out
 
 
+async def ready_node(client: Client) -> None:
+    """The node registered and Ready (a pod bound to a node not yet there is collected)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            node = await client.get(NODES, NODE)
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])):
+                return
+        except ApiError as e:
+            if e.status != 404:
+                raise
+        if time.monotonic() > deadline:
+            raise RuntimeError("the agent never became a Ready node")
+        await asyncio.sleep(0.2)
+
+
 async def setup(client: Client, services: int) -> None:
+    await ready_node(client)
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     await client.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bridge"}, "spec": {
         "nodeName": NODE, "terminationGracePeriodSeconds": 1,
@@ -216,7 +233,8 @@ def main() -> None:
         sys.exit("bench/dns.py: needs root (it makes a network namespace and runs a node in it)")
     note = "server, agent and load generator share the machine's cores (one node)"
     result = results_header(args, note)
-    print(f"machine: {result['machine']}")
+    result["load_average_at_start"] = os.getloadavg()
+    print(f"machine: {result['machine']}; load average {os.getloadavg()[0]:.1f} (other work on the machine)")
     with tempfile.TemporaryDirectory(prefix="bosun-dns-bench-") as tmp, namespaces("node") as ns, \
             entered(ns["node"]):
         data = Path(tmp)
