@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dnslib import DNSRecord
+from tests.harness import cgroups
+from tests.harness.sweep import mounts_under
 from tests.integration.dns_env import entered, namespaces
 
 from _cli import results_header, run_async, text_table, write_result
@@ -238,19 +240,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bosun-dns-bench-") as tmp, namespaces("node") as ns, \
             entered(ns["node"]):
         data = Path(tmp)
+        cgroup = ns["node"].name  # the agent, its shims and the pod: removed at the end whatever happens
         server = start_ready([str(BOSUN), "server", "--data-dir", str(data / "server"),
                               "--listen", f"127.0.0.1:{free_port()}"], data / "server.log", 60, "bosun server")
         agent = None
         try:
             kubeconfig = str(data / "server" / "kubeconfig")
-            agent = subprocess.Popen([str(BOSUN), "agent", "--kubeconfig", kubeconfig, "--name", NODE,
-                                      "--data-dir", str(data / "agent"), "--port", "0", "--pod-cidr", POD_CIDR],
-                                     stdout=subprocess.DEVNULL, stderr=open(data / "agent.log", "wb"))
+            argv = ["ip", "netns", "exec", ns["node"].name, str(BOSUN), "agent", "--kubeconfig", kubeconfig,
+                    "--name", NODE, "--data-dir", str(data / "agent"), "--port", "0", "--pod-cidr", POD_CIDR,
+                    "--cgroup-parent", f"{cgroup}/pods", "--ipam-dir", str(data / "ipam")]
+            with open(data / "agent.log", "wb") as log:
+                agent = subprocess.Popen(cgroups.wrap(f"{cgroup}/agent", argv), stdout=subprocess.DEVNULL, stderr=log)
             runs = run_async(measure(args, kubeconfig, agent.pid))
         finally:
             if agent is not None:
                 stop_process(agent, timeout=20)
             stop_process(server, timeout=20)
+            cgroups.destroy(cgroup)
+            for point in sorted(mounts_under(data), key=len, reverse=True):
+                subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     result["runs"] = runs
     result["summary"] = report(runs)
     if not args.no_write:
