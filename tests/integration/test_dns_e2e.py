@@ -181,3 +181,30 @@ async def test_a_pod_resolves_services_statefulset_pods_and_outside_names(cluste
     assert read("sts").split()[:2] == [db0["status"]["podIP"], "db-0.db.shop.svc.cluster.local"]
     assert read("upstream").split()[0] == "192.0.2.7"
     assert "NXDOMAIN" in read("nx") and read("nx.rc").strip() != "0"
+
+
+async def test_host_network_pods_use_cluster_dns_only_when_asked(cluster: Cluster) -> None:
+    c, ns = cluster.client, cluster.ns
+    web = await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                                    "spec": {"ports": [{"port": 80}]}}, ns)
+    script = "cat /etc/resolv.conf > /out/{name}.resolv; getent hosts web > /out/{name}.web; true"
+    for name, extra in (("hostnet", {"dnsPolicy": "ClusterFirstWithHostNet"}), ("plain", {}),
+                        ("none", {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["10.244.5.1"],
+                                                                     "searches": [f"{ns}.svc.cluster.local"],
+                                                                     "options": [{"name": "ndots", "value": "2"}]}})):
+        await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {
+            "nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "hostNetwork": True,
+            "containers": [{"name": "c", "image": "host", "command": ["sh", "-c", script.format(name=name)],
+                            "volumeMounts": [{"name": "out", "mountPath": "/out"}]}],
+            "volumes": [{"name": "out", "hostPath": {"path": str(cluster.out)}}], **extra}}, ns)
+    for name in ("hostnet", "plain", "none"):
+        await pod_when(c, ns, name, lambda p: p.get("status", {}).get("phase") in ("Succeeded", "Failed"), within=60)
+    ip = web["spec"]["clusterIP"]
+    hostnet = (cluster.out / "hostnet.resolv").read_text()
+    assert "nameserver 10.244.5.1" in hostnet and f"search {ns}.svc.cluster.local svc.cluster.local" in hostnet
+    assert (cluster.out / "hostnet.web").read_text().split()[:1] == [ip]
+    # A host-network pod with the default policy keeps the node's own resolv.conf.
+    assert "10.244.5.1" not in (cluster.out / "plain.resolv").read_text()
+    assert (cluster.out / "none.resolv").read_text() == (
+        f"nameserver 10.244.5.1\nsearch {ns}.svc.cluster.local\noptions ndots:2\n")
+    assert (cluster.out / "none.web").read_text().split()[:1] == [ip]

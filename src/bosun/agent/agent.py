@@ -114,6 +114,8 @@ class Agent:
 
     async def _start_network(self) -> None:
         """The node's network parts, before any pod starts (pods need DNS and routes at once)."""
+        if not self.config.node_network:
+            return
         ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,
                                  node_ip=self.node_ip, pod_cidr=self.pod_cidr,
                                  network=await load_network_config(self.client),
