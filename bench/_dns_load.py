@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
     sock.setblocking(False)
     sent_at: dict[int, float] = {}
     latencies: list[float] = []
+    sent: list[float] = []  # when each answered query was sent, seconds into the run
     qid = 0
     n = 0
     lost = 0
@@ -60,6 +61,7 @@ def main(argv: list[str]) -> None:
             t = sent_at.pop(data[0] << 8 | data[1], None)
             if t is not None:
                 latencies.append(time.perf_counter() - t)
+                sent.append(t - start)
 
     start = time.perf_counter()
     end = start + seconds
@@ -90,7 +92,8 @@ def main(argv: list[str]) -> None:
     while sent_at and time.perf_counter() < drain_until:
         receive(0.05)
     print(json.dumps({"answered": len(latencies), "lost": lost + len(sent_at), "seconds": elapsed,
-                      "latencies_ms": [round(x * 1000, 3) for x in latencies]}))
+                      "latencies_ms": [round(x * 1000, 3) for x in latencies],
+                      "sent_s": [round(x, 4) for x in sent]}))
 
 
 if __name__ == "__main__":
