@@ -3,6 +3,7 @@ truncation, the answer cache, and messages that are not plain queries."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import struct
 
@@ -117,3 +118,25 @@ def test_messages_that_are_not_plain_queries(server: DnsServer) -> None:
 def test_outside_names_are_left_for_the_forwarder(server: DnsServer) -> None:
     assert server.answer_now(bytes(DNSRecord.question("example.com").pack()), tcp=False) is None
     assert server.answer_now(bytes(DNSRecord.question("search.shop.svc.cluster.local").pack()), tcp=False) is None
+
+
+async def test_an_object_the_lookup_cannot_read_answers_servfail_over_loopback(server: DnsServer) -> None:
+    server.records.slices.objs[("shop", "bad")] = {  # type: ignore[attr-defined]
+        "addressType": "IPv4", "metadata": {"name": "bad", "namespace": "shop",
+                                            "labels": {"kubernetes.io/service-name": "db"}},
+        "endpoints": [{"addresses": ["10.244.9.9"]}], "ports": [{"name": "pg", "port": "not-a-number"}]}
+    server.port = 0
+    await server.start()
+
+    def query(name: str, tcp: bool = False) -> DNSRecord:
+        return DNSRecord.parse(DNSRecord.question(name).send("127.0.0.1", server.port, tcp=tcp, timeout=3))
+
+    try:
+        for tcp in (False, True):
+            reply = await asyncio.to_thread(query, "db.shop.svc.cluster.local", tcp)
+            assert reply.header.rcode == RCODE.SERVFAIL
+        # Other names still answer.
+        reply = await asyncio.to_thread(query, "web.shop.svc.cluster.local")
+        assert [str(rr.rdata) for rr in reply.rr] == ["10.96.0.20"]
+    finally:
+        await server.stop()

@@ -6,9 +6,8 @@ a repeated question costs one dict lookup and a send, which is what lets one Pyt
 process answer thousands of queries a second. Any Service or EndpointSlice event empties
 that cache (:meth:`DnsServer.invalidate`), so an answer never outlives the object it came from.
 
-The sockets are bound with ``IP_FREEBIND``: the address is the pod bridge's, which the CNI
-bridge plugin creates with the node's first pod. Binding before it exists means the server
-is ready before any pod, and nothing here competes with CNI for owning the bridge.
+The sockets are bound with ``IP_FREEBIND``: the address is the pod bridge's, which may not
+be on the node yet (see :mod:`.component`); the server is ready before it is.
 """
 
 from __future__ import annotations
@@ -139,7 +138,11 @@ class DnsServer:
             while True:
                 (size,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE))
                 query = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
-                wire = await self.answer(query, tcp=True)
+                try:
+                    wire = await self.answer(query, tcp=True)
+                except Exception:
+                    log.exception("cluster DNS: query over TCP failed")
+                    wire = _error(query, RCODE.SERVFAIL)
                 if wire:
                     writer.write(struct.pack("!H", len(wire)) + wire)
                     await writer.drain()
@@ -150,13 +153,14 @@ class DnsServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _later(self, query: bytes, addr: tuple[str, int]) -> None:
+    def later(self, query: bytes, addr: tuple[str, int]) -> None:
+        """Answer ``query`` from ``addr`` once the upstream has (a task of its own)."""
         async def run() -> None:
             try:
                 wire = await self.answer(query, tcp=False)
-            except (DNSError, OSError) as e:
-                log.debug("query from %s failed: %s", addr, e)
-                return
+            except Exception:
+                log.exception("cluster DNS: query from %s failed", addr)
+                wire = _error(query, RCODE.SERVFAIL)
             if self._udp is not None and wire:
                 self._udp.sendto(wire, addr)
 
@@ -176,9 +180,13 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12:
             return
-        wire = self.server.answer_now(data, tcp=False)
+        try:
+            wire = self.server.answer_now(data, tcp=False)
+        except Exception:  # an object the lookup did not expect: SERVFAIL, not a client timing out
+            log.exception("cluster DNS: query failed")
+            wire = _error(data, RCODE.SERVFAIL)
         if wire is None:
-            self.server._later(data, addr)
+            self.server.later(data, addr)
         elif wire and self.transport is not None:
             self.transport.sendto(wire, addr)
 
