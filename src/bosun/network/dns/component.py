@@ -3,7 +3,7 @@ design, without a DNS Service to reach: no extra hop, no DNAT, no conntrack race
 
 It listens on the pod bridge's address (``gateway(pod_cidr)``, port 53 over UDP and TCP),
 which every pod on the node reaches directly and which the pods' resolv.conf names
-(:func:`bosun.agent.podspec.dns_config`). That address rather than Docker's 127.0.0.11
+(:func:`bosun.agent.poddns.dns_config`). That address rather than Docker's 127.0.0.11
 inside each pod: one socket for the node instead of one per pod namespace, and nothing to
 enter or clean up in each pod. The bridge appears with the first pod (the CNI bridge plugin makes
 it); until then the address is also put on ``lo`` as a /32, so that the node itself and its
