@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,14 +21,27 @@ from _procs import ROOT
 T = TypeVar("T")
 
 
+def loop_speed() -> float:
+    """Millions of iterations per second of a plain Python loop (best of 3 tries of 1M): how
+    fast this machine ran Python when the run started, so that a run on a busier or slower
+    machine can be told from a slower Bosun."""
+    best = 0.0
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i
+        best = max(best, 1.0 / (time.perf_counter() - t0))
+    return round(best, 2)
+
+
 def machine(note: str) -> dict[str, Any]:
-    """CPU, Python and commit of this run; ``note`` says what shared the CPUs with what."""
+    """CPU, Python, commit and loop speed of this run; ``note`` says what shared the CPUs with what."""
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), "")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
     return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
-            "note": note}
+            "loop_mops": loop_speed(), "note": note}
 
 
 def results_header(args: argparse.Namespace, note: str, hidden: tuple[str, ...] = ("no_write", "output")

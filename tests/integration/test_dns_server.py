@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -69,8 +70,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 try:
                     await dns.start()
                     assert dns.server is not None
-                    # The address appears after the server bound it (as the pod bridge does
-                    # with the first pod): IP_FREEBIND.
+                    # The client's link appears after the server started (as the pod bridge
+                    # does with the first pod).
                     link(ns["srv"], f"{DNS}/24", ns["cli"], "10.53.0.2/24")
                     name = f"dns-{time.time_ns() % 10**8}"
                     await create_namespace(client, name)
@@ -174,6 +175,17 @@ async def test_other_names_are_forwarded_upstream_and_cached(world: World) -> No
         assert time.monotonic() < deadline
     assert [(QTYPE.get(rr.rtype), str(rr.rdata)) for rr in reply.rr] == [
         ("CNAME", "search.example.test."), ("A", "192.0.2.8")]
+
+
+async def test_the_address_is_on_lo_until_removed_with_the_node(world: World) -> None:
+    """The node and its host-network pods reach DNS before any pod bridge exists."""
+    def on_lo() -> str:
+        return subprocess.run(["ip", "-o", "addr", "show", "dev", "lo", "to", f"{DNS}/32"], capture_output=True,
+                              text=True).stdout
+
+    assert f"{DNS}/32" in on_lo()
+    await world.dns.stop(remove=True)
+    assert on_lo() == ""
 
 
 async def test_no_upstream_answers_servfail(world: World) -> None:

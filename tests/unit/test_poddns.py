@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from bosun.agent.poddns import ClusterDNS, dns_config, parse_resolv_conf
+from bosun.agent.poddns import ClusterDNS, dns_config, node_dns, parse_resolv_conf
 from bosun.agent.runtime.base import DNSConfig
 
 HOST = parse_resolv_conf("# made by hand\nnameserver 192.0.2.53\nnameserver 192.0.2.54 ; second\n"
@@ -65,3 +66,14 @@ def test_limits_are_cut_as_the_kubelet_cuts_them() -> None:
     long = [("x" * 60 + f"{i}.example") for i in range(32)]
     got = dns_config(pod(dnsPolicy="None", dnsConfig={"nameservers": ["10.0.0.1"], "searches": long}), HOST, CLUSTER)
     assert len(" ".join(got.searches)) <= 2048 and got.searches == long[:len(got.searches)]
+
+
+def test_a_loopback_stub_resolver_is_replaced_by_the_resolvers_behind_it(tmp_path: Path) -> None:
+    etc, resolved = tmp_path / "resolv.conf", tmp_path / "resolved.conf"
+    etc.write_text("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n")
+    resolved.write_text("nameserver 192.0.2.1\nnameserver 192.0.2.2\nsearch lan\n")
+    assert node_dns(etc, resolved) == DNSConfig(["192.0.2.1", "192.0.2.2"], ["lan"], [])
+    assert node_dns(etc, tmp_path / "absent") == DNSConfig(["127.0.0.53"], ["lan"], ["edns0", "trust-ad"])
+    etc.write_text("nameserver 192.0.2.9\n")
+    assert node_dns(etc, resolved).nameservers == ["192.0.2.9"]
+    assert node_dns(tmp_path / "absent", resolved) == DNSConfig()

@@ -27,6 +27,9 @@ class AgentConfig:
     image_backoff_max: float = 300.0
     # How often the runtime is relisted to notice containers that ended.
     relist_interval: float = 1.0
+    # Where cluster DNS sends names outside the cluster (ADDR or ADDR:PORT); empty: the
+    # nameservers of the node's /etc/resolv.conf.
+    upstream_dns: list[str] = field(default_factory=list)
     # Container log rotation (kubelet's containerLogMaxSize / containerLogMaxFiles).
     container_log_max_bytes: int = 10 * 1024 * 1024
     container_log_max_files: int = 5
@@ -43,9 +46,6 @@ class AgentConfig:
     # for agents that share a network namespace with other agents (tests on one host), which
     # would otherwise fight over one nftables table.
     node_network: bool = True
-    # Where cluster DNS sends names outside the cluster (ADDR or ADDR:PORT); empty: the
-    # nameservers of the node's /etc/resolv.conf.
-    upstream_dns: list[str] = field(default_factory=list)
 
     @property
     def pods_dir(self) -> Path:

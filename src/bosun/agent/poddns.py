@@ -15,7 +15,9 @@ Without a cluster DNS server (a node that runs no network parts) ClusterFirst is
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bosun.agent.runtime.base import DNSConfig
@@ -27,6 +29,10 @@ MAX_SEARCHES = 32
 MAX_SEARCH_CHARS = 2048
 # The policies that use the cluster DNS server, for pods without and with the host's network.
 CLUSTER_POLICIES = {False: ("ClusterFirst", "ClusterFirstWithHostNet"), True: ("ClusterFirstWithHostNet",)}
+
+
+NODE_RESOLV_CONF = Path("/etc/resolv.conf")
+SYSTEMD_RESOLVED = Path("/run/systemd/resolve/resolv.conf")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,33 @@ def parse_resolv_conf(text: str) -> DNSConfig:
         elif key == "options":
             out.options = _merge_options(out.options, values)
     return out
+
+
+def node_dns(path: Path = NODE_RESOLV_CONF, resolved: Path = SYSTEMD_RESOLVED) -> DNSConfig:
+    """The node's resolv.conf as its pods get it (read for each new sandbox, as the kubelet
+    does: DHCP or a VPN may change it). When it names only loopback resolvers (the
+    127.0.0.53 stub of systemd-resolved), which a pod cannot reach from its own network
+    namespace, the resolvers behind that stub instead (what kubeadm gives the kubelet)."""
+    cfg = _read(path)
+    if cfg.nameservers and all(_loopback(n) for n in cfg.nameservers):
+        behind = _read(resolved)
+        if behind.nameservers:
+            return behind
+    return cfg
+
+
+def _read(path: Path) -> DNSConfig:
+    try:
+        return parse_resolv_conf(path.read_text())
+    except OSError:
+        return DNSConfig()
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def dns_config(pod: Pod, host: DNSConfig, cluster: ClusterDNS | None) -> DNSConfig:

@@ -33,7 +33,6 @@ from bosun.agent.runtime.base import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
-    DNSConfig,
     DriverError,
     ImageError,
     ImageInfo,
@@ -183,7 +182,7 @@ class PodWorker:
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=podspec.hostname(pod),
             pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
-            dns=poddns.dns_config(pod, _host_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
+            dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
         return self._sandbox
@@ -629,12 +628,3 @@ def _security(c: dict[str, Any], pod: Pod) -> SecurityConfig:
         allow_privilege_escalation=sc.get("allowPrivilegeEscalation", True) is not False,
         capabilities_add=[str(x) for x in caps.get("add") or []],
         capabilities_drop=[str(x) for x in caps.get("drop") or []])
-
-
-def _host_dns() -> DNSConfig:
-    """The node's own resolv.conf, read for each new sandbox as the kubelet does (it may
-    change under us: DHCP, a VPN)."""
-    try:
-        return poddns.parse_resolv_conf(Path("/etc/resolv.conf").read_text())
-    except OSError:
-        return DNSConfig()

@@ -12,12 +12,14 @@ from bosun.api.errors import FieldError, duplicate, forbidden, invalid, not_supp
 from bosun.api.validation.containers import PROTOCOLS, quantity_map
 from bosun.api.validation.fields import Checker, child, index, key
 from bosun.api.validation.meta import (
+    IP_MSG,
     check_name,
     config_key,
     dns1123_label,
     dns1123_subdomain,
     label_value,
     qualified_name,
+    valid_ip,
     validate_label_selector,
     validate_object_meta,
 )
@@ -26,15 +28,6 @@ from bosun.api.validation.pod import TAINT_EFFECTS, validate_pod_spec, validate_
 MAX_SECRET_SIZE = 1024 * 1024
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
 VOLUME_MODES = ["Block", "Filesystem"]
-IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-
-
-def valid_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def validate_namespace(c: Checker, obj: dict[str, Any]) -> None:

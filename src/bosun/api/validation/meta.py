@@ -6,6 +6,7 @@ search engines and scripts match on them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -23,6 +24,7 @@ CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
 
 _LABEL_RE = re.compile(f"^{DNS1123_LABEL_FMT}$")
 _SUBDOMAIN_RE = re.compile(f"^{DNS1123_SUBDOMAIN_FMT}$")
+IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 _DNS1035_RE = re.compile(f"^{DNS1035_LABEL_FMT}$")
 _QUALIFIED_RE = re.compile(f"^{QUALIFIED_NAME_FMT}$")
 _LABEL_VALUE_RE = re.compile(f"^{LABEL_VALUE_FMT}$")
@@ -302,3 +304,11 @@ def validate_template_meta(c: Checker, template: dict[str, Any], path: str) -> d
     labels = validate_labels(c, meta, "labels", child(path, "metadata.labels"))
     validate_annotations(c, meta, "annotations", child(path, "metadata.annotations"))
     return labels
+
+
+def valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

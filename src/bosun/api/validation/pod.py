@@ -17,6 +17,7 @@ from bosun.api.validation.meta import (
     validate_labels,
     validate_template_meta,
 )
+from bosun.api.validation.poddns import validate_dns_config
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
@@ -221,12 +222,7 @@ def validate_pod_spec(c: Checker, spec: dict[str, Any], path: str,
     dp = c.text(spec, "dnsPolicy", child(path, "dnsPolicy"))
     if dp is not None and dp not in DNS_POLICIES:
         c.add(not_supported(child(path, "dnsPolicy"), dp, DNS_POLICIES))
-    dns_config = c.obj(spec, "dnsConfig", child(path, "dnsConfig"))
-    if dp == "None" and dns_config is None:
-        c.add(required(child(path, "dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"))
-    if dns_config is not None:
-        c.strings(dns_config, "nameservers", child(path, "dnsConfig.nameservers"))
-        c.strings(dns_config, "searches", child(path, "dnsConfig.searches"))
+    validate_dns_config(c, spec, dp, child(path, "dnsConfig"))
     validate_labels(c, spec, "nodeSelector", child(path, "nodeSelector"))
     validate_tolerations(c, spec, child(path, "tolerations"))
     aff = c.obj(spec, "affinity", child(path, "affinity"))

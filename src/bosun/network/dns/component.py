@@ -3,10 +3,13 @@ design, without a DNS Service to reach: no extra hop, no DNAT, no conntrack race
 
 It listens on the pod bridge's address (``gateway(pod_cidr)``, port 53 over UDP and TCP),
 which every pod on the node reaches directly and which the pods' resolv.conf names
-(:func:`bosun.agent.podspec.dns_config`). That address rather than Docker's 127.0.0.11
+(:func:`bosun.agent.poddns.dns_config`). That address rather than Docker's 127.0.0.11
 inside each pod: one socket for the node instead of one per pod namespace, and nothing to
-enter or clean up in each pod. The bridge appears with the first pod; the sockets are bound
-with IP_FREEBIND (see :mod:`.server`), so DNS is ready before it.
+enter or clean up in each pod. The bridge appears with the first pod (the CNI bridge plugin makes
+it); until then the address is also put on ``lo`` as a /32, so that the node itself and its
+host-network pods (``ClusterFirstWithHostNet``) reach DNS on a node that runs no other pod
+yet. (The sockets are bound with IP_FREEBIND as well: should ``ip`` fail, DNS still answers
+once the bridge exists.) The /32 is removed with the node (``stop(remove=True)``).
 
 The records come from the shared Service and EndpointSlice informers; every event of
 either empties the server's answer cache, so a change answers at once. Names outside the
@@ -16,6 +19,7 @@ resolv.conf nameservers (minus our own address, which would loop).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -74,11 +78,23 @@ class NodeDNS:
             log.error("cluster DNS cannot listen on %s:%s: %s", self.address, self.port, e)
             return
         self.server = server
+        await _ip("addr", "replace", f"{self.address}/32", "dev", "lo", "scope", "host")
         log.info("cluster DNS for %s on %s:%s, upstream %s", net.cluster_domain, self.address, self.port,
                  server.forwarder.upstreams)
 
     async def stop(self, *, remove: bool = False) -> None:
-        """Nothing is left behind on the node (two sockets), so ``remove`` changes nothing."""
+        """Close the sockets; ``remove`` also takes the address off ``lo``."""
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if remove:
+            await _ip("addr", "del", f"{self.address}/32", "dev", "lo")
+
+
+async def _ip(*args: str) -> None:
+    """``ip ARGS``; a failure is logged (DNS still answers on the bridge once it exists)."""
+    proc = await asyncio.create_subprocess_exec("ip", *args, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        log.warning("cluster DNS: ip %s: %s", " ".join(args), err.decode(errors="replace").strip())

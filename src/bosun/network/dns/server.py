@@ -6,9 +6,8 @@ a repeated question costs one dict lookup and a send, which is what lets one Pyt
 process answer thousands of queries a second. Any Service or EndpointSlice event empties
 that cache (:meth:`DnsServer.invalidate`), so an answer never outlives the object it came from.
 
-The sockets are bound with ``IP_FREEBIND``: the address is the pod bridge's, which the CNI
-bridge plugin creates with the node's first pod. Binding before it exists means the server
-is ready before any pod, and nothing here competes with CNI for owning the bridge.
+The sockets are bound with ``IP_FREEBIND``: the address is the pod bridge's, which may not
+be on the node yet (see :mod:`.component`); the server is ready before it is.
 """
 
 from __future__ import annotations
@@ -18,23 +17,21 @@ import contextlib
 import logging
 import socket
 import struct
+from dataclasses import dataclass
 from typing import Any, cast
 
-from dnslib import AAAA, CNAME, EDNS0, PTR, QTYPE, RCODE, RR, SOA, SRV, A, DNSError, DNSRecord
-from dnslib import DNSLabel as Label
+from dnslib import QTYPE, RCODE, DNSError, DNSHeader, DNSQuestion, DNSRecord
 
 from bosun.network.dns.forward import Forwarder
-from bosun.network.dns.records import SERVFAIL, Answer, Record, Records, Srv
+from bosun.network.dns.records import SERVFAIL, Answer, Record, Records
+from bosun.network.dns.wire import CLASS_IN, Query, read_query, write_answer
 
 log = logging.getLogger(__name__)
 
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux's value; Python names it from 3.12
-PLAIN_UDP_SIZE = 512
-OUR_UDP_SIZE = 1232  # the EDNS payload size DNS Flag Day 2020 settled on: no IP fragments
 CACHE_ENTRIES = 20_000
 TCP_IDLE = 10.0
-SOA_TIMES = (1, 7200, 1800, 86400, 5)  # serial, refresh, retry, expire, negative TTL (CoreDNS's)
-_RDATA: dict[str, Any] = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "PTR": PTR}
+CHASED = ("A", "AAAA", "CNAME")  # what an ExternalName's upstream answer contributes
 
 
 class DnsServer:
@@ -81,21 +78,18 @@ class DnsServer:
     # -- answering --------------------------------------------------------------------------
 
     def answer_now(self, query: bytes, *, tcp: bool) -> bytes | None:
-        """The answer if it needs no upstream (cached, cluster, or malformed), else None."""
+        """The answer if it needs no upstream (cached, cluster, or malformed; ``b""`` for a
+        message to drop), else None: the caller awaits :meth:`answer`."""
         cached = self._cache.get(query[2:]) if not tcp else None
         if cached is not None:
             return query[:2] + cached
-        try:
-            msg = DNSRecord.parse(query)
-        except (DNSError, IndexError, struct.error, UnicodeDecodeError):
-            return _formerr(query)
-        if msg.header.qr or len(msg.questions) != 1:
-            return _formerr(query) if not msg.header.qr else b""
-        q = msg.q
-        found = self.records.lookup(str(q.qname), QTYPE.get(q.qtype, str(q.qtype)))
+        q = read_query(query)
+        if q is None:
+            return self._unusual(query, tcp)
+        found = self.records.lookup(q.name, q.type_name)
         if found is None or found.chase:
             return None
-        wire = self._pack(msg, found, tcp)
+        wire = self._write(q, found, tcp)
         if not tcp:
             if len(self._cache) >= CACHE_ENTRIES:
                 self._cache.clear()
@@ -106,43 +100,36 @@ class DnsServer:
         now = self.answer_now(query, tcp=tcp)
         if now is not None:
             return now
-        msg = DNSRecord.parse(query)
-        found = self.records.lookup(str(msg.q.qname), QTYPE.get(msg.q.qtype, str(msg.q.qtype)))
+        q = read_query(query)
+        if q is None:  # asked in an unusual encoding: _plain made it a plain query
+            plain = _plain(query)
+            assert isinstance(plain, bytes)
+            query, q = plain, read_query(plain)
+            assert q is not None
+        found = self.records.lookup(q.name, q.type_name)
         if found is None:
             relayed = await self.forwarder.resolve(query, tcp=tcp)
-            return relayed if relayed is not None else self._pack(msg, Answer(rcode=SERVFAIL), tcp)
+            return relayed if relayed is not None else self._write(q, Answer(rcode=SERVFAIL), tcp)
         # An ExternalName pointing outside: the CNAME, then the target's records from upstream.
-        target = DNSRecord.question(found.chase, QTYPE.get(msg.q.qtype, "A"))
-        relayed = await self.forwarder.resolve(target.pack(), tcp=tcp)
-        extra: list[RR] = []
+        relayed = await self.forwarder.resolve(DNSRecord.question(found.chase, q.type_name).pack(), tcp=tcp)
         if relayed is not None:
             with contextlib.suppress(DNSError, IndexError, struct.error):
-                extra = DNSRecord.parse(relayed).rr
-        return self._pack(msg, found, tcp, extra)
+                found.answer += [Record(str(rr.rname).lower(), QTYPE[rr.rtype], str(rr.rdata), rr.ttl)
+                                 for rr in DNSRecord.parse(relayed).rr if QTYPE.get(rr.rtype) in CHASED]
+        return self._write(q, found, tcp)
 
-    def _pack(self, msg: DNSRecord, found: Answer, tcp: bool, extra: list[RR] | None = None) -> bytes:
-        reply = msg.reply(ra=1, aa=1 if found.rcode != SERVFAIL else 0)
-        reply.header.rcode = found.rcode
-        asked = str(msg.q.qname).lower()
-        for rec in found.answer:
-            reply.add_answer(_rr(rec, msg.q.qname if rec.name == asked else None))
-        for rr in extra or []:
-            reply.add_answer(rr)
-        for rec in found.authority:
-            reply.add_auth(_rr(rec, None))
-        for rec in found.additional:
-            reply.add_ar(_rr(rec, None))
-        edns = [rr for rr in msg.ar if rr.rtype == QTYPE.OPT]
-        if edns:
-            reply.add_ar(EDNS0(udp_len=OUR_UDP_SIZE))
-        wire: bytes = reply.pack()
-        limit = min(max(edns[0].rclass, PLAIN_UDP_SIZE), OUR_UDP_SIZE) if edns else PLAIN_UDP_SIZE
-        if not tcp and len(wire) > limit:
-            reply = msg.reply(ra=1, aa=1)
-            reply.header.rcode = found.rcode
-            reply.header.tc = 1
-            wire = reply.pack()
-        return wire
+    @staticmethod
+    def _write(q: Query, found: Answer, tcp: bool) -> bytes:
+        try:
+            return write_answer(q, found, udp=not tcp)
+        except (ValueError, OSError) as e:  # a name or address in an object the API let through
+            log.warning("cannot answer %s: %s", q.name, e)
+            return write_answer(q, Answer(rcode=SERVFAIL), udp=not tcp)
+
+    def _unusual(self, query: bytes, tcp: bool) -> bytes | None:
+        """A message the fast reader did not take (see :func:`_plain`)."""
+        plain = _plain(query)
+        return self.answer_now(plain, tcp=tcp) if isinstance(plain, bytes) else plain.wire
 
     # -- transports -------------------------------------------------------------------------
 
@@ -151,7 +138,11 @@ class DnsServer:
             while True:
                 (size,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE))
                 query = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE)
-                wire = await self.answer(query, tcp=True)
+                try:
+                    wire = await self.answer(query, tcp=True)
+                except Exception:
+                    log.exception("cluster DNS: query over TCP failed")
+                    wire = _error(query, RCODE.SERVFAIL)
                 if wire:
                     writer.write(struct.pack("!H", len(wire)) + wire)
                     await writer.drain()
@@ -162,13 +153,14 @@ class DnsServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _later(self, query: bytes, addr: tuple[str, int]) -> None:
+    def later(self, query: bytes, addr: tuple[str, int]) -> None:
+        """Answer ``query`` from ``addr`` once the upstream has (a task of its own)."""
         async def run() -> None:
             try:
                 wire = await self.answer(query, tcp=False)
-            except (DNSError, OSError) as e:
-                log.debug("query from %s failed: %s", addr, e)
-                return
+            except Exception:
+                log.exception("cluster DNS: query from %s failed", addr)
+                wire = _error(query, RCODE.SERVFAIL)
             if self._udp is not None and wire:
                 self._udp.sendto(wire, addr)
 
@@ -188,9 +180,13 @@ class _Udp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12:
             return
-        wire = self.server.answer_now(data, tcp=False)
+        try:
+            wire = self.server.answer_now(data, tcp=False)
+        except Exception:  # an object the lookup did not expect: SERVFAIL, not a client timing out
+            log.exception("cluster DNS: query failed")
+            wire = _error(data, RCODE.SERVFAIL)
         if wire is None:
-            self.server._later(data, addr)
+            self.server.later(data, addr)
         elif wire and self.transport is not None:
             self.transport.sendto(wire, addr)
 
@@ -213,16 +209,31 @@ def _socket(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
     return sock
 
 
-def _rr(rec: Record, name: Label | None) -> RR:
-    rname = name if name is not None else Label(rec.name)
-    data = rec.data
-    if isinstance(data, Srv):
-        return RR(rname, QTYPE.SRV, ttl=rec.ttl, rdata=SRV(data.priority, data.weight, data.port, data.target))
-    rdata = SOA(data, "hostmaster." + rec.name, SOA_TIMES) if rec.type == "SOA" else _RDATA[rec.type](data)
-    return RR(rname, getattr(QTYPE, rec.type), ttl=rec.ttl, rdata=rdata)
+@dataclass(frozen=True)
+class _Reply:
+    wire: bytes  # an error answer, or b"" for a message to drop
 
 
-def _formerr(query: bytes) -> bytes:
-    """FORMERR with the query's ID (header only: the question could not be read)."""
-    flags = 0x8000 | (query[2] & 0x79) << 8 | RCODE.FORMERR if len(query) >= 4 else 0x8000 | RCODE.FORMERR
+def _plain(query: bytes) -> bytes | _Reply:
+    """A query the fast reader did not take, read with dnslib: a plain question in another
+    encoding (a compressed name, several additional records) is asked again in the plain
+    one; anything else is answered FORMERR, NOTIMP or REFUSED, and answers are dropped."""
+    try:
+        msg = DNSRecord.parse(query)
+    except (DNSError, IndexError, struct.error, UnicodeDecodeError, ValueError):
+        return _Reply(_error(query, RCODE.FORMERR))
+    if msg.header.qr:
+        return _Reply(b"")
+    if msg.header.opcode != 0 or len(msg.questions) != 1 or msg.q.qclass != CLASS_IN:
+        return _Reply(_error(query, RCODE.NOTIMP))
+    again = bytes(DNSRecord(DNSHeader(id=msg.header.id, rd=msg.header.rd),
+                            q=DNSQuestion(msg.q.qname, msg.q.qtype)).pack())
+    if read_query(again) is None:
+        return _Reply(_error(query, RCODE.REFUSED))  # a label with a dot or a byte outside ASCII
+    return again
+
+
+def _error(query: bytes, rcode: int) -> bytes:
+    """A header-only answer with ``rcode`` and the query's ID and opcode/RD bits."""
+    flags = 0x8000 | ((query[2] & 0x79) << 8 if len(query) > 2 else 0) | rcode
     return query[:2] + struct.pack("!HHHHH", flags, 0, 0, 0, 0)
