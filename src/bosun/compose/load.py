@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from bosun.compose import merge, normalize, references, schema
+from bosun.compose import extends, merge, normalize, paths, references, schema
 from bosun.compose.errors import ComposeError, Warnings
 from bosun.compose.interpolate import interpolate
 
@@ -88,7 +88,33 @@ def _load_one(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
 
     model = interpolate(raw, env, unset)
     schema.validate(model, str(path), text)
-    return merge.prepare(model)
+    return paths.absolutize(merge.prepare(model), path.resolve().parent)
+
+
+def _load_resolved(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
+    """One file with its ``extends`` resolved (other files are read as they are needed)."""
+    return extends.resolve(_load_one(path, env, warnings), path.resolve(), lambda p: _load_one(p, env, warnings))
+
+
+def _include(model: JSON, directory: Path, shell: Mapping[str, str], warnings: Warnings) -> JSON:
+    """Copy in what ``include`` names, each loaded as a project of its own; a name that is
+    already defined is refused (Compose does not merge included resources)."""
+    out = dict(model)
+    for entry in out.pop("include", None) or []:
+        spec = entry if isinstance(entry, dict) else {"path": entry}
+        files = [spec["path"]] if isinstance(spec["path"], str) else list(spec["path"])
+        included = load([directory / f for f in files], shell)
+        for w in included.warnings:
+            warnings.add(w.where, w.field, w.reason)
+        for kind in ("services", "networks", "volumes", "secrets", "configs"):
+            mine = dict(out.get(kind) or {})
+            for name, value in (included.model.get(kind) or {}).items():
+                if name in mine:
+                    raise ComposeError(f"{kind}.{name} conflicts with imported resource from {files[0]}")
+                mine[name] = value
+            if mine:
+                out[kind] = mine
+    return out
 
 
 def _active(svc: JSON, profiles: set[str]) -> bool:
@@ -127,11 +153,12 @@ def load(files: Sequence[str | Path], shell: Mapping[str, str] | None = None,
     if not files:
         raise ComposeError("no compose file given (use -c FILE)")
     shell = dict(os.environ if shell is None else shell)
-    paths = [Path(f) for f in files]
-    directory = paths[0].resolve().parent
+    file_paths = [Path(f) for f in files]
+    directory = file_paths[0].resolve().parent
     env = _environment(directory, shell)
     warnings = Warnings()
-    model = merge.merge_models([_load_one(p, env, warnings) for p in paths])
+    model = merge.merge_models([_load_resolved(p, env, warnings) for p in file_paths])
+    model = _include(model, directory, env, warnings)
     active = set(profiles) or {p for p in env.get("COMPOSE_PROFILES", "").split(",") if p}
     model["services"] = {n: s for n, s in (model.get("services") or {}).items() if _active(s, active)}
     return _finish(Project(directory, model, env, warnings))
