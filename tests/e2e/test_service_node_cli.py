@@ -229,6 +229,33 @@ def test_node_ls_inspect_update_drain(cluster: Cluster) -> None:
     c.ok("service", "rm", "spread")
 
 
+def test_secret_and_config_commands_and_mounts(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    c = cluster
+    f = tmp_path_factory.mktemp("files") / "pw.txt"
+    f.write_text("hunter2\n")
+    secret_id = c.ok("secret", "create", "db_pw", str(f)).strip()
+    assert len(secret_id) == 25
+    assert c.get("secret", "db-pw", "-n", "default")["data"]["content"] == "aHVudGVyMgo="
+    assert one_line_error(c.bosun("secret", "create", "db_pw", str(f))) == \
+        "Error response from daemon: secret db_pw already exists"
+    c.ok("config", "create", "site", str(f))
+    ls = c.ok("secret", "ls").splitlines()
+    assert ls[0].split() == ["ID", "NAME", "CREATED"] and ls[1].split()[:2] == [secret_id, "db-pw"]
+    assert json.loads(c.ok("secret", "inspect", "db_pw"))[0]["ID"] == secret_id
+
+    c.ok("service", "create", "-d", "--name", "uses", "--secret", "db_pw", "--config", "source=site,target=/etc/site",
+         *_sleeper("uses"))
+    pod = c.get("deployment", "uses", "-n", "default")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/run/secrets/db_pw"]["name"]]["secret"]["secretName"] == "db-pw"
+    assert volumes[mounts["/etc/site"]["name"]]["configMap"]["name"] == "site"
+    c.ok("service", "rm", "uses")
+    assert c.ok("secret", "rm", "db_pw").strip() == "db_pw"
+    assert one_line_error(c.bosun("secret", "rm", "db_pw")) == "Error response from daemon: secret db_pw not found"
+    c.ok("config", "rm", "site")
+
+
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:
     eventually(lambda: not [p for p in processes_with(MARKER)], within=30,
                what="no container process of a removed service left")

@@ -201,3 +201,20 @@ def test_dry_run_prints_objects_and_warnings_and_writes_nothing(cluster: Cluster
     assert "kind: Deployment" in r.out and "kind: NetworkPolicy" in r.out
     assert "Warning: services.app.shm_size: not supported by Bosun; ignored" in r.err.splitlines()
     assert c.up.kubectl("get", "namespace", "dry").returncode != 0
+
+
+def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
+    c = cluster
+    first = c.write("p1.yml", "services:\n  a:\n    image: host\n    command: [busybox, sleep, '60']\n"
+                              "    ports: ['31999:80']\n")
+    c.ok("stack", "deploy", "-c", first, "portone")
+    try:
+        again = c.ok("stack", "deploy", "-c", first, "portone")  # its own port is not a conflict
+        assert "Error" not in again
+        second = c.write("p2.yml", "services:\n  b:\n    image: host\n    command: [busybox, sleep, '60']\n"
+                                   "    ports: ['31999:8080']\n")
+        assert one_line_error(c.bosun("stack", "deploy", "-c", second, "porttwo")) == \
+            "Error response from daemon: port '31999/tcp' is already in use by service 'a' (namespace portone)"
+        assert c.up.kubectl("get", "namespace", "porttwo").returncode != 0
+    finally:
+        c.ok("stack", "rm", "portone")

@@ -21,6 +21,7 @@ from bosun.swarm import stack as stacks
 from bosun.swarm.conditions import DependencyFailed
 from bosun.swarm.services import list_services
 from bosun.swarm.tasks import TASK_HEADER
+from bosun.swarm.used_ports import PortInUse
 
 NODE_RESOURCE = must_by_plural("", "v1", "nodes")
 
@@ -75,6 +76,8 @@ def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, 
                                 click.echo, lambda m: click.echo(f"Warning: {m}", err=True))
         except (TimeoutError, DependencyFailed) as e:
             fail(f"error: {e}")
+        except PortInUse as e:
+            fail(f"Error response from daemon: {e}")
 
     run(state, go)
 

@@ -16,6 +16,7 @@ from bosun.swarm import conditions
 from bosun.swarm.apply import NotServed, apply_object, resource
 from bosun.swarm.kinds import KINDS
 from bosun.swarm.services import NAMESPACES
+from bosun.swarm.used_ports import PortInUse, port_conflicts
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
@@ -55,6 +56,10 @@ def _label(obj: JSON) -> str:
 
 
 async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
+    """Raises PortInUse (before writing anything), TimeoutError or DependencyFailed."""
+    conflicts = await port_conflicts(client, t.all_objects())
+    if conflicts:
+        raise PortInUse(conflicts[0])
     await ensure_namespace(client, t.stack)
     unserved: set[str] = set()
 
