@@ -256,6 +256,22 @@ def test_secret_and_config_commands_and_mounts(cluster: Cluster, tmp_path_factor
     c.ok("config", "rm", "site")
 
 
+def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "--name", "careful", "--replicas", "1", "--update-failure-action", "rollback",
+         *_sleeper("careful"))
+    r = c.bosun("service", "update", "--args", "busybox false", "careful")
+    assert r.rc == 1, (r.out, r.err)
+    assert r.err.strip().startswith("error: service careful: update rolled back: task careful-")
+    assert "rollback: update rolled back due to failure or early termination of task" in r.out
+    args = c.get("deployment", "careful", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == _sleeper("careful")[1:]
+    paused = c.bosun("service", "update", "--update-failure-action", "pause", "--args", "busybox false", "careful")
+    assert paused.rc == 1
+    assert "update paused due to failure or early termination of task careful-" in paused.err
+    c.ok("service", "rm", "careful")
+
+
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:
     eventually(lambda: not [p for p in processes_with(MARKER)], within=30,
                what="no container process of a removed service left")

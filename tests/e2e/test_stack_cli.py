@@ -218,3 +218,29 @@ def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
         assert c.up.kubectl("get", "namespace", "porttwo").returncode != 0
     finally:
         c.ok("stack", "rm", "portone")
+
+
+def test_waiting_deploy_fails_naming_the_service_and_rolls_it_back(cluster: Cluster) -> None:
+    c = cluster
+    good = """
+services:
+  app:
+    image: host
+    command: [busybox, sleep, "3600"]
+    deploy:
+      update_config: {failure_action: rollback}
+"""
+    path = c.write("roll.yml", good)
+    out = c.ok("stack", "deploy", "--detach=false", "-c", path, "roll")
+    assert "verify: Service roll_app converged" in out
+    try:
+        bad = c.write("roll-bad.yml", good.replace('[busybox, sleep, "3600"]', "[busybox, \"false\"]"))
+        r = c.bosun("stack", "deploy", "--detach=false", "-c", bad, "roll")
+        assert r.rc == 1, (r.out, r.err)
+        assert r.err.strip().splitlines()[-1].startswith("error: service roll_app: update rolled back: task app-")
+        assert "rollback: update rolled back due to failure or early termination of task app-" in r.out
+        live = c.up.kubectl("get", "deployment", "app", "-n", "roll", "-o",
+                            "jsonpath={.spec.template.spec.containers[0].args}")
+        assert json.loads(live.stdout) == ["busybox", "sleep", "3600"]
+    finally:
+        c.ok("stack", "rm", "roll")
