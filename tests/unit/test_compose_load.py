@@ -206,3 +206,13 @@ def test_include_copies_another_project_in(tmp_path: Path) -> None:
     f.write_text("include: [db/compose.yml]\nservices:\n  db: {image: a}\n")
     with pytest.raises(ComposeError, match=r"services\.db conflicts with imported resource"):
         load([f], shell={})
+
+
+def test_yaml_is_read_as_compose_reads_it(tmp_path: Path) -> None:
+    f = tmp_path / "compose.yml"
+    f.write_text("services:\n  off:\n    image: a\n    restart: no\n    environment: {DEBUG: on, X: true}\n"
+                 "  '1': {image: b}\n")
+    p = load([f], shell={})
+    assert set(p.services) == {"off", "1"}
+    assert p.services["off"]["restart"] == "no"
+    assert p.services["off"]["environment"] == {"DEBUG": "on", "X": "true"}

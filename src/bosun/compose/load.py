@@ -8,6 +8,7 @@ merged model.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,28 @@ class Project:
     def top(self, kind: str) -> dict[str, JSON]:
         """``volumes``/``networks``/``secrets``/``configs``: name -> definition (``{}`` if bare)."""
         return {str(k): dict(v or {}) for k, v in (self.model.get(kind) or {}).items()}
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it (YAML 1.2 booleans): ``no``, ``on``, ``off`` stay strings, so
+    ``restart: no`` and a service named ``off`` mean what they say."""
+
+
+ComposeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _string_keys(tree: Any) -> Any:
+    """Mapping keys as strings (``1:`` or ``8080:`` keys are names in Compose, not numbers)."""
+    if isinstance(tree, dict):
+        return {str(k): _string_keys(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_string_keys(v) for v in tree]
+    return tree
 
 
 def _yaml_error(filename: str, e: yaml.YAMLError) -> ComposeError:
@@ -75,7 +98,7 @@ def _environment(directory: Path, shell: Mapping[str, str]) -> dict[str, str]:
 def _load_one(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
     text = _read(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = _string_keys(yaml.load(text, Loader=ComposeLoader))
     except yaml.YAMLError as e:
         raise _yaml_error(str(path), e) from None
     if raw is None:
