@@ -244,3 +244,20 @@ services:
         assert json.loads(live.stdout) == ["busybox", "sleep", "3600"]
     finally:
         c.ok("stack", "rm", "roll")
+
+
+def test_changing_a_services_mode_replaces_its_workload(cluster: Cluster) -> None:
+    c = cluster
+    path = c.write("mode.yml", "services:\n  app:\n    image: host\n    command: [busybox, sleep, '600']\n")
+    c.ok("stack", "deploy", "-c", path, "modes")
+    try:
+        assert c.up.kubectl("get", "deployment", "app", "-n", "modes").returncode == 0
+        path2 = c.write("mode2.yml", "services:\n  app:\n    image: host\n    command: [busybox, sleep, '600']\n"
+                                     "    deploy: {mode: global}\n")
+        assert "Creating service modes_app" in c.ok("stack", "deploy", "-c", path2, "modes")
+        assert c.up.kubectl("get", "deployment", "app", "-n", "modes").returncode != 0
+        assert c.up.kubectl("get", "daemonset", "app", "-n", "modes").returncode == 0
+        services = c.ok("stack", "services", "modes").splitlines()
+        assert [line.split()[1:3] for line in services[1:]] == [["modes_app", "global"]]
+    finally:
+        c.ok("stack", "rm", "modes")

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from bosun.cli.swarm_views import replicas
 from bosun.compose.errors import ComposeError
 from bosun.compose.load import from_model
 from bosun.compose.translate import translate
 from bosun.swarm import kinds
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
 from bosun.swarm.nodes import NodeView
+from bosun.swarm.services import ServiceRef
 from bosun.swarm.tasks import as_tasks
 from bosun.swarm.used_ports import published
 
@@ -138,3 +140,10 @@ def test_published_ports_of_a_service() -> None:
     svc = {"metadata": {"annotations": {"bosun.io/published-ports": "8080:80/tcp,53:53/udp"}},
            "spec": {"ports": [{"nodePort": 30080, "protocol": "TCP"}, {"port": 9000}]}}
     assert published(svc) == {(30080, "tcp"), (8080, "tcp"), (53, "udp")}
+
+
+def test_replicas_column_shows_a_per_node_cap() -> None:
+    obj = {"kind": "Deployment", "metadata": {"annotations": {"bosun.io/max-replicas-per-node": "1"}},
+           "spec": {"replicas": 3}, "status": {"readyReplicas": 2}}
+    ref = ServiceRef("ns", "web", "", kinds.Replicated(), obj)
+    assert replicas(ref) == "2/3 (max 1 per node)"

@@ -87,6 +87,7 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 raise conditions.DependencyFailed(f"service {t.stack}_{dep} {e}") from None
         for obj in svc.objects:
             await write(obj)
+        await _drop_other_kinds(client, svc.workload)
         since = started()
         result = await write(svc.workload)
         verb = {"created": "Creating", "updated": "Updating"}.get(result)
@@ -99,6 +100,20 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
             await follow_update(client, ref, since, say, opts.wait_timeout)
     if opts.prune:
         await prune(client, t, say)
+
+
+async def _drop_other_kinds(client: Client, workload: JSON) -> None:
+    """A service whose mode changed (replicated -> global ...) changes kind: its workload of
+    the old kind goes, or two workloads would run the same service."""
+    meta = workload["metadata"]
+    for kind in KINDS:
+        if kind.resource.kind == workload["kind"]:
+            continue
+        try:
+            await client.delete(kind.resource, meta["name"], meta["namespace"], propagation_policy="Background")
+        except ApiError as e:
+            if not e.not_found:
+                raise
 
 
 async def prune(client: Client, t: Translation, say: Say) -> None:
