@@ -201,3 +201,63 @@ def test_dry_run_prints_objects_and_warnings_and_writes_nothing(cluster: Cluster
     assert "kind: Deployment" in r.out and "kind: NetworkPolicy" in r.out
     assert "Warning: services.app.shm_size: not supported by Bosun; ignored" in r.err.splitlines()
     assert c.up.kubectl("get", "namespace", "dry").returncode != 0
+
+
+def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
+    c = cluster
+    first = c.write("p1.yml", "services:\n  a:\n    image: host\n    command: [busybox, sleep, '60']\n"
+                              "    ports: ['31999:80']\n")
+    c.ok("stack", "deploy", "-c", first, "portone")
+    try:
+        again = c.ok("stack", "deploy", "-c", first, "portone")  # its own port is not a conflict
+        assert "Error" not in again
+        second = c.write("p2.yml", "services:\n  b:\n    image: host\n    command: [busybox, sleep, '60']\n"
+                                   "    ports: ['31999:8080']\n")
+        assert one_line_error(c.bosun("stack", "deploy", "-c", second, "porttwo")) == \
+            "Error response from daemon: port '31999/tcp' is already in use by service 'a' (namespace portone)"
+        assert c.up.kubectl("get", "namespace", "porttwo").returncode != 0
+    finally:
+        c.ok("stack", "rm", "portone")
+
+
+def test_waiting_deploy_fails_naming_the_service_and_rolls_it_back(cluster: Cluster) -> None:
+    c = cluster
+    good = """
+services:
+  app:
+    image: host
+    command: [busybox, sleep, "3600"]
+    deploy:
+      update_config: {failure_action: rollback}
+"""
+    path = c.write("roll.yml", good)
+    out = c.ok("stack", "deploy", "--detach=false", "-c", path, "roll")
+    assert "verify: Service roll_app converged" in out
+    try:
+        bad = c.write("roll-bad.yml", good.replace('[busybox, sleep, "3600"]', "[busybox, \"false\"]"))
+        r = c.bosun("stack", "deploy", "--detach=false", "-c", bad, "roll")
+        assert r.rc == 1, (r.out, r.err)
+        assert r.err.strip().splitlines()[-1].startswith("error: service roll_app: update rolled back: task app-")
+        assert "rollback: update rolled back due to failure or early termination of task app-" in r.out
+        live = c.up.kubectl("get", "deployment", "app", "-n", "roll", "-o",
+                            "jsonpath={.spec.template.spec.containers[0].args}")
+        assert json.loads(live.stdout) == ["busybox", "sleep", "3600"]
+    finally:
+        c.ok("stack", "rm", "roll")
+
+
+def test_changing_a_services_mode_replaces_its_workload(cluster: Cluster) -> None:
+    c = cluster
+    path = c.write("mode.yml", "services:\n  app:\n    image: host\n    command: [busybox, sleep, '600']\n")
+    c.ok("stack", "deploy", "-c", path, "modes")
+    try:
+        assert c.up.kubectl("get", "deployment", "app", "-n", "modes").returncode == 0
+        path2 = c.write("mode2.yml", "services:\n  app:\n    image: host\n    command: [busybox, sleep, '600']\n"
+                                     "    deploy: {mode: global}\n")
+        assert "Creating service modes_app" in c.ok("stack", "deploy", "-c", path2, "modes")
+        assert c.up.kubectl("get", "deployment", "app", "-n", "modes").returncode != 0
+        assert c.up.kubectl("get", "daemonset", "app", "-n", "modes").returncode == 0
+        services = c.ok("stack", "services", "modes").splitlines()
+        assert [line.split()[1:3] for line in services[1:]] == [["modes_app", "global"]]
+    finally:
+        c.ok("stack", "rm", "modes")

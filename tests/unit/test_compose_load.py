@@ -152,3 +152,67 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
     with pytest.raises(ComposeError, match="no such file or directory"):
         load([tmp_path / "nope.yml"], shell={})
     assert _error(tmp_path, "- a\n- b\n") == "compose.yml: top-level object must be a mapping"
+
+
+def test_extends_in_the_same_file_and_another(tmp_path: Path) -> None:
+    common = tmp_path / "common"
+    common.mkdir()
+    (common / "base.yml").write_text("""
+services:
+  base:
+    image: busybox
+    environment: {A: "1", B: "2"}
+    volumes: ["./data:/data"]
+""")
+    f = tmp_path / "compose.yml"
+    f.write_text("""
+services:
+  app:
+    extends: {file: common/base.yml, service: base}
+    environment: {B: "3"}
+  worker:
+    extends: app
+    command: ["work"]
+""")
+    p = load([f], shell={})
+    app, worker = p.services["app"], p.services["worker"]
+    assert app["image"] == worker["image"] == "busybox"
+    assert app["environment"] == {"A": "1", "B": "3"}
+    # The bind mount is relative to the file that wrote it, not to the extending file.
+    assert app["volumes"][0]["source"] == str((common / "data").resolve())
+    assert worker["command"] == ["work"] and worker["environment"] == {"A": "1", "B": "3"}
+    assert "extends" not in app
+
+
+def test_extends_cycle_and_missing_service(tmp_path: Path) -> None:
+    assert _error(tmp_path, "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n") == \
+        "circular reference with extends: a -> b -> a"
+    assert _error(tmp_path, "services:\n  a: {image: x, extends: nope}\n") == \
+        'cannot extend service "a": service "nope" not found'
+
+
+def test_include_copies_another_project_in(tmp_path: Path) -> None:
+    sub = tmp_path / "db"
+    sub.mkdir()
+    (sub / ".env").write_text("DB_TAG=15\n")
+    (sub / "compose.yml").write_text("services:\n  db: {image: 'postgres:${DB_TAG}', volumes: [dbdata:/d]}\n"
+                                     "volumes: {dbdata: {}}\n")
+    f = tmp_path / "compose.yml"
+    f.write_text("include: [db/compose.yml]\nservices:\n  app: {image: a, depends_on: [db]}\n")
+    p = load([f], shell={})
+    assert set(p.services) == {"app", "db"}
+    assert p.services["db"]["image"] == "postgres:15"  # the included project's own .env
+    assert "dbdata" in p.top("volumes")
+    f.write_text("include: [db/compose.yml]\nservices:\n  db: {image: a}\n")
+    with pytest.raises(ComposeError, match=r"services\.db conflicts with imported resource"):
+        load([f], shell={})
+
+
+def test_yaml_is_read_as_compose_reads_it(tmp_path: Path) -> None:
+    f = tmp_path / "compose.yml"
+    f.write_text("services:\n  off:\n    image: a\n    restart: no\n    environment: {DEBUG: on, X: true}\n"
+                 "  '1': {image: b}\n")
+    p = load([f], shell={})
+    assert set(p.services) == {"off", "1"}
+    assert p.services["off"]["restart"] == "no"
+    assert p.services["off"]["environment"] == {"DEBUG": "on", "X": "true"}

@@ -254,3 +254,25 @@ def test_names_that_are_not_dns_labels_are_renamed_with_a_warning(tmp_path: Path
     assert _obj(t, "Deployment", "my-app")
     assert "services.my_app: the name 'my_app' is not a DNS label: its objects and DNS name are 'my-app'" \
         in t.warnings.lines()
+
+
+def test_the_example_stack_translates_with_only_its_named_warning() -> None:
+    example = Path(__file__).parents[2] / "examples" / "stack.yml"
+    t = translate(load([example], shell={}), "demo")
+    assert t.warnings.lines() == ["services.web.deploy.update_config.failure_action: acted on only while bosun "
+                                  "waits for the update (stack deploy --detach=false, service update)"]
+    assert [s.dns for s in t.services] == ["cache", "web", "migrate"]
+    assert {o["kind"] for o in t.shared} == {"ConfigMap", "Secret"}
+
+
+def test_healthcheck_forms(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  text: {image: a, healthcheck: {test: "curl -f http://localhost/"}}
+  none: {image: a, healthcheck: {test: ["NONE"]}}
+  off: {image: a, healthcheck: {disable: true, test: ["CMD", "true"]}}
+""")
+    assert _container(_obj(t, "Deployment", "text"))["livenessProbe"]["exec"]["command"] == [
+        "sh", "-c", "curl -f http://localhost/"]
+    assert "livenessProbe" not in _container(_obj(t, "Deployment", "none"))
+    assert "readinessProbe" not in _container(_obj(t, "Deployment", "off"))

@@ -35,6 +35,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "image": "bosun.cli.image_cmd:image",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
+    "secret": "bosun.cli.files_cmd:secret",
+    "config": "bosun.cli.files_cmd:config",
     "service": "bosun.cli.service_cmd:service",
     "stack": "bosun.cli.stack_cmd:stack",
     "node": "bosun.cli.node_cmd:node",

@@ -111,7 +111,7 @@ def create(state: CliState, image: str, args: tuple[str, ...], name: str, detach
         await write(client, t)
         svc = await must_find(client, state, name)
         click.echo(svc.id)
-        if not detach and not await converge(client, svc, click.echo, CONVERGE_WITHIN):
+        if not detach and not (await converge(client, svc, click.echo, CONVERGE_WITHIN)).converged:
             fail(f"error: service {name} did not converge within {CONVERGE_WITHIN:g}s")
 
     run(state, go)
@@ -188,7 +188,7 @@ def scale(state: CliState, pairs: tuple[str, ...], detach: bool) -> None:
                 continue
             await client.patch(svc.kind.resource, svc.name, patch, svc.namespace)
             click.echo(f"{name} scaled to {n}")
-            if not detach and not await converge(client, svc, click.echo, CONVERGE_WITHIN):
+            if not detach and not (await converge(client, svc, click.echo, CONVERGE_WITHIN)).converged:
                 click.echo(f"{name}: did not converge within {CONVERGE_WITHIN:g}s", err=True)
                 ok = False
         return ok

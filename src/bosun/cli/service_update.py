@@ -3,8 +3,10 @@ changed template rolls its tasks as its update_config says) or go back to its pr
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -16,11 +18,13 @@ from bosun.client.rest import Client
 from bosun.compose.errors import ComposeError
 from bosun.compose.translate.placement import requirement
 from bosun.compose.translate.resources import memory
+from bosun.compose.translate.updates import UPDATE_ANNOTATION
 from bosun.compose.units import size_bytes
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
 from bosun.swarm.rollback import NoPrevious, roll_back
+from bosun.swarm.updating import UpdateFailed, follow_update, started
 
 JSON = dict[str, Any]
 FORCE_ANNOTATION = "bosun.io/force-update"
@@ -77,8 +81,14 @@ def _resources(c: JSON, flags: ServiceFlags) -> None:
         c.pop("resources")
 
 
-def _strategy(obj: JSON, flags: ServiceFlags) -> None:
+def _update_config(obj: JSON, flags: ServiceFlags) -> None:
+    """--update-*: parallelism and order as the rollout strategy, the rest in the annotation."""
     u = flags.update
+    rest = {k: v for k, v in u.items() if k not in ("parallelism", "order")}
+    if rest:
+        ann = obj["metadata"].setdefault("annotations", {})
+        ann[UPDATE_ANNOTATION] = json.dumps({**json.loads(ann.get(UPDATE_ANNOTATION) or "{}"), **rest},
+                                            sort_keys=True)
     if "parallelism" not in u and "order" not in u:
         return
     spec = obj["spec"]
@@ -144,7 +154,7 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
         _labels(template["metadata"].setdefault("labels", {}), o["container_label_add"], o["container_label_rm"])
         _constraints(pod, o["constraint_add"], o["constraint_rm"])
         _resources(c, flags)
-        _strategy(obj, flags)
+        _update_config(obj, flags)
         if force:
             template["metadata"].setdefault("annotations", {})[FORCE_ANNOTATION] = str(time.time())
         if o.get("replicas") is not None:
@@ -152,10 +162,15 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
                 obj["spec"].update(svc.kind.scale_patch(obj, o["replicas"])["spec"])
             except NotScalable as e:
                 fail(f"error: {e}")
-        await client.update(svc.kind.resource, obj)
+        since = started()
+        updated = await client.update(svc.kind.resource, obj)
         click.echo(name)
-        if not detach and not await converge(client, svc, click.echo, CONVERGE_WITHIN):
-            fail(f"error: service {name} did not converge within {CONVERGE_WITHIN:g}s")
+        if detach:
+            return
+        try:
+            await follow_update(client, replace(svc, obj=updated), since, click.echo, CONVERGE_WITHIN)
+        except UpdateFailed as e:
+            fail(f"error: {e}")
 
     run(state, go)
 
@@ -176,7 +191,7 @@ def rollback(state: CliState, name: str, detach: bool) -> None:
             fail(f"Error response from daemon: {e}")
         click.echo(name)
         click.echo("rollback: manually requested rollback")
-        if not detach and not await converge(client, svc, click.echo, CONVERGE_WITHIN):
+        if not detach and not (await converge(client, svc, click.echo, CONVERGE_WITHIN)).converged:
             fail(f"error: service {name} did not converge within {CONVERGE_WITHIN:g}s")
 
     run(state, go)

@@ -21,6 +21,8 @@ from bosun.swarm import stack as stacks
 from bosun.swarm.conditions import DependencyFailed
 from bosun.swarm.services import list_services
 from bosun.swarm.tasks import TASK_HEADER
+from bosun.swarm.updating import UpdateFailed
+from bosun.swarm.used_ports import PortInUse
 
 NODE_RESOURCE = must_by_plural("", "v1", "nodes")
 
@@ -49,10 +51,14 @@ def stack() -> None:
 @click.option("--prune", is_flag=True, help="Remove services (and their objects) the file no longer has.")
 @click.option("--dry-run", is_flag=True, help="Print the objects as YAML, with the warnings; write nothing.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds to wait for each depends_on condition.")
+              help="Seconds to wait for each depends_on condition (and each service, with --detach=false).")
+@click.option("-d", "--detach", type=bool, default=True, show_default=True,
+              help="false: wait for each changed service to converge; a failed update pauses or rolls back "
+                   "as its update_config says and the deploy fails naming it.")
 @click.argument("name")
 @pass_state
-def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, timeout: float, name: str) -> None:
+def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, timeout: float, detach: bool,
+           name: str) -> None:
     """Deploy a new stack or update an existing one."""
     name = _stack_name(name)
     for f in files:
@@ -71,10 +77,12 @@ def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, 
         for line in t.warnings.lines():
             click.echo(f"Warning: {line}", err=True)
         try:
-            await stacks.deploy(client, t, stacks.DeployOptions(prune=prune, wait_timeout=timeout),
+            await stacks.deploy(client, t, stacks.DeployOptions(prune=prune, wait_timeout=timeout, detach=detach),
                                 click.echo, lambda m: click.echo(f"Warning: {m}", err=True))
-        except (TimeoutError, DependencyFailed) as e:
+        except (TimeoutError, DependencyFailed, UpdateFailed) as e:
             fail(f"error: {e}")
+        except PortInUse as e:
+            fail(f"Error response from daemon: {e}")
 
     run(state, go)
 

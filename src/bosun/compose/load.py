@@ -8,6 +8,7 @@ merged model.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from bosun.compose import merge, normalize, references, schema
+from bosun.compose import extends, merge, normalize, paths, references, schema
 from bosun.compose.errors import ComposeError, Warnings
 from bosun.compose.interpolate import interpolate
 
@@ -39,6 +40,28 @@ class Project:
     def top(self, kind: str) -> dict[str, JSON]:
         """``volumes``/``networks``/``secrets``/``configs``: name -> definition (``{}`` if bare)."""
         return {str(k): dict(v or {}) for k, v in (self.model.get(kind) or {}).items()}
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it (YAML 1.2 booleans): ``no``, ``on``, ``off`` stay strings, so
+    ``restart: no`` and a service named ``off`` mean what they say."""
+
+
+ComposeLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _string_keys(tree: Any) -> Any:
+    """Mapping keys as strings (``1:`` or ``8080:`` keys are names in Compose, not numbers)."""
+    if isinstance(tree, dict):
+        return {str(k): _string_keys(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_string_keys(v) for v in tree]
+    return tree
 
 
 def _yaml_error(filename: str, e: yaml.YAMLError) -> ComposeError:
@@ -75,7 +98,7 @@ def _environment(directory: Path, shell: Mapping[str, str]) -> dict[str, str]:
 def _load_one(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
     text = _read(path)
     try:
-        raw = yaml.safe_load(text)
+        raw = _string_keys(yaml.load(text, Loader=ComposeLoader))
     except yaml.YAMLError as e:
         raise _yaml_error(str(path), e) from None
     if raw is None:
@@ -88,7 +111,33 @@ def _load_one(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
 
     model = interpolate(raw, env, unset)
     schema.validate(model, str(path), text)
-    return merge.prepare(model)
+    return paths.absolutize(merge.prepare(model), path.resolve().parent)
+
+
+def _load_resolved(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
+    """One file with its ``extends`` resolved (other files are read as they are needed)."""
+    return extends.resolve(_load_one(path, env, warnings), path.resolve(), lambda p: _load_one(p, env, warnings))
+
+
+def _include(model: JSON, directory: Path, shell: Mapping[str, str], warnings: Warnings) -> JSON:
+    """Copy in what ``include`` names, each loaded as a project of its own; a name that is
+    already defined is refused (Compose does not merge included resources)."""
+    out = dict(model)
+    for entry in out.pop("include", None) or []:
+        spec = entry if isinstance(entry, dict) else {"path": entry}
+        files = [spec["path"]] if isinstance(spec["path"], str) else list(spec["path"])
+        included = load([directory / f for f in files], shell)
+        for w in included.warnings:
+            warnings.add(w.where, w.field, w.reason)
+        for kind in ("services", "networks", "volumes", "secrets", "configs"):
+            mine = dict(out.get(kind) or {})
+            for name, value in (included.model.get(kind) or {}).items():
+                if name in mine:
+                    raise ComposeError(f"{kind}.{name} conflicts with imported resource from {files[0]}")
+                mine[name] = value
+            if mine:
+                out[kind] = mine
+    return out
 
 
 def _active(svc: JSON, profiles: set[str]) -> bool:
@@ -127,11 +176,12 @@ def load(files: Sequence[str | Path], shell: Mapping[str, str] | None = None,
     if not files:
         raise ComposeError("no compose file given (use -c FILE)")
     shell = dict(os.environ if shell is None else shell)
-    paths = [Path(f) for f in files]
-    directory = paths[0].resolve().parent
+    file_paths = [Path(f) for f in files]
+    directory = file_paths[0].resolve().parent
     env = _environment(directory, shell)
     warnings = Warnings()
-    model = merge.merge_models([_load_one(p, env, warnings) for p in paths])
+    model = merge.merge_models([_load_resolved(p, env, warnings) for p in file_paths])
+    model = _include(model, directory, env, warnings)
     active = set(profiles) or {p for p in env.get("COMPOSE_PROFILES", "").split(",") if p}
     model["services"] = {n: s for n, s in (model.get("services") or {}).items() if _active(s, active)}
     return _finish(Project(directory, model, env, warnings))

@@ -49,7 +49,7 @@ class ServiceRef:
         return ",".join(f"{k}={v}" for k, v in sorted(sel.items())) or f"{SERVICE_KEY}={self.name}"
 
 
-def _ref(kind: Kind, obj: JSON) -> ServiceRef:
+def ref_of(kind: Kind, obj: JSON) -> ServiceRef:
     meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     obj = dict(obj, kind=kind.resource.kind, apiVersion=kind.resource.group_version)
@@ -62,7 +62,7 @@ async def list_services(client: Client, namespace: str | None, selector: str = S
     out: list[ServiceRef] = []
     for kind in KINDS:
         items, _ = await client.list_all(kind.resource, namespace, label_selector=selector)
-        out.extend(_ref(kind, obj) for obj in items)
+        out.extend(ref_of(kind, obj) for obj in items)
     return sorted(out, key=lambda s: s.display)
 
 

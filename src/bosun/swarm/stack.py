@@ -14,8 +14,10 @@ from bosun.compose.translate import Translation
 from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
 from bosun.swarm import conditions
 from bosun.swarm.apply import NotServed, apply_object, resource
-from bosun.swarm.kinds import KINDS
-from bosun.swarm.services import NAMESPACES
+from bosun.swarm.kinds import KINDS, kind_of
+from bosun.swarm.services import NAMESPACES, ref_of
+from bosun.swarm.updating import follow_update, started
+from bosun.swarm.used_ports import PortInUse, port_conflicts
 
 JSON = dict[str, Any]
 Say = Callable[[str], None]
@@ -33,7 +35,8 @@ _WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "Net
 @dataclass(slots=True)
 class DeployOptions:
     prune: bool = False
-    wait_timeout: float = 300.0
+    wait_timeout: float = 300.0  # for each depends_on condition, and each service to converge
+    detach: bool = True  # False: wait for each written service to converge (or fail as it says)
 
 
 async def ensure_namespace(client: Client, name: str) -> None:
@@ -55,6 +58,11 @@ def _label(obj: JSON) -> str:
 
 
 async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
+    """Raises PortInUse (before writing anything), TimeoutError, DependencyFailed or, when
+    waiting, UpdateFailed naming the service whose update failed."""
+    conflicts = await port_conflicts(client, t.all_objects())
+    if conflicts:
+        raise PortInUse(conflicts[0])
     await ensure_namespace(client, t.stack)
     unserved: set[str] = set()
 
@@ -79,12 +87,33 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 raise conditions.DependencyFailed(f"service {t.stack}_{dep} {e}") from None
         for obj in svc.objects:
             await write(obj)
+        await _drop_other_kinds(client, svc.workload)
+        since = started()
         result = await write(svc.workload)
         verb = {"created": "Creating", "updated": "Updating"}.get(result)
         if verb:
             say(f"{verb} service {_label(svc.workload)}")
+        if verb and not opts.detach:
+            res = resource(svc.workload)
+            live = await client.get(res, svc.dns, t.stack)
+            ref = ref_of(kind_of(dict(live, kind=res.kind)), live)
+            await follow_update(client, ref, since, say, opts.wait_timeout)
     if opts.prune:
         await prune(client, t, say)
+
+
+async def _drop_other_kinds(client: Client, workload: JSON) -> None:
+    """A service whose mode changed (replicated -> global ...) changes kind: its workload of
+    the old kind goes, or two workloads would run the same service."""
+    meta = workload["metadata"]
+    for kind in KINDS:
+        if kind.resource.kind == workload["kind"]:
+            continue
+        try:
+            await client.delete(kind.resource, meta["name"], meta["namespace"], propagation_policy="Background")
+        except ApiError as e:
+            if not e.not_found:
+                raise
 
 
 async def prune(client: Client, t: Translation, say: Say) -> None:

@@ -13,6 +13,10 @@ from bosun.swarm.services import SERVICES
 JSON = dict[str, Any]
 
 
+class PortInUse(Exception):
+    """A published port another service already publishes (Swarm refuses it the same way)."""
+
+
 def published(obj: JSON) -> set[tuple[int, str]]:
     """(port, protocol) pairs a Service publishes on every node."""
     out: set[tuple[int, str]] = set()

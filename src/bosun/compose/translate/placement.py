@@ -14,6 +14,7 @@ from bosun.compose.errors import ComposeError
 from bosun.compose.translate.context import JSON, Service
 
 MANAGER_LABEL = "node-role.kubernetes.io/control-plane"
+MAX_PER_NODE_ANNOTATION = "bosun.io/max-replicas-per-node"
 _EXPR = re.compile(r"^\s*([A-Za-z0-9_.\-/]+)\s*(==|!=)\s*(\S.*?)\s*$")
 _ATTRIBUTES = {"node.hostname": "kubernetes.io/hostname", "node.platform.os": "kubernetes.io/os",
                "node.platform.arch": "kubernetes.io/arch"}
@@ -92,7 +93,7 @@ class Placement:
                 svc.warn("deploy.placement.max_replicas_per_node",
                          f"{per_node} is kept as a spread of at most {per_node} more tasks on one node than on "
                          "another, not as a hard cap")
-            svc.workload_annotations["bosun.io/max-replicas-per-node"] = str(per_node)
+            svc.workload_annotations[MAX_PER_NODE_ANNOTATION] = str(per_node)
         if affinity:
             svc.pod["affinity"] = affinity
         if spread:

@@ -32,9 +32,12 @@ def rolling(svc: Service) -> tuple[JSON, int]:
     keep = {k: cfg[k] for k in ("delay", "failure_action", "max_failure_ratio", "monitor") if k in cfg}
     if keep:
         svc.workload_annotations[UPDATE_ANNOTATION] = json.dumps(keep, sort_keys=True)
-        for key in ("delay", "failure_action", "max_failure_ratio"):
-            if key in cfg and not (key == "failure_action" and cfg[key] == "pause"):
+        for key in ("delay", "max_failure_ratio"):
+            if key in cfg:
                 svc.warn(f"deploy.update_config.{key}", "kept as an annotation; the rollout does not act on it yet")
+        if cfg.get("failure_action") not in (None, "pause"):
+            svc.warn("deploy.update_config.failure_action", "acted on only while bosun waits for the update "
+                                                            "(stack deploy --detach=false, service update)")
     rollback = dict(svc.deploy.get("rollback_config") or {})
     if rollback:
         svc.workload_annotations[ROLLBACK_ANNOTATION] = json.dumps(rollback, sort_keys=True)

@@ -1,0 +1,140 @@
+"""Nodes in Docker's words: status, availability (active/pause/drain), manager status, and
+the availability changes: pause cordons the node, drain cordons it and evicts its tasks so
+that their services place them elsewhere, active lets the scheduler use it again."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from bosun.api.registry import must_by_plural
+from bosun.client.rest import ApiError, Client
+from bosun.compose.translate.placement import MANAGER_LABEL
+
+JSON = dict[str, Any]
+NODES = must_by_plural("", "v1", "nodes")
+PODS = must_by_plural("", "v1", "pods")
+LEASES = must_by_plural("coordination.k8s.io", "v1", "leases")
+AVAILABILITY_ANNOTATION = "bosun.io/availability"
+AVAILABILITIES = ("active", "pause", "drain")
+LEADER_LEASE = ("kube-system", "bosun-controlplane")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    obj: JSON
+    leader: str  # the host name holding the control plane's lease ("" if unknown)
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    @property
+    def id(self) -> str:
+        return str(self.obj["metadata"].get("uid") or "").replace("-", "")[:25]
+
+    @property
+    def hostname(self) -> str:
+        labels = self.obj["metadata"].get("labels") or {}
+        return str(labels.get("kubernetes.io/hostname") or self.name)
+
+    @property
+    def status(self) -> str:
+        for c in (self.obj.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Ready":
+                return {"True": "Ready", "False": "Down"}.get(str(c.get("status")), "Unknown")
+        return "Unknown"
+
+    @property
+    def availability(self) -> str:
+        ann = (self.obj["metadata"].get("annotations") or {}).get(AVAILABILITY_ANNOTATION)
+        if (self.obj.get("spec") or {}).get("unschedulable"):
+            return "Drain" if ann == "drain" else "Pause"
+        return "Active"
+
+    @property
+    def manager(self) -> bool:
+        return MANAGER_LABEL in (self.obj["metadata"].get("labels") or {})
+
+    @property
+    def manager_status(self) -> str:
+        if not self.manager:
+            return ""
+        if self.leader and self.leader.lower() in (self.name.lower(), self.hostname.lower()):
+            return "Leader"
+        return "Reachable" if self.status == "Ready" else "Unreachable"
+
+    @property
+    def engine(self) -> str:
+        return str(((self.obj.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+
+    @property
+    def is_self(self) -> bool:
+        return socket.gethostname().lower() in (self.name.lower(), self.hostname.lower())
+
+
+async def leader_host(client: Client) -> str:
+    try:
+        lease = await client.get(LEASES, LEADER_LEASE[1], LEADER_LEASE[0])
+    except ApiError as e:
+        if e.not_found or e.status == 403:
+            return ""
+        raise
+    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+    return holder.rsplit("_", 1)[0]
+
+
+async def list_nodes(client: Client) -> list[NodeView]:
+    items, _ = await client.list_all(NODES)
+    leader = await leader_host(client)
+    return sorted((NodeView(n, leader) for n in items), key=lambda v: v.hostname)
+
+
+async def find_node(client: Client, ref: str) -> NodeView | None:
+    for v in await list_nodes(client):
+        if ref in (v.name, v.hostname) or (len(ref) >= 3 and v.id.startswith(ref)):
+            return v
+    return None
+
+
+def _owned_by_daemonset(pod: JSON) -> bool:
+    return any(r.get("kind") == "DaemonSet" for r in (pod.get("metadata") or {}).get("ownerReferences") or [])
+
+
+async def pods_on(client: Client, node: str) -> list[JSON]:
+    items, _ = await client.list_all(PODS, None, field_selector=f"spec.nodeName={node}")
+    return list(items)
+
+
+async def set_availability(client: Client, node: NodeView, availability: str) -> int:
+    """Cordon (pause, drain) or uncordon (active); drain evicts every task that is not one
+    of a global service's (those stay, as ``kubectl drain --ignore-daemonsets``). Returns the
+    number of tasks evicted."""
+    patch = {"spec": {"unschedulable": availability != "active"},
+             "metadata": {"annotations": {AVAILABILITY_ANNOTATION: availability if availability != "active" else None}}}
+    await client.patch(NODES, node.name, patch)
+    if availability != "drain":
+        return 0
+    evicted = 0
+    for pod in await pods_on(client, node.name):
+        meta = pod["metadata"]
+        if _owned_by_daemonset(pod) or meta.get("deletionTimestamp"):
+            continue
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+        try:
+            await client.create(PODS, body, meta["namespace"], subresource="eviction")
+            evicted += 1
+        except ApiError as e:
+            if not e.not_found:
+                raise
+    return evicted
+
+
+async def update_labels(client: Client, node: NodeView, add: dict[str, str], remove: list[str]) -> None:
+    labels: dict[str, str | None] = {k: None for k in remove}
+    labels.update(add)
+    await client.patch(NODES, node.name, {"metadata": {"labels": labels}})

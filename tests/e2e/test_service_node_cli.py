@@ -1,0 +1,277 @@
+"""`bosun service` and `bosun node` against a real two-node cluster (`bosun up` and a second
+`bosun agent`, both running containers as host processes): services are created, scaled,
+updated and rolled back as Deployments the user can see with kubectl, and draining a node
+moves its tasks to the other node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from tests.e2e.helpers import BOSUN, Up, bosun_up, free_port, processes_with
+
+MARKER = f"svc-{os.getpid()}"
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+
+
+@dataclass
+class Cluster:
+    up: Up
+    second: str  # the second node's name
+
+    def bosun(self, *args: str, timeout: float = 120) -> Run:
+        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
+        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
+                           timeout=timeout, env=env, check=False)
+        assert "Traceback" not in p.stderr, p.stderr
+        return Run(p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args: str) -> str:
+        r = self.bosun(*args)
+        assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
+        return r.out
+
+    def get(self, *args: str) -> dict[str, Any]:
+        p = self.up.kubectl("get", *args, "-o", "json")
+        assert p.returncode == 0, p.stderr
+        return dict(json.loads(p.stdout))
+
+    def pods(self, service: str) -> list[dict[str, Any]]:
+        items = self.get("pods", "-n", "default", "-l", f"bosun.io/service={service}")["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def eventually(check: Callable[[], bool], within: float = 60, what: str = "") -> None:
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def one_line_error(r: Run) -> str:
+    assert r.rc == 1, (r.rc, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("swarm")
+    with bosun_up(tmp) as up:
+        name = f"second-{os.getpid()}"
+        agent = subprocess.Popen(
+            [BOSUN, "agent", "--kubeconfig", up.kubeconfig, "--name", name, "--runtime", "process",
+             "--data-dir", str(tmp / "agent2"), "--port", str(free_port()), "--labels", "zone=b"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        c = Cluster(up, name)
+        try:
+            def both_ready() -> bool:
+                nodes = c.get("nodes")["items"]
+                return len(nodes) == 2 and all(
+                    any(x["type"] == "Ready" and x["status"] == "True" for x in n["status"].get("conditions", []))
+                    for n in nodes)
+            eventually(both_ready, what="two Ready nodes")
+            yield c
+        finally:
+            # The second agent leaves its containers running when it stops: remove the
+            # services first and wait until their processes are gone.
+            for svc in c.bosun("service", "ls", "-q").out.split():
+                c.bosun("service", "rm", svc)
+            deadline = time.time() + 30
+            while processes_with(MARKER) and time.time() < deadline:
+                time.sleep(0.5)
+            _stop(agent)
+
+
+def _sleeper(name: str) -> list[str]:
+    return ["host", "busybox", "sh", "-c", f"echo {MARKER} {name}; exec sleep 3600"]
+
+
+def test_service_create_ls_ps_scale_update_rollback_rm(cluster: Cluster) -> None:
+    c = cluster
+    out = c.ok("service", "create", "--name", "web", "--replicas", "2", "-e", "GREETING=hi", "--label", "team=a",
+               "--update-parallelism", "2", "--update-order", "start-first", *_sleeper("web")).splitlines()
+    assert out[-1] == "verify: Service web converged"
+    assert "overall progress: 2 out of 2 tasks" in out
+    deploy = c.get("deployment", "web", "-n", "default")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["metadata"]["labels"]["team"] == "a"
+    assert deploy["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 2, "maxUnavailable": 0}
+    assert {"name": "GREETING", "value": "hi"} in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert c.get("service", "web", "-n", "default")["spec"]["selector"] == {"bosun.io/service": "web"}
+
+    ls = c.ok("service", "ls").splitlines()
+    assert ls[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+    assert ["web", "replicated", "2/2", "host"] == next(r.split()[1:5] for r in ls[1:] if r.split()[1] == "web")
+
+    ps = c.ok("service", "ps", "web").splitlines()
+    assert ps[0].split()[:2] == ["ID", "NAME"]
+    assert sorted(r.split()[1] for r in ps[1:]) == ["web.1", "web.2"]
+    assert all("Running" in r for r in ps[1:])
+
+    scaled = c.ok("service", "scale", "web=4").splitlines()
+    assert scaled[0] == "web scaled to 4"
+    assert scaled[-1] == "verify: Service web converged"
+    assert c.get("deployment", "web", "-n", "default")["spec"]["replicas"] == 4
+    assert len([p for p in c.pods("web") if p["status"].get("phase") == "Running"]) == 4
+
+    logs = c.ok("service", "logs", "web").splitlines()
+    assert len([line for line in logs if line.endswith(f"| {MARKER} web")]) == 4
+    assert all(line.startswith("web.") and "@" in line.split("|")[0] for line in logs)
+
+    pretty = c.ok("service", "inspect", "--pretty", "web")
+    assert "Name:\t\tweb" in pretty and " Replicas:\t4" in pretty and " Update order:\tstart-first" in pretty
+    assert json.loads(c.ok("service", "inspect", "web"))[0]["kind"] == "Deployment"
+
+    c.ok("service", "update", "--env-add", "GREETING=hello", "web")
+    env = c.get("deployment", "web", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "GREETING", "value": "hello"}]
+    rolled = c.ok("service", "rollback", "web").splitlines()
+    assert rolled[:2] == ["web", "rollback: manually requested rollback"]
+    env = c.get("deployment", "web", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "GREETING", "value": "hi"}]
+
+    assert c.ok("service", "rm", "web").strip() == "web"
+    assert c.up.kubectl("get", "deployment", "web", "-n", "default").returncode != 0
+    assert c.up.kubectl("get", "service", "web", "-n", "default").returncode != 0
+    eventually(lambda: not c.pods("web"), what="the service's tasks removed")
+
+
+def test_service_bad_input(cluster: Cluster) -> None:
+    c = cluster
+    assert one_line_error(c.bosun("service", "create", "--replicas", "-1", "--name", "neg", "host", "true")) == \
+        "error: invalid --replicas -1: it must be 0 or more"
+    assert one_line_error(c.bosun("service", "scale", "nosuch=2")) == "Error: no such service: nosuch"
+    assert one_line_error(c.bosun("service", "scale", "web=x")).startswith("error: invalid scale specifier 'web=x'")
+    bad = c.bosun("service", "create", "--name", "bc", "--constraint", "node.labels.zone=b", "host", "true")
+    assert one_line_error(bad) == ("error: services.bc.deploy.placement.constraints: invalid constraint expression "
+                                   "'node.labels.zone=b': want ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE")
+    c.ok("service", "create", "-d", "--name", "everywhere", "--mode", "global", *_sleeper("everywhere"))
+    refused = c.bosun("service", "scale", "everywhere=3")
+    assert refused.rc == 1
+    assert refused.err.strip() == "everywhere: scale can only be used with replicated or replicated-job mode"
+    assert c.get("daemonset", "everywhere", "-n", "default")["spec"]["template"]
+    c.ok("service", "create", "-d", "--name", "pub1", "-p", "31234:80", *_sleeper("pub1"))
+    taken = c.bosun("service", "create", "-d", "--name", "pub2", "-p", "31234:80", *_sleeper("pub2"))
+    assert one_line_error(taken) == \
+        "Error response from daemon: port '31234/tcp' is already in use by service 'pub1' (namespace default)"
+    assert c.up.kubectl("get", "deployment", "pub2", "-n", "default").returncode != 0
+    c.ok("service", "rm", "everywhere", "pub1")
+
+
+def test_node_ls_inspect_update_drain(cluster: Cluster) -> None:
+    c = cluster
+    ls = c.ok("node", "ls").splitlines()
+    assert ls[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "STATUS", "ENGINE", "VERSION"]
+    rows = {r.split()[1] if not r.split()[1] == "*" else r.split()[2]: r for r in ls[1:]}
+    assert set(rows) >= {c.second}
+    assert "Ready" in rows[c.second] and "Active" in rows[c.second]
+    first = next(n for n in rows if n != c.second)
+    assert "Leader" in rows[first]  # the `bosun up` node is the manager holding the lease
+
+    c.ok("node", "update", "--label-add", "disk=ssd", "--label-add", "rack=1", c.second)
+    c.ok("node", "update", "--label-rm", "rack", c.second)
+    labels = c.get("node", c.second)["metadata"]["labels"]
+    assert labels["disk"] == "ssd" and "rack" not in labels
+    pretty = c.ok("node", "inspect", "--pretty", c.second)
+    assert f"Hostname:\t\t{c.second}" in pretty and " - disk=ssd" in pretty
+
+    c.ok("service", "create", "--name", "spread", "--replicas", "4", *_sleeper("spread"))
+    c.ok("node", "update", "--availability", "drain", first)
+    assert c.get("node", first)["spec"]["unschedulable"] is True
+
+    def all_on_second() -> bool:
+        pods = c.pods("spread")
+        return len(pods) == 4 and all(p["spec"].get("nodeName") == c.second and
+                                      p["status"].get("phase") == "Running" for p in pods)
+    eventually(all_on_second, what="every task of the drained node moved to the other node")
+    drained = next(r for r in c.ok("node", "ls").splitlines() if first in r)
+    assert "Drain" in drained
+    on_second = c.ok("node", "ps", c.second).splitlines()
+    assert len([r for r in on_second[1:] if r.split()[1].startswith("spread.")]) == 4
+
+    c.ok("node", "update", "--availability", "pause", first)
+    assert "Pause" in next(r for r in c.ok("node", "ls").splitlines() if first in r)
+    c.ok("node", "update", "--availability", "active", first)
+    assert not c.get("node", first)["spec"].get("unschedulable")
+    assert "Active" in next(r for r in c.ok("node", "ls").splitlines() if first in r)
+
+    assert one_line_error(c.bosun("node", "rm", c.second)) == \
+        f"Error response from daemon: node {c.second} is not down and can't be removed (use --force)"
+    assert one_line_error(c.bosun("node", "inspect", "nosuchnode")) == \
+        "Error response from daemon: node nosuchnode not found"
+    c.ok("service", "rm", "spread")
+
+
+def test_secret_and_config_commands_and_mounts(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    c = cluster
+    f = tmp_path_factory.mktemp("files") / "pw.txt"
+    f.write_text("hunter2\n")
+    secret_id = c.ok("secret", "create", "db_pw", str(f)).strip()
+    assert len(secret_id) == 25
+    assert c.get("secret", "db-pw", "-n", "default")["data"]["content"] == "aHVudGVyMgo="
+    assert one_line_error(c.bosun("secret", "create", "db_pw", str(f))) == \
+        "Error response from daemon: secret db_pw already exists"
+    c.ok("config", "create", "site", str(f))
+    ls = c.ok("secret", "ls").splitlines()
+    assert ls[0].split() == ["ID", "NAME", "CREATED"] and ls[1].split()[:2] == [secret_id, "db-pw"]
+    assert json.loads(c.ok("secret", "inspect", "db_pw"))[0]["ID"] == secret_id
+
+    c.ok("service", "create", "-d", "--name", "uses", "--secret", "db_pw", "--config", "source=site,target=/etc/site",
+         *_sleeper("uses"))
+    pod = c.get("deployment", "uses", "-n", "default")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/run/secrets/db_pw"]["name"]]["secret"]["secretName"] == "db-pw"
+    assert volumes[mounts["/etc/site"]["name"]]["configMap"]["name"] == "site"
+    c.ok("service", "rm", "uses")
+    assert c.ok("secret", "rm", "db_pw").strip() == "db_pw"
+    assert one_line_error(c.bosun("secret", "rm", "db_pw")) == "Error response from daemon: secret db_pw not found"
+    c.ok("config", "rm", "site")
+
+
+def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "--name", "careful", "--replicas", "1", "--update-failure-action", "rollback",
+         *_sleeper("careful"))
+    r = c.bosun("service", "update", "--args", "busybox false", "careful")
+    assert r.rc == 1, (r.out, r.err)
+    assert r.err.strip().startswith("error: service careful: update rolled back: task careful-")
+    assert "rollback: update rolled back due to failure or early termination of task" in r.out
+    args = c.get("deployment", "careful", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args == _sleeper("careful")[1:]
+    paused = c.bosun("service", "update", "--update-failure-action", "pause", "--args", "busybox false", "careful")
+    assert paused.rc == 1
+    assert "update paused due to failure or early termination of task careful-" in paused.err
+    c.ok("service", "rm", "careful")
+
+
+def test_processes_are_gone_after_rm(cluster: Cluster) -> None:
+    eventually(lambda: not [p for p in processes_with(MARKER)], within=30,
+               what="no container process of a removed service left")
