@@ -24,6 +24,7 @@ from bosun.api.httputil import read_body
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import attributes
 from bosun.api.storage import Storage
+from bosun.api.target import decoded
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.security.authz import Attributes, Union, forbidden_message
 from bosun.security.authz import rbac as rbac_mod
@@ -74,7 +75,7 @@ class AccessControl:
         user = self.authenticate(request)
         if user.is_master:
             return user
-        attrs = attributes(user, request.method, request.path, request.query)
+        attrs = attributes(user, decoded(request))
         verdict = self.authorizer.authorize(attrs)
         if not verdict.allowed:
             raise forbidden(attrs, verdict.reason)

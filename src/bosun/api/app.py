@@ -127,7 +127,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
-        return await rest.handle(request, "", parts[0], parts[1:])
+        return await rest.handle(request)
 
     async def apis_tail(request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.match_info["tail"].split("/") if p]
@@ -145,7 +145,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
-        return await rest.handle(request, parts[0], parts[1], parts[2:])
+        return await rest.handle(request)
 
     async def openapi_v2(request: web.Request) -> web.Response:
         protobuf = openapi.v2_wants_protobuf(request.headers.get("Accept", ""))
