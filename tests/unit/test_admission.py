@@ -14,8 +14,9 @@ from bosun.api.admission import AdmissionChain, DefaultStorageClass, Priority, R
 from bosun.api.admission.base import Operation
 from bosun.api.allocators import IP_PREFIX, PORT_PREFIX, ServiceAllocator
 from bosun.api.errors import APIError
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import Resource
-from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.storage import Storage
 from bosun.store.sqlite import SQLiteStore
 
 PODS = must_by_kind("v1", "Pod")
