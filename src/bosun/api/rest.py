@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors, schema, subresources
+from bosun.api import errors, subresources
 from bosun.api.errors import APIError
+from bosun.api.fieldvalidation import check_fields
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -44,28 +45,6 @@ PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
-
-
-def _check_schema(request: web.Request, res: Resource, obj: dict[str, Any], headers: dict[str, str]) -> None:
-    """Wrong JSON types are a 400 like Kubernetes' decoder gives; unknown fields are refused
-    (fieldValidation=Strict, what kubectl sends), warned about (Warn, the default) or dropped."""
-    mode = request.query.get("fieldValidation", "Warn")
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise errors.bad_request(
-            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
-        )
-    unknown, problems = schema.check(res, obj)
-    if problems:
-        raise errors.bad_request(schema.decode_error_message(res, problems[0]))
-    if not unknown:
-        return
-    if mode == "Strict":
-        raise errors.bad_request(schema.strict_error_message(res, unknown))
-    dropped = schema.prune_unknown(res, obj)
-    if mode == "Warn":
-        headers["Warning"] = ", ".join(
-            '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped
-        )
 
 
 class RestHandler:
@@ -193,7 +172,7 @@ class RestHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         headers: dict[str, str] = {}
-        _check_schema(request, t.res, obj, headers)
+        check_fields(request, t.res, obj, headers)
         if t.res.created_as is not None:
             # Creating one is a subresource write on the object the body names (a Binding
             # binds the pod of its name): the one entry of that subresource serves it.
@@ -209,7 +188,7 @@ class RestHandler:
         obj = parse_object(await read_body(request), request.content_type)
         check_kind(t.res, obj)
         headers: dict[str, str] = {}
-        _check_schema(request, t.res, obj, headers)
+        check_fields(request, t.res, obj, headers)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if t.res.namespaced and body_ns and body_ns != t.namespace:
             raise errors.bad_request(
@@ -244,11 +223,11 @@ class RestHandler:
                 part = {"apiVersion": patched["apiVersion"], "kind": patched["kind"]}
                 if "status" in patched:
                     part["status"] = patched["status"]
-                _check_schema(request, t.res, part, headers)
+                check_fields(request, t.res, part, headers)
                 if "status" in part:
                     patched["status"] = part["status"]  # pruned of unknown fields
             else:
-                _check_schema(request, t.res, patched, headers)
+                check_fields(request, t.res, patched, headers)
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
