@@ -12,8 +12,7 @@ admission plugins that concern it.
 2  decode target           method + path + query, once, into group, version,          404    target
                            resource, namespace, name, subresource and verb
 3  authenticate            bearer token or client certificate -> user                 401    access
-4  authorize               RBAC and the node authorizer on the decoded target;        403    access, requestinfo
-                           node restriction of a node's own Node and Lease creates
+4  authorize               RBAC and the node authorizer on the decoded target         403    access, requestinfo
 5  route                   the verb on a collection, an object, a subresource or a    405    rest, subresources,
                            watch; streams (logs, exec) are proxied to the node agent         watch, exec_proxy
 6  decode body             JSON, YAML or protobuf; kind and namespace match the URL;  400    httputil, protobuf,
@@ -26,8 +25,9 @@ admission plugins that concern it.
 8  prepare                 the kind's strategy: ``prepare_for_create`` (status reset)        strategy
                            or ``prepare_for_update`` (keep what the server allocated)
 9  default                 the kind's strategy: ``default`` (Kubernetes' defaults)           strategy, defaults
-10 mutating admission      ordered plugins that may change the object: Priority,      403    admission
-                           DefaultStorageClass
+10 mutating admission      ordered plugins that may change or refuse the object:      403    admission
+                           NodeRestriction (a node creates only its own Node and
+                           Lease), Priority, DefaultStorageClass
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  422    admission

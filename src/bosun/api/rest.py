@@ -33,6 +33,7 @@ from bosun.api.httputil import (
 )
 from bosun.api.patch import PatchError, apply_patch
 from bosun.api.registry import Resource, must_by_plural
+from bosun.api.requestinfo import USER
 from bosun.api.storage import Storage
 from bosun.api.tables import to_table
 from bosun.api.target import Target, decoded
@@ -180,7 +181,8 @@ class RestHandler:
             name = str((obj.get("metadata") or {}).get("name") or "")
             on = Target(must_by_plural(t.res.group, t.res.version, parent), t.namespace, name, sub, "create")
             return await subresources.create(self, request, on, obj)
-        created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request))
+        created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request),
+                                            user=request.get(USER))
         return json_response(created, status=201, headers=headers)
 
     async def update(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:

@@ -40,6 +40,7 @@ from bosun.store.base import (
 
 if TYPE_CHECKING:
     from bosun.security.encryption import ResourceTransformer
+    from bosun.security.identity import User
 
 # Guaranteed-update retries (patch, scale, binding) before giving up with 409.
 MAX_RETRIES = 20
@@ -133,8 +134,10 @@ class Storage:
     # ---- create ------------------------------------------------------------------------
 
     async def create(
-        self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False
+        self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False,
+        user: User | None = None,
     ) -> dict[str, Any]:
+        """Create an object; ``user`` (who asks) is told to the admission plugins."""
         m = meta(obj)
         if res.namespaced:
             m["namespace"] = ns
@@ -161,7 +164,7 @@ class Storage:
             m["generation"] = 1
         res.strategy.prepare_for_create(res, obj)
         res.strategy.default(res, obj)
-        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run)
+        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)
         errs = validate(res, obj)
         if errs:
