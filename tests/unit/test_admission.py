@@ -249,3 +249,23 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "Priority", "DefaultStorageClass", "ServiceIPAllocation"]
+
+
+async def test_a_service_deleted_through_its_last_finalizer_gives_its_addresses_back(storage: Storage) -> None:
+    svc = service(ports=[{"port": 80, "protocol": "TCP", "nodePort": 30111}])
+    svc["metadata"]["finalizers"] = ["example.com/hold"]
+    created = await storage.create(SERVICES, "default", svc)
+    assert len(await keys(storage)) == 2
+    marked, gone = await storage.delete(SERVICES, "default", "s", options={})
+    assert not gone and marked["metadata"]["deletionTimestamp"]
+    assert len(await keys(storage)) == 2  # still held while the finalizer works
+
+    def release(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["finalizers"] = []
+        return obj
+
+    await storage.mutate(SERVICES, "default", "s", release)
+    assert await keys(storage) == []
+    again = service(ports=[{"port": 80, "protocol": "TCP", "nodePort": 30111}],
+                    clusterIP=created["spec"]["clusterIP"])
+    await storage.create(SERVICES, "default", again)  # the same address and port are free again

@@ -335,7 +335,10 @@ class Storage:
             return new
         key = res.key(ns, name)
         if lifecycle.deletion_due(res, new):
-            # The last finalizer was removed from an object being deleted: it goes away now.
+            # The last finalizer was removed from an object being deleted: it goes away now,
+            # through the same admission as a delete (a Service's addresses are released).
+            gone = admission.Request(admission.DELETE, res, ns, name, new)
+            await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
             except ConflictError as exc:
@@ -344,6 +347,7 @@ class Storage:
                 raise errors.not_found(res.plural, name, res.group) from exc
             new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
             self._recent.pop(key, None)
+            await gone.succeeded()
             return new
         req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
         await self.admission.validate(req)
