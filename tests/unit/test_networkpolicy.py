@@ -110,6 +110,14 @@ def test_port_errors(port: dict[str, Any], message: str) -> None:
     assert errors(egress=[{"ports": [port]}]) == [message]
 
 
+def test_cidrs_are_read_as_kubernetes_reads_them() -> None:
+    for cidr in ("10.1.2.3/8", "010.0.0.0/8", "fd00::1/64"):
+        assert errors(ingress=[{"from": [{"ipBlock": {"cidr": cidr}}]}]) == [], cidr
+    for cidr in ("10.0.0.0/-1", "10.0.0.256/8", "10.0.0.0/8/8", "/8", "fd00::/129"):
+        assert errors(ingress=[{"from": [{"ipBlock": {"cidr": cidr}}]}]) == [
+            f'spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "{cidr}": not a valid CIDR'], cidr
+
+
 def test_peer_errors() -> None:
     assert errors(ingress=[{"from": [{}]}]) == ["spec.ingress[0].from[0]: Required value: must specify a peer"]
     assert errors(egress=[{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}]) == [
