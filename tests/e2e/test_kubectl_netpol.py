@@ -74,6 +74,18 @@ def test_apply_get_round_trip_and_table(kubectl: Kubectl) -> None:
     as_yaml = kubectl("get", "netpol", "db-from-api", "-o", "yaml").stdout
     kubectl("replace", "-f", "-", input=as_yaml)
     assert yaml.safe_load(kubectl("get", "netpol", "db-from-api", "-o", "yaml").stdout)["spec"] == spec
+    # A strategic merge patch: maps merge, the atomic rule lists are replaced whole.
+    kubectl("patch", "netpol", "db-from-api", "-p",
+            '{"spec": {"podSelector": {"matchLabels": {"tier": "data"}}, "egress": [{"ports": [{"port": 443}]}]}}')
+    patched = kubectl.json("get", "netpol", "db-from-api")["spec"]
+    assert patched["podSelector"] == {"matchLabels": {"app": "db", "tier": "data"}}
+    assert patched["egress"] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]
+    assert patched["ingress"] == spec["ingress"]
+    p = kubectl("patch", "netpol", "db-from-api", "--type=merge", "-p", '{"spec": {"policyTypes": ["Up"]}}',
+                check=False)
+    assert 'spec.policyTypes[0]: Unsupported value: "Up"' in p.stderr
+    kubectl("patch", "netpol", "db-from-api", "--type=merge", "-p",
+            '{"spec": {"podSelector": {"matchLabels": {"tier": null}}}}')
     lines = kubectl("get", "netpol").stdout.splitlines()
     assert lines[0].split() == ["NAME", "POD-SELECTOR", "AGE"]
     rows = {line.split()[0]: line.split()[1] for line in lines[1:]}

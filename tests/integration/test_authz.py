@@ -162,6 +162,12 @@ def test_node_credential_is_confined(server: RunningServer) -> None:
     with pytest.raises(ApiException) as exc:
         node.create_node({"metadata": {"name": "n3"}})
     assert exc.value.status == 403
+    assert json.loads(exc.value.body or "{}")["message"] == (
+        'nodes is forbidden: User "system:node:n1" cannot create resource "nodes" in API group "" at the '
+        'cluster scope: node "n1" is not allowed to modify node "n3"')
+    with pytest.raises(ApiException) as exc:  # a dry run is refused as a create is
+        node.create_node({"metadata": {"name": "n3"}}, dry_run="All")
+    assert exc.value.status == 403
     node.patch_node("n1", {"metadata": {"labels": {"x": "y"}}})
     node.patch_namespaced_pod_status("on-n1", "default", {"status": {"phase": "Running"}})
     with pytest.raises(ApiException) as exc:

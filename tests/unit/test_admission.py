@@ -10,12 +10,14 @@ import pytest
 from tests.unit.helpers import must_by_kind
 
 from bosun.api import admission
-from bosun.api.admission import AdmissionChain, DefaultStorageClass, Priority, Request, ServiceIPs
+from bosun.api.admission import AdmissionChain, DefaultStorageClass, NodeRestriction, Priority, Request, ServiceIPs
 from bosun.api.admission.base import Operation
 from bosun.api.allocators import IP_PREFIX, PORT_PREFIX, ServiceAllocator
 from bosun.api.errors import APIError
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import Resource
-from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.storage import Storage
+from bosun.security.identity import User
 from bosun.store.sqlite import SQLiteStore
 
 PODS = must_by_kind("v1", "Pod")
@@ -23,6 +25,8 @@ CLAIMS = must_by_kind("v1", "PersistentVolumeClaim")
 SERVICES = must_by_kind("v1", "Service")
 CLASSES = must_by_kind("scheduling.k8s.io/v1", "PriorityClass")
 STORAGE_CLASSES = must_by_kind("storage.k8s.io/v1", "StorageClass")
+NODES = must_by_kind("v1", "Node")
+LEASES = must_by_kind("coordination.k8s.io/v1", "Lease")
 
 
 @pytest.fixture
@@ -179,6 +183,31 @@ async def test_service_ips_update_and_delete_release_after_the_write(storage: St
     assert await keys(storage) == []
 
 
+# ---- NodeRestriction -----------------------------------------------------------------------
+
+
+def node_object(kind: str, name: str) -> dict[str, Any]:
+    api = "v1" if kind == "Node" else "coordination.k8s.io/v1"
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name}}
+
+
+async def test_a_node_creates_only_its_own_node_and_lease() -> None:
+    plugin = NodeRestriction()
+    node_user = User("system:node:n1", ("system:nodes", "system:authenticated"))
+    for res, kind, ns in ((NODES, "Node", None), (LEASES, "Lease", "kube-node-lease")):
+        own = Request(admission.CREATE, res, ns, "n1", node_object(kind, "n1"), user=node_user)
+        await plugin.admit(own)
+        other = Request(admission.CREATE, res, ns, "n2", node_object(kind, "n2"), user=node_user)
+        with pytest.raises(APIError) as err:
+            await plugin.admit(other)
+        assert err.value.code == 403
+        assert f'node "n1" is not allowed to modify {kind.lower()} "n2"' in err.value.message
+    admin = Request(admission.CREATE, NODES, None, "n2", node_object("Node", "n2"), user=User("admin", ()))
+    await plugin.admit(admin)  # only nodes are restricted
+    assert plugin.handles(NODES, "CREATE", None) and not plugin.handles(NODES, "UPDATE", None)
+    assert not plugin.handles(PODS, "CREATE", None)
+
+
 # ---- the chain -----------------------------------------------------------------------------
 
 
@@ -218,4 +247,25 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 
 
 def test_standard_chain_order(storage: Storage) -> None:
-    assert [p.name for p in storage.admission.plugins] == ["Priority", "DefaultStorageClass", "ServiceIPAllocation"]
+    assert [p.name for p in storage.admission.plugins] == [
+        "NodeRestriction", "Priority", "DefaultStorageClass", "ServiceIPAllocation"]
+
+
+async def test_a_service_deleted_through_its_last_finalizer_gives_its_addresses_back(storage: Storage) -> None:
+    svc = service(ports=[{"port": 80, "protocol": "TCP", "nodePort": 30111}])
+    svc["metadata"]["finalizers"] = ["example.com/hold"]
+    created = await storage.create(SERVICES, "default", svc)
+    assert len(await keys(storage)) == 2
+    marked, gone = await storage.delete(SERVICES, "default", "s", options={})
+    assert not gone and marked["metadata"]["deletionTimestamp"]
+    assert len(await keys(storage)) == 2  # still held while the finalizer works
+
+    def release(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["finalizers"] = []
+        return obj
+
+    await storage.mutate(SERVICES, "default", "s", release)
+    assert await keys(storage) == []
+    again = service(ports=[{"port": 80, "protocol": "TCP", "nodePort": 30111}],
+                    clusterIP=created["spec"]["clusterIP"])
+    await storage.create(SERVICES, "default", again)  # the same address and port are free again

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from tests.unit.helpers import must_by_kind
 
-from bosun.api import schema
+from bosun.api import discovery, openapi, schema
 from bosun.api.defaults import apply_defaults
 from bosun.api.registry import find
 from bosun.api.tables import to_table
@@ -109,6 +110,14 @@ def test_port_errors(port: dict[str, Any], message: str) -> None:
     assert errors(egress=[{"ports": [port]}]) == [message]
 
 
+def test_cidrs_are_read_as_kubernetes_reads_them() -> None:
+    for cidr in ("10.1.2.3/8", "010.0.0.0/8", "fd00::1/64"):
+        assert errors(ingress=[{"from": [{"ipBlock": {"cidr": cidr}}]}]) == [], cidr
+    for cidr in ("10.0.0.0/-1", "10.0.0.256/8", "10.0.0.0/8/8", "/8", "fd00::/129"):
+        assert errors(ingress=[{"from": [{"ipBlock": {"cidr": cidr}}]}]) == [
+            f'spec.ingress[0].from[0].ipBlock.cidr: Invalid value: "{cidr}": not a valid CIDR'], cidr
+
+
 def test_peer_errors() -> None:
     assert errors(ingress=[{"from": [{}]}]) == ["spec.ingress[0].from[0]: Required value: must specify a peer"]
     assert errors(egress=[{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}]) == [
@@ -146,3 +155,21 @@ def test_table_pod_selector_column() -> None:
     table = to_table(NETPOL, objs, now=now)
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Pod-Selector", "Age"]
     assert [r["cells"] for r in table["rows"]] == [["db", "<none>", "60m"], ["db", "app=db,tier=x", "60m"]]
+
+
+def test_discovery_and_openapi_serve_the_kind() -> None:
+    listed = discovery.resource_list("networking.k8s.io", "v1")
+    assert listed is not None
+    entry = next(r for r in listed["resources"] if r["name"] == "networkpolicies")
+    assert (entry["kind"], entry["namespaced"], entry["shortNames"]) == ("NetworkPolicy", True, ["netpol"])
+    groups = discovery.aggregated(False)["items"]
+    networking = next(g for g in groups if g["metadata"]["name"] == "networking.k8s.io")
+    names = {r["resource"] for v in networking["versions"] for r in v["resources"]}
+    assert {"ingresses", "networkpolicies"} <= names
+    body = openapi.openapi_v3("apis/networking.k8s.io/v1")
+    assert body is not None
+    doc = json.loads(body)
+    schemas = doc["components"]["schemas"]
+    spec = schemas["io.k8s.api.networking.v1.NetworkPolicySpec"]["properties"]
+    assert {"podSelector", "ingress", "egress", "policyTypes"} <= set(spec)
+    assert "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}" in doc["paths"]

@@ -12,8 +12,9 @@ import orjson
 import pytest
 
 from bosun.api.errors import APIError
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import by_plural
-from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.storage import Storage
 from bosun.store.sqlite import SQLiteStore
 
 PODS = by_plural("", "v1", "pods")

@@ -14,21 +14,20 @@ import copy
 import logging
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bosun.aio import cancel_and_wait
 from bosun.api import errors
 from bosun.api.errors import APIError
-from bosun.api.httputil import read_body
 from bosun.api.registry import Resource, must_by_plural
-from bosun.api.requestinfo import attributes
+from bosun.api.requestinfo import attributes, forbidden
 from bosun.api.storage import Storage
+from bosun.api.target import decoded
 from bosun.api.watchcache import CachedEvent, WatchCache
-from bosun.security.authz import Attributes, Union, forbidden_message
+from bosun.security.authz import Union
 from bosun.security.authz import rbac as rbac_mod
 from bosun.security.authz.defaults import AUTOUPDATE, default_cluster_role_bindings, default_cluster_roles
-from bosun.security.authz.node import NodeAuthorizer, admit_create
+from bosun.security.authz.node import NodeAuthorizer
 from bosun.security.authz.rbac import RBACAuthorizer, aggregated_rules
 from bosun.security.identity import ADMIN, User
 from bosun.security.tokens import TokenAuthenticator
@@ -74,19 +73,12 @@ class AccessControl:
         user = self.authenticate(request)
         if user.is_master:
             return user
-        attrs = attributes(user, request.method, request.path, request.query)
+        attrs = attributes(user, decoded(request))
         verdict = self.authorizer.authorize(attrs)
         if not verdict.allowed:
             raise forbidden(attrs, verdict.reason)
-        node = user.node_name
-        if node is not None and attrs.verb == "create" and attrs.resource in ("nodes", "leases"):
-            try:
-                body = orjson.loads(await read_body(request))
-            except ValueError:
-                body = {}
-            why = admit_create(node, attrs, body if isinstance(body, dict) else {})
-            if why is not None:
-                raise forbidden(attrs, why)
+        # What a node may create is checked on the object itself, by the NodeRestriction
+        # admission plugin (bosun.api.admission.noderestriction).
         return user
 
     # -- keeping current ---------------------------------------------------------------
@@ -179,12 +171,3 @@ class AccessControl:
                 await self.storage.mutate(res, None, name, put)
             except APIError as exc:
                 log.debug("aggregating clusterrole %s: %s", name, exc.message)
-
-
-def forbidden(attrs: Attributes, reason: str = "") -> APIError:
-    details: dict[str, Any] = {}
-    if attrs.resource_request and attrs.resource:
-        details = {"name": attrs.name, "kind": attrs.resource}
-        if attrs.api_group:
-            details["group"] = attrs.api_group
-    return APIError(403, "Forbidden", forbidden_message(attrs, reason), details=details or None)

@@ -13,6 +13,7 @@ from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
 from bosun.api.local import LocalDispatcher
+from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.tokens import TokenAuthenticator
@@ -42,6 +43,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
                 # Authentication, then authorization (system:masters skips it), then for the
                 # review kinds (asked about the caller, never stored) the answer itself.
                 user = await access.check(request)
+                request[USER] = user
                 if reviews.is_review(request.path):
                     return await reviews.serve(access, request, user)
             return await handler(request)
@@ -127,7 +129,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
-        return await rest.handle(request, "", parts[0], parts[1:])
+        return await rest.handle(request)
 
     async def apis_tail(request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.match_info["tail"].split("/") if p]
@@ -145,7 +147,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
-        return await rest.handle(request, parts[0], parts[1], parts[2:])
+        return await rest.handle(request)
 
     async def openapi_v2(request: web.Request) -> web.Response:
         protobuf = openapi.v2_wants_protobuf(request.headers.get("Accept", ""))

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from bosun.api import errors
+from bosun.api.handler import Serving
 from bosun.api.objects import as_dict
-
-if TYPE_CHECKING:
-    from bosun.api.rest import RestHandler, Target
+from bosun.api.registry import must_by_plural
+from bosun.api.target import Target
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty")
+NODES = must_by_plural("", "v1", "nodes")
 
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true")
 
 
-async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamResponse:
     assert t.name is not None and t.sub in ("exec", "attach")
     command = request.query.getall("command", [])
     if t.sub == "exec" and not command:
@@ -86,16 +87,12 @@ def _container(pod: dict[str, Any], pod_name: str, container: str) -> str:
     return container
 
 
-async def agent_base_url(h: RestHandler, pod: dict[str, Any], pod_name: str) -> str:
+async def agent_base_url(h: Serving, pod: dict[str, Any], pod_name: str) -> str:
     """``https://host:port`` of the agent running the pod, from its Node's status."""
-    from bosun.api.registry import by_plural
-
     node_name = as_dict(pod.get("spec")).get("nodeName")
     if not node_name:
         raise errors.bad_request(f"pod {pod_name} does not have a host assigned")
-    nodes = by_plural("", "v1", "nodes")
-    assert nodes is not None
-    status = as_dict((await h.storage.get(nodes, None, str(node_name))).get("status"))
+    status = as_dict((await h.storage.get(NODES, None, str(node_name))).get("status"))
     port = as_dict(as_dict(status.get("daemonEndpoints")).get("kubeletEndpoint")).get("Port")
     addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
     host = addrs.get("InternalIP") or addrs.get("Hostname")

@@ -10,7 +10,16 @@ from aiohttp import web
 
 from bosun.api import errors, protobuf
 from bosun.api.errors import APIError
+from bosun.api.patch.errors import PatchError
 from bosun.api.registry import Resource
+from bosun.api.selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    check_field_selector,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 MAX_BODY = 3 * 1024 * 1024  # Kubernetes' limit for a request body
 
@@ -156,3 +165,32 @@ def wants_partial_metadata(request: web.Request) -> bool:
 
 def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def selectors(request: web.Request, res: Resource) -> tuple[LabelSelector | None, FieldSelector | None]:
+    """The labelSelector and fieldSelector of a list or watch (400 for a malformed one)."""
+    ls = request.query.get("labelSelector") or None
+    fs = request.query.get("fieldSelector") or None
+    try:
+        labels = parse_label_selector(ls) if ls else None
+        fields = parse_field_selector(fs) if fs else None
+        if fields is not None:
+            check_field_selector(res, fields)
+    except SelectorError as exc:
+        raise errors.bad_request(str(exc)) from exc
+    return labels, fields
+
+
+def include_object(request: web.Request) -> str:
+    value = request.query.get("includeObject", "Metadata")
+    if value not in ("None", "Metadata", "Object"):
+        raise errors.bad_request(
+            f'includeObject: Unsupported value: "{value}": supported values: "Metadata", "None", "Object"'
+        )
+    return value
+
+
+def patch_error(exc: PatchError) -> APIError:
+    """A patch that cannot be applied, as the Status kube-apiserver answers."""
+    reason = {400: "BadRequest", 415: "UnsupportedMediaType"}.get(exc.code, "Invalid")
+    return APIError(exc.code, reason, exc.message)

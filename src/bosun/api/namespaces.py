@@ -13,8 +13,9 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import RESOURCES, by_plural
-from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,9 @@ class Resource:
     # Kinds whose spec changes bump metadata.generation; others bump on any non-metadata change.
     has_spec: bool = True
     list_kind: str = field(default="", compare=False)
+    # (parent plural, subresource): creating one of these is that subresource's write on the
+    # parent the body names (POST .../bindings is POST .../pods/{name}/binding).
+    created_as: tuple[str, str] | None = None
     # What is special about the kind on a write (status reset, defaults, validation,
     # deletion policy): the generic write path asks it and never names a kind.
     strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
@@ -94,7 +97,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False,
              strategy=s.SERVICE_ACCOUNT),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
-    Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",)),
+    Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",),
+             created_as=("pods", "binding")),
     # apps/v1
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL,
              subresources=("status", "scale"), strategy=sw.DEPLOYMENT),

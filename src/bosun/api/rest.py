@@ -1,119 +1,51 @@
-"""Kubernetes REST routing: ``/api/v1/...`` and ``/apis/<group>/<version>/...``.
+"""Kubernetes REST verbs on a decoded target: ``/api/v1/...`` and ``/apis/<group>/<version>/...``.
 
-Paths are parsed by hand rather than with one aiohttp route per shape because Kubernetes'
-URL space is ambiguous to a router (``/api/v1/namespaces/x/pods`` is a pod list while
-``/api/v1/namespaces/x/status`` is a namespace subresource).
+The request was decoded once (:mod:`bosun.api.target`) before authorization; this module
+reads its body, asks the storage and formats the answer. Subresources and watches are served
+by :mod:`bosun.api.subresources` and :mod:`bosun.api.watch`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors, schema
+from bosun.api import errors, subresources
 from bosun.api.errors import APIError
+from bosun.api.fieldvalidation import check_fields
 from bosun.api.httputil import (
     check_kind,
     dry_run,
+    include_object,
     int_param,
     json_response,
     parse_object,
     partial_metadata,
+    patch_error,
     read_body,
+    selectors,
     wants_partial_metadata,
     wants_table,
 )
 from bosun.api.patch import PatchError, apply_patch
-from bosun.api.registry import Resource, by_plural
-from bosun.api.selectors import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    check_field_selector,
-    parse_field_selector,
-    parse_label_selector,
-)
+from bosun.api.registry import Resource, must_by_plural
+from bosun.api.requestinfo import USER
 from bosun.api.storage import Storage
 from bosun.api.tables import to_table
+from bosun.api.target import Target, decoded
+from bosun.api.watch import serve_watch
 from bosun.api.watchcache import WatchCache
 
-NAMESPACE_SUBRESOURCES = ("status", "finalize")
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
-
-
-@dataclass(slots=True)
-class Target:
-    res: Resource
-    namespace: str | None
-    name: str | None
-    sub: str | None
-
-
-def parse_target(group: str, version: str, rest: list[str]) -> Target:
-    """Resolve the resource, namespace, name and subresource named by a path."""
-    ns: str | None = None
-    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in NAMESPACE_SUBRESOURCES:
-        ns = rest[1]
-        rest = rest[2:]
-    if not rest or len(rest) > 3:
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-    res = by_plural(group, version, rest[0])
-    if res is None:
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if ns is not None and not res.namespaced:
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-    if res.namespaced and ns is None and name is not None:
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-    if sub is not None and sub not in res.subresources:
-        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
-    return Target(res, ns, name, sub)
-
-
-def selectors(request: web.Request, res: Resource) -> tuple[LabelSelector | None, FieldSelector | None]:
-    ls = request.query.get("labelSelector") or None
-    fs = request.query.get("fieldSelector") or None
-    try:
-        labels = parse_label_selector(ls) if ls else None
-        fields = parse_field_selector(fs) if fs else None
-        if fields is not None:
-            check_field_selector(res, fields)
-    except SelectorError as exc:
-        raise errors.bad_request(str(exc)) from exc
-    return labels, fields
-
-
-def _check_schema(request: web.Request, res: Resource, obj: dict[str, Any], headers: dict[str, str]) -> None:
-    """Wrong JSON types are a 400 like Kubernetes' decoder gives; unknown fields are refused
-    (fieldValidation=Strict, what kubectl sends), warned about (Warn, the default) or dropped."""
-    mode = request.query.get("fieldValidation", "Warn")
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise errors.bad_request(
-            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
-        )
-    unknown, problems = schema.check(res, obj)
-    if problems:
-        raise errors.bad_request(schema.decode_error_message(res, problems[0]))
-    if not unknown:
-        return
-    if mode == "Strict":
-        raise errors.bad_request(schema.strict_error_message(res, unknown))
-    dropped = schema.prune_unknown(res, obj)
-    if mode == "Warn":
-        headers["Warning"] = ", ".join(
-            '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped
-        )
 
 
 class RestHandler:
@@ -155,23 +87,18 @@ class RestHandler:
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
 
-    async def handle(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
-        t = parse_target(group, version, rest)
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        t = decoded(request).served()
         method = request.method
-        verb = _verb(method, t, request)
-        if verb is not None and verb not in t.res.verbs:
-            raise errors.method_not_allowed(
-                f"the server does not allow this method on the requested resource ({verb} {t.res.plural})"
-            )
         if t.sub is not None:
-            from bosun.api import subresources
-
             return await subresources.handle(self, request, t)
+        if t.verb not in t.res.verbs:
+            raise errors.method_not_allowed(
+                f"the server does not allow this method on the requested resource ({t.verb} {t.res.plural})"
+            )
         if t.name is None:
             if method == "GET":
-                if request.query.get("watch", "").lower() in ("1", "true"):
-                    from bosun.api.watch import serve_watch
-
+                if t.verb == "watch":
                     return await serve_watch(self, request, t)
                 return await self.list(request, t)
             if method == "POST":
@@ -246,15 +173,16 @@ class RestHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         headers: dict[str, str] = {}
-        _check_schema(request, t.res, obj, headers)
-        if t.res.kind == "Binding":
-            from bosun.api.subresources import bind
-
-            pods = by_plural("", "v1", "pods")
-            assert pods is not None
+        check_fields(request, t.res, obj, headers)
+        if t.res.created_as is not None:
+            # Creating one is a subresource write on the object the body names (a Binding
+            # binds the pod of its name): the one entry of that subresource serves it.
+            parent, sub = t.res.created_as
             name = str((obj.get("metadata") or {}).get("name") or "")
-            return await bind(self, pods, t.namespace, name, obj, dry_run(request))
-        created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request))
+            on = Target(must_by_plural(t.res.group, t.res.version, parent), t.namespace, name, sub, "create")
+            return await subresources.create(self, request, on, obj)
+        created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request),
+                                            user=request.get(USER))
         return json_response(created, status=201, headers=headers)
 
     async def update(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -262,7 +190,7 @@ class RestHandler:
         obj = parse_object(await read_body(request), request.content_type)
         check_kind(t.res, obj)
         headers: dict[str, str] = {}
-        _check_schema(request, t.res, obj, headers)
+        check_fields(request, t.res, obj, headers)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if t.res.namespaced and body_ns and body_ns != t.namespace:
             raise errors.bad_request(
@@ -297,11 +225,11 @@ class RestHandler:
                 part = {"apiVersion": patched["apiVersion"], "kind": patched["kind"]}
                 if "status" in patched:
                     part["status"] = patched["status"]
-                _check_schema(request, t.res, part, headers)
+                check_fields(request, t.res, part, headers)
                 if "status" in part:
                     patched["status"] = part["status"]  # pruned of unknown fields
             else:
-                _check_schema(request, t.res, patched, headers)
+                check_fields(request, t.res, patched, headers)
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
@@ -361,38 +289,12 @@ class RestHandler:
         })
 
 
-def _verb(method: str, t: Target, request: web.Request) -> str | None:
-    """The Kubernetes verb of a request on the main resource (None for subresources)."""
-    if t.sub is not None:
-        return None
-    if t.name is None:
-        if method == "GET":
-            return "watch" if request.query.get("watch", "").lower() in ("1", "true") else "list"
-        return {"POST": "create", "DELETE": "deletecollection"}.get(method)
-    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method)
-
-
 def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:
     """Clients send dryRun in the query or in the DeleteOptions body (kubectl does the latter)."""
     in_body = options.get("dryRun") or []
     if not isinstance(in_body, list) or any(v != "All" for v in in_body):
         raise errors.bad_request(f'dryRun: Unsupported value: {in_body!r}: supported values: "All"')
     return dry_run(request) or bool(in_body)
-
-
-def patch_error(exc: PatchError) -> APIError:
-    code = int(getattr(exc, "code", 422) or 422)
-    reason = {400: "BadRequest", 415: "UnsupportedMediaType"}.get(code, "Invalid")
-    return APIError(code, reason, str(getattr(exc, "message", "") or exc))
-
-
-def include_object(request: web.Request) -> str:
-    value = request.query.get("includeObject", "Metadata")
-    if value not in ("None", "Metadata", "Object"):
-        raise errors.bad_request(
-            f'includeObject: Unsupported value: "{value}": supported values: "Metadata", "None", "Object"'
-        )
-    return value
 
 
 def _success(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:

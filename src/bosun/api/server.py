@@ -22,9 +22,10 @@ from bosun.api.defaults.storage import local_path_class
 from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import RESOURCES, by_plural
 from bosun.api.rest import RestHandler
-from bosun.api.storage import NamespaceTracker, Storage
+from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.security.encryption import DecryptError, ResourceTransformer

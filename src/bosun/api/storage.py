@@ -1,28 +1,25 @@
-"""Kubernetes object semantics on top of the key-value store.
+"""Kubernetes object semantics on top of the key-value store, the same for every kind.
 
-This is the part of the API server that every write goes through, whatever the transport
-(HTTP today, an in-process transport later): server-set metadata, defaults, validation,
-optimistic concurrency, status/spec separation, generation, finalizers and graceful
-deletion. The HTTP layer (``rest.py``) only parses requests and formats answers.
+Every write goes through here, whatever the transport (HTTP or in-process): server-set
+metadata, then the kind's strategy (:mod:`bosun.api.strategy`) and the admission chain
+(:mod:`bosun.api.admission`) in the order :mod:`bosun.api.pipeline` lists, then
+compare-and-swap on the store, status/spec separation, generation, finalizers
+(:mod:`bosun.api.lifecycle`), encryption at rest (:mod:`bosun.api.sealing`) and list pages
+(:mod:`bosun.api.continuetoken`). Nothing here names a kind.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from bosun.api import admission, errors
+from bosun.api import admission, continuetoken, errors, lifecycle
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.defaults import apply_update_defaults
 from bosun.api.errors import APIError, FieldError
+from bosun.api.nstracker import NamespaceTracker
 from bosun.api.objects import (
-    decode,
-    decode_kv,
-    encode,
     generated_name,
     json_copy,
     meta,
@@ -30,44 +27,29 @@ from bosun.api.objects import (
     now_rfc3339,
 )
 from bosun.api.registry import Resource
+from bosun.api.sealing import Sealer
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.storecall import call_store
 from bosun.api.validation import validate, validate_update
-from bosun.security.encryption import DecryptError
 from bosun.store.base import (
     ConflictError,
     KeyExistsError,
-    KeyValue,
     NotFoundError,
     Store,
 )
 
 if TYPE_CHECKING:
     from bosun.security.encryption import ResourceTransformer
+    from bosun.security.identity import User
 
 # Guaranteed-update retries (patch, scale, binding) before giving up with 409.
 MAX_RETRIES = 20
 # Objects this server wrote last, kept for the next read-modify-write of the same key.
 RECENT_MAX = 20000
 
+
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
     return errors.invalid_object(res.kind, name, errs, res.group)
-
-
-class NamespaceTracker:
-    """Which namespaces exist and which are terminating, kept from the watch cache so that
-    a create does not cost an extra store read."""
-
-    def __init__(self) -> None:
-        self.phase: dict[str, str] = {}
-
-    def observe(self, obj: dict[str, Any] | None, name: str, deleted: bool) -> None:
-        if deleted or obj is None:
-            self.phase.pop(name, None)
-            return
-        m = obj.get("metadata") or {}
-        terminating = bool(m.get("deletionTimestamp")) or (obj.get("status") or {}).get("phase") == "Terminating"
-        self.phase[name] = "Terminating" if terminating else "Active"
 
 
 class Storage:
@@ -80,10 +62,9 @@ class Storage:
     ) -> None:
         self.store = store
         self.namespaces = namespaces
-        # Encryption at rest: group_plural -> transformer for the sealed resources (Secrets).
-        # Every other resource costs one set lookup on its plural per store call.
-        self.sealed: dict[str, ResourceTransformer] = sealed or {}
-        self._sealed_plurals = frozenset(gp.split(".", 1)[0] for gp in self.sealed)
+        # Encryption at rest of the resources the configuration names (Secrets).
+        self.sealer = Sealer(sealed or {})
+        self._load, self._stale, self._dump = self.sealer.load, self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store))
         # Told about every object written (key, revision, object): the watch cache uses it
@@ -102,29 +83,6 @@ class Storage:
             for k in list(itertools.islice(recent, RECENT_MAX // 4)):
                 del recent[k]
         self.on_write(key, rev, obj)
-
-    # ---- encryption at rest -------------------------------------------------------------
-
-    def _transformer(self, res: Resource) -> ResourceTransformer | None:
-        if res.plural not in self._sealed_plurals:
-            return None
-        return self.sealed.get(res.group_plural)
-
-    def _load(self, res: Resource, kv: KeyValue) -> dict[str, Any]:
-        """decode_kv, opening sealed values."""
-        t = self._transformer(res)
-        return decode_kv(kv) if t is None else _open(t, kv)
-
-    def _stale(self, res: Resource, kv: KeyValue) -> bool:
-        """The stored value is not sealed the way this server would write it now."""
-        t = self._transformer(res)
-        return t is not None and t.is_stale(kv.value)
-
-    def _dump(self, res: Resource, key: str, obj: dict[str, Any]) -> bytes:
-        """encode, sealing the resources the encryption configuration names."""
-        data = encode(obj)
-        t = self._transformer(res)
-        return data if t is None else t.to_store(key, data)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -149,7 +107,7 @@ class Storage:
         start = prefix
         list_rv = ""
         if continue_token:
-            start, list_rv = _decode_continue(continue_token, prefix)
+            start, list_rv = continuetoken.decode(continue_token, prefix)
         items: list[dict[str, Any]] = []
         batch = max(limit * 2, 500) if (labels or fields) else (limit + 1 if limit else 0)
         next_key = ""
@@ -170,14 +128,16 @@ class Storage:
             if next_key or not batch or len(kvs) < batch:
                 break
             start = kvs[-1].key + "\x00"
-        cont = _encode_continue(next_key, list_rv, prefix) if next_key else ""
+        cont = continuetoken.encode(next_key, list_rv, prefix) if next_key else ""
         return items, list_rv, cont
 
     # ---- create ------------------------------------------------------------------------
 
     async def create(
-        self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False
+        self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False,
+        user: User | None = None,
     ) -> dict[str, Any]:
+        """Create an object; ``user`` (who asks) is told to the admission plugins."""
         m = meta(obj)
         if res.namespaced:
             m["namespace"] = ns
@@ -204,7 +164,7 @@ class Storage:
             m["generation"] = 1
         res.strategy.prepare_for_create(res, obj)
         res.strategy.default(res, obj)
-        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run)
+        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)
         errs = validate(res, obj)
         if errs:
@@ -351,7 +311,7 @@ class Storage:
         """``stale``: the stored value is sealed with a key other than the one that writes now
         (or not at all): an unchanged object is written anyway, which is how rewriting every
         Secret after a key rotation re-encrypts them, as in Kubernetes."""
-        new = _merge_for_update(res, old, new, subresource)
+        new = lifecycle.merge_for_update(res, old, new, subresource)
         strategy = res.strategy
         if subresource is None:
             apply_update_defaults(res, new, old)
@@ -369,13 +329,16 @@ class Storage:
         om, nm = old["metadata"], new["metadata"]
         if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
             nm["generation"] = int(om.get("generation") or 1) + 1
-        if _same(old, new) and not stale:
+        if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
         if dry_run:
             return new
         key = res.key(ns, name)
-        if _deletion_due(res, new):
-            # The last finalizer was removed from an object being deleted: it goes away now.
+        if lifecycle.deletion_due(res, new):
+            # The last finalizer was removed from an object being deleted: it goes away now,
+            # through the same admission as a delete (a Service's addresses are released).
+            gone = admission.Request(admission.DELETE, res, ns, name, new)
+            await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
             except ConflictError as exc:
@@ -384,6 +347,7 @@ class Storage:
                 raise errors.not_found(res.plural, name, res.group) from exc
             new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
             self._recent.pop(key, None)
+            await gone.succeeded()
             return new
         req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
         await self.admission.validate(req)
@@ -437,7 +401,7 @@ class Storage:
                     f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                     f"ResourceVersion in object meta: {m['resourceVersion']}",
                 )
-            updated = _mark_for_deletion(res, obj, options)
+            updated = lifecycle.mark_for_deletion(res, obj, options)
             if dry_run:
                 return (updated or obj), updated is None
             if updated is not None and updated == obj:
@@ -462,112 +426,3 @@ class Storage:
             await req.succeeded()
             return obj, True
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-
-def _open(t: ResourceTransformer, kv: KeyValue) -> dict[str, Any]:
-    """A sealed value as an object; a key that cannot open it is a 500 naming both keys
-    (the fix is in the encryption configuration), never an empty object."""
-    try:
-        plain = t.from_store(kv.key, kv.value)
-    except DecryptError as exc:
-        raise errors.internal(str(exc)) from exc
-    return decode(plain, kv.mod_revision)
-
-
-_SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
-
-
-def _merge_for_update(
-    res: Resource, old: dict[str, Any], new: dict[str, Any], subresource: str | None
-) -> dict[str, Any]:
-    """Apply the status/spec split and keep server-owned metadata from the stored object."""
-    if subresource in ("scale", "binding", "finalize"):
-        return new  # built by the subresource handler from the stored object itself
-    if subresource == "status":
-        # Shallow: only metadata (resourceVersion is set on it) and status (new's own)
-        # differ from the stored object, whose other parts are never modified in place.
-        out = dict(old)
-        out["metadata"] = dict(old["metadata"])
-        if "status" in new:
-            out["status"] = new["status"]
-        else:
-            out.pop("status", None)
-        return out
-    nm = meta(new)
-    om = old["metadata"]
-    for k in _SERVER_META:
-        if k in om:
-            nm[k] = om[k]
-        else:
-            nm.pop(k, None)
-    nm["name"] = om["name"]
-    if res.namespaced:
-        nm["namespace"] = om.get("namespace")
-    nm.pop("managedFields", None)
-    new["apiVersion"] = res.api_version
-    new["kind"] = res.kind
-    if "status" in res.subresources and subresource is None:
-        if "status" in old:
-            new["status"] = old["status"]
-        else:
-            new.pop("status", None)
-    if om.get("deletionTimestamp"):
-        # Finalizers may only be removed from an object being deleted, never added.
-        old_f = set(om.get("finalizers") or [])
-        nm["finalizers"] = [f for f in (nm.get("finalizers") or []) if f in old_f] or None
-        if nm["finalizers"] is None:
-            nm.pop("finalizers")
-    return new
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    am = {k: v for k, v in a["metadata"].items() if k != "resourceVersion"}
-    bm = {k: v for k, v in b["metadata"].items() if k != "resourceVersion"}
-    if am != bm:
-        return False
-    return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
-
-
-def _deletion_due(res: Resource, obj: dict[str, Any]) -> bool:
-    """An object whose finalizers are all gone is removed, unless its kind still holds it
-    (a pod in its grace period on a node: the node agent deletes it once its containers
-    are stopped)."""
-    m = obj["metadata"]
-    if not m.get("deletionTimestamp") or m.get("finalizers"):
-        return False
-    return not res.strategy.holds_deletion(obj)
-
-
-def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
-    """The object to write instead of deleting it now, or None to delete now: the finalizer
-    the propagation policy asks for is added, and the kind's strategy decides the rest."""
-    finalizers = list(obj["metadata"].get("finalizers") or [])
-    policy = options.get("propagationPolicy")
-    if policy is None and options.get("orphanDependents") is True:
-        policy = "Orphan"
-    if policy == "Orphan" and "orphan" not in finalizers:
-        finalizers.append("orphan")
-    elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
-        finalizers.append("foregroundDeletion")
-    return res.strategy.mark_for_deletion(obj, finalizers, options)
-
-
-def _encode_continue(next_key: str, rv: str, prefix: str) -> str:
-    tok = {"v": "meta.k8s.io/v1", "rv": int(rv), "start": next_key[len(prefix):]}
-    return base64.urlsafe_b64encode(orjson.dumps(tok)).decode().rstrip("=")
-
-
-def _decode_continue(token: str, prefix: str) -> tuple[str, str]:
-    try:
-        pad = "=" * (-len(token) % 4)
-        tok = orjson.loads(base64.urlsafe_b64decode(token + pad))
-        start = str(tok["start"])
-        rv = str(int(tok["rv"]))
-    except Exception as exc:
-        raise errors.bad_request(f"continue key is not valid: {token!r}") from exc
-    if ".." in start or start.startswith("/"):
-        raise errors.bad_request("continue key is not valid: it points outside the listed resource")
-    return prefix + start, rv

@@ -1,22 +1,24 @@
-"""Subresources: status, scale, binding, eviction, namespace finalize, log, exec."""
+"""Subresources: status, scale, binding, eviction, namespace finalize, log, exec.
+
+Each subresource has one entry here: :func:`handle` for its own path, and :func:`create` for
+a resource whose creation is a subresource write (a Binding is a pod's binding).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from bosun.api import errors
-from bosun.api.httputil import dry_run, json_response, parse_object, read_body
+from bosun.api import errors, exec_proxy
+from bosun.api.handler import Serving
+from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
 from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
-
-if TYPE_CHECKING:
-    from bosun.api.registry import Resource
-    from bosun.api.rest import RestHandler, Target
+from bosun.api.target import Target
 
 
-async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamResponse:
     m = request.method
     sub = t.sub
     assert t.name is not None
@@ -39,8 +41,6 @@ async def handle(h: RestHandler, request: web.Request, t: Target) -> web.StreamR
     elif sub == "finalize" and m == "PUT":
         return await _finalize(h, request, t)
     elif sub in ("exec", "attach"):
-        from bosun.api import exec_proxy
-
         return await exec_proxy.handle(h, request, t)
     elif sub == "log":
         return await _node_stream(h, request, t)
@@ -62,7 +62,7 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _write_scale(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Response:
     assert t.name is not None
     body = await read_body(request)
     is_patch = request.method == "PATCH"
@@ -75,8 +75,6 @@ async def _write_scale(h: RestHandler, request: web.Request, t: Target) -> web.R
             try:
                 wanted = apply_patch(scale, body, ctype, t.res)
             except PatchError as exc:
-                from bosun.api.rest import patch_error
-
                 raise patch_error(exc) from exc
         else:
             wanted = new_scale
@@ -101,16 +99,22 @@ async def _write_scale(h: RestHandler, request: web.Request, t: Target) -> web.R
     return json_response(scale_of(out))
 
 
-async def _bind(h: RestHandler, request: web.Request, t: Target) -> web.Response:
-    assert t.name is not None
-    binding = parse_object(await read_body(request), request.content_type)
-    return await bind(h, t.res, t.namespace, t.name, binding, dry_run(request))
+async def create(h: Serving, request: web.Request, t: Target, body: dict[str, Any]) -> web.Response:
+    """A subresource write made by creating another resource (its registry row's
+    ``created_as``), with the body already read and checked."""
+    if t.sub == "binding":
+        return await _bind(h, request, t, body)
+    raise errors.method_not_allowed(f"the server does not allow this method on the requested resource: "
+                                    f"{request.method}")
 
 
-async def bind(
-    h: RestHandler, pods: Resource, namespace: str | None, name: str, binding: dict[str, Any], dry: bool
-) -> web.Response:
+async def _bind(h: Serving, request: web.Request, t: Target, binding: dict[str, Any] | None = None
+                ) -> web.Response:
     """Assign a pod to a node (the scheduler's write). A pod is bound at most once."""
+    assert t.name is not None
+    if binding is None:
+        binding = parse_object(await read_body(request), request.content_type)
+    name, dry = t.name, dry_run(request)
     target = as_dict(binding.get("target"))
     node = target.get("name")
     if not node or not isinstance(node, str):
@@ -135,12 +139,12 @@ async def bind(
                       "lastTransitionTime": now_rfc3339()})
         return dict(pod, spec=dict(spec, nodeName=node), status=dict(status, conditions=conds))
 
-    await h.storage.mutate(pods, namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True)
+    await h.storage.mutate(t.res, t.namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True)
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 
 
-async def _evict(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+async def _evict(h: Serving, request: web.Request, t: Target) -> web.Response:
     """policy/v1 Eviction: a delete that honours the pod's grace period. (Disruption
     budgets are not served yet, so every eviction is allowed.)"""
     assert t.name is not None
@@ -152,7 +156,7 @@ async def _evict(h: RestHandler, request: web.Request, t: Target) -> web.Respons
                           "code": 201}, status=201)
 
 
-async def _finalize(h: RestHandler, request: web.Request, t: Target) -> web.Response:
+async def _finalize(h: Serving, request: web.Request, t: Target) -> web.Response:
     assert t.name is not None
     new = parse_object(await read_body(request), request.content_type)
     wanted = (new.get("spec") or {}).get("finalizers") or []
@@ -167,7 +171,7 @@ async def _finalize(h: RestHandler, request: web.Request, t: Target) -> web.Resp
     return json_response(out)
 
 
-async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
+async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.StreamResponse:
     """Logs are served by the node agent that runs the pod; the API server proxies them, as
     kube-apiserver does to the kubelet."""
     assert t.name is not None
@@ -188,9 +192,7 @@ async def _node_stream(h: RestHandler, request: web.Request, t: Target) -> web.S
         container = str(names[0])
     elif container not in names and container not in inits:
         raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
-    from bosun.api.exec_proxy import agent_base_url
-
-    base = await agent_base_url(h, pod, t.name)
+    base = await exec_proxy.agent_base_url(h, pod, t.name)
     params = {k: v for k, v in request.query.items()
               if k in ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")}
     url = f"{base}/containerLogs/{t.namespace}/{t.name}/{container}"

@@ -7,21 +7,21 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
 from bosun.api import errors
-from bosun.api.httputil import flag, int_param, wants_table
+from bosun.api.handler import Serving
+from bosun.api.httputil import flag, int_param, selectors, wants_table
+from bosun.api.httputil import include_object as include_object_param
 from bosun.api.local import EVENT_SINK
 from bosun.api.registry import Resource
 from bosun.api.selectors import FieldSelector, LabelSelector
 from bosun.api.tables import to_table
+from bosun.api.target import Target
 from bosun.api.watchcache import CachedEvent, TooOldError
-
-if TYPE_CHECKING:
-    from bosun.api.rest import RestHandler, Target
 
 EventSink = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 
@@ -68,18 +68,14 @@ def make_filter(
     return filt
 
 
-async def serve_watch(handler: RestHandler, request: web.Request, t: Target) -> web.StreamResponse:
-    from bosun.api.rest import selectors
-
+async def serve_watch(handler: Serving, request: web.Request, t: Target) -> web.StreamResponse:
     res = t.res
     labels, fields = selectors(request, res)
     rv_param = request.query.get("resourceVersion", "")
     timeout = int_param(request, "timeoutSeconds", 0) or random.randint(*DEFAULT_TIMEOUT)
     bookmarks = flag(request, "allowWatchBookmarks")
     as_table = wants_table(request)
-    from bosun.api.rest import include_object as _include_object
-
-    include_object = _include_object(request)
+    include_object = include_object_param(request)
     cache = handler.cache
     filt = make_filter(t.namespace, labels, fields)
 

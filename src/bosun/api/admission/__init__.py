@@ -16,6 +16,7 @@ from bosun.api.admission.base import (
     Reader,
     Request,
 )
+from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
@@ -23,10 +24,11 @@ from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator) -> AdmissionChain:
-    return AdmissionChain([Priority(reader), DefaultStorageClass(reader), ServiceIPs(services)])
+    return AdmissionChain([NodeRestriction(), Priority(reader), DefaultStorageClass(reader), ServiceIPs(services)])
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "Operation", "Plugin", "Priority",
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "NodeRestriction", "Operation", "Plugin",
+    "Priority",
     "Reader", "Request", "ServiceIPs", "standard_chain",
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bosun.api.registry import Resource
+    from bosun.security.identity import User
 
 Operation = Literal["CREATE", "UPDATE", "DELETE"]
 CREATE: Operation = "CREATE"
@@ -48,6 +49,8 @@ class Request:
     old: Obj | None = None
     subresource: str | None = None
     dry_run: bool = False
+    # Who writes (None: the server itself, or a caller that did not say).
+    user: User | None = None
     _undo: list[Hook] = field(default_factory=list)
     _done: list[Hook] = field(default_factory=list)
 

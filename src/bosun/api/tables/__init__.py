@@ -224,6 +224,8 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ),
 }
 _DEFAULT_PRINTER: tuple[list[Obj], Printer] = ([NAME, AGE], default_row)
+# Kinds whose rows also carry conditions (kubectl marks a terminating pod's row with them).
+_ROW_CONDITIONS: dict[tuple[str, str], Callable[[Obj], list[Obj] | None]] = {("", "Pod"): pod_conditions}
 
 
 def column_definitions(resource: Resource) -> list[Obj]:
@@ -254,10 +256,11 @@ def to_table(
         )
     now = now or datetime.now(UTC)
     columns, printer = _PRINTERS.get((resource.group, resource.kind), _DEFAULT_PRINTER)
+    conditions = _ROW_CONDITIONS.get((resource.group, resource.kind))
     rows: list[Obj] = []
     for obj in objects:
         row: Obj = {"cells": printer(obj, now)}
-        if resource.kind == "Pod" and (conds := pod_conditions(obj)):
+        if conditions is not None and (conds := conditions(obj)):
             row["conditions"] = conds
         ref = _row_object(resource, obj, include_object)
         if ref is not None:

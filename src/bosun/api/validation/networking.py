@@ -27,11 +27,16 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_cidr(value: str) -> Network | None:
-    """A CIDR as Go's net.ParseCIDR reads it: host bits may be set ("10.1.2.3/8")."""
-    if "/" not in value:
+    """A CIDR as Kubernetes' ParseCIDRSloppy reads it: host bits may be set ("10.1.2.3/8") and
+    IPv4 octets may have leading zeros ("010.0.0.0/8" is 10.0.0.0/8)."""
+    addr, slash, bits = value.partition("/")
+    if not slash:
         return None
+    octets = addr.split(".")
+    if len(octets) == 4 and all(o.isdigit() for o in octets):
+        addr = ".".join(str(int(o)) for o in octets)
     try:
-        return ipaddress.ip_network(value, strict=False)
+        return ipaddress.ip_network(f"{addr}/{bits}", strict=False)
     except ValueError:
         return None
 

@@ -1,0 +1,39 @@
+"""Decoding checks of a request body against its kind's schema (``fieldValidation``).
+
+Kubernetes decodes every write into Go structs before anything else, so a wrong JSON type is
+a 400 from its decoder, before defaults, admission or validation; unknown fields are
+refused (``fieldValidation=Strict``, what kubectl sends), warned about (``Warn``, the
+default) or dropped (``Ignore``). This is that decoding stage; the kind's own rules (422)
+come later, in its strategy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bosun.api import errors, schema
+from bosun.api.registry import Resource
+
+
+def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], headers: dict[str, str]) -> None:
+    """Wrong JSON types are a 400 like Kubernetes' decoder gives; unknown fields are refused
+    (fieldValidation=Strict, what kubectl sends), warned about (Warn, the default) or dropped."""
+    mode = request.query.get("fieldValidation", "Warn")
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
+        )
+    unknown, problems = schema.check(res, obj)
+    if problems:
+        raise errors.bad_request(schema.decode_error_message(res, problems[0]))
+    if not unknown:
+        return
+    if mode == "Strict":
+        raise errors.bad_request(schema.strict_error_message(res, unknown))
+    dropped = schema.prune_unknown(res, obj)
+    if mode == "Warn":
+        headers["Warning"] = ", ".join(
+            '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped
+        )
