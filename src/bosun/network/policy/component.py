@@ -19,7 +19,7 @@ from bosun.agent.runtime import spawn
 from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import Informer
-from bosun.network.node import NodeNetworkContext
+from bosun.network.base import NodeNetworkContext
 from bosun.network.policy import render
 from bosun.network.policy.render import Wanted
 from bosun.network.policy.rules import pod_rules
