@@ -90,17 +90,17 @@ def test_render_and_diff_send_only_what_changed() -> None:
     assert first.chains[chain] == ["ip saddr 10.244.2.2 meta l4proto tcp th dport 5432 return", "drop"]
     assert first.elements["policy-ingress"] == {"10.244.1.3": chain}
     cmds = render.transaction(render.Wanted(), first)
-    assert f"add element ip bosun policy-ingress {{ 10.244.1.3 : jump {chain} }}" in cmds
+    assert f"add element ip bosun-policy policy-ingress {{ 10.244.1.3 : jump {chain} }}" in cmds
     assert render.transaction(first, first) == []
     # a second api pod appears: only that chain is rewritten, the map is untouched
     more = [*PODS, pod("api2", "shop", "10.244.2.3", {"app": "api"}, node="n2")]
     second = render.wanted(pod_rules([DB], more, NAMESPACES, [policy("p", "shop", allow_api)]))
     cmds = render.transaction(first, second)
-    assert f"flush chain ip bosun {chain}" in cmds
+    assert f"flush chain ip bosun-policy {chain}" in cmds
     assert not any("element" in c for c in cmds)
-    assert f"add rule ip bosun {chain} ip saddr {{ 10.244.2.2, 10.244.2.3 }} meta l4proto tcp th dport 5432 return" \
-        in cmds
+    rule = "ip saddr { 10.244.2.2, 10.244.2.3 } meta l4proto tcp th dport 5432 return"
+    assert f"add rule ip bosun-policy {chain} {rule}" in cmds
     # the policy goes: the element first, then the chain
     cmds = render.transaction(second, render.Wanted())
-    assert cmds[0].startswith("delete element ip bosun policy-ingress")
-    assert cmds[-1] == f"delete chain ip bosun {chain}"
+    assert cmds[0].startswith("delete element ip bosun-policy policy-ingress")
+    assert cmds[-1] == f"delete chain ip bosun-policy {chain}"

@@ -30,8 +30,9 @@ from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
+from bosun.network.base import NodeComponent, NodeNetworkContext
 from bosun.network.config import gateway
-from bosun.network.node import NodeComponent, NodeNetworkContext, components, load_network_config
+from bosun.network.node import components, load_network_config
 from bosun.security.nodecreds import ensure_node_credential
 
 log = logging.getLogger(__name__)

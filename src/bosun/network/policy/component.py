@@ -19,7 +19,7 @@ from bosun.agent.runtime import spawn
 from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import Informer
-from bosun.network.node import NodeNetworkContext
+from bosun.network.base import NodeNetworkContext
 from bosun.network.policy import render
 from bosun.network.policy.render import Wanted
 from bosun.network.policy.rules import pod_rules
@@ -65,7 +65,7 @@ class PolicyEnforcer:
             self._task = None
         if remove:
             with contextlib.suppress(NftError):
-                await nft(render.teardown(self.committed.chains))
+                await nft(render.teardown())
             self.committed = Wanted()
 
     def _changed(self, obj: Any) -> None:
@@ -78,7 +78,7 @@ class PolicyEnforcer:
         """Start from a known kernel state: the base objects, and none of the pod chains a
         previous run (or a failed transaction) may have left, found by listing once."""
         await nft(render.base_objects())
-        listing = await nft([f"list chains {render.TABLE}"])
+        listing = await nft([f"list chains {render.TABLE}"])  # once per start, never per sync
         stale = sorted(set(re.findall(r"chain (pol-(?:in|out)-[0-9a-f]+)", listing)))
         await nft([f"flush map {render.TABLE} {m}" for m in render.MAPS.values()]
                   + [c for chain in stale for c in (f"flush chain {render.TABLE} {chain}",

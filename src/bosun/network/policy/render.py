@@ -1,7 +1,9 @@
 """NetworkPolicy rules as nftables chains, and the transaction that moves the kernel from
 what was committed last to what is wanted now.
 
-Layout, inside the node's ``table ip bosun``::
+Layout, in a table of its own, ``table ip bosun-policy`` (the service proxy's ``table ip
+bosun`` is remade whole when the proxy restarts or recovers; with one owner per table neither
+component can wipe the other's rules, and each stays testable alone)::
 
     chain policy-forward  (hook forward)  established/related -> accept
                                           ip daddr vmap @policy-ingress   (isolated pod -> its chain)
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 
 from bosun.network.policy.rules import PodRules, Ports, Rule
 
-TABLE = "ip bosun"
+TABLE = "ip bosun-policy"
 BASE = "policy-forward"
 MAPS = {"ingress": "policy-ingress", "egress": "policy-egress"}
 
@@ -125,10 +127,6 @@ def transaction(old: Wanted, new: Wanted) -> list[str]:
     return cmds
 
 
-def teardown(chains: Iterable[str]) -> list[str]:
-    """Remove everything policy put in the table (the table itself is the proxy's)."""
-    cmds = [f"delete chain {TABLE} {BASE}"]
-    cmds += [f"delete map {TABLE} {m}" for m in MAPS.values()]
-    for chain in sorted(chains):
-        cmds += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
-    return cmds
+def teardown() -> list[str]:
+    """Remove the policy table (``add`` first, so that removing an absent table is no error)."""
+    return [f"add table {TABLE}", f"delete table {TABLE}"]

@@ -18,10 +18,10 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
+from bosun.network.base import NodeNetworkContext
 from bosun.network.proxy import route
 from bosun.network.proxy.apply import Kernel
 from bosun.network.proxy.base import NodeNetwork
@@ -33,9 +33,6 @@ from bosun.network.proxy.state import (
     service_rules,
     slice_service_key,
 )
-
-if TYPE_CHECKING:  # node.py lists this component; the context is only a parameter's type here
-    from bosun.network.node import NodeNetworkContext
 
 log = logging.getLogger(__name__)
 
