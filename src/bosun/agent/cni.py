@@ -53,6 +53,9 @@ class HostPort:
 @dataclass
 class CniConfig:
     pod_cidr: str = "10.88.0.0/16"
+    # Pods of every node: traffic to them keeps the pod's source address (not masqueraded).
+    # "" = only this node's podCIDR (a node on its own).
+    cluster_cidr: str = ""
     bridge: str = "bosun0"
     network_name: str = "bosun"
     mtu: int | None = None
@@ -91,8 +94,9 @@ class Cni:
 
     async def ensure_masquerade(self) -> None:
         """Traffic from the pods to outside the podCIDR leaves with the node's address:
-        ``POSTROUTING -s CIDR -j BOSUN-MASQ-x``, and in that chain RETURN for the podCIDR and
-        multicast, MASQUERADE for the rest (what the bridge plugin does, once per node).
+        ``POSTROUTING -s CIDR -j BOSUN-MASQ-x``, and in that chain RETURN for the podCIDR, the
+        cluster CIDR (pods of other nodes see the real source address) and multicast,
+        MASQUERADE for the rest (what the bridge plugin does, once per node).
         The driver calls it before the first ADD; idempotent, also across agent restarts."""
         if self._masq_ready:
             return
@@ -100,8 +104,10 @@ class Cni:
             if self._masq_ready:
                 return
             chain, cidr = self.masquerade_chain, self.config.pod_cidr
+            cluster = self.config.cluster_cidr
             rules = (f"*nat\n:{chain} - [0:0]\n-A {chain} -d {cidr} -j RETURN\n"
-                     f"-A {chain} -d 224.0.0.0/4 -j RETURN\n-A {chain} -j MASQUERADE\nCOMMIT\n")
+                     + (f"-A {chain} -d {cluster} -j RETURN\n" if cluster else "")
+                     + f"-A {chain} -d 224.0.0.0/4 -j RETURN\n-A {chain} -j MASQUERADE\nCOMMIT\n")
             code, err = await _run_input(["iptables-restore", "-w", "--noflush"], rules)
             if code != 0:
                 raise CniError(f"cannot install the pod masquerade chain {chain}: {err}")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from bosun.api import errors
-from bosun.api.allocators import AllocationError, ServiceAllocator
+from bosun.api.allocators import DEFAULT_SERVICE_CIDR, AllocationError, ServiceAllocator
 from bosun.api.defaults import apply_defaults, apply_update_defaults
 from bosun.api.defaults.storage import pick_default
 from bosun.api.errors import APIError, FieldError
@@ -166,7 +166,7 @@ class Storage:
 
     def __init__(
         self, store: Store, namespaces: NamespaceTracker,
-        sealed: dict[str, ResourceTransformer] | None = None,
+        sealed: dict[str, ResourceTransformer] | None = None, *, service_cidr: str = DEFAULT_SERVICE_CIDR,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -174,7 +174,7 @@ class Storage:
         # Every other resource costs one set lookup on its plural per store call.
         self.sealed: dict[str, ResourceTransformer] = sealed or {}
         self._sealed_plurals = frozenset(gp.split(".", 1)[0] for gp in self.sealed)
-        self.services = ServiceAllocator(store)
+        self.services = ServiceAllocator(store, service_cidr)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None

@@ -41,8 +41,8 @@ def parse_labels(text: str) -> dict[str, str]:
               show_default=True)
 @click.option("--node-ip", default="", help="Address of this node (default: the one that reaches the server).")
 @click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
-@click.option("--pod-cidr", default="", help="This node's pod network when its Node has none yet "
-              "(default 10.88.0.0/16, or the next free /16).")
+@click.option("--pod-cidr", default="", help="Set this node's pod network (spec.podCIDR) when its Node has none "
+              "[default: assigned by the control plane from --cluster-cidr].")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
           runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, log_level: str) -> None:
