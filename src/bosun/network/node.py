@@ -16,6 +16,7 @@ from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
+from bosun.network.overlay import Overlay
 
 CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 
@@ -44,7 +45,7 @@ class NodeComponent(Protocol):
 
 def components(ctx: NodeNetworkContext) -> list[NodeComponent]:
     """The node's network parts, in start order."""
-    return []
+    return [Overlay(ctx)]
 
 
 async def load_network_config(client: Client) -> NetworkConfig:
