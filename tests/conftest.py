@@ -17,7 +17,7 @@ from bosun.api.server import APIServer, ServerConfig
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.network.config import NetworkConfig
 
-pytest_plugins = ["tests.fixtures.etcd"]
+pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
 
 # Every API server started by the tests (in this process or as `bosun server`/`bosun up`)
 # checks at stop that nobody modified the objects its watch cache shares with informers.

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from bosun.agent.agent import Agent
+from bosun.agent.cgroup_mounts import ensure_cgroup_mounts
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
@@ -43,9 +44,15 @@ def parse_labels(text: str) -> dict[str, str]:
 @click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
 @click.option("--pod-cidr", default="", help="Set this node's pod network (spec.podCIDR) when its Node has none "
               "[default: assigned by the control plane from --cluster-cidr].")
+@click.option("--cgroup-parent", default="bosun", show_default=True,
+              help="Cgroup under which this node's pods live (one per node when several share a machine).")
+@click.option("--ipam-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where pod address leases are kept [default: /var/lib/cni/networks, shared by the "
+                   "nodes of this machine; give each node its own when they run in network namespaces].")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
-          runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, log_level: str) -> None:
+          runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, cgroup_parent: str,
+          ipam_dir: Path | None, log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig:
@@ -59,11 +66,20 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
                          pod_cidr=pod_cidr)
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
+        raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
+    try:  # before any thread starts: `ip netns exec` hides the cgroup hierarchy
+        ensure_cgroup_mounts()
+    except OSError as e:
+        raise click.ClickException(f"cannot mount the cgroup hierarchy on /sys/fs/cgroup: {e}") from None
+    oci_options: dict[str, str] = {"cgroup_parent": cgroup_parent.strip("/")}
+    if ipam_dir is not None:
+        oci_options["ipam_dir"] = str(ipam_dir.absolute())
 
     async def main() -> None:
         client = Client(cluster)
         ip = node_ip or node_ip_towards(cluster.server)
-        node = Agent(client, config, make_driver(runtime, config.runtime_dir, ip), node_ip=ip)
+        node = Agent(client, config, make_driver(runtime, config.runtime_dir, ip, **oci_options), node_ip=ip)
 
         async def stop() -> None:
             await node.stop()

@@ -46,7 +46,7 @@ from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.registry import PullError, is_insecure, pull
 from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
 from bosun.agent.runtime import oci_bundle as ob
-from bosun.agent.runtime import spawn
+from bosun.agent.runtime import sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -254,6 +254,9 @@ class OciDriver:
         for d in ("containers", "sandboxes", "runtime-state", "cni"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         self.images.ensure_dirs()
+        await _off_loop(lambda: sandbox_recovery.recover(
+            self.root / "sandboxes", _mountpoints(),
+            lambda sid: [self._container_pid(cid) for cid in self._pod_index().get(sid, ())]))
         if self.is_crun and self._sealed_fd < 0:
             link = self.root / "bin" / "crun"
             try:

@@ -104,3 +104,11 @@ async def make_namespaces_async(files: dict[str, Path], hostname: str = "") -> N
     # under a busy GIL took longer than the thread's whole work.
     _thread.start_new_thread(run, ())
     await asyncio.shield(fut)  # a cancelled caller never leaves mounts half made unknown
+
+
+def adopt_namespaces(pid: int, files: dict[str, Path]) -> None:
+    """Bind-mount the ``{"net"|"ipc"|"uts": file}`` namespaces of process ``pid`` onto the
+    files again (see sandbox_recovery.py); raises OSError."""
+    for kind, path in files.items():
+        src = f"/proc/{pid}/ns/{kind}".encode()
+        _check(_libc.mount(src, os.fsencode(path), None, MS_BIND, None), f"mount {kind} namespace on {path}")

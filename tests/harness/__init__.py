@@ -1,0 +1,49 @@
+"""Multi-node test harness: one control plane and N node agents, each in a network namespace.
+
+    from tests.harness import NetCluster
+    with NetCluster(nodes=3) as cluster:          # or the `netcluster` / `netcluster_factory` fixtures
+        cluster.kubectl("get", "nodes")           # CompletedProcess[str]
+        n1 = cluster.nodes[0]                     # Node(name="n1", netns, ip, data_dir, cgroup, proc)
+        cluster.sh(n1.netns, "ping", "-c1", cluster.nodes[1].ip)
+        cluster.sh(cluster.client_ns, "wget", "-qO-", f"http://{n1.ip}:30080/")
+
+What it builds (ids, names and addresses are random per cluster so parallel runs never meet):
+
+- the data-centre network: a bridge ``br0`` inside a namespace of its own; each node and the
+  client namespace are plugged into it by a veth, with an address from a random /24 of
+  198.18.0.0/15; the root namespace (where the test runs) gets one veth into it too, with the
+  "manager" address ``.1`` on which ``bosun server`` listens (its certificate covers it);
+- the control plane: ``bosun server`` as a subprocess in the root namespace, SQLite store,
+  short node-failure timings (grace 4 s, eviction 2 s, as tests/conftest.py's ``cluster``);
+- each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
+  from ``bosun token create``, with its own data dir, cgroup parent and IPAM directory, real
+  crun containers; names ``n1``, ``n2``...; addresses ``.11``, ``.12``...; the client is ``.250``.
+
+API of :class:`NetCluster` (stable: other tests build on it):
+
+- ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
+  ``manager_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
+- ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
+- ``kubectl(*args, input=None)`` -> CompletedProcess; ``kubectl_json(*args)`` -> parsed ``-o json``;
+- ``async with cluster.client() as c``: a :class:`bosun.client.rest.Client` as the admin;
+- ``add_node()`` / ``add_nodes(n)``: more nodes, returned once Ready;
+- ``kill_node(name)``: a node's death (SIGKILL agent, shims and containers, delete its
+  namespace and link); the Node object stays in the API and goes NotReady;
+- ``partition(name)`` / ``heal(name)``: cut / restore the node's link to the bridge;
+- ``restart_agent(name, kill=False, wait_ready=True)``: stop and start its agent, pods untouched;
+- ``node_conditions()``, ``wait_ready(names)``; ``close()`` removes everything (idempotent).
+
+Pods: the ``host`` pseudo-image runs the machine's own binaries read-only (busybox is there:
+``busybox httpd``, ``nc``, ``wget``, ``nslookup``); pin a pod to a node with ``nodeName``.
+:func:`tests.harness.pods.pod` builds such a manifest, :func:`tests.harness.pods.run_pods`
+creates pods and waits until they run.
+
+Cleanup: processes (tracked by cgroup ``bnhID``), namespaces, the root link, mounts and files
+go in ``close()``, from the fixtures' finalizers, from atexit, on SIGTERM (turned into
+KeyboardInterrupt when nobody else handles it) and, after a crash, by the sweep each new
+harness runs first (see sweep.py).
+"""
+
+from tests.harness.cluster import HarnessError, NetCluster, Node
+
+__all__ = ["HarnessError", "NetCluster", "Node"]

@@ -1,0 +1,329 @@
+"""A multi-node cluster on one machine: a ``bosun server`` and N ``bosun agent`` processes,
+each agent inside a network namespace of its own (see netns.py for the network, cgroups.py
+for how processes are tracked, sweep.py for what a crashed run leaves behind).
+
+Everything of one cluster lives under the harness id ``ID``: ``/tmp/bosun-harness/ID`` (data
+dirs, logs, an ``owner`` file naming the process that runs the harness), namespaces
+``bnhID-*``, the root link ``bnhIDm``, the cgroup ``bnhID``. :meth:`NetCluster.close` removes
+all of it and is safe to call twice, after a failed start, or from atexit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.harness import cgroups, sweep
+from tests.harness.netns import PREFIX, HarnessNet, pick_subnet, subnet_lock
+
+from bosun.client.kubeconfig import load_kubeconfig
+from bosun.client.rest import Client
+
+BOSUN = str(Path(sys.executable).with_name("bosun"))
+ROOT = sweep.ROOT
+API_PORT = 6443
+NODE_HOST_BASE = 10  # node i gets .10+i on the harness /24
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+@dataclass
+class Node:
+    """One node: its name (also the Node object's), network namespace, address on the
+    data-centre network, data dir, and the agent process (None once killed)."""
+
+    name: str
+    netns: str
+    ip: str
+    data_dir: Path
+    cgroup: str  # relative cgroup path: the agent and every pod of this node live below it
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "agent.log"
+
+
+class NetCluster:
+    """See the package docstring (tests/harness/__init__.py) for the API."""
+
+    def __init__(self, nodes: int = 3, *, node_monitor_grace_period: float = 4.0, pod_eviction_timeout: float = 2.0,
+                 log_level: str = "info", ready_timeout: float = 90.0) -> None:
+        self.initial_nodes = nodes
+        self.grace = node_monitor_grace_period
+        self.eviction = pod_eviction_timeout
+        self.log_level = log_level
+        self.ready_timeout = ready_timeout
+        self.hid = secrets.token_hex(3)[:5]
+        self.prefix = f"{PREFIX}{self.hid}"
+        self.base = ROOT / self.hid
+        self.net: HarnessNet | None = None
+        self.nodes: list[Node] = []
+        self.server: subprocess.Popen[bytes] | None = None
+        self.join_token = ""
+        self._next_index = 1
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # -- addresses and credentials -------------------------------------------------------------
+
+    @property
+    def manager_ip(self) -> str:
+        assert self.net is not None
+        return self.net.manager_ip
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.manager_ip}:{API_PORT}"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.base / "server"
+
+    @property
+    def kubeconfig(self) -> str:
+        return str(self.server_dir / "kubeconfig")
+
+    @property
+    def ca_path(self) -> str:
+        return str(self.server_dir / "pki" / "ca.crt")
+
+    @property
+    def token(self) -> str:
+        """The admin bearer token (what the kubeconfig holds)."""
+        return load_kubeconfig(self.kubeconfig).token or ""
+
+    @property
+    def client_ns(self) -> str:
+        assert self.net is not None
+        return self.net.client_ns
+
+    @property
+    def client_ip(self) -> str:
+        assert self.net is not None
+        return self.net.client_ip
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no live node {name!r} in this harness (have {[n.name for n in self.nodes]})")
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    def start(self) -> NetCluster:
+        """Sweep leftovers of dead runs, then network, server, join token, nodes (all Ready)."""
+        sweep.sweep()
+        sweep.claim(self.base)
+        atexit.register(self.close)
+        sweep.install_sigterm()
+        try:
+            with subnet_lock():
+                self.net = HarnessNet(self.hid, pick_subnet())
+                self.net.create()
+            self._start_server()
+            self.join_token = self._bosun("token", "create", "--data-dir", str(self.server_dir), "--ttl", "12h")
+            self.add_nodes(self.initial_nodes)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_server(self) -> None:
+        self.server_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.base / "server.log", "wb")
+        argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
+                "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
+                "--log-level", self.log_level]
+        self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = (self.base / "server.log").read_text(errors="replace")
+            if "\nready" in text:
+                return
+            if self.server.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise HarnessError(f"bosun server did not start:\n{(self.base / 'server.log').read_text(errors='replace')}")
+
+    def _bosun(self, *args: str) -> str:
+        done = subprocess.run([BOSUN, *args], capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise HarnessError(f"bosun {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def close(self) -> None:
+        """Remove every process, cgroup, namespace, link, mount and file of this cluster."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        if self.server is not None and self.server.poll() is None:
+            # Agents first (SIGKILL: a node's teardown is not the test's business), then the
+            # server gets SIGTERM so it stops as it would in real life (and runs its checks).
+            for node in self.nodes:
+                cgroups.destroy(node.cgroup)
+            self.server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.server.wait(15)
+        sweep.teardown(self.hid)
+        for proc in [self.server, *(n.proc for n in self.nodes)]:
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+
+    def __enter__(self) -> NetCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- nodes ---------------------------------------------------------------------------------
+
+    def add_nodes(self, count: int) -> list[Node]:
+        """Start ``count`` agents at once and wait until all are Ready."""
+        new = [self._spawn_node() for _ in range(count)]
+        self.wait_ready([n.name for n in new])
+        return new
+
+    def add_node(self) -> Node:
+        """One more node (namespace, veth, agent), returned once Ready."""
+        return self.add_nodes(1)[0]
+
+    def _spawn_node(self) -> Node:
+        assert self.net is not None
+        index = self._next_index
+        self._next_index += 1
+        name = f"n{index}"
+        node = Node(name=name, netns=self.net.node_ns(name), ip=self.net.host(NODE_HOST_BASE + index),
+                    data_dir=self.base / name, cgroup=f"{self.prefix}/{name}")
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        self.net.attach(node.netns, name, node.ip)
+        self.nodes.append(node)
+        self._start_agent(node)
+        return node
+
+    def _agent_argv(self, node: Node) -> list[str]:
+        return ["ip", "netns", "exec", node.netns, BOSUN, "agent", "--server", self.url, "--token", self.join_token,
+                "--ca-file", self.ca_path, "--name", node.name, "--node-ip", node.ip, "--runtime", "oci",
+                "--data-dir", str(node.data_dir), "--cgroup-parent", f"{node.cgroup}/pods",
+                "--ipam-dir", str(node.data_dir / "ipam"), "--log-level", self.log_level]
+
+    def _start_agent(self, node: Node) -> None:
+        with open(node.log_path, "ab") as log:
+            node.proc = subprocess.Popen(cgroups.wrap(f"{node.cgroup}/agent", self._agent_argv(node)), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def kill_node(self, name: str) -> None:
+        """A node's death: SIGKILL its agent, shims and containers, delete its namespace (and
+        with it its link to the bridge). Its Node object stays in the API, as a dead
+        machine's does, and goes NotReady after the grace period."""
+        node = self.node(name)
+        cgroups.destroy(node.cgroup)
+        if node.proc is not None:
+            node.proc.wait(10)
+            node.proc = None
+        assert self.net is not None
+        self.net.delete_ns(node.netns)
+        self.nodes.remove(node)
+
+    def restart_agent(self, name: str, *, kill: bool = False, wait_ready: bool = True) -> None:
+        """Stop the agent (SIGTERM, or SIGKILL with ``kill``) and start it again, with the same
+        flags; its pods keep running meanwhile."""
+        node = self.node(name)
+        if node.proc is not None:
+            node.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                node.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                node.proc.wait(10)
+        self._start_agent(node)
+        if wait_ready:
+            self.wait_ready([name])
+
+    def partition(self, name: str) -> None:
+        """Cut the node's link to the data-centre network (both directions)."""
+        assert self.net is not None
+        self.net.set_port(self.node(name).name, up=False)
+
+    def heal(self, name: str) -> None:
+        assert self.net is not None
+        self.net.set_port(self.node(name).name, up=True)
+
+    # -- using the cluster ---------------------------------------------------------------------
+
+    def sh(self, netns: str, *cmd: str, timeout: float = 30, check: bool = False,
+           input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` in network namespace ``netns`` (a node's ``.netns`` or ``.client_ns``)."""
+        return subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True, text=True,
+                              timeout=timeout, check=check, input=input)
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        home = self.base / "home"
+        home.mkdir(exist_ok=True)
+        return subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], capture_output=True, text=True,
+                              timeout=timeout, input=input, env=dict(os.environ, HOME=str(home)), check=False)
+
+    def kubectl_json(self, *args: str) -> Any:
+        done = self.kubectl(*args, "-o", "json")
+        if done.returncode != 0:
+            raise HarnessError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+        return json.loads(done.stdout)
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        """``async with cluster.client() as c:`` a bosun.client.rest.Client as the admin."""
+        c = Client(load_kubeconfig(self.kubeconfig))
+        try:
+            yield c
+        finally:
+            await c.close()
+
+    def node_conditions(self) -> dict[str, str]:
+        """Node name -> status of its Ready condition ("True", "False", "Unknown")."""
+        out = {}
+        for item in self.kubectl_json("get", "nodes")["items"]:
+            ready = [c for c in item.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+            out[item["metadata"]["name"]] = ready[0]["status"] if ready else "Unknown"
+        return out
+
+    def wait_ready(self, names: Iterable[str], timeout: float | None = None) -> None:
+        want = set(names)
+        deadline = time.monotonic() + (timeout or self.ready_timeout)
+        while True:
+            with contextlib.suppress(HarnessError):
+                conditions = self.node_conditions()
+                if all(conditions.get(n) == "True" for n in want):
+                    return
+            dead = [n.name for n in self.nodes if n.name in want and n.proc is not None and n.proc.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n.name} agent.log (tail)\n" + _tail(n.log_path) for n in self.nodes
+                                 if n.name in want)
+                why = f"agents exited: {dead}" if dead else f"not Ready within {timeout or self.ready_timeout}s"
+                raise HarnessError(f"nodes {sorted(want)}: {why}\n{logs}")
+            time.sleep(0.3)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

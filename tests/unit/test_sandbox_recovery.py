@@ -1,0 +1,30 @@
+"""A restarted agent's pod sandboxes: those whose namespaces are still mounted are left alone,
+those with no process left in their namespaces are marked for a new sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bosun.agent.runtime.sandbox_recovery import recover
+
+
+def _sandbox(root: Path, sid: str, ready: bool = True) -> Path:
+    d = root / sid
+    (d / "ns").mkdir(parents=True)
+    data = {"ready": ready, "netns_path": str(d / "ns" / "net"), "ipc_ns": str(d / "ns" / "ipc"),
+            "uts_ns": str(d / "ns" / "uts")}
+    (d / "sandbox.json").write_text(json.dumps(data))
+    return d
+
+
+def test_only_ready_sandboxes_with_unmounted_namespaces_and_no_live_process_are_marked(tmp_path: Path) -> None:
+    mounted = _sandbox(tmp_path, "a")
+    lost = _sandbox(tmp_path, "b")
+    _sandbox(tmp_path, "c", ready=False)
+    mounts = [str(mounted / "ns" / k) for k in ("net", "ipc", "uts")]
+    # pid 1 is alive but not in pod b's cgroup: a reused pid is not taken for the pod's.
+    assert recover(tmp_path, mounts, lambda sid: [1, 0]) == ["b"]
+    assert json.loads((lost / "sandbox.json").read_text())["ready"] is False
+    assert json.loads((mounted / "sandbox.json").read_text())["ready"] is True
+    assert recover(tmp_path / "missing", [], lambda sid: []) == []
