@@ -13,7 +13,7 @@ from tests.harness import NetCluster
 from tests.harness.fixtures import NetClusterFactory, requires_netns
 from tests.harness.pods import pod, run_pods
 
-from bosun.network.overlay import VTEP_MAC
+from bosun.network.overlay import DEVICE, VTEP_MAC
 
 pytestmark = [requires_netns, pytest.mark.timeout(240)]
 
@@ -101,3 +101,55 @@ def test_pods_on_different_nodes_talk_with_their_real_addresses(netcluster_facto
     ip3 = running["echo-3"]["status"]["podIP"]
     assert ask(cluster, ns, "echo-1", ip3) == [ip1, ip1]
     assert ask(cluster, ns, "echo-3", ip2) == [ip3, ip3]
+
+
+def overlay_state(cluster: NetCluster, node: str) -> tuple[list[str], list[str], list[str]]:
+    """A node's overlay routes (protocol 176, unicast), FDB and neighbour entries on bosun.1."""
+    netns = cluster.node(node).netns
+    routes = [line for line in cluster.sh(netns, "ip", "route", "show", "proto", "176").stdout.splitlines()
+              if not line.startswith("unreachable")]
+    fdb = cluster.sh(netns, "bridge", "fdb", "show", "dev", DEVICE).stdout.splitlines()
+    neigh = cluster.sh(netns, "ip", "neigh", "show", "dev", DEVICE).stdout.splitlines()
+    return sorted(routes), sorted(fdb), sorted(neigh)
+
+
+def test_agent_restart_adopts_the_overlay_and_a_deleted_node_leaves_it(
+        netcluster_factory: NetClusterFactory) -> None:
+    # Generous timings: a restart on a busy machine must not look like a node's death.
+    cluster = netcluster_factory(3, node_monitor_grace_period=30.0, pod_eviction_timeout=60.0)
+    before = overlay_state(cluster, "n1")
+    assert [len(part) for part in before] == [2, 2, 2], before  # one of each per peer
+    ns = "podnet-restart"
+    cluster.kubectl("create", "namespace", ns)
+    running = run_pods(cluster, [pod(f"echo-{i}", f"n{i}", ["python3", "-c", ECHO_SOURCE], namespace=ns,
+                                     ports=[8080]) for i in (1, 2)])
+    ip1, ip2 = (running[f"echo-{i}"]["status"]["podIP"] for i in (1, 2))
+    cluster.restart_agent("n1")
+    assert overlay_state(cluster, "n1") == before  # same device (MAC), same entries, no doubles
+    assert ask(cluster, ns, "echo-1", ip2) == [ip1, ip1]
+
+    cidr3 = node_objects(cluster)["n3"]["spec"]["podCIDR"]
+    cluster.kubectl("delete", "node", "n3")
+    deadline = time.monotonic() + 20
+    while cidr3 in " ".join(overlay_state(cluster, "n1")[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    routes, fdb, neigh = overlay_state(cluster, "n1")
+    assert len(routes) == len(fdb) == len(neigh) == 1 and cidr3 not in routes[0]
+
+
+def test_host_gw_backend_routes_pods_through_the_peers_address(netcluster_factory: NetClusterFactory) -> None:
+    cluster = netcluster_factory(2, server_args=("--network-backend", "host-gw"))
+    n1, n2 = cluster.node("n1"), cluster.node("n2")
+    cidr2 = node_objects(cluster)["n2"]["spec"]["podCIDR"]
+    assert f"{cidr2} via {n2.ip}" in cluster.sh(n1.netns, "ip", "route", "show", "proto", "176").stdout
+    assert DEVICE not in cluster.sh(n1.netns, "ip", "link", "show").stdout
+    ns = "podnet-hostgw"
+    cluster.kubectl("create", "namespace", ns)
+    running = run_pods(cluster, [pod(f"echo-{i}", f"n{i}", ["python3", "-c", ECHO_SOURCE], namespace=ns,
+                                     ports=[8080]) for i in (1, 2)])
+    ip1, ip2 = (running[f"echo-{i}"]["status"]["podIP"] for i in (1, 2))
+    assert ask(cluster, ns, "echo-1", ip2) == [ip1, ip1]
+    assert ask(cluster, ns, "echo-2", ip1) == [ip2, ip2]
+    # No VXLAN header to make room for: pods keep the link's MTU.
+    mtu = cluster.kubectl("exec", "-n", ns, "echo-1", "--", "cat", "/sys/class/net/eth0/mtu")
+    assert mtu.stdout.strip() == "1500", mtu.stderr

@@ -62,8 +62,10 @@ class NetCluster:
     """See the package docstring (tests/harness/__init__.py) for the API."""
 
     def __init__(self, nodes: int = 3, *, node_monitor_grace_period: float = 4.0, pod_eviction_timeout: float = 2.0,
-                 log_level: str = "info", ready_timeout: float = 90.0) -> None:
+                 log_level: str = "info", ready_timeout: float = 90.0, server_args: tuple[str, ...] = ()) -> None:
+        """``server_args``: more `bosun server` flags (e.g. ``("--network-backend", "host-gw")``)."""
         self.initial_nodes = nodes
+        self.server_args = tuple(server_args)
         self.grace = node_monitor_grace_period
         self.eviction = pod_eviction_timeout
         self.log_level = log_level
@@ -148,7 +150,7 @@ class NetCluster:
         log = open(self.base / "server.log", "wb")
         argv = [BOSUN, "server", "--data-dir", str(self.server_dir), "--listen", f"{self.manager_ip}:{API_PORT}",
                 "--node-monitor-grace-period", str(self.grace), "--pod-eviction-timeout", str(self.eviction),
-                "--log-level", self.log_level]
+                "--log-level", self.log_level, *self.server_args]
         self.server = subprocess.Popen(cgroups.wrap(f"{self.prefix}/server", argv), stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()

@@ -136,3 +136,13 @@ async def test_agent_gets_its_block_or_says_the_range_is_exhausted(tmp_path: Pat
 async def _is_true(client: Client, name: str) -> bool:
     cond = await ready(client, name)
     return bool(cond and cond["status"] == "True")
+
+
+@pytest.mark.parametrize("cidr", ["10.1.2.300/24", "10.1.2.3/24", "fast"])
+@pytest.mark.parametrize("command", [["agent", "--server", "https://127.0.0.1:1", "--token", "t"], ["up"]])
+def test_bad_pod_cidr_is_one_line(tmp_path: Path, command: list[str], cidr: str) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "bosun"), *command, "--data-dir", str(tmp_path / "d"),
+                           "--pod-cidr", cidr], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1 and "--pod-cidr" in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()

@@ -7,6 +7,7 @@ a bad combination is one line naming both settings and a non-zero exit code.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +39,21 @@ def network_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _checked_cidr(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_network(value))
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+pod_cidr_option = click.option(
+    "--pod-cidr", default="", callback=_checked_cidr,
+    help="Set this node's pod network (spec.podCIDR) when its Node has none, e.g. for a bare API server "
+         "[default: assigned by the control plane from --cluster-cidr].")
 
 
 def network_config(kw: dict[str, Any]) -> NetworkConfig:

@@ -20,7 +20,7 @@ from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import parse_labels
 from bosun.cli.daemon import run_until_signal
-from bosun.cli.network_opts import network_config, network_options
+from bosun.cli.network_opts import network_config, network_options, pod_cidr_option
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport
@@ -35,8 +35,7 @@ from bosun.controlplane import ControlPlane, ControlPlaneOptions
 @click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
 @click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
 @click.option("--agent-port", type=int, default=10250, show_default=True, help="HTTPS port of the node agent.")
-@click.option("--pod-cidr", default="", help="Set this node's pod network (spec.podCIDR) when its Node has none "
-              "[default: assigned by the control plane from --cluster-cidr].")
+@pod_cidr_option
 @network_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_port: int, pod_cidr: str,
