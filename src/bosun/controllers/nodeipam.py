@@ -137,7 +137,10 @@ class NodeIpamController(Controller):
         gone = self.gone.pop(key, None)
         if gone is not None and (node is None or node["metadata"].get("uid") != gone["metadata"].get("uid")):
             await self._release(gone)
-        if node is None or is_terminating(node):
+        if node is None:
+            self.waiting.discard(key)
+            return
+        if is_terminating(node):
             return
         cidrs = node_cidrs(node)
         if cidrs:

@@ -192,8 +192,14 @@ class Overlay:
             self._dirty.clear()
             try:
                 await self.sync()
+            except asyncio.CancelledError:
+                raise
             except (NetlinkError, OSError) as e:
                 log.warning("overlay sync failed (retrying): %s", e)
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+            except Exception:
+                log.exception("overlay sync failed (retrying)")
                 await asyncio.sleep(1.0)
                 self._dirty.set()
 
