@@ -18,9 +18,14 @@ What it builds (ids, names and addresses are random per cluster so parallel runs
 - each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
   from ``bosun token create``, with its own data dir, cgroup parent and IPAM directory, real
   crun containers; names ``n1``, ``n2``...; addresses ``.11``, ``.12``...; the client is ``.250``.
+- the pod network: each node's ``spec.podCIDR`` is a /24 of 10.244.0.0/16 from the control
+  plane's IPAM controller; pods on different nodes reach each other with their own addresses
+  through the VXLAN overlay (``bosun.1`` in each node's namespace).
 
 API of :class:`NetCluster` (stable: other tests build on it):
 
+- ``NetCluster(nodes=3, node_monitor_grace_period=4.0, pod_eviction_timeout=2.0, server_args=())``:
+  ``server_args`` are more `bosun server` flags (e.g. ``("--network-backend", "host-gw")``);
 - ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
   ``manager_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
 - ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
