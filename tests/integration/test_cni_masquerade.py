@@ -26,8 +26,8 @@ def _nat() -> list[str]:
 @pytest.fixture
 def cni(tmp_path: Path) -> Iterator[Cni]:
     tag = uuid.uuid4().hex[:6]
-    c = Cni(tmp_path / "cni", CniConfig(pod_cidr=f"10.76.{int(tag[:2], 16)}.0/24", bridge=f"bm{tag}",
-                                        network_name=f"masqtest{tag}"))
+    c = Cni(tmp_path / "cni", CniConfig(pod_cidr=f"10.76.{int(tag[:2], 16)}.0/24", cluster_cidr="10.76.0.0/16",
+                                        bridge=f"bm{tag}", network_name=f"masqtest{tag}"))
     try:
         yield c
     finally:
@@ -58,8 +58,10 @@ async def test_one_rule_for_all_pods_then_removed(cni: Cni, tmp_path: Path) -> N
     nat = _nat()
     jumps = [r for r in nat if r.startswith("-A POSTROUTING") and f"-j {chain}" in r]
     assert len(jumps) == 1 and f"-s {cidr}" in jumps[0]
+    # Pods of other nodes (the cluster CIDR) see the pod's own address too.
     assert [r for r in nat if r.startswith(f"-A {chain}")] == [
-        f"-A {chain} -d {cidr} -j RETURN", f"-A {chain} -d 224.0.0.0/4 -j RETURN", f"-A {chain} -j MASQUERADE"]
+        f"-A {chain} -d {cidr} -j RETURN", f"-A {chain} -d 10.76.0.0/16 -j RETURN",
+        f"-A {chain} -d 224.0.0.0/4 -j RETURN", f"-A {chain} -j MASQUERADE"]
     # No per-pod chains from the bridge plugin (they carry the network name in a comment).
     assert not [r for r in nat if cni.config.network_name in r]
     for i in range(3):
