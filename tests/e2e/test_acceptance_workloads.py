@@ -9,6 +9,7 @@ controller's clock can be sped up. The manifests are the ones in examples/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -86,6 +87,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env_cm = oci_env()
     try:
         env: OciEnv = running.call(env_cm.__aenter__())  # type: ignore[assignment]
+        # The env's own subnet and bridge (tests run side by side on this host): set on the
+        # Node by the agent, and left alone by the IPAM controller (outside --cluster-cidr).
+        config = dataclasses.replace(config, pod_cidr=env.subnet)
         agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
         try:
             running.call(agent.start(), timeout=60)

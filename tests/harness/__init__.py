@@ -20,6 +20,9 @@ What it builds (ids, names and addresses are random per cluster so parallel runs
 - each node: ``ip netns exec bnhID-nK bosun agent --runtime oci`` joining with a join token
   (minted as ``bosun token create`` does), with its own data dir, cgroup parent and IPAM directory, real
   crun containers; names ``n1``, ``n2``...; addresses ``.11``, ``.12``...; the client is ``.250``.
+- the pod network: each node's ``spec.podCIDR`` is a /24 of 10.244.0.0/16 from the control
+  plane's IPAM controller; pods on different nodes reach each other with their own addresses
+  through the VXLAN overlay (``bosun.1`` in each node's namespace).
 
 API of :class:`NetCluster` (stable: other tests build on it):
 

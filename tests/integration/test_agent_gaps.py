@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -19,6 +20,7 @@ from tests.integration.helpers import (
     client_for,
     create_namespace,
     create_pod,
+    eventually,
     is_ready,
     node_name,
     pod_when,
@@ -83,25 +85,56 @@ async def events_of(client: Client, ns: str, name: str) -> list[tuple[str, str]]
 
 # -- 1. podCIDR ---------------------------------------------------------------------------------
 
-async def test_node_gets_a_pod_cidr_and_a_second_node_the_next(server: RunningServer, tmp_path: Path) -> None:
+async def test_explicit_pod_cidr_is_set_on_the_node_and_kept(server: RunningServer, tmp_path: Path) -> None:
+    """``--pod-cidr`` on a bare API server (no IPAM controller): the agent sets it on its own
+    Node; restarted with another value, the Node keeps the first (podCIDR never changes)."""
     client = client_for(server)
-    first, second = node_name(tmp_path, "cidr-a"), node_name(tmp_path, "cidr-b")
+    first = node_name(tmp_path, "cidr-a")
     try:
         async with process_agent(client, agent_config(tmp_path / "a", first, pod_cidr="10.77.0.0/16")) as a:
             node = await client.get(NODES, first)
             assert node["spec"]["podCIDR"] == "10.77.0.0/16" == a.pod_cidr
             assert node["spec"]["podCIDRs"] == ["10.77.0.0/16"]
-        # Restarted without the flag: the Node keeps what it has (podCIDR is immutable).
-        async with process_agent(client, agent_config(tmp_path / "a", first)) as a:
+        async with process_agent(client, agent_config(tmp_path / "a", first, pod_cidr="10.78.0.0/16")) as a:
             assert a.pod_cidr == "10.77.0.0/16"
-        # Another node asking for the default gets a /16 no other node has.
-        async with process_agent(client, agent_config(tmp_path / "b", second)) as b:
-            taken = [n["spec"].get("podCIDR") for n in (await client.list(NODES))["items"]
-                     if n["metadata"]["name"] != second]
-            assert b.pod_cidr and b.pod_cidr not in taken
-            assert (await client.get(NODES, second))["spec"]["podCIDR"] == b.pod_cidr
     finally:
         await client.close()
+
+
+async def test_agent_without_pod_cidr_waits_not_ready(server: RunningServer, tmp_path: Path) -> None:
+    """Without ``--pod-cidr`` the agent starts no pod before its Node has a podCIDR, and says
+    so as Ready=False; once it is set (here by hand, as the IPAM controller would), it goes on."""
+    client = client_for(server)
+    name = node_name(tmp_path, "wait")
+    config = agent_config(tmp_path / "w", name, pod_cidr="")
+    agent = Agent(client, config, ProcessDriver(config.runtime_dir / "process", "127.0.0.1"), node_ip="127.0.0.1")
+    starting = asyncio.create_task(agent.start())
+    try:
+        async def not_ready() -> dict[str, Any] | None:
+            with contextlib.suppress(Exception):
+                for c in (await client.get(NODES, name))["status"]["conditions"]:
+                    if c["type"] == "Ready" and c["status"] == "False":
+                        return dict(c)
+            return None
+
+        cond = await eventually(not_ready, what="the node to say NotReady")
+        assert "podCIDR" in cond["message"] and "IPAM" in cond["message"]
+        assert not starting.done()
+        await client.patch(NODES, name, {"spec": {"podCIDR": "10.79.3.0/24", "podCIDRs": ["10.79.3.0/24"]}})
+        await asyncio.wait_for(starting, 15)
+        assert agent.pod_cidr == "10.79.3.0/24"
+        await eventually(lambda: _ready(client, name), what="Ready")
+    finally:
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        await agent.stop()
+        await client.close()
+
+
+async def _ready(client: Client, name: str) -> bool:
+    conds = (await client.get(NODES, name))["status"]["conditions"]
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
 
 
 # -- 2. ImagePullBackOff (the oci driver: the process driver has no images to pull) -------------
@@ -111,7 +144,7 @@ async def oci_agent(client: Client, config: AgentConfig) -> AsyncIterator[Agent]
     from tests.integration.oci_env import oci_env
 
     async with oci_env() as env:
-        agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
+        agent = Agent(client, dataclasses.replace(config, pod_cidr=env.subnet), env.driver, node_ip="127.0.0.1")
         try:
             await agent.start()
             yield agent

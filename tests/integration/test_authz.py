@@ -18,6 +18,9 @@ from kubernetes.client.rest import ApiException
 from tests.conftest import RunningServer, served
 
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.security.authz import Attributes
+from bosun.security.authz.node import NodeAuthorizer
+from bosun.security.identity import User
 from bosun.security.tokens import create_join_token, create_user_token
 
 
@@ -176,7 +179,7 @@ def test_node_credential_is_confined(server: RunningServer) -> None:
     pods = node.list_namespaced_pod("default", field_selector="spec.nodeName=n1")
     assert [p.metadata.name for p in pods.items] == ["on-n1"]
     with pytest.raises(ApiException) as exc:
-        node.list_pod_for_all_namespaces()
+        node.delete_namespaced_pod("on-n2", "default")
     assert exc.value.status == 403
     # Asking again replaces the credential: the old one stops working.
     code, again = node_credential(server, answer["token"], "n1")
@@ -186,6 +189,46 @@ def test_node_credential_is_confined(server: RunningServer) -> None:
     assert exc.value.status == 401
     assert api(server, again["token"]).read_node("n1").metadata.name == "n1"
     assert node_credential(server, again["token"], "n2")[0] == 403
+
+
+def test_node_reads_what_its_network_parts_need_and_writes_none_of_it(server: RunningServer) -> None:
+    """The service proxy, DNS, overlay and policy of a node read cluster-wide (as kube-proxy
+    and CNI agents do) with the node's own credential; reading is all they may do."""
+    admin = api(server, server.token)
+    code, answer = node_credential(server, create_join_token(server.data_dir, 600), "net1")
+    assert code == 201
+    node = api(server, answer["token"])
+    admin.create_namespaced_service("default", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    admin.create_namespaced_config_map("kube-system", {"metadata": {"name": "private"}, "data": {"k": "v"}})
+    admin.create_namespaced_pod("default", _pod("elsewhere", "other-node", "none"))
+
+    assert "web" in [s.metadata.name for s in node.list_service_for_all_namespaces().items]
+    assert "kube-system" in [n.metadata.name for n in node.list_namespace().items]
+    assert "elsewhere" in [p.metadata.name for p in node.list_pod_for_all_namespaces().items]
+    assert node.read_namespaced_config_map("bosun-network", "kube-system").data["clusterCIDR"] == "10.244.0.0/16"
+    kc = kubeconfig_for(server, answer["token"], server.data_dir / "net1.kubeconfig")
+    for what in ("endpointslices.discovery.k8s.io", "endpoints", "nodes"):
+        assert kubectl(kc, "auth", "can-i", "list", what, "--all-namespaces") == (0, "yes"), what
+        assert kubectl(kc, "auth", "can-i", "watch", what, "--all-namespaces") == (0, "yes"), what
+
+    for write in (lambda: node.create_namespaced_service("default", {"metadata": {"name": "evil"},
+                                                                    "spec": {"ports": [{"port": 81}]}}),
+                  lambda: node.patch_namespaced_service("web", "default", {"metadata": {"labels": {"x": "y"}}}),
+                  lambda: node.delete_namespaced_service("web", "default"),
+                  lambda: node.patch_namespace("default", {"metadata": {"labels": {"x": "y"}}}),
+                  lambda: node.patch_namespaced_config_map("bosun-network", "kube-system", {"data": {"x": "y"}}),
+                  lambda: node.read_namespaced_config_map("private", "kube-system"),
+                  lambda: node.list_namespaced_config_map("kube-system")):
+        with pytest.raises(ApiException) as exc:
+            write()
+        assert exc.value.status == 403
+    # NetworkPolicies (the kind is not served yet): asked of the node authorizer itself.
+    user = User("system:node:net1", ("system:nodes", "system:authenticated"))
+    policies = {"api_group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "default"}
+    authz = NodeAuthorizer()
+    assert authz.authorize(Attributes(user, "watch", **policies)).allowed
+    assert authz.authorize(Attributes(user, "get", name="p", **policies)).allowed
+    assert not authz.authorize(Attributes(user, "delete", name="p", **policies)).allowed
 
 
 def test_unauthenticated_is_401(server: RunningServer) -> None:

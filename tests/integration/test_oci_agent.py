@@ -38,9 +38,9 @@ class Node:
 @pytest.fixture
 async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[Node]:
     client = client_for(server)
-    config = agent_config(tmp_path / "agent", node_name(tmp_path, "oci", keep=10))
     try:
         async with oci_env() as env:
+            config = agent_config(tmp_path / "agent", node_name(tmp_path, "oci", keep=10), pod_cidr=env.subnet)
             agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
             await agent.start()
             try:

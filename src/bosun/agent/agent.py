@@ -21,7 +21,7 @@ from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.node import NodeManager
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
-from bosun.agent.runtime.base import ContainerState, RuntimeDriver
+from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.server import AgentServer
 from bosun.agent.status import PODS, RETRYABLE, StatusManager
 from bosun.agent.volumes import PVS, remove_pod_volumes
@@ -33,11 +33,11 @@ from bosun.client.shared import SharedInformers
 from bosun.network.base import NodeComponent, NodeNetworkContext
 from bosun.network.config import gateway
 from bosun.network.node import components, load_network_config
+from bosun.network.overlay import pod_mtu
 from bosun.security.nodecreds import ensure_node_credential
 
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
-DEFAULT_POD_CIDR = "10.88.0.0/16"
 POD_START_SLOTS = 32
 """Pods set up at the same time (sandbox, network, first containers; see PodWorker.sync).
 32 rather than 16 since a pod's setup waits more than it computes (shims forked by the
@@ -89,11 +89,11 @@ class Agent:
         await self.server.start(self.config.listen_host, self.config.listen_port)
         self.node.kubelet_port = self.server.port
         await self.node.register()
-        await self._pod_cidr()
-        await self._start_network()
-        self._allocatable = self.node.capacity()
         await self.node.renew_lease()
         self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
+        self.pod_cidr = await self.node.wait_pod_cidr()  # heartbeating (NotReady) meanwhile
+        await self._start_network()
+        self._allocatable = self.node.capacity()
         self._bg.append(asyncio.create_task(self.statuses.run(), name="agent-status"))
         self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
         await self.informer.start()
@@ -104,22 +104,17 @@ class Agent:
         self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
         self._bg.append(asyncio.create_task(self._housekeeping(), name="agent-housekeeping"))
 
-    async def _pod_cidr(self) -> None:
-        """Settle the node's podCIDR before any pod starts, and give it to the driver."""
-        own = str(getattr(self.driver, "pod_cidr", "") or "")
-        preferred = self.config.pod_cidr or own or DEFAULT_POD_CIDR
-        self.pod_cidr = await self.node.ensure_pod_cidr(preferred, explicit=bool(self.config.pod_cidr))
-        setter = getattr(self.driver, "set_pod_cidr", None)
-        if setter is not None and self.pod_cidr != own:
-            setter(self.pod_cidr)
-
     async def _start_network(self) -> None:
-        """The node's network parts, before any pod starts (pods need DNS and routes at once)."""
+        """The node's network parts, before any pod starts (pods need DNS and routes at once);
+        the driver learns the podCIDR and the pods' MTU first."""
+        network = await load_network_config(self.client)
+        if isinstance(self.driver, PodNetworkAware):
+            mtu = await pod_mtu(network, self.node_ip)
+            self.driver.set_pod_network(PodNetwork(self.pod_cidr, network.cluster_cidr, mtu))
         if not self.config.node_network:
             return
         ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,
-                                 node_ip=self.node_ip, pod_cidr=self.pod_cidr,
-                                 network=await load_network_config(self.client),
+                                 node_ip=self.node_ip, pod_cidr=self.pod_cidr, network=network,
                                  state_dir=self.config.data_dir / "network",
                                  upstream_dns=tuple(self.config.upstream_dns))
         for component in components(ctx):

@@ -37,8 +37,9 @@ class AgentConfig:
     housekeeping_interval: float = 10.0
     # Coalescing window for pod status writes.
     status_flush_interval: float = 0.2
-    # The node's pod network (spec.podCIDR) when the Node has none yet; "" = the runtime's
-    # own default (10.88.0.0/16), moved to the next free /16 if another node holds it.
+    # An explicit spec.podCIDR, set by the agent on its own Node when that has none (a node
+    # joining a bare API server without the node IPAM controller, or a range of its own).
+    # "" = wait for the controller to assign one (the usual case).
     pod_cidr: str = ""
     # On stop, stop every pod's containers too (`bosun up`) instead of leaving them running.
     drain_on_stop: bool = False

@@ -8,7 +8,6 @@ often, and at once when a condition changes, as kubelet does.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import platform
 import socket
@@ -29,6 +28,7 @@ LOCAL_PATH_ROOT = "bosun.io/local-path-root"
 
 
 NODES = must_by_plural("", "v1", "nodes")
+WAITING = "network not ready: waiting for the node IPAM controller to assign spec.podCIDR"
 LEASES = must_by_plural("coordination.k8s.io", "v1", "leases")
 
 
@@ -60,6 +60,8 @@ class NodeManager:
         self.kubelet_port = 0
         self.uid = ""
         self._conditions: dict[str, dict[str, Any]] = {}
+        # Why the node cannot run pods yet ("" = it can): reported as Ready=False.
+        self.not_ready = ""
 
     # -- the object -------------------------------------------------------------------------------
 
@@ -91,7 +93,10 @@ class NodeManager:
             on = values[ctype]
             out.append(self._condition(ctype, "True" if on else "False", r_true if on else r_false,
                                        m_true if on else m_false, now))
-        out.append(self._condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now))
+        if self.not_ready:
+            out.append(self._condition("Ready", "False", "KubeletNotReady", self.not_ready, now))
+        else:
+            out.append(self._condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", now))
         return out
 
     def _condition(self, ctype: str, status: str, reason: str, message: str, now: str) -> dict[str, Any]:
@@ -123,11 +128,15 @@ class NodeManager:
     # -- writes -------------------------------------------------------------------------------------
 
     async def register(self) -> None:
-        """Create the Node, or take over an existing one of that name (a re-joining node)."""
+        """Create the Node, or take over an existing one of that name (a re-joining node).
+        An explicit podCIDR (``--pod-cidr``) goes into the new Node itself, so the IPAM
+        controller finds it taken instead of racing to give the node another."""
         annotations = {LOCAL_PATH_ROOT: str(self.config.volumes_dir.resolve())}
+        explicit = self.config.pod_cidr
+        spec = {"podCIDR": explicit, "podCIDRs": [explicit]} if explicit else {}
         body = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.config.node_name, "labels": self.labels(), "annotations": annotations},
-                "spec": {}}
+                "spec": spec}
         try:
             node = await self.client.create(NODES, body)
         except ApiError as e:
@@ -135,29 +144,57 @@ class NodeManager:
                 raise
             node = await self.client.patch(NODES, self.config.node_name,
                                            {"metadata": {"labels": self.labels(), "annotations": annotations}})
+            if explicit:
+                node = await self._claim_pod_cidr(node, explicit)
         self.uid = str(node["metadata"].get("uid") or "")
+        self.not_ready = "" if pod_cidr_of(node) else WAITING
         await self.update_status()
 
-    async def ensure_pod_cidr(self, preferred: str, explicit: bool) -> str:
-        """The node's spec.podCIDR: kept when the Node already has one (it is immutable),
-        else ``preferred`` (when not ``explicit``, moved to the next free /16 if another
-        node has it already). There is no API-side allocator yet, so the agent claims one."""
-        node = await self.client.get(NODES, self.config.node_name)
-        current = str((node.get("spec") or {}).get("podCIDR") or "")
-        if current:
-            if explicit and current != preferred:
-                log.warning("node %s keeps its podCIDR %s (asked for %s)", self.config.node_name, current, preferred)
-            return current
-        cidr = preferred
-        if not explicit:
-            nodes = (await self.client.list(NODES))["items"]
-            taken = {str((n.get("spec") or {}).get("podCIDR") or "") for n in nodes}
-            cidr = next_free_cidr(preferred, taken)
-        await self.client.patch(NODES, self.config.node_name, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
-        return cidr
+    async def _claim_pod_cidr(self, node: dict[str, Any], cidr: str) -> dict[str, Any]:
+        """Set ``cidr`` on an existing Node that has none; spec.podCIDR never changes once
+        set (the API refuses), so a Node that has one keeps it."""
+        current = pod_cidr_of(node)
+        if not current:
+            try:
+                return await self.client.patch(NODES, self.config.node_name,
+                                               {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+            except ApiError as e:
+                if e.status != 422:  # the IPAM controller was first
+                    raise
+                node = await self.client.get(NODES, self.config.node_name)
+                current = pod_cidr_of(node)
+        if current != cidr:
+            log.warning("node %s keeps its podCIDR %s (asked for %s)", self.config.node_name, current, cidr)
+        return node
+
+    async def wait_pod_cidr(self, poll: float = 0.5) -> str:
+        """The node's spec.podCIDR, once the node IPAM controller (or ``--pod-cidr``) has
+        set it. Meanwhile the node is Ready=False, saying why (with the controller's own
+        reason when it has given one, e.g. an exhausted cluster CIDR)."""
+        said = ""
+        while True:
+            node = await self.client.get(NODES, self.config.node_name)
+            cidr = pod_cidr_of(node)
+            if cidr:
+                if self.not_ready:
+                    self.not_ready = ""
+                    await self.update_status()
+                return cidr
+            why = WAITING
+            for c in (node.get("status") or {}).get("conditions") or []:
+                if c.get("type") == "NetworkUnavailable" and c.get("status") == "True":
+                    why = f"{WAITING}: {c.get('reason')}: {c.get('message')}"
+            if why != said:
+                log.warning("node %s: %s", self.config.node_name, why)
+                said = self.not_ready = why
+                await self.update_status()
+            await asyncio.sleep(poll)
 
     async def update_status(self) -> None:
-        await self.client.patch(NODES, self.config.node_name, {"status": self.status()}, subresource="status")
+        # Strategic: conditions merge by type, so those other writers own (NetworkUnavailable
+        # of the IPAM controller) stay.
+        await self.client.patch(NODES, self.config.node_name, {"status": self.status()}, subresource="status",
+                                patch_type="strategic")
 
     async def renew_lease(self) -> None:
         name = self.config.node_name
@@ -194,17 +231,9 @@ class NodeManager:
             await asyncio.sleep(self.config.lease_interval)
 
 
-def next_free_cidr(preferred: str, taken: set[str]) -> str:
-    """``preferred`` or the next network of its size not in ``taken`` (10.88/16, 10.89/16...)."""
-    net = ipaddress.ip_network(preferred, strict=False)
-    for _ in range(256):
-        if str(net) not in taken:
-            return str(net)
-        nxt = int(net.network_address) + net.num_addresses
-        if nxt + net.num_addresses > int(ipaddress.IPv4Address("10.255.255.255")) + 1:
-            break
-        net = ipaddress.ip_network(f"{ipaddress.ip_address(nxt)}/{net.prefixlen}")
-    return str(ipaddress.ip_network(preferred, strict=False))
+def pod_cidr_of(node: dict[str, Any]) -> str:
+    spec = node.get("spec") or {}
+    return str(spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or []), ""))
 
 
 def _boot_id() -> str:

@@ -19,6 +19,7 @@ from aiohttp import web
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.defaults.storage import local_path_class
+from bosun.api.errors import APIError
 from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
@@ -28,6 +29,7 @@ from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
 from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
@@ -52,6 +54,9 @@ class ServerConfig:
     # kube-apiserver's --encryption-provider-config; default DATA_DIR/pki/encryption.yaml,
     # made with a fresh key at the first start (servers sharing a store must share it).
     encryption_config: Path | None = None
+    # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
+    # the service CIDR given to the cluster IP allocator, all published for the nodes.
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     @property
     def host(self) -> str:
@@ -94,6 +99,7 @@ class APIServer:
 
     async def _start(self) -> None:
         cfg = self.config
+        cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
         sealed = encryption.table(r.group_plural for r in RESOURCES)
@@ -101,13 +107,14 @@ class APIServer:
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
         await self.cache.start()
-        self.services = ServiceAllocator(self.store)
+        self.services = ServiceAllocator(self.store, cfg.network.service_cidr)
         self.storage = Storage(self.store, self.namespaces, sealed, services=self.services)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         await self._check_sealed(sealed)
         await self._load_namespaces()
         await self._ensure_system_namespaces()
+        await self._publish_network()
         if self.collectors:
             await self.start_collectors()
 
@@ -229,8 +236,6 @@ class APIServer:
         assert self.storage is not None
         res = by_plural("", "v1", "namespaces")
         assert res is not None
-        from bosun.api.errors import APIError
-
         for name in SYSTEM_NAMESPACES:
             if name in self.namespaces.phase:
                 continue
@@ -253,6 +258,32 @@ class APIServer:
         assert sc_res is not None
         with contextlib.suppress(APIError):  # the default class for claims; present after the first start
             await self.storage.create(sc_res, None, local_path_class())
+
+    async def _publish_network(self) -> None:
+        """Write the network settings to ConfigMap kube-system/bosun-network (made, or
+        updated when this server was started with other flags), where nodes read them."""
+        assert self.storage is not None
+        res = by_plural("", "v1", "configmaps")
+        assert res is not None
+        data = self.config.network.to_data()
+        try:
+            have = await self.storage.get(res, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
+        except APIError as exc:
+            if exc.code != 404:
+                raise
+            obj = {"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": CONFIGMAP_NAME, "namespace": CONFIGMAP_NAMESPACE}, "data": data}
+            with contextlib.suppress(APIError):  # another server of this store made it first
+                await self.storage.create(res, CONFIGMAP_NAMESPACE, obj)
+            return
+        if have.get("data") != data:
+            log.warning("network settings changed: %s -> %s", have.get("data"), data)
+
+            def put(current: dict[str, Any]) -> dict[str, Any]:
+                current["data"] = data
+                return current
+
+            await self.storage.mutate(res, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME, put)
 
 
 async def serve_forever(config: ServerConfig, ready: asyncio.Event | None = None) -> None:

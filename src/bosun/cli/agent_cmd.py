@@ -15,6 +15,7 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
 from bosun.cli.daemon import run_until_signal
+from bosun.cli.network_opts import pod_cidr_option
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
@@ -60,8 +61,7 @@ def mount_cgroups() -> None:
               show_default=True)
 @click.option("--node-ip", default="", help="Address of this node (default: the one that reaches the server).")
 @click.option("--port", type=int, default=10250, show_default=True, help="HTTPS port for logs.")
-@click.option("--pod-cidr", default="", help="This node's pod network when its Node has none yet "
-              "(default 10.88.0.0/16, or the next free /16).")
+@pod_cidr_option
 @click.option("--cgroup-parent", default="bosun", show_default=True,
               help="Cgroup under which this node's pods live (one per node when several share a machine).")
 @click.option("--ipam-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

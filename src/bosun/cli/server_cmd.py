@@ -8,11 +8,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
+from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 
 
@@ -71,11 +73,13 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="EncryptionConfiguration file (kube-apiserver's format) for encryption at rest "
                    "[default: DATA_DIR/pki/encryption.yaml, made at the first start]. Servers sharing "
                    "a store need the same file.")
+@network_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           encryption_config: Path | None, log_level: str) -> None:
+           encryption_config: Path | None, log_level: str, **network: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
+    settings = network_config(network)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
         click.echo(f"error: --listen must be ADDR:PORT, got {listen!r}", err=True)
@@ -94,4 +98,4 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
     if not local_transport:
         options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                      encryption_config=encryption_config), options)
+                      encryption_config=encryption_config, network=settings), options)

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups, parse_labels
 from bosun.cli.daemon import run_until_signal
+from bosun.cli.network_opts import network_config, network_options, pod_cidr_option
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport
@@ -33,12 +35,13 @@ from bosun.controlplane import ControlPlane, ControlPlaneOptions
 @click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
 @click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
 @click.option("--agent-port", type=int, default=10250, show_default=True, help="HTTPS port of the node agent.")
-@click.option("--pod-cidr", default="", help="This node's pod network when its Node has none yet "
-              "(default 10.88.0.0/16, or the next free /16).")
+@pod_cidr_option
+@network_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_port: int, pod_cidr: str,
-       log_level: str) -> None:
+       log_level: str, **network: Any) -> None:
     """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
+    settings = network_config(network)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",
                          labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
@@ -46,7 +49,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
     mount_cgroups()
 
     async def main() -> None:
-        plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen), ControlPlaneOptions())
+        plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen, network=settings), ControlPlaneOptions())
         state: dict[str, object] = {}
 
         async def start() -> None:

@@ -13,6 +13,7 @@ from bosun.client.rest import Client
 from bosun.network.base import NodeComponent, NodeNetworkContext
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig, gateway
 from bosun.network.dns.component import NodeDNS
+from bosun.network.overlay import Overlay
 from bosun.network.policy.component import PolicyEnforcer
 from bosun.network.proxy.component import ServiceProxy
 
@@ -21,7 +22,8 @@ CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 
 def components(ctx: NodeNetworkContext) -> list[NodeComponent]:
     """The node's network parts, in start order."""
-    return [ServiceProxy(ctx),
+    return [Overlay(ctx),
+            ServiceProxy(ctx),
             NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns),
             PolicyEnforcer(ctx)]
 

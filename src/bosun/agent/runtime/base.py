@@ -329,3 +329,25 @@ class RuntimeDriver(Protocol):
     async def stats(self, container_id: str) -> ContainerStats | None:
         """None when unavailable (not running, or the driver cannot measure)."""
         ...
+
+
+@dataclass(frozen=True)
+class PodNetwork:
+    """What a driver that attaches pods to the node's network must know, settled by the
+    agent after registration: the node's podCIDR (from the node IPAM controller), the
+    cluster CIDR (traffic to other nodes' pods keeps its source address) and the pods' MTU
+    (lowered under an overlay: ``None`` = the link's own)."""
+
+    pod_cidr: str
+    cluster_cidr: str
+    mtu: int | None = None
+
+
+@runtime_checkable
+class PodNetworkAware(Protocol):
+    """Optional ability of a driver that gives pods addresses of their own (oci); a driver
+    whose pods share the host's network (process) lacks it and is told nothing."""
+
+    def set_pod_network(self, network: PodNetwork) -> None:
+        """Used for every sandbox made from now on; called before the first pod starts."""
+        ...

@@ -59,6 +59,7 @@ from bosun.agent.runtime.base import (
     DriverError,
     ImageError,
     ImageInfo,
+    PodNetwork,
     PullPolicy,
     SandboxConfig,
     SandboxStatus,
@@ -240,13 +241,10 @@ class OciDriver:
         # a pod's worker lists its containers three times per sync.
         self._by_pod: dict[str, set[str]] | None = None
 
-    @property
-    def pod_cidr(self) -> str:
-        return self.cni.config.pod_cidr
-
-    def set_pod_cidr(self, cidr: str) -> None:
-        """The node's spec.podCIDR is known only after registration; new pods use it."""
-        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=cidr, bridge=self.cni.config.bridge,
+    def set_pod_network(self, network: PodNetwork) -> None:
+        """The node's podCIDR is known only after registration (see PodNetworkAware)."""
+        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr, cluster_cidr=network.cluster_cidr,
+                                                    mtu=network.mtu, bridge=self.cni.config.bridge,
                                                     network_name=self.cni.config.network_name,
                                                     ipam_dir=self.ipam_dir, loopback=False))
 

@@ -2,10 +2,13 @@
 
 A node agent (user ``system:node:<name>`` in ``system:nodes``) may:
 
-- read Nodes, Services, Endpoints and EndpointSlices (it runs the service proxy and DNS);
-- list/watch Pods only with the field selector ``spec.nodeName=<itself>``, and get, delete
-  or write the status of Pods bound to it;
-- get a Secret, ConfigMap or PersistentVolumeClaim only when a Pod bound to it uses it, and a
+- read, cluster-wide, what the node's network parts need (as kube-proxy and CNI agents
+  can): Nodes (the overlay's peers), Services, Endpoints, EndpointSlices (the proxy, DNS),
+  Namespaces, Pods and NetworkPolicies (policy selects pods by their labels and their
+  namespace's; DNS names StatefulSet pods), and the ConfigMap kube-system/bosun-network
+  (the cluster's network settings);
+- delete or write the status of Pods bound to it only;
+- get another Secret, ConfigMap or PersistentVolumeClaim only when a Pod bound to it uses it, and a
   PersistentVolume only when such a claim is bound to it (PersistentVolumes may also be
   listed: the agent removes local volumes whose PV is gone; a PV holds no secret data);
 - create, update, patch and delete only its own Node and its own Lease in
@@ -24,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE
 from bosun.security.authz import ALLOW, NO_OPINION, Attributes, Decision, Verdict
 
 Obj = dict[str, Any]
@@ -151,7 +155,7 @@ class NodeAuthorizer:
                 if verb in ("update", "patch", "delete") and sub in ("", "status"):
                     return ALLOW if a.name == node else _deny(f"node '{node}' cannot modify node '{a.name}'")
                 return NO_OPINION
-            if r in ("services", "endpoints") and verb in READ and not sub:
+            if r in ("services", "endpoints", "namespaces") and verb in READ and not sub:
                 return ALLOW
             if r == "events" and verb in ("create", "update", "patch"):
                 return ALLOW
@@ -159,6 +163,8 @@ class NodeAuthorizer:
         if g == "events.k8s.io" and r == "events" and verb in ("create", "update", "patch"):
             return ALLOW
         if g == "discovery.k8s.io" and r == "endpointslices" and verb in READ:
+            return ALLOW
+        if g == "networking.k8s.io" and r == "networkpolicies" and verb in READ and not sub:
             return ALLOW
         if g == "storage.k8s.io" and r == "storageclasses" and verb in READ:
             return ALLOW
@@ -170,6 +176,9 @@ class NodeAuthorizer:
         return NO_OPINION
 
     def _referenced(self, node: str, a: Attributes) -> Verdict:
+        if (a.resource == "configmaps" and a.verb == "get" and not a.subresource
+                and (a.namespace, a.name) == (CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)):
+            return ALLOW  # the cluster's network settings, read by every node
         if a.resource == "persistentvolumes" and a.verb in ("list", "watch") and not a.subresource:
             return ALLOW
         if a.verb != "get" or a.subresource or not a.name:
@@ -184,12 +193,9 @@ class NodeAuthorizer:
 
     def _pod(self, node: str, a: Attributes) -> Verdict:
         verb, sub = a.verb, a.subresource
-        if not sub and verb in ("list", "watch"):
-            wanted = f"spec.nodeName={node}"
-            if wanted in a.field_selector.replace("==", "=").split(","):
-                return ALLOW
-            return _deny(f"can only list/watch pods with spec.nodeName={node} field selector")
-        if (not sub and verb in ("get", "delete")) or (sub == "status" and verb in ("get", "update", "patch")):
+        if not sub and verb in READ:
+            return ALLOW  # cluster-wide: the network parts select pods of every node
+        if (not sub and verb == "delete") or (sub == "status" and verb in ("get", "update", "patch")):
             owns = self._owns_pod(node, a.namespace, a.name)
             if owns is None or owns:
                 return ALLOW
