@@ -78,7 +78,7 @@ class PolicyEnforcer:
         """Start from a known kernel state: the base objects, and none of the pod chains a
         previous run (or a failed transaction) may have left, found by listing once."""
         await nft(render.base_objects())
-        listing = await nft([f"list chains {render.TABLE}"])  # once per start, never per sync
+        listing = await nft([f"list table {render.TABLE}"])  # once per start, never per sync
         stale = sorted(set(re.findall(r"chain (pol-(?:in|out)-[0-9a-f]+)", listing)))
         await nft([f"flush map {render.TABLE} {m}" for m in render.MAPS.values()]
                   + [c for chain in stale for c in (f"flush chain {render.TABLE} {chain}",
