@@ -17,6 +17,7 @@ from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig, gateway
 from bosun.network.dns.component import NodeDNS
+from bosun.network.proxy.component import ServiceProxy
 
 CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 
@@ -48,7 +49,7 @@ class NodeComponent(Protocol):
 
 def components(ctx: NodeNetworkContext) -> list[NodeComponent]:
     """The node's network parts, in start order."""
-    return [NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns)]
+    return [ServiceProxy(ctx), NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns)]
 
 
 async def load_network_config(client: Client) -> NetworkConfig:
