@@ -113,3 +113,11 @@ def test_each_node_resolves_services_and_statefulset_pods_across_nodes(netcluste
     for node in cluster.nodes:
         assert _nslookup(cluster, node.netns, gateways[node.name], "late.dnsmn.svc.cluster.local") == [late_ip]
     assert max(seen.values()) < 3.0, seen
+
+    # An agent restart: its DNS answers again once it is back (the address stays on the node).
+    cluster.restart_agent("n1")
+    n1 = cluster.node("n1")
+    _wait(lambda: _nslookup(cluster, n1.netns, gateways["n1"], "late.dnsmn.svc.cluster.local") == [late_ip],
+          20, "n1's DNS after its agent restarted")
+    on_lo = cluster.sh(n1.netns, "ip", "-o", "addr", "show", "dev", "lo").stdout
+    assert f"{gateways['n1']}/32" in on_lo
