@@ -121,3 +121,10 @@ def test_each_node_resolves_services_and_statefulset_pods_across_nodes(netcluste
           20, "n1's DNS after its agent restarted")
     on_lo = cluster.sh(n1.netns, "ip", "-o", "addr", "show", "dev", "lo").stdout
     assert f"{gateways['n1']}/32" in on_lo
+
+    # Node n2 dies: its StatefulSet pod leaves the headless Service's answer on n1 once the
+    # node lifecycle marks it not ready (grace 4 s in the harness), with no step by hand.
+    cluster.kill_node("n2")
+    survivor = next(p["status"]["podIP"] for p in dbs.values() if p["spec"]["nodeName"] == "n1")
+    _wait(lambda: _nslookup(cluster, n1.netns, gateways["n1"], "db.dnsmn.svc.cluster.local") == [survivor],
+          60, "the dead node's pod to leave db's answer")
