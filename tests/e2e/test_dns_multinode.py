@@ -94,15 +94,37 @@ def test_each_node_resolves_services_and_statefulset_pods_across_nodes(netcluste
         assert got["nx"] == "1"
         assert probes[name]["spec"]["nodeName"] == node.name
 
-    # A new Service answers on every node within a second of its creation.
-    t0 = time.monotonic()
+    # A new Service answers on every node soon after its creation (the 1 s target itself is
+    # measured without process start-ups in tests/integration/test_dns_server.py and bench/dns.py;
+    # here each poll starts `ip netns exec busybox nslookup`, which a loaded machine makes slow).
+    gateways = {n.name: str(ipaddress.ip_network(cluster.kubectl_json("get", "node", n.name)["spec"]["podCIDR"])[1])
+                for n in cluster.nodes}
     _apply(cluster, [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "late", "namespace": NS},
                       "spec": {"ports": [{"port": 80}]}}])
+    created = time.monotonic()
+    seen: dict[str, float] = {}
+    while len(seen) < len(cluster.nodes):
+        for node in cluster.nodes:
+            if node.name not in seen and _nslookup(cluster, node.netns, gateways[node.name],
+                                                   "late.dnsmn.svc.cluster.local"):
+                seen[node.name] = time.monotonic() - created
+        assert time.monotonic() - created < 10, f"late resolved only on {sorted(seen)}"
     late_ip = cluster.kubectl_json("get", "service", "late", "-n", NS)["spec"]["clusterIP"]
     for node in cluster.nodes:
-        gateway = str(ipaddress.ip_network(cluster.kubectl_json("get", "node", node.name)["spec"]["podCIDR"])[1])
-        _wait(lambda node=node, gateway=gateway: _nslookup(cluster, node.netns, gateway,
-                                                           "late.dnsmn.svc.cluster.local") == [late_ip],
-              10, f"late on {node.name}")
-    # (kubectl and two nslookup processes are in the measured time: the bound is loose on purpose)
-    assert time.monotonic() - t0 < 5.0
+        assert _nslookup(cluster, node.netns, gateways[node.name], "late.dnsmn.svc.cluster.local") == [late_ip]
+    assert max(seen.values()) < 3.0, seen
+
+    # An agent restart: its DNS answers again once it is back (the address stays on the node).
+    cluster.restart_agent("n1")
+    n1 = cluster.node("n1")
+    _wait(lambda: _nslookup(cluster, n1.netns, gateways["n1"], "late.dnsmn.svc.cluster.local") == [late_ip],
+          20, "n1's DNS after its agent restarted")
+    on_lo = cluster.sh(n1.netns, "ip", "-o", "addr", "show", "dev", "lo").stdout
+    assert f"{gateways['n1']}/32" in on_lo
+
+    # Node n2 dies: its StatefulSet pod leaves the headless Service's answer on n1 once the
+    # node lifecycle marks it not ready (grace 4 s in the harness), with no step by hand.
+    cluster.kill_node("n2")
+    survivor = next(p["status"]["podIP"] for p in dbs.values() if p["spec"]["nodeName"] == "n1")
+    _wait(lambda: _nslookup(cluster, n1.netns, gateways["n1"], "db.dnsmn.svc.cluster.local") == [survivor],
+          60, "the dead node's pod to leave db's answer")

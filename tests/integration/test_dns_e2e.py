@@ -131,13 +131,16 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             upstream.stop()
 
 
-def _statefulset() -> dict[str, Any]:
+def _statefulset(out: Path) -> dict[str, Any]:
+    """One replica, which writes its `hostname -f` (its /etc/hosts line) where the test reads it."""
     labels = {"app": "db"}
+    container = {"name": "db", "image": "host", "command": ["sh", "-c", "hostname -f > /out/db.fqdn; sleep 3600"],
+                 "volumeMounts": [{"name": "out", "mountPath": "/out"}]}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
             "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": labels},
                      "template": {"metadata": {"labels": labels},
-                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [
-                                      {"name": "db", "image": "host", "command": ["sleep", "3600"]}]}}}}
+                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [container],
+                                           "volumes": [{"name": "out", "hostPath": {"path": str(out)}}]}}}}
 
 
 PROBE = """
@@ -158,7 +161,7 @@ async def test_a_pod_resolves_services_statefulset_pods_and_outside_names(cluste
     await c.create(SERVICES, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
                               "spec": {"clusterIP": "None", "selector": {"app": "db"},
                                        "ports": [{"name": "pg", "port": 5432}]}}, ns)
-    await c.create(STATEFULSETS, _statefulset(), ns)
+    await c.create(STATEFULSETS, _statefulset(cluster.out), ns)
     db0 = await pod_when(c, ns, "db-0", is_ready, within=60, tolerate_errors=True)
     await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"}, "spec": {
         "nodeName": NODE, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
@@ -181,6 +184,7 @@ async def test_a_pod_resolves_services_statefulset_pods_and_outside_names(cluste
     assert read("sts").split()[:2] == [db0["status"]["podIP"], "db-0.db.shop.svc.cluster.local"]
     assert read("upstream").split()[0] == "192.0.2.7"
     assert "NXDOMAIN" in read("nx") and read("nx.rc").strip() != "0"
+    assert read("db.fqdn").strip() == "db-0.db.shop.svc.cluster.local"  # its /etc/hosts names it so
 
 
 async def test_host_network_pods_use_cluster_dns_only_when_asked(cluster: Cluster) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bosun.agent.poddns import ClusterDNS, dns_config, node_dns, parse_resolv_conf
+from bosun.agent.poddns import ClusterDNS, dns_config, node_dns, parse_resolv_conf, pod_fqdn
 from bosun.agent.runtime.base import DNSConfig
+from bosun.agent.runtime.disk_state import hosts_file
 
 HOST = parse_resolv_conf("# made by hand\nnameserver 192.0.2.53\nnameserver 192.0.2.54 ; second\n"
                          "domain ignored.example\nsearch corp.example lab.example\noptions edns0 ndots:2\n"
@@ -77,3 +78,11 @@ def test_a_loopback_stub_resolver_is_replaced_by_the_resolvers_behind_it(tmp_pat
     etc.write_text("nameserver 192.0.2.9\n")
     assert node_dns(etc, resolved).nameservers == ["192.0.2.9"]
     assert node_dns(tmp_path / "absent", resolved) == DNSConfig()
+
+
+def test_a_pod_with_a_subdomain_has_a_cluster_fqdn() -> None:
+    assert pod_fqdn(pod(hostname="db-0", subdomain="db"), "db-0", "cluster.local.") == "db-0.db.shop.svc.cluster.local"
+    assert pod_fqdn(pod(hostname="db-0"), "db-0", "cluster.local") == ""
+    hosts = hosts_file("10.244.1.5", "db-0", [("10.0.0.9", ["extra"])], "db-0.db.shop.svc.cluster.local")
+    assert hosts.splitlines()[2:] == ["10.244.1.5\tdb-0.db.shop.svc.cluster.local\tdb-0", "10.0.0.9\textra"]
+    assert hosts_file("10.244.1.6", "web", []).splitlines()[2] == "10.244.1.6\tweb"

@@ -109,6 +109,17 @@ def dns_config(pod: Pod, host: DNSConfig, cluster: ClusterDNS | None) -> DNSConf
                           options=_merge_options(base.options, options)))
 
 
+def pod_fqdn(pod: Pod, hostname: str, domain: str) -> str:
+    """``HOST.SUBDOMAIN.NS.svc.DOMAIN`` of a pod with ``spec.subdomain`` (a StatefulSet pod,
+    or one named by hand under a headless Service), the name cluster DNS answers for it
+    once that Service exists; "" without a subdomain."""
+    subdomain = (pod.get("spec") or {}).get("subdomain")
+    if not subdomain or not hostname:
+        return ""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    return f"{hostname}.{subdomain}.{namespace}.svc.{domain.strip('.')}"
+
+
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(i for i in items if i))
 

@@ -179,8 +179,10 @@ class PodWorker:
             return self._sandbox
         pod = self.pod
         spec = pod.get("spec") or {}
+        hostname = podspec.hostname(pod)
+        fqdn = poddns.pod_fqdn(pod, hostname, self.cluster_dns.domain) if self.cluster_dns else ""
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
-            pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=podspec.hostname(pod),
+            pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=hostname, fqdn=fqdn,
             pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
             dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),

@@ -161,6 +161,9 @@ class SandboxConfig:
     host_network: bool = False
     ports: list[PortMapping] = field(default_factory=list)
     dns: DNSConfig = field(default_factory=DNSConfig)
+    # HOST.SUBDOMAIN.NS.svc.DOMAIN of a pod with a subdomain: first name of its /etc/hosts
+    # line, so that `hostname -f` gives it (as the kubelet writes it); "" without one.
+    fqdn: str = ""
     # (ip, [hostnames]) lines appended to the pod's /etc/hosts (hostAliases).
     host_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     # Sum of the containers' limits, for the pod-level cgroup.

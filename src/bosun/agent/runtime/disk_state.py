@@ -54,9 +54,11 @@ def sandbox_from(data: dict[str, Any]) -> SandboxStatus:
     return st
 
 
-def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]]) -> str:
-    """A pod's /etc/hosts: localhost, the pod's own name at ``ip``, then its hostAliases."""
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{ip}\t{hostname}"]
+def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]], fqdn: str = "") -> str:
+    """A pod's /etc/hosts: localhost, the pod's own name at ``ip`` (after its cluster FQDN
+    when it has one), then its hostAliases."""
+    own = f"{fqdn}\t{hostname}" if fqdn else hostname
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{ip}\t{own}"]
     lines += [f"{a}\t{' '.join(names)}" for a, names in aliases]
     return "\n".join(lines) + "\n"
 

@@ -426,7 +426,7 @@ class OciDriver:
     def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
         """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
         hosts = config.pod_dir / "etc-hosts"
-        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases))
+        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
         resolv = config.pod_dir / "resolv.conf"
         resolv.write_text(self._resolv(config))
         (config.pod_dir / "hostname").write_text(config.hostname + "\n")

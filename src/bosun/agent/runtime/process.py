@@ -260,7 +260,7 @@ class ProcessDriver:
             return sandbox_from(existing)
         config.pod_dir.mkdir(parents=True, exist_ok=True)
         hosts = config.pod_dir / "etc-hosts"
-        hosts.write_text(hosts_file(self.node_ip, config.hostname, config.host_aliases))
+        hosts.write_text(hosts_file(self.node_ip, config.hostname, config.host_aliases, config.fqdn))
         status = SandboxStatus(id=config.pod_uid, pod_uid=config.pod_uid, ready=True, ip=self.node_ip,
                                ips=[self.node_ip], netns_path=None, hostname=config.hostname,
                                hosts_path=hosts, labels=dict(config.labels))

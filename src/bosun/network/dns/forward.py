@@ -42,7 +42,7 @@ def upstream_address(text: str) -> tuple[str, int]:
     host, port = text, "53"
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":") or port
+        port = rest.removeprefix(":") if rest else port
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     try:
