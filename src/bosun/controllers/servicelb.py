@@ -10,8 +10,8 @@ so the addresses to publish are the InternalIPs of the Ready nodes. Filling
 
 from __future__ import annotations
 
+from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, Controller, Obj, resource, split_key
-from bosun.controlplane import ComponentContext
 
 SERVICES = resource("", "v1", "services")
 
