@@ -103,6 +103,11 @@ def test_pods_on_one_node_reach_each_other(netcluster: NetCluster) -> None:
             break
         time.sleep(0.3)
     assert got.stdout.strip() == "web", got.stderr
+    # The same from the caller's network namespace with the host's tools (no API round trip).
+    route = netcluster.pod_sh(ns, "caller", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert running["caller"]["status"]["podIP"] in route.stdout, route.stderr
+    fetched = netcluster.pod_sh(ns, "caller", "wget", "-qO-", "-T", "2", f"http://{web_ip}:8080/hostname")
+    assert fetched.stdout.strip() == "web", fetched.stderr
 
 
 def test_killed_and_partitioned_nodes_go_not_ready_and_a_healed_one_comes_back(

@@ -29,6 +29,8 @@ API of :class:`NetCluster` (stable: other tests build on it):
 - ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
   ``manager_ip``, ``router_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
 - ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
+- ``pod_sh(namespace, pod, *cmd)``: a host command in a pod's network namespace (``nsenter``);
+  ``pod_pid(namespace, pod)``: a host pid of the pod's containers;
 - ``kubectl(*args, input=None)`` -> CompletedProcess; ``kubectl_json(*args)`` -> parsed ``-o json``;
 - ``async with cluster.client() as c``: a :class:`bosun.client.rest.Client` as the admin;
 - ``add_node()`` / ``add_nodes(n)``: more nodes, returned once Ready;
