@@ -103,6 +103,11 @@ def test_pods_on_one_node_reach_each_other(netcluster: NetCluster) -> None:
             break
         time.sleep(0.3)
     assert got.stdout.strip() == "web", got.stderr
+    # The same from the caller's network namespace with the host's tools (no API round trip).
+    route = netcluster.pod_sh(ns, "caller", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert running["caller"]["status"]["podIP"] in route.stdout, route.stderr
+    fetched = netcluster.pod_sh(ns, "caller", "wget", "-qO-", "-T", "2", f"http://{web_ip}:8080/hostname")
+    assert fetched.stdout.strip() == "web", fetched.stderr
 
 
 def test_killed_and_partitioned_nodes_go_not_ready_and_a_healed_one_comes_back(
@@ -113,6 +118,11 @@ def test_killed_and_partitioned_nodes_go_not_ready_and_a_healed_one_comes_back(
     cluster.partition("n2")
     assert cluster.sh(cut.netns, "busybox", "ping", "-c1", "-W1", cluster.manager_ip).returncode != 0
     assert dead.netns not in _netns() and cgroups.pids(dead.cgroup) == []
+    assert cluster.net is not None
+    deadline = time.monotonic() + 10  # the kernel frees a namespace (and its veth) a moment later
+    while "n3" in cluster.sh(cluster.net.bridge_ns, "ip", "-o", "link", "show").stdout.replace("@", " ").split():
+        assert time.monotonic() < deadline, "n3's port stayed on the bridge"
+        time.sleep(0.1)
     grace = cluster.grace
     # NotReady (Unknown: no heartbeat) within the grace period plus the monitor's own period.
     assert _wait_condition(cluster, "n3", {"Unknown", "False"}, grace + 6) <= grace + 6

@@ -28,10 +28,14 @@ API of :class:`NetCluster` (stable: other tests build on it):
 
 - ``NetCluster(nodes=3, node_monitor_grace_period=4.0, pod_eviction_timeout=2.0, log_level="info",
   ready_timeout=90.0, server_args=(), agent_args=())``; ``start()`` (or ``with``) returns it
-  with every node Ready; ``timings`` holds the seconds ``start``/``close`` took;
+  with every node Ready; ``timings`` holds seconds: "network", "server", "start" (since start
+  began: namespaces made, API ready, every node Ready) and "close";
 - ``url``, ``kubeconfig`` (path), ``token`` (admin bearer token), ``join_token``, ``ca_path``,
-  ``manager_ip``, ``router_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s), ``node(name)``;
+  ``manager_ip``, ``router_ip``, ``client_ns``, ``client_ip``, ``nodes`` (live :class:`Node` s),
+  ``node(name)``, ``net`` (the :class:`tests.harness.netns.HarnessNet`: ``bridge_ns``, ``subnet``);
 - ``sh(netns, *cmd, timeout=30, check=False, input=None)``: run a command in a namespace;
+- ``pod_sh(namespace, pod, *cmd)``: a host command in a pod's network namespace (``nsenter``);
+  ``pod_pid(namespace, pod)``: a host pid of the pod's containers;
 - ``kubectl(*args, input=None)`` -> CompletedProcess; ``kubectl_json(*args)`` -> parsed ``-o json``;
 - ``async with cluster.client() as c``: a :class:`bosun.client.rest.Client` as the admin;
 - ``add_node()`` / ``add_nodes(n)``: more nodes, returned once Ready;
@@ -43,9 +47,10 @@ API of :class:`NetCluster` (stable: other tests build on it):
 
 Pods: the ``host`` pseudo-image runs the machine's own binaries read-only; ``curl`` and
 ``wget`` are there, and busybox without its applet links: ``busybox httpd|nc|nslookup|ping``
-(in pods and in ``sh``); pin a pod to a node with ``nodeName``.
-:func:`tests.harness.pods.pod` builds such a manifest, :func:`tests.harness.pods.run_pods`
-creates pods and waits until they run.
+(in pods and in ``sh``). :func:`tests.harness.pods.pod` builds a one-container manifest
+pinned to a node (``nodeName``, or a hostname ``nodeSelector`` with ``scheduled=True``),
+:func:`tests.harness.pods.run_pods` creates pods and returns them once Running with an IP.
+A node's agent log is ``Node.log_path``; the server's is ``/tmp/bosun-harness/ID/server.log``.
 
 Cleanup: processes (tracked by cgroup ``bnhID``), namespaces, the root link, mounts and files
 go in ``close()``, from the fixtures' finalizers, from atexit, on SIGTERM (turned into

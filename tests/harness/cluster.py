@@ -330,6 +330,21 @@ class NetCluster:
         return subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True, text=True,
                               timeout=timeout, check=check, input=input)
 
+    def pod_pid(self, namespace: str, name: str) -> int:
+        """A host pid of one of the pod's container processes (found in its cgroup on its node)."""
+        p = self.kubectl_json("get", "pod", "-n", namespace, name)
+        node = self.node(p["spec"].get("nodeName", ""))
+        pids = cgroups.pids(f"{node.cgroup}/pods/pod{p['metadata']['uid']}")
+        if not pids:
+            raise HarnessError(f"pod {namespace}/{name} has no running process on {node.name}")
+        return pids[0]
+
+    def pod_sh(self, namespace: str, name: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a host command (``ip``, ``nft``, ``busybox nc``...) in the pod's network namespace,
+        as root with the host's file system: no API round trip, no container limits."""
+        return subprocess.run(["nsenter", "-t", str(self.pod_pid(namespace, name)), "-n", "--", *cmd],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
     def kubectl(self, *args: str, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         home = self.base / "home"
         home.mkdir(exist_ok=True)

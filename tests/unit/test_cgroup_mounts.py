@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bosun.agent.cgroup_mounts import cgroups_visible, parse_mountinfo, wanted_layout
+from bosun.agent.cgroup_mounts import cgroups_visible, layout_from_membership, parse_mountinfo, wanted_layout
 
 HYBRID = """\
 23 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -35,3 +35,17 @@ def test_a_unified_host_gives_cgroup2_and_an_unreadable_one_falls_back_to_it() -
     [fallback] = wanted_layout(None)
     assert (fallback.mount_point, fallback.fstype) == ("/sys/fs/cgroup", "cgroup2")
     assert wanted_layout(parse_mountinfo(FRESH_SYS)) == [fallback]
+
+
+def test_without_the_hosts_mounts_the_layout_follows_our_own_cgroup_membership() -> None:
+    hybrid = "9:name=systemd:/\n4:memory:/x\n2:cpu,cpuacct:/\n0::/\n"
+    assert [(m.mount_point, m.fstype, m.options) for m in wanted_layout(None, hybrid)] == [
+        ("/sys/fs/cgroup", "tmpfs", "rw,nosuid,nodev,noexec,mode=755"),
+        ("/sys/fs/cgroup/systemd", "cgroup", "rw,nosuid,nodev,noexec,relatime,name=systemd"),
+        ("/sys/fs/cgroup/memory", "cgroup", "rw,nosuid,nodev,noexec,relatime,memory"),
+        ("/sys/fs/cgroup/cpu,cpuacct", "cgroup", "rw,nosuid,nodev,noexec,relatime,cpu,cpuacct"),
+        ("/sys/fs/cgroup/unified", "cgroup2", "rw,nosuid,nodev,noexec,relatime"),
+    ]
+    [v2] = layout_from_membership("0::/user.slice\n")
+    assert (v2.mount_point, v2.fstype) == ("/sys/fs/cgroup", "cgroup2")
+    assert layout_from_membership("") == []

@@ -8,10 +8,11 @@ type on '/sys/fs/cgroup'`` (it wants cgroup2 there, or a tmpfs with v1 hierarchi
 
 :func:`ensure_cgroup_mounts` puts the machine's layout back in the agent's own mount
 namespace: the cgroup mounts of the initial mount namespace (read from /proc/1/mountinfo,
-mounting a cgroup hierarchy again attaches the same hierarchy), or a plain cgroup2 when that
-cannot be read. ``ip netns exec`` makes ``/`` a recursive slave, so mounts made here never
-reach the parent namespace; if /sys is still a shared mount (someone else's setup), the agent
-first unshares a mount namespace of its own, so nothing outside it is ever touched.
+mounting a cgroup hierarchy again attaches the same hierarchy), or when that cannot be read
+the conventional layout for the hierarchies /proc/self/cgroup names (v1, hybrid or v2).
+``ip netns exec`` makes ``/`` a recursive slave, so mounts made here never reach the parent
+namespace; if /sys is still a shared mount (someone else's setup), the agent first unshares
+a mount namespace of its own, so nothing outside it is ever touched.
 """
 
 from __future__ import annotations
@@ -66,15 +67,42 @@ def cgroups_visible(mounts: list[Mount]) -> bool:
                or (m.fstype == "cgroup" and m.mount_point.startswith(CGROUP_ROOT + "/")) for m in mounts)
 
 
-def wanted_layout(host: list[Mount] | None) -> list[Mount]:
-    """The cgroup mounts of the host (the tmpfs first, then each hierarchy below it), or a
-    single cgroup2 when the host's cannot be read or has none."""
+_FLAGS = "rw,nosuid,nodev,noexec,relatime"
+
+
+def layout_from_membership(text: str) -> list[Mount]:
+    """The conventional layout for the hierarchies a process belongs to (/proc/self/cgroup):
+    only ``0::/...`` is pure cgroup v2; v1 lines (``4:memory:/...``, ``1:name=systemd:/``)
+    mean a tmpfs with one mount per hierarchy, plus cgroup2 on ``unified`` when both appear."""
+    v1, v2 = [], False
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and not parts[1]:
+            v2 = True
+        elif parts[1]:
+            v1.append(parts[1])
+    if not v1:
+        return [Mount(CGROUP_ROOT, "cgroup2", "cgroup2", _FLAGS, ())] if v2 else []
+    out = [Mount(CGROUP_ROOT, "tmpfs", "tmpfs", "rw,nosuid,nodev,noexec,mode=755", ())]
+    for controllers in v1:
+        name = controllers.removeprefix("name=")
+        out.append(Mount(f"{CGROUP_ROOT}/{name}", "cgroup", "cgroup", f"{_FLAGS},{controllers}", ()))
+    if v2:
+        out.append(Mount(f"{CGROUP_ROOT}/unified", "cgroup2", "cgroup2", _FLAGS, ()))
+    return out
+
+
+def wanted_layout(host: list[Mount] | None, membership: str = "") -> list[Mount]:
+    """The cgroup mounts of the host (the tmpfs first, then each hierarchy below it); when
+    they cannot be read, the layout our own cgroup membership implies; else a cgroup2."""
     if host:
         layout = [m for m in host if m.fstype in _FSTYPES
                   and (m.mount_point == CGROUP_ROOT or m.mount_point.startswith(CGROUP_ROOT + "/"))]
         if cgroups_visible(layout):
             return sorted(layout, key=lambda m: m.mount_point.count("/"))
-    return [Mount(CGROUP_ROOT, "cgroup2", "cgroup2", "rw,nosuid,nodev,noexec,relatime", ())]
+    return layout_from_membership(membership) or [Mount(CGROUP_ROOT, "cgroup2", "cgroup2", _FLAGS, ())]
 
 
 def _private_namespace(own: list[Mount]) -> None:
@@ -101,7 +129,11 @@ def ensure_cgroup_mounts() -> bool:
     own = _read_mounts("self")
     if own is None or cgroups_visible(own) or os.geteuid() != 0:  # not root: no OCI runtime either
         return False
-    layout = wanted_layout(_read_mounts("1"))
+    try:
+        membership = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        membership = ""
+    layout = wanted_layout(_read_mounts("1"), membership)
     _private_namespace(own)
     for m in layout:
         os.makedirs(m.mount_point, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def recover(sandboxes: Path, mounted: Iterable[str], pids_of: Callable[[str], li
         sid = path.parent.name
         files = {kind: Path(p) for kind, p in (("net", data.get("netns_path")), ("ipc", data.get("ipc_ns")),
                                                 ("uts", data.get("uts_ns"))) if p}
-        missing = {kind: p for kind, p in files.items() if str(p) not in mounted}
+        # mountinfo shows resolved paths: a data dir reached through a symlink is still mounted.
+        missing = {kind: p for kind, p in files.items() if os.path.realpath(p) not in mounted}
         if not missing:
             continue
         pid = next((p for p in pids_of(sid) if p > 0 and _in_pod(p, sid)), 0)
