@@ -35,6 +35,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "image": "bosun.cli.image_cmd:image",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
     "server": "bosun.cli.server_cmd:server",
+    "service": "bosun.cli.service_cmd:service",
+    "stack": "bosun.cli.stack_cmd:stack",
+    "node": "bosun.cli.node_cmd:node",
     "token": "bosun.cli.token_cmd:token",
     "up": "bosun.cli.up_cmd:up",
 }

@@ -243,7 +243,7 @@ class OciDriver:
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """The node's podCIDR is known only after registration (see PodNetworkAware)."""
-        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr, cluster_cidr=network.cluster_cidr,
+        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
                                                     mtu=network.mtu, bridge=self.cni.config.bridge,
                                                     network_name=self.cni.config.network_name,
                                                     ipam_dir=self.ipam_dir, loopback=False))
@@ -277,7 +277,6 @@ class OciDriver:
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
-            await self.cni.remove_masquerade()
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
     def _reap(self, force: bool = False) -> None:
@@ -361,12 +360,9 @@ class OciDriver:
 
     @staticmethod
     def _resolv(config: SandboxConfig) -> str:
+        """Exactly the DNS settings the agent decided (bosun.agent.poddns), the node's own
+        included when the pod's policy says so."""
         dns = config.dns
-        if not dns.nameservers:
-            try:
-                return Path("/etc/resolv.conf").read_text()
-            except OSError:
-                return ""
         lines = [f"nameserver {n}" for n in dns.nameservers]
         if dns.searches:
             lines.append("search " + " ".join(dns.searches))
@@ -413,7 +409,6 @@ class OciDriver:
             if status.netns_path:
                 ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
                          for p in config.ports if p.host_port]
-                await self.cni.ensure_masquerade()
                 result = await self.cni.add(sid, status.netns_path, ports)
                 ip = pod_ip(result)
             status.ip, status.ips = ip, [ip]

@@ -1,0 +1,107 @@
+"""The task's one container: image, command, entrypoint, environment, working_dir, user,
+labels, hostname, tty, security settings and stop behaviour."""
+
+from __future__ import annotations
+
+import re
+
+from bosun.compose import normalize, units
+from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
+
+
+def _user(svc: Service, sc: JSON) -> None:
+    user = svc.spec.get("user")
+    if user is None:
+        return
+    m = _NUMERIC_USER.match(str(user))
+    if m is None:
+        svc.warn("user", f"{user!r} is a name: only numeric uid[:gid] can be honoured without the image's "
+                         "/etc/passwd; the image's default user runs")
+        return
+    sc["runAsUser"] = int(m.group(1))
+    if m.group(2):
+        sc["runAsGroup"] = int(m.group(2))
+
+
+def _labels(svc: Service) -> None:
+    """Container labels: as pod labels when Kubernetes accepts them, else as annotations."""
+    for key, value in normalize.list_or_dict(svc.spec.get("labels")).items():
+        text = value or ""
+        if _LABEL_KEY.match(key) and len(key) <= 253 and _LABEL_VALUE.match(text) and len(text) <= 63:
+            svc.pod_labels[key] = text
+        else:
+            svc.pod_annotations[key] = text
+
+
+def _security(svc: Service, sc: JSON) -> None:
+    spec = svc.spec
+    if spec.get("privileged"):
+        sc["privileged"] = True
+    caps: JSON = {}
+    if spec.get("cap_add"):
+        caps["add"] = [str(c).removeprefix("CAP_") for c in spec["cap_add"]]
+    if spec.get("cap_drop"):
+        caps["drop"] = [str(c).removeprefix("CAP_") for c in spec["cap_drop"]]
+    if caps:
+        sc["capabilities"] = caps
+    if spec.get("read_only"):
+        sc["readOnlyRootFilesystem"] = True
+    sysctls = normalize.list_or_dict(spec.get("sysctls"))
+    if sysctls:
+        svc.pod.setdefault("securityContext", {})["sysctls"] = [
+            {"name": k, "value": v or ""} for k, v in sysctls.items()]
+
+
+class Container:
+    fields = frozenset({"image", "command", "entrypoint", "environment", "working_dir", "user", "labels",
+                        "hostname", "tty", "stdin_open", "privileged", "cap_add", "cap_drop", "read_only",
+                        "sysctls", "stop_grace_period", "container_name", "pull_policy"})
+
+    def apply(self, svc: Service) -> list[JSON]:
+        spec, c = svc.spec, svc.container
+        c["name"] = svc.dns
+        image = spec.get("image")
+        if not image:
+            svc.warn("build", "image builds are not supported yet: give the service an image")
+            image = f"{svc.stack.name}-{svc.name}"
+        c["image"] = str(image)
+        svc.pod_annotations[IMAGE_ANNOTATION] = str(image)
+        entrypoint = normalize.command(spec.get("entrypoint"))
+        command = normalize.command(spec.get("command"))
+        if entrypoint is not None:
+            c["command"] = entrypoint
+        if command is not None:
+            c["args"] = command
+        env = spec.get("environment") or {}
+        if env:
+            c["env"] = [{"name": k, "value": v} for k, v in env.items()]
+        if spec.get("working_dir"):
+            c["workingDir"] = str(spec["working_dir"])
+        if spec.get("tty"):
+            c["tty"] = True
+        if spec.get("stdin_open"):
+            c["stdin"] = True
+        if spec.get("hostname"):
+            svc.pod["hostname"] = str(spec["hostname"])
+        policy = spec.get("pull_policy")
+        if policy in ("always", "never", "missing", "if_not_present"):
+            c["imagePullPolicy"] = {"always": "Always", "never": "Never"}.get(policy, "IfNotPresent")
+        elif policy:
+            svc.warn("pull_policy", f"{policy!r} is not supported; the node pulls when the image is missing")
+        if spec.get("container_name"):
+            svc.warn("container_name", "ignored: a service's tasks are named by the orchestrator "
+                                       "(Swarm ignores it too)")
+        if "stop_grace_period" in spec:
+            svc.pod["terminationGracePeriodSeconds"] = units.whole_seconds(
+                spec["stop_grace_period"], f"{svc.where}.stop_grace_period")
+        sc: JSON = {}
+        _user(svc, sc)
+        _security(svc, sc)
+        if sc:
+            c["securityContext"] = sc
+        _labels(svc)
+        return []

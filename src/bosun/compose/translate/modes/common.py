@@ -1,0 +1,26 @@
+"""What every mode shares: the workload's metadata and selector, and the replica count."""
+
+from __future__ import annotations
+
+from bosun.compose import normalize
+from bosun.compose.errors import ComposeError
+from bosun.compose.translate.context import JSON, MODE_ANNOTATION, Service
+
+
+def metadata(svc: Service) -> JSON:
+    meta = svc.metadata()
+    meta["labels"].update({k: v or "" for k, v in normalize.list_or_dict(svc.deploy.get("labels")).items()})
+    meta["annotations"] = {MODE_ANNOTATION: svc.mode, **svc.workload_annotations}
+    return meta
+
+
+def replicas(svc: Service, default: int = 1) -> int:
+    value = svc.deploy.get("replicas", svc.spec.get("scale", default))
+    n = normalize.to_int(value, f"{svc.where}.deploy.replicas")
+    if n < 0:
+        raise ComposeError(f"{svc.where}.deploy.replicas must be 0 or more, not {n}")
+    return n
+
+
+def workload(api_version: str, kind: str, svc: Service, spec: JSON) -> JSON:
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata(svc), "spec": spec}

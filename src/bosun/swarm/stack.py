@@ -1,0 +1,152 @@
+"""Deploying and removing a stack: its namespace, then the shared configs and secrets, then
+each service in dependency order (waiting for its dependencies' conditions first), then,
+with prune, removal of what the file no longer has."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bosun.api.registry import Resource, must_by_plural
+from bosun.client.rest import ApiError, Client
+from bosun.compose.translate import Translation
+from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
+from bosun.swarm import conditions
+from bosun.swarm.apply import NotServed, apply_object, resource
+from bosun.swarm.kinds import KINDS
+from bosun.swarm.services import NAMESPACES
+
+JSON = dict[str, Any]
+Say = Callable[[str], None]
+
+# What a stack owns besides its workloads, in the order `stack rm` reports them.
+OWNED: tuple[tuple[str, Resource], ...] = (
+    ("service", must_by_plural("", "v1", "services")),
+    ("secret", must_by_plural("", "v1", "secrets")),
+    ("config", must_by_plural("", "v1", "configmaps")),
+)
+_WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "NetworkPolicy": "network policy",
+          "PersistentVolumeClaim": "volume"}
+
+
+@dataclass(slots=True)
+class DeployOptions:
+    prune: bool = False
+    wait_timeout: float = 300.0
+
+
+async def ensure_namespace(client: Client, name: str) -> None:
+    try:
+        ns = await client.get(NAMESPACES, name)
+    except ApiError as e:
+        if not e.not_found:
+            raise
+        await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                         "metadata": {"name": name, "labels": {STACK_LABEL: name}}})
+        return
+    if ((ns.get("metadata") or {}).get("labels") or {}).get(STACK_LABEL) != name:
+        await client.patch(NAMESPACES, name, {"metadata": {"labels": {STACK_LABEL: name}}})
+
+
+def _label(obj: JSON) -> str:
+    meta = obj["metadata"]
+    return str((meta.get("labels") or {}).get(SERVICE_LABEL) or f"{meta['namespace']}_{meta['name']}")
+
+
+async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
+    await ensure_namespace(client, t.stack)
+    unserved: set[str] = set()
+
+    async def write(obj: JSON) -> str:
+        try:
+            return await apply_object(client, obj)
+        except NotServed as e:
+            if str(e) not in unserved:
+                unserved.add(str(e))
+                warn(f"{e} is not served by this cluster; {obj['kind']} objects of the stack are not written")
+            return "skipped"
+
+    for obj in t.shared:
+        if await write(obj) == "created":
+            say(f"Creating {_WORDS.get(obj['kind'], obj['kind'].lower())} {t.stack}_{obj['metadata']['name']}")
+    for svc in t.services:
+        for dep, condition in svc.depends_on.items():
+            say(f"Waiting for service {t.stack}_{dep} to be {conditions.WORDS[condition]}")
+            try:
+                await conditions.wait_for(client, t.stack, dep, condition, opts.wait_timeout)
+            except conditions.DependencyFailed as e:
+                raise conditions.DependencyFailed(f"service {t.stack}_{dep} {e}") from None
+        for obj in svc.objects:
+            await write(obj)
+        result = await write(svc.workload)
+        verb = {"created": "Creating", "updated": "Updating"}.get(result)
+        if verb:
+            say(f"{verb} service {_label(svc.workload)}")
+    if opts.prune:
+        await prune(client, t, say)
+
+
+async def prune(client: Client, t: Translation, say: Say) -> None:
+    """Delete the stack's objects that the new file no longer has."""
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in t.all_objects()}
+    selector = f"{STACK_LABEL}={t.stack}"
+    for kind in KINDS:
+        items, _ = await client.list_all(kind.resource, t.stack, label_selector=selector)
+        for obj in items:
+            meta = obj["metadata"]
+            if (kind.resource.kind, meta["name"]) not in wanted:
+                say(f"Removing service {(meta.get('labels') or {}).get(SERVICE_LABEL) or meta['name']}")
+                await client.delete(kind.resource, meta["name"], t.stack, propagation_policy="Background")
+    others = [res for _, res in OWNED]
+    try:
+        others.append(resource({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}))
+    except NotServed:
+        pass
+    for res in others:
+        items, _ = await client.list_all(res, t.stack, label_selector=selector)
+        for obj in items:
+            if (res.kind, obj["metadata"]["name"]) not in wanted:
+                await client.delete(res, obj["metadata"]["name"], t.stack)
+
+
+async def stack_names(client: Client) -> dict[str, int]:
+    """Every stack and how many services it has."""
+    namespaces, _ = await client.list_all(NAMESPACES, label_selector=STACK_LABEL)
+    out: dict[str, int] = {}
+    for ns in namespaces:
+        meta = ns.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        name = str((meta.get("labels") or {}).get(STACK_LABEL) or meta.get("name"))
+        count = 0
+        for kind in KINDS:
+            items, _ = await client.list_all(kind.resource, str(meta["name"]), label_selector=STACK_LABEL)
+            count += len(items)
+        out[name] = count
+    return out
+
+
+async def remove(client: Client, stack: str, say: Say) -> bool:
+    """Remove every object of ``stack`` and its namespace; False if there was no such stack."""
+    try:
+        ns = await client.get(NAMESPACES, stack)
+    except ApiError as e:
+        if e.not_found:
+            return False
+        raise
+    meta = ns.get("metadata") or {}
+    if (meta.get("labels") or {}).get(STACK_LABEL) != stack or meta.get("deletionTimestamp"):
+        return False
+    selector = f"{STACK_LABEL}={stack}"
+    for kind in KINDS:
+        items, _ = await client.list_all(kind.resource, stack, label_selector=selector)
+        for obj in sorted(items, key=lambda o: o["metadata"]["name"]):
+            meta = obj["metadata"]
+            say(f"Removing service {(meta.get('labels') or {}).get(SERVICE_LABEL) or meta['name']}")
+    for word, res in OWNED[1:]:
+        items, _ = await client.list_all(res, stack, label_selector=selector)
+        for obj in sorted(items, key=lambda o: o["metadata"]["name"]):
+            say(f"Removing {word} {stack}_{obj['metadata']['name']}")
+    await client.delete(NAMESPACES, stack)
+    return True

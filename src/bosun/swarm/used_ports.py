@@ -1,0 +1,45 @@
+"""A published port belongs to one service, as in Swarm: before writing a service, its
+published ports are checked against every Service of the cluster (node ports, and the
+published numbers outside the node port range that Bosun keeps in an annotation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bosun.client.rest import Client
+from bosun.compose.translate.ports import PUBLISHED_ANNOTATION
+from bosun.swarm.services import SERVICES
+
+JSON = dict[str, Any]
+
+
+def published(obj: JSON) -> set[tuple[int, str]]:
+    """(port, protocol) pairs a Service publishes on every node."""
+    out: set[tuple[int, str]] = set()
+    for p in (obj.get("spec") or {}).get("ports") or []:
+        if p.get("nodePort"):
+            out.add((int(p["nodePort"]), str(p.get("protocol") or "TCP").lower()))
+    ann = ((obj.get("metadata") or {}).get("annotations") or {}).get(PUBLISHED_ANNOTATION) or ""
+    for item in filter(None, str(ann).split(",")):
+        pub, _, rest = item.partition(":")
+        out.add((int(pub), rest.partition("/")[2] or "tcp"))
+    return out
+
+
+async def port_conflicts(client: Client, objects: list[JSON]) -> list[str]:
+    """Docker's refusal for each published port another service already has."""
+    mine = [o for o in objects if o.get("kind") == "Service"]
+    wanted = set().union(*(published(o) for o in mine)) if mine else set()
+    if not wanted:
+        return []
+    names = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in mine}
+    items, _ = await client.list_all(SERVICES, None)
+    out = []
+    for obj in items:
+        meta = obj.get("metadata") or {}
+        if (meta.get("namespace"), meta.get("name")) in names:
+            continue
+        for port, proto in sorted(wanted & published(obj)):
+            out.append(f"port '{port}/{proto}' is already in use by service '{meta.get('name')}' "
+                       f"(namespace {meta.get('namespace')})")
+    return out

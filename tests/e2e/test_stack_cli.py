@@ -1,0 +1,203 @@
+"""`bosun stack` against a real cluster (`bosun up`: control plane and a node running
+containers as host processes): a compose file becomes ordinary objects that kubectl sees,
+its tasks run, a re-deploy changes only what changed, and `stack rm` leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.e2e.helpers import BOSUN, Up, bosun_up, free_port, processes_with
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+
+
+@dataclass
+class Cluster:
+    up: Up
+    tmp: Path
+
+    def bosun(self, *args: str, timeout: float = 90) -> Run:
+        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
+        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
+                           timeout=timeout, env=env, check=False)
+        assert "Traceback" not in p.stderr, p.stderr
+        return Run(p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args: str) -> str:
+        r = self.bosun(*args)
+        assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
+        return r.out
+
+    def kubectl_json(self, *args: str) -> dict[str, Any]:
+        p = self.up.kubectl(*args, "-o", "json")
+        assert p.returncode == 0, p.stderr
+        return dict(json.loads(p.stdout))
+
+    def write(self, name: str, text: str) -> str:
+        path = self.tmp / name
+        path.write_text(text)
+        return str(path)
+
+
+def eventually(check: Callable[[], bool], within: float = 60, what: str = "") -> None:
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def one_line_error(r: Run) -> str:
+    assert r.rc == 1, (r.rc, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("stack")
+    with bosun_up(tmp) as up:
+        yield Cluster(up, tmp)
+
+
+def _running(c: Cluster, ns: str, selector: str, n: int) -> Callable[[], bool]:
+    def check() -> bool:
+        pods = c.kubectl_json("get", "pods", "-n", ns, "-l", selector)["items"]
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == n and all(p["status"].get("phase") == "Running" for p in live)
+    return check
+
+
+def test_stack_deploy_ls_services_ps_update_prune_rm(cluster: Cluster) -> None:
+    c = cluster
+    marker = f"stack-{os.getpid()}"
+    port = free_port()
+    compose = f"""
+services:
+  web:
+    image: host
+    command: ["busybox", "httpd", "-f", "-p", "127.0.0.1:{port}"]
+    ports: ["30{port % 1000:03d}:{port}"]
+    networks: [front]
+    depends_on:
+      cache: {{condition: service_healthy}}
+  cache:
+    image: host
+    command: ["busybox", "sh", "-c", "echo {marker}; exec sleep 3600"]
+    networks: [back]
+    healthcheck:
+      test: ["CMD-SHELL", "test -n \\"$$HOSTNAME\\" || true"]
+      interval: 1s
+    deploy:
+      replicas: 2
+      labels: {{tier: cache}}
+  batch:
+    image: host
+    command: ["busybox", "true"]
+    deploy: {{mode: replicated-job}}
+networks:
+  front:
+  back:
+"""
+    path = c.write("stack.yml", compose)
+    out = c.ok("stack", "deploy", "-c", path, "shop")
+    lines = out.splitlines()
+    assert "Creating service shop_cache" in lines and "Creating service shop_web" in lines
+    assert lines.index("Waiting for service shop_cache to be healthy") < lines.index("Creating service shop_web")
+
+    # Ordinary objects, visible to kubectl, all labelled with the stack.
+    deploys = c.kubectl_json("get", "deployments", "-n", "shop")["items"]
+    assert sorted(d["metadata"]["name"] for d in deploys) == ["cache", "web"]
+    for d in deploys:
+        assert d["metadata"]["labels"]["com.docker.stack.namespace"] == "shop"
+    assert c.kubectl_json("get", "job", "batch", "-n", "shop")["metadata"]["annotations"]["bosun.io/mode"] == \
+        "replicated-job"
+    web_svc = c.kubectl_json("get", "service", "web", "-n", "shop")
+    assert web_svc["spec"]["type"] == "NodePort"
+    assert web_svc["spec"]["ports"][0]["nodePort"] == 30000 + port % 1000
+    assert c.kubectl_json("get", "service", "cache", "-n", "shop")["spec"]["clusterIP"] == "None"
+
+    eventually(_running(c, "shop", "bosun.io/service=cache", 2), what="two cache tasks running")
+    eventually(_running(c, "shop", "bosun.io/service=web", 1), what="the web task running")
+
+    assert "shop" in c.ok("stack", "ls").split()
+    ls = c.ok("stack", "ls").splitlines()
+    assert ls[0].split() == ["NAME", "SERVICES"]
+    assert ["shop", "3"] in [line.split() for line in ls[1:]]
+
+    services = c.ok("stack", "services", "shop").splitlines()
+    assert services[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]
+    rows = {line.split()[1]: line.split() for line in services[1:]}
+    assert rows["shop_cache"][2:5] == ["replicated", "2/2", "host"]
+    assert rows["shop_web"][5] == f"*:{30000 + port % 1000}->{port}/tcp"
+    assert rows["shop_batch"][2] == "replicated-job"
+
+    ps = c.ok("stack", "ps", "shop").splitlines()
+    assert ps[0].split()[:4] == ["ID", "NAME", "IMAGE", "NODE"]
+    names = {line.split()[1] for line in ps[1:]}
+    assert {"shop_cache.1", "shop_cache.2", "shop_web.1"} <= names
+
+    # Re-deploying the same file changes nothing; a changed service alone is updated.
+    again = c.ok("stack", "deploy", "-c", path, "shop")
+    assert "Creating" not in again and "Updating" not in again
+    path2 = c.write("stack2.yml", compose.replace("replicas: 2", "replicas: 3").replace(
+        "  batch:\n    image: host\n    command: [\"busybox\", \"true\"]\n    deploy: {mode: replicated-job}\n", ""))
+    changed = c.ok("stack", "deploy", "-c", path2, "--prune", "shop").splitlines()
+    assert "Updating service shop_cache" in changed
+    assert "Updating service shop_web" not in changed
+    assert "Removing service shop_batch" in changed
+    eventually(_running(c, "shop", "bosun.io/service=cache", 3), what="three cache tasks after the update")
+    assert c.up.kubectl("get", "job", "batch", "-n", "shop").returncode != 0
+
+    removed = c.ok("stack", "rm", "shop").splitlines()
+    assert removed[:2] == ["Removing service shop_cache", "Removing service shop_web"]
+
+    def gone() -> bool:
+        return c.up.kubectl("get", "namespace", "shop").returncode != 0
+    eventually(gone, what="the stack's namespace deleted")
+    eventually(lambda: processes_with(marker) == [], what="the stack's containers stopped")
+    assert "shop" not in c.ok("stack", "ls").split()
+
+
+def test_stack_rm_of_a_missing_stack(cluster: Cluster) -> None:
+    assert one_line_error(cluster.bosun("stack", "rm", "nosuchstack")) == "Nothing found in stack: nosuchstack"
+
+
+def test_bad_compose_files_get_composes_error(cluster: Cluster) -> None:
+    c = cluster
+    bad = c.write("bad.yml", "services:\n  web:\n    image: host\n    replica: 2\n")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", bad, "bad")) == \
+        f"error: validating {bad}:4: services.web additional properties 'replica' not allowed"
+    broken = c.write("broken.yml", "services:\n  web: [\n")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", broken, "bad")).startswith(f"error: {broken}: yaml: line")
+    undefined = c.write("undef.yml", "services:\n  web: {image: host, secrets: [pw]}\n")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", undefined, "bad")) == \
+        'error: service "web" refers to undefined secret pw: invalid compose project'
+    assert one_line_error(c.bosun("stack", "deploy", "-c", str(c.tmp / "none.yml"), "bad")).startswith(
+        "error: open ")
+    assert c.up.kubectl("get", "namespace", "bad").returncode != 0  # nothing was written
+
+
+def test_dry_run_prints_objects_and_warnings_and_writes_nothing(cluster: Cluster) -> None:
+    c = cluster
+    path = c.write("dry.yml", "services:\n  app:\n    image: host\n    shm_size: 64m\n")
+    r = c.bosun("stack", "deploy", "--dry-run", "-c", path, "dry")
+    assert r.rc == 0, r.err
+    assert "kind: Deployment" in r.out and "kind: NetworkPolicy" in r.out
+    assert "Warning: services.app.shm_size: not supported by Bosun; ignored" in r.err.splitlines()
+    assert c.up.kubectl("get", "namespace", "dry").returncode != 0
