@@ -120,14 +120,14 @@ BARE_POD_CIDR = "10.99.0.0/24"
 
 
 def agent_config(data_dir: Path, name: str, **kw: Any) -> AgentConfig:
-    """An agent on loopback with short back-off and relist times, so tests run in seconds. It
-    leaves the host's network alone unless ``node_network=True`` is given (agents of tests
-    running at once share the root namespace: see AgentConfig.node_network). Its podCIDR is
-    explicit (``BARE_POD_CIDR`` unless given): these tests run a bare API server, without the
-    node IPAM controller an agent otherwise waits for. (Process-driver pods share the host's
-    network, so nodes sharing the value changes nothing.)"""
-    kw.setdefault("node_network", False)
+    """An agent on loopback with short back-off and relist times, so tests run in seconds.
+    Its podCIDR is explicit (``BARE_POD_CIDR`` unless given): these tests run a bare API
+    server, without the node IPAM controller an agent otherwise waits for. (Process-driver
+    pods share the host's network, so nodes sharing the value changes nothing.) It leaves
+    the host's network alone unless ``node_network=True`` is given (agents of tests running
+    at once share the root namespace: see AgentConfig.node_network)."""
     kw.setdefault("pod_cidr", BARE_POD_CIDR)
+    kw.setdefault("node_network", False)
     return AgentConfig(node_name=name, data_dir=data_dir, listen_host="127.0.0.1", listen_port=0,
                        backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05, **kw)
 

@@ -18,9 +18,6 @@ from kubernetes.client.rest import ApiException
 from tests.conftest import RunningServer, served
 
 from bosun.client.kubeconfig import write_kubeconfig
-from bosun.security.authz import Attributes
-from bosun.security.authz.node import NodeAuthorizer
-from bosun.security.identity import User
 from bosun.security.tokens import create_join_token, create_user_token
 
 
@@ -207,7 +204,7 @@ def test_node_reads_what_its_network_parts_need_and_writes_none_of_it(server: Ru
     assert "elsewhere" in [p.metadata.name for p in node.list_pod_for_all_namespaces().items]
     assert node.read_namespaced_config_map("bosun-network", "kube-system").data["clusterCIDR"] == "10.244.0.0/16"
     kc = kubeconfig_for(server, answer["token"], server.data_dir / "net1.kubeconfig")
-    for what in ("endpointslices.discovery.k8s.io", "endpoints", "nodes"):
+    for what in ("endpointslices.discovery.k8s.io", "networkpolicies.networking.k8s.io", "endpoints", "nodes"):
         assert kubectl(kc, "auth", "can-i", "list", what, "--all-namespaces") == (0, "yes"), what
         assert kubectl(kc, "auth", "can-i", "watch", what, "--all-namespaces") == (0, "yes"), what
 
@@ -222,13 +219,8 @@ def test_node_reads_what_its_network_parts_need_and_writes_none_of_it(server: Ru
         with pytest.raises(ApiException) as exc:
             write()
         assert exc.value.status == 403
-    # NetworkPolicies (the kind is not served yet): asked of the node authorizer itself.
-    user = User("system:node:net1", ("system:nodes", "system:authenticated"))
-    policies = {"api_group": "networking.k8s.io", "resource": "networkpolicies", "namespace": "default"}
-    authz = NodeAuthorizer()
-    assert authz.authorize(Attributes(user, "watch", **policies)).allowed
-    assert authz.authorize(Attributes(user, "get", name="p", **policies)).allowed
-    assert not authz.authorize(Attributes(user, "delete", name="p", **policies)).allowed
+    assert kubectl(kc, "get", "networkpolicies", "-A")[0] == 0
+    assert kubectl(kc, "auth", "can-i", "delete", "networkpolicies.networking.k8s.io", "-n", "default") == (1, "no")
 
 
 def test_unauthenticated_is_401(server: RunningServer) -> None:

@@ -35,6 +35,7 @@ CONFIGMAPS, SERVICES = resource("", "v1", "configmaps"), resource("", "v1", "ser
     (["--service-cidr", "10.244.128.0/20"], ("--cluster-cidr", "--service-cidr")),
     (["--node-cidr-mask-size", "12"], ("--node-cidr-mask-size", "--cluster-cidr")),
     (["--cluster-cidr", "10.300.0.0/16"], ("--cluster-cidr",)),
+    (["--cluster-cidr", "fd00:10::/48"], ("--cluster-cidr", "IPv4")),
 ])
 @pytest.mark.parametrize("command", ["server", "up"])
 def test_bad_settings_are_refused_before_anything_starts(tmp_path: Path, command: str, flags: list[str],

@@ -106,11 +106,12 @@ class Agent:
 
     async def _start_network(self) -> None:
         """The node's network parts, before any pod starts (pods need DNS and routes at once);
-        the driver learns the podCIDR and the pods' MTU first."""
+        the driver learns the podCIDR and the pods' MTU first (whether or not this agent
+        programs the node's network: its pods need addresses either way)."""
         network = await load_network_config(self.client)
         if isinstance(self.driver, PodNetworkAware):
             mtu = await pod_mtu(network, self.node_ip)
-            self.driver.set_pod_network(PodNetwork(self.pod_cidr, network.cluster_cidr, mtu))
+            self.driver.set_pod_network(PodNetwork(self.pod_cidr, mtu))
         if not self.config.node_network:
             return
         ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,

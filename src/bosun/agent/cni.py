@@ -51,9 +51,6 @@ class HostPort:
 @dataclass
 class CniConfig:
     pod_cidr: str = "10.88.0.0/16"
-    # Pods of every node: traffic to them keeps the pod's source address (not masqueraded).
-    # "" = only this node's podCIDR (a node on its own).
-    cluster_cidr: str = ""
     bridge: str = "bosun0"
     network_name: str = "bosun"
     mtu: int | None = None

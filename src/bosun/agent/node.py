@@ -167,10 +167,11 @@ class NodeManager:
             log.warning("node %s keeps its podCIDR %s (asked for %s)", self.config.node_name, current, cidr)
         return node
 
-    async def wait_pod_cidr(self, poll: float = 0.5) -> str:
+    async def wait_pod_cidr(self, poll: float = 0.25, max_poll: float = 3.0) -> str:
         """The node's spec.podCIDR, once the node IPAM controller (or ``--pod-cidr``) has
         set it. Meanwhile the node is Ready=False, saying why (with the controller's own
-        reason when it has given one, e.g. an exhausted cluster CIDR)."""
+        reason when it has given one, e.g. an exhausted cluster CIDR). Asked quickly at first
+        (the controller usually answers within milliseconds), then more slowly."""
         said = ""
         while True:
             node = await self.client.get(NODES, self.config.node_name)
@@ -189,6 +190,7 @@ class NodeManager:
                 said = self.not_ready = why
                 await self.update_status()
             await asyncio.sleep(poll)
+            poll = min(poll * 1.5, max_poll)
 
     async def update_status(self) -> None:
         # Strategic: conditions merge by type, so those other writers own (NetworkUnavailable

@@ -35,6 +35,9 @@ class NetworkConfig:
             service = ipaddress.ip_network(self.service_cidr)
         except ValueError as e:
             raise ValueError(f"--service-cidr {self.service_cidr}: {e}") from None
+        for flag, net in (("--cluster-cidr", cluster), ("--service-cidr", service)):
+            if net.version != 4:
+                raise ValueError(f"{flag} {net}: only IPv4 pod and service networks are supported")
         if cluster.overlaps(service):
             raise ValueError(f"--cluster-cidr {self.cluster_cidr} overlaps --service-cidr {self.service_cidr}")
         if not cluster.prefixlen <= self.node_cidr_mask_size <= 30:

@@ -39,6 +39,7 @@ from typing import Any
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
 from bosun.network.base import NodeNetworkContext
@@ -162,11 +163,8 @@ class Overlay:
         self._task = asyncio.create_task(self._run(), name="overlay")
 
     async def stop(self, *, remove: bool = False) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if remove and self.active:
             async with self._ipr() as ipr:
                 await self._remove_device(ipr)

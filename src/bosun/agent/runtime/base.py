@@ -337,12 +337,10 @@ class RuntimeDriver(Protocol):
 @dataclass(frozen=True)
 class PodNetwork:
     """What a driver that attaches pods to the node's network must know, settled by the
-    agent after registration: the node's podCIDR (from the node IPAM controller), the
-    cluster CIDR (traffic to other nodes' pods keeps its source address) and the pods' MTU
-    (lowered under an overlay: ``None`` = the link's own)."""
+    agent after registration: the node's podCIDR (from the node IPAM controller) and the
+    pods' MTU (lowered under an overlay: ``None`` = the link's own)."""
 
     pod_cidr: str
-    cluster_cidr: str
     mtu: int | None = None
 
 

@@ -243,7 +243,7 @@ class OciDriver:
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """The node's podCIDR is known only after registration (see PodNetworkAware)."""
-        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr, cluster_cidr=network.cluster_cidr,
+        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
                                                     mtu=network.mtu, bridge=self.cni.config.bridge,
                                                     network_name=self.cni.config.network_name,
                                                     ipam_dir=self.ipam_dir, loopback=False))
