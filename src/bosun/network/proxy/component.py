@@ -147,7 +147,8 @@ class ServiceProxy:
                 svc, self.slices.by_index(SLICE_INDEX, key), self.node)
         if self._rebuild:
             self.committed.commit(changed)
-            await self.kernel.apply(full(self.net, self.committed.ruleset()))
+            existing = await self.kernel.objects()
+            await self.kernel.apply(full(self.net, self.committed.ruleset(), existing))
             self._rebuild = False
         else:
             changes = self.committed.plan(changed)
