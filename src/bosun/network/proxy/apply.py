@@ -67,5 +67,12 @@ class Kernel:
             names[what] = tuple(str(o["name"]) for o in items if o.get("table") == TABLE)
         return Existing(**names)
 
+    async def sysctl(self, key: str, value: str) -> None:
+        """Set a sysctl of the namespace (``net.bridge.bridge-nf-call-iptables``); a failure is
+        logged, not raised: the node may still work (see the component's SYSCTLS)."""
+        code, _, err = await spawn.run([*self.prefix, "sysctl", "-q", "-w", f"{key}={value}"])
+        if code != 0:
+            log.warning("cannot set %s=%s: %s", key, value, err.decode(errors="replace").strip())
+
     async def remove_table(self) -> None:
         await self.nft("\n".join(remove_commands()) + "\n")
