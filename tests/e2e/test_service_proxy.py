@@ -268,6 +268,15 @@ except Exception as e:
 
 def test_pods_reach_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
     assert cluster.k("exec", "client", "--", "python3", "-c", API).strip() in ("200", "401", "403")
+    # Its endpoint is the server's own address, and is put back when changed by hand.
+    def endpoint() -> str:
+        return cluster.net.kubectl("get", "endpointslice", "kubernetes", "-n", "default", "-o",
+                                   "jsonpath={.endpoints[0].addresses[0]}").stdout
+    assert endpoint() == cluster.net.manager_ip
+    patch = json.dumps({"endpoints": [{"addresses": ["10.1.2.3"]}]})
+    assert cluster.net.kubectl("patch", "endpointslice", "kubernetes", "-n", "default", "--type=merge",
+                               "-p", patch).returncode == 0
+    cluster.wait("the kubernetes endpoint put back", lambda: endpoint() == cluster.net.manager_ip, 15)
 
 
 def test_load_balancer_answers_on_the_node_addresses(cluster: Cluster) -> None:

@@ -12,6 +12,7 @@ not yet programmed from leaving by the default route.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 
@@ -40,6 +41,10 @@ async def ensure(service_cidr: str, node_ip: str, prefix: tuple[str, ...] = ()) 
     """Route ``service_cidr`` to the node address's interface; returns the interface ("" if
     the node's address is on no interface here: then the route is left to the host).
     ``prefix`` runs ``ip`` elsewhere (as :class:`.apply.Kernel`'s)."""
+    if ipaddress.ip_address(node_ip).is_loopback:
+        # `bosun up` on one machine: a route by `lo` would give cluster IPs a source pods and
+        # other nodes cannot answer; the host's default route serves the node instead.
+        return ""
     dev = await device_of(node_ip, prefix)
     if not dev:
         log.warning("node address %s is on no interface here: no route for the service range %s "
