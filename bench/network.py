@@ -51,7 +51,7 @@ from bosun.client.shared import SharedInformers
 from bosun.network.config import NetworkConfig
 from bosun.network.node import NodeNetworkContext
 from bosun.network.proxy.apply import Kernel
-from bosun.network.proxy.base import NodeNetwork
+from bosun.network.proxy.base import Existing, NodeNetwork
 from bosun.network.proxy.component import ServiceProxy
 from bosun.network.proxy.diff import Changes, Committed, full
 from bosun.network.proxy.state import NodeView, service_rules
@@ -105,7 +105,7 @@ async def cold(size: int, endpoints: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     committed = Committed()
     committed.commit({f"{NS}/s{i}": service_rules(svcs[i], [slices[i]], node) for i in range(size)})
-    changes = full(net, committed.ruleset())
+    changes = full(net, committed.ruleset(), Existing())
     t1 = time.perf_counter()
     await Kernel().apply(changes)
     t2 = time.perf_counter()

@@ -2,7 +2,9 @@
 (tests/harness: two `bosun agent`s in network namespaces of their own, a client namespace
 standing for a user outside the cluster). The web pods run on n1.
 
-Covers: cluster IP from a pod and from the nodes, why bridge netfilter is on, hairpin,
+Covers: cluster IP from a pod and from the nodes, from a pod and the NodePort of the other
+node (n2, no web pod: the nodes route each other's pods by plain routes here), why bridge
+netfilter is on, hairpin,
 ClientIP affinity, a Service without endpoints (or not programmed) refused at once, NodePort
 (Cluster; Local keeping the client's address and not answered by a node without a local
 endpoint), LoadBalancer on the nodes' addresses, pods leaving the cluster with the node's
@@ -111,12 +113,12 @@ def sh(*cmd: str, check: bool = True) -> str:
 
 
 def _manifests(ns: str) -> list[dict[str, Any]]:
-    def pod_spec(command: list[str], probe: bool = False) -> dict[str, Any]:
+    def pod_spec(command: list[str], probe: bool = False, node: str = "n1") -> dict[str, Any]:
         c: dict[str, Any] = {"name": "app", "image": "host", "command": command}
         if probe:
             c["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1,
                                    "failureThreshold": 1, "successThreshold": 1}
-        return {"nodeName": "n1", "containers": [c], "terminationGracePeriodSeconds": 1}
+        return {"nodeName": node, "containers": [c], "terminationGracePeriodSeconds": 1}
 
     def svc(name: str, app: str, **spec: Any) -> dict[str, Any]:
         ports = spec.pop("ports", [{"port": 80, "targetPort": 8080}])
@@ -128,7 +130,9 @@ def _manifests(ns: str) -> list[dict[str, Any]]:
            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec(server, probe=True)}}}
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-             "spec": pod_spec(cmd)} for name, cmd in (("client", ["sleep", "3600"]), ("solo", server))]
+             "spec": pod_spec(cmd, node=node)}
+            for name, cmd, node in (("client", ["sleep", "3600"], "n1"), ("solo", server, "n1"),
+                                    ("far", ["sleep", "3600"], "n2"))]
     return [web, *pods, svc("web", "web"), svc("solo", "solo"), svc("nothing", "none"),
             svc("sticky", "web", sessionAffinity="ClientIP"),
             svc("np", "web", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 30080}]),
@@ -145,7 +149,7 @@ def cluster() -> Iterator[Cluster]:
         cl.k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _manifests(cl.ns)}))
         cl.wait("pods ready", lambda: cl.k("get", "pods", "-o",
                                            "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}"
-                                           ).split() == ["True"] * 4, 120)
+                                           ).split() == ["True"] * 5, 120)
         yield cl
 
 
@@ -167,6 +171,21 @@ def test_cluster_ip_from_pods_and_from_the_nodes(cluster: Cluster) -> None:
         seen.add(name)
     assert seen == set(web)  # both endpoints take turns
     assert cluster.from_ns(cluster.n1.netns, f"http://{vip}/").split()[0] in web
+
+
+def test_other_node_reaches_the_service_and_the_node_port(cluster: Cluster) -> None:
+    """n2 runs no web pod: its pods, itself and outside clients through its NodePort still reach
+    the endpoints on n1. The nodes reach each other's pods by plain routes over their shared
+    link here (what --backend host-gw programs; the overlay is another part's)."""
+    for here, there in ((cluster.n1, cluster.n2), (cluster.n2, cluster.n1)):
+        cidr = cluster.net.kubectl_json("get", "node", there.name)["spec"]["podCIDR"]
+        cluster.net.sh(here.netns, "ip", "route", "replace", cidr, "via", there.ip, check=True)
+    web = _pods(cluster, "web")
+    vip = cluster.cluster_ip("web")
+    assert cluster.from_pod("far", f"http://{vip}/").split()[0] in web
+    assert cluster.from_ns(cluster.n2.netns, f"http://{vip}/").split()[0] in web
+    name, source = cluster.from_ns(cluster.net.client_ns, f"http://{cluster.n2.ip}:30080/").split()
+    assert name in web and source == cluster.n2.ip  # Cluster: masqueraded by the node it entered
 
 
 def test_same_node_service_traffic_needs_bridge_netfilter(cluster: Cluster) -> None:
@@ -249,6 +268,15 @@ except Exception as e:
 
 def test_pods_reach_the_api_server_through_the_kubernetes_service(cluster: Cluster) -> None:
     assert cluster.k("exec", "client", "--", "python3", "-c", API).strip() in ("200", "401", "403")
+    # Its endpoint is the server's own address, and is put back when changed by hand.
+    def endpoint() -> str:
+        return cluster.net.kubectl("get", "endpointslice", "kubernetes", "-n", "default", "-o",
+                                   "jsonpath={.endpoints[0].addresses[0]}").stdout
+    assert endpoint() == cluster.net.manager_ip
+    patch = json.dumps({"endpoints": [{"addresses": ["10.1.2.3"]}]})
+    assert cluster.net.kubectl("patch", "endpointslice", "kubernetes", "-n", "default", "--type=merge",
+                               "-p", patch).returncode == 0
+    cluster.wait("the kubernetes endpoint put back", lambda: endpoint() == cluster.net.manager_ip, 15)
 
 
 def test_load_balancer_answers_on_the_node_addresses(cluster: Cluster) -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,6 +89,10 @@ def web_slice(*ips: str) -> dict[str, Any]:
             "endpoints": [{"addresses": [ip], "nodeName": "n1", "conditions": {"ready": True}} for ip in ips]}
 
 
+def lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
 def listing(ns: str) -> str:
     return sh("ip", "netns", "exec", ns, "nft", "list", "table", "ip", "bosun")
 
@@ -95,7 +100,7 @@ def listing(ns: str) -> str:
 async def test_programs_routes_rejects_resyncs_and_removes(netns: str) -> None:
     kernel = Kernel(("nsenter", f"--net=/run/netns/{netns}"))
     one = ruleset([service_rules(web(), [web_slice("10.244.1.5")], NODE)])
-    await kernel.apply(full(NET, one))
+    await kernel.apply(full(NET, one, await kernel.objects()))
     assert connect(netns, "10.96.0.10", 80) == "10.244.1.5 from 10.244.1.1"
     assert connect(netns, "10.244.1.1", 30080).startswith("10.244.1.5 from ")  # NodePort on a local address
     first = listing(netns)
@@ -110,9 +115,17 @@ async def test_programs_routes_rejects_resyncs_and_removes(netns: str) -> None:
     await kernel.apply(diff(none, one))
     assert connect(netns, "10.96.0.10", 80) == "10.244.1.5 from 10.244.1.1"
     assert listing(netns) == first
-    # A restarted proxy's first sync replaces the table whole: the same rules, once.
-    await kernel.apply(full(NET, one))
-    assert listing(netns) == first
+    # A restarted proxy's first sync replaces its part of the table: the same rules, once;
+    # another component's chain in the table (NetworkPolicy's) stays as it was.
+    policy = "add chain ip bosun policy-forward { type filter hook forward priority 0; }"
+    sh("ip", "netns", "exec", netns, "nft", policy)
+    sh("ip", "netns", "exec", netns, "nft", "add rule ip bosun policy-forward ip daddr 10.9.9.9 drop")
+    await kernel.apply(full(NET, one, await kernel.objects()))
+    after, before = Counter(lines(listing(netns))), Counter(lines(first))
+    assert not before - after
+    assert sorted((after - before).elements()) == sorted([
+        "chain policy-forward {", "type filter hook forward priority filter; policy accept;",
+        "ip daddr 10.9.9.9 drop", "}"])
     assert first.count("svc-shop/web/tcp/80 {") == 1
 
     await kernel.remove_table()
@@ -124,7 +137,7 @@ async def test_affinity_keeps_a_client_on_one_endpoint(netns: str) -> None:
     kernel = Kernel(("nsenter", f"--net=/run/netns/{netns}"))
     spec = {"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 30}}}
     rules = ruleset([service_rules(web(**spec), [web_slice("10.244.1.5", "10.244.1.6")], NODE)])
-    await kernel.apply(full(NET, rules))
+    await kernel.apply(full(NET, rules, await kernel.objects()))
     answers = {connect(netns, "10.96.0.10", 80) for _ in range(8)}
     assert len(answers) == 1
     endpoint = answers.pop().split()[0]
@@ -180,7 +193,7 @@ async def test_udp_flows_of_a_removed_endpoint_are_flushed(netns: str) -> None:
             return client.stdout.readline().strip()
 
         old = rules("10.244.1.5")
-        await kernel.apply(full(NET, old))
+        await kernel.apply(full(NET, old, await kernel.objects()))
         assert ask() == "10.244.1.5"
         new = rules("10.244.1.6")
         await kernel.apply(diff(old, new))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bosun.network.proxy.base import NodeNetwork, base_commands
+from bosun.network.proxy.base import Existing, NodeNetwork, base_commands
 from bosun.network.proxy.diff import Committed, diff, full
 from bosun.network.proxy.state import NodeView, Ruleset, ServiceRules, ruleset, service_rules
 
@@ -129,8 +129,15 @@ def test_removed_udp_endpoints_are_flushed() -> None:
 
 def test_full_sync_recreates_the_table_with_the_pod_masquerade() -> None:
     net = NodeNetwork(cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/16", pod_cidr="10.244.3.0/24")
-    cmds = full(net, Ruleset()).commands
-    assert cmds[:3] == ["add table ip bosun", "delete table ip bosun", "add table ip bosun"]
+    # What an earlier proxy left goes (emptied, then deleted); another component's chain stays.
+    left = Existing(chains=("services", "svc-a/b/tcp/80", "policy-forward"), sets=("hairpin",),
+                    maps=("service-ips", "policy-ingress"))
+    cmds = full(net, Ruleset(), left).commands
+    assert cmds[:8] == ["add table ip bosun", "flush chain ip bosun services", "flush chain ip bosun svc-a/b/tcp/80",
+                        "flush map ip bosun service-ips", "delete chain ip bosun services",
+                        "delete chain ip bosun svc-a/b/tcp/80", "delete set ip bosun hairpin",
+                        "delete map ip bosun service-ips"]
+    assert not any("policy" in c for c in cmds)
     assert "add rule ip bosun nat-postrouting ip saddr 10.244.3.0/24 ip daddr != " \
            "{ 10.244.0.0/16, 224.0.0.0/4 } masquerade" in cmds
     outside = base_commands(NodeNetwork("10.244.0.0/16", "10.96.0.0/16", "10.88.0.0/16"))

@@ -5,7 +5,9 @@ Pods find the API at ``kubernetes.default.svc`` (cluster IP ``.1`` of the servic
 Kubernetes the API server's endpoint reconciler writes them; here the leading control plane
 writes one EndpointSlice with the address and port it serves on (those of its own URL), and
 the nodes' service proxies do the rest. A server listening on every address (0.0.0.0) names
-no address of its own, and then no slice is written.
+no address of its own, and one on loopback (`bosun up`'s default) one that pods cannot reach
+(a DNAT to 127.0.0.1 from a pod is dropped as martian: a hang): then no slice is written, and
+the Service, without endpoints, refuses connections at once.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ KEY = f"{NAMESPACE}/{NAME}"
 
 
 def server_address(url: str) -> tuple[str, int] | None:
-    """(IP, port) of the API server's URL; None when it names no single IPv4 address."""
+    """(IP, port) of the API server's URL; None when it names no single IPv4 address that pods
+    could reach (unspecified, loopback, a host name)."""
     parts = urlsplit(url)
     try:
         ip = ipaddress.ip_address(parts.hostname or "")
     except ValueError:
         return None
-    if ip.version != 4 or ip.is_unspecified:
+    if ip.version != 4 or ip.is_unspecified or ip.is_loopback:
         return None
     return str(ip), parts.port or 443
 

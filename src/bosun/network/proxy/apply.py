@@ -8,11 +8,12 @@ would otherwise keep sending a client's datagrams to it (DNS clients reuse their
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
 from bosun.agent.runtime import spawn
-from bosun.network.proxy.base import remove_commands
+from bosun.network.proxy.base import FAMILY, TABLE, Existing, remove_commands
 from bosun.network.proxy.diff import Changes
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,26 @@ class Kernel:
             await self.nft(changes.script())
         if changes.stale_udp:
             await self.flush_udp(changes.stale_udp)
+
+    async def objects(self) -> Existing:
+        """The chains, sets and maps of ``table ip bosun`` as the kernel has them now (none
+        when there is no table). Read once per rebuild, never per sync: names only (no rules,
+        no elements), which stays fast with thousands of Services."""
+        names: dict[str, tuple[str, ...]] = {}
+        for what in ("chains", "sets", "maps"):
+            code, out, err = await spawn.run([*self.prefix, "nft", "-j", "-t", "list", what, FAMILY])
+            if code != 0:
+                raise ApplyError(f"nft list {what} failed: {err.decode(errors='replace').strip()[:500]}")
+            items = [item.get(what[:-1]) or {} for item in json.loads(out or b"{}").get("nftables") or []]
+            names[what] = tuple(str(o["name"]) for o in items if o.get("table") == TABLE)
+        return Existing(**names)
+
+    async def sysctl(self, key: str, value: str) -> None:
+        """Set a sysctl of the namespace (``net.bridge.bridge-nf-call-iptables``); a failure is
+        logged, not raised: the node may still work (see the component's SYSCTLS)."""
+        code, _, err = await spawn.run([*self.prefix, "sysctl", "-q", "-w", f"{key}={value}"])
+        if code != 0:
+            log.warning("cannot set %s=%s: %s", key, value, err.decode(errors="replace").strip())
 
     async def remove_table(self) -> None:
         await self.nft("\n".join(remove_commands()) + "\n")

@@ -1,8 +1,9 @@
 """The fixed part of ``table ip bosun``: hooks, the verdict maps, and the node's masquerade.
 
-Written once, on the proxy's first sync, in the same transaction as every Service (the table
-is deleted and made again there, so a restarted agent never finds duplicates: established
-connections keep their NAT in conntrack, which the table does not hold).
+Written on the proxy's first sync, in the same transaction as every Service: what an earlier
+proxy left is removed first (read once, by name: :func:`teardown_commands`), so a restarted
+agent never finds duplicates, and established connections keep their NAT (it lives in
+conntrack, not in the table). Other components' objects in the table are left alone.
 
 The pod masquerade lives here, not in the CNI plugin, so one component owns the node's NAT:
 what local pods send outside the cluster leaves with the node's address, while pod-to-pod
@@ -98,9 +99,45 @@ def base_commands(net: NodeNetwork) -> list[str]:
     return cmds
 
 
-def recreate_commands() -> list[str]:
-    """Start from an empty table whether or not one exists (one transaction with what follows)."""
-    return [f"add table {T}", f"delete table {T}", f"add table {T}"]
+# Everything this module and .state name; the table may also hold other components' objects
+# (NetworkPolicy's chains and maps), which a rebuild must leave alone.
+BASE_CHAINS = ("reject-chain", MASQ_CHAIN, "endpoints-check", "services", "filter-prerouting", "nat-prerouting",
+               "filter-output", "nat-output", "filter-forward", "filter-output-post", "nat-postrouting")
+BASE_SETS = (SERVICE_IPS, SERVICE_NODEPORTS, NO_ENDPOINT_SERVICES, NO_ENDPOINT_NODEPORTS, HAIRPIN)
+SERVICE_CHAIN_PREFIXES = ("svc-", "ext-", "ep-")
+SERVICE_SET_PREFIXES = ("aff-",)
+
+
+def is_own_chain(name: str) -> bool:
+    return name in BASE_CHAINS or name.startswith(SERVICE_CHAIN_PREFIXES)
+
+
+def is_own_set(name: str) -> bool:
+    return name in BASE_SETS or name.startswith(SERVICE_SET_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """The names the table holds now (read once per rebuild: names only, no rules or elements)."""
+
+    chains: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+    maps: tuple[str, ...] = ()
+
+
+def teardown_commands(existing: Existing) -> list[str]:
+    """Remove the proxy's objects among ``existing``, leaving the rest of the table: chains and
+    maps are emptied first, so nothing refers to what is deleted after them."""
+    chains = [c for c in existing.chains if is_own_chain(c)]
+    sets = [s for s in existing.sets if is_own_set(s)]
+    maps = [m for m in existing.maps if is_own_set(m)]
+    cmds = [f"add table {T}"]
+    cmds += [f"flush chain {T} {c}" for c in chains]
+    cmds += [f"flush map {T} {m}" for m in maps]
+    cmds += [f"delete chain {T} {c}" for c in chains]
+    cmds += [f"delete set {T} {s}" for s in sets]
+    cmds += [f"delete map {T} {m}" for m in maps]
+    return cmds
 
 
 def remove_commands() -> list[str]:

@@ -6,8 +6,8 @@ diffs the merged result against what was committed (:mod:`.diff`) and sends the 
 (:mod:`.apply`). Bursts (a Deployment's rollout changes slices many times a second) are
 coalesced: a sync starts a few milliseconds after the first event and at most every
 ``MIN_INTERVAL`` seconds. The first sync of a process, and the one after a failed transaction,
-rebuilds the table whole in one transaction, so no rule is ever doubled and established
-connections keep their translation (it lives in conntrack, not in the table).
+rebuilds the proxy's part of the table in one transaction, so no rule is ever doubled and
+established connections keep their translation (it lives in conntrack, not in the table).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import shutil
 import time
-from pathlib import Path
 
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
@@ -41,23 +40,14 @@ SLICES = must_by_plural("discovery.k8s.io", "v1", "endpointslices")
 SLICE_INDEX = "proxy-service"
 MIN_INTERVAL = 0.2  # seconds between two syncs: at most five a second
 BATCH_DELAY = 0.005  # after the first event, so that the events of one change go together
+MAX_RETRY_PAUSE = 10.0  # failed syncs are retried, doubling the pause up to this
 
 # Without br_netfilter's call into the IP hooks, a reply from a pod to a pod on the same
 # bridge never passes conntrack, so the DNAT of a Service is not undone and the client drops
 # the reply (it came from the pod's address, not the Service's). Per network namespace since
 # Linux 5.3; the default is 1 wherever the module is loaded, and it is set again here.
-SYSCTLS = {"net/bridge/bridge-nf-call-iptables": "1", "net/ipv4/ip_forward": "1"}
-
-
-def _set_sysctls() -> None:
-    for key, value in SYSCTLS.items():
-        path = Path("/proc/sys") / key
-        try:
-            if path.read_text().strip() != value:
-                path.write_text(value)
-        except OSError as e:
-            log.warning("cannot set %s=%s (%s): same-node Service traffic may fail", key.replace("/", "."),
-                        value, e)
+# Forwarding: NodePort traffic for endpoints elsewhere leaves by another interface.
+SYSCTLS = {"net.bridge.bridge-nf-call-iptables": "1", "net.ipv4.ip_forward": "1"}
 
 
 class ServiceProxy:
@@ -82,8 +72,9 @@ class ServiceProxy:
         if not shutil.which("conntrack"):
             log.warning("conntrack not found (Debian package conntrack): UDP flows to removed "
                         "endpoints are not flushed")
-        await asyncio.to_thread(_set_sysctls)
-        self._route_dev = await route.ensure(self.net.service_cidr, self.node_ip)
+        for key, value in SYSCTLS.items():
+            await self.kernel.sysctl(key, value)
+        self._route_dev = await route.ensure(self.net.service_cidr, self.node_ip, self.kernel.prefix)
         self.slices.add_index(SLICE_INDEX, lambda s: [k] if (k := slice_service_key(s)) else [])
         self.services.add_handler(self._on_service, lambda _old, new: self._on_service(new), self._on_service)
         self.slices.add_handler(self._on_slice, self._on_slice_update, self._on_slice)
@@ -99,7 +90,7 @@ class ServiceProxy:
             self._task = None
         if remove:
             await self.kernel.remove_table()
-            await route.remove(self.net.service_cidr, self._route_dev)
+            await route.remove(self.net.service_cidr, self._route_dev, self.kernel.prefix)
             self.committed, self._rebuild = Committed(), True
 
     # -- events: mark dirty, wake the loop --------------------------------------------------
@@ -122,6 +113,7 @@ class ServiceProxy:
     # -- syncing -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        pause = MIN_INTERVAL
         while True:
             await self._wake.wait()
             await asyncio.sleep(BATCH_DELAY)
@@ -129,10 +121,12 @@ class ServiceProxy:
             started = time.monotonic()
             try:
                 await self.sync()
+                pause = MIN_INTERVAL
             except Exception:
-                log.exception("service proxy sync failed; the next one rebuilds the table")
+                log.exception("service proxy sync failed; the next one rebuilds the table (in %.1f s)", pause)
                 self._wake.set()
-            await asyncio.sleep(max(0.0, MIN_INTERVAL - (time.monotonic() - started)))
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
 
     async def sync(self) -> None:
         """Recompute the dirty Services, send the difference (everything, when rebuilding)."""
@@ -144,7 +138,8 @@ class ServiceProxy:
                 svc, self.slices.by_index(SLICE_INDEX, key), self.node)
         if self._rebuild:
             self.committed.commit(changed)
-            await self.kernel.apply(full(self.net, self.committed.ruleset()))
+            existing = await self.kernel.objects()
+            await self.kernel.apply(full(self.net, self.committed.ruleset(), existing))
             self._rebuild = False
         else:
             changes = self.committed.plan(changed)

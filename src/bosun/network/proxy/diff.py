@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bosun.network.proxy.base import NodeNetwork, T, base_commands, recreate_commands
+from bosun.network.proxy.base import Existing, NodeNetwork, T, base_commands, teardown_commands
 from bosun.network.proxy.state import Ruleset, ServiceRules, ruleset
 
 
@@ -60,11 +60,12 @@ def diff(old: Ruleset, new: Ruleset) -> Changes:
     return out
 
 
-def full(net: NodeNetwork, new: Ruleset) -> Changes:
-    """The first sync of a (re)started proxy: the table made anew with everything in it, in one
-    transaction (what it held before, this proxy's or an earlier one's, is replaced whole)."""
+def full(net: NodeNetwork, new: Ruleset, existing: Existing) -> Changes:
+    """A (re)started proxy's first sync, or the one after a failed transaction: the proxy's part
+    of the table made anew, in one transaction. ``existing`` is what the table holds now
+    (:meth:`.apply.Kernel.objects`); the proxy's part of it is replaced whole."""
     out = diff(Ruleset(), new)
-    out.commands = recreate_commands() + base_commands(net) + out.commands
+    out.commands = teardown_commands(existing) + base_commands(net) + out.commands
     out.stale_udp = []
     return out
 

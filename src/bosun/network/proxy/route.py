@@ -12,6 +12,7 @@ not yet programmed from leaving by the default route.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 
@@ -20,14 +21,14 @@ from bosun.agent.runtime import spawn
 log = logging.getLogger(__name__)
 
 
-async def _ip(*args: str) -> tuple[int, str, str]:
-    code, out, err = await spawn.run(["ip", *args])
+async def _ip(prefix: tuple[str, ...], *args: str) -> tuple[int, str, str]:
+    code, out, err = await spawn.run([*prefix, "ip", *args])
     return code, out.decode(errors="replace"), err.decode(errors="replace").strip()
 
 
-async def device_of(address: str) -> str:
+async def device_of(address: str, prefix: tuple[str, ...] = ()) -> str:
     """The interface that holds ``address`` ("" when none does, e.g. behind NAT)."""
-    code, out, _ = await _ip("-j", "-4", "addr", "show")
+    code, out, _ = await _ip(prefix, "-j", "-4", "addr", "show")
     if code != 0:
         return ""
     for link in json.loads(out or "[]"):
@@ -36,21 +37,26 @@ async def device_of(address: str) -> str:
     return ""
 
 
-async def ensure(service_cidr: str, node_ip: str) -> str:
+async def ensure(service_cidr: str, node_ip: str, prefix: tuple[str, ...] = ()) -> str:
     """Route ``service_cidr`` to the node address's interface; returns the interface ("" if
-    the node's address is on no interface here: then the route is left to the host)."""
-    dev = await device_of(node_ip)
+    the node's address is on no interface here: then the route is left to the host).
+    ``prefix`` runs ``ip`` elsewhere (as :class:`.apply.Kernel`'s)."""
+    if ipaddress.ip_address(node_ip).is_loopback:
+        # `bosun up` on one machine: a route by `lo` would give cluster IPs a source pods and
+        # other nodes cannot answer; the host's default route serves the node instead.
+        return ""
+    dev = await device_of(node_ip, prefix)
     if not dev:
         log.warning("node address %s is on no interface here: no route for the service range %s "
                     "(the node itself reaches cluster IPs only through its default route)", node_ip, service_cidr)
         return ""
-    code, _, err = await _ip("route", "replace", service_cidr, "dev", dev, "src", node_ip)
+    code, _, err = await _ip(prefix, "route", "replace", service_cidr, "dev", dev, "src", node_ip)
     if code != 0:
         log.warning("cannot route the service range %s to %s: %s", service_cidr, dev, err)
         return ""
     return dev
 
 
-async def remove(service_cidr: str, dev: str) -> None:
+async def remove(service_cidr: str, dev: str, prefix: tuple[str, ...] = ()) -> None:
     if dev:
-        await _ip("route", "del", service_cidr, "dev", dev)
+        await _ip(prefix, "route", "del", service_cidr, "dev", dev)
