@@ -172,6 +172,8 @@ def test_service_bad_input(cluster: Cluster) -> None:
     bad = c.bosun("service", "create", "--name", "bc", "--constraint", "node.labels.zone=b", "host", "true")
     assert one_line_error(bad) == ("error: services.bc.deploy.placement.constraints: invalid constraint expression "
                                    "'node.labels.zone=b': want ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE")
+    assert one_line_error(c.bosun("service", "create", "--mode", "global", "--replicas", "2", "host", "true")) == \
+        "error: replicas can only be used with replicated or replicated-job mode"
     c.ok("service", "create", "-d", "--name", "everywhere", "--mode", "global", *_sleeper("everywhere"))
     refused = c.bosun("service", "scale", "everywhere=3")
     assert refused.rc == 1
@@ -270,6 +272,23 @@ def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None
     assert paused.rc == 1
     assert "update paused due to failure or early termination of task careful-" in paused.err
     c.ok("service", "rm", "careful")
+
+
+def test_update_publishes_and_unpublishes_ports(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "-d", "--name", "ported", *_sleeper("ported"))
+    try:
+        c.ok("service", "update", "-d", "--publish-add", "31777:80", "ported")
+        svc = c.get("service", "ported", "-n", "default")
+        assert svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 31777
+        row = next(r for r in c.ok("service", "ls").splitlines() if " ported " in r)
+        assert row.split()[-1] == "*:31777->80/tcp"
+        ports = c.get("deployment", "ported", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["ports"]
+        assert {"containerPort": 80, "protocol": "TCP"} in ports
+        c.ok("service", "update", "-d", "--publish-rm", "31777", "ported")
+        assert c.get("service", "ported", "-n", "default")["spec"]["clusterIP"] == "None"
+    finally:
+        c.ok("service", "rm", "ported")
 
 
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:

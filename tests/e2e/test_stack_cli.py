@@ -190,6 +190,8 @@ def test_bad_compose_files_get_composes_error(cluster: Cluster) -> None:
         'error: service "web" refers to undefined secret pw: invalid compose project'
     assert one_line_error(c.bosun("stack", "deploy", "-c", str(c.tmp / "none.yml"), "bad")).startswith(
         "error: open ")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", bad, "Bad_Name")) == \
+        "error: invalid stack name 'Bad_Name': lower-case letters, digits and '-', starting with a letter"
     assert c.up.kubectl("get", "namespace", "bad").returncode != 0  # nothing was written
 
 

@@ -97,6 +97,8 @@ def create(state: CliState, image: str, args: tuple[str, ...], name: str, detach
     """Create a new service."""
     if not name:
         name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    if o["replicas"] is not None and o["mode"] in ("global", "global-job"):
+        fail("error: replicas can only be used with replicated or replicated-job mode")
 
     async def go(client: Client) -> None:
         nodes, _ = await client.list_all(NODES)
