@@ -222,13 +222,17 @@ def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
         c.ok("stack", "rm", "portone")
 
 
-def test_waiting_deploy_fails_naming_the_service_and_rolls_it_back(cluster: Cluster) -> None:
+def test_waiting_deploy_fails_naming_the_service_and_rolls_the_stack_back(cluster: Cluster) -> None:
     c = cluster
     good = """
 services:
+  first:
+    image: host
+    command: [busybox, sleep, "3600"]
   app:
     image: host
     command: [busybox, sleep, "3600"]
+    depends_on: [first]
     deploy:
       update_config: {failure_action: rollback}
 """
@@ -236,14 +240,17 @@ services:
     out = c.ok("stack", "deploy", "--detach=false", "-c", path, "roll")
     assert "verify: Service roll_app converged" in out
     try:
-        bad = c.write("roll-bad.yml", good.replace('[busybox, sleep, "3600"]', "[busybox, \"false\"]"))
-        r = c.bosun("stack", "deploy", "--detach=false", "-c", bad, "roll")
+        bad = good.replace('[busybox, sleep, "3600"]\n  app:', '[busybox, sleep, "3601"]\n  app:')
+        bad = bad.replace('[busybox, sleep, "3600"]\n    depends_on', '[busybox, "false"]\n    depends_on')
+        r = c.bosun("stack", "deploy", "--detach=false", "-c", c.write("roll-bad.yml", bad), "roll")
         assert r.rc == 1, (r.out, r.err)
         assert r.err.strip().splitlines()[-1].startswith("error: service roll_app: update rolled back: task app-")
         assert "rollback: update rolled back due to failure or early termination of task app-" in r.out
-        live = c.up.kubectl("get", "deployment", "app", "-n", "roll", "-o",
-                            "jsonpath={.spec.template.spec.containers[0].args}")
-        assert json.loads(live.stdout) == ["busybox", "sleep", "3600"]
+        assert "Rolling back service roll_first" in r.out  # the service updated before it goes back too
+        for name in ("app", "first"):
+            live = c.up.kubectl("get", "deployment", name, "-n", "roll", "-o",
+                                "jsonpath={.spec.template.spec.containers[0].args}")
+            assert json.loads(live.stdout) == ["busybox", "sleep", "3600"], name
     finally:
         c.ok("stack", "rm", "roll")
 

@@ -15,8 +15,9 @@ from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
 from bosun.swarm import conditions
 from bosun.swarm.apply import NotServed, apply_object, resource
 from bosun.swarm.kinds import KINDS, kind_of
-from bosun.swarm.services import NAMESPACES, ref_of
-from bosun.swarm.updating import follow_update, started
+from bosun.swarm.rollback import NoPrevious, roll_back
+from bosun.swarm.services import NAMESPACES, ServiceRef, ref_of
+from bosun.swarm.updating import UpdateFailed, follow_update, started
 from bosun.swarm.used_ports import PortInUse, port_conflicts
 
 JSON = dict[str, Any]
@@ -27,6 +28,7 @@ OWNED: tuple[tuple[str, Resource], ...] = (
     ("service", must_by_plural("", "v1", "services")),
     ("secret", must_by_plural("", "v1", "secrets")),
     ("config", must_by_plural("", "v1", "configmaps")),
+    ("volume", must_by_plural("", "v1", "persistentvolumeclaims")),  # `stack rm` removes them too
 )
 _WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "NetworkPolicy": "network policy",
           "PersistentVolumeClaim": "volume"}
@@ -75,6 +77,7 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 warn(f"{e} is not served by this cluster; {obj['kind']} objects of the stack are not written")
             return "skipped"
 
+    updated: list[ServiceRef] = []  # services this deploy updated, rolled back if a later one fails
     for obj in t.shared:
         if await write(obj) == "created":
             say(f"Creating {_WORDS.get(obj['kind'], obj['kind'].lower())} {t.stack}_{obj['metadata']['name']}")
@@ -97,9 +100,25 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
             res = resource(svc.workload)
             live = await client.get(res, svc.dns, t.stack)
             ref = ref_of(kind_of(dict(live, kind=res.kind)), live)
-            await follow_update(client, ref, since, say, opts.wait_timeout)
+            try:
+                await follow_update(client, ref, since, say, opts.wait_timeout)
+            except UpdateFailed:
+                await _roll_back_all(client, updated, say)
+                raise
+            if result == "updated":
+                updated.append(ref)
     if opts.prune:
         await prune(client, t, say)
+
+
+async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say) -> None:
+    """A failed stack update takes back the services it already updated (Docker leaves them)."""
+    for ref in reversed(refs):
+        try:
+            await roll_back(client, ref)
+        except NoPrevious:
+            continue
+        say(f"Rolling back service {ref.display}")
 
 
 async def _drop_other_kinds(client: Client, workload: JSON) -> None:
@@ -127,7 +146,7 @@ async def prune(client: Client, t: Translation, say: Say) -> None:
             if (kind.resource.kind, meta["name"]) not in wanted:
                 say(f"Removing service {(meta.get('labels') or {}).get(SERVICE_LABEL) or meta['name']}")
                 await client.delete(kind.resource, meta["name"], t.stack, propagation_policy="Background")
-    others = [res for _, res in OWNED]
+    others = [res for word, res in OWNED if word != "volume"]  # prune keeps data
     try:
         others.append(resource({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}))
     except NotServed:
