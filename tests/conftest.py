@@ -64,14 +64,15 @@ class RunningServer:
 
 def start_server(
     data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
-    encryption_config: Path | None = None,
+    encryption_config: Path | None = None, listen: str = "127.0.0.1:0",
 ) -> RunningServer:
     """A bare API server, or with ``options`` the whole control plane (scheduler, controllers).
-    ``encryption_config`` is the server's --encryption-config (None: the server's default)."""
+    ``encryption_config`` is the server's --encryption-config (None: the server's default);
+    ``listen`` another address than loopback (for agents in network namespaces of the test's)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="api-server", daemon=True)
     thread.start()
-    config = ServerConfig(data_dir=data_dir, listen="127.0.0.1:0", store_url=store_url,
+    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
                           encryption_config=encryption_config)
     server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)

@@ -11,6 +11,7 @@ watch cache) but act under the same Lease: they run in whichever server leads, w
 ``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace``.
 
 A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
+(:mod:`bosun.component`)
 (it runs until cancelled): every such module in :mod:`bosun.controllers` is a controller,
 and :mod:`bosun.scheduler` provides the scheduler. A new controller is a new module, not an
 edit of a shared list.
@@ -23,59 +24,24 @@ import contextlib
 import hashlib
 import importlib
 import logging
-import os
 import pkgutil
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import APIServer, ServerConfig
-from bosun.client.events import EventRecorder
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.leader import LeaderElector
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
 from bosun.client.transport import LocalTransport
+from bosun.component import Component, ComponentContext, ControlPlaneOptions
 
 log = logging.getLogger(__name__)
 
-Component = Callable[["ComponentContext"], Awaitable[None]]
 STRATEGIES = ("spread", "binpack", "random")
 # Kube-controller-manager's names for what the API server's collectors do.
 COLLECTORS = ("garbagecollector", "namespace")
-
-
-@dataclass
-class ControlPlaneOptions:
-    scheduling_strategy: str = "spread"
-    # Controller names to run ("*" = all), as kube-controller-manager's --controllers.
-    controllers: list[str] = field(default_factory=lambda: ["*"])
-    scheduler: bool = True
-    node_monitor_grace_period: float = 10.0
-    pod_eviction_timeout: float = 10.0
-    lease_duration: float = 15.0
-    # Components call the API in-process (no TLS/sockets/HTTP); BOSUN_LOCAL_TRANSPORT=0 turns it off.
-    local_transport: bool = field(default_factory=lambda: os.environ.get("BOSUN_LOCAL_TRANSPORT", "1") != "0")
-
-
-@dataclass
-class ComponentContext:
-    client: Client
-    informers: SharedInformers
-    options: ControlPlaneOptions
-    _recorders: dict[str, EventRecorder] = field(default_factory=dict)
-
-    def recorder(self, component: str) -> EventRecorder:
-        rec = self._recorders.get(component)
-        if rec is None:
-            rec = self._recorders[component] = EventRecorder(self.client, component)
-        return rec
-
-    async def close(self) -> None:
-        for rec in self._recorders.values():
-            await rec.close()
 
 
 def discover_components(options: ControlPlaneOptions) -> dict[str, Component]:

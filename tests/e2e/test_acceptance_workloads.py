@@ -29,8 +29,8 @@ from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers import cronjob as cronjob_controller
-from bosun.controlplane import ControlPlaneOptions
 
 pytestmark = [requires_oci, pytest.mark.timeout(120)]
 

@@ -212,6 +212,18 @@ def make_ingress(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_network_policy(name: str, labels: dict[str, str]) -> Any:
+    return m.V1NetworkPolicy(
+        metadata=meta(name, labels),
+        spec=m.V1NetworkPolicySpec(
+            pod_selector=m.V1LabelSelector(match_labels={"app": "db"}),
+            ingress=[m.V1NetworkPolicyIngressRule(
+                _from=[m.V1NetworkPolicyPeer(ip_block=m.V1IPBlock(cidr="10.9.0.0/16", _except=["10.9.8.0/24"]))],
+                ports=[m.V1NetworkPolicyPort(port=5432)])],
+        ),
+    )
+
+
 def make_hpa(name: str, labels: dict[str, str]) -> Any:
     return m.V2HorizontalPodAutoscaler(
         metadata=meta(name, labels),
@@ -378,6 +390,13 @@ def check_ingress(o: Any) -> None:
     assert path.backend.service.port.number == 80
 
 
+def check_network_policy(o: Any) -> None:
+    s = o.spec
+    assert s.policy_types == ["Ingress"]
+    assert s.ingress[0]._from[0].ip_block._except == ["10.9.8.0/24"]
+    assert (s.ingress[0].ports[0].port, s.ingress[0].ports[0].protocol) == (5432, "TCP")
+
+
 def check_hpa(o: Any) -> None:
     s = o.spec
     assert (s.min_replicas, s.max_replicas) == (1, 5)
@@ -532,6 +551,9 @@ KINDS: list[Kind] = [
     Kind("ingresses", "networking.k8s.io", client.NetworkingV1Api, "namespaced_ingress", make_ingress,
          check_ingress, {"spec": {"ingressClassName": "nginx"}},
          lambda o: o.spec.ingress_class_name == "nginx" or _fail(o.spec)),
+    Kind("networkpolicies", "networking.k8s.io", client.NetworkingV1Api, "namespaced_network_policy",
+         make_network_policy, check_network_policy, {"spec": {"policyTypes": ["Ingress", "Egress"]}},
+         lambda o: o.spec.policy_types == ["Ingress", "Egress"] or _fail(o.spec)),
     Kind("horizontalpodautoscalers", "autoscaling", client.AutoscalingV2Api,
          "namespaced_horizontal_pod_autoscaler", make_hpa, check_hpa,
          {"spec": {"maxReplicas": 7}}, lambda o: o.spec.max_replicas == 7 or _fail(o.spec)),

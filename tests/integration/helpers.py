@@ -117,7 +117,10 @@ def client_for(server: RunningServer) -> Client:
 
 
 def agent_config(data_dir: Path, name: str, **kw: Any) -> AgentConfig:
-    """An agent on loopback with short back-off and relist times, so tests run in seconds."""
+    """An agent on loopback with short back-off and relist times, so tests run in seconds. It
+    leaves the host's network alone unless ``node_network=True`` is given (agents of tests
+    running at once share the root namespace: see AgentConfig.node_network)."""
+    kw.setdefault("node_network", False)
     return AgentConfig(node_name=name, data_dir=data_dir, listen_host="127.0.0.1", listen_port=0,
                        backoff_base=0.3, backoff_max=1.0, relist_interval=0.2, status_flush_interval=0.05, **kw)
 

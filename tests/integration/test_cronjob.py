@@ -21,10 +21,10 @@ from tests.integration.helpers import BackgroundLoop, client_in, eventually, sta
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers import cronjob as cronjob_controller
 from bosun.controllers import job as job_controller
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 
 Obj = dict[str, Any]
 KUBECTL = "/usr/bin/kubectl"

@@ -21,8 +21,8 @@ from tests.conftest import RunningServer, served, start_server
 from tests.integration.helpers import BackgroundLoop, client_in, eventually, ignoring_gone, is_ready, stamp
 
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow.cluster import HollowCluster
 
 Obj = dict[str, Any]

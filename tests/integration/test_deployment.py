@@ -28,8 +28,8 @@ from tests.integration.test_replicaset import (
 
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 
 DEPLOY = resource("apps", "v1", "deployments")
 Obj = dict[str, Any]

@@ -16,8 +16,8 @@ from tests.integration.helpers import client_in, eventually
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 
 PODS = resource("", "v1", "pods")
 SERVICES = resource("", "v1", "services")

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import start_server
 from tests.fixtures.etcd import _healthy, start_etcd
 
-from bosun.api import storage as storage_mod
+from bosun.api import storecall
 from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -64,7 +64,7 @@ def test_two_servers_share_state_and_watch(tmp_path: Path, etcd_endpoint: str) -
 
 
 def test_etcd_outage_answers_503_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage_mod, "STORE_TIMEOUT", 3.0)
+    monkeypatch.setattr(storecall, "STORE_TIMEOUT", 3.0)
     (tmp_path / "etcd").mkdir()
     proc, endpoint = start_etcd(tmp_path / "etcd")
     assert isinstance(proc.args, list)

@@ -69,7 +69,7 @@ async def cluster(server: RunningServer, tmp_path: Path, namespace: str) -> Asyn
     assert PODS is not None and NAMESPACES is not None
     client = client_for(server)
     config = AgentConfig(node_name=f"exec-{namespace}", data_dir=tmp_path / "agent", listen_host="127.0.0.1",
-                         listen_port=0, relist_interval=0.1, status_flush_interval=0.05)
+                         listen_port=0, relist_interval=0.1, status_flush_interval=0.05, node_network=False)
     driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")
     agent = Agent(client, config, driver, node_ip="127.0.0.1")
     try:

@@ -20,10 +20,10 @@ from tests.integration.helpers import client_in, eventually
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers import job as job_controller
 from bosun.controllers._common import resource
 from bosun.controllers.job_pods import format_indexes, parse_indexes
-from bosun.controlplane import ControlPlaneOptions
 
 Obj = dict[str, Any]
 

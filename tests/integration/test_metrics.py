@@ -68,7 +68,7 @@ async def env(server: RunningServer, ca: bytes, tmp_path: Path, namespace: str) 
     client = Client(ClusterConfig(server=server.url, ca_data=ca, token=server.token))
     name = f"m-{namespace[-10:]}".lower()
     config = AgentConfig(node_name=name, data_dir=tmp_path / "agent", listen_host="127.0.0.1", listen_port=0,
-                         relist_interval=0.2, status_flush_interval=0.05)
+                         relist_interval=0.2, status_flush_interval=0.05, node_network=False)
     driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")
     agent = Agent(client, config, driver, node_ip="127.0.0.1")
     http = aiohttp.ClientSession()

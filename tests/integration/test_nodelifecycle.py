@@ -17,10 +17,10 @@ from tests.integration.helpers import client_in, eventually
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
 from bosun.controllers._taint_eviction import eviction_deadline, tolerates
 from bosun.controllers.nodelifecycle import apply_taints, mark_unknown, wanted_taints
-from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow.cluster import HollowCluster
 
 PODS = resource("", "v1", "pods")

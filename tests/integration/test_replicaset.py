@@ -18,8 +18,8 @@ from tests.integration.helpers import client_in, eventually, is_ready
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 
 PODS = resource("", "v1", "pods")
 NAMESPACES = resource("", "v1", "namespaces")

@@ -22,8 +22,8 @@ from tests.conftest import RunningServer, served, start_server
 
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 
 PODS = resource("", "v1", "pods")
 NODES = resource("", "v1", "nodes")

@@ -14,8 +14,8 @@ from tests.conftest import RunningServer, served
 
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow import HollowCluster
 
 PODS = resource("", "v1", "pods")

@@ -20,8 +20,8 @@ from tests.integration.helpers import BackgroundLoop, client_in, eventually, ign
 
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow.cluster import HollowCluster
 
 Obj = dict[str, Any]

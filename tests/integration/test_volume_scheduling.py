@@ -15,8 +15,8 @@ from tests.conftest import RunningServer, served
 from tests.integration.helpers import eventually
 
 from bosun.client.rest import Client
+from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
-from bosun.controlplane import ControlPlaneOptions
 from bosun.hollow import HollowCluster
 
 Obj = dict[str, Any]

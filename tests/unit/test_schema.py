@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
 from bosun.api import schema
@@ -169,13 +167,3 @@ def test_subresource_bodies() -> None:
     assert schema.check_type("V1Scale", scale) == (["spec.replicaz"], [])
 
 
-def test_check_is_fast_enough_for_every_write() -> None:
-    pod = _pod()
-    n = 2000
-    copies = [copy.deepcopy(pod) for _ in range(n)]
-    start = time.perf_counter()
-    for p in copies:
-        schema.check(POD, p)
-    per_pod = (time.perf_counter() - start) / n
-    # The target is < 50 µs per pod; allow slack for slow CI machines.
-    assert per_pod < 200e-6, per_pod

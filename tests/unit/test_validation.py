@@ -496,6 +496,12 @@ RICH_SAMPLES = [
     {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"},
      "spec": {"tls": [{"hosts": ["a.com"]}], "rules": [{"host": "a.com", "http": {"paths": [
          {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "w", "port": {"number": 80}}}}]}}]}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "n"},
+     "spec": {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{
+         "from": [{"podSelector": {"matchExpressions": [{"key": "role", "operator": "In", "values": ["api"]}]}},
+                  {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+         "ports": [{"port": 5432, "endPort": 5433}, {"port": "metrics", "protocol": "UDP"}]}],
+              "egress": [{"to": [{"namespaceSelector": {}}]}]}},
     {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "h"},
      "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "w"}, "maxReplicas": 3, "metrics": [
          {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",

@@ -19,6 +19,7 @@ from typing import Any
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.node import NodeManager
+from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, RuntimeDriver
 from bosun.agent.server import AgentServer
@@ -29,6 +30,7 @@ from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
+from bosun.network.config import gateway
 from bosun.network.node import NodeComponent, NodeNetworkContext, components, load_network_config
 from bosun.security.nodecreds import ensure_node_credential
 
@@ -69,6 +71,7 @@ class Agent:
         # Cluster-wide informers for the network parts (Services, EndpointSlices, Nodes, ...).
         self.informers = SharedInformers(client)
         self.network: list[NodeComponent] = []
+        self.cluster_dns: ClusterDNS | None = None  # what pods' resolv.conf names, once the network runs
         self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
 
     @property
@@ -111,13 +114,17 @@ class Agent:
 
     async def _start_network(self) -> None:
         """The node's network parts, before any pod starts (pods need DNS and routes at once)."""
+        if not self.config.node_network:
+            return
         ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,
                                  node_ip=self.node_ip, pod_cidr=self.pod_cidr,
                                  network=await load_network_config(self.client),
-                                 state_dir=self.config.data_dir / "network")
+                                 state_dir=self.config.data_dir / "network",
+                                 upstream_dns=tuple(self.config.upstream_dns))
         for component in components(ctx):
             await component.start()
             self.network.append(component)
+        self.cluster_dns = ClusterDNS(gateway(self.pod_cidr), ctx.network.cluster_domain)
 
     async def stop(self) -> None:
         """Stop the agent; containers keep running unless the config says to drain."""
@@ -161,7 +168,8 @@ class Agent:
             return  # finished (terminated): the pod object is on its way out
         worker = PodWorker(pod, config=self.config, client=self.client, driver=self.driver,
                            statuses=self.statuses, recorder=self.recorder, node_ip=self.node_ip,
-                           allocatable=self._allocatable, start_slots=self._start_slots)
+                           allocatable=self._allocatable, start_slots=self._start_slots,
+                           cluster_dns=self.cluster_dns)
         self.workers[uid] = worker
         self._tasks[uid] = asyncio.create_task(self._run_worker(uid, worker), name=f"pod-{uid}")
 

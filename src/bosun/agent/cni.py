@@ -6,17 +6,15 @@ the node's podCIDR, then portmap for hostPorts), and each ADD result is saved so
 gets its ``prevResult`` and can undo exactly what ADD did (veth, IP lease, iptables rules),
 even after an agent restart.
 
-Outbound NAT is one rule for the whole podCIDR (:meth:`Cni.ensure_masquerade`), not the
-bridge plugin's ``ipMasq``: that one creates a chain and rules per pod, each an iptables
-run under the xtables lock, which serialised 100 pod starts (about 2.3 s of 100 pods).
+Outbound NAT is not the bridge plugin's ``ipMasq`` (a chain and rules per pod, each an
+iptables run under the xtables lock, which serialised 100 pod starts): the node's service
+proxy owns it, one rule for the podCIDR in its nftables table (bosun.network.proxy.base).
 portmap runs only for pods with hostPorts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import json
 import os
@@ -76,50 +74,6 @@ class Cni:
         ipaddress.ip_network(self.config.pod_cidr)  # fail early on a bad podCIDR
         self.ipam_dir = Path(self.config.ipam_dir) if self.config.ipam_dir else state_dir / "networks"
         self.results_dir = state_dir / "results"
-        self._masq_ready = False
-        self._masq_lock = asyncio.Lock()
-
-    @property
-    def masquerade_chain(self) -> str:
-        """One chain per podCIDR (iptables limits names to 28 characters)."""
-        digest = hashlib.sha256(f"{self.config.network_name} {self.config.pod_cidr}".encode()).hexdigest()
-        return f"BOSUN-MASQ-{digest[:12].upper()}"
-
-    def _masq_jump(self) -> list[str]:
-        return ["POSTROUTING", "-s", self.config.pod_cidr, "-m", "comment", "--comment",
-                f"bosun pod masquerade {self.config.pod_cidr}", "-j", self.masquerade_chain]
-
-    async def ensure_masquerade(self) -> None:
-        """Traffic from the pods to outside the podCIDR leaves with the node's address:
-        ``POSTROUTING -s CIDR -j BOSUN-MASQ-x``, and in that chain RETURN for the podCIDR and
-        multicast, MASQUERADE for the rest (what the bridge plugin does, once per node).
-        The driver calls it before the first ADD; idempotent, also across agent restarts."""
-        if self._masq_ready:
-            return
-        async with self._masq_lock:
-            if self._masq_ready:
-                return
-            chain, cidr = self.masquerade_chain, self.config.pod_cidr
-            rules = (f"*nat\n:{chain} - [0:0]\n-A {chain} -d {cidr} -j RETURN\n"
-                     f"-A {chain} -d 224.0.0.0/4 -j RETURN\n-A {chain} -j MASQUERADE\nCOMMIT\n")
-            code, err = await _run_input(["iptables-restore", "-w", "--noflush"], rules)
-            if code != 0:
-                raise CniError(f"cannot install the pod masquerade chain {chain}: {err}")
-            jump = self._masq_jump()
-            if (await _run_input(["iptables", "-w", "-t", "nat", "-C", *jump], ""))[0] != 0:
-                code, err = await _run_input(["iptables", "-w", "-t", "nat", "-A", *jump], "")
-                if code != 0:
-                    raise CniError(f"cannot install the pod masquerade rule: {err}")
-            self._masq_ready = True
-
-    async def remove_masquerade(self) -> None:
-        """Undo :meth:`ensure_masquerade` (idempotent): when the node runs no pod any more."""
-        async with self._masq_lock:
-            while (await _run_input(["iptables", "-w", "-t", "nat", "-D", *self._masq_jump()], ""))[0] == 0:
-                pass
-            await _quiet("iptables", "-w", "-t", "nat", "-F", self.masquerade_chain)
-            await _quiet("iptables", "-w", "-t", "nat", "-X", self.masquerade_chain)
-            self._masq_ready = False
 
     def _plugins(self) -> list[dict[str, Any]]:
         c = self.config
@@ -252,11 +206,6 @@ class Cni:
 
 async def _quiet(*cmd: str) -> None:
     await spawn.run(list(cmd))
-
-
-async def _run_input(cmd: list[str], data: str) -> tuple[int, str]:
-    code, _, err = await spawn.run(cmd, input=data.encode())
-    return code, err.decode(errors="replace").strip()
 
 
 def _is_netns(path: str) -> bool:

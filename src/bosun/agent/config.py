@@ -39,6 +39,13 @@ class AgentConfig:
     pod_cidr: str = ""
     # On stop, stop every pod's containers too (`bosun up`) instead of leaving them running.
     drain_on_stop: bool = False
+    # Program the node's network (bosun.network.node.components: service proxy, ...). False
+    # for agents that share a network namespace with other agents (tests on one host), which
+    # would otherwise fight over one nftables table.
+    node_network: bool = True
+    # Where cluster DNS sends names outside the cluster (ADDR or ADDR:PORT); empty: the
+    # nameservers of the node's /etc/resolv.conf.
+    upstream_dns: list[str] = field(default_factory=list)
 
     @property
     def pods_dir(self) -> Path:

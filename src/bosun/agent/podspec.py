@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bosun.agent.runtime.base import DNSConfig, PortMapping, PullPolicy, Resources
+from bosun.agent.runtime.base import PortMapping, PullPolicy, Resources
 from bosun.api.quantity import cpu_millis, to_bytes
 
 Pod = dict[str, Any]
@@ -88,19 +88,6 @@ def ports(pod: Pod) -> list[PortMapping]:
                 out.append(PortMapping(int(p["containerPort"]), int(p.get("hostPort") or 0),
                                        str(p.get("protocol") or "TCP"), str(p.get("hostIP") or "")))
     return out
-
-
-def dns_config(pod: Pod) -> DNSConfig:
-    spec = pod.get("spec") or {}
-    cfg = spec.get("dnsConfig") or {}
-    ns = (pod.get("metadata") or {}).get("namespace") or "default"
-    searches = [f"{ns}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
-    if spec.get("dnsPolicy") == "None":
-        searches = []
-    return DNSConfig(nameservers=list(cfg.get("nameservers") or []),
-                     searches=searches + list(cfg.get("searches") or []),
-                     options=[o["name"] + (f":{o['value']}" if o.get("value") else "")
-                              for o in cfg.get("options") or [] if o.get("name")])
 
 
 def host_aliases(pod: Pod) -> list[tuple[str, list[str]]]:

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 
 from bosun.agent import env as envmod
-from bosun.agent import podspec
+from bosun.agent import poddns, podspec
 from bosun.agent.config import AgentConfig
+from bosun.agent.poddns import ClusterDNS
 from bosun.agent.probes import ContainerProbes, ProbeResult
 from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import (
@@ -32,6 +33,7 @@ from bosun.agent.runtime.base import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
+    DNSConfig,
     DriverError,
     ImageError,
     ImageInfo,
@@ -58,7 +60,8 @@ Ready (the 100-pod benchmark's probe variant: 100 patches and their watch events
 class PodWorker:
     def __init__(self, pod: Pod, *, config: AgentConfig, client: Client, driver: RuntimeDriver,
                  statuses: StatusManager, recorder: EventRecorder, node_ip: str,
-                 allocatable: dict[str, str], start_slots: asyncio.Semaphore | None = None) -> None:
+                 allocatable: dict[str, str], start_slots: asyncio.Semaphore | None = None,
+                 cluster_dns: ClusterDNS | None = None) -> None:
         self.pod = pod
         meta = pod["metadata"]
         self.uid: str = meta["uid"]
@@ -71,6 +74,7 @@ class PodWorker:
         self.recorder = recorder
         self.node_ip = node_ip
         self.allocatable = allocatable
+        self.cluster_dns = cluster_dns  # None: the node runs no cluster DNS (pods get the node's)
         self.pod_dir = config.pods_dir / self.uid
         self.volumes = VolumeManager(self.pod_dir, allocatable)
         self.removed = False
@@ -179,7 +183,7 @@ class PodWorker:
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=podspec.hostname(pod),
             pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
-            dns=podspec.dns_config(pod), host_aliases=podspec.host_aliases(pod),
+            dns=poddns.dns_config(pod, _host_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
         return self._sandbox
@@ -625,3 +629,12 @@ def _security(c: dict[str, Any], pod: Pod) -> SecurityConfig:
         allow_privilege_escalation=sc.get("allowPrivilegeEscalation", True) is not False,
         capabilities_add=[str(x) for x in caps.get("add") or []],
         capabilities_drop=[str(x) for x in caps.get("drop") or []])
+
+
+def _host_dns() -> DNSConfig:
+    """The node's own resolv.conf, read for each new sandbox as the kubelet does (it may
+    change under us: DHCP, a VPN)."""
+    try:
+        return poddns.parse_resolv_conf(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return DNSConfig()

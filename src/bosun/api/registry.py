@@ -1,12 +1,18 @@
 """The one table of resources the API serves.
 
 Discovery, OpenAPI, routing, storage keys, tables and kubectl's short names all derive from
-this table so that adding a kind is one row, not edits scattered over the server.
+this table so that adding a kind is one row, not edits scattered over the server. A row names
+its kind's strategy (:mod:`bosun.api.strategy`): the kind's rules on a write.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from bosun.api.strategy import GENERIC, Strategy
+from bosun.api.strategy import cluster as sc
+from bosun.api.strategy import core as s
+from bosun.api.strategy import workloads as sw
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,9 @@ class Resource:
     # Kinds whose spec changes bump metadata.generation; others bump on any non-metadata change.
     has_spec: bool = True
     list_kind: str = field(default="", compare=False)
+    # What is special about the kind on a write (status reset, defaults, validation,
+    # deletion policy): the generic write path asks it and never names a kind.
+    strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
 
     @property
     def singular(self) -> str:
@@ -69,58 +78,64 @@ RESOURCES: tuple[Resource, ...] = (
     # core/v1
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",),
              subresources=("status", "finalize"),
-             verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+             verbs=("create", "delete", "get", "list", "patch", "update", "watch"), strategy=s.NAMESPACE),
     Resource("", "v1", "Pod", "pods", True, ("po",), _ALL,
-             subresources=("status", "binding", "log", "eviction", "exec", "attach")),
-    Resource("", "v1", "Service", "services", True, ("svc",), _ALL, subresources=("status",)),
-    Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), has_spec=False),
-    Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_spec=False),
-    Resource("", "v1", "Secret", "secrets", True, (), has_spec=False),
-    Resource("", "v1", "Event", "events", True, ("ev",), has_spec=False),
-    Resource("", "v1", "Node", "nodes", False, ("no",), subresources=("status",)),
+             subresources=("status", "binding", "log", "eviction", "exec", "attach"), strategy=s.POD),
+    Resource("", "v1", "Service", "services", True, ("svc",), _ALL, subresources=("status",), strategy=s.SERVICE),
+    Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), has_spec=False, strategy=s.ENDPOINTS),
+    Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_spec=False, strategy=s.CONFIG_MAP),
+    Resource("", "v1", "Secret", "secrets", True, (), has_spec=False, strategy=s.SECRET),
+    Resource("", "v1", "Event", "events", True, ("ev",), has_spec=False, strategy=s.EVENT),
+    Resource("", "v1", "Node", "nodes", False, ("no",), subresources=("status",), strategy=s.NODE),
     Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
-             subresources=("status",)),
+             subresources=("status",), strategy=s.CLAIM),
     Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",),
-             subresources=("status",)),
-    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False),
+             subresources=("status",), strategy=s.VOLUME),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False,
+             strategy=s.SERVICE_ACCOUNT),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
     Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",)),
     # apps/v1
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL,
-             subresources=("status", "scale")),
+             subresources=("status", "scale"), strategy=sw.DEPLOYMENT),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL,
-             subresources=("status", "scale")),
+             subresources=("status", "scale"), strategy=sw.REPLICA_SET),
     Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), _ALL,
-             subresources=("status", "scale")),
+             subresources=("status", "scale"), strategy=sw.STATEFUL_SET),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL,
-             subresources=("status",)),
-    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), has_spec=False),
+             subresources=("status",), strategy=sw.DAEMON_SET),
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), has_spec=False,
+             strategy=sw.CONTROLLER_REVISION),
     # batch/v1
-    Resource("batch", "v1", "Job", "jobs", True, (), _ALL, subresources=("status",)),
-    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, subresources=("status",)),
+    Resource("batch", "v1", "Job", "jobs", True, (), _ALL, subresources=("status",), strategy=sw.JOB),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, subresources=("status",), strategy=sw.CRON_JOB),
     # networking.k8s.io/v1
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",),
-             subresources=("status",)),
+             subresources=("status",), strategy=sc.INGRESS),
+    Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
+             strategy=sc.NETWORK_POLICY),
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
-             ("hpa",), _ALL, subresources=("status",)),
+             ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA),
     # discovery.k8s.io/v1
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_spec=False),
     # coordination.k8s.io/v1
-    Resource("coordination.k8s.io", "v1", "Lease", "leases", True, ()),
+    Resource("coordination.k8s.io", "v1", "Lease", "leases", True, (), strategy=sc.LEASE),
     # events.k8s.io/v1 is not served; core/v1 events are.
     # scheduling.k8s.io/v1
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
-             has_spec=False),
+             has_spec=False, strategy=sc.PRIORITY_CLASS),
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
-             has_spec=False),
+             has_spec=False, strategy=sc.STORAGE_CLASS),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
-    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False),
-    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False),
-    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_spec=False),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,
+             strategy=sc.CLUSTER_ROLE),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, (), has_spec=False,
+             strategy=sc.ROLE_BINDING),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False, (),
-             has_spec=False),
+             has_spec=False, strategy=sc.CLUSTER_ROLE_BINDING),
 )
 
 _BY_GVR: dict[tuple[str, str, str], Resource] = {

@@ -43,9 +43,6 @@ from bosun.api.tables import to_table
 from bosun.api.watchcache import WatchCache
 
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
-# Kinds whose delete answers with the deleted object rather than a Status, as in kube-apiserver.
-RETURN_DELETED_OBJECT = frozenset({"pods", "services", "persistentvolumeclaims", "persistentvolumes",
-                                   "serviceaccounts", "namespaces", "storageclasses"})
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
@@ -316,7 +313,7 @@ class RestHandler:
         options = await self._delete_options(request)
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
                                               dry_run=_delete_dry_run(request, options))
-        if t.res.plural in RETURN_DELETED_OBJECT or not gone:
+        if t.res.strategy.return_deleted_object or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
 

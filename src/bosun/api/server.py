@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bosun.api.allocators import ServiceAllocator
 from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.defaults.storage import local_path_class
 from bosun.api.gc import GarbageCollector
@@ -99,7 +100,8 @@ class APIServer:
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
         await self.cache.start()
-        self.storage = Storage(self.store, self.namespaces, sealed)
+        self.services = ServiceAllocator(self.store)
+        self.storage = Storage(self.store, self.namespaces, sealed, services=self.services)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         await self._check_sealed(sealed)
@@ -240,7 +242,7 @@ class APIServer:
         kubernetes = {
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "clusterIP": self.storage.services.first_ip,
+            "spec": {"type": "ClusterIP", "clusterIP": self.services.first_ip,
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                 "targetPort": self.config.port or 6443}]},
         }

@@ -8,23 +8,18 @@ deletion. The HTTP layer (``rest.py``) only parses requests and formats answers.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import builtins
 import itertools
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bosun.api import errors
-from bosun.api.allocators import AllocationError, ServiceAllocator
-from bosun.api.defaults import apply_defaults, apply_update_defaults
-from bosun.api.defaults.storage import pick_default
+from bosun.api import admission, errors
+from bosun.api.allocators import ServiceAllocator
+from bosun.api.defaults import apply_update_defaults
 from bosun.api.errors import APIError, FieldError
 from bosun.api.objects import (
-    as_dict,
     decode,
     decode_kv,
     encode,
@@ -34,8 +29,9 @@ from bosun.api.objects import (
     new_uid,
     now_rfc3339,
 )
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import Resource
 from bosun.api.selectors import FieldSelector, LabelSelector
+from bosun.api.storecall import call_store
 from bosun.api.validation import validate, validate_update
 from bosun.security.encryption import DecryptError
 from bosun.store.base import (
@@ -44,102 +40,15 @@ from bosun.store.base import (
     KeyValue,
     NotFoundError,
     Store,
-    UnavailableError,
 )
 
 if TYPE_CHECKING:
     from bosun.security.encryption import ResourceTransformer
 
-T = TypeVar("T")
-
-# A store call that takes longer than this answers 504 rather than hanging the client.
-STORE_TIMEOUT = 10.0
 # Guaranteed-update retries (patch, scale, binding) before giving up with 409.
 MAX_RETRIES = 20
 # Objects this server wrote last, kept for the next read-modify-write of the same key.
 RECENT_MAX = 20000
-
-NAMESPACES = by_plural("", "v1", "namespaces")
-assert NAMESPACES is not None
-_pc = by_plural("scheduling.k8s.io", "v1", "priorityclasses")
-assert _pc is not None
-PRIORITY_CLASSES: Resource = _pc
-_sc = by_plural("storage.k8s.io", "v1", "storageclasses")
-assert _sc is not None
-STORAGE_CLASSES: Resource = _sc
-SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
-
-
-class _Watchdog:
-    """Deadlines of the store calls in flight on one event loop, checked by one timer a second.
-
-    ``asyncio.timeout`` arms and cancels a loop timer per call (several µs, paid by every
-    API write, several times): here a call costs two dict operations, and the deadline is
-    exact to within the tick, which is plenty for a 10 s limit."""
-
-    TICK = 1.0
-    _by_loop: dict[asyncio.AbstractEventLoop, _Watchdog] = {}
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.calls: dict[asyncio.Task[Any], float] = {}
-        self.expired: set[asyncio.Task[Any]] = set()
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _Watchdog:
-        wd = cls._by_loop.get(loop)
-        if wd is None:
-            # Registered only while calls are pending: a finished loop leaves nothing behind.
-            wd = cls._by_loop[loop] = cls(loop)
-            loop.call_later(cls.TICK, wd._tick)
-        return wd
-
-    def _tick(self) -> None:
-        now = self.loop.time()
-        for task, deadline in list(self.calls.items()):
-            if deadline <= now:
-                del self.calls[task]
-                self.expired.add(task)
-                task.cancel()
-        if self.calls or self.expired:
-            self.loop.call_later(self.TICK, self._tick)
-        else:
-            self._by_loop.pop(self.loop, None)
-
-
-_TIMED_OUT = "the storage backend did not answer in time; nothing was written"
-
-
-async def call_store(aw: Awaitable[T]) -> T:
-    """Run one store call, mapping an unreachable or slow store to 503/504."""
-    task = asyncio.current_task()
-    if task is None:  # not in a task (never the case for a request): the plain way
-        try:
-            async with asyncio.timeout(STORE_TIMEOUT):
-                return await aw
-        except TimeoutError as exc:
-            raise errors.timeout(_TIMED_OUT) from exc
-        except (UnavailableError, ConnectionError, OSError) as exc:
-            raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
-    loop = task.get_loop()
-    wd = _Watchdog.of(loop)
-    wd.calls[task] = loop.time() + STORE_TIMEOUT
-    try:
-        return await aw
-    except asyncio.CancelledError as exc:
-        if task in wd.expired:
-            wd.expired.discard(task)
-            task.uncancel()
-            raise errors.timeout(_TIMED_OUT) from exc
-        raise
-    except (UnavailableError, ConnectionError, OSError) as exc:
-        raise errors.unavailable(f"the storage backend is unavailable: {exc}") from exc
-    finally:
-        wd.calls.pop(task, None)
-        if wd.expired and task in wd.expired:  # defensive: the deadline passed as it finished
-            wd.expired.discard(task)
-            task.uncancel()
-
 
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
     return errors.invalid_object(res.kind, name, errs, res.group)
@@ -167,6 +76,7 @@ class Storage:
     def __init__(
         self, store: Store, namespaces: NamespaceTracker,
         sealed: dict[str, ResourceTransformer] | None = None,
+        services: ServiceAllocator | None = None,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -174,7 +84,8 @@ class Storage:
         # Every other resource costs one set lookup on its plural per store call.
         self.sealed: dict[str, ResourceTransformer] = sealed or {}
         self._sealed_plurals = frozenset(gp.split(".", 1)[0] for gp in self.sealed)
-        self.services = ServiceAllocator(store)
+        # The admission plugins every write passes (their reads go through this storage).
+        self.admission = admission.standard_chain(self, services or ServiceAllocator(store))
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -291,18 +202,16 @@ class Storage:
             m.pop(k, None)
         if res.has_spec:
             m["generation"] = 1
-        _reset_status_on_create(res, obj)
-        apply_defaults(res, obj)
-        if res.kind == "Pod":
-            await self._admit_priority(name, obj)
-        elif res.kind == "PersistentVolumeClaim":
-            await self._admit_storage_class(obj)
+        res.strategy.prepare_for_create(res, obj)
+        res.strategy.default(res, obj)
+        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run)
+        await self.admission.mutate(req)
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
         if dry_run:
             return obj
-        taken = await self._allocate(res, name, obj, None)
+        await self.admission.validate(req)
         attempts = 8 if generated else 1
         try:
             for attempt in range(attempts):
@@ -312,72 +221,19 @@ class Storage:
                     break
                 except KeyExistsError as exc:
                     if attempt + 1 == attempts:
-                        await self.services.release_keys(taken)
+                        await req.failed()
                         raise errors.already_exists(res.plural, name, res.group) from exc
                     # A generated name collided (27^5 suffixes): draw another, as Kubernetes does.
                     name = m["name"] = generated_name(m["generateName"])
         except APIError:
-            raise
+            raise  # a store that did not answer in time may have written it: keep what it holds
         except BaseException:
-            await self.services.release_keys(taken)
+            await req.failed()
             raise
+        await req.succeeded()
         m["resourceVersion"] = str(rev)
         self._written(res.key(ns, name), rev, obj)
         return obj
-
-    async def _admit_priority(self, name: str, pod: dict[str, Any]) -> None:
-        """Kubernetes' Priority admission: spec.priority comes from the PriorityClass (or the
-        global default class); a pod naming a class that does not exist is refused."""
-        spec = pod.get("spec")
-        if not isinstance(spec, dict):
-            return
-        cls_name = spec.get("priorityClassName")
-        pc: dict[str, Any] | None = None
-        if isinstance(cls_name, str) and cls_name:
-            if cls_name in SYSTEM_PRIORITY_CLASSES:
-                pc = {"value": SYSTEM_PRIORITY_CLASSES[cls_name]}
-            else:
-                kv = await call_store(self.store.get(PRIORITY_CLASSES.key(None, cls_name)))
-                if kv is None:
-                    raise errors.forbidden_request(
-                        f'pods "{name}" is forbidden: no PriorityClass with name {cls_name} was found')
-                pc = self._load(PRIORITY_CLASSES, kv)
-        elif "priority" not in spec:
-            kvs, _ = await call_store(self.store.list(PRIORITY_CLASSES.key_prefix()))
-            for kv in kvs:
-                candidate = self._load(PRIORITY_CLASSES, kv)
-                if candidate.get("globalDefault"):
-                    pc = candidate
-                    spec["priorityClassName"] = candidate["metadata"]["name"]
-                    break
-        if pc is not None:
-            spec["priority"] = int(pc.get("value") or 0)
-            if pc.get("preemptionPolicy"):
-                spec["preemptionPolicy"] = pc["preemptionPolicy"]
-
-    async def _admit_storage_class(self, pvc: dict[str, Any]) -> None:
-        """Kubernetes' DefaultStorageClass admission: a claim that names no class (the field
-        absent, not "") gets the default class, so Helm charts that rely on one work."""
-        spec = pvc.get("spec")
-        ann = (pvc.get("metadata") or {}).get("annotations") or {}
-        if not isinstance(spec, dict) or "storageClassName" in spec or \
-                "volume.beta.kubernetes.io/storage-class" in ann:
-            return
-        kvs, _ = await call_store(self.store.list(STORAGE_CLASSES.key_prefix()))
-        default = pick_default([self._load(STORAGE_CLASSES, kv) for kv in kvs])
-        if default is not None:
-            spec["storageClassName"] = default["metadata"]["name"]
-
-    async def _allocate(
-        self, res: Resource, name: str, obj: dict[str, Any], old: dict[str, Any] | None
-    ) -> builtins.list[str]:
-        """Reserve a Service's cluster IP and node ports (nothing for other kinds)."""
-        if res.kind != "Service":
-            return []
-        try:
-            return await call_store(self.services.allocate(obj, old))
-        except AllocationError as exc:
-            raise _kind_err(res, name, [exc.error]) from exc
 
     def _check_namespace_open(self, res: Resource, ns: str, name: str) -> None:
         phase = self.namespaces.phase.get(ns)
@@ -496,11 +352,12 @@ class Storage:
         (or not at all): an unchanged object is written anyway, which is how rewriting every
         Secret after a key rotation re-encrypts them, as in Kubernetes."""
         new = _merge_for_update(res, old, new, subresource)
+        strategy = res.strategy
         if subresource is None:
             apply_update_defaults(res, new, old)
         if subresource in (None, "scale"):
-            apply_defaults(res, new)
-        _fill_status_zeros(new)
+            strategy.default(res, new)
+        strategy.canonicalize(new)
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
         # every status report and binding, for nothing.
@@ -517,7 +374,7 @@ class Storage:
         if dry_run:
             return new
         key = res.key(ns, name)
-        if _deletion_due(new):
+        if _deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now.
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -528,20 +385,20 @@ class Storage:
             new["metadata"]["resourceVersion"] = str(deleted.mod_revision)
             self._recent.pop(key, None)
             return new
-        taken = await self._allocate(res, name, new, old) if subresource is None else []
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
+        await self.admission.validate(req)
         try:
             rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
         except ConflictError as exc:
-            await self.services.release_keys(taken)
+            await req.failed()
             raise errors.conflict(res.plural, name, res.group) from exc
         except NotFoundError as exc:
-            await self.services.release_keys(taken)
+            await req.failed()
             raise errors.not_found(res.plural, name, res.group) from exc
         except BaseException:
-            await self.services.release_keys(taken)
+            await req.failed()
             raise
-        if res.kind == "Service":
-            await self.services.release(old, keep=new)
+        await req.succeeded()
         nm["resourceVersion"] = str(rev)
         self._written(key, rev, new)
         return new
@@ -592,6 +449,8 @@ class Storage:
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
                     return updated, False
+                req = admission.Request(admission.DELETE, res, ns, name, obj)
+                await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
             except ConflictError:
                 continue
@@ -600,8 +459,7 @@ class Storage:
             obj["metadata"]["resourceVersion"] = str(deleted.mod_revision)
             self._recent.pop(kv.key, None)
             self.on_write(kv.key, deleted.mod_revision, obj)
-            if res.kind == "Service":
-                await self.services.release(obj)
+            await req.succeeded()
             return obj, True
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")
 
@@ -673,86 +531,20 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
 
 
-def _deletion_due(obj: dict[str, Any]) -> bool:
-    """An object whose finalizers are all gone is removed, unless it is a pod still in its
-    grace period on a node (the node agent deletes it once its containers are stopped)."""
+def _deletion_due(res: Resource, obj: dict[str, Any]) -> bool:
+    """An object whose finalizers are all gone is removed, unless its kind still holds it
+    (a pod in its grace period on a node: the node agent deletes it once its containers
+    are stopped)."""
     m = obj["metadata"]
     if not m.get("deletionTimestamp") or m.get("finalizers"):
         return False
-    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
-        return False
-    grace = m.get("deletionGracePeriodSeconds") or 0
-    return not (obj.get("kind") == "Pod" and grace > 0 and (obj.get("spec") or {}).get("nodeName"))
-
-
-def _reset_status_on_create(res: Resource, obj: dict[str, Any]) -> None:
-    """Clients do not own status: it starts empty, as Kubernetes' create strategies do."""
-    if res.kind in ("Node", "Event", "Lease") or "status" not in res.subresources:
-        return
-    if res.kind == "Pod":
-        obj["status"] = {"phase": "Pending", "qosClass": _qos_class(obj)}
-    elif res.kind == "Namespace":
-        obj["status"] = {"phase": "Active"}
-    elif res.kind == "PersistentVolumeClaim":
-        obj["status"] = {"phase": "Pending"}
-    elif res.kind == "PersistentVolume":
-        obj["status"] = {"phase": "Pending"}
-    elif res.kind == "Service":
-        obj["status"] = {"loadBalancer": {}}
-    else:
-        obj["status"] = {}
-    _fill_status_zeros(obj)
-
-
-# Status fields Kubernetes' Go types serialize even at zero (no omitempty): clients such as
-# the official Python client treat them as required.
-_STATUS_ZEROS: dict[str, dict[str, int]] = {
-    "ReplicaSet": {"replicas": 0},
-    "StatefulSet": {"replicas": 0, "availableReplicas": 0},
-    "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
-                  "numberReady": 0},
-    "HorizontalPodAutoscaler": {"desiredReplicas": 0},
-}
-
-
-def _fill_status_zeros(obj: dict[str, Any]) -> None:
-    zeros = _STATUS_ZEROS.get(str(obj.get("kind")))
-    if zeros is None:
-        return
-    status = obj.get("status")
-    if status is None:
-        status = obj["status"] = {}
-    if isinstance(status, dict):
-        for k, v in zeros.items():
-            status.setdefault(k, v)
-
-
-def _qos_class(pod: dict[str, Any]) -> str:
-    """Guaranteed, Burstable or BestEffort, by Kubernetes' rules on requests and limits."""
-    spec = as_dict(pod.get("spec"))
-    containers = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-                  if isinstance(c, dict)]
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        r = as_dict(c.get("resources"))
-        req = r.get("requests") or {}
-        lim = r.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for resname in ("cpu", "memory"):
-            limit = lim.get(resname)
-            if limit is None or (resname in req and str(req[resname]) != str(limit)):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
+    return not res.strategy.holds_deletion(obj)
 
 
 def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
-    """The object to write instead of deleting it now, or None to delete now."""
-    m = obj["metadata"]
-    finalizers = list(m.get("finalizers") or [])
+    """The object to write instead of deleting it now, or None to delete now: the finalizer
+    the propagation policy asks for is added, and the kind's strategy decides the rest."""
+    finalizers = list(obj["metadata"].get("finalizers") or [])
     policy = options.get("propagationPolicy")
     if policy is None and options.get("orphanDependents") is True:
         policy = "Orphan"
@@ -760,37 +552,7 @@ def _mark_for_deletion(res: Resource, obj: dict[str, Any], options: dict[str, An
         finalizers.append("orphan")
     elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
         finalizers.append("foregroundDeletion")
-    if res.kind == "Namespace":
-        if not (obj.get("spec") or {}).get("finalizers") and not finalizers:
-            return None
-        out = json_copy(obj)
-        om = out["metadata"]
-        om.setdefault("deletionTimestamp", now_rfc3339())
-        om["deletionGracePeriodSeconds"] = 0
-        if finalizers:
-            om["finalizers"] = finalizers
-        out.setdefault("status", {})["phase"] = "Terminating"
-        return out
-    grace = 0
-    if res.kind == "Pod" and (obj.get("spec") or {}).get("nodeName"):
-        requested = options.get("gracePeriodSeconds")
-        if requested is None:
-            requested = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
-        grace = int(requested if requested is not None else 30)
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            grace = 0  # nothing is running: no need to wait for the node
-    if not finalizers and grace <= 0:
-        return None
-    out = json_copy(obj)
-    om = out["metadata"]
-    if finalizers:
-        om["finalizers"] = finalizers
-    current = om.get("deletionGracePeriodSeconds")
-    if not om.get("deletionTimestamp") or (current is not None and grace < int(current)):
-        when = datetime.now(UTC) + timedelta(seconds=grace)
-        om["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-        om["deletionGracePeriodSeconds"] = grace
-    return out
+    return res.strategy.mark_for_deletion(obj, finalizers, options)
 
 
 def _encode_continue(next_key: str, rv: str, prefix: str) -> str:

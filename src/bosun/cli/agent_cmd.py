@@ -18,6 +18,7 @@ from bosun.cli.daemon import run_until_signal
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
+from bosun.network.dns.forward import upstream_address
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -26,6 +27,14 @@ def parse_labels(text: str) -> dict[str, str]:
         return hollow_nodes.parse_labels(text)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--labels") from None
+
+
+def _upstream(text: str) -> str:
+    try:
+        upstream_address(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--upstream-dns") from None
+    return text
 
 
 @click.command("agent")
@@ -49,10 +58,13 @@ def parse_labels(text: str) -> dict[str, str]:
 @click.option("--ipam-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where pod address leases are kept [default: /var/lib/cni/networks, shared by the "
                    "nodes of this machine; give each node its own when they run in network namespaces].")
+@click.option("--upstream-dns", multiple=True, metavar="ADDR[:PORT]",
+              help="Where cluster DNS sends names outside the cluster (repeatable; default: the "
+              "nameservers of /etc/resolv.conf).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
           runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, cgroup_parent: str,
-          ipam_dir: Path | None, log_level: str) -> None:
+          ipam_dir: Path | None, upstream_dns: tuple[str, ...], log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig:
@@ -64,7 +76,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
         raise click.UsageError("give --server and --token, or --kubeconfig")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
-                         pod_cidr=pod_cidr)
+                         pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns])
     data_dir.mkdir(parents=True, exist_ok=True)
     if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
         raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")

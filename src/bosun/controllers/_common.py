@@ -18,7 +18,7 @@ from bosun.api.selectors import LabelSelector, label_selector_from_dict
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.workqueue import WorkQueue, run_workers
-from bosun.controlplane import ComponentContext
+from bosun.component import ComponentContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, PODS, Controller, Obj, is_terminating, now, parse_time
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

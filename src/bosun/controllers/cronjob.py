@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import (
     Controller,
     controller_ref,
@@ -38,7 +39,6 @@ from bosun.controllers.cron_schedule import (
     job_name,
     scheduled_timestamp,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import (
     NODES,
     PODS,
@@ -36,7 +37,6 @@ from bosun.controllers._common import (
 from bosun.controllers.controller_revisions import HASH_LABEL, REVISIONS, RevisionHistory
 from bosun.controllers.daemonset_nodes import pin_to_node, placement, target_node
 from bosun.controllers.daemonset_rollout import by_age, daemon_status, plan_rollout, pod_hash
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

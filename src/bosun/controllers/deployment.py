@@ -15,6 +15,7 @@ import logging
 
 from bosun.client.errors import ApiError
 from bosun.client.workqueue import run_workers
+from bosun.component import ComponentContext
 from bosun.controllers import deployment_status as dstatus
 from bosun.controllers import deployment_util as du
 from bosun.controllers._common import (
@@ -34,7 +35,6 @@ from bosun.controllers._common import (
     split_key,
     template_hash,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

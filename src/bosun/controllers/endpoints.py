@@ -16,8 +16,8 @@ from typing import Any
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.workqueue import WorkQueue
+from bosun.component import ComponentContext
 from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, key_of, resource, split_key
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

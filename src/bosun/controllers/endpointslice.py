@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, owner_ref, resource, split_key
 from bosun.controllers.endpoints import (
     HEADLESS_LABEL,
@@ -29,7 +30,6 @@ from bosun.controllers.endpoints import (
     service_selector,
     should_be_listed,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers import _common
 from bosun.controllers._common import (
     PODS,
@@ -49,7 +50,6 @@ from bosun.controllers.job_pods import (
     pod_index,
     restarts,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -35,8 +35,8 @@ from bosun.api.defaults.storage import (
     reclaim_policy,
 )
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, PODS, Controller, Obj, key_of, resource, split_key
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 
 from bosun.aio import cancel_and_wait
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, Controller, Obj, now, parse_time, resource, rfc3339
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import logging
 
 from bosun.aio import cancel_and_wait
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import (
     NODES,
     PODS,
@@ -29,7 +30,6 @@ from bosun.controllers._common import (
     rfc3339,
     split_key,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

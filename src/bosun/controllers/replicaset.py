@@ -15,6 +15,7 @@ from typing import Any
 
 from bosun.client.errors import ApiError
 from bosun.client.workqueue import run_workers
+from bosun.component import ComponentContext
 from bosun.controllers._common import (
     PODS,
     Controller,
@@ -39,7 +40,6 @@ from bosun.controllers.replicaset_pods import (
     replica_status,
     slow_start,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from bosun.client.errors import ApiError
+from bosun.component import ComponentContext
 from bosun.controllers._common import (
     PODS,
     Controller,
@@ -36,7 +37,6 @@ from bosun.controllers.statefulset_pods import (
     replica_status,
     revision_of,
 )
-from bosun.controlplane import ComponentContext
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -15,7 +15,9 @@ from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
-from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
+from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig, gateway
+from bosun.network.dns.component import NodeDNS
+from bosun.network.proxy.component import ServiceProxy
 
 CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 
@@ -29,6 +31,9 @@ class NodeNetworkContext:
     pod_cidr: str
     network: NetworkConfig
     state_dir: Path  # the agent's data_dir / "network"
+    # Where cluster DNS sends names outside the cluster (`bosun agent --upstream-dns`,
+    # ADDR or ADDR:PORT); empty: the node's /etc/resolv.conf nameservers.
+    upstream_dns: tuple[str, ...] = ()
 
 
 class NodeComponent(Protocol):
@@ -44,7 +49,7 @@ class NodeComponent(Protocol):
 
 def components(ctx: NodeNetworkContext) -> list[NodeComponent]:
     """The node's network parts, in start order."""
-    return []
+    return [ServiceProxy(ctx), NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns)]
 
 
 async def load_network_config(client: Client) -> NetworkConfig:

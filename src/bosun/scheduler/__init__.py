@@ -7,7 +7,7 @@ annotation ``bosun.io/scheduling-strategy``.
 
 from __future__ import annotations
 
-from bosun.controlplane import ComponentContext
+from bosun.component import ComponentContext
 
 
 async def run(ctx: ComponentContext) -> None:

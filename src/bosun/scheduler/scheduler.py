@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from bosun.api.registry import Resource, must_by_plural
-from bosun.controlplane import ComponentContext
+from bosun.component import ComponentContext
 from bosun.scheduler import preemption, strategies
 from bosun.scheduler.binder import Binder
 from bosun.scheduler.framework import CycleState, run_filters

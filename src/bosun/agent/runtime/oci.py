@@ -279,7 +279,6 @@ class OciDriver:
             return
         if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
-            await self.cni.remove_masquerade()
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
     def _reap(self, force: bool = False) -> None:
@@ -363,12 +362,9 @@ class OciDriver:
 
     @staticmethod
     def _resolv(config: SandboxConfig) -> str:
+        """Exactly the DNS settings the agent decided (bosun.agent.poddns), the node's own
+        included when the pod's policy says so."""
         dns = config.dns
-        if not dns.nameservers:
-            try:
-                return Path("/etc/resolv.conf").read_text()
-            except OSError:
-                return ""
         lines = [f"nameserver {n}" for n in dns.nameservers]
         if dns.searches:
             lines.append("search " + " ".join(dns.searches))
@@ -415,7 +411,6 @@ class OciDriver:
             if status.netns_path:
                 ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
                          for p in config.ports if p.host_port]
-                await self.cni.ensure_masquerade()
                 result = await self.cni.add(sid, status.netns_path, ports)
                 ip = pod_ip(result)
             status.ip, status.ips = ip, [ip]

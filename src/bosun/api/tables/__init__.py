@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from bosun.api.registry import Resource
 from bosun.api.tables.cluster import (
+    POD_SELECTOR_DESC,
     configmap_row,
     default_row,
     endpoints_row,
@@ -21,6 +22,7 @@ from bosun.api.tables.cluster import (
     ingress_row,
     lease_row,
     namespace_row,
+    networkpolicy_row,
     node_row,
     priorityclass_row,
     pv_row,
@@ -126,6 +128,9 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("networking.k8s.io", "Ingress"): (
         [NAME, col("Class"), col("Hosts"), col("Address"), col("Ports"), AGE],
         ingress_row,
+    ),
+    ("networking.k8s.io", "NetworkPolicy"): (
+        [NAME, col("Pod-Selector", desc=POD_SELECTOR_DESC), AGE], networkpolicy_row,
     ),
     ("", "ConfigMap"): ([NAME, col("Data", _I), AGE], configmap_row),
     ("", "Secret"): ([NAME, col("Type"), col("Data", _I), AGE], secret_row),

@@ -11,6 +11,7 @@ from bosun.api.tables.format import (
     age,
     dig,
     format_labels,
+    format_selector,
     lb_ingress,
     name_of,
     or_none,
@@ -101,6 +102,16 @@ def ingress_row(o: Obj, now: datetime) -> Cells:
         ports,
         age(o, now),
     ]
+
+
+POD_SELECTOR_DESC = (
+    "podSelector selects the pods to which this NetworkPolicy object applies. The array of rules is "
+    "applied to any pods selected by this field. An empty selector matches all pods in this namespace."
+)
+
+
+def networkpolicy_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), format_selector((o.get("spec") or {}).get("podSelector")), age(o, now)]
 
 
 # ---- config and cluster objects ---------------------------------------------------------------

@@ -52,10 +52,18 @@ class GoValue(dict):  # type: ignore[type-arg]
 
 
 class GoList(list):  # type: ignore[type-arg]
-    """A list that prints as Go prints a ``[]string`` in Kubernetes messages."""
+    """A list that prints as Go prints a ``[]string`` in Kubernetes messages (``go_type`` names
+    another string type, e.g. ``networking.PolicyType``)."""
+
+    go_type = "string"
 
     def __str__(self) -> str:
-        return "[]string{" + ", ".join(f'"{v}"' for v in self) + "}" if self else "[]string(nil)"
+        t = self.go_type
+        return f"[]{t}{{" + ", ".join(f'"{v}"' for v in self) + "}" if self else f"[]{t}(nil)"
+
+
+class GoPolicyTypes(GoList):
+    go_type = "networking.PolicyType"
 
 
 def go_string_map(m: dict[str, Any]) -> GoValue:

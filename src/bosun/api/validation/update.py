@@ -1,4 +1,4 @@
-"""What an update may not change (immutable fields), per kind.
+"""What an update may not change (immutable fields), per kind (each kind's strategy names its rule).
 
 Runs after defaults on the new object and on the stored one, so a field the user left out
 and the server filled in compares equal.
@@ -6,7 +6,6 @@ and the server filled in compares equal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from bosun.api.errors import FieldError, forbidden, invalid
@@ -46,14 +45,14 @@ def _immutable(errs: list[FieldError], new: Any, old: Any, path: str, *fields: s
         errs.append(invalid(path, shown, "field is immutable"))
 
 
-def _selector(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def selector_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     errs: list[FieldError] = []
     _immutable(errs, new, old, "spec.selector", "spec", "selector")
     return errs
 
 
-def _statefulset(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-    errs = _selector(new, old)
+def statefulset_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = selector_update(new, old)
     ns, os_ = _d(new, "spec"), _d(old, "spec")
     if isinstance(ns, dict) and isinstance(os_, dict):
         rest_new = {k: v for k, v in ns.items() if k not in _STS_MUTABLE and k != "selector"}
@@ -63,15 +62,15 @@ def _statefulset(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     return errs
 
 
-def _job(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
-    errs = _selector(new, old)
+def job_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+    errs = selector_update(new, old)
     _immutable(errs, new, old, "spec.completionMode", "spec", "completionMode")
     if _d(new, "spec", "template") != _d(old, "spec", "template"):
         errs.append(invalid("spec.template", "", "field is immutable"))
     return errs
 
 
-def _pod(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     ns, os_ = _d(new, "spec"), _d(old, "spec")
     if not isinstance(ns, dict) or not isinstance(os_, dict):
         return [] if ns == os_ else [forbidden("spec", POD_UPDATE_MSG)]
@@ -122,7 +121,7 @@ def _cluster_ips(obj: dict[str, Any]) -> list[Any]:
     return [ip] if ip else []
 
 
-def _service(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def service_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     """A Service keeps its cluster IP for life (the allocator handed it out once)."""
     if "ExternalName" in (_d(new, "spec", "type"), _d(old, "spec", "type")):
         return []
@@ -136,7 +135,7 @@ def _service(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     return []
 
 
-def _pvc(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def pvc_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     ns, os_ = _d(new, "spec"), _d(old, "spec")
     if not isinstance(ns, dict) or not isinstance(os_, dict):
         return [] if ns == os_ else [forbidden("spec", PVC_UPDATE_MSG)]
@@ -157,7 +156,7 @@ def _strip_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _pv(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def pv_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     for src in VOLUME_SOURCES:
         if _d(new, "spec", src) != _d(old, "spec", src):
             return [forbidden("spec.persistentvolumesource",
@@ -176,42 +175,25 @@ def _immutable_data(new: dict[str, Any], old: dict[str, Any], fields: tuple[str,
     return errs
 
 
-def _configmap(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def configmap_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     return _immutable_data(new, old, ("data", "binaryData"))
 
 
-def _secret(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def secret_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     errs = _immutable_data(new, old, ("data",))
     if (new.get("type") or "Opaque") != (old.get("type") or "Opaque"):
         errs.append(invalid("type", new.get("type"), "field is immutable"))
     return errs
 
 
-def _priority_class(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def priority_class_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     if new.get("value") != old.get("value"):
         return [forbidden("value", "may not be changed in an update.")]
     return []
 
 
-def _node(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
+def node_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     old_cidr = _d(old, "spec", "podCIDR")
     if old_cidr and _d(new, "spec", "podCIDR") != old_cidr:
         return [forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid")]
     return []
-
-
-UPDATE_RULES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FieldError]]] = {
-    "Deployment": _selector,
-    "ReplicaSet": _selector,
-    "DaemonSet": _selector,
-    "StatefulSet": _statefulset,
-    "Job": _job,
-    "Pod": _pod,
-    "Service": _service,
-    "PersistentVolumeClaim": _pvc,
-    "PersistentVolume": _pv,
-    "ConfigMap": _configmap,
-    "Secret": _secret,
-    "PriorityClass": _priority_class,
-    "Node": _node,
-}

@@ -1,0 +1,32 @@
+"""Admission: the ordered plugins every write passes after its kind's strategy.
+
+:mod:`bosun.api.admission.base` defines the chain and the plugin protocol; each other module
+is one plugin. :func:`standard_chain` is the server's chain, in its order.
+"""
+
+from __future__ import annotations
+
+from bosun.api.admission.base import (
+    CREATE,
+    DELETE,
+    UPDATE,
+    AdmissionChain,
+    Operation,
+    Plugin,
+    Reader,
+    Request,
+)
+from bosun.api.admission.priority import Priority
+from bosun.api.admission.serviceips import ServiceIPs
+from bosun.api.admission.storageclass import DefaultStorageClass
+from bosun.api.allocators import ServiceAllocator
+
+
+def standard_chain(reader: Reader, services: ServiceAllocator) -> AdmissionChain:
+    return AdmissionChain([Priority(reader), DefaultStorageClass(reader), ServiceIPs(services)])
+
+
+__all__ = [
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "Operation", "Plugin", "Priority",
+    "Reader", "Request", "ServiceIPs", "standard_chain",
+]

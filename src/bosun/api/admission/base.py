@@ -1,0 +1,113 @@
+"""The admission chain: small plugins, in order, between a kind's strategy and the store.
+
+As in Kubernetes, a write passes two phases. *Mutating* plugins run after defaults and
+before validation and may change the object (a pod's priority from its PriorityClass).
+*Validating* plugins run after validation, just before the write, and may refuse it or
+reserve what the object needs (a Service's cluster IP): what they reserve they give back
+through :meth:`Request.on_failure` if the write then fails, and what the write frees they
+release through :meth:`Request.on_success`. A plugin says which resources and operations
+it handles; the chain asks only those, so a write of a kind no plugin cares about costs one
+dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from bosun.api.registry import Resource
+
+Operation = Literal["CREATE", "UPDATE", "DELETE"]
+CREATE: Operation = "CREATE"
+UPDATE: Operation = "UPDATE"
+DELETE: Operation = "DELETE"
+Obj = dict[str, Any]
+Hook = Callable[[], Awaitable[None]]
+
+
+class Reader(Protocol):
+    """What plugins may read: objects as the API serves them (the storage, in the server)."""
+
+    async def get(self, res: Resource, ns: str | None, name: str) -> Obj: ...
+
+    async def list(self, res: Resource, ns: str | None) -> tuple[list[Obj], str, str]: ...
+
+
+@dataclass(slots=True)
+class Request:
+    """One write as admission sees it. ``obj`` is the object to be written (on DELETE, the
+    object being deleted); ``old`` the stored one on UPDATE."""
+
+    operation: Operation
+    res: Resource
+    namespace: str | None
+    name: str
+    obj: Obj
+    old: Obj | None = None
+    subresource: str | None = None
+    dry_run: bool = False
+    _undo: list[Hook] = field(default_factory=list)
+    _done: list[Hook] = field(default_factory=list)
+
+    def on_failure(self, hook: Hook) -> None:
+        """Run ``hook`` if the write does not happen (give back a reservation)."""
+        self._undo.append(hook)
+
+    def on_success(self, hook: Hook) -> None:
+        """Run ``hook`` once the write is stored (release what the old object held)."""
+        self._done.append(hook)
+
+    async def failed(self) -> None:
+        hooks, self._undo, self._done = self._undo, [], []
+        for hook in reversed(hooks):
+            await hook()
+
+    async def succeeded(self) -> None:
+        hooks, self._undo, self._done = self._done, [], []
+        for hook in hooks:
+            await hook()
+
+
+class Plugin(Protocol):
+    """One admission step. ``admit`` changes ``req.obj`` (mutating plugins), raises an
+    APIError to refuse the write, or registers hooks on the request."""
+
+    name: str
+    mutating: bool
+
+    def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool: ...
+
+    async def admit(self, req: Request) -> None: ...
+
+
+class AdmissionChain:
+    """The plugins of both phases, in order; each phase runs the plugins that handle the
+    request's resource, operation and subresource."""
+
+    def __init__(self, plugins: Sequence[Plugin]) -> None:
+        self.plugins = tuple(plugins)
+        self._for: dict[tuple[str, str, Operation, str | None, bool], tuple[Plugin, ...]] = {}
+
+    def _handling(self, req: Request, mutating: bool) -> tuple[Plugin, ...]:
+        key = (req.res.group, req.res.plural, req.operation, req.subresource, mutating)
+        found = self._for.get(key)
+        if found is None:
+            found = self._for[key] = tuple(
+                p for p in self.plugins
+                if p.mutating == mutating and p.handles(req.res, req.operation, req.subresource))
+        return found
+
+    async def mutate(self, req: Request) -> None:
+        for plugin in self._handling(req, True):
+            await plugin.admit(req)
+
+    async def validate(self, req: Request) -> None:
+        """The validating phase; if a plugin refuses, what earlier ones reserved is given back."""
+        try:
+            for plugin in self._handling(req, False):
+                await plugin.admit(req)
+        except BaseException:
+            await req.failed()
+            raise

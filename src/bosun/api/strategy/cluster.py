@@ -1,0 +1,23 @@
+"""Strategies of the networking, coordination, scheduling, storage, discovery and RBAC kinds:
+none has rules beyond its validator and defaulter, so each is the generic strategy."""
+
+from __future__ import annotations
+
+from bosun.api.defaults import core as dcore
+from bosun.api.defaults.networking import default_network_policy
+from bosun.api.defaults.storage import default_storage_class
+from bosun.api.strategy.base import Strategy
+from bosun.api.validation import other, rbac, storage, update
+from bosun.api.validation.networking import validate_network_policy
+
+INGRESS = Strategy(other.validate_ingress)
+NETWORK_POLICY = Strategy(validate_network_policy, defaulter=default_network_policy)
+LEASE = Strategy(other.validate_lease)
+PRIORITY_CLASS = Strategy(other.validate_priority_class, update_rule=update.priority_class_update,
+                          defaulter=dcore.default_priority_class)
+STORAGE_CLASS = Strategy(storage.validate_storage_class, update_rule=storage.validate_storage_class_update,
+                         defaulter=default_storage_class, return_deleted_object=True)
+ROLE = Strategy(rbac.validate_role)
+CLUSTER_ROLE = Strategy(rbac.validate_cluster_role)
+ROLE_BINDING = Strategy(rbac.validate_role_binding, update_rule=rbac.validate_binding_update)
+CLUSTER_ROLE_BINDING = Strategy(rbac.validate_cluster_role_binding, update_rule=rbac.validate_binding_update)
