@@ -131,6 +131,12 @@ networks:
     assert web_svc["spec"]["type"] == "NodePort"
     assert web_svc["spec"]["ports"][0]["nodePort"] == 30000 + port % 1000
     assert c.kubectl_json("get", "service", "cache", "-n", "shop")["spec"]["clusterIP"] == "None"
+    # Networks: web (front) and cache (back) share none, so cache admits only pods on back.
+    policy = c.kubectl_json("get", "networkpolicy", "cache", "-n", "shop")["spec"]
+    peers = [p["podSelector"]["matchLabels"] for rule in policy["ingress"] for p in rule.get("from", [])]
+    assert peers == [{"network.bosun.io/back": "true"}]
+    web_labels = c.kubectl_json("get", "deployment", "web", "-n", "shop")["spec"]["template"]["metadata"]["labels"]
+    assert "network.bosun.io/back" not in web_labels and web_labels["network.bosun.io/front"] == "true"
 
     eventually(_running(c, "shop", "bosun.io/service=cache", 2), what="two cache tasks running")
     eventually(_running(c, "shop", "bosun.io/service=web", 1), what="the web task running")
