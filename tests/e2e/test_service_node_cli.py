@@ -291,6 +291,25 @@ def test_update_publishes_and_unpublishes_ports(cluster: Cluster) -> None:
         c.ok("service", "rm", "ported")
 
 
+def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "--name", "ticker", "host", "busybox", "sh", "-c",
+         f"echo {MARKER} start; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done")
+    proc = subprocess.Popen([BOSUN, "--kubeconfig", c.up.kubeconfig, "service", "logs", "-f", "--tail", "1",
+                             "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = [proc.stdout.readline() for _ in range(3)]  # blocks until the lines arrive
+        ticks = [int(line.rsplit(" ", 1)[1]) for line in seen]
+        assert all(line.startswith("ticker.1.") and "| tick " in line for line in seen), seen
+        assert ticks == sorted(ticks) and ticks[2] > ticks[0]  # new lines, as they are written
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        c.ok("service", "rm", "ticker")
+    assert proc.returncode == 130
+
+
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:
     eventually(lambda: not [p for p in processes_with(MARKER)], within=30,
                what="no container process of a removed service left")
