@@ -196,6 +196,10 @@ def test_bad_compose_files_get_composes_error(cluster: Cluster) -> None:
         'error: service "web" refers to undefined secret pw: invalid compose project'
     assert one_line_error(c.bosun("stack", "deploy", "-c", str(c.tmp / "none.yml"), "bad")).startswith(
         "error: open ")
+    good = c.write("good.yml", "services:\n  web: {image: host, command: [busybox, sleep, '9']}\n")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", good, "default")) == \
+        "Error response from daemon: namespace default exists and is not a stack: choose another stack name"
+    assert c.up.kubectl("get", "deployment", "web", "-n", "default").returncode != 0
     assert one_line_error(c.bosun("stack", "deploy", "-c", bad, "Bad_Name")) == \
         "error: invalid stack name 'Bad_Name': lower-case letters, digits and '-', starting with a letter"
     assert c.up.kubectl("get", "namespace", "bad").returncode != 0  # nothing was written

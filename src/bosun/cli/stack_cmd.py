@@ -81,7 +81,7 @@ def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, 
                                 click.echo, lambda m: click.echo(f"Warning: {m}", err=True))
         except (TimeoutError, DependencyFailed, UpdateFailed) as e:
             fail(f"error: {e}")
-        except PortInUse as e:
+        except (PortInUse, stacks.NotAStack) as e:
             fail(f"Error response from daemon: {e}")
 
     run(state, go)

@@ -34,6 +34,10 @@ _WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "Net
           "PersistentVolumeClaim": "volume"}
 
 
+class NotAStack(Exception):
+    """The stack's name is taken by a namespace that is not a stack (or one being removed)."""
+
+
 @dataclass(slots=True)
 class DeployOptions:
     prune: bool = False
@@ -50,8 +54,12 @@ async def ensure_namespace(client: Client, name: str) -> None:
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": name, "labels": {STACK_LABEL: name}}})
         return
-    if ((ns.get("metadata") or {}).get("labels") or {}).get(STACK_LABEL) != name:
-        await client.patch(NAMESPACES, name, {"metadata": {"labels": {STACK_LABEL: name}}})
+    meta = ns.get("metadata") or {}
+    if (meta.get("labels") or {}).get(STACK_LABEL) != name:
+        # `stack rm` deletes a stack's namespace: never adopt one that holds something else.
+        raise NotAStack(f"namespace {name} exists and is not a stack: choose another stack name")
+    if meta.get("deletionTimestamp"):
+        raise NotAStack(f"stack {name} is being removed: try again when `bosun stack ls` no longer lists it")
 
 
 def _label(obj: JSON) -> str:
@@ -60,7 +68,7 @@ def _label(obj: JSON) -> str:
 
 
 async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
-    """Raises PortInUse (before writing anything), TimeoutError, DependencyFailed or, when
+    """Raises NotAStack or PortInUse (before writing anything), TimeoutError, DependencyFailed or, when
     waiting, UpdateFailed naming the service whose update failed."""
     conflicts = await port_conflicts(client, t.all_objects())
     if conflicts:
