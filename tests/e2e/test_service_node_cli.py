@@ -134,6 +134,10 @@ def test_service_create_ls_ps_scale_update_rollback_rm(cluster: Cluster) -> None
     assert ps[0].split()[:2] == ["ID", "NAME"]
     assert sorted(r.split()[1] for r in ps[1:]) == ["web.1", "web.2"]
     assert all("Running" in r for r in ps[1:])
+    assert c.ok("service", "ps", "-f", "desired-state=shutdown", "web").splitlines()[1:] == []
+    assert len(c.ok("service", "ps", "-f", "desired-state=running", "-f", "name=web.2", "web").splitlines()) == 2
+    assert one_line_error(c.bosun("service", "ps", "-f", "colour=red", "web")).startswith(
+        "Error response from daemon: invalid filter 'colour=red'")
 
     scaled = c.ok("service", "scale", "web=4").splitlines()
     assert scaled[0] == "web scaled to 4"

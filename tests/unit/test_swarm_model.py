@@ -18,7 +18,7 @@ from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
 from bosun.swarm.nodes import NodeView
 from bosun.swarm.publish import change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
-from bosun.swarm.tasks import as_tasks
+from bosun.swarm.tasks import BadFilter, as_tasks, matches, parse_filters
 from bosun.swarm.used_ports import published
 
 JSON = dict[str, Any]
@@ -166,3 +166,16 @@ def test_publish_add_and_rm_change_the_service() -> None:
     change_ports(svc, [], ["30080"])
     assert svc["spec"] == {"clusterIP": "None"}  # no port left: headless, so the name still resolves
     assert needs_recreate(before, svc)
+
+
+def test_task_filters() -> None:
+    tasks = as_tasks("web", [_pod("0a", "Running", node="n1"), _pod("0b", "Running", node="n2")])
+    assert [t.name for t in tasks if matches(t, parse_filters(["node=n2"]))] == ["web.2"]
+    assert [t.name for t in tasks if matches(t, parse_filters(["node=n1", "node=n2", "name=web.1"]))] == ["web.1"]
+    assert all(matches(t, parse_filters(["desired-state=running"])) for t in tasks)
+    assert not any(matches(t, parse_filters(["desired-state=shutdown"])) for t in tasks)
+    assert [t.name for t in tasks if matches(t, parse_filters(["id=0b"]))] == ["web.2"]
+    with pytest.raises(BadFilter, match="invalid filter 'colour=red'"):
+        parse_filters(["colour=red"])
+    with pytest.raises(BadFilter, match="invalid desired-state filter 'sleeping'"):
+        parse_filters(["desired-state=sleeping"])

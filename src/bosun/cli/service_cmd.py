@@ -18,7 +18,7 @@ from bosun.cli.service_flags import common_options, fill_groups
 from bosun.cli.service_logs import logs
 from bosun.cli.service_update import rollback, update
 from bosun.cli.swarm_lookup import must_find
-from bosun.cli.swarm_views import SERVICE_HEADER, service_rows, task_rows
+from bosun.cli.swarm_views import SERVICE_HEADER, filters_of, service_rows, task_rows
 from bosun.client.rest import Client
 from bosun.compose.errors import ComposeError
 from bosun.compose.load import from_model
@@ -134,14 +134,16 @@ def ls(state: CliState, quiet: bool) -> None:
 
 @service.command("ps")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs and errors.")
+@click.option("-f", "--filter", "filters", multiple=True, help="id=, name=, node=, desired-state=running|shutdown")
 @click.argument("names", nargs=-1, required=True)
 @global_options
 @pass_state
-def ps(state: CliState, no_trunc: bool, names: tuple[str, ...]) -> None:
+def ps(state: CliState, no_trunc: bool, filters: tuple[str, ...], names: tuple[str, ...]) -> None:
     """List the tasks of one or more services."""
+    wanted = filters_of(filters)
 
     async def go(client: Client) -> list[list[str]]:
-        return await task_rows(client, [await must_find(client, state, n) for n in names], no_trunc)
+        return await task_rows(client, [await must_find(client, state, n) for n in names], no_trunc, wanted)
 
     click.echo(render([TASK_HEADER, *run(state, go)]))
 
