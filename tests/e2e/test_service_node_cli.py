@@ -172,6 +172,9 @@ def test_service_bad_input(cluster: Cluster) -> None:
     assert one_line_error(c.bosun("service", "create", "--replicas", "-1", "--name", "neg", "host", "true")) == \
         "error: invalid --replicas -1: it must be 0 or more"
     assert one_line_error(c.bosun("service", "scale", "nosuch=2")) == "Error: no such service: nosuch"
+    crash = c.bosun("service", "create", "--name", "crash", "host", "busybox", "false")
+    assert crash.rc == 1 and crash.err.strip().splitlines()[-1].startswith("error: service crash: task crash-")
+    c.ok("service", "rm", "crash")
     assert one_line_error(c.bosun("service", "scale", "web=x")).startswith("error: invalid scale specifier 'web=x'")
     bad = c.bosun("service", "create", "--name", "bc", "--constraint", "node.labels.zone=b", "host", "true")
     assert one_line_error(bad) == ("error: services.bc.deploy.placement.constraints: invalid constraint expression "
@@ -200,6 +203,9 @@ def test_node_ls_inspect_update_drain(cluster: Cluster) -> None:
     assert "Ready" in rows[c.second] and "Active" in rows[c.second]
     first = next(n for n in rows if n != c.second)
     assert "Leader" in rows[first]  # the `bosun up` node is the manager holding the lease
+    assert rows[first].split()[1] == "*"  # `bosun up` named its node after this machine: the current node
+    assert "*" not in rows[c.second].split()
+    assert c.ok("node", "ps").splitlines()[0].split()[:2] == ["ID", "NAME"]  # the current node's tasks
 
     c.ok("node", "update", "--label-add", "disk=ssd", "--label-add", "rack=1", c.second)
     c.ok("node", "update", "--label-rm", "rack", c.second)

@@ -30,6 +30,7 @@ from bosun.swarm.kinds import NotScalable
 from bosun.swarm.pretty import pretty
 from bosun.swarm.services import ServiceRef, find_service, list_services
 from bosun.swarm.tasks import TASK_HEADER
+from bosun.swarm.updating import DEFAULT_MONITOR, started
 from bosun.swarm.used_ports import port_conflicts
 
 NODES = must_by_plural("", "v1", "nodes")
@@ -110,11 +111,15 @@ def create(state: CliState, image: str, args: tuple[str, ...], name: str, detach
             fail(f"Error response from daemon: {conflict}")
         for line in t.warnings.lines():
             warn(line)
+        since = started()
         await write(client, t)
         svc = await must_find(client, state, name)
         click.echo(svc.id)
-        if not detach and not (await converge(client, svc, click.echo, CONVERGE_WITHIN)).converged:
-            fail(f"error: service {name} did not converge within {CONVERGE_WITHIN:g}s")
+        if detach:
+            return
+        outcome = await converge(client, svc, click.echo, CONVERGE_WITHIN, since, DEFAULT_MONITOR)
+        if not outcome.converged:
+            fail(f"error: service {name}: {outcome.failure or f'not converged within {CONVERGE_WITHIN:g}s'}")
 
     run(state, go)
 
