@@ -134,6 +134,10 @@ def test_service_create_ls_ps_scale_update_rollback_rm(cluster: Cluster) -> None
     assert ps[0].split()[:2] == ["ID", "NAME"]
     assert sorted(r.split()[1] for r in ps[1:]) == ["web.1", "web.2"]
     assert all("Running" in r for r in ps[1:])
+    assert c.ok("service", "ps", "-f", "desired-state=shutdown", "web").splitlines()[1:] == []
+    assert len(c.ok("service", "ps", "-f", "desired-state=running", "-f", "name=web.2", "web").splitlines()) == 2
+    assert one_line_error(c.bosun("service", "ps", "-f", "colour=red", "web")).startswith(
+        "Error response from daemon: invalid filter 'colour=red'")
 
     scaled = c.ok("service", "scale", "web=4").splitlines()
     assert scaled[0] == "web scaled to 4"
@@ -168,10 +172,15 @@ def test_service_bad_input(cluster: Cluster) -> None:
     assert one_line_error(c.bosun("service", "create", "--replicas", "-1", "--name", "neg", "host", "true")) == \
         "error: invalid --replicas -1: it must be 0 or more"
     assert one_line_error(c.bosun("service", "scale", "nosuch=2")) == "Error: no such service: nosuch"
+    crash = c.bosun("service", "create", "--name", "crash", "host", "busybox", "false")
+    assert crash.rc == 1 and crash.err.strip().splitlines()[-1].startswith("error: service crash: task crash-")
+    c.ok("service", "rm", "crash")
     assert one_line_error(c.bosun("service", "scale", "web=x")).startswith("error: invalid scale specifier 'web=x'")
     bad = c.bosun("service", "create", "--name", "bc", "--constraint", "node.labels.zone=b", "host", "true")
     assert one_line_error(bad) == ("error: services.bc.deploy.placement.constraints: invalid constraint expression "
                                    "'node.labels.zone=b': want ATTRIBUTE==VALUE or ATTRIBUTE!=VALUE")
+    assert one_line_error(c.bosun("service", "create", "--mode", "global", "--replicas", "2", "host", "true")) == \
+        "error: replicas can only be used with replicated or replicated-job mode"
     c.ok("service", "create", "-d", "--name", "everywhere", "--mode", "global", *_sleeper("everywhere"))
     refused = c.bosun("service", "scale", "everywhere=3")
     assert refused.rc == 1
@@ -194,6 +203,9 @@ def test_node_ls_inspect_update_drain(cluster: Cluster) -> None:
     assert "Ready" in rows[c.second] and "Active" in rows[c.second]
     first = next(n for n in rows if n != c.second)
     assert "Leader" in rows[first]  # the `bosun up` node is the manager holding the lease
+    assert rows[first].split()[1] == "*"  # `bosun up` named its node after this machine: the current node
+    assert "*" not in rows[c.second].split()
+    assert c.ok("node", "ps").splitlines()[0].split()[:2] == ["ID", "NAME"]  # the current node's tasks
 
     c.ok("node", "update", "--label-add", "disk=ssd", "--label-add", "rack=1", c.second)
     c.ok("node", "update", "--label-rm", "rack", c.second)
@@ -270,6 +282,42 @@ def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None
     assert paused.rc == 1
     assert "update paused due to failure or early termination of task careful-" in paused.err
     c.ok("service", "rm", "careful")
+
+
+def test_update_publishes_and_unpublishes_ports(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "-d", "--name", "ported", *_sleeper("ported"))
+    try:
+        c.ok("service", "update", "-d", "--publish-add", "31777:80", "ported")
+        svc = c.get("service", "ported", "-n", "default")
+        assert svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 31777
+        row = next(r for r in c.ok("service", "ls").splitlines() if " ported " in r)
+        assert row.split()[-1] == "*:31777->80/tcp"
+        ports = c.get("deployment", "ported", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["ports"]
+        assert {"containerPort": 80, "protocol": "TCP"} in ports
+        c.ok("service", "update", "-d", "--publish-rm", "31777", "ported")
+        assert c.get("service", "ported", "-n", "default")["spec"]["clusterIP"] == "None"
+    finally:
+        c.ok("service", "rm", "ported")
+
+
+def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "--name", "ticker", "host", "busybox", "sh", "-c",
+         f"echo {MARKER} start; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done")
+    proc = subprocess.Popen([BOSUN, "--kubeconfig", c.up.kubeconfig, "service", "logs", "-f", "--tail", "1",
+                             "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = [proc.stdout.readline() for _ in range(3)]  # blocks until the lines arrive
+        ticks = [int(line.rsplit(" ", 1)[1]) for line in seen]
+        assert all(line.startswith("ticker.1.") and "| tick " in line for line in seen), seen
+        assert ticks == sorted(ticks) and ticks[2] > ticks[0]  # new lines, as they are written
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        c.ok("service", "rm", "ticker")
+    assert proc.returncode == 130
 
 
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:

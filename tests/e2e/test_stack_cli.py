@@ -131,6 +131,12 @@ networks:
     assert web_svc["spec"]["type"] == "NodePort"
     assert web_svc["spec"]["ports"][0]["nodePort"] == 30000 + port % 1000
     assert c.kubectl_json("get", "service", "cache", "-n", "shop")["spec"]["clusterIP"] == "None"
+    # Networks: web (front) and cache (back) share none, so cache admits only pods on back.
+    policy = c.kubectl_json("get", "networkpolicy", "cache", "-n", "shop")["spec"]
+    peers = [p["podSelector"]["matchLabels"] for rule in policy["ingress"] for p in rule.get("from", [])]
+    assert peers == [{"network.bosun.io/back": "true"}]
+    web_labels = c.kubectl_json("get", "deployment", "web", "-n", "shop")["spec"]["template"]["metadata"]["labels"]
+    assert "network.bosun.io/back" not in web_labels and web_labels["network.bosun.io/front"] == "true"
 
     eventually(_running(c, "shop", "bosun.io/service=cache", 2), what="two cache tasks running")
     eventually(_running(c, "shop", "bosun.io/service=web", 1), what="the web task running")
@@ -190,6 +196,12 @@ def test_bad_compose_files_get_composes_error(cluster: Cluster) -> None:
         'error: service "web" refers to undefined secret pw: invalid compose project'
     assert one_line_error(c.bosun("stack", "deploy", "-c", str(c.tmp / "none.yml"), "bad")).startswith(
         "error: open ")
+    good = c.write("good.yml", "services:\n  web: {image: host, command: [busybox, sleep, '9']}\n")
+    assert one_line_error(c.bosun("stack", "deploy", "-c", good, "default")) == \
+        "Error response from daemon: namespace default exists and is not a stack: choose another stack name"
+    assert c.up.kubectl("get", "deployment", "web", "-n", "default").returncode != 0
+    assert one_line_error(c.bosun("stack", "deploy", "-c", bad, "Bad_Name")) == \
+        "error: invalid stack name 'Bad_Name': lower-case letters, digits and '-', starting with a letter"
     assert c.up.kubectl("get", "namespace", "bad").returncode != 0  # nothing was written
 
 
@@ -220,13 +232,17 @@ def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
         c.ok("stack", "rm", "portone")
 
 
-def test_waiting_deploy_fails_naming_the_service_and_rolls_it_back(cluster: Cluster) -> None:
+def test_waiting_deploy_fails_naming_the_service_and_rolls_the_stack_back(cluster: Cluster) -> None:
     c = cluster
     good = """
 services:
+  first:
+    image: host
+    command: [busybox, sleep, "3600"]
   app:
     image: host
     command: [busybox, sleep, "3600"]
+    depends_on: [first]
     deploy:
       update_config: {failure_action: rollback}
 """
@@ -234,14 +250,17 @@ services:
     out = c.ok("stack", "deploy", "--detach=false", "-c", path, "roll")
     assert "verify: Service roll_app converged" in out
     try:
-        bad = c.write("roll-bad.yml", good.replace('[busybox, sleep, "3600"]', "[busybox, \"false\"]"))
-        r = c.bosun("stack", "deploy", "--detach=false", "-c", bad, "roll")
+        bad = good.replace('[busybox, sleep, "3600"]\n  app:', '[busybox, sleep, "3601"]\n  app:')
+        bad = bad.replace('[busybox, sleep, "3600"]\n    depends_on', '[busybox, "false"]\n    depends_on')
+        r = c.bosun("stack", "deploy", "--detach=false", "-c", c.write("roll-bad.yml", bad), "roll")
         assert r.rc == 1, (r.out, r.err)
         assert r.err.strip().splitlines()[-1].startswith("error: service roll_app: update rolled back: task app-")
         assert "rollback: update rolled back due to failure or early termination of task app-" in r.out
-        live = c.up.kubectl("get", "deployment", "app", "-n", "roll", "-o",
-                            "jsonpath={.spec.template.spec.containers[0].args}")
-        assert json.loads(live.stdout) == ["busybox", "sleep", "3600"]
+        assert "Rolling back service roll_first" in r.out  # the service updated before it goes back too
+        for name in ("app", "first"):
+            live = c.up.kubectl("get", "deployment", name, "-n", "roll", "-o",
+                                "jsonpath={.spec.template.spec.containers[0].args}")
+            assert json.loads(live.stdout) == ["busybox", "sleep", "3600"], name
     finally:
         c.ok("stack", "rm", "roll")
 

@@ -276,3 +276,15 @@ services:
         "sh", "-c", "curl -f http://localhost/"]
     assert "livenessProbe" not in _container(_obj(t, "Deployment", "none"))
     assert "readinessProbe" not in _container(_obj(t, "Deployment", "off"))
+
+
+def test_a_volume_shared_by_two_services_is_one_claim(tmp_path: Path) -> None:
+    t = _small(tmp_path, "services:\n  a: {image: x, volumes: ['data:/d']}\n  b: {image: x, volumes: ['data:/e:ro']}\n"
+                         "  c: {image: x, volumes: ['ext:/x']}\nvolumes:\n  data: {}\n  ext: {external: true}\n")
+    claims = [o for o in t.all_objects() if o["kind"] == "PersistentVolumeClaim"]
+    assert [c["metadata"]["name"] for c in claims] == ["data"]  # the external one must exist already
+    b = _obj(t, "Deployment", "b")["spec"]["template"]["spec"]
+    assert b["volumes"][0]["persistentVolumeClaim"] == {"claimName": "data"}
+    assert b["containers"][0]["volumeMounts"][0]["readOnly"] is True
+    c = _obj(t, "Deployment", "c")["spec"]["template"]["spec"]
+    assert c["volumes"][0]["persistentVolumeClaim"] == {"claimName": "ext"}

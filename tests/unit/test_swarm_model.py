@@ -16,8 +16,9 @@ from bosun.compose.translate import translate
 from bosun.swarm import kinds
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
 from bosun.swarm.nodes import NodeView
+from bosun.swarm.publish import change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
-from bosun.swarm.tasks import as_tasks
+from bosun.swarm.tasks import BadFilter, as_tasks, matches, parse_filters
 from bosun.swarm.used_ports import published
 
 JSON = dict[str, Any]
@@ -147,3 +148,34 @@ def test_replicas_column_shows_a_per_node_cap() -> None:
            "spec": {"replicas": 3}, "status": {"readyReplicas": 2}}
     ref = ServiceRef("ns", "web", "", kinds.Replicated(), obj)
     assert replicas(ref) == "2/3 (max 1 per node)"
+
+
+def test_publish_add_and_rm_change_the_service() -> None:
+    svc: JSON = {"metadata": {"name": "web"}, "spec": {"ports": [
+        {"name": "tcp-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}
+    assert change_ports(svc, ["30080:80", "8443:443"], []) == [
+        "published port 8443 is outside the node port range 30000-32767: the server allocates a node port"]
+    assert svc["spec"]["type"] == "NodePort"
+    assert [(p["port"], p.get("nodePort")) for p in svc["spec"]["ports"]] == [(80, 30080), (443, None)]
+    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "8443:443/tcp"
+    change_ports(svc, [], ["8443"])
+    assert [p["port"] for p in svc["spec"]["ports"]] == [80]
+    assert "bosun.io/published-ports" not in svc["metadata"]["annotations"]
+    before = {"spec": dict(svc["spec"], clusterIP="10.96.0.9")}
+    svc["spec"]["clusterIP"] = "10.96.0.9"
+    change_ports(svc, [], ["30080"])
+    assert svc["spec"] == {"clusterIP": "None"}  # no port left: headless, so the name still resolves
+    assert needs_recreate(before, svc)
+
+
+def test_task_filters() -> None:
+    tasks = as_tasks("web", [_pod("0a", "Running", node="n1"), _pod("0b", "Running", node="n2")])
+    assert [t.name for t in tasks if matches(t, parse_filters(["node=n2"]))] == ["web.2"]
+    assert [t.name for t in tasks if matches(t, parse_filters(["node=n1", "node=n2", "name=web.1"]))] == ["web.1"]
+    assert all(matches(t, parse_filters(["desired-state=running"])) for t in tasks)
+    assert not any(matches(t, parse_filters(["desired-state=shutdown"])) for t in tasks)
+    assert [t.name for t in tasks if matches(t, parse_filters(["id=0b"]))] == ["web.2"]
+    with pytest.raises(BadFilter, match="invalid filter 'colour=red'"):
+        parse_filters(["colour=red"])
+    with pytest.raises(BadFilter, match="invalid desired-state filter 'sleeping'"):
+        parse_filters(["desired-state=sleeping"])

@@ -18,7 +18,7 @@ from bosun.cli.service_flags import common_options, fill_groups
 from bosun.cli.service_logs import logs
 from bosun.cli.service_update import rollback, update
 from bosun.cli.swarm_lookup import must_find
-from bosun.cli.swarm_views import SERVICE_HEADER, service_rows, task_rows
+from bosun.cli.swarm_views import SERVICE_HEADER, filters_of, service_rows, task_rows
 from bosun.client.rest import Client
 from bosun.compose.errors import ComposeError
 from bosun.compose.load import from_model
@@ -30,6 +30,7 @@ from bosun.swarm.kinds import NotScalable
 from bosun.swarm.pretty import pretty
 from bosun.swarm.services import ServiceRef, find_service, list_services
 from bosun.swarm.tasks import TASK_HEADER
+from bosun.swarm.updating import DEFAULT_MONITOR, started
 from bosun.swarm.used_ports import port_conflicts
 
 NODES = must_by_plural("", "v1", "nodes")
@@ -97,6 +98,8 @@ def create(state: CliState, image: str, args: tuple[str, ...], name: str, detach
     """Create a new service."""
     if not name:
         name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    if o["replicas"] is not None and o["mode"] in ("global", "global-job"):
+        fail("error: replicas can only be used with replicated or replicated-job mode")
 
     async def go(client: Client) -> None:
         nodes, _ = await client.list_all(NODES)
@@ -108,11 +111,15 @@ def create(state: CliState, image: str, args: tuple[str, ...], name: str, detach
             fail(f"Error response from daemon: {conflict}")
         for line in t.warnings.lines():
             warn(line)
+        since = started()
         await write(client, t)
         svc = await must_find(client, state, name)
         click.echo(svc.id)
-        if not detach and not (await converge(client, svc, click.echo, CONVERGE_WITHIN)).converged:
-            fail(f"error: service {name} did not converge within {CONVERGE_WITHIN:g}s")
+        if detach:
+            return
+        outcome = await converge(client, svc, click.echo, CONVERGE_WITHIN, since, DEFAULT_MONITOR)
+        if not outcome.converged:
+            fail(f"error: service {name}: {outcome.failure or f'not converged within {CONVERGE_WITHIN:g}s'}")
 
     run(state, go)
 
@@ -132,14 +139,16 @@ def ls(state: CliState, quiet: bool) -> None:
 
 @service.command("ps")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs and errors.")
+@click.option("-f", "--filter", "filters", multiple=True, help="id=, name=, node=, desired-state=running|shutdown")
 @click.argument("names", nargs=-1, required=True)
 @global_options
 @pass_state
-def ps(state: CliState, no_trunc: bool, names: tuple[str, ...]) -> None:
+def ps(state: CliState, no_trunc: bool, filters: tuple[str, ...], names: tuple[str, ...]) -> None:
     """List the tasks of one or more services."""
+    wanted = filters_of(filters)
 
     async def go(client: Client) -> list[list[str]]:
-        return await task_rows(client, [await must_find(client, state, n) for n in names], no_trunc)
+        return await task_rows(client, [await must_find(client, state, n) for n in names], no_trunc, wanted)
 
     click.echo(render([TASK_HEADER, *run(state, go)]))
 

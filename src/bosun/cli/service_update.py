@@ -3,6 +3,7 @@ changed template rolls its tasks as its update_config says) or go back to its pr
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
 import time
@@ -23,8 +24,11 @@ from bosun.compose.units import size_bytes
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
+from bosun.swarm.publish import change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
+from bosun.swarm.services import SERVICES, ServiceRef
 from bosun.swarm.updating import UpdateFailed, follow_update, started
+from bosun.swarm.used_ports import port_conflicts
 
 JSON = dict[str, Any]
 FORCE_ANNOTATION = "bosun.io/force-update"
@@ -105,6 +109,29 @@ def _update_config(obj: JSON, flags: ServiceFlags) -> None:
         strategy["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": step}
 
 
+async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list[str], c: JSON) -> None:
+    service = await client.get(SERVICES, svc.name, svc.namespace)
+    before = copy.deepcopy(service)
+    try:
+        warnings = change_ports(service, add, remove)
+    except ComposeError as e:
+        fail(f"error: {e}")
+    for conflict in await port_conflicts(client, [dict(service, kind="Service")]):
+        fail(f"Error response from daemon: {conflict}")
+    for w in warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if needs_recreate(before, service):
+        await client.delete(SERVICES, svc.name, svc.namespace)
+        meta = service["metadata"]
+        service["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+        await client.create(SERVICES, service, svc.namespace)
+    else:
+        await client.update(SERVICES, service)
+    wanted = {(p["targetPort"], p["protocol"]) for p in service["spec"].get("ports") or []}
+    have = {(p["containerPort"], p.get("protocol", "TCP")) for p in c.get("ports") or []}
+    c["ports"] = [*(c.get("ports") or []), *({"containerPort": t, "protocol": pr} for t, pr in sorted(wanted - have))]
+
+
 @click.command("update")
 @click.option("--image", default=None, help="New image.")
 @click.option("--args", "new_args", default=None, help="New arguments (one string, split as a shell does).")
@@ -115,6 +142,8 @@ def _update_config(obj: JSON, flags: ServiceFlags) -> None:
 @click.option("--label-rm", multiple=True)
 @click.option("--container-label-add", multiple=True)
 @click.option("--container-label-rm", multiple=True)
+@click.option("--publish-add", multiple=True, help="Publish a port: 30080:80 or published=,target=.")
+@click.option("--publish-rm", multiple=True, help="Stop publishing a port (target or published number).")
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
 @common_options
@@ -162,6 +191,8 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
                 obj["spec"].update(svc.kind.scale_patch(obj, o["replicas"])["spec"])
             except NotScalable as e:
                 fail(f"error: {e}")
+        if o["publish_add"] or o["publish_rm"]:
+            await _publish(client, svc, list(o["publish_add"]), list(o["publish_rm"]), c)
         since = started()
         updated = await client.update(svc.kind.resource, obj)
         click.echo(name)

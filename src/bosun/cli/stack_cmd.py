@@ -11,7 +11,7 @@ import click
 from bosun.api.registry import must_by_plural
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render, to_yaml
-from bosun.cli.swarm_views import service_rows, task_rows
+from bosun.cli.swarm_views import filters_of, service_rows, task_rows
 from bosun.client.rest import Client
 from bosun.compose.errors import ComposeError
 from bosun.compose.load import load
@@ -81,7 +81,7 @@ def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, 
                                 click.echo, lambda m: click.echo(f"Warning: {m}", err=True))
         except (TimeoutError, DependencyFailed, UpdateFailed) as e:
             fail(f"error: {e}")
-        except PortInUse as e:
+        except (PortInUse, stacks.NotAStack) as e:
             fail(f"Error response from daemon: {e}")
 
     run(state, go)
@@ -112,16 +112,18 @@ def services(state: CliState, name: str) -> None:
 
 @stack.command("ps")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate IDs and errors.")
+@click.option("-f", "--filter", "filters", multiple=True, help="id=, name=, node=, desired-state=running|shutdown")
 @click.argument("name")
 @pass_state
-def ps(state: CliState, no_trunc: bool, name: str) -> None:
+def ps(state: CliState, no_trunc: bool, filters: tuple[str, ...], name: str) -> None:
     """List the tasks of a stack."""
+    wanted = filters_of(filters)
 
     async def go(client: Client) -> list[list[str]]:
         found = await list_services(client, name, f"{STACK_LABEL}={name}")
         if not found:
             fail(f"Nothing found in stack: {name}")
-        return await task_rows(client, found, no_trunc)
+        return await task_rows(client, found, no_trunc, wanted)
 
     click.echo(render([TASK_HEADER, *run(state, go)]))
 

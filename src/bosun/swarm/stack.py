@@ -15,8 +15,9 @@ from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
 from bosun.swarm import conditions
 from bosun.swarm.apply import NotServed, apply_object, resource
 from bosun.swarm.kinds import KINDS, kind_of
-from bosun.swarm.services import NAMESPACES, ref_of
-from bosun.swarm.updating import follow_update, started
+from bosun.swarm.rollback import NoPrevious, roll_back
+from bosun.swarm.services import NAMESPACES, ServiceRef, ref_of
+from bosun.swarm.updating import UpdateFailed, follow_update, started
 from bosun.swarm.used_ports import PortInUse, port_conflicts
 
 JSON = dict[str, Any]
@@ -27,9 +28,14 @@ OWNED: tuple[tuple[str, Resource], ...] = (
     ("service", must_by_plural("", "v1", "services")),
     ("secret", must_by_plural("", "v1", "secrets")),
     ("config", must_by_plural("", "v1", "configmaps")),
+    ("volume", must_by_plural("", "v1", "persistentvolumeclaims")),  # `stack rm` removes them too
 )
 _WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "NetworkPolicy": "network policy",
           "PersistentVolumeClaim": "volume"}
+
+
+class NotAStack(Exception):
+    """The stack's name is taken by a namespace that is not a stack (or one being removed)."""
 
 
 @dataclass(slots=True)
@@ -48,8 +54,12 @@ async def ensure_namespace(client: Client, name: str) -> None:
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": name, "labels": {STACK_LABEL: name}}})
         return
-    if ((ns.get("metadata") or {}).get("labels") or {}).get(STACK_LABEL) != name:
-        await client.patch(NAMESPACES, name, {"metadata": {"labels": {STACK_LABEL: name}}})
+    meta = ns.get("metadata") or {}
+    if (meta.get("labels") or {}).get(STACK_LABEL) != name:
+        # `stack rm` deletes a stack's namespace: never adopt one that holds something else.
+        raise NotAStack(f"namespace {name} exists and is not a stack: choose another stack name")
+    if meta.get("deletionTimestamp"):
+        raise NotAStack(f"stack {name} is being removed: try again when `bosun stack ls` no longer lists it")
 
 
 def _label(obj: JSON) -> str:
@@ -58,7 +68,7 @@ def _label(obj: JSON) -> str:
 
 
 async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
-    """Raises PortInUse (before writing anything), TimeoutError, DependencyFailed or, when
+    """Raises NotAStack or PortInUse (before writing anything), TimeoutError, DependencyFailed or, when
     waiting, UpdateFailed naming the service whose update failed."""
     conflicts = await port_conflicts(client, t.all_objects())
     if conflicts:
@@ -75,6 +85,7 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 warn(f"{e} is not served by this cluster; {obj['kind']} objects of the stack are not written")
             return "skipped"
 
+    updated: list[ServiceRef] = []  # services this deploy updated, rolled back if a later one fails
     for obj in t.shared:
         if await write(obj) == "created":
             say(f"Creating {_WORDS.get(obj['kind'], obj['kind'].lower())} {t.stack}_{obj['metadata']['name']}")
@@ -97,9 +108,25 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
             res = resource(svc.workload)
             live = await client.get(res, svc.dns, t.stack)
             ref = ref_of(kind_of(dict(live, kind=res.kind)), live)
-            await follow_update(client, ref, since, say, opts.wait_timeout)
+            try:
+                await follow_update(client, ref, since, say, opts.wait_timeout)
+            except UpdateFailed:
+                await _roll_back_all(client, updated, say)
+                raise
+            if result == "updated":
+                updated.append(ref)
     if opts.prune:
         await prune(client, t, say)
+
+
+async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say) -> None:
+    """A failed stack update takes back the services it already updated (Docker leaves them)."""
+    for ref in reversed(refs):
+        try:
+            await roll_back(client, ref)
+        except NoPrevious:
+            continue
+        say(f"Rolling back service {ref.display}")
 
 
 async def _drop_other_kinds(client: Client, workload: JSON) -> None:
@@ -127,7 +154,7 @@ async def prune(client: Client, t: Translation, say: Say) -> None:
             if (kind.resource.kind, meta["name"]) not in wanted:
                 say(f"Removing service {(meta.get('labels') or {}).get(SERVICE_LABEL) or meta['name']}")
                 await client.delete(kind.resource, meta["name"], t.stack, propagation_policy="Background")
-    others = [res for _, res in OWNED]
+    others = [res for word, res in OWNED if word != "volume"]  # prune keeps data
     try:
         others.append(resource({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}))
     except NotServed:

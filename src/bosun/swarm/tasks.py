@@ -87,3 +87,34 @@ def as_tasks(service_name: str, pods: list[JSON]) -> list[Task]:
 
 
 TASK_HEADER = ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"]
+
+
+class BadFilter(Exception):
+    """A ``--filter`` Docker would not accept."""
+
+
+FILTER_KEYS = frozenset({"id", "name", "node", "desired-state"})
+
+
+def parse_filters(items: tuple[str, ...] | list[str]) -> dict[str, set[str]]:
+    """``-f desired-state=running -f node=n1`` -> ``{"desired-state": {"running"}, "node": {"n1"}}``."""
+    out: dict[str, set[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or key not in FILTER_KEYS:
+            raise BadFilter(f"invalid filter '{item}' (want {', '.join(sorted(FILTER_KEYS))}=VALUE)")
+        if key == "desired-state" and value not in ("running", "shutdown", "accepted", "complete"):
+            raise BadFilter(f"invalid desired-state filter '{value}' (running, shutdown, accepted, complete)")
+        out.setdefault(key, set()).add(value)
+    return out
+
+
+def matches(task: Task, filters: dict[str, set[str]]) -> bool:
+    """Docker's rule: a task passes when, for every key, it matches one of the key's values."""
+    checks = {
+        "id": lambda v: task.id.startswith(v),
+        "name": lambda v: task.name.startswith(v),
+        "node": lambda v: task.node == v,
+        "desired-state": lambda v: task.desired.lower() == v or (v == "accepted" and task.desired == "Running"),
+    }
+    return all(any(checks[key](v) for v in values) for key, values in filters.items())

@@ -110,19 +110,4 @@ def translate(project: Project, stack_name: str, nodes: int = 1, standalone: boo
     present = {s.dns for s in out}
     for s in out:
         s.depends_on = {d: c for d, c in s.depends_on.items() if d in present}
-    return Translation(stack_name, shared, _dedupe_claims(out), stack.warnings)
-
-
-def _dedupe_claims(services: list[ServiceObjects]) -> list[ServiceObjects]:
-    """A named volume used by several services is one claim, written with its first user."""
-    seen: set[str] = set()
-    for s in services:
-        kept = []
-        for obj in s.objects:
-            key = f"{obj['kind']}/{obj['metadata']['name']}"
-            if obj["kind"] == "PersistentVolumeClaim" and key in seen:
-                continue
-            seen.add(key)
-            kept.append(obj)
-        s.objects = kept
-    return services
+    return Translation(stack_name, shared, out, stack.warnings)

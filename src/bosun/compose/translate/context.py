@@ -45,6 +45,7 @@ class Stack:
     warnings: Warnings = field(default_factory=Warnings)
     secret_names: dict[str, str] = field(default_factory=dict)  # compose secret -> Secret name
     config_names: dict[str, str] = field(default_factory=dict)  # compose config -> ConfigMap name
+    claims: set[str] = field(default_factory=set)  # PVCs already written (a volume shared by services)
 
     def labels(self) -> dict[str, str]:
         return {} if self.standalone else {STACK_LABEL: self.name}

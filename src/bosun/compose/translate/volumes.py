@@ -19,10 +19,12 @@ def volume_name(kind: str, text: str) -> str:
 
 
 def claim(svc: Service, name: str) -> JSON | None:
-    """The PVC of a named volume (None when it is external: it must exist already)."""
+    """The PVC of a named volume; None when it is external (it must exist already) or another
+    service of the stack already brought it (one claim per volume, written with its first user)."""
     spec = svc.stack.project.top("volumes").get(name) or {}
-    if spec.get("external"):
+    if spec.get("external") or claim_name(svc, name) in svc.stack.claims:
         return None
+    svc.stack.claims.add(claim_name(svc, name))
     opts = dict(spec.get("driver_opts") or {})
     size = str(opts.pop("size", DEFAULT_SIZE))
     where = f"volumes.{name}"
