@@ -32,11 +32,14 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import AsyncIPRoute
+from pyroute2 import netns as pyroute2_netns
+from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 
 from bosun.aio import cancel_and_wait
@@ -95,9 +98,37 @@ def peers_of(nodes: list[dict[str, Any]], me: str, backend: str) -> dict[str, Pe
     return out
 
 
+def _netlink_fd_in(netns: str) -> int:
+    """A NETLINK_ROUTE socket opened inside ``netns`` by a short-lived thread of our own
+    (setns moves only the calling thread, and the thread ends with it). pyroute2's own
+    ``netns=`` forks a child to do this, and a fork of a process that runs other threads can
+    hang for good on a lock one of them held (seen in tests after the harness had run)."""
+    fds: list[int] = []
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            pyroute2_netns.setns(netns, flags=0, fork=False)
+            fds.append(socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE).detach())
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=make, name=f"netlink-{netns}")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return fds[0]
+
+
+def iproute(netns: str | None = None) -> AsyncIPRoute:
+    """Netlink here, or in the named network namespace (tests play several nodes)."""
+    return AsyncIPRoute() if netns is None else AsyncIPRoute(fileno=_netlink_fd_in(netns))
+
+
 async def link_mtu(address: str, netns: str | None = None) -> int | None:
     """The MTU of the (non-loopback) link that holds ``address`` here, or None."""
-    async with AsyncIPRoute(netns=netns) as ipr:
+    async with iproute(netns) as ipr:
         indexes = [a["index"] async for a in await ipr.get_addr(family=socket.AF_INET, address=address)]
         for index in indexes:
             for link in await ipr.link("get", index=index):
@@ -140,7 +171,7 @@ class Overlay:
 
     @contextlib.asynccontextmanager
     async def _ipr(self) -> AsyncIterator[AsyncIPRoute]:
-        async with AsyncIPRoute(netns=self.netns) as ipr:
+        async with iproute(self.netns) as ipr:
             yield ipr
 
     # -- NodeComponent -------------------------------------------------------------------
