@@ -288,3 +288,21 @@ def test_a_volume_shared_by_two_services_is_one_claim(tmp_path: Path) -> None:
     assert b["containers"][0]["volumeMounts"][0]["readOnly"] is True
     c = _obj(t, "Deployment", "c")["spec"]["template"]["spec"]
     assert c["volumes"][0]["persistentVolumeClaim"] == {"claimName": "ext"}
+
+
+def test_labels_kubernetes_refuses_become_annotations(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  proxy:
+    image: traefik
+    labels: {"com.example.note": "a value with spaces"}
+    deploy:
+      labels:
+        traefik.enable: "true"
+        traefik.http.routers.web.rule: "Host(`example.com`)"
+""")
+    d = _obj(t, "Deployment", "proxy")
+    assert d["metadata"]["labels"]["traefik.enable"] == "true"
+    assert d["metadata"]["annotations"]["traefik.http.routers.web.rule"] == "Host(`example.com`)"
+    assert "traefik.http.routers.web.rule" not in d["metadata"]["labels"]
+    assert d["spec"]["template"]["metadata"]["annotations"]["com.example.note"] == "a value with spaces"

@@ -6,10 +6,8 @@ from __future__ import annotations
 import re
 
 from bosun.compose import normalize, units
-from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service
+from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, split_labels
 
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
 
 
@@ -29,12 +27,9 @@ def _user(svc: Service, sc: JSON) -> None:
 
 def _labels(svc: Service) -> None:
     """Container labels: as pod labels when Kubernetes accepts them, else as annotations."""
-    for key, value in normalize.list_or_dict(svc.spec.get("labels")).items():
-        text = value or ""
-        if _LABEL_KEY.match(key) and len(key) <= 253 and _LABEL_VALUE.match(text) and len(text) <= 63:
-            svc.pod_labels[key] = text
-        else:
-            svc.pod_annotations[key] = text
+    labels, annotations = split_labels(normalize.list_or_dict(svc.spec.get("labels")))
+    svc.pod_labels.update(labels)
+    svc.pod_annotations.update(annotations)
 
 
 def _security(svc: Service, sc: JSON) -> None:
