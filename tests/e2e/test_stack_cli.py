@@ -280,3 +280,49 @@ def test_changing_a_services_mode_replaces_its_workload(cluster: Cluster) -> Non
         assert [line.split()[1:3] for line in services[1:]] == [["modes_app", "global"]]
     finally:
         c.ok("stack", "rm", "modes")
+
+
+def test_depends_on_completed_successfully_waits_for_the_job(cluster: Cluster) -> None:
+    c = cluster
+    path = c.write("jobs.yml", """
+services:
+  migrate:
+    image: host
+    command: [busybox, sh, -c, "sleep 1; echo migrated"]
+    deploy: {mode: replicated-job}
+  app:
+    image: host
+    command: [busybox, sleep, "600"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+""")
+    try:
+        lines = c.ok("stack", "deploy", "-c", path, "jobs").splitlines()
+        wait = lines.index("Waiting for service jobs_migrate to be completed successfully")
+        assert lines.index("Creating service jobs_migrate") < wait < lines.index("Creating service jobs_app")
+        job = c.kubectl_json("get", "job", "migrate", "-n", "jobs")
+        assert job["status"].get("succeeded") == 1  # it had finished before app was created
+        assert c.up.kubectl("get", "deployment", "app", "-n", "jobs").returncode == 0
+    finally:
+        c.ok("stack", "rm", "jobs")
+
+    failing = c.write("jobs-bad.yml", """
+services:
+  migrate:
+    image: host
+    command: [busybox, "false"]
+    restart: "no"
+    deploy: {mode: replicated-job}
+  app:
+    image: host
+    command: [busybox, sleep, "600"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+""")
+    try:
+        r = c.bosun("stack", "deploy", "-c", failing, "jobsbad")
+        assert one_line_error(r) == \
+            "error: service jobsbad_migrate didn't complete successfully: its task failed"
+        assert c.up.kubectl("get", "deployment", "app", "-n", "jobsbad").returncode != 0  # never started
+    finally:
+        c.ok("stack", "rm", "jobsbad")
