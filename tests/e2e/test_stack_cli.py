@@ -29,10 +29,10 @@ class Cluster:
     up: Up
     tmp: Path
 
-    def bosun(self, *args: str, timeout: float = 90) -> Run:
+    def bosun(self, *args: str, timeout: float = 90, stdin: str | None = None) -> Run:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
         p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
-                           timeout=timeout, env=env, check=False)
+                           timeout=timeout, env=env, check=False, input=stdin)
         assert "Traceback" not in p.stderr, p.stderr
         return Run(p.returncode, p.stdout, p.stderr)
 
@@ -213,6 +213,8 @@ def test_dry_run_prints_objects_and_warnings_and_writes_nothing(cluster: Cluster
     assert "kind: Deployment" in r.out and "kind: NetworkPolicy" in r.out
     assert "Warning: services.app.shm_size: not supported by Bosun; ignored" in r.err.splitlines()
     assert c.up.kubectl("get", "namespace", "dry").returncode != 0
+    piped = c.bosun("stack", "deploy", "--dry-run", "-c", "-", "dry", stdin="services:\n  fromstdin: {image: host}\n")
+    assert piped.rc == 0 and "name: fromstdin" in piped.out
 
 
 def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
