@@ -306,3 +306,10 @@ services:
     assert d["metadata"]["annotations"]["traefik.http.routers.web.rule"] == "Host(`example.com`)"
     assert "traefik.http.routers.web.rule" not in d["metadata"]["labels"]
     assert d["spec"]["template"]["metadata"]["annotations"]["com.example.note"] == "a value with spaces"
+
+
+def test_healthy_condition_on_a_service_without_healthcheck_is_named(tmp_path: Path) -> None:
+    t = _small(tmp_path, "services:\n  db: {image: x}\n"
+                         "  app: {image: y, depends_on: {db: {condition: service_healthy}}}\n")
+    assert t.warnings.lines() == ["services.app.depends_on.db.condition: service_healthy, but db has no healthcheck: "
+                                  "waiting for it to be running"]
