@@ -313,3 +313,9 @@ def test_healthy_condition_on_a_service_without_healthcheck_is_named(tmp_path: P
                          "  app: {image: y, depends_on: {db: {condition: service_healthy}}}\n")
     assert t.warnings.lines() == ["services.app.depends_on.db.condition: service_healthy, but db has no healthcheck: "
                                   "waiting for it to be running"]
+
+
+@pytest.mark.parametrize("image", ["Nginx:latest", "nginx:bad tag", "busybox@sha256:123"])
+def test_invalid_image_names_are_refused(tmp_path: Path, image: str) -> None:
+    with pytest.raises(ComposeError, match=r"^services\.app\.image: invalid reference format: invalid"):
+        _small(tmp_path, f"services:\n  app: {{image: '{image}'}}\n")

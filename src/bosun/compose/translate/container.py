@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
+from bosun.agent.images import reference
 from bosun.compose import normalize, units
+from bosun.compose.errors import ComposeError
 from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, split_labels
 
 _NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
@@ -62,7 +64,11 @@ class Container:
         image = spec.get("image")
         if not image:
             svc.warn("build", "image builds are not supported yet: give the service an image")
-            image = f"{svc.stack.name}-{svc.name}"
+            image = f"{svc.stack.name}-{svc.dns}"  # what Compose names a built image
+        try:
+            reference.parse(str(image))
+        except reference.InvalidReference as e:
+            raise ComposeError(f"{svc.where}.image: invalid reference format: {e}") from None
         c["image"] = str(image)
         svc.pod_annotations[IMAGE_ANNOTATION] = str(image)
         entrypoint = normalize.command(spec.get("entrypoint"))
