@@ -172,6 +172,9 @@ def test_service_bad_input(cluster: Cluster) -> None:
     assert one_line_error(c.bosun("service", "create", "--replicas", "-1", "--name", "neg", "host", "true")) == \
         "error: invalid --replicas -1: it must be 0 or more"
     assert one_line_error(c.bosun("service", "scale", "nosuch=2")) == "Error: no such service: nosuch"
+    assert one_line_error(c.bosun("service", "create", "--name", "caps", "Busybox", "true")) == \
+        "error: services.caps.image: invalid reference format: invalid image name 'Busybox': repository names " \
+        "must be lowercase"
     crash = c.bosun("service", "create", "--name", "crash", "host", "busybox", "false")
     assert crash.rc == 1 and crash.err.strip().splitlines()[-1].startswith("error: service crash: task crash-")
     c.ok("service", "rm", "crash")

@@ -29,10 +29,10 @@ class Cluster:
     up: Up
     tmp: Path
 
-    def bosun(self, *args: str, timeout: float = 90) -> Run:
+    def bosun(self, *args: str, timeout: float = 90, stdin: str | None = None) -> Run:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
         p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
-                           timeout=timeout, env=env, check=False)
+                           timeout=timeout, env=env, check=False, input=stdin)
         assert "Traceback" not in p.stderr, p.stderr
         return Run(p.returncode, p.stdout, p.stderr)
 
@@ -213,6 +213,8 @@ def test_dry_run_prints_objects_and_warnings_and_writes_nothing(cluster: Cluster
     assert "kind: Deployment" in r.out and "kind: NetworkPolicy" in r.out
     assert "Warning: services.app.shm_size: not supported by Bosun; ignored" in r.err.splitlines()
     assert c.up.kubectl("get", "namespace", "dry").returncode != 0
+    piped = c.bosun("stack", "deploy", "--dry-run", "-c", "-", "dry", stdin="services:\n  fromstdin: {image: host}\n")
+    assert piped.rc == 0 and "name: fromstdin" in piped.out
 
 
 def test_a_published_port_belongs_to_one_stack(cluster: Cluster) -> None:
@@ -280,3 +282,49 @@ def test_changing_a_services_mode_replaces_its_workload(cluster: Cluster) -> Non
         assert [line.split()[1:3] for line in services[1:]] == [["modes_app", "global"]]
     finally:
         c.ok("stack", "rm", "modes")
+
+
+def test_depends_on_completed_successfully_waits_for_the_job(cluster: Cluster) -> None:
+    c = cluster
+    path = c.write("jobs.yml", """
+services:
+  migrate:
+    image: host
+    command: [busybox, sh, -c, "sleep 1; echo migrated"]
+    deploy: {mode: replicated-job}
+  app:
+    image: host
+    command: [busybox, sleep, "600"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+""")
+    try:
+        lines = c.ok("stack", "deploy", "-c", path, "jobs").splitlines()
+        wait = lines.index("Waiting for service jobs_migrate to be completed successfully")
+        assert lines.index("Creating service jobs_migrate") < wait < lines.index("Creating service jobs_app")
+        job = c.kubectl_json("get", "job", "migrate", "-n", "jobs")
+        assert job["status"].get("succeeded") == 1  # it had finished before app was created
+        assert c.up.kubectl("get", "deployment", "app", "-n", "jobs").returncode == 0
+    finally:
+        c.ok("stack", "rm", "jobs")
+
+    failing = c.write("jobs-bad.yml", """
+services:
+  migrate:
+    image: host
+    command: [busybox, "false"]
+    restart: "no"
+    deploy: {mode: replicated-job}
+  app:
+    image: host
+    command: [busybox, sleep, "600"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+""")
+    try:
+        r = c.bosun("stack", "deploy", "-c", failing, "jobsbad")
+        assert one_line_error(r) == \
+            "error: service jobsbad_migrate didn't complete successfully: its task failed"
+        assert c.up.kubectl("get", "deployment", "app", "-n", "jobsbad").returncode != 0  # never started
+    finally:
+        c.ok("stack", "rm", "jobsbad")

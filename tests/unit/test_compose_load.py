@@ -3,6 +3,7 @@ files, profiles, and refusals in Compose's words (one line, naming the file and 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,14 @@ def test_yaml_is_read_as_compose_reads_it(tmp_path: Path) -> None:
     assert set(p.services) == {"off", "1"}
     assert p.services["off"]["restart"] == "no"
     assert p.services["off"]["environment"] == {"DEBUG": "on", "X": "true"}
+
+
+def test_standard_input_is_a_file_of_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "site.conf").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("services:\n  web: {image: 'a:${TAG:-1}', volumes: ['./d:/d']}\n"
+                                                 "configs:\n  site: {file: ./site.conf}\n"))
+    p = load(["-"], shell={"TAG": "2"})
+    assert p.services["web"]["image"] == "a:2"
+    assert p.services["web"]["volumes"][0]["source"] == str(tmp_path / "d")
+    assert p.top("configs")["site"]["file"] == str(tmp_path / "site.conf")

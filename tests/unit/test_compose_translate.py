@@ -288,3 +288,34 @@ def test_a_volume_shared_by_two_services_is_one_claim(tmp_path: Path) -> None:
     assert b["containers"][0]["volumeMounts"][0]["readOnly"] is True
     c = _obj(t, "Deployment", "c")["spec"]["template"]["spec"]
     assert c["volumes"][0]["persistentVolumeClaim"] == {"claimName": "ext"}
+
+
+def test_labels_kubernetes_refuses_become_annotations(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  proxy:
+    image: traefik
+    labels: {"com.example.note": "a value with spaces"}
+    deploy:
+      labels:
+        traefik.enable: "true"
+        traefik.http.routers.web.rule: "Host(`example.com`)"
+""")
+    d = _obj(t, "Deployment", "proxy")
+    assert d["metadata"]["labels"]["traefik.enable"] == "true"
+    assert d["metadata"]["annotations"]["traefik.http.routers.web.rule"] == "Host(`example.com`)"
+    assert "traefik.http.routers.web.rule" not in d["metadata"]["labels"]
+    assert d["spec"]["template"]["metadata"]["annotations"]["com.example.note"] == "a value with spaces"
+
+
+def test_healthy_condition_on_a_service_without_healthcheck_is_named(tmp_path: Path) -> None:
+    t = _small(tmp_path, "services:\n  db: {image: x}\n"
+                         "  app: {image: y, depends_on: {db: {condition: service_healthy}}}\n")
+    assert t.warnings.lines() == ["services.app.depends_on.db.condition: service_healthy, but db has no healthcheck: "
+                                  "waiting for it to be running"]
+
+
+@pytest.mark.parametrize("image", ["Nginx:latest", "nginx:bad tag", "busybox@sha256:123"])
+def test_invalid_image_names_are_refused(tmp_path: Path, image: str) -> None:
+    with pytest.raises(ComposeError, match=r"^services\.app\.image: invalid reference format: invalid"):
+        _small(tmp_path, f"services:\n  app: {{image: '{image}'}}\n")

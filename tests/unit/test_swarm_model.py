@@ -179,3 +179,12 @@ def test_task_filters() -> None:
         parse_filters(["colour=red"])
     with pytest.raises(BadFilter, match="invalid desired-state filter 'sleeping'"):
         parse_filters(["desired-state=sleeping"])
+
+
+def test_max_concurrent_limits_a_replicated_jobs_parallelism() -> None:
+    model = to_model(ServiceFlags(name="batch", image="b", mode="replicated-job", replicas=6, max_concurrent=2))
+    t = translate(from_model(model, Path("/"), {}, "service create"), "default", standalone=True)
+    job = next(o for o in t.all_objects() if o["kind"] == "Job")
+    assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (6, 2)
+    with pytest.raises(ComposeError, match="--max-concurrent can only be used with replicated-job mode"):
+        to_model(ServiceFlags(name="a", image="b", max_concurrent=2))

@@ -60,6 +60,8 @@ def common_options(f: F) -> F:
                        "default": None, "help": "Service mode (create only)."}),
         (("--replicas",), {"type": int, "default": None, "help": "Number of tasks."}),
         (("--replicas-max-per-node",), {"type": int, "default": None, "help": "Most tasks per node."}),
+        (("--max-concurrent",), {"type": int, "default": None,
+                                 "help": "Most tasks of a replicated job running at once."}),
         (("--endpoint-mode",), {"type": click.Choice(["vip", "dnsrr"]), "default": None}),
         (("--hostname",), {"default": None}),
         (("-u", "--user"), {"default": None}),

@@ -155,7 +155,8 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
     """Update a service."""
     flags = ServiceFlags(name=name, image=image or "")
     fill_groups(flags, o)
-    unsupported = [k for k in ("mode", "endpoint_mode", "replicas_max_per_node") if o.get(k) is not None]
+    unsupported = [k for k in ("mode", "endpoint_mode", "replicas_max_per_node", "max_concurrent")
+                   if o.get(k) is not None]
     if unsupported:
         fail(f"error: --{unsupported[0].replace('_', '-')} cannot be changed by service update")
 

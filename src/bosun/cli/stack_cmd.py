@@ -47,7 +47,8 @@ def stack() -> None:
 
 @stack.command("deploy")
 @click.option("-c", "--compose-file", "files", multiple=True, required=True,
-              type=click.Path(dir_okay=False), help="Compose file (repeat to merge overrides).")
+              type=click.Path(dir_okay=False),
+              help="Compose file, or - for standard input (repeat to merge overrides).")
 @click.option("--prune", is_flag=True, help="Remove services (and their objects) the file no longer has.")
 @click.option("--dry-run", is_flag=True, help="Print the objects as YAML, with the warnings; write nothing.")
 @click.option("--timeout", type=float, default=300.0, show_default=True,
@@ -62,7 +63,7 @@ def deploy(state: CliState, files: tuple[str, ...], prune: bool, dry_run: bool, 
     """Deploy a new stack or update an existing one."""
     name = _stack_name(name)
     for f in files:
-        if not Path(f).is_file():
+        if f != "-" and not Path(f).is_file():
             fail(f"error: open {f}: no such file or directory")
     if dry_run:
         t = _translate(files, name, 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,16 @@ def _yaml_error(filename: str, e: yaml.YAMLError) -> ComposeError:
     return ComposeError(f"{filename}: yaml: {' '.join(str(e).split())}")
 
 
+STDIN = Path("-")  # `-c -`: the file comes from standard input, its directory is the current one
+
+
+def _directory(path: Path) -> Path:
+    return Path.cwd() if path == STDIN else path.resolve().parent
+
+
 def _read(path: Path) -> str:
+    if path == STDIN:
+        return sys.stdin.read()
     try:
         return path.read_text()
     except FileNotFoundError:
@@ -111,7 +121,7 @@ def _load_one(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
 
     model = interpolate(raw, env, unset)
     schema.validate(model, str(path), text)
-    return paths.absolutize(merge.prepare(model), path.resolve().parent)
+    return paths.absolutize(merge.prepare(model), _directory(path))
 
 
 def _load_resolved(path: Path, env: Mapping[str, str], warnings: Warnings) -> JSON:
@@ -177,7 +187,7 @@ def load(files: Sequence[str | Path], shell: Mapping[str, str] | None = None,
         raise ComposeError("no compose file given (use -c FILE)")
     shell = dict(os.environ if shell is None else shell)
     file_paths = [Path(f) for f in files]
-    directory = file_paths[0].resolve().parent
+    directory = _directory(file_paths[0])
     env = _environment(directory, shell)
     warnings = Warnings()
     model = merge.merge_models([_load_resolved(p, env, warnings) for p in file_paths])

@@ -85,6 +85,7 @@ class ServiceFlags:
     constraints: list[str] = field(default_factory=list)
     placement_prefs: list[str] = field(default_factory=list)
     max_per_node: int | None = None
+    max_concurrent: int | None = None
     mounts: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
     configs: list[str] = field(default_factory=list)
@@ -139,6 +140,10 @@ def to_model(f: ServiceFlags) -> JSON:
         deploy["replicas"] = f.replicas
     if f.labels:
         deploy["labels"] = list(f.labels)
+    if f.max_concurrent is not None:
+        if f.mode != "replicated-job":
+            raise ComposeError("--max-concurrent can only be used with replicated-job mode")
+        deploy["x-max-concurrent"] = f.max_concurrent
     placement: JSON = {}
     if f.constraints:
         placement["constraints"] = list(f.constraints)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
+from bosun.agent.images import reference
 from bosun.compose import normalize, units
-from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service
+from bosun.compose.errors import ComposeError
+from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, split_labels
 
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
 
 
@@ -29,12 +29,9 @@ def _user(svc: Service, sc: JSON) -> None:
 
 def _labels(svc: Service) -> None:
     """Container labels: as pod labels when Kubernetes accepts them, else as annotations."""
-    for key, value in normalize.list_or_dict(svc.spec.get("labels")).items():
-        text = value or ""
-        if _LABEL_KEY.match(key) and len(key) <= 253 and _LABEL_VALUE.match(text) and len(text) <= 63:
-            svc.pod_labels[key] = text
-        else:
-            svc.pod_annotations[key] = text
+    labels, annotations = split_labels(normalize.list_or_dict(svc.spec.get("labels")))
+    svc.pod_labels.update(labels)
+    svc.pod_annotations.update(annotations)
 
 
 def _security(svc: Service, sc: JSON) -> None:
@@ -67,7 +64,11 @@ class Container:
         image = spec.get("image")
         if not image:
             svc.warn("build", "image builds are not supported yet: give the service an image")
-            image = f"{svc.stack.name}-{svc.name}"
+            image = f"{svc.stack.name}-{svc.dns}"  # what Compose names a built image
+        try:
+            reference.parse(str(image))
+        except reference.InvalidReference as e:
+            raise ComposeError(f"{svc.where}.image: invalid reference format: {e}") from None
         c["image"] = str(image)
         svc.pod_annotations[IMAGE_ANNOTATION] = str(image)
         entrypoint = normalize.command(spec.get("entrypoint"))

@@ -20,6 +20,23 @@ IMAGE_ANNOTATION = "bosun.io/image"
 NETWORK_LABEL_PREFIX = "network.bosun.io/"
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def split_labels(pairs: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str]]:
+    """Compose labels as (Kubernetes labels, annotations): a key or value Kubernetes does not
+    accept as a label (``traefik.http.routers.web.rule=Host(`x`)``) is kept as an annotation."""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    for key, value in pairs.items():
+        text = value or ""
+        name = key.rpartition("/")[2]
+        if _LABEL_KEY.match(key) and len(name) <= 63 and _LABEL_VALUE.match(text) and len(text) <= 63:
+            labels[key] = text
+        else:
+            annotations[key] = text
+    return labels, annotations
 
 
 def dns_name(name: str) -> str:

@@ -25,6 +25,10 @@ class DependsOn:
             if spec.get("restart"):
                 svc.warn(f"depends_on.{name}.restart", "not supported: a restarted dependency does not restart "
                                                        f"{svc.name}")
+            dep = svc.stack.project.services.get(name)
+            if condition == "service_healthy" and dep is not None and not (dep.get("healthcheck") or {}).get("test"):
+                svc.warn(f"depends_on.{name}.condition", f"service_healthy, but {name} has no healthcheck: "
+                                                         "waiting for it to be running")
             if name in svc.stack.project.services:
                 deps[dns_name(name)] = {"condition": condition, "required": bool(spec.get("required", True))}
         if svc.spec.get("links"):

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from bosun.compose import normalize, units
-from bosun.compose.translate.context import JSON, Service, dns_name
+from bosun.compose.translate.context import JSON, Service, dns_name, split_labels
 
 DEFAULT_SIZE = "1Gi"
 
@@ -32,10 +32,12 @@ def claim(svc: Service, name: str) -> JSON | None:
         svc.stack.warnings.add(where, "driver", f"{spec['driver']!r} is not supported; node-local storage is used")
     for key in opts:
         svc.stack.warnings.add(where, f"driver_opts.{key}", "not supported; ignored")
-    meta = svc.stack.labels()
-    labels = {**meta, **{k: v or "" for k, v in normalize.list_or_dict(spec.get("labels")).items()}}
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": claim_name(svc, name), "namespace": svc.stack.name, "labels": labels},
+    labels, annotations = split_labels(normalize.list_or_dict(spec.get("labels")))
+    meta: JSON = {"name": claim_name(svc, name), "namespace": svc.stack.name,
+                  "labels": {**labels, **svc.stack.labels()}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from bosun.compose import normalize
 from bosun.compose.errors import ComposeError
-from bosun.compose.translate.context import JSON, MODE_ANNOTATION, Service
+from bosun.compose.translate.context import JSON, MODE_ANNOTATION, Service, split_labels
 
 
 def metadata(svc: Service) -> JSON:
     meta = svc.metadata()
-    meta["labels"].update({k: v or "" for k, v in normalize.list_or_dict(svc.deploy.get("labels")).items()})
-    meta["annotations"] = {MODE_ANNOTATION: svc.mode, **svc.workload_annotations}
+    labels, annotations = split_labels(normalize.list_or_dict(svc.deploy.get("labels")))
+    meta["labels"].update(labels)
+    meta["annotations"] = {**annotations, MODE_ANNOTATION: svc.mode, **svc.workload_annotations}
     return meta
 
 

@@ -1,8 +1,10 @@
 """``replicated-job`` and ``global-job``: Jobs. A replicated job completes ``replicas``
-times; a global job once per node (one completion per node, at most one task per node)."""
+times, at most ``x-max-concurrent`` at once (Docker's ``--max-concurrent``); a global job
+once per node (one completion per node, at most one task per node)."""
 
 from __future__ import annotations
 
+from bosun.compose import normalize
 from bosun.compose.translate import restart
 from bosun.compose.translate.context import JSON, Service
 from bosun.compose.translate.modes import common
@@ -20,10 +22,15 @@ def _job(svc: Service, template: JSON, completions: int, parallelism: int) -> JS
     return common.workload("batch/v1", "Job", svc, spec)
 
 
+MAX_CONCURRENT = "x-max-concurrent"  # `service create --max-concurrent`, a compose extension field
+
+
 class ReplicatedJob:
     def workload(self, svc: Service, template: JSON) -> JSON:
         n = common.replicas(svc)
-        return _job(svc, template, n, n)
+        limit = svc.deploy.get(MAX_CONCURRENT)
+        parallelism = min(n, normalize.to_int(limit, f"{svc.where}.deploy.{MAX_CONCURRENT}")) if limit else n
+        return _job(svc, template, n, parallelism)
 
 
 class GlobalJob:
