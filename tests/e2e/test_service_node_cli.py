@@ -87,7 +87,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         name = f"second-{os.getpid()}"
         agent = subprocess.Popen(
             [BOSUN, "agent", "--kubeconfig", up.kubeconfig, "--name", name, "--runtime", "process",
-             "--data-dir", str(tmp / "agent2"), "--port", str(free_port()), "--labels", "zone=b"],
+             "--data-dir", str(tmp / "agent2"), "--port", str(free_port()), "--labels", "zone=b",
+             "--no-node-network"],  # bosun up programs this host's network; two agents would fight over it
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         c = Cluster(up, name)
         try:
