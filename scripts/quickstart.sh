@@ -40,9 +40,22 @@ kubectl_wait || { echo "the example did not become ready; see $LOG"; "$BIN/bosun
 "$BIN/bosun" --kubeconfig "$KC" get deploy,pods,svc,endpoints -o wide
 IP=$("$BIN/bosun" --kubeconfig "$KC" get pods -l app=hello -o json | "$BIN/python" -c \
   'import json,sys; print(json.load(sys.stdin)["items"][0]["status"]["podIP"])')
+VIP=$("$BIN/bosun" --kubeconfig "$KC" get svc hello -o json | "$BIN/python" -c \
+  'import json,sys; print(json.load(sys.stdin)["spec"]["clusterIP"])')
+FETCH='import re,sys,urllib.request; r=urllib.request.urlopen(sys.argv[1], timeout=5); print(r.status, re.search("<title>(.*)</title>", r.read().decode()).group(1))'
 echo
 echo "== the app answers on its pod IP ($IP:8080):"
-"$BIN/python" -c "import urllib.request,sys; print(urllib.request.urlopen('http://$IP:8080/', timeout=5).read().decode()[:200])"
+"$BIN/python" -c "$FETCH" "http://$IP:8080/"
+echo "== through its Service's cluster IP from this host ($VIP:80):"
+"$BIN/python" -c "$FETCH" "http://$VIP/"
+echo "== by its Service name from inside a pod (cluster DNS: http://hello/):"
+POD=$("$BIN/bosun" --kubeconfig "$KC" get pods -l app=hello -o json | "$BIN/python" -c \
+  'import json,sys; print(json.load(sys.stdin)["items"][-1]["metadata"]["name"])')
+if command -v kubectl >/dev/null; then
+  kubectl --kubeconfig "$KC" exec "$POD" -- python3 -c "$FETCH" "http://hello/"
+else
+  echo "(kubectl not installed: skipped)"
+fi
 cat <<MSG
 
 Use it:
