@@ -1,5 +1,7 @@
-"""Service proxy benchmark: cold programming time and the time from an EndpointSlice change to
-the rule in the kernel.
+"""Network benchmark: the service proxy's cold programming time and the time from an
+EndpointSlice change to the rule in the kernel; then the data path on a 2-node harness
+(throughput and latency of pod -> pod on one node and across nodes, pod -> Service VIP,
+client -> NodePort; see bench/_netpath.py). Cluster DNS has its own: bench/dns.py.
 
     .venv/bin/python bench/network.py [--sizes 1000,5000] [--services 5000] [--changes 100] [--runs 3]
 
@@ -41,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.harness, for the data path
 
 from _cli import results_header, run_async, text_table, write_result
+from _netpath import TARGET_VIP_RATIO, run_datapath
 from _procs import remove_tree, start_server, stop_process
 from _stats import percentile
 from bosun.api.registry import must_by_plural
@@ -268,6 +272,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="--sizes 200 --services 500 --changes 20")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--output", default="")
+    ap.add_argument("--no-datapath", action="store_true", help="skip the data path part (a 2-node harness)")
+    ap.add_argument("--iperf-seconds", type=int, default=3, help="length of each iperf3 run of the data path")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -283,9 +289,23 @@ def main() -> None:
     try:
         subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
         done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, *sys.argv, "--inside"], check=False)
-        sys.exit(done.returncode)
     finally:
         subprocess.run(["ip", "netns", "del", netns], check=False)
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+    if not args.no_datapath:
+        datapath(args)
+
+
+def datapath(args: argparse.Namespace) -> None:
+    """The data path part, from the host's namespace (the harness makes its own namespaces)."""
+    note = "2 shared cores; loop_mops says how fast Python ran"
+    header = results_header(args, note)
+    summary, runs = run_datapath(args.runs, args.iperf_seconds)
+    if not args.no_write:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+        write_result({**header, "target": {"vip_throughput_ratio": TARGET_VIP_RATIO}, "summary": summary,
+                      "runs": runs}, RESULTS / f"network-datapath-{stamp}.json")
 
 
 if __name__ == "__main__":
