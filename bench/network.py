@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.harness, for the data path
 
-from _cli import results_header, run_async, text_table, write_result
+from _cli import loop_speed, results_header, run_async, text_table, write_result
 from _netpath import TARGET_VIP_RATIO, run_datapath
 from _procs import remove_tree, start_server, stop_process
 from _stats import percentile
@@ -67,17 +67,6 @@ NAMESPACES = must_by_plural("", "v1", "namespaces")
 TARGET_P99_MS = 200.0
 NS = "bench"
 Obj = dict[str, Any]
-
-
-def loop_mops() -> float:
-    """Millions of iterations per second of a plain Python loop (best of three)."""
-    best = 0.0
-    for _ in range(3):
-        t, x = time.perf_counter(), 0
-        for i in range(2_000_000):
-            x += i
-        best = max(best, 2.0 / (time.perf_counter() - t))
-    return round(best, 1)
 
 
 def service(i: int, cluster_ip: str | None = None) -> Obj:
@@ -204,7 +193,7 @@ async def change_latency(count: int, endpoints: int, changes: int, tmp: Path) ->
 # ---- the command -------------------------------------------------------------------------------
 
 async def one_run(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"loop_mops": loop_mops(), "cold": []}
+    out: dict[str, Any] = {"loop_mops": loop_speed(), "cold": []}
     for size in args.sizes:
         out["cold"].append(await cold(size, args.endpoints))
         print(f"  cold {size}: {out['cold'][-1]}", flush=True)
@@ -214,7 +203,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  change: {out['change']}", flush=True)
     finally:
         remove_tree(tmp)
-    out["loop_mops_after"] = loop_mops()
+    out["loop_mops_after"] = loop_speed()
     return out
 
 
