@@ -94,9 +94,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         try:
             def both_ready() -> bool:
                 nodes = c.get("nodes")["items"]
-                return len(nodes) == 2 and all(
-                    any(x["type"] == "Ready" and x["status"] == "True" for x in n["status"].get("conditions", []))
-                    for n in nodes)
+                return len(nodes) == 2 and all(  # a Node just created has no status yet
+                    any(x["type"] == "Ready" and x["status"] == "True"
+                        for x in n.get("status", {}).get("conditions", [])) for n in nodes)
             eventually(both_ready, what="two Ready nodes")
             yield c
         finally:
