@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,3 +81,47 @@ def processes_with(marker: str) -> list[str]:
     """Pids of processes whose command line holds ``marker``: after `bosun up` stops, none of its
     containers may be left."""
     return subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+
+
+@dataclass
+class BosunCli:
+    """The `bosun` command against a running `bosun up`, as a user types it (no KUBECONFIG or
+    debug switch from the test's environment); a traceback on stderr fails the test by itself."""
+
+    up: Up
+
+    def bosun(self, *args: str, timeout: float = 120, stdin: str | None = None) -> Run:
+        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
+        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
+                           timeout=timeout, env=env, check=False, input=stdin)
+        assert "Traceback" not in p.stderr, p.stderr
+        return Run(p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args: str) -> str:
+        r = self.bosun(*args)
+        assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
+        return r.out
+
+
+def wait_until(check: Callable[[], bool], within: float = 60, what: str = "") -> None:
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not within {within}s: {what}")
+
+
+def one_line_error(r: Run) -> str:
+    """The CLI refused with exit code 1 and said why in one line."""
+    assert r.rc == 1, (r.rc, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]

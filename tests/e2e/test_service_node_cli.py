@@ -10,39 +10,19 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tests.e2e.helpers import BOSUN, Up, bosun_up, free_port, processes_with
+from tests.e2e.helpers import BOSUN, BosunCli, bosun_up, free_port, one_line_error, processes_with, wait_until
 
 MARKER = f"svc-{os.getpid()}"
 
 
 @dataclass
-class Run:
-    rc: int
-    out: str
-    err: str
-
-
-@dataclass
-class Cluster:
-    up: Up
+class Cluster(BosunCli):
     second: str  # the second node's name
-
-    def bosun(self, *args: str, timeout: float = 120) -> Run:
-        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
-        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
-                           timeout=timeout, env=env, check=False)
-        assert "Traceback" not in p.stderr, p.stderr
-        return Run(p.returncode, p.stdout, p.stderr)
-
-    def ok(self, *args: str) -> str:
-        r = self.bosun(*args)
-        assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
-        return r.out
 
     def get(self, *args: str) -> dict[str, Any]:
         p = self.up.kubectl("get", *args, "-o", "json")
@@ -52,22 +32,6 @@ class Cluster:
     def pods(self, service: str) -> list[dict[str, Any]]:
         items = self.get("pods", "-n", "default", "-l", f"bosun.io/service={service}")["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def eventually(check: Callable[[], bool], within: float = 60, what: str = "") -> None:
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
-def one_line_error(r: Run) -> str:
-    assert r.rc == 1, (r.rc, r.out, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    return lines[0]
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -97,7 +61,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 return len(nodes) == 2 and all(  # a Node just created has no status yet
                     any(x["type"] == "Ready" and x["status"] == "True"
                         for x in n.get("status", {}).get("conditions", [])) for n in nodes)
-            eventually(both_ready, what="two Ready nodes")
+            wait_until(both_ready, what="two Ready nodes")
             yield c
         finally:
             # The second agent leaves its containers running when it stops: remove the
@@ -165,7 +129,7 @@ def test_service_create_ls_ps_scale_update_rollback_rm(cluster: Cluster) -> None
     assert c.ok("service", "rm", "web").strip() == "web"
     assert c.up.kubectl("get", "deployment", "web", "-n", "default").returncode != 0
     assert c.up.kubectl("get", "service", "web", "-n", "default").returncode != 0
-    eventually(lambda: not c.pods("web"), what="the service's tasks removed")
+    wait_until(lambda: not c.pods("web"), what="the service's tasks removed")
 
 
 def test_service_bad_input(cluster: Cluster) -> None:
@@ -226,7 +190,7 @@ def test_node_ls_inspect_update_drain(cluster: Cluster) -> None:
         pods = c.pods("spread")
         return len(pods) == 4 and all(p["spec"].get("nodeName") == c.second and
                                       p["status"].get("phase") == "Running" for p in pods)
-    eventually(all_on_second, what="every task of the drained node moved to the other node")
+    wait_until(all_on_second, what="every task of the drained node moved to the other node")
     drained = next(r for r in c.ok("node", "ls").splitlines() if first in r)
     assert "Drain" in drained
     on_second = c.ok("node", "ps", c.second).splitlines()
@@ -325,5 +289,5 @@ def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
 
 
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:
-    eventually(lambda: not [p for p in processes_with(MARKER)], within=30,
+    wait_until(lambda: not [p for p in processes_with(MARKER)], within=30,
                what="no container process of a removed service left")

@@ -6,40 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.helpers import BOSUN, Up, bosun_up, free_port, processes_with
+from tests.e2e.helpers import BosunCli, bosun_up, free_port, one_line_error, processes_with, wait_until
 
 
 @dataclass
-class Run:
-    rc: int
-    out: str
-    err: str
-
-
-@dataclass
-class Cluster:
-    up: Up
+class Cluster(BosunCli):
     tmp: Path
-
-    def bosun(self, *args: str, timeout: float = 90, stdin: str | None = None) -> Run:
-        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
-        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
-                           timeout=timeout, env=env, check=False, input=stdin)
-        assert "Traceback" not in p.stderr, p.stderr
-        return Run(p.returncode, p.stdout, p.stderr)
-
-    def ok(self, *args: str) -> str:
-        r = self.bosun(*args)
-        assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
-        return r.out
 
     def kubectl_json(self, *args: str) -> dict[str, Any]:
         p = self.up.kubectl(*args, "-o", "json")
@@ -50,22 +28,6 @@ class Cluster:
         path = self.tmp / name
         path.write_text(text)
         return str(path)
-
-
-def eventually(check: Callable[[], bool], within: float = 60, what: str = "") -> None:
-    deadline = time.time() + within
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"not within {within}s: {what}")
-
-
-def one_line_error(r: Run) -> str:
-    assert r.rc == 1, (r.rc, r.out, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +100,8 @@ networks:
     web_labels = c.kubectl_json("get", "deployment", "web", "-n", "shop")["spec"]["template"]["metadata"]["labels"]
     assert "network.bosun.io/back" not in web_labels and web_labels["network.bosun.io/front"] == "true"
 
-    eventually(_running(c, "shop", "bosun.io/service=cache", 2), what="two cache tasks running")
-    eventually(_running(c, "shop", "bosun.io/service=web", 1), what="the web task running")
+    wait_until(_running(c, "shop", "bosun.io/service=cache", 2), what="two cache tasks running")
+    wait_until(_running(c, "shop", "bosun.io/service=web", 1), what="the web task running")
 
     assert "shop" in c.ok("stack", "ls").split()
     ls = c.ok("stack", "ls").splitlines()
@@ -167,7 +129,7 @@ networks:
     assert "Updating service shop_cache" in changed
     assert "Updating service shop_web" not in changed
     assert "Removing service shop_batch" in changed
-    eventually(_running(c, "shop", "bosun.io/service=cache", 3), what="three cache tasks after the update")
+    wait_until(_running(c, "shop", "bosun.io/service=cache", 3), what="three cache tasks after the update")
     assert c.up.kubectl("get", "job", "batch", "-n", "shop").returncode != 0
 
     removed = c.ok("stack", "rm", "shop").splitlines()
@@ -175,8 +137,8 @@ networks:
 
     def gone() -> bool:
         return c.up.kubectl("get", "namespace", "shop").returncode != 0
-    eventually(gone, what="the stack's namespace deleted")
-    eventually(lambda: processes_with(marker) == [], what="the stack's containers stopped")
+    wait_until(gone, what="the stack's namespace deleted")
+    wait_until(lambda: processes_with(marker) == [], what="the stack's containers stopped")
     assert "shop" not in c.ok("stack", "ls").split()
 
 
