@@ -28,6 +28,7 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
     unknown, problems = schema.check(res, obj)
     if problems:
         raise errors.bad_request(schema.decode_error_message(res, problems[0]))
+    schema.canonicalize_quantities(res, obj)
     if not unknown:
         return
     if mode == "Strict":
