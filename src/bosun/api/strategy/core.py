@@ -11,7 +11,7 @@ from bosun.api.objects import as_dict, json_copy, now_rfc3339
 from bosun.api.quantity import parse_quantity
 from bosun.api.strategy.base import Obj, Strategy
 from bosun.api.validation import core as vcore
-from bosun.api.validation import update
+from bosun.api.validation import podwarnings, update
 from bosun.api.validation.service import validate_service
 
 DEFAULT_GRACE_SECONDS = 30
@@ -139,7 +139,7 @@ class NodeStrategy(Strategy):
 
 
 POD = PodStrategy(vcore.validate_pod, update_rule=update.pod_update, defaulter=default_pod,
-                  return_deleted_object=True)
+                  return_deleted_object=True, warner=podwarnings.for_pod)
 NAMESPACE = NamespaceStrategy(vcore.validate_namespace, defaulter=dcore.default_namespace,
                               return_deleted_object=True)
 SERVICE = ServiceStrategy(validate_service, update_rule=update.service_update, defaulter=dcore.default_service,
