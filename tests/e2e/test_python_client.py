@@ -163,6 +163,14 @@ def make_replicaset(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_replicationcontroller(name: str, labels: dict[str, str]) -> Any:
+    sel = {"app": name}
+    return m.V1ReplicationController(
+        metadata=meta(name, labels),
+        spec=m.V1ReplicationControllerSpec(replicas=1, selector=sel, template=pod_template(sel)),
+    )
+
+
 def make_statefulset(name: str, labels: dict[str, str]) -> Any:
     sel = {"app": name}
     return m.V1StatefulSet(
@@ -537,6 +545,9 @@ KINDS: list[Kind] = [
          IMAGE_PATCH, _template_image),
     Kind("replicasets", "apps", client.AppsV1Api, "namespaced_replica_set", make_replicaset, check_replicaset,
          {"spec": {"replicas": 3}}, lambda o: o.spec.replicas == 3 or _fail(o.spec)),
+    Kind("replicationcontrollers", "", client.CoreV1Api, "namespaced_replication_controller",
+         make_replicationcontroller, check_replicaset,
+         {"spec": {"replicas": 3}}, lambda o: o.spec.replicas == 3 or _fail(o.spec)),
     Kind("statefulsets", "apps", client.AppsV1Api, "namespaced_stateful_set", make_statefulset,
          check_statefulset, IMAGE_PATCH, _template_image),
     Kind("daemonsets", "apps", client.AppsV1Api, "namespaced_daemon_set", make_daemonset, check_daemonset,
@@ -788,6 +799,8 @@ STATUS_PATCHES: dict[str, tuple[dict[str, Any], Callable[[Any], object]]] = {
                     lambda s: (s.replicas, s.conditions[0].reason) == (1, "MinimumReplicasUnavailable")),
     "replicasets": ({"replicas": 1, "fullyLabeledReplicas": 1, "observedGeneration": 1},
                     lambda s: (s.replicas, s.fully_labeled_replicas) == (1, 1)),
+    "replicationcontrollers": ({"replicas": 1, "fullyLabeledReplicas": 1, "observedGeneration": 1},
+                               lambda s: (s.replicas, s.fully_labeled_replicas) == (1, 1)),
     "statefulsets": ({"replicas": 1, "currentReplicas": 1, "observedGeneration": 1},
                      lambda s: (s.replicas, s.current_replicas) == (1, 1)),
     "daemonsets": ({"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0,
@@ -850,7 +863,7 @@ def test_status_write_ignores_spec(api: client.ApiClient, ns: str) -> None:
 # scale subresources
 
 
-SCALABLE = ["deployments", "replicasets", "statefulsets"]
+SCALABLE = ["deployments", "replicasets", "replicationcontrollers", "statefulsets"]
 
 
 @pytest.mark.parametrize("plural", params("scale_subresource", SCALABLE, SCALABLE))

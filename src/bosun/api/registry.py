@@ -96,6 +96,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), strategy=s.VOLUME),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False,
              strategy=s.SERVICE_ACCOUNT),
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL,
+             subresources=("status", "scale"), strategy=sw.REPLICATION_CONTROLLER),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
     Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",),
              created_as=("pods", "binding")),

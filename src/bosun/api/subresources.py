@@ -200,9 +200,12 @@ async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.Strea
 
 
 def _selector_string(sel: Any) -> str:
-    """metav1.LabelSelector in the string form `kubectl` and HPAs read from Scale.status."""
+    """metav1.LabelSelector in the string form `kubectl` and HPAs read from Scale.status
+    (a ReplicationController's plain map of labels too)."""
     if not isinstance(sel, dict):
         return ""
+    if "matchLabels" not in sel and "matchExpressions" not in sel:
+        return ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
     parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
     for e in sel.get("matchExpressions") or []:
         key, op, vals = e.get("key"), e.get("operator"), e.get("values") or []

@@ -28,6 +28,9 @@ DEPLOYMENT = Strategy(apps.validate_deployment, update_rule=update.selector_upda
                       defaulter=dw.default_deployment, warner=TEMPLATE)
 REPLICA_SET = Strategy(apps.validate_replicaset, update_rule=update.selector_update,
                        defaulter=dw.default_replicaset, status_zeros={"replicas": 0}, warner=TEMPLATE)
+# Unlike a ReplicaSet's, a ReplicationController's selector may change (upstream allows it).
+REPLICATION_CONTROLLER = Strategy(apps.validate_replication_controller, defaulter=dw.default_replication_controller,
+                                  status_zeros={"replicas": 0}, warner=TEMPLATE)
 STATEFUL_SET = Strategy(apps.validate_statefulset, update_rule=update.statefulset_update,
                         defaulter=dw.default_statefulset, status_zeros={"replicas": 0, "availableReplicas": 0},
                         warner=TEMPLATE)

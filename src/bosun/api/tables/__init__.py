@@ -43,6 +43,7 @@ from bosun.api.tables.workloads import (
     deployment_row,
     job_row,
     replicaset_row,
+    replicationcontroller_row,
     statefulset_row,
 )
 
@@ -71,6 +72,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("apps", "ReplicaSet"): (
         [NAME, col("Desired", _I), col("Current", _I), col("Ready", _I), AGE, CONTAINERS, IMAGES, SELECTOR],
         replicaset_row,
+    ),
+    ("", "ReplicationController"): (
+        [NAME, col("Desired", _I), col("Current", _I), col("Ready", _I), AGE, CONTAINERS, IMAGES, SELECTOR],
+        replicationcontroller_row,
     ),
     ("apps", "StatefulSet"): ([NAME, col("Ready"), AGE, CONTAINERS, IMAGES], statefulset_row),
     ("apps", "DaemonSet"): (
