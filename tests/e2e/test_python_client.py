@@ -220,6 +220,13 @@ def make_ingress(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_pdb(name: str, labels: dict[str, str]) -> Any:
+    return m.V1PodDisruptionBudget(
+        metadata=meta(name, labels),
+        spec=m.V1PodDisruptionBudgetSpec(min_available="50%", selector=m.V1LabelSelector(match_labels={"app": name})),
+    )
+
+
 def make_network_policy(name: str, labels: dict[str, str]) -> Any:
     return m.V1NetworkPolicy(
         metadata=meta(name, labels),
@@ -398,6 +405,11 @@ def check_ingress(o: Any) -> None:
     assert path.backend.service.port.number == 80
 
 
+def check_pdb(o: Any) -> None:
+    assert o.spec.min_available == "50%" and o.spec.max_unavailable is None
+    assert o.status.disruptions_allowed == 0 and o.status.expected_pods == 0
+
+
 def check_network_policy(o: Any) -> None:
     s = o.spec
     assert s.policy_types == ["Ingress"]
@@ -565,6 +577,8 @@ KINDS: list[Kind] = [
     Kind("networkpolicies", "networking.k8s.io", client.NetworkingV1Api, "namespaced_network_policy",
          make_network_policy, check_network_policy, {"spec": {"policyTypes": ["Ingress", "Egress"]}},
          lambda o: o.spec.policy_types == ["Ingress", "Egress"] or _fail(o.spec)),
+    Kind("poddisruptionbudgets", "policy", client.PolicyV1Api, "namespaced_pod_disruption_budget", make_pdb,
+         check_pdb, {"spec": {"minAvailable": 2}}, lambda o: o.spec.min_available == 2 or _fail(o.spec)),
     Kind("horizontalpodautoscalers", "autoscaling", client.AutoscalingV2Api,
          "namespaced_horizontal_pod_autoscaler", make_hpa, check_hpa,
          {"spec": {"maxReplicas": 7}}, lambda o: o.spec.max_replicas == 7 or _fail(o.spec)),
@@ -812,6 +826,8 @@ STATUS_PATCHES: dict[str, tuple[dict[str, Any], Callable[[Any], object]]] = {
                  lambda s: s.last_schedule_time == datetime(2024, 1, 1, 0, 5, tzinfo=UTC)),
     "ingresses": ({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
                   lambda s: s.load_balancer.ingress[0].ip == "192.0.2.10"),
+    "poddisruptionbudgets": ({"currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2, "disruptionsAllowed": 1},
+                             lambda s: (s.current_healthy, s.disruptions_allowed) == (2, 1)),
     "horizontalpodautoscalers": ({"currentReplicas": 1, "desiredReplicas": 2},
                                  lambda s: (s.current_replicas, s.desired_replicas) == (1, 2)),
 }

@@ -120,6 +120,9 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), strategy=sc.INGRESS),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
              strategy=sc.NETWORK_POLICY),
+    # policy/v1
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+             subresources=("status",), strategy=sc.POD_DISRUPTION_BUDGET),
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA),

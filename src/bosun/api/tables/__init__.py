@@ -24,6 +24,7 @@ from bosun.api.tables.cluster import (
     namespace_row,
     networkpolicy_row,
     node_row,
+    pdb_row,
     priorityclass_row,
     pv_row,
     pvc_row,
@@ -136,6 +137,9 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ),
     ("networking.k8s.io", "NetworkPolicy"): (
         [NAME, col("Pod-Selector", desc=POD_SELECTOR_DESC), AGE], networkpolicy_row,
+    ),
+    ("policy", "PodDisruptionBudget"): (
+        [NAME, col("Min Available"), col("Max Unavailable"), col("Allowed Disruptions", _I), AGE], pdb_row,
     ),
     ("", "ConfigMap"): ([NAME, col("Data", _I), AGE], configmap_row),
     ("", "Secret"): ([NAME, col("Type"), col("Data", _I), AGE], secret_row),
