@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from bosun.agent import env as envmod
-from bosun.agent import poddns, podspec
+from bosun.agent import poddns, podsecurity, podspec
 from bosun.agent.config import AgentConfig
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.probes import ContainerProbes, ProbeResult
@@ -39,7 +39,6 @@ from bosun.agent.runtime.base import (
     RuntimeDriver,
     SandboxConfig,
     SandboxStatus,
-    SecurityConfig,
     StartError,
 )
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, condition, now, rfc3339, terminated
@@ -183,7 +182,8 @@ class PodWorker:
         fqdn = poddns.pod_fqdn(pod, hostname, self.cluster_dns.domain) if self.cluster_dns else ""
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=hostname, fqdn=fqdn,
-            pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
+            pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
+            ports=podspec.ports(pod),
             dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
@@ -304,7 +304,11 @@ class PodWorker:
         try:
             env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable)
             mounts = self.volumes.mounts(c, paths)
-        except ConfigError as e:
+            security = podsecurity.security_config(c, self.pod, self.config.seccomp_dir)
+            refused = podsecurity.non_root_error(c, self.pod, image.user)
+            if refused:
+                raise ConfigError(refused)
+        except (ConfigError, ValueError) as e:
             self._waiting[name] = ("CreateContainerConfigError", str(e))
             self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e}")
             self.wake(time.time() + 2.0)
@@ -313,7 +317,7 @@ class PodWorker:
         cfg = ContainerConfig(
             name=name, pod_uid=self.uid, attempt=attempt, image=str(c.get("image") or ""), command=command,
             args=args, env=env, working_dir=str(c.get("workingDir") or ""), mounts=mounts,
-            resources=podspec.container_resources(c), security=_security(c, self.pod), log_path=log_path,
+            resources=podspec.container_resources(c), security=security, log_path=log_path,
             log_max_bytes=self.config.container_log_max_bytes, log_max_files=self.config.container_log_max_files,
             tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")),
             labels={LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
@@ -321,6 +325,13 @@ class PodWorker:
         self._waiting.pop(name, None)
         try:
             cid = await self.driver.create_container(sandbox, cfg, image)
+        except (StartError, DriverError) as e:
+            # kubelet's CreateContainerError: nothing was made (a missing device, a bad profile).
+            self._waiting[name] = ("CreateContainerError", e.message)
+            self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e.message}")
+            self.wake(time.time() + 2.0)
+            return
+        try:
             self.recorder.event(self.pod, "Normal", "Created", f"Created container {name}")
             await self.driver.start_container(cid)
             self.recorder.event(self.pod, "Normal", "Started", f"Started container {name}")
@@ -616,17 +627,3 @@ def _phase(policy: str, containers: list[dict[str, Any]], inits: list[dict[str, 
             return "Failed"
     return "Running"
 
-
-def _security(c: dict[str, Any], pod: Pod) -> SecurityConfig:
-    psc = (pod.get("spec") or {}).get("securityContext") or {}
-    sc = c.get("securityContext") or {}
-    caps = sc.get("capabilities") or {}
-    return SecurityConfig(
-        run_as_user=sc.get("runAsUser", psc.get("runAsUser")),
-        run_as_group=sc.get("runAsGroup", psc.get("runAsGroup")),
-        supplemental_groups=[int(g) for g in psc.get("supplementalGroups") or []],
-        privileged=bool(sc.get("privileged")),
-        read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem")),
-        allow_privilege_escalation=sc.get("allowPrivilegeEscalation", True) is not False,
-        capabilities_add=[str(x) for x in caps.get("add") or []],
-        capabilities_drop=[str(x) for x in caps.get("drop") or []])

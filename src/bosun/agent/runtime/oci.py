@@ -46,7 +46,7 @@ from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.registry import PullError, is_insecure, pull
 from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
 from bosun.agent.runtime import oci_bundle as ob
-from bosun.agent.runtime import sandbox_recovery, spawn
+from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -380,7 +380,8 @@ class OciDriver:
         sdir = self._sdir(sid)
         nsdir = sdir / "ns"
         cg = self.cgroups.rel(f"pod{sid}")
-        extra: dict[str, Any] = {"ipc_ns": str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg, "cni": False}
+        extra: dict[str, Any] = {"ipc_ns": "" if config.host_ipc else str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg,
+                                 "cni": False}
         status = SandboxStatus(id=sid, pod_uid=sid, ready=False, hostname=config.hostname, cgroup_parent=cg,
                                labels=dict(config.labels))
         if not config.host_network:
@@ -400,9 +401,10 @@ class OciDriver:
 
         try:
             await _off_loop(prepare)
-            kinds = ("ipc",) if config.host_network else ("ipc", "net", "uts")
+            kinds = (() if config.host_ipc else ("ipc",)) + (() if config.host_network else ("net", "uts"))
             try:
-                await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
+                if kinds:
+                    await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
             except OSError as e:
                 raise DriverError("SandboxError", f"cannot create the pod's namespaces: {e}") from e
             ip = self.node_ip
@@ -533,7 +535,10 @@ class OciDriver:
             binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
         for m in config.mounts:
             binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
-        namespaces = [{"type": "pid"}, {"type": "mount"}, {"type": "ipc", "path": sdata["ipc_ns"]}]
+        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0),
+                      {"type": "mount"}]
+        if sdata.get("ipc_ns"):  # none: hostIPC
+            namespaces.append({"type": "ipc", "path": sdata["ipc_ns"]})
         if sandbox.netns_path:
             namespaces.append({"type": "network", "path": sandbox.netns_path})
         if sdata.get("uts_ns"):
@@ -545,10 +550,7 @@ class OciDriver:
             args=args, env=ob.merge_env(image.env, config.env, sandbox.hostname),
             cwd=config.working_dir or image.working_dir or "/", uid=uid, gid=gid, rootfs=str(rootfs),
             additional_gids=list(sec.supplemental_groups),
-            hostname=sandbox.hostname if sdata.get("uts_ns") else "",
-            read_only_root=sec.read_only_root_filesystem, privileged=sec.privileged,
-            no_new_privileges=not sec.allow_privilege_escalation and not sec.privileged,
-            caps=ob.capabilities(sec.capabilities_add, sec.capabilities_drop, sec.privileged),
+            hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
             binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
             annotations=labels))
         _write_json(bundle / "config.json", spec)
@@ -603,6 +605,11 @@ class OciDriver:
             return int((self._dir(cid) / "container.pid").read_text().strip())
         except (OSError, ValueError):
             return 0
+
+    def _running_pid(self, cid: str) -> int:
+        """The host pid of a running container's command; 0 when it does not run."""
+        st = self._status(cid)
+        return self._container_pid(cid) if st is not None and st.state == ContainerState.RUNNING else 0
 
     def _shim_alive(self, cid: str) -> bool:
         return shim_alive(self._shims.get(cid), self._dir(cid))
