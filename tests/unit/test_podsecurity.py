@@ -54,7 +54,7 @@ def test_security_config_merges_pod_and_container(tmp_path: Path) -> None:
     pod = _pod({"kernel.shm_rmid_forced": "1"}, hostPID=True)
     pod["spec"]["securityContext"].update(runAsUser=5, seccompProfile={"type": "RuntimeDefault"})
     pod["metadata"]["annotations"] = {ps.DEVICES_ANNOTATION + "c": "/dev/fuse, /dev/sda:/dev/xvda:r"}
-    c = {"name": "c", "securityContext": {"runAsUser": 7, "procMount": "Unmasked",
+    c: dict[str, Any] = {"name": "c", "securityContext": {"runAsUser": 7, "procMount": "Unmasked",
                                           "seccompProfile": {"type": "Localhost", "localhostProfile": "a.json"}}}
     sec = ps.security_config(c, pod, tmp_path)
     assert sec.run_as_user == 7 and sec.unmasked_proc and sec.host_pid
