@@ -1,0 +1,111 @@
+"""securityContext through the whole node: pods on a real control plane and an agent with
+the oci driver, checked from inside the container (its log) and in the pod's status where
+the node refuses (runAsNonRoot, a sysctl the node does not allow, a missing device)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import RunningServer, served
+from tests.integration.helpers import agent_config, client_for, create_namespace, create_pod, node_name, pod_when
+from tests.integration.oci_env import oci_env, requires_oci
+
+from bosun.agent.agent import Agent
+from bosun.client.rest import Client
+from bosun.controllers._common import resource
+
+pytestmark = [requires_oci, pytest.mark.timeout(90)]
+PODS = resource("", "v1", "pods")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    yield from served(tmp_path_factory.mktemp("oci-security-server"))
+
+
+@pytest.fixture
+async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
+    """An oci node that allows the unsafe ``kernel.msg*`` sysctls and nothing else unsafe."""
+    client = client_for(server)
+    try:
+        async with oci_env() as env:
+            config = agent_config(tmp_path / "agent", node_name(tmp_path, "sec", keep=10), pod_cidr=env.subnet,
+                                  allowed_unsafe_sysctls=["kernel.msg*"])
+            agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
+            await agent.start()
+            try:
+                yield client, config.node_name
+            finally:
+                await agent.stop()
+    finally:
+        await client.close()
+
+
+def _waiting(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return dict((statuses[0].get("state") or {}).get("waiting") or {})
+
+
+def _exited(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+async def _log(client: Client, ns: str, name: str) -> str:
+    raw = await client.request_raw("GET", f"/api/v1/namespaces/{ns}/pods/{name}/log", accept="*/*")
+    return raw.decode()
+
+
+async def test_run_as_non_root_refused_for_a_root_image_and_honoured_with_a_user(
+        node: tuple[Client, str], namespace: str) -> None:
+    client, name = node
+    await create_namespace(client, namespace)
+    await create_pod(client, namespace, name, "rooted", [{"name": "app", "command": ["id", "-u"],
+                                                         "securityContext": {"runAsNonRoot": True}}])
+    pod = await pod_when(client, namespace, "rooted", lambda p: _waiting(p).get("reason") ==
+                         "CreateContainerConfigError")
+    assert _waiting(pod)["message"].startswith("container has runAsNonRoot and image will run as root (pod: "), pod
+    assert pod["status"]["phase"] == "Pending"
+    await create_pod(client, namespace, name, "user", [{"name": "app", "command": ["sh", "-c", "id -u; id -g"]}],
+                     restartPolicy="Never",
+                     securityContext={"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 3000})
+    pod = await pod_when(client, namespace, "user", _exited)
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    assert (await _log(client, namespace, "user")).split() == ["1000", "3000"]
+
+
+async def test_sysctls_safe_allowed_by_the_node_and_forbidden(node: tuple[Client, str], namespace: str) -> None:
+    client, name = node
+    await create_namespace(client, namespace)
+    script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/msgmax"
+    await create_pod(client, namespace, name, "tuned", [{"name": "app", "command": ["sh", "-c", script]}],
+                     restartPolicy="Never", securityContext={"sysctls": [
+                         {"name": "net.ipv4.ip_unprivileged_port_start", "value": "81"},
+                         {"name": "kernel.msgmax", "value": "12345"}]})
+    await create_pod(client, namespace, name, "unsafe", [{"name": "app", "command": ["true"]}],
+                     securityContext={"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]})
+    pod = await pod_when(client, namespace, "tuned", _exited)
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    assert (await _log(client, namespace, "tuned")).split() == ["81", "12345"]
+    pod = await pod_when(client, namespace, "unsafe", _exited)
+    assert pod["status"]["reason"] == "SysctlForbidden", pod["status"]
+    assert pod["status"]["message"] == 'Pod was rejected: forbidden sysctl: "net.core.somaxconn" not allowlisted'
+    assert pod["status"]["phase"] == "Failed" and not pod["status"].get("containerStatuses")
+
+
+async def test_device_annotation_present_and_missing(node: tuple[Client, str], namespace: str) -> None:
+    client, name = node
+    await create_namespace(client, namespace)
+    for pod_name, device in (("fuse", "/dev/fuse"), ("nodev", "/dev/no-such-device")):
+        await client.create(PODS, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod_name, "annotations": {"devices.bosun.io/app": device}},
+            "spec": {"nodeName": name, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "app", "image": "host",
+                                     "command": ["sh", "-c", "test -c /dev/fuse && echo present"]}]}}, namespace)
+    pod = await pod_when(client, namespace, "fuse", _exited)
+    assert pod["status"]["phase"] == "Succeeded" and (await _log(client, namespace, "fuse")).strip() == "present"
+    pod = await pod_when(client, namespace, "nodev", lambda p: _waiting(p).get("reason") == "CreateContainerError")
+    assert _waiting(pod)["message"] == "device /dev/no-such-device not found on the node"
