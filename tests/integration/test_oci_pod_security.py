@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RunningServer, served
-from tests.integration.helpers import agent_config, client_for, create_namespace, create_pod, node_name, pod_when
-from tests.integration.oci_env import oci_env, requires_oci
+from tests.conftest import RunningServer
+from tests.integration.helpers import create_namespace, create_pod, pod_when
+from tests.integration.oci_env import requires_oci
+from tests.integration.oci_node import oci_node
 
-from bosun.agent.agent import Agent
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
 
@@ -21,27 +21,11 @@ pytestmark = [requires_oci, pytest.mark.timeout(90)]
 PODS = resource("", "v1", "pods")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    yield from served(tmp_path_factory.mktemp("oci-security-server"))
-
-
 @pytest.fixture
-async def node(server: RunningServer, tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
+async def node(api_server: RunningServer, tmp_path: Path) -> AsyncIterator[tuple[Client, str]]:
     """An oci node that allows the unsafe ``kernel.msg*`` sysctls and nothing else unsafe."""
-    client = client_for(server)
-    try:
-        async with oci_env() as env:
-            config = agent_config(tmp_path / "agent", node_name(tmp_path, "sec", keep=10), pod_cidr=env.subnet,
-                                  allowed_unsafe_sysctls=["kernel.msg*"])
-            agent = Agent(client, config, env.driver, node_ip="127.0.0.1")
-            await agent.start()
-            try:
-                yield client, config.node_name
-            finally:
-                await agent.stop()
-    finally:
-        await client.close()
+    async with oci_node(api_server, tmp_path, "sec", allowed_unsafe_sysctls=["kernel.msg*"]) as node:
+        yield node
 
 
 def _waiting(pod: dict[str, Any]) -> dict[str, Any]:
