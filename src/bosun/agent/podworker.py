@@ -270,6 +270,9 @@ class PodWorker:
                     await self._check_probes(c, st)
                 elif st.state == ContainerState.EXITED and _should_restart(policy, st):
                     await self._restart(c, st, sandbox, paths, refs, init=False)
+            for c in spec.get("ephemeralContainers") or []:
+                if c["name"] not in latest:  # started once, never restarted
+                    await self._start_ephemeral(c, latest, sandbox, paths, refs)
         latest, previous = await self._containers()
         self._manage_probes(latest)
         await self._gc(latest)
@@ -278,8 +281,19 @@ class PodWorker:
             self._terminal = True
             await self._stop_all(latest, 0)
 
+    async def _start_ephemeral(self, c: dict[str, Any], latest: dict[str, ContainerStatus], sandbox: SandboxStatus,
+                               paths: dict[str, Path], refs: RefFetcher) -> None:
+        """A debug container (``kubectl debug``), in its target's process namespace if it names one."""
+        target = str(c.get("targetContainerName") or "")
+        st = latest.get(target) if target else None
+        if target and (st is None or st.state != ContainerState.RUNNING):
+            self._waiting[c["name"]] = ("ContainerCreating", f"waiting for target container {target} to run")
+            self.wake(time.time() + 1.0)
+            return
+        await self._start(c, sandbox, paths, refs, init=False, pid_target=st.id if st is not None else "")
+
     async def _start(self, c: dict[str, Any], sandbox: SandboxStatus, paths: dict[str, Path],
-                     refs: RefFetcher, *, init: bool, attempt: int = 0) -> None:
+                     refs: RefFetcher, *, init: bool, attempt: int = 0, pid_target: str = "") -> None:
         name = c["name"]
         image_name = str(c.get("image") or "")
         pulling = self._pull_backoff.get(name)
@@ -305,6 +319,7 @@ class PodWorker:
             env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable)
             mounts = self.volumes.mounts(c, paths)
             security = podsecurity.security_config(c, self.pod, self.config.seccomp_dir)
+            security.pid_target = pid_target
             refused = podsecurity.non_root_error(c, self.pod, image.user)
             if refused:
                 raise ConfigError(refused)
@@ -583,6 +598,11 @@ class PodWorker:
         }
         if inits:
             status["initContainerStatuses"] = istat
+        debug = spec.get("ephemeralContainers") or []
+        if debug:
+            status["ephemeralContainerStatuses"] = [
+                self._container_status(c, latest.get(c["name"]), None, init=False, init_ok=init_ok, final=final)
+                for c in debug]
         if self._evicted:
             status.update({"phase": "Failed", "reason": "Evicted", "message": self._evicted})
             for cond in status["conditions"]:
