@@ -4,6 +4,7 @@ the node refuses (runAsNonRoot, a sysctl the node does not allow, a missing devi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,37 @@ async def test_device_annotation_present_and_missing(node: tuple[Client, str], n
     assert pod["status"]["phase"] == "Succeeded" and (await _log(client, namespace, "fuse")).strip() == "present"
     pod = await pod_when(client, namespace, "nodev", lambda p: _waiting(p).get("reason") == "CreateContainerError")
     assert _waiting(pod)["message"] == "device /dev/no-such-device not found on the node"
+
+
+STATUS = "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'"
+
+
+async def test_security_context_seen_from_inside(node: tuple[Client, str], namespace: str, tmp_path: Path) -> None:
+    """Pod and container fields reach the container: seccomp (RuntimeDefault, and a Localhost
+    profile from the node's seccomp directory), no_new_privs, capabilities, privileged, procMount."""
+    client, name = node
+    await create_namespace(client, namespace)
+    profiles = tmp_path / "agent" / "seccomp"  # the node's data dir (see oci_node)
+    profiles.mkdir(parents=True)
+    (profiles / "no-mkdir.json").write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}))
+    await create_pod(client, namespace, name, "secure", restartPolicy="Never",
+                     securityContext={"seccompProfile": {"type": "RuntimeDefault"}}, containers=[
+        {"name": "tight", "command": ["sh", "-c", f"{STATUS}; grep -c ' /proc/kcore ' /proc/self/mountinfo; true"],
+         "securityContext": {"allowPrivilegeEscalation": False, "procMount": "Unmasked",
+                             "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}},
+        {"name": "local", "command": ["sh", "-c", f"{STATUS}; mkdir /tmp/d 2>&1 | grep -c 'not permitted'"],
+         "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "no-mkdir.json"}}},
+        {"name": "root", "command": ["sh", "-c", STATUS], "securityContext": {"privileged": True}}])
+    pod = await pod_when(client, namespace, "secure", _exited, within=40)
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+
+    async def log(container: str) -> list[str]:
+        raw = await client.request_raw("GET", f"/api/v1/namespaces/{namespace}/pods/secure/log",
+                                       params={"container": container}, accept="*/*")
+        return raw.decode().split()
+
+    assert await log("tight") == ["CapEff:0000000000000400", "NoNewPrivs:1", "Seccomp:2", "0"]
+    assert (await log("local"))[2:] == ["Seccomp:2", "1"]
+    root = await log("root")
+    assert root[1:] == ["NoNewPrivs:0", "Seccomp:0"] and int(root[0].split(":")[1], 16) > 0xFFFFFFFF
