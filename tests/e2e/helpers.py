@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from tests.harness.fixtures import requires_netns
+
 BOSUN = str(Path(sys.executable).with_name("bosun"))
 
 
@@ -49,8 +52,18 @@ class Up:
     agent_port: int
     kubectl: Kubectl
 
+    def get(self, url: str, token: str) -> str:
+        """GET over HTTPS (certificate not checked) from where `bosun up` runs: its network
+        namespace for the oci runtime."""
+        done = subprocess.run([*self.kubectl.prefix, "curl", "-sfk", "-H", f"Authorization: Bearer {token}", url],
+                              capture_output=True, text=True, timeout=15)
+        assert done.returncode == 0, f"GET {url}: curl exited {done.returncode}: {done.stderr}"
+        return done.stdout
 
-RUNTIMES = ("process", "oci")
+
+# The runtimes a `bosun up` test runs on: the process runtime, and crun containers where
+# the machine can run them (root, crun, the CNI plugins).
+RUNTIMES = ["process", pytest.param("oci", marks=requires_netns)]
 
 
 @contextmanager

@@ -751,8 +751,10 @@ class OciDriver:
             raise DriverError("NotRunning", f"container {container_id} is not running")
         if not command:
             raise DriverError("ExecError", "no command given")
-        argv = self._rt_of(container_id, "exec", *(["--tty"] if tty else []), container_id, *command)
-        return await start_exec(argv, tty=tty, stdin=stdin)
+        pid_file = self._dir(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid" if tty else None
+        opts = ["--tty", "--pid-file", str(pid_file)] if pid_file else []
+        argv = self._rt_of(container_id, "exec", *opts, container_id, *command)
+        return await start_exec(argv, tty=tty, stdin=stdin, pid_file=pid_file)
 
     async def exec_capture(self, container_id: str, command: list[str], timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
         """Run ``command`` in the container to its end: (exit code, output). For exec probes
