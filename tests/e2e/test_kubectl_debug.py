@@ -98,3 +98,14 @@ def test_node_debug_pod_runs_in_the_nodes_namespaces(kubectl: Kubectl) -> None:
         host_init = f.read().strip()
     assert kubectl("logs", name).stdout.split() == [host_init, "host-root"]
     assert kubectl("delete", "pod", name).returncode == 0
+
+
+def test_debug_profiles_reach_the_container(kubectl: Kubectl) -> None:
+    """kubectl's netadmin profile asks for NET_ADMIN and NET_RAW; sysadmin for privileged."""
+    for container, profile, wanted in (("net", "netadmin", 1 << 12 | 1 << 13), ("root", "sysadmin", 1 << 21)):
+        done = kubectl("debug", "app", "--image=host", f"--profile={profile}", "-c", container, "--",
+                       "grep", "CapEff", "/proc/self/status")
+        assert done.returncode == 0, done.stderr
+        _wait(kubectl, "app", lambda p, c=container: "terminated" in _debug_state(c)(p))
+        caps = int(kubectl("logs", "app", "-c", container).stdout.split()[1], 16)
+        assert caps & wanted == wanted, hex(caps)

@@ -56,6 +56,8 @@ def host_devices(root: str = "/dev") -> list[DeviceMapping]:
         if dirpath == root:
             dirnames[:] = [d for d in dirnames if d not in _SKIPPED]
         for name in sorted(filenames):
+            if name == "console":  # the runtime's own (the container's terminal), as runc skips it
+                continue
             path = os.path.join(dirpath, name)
             try:
                 mode = os.lstat(path).st_mode
