@@ -257,6 +257,23 @@ def test_seccomp_proc_mount_and_sysctls() -> None:
         '"Unmasked"']
 
 
+def test_device_annotations() -> None:
+    p = pod()
+    p["metadata"]["annotations"] = {"devices.bosun.io/app": "/dev/fuse,/dev/sda:/dev/xvda:r"}
+    assert errors(p) == []
+    p["metadata"]["annotations"] = {"devices.bosun.io/app": "/dev/fuse:rx", "devices.bosun.io/web": "/dev/fuse"}
+    assert errors(p) == [
+        'metadata.annotations[devices.bosun.io/app]: Invalid value: "/dev/fuse:rx": device \'/dev/fuse:rx\': '
+        "permissions 'rx' must be made of r, w and m",
+        'metadata.annotations[devices.bosun.io/web]: Invalid value: "/dev/fuse": names no container of the pod '
+        "('web')"]
+    d = deployment()
+    d["spec"]["template"]["metadata"]["annotations"] = {"devices.bosun.io/web": "dev/fuse"}
+    assert errors(d) == [
+        'spec.template.metadata.annotations[devices.bosun.io/web]: Invalid value: "dev/fuse": device '
+        "'dev/fuse': expected HOST[:CONTAINER][:PERMISSIONS] with absolute paths"]
+
+
 # --- workloads ----------------------------------------------------------------------------------
 
 def test_deployment_rules() -> None:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bosun.agent.runtime.base import DeviceMapping, SeccompMode, SecurityConfig
+from bosun.api.validation import devices
 
-DEVICES_ANNOTATION = "devices.bosun.io/"  # + the container's name
+DEVICES_ANNOTATION = devices.DEVICES_ANNOTATION  # + the container's name
 SYSCTL_FORBIDDEN = "SysctlForbidden"
 
 # kubelet's SafeSysctlAllowlist (Kubernetes 1.32): namespaced, and harmless to the node.
@@ -78,27 +79,8 @@ def sysctl_rejection(pod: dict[str, Any], allowed_unsafe: list[str]) -> str | No
 
 
 def parse_devices(text: str) -> list[DeviceMapping]:
-    """Docker's ``HOST[:CONTAINER][:PERMISSIONS]``, comma separated; ValueError names the bad one."""
-    return [parse_device(part) for part in text.split(",") if part.strip()]
-
-
-def parse_device(text: str) -> DeviceMapping:
-    parts = text.strip().split(":")
-    if not parts[0].startswith("/") or len(parts) > 3:
-        raise ValueError(f"device {text.strip()!r}: expected HOST[:CONTAINER][:PERMISSIONS] with absolute paths")
-    target, perms = parts[0], "rwm"
-    if len(parts) == 2:
-        if parts[1].startswith("/"):
-            target = parts[1]
-        else:
-            perms = parts[1]
-    elif len(parts) == 3:
-        target, perms = parts[1], parts[2]
-    if not target.startswith("/"):
-        raise ValueError(f"device {text.strip()!r}: the container path {target!r} must be absolute")
-    if not perms or set(perms) - set("rwm"):
-        raise ValueError(f"device {text.strip()!r}: permissions {perms!r} must be made of r, w and m")
-    return DeviceMapping(parts[0], target, perms)
+    """The devices annotation's value (syntax: :mod:`bosun.api.validation.devices`)."""
+    return [DeviceMapping(*d) for d in devices.parse_devices(text)]
 
 
 def _seccomp(sc: dict[str, Any], psc: dict[str, Any], seccomp_dir: Path) -> tuple[SeccompMode, Path | None]:

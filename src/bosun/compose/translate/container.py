@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from bosun.agent import podsecurity
 from bosun.agent.images import reference
+from bosun.api.validation import devices
 from bosun.compose import normalize, units
 from bosun.compose.errors import ComposeError
 from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, split_labels
@@ -65,12 +65,12 @@ def _devices(svc: Service) -> None:
         else:
             text = str(d)
         try:
-            podsecurity.parse_device(text)
+            devices.parse_device(text)
         except ValueError as e:
             raise ComposeError(f"{svc.where}.devices: {e}") from None
         parts.append(text)
     if parts:
-        svc.pod_annotations[podsecurity.DEVICES_ANNOTATION + svc.dns] = ",".join(parts)
+        svc.pod_annotations[devices.DEVICES_ANNOTATION + svc.dns] = ",".join(parts)
 
 
 def _host_namespaces(svc: Service) -> None:
