@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -67,6 +68,7 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.runtime.disk_state import (
     created_status,
+    host_network_hosts,
     hosts_file,
     read_json,
     sandbox_from,
@@ -382,8 +384,9 @@ class OciDriver:
         cg = self.cgroups.rel(f"pod{sid}")
         extra: dict[str, Any] = {"ipc_ns": "" if config.host_ipc else str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg,
                                  "cni": False}
-        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, hostname=config.hostname, cgroup_parent=cg,
-                               labels=dict(config.labels))
+        # A hostNetwork pod keeps the node's UTS namespace: its hostname is the node's (as with the CRI).
+        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, cgroup_parent=cg, labels=dict(config.labels),
+                               hostname=socket.gethostname() if config.host_network else config.hostname)
         if not config.host_network:
             # Known before anything is made, so one save covers a failure at any later step
             # (unmounting or CNI DEL of what was not made yet is harmless): 2 writes, not 4.
@@ -428,10 +431,13 @@ class OciDriver:
     def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
         """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
         hosts = config.pod_dir / "etc-hosts"
-        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
+        if config.host_network:  # the node's own /etc/hosts, plus the pod's hostAliases (kubelet's rule)
+            hosts.write_text(host_network_hosts(config.host_aliases))
+        else:
+            hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
         resolv = config.pod_dir / "resolv.conf"
         resolv.write_text(self._resolv(config))
-        (config.pod_dir / "hostname").write_text(config.hostname + "\n")
+        (config.pod_dir / "hostname").write_text(status.hostname + "\n")
         status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
         self._save_sandbox(status, extra)
 
