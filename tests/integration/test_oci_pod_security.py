@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer
-from tests.integration.helpers import create_namespace, create_pod, pod_when
-from tests.integration.oci_env import requires_oci
+from tests.integration.helpers import agent_config, client_for, create_namespace, create_pod, node_name, pod_when
+from tests.integration.oci_env import requires_oci, wait_for
 from tests.integration.oci_node import oci_node
 
+from bosun.agent.agent import Agent
+from bosun.agent.runtime.process import ProcessDriver
 from bosun.client.rest import Client
 from bosun.controllers._common import resource
 
@@ -128,3 +130,36 @@ async def test_security_context_seen_from_inside(node: tuple[Client, str], names
     assert (await log("local"))[2:] == ["Seccomp:2", "1"]
     root = await log("root")
     assert root[1:] == ["NoNewPrivs:0", "Seccomp:0"] and int(root[0].split(":")[1], 16) > 0xFFFFFFFF
+
+
+async def test_the_process_runtime_says_what_it_does_not_apply(api_server: RunningServer, tmp_path: Path,
+                                                              namespace: str) -> None:
+    """Its containers are host processes: the pod runs, with a warning naming the fields."""
+    client = client_for(api_server)
+    config = agent_config(tmp_path / "agent", node_name(tmp_path, "proc", keep=10))
+    driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")
+    agent = Agent(client, config, driver, node_ip="127.0.0.1")
+    try:
+        await agent.start()
+        await create_namespace(client, namespace)
+        await create_pod(client, namespace, config.node_name, "loose", [
+            {"name": "app", "command": ["true"], "securityContext": {"privileged": True,
+                                                                    "capabilities": {"add": ["NET_ADMIN"]}}}],
+            restartPolicy="Never", securityContext={"seccompProfile": {"type": "RuntimeDefault"}})
+        pod = await pod_when(client, namespace, "loose", _exited)
+        assert pod["status"]["phase"] == "Succeeded"
+        events = await wait_for(lambda: _events(client, namespace, "SecurityContextNotApplied"))
+        assert events == ["the process runtime runs container app as a host process: privileged, capabilities, "
+                          "seccompProfile not applied (use the oci runtime)"]
+    finally:
+        await agent.stop()
+        for st in await driver.list_containers():
+            await driver.remove_container(st.id)
+        for sb in await driver.list_sandboxes():
+            await driver.remove_sandbox(sb.id)
+        await client.close()
+
+
+async def _events(client: Client, namespace: str, reason: str) -> list[str]:
+    items = (await client.list(resource("", "v1", "events"), namespace))["items"]
+    return [str(e.get("message")) for e in items if e.get("reason") == reason]

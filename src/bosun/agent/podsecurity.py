@@ -142,3 +142,16 @@ def non_root_error(c: dict[str, Any], pod: dict[str, Any], image_user: str) -> s
         return f"container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root " \
                f"{where}"
     return None
+
+
+def unapplied(sec: SecurityConfig) -> list[str]:
+    """The securityContext fields asked for that a driver without the SecurityEnforcing
+    ability (host processes) does not apply."""
+    asked = {
+        "privileged": sec.privileged, "capabilities": bool(sec.capabilities_add or sec.capabilities_drop),
+        "runAsUser": sec.run_as_user is not None, "runAsGroup": sec.run_as_group is not None,
+        "readOnlyRootFilesystem": sec.read_only_root_filesystem,
+        "allowPrivilegeEscalation": not sec.allow_privilege_escalation,
+        "seccompProfile": sec.seccomp != SeccompMode.UNCONFINED, "procMount": sec.unmasked_proc,
+        "sysctls": bool(sec.sysctls), "devices": bool(sec.devices)}
+    return [name for name, on in asked.items() if on]

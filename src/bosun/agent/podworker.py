@@ -39,6 +39,7 @@ from bosun.agent.runtime.base import (
     RuntimeDriver,
     SandboxConfig,
     SandboxStatus,
+    SecurityEnforcing,
     StartError,
 )
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, condition, now, rfc3339, terminated
@@ -320,6 +321,11 @@ class PodWorker:
             mounts = self.volumes.mounts(c, paths)
             security = podsecurity.security_config(c, self.pod, self.config.seccomp_dir)
             security.pid_target = pid_target
+            ignored = [] if isinstance(self.driver, SecurityEnforcing) else podsecurity.unapplied(security)
+            if ignored and name not in self._backoff:  # said once per container, not at every restart
+                self.recorder.event(self.pod, "Warning", "SecurityContextNotApplied",
+                                    f"the {self.driver.name} runtime runs container {name} as a host process: "
+                                    f"{', '.join(ignored)} not applied (use the oci runtime)")
             refused = podsecurity.non_root_error(c, self.pod, image.user)
             if refused:
                 raise ConfigError(refused)

@@ -381,3 +381,14 @@ class PodNetworkAware(Protocol):
     def set_pod_network(self, network: PodNetwork) -> None:
         """Used for every sandbox made from now on; called before the first pod starts."""
         ...
+
+
+@runtime_checkable
+class SecurityEnforcing(Protocol):
+    """Optional ability of a driver that applies a container's :class:`SecurityConfig` (oci:
+    namespaces, capabilities, seccomp, devices...). A driver without it (process: containers
+    are host processes) runs them as they are, and the agent says so on the pod."""
+
+    def enforces_security(self) -> bool:
+        """True: every field of SecurityConfig is applied or refused with an error."""
+        ...

@@ -243,6 +243,10 @@ class OciDriver:
         # a pod's worker lists its containers three times per sync.
         self._by_pod: dict[str, set[str]] | None = None
 
+    def enforces_security(self) -> bool:
+        """See SecurityEnforcing: securityContext becomes the OCI spec (oci_security)."""
+        return True
+
     def set_pod_network(self, network: PodNetwork) -> None:
         """The node's podCIDR is known only after registration (see PodNetworkAware)."""
         self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
