@@ -131,7 +131,8 @@ class BosunCli:
 
     def bosun(self, *args: str, timeout: float = 120, stdin: str | None = None) -> Run:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
-        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
+        p = subprocess.run([*self.up.kubectl.prefix, BOSUN, "--kubeconfig", self.up.kubeconfig, *args],
+                           capture_output=True, text=True,
                            timeout=timeout, env=env, check=False, input=stdin)
         assert "Traceback" not in p.stderr, p.stderr
         return Run(p.returncode, p.stdout, p.stderr)
