@@ -349,3 +349,15 @@ services:
 def test_a_bad_device_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ComposeError, match=r"services.app.devices: device 'fuse'"):
         _small(tmp_path, "services:\n  app:\n    image: busybox\n    devices: [fuse]\n")
+
+
+def test_security_opt(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  app:
+    image: busybox
+    security_opt: ["no-new-privileges:true", "seccomp=unconfined", "apparmor=docker-default"]
+""")
+    assert _container(_obj(t, "Deployment", "app"))["securityContext"] == {
+        "allowPrivilegeEscalation": False, "seccompProfile": {"type": "Unconfined"}}
+    assert "services.app.security_opt: 'apparmor=docker-default' is not supported; ignored" in t.warnings.lines()

@@ -49,10 +49,27 @@ def _security(svc: Service, sc: JSON) -> None:
         sc["capabilities"] = caps
     if spec.get("read_only"):
         sc["readOnlyRootFilesystem"] = True
+    for opt in spec.get("security_opt") or []:
+        _security_opt(svc, sc, str(opt))
     sysctls = normalize.list_or_dict(spec.get("sysctls"))
     if sysctls:
         svc.pod.setdefault("securityContext", {})["sysctls"] = [
             {"name": k, "value": v or ""} for k, v in sysctls.items()]
+
+
+def _security_opt(svc: Service, sc: JSON, opt: str) -> None:
+    """Docker's ``security_opt`` entries that have a securityContext field (``KEY=VALUE`` or
+    ``KEY:VALUE``): no-new-privileges and seccomp; the others (apparmor, label...) are warned."""
+    key, _, value = opt.replace(":", "=", 1).partition("=")
+    if key == "no-new-privileges" and value in ("", "true"):
+        if not sc.get("privileged"):  # a privileged container may escalate anyway (Kubernetes refuses both)
+            sc["allowPrivilegeEscalation"] = False
+    elif key == "no-new-privileges" and value == "false":
+        return
+    elif key == "seccomp" and value == "unconfined":
+        sc["seccompProfile"] = {"type": "Unconfined"}
+    else:
+        svc.warn("security_opt", f"{opt!r} is not supported; ignored")
 
 
 def _devices(svc: Service) -> None:
@@ -86,7 +103,8 @@ def _host_namespaces(svc: Service) -> None:
 class Container:
     fields = frozenset({"image", "command", "entrypoint", "environment", "working_dir", "user", "labels",
                         "hostname", "tty", "stdin_open", "privileged", "cap_add", "cap_drop", "read_only",
-                        "sysctls", "stop_grace_period", "container_name", "pull_policy", "devices", "pid", "ipc"})
+                        "sysctls", "stop_grace_period", "container_name", "pull_policy", "devices", "pid", "ipc",
+                        "security_opt"})
 
     def apply(self, svc: Service) -> list[JSON]:
         spec, c = svc.spec, svc.container
