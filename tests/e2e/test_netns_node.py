@@ -67,3 +67,13 @@ def test_the_agent_refuses_a_cgroup_parent_outside_the_tree() -> None:
                                "--cgroup-parent", bad], capture_output=True, text=True, timeout=30)
         assert done.returncode != 0 and "Traceback" not in done.stderr
         assert done.stderr.startswith("error: Invalid value for --cgroup-parent:") and done.stderr.count("\n") == 1
+
+
+def test_the_agent_refuses_unsafe_sysctls_that_are_not_namespaced() -> None:
+    done = subprocess.run([BOSUN, "agent", "--server", "https://192.0.2.1:6443", "--token", "t",
+                           "--allowed-unsafe-sysctls", "kernel.msg*,vm.swappiness"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: Invalid value for --allowed-unsafe-sysctls: the sysctls ['vm.swappiness'] "
+                                  "are not known to be namespaced")
+    assert done.stderr.count("\n") == 1

@@ -7,12 +7,14 @@ import os
 import time
 from pathlib import Path
 
-from tests.e2e.helpers import bosun_up, processes_with
+import pytest
+from tests.e2e.helpers import RUNTIMES, bosun_up, processes_with
 
 
-def test_up_runs_a_pod_serves_its_logs_and_stops_cleanly(tmp_path: Path) -> None:
-    marker = f"hello-{os.getpid()}"
-    with bosun_up(tmp_path) as up:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_up_runs_a_pod_serves_its_logs_and_stops_cleanly(tmp_path: Path, runtime: str) -> None:
+    marker = f"hello-{os.getpid()}-{runtime}"
+    with bosun_up(tmp_path, runtime=runtime) as up:
         kubectl = up.kubectl
         deadline = time.time() + 60
         assert kubectl("get", "nodes").returncode == 0

@@ -38,11 +38,11 @@ class OciEnv:
     subnet: str
 
     def sandbox(self, name: str = "web", *, host_network: bool = False, ports: list[PortMapping] | None = None,
-                resources: Resources | None = None) -> SandboxConfig:
+                resources: Resources | None = None, host_ipc: bool = False) -> SandboxConfig:
         uid = str(uuid.uuid4())
         return SandboxConfig(pod_uid=uid, pod_name=name, namespace="default", hostname=name,
                              pod_dir=self.root / "pods" / uid, host_network=host_network, ports=ports or [],
-                             resources=resources or Resources())
+                             resources=resources or Resources(), host_ipc=host_ipc)
 
     def container(self, pod_uid: str, name: str, command: list[str], *, image: str = "host",
                   resources: Resources | None = None, security: SecurityConfig | None = None,

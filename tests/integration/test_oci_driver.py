@@ -334,7 +334,9 @@ async def test_host_network_and_host_port(env: OciEnv) -> None:
     cid = await d.create_container(hn, env.container(hn.pod_uid, "srv", [
         "python3", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", "/etc"]), info)
     await d.start_container(cid)
-    assert await wait_for(lambda: _try_get(f"http://127.0.0.1:{port}/hostname"))
+    # The node's hostname and /etc/hosts, as kubelet gives a hostNetwork pod.
+    assert (await wait_for(lambda: _try_get(f"http://127.0.0.1:{port}/hostname"))).strip() == socket.gethostname()
+    assert _try_get(f"http://127.0.0.1:{port}/hosts") == _read("/etc/hosts")
     await d.stop_container(cid, 0)
 
     host_port = _free_port()
@@ -357,3 +359,8 @@ async def test_host_port_on_loopback(env: OciEnv) -> None:
     await d.start_container(cid)
     body = await wait_for(lambda: _try_get(f"http://127.0.0.1:{host_port}/hostname"))
     assert body.strip() == "lo"
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()

@@ -319,3 +319,45 @@ def test_healthy_condition_on_a_service_without_healthcheck_is_named(tmp_path: P
 def test_invalid_image_names_are_refused(tmp_path: Path, image: str) -> None:
     with pytest.raises(ComposeError, match=r"^services\.app\.image: invalid reference format: invalid"):
         _small(tmp_path, f"services:\n  app: {{image: '{image}'}}\n")
+
+
+def test_privileges_capabilities_sysctls_devices_and_host_namespaces(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  fw:
+    image: busybox
+    privileged: true
+    cap_add: [NET_ADMIN]
+    cap_drop: [CAP_MKNOD]
+    read_only: true
+    sysctls: {net.ipv4.ip_unprivileged_port_start: "80"}
+    devices: ["/dev/fuse", {source: /dev/sda, target: /dev/xvda, permissions: r}]
+    pid: host
+    ipc: host
+""")
+    w = _obj(t, "Deployment", "fw")
+    pod = w["spec"]["template"]
+    assert _container(w)["securityContext"] == {"privileged": True, "readOnlyRootFilesystem": True,
+                                                "capabilities": {"add": ["NET_ADMIN"], "drop": ["MKNOD"]}}
+    assert pod["spec"]["securityContext"]["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start",
+                                                          "value": "80"}]
+    assert pod["metadata"]["annotations"]["devices.bosun.io/fw"] == "/dev/fuse,/dev/sda:/dev/xvda:r"
+    assert pod["spec"]["hostPID"] is True and pod["spec"]["hostIPC"] is True
+    assert not t.warnings.lines()
+
+
+def test_a_bad_device_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ComposeError, match=r"services.app.devices: device 'fuse'"):
+        _small(tmp_path, "services:\n  app:\n    image: busybox\n    devices: [fuse]\n")
+
+
+def test_security_opt(tmp_path: Path) -> None:
+    t = _small(tmp_path, """
+services:
+  app:
+    image: busybox
+    security_opt: ["no-new-privileges:true", "seccomp=unconfined", "apparmor=docker-default"]
+""")
+    assert _container(_obj(t, "Deployment", "app"))["securityContext"] == {
+        "allowPrivilegeEscalation": False, "seccompProfile": {"type": "Unconfined"}}
+    assert "services.app.security_opt: 'apparmor=docker-default' is not supported; ignored" in t.warnings.lines()

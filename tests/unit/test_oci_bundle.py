@@ -14,6 +14,7 @@ import pytest
 from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.store import ImageStore, ImageStoreError, unpack_layer
 from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime.disk_state import host_network_hosts
 
 
 def test_command_merge_follows_kubernetes() -> None:
@@ -130,3 +131,11 @@ def test_unpack_refuses_escapes(tmp_path: Path) -> None:
     with pytest.raises(ImageStoreError, match="link"):
         unpack_layer(io.BytesIO(buf.getvalue()), tmp_path / "l2")
     assert not (tmp_path / "outside" / "passwd").exists()
+
+
+def test_host_network_hosts_file_is_the_nodes_plus_aliases(tmp_path: Path) -> None:
+    node = tmp_path / "hosts"
+    node.write_text("127.0.0.1\tlocalhost\n10.0.0.5\tnode1\n")
+    assert host_network_hosts([], node) == node.read_text()
+    assert host_network_hosts([("10.1.2.3", ["db", "db.local"])], node) == (
+        "127.0.0.1\tlocalhost\n10.0.0.5\tnode1\n\n# Entries added by HostAliases.\n10.1.2.3\tdb db.local\n")

@@ -235,6 +235,45 @@ def test_pod_security_context() -> None:
         "false and `privileged` to true"]
 
 
+def test_seccomp_proc_mount_and_sysctls() -> None:
+    sc = "spec.securityContext"
+    assert errors(pod(securityContext={"seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [
+        {"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}, {"name": "net/ipv4/tcp_syncookies",
+                                                                         "value": "1"}]})) == []
+    assert errors(pod(securityContext={"seccompProfile": {"type": "Strict"}})) == [
+        f'{sc}.seccompProfile.type: Unsupported value: "Strict": supported values: "Localhost", "RuntimeDefault", '
+        '"Unconfined"']
+    assert errors(pod(securityContext={"seccompProfile": {"type": "Localhost"}})) == [
+        f"{sc}.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost"]
+    assert errors(pod(securityContext={"seccompProfile": {"type": "Localhost", "localhostProfile": "../x"}})) == [
+        f'{sc}.seccompProfile.localhostProfile: Invalid value: "../x": must not contain \'..\'']
+    assert errors(pod(securityContext={"sysctls": [{"name": "Kernel.X", "value": "1"},
+                                                   {"name": "kernel.msgmax", "value": "1"},
+                                                   {"name": "kernel.msgmax", "value": "2"}]}))[1:] == [
+        f'{sc}.sysctls[2].name: Duplicate value: "kernel.msgmax"']
+    ctr = {"name": "a", "image": "x", "securityContext": {"procMount": "Open"}}
+    assert errors(pod(containers=[ctr])) == [
+        'spec.containers[0].securityContext.procMount: Unsupported value: "Open": supported values: "Default", '
+        '"Unmasked"']
+
+
+def test_device_annotations() -> None:
+    p = pod()
+    p["metadata"]["annotations"] = {"devices.bosun.io/app": "/dev/fuse,/dev/sda:/dev/xvda:r"}
+    assert errors(p) == []
+    p["metadata"]["annotations"] = {"devices.bosun.io/app": "/dev/fuse:rx", "devices.bosun.io/web": "/dev/fuse"}
+    assert errors(p) == [
+        'metadata.annotations[devices.bosun.io/app]: Invalid value: "/dev/fuse:rx": device \'/dev/fuse:rx\': '
+        "permissions 'rx' must be made of r, w and m",
+        'metadata.annotations[devices.bosun.io/web]: Invalid value: "/dev/fuse": names no container of the pod '
+        "('web')"]
+    d = deployment()
+    d["spec"]["template"]["metadata"]["annotations"] = {"devices.bosun.io/web": "dev/fuse"}
+    assert errors(d) == [
+        'spec.template.metadata.annotations[devices.bosun.io/web]: Invalid value: "dev/fuse": device '
+        "'dev/fuse': expected HOST[:CONTAINER][:PERMISSIONS] with absolute paths"]
+
+
 # --- workloads ----------------------------------------------------------------------------------
 
 def test_deployment_rules() -> None:

@@ -16,6 +16,7 @@ import shutil
 import socket
 from typing import Any
 
+from bosun.agent import podsecurity, podspec
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.node import NodeManager
@@ -23,7 +24,7 @@ from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.server import AgentServer
-from bosun.agent.status import PODS, RETRYABLE, StatusManager
+from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
 from bosun.agent.volumes import PVS, remove_pod_volumes
 from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
@@ -163,12 +164,30 @@ class Agent:
             return
         if worker is not None:
             return  # finished (terminated): the pod object is on its way out
+        if self._rejected(pod):
+            return
         worker = PodWorker(pod, config=self.config, client=self.client, driver=self.driver,
                            statuses=self.statuses, recorder=self.recorder, node_ip=self.node_ip,
                            allocatable=self._allocatable, start_slots=self._start_slots,
                            cluster_dns=self.cluster_dns)
         self.workers[uid] = worker
         self._tasks[uid] = asyncio.create_task(self._run_worker(uid, worker), name=f"pod-{uid}")
+
+    def _rejected(self, pod: Pod) -> bool:
+        """kubelet's pod admission: a pod this node cannot run as asked (a sysctl it does not
+        allow) fails at once with the reason, and no container of it is started."""
+        message = podsecurity.sysctl_rejection(pod, self.config.allowed_unsafe_sysctls)
+        if message is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        status = pod.get("status") or {}
+        if status.get("phase") == "Failed" and status.get("reason") == podsecurity.SYSCTL_FORBIDDEN:
+            return True  # already said
+        meta = pod["metadata"]
+        self.recorder.event(pod, "Warning", podsecurity.SYSCTL_FORBIDDEN, message)
+        self.statuses.set(meta["namespace"], meta["name"], meta["uid"], {
+            "phase": "Failed", "reason": podsecurity.SYSCTL_FORBIDDEN, "message": f"Pod was rejected: {message}",
+            "startTime": status.get("startTime") or now(), "qosClass": podspec.qos_class(pod)})
+        return True
 
     async def _run_worker(self, uid: str, worker: PodWorker) -> None:
         try:

@@ -47,6 +47,9 @@ class AgentConfig:
     # for agents that share a network namespace with other agents (tests on one host), which
     # would otherwise fight over one nftables table.
     node_network: bool = True
+    # Sysctls beyond the safe set that pods may set (kubelet's --allowed-unsafe-sysctls;
+    # patterns may end in *): a pod asking for another one is rejected (SysctlForbidden).
+    allowed_unsafe_sysctls: list[str] = field(default_factory=list)
 
     @property
     def pods_dir(self) -> Path:
@@ -60,3 +63,9 @@ class AgentConfig:
     @property
     def runtime_dir(self) -> Path:
         return self.data_dir / "runtime"
+
+    @property
+    def seccomp_dir(self) -> Path:
+        """Where ``seccompProfile: {type: Localhost}`` profiles are looked up (kubelet's
+        <root-dir>/seccomp)."""
+        return self.data_dir / "seccomp"

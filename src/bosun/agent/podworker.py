@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from bosun.agent import env as envmod
-from bosun.agent import poddns, podspec
+from bosun.agent import poddns, podsecurity, podspec
 from bosun.agent.config import AgentConfig
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.probes import ContainerProbes, ProbeResult
@@ -39,7 +39,7 @@ from bosun.agent.runtime.base import (
     RuntimeDriver,
     SandboxConfig,
     SandboxStatus,
-    SecurityConfig,
+    SecurityEnforcing,
     StartError,
 )
 from bosun.agent.satoken import PodTokens
@@ -185,7 +185,8 @@ class PodWorker:
         fqdn = poddns.pod_fqdn(pod, hostname, self.cluster_dns.domain) if self.cluster_dns else ""
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=hostname, fqdn=fqdn,
-            pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), ports=podspec.ports(pod),
+            pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
+            ports=podspec.ports(pod),
             dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
@@ -272,6 +273,9 @@ class PodWorker:
                     await self._check_probes(c, st)
                 elif st.state == ContainerState.EXITED and _should_restart(policy, st):
                     await self._restart(c, st, sandbox, paths, refs, init=False)
+            for c in spec.get("ephemeralContainers") or []:
+                if c["name"] not in latest:  # started once, never restarted
+                    await self._start_ephemeral(c, latest, sandbox, paths, refs)
         latest, previous = await self._containers()
         self._manage_probes(latest)
         await self._gc(latest)
@@ -280,8 +284,19 @@ class PodWorker:
             self._terminal = True
             await self._stop_all(latest, 0)
 
+    async def _start_ephemeral(self, c: dict[str, Any], latest: dict[str, ContainerStatus], sandbox: SandboxStatus,
+                               paths: dict[str, Path], refs: RefFetcher) -> None:
+        """A debug container (``kubectl debug``), in its target's process namespace if it names one."""
+        target = str(c.get("targetContainerName") or "")
+        st = latest.get(target) if target else None
+        if target and (st is None or st.state != ContainerState.RUNNING):
+            self._waiting[c["name"]] = ("ContainerCreating", f"waiting for target container {target} to run")
+            self.wake(time.time() + 1.0)
+            return
+        await self._start(c, sandbox, paths, refs, init=False, pid_target=st.id if st is not None else "")
+
     async def _start(self, c: dict[str, Any], sandbox: SandboxStatus, paths: dict[str, Path],
-                     refs: RefFetcher, *, init: bool, attempt: int = 0) -> None:
+                     refs: RefFetcher, *, init: bool, attempt: int = 0, pid_target: str = "") -> None:
         name = c["name"]
         image_name = str(c.get("image") or "")
         pulling = self._pull_backoff.get(name)
@@ -307,7 +322,17 @@ class PodWorker:
             links = await service_env(self.client, self.pod)
             env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable, links)
             mounts = self.volumes.mounts(c, paths)
-        except ConfigError as e:
+            security = podsecurity.security_config(c, self.pod, self.config.seccomp_dir)
+            security.pid_target = pid_target
+            ignored = [] if isinstance(self.driver, SecurityEnforcing) else podsecurity.unapplied(security)
+            if ignored and name not in self._backoff:  # said once per container, not at every restart
+                self.recorder.event(self.pod, "Warning", "SecurityContextNotApplied",
+                                    f"the {self.driver.name} runtime runs container {name} as a host process: "
+                                    f"{', '.join(ignored)} not applied (use the oci runtime)")
+            refused = podsecurity.non_root_error(c, self.pod, image.user)
+            if refused:
+                raise ConfigError(refused)
+        except (ConfigError, ValueError) as e:
             self._waiting[name] = ("CreateContainerConfigError", str(e))
             self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e}")
             self.wake(time.time() + 2.0)
@@ -316,7 +341,7 @@ class PodWorker:
         cfg = ContainerConfig(
             name=name, pod_uid=self.uid, attempt=attempt, image=str(c.get("image") or ""), command=command,
             args=args, env=env, working_dir=str(c.get("workingDir") or ""), mounts=mounts,
-            resources=podspec.container_resources(c), security=_security(c, self.pod), log_path=log_path,
+            resources=podspec.container_resources(c), security=security, log_path=log_path,
             log_max_bytes=self.config.container_log_max_bytes, log_max_files=self.config.container_log_max_files,
             tty=bool(c.get("tty")), stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")),
             labels={LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace,
@@ -324,6 +349,13 @@ class PodWorker:
         self._waiting.pop(name, None)
         try:
             cid = await self.driver.create_container(sandbox, cfg, image)
+        except (StartError, DriverError) as e:
+            # kubelet's CreateContainerError: nothing was made (a missing device, a bad profile).
+            self._waiting[name] = ("CreateContainerError", e.message)
+            self.recorder.event(self.pod, "Warning", "Failed", f"Error: {e.message}")
+            self.wake(time.time() + 2.0)
+            return
+        try:
             self.recorder.event(self.pod, "Normal", "Created", f"Created container {name}")
             await self.driver.start_container(cid)
             self.recorder.event(self.pod, "Normal", "Started", f"Started container {name}")
@@ -575,6 +607,11 @@ class PodWorker:
         }
         if inits:
             status["initContainerStatuses"] = istat
+        debug = spec.get("ephemeralContainers") or []
+        if debug:
+            status["ephemeralContainerStatuses"] = [
+                self._container_status(c, latest.get(c["name"]), None, init=False, init_ok=init_ok, final=final)
+                for c in debug]
         if self._evicted:
             status.update({"phase": "Failed", "reason": "Evicted", "message": self._evicted})
             for cond in status["conditions"]:
@@ -619,17 +656,3 @@ def _phase(policy: str, containers: list[dict[str, Any]], inits: list[dict[str, 
             return "Failed"
     return "Running"
 
-
-def _security(c: dict[str, Any], pod: Pod) -> SecurityConfig:
-    psc = (pod.get("spec") or {}).get("securityContext") or {}
-    sc = c.get("securityContext") or {}
-    caps = sc.get("capabilities") or {}
-    return SecurityConfig(
-        run_as_user=sc.get("runAsUser", psc.get("runAsUser")),
-        run_as_group=sc.get("runAsGroup", psc.get("runAsGroup")),
-        supplemental_groups=[int(g) for g in psc.get("supplementalGroups") or []],
-        privileged=bool(sc.get("privileged")),
-        read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem")),
-        allow_privilege_escalation=sc.get("allowPrivilegeEscalation", True) is not False,
-        capabilities_add=[str(x) for x in caps.get("add") or []],
-        capabilities_drop=[str(x) for x in caps.get("drop") or []])

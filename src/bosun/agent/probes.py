@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from bosun.agent import grpcprobe
 from bosun.agent.podspec import find_port
 from bosun.agent.runtime.base import DriverError, RuntimeDriver
 from bosun.aio import cancel_and_wait
@@ -39,6 +40,11 @@ async def run_probe(probe: dict[str, Any], container: dict[str, Any], pod_ip: st
                 return await _tcp(probe["tcpSocket"], container, pod_ip)
             if "exec" in probe:
                 return await _exec(probe["exec"], driver, container_id, timeout)
+            if "grpc" in probe:
+                spec = probe["grpc"]
+                ok, message = await grpcprobe.check(pod_ip, int(spec.get("port") or 0), str(spec.get("service") or ""),
+                                                    timeout)
+                return ProbeResult(ok, message)
             return ProbeResult(False, "probe type not supported")
     except TimeoutError:
         return ProbeResult(False, f"probe timed out after {timeout:g}s")

@@ -20,6 +20,9 @@ def merge_for_update(
     """Apply the status/spec split and keep server-owned metadata from the stored object."""
     if subresource in ("scale", "binding", "finalize"):
         return new  # built by the subresource handler from the stored object itself
+    own = res.strategy.subresource_write(subresource, old, new) if subresource else None
+    if own is not None:
+        return own
     if subresource == "status":
         # Shallow: only metadata (resourceVersion is set on it) and status (new's own)
         # differ from the stored object, whose other parts are never modified in place.

@@ -342,6 +342,8 @@ class Storage:
         errs = validate(res, new) if subresource in (None, "scale") else []
         if not errs and subresource in (None, "scale"):
             errs = validate_update(res, new, old)
+        elif subresource is not None:
+            errs = strategy.validate_subresource(subresource, new, old)
         if errs:
             raise _kind_err(res, name, errs)
         om, nm = old["metadata"], new["metadata"]

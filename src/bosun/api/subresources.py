@@ -1,4 +1,5 @@
-"""Subresources: status, scale, binding, eviction, token, namespace finalize, log, exec.
+"""Subresources: status, scale, binding, eviction, token, namespace finalize, log, exec, a
+pod's ephemeralcontainers.
 
 Each subresource has one entry here: :func:`handle` for its own path, and :func:`create` for
 a resource whose creation is a subresource write (a Binding is a pod's binding).
@@ -30,6 +31,13 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
             return await h.update(request, t, sub="status")
         if m == "PATCH":
             return await h.patch(request, t, sub="status")
+    elif sub == "ephemeralcontainers":  # the kind's strategy decides what such a write may do
+        if m == "GET":
+            return await h.get(request, t)
+        if m == "PUT":
+            return await h.update(request, t, sub=sub)
+        if m == "PATCH":
+            return await h.patch(request, t, sub=sub)
     elif sub == "scale":
         if m == "GET":
             return json_response(scale_of(await h.storage.get(t.res, t.namespace, t.name)))
@@ -186,6 +194,7 @@ async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.Strea
         raise errors.bad_request(f"pod {t.name} does not have a host assigned")
     names = [c.get("name") for c in spec.get("containers") or [] if isinstance(c, dict)]
     inits = [c.get("name") for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    debug = [c.get("name") for c in spec.get("ephemeralContainers") or [] if isinstance(c, dict)]
     container = request.query.get("container") or ""
     if not container:
         if len(names) != 1:
@@ -194,7 +203,7 @@ async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.Strea
                 + (f" or one of the init containers: [{' '.join(map(str, inits))}]" if inits else "")
             )
         container = str(names[0])
-    elif container not in names and container not in inits:
+    elif container not in names and container not in inits and container not in debug:
         raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
     base = await exec_proxy.agent_base_url(h, pod, t.name)
     params = {k: v for k, v in request.query.items()

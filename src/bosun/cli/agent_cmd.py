@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from bosun.agent import podsecurity
 from bosun.agent.agent import Agent
 from bosun.agent.cgroup_mounts import ensure_cgroup_mounts
 from bosun.agent.config import AgentConfig
@@ -36,6 +37,22 @@ def _upstream(text: str) -> str:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--upstream-dns") from None
     return text
+
+
+def unsafe_sysctls(values: tuple[str, ...]) -> list[str]:
+    """``--allowed-unsafe-sysctls``: comma separated and repeatable, as kubelet's flag."""
+    patterns = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    try:
+        podsecurity.check_unsafe_allowlist(patterns)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--allowed-unsafe-sysctls") from None
+    return patterns
+
+
+unsafe_sysctls_option = click.option(
+    "--allowed-unsafe-sysctls", "allowed_unsafe_sysctls", multiple=True, metavar="PATTERNS",
+    help="Sysctls beyond the safe set that pods may set, e.g. 'kernel.msg*,net.core.somaxconn' "
+         "(namespaced ones only; a pod asking for another is rejected with SysctlForbidden).")
 
 
 def mount_cgroups() -> None:
@@ -73,10 +90,12 @@ def mount_cgroups() -> None:
 @click.option("--node-network/--no-node-network", default=True, show_default=True,
               help="Program this node's network (service proxy, cluster DNS). Off for a second agent in "
               "a network namespace another agent (or `bosun up`) already programs: one per namespace.")
+@unsafe_sysctls_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
           runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, cgroup_parent: str,
-          ipam_dir: Path | None, upstream_dns: tuple[str, ...], node_network: bool, log_level: str) -> None:
+          ipam_dir: Path | None, upstream_dns: tuple[str, ...], node_network: bool,
+          allowed_unsafe_sysctls: tuple[str, ...], log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if kubeconfig:
@@ -89,7 +108,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
                          pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns],
-                         node_network=node_network)
+                         node_network=node_network, allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls))
     if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
         raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
     data_dir.mkdir(parents=True, exist_ok=True)

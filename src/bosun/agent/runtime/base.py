@@ -127,7 +127,28 @@ class Resources:
 
 
 @dataclass
+class DeviceMapping:
+    """A host device node seen in the container (Docker's ``--device HOST:CONTAINER:PERMS``)."""
+
+    host_path: str
+    container_path: str
+    permissions: str = "rwm"
+
+
+class SeccompMode(enum.StrEnum):
+    UNCONFINED = "Unconfined"
+    RUNTIME_DEFAULT = "RuntimeDefault"
+    LOCALHOST = "Localhost"
+
+
+@dataclass
 class SecurityConfig:
+    """A container's securityContext, merged with the pod's (the container's own wins).
+
+    ``seccomp_profile`` is the Localhost profile's file (already resolved on the node);
+    ``pid_target``: the id of a container whose PID namespace this one joins (an ephemeral
+    container's ``targetContainerName``); ``host_pid``: the node's PID namespace."""
+
     run_as_user: int | None = None
     run_as_group: int | None = None
     supplemental_groups: list[int] = field(default_factory=list)
@@ -136,6 +157,13 @@ class SecurityConfig:
     allow_privilege_escalation: bool = True
     capabilities_add: list[str] = field(default_factory=list)
     capabilities_drop: list[str] = field(default_factory=list)
+    seccomp: SeccompMode = SeccompMode.UNCONFINED
+    seccomp_profile: Path | None = None
+    unmasked_proc: bool = False  # procMount: Unmasked
+    sysctls: dict[str, str] = field(default_factory=dict)
+    devices: list[DeviceMapping] = field(default_factory=list)
+    host_pid: bool = False
+    pid_target: str = ""
 
 
 @dataclass
@@ -159,6 +187,7 @@ class SandboxConfig:
     # The agent's directory for this pod (volumes, logs, etc-hosts live under it).
     pod_dir: Path
     host_network: bool = False
+    host_ipc: bool = False  # the node's IPC namespace (hostIPC)
     ports: list[PortMapping] = field(default_factory=list)
     dns: DNSConfig = field(default_factory=DNSConfig)
     # HOST.SUBDOMAIN.NS.svc.DOMAIN of a pod with a subdomain: first name of its /etc/hosts
@@ -351,4 +380,15 @@ class PodNetworkAware(Protocol):
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """Used for every sandbox made from now on; called before the first pod starts."""
+        ...
+
+
+@runtime_checkable
+class SecurityEnforcing(Protocol):
+    """Optional ability of a driver that applies a container's :class:`SecurityConfig` (oci:
+    namespaces, capabilities, seccomp, devices...). A driver without it (process: containers
+    are host processes) runs them as they are, and the agent says so on the pod."""
+
+    def enforces_security(self) -> bool:
+        """True: every field of SecurityConfig is applied or refused with an error."""
         ...

@@ -63,6 +63,18 @@ def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]],
     return "\n".join(lines) + "\n"
 
 
+def host_network_hosts(aliases: Iterable[tuple[str, list[str]]], node_hosts: Path = Path("/etc/hosts")) -> str:
+    """A hostNetwork pod's /etc/hosts: the node's, then the pod's hostAliases (kubelet's rule)."""
+    try:
+        text = node_hosts.read_text()
+    except OSError:
+        text = "127.0.0.1\tlocalhost\n"
+    extra = [f"{a}\t{' '.join(names)}" for a, names in aliases]
+    if extra:
+        text = text.rstrip("\n") + "\n\n# Entries added by HostAliases.\n" + "\n".join(extra) + "\n"
+    return text
+
+
 def created_status(cid: str, meta: dict[str, Any]) -> ContainerStatus:
     """The status of a container from the record its driver wrote at creation."""
     return ContainerStatus(

@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -46,7 +47,7 @@ from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.registry import PullError, is_insecure, pull
 from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
 from bosun.agent.runtime import oci_bundle as ob
-from bosun.agent.runtime import sandbox_recovery, spawn
+from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -67,6 +68,7 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.runtime.disk_state import (
     created_status,
+    host_network_hosts,
     hosts_file,
     read_json,
     sandbox_from,
@@ -241,6 +243,10 @@ class OciDriver:
         # a pod's worker lists its containers three times per sync.
         self._by_pod: dict[str, set[str]] | None = None
 
+    def enforces_security(self) -> bool:
+        """See SecurityEnforcing: securityContext becomes the OCI spec (oci_security)."""
+        return True
+
     def set_pod_network(self, network: PodNetwork) -> None:
         """The node's podCIDR is known only after registration (see PodNetworkAware)."""
         self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
@@ -380,9 +386,11 @@ class OciDriver:
         sdir = self._sdir(sid)
         nsdir = sdir / "ns"
         cg = self.cgroups.rel(f"pod{sid}")
-        extra: dict[str, Any] = {"ipc_ns": str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg, "cni": False}
-        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, hostname=config.hostname, cgroup_parent=cg,
-                               labels=dict(config.labels))
+        extra: dict[str, Any] = {"ipc_ns": "" if config.host_ipc else str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg,
+                                 "cni": False}
+        # A hostNetwork pod keeps the node's UTS namespace: its hostname is the node's (as with the CRI).
+        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, cgroup_parent=cg, labels=dict(config.labels),
+                               hostname=socket.gethostname() if config.host_network else config.hostname)
         if not config.host_network:
             # Known before anything is made, so one save covers a failure at any later step
             # (unmounting or CNI DEL of what was not made yet is harmless): 2 writes, not 4.
@@ -400,9 +408,10 @@ class OciDriver:
 
         try:
             await _off_loop(prepare)
-            kinds = ("ipc",) if config.host_network else ("ipc", "net", "uts")
+            kinds = (() if config.host_ipc else ("ipc",)) + (() if config.host_network else ("net", "uts"))
             try:
-                await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
+                if kinds:
+                    await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
             except OSError as e:
                 raise DriverError("SandboxError", f"cannot create the pod's namespaces: {e}") from e
             ip = self.node_ip
@@ -426,10 +435,13 @@ class OciDriver:
     def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
         """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
         hosts = config.pod_dir / "etc-hosts"
-        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
+        if config.host_network:  # the node's own /etc/hosts, plus the pod's hostAliases (kubelet's rule)
+            hosts.write_text(host_network_hosts(config.host_aliases))
+        else:
+            hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
         resolv = config.pod_dir / "resolv.conf"
         resolv.write_text(self._resolv(config))
-        (config.pod_dir / "hostname").write_text(config.hostname + "\n")
+        (config.pod_dir / "hostname").write_text(status.hostname + "\n")
         status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
         self._save_sandbox(status, extra)
 
@@ -533,7 +545,10 @@ class OciDriver:
             binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
         for m in config.mounts:
             binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
-        namespaces = [{"type": "pid"}, {"type": "mount"}, {"type": "ipc", "path": sdata["ipc_ns"]}]
+        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0),
+                      {"type": "mount"}]
+        if sdata.get("ipc_ns"):  # none: hostIPC
+            namespaces.append({"type": "ipc", "path": sdata["ipc_ns"]})
         if sandbox.netns_path:
             namespaces.append({"type": "network", "path": sandbox.netns_path})
         if sdata.get("uts_ns"):
@@ -545,10 +560,7 @@ class OciDriver:
             args=args, env=ob.merge_env(image.env, config.env, sandbox.hostname),
             cwd=config.working_dir or image.working_dir or "/", uid=uid, gid=gid, rootfs=str(rootfs),
             additional_gids=list(sec.supplemental_groups),
-            hostname=sandbox.hostname if sdata.get("uts_ns") else "",
-            read_only_root=sec.read_only_root_filesystem, privileged=sec.privileged,
-            no_new_privileges=not sec.allow_privilege_escalation and not sec.privileged,
-            caps=ob.capabilities(sec.capabilities_add, sec.capabilities_drop, sec.privileged),
+            hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
             binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
             annotations=labels))
         _write_json(bundle / "config.json", spec)
@@ -603,6 +615,11 @@ class OciDriver:
             return int((self._dir(cid) / "container.pid").read_text().strip())
         except (OSError, ValueError):
             return 0
+
+    def _running_pid(self, cid: str) -> int:
+        """The host pid of a running container's command; 0 when it does not run."""
+        st = self._status(cid)
+        return self._container_pid(cid) if st is not None and st.state == ContainerState.RUNNING else 0
 
     def _shim_alive(self, cid: str) -> bool:
         return shim_alive(self._shims.get(cid), self._dir(cid))
@@ -744,8 +761,10 @@ class OciDriver:
             raise DriverError("NotRunning", f"container {container_id} is not running")
         if not command:
             raise DriverError("ExecError", "no command given")
-        argv = self._rt_of(container_id, "exec", *(["--tty"] if tty else []), container_id, *command)
-        return await start_exec(argv, tty=tty, stdin=stdin)
+        pid_file = self._dir(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid" if tty else None
+        opts = ["--tty", "--pid-file", str(pid_file)] if pid_file else []
+        argv = self._rt_of(container_id, "exec", *opts, container_id, *command)
+        return await start_exec(argv, tty=tty, stdin=stdin, pid_file=pid_file)
 
     async def exec_capture(self, container_id: str, command: list[str], timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
         """Run ``command`` in the container to its end: (exit code, output). For exec probes

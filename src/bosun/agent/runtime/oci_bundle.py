@@ -32,6 +32,16 @@ ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"
             "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
             "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
 
+# By number (linux/capability.h), for reading masks.
+CAP_NUMBERED = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+                "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+                "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+                "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+                "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+                "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+                "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
 MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
                 "/sys/firmware", "/sys/devices/virtual/powercap"]
@@ -46,16 +56,30 @@ def _cap(name: str) -> str:
     return n if n.startswith("CAP_") else "CAP_" + n
 
 
-def capabilities(add: list[str], drop: list[str], privileged: bool) -> list[str]:
-    """Kubernetes semantics: the default set, minus ``drop`` (``ALL`` empties it), plus ``add``."""
-    if privileged:
+def bounding_caps(status: str = "/proc/self/status") -> list[str]:
+    """The capabilities this process may hand on (its bounding set): what "all" means for a
+    privileged container, as containerd's WithAllCurrentCapabilities (a node that runs with
+    fewer than the kernel knows, in a container itself, cannot give more)."""
+    try:
+        with open(status) as f:
+            mask = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    except (OSError, StopIteration, ValueError):
         return list(ALL_CAPS)
+    return [c for i, c in enumerate(CAP_NUMBERED) if mask >> i & 1]
+
+
+def capabilities(add: list[str], drop: list[str], privileged: bool, everything: list[str] | None = None) -> list[str]:
+    """Kubernetes semantics: the default set, minus ``drop`` (``ALL`` empties it), plus ``add``
+    (``ALL``: ``everything``, by default every capability there is)."""
+    every = list(ALL_CAPS) if everything is None else list(everything)
+    if privileged:
+        return every
     dropped = {_cap(d) for d in drop}
     caps = [] if "CAP_ALL" in dropped else [c for c in DEFAULT_CAPS if c not in dropped]
     for a in add:
         c = _cap(a)
         if c == "CAP_ALL":
-            return list(ALL_CAPS)
+            return every
         if c not in caps:
             caps.append(c)
     return caps
@@ -156,6 +180,11 @@ class BundleInput:
     cgroups_path: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     tty: bool = False
+    unmasked_proc: bool = False  # procMount: Unmasked (no masked or read-only /proc paths)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    seccomp: dict[str, Any] | None = None  # linux.seccomp; None: unconfined
+    devices: list[dict[str, Any]] = field(default_factory=list)  # linux.devices
+    device_rules: list[dict[str, Any]] = field(default_factory=list)  # allowed in the device cgroup
 
 
 def host_image_rootfs(rootfs: Path) -> list[BindMount]:
@@ -311,14 +340,20 @@ def build_spec(b: BundleInput) -> dict[str, Any]:
     }
     linux: dict[str, Any] = {
         "namespaces": b.namespaces,
-        "resources": {"devices": [{"allow": False, "access": "rwm"}] if not b.privileged else
+        "resources": {"devices": [{"allow": False, "access": "rwm"}, *b.device_rules] if not b.privileged else
                       [{"allow": True, "access": "rwm"}]},
     }
     if b.cgroups_path:
         linux["cgroupsPath"] = b.cgroups_path
-    if not b.privileged:
+    if not b.privileged and not b.unmasked_proc:
         linux["maskedPaths"] = MASKED_PATHS
         linux["readonlyPaths"] = READONLY_PATHS
+    if b.devices:
+        linux["devices"] = b.devices
+    if b.sysctls:
+        linux["sysctl"] = dict(b.sysctls)
+    if b.seccomp is not None:
+        linux["seccomp"] = b.seccomp
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,

@@ -1,8 +1,9 @@
 """``kubectl exec``, exec probes and hooks in an OCI container: ``<runtime> exec`` as a child.
 
 With a tty the runtime gets a pseudo-terminal we own as its stdio: it makes the container's
-terminal and mirrors ours, including size changes (it follows SIGWINCH on its terminal), so
-``resize`` is an ioctl on our side.
+terminal and copies ours at the start. crun does not follow later size changes of ours, so
+``resize`` also sets the size on the container's terminal itself, the command's stdin (found
+through the pid file the runtime writes): the command gets its SIGWINCH from the kernel.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import struct
 import subprocess
 import termios
+from pathlib import Path
 
 from bosun.agent.runtime.base import DriverError
 
@@ -23,34 +25,47 @@ class OciExec:
     """:class:`~bosun.agent.runtime.base.ExecProcess` for ``<runtime> exec``."""
 
     def __init__(self, proc: asyncio.subprocess.Process, stdin: asyncio.StreamWriter | None,
-                 stdout: asyncio.StreamReader, stderr: asyncio.StreamReader | None, master: int | None) -> None:
+                 stdout: asyncio.StreamReader, stderr: asyncio.StreamReader | None, master: int | None,
+                 pid_file: Path | None = None) -> None:
         self._proc = proc
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
         self._master = master
+        self._pid_file = pid_file
 
     async def wait(self) -> int:
         code = await self._proc.wait()
         if self._master is not None:
             # Let the reader drain what the terminal still holds, then drop our end.
             await asyncio.sleep(0.05)
+        if self._pid_file is not None:
+            self._pid_file.unlink(missing_ok=True)
         return 128 - code if code < 0 else code
 
     def resize(self, cols: int, rows: int) -> None:
         if self._master is None:
             return
+        size = struct.pack("HHHH", rows, cols, 0, 0)
         with contextlib.suppress(OSError):
-            fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            fcntl.ioctl(self._master, termios.TIOCSWINSZ, size)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self._proc.pid, signal.SIGWINCH)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((self._pid_file or Path("/nonexistent")).read_text().strip())
+            fd = os.open(f"/proc/{pid}/fd/0", os.O_RDWR | os.O_NOCTTY)
+            try:
+                fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
+            finally:
+                os.close(fd)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
 
 
-async def start_exec(argv: list[str], *, tty: bool, stdin: bool) -> OciExec:
+async def start_exec(argv: list[str], *, tty: bool, stdin: bool, pid_file: Path | None = None) -> OciExec:
+    """``pid_file``: where ``argv`` (with a tty) has the runtime write the command's host pid."""
     loop = asyncio.get_running_loop()
     if not tty:
         try:
@@ -79,7 +94,7 @@ async def start_exec(argv: list[str], *, tty: bool, stdin: bool) -> OciExec:
         wfile = os.fdopen(os.dup(master), "wb", buffering=0)
         transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, wfile)
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
-    return OciExec(proc, writer, reader, None, master)
+    return OciExec(proc, writer, reader, None, master, pid_file)
 
 
 class _PtyReader(asyncio.StreamReaderProtocol):

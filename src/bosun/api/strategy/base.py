@@ -139,6 +139,18 @@ class Strategy:
         """The rules an update must also obey: fields that may not change once set."""
         return self.update_rule(new, old) if self.update_rule is not None else []
 
+    # ---- writable subresources of the kind's own (a pod's ephemeralcontainers) ----------
+
+    def subresource_write(self, sub: str, old: Obj, new: Obj) -> Obj | None:
+        """The object a write through subresource ``sub`` stores: the stored object with
+        only the part ``sub`` owns taken from ``new``; None when the kind has no such part
+        (status, scale and the rest are the generic code's)."""
+        return None
+
+    def validate_subresource(self, sub: str, new: Obj, old: Obj) -> list[FieldError]:
+        """What a write through the kind's own subresource ``sub`` must obey."""
+        return []
+
     # ---- delete ----------------------------------------------------------------------
 
     def grace_period(self, obj: Obj, options: Obj) -> int:

@@ -3,15 +3,18 @@ nodes, volumes and claims), and the plain core kinds' validators and defaulters.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 from bosun.api.defaults import core as dcore
-from bosun.api.defaults.pod import default_pod
+from bosun.api.defaults.pod import default_container, default_pod
+from bosun.api.errors import FieldError
 from bosun.api.objects import as_dict, json_copy, now_rfc3339
 from bosun.api.quantity import parse_quantity
 from bosun.api.strategy.base import Obj, Strategy
 from bosun.api.validation import core as vcore
 from bosun.api.validation import podwarnings, update
+from bosun.api.validation.ephemeral import validate_ephemeral_update
 from bosun.api.validation.service import validate_service
 
 DEFAULT_GRACE_SECONDS = 30
@@ -69,6 +72,28 @@ class PodStrategy(Strategy):
     def holds_deletion(self, obj: Obj) -> bool:
         grace = obj["metadata"].get("deletionGracePeriodSeconds") or 0
         return bool(grace > 0 and (obj.get("spec") or {}).get("nodeName"))
+
+    def subresource_write(self, sub: str, old: Obj, new: Obj) -> Obj | None:
+        """``ephemeralcontainers`` owns spec.ephemeralContainers (defaulted as at create)."""
+        if sub != "ephemeralcontainers":
+            return None
+        out = dict(old)
+        out["metadata"] = dict(old["metadata"])
+        spec = dict(as_dict(old.get("spec")))
+        added = as_dict(new.get("spec")).get("ephemeralContainers")
+        if added:
+            spec["ephemeralContainers"] = copy.deepcopy(added)
+        else:
+            spec.pop("ephemeralContainers", None)
+        out["spec"] = spec
+        for ctr in spec.get("ephemeralContainers") or []:
+            if isinstance(ctr, dict):
+                with contextlib.suppress(Exception):  # malformed input: validation says what is wrong
+                    default_container(ctr)
+        return out
+
+    def validate_subresource(self, sub: str, new: Obj, old: Obj) -> list[FieldError]:
+        return validate_ephemeral_update(new, old) if sub == "ephemeralcontainers" else []
 
 
 class NamespaceStrategy(Strategy):

@@ -6,6 +6,7 @@ same reason its pods would be.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -239,6 +240,55 @@ def validate_security_context(c: Checker, sc: dict[str, Any], path: str) -> None
         if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= 2**31 - 1:
             c.add(invalid(index(f"{path}.supplementalGroups", i), g,
                           "must be between 0 and 2147483647, inclusive"))
+    proc = c.text(sc, "procMount", f"{path}.procMount")
+    if proc is not None and proc not in ("Default", "Unmasked"):
+        c.add(not_supported(f"{path}.procMount", proc, ["Default", "Unmasked"]))
+    _seccomp_profile(c, sc, f"{path}.seccompProfile")
+    _sysctls(c, sc, f"{path}.sysctls")
+
+
+_SECCOMP_TYPES = ["Localhost", "RuntimeDefault", "Unconfined"]
+_SYSCTL_SEGMENT = r"[a-z0-9]([-_a-z0-9]*[a-z0-9])?"
+_SYSCTL = re.compile(rf"^({_SYSCTL_SEGMENT}[\./])*{_SYSCTL_SEGMENT}$")
+_SYSCTL_MAX = 253
+
+
+def _seccomp_profile(c: Checker, sc: dict[str, Any], path: str) -> None:
+    profile = c.obj(sc, "seccompProfile", path)
+    if profile is None:
+        return
+    kind = c.text(profile, "type", f"{path}.type")
+    local = c.text(profile, "localhostProfile", f"{path}.localhostProfile")
+    if not kind:
+        c.add(required(f"{path}.type"))
+    elif kind not in _SECCOMP_TYPES:
+        c.add(not_supported(f"{path}.type", kind, _SECCOMP_TYPES))
+    elif kind == "Localhost" and not local:
+        c.add(required(f"{path}.localhostProfile", "must be set when seccomp type is Localhost"))
+    elif kind != "Localhost" and local is not None:
+        c.add(invalid(f"{path}.localhostProfile", local, "can only be set when seccomp type is Localhost"))
+    if kind == "Localhost" and local:
+        if local.startswith("/"):
+            c.add(invalid(f"{path}.localhostProfile", local, "must be a relative path"))
+        elif ".." in local.split("/"):
+            c.add(invalid(f"{path}.localhostProfile", local, "must not contain '..'"))
+
+
+def _sysctls(c: Checker, sc: dict[str, Any], path: str) -> None:
+    seen: set[str] = set()
+    for i, s in c.objects(sc, "sysctls", path):
+        p = index(path, i)
+        name = c.text(s, "name", f"{p}.name")
+        c.text(s, "value", f"{p}.value")
+        if not name:
+            c.add(required(f"{p}.name"))
+        elif len(name) > _SYSCTL_MAX or not _SYSCTL.match(name):
+            c.add(invalid(f"{p}.name", name, f"must have at most {_SYSCTL_MAX} characters and match regex "
+                                            f"{_SYSCTL.pattern}"))
+        elif name in seen:
+            c.add(duplicate(f"{p}.name", name))
+        else:
+            seen.add(name)
 
 
 # Containers found valid, keyed by their JSON, kind (init or not) and the pod's volume names,

@@ -10,6 +10,7 @@ from typing import Any
 
 from bosun.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
 from bosun.api.validation.containers import PROTOCOLS, quantity_map
+from bosun.api.validation.devices import validate_device_annotations
 from bosun.api.validation.fields import Checker, child, index, key
 from bosun.api.validation.meta import (
     IP_MSG,
@@ -48,6 +49,7 @@ def validate_pod(c: Checker, obj: dict[str, Any]) -> None:
         c.add(required("spec.containers"))
         return
     validate_pod_spec(c, spec, "spec")
+    validate_device_annotations(c, obj.get("metadata"), spec, "metadata")
 
 
 def _data_keys(c: Checker, obj: dict[str, Any], field: str, seen: set[str]) -> int:

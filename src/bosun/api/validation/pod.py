@@ -6,6 +6,7 @@ from typing import Any
 
 from bosun.api.errors import duplicate, forbidden, invalid, not_supported, required
 from bosun.api.validation.containers import validate_container, validate_security_context
+from bosun.api.validation.devices import validate_device_annotations
 from bosun.api.validation.fields import Checker, child, index
 from bosun.api.validation.meta import (
     check_name,
@@ -267,4 +268,5 @@ def validate_pod_template(
         c.add(required(child(path, "spec.containers")))
         return {}, labels
     validate_pod_spec(c, spec, child(path, "spec"), claim_names)
+    validate_device_annotations(c, template.get("metadata"), spec, child(path, "metadata"))
     return spec, labels

@@ -1,11 +1,13 @@
 """The task's one container: image, command, entrypoint, environment, working_dir, user,
-labels, hostname, tty, security settings and stop behaviour."""
+labels, hostname, tty, security settings (privileges, capabilities, sysctls, devices, the
+node's PID and IPC namespaces) and stop behaviour."""
 
 from __future__ import annotations
 
 import re
 
 from bosun.agent.images import reference
+from bosun.api.validation import devices
 from bosun.compose import normalize, units
 from bosun.compose.errors import ComposeError
 from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, split_labels
@@ -47,16 +49,62 @@ def _security(svc: Service, sc: JSON) -> None:
         sc["capabilities"] = caps
     if spec.get("read_only"):
         sc["readOnlyRootFilesystem"] = True
+    for opt in spec.get("security_opt") or []:
+        _security_opt(svc, sc, str(opt))
     sysctls = normalize.list_or_dict(spec.get("sysctls"))
     if sysctls:
         svc.pod.setdefault("securityContext", {})["sysctls"] = [
             {"name": k, "value": v or ""} for k, v in sysctls.items()]
 
 
+def _security_opt(svc: Service, sc: JSON, opt: str) -> None:
+    """Docker's ``security_opt`` entries that have a securityContext field (``KEY=VALUE`` or
+    ``KEY:VALUE``): no-new-privileges and seccomp; the others (apparmor, label...) are warned."""
+    key, _, value = opt.replace(":", "=", 1).partition("=")
+    if key == "no-new-privileges" and value in ("", "true"):
+        if not sc.get("privileged"):  # a privileged container may escalate anyway (Kubernetes refuses both)
+            sc["allowPrivilegeEscalation"] = False
+    elif key == "no-new-privileges" and value == "false":
+        return
+    elif key == "seccomp" and value == "unconfined":
+        sc["seccompProfile"] = {"type": "Unconfined"}
+    else:
+        svc.warn("security_opt", f"{opt!r} is not supported; ignored")
+
+
+def _devices(svc: Service) -> None:
+    """``devices:`` (short ``HOST[:CONTAINER][:PERMS]`` or long syntax) as Bosun's devices
+    annotation for the container; the node checks that each exists when it starts it."""
+    parts = []
+    for d in svc.spec.get("devices") or []:
+        if isinstance(d, dict):
+            text = f"{d.get('source')}:{d.get('target') or d.get('source')}:{d.get('permissions') or 'rwm'}"
+        else:
+            text = str(d)
+        try:
+            devices.parse_device(text)
+        except ValueError as e:
+            raise ComposeError(f"{svc.where}.devices: {e}") from None
+        parts.append(text)
+    if parts:
+        svc.pod_annotations[devices.DEVICES_ANNOTATION + svc.dns] = ",".join(parts)
+
+
+def _host_namespaces(svc: Service) -> None:
+    """``pid: host`` and ``ipc: host``: the node's namespaces (hostPID, hostIPC)."""
+    for key, pod_field, fine in (("pid", "hostPID", ()), ("ipc", "hostIPC", ("private", "shareable"))):
+        value = svc.spec.get(key)
+        if value == "host":
+            svc.pod[pod_field] = True
+        elif value and value not in fine:
+            svc.warn(key, f"{value!r} is not supported: only \"host\" (the node's namespace); the pod's own is used")
+
+
 class Container:
     fields = frozenset({"image", "command", "entrypoint", "environment", "working_dir", "user", "labels",
                         "hostname", "tty", "stdin_open", "privileged", "cap_add", "cap_drop", "read_only",
-                        "sysctls", "stop_grace_period", "container_name", "pull_policy"})
+                        "sysctls", "stop_grace_period", "container_name", "pull_policy", "devices", "pid", "ipc",
+                        "security_opt"})
 
     def apply(self, svc: Service) -> list[JSON]:
         spec, c = svc.spec, svc.container
@@ -102,6 +150,8 @@ class Container:
         sc: JSON = {}
         _user(svc, sc)
         _security(svc, sc)
+        _devices(svc)
+        _host_namespaces(svc)
         if sc:
             c["securityContext"] = sc
         _labels(svc)
