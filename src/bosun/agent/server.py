@@ -9,7 +9,8 @@ skip verification or pin it (``<data-dir>/pki/agent.crt``).
 
 ``GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&timestamps=&previous=``
 ``GET /exec/{namespace}/{pod}/{container}?command=..`` and ``GET /attach/...`` (WebSocket; see
-:mod:`bosun.agent.exec_server`)
+:mod:`bosun.agent.exec_server`); ``GET /portForward/{namespace}/{pod}`` (WebSocket; see
+:mod:`bosun.agent.portforward`)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from bosun.agent import logs, stats
 from bosun.agent.exec_server import ExecHandler
+from bosun.agent.portforward import PortForwardHandler
 from bosun.agent.runtime.base import RuntimeDriver
 from bosun.client.rest import Client
 
@@ -90,6 +92,7 @@ class AgentServer:
             streams = ExecHandler(self.driver, self.find_pod)
             app.router.add_get("/exec/{namespace}/{pod}/{container}", streams.handle)
             app.router.add_get("/attach/{namespace}/{pod}/{container}", streams.attach)
+            app.router.add_get("/portForward/{namespace}/{pod}", PortForwardHandler(self.driver, self.find_pod).handle)
         stats.register(app, self)  # /stats/summary, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -1,9 +1,12 @@
-"""pods/exec and pods/attach: the API server checks the request, then relays WebSocket frames
-between the client (kubectl) and the same endpoint of the node agent that runs the pod.
+"""pods/exec, pods/attach and pods/portforward: the API server checks the request, then
+relays WebSocket frames between the client (kubectl) and the same endpoint of the node agent
+that runs the pod.
 
-Both legs speak the same remote command protocol (``v5.channel.k8s.io`` or
-``v4.channel.k8s.io``, whichever the client prefers), so frames pass through unchanged:
-the agent (:mod:`bosun.agent.exec_server`) does the work and reports the exit status.
+Both legs speak the same protocol, so frames pass through unchanged: exec and attach the
+remote command protocol (``v5.channel.k8s.io`` or ``v4.channel.k8s.io``, whichever the client
+prefers), which the agent (:mod:`bosun.agent.exec_server`) serves and reports the exit status
+on; port-forward kubectl's SPDY-over-WebSocket tunnel (``SPDY/3.1+portforward.k8s.io``), which
+the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network namespace.
 Everything that can be refused is refused before the upgrade, as a ``Status``, because a
 client reads errors only from a failed handshake: kubectl then retries over SPDY, which is
 not served, so the SPDY attempt gets the same answer and kubectl prints it.
@@ -25,6 +28,7 @@ from bosun.api.registry import must_by_plural
 from bosun.api.target import Target
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
 STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty")
 NODES = must_by_plural("", "v1", "nodes")
 
@@ -48,22 +52,38 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
-    headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
+    return await _proxy(h, request, t.sub, url, params, PROTOCOLS)
 
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+
+async def port_forward(h: Serving, request: web.Request, t: Target) -> web.StreamResponse:
+    """pods/portforward: kubectl resolves svc/x and deploy/x to a pod itself, so this only
+    ever sees a pod; the ports come inside the tunnel, one pair of streams per connection."""
+    assert t.name is not None
+    pod = await h.storage.get(t.res, t.namespace, t.name)
+    phase = as_dict(pod.get("status")).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot port-forward to a completed pod; current phase is {phase}")
+    url = f"{await agent_base_url(h, pod, t.name)}/portForward/{t.namespace}/{t.name}"
+    return await _proxy(h, request, "port-forward", url, [], PORT_FORWARD_PROTOCOLS)
+
+
+async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: list[tuple[str, str]],
+                 protocols: tuple[str, ...]) -> web.StreamResponse:
+    headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
+    ws = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
     ready = ws.can_prepare(request)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False),
                                      timeout=aiohttp.ClientTimeout(sock_connect=5)) as session:
-        if not ready.ok or ready.protocol not in PROTOCOLS:
+        if not ready.ok or ready.protocol not in protocols:
             await _raise_agent_refusal(session, url, params, headers)
             raise errors.bad_request(
-                f"{t.sub} is served over WebSocket only (subprotocol {' or '.join(PROTOCOLS)}); SPDY is not supported")
+                f"{what} is served over WebSocket only (subprotocol {' or '.join(protocols)}); SPDY is not supported")
         try:
             upstream = await session.ws_connect(url, params=params, headers=headers, protocols=[ready.protocol],
                                                 autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError:
             await _raise_agent_refusal(session, url, params, headers)
-            raise errors.APIError(502, "BadGateway", f"the node agent refused the {t.sub} session") from None
+            raise errors.APIError(502, "BadGateway", f"the node agent refused the {what} session") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
         async with upstream:

@@ -83,7 +83,7 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status", "finalize"),
              verbs=("create", "delete", "get", "list", "patch", "update", "watch"), strategy=s.NAMESPACE),
     Resource("", "v1", "Pod", "pods", True, ("po",), _ALL,
-             subresources=("status", "binding", "log", "eviction", "exec", "attach"), strategy=s.POD),
+             subresources=("status", "binding", "log", "eviction", "exec", "attach", "portforward"), strategy=s.POD),
     Resource("", "v1", "Service", "services", True, ("svc",), _ALL, subresources=("status",), strategy=s.SERVICE),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",), has_spec=False, strategy=s.ENDPOINTS),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",), has_spec=False, strategy=s.CONFIG_MAP),
