@@ -44,6 +44,12 @@ class NetnsNode:
         assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
         return done.stdout
 
+    def ok_bosun(self, *args: str) -> str:
+        done = subprocess.run(["ip", "netns", "exec", self.ns, BOSUN, *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, f"bosun {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
     def apply(self, manifest: dict[str, Any]) -> None:
         done = self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
         assert done.returncode == 0, done.stderr
