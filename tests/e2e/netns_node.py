@@ -59,8 +59,11 @@ class NetnsNode:
         while time.monotonic() < deadline:
             done = self.kubectl("get", "pod", pod, "-o", "json")
             got = json.loads(done.stdout) if done.returncode == 0 else {}
-            if got.get("status", {}).get("phase") == "Running":
+            phase = got.get("status", {}).get("phase")
+            if phase == "Running":
                 return got
+            if phase in ("Succeeded", "Failed"):
+                break
             time.sleep(0.3)
         raise AssertionError(f"pod {pod} did not run: {json.dumps(got.get('status', {}))[:1500]}")
 
