@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 READ_CHUNK = 32 * 1024
+# Client bytes waiting for a slow pod, per connection. When full, the session stops reading
+# (spdystream has no per-stream flow control either: its frame handler blocks the same way).
+UPLOAD_FRAMES = 64
 
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
@@ -48,8 +51,10 @@ class _Pair:
     bad_port: str = ""
     error_id: int = 0
     data_id: int = 0
-    upload: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    upload: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(UPLOAD_FRAMES))
     task: asyncio.Task[None] | None = None
+    done: bool = False
+    ended: bool = False  # both streams got their FIN from us
 
 
 class Session:
@@ -78,7 +83,7 @@ class Session:
         elif frame.ftype == spdy.PING:
             await self._send(spdy.ping(frame.value))
         elif frame.ftype == 0:
-            self._on_data(frame)
+            await self._on_data(frame)
         elif frame.ftype == spdy.RST_STREAM:
             self._on_reset(frame.stream_id)
 
@@ -104,14 +109,14 @@ class Session:
         if pair.error_id and pair.data_id and pair.task is None:
             pair.task = asyncio.create_task(self._forward(pair), name=f"portforward-{pair.port}")
 
-    def _on_data(self, frame: spdy.Frame) -> None:
+    async def _on_data(self, frame: spdy.Frame) -> None:
         pair = self._by_stream.get(frame.stream_id)
         if pair is None or frame.stream_id != pair.data_id:
             return  # nothing is read from the error stream
-        if frame.data:
-            pair.upload.put_nowait(frame.data)
-        if frame.fin:
-            pair.upload.put_nowait(None)
+        for item in ([frame.data] if frame.data else []) + ([None] if frame.fin else []):
+            if pair.done:
+                return
+            await pair.upload.put(item)
 
     def _on_reset(self, stream_id: int) -> None:
         pair = self._by_stream.get(stream_id)
@@ -119,40 +124,41 @@ class Session:
             pair.task.cancel()  # the client dropped this connection: so do we
 
     async def _forward(self, pair: _Pair) -> None:
-        finished = False
         try:
-            if pair.bad_port:
-                await self._fail(pair, pair.bad_port)
-                finished = True
-                return
-            try:
-                reader, writer = await self._dial(pair.port)
-            except OSError as e:
-                await self._fail(pair, str(e))
-                finished = True
-                return
-            upload = asyncio.create_task(self._upload(pair, writer))
-            try:
-                while chunk := await reader.read(READ_CHUNK):
-                    await self._send(spdy.data(pair.data_id, chunk))
-                await self._send(spdy.data(pair.data_id, b"", fin=True) + spdy.data(pair.error_id, b"", fin=True))
-                finished = True
-                await upload
-            except (ConnectionError, OSError) as e:
-                if not finished:
-                    await self._fail(pair, f"reading from the pod: {e}")
-                    finished = True
-            finally:
-                await cancel_and_wait(upload)
-                writer.close()
+            with contextlib.suppress(ConnectionError, RuntimeError):  # the session itself ended
+                await self._connect_and_copy(pair)
         finally:
-            if not finished:  # cancelled (client reset or session end): still end the error stream
+            if not pair.ended:  # cancelled (client reset or session end): still end the error stream
                 with contextlib.suppress(ConnectionError, RuntimeError):
                     await asyncio.shield(self._send(spdy.data(pair.error_id, b"", fin=True)))
             self._forget(pair)
 
+    async def _connect_and_copy(self, pair: _Pair) -> None:
+        if pair.bad_port:
+            await self._fail(pair, pair.bad_port)
+            return
+        try:
+            reader, writer = await self._dial(pair.port)
+        except OSError as e:
+            await self._fail(pair, str(e))
+            return
+        upload = asyncio.create_task(self._upload(pair, writer))
+        try:
+            while chunk := await reader.read(READ_CHUNK):
+                await self._send(spdy.data(pair.data_id, chunk))
+            await self._send(spdy.data(pair.data_id, b"", fin=True) + spdy.data(pair.error_id, b"", fin=True))
+            pair.ended = True
+            await upload  # until the client half-closes too, or resets the stream
+        except (ConnectionError, OSError) as e:
+            if not pair.ended:
+                await self._fail(pair, f"reading from the pod: {e}")
+        finally:
+            await cancel_and_wait(upload)
+            writer.close()
+
     async def _fail(self, pair: _Pair, reason: str) -> None:
         message = f"error forwarding port {pair.port or '?'} to {self._what}: {reason}"
+        pair.ended = True
         await self._send(spdy.data(pair.error_id, message.encode(), fin=True)
                          + spdy.data(pair.data_id, b"", fin=True))
 
@@ -164,6 +170,9 @@ class Session:
             writer.write_eof()
 
     def _forget(self, pair: _Pair) -> None:
+        pair.done = True
+        while not pair.upload.empty():  # wakes a feed() blocked on this full queue
+            pair.upload.get_nowait()
         self._pairs.pop(pair.key, None)
         self._by_stream.pop(pair.error_id, None)
         self._by_stream.pop(pair.data_id, None)
