@@ -18,9 +18,14 @@ from tests.harness.fixtures import requires_netns
 
 pytestmark = [requires_netns, pytest.mark.timeout(180)]
 
-# An echo server on 7000 and a one-line greeter on 7001, on every address of the pod.
+# An echo server on 7000, a one-line greeter on 7001 and on 7002 one that resets each
+# connection after its first bytes, on every address of the pod.
 SERVER = """
-import socket, threading
+import socket, struct, threading
+def drop(c):
+    c.recv(10)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
 def echo(c):
     with c:
         while d := c.recv(65536):
@@ -33,6 +38,7 @@ def serve(port, handler):
     while True:
         threading.Thread(target=handler, args=(s.accept()[0],), daemon=True).start()
 threading.Thread(target=serve, args=(7001, greet), daemon=True).start()
+threading.Thread(target=serve, args=(7002, drop), daemon=True).start()
 serve(7000, echo)
 """
 LABELS = {"app": "echo"}
@@ -98,8 +104,8 @@ def _echo(node: NetnsNode, port: int, payload: bytes) -> bytes:
         return got
 
 
-def test_pod_forward_with_two_ports_concurrent_connections_and_a_dropped_one(node: NetnsNode) -> None:
-    pf = PortForward(node, f"pod/{_pod(node)}", "18000:7000", "18001:7001")
+def test_pod_forward_with_several_ports_concurrent_connections_and_dropped_ones(node: NetnsNode) -> None:
+    pf = PortForward(node, f"pod/{_pod(node)}", "18000:7000", "18001:7001", "18002:7002")
     try:
         payloads = [os.urandom(200_000 + i) for i in range(8)]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -113,6 +119,11 @@ def test_pod_forward_with_two_ports_concurrent_connections_and_a_dropped_one(nod
         dropped.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         dropped.close()
         assert _echo(node, 18000, b"still here") == b"still here"
+        # The pod resetting a connection ends that connection alone.
+        with node.connect(18002) as s:
+            s.sendall(b"hello")
+            assert s.recv(100) == b""
+        assert _echo(node, 18000, b"and here") == b"and here"
         assert pf.proc.poll() is None
     finally:
         err = pf.close()

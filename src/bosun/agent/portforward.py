@@ -149,9 +149,13 @@ class Session:
             await self._send(spdy.data(pair.data_id, b"", fin=True) + spdy.data(pair.error_id, b"", fin=True))
             pair.ended = True
             await upload  # until the client half-closes too, or resets the stream
-        except (ConnectionError, OSError) as e:
+        except OSError as e:
+            # The pod dropped this connection (a reset): it ends like a close, without an
+            # error message, since kubectl gives up the whole session on any message.
+            log.debug("port-forward to %s, port %d: %s", self._what, pair.port, e)
             if not pair.ended:
-                await self._fail(pair, f"reading from the pod: {e}")
+                pair.ended = True
+                await self._send(spdy.data(pair.data_id, b"", fin=True) + spdy.data(pair.error_id, b"", fin=True))
         finally:
             await cancel_and_wait(upload)
             writer.close()
