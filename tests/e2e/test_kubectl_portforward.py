@@ -5,10 +5,12 @@ connections, a connection the client drops, and a port nothing listens on."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -152,3 +154,29 @@ def test_a_port_nothing_listens_on_shows_the_error(node: NetnsNode) -> None:
         err = pf.close()
     assert "error forwarding port 7999 to pod default/" in err, err
     assert "connection refused" in err, err
+
+
+# The official Python client forwards over the WebSocket channel protocol (ports in the query).
+PYTHON_CLIENT = """
+import json, sys
+from kubernetes import client, config
+from kubernetes.stream import portforward
+config.load_kube_config(sys.argv[1])
+pf = portforward(client.CoreV1Api().connect_get_namespaced_pod_portforward, sys.argv[2], "default",
+                 ports="7000,7999")
+s = pf.socket(7000)
+s.sendall(b"through the python client")
+got = s.recv(100)
+closed = pf.socket(7999).recv(10)
+print(json.dumps({"echo": got.decode(), "closed": closed.decode(), "error": pf.error(7999)}))
+pf.close()
+"""
+
+
+def test_the_python_clients_port_forward(node: NetnsNode) -> None:
+    done = subprocess.run(["ip", "netns", "exec", node.ns, sys.executable, "-c", PYTHON_CLIENT,
+                           str(node.data / "kubeconfig"), _pod(node)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    assert got["echo"] == "through the python client" and got["closed"] == ""
+    assert "error forwarding port 7999" in got["error"] and "connection refused" in got["error"]

@@ -1,7 +1,8 @@
 """The agent's port-forward endpoint: ``kubectl port-forward`` connections into a pod.
 
 ``GET /portForward/{namespace}/{pod}``, a WebSocket with subprotocol
-``SPDY/3.1+portforward.k8s.io``: its binary messages carry a SPDY session (see
+``SPDY/3.1+portforward.k8s.io`` (or the channel protocol of :mod:`.portforward_channels`,
+for other clients, with ``?port=`` in the query): its binary messages carry a SPDY session (see
 :mod:`bosun.agent.spdy`), which the API server relays unchanged. For each local connection
 kubectl opens two streams with the same ``requestID`` header: an ``error`` stream (kubectl
 only reads it: one message, then the end, if forwarding failed) and a ``data`` stream (the
@@ -26,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bosun.agent import portforward_channels as channels
 from bosun.agent import spdy
 from bosun.agent.netns_dial import dial_localhost
 from bosun.agent.runtime.base import RuntimeDriver
@@ -210,13 +212,25 @@ class PortForwardHandler:
         found, netns = await self._netns(uid)
         if not found:
             return web.Response(status=400, text=f'pod "{name}" has no running sandbox on this node\n')
-        ws = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True, max_msg_size=0)
+        protocols = (PROTOCOL, *channels.CHANNEL_PROTOCOLS)
+        ws = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
         ready = ws.can_prepare(request)
-        if not ready.ok or ready.protocol != PROTOCOL:
-            return web.Response(status=426,
-                                text=f"port-forward needs a WebSocket upgrade with subprotocol {PROTOCOL}\n")
+        if not ready.ok or ready.protocol not in protocols:
+            return web.Response(status=426, text="port-forward needs a WebSocket upgrade with subprotocol "
+                                                 f"{' or '.join(protocols)}\n")
+        ports = channels.parse_ports(request.query.getall("port", []))
+        if ready.protocol != PROTOCOL and isinstance(ports, str):
+            return web.Response(status=400, text=ports + "\n")
         await ws.prepare(request)
-        session = Session(ws.send_bytes, lambda port: dial_localhost(netns, port), f"pod {ns}/{name}, uid {uid}")
+        what = f"pod {ns}/{name}, uid {uid}"
+        if ready.protocol != PROTOCOL:
+            assert not isinstance(ports, str)
+            try:
+                await channels.serve(ws, ports, lambda port: dial_localhost(netns, port), what)
+            finally:
+                await ws.close()
+            return ws
+        session = Session(ws.send_bytes, lambda port: dial_localhost(netns, port), what)
         try:
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:

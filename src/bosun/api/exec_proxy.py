@@ -28,7 +28,8 @@ from bosun.api.registry import must_by_plural
 from bosun.api.target import Target
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
+# kubectl's SPDY tunnel first; the channel protocols serve clients that name ports in the query.
+PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "v5.channel.k8s.io")
 STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty")
 NODES = must_by_plural("", "v1", "nodes")
 
@@ -64,7 +65,15 @@ async def port_forward(h: Serving, request: web.Request, t: Target) -> web.Strea
     if phase in ("Succeeded", "Failed"):
         raise errors.bad_request(f"cannot port-forward to a completed pod; current phase is {phase}")
     url = f"{await agent_base_url(h, pod, t.name)}/portForward/{t.namespace}/{t.name}"
-    return await _proxy(h, request, "port-forward", url, [], PORT_FORWARD_PROTOCOLS)
+    # The channel protocol names its ports in the query (SPDY carries them inside the tunnel).
+    ports = [p.strip() for v in request.query.getall("ports", []) for p in v.split(",") if p.strip()]
+    for p in ports:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise errors.bad_request(f"invalid port {p!r} in ports: it must be a number from 1 to 65535")
+    chosen = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS).can_prepare(request).protocol
+    if chosen in PORT_FORWARD_PROTOCOLS[1:] and not ports:
+        raise errors.bad_request(f'query parameter "ports" is required with subprotocol {chosen}')
+    return await _proxy(h, request, "port-forward", url, [("port", p) for p in ports], PORT_FORWARD_PROTOCOLS)
 
 
 async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: list[tuple[str, str]],
