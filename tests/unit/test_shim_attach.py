@@ -6,6 +6,7 @@ restart), while plain containers offer nothing to attach to."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,6 +73,29 @@ async def test_stdin_reaches_the_container_and_output_every_client(driver: Proce
     second.close()
     log = (tmp_path / "c.log").read_text()
     assert " stdout F got-one" in log and " stdout F eof" in log
+
+
+async def test_much_input_through_a_container_that_echoes_it(driver: ProcessDriver, tmp_path: Path) -> None:
+    # The shim never blocks on the container's stdin: a container that writes a lot before it
+    # reads (so input piles up meanwhile) cannot deadlock with it.
+    cid = await _run(driver, tmp_path, ["sh", "-c", "read go; head -c 1000000 /dev/zero; cat"], stdin=True)
+    att = await _attach(driver, cid)
+    payload = os.urandom(3 * 1024 * 1024)
+
+    async def feed() -> None:
+        await att.write(b"go\n")  # output starts once we are attached
+        for i in range(0, len(payload), 65536):
+            await att.write(payload[i:i + 65536])
+        await att.close_stdin()
+
+    writer = asyncio.create_task(feed())
+    got = bytearray()
+    async with asyncio.timeout(30):
+        while (item := await att.read()) is not None:
+            got += item[1]
+    await writer
+    att.close()
+    assert bytes(got) == bytes(1000000) + payload
 
 
 async def test_a_terminal_follows_resizes_and_survives_a_new_driver(driver: ProcessDriver, tmp_path: Path) -> None:

@@ -292,8 +292,12 @@ def _copy_output(out_fd: int, err_fd: int, log: RotatingLog, stdio: Stdio | None
             if stdio is not None and stdio.handles(fd):
                 stdio.on_event(fd, poll)
                 continue
+            if fd not in writers:  # dropped by an earlier event of this round
+                continue
             try:
                 data = os.read(fd, 65536)
+            except BlockingIOError:  # an interactive terminal is non-blocking: nothing after all
+                continue
             except OSError:  # EIO: a terminal whose last user is gone
                 data = b""
             if data:

@@ -30,6 +30,10 @@ import termios
 STDIN, STDOUT, STDERR, RESIZE, CLOSE = 0, 1, 2, 4, 255
 ATTACH, CONSOLE = "attach.sock", "console.sock"
 SEND_TIMEOUT = 2.0  # a client that takes longer to read is dropped: the container never waits
+# Input not yet taken by the container; past this, clients are not read until it drains. The
+# shim never blocks on the container's input: it would stop copying its output, and a
+# container blocked writing that output would never read its input again.
+MAX_PENDING = 256 * 1024
 
 
 def frame(channel: int, data: bytes) -> bytes:
@@ -48,12 +52,19 @@ class Stdio:
         self._console: _socket.socket | None = None
         self._clients: dict[int, tuple[_socket.socket, bytearray]] = {}
         self._served = False
+        self._in_fd: int | None = None  # where input goes: the stdin pipe, or a dup of the master
+        self._pending = bytearray()
+        self._close_pending = False
+        self._paused = False
+        self._poll: select.poll | None = None
         if tty and console:
             self._console = self._listen(CONSOLE)
         elif tty:
             self.master, self._slave = os.openpty()
         elif stdin:
             self._stdin_r, self._stdin_w = os.pipe()
+            self._in_fd = self._stdin_w
+            os.set_blocking(self._stdin_w, False)
         self._listener = self._listen(ATTACH)
 
     @staticmethod
@@ -96,6 +107,10 @@ class Stdio:
                 os.unlink(CONSOLE)
             except OSError:
                 pass
+        if self.master is not None:
+            # Non-blocking for the file (the copy loop reads only when poll says so).
+            self._in_fd = os.dup(self.master)
+            os.set_blocking(self._in_fd, False)
 
     @staticmethod
     def _receive_console(listener: _socket.socket) -> int | None:
@@ -117,12 +132,16 @@ class Stdio:
         return None
 
     def register(self, poll: select.poll) -> None:
+        self._poll = poll
         poll.register(self._listener.fileno(), select.POLLIN)
 
     def handles(self, fd: int) -> bool:
-        return fd == self._listener.fileno() or fd in self._clients
+        return fd == self._listener.fileno() or fd in self._clients or (fd == self._in_fd and fd is not None)
 
     def on_event(self, fd: int, poll: select.poll) -> None:
+        if fd == self._in_fd:
+            self._flush()
+            return
         if fd == self._listener.fileno():
             try:
                 cfd, _ = self._listener._accept()  # type: ignore[attr-defined]
@@ -131,11 +150,13 @@ class Stdio:
             sock = _socket.socket(fileno=cfd)
             sock.settimeout(SEND_TIMEOUT)
             self._clients[cfd] = (sock, bytearray())
-            poll.register(cfd, select.POLLIN)
+            poll.register(cfd, 0 if self._paused else select.POLLIN)
             return
         sock, buf = self._clients[fd]
-        try:
-            data = sock.recv(65536)
+        try:  # never waits: the event may be stale (an fd dropped and reused in one poll round)
+            data = sock.recv(65536, _socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
         except OSError:
             data = b""
         if not data:
@@ -150,12 +171,9 @@ class Stdio:
 
     def _input(self, channel: int, payload: bytes) -> None:
         self._served = True
-        target = self.master if self.tty else self._stdin_w
-        if channel == STDIN and target is not None and payload:
-            try:
-                os.write(target, payload)
-            except OSError:
-                pass
+        if channel == STDIN and self._in_fd is not None and payload:
+            self._pending += payload
+            self._flush()
         elif channel == RESIZE and self.master is not None and len(payload) == 4:
             cols, rows = int.from_bytes(payload[:2], "big"), int.from_bytes(payload[2:], "big")
             winsize = b"".join(v.to_bytes(2, sys.byteorder) for v in (rows, cols, 0, 0))
@@ -166,10 +184,39 @@ class Stdio:
         elif channel == CLOSE:
             self._close_stdin()
 
+    def _flush(self) -> None:
+        """Write what the container takes now; wait for POLLOUT for the rest."""
+        fd, poll = self._in_fd, self._poll
+        while self._pending and fd is not None:
+            try:
+                del self._pending[:os.write(fd, self._pending)]
+            except BlockingIOError:
+                break
+            except OSError:  # the container closed its input: drop what it will never read
+                self._pending.clear()
+        if poll is None or fd is None:
+            return
+        if self._pending:
+            poll.register(fd, select.POLLOUT)
+        else:
+            _unregister(poll, fd)
+        paused = len(self._pending) > MAX_PENDING
+        if paused != self._paused:
+            self._paused = paused
+            for cfd in self._clients:
+                poll.modify(cfd, 0 if paused else select.POLLIN)
+        if not self._pending and self._close_pending:
+            self._close_stdin()
+
     def _close_stdin(self) -> None:
+        if self._pending:
+            self._close_pending = True  # once the container has taken the rest
+            return
         if self._stdin_w is not None:
+            if self._poll is not None:
+                _unregister(self._poll, self._stdin_w)
             os.close(self._stdin_w)
-            self._stdin_w = None
+            self._stdin_w = self._in_fd = None
 
     def _drop(self, fd: int, poll: select.poll) -> None:
         sock, _ = self._clients.pop(fd)
@@ -191,7 +238,7 @@ class Stdio:
             sock.close()
         self._clients.clear()
         self._listener.close()
-        for fd in (self.master, self._stdin_w):
+        for fd in {self.master, self._stdin_w, self._in_fd}:
             if fd is not None:
                 try:
                     os.close(fd)
@@ -201,3 +248,10 @@ class Stdio:
             os.unlink(ATTACH)
         except OSError:
             pass
+
+
+def _unregister(poll: select.poll, fd: int) -> None:
+    try:
+        poll.unregister(fd)
+    except KeyError:
+        pass
