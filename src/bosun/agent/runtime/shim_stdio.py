@@ -75,6 +75,7 @@ class Stdio:
             pass
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.bind(name)
+        os.chmod(name, 0o600)  # the container's input is its owner's (root's) alone
         sock.listen(8)
         return sock
 
