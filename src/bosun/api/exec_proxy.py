@@ -105,13 +105,15 @@ def _container(pod: dict[str, Any], pod_name: str, container: str) -> str:
     spec = as_dict(pod.get("spec"))
     names = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
     inits = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    # kubectl debug attaches to the ephemeral container it added.
+    ephemeral = [str(c.get("name")) for c in spec.get("ephemeralContainers") or [] if isinstance(c, dict)]
     if not container:
         if len(names) != 1:
             raise errors.bad_request(
                 f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
                 + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
         return names[0]
-    if container not in names and container not in inits:
+    if container not in names and container not in inits and container not in ephemeral:
         raise errors.bad_request(f"container {container} is not valid for pod {pod_name}")
     return container
 
