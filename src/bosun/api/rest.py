@@ -39,6 +39,7 @@ from bosun.api.tables import to_table
 from bosun.api.target import Target, decoded
 from bosun.api.watch import serve_watch
 from bosun.api.watchcache import WatchCache
+from bosun.security.satokens import ServiceAccountTokens
 
 PATCH_TYPES = (
     "application/merge-patch+json",
@@ -49,9 +50,12 @@ PATCH_TYPES = (
 
 
 class RestHandler:
-    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "") -> None:
+    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
+                 service_accounts: ServiceAccountTokens | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        # Signs the tokens TokenRequest hands out (None: this server issues none).
+        self.service_accounts = service_accounts
         # The credential the API server presents to node agents (logs), as kube-apiserver's
         # kubelet client certificate.
         self.node_token = node_token
