@@ -56,8 +56,12 @@ def test_attach_it_gives_the_containers_terminal_with_input_and_resizes(node: Ne
         assert term.proc.wait(30) == 0  # the session ended with the container
     finally:
         term.close()
-    state = node.ok("get", "pod", "shell", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
-    assert state == "3"
+    deadline, code = time.monotonic() + 30, ""
+    while not code and time.monotonic() < deadline:  # the agent reports the exit shortly after
+        code = node.ok("get", "pod", "shell", "-o",
+                       "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
+        time.sleep(0.2)
+    assert code == "3"
 
 
 def test_attach_i_pipes_stdin_into_a_container_without_a_terminal(node: NetnsNode) -> None:
