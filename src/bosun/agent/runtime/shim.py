@@ -12,9 +12,7 @@ State directory protocol (``spec.json`` written by the driver, the rest by the s
                  "detached_pid_file": "...",  (optional, see below)
                  "hide_mount": "...",  (optional: run the command in a private mount namespace
                  without that mount, e.g. crun on hybrid cgroups; see oci.HYBRID_UNIFIED)
-                 "stdin": bool, "stdin_once": bool, "tty": bool, "console": bool}  (optional:
-                 an interactive container, see :mod:`bosun.agent.runtime.shim_stdio`; ``console``:
-                 the runtime makes the terminal and sends it through ``console.sock``)
+                 "stdin", "stdin_once", "tty", "console": bool}  (optional; see shim_stdio)
   ``pid``        "<pid> <starttime> <started>" of the process the shim started
   ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
 ``reason`` is "StartError" when the command could not be executed at all.
@@ -362,17 +360,14 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
 
 
 def _interactive(state: str, spec: dict[str, bool]) -> Stdio:
-    """The attach server of an interactive container, made in the state dir (the shim's cwd
-    from here on: its socket names stay short). Loaded only for such containers."""
+    """An interactive container's attach server, in the state dir (the cwd from now on)."""
     os.chdir(state)
     here = os.path.dirname(os.path.abspath(__file__))
     if here not in sys.path:
         sys.path.insert(0, here)
     import shim_stdio  # kept off the path of every other container
 
-    stdio: Stdio = shim_stdio.Stdio(tty=bool(spec.get("tty")), stdin=bool(spec.get("stdin")),
-                            stdin_once=bool(spec.get("stdin_once")), console=bool(spec.get("console")))
-    return stdio
+    return shim_stdio.Stdio(**spec)
 
 
 def _notify(fd: int) -> None:
