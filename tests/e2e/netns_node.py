@@ -8,7 +8,9 @@ on that namespace's loopback, which :meth:`NetnsNode.connect` reaches from the t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import signal
 import socket
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.helpers import BOSUN
+from tests.e2e.helpers import BOSUN, processes_with
 
 from bosun.agent.netns_dial import socket_in
 
@@ -106,3 +108,10 @@ def netns_node(tmp: Path) -> Iterator[NetnsNode]:
                 proc.kill()
                 proc.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
+    # Whatever the node left running (shims, containers: their command lines name the data
+    # dir) is ended here by pid, and then reported.
+    left = processes_with(str(tmp / "up"))
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    assert not left, f"bosun up left processes behind: {left}"
