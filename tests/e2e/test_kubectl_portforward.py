@@ -1,6 +1,7 @@
-"""`kubectl port-forward` (kubectl 1.32, over its WebSocket tunnel) to real crun containers of
-`bosun up --runtime oci`: pod, service and deployment targets, several ports, concurrent
-connections, a connection the client drops, and a port nothing listens on."""
+"""`kubectl port-forward` (kubectl 1.32, over its WebSocket tunnel, and over plain SPDY as its
+fallback) to real crun containers of `bosun up --runtime oci`: pod, service and deployment
+targets, several ports, concurrent connections, connections dropped by either side, a port
+nothing listens on; and the official Python client's port-forward (the channel protocol)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,11 @@ def _pod(node: NetnsNode) -> str:
 class PortForward:
     """`kubectl port-forward` running in the node's namespace until closed."""
 
-    def __init__(self, node: NetnsNode, target: str, *ports: str) -> None:
+    def __init__(self, node: NetnsNode, target: str, *ports: str, spdy: bool = False) -> None:
+        # spdy: kubectl's fallback, the HTTP connection itself upgraded to SPDY/3.1.
+        env = dict(os.environ, KUBECTL_PORT_FORWARD_WEBSOCKETS="false") if spdy else None
         self.proc = subprocess.Popen(node.kubectl_argv("port-forward", target, *ports), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
         for port in ports:
             line = self.proc.stdout.readline()
@@ -144,8 +147,22 @@ def test_service_and_deployment_targets(node: NetnsNode) -> None:
         deploy.close()
 
 
-def test_a_port_nothing_listens_on_shows_the_error(node: NetnsNode) -> None:
-    pf = PortForward(node, f"pod/{_pod(node)}", "18099:7999")
+def test_the_spdy_fallback(node: NetnsNode) -> None:
+    pf = PortForward(node, f"pod/{_pod(node)}", "18050:7000", "18051:7001", spdy=True)
+    try:
+        payloads = [os.urandom(100_000 + i) for i in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(lambda p: _echo(node, 18050, p), payloads)) == payloads
+        with node.connect(18051) as s:
+            assert s.recv(100) == b"second port\n"
+        assert pf.proc.poll() is None
+    finally:
+        pf.close()
+
+
+@pytest.mark.parametrize("spdy", [False, True], ids=["websocket", "spdy"])
+def test_a_port_nothing_listens_on_shows_the_error(node: NetnsNode, spdy: bool) -> None:
+    pf = PortForward(node, f"pod/{_pod(node)}", "18099:7999", spdy=spdy)
     try:
         with node.connect(18099) as s:
             assert s.recv(100) == b""  # kubectl closes the connection it could not forward

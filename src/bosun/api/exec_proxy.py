@@ -6,7 +6,9 @@ Both legs speak the same protocol, so frames pass through unchanged: exec and at
 remote command protocol (``v5.channel.k8s.io`` or ``v4.channel.k8s.io``, whichever the client
 prefers), which the agent (:mod:`bosun.agent.exec_server`) serves and reports the exit status
 on; port-forward kubectl's SPDY-over-WebSocket tunnel (``SPDY/3.1+portforward.k8s.io``), which
-the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network namespace.
+the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network namespace;
+a client that upgrades to plain SPDY instead has the same bytes carried to that tunnel
+(:mod:`bosun.api.spdy_upgrade`).
 Everything that can be refused is refused before the upgrade, as a ``Status``, because a
 client reads errors only from a failed handshake: kubectl then retries over SPDY, which is
 not served, so the SPDY attempt gets the same answer and kubectl prints it.
@@ -21,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors
+from bosun.api import errors, spdy_upgrade
 from bosun.api.handler import Serving
 from bosun.api.objects import as_dict
 from bosun.api.registry import must_by_plural
@@ -73,14 +75,22 @@ async def port_forward(h: Serving, request: web.Request, t: Target) -> web.Strea
     chosen = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS).can_prepare(request).protocol
     if chosen in PORT_FORWARD_PROTOCOLS[1:] and not ports:
         raise errors.bad_request(f'query parameter "ports" is required with subprotocol {chosen}')
-    return await _proxy(h, request, "port-forward", url, [("port", p) for p in ports], PORT_FORWARD_PROTOCOLS)
+    params = [("port", p) for p in ports]
+    if spdy_upgrade.wants_spdy(request) and spdy_upgrade.offers_port_forward(request):
+        # The SPDY fallback: the same SPDY session, carried to the agent's WebSocket tunnel.
+        return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS[:1], spdy=True)
+    return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS)
 
 
 async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: list[tuple[str, str]],
-                 protocols: tuple[str, ...]) -> web.StreamResponse:
+                 protocols: tuple[str, ...], spdy: bool = False) -> web.StreamResponse:
+    """Relay to the agent over ``protocols``; ``spdy``: the client upgrades its connection to
+    SPDY itself, whose bytes go to the agent as the first of ``protocols`` (a SPDY tunnel)."""
     headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
     ws = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
     ready = ws.can_prepare(request)
+    if spdy:
+        ready = web.WebSocketReady(True, protocols[0])
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False),
                                      timeout=aiohttp.ClientTimeout(sock_connect=5)) as session:
         if not ready.ok or ready.protocol not in protocols:
@@ -96,6 +106,8 @@ async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: 
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
         async with upstream:
+            if spdy:
+                return await spdy_upgrade.serve(request, upstream)
             await ws.prepare(request)
             await _relay(ws, upstream)
     return ws
