@@ -4,12 +4,17 @@ so that is how the tests stop it."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import secrets
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,3 +163,43 @@ def one_line_error(r: Run) -> str:
     lines = r.err.strip().splitlines()
     assert len(lines) == 1, r.err
     return lines[0]
+
+
+class Terminal:
+    """kubectl on the slave side of a pty whose window size we control."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], rows: int, cols: int) -> None:
+        self.master, slave = pty.openpty()
+        self.resize(rows, cols)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     start_new_session=True, preexec_fn=_controlling_tty)
+        os.close(slave)
+        self.seen = ""
+
+    def resize(self, rows: int, cols: int) -> None:
+        # The kernel sends SIGWINCH to kubectl, which forwards the new size.
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def expect(self, text: str, within: float = 15) -> None:
+        deadline = time.monotonic() + within
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{text!r} never appeared; the terminal showed {self.seen!r}"
+            if select.select([self.master], [], [], left)[0]:
+                try:
+                    self.seen += os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # EIO: kubectl has exited
+                    assert text in self.seen, f"{text!r} never appeared; the terminal showed {self.seen!r}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+
+def _controlling_tty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -3,18 +3,11 @@ interactive terminal (kubectl itself runs on a pty we drive, as a user's shell w
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
-import subprocess
-import termios
 import time
 from collections.abc import Iterator
 
 import pytest
-from tests.e2e.helpers import RUNTIMES, Kubectl, bosun_up
+from tests.e2e.helpers import RUNTIMES, Kubectl, Terminal, bosun_up
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -54,46 +47,6 @@ def test_exec_refuses_unknown_container_and_pod(kubectl: Kubectl) -> None:
     assert bad.returncode != 0 and "container nope is not valid for pod shell" in bad.stderr
     missing = kubectl("exec", "ghost", "--", "true")
     assert missing.returncode != 0 and 'pods "ghost" not found' in missing.stderr
-
-
-class Terminal:
-    """kubectl on the slave side of a pty whose window size we control."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], rows: int, cols: int) -> None:
-        self.master, slave = pty.openpty()
-        self.resize(rows, cols)
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, preexec_fn=_controlling_tty)
-        os.close(slave)
-        self.seen = ""
-
-    def resize(self, rows: int, cols: int) -> None:
-        # The kernel sends SIGWINCH to kubectl, which forwards the new size.
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def send(self, text: str) -> None:
-        os.write(self.master, text.encode())
-
-    def expect(self, text: str, within: float = 15) -> None:
-        deadline = time.monotonic() + within
-        while text not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} never appeared; the terminal showed {self.seen!r}"
-            if select.select([self.master], [], [], left)[0]:
-                try:
-                    self.seen += os.read(self.master, 4096).decode(errors="replace")
-                except OSError:  # EIO: kubectl has exited
-                    assert text in self.seen, f"{text!r} never appeared; the terminal showed {self.seen!r}"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        os.close(self.master)
-
-
-def _controlling_tty() -> None:
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def test_exec_it_gives_a_terminal_that_follows_resizes(kubectl: Kubectl) -> None:

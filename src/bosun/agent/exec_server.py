@@ -9,10 +9,7 @@ sent when the command ends: Success, or Failure with reason ``NonZeroExitCode`` 
 ``{"Width": w, "Height": h}``). v5 adds 255 "close": ``[255, channel]`` half-closes that
 channel, which is how a client says stdin has ended.
 
-``GET /attach/{namespace}/{pod}/{container}?stdout=&stderr=`` (same protocol) streams what
-the container writes from now on, read from its log file so it works with any driver, and
-ends when the container does. Input is not attached: drivers start containers with stdin
-closed, so stdin frames are ignored.
+``GET /attach/...`` speaks the same protocol: see :mod:`bosun.agent.attach_server`.
 
 Problems found before the command starts (unknown pod, container not running, no command)
 are plain HTTP errors with a readable text body, answered before any upgrade: the API
@@ -27,7 +24,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -44,7 +40,6 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 # so that the command sees the real terminal size from its first instruction.
 FIRST_RESIZE_WAIT = 1.0
 READ_CHUNK = 32 * 1024
-ATTACH_POLL = 0.1
 
 
 def _flag(query: Any, name: str, default: bool = False) -> bool:
@@ -128,49 +123,6 @@ class ExecHandler:
         finally:
             await ws.close()
         return ws
-
-    async def attach(self, request: web.Request) -> web.StreamResponse:
-        ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
-        q = request.query
-        want_stdout, want_stderr = _flag(q, "stdout", True), _flag(q, "stderr", True)
-        pod = self.find_pod(ns, name)
-        if pod is None:
-            return _pod_not_here(ns, name)
-        st = await self._running(pod, container)
-        if st is None or st.log_path is None:
-            return _not_running(name, container)
-        ws = await _upgrade(request, "attach")
-        if not isinstance(ws, web.WebSocketResponse):
-            return ws
-        try:
-            await self._stream_log(ws, st.id, st.log_path, want_stdout, want_stderr)
-        finally:
-            await ws.close()
-        return ws
-
-    async def _stream_log(self, ws: web.WebSocketResponse, cid: str, path: Path, stdout: bool,
-                          stderr: bool) -> None:
-        """Forward the container's new log records by stream until it exits or the client leaves."""
-        offset = _size(path)
-        await ws.send_bytes(bytes([STDOUT if stdout else STDERR if stderr else ERROR]))
-        client = asyncio.create_task(_drain(ws), name="attach-client")
-        buf = b""
-        try:
-            while not client.done():
-                st = await self.driver.container_status(cid)
-                alive = st is not None and st.state == ContainerState.RUNNING
-                chunk = _read_from(path, offset)
-                offset += len(chunk)
-                *records, buf = (buf + chunk).split(b"\n")
-                for channel, text in map(_cri_record, records):
-                    if (stdout if channel == STDOUT else stderr) and text:
-                        await ws.send_bytes(bytes([channel]) + text)
-                if not alive:
-                    await ws.send_bytes(bytes([ERROR]) + json.dumps(success_status()).encode())
-                    return
-                await asyncio.wait({client}, timeout=ATTACH_POLL)
-        finally:
-            await cancel_and_wait(client)
 
 
 class _Session:
@@ -301,37 +253,6 @@ class _Session:
                 proc.stdin.write_eof()
             else:
                 proc.stdin.close()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read()
-    except FileNotFoundError:
-        return b""
-
-
-def _cri_record(record: bytes) -> tuple[int, bytes]:
-    """(channel, text) of one CRI log line: ``<time> <stdout|stderr> <F|P> <text>``."""
-    parts = record.split(b" ", 3)
-    if len(parts) < 4:
-        return STDOUT, b""
-    channel = STDERR if parts[1] == b"stderr" else STDOUT
-    return channel, parts[3] + (b"\n" if parts[2] == b"F" else b"")
-
-
-async def _drain(ws: web.WebSocketResponse) -> None:
-    """Read (and drop) client frames until it goes away, so pings and close are answered."""
-    while _payload(await ws.receive()) is not None:
-        pass
 
 
 def _payload(msg: aiohttp.WSMessage) -> bytes | None:

@@ -9,7 +9,8 @@ skip verification or pin it (``<data-dir>/pki/agent.crt``).
 
 ``GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&timestamps=&previous=``
 ``GET /exec/{namespace}/{pod}/{container}?command=..`` and ``GET /attach/...`` (WebSocket; see
-:mod:`bosun.agent.exec_server`)
+:mod:`bosun.agent.exec_server` and :mod:`bosun.agent.attach_server`);
+``GET /portForward/{namespace}/{pod}`` (WebSocket; see :mod:`bosun.agent.portforward`)
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bosun.agent import logs, stats
+from bosun.agent.attach_server import AttachHandler
 from bosun.agent.exec_server import ExecHandler
+from bosun.agent.portforward import PortForwardHandler
 from bosun.agent.runtime.base import RuntimeDriver
 from bosun.client.rest import Client
 
@@ -87,9 +90,10 @@ class AgentServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", self._healthz)
         if self.driver is not None:
-            streams = ExecHandler(self.driver, self.find_pod)
-            app.router.add_get("/exec/{namespace}/{pod}/{container}", streams.handle)
-            app.router.add_get("/attach/{namespace}/{pod}/{container}", streams.attach)
+            driver, find_pod = self.driver, self.find_pod
+            app.router.add_get("/exec/{namespace}/{pod}/{container}", ExecHandler(driver, find_pod).handle)
+            app.router.add_get("/attach/{namespace}/{pod}/{container}", AttachHandler(driver, find_pod).attach)
+            app.router.add_get("/portForward/{namespace}/{pod}", PortForwardHandler(driver, find_pod).handle)
         stats.register(app, self)  # /stats/summary, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -1,9 +1,14 @@
-"""pods/exec and pods/attach: the API server checks the request, then relays WebSocket frames
-between the client (kubectl) and the same endpoint of the node agent that runs the pod.
+"""pods/exec, pods/attach and pods/portforward: the API server checks the request, then
+relays WebSocket frames between the client (kubectl) and the same endpoint of the node agent
+that runs the pod.
 
-Both legs speak the same remote command protocol (``v5.channel.k8s.io`` or
-``v4.channel.k8s.io``, whichever the client prefers), so frames pass through unchanged:
-the agent (:mod:`bosun.agent.exec_server`) does the work and reports the exit status.
+Both legs speak the same protocol, so frames pass through unchanged: exec and attach the
+remote command protocol (``v5.channel.k8s.io`` or ``v4.channel.k8s.io``, whichever the client
+prefers), which the agent (:mod:`bosun.agent.exec_server`) serves and reports the exit status
+on; port-forward kubectl's SPDY-over-WebSocket tunnel (``SPDY/3.1+portforward.k8s.io``), which
+the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network namespace;
+a client that upgrades to plain SPDY instead has the same bytes carried to that tunnel
+(:mod:`bosun.api.spdy_upgrade`).
 Everything that can be refused is refused before the upgrade, as a ``Status``, because a
 client reads errors only from a failed handshake: kubectl then retries over SPDY, which is
 not served, so the SPDY attempt gets the same answer and kubectl prints it.
@@ -18,13 +23,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors
+from bosun.api import errors, spdy_upgrade
 from bosun.api.handler import Serving
 from bosun.api.objects import as_dict
 from bosun.api.registry import must_by_plural
 from bosun.api.target import Target
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+# kubectl's SPDY tunnel first; the channel protocols serve clients that name ports in the query.
+PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "v5.channel.k8s.io")
 STREAM_FLAGS = ("stdin", "stdout", "stderr", "tty")
 NODES = must_by_plural("", "v1", "nodes")
 
@@ -48,25 +55,59 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
-    headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
+    return await _proxy(h, request, t.sub, url, params, PROTOCOLS)
 
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
+
+async def port_forward(h: Serving, request: web.Request, t: Target) -> web.StreamResponse:
+    """pods/portforward: kubectl resolves svc/x and deploy/x to a pod itself, so this only
+    ever sees a pod; the ports come inside the tunnel, one pair of streams per connection."""
+    assert t.name is not None
+    pod = await h.storage.get(t.res, t.namespace, t.name)
+    phase = as_dict(pod.get("status")).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot port-forward to a completed pod; current phase is {phase}")
+    url = f"{await agent_base_url(h, pod, t.name)}/portForward/{t.namespace}/{t.name}"
+    # The channel protocol names its ports in the query (SPDY carries them inside the tunnel).
+    ports = [p.strip() for v in request.query.getall("ports", []) for p in v.split(",") if p.strip()]
+    for p in ports:
+        if not p.isdigit() or not 0 < int(p) < 65536:
+            raise errors.bad_request(f"invalid port {p!r} in ports: it must be a number from 1 to 65535")
+    chosen = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS).can_prepare(request).protocol
+    if chosen in PORT_FORWARD_PROTOCOLS[1:] and not ports:
+        raise errors.bad_request(f'query parameter "ports" is required with subprotocol {chosen}')
+    params = [("port", p) for p in ports]
+    if spdy_upgrade.wants_spdy(request) and spdy_upgrade.offers_port_forward(request):
+        # The SPDY fallback: the same SPDY session, carried to the agent's WebSocket tunnel.
+        return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS[:1], spdy=True)
+    return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS)
+
+
+async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: list[tuple[str, str]],
+                 protocols: tuple[str, ...], spdy: bool = False) -> web.StreamResponse:
+    """Relay to the agent over ``protocols``; ``spdy``: the client upgrades its connection to
+    SPDY itself, whose bytes go to the agent as the first of ``protocols`` (a SPDY tunnel)."""
+    headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
+    ws = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
     ready = ws.can_prepare(request)
+    if spdy:
+        ready = web.WebSocketReady(True, protocols[0])
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False),
                                      timeout=aiohttp.ClientTimeout(sock_connect=5)) as session:
-        if not ready.ok or ready.protocol not in PROTOCOLS:
+        if not ready.ok or ready.protocol not in protocols:
             await _raise_agent_refusal(session, url, params, headers)
             raise errors.bad_request(
-                f"{t.sub} is served over WebSocket only (subprotocol {' or '.join(PROTOCOLS)}); SPDY is not supported")
+                f"{what} is served over WebSocket only (subprotocol {' or '.join(protocols)}); SPDY is not supported")
         try:
             upstream = await session.ws_connect(url, params=params, headers=headers, protocols=[ready.protocol],
                                                 autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError:
             await _raise_agent_refusal(session, url, params, headers)
-            raise errors.APIError(502, "BadGateway", f"the node agent refused the {t.sub} session") from None
+            raise errors.APIError(502, "BadGateway", f"the node agent refused the {what} session") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
         async with upstream:
+            if spdy:
+                return await spdy_upgrade.serve(request, upstream)
             await ws.prepare(request)
             await _relay(ws, upstream)
     return ws
@@ -76,14 +117,15 @@ def _container(pod: dict[str, Any], pod_name: str, container: str) -> str:
     spec = as_dict(pod.get("spec"))
     names = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
     inits = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
-    debug = [str(c.get("name")) for c in spec.get("ephemeralContainers") or [] if isinstance(c, dict)]
+    # kubectl debug attaches to the ephemeral container it added.
+    ephemeral = [str(c.get("name")) for c in spec.get("ephemeralContainers") or [] if isinstance(c, dict)]
     if not container:
         if len(names) != 1:
             raise errors.bad_request(
                 f"a container name must be specified for pod {pod_name}, choose one of: [{' '.join(names)}]"
                 + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
         return names[0]
-    if container not in names and container not in inits and container not in debug:
+    if container not in names and container not in inits and container not in ephemeral:
         raise errors.bad_request(f"container {container} is not valid for pod {pod_name}")
     return container
 

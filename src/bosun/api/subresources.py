@@ -53,6 +53,8 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
         return await _finalize(h, request, t)
     elif sub in ("exec", "attach"):
         return await exec_proxy.handle(h, request, t)
+    elif sub == "portforward":
+        return await exec_proxy.port_forward(h, request, t)
     elif sub == "log":
         return await _node_stream(h, request, t)
     raise errors.method_not_allowed(f"the server does not allow this method on the requested resource: {m}")

@@ -295,6 +295,40 @@ class ExecProcess(Protocol):
         ...
 
 
+class Attachment(Protocol):
+    """A client attached to a running interactive container's own stdio (``kubectl attach``,
+    ``kubectl run -it``): its output from now on, and its input if it has one."""
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """(1 for stdout or 2 for stderr, bytes), or None once the container's output ended."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """To the container's stdin (ignored when it has none)."""
+        ...
+
+    async def close_stdin(self) -> None:
+        ...
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """Terminal size change; ignored without a tty."""
+        ...
+
+    def close(self) -> None:
+        """Detach; the container goes on (its stdin closes if it asked for ``stdinOnce``)."""
+        ...
+
+
+@runtime_checkable
+class ContainerAttacher(Protocol):
+    """Optional ability of a driver that keeps interactive containers' stdio (``stdin`` or
+    ``tty`` in the spec): without it, attach can only follow the container's log."""
+
+    async def attach(self, container_id: str) -> Attachment | None:
+        """None when the container is not interactive or no longer running."""
+        ...
+
+
 @runtime_checkable
 class RuntimeDriver(Protocol):
     name: str

@@ -79,6 +79,7 @@ from bosun.agent.runtime.disk_state import (
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
 from bosun.agent.runtime.podns import make_namespaces_async
+from bosun.agent.runtime.shim_attach import CONSOLE, ShimAttachment, attach_shim, interactive_spec
 from bosun.agent.runtime.shim_start import ShimStarter
 
 log = logging.getLogger(__name__)
@@ -562,7 +563,7 @@ class OciDriver:
             additional_gids=list(sec.supplemental_groups),
             hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
             binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
-            annotations=labels))
+            annotations=labels, tty=config.tty))
         _write_json(bundle / "config.json", spec)
         r = config.resources
         self.cgroups.create(cg, cgroups.Limits(
@@ -572,11 +573,13 @@ class OciDriver:
         log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
         _write_json(d / "spec.json", {
             "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--detach",
-                                "--bundle", str(bundle), "--pid-file", str(d / "container.pid"), cid),
+                                "--bundle", str(bundle), "--pid-file", str(d / "container.pid"),
+                                # relative to the bundle, where the runtime runs: short whatever the data dir
+                                *(["--console-socket", f"../{CONSOLE}"] if config.tty else []), cid),
             "detached_pid_file": str(d / "container.pid"), "hide_mount": self._hide,
             "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
             "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
-            "log_max_files": config.log_max_files})
+            "log_max_files": config.log_max_files, **interactive_spec(config, console=True)})
         _write_json(d / "meta.json", {
             "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
             "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
@@ -795,6 +798,9 @@ class OciDriver:
             raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
         finally:
             pid_file.unlink(missing_ok=True)
+
+    async def attach(self, container_id: str) -> ShimAttachment | None:
+        return await attach_shim(self._dir(container_id))
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         st = self._status(container_id)

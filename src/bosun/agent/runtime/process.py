@@ -55,6 +55,7 @@ from bosun.agent.runtime.disk_state import (
     set_lost,
     shim_alive,
 )
+from bosun.agent.runtime.shim_attach import ShimAttachment, attach_shim, interactive_spec
 from bosun.agent.runtime.shim_start import ShimStarter
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -310,7 +311,7 @@ class ProcessDriver:
         (d / "spec.json").write_text(json.dumps({
             "command": command, "env": env, "working_dir": config.working_dir or "",
             "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
-            "log_max_files": config.log_max_files}))
+            "log_max_files": config.log_max_files, **interactive_spec(config, console=False)}))
         (d / "config.json").write_text(json.dumps({
             "id": cid, "pod_uid": config.pod_uid, "name": config.name, "attempt": config.attempt,
             "image": config.image, "image_id": image.id, "created_at": time.time(),
@@ -434,6 +435,9 @@ class ProcessDriver:
         except OSError as e:
             raise DriverError("ExecError", f"exec {command[0]!r} failed: {e.strerror or e}") from e
         return _HostExec(proc, merged=False)
+
+    async def attach(self, container_id: str) -> ShimAttachment | None:
+        return await attach_shim(self._dir(container_id))
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         pid, starttime, _ = self._pid(container_id)

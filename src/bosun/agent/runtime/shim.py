@@ -10,8 +10,9 @@ State directory protocol (``spec.json`` written by the driver, the rest by the s
   ``spec.json``  {"command": [...], "env": {...}, "working_dir": "...", "log_path": "...",
                  "log_max_bytes": N, "log_max_files": N,  (rotation; optional)
                  "detached_pid_file": "...",  (optional, see below)
-                 "hide_mount": "..."}  (optional: run the command in a private mount namespace
+                 "hide_mount": "...",  (optional: run the command in a private mount namespace
                  without that mount, e.g. crun on hybrid cgroups; see oci.HYBRID_UNIFIED)
+                 "stdin", "stdin_once", "tty", "console": bool}  (optional; see shim_stdio)
   ``pid``        "<pid> <starttime> <started>" of the process the shim started
   ``exit.json``  {"exit_code", "finished_at", "started_at", "reason", "message"}
 ``reason`` is "StartError" when the command could not be executed at all.
@@ -38,6 +39,10 @@ import select
 import signal
 import sys
 import time
+
+TYPE_CHECKING = False  # typing itself is not imported: the shim stays small
+if TYPE_CHECKING:
+    from bosun.agent.runtime.shim_stdio import Stdio
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -170,7 +175,8 @@ def _hide_mount(path: str) -> None:
         raise OSError(ctypes.get_errno(), f"cannot hide {path} in a private mount namespace")
 
 
-def _spawn(cmd: list[str], env: dict[str, str], workdir: str, hide_mount: str = "") -> tuple[int, int, int]:
+def _spawn(cmd: list[str], env: dict[str, str], workdir: str, hide_mount: str = "",
+           stdio: Stdio | None = None) -> tuple[int, int, int]:
     """fork + exec in a new session with stdout/stderr on pipes: (pid, out, err). Raises
     OSError when the command cannot be executed (the child reports errno through a
     close-on-exec pipe, as subprocess does)."""
@@ -189,6 +195,8 @@ def _spawn(cmd: list[str], env: dict[str, str], workdir: str, hide_mount: str = 
             os.dup2(null, 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
+            if stdio is not None:
+                stdio.child_stdio()
             if hide_mount:
                 _hide_mount(hide_mount)
             if workdir:
@@ -264,18 +272,39 @@ def _detached_pid(runtime_pid: int, pid_file: str) -> tuple[int, int | None]:
     return pid, None
 
 
-def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
-    """Copy both pipes into the CRI log until the container's side of both is closed."""
+def _copy_output(out_fd: int, err_fd: int, log: RotatingLog, stdio: Stdio | None = None) -> None:
+    """Copy both pipes (and an interactive container's terminal) into the CRI log until the
+    container's side of all of them is closed; attached clients get the same bytes."""
     writers = {out_fd: _LogWriter(log, "stdout"), err_fd: _LogWriter(log, "stderr")}
+    channels = {out_fd: 1, err_fd: 2}
     poll = select.poll()
+    if stdio is not None:
+        stdio.register(poll)
+        if stdio.master is not None:
+            writers[stdio.master] = _LogWriter(log, "stdout")
+            channels[stdio.master] = 1
     for fd in writers:
         poll.register(fd, select.POLLIN)
     while writers:
         for fd, _ in poll.poll():
-            data = os.read(fd, 65536)
+            if stdio is not None and stdio.handles(fd):
+                stdio.on_event(fd, poll)
+                continue
+            if fd not in writers:  # dropped by an earlier event of this round
+                continue
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:  # an interactive terminal is non-blocking: nothing after all
+                continue
+            except OSError:  # EIO: a terminal whose last user is gone
+                data = b""
             if data:
                 writers[fd].feed(data)
+                if stdio is not None:
+                    stdio.broadcast(channels[fd], data, poll)
                 continue
+            if stdio is not None and fd == stdio.master:
+                stdio.master = None  # closed below, not by stdio.close()
             poll.unregister(fd)
             writers.pop(fd).flush()
             os.close(fd)
@@ -283,14 +312,15 @@ def _copy_output(out_fd: int, err_fd: int, log: RotatingLog) -> None:
 
 def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir: str, cmd: list[str],
         env: dict[str, str], log_max_bytes: int = 0, log_max_files: int = 5, detached_pid_file: str = "",
-        hide_mount: str = "", notify_fd: int = -1) -> int:
-    state, log_path = os.fspath(state), os.fspath(log_path)
+        hide_mount: str = "", notify_fd: int = -1, interactive: dict[str, bool] | None = None) -> int:
+    state, log_path = os.path.abspath(state), os.fspath(log_path)
     started = time.time()
     if detached_pid_file:
         _become_subreaper()
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    stdio = _interactive(state, interactive) if interactive else None
     try:
-        pid, out_fd, err_fd = _spawn(cmd, env, workdir, hide_mount)
+        pid, out_fd, err_fd = _spawn(cmd, env, workdir, hide_mount, stdio)
     except OSError as e:
         what = cmd[0] if cmd else "(empty command)"
         msg = f"failed to start {what!r}: {e.strerror or e}"
@@ -309,12 +339,16 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
             _write_json(f"{state}/exit.json", {"exit_code": rt_code, "started_at": started,
                                               "finished_at": time.time(), "reason": "Error", "message": ""})
             return 0
+    if stdio is not None:
+        stdio.started()
     _notify(notify_fd)
     log = RotatingLog(log_path, log_max_bytes, log_max_files)
     try:
-        _copy_output(out_fd, err_fd, log)
+        _copy_output(out_fd, err_fd, log, stdio)
     finally:
         log.close()
+        if stdio is not None:
+            stdio.close()
     code = _wait(child, reap_others=bool(detached_pid_file))
     reason, message = ("Completed" if code == 0 else "Error"), ""
     if code < 0:
@@ -323,6 +357,17 @@ def run(state: str | os.PathLike[str], log_path: str | os.PathLike[str], workdir
     _write_json(f"{state}/exit.json", {"exit_code": code, "started_at": started, "finished_at": time.time(),
                                       "reason": reason, "message": message})
     return 0
+
+
+def _interactive(state: str, spec: dict[str, bool]) -> Stdio:
+    """An interactive container's attach server, in the state dir (the cwd from now on)."""
+    os.chdir(state)
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import shim_stdio  # kept off the path of every other container
+
+    return shim_stdio.Stdio(**spec)
 
 
 def _notify(fd: int) -> None:
@@ -354,7 +399,9 @@ def main(argv: list[str], notify_fd: int = -1) -> int:
     return run(state, str(spec["log_path"]), str(spec.get("working_dir") or ""),
                [str(a) for a in spec["command"]], {str(k): str(v) for k, v in spec["env"].items()},
                int(spec.get("log_max_bytes") or 0), int(spec.get("log_max_files") or 5),
-               str(spec.get("detached_pid_file") or ""), str(spec.get("hide_mount") or ""), notify_fd)
+               str(spec.get("detached_pid_file") or ""), str(spec.get("hide_mount") or ""), notify_fd,
+               {k: bool(spec.get(k)) for k in ("stdin", "stdin_once", "tty", "console")}
+               if spec.get("stdin") or spec.get("tty") else None)
 
 
 if __name__ == "__main__":
