@@ -25,14 +25,17 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
         raise errors.bad_request(
             f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
         )
-    unknown, problems = schema.check(res, obj)
+    custom = res.custom
+    # A custom resource's types are checked by its schema's validation (422), as Kubernetes
+    # does: only unknown fields are a decoding matter for it.
+    unknown, problems = schema.check(res, obj) if custom is None else (custom.unknown_fields(obj), [])
     if problems:
         raise errors.bad_request(schema.decode_error_message(res, problems[0]))
     if not unknown:
         return
     if mode == "Strict":
         raise errors.bad_request(schema.strict_error_message(res, unknown))
-    dropped = schema.prune_unknown(res, obj)
+    dropped = schema.prune_unknown(res, obj) if custom is None else custom.prune(obj)
     if mode == "Warn":
         headers["Warning"] = ", ".join(
             '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import RESOURCES, by_plural
+from bosun.api.registry import RESOURCES, Resource, by_plural
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
@@ -24,8 +25,11 @@ RETRY_SECONDS = 1.0
 
 
 class NamespaceFinalizer:
-    def __init__(self, storage: Storage, tracker: NamespaceTracker) -> None:
+    def __init__(self, storage: Storage, tracker: NamespaceTracker,
+                 resources: Callable[[], Iterable[Resource]] = lambda: RESOURCES) -> None:
         self.storage = storage
+        # What the server serves now (its catalog: custom resources are emptied too).
+        self.resources = resources
         self.tracker = tracker
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: set[str] = set()
@@ -77,9 +81,11 @@ class NamespaceFinalizer:
         if not ns["metadata"].get("deletionTimestamp"):
             return True
         remaining = 0
-        for res in RESOURCES:
-            if not res.namespaced:
-                continue
+        emptied: set[str] = set()
+        for res in self.resources():
+            if not res.namespaced or res.group_plural in emptied:
+                continue  # several versions of a custom resource are one store prefix
+            emptied.add(res.group_plural)
             items, _, _ = await self.storage.list(res, name)
             for obj in items:
                 if obj["metadata"].get("deletionTimestamp"):

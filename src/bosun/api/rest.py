@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
+from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import check_fields
 from bosun.api.httputil import (
@@ -49,9 +50,12 @@ PATCH_TYPES = (
 
 
 class RestHandler:
-    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "") -> None:
+    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
+                 catalog: Catalog = BUILTIN) -> None:
         self.storage = storage
         self.cache = cache
+        # What this server serves: the built-in kinds and its Established CRDs' resources.
+        self.catalog = catalog
         # The credential the API server presents to node agents (logs), as kube-apiserver's
         # kubelet client certificate.
         self.node_token = node_token
@@ -88,7 +92,7 @@ class RestHandler:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        t = decoded(request).served()
+        t = decoded(request, self.catalog).served()
         method = request.method
         if t.sub is not None:
             return await subresources.handle(self, request, t)

@@ -34,6 +34,7 @@ from bosun.api.validation import validate, validate_update
 from bosun.store.base import (
     ConflictError,
     KeyExistsError,
+    KeyValue,
     NotFoundError,
     Store,
 )
@@ -64,7 +65,7 @@ class Storage:
         self.namespaces = namespaces
         # Encryption at rest of the resources the configuration names (Secrets).
         self.sealer = Sealer(sealed or {})
-        self._load, self._stale, self._dump = self.sealer.load, self.sealer.stale, self.sealer.dump
+        self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store))
         # Told about every object written (key, revision, object): the watch cache uses it
@@ -74,6 +75,14 @@ class Storage:
         # writes follow its create within seconds, so mutate usually starts from here
         # instead of a store read and a decode. Never trusted alone: see mutate.
         self._recent: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def _load(self, res: Resource, kv: KeyValue) -> dict[str, Any]:
+        obj = self.sealer.load(res, kv)
+        if obj.get("apiVersion") != res.api_version:
+            # A custom resource written at another of its versions: with ``conversion:
+            # None`` an object is read at any served version by its apiVersion alone.
+            obj["apiVersion"] = res.api_version
+        return obj
 
     def _written(self, key: str, rev: int, obj: dict[str, Any]) -> None:
         recent = self._recent
@@ -272,6 +281,8 @@ class Storage:
             else:
                 current = json_copy(old)
                 current["metadata"].pop("resourceVersion", None)
+            if current.get("apiVersion") != res.api_version:
+                current["apiVersion"] = res.api_version  # written last at another version (see _load)
             try:
                 new = fn(current)
             except APIError:
