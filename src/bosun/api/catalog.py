@@ -94,6 +94,16 @@ class Catalog:
                 versions.sort(key=version_priority)
         return out
 
+    def by_group_plural(self, group_plural: str) -> Resource | None:
+        """The row of a store prefix (``deployments.apps``): one of a custom resource's
+        versions, any of which reads every object of the prefix."""
+        table = self.memo("by group plural", lambda: {r.group_plural: r for r in reversed(self._rows)})
+        return table.get(group_plural)
+
+    def stored(self) -> list[Resource]:
+        """One row per store prefix."""
+        return self.memo("stored", lambda: list({r.group_plural: r for r in reversed(self._rows)}.values()))
+
     def resources_in(self, group: str, version: str) -> list[Resource]:
         return [r for r in self._rows if r.group == group and r.version == version]
 

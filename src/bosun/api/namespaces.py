@@ -28,7 +28,7 @@ class NamespaceFinalizer:
     def __init__(self, storage: Storage, tracker: NamespaceTracker,
                  resources: Callable[[], Iterable[Resource]] = lambda: RESOURCES) -> None:
         self.storage = storage
-        # What the server serves now (its catalog: custom resources are emptied too).
+        # One row per store prefix the server serves now (custom resources are emptied too).
         self.resources = resources
         self.tracker = tracker
         self.queue: asyncio.Queue[str] = asyncio.Queue()
@@ -81,11 +81,9 @@ class NamespaceFinalizer:
         if not ns["metadata"].get("deletionTimestamp"):
             return True
         remaining = 0
-        emptied: set[str] = set()
         for res in self.resources():
-            if not res.namespaced or res.group_plural in emptied:
-                continue  # several versions of a custom resource are one store prefix
-            emptied.add(res.group_plural)
+            if not res.namespaced:
+                continue
             items, _, _ = await self.storage.list(res, name)
             for obj in items:
                 if obj["metadata"].get("deletionTimestamp"):

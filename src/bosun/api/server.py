@@ -185,12 +185,12 @@ class APIServer:
         listens to the watch cache before it lists, so no event falls between the two."""
         assert self.storage is not None and self.cache is not None
         if namespaces and self.namespace_finalizer is None:
-            finalizer = NamespaceFinalizer(self.storage, self.namespaces, self.catalog.resources)
+            finalizer = NamespaceFinalizer(self.storage, self.namespaces, self.catalog.stored)
             self.cache.listeners.append(finalizer.observe)
             self.namespace_finalizer = finalizer
             finalizer.start()
         if gc and self.gc is None:
-            collector = GarbageCollector(self.storage)
+            collector = GarbageCollector(self.storage, self.catalog)
             self.cache.listeners.append(collector.observe)
             self.gc = collector
             try:

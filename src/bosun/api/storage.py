@@ -274,13 +274,10 @@ class Storage:
                     raise errors.not_found(res.plural, name, res.group)
                 expected, old = kv.mod_revision, self._load(res, kv)
                 stale = self._stale(res, kv)
-            # fn sees the object without its resourceVersion: one in its result was put
-            # there by the client (a patch that sets it), which makes it a precondition.
-            if fn_copies:
-                current = dict(old, metadata={k: v for k, v in old["metadata"].items() if k != "resourceVersion"})
-            else:
-                current = json_copy(old)
-                current["metadata"].pop("resourceVersion", None)
+            # fn sees the object with its resourceVersion (a JSON patch may ``test`` it, as
+            # kopf's do); a different one in its result was put there by the client (a
+            # patch that sets it), which makes it a precondition, checked on every attempt.
+            current = dict(old) if fn_copies else json_copy(old)
             if current.get("apiVersion") != res.api_version:
                 current["apiVersion"] = res.api_version  # written last at another version (see _load)
             try:
@@ -298,7 +295,9 @@ class Storage:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
                                                 stale=stale)
             except APIError as exc:
-                if cached is not None or (exc.code == 409 and exc.reason == "Conflict" and not rv):
+                # A precondition the client set is checked against the next read: a
+                # lost compare-and-swap is retried either way.
+                if cached is not None or (exc.code == 409 and exc.reason == "Conflict"):
                     continue
                 raise
             if cached is not None and out is old:
