@@ -49,6 +49,11 @@ MAX_RETRIES = 20
 RECENT_MAX = 20000
 
 
+def _at_version(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as read at ``res``'s version (a copy when it was written at another)."""
+    return obj if obj.get("apiVersion") == res.api_version else dict(obj, apiVersion=res.api_version)
+
+
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
     return errors.invalid_object(res.kind, name, errs, res.group)
 
@@ -277,7 +282,7 @@ class Storage:
             # fn sees the object with its resourceVersion (a JSON patch may ``test`` it, as
             # kopf's do); a different one in its result was put there by the client (a
             # patch that sets it), which makes it a precondition, checked on every attempt.
-            current = dict(old) if fn_copies else json_copy(old)
+            current = dict(old, metadata=dict(old["metadata"])) if fn_copies else json_copy(old)
             if current.get("apiVersion") != res.api_version:
                 current["apiVersion"] = res.api_version  # written last at another version (see _load)
             try:
@@ -397,7 +402,7 @@ class Storage:
             kv = await call_store(self.store.get(res.key(ns, name)))
             if kv is None:
                 raise errors.not_found(res.plural, name, res.group)
-            obj = self._load(res, kv)
+            obj = self.sealer.load(res, kv)  # as stored: it is handed to the watch cache below
             m = obj["metadata"]
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != m.get("uid"):
@@ -413,16 +418,16 @@ class Storage:
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
             if dry_run:
-                return (updated or obj), updated is None
+                return _at_version(res, updated or obj), updated is None
             if updated is not None and updated == obj:
-                return obj, False  # already being deleted as asked
+                return _at_version(res, obj), False  # already being deleted as asked
             try:
                 if updated is not None:
                     rev = await call_store(self.store.update(kv.key, self._dump(res, kv.key, updated),
                                                              kv.mod_revision))
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
-                    return updated, False
+                    return _at_version(res, updated), False
                 req = admission.Request(admission.DELETE, res, ns, name, obj)
                 await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
@@ -434,5 +439,5 @@ class Storage:
             self._recent.pop(kv.key, None)
             self.on_write(kv.key, deleted.mod_revision, obj)
             await req.succeeded()
-            return obj, True
+            return _at_version(res, obj), True
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")

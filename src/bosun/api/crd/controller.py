@@ -203,7 +203,7 @@ class DefinitionController:
         rows = rows_of(crd)
         remaining = 0
         if rows:
-            res = rows[0]  # every version is one store prefix
+            res = rows[0]  # every version is one store prefix, read by any of its rows
             items, _, _ = await self.storage.list(res, None)
             for obj in items:
                 m = obj["metadata"]
