@@ -102,8 +102,9 @@ def test_dynamic_client_round_trips_a_custom_object(api: client.ApiClient, ns: s
     got = notes.get(namespace=ns, name="n1")
     assert got.spec.count == 2 and got.status.seen is True and got.metadata.generation == 2
     assert [i.metadata.name for i in notes.get(namespace=ns).items] == ["n1"]
-    bad = pytest.raises(client.ApiException, notes.patch, namespace=ns, name="n1",
-                        body={"spec": {"count": "two"}}, content_type="application/merge-patch+json")
+    with pytest.raises(client.ApiException) as bad:
+        notes.patch(namespace=ns, name="n1", body={"spec": {"count": "two"}},
+                    content_type="application/merge-patch+json")
     assert bad.value.status == 422 and "spec.count in body must be of type integer" in bad.value.body
     notes.delete(namespace=ns, name="n1")
     assert notes.get(namespace=ns).items == []
