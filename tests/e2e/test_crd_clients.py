@@ -105,7 +105,7 @@ def test_dynamic_client_round_trips_a_custom_object(api: client.ApiClient, ns: s
     with pytest.raises(client.ApiException) as bad:
         notes.patch(namespace=ns, name="n1", body={"spec": {"count": "two"}},
                     content_type="application/merge-patch+json")
-    assert bad.value.status == 422 and "spec.count in body must be of type integer" in bad.value.body
+    assert bad.value.status == 422 and "spec.count in body must be of type integer" in str(bad.value.body)
     notes.delete(namespace=ns, name="n1")
     assert notes.get(namespace=ns).items == []
 
@@ -115,7 +115,7 @@ def test_kubernetes_asyncio_round_trips_a_custom_object(server: RunningServer, n
                                                         ) -> None:
     async def go() -> None:
         async with await aconfig.new_client_from_config(config_file=server.kubeconfig) as api:
-            objs = aclient.CustomObjectsApi(api)
+            objs: Any = aclient.CustomObjectsApi(api)
             body = {"apiVersion": f"{GROUP}/v1", "kind": "Memo", "metadata": {"name": "m1"},
                     "spec": {"message": "one"}}
             made = await objs.create_namespaced_custom_object(GROUP, "v1", ns, "memos", body)
