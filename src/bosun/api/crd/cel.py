@@ -68,8 +68,12 @@ def _check(path: str, schema: Schema, value: Any, old: Any, *, transitions: bool
             field_path = path + item["fieldPath"]
         try:
             ok = program.execute(context)
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            out.append(errors.invalid(field_path, json_type(value), f"rule evaluation failed: {rule}: {exc}"))
+        except KeyError as exc:  # Kubernetes' wording: rules guard optional fields with has()
+            out.append(errors.invalid(field_path, json_type(value),
+                                      f"no such key: {exc.args[0] if exc.args else ''} evaluating rule: {rule}"))
+            continue
+        except (RuntimeError, TypeError, ValueError) as exc:
+            out.append(errors.invalid(field_path, json_type(value), f"{exc} evaluating rule: {rule}"))
             continue
         if ok is True:
             continue
