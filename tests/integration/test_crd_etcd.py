@@ -1,0 +1,88 @@
+"""CustomResourceDefinitions on etcd, with two API servers sharing it: a CRD made through one
+server is Established and served by both (each serves what its watch cache sees), objects
+written through one are read and validated by the other, a namespace's deletion empties it of
+custom objects, and the CRD's deletion removes them everywhere."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from tests.conftest import start_server
+from tests.e2e.helpers import wait_until
+
+
+def _crd(group: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"backups.{group}"},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": "backups", "kind": "Backup"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                         "keep": {"type": "integer", "minimum": 1, "default": 3}}}}}}}]},
+    }
+
+
+def test_two_servers_on_etcd_serve_one_crd(tmp_path: Path, etcd_endpoint: str) -> None:
+    group = f"b{uuid.uuid4().hex[:8]}.example.com"  # the session's etcd is shared by other tests
+    a = start_server(tmp_path / "a", store_url=f"etcd://{etcd_endpoint}")
+    b = start_server(tmp_path / "b", store_url=f"etcd://{etcd_endpoint}")
+    api_a = config.new_client_from_config(config_file=a.kubeconfig)
+    api_b = config.new_client_from_config(config_file=b.kubeconfig)
+    try:
+        ext_a: Any = client.ApiextensionsV1Api(api_a)
+        objs_a: Any = client.CustomObjectsApi(api_a)
+        objs_b: Any = client.CustomObjectsApi(api_b)
+        core_a: Any = client.CoreV1Api(api_a)
+        ns = f"t-{uuid.uuid4().hex[:8]}"
+        core_a.create_namespace({"metadata": {"name": ns}})
+        ext_a.create_custom_resource_definition(_crd(group))
+
+        def served_on_b() -> bool:
+            try:
+                objs_b.list_namespaced_custom_object(group, "v1", ns, "backups")
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        wait_until(served_on_b, 30, "server b serves the CRD made through server a")
+        body = {"apiVersion": f"{group}/v1", "kind": "Backup", "metadata": {"name": "nightly"}, "spec": {}}
+        made = objs_b.create_namespaced_custom_object(group, "v1", ns, "backups", body)
+        assert made["spec"] == {"keep": 3}
+        assert objs_a.get_namespaced_custom_object(group, "v1", ns, "backups", "nightly")["spec"] == {"keep": 3}
+        with pytest.raises(client.ApiException) as bad:
+            objs_a.patch_namespaced_custom_object(group, "v1", ns, "backups", "nightly", {"spec": {"keep": 0}})
+        assert bad.value.status == 422 and "spec.keep in body should be greater than or equal to 1" in str(
+            bad.value.body)
+
+        core_a.delete_namespace(ns)  # the namespace finalizer empties it of custom objects too
+
+        def namespace_gone() -> bool:
+            try:
+                core_a.read_namespace(ns)
+            except client.ApiException as exc:
+                return exc.status == 404
+            return False
+
+        wait_until(namespace_gone, 30, "the namespace and its Backup are gone")
+        ns2 = f"t-{uuid.uuid4().hex[:8]}"
+        core_a.create_namespace({"metadata": {"name": ns2}})
+        objs_a.create_namespaced_custom_object(group, "v1", ns2, "backups", body)
+        ext_a.delete_custom_resource_definition(f"backups.{group}")
+        wait_until(lambda: not served_on_b(), 30, "server b no longer serves the deleted CRD")
+        # Recreated, the kind starts empty: the CRD's deletion removed its objects.
+        ext_a.create_custom_resource_definition(_crd(group))
+        wait_until(served_on_b, 30, "served again")
+        assert objs_b.list_namespaced_custom_object(group, "v1", ns2, "backups")["items"] == []
+        ext_a.delete_custom_resource_definition(f"backups.{group}")
+        core_a.delete_namespace(ns2)
+    finally:
+        api_a.close()
+        api_b.close()
+        b.stop()
+        a.stop()
