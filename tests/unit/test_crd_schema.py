@@ -6,13 +6,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
+from bosun.api import discovery, openapi
 from bosun.api.catalog import Catalog, version_priority
 from bosun.api.crd import cel, structural
 from bosun.api.crd.controller import _conflict, rows_of, wanted_status
 from bosun.api.crd.definition import default_definition, validate_definition
 from bosun.api.crd.version import CustomVersion
+from bosun.api.openapi_proto import decode_document
+from bosun.api.tables import to_table
 from bosun.api.validation.fields import Checker
 
 SCHEMA: dict[str, Any] = {
@@ -199,3 +203,31 @@ def test_catalog_orders_versions_as_kubernetes_and_forgets_removed_crds() -> Non
     assert catalog.by_kind("ex.com/v1beta1", "Thing") is not None
     catalog.remove_custom("things.ex.com")
     assert "ex.com" not in catalog.group_versions() and catalog.by_plural("ex.com", "v1", "things") is None
+
+
+def test_openapi_and_discovery_serve_an_established_crd() -> None:
+    catalog = Catalog()
+    crd = _crd()
+    crd["spec"]["versions"][0]["additionalPrinterColumns"] = [{"name": "Low", "type": "integer",
+                                                               "jsonPath": ".spec.low"}]
+    before = openapi.openapi_v2(catalog)
+    catalog.set_custom("things.ex.com", rows_of(crd))
+    v3 = orjson.loads(openapi.openapi_v3("apis/ex.com/v1", catalog) or b"{}")
+    thing = v3["components"]["schemas"]["com.ex.v1.Thing"]
+    assert thing["x-kubernetes-group-version-kind"] == [{"group": "ex.com", "kind": "Thing", "version": "v1"}]
+    assert thing["properties"]["spec"]["properties"]["low"] == {"type": "integer", "default": 0}
+    assert "/apis/ex.com/v1/namespaces/{namespace}/things/{name}/scale" in v3["paths"]
+    assert "apis/ex.com/v1" in openapi.openapi_v3_index(catalog)["paths"]
+    v2 = openapi.openapi_v2(catalog)
+    assert v2 != before and b'"com.ex.v1.ThingList"' in v2
+    doc = decode_document(openapi.openapi_v2_protobuf(catalog))
+    assert "com.ex.v1.Thing" in [p.name for p in doc.definitions.additional_properties]
+    legacy = discovery.resource_list("ex.com", "v1", catalog) or {}
+    assert [(r["name"], r.get("shortNames")) for r in legacy["resources"]] == [
+        ("things", ["th"]), ("things/status", None), ("things/scale", None)]
+    aggregated = discovery.aggregated(False, catalog=catalog)
+    (group,) = [g for g in aggregated["items"] if g["metadata"].get("name") == "ex.com"]
+    assert group["versions"][0]["resources"][0]["categories"] == ["all"]
+    table = to_table(catalog.by_plural("ex.com", "v1", "things"),  # type: ignore[arg-type]
+                     [{"metadata": {"name": "t"}, "spec": {"low": 4}}])
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Low"] and table["rows"][0]["cells"] == ["t", 4]
