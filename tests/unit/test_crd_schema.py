@@ -160,6 +160,8 @@ def test_a_valid_crd_is_defaulted_and_passes() -> None:
     (("spec", "versions", 0, "subresources", "scale", "specReplicasPath"), ".status.x",
      'spec.versions[0].subresources.scale.specReplicasPath: Invalid value: ".status.x": should be a json path '
      "under .spec"),
+    (("spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "properties", "high", "default"),
+     "ten", 'properties[high].default: Invalid value: "ten": default in body must be of type integer: "string"'),
     (("spec", "conversion", "strategy"), "Webhook",
      'spec.conversion.strategy: Unsupported value: "Webhook": supported values: "None"'),
 ])
@@ -190,6 +192,13 @@ def test_names_in_use_are_not_accepted() -> None:
     builtin = _crd(group="apps")
     builtin["spec"]["names"] = {"plural": "deployments", "kind": "MyDeployment"}
     assert _conflict(catalog, builtin) == '"deployments" is already in use'
+
+
+def test_a_terminating_crd_takes_no_new_objects() -> None:
+    crd = _crd()
+    crd["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    (res,) = rows_of(crd)
+    assert "create" not in res.verbs and "delete" in res.verbs
 
 
 def test_catalog_orders_versions_as_kubernetes_and_forgets_removed_crds() -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CRDS = must_by_plural("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 RETRY_SECONDS = 0.5
+_VERBS: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 Obj = dict[str, Any]
 
 
@@ -55,6 +56,9 @@ def rows_of(crd: Obj) -> tuple[Resource, ...]:
     spec = _d(crd.get("spec"))
     names = _d(spec.get("names"))
     group, kind, plural = str(spec.get("group")), str(names.get("kind")), str(names.get("plural"))
+    verbs = _VERBS
+    if _d(crd.get("metadata")).get("deletionTimestamp"):
+        verbs = tuple(v for v in _VERBS if v != "create")  # its objects are being deleted
     rows = []
     for v in spec.get("versions") or []:
         if not isinstance(v, dict) or v.get("served") is not True:
@@ -65,7 +69,7 @@ def rows_of(crd: Obj) -> tuple[Resource, ...]:
             group, str(v.get("name")), kind, plural, spec.get("scope") == "Namespaced",
             tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()),
             subresources=tuple(s for s in ("status", "scale") if s in subs),
-            list_kind=str(names.get("listKind") or f"{kind}List"), strategy=strategy, custom=strategy,
+            list_kind=str(names.get("listKind") or f"{kind}List"), strategy=strategy, custom=strategy, verbs=verbs,
         ))
     return tuple(rows)
 

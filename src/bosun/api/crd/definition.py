@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from bosun.api import errors
+from bosun.api.crd import structural
 from bosun.api.crd.cel import compile_error
 from bosun.api.errors import FieldError
 from bosun.api.validation.fields import Checker
@@ -216,6 +217,10 @@ def _structural(s: Obj, path: str, out: list[FieldError], where: str) -> None:
         _structural(items, f"{path}.items", out, "array items")
     elif s.get("type") == "array" and items is None:
         out.append(errors.required(f"{path}.items", "must be specified"))
+    if "default" in s and where != "root":
+        bad = structural.validate(s["default"], s, "default")
+        if bad:
+            out.append(errors.invalid(f"{path}.default", s["default"], bad[0].message))
     list_type = s.get("x-kubernetes-list-type")
     if list_type is not None and list_type not in ("atomic", "set", "map"):
         out.append(errors.not_supported(f"{path}.x-kubernetes-list-type", list_type, ["atomic", "set", "map"]))
