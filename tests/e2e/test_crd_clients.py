@@ -94,8 +94,10 @@ def test_dynamic_client_round_trips_a_custom_object(api: client.ApiClient, ns: s
     assert (notes.name, notes.namespaced, notes.short_names) == ("notes", True, ["not"])
     assert "status" in notes.subresources
     made = notes.create(namespace=ns, body={"apiVersion": f"{GROUP}/v1", "kind": "Note",
-                                            "metadata": {"name": "n1"}, "spec": {"message": "hi", "junk": 1}})
+                                            "metadata": {"name": "n1", "junk": 1},
+                                            "spec": {"message": "hi", "junk": 1}})
     assert made.spec.to_dict() == {"message": "hi", "count": 1}  # pruned and defaulted
+    assert "junk" not in made.metadata.to_dict()
     notes.status.patch(namespace=ns, name="n1", body={"status": {"seen": True}},
                        content_type="application/merge-patch+json")
     notes.patch(namespace=ns, name="n1", body={"spec": {"count": 2}}, content_type="application/merge-patch+json")

@@ -28,14 +28,19 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
     custom = res.custom
     # A custom resource's types are checked by its schema's validation (422), as Kubernetes
     # does: only unknown fields are a decoding matter for it.
-    unknown, problems = schema.check(res, obj) if custom is None else (custom.unknown_fields(obj), [])
+    if custom is None:
+        unknown, problems = schema.check(res, obj)
+    else:
+        unknown, problems = schema.check_metadata(obj, False)
+        unknown += custom.unknown_fields(obj)
     if problems:
         raise errors.bad_request(schema.decode_error_message(res, problems[0]))
     if not unknown:
         return
     if mode == "Strict":
         raise errors.bad_request(schema.strict_error_message(res, unknown))
-    dropped = schema.prune_unknown(res, obj) if custom is None else custom.prune(obj)
+    dropped = schema.prune_unknown(res, obj) if custom is None else (
+        schema.check_metadata(obj, True)[0] + custom.prune(obj))
     if mode == "Warn":
         headers["Warning"] = ", ".join(
             '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped
