@@ -17,7 +17,7 @@ from aiohttp import web
 from bosun.api import errors, subresources
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.errors import APIError
-from bosun.api.fieldvalidation import check_fields
+from bosun.api.fieldvalidation import check_fields, warn_about
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -178,6 +178,7 @@ class RestHandler:
             )
         headers: dict[str, str] = {}
         check_fields(request, t.res, obj, headers)
+        warn_about(t.res, obj, headers)
         if t.res.created_as is not None:
             # Creating one is a subresource write on the object the body names (a Binding
             # binds the pod of its name): the one entry of that subresource serves it.
@@ -195,6 +196,7 @@ class RestHandler:
         check_kind(t.res, obj)
         headers: dict[str, str] = {}
         check_fields(request, t.res, obj, headers)
+        warn_about(t.res, obj, headers)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if t.res.namespaced and body_ns and body_ns != t.namespace:
             raise errors.bad_request(
@@ -234,6 +236,7 @@ class RestHandler:
                     patched["status"] = part["status"]  # pruned of unknown fields
             else:
                 check_fields(request, t.res, patched, headers)
+                warn_about(t.res, patched, headers)
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),

@@ -59,6 +59,9 @@ class ServerConfig:
     # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
     # the service CIDR given to the cluster IP allocator, all published for the nodes.
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # How long new pods tolerate a not-ready or unreachable node (kube-apiserver's
+    # --default-not-ready/unreachable-toleration-seconds); a control plane sets its eviction timeout.
+    default_toleration_seconds: int = 300
 
     @property
     def host(self) -> str:
@@ -113,7 +116,8 @@ class APIServer:
         self.cache.sealed = sealed
         await self.cache.start()
         self.services = ServiceAllocator(self.store, cfg.network.service_cidr)
-        self.storage = Storage(self.store, self.namespaces, sealed, services=self.services)
+        self.storage = Storage(self.store, self.namespaces, sealed, services=self.services,
+                               toleration_seconds=cfg.default_toleration_seconds)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         # Custom resources are served from the start (listening before listing: no CRD
