@@ -41,6 +41,8 @@ spec:
       status: {}
       scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas,
               labelSelectorPath: .status.selector}
+    selectableFields:
+    - {jsonPath: .spec.color}
     additionalPrinterColumns:
     - {name: Replicas, type: integer, jsonPath: .spec.replicas}
     - {name: Color, type: string, jsonPath: .spec.color}
@@ -200,6 +202,10 @@ def test_crd_lifecycle_with_kubectl(kubectl: Kubectl) -> None:
     assert table[0].split() == ["NAME", "REPLICAS", "COLOR"] and table[1].split()[:3] == ["w1", "1", "red"]
     assert "PHASE" in kubectl("get", "widgets", "-o", "wide").stdout
     assert kubectl("get", "gadgets", "-o", "name").stdout.split() == ["widget.crd.example.com/w1"]
+    assert kubectl("get", "wd", "--field-selector=spec.color=red", "-o", "name").stdout.split() == [
+        "widget.crd.example.com/w1"]
+    assert kubectl("get", "wd", "--field-selector=spec.color=blue", "-o", "name").stdout == ""
+    assert "field label not supported: spec.size" in kubectl.fails("get", "wd", "--field-selector=spec.size=s")
 
     # status and scale subresources (kubectl scale goes through .../scale).
     kubectl("scale", "widget", "w1", "--replicas=3")

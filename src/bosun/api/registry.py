@@ -43,6 +43,10 @@ class Custom(Protocol):
     def table_cells(self, obj: dict[str, Any], now: datetime) -> list[Any]:
         ...
 
+    def selectable_fields(self) -> frozenset[str]:
+        """Field labels a field selector may name besides metadata's (``spec.color``)."""
+        ...
+
     def scale_paths(self) -> tuple[str, str, str]:
         """(spec replicas, status replicas, label selector) paths, e.g. ``.spec.replicas``;
         the selector path may be empty."""

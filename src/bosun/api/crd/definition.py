@@ -143,6 +143,13 @@ def _validate_versions(spec: Obj, out: list[FieldError]) -> None:
         else:
             _structural_root(schema, f"{path}.schema.openAPIV3Schema", out)
         _validate_subresources(_d(v.get("subresources")), f"{path}.subresources", out)
+        for j, sel in enumerate(_l(v.get("selectableFields"))):
+            jp = _d(sel).get("jsonPath")
+            if not jp:
+                out.append(errors.required(f"{path}.selectableFields[{j}].jsonPath"))
+            elif not isinstance(jp, str) or not jp.startswith("."):
+                out.append(errors.invalid(f"{path}.selectableFields[{j}].jsonPath", jp, "must be a simple json path "
+                                          "starting with ."))
         for j, col in enumerate(_l(v.get("additionalPrinterColumns"))):
             _validate_column(_d(col), f"{path}.additionalPrinterColumns[{j}]", out)
 

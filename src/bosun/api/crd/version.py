@@ -79,6 +79,8 @@ class CustomVersion(Strategy):
         super().__init__()
         self.schema = schema
         self.columns = [c for c in version.get("additionalPrinterColumns") or [] if isinstance(c, dict)]
+        self.fields = frozenset(str(f["jsonPath"]).lstrip(".") for f in version.get("selectableFields") or []
+                                if isinstance(f, dict) and isinstance(f.get("jsonPath"), str))
         scale = (version.get("subresources") or {}).get("scale") or {}
         self._scale = (str(scale.get("specReplicasPath") or ".spec.replicas"),
                        str(scale.get("statusReplicasPath") or ".status.replicas"),
@@ -134,6 +136,9 @@ class CustomVersion(Strategy):
             value = found[0] if len(found) == 1 else (",".join(str(v) for v in found) if found else None)
             cells.append(_cell(value, str(col.get("type") or "string"), now))
         return cells
+
+    def selectable_fields(self) -> frozenset[str]:
+        return self.fields
 
     def scale_paths(self) -> tuple[str, str, str]:
         return self._scale
