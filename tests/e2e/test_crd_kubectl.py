@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import RunningServer, served
+from tests.e2e.helpers import wait_until
 
 KUBECTL = "/usr/bin/kubectl"
 
@@ -244,6 +245,15 @@ def test_cluster_scoped_crd(kubectl: Kubectl) -> None:
     region = kubectl.json("get", "region", "eu")
     assert "namespace" not in region["metadata"] and region["spec"] == {"zone": "eu-1"}
     assert kubectl("get", "regions").stdout.split()[:3] == ["NAME", "AGE", "eu"]
+    # The CRD changes: the new schema is served at once (here: a field it did not have).
+    capital = "apiVersion: crd.example.com/v1\nkind: Region\nmetadata: {name: eu}\nspec: {capital: bxl}\n"
+    assert 'unknown field "spec.capital"' in kubectl.fails("apply", "-f", "-", input=capital)
+    kubectl("patch", "crd", "regions.crd.example.com", "--type=json", "-p",
+            '[{"op": "add", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/capital",'
+            ' "value": {"type": "string"}}]')
+    wait_until(lambda: kubectl("apply", "-f", "-", input=capital, check=False).returncode == 0, 20,
+               "the changed schema is served")
+    assert kubectl.json("get", "region", "eu")["spec"] == {"capital": "bxl"}  # apply dropped zone
     kubectl("delete", "region", "eu")
 
 
