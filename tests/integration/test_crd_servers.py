@@ -1,7 +1,8 @@
-"""CustomResourceDefinitions on etcd, with two API servers sharing it: a CRD made through one
-server is Established and served by both (each serves what its watch cache sees), objects
-written through one are read and validated by the other, a namespace's deletion empties it of
-custom objects, and the CRD's deletion removes them everywhere."""
+"""CustomResourceDefinitions across servers. On etcd, with two API servers sharing it: a CRD
+made through one server is Established and served by both (each serves what its watch cache
+sees), objects written through one are read and validated by the other, a namespace's deletion
+empties it of custom objects, and the CRD's deletion removes them everywhere. A restarted
+server serves its store's CRDs before it answers its first request."""
 
 from __future__ import annotations
 
@@ -86,3 +87,38 @@ def test_two_servers_on_etcd_serve_one_crd(tmp_path: Path, etcd_endpoint: str) -
         api_b.close()
         b.stop()
         a.stop()
+
+
+def test_a_restarted_server_serves_its_crds_from_the_start(tmp_path: Path) -> None:
+    group = "restart.example.com"
+    first = start_server(tmp_path / "s")
+    try:
+        api = config.new_client_from_config(config_file=first.kubeconfig)
+        ext: Any = client.ApiextensionsV1Api(api)
+        objs: Any = client.CustomObjectsApi(api)
+        ext.create_custom_resource_definition(_crd(group))
+        body = {"apiVersion": f"{group}/v1", "kind": "Backup", "metadata": {"name": "kept"}, "spec": {"keep": 7}}
+        wait_until(lambda: _created(objs, group, body), 20, "the CRD is served")
+        api.close()
+    finally:
+        first.stop()
+    second = start_server(tmp_path / "s")
+    try:
+        api = config.new_client_from_config(config_file=second.kubeconfig)
+        objs = client.CustomObjectsApi(api)
+        # No wait: the server lists its CRDs before it answers a request.
+        got = objs.get_namespaced_custom_object(group, "v1", "default", "backups", "kept")
+        assert got["spec"] == {"keep": 7}
+        api.close()
+    finally:
+        second.stop()
+
+
+def _created(objs: Any, group: str, body: dict[str, Any]) -> bool:
+    try:
+        objs.create_namespaced_custom_object(group, "v1", "default", "backups", body)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
