@@ -122,3 +122,39 @@ def _created(objs: Any, group: str, body: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def test_names_in_use_wait_until_they_are_free(tmp_path: Path) -> None:
+    group = "names.example.com"
+    server = start_server(tmp_path / "s")
+    api = config.new_client_from_config(config_file=server.kubeconfig)
+    try:
+        ext: Any = client.ApiextensionsV1Api(api)
+        ext.create_custom_resource_definition(_crd(group))
+        wait_until(lambda: _condition(ext, f"backups.{group}", "Established") == ("True", "InitialNamesAccepted"),
+                   20, "the first CRD is Established")
+        second = _crd(group)
+        second["metadata"]["name"] = f"archives.{group}"
+        second["spec"]["names"]["plural"] = "archives"  # the same kind and singular (backup)
+        ext.create_custom_resource_definition(second)
+        wait_until(lambda: _condition(ext, f"archives.{group}", "NamesAccepted")[0] == "False", 20,
+                   "the second CRD's names are refused")
+        got = ext.read_custom_resource_definition(f"archives.{group}")
+        accepted = next(c for c in got.status.conditions if c.type == "NamesAccepted")
+        assert (accepted.reason, accepted.message) == ("NameConflict", '"backup" is already in use')
+        assert _condition(ext, f"archives.{group}", "Established")[0] == "False"
+        ext.delete_custom_resource_definition(f"backups.{group}")
+        wait_until(lambda: _condition(ext, f"archives.{group}", "Established")[0] == "True", 20,
+                   "the second CRD is Established once the names are free")
+        ext.delete_custom_resource_definition(f"archives.{group}")
+    finally:
+        api.close()
+        server.stop()
+
+
+def _condition(ext: Any, name: str, typ: str) -> tuple[str, str]:
+    got = ext.read_custom_resource_definition(name)
+    for c in got.status.conditions or []:
+        if c.type == typ:
+            return c.status, c.reason
+    return "", ""

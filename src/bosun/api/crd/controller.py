@@ -125,12 +125,14 @@ class DefinitionController:
         self.catalog = catalog
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: set[str] = set()
+        self.known: set[str] = set()  # every CRD of the store, served or not
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Serve the store's Established CRDs now (before the server answers requests)."""
         items, _, _ = await self.storage.list(CRDS, None)
         for crd in items:
+            self.known.add(crd["metadata"]["name"])
             self._serve(crd)
             self._enqueue(crd["metadata"]["name"])
         self._task = asyncio.create_task(self._run(), name="crd-controller")
@@ -144,7 +146,11 @@ class DefinitionController:
         name = ev.key.rsplit("/", 1)[-1]
         if ev.type == "DELETED":
             self.catalog.remove_custom(name)
+            self.known.discard(name)
+            for other in self.known:  # names it held may now be free for another
+                self._enqueue(other)
             return
+        self.known.add(name)
         self._serve(ev.obj)
         self._enqueue(name)
 
