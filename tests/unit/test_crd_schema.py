@@ -240,3 +240,16 @@ def test_openapi_and_discovery_serve_an_established_crd() -> None:
     table = to_table(catalog.by_plural("ex.com", "v1", "things"),  # type: ignore[arg-type]
                      [{"metadata": {"name": "t"}, "spec": {"low": 4}}])
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Low"] and table["rows"][0]["cells"] == ["t", 4]
+
+
+@pytest.mark.parametrize("fmt, good, bad", [
+    ("date-time", "2024-05-01T10:00:00Z", "yesterday"), ("date", "2024-05-01", "2024-13-01"),
+    ("uuid", "123e4567-e89b-12d3-a456-426614174000", "123"), ("ipv4", "10.0.0.1", "10.0.0.256"),
+    ("ipv6", "fd00::1", "fd00:::1"), ("cidr", "10.0.0.0/8", "10.0.0.0/33"), ("hostname", "a.example", "-a"),
+    ("byte", "aGk=", "not base64!"),
+])
+def test_string_formats(fmt: str, good: str, bad: str) -> None:
+    schema = {"type": "string", "format": fmt}
+    assert structural.validate(good, schema, "spec.x") == []
+    assert [e.detail() for e in structural.validate(bad, schema, "spec.x")] == [
+        f'spec.x: Invalid value: "{bad}": spec.x in body must be of type {fmt}: "{bad}"']

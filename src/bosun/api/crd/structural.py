@@ -11,9 +11,13 @@ those report the same rules in other words. CEL rules are in :mod:`bosun.api.crd
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import ipaddress
 import re
 from collections.abc import Callable
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -78,6 +82,34 @@ def _additional(s: Schema) -> Schema | None:
 def _items(s: Schema) -> Schema | None:
     i = s.get("items")
     return i if isinstance(i, dict) else None
+
+
+def _parses(fn: Callable[[str], object]) -> Callable[[str], bool]:
+    def check(v: str) -> bool:
+        try:
+            fn(v)
+        except (ValueError, binascii.Error):
+            return False
+        return True
+
+    return check
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}"
+                       r"[A-Za-z0-9])?)*$")
+# The string formats kube-openapi checks that are in common use in CRDs (others are accepted).
+_FORMATS: dict[str, Callable[[str], bool]] = {
+    "date-time": lambda v: bool(_DATE_TIME.match(v)),
+    "date": _parses(date.fromisoformat),
+    "uuid": lambda v: bool(_UUID.match(v)),
+    "ipv4": _parses(ipaddress.IPv4Address),
+    "ipv6": _parses(ipaddress.IPv6Address),
+    "cidr": _parses(lambda v: ipaddress.ip_network(v, strict=False)),
+    "hostname": lambda v: bool(_HOSTNAME.match(v)),
+    "byte": _parses(lambda v: base64.b64decode(v, validate=True)),
+}
 
 
 # ---- pruning ------------------------------------------------------------------------------
@@ -249,6 +281,9 @@ def _check_enum_and_bounds(v: Any, s: Schema, path: str, out: list[FieldError]) 
         pat = s.get("pattern")
         if isinstance(pat, str) and (rx := _pattern(pat)) is not None and not rx.search(v):
             out.append(errors.invalid(path, v, f"{path} in body should match '{pat}'"))
+        fmt = s.get("format")
+        if isinstance(fmt, str) and fmt in _FORMATS and not _FORMATS[fmt](v):
+            out.append(errors.invalid(path, v, f"{path} in body must be of type {fmt}: \"{v}\""))
 
 
 def _validate_object(v: dict[str, Any], s: Schema, path: str, out: list[FieldError],
