@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config, dynamic
 from kubernetes_asyncio import client as aclient
 from kubernetes_asyncio import config as aconfig
@@ -140,55 +140,36 @@ def test_kubernetes_asyncio_round_trips_a_custom_object(server: RunningServer, n
     asyncio.run(go())
 
 
-OPERATOR = textwrap.dedent('''
-    """A kopf operator: each Greeting gets a ConfigMap of its own and a status."""
-    import kopf
-    import kubernetes
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-    @kopf.on.startup()
-    def configure(settings, **_):
-        kubernetes.config.load_kube_config()
-        settings.watching.server_timeout = 20
+@pytest.fixture
+def greetings(api: client.ApiClient) -> Iterator[None]:
+    """The example CRD (examples/greeting-crd.yaml), Established, deleted afterwards."""
+    crd, _example = yaml.safe_load_all((EXAMPLES / "greeting-crd.yaml").read_text())
+    ext: Any = client.ApiextensionsV1Api(api)
+    ext.create_custom_resource_definition(crd)
+    name = crd["metadata"]["name"]
+
+    def established() -> bool:
+        got = ext.read_custom_resource_definition(name)
+        return any(c.type == "Established" and c.status == "True" for c in got.status.conditions or [])
+
+    wait_until(established, 20, "the CRD is Established")
+    try:
+        yield
+    finally:
+        ext.delete_custom_resource_definition(name)
 
 
-    def _configmap(name, namespace, spec):
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": f"{name}-greeting", "namespace": namespace},
-                "data": {"message": spec.get("message", ""), "count": str(spec.get("count", 0))}}
-        kopf.adopt(body)
-        return body
-
-
-    @kopf.on.create("ops.example.com", "v1", "greetings")
-    def create(spec, name, namespace, patch, **_):
-        kubernetes.client.CoreV1Api().create_namespaced_config_map(namespace, _configmap(name, namespace, spec))
-        patch.status["phase"] = "Greeted"
-        return {"configmap": f"{name}-greeting"}
-
-
-    @kopf.on.update("ops.example.com", "v1", "greetings", field="spec")
-    def update(spec, name, namespace, patch, **_):
-        kubernetes.client.CoreV1Api().replace_namespaced_config_map(
-            f"{name}-greeting", namespace, _configmap(name, namespace, spec))
-        patch.status["observedMessage"] = spec.get("message")
-
-
-    @kopf.on.delete("ops.example.com", "v1", "greetings")
-    def delete(name, logger, **_):
-        logger.info("goodbye %s", name)
-''')
-
-
-@pytest.mark.parametrize("crd", [("greetings", "Greeting")], indirect=True)
 def test_kopf_operator_reconciles_a_custom_kind(api: client.ApiClient, server: RunningServer, ns: str,
-                                                crd: tuple[str, str], tmp_path: Path) -> None:
-    (tmp_path / "operator.py").write_text(OPERATOR)
+                                                greetings: None, tmp_path: Path) -> None:
+    """The example operator (examples/greeting-operator.py), run unchanged by kopf."""
     env = dict(os.environ, KUBECONFIG=server.kubeconfig)
     log = (tmp_path / "kopf.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", ns,
-                             str(tmp_path / "operator.py")], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                             str(EXAMPLES / "greeting-operator.py")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     objs: Any = client.CustomObjectsApi(api)
     core: Any = client.CoreV1Api(api)
 
