@@ -12,7 +12,7 @@ import pytest
 from bosun.api import discovery, openapi
 from bosun.api.catalog import Catalog, version_priority
 from bosun.api.crd import cel, structural
-from bosun.api.crd.controller import _conflict, rows_of, wanted_status
+from bosun.api.crd.controller import _claim, _conflict, rows_of, wanted_status
 from bosun.api.crd.definition import default_definition, validate_definition
 from bosun.api.crd.version import CustomVersion
 from bosun.api.openapi_proto import decode_document
@@ -189,6 +189,10 @@ def test_names_in_use_are_not_accepted() -> None:
     status = wanted_status(other, _conflict(catalog, other))
     assert [(c["type"], c["status"]) for c in status["conditions"]] == [
         ("NamesAccepted", "False"), ("Established", "False")]
+    # Accepted a moment ago, not served yet: its names are claimed all the same.
+    claims = {"widgets.ex.com": _claim(other)}
+    assert _conflict(Catalog(), _crd(), claims) == '"Thing" is already in use'
+    assert _conflict(Catalog(), other, claims) == ""
     builtin = _crd(group="apps")
     builtin["spec"]["names"] = {"plural": "deployments", "kind": "MyDeployment"}
     assert _conflict(catalog, builtin) == '"deployments" is already in use'

@@ -74,11 +74,29 @@ def rows_of(crd: Obj) -> tuple[Resource, ...]:
     return tuple(rows)
 
 
-def _conflict(catalog: Catalog, crd: Obj) -> str:
-    """Why a CRD's names cannot be accepted ("" when they can)."""
+Claim = tuple[str, tuple[str, ...], tuple[str, ...]]  # group, resource names, kinds
+
+
+def _claim(crd: Obj) -> Claim:
+    spec = _d(crd.get("spec"))
+    names = _d(spec.get("names"))
+    words = (names.get("plural"), names.get("singular"), *(names.get("shortNames") or []))
+    return (str(spec.get("group")), tuple(str(w) for w in words if w),
+            tuple(str(k) for k in (names.get("kind"), names.get("listKind")) if k))
+
+
+def _conflict(catalog: Catalog, crd: Obj, claims: dict[str, Claim] | None = None) -> str:
+    """Why a CRD's names cannot be accepted ("" when they can): names of a served resource,
+    or claimed by another CRD this controller accepted a moment ago (not served yet)."""
     spec = _d(crd.get("spec"))
     names = _d(spec.get("names"))
     own = str(_d(crd.get("metadata")).get("name"))
+    group, words, kinds = _claim(crd)
+    for other, (g, w, k) in (claims or {}).items():
+        if other != own and g == group:
+            taken = [x for x in words if x in w] or [x for x in kinds if x in k]
+            if taken:
+                return f'"{taken[0]}" is already in use'
     mine = {names.get("plural"), names.get("singular"), *(names.get("shortNames") or [])}
     for r in catalog.resources():
         if r.group != spec.get("group") or r in catalog.custom(own):
@@ -126,6 +144,7 @@ class DefinitionController:
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: set[str] = set()
         self.known: set[str] = set()  # every CRD of the store, served or not
+        self.claims: dict[str, Claim] = {}  # the names of the CRDs this controller accepted
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -147,6 +166,7 @@ class DefinitionController:
         if ev.type == "DELETED":
             self.catalog.remove_custom(name)
             self.known.discard(name)
+            self.claims.pop(name, None)
             for other in self.known:  # names it held may now be free for another
                 self._enqueue(other)
             return
@@ -187,7 +207,10 @@ class DefinitionController:
             raise
         if crd["metadata"].get("deletionTimestamp"):
             return await self._clean_up(crd)
-        status = wanted_status(crd, _conflict(self.catalog, crd))
+        conflict = _conflict(self.catalog, crd, self.claims)
+        if not conflict:
+            self.claims[name] = _claim(crd)
+        status = wanted_status(crd, conflict)
         if status != crd.get("status"):
             await self._write_status(name, lambda _: status)
         return True
