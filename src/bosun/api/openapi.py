@@ -27,6 +27,7 @@ import orjson
 
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.discovery import KUBE_MAJOR, KUBE_MINOR, subresource_kind
+from bosun.api.openapi_custom import custom_definitions, custom_names
 from bosun.api.openapi_proto import encode_document
 from bosun.api.registry import Resource
 from bosun.api.schema import raw_types
@@ -153,44 +154,6 @@ class _Builder:
         return out
 
 
-def _custom_name(r: Resource, kind: str) -> str:
-    """kube-apiserver's definition name for a custom kind: the group reversed, then the
-    version and kind (``com.example.v1.CronTab``)."""
-    return ".".join([*reversed(r.group.split(".")), r.version, kind])
-
-
-def _custom_definitions(r: Resource, custom: Any, builder: _Builder) -> tuple[str, str]:
-    """Add a custom resource's definitions (object and list) to ``builder``; their names."""
-    name, list_name = _custom_name(r, r.kind), _custom_name(r, r.list_kind_name)
-    gvk = {"group": r.group, "kind": r.kind, "version": r.version}
-
-    def meta(model: str) -> dict[str, Any]:
-        ref = builder.ref(_schema_name(model))
-        return {"allOf": [ref]} if builder.wrap_refs else ref
-
-    schema = custom.openapi_schema()
-    props = schema.setdefault("properties", {})
-    props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this "
-                                                            "representation of an object."}
-    props["kind"] = {"type": "string", "description": "Kind is a string value representing the REST resource "
-                                                      "this object represents."}
-    props["metadata"] = meta("V1ObjectMeta")
-    schema["x-kubernetes-group-version-kind"] = [gvk]
-    builder.custom[name] = schema
-    item_ref = builder.ref(name)
-    builder.custom[list_name] = {
-        "type": "object", "required": ["items"],
-        "description": f"{r.list_kind_name} is a list of {r.kind}",
-        "properties": {
-            "apiVersion": props["apiVersion"], "kind": props["kind"],
-            "items": {"type": "array", "items": item_ref},
-            "metadata": meta("V1ListMeta"),
-        },
-        "x-kubernetes-group-version-kind": [dict(gvk, kind=r.list_kind_name)],
-    }
-    return name, list_name
-
-
 def _model(group: str, version: str, kind: str) -> str | None:
     model: str | None = raw_types()["kinds"].get(f"{group}/{version}/{kind}")
     return model
@@ -294,7 +257,9 @@ def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any]
     ref = _schema_name(model) if model else None
     list_ref = _schema_name(list_model) if list_model else None
     if r.custom is not None:
-        ref, list_ref = _custom_definitions(r, r.custom, builder)
+        ref, list_ref = custom_names(r)
+        builder.custom.update(custom_definitions(r, r.custom.openapi_schema(), builder.ref, builder.wrap_refs,
+                                                 _schema_name("V1ObjectMeta"), _schema_name("V1ListMeta")))
         names.extend(("V1ObjectMeta", "V1ListMeta"))
     common_params = [_param("pretty", "query", "If 'true', then the output is pretty printed.", v3)]
     if r.namespaced:
@@ -371,21 +336,15 @@ def _gv_path(group: str, version: str) -> str:
 
 
 def _v3_docs(catalog: Catalog) -> dict[str, bytes]:
-    def build() -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        for g, versions in catalog.group_versions().items():
-            for v in versions:
-                out[_gv_path(g, v)] = orjson.dumps(_document(catalog.resources_in(g, v), True))
-        return out
-
-    return catalog.memo("openapi v3", build)
+    return catalog.memo("openapi v3", lambda: {
+        _gv_path(g, v): orjson.dumps(_document(catalog.resources_in(g, v), True))
+        for g, versions in catalog.group_versions().items() for v in versions})
 
 
 def openapi_v3(group_version_path: str, catalog: Catalog = BUILTIN) -> bytes | None:
     """GET /openapi/v3/<path> (``api/v1``, ``apis/apps/v1``; a leading slash and a ``?hash=``
     query are ignored). None when the group version is not served (404)."""
-    path = group_version_path.split("?", 1)[0].strip("/")
-    path = path.removeprefix("openapi/v3/")
+    path = group_version_path.split("?", 1)[0].strip("/").removeprefix("openapi/v3/")
     return _v3_docs(catalog).get(path)
 
 
@@ -398,12 +357,9 @@ def etag(group_version_path: str, catalog: Catalog = BUILTIN) -> str | None:
 
 def openapi_v3_index(catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """GET /openapi/v3: one entry per served group version, with a content hash in the URL."""
-    return catalog.memo("openapi v3 index", lambda: {
-        "paths": {
-            path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={hashlib.sha512(doc).hexdigest().upper()}"}
-            for path, doc in _v3_docs(catalog).items()
-        }
-    })
+    return catalog.memo("openapi v3 index", lambda: {"paths": {
+        path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={hashlib.sha512(doc).hexdigest().upper()}"}
+        for path, doc in _v3_docs(catalog).items()}})
 
 
 def _v2_document(catalog: Catalog) -> dict[str, Any]:
