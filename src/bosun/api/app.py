@@ -34,7 +34,7 @@ ACCESS = web.AppKey("access_control", AccessControl)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
-    access = AccessControl(auth, rest.storage, rest.cache, rest.catalog)
+    access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
 
     @web.middleware

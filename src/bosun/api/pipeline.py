@@ -28,7 +28,8 @@ admission plugins that concern it.
 9  default                 the kind's strategy: ``default`` (Kubernetes' defaults)           strategy, defaults
 10 mutating admission      ordered plugins that may change or refuse the object:      403    admission
                            NodeRestriction (a node creates only its own Node and
-                           Lease), Priority, DefaultTolerationSeconds,
+                           Lease), ServiceAccount (default account, token
+                           volume), Priority, DefaultTolerationSeconds,
                            DefaultStorageClass
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)

@@ -135,7 +135,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",),
              subresources=("status",), strategy=s.VOLUME),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False,
-             strategy=s.SERVICE_ACCOUNT),
+             subresources=("token",), strategy=s.SERVICE_ACCOUNT),
     Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL,
              subresources=("status", "scale"), strategy=sw.REPLICATION_CONTROLLER),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).

@@ -40,6 +40,7 @@ from bosun.api.tables import to_table
 from bosun.api.target import Target, decoded
 from bosun.api.watch import serve_watch
 from bosun.api.watchcache import WatchCache
+from bosun.security.satokens import ServiceAccountTokens
 
 PATCH_TYPES = (
     "application/merge-patch+json",
@@ -51,11 +52,13 @@ PATCH_TYPES = (
 
 class RestHandler:
     def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
-                 catalog: Catalog = BUILTIN) -> None:
+                 catalog: Catalog = BUILTIN, service_accounts: ServiceAccountTokens | None = None) -> None:
         self.storage = storage
         self.cache = cache
         # What this server serves: the built-in kinds and its Established CRDs' resources.
         self.catalog = catalog
+        # Signs the tokens TokenRequest hands out (None: this server issues none).
+        self.service_accounts = service_accounts
         # The credential the API server presents to node agents (logs), as kube-apiserver's
         # kubelet client certificate.
         self.node_token = node_token

@@ -36,6 +36,7 @@ from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
 from bosun.security.pki import ensure_pki
+from bosun.security.satokens import ServiceAccountTokens
 from bosun.security.tokens import TokenAuthenticator, ensure_admin_token
 from bosun.store import open_store
 from bosun.store.base import Store
@@ -136,13 +137,15 @@ class APIServer:
         ssl_ctx: ssl.SSLContext | None = None
         scheme = "http"
         if cfg.tls:
-            pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts])
+            # The kubernetes Service's address too: pods reach the API through it and verify it.
+            pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts, self.services.first_ip])
             self.token = ensure_admin_token(cfg.data_dir)
             auth = TokenAuthenticator(cfg.data_dir)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
-        self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog)
+        self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
+                                service_accounts=ServiceAccountTokens(cfg.data_dir))
         app = make_app(self.rest, self.store, auth)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

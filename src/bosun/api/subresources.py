@@ -1,4 +1,4 @@
-"""Subresources: status, scale, binding, eviction, namespace finalize, log, exec.
+"""Subresources: status, scale, binding, eviction, token, namespace finalize, log, exec.
 
 Each subresource has one entry here: :func:`handle` for its own path, and :func:`create` for
 a resource whose creation is a subresource write (a Binding is a pod's binding).
@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bosun.api import errors, eviction, exec_proxy
+from bosun.api import errors, eviction, exec_proxy, tokenrequest
 from bosun.api.handler import Serving
 from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
 from bosun.api.objects import as_dict, now_rfc3339
@@ -39,6 +39,8 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
         return await _bind(h, request, t)
     elif sub == "eviction" and m == "POST":
         return await _evict(h, request, t)
+    elif sub == "token" and m == "POST":
+        return await tokenrequest.create(h, request, t)
     elif sub == "finalize" and m == "PUT":
         return await _finalize(h, request, t)
     elif sub in ("exec", "attach"):
