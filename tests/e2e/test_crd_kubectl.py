@@ -254,7 +254,17 @@ def test_cluster_scoped_crd(kubectl: Kubectl) -> None:
     wait_until(lambda: kubectl("apply", "-f", "-", input=capital, check=False).returncode == 0, 20,
                "the changed schema is served")
     assert kubectl.json("get", "region", "eu")["spec"] == {"capital": "bxl"}  # apply dropped zone
-    kubectl("delete", "region", "eu")
+
+    # A CRD whose objects have finalizers waits for them, Terminating, taking no new objects.
+    kubectl("patch", "region", "eu", "--type=merge", "-p", '{"metadata":{"finalizers":["example.com/hold"]}}')
+    kubectl("delete", "crd", "regions.crd.example.com", "--wait=false")
+    wait_until(lambda: any(c["type"] == "Terminating" and c["status"] == "True" for c in kubectl.json(
+        "get", "crd", "regions.crd.example.com")["status"]["conditions"]), 20, "the CRD is Terminating")
+    assert kubectl.json("get", "region", "eu")["metadata"].get("deletionTimestamp")
+    refused = kubectl.fails("create", "-f", "-", input=capital.replace("name: eu", "name: us"))
+    assert "Error from server (MethodNotAllowed)" in refused, refused
+    kubectl("patch", "region", "eu", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    kubectl("wait", "--for=delete", "crd/regions.crd.example.com", "--timeout=20s")
 
 
 @pytest.mark.parametrize("change, message", [
