@@ -198,6 +198,19 @@ def test_names_in_use_are_not_accepted() -> None:
     assert _conflict(catalog, builtin) == '"deployments" is already in use'
 
 
+def test_generation_counts_every_change_but_metadata_and_status() -> None:
+    (res,) = rows_of(_crd())
+    old = {"apiVersion": "ex.com/v1", "metadata": {"name": "t"}, "spec": {"low": 1}, "data": 1, "status": {}}
+    bumps = res.strategy.bumps_generation
+    assert not bumps(res, dict(old, metadata={"name": "t", "labels": {"a": "b"}}, status={"n": 1}), old)
+    assert not bumps(res, dict(old, apiVersion="ex.com/v1beta1"), old)
+    assert bumps(res, dict(old, data=2), old) and bumps(res, dict(old, spec={"low": 2}), old)
+    crd = _crd()
+    del crd["spec"]["versions"][0]["subresources"]
+    (plain,) = rows_of(crd)  # without a status subresource, status is part of what is counted
+    assert plain.strategy.bumps_generation(plain, dict(old, status={"n": 1}), old)
+
+
 def test_a_terminating_crd_takes_no_new_objects() -> None:
     crd = _crd()
     crd["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"

@@ -342,7 +342,7 @@ class Storage:
         if errs:
             raise _kind_err(res, name, errs)
         om, nm = old["metadata"], new["metadata"]
-        if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
+        if subresource in (None, "scale") and strategy.bumps_generation(res, new, old):
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion

@@ -104,6 +104,12 @@ class CustomVersion(Strategy):
         c.extend(structural.validate(obj, self.schema, "", cel.check))
         return c.errors
 
+    def bumps_generation(self, res: Resource, new: Obj, old: Obj) -> bool:
+        """Any change but metadata's (and status', when it is a subresource), as Kubernetes
+        counts a custom resource's generation: many keep their fields beside no spec."""
+        skip = ("apiVersion", "metadata", "status") if "status" in res.subresources else ("apiVersion", "metadata")
+        return {k: v for k, v in new.items() if k not in skip} != {k: v for k, v in old.items() if k not in skip}
+
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         """Transition rules (those naming ``oldSelf``): the others ran in :meth:`validate`."""
         return structural.validate(new, self.schema, "", cel.check_transitions, old)
