@@ -15,6 +15,7 @@ from bosun.api.crd import cel, structural
 from bosun.api.crd.controller import _claim, _conflict, rows_of, wanted_status
 from bosun.api.crd.definition import default_definition, validate_definition
 from bosun.api.crd.version import CustomVersion
+from bosun.api.instrumentation import classify
 from bosun.api.openapi_proto import decode_document
 from bosun.api.tables import to_table
 from bosun.api.validation.fields import Checker
@@ -227,8 +228,11 @@ def test_catalog_orders_versions_as_kubernetes_and_forgets_removed_crds() -> Non
     catalog.set_custom("things.ex.com", rows_of(crd))
     assert catalog.group_versions()["ex.com"] == ["v1", "v1beta1"]
     assert catalog.by_kind("ex.com/v1beta1", "Thing") is not None
+    assert classify("GET", "/apis/ex.com/v1/namespaces/a/things", False, catalog) == (
+        "LIST", "ex.com", "v1", "things", "")  # request metrics name the custom resource
     catalog.remove_custom("things.ex.com")
     assert "ex.com" not in catalog.group_versions() and catalog.by_plural("ex.com", "v1", "things") is None
+    assert classify("GET", "/apis/ex.com/v1/namespaces/a/things", False, catalog) == ("GET", "", "", "", "")
 
 
 def test_openapi_and_discovery_serve_an_established_crd() -> None:

@@ -62,7 +62,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal("an internal error occurred; see the server log"))
 
-    instruments = APIMetrics()
+    instruments = APIMetrics(catalog)
     rest.storage.store = instruments.timed_store(rest.storage.store)
     metrics_api = metrics.MetricsAPI(rest)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
