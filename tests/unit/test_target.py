@@ -6,6 +6,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from tests.unit.helpers import must_by_kind
 
+from bosun.api.catalog import Catalog
 from bosun.api.errors import APIError
 from bosun.api.target import DECODED, decode, decoded
 
@@ -13,6 +14,7 @@ PODS = must_by_kind("v1", "Pod")
 NAMESPACES = must_by_kind("v1", "Namespace")
 DEPLOYMENTS = must_by_kind("apps/v1", "Deployment")
 NODES = must_by_kind("v1", "Node")
+BUILTIN = Catalog()
 
 
 @pytest.mark.parametrize("method, path, query, want", [
@@ -29,7 +31,7 @@ NODES = must_by_kind("v1", "Node")
     ("GET", "/api/v1/namespaces/a", {}, ("get", "", "v1", "namespaces", "", "a", "")),
 ])
 def test_decoding(method: str, path: str, query: dict[str, str], want: tuple[str, ...]) -> None:
-    d = decode(method, path, query)
+    d = decode(method, path, query, BUILTIN)
     assert d.resource_request
     assert (d.verb, d.group, d.version, d.resource, d.namespace, d.name, d.subresource) == want
     t = d.served()
@@ -45,7 +47,7 @@ def test_decoding(method: str, path: str, query: dict[str, str], want: tuple[str
     "/api/v1/namespaces/a/pods/p/log/extra",  # too long
 ])
 def test_unserved_paths_are_split_for_authorization_and_404_when_served(path: str) -> None:
-    d = decode("GET", path, {})
+    d = decode("GET", path, {}, BUILTIN)
     assert d.resource_request and d.target is None and d.resource
     with pytest.raises(APIError) as err:
         d.served()
@@ -53,12 +55,12 @@ def test_unserved_paths_are_split_for_authorization_and_404_when_served(path: st
 
 
 def test_non_resource_paths_keep_the_method_as_verb() -> None:
-    d = decode("GET", "/openapi/v2", {})
+    d = decode("GET", "/openapi/v2", {}, BUILTIN)
     assert (d.resource_request, d.verb, d.target) == (False, "get", None)
 
 
 def test_a_request_is_decoded_once() -> None:
     req = make_mocked_request("GET", "/api/v1/namespaces/a/pods?fieldSelector=spec.nodeName%3Dn1")
-    first = decoded(req)
-    assert req[DECODED] is first and decoded(req) is first
+    first = decoded(req, BUILTIN)
+    assert req[DECODED] is first and decoded(req, BUILTIN) is first
     assert first.field_selector == "spec.nodeName=n1"

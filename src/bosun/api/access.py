@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bosun.aio import cancel_and_wait
 from bosun.api import errors
+from bosun.api.catalog import Catalog
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import attributes, forbidden
@@ -50,8 +51,9 @@ def _split_key(key: str) -> tuple[str, str]:
 
 class AccessControl:
     def __init__(self, auth: TokenAuthenticator | None, storage: Storage, cache: WatchCache,
-                 service_accounts: ServiceAccountTokens | None = None) -> None:
+                 catalog: Catalog, service_accounts: ServiceAccountTokens | None = None) -> None:
         self.auth = auth
+        self.catalog = catalog
         self.service_accounts = service_accounts
         # (namespace, name) -> uid of every ServiceAccount and pod: a token bound to one
         # that is gone (or replaced by a namesake) is refused at once.
@@ -91,7 +93,7 @@ class AccessControl:
         user = self.authenticate(request)
         if user.is_master:
             return user
-        attrs = attributes(user, decoded(request))
+        attrs = attributes(user, decoded(request, self.catalog))
         verdict = self.authorizer.authorize(attrs)
         if not verdict.allowed:
             raise forbidden(attrs, verdict.reason)

@@ -34,7 +34,8 @@ ACCESS = web.AppKey("access_control", AccessControl)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
-    access = AccessControl(auth, rest.storage, rest.cache, rest.service_accounts)
+    access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
+    catalog = rest.catalog
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -61,7 +62,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal("an internal error occurred; see the server log"))
 
-    instruments = APIMetrics()
+    instruments = APIMetrics(catalog)
     rest.storage.store = instruments.timed_store(rest.storage.store)
     metrics_api = metrics.MetricsAPI(rest)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
@@ -105,7 +106,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         accept = request.headers.get("Accept", "")
         for ctype in (AGGREGATED_V2, AGGREGATED_V2BETA1):
             if ctype.split(";", 1)[1].replace(";", "") in accept.replace(" ", "").replace(";", ""):
-                body = discovery.aggregated(core)
+                body = discovery.aggregated(core, catalog=catalog)
                 if "v2beta1" in ctype:
                     body = dict(body, apiVersion="apidiscovery.k8s.io/v2beta1")
                 resp = json_response(body)
@@ -115,17 +116,17 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         return None
 
     async def api_root(request: web.Request) -> web.Response:
-        return aggregated(request, True) or json_response(discovery.core_versions())
+        return aggregated(request, True) or json_response(discovery.core_versions(catalog=catalog))
 
     async def apis_root(request: web.Request) -> web.Response:
-        return aggregated(request, False) or json_response(discovery.api_groups())
+        return aggregated(request, False) or json_response(discovery.api_groups(catalog))
 
     async def api_tail(request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.match_info["tail"].split("/") if p]
         if not parts:
             return await api_root(request)
         if len(parts) == 1:
-            doc = discovery.resource_list("", parts[0])
+            doc = discovery.resource_list("", parts[0], catalog)
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
@@ -138,12 +139,12 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
         if parts[0] == metrics.GROUP:
             return await metrics_api.handle(request, parts[1:])
         if len(parts) == 1:
-            grp = discovery.group(parts[0])
+            grp = discovery.group(parts[0], catalog)
             if grp is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(grp)
         if len(parts) == 2:
-            doc = discovery.resource_list(parts[0], parts[1])
+            doc = discovery.resource_list(parts[0], parts[1], catalog)
             if doc is None:
                 raise APIError(404, "NotFound", "the server could not find the requested resource")
             return json_response(doc)
@@ -151,19 +152,19 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
 
     async def openapi_v2(request: web.Request) -> web.Response:
         protobuf = openapi.v2_wants_protobuf(request.headers.get("Accept", ""))
-        etag = openapi.v2_etag(protobuf)
+        etag = openapi.v2_etag(protobuf, catalog)
         headers = {"ETag": etag, "Vary": "Accept"}
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
-        body = openapi.openapi_v2_protobuf() if protobuf else openapi.openapi_v2()
+        body = openapi.openapi_v2_protobuf(catalog) if protobuf else openapi.openapi_v2(catalog)
         ctype = openapi.V2_PROTOBUF_CONTENT_TYPE if protobuf else "application/json"
         return web.Response(body=body, headers={**headers, "Content-Type": ctype})
 
     async def openapi_v3_index(request: web.Request) -> web.Response:
-        return json_response(openapi.openapi_v3_index())
+        return json_response(openapi.openapi_v3_index(catalog))
 
     async def openapi_v3_doc(request: web.Request) -> web.Response:
-        body = openapi.openapi_v3(request.match_info["tail"].strip("/"))
+        body = openapi.openapi_v3(request.match_info["tail"].strip("/"), catalog)
         if body is None:
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         return web.Response(body=body, content_type="application/json")

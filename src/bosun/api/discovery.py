@@ -3,7 +3,8 @@
 kubectl and every client-go program learn which resources exist, their kinds, scopes, verbs,
 short names and categories from these documents before doing anything else; a missing or
 malformed entry shows up as "the server doesn't have a resource type" or "couldn't get resource
-list". Everything here derives from ``registry.RESOURCES`` so a new row is served at once.
+list". Everything here derives from a server's catalog (:mod:`bosun.api.catalog`: the
+registry's rows and those of its Established CRDs) so a new row is served at once.
 
 kubectl 1.32 asks ``/api`` and ``/apis`` for the aggregated form first (``Accept:
 application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList``) and only uses it when the
@@ -16,12 +17,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from functools import cache
 from typing import Any
 
 from bosun import __version__
 from bosun.api import metrics
-from bosun.api.registry import Resource, group_versions, resources_in
+from bosun.api.catalog import BUILTIN, Catalog
+from bosun.api.registry import Resource
 
 KUBE_MAJOR = "1"
 KUBE_MINOR = "32"
@@ -82,11 +83,11 @@ def version_info() -> dict[str, Any]:
     }
 
 
-def core_versions(server_address: str = "") -> dict[str, Any]:
+def core_versions(server_address: str = "", catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """GET /api (APIVersions). ``server_address`` is host:port clients should use, if known."""
     return {
         "kind": "APIVersions",
-        "versions": list(group_versions().get("", [])),
+        "versions": list(catalog.group_versions().get("", [])),
         "serverAddressByClientCIDRs": [
             {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
         ] if server_address else [],
@@ -98,20 +99,20 @@ def _group_doc(group: str, versions: list[str]) -> dict[str, Any]:
     return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def api_groups() -> dict[str, Any]:
+def api_groups(catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """GET /apis (APIGroupList): every named group, its versions and preferred version."""
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in group_versions().items() if g] + [metrics.group_entry()],
+        "groups": [_group_doc(g, vs) for g, vs in catalog.group_versions().items() if g] + [metrics.group_entry()],
     }
 
 
-def group(group: str) -> dict[str, Any] | None:
+def group(group: str, catalog: Catalog = BUILTIN) -> dict[str, Any] | None:
     """GET /apis/<group> (APIGroup), or None when the group is not served (404)."""
     if group == metrics.GROUP:
         return metrics.api_group()
-    versions = group_versions().get(group)
+    versions = catalog.group_versions().get(group)
     if not group or not versions:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group, versions)}
@@ -152,11 +153,11 @@ def _legacy_entries(r: Resource) -> list[dict[str, Any]]:
     return out
 
 
-def resource_list(group: str, version: str) -> dict[str, Any] | None:
+def resource_list(group: str, version: str, catalog: Catalog = BUILTIN) -> dict[str, Any] | None:
     """GET /api/v1 or /apis/<g>/<v> (APIResourceList incl. subresources); None when not served."""
     if (group, version) == (metrics.GROUP, metrics.VERSION):
         return metrics.resource_list()
-    rows = resources_in(group, version)
+    rows = catalog.resources_in(group, version)
     if not rows:
         return None
     return {
@@ -189,10 +190,9 @@ def _aggregated_resource(r: Resource) -> dict[str, Any]:
     return out
 
 
-@cache
-def _aggregated(core: bool, api_version: str) -> dict[str, Any]:
+def _aggregated(catalog: Catalog, core: bool, api_version: str) -> dict[str, Any]:
     items = []
-    for g, versions in group_versions().items():
+    for g, versions in catalog.group_versions().items():
         if (g == "") != core:
             continue
         items.append({
@@ -200,7 +200,7 @@ def _aggregated(core: bool, api_version: str) -> dict[str, Any]:
             "versions": [
                 {
                     "version": v,
-                    "resources": [_aggregated_resource(r) for r in resources_in(g, v)],
+                    "resources": [_aggregated_resource(r) for r in catalog.resources_in(g, v)],
                     "freshness": "Current",
                 }
                 for v in versions
@@ -216,13 +216,14 @@ def _aggregated(core: bool, api_version: str) -> dict[str, Any]:
     }
 
 
-def aggregated(core: bool, v2beta1: bool = False) -> dict[str, Any]:
+def aggregated(core: bool, v2beta1: bool = False, catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """APIGroupDiscoveryList for GET /api (``core=True``) or /apis with the aggregated Accept.
 
     Served with Content-Type :data:`AGGREGATED_CONTENT_TYPE` (or ``..._V2BETA1`` when only
     v2beta1 was acceptable, then pass ``v2beta1=True``). Cached: treat the result as read-only.
     """
-    return _aggregated(core, "apidiscovery.k8s.io/v2beta1" if v2beta1 else "apidiscovery.k8s.io/v2")
+    api_version = "apidiscovery.k8s.io/v2beta1" if v2beta1 else "apidiscovery.k8s.io/v2"
+    return catalog.memo(f"aggregated {core} {api_version}", lambda: _aggregated(catalog, core, api_version))
 
 
 def negotiate(accept: str) -> str | None:

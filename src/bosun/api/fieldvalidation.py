@@ -26,7 +26,14 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
         raise errors.bad_request(
             f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
         )
-    unknown, problems = schema.check(res, obj)
+    custom = res.custom
+    # A custom resource's types are checked by its schema's validation (422), as Kubernetes
+    # does: only unknown fields are a decoding matter for it.
+    if custom is None:
+        unknown, problems = schema.check(res, obj)
+    else:
+        unknown, problems = schema.check_metadata(obj, False)
+        unknown += custom.unknown_fields(obj)
     if problems:
         raise errors.bad_request(schema.decode_error_message(res, problems[0]))
     schema.canonicalize_quantities(res, obj)
@@ -34,7 +41,8 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
         return
     if mode == "Strict":
         raise errors.bad_request(schema.strict_error_message(res, unknown))
-    dropped = schema.prune_unknown(res, obj)
+    dropped = schema.prune_unknown(res, obj) if custom is None else (
+        schema.check_metadata(obj, True)[0] + custom.prune(obj))
     if mode == "Warn":
         add_warnings(headers, [schema.unknown_field_warning(p) for p in dropped])
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.errors import APIError
-from bosun.api.registry import RESOURCES, Resource, by_kind
+from bosun.api.registry import Resource
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 WORKERS = 32
 INDEX_DELAY = 0.005
-_BY_GROUP_PLURAL: dict[str, Resource] = {r.group_plural: r for r in RESOURCES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,10 @@ class Ref:
 
 
 class GarbageCollector:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, catalog: Catalog = BUILTIN) -> None:
         self.storage = storage
+        # What the server serves (custom resources own and are owned too).
+        self.catalog = catalog
         self.objects: dict[str, Ref] = {}  # uid -> where the object lives
         self.owners: dict[str, list[dict[str, Any]]] = {}  # dependent uid -> its ownerReferences
         self.dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids
@@ -56,7 +58,7 @@ class GarbageCollector:
         self.actions = 0
 
     async def start(self) -> None:
-        for res in RESOURCES:
+        for res in self.catalog.stored():
             try:
                 items, _, _ = await self.storage.list(res, None)
             except APIError as exc:
@@ -85,7 +87,7 @@ class GarbageCollector:
     def observe(self, ev: CachedEvent) -> None:
         """Index events a few milliseconds late, in batches: by then the write path has handed
         over the objects it wrote, so most events need no decoding here."""
-        if ev.group_plural not in _BY_GROUP_PLURAL:
+        if self.catalog.by_group_plural(ev.group_plural) is None:
             return
         self._backlog.append(ev)
         if len(self._backlog) == 1:
@@ -94,8 +96,8 @@ class GarbageCollector:
     def _drain(self) -> None:
         backlog, self._backlog = self._backlog, []
         for ev in backlog:
-            res = _BY_GROUP_PLURAL[ev.group_plural]
-            if ev.type == "DELETED":
+            res = self.catalog.by_group_plural(ev.group_plural)
+            if ev.type == "DELETED" or res is None:
                 self._forget(ev.obj)
             else:
                 self._index(res, ev.obj)
@@ -180,7 +182,7 @@ class GarbageCollector:
 
     async def _owner_exists(self, dep_ns: str | None, ref: dict[str, Any]) -> bool:
         """Ask the store, not the index: an owner created a moment ago may not be indexed yet."""
-        res = by_kind(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+        res = self.catalog.by_kind(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
         if res is None:
             return ref.get("uid") in self.objects
         try:

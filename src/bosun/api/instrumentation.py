@@ -20,7 +20,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from bosun.api.registry import by_plural
+from bosun.api.catalog import BUILTIN
+from bosun.api.target import Lookup
 from bosun.store.base import KeyValue, Store, WatchEvent
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 _EXTRA_GROUPS = {("metrics.k8s.io", "v1beta1"): {"nodes", "pods"}}
 
 
-def classify(method: str, path: str, watch: bool) -> tuple[str, str, str, str, str]:
+def classify(method: str, path: str, watch: bool, served: Lookup = BUILTIN) -> tuple[str, str, str, str, str]:
     """(verb, group, version, resource, subresource) of a request, kube-apiserver style
     (LIST and WATCH told apart from GET). Paths naming no known resource get an empty
     resource, so a client cannot blow up the number of series with made-up paths."""
@@ -51,7 +52,8 @@ def classify(method: str, path: str, watch: bool) -> tuple[str, str, str, str, s
         resource = rest[0]
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else ""
-        if by_plural(group, version, resource) is None and resource not in _EXTRA_GROUPS.get((group, version), ()):
+        if served.by_plural(group, version, resource) is None and resource not in _EXTRA_GROUPS.get(
+                (group, version), ()):
             group = version = resource = sub = ""
             name = None
     if not resource:
@@ -123,7 +125,9 @@ class _Collector(Collector):
 
 
 class APIMetrics:
-    def __init__(self) -> None:
+    def __init__(self, served: Lookup = BUILTIN) -> None:
+        # What the server serves (its catalog: custom resources are labelled too).
+        self.served = served
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["verb", "group", "version", "resource", "subresource"]
         self.requests = _Family("counter", "apiserver_request", "Requests by verb, resource and HTTP code.",
@@ -149,7 +153,7 @@ class APIMetrics:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in ("1", "true")
-        verb, group, version, resource, sub = key = classify(request.method, request.path, watch)
+        verb, group, version, resource, sub = key = classify(request.method, request.path, watch, self.served)
         long_running = verb in ("WATCH", "CONNECT") or (
             sub == "log" and request.query.get("follow", "").lower() in ("1", "true"))
         kind = ("mutating",) if request.method in _MUTATING else ("readOnly",)

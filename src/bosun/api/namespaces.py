@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import RESOURCES, by_plural
+from bosun.api.registry import RESOURCES, Resource, by_plural
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
@@ -24,8 +25,11 @@ RETRY_SECONDS = 1.0
 
 
 class NamespaceFinalizer:
-    def __init__(self, storage: Storage, tracker: NamespaceTracker) -> None:
+    def __init__(self, storage: Storage, tracker: NamespaceTracker,
+                 resources: Callable[[], Iterable[Resource]] = lambda: RESOURCES) -> None:
         self.storage = storage
+        # One row per store prefix the server serves now (custom resources are emptied too).
+        self.resources = resources
         self.tracker = tracker
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.pending: set[str] = set()
@@ -77,7 +81,7 @@ class NamespaceFinalizer:
         if not ns["metadata"].get("deletionTimestamp"):
             return True
         remaining = 0
-        for res in RESOURCES:
+        for res in self.resources():
             if not res.namespaced:
                 continue
             items, _, _ = await self.storage.list(res, name)

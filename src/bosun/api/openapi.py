@@ -21,14 +21,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Collection
-from functools import cache
 from typing import Any
 
 import orjson
 
+from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.discovery import KUBE_MAJOR, KUBE_MINOR, subresource_kind
+from bosun.api.openapi_custom import custom_definitions, custom_names
 from bosun.api.openapi_proto import encode_document
-from bosun.api.registry import RESOURCES, Resource, group_versions
+from bosun.api.registry import Resource
 from bosun.api.schema import raw_types
 
 V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
@@ -74,6 +75,8 @@ class _Builder:
         self.prefix = ref_prefix
         self.wrap_refs = not ref_prefix.startswith("#/definitions/")
         self.data = raw_types()
+        # Definitions of custom resources, from their CRDs' schemas (not generated types).
+        self.custom: dict[str, Any] = {}
         self.gvk_of: dict[str, list[dict[str, str]]] = {}
         for gvk, model in self.data["kinds"].items():
             g, v, k = gvk.split("/")
@@ -253,6 +256,11 @@ def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any]
     names = [m for m in (model, list_model) if m]
     ref = _schema_name(model) if model else None
     list_ref = _schema_name(list_model) if list_model else None
+    if r.custom is not None:
+        ref, list_ref = custom_names(r)
+        builder.custom.update(custom_definitions(r, r.custom.openapi_schema(), builder.ref, builder.wrap_refs,
+                                                 _schema_name("V1ObjectMeta"), _schema_name("V1ListMeta")))
+        names.extend(("V1ObjectMeta", "V1ListMeta"))
     common_params = [_param("pretty", "query", "If 'true', then the output is pretty printed.", v3)]
     if r.namespaced:
         common_params.append(_param("namespace", "path", "object name and auth scope", v3, True))
@@ -284,10 +292,13 @@ def _paths_for(r: Resource, builder: _Builder, v3: bool) -> tuple[dict[str, Any]
     for sub in r.subresources:
         g, v, kind, sverbs = subresource_kind(r, sub)
         smodel = _model(g, v, kind)
-        if smodel is None:
+        if smodel is not None:
+            names.append(smodel)
+            sref = _schema_name(smodel)
+        elif (g, v, kind) == (r.group, r.version, r.kind) and ref is not None:
+            sref = ref  # a custom resource's status
+        else:
             continue  # log, exec, ...: not JSON objects a client would validate or patch
-        names.append(smodel)
-        sref = _schema_name(smodel)
         sgvk = {"group": g, "kind": kind, "version": v}
         cap = sub[0].upper() + sub[1:]
         s: dict[str, Any] = {"parameters": item_params,
@@ -308,6 +319,7 @@ def _document(resources: list[Resource], v3: bool) -> dict[str, Any]:
         paths.update(p)
         models.extend(names)
     schemas = builder.closure(models)
+    schemas.update(builder.custom)
     schemas[f"{_META}.Patch"] = {
         "type": "object",
         "description": "Patch is provided to give a concrete name and type to the Kubernetes "
@@ -323,64 +335,54 @@ def _gv_path(group: str, version: str) -> str:
     return f"api/{version}" if not group else f"apis/{group}/{version}"
 
 
-@cache
-def _v3_docs() -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for g, versions in group_versions().items():
-        for v in versions:
-            rows = [r for r in RESOURCES if r.group == g and r.version == v]
-            out[_gv_path(g, v)] = orjson.dumps(_document(rows, True))
-    return out
+def _v3_docs(catalog: Catalog) -> dict[str, bytes]:
+    return catalog.memo("openapi v3", lambda: {
+        _gv_path(g, v): orjson.dumps(_document(catalog.resources_in(g, v), True))
+        for g, versions in catalog.group_versions().items() for v in versions})
 
 
-def openapi_v3(group_version_path: str) -> bytes | None:
+def openapi_v3(group_version_path: str, catalog: Catalog = BUILTIN) -> bytes | None:
     """GET /openapi/v3/<path> (``api/v1``, ``apis/apps/v1``; a leading slash and a ``?hash=``
     query are ignored). None when the group version is not served (404)."""
-    path = group_version_path.split("?", 1)[0].strip("/")
-    path = path.removeprefix("openapi/v3/")
-    return _v3_docs().get(path)
+    path = group_version_path.split("?", 1)[0].strip("/").removeprefix("openapi/v3/")
+    return _v3_docs(catalog).get(path)
 
 
-def etag(group_version_path: str) -> str | None:
+def etag(group_version_path: str, catalog: Catalog = BUILTIN) -> str | None:
     """The hash the index advertises for a path (the server may serve it as ETag and set
     ``Cache-Control: public, immutable`` when the request's ``hash`` matches)."""
-    doc = openapi_v3(group_version_path)
+    doc = openapi_v3(group_version_path, catalog)
     return hashlib.sha512(doc).hexdigest().upper() if doc is not None else None
 
 
-@cache
-def openapi_v3_index() -> dict[str, Any]:
+def openapi_v3_index(catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """GET /openapi/v3: one entry per served group version, with a content hash in the URL."""
-    return {
-        "paths": {
-            path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={hashlib.sha512(doc).hexdigest().upper()}"}
-            for path, doc in _v3_docs().items()
-        }
-    }
+    return catalog.memo("openapi v3 index", lambda: {"paths": {
+        path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={hashlib.sha512(doc).hexdigest().upper()}"}
+        for path, doc in _v3_docs(catalog).items()}})
 
 
-@cache
-def _v2_document() -> dict[str, Any]:
-    return _document(list(RESOURCES), False)
+def _v2_document(catalog: Catalog) -> dict[str, Any]:
+    return catalog.memo("openapi v2 document", lambda: _document(list(catalog.resources()), False))
 
 
-@cache
-def openapi_v2() -> bytes:
+def openapi_v2(catalog: Catalog = BUILTIN) -> bytes:
     """GET /openapi/v2 as JSON (swagger 2.0) for every served resource."""
-    return orjson.dumps(_v2_document())
+    return catalog.memo("openapi v2 json", lambda: orjson.dumps(_v2_document(catalog)))
 
 
-@cache
-def openapi_v2_protobuf() -> bytes:
+def openapi_v2_protobuf(catalog: Catalog = BUILTIN) -> bytes:
     """GET /openapi/v2 with the protobuf Accept: the same document as ``openapi.v2.Document``."""
-    return encode_document(_v2_document())
+    return catalog.memo("openapi v2 protobuf", lambda: encode_document(_v2_document(catalog)))
 
 
-@cache
-def v2_etag(protobuf: bool) -> str:
-    """A strong ETag for one encoding of the v2 document (static for the server's life)."""
-    body = openapi_v2_protobuf() if protobuf else openapi_v2()
-    return '"' + hashlib.sha512(body).hexdigest().upper() + '"'
+def v2_etag(protobuf: bool, catalog: Catalog = BUILTIN) -> str:
+    """A strong ETag for one encoding of the v2 document (changes with the catalog)."""
+    def build() -> str:
+        body = openapi_v2_protobuf(catalog) if protobuf else openapi_v2(catalog)
+        return '"' + hashlib.sha512(body).hexdigest().upper() + '"'
+
+    return catalog.memo(f"openapi v2 etag {protobuf}", build)
 
 
 def v2_wants_protobuf(accept: str) -> bool:

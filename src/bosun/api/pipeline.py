@@ -52,6 +52,12 @@ gone) and the store. A list or get passes stages 1-5 and reads the store (encryp
 To add a kind: one row in :mod:`bosun.api.registry` naming its strategy (a
 :class:`bosun.api.strategy.Strategy`, given its validator and defaulter, or a subclass for
 rules of its own); discovery, OpenAPI, tables, storage and routing follow from the row.
+Custom resources take the same path: each server's :mod:`bosun.api.catalog` holds the
+registry's rows plus, for every Established CustomResourceDefinition, one row per served
+version made at run time by :mod:`bosun.api.crd.controller`, whose strategy
+(:class:`bosun.api.crd.version.CustomVersion`) prunes, defaults and validates by the CRD's
+schema and CEL rules, and whose ``custom`` part gives decoding, OpenAPI, tables and scale
+what the built-in kinds find in generated tables.
 To add an admission rule: one plugin module in :mod:`bosun.api.admission` (the ``Plugin``
 protocol) and its place in ``standard_chain``.
 """

@@ -8,11 +8,49 @@ its kind's strategy (:mod:`bosun.api.strategy`): the kind's rules on a write.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 from bosun.api.strategy import GENERIC, Strategy
+from bosun.api.strategy import apiextensions as sx
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
 from bosun.api.strategy import workloads as sw
+
+
+class Custom(Protocol):
+    """What a row made at run time from a CustomResourceDefinition brings instead of the
+    built-in tables (generated schemas, printers, the workloads' scale fields). The generic
+    stages ask a row for it; they never ask which kind it is."""
+
+    def unknown_fields(self, obj: dict[str, Any]) -> list[str]:
+        """Paths of fields the schema does not declare (``spec.foo``)."""
+        ...
+
+    def prune(self, obj: dict[str, Any]) -> list[str]:
+        """Drop the fields the schema does not declare; their paths."""
+        ...
+
+    def openapi_schema(self) -> dict[str, Any]:
+        """The version's schema for the OpenAPI documents (kubectl explain, apply)."""
+        ...
+
+    def table_columns(self) -> list[dict[str, Any]]:
+        """``additionalPrinterColumns`` as Table column definitions (Name first, Age last
+        when none is given)."""
+        ...
+
+    def table_cells(self, obj: dict[str, Any], now: datetime) -> list[Any]:
+        ...
+
+    def selectable_fields(self) -> frozenset[str]:
+        """Field labels a field selector may name besides metadata's (``spec.color``)."""
+        ...
+
+    def scale_paths(self) -> tuple[str, str, str]:
+        """(spec replicas, status replicas, label selector) paths, e.g. ``.spec.replicas``;
+        the selector path may be empty."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +75,8 @@ class Resource:
     # What is special about the kind on a write (status reset, defaults, validation,
     # deletion policy): the generic write path asks it and never names a kind.
     strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
+    # Set on rows served for a CustomResourceDefinition (:mod:`bosun.api.crd`).
+    custom: Custom | None = field(default=None, compare=False, repr=False)
 
     @property
     def singular(self) -> str:
@@ -139,6 +179,10 @@ RESOURCES: tuple[Resource, ...] = (
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
              has_spec=False, strategy=sc.STORAGE_CLASS),
+    # apiextensions.k8s.io/v1: the CustomResourceDefinition itself; the custom resources it
+    # defines are served from bosun.api.catalog once it is Established.
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+             ("crd", "crds"), subresources=("status",), strategy=sx.CRD),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,

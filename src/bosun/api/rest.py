@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
+from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import check_fields, warn_about
 from bosun.api.httputil import (
@@ -52,9 +53,11 @@ PATCH_TYPES = (
 
 class RestHandler:
     def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
-                 service_accounts: ServiceAccountTokens | None = None) -> None:
+                 catalog: Catalog = BUILTIN, service_accounts: ServiceAccountTokens | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        # What this server serves: the built-in kinds and its Established CRDs' resources.
+        self.catalog = catalog
         # Signs the tokens TokenRequest hands out (None: this server issues none).
         self.service_accounts = service_accounts
         # The credential the API server presents to node agents (logs), as kube-apiserver's
@@ -93,7 +96,7 @@ class RestHandler:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        t = decoded(request).served()
+        t = decoded(request, self.catalog).served()
         method = request.method
         if t.sub is not None:
             return await subresources.handle(self, request, t)

@@ -399,6 +399,18 @@ def check_type(model: str, obj: dict[str, Any]) -> tuple[list[str], list[str]]:
     return unknown, errors
 
 
+def check_metadata(obj: dict[str, Any], prune: bool) -> tuple[list[str], list[str]]:
+    """:func:`check` of an object's ``metadata`` alone (a custom resource's: its schema says
+    nothing of it, ObjectMeta does), dropping unknown fields when ``prune``."""
+    meta = obj.get("metadata")
+    unknown: list[str] = []
+    errors: list[str] = []
+    t = _TYPES["V1ObjectMeta"]
+    if isinstance(meta, dict) and not _clean(meta, t):
+        _walk(meta, t, "metadata.", "metadata.", unknown, errors, prune)
+    return unknown, errors
+
+
 def unknown_fields(resource: Resource, obj: dict[str, Any]) -> list[str]:
     """Paths of fields the kind does not have, e.g. ``spec.template.spec.containers[0].imagePullPolicyy``."""
     return check(resource, obj)[0]

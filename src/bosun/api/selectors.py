@@ -546,7 +546,8 @@ _KIND_FIELDS: dict[tuple[str, str], frozenset[str]] = {
 
 def check_field_selector(resource: Resource, sel: FieldSelector) -> None:
     """Refuse field labels the kind does not index, with Kubernetes' message."""
-    allowed = _KIND_FIELDS.get((resource.group, resource.kind), frozenset())
+    allowed = (resource.custom.selectable_fields() if resource.custom is not None
+               else _KIND_FIELDS.get((resource.group, resource.kind), frozenset()))
     for r in sel.requirements:
         if r.field in _META_FIELDS or r.field in allowed:
             continue

@@ -18,6 +18,8 @@ from aiohttp import web
 
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.app import LOCAL_DISPATCHER, make_app
+from bosun.api.catalog import Catalog
+from bosun.api.crd.controller import DefinitionController
 from bosun.api.defaults.storage import local_path_class
 from bosun.api.errors import APIError
 from bosun.api.gc import GarbageCollector
@@ -82,6 +84,9 @@ class APIServer:
         self.cache: WatchCache | None = None
         self.storage: Storage | None = None
         self.namespaces = NamespaceTracker()
+        # What this server serves: the built-in kinds and its store's Established CRDs.
+        self.catalog = Catalog()
+        self.definitions: DefinitionController | None = None
         self._runner: web.AppRunner | None = None
         # Running only where they act (see ``collectors``): None elsewhere.
         self.namespace_finalizer: NamespaceFinalizer | None = None
@@ -116,6 +121,11 @@ class APIServer:
                                toleration_seconds=cfg.default_toleration_seconds)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
+        # Custom resources are served from the start (listening before listing: no CRD
+        # event falls between the two).
+        self.definitions = DefinitionController(self.storage, self.catalog)
+        self.cache.listeners.append(self.definitions.observe)
+        await self.definitions.start()
         await self._check_sealed(sealed)
         await self._load_namespaces()
         await self._ensure_system_namespaces()
@@ -134,7 +144,7 @@ class APIServer:
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
-        self.rest = RestHandler(self.storage, self.cache, node_token=self.token,
+        self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
         app = make_app(self.rest, self.store, auth)
         self.local = app[LOCAL_DISPATCHER]
@@ -160,6 +170,9 @@ class APIServer:
         if self.rest is not None:
             await self.rest.close()
         await self.stop_collectors()
+        if self.definitions is not None:
+            await self.definitions.stop()
+            self.definitions = None
         modified: list[str] = []
         if self.cache is not None:
             await self.cache.stop()
@@ -179,12 +192,12 @@ class APIServer:
         listens to the watch cache before it lists, so no event falls between the two."""
         assert self.storage is not None and self.cache is not None
         if namespaces and self.namespace_finalizer is None:
-            finalizer = NamespaceFinalizer(self.storage, self.namespaces)
+            finalizer = NamespaceFinalizer(self.storage, self.namespaces, self.catalog.stored)
             self.cache.listeners.append(finalizer.observe)
             self.namespace_finalizer = finalizer
             finalizer.start()
         if gc and self.gc is None:
-            collector = GarbageCollector(self.storage)
+            collector = GarbageCollector(self.storage, self.catalog)
             self.cache.listeners.append(collector.observe)
             self.gc = collector
             try:

@@ -35,6 +35,7 @@ from bosun.api.validation import validate, validate_update
 from bosun.store.base import (
     ConflictError,
     KeyExistsError,
+    KeyValue,
     NotFoundError,
     Store,
 )
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 MAX_RETRIES = 20
 # Objects this server wrote last, kept for the next read-modify-write of the same key.
 RECENT_MAX = 20000
+
+
+def _at_version(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as read at ``res``'s version (a copy when it was written at another)."""
+    return obj if obj.get("apiVersion") == res.api_version else dict(obj, apiVersion=res.api_version)
 
 
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
@@ -65,7 +71,7 @@ class Storage:
         self.namespaces = namespaces
         # Encryption at rest of the resources the configuration names (Secrets).
         self.sealer = Sealer(sealed or {})
-        self._load, self._stale, self._dump = self.sealer.load, self.sealer.stale, self.sealer.dump
+        self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds)
         # Told about every object written (key, revision, object): the watch cache uses it
@@ -75,6 +81,14 @@ class Storage:
         # writes follow its create within seconds, so mutate usually starts from here
         # instead of a store read and a decode. Never trusted alone: see mutate.
         self._recent: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def _load(self, res: Resource, kv: KeyValue) -> dict[str, Any]:
+        obj = self.sealer.load(res, kv)
+        if obj.get("apiVersion") != res.api_version:
+            # A custom resource written at another of its versions: with ``conversion:
+            # None`` an object is read at any served version by its apiVersion alone.
+            obj["apiVersion"] = res.api_version
+        return obj
 
     def _written(self, key: str, rev: int, obj: dict[str, Any]) -> None:
         recent = self._recent
@@ -277,14 +291,13 @@ class Storage:
                     raise errors.not_found(res.plural, name, res.group)
                 expected, old = kv.mod_revision, self._load(res, kv)
                 stale = self._stale(res, kv)
-            # fn sees the object with an empty resourceVersion: one in its result was put
-            # there by the client (a patch that sets it), which makes it a precondition.
-            # (Empty, not absent: a JSON patch may "replace" it, as kubectl's does.)
-            if fn_copies:
-                current = dict(old, metadata={**old["metadata"], "resourceVersion": ""})
-            else:
-                current = json_copy(old)
-                current["metadata"]["resourceVersion"] = ""
+            # fn sees the object with its resourceVersion (a JSON patch may ``test`` it, as
+            # kopf's do, or ``replace`` it, as kubectl's does); a different one in its result
+            # was put there by the client (a patch that sets it), which makes it a
+            # precondition, checked on every attempt.
+            current = dict(old, metadata=dict(old["metadata"])) if fn_copies else json_copy(old)
+            if current.get("apiVersion") != res.api_version:
+                current["apiVersion"] = res.api_version  # written last at another version (see _load)
             try:
                 new = fn(current)
             except APIError:
@@ -302,7 +315,9 @@ class Storage:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
                                                 stale=stale, manager=manager, applied=applied)
             except APIError as exc:
-                if cached is not None or (exc.code == 409 and exc.reason == "Conflict" and not rv):
+                # A precondition the client set is checked against the next read: a
+                # lost compare-and-swap is retried either way.
+                if cached is not None or (exc.code == 409 and exc.reason == "Conflict"):
                     continue
                 raise
             if cached is not None and out is old:
@@ -352,7 +367,7 @@ class Storage:
         elif manager is not None:
             fieldmanager.track_update(old, new, patch_schema_for(res.group, res.kind), manager, subresource or "",
                                       sent=sent_fields)
-        if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
+        if subresource in (None, "scale") and strategy.bumps_generation(res, new, old):
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
@@ -412,7 +427,7 @@ class Storage:
             kv = await call_store(self.store.get(res.key(ns, name)))
             if kv is None:
                 raise errors.not_found(res.plural, name, res.group)
-            obj = self._load(res, kv)
+            obj = self.sealer.load(res, kv)  # as stored: it is handed to the watch cache below
             m = obj["metadata"]
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != m.get("uid"):
@@ -428,16 +443,16 @@ class Storage:
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
             if dry_run:
-                return (updated or obj), updated is None
+                return _at_version(res, updated or obj), updated is None
             if updated is not None and updated == obj:
-                return obj, False  # already being deleted as asked
+                return _at_version(res, obj), False  # already being deleted as asked
             try:
                 if updated is not None:
                     rev = await call_store(self.store.update(kv.key, self._dump(res, kv.key, updated),
                                                              kv.mod_revision))
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
-                    return updated, False
+                    return _at_version(res, updated), False
                 req = admission.Request(admission.DELETE, res, ns, name, obj)
                 await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
@@ -449,5 +464,5 @@ class Storage:
             self._recent.pop(kv.key, None)
             self.on_write(kv.key, deleted.mod_revision, obj)
             await req.succeeded()
-            return obj, True
+            return _at_version(res, obj), True
         raise errors.conflict(res.plural, name, res.group, "too many concurrent updates; try again")

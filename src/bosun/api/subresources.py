@@ -16,6 +16,7 @@ from bosun.api.handler import Serving
 from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
 from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
+from bosun.api.registry import Resource
 from bosun.api.serversideapply import manager_of
 from bosun.api.target import Target
 
@@ -40,7 +41,7 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
             return await h.patch(request, t, sub=sub)
     elif sub == "scale":
         if m == "GET":
-            return json_response(scale_of(await h.storage.get(t.res, t.namespace, t.name)))
+            return json_response(scale_of(await h.storage.get(t.res, t.namespace, t.name), t.res))
         if m in ("PUT", "PATCH"):
             return await _write_scale(h, request, t)
     elif sub == "binding" and m == "POST":
@@ -60,18 +61,45 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     raise errors.method_not_allowed(f"the server does not allow this method on the requested resource: {m}")
 
 
-def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+def _at(obj: Any, path: str) -> Any:
+    """The value at a simple JSON path (``.spec.replicas``), None when absent."""
+    for key in path.strip(".").split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _set_at(obj: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.strip(".").split(".")
+    for key in parents:
+        nxt = obj.get(key)
+        if not isinstance(nxt, dict):
+            nxt = obj[key] = {}
+        obj = nxt
+    obj[last] = value
+
+
+def _scale_paths(res: Resource) -> tuple[str, str, str]:
+    """Where a kind keeps its replicas and selector: a CRD names them (``subresources.scale``),
+    the built-in workloads use spec.replicas and spec.selector."""
+    return res.custom.scale_paths() if res.custom is not None else (".spec.replicas", ".status.replicas", "")
+
+
+def scale_of(obj: dict[str, Any], res: Resource | None = None) -> dict[str, Any]:
     """The autoscaling/v1 Scale view of a workload (what `kubectl scale` and HPAs use)."""
     m = obj["metadata"]
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    spec_path, status_path, selector_path = _scale_paths(res) if res is not None else (
+        ".spec.replicas", ".status.replicas", "")
+    selector = _at(obj, selector_path) if selector_path else _selector_string(_at(obj, ".spec.selector"))
+    replicas, current = _at(obj, spec_path), _at(obj, status_path)
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in m},
-        "spec": {"replicas": int(spec.get("replicas") or 0)},
-        "status": {"replicas": int(status.get("replicas") or 0),
-                   "selector": _selector_string(spec.get("selector"))},
+        "spec": {"replicas": replicas if isinstance(replicas, int) else 0},
+        "status": {"replicas": current if isinstance(current, int) else 0,
+                   "selector": selector if isinstance(selector, str) else ""},
     }
 
 
@@ -83,7 +111,7 @@ async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Respo
     new_scale: dict[str, Any] = {} if is_patch else parse_object(body, ctype)
 
     def fn(current: dict[str, Any]) -> dict[str, Any]:
-        scale = scale_of(current)
+        scale = scale_of(current, t.res)
         if is_patch:
             try:
                 wanted = apply_patch(scale, body, ctype, t.res)
@@ -103,14 +131,14 @@ async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Respo
                 [errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")], "autoscaling",
             )
         rv = (wanted.get("metadata") or {}).get("resourceVersion")
-        current.setdefault("spec", {})["replicas"] = replicas
+        _set_at(current, _scale_paths(t.res)[0], replicas)
         if rv:
             current["metadata"]["resourceVersion"] = rv
         return current
 
     out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request),
                                  manager=manager_of(request))
-    return json_response(scale_of(out))
+    return json_response(scale_of(out, t.res))
 
 
 async def create(h: Serving, request: web.Request, t: Target, body: dict[str, Any]) -> web.Response:

@@ -22,7 +22,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bosun.api import errors
-from bosun.api.registry import Resource, by_plural
+from bosun.api.registry import Resource
 
 # Namespace subresources: /api/v1/namespaces/{name}/{sub} is one of these, not a list.
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
@@ -84,16 +84,22 @@ class _Request(Protocol):
 DECODED = web.RequestKey("bosun.decoded", Decoded)
 
 
+class Lookup(Protocol):
+    """Which resources are served (a server's :class:`bosun.api.catalog.Catalog`)."""
+
+    def by_plural(self, group: str, version: str, plural: str) -> Resource | None: ...
+
+
 def not_found() -> errors.APIError:
     return errors.APIError(404, "NotFound", "the server could not find the requested resource")
 
 
-def decoded(request: web.Request) -> Decoded:
+def decoded(request: web.Request, served: Lookup) -> Decoded:
     """The request's decoding, made on first use and kept on the request."""
     found = request.get(DECODED)
     if isinstance(found, Decoded):
         return found
-    decoded = decode(request.method, request.path, request.query)
+    decoded = decode(request.method, request.path, request.query, served)
     request[DECODED] = decoded
     return decoded
 
@@ -129,8 +135,9 @@ def verb_of(method: str, name: str, sub: str, query: Mapping[str, str]) -> str:
     return _WRITE_VERBS.get(method, method.lower())
 
 
-def _served(group: str, version: str, resource: str, ns: str, name: str, sub: str, verb: str) -> Target | None:
-    res = by_plural(group, version, resource)
+def _served(served: Lookup, group: str, version: str, resource: str, ns: str, name: str, sub: str,
+            verb: str) -> Target | None:
+    res = served.by_plural(group, version, resource)
     if res is None:
         return None
     if ns and not res.namespaced:
@@ -142,13 +149,13 @@ def _served(group: str, version: str, resource: str, ns: str, name: str, sub: st
     return Target(res, ns or None, name or None, sub or None, verb)
 
 
-def decode(method: str, path: str, query: Mapping[str, str]) -> Decoded:
+def decode(method: str, path: str, query: Mapping[str, str], served: Lookup) -> Decoded:
     split = split_path(path)
     if split is None:
         return Decoded(method.lower(), path, False)
     group, version, rest = split
     resource, ns, name, sub, too_long = _names(rest)
     verb = verb_of(method, name, sub, query)
-    target = None if too_long or not resource else _served(group, version, resource, ns, name, sub, verb)
+    target = None if too_long or not resource else _served(served, group, version, resource, ns, name, sub, verb)
     return Decoded(verb, path, True, group, version, resource, ns, name, sub,
                    query.get("fieldSelector", ""), target)

@@ -205,6 +205,10 @@ class _Encoder:
         self.headers_sent = False
 
     def line(self, typ: str, obj: dict[str, Any]) -> bytes:
+        if obj.get("apiVersion") != self.res.api_version:
+            # A custom resource watched at another version than it was written at
+            # (``conversion: None``): the shared object is copied, never changed.
+            obj = dict(obj, apiVersion=self.res.api_version)
         if self.as_table:
             table = to_table(self.res, [obj], include_object=self.include_object, now=datetime.now(UTC))
             table["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
@@ -215,7 +219,7 @@ class _Encoder:
         return orjson.dumps({"type": typ, "object": obj}) + b"\n"
 
     def event(self, typ: str, ev: CachedEvent) -> bytes:
-        if typ == ev.type and not self.as_table:
+        if typ == ev.type and not self.as_table and ev.obj.get("apiVersion") == self.res.api_version:
             return ev.json_line()
         return self.line(typ, ev.obj)
 

@@ -135,6 +135,10 @@ class Strategy:
         except Exception:
             return []
 
+    def bumps_generation(self, res: Resource, new: Obj, old: Obj) -> bool:
+        """Whether an update changes what ``metadata.generation`` counts: the spec."""
+        return res.has_spec and new.get("spec") != old.get("spec")
+
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         """The rules an update must also obey: fields that may not change once set."""
         return self.update_rule(new, old) if self.update_rule is not None else []

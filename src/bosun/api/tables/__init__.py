@@ -15,6 +15,7 @@ from bosun.api.registry import Resource
 from bosun.api.tables.cluster import (
     POD_SELECTOR_DESC,
     configmap_row,
+    crd_row,
     default_row,
     endpoints_row,
     event_row,
@@ -146,6 +147,7 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("", "Namespace"): ([NAME, col("Status"), AGE], namespace_row),
     ("", "ServiceAccount"): ([NAME, col("Secrets", _I), AGE], serviceaccount_row),
     ("coordination.k8s.io", "Lease"): ([NAME, col("Holder"), AGE], lease_row),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): ([NAME, col("Created At", "date")], crd_row),
     ("scheduling.k8s.io", "PriorityClass"): (
         [NAME, col("Value", _I), col("Global-Default", "boolean"), col("PreemptionPolicy"), AGE],
         priorityclass_row,
@@ -239,6 +241,8 @@ _ROW_CONDITIONS: dict[tuple[str, str], Callable[[Obj], list[Obj] | None]] = {(""
 
 def column_definitions(resource: Resource) -> list[Obj]:
     """The columns ``kubectl get`` shows for this resource (priority 1: only with ``-o wide``)."""
+    if resource.custom is not None:
+        return resource.custom.table_columns()
     return [dict(c) for c in _PRINTERS.get((resource.group, resource.kind), _DEFAULT_PRINTER)[0]]
 
 
@@ -265,6 +269,8 @@ def to_table(
         )
     now = now or datetime.now(UTC)
     columns, printer = _PRINTERS.get((resource.group, resource.kind), _DEFAULT_PRINTER)
+    if resource.custom is not None:  # a CRD's additionalPrinterColumns
+        columns, printer = resource.custom.table_columns(), resource.custom.table_cells
     conditions = _ROW_CONDITIONS.get((resource.group, resource.kind))
     rows: list[Obj] = []
     for obj in objects:

@@ -149,6 +149,10 @@ def serviceaccount_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), len(o.get("secrets") or []), age(o, now)]
 
 
+def crd_row(o: Obj, now: datetime) -> Cells:
+    return [name_of(o), dig(o, "metadata", "creationTimestamp") or ""]
+
+
 def lease_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), dig(o, "spec", "holderIdentity") or "", age(o, now)]
 
