@@ -354,10 +354,9 @@ class Storage:
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
         # every status report and binding, for nothing.
-        errs = validate(res, new) if subresource in (None, "scale") else []
-        if not errs and subresource in (None, "scale"):
-            errs = validate_update(res, new, old)
-        elif subresource is not None:
+        if subresource in (None, "scale"):
+            errs = validate(res, new) or validate_update(res, new, old)
+        else:
             errs = strategy.validate_subresource(subresource, new, old)
         if errs:
             raise _kind_err(res, name, errs)
