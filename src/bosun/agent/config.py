@@ -47,6 +47,9 @@ class AgentConfig:
     # for agents that share a network namespace with other agents (tests on one host), which
     # would otherwise fight over one nftables table.
     node_network: bool = True
+    # Where the node's nginx serves Ingresses; HTTP port 0: no ingress on this node.
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
 
     @property
     def pods_dir(self) -> Path:

@@ -118,6 +118,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), strategy=sc.INGRESS),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
              strategy=sc.NETWORK_POLICY),
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, (),
+             strategy=sc.INGRESS_CLASS),
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA),
