@@ -16,6 +16,8 @@ from pathlib import Path
 
 from bosun.network.ingress.model import DEFAULT_SERVER, Location, Routes, Server, Upstream, wildcard_regex
 
+KEEPALIVE_REQUESTS = 32
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -80,6 +82,9 @@ def _head(out: _Lines, s: Settings) -> None:
         "  proxy_set_header X-Forwarded-Proto $scheme;",
         "  proxy_set_header X-Forwarded-Host $host;",
         "  proxy_set_header X-Forwarded-Port $server_port;",
+        # nginx's own 502 (the Service refused: no endpoints) is "unavailable", as ingress-nginx says;
+        # a 502 from the application itself passes through untouched.
+        "  error_page 502 = @bosun_unavailable;",
     ):
         out.add(line)
 
@@ -91,7 +96,10 @@ def _upstreams(out: _Lines, routes: Routes) -> None:
             if loc.upstream is not None and loc.upstream.name not in seen:
                 seen[loc.upstream.name] = loc.origin
                 up = loc.upstream
-                out.add(f"  upstream {up.name} {{ server {up.address}:{up.port}; keepalive 64; }}", loc.origin)
+                # The proxy balances per connection: a kept-alive connection is reused for at most
+                # KEEPALIVE_REQUESTS requests, so new endpoints (a scaled Deployment) get their share.
+                out.add(f"  upstream {up.name} {{ server {up.address}:{up.port}; keepalive 64; "
+                        f"keepalive_requests {KEEPALIVE_REQUESTS}; keepalive_timeout 10s; }}", loc.origin)
 
 
 def _location(out: _Lines, loc: Location, tls: bool, s: Settings) -> None:
@@ -143,6 +151,7 @@ def _server(out: _Lines, server: Server, s: Settings) -> None:
         _location(out, loc, tls, s)
     if ("^~", "/") not in server.locations:
         out.add("    location / { return 404; }")
+    out.add("    location @bosun_unavailable { return 503; }")
     out.add("  }")
 
 
