@@ -187,8 +187,8 @@ def ing(netcluster: NetCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         c = Ingresses(netcluster, tmp_path_factory.mktemp("ingress"))
         c.apply(deployment("web", 2), deployment("api", 1), deployment("other", 1),
                 service("web", "web"), service("api", "api"), service("other", "other"), service("empty", "none"))
-        for app, n in (("web", 2), ("api", 1), ("other", 1)):
-            c.wait(f"{app} endpoints", lambda app=app, n=n: c.ready(app) == n, within=90)
+        want = {"web": 2, "api": 1, "other": 1}
+        c.wait("the applications' endpoints", lambda: all(c.ready(app) == n for app, n in want.items()), within=90)
         yield c
     finally:
         netcluster.kubectl("delete", "namespace", NS, "--wait=false")

@@ -146,6 +146,9 @@ class _Builder:
                          f"Service {ns}/{name} has no cluster IP (headless or ExternalName); its routes answer 503")
             return None
         number = port.get("number")
+        if number and not any(p.get("port") == number for p in spec.get("ports") or []):
+            self.problem(ing, "ServicePortNotFound", f"Service {ns}/{name} has no port {number}; its routes answer 503")
+            return None
         if not number:
             wanted = port.get("name")
             number = next((p.get("port") for p in spec.get("ports") or [] if p.get("name") == wanted), None)
