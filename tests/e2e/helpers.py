@@ -48,14 +48,17 @@ class Up:
 
 
 @contextmanager
-def bosun_up(tmp: Path, ready_within: float = 60) -> Iterator[Up]:
+def bosun_up(tmp: Path, ready_within: float = 60, ingress_ports: tuple[int, int] | None = None) -> Iterator[Up]:
     """`bosun up --runtime process` with its data in ``tmp``/up, on free loopback ports; yields
-    once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens."""
+    once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens.
+    Its ingress (nginx on this machine's ports 80 and 443 by default) is off unless
+    ``ingress_ports`` (HTTP, HTTPS) are given: tests running at once would fight over them."""
     data = tmp / "up"
     agent_port = free_port()
+    http, https = ingress_ports or (0, 0)
     proc = subprocess.Popen(
         [BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", "process",
-         "--agent-port", str(agent_port)],
+         "--agent-port", str(agent_port), "--ingress-http-port", str(http), "--ingress-https-port", str(https)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:

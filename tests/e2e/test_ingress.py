@@ -11,7 +11,8 @@ Secret rotated and then broken (event, the last good certificate kept); a missin
 a Service without endpoints (503, other routes unharmed), conflicting rules (older wins,
 event), unknown annotations (event), a configuration nginx refuses (event, the previous one
 kept, other changes still applied); an Ingress edited, a backend scaled without a reload, an
-agent killed and restarted without dropping a request (nginx adopted); 422 for bad input.
+agent killed and restarted without dropping a request (nginx adopted); 422 for bad input;
+``bosun service create --ingress-host`` (and ``service rm``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from tests.e2e.helpers import BOSUN
 from tests.harness import NetCluster
 from tests.harness.fixtures import requires_netns
 
@@ -355,3 +358,21 @@ def test_invalid_ingress_is_refused_with_the_field(ing: Ingresses) -> None:
     for obj, message in cases:
         done = ing.net.kubectl("apply", "-f", "-", input=json.dumps(obj))
         assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_service_create_with_an_ingress_host(ing: Ingresses) -> None:
+    """`bosun service create --ingress-host` makes the route; `bosun service rm` takes it away."""
+    def bosun(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([BOSUN, "--kubeconfig", str(ing.net.kubeconfig), "-n", NS, *args],
+                              capture_output=True, text=True, timeout=150)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        return done
+
+    bosun("service", "create", "--name", "blog", "--ingress-host", "blog.test", "--ingress-path", "/posts",
+          "--publish", "8080", "-e", "APP=blog", "host", "python3", "-c", SERVER)
+    ing.answers("http:///posts/1", "blog.test", "blog")
+    assert ing.app("http:///", "blog.test") == "404"
+    bosun("service", "rm", "blog")
+    assert ing.net.kubectl("-n", NS, "get", "ingress", "blog").returncode != 0
+    # blog.test is an unknown host again: the module's defaultBackend (Ingress "fallback") answers.
+    ing.answers("http:///posts/1", "blog.test", "other")
