@@ -1,6 +1,7 @@
 """The node's ingress component against a real API server and a real nginx, without a cluster:
 what it leaves behind. nginx survives a crashed agent and is adopted by the next one (same
-master, no needless reload); the node going away (``stop(remove=True)``: `bosun up`'s stop,
+master, no needless reload) and started again if killed; a burst of changes is a few
+reloads; the node going away (``stop(remove=True)``: `bosun up`'s stop,
 the agent's cleanup) stops every nginx process and deletes its files.
 
 nginx listens on free ports of this namespace; the only route answers 503 (its Service does
@@ -9,10 +10,14 @@ not exist), so no request leaves loopback.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import RunningServer
@@ -64,9 +69,8 @@ async def test_nginx_is_adopted_after_a_crash_and_leaves_with_the_node(api_serve
         first = component()
         try:
             await first.start()
-            await client.create(INGRESSES, {"metadata": {"name": "site", "namespace": ns}, "spec": {"rules": [
-                {"host": "site.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                    "service": {"name": "ghost", "port": {"number": 80}}}}]}}]}})
+            await client.create(INGRESSES, {"metadata": {"name": "site", "namespace": ns},
+                                            "spec": {"rules": [site("site.test")]}})
             await eventually(lambda: _async(curl(http, "site.test") == "503"), within=20, what="route served")
             assert curl(http, "other.test") == "404"
             processes = nginx_pids(state)
@@ -77,14 +81,26 @@ async def test_nginx_is_adopted_after_a_crash_and_leaves_with_the_node(api_serve
             await first.stop(remove=False)
             assert nginx_pids(state) == processes
             second = component()
+            second.watchdog = 0.5
             await second.start()
             try:
                 assert second.nginx.master() == master and second.reloads == 0  # nothing changed: no reload
-                await client.patch(INGRESSES, "site", {"spec": {"rules": [{"host": "moved.test", "http": {"paths": [
-                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "ghost", "port": {
-                        "number": 80}}}}]}}]}}, ns)
+                await client.patch(INGRESSES, "site", {"spec": {"rules": [site("moved.test")]}}, ns)
                 await eventually(lambda: _async(curl(http, "moved.test") == "503"), within=20, what="reloaded")
                 assert second.nginx.master() == master
+                # A burst of changes is coalesced into a few reloads.
+                before = second.reloads
+                await asyncio.gather(*(client.create(INGRESSES, {"metadata": {"name": f"burst-{i}", "namespace": ns},
+                                                                 "spec": {"rules": [site(f"b{i}.test")]}})
+                                       for i in range(30)))
+                await eventually(lambda: _async(curl(http, "b29.test") == "503" and curl(http, "b0.test") == "503"),
+                                 within=20, what="the burst served")
+                assert second.reloads - before < 15
+                # nginx killed behind our back: the watchdog starts it again.
+                for pid in nginx_pids(state):
+                    os.kill(pid, signal.SIGKILL)
+                await eventually(lambda: _async(curl(http, "moved.test") == "503"), within=20, what="restarted")
+                assert second.nginx.master() not in (None, master)
             finally:
                 await second.stop(remove=True)
                 await second.informers.stop()
@@ -93,6 +109,11 @@ async def test_nginx_is_adopted_after_a_crash_and_leaves_with_the_node(api_serve
         assert nginx_pids(state) == set()
         assert not state.exists()
         assert curl(http, "moved.test") == "000"
+
+
+def site(host: str) -> dict[str, Any]:
+    return {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "ghost", "port": {"number": 80}}}}]}}
 
 
 async def _async(value: bool) -> bool:

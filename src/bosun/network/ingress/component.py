@@ -12,6 +12,9 @@ Ingress's last good version (or nothing, if it never had one) is used instead an
 candidate is tried again, so one broken Ingress never blocks the others nor replaces a
 working configuration; it gets a ``ConfigRejected`` event with nginx's message.
 
+A quiet loop looks every ``WATCHDOG_SECONDS`` that nginx still runs, and starts it again if
+it was killed.
+
 The node may read only the Secrets that Ingresses name (bosun.security.authz.node), one
 watch per Secret (``metadata.name=`` field selector), as the kubelet watches its pods' Secrets.
 """
@@ -47,6 +50,7 @@ BATCH_DELAY = 0.005
 MAX_RETRY_PAUSE = 30.0
 SECRET_SYNC_SECONDS = 5.0
 MAX_REFUSALS = 8  # Ingresses set aside in one sync before giving up on it
+WATCHDOG_SECONDS = 10.0  # how often a quiet loop checks that nginx still runs
 
 
 def tls_secrets(ing: Obj) -> set[tuple[str, str]]:
@@ -74,6 +78,7 @@ class NodeIngress:
         self._text = ""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.watchdog = WATCHDOG_SECONDS
         self.syncs = 0
         self.reloads = 0
 
@@ -115,7 +120,13 @@ class NodeIngress:
     async def _run(self) -> None:
         pause = MIN_INTERVAL
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.watchdog)
+            except TimeoutError:
+                if self.nginx.master() is not None:
+                    continue
+                log.warning("ingress: nginx is not running; starting it again")
+                self._text = ""  # the next sync starts it with the current configuration
             await asyncio.sleep(BATCH_DELAY)
             self._wake.clear()
             started = time.monotonic()

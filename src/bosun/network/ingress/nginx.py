@@ -125,6 +125,13 @@ class Nginx:
         code, err = await self._run(*self._args(self.conf))
         if code != 0:
             return err.splitlines()[-1] if err else f"nginx exited with {code}"
+        # The command returns when nginx has forked its daemon, which writes the pid file a
+        # moment later: wait for it, or the next sync would not find the master and start another.
+        deadline = time.monotonic() + STOP_WAIT
+        while self.master() is None:
+            if time.monotonic() > deadline:
+                return "nginx started but wrote no pid file"
+            await asyncio.sleep(0.01)
         return ""
 
     async def remove(self) -> None:
