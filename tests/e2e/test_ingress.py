@@ -221,6 +221,11 @@ def test_host_and_path_routing_default_backend_and_status(ing: Ingresses) -> Non
     seen = json.loads(ing.curl("http:///api/echo", "shop.test")[1])
     assert (seen["path"], seen["host"]) == ("/api/echo", "shop.test")
     assert seen["xri"] == net.client_ip and net.client_ip in seen["xff"]
+    # rewrite-target: the matched prefix is replaced.
+    ing.apply(ingress("rw", [rule("rw.test", path("/app", "Prefix", "web"))],
+                      annotations={"nginx.ingress.kubernetes.io/rewrite-target": "/"}))
+    ing.answers("http:///app/x?y=1", "rw.test", "web")
+    assert json.loads(ing.curl("http:///app/x?y=1", "rw.test")[1])["path"] == "/x?y=1"
     # A defaultBackend answers unknown hosts.
     ing.apply(ingress("fallback", defaultBackend=backend("other")))
     ing.answers("http:///", "nowhere.test", "other")
@@ -324,7 +329,8 @@ def test_edit_scale_without_reload_and_agent_restart(ing: Ingresses) -> None:
     ing.wait("both pods answer", lambda: len({json.loads(ing.curl("http:///two", "move.test")[1])["pod"]
                                              for _ in range(16)}) == 2, within=30)
     assert pods and ing.master_and_workers() == (master, workers)
-    # The agent dies and comes back: nginx keeps serving throughout, and is adopted.
+    # Reloads (other Ingresses changing) and the agent dying and coming back: requests in
+    # flight meanwhile all answer (reloads are graceful; nginx outlives the agent, adopted).
     failures: list[str] = []
     stop = threading.Event()
 
@@ -337,6 +343,9 @@ def test_edit_scale_without_reload_and_agent_restart(ing: Ingresses) -> None:
     thread = threading.Thread(target=hammer)
     thread.start()
     try:
+        for i in range(3):
+            ing.apply(ingress("churn", [rule(f"churn{i}.test", path("/", "Prefix", "web"))]))
+            ing.answers("http:///", f"churn{i}.test", "web")
         ing.net.restart_agent(ing.net.nodes[0].name, kill=True)
     finally:
         stop.set()

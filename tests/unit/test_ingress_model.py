@@ -1,5 +1,6 @@
 """The ingress's routing model and nginx.conf rendering, pure: Kubernetes' precedence rules as
-nginx locations, conflicts, default backends, TLS assignment, annotations, class selection."""
+nginx locations, conflicts, default backends, TLS assignment, annotations, class selection;
+and IngressClass validation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from bosun.api.validation.fields import Checker
+from bosun.api.validation.ingress import ingress_class_update, validate_ingress_class
 from bosun.network.ingress.annotations import parse_annotations
 from bosun.network.ingress.classes import CONTROLLER, default_class, is_ours
 from bosun.network.ingress.model import Cert, build, host_matches
@@ -166,3 +169,18 @@ def test_cert_store_keeps_the_last_good_certificate(tmp_path: Path) -> None:
     assert store.lookup("ns", "s") == Cert("", "not found")
     store.collect(set())
     assert not Path(first.path).exists()
+
+
+def test_ingress_class_validation() -> None:
+    def errors(obj: dict[str, Any]) -> list[str]:
+        c = Checker()
+        validate_ingress_class(c, obj)
+        return [e.detail() for e in c.errors]
+
+    good = {"metadata": {"name": "mine"}, "spec": {"controller": "example.com/ingress"}}
+    assert errors(good) == []
+    assert errors({"metadata": {"name": "x"}, "spec": {"controller": "nodomain"}}) == [
+        'spec.controller: Invalid value: "nodomain": must be a domain-prefixed path (such as "acme.io/foo")']
+    assert errors({"metadata": {"name": "x"}, "spec": {}}) == ["spec.controller: Required value"]
+    assert [e.detail() for e in ingress_class_update({"spec": {"controller": "a.io/b"}}, good)] == [
+        'spec.controller: Invalid value: "a.io/b": field is immutable']

@@ -15,7 +15,7 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
 from bosun.cli.daemon import run_until_signal
-from bosun.cli.network_opts import ingress_port_options, pod_cidr_option
+from bosun.cli.network_opts import check_ingress_ports, ingress_port_options, pod_cidr_option
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
@@ -81,6 +81,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
           ingress_https_port: int, log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_ingress_ports(ingress_http_port, ingress_https_port)
     if kubeconfig:
         cluster = load_kubeconfig(kubeconfig)
     elif server and token:

@@ -77,3 +77,9 @@ def ingress_port_options(f: F) -> F:
                      help="Port of the node's HTTPS ingress (0: no TLS listener).")(f)
     return click.option("--ingress-http-port", type=port, default=80, show_default=True,
                         help="Port on which every node serves Ingresses over HTTP (0: no ingress on this node).")(f)
+
+
+def check_ingress_ports(http: int, https: int) -> None:
+    """One line, before anything starts, when both ingress ports are the same one."""
+    if http and http == https:
+        fail(f"error: --ingress-http-port and --ingress-https-port are both {http}: nginx needs two ports")

@@ -20,7 +20,13 @@ from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups, parse_labels
 from bosun.cli.daemon import run_until_signal
-from bosun.cli.network_opts import ingress_port_options, network_config, network_options, pod_cidr_option
+from bosun.cli.network_opts import (
+    check_ingress_ports,
+    ingress_port_options,
+    network_config,
+    network_options,
+    pod_cidr_option,
+)
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport
@@ -43,6 +49,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
        ingress_http_port: int, ingress_https_port: int, log_level: str, **network: Any) -> None:
     """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
     settings = network_config(network)
+    check_ingress_ports(ingress_http_port, ingress_https_port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",
                          labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
