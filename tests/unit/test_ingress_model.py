@@ -116,8 +116,10 @@ def test_rendered_config_redirects_tls_hosts_and_knows_each_line_origin(tmp_path
     assert "      client_max_body_size 8m;" in block
     u = lines.index('    server_name "u.test";')
     assert not any("return 308" in ln for ln in lines[u:lines.index("  }", u)])
-    assert "  upstream ns_web_80_http { server 10.96.0.10:80; keepalive 64; keepalive_requests 32; " \
-           "keepalive_timeout 10s; }" in lines
+    unavailable = f'"unix:{tmp_path}/503.sock"'
+    assert f"  upstream ns_web_80_http {{ server 10.96.0.10:80 max_fails=0; server {unavailable} backup; " \
+           "keepalive 64; keepalive_requests 32; keepalive_timeout 10s; }" in lines
+    assert f"  server {{ listen {unavailable}; return 503; }}" in lines
 
 
 def test_annotations_known_invalid_and_unknown() -> None:

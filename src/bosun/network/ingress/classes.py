@@ -10,7 +10,7 @@ default at all. Ingresses of another controller are left alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Obj = dict[str, Any]
@@ -33,12 +33,24 @@ def class_name(ing: Obj) -> str:
     return str(spec.get("ingressClassName") or annotations.get(LEGACY_CLASS_ANNOTATION) or "")
 
 
+def ours_filter(classes: Iterable[Obj]) -> Callable[[Obj], bool]:
+    """Whether an Ingress is ours, given the cluster's IngressClasses (looked at once, for many)."""
+    mine: set[str] = set()
+    defaults: list[bool] = []  # of each class marked default: is it ours
+    for c in classes:
+        is_mine = (c.get("spec") or {}).get("controller") == CONTROLLER
+        if is_mine:
+            mine.add(str((c.get("metadata") or {}).get("name") or ""))
+        if ((c.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_ANNOTATION) == "true":
+            defaults.append(is_mine)
+    classless = not defaults or any(defaults)
+
+    def ours(ing: Obj) -> bool:
+        name = class_name(ing)
+        return name in mine if name else classless
+
+    return ours
+
+
 def is_ours(ing: Obj, classes: Iterable[Obj]) -> bool:
-    by_name = {(c.get("metadata") or {}).get("name"): c for c in classes}
-    name = class_name(ing)
-    if name:
-        cls = by_name.get(name)
-        return cls is not None and (cls.get("spec") or {}).get("controller") == CONTROLLER
-    defaults = [c for c in by_name.values()
-                if ((c.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_ANNOTATION) == "true"]
-    return not defaults or any((c.get("spec") or {}).get("controller") == CONTROLLER for c in defaults)
+    return ours_filter(classes)(ing)

@@ -32,7 +32,7 @@ from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.shared import SharedInformers
 from bosun.network.base import NodeNetworkContext
-from bosun.network.ingress.classes import is_ours
+from bosun.network.ingress.classes import ours_filter
 from bosun.network.ingress.model import Problem, Routes, build, ingress_key
 from bosun.network.ingress.nginx import Nginx
 from bosun.network.ingress.render import Settings, render
@@ -162,8 +162,8 @@ class NodeIngress:
     # -- one sync -------------------------------------------------------------------------
 
     def _ours(self) -> list[Obj]:
-        classes = self.classes.list()
-        return [i for i in self.ingresses.list() if is_ours(i, classes)]
+        ours = ours_filter(self.classes.list())
+        return [i for i in self.ingresses.list() if ours(i)]
 
     def _build(self, current: list[Obj]) -> Routes:
         chosen = []

@@ -117,6 +117,7 @@ class _Builder:
         self.services = services
         self.certs = certs
         self.routes = Routes()
+        self._upstreams: dict[tuple[str, str, str], Upstream | tuple[str, str]] = {}
 
     def problem(self, ing: Obj, reason: str, message: str, type_: str = "Warning") -> None:
         self.routes.problems.append(Problem(ingress_key(ing), type_, reason, message))
@@ -128,34 +129,43 @@ class _Builder:
         return server
 
     def upstream(self, ing: Obj, backend: Obj, options: Options) -> Upstream | None:
+        """The Service a backend names, once per distinct backend (an Ingress per host
+        often names the same Service)."""
+        ns = (ing.get("metadata") or {}).get("namespace") or ""
+        ref = backend.get("service")
+        key = (ns, repr(ref), options.protocol)
+        if key not in self._upstreams:
+            self._upstreams[key] = self._upstream(ing, backend, options)
+        found = self._upstreams[key]
+        if isinstance(found, Upstream):
+            return found
+        self.problem(ing, *found)
+        return None
+
+    def _upstream(self, ing: Obj, backend: Obj, options: Options) -> Upstream | tuple[str, str]:
+        """The Upstream, or (reason, message) of why the route answers 503."""
         ns = (ing.get("metadata") or {}).get("namespace") or ""
         ref = backend.get("service")
         if not isinstance(ref, dict):
-            self.problem(ing, "UnsupportedBackend", "only Service backends are supported; the route answers 503")
-            return None
+            return "UnsupportedBackend", "only Service backends are supported; the route answers 503"
         name = str(ref.get("name") or "")
         port = ref.get("port") or {}
         svc = self.services(ns, name)
         if svc is None:
-            self.problem(ing, "ServiceNotFound", f"Service {ns}/{name} not found; its routes answer 503")
-            return None
+            return "ServiceNotFound", f"Service {ns}/{name} not found; its routes answer 503"
         spec = svc.get("spec") or {}
         ip = str(spec.get("clusterIP") or "")
         if not ip or ip == "None" or spec.get("type") == "ExternalName":
-            self.problem(ing, "ServiceWithoutClusterIP",
-                         f"Service {ns}/{name} has no cluster IP (headless or ExternalName); its routes answer 503")
-            return None
+            return ("ServiceWithoutClusterIP",
+                    f"Service {ns}/{name} has no cluster IP (headless or ExternalName); its routes answer 503")
         number = port.get("number")
         if number and not any(p.get("port") == number for p in spec.get("ports") or []):
-            self.problem(ing, "ServicePortNotFound", f"Service {ns}/{name} has no port {number}; its routes answer 503")
-            return None
+            return "ServicePortNotFound", f"Service {ns}/{name} has no port {number}; its routes answer 503"
         if not number:
             wanted = port.get("name")
             number = next((p.get("port") for p in spec.get("ports") or [] if p.get("name") == wanted), None)
             if not number:
-                self.problem(ing, "ServicePortNotFound",
-                             f"Service {ns}/{name} has no port named {wanted!r}; its routes answer 503")
-                return None
+                return "ServicePortNotFound", f"Service {ns}/{name} has no port named {wanted!r}; its routes answer 503"
         label = re.sub(r"[^A-Za-z0-9_]", "_", f"{ns}_{name}_{number}_{options.protocol}")
         return Upstream(label, ip, int(number), options.protocol)
 

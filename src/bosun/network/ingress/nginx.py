@@ -122,6 +122,8 @@ class Nginx:
             os.kill(pid, signal.SIGHUP)
             return ""
         self.pid_file.unlink(missing_ok=True)
+        for stale in self.dir.glob("*.sock"):  # left by a master that was killed: nginx would not bind
+            stale.unlink(missing_ok=True)
         code, err = await self._run(*self._args(self.conf))
         if code != 0:
             return err.splitlines()[-1] if err else f"nginx exited with {code}"

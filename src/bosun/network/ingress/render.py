@@ -5,8 +5,8 @@ Ingress's last good version) instead of refusing every change.
 Upstreams are Service cluster IPs with a small keep-alive pool: the node's service proxy
 balances connections over the endpoints, so scaling needs no reload. A route whose Service
 cannot be reached (no endpoints: the proxy refuses at once) answers 503, not 502, as
-ingress-nginx does. The client's address reaches the application in ``X-Real-IP`` and
-``X-Forwarded-For``.
+ingress-nginx does (each upstream's backup is a server of our own that says so). The client's
+address reaches the application in ``X-Real-IP`` and ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from bosun.network.ingress.model import DEFAULT_SERVER, Location, Routes, Server, Upstream, wildcard_regex
 
 KEEPALIVE_REQUESTS = 32
+UNAVAILABLE_SOCKET = "503.sock"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def _head(out: _Lines, s: Settings) -> None:
         f"  uwsgi_temp_path {q(str(d / 'tmp' / 'uwsgi'))};",
         f"  scgi_temp_path {q(str(d / 'tmp' / 'scgi'))};",
         "  ssl_protocols TLSv1.2 TLSv1.3;",
-        "  ssl_session_cache shared:bosun_ssl:10m;",
+        # No shared session cache: nginx would zero its memory at every check and reload (over
+        # 100 ms for 10 MB); TLS session tickets (nginx's default) resume sessions without one.
         "  map $http_upgrade $bosun_connection { default upgrade; \"\" \"\"; }",
         "  proxy_http_version 1.1;",
         "  proxy_connect_timeout 5s;",
@@ -82,14 +84,15 @@ def _head(out: _Lines, s: Settings) -> None:
         "  proxy_set_header X-Forwarded-Proto $scheme;",
         "  proxy_set_header X-Forwarded-Host $host;",
         "  proxy_set_header X-Forwarded-Port $server_port;",
-        # nginx's own 502 (the Service refused: no endpoints) is "unavailable", as ingress-nginx says;
-        # a 502 from the application itself passes through untouched.
-        "  error_page 502 = @bosun_unavailable;",
     ):
         out.add(line)
+    # A Service that refuses the connection (no endpoints) is "unavailable", as ingress-nginx
+    # says: every upstream's backup is this server, answering 503 (one server block, not a named
+    # location in each server, which would double nginx's parse time with hundreds of hosts).
+    out.add(f"  server {{ listen {q('unix:' + str(s.state_dir / UNAVAILABLE_SOCKET))}; return 503; }}")
 
 
-def _upstreams(out: _Lines, routes: Routes) -> None:
+def _upstreams(out: _Lines, routes: Routes, s: Settings) -> None:
     seen: dict[str, str] = {}
     for server in routes.servers.values():
         for loc in server.locations.values():
@@ -98,7 +101,9 @@ def _upstreams(out: _Lines, routes: Routes) -> None:
                 up = loc.upstream
                 # The proxy balances per connection: a kept-alive connection is reused for at most
                 # KEEPALIVE_REQUESTS requests, so new endpoints (a scaled Deployment) get their share.
-                out.add(f"  upstream {up.name} {{ server {up.address}:{up.port}; keepalive 64; "
+                # max_fails=0: a refusal never marks the Service down; the next request tries it again.
+                out.add(f"  upstream {up.name} {{ server {up.address}:{up.port} max_fails=0; "
+                        f"server {q('unix:' + str(s.state_dir / UNAVAILABLE_SOCKET))} backup; keepalive 64; "
                         f"keepalive_requests {KEEPALIVE_REQUESTS}; keepalive_timeout 10s; }}", loc.origin)
 
 
@@ -151,7 +156,6 @@ def _server(out: _Lines, server: Server, s: Settings) -> None:
         _location(out, loc, tls, s)
     if ("^~", "/") not in server.locations:
         out.add("    location / { return 404; }")
-    out.add("    location @bosun_unavailable { return 503; }")
     out.add("  }")
 
 
@@ -159,7 +163,7 @@ def render(routes: Routes, s: Settings) -> tuple[str, list[str]]:
     """nginx.conf for ``routes``, and the Ingress each line came from ("" for our own)."""
     out = _Lines()
     _head(out, s)
-    _upstreams(out, routes)
+    _upstreams(out, routes, s)
     servers = sorted(routes.servers.values(), key=lambda srv: (srv.host != DEFAULT_SERVER, srv.host))
     for server in servers:
         _server(out, server, s)
