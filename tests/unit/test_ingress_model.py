@@ -8,6 +8,11 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bosun.api.defaults import apply_defaults
+from bosun.api.registry import by_kind
+from bosun.api.validation import validate_unchecked
 from bosun.api.validation.fields import Checker
 from bosun.api.validation.ingress import ingress_class_update, validate_ingress_class
 from bosun.network.ingress.annotations import parse_annotations
@@ -186,3 +191,20 @@ def test_ingress_class_validation() -> None:
     assert errors({"metadata": {"name": "x"}, "spec": {}}) == ["spec.controller: Required value"]
     assert [e.detail() for e in ingress_class_update({"spec": {"controller": "a.io/b"}}, good)] == [
         'spec.controller: Invalid value: "a.io/b": field is immutable']
+
+
+def test_the_example_is_valid_and_routes_api_and_site() -> None:
+    docs = list(yaml.safe_load_all((Path(__file__).parents[2] / "examples" / "ingress.yaml").read_text()))
+    for obj in docs:
+        res = by_kind(obj["apiVersion"], obj["kind"])
+        assert res is not None
+        obj = {**obj, "metadata": {**obj["metadata"], "namespace": "default"}}
+        apply_defaults(res, obj)
+        assert [e.detail() for e in validate_unchecked(res, obj)] == []
+    ingresses = [{**o, "metadata": {**o["metadata"], "namespace": "default"}} for o in docs if o["kind"] == "Ingress"]
+    routes = build(ingresses, lambda ns, name: SVC if name in ("api", "hello") else None,
+                   lambda ns, name: Cert("/c/shop.pem"))
+    shop = routes.servers["shop.example.com"]
+    assert shop.cert == "/c/shop.pem" and routes.problems == []
+    assert {k: v.origin for k, v in shop.locations.items()} == {
+        ("=", "/api"): "default/shop", ("^~", "/api/"): "default/shop", ("^~", "/"): "default/shop-site"}
