@@ -273,8 +273,10 @@ def test_tls_sni_redirect_and_secret_rotation(ing: Ingresses) -> None:
     assert "tls.crt is not a PEM certificate" in ing.event("secure", "InvalidTLSSecret")
     # A Secret without a key (only an Opaque one can be stored so): an event, HTTP still served.
     ing.apply(tls_secret("nokey", new[0], None),
-              ingress("keyless", [rule("d.test", path("/", "Prefix", "api"))], tls=[{"secretName": "nokey"}]))
+              ingress("keyless", [rule("d.test", path("/", "Prefix", "api"))],
+                      tls=[{"secretName": "nokey"}, {"hosts": ["e.test"], "secretName": "ghost-tls"}]))
     assert "has no tls.key" in ing.event("keyless", "InvalidTLSSecret")
+    assert "ghost-tls: not found" in ing.event("keyless", "SecretNotFound")
     ing.answers("http:///", "d.test", "api")
     assert ing.app("https:///", "a.test", cacert=ing.tmp / "a2.pem") == "web"
     assert ing.app("https:///", "b.test", cacert=ing.tmp / "b.test.pem") == "api"

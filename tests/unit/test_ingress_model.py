@@ -174,6 +174,7 @@ def test_cert_store_keeps_the_last_good_certificate(tmp_path: Path) -> None:
     assert store.lookup("ns", "s") == Cert(first.path, "tls.key does not match the certificate in tls.crt")
     store.update("ns", "s", None)
     assert store.lookup("ns", "s") == Cert("", "not found")
+    assert store.lookup("ns", "never-seen") == Cert("", "")
     store.collect(set())
     assert not Path(first.path).exists()
 

@@ -158,6 +158,8 @@ class NodeIngress:
         for (ns, name), informer in self._secrets.items():
             if informer.has_synced:
                 self.certs.update(ns, name, informer.get(ns, name))
+            else:
+                self.certs.unreadable(ns, name, f"could not be read within {SECRET_SYNC_SECONDS:g} s")
 
     # -- one sync -------------------------------------------------------------------------
 

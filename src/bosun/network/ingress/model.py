@@ -31,6 +31,7 @@ from bosun.network.ingress.annotations import Options, parse_annotations
 
 Obj = dict[str, Any]
 DEFAULT_SERVER = ""
+SECRET_NOT_FOUND = "not found"  # Cert.error of a Secret that does not exist
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,8 @@ def _tls(b: _Builder, ordered: list[Obj]) -> None:
             cert = b.certs(ns, secret)
             if cert.error:
                 kept = " (the certificate served before is kept)" if cert.path else ""
-                b.problem(ing, "InvalidTLSSecret", f"TLS Secret {ns}/{secret}: {cert.error}{kept}")
+                reason = "SecretNotFound" if cert.error == SECRET_NOT_FOUND else "InvalidTLSSecret"
+                b.problem(ing, reason, f"TLS Secret {ns}/{secret}: {cert.error}{kept}")
             if not cert.path:
                 continue
             for host, server in b.routes.servers.items():

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bosun.network.ingress.model import Cert
+from bosun.network.ingress.model import SECRET_NOT_FOUND, Cert
 
 Obj = dict[str, Any]
 DEFAULT_CERT = "default.pem"
@@ -75,7 +75,7 @@ class CertStore:
         ref = (namespace, name)
         if secret is None:
             self._good.pop(ref, None)
-            self._errors[ref] = "not found"
+            self._errors[ref] = SECRET_NOT_FOUND
             return
         try:
             pem = check_pair(secret)
@@ -89,13 +89,17 @@ class CertStore:
         self._good[ref] = str(path)
         self._errors.pop(ref, None)
 
+    def unreadable(self, namespace: str, name: str, why: str) -> None:
+        """Not read yet (its watch has not listed): the last good certificate, if any, stays."""
+        self._errors[(namespace, name)] = why
+
     def forget(self, namespace: str, name: str) -> None:
         self._good.pop((namespace, name), None)
         self._errors.pop((namespace, name), None)
 
     def lookup(self, namespace: str, name: str) -> Cert:
         ref = (namespace, name)
-        return Cert(self._good.get(ref, ""), self._errors.get(ref, "" if ref in self._good else "not loaded yet"))
+        return Cert(self._good.get(ref, ""), self._errors.get(ref, ""))
 
     def collect(self, keep: set[str]) -> None:
         """Remove certificate files no configuration uses (``keep``: those in use)."""
