@@ -190,6 +190,7 @@ class NodeIngress:
             routes = self._build(current)
             text, origins = render(routes, self.settings)
             if text == self._text:
+                self._last_good = dict(routes.ingresses)  # what runs (an adopted nginx too)
                 break
             t1 = time.monotonic()
             refusal = await self.nginx.test(text)
