@@ -72,15 +72,19 @@ RUNTIMES = ["process", pytest.param("oci", marks=requires_netns)]
 
 
 @contextmanager
-def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process") -> Iterator[Up]:
+def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process",
+             ingress_ports: tuple[int, int] | None = None) -> Iterator[Up]:
     """`bosun up --runtime RUNTIME` with its data in ``tmp``/up, on free loopback ports; yields
     once it prints ``ready`` and stops it with SIGINT (SIGKILL if it hangs) whatever happens.
 
     With ``oci`` (real crun containers, their bridge and the node's nftables table) it runs in
     a network namespace of its own, made here and removed after, so nothing of it reaches the
-    machine's own network; kubectl then runs in that namespace too."""
+    machine's own network; kubectl then runs in that namespace too. Its ingress (nginx on
+    ports 80 and 443 by default) is off unless ``ingress_ports`` (HTTP, HTTPS) are given:
+    tests running at once would fight over them."""
     data = tmp / "up"
     agent_port = free_port()
+    http, https = ingress_ports or (0, 0)
     prefix: tuple[str, ...] = ()
     netns = ""
     if runtime == "oci":
@@ -90,7 +94,7 @@ def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process") -> I
         prefix = ("ip", "netns", "exec", netns)
     proc = subprocess.Popen(
         [*prefix, BOSUN, "up", "--data-dir", str(data), "--listen", f"127.0.0.1:{free_port()}", "--runtime", runtime,
-         "--agent-port", str(agent_port)],
+         "--agent-port", str(agent_port), "--ingress-http-port", str(http), "--ingress-https-port", str(https)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:

@@ -473,6 +473,14 @@ def _template_image(o: Any) -> None:
 
 IMAGE_PATCH = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}}}}
 
+def make_ingressclass(name: str, labels: dict[str, str]) -> Any:
+    return m.V1IngressClass(metadata=meta(name, labels), spec=m.V1IngressClassSpec(controller="example.com/pytest"))
+
+
+def check_ingressclass(o: Any) -> None:
+    assert o.spec.controller == "example.com/pytest"
+
+
 def make_storageclass(name: str, labels: dict[str, str]) -> Any:
     return m.V1StorageClass(metadata=meta(name, labels), provisioner="example.com/pytest")
 
@@ -577,6 +585,9 @@ KINDS: list[Kind] = [
     Kind("networkpolicies", "networking.k8s.io", client.NetworkingV1Api, "namespaced_network_policy",
          make_network_policy, check_network_policy, {"spec": {"policyTypes": ["Ingress", "Egress"]}},
          lambda o: o.spec.policy_types == ["Ingress", "Egress"] or _fail(o.spec)),
+    Kind("ingressclasses", "networking.k8s.io", client.NetworkingV1Api, "ingress_class", make_ingressclass,
+         check_ingressclass, {"spec": {"parameters": {"apiGroup": "example.com", "kind": "Params", "name": "p"}}},
+         lambda o: o.spec.parameters.name == "p" or _fail(o.spec)),
     Kind("poddisruptionbudgets", "policy", client.PolicyV1Api, "namespaced_pod_disruption_budget", make_pdb,
          check_pdb, {"spec": {"minAvailable": 2}}, lambda o: o.spec.min_available == 2 or _fail(o.spec)),
     Kind("horizontalpodautoscalers", "autoscaling", client.AutoscalingV2Api,

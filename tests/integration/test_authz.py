@@ -223,6 +223,41 @@ def test_node_reads_what_its_network_parts_need_and_writes_none_of_it(server: Ru
     assert kubectl(kc, "auth", "can-i", "delete", "networkpolicies.networking.k8s.io", "-n", "default") == (1, "no")
 
 
+def test_node_reads_ingresses_and_only_the_tls_secrets_they_name(server: RunningServer) -> None:
+    """Every node's nginx serves every Ingress: it reads Ingresses, IngressClasses and, one at a
+    time, the TLS Secrets an Ingress names; never another Secret, never a list of them."""
+    admin = api(server, server.token)
+    code, answer = node_credential(server, create_join_token(server.data_dir, 600), "ing1")
+    assert code == 201
+    node = api(server, answer["token"])
+    for name in ("site-tls", "db-password"):
+        admin.create_namespaced_secret("default", {"metadata": {"name": name}, "stringData": {"k": "v"}})
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "site"},
+               "spec": {"tls": [{"hosts": ["site.test"], "secretName": "site-tls"}],
+                        "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}}
+    admin_networking: Any = k8s.NetworkingV1Api(admin.api_client)
+    admin_networking.create_namespaced_ingress("default", ingress)
+    networking: Any = k8s.NetworkingV1Api(node.api_client)
+    assert "site" in [i.metadata.name for i in networking.list_ingress_for_all_namespaces().items]
+    networking.list_ingress_class()
+    assert node.read_namespaced_secret("site-tls", "default").metadata.name == "site-tls"
+    named = node.list_namespaced_secret("default", field_selector="metadata.name=site-tls")
+    assert [s.metadata.name for s in named.items] == ["site-tls"]
+    for refused in (lambda: node.read_namespaced_secret("db-password", "default"),
+                    lambda: node.list_namespaced_secret("default"),
+                    lambda: node.list_namespaced_secret("default", field_selector="metadata.name=db-password"),
+                    lambda: node.list_secret_for_all_namespaces(field_selector="metadata.name=site-tls"),
+                    lambda: networking.delete_namespaced_ingress("site", "default")):
+        with pytest.raises(ApiException) as exc:
+            refused()
+        assert exc.value.status == 403
+    # The Ingress gone, so is the node's access to its Secret.
+    admin_networking.delete_namespaced_ingress("site", "default")
+    with pytest.raises(ApiException) as exc:
+        node.read_namespaced_secret("site-tls", "default")
+    assert exc.value.status == 403
+
+
 def test_unauthenticated_is_401(server: RunningServer) -> None:
     with pytest.raises(ApiException) as exc:
         api(server, "nope").list_namespace()

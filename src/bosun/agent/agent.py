@@ -118,7 +118,9 @@ class Agent:
         ctx = NodeNetworkContext(client=self.client, informers=self.informers, node_name=self.config.node_name,
                                  node_ip=self.node_ip, pod_cidr=self.pod_cidr, network=network,
                                  state_dir=self.config.data_dir / "network",
-                                 upstream_dns=tuple(self.config.upstream_dns))
+                                 upstream_dns=tuple(self.config.upstream_dns),
+                                 ingress_http_port=self.config.ingress_http_port,
+                                 ingress_https_port=self.config.ingress_https_port)
         for component in components(ctx):
             await component.start()
             self.network.append(component)

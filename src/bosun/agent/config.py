@@ -50,6 +50,9 @@ class AgentConfig:
     # Sysctls beyond the safe set that pods may set (kubelet's --allowed-unsafe-sysctls;
     # patterns may end in *): a pod asking for another one is rejected (SysctlForbidden).
     allowed_unsafe_sysctls: list[str] = field(default_factory=list)
+    # Where the node's nginx serves Ingresses; HTTP port 0: no ingress on this node.
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
 
     @property
     def pods_dir(self) -> Path:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _G = rbac_mod.GROUP
 _PODS, _CLAIMS, _ACCOUNTS = "pods", "persistentvolumeclaims", "serviceaccounts"
+_INGRESSES = "ingresses.networking.k8s.io"
 
 
 def _res(group: str, plural: str) -> Resource:
@@ -105,7 +106,7 @@ class AccessControl:
 
     def observe(self, ev: CachedEvent) -> None:
         gp = ev.group_plural
-        if gp == _PODS or gp == _CLAIMS or gp == _ACCOUNTS or gp in rbac_mod.KINDS:
+        if gp in (_PODS, _CLAIMS, _ACCOUNTS, _INGRESSES) or gp in rbac_mod.KINDS:
             obj = None if ev.type == "DELETED" else ev.obj
             self._apply(gp, ev.key, obj, ev.revision)
 
@@ -123,6 +124,8 @@ class AccessControl:
             self.node.observe_pod(key, ns, name, obj, revision)
         elif gp == _CLAIMS:
             self.node.observe_claim(key, ns, name, obj, revision)
+        elif gp == _INGRESSES:
+            self.node.observe_ingress(key, ns, name, obj, revision)
         else:
             self.rbac.observe(gp, key, obj, revision)
             if gp == rbac_mod.CLUSTER_ROLES and self._started:
@@ -131,7 +134,8 @@ class AccessControl:
     async def start(self) -> None:
         """Subscribe, load what exists, and make sure the default roles are there."""
         self.cache.listeners.append(self.observe)
-        for group, plural in (("", _PODS), ("", _CLAIMS), ("", _ACCOUNTS), (_G, "roles"), (_G, "clusterroles"),
+        for group, plural in (("", _PODS), ("", _CLAIMS), ("", _ACCOUNTS), ("networking.k8s.io", "ingresses"),
+                              (_G, "roles"), (_G, "clusterroles"),
                               (_G, "rolebindings"), (_G, "clusterrolebindings")):
             res = _res(group, plural)
             items, _, _ = await self.storage.list(res, None)

@@ -162,6 +162,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), strategy=sc.INGRESS),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
              strategy=sc.NETWORK_POLICY),
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, (),
+             strategy=sc.INGRESS_CLASS),
     # policy/v1
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
              subresources=("status",), strategy=sc.POD_DISRUPTION_BUDGET),

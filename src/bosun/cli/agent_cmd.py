@@ -16,7 +16,7 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
 from bosun.cli.daemon import run_until_signal
-from bosun.cli.network_opts import pod_cidr_option
+from bosun.cli.network_opts import check_ingress_ports, ingress_port_options, pod_cidr_option
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client
 from bosun.hollow import nodes as hollow_nodes
@@ -91,13 +91,16 @@ def mount_cgroups() -> None:
               help="Program this node's network (service proxy, cluster DNS). Off for a second agent in "
               "a network namespace another agent (or `bosun up`) already programs: one per namespace.")
 @unsafe_sysctls_option
+@ingress_port_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
           runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, cgroup_parent: str,
           ipam_dir: Path | None, upstream_dns: tuple[str, ...], node_network: bool,
-          allowed_unsafe_sysctls: tuple[str, ...], log_level: str) -> None:
+          allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int,
+          log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_ingress_ports(ingress_http_port, ingress_https_port)
     if kubeconfig:
         cluster = load_kubeconfig(kubeconfig)
     elif server and token:
@@ -108,7 +111,8 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
                          labels=parse_labels(labels), role=role, node_ip=node_ip, listen_port=port,
                          pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns],
-                         node_network=node_network, allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls))
+                         node_network=node_network, allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls),
+                         ingress_http_port=ingress_http_port, ingress_https_port=ingress_https_port)
     if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
         raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -67,3 +67,19 @@ def network_config(kw: dict[str, Any]) -> NetworkConfig:
     except ValueError as e:
         fail(f"error: {e}")
     return config
+
+
+def ingress_port_options(f: F) -> F:
+    """``--ingress-http-port`` / ``--ingress-https-port`` of ``bosun agent`` and ``bosun up``:
+    where the node's nginx serves Ingresses (0 turns it off, or only its TLS)."""
+    port = click.IntRange(0, 65535)
+    f = click.option("--ingress-https-port", type=port, default=443, show_default=True,
+                     help="Port of the node's HTTPS ingress (0: no TLS listener).")(f)
+    return click.option("--ingress-http-port", type=port, default=80, show_default=True,
+                        help="Port on which every node serves Ingresses over HTTP (0: no ingress on this node).")(f)
+
+
+def check_ingress_ports(http: int, https: int) -> None:
+    """One line, before anything starts, when both ingress ports are the same one."""
+    if http and http == https:
+        fail(f"error: --ingress-http-port and --ingress-https-port are both {http}: nginx needs two ports")

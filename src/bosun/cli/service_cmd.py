@@ -56,7 +56,8 @@ def _flags(name: str, image: str, args: tuple[str, ...], o: dict[str, Any]) -> S
                      configs=list(o["config"]), networks=list(o["network"]), no_healthcheck=o["no_healthcheck"],
                      endpoint_mode=o["endpoint_mode"] or "", hostname=o["hostname"] or "", user=o["user"] or "",
                      workdir=o["workdir"] or "", entrypoint=o["entrypoint"] or "",
-                     stop_grace_period=o["stop_grace_period"] or "")
+                     stop_grace_period=o["stop_grace_period"] or "",
+                     ingress_host=o.get("ingress_host") or "", ingress_path=o.get("ingress_path") or "")
     fill_groups(f, o)
     return f
 
@@ -90,6 +91,9 @@ async def write(client: Client, t: Translation) -> None:
 @click.option("--secret", multiple=True, help="source=NAME[,target=PATH]")
 @click.option("--config", multiple=True, help="source=NAME[,target=PATH]")
 @click.option("--network", multiple=True, help="Network to attach to.")
+@click.option("--ingress-host", default="", help="Route HTTP for this host name to the service (an Ingress; "
+              "the service's first published or exposed port).")
+@click.option("--ingress-path", default="", help="Only this path prefix of --ingress-host (default: /).")
 @common_options
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -212,7 +216,7 @@ def scale(state: CliState, pairs: tuple[str, ...], detach: bool) -> None:
 @global_options
 @pass_state
 def rm(state: CliState, names: tuple[str, ...]) -> None:
-    """Remove services (their workload, Services and network policy)."""
+    """Remove services (their workload, Services, network policy and Ingress)."""
 
     async def go(client: Client) -> None:
         for name in names:
@@ -229,12 +233,13 @@ async def remove_service(client: Client, svc: ServiceRef) -> None:
     items, _ = await client.list_all(services, svc.namespace, label_selector=svc.selector())
     for obj in items:
         await client.delete(services, obj["metadata"]["name"], svc.namespace)
-    policy = by_plural("networking.k8s.io", "v1", "networkpolicies")
-    if policy is None:  # a server without network policies
-        return
-    items, _ = await client.list_all(policy, svc.namespace, label_selector=svc.selector())
-    for obj in items:
-        await client.delete(policy, obj["metadata"]["name"], svc.namespace)
+    for plural in ("networkpolicies", "ingresses"):
+        kind = by_plural("networking.k8s.io", "v1", plural)
+        if kind is None:
+            continue
+        items, _ = await client.list_all(kind, svc.namespace, label_selector=svc.selector())
+        for obj in items:
+            await client.delete(kind, obj["metadata"]["name"], svc.namespace)
 
 
 service.add_command(update)

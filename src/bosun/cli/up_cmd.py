@@ -20,7 +20,13 @@ from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups, parse_labels, unsafe_sysctls, unsafe_sysctls_option
 from bosun.cli.daemon import run_until_signal
-from bosun.cli.network_opts import network_config, network_options, pod_cidr_option
+from bosun.cli.network_opts import (
+    check_ingress_ports,
+    ingress_port_options,
+    network_config,
+    network_options,
+    pod_cidr_option,
+)
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport
@@ -38,16 +44,20 @@ from bosun.controlplane import ControlPlane, ControlPlaneOptions
 @pod_cidr_option
 @network_options
 @unsafe_sysctls_option
+@ingress_port_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_port: int, pod_cidr: str,
-       allowed_unsafe_sysctls: tuple[str, ...], log_level: str, **network: Any) -> None:
+       allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int, log_level: str,
+       **network: Any) -> None:
     """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
     settings = network_config(network)
+    check_ingress_ports(ingress_http_port, ingress_https_port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",
                          labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
                          listen_port=agent_port, drain_on_stop=True, pod_cidr=pod_cidr,
-                         allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls))
+                         allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls),
+                         ingress_http_port=ingress_http_port, ingress_https_port=ingress_https_port)
     mount_cgroups()
 
     async def main() -> None:

@@ -25,6 +25,10 @@ class NodeNetworkContext:
     # Where cluster DNS sends names outside the cluster (`bosun agent --upstream-dns`,
     # ADDR or ADDR:PORT); empty: the node's /etc/resolv.conf nameservers.
     upstream_dns: tuple[str, ...] = ()
+    # Where each node's nginx serves Ingresses (`--ingress-http-port/--ingress-https-port`);
+    # an HTTP port of 0 turns the node's ingress off, an HTTPS port of 0 only its TLS.
+    ingress_http_port: int = 80
+    ingress_https_port: int = 443
 
 
 class NodeComponent(Protocol):

@@ -1,7 +1,8 @@
 """What the agent runs for the node's network, behind one small protocol.
 
 The agent knows only :class:`~bosun.network.base.NodeComponent` (start after the podCIDR is
-settled, stop on the way out) and :func:`components`; each part (overlay, service proxy, DNS, policy) is a
+settled, stop on the way out) and :func:`components`; each part (overlay, service proxy, DNS, policy,
+ingress) is a
 module of its own that this list names, so adding one touches one line here.
 """
 
@@ -13,6 +14,7 @@ from bosun.client.rest import Client
 from bosun.network.base import NodeComponent, NodeNetworkContext
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig, gateway
 from bosun.network.dns.component import NodeDNS
+from bosun.network.ingress.component import NodeIngress
 from bosun.network.overlay import Overlay
 from bosun.network.policy.component import PolicyEnforcer
 from bosun.network.proxy.component import ServiceProxy
@@ -22,10 +24,14 @@ CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 
 def components(ctx: NodeNetworkContext) -> list[NodeComponent]:
     """The node's network parts, in start order."""
-    return [Overlay(ctx),
-            ServiceProxy(ctx),
-            NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns),
-            PolicyEnforcer(ctx)]
+    parts: list[NodeComponent] = [
+        Overlay(ctx),
+        ServiceProxy(ctx),
+        NodeDNS(ctx.informers, ctx.network, gateway(ctx.pod_cidr), upstreams=ctx.upstream_dns),
+        PolicyEnforcer(ctx)]
+    if ctx.ingress_http_port:
+        parts.append(NodeIngress(ctx))  # after the proxy: nginx reaches Services by cluster IP
+    return parts
 
 
 async def load_network_config(client: Client) -> NetworkConfig:

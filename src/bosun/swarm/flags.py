@@ -103,6 +103,8 @@ class ServiceFlags:
     workdir: str = ""
     entrypoint: str = ""
     stop_grace_period: str = ""
+    ingress_host: str = ""  # an Ingress rule for the service (x-bosun-ingress)
+    ingress_path: str = ""
 
 
 def _pref(text: str) -> JSON:
@@ -163,6 +165,10 @@ def to_model(f: ServiceFlags) -> JSON:
     if f.endpoint_mode:
         deploy["endpoint_mode"] = f.endpoint_mode
     svc["deploy"] = deploy
+    if f.ingress_host:
+        svc["x-bosun-ingress"] = {"host": f.ingress_host, "path": f.ingress_path or "/"}
+    elif f.ingress_path:
+        raise ComposeError("--ingress-path needs --ingress-host")
     if f.no_healthcheck:
         svc["healthcheck"] = {"disable": True}
     elif f.health:

@@ -7,11 +7,12 @@ from bosun.api.defaults import core as dcore
 from bosun.api.defaults.networking import default_network_policy
 from bosun.api.defaults.storage import default_storage_class
 from bosun.api.strategy.base import Strategy
-from bosun.api.validation import other, rbac, storage, update
+from bosun.api.validation import ingress, other, rbac, storage, update
 from bosun.api.validation.networking import validate_network_policy
 from bosun.api.validation.policy import validate_pdb
 
-INGRESS = Strategy(other.validate_ingress)
+INGRESS = Strategy(ingress.validate_ingress)
+INGRESS_CLASS = Strategy(ingress.validate_ingress_class, update_rule=ingress.ingress_class_update)
 NETWORK_POLICY = Strategy(validate_network_policy, defaulter=default_network_policy)
 LEASE = Strategy(other.validate_lease)
 # Go serializes these counts even at zero, and the official client requires them.

@@ -21,6 +21,7 @@ from bosun.api.tables.cluster import (
     event_row,
     hpa_row,
     ingress_row,
+    ingressclass_row,
     lease_row,
     namespace_row,
     networkpolicy_row,
@@ -135,6 +136,9 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("networking.k8s.io", "Ingress"): (
         [NAME, col("Class"), col("Hosts"), col("Address"), col("Ports"), AGE],
         ingress_row,
+    ),
+    ("networking.k8s.io", "IngressClass"): (
+        [NAME, col("Controller"), col("Parameters"), AGE], ingressclass_row,
     ),
     ("networking.k8s.io", "NetworkPolicy"): (
         [NAME, col("Pod-Selector", desc=POD_SELECTOR_DESC), AGE], networkpolicy_row,

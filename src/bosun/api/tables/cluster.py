@@ -104,6 +104,17 @@ def ingress_row(o: Obj, now: datetime) -> Cells:
     ]
 
 
+def ingressclass_row(o: Obj, now: datetime) -> Cells:
+    spec = o.get("spec") or {}
+    params = spec.get("parameters") or {}
+    shown = "<none>"
+    if params:
+        group = params.get("apiGroup") or ""
+        shown = f"{params.get('kind', '')}.{group}/{params.get('name', '')}" if group else \
+            f"{params.get('kind', '')}/{params.get('name', '')}"
+    return [name_of(o), spec.get("controller") or "", shown, age(o, now)]
+
+
 POD_SELECTOR_DESC = (
     "podSelector selects the pods to which this NetworkPolicy object applies. The array of rules is "
     "applied to any pods selected by this field. An empty selector matches all pods in this namespace."

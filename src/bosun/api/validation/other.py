@@ -1,4 +1,4 @@
-"""Ingress, HorizontalPodAutoscaler (v2), Lease and PriorityClass."""
+"""HorizontalPodAutoscaler (v2), Lease and PriorityClass (Ingress: :mod:`.ingress`)."""
 
 from __future__ import annotations
 
@@ -10,105 +10,13 @@ from bosun.api.quantity import QUANTITY_ERROR, parse_quantity
 from bosun.api.validation.fields import Checker, child, index
 from bosun.api.validation.meta import (
     check_name,
-    dns1035_label,
     dns1123_subdomain,
     validate_label_selector,
     validate_object_meta,
 )
 
-PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]
 METRIC_TYPES = ["ContainerResource", "External", "Object", "Pods", "Resource"]
 HIGHEST_USER_PRIORITY = 1_000_000_000
-WILDCARD_MSG = (
-    "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must "
-    "consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character "
-    "(e.g. '*.example.com', regex used for validation is "
-    "'\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-
-
-def _backend(c: Checker, b: dict[str, Any], path: str) -> None:
-    svc = c.obj(b, "service", child(path, "service"))
-    res = c.obj(b, "resource", child(path, "resource"))
-    if svc is not None and res is not None:
-        c.add(invalid(path, "", "cannot set both service and resource backends"))
-    elif svc is None and res is None:
-        c.add(invalid(path, "", "resource or service backend is required"))
-    if svc is not None:
-        sp = child(path, "service")
-        name = c.text(svc, "name", child(sp, "name"))
-        if not name:
-            c.add(required(child(sp, "name")))
-        else:
-            check_name(c, name, child(sp, "name"), dns1035_label)
-        port = c.obj(svc, "port", child(sp, "port")) or {}
-        pname = c.text(port, "name", child(sp, "port.name"))
-        number = c.integer(port, "number", child(sp, "port.number"))
-        if pname and number:
-            c.add(invalid(child(sp, "port"), "", "cannot set both port name & port number"))
-        elif not pname and not number:
-            c.add(required(child(sp, "port.name"), "port name or number is required"))
-        elif number is not None and not 1 <= number <= 65535:
-            c.add(invalid(child(sp, "port.number"), number, "must be between 1 and 65535, inclusive"))
-    if res is not None:
-        for f in ("kind", "name"):
-            if not c.text(res, f, child(path, f"resource.{f}")):
-                c.add(required(child(path, f"resource.{f}")))
-
-
-def _host(c: Checker, host: str, path: str) -> None:
-    if host.startswith("*."):
-        if dns1123_subdomain(host[2:]):
-            c.add(invalid(path, host, WILDCARD_MSG))
-    else:
-        check_name(c, host, path, dns1123_subdomain)
-
-
-def validate_ingress(c: Checker, obj: dict[str, Any]) -> None:
-    validate_object_meta(c, obj, dns1123_subdomain)
-    spec = c.obj(obj, "spec", "spec") or {}
-    default = c.obj(spec, "defaultBackend", "spec.defaultBackend")
-    rules = c.objects(spec, "rules", "spec.rules")
-    if default is None and not rules:
-        c.add(invalid("spec", "", "either `defaultBackend` or `rules` must be specified"))
-    if default is not None:
-        _backend(c, default, "spec.defaultBackend")
-    cls = c.text(spec, "ingressClassName", "spec.ingressClassName")
-    if cls:
-        check_name(c, cls, "spec.ingressClassName", dns1123_subdomain)
-    for i, rule in rules:
-        rp = index("spec.rules", i)
-        host = c.text(rule, "host", child(rp, "host"))
-        if host:
-            _host(c, host, child(rp, "host"))
-        http = c.obj(rule, "http", child(rp, "http"))
-        if http is None:
-            continue
-        paths = c.objects(http, "paths", child(rp, "http.paths"))
-        if not paths and not http.get("paths"):
-            c.add(required(child(rp, "http.paths")))
-        for j, hp in paths:
-            pp = index(child(rp, "http.paths"), j)
-            ptype = c.text(hp, "pathType", child(pp, "pathType"))
-            path = c.text(hp, "path", child(pp, "path"))
-            if ptype is None:
-                c.add(required(child(pp, "pathType"), "pathType must be specified"))
-            elif ptype not in PATH_TYPES:
-                c.add(not_supported(child(pp, "pathType"), ptype, PATH_TYPES))
-            if ptype in ("Exact", "Prefix") or path:
-                if not path or not path.startswith("/"):
-                    c.add(invalid(child(pp, "path"), path or "", "must be an absolute path"))
-                elif ptype in ("Exact", "Prefix") and "//" in path:
-                    c.add(invalid(child(pp, "path"), path, "must not contain '//'"))
-            backend = c.obj(hp, "backend", child(pp, "backend"))
-            if backend is None:
-                c.add(required(child(pp, "backend")))
-            else:
-                _backend(c, backend, child(pp, "backend"))
-    for i, tls in c.objects(spec, "tls", "spec.tls"):
-        for j, host in enumerate(c.strings(tls, "hosts", child(index("spec.tls", i), "hosts"))):
-            _host(c, host, index(child(index("spec.tls", i), "hosts"), j))
-        c.text(tls, "secretName", child(index("spec.tls", i), "secretName"))
 
 
 def _metric_target(c: Checker, target: dict[str, Any], path: str) -> None:

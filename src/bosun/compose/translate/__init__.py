@@ -1,5 +1,5 @@
 """A loaded compose project as Kubernetes objects: the stack's shared objects (configs,
-secrets), then, per service in dependency order, its Services, NetworkPolicy, PVCs and
+secrets), then, per service in dependency order, its Services, NetworkPolicy, PVCs, Ingress and
 workload. Each concern honours the fields it declares; every other field is warned about."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bosun.compose.translate.container import Container
 from bosun.compose.translate.context import JSON, Concern, Service, Stack, dns_name, is_dns_name
 from bosun.compose.translate.depends import DependsOn
 from bosun.compose.translate.health import Health
+from bosun.compose.translate.ingress import Ingress
 from bosun.compose.translate.modes import MODES
 from bosun.compose.translate.networks import Networks
 from bosun.compose.translate.placement import Placement
@@ -23,6 +24,7 @@ from bosun.compose.translate.volumes import Volumes
 
 CONCERNS: tuple[Concern, ...] = (
     Container(), Ports(), Networks(), Volumes(), files.Files(), Health(), Resources(), Placement(), DependsOn(),
+    Ingress(),
 )
 # Keys read by the modes (deploy, restart, scale) or that only select (profiles, x-*).
 _OTHER_FIELDS = frozenset({"deploy", "restart", "scale", "profiles", "build"})

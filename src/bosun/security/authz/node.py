@@ -11,6 +11,9 @@ A node agent (user ``system:node:<name>`` in ``system:nodes``) may:
 - get another Secret, ConfigMap or PersistentVolumeClaim only when a Pod bound to it uses it, and a
   PersistentVolume only when such a claim is bound to it (PersistentVolumes may also be
   listed: the agent removes local volumes whose PV is gone; a PV holds no secret data);
+- read Ingresses and IngressClasses (every node serves them), and get or watch (one at a
+  time: a ``metadata.name=`` field selector) the Secrets an Ingress names in ``spec.tls``,
+  which every node's nginx serves; no other Secret, and never a list of them;
 - create, update, patch and delete only its own Node and its own Lease in
   ``kube-node-lease`` (:func:`admit_create` checks the name in a create's body, as
   Kubernetes' NodeRestriction admission does);
@@ -18,7 +21,7 @@ A node agent (user ``system:node:<name>`` in ``system:nodes``) may:
 - ask for ServiceAccount tokens bound to pods bound to it (the TokenRequest endpoint checks
   the binding, as Kubernetes' NodeRestriction does).
 
-The pod -> node and pod -> secret/configmap/claim relations are kept in a graph fed by the
+The pod -> node, pod -> secret/configmap/claim and ingress -> TLS secret relations are kept in a graph fed by the
 watch cache (as Kubernetes' node authorizer graph), so a question is a few dict lookups.
 Anything else gets no opinion here, and RBAC (which binds nothing to ``system:nodes``)
 refuses it.
@@ -85,6 +88,9 @@ class NodeAuthorizer:
         self._pv_claims: dict[str, set[tuple[str, str]]] = {}
         self._claim_pv: dict[tuple[str, str], str] = {}
         self._revisions: dict[str, int] = {}
+        # Ingress (namespace, name) -> its TLS Secret names; (namespace, secret) -> Ingresses naming it
+        self._ingress_tls: dict[tuple[str, str], frozenset[str]] = {}
+        self._tls_refs: dict[tuple[str, str], int] = {}
 
     # -- the graph ---------------------------------------------------------------------
 
@@ -128,6 +134,40 @@ class NodeAuthorizer:
             self._claim_pv[(namespace, name)] = volume
             self._pv_claims.setdefault(volume, set()).add((namespace, name))
 
+    def observe_ingress(self, key: str, namespace: str, name: str, ing: Obj | None, revision: int) -> None:
+        if not self._fresh(key, revision):
+            return
+        for secret in self._ingress_tls.pop((namespace, name), frozenset()):
+            left = self._tls_refs.get((namespace, secret), 0) - 1
+            if left > 0:
+                self._tls_refs[(namespace, secret)] = left
+            else:
+                self._tls_refs.pop((namespace, secret), None)
+        if ing is None:
+            self._revisions.pop(key, None)
+            return
+        secrets = frozenset(str(t["secretName"]) for t in (ing.get("spec") or {}).get("tls") or []
+                            if isinstance(t, dict) and t.get("secretName"))
+        if secrets:
+            self._ingress_tls[(namespace, name)] = secrets
+        for secret in secrets:
+            self._tls_refs[(namespace, secret)] = self._tls_refs.get((namespace, secret), 0) + 1
+
+    def _ingress_secret(self, a: Attributes) -> bool:
+        """A TLS Secret an Ingress names, asked for alone: ``get`` by name, or ``list``/``watch``
+        with exactly the field selector ``metadata.name=<name>`` (one Secret's watch)."""
+        if a.resource != "secrets" or a.subresource or not a.namespace:
+            return False
+        if a.verb == "get":
+            name = a.name
+        elif a.verb in ("list", "watch") and not a.name:
+            key, eq, name = a.field_selector.partition("=")
+            if key != "metadata.name" or not eq or "," in name:
+                return False
+        else:
+            return False
+        return (a.namespace, name) in self._tls_refs
+
     def _uses(self, node: str, kind: str, namespace: str, name: str) -> bool:
         return node in self._refs.get((kind, namespace, name), ())
 
@@ -168,7 +208,8 @@ class NodeAuthorizer:
             return ALLOW
         if g == "discovery.k8s.io" and r == "endpointslices" and verb in READ:
             return ALLOW
-        if g == "networking.k8s.io" and r == "networkpolicies" and verb in READ and not sub:
+        if g == "networking.k8s.io" and r in ("networkpolicies", "ingresses", "ingressclasses") \
+                and verb in READ and not sub:
             return ALLOW
         if g == "storage.k8s.io" and r == "storageclasses" and verb in READ:
             return ALLOW
@@ -184,6 +225,8 @@ class NodeAuthorizer:
                 and (a.namespace, a.name) == (CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)):
             return ALLOW  # the cluster's network settings, read by every node
         if a.resource == "persistentvolumes" and a.verb in ("list", "watch") and not a.subresource:
+            return ALLOW
+        if self._ingress_secret(a):
             return ALLOW
         if a.verb != "get" or a.subresource or not a.name:
             return _deny("can only get individual resources of this type")
