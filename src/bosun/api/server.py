@@ -27,9 +27,11 @@ from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import RESOURCES, by_plural
 from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
+from bosun.api.swarm_endpoints import SwarmEndpoints
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
+from bosun.security.cluster import ClusterIdentity, settle
 from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
@@ -57,6 +59,9 @@ class ServerConfig:
     # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
     # the service CIDR given to the cluster IP allocator, all published for the nodes.
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # The manager join token: take the identity of the cluster already in the store
+    # (bosun.security.cluster); "" to initialize it, or to keep this server's own.
+    join_token: str = ""
 
     @property
     def host(self) -> str:
@@ -88,6 +93,8 @@ class APIServer:
         self.url = ""
         self.kubeconfig = self.config.data_dir / "kubeconfig"
         self.token = ""
+        # The identity shared with the cluster's other managers (None: this server's own).
+        self.cluster: ClusterIdentity | None = None
 
     async def start(self) -> None:
         """Bring everything up; on any failure, release what was already started."""
@@ -101,9 +108,11 @@ class APIServer:
         cfg = self.config
         cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(cfg.store_url, cfg.data_dir)
+        if cfg.tls:  # before anything reads the CA, tokens or encryption key: they may come from the store
+            self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
         sealed = encryption.table(r.group_plural for r in RESOURCES)
-        self.store = await open_store(cfg.store_url, cfg.data_dir)
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
         await self.cache.start()
@@ -125,11 +134,13 @@ class APIServer:
             pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts])
             self.token = ensure_admin_token(cfg.data_dir)
             auth = TokenAuthenticator(cfg.data_dir)
+            if self.cluster is not None:
+                self.cluster.follow(auth)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token)
-        app = make_app(self.rest, self.store, auth)
+        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage))
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -150,6 +161,8 @@ class APIServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.rest is not None:
             await self.rest.close()
         await self.stop_collectors()
