@@ -101,7 +101,10 @@ async def list_nodes(client: Client) -> list[NodeView]:
 
     def view(n: JSON) -> NodeView:
         name = str(n["metadata"]["name"])
-        return NodeView(n, leader, managers.get(name), None if here is None else name == here)
+        lease = managers.get(name)
+        if lease is None and managers and MANAGER_LABEL in (n["metadata"].get("labels") or {}):
+            lease = Manager("", "", name, alive=False)  # a manager role with no manager running there
+        return NodeView(n, leader, lease, None if here is None else name == here)
 
     return sorted((view(n) for n in items), key=lambda v: v.hostname)
 
