@@ -17,6 +17,7 @@ from bosun.api.server import ServerConfig
 from bosun.cli.common import fail
 from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
+from bosun.security.bootstrap import BadToken, parse_token
 from bosun.swarm.joining import JoinError, discover
 
 
@@ -75,6 +76,10 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="EncryptionConfiguration file (kube-apiserver's format) for encryption at rest "
                    "[default: DATA_DIR/pki/encryption.yaml, made at the first start]. Servers sharing "
                    "a store need the same file.")
+@click.option("--leader-elect-lease-duration", "lease_duration", type=click.FloatRange(min=2.0), default=15.0,
+              show_default=True,
+              help="Seconds a server holds the controllers' Lease without renewing it: how soon another "
+                   "server on the same store takes over.")
 @click.option("--join", "join_address", default="", metavar="HOST:PORT",
               help="Join the cluster this server serves (with --token): its store and identity.")
 @click.option("--token", "join_token", default="", help="The manager join token (bosun swarm join-token manager): "
@@ -83,12 +88,17 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           encryption_config: Path | None, join_address: str, join_token: str, log_level: str,
+           encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, log_level: str,
            **network: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     settings = network_config(network)
     if join_address and not join_token:
         raise click.UsageError("--join needs --token")
+    if join_token:
+        try:
+            parse_token(join_token)
+        except BadToken as e:
+            fail(f"error: {e}")
     if join_address:
         store_url = store_url or _joined_store(join_address, join_token)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,6 +115,7 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
         scheduler=scheduler,
         node_monitor_grace_period=node_monitor_grace_period,
         pod_eviction_timeout=pod_eviction_timeout,
+        lease_duration=lease_duration,
     )
     if not local_transport:
         options.local_transport = False

@@ -55,6 +55,12 @@ def node_options(f: Any) -> Any:
     return f
 
 
+lease_option = click.option(
+    "--leader-elect-lease-duration", "lease_duration", type=click.FloatRange(min=2.0), default=15.0,
+    show_default=True,
+    help="Seconds a manager holds the controllers' Lease without renewing it: how soon another takes over.")
+
+
 def _node(data_dir: Path, name: str, labels: str, runtime: str, agent_port: int, node_network: bool) -> NodeOptions:
     return NodeOptions(data_dir=data_dir, name=name, runtime=runtime, agent_port=agent_port,
                        node_network=node_network, labels=parse_labels(labels))
@@ -82,9 +88,10 @@ def join_line(token: str, url: str) -> str:
 @click.option("--store", "store_url", default="", help="sqlite (default) or etcd://host:port[,...]: more "
               "managers can join only a swarm on etcd.")
 @node_options
+@lease_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels: str, runtime: str, agent_port: int,
-         node_network: bool, log_level: str) -> None:
+         node_network: bool, lease_duration: float, log_level: str) -> None:
     """Start a swarm: this machine becomes its first manager (runs until stopped)."""
     _logging(log_level)
     refuse_if_member(data_dir)
@@ -100,7 +107,8 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
                 f"{join_line(cluster.tokens()['worker'], url)}\n\n"
                 "To add a manager to this swarm, run 'bosun swarm join-token manager' and follow the instructions.\n")
 
-    run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}"), banner)
+    run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),
+                banner)
 
 
 @swarm.command("join")
@@ -109,10 +117,11 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
 @click.option("--store", "store_url", default="", help="A manager's store [default: the swarm's, as the manager "
               "asked says].")
 @node_options
+@lease_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.argument("address", metavar="HOST:PORT")
 def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: str, labels: str, runtime: str,
-         agent_port: int, node_network: bool, log_level: str, address: str) -> None:
+         agent_port: int, node_network: bool, lease_duration: float, log_level: str, address: str) -> None:
     """Join a swarm as a worker or a manager, as the token says (runs until stopped)."""
     _logging(log_level)
     refuse_if_member(data_dir)
@@ -126,7 +135,7 @@ def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: 
         return
     listen = listen_address(advertise_addr)
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url or info.store, join_token=token.strip())
-    run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}"),
+    run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),
                 lambda node_id, cluster, url: "This node joined a swarm as a manager.")
 
 
