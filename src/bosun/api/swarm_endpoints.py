@@ -4,7 +4,8 @@
   the digest in its token before it sends the token anywhere;
 * ``POST /bosun/v1/swarm/join`` (a swarm join token, as ``system:bootstrappers``): which role
   the token joins as, with what that role needs: a worker gets every manager's URL (its agent
-  moves between them), a manager the store to join;
+  moves between them), a manager the store to join. A node already joined asks again with its
+  own credential to learn of managers that joined after it;
 * ``GET``/``POST /bosun/v1/swarm/join-tokens`` (the admin): the current tokens; POST
   ``{"rotate": "worker"|"manager"}`` replaces one.
 
@@ -59,7 +60,7 @@ class SwarmEndpoints:
         user = request[USER]
         managers, _, _ = await self.storage.list(LEASES, NAMESPACE)
         urls = [m.url for m in managers_of(managers) if m.alive and m.url]
-        if user.name == SWARM_WORKER:
+        if user.name == SWARM_WORKER or user.node_name is not None:
             return json_response({"role": "worker", "managers": urls})
         if user.name == SWARM_MANAGER:
             if not self.store_url.startswith("etcd://"):

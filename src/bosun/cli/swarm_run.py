@@ -13,28 +13,32 @@ import asyncio
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
+from bosun.aio import cancel_and_wait
 from bosun.api.server import ServerConfig
-from bosun.cli.agent_cmd import agent_client, mount_cgroups
+from bosun.cli.agent_cmd import mount_cgroups
 from bosun.cli.common import CliError
 from bosun.cli.daemon import run_until_signal
+from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig
-from bosun.client.rest import Client
+from bosun.client.rest import Client, ssl_context
 from bosun.client.transport import LocalTransport
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.security.cluster import ClusterIdentity
 from bosun.security.files import write_atomic
-from bosun.swarm.joining import JoinInfo
+from bosun.swarm.joining import JoinInfo, follow_managers
 from bosun.swarm.nodes import NODES, NodeView
 
 STATE_FILE = "swarm.json"
@@ -159,6 +163,11 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
     asyncio.run(main())
 
 
+def _announce_manager(url: str) -> None:
+    click.echo(f"Manager {url.split('://', 1)[-1]} joined the swarm: this node moves to it when needed.")
+    sys.stdout.flush()
+
+
 def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
     """This machine's agent, on every manager ``info`` names."""
     config = node.agent_config("worker")
@@ -166,17 +175,22 @@ def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
     cluster = ClusterConfig(server=info.servers[0], ca_data=info.ca, token=token)
 
     async def main() -> None:
-        client = agent_client(cluster, info.servers)
-        state: dict[str, Any] = {}
+        transport = FailoverTransport(info.servers, ssl_context(cluster))
+        client = Client(cluster, transport=transport)
         ip = node_ip_towards(info.servers[0])
         agent = Agent(client, config, make_driver(node.runtime, config.runtime_dir, ip), node_ip=ip)
+        tasks: list[asyncio.Task[None]] = []
 
         async def start() -> None:
             await agent.start()
-            state["id"] = await _node_id(agent.client, config.node_name)
+            await _node_id(agent.client, config.node_name)
+            tasks.append(asyncio.create_task(follow_managers(agent.client, transport, _announce_manager),
+                                             name="swarm-managers"))
             _write_state(node.data_dir, "worker", config.node_name, info.url)
 
         async def stop() -> None:
+            for t in tasks:
+                await cancel_and_wait(t)
             await agent.stop()
             await client.close()
             _forget(node.data_dir)

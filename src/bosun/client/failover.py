@@ -36,6 +36,8 @@ class FailoverTransport:
     def __init__(self, servers: list[str], ssl_context: ssl.SSLContext | bool, timeout: float = 30) -> None:
         if not servers:
             raise ValueError("no API server given")
+        self._ssl = ssl_context
+        self._timeout = timeout
         self._transports = [HttpTransport(s, ssl_context, timeout) for s in servers]
         self._current = 0
 
@@ -43,6 +45,24 @@ class FailoverTransport:
     def server(self) -> str:
         """The server requests go to now."""
         return self._transports[self._current].server
+
+    @property
+    def servers(self) -> list[str]:
+        return [t.server for t in self._transports]
+
+    def add_servers(self, servers: list[str]) -> list[str]:
+        """Learn of more servers (a manager that joined later) and return those that are new;
+        none is forgotten, since one that is away now may be back later and costs only a
+        refused connection meanwhile."""
+        known = set(self.servers)
+        added: list[str] = []
+        for url in servers:
+            url = url.rstrip("/")
+            if url and url not in known:
+                self._transports.append(HttpTransport(url, self._ssl, self._timeout))
+                known.add(url)
+                added.append(url)
+        return added
 
     def _next(self) -> None:
         self._current = (self._current + 1) % len(self._transports)

@@ -11,13 +11,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bosun.api.swarm_endpoints import CA_PATH
+from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
 from bosun.security.authz.defaults import SWARM_JOIN_PATH
 from bosun.security.bootstrap import BadToken, ca_digest, parse_token
+
+log = logging.getLogger(__name__)
 
 
 class JoinError(Exception):
@@ -82,3 +88,18 @@ async def discover(address: str, token: str) -> JoinInfo:
         raise JoinError(f"error: cannot reach the manager at {where}: {' '.join(str(e).split())}") from None
     return JoinInfo(str(answer.get("role") or ""), url, ca, [str(m) for m in answer.get("managers") or []],
                     str(answer.get("store") or ""))
+
+
+async def follow_managers(client: Client, transport: FailoverTransport, on_new: Callable[[str], None],
+                          every: float = 5.0) -> None:
+    """Tell ``transport`` (and ``on_new``) of managers that join after this node did, asked
+    with the node's own credential, until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            answer = await client.request("POST", SWARM_JOIN_PATH, body={})
+        except (ApiError, *TRANSPORT_ERRORS) as e:
+            log.info("asking for the swarm's managers: %s", e)
+            continue
+        for url in transport.add_servers([str(m) for m in answer.get("managers") or []]):
+            on_new(url)
