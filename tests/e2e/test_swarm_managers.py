@@ -229,6 +229,11 @@ def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm
     as_manager = bosun("server", "--data-dir", str(swarm.root / "late"), "--join", m1.address, "--token", new)
     assert one_line_error(as_manager) == ("error: this is a worker join token: a manager joins with the manager "
                                           "token (bosun swarm join-token manager)")
+    # Nor does a second `swarm init` on the same store: it is a swarm already.
+    other = bosun("swarm", "init", "--store", swarm.store, "--data-dir", str(swarm.root / "late"), "--name", "late",
+                  "--advertise-addr", f"127.0.0.1:{free_port()}", "--runtime", "process", "--no-node-network")
+    assert one_line_error(other) == ("error: this store already holds a swarm: join it with its manager token "
+                                     "(bosun swarm join --token TOKEN HOST:PORT)")
     after = node_rows(m1.kubeconfig)
     assert set(after) == before and not (swarm.root / "late" / "swarm.json").exists()
     assert after["w1"][1] == "Ready"  # the worker that joined with the old token is untouched

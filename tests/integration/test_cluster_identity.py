@@ -64,6 +64,14 @@ async def test_other_tokens_are_refused_and_nothing_is_written(store: SQLiteStor
     assert not (tmp_path / "b" / "pki").exists()
 
 
+async def test_a_swarm_manager_never_keeps_an_identity_of_its_own(store: SQLiteStore, tmp_path: Path) -> None:
+    await first(store, tmp_path)
+    with pytest.raises(JoinRefused, match="already holds a swarm"):
+        await settle(store, tmp_path / "b", own_identity=False)
+    assert not (tmp_path / "b" / "pki").exists()
+    assert await settle(store, tmp_path / "c") is None  # a plain server: its own, with a warning
+
+
 async def test_joining_an_empty_store_is_refused(store: SQLiteStore, tmp_path: Path) -> None:
     token = bs.new_token((await first(store, tmp_path / "elsewhere")).ca_pem)
     await store.delete(IDENTITY_KEY)

@@ -62,6 +62,8 @@ class ServerConfig:
     # The manager join token: take the identity of the cluster already in the store
     # (bosun.security.cluster); "" to initialize it, or to keep this server's own.
     join_token: str = ""
+    # A swarm manager serves the cluster's identity or refuses to start (never one of its own).
+    swarm: bool = False
 
     @property
     def host(self) -> str:
@@ -110,7 +112,8 @@ class APIServer:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(cfg.store_url, cfg.data_dir)
         if cfg.tls:  # before anything reads the CA, tokens or encryption key: they may come from the store
-            self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config)
+            self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config,
+                                        own_identity=not cfg.swarm)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
         sealed = encryption.table(r.group_plural for r in RESOURCES)
         self.cache = WatchCache(self.store)

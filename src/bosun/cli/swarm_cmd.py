@@ -22,7 +22,7 @@ from bosun.agent.hostinfo import node_ip_towards
 from bosun.api.server import ServerConfig
 from bosun.api.swarm_endpoints import TOKENS_PATH
 from bosun.cli.agent_cmd import parse_labels
-from bosun.cli.common import CliError, CliState, fail, pass_state, run
+from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.swarm_run import NodeOptions, read_state, refuse_if_member, run_manager, run_worker
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlaneOptions
@@ -97,11 +97,10 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
     refuse_if_member(data_dir)
     listen = listen_address(advertise_addr)
     node = _node(data_dir, name, labels, runtime, agent_port, node_network)
-    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url)
+    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, swarm=True)
 
     def banner(node_id: str, cluster: ClusterIdentity | None, url: str) -> str:
-        if cluster is None:
-            raise CliError("error: the store already holds another swarm: join it with `bosun swarm join`")
+        assert cluster is not None, "a swarm manager always has the cluster's identity (ServerConfig.swarm)"
         return (f"Swarm initialized: current node ({node_id}) is now a manager.\n\n"
                 "To add a worker to this swarm, run the following command:\n\n"
                 f"{join_line(cluster.tokens()['worker'], url)}\n\n"
@@ -134,7 +133,8 @@ def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: 
         run_worker(node, info, token.strip())
         return
     listen = listen_address(advertise_addr)
-    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url or info.store, join_token=token.strip())
+    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url or info.store, join_token=token.strip(),
+                          swarm=True)
     run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),
                 lambda node_id, cluster, url: "This node joined a swarm as a manager.")
 

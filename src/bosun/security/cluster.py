@@ -264,10 +264,11 @@ def _local_nodes(data_dir: Path) -> dict[str, str]:
 
 
 async def settle(store: Store, data_dir: Path, join_token: str = "",
-                 encryption: Path | None = None) -> ClusterIdentity | None:
+                 encryption: Path | None = None, *, own_identity: bool = True) -> ClusterIdentity | None:
     """Make ``data_dir/pki`` hold the cluster's identity (see the module docstring); None when
     this server keeps an identity of its own. ``encryption``: the server's
-    --encryption-config when it names one (it wins over the cluster's on this server)."""
+    --encryption-config when it names one (it wins over the cluster's on this server).
+    ``own_identity=False`` (a swarm manager): refuse rather than keep one of its own."""
     data_dir = Path(data_dir)
     key_path = pki_dir(data_dir) / KEY_FILE
     record = await _read(store)
@@ -289,6 +290,9 @@ async def settle(store: Store, data_dir: Path, join_token: str = "",
             return await _initialize(store, data_dir, encryption)
         except KeyExistsError:
             record = await _read(store)  # another manager initialized it at the same moment
+    if not own_identity:
+        raise JoinRefused("this store already holds a swarm: join it with its manager token "
+                          "(bosun swarm join --token TOKEN HOST:PORT)")
     log.warning("the store already holds a cluster identity: this server keeps its own CA, tokens and "
                 "encryption key; start it with the manager join token to serve the same cluster")
     return None
