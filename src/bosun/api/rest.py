@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bosun.api import errors, subresources
 from bosun.api.errors import APIError
-from bosun.api.fieldvalidation import check_fields
+from bosun.api.fieldvalidation import check_fields, warn_about
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -39,6 +39,7 @@ from bosun.api.tables import to_table
 from bosun.api.target import Target, decoded
 from bosun.api.watch import serve_watch
 from bosun.api.watchcache import WatchCache
+from bosun.security.satokens import ServiceAccountTokens
 
 PATCH_TYPES = (
     "application/merge-patch+json",
@@ -49,9 +50,12 @@ PATCH_TYPES = (
 
 
 class RestHandler:
-    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "") -> None:
+    def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
+                 service_accounts: ServiceAccountTokens | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        # Signs the tokens TokenRequest hands out (None: this server issues none).
+        self.service_accounts = service_accounts
         # The credential the API server presents to node agents (logs), as kube-apiserver's
         # kubelet client certificate.
         self.node_token = node_token
@@ -174,6 +178,7 @@ class RestHandler:
             )
         headers: dict[str, str] = {}
         check_fields(request, t.res, obj, headers)
+        warn_about(t.res, obj, headers)
         if t.res.created_as is not None:
             # Creating one is a subresource write on the object the body names (a Binding
             # binds the pod of its name): the one entry of that subresource serves it.
@@ -191,6 +196,7 @@ class RestHandler:
         check_kind(t.res, obj)
         headers: dict[str, str] = {}
         check_fields(request, t.res, obj, headers)
+        warn_about(t.res, obj, headers)
         body_ns = (obj.get("metadata") or {}).get("namespace")
         if t.res.namespaced and body_ns and body_ns != t.namespace:
             raise errors.bad_request(
@@ -230,6 +236,7 @@ class RestHandler:
                     patched["status"] = part["status"]  # pruned of unknown fields
             else:
                 check_fields(request, t.res, patched, headers)
+                warn_about(t.res, patched, headers)
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),

@@ -58,7 +58,7 @@ class Storage:
     def __init__(
         self, store: Store, namespaces: NamespaceTracker,
         sealed: dict[str, ResourceTransformer] | None = None,
-        services: ServiceAllocator | None = None,
+        services: ServiceAllocator | None = None, toleration_seconds: int = 300,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -66,7 +66,7 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._load, self._stale, self._dump = self.sealer.load, self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
-        self.admission = admission.standard_chain(self, services or ServiceAllocator(store))
+        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None

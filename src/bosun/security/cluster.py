@@ -3,7 +3,8 @@
 At its start a server settles which cluster it serves:
 
 * ``--join``/``--token`` with the manager token: it unwraps the cluster key, unseals the
-  bootstrap data (CA cert and key, admin token, encryption configuration) into its own
+  bootstrap data (CA cert and key, admin token, encryption configuration, service-account
+  signing key) into its own
   ``pki/`` and serves with them; a worker, wrong or rotated token is refused before anything
   is written;
 * it holds ``pki/cluster.key`` (it joined or initialized before): it refreshes its files from
@@ -34,6 +35,8 @@ from bosun.security import bootstrap as bs
 from bosun.security.encryption import CONFIG_NAME, ensure_config
 from bosun.security.files import write_atomic
 from bosun.security.pki import ensure_pki, pki_dir
+from bosun.security.satokens import ensure_key as ensure_sa_key
+from bosun.security.satokens import key_path as sa_key_path
 from bosun.security.tokens import ensure_admin_token, node_tokens_path
 from bosun.store.base import KeyExistsError, NotFoundError, Store, StoreError
 
@@ -44,7 +47,8 @@ IDENTITY_KEY = PREFIX + "identity"
 NODE_TOKENS_KEY = PREFIX + "node-tokens"
 KEY_FILE = "cluster.key"
 # What travels; the serving certificate does not (each manager has its own, from the one CA).
-FILES = {"ca.crt": 0o644, "ca.key": 0o600, "admin.token": 0o600, CONFIG_NAME: 0o600}
+SA_KEY_FILE = sa_key_path(Path(".")).name
+FILES = {"ca.crt": 0o644, "ca.key": 0o600, "admin.token": 0o600, CONFIG_NAME: 0o600, SA_KEY_FILE: 0o600}
 _DATA = b"bosun-bootstrap-data"
 _WRAP = b"bosun-cluster-key"
 
@@ -104,6 +108,8 @@ def _install(data_dir: Path, files: dict[str, str]) -> None:
     d = pki_dir(data_dir)
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name, mode in FILES.items():
+        if name not in files:  # written by a manager older than this file's sharing
+            continue
         body = bs.unb64(files[name])
         path = d / name
         if not path.exists() or path.read_bytes() != body:
@@ -329,6 +335,7 @@ async def _initialize(store: Store, data_dir: Path, encryption: Path | None) -> 
     pki = ensure_pki(data_dir, [])
     ensure_admin_token(data_dir)
     ensure_config(data_dir)
+    ensure_sa_key(data_dir)
     key = bs.new_key()
     tokens = {role: bs.new_token(pki.ca_cert_pem) for role in bs.ROLES}
     salt = bs.new_salt()
