@@ -195,6 +195,12 @@ def test_managers_serve_one_identity(m1: Member, m2: Member) -> None:
         assert base64.b64decode(got.stdout) == b"written-via-m1"
     finally:
         kubectl(m1.kubeconfig, "delete", "secret", name)
+    # A service-account token signed by m1 is accepted by m2 (one signing key).
+    made = kubectl(m1.kubeconfig, "create", "token", "default")
+    assert made.returncode == 0, made.stderr
+    who = kubectl(m1.kubeconfig, "auth", "whoami", "--token", made.stdout.strip(),
+                  "-o", "jsonpath={.status.userInfo.username}", server=m2.address)
+    assert who.returncode == 0 and who.stdout == "system:serviceaccount:default:default", who.stderr
 
 
 def test_node_ls_shows_managers_and_the_current_node(m1: Member, m2: Member, w1: Member) -> None:
