@@ -12,7 +12,7 @@ import pytest
 
 from bosun.security import bootstrap as bs
 from bosun.security.cluster import FILES, IDENTITY_KEY, KEY_FILE, ClusterIdentity, JoinRefused, settle
-from bosun.security.tokens import SWARM_MANAGER, SWARM_WORKER, TokenAuthenticator
+from bosun.security.tokens import SWARM_MANAGER, SWARM_WORKER, TokenAuthenticator, create_user_token
 from bosun.store.sqlite import SQLiteStore
 
 
@@ -95,7 +95,7 @@ async def test_rotation_refuses_the_old_token_and_keeps_joined_managers(store: S
     assert await settle(store, tmp_path / "c", new_manager) is not None
 
 
-async def test_every_manager_follows_rotations_and_node_credentials(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_every_manager_follows_rotations_and_credentials(store: SQLiteStore, tmp_path: Path) -> None:
     a = await first(store, tmp_path)
     b = await settle(store, tmp_path / "b", a.tokens()["manager"])
     assert b is not None
@@ -113,6 +113,11 @@ async def test_every_manager_follows_rotations_and_node_credentials(store: SQLit
         await until(lambda: auth_b.authenticate(f"Bearer {node_token}") is not None)
         user = auth_b.authenticate(f"Bearer {node_token}")
         assert user is not None and user.node_name == "n1"
+        # So is a user token made on a's machine (`bosun token create --user`, a file a's server never wrote).
+        alice = create_user_token(tmp_path / "a", "alice", ["devs"])
+        await until(lambda: auth_b.authenticate(f"Bearer {alice}") is not None)
+        user = auth_b.authenticate(f"Bearer {alice}")
+        assert user is not None and user.name == "alice" and "devs" in user.groups
         # A rotation made on a: b refuses the old worker token, takes the new one.
         new_worker = await a.rotate("worker")
         await until(lambda: auth_b.authenticate(f"Bearer {old_worker}") is None)

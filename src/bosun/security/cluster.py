@@ -14,8 +14,9 @@ At its start a server settles which cluster it serves:
 * otherwise it serves with an identity of its own, as servers did before managers shared one
   (a warning says how to join instead).
 
-Node credentials (digests only) are mirrored through the store too, so that an agent that
-obtained its credential from one manager is known to all of them. Nothing here is under
+Node credentials and user tokens (digests only) are mirrored through the store too
+(:mod:`.credmirror`), so that an agent that obtained its credential from one manager, or a
+user whose token was made on one manager's machine, is known to all of them. Nothing here is under
 ``/registry/``: the API never serves these keys.
 """
 
@@ -32,19 +33,19 @@ from typing import Protocol
 import orjson
 
 from bosun.security import bootstrap as bs
+from bosun.security.credmirror import CredentialMirror
 from bosun.security.encryption import CONFIG_NAME, ensure_config
 from bosun.security.files import write_atomic
 from bosun.security.pki import ensure_pki, pki_dir
 from bosun.security.satokens import ensure_key as ensure_sa_key
 from bosun.security.satokens import key_path as sa_key_path
-from bosun.security.tokens import ensure_admin_token, node_tokens_path
-from bosun.store.base import KeyExistsError, NotFoundError, Store, StoreError
+from bosun.security.tokens import ensure_admin_token
+from bosun.store.base import KeyExistsError, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/bosun/cluster/"
 IDENTITY_KEY = PREFIX + "identity"
-NODE_TOKENS_KEY = PREFIX + "node-tokens"
 KEY_FILE = "cluster.key"
 # What travels; the serving certificate does not (each manager has its own, from the one CA).
 SA_KEY_FILE = sa_key_path(Path(".")).name
@@ -127,7 +128,7 @@ class ClusterIdentity:
         self.key = key
         self.record = record
         self._follower: asyncio.Task[None] | None = None
-        self._sharing: set[asyncio.Task[None]] = set()
+        self.mirror = CredentialMirror(store, self.data_dir)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -170,70 +171,28 @@ class ClusterIdentity:
             self.record = rec
             return tokens[role]
 
-    # -- node credentials shared by every manager --------------------------------------
-
-    async def share_node_tokens(self) -> None:
-        """Publish this manager's node-credential digests (merged with the others')."""
-        local = _local_nodes(self.data_dir)
-        while True:
-            kv = await self.store.get(NODE_TOKENS_KEY)
-            shared = _nodes_of(kv.value) if kv is not None else {}
-            merged = {**shared, **local}
-            if merged == shared:
-                return
-            body = orjson.dumps({"nodes": merged})
-            try:
-                if kv is None:
-                    await self.store.create(NODE_TOKENS_KEY, body)
-                else:
-                    await self.store.update(NODE_TOKENS_KEY, body, kv.mod_revision)
-                return
-            except (KeyExistsError, NotFoundError, StoreError):
-                continue
-
-    def _share_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._share_logged())
-        self._sharing.add(task)
-        task.add_done_callback(self._sharing.discard)
-
-    async def _share_logged(self) -> None:
-        try:
-            await self.share_node_tokens()
-        except StoreError as e:  # the follower shares again when it reconnects
-            log.warning("sharing node credentials: %s", e)
-
-    def _take_node_tokens(self, raw: bytes) -> None:
-        local = _local_nodes(self.data_dir)
-        merged = {**local, **_nodes_of(raw)}
-        if merged != local:
-            write_atomic(node_tokens_path(self.data_dir), orjson.dumps({"nodes": merged}, option=orjson.OPT_INDENT_2))
-
     # -- following the store -----------------------------------------------------------
 
     def follow(self, listener: TokenListener) -> None:
-        """Keep ``listener`` told of rotations made on any manager, and this manager's node
-        credentials in step with the store, until :meth:`stop`."""
+        """Keep ``listener`` told of rotations made on any manager, and this manager's
+        credential tables in step with the others' (:mod:`.credmirror`), until :meth:`stop`."""
         listener.set_swarm_digests(self.record.worker, self.record.manager)
-        listener.on_node_token = self._share_soon
+        listener.on_node_token = self.mirror.changed
+        self.mirror.start()
         self._follower = asyncio.get_running_loop().create_task(self._follow(listener), name="cluster-identity")
 
     async def _follow(self, listener: TokenListener) -> None:
         while True:
             try:
-                rev = await self.store.current_revision()
-                kv = await self.store.get(NODE_TOKENS_KEY)
-                if kv is not None:
-                    self._take_node_tokens(kv.value)
-                await self.share_node_tokens()
-                async for ev in self.store.watch(PREFIX, rev):
-                    if ev.type == "DELETED":
-                        continue
-                    if ev.key == IDENTITY_KEY:
-                        rec = Record.loads(ev.value, ev.revision)
-                        self.record = rec
-                        listener.set_swarm_digests(rec.worker, rec.manager)
-                    elif ev.key == NODE_TOKENS_KEY:
-                        self._take_node_tokens(ev.value)
+                current = await _read(self.store)
+                rev = current.revision if current is not None else await self.store.current_revision()
+                if current is not None:
+                    self.record = current
+                    listener.set_swarm_digests(current.worker, current.manager)
+                async for ev in self.store.watch(IDENTITY_KEY, rev):
+                    if ev.type != "DELETED" and ev.key == IDENTITY_KEY:
+                        self.record = Record.loads(ev.value, ev.revision)
+                        listener.set_swarm_digests(self.record.worker, self.record.manager)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the store was away: start over from a fresh read
@@ -241,29 +200,12 @@ class ClusterIdentity:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        for task in list(self._sharing):
-            task.cancel()
+        await self.mirror.stop()
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
             self._follower = None
-
-
-def _nodes_of(raw: bytes) -> dict[str, str]:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {}
-    nodes = body.get("nodes") if isinstance(body, dict) else None
-    return {str(k): str(v) for k, v in nodes.items()} if isinstance(nodes, dict) else {}
-
-
-def _local_nodes(data_dir: Path) -> dict[str, str]:
-    try:
-        return _nodes_of(node_tokens_path(data_dir).read_bytes())
-    except FileNotFoundError:
-        return {}
 
 
 # -- settling at start ------------------------------------------------------------------
