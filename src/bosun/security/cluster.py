@@ -135,10 +135,13 @@ class ClusterIdentity:
     def _open(self, record: Record) -> dict[str, object]:
         return dict(orjson.loads(bs.unseal(self.key, record.data, _DATA)))
 
+    def _tokens(self, record: Record) -> dict[str, str]:
+        tokens = self._open(record)["tokens"]
+        return {str(k): str(v) for k, v in tokens.items()} if isinstance(tokens, dict) else {}
+
     def tokens(self) -> dict[str, str]:
-        tokens = self._open(self.record)["tokens"]
-        assert isinstance(tokens, dict)
-        return {str(k): str(v) for k, v in tokens.items()}
+        """The current worker and manager tokens."""
+        return self._tokens(self.record)
 
     @property
     def ca_pem(self) -> bytes:
@@ -155,7 +158,7 @@ class ClusterIdentity:
             current = await _read(self.store)
             if current is None:
                 raise JoinRefused("the cluster's identity is gone from the store")
-            tokens = {str(k): str(v) for k, v in dict(self._open(current)["tokens"]).items()}  # type: ignore[call-overload]
+            tokens = self._tokens(current)
             tokens[role] = bs.new_token(self.ca_pem)
             salt, wrapped = current.salt, current.wrapped
             if role == "manager":
