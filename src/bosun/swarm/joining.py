@@ -44,15 +44,22 @@ class JoinInfo:
         return [self.url, *(m for m in self.managers if m != self.url)]
 
 
+DEFAULT_PORT = 6443
+
+
 def manager_url(address: str) -> str:
-    """``HOST:PORT`` (or a URL) -> ``https://HOST:PORT``."""
+    """``HOST[:PORT]`` (port 6443 unless given) or a URL -> ``https://HOST:PORT``."""
     address = address.strip().rstrip("/")
     if "://" in address:
         return address
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise JoinError(f"invalid address {address!r}: want HOST:PORT of a manager")
-    return f"https://{address}"
+    if not sep or host.endswith(":") or (host.startswith("[") != host.endswith("]")):
+        host, port = address, str(DEFAULT_PORT)  # no port (a bare IPv6 address is bracketed here)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise JoinError(f"error: invalid address {address!r}: want HOST:PORT of a manager")
+    return f"https://{host}:{port}"
 
 
 async def discover(address: str, token: str) -> JoinInfo:
