@@ -119,12 +119,20 @@ class ControlPlane:
                                     renew_deadline=self.options.lease_duration * 2 / 3,
                                     retry_period=max(0.5, self.options.lease_duration / 10))
             self._elector_task = asyncio.create_task(self._elect(elector), name="leader-election")
-            self._heartbeat_task = asyncio.create_task(
-                heartbeat(self.client, self.identity(), self.options.advertise_url or self.url, self.options.node_name,
-                          self.options.lease_duration), name="manager-lease")
+            if self.api.cluster is not None:  # a manager of the cluster's shared identity (not a server alone)
+                self._heartbeat_task = asyncio.create_task(
+                    heartbeat(self.client, self.identity(), self.options.advertise_url or self.url,
+                              self.options.node_name, self.options.lease_duration, self._managers),
+                    name="manager-lease")
         except BaseException:
             await self.stop()
             raise
+
+    def _managers(self, urls: list[str]) -> None:
+        """The kubeconfig this server wrote names the other managers too, so the bosun CLI
+        and agents using it carry on through another when this one is gone."""
+        mine = self.options.advertise_url or self.url
+        self.api.write_kubeconfig([u for u in urls if u != mine])
 
     async def _elect(self, elector: LeaderElector) -> None:
         while True:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,8 +95,10 @@ def _lease(identity: str, url: str, node: str, duration: int) -> dict[str, Any]:
             "spec": {"holderIdentity": identity, "leaseDurationSeconds": duration, "renewTime": micro_time()}}
 
 
-async def heartbeat(client: Client, identity: str, url: str, node: str, duration: float) -> None:
-    """Renew this manager's Lease every third of ``duration`` until cancelled."""
+async def heartbeat(client: Client, identity: str, url: str, node: str, duration: float,
+                    on_managers: Callable[[list[str]], None] | None = None) -> None:
+    """Renew this manager's Lease every third of ``duration`` until cancelled, and tell
+    ``on_managers`` the URLs of the live managers each time."""
     seconds = max(1, round(duration))
     name = lease_name(identity)
     while True:
@@ -107,6 +110,8 @@ async def heartbeat(client: Client, identity: str, url: str, node: str, duration
                 if not e.not_found:
                     raise
                 await client.create(LEASES, body, NAMESPACE)
+            if on_managers is not None:
+                on_managers(sorted(m.url for m in await list_managers(client) if m.alive and m.url))
         except asyncio.CancelledError:
             raise
         except RETRYABLE as e:

@@ -24,6 +24,8 @@ import pytest
 from tests.e2e.helpers import BOSUN, Run, free_port, one_line_error, wait_until
 from tests.fixtures.etcd import start_etcd
 
+from bosun.client.kubeconfig import load_kubeconfig
+
 MARKER = f"swarm-{os.getpid()}"
 
 
@@ -183,8 +185,8 @@ def test_init_prints_dockers_lines_and_a_join_command_that_works(swarm: Swarm, m
 
 
 def test_managers_serve_one_identity(m1: Member, m2: Member) -> None:
-    one, two = (Path(m.kubeconfig).read_text().splitlines() for m in (m1, m2))
-    assert [x for x in one if "server:" not in x] == [x for x in two if "server:" not in x]
+    one, two = load_kubeconfig(m1.kubeconfig), load_kubeconfig(m2.kubeconfig)
+    assert (one.ca_data, one.token) == (two.ca_data, two.token)  # only the server differs
     name = f"s-{os.getpid()}"
     made = kubectl(m1.kubeconfig, "create", "secret", "generic", name, "--from-literal=k=written-via-m1")
     assert made.returncode == 0, made.stderr
@@ -248,14 +250,16 @@ def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm
 def test_the_other_manager_takes_over_when_the_leader_is_killed(m1: Member, m2: Member, w1: Member) -> None:
     lease_before = kubectl(m2.kubeconfig, "get", "lease", "-n", "kube-node-lease", "w1", "-o",
                            "jsonpath={.spec.renewTime}").stdout
-    # w1 joined before m2 existed: it learns of m2 from the managers' Leases.
+    # w1 joined before m2 existed: it learns of m2 from the managers' Leases; so does m1's kubeconfig.
     learned = f"Manager {m2.address} joined the swarm: this node moves to it when needed."
     wait_until(lambda: learned in w1.output, within=60, what="w1 to learn of m2")
+    wait_until(lambda: load_kubeconfig(m1.kubeconfig).servers == [f"https://{m2.address}"], within=60,
+               what="m1's kubeconfig to name m2")
     m1.stop(signal.SIGKILL)
 
-    def m2_leads() -> bool:
-        rows = node_rows(m2.kubeconfig)
-        return rows["m2"][3] == "Leader" and rows["m1"][3] == "Unreachable"
+    def m2_leads() -> bool:  # asked through m1's kubeconfig: the bosun CLI moves to m2 by itself
+        rows = node_rows(m1.kubeconfig)
+        return rows["m2"][3] == "Leader" and rows["m1"][3] == "Unreachable" and rows["m2"][0].endswith(" *")
 
     wait_until(m2_leads, within=60, what="m2 to lead, m1 unreachable")
     # The same kubeconfig (m1's) works against m2 with kubectl.
@@ -267,7 +271,7 @@ def test_the_other_manager_takes_over_when_the_leader_is_killed(m1: Member, m2: 
                                "jsonpath={.spec.renewTime}").stdout not in ("", lease_before),
                within=60, what="w1's agent to renew its lease through m2")
     # Controllers and the scheduler run on m2: a service converges on the worker.
-    out = ok("--kubeconfig", m2.kubeconfig, "service", "create", "--name", "after", "--replicas", "2",
+    out = ok("--kubeconfig", m1.kubeconfig, "service", "create", "--name", "after", "--replicas", "2",
              "--constraint", "node.labels.zone==w", "host", "busybox", "sh", "-c", f"echo {MARKER}; exec sleep 3600")
     assert out.splitlines()[-1] == "verify: Service after converged"
     assert node_rows(m2.kubeconfig)["w1"][1] == "Ready"

@@ -101,6 +101,8 @@ class APIServer:
         self.token = ""
         # The identity shared with the cluster's other managers (None: this server's own).
         self.cluster: ClusterIdentity | None = None
+        self._ca_pem = b""
+        self._kubeconfig_others: list[str] | None = None
 
     async def start(self) -> None:
         """Bring everything up; on any failure, release what was already started."""
@@ -165,7 +167,17 @@ class APIServer:
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
         self.url = f"{scheme}://{connect_host}:{port}"
         if cfg.tls:
-            write_kubeconfig(str(self.kubeconfig), server=self.url, ca_pem=pki.ca_cert_pem, token=self.token)
+            self._ca_pem = pki.ca_cert_pem
+            self.write_kubeconfig([])
+
+    def write_kubeconfig(self, others: list[str]) -> None:
+        """The admin kubeconfig for this server, naming ``others`` (the cluster's other
+        managers) to fall back on; rewritten only when they change."""
+        if not self._ca_pem or others == self._kubeconfig_others:
+            return
+        write_kubeconfig(str(self.kubeconfig), server=self.url, ca_pem=self._ca_pem, token=self.token,
+                         servers=others)
+        self._kubeconfig_others = list(others)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -102,7 +102,7 @@ async def list_nodes(client: Client) -> list[NodeView]:
     holder = await leader_identity(client)
     managers = {m.node: m for m in await _managers(client) if m.node}
     leader = next((node for node, m in managers.items() if m.identity == holder), holder.rsplit("_", 1)[0])
-    here = next((node for node, m in managers.items() if m.url == client.config.server), None)
+    here = next((node for node, m in managers.items() if m.url == client.server), None)
 
     def view(n: JSON) -> NodeView:
         name = str(n["metadata"]["name"])
