@@ -27,6 +27,10 @@ class ControlPlaneOptions:
     node_monitor_grace_period: float = 10.0
     pod_eviction_timeout: float = 10.0
     lease_duration: float = 15.0
+    # The node whose agent runs beside this control plane (swarm init/join), and the URL other
+    # machines reach its API on: both published in its manager Lease (bosun.membership).
+    node_name: str = ""
+    advertise_url: str = ""
     # Components call the API in-process (no TLS/sockets/HTTP); BOSUN_LOCAL_TRANSPORT=0 turns it off.
     local_transport: bool = field(default_factory=lambda: os.environ.get("BOSUN_LOCAL_TRANSPORT", "1") != "0")
 

@@ -38,6 +38,7 @@ from bosun.client.rest import Client
 from bosun.client.shared import SharedInformers
 from bosun.client.transport import LocalTransport
 from bosun.component import Component, ComponentContext, ControlPlaneOptions
+from bosun.membership import heartbeat, resign
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class ControlPlane:
         self.client: Client | None = None
         self.ctx: ComponentContext | None = None
         self._elector_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self.components: dict[str, Component] = {}
 
     @property
@@ -117,9 +119,20 @@ class ControlPlane:
                                     renew_deadline=self.options.lease_duration * 2 / 3,
                                     retry_period=max(0.5, self.options.lease_duration / 10))
             self._elector_task = asyncio.create_task(self._elect(elector), name="leader-election")
+            if self.api.cluster is not None:  # a manager of the cluster's shared identity (not a server alone)
+                self._heartbeat_task = asyncio.create_task(
+                    heartbeat(self.client, self.identity(), self.options.advertise_url or self.url,
+                              self.options.node_name, self.options.lease_duration, self._managers),
+                    name="manager-lease")
         except BaseException:
             await self.stop()
             raise
+
+    def _managers(self, urls: list[str]) -> None:
+        """The kubeconfig this server wrote names the other managers too, so the bosun CLI
+        and agents using it carry on through another when this one is gone."""
+        mine = self.options.advertise_url or self.url
+        self.api.write_kubeconfig([u for u in urls if u != mine])
 
     async def _elect(self, elector: LeaderElector) -> None:
         while True:
@@ -176,6 +189,11 @@ class ControlPlane:
     async def stop(self) -> None:
         await cancel_and_wait(self._elector_task)
         self._elector_task = None
+        if self._heartbeat_task is not None:
+            await cancel_and_wait(self._heartbeat_task)
+            self._heartbeat_task = None
+            if self.client is not None:
+                await resign(self.client, self.identity())
         if self.client is not None:
             await self.client.close()
             self.client = None

@@ -35,7 +35,7 @@ from bosun.agent.attach_server import AttachHandler
 from bosun.agent.exec_server import ExecHandler
 from bosun.agent.portforward import PortForwardHandler
 from bosun.agent.runtime.base import RuntimeDriver
-from bosun.client.rest import Client
+from bosun.client.rest import ApiError, Client
 
 AUTH_CACHE_SECONDS = 60.0
 
@@ -117,13 +117,14 @@ class AgentServer:
         hit = self._auth_cache.get(token)
         if hit and hit[1] > time.monotonic():
             return hit[0]
-        ok = False
+        # Asked through the client's own transport: with several managers, of whichever
+        # answers now (bosun.client.failover), not of the one this agent first talked to.
         try:
-            async with aiohttp.ClientSession() as s, s.get(
-                    f"{self.client.config.server}/api/v1/nodes/{self.node_name}",
-                    headers={"Authorization": f"Bearer {token}"}, ssl=self.client._ssl,
-                    timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                ok = resp.status == 200
+            await asyncio.wait_for(self.client.request("GET", f"/api/v1/nodes/{self.node_name}",
+                                                       headers={"Authorization": f"Bearer {token}"}), 10)
+            ok = True
+        except ApiError:
+            ok = False
         except (TimeoutError, aiohttp.ClientError, OSError):
             return False
         self._auth_cache[token] = (ok, time.monotonic() + AUTH_CACHE_SECONDS)

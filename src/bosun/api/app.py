@@ -15,6 +15,7 @@ from bosun.api.instrumentation import APIMetrics
 from bosun.api.local import LocalDispatcher
 from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
+from bosun.api.swarm_endpoints import CA_PATH, SwarmEndpoints
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
@@ -25,7 +26,7 @@ AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscover
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
 # Paths anyone may read, as Kubernetes' system:public-info-viewer role allows.
-PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version", CA_PATH})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Components in the server's own process send their requests here instead of over HTTPS.
@@ -33,7 +34,8 @@ LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
 ACCESS = web.AppKey("access_control", AccessControl)
 
 
-def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
+def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
+             swarm: SwarmEndpoints | None = None) -> web.Application:
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
 
@@ -183,4 +185,6 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -
     r.add_get("/openapi/v2", openapi_v2)
     r.add_get("/openapi/v3", openapi_v3_index)
     r.add_get("/openapi/v3/{tail:.*}", openapi_v3_doc)
+    if swarm is not None:
+        swarm.add_routes(r)
     return app

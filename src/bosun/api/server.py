@@ -29,9 +29,11 @@ from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import RESOURCES, by_plural
 from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
+from bosun.api.swarm_endpoints import SwarmEndpoints
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
+from bosun.security.cluster import ClusterIdentity, settle
 from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
@@ -60,6 +62,11 @@ class ServerConfig:
     # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
     # the service CIDR given to the cluster IP allocator, all published for the nodes.
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # The manager join token: take the identity of the cluster already in the store
+    # (bosun.security.cluster); "" to initialize it, or to keep this server's own.
+    join_token: str = ""
+    # A swarm manager serves the cluster's identity or refuses to start (never one of its own).
+    swarm: bool = False
     # How long new pods tolerate a not-ready or unreachable node (kube-apiserver's
     # --default-not-ready/unreachable-toleration-seconds); a control plane sets its eviction timeout.
     default_toleration_seconds: int = 300
@@ -97,6 +104,10 @@ class APIServer:
         self.url = ""
         self.kubeconfig = self.config.data_dir / "kubeconfig"
         self.token = ""
+        # The identity shared with the cluster's other managers (None: this server's own).
+        self.cluster: ClusterIdentity | None = None
+        self._ca_pem = b""
+        self._kubeconfig_others: list[str] | None = None
 
     async def start(self) -> None:
         """Bring everything up; on any failure, release what was already started."""
@@ -110,9 +121,12 @@ class APIServer:
         cfg = self.config
         cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(cfg.store_url, cfg.data_dir)
+        if cfg.tls:  # before anything reads the CA, tokens or encryption key: they may come from the store
+            self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config,
+                                        own_identity=not cfg.swarm)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
         sealed = encryption.table(r.group_plural for r in RESOURCES)
-        self.store = await open_store(cfg.store_url, cfg.data_dir)
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
         await self.cache.start()
@@ -141,12 +155,14 @@ class APIServer:
             pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts, self.services.first_ip])
             self.token = ensure_admin_token(cfg.data_dir)
             auth = TokenAuthenticator(cfg.data_dir)
+            if self.cluster is not None:
+                self.cluster.follow(auth)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
-        app = make_app(self.rest, self.store, auth)
+        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage))
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -161,12 +177,24 @@ class APIServer:
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
         self.url = f"{scheme}://{connect_host}:{port}"
         if cfg.tls:
-            write_kubeconfig(str(self.kubeconfig), server=self.url, ca_pem=pki.ca_cert_pem, token=self.token)
+            self._ca_pem = pki.ca_cert_pem
+            self.write_kubeconfig([])
+
+    def write_kubeconfig(self, others: list[str]) -> None:
+        """The admin kubeconfig for this server, naming ``others`` (the cluster's other
+        managers) to fall back on; rewritten only when they change."""
+        if not self._ca_pem or others == self._kubeconfig_others:
+            return
+        write_kubeconfig(str(self.kubeconfig), server=self.url, ca_pem=self._ca_pem, token=self.token,
+                         servers=others)
+        self._kubeconfig_others = list(others)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.rest is not None:
             await self.rest.close()
         await self.stop_collectors()

@@ -17,8 +17,9 @@ from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
 from bosun.cli.daemon import run_until_signal
 from bosun.cli.network_opts import check_ingress_ports, ingress_port_options, pod_cidr_option
+from bosun.client.failover import FailoverTransport, parse_servers
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
-from bosun.client.rest import Client
+from bosun.client.rest import Client, ssl_context
 from bosun.hollow import nodes as hollow_nodes
 from bosun.network.dns.forward import upstream_address
 
@@ -64,8 +65,16 @@ def mount_cgroups() -> None:
         raise click.ClickException(f"cannot mount the cgroup hierarchy on /sys/fs/cgroup: {e}") from None
 
 
+def agent_client(cluster: ClusterConfig, servers: list[str]) -> Client:
+    """A client to the one server, or to whichever of several answers."""
+    if len(servers) < 2:
+        return Client(cluster)
+    return Client(cluster, transport=FailoverTransport(servers, ssl_context(cluster)))
+
+
 @click.command("agent")
-@click.option("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443.")
+@click.option("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443; several, comma-separated, "
+              "for a cluster with several managers (the agent moves to another when one goes away).")
 @click.option("--token", default="", help="Join token (bosun token create) or another bearer token.")
 @click.option("--kubeconfig", "kubeconfig", default="", help="Use this kubeconfig instead of --server/--token.")
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -101,11 +110,13 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check_ingress_ports(ingress_http_port, ingress_https_port)
+    servers: list[str] = []
     if kubeconfig:
         cluster = load_kubeconfig(kubeconfig)
     elif server and token:
         ca = ca_file.read_bytes() if ca_file else None
-        cluster = ClusterConfig(server=server.rstrip("/"), ca_data=ca, insecure=ca is None, token=token)
+        servers = parse_servers(server)
+        cluster = ClusterConfig(server=servers[0], ca_data=ca, insecure=ca is None, token=token)
     else:
         raise click.UsageError("give --server and --token, or --kubeconfig")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir,
@@ -122,7 +133,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
         oci_options["ipam_dir"] = str(ipam_dir.absolute())
 
     async def main() -> None:
-        client = Client(cluster)
+        client = agent_client(cluster, servers)
         ip = node_ip or node_ip_towards(cluster.server)
         node = Agent(client, config, make_driver(runtime, config.runtime_dir, ip, **oci_options), node_ip=ip)
 

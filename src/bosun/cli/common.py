@@ -7,8 +7,10 @@ kubectl users read errors and names in a fixed shape (``Error from server (NotFo
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -44,6 +46,16 @@ def api_error_line(e: ApiError) -> str:
     return f"Error from server: {msg}"
 
 
+def local_kubeconfig() -> str | None:
+    """The kubeconfig of a cluster started on this machine (``bosun swarm init``, ``bosun up``,
+    in $BOSUN_DATA_DIR or /var/lib/bosun), when neither $KUBECONFIG nor ~/.kube/config says
+    otherwise: a manager's shell needs no flag."""
+    if os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").exists():
+        return None
+    local = Path(os.environ.get("BOSUN_DATA_DIR") or "/var/lib/bosun") / "kubeconfig"
+    return str(local) if local.exists() else None
+
+
 @dataclass(slots=True)
 class CliState:
     """Global options, resolved lazily so that `bosun kubeconfig` works with no kubeconfig."""
@@ -56,7 +68,7 @@ class CliState:
 
     def client(self) -> Client:
         if self._client is None:
-            cfg = load_kubeconfig(self.kubeconfig, self.context)
+            cfg = load_kubeconfig(self.kubeconfig or local_kubeconfig(), self.context)
             if self.namespace:
                 cfg.namespace = self.namespace
             self._client = Client(cfg)

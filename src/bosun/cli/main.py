@@ -39,6 +39,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "config": "bosun.cli.files_cmd:config",
     "service": "bosun.cli.service_cmd:service",
     "stack": "bosun.cli.stack_cmd:stack",
+    "swarm": "bosun.cli.swarm_cmd:swarm",
     "node": "bosun.cli.node_cmd:node",
     "token": "bosun.cli.token_cmd:token",
     "up": "bosun.cli.up_cmd:up",

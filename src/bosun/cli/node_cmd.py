@@ -148,3 +148,48 @@ def rm(state: CliState, force: bool, refs: tuple[str, ...]) -> None:
             click.echo(ref)
 
     run(state, go)
+
+
+@node.command("promote")
+@click.argument("refs", nargs=-1, required=True)
+@pass_state
+def promote(state: CliState, refs: tuple[str, ...]) -> None:
+    """Give nodes the manager role (node.role==manager places tasks there; the node shows as a
+    manager, Unreachable until a manager runs on it: `bosun swarm join` with the manager token)."""
+
+    async def go(client: Client) -> None:
+        for ref in refs:
+            v = await must_find(client, ref)
+            if v.manager:
+                click.echo(f"Node {ref} is already a manager.")
+                continue
+            await model.set_manager(client, v, True)
+            click.echo(f"Node {ref} promoted to a manager in the swarm.")
+
+    run(state, go)
+
+
+@node.command("demote")
+@click.argument("refs", nargs=-1, required=True)
+@pass_state
+def demote(state: CliState, refs: tuple[str, ...]) -> None:
+    """Take the manager role away from nodes (never from the last manager, nor from a node
+    whose manager still runs: leave the swarm there first)."""
+
+    async def go(client: Client) -> None:
+        for ref in refs:
+            views = await model.list_nodes(client)
+            v = await must_find(client, ref)
+            if not v.manager:
+                click.echo(f"Node {ref} is already a worker.")
+                continue
+            if sum(1 for other in views if other.manager) <= 1:
+                fail(f"Error response from daemon: rpc error: code = FailedPrecondition desc = node {ref} is the "
+                     "last manager of the swarm: it cannot be demoted")
+            if v.lease is not None and v.lease.alive:
+                fail(f"Error response from daemon: node {ref} runs a manager: stop it first "
+                     "(bosun swarm leave --force on that machine)")
+            await model.set_manager(client, v, False)
+            click.echo(f"Manager {ref} demoted in the swarm.")
+
+    run(state, go)

@@ -14,8 +14,11 @@ import click
 
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
+from bosun.cli.common import fail
 from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
+from bosun.security.bootstrap import BadToken, parse_token
+from bosun.swarm.joining import JoinError, discover
 
 
 def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
@@ -73,13 +76,31 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               help="EncryptionConfiguration file (kube-apiserver's format) for encryption at rest "
                    "[default: DATA_DIR/pki/encryption.yaml, made at the first start]. Servers sharing "
                    "a store need the same file.")
+@click.option("--leader-elect-lease-duration", "lease_duration", type=click.FloatRange(min=2.0), default=15.0,
+              show_default=True,
+              help="Seconds a server holds the controllers' Lease without renewing it: how soon another "
+                   "server on the same store takes over.")
+@click.option("--join", "join_address", default="", metavar="HOST:PORT",
+              help="Join the cluster this server serves (with --token): its store and identity.")
+@click.option("--token", "join_token", default="", help="The manager join token (bosun swarm join-token manager): "
+              "serve the identity of the cluster already in the store (CA, tokens, encryption key).")
 @network_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           encryption_config: Path | None, log_level: str, **network: Any) -> None:
+           encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, log_level: str,
+           **network: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     settings = network_config(network)
+    if join_address and not join_token:
+        raise click.UsageError("--join needs --token")
+    if join_token:
+        try:
+            parse_token(join_token)
+        except BadToken as e:
+            fail(f"error: {e}")
+    if join_address:
+        store_url = store_url or _joined_store(join_address, join_token)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
         click.echo(f"error: --listen must be ADDR:PORT, got {listen!r}", err=True)
@@ -94,8 +115,21 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
         scheduler=scheduler,
         node_monitor_grace_period=node_monitor_grace_period,
         pod_eviction_timeout=pod_eviction_timeout,
+        lease_duration=lease_duration,
     )
     if not local_transport:
         options.local_transport = False
-    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                      encryption_config=encryption_config, network=settings), options)
+    _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, encryption_config=encryption_config,
+                      network=settings, join_token=join_token.strip()), options)
+
+
+def _joined_store(address: str, token: str) -> str:
+    """The store of the cluster a manager at ``address`` serves, if ``token`` joins a manager."""
+    try:
+        info = asyncio.run(discover(address, token))
+    except JoinError as e:
+        fail(str(e))
+    if info.role != "manager":
+        fail("error: this is a worker join token: a manager joins with the manager token "
+             "(bosun swarm join-token manager)")
+    return info.store

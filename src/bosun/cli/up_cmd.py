@@ -61,7 +61,8 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
     mount_cgroups()
 
     async def main() -> None:
-        plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen, network=settings), ControlPlaneOptions())
+        plane = ControlPlane(ServerConfig(data_dir=data_dir, listen=listen, network=settings),
+                             ControlPlaneOptions(node_name=config.node_name))
         state: dict[str, object] = {}
 
         async def start() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+MANAGERS_EXTENSION = "bosun.io/managers"
 
 
 class KubeconfigError(ValueError):
@@ -30,6 +32,9 @@ class ClusterConfig:
     client_cert: bytes | None = None
     client_key: bytes | None = None
     namespace: str = "default"
+    # More servers of the same cluster (a swarm's other managers), tried when ``server`` does
+    # not answer; kept in the cluster's ``bosun.io/managers`` extension, which kubectl ignores.
+    servers: list[str] = field(default_factory=list)
 
 
 def default_path() -> str:
@@ -119,7 +124,17 @@ def load_kubeconfig(path: str | None = None, context: str | None = None) -> Clus
         client_cert=_read_data(user, "client-certificate-data", "client-certificate", base, path),
         client_key=_read_data(user, "client-key-data", "client-key", base, path),
         namespace=str(ctx.get("namespace") or "default"),
+        servers=_other_servers(cluster, str(server).rstrip("/")),
     )
+
+
+def _other_servers(cluster: dict[str, Any], server: str) -> list[str]:
+    for ext in cluster.get("extensions") or []:
+        if isinstance(ext, dict) and ext.get("name") == MANAGERS_EXTENSION:
+            body = ext.get("extension")
+            urls = body.get("servers") if isinstance(body, dict) else None
+            return [str(u).rstrip("/") for u in urls or [] if str(u).rstrip("/") != server]
+    return []
 
 
 def write_kubeconfig(
@@ -130,8 +145,10 @@ def write_kubeconfig(
     token: str,
     cluster_name: str = "bosun",
     user: str = "admin",
+    servers: list[str] | None = None,
 ) -> None:
-    """Write a single-context kubeconfig; mode 0600 because it holds a bearer token."""
+    """Write a single-context kubeconfig; mode 0600 because it holds a bearer token.
+    ``servers``: the cluster's other API servers (see :attr:`ClusterConfig.servers`)."""
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -149,6 +166,9 @@ def write_kubeconfig(
         "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": user}}],
         "current-context": cluster_name,
     }
+    if servers:
+        cluster_entry: dict[str, Any] = doc["clusters"][0]["cluster"]  # type: ignore[index]
+        cluster_entry["extensions"] = [{"name": MANAGERS_EXTENSION, "extension": {"servers": list(servers)}}]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")

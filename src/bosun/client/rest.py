@@ -21,6 +21,7 @@ import orjson
 
 from bosun.api.registry import Resource
 from bosun.client.errors import ApiError
+from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.transport import HttpTransport, LocalTransport, Transport
 
@@ -90,6 +91,8 @@ class Client:
         self.config = config
         self.timeout = timeout
         self._ssl = ssl_context(config)
+        if transport is None and config.servers:  # several managers: whichever answers
+            transport = FailoverTransport([config.server, *config.servers], self._ssl, timeout)
         self.transport: Transport = transport or HttpTransport(config.server, self._ssl, timeout)
         self._headers: dict[str, str] = {"User-Agent": "bosun-client/0.1"}
         if config.token:
@@ -100,6 +103,13 @@ class Client:
         its own credential keeps its connections and informers)."""
         self.config.token = token
         self._headers["Authorization"] = f"Bearer {token}"
+
+    @property
+    def server(self) -> str:
+        """The server requests go to now (with several managers, the one that answered last)."""
+        if isinstance(self.transport, FailoverTransport | HttpTransport):
+            return self.transport.server
+        return self.config.server
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> Client:

@@ -12,6 +12,10 @@ Who each credential is (what RBAC and the node authorizer see):
   ``--token-auth-file``): that user and those groups; only a SHA-256 of it is kept on disk;
 - a join token: ``system:bootstrap:<id>`` in ``system:bootstrappers``, which RBAC lets do one
   thing: ask for a node credential (see :mod:`bosun.security.nodecreds`);
+- a swarm join token (``SWMTKN-1-...``, :mod:`bosun.security.bootstrap`): likewise a
+  bootstrapper, named ``system:bootstrap:swarm-worker`` or ``system:bootstrap:swarm-manager``
+  so that the join endpoint knows which role it joins as; only their digests are known here,
+  kept current by :class:`bosun.security.cluster.ClusterIdentity`;
 - a node credential: ``system:node:<name>`` in ``system:nodes``, confined to its own objects
   by :mod:`bosun.security.authz.node`.
 """
@@ -24,6 +28,7 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,9 @@ from bosun.security.files import write_atomic
 from bosun.security.identity import ADMIN, BOOTSTRAP_PREFIX, BOOTSTRAPPERS, User, authenticated, node_user
 
 ADMIN_USER = ADMIN.name
+SWARM_WORKER = BOOTSTRAP_PREFIX + "swarm-worker"
+SWARM_MANAGER = BOOTSTRAP_PREFIX + "swarm-manager"
+SWARM_TOKEN_PREFIX = "SWMTKN-1-"
 
 _JOIN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -200,6 +208,10 @@ class TokenAuthenticator:
         self._nodes_file = _Watched(node_tokens_path(self._data_dir))
         self._user_digests: dict[str, User] = {}
         self._node_digests: dict[str, User] = {}
+        self._swarm: dict[str, User] = {}
+        # Told when this server issued a node credential (the cluster identity shares it with
+        # the other managers).
+        self.on_node_token: Callable[[], None] | None = None
         self._reload_join()
         self._reload_digests()
 
@@ -207,10 +219,17 @@ class TokenAuthenticator:
         """Register another token (e.g. a service account's) for the life of this process."""
         self._static[token] = user if isinstance(user, User) else authenticated(user)
 
+    def set_swarm_digests(self, worker: str, manager: str) -> None:
+        """The swarm tokens now current (rotation replaces them: the old ones stop working)."""
+        self._swarm = {worker: authenticated(SWARM_WORKER, BOOTSTRAPPERS),
+                       manager: authenticated(SWARM_MANAGER, BOOTSTRAPPERS)}
+
     def issue_node_token(self, node: str) -> str:
         """Issue (or replace) a node's credential and accept it at once."""
         tok = issue_node_token(self._data_dir, node)
         self._reload_digests()
+        if self.on_node_token is not None:
+            self.on_node_token()
         return tok
 
     def _reload_join(self) -> None:
@@ -252,6 +271,8 @@ class TokenAuthenticator:
                 return authenticated(BOOTSTRAP_PREFIX + known.id, BOOTSTRAPPERS)
             return None
         digest = _digest(tok)
+        if tok.startswith(SWARM_TOKEN_PREFIX):
+            return next((who for d, who in self._swarm.items() if hmac.compare_digest(d, digest)), None)
         found = self._by_digest.get(digest)
         if found is None:
             self._reload_digests()

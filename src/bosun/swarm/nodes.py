@@ -13,6 +13,7 @@ from typing import Any
 from bosun.api.registry import must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.compose.translate.placement import MANAGER_LABEL
+from bosun.membership import Manager, leader_identity, list_managers
 
 # How long a drain waits for disruption budgets to let its last tasks go.
 DRAIN_BUDGET_WAIT = 60.0
@@ -20,16 +21,16 @@ DRAIN_BUDGET_WAIT = 60.0
 JSON = dict[str, Any]
 NODES = must_by_plural("", "v1", "nodes")
 PODS = must_by_plural("", "v1", "pods")
-LEASES = must_by_plural("coordination.k8s.io", "v1", "leases")
 AVAILABILITY_ANNOTATION = "bosun.io/availability"
 AVAILABILITIES = ("active", "pause", "drain")
-LEADER_LEASE = ("kube-system", "bosun-controlplane")
 
 
 @dataclass(frozen=True, slots=True)
 class NodeView:
     obj: JSON
-    leader: str  # the host name holding the control plane's lease ("" if unknown)
+    leader: str  # the node (or host) of the manager holding the control plane's lease ("" if unknown)
+    lease: Manager | None = None  # the manager Lease of the control plane beside this node, if any
+    current: bool | None = None  # the node of the manager the client talks to (None: judge by host name)
 
     @property
     def name(self) -> str:
@@ -60,15 +61,18 @@ class NodeView:
 
     @property
     def manager(self) -> bool:
-        return MANAGER_LABEL in (self.obj["metadata"].get("labels") or {})
+        live = self.lease is not None and self.lease.alive
+        return live or MANAGER_LABEL in (self.obj["metadata"].get("labels") or {})
 
     @property
     def manager_status(self) -> str:
+        """Docker's words: Leader, Reachable (its manager renews its Lease), Unreachable."""
         if not self.manager:
             return ""
-        if self.leader and self.leader.lower() in (self.name.lower(), self.hostname.lower()):
+        alive = self.lease.alive if self.lease is not None else self.status == "Ready"
+        if alive and self.leader and self.leader.lower() in (self.name.lower(), self.hostname.lower()):
             return "Leader"
-        return "Reachable" if self.status == "Ready" else "Unreachable"
+        return "Reachable" if alive else "Unreachable"
 
     @property
     def engine(self) -> str:
@@ -76,24 +80,38 @@ class NodeView:
 
     @property
     def is_self(self) -> bool:
+        if self.current is not None:
+            return self.current
         return socket.gethostname().lower() in (self.name.lower(), self.hostname.lower())
 
 
-async def leader_host(client: Client) -> str:
+async def _managers(client: Client) -> list[Manager]:
     try:
-        lease = await client.get(LEASES, LEADER_LEASE[1], LEADER_LEASE[0])
+        return await list_managers(client)
     except ApiError as e:
-        if e.not_found or e.status == 403:
-            return ""
+        if e.status == 403:
+            return []
         raise
-    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-    return holder.rsplit("_", 1)[0]
 
 
 async def list_nodes(client: Client) -> list[NodeView]:
+    """Every node, with what its manager (if it runs one) says: the leader is the node of the
+    manager holding the control plane's Lease, the current node that of the manager at the
+    client's server URL."""
     items, _ = await client.list_all(NODES)
-    leader = await leader_host(client)
-    return sorted((NodeView(n, leader) for n in items), key=lambda v: v.hostname)
+    holder = await leader_identity(client)
+    managers = {m.node: m for m in await _managers(client) if m.node}
+    leader = next((node for node, m in managers.items() if m.identity == holder), holder.rsplit("_", 1)[0])
+    here = next((node for node, m in managers.items() if m.url == client.server), None)
+
+    def view(n: JSON) -> NodeView:
+        name = str(n["metadata"]["name"])
+        lease = managers.get(name)
+        if lease is None and managers and MANAGER_LABEL in (n["metadata"].get("labels") or {}):
+            lease = Manager("", "", name, alive=False)  # a manager role with no manager running there
+        return NodeView(n, leader, lease, None if here is None else name == here)
+
+    return sorted((view(n) for n in items), key=lambda v: v.hostname)
 
 
 async def find_node(client: Client, ref: str) -> NodeView | None:
@@ -162,3 +180,8 @@ async def update_labels(client: Client, node: NodeView, add: dict[str, str], rem
     labels: dict[str, str | None] = {k: None for k in remove}
     labels.update(add)
     await client.patch(NODES, node.name, {"metadata": {"labels": labels}})
+
+
+async def set_manager(client: Client, node: NodeView, manager: bool) -> None:
+    """The manager role as placement sees it (``node.role==manager``): the control-plane label."""
+    await client.patch(NODES, node.name, {"metadata": {"labels": {MANAGER_LABEL: "" if manager else None}}})

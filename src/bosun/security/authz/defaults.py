@@ -18,6 +18,8 @@ from bosun.security.identity import AUTHENTICATED, BOOTSTRAPPERS, MASTERS, NODES
 API = "rbac.authorization.k8s.io/v1"
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 NODE_CREDENTIAL_PATH = "/bosun/v1/node-credentials"
+# A machine holding a swarm join token asks here which role it joins as (bosun.api.swarm_endpoints).
+SWARM_JOIN_PATH = "/bosun/v1/swarm/join"
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
@@ -108,7 +110,8 @@ def default_cluster_roles() -> list[dict[str, Any]]:
             rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
             rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
         ]),
-        cluster_role("system:bosun:node-bootstrapper", [url_rule(["post"], [NODE_CREDENTIAL_PATH])]),
+        cluster_role("system:bosun:node-bootstrapper", [
+            url_rule(["post"], [NODE_CREDENTIAL_PATH, SWARM_JOIN_PATH])]),
         cluster_role("system:monitoring", [url_rule(["get"], ["/metrics", "/livez", "/readyz", "/healthz"])]),
     ]
 
