@@ -406,6 +406,14 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         return float(spec.get("terminationGracePeriodSeconds", 30))
 
+    def stop_grace(self) -> float:
+        """The pod's grace period when its node stops: the deletion's when it is being
+        deleted (which may be shorter), its ``terminationGracePeriodSeconds`` otherwise."""
+        meta = self.pod.get("metadata") or {}
+        if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") is not None:
+            return min(self._grace(), float(meta["deletionGracePeriodSeconds"]))
+        return self._grace()
+
     # -- stopping ----------------------------------------------------------------------------------
 
     async def _kill(self, c: dict[str, Any] | None, st: ContainerStatus, grace: float) -> None:
