@@ -121,6 +121,10 @@ def test_stop_runs_prestop_then_stops_all_pods_together_and_leaves_nothing(tmp_p
         again = subprocess.run([BOSUN, "up", *node.args], capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and "another bosun up is running on data dir" in again.stderr, again.stderr
         assert again.stderr.count("\n") == 1, again.stderr
+        busy = subprocess.run([BOSUN, "agent", "--cleanup", "--data-dir", str(node.data / "agent")],
+                              capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 1 and "another bosun up is running" in busy.stderr, busy.stderr
+        assert _sleeping(marker) == PODS, "a refused cleanup removed nothing"
         other = tmp_path / "other"
         taken = subprocess.run([BOSUN, "up", "--data-dir", str(other), "--listen", f"127.0.0.1:{free_port()}",
                                 "--agent-port", node.args[node.args.index("--agent-port") + 1]],
@@ -172,3 +176,21 @@ def test_second_ctrl_c_leaves_the_pods_and_reset_removes_them(tmp_path: Path) ->
         assert reset.returncode == 0 and "removed" in reset.stdout, reset.stderr
         assert "container(s)" in reset.stdout and not reset.stdout.startswith("removed 0 container(s)"), reset.stdout
         assert left_behind(node.data, marker, uids, before) == []
+
+
+def test_agent_cleanup_after_sigkill_removes_everything_without_starting(tmp_path: Path) -> None:
+    before = HostState()
+    marker = str(8_000_000 + os.getpid())
+    with bosun_up(tmp_path) as node:
+        uids = _create_pods(node, marker)
+        node.proc.kill()
+        node.proc.wait()
+        assert _sleeping(marker) == PODS
+        done = subprocess.run([BOSUN, "agent", "--cleanup", "--data-dir", str(node.data / "agent")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"removed {PODS} container(s), {PODS} pod sandbox(es)"), done.stdout
+        assert "node network rules" in done.stdout, done.stdout
+        assert left_behind(node.data, marker, uids, before) == []
+        again = subprocess.run([BOSUN, "up", *node.args, "--reset"], capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and again.stdout.startswith("removed 0 container(s)"), again.stdout

@@ -74,19 +74,19 @@ _held: list[int] = []  # lock files' descriptors, held for the life of the proce
 def lock_data_dir(data_dir: Path, what: str) -> None:
     """One daemon per data dir: a second one would fight over the same containers, sandboxes
     and store. The lock is an flock on ``<data dir>/lock`` (released by the kernel however the
-    holder ends, SIGKILL included), which holds the holder's pid for the message."""
+    holder ends, SIGKILL included), which holds the holder's pid and name for the message."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        pid, _, holder = os.read(fd, 200).decode(errors="replace").strip().partition(" ")
         os.close(fd)
-        raise click.ClickException(f"another {what} is running on data dir {data_dir} (pid {holder}); "
-                                   "stop it first, or give another --data-dir") from None
+        raise click.ClickException(f"another {holder or 'bosun'} is running on data dir {data_dir} "
+                                   f"(pid {pid or '?'}); stop it first, or give another --data-dir") from None
     os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    os.write(fd, f"{os.getpid()} {what}\n".encode())
     _held.append(fd)
 
 

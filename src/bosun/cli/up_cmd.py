@@ -51,6 +51,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
                          labels=parse_labels(labels), role="control-plane", listen_host="127.0.0.1",
                          listen_port=agent_port, drain_on_stop=True, pod_cidr=pod_cidr)
     lock_data_dir(data_dir, "bosun up")
+    lock_data_dir(config.data_dir, "bosun up")  # its node's: `bosun agent --cleanup` there waits too
     if reset:
         mount_cgroups()
         cleanup_node(config, "127.0.0.1")
