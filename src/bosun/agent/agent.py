@@ -79,6 +79,7 @@ class Agent:
         self.cluster_dns: ClusterDNS | None = None  # what pods' resolv.conf names, once the network runs
         self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
         self._drain = Drain()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -95,7 +96,7 @@ class Agent:
         self.node.kubelet_port = self.server.port
         await self.node.register()
         await self.node.renew_lease()
-        self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
+        self._heartbeat = asyncio.create_task(self.node.run(), name="agent-heartbeat")
         self.pod_cidr = await self.node.wait_pod_cidr()  # heartbeating (NotReady) meanwhile
         await self._start_network()
         self._allocatable = self.node.capacity()
@@ -134,11 +135,14 @@ class Agent:
 
         Draining stops every pod in parallel (see bosun.agent.drain) before the node's
         network goes, so that preStop hooks still reach Services and DNS; ``report`` is told
-        what the drain waits for. After :meth:`hurry` the rest of the stop is quick and
+        what the drain waits for; the node keeps heartbeating until its pods are stopped.
+        After :meth:`hurry` the rest of the stop is quick and
         what runs is left for the next start to adopt or remove (network rules included)."""
         for t in self._bg:
             await cancel_and_wait(t)
         self._bg.clear()
+        if not self.config.drain_on_stop:
+            await cancel_and_wait(self._heartbeat)
         await self.informer.stop()
         cut = [self.workers[uid] for uid in self._tasks if uid in self.workers]
         tasks = list(self._tasks.values())
@@ -147,7 +151,10 @@ class Agent:
         for t in tasks:
             await cancel_and_wait(t)
         if self.config.drain_on_stop and not self._drain.hurried:
+            # Heartbeating meanwhile: a node silent for its pods' grace period would be
+            # tainted unreachable and its pods evicted (deleted) from the API.
             await self.drain(cut, report)
+        await cancel_and_wait(self._heartbeat)
         remove = self.config.drain_on_stop and not self._drain.hurried
         for component in reversed(self.network):
             try:
