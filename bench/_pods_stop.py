@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import os
+import shutil
 import signal
 import statistics
 import tempfile
@@ -132,7 +133,7 @@ def one_run(i: int, n: int, grace: int) -> dict[str, Any]:
         t0, killed_wall = time.perf_counter(), time.time()
         up.proc.send_signal(signal.SIGKILL)
         up.proc.wait()
-        up = start_bosun_up(data_dir, node_name=node)
+        up = start_bosun_up(data_dir, node_name=node, ports=up.ports)  # as a user restarts it
         result["restart_ready_s"] = round(time.perf_counter() - t0, 2)
         result["adopted_s"] = round(asyncio.run(_wait_adopted(up.kubeconfig, node, before, pids, marker,
                                                               killed_wall, t0)), 2)
@@ -143,6 +144,8 @@ def one_run(i: int, n: int, grace: int) -> dict[str, Any]:
         result["exit_code"] = code
         result["left_processes"] = len(_sleep_pids(marker)) + len(leftovers(data_dir))
         result["left_mounts"] = len(_mounts_under(data_dir))
+        if not result["left_mounts"]:
+            shutil.rmtree(data_dir, ignore_errors=True)
     print(f"run {i + 1}: restart ready {result.get('restart_ready_s')} s, adopted {result.get('adopted_s')} s, "
           f"stop {result['stop_s']} s (exit {code}), left {result['left_processes']} processes "
           f"{result['left_mounts']} mounts", flush=True)

@@ -53,12 +53,15 @@ class Drain:
         for job in jobs:
             self._tasks[job.name] = asyncio.create_task(self._one(job), name=f"stop-{job.name}")
         reporter = asyncio.create_task(self._progress(deadline))
+        t0 = time.monotonic()
         try:
             await asyncio.wait(self._tasks.values())
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reporter
+        if not self.hurried:
+            self.report(f"stopped {len(jobs)} pod(s) in {time.monotonic() - t0:.1f} s")
 
     def hurry(self) -> list[str]:
         """Stop waiting: cancel every stop still running; returns the pods left as they are."""

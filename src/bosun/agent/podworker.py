@@ -472,8 +472,7 @@ class PodWorker:
         with contextlib.suppress(DriverError):
             await self.driver.stop_sandbox(self.uid)
             await self.driver.remove_sandbox(self.uid)
-        self.volumes.remove()
-        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        await asyncio.to_thread(self._remove_files)
         self.statuses.forget(self.uid)
         if delete:
             try:
@@ -481,6 +480,12 @@ class PodWorker:
                                          preconditions={"uid": self.uid})
             except RETRYABLE as e:
                 log.info("pod %s/%s: final delete: %s", self.namespace, self.name, e)
+
+    def _remove_files(self) -> None:
+        """Volumes (tmpfs unmounted) and the pod's directory: in a thread, since 100 pods
+        stopping at once do it together."""
+        self.volumes.remove()
+        shutil.rmtree(self.pod_dir, ignore_errors=True)
 
     async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
         """Keep the latest and the previous attempt of each container (for logs --previous).
