@@ -135,9 +135,9 @@ class Agent:
 
         Draining stops every pod in parallel (see bosun.agent.drain) before the node's
         network goes, so that preStop hooks still reach Services and DNS; ``report`` is told
-        what the drain waits for; the node keeps heartbeating until its pods are stopped.
-        After :meth:`hurry` the rest of the stop is quick and
-        what runs is left for the next start to adopt or remove (network rules included)."""
+        what the drain waits for, and the node keeps heartbeating until its pods are stopped.
+        After :meth:`hurry` the rest of the stop is quick: what still runs is left for the
+        next start to adopt or remove (network rules included)."""
         for t in self._bg:
             await cancel_and_wait(t)
         self._bg.clear()
