@@ -149,7 +149,8 @@ def test_stop_runs_prestop_then_stops_all_pods_together_and_leaves_nothing(tmp_p
         assert rc == 0, node.err
         # Together, not one after another: 20 pods x 10 s would be over 3 minutes.
         assert took < GRACE + 20, f"stopping {PODS} pods with {GRACE} s of grace took {took:.1f} s"
-        assert sorted(p.name for p in hooks.iterdir()) == sorted(f"p{i}" for i in range(PODS)), "preStop not run"
+        ran = sorted(p.name for p in hooks.iterdir())
+        assert ran == sorted(f"p{i}" for i in range(PODS)), f"preStop hooks run: {ran}\n{node.err}"
         assert f"stopping {PODS} pod(s)" in node.err and "waiting for" in node.err and "default/p" in node.err
         _nothing_left(node, marker, uids, before)
 
