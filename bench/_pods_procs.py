@@ -29,6 +29,7 @@ class BosunUp:
     proc: subprocess.Popen[bytes]
     data_dir: Path
     node_name: str
+    ports: tuple[int, int] = (0, 0)  # API server, node agent
 
     @property
     def pid(self) -> int:
@@ -51,12 +52,15 @@ class BosunUp:
         return self.proc.returncode
 
 
-def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout: float = 60) -> BosunUp:
-    """`bosun up` on free loopback ports with a fresh data dir; returns once it prints ``ready``."""
+def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout: float = 60,
+                   ports: tuple[int, int] | None = None) -> BosunUp:
+    """`bosun up` on free loopback ports (or ``ports``: API, agent, as a restart keeps them)
+    with a fresh data dir; returns once it prints ``ready``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     bosun = Path(sys.executable).parent / "bosun"
-    cmd = [str(bosun), "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}",
-           "--agent-port", str(free_port()), "--name", node_name, "--runtime", runtime]
+    api, agent = ports or (free_port(), free_port())
+    cmd = [str(bosun), "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{api}",
+           "--agent-port", str(agent), "--name", node_name, "--runtime", runtime]
     with open(data_dir / "up.log", "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
     assert proc.stdout is not None
@@ -72,7 +76,7 @@ def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout
         ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
         if ready:
             out += os.read(proc.stdout.fileno(), 4096)
-    return BosunUp(proc, data_dir, node_name)
+    return BosunUp(proc, data_dir, node_name, (api, agent))
 
 
 @dataclass

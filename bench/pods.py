@@ -19,6 +19,12 @@ benchmark does not install (CI does not need them):
 
 Without them, or when dockerd cannot start, the Swarm side is skipped and the reason printed
 and stored; `--no-swarm` skips it on purpose.
+
+    sudo .venv/bin/python bench/pods.py --stop [--stop-pods 100] [--stop-grace 30] [--stop-runs 3]
+
+measures stopping instead (bench/_pods_stop.py): Ctrl-C of `bosun up` with 100 pods that
+ignore SIGTERM (target: the grace period + 5 s), and SIGKILL then restart until all 100 pods
+are adopted; writes bench/results/pods-stop-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cli import results_header, write_result
 from _common import NAMESPACES
 from _pods_phase import VARIANTS, delete_pods, run_pods
 from _pods_procs import (
@@ -51,6 +58,7 @@ from _pods_procs import (
     start_bosun_up,
     tree_cpu_seconds,
 )
+from _pods_stop import print_stop, stop_bench
 from _procs import ROOT, cpu_seconds
 from _profile import start_profile as start_py_spy
 from _profile import stop_profile
@@ -77,6 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-swarm", action="store_true", help="skip the Docker Swarm side by side")
     ap.add_argument("--swarm-sizes", help="replicas per Swarm step (default: the pod sizes, plus 50 "
                     "(issue 5's Swarm figure) unless --quick)")
+    ap.add_argument("--stop", action="store_true",
+                    help="only the stop benchmark: Ctrl-C with N pods ignoring SIGTERM, SIGKILL then adoption")
+    ap.add_argument("--stop-pods", type=int, default=100, help="pods of the stop benchmark")
+    ap.add_argument("--stop-grace", type=int, default=30, help="their terminationGracePeriodSeconds")
+    ap.add_argument("--stop-runs", type=int, default=3, help="runs of the stop benchmark (medians quoted)")
     args = ap.parse_args(argv)
     for v in args.variants.split(","):
         if v not in VARIANTS:
@@ -274,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench/pods.py needs root (the oci driver runs runc/crun and sets up netns/cgroups)")
         return 2
+    if args.stop:
+        return stop_main(args)
     sizes = [int(x) for x in (args.sizes or ("1,10" if args.quick else "1,10,100")).split(",")]
     result: dict[str, Any] = {
         "benchmark": "pods", "quick": args.quick, "sizes": sizes,
@@ -315,6 +330,21 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {out}")
+    return 0
+
+
+def stop_main(args: argparse.Namespace) -> int:
+    """The stop and adoption figures (bench/_pods_stop.py), in a results file of their own."""
+    result: dict[str, Any] = {"benchmark": "pods-stop", **results_header(args, "alone on the machine but for "
+                                                                           "other sessions' work; see load")}
+    print(f"loop speed {result['machine']['loop_mops']} M/s; {args.stop_runs} runs of {args.stop_pods} pods, "
+          f"grace {args.stop_grace} s", flush=True)
+    load = round(os.getloadavg()[0], 2)
+    result.update(stop_bench(args.stop_runs, args.stop_pods, args.stop_grace))
+    result["load_average"] = {"start": load, "end": round(os.getloadavg()[0], 2)}
+    print_stop(result)
+    out = args.output or RESULTS / f"pods-stop-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    write_result(result, out)
     return 0
 
 

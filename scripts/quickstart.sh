@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # `make run`: one local cluster (control plane + one node running real containers), the
 # example app deployed on it and answering; serves until Ctrl-C, which stops everything.
-# DATA_DIR, LISTEN and RUNTIME (auto|oci|process) may be overridden.
+# DATA_DIR, LISTEN, AGENT_PORT and RUNTIME (auto|oci|process) may be overridden.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/.venv/bin"
 DATA_DIR="${DATA_DIR:-/tmp/bosun-quickstart}"
 LISTEN="${LISTEN:-127.0.0.1:6443}"
 RUNTIME="${RUNTIME:-auto}"
+AGENT_PORT="${AGENT_PORT:-10250}"
 KC="$DATA_DIR/kubeconfig"
 LOG="$DATA_DIR/bosun.log"
 mkdir -p "$DATA_DIR"
 
-"$BIN/bosun" up --data-dir "$DATA_DIR" --listen "$LISTEN" --runtime "$RUNTIME" >"$LOG" 2>&1 &
+# In a session of its own, so that Ctrl-C reaches it once, from the trap below: the
+# terminal's own SIGINT as well would be a second Ctrl-C, which stops at once leaving pods.
+setsid "$BIN/bosun" up --data-dir "$DATA_DIR" --listen "$LISTEN" --agent-port "$AGENT_PORT" \
+  --runtime "$RUNTIME" >"$LOG" 2>&1 &
 UP=$!
-trap 'kill -INT $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT INT TERM
+stop() { kill -INT "$UP" 2>/dev/null && echo "== stopping bosun up (its pods within their grace periods)"; wait "$UP"; }
+trap 'stop 2>/dev/null || true' EXIT
+# bosun up exits 0 once everything is stopped: so does this script (and `make run`).
+trap 'stop; exit $?' INT TERM
 
 for _ in $(seq 1 300); do
   grep -q '^ready' "$LOG" 2>/dev/null && break

@@ -9,23 +9,26 @@ do workers start, each finding its own pod's containers still running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
+import functools
 import logging
 import shutil
 import socket
+from collections.abc import Callable
 from typing import Any
 
-from bosun.agent import podsecurity, podspec
+from bosun.agent import netstate, podsecurity, podspec
 from bosun.agent.config import AgentConfig
+from bosun.agent.drain import Drain, StopJob
 from bosun.agent.hostinfo import node_ip_towards
+from bosun.agent.leftovers import remove_pods
 from bosun.agent.node import NodeManager
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.server import AgentServer
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
-from bosun.agent.volumes import PVS, remove_pod_volumes
+from bosun.agent.volumes import PVS
 from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
@@ -75,6 +78,8 @@ class Agent:
         self.network: list[NodeComponent] = []
         self.cluster_dns: ClusterDNS | None = None  # what pods' resolv.conf names, once the network runs
         self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
+        self._drain = Drain()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -91,7 +96,7 @@ class Agent:
         self.node.kubelet_port = self.server.port
         await self.node.register()
         await self.node.renew_lease()
-        self._bg.append(asyncio.create_task(self.node.run(), name="agent-heartbeat"))
+        self._heartbeat = asyncio.create_task(self.node.run(), name="agent-heartbeat")
         self.pod_cidr = await self.node.wait_pod_cidr()  # heartbeating (NotReady) meanwhile
         await self._start_network()
         self._allocatable = self.node.capacity()
@@ -121,40 +126,67 @@ class Agent:
                                  upstream_dns=tuple(self.config.upstream_dns),
                                  ingress_http_port=self.config.ingress_http_port,
                                  ingress_https_port=self.config.ingress_https_port)
+        netstate.save(ctx)  # first: a start cut short leaves rules a cleanup must find
         for component in components(ctx):
             await component.start()
             self.network.append(component)
         self.cluster_dns = ClusterDNS(gateway(self.pod_cidr), ctx.network.cluster_domain)
 
-    async def stop(self) -> None:
-        """Stop the agent; containers keep running unless the config says to drain."""
+    async def stop(self, report: Callable[[str], None] | None = None) -> None:
+        """Stop the agent; containers keep running unless the config says to drain.
+
+        Draining stops every pod in parallel (see bosun.agent.drain) before the node's
+        network goes, so that preStop hooks still reach Services and DNS; ``report`` is told
+        what the drain waits for, and the node keeps heartbeating until its pods are stopped.
+        After :meth:`hurry` the rest of the stop is quick: what still runs is left for the
+        next start to adopt or remove (network rules included)."""
         for t in self._bg:
             await cancel_and_wait(t)
         self._bg.clear()
+        if not self.config.drain_on_stop:
+            await cancel_and_wait(self._heartbeat)
         await self.informer.stop()
+        cut = [self.workers[uid] for uid in self._tasks if uid in self.workers]
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            await cancel_and_wait(t)
+        if self.config.drain_on_stop and not self._drain.hurried:
+            # Heartbeating meanwhile: a node silent for its pods' grace period would be
+            # tainted unreachable and its pods evicted (deleted) from the API.
+            await self.drain(cut, report)
+        await cancel_and_wait(self._heartbeat)
+        remove = self.config.drain_on_stop and not self._drain.hurried
         for component in reversed(self.network):
-            await component.stop(remove=self.config.drain_on_stop)
+            try:
+                await component.stop(remove=remove)
+            except Exception:
+                log.exception("stopping %s failed", type(component).__name__)
+        if remove and self.network:
+            netstate.forget(self.config.data_dir / "network")
         self.network.clear()
         await self.informers.stop()
-        for t in list(self._tasks.values()):
-            await cancel_and_wait(t)
-        if self.config.drain_on_stop:
-            await self.drain()
         await self.server.stop()
         await self.recorder.close()
         await self.driver.close()
 
-    async def drain(self) -> None:
-        """Stop and remove every container and sandbox this node runs (`bosun up` exit)."""
-        for st in await self.driver.list_containers():
-            with contextlib.suppress(Exception):
-                await self.driver.stop_container(st.id, 5.0)
-            with contextlib.suppress(Exception):
-                await self.driver.remove_container(st.id)
-        for sb in await self.driver.list_sandboxes():
-            with contextlib.suppress(Exception):
-                await self.driver.stop_sandbox(sb.id)
-                await self.driver.remove_sandbox(sb.id)
+    def hurry(self) -> list[str]:
+        """End a drain now (a second Ctrl-C); returns the pods left running."""
+        return self._drain.hurry()
+
+    async def drain(self, workers: list[PodWorker], report: Callable[[str], None] | None = None) -> None:
+        """Stop and remove every container and sandbox this node runs (`bosun up` exit):
+        the pods of ``workers`` in parallel within their own grace periods, then whatever
+        no worker owned."""
+        self._drain.report = report or self._drain.report
+        await self._drain.run([StopJob(f"{w.namespace}/{w.name}", w.stop_grace(),
+                                       functools.partial(w.terminate, w.stop_grace(), delete=False))
+                               for w in workers])
+        if not self._drain.hurried:
+            removed = await remove_pods(self.driver, self.config.pods_dir, grace=0)
+            if removed.containers or removed.sandboxes:
+                log.info("drain removed what no pod worker owned: %s", removed)
 
     # -- pods -------------------------------------------------------------------------------------
 
@@ -212,18 +244,12 @@ class Agent:
             del self.workers[uid]  # finished, and its pod is gone for good
 
     async def _remove_orphans(self) -> None:
-        """Containers of pods no longer bound here (deleted while the agent was down)."""
+        """Containers and sandboxes of pods no longer bound here (deleted while the agent
+        was down, or left by a stop cut short), removed before any worker starts."""
         known = {p["metadata"]["uid"] for p in self.informer.list()}
-        for st in await self.driver.list_containers():
-            if st.pod_uid not in known:
-                await self.driver.stop_container(st.id, 2.0)
-                await self.driver.remove_container(st.id)
-        for sb in await self.driver.list_sandboxes():
-            if sb.pod_uid not in known:
-                await self.driver.stop_sandbox(sb.id)
-                await self.driver.remove_sandbox(sb.id)
-                remove_pod_volumes(self.config.pods_dir / sb.pod_uid)
-                shutil.rmtree(self.config.pods_dir / sb.pod_uid, ignore_errors=True)
+        removed = await remove_pods(self.driver, self.config.pods_dir, keep=known)
+        if removed.containers or removed.sandboxes or removed.pod_dirs:
+            log.warning("removed what pods gone while the agent was down left: %s", removed)
 
     def _container_running(self, uid: str, name: str) -> bool:
         return (uid, name) in self._running

@@ -441,6 +441,14 @@ class PodWorker:
         spec = self.pod.get("spec") or {}
         return float(spec.get("terminationGracePeriodSeconds", 30))
 
+    def stop_grace(self) -> float:
+        """The pod's grace period when its node stops: the deletion's when it is being
+        deleted (which may be shorter), its ``terminationGracePeriodSeconds`` otherwise."""
+        meta = self.pod.get("metadata") or {}
+        if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") is not None:
+            return min(self._grace(), float(meta["deletionGracePeriodSeconds"]))
+        return self._grace()
+
     # -- stopping ----------------------------------------------------------------------------------
 
     async def _kill(self, c: dict[str, Any] | None, st: ContainerStatus, grace: float) -> None:
@@ -499,8 +507,7 @@ class PodWorker:
         with contextlib.suppress(DriverError):
             await self.driver.stop_sandbox(self.uid)
             await self.driver.remove_sandbox(self.uid)
-        self.volumes.remove()
-        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        await asyncio.to_thread(self._remove_files)
         self.statuses.forget(self.uid)
         if delete:
             try:
@@ -508,6 +515,12 @@ class PodWorker:
                                          preconditions={"uid": self.uid})
             except RETRYABLE as e:
                 log.info("pod %s/%s: final delete: %s", self.namespace, self.name, e)
+
+    def _remove_files(self) -> None:
+        """Volumes (tmpfs unmounted) and the pod's directory: in a thread, since 100 pods
+        stopping at once do it together."""
+        self.volumes.remove()
+        shutil.rmtree(self.pod_dir, ignore_errors=True)
 
     async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
         """Keep the latest and the previous attempt of each container (for logs --previous).

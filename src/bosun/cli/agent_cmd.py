@@ -15,8 +15,9 @@ from bosun.agent.cgroup_mounts import ensure_cgroup_mounts
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.agent.runtime.select import make_driver
-from bosun.cli.daemon import run_until_signal
+from bosun.cli.daemon import check_port_free, lock_data_dir, run_until_signal
 from bosun.cli.network_opts import check_ingress_ports, ingress_port_options, pod_cidr_option
+from bosun.cli.node_cleanup import cleanup_node
 from bosun.client.failover import FailoverTransport, parse_servers
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
 from bosun.client.rest import Client, ssl_context
@@ -101,14 +102,28 @@ def agent_client(cluster: ClusterConfig, servers: list[str]) -> Client:
               "a network namespace another agent (or `bosun up`) already programs: one per namespace.")
 @unsafe_sysctls_option
 @ingress_port_options
+@click.option("--cleanup", is_flag=True,
+              help="Remove every container, sandbox, mount, cgroup and network rule this node left on the "
+              "machine (after a crash or a SIGKILL), then exit without starting.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: str, labels: str, role: str,
           runtime: str, data_dir: Path, node_ip: str, port: int, pod_cidr: str, cgroup_parent: str,
           ipam_dir: Path | None, upstream_dns: tuple[str, ...], node_network: bool,
-          allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int,
+          allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int, cleanup: bool,
           log_level: str) -> None:
     """Run a node: register it, heartbeat, and run the pods the scheduler binds to it."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
+        raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
+    oci_options: dict[str, str] = {"cgroup_parent": cgroup_parent.strip("/")}
+    if ipam_dir is not None:
+        oci_options["ipam_dir"] = str(ipam_dir.absolute())
+    if cleanup:
+        lock_data_dir(data_dir, "bosun agent")
+        mount_cgroups()
+        cleanup_node(AgentConfig(node_name=name or socket.gethostname(), data_dir=data_dir),
+                     node_ip or "127.0.0.1", **oci_options)
+        return
     check_ingress_ports(ingress_http_port, ingress_https_port)
     servers: list[str] = []
     if kubeconfig:
@@ -124,13 +139,9 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
                          pod_cidr=pod_cidr, upstream_dns=[_upstream(u) for u in upstream_dns],
                          node_network=node_network, allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls),
                          ingress_http_port=ingress_http_port, ingress_https_port=ingress_https_port)
-    if not cgroup_parent.strip("/") or ".." in cgroup_parent.split("/"):
-        raise click.BadParameter(f"{cgroup_parent!r} is not a cgroup path below the root", param_hint="--cgroup-parent")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_data_dir(data_dir, "bosun agent")
+    check_port_free(config.listen_host, port, "--port")
     mount_cgroups()
-    oci_options: dict[str, str] = {"cgroup_parent": cgroup_parent.strip("/")}
-    if ipam_dir is not None:
-        oci_options["ipam_dir"] = str(ipam_dir.absolute())
 
     async def main() -> None:
         client = agent_client(cluster, servers)
@@ -138,10 +149,10 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
         node = Agent(client, config, make_driver(runtime, config.runtime_dir, ip, **oci_options), node_ip=ip)
 
         async def stop() -> None:
-            await node.stop()
+            await node.stop(report=lambda msg: click.echo(msg, err=True))
             await client.close()
 
         await run_until_signal(node.start, stop, lambda: f"bosun agent: node {config.node_name} "
-                               f"({node.driver.name} runtime) joined {cluster.server}")
+                               f"({node.driver.name} runtime) joined {cluster.server}", hurry=node.hurry)
 
     asyncio.run(main())

@@ -19,7 +19,7 @@ from bosun.agent.runtime.select import make_driver
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups, parse_labels, unsafe_sysctls, unsafe_sysctls_option
-from bosun.cli.daemon import run_until_signal
+from bosun.cli.daemon import check_port_free, lock_data_dir, run_until_signal
 from bosun.cli.network_opts import (
     check_ingress_ports,
     ingress_port_options,
@@ -27,6 +27,7 @@ from bosun.cli.network_opts import (
     network_options,
     pod_cidr_option,
 )
+from bosun.cli.node_cleanup import cleanup_node
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client
 from bosun.client.transport import LocalTransport
@@ -45,10 +46,13 @@ from bosun.controlplane import ControlPlane, ControlPlaneOptions
 @network_options
 @unsafe_sysctls_option
 @ingress_port_options
+@click.option("--reset", is_flag=True,
+              help="Remove every container, sandbox, mount, cgroup and network rule the node left (after a "
+              "crash or a SIGKILL), then exit without starting; the cluster's objects are kept.")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_port: int, pod_cidr: str,
-       allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int, log_level: str,
-       **network: Any) -> None:
+       allowed_unsafe_sysctls: tuple[str, ...], ingress_http_port: int, ingress_https_port: int, reset: bool,
+       log_level: str, **network: Any) -> None:
     """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
     settings = network_config(network)
     check_ingress_ports(ingress_http_port, ingress_https_port)
@@ -58,6 +62,16 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
                          listen_port=agent_port, drain_on_stop=True, pod_cidr=pod_cidr,
                          allowed_unsafe_sysctls=unsafe_sysctls(allowed_unsafe_sysctls),
                          ingress_http_port=ingress_http_port, ingress_https_port=ingress_https_port)
+    lock_data_dir(data_dir, "bosun up")
+    lock_data_dir(config.data_dir, "bosun up")  # its node's: `bosun agent --cleanup` there waits too
+    if reset:
+        mount_cgroups()
+        cleanup_node(config, "127.0.0.1")
+        return
+    host, _, port = listen.rpartition(":")
+    if port.isdigit():
+        check_port_free(host.strip("[]"), int(port), "--listen")
+    check_port_free(config.listen_host, agent_port, "--agent-port")
     mount_cgroups()
 
     async def main() -> None:
@@ -85,13 +99,17 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
         async def stop() -> None:
             node = state.get("agent")
             if isinstance(node, Agent):
-                await node.stop()
+                await node.stop(report=lambda msg: click.echo(msg, err=True))
             client = state.get("client")
             if isinstance(client, Client):
                 await client.close()
             await plane.stop()
 
+        def hurry() -> list[str]:
+            node = state.get("agent")
+            return node.hurry() if isinstance(node, Agent) else []
+
         await run_until_signal(start, stop, lambda: f"bosun is up: API server at {plane.url}, node {config.node_name}\n"
-                               f"  kubectl --kubeconfig {plane.kubeconfig} get nodes")
+                               f"  kubectl --kubeconfig {plane.kubeconfig} get nodes", hurry=hurry)
 
     asyncio.run(main())

@@ -457,10 +457,14 @@ class OciDriver:
             except CniError as e:
                 log.warning("CNI DEL of %s: %s", sandbox_id, e)
             data["cni"] = False
-        if data.get("netns_path"):
-            unmount(data["netns_path"])
         data["ready"] = False
-        _write_json(path, data)
+
+        def unmount_and_save() -> None:  # off the loop, as in remove_container
+            if data.get("netns_path"):
+                unmount(data["netns_path"])
+            _write_json(path, data)
+
+        await _off_loop(unmount_and_save)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
         sdir = self._sdir(sandbox_id)
@@ -469,9 +473,12 @@ class OciDriver:
             await self.stop_sandbox(sandbox_id)
             if data.get("cgroup"):
                 await asyncio.to_thread(self.cgroups.remove, str(data["cgroup"]))
-        for ns in ("net", "ipc", "uts"):
-            unmount(str(sdir / "ns" / ns))
-        shutil.rmtree(sdir, ignore_errors=True)
+        def remove_files() -> None:  # off the loop, as in remove_container
+            for ns in ("net", "ipc", "uts"):
+                unmount(str(sdir / "ns" / ns))
+            shutil.rmtree(sdir, ignore_errors=True)
+
+        await _off_loop(remove_files)
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
         out: list[SandboxStatus] = []
@@ -707,14 +714,19 @@ class OciDriver:
             self._by_pod.get(str(meta.get("pod_uid")), set()).discard(cid)
 
     async def _wait_exit(self, cid: str, seconds: float) -> bool:
+        """Polled, at 20 ms first and less often as the wait goes on: 100 pods in their
+        30 s grace period polled every 20 ms were 5,000 checks a second on the loop."""
         d = self._dir(cid)
         deadline = time.monotonic() + max(0.0, seconds)
+        step = 0.02
         while True:
             if (d / "exit.json").exists() or not self._shim_alive(cid):
                 return True
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(min(step, left))
+            step = min(step * 1.5, 0.25)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         d = self._dir(container_id)
@@ -732,10 +744,28 @@ class OciDriver:
                 break
             if sig == "KILL":
                 (d / "killed").touch()
-            await _run(*self._rt_of(container_id, "kill", container_id, sig), timeout=10)
+            if not self._signal(container_id, signal.SIGKILL if sig == "KILL" else signal.SIGTERM):
+                await _run(*self._rt_of(container_id, "kill", container_id, sig), timeout=10)
             if await self._wait_exit(container_id, wait):
                 break
         self._reap()
+
+    def _signal(self, cid: str, sig: int) -> bool:
+        """Signal the container's init process ourselves, as ``<runtime> kill`` would, when
+        its pid surely is that process (it is in the container's cgroup, so not a reused
+        pid); False to leave it to the runtime. Why: a node stopping 100 pods ran 200
+        runtime processes through the spawn pool, and the last pods waited 15 s for theirs."""
+        pid = self._container_pid(cid)
+        meta = self._meta_of(cid)
+        if pid <= 0 or meta is None:
+            return False
+        try:
+            if f"/{meta['cgroup']}/" not in Path(f"/proc/{pid}/cgroup").read_text():
+                return False
+            os.kill(pid, sig)
+        except OSError:
+            return False
+        return True
 
     async def remove_container(self, container_id: str) -> None:
         d = self._dir(container_id)
@@ -746,13 +776,21 @@ class OciDriver:
         st = self._status(container_id)
         if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
-        await _run(*self._rt_of(container_id, "delete", "--force", container_id), timeout=10)
+        if (d / "exit.json").exists() and not self._shim_alive(container_id):
+            # Ended and reaped: all that `<runtime> delete` would do is remove its state
+            # dir and the cgroup, which goes below with ours. One runtime process less per
+            # container (a node stopping 100 pods queued 100 of them behind its CNI DELs).
+            await _off_loop(lambda: shutil.rmtree(self.state_root / container_id, ignore_errors=True))
+        else:
+            await _run(*self._rt_of(container_id, "delete", "--force", container_id), timeout=10)
         self._shims.pop(container_id, None)
-        unmount(str(d / "bundle" / "rootfs"))
+        # Off the loop: with hundreds of mounts an umount takes milliseconds, and a node
+        # stopping 100 pods does hundreds of them (its progress reports came 10 s late).
+        await _off_loop(lambda: unmount(str(d / "bundle" / "rootfs")))
         if meta.get("cgroup"):
             await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
         self._meta_of(container_id)  # cached, so that it is found in the index
-        shutil.rmtree(d, ignore_errors=True)
+        await _off_loop(lambda: shutil.rmtree(d, ignore_errors=True))
         self._unindex(container_id)
 
     # -- exec and stats -------------------------------------------------------------------------
