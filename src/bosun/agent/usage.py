@@ -57,3 +57,25 @@ def boot_time() -> float:
         if line.startswith("btime "):
             return float(line.split()[1])
     return 0.0
+
+
+def node_fs(path: Path) -> tuple[int, int, int]:
+    """(capacity, used, available) bytes of the filesystem holding ``path`` (the agent's
+    data: pod volumes, logs), kubelet's node ``fs``."""
+    st = os.statvfs(path)
+    capacity = st.f_blocks * st.f_frsize
+    return capacity, capacity - st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+def node_network(dev_path: Path = Path("/proc/net/dev")) -> tuple[int, int]:
+    """(received, transmitted) bytes over every interface but loopback, in this network namespace."""
+    rx = tx = 0
+    for line in dev_path.read_text().splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        if name.strip() == "lo":
+            continue
+        fields = rest.split()
+        if len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
+    return rx, tx

@@ -22,6 +22,7 @@ from typing import Any
 from bosun import __version__
 from bosun.api import metrics
 from bosun.api.registry import Resource, group_versions, resources_in
+from bosun.monitoring import custom_api as custom_metrics
 
 KUBE_MAJOR = "1"
 KUBE_MINOR = "32"
@@ -102,7 +103,8 @@ def api_groups() -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in group_versions().items() if g] + [metrics.group_entry()],
+        "groups": [_group_doc(g, vs) for g, vs in group_versions().items() if g]
+        + [metrics.group_entry(), custom_metrics.group_entry()],
     }
 
 
@@ -110,6 +112,8 @@ def group(group: str) -> dict[str, Any] | None:
     """GET /apis/<group> (APIGroup), or None when the group is not served (404)."""
     if group == metrics.GROUP:
         return metrics.api_group()
+    if group == custom_metrics.GROUP:
+        return custom_metrics.api_group()
     versions = group_versions().get(group)
     if not group or not versions:
         return None
@@ -207,6 +211,7 @@ def _aggregated(core: bool, api_version: str) -> dict[str, Any]:
         })
     if not core:
         items.append(metrics.aggregated_item())
+        items.append(custom_metrics.aggregated_item())
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": api_version,

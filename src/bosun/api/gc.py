@@ -20,7 +20,7 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
-from bosun.api.registry import RESOURCES, Resource, by_kind
+from bosun.api.registry import STORED, Resource, by_kind
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 WORKERS = 32
 INDEX_DELAY = 0.005
-_BY_GROUP_PLURAL: dict[str, Resource] = {r.group_plural: r for r in RESOURCES}
+_BY_GROUP_PLURAL: dict[str, Resource] = {r.group_plural: r for r in STORED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class GarbageCollector:
         self.actions = 0
 
     async def start(self) -> None:
-        for res in RESOURCES:
+        for res in STORED:
             try:
                 items, _, _ = await self.storage.list(res, None)
             except APIError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 from bosun.aio import cancel_and_wait
 from bosun.api.errors import APIError
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import RESOURCES, by_plural
+from bosun.api.registry import STORED, by_plural
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent
 
@@ -77,7 +77,7 @@ class NamespaceFinalizer:
         if not ns["metadata"].get("deletionTimestamp"):
             return True
         remaining = 0
-        for res in RESOURCES:
+        for res in STORED:
             if not res.namespaced:
                 continue
             items, _, _ = await self.storage.list(res, name)

@@ -24,11 +24,12 @@ from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import RESOURCES, by_plural
+from bosun.api.registry import STORED, by_plural
 from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.monitoring.history import HistoryConfig
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
 from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
@@ -57,6 +58,8 @@ class ServerConfig:
     # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
     # the service CIDR given to the cluster IP allocator, all published for the nodes.
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # The metrics history (--metrics-retention, --metrics-resolution, --metrics-max-series).
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     @property
     def host(self) -> str:
@@ -102,7 +105,7 @@ class APIServer:
         cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
-        sealed = encryption.table(r.group_plural for r in RESOURCES)
+        sealed = encryption.table(r.group_plural for r in STORED)
         self.store = await open_store(cfg.store_url, cfg.data_dir)
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
@@ -129,7 +132,7 @@ class APIServer:
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token)
-        app = make_app(self.rest, self.store, auth)
+        app = make_app(self.rest, self.store, auth, cfg.history)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

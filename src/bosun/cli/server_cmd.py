@@ -14,6 +14,7 @@ import click
 
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
+from bosun.cli.monitoring_opts import apply_monitoring, monitoring_options
 from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 
@@ -74,12 +75,15 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
                    "[default: DATA_DIR/pki/encryption.yaml, made at the first start]. Servers sharing "
                    "a store need the same file.")
 @network_options
+@monitoring_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           encryption_config: Path | None, log_level: str, **network: Any) -> None:
+           encryption_config: Path | None, log_level: str, **flags: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
-    settings = network_config(network)
+    options = ControlPlaneOptions()
+    history = apply_monitoring(flags, options)
+    settings = network_config(flags)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if ":" not in listen or not listen.rsplit(":", 1)[1].isdigit():
         click.echo(f"error: --listen must be ADDR:PORT, got {listen!r}", err=True)
@@ -88,14 +92,12 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
         click.echo(f"error: unknown --scheduling-strategy {scheduling_strategy!r}: "
                    f"choose one of {', '.join(STRATEGIES)}", err=True)
         sys.exit(2)
-    options = ControlPlaneOptions(
-        scheduling_strategy=scheduling_strategy,
-        controllers=[c.strip() for c in controllers.split(",") if c.strip()] or ["*"],
-        scheduler=scheduler,
-        node_monitor_grace_period=node_monitor_grace_period,
-        pod_eviction_timeout=pod_eviction_timeout,
-    )
+    options.scheduling_strategy = scheduling_strategy
+    options.controllers = [c.strip() for c in controllers.split(",") if c.strip()] or ["*"]
+    options.scheduler = scheduler
+    options.node_monitor_grace_period = node_monitor_grace_period
+    options.pod_eviction_timeout = pod_eviction_timeout
     if not local_transport:
         options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                      encryption_config=encryption_config, network=settings), options)
+                      encryption_config=encryption_config, network=settings, history=history), options)
