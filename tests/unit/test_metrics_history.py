@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -63,9 +64,10 @@ def test_scrape_parsing_and_targets() -> None:
     assert [(s.name, s.labels, s.value) for s in samples] == [("q", {"queue": "jobs"}, 30.0), ("r_total", {}, 2.0)]
     with pytest.raises(ScrapeError, match="malformed"):
         parse("q{ this is not prometheus\n")
-    pod = {"metadata": {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
-                                        "prometheus.io/path": "stats"}},
-           "status": {"phase": "Running", "podIP": "10.0.0.5", "conditions": [{"type": "Ready", "status": "True"}]}}
+    pod: dict[str, Any] = {"metadata": {"annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9100",
+                                                        "prometheus.io/path": "stats"}},
+                           "status": {"phase": "Running", "podIP": "10.0.0.5",
+                                      "conditions": [{"type": "Ready", "status": "True"}]}}
     assert target_url(pod) == "http://10.0.0.5:9100/stats"
     pod["status"]["conditions"][0]["status"] = "False"
     assert target_url(pod) is None
