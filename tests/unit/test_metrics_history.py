@@ -29,8 +29,12 @@ def test_ring_keeps_only_the_retention_and_one_value_per_slot() -> None:
     h.add("m", {"namespace": "a", "pod": "p"}, 99, now)  # same slot as the last: replaces it
     (series,) = h.query("m", {"namespace": "a"}, start=now - 55, end=now)
     assert [p.value for p in series.points] == [24, 25, 26, 27, 28, 99]
-    assert h.memory_bytes() == 6 * 8
+    assert h.memory_bytes() == 6 * 4
     assert h.latest("m", {"pod": "p"})[0][1].value == 99
+    # Two silent slots, then a sample: the silence is a gap, not what the ring held before.
+    h.add("m", {"namespace": "a", "pod": "p"}, 7, now + 30)
+    (series,) = h.query("m", {"namespace": "a"}, start=now - 25, end=now + 30)
+    assert [(round(p.time - now), p.value) for p in series.points] == [(-25, 27), (-15, 28), (-5, 99), (25, 7)]
     assert h.query("m", {"namespace": "b"}) == [] and h.query("other") == []
 
 

@@ -6,13 +6,15 @@ API, alert rules). PyPI's embedded choices are general databases (SQLite, DuckDB
 would turn every 10 s ingest of tens of thousands of samples into inserts plus deletes of
 expired rows, and whose files need their own size bound; the time-series libraries on PyPI
 are clients of servers (Prometheus, InfluxDB) or unmaintained. A ring per series is bounded
-by construction: ``max_series`` rings of ``retention / resolution`` cells of 8 bytes (a
-float32 value and an int32 slot number), about 2.9 KiB a series at the defaults, and
-nothing on disk. The history starts empty when the server starts, as metrics-server's does.
+by construction: ``max_series`` rings of ``retention / resolution`` float32 cells, 1.4 KiB
+a series at the defaults, and nothing on disk. The history starts empty when the server
+starts, as metrics-server's does.
 
 Time is cut into slots of ``resolution`` seconds; a sample lands in the slot of its time
-(a later sample in the same slot replaces it), so every series shares one time grid and a
-range query is an index walk. Series are found by name, then by label matchers; an index on
+(a later sample in the same slot replaces it), so every series shares one time grid, a
+ring needs no timestamps (cell ``slot % capacity``, valid back from its newest slot) and a
+range query is an index walk. Values are float32: 7 significant digits, plenty for usage
+and gauges, and half the memory of float64. Series are found by name, then by label matchers; an index on
 (name, namespace) keeps "this namespace's pods" from scanning the cluster.
 """
 
@@ -24,7 +26,8 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: a series' identity with its name
+Labels = tuple[tuple[str, str], ...]
+_NANS = [math.nan] * 4096  # sorted (name, value) pairs: a series' identity with its name
 
 
 def labels_key(labels: Mapping[str, str]) -> Labels:
@@ -43,54 +46,47 @@ class HistoryConfig:
 
 
 class Series:
-    """One metric's samples for one label set: a ring of (slot, value)."""
+    """One metric's samples for one label set: a ring of float32 values, cell ``slot %
+    capacity`` for slot ``slot``, valid for the ``capacity`` slots up to ``last``; a slot
+    with no sample holds NaN."""
 
-    __slots__ = ("labels", "name", "slots", "values")
+    __slots__ = ("labels", "last", "name", "values")
 
-    def __init__(self, name: str, labels: Labels) -> None:
+    def __init__(self, name: str, labels: Labels, capacity: int) -> None:
         self.name = name
         self.labels = labels
-        self.slots = array("i")
-        self.values = array("f")
+        self.last = -1
+        self.values = array("f", _NANS[:capacity] if capacity <= len(_NANS) else [math.nan] * capacity)
 
-    def put(self, slot: int, value: float, capacity: int) -> None:
-        n = len(self.slots)
-        if n < capacity:  # filling: cells in time order
-            if n and slot <= self.slots[n - 1]:
-                if slot == self.slots[n - 1]:
-                    self.values[n - 1] = value  # a later sample in the same slot wins
-                return
-            self.slots.append(slot)
-            self.values.append(value)
-            if n + 1 == capacity:
-                self._rotate(capacity)
-            return
-        i = slot % capacity
-        if slot >= self.slots[i]:
-            self.slots[i] = slot
-            self.values[i] = value
-
-    def _rotate(self, capacity: int) -> None:
-        """Once full, cell ``slot % capacity`` holds slot ``slot``: reorder what was appended."""
-        slots = array("i", [0] * capacity)
-        values = array("f", [math.nan] * capacity)
-        for s, v in zip(self.slots, self.values, strict=True):
-            slots[s % capacity] = s
-            values[s % capacity] = v
-        self.slots, self.values = slots, values
+    def put(self, slot: int, value: float) -> None:
+        cap = len(self.values)
+        if slot > self.last:
+            # Slots skipped since the last sample (the series was silent) become gaps.
+            for s in range(max(self.last + 1, slot - cap + 1), slot):
+                self.values[s % cap] = math.nan
+            self.last = slot
+        elif slot <= self.last - cap:
+            return  # older than what the ring holds
+        self.values[slot % cap] = value
 
     def points(self, first: int, last: int) -> list[tuple[int, float]]:
         """(slot, value) for slots in [first, last], oldest first."""
-        out = [(s, v) for s, v in zip(self.slots, self.values, strict=True) if first <= s <= last and v == v]
-        out.sort()
+        cap = len(self.values)
+        values = self.values
+        out = []
+        for s in range(max(first, self.last - cap + 1), min(last, self.last) + 1):
+            v = values[s % cap]
+            if v == v:
+                out.append((s, float(v)))
         return out
 
     def latest(self, oldest: int) -> tuple[int, float] | None:
-        best: tuple[int, float] | None = None
-        for s, v in zip(self.slots, self.values, strict=True):
-            if s >= oldest and v == v and (best is None or s > best[0]):
-                best = (s, v)
-        return best
+        cap = len(self.values)
+        for s in range(self.last, max(oldest, self.last - cap + 1) - 1, -1):
+            v = self.values[s % cap]
+            if v == v:
+                return s, float(v)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +126,12 @@ class MetricsHistory:
             if len(self._series) >= self.config.max_series:
                 self.dropped += 1
                 return False
-            s = self._series[key] = Series(name, key[1])
+            s = self._series[key] = Series(name, key[1], self.capacity)
             self._by_name.setdefault(name, {})[key[1]] = s
             ns = labels.get("namespace")
             if ns:
                 self._by_ns.setdefault((name, ns), {})[key[1]] = s
-        s.put(self.slot(time.time() if t is None else t), float(value), self.capacity)
+        s.put(self.slot(time.time() if t is None else t), float(value))
         self.samples += 1
         return True
 
@@ -205,5 +201,4 @@ class MetricsHistory:
 
     def memory_bytes(self) -> int:
         """The rings' payload (what max_series bounds), without Python's per-object overhead."""
-        return sum(s.slots.itemsize * len(s.slots) + s.values.itemsize * len(s.values)
-                   for s in self._series.values())
+        return sum(s.values.itemsize * len(s.values) for s in self._series.values())
