@@ -28,13 +28,13 @@ def test_ring_keeps_only_the_retention_and_one_value_per_slot() -> None:
         h.add("m", {"namespace": "a", "pod": "p"}, i, now - 295 + i * 10)
     h.add("m", {"namespace": "a", "pod": "p"}, 99, now)  # same slot as the last: replaces it
     (series,) = h.query("m", {"namespace": "a"}, start=now - 55, end=now)
-    assert [p.value for p in series.points] == [24, 25, 26, 27, 28, 99]
+    assert [v for _, v in series.points] == [24, 25, 26, 27, 28, 99]
     assert h.memory_bytes() == 6 * 4
     assert h.latest("m", {"pod": "p"})[0][1].value == 99
     # Two silent slots, then a sample: the silence is a gap, not what the ring held before.
     h.add("m", {"namespace": "a", "pod": "p"}, 7, now + 30)
     (series,) = h.query("m", {"namespace": "a"}, start=now - 25, end=now + 30)
-    assert [(round(p.time - now), p.value) for p in series.points] == [(-25, 27), (-15, 28), (-5, 99), (25, 7)]
+    assert [(round(t - now), v) for t, v in series.points] == [(-25, 27), (-15, 28), (-5, 99), (25, 7)]
     assert h.query("m", {"namespace": "b"}) == [] and h.query("other") == []
 
 
@@ -54,7 +54,7 @@ def test_range_query_and_federation() -> None:
     for i in range(6):
         h.add("queue_depth", {"namespace": "a", "pod": "p", "queue": 'jo"bs'}, i, now - 50 + i * 10)
     (series,) = h.query("queue_depth", {"pod": "p"}, start=now - 25, end=now)
-    assert [p.value for p in series.points] == [3, 4, 5]
+    assert [v for _, v in series.points] == [3, 4, 5]
     text = federate_text(h, [parse_selector('{__name__="queue_depth",namespace="a"}')])
     assert text.startswith("# TYPE queue_depth untyped\n")
     assert 'queue_depth{namespace="a",pod="p",queue="jo\\"bs"} 5.0 ' in text

@@ -60,6 +60,10 @@ class Series:
 
     def put(self, slot: int, value: float) -> None:
         cap = len(self.values)
+        if slot == self.last + 1:  # the usual case: the next slot
+            self.values[slot % cap] = value
+            self.last = slot
+            return
         if slot > self.last:
             # Slots skipped since the last sample (the series was silent) become gaps.
             for s in range(max(self.last + 1, slot - cap + 1), slot):
@@ -69,16 +73,12 @@ class Series:
             return  # older than what the ring holds
         self.values[slot % cap] = value
 
-    def points(self, first: int, last: int) -> list[tuple[int, float]]:
-        """(slot, value) for slots in [first, last], oldest first."""
+    def points(self, first: int, last: int, resolution: float) -> list[tuple[float, float]]:
+        """(time, value) for slots in [first, last], oldest first (time: the slot's start)."""
         cap = len(self.values)
         values = self.values
-        out = []
-        for s in range(max(first, self.last - cap + 1), min(last, self.last) + 1):
-            v = values[s % cap]
-            if v == v:
-                out.append((s, float(v)))
-        return out
+        return [(s * resolution, v) for s in range(max(first, self.last - cap + 1), min(last, self.last) + 1)
+                for v in (values[s % cap],) if v == v]
 
     def latest(self, oldest: int) -> tuple[int, float] | None:
         cap = len(self.values)
@@ -99,7 +99,7 @@ class Point:
 class Result:
     name: str
     labels: dict[str, str]
-    points: list[Point]
+    points: list[tuple[float, float]]  # (time, value), oldest first
 
 
 class MetricsHistory:
@@ -118,25 +118,37 @@ class MetricsHistory:
     def __len__(self) -> int:
         return len(self._series)
 
+    def _new_series(self, name: str, key: Labels, labels: Mapping[str, str]) -> Series | None:
+        if len(self._series) >= self.config.max_series:
+            self.dropped += 1
+            return None
+        s = self._series[(name, key)] = Series(name, key, self.capacity)
+        self._by_name.setdefault(name, {})[key] = s
+        ns = labels.get("namespace")
+        if ns:
+            self._by_ns.setdefault((name, ns), {})[key] = s
+        return s
+
     def add(self, name: str, labels: Mapping[str, str], value: float, t: float | None = None) -> bool:
         """Record one sample; False when the series is new and the history is full."""
-        key = (name, labels_key(labels))
-        s = self._series.get(key)
-        if s is None:
-            if len(self._series) >= self.config.max_series:
-                self.dropped += 1
-                return False
-            s = self._series[key] = Series(name, key[1], self.capacity)
-            self._by_name.setdefault(name, {})[key[1]] = s
-            ns = labels.get("namespace")
-            if ns:
-                self._by_ns.setdefault((name, ns), {})[key[1]] = s
-        s.put(self.slot(time.time() if t is None else t), float(value))
-        self.samples += 1
-        return True
+        return self.add_many(((name, labels, value),), time.time() if t is None else t) == 1
 
     def add_many(self, samples: Iterable[tuple[str, Mapping[str, str], float]], t: float) -> int:
-        return sum(1 for name, labels, value in samples if self.add(name, labels, value, t))
+        """Record samples taken at ``t``; returns how many were kept (see ``max_series``)."""
+        slot = self.slot(t)
+        series = self._series
+        kept = 0
+        for name, labels, value in samples:
+            key = tuple(sorted(labels.items()))
+            s = series.get((name, key))
+            if s is None:
+                s = self._new_series(name, key, labels)
+                if s is None:
+                    continue
+            s.put(slot, value)
+            kept += 1
+        self.samples += kept
+        return kept
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
@@ -161,7 +173,7 @@ class MetricsHistory:
         res = self.config.resolution
         out = []
         for s in self._candidates(name, matchers or {}):
-            pts = [Point(slot * res, v) for slot, v in s.points(first, last)]
+            pts = s.points(first, last, res)
             if pts:
                 out.append(Result(name, dict(s.labels), pts))
         out.sort(key=lambda r: sorted(r.labels.items()))

@@ -120,7 +120,7 @@ class QueryAPI:
         results = self.history.query(metric, parse_match(q.get("match", "")), start, end)
         return json_response({
             "metric": metric, "resolution": self.history.config.resolution,
-            "series": [{"labels": r.labels, "points": [[p.time, p.value] for p in r.points]} for r in results],
+            "series": [{"labels": r.labels, "points": r.points} for r in results],
         })
 
     async def federate_handler(self, request: web.Request) -> web.Response:
