@@ -8,12 +8,16 @@ default: agents sample every 10 s, the history every 10 s, HPAs every 15 s).
           its HPA's Pods metric targets an average of 10.
 
 Time is from the change (file written) to the Deployment's spec.replicas leaving 1, seen by
-polling the Deployment every 50 ms."""
+polling the Deployment every 50 ms. A real crossing falls anywhere within the HPA's 15 s
+period, so each run waits a random 0-15 s (seeded by the run number) after the HPA first
+reads its metric before making the change; starting right after a sync would measure the
+worst case every time."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -30,6 +34,7 @@ BOSUN = str(Path(sys.executable).with_name("bosun"))
 DEPLOYMENTS = must_by_plural("apps", "v1", "deployments")
 HPAS = must_by_plural("autoscaling", "v2", "horizontalpodautoscalers")
 NAMESPACES = must_by_plural("", "v1", "namespaces")
+SYNC_PERIOD = 15.0  # the HPA controller's default
 
 BURN = """
 import os, time
@@ -132,6 +137,7 @@ async def one(client: Client, tmp: Path, kind: str, run: int, within: float) -> 
             await client.create(HPAS, hpa("app", {"type": "Pods", "pods": {
                 "metric": {"name": "queue_depth"}, "target": {"type": "AverageValue", "averageValue": "10"}}}), ns)
         await _settled(client, ns, "app", within)
+        await asyncio.sleep(random.Random(f"{kind}-{run}").uniform(0, SYNC_PERIOD))
         since = time.monotonic()
         if kind == "cpu":
             flag.write_text("go")

@@ -73,7 +73,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     metrics_api = metrics.MetricsAPI(rest)
     metrics_history = MetricsHistory(history)
     collector = Collector(rest.storage, rest.cache, metrics_api, metrics_history)
-    custom_api = custom_metrics.CustomMetricsAPI(rest.storage, metrics_history)
+    custom_api = custom_metrics.CustomMetricsAPI(rest.storage, metrics_history, metrics_api)
     query_api = QueryAPI(metrics_history)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
     app[ACCESS] = access

@@ -2,7 +2,9 @@
 prometheus-adapter serves it from Prometheus; HPAs' Pods and Object metrics read it.
 
 - ``GET .../namespaces/{ns}/pods/{name|*}/{metric}?labelSelector=``: the newest value of
-  ``metric`` for each pod (series labelled with the pod's namespace and name);
+  ``metric`` for each pod: what its agent scraped last, read live through the metrics API's
+  per-node summary cache (as metrics.k8s.io is, so an autoscaler does not wait for the
+  history's next round), else the history's newest point;
 - ``GET .../namespaces/{ns}/{resource}/{name}/{metric}``: an object's metric, the sum of the
   newest values of the namespace's series labelled ``<kind>=<name>`` (an exporter reporting
   ``queue_depth{deployment="web"}`` describes Deployment web, as the adapter's label mapping
@@ -15,6 +17,7 @@ stored and there is no watch.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -28,8 +31,10 @@ from bosun.api.quantity import format_quantity
 from bosun.api.registry import find, must_by_plural
 from bosun.api.selectors import LabelSelector, SelectorError, parse_label_selector
 from bosun.monitoring.history import MetricsHistory, Point
+from bosun.monitoring.ingest import pod_custom_samples
 
 if TYPE_CHECKING:
+    from bosun.api.metrics import MetricsAPI
     from bosun.api.storage import Storage
 
 GROUP = "custom.metrics.k8s.io"
@@ -73,9 +78,10 @@ def _selector(request: web.Request, param: str) -> LabelSelector | None:
 
 
 class CustomMetricsAPI:
-    def __init__(self, storage: Storage, history: MetricsHistory) -> None:
+    def __init__(self, storage: Storage, history: MetricsHistory, live: MetricsAPI) -> None:
         self.storage = storage
         self.history = history
+        self.live = live
 
     def resource_list(self) -> dict[str, Any]:
         names = self.history.names()
@@ -119,12 +125,20 @@ class CustomMetricsAPI:
                     metric_sel: LabelSelector | None) -> dict[str, Any]:
         if name == "*":
             pods, _, _ = await self.storage.list(PODS, ns, labels=labels)
-            names = [p["metadata"]["name"] for p in pods]
         else:
-            names = [name]
+            try:
+                pods = [await self.storage.get(PODS, ns, name)]
+            except APIError as exc:
+                raise errors.not_found("pods", f"{name}/{metric}", GROUP) from exc
+        entries = await self.live.pod_summaries(pods)
         items = []
-        for pod in names:
-            found = self._latest(metric, {"namespace": ns, "pod": pod}, metric_sel)
+        now = time.time()
+        for p in pods:
+            pod = p["metadata"]["name"]
+            live = [(labels, Point(now, v)) for labels, v in
+                    pod_custom_samples(entries.get(p["metadata"].get("uid", "")), metric)
+                    if metric_sel is None or metric_sel.matches(labels)]
+            found = live or self._latest(metric, {"namespace": ns, "pod": pod}, metric_sel)
             if found:
                 items.append(self._item("Pod", "/v1", ns, pod, metric, sum(p.value for _, p in found),
                                         max(p.time for _, p in found)))

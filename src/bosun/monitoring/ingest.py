@@ -78,6 +78,21 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
             yield name, {**{str(k): str(v) for k, v in own.items()}, "namespace": str(ns), "pod": str(pod)}, value
 
 
+def pod_custom_samples(entry: dict[str, Any] | None, metric: str) -> Iterator[tuple[dict[str, str], float]]:
+    """(labels, value) of one custom metric in one pod's Summary API entry (labels as the
+    history keeps them)."""
+    if not entry or metric in RESERVED:
+        return
+    ref = entry.get("podRef") or {}
+    for m in entry.get("customMetrics") or []:
+        value = _num(m, "value")
+        if m.get("name") != metric or value is None:
+            continue
+        own = m.get("labels") if isinstance(m.get("labels"), dict) else {}
+        yield {**{str(k): str(v) for k, v in own.items()}, "namespace": str(ref.get("namespace", "")),
+               "pod": str(ref.get("name", ""))}, value
+
+
 def restart_samples(pod: dict[str, Any]) -> Iterator[Sample]:
     m = pod.get("metadata") or {}
     status = pod.get("status") or {}
