@@ -1,9 +1,8 @@
 """Requests for a served version that is stored in another one (a row with a converter).
 
 Every verb runs the stored version's own path (strategy, validation, admission, store) on
-the converted object, and the answer is converted back: a v1 client sees v1, validation
-and every other client see the stored version. Watches are served by the stored version
-only (client-go and kubectl watch the preferred version).
+the converted object, and the answer is converted back (watch events included): a v1 client sees v1, validation
+and every other client see the stored version.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from bosun.api.patch import PatchError, apply_patch
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import USER
 from bosun.api.target import Target
+from bosun.api.watch import serve_watch
 
 if TYPE_CHECKING:
     from bosun.api.rest import RestHandler
@@ -76,8 +76,8 @@ class Converted:
     async def serve(self) -> web.StreamResponse:
         t, method, storage = self.t, self.request.method, self.rest.storage
         if t.verb == "watch":
-            raise errors.method_not_allowed(
-                f"watch {t.res.plural} through {self.stored.group_version}, the version they are stored in")
+            return await serve_watch(self.rest, self.request, Target(self.stored, t.namespace, None, None, t.verb),
+                                     convert=self.conv.from_storage, served=t.res)
         if t.sub is not None and t.sub != "status":
             raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}/{t.sub}")
         headers: dict[str, str] = {}
