@@ -92,6 +92,8 @@ class StatsCollector:
         self.driver = driver
         self.scraper = scraper
         self.fs_path = fs_path
+        self._disk: dict[str, int] = {}
+        self._disk_at = 0.0
         self.node_name = node_name
         self.interval = interval
         self.min_window = min_window
@@ -201,6 +203,10 @@ class StatsCollector:
             pod["cpu"]["usageCoreNanoSeconds"] += c.cpu_ns
             pod["memory"]["workingSetBytes"] += c.working_set_bytes
         self._node_extras(node, ts)
+        if self.fs_path is not None:
+            used = await self._pod_disk(list(pods))
+            for uid, pod in pods.items():
+                pod["ephemeral-storage"] = {"time": ts, "usedBytes": used.get(uid, 0)}
         if self.scraper is not None:
             for uid, pod in pods.items():
                 custom = self.scraper.for_pod(uid)
@@ -209,6 +215,17 @@ class StatsCollector:
                     pod["customMetrics"] = custom
         return {"node": node, "pods": list(pods.values()),
                 "windowSeconds": round(cur.time - r.prev.time, 3)}
+
+    async def _pod_disk(self, uids: list[str]) -> dict[str, int]:
+        """Bytes each pod's directory (logs, volumes kept on the node's disk) takes, measured
+        at most once per sampling interval (walking directories is not free)."""
+        if time.time() - self._disk_at < self.interval and set(uids) <= set(self._disk):
+            return self._disk
+        assert self.fs_path is not None
+        base = self.fs_path
+        self._disk = await asyncio.to_thread(lambda: {u: usage.dir_bytes(base / u) for u in uids})
+        self._disk_at = time.time()
+        return self._disk
 
     def _node_extras(self, node: dict[str, Any], ts: str) -> None:
         """Disk and network of the node, as kubelet's summary has them."""

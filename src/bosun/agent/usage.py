@@ -79,3 +79,30 @@ def node_network(dev_path: Path = Path("/proc/net/dev")) -> tuple[int, int]:
             rx += int(fields[0])
             tx += int(fields[8])
     return rx, tx
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes allocated to the files under ``path`` on its own filesystem (``du -sx``: volume
+    mounts of other filesystems under it are not counted); 0 when it does not exist."""
+    try:
+        dev = path.lstat().st_dev
+    except OSError:
+        return 0
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_dev != dev:
+                continue
+            total += st.st_blocks * 512
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+    return total

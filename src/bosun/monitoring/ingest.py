@@ -21,12 +21,13 @@ NODE_RX = "node_network_receive_bytes_total"
 NODE_TX = "node_network_transmit_bytes_total"
 POD_CPU = "pod_cpu_usage_cores"
 POD_MEMORY = "pod_memory_working_set_bytes"
+POD_DISK = "pod_ephemeral_storage_used_bytes"
 CONTAINER_CPU = "container_cpu_usage_cores"
 CONTAINER_MEMORY = "container_memory_working_set_bytes"
 RESTARTS = "pod_container_restarts_total"
 # Names a custom metric may not take (they would mix with the agents' own figures).
 RESERVED = frozenset({NODE_CPU, NODE_MEMORY, NODE_FS_USED, NODE_FS_CAPACITY, NODE_RX, NODE_TX, POD_CPU,
-                      POD_MEMORY, CONTAINER_CPU, CONTAINER_MEMORY, RESTARTS})
+                      POD_MEMORY, POD_DISK, CONTAINER_CPU, CONTAINER_MEMORY, RESTARTS})
 
 
 def _num(d: Any, key: str) -> float | None:
@@ -61,6 +62,9 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
         mem = _num(entry.get("memory"), "workingSetBytes")
         if mem is not None:
             yield POD_MEMORY, labels, mem
+        disk = _num(entry.get("ephemeral-storage"), "usedBytes")
+        if disk is not None:
+            yield POD_DISK, labels, disk
         for c in entry.get("containers") or []:
             clabels = {**labels, "container": str(c.get("name", ""))}
             cpu = _num(c.get("cpu"), "usageNanoCores")
