@@ -14,8 +14,9 @@ Time is cut into slots of ``resolution`` seconds; a sample lands in the slot of 
 (a later sample in the same slot replaces it), so every series shares one time grid, a
 ring needs no timestamps (cell ``slot % capacity``, valid back from its newest slot) and a
 range query is an index walk. Values are float32: 7 significant digits, plenty for usage
-and gauges, and half the memory of float64. Series are found by name, then by label matchers; an index on
-(name, namespace) keeps "this namespace's pods" from scanning the cluster.
+and gauges, and half the memory of float64. Series are found by name, then by label matchers; indexes on
+(name, namespace) and (name, namespace, pod) keep "this namespace's pods" and "this pod"
+from scanning the cluster.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 Labels = tuple[tuple[str, str], ...]
-_NANS = [math.nan] * 4096  # sorted (name, value) pairs: a series' identity with its name
+_NANS = [math.nan] * 4096
+K = TypeVar("K")  # sorted (name, value) pairs: a series' identity with its name
 
 
 def labels_key(labels: Mapping[str, str]) -> Labels:
@@ -109,6 +112,7 @@ class MetricsHistory:
         self._series: dict[tuple[str, Labels], Series] = {}
         self._by_name: dict[str, dict[Labels, Series]] = {}
         self._by_ns: dict[tuple[str, str], dict[Labels, Series]] = {}
+        self._by_pod: dict[tuple[str, str, str], dict[Labels, Series]] = {}
         self.dropped = 0  # samples refused because max_series was reached
         self.samples = 0
 
@@ -127,6 +131,9 @@ class MetricsHistory:
         ns = labels.get("namespace")
         if ns:
             self._by_ns.setdefault((name, ns), {})[key] = s
+            pod = labels.get("pod")
+            if pod:
+                self._by_pod.setdefault((name, ns, pod), {})[key] = s
         return s
 
     def add(self, name: str, labels: Mapping[str, str], value: float, t: float | None = None) -> bool:
@@ -154,8 +161,11 @@ class MetricsHistory:
         return sorted(self._by_name)
 
     def _candidates(self, name: str, matchers: Mapping[str, str]) -> Iterator[Series]:
-        ns = matchers.get("namespace")
-        pool = self._by_ns.get((name, ns), {}) if ns else self._by_name.get(name, {})
+        ns, pod = matchers.get("namespace"), matchers.get("pod")
+        if ns and pod:
+            pool = self._by_pod.get((name, ns, pod), {})
+        else:
+            pool = self._by_ns.get((name, ns), {}) if ns else self._by_name.get(name, {})
         items = matchers.items()
         for s in pool.values():
             have = dict(s.labels)
@@ -202,15 +212,22 @@ class MetricsHistory:
             self._by_name.get(key[0], {}).pop(key[1], None)
             if not self._by_name.get(key[0]):
                 self._by_name.pop(key[0], None)
-            ns = dict(s.labels).get("namespace")
+            labels = dict(s.labels)
+            ns, pod = labels.get("namespace"), labels.get("pod")
             if ns:
-                bucket = self._by_ns.get((key[0], ns))
-                if bucket is not None:
-                    bucket.pop(key[1], None)
-                    if not bucket:
-                        self._by_ns.pop((key[0], ns), None)
+                _drop(self._by_ns, (key[0], ns), key[1])
+                if pod:
+                    _drop(self._by_pod, (key[0], ns, pod), key[1])
         return len(gone)
 
     def memory_bytes(self) -> int:
         """The rings' payload (what max_series bounds), without Python's per-object overhead."""
         return sum(s.values.itemsize * len(s.values) for s in self._series.values())
+
+
+def _drop(index: dict[K, dict[Labels, Series]], at: K, labels: Labels) -> None:
+    bucket = index.get(at)
+    if bucket is not None:
+        bucket.pop(labels, None)
+        if not bucket:
+            del index[at]
