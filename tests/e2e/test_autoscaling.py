@@ -141,7 +141,8 @@ def test_cpu_hpa_from_kubectl_autoscale_scales_up_then_down(cluster: NetCluster,
     assert max(p[1] for s in series["series"] for p in s["points"]) > 0.05
 
 
-METRICS_FILE = "# TYPE queue_depth gauge\nqueue_depth{queue=\"jobs\"} 30\n"
+METRICS_FILE = ("# TYPE queue_depth gauge\nqueue_depth{queue=\"jobs\"} 30\n"
+                "# TYPE web_backlog gauge\nweb_backlog{deployment=\"web\"} 20\n")
 
 
 def test_custom_metric_drives_hpa_and_malformed_metrics_harm_no_one(cluster: NetCluster, ns: str) -> None:
@@ -155,11 +156,23 @@ def test_custom_metric_drives_hpa_and_malformed_metrics_harm_no_one(cluster: Net
            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                     "minReplicas": 1, "maxReplicas": 4,
                     "metrics": [{"type": "Pods", "pods": {"metric": {"name": "queue_depth"},
-                                                          "target": {"type": "AverageValue", "averageValue": "10"}}}]}})
+                                                          "target": {"type": "AverageValue", "averageValue": "10"}}},
+                                # Every web pod reports the Deployment's backlog: the object's is their sum.
+                                {"type": "Object", "object": {
+                                    "describedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                                    "metric": {"name": "web_backlog"},
+                                    "target": {"type": "Value", "value": "1000"}}}]}})
     # 30 per pod against 10: three pods (then 30 each again: the max of 4 is the limit).
     wait_for("web scaled up", lambda: replicas(cluster, ns, "web") >= 3, within=120)
     row = hpa_row(cluster, ns, "web")
-    assert re.fullmatch(r"30/10", row[2]), row
+    assert re.fullmatch(r"30/10, \d+/1000", row[2]), row
+    current = cluster.kubectl_json("get", "hpa", "web", "-n", ns)["status"]["currentMetrics"]
+    backlog = next(m["object"] for m in current if m["type"] == "Object")
+    assert backlog["describedObject"]["name"] == "web" and int(backlog["current"]["value"]) % 20 == 0, current
+    raw = cluster.kubectl("get", "--raw",
+                          f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/deployments.apps/web/web_backlog")
+    assert raw.returncode == 0, raw.stderr
+    assert json.loads(raw.stdout)["items"][0]["describedObject"]["kind"] == "Deployment"
 
     raw = cluster.kubectl("get", "--raw", f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/pods/*/queue_depth")
     assert raw.returncode == 0, raw.stderr
