@@ -87,8 +87,13 @@ class Collector:
         for node, summary in zip(nodes, summaries, strict=True):
             if summary:
                 added += self.ingest(node["metadata"]["name"], summary, t)
-        for samples in self._restarts.values():
-            added += self.history.add_many(samples, t)
+                # A round of a big cluster is a few hundred ms of work: let requests through
+                # between nodes rather than stall the server's loop for all of it.
+                await asyncio.sleep(0)
+        restarts = list(self._restarts.values())
+        for i in range(0, len(restarts), 500):
+            added += sum(self.history.add_many(samples, t) for samples in restarts[i:i + 500])
+            await asyncio.sleep(0)
         self.ticks += 1
         if self.ticks % 30 == 0:
             self.history.expire(t)
