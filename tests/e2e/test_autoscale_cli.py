@@ -36,7 +36,7 @@ services:
     command: ["busybox", "sleep", "3600"]
     deploy:
       resources: {reservations: {cpus: "0.1"}}
-    x-bosun-autoscale: {min: 1, max: 4, cpu: 60}
+    x-bosun-autoscale: {min: 2, max: 4, cpu: 60}
   agent:
     image: host
     command: ["busybox", "sleep", "3600"]
@@ -52,24 +52,32 @@ def test_compose_and_service_update_make_autoscalers(cluster: Cluster, tmp_path:
     assert "Creating autoscaler scaled_web" in out, out
     hpa = c.json("get", "hpa", "web", "-n", "scaled")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
 
-    out = c.ok("service", "update", "scaled_web", "--autoscale-min", "2", "--autoscale-cpu", "70", "-d")
+    def replicas() -> int:
+        return int(c.json("get", "deployment", "web", "-n", "scaled")["spec"]["replicas"])
+
+    # Below its minimum, the HPA scales the service up with no metric needed ...
+    wait_until(lambda: replicas() == 2, within=60, what="the HPA raised web to its minimum of 2")
+    # ... and a re-deploy of the same file leaves the task count to it.
+    c.ok("stack", "deploy", "-c", str(path), "scaled")
+    assert replicas() == 2
+
+    out = c.ok("service", "update", "scaled_web", "--autoscale-min", "3", "--autoscale-cpu", "70", "-d")
     assert "autoscaler updated: scaled_web" in out, out
     hpa = c.json("get", "hpa", "web", "-n", "scaled")
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 4)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
-    # Below its new minimum, the HPA scales the service up with no metric needed.
-    wait_until(lambda: c.json("get", "deployment", "web", "-n", "scaled")["spec"]["replicas"] == 2, within=60,
-               what="the HPA raised web to its minimum of 2")
+    wait_until(lambda: replicas() == 3, within=60, what="the HPA raised web to its new minimum of 3")
 
     err = one_line_error(c.bosun("service", "update", "scaled_web", "--autoscale-min", "5", "--autoscale-max", "3"))
     assert "--autoscale-max (3) must be at least min (5)" in err, err
     err = one_line_error(c.bosun("service", "update", "scaled_agent", "--autoscale-max", "3"))
     assert "only replicated services can autoscale" in err, err
 
-    path.write_text(COMPOSE.replace("    x-bosun-autoscale: {min: 1, max: 4, cpu: 60}\n", ""))
+    path.write_text(COMPOSE.replace("    x-bosun-autoscale: {min: 2, max: 4, cpu: 60}\n", ""))
+    assert "x-bosun-autoscale" not in path.read_text()
     c.ok("stack", "deploy", "-c", str(path), "--prune", "scaled")
     assert c.up.kubectl("get", "hpa", "web", "-n", "scaled").returncode != 0
     c.ok("stack", "rm", "scaled")

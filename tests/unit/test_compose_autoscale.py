@@ -37,7 +37,15 @@ services:
                                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}
     kinds = [o["kind"] for o in t.all_objects()]
     assert kinds.index("HorizontalPodAutoscaler") > kinds.index("Deployment")
+    assert "replicas" not in svc.workload["spec"]  # the autoscaler's to decide, deploy after deploy
     assert not list(t.warnings)
+
+
+def test_a_replica_count_next_to_autoscale_is_warned_about(tmp_path: Path) -> None:
+    t = _small(tmp_path, "services:\n  web:\n    image: nginx\n    deploy: {replicas: 3}\n"
+                         "    x-bosun-autoscale: {max: 5}\n")
+    assert "replicas" not in t.services[0].workload["spec"]
+    assert any("x-bosun-autoscale decides the number of tasks" in str(w) for w in t.warnings)
 
 
 @pytest.mark.parametrize(("setting", "message"), [

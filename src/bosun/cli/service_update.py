@@ -169,12 +169,6 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
 
     async def go(client: Client) -> None:
         svc = await must_find(client, state, name)
-        if any(v is not None for v in scaling.values()):
-            try:
-                done = await set_autoscaler(client, svc, scaling["min"], scaling["max"], scaling["cpu"])
-            except CannotAutoscale as e:
-                fail(f"error: {e}")
-            click.echo(f"autoscaler {done}: {name}")
         obj = await client.get(svc.kind.resource, svc.name, svc.namespace)
         template = obj["spec"]["template"]
         pod = template["spec"]
@@ -209,6 +203,13 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
             await _publish(client, svc, list(o["publish_add"]), list(o["publish_rm"]), c)
         since = started()
         updated = await client.update(svc.kind.resource, obj)
+        if any(v is not None for v in scaling.values()):
+            # After the workload's write: the autoscaler may resize it at once.
+            try:
+                done = await set_autoscaler(client, svc, scaling["min"], scaling["max"], scaling["cpu"])
+            except CannotAutoscale as e:
+                fail(f"error: {e}")
+            click.echo(f"autoscaler {done}: {name}")
         click.echo(name)
         if detach:
             return

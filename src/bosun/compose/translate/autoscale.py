@@ -1,7 +1,9 @@
 """``x-bosun-autoscale: {min, max, cpu}`` on a replicated service: a HorizontalPodAutoscaler
 (autoscaling/v2) for its Deployment, keeping the average CPU use of its tasks at ``cpu``
 percent of their reservation (``deploy.resources.reservations.cpus``: utilization needs a
-request, as in Kubernetes). ``bosun service update --autoscale-*`` builds the same object."""
+request, as in Kubernetes). The Deployment is written without a replica count (it starts at
+one and the autoscaler sizes it), so a re-deploy never undoes the autoscaler's work.
+``bosun service update --autoscale-*`` builds the same object."""
 
 from __future__ import annotations
 
@@ -54,6 +56,11 @@ def autoscaler(svc: Service, workload: JSON) -> JSON | None:
     lo = _int(raw.get("min", 1), f"{where}.min")
     hi = _int(raw["max"], f"{where}.max")
     cpu = _int(raw.get("cpu", DEFAULT_CPU), f"{where}.cpu")
+    # The autoscaler owns the task count: a count in the file would be written back over
+    # its choice at every deploy (kubectl apply has the same trap).
+    if "replicas" in svc.deploy or "scale" in svc.spec:
+        svc.warn("deploy.replicas", f"ignored: {KEY} decides the number of tasks")
+    workload["spec"].pop("replicas", None)
     meta = svc.metadata(workload["metadata"]["name"])
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
             "spec": spec(lo, hi, cpu, "Deployment", workload["metadata"]["name"], where)}
