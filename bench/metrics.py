@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import multiprocessing
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     history = []
     if not args.skip_history:
         for r in range(args.runs):
-            history.append(_metrics_history.run(args.nodes, args.pods, args.namespaces, args.ticks, args.queries))
+            # A fresh process per run: its RSS growth is the history's, not a reuse of the
+            # heap an earlier run freed.
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                history.append(pool.submit(_metrics_history.run, args.nodes, args.pods, args.namespaces,
+                                           args.ticks, args.queries).result())
             print(f"history run {r + 1}: {history[-1]}")
     latency: dict[str, list[float]] = {"cpu": [], "custom": []}
     if not args.skip_hpa:
