@@ -278,3 +278,6 @@ async def test_history_records_the_agents_usage_disk_and_network(env: Env) -> No
     assert status == 200 and "pod_cpu_usage_cores" in body["metrics"]
     status, body = await env.api("/metrics/history?metric=pod_cpu_usage_cores&start=yesterday")
     assert status == 400 and "start" in body["message"]
+    for path in ("/metrics/history", "/federate"):  # authenticated like every other path
+        status, _ = await env.api(path, token="not-a-token")
+        assert status == 401, path
