@@ -248,7 +248,8 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 
 def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
-        "NodeRestriction", "Priority", "DefaultStorageClass", "ServiceIPAllocation"]
+        "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
+        "ServiceIPAllocation"]
 
 
 async def test_a_service_deleted_through_its_last_finalizer_gives_its_addresses_back(storage: Storage) -> None:

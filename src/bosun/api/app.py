@@ -41,7 +41,7 @@ COLLECTOR = web.AppKey("metrics_collector", Collector)
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
              history: HistoryConfig | None = None) -> web.Application:
-    access = AccessControl(auth, rest.storage, rest.cache)
+    access = AccessControl(auth, rest.storage, rest.cache, rest.service_accounts)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
