@@ -31,6 +31,12 @@ class ControlPlaneOptions:
     # machines reach its API on: both published in its manager Lease (bosun.membership).
     node_name: str = ""
     advertise_url: str = ""
+    # The HPA controller (kube-controller-manager's --horizontal-pod-autoscaler-* flags).
+    hpa_sync_period: float = 15.0
+    hpa_downscale_stabilization: float = 300.0
+    hpa_tolerance: float = 0.1
+    hpa_cpu_initialization_period: float = 300.0
+    hpa_initial_readiness_delay: float = 30.0
     # Components call the API in-process (no TLS/sockets/HTTP); BOSUN_LOCAL_TRANSPORT=0 turns it off.
     local_transport: bool = field(default_factory=lambda: os.environ.get("BOSUN_LOCAL_TRANSPORT", "1") != "0")
 

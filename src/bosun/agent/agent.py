@@ -26,6 +26,7 @@ from bosun.agent.node import NodeManager
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
+from bosun.agent.scrape import PodScraper
 from bosun.agent.server import AgentServer
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
 from bosun.agent.volumes import PVS
@@ -63,9 +64,11 @@ class Agent:
         self.statuses = StatusManager(client, config.status_flush_interval)
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
+        self.scraper = PodScraper(self.informer.list, self.recorder)
         self.server = AgentServer(client, config.node_name, client.config.token or "",
                                   config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
-                                  self.informer.get, config.pods_dir, self._container_running, driver)
+                                  self.informer.get, config.pods_dir, self._container_running, driver,
+                                  scraper=self.scraper)
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bg: list[asyncio.Task[None]] = []
@@ -109,6 +112,7 @@ class Agent:
             self._ensure_worker(pod)
         self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
         self._bg.append(asyncio.create_task(self._housekeeping(), name="agent-housekeeping"))
+        self._bg.append(asyncio.create_task(self.scraper.run(), name="agent-scrape"))
 
     async def _start_network(self) -> None:
         """The node's network parts, before any pod starts (pods need DNS and routes at once);

@@ -35,6 +35,7 @@ from bosun.agent.attach_server import AttachHandler
 from bosun.agent.exec_server import ExecHandler
 from bosun.agent.portforward import PortForwardHandler
 from bosun.agent.runtime.base import RuntimeDriver
+from bosun.agent.scrape import PodScraper
 from bosun.client.rest import ApiError, Client
 
 AUTH_CACHE_SECONDS = 60.0
@@ -71,7 +72,8 @@ def ensure_serving_cert(pki: Path, hosts: list[str]) -> tuple[Path, Path]:
 class AgentServer:
     def __init__(self, client: Client, node_name: str, own_token: str, pki: Path, hosts: list[str],
                  find_pod: Callable[[str, str], dict[str, Any] | None], pods_dir: Path,
-                 container_running: Callable[[str, str], bool], driver: RuntimeDriver | None = None) -> None:
+                 container_running: Callable[[str, str], bool], driver: RuntimeDriver | None = None,
+                 scraper: PodScraper | None = None) -> None:
         self.client = client
         self.node_name = node_name
         self.own_token = own_token
@@ -81,6 +83,7 @@ class AgentServer:
         self.pods_dir = pods_dir
         self.container_running = container_running
         self.driver = driver
+        self.scraper = scraper  # pods' custom metrics, served with the summary
         self._auth_cache: dict[str, tuple[bool, float]] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,6 +33,7 @@ from bosun.agent.runtime.base import (
     ContainerState,
     RuntimeDriver,
 )
+from bosun.agent.scrape import PodScraper
 
 if TYPE_CHECKING:
     from bosun.agent.server import AgentServer
@@ -86,8 +88,12 @@ def rfc3339(ts: float) -> str:
 
 class StatsCollector:
     def __init__(self, driver: RuntimeDriver, node_name: str, *, interval: float = 10.0,
-                 min_window: float = 1.0) -> None:
+                 min_window: float = 1.0, scraper: PodScraper | None = None, fs_path: Path | None = None) -> None:
         self.driver = driver
+        self.scraper = scraper
+        self.fs_path = fs_path
+        self._disk: dict[str, int] = {}
+        self._disk_at = 0.0
         self.node_name = node_name
         self.interval = interval
         self.min_window = min_window
@@ -196,8 +202,41 @@ class StatsCollector:
             pod["cpu"]["usageNanoCores"] += nanocores
             pod["cpu"]["usageCoreNanoSeconds"] += c.cpu_ns
             pod["memory"]["workingSetBytes"] += c.working_set_bytes
+        self._node_extras(node, ts)
+        if self.fs_path is not None:
+            used = await self._pod_disk(list(pods))
+            for uid, pod in pods.items():
+                pod["ephemeral-storage"] = {"time": ts, "usedBytes": used.get(uid, 0)}
+        if self.scraper is not None:
+            for uid, pod in pods.items():
+                custom = self.scraper.for_pod(uid)
+                if custom:
+                    # Not part of kubelet's shape: the pod's scraped Prometheus samples.
+                    pod["customMetrics"] = custom
         return {"node": node, "pods": list(pods.values()),
                 "windowSeconds": round(cur.time - r.prev.time, 3)}
+
+    async def _pod_disk(self, uids: list[str]) -> dict[str, int]:
+        """Bytes each pod's directory (logs, volumes kept on the node's disk) takes, measured
+        at most once per sampling interval (walking directories is not free)."""
+        if time.time() - self._disk_at < self.interval and set(uids) <= set(self._disk):
+            return self._disk
+        assert self.fs_path is not None
+        base = self.fs_path
+        self._disk = await asyncio.to_thread(lambda: {u: usage.dir_bytes(base / u) for u in uids})
+        self._disk_at = time.time()
+        return self._disk
+
+    def _node_extras(self, node: dict[str, Any], ts: str) -> None:
+        """Disk and network of the node, as kubelet's summary has them."""
+        try:
+            rx, tx = usage.node_network()
+            node["network"] = {"time": ts, "rxBytes": rx, "txBytes": tx}
+            if self.fs_path is not None:
+                capacity, used, available = usage.node_fs(self.fs_path)
+                node["fs"] = {"time": ts, "capacityBytes": capacity, "usedBytes": used, "availableBytes": available}
+        except OSError:
+            log.debug("reading the node's disk or network usage failed", exc_info=True)
 
     # -- Prometheus ---------------------------------------------------------------------------
 
@@ -255,7 +294,7 @@ def register(app: web.Application, server: AgentServer) -> StatsCollector | None
     without a runtime driver to ask)."""
     if server.driver is None:
         return None
-    stats = StatsCollector(server.driver, server.node_name)
+    stats = StatsCollector(server.driver, server.node_name, scraper=server.scraper, fs_path=server.pods_dir)
     registry = stats.prometheus()
 
     async def summary(request: web.Request) -> web.Response:

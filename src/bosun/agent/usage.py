@@ -57,3 +57,52 @@ def boot_time() -> float:
         if line.startswith("btime "):
             return float(line.split()[1])
     return 0.0
+
+
+def node_fs(path: Path) -> tuple[int, int, int]:
+    """(capacity, used, available) bytes of the filesystem holding ``path`` (the agent's
+    data: pod volumes, logs), kubelet's node ``fs``."""
+    st = os.statvfs(path)
+    capacity = st.f_blocks * st.f_frsize
+    return capacity, capacity - st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize
+
+
+def node_network(dev_path: Path = Path("/proc/net/dev")) -> tuple[int, int]:
+    """(received, transmitted) bytes over every interface but loopback, in this network namespace."""
+    rx = tx = 0
+    for line in dev_path.read_text().splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        if name.strip() == "lo":
+            continue
+        fields = rest.split()
+        if len(fields) >= 9:
+            rx += int(fields[0])
+            tx += int(fields[8])
+    return rx, tx
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes allocated to the files under ``path`` on its own filesystem (``du -sx``: volume
+    mounts of other filesystems under it are not counted); 0 when it does not exist."""
+    try:
+        dev = path.lstat().st_dev
+    except OSError:
+        return 0
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_dev != dev:
+                continue
+            total += st.st_blocks * 512
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+    return total

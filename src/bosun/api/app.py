@@ -16,6 +16,10 @@ from bosun.api.local import LocalDispatcher
 from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
 from bosun.api.swarm_endpoints import CA_PATH, SwarmEndpoints
+from bosun.monitoring import custom_api as custom_metrics
+from bosun.monitoring.collector import Collector
+from bosun.monitoring.history import HistoryConfig, MetricsHistory
+from bosun.monitoring.query_api import QueryAPI
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
@@ -32,10 +36,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Components in the server's own process send their requests here instead of over HTTPS.
 LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
 ACCESS = web.AppKey("access_control", AccessControl)
+HISTORY = web.AppKey("metrics_history", MetricsHistory)
+COLLECTOR = web.AppKey("metrics_collector", Collector)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
-             swarm: SwarmEndpoints | None = None) -> web.Application:
+             swarm: SwarmEndpoints | None = None, history: HistoryConfig | None = None) -> web.Application:
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
 
@@ -67,8 +73,14 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     instruments = APIMetrics(catalog)
     rest.storage.store = instruments.timed_store(rest.storage.store)
     metrics_api = metrics.MetricsAPI(rest)
+    metrics_history = MetricsHistory(history)
+    collector = Collector(rest.storage, rest.cache, metrics_api, metrics_history)
+    custom_api = custom_metrics.CustomMetricsAPI(rest.storage, metrics_history, metrics_api)
+    query_api = QueryAPI(metrics_history)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
     app[ACCESS] = access
+    app[HISTORY] = metrics_history
+    app[COLLECTOR] = collector
 
     async def start_access(app: web.Application) -> None:
         await access.start()
@@ -79,9 +91,14 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     app.on_startup.append(start_access)
     app.on_cleanup.append(stop_access)
 
+    async def start_collector(app: web.Application) -> None:
+        await collector.start()
+
     async def close_metrics_api(app: web.Application) -> None:
+        await collector.stop()
         await metrics_api.close()
 
+    app.on_startup.append(start_collector)
     app.on_cleanup.append(close_metrics_api)
 
     local = app[LOCAL_DISPATCHER] = LocalDispatcher(app, [instruments.middleware, middleware])
@@ -140,6 +157,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             return await apis_root(request)
         if parts[0] == metrics.GROUP:
             return await metrics_api.handle(request, parts[1:])
+        if parts[0] == custom_metrics.GROUP:
+            return await custom_api.handle(request, parts[1:])
         if len(parts) == 1:
             grp = discovery.group(parts[0], catalog)
             if grp is None:
@@ -177,6 +196,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     r.add_get("/readyz", readyz)
     r.add_get("/version", version)
     r.add_get("/metrics", instruments.handler)
+    r.add_get("/metrics/history", query_api.history_handler)
+    r.add_get("/federate", query_api.federate_handler)
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)
     r.add_route("*", "/api/{tail:.*}", api_tail)

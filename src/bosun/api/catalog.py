@@ -103,7 +103,13 @@ class Catalog:
 
     def stored(self) -> list[Resource]:
         """One row per store prefix."""
-        return self.memo("stored", lambda: list({r.group_plural: r for r in reversed(self._rows)}.values()))
+        return self.memo("stored", self._stored)
+
+    def _stored(self) -> list[Resource]:
+        # A version served by conversion (autoscaling/v1 of HPAs) is never the stored one.
+        rows = [*(r for r in reversed(self._rows) if r.converter is not None),
+                *(r for r in reversed(self._rows) if r.converter is None)]
+        return list({r.group_plural: r for r in rows}.values())
 
     def resources_in(self, group: str, version: str) -> list[Resource]:
         return [r for r in self._rows if r.group == group and r.version == version]

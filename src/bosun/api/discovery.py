@@ -23,6 +23,7 @@ from bosun import __version__
 from bosun.api import metrics
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.registry import Resource
+from bosun.monitoring import custom_api as custom_metrics
 
 KUBE_MAJOR = "1"
 KUBE_MINOR = "32"
@@ -104,7 +105,8 @@ def api_groups(catalog: Catalog = BUILTIN) -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in catalog.group_versions().items() if g] + [metrics.group_entry()],
+        "groups": [_group_doc(g, vs) for g, vs in catalog.group_versions().items() if g]
+        + [metrics.group_entry(), custom_metrics.group_entry()],
     }
 
 
@@ -112,6 +114,8 @@ def group(group: str, catalog: Catalog = BUILTIN) -> dict[str, Any] | None:
     """GET /apis/<group> (APIGroup), or None when the group is not served (404)."""
     if group == metrics.GROUP:
         return metrics.api_group()
+    if group == custom_metrics.GROUP:
+        return custom_metrics.api_group()
     versions = catalog.group_versions().get(group)
     if not group or not versions:
         return None
@@ -208,6 +212,7 @@ def _aggregated(catalog: Catalog, core: bool, api_version: str) -> dict[str, Any
         })
     if not core:
         items.append(metrics.aggregated_item())
+        items.append(custom_metrics.aggregated_item())
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": api_version,

@@ -268,7 +268,7 @@ class MetricsAPI:
             pods, _, _ = await storage.list(PODS, ns, labels=labels)
         node_names = {str(p.get("spec", {}).get("nodeName")) for p in pods
                       if p.get("spec", {}).get("nodeName") and p.get("status", {}).get("phase") == "Running"}
-        nodes = await asyncio.gather(*(self._node_or_none(n) for n in sorted(node_names)))
+        nodes = await asyncio.gather(*(self.node_or_none(n) for n in sorted(node_names)))
         summaries = await asyncio.gather(*(self.summary(n) for n in nodes if n is not None))
         by_uid: dict[str, tuple[dict[str, Any], float]] = {}
         for s in summaries:
@@ -288,7 +288,21 @@ class MetricsAPI:
             return items[0]
         return _list("PodMetrics", items)
 
-    async def _node_or_none(self, name: str) -> dict[str, Any] | None:
+    async def pod_summaries(self, pods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The Summary API entries of ``pods`` (by uid) from their nodes' agents (cached as
+        :meth:`summary`); pods whose agent does not answer are left out."""
+        node_names = {str(p.get("spec", {}).get("nodeName")) for p in pods if p.get("spec", {}).get("nodeName")}
+        nodes = await asyncio.gather(*(self.node_or_none(n) for n in sorted(node_names)))
+        summaries = await asyncio.gather(*(self.summary(n) for n in nodes if n is not None))
+        out: dict[str, dict[str, Any]] = {}
+        for s in summaries:
+            for entry in (s or {}).get("pods") or []:
+                uid = (entry.get("podRef") or {}).get("uid")
+                if uid:
+                    out[uid] = entry
+        return out
+
+    async def node_or_none(self, name: str) -> dict[str, Any] | None:
         try:
             return await self.rest.storage.get(NODES, None, name)
         except APIError:

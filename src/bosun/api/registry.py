@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from bosun.api.conversion import Converter
+from bosun.api.conversion.hpa import HPA_V1
 from bosun.api.strategy import GENERIC, Strategy
 from bosun.api.strategy import apiextensions as sx
 from bosun.api.strategy import cluster as sc
@@ -77,6 +79,8 @@ class Resource:
     strategy: Strategy = field(default=GENERIC, compare=False, repr=False)
     # Set on rows served for a CustomResourceDefinition (:mod:`bosun.api.crd`).
     custom: Custom | None = field(default=None, compare=False, repr=False)
+    # A served version stored in another one (bosun.api.conversion): requests are converted.
+    converter: Converter | None = field(default=None, compare=False, repr=False)
 
     @property
     def singular(self) -> str:
@@ -170,6 +174,9 @@ RESOURCES: tuple[Resource, ...] = (
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA),
+    # autoscaling/v1 (`kubectl autoscale` writes it): the same objects, converted to and from v2.
+    Resource("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+             ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA, converter=HPA_V1),
     # discovery.k8s.io/v1
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_spec=False),
     # coordination.k8s.io/v1
@@ -194,6 +201,10 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False, (),
              has_spec=False, strategy=sc.CLUSTER_ROLE_BINDING),
 )
+
+# The rows whose objects are stored as they are served: one per kind. Code that walks every
+# object (garbage collection, namespace deletion, encryption) walks these, never a kind twice.
+STORED: tuple[Resource, ...] = tuple(r for r in RESOURCES if r.converter is None)
 
 _BY_GVR: dict[tuple[str, str, str], Resource] = {
     (r.group, r.version, r.plural): r for r in RESOURCES

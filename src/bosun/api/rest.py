@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bosun.api import errors, subresources
 from bosun.api.catalog import BUILTIN, Catalog
+from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import check_fields, warn_about
 from bosun.api.httputil import (
@@ -98,6 +99,8 @@ class RestHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         t = decoded(request, self.catalog).served()
         method = request.method
+        if t.res.converter is not None:
+            return await Converted(self, request, t, t.res.converter).serve()
         if t.sub is not None:
             return await subresources.handle(self, request, t)
         if t.verb not in t.res.verbs:
@@ -274,14 +277,14 @@ class RestHandler:
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
-        options = await self._delete_options(request)
+        options = await self.delete_options(request)
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
                                               dry_run=_delete_dry_run(request, options))
         if t.res.strategy.return_deleted_object or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
 
-    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+    async def delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
         body = await read_body(request)
         if body.strip():
@@ -305,7 +308,7 @@ class RestHandler:
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         labels, fields = selectors(request, t.res)
-        options = await self._delete_options(request)
+        options = await self.delete_options(request)
         items, rv, _ = await self.storage.list(t.res, t.namespace, labels=labels, fields=fields)
         deleted = []
         for obj in items:

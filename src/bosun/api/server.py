@@ -26,12 +26,13 @@ from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
 from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import RESOURCES, by_plural
+from bosun.api.registry import STORED, by_plural
 from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
 from bosun.api.swarm_endpoints import SwarmEndpoints
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
+from bosun.monitoring.history import HistoryConfig
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
 from bosun.security.cluster import ClusterIdentity, settle
 from bosun.security.encryption import DecryptError, ResourceTransformer
@@ -70,6 +71,8 @@ class ServerConfig:
     # How long new pods tolerate a not-ready or unreachable node (kube-apiserver's
     # --default-not-ready/unreachable-toleration-seconds); a control plane sets its eviction timeout.
     default_toleration_seconds: int = 300
+    # The metrics history (--metrics-retention, --metrics-resolution, --metrics-max-series).
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     @property
     def host(self) -> str:
@@ -126,7 +129,7 @@ class APIServer:
             self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config,
                                         own_identity=not cfg.swarm)
         encryption = load_encryption_config(cfg.encryption_config or ensure_encryption_config(cfg.data_dir))
-        sealed = encryption.table(r.group_plural for r in RESOURCES)
+        sealed = encryption.table(r.group_plural for r in STORED)
         self.cache = WatchCache(self.store)
         self.cache.sealed = sealed
         await self.cache.start()
@@ -162,7 +165,8 @@ class APIServer:
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
-        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage))
+        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage),
+                       history=cfg.history)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

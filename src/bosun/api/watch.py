@@ -24,6 +24,7 @@ from bosun.api.target import Target
 from bosun.api.watchcache import CachedEvent, TooOldError
 
 EventSink = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
+Convert = Callable[[dict[str, Any]], dict[str, Any]]
 
 BOOKMARK_INTERVAL = 5.0
 # Without timeoutSeconds a watch ends after a random 30-60 minutes, as Kubernetes does,
@@ -68,7 +69,10 @@ def make_filter(
     return filt
 
 
-async def serve_watch(handler: Serving, request: web.Request, t: Target) -> web.StreamResponse:
+async def serve_watch(handler: Serving, request: web.Request, t: Target,
+                      convert: Convert | None = None, served: Resource | None = None) -> web.StreamResponse:
+    """``convert``: for a version served by conversion (:mod:`bosun.api.conversion`), ``t``
+    names the stored version, ``convert`` turns its objects into the ``served`` one."""
     res = t.res
     labels, fields = selectors(request, res)
     rv_param = request.query.get("resourceVersion", "")
@@ -95,7 +99,8 @@ async def serve_watch(handler: Serving, request: web.Request, t: Target) -> web.
     await resp.prepare(request)
     # An in-process watcher may take the cache's objects as they are (api/local.py).
     sink: EventSink | None = None if as_table else request.get(EVENT_SINK)
-    out: _Output = _Objects(sink, res) if sink is not None else _Lines(resp, _Encoder(res, as_table, include_object))
+    out: _Output = (_Objects(sink, served or res, convert) if sink is not None
+                    else _Lines(resp, _Encoder(res, as_table, include_object, convert, served)))
 
     try:
         watcher = cache.subscribe(res.group_plural, from_rev, filt)
@@ -176,15 +181,18 @@ class _Lines:
 class _Objects:
     """The cache's own objects, handed to an in-process watcher: nothing to encode."""
 
-    def __init__(self, sink: EventSink, res: Resource) -> None:
+    def __init__(self, sink: EventSink, res: Resource, convert: Convert | None = None) -> None:
         self.sink = sink
         self.res = res
+        self.convert = convert
 
     async def added(self, objs: list[dict[str, Any]]) -> None:
-        await self.sink([("ADDED", o) for o in objs])
+        conv = self.convert
+        await self.sink([("ADDED", conv(o) if conv else o) for o in objs])
 
     async def events(self, batch: list[tuple[str, CachedEvent]]) -> None:
-        await self.sink([(t, ev.obj) for t, ev in batch])
+        conv = self.convert
+        await self.sink([(t, conv(ev.obj) if conv else ev.obj) for t, ev in batch])
 
     async def bookmark(self, rev: int) -> None:
         await self.sink([("BOOKMARK", bookmark_object(self.res, rev))])
@@ -198,10 +206,13 @@ def bookmark_object(res: Resource, rev: int) -> dict[str, Any]:
 
 
 class _Encoder:
-    def __init__(self, res: Resource, as_table: bool, include_object: str) -> None:
-        self.res = res
+    def __init__(self, res: Resource, as_table: bool, include_object: str, convert: Convert | None = None,
+                 served: Resource | None = None) -> None:
+        self.res = res  # tables are made from the stored objects (their columns)
         self.as_table = as_table
         self.include_object = include_object
+        self.convert = convert
+        self.served = served or res
         self.headers_sent = False
 
     def line(self, typ: str, obj: dict[str, Any]) -> bytes:
@@ -216,12 +227,13 @@ class _Encoder:
                 table["columnDefinitions"] = []
             self.headers_sent = True
             return orjson.dumps({"type": typ, "object": table}) + b"\n"
-        return orjson.dumps({"type": typ, "object": obj}) + b"\n"
+        return orjson.dumps({"type": typ, "object": self.convert(obj) if self.convert else obj}) + b"\n"
 
     def event(self, typ: str, ev: CachedEvent) -> bytes:
-        if typ == ev.type and not self.as_table and ev.obj.get("apiVersion") == self.res.api_version:
+        if (typ == ev.type and not self.as_table and self.convert is None
+                and ev.obj.get("apiVersion") == self.res.api_version):
             return ev.json_line()
         return self.line(typ, ev.obj)
 
     def bookmark(self, rev: int) -> bytes:
-        return orjson.dumps({"type": "BOOKMARK", "object": bookmark_object(self.res, rev)}) + b"\n"
+        return orjson.dumps({"type": "BOOKMARK", "object": bookmark_object(self.served, rev)}) + b"\n"

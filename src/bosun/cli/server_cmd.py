@@ -15,6 +15,7 @@ import click
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
 from bosun.cli.common import fail
+from bosun.cli.monitoring_opts import apply_monitoring, monitoring_options
 from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 from bosun.security.bootstrap import BadToken, parse_token
@@ -85,13 +86,16 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
 @click.option("--token", "join_token", default="", help="The manager join token (bosun swarm join-token manager): "
               "serve the identity of the cluster already in the store (CA, tokens, encryption key).")
 @network_options
+@monitoring_options
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
            encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, log_level: str,
-           **network: Any) -> None:
+           **flags: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
-    settings = network_config(network)
+    options = ControlPlaneOptions()
+    history = apply_monitoring(flags, options)
+    settings = network_config(flags)
     if join_address and not join_token:
         raise click.UsageError("--join needs --token")
     if join_token:
@@ -109,18 +113,16 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
         click.echo(f"error: unknown --scheduling-strategy {scheduling_strategy!r}: "
                    f"choose one of {', '.join(STRATEGIES)}", err=True)
         sys.exit(2)
-    options = ControlPlaneOptions(
-        scheduling_strategy=scheduling_strategy,
-        controllers=[c.strip() for c in controllers.split(",") if c.strip()] or ["*"],
-        scheduler=scheduler,
-        node_monitor_grace_period=node_monitor_grace_period,
-        pod_eviction_timeout=pod_eviction_timeout,
-        lease_duration=lease_duration,
-    )
+    options.scheduling_strategy = scheduling_strategy
+    options.controllers = [c.strip() for c in controllers.split(",") if c.strip()] or ["*"]
+    options.scheduler = scheduler
+    options.node_monitor_grace_period = node_monitor_grace_period
+    options.pod_eviction_timeout = pod_eviction_timeout
+    options.lease_duration = lease_duration
     if not local_transport:
         options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, encryption_config=encryption_config,
-                      network=settings, join_token=join_token.strip()), options)
+                      network=settings, join_token=join_token.strip(), history=history), options)
 
 
 def _joined_store(address: str, token: str) -> str:

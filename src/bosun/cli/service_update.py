@@ -21,6 +21,7 @@ from bosun.compose.translate.placement import requirement
 from bosun.compose.translate.resources import memory
 from bosun.compose.translate.updates import UPDATE_ANNOTATION
 from bosun.compose.units import size_bytes
+from bosun.swarm.autoscale import CannotAutoscale, set_autoscaler
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
@@ -146,6 +147,10 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
 @click.option("--publish-rm", multiple=True, help="Stop publishing a port (target or published number).")
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
+@click.option("--autoscale-min", type=int, default=None, help="Fewest tasks the autoscaler keeps.")
+@click.option("--autoscale-max", type=int, default=None, help="Most tasks the autoscaler starts (starts autoscaling).")
+@click.option("--autoscale-cpu", type=int, default=None,
+              help="Average CPU use to keep, in percent of the tasks' CPU reservation (default 80).")
 @common_options
 @click.argument("name")
 @global_options
@@ -159,6 +164,8 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
                    if o.get(k) is not None]
     if unsupported:
         fail(f"error: --{unsupported[0].replace('_', '-')} cannot be changed by service update")
+
+    scaling = {k: o.pop(f"autoscale_{k}") for k in ("min", "max", "cpu")}
 
     async def go(client: Client) -> None:
         svc = await must_find(client, state, name)
@@ -196,6 +203,13 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
             await _publish(client, svc, list(o["publish_add"]), list(o["publish_rm"]), c)
         since = started()
         updated = await client.update(svc.kind.resource, obj)
+        if any(v is not None for v in scaling.values()):
+            # After the workload's write: the autoscaler may resize it at once.
+            try:
+                done = await set_autoscaler(client, svc, scaling["min"], scaling["max"], scaling["cpu"])
+            except CannotAutoscale as e:
+                fail(f"error: {e}")
+            click.echo(f"autoscaler {done}: {name}")
         click.echo(name)
         if detach:
             return

@@ -29,6 +29,7 @@ OWNED: tuple[tuple[str, Resource], ...] = (
     ("secret", must_by_plural("", "v1", "secrets")),
     ("config", must_by_plural("", "v1", "configmaps")),
     ("volume", must_by_plural("", "v1", "persistentvolumeclaims")),  # `stack rm` removes them too
+    ("autoscaler", must_by_plural("autoscaling", "v2", "horizontalpodautoscalers")),
 )
 _WORDS = {"ConfigMap": "config", "Secret": "secret", "Service": "endpoint", "NetworkPolicy": "network policy",
           "PersistentVolumeClaim": "volume"}
@@ -115,6 +116,9 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 raise
             if result == "updated":
                 updated.append(ref)
+        for obj in svc.after:
+            if await write(obj) == "created":
+                say(f"Creating autoscaler {_label(obj)}")
     if opts.prune:
         await prune(client, t, say)
 

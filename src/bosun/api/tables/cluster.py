@@ -322,38 +322,46 @@ def pv_row(o: Obj, now: datetime) -> Cells:
     ]
 
 
+def _hpa_current(current: list[Obj], field: str, name: str) -> Obj:
+    """The status entry of the metric of source ``field`` (resource, pods, object, ...) and
+    ``name`` (its resource name or metric name)."""
+    for c in current:
+        src = c.get(field) or {}
+        if (src.get("name") or (src.get("metric") or {}).get("name")) == name:
+            return dict(src.get("current") or {})
+    return {}
+
+
+def _hpa_target(m: Obj, current: list[Obj]) -> str:
+    """One metric as kubectl prints it: ``cpu: 23%/50%``, ``30/10`` (Pods), ``5/10 (avg)``."""
+    mtype = str(m.get("type", ""))
+    field = {"Resource": "resource", "ContainerResource": "containerResource", "Pods": "pods",
+             "Object": "object", "External": "external"}.get(mtype, "")
+    src = m.get(field) or {}
+    if not field or not src:
+        return f"<{mtype or 'unknown'}>"
+    target = src.get("target") or {}
+    name = src.get("name") or (src.get("metric") or {}).get("name") or ""
+    cur = _hpa_current(current, field, name)
+    if field in ("resource", "containerResource"):
+        if target.get("averageUtilization") is not None:
+            util = cur.get("averageUtilization")
+            return f"{name}: {f'{util}%' if util is not None else '<unknown>'}/{target['averageUtilization']}%"
+        return f"{name}: {cur.get('averageValue') or '<unknown>'}/{target.get('averageValue') or ''}"
+    if field == "pods":
+        return f"{cur.get('averageValue') or '<unknown>'}/{target.get('averageValue') or ''}"
+    if target.get("averageValue") is not None:
+        return f"{cur.get('averageValue') or '<unknown>'}/{target['averageValue']} (avg)"
+    return f"{cur.get('value') or '<unknown>'}/{target.get('value') or ''}"
+
+
 def _hpa_targets(o: Obj) -> str:
     metrics = dig(o, "spec", "metrics") or []
     current = dig(o, "status", "currentMetrics") or []
     if not metrics:
         return "<none>"
-    out = []
-    for i, m in enumerate(metrics):
-        if m.get("type") != "Resource" or not m.get("resource"):
-            out.append(f"<{m.get('type', 'unknown')}>")
-            continue
-        res = m["resource"]
-        target = res.get("target") or {}
-        cur = next(
-            (
-                c["resource"].get("current") or {}
-                for c in current
-                if c.get("type") == "Resource" and (c.get("resource") or {}).get("name") == res.get("name")
-            ),
-            {},
-        )
-        if target.get("averageUtilization") is not None:
-            util = cur.get("averageUtilization")
-            have = f"{util}%" if util is not None else "<unknown>"
-            out.append(f"{res.get('name')}: {have}/{target['averageUtilization']}%")
-        else:
-            want = target.get("averageValue") or target.get("value") or ""
-            have = cur.get("averageValue") or cur.get("value") or "<unknown>"
-            out.append(f"{res.get('name')}: {have}/{want}")
-        if i >= 1 and len(metrics) > 2:
-            out.append(f"+ {len(metrics) - 2} more...")
-            break
-    return ", ".join(out)
+    shown = ", ".join(_hpa_target(m, current) for m in metrics[:2])
+    return shown + (f" + {len(metrics) - 2} more..." if len(metrics) > 2 else "")
 
 
 def hpa_row(o: Obj, now: datetime) -> Cells:

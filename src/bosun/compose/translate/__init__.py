@@ -10,6 +10,7 @@ from bosun.compose import references
 from bosun.compose.errors import Warnings
 from bosun.compose.load import Project
 from bosun.compose.translate import files
+from bosun.compose.translate.autoscale import autoscaler
 from bosun.compose.translate.container import Container
 from bosun.compose.translate.context import JSON, Concern, Service, Stack, dns_name, is_dns_name
 from bosun.compose.translate.depends import DependsOn
@@ -40,6 +41,7 @@ class ServiceObjects:
     workload: JSON
     objects: list[JSON]  # Services, NetworkPolicy, PVCs: written before the workload
     depends_on: dict[str, str]  # dependency's dns name -> condition
+    after: list[JSON] = field(default_factory=list)  # its autoscaler: written once the workload exists
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class Translation:
         for s in self.services:
             out.extend(s.objects)
             out.append(s.workload)
+            out.extend(s.after)
         return out
 
 
@@ -91,7 +94,8 @@ def _service(stack: Stack, name: str, spec: JSON) -> ServiceObjects:
     workload = mode.workload(svc, template)
     deps = {d: str(v["condition"]) for d, v in
             ((d, dict(v)) for d, v in _depends(spec).items())}
-    return ServiceObjects(name, svc.dns, workload, objects, deps)
+    hpa = autoscaler(svc, workload)
+    return ServiceObjects(name, svc.dns, workload, objects, deps, [hpa] if hpa else [])
 
 
 def _depends(spec: JSON) -> dict[str, JSON]:
