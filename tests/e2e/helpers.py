@@ -15,7 +15,9 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,6 +99,7 @@ def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process",
          "--agent-port", str(agent_port), "--ingress-http-port", str(http), "--ingress-https-port", str(https)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+    said: deque[str] = deque(maxlen=200)
     try:
         assert proc.stdout is not None
         deadline = time.time() + ready_within
@@ -105,15 +108,18 @@ def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process",
             if not line or line.strip() == "ready":
                 break
         kubeconfig = str(data / "kubeconfig")
+        # Keep reading what it says: a full pipe would block its event loop on a log line.
+        threading.Thread(target=lambda: said.extend(proc.stdout or ()), daemon=True).start()
         yield Up(proc, kubeconfig, agent_port, Kubectl(kubeconfig, str(tmp), prefix))
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(60)  # pods that ignore SIGTERM hold the stop for their grace period (30 s)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                print("bosun up did not stop within 60 s; its last words:\n" + "".join(said)[-3000:])
             if netns:
                 subprocess.run(["ip", "netns", "del", netns], check=False)
 

@@ -140,6 +140,12 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     return out
 
 
+def namespace_terminating(exc: ApiError) -> bool:
+    """The API refused a create because the namespace is being deleted: the object would go
+    with it anyway, so a controller has nothing to do (and nothing to retry)."""
+    return exc.status == 403 and "because it is being terminated" in exc.message
+
+
 def is_terminating(obj: Obj) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 

@@ -17,7 +17,16 @@ from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.client.workqueue import WorkQueue
 from bosun.component import ComponentContext
-from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, key_of, resource, split_key
+from bosun.controllers._common import (
+    PODS,
+    Controller,
+    Obj,
+    is_pod_ready,
+    key_of,
+    namespace_terminating,
+    resource,
+    split_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +323,8 @@ class EndpointsController(Controller):
             try:
                 self._written[key] = await self.client.create(ENDPOINTS, body, ns)
             except ApiError as e:
+                if namespace_terminating(e):
+                    return
                 if e.status != 409:
                     raise
                 # A user made one meanwhile: take it over once the informer shows it.

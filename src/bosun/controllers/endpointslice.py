@@ -17,7 +17,16 @@ from typing import Any
 
 from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
-from bosun.controllers._common import PODS, Controller, Obj, is_pod_ready, owner_ref, resource, split_key
+from bosun.controllers._common import (
+    PODS,
+    Controller,
+    Obj,
+    is_pod_ready,
+    namespace_terminating,
+    owner_ref,
+    resource,
+    split_key,
+)
 from bosun.controllers.endpoints import (
     HEADLESS_LABEL,
     SERVICES,
@@ -246,7 +255,12 @@ class EndpointSliceController(Controller):
                          "metadata": {"generateName": f"{name}-", "namespace": ns, "labels": labels,
                                       "ownerReferences": [owner]},
                          "addressType": "IPv4", "endpoints": eps, "ports": ports}
-            made = await self.client.create(SLICES, body, ns)
+            try:
+                made = await self.client.create(SLICES, body, ns)
+            except ApiError as exc:
+                if namespace_terminating(exc):
+                    return
+                raise
             self._wrote(key, made, str(made["metadata"]["name"]))
         for s in deletes:
             await self._delete(s)

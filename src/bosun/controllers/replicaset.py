@@ -27,6 +27,7 @@ from bosun.controllers._common import (
     is_terminating,
     key_of,
     labels_of,
+    namespace_terminating,
     next_available_in,
     owner_ref,
     pod_from_template,
@@ -278,7 +279,7 @@ class ReplicaSetController(Controller):
             made, error = await slow_start(n, lambda: self._create_pod(rs))
             if n - made:
                 self.expectations.creation_observed(key, n - made)
-            if isinstance(error, ApiError) and _namespace_terminating(error):
+            if isinstance(error, ApiError) and namespace_terminating(error):
                 return pods  # the namespace is going away with this ReplicaSet: not a failure
             if error is not None:
                 if isinstance(error, ApiError):
@@ -374,10 +375,6 @@ def _orphan_namespace(pod: Obj) -> list[str]:
     if controller_ref(pod) is not None:
         return []
     return [str((pod.get("metadata") or {}).get("namespace") or "")]
-
-
-def _namespace_terminating(exc: ApiError) -> bool:
-    return exc.status == 403 and "because it is being terminated" in exc.message
 
 
 async def run(ctx: ComponentContext) -> None:
