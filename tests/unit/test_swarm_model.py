@@ -141,6 +141,7 @@ def test_published_ports_of_a_service() -> None:
     svc = {"metadata": {"annotations": {"bosun.io/published-ports": "8080:80/tcp,53:53/udp"}},
            "spec": {"ports": [{"nodePort": 30080, "protocol": "TCP"}, {"port": 9000}]}}
     assert published(svc) == {(30080, "tcp"), (8080, "tcp"), (53, "udp")}
+    assert published({"metadata": {"annotations": {"bosun.io/published-ports": "not-a-port"}}}) == set()
 
 
 def test_replicas_column_shows_a_per_node_cap() -> None:
@@ -153,14 +154,13 @@ def test_replicas_column_shows_a_per_node_cap() -> None:
 def test_publish_add_and_rm_change_the_service() -> None:
     svc: JSON = {"metadata": {"name": "web"}, "spec": {"ports": [
         {"name": "tcp-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}
-    assert change_ports(svc, ["30080:80", "8443:443"], []) == [
-        "published port 8443 is outside the node port range 30000-32767: the server allocates a node port"]
+    change_ports(svc, ["30080:80", "8443:443"], [])
     assert svc["spec"]["type"] == "NodePort"
-    assert [(p["port"], p.get("nodePort")) for p in svc["spec"]["ports"]] == [(80, 30080), (443, None)]
-    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "8443:443/tcp"
+    assert [(p["port"], p.get("nodePort")) for p in svc["spec"]["ports"]] == [(80, 30080), (443, 8443)]
+    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "30080:80/tcp,8443:443/tcp"
     change_ports(svc, [], ["8443"])
     assert [p["port"] for p in svc["spec"]["ports"]] == [80]
-    assert "bosun.io/published-ports" not in svc["metadata"]["annotations"]
+    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "30080:80/tcp"
     before = {"spec": dict(svc["spec"], clusterIP="10.96.0.9")}
     svc["spec"]["clusterIP"] = "10.96.0.9"
     change_ports(svc, [], ["30080"])

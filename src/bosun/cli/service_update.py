@@ -113,13 +113,11 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
     service = await client.get(SERVICES, svc.name, svc.namespace)
     before = copy.deepcopy(service)
     try:
-        warnings = change_ports(service, add, remove)
+        change_ports(service, add, remove)
     except ComposeError as e:
         fail(f"error: {e}")
     for conflict in await port_conflicts(client, [dict(service, kind="Service")]):
         fail(f"Error response from daemon: {conflict}")
-    for w in warnings:
-        click.echo(f"Warning: {w}", err=True)
     if needs_recreate(before, service):
         await client.delete(SERVICES, svc.name, svc.namespace)
         meta = service["metadata"]

@@ -18,17 +18,19 @@ from bosun.api.admission.base import (
 )
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.priority import Priority
+from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator) -> AdmissionChain:
-    return AdmissionChain([NodeRestriction(), Priority(reader), DefaultStorageClass(reader), ServiceIPs(services)])
+    return AdmissionChain([NodeRestriction(), Priority(reader), DefaultStorageClass(reader), PublishedPorts(reader),
+                           ServiceIPs(services)])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "NodeRestriction", "Operation", "Plugin",
-    "Priority",
+    "Priority", "PublishedPorts",
     "Reader", "Request", "ServiceIPs", "standard_chain",
 ]
