@@ -164,7 +164,8 @@ def _spawn_dockerd(root: Path, netns: str = "") -> subprocess.Popen[bytes]:
     (root / "data").mkdir()
     (root / "exec").mkdir()
     env = dict(os.environ, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE="1")
-    prefix = ["ip", "netns", "exec", netns] if netns else []
+    # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mounts dockerd needs.
+    prefix = ["nsenter", f"--net=/run/netns/{netns}", "--"] if netns else []
     with open(root / "dockerd.log", "wb") as log:
         return subprocess.Popen([*prefix, DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
                                  "--pidfile", str(root / "docker.pid"), "-H", f"unix://{root}/docker.sock"],

@@ -73,6 +73,8 @@ class Docker:
         return tasks
 
     async def running(self, service: str, namespace: str = "") -> int:
+        """Running tasks whose spec is the service's current one (the task copies the
+        service's ContainerSpec; the service's Spec.TaskTemplate has it as written)."""
         name = f"{namespace}_{service}" if namespace else service
         try:
             svc = await self.engine.api("GET", f"/services/{name}")
@@ -80,9 +82,10 @@ class Docker:
             if ": 404 " in str(e):  # not created yet
                 return 0
             raise
-        version = svc["Spec"]["TaskTemplate"]
+        env = sorted(svc["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env") or [])
         return sum(1 for t in await self._tasks(name)
-                   if (t.get("Status") or {}).get("State") == "running" and t.get("Spec") == version)
+                   if (t.get("Status") or {}).get("State") == "running"
+                   and sorted((t.get("Spec") or {}).get("ContainerSpec", {}).get("Env") or []) == env)
 
     async def kill_one(self, service: str) -> Any:
         task = next(t for t in await self._tasks(service) if t["Status"]["State"] == "running")
@@ -151,17 +154,31 @@ def _restarts(pod: dict[str, Any]) -> int:
 
 
 def _process_in_pod(uid: str) -> int:
-    """The pid of the pod's `sleep` (found by the pod's cgroup, which names its uid)."""
-    marks = (uid, uid.replace("-", "_"))
+    """The pid of the pod's container process (in a ``ctr`` cgroup below the pod's, which
+    names its uid; the runtime's own helpers sit beside it, not in it)."""
     for cg in Path("/proc").glob("[0-9]*/cgroup"):
         try:
             text = cg.read_text()
-            comm = (cg.parent / "comm").read_text().strip()
         except OSError:
             continue
-        if comm == "sleep" and any(m in text for m in marks):
+        if f"pod{uid}/" in text and any(line.endswith("/ctr") for line in text.splitlines()):
             return int(cg.parent.name)
     raise CommandFailed(f"no process of pod {uid} found")
+
+
+async def bosun_pods_gone(client: Client, namespaces: tuple[str, ...], wait_s: float = 180) -> int:
+    """Wait until no pod is left in ``namespaces`` (stopping `bosun up` leaves running pods
+    running, as a kubelet does); returns how many were still there at the end."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        left = 0
+        for ns in namespaces:
+            items, _ = await client.list_all(PODS, ns)
+            left += len(items)
+        if not left or loop.time() > deadline:
+            return left
+        await asyncio.sleep(0.5)
 
 
 def stack_file(path: Path, image: list[str], services: int = 5, replicas: int = 2) -> Path:
