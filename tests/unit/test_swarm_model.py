@@ -16,7 +16,7 @@ from bosun.compose.translate import translate
 from bosun.swarm import kinds
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
 from bosun.swarm.nodes import NodeView
-from bosun.swarm.publish import change_ports, needs_recreate
+from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
 from bosun.swarm.tasks import BadFilter, as_tasks, matches, parse_filters
 from bosun.swarm.used_ports import published
@@ -166,6 +166,19 @@ def test_publish_add_and_rm_change_the_service() -> None:
     change_ports(svc, [], ["30080"])
     assert svc["spec"] == {"clusterIP": "None"}  # no port left: headless, so the name still resolves
     assert needs_recreate(before, svc)
+
+
+def test_publish_add_in_host_mode_is_the_tasks_own_port() -> None:
+    svc: JSON = {"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.9", "ports": [
+        {"name": "tcp-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}
+    container: JSON = {"ports": [{"containerPort": 80, "protocol": "TCP"}]}
+    add = ["published=8081,target=80,mode=host"]
+    change_ports(svc, add, [])
+    change_host_ports(container, add, [])
+    assert svc["spec"]["type"] == "ClusterIP" and "nodePort" not in svc["spec"]["ports"][0]  # not in the mesh
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP", "hostPort": 8081}]
+    change_host_ports(container, [], ["8081"])
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
 
 
 def test_task_filters() -> None:

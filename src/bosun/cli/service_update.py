@@ -24,7 +24,7 @@ from bosun.compose.units import size_bytes
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
-from bosun.swarm.publish import change_ports, needs_recreate
+from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import SERVICES, ServiceRef
 from bosun.swarm.updating import UpdateFailed, follow_update, started
@@ -114,6 +114,7 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
     before = copy.deepcopy(service)
     try:
         change_ports(service, add, remove)
+        change_host_ports(c, add, remove)
     except ComposeError as e:
         fail(f"error: {e}")
     for conflict in await port_conflicts(client, [dict(service, kind="Service")]):

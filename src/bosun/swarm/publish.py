@@ -26,7 +26,11 @@ def change_ports(service: JSON, add: list[str], remove: list[str]) -> None:
     spec = service.setdefault("spec", {})
     annotations = service.setdefault("metadata", {}).setdefault("annotations", {})
     ports: list[JSON] = [p for p in spec.get("ports") or [] if not any(_matches(r, p) for r in remove)]
+    meshed = 0
     for entry in normalize.ports([publish(a) for a in add], "--publish-add"):
+        if entry.get("mode") == "host":
+            continue  # the task's own port on its node (change_host_ports), not the mesh
+        meshed += 1
         target, proto = int(entry["target"]), str(entry["protocol"]).upper()
         port: JSON = {"name": f"{proto.lower()}-{target}", "port": target, "targetPort": target, "protocol": proto}
         if entry.get("published") is not None:
@@ -39,7 +43,7 @@ def change_ports(service: JSON, add: list[str], remove: list[str]) -> None:
         annotations[mesh.ANNOTATION] = mesh.format_ports(listed)
     else:
         annotations.pop(mesh.ANNOTATION, None)
-    published = bool(listed) or bool(add)
+    published = bool(listed) or bool(meshed)
     if not ports:
         # No port left: headless again, so the service's name still resolves (to its tasks).
         for key in ("ports", "type", "externalTrafficPolicy", "clusterIPs"):
@@ -56,6 +60,23 @@ def change_ports(service: JSON, add: list[str], remove: list[str]) -> None:
         spec.pop("externalTrafficPolicy", None)
         for p in ports:
             p.pop("nodePort", None)
+
+
+def change_host_ports(container: JSON, add: list[str], remove: list[str]) -> None:
+    """``mode=host`` ports: a hostPort on the task's container port (only the nodes running a
+    task answer, as Swarm's host mode); ``--publish-rm`` of the published number drops it."""
+    ports: list[JSON] = []
+    for p in container.get("ports") or []:
+        if p.get("hostPort") and any(r.partition("/")[0] == str(p["hostPort"]) for r in remove):
+            p = {k: v for k, v in p.items() if k != "hostPort"}
+        ports.append(p)
+    for entry in normalize.ports([publish(a) for a in add], "--publish-add"):
+        if entry.get("mode") != "host" or entry.get("published") is None:
+            continue
+        target, proto = int(entry["target"]), str(entry["protocol"]).upper()
+        ports = [p for p in ports if (p.get("containerPort"), p.get("protocol", "TCP")) != (target, proto)]
+        ports.append({"containerPort": target, "protocol": proto, "hostPort": int(entry["published"])})
+    container["ports"] = ports
 
 
 def needs_recreate(before: JSON, after: JSON) -> bool:
