@@ -24,8 +24,10 @@ import contextlib
 import hashlib
 import importlib
 import logging
+import math
 import pkgutil
 import socket
+from dataclasses import replace
 from typing import Any
 
 from bosun.aio import cancel_and_wait
@@ -73,7 +75,10 @@ class ControlPlane:
     def __init__(self, config: ServerConfig, options: ControlPlaneOptions | None = None) -> None:
         self.config = config
         self.options = options or ControlPlaneOptions()
-        self.api = APIServer(config, collectors=False)  # they run while leading: see _collectors
+        # New pods tolerate a failed node for as long as node lifecycle waits before evicting.
+        tolerated = math.ceil(self.options.pod_eviction_timeout)
+        self.api = APIServer(replace(config, default_toleration_seconds=tolerated),
+                             collectors=False)  # they run while leading: see _collectors
         self.client: Client | None = None
         self.ctx: ComponentContext | None = None
         self._elector_task: asyncio.Task[None] | None = None

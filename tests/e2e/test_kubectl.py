@@ -245,3 +245,40 @@ def test_imperative_create_commands(kubectl: Kubectl) -> None:
         assert kubectl.json("get", "namespace", other)["status"]["phase"] == "Active"
     finally:
         kubectl("delete", "namespace", other, "--wait=false", ns=False)
+
+
+DEPRECATED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: old
+spec:
+  selector:
+    matchLabels: {app: old}
+  template:
+    metadata:
+      labels: {app: old}
+    spec:
+      nodeSelector: {beta.kubernetes.io/os: linux}
+      containers:
+      - name: c
+        image: busybox:1.36
+        resources: {limits: {memory: 1500m, cpu: ".5"}}
+"""
+
+
+def test_deprecated_fields_are_accepted_with_upstreams_warnings(kubectl: Kubectl) -> None:
+    p = kubectl("apply", "-f", "-", input=DEPRECATED)
+    assert "deployment.apps/old created" in p.stdout
+    assert ('Warning: spec.template.spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; '
+            'use "kubernetes.io/os" instead') in p.stderr
+    assert ('Warning: spec.template.spec.containers[0].resources.limits[memory]: fractional byte value '
+            '"1500m" is invalid, must be an integer') in p.stderr
+    # Stored in canonical form; a re-apply of the same file changes nothing but still warns.
+    limits = kubectl.json("get", "deployment", "old")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert limits == {"limits": {"memory": "1500m", "cpu": "500m"}}
+    again = kubectl("apply", "-f", "-", input=DEPRECATED)
+    assert "deprecated since v1.14" in again.stderr
+    # A pod without deprecated fields gets no warning.
+    clean = kubectl("run", "fine", "--image=busybox:1.36", "--restart=Never")
+    assert "Warning" not in clean.stderr

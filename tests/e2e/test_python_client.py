@@ -163,6 +163,14 @@ def make_replicaset(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_replicationcontroller(name: str, labels: dict[str, str]) -> Any:
+    sel = {"app": name}
+    return m.V1ReplicationController(
+        metadata=meta(name, labels),
+        spec=m.V1ReplicationControllerSpec(replicas=1, selector=sel, template=pod_template(sel)),
+    )
+
+
 def make_statefulset(name: str, labels: dict[str, str]) -> Any:
     sel = {"app": name}
     return m.V1StatefulSet(
@@ -209,6 +217,13 @@ def make_ingress(name: str, labels: dict[str, str]) -> Any:
             http=m.V1HTTPIngressRuleValue(paths=[m.V1HTTPIngressPath(path="/", path_type="Prefix",
                                                                      backend=backend)]),
         )]),
+    )
+
+
+def make_pdb(name: str, labels: dict[str, str]) -> Any:
+    return m.V1PodDisruptionBudget(
+        metadata=meta(name, labels),
+        spec=m.V1PodDisruptionBudgetSpec(min_available="50%", selector=m.V1LabelSelector(match_labels={"app": name})),
     )
 
 
@@ -390,6 +405,11 @@ def check_ingress(o: Any) -> None:
     assert path.backend.service.port.number == 80
 
 
+def check_pdb(o: Any) -> None:
+    assert o.spec.min_available == "50%" and o.spec.max_unavailable is None
+    assert o.status.disruptions_allowed == 0 and o.status.expected_pods == 0
+
+
 def check_network_policy(o: Any) -> None:
     s = o.spec
     assert s.policy_types == ["Ingress"]
@@ -537,6 +557,9 @@ KINDS: list[Kind] = [
          IMAGE_PATCH, _template_image),
     Kind("replicasets", "apps", client.AppsV1Api, "namespaced_replica_set", make_replicaset, check_replicaset,
          {"spec": {"replicas": 3}}, lambda o: o.spec.replicas == 3 or _fail(o.spec)),
+    Kind("replicationcontrollers", "", client.CoreV1Api, "namespaced_replication_controller",
+         make_replicationcontroller, check_replicaset,
+         {"spec": {"replicas": 3}}, lambda o: o.spec.replicas == 3 or _fail(o.spec)),
     Kind("statefulsets", "apps", client.AppsV1Api, "namespaced_stateful_set", make_statefulset,
          check_statefulset, IMAGE_PATCH, _template_image),
     Kind("daemonsets", "apps", client.AppsV1Api, "namespaced_daemon_set", make_daemonset, check_daemonset,
@@ -554,6 +577,8 @@ KINDS: list[Kind] = [
     Kind("networkpolicies", "networking.k8s.io", client.NetworkingV1Api, "namespaced_network_policy",
          make_network_policy, check_network_policy, {"spec": {"policyTypes": ["Ingress", "Egress"]}},
          lambda o: o.spec.policy_types == ["Ingress", "Egress"] or _fail(o.spec)),
+    Kind("poddisruptionbudgets", "policy", client.PolicyV1Api, "namespaced_pod_disruption_budget", make_pdb,
+         check_pdb, {"spec": {"minAvailable": 2}}, lambda o: o.spec.min_available == 2 or _fail(o.spec)),
     Kind("horizontalpodautoscalers", "autoscaling", client.AutoscalingV2Api,
          "namespaced_horizontal_pod_autoscaler", make_hpa, check_hpa,
          {"spec": {"maxReplicas": 7}}, lambda o: o.spec.max_replicas == 7 or _fail(o.spec)),
@@ -788,6 +813,8 @@ STATUS_PATCHES: dict[str, tuple[dict[str, Any], Callable[[Any], object]]] = {
                     lambda s: (s.replicas, s.conditions[0].reason) == (1, "MinimumReplicasUnavailable")),
     "replicasets": ({"replicas": 1, "fullyLabeledReplicas": 1, "observedGeneration": 1},
                     lambda s: (s.replicas, s.fully_labeled_replicas) == (1, 1)),
+    "replicationcontrollers": ({"replicas": 1, "fullyLabeledReplicas": 1, "observedGeneration": 1},
+                               lambda s: (s.replicas, s.fully_labeled_replicas) == (1, 1)),
     "statefulsets": ({"replicas": 1, "currentReplicas": 1, "observedGeneration": 1},
                      lambda s: (s.replicas, s.current_replicas) == (1, 1)),
     "daemonsets": ({"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0,
@@ -799,6 +826,8 @@ STATUS_PATCHES: dict[str, tuple[dict[str, Any], Callable[[Any], object]]] = {
                  lambda s: s.last_schedule_time == datetime(2024, 1, 1, 0, 5, tzinfo=UTC)),
     "ingresses": ({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}},
                   lambda s: s.load_balancer.ingress[0].ip == "192.0.2.10"),
+    "poddisruptionbudgets": ({"currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2, "disruptionsAllowed": 1},
+                             lambda s: (s.current_healthy, s.disruptions_allowed) == (2, 1)),
     "horizontalpodautoscalers": ({"currentReplicas": 1, "desiredReplicas": 2},
                                  lambda s: (s.current_replicas, s.desired_replicas) == (1, 2)),
 }
@@ -850,7 +879,7 @@ def test_status_write_ignores_spec(api: client.ApiClient, ns: str) -> None:
 # scale subresources
 
 
-SCALABLE = ["deployments", "replicasets", "statefulsets"]
+SCALABLE = ["deployments", "replicasets", "replicationcontrollers", "statefulsets"]
 
 
 @pytest.mark.parametrize("plural", params("scale_subresource", SCALABLE, SCALABLE))
@@ -1253,12 +1282,21 @@ def test_namespace_deletion_empties_it(api: client.ApiClient, namespace: str) ->
     assert core.list_config_map_for_all_namespaces(field_selector=f"metadata.namespace={namespace}").items == []
 
 
-def test_server_side_apply_is_refused_clearly(dyn: dynamic.DynamicClient, ns: str) -> None:
-    """Server-side apply is not served yet: it must fail with a clear 415, writing nothing."""
+def test_server_side_apply_through_the_dynamic_client(dyn: dynamic.DynamicClient, ns: str) -> None:
+    """The dynamic client's server_side_apply creates, merges, and gets a 409 naming the
+    field when another manager owns it."""
     cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
             "data": {"a": "1"}}
+    created = cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
+    assert created.data.a == "1"
+    assert [e.manager for e in created.metadata.managedFields] == ["pytest"]
+    other = {**body, "data": {"a": "2"}}
     with pytest.raises(ApiException) as info:
-        cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
-    assert info.value.status == 415
-    assert "server-side apply is not supported" in status_body(info.value)["message"]
+        cms.server_side_apply(body=other, name="ssa", namespace=ns, field_manager="other")
+    assert info.value.status == 409
+    status = status_body(info.value)
+    assert status["details"]["causes"] == [{"reason": "FieldManagerConflict", "field": ".data.a",
+                                           "message": 'conflict with "pytest" using v1'}]
+    forced = cms.server_side_apply(body=other, name="ssa", namespace=ns, field_manager="other", force_conflicts=True)
+    assert forced.data.a == "2"

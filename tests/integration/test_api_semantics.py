@@ -514,3 +514,35 @@ async def test_generated_name_collision_draws_another(
     monkeypatch.setattr(storage_mod, "generated_name", lambda prefix: next(names))
     made = await client.create(CMS, {"metadata": {"generateName": "cfg-"}, "data": {}}, namespace)
     assert made["metadata"]["name"] == "cfg-bbbbb"
+
+
+async def test_quantities_are_stored_and_returned_in_canonical_form(client: Client, namespace: str) -> None:
+    body = pod("q")
+    body["spec"]["containers"][0]["resources"] = {
+        "limits": {"cpu": ".5", "memory": "1.5Gi"}, "requests": {"cpu": 0.5, "memory": 1610612736}}
+    body["spec"]["overhead"] = {"cpu": "1000m", "memory": "2000"}
+    created = await client.create(PODS, body, namespace)
+    want = {"limits": {"cpu": "500m", "memory": "1536Mi"}, "requests": {"cpu": "500m", "memory": "1610612736"}}
+    assert created["spec"]["containers"][0]["resources"] == want
+    got = await client.get(PODS, "q", namespace)
+    assert got["spec"]["containers"][0]["resources"] == want
+    assert got["spec"]["overhead"] == {"cpu": "1", "memory": "2k"}
+    # Requests equal to limits by value, whatever the text: Guaranteed, as upstream says.
+    assert got["status"]["qosClass"] == "Guaranteed"
+
+
+async def test_new_pods_tolerate_failed_nodes_for_the_eviction_timeout(client: Client, namespace: str) -> None:
+    created = await client.create(PODS, pod("t"), namespace)
+    tolerations = created["spec"]["tolerations"]
+    assert {(t["key"], t["effect"], t["operator"]) for t in tolerations} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", "Exists"),
+        ("node.kubernetes.io/unreachable", "NoExecute", "Exists")}
+    seconds = {t["tolerationSeconds"] for t in tolerations}
+    assert len(seconds) == 1 and isinstance(next(iter(seconds)), int)
+    # A pod's own toleration of one of the taints is kept, and only the other is added.
+    own = pod("own")
+    own["spec"]["tolerations"] = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                                   "effect": "NoExecute", "tolerationSeconds": 7}]
+    created = await client.create(PODS, own, namespace)
+    assert [(t["key"], t.get("tolerationSeconds")) for t in created["spec"]["tolerations"]] == [
+        ("node.kubernetes.io/unreachable", 7), ("node.kubernetes.io/not-ready", seconds.pop())]

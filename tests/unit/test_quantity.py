@@ -4,7 +4,14 @@ from decimal import Decimal
 
 import pytest
 
-from bosun.api.quantity import QUANTITY_ERROR, cpu_millis, format_quantity, parse_quantity, to_bytes
+from bosun.api.quantity import (
+    QUANTITY_ERROR,
+    canonical_quantity,
+    cpu_millis,
+    format_quantity,
+    parse_quantity,
+    to_bytes,
+)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +103,12 @@ def test_format(value: Decimal, binary: bool, text: str) -> None:
 def test_format_round_trips(text: str) -> None:
     binary = text.endswith("i")
     assert format_quantity(parse_quantity(text), binary) == text
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    (".5", "500m"), ("0.5", "500m"), ("1.5", "1500m"), ("1000m", "1"), ("1000", "1k"), ("1024", "1024"),
+    ("1.5Gi", "1536Mi"), ("2048Ki", "2Mi"), ("512Mi", "512Mi"), ("1e3", "1e3"), ("129e6", "129e6"),
+    ("1e-3", "1m"), ("0", "0"), (1, "1"), (0.5, "500m"), (2, "2"),
+])
+def test_canonical_form_keeps_the_suffix_family(written: str | int | float, stored: str) -> None:
+    assert canonical_quantity(written) == stored

@@ -11,6 +11,7 @@ from tests.unit.helpers import must_by_kind
 from bosun.api.registry import RESOURCES, Resource
 from bosun.api.strategy import GENERIC, Strategy
 from bosun.api.strategy.core import qos_class
+from bosun.api.validation.podwarnings import for_pod, for_template
 
 POD = must_by_kind("v1", "Pod")
 NAMESPACE = must_by_kind("v1", "Namespace")
@@ -225,3 +226,27 @@ def test_deletes_that_answer_with_the_object_are_upstreams() -> None:
     assert {r.plural for r in RESOURCES if r.strategy.return_deleted_object} == {
         "pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts", "namespaces",
         "storageclasses"}
+
+
+def test_pod_warnings_name_deprecated_fields_as_upstream_does() -> None:
+    spec = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "failure-domain.beta.kubernetes.io/zone", "operator": "In", "values": ["a"]}]}]}}},
+            "volumes": [{"name": "v", "gitRepo": {"repository": "r"}}],
+            "terminationGracePeriodSeconds": -5,
+            "containers": [{"name": "c", "image": "x", "resources": {"requests": {"memory": "0.5"}}}]}
+    pod = {"metadata": {"annotations": {"scheduler.alpha.kubernetes.io/critical-pod": ""}}, "spec": spec}
+    assert for_pod(pod) == [
+        "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+",
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
+        ".matchExpressions[0].key: failure-domain.beta.kubernetes.io/zone is deprecated since v1.17; "
+        'use "topology.kubernetes.io/zone" instead',
+        "spec.volumes[0].gitRepo: deprecated in v1.11",
+        "spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1",
+        'spec.containers[0].resources.requests[memory]: fractional byte value "0.5" is invalid, must be an integer',
+    ]
+    job = {"spec": {"template": {"spec": {"nodeSelector": {"beta.kubernetes.io/arch": "amd64"}}}}}
+    assert for_template("spec", "template")(job) == [
+        'spec.template.spec.nodeSelector[beta.kubernetes.io/arch]: deprecated since v1.14; use "kubernetes.io/arch" '
+        "instead"]
+    assert for_pod({"spec": "not an object"}) == []

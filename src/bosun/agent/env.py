@@ -75,10 +75,11 @@ def resource_value(pod: Pod, container_name: str, ref: dict[str, Any], allocatab
     return str(math.ceil(parse_quantity(raw) / divisor))
 
 
-async def resolve(pod: Pod, container: dict[str, Any], refs: RefFetcher,
-                  allocatable: dict[str, str]) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-    """(env, command, args) of one container, all references and $(VAR)s resolved."""
-    env: dict[str, str] = {}
+async def resolve(pod: Pod, container: dict[str, Any], refs: RefFetcher, allocatable: dict[str, str],
+                  base: dict[str, str] | None = None) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """(env, command, args) of one container, all references and $(VAR)s resolved; ``base``
+    (the Services' variables) comes first and may be overridden."""
+    env: dict[str, str] = dict(base or {})
     for src in container.get("envFrom") or []:
         prefix = str(src.get("prefix") or "")
         if "configMapRef" in src:

@@ -42,6 +42,8 @@ from bosun.agent.runtime.base import (
     SecurityConfig,
     StartError,
 )
+from bosun.agent.satoken import PodTokens
+from bosun.agent.serviceenv import service_env
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, condition, now, rfc3339, terminated
 from bosun.agent.volumes import VolumeManager
 from bosun.client.events import EventRecorder
@@ -75,7 +77,7 @@ class PodWorker:
         self.allocatable = allocatable
         self.cluster_dns = cluster_dns  # None: the node runs no cluster DNS (pods get the node's)
         self.pod_dir = config.pods_dir / self.uid
-        self.volumes = VolumeManager(self.pod_dir, allocatable)
+        self.volumes = VolumeManager(self.pod_dir, allocatable, tokens=PodTokens(client, pod))
         self.removed = False
         self.done = False
         self._wake = asyncio.Event()
@@ -302,7 +304,8 @@ class PodWorker:
             return
         self._pull_backoff.pop(name, None)
         try:
-            env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable)
+            links = await service_env(self.client, self.pod)
+            env, command, args = await envmod.resolve(self.pod_with_ips(sandbox), c, refs, self.allocatable, links)
             mounts = self.volumes.mounts(c, paths)
         except ConfigError as e:
             self._waiting[name] = ("CreateContainerConfigError", str(e))

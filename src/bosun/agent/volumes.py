@@ -23,6 +23,7 @@ from bosun.agent.env import field_value, resource_value
 from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import Mount
 from bosun.agent.runtime.oci_mounts import is_mounted, mount_tmpfs, mounts_under, unmount
+from bosun.agent.satoken import PodTokens
 from bosun.api.quantity import to_bytes
 from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
@@ -123,9 +124,11 @@ def _downward(pod: Pod, src: dict[str, Any], allocatable: dict[str, str], defaul
 
 
 class VolumeManager:
-    def __init__(self, pod_dir: Path, allocatable: dict[str, str]) -> None:
+    def __init__(self, pod_dir: Path, allocatable: dict[str, str], tokens: PodTokens | None = None) -> None:
         self.pod_dir = pod_dir
         self.allocatable = allocatable
+        # The pod's ServiceAccount tokens (None: projections of tokens cannot be served).
+        self.tokens = tokens
         self.read_only: set[str] = set()  # volumes mounted read-only whatever the volumeMount says
 
     def path(self, volume: dict[str, Any]) -> Path:
@@ -179,11 +182,20 @@ class VolumeManager:
                         files.update(await _keyed(refs, "secret", {"defaultMode": mode, **src["secret"]}, mode))
                     elif "downwardAPI" in src:
                         files.update(_downward(pod, src["downwardAPI"], self.allocatable, mode))
+                    elif "serviceAccountToken" in src:
+                        files.update(await self._token(src["serviceAccountToken"], mode))
                 _sync_dir(path, files)
             else:
                 kind = next((k for k in vol if k != "name"), "?")
                 raise ConfigError(f"volume {vol.get('name')!r}: {kind} volumes are not supported on this node")
         return out
+
+    async def _token(self, src: dict[str, Any], mode: int) -> Files:
+        if self.tokens is None:
+            raise ConfigError("serviceAccountToken projections are not served by this node")
+        expiration = int(src.get("expirationSeconds") or 3600)
+        token = await self.tokens.token(src.get("audience") or None, expiration)
+        return {str(src.get("path") or "token"): (token, mode)}
 
     def mounts(self, container: dict[str, Any], paths: dict[str, Path]) -> list[Mount]:
         out = []

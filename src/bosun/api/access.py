@@ -30,12 +30,13 @@ from bosun.security.authz.defaults import AUTOUPDATE, default_cluster_role_bindi
 from bosun.security.authz.node import NodeAuthorizer
 from bosun.security.authz.rbac import RBACAuthorizer, aggregated_rules
 from bosun.security.identity import ADMIN, User
+from bosun.security.satokens import ServiceAccountTokens, looks_like_jwt, user_of
 from bosun.security.tokens import TokenAuthenticator
 
 log = logging.getLogger(__name__)
 
 _G = rbac_mod.GROUP
-_PODS, _CLAIMS = "pods", "persistentvolumeclaims"
+_PODS, _CLAIMS, _ACCOUNTS = "pods", "persistentvolumeclaims", "serviceaccounts"
 
 
 def _res(group: str, plural: str) -> Resource:
@@ -48,8 +49,13 @@ def _split_key(key: str) -> tuple[str, str]:
 
 
 class AccessControl:
-    def __init__(self, auth: TokenAuthenticator | None, storage: Storage, cache: WatchCache) -> None:
+    def __init__(self, auth: TokenAuthenticator | None, storage: Storage, cache: WatchCache,
+                 service_accounts: ServiceAccountTokens | None = None) -> None:
         self.auth = auth
+        self.service_accounts = service_accounts
+        # (namespace, name) -> uid of every ServiceAccount and pod: a token bound to one
+        # that is gone (or replaced by a namesake) is refused at once.
+        self._uids: dict[str, dict[tuple[str, str], str]] = {_PODS: {}, _ACCOUNTS: {}}
         self.storage = storage
         self.cache = cache
         self.rbac = RBACAuthorizer()
@@ -63,10 +69,22 @@ class AccessControl:
     def authenticate(self, request: web.Request) -> User:
         if self.auth is None:
             return ADMIN  # no TLS, no credentials: the local development mode
-        user = self.auth.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        user = self.auth.authenticate(header)
+        if user is None and self.service_accounts is not None and header:
+            token = header.partition(" ")[2].strip()
+            if looks_like_jwt(token):
+                claims = self.service_accounts.verify(token, self)
+                user = user_of(claims) if claims is not None else None
         if user is None:
             raise errors.unauthorized()
         return user
+
+    def account_uid(self, namespace: str, name: str) -> str | None:
+        return self._uids[_ACCOUNTS].get((namespace, name))
+
+    def pod_uid(self, namespace: str, name: str) -> str | None:
+        return self._uids[_PODS].get((namespace, name))
 
     async def check(self, request: web.Request) -> User:
         """The request's user, or an APIError (401, 403) saying why it may not proceed."""
@@ -85,12 +103,20 @@ class AccessControl:
 
     def observe(self, ev: CachedEvent) -> None:
         gp = ev.group_plural
-        if gp == _PODS or gp == _CLAIMS or gp in rbac_mod.KINDS:
+        if gp == _PODS or gp == _CLAIMS or gp == _ACCOUNTS or gp in rbac_mod.KINDS:
             obj = None if ev.type == "DELETED" else ev.obj
             self._apply(gp, ev.key, obj, ev.revision)
 
     def _apply(self, gp: str, key: str, obj: dict[str, Any] | None, revision: int) -> None:
         ns, name = _split_key(key)
+        if gp in self._uids:
+            uid = (obj or {}).get("metadata", {}).get("uid") if obj is not None else None
+            if uid:
+                self._uids[gp][(ns, name)] = str(uid)
+            else:
+                self._uids[gp].pop((ns, name), None)
+        if gp == _ACCOUNTS:
+            return
         if gp == _PODS:
             self.node.observe_pod(key, ns, name, obj, revision)
         elif gp == _CLAIMS:
@@ -103,7 +129,7 @@ class AccessControl:
     async def start(self) -> None:
         """Subscribe, load what exists, and make sure the default roles are there."""
         self.cache.listeners.append(self.observe)
-        for group, plural in (("", _PODS), ("", _CLAIMS), (_G, "roles"), (_G, "clusterroles"),
+        for group, plural in (("", _PODS), ("", _CLAIMS), ("", _ACCOUNTS), (_G, "roles"), (_G, "clusterroles"),
                               (_G, "rolebindings"), (_G, "clusterrolebindings")):
             res = _res(group, plural)
             items, _, _ = await self.storage.list(res, None)

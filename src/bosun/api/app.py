@@ -34,7 +34,7 @@ ACCESS = web.AppKey("access_control", AccessControl)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None) -> web.Application:
-    access = AccessControl(auth, rest.storage, rest.cache)
+    access = AccessControl(auth, rest.storage, rest.cache, rest.service_accounts)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -44,6 +44,7 @@ _SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, tuple[str, ..
     "proxy": (None, None, None,
               ("create", "delete", "get", "patch", "update")),
     "finalize": ("", "v1", "Namespace", ("update",)),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
     "ephemeralcontainers": (None, None, None, ("get", "patch", "update")),
     "resize": (None, None, None, ("get", "patch", "update")),
 }

@@ -4,7 +4,8 @@ Kubernetes decodes every write into Go structs before anything else, so a wrong 
 a 400 from its decoder, before defaults, admission or validation; unknown fields are
 refused (``fieldValidation=Strict``, what kubectl sends), warned about (``Warn``, the
 default) or dropped (``Ignore``). This is that decoding stage; the kind's own rules (422)
-come later, in its strategy.
+come later, in its strategy. Writes that are accepted can still carry ``Warning`` headers:
+the unknown fields dropped here, and the kind's own warnings (deprecated fields).
 """
 
 from __future__ import annotations
@@ -28,12 +29,26 @@ def check_fields(request: web.Request, res: Resource, obj: dict[str, Any], heade
     unknown, problems = schema.check(res, obj)
     if problems:
         raise errors.bad_request(schema.decode_error_message(res, problems[0]))
+    schema.canonicalize_quantities(res, obj)
     if not unknown:
         return
     if mode == "Strict":
         raise errors.bad_request(schema.strict_error_message(res, unknown))
     dropped = schema.prune_unknown(res, obj)
     if mode == "Warn":
-        headers["Warning"] = ", ".join(
-            '299 - "' + schema.unknown_field_warning(p).replace('"', '\\"') + '"' for p in dropped
-        )
+        add_warnings(headers, [schema.unknown_field_warning(p) for p in dropped])
+
+
+def add_warnings(headers: dict[str, str], messages: list[str]) -> None:
+    """Add ``Warning: 299 - "..."`` entries (RFC 7234's form, which kubectl prints as
+    ``Warning: ...``) to the response's headers."""
+    current = headers.get("Warning", "")
+    # A patch retried after a conflict warns again: each message is sent once.
+    entries = [e for m in messages if (e := '299 - "' + m.replace('"', '\\"') + '"') not in current]
+    if entries:
+        headers["Warning"] = ", ".join([current, *entries] if current else entries)
+
+
+def warn_about(res: Resource, obj: dict[str, Any], headers: dict[str, str]) -> None:
+    """The kind's own warnings (deprecated fields) for a write that will be accepted."""
+    add_warnings(headers, res.strategy.warnings(obj))

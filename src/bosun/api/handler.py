@@ -14,6 +14,7 @@ from aiohttp import web
 from bosun.api.storage import Storage
 from bosun.api.target import Target
 from bosun.api.watchcache import WatchCache
+from bosun.security.satokens import ServiceAccountTokens
 
 
 class Serving(Protocol):
@@ -21,6 +22,8 @@ class Serving(Protocol):
     cache: WatchCache
     # The credential the API server presents to node agents (logs, exec).
     node_token: str
+    # Signs ServiceAccount tokens (TokenRequest); None on a server that issues none.
+    service_accounts: ServiceAccountTokens | None
 
     async def get(self, request: web.Request, t: Target) -> web.Response: ...
 

@@ -17,7 +17,8 @@ admission plugins that concern it.
                            watch; streams (logs, exec) are proxied to the node agent         watch, exec_proxy
 6  decode body             JSON, YAML or protobuf; kind and namespace match the URL;  400    httputil, protobuf,
                            schema: wrong types refused, unknown fields refused,              fieldvalidation,
-                           warned about or dropped (``fieldValidation``)                     schema
+                           warned about or dropped (``fieldValidation``);                    schema
+                           quantities put in canonical form (``.5`` -> ``500m``)
 7  server metadata         create: name or generateName, uid, creationTimestamp,      4xx    storage, lifecycle
                            generation; the namespace exists and is not terminating.
                            update: status/spec split, server-owned metadata kept,
@@ -27,7 +28,9 @@ admission plugins that concern it.
 9  default                 the kind's strategy: ``default`` (Kubernetes' defaults)           strategy, defaults
 10 mutating admission      ordered plugins that may change or refuse the object:      403    admission
                            NodeRestriction (a node creates only its own Node and
-                           Lease), Priority, DefaultStorageClass
+                           Lease), ServiceAccount (default account, token
+                           volume), Priority, DefaultTolerationSeconds,
+                           DefaultStorageClass
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  422    admission

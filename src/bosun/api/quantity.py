@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 # Kubernetes' own regular expression, quoted in its error messages.
 QUANTITY_REGEX = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
@@ -115,3 +116,53 @@ def format_quantity(value: Decimal | int, binary: bool = False) -> str:
         exp += 3
     suffix = dict(_DECIMAL_ORDER)[exp]
     return f"{sign}{nanos}{suffix}"
+
+
+def canonical_quantity(q: str | int | float) -> str:
+    """See :func:`_canonical`; the few texts a cluster uses (``100m``, ``128Mi``) repeat on
+    every write, so their answers are remembered."""
+    if isinstance(q, str):
+        return _canonical_text(q)
+    return _canonical(q)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_text(q: str) -> str:
+    return _canonical(q)
+
+
+def _canonical(q: str | int | float) -> str:
+    """The text Kubernetes stores and returns for a quantity written as ``q``.
+
+    Kubernetes decodes a quantity and encodes it back in canonical form, keeping the family
+    of its suffix: ``".5"`` -> ``"500m"``, ``"1.5Gi"`` -> ``"1536Mi"``, ``"1000"`` ->
+    ``"1k"``, ``"1e6"`` -> ``"1e6"``, the JSON number ``1`` -> ``"1"``. Clients compare
+    what they wrote with what they read back (``kubectl diff``, controllers' equality
+    checks), so the server must give the same text upstream does.
+    """
+    value = parse_quantity(q)
+    if not isinstance(q, str):
+        return format_quantity(value)
+    m = _NUMBER.match(q)
+    suffix = m.group(3) if m else ""
+    if suffix in _BINARY_SUFFIXES:
+        return format_quantity(value, binary=True)
+    if _EXPONENT.match(suffix):
+        return _format_exponent(value)
+    return format_quantity(value)
+
+
+def _format_exponent(value: Decimal) -> str:
+    """Decimal-exponent form (``1e3``, ``15e2`` is written ``1500``): the exponent a
+    multiple of three, as Kubernetes writes it, or none."""
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    nanos = _ceil(abs(value).scaleb(9))
+    exp = -9
+    while nanos % 1000 == 0:
+        nanos //= 1000
+        exp += 3
+    if exp < 0:  # fractions use the SI suffixes, as upstream does
+        return format_quantity(value)
+    return f"{sign}{nanos}" + (f"e{exp}" if exp else "")

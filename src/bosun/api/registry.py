@@ -95,7 +95,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",),
              subresources=("status",), strategy=s.VOLUME),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), has_spec=False,
-             strategy=s.SERVICE_ACCOUNT),
+             subresources=("token",), strategy=s.SERVICE_ACCOUNT),
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL,
+             subresources=("status", "scale"), strategy=sw.REPLICATION_CONTROLLER),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
     Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",),
              created_as=("pods", "binding")),
@@ -118,6 +120,9 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), strategy=sc.INGRESS),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
              strategy=sc.NETWORK_POLICY),
+    # policy/v1
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+             subresources=("status",), strategy=sc.POD_DISRUPTION_BUDGET),
     # autoscaling/v2
     Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
              ("hpa",), _ALL, subresources=("status",), strategy=sw.HPA),

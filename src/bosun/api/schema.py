@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bosun.api.quantity import canonical_quantity
 from bosun.api.registry import Resource
 
 _DATA = Path(__file__).with_name("schemas") / "types.json"
@@ -97,6 +98,40 @@ def _compile() -> tuple[dict[str, _Type], dict[str, _Type]]:
 
 
 _TYPES, _KINDS = _compile()
+
+
+def _leads_to(spec: Spec) -> str | None:
+    """What a field's values are made of, through lists and maps: "" for a quantity, the
+    model name for a struct, None for anything else."""
+    while spec[0] in (LIST, MAP):
+        spec = spec[1]
+    if spec[0] == QTY:
+        return ""
+    return spec[1].model if spec[0] == OBJ else None
+
+
+def _quantity_fields() -> dict[str, tuple[str, ...]]:
+    """For each model from which some field path leads to a quantity, the fields on those
+    paths: only they are walked when quantities are put in canonical form, so a write of a
+    kind without any quantity costs one dict lookup."""
+    bearing: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, t in _TYPES.items():
+            if name not in bearing and any(
+                    (target := _leads_to(spec)) == "" or target in bearing for spec in t.fields.values()):
+                bearing.add(name)
+                changed = True
+    out: dict[str, tuple[str, ...]] = {}
+    for name in bearing:
+        fields = _TYPES[name].fields
+        out[name] = tuple(f for f, spec in fields.items()
+                          if (target := _leads_to(spec)) == "" or target in bearing)
+    return out
+
+
+_QUANTITY_FIELDS = _quantity_fields()
 
 
 def root_type(resource: Resource) -> _Type | None:
@@ -306,6 +341,51 @@ def check(resource: Resource, obj: dict[str, Any]) -> tuple[list[str], list[str]
     if t is not None and not _clean(obj, t):
         _walk(obj, t, "", "", unknown, errors, False)
     return unknown, errors
+
+
+def canonicalize_quantities(resource: Resource, obj: dict[str, Any]) -> None:
+    """Put every quantity of a checked object in Kubernetes' canonical text, in place
+    (``cpu: ".5"`` is stored and returned as ``"500m"``), as Kubernetes' decode and
+    re-encode does. Call only after :func:`check` found no decode error."""
+    t = root_type(resource)
+    if t is not None and t.model in _QUANTITY_FIELDS:
+        _canonical_obj(obj, t)
+
+
+def _canonical_obj(obj: dict[str, Any], t: _Type) -> None:
+    fields = t.fields
+    for k in _QUANTITY_FIELDS[t.model]:
+        v = obj.get(k)
+        if v is not None:
+            new = _canonical_value(v, fields[k])
+            if new is not v:
+                obj[k] = new
+
+
+def _canonical_value(v: Any, spec: Spec) -> Any:
+    """``v`` itself when nothing changed at this level (containers are changed in place),
+    else the canonical replacement."""
+    code = spec[0]
+    if code == QTY:
+        out = canonical_quantity(v)
+        return v if out == v else out
+    if code == OBJ:
+        if type(v) is dict and spec[1].model in _QUANTITY_FIELDS:
+            _canonical_obj(v, spec[1])
+        return v
+    if code == LIST and type(v) is list:
+        for i, item in enumerate(v):
+            if item is not None:
+                new = _canonical_value(item, spec[1])
+                if new is not item:
+                    v[i] = new
+    elif code == MAP and type(v) is dict:
+        for key, item in v.items():
+            if item is not None:
+                new = _canonical_value(item, spec[1])
+                if new is not item:
+                    v[key] = new
+    return v
 
 
 def check_type(model: str, obj: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -34,6 +34,7 @@ from bosun.security.encryption import DecryptError, ResourceTransformer
 from bosun.security.encryption import ensure_config as ensure_encryption_config
 from bosun.security.encryption import load_config as load_encryption_config
 from bosun.security.pki import ensure_pki
+from bosun.security.satokens import ServiceAccountTokens
 from bosun.security.tokens import TokenAuthenticator, ensure_admin_token
 from bosun.store import open_store
 from bosun.store.base import Store
@@ -57,6 +58,9 @@ class ServerConfig:
     # The cluster's network settings (--cluster-cidr, --service-cidr, ...): checked at start,
     # the service CIDR given to the cluster IP allocator, all published for the nodes.
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    # How long new pods tolerate a not-ready or unreachable node (kube-apiserver's
+    # --default-not-ready/unreachable-toleration-seconds); a control plane sets its eviction timeout.
+    default_toleration_seconds: int = 300
 
     @property
     def host(self) -> str:
@@ -108,7 +112,8 @@ class APIServer:
         self.cache.sealed = sealed
         await self.cache.start()
         self.services = ServiceAllocator(self.store, cfg.network.service_cidr)
-        self.storage = Storage(self.store, self.namespaces, sealed, services=self.services)
+        self.storage = Storage(self.store, self.namespaces, sealed, services=self.services,
+                               toleration_seconds=cfg.default_toleration_seconds)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         await self._check_sealed(sealed)
@@ -122,13 +127,15 @@ class APIServer:
         ssl_ctx: ssl.SSLContext | None = None
         scheme = "http"
         if cfg.tls:
-            pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts])
+            # The kubernetes Service's address too: pods reach the API through it and verify it.
+            pki = ensure_pki(cfg.data_dir, [cfg.host, *cfg.hosts, self.services.first_ip])
             self.token = ensure_admin_token(cfg.data_dir)
             auth = TokenAuthenticator(cfg.data_dir)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
             scheme = "https"
-        self.rest = RestHandler(self.storage, self.cache, node_token=self.token)
+        self.rest = RestHandler(self.storage, self.cache, node_token=self.token,
+                                service_accounts=ServiceAccountTokens(cfg.data_dir))
         app = make_app(self.rest, self.store, auth)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

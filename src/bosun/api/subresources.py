@@ -1,4 +1,4 @@
-"""Subresources: status, scale, binding, eviction, namespace finalize, log, exec.
+"""Subresources: status, scale, binding, eviction, token, namespace finalize, log, exec.
 
 Each subresource has one entry here: :func:`handle` for its own path, and :func:`create` for
 a resource whose creation is a subresource write (a Binding is a pod's binding).
@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bosun.api import errors, exec_proxy
+from bosun.api import errors, eviction, exec_proxy, tokenrequest
 from bosun.api.handler import Serving
 from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
 from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
+from bosun.api.serversideapply import manager_of
 from bosun.api.target import Target
 
 
@@ -38,6 +39,8 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
         return await _bind(h, request, t)
     elif sub == "eviction" and m == "POST":
         return await _evict(h, request, t)
+    elif sub == "token" and m == "POST":
+        return await tokenrequest.create(h, request, t)
     elif sub == "finalize" and m == "PUT":
         return await _finalize(h, request, t)
     elif sub in ("exec", "attach"):
@@ -95,7 +98,8 @@ async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Respo
             current["metadata"]["resourceVersion"] = rv
         return current
 
-    out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request))
+    out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request),
+                                 manager=manager_of(request))
     return json_response(scale_of(out))
 
 
@@ -145,13 +149,13 @@ async def _bind(h: Serving, request: web.Request, t: Target, binding: dict[str, 
 
 
 async def _evict(h: Serving, request: web.Request, t: Target) -> web.Response:
-    """policy/v1 Eviction: a delete that honours the pod's grace period. (Disruption
-    budgets are not served yet, so every eviction is allowed.)"""
-    assert t.name is not None
+    """policy/v1 Eviction: a delete that honours the pod's grace period and its
+    disruption budget (:mod:`bosun.api.eviction`)."""
+    assert t.name is not None and t.namespace is not None
     body = await read_body(request)
     ev = parse_object(body, request.content_type) if body.strip() else {}
     options = as_dict(ev.get("deleteOptions"))
-    await h.storage.delete(t.res, t.namespace, t.name, options=dict(options), dry_run=dry_run(request))
+    await eviction.evict(h.storage, t.namespace, t.name, dict(options), dry_run(request))
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 
@@ -200,9 +204,12 @@ async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.Strea
 
 
 def _selector_string(sel: Any) -> str:
-    """metav1.LabelSelector in the string form `kubectl` and HPAs read from Scale.status."""
+    """metav1.LabelSelector in the string form `kubectl` and HPAs read from Scale.status
+    (a ReplicationController's plain map of labels too)."""
     if not isinstance(sel, dict):
         return ""
+    if "matchLabels" not in sel and "matchExpressions" not in sel:
+        return ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
     parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
     for e in sel.get("matchExpressions") or []:
         key, op, vals = e.get("key"), e.get("operator"), e.get("values") or []

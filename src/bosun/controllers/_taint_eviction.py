@@ -1,9 +1,9 @@
 """NoExecute taint eviction: pods on a node with a NoExecute taint they do not tolerate are
 evicted at once; pods that tolerate it for ``tolerationSeconds`` are evicted when that runs out.
 
-Kubernetes' API admission gives every pod a 300-second toleration of the not-ready and
-unreachable taints; Bosun does not rewrite pods, so a pod *without* its own toleration for
-those two taints is treated as tolerating them for ``pod_eviction_timeout`` seconds instead.
+The API's DefaultTolerationSeconds admission gives every new pod a toleration of the
+not-ready and unreachable taints for ``pod_eviction_timeout`` seconds (upstream: 300); a pod
+stored without one (written before that admission existed) is treated the same way.
 Deadlines count from the taint's ``timeAdded``, so a restarted controller keeps them.
 
 Pods evicted from an *unreachable* node are deleted with grace 0: their node agent, the only

@@ -13,6 +13,7 @@ import copy
 import logging
 from typing import Any
 
+from bosun.api.selectors import LabelSelector
 from bosun.client.errors import ApiError
 from bosun.client.workqueue import run_workers
 from bosun.component import ComponentContext
@@ -66,14 +67,19 @@ class _ManageError(Exception):
 
 
 class ReplicaSetController(Controller):
+    """Also the ReplicationController's controller (as upstream's is): the kinds differ only
+    in their resource, their kind name in owner references and the form of their selector."""
+
     name = "replicaset"
     workers = 4
+    resource = RS
+    kind = "ReplicaSet"
 
     def __init__(self, ctx: ComponentContext) -> None:
         super().__init__(ctx)
         self.expectations = Expectations()
         self._terminating: set[str] = set()  # keys of pods seen terminating, until removed
-        self.rs_inf = ctx.informers.get(RS)
+        self.rs_inf = ctx.informers.get(self.resource)
         self.pod_inf = ctx.informers.get(PODS)
         index_by_controller_uid(self.pod_inf)
         self.pod_inf.add_index(ORPHANS, _orphan_namespace)
@@ -91,6 +97,10 @@ class ReplicaSetController(Controller):
         finally:
             self.queue.shutdown()
 
+    def selector(self, rs: Obj) -> LabelSelector:
+        """Which pods the object wants (a ReplicaSet's ``spec.selector``, a LabelSelector)."""
+        return selector_of(rs)
+
     # ---- event handlers ------------------------------------------------------------------
 
     def _rs_deleted(self, rs: Obj) -> None:
@@ -100,7 +110,7 @@ class ReplicaSetController(Controller):
     def _owner_key(self, pod: Obj) -> str | None:
         """The key of the ReplicaSet that controls ``pod`` (if it exists with that uid)."""
         ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.kind:
             return None
         ns = (pod.get("metadata") or {}).get("namespace")
         rs = self.rs_inf.get(ns, ref["name"])
@@ -113,7 +123,7 @@ class ReplicaSetController(Controller):
         ns = (pod.get("metadata") or {}).get("namespace")
         labels = labels_of(pod)
         for rs in self.rs_inf.list(ns):
-            if selector_of(rs).matches(labels):
+            if self.selector(rs).matches(labels):
                 self.enqueue(rs)
 
     def _pod_added(self, pod: Obj) -> None:
@@ -209,7 +219,7 @@ class ReplicaSetController(Controller):
     async def _claim_pods(self, rs: Obj) -> list[Obj]:
         """Pods this ReplicaSet controls after adopting matching orphans and releasing
         owned pods whose labels no longer match."""
-        selector = selector_of(rs)
+        selector = self.selector(rs)
         uid = rs["metadata"]["uid"]
         ns = rs["metadata"].get("namespace")
         owned: list[Obj] = []
@@ -337,7 +347,7 @@ class ReplicaSetController(Controller):
         if status == old:
             return
         try:
-            await self.client.update(RS, {**rs, "status": status}, subresource="status")
+            await self.client.update(self.resource, {**rs, "status": status}, subresource="status")
         except ApiError as exc:
             if exc.status == 409:
                 self.queue.add(key)  # the cache was behind: look again with fresh data

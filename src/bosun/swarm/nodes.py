@@ -4,13 +4,18 @@ that their services place them elsewhere, active lets the scheduler use it again
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from bosun.api.registry import must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.compose.translate.placement import MANAGER_LABEL
+
+# How long a drain waits for disruption budgets to let its last tasks go.
+DRAIN_BUDGET_WAIT = 60.0
 
 JSON = dict[str, Any]
 NODES = must_by_plural("", "v1", "nodes")
@@ -116,21 +121,40 @@ async def set_availability(client: Client, node: NodeView, availability: str) ->
     await client.patch(NODES, node.name, patch)
     if availability != "drain":
         return 0
+    pending = [pod for pod in await pods_on(client, node.name)
+               if not _owned_by_daemonset(pod) and not pod["metadata"].get("deletionTimestamp")
+               and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    return await evict_all(client, pending)
+
+
+async def evict_all(client: Client, pods: list[JSON], budget_wait: float = DRAIN_BUDGET_WAIT) -> int:
+    """Evict each pod; those a PodDisruptionBudget holds back (429) are tried again every
+    second, as ``kubectl drain`` does, as their replacements become ready elsewhere. Past
+    ``budget_wait`` seconds the last refusal is raised, naming the pod."""
     evicted = 0
-    for pod in await pods_on(client, node.name):
-        meta = pod["metadata"]
-        if _owned_by_daemonset(pod) or meta.get("deletionTimestamp"):
-            continue
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        body = {"apiVersion": "policy/v1", "kind": "Eviction",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
-        try:
-            await client.create(PODS, body, meta["namespace"], subresource="eviction")
-            evicted += 1
-        except ApiError as e:
-            if not e.not_found:
-                raise
+    deadline = time.monotonic() + budget_wait
+    while pods:
+        held: list[JSON] = []
+        refusal: ApiError | None = None
+        for pod in pods:
+            meta = pod["metadata"]
+            body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+            try:
+                await client.create(PODS, body, meta["namespace"], subresource="eviction")
+                evicted += 1
+            except ApiError as e:
+                if e.status == 429:
+                    held.append(pod)
+                    refusal = e
+                elif not e.not_found:
+                    raise
+        if refusal is not None and time.monotonic() > deadline:
+            name = held[0]["metadata"]["name"]
+            raise ApiError(429, refusal.reason, f"task {name}: {refusal.message}", refusal.body)
+        pods = held
+        if pods:
+            await asyncio.sleep(1.0)
     return evicted
 
 

@@ -53,6 +53,25 @@ def default_replicaset(obj: dict[str, Any]) -> None:
     default_template(spec)
 
 
+def default_replication_controller(obj: dict[str, Any]) -> None:
+    """Upstream's: the selector and the object's labels come from the template's labels
+    when left out (the form ``kubectl`` users of old manifests rely on)."""
+    spec = _obj(obj, "spec")
+    if spec is None:
+        return
+    template = spec.get("template")
+    labels = ((template or {}).get("metadata") or {}).get("labels") if isinstance(template, dict) else None
+    if isinstance(labels, dict) and labels:
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        meta = obj.setdefault("metadata", {})
+        if isinstance(meta, dict) and not meta.get("labels"):
+            meta["labels"] = dict(labels)
+    _set(spec, "replicas", 1)
+    if isinstance(template, dict):
+        default_template(spec)
+
+
 def default_statefulset(obj: dict[str, Any]) -> None:
     spec = _obj(obj, "spec")
     if spec is None:

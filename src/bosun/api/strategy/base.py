@@ -36,6 +36,7 @@ Obj = dict[str, Any]
 Validator = Callable[[Checker, Obj], None]
 UpdateRule = Callable[[Obj, Obj], list[FieldError]]
 Defaulter = Callable[[Obj], None]
+Warner = Callable[[Obj], list[str]]
 
 
 class Strategy:
@@ -44,7 +45,8 @@ class Strategy:
     a client left out; ``status_zeros`` are status fields Kubernetes' Go types serialize
     even at zero (clients such as the official Python client treat them as required);
     ``return_deleted_object``: a delete answers with the object, not a Status, as
-    kube-apiserver does for that kind."""
+    kube-apiserver does for that kind; ``warner`` lists what is accepted but probably a
+    mistake (deprecated fields), for the response's ``Warning`` headers."""
 
     def __init__(
         self,
@@ -54,12 +56,14 @@ class Strategy:
         defaulter: Defaulter | None = None,
         status_zeros: Mapping[str, int] | None = None,
         return_deleted_object: bool = False,
+        warner: Warner | None = None,
     ) -> None:
         self.validator = validator
         self.update_rule = update_rule
         self.defaulter = defaulter
         self.status_zeros: Mapping[str, int] = status_zeros or {}
         self.return_deleted_object = return_deleted_object
+        self.warner = warner
 
     # ---- create ----------------------------------------------------------------------
 
@@ -120,6 +124,16 @@ class Strategy:
         else:
             self.validator(c, obj)
         return c.errors
+
+    def warnings(self, obj: Obj) -> list[str]:
+        """What the write is told without being refused (never raises: a malformed object
+        is validation's to report)."""
+        if self.warner is None:
+            return []
+        try:
+            return self.warner(obj)
+        except Exception:
+            return []
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         """The rules an update must also obey: fields that may not change once set."""

@@ -1,5 +1,5 @@
-"""Strategies of the networking, coordination, scheduling, storage, discovery and RBAC kinds:
-none has rules beyond its validator and defaulter, so each is the generic strategy."""
+"""Strategies of the networking, coordination, scheduling, storage, discovery, policy and RBAC
+kinds: none has rules beyond its validator and defaulter, so each is the generic strategy."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from bosun.api.defaults.storage import default_storage_class
 from bosun.api.strategy.base import Strategy
 from bosun.api.validation import other, rbac, storage, update
 from bosun.api.validation.networking import validate_network_policy
+from bosun.api.validation.policy import validate_pdb
 
 INGRESS = Strategy(other.validate_ingress)
 NETWORK_POLICY = Strategy(validate_network_policy, defaulter=default_network_policy)
 LEASE = Strategy(other.validate_lease)
+# Go serializes these counts even at zero, and the official client requires them.
+POD_DISRUPTION_BUDGET = Strategy(validate_pdb, status_zeros={
+    "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})
 PRIORITY_CLASS = Strategy(other.validate_priority_class, update_rule=update.priority_class_update,
                           defaulter=dcore.default_priority_class)
 STORAGE_CLASS = Strategy(storage.validate_storage_class, update_rule=storage.validate_storage_class_update,

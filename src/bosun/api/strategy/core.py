@@ -8,12 +8,21 @@ import copy
 from bosun.api.defaults import core as dcore
 from bosun.api.defaults.pod import default_pod
 from bosun.api.objects import as_dict, json_copy, now_rfc3339
+from bosun.api.quantity import parse_quantity
 from bosun.api.strategy.base import Obj, Strategy
 from bosun.api.validation import core as vcore
-from bosun.api.validation import update
+from bosun.api.validation import podwarnings, update
 from bosun.api.validation.service import validate_service
 
 DEFAULT_GRACE_SECONDS = 30
+
+
+def same_quantity(a: object, b: object) -> bool:
+    """Equal by value (``1`` and ``1000m``), as Kubernetes compares quantities."""
+    try:
+        return parse_quantity(a) == parse_quantity(b)  # type: ignore[arg-type]
+    except ValueError:
+        return str(a) == str(b)
 
 
 def qos_class(pod: Obj) -> str:
@@ -31,7 +40,7 @@ def qos_class(pod: Obj) -> str:
             any_set = True
         for resname in ("cpu", "memory"):
             limit = lim.get(resname)
-            if limit is None or (resname in req and str(req[resname]) != str(limit)):
+            if limit is None or (resname in req and not same_quantity(req[resname], limit)):
                 guaranteed = False
     if not any_set:
         return "BestEffort"
@@ -130,7 +139,7 @@ class NodeStrategy(Strategy):
 
 
 POD = PodStrategy(vcore.validate_pod, update_rule=update.pod_update, defaulter=default_pod,
-                  return_deleted_object=True)
+                  return_deleted_object=True, warner=podwarnings.for_pod)
 NAMESPACE = NamespaceStrategy(vcore.validate_namespace, defaulter=dcore.default_namespace,
                               return_deleted_object=True)
 SERVICE = ServiceStrategy(validate_service, update_rule=update.service_update, defaulter=dcore.default_service,

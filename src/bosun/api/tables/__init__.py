@@ -24,6 +24,7 @@ from bosun.api.tables.cluster import (
     namespace_row,
     networkpolicy_row,
     node_row,
+    pdb_row,
     priorityclass_row,
     pv_row,
     pvc_row,
@@ -43,6 +44,7 @@ from bosun.api.tables.workloads import (
     deployment_row,
     job_row,
     replicaset_row,
+    replicationcontroller_row,
     statefulset_row,
 )
 
@@ -71,6 +73,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("apps", "ReplicaSet"): (
         [NAME, col("Desired", _I), col("Current", _I), col("Ready", _I), AGE, CONTAINERS, IMAGES, SELECTOR],
         replicaset_row,
+    ),
+    ("", "ReplicationController"): (
+        [NAME, col("Desired", _I), col("Current", _I), col("Ready", _I), AGE, CONTAINERS, IMAGES, SELECTOR],
+        replicationcontroller_row,
     ),
     ("apps", "StatefulSet"): ([NAME, col("Ready"), AGE, CONTAINERS, IMAGES], statefulset_row),
     ("apps", "DaemonSet"): (
@@ -131,6 +137,9 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ),
     ("networking.k8s.io", "NetworkPolicy"): (
         [NAME, col("Pod-Selector", desc=POD_SELECTOR_DESC), AGE], networkpolicy_row,
+    ),
+    ("policy", "PodDisruptionBudget"): (
+        [NAME, col("Min Available"), col("Max Unavailable"), col("Allowed Disruptions", _I), AGE], pdb_row,
     ),
     ("", "ConfigMap"): ([NAME, col("Data", _I), AGE], configmap_row),
     ("", "Secret"): ([NAME, col("Type"), col("Data", _I), AGE], secret_row),

@@ -114,6 +114,17 @@ def networkpolicy_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), format_selector((o.get("spec") or {}).get("podSelector")), age(o, now)]
 
 
+def pdb_row(o: Obj, now: datetime) -> Cells:
+    spec, st = o.get("spec") or {}, o.get("status") or {}
+    return [
+        name_of(o),
+        "N/A" if spec.get("minAvailable") is None else str(spec["minAvailable"]),
+        "N/A" if spec.get("maxUnavailable") is None else str(spec["maxUnavailable"]),
+        to_int(st.get("disruptionsAllowed")),
+        age(o, now),
+    ]
+
+
 # ---- config and cluster objects ---------------------------------------------------------------
 
 

@@ -49,6 +49,14 @@ def replicaset_row(o: Obj, now: datetime) -> Cells:
     ]
 
 
+def replicationcontroller_row(o: Obj, now: datetime) -> Cells:
+    """A ReplicaSet's row, but the selector is a plain map of labels."""
+    row = replicaset_row(o, now)
+    selector = (o.get("spec") or {}).get("selector")
+    row[-1] = ",".join(f"{k}={v}" for k, v in sorted(selector.items())) if isinstance(selector, dict) else "<none>"
+    return row
+
+
 def statefulset_row(o: Obj, now: datetime) -> Cells:
     spec, st = o.get("spec") or {}, o.get("status") or {}
     return [

@@ -1,4 +1,5 @@
-"""apps/v1: Deployment, ReplicaSet, StatefulSet, DaemonSet, ControllerRevision."""
+"""apps/v1: Deployment, ReplicaSet, StatefulSet, DaemonSet, ControllerRevision; and v1's
+ReplicationController, the ReplicaSet's ancestor with a plain map for a selector."""
 
 from __future__ import annotations
 
@@ -126,6 +127,24 @@ def validate_replicaset(c: Checker, obj: dict[str, Any]) -> None:
     spec = _common(c, obj, "replicaset")
     if spec is not None:
         c.non_negative(spec, "replicas", "spec.replicas")
+
+
+def validate_replication_controller(c: Checker, obj: dict[str, Any]) -> None:
+    validate_object_meta(c, obj, dns1123_subdomain)
+    spec = c.obj(obj, "spec", "spec") or {}
+    c.non_negative(spec, "replicas", "spec.replicas")
+    c.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")
+    selector = validate_labels(c, spec, "selector", "spec.selector")
+    if not selector:
+        c.add(required("spec.selector"))
+    if not isinstance(spec.get("template"), dict):
+        c.add(required("spec.template"))
+        return
+    pod_spec, labels = validate_pod_template(c, spec, "spec.template", frozenset())
+    if selector and any(labels.get(k) != v for k, v in selector.items()):
+        c.add(invalid("spec.template.metadata.labels", go_string_map(labels),
+                      "selector does not match labels in spec.template"))
+    _always_restarts(c, pod_spec, "replicationcontroller")
 
 
 def validate_daemonset(c: Checker, obj: dict[str, Any]) -> None:

@@ -14,7 +14,9 @@ A node agent (user ``system:node:<name>`` in ``system:nodes``) may:
 - create, update, patch and delete only its own Node and its own Lease in
   ``kube-node-lease`` (:func:`admit_create` checks the name in a create's body, as
   Kubernetes' NodeRestriction admission does);
-- create and update Events.
+- create and update Events;
+- ask for ServiceAccount tokens bound to pods bound to it (the TokenRequest endpoint checks
+  the binding, as Kubernetes' NodeRestriction does).
 
 The pod -> node and pod -> secret/configmap/claim relations are kept in a graph fed by the
 watch cache (as Kubernetes' node authorizer graph), so a question is a few dict lookups.
@@ -159,6 +161,8 @@ class NodeAuthorizer:
                 return ALLOW
             if r == "events" and verb in ("create", "update", "patch"):
                 return ALLOW
+            if r == "serviceaccounts" and sub == "token" and verb == "create":
+                return ALLOW  # only tokens bound to its own pods: checked by the TokenRequest itself
             return NO_OPINION
         if g == "events.k8s.io" and r == "events" and verb in ("create", "update", "patch"):
             return ALLOW
