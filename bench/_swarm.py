@@ -121,8 +121,10 @@ class Engine:
         return "\n".join((useful or text)[-lines:]) or "(dockerd wrote nothing)"
 
 
-async def start_engine() -> Engine:
-    """dockerd in a private temp root; returns once its API answers, else raises with its log."""
+async def start_engine(netns: str = "") -> Engine:
+    """dockerd in a private temp root (and, with ``netns``, inside that network namespace, so
+    its iptables rules, bridges and swarm ports stay there); returns once its API answers,
+    else raises with its log."""
     reason = why_not()
     if reason:
         raise SwarmUnavailable(reason)
@@ -131,7 +133,7 @@ async def start_engine() -> Engine:
         raise SwarmUnavailable(f"another Docker engine runs here (pid {other}); stop it first")
     before = HostState.snapshot()
     root = Path(tempfile.mkdtemp(prefix="bosun-swarm-", dir="/tmp"))  # a short path: socket names are limited
-    engine = Engine(root, _spawn_dockerd(root), before)
+    engine = Engine(root, _spawn_dockerd(root, netns), before)
     proc = engine.proc
     engine.session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(engine.sock)))
     deadline = time.monotonic() + 60
@@ -158,12 +160,14 @@ def _other_dockerd() -> int | None:
     return None
 
 
-def _spawn_dockerd(root: Path) -> subprocess.Popen[bytes]:
+def _spawn_dockerd(root: Path, netns: str = "") -> subprocess.Popen[bytes]:
     (root / "data").mkdir()
     (root / "exec").mkdir()
     env = dict(os.environ, DOCKER_SERVICE_PREFER_OFFLINE_IMAGE="1")
+    # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mounts dockerd needs.
+    prefix = ["nsenter", f"--net=/run/netns/{netns}", "--"] if netns else []
     with open(root / "dockerd.log", "wb") as log:
-        return subprocess.Popen([DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+        return subprocess.Popen([*prefix, DOCKERD, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
                                  "--pidfile", str(root / "docker.pid"), "-H", f"unix://{root}/docker.sock"],
                                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 

@@ -252,6 +252,31 @@ def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None
     c.ok("service", "rm", "careful")
 
 
+def test_a_detached_failed_update_rolls_back_on_the_server(cluster: Cluster) -> None:
+    """No CLI waits (-d): the server's update monitor sees the new tasks fail and rolls back."""
+    c = cluster
+    c.ok("service", "create", "--name", "alone", "--replicas", "1", "--update-failure-action", "rollback",
+         "--update-monitor", "1s", *_sleeper("alone"))
+    try:
+        assert c.ok("service", "update", "-d", "--args", "busybox false", "alone").strip() == "alone"
+
+        def status() -> dict[str, Any]:
+            ann = c.get("deployment", "alone", "-n", "default")["metadata"].get("annotations") or {}
+            return dict(json.loads(ann.get("bosun.io/update-status") or "{}"))
+
+        wait_until(lambda: status().get("state") == "rollback_completed", 90, "the server rolled the update back")
+        assert status()["message"] == "rollback completed"
+        args = c.get("deployment", "alone", "-n", "default")["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args == _sleeper("alone")[1:]
+        events = c.get("events", "-n", "default", "--field-selector", "involvedObject.name=alone")["items"]
+        rolled = [e["message"] for e in events if e["reason"] == "UpdateRolledBack"]
+        assert rolled and rolled[0].startswith("update of service alone failed (task alone-"), rolled
+        pretty = c.ok("service", "inspect", "--pretty", "alone")
+        assert "UpdateStatus:\n State:\t\trollback_completed\n" in pretty and "Message:\trollback completed" in pretty
+    finally:
+        c.ok("service", "rm", "alone")
+
+
 def test_update_publishes_and_unpublishes_ports(cluster: Cluster) -> None:
     c = cluster
     c.ok("service", "create", "-d", "--name", "ported", *_sleeper("ported"))

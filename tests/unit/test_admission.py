@@ -249,7 +249,37 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
-        "ServiceIPAllocation"]
+        "PublishedPorts", "ServiceIPAllocation"]
+
+
+def published_service(name: str, port: int, namespace: str = "default") -> dict[str, Any]:
+    """What ``bosun service create -p PORT:80`` writes (bosun.api.published)."""
+    svc = service(ports=[{"port": 80, "protocol": "TCP", "nodePort": port}])
+    svc["metadata"] = {"name": name, "namespace": namespace,
+                       "annotations": {"bosun.io/published-ports": f"{port}:80/tcp"}}
+    return svc
+
+
+async def test_a_published_port_keeps_its_number_and_belongs_to_one_service(storage: Storage) -> None:
+    created = await storage.create(SERVICES, "default", published_service("web", 8080))
+    assert created["spec"]["ports"][0]["nodePort"] == 8080
+    with pytest.raises(APIError) as err:
+        await storage.create(SERVICES, "default", published_service("api", 8080))
+    assert err.value.code == 422
+    assert ('Service "api" is invalid: spec.ports[0].nodePort: Invalid value: 8080: provided port is already '
+            "allocated (in use by service default/web)") in err.value.message
+    await storage.delete(SERVICES, "default", "web", options={})
+    await storage.create(SERVICES, "default", published_service("api", 8080))  # free again
+
+
+async def test_a_published_port_may_not_take_the_node_agents_port(storage: Storage) -> None:
+    await storage.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                                       "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}})
+    with pytest.raises(APIError) as err:
+        await storage.create(SERVICES, "default", published_service("web", 10250))
+    assert err.value.code == 422
+    assert "spec.ports[0].nodePort: Invalid value: 10250: port 10250 is the node agent's own port" in err.value.message
+    assert await keys(storage) == []
 
 
 async def test_a_service_deleted_through_its_last_finalizer_gives_its_addresses_back(storage: Storage) -> None:

@@ -16,7 +16,7 @@ from bosun.compose.translate import translate
 from bosun.swarm import kinds
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
 from bosun.swarm.nodes import NodeView
-from bosun.swarm.publish import change_ports, needs_recreate
+from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
 from bosun.swarm.tasks import BadFilter, as_tasks, matches, parse_filters
 from bosun.swarm.used_ports import published
@@ -141,6 +141,7 @@ def test_published_ports_of_a_service() -> None:
     svc = {"metadata": {"annotations": {"bosun.io/published-ports": "8080:80/tcp,53:53/udp"}},
            "spec": {"ports": [{"nodePort": 30080, "protocol": "TCP"}, {"port": 9000}]}}
     assert published(svc) == {(30080, "tcp"), (8080, "tcp"), (53, "udp")}
+    assert published({"metadata": {"annotations": {"bosun.io/published-ports": "not-a-port"}}}) == set()
 
 
 def test_replicas_column_shows_a_per_node_cap() -> None:
@@ -153,19 +154,31 @@ def test_replicas_column_shows_a_per_node_cap() -> None:
 def test_publish_add_and_rm_change_the_service() -> None:
     svc: JSON = {"metadata": {"name": "web"}, "spec": {"ports": [
         {"name": "tcp-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}
-    assert change_ports(svc, ["30080:80", "8443:443"], []) == [
-        "published port 8443 is outside the node port range 30000-32767: the server allocates a node port"]
+    change_ports(svc, ["30080:80", "8443:443"], [])
     assert svc["spec"]["type"] == "NodePort"
-    assert [(p["port"], p.get("nodePort")) for p in svc["spec"]["ports"]] == [(80, 30080), (443, None)]
-    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "8443:443/tcp"
+    assert [(p["port"], p.get("nodePort")) for p in svc["spec"]["ports"]] == [(80, 30080), (443, 8443)]
+    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "30080:80/tcp,8443:443/tcp"
     change_ports(svc, [], ["8443"])
     assert [p["port"] for p in svc["spec"]["ports"]] == [80]
-    assert "bosun.io/published-ports" not in svc["metadata"]["annotations"]
+    assert svc["metadata"]["annotations"]["bosun.io/published-ports"] == "30080:80/tcp"
     before = {"spec": dict(svc["spec"], clusterIP="10.96.0.9")}
     svc["spec"]["clusterIP"] = "10.96.0.9"
     change_ports(svc, [], ["30080"])
     assert svc["spec"] == {"clusterIP": "None"}  # no port left: headless, so the name still resolves
     assert needs_recreate(before, svc)
+
+
+def test_publish_add_in_host_mode_is_the_tasks_own_port() -> None:
+    svc: JSON = {"metadata": {"name": "web"}, "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.9", "ports": [
+        {"name": "tcp-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}
+    container: JSON = {"ports": [{"containerPort": 80, "protocol": "TCP"}]}
+    add = ["published=8081,target=80,mode=host"]
+    change_ports(svc, add, [])
+    change_host_ports(container, add, [])
+    assert svc["spec"]["type"] == "ClusterIP" and "nodePort" not in svc["spec"]["ports"][0]  # not in the mesh
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP", "hostPort": 8081}]
+    change_host_ports(container, [], ["8081"])
+    assert container["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
 
 
 def test_task_filters() -> None:

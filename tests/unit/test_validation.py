@@ -61,6 +61,11 @@ def service(**spec: Any) -> dict[str, Any]:
             "spec": base}
 
 
+def _annotated(obj: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    obj["metadata"]["annotations"] = annotations
+    return obj
+
+
 # --- names and metadata -------------------------------------------------------------------------
 
 def test_valid_objects_have_no_errors() -> None:
@@ -402,6 +407,20 @@ def test_service_rules() -> None:
         "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of "
         "valid ports is 30000-32767"]
     assert errors(service(type="NodePort", ports=[{"port": 80, "nodePort": 30080}])) == []
+    # A published port keeps its number outside the range when the annotation lists it.
+    published = {"bosun.io/published-ports": "8080:80/tcp"}
+    assert errors(_annotated(service(type="NodePort", ports=[{"port": 80, "nodePort": 8080}]), published)) == []
+    assert errors(_annotated(service(type="NodePort", ports=[{"port": 80, "nodePort": 8081}]), published)) == [
+        "spec.ports[0].nodePort: Invalid value: 8081: provided port is not in the valid range. The range of "
+        "valid ports is 30000-32767"]
+    assert errors(_annotated(service(type="NodePort", ports=[{"port": 80, "nodePort": 8080, "protocol": "UDP"}]),
+                             published))[0].startswith("spec.ports[0].nodePort: Invalid value: 8080")
+    assert errors(_annotated(service(type="NodePort", ports=[{"port": 80, "nodePort": 8080}]),
+                             {"bosun.io/published-ports": "8080"})) == [
+        "metadata.annotations[bosun.io/published-ports]: Invalid value: \"8080\": '8080' is not "
+        "published:target/protocol (e.g. 8080:80/tcp)",
+        "spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of "
+        "valid ports is 30000-32767"]
     assert errors(service(ports=[{"port": 80, "nodePort": 30080}])) == [
         "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
     assert errors(service(ports=[{"port": 80, "protocol": "HTTP"}])) == [

@@ -120,7 +120,9 @@ class ServiceAllocator:
             try:
                 await self.store.create(f"{PORT_PREFIX}{wanted}", owner)
             except KeyExistsError as exc:
-                raise AllocationError(errors.invalid(field, wanted, "provided port is already allocated")) from exc
+                held = await self.store.get(f"{PORT_PREFIX}{wanted}")
+                by = f" (in use by service {held.value.decode(errors='replace')})" if held is not None else ""
+                raise AllocationError(errors.invalid(field, wanted, f"provided port is already allocated{by}")) from exc
             taken.append(f"{PORT_PREFIX}{wanted}")
             return wanted
         for _ in range(64):

@@ -30,7 +30,8 @@ from bosun.swarm.kinds import NotScalable
 from bosun.swarm.pretty import pretty
 from bosun.swarm.services import ServiceRef, find_service, list_services
 from bosun.swarm.tasks import TASK_HEADER
-from bosun.swarm.updating import DEFAULT_MONITOR, started
+from bosun.swarm.update_status import DEFAULT_MONITOR
+from bosun.swarm.updating import started
 from bosun.swarm.used_ports import port_conflicts
 
 NODES = must_by_plural("", "v1", "nodes")

@@ -25,7 +25,7 @@ from bosun.swarm.autoscale import CannotAutoscale, set_autoscaler
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
-from bosun.swarm.publish import change_ports, needs_recreate
+from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import SERVICES, ServiceRef
 from bosun.swarm.updating import UpdateFailed, follow_update, started
@@ -114,13 +114,12 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
     service = await client.get(SERVICES, svc.name, svc.namespace)
     before = copy.deepcopy(service)
     try:
-        warnings = change_ports(service, add, remove)
+        change_ports(service, add, remove)
+        change_host_ports(c, add, remove)
     except ComposeError as e:
         fail(f"error: {e}")
     for conflict in await port_conflicts(client, [dict(service, kind="Service")]):
         fail(f"Error response from daemon: {conflict}")
-    for w in warnings:
-        click.echo(f"Warning: {w}", err=True)
     if needs_recreate(before, service):
         await client.delete(SERVICES, svc.name, svc.namespace)
         meta = service["metadata"]

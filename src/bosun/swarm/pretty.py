@@ -7,6 +7,7 @@ from typing import Any
 
 from bosun.compose.translate.updates import ROLLBACK_ANNOTATION, UPDATE_ANNOTATION
 from bosun.swarm.services import ServiceRef
+from bosun.swarm.update_status import UpdateStatus
 
 JSON = dict[str, Any]
 
@@ -38,6 +39,12 @@ def pretty(s: ServiceRef) -> str:
         lines.append("Placement:")
         lines.extend(f" Constraint:\t{e['key']} {e['operator']} {','.join(e.get('values') or [])}".rstrip()
                      for e in exprs)
+    status = UpdateStatus.of(s.obj)
+    if status is not None and status.state:  # as Docker: none before the first update
+        lines += ["UpdateStatus:", f" State:\t\t{status.state}"]
+        lines += [f" {word}:\t{value}" for word, value in (("Started", status.started_at),
+                                                            ("Completed", status.completed_at)) if value]
+        lines.append(f" Message:\t{status.message}")
     rolling = _rolling(s.obj)
     if rolling:
         update = json.loads(ann.get(UPDATE_ANNOTATION) or "{}")

@@ -1,13 +1,13 @@
 """``service update --publish-add/--publish-rm``: the published ports of a service's Service,
-changed in place (node ports in range; others kept in the published-ports annotation, as
-the compose translation does)."""
+changed in place, as the compose translation writes them (node ports at the number written,
+listed in the published-ports annotation: :mod:`bosun.api.published`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bosun.api import published as mesh
 from bosun.compose import normalize
-from bosun.compose.translate.ports import NODE_PORT_RANGE, PUBLISHED_ANNOTATION
 from bosun.swarm.flags import publish
 
 JSON = dict[str, Any]
@@ -20,44 +20,36 @@ def _matches(spec: str, port: JSON) -> bool:
     return number.isdigit() and int(number) in (port.get("nodePort"), port.get("targetPort"), port.get("port"))
 
 
-def change_ports(service: JSON, add: list[str], remove: list[str]) -> list[str]:
-    """Mutate ``service`` (a Service object); return warnings about ports kept as annotations."""
+def change_ports(service: JSON, add: list[str], remove: list[str]) -> None:
+    """Mutate ``service`` (a Service object): ports removed, then ports added (a port already
+    there for the same target is replaced); the annotation lists every published port."""
     spec = service.setdefault("spec", {})
-    meta = service.setdefault("metadata", {})
-    annotations = meta.setdefault("annotations", {})
-    kept: list[str] = []
-    for item in filter(None, str(annotations.get(PUBLISHED_ANNOTATION) or "").split(",")):
-        kept_pub, _, rest = item.partition(":")  # "8443:443/tcp"
-        kept_target, _, kept_proto = rest.partition("/")
-        if any(r.partition("/")[0] in (kept_pub, kept_target) for r in remove):
-            remove = [*remove, f"{kept_target}/{kept_proto}"]  # its Service port goes too
-        else:
-            kept.append(item)
+    annotations = service.setdefault("metadata", {}).setdefault("annotations", {})
     ports: list[JSON] = [p for p in spec.get("ports") or [] if not any(_matches(r, p) for r in remove)]
-    warnings: list[str] = []
+    meshed = 0
     for entry in normalize.ports([publish(a) for a in add], "--publish-add"):
+        if entry.get("mode") == "host":
+            continue  # the task's own port on its node (change_host_ports), not the mesh
+        meshed += 1
         target, proto = int(entry["target"]), str(entry["protocol"]).upper()
-        pub = entry.get("published")
         port: JSON = {"name": f"{proto.lower()}-{target}", "port": target, "targetPort": target, "protocol": proto}
-        if pub is not None and int(pub) in NODE_PORT_RANGE:
-            port["nodePort"] = int(pub)
-        elif pub is not None:
-            kept.append(f"{pub}:{target}/{proto.lower()}")
-            warnings.append(f"published port {pub} is outside the node port range {NODE_PORT_RANGE.start}-"
-                            f"{NODE_PORT_RANGE.stop - 1}: the server allocates a node port")
+        if entry.get("published") is not None:
+            port["nodePort"] = int(entry["published"])
         ports = [p for p in ports if (p.get("port"), p.get("protocol")) != (target, proto)] + [port]
     spec["ports"] = ports
-    if kept:
-        annotations[PUBLISHED_ANNOTATION] = ",".join(kept)
+    listed = [(int(p["nodePort"]), int(p.get("targetPort") or p["port"]), str(p.get("protocol") or "TCP").lower())
+              for p in ports if p.get("nodePort")]
+    if listed:
+        annotations[mesh.ANNOTATION] = mesh.format_ports(listed)
     else:
-        annotations.pop(PUBLISHED_ANNOTATION, None)
-    published = bool(kept) or any(p.get("nodePort") for p in ports) or bool(add)
+        annotations.pop(mesh.ANNOTATION, None)
+    published = bool(listed) or bool(meshed)
     if not ports:
         # No port left: headless again, so the service's name still resolves (to its tasks).
         for key in ("ports", "type", "externalTrafficPolicy", "clusterIPs"):
             spec.pop(key, None)
         spec["clusterIP"] = "None"
-        return warnings
+        return
     if spec.get("clusterIP") == "None":
         # A headless Service (a service without ports) cannot get node ports: it becomes a
         # virtual-IP one, which the caller must create anew (a cluster IP cannot be added).
@@ -68,7 +60,23 @@ def change_ports(service: JSON, add: list[str], remove: list[str]) -> list[str]:
         spec.pop("externalTrafficPolicy", None)
         for p in ports:
             p.pop("nodePort", None)
-    return warnings
+
+
+def change_host_ports(container: JSON, add: list[str], remove: list[str]) -> None:
+    """``mode=host`` ports: a hostPort on the task's container port (only the nodes running a
+    task answer, as Swarm's host mode); ``--publish-rm`` of the published number drops it."""
+    ports: list[JSON] = []
+    for p in container.get("ports") or []:
+        if p.get("hostPort") and any(r.partition("/")[0] == str(p["hostPort"]) for r in remove):
+            p = {k: v for k, v in p.items() if k != "hostPort"}
+        ports.append(p)
+    for entry in normalize.ports([publish(a) for a in add], "--publish-add"):
+        if entry.get("mode") != "host" or entry.get("published") is None:
+            continue
+        target, proto = int(entry["target"]), str(entry["protocol"]).upper()
+        ports = [p for p in ports if (p.get("containerPort"), p.get("protocol", "TCP")) != (target, proto)]
+        ports.append({"containerPort": target, "protocol": proto, "hostPort": int(entry["published"])})
+    container["ports"] = ports
 
 
 def needs_recreate(before: JSON, after: JSON) -> bool:

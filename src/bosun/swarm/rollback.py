@@ -11,6 +11,7 @@ from typing import Any
 from bosun.api.registry import Resource, must_by_plural
 from bosun.client.rest import Client
 from bosun.swarm.services import ServiceRef
+from bosun.swarm.update_status import ANNOTATION, ROLLBACK_STARTED, UpdateStatus, rfc3339_now
 
 JSON = dict[str, Any]
 REPLICASETS = must_by_plural("apps", "v1", "replicasets")
@@ -48,21 +49,41 @@ _HISTORY: dict[str, tuple[Resource, Callable[[JSON], JSON]]] = {
 }
 
 
-async def previous_template(client: Client, svc: ServiceRef) -> JSON:
-    uid = str((svc.obj.get("metadata") or {}).get("uid") or "")
-    history = _HISTORY.get(str(svc.obj.get("kind")))
+async def previous_template_of(client: Client, obj: JSON) -> JSON:
+    """The pod template of the revision before ``obj``'s current one (a Deployment or DaemonSet)."""
+    meta = obj.get("metadata") or {}
+    uid, display = str(meta.get("uid") or ""), str(meta.get("name") or "")
+    history = _HISTORY.get(str(obj.get("kind")))
     if history is None:
-        raise NoPrevious(f"service {svc.display} keeps no previous spec ({svc.mode} mode)")
+        raise NoPrevious(f"service {display} keeps no previous spec")
     res, read = history
-    items, _ = await client.list_all(res, svc.namespace)
+    items, _ = await client.list_all(res, meta.get("namespace"))
     owned = sorted((o for o in items if _owned_by(o, uid)), key=_revision)
     if len(owned) < 2:
-        raise NoPrevious(f"service {svc.display} has no previous spec")
+        raise NoPrevious(f"service {display} has no previous spec")
     return read(owned[-2])
 
 
-async def roll_back(client: Client, svc: ServiceRef) -> None:
+async def previous_template(client: Client, svc: ServiceRef) -> JSON:
+    if str(svc.obj.get("kind")) not in _HISTORY:
+        raise NoPrevious(f"service {svc.display} keeps no previous spec ({svc.mode} mode)")
+    try:
+        return await previous_template_of(client, svc.obj)
+    except NoPrevious:
+        raise NoPrevious(f"service {svc.display} has no previous spec") from None
+
+
+def mark_rollback(obj: JSON, message: str) -> None:
+    """Say in ``obj`` (written with the previous template) that this update is a rollback."""
+    status = UpdateStatus.of(obj) or UpdateStatus()
+    status = UpdateStatus(state=ROLLBACK_STARTED, started_at=rfc3339_now(), message=message,
+                          saved_strategy=status.saved_strategy)
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[ANNOTATION] = status.dump()
+
+
+async def roll_back(client: Client, svc: ServiceRef, why: str = "manually requested rollback") -> None:
     template = await previous_template(client, svc)
     live = await client.get(svc.kind.resource, svc.name, svc.namespace)
     live["spec"]["template"] = template
+    mark_rollback(live, why)
     await client.update(svc.kind.resource, live)

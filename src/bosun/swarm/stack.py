@@ -111,8 +111,8 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
             ref = ref_of(kind_of(dict(live, kind=res.kind)), live)
             try:
                 await follow_update(client, ref, since, say, opts.wait_timeout)
-            except UpdateFailed:
-                await _roll_back_all(client, updated, say)
+            except UpdateFailed as e:
+                await _roll_back_all(client, updated, say, f"stack {t.stack} rolled back: {e}")
                 raise
             if result == "updated":
                 updated.append(ref)
@@ -123,11 +123,11 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
         await prune(client, t, say)
 
 
-async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say) -> None:
+async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say, why: str) -> None:
     """A failed stack update takes back the services it already updated (Docker leaves them)."""
     for ref in reversed(refs):
         try:
-            await roll_back(client, ref)
+            await roll_back(client, ref, why)
         except NoPrevious:
             continue
         say(f"Rolling back service {ref.display}")

@@ -1,13 +1,14 @@
 """A published port belongs to one service, as in Swarm: before writing a service, its
-published ports are checked against every Service of the cluster (node ports, and the
-published numbers outside the node port range that Bosun keeps in an annotation)."""
+published ports are checked against every Service of the cluster (its node ports, which are
+the published numbers: :mod:`bosun.api.published`). The server refuses the same through its
+node-port allocator; asking first gives Docker's message before anything is written."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bosun.api import published as mesh
 from bosun.client.rest import Client
-from bosun.compose.translate.ports import PUBLISHED_ANNOTATION
 from bosun.swarm.services import SERVICES
 
 JSON = dict[str, Any]
@@ -23,11 +24,7 @@ def published(obj: JSON) -> set[tuple[int, str]]:
     for p in (obj.get("spec") or {}).get("ports") or []:
         if p.get("nodePort"):
             out.add((int(p["nodePort"]), str(p.get("protocol") or "TCP").lower()))
-    ann = ((obj.get("metadata") or {}).get("annotations") or {}).get(PUBLISHED_ANNOTATION) or ""
-    for item in filter(None, str(ann).split(",")):
-        pub, _, rest = item.partition(":")
-        out.add((int(pub), rest.partition("/")[2] or "tcp"))
-    return out
+    return out | mesh.declared(obj)
 
 
 async def port_conflicts(client: Client, objects: list[JSON]) -> list[str]:

@@ -19,6 +19,7 @@ from bosun.api.admission.base import (
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.priority import Priority
+from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
@@ -28,12 +29,12 @@ from bosun.api.allocators import ServiceAllocator
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           ServiceIPs(services)])
+                           PublishedPorts(reader), ServiceIPs(services)])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "DefaultTolerationSeconds",
     "NodeRestriction", "Operation", "Plugin",
-    "Priority",
+    "Priority", "PublishedPorts",
     "Reader", "Request", "ServiceAccount", "ServiceIPs", "standard_chain",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bosun.api import published
 from bosun.api.errors import duplicate, forbidden, invalid, not_supported, required
 from bosun.api.validation.containers import PROTOCOLS, validate_port_number
 from bosun.api.validation.core import IP_MSG, valid_ip
@@ -19,7 +20,7 @@ from bosun.api.validation.meta import (
 )
 
 SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
-NODE_PORT_RANGE = (30000, 32767)
+NODE_PORT_RANGE = published.NODE_PORT_RANGE
 
 
 def _validate_cluster_ips(c: Checker, spec: dict[str, Any], stype: str) -> None:
@@ -43,7 +44,23 @@ def _validate_cluster_ips(c: Checker, spec: dict[str, Any], stype: str) -> None:
             c.add(invalid(path, ip, IP_MSG))
 
 
-def _validate_ports(c: Checker, spec: dict[str, Any], stype: str, headless: bool) -> None:
+def _published(c: Checker, obj: dict[str, Any]) -> set[tuple[int, str]]:
+    """The ports the Service says it publishes (see :mod:`bosun.api.published`): node ports
+    outside the range are allowed for these only."""
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    text = annotations.get(published.ANNOTATION) if isinstance(annotations, dict) else None
+    if not text:
+        return set()
+    try:
+        return {(pub, proto.upper()) for pub, _, proto in published.parse(str(text))}
+    except published.BadPublished as exc:
+        c.add(invalid(f"metadata.annotations[{published.ANNOTATION}]", text, str(exc)))
+        return set()
+
+
+def _validate_ports(c: Checker, spec: dict[str, Any], stype: str, headless: bool,
+                    declared: set[tuple[int, str]]) -> None:
     ports = c.objects(spec, "ports", "spec.ports")
     if not spec.get("ports") and stype != "ExternalName" and not headless:
         c.add(required("spec.ports"))
@@ -83,7 +100,9 @@ def _validate_ports(c: Checker, spec: dict[str, Any], stype: str, headless: bool
         if np:
             if stype not in ("NodePort", "LoadBalancer"):
                 c.add(forbidden(child(p, "nodePort"), f"may not be used when `type` is '{stype}'"))
-            elif not lo <= np <= hi:
+            elif not 1 <= np <= 65535:
+                c.add(invalid(child(p, "nodePort"), np, "must be between 1 and 65535, inclusive"))
+            elif not lo <= np <= hi and (np, proto) not in declared:
                 c.add(invalid(child(p, "nodePort"), np, "provided port is not in the valid range. "
                                                       f"The range of valid ports is {lo}-{hi}"))
             elif (np, proto) in node_ports:
@@ -106,7 +125,7 @@ def validate_service(c: Checker, obj: dict[str, Any]) -> None:
         c.add(not_supported("spec.type", stype, SERVICE_TYPES))
     headless = spec.get("clusterIP") == "None" or (spec.get("clusterIPs") or [None]) == ["None"]
     _validate_cluster_ips(c, spec, stype)
-    _validate_ports(c, spec, stype, headless)
+    _validate_ports(c, spec, stype, headless, _published(c, obj))
     if stype == "ExternalName":
         ext = c.text(spec, "externalName", "spec.externalName")
         if not ext:

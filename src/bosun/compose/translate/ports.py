@@ -1,16 +1,18 @@
 """How a service is reached: a Service named after it (``http://db:5432`` works in the
-stack's namespace), published ports as node ports, host-mode ports as hostPorts, network
-aliases as more Services over the same pods, and ``endpoint_mode: dnsrr`` as a headless one."""
+stack's namespace), published ports as node ports at the number written (any number, as
+Swarm's routing mesh: see :mod:`bosun.api.published`), host-mode ports as hostPorts (only the
+nodes running a task answer), network aliases as more Services over the same pods, and
+``endpoint_mode: dnsrr`` as a headless one."""
 
 from __future__ import annotations
 
 import json
 
+from bosun.api import published as mesh
 from bosun.compose import normalize
 from bosun.compose.translate.context import JSON, Service, dns_name
 
-NODE_PORT_RANGE = range(30000, 32768)
-PUBLISHED_ANNOTATION = "bosun.io/published-ports"  # "8080:80/tcp,..." as the user wrote them
+PUBLISHED_ANNOTATION = mesh.ANNOTATION  # "8080:80/tcp,..." as the user wrote them
 
 
 def _expose(svc: Service) -> list[JSON]:
@@ -71,12 +73,7 @@ class Ports:
                 else:
                     published.append(f"{pub}:{target}/{proto.lower()}")
                     node_ports = True
-                    if int(pub) in NODE_PORT_RANGE:
-                        entry["nodePort"] = int(pub)
-                    else:
-                        svc.warn("ports", f"published port {pub} is outside the node port range "
-                                          f"{NODE_PORT_RANGE.start}-{NODE_PORT_RANGE.stop - 1}: the server "
-                                          f"allocates a node port (annotation {PUBLISHED_ANNOTATION} keeps {pub})")
+                    entry["nodePort"] = int(pub)
             service_ports.append(entry)
         if container_ports:
             svc.container["ports"] = list(container_ports.values())

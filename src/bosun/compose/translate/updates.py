@@ -1,7 +1,8 @@
 """update_config and rollback_config as a rollout strategy: parallelism with ``start-first``
 is maxSurge (new tasks start before old ones stop), with ``stop-first`` maxUnavailable;
 ``monitor`` is minReadySeconds. What Kubernetes has no field for (delay, failure_action,
-max_failure_ratio, rollback_config) is kept in annotations for the rollout to read."""
+max_failure_ratio, rollback_config) is kept in annotations: the server's update monitor
+(bosun.controllers.updatemonitor) acts on monitor, max_failure_ratio and failure_action."""
 
 from __future__ import annotations
 
@@ -32,12 +33,8 @@ def rolling(svc: Service) -> tuple[JSON, int]:
     keep = {k: cfg[k] for k in ("delay", "failure_action", "max_failure_ratio", "monitor") if k in cfg}
     if keep:
         svc.workload_annotations[UPDATE_ANNOTATION] = json.dumps(keep, sort_keys=True)
-        for key in ("delay", "max_failure_ratio"):
-            if key in cfg:
-                svc.warn(f"deploy.update_config.{key}", "kept as an annotation; the rollout does not act on it yet")
-        if cfg.get("failure_action") not in (None, "pause"):
-            svc.warn("deploy.update_config.failure_action", "acted on only while bosun waits for the update "
-                                                            "(stack deploy --detach=false, service update)")
+        if "delay" in cfg:
+            svc.warn("deploy.update_config.delay", "kept as an annotation; the rollout does not act on it yet")
     rollback = dict(svc.deploy.get("rollback_config") or {})
     if rollback:
         svc.workload_annotations[ROLLBACK_ANNOTATION] = json.dumps(rollback, sort_keys=True)
