@@ -182,7 +182,8 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
         group = f"namespace={ns}"
 
         async def both_firing() -> bool:
-            rows = [r for r in await listed(c) if r["labels"].get("namespace") == ns]
+            rows = [r for r in await listed(c) if r["labels"].get("namespace") == ns
+                    and r["alertname"] == "KubePodCrashLooping"]
             return len(rows) == 2 and all(r["state"] == "firing" for r in rows)
 
         await eventually(both_firing, 60, "both containers' alerts firing", step=0.3)
@@ -196,8 +197,9 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
             await eventually(lambda: _got(webhook.texts(), mailbox.subjects(), "[FIRING:2] KubePodCrashLooping",
                                           group), 30, "the grouped firing message on both")
             as_json = await bosun(plane, "alerts", "ls", "-o", "json")
-            assert [r for r in json.loads(as_json.stdout)["alerts"] if r["labels"].get("namespace") == ns] == \
-                [r for r in await listed(c) if r["labels"].get("namespace") == ns]
+            rows = [r for r in json.loads(as_json.stdout)["alerts"] if r["labels"].get("namespace") == ns]
+            assert {(r["alertname"], r["labels"]["container"], r["state"]) for r in rows} >= {
+                ("KubePodCrashLooping", "a", "firing"), ("KubePodCrashLooping", "b", "firing")}
             table = await bosun(plane, "alerts", "ls")
             assert "KubePodCrashLooping" in table.stdout and "pod=crash" in table.stdout, table.stdout
             fired = await events(c, "AlertFiring", ns)
@@ -206,6 +208,8 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
             await c.delete(PODS, "crash", ns, grace_period_seconds=0)  # fixed: the crashing pod is gone
             await eventually(lambda: _got(webhook.texts(), mailbox.subjects(), "[RESOLVED] KubePodCrashLooping",
                                           group), 60, "the resolved message on both")
+            resolved = await eventually(lambda: events(c, "AlertResolved", ns), 30, "AlertResolved events")
+            assert {e["involvedObject"]["name"] for e in resolved} == {"crash"}
             for texts in (webhook.texts(), mailbox.subjects()):
                 mine = of_group(texts, "KubePodCrashLooping", group)
                 assert mine == [f"[FIRING:2] KubePodCrashLooping ({group})",
@@ -222,7 +226,8 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
             await c.create(PODS, crashing_pod("crash2", agent.config.node_name), ns)
 
             async def silenced_long_enough() -> bool:
-                rows = [r for r in await listed(c) if r["labels"].get("pod") == "crash2"]
+                rows = [r for r in await listed(c) if r["labels"].get("pod") == "crash2"
+                        and r["alertname"] == "KubePodCrashLooping"]
                 return len(rows) == 2 and all(r["state"] == "firing" and r.get("silencedBy") == silence_id
                                               and time.time() - _epoch(r["since"]) > 3 for r in rows)
 
@@ -270,6 +275,11 @@ async def test_dead_node_fires_not_ready_and_bad_config_keeps_the_last_good(
                              "KubeNodeNotReady on both receivers")
             body = next(b for b in webhook.received if b["alerts"][0]["labels"].get("node") == dead)
             assert body["alerts"][0]["labels"]["severity"] == "critical"
+            shown = await asyncio.to_thread(
+                subprocess.run, ["kubectl", "--kubeconfig", plane.kubeconfig, "get", "configmap", "bosun-alerts",
+                                 "-n", SYSTEM, "-o", "jsonpath={.data.alerts\\.yaml}"],
+                capture_output=True, text=True, timeout=30, check=False)
+            assert "alertname: KubeNodeNotReady" in shown.stdout and f"node: {dead}" in shown.stdout, shown
 
             await put(c, CONFIGMAPS, "bosun-alerting", {"data": {"config.yaml": "receivers: [name: ops\n"}})
             bad = await eventually(lambda: events(c, "InvalidAlertingConfig"), 30, "the bad config's Event")

@@ -4,17 +4,30 @@ and configuration errors that name the field."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
-from bosun.alerting.builtin import BUILTIN, ContainerOOMKilled, HpaMaxedOut, NodeCondition, RuleSettings
+from bosun.alerting.builtin import (
+    BUILTIN,
+    CertificateExpiring,
+    Cluster,
+    ContainerOOMKilled,
+    HpaMaxedOut,
+    NodeCondition,
+    PodRestartingOften,
+    RuleSettings,
+)
 from bosun.alerting.config import ConfigError, Route, parse_config, parse_duration
 from bosun.alerting.engine import Engine
 from bosun.alerting.model import Alert, Candidate, fingerprint
 from bosun.alerting.notify import Notifier
 from bosun.alerting.silences import Silence, SilenceError, muted_by, parse_matcher
+from bosun.security.pki import ensure_pki
 
 Obj = dict[str, Any]
 
@@ -111,10 +124,35 @@ def test_builtin_rules_read_objects() -> None:
     assert [c.labels for c in oom.active(1767225600.0 + 5)] == [{"namespace": "n", "pod": "p", "container": "c"}]
     assert list(oom.active(1767225600.0 + 3600)) == []  # old news
     node = {"metadata": {"name": "w1"}, "status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}
-    disk = BUILTIN["KubeNodeDiskPressure"].make(Objs([]), Objs([node]), Objs([]))
+    disk = BUILTIN["KubeNodeDiskPressure"].make(Cluster(Objs([]), Objs([node]), Objs([]), Objs([])))
     assert isinstance(disk, NodeCondition) and [c.labels for c in disk.active(0)] == [{"node": "w1"}]
     hpa = {"metadata": {"name": "web", "namespace": "n"}, "spec": {"maxReplicas": 4}, "status": {"currentReplicas": 4}}
     assert [c.labels["horizontalpodautoscaler"] for c in HpaMaxedOut(Objs([hpa])).active(0)] == ["web"]
+
+
+def test_restarting_often_counts_restarts_within_its_window() -> None:
+    pod: Obj = {"metadata": {"name": "p", "namespace": "n", "uid": "u1"},
+                "status": {"containerStatuses": [{"name": "c", "restartCount": 1}]}}
+    rule = PodRestartingOften(Objs([pod]), times=3, window=100.0)
+    assert list(rule.active(0.0)) == []
+    pod["status"]["containerStatuses"][0]["restartCount"] = 3
+    assert list(rule.active(50.0)) == []
+    pod["status"]["containerStatuses"][0]["restartCount"] = 4
+    assert [c.labels["pod"] for c in rule.active(60.0)] == ["p"]
+    assert list(rule.active(500.0)) == []  # the restarts are old news
+
+
+def test_certificate_expiring_reads_tls_secrets(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path, ["127.0.0.1"])
+    crt = x509.load_pem_x509_certificate(pki.server_cert_path.read_bytes())
+    secret = {"metadata": {"name": "tls", "namespace": "n", "uid": "u", "resourceVersion": "1"},
+              "type": "kubernetes.io/tls",
+              "data": {"tls.crt": base64.b64encode(pki.server_cert_path.read_bytes()).decode()}}
+    rule = CertificateExpiring(Objs([secret, {"metadata": {"name": "o", "uid": "x"}, "type": "Opaque"}]))
+    ends = crt.not_valid_after_utc.timestamp()
+    assert list(rule.active(ends - 30 * 86400)) == []
+    soon = list(rule.active(ends - 86400 * 2.5))
+    assert [c.labels["secret"] for c in soon] == ["tls"] and "expires in 2 day(s)" in soon[0].annotations["summary"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -1,15 +1,22 @@
 """The rules on by default, each a :class:`~bosun.alerting.model.RuleSource` over objects the
 API already holds (no metrics history needed): a pod's container statuses, a node's
-conditions, an HPA's status. Names and meanings follow kube-prometheus' rules, so runbooks
+conditions, an HPA's status, a TLS Secret's certificate. (PVCs almost full needs volume
+usage, which is a metric: it belongs to a rule source over the metrics history.) Names and
+meanings follow kube-prometheus' rules, so runbooks
 written for those fit.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+from cryptography import x509
 
 from bosun.alerting.model import Candidate, Obj, RuleSource
 
@@ -134,6 +141,88 @@ class HpaMaxedOut:
                                                     f"has run at its maximum of {high} replicas"}, hpa)
 
 
+@dataclass
+class PodRestartingOften:
+    """A container restarted ``times`` times within ``window`` seconds, whatever its state now
+    (one that crashes after a minute is never in CrashLoopBackOff for long). The counts are
+    remembered between evaluations; a history of metrics would answer this from its store."""
+
+    pods: Objects
+    name: str = "KubePodRestartingOften"
+    times: int = 3
+    window: float = 900.0
+    seen: dict[tuple[str, str], deque[tuple[float, int]]] = field(default_factory=dict)
+
+    def active(self, now: float) -> Iterable[Candidate]:
+        live: set[tuple[str, str]] = set()
+        out: list[Candidate] = []
+        for pod in self.pods.list():
+            for c in _containers(pod):
+                key = (str(_meta(pod).get("uid")), str(c.get("name")))
+                live.add(key)
+                samples = self.seen.setdefault(key, deque())
+                count = int(c.get("restartCount") or 0)
+                if not samples or samples[-1][1] != count:
+                    samples.append((now, count))
+                while len(samples) > 1 and samples[1][0] <= now - self.window:
+                    samples.popleft()  # keep one sample from before the window as the base
+                if count - samples[0][1] >= self.times:
+                    labels = _pod_labels(pod, c)
+                    where = f"{labels['namespace']}/{labels['pod']} ({labels['container']})"
+                    minutes = f"{self.window / 60:g}"
+                    out.append(Candidate(labels, {  # the summary stays put while it fires: no rewrites
+                        "summary": f"Pod {where} restarted {self.times} or more times within {minutes} minutes",
+                        "description": f"restart count {count}"}, pod))
+        for gone in set(self.seen) - live:
+            del self.seen[gone]
+        return out
+
+
+@dataclass
+class CertificateExpiring:
+    """A TLS Secret (``kubernetes.io/tls``) whose certificate ends within ``soon`` seconds (or
+    has ended). Parsed certificates are remembered per resourceVersion."""
+
+    secrets: Objects
+    name: str = "KubeCertificateExpiring"
+    soon: float = 14 * 86400.0
+    parsed: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+
+    def _not_after(self, secret: Obj) -> float | None:
+        m = _meta(secret)
+        uid, rv = str(m.get("uid")), str(m.get("resourceVersion"))
+        have = self.parsed.get(uid)
+        if have is not None and have[0] == rv:
+            return have[1]
+        ends: float | None = None
+        try:
+            pem = base64.b64decode((secret.get("data") or {}).get("tls.crt") or "")
+            ends = x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+        except (ValueError, binascii.Error):
+            ends = None
+        self.parsed[uid] = (rv, ends)
+        return ends
+
+    def active(self, now: float) -> Iterable[Candidate]:
+        live: set[str] = set()
+        out: list[Candidate] = []
+        for secret in self.secrets.list():
+            if secret.get("type") != "kubernetes.io/tls":
+                continue
+            live.add(str(_meta(secret).get("uid")))
+            ends = self._not_after(secret)
+            if ends is None or ends - now > self.soon:
+                continue
+            m = _meta(secret)
+            labels = {"namespace": str(m.get("namespace", "")), "secret": str(m.get("name"))}
+            left = "has expired" if ends <= now else f"expires in {int((ends - now) // 86400)} day(s)"
+            out.append(Candidate(labels, {"summary": f"Certificate in Secret {labels['namespace']}/{labels['secret']} "
+                                                     f"{left}"}, secret))
+        for gone in set(self.parsed) - live:
+            del self.parsed[gone]
+        return out
+
+
 def _epoch(stamp: Any) -> float | None:
     if not stamp:
         return None
@@ -144,29 +233,43 @@ def _epoch(stamp: Any) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """The object lists the built-in rules read (the alerting component's informers)."""
+
+    pods: Objects
+    nodes: Objects
+    hpas: Objects
+    secrets: Objects
+
+
+@dataclass(frozen=True, slots=True)
 class Builtin:
-    make: Callable[[Objects, Objects, Objects], RuleSource]  # (pods, nodes, hpas) -> source
+    make: Callable[[Cluster], RuleSource]
     settings: RuleSettings
 
 
-def _crit(summary_for: float, keep: float) -> RuleSettings:
-    return RuleSettings(summary_for, keep, {"severity": "critical"})
+def _crit(for_: float, keep: float) -> RuleSettings:
+    return RuleSettings(for_, keep, {"severity": "critical"})
 
 
-def _warn(summary_for: float, keep: float) -> RuleSettings:
-    return RuleSettings(summary_for, keep, {"severity": "warning"})
+def _warn(for_: float, keep: float) -> RuleSettings:
+    return RuleSettings(for_, keep, {"severity": "warning"})
+
+
+def _node_rule(name: str, cond: str, bad: Callable[[str], bool], what: str) -> Callable[[Cluster], RuleSource]:
+    return lambda c: NodeCondition(c.nodes, name, cond, bad, what)
 
 
 BUILTIN: dict[str, Builtin] = {
-    "KubePodCrashLooping": Builtin(lambda p, n, h: PodCrashLooping(p), _warn(0.0, 300.0)),
-    "KubeContainerOOMKilled": Builtin(lambda p, n, h: ContainerOOMKilled(p), _warn(0.0, 0.0)),
-    "KubeNodeNotReady": Builtin(lambda p, n, h: NodeCondition(n, "KubeNodeNotReady", "Ready", lambda s: s != "True",
-                                                              "is not ready"), _crit(20.0, 0.0)),
-    "KubeNodeMemoryPressure": Builtin(lambda p, n, h: NodeCondition(n, "KubeNodeMemoryPressure", "MemoryPressure",
-                                                                    lambda s: s == "True", "is short of memory"),
-                                      _warn(60.0, 0.0)),
-    "KubeNodeDiskPressure": Builtin(lambda p, n, h: NodeCondition(n, "KubeNodeDiskPressure", "DiskPressure",
-                                                                  lambda s: s == "True", "is short of disk"),
-                                    _warn(60.0, 0.0)),
-    "KubeHpaMaxedOut": Builtin(lambda p, n, h: HpaMaxedOut(h), _warn(900.0, 0.0)),
+    "KubePodCrashLooping": Builtin(lambda c: PodCrashLooping(c.pods), _warn(0.0, 300.0)),
+    "KubePodRestartingOften": Builtin(lambda c: PodRestartingOften(c.pods), _warn(0.0, 0.0)),
+    "KubeContainerOOMKilled": Builtin(lambda c: ContainerOOMKilled(c.pods), _warn(0.0, 0.0)),
+    "KubeNodeNotReady": Builtin(_node_rule("KubeNodeNotReady", "Ready", lambda s: s != "True", "is not ready"),
+                                _crit(20.0, 0.0)),
+    "KubeNodeMemoryPressure": Builtin(_node_rule("KubeNodeMemoryPressure", "MemoryPressure", lambda s: s == "True",
+                                                 "is short of memory"), _warn(60.0, 0.0)),
+    "KubeNodeDiskPressure": Builtin(_node_rule("KubeNodeDiskPressure", "DiskPressure", lambda s: s == "True",
+                                               "is short of disk"), _warn(60.0, 0.0)),
+    "KubeHpaMaxedOut": Builtin(lambda c: HpaMaxedOut(c.hpas), _warn(900.0, 0.0)),
+    "KubeCertificateExpiring": Builtin(lambda c: CertificateExpiring(c.secrets), _warn(0.0, 0.0)),
 }

@@ -16,9 +16,8 @@ import base64
 import binascii
 import logging
 import time
-from typing import Any
 
-from bosun.alerting.builtin import BUILTIN
+from bosun.alerting.builtin import BUILTIN, Cluster, RuleSettings
 from bosun.alerting.config import (
     CONFIG_KEY,
     CONFIG_NAME,
@@ -54,7 +53,9 @@ class Alerting:
         self.client = ctx.client
         self.recorder = ctx.recorder("bosun-alerting")
         self.configmaps = ctx.informers.get(CONFIGMAPS)
-        self.pods, self.nodes, self.hpas = (ctx.informers.get(r) for r in (PODS, NODES, HPAS))
+        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS, SECRETS)))
+        # Made once: some sources remember between evaluations (restart counts, parsed certificates).
+        self.sources = {name: builtin.make(cluster) for name, builtin in BUILTIN.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
         self.config = AlertingConfig()
         self.config_version = ""
@@ -62,7 +63,7 @@ class Alerting:
         self.engine = Engine()
         self.notifier = Notifier()
         self.couriers: dict[str, Courier] = {}
-        self.rules: list[tuple[RuleSource, Any]] = []
+        self.rules: list[tuple[RuleSource, RuleSettings]] = []
         self._wake = asyncio.Event()
         self._status: dict[str, str] | None = None
 
@@ -99,7 +100,7 @@ class Alerting:
         for name, builtin in BUILTIN.items():
             settings = builtin.settings.overridden(config.rules[name]) if name in config.rules else builtin.settings
             if settings.enabled:
-                self.rules.append((builtin.make(self.pods, self.nodes, self.hpas), settings))
+                self.rules.append((self.sources[name], settings))
         wanted: dict[str, Integration] = {}
         for rec in config.receivers.values():
             for i, w in enumerate(rec.webhooks):
