@@ -131,14 +131,17 @@ def test_builtin_rules_read_objects() -> None:
 
 
 def test_restarting_often_counts_restarts_within_its_window() -> None:
-    pod: Obj = {"metadata": {"name": "p", "namespace": "n", "uid": "u1"},
+    pod: Obj = {"metadata": {"name": "p", "namespace": "n", "uid": "u1", "resourceVersion": "1"},
                 "status": {"containerStatuses": [{"name": "c", "restartCount": 1}]}}
     rule = PodRestartingOften(Objs([pod]), times=3, window=100.0)
     assert list(rule.active(0.0)) == []
     pod["status"]["containerStatuses"][0]["restartCount"] = 3
+    pod["metadata"]["resourceVersion"] = "2"
     assert list(rule.active(50.0)) == []
     pod["status"]["containerStatuses"][0]["restartCount"] = 4
+    pod["metadata"]["resourceVersion"] = "3"
     assert [c.labels["pod"] for c in rule.active(60.0)] == ["p"]
+    assert [c.labels["pod"] for c in rule.active(70.0)] == ["p"]  # unchanged, still within the window
     assert list(rule.active(500.0)) == []  # the restarts are old news
 
 

@@ -145,36 +145,48 @@ class HpaMaxedOut:
 class PodRestartingOften:
     """A container restarted ``times`` times within ``window`` seconds, whatever its state now
     (one that crashes after a minute is never in CrashLoopBackOff for long). The counts are
-    remembered between evaluations; a history of metrics would answer this from its store."""
+    remembered between evaluations (a metrics history would answer this from its store); a
+    pod whose resourceVersion did not change and that was not alerting is skipped."""
 
     pods: Objects
     name: str = "KubePodRestartingOften"
     times: int = 3
     window: float = 900.0
-    seen: dict[tuple[str, str], deque[tuple[float, int]]] = field(default_factory=dict)
+    seen: dict[str, tuple[str, dict[str, deque[tuple[float, int]]]]] = field(default_factory=dict)
+    alerting: set[str] = field(default_factory=set)
 
     def active(self, now: float) -> Iterable[Candidate]:
-        live: set[tuple[str, str]] = set()
+        live: set[str] = set()
         out: list[Candidate] = []
+        alerting: set[str] = set()
         for pod in self.pods.list():
+            m = _meta(pod)
+            uid, rv = str(m.get("uid")), str(m.get("resourceVersion"))
+            live.add(uid)
+            have = self.seen.get(uid)
+            if have is not None and have[0] == rv and uid not in self.alerting:
+                continue  # nothing changed, nothing was firing
+            per = have[1] if have is not None else {}
+            self.seen[uid] = (rv, per)
             for c in _containers(pod):
-                key = (str(_meta(pod).get("uid")), str(c.get("name")))
-                live.add(key)
-                samples = self.seen.setdefault(key, deque())
+                samples = per.setdefault(str(c.get("name")), deque())
                 count = int(c.get("restartCount") or 0)
                 if not samples or samples[-1][1] != count:
                     samples.append((now, count))
                 while len(samples) > 1 and samples[1][0] <= now - self.window:
                     samples.popleft()  # keep one sample from before the window as the base
                 if count - samples[0][1] >= self.times:
+                    alerting.add(uid)
                     labels = _pod_labels(pod, c)
                     where = f"{labels['namespace']}/{labels['pod']} ({labels['container']})"
                     minutes = f"{self.window / 60:g}"
                     out.append(Candidate(labels, {  # the summary stays put while it fires: no rewrites
                         "summary": f"Pod {where} restarted {self.times} or more times within {minutes} minutes",
                         "description": f"restart count {count}"}, pod))
-        for gone in set(self.seen) - live:
-            del self.seen[gone]
+        self.alerting = alerting
+        if len(self.seen) > len(live):
+            for gone in set(self.seen) - live:
+                del self.seen[gone]
         return out
 
 
