@@ -19,11 +19,15 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from tests.conftest import RunningServer, served
 from tests.integration.alert_receivers import SMTP_PASSWORD, SMTP_USER, Mailbox, Webhook, free_port, smtp_server
 from tests.integration.helpers import agent_config, client_for, create_namespace, eventually, node_name
@@ -98,6 +102,7 @@ rules:
 
 
 async def put(c: Client, res: Any, name: str, body: Obj) -> None:
+    """Create or merge-patch a Secret or ConfigMap of kube-system."""
     obj = {"apiVersion": "v1", "kind": "Secret" if res is SECRETS else "ConfigMap",
            "metadata": {"name": name, "namespace": SYSTEM}, **body}
     try:
@@ -281,6 +286,14 @@ async def test_dead_node_fires_not_ready_and_bad_config_keeps_the_last_good(
                 capture_output=True, text=True, timeout=30, check=False)
             assert "alertname: KubeNodeNotReady" in shown.stdout and f"node: {dead}" in shown.stdout, shown
 
+            await put(c, SECRETS, "alert-test-tls", {"type": "kubernetes.io/tls", "data": short_lived_cert()})
+
+            async def cert_listed() -> bool:
+                return any(r["alertname"] == "KubeCertificateExpiring" and r["labels"]["secret"] == "alert-test-tls"
+                           for r in await listed(c))
+
+            await eventually(cert_listed, 30, "the expiring certificate's alert")
+
             await put(c, CONFIGMAPS, "bosun-alerting", {"data": {"config.yaml": "receivers: [name: ops\n"}})
             bad = await eventually(lambda: events(c, "InvalidAlertingConfig"), 30, "the bad config's Event")
             assert "invalid YAML at line" in bad[0]["message"] and "\n" not in bad[0]["message"]
@@ -299,6 +312,22 @@ async def test_dead_node_fires_not_ready_and_bad_config_keeps_the_last_good(
         finally:
             await fake.stop()
             await fake.delete_nodes()
+            with contextlib.suppress(ApiError):
+                await c.delete(SECRETS, "alert-test-tls", SYSTEM)
+
+
+def short_lived_cert() -> dict[str, str]:
+    """A self-signed certificate that ends tomorrow, as a TLS Secret's data."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soon.example.com")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return {"tls.crt": base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+            "tls.key": base64.b64encode(pem_key).decode()}
 
 
 async def _fired(webhook: Webhook, mailbox: Mailbox, head: str, node: str) -> bool:

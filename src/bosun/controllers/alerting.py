@@ -36,6 +36,7 @@ from bosun.alerting.receivers import DeliveryError, EmailIntegration, Integratio
 from bosun.alerting.silences import SILENCES_NAME, load_silences, muted_by
 from bosun.alerting.status import STATUS_NAME, render
 from bosun.client.errors import ApiError
+from bosun.client.informer import Informer
 from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, PODS, Obj, resource
 
@@ -53,7 +54,10 @@ class Alerting:
         self.client = ctx.client
         self.recorder = ctx.recorder("bosun-alerting")
         self.configmaps = ctx.informers.get(CONFIGMAPS)
-        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS, SECRETS)))
+        # Only TLS Secrets (the certificate rule's): the rest of the cluster's secrets stay out of this cache.
+        self.tls_secrets = Informer(self.client, SECRETS, field_selector="type=kubernetes.io/tls",
+                                    shared_objects=ctx.informers.shared_objects)
+        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets)
         # Made once: some sources remember between evaluations (restart counts, parsed certificates).
         self.sources = {name: builtin.make(cluster) for name, builtin in BUILTIN.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
@@ -171,9 +175,9 @@ class Alerting:
                                                                       "namespace": CONFIG_NAMESPACE}}
 
     async def _write_status(self, data: dict[str, str]) -> None:
-        if data == self._status:
-            return
         have = self.configmaps.get(CONFIG_NAMESPACE, STATUS_NAME)
+        if data == self._status and have is not None:
+            return
         if have is None:
             if not self.engine.alerts and self.configmaps.get(CONFIG_NAMESPACE, CONFIG_NAME) is None:
                 return  # nothing to say, nobody asked: leave kube-system alone
@@ -199,7 +203,9 @@ class Alerting:
 
     async def run(self) -> None:
         await self.ctx.informers.start()
+        await self.tls_secrets.start()
         try:
+            await self.tls_secrets.wait_synced(60.0)
             while True:
                 self._wake.clear()
                 try:
@@ -213,6 +219,7 @@ class Alerting:
                 except TimeoutError:
                     pass
         finally:
+            await self.tls_secrets.stop()
             for c in self.couriers.values():
                 await c.close()
 
