@@ -306,6 +306,11 @@ async def test_dead_node_fires_not_ready_and_bad_config_keeps_the_last_good(
             out = await eventually(warned, 30, "bosun alerts ls warning of the bad config", step=0.3)
             assert out.returncode == 0 and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
+            for bad_args, why in ((["pod=~("], "bad regular expression"), (["pod"], "is not a matcher"),
+                                  (["pod=x", "--duration", "soon"], "--duration: 'soon' is not a duration")):
+                out = await bosun(plane, "alerts", "silence", *bad_args)
+                assert out.returncode == 1 and why in out.stderr and len(out.stderr.splitlines()) == 1, out.stderr
+
             await fake.delete_nodes()  # the node is gone: its alert resolves, through the last good config
             await eventually(lambda: _fired(webhook, mailbox, "[RESOLVED] KubeNodeNotReady", dead), 60,
                              "the resolution, sent with the kept configuration")

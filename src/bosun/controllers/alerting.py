@@ -46,6 +46,7 @@ CONFIGMAPS = resource("", "v1", "configmaps")
 SECRETS = resource("", "v1", "secrets")
 HPAS = resource("autoscaling", "v2", "horizontalpodautoscalers")
 KNOWN_RULES = frozenset(BUILTIN)
+NO_CONFIG = "none: no bosun-alerting ConfigMap in kube-system; alerts are only recorded as Events"
 
 
 class Alerting:
@@ -63,7 +64,7 @@ class Alerting:
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
         self.config = AlertingConfig()
         self.config_version = ""
-        self.config_status = "none: no bosun-alerting ConfigMap in kube-system; alerts are only recorded as Events"
+        self.config_status = NO_CONFIG
         self.engine = Engine()
         self.notifier = Notifier()
         self.couriers: dict[str, Courier] = {}
@@ -93,7 +94,9 @@ class Alerting:
             if not self.rules:
                 self.apply(AlertingConfig())
             return
-        if cm is not None:
+        if cm is None:
+            self.config_status = NO_CONFIG
+        else:
             self.config_status = (f"ok: {len(config.receivers)} receiver(s)" if config.receivers
                                   else "ok: no receivers; alerts are only recorded as Events")
         self.apply(config)
