@@ -96,7 +96,7 @@ route:
 evaluationInterval: 300ms
 delivery: {{retryInitial: 200ms, retryMax: 1s}}
 rules:
-  KubePodCrashLooping: {{keepFiringFor: 3s}}
+  KubePodCrashLooping: {{keepFiringFor: 5s}}
   KubeNodeNotReady: {{for: 0s}}
 {extra_rules}"""
 
@@ -217,8 +217,11 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
             assert {e["involvedObject"]["name"] for e in resolved} == {"crash"}
             for texts in (webhook.texts(), mailbox.subjects()):
                 mine = of_group(texts, "KubePodCrashLooping", group)
-                assert mine == [f"[FIRING:2] KubePodCrashLooping ({group})",
-                                f"[RESOLVED] KubePodCrashLooping ({group})"], mine
+                # One firing message with both alerts, never repeated; the end may come in two steps
+                # (one container's alert can resolve a moment before the other's: "[FIRING:1]" then).
+                assert mine[0] == f"[FIRING:2] KubePodCrashLooping ({group})", mine
+                assert mine[-1] == f"[RESOLVED] KubePodCrashLooping ({group})", mine
+                assert mine[1:-1] in ([], [f"[FIRING:1] KubePodCrashLooping ({group})"]), mine
             body = next(b for b in webhook.received if group in b["text"])
             assert {a["labels"]["container"] for a in body["alerts"]} == {"a", "b"}
             assert body["attachments"][0]["color"] == "danger"
