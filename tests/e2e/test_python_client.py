@@ -1282,12 +1282,21 @@ def test_namespace_deletion_empties_it(api: client.ApiClient, namespace: str) ->
     assert core.list_config_map_for_all_namespaces(field_selector=f"metadata.namespace={namespace}").items == []
 
 
-def test_server_side_apply_is_refused_clearly(dyn: dynamic.DynamicClient, ns: str) -> None:
-    """Server-side apply is not served yet: it must fail with a clear 415, writing nothing."""
+def test_server_side_apply_through_the_dynamic_client(dyn: dynamic.DynamicClient, ns: str) -> None:
+    """The dynamic client's server_side_apply creates, merges, and gets a 409 naming the
+    field when another manager owns it."""
     cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
             "data": {"a": "1"}}
+    created = cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
+    assert created.data.a == "1"
+    assert [e.manager for e in created.metadata.managedFields] == ["pytest"]
+    other = {**body, "data": {"a": "2"}}
     with pytest.raises(ApiException) as info:
-        cms.server_side_apply(body=body, name="ssa", namespace=ns, field_manager="pytest")
-    assert info.value.status == 415
-    assert "server-side apply is not supported" in status_body(info.value)["message"]
+        cms.server_side_apply(body=other, name="ssa", namespace=ns, field_manager="other")
+    assert info.value.status == 409
+    status = status_body(info.value)
+    assert status["details"]["causes"] == [{"reason": "FieldManagerConflict", "field": ".data.a",
+                                           "message": 'conflict with "pytest" using v1'}]
+    forced = cms.server_side_apply(body=other, name="ssa", namespace=ns, field_manager="other", force_conflicts=True)
+    assert forced.data.a == "2"

@@ -260,7 +260,6 @@ async def test_ttl_after_finished_deletes_job_and_pods(client: Client, namespace
     pods = await eventually(lambda: _count_active(client, namespace, 1), what="pod")
     await finish(client, pods[0], "Succeeded")
     await finished(client, namespace, "brief", "Complete")
-    finished_at = time.monotonic()
 
     async def job_gone() -> bool:
         try:
@@ -270,7 +269,6 @@ async def test_ttl_after_finished_deletes_job_and_pods(client: Client, namespace
         return False
 
     await eventually(job_gone, what="job deleted by TTL")
-    assert time.monotonic() - finished_at >= 0.5
     await eventually(lambda: _gone(client, namespace, pods[0]["metadata"]["name"]), what="pods collected")
 
 

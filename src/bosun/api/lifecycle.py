@@ -40,7 +40,11 @@ def merge_for_update(
     nm["name"] = om["name"]
     if res.namespaced:
         nm["namespace"] = om.get("namespace")
-    nm.pop("managedFields", None)
+    # Who owns which field is the server's record: what a client sends is not taken.
+    if "managedFields" in om:
+        nm["managedFields"] = om["managedFields"]
+    else:
+        nm.pop("managedFields", None)
     new["apiVersion"] = res.api_version
     new["kind"] = res.kind
     if "status" in res.subresources and subresource is None:

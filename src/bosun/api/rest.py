@@ -31,9 +31,10 @@ from bosun.api.httputil import (
     wants_partial_metadata,
     wants_table,
 )
-from bosun.api.patch import PatchError, apply_patch
+from bosun.api.patch import APPLY, PatchError, apply_patch
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import USER
+from bosun.api.serversideapply import applier, manager_of, parse_config
 from bosun.api.storage import Storage
 from bosun.api.tables import to_table
 from bosun.api.target import Target, decoded
@@ -187,7 +188,7 @@ class RestHandler:
             on = Target(must_by_plural(t.res.group, t.res.version, parent), t.namespace, name, sub, "create")
             return await subresources.create(self, request, on, obj)
         created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request),
-                                            user=request.get(USER))
+                                            user=request.get(USER), manager=manager_of(request))
         return json_response(created, status=201, headers=headers)
 
     async def update(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -202,7 +203,8 @@ class RestHandler:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
-        out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request))
+        out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request),
+                                        manager=manager_of(request))
         return json_response(out, headers=headers)
 
     async def patch(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -210,13 +212,10 @@ class RestHandler:
         ctype = request.content_type
         if ctype not in PATCH_TYPES:
             raise errors.unsupported_media_type(ctype)
-        if ctype == "application/apply-patch+yaml":
-            raise errors.APIError(
-                415, "UnsupportedMediaType",
-                "server-side apply is not supported by this server yet: use `kubectl apply` without --server-side",
-            )
         body = await read_body(request)
         headers: dict[str, str] = {}
+        if ctype == APPLY:
+            return await self._apply(request, t, sub, body, headers)
 
         def fn(current: dict[str, Any]) -> dict[str, Any]:
             try:
@@ -240,7 +239,34 @@ class RestHandler:
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
-                                        fn_copies=True)
+                                        fn_copies=True, manager=manager_of(request))
+        return json_response(out, headers=headers)
+
+    async def _apply(self, request: web.Request, t: Target, sub: str | None, body: bytes,
+                     headers: dict[str, str]) -> web.Response:
+        """Server-side apply: merge the manager's configuration, or create the object from it."""
+        assert t.name is not None
+        if not request.query.get("fieldManager"):
+            raise errors.bad_request("PATCH, application/apply-patch+yaml, requires a fieldManager")
+        force = request.query.get("force", "false") == "true"
+        config = parse_config(body, t.res, t.name)
+
+        def check(out: dict[str, Any]) -> None:
+            check_fields(request, t.res, out, headers)
+            warn_about(t.res, out, headers)
+
+        fn = applier(t.res, config, request.query["fieldManager"], force, sub or "", check)
+        try:
+            out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub,
+                                            dry_run=dry_run(request), applied=True)
+        except APIError as exc:
+            if exc.code != 404 or sub is not None:
+                raise
+            created = fn(None)
+            created.setdefault("metadata", {})["name"] = t.name
+            out = await self.storage.create(t.res, t.namespace, created, dry_run=dry_run(request),
+                                            user=request.get(USER), applied=True)
+            return json_response(out, status=201, headers=headers)
         return json_response(out, headers=headers)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:

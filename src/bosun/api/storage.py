@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bosun.api import admission, continuetoken, errors, lifecycle
+from bosun.api import admission, continuetoken, errors, fieldmanager, lifecycle
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.defaults import apply_update_defaults
 from bosun.api.errors import APIError, FieldError
@@ -26,6 +26,7 @@ from bosun.api.objects import (
     new_uid,
     now_rfc3339,
 )
+from bosun.api.patch.schema import schema_for as patch_schema_for
 from bosun.api.registry import Resource
 from bosun.api.sealing import Sealer
 from bosun.api.selectors import FieldSelector, LabelSelector
@@ -135,9 +136,11 @@ class Storage:
 
     async def create(
         self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False,
-        user: User | None = None,
+        user: User | None = None, manager: str | None = None, applied: bool = False,
     ) -> dict[str, Any]:
-        """Create an object; ``user`` (who asks) is told to the admission plugins."""
+        """Create an object; ``user`` (who asks) is told to the admission plugins; ``manager``
+        becomes the owner of every field (``managedFields``), unless ``applied``: the object
+        is the result of a server-side apply and carries its managedFields already."""
         m = meta(obj)
         if res.namespaced:
             m["namespace"] = ns
@@ -158,8 +161,10 @@ class Storage:
             self._check_namespace_open(res, ns or "", name)
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339()
-        for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
+        for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             m.pop(k, None)
+        if not applied:
+            m.pop("managedFields", None)
         if res.has_spec:
             m["generation"] = 1
         res.strategy.prepare_for_create(res, obj)
@@ -169,6 +174,8 @@ class Storage:
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
+        if manager is not None:
+            fieldmanager.track_update(None, obj, patch_schema_for(res.group, res.kind), manager)
         if dry_run:
             return obj
         await self.admission.validate(req)
@@ -216,8 +223,10 @@ class Storage:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        manager: str | None = None,
     ) -> dict[str, Any]:
-        """PUT: replace the object; a stale resourceVersion is a 409 Conflict."""
+        """PUT: replace the object; a stale resourceVersion is a 409 Conflict; ``manager``
+        takes over the fields the write changes."""
         m = meta(new)
         if m.get("name") not in (None, name):
             raise errors.bad_request(
@@ -231,7 +240,7 @@ class Storage:
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
         return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
-                                         stale=self._stale(res, kv))
+                                         stale=self._stale(res, kv), manager=manager)
 
     async def mutate(
         self,
@@ -243,12 +252,15 @@ class Storage:
         subresource: str | None = None,
         dry_run: bool = False,
         fn_copies: bool = False,
+        manager: str | None = None,
+        applied: bool = False,
     ) -> dict[str, Any]:
         """Read-modify-write with retries on conflict (patch, scale, binding). ``fn`` gets a
         private copy of the current object and returns the desired one; it may raise APIError.
         If ``fn`` sets a resourceVersion different from the current one, that is a conflict.
         ``fn_copies``: fn never modifies its argument (a patch builds a new object), so the
-        deep copy can be skipped."""
+        deep copy can be skipped. ``manager`` takes over the fields the write changes;
+        ``applied``: fn is a server-side apply, whose result carries its managedFields."""
         key = res.key(ns, name)
         for attempt in range(MAX_RETRIES):
             # The first attempt may start from the object this server wrote last. The
@@ -265,13 +277,14 @@ class Storage:
                     raise errors.not_found(res.plural, name, res.group)
                 expected, old = kv.mod_revision, self._load(res, kv)
                 stale = self._stale(res, kv)
-            # fn sees the object without its resourceVersion: one in its result was put
+            # fn sees the object with an empty resourceVersion: one in its result was put
             # there by the client (a patch that sets it), which makes it a precondition.
+            # (Empty, not absent: a JSON patch may "replace" it, as kubectl's does.)
             if fn_copies:
-                current = dict(old, metadata={k: v for k, v in old["metadata"].items() if k != "resourceVersion"})
+                current = dict(old, metadata={**old["metadata"], "resourceVersion": ""})
             else:
                 current = json_copy(old)
-                current["metadata"].pop("resourceVersion", None)
+                current["metadata"]["resourceVersion"] = ""
             try:
                 new = fn(current)
             except APIError:
@@ -279,13 +292,15 @@ class Storage:
                     continue
                 raise
             rv = meta(new).get("resourceVersion")
+            if rv == "":
+                meta(new).pop("resourceVersion")
             if rv and str(rv) != old["metadata"]["resourceVersion"]:
                 if cached is not None:
                     continue
                 raise errors.conflict(res.plural, name, res.group)
             try:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
-                                                stale=stale)
+                                                stale=stale, manager=manager, applied=applied)
             except APIError as exc:
                 if cached is not None or (exc.code == 409 and exc.reason == "Conflict" and not rv):
                     continue
@@ -307,10 +322,13 @@ class Storage:
         expected: int,
         *,
         stale: bool = False,
+        manager: str | None = None,
+        applied: bool = False,
     ) -> dict[str, Any]:
         """``stale``: the stored value is sealed with a key other than the one that writes now
         (or not at all): an unchanged object is written anyway, which is how rewriting every
         Secret after a key rotation re-encrypts them, as in Kubernetes."""
+        sent_fields = meta(new).get("managedFields")
         new = lifecycle.merge_for_update(res, old, new, subresource)
         strategy = res.strategy
         if subresource is None:
@@ -327,6 +345,11 @@ class Storage:
         if errs:
             raise _kind_err(res, name, errs)
         om, nm = old["metadata"], new["metadata"]
+        if applied and sent_fields:
+            nm["managedFields"] = sent_fields
+        elif manager is not None:
+            fieldmanager.track_update(old, new, patch_schema_for(res.group, res.kind), manager, subresource or "",
+                                      sent=sent_fields)
         if res.has_spec and subresource in (None, "scale") and new.get("spec") != old.get("spec"):
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:

@@ -15,6 +15,7 @@ from bosun.api.handler import Serving
 from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
 from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
+from bosun.api.serversideapply import manager_of
 from bosun.api.target import Target
 
 
@@ -97,7 +98,8 @@ async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Respo
             current["metadata"]["resourceVersion"] = rv
         return current
 
-    out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request))
+    out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request),
+                                 manager=manager_of(request))
     return json_response(scale_of(out))
 
 

@@ -1,0 +1,128 @@
+"""An object's fields as paths, by the merge rules of its kind, and the edits on them.
+
+The rules are the strategic-merge metadata (:mod:`bosun.api.patch.schema`), read as
+server-side apply reads ``x-kubernetes-list-type``: a list merged by a key is an
+associative list whose items are owned one by one, a list merged without a key is a set,
+any other list is atomic (owned whole); maps and structs are owned key by key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from bosun.api.fieldmanager.paths import ITEM, Path, item_key, set_value
+from bosun.api.patch.schema import FieldMeta, Schema
+
+MISSING = object()
+_EMPTY: Schema = {}
+
+
+def _meta(schema: Schema, name: str) -> FieldMeta | None:
+    return schema.get(name)
+
+
+def leaves(obj: dict[str, Any], schema: Schema, prefix: Path = ()) -> set[Path]:
+    """Every owned path of ``obj``: its leaves, and the items of its associative lists."""
+    out: set[Path] = set()
+    for name, value in obj.items():
+        if value is None:
+            continue
+        path = (*prefix, ("f", name))
+        meta = _meta(schema, name)
+        if isinstance(value, dict) and value:
+            out |= leaves(value, meta.sub if meta else _EMPTY, path)
+        elif isinstance(value, list) and value and meta is not None and meta.merge:
+            if meta.key and all(isinstance(i, dict) and meta.key in i for i in value):
+                for item in value:
+                    item_path = (*path, ("k", item_key(item, (meta.key,))))
+                    out.add((*item_path, ITEM))
+                    out |= leaves(item, meta.sub, item_path)
+            elif not meta.key:
+                out.update((*path, ("v", set_value(item))) for item in value)
+            else:
+                out.add(path)
+        else:
+            out.add(path)
+    return out
+
+
+def value_at(obj: Any, path: Path) -> Any:
+    """The value at ``path`` (an item for an item path), or MISSING."""
+    node = obj
+    for kind, value in path:
+        if kind == "f":
+            if not isinstance(node, dict) or value not in node:
+                return MISSING
+            node = node[value]
+        elif kind == ".":
+            return node
+        elif kind == "k":
+            if not isinstance(node, list):
+                return MISSING
+            found = _find_keyed(node, value)
+            if found is None:
+                return MISSING
+            node = found
+        elif kind == "v":
+            if not isinstance(node, list) or not any(set_value(i) == value for i in node):
+                return MISSING
+            return value
+        else:
+            return MISSING
+    return node
+
+
+def _find_keyed(items: list[Any], key_json: str) -> dict[str, Any] | None:
+    keys = json.loads(key_json)
+    for item in items:
+        if isinstance(item, dict) and all(item.get(k) == v for k, v in keys.items()):
+            return item
+    return None
+
+
+def merge(live: Any, config: Any, meta: FieldMeta | None) -> Any:
+    """``config`` applied onto ``live``: structs and maps merge field by field, associative
+    lists item by item (new items appended), sets by union, anything else is replaced."""
+    if isinstance(live, dict) and isinstance(config, dict):
+        sub = meta.sub if meta else _EMPTY
+        out = dict(live)
+        for name, value in config.items():
+            if value is None:
+                continue
+            out[name] = merge(live.get(name), value, _meta(sub, name))
+        return out
+    if isinstance(live, list) and isinstance(config, list) and meta is not None and meta.merge:
+        if meta.key and all(isinstance(i, dict) and meta.key in i for i in [*live, *config]):
+            merged = list(live)
+            for item in config:
+                for i, have in enumerate(merged):
+                    if have.get(meta.key) == item.get(meta.key):
+                        merged[i] = merge(have, item, FieldMeta(sub=meta.sub))
+                        break
+                else:
+                    merged.append(copy.deepcopy(item))
+            return merged
+        if not meta.key:
+            seen = {set_value(i) for i in live}
+            return [*live, *(i for i in config if set_value(i) not in seen)]
+    return copy.deepcopy(config)
+
+
+def remove(obj: dict[str, Any], path: Path) -> None:
+    """Delete the field or item at ``path`` in place (nothing if it is not there)."""
+    if not path:
+        return
+    parent = value_at(obj, path[:-1]) if len(path) > 1 else obj
+    if path[-1] == ITEM:
+        container = value_at(obj, path[:-2]) if len(path) > 2 else obj
+        item = value_at(obj, path[:-1])
+        if isinstance(container, list) and item is not MISSING:
+            container[:] = [i for i in container if i is not item]
+        return
+    kind, value = path[-1]
+    if kind == "f" and isinstance(parent, dict):
+        parent.pop(value, None)
+    elif kind == "v" and isinstance(parent, list):
+        parent[:] = [i for i in parent if set_value(i) != value]

@@ -1,0 +1,83 @@
+"""Field paths and sets, in the form ``managedFields`` carries them (FieldsV1).
+
+A path is a tuple of elements, each ``("f", name)`` (a struct field or map key),
+``("k", keys_json)`` (an item of a list keyed by some of its fields), ``("v", value_json)``
+(an item of a list treated as a set) or ``("i", index)``; ``(".",)`` after an item path
+means "the item itself". A set of paths is what one manager owns: it is stored as the
+trie FieldsV1 describes (``{"f:spec": {"f:replicas": {}}}``) and compared and diffed as a
+plain Python set of tuples, which is all the apply and update logic needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+Element = tuple[str, str]
+Path = tuple[Element, ...]
+ITEM: Element = (".", "")
+
+
+def to_fields(paths: set[Path]) -> dict[str, Any]:
+    """The FieldsV1 trie of a set of paths."""
+    root: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = root
+        for kind, value in path:
+            key = "." if kind == "." else f"{kind}:{value}"
+            node = node.setdefault(key, {})
+    return root
+
+
+def from_fields(fields: Any) -> set[Path]:
+    """The paths of a FieldsV1 trie (the leaves, and the items marked with ``.``)."""
+    out: set[Path] = set()
+
+    def walk(node: dict[str, Any], prefix: Path) -> None:
+        for key, child in node.items():
+            if key == ".":
+                out.add((*prefix, ITEM))
+                continue
+            kind, _, value = key.partition(":")
+            path = (*prefix, (kind, value))
+            if isinstance(child, dict) and child:
+                walk(child, path)
+            else:
+                out.add(path)
+
+    if isinstance(fields, dict):
+        walk(fields, ())
+    return out
+
+
+def render(path: Path) -> str:
+    """A path as upstream's conflict messages print it: ``.spec.containers[name="c"].image``."""
+    out = ""
+    for kind, value in path:
+        if kind == "f":
+            out += f".{value}"
+        elif kind == "k":
+            keys = json.loads(value)
+            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in keys.items()) + "]"
+        elif kind == "v":
+            out += f"[={value}]"
+        elif kind == "i":
+            out += f"[{value}]"
+    return out or "."
+
+
+def item_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """The ``k:`` element of an item of a keyed list (compact JSON, keys sorted)."""
+    return json.dumps({k: item.get(k) for k in sorted(keys) if k in item}, separators=(",", ":"),
+                      sort_keys=True)
+
+
+def set_value(value: Any) -> str:
+    """The ``v:`` element of an item of a set list."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def overlaps(a: Path, b: Path) -> bool:
+    """One path is the other or lies under it (owning a struct's field and the struct)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]

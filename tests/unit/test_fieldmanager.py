@@ -1,0 +1,90 @@
+"""Field ownership rules alone: what an update takes over, what an apply declares, merges,
+removes and conflicts on, and the FieldsV1 form."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from bosun.api.fieldmanager import Conflicts, apply, track_update
+from bosun.api.fieldmanager.paths import from_fields, render, to_fields
+from bosun.api.patch.schema import schema_for
+
+POD = schema_for("", "Pod")
+
+
+def pod(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
+
+
+def owners(obj: dict[str, Any]) -> dict[tuple[str, str, str], set[str]]:
+    return {(e["manager"], e["operation"], e.get("subresource", "")):
+            {render(p) for p in from_fields(e["fieldsV1"])} for e in obj["metadata"]["managedFields"]}
+
+
+def test_fieldsv1_round_trip() -> None:
+    fields = {"f:metadata": {"f:labels": {"f:a": {}}},
+              "f:spec": {"f:containers": {'k:{"name":"c"}': {".": {}, "f:image": {}}}},
+              "f:finalizers": {'v:"x"': {}}}
+    assert to_fields(from_fields(fields)) == fields
+
+
+def test_create_gives_every_field_to_its_creator_and_updates_take_over_what_they_change() -> None:
+    created = pod()
+    track_update(None, created, POD, "alice")
+    assert owners(created) == {("alice", "Update", ""): {
+        ".metadata.labels.a", '.spec.containers[name="c"]', '.spec.containers[name="c"].name',
+        '.spec.containers[name="c"].image'}}
+    changed = copy.deepcopy(created)
+    changed["spec"]["containers"][0]["image"] = "nginx"
+    changed["metadata"]["labels"]["b"] = "2"
+    track_update(created, changed, POD, "bob")
+    got = owners(changed)
+    assert got[("bob", "Update", "")] == {'.spec.containers[name="c"].image', ".metadata.labels.b"}
+    assert '.spec.containers[name="c"].image' not in got[("alice", "Update", "")]
+    # A status write is its own manager set, and touches nobody's spec.
+    status = copy.deepcopy(changed)
+    status["status"] = {"phase": "Running"}
+    track_update(changed, status, POD, "kubelet", "status")
+    assert owners(status)[("kubelet", "Update", "status")] == {".status.phase"}
+    # Nothing changed: nobody's ownership or timestamp moves.
+    again = copy.deepcopy(status)
+    track_update(status, again, POD, "carol")
+    assert again["metadata"]["managedFields"] == status["metadata"]["managedFields"]
+
+
+def test_apply_merges_lists_by_key_and_removes_what_its_manager_dropped() -> None:
+    first = apply(None, pod(), POD, "ci", force=False)
+    config = pod()
+    config["spec"]["containers"].append({"name": "side", "image": "x"})
+    del config["metadata"]["labels"]
+    second = apply(first, config, POD, "ci", force=False)
+    assert [c["name"] for c in second["spec"]["containers"]] == ["c", "side"]
+    assert "labels" not in second["metadata"]
+    # A container another manager added survives ci's apply, which does not mention it.
+    other = copy.deepcopy(second)
+    other["spec"]["containers"].append({"name": "added", "image": "y"})
+    track_update(second, other, POD, "admin")
+    third = apply(other, config, POD, "ci", force=False)
+    assert [c["name"] for c in third["spec"]["containers"]] == ["c", "side", "added"]
+
+
+def test_conflicts_name_fields_and_managers_and_force_takes_them() -> None:
+    live = apply(None, pod(), POD, "ci", force=False)
+    config = pod()
+    config["spec"]["containers"][0]["image"] = "nginx"
+    with pytest.raises(Conflicts) as exc:
+        apply(live, config, POD, "cd", force=False)
+    assert str(exc.value) == ('Apply failed with 1 conflict: conflict with "ci" using v1: '
+                              '.spec.containers[name="c"].image')
+    assert exc.value.causes() == [{"reason": "FieldManagerConflict", "message": 'conflict with "ci" using v1',
+                                   "field": '.spec.containers[name="c"].image'}]
+    forced = apply(live, config, POD, "cd", force=True)
+    assert forced["spec"]["containers"][0]["image"] == "nginx"
+    assert '.spec.containers[name="c"].image' not in owners(forced)[("ci", "Apply", "")]
+    # Same value: co-owned, no conflict.
+    same = apply(live, pod(), POD, "cd", force=False)
+    assert '.spec.containers[name="c"].image' in owners(same)[("cd", "Apply", "")]
