@@ -231,11 +231,12 @@ def parse_config(text: str, known_rules: frozenset[str]) -> AlertingConfig:
     """``config.yaml`` -> :class:`AlertingConfig`, or :class:`ConfigError` (one line)."""
     try:
         data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"{CONFIG_KEY}: invalid YAML{where}: {problem}") from None
+        raise ConfigError(f"{CONFIG_KEY}: invalid YAML{where}: {e.problem or type(e).__name__}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{CONFIG_KEY}: invalid YAML: {' '.join(str(e).split())}") from None
     r = _Reader(data if data is not None else {}, "")
     r.only("receivers", "route", "rules", "evaluationInterval", "delivery")
     receivers: dict[str, ReceiverSpec] = {}

@@ -79,7 +79,7 @@ class Alerting:
 
     # -- configuration -------------------------------------------------------------------------
 
-    def load_config(self) -> None:
+    async def load_config(self) -> None:
         cm = self.configmaps.get(CONFIG_NAMESPACE, CONFIG_NAME)
         version = str((cm or {}).get("metadata", {}).get("resourceVersion", ""))
         if version == self.config_version and self.rules:
@@ -92,16 +92,16 @@ class Alerting:
             assert cm is not None
             self.recorder.event(cm, "Warning", "InvalidAlertingConfig", str(e))
             if not self.rules:
-                self.apply(AlertingConfig())
+                await self.apply(AlertingConfig())
             return
         if cm is None:
             self.config_status = NO_CONFIG
         else:
             self.config_status = (f"ok: {len(config.receivers)} receiver(s)" if config.receivers
                                   else "ok: no receivers; alerts are only recorded as Events")
-        self.apply(config)
+        await self.apply(config)
 
-    def apply(self, config: AlertingConfig) -> None:
+    async def apply(self, config: AlertingConfig) -> None:
         self.config = config
         self.rules = []
         for name, builtin in BUILTIN.items():
@@ -115,8 +115,7 @@ class Alerting:
             for i, e in enumerate(rec.emails):
                 wanted[f"{rec.name}/email/{i}"] = EmailIntegration(f"{rec.name}/email/{i}", e, self.secret)
         for iid in set(self.couriers) - set(wanted):
-            courier = self.couriers.pop(iid)
-            asyncio.get_running_loop().create_task(courier.close())
+            await self.couriers.pop(iid).close()
             for key in [k for k, g in self.notifier.groups.items() if g.integration == iid]:
                 del self.notifier.groups[key]
         for iid, integration in wanted.items():
@@ -155,7 +154,7 @@ class Alerting:
     # -- one evaluation --------------------------------------------------------------------------
 
     async def tick(self, now: float) -> None:
-        self.load_config()
+        await self.load_config()
         silence_cm = self.configmaps.get(CONFIG_NAMESPACE, SILENCES_NAME)
         silences, _ = load_silences((silence_cm or {}).get("data") or {})
         changes = self.engine.evaluate(self.rules, now)
@@ -167,7 +166,9 @@ class Alerting:
         firing = [a for a in self.engine.firing() if a.fingerprint not in muted]
         router = self.router if self.config.route is not None else None
         for note in self.notifier.due(router, firing, set(muted), now):
-            self.couriers[note.integration].submit(note)
+            courier = self.couriers.get(note.integration)
+            if courier is not None:
+                courier.submit(note)
         await self._write_status(render(self.engine.alerts.values(), muted, self.config_status))
         expired = [s.id for s in silences if s.ends_at <= now]
         if expired and silence_cm is not None:
