@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from bosun.alerting import status
 from bosun.alerting.builtin import (
     BUILTIN,
     CertificateExpiring,
@@ -179,3 +180,11 @@ def test_minimal_config_routes_to_the_only_receiver() -> None:
                        "  webhooks: [{urlSecret: {name: hook, key: url}}]\n", frozenset(BUILTIN))
     assert cfg.route is not None and cfg.route.receiver == "me" and cfg.route.group_by == ("alertname", "namespace")
     assert parse_duration("1h30m", "x") == 5400.0 and parse_duration("500ms", "x") == 0.5
+
+
+def test_status_lists_at_most_max_rows_and_counts_the_rest() -> None:
+    many = [_alert("NodeDown", "", f"n{i}") for i in range(status.MAX_ROWS + 7)]
+    data = status.render(many, {many[0].fingerprint: "s1"}, "ok")
+    rows, config = status.parse(data)
+    assert len(rows) == status.MAX_ROWS and status.omitted(data) == 7 and config == "ok"
+    assert sum(1 for r in rows if r.get("silencedBy") == "s1") == 1

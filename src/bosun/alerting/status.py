@@ -16,6 +16,8 @@ from bosun.alerting.model import Alert
 STATUS_NAME = "bosun-alerts"
 ALERTS_KEY = "alerts.yaml"
 CONFIG_STATUS_KEY = "config"
+OMITTED_KEY = "omitted"
+MAX_ROWS = 500  # a ConfigMap holds at most 1 MiB: a thousand dead hollow nodes must not overflow it
 
 
 def _stamp(t: float | None) -> str:
@@ -31,10 +33,20 @@ def render(alerts: Iterable[Alert], muted: Mapping[str, str], config_status: str
         if muted.get(a.fingerprint):
             row["silencedBy"] = muted[a.fingerprint]
         rows.append(row)
-    return {ALERTS_KEY: yaml.safe_dump(rows, sort_keys=False) if rows else "[]\n", CONFIG_STATUS_KEY: config_status}
+    text = yaml.dump(rows[:MAX_ROWS], Dumper=yaml.CSafeDumper, sort_keys=False) if rows else "[]\n"
+    data = {ALERTS_KEY: text,
+            CONFIG_STATUS_KEY: config_status}
+    if len(rows) > MAX_ROWS:
+        data[OMITTED_KEY] = str(len(rows) - MAX_ROWS)
+    return data
+
+
+def omitted(data: Mapping[str, str]) -> int:
+    """How many alerts the list left out (beyond ``MAX_ROWS``)."""
+    return int(data.get(OMITTED_KEY) or 0)
 
 
 def parse(data: Mapping[str, str]) -> tuple[list[dict[str, Any]], str]:
     """The alerts and config status of a ``bosun-alerts`` ConfigMap's data."""
-    rows = yaml.safe_load(data.get(ALERTS_KEY) or "[]") or []
+    rows = yaml.load(data.get(ALERTS_KEY) or "[]", Loader=yaml.CSafeLoader) or []
     return [r for r in rows if isinstance(r, dict)], str(data.get(CONFIG_STATUS_KEY, ""))

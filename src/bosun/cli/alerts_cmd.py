@@ -15,7 +15,7 @@ import click
 
 from bosun.alerting.config import CONFIG_NAMESPACE, ConfigError, parse_duration
 from bosun.alerting.silences import SILENCES_NAME, Silence, SilenceError, load_silences, parse_matcher
-from bosun.alerting.status import STATUS_NAME, parse
+from bosun.alerting.status import STATUS_NAME, omitted, parse
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render
 from bosun.client.errors import ApiError
@@ -48,7 +48,7 @@ def ls(state: CliState, output: str) -> None:
     data = run(state, lambda c: _data(c, STATUS_NAME))
     rows, config = parse(data or {})
     if output == "json":
-        click.echo(json.dumps({"alerts": rows, "config": config}, indent=2))
+        click.echo(json.dumps({"alerts": rows, "config": config, "omitted": omitted(data or {})}, indent=2))
         return
     if config.startswith("error:"):
         click.echo(f"warning: alerting configuration {config}", err=True)
@@ -61,6 +61,8 @@ def ls(state: CliState, output: str) -> None:
         table.append([str(r.get("alertname", "")), str(r.get("state", "")), str(r.get("since", "")), labels,
                       str(r.get("silencedBy", ""))])
     click.echo(render(table))
+    if omitted(data or {}):
+        click.echo(f"... and {omitted(data or {})} more")
 
 
 @alerts.command("silence")
