@@ -3,7 +3,8 @@ object lists an informer holds):
 
     .venv/bin/python bench/alerts.py [--nodes 1000] [--pods 10000] [--runs 20]
 
-* evaluation: one pass of every built-in rule, the engine, silences and the notifier over
+* evaluation: one pass of every built-in rule, the engine, silences, the notifier and the
+  status listing over
   ``--nodes`` nodes and ``--pods`` pods (1% of pods crash looping, 1% of nodes not ready,
   some TLS Secrets), as the alerting component does every ``evaluationInterval``;
 * delivery: from a notification being due to its arrival at a webhook on loopback.
@@ -32,6 +33,7 @@ from bosun.alerting.model import RuleSource
 from bosun.alerting.notify import Notifier
 from bosun.alerting.receivers import WebhookIntegration
 from bosun.alerting.silences import Silence, muted_by, parse_matcher
+from bosun.alerting.status import render
 
 EVAL_TARGET_MS, DELIVERY_TARGET_MS = 1000.0, 100.0
 Obj = dict[str, Any]
@@ -73,6 +75,7 @@ def evaluation_ms(cluster: Cluster, runs: int) -> tuple[list[float], int]:
         firing = [a for a in engine.firing() if a.fingerprint not in muted]
         for note in notifier.due(lambda a: (route, ["ops/webhook/0"]), firing, muted, 1000.0 + i * 10):
             notifier.delivered(note, 1000.0 + i * 10)
+        render(engine.alerts.values(), dict.fromkeys(muted, "s"), "ok")  # the status it would write
         times.append((time.perf_counter() - t0) * 1000)
     return times, len(engine.alerts)
 
