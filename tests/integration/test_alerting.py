@@ -88,7 +88,7 @@ receivers:
     smarthost: 127.0.0.1:{smtp_port}
     username: {SMTP_USER}
     passwordSecret: {{name: alert-smtp, key: password}}
-    insecureSkipVerify: true
+    caSecret: {{name: alert-smtp, key: ca.crt}}
 route:
   receiver: ops
   groupWait: 1s
@@ -113,13 +113,15 @@ async def put(c: Client, res: Any, name: str, body: Obj) -> None:
         await c.patch(res, name, body, SYSTEM)
 
 
-async def configure(c: Client, webhook: Webhook, smtp_port: int, text: str | None = None) -> None:
+async def configure(c: Client, plane: RunningServer, webhook: Webhook, smtp_port: int) -> None:
     """What the user writes: two Secrets and the ConfigMap."""
     url = base64.b64encode(webhook.url.encode()).decode()
     await put(c, SECRETS, "alert-webhook", {"data": {"url": url}})
-    await put(c, SECRETS, "alert-smtp", {"data": {"password": base64.b64encode(SMTP_PASSWORD.encode()).decode()}})
+    ca = (plane.data_dir / "pki" / "ca.crt").read_bytes()  # the SMTP server's certificate is the plane's
+    await put(c, SECRETS, "alert-smtp", {"data": {"password": base64.b64encode(SMTP_PASSWORD.encode()).decode(),
+                                                  "ca.crt": base64.b64encode(ca).decode()}})
     await put(c, CONFIGMAPS, "bosun-alerting",
-              {"data": {"config.yaml": text or config_yaml("alert-webhook", smtp_port)}})
+              {"data": {"config.yaml": config_yaml("alert-webhook", smtp_port)}})
 
 
 async def bosun(plane: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -181,7 +183,7 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
     mailbox = Mailbox()
     smtp_port = free_port()
     webhook.down = True  # both receivers are down at first: the webhook refuses, no SMTP server listens
-    await configure(c, webhook, smtp_port)
+    await configure(c, plane, webhook, smtp_port)
     try:
         await c.create(PODS, crashing_pod("crash", agent.config.node_name), ns)
         group = f"namespace={ns}"
@@ -274,7 +276,7 @@ async def test_dead_node_fires_not_ready_and_bad_config_keeps_the_last_good(
     prefix = f"fake{uuid.uuid4().hex[:6]}"
     fake = HollowCluster(c, 1, heartbeat=0.4, name_prefix=prefix, pod_runtime=0)
     with smtp_server(smtp_port, pki / "apiserver.crt", pki / "apiserver.key", mailbox):
-        await configure(c, webhook, smtp_port)
+        await configure(c, plane, webhook, smtp_port)
         await fake.start()
         dead = fake.names[0]
         try:

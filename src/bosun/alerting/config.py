@@ -85,6 +85,7 @@ class EmailSpec:
     username: str = ""
     password_secret: SecretRef | None = None
     insecure_skip_verify: bool = False
+    ca_secret: SecretRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,7 @@ def _webhook(data: Any, where: str) -> WebhookSpec:
 
 def _email(data: Any, where: str) -> EmailSpec:
     r = _Reader(data, where)
-    r.only("to", "from", "smarthost", "tls", "username", "passwordSecret", "insecureSkipVerify")
+    r.only("to", "from", "smarthost", "tls", "username", "passwordSecret", "insecureSkipVerify", "caSecret")
     to = tuple(str(t) for t in r.seq("to"))
     if not to or not all("@" in t for t in to):
         raise ConfigError(f"{r.at('to')}: one or more email addresses required")
@@ -196,7 +197,7 @@ def _email(data: Any, where: str) -> EmailSpec:
     if bool(secret) != bool(username):
         raise ConfigError(f"{where}: username and passwordSecret go together")
     return EmailSpec(to, r.text("from", f"bosun@{host}"), host, int(port), tls, username, secret,
-                     bool(data.get("insecureSkipVerify", False)))
+                     bool(data.get("insecureSkipVerify", False)), r.secret("caSecret"))
 
 
 def _receiver(data: Any, where: str) -> ReceiverSpec:

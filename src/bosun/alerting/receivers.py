@@ -108,7 +108,12 @@ class EmailIntegration:
     async def send(self, note: Notification) -> None:
         s = self.spec
         password = await self.secrets(s.password_secret) if s.password_secret else None
-        context = ssl.create_default_context()
+        ca = await self.secrets(s.ca_secret) if s.ca_secret else None
+        try:
+            context = ssl.create_default_context(cadata=ca)
+        except ssl.SSLError as e:
+            raise DeliveryError(f"email: the CA of secret {s.ca_secret.name if s.ca_secret else ''} "
+                                f"is not PEM: {e}") from None
         if s.insecure_skip_verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
