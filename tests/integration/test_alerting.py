@@ -243,6 +243,16 @@ async def test_crashing_pod_reaches_both_receivers_once_resolves_and_is_silenced
 
             await eventually(silenced_long_enough, 60, "crash2 firing under the silence past groupWait", step=0.3)
             assert (len(webhook.received), len(mailbox.messages)) == before
+
+            out = await bosun(plane, "alerts", "unsilence", silence_id)  # the silence ends: now it is said
+            assert out.returncode == 0, out.stderr
+            assert silence_id not in (await bosun(plane, "alerts", "silences")).stdout
+
+            async def crash2_sent() -> bool:
+                return any(a["labels"].get("pod") == "crash2" and b["status"] == "firing"
+                           for b in webhook.received for a in b["alerts"])
+
+            await eventually(crash2_sent, 30, "crash2's alerts sent once the silence ended")
     finally:
         with contextlib.suppress(ApiError):
             await c.delete(NAMESPACES, ns)
