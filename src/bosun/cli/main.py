@@ -26,6 +26,7 @@ def _transport_line(e: BaseException, state: CliState | None) -> str:
 # Verbs load on first use: `bosun get` should not pay for importing the API server.
 LAZY_COMMANDS: dict[str, str] = {
     "agent": "bosun.cli.agent_cmd:agent",
+    "alerts": "bosun.cli.alerts_cmd:alerts",
     "apply": "bosun.cli.apply:apply_cmd",
     "create": "bosun.cli.create:create_cmd",
     "delete": "bosun.cli.delete:delete_cmd",
