@@ -164,8 +164,10 @@ def test_custom_metric_drives_hpa_and_malformed_metrics_harm_no_one(cluster: Net
                                     "target": {"type": "Value", "value": "1000"}}}]}})
     # 30 per pod against 10: three pods (then 30 each again: the max of 4 is the limit).
     wait_for("web scaled up", lambda: replicas(cluster, ns, "web") >= 3, within=120)
-    row = hpa_row(cluster, ns, "web")
-    assert re.fullmatch(r"30/10, \d+/1k", row[2]), row  # the target as stored: canonical
+    # Both metrics shown once the object's has been read too (the pods' one scaled it first);
+    # the target as stored: canonical.
+    wait_for("both metrics in TARGETS", lambda: re.fullmatch(r"30/10, \d+/1k", hpa_row(cluster, ns, "web")[2]),
+             within=60)
     current = cluster.kubectl_json("get", "hpa", "web", "-n", ns)["status"]["currentMetrics"]
     backlog = next(m["object"] for m in current if m["type"] == "Object")
     assert backlog["describedObject"]["name"] == "web" and int(backlog["current"]["value"]) % 20 == 0, current

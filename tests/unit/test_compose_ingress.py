@@ -45,6 +45,9 @@ services:
     lines = t.warnings.lines()
     assert any("x-bosun-ingress[2]" in ln and "needs a host" in ln for ln in lines)
     assert any("x-bosun-ingress[3]" in ln and "port" in ln for ln in lines)
+    # nginx on every node reaches the pods on those ports, whatever networks the service is on.
+    reach = next(o for o in t.all_objects() if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "web-ingress")
+    assert reach["spec"]["ingress"] == [{"ports": [{"port": 80, "protocol": "TCP"}, {"port": 9000, "protocol": "TCP"}]}]
     # The Service it names exists with that port.
     svc = next(o for o in t.all_objects() if o["kind"] == "Service" and o["metadata"]["name"] == "web")
     assert {p["port"] for p in svc["spec"]["ports"]} == {80, 9000}

@@ -43,6 +43,7 @@ class Ingress:
         entries = raw if isinstance(raw, list) else [raw]
         rules: list[JSON] = []
         tls: list[JSON] = []
+        ports: set[int] = set()
         for i, entry in enumerate(entries):
             where = KEY if len(entries) == 1 else f"{KEY}[{i}]"
             if not isinstance(entry, dict) or not entry.get("host"):
@@ -53,6 +54,7 @@ class Ingress:
                 svc.warn(where, "names no port the service exposes (add ports or expose, or a matching port:); "
                                 "ignored")
                 continue
+            ports.add(port)
             host, path = str(entry["host"]), str(entry.get("path") or "/")
             rules.append({"host": host, "http": {"paths": [{
                 "path": path, "pathType": "Prefix",
@@ -64,4 +66,11 @@ class Ingress:
         spec: JSON = {"rules": rules}
         if tls:
             spec["tls"] = tls
-        return [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": svc.metadata(), "spec": spec}]
+        # The nginx of every node forwards to these ports: like a published port, they answer
+        # from outside the service's networks (its network policy admits its networks only).
+        reachable = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                     "metadata": svc.metadata(f"{svc.dns}-ingress"),
+                     "spec": {"podSelector": {"matchLabels": svc.selector()}, "policyTypes": ["Ingress"],
+                              "ingress": [{"ports": [{"port": p, "protocol": "TCP"} for p in sorted(ports)]}]}}
+        return [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": svc.metadata(), "spec": spec},
+                reachable]
