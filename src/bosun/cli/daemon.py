@@ -48,6 +48,7 @@ async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callabl
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
+    started = False
     try:
         starting = asyncio.ensure_future(start())
         waiting = asyncio.ensure_future(done.wait())
@@ -59,13 +60,15 @@ async def run_until_signal(start: Callable[[], Awaitable[object]], stop: Callabl
                 await starting
             return
         starting.result()
+        started = True
         click.echo(ready_message())
         click.echo("ready")
         sys.stdout.flush()
         await done.wait()
     finally:
         await stop()
-        click.echo("stopped", err=True)
+        if started:  # a start that failed says why in one line, not followed by this
+            click.echo("stopped", err=True)
 
 
 _held: list[int] = []  # lock files' descriptors, held for the life of the process
