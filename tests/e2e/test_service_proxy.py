@@ -293,8 +293,13 @@ def test_readiness_takes_an_endpoint_out_and_back(cluster: Cluster) -> None:
     vip = cluster.cluster_ip("web")
     cluster.from_pod("client", f"http://{web[down]}:8080/down")
     target = f"dnat to {web[down]}:8080"
+    # Every Service selecting the pod (web, np, local, lb...) has it once per rule: all of them must
+    # take it back, or the next test's snapshot catches some still without it.
+    counts = {node.name: cluster.nft(node).count(target) for node in (cluster.n1, cluster.n2)}
 
     def in_rotation(node: Node, want: bool) -> Callable[[], bool]:
+        if want:
+            return lambda: cluster.nft(node).count(target) == counts[node.name]
         return lambda: (target in cluster.nft(node)) == want
 
     for node in (cluster.n1, cluster.n2):
@@ -307,7 +312,19 @@ def test_readiness_takes_an_endpoint_out_and_back(cluster: Cluster) -> None:
 
 def test_agent_restart_keeps_connections_and_doubles_nothing(cluster: Cluster) -> None:
     vip = cluster.cluster_ip("web")
+
+    def rules(text: str) -> list[str]:
+        """The same rules (in creation order, which a rebuild changes), once; affinity entries aside."""
+        return sorted(ln for ln in text.splitlines() if "timeout" not in ln)
+
+    # A snapshot of settled rules only: the same twice, a second apart.
     before = cluster.nft()
+    for _ in range(30):
+        time.sleep(1)
+        again = cluster.nft()
+        if rules(again) == rules(before):
+            break
+        before = again
     keep = subprocess.Popen(["ip", "netns", "exec", cluster.n1.netns, sys.executable, "-c", KEEP, vip, "80"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -321,9 +338,5 @@ def test_agent_restart_keeps_connections_and_doubles_nothing(cluster: Cluster) -
         keep.kill()
         keep.wait()
     after = cluster.nft()
-
-    # The same rules (in creation order, which a rebuild changes), once; affinity entries aside.
-    def rules(text: str) -> list[str]:
-        return sorted(ln for ln in text.splitlines() if "timeout" not in ln)
     assert rules(after) == rules(before)
     assert after.count("chain svc-") == before.count("chain svc-")
