@@ -123,28 +123,33 @@ def _diff_value(before: Any, after: Any, meta: FieldMeta | None, path: Path,
 
 
 def fields_of(obj: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    """The FieldsV1 trie of ``leaves(obj)``, built in one walk (a create owns everything)."""
+    """The FieldsV1 trie of ``leaves(obj)``, built in one walk (a create owns everything);
+    names are visited sorted, so each level comes out in the order :func:`to_fields` writes."""
     out: dict[str, Any] = {}
-    for name, value in obj.items():
-        meta = _meta(schema, name)
-        shape = _shape(value, meta)
-        if shape == "none":
+    for name in sorted(obj):
+        value = obj[name]
+        if value is None:
             continue
-        if shape == "map":
-            sub = fields_of(value, meta.sub if meta else _EMPTY)
+        meta = schema.get(name)
+        if isinstance(value, dict):
+            if not value:
+                out["f:" + name] = {}
+                continue
+            sub = fields_of(value, meta.sub if meta is not None else _EMPTY)
             if sub:  # a map of only nulls owns nothing
-                out[f"f:{name}"] = sub
-        elif shape == "keyed":
-            assert meta is not None and meta.key is not None
-            items: dict[str, Any] = {}
-            for item in value:
-                items[f"k:{item_key(item, (meta.key,))}"] = {".": {}, **fields_of(item, meta.sub)}
-            out[f"f:{name}"] = dict(sorted(items.items()))
-        elif shape == "set":
-            out[f"f:{name}"] = {f"v:{v}": {} for v in sorted({set_value(i) for i in value})}
+                out["f:" + name] = sub
+        elif isinstance(value, list) and value and meta is not None and meta.merge:
+            key = meta.key
+            if not key:
+                out["f:" + name] = {"v:" + v: {} for v in sorted({set_value(i) for i in value})}
+            elif all(isinstance(i, dict) and key in i for i in value):
+                items = {"k:" + item_key(item, (key,)): {".": {}, **fields_of(item, meta.sub)} for item in value}
+                out["f:" + name] = dict(sorted(items.items()))
+            else:
+                out["f:" + name] = {}
         else:
-            out[f"f:{name}"] = {}
-    return dict(sorted(out.items()))
+            out["f:" + name] = {}
+    return out
 
 
 def value_at(obj: Any, path: Path) -> Any:

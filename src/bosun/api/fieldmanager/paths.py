@@ -66,15 +66,20 @@ def render(path: Path) -> str:
     return out or "."
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # one encoder, not one per call
+
+
 def item_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
     """The ``k:`` element of an item of a keyed list (compact JSON, keys sorted)."""
-    return json.dumps({k: item.get(k) for k in sorted(keys) if k in item}, separators=(",", ":"),
-                      sort_keys=True)
+    if len(keys) == 1:
+        key = keys[0]
+        return "{" + _JSON(key) + ":" + _JSON(item[key]) + "}" if key in item else "{}"
+    return _JSON({k: item.get(k) for k in sorted(keys) if k in item})
 
 
 def set_value(value: Any) -> str:
     """The ``v:`` element of an item of a set list."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _JSON(value)
 
 
 def overlaps(a: Path, b: Path) -> bool:
