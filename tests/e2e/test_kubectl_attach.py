@@ -64,10 +64,14 @@ def test_attach_it_gives_the_containers_terminal_with_input_and_resizes(node: Ne
     assert code == "3"
 
 
-def test_attach_i_pipes_stdin_into_a_container_without_a_terminal(node: NetnsNode) -> None:
-    node.apply(_pod("reader", ["sh", "-c", "while read l; do echo got-$l; done; echo stdin-closed"], tty=False))
-    node.wait_running("reader")
-    done = node.kubectl("attach", "-i", "reader", stdin="one\ntwo\n")
+@pytest.mark.parametrize("websockets", ["true", "false"])  # "false": over SPDY, as kubectl before 1.30
+def test_attach_i_pipes_stdin_into_a_container_without_a_terminal(
+        node: NetnsNode, websockets: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets)
+    pod = f"reader-{'ws' if websockets == 'true' else 'spdy'}"
+    node.apply(_pod(pod, ["sh", "-c", "while read l; do echo got-$l; done; echo stdin-closed"], tty=False))
+    node.wait_running(pod)
+    done = node.kubectl("attach", "-i", pod, stdin="one\ntwo\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-3:] == ["got-one", "got-two", "stdin-closed"], done.stdout
 
