@@ -1,0 +1,135 @@
+"""The store owner's side: start the API workers, serve each its store, restart one that dies.
+
+A worker is ``python -m bosun.api.workers.worker`` (a fresh interpreter: forking a process
+that already runs SQLite's writer thread and an event loop is not safe). It inherits two
+things: the listening sockets, and one end of a socketpair over which it first receives the
+server's configuration and then reaches the owner's store (storeserver.py). It prints
+``ready`` on its stdout once it serves; nothing else uses that pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from dataclasses import dataclass, replace
+
+from bosun.aio import cancel_and_wait
+from bosun.api.server import ServerConfig
+from bosun.api.workers.storeserver import StoreServer
+from bosun.api.workers.wire import frame
+from bosun.store.base import Store
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 10.0
+# A worker that keeps dying is restarted after a pause that doubles up to this.
+MAX_RESTART_DELAY = 30.0
+
+
+class WorkerStartError(RuntimeError):
+    """A worker exited or stayed silent before it served (its own log says why)."""
+
+
+@dataclass
+class _Worker:
+    index: int
+    proc: asyncio.subprocess.Process
+    serving: asyncio.Task[None]
+
+
+class WorkerPool:
+    """``count`` API worker processes sharing ``sockets`` and ``store`` with this process."""
+
+    def __init__(self, config: ServerConfig, store: Store, sockets: list[socket.socket], count: int,
+                 log_level: str = "WARNING") -> None:
+        self.config = replace(config, api_workers=1)
+        self.store = store
+        self.sockets = sockets
+        self.count = count
+        self.log_level = log_level
+        self.workers: dict[int, _Worker] = {}
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers.values()]
+
+    async def start(self) -> None:
+        """Start every worker and return once all serve (WorkerStartError if one cannot)."""
+        try:
+            await asyncio.gather(*(self._spawn(i) for i in range(1, self.count + 1)))
+        except BaseException:
+            await self.stop()
+            raise
+        for i in self.workers:
+            self._watchers[i] = asyncio.create_task(self._supervise(i), name=f"api-worker-{i}")
+
+    async def _spawn(self, index: int) -> None:
+        mine, theirs = socket.socketpair()
+        fds = [s.fileno() for s in self.sockets]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bosun.api.workers.worker", str(theirs.fileno()),
+                ",".join(map(str, fds)), self.log_level, str(index),
+                pass_fds=(theirs.fileno(), *fds), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_unix_connection(sock=mine)
+        writer.write(frame(self.config))
+        serving = asyncio.create_task(StoreServer(self.store, reader, writer).serve(), name=f"api-worker-{index}-store")
+        self.workers[index] = _Worker(index, proc, serving)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            code = proc.returncode
+            raise WorkerStartError(f"API worker {index} (pid {proc.pid}) did not start"
+                                   + (f": it exited with code {code}" if code is not None else "")
+                                   + "; see its log lines above")
+
+    async def _supervise(self, index: int) -> None:
+        delay = 1.0
+        while True:
+            worker = self.workers[index]
+            code = await worker.proc.wait()
+            await cancel_and_wait(worker.serving)
+            if self._stopping:
+                return
+            log.error("API worker %d (pid %d) exited with code %s; starting another", index, worker.proc.pid, code)
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                try:
+                    await self._spawn(index)
+                    break
+                except WorkerStartError as exc:
+                    log.error("%s; trying again in %.0fs", exc, delay)
+            delay = 1.0
+
+    async def stop(self) -> None:
+        """SIGTERM every worker, SIGKILL one that has not exited after STOP_TIMEOUT."""
+        self._stopping = True
+        for task in self._watchers.values():
+            await cancel_and_wait(task)
+        self._watchers.clear()
+        workers, self.workers = list(self.workers.values()), {}
+        for w in workers:
+            if w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.terminate()
+        for w in workers:
+            try:
+                await asyncio.wait_for(w.proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.error("API worker %d (pid %d) did not stop; killing it", w.index, w.proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.kill()
+                await w.proc.wait()
+            await cancel_and_wait(w.serving)
