@@ -77,9 +77,9 @@ def workers_table(result: dict[str, Any]) -> str:
             runs = "/".join(_f(r["ops_per_s"], 0) for r in s["workers"]["runs"][count])
             rows.append([store, count, _f(m["ops_per_s"]), runs, _f(m["ops_per_s"] / base if base else 0.0, 2),
                          _f(m["p50_ms"], 2), _f(m["p99_ms"], 2), _f(m["server_cpu_ms_per_op"], 3),
-                         _f(100 * m["server_cpu_s"] / m["wall_s"], 0) if m["wall_s"] else "-"])
+                         _pct(m, "server_cpu_s"), _pct(m, "loadgen_cpu_s"), _pct(m, "other_cpu_s")])
     return text_table(["store", "api workers", "creates/s (median)", "runs", "x of fewest", "p50 ms", "p99 ms",
-                       "srv ms/op", "srv%"], rows)
+                       "srv ms/op", "srv%", "loadgen%", "other%"], rows)
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:

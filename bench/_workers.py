@@ -16,13 +16,24 @@ from typing import Any
 
 from _common import PODS, CpuMeter, close_clients, make_namespace, open_clients, per_op_cpu
 from _pods import make_pod
-from _procs import remove_tree, start_server
+from _procs import cpu_seconds, process_tree, remove_tree, start_server
 from _stats import summarize
 from bosun.client.rest import Client
 
 
+def _per_process(pid: int) -> dict[int, float]:
+    out = {}
+    for p in process_tree(pid):
+        try:
+            out[p] = cpu_seconds(p)
+        except OSError:
+            continue
+    return out
+
+
 async def _creates(clients: list[Client], meter: CpuMeter, namespace: str, pods: int) -> dict[str, Any]:
     await make_namespace(clients[0], namespace)
+    before = _per_process(meter.server.pid)
     n = len(clients)
     latencies: list[float] = []
 
@@ -36,7 +47,9 @@ async def _creates(clients: list[Client], meter: CpuMeter, namespace: str, pods:
         start = time.perf_counter()
         await asyncio.gather(*(work(k, c) for k, c in enumerate(clients)))
         elapsed = time.perf_counter() - start
-    return {**summarize(latencies, elapsed), **per_op_cpu(cpu, len(latencies))}
+    # How the work split between the API processes (the first is the store owner).
+    split = [round(v - before.get(p, 0.0), 3) for p, v in _per_process(meter.server.pid).items()]
+    return {**summarize(latencies, elapsed), **per_op_cpu(cpu, len(latencies)), "cpu_s_per_process": split}
 
 
 async def run_workers(store: str, store_url: str, counts: list[int], runs: int, clients: int, pods: int,
@@ -59,6 +72,7 @@ async def run_workers(store: str, store_url: str, counts: list[int], runs: int, 
                 server.stop()
                 remove_tree(data_dir)
     median = {c: {k: round(statistics.median(s[k] for s in ss), 3)
-                  for k in ("ops_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_op", "server_cpu_s", "wall_s")}
+                  for k in ("ops_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_op", "server_cpu_s", "loadgen_cpu_s",
+                            "other_cpu_s", "wall_s")}
               for c, ss in samples.items()}
     return {"clients": clients, "pods": pods, "runs": samples, "median": median}

@@ -20,9 +20,6 @@ import pytest
 from tests.e2e.api_workers_env import Conn, Server, api_server, children, next_event
 from tests.e2e.helpers import BOSUN, Kubectl
 
-NS = "workers-e2e"
-CM = f"/api/v1/namespaces/{NS}/configmaps"
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -45,59 +42,70 @@ def by_process(server: Server, want: int = 2, tries: int = 200) -> dict[int, lis
     raise AssertionError(f"{tries} new connections were all served by {list(got)}")
 
 
-def configmap(name: str, value: str, rv: str = "") -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": NS}
+def configmap(ns: str, name: str, value: str, rv: str = "") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
     if rv:
         meta["resourceVersion"] = rv
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"v": value}}
 
 
 def test_two_processes_serve_one_consistent_api(server: Server) -> None:
+    check_one_api(server, "workers-sqlite")
+
+
+def test_on_etcd_too(etcd_endpoint: str, tmp_path: Path) -> None:
+    """On etcd each worker is a kube-apiserver of its own on the same etcd."""
+    with api_server(tmp_path, 2, "--store", f"etcd://{etcd_endpoint}") as s:
+        check_one_api(s, "workers-etcd")
+
+
+def check_one_api(server: Server, ns: str) -> None:
     assert len(server.pids()) == 2, server.pids()
+    cm = f"/api/v1/namespaces/{ns}/configmaps"
     conns = by_process(server)
     (a, *_), (b, *_) = conns.values()
     status, _ = a.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                          "metadata": {"name": NS}})
+                                                          "metadata": {"name": ns}})
     assert status == 201
     try:
-        status, listed = b.request("GET", CM)
+        status, listed = b.request("GET", cm)
         assert status == 200
         start = listed["metadata"]["resourceVersion"]
         # Watches on new connections until each process serves at least one.
         watches = []
         for pid, watch_conns in by_process(server).items():
-            resp = watch_conns[0].watch(f"{CM}?watch=1&resourceVersion={start}")
+            resp = watch_conns[0].watch(f"{cm}?watch=1&resourceVersion={start}")
             watches.append((pid, resp))
         writes: list[tuple[str, str, str]] = []
         last = 0
         for i in range(12):
             writer, reader = (a, b) if i % 2 == 0 else (b, a)
-            status, made = writer.request("POST", CM, configmap(f"cm-{i}", "one"))
+            status, made = writer.request("POST", cm, configmap(ns, f"cm-{i}", "one"))
             assert status == 201, made
             rv = made["metadata"]["resourceVersion"]
             assert int(rv) > last, "resourceVersions must grow across API processes"
             last = int(rv)
             writes.append(("ADDED", f"cm-{i}", rv))
             # Read-your-writes on the other process: a GET and a list see it at once.
-            status, got = reader.request("GET", f"{CM}/cm-{i}")
+            status, got = reader.request("GET", f"{cm}/cm-{i}")
             assert status == 200 and got["metadata"]["resourceVersion"] == rv
-            status, listed = reader.request("GET", CM)
+            status, listed = reader.request("GET", cm)
             assert f"cm-{i}" in [o["metadata"]["name"] for o in listed["items"]]
             assert int(listed["metadata"]["resourceVersion"]) >= last
         # Compare-and-swap across processes: updated through one, a stale update through the
         # other is 409 Conflict; a create of a taken name is 409 AlreadyExists.
-        status, first = a.request("GET", f"{CM}/cm-0")
+        status, first = a.request("GET", f"{cm}/cm-0")
         stale = first["metadata"]["resourceVersion"]
-        status, updated = a.request("PUT", f"{CM}/cm-0", configmap("cm-0", "two", stale))
+        status, updated = a.request("PUT", f"{cm}/cm-0", configmap(ns, "cm-0", "two", stale))
         assert status == 200
         writes.append(("MODIFIED", "cm-0", updated["metadata"]["resourceVersion"]))
-        status, refused = b.request("PUT", f"{CM}/cm-0", configmap("cm-0", "three", stale))
+        status, refused = b.request("PUT", f"{cm}/cm-0", configmap(ns, "cm-0", "three", stale))
         assert status == 409 and refused["reason"] == "Conflict", refused
-        status, refused = b.request("POST", CM, configmap("cm-1", "again"))
+        status, refused = b.request("POST", cm, configmap(ns, "cm-1", "again"))
         assert status == 409 and refused["reason"] == "AlreadyExists", refused
-        status, gone = b.request("DELETE", f"{CM}/cm-1")
+        status, gone = b.request("DELETE", f"{cm}/cm-1")
         assert status == 200
-        status, missing = a.request("GET", f"{CM}/cm-1")
+        status, missing = a.request("GET", f"{cm}/cm-1")
         assert status == 404, missing
         deleted_rv = gone["metadata"].get("resourceVersion")
         # Every watcher, whichever process serves it, sees the writes in the order they happened.
@@ -111,7 +119,7 @@ def test_two_processes_serve_one_consistent_api(server: Server) -> None:
                 assert int(got_events[-1][2]) > int(writes[-1][2])
             resp.close()
     finally:
-        a.request("DELETE", f"/api/v1/namespaces/{NS}")
+        a.request("DELETE", f"/api/v1/namespaces/{ns}")
         for cs in conns.values():
             for c in cs:
                 c.close()
