@@ -72,14 +72,17 @@ def workers_table(result: dict[str, Any]) -> str:
     rows = []
     for store, s in result["stores"].items():
         med = s["workers"]["median"]
-        base = med[min(med, key=int)]["ops_per_s"]
+        fewest = med[min(med, key=int)]
+        base, base_cost = fewest["ops_per_s"], fewest["busiest_cpu_ms_per_op"]
         for count, m in med.items():
             runs = "/".join(_f(r["ops_per_s"], 0) for r in s["workers"]["runs"][count])
             rows.append([store, count, _f(m["ops_per_s"]), runs, _f(m["ops_per_s"] / base if base else 0.0, 2),
                          _f(m["p50_ms"], 2), _f(m["p99_ms"], 2), _f(m["server_cpu_ms_per_op"], 3),
+                         _f(m["busiest_cpu_ms_per_op"], 3),
+                         _f(base_cost / m["busiest_cpu_ms_per_op"] if m["busiest_cpu_ms_per_op"] else 0.0, 2),
                          _pct(m, "server_cpu_s"), _pct(m, "loadgen_cpu_s"), _pct(m, "other_cpu_s")])
     return text_table(["store", "api workers", "creates/s (median)", "runs", "x of fewest", "p50 ms", "p99 ms",
-                       "srv ms/op", "srv%", "loadgen%", "other%"], rows)
+                       "srv ms/op", "busiest ms/op", "capacity x", "srv%", "loadgen%", "other%"], rows)
 
 
 def verdicts(result: dict[str, Any]) -> list[str]:
@@ -91,6 +94,9 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             ok = "MET" if ratio >= WORKERS_TARGET else "MISSED"
             out.append(f"{store} pod creates with 2 API workers: {ratio:.2f}x of 1 (medians), "
                        f"target >= {WORKERS_TARGET:g}x: {ok}")
+            cap = med["1"]["busiest_cpu_ms_per_op"] / med["2"]["busiest_cpu_ms_per_op"]
+            out.append(f"{store} capacity with 2 API workers (CPU per create of the busiest process, 1 over 2): "
+                       f"{cap:.2f}x; what a box with a free core per process would give")
     sq = result["stores"].get("sqlite")
     if sq and sq["throughput"]:
         best = max(
@@ -127,6 +133,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"\nAPI processes (--api-workers): {first['pods']} pod creates by {first['clients']} clients, a fresh "
           f"server per run; loop speed {m['loop_mops']} M/s")
     print(workers_table(result))
+    print("busiest ms/op: CPU per create of the busiest API process; capacity x: the fewest-process "
+          "figure of it over this one")
     sq = result["stores"].get("sqlite") or {}
     if sq.get("churn"):
         print(f"\nSQLite under churn ({result['params']['pods']} pods updated over and over)")

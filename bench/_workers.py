@@ -49,7 +49,11 @@ async def _creates(clients: list[Client], meter: CpuMeter, namespace: str, pods:
         elapsed = time.perf_counter() - start
     # How the work split between the API processes (the first is the store owner).
     split = [round(v - before.get(p, 0.0), 3) for p, v in _per_process(meter.server.pid).items()]
-    return {**summarize(latencies, elapsed), **per_op_cpu(cpu, len(latencies)), "cpu_s_per_process": split}
+    # The busiest process's CPU per create bounds the rate the server reaches with a core per
+    # process; on a box other work also uses, that is the figure that does not depend on it.
+    busiest = round(max(split) * 1000 / len(latencies), 3) if latencies else 0.0
+    return {**summarize(latencies, elapsed), **per_op_cpu(cpu, len(latencies)), "cpu_s_per_process": split,
+            "busiest_cpu_ms_per_op": busiest}
 
 
 async def run_workers(store: str, store_url: str, counts: list[int], runs: int, clients: int, pods: int,
@@ -72,7 +76,8 @@ async def run_workers(store: str, store_url: str, counts: list[int], runs: int, 
                 server.stop()
                 remove_tree(data_dir)
     median = {c: {k: round(statistics.median(s[k] for s in ss), 3)
-                  for k in ("ops_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_op", "server_cpu_s", "loadgen_cpu_s",
+                  for k in ("ops_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_op", "busiest_cpu_ms_per_op",
+                            "server_cpu_s", "loadgen_cpu_s",
                             "other_cpu_s", "wall_s")}
               for c, ss in samples.items()}
     return {"clients": clients, "pods": pods, "runs": samples, "median": median}

@@ -29,6 +29,14 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def is_worker(pid: int) -> bool:
+    """``pid`` is a live API worker (not gone, not a zombie, not a new process with its number)."""
+    try:
+        return b"bosun.api.workers" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _socket_inode(server_port: int, client_port: int) -> str | None:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         f = line.split()
@@ -146,9 +154,5 @@ def api_server(tmp: Path, workers: int, *extra: str) -> Iterator[Server]:
             proc.kill()
             proc.wait()
         for pid in pids:  # a worker must never outlive its server; if one did, do not leave it
-            try:
-                Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"bosun.api.workers" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if is_worker(pid):
                 subprocess.run(["kill", "-9", str(pid)], check=False)

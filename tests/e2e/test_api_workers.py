@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.api_workers_env import Conn, Server, api_server, children, next_event
+from tests.e2e.api_workers_env import Conn, Server, api_server, children, is_worker, next_event
 from tests.e2e.helpers import BOSUN, Kubectl
 
 
@@ -148,7 +148,7 @@ def test_a_dead_worker_is_replaced_and_stop_leaves_no_process(tmp_path: Path) ->
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             now = children(s.proc.pid)
-            if now and now[0] != worker and Path(f"/proc/{now[0]}/cmdline").read_bytes().count(b"bosun.api.workers"):
+            if now and now[0] != worker and is_worker(now[0]):
                 break
             time.sleep(0.1)
         else:
@@ -164,8 +164,7 @@ def test_a_dead_worker_is_replaced_and_stop_leaves_no_process(tmp_path: Path) ->
         err = s.proc.stderr.read()
         assert f"API worker 1 (pid {worker}) exited with code -9; starting another" in err, err
         for pid in (worker, replacement):
-            assert not Path(f"/proc/{pid}").exists() or b"bosun.api.workers" not in Path(
-                f"/proc/{pid}/cmdline").read_bytes(), f"worker {pid} outlived the server"
+            assert not is_worker(pid), f"worker {pid} outlived the server"
 
 
 def test_bad_worker_count_is_one_line(tmp_path: Path) -> None:
@@ -173,3 +172,14 @@ def test_bad_worker_count_is_one_line(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "--api-workers" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_workers_exit_when_the_server_is_killed(tmp_path: Path) -> None:
+    with api_server(tmp_path, 2) as s:
+        (worker,) = children(s.proc.pid)
+        s.proc.kill()
+        s.proc.wait()
+        deadline = time.monotonic() + 30
+        while is_worker(worker):
+            assert time.monotonic() < deadline, f"worker {worker} outlived its killed server"
+            time.sleep(0.1)

@@ -84,15 +84,20 @@ class WorkerPool:
         serving = asyncio.create_task(StoreServer(self.store, reader, writer).serve(), name=f"api-worker-{index}-store")
         self.workers[index] = _Worker(index, proc, serving)
         assert proc.stdout is not None
+        timed_out = False
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
         except TimeoutError:
-            line = b""
+            line, timed_out = b"", True
         if line.strip() != b"ready":
-            code = proc.returncode
-            raise WorkerStartError(f"API worker {index} (pid {proc.pid}) did not start"
-                                   + (f": it exited with code {code}" if code is not None else "")
-                                   + "; see its log lines above")
+            exited = not timed_out
+            if proc.returncode is None:  # silent for too long, or closed its stdout: not half-started
+                proc.kill()
+            code = await proc.wait()
+            await cancel_and_wait(serving)
+            why = f"it exited with code {code}" if exited else f"it did not serve within {START_TIMEOUT:.0f}s"
+            raise WorkerStartError(f"API worker {index} (pid {proc.pid}) did not start: {why}; "
+                                   "see its log lines above")
 
     async def _supervise(self, index: int) -> None:
         delay = 1.0
@@ -109,7 +114,7 @@ class WorkerPool:
                 try:
                     await self._spawn(index)
                     break
-                except WorkerStartError as exc:
+                except (WorkerStartError, OSError) as exc:
                     log.error("%s; trying again in %.0fs", exc, delay)
             delay = 1.0
 
