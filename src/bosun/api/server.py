@@ -188,7 +188,10 @@ class APIServer:
                 await web.SockSite(self._runner, sock, ssl_context=ssl_ctx).start()
             self.listen_sockets = list(self._given_sockets)
         else:
-            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
+            # With API workers, each listens on a socket of its own on the same port
+            # (SO_REUSEPORT): the kernel spreads new connections evenly over them.
+            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True,
+                               reuse_port=cfg.api_workers > 1 or None)
             await site.start()
             server = site._server
             assert server is not None and hasattr(server, "sockets")

@@ -2,9 +2,15 @@
 
 A worker is ``python -m bosun.api.workers.worker`` (a fresh interpreter: forking a process
 that already runs SQLite's writer thread and an event loop is not safe). It inherits two
-things: the listening sockets, and one end of a socketpair over which it first receives the
-server's configuration and then reaches the owner's store (storeserver.py). It prints
+things: listening sockets of its own, and one end of a socketpair over which it first receives
+the server's configuration and then reaches the owner's store (storeserver.py). It prints
 ``ready`` on its stdout once it serves; nothing else uses that pipe.
+
+Its listening sockets are bound here, to the owner's address and port, with SO_REUSEPORT (the
+owner's too): the kernel then hashes each new connection to one of the processes' queues, so
+connections spread evenly. One shared socket would let whichever process wakes first take
+them: in a benchmark, one process took all 50 clients. A worker that dies takes its socket
+with it (the parent keeps no copy), so no connection waits in a queue nobody accepts from.
 """
 
 from __future__ import annotations
@@ -28,6 +34,22 @@ START_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 # A worker that keeps dying is restarted after a pause that doubles up to this.
 MAX_RESTART_DELAY = 30.0
+
+
+def listen_beside(sock: socket.socket) -> socket.socket:
+    """A new listening socket on ``sock``'s address and port, in its SO_REUSEPORT group."""
+    new = socket.socket(sock.family, socket.SOCK_STREAM)
+    try:
+        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if sock.family == socket.AF_INET6:  # as asyncio binds the owner's
+            new.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        new.bind(sock.getsockname()[:2])
+        new.listen(128)
+    except BaseException:
+        new.close()
+        raise
+    return new
 
 
 class WorkerStartError(RuntimeError):
@@ -70,8 +92,9 @@ class WorkerPool:
             self._watchers[i] = asyncio.create_task(self._supervise(i), name=f"api-worker-{i}")
 
     async def _spawn(self, index: int) -> None:
+        listening = [listen_beside(s) for s in self.sockets]
         mine, theirs = socket.socketpair()
-        fds = [s.fileno() for s in self.sockets]
+        fds = [s.fileno() for s in listening]
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bosun.api.workers.worker", str(theirs.fileno()),
@@ -79,6 +102,8 @@ class WorkerPool:
                 pass_fds=(theirs.fileno(), *fds), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
         finally:
             theirs.close()
+            for s in listening:
+                s.close()
         reader, writer = await asyncio.open_unix_connection(sock=mine)
         writer.write(frame(self.config))
         serving = asyncio.create_task(StoreServer(self.store, reader, writer).serve(), name=f"api-worker-{index}-store")
