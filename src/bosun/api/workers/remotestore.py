@@ -13,7 +13,7 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-from bosun.api.workers.wire import END, ERROR, EVENT, OK, decode_error, frame, read_frame
+from bosun.api.workers.wire import END, ERROR, EVENT, OK, Outbox, decode_error, read_frame
 from bosun.store.base import KeyValue, UnavailableError, WatchEvent
 
 _GONE = "the store owner process is gone"
@@ -25,6 +25,7 @@ class RemoteStore:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._out = Outbox(writer)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._watches: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
@@ -66,7 +67,7 @@ class RemoteStore:
         rid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        self._writer.write(frame((rid, op, args)))
+        self._out.put((rid, op, args))
         return await fut
 
     async def get(self, key: str) -> KeyValue | None:
@@ -112,7 +113,7 @@ class RemoteStore:
         rid = next(self._ids)
         queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         self._watches[rid] = queue
-        self._writer.write(frame((rid, "watch", (prefix, from_revision))))
+        self._out.put((rid, "watch", (prefix, from_revision)))
         try:
             while True:
                 kind, payload = await queue.get()
@@ -125,7 +126,7 @@ class RemoteStore:
         finally:
             self._watches.pop(rid, None)
             if not self.lost.is_set() and not self._writer.is_closing():
-                self._writer.write(frame((rid, "cancel", (rid,))))
+                self._out.put((rid, "cancel", (rid,)))
 
     async def close(self) -> None:
         self._writer.close()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bosun.aio import cancel_and_wait
-from bosun.api.workers.wire import END, ERROR, EVENT, OK, encode_error, frame, kv_tuple, read_frame
+from bosun.api.workers.wire import END, ERROR, EVENT, OK, Outbox, encode_error, kv_tuple, read_frame
 from bosun.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class StoreServer:
         self.store = store
         self.reader = reader
         self.writer = writer
+        self._out = Outbox(writer)
         self._calls: set[asyncio.Task[None]] = set()
         self._watches: dict[int, asyncio.Task[None]] = {}
 
@@ -81,8 +82,7 @@ class StoreServer:
                 await self.writer.wait_closed()
 
     def _send(self, message: Any) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(frame(message))
+        self._out.put(message)
 
     async def _call(self, rid: int, op: str, args: tuple[Any, ...]) -> None:
         try:

@@ -40,6 +40,26 @@ def frame(message: Any) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
+class Outbox:
+    """Frames put within one turn of the event loop leave in one write: one system call for
+    the many requests (or replies, or watch events) that a busy loop produces at once."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._frames: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def put(self, message: Any) -> None:
+        if not self._frames:
+            self._loop.call_soon(self._flush)
+        self._frames.append(frame(message))
+
+    def _flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if frames and not self.writer.is_closing():
+            self.writer.write(b"".join(frames))
+
+
 async def read_frame(reader: asyncio.StreamReader) -> Any:
     """The next message; IncompleteReadError when the other end is gone."""
     (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
