@@ -129,6 +129,8 @@ class RemoteStore:
                 self._out.put((rid, "cancel", (rid,)))
 
     async def close(self) -> None:
+        for queue in self._watches.values():  # closing ends open watches, as every store's close does
+            queue.put_nowait((END, None))
         self._writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
