@@ -162,4 +162,6 @@ class WorkerPool:
                 with contextlib.suppress(ProcessLookupError):
                     w.proc.kill()
                 await w.proc.wait()
+            if w.proc.returncode:  # its own log lines above say why (e.g. shared objects modified)
+                log.error("API worker %d (pid %d) stopped with code %s", w.index, w.proc.pid, w.proc.returncode)
             await cancel_and_wait(w.serving)
