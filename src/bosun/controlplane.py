@@ -32,6 +32,7 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.pool import WorkerPool
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.leader import LeaderElector
 from bosun.client.rest import Client
@@ -85,6 +86,8 @@ class ControlPlane:
         self._elector_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.components: dict[str, Component] = {}
+        # The other API processes (--api-workers), when there are any.
+        self.workers: WorkerPool | None = None
 
     @property
     def url(self) -> str:
@@ -103,6 +106,12 @@ class ControlPlane:
     async def start(self) -> None:
         await self.api.start()
         try:
+            if self.config.api_workers > 1:
+                assert self.api.store is not None
+                self.workers = WorkerPool(self.config, self.api.store, self.api.listen_sockets,
+                                          self.config.api_workers - 1,
+                                          logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+                await self.workers.start()
             self.components = discover_components(self.options)
             if any(f"-{name}" not in self.options.controllers for name in COLLECTORS):
                 self.components["apiserver-collectors"] = self._collectors
@@ -187,6 +196,9 @@ class ControlPlane:
             delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
+        if self.workers is not None:  # first: they reach the store through this process
+            await self.workers.stop()
+            self.workers = None
         await cancel_and_wait(self._elector_task)
         self._elector_task = None
         if self._heartbeat_task is not None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class ServerConfig:
     default_toleration_seconds: int = 300
     # The metrics history (--metrics-retention, --metrics-resolution, --metrics-max-series).
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    # API processes (--api-workers): this one plus N-1 workers sharing its socket and store
+    # (bosun.api.workers); started by the ControlPlane.
+    api_workers: int = 1
 
     @property
     def host(self) -> str:
@@ -84,12 +88,21 @@ class ServerConfig:
 
 
 class APIServer:
-    def __init__(self, config: ServerConfig, *, collectors: bool = True) -> None:
+    def __init__(self, config: ServerConfig, *, collectors: bool = True, store: Store | None = None,
+                 sockets: list[socket.socket] | None = None) -> None:
         """``collectors``: run the garbage collector and the namespace finalizer from the
         start. A ControlPlane turns this off and runs them only while it holds the Lease,
-        so that several servers on one etcd do not do the same work twice."""
+        so that several servers on one etcd do not do the same work twice.
+
+        An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through
+        and the listening ``sockets`` it shares with it; otherwise the server opens the store
+        its config names and listens on its own."""
         self.config = config
         self.collectors = collectors
+        self._given_store = store
+        self._given_sockets = sockets
+        # What this server listens on (an API worker inherits them).
+        self.listen_sockets: list[socket.socket] = []
         self.store: Store | None = None
         self.cache: WatchCache | None = None
         self.storage: Storage | None = None
@@ -124,7 +137,7 @@ class APIServer:
         cfg = self.config
         cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await open_store(cfg.store_url, cfg.data_dir)
+        self.store = self._given_store or await open_store(cfg.store_url, cfg.data_dir)
         if cfg.tls:  # before anything reads the CA, tokens or encryption key: they may come from the store
             self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config,
                                         own_identity=not cfg.swarm)
@@ -170,19 +183,27 @@ class APIServer:
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
-        await site.start()
-        port = cfg.port
-        if port == 0:  # an ephemeral port was asked for (tests): find which one we got
+        if self._given_sockets:
+            for sock in self._given_sockets:
+                await web.SockSite(self._runner, sock, ssl_context=ssl_ctx).start()
+            self.listen_sockets = list(self._given_sockets)
+        else:
+            # With API workers, each listens on a socket of its own on the same port
+            # (SO_REUSEPORT): the kernel spreads new connections evenly over them.
+            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True,
+                               reuse_port=cfg.api_workers > 1 or None)
+            await site.start()
             server = site._server
             assert server is not None and hasattr(server, "sockets")
-            port = server.sockets[0].getsockname()[1]
+            self.listen_sockets = list(server.sockets)
+        port = self.listen_sockets[0].getsockname()[1]
         host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
         self.url = f"{scheme}://{connect_host}:{port}"
         if cfg.tls:
             self._ca_pem = pki.ca_cert_pem
-            self.write_kubeconfig([])
+            if not self._given_sockets:  # a worker's URL is its owner's: the owner writes it
+                self.write_kubeconfig([])
 
     def write_kubeconfig(self, others: list[str]) -> None:
         """The admin kubeconfig for this server, naming ``others`` (the cluster's other
