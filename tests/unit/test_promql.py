@@ -1,0 +1,108 @@
+"""The PromQL subset: what parses, what is refused with its line and column, and what it
+evaluates to over a real metrics history."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bosun.alerting.rulefile import RuleFileError, parse_rule_file
+from bosun.monitoring.history import HistoryConfig, MetricsHistory
+from bosun.monitoring.promql import PromQLError, parse
+from bosun.monitoring.promql_eval import Evaluator, HistorySource, Sample
+
+
+@pytest.mark.parametrize(("text", "where", "words"), [
+    ("rate(x[5m]", "1:11", "unexpected end of expression; expected ')'"),
+    ("rate(x)", "1:1", "rate() needs a range vector"),
+    ("frob(x[5m])", "1:1", "unknown function 'frob'"),
+    ("x >", "1:4", "unexpected end of expression"),
+    ('x{a="b"', "1:8", "expected ',' or '}'"),
+    ('x{a=~"("}', "1:6", "invalid regular expression"),
+    ("sum by (a) (x[5m])", "1:1", "needs an instant vector"),
+    ("1 and x", "1:3", "works between two vectors"),
+    ("x $ 3", "1:3", "unexpected character '$'"),
+    ("x[5m]", "1:1", "a range vector is only the argument"),
+    ("x offset 5m", "1:3", "unexpected 'offset'"),
+    ("x >\n  y )", "2:5", "unexpected ')'"),
+])
+def test_errors_name_line_and_column(text: str, where: str, words: str) -> None:
+    with pytest.raises(PromQLError) as err:
+        parse(text)
+    assert str(err.value).startswith(where + ": ") and words in str(err.value)
+
+
+def history_with(*samples: tuple[str, dict[str, str], list[float]]) -> MetricsHistory:
+    """A history holding each series' values, one a second up to now."""
+    h = MetricsHistory(HistoryConfig(retention=600.0, resolution=1.0))
+    now = time.time()
+    for name, labels, values in samples:
+        for i, v in enumerate(values):
+            h.add(name, labels, v, now - (len(values) - 1 - i))
+    return h
+
+
+def run(h: MetricsHistory, text: str) -> list[tuple[dict[str, str], float]]:
+    out = Evaluator(HistorySource(h)).vector(parse(text))
+    found = [(s.labels, s.value) for s in out if isinstance(s, Sample)]
+    return sorted(found, key=lambda x: (x[0].get("pod", ""), sorted(x[0].items())))
+
+
+def test_selectors_functions_aggregations_and_operators() -> None:
+    a = {"namespace": "shop", "pod": "a", "container": "web"}
+    b = {"namespace": "shop", "pod": "b", "container": "web"}
+    c = {"namespace": "dev", "pod": "c", "container": "job"}
+    h = history_with(("restarts", a, [0, 1, 2, 0, 1]),  # a reset: increase 1+1+0(reset to 0)+1 = 3
+                     ("restarts", b, [4, 4, 4, 4, 4]),
+                     ("restarts", c, [1, 2, 3, 4, 5]),
+                     ("used", {"pvc": "data"}, [90.0]), ("capacity", {"pvc": "data"}, [100.0]),
+                     ("used", {"pvc": "logs"}, [10.0]), ("capacity", {"pvc": "logs"}, [100.0]))
+    name = "__name__"
+    assert run(h, 'restarts{namespace="shop"}') == [({**a, name: "restarts"}, 1.0), ({**b, name: "restarts"}, 4.0)]
+    assert [lb["pod"] for lb, _ in run(h, 'restarts{pod=~"a|c", namespace!="dev"}')] == ["a"]
+    assert [lb["pod"] for lb, _ in run(h, 'restarts{pod!~"a|c"}')] == ["b"]
+    assert run(h, "increase(restarts{pod=\"a\"}[1m])")[0][1] == pytest.approx(3 * 60 / 4)
+    assert run(h, 'rate(restarts{pod="c"}[1m])') == [(c, 1.0)]
+    assert run(h, 'max_over_time(restarts{pod="a"}[1m])') == [(a, 2.0)]
+    assert run(h, 'avg_over_time(restarts{pod="b"}[1m])') == [(b, 4.0)]
+    assert run(h, "sum by (namespace) (restarts)") == [({"namespace": "dev"}, 5.0), ({"namespace": "shop"}, 5.0)]
+    assert run(h, "count without (pod, container) (restarts)") == [({"namespace": "dev"}, 1.0),
+                                                                   ({"namespace": "shop"}, 2.0)]
+    assert run(h, "max(restarts) by (container)") == [({"container": "job"}, 5.0), ({"container": "web"}, 4.0)]
+    assert run(h, "used / capacity > 0.8") == [({"pvc": "data"}, 0.9)]
+    assert [lb["pod"] for lb, _ in run(h, "restarts > 3")] == ["b", "c"]
+    assert run(h, "restarts * 2 - 1 >= 9") == [(c, 9.0)]
+    assert [lb["pod"] for lb, _ in run(h, 'restarts > 3 and restarts{namespace="shop"}')] == ["b"]
+    assert [lb["pod"] for lb, _ in run(h, 'restarts > 3 unless restarts{namespace="shop"}')] == ["c"]
+    assert [lb["pod"] for lb, _ in run(h, 'restarts{pod="a"} or restarts{pod="c"}')] == ["a", "c"]
+    assert run(h, "absent_metric > 0") == []
+
+
+def test_rule_files_are_prometheus_format_and_errors_name_the_rule() -> None:
+    rules = parse_rule_file("""
+groups:
+- name: g
+  labels: {team: a}
+  rules:
+  - alert: High
+    expr: sum by (pod) (rate(x[5m])) > 1
+    for: 2m
+    keep_firing_for: 30s
+    labels: {severity: page}
+    annotations: {summary: "{{ $labels.pod }} is high"}
+""", "ns/cm[rules.yaml]")
+    assert [(r.name, r.for_, r.keep_firing_for, r.labels) for r in rules] == [
+        ("High", 120.0, 30.0, {"team": "a", "severity": "page"})]
+    for text, message in [
+        ("groups: [{name: g, rules: [{alert: A, expr: 'x >'}]}]", "groups[0].rules[0].expr: 1:4: unexpected end"),
+        ("groups: [{name: g, rules: [{record: r, expr: x}]}]", "groups[0].rules[0].record: recording rules"),
+        ("groups: [{name: g, rules: [{alert: A, expr: '1 > 0'}]}]", "must select series"),
+        ("groups: [{name: g, rules: [{alert: A, expr: x, for: soon}]}]", "groups[0].rules[0].for: 'soon'"),
+        ("groups: [{name: g, rules: [{alert: A, expr: x, severity: high}]}]", "groups[0].rules[0].severity: unknown"),
+        ("groups: [{name: g}, {name: g}]", "groups[1].name: 'g' given twice"),
+        ("groups: [{name: g, rules: [{alert: A}]", "invalid YAML at line 1"),
+    ]:
+        with pytest.raises(RuleFileError) as err:
+            parse_rule_file(text)
+        assert message in str(err.value), (text, str(err.value))
