@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
-from tests.integration.alert_receivers import Webhook
-from tests.integration.helpers import create_namespace, eventually
+from tests.integration.alert_receivers import Webhook, free_port
+from tests.integration.helpers import agent_config, client_for, create_namespace, eventually, node_name
 
+from bosun.agent.agent import Agent
+from bosun.agent.runtime.process import ProcessDriver
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.component import ControlPlaneOptions
@@ -170,5 +172,88 @@ evaluationInterval: 300ms
                                                    and "PodRestartsHigh" in t]),
                          30, "the resolved message", step=0.3)
         assert len(fired()) == 1  # grouped and de-duplicated: one firing message
+    finally:
+        await c.delete(NAMESPACES, ns)
+
+
+@pytest.fixture
+async def agent(plane: RunningServer, tmp_path: Path) -> AsyncIterator[Agent]:
+    config = agent_config(tmp_path / "agent", node_name(tmp_path, "check"))
+    driver = ProcessDriver(config.runtime_dir / "process", "127.0.0.1")
+    c = client_for(plane)
+    node = Agent(c, config, driver, node_ip="127.0.0.1")
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+        with contextlib.suppress(FileNotFoundError):
+            for ctr in await driver.list_containers():
+                await driver.remove_container(ctr.id)
+        with contextlib.suppress(ApiError):
+            await c.delete(resource("", "v1", "nodes"), config.node_name)
+        await c.close()
+
+
+def checked_pod(name: str, node: str, command: list[str], check: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "annotations": {"bosun.io/http-check": check}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "main", "image": "host", "command": command}]}}
+
+
+async def test_http_check_records_status_and_latency_and_fires_when_failing(
+        plane: RunningServer, client: Client, agent: Agent, webhook: Webhook) -> None:
+    c = client
+    ns = f"check-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    port = free_port()
+    config = f"""
+receivers:
+- name: chat
+  webhooks: [{{url: "{webhook.url}"}}]
+route: {{receiver: chat, groupWait: 1s, groupInterval: 1s}}
+evaluationInterval: 300ms
+rules:
+  KubeHttpCheckFailing: {{for: 0s}}
+"""
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bosun-alerting"},
+                                "data": {"config.yaml": config}}, SYSTEM)
+    node = agent.config.node_name
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    try:
+        # A path: the pod's own IP and port; an absolute URL: fetched from the pod's node.
+        await c.create(PODS, {**checked_pod("web", node, server, "/"), "spec": {
+            **checked_pod("web", node, server, "/")["spec"],
+            "containers": [{"name": "main", "image": "host", "command": server, "ports": [{"containerPort": port}]}]}},
+            ns)
+        await c.create(PODS, checked_pod("monitor", node, ["sleep", "300"], f"http://127.0.0.1:{port}/nope"), ns)
+
+        async def probes() -> dict[str, tuple[str, str]] | None:
+            """pod -> (status code, success), as the history has them."""
+            seen: dict[str, dict[str, str]] = {}
+            for metric in ("probe_http_status_code", "probe_success"):
+                out = await c.request("GET", "/metrics/query", params={"query": f'{metric}{{namespace="{ns}"}}'})
+                for r in out["data"]["result"]:
+                    seen.setdefault(r["metric"]["pod"], {})[metric] = r["value"][1]
+            found = {pod: (m.get("probe_http_status_code", ""), m.get("probe_success", "")) for pod, m in seen.items()}
+            return found if len(found) == 2 and all(a and b for a, b in found.values()) else None
+
+        found = await eventually(probes, 60, "both checks in the history", step=0.5)
+        assert found == {"web": ("200", "1"), "monitor": ("404", "0")}
+        latency = await c.request("GET", "/metrics/query", params={"query": 'probe_duration_seconds{pod="web"}'})
+        assert 0 < float(latency["data"]["result"][0]["value"][1]) < 5
+
+        def firing() -> list[Obj]:
+            return [b for b in webhook.received if b["text"].startswith("[FIRING:1] KubeHttpCheckFailing")]
+
+        await eventually(lambda: asyncio.sleep(0, firing()), 30, "the HTTP check alert at the webhook", step=0.3)
+        assert f"http://127.0.0.1:{port}/nope of pod {ns}/monitor is failing" in firing()[0]["attachments"][0]["text"]
+        # The monitor's URL fixed: the check passes at the next round and the alert resolves.
+        await c.patch(PODS, "monitor", {"metadata": {"annotations": {
+            "bosun.io/http-check": f"http://127.0.0.1:{port}/"}}}, ns)
+        await eventually(lambda: asyncio.sleep(0, [b for b in webhook.received
+                                                   if b["text"].startswith("[RESOLVED] KubeHttpCheckFailing")]),
+                         60, "the resolved message", step=0.3)
     finally:
         await c.delete(NAMESPACES, ns)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bosun.alerting.builtin import RuleSettings
 from bosun.alerting.model import Candidate
@@ -30,6 +30,13 @@ class Querier(Protocol):
     async def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
         """The instant vector of ``expr`` now: (labels, value) per series."""
         ...
+
+
+@runtime_checkable
+class Refreshable(Protocol):
+    """A rule source that must be refreshed (asynchronously) before each evaluation."""
+
+    async def refresh(self, querier: Querier, now: float) -> None: ...
 
 
 def _value(v: float) -> str:

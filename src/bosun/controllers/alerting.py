@@ -18,6 +18,7 @@ import logging
 import time
 
 from bosun.alerting.builtin import BUILTIN, Cluster, RuleSettings
+from bosun.alerting.builtin_expr import EXPR_BUILTIN
 from bosun.alerting.config import (
     CONFIG_KEY,
     CONFIG_NAME,
@@ -30,7 +31,7 @@ from bosun.alerting.config import (
 )
 from bosun.alerting.delivery import Courier
 from bosun.alerting.engine import Engine
-from bosun.alerting.exprsource import QueryError
+from bosun.alerting.exprsource import QueryError, Refreshable
 from bosun.alerting.model import Alert, RuleSource
 from bosun.alerting.notify import Notification, Notifier
 from bosun.alerting.receivers import DeliveryError, EmailIntegration, Integration, WebhookIntegration
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 CONFIGMAPS = resource("", "v1", "configmaps")
 SECRETS = resource("", "v1", "secrets")
 HPAS = resource("autoscaling", "v2", "horizontalpodautoscalers")
-KNOWN_RULES = frozenset(BUILTIN)
+RULES = {**BUILTIN, **EXPR_BUILTIN}
+KNOWN_RULES = frozenset(RULES)
 NO_CONFIG = "none: no bosun-alerting ConfigMap in kube-system; alerts are only recorded as Events"
 QUERY_PATH = "/metrics/query"
 
@@ -85,7 +87,7 @@ class Alerting:
                                     shared_objects=ctx.informers.shared_objects)
         cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets)
         # Made once: some sources remember between evaluations (restart counts, parsed certificates).
-        self.sources = {name: builtin.make(cluster) for name, builtin in BUILTIN.items()}
+        self.sources = {name: builtin.make(cluster) for name, builtin in RULES.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
         self.config = AlertingConfig()
         self.config_version = ""
@@ -132,7 +134,7 @@ class Alerting:
     async def apply(self, config: AlertingConfig) -> None:
         self.config = config
         self.rules = []
-        for name, builtin in BUILTIN.items():
+        for name, builtin in RULES.items():
             settings = builtin.settings.overridden(config.rules[name]) if name in config.rules else builtin.settings
             if settings.enabled:
                 self.rules.append((self.sources[name], settings))
@@ -188,7 +190,8 @@ class Alerting:
         for cm, error in self.user_rules.sync(self.configmaps.list()):
             self.recorder.event(cm, "Warning", "InvalidAlertRules", f"{error} (this rule file is skipped)")
         user = self.user_rules.sources()
-        await asyncio.gather(*(s.refresh(self.querier, now) for s in user))
+        await asyncio.gather(*(s.refresh(self.querier, now) for s in user),
+                             *(s.refresh(self.querier, now) for s, _ in self.rules if isinstance(s, Refreshable)))
         changes = self.engine.evaluate([*self.rules, *((s, s.settings()) for s in user)], now)
         for a in changes.fired:
             self.recorder.event(a.involved or self._status_ref(), "Warning", "AlertFiring", f"{a.name}: {a.summary}")

@@ -1,0 +1,42 @@
+"""The built-in rules over the metrics history: expressions, like a user's rules, fed by what
+the agents report (HTTP checks, volume usage). They are on by default and overridden in the
+``bosun-alerting`` ConfigMap like the rules over objects (:mod:`.builtin`).
+"""
+
+from __future__ import annotations
+
+from bosun.alerting.builtin import Builtin, Cluster, RuleSettings
+from bosun.alerting.exprsource import ExprRuleSource
+from bosun.alerting.model import RuleSource
+from bosun.alerting.rulefile import ExprRule
+from bosun.monitoring.promql import parse
+
+
+def _rule(name: str, expr: str, summary: str, description: str = "") -> ExprRule:
+    annotations = {"summary": summary, **({"description": description} if description else {})}
+    return ExprRule(name, expr, parse(expr), annotations=annotations, source="built-in")
+
+
+def _make(rule: ExprRule) -> Builtin:
+    def make(cluster: Cluster) -> RuleSource:
+        return ExprRuleSource(rule)
+
+    return Builtin(make, RuleSettings(0.0, 0.0, {"severity": "warning"}))
+
+
+def _with(b: Builtin, for_: float) -> Builtin:
+    s = b.settings
+    return Builtin(b.make, RuleSettings(for_, s.keep_firing_for, s.labels, s.annotations, s.enabled))
+
+
+EXPR_BUILTIN: dict[str, Builtin] = {
+    "KubeHttpCheckFailing": _with(_make(_rule(
+        "KubeHttpCheckFailing", "probe_success == 0",
+        "HTTP check {{ $labels.url }} of pod {{ $labels.namespace }}/{{ $labels.pod }} is failing",
+        "the GET did not answer 2xx/3xx within the timeout (see probe_http_status_code)")), 30.0),
+    "KubePersistentVolumeFillingUp": _with(_make(_rule(
+        "KubePersistentVolumeFillingUp",
+        "kubelet_volume_stats_used_bytes / kubelet_volume_stats_capacity_bytes > 0.9",
+        "PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is almost full",
+        "{{ $value }} of its capacity is used")), 60.0),
+}
