@@ -33,7 +33,8 @@ from bosun.monitoring.history import HistoryConfig
 
 pytestmark = pytest.mark.timeout(120)
 
-PODS, NAMESPACES, CONFIGMAPS, EVENTS = (resource("", "v1", p) for p in ("pods", "namespaces", "configmaps", "events"))
+PODS, NAMESPACES, CONFIGMAPS, PVCS, PVS = (resource("", "v1", p) for p in (
+    "pods", "namespaces", "configmaps", "persistentvolumeclaims", "persistentvolumes"))
 BOSUN = str(Path(sys.executable).parent / "bosun")
 SYSTEM = "kube-system"
 Obj = dict[str, Any]
@@ -257,3 +258,58 @@ rules:
                          60, "the resolved message", step=0.3)
     finally:
         await c.delete(NAMESPACES, ns)
+
+
+async def test_claim_almost_full_fires_from_the_agents_volume_stats(
+        plane: RunningServer, client: Client, agent: Agent, webhook: Webhook, tmp_path: Path) -> None:
+    c = client
+    ns = f"pvc-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    config = f"""
+receivers:
+- name: chat
+  webhooks: [{{url: "{webhook.url}"}}]
+route: {{receiver: chat, groupWait: 1s, groupInterval: 1s}}
+evaluationInterval: 300ms
+rules:
+  KubePersistentVolumeFillingUp: {{for: 0s}}
+"""
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bosun-alerting"},
+                                "data": {"config.yaml": config}}, SYSTEM)
+    where = tmp_path / "pv"
+    where.mkdir()
+    pv_name = f"{ns}-data"
+    try:
+        await c.create(PVS, {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+                             "spec": {"capacity": {"storage": "100Ki"}, "accessModes": ["ReadWriteOnce"],
+                                      "hostPath": {"path": str(where)},
+                                      "claimRef": {"namespace": ns, "name": "data"}}})
+        await c.create(PVCS, {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                              "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": pv_name, "storageClassName": "",
+                                       "resources": {"requests": {"storage": "100Ki"}}}}, ns)
+        await c.patch(PVCS, "data", {"status": {"phase": "Bound", "capacity": {"storage": "100Ki"}}}, ns,
+                      subresource="status")
+        await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db"}, "spec": {
+            "nodeName": agent.config.node_name, "terminationGracePeriodSeconds": 0,
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            "containers": [{"name": "main", "image": "host", "command": ["sleep", "300"],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}, ns)
+        (where / "fill").write_bytes(b"x" * 95_000)  # what the database wrote: 24 blocks of 4 KiB, 96%
+
+        async def ratio() -> list[Obj]:
+            q = (f'kubelet_volume_stats_used_bytes{{namespace="{ns}"}} '
+                 f'/ kubelet_volume_stats_capacity_bytes{{namespace="{ns}"}}')
+            return list((await c.request("GET", "/metrics/query", params={"query": q}))["data"]["result"])
+
+        found = await eventually(ratio, 60, "the claim's usage in the history", step=0.5)
+        assert found[0]["metric"]["persistentvolumeclaim"] == "data" and float(found[0]["value"][1]) > 0.9
+
+        def firing() -> list[Obj]:
+            return [b for b in webhook.received if b["text"].startswith("[FIRING:1] KubePersistentVolumeFillingUp")]
+
+        await eventually(lambda: asyncio.sleep(0, firing()), 30, "the almost-full alert at the webhook", step=0.3)
+        assert f"PersistentVolumeClaim {ns}/data is almost full" in firing()[0]["attachments"][0]["text"]
+    finally:
+        await c.delete(NAMESPACES, ns)
+        with contextlib.suppress(ApiError):
+            await c.delete(PVS, pv_name)
