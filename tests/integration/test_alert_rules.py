@@ -13,22 +13,26 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from tests.conftest import RunningServer, served
 from tests.integration.alert_receivers import Webhook, free_port
 from tests.integration.helpers import agent_config, client_for, create_namespace, eventually, node_name
 
 from bosun.agent.agent import Agent
 from bosun.agent.runtime.process import ProcessDriver
+from bosun.alerting.clustercerts import ClientCertificates, ClusterCertificateExpiring
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.component import ControlPlaneOptions
 from bosun.controllers._common import resource
+from bosun.controllers.alerting import ClientQuerier
 from bosun.monitoring.history import HistoryConfig
 
 pytestmark = pytest.mark.timeout(120)
@@ -313,3 +317,20 @@ rules:
         await c.delete(NAMESPACES, ns)
         with contextlib.suppress(ApiError):
             await c.delete(PVS, pv_name)
+
+
+async def test_cluster_certificates_are_read_as_a_client_sees_them(plane: RunningServer, client: Client) -> None:
+    """The CA the control plane's client trusts and the certificate the API server serves in a
+    handshake; with a threshold longer than their lives, the rule holds for both."""
+    found = await ClientCertificates(client.config).certificates()
+    ca = x509.load_pem_x509_certificate(await asyncio.to_thread(Path(plane.ca_path).read_bytes))
+    whats = [w for w, _ in found]
+    assert len(found) == 2 and whats[0].startswith("cluster CA ") and whats[1].startswith("API server 127.0.0.1:")
+    assert found[0][1] == ca.not_valid_after_utc.timestamp()
+    now = time.time()
+    assert all(ends > now for _, ends in found)
+    rule = ClusterCertificateExpiring(ClientCertificates(client.config), soon=100 * 365 * 86400.0)
+    await rule.refresh(ClientQuerier(client), now)
+    summaries = [c.annotations["summary"] for c in rule.active(now)]
+    assert len(summaries) == 2 and all("certificate expires in" in s for s in summaries)
+    assert list(ClusterCertificateExpiring(ClientCertificates(client.config)).active(now)) == []

@@ -1,11 +1,13 @@
-"""The built-in rules over the metrics history: expressions, like a user's rules, fed by what
-the agents report (HTTP checks, volume usage). They are on by default and overridden in the
-``bosun-alerting`` ConfigMap like the rules over objects (:mod:`.builtin`).
+"""The built-in rules refreshed before each evaluation: expressions over the metrics history,
+like a user's rules, fed by what the agents report (HTTP checks, volume usage), and the
+cluster's own certificates (read in TLS handshakes). They are on by default and overridden in
+the ``bosun-alerting`` ConfigMap like the rules over objects (:mod:`.builtin`).
 """
 
 from __future__ import annotations
 
 from bosun.alerting.builtin import Builtin, Cluster, RuleSettings
+from bosun.alerting.clustercerts import ClusterCertificateExpiring
 from bosun.alerting.exprsource import ExprRuleSource
 from bosun.alerting.model import RuleSource
 from bosun.alerting.rulefile import ExprRule
@@ -39,4 +41,6 @@ EXPR_BUILTIN: dict[str, Builtin] = {
         "kubelet_volume_stats_used_bytes / kubelet_volume_stats_capacity_bytes > 0.9",
         "PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is almost full",
         "{{ $value }} of its capacity is used")), 60.0),
+    "ClusterCertificateExpiring": Builtin(lambda c: ClusterCertificateExpiring(c.served),
+                                          RuleSettings(0.0, 0.0, {"severity": "warning"})),
 }

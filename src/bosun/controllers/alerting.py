@@ -19,6 +19,7 @@ import time
 
 from bosun.alerting.builtin import BUILTIN, Cluster, RuleSettings
 from bosun.alerting.builtin_expr import EXPR_BUILTIN
+from bosun.alerting.clustercerts import ClientCertificates
 from bosun.alerting.config import (
     CONFIG_KEY,
     CONFIG_NAME,
@@ -85,7 +86,8 @@ class Alerting:
         # Only TLS Secrets (the certificate rule's): the rest of the cluster's secrets stay out of this cache.
         self.tls_secrets = Informer(self.client, SECRETS, field_selector="type=kubernetes.io/tls",
                                     shared_objects=ctx.informers.shared_objects)
-        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets)
+        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets,
+                          ClientCertificates(self.client.config))
         # Made once: some sources remember between evaluations (restart counts, parsed certificates).
         self.sources = {name: builtin.make(cluster) for name, builtin in RULES.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
