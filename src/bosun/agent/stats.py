@@ -27,6 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from bosun.agent import usage
+from bosun.agent.podnet import add_pod_network
 from bosun.agent.runtime.base import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -210,6 +211,7 @@ class StatsCollector:
             used = await self._pod_disk(list(pods))
             for uid, pod in pods.items():
                 pod["ephemeral-storage"] = {"time": ts, "usedBytes": used.get(uid, 0)}
+        await add_pod_network(self.driver, pods, ts)
         if self.volumes is not None:
             for pod in pods.values():
                 ref = pod["podRef"]

@@ -22,6 +22,8 @@ NODE_TX = "node_network_transmit_bytes_total"
 POD_CPU = "pod_cpu_usage_cores"
 POD_MEMORY = "pod_memory_working_set_bytes"
 POD_DISK = "pod_ephemeral_storage_used_bytes"
+POD_RX = "pod_network_receive_bytes_total"
+POD_TX = "pod_network_transmit_bytes_total"
 CONTAINER_CPU = "container_cpu_usage_cores"
 CONTAINER_MEMORY = "container_memory_working_set_bytes"
 RESTARTS = "pod_container_restarts_total"
@@ -31,7 +33,7 @@ VOLUME_AVAILABLE = "kubelet_volume_stats_available_bytes"
 # Names a custom metric may not take (they would mix with the agents' own figures).
 RESERVED = frozenset({NODE_CPU, NODE_MEMORY, NODE_FS_USED, NODE_FS_CAPACITY, NODE_RX, NODE_TX, POD_CPU,
                       POD_MEMORY, POD_DISK, CONTAINER_CPU, CONTAINER_MEMORY, RESTARTS, VOLUME_USED,
-                      VOLUME_CAPACITY, VOLUME_AVAILABLE})
+                      VOLUME_CAPACITY, VOLUME_AVAILABLE, POD_RX, POD_TX})
 
 
 def _num(d: Any, key: str) -> float | None:
@@ -69,6 +71,10 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
         disk = _num(entry.get("ephemeral-storage"), "usedBytes")
         if disk is not None:
             yield POD_DISK, labels, disk
+        for name, key in ((POD_RX, "rxBytes"), (POD_TX, "txBytes")):
+            value = _num(entry.get("network"), key)
+            if value is not None:
+                yield name, labels, value
         for c in entry.get("containers") or []:
             clabels = {**labels, "container": str(c.get("name", ""))}
             cpu = _num(c.get("cpu"), "usageNanoCores")
