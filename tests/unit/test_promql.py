@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bosun.alerting.rulefile import RuleFileError, parse_rule_file
+from bosun.alerting.userrules import UserRules
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.promql import PromQLError, parse
 from bosun.monitoring.promql_eval import Evaluator, HistorySource, Sample
@@ -106,3 +107,39 @@ groups:
         with pytest.raises(RuleFileError) as err:
             parse_rule_file(text)
         assert message in str(err.value), (text, str(err.value))
+
+
+class HistoryQuerier:
+    """The query API's evaluation, in process: the rule sources' Querier over a real history."""
+
+    def __init__(self, history: MetricsHistory) -> None:
+        self.evaluator = Evaluator(HistorySource(history))
+
+    async def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        return [(s.labels, s.value) for s in self.evaluator.vector(parse(expr))]
+
+
+async def test_rule_files_that_escaped_admission_are_skipped_and_reported_once() -> None:
+    good = ("groups: [{name: g, rules: [{alert: Big, expr: 'x > 1', "
+            "annotations: {summary: '{{ $labels.pod }}: {{ $value }}'}}]}]")
+    bad = "groups: [{name: g, rules: [{alert: Bad, expr: 'x >'}]}]"
+    cm = {"metadata": {"namespace": "ns", "name": "rules", "resourceVersion": "1",
+                       "labels": {"bosun.io/alert-rules": "true"}}, "data": {"a.yaml": good, "b.yaml": bad}}
+    plain = {"metadata": {"namespace": "ns", "name": "other", "resourceVersion": "1"}, "data": {"c.yaml": bad}}
+    rules = UserRules()
+    news = rules.sync([cm, plain])
+    assert [(c["metadata"]["name"], e) for c, e in news] == [
+        ("rules", "b.yaml: groups[0].rules[0].expr: 1:4: unexpected end of expression; expected '(' or '-' or '{' "
+                  "or a name or a number")]
+    assert rules.sync([cm, plain]) == []  # the same resourceVersion: not reported again
+    rows = rules.describe()
+    assert [(r["alert"], r["health"]) for r in rows] == [("Big", "unknown"), ("", "invalid")]
+    assert rows[1]["source"] == "ns/rules[b.yaml]" and "1:4" in rows[1]["error"]
+
+    h = history_with(("x", {"pod": "p1"}, [5.0]), ("x", {"pod": "p2"}, [0.5]))
+    (source,) = rules.sources()
+    await source.refresh(HistoryQuerier(h), time.time())
+    assert [(dict(c.labels), c.annotations["summary"]) for c in source.active(time.time())] == [
+        ({"pod": "p1"}, "p1: 5")]
+    assert rules.describe()[0]["health"] == "ok" and rules.describe()[0]["series"] == 1
+    assert rules.sync([]) == [] and rules.sources() == []  # the ConfigMap deleted: its rules are gone
