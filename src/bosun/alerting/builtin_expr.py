@@ -31,16 +31,19 @@ def _with(b: Builtin, for_: float) -> Builtin:
     return Builtin(b.make, RuleSettings(for_, s.keep_firing_for, s.labels, s.annotations, s.enabled))
 
 
+HTTP_CHECK_FAILING = _rule(
+    "KubeHttpCheckFailing", "probe_success == 0",
+    "HTTP check {{ $labels.url }} of pod {{ $labels.namespace }}/{{ $labels.pod }} is failing",
+    "the GET did not answer 2xx/3xx within the timeout (see probe_http_status_code)")
+VOLUME_FILLING_UP = _rule(
+    "KubePersistentVolumeFillingUp", "kubelet_volume_stats_used_bytes / kubelet_volume_stats_capacity_bytes > 0.9",
+    "PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is almost full",
+    "{{ $value }} of its capacity is used")
+EXPR_RULES = (HTTP_CHECK_FAILING, VOLUME_FILLING_UP)
+
 EXPR_BUILTIN: dict[str, Builtin] = {
-    "KubeHttpCheckFailing": _with(_make(_rule(
-        "KubeHttpCheckFailing", "probe_success == 0",
-        "HTTP check {{ $labels.url }} of pod {{ $labels.namespace }}/{{ $labels.pod }} is failing",
-        "the GET did not answer 2xx/3xx within the timeout (see probe_http_status_code)")), 30.0),
-    "KubePersistentVolumeFillingUp": _with(_make(_rule(
-        "KubePersistentVolumeFillingUp",
-        "kubelet_volume_stats_used_bytes / kubelet_volume_stats_capacity_bytes > 0.9",
-        "PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is almost full",
-        "{{ $value }} of its capacity is used")), 60.0),
+    HTTP_CHECK_FAILING.name: _with(_make(HTTP_CHECK_FAILING), 30.0),
+    VOLUME_FILLING_UP.name: _with(_make(VOLUME_FILLING_UP), 60.0),
     "ClusterCertificateExpiring": Builtin(lambda c: ClusterCertificateExpiring(c.served),
                                           RuleSettings(0.0, 0.0, {"severity": "warning"})),
 }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import operator
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -40,7 +39,9 @@ class Source(Protocol):
     def instant(self, name: str, equal: Mapping[str, str]) -> Iterable[tuple[Labels, float]]: ...
 
     def window(self, name: str, equal: Mapping[str, str], seconds: float) -> Iterable[
-            tuple[Labels, list[tuple[float, float]]]]: ...
+            tuple[Labels, float, float, list[float]]]:
+        """(labels, time of the first cell, time between cells, cells with NaN for gaps)."""
+        ...
 
 
 class HistorySource:
@@ -53,10 +54,10 @@ class HistorySource:
         return [(labels, p.value) for labels, p in self.history.latest(name, equal)]
 
     def window(self, name: str, equal: Mapping[str, str], seconds: float) -> Iterable[
-            tuple[Labels, list[tuple[float, float]]]]:
+            tuple[Labels, float, float, list[float]]]:
         # A sample is stored at the start of its slot, up to a resolution before it was taken.
-        start = time.time() - seconds - self.history.config.resolution
-        return [(r.labels, r.points) for r in self.history.query(name, equal, start=start)]
+        step = self.history.config.resolution
+        return [(labels, t0, step, cells) for labels, t0, cells in self.history.windows(name, equal, seconds + step)]
 
 
 def _div(a: float, b: float) -> float:
@@ -71,24 +72,34 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
 
 
-def _increase(points: list[tuple[float, float]]) -> float:
-    total, prev = 0.0, points[0][1]
-    for _, v in points[1:]:
-        total += v - prev if v >= prev else v  # a counter that went down was reset
-        prev = v
-    return total
+def _counter_change(cells: list[float]) -> tuple[float, int] | None:
+    """A counter's increase over the cells (a value lower than the one before is a reset, so
+    it counts from zero) and the number of cells between its first and last sample; one pass,
+    as this runs for every series of a rate()."""
+    first = last = -1
+    total = prev = 0.0
+    for i, v in enumerate(cells):
+        if v != v:
+            continue
+        if first < 0:
+            first = i
+        else:
+            total += v - prev if v >= prev else v
+        prev, last = v, i
+    return (total, last - first) if last > first else None
 
 
-def _range_fn(fn: str, points: list[tuple[float, float]], seconds: float) -> float | None:
-    values = [v for _, v in points]
+def _range_fn(fn: str, cells: list[float], step: float, seconds: float) -> float | None:
+    """``fn`` over one series' cells (NaN: no sample in that slot)."""
     if fn in ("rate", "increase"):
-        if len(points) < 2:
+        change = _counter_change(cells)
+        if change is None:
             return None
-        span = points[-1][0] - points[0][0]
-        if span <= 0:
-            return None
-        per_second = _increase(points) / span
+        per_second = change[0] / (change[1] * step)
         return per_second if fn == "rate" else per_second * seconds
+    values = [v for v in cells if v == v]
+    if not values:
+        return None
     if fn == "avg_over_time":
         return sum(values) / len(values)
     if fn == "max_over_time":
@@ -146,10 +157,10 @@ class Evaluator:
         equal = {m.label: m.value for m in sel.matchers if m.op == "="}
         rest = [m for m in sel.matchers if m.op != "="]
         out = []
-        for labels, points in self.source.window(sel.name, equal, sel.range):
-            if not points or not all(m.matches(labels) for m in rest):
+        for labels, _, step, cells in self.source.window(sel.name, equal, sel.range):
+            if not all(m.matches(labels) for m in rest):
                 continue
-            value = _range_fn(call.function, points, sel.range)
+            value = _range_fn(call.function, cells, step, sel.range)
             if value is not None:
                 out.append(Sample(labels, value))
         return out
