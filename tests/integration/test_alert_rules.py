@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from cryptography import x509
@@ -159,6 +160,12 @@ evaluationInterval: 300ms
 
         result = await eventually(answered, 30, "the query API answering from the history", step=0.3)
         assert [r["metric"]["container"] for r in result] == ["a"] and result[0]["value"][1] == "5"
+        query = urlencode({"query": f'max(pod_container_restarts_total{{namespace="{ns}"}})'})
+        raw = await asyncio.to_thread(
+            subprocess.run, ["/usr/bin/kubectl", "--kubeconfig", plane.kubeconfig, "get", "--raw",
+                             f"/metrics/query?{query}"], capture_output=True, text=True, timeout=30)
+        assert raw.returncode == 0, raw.stderr
+        assert json.loads(raw.stdout)["data"]["result"][0]["value"][1] == "5"
 
         def fired() -> list[Obj]:
             return [b for b in webhook.received if b["text"] == "[FIRING:1] PodRestartsHigh (team=web)"]
