@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bosun.agent.httpcheck import check_url
 from bosun.alerting.rulefile import RuleFileError, parse_rule_file
 from bosun.alerting.userrules import UserRules
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
@@ -143,3 +144,16 @@ async def test_rule_files_that_escaped_admission_are_skipped_and_reported_once()
         ({"pod": "p1"}, "p1: 5")]
     assert rules.describe()[0]["health"] == "ok" and rules.describe()[0]["series"] == 1
     assert rules.sync([]) == [] and rules.sources() == []  # the ConfigMap deleted: its rules are gone
+
+
+def test_http_check_targets() -> None:
+    def pod(check: str, **extra: object) -> dict[str, object]:
+        return {"metadata": {"annotations": {"bosun.io/http-check": check, **extra}},
+                "spec": {"containers": [{"name": "a", "ports": [{"containerPort": 8080}]}]},
+                "status": {"phase": "Running", "podIP": "10.1.2.3"}}
+
+    assert check_url(pod("/healthz")) == "http://10.1.2.3:8080/healthz"  # the first container port
+    assert check_url(pod("ready", **{"bosun.io/http-check-port": "9000"})) == "http://10.1.2.3:9000/ready"
+    assert check_url(pod("http://10.96.0.10:80/")) == "http://10.96.0.10:80/"  # a ClusterIP, as written
+    assert check_url({**pod("/x"), "status": {"phase": "Pending"}}) is None  # starting: not a failing check
+    assert check_url({**pod("/x"), "metadata": {}}) is None
