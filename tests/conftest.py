@@ -15,6 +15,7 @@ import pytest
 
 from bosun.api.server import APIServer, ServerConfig
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
+from bosun.monitoring.history import HistoryConfig
 from bosun.network.config import NetworkConfig
 
 pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
@@ -66,16 +67,19 @@ class RunningServer:
 def start_server(
     data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
     encryption_config: Path | None = None, listen: str = "127.0.0.1:0", network: NetworkConfig | None = None,
+    history: HistoryConfig | None = None,
 ) -> RunningServer:
     """A bare API server, or with ``options`` the whole control plane (scheduler, controllers).
     ``encryption_config`` is the server's --encryption-config (None: the server's default);
     ``listen`` another address than loopback (for agents in network namespaces of the test's);
-    ``network`` its --cluster-cidr, --service-cidr... (None: the defaults)."""
+    ``network`` its --cluster-cidr, --service-cidr... (None: the defaults); ``history`` its
+    --metrics-retention/--metrics-resolution (None: the defaults)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="api-server", daemon=True)
     thread.start()
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                          encryption_config=encryption_config, network=network or NetworkConfig())
+                          encryption_config=encryption_config, network=network or NetworkConfig(),
+                          history=history or HistoryConfig())
     server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
@@ -87,11 +91,11 @@ def start_server(
     return RunningServer(server, loop, thread, data_dir)
 
 
-def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None
-           ) -> Iterator[RunningServer]:
+def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
+           history: HistoryConfig | None = None) -> Iterator[RunningServer]:
     """A fixture's body: a server (see start_server) for as long as the fixture lives,
     stopped afterwards even when the test failed. Use as ``yield from served(...)``."""
-    running = start_server(data_dir, store_url, options)
+    running = start_server(data_dir, store_url, options, history=history)
     try:
         yield running
     finally:

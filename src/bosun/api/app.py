@@ -197,6 +197,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     r.add_get("/version", version)
     r.add_get("/metrics", instruments.handler)
     r.add_get("/metrics/history", query_api.history_handler)
+    r.add_get("/metrics/query", query_api.query_handler)
     r.add_get("/federate", query_api.federate_handler)
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)
