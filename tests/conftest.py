@@ -24,6 +24,10 @@ pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
 os.environ["BOSUN_CHECK_SHARED_OBJECTS"] = "1"
 
 
+# No controller but the collectors (they always run unless named with a "-"), no scheduler.
+COLLECTORS_ONLY = ControlPlaneOptions(controllers=["none"], scheduler=False)
+
+
 @dataclass
 class RunningServer:
     """A real `bosun` API server on a loopback port, run on its own event loop thread."""
@@ -42,9 +46,12 @@ class RunningServer:
         return str(self.server.kubeconfig)
 
     @property
+    def api(self) -> APIServer:
+        return self.server.api if isinstance(self.server, ControlPlane) else self.server
+
+    @property
     def token(self) -> str:
-        api = self.server.api if isinstance(self.server, ControlPlane) else self.server
-        return api.token
+        return self.api.token
 
     @property
     def ca_path(self) -> str:
@@ -67,7 +74,9 @@ def start_server(
     data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
     encryption_config: Path | None = None, listen: str = "127.0.0.1:0", network: NetworkConfig | None = None,
 ) -> RunningServer:
-    """A bare API server, or with ``options`` the whole control plane (scheduler, controllers).
+    """The API server with only the controllers that finish deletion (garbage collector,
+    namespace, CRD finalizer), or with ``options`` the whole control plane (scheduler,
+    controllers).
     ``encryption_config`` is the server's --encryption-config (None: the server's default);
     ``listen`` another address than loopback (for agents in network namespaces of the test's);
     ``network`` its --cluster-cidr, --service-cidr... (None: the defaults)."""
@@ -76,7 +85,7 @@ def start_server(
     thread.start()
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
                           encryption_config=encryption_config, network=network or NetworkConfig())
-    server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
+    server = ControlPlane(config, options or COLLECTORS_ONLY)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
         fut.result(90)

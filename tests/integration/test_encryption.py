@@ -18,7 +18,6 @@ import pytest
 from tests.conftest import RunningServer, start_server
 
 from bosun.api.registry import by_plural
-from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.security.encryption import new_config
@@ -38,8 +37,8 @@ def kubectl(
 
 def raw(srv: RunningServer, key: str) -> bytes:
     """The value as the store holds it (what sqlite3 or etcdctl would show)."""
-    server = srv.server
-    assert isinstance(server, APIServer) and server.store is not None
+    server = srv.api
+    assert server.store is not None
     kv = srv.call(server.store.get(key))
     assert kv is not None, key
     return kv.value  # type: ignore[attr-defined, no-any-return]
