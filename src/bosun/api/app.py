@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bosun.api import discovery, errors, metrics, openapi, reviews
 from bosun.api.access import AccessControl
+from bosun.api.aggregator import Aggregator
 from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
@@ -44,6 +45,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
              swarm: SwarmEndpoints | None = None, history: HistoryConfig | None = None) -> web.Application:
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
+    aggregator = Aggregator(rest.storage)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -159,6 +161,10 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             return await metrics_api.handle(request, parts[1:])
         if parts[0] == custom_metrics.GROUP:
             return await custom_api.handle(request, parts[1:])
+        if len(parts) >= 2 and parts[1] not in catalog.group_versions().get(parts[0], ()):
+            proxied = await aggregator.proxy(request, parts[0], parts[1])  # an aggregated API's
+            if proxied is not None:
+                return proxied
         if len(parts) == 1:
             grp = discovery.group(parts[0], catalog)
             if grp is None:
