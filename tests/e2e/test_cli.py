@@ -534,7 +534,7 @@ spec:
 """
     cli.ok("apply", "-f", cli.write("crd.yaml", crd), ns=False)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while cli("get", "gadgets").rc != 0:
             assert time.monotonic() < deadline, "the CRD was not served"
             time.sleep(0.1)
