@@ -28,6 +28,7 @@ from typing import Any
 from bosun.api.registry import Resource
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
+from bosun.client.workqueue import run_workers
 from bosun.component import ComponentContext
 from bosun.controllers._common import Controller, Obj
 from bosun.controllers._kinds import BUILTIN, ServedKinds
@@ -35,6 +36,7 @@ from bosun.controllers._kinds import BUILTIN, ServedKinds
 log = logging.getLogger(__name__)
 
 GC_FINALIZERS = ("orphan", "foregroundDeletion")
+SYNC_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +57,16 @@ class GarbageCollector(Controller):
         self.owners: dict[str, list[Obj]] = {}  # dependent uid -> its ownerReferences
         self.dependents: dict[str, set[str]] = {}  # owner uid -> dependent uids
         self.deleting: dict[str, list[str]] = {}  # owner uid -> collector finalizers still on it
+        # Informers of the collector's own (not the shared ones): a kind that cannot be listed
+        # (a Secret sealed with a key this server lacks) must hold up neither the collection of
+        # every other kind nor the other controllers waiting for the shared informers to sync.
+        self._builtin: dict[str, Informer] = {}
         self._custom: dict[str, Informer] = {}  # group_plural -> informer of a custom kind
         self._tasks: set[asyncio.Task[None]] = set()
         for res in BUILTIN:
-            self._follow(ctx.informers.get(res), res)
+            inf = self._builtin[res.group_plural] = Informer(self.client, res,
+                                                             shared_objects=ctx.informers.shared_objects)
+            self._follow(inf, res)
         self.kinds.on_added.append(self._custom_added)
         self.kinds.on_removed.append(self._custom_removed)
 
@@ -89,9 +97,19 @@ class GarbageCollector(Controller):
 
     async def run(self) -> None:
         try:
-            await super().run()
+            for inf in self._builtin.values():
+                await inf.start()
+            await self.ctx.informers.start()  # the CRDs
+            synced = await asyncio.gather(*(inf.wait_synced(SYNC_SECONDS) for inf in self._builtin.values()),
+                                          return_exceptions=True)
+            for inf, ok in zip(self._builtin.values(), synced, strict=True):
+                if isinstance(ok, BaseException):
+                    log.error("garbage collector: cannot list %s yet; its owner references are followed once "
+                              "it can: %s", inf.resource.group_plural, ok or "timed out")
+            await run_workers(self.queue, self.reconcile, self.workers)
         finally:
-            for inf in self._custom.values():
+            self.queue.shutdown()
+            for inf in [*self._builtin.values(), *self._custom.values()]:
                 await inf.stop()
 
     # ---- the graph --------------------------------------------------------------------
