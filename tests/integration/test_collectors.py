@@ -75,9 +75,9 @@ def widget(name: str, **meta: Any) -> dict[str, Any]:
     return {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": name, **meta}, "spec": {}}
 
 
-def cm_owned_by(name: str, owner: dict[str, Any], **meta: Any) -> dict[str, Any]:
+def cm_owned_by(name: str, owner: dict[str, Any], block: bool = True, **meta: Any) -> dict[str, Any]:
     ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-           "uid": owner["metadata"]["uid"], "blockOwnerDeletion": True}
+           "uid": owner["metadata"]["uid"], "blockOwnerDeletion": block}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "ownerReferences": [ref], **meta}}
 
 
@@ -102,6 +102,15 @@ async def test_custom_owners_cascade_in_every_mode(c: Client, namespace: str) ->
     assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
     await c.patch(CMS, "fg-dep", {"metadata": {"finalizers": None}}, namespace)
     await until("the foreground owner goes after its dependent", lambda: _gone(c, WIDGETS, "fg", namespace))
+
+    # A dependent that does not block its owner (blockOwnerDeletion false) does not hold it.
+    owner = await c.create(WIDGETS, widget("nb"), namespace)
+    await c.create(CMS, cm_owned_by("nb-dep", owner, block=False, finalizers=["example.com/hold"]), namespace)
+    await c.delete(WIDGETS, "nb", namespace, propagation_policy="Foreground")
+    await until("the owner goes without waiting for a non-blocking dependent",
+                lambda: _gone(c, WIDGETS, "nb", namespace))
+    assert (await c.get(CMS, "nb-dep", namespace))["metadata"]["deletionTimestamp"]
+    await c.patch(CMS, "nb-dep", {"metadata": {"finalizers": None}}, namespace)
 
     # Orphan: a custom dependent of a ConfigMap stays, without its reference.
     cm_owner = await c.create(CMS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "or"}}, namespace)

@@ -11,7 +11,8 @@ dependents, and a work queue acts on two sorts of keys:
 - ``owner/<uid>``: an object being deleted that carries a collector finalizer the API put
   on it. ``orphan``: its dependents lose their reference to it, then the finalizer goes.
   ``foregroundDeletion``: its dependents are deleted (each in Foreground) and the
-  finalizer goes once none is left; a dependent's DELETED event brings the owner back.
+  finalizer goes once none with ``blockOwnerDeletion`` is left; a dependent's DELETED event
+  brings the owner back.
 
 Every write goes through the client (authorization, admission, compare-and-swap), and it
 runs under the control plane's Lease like every controller.
@@ -212,11 +213,16 @@ class GarbageCollector(Controller):
                 await self._edit_list(dep, dep_uid, "ownerReferences", lambda r: r.get("uid") != uid)
             await self._edit_list(where, uid, "finalizers", lambda f: f != "orphan")
             return
-        # foregroundDeletion: delete the dependents, and let the owner go once they are gone.
+        # foregroundDeletion: delete the dependents, and let the owner go once those that block
+        # it (blockOwnerDeletion) are gone; the others follow it as any orphan does.
         for dep_uid, dep in deps:
             await self._delete(dep, dep_uid, "Foreground")
-        if not deps:
+        if not any(self._blocks(dep_uid, uid) for dep_uid, _ in deps):
             await self._edit_list(where, uid, "finalizers", lambda f: f != "foregroundDeletion")
+
+    def _blocks(self, dep_uid: str, owner_uid: str) -> bool:
+        return any(r.get("uid") == owner_uid and r.get("blockOwnerDeletion") is True
+                   for r in self.owners.get(dep_uid, ()))
 
     async def _delete(self, where: Ref, uid: str, policy: str) -> None:
         try:
