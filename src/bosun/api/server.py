@@ -1,6 +1,7 @@
 """The API server's lifecycle: store, watch cache, encryption at rest, PKI, credentials,
-HTTP listener, and (unless a control plane runs them under its Lease) the garbage collector
-and the namespace finalizer."""
+HTTP listener, and the CRD controller that serves what the store's CRDs define. Garbage
+collection and namespace deletion are controllers (:mod:`bosun.controllers`) run by the
+control plane under its Lease."""
 
 from __future__ import annotations
 
