@@ -135,6 +135,10 @@ def test_aggregated_api_is_checked_and_proxied(server: RunningServer, tmp_path: 
         assert available(server, f"v1alpha1.{GROUP}") == ("True", "Passed", "all checks passed")
         got = json.loads(kubectl(server, "get", "--raw", f"/apis/{GROUP}/v1alpha1/flavours").stdout)
         assert got["items"] == [{"metadata": {"name": "vanilla"}}]
+        # Discovery lists the aggregated group, so kubectl knows its kinds.
+        listed = kubectl(server, "api-resources", f"--api-group={GROUP}", "--no-headers").stdout.split()
+        assert listed[:2] == ["flavours", f"{GROUP}/v1alpha1"], listed
+        assert kubectl(server, "get", "flavours", "-o", "name").stdout.split() == ["flavour.demo.example.com/vanilla"]
         assert "admin" in backend.users[-1]  # the caller's identity, passed on
         # A CA that did not sign the server's certificate: the check fails and says so.
         other = ensure_pki(tmp_path / "other", ["nothing"]).ca_cert_pem
