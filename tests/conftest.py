@@ -25,6 +25,10 @@ pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
 os.environ["BOSUN_CHECK_SHARED_OBJECTS"] = "1"
 
 
+# No controller but the collectors (they always run unless named with a "-"), no scheduler.
+COLLECTORS_ONLY = ControlPlaneOptions(controllers=["none"], scheduler=False)
+
+
 @dataclass
 class RunningServer:
     """A real `bosun` API server on a loopback port, run on its own event loop thread."""
@@ -43,9 +47,12 @@ class RunningServer:
         return str(self.server.kubeconfig)
 
     @property
+    def api(self) -> APIServer:
+        return self.server.api if isinstance(self.server, ControlPlane) else self.server
+
+    @property
     def token(self) -> str:
-        api = self.server.api if isinstance(self.server, ControlPlane) else self.server
-        return api.token
+        return self.api.token
 
     @property
     def ca_path(self) -> str:
@@ -69,7 +76,9 @@ def start_server(
     encryption_config: Path | None = None, listen: str = "127.0.0.1:0", network: NetworkConfig | None = None,
     history: HistoryConfig | None = None,
 ) -> RunningServer:
-    """A bare API server, or with ``options`` the whole control plane (scheduler, controllers).
+    """The API server with only the controllers that finish deletion (garbage collector,
+    namespace, CRD finalizer), or with ``options`` the whole control plane (scheduler,
+    controllers).
     ``encryption_config`` is the server's --encryption-config (None: the server's default);
     ``listen`` another address than loopback (for agents in network namespaces of the test's);
     ``network`` its --cluster-cidr, --service-cidr... (None: the defaults); ``history`` its
@@ -80,7 +89,7 @@ def start_server(
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
                           encryption_config=encryption_config, network=network or NetworkConfig(),
                           history=history or HistoryConfig())
-    server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
+    server = ControlPlane(config, options or COLLECTORS_ONLY)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
         fut.result(90)

@@ -1,6 +1,7 @@
 """The API server's lifecycle: store, watch cache, encryption at rest, PKI, credentials,
-HTTP listener, and (unless a control plane runs them under its Lease) the garbage collector
-and the namespace finalizer."""
+HTTP listener, and the CRD controller that serves what the store's CRDs define. Garbage
+collection and namespace deletion are controllers (:mod:`bosun.controllers`) run by the
+control plane under its Lease."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,7 @@ from bosun.api.catalog import Catalog
 from bosun.api.crd.controller import DefinitionController
 from bosun.api.defaults.storage import local_path_class
 from bosun.api.errors import APIError
-from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
-from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import STORED, by_plural
 from bosun.api.rest import RestHandler
@@ -88,17 +86,15 @@ class ServerConfig:
 
 
 class APIServer:
-    def __init__(self, config: ServerConfig, *, collectors: bool = True, store: Store | None = None,
+    def __init__(self, config: ServerConfig, *, store: Store | None = None,
                  sockets: list[socket.socket] | None = None) -> None:
-        """``collectors``: run the garbage collector and the namespace finalizer from the
-        start. A ControlPlane turns this off and runs them only while it holds the Lease,
-        so that several servers on one etcd do not do the same work twice.
+        """The API alone: deletion finishes (garbage collection, namespaces, CRDs) only with
+        the control plane's collectors running beside it (:mod:`bosun.controlplane`).
 
         An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through
         and the listening ``sockets`` it shares with it; otherwise the server opens the store
         its config names and listens on its own."""
         self.config = config
-        self.collectors = collectors
         self._given_store = store
         self._given_sockets = sockets
         # What this server listens on (an API worker inherits them).
@@ -111,9 +107,6 @@ class APIServer:
         self.catalog = Catalog()
         self.definitions: DefinitionController | None = None
         self._runner: web.AppRunner | None = None
-        # Running only where they act (see ``collectors``): None elsewhere.
-        self.namespace_finalizer: NamespaceFinalizer | None = None
-        self.gc: GarbageCollector | None = None
         self.rest: RestHandler | None = None
         # In-process entry for components sharing this server's event loop (same API, no HTTP).
         self.local: LocalDispatcher | None = None
@@ -160,8 +153,6 @@ class APIServer:
         await self._load_namespaces()
         await self._ensure_system_namespaces()
         await self._publish_network()
-        if self.collectors:
-            await self.start_collectors()
 
         auth: TokenAuthenticator | None = None
         ssl_ctx: ssl.SSLContext | None = None
@@ -222,7 +213,6 @@ class APIServer:
             await self.cluster.stop()
         if self.rest is not None:
             await self.rest.close()
-        await self.stop_collectors()
         if self.definitions is not None:
             await self.definitions.stop()
             self.definitions = None
@@ -239,42 +229,6 @@ class APIServer:
             log.error("shared objects were modified in place: %s", ", ".join(modified[:20]))
             raise RuntimeError(f"{len(modified)} objects shared by the watch cache were modified in place: "
                                f"{', '.join(modified[:5])}")
-
-    async def start_collectors(self, *, gc: bool = True, namespaces: bool = True) -> None:
-        """Start the garbage collector and the namespace finalizer (no-op if running). Each
-        listens to the watch cache before it lists, so no event falls between the two."""
-        assert self.storage is not None and self.cache is not None
-        if namespaces and self.namespace_finalizer is None:
-            finalizer = NamespaceFinalizer(self.storage, self.namespaces, self.catalog.stored)
-            self.cache.listeners.append(finalizer.observe)
-            self.namespace_finalizer = finalizer
-            finalizer.start()
-        if gc and self.gc is None:
-            collector = GarbageCollector(self.storage, self.catalog)
-            self.cache.listeners.append(collector.observe)
-            self.gc = collector
-            try:
-                await collector.start()
-            except BaseException:
-                self.gc = None
-                self._unlisten(collector.observe)
-                await collector.stop()
-                raise
-
-    async def stop_collectors(self) -> None:
-        """Stop them (leadership lost, or shutdown); a later start rebuilds their state."""
-        finalizer, self.namespace_finalizer = self.namespace_finalizer, None
-        gc, self.gc = self.gc, None
-        if finalizer is not None:
-            self._unlisten(finalizer.observe)
-            await finalizer.stop()
-        if gc is not None:
-            self._unlisten(gc.observe)
-            await gc.stop()
-
-    def _unlisten(self, listener: Callable[[CachedEvent], None]) -> None:
-        if self.cache is not None and listener in self.cache.listeners:
-            self.cache.listeners.remove(listener)
 
     async def _check_sealed(self, sealed: dict[str, ResourceTransformer]) -> None:
         """Say at start, not at the first failed read, that stored values need a key this

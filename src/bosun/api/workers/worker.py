@@ -33,7 +33,7 @@ async def serve(channel_fd: int, listen_fds: list[int]) -> None:
     # one writer, the owner, reached through the channel.
     store = None if config.store_url.startswith("etcd://") else remote
     sockets = [socket.socket(fileno=fd) for fd in listen_fds]
-    api = APIServer(config, collectors=False, store=store, sockets=sockets)
+    api = APIServer(config, store=store, sockets=sockets)
     try:
         await api.start()
         tune_gc()
