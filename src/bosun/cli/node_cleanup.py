@@ -19,9 +19,10 @@ import click
 from bosun.agent import netstate
 from bosun.agent.config import AgentConfig
 from bosun.agent.leftovers import Removed, remove_pods
+from bosun.agent.runtime.base import DriverError
 from bosun.agent.runtime.select import make_driver, oci_available
 
-RUNTIMES = ("oci", "process")
+RUNTIMES = ("oci", "process", "docker")
 
 
 def cleanup_node(config: AgentConfig, node_ip: str, **oci_options: Any) -> None:
@@ -34,7 +35,10 @@ def cleanup_node(config: AgentConfig, node_ip: str, **oci_options: Any) -> None:
     async def main() -> tuple[Removed, bool]:
         total = Removed()
         for name in found:
-            driver = make_driver(name, config.runtime_dir, node_ip, **(oci_options if name == "oci" else {}))
+            try:
+                driver = make_driver(name, config.runtime_dir, node_ip, **(oci_options if name != "process" else {}))
+            except DriverError as e:
+                raise click.ClickException(f"{config.runtime_dir / name}: {e.message}") from None
             await driver.start()
             try:
                 removed = await remove_pods(driver, config.pods_dir, grace=0)

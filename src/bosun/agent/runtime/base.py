@@ -330,6 +330,19 @@ class ContainerAttacher(Protocol):
 
 
 @runtime_checkable
+class ExecCapture(Protocol):
+    """Optional ability of a driver that runs a command to its end without streams (exec
+    probes and hooks): one process start instead of three pipes and a pump per probe. A
+    driver without it is driven through :meth:`RuntimeDriver.exec`."""
+
+    async def exec_capture(self, container_id: str, command: list[str],
+                           timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
+        """(exit code, output) of ``command``; raise TimeoutError after ``timeout`` seconds
+        (with everything it started killed), :class:`DriverError` when it cannot run."""
+        ...
+
+
+@runtime_checkable
 class RuntimeDriver(Protocol):
     name: str
 

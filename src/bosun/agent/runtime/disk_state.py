@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bosun.agent.runtime.base import ContainerState, ContainerStatus, SandboxStatus
+from bosun.agent.runtime.base import ContainerState, ContainerStatus, DNSConfig, SandboxStatus
 from bosun.agent.runtime.shim import proc_starttime
 
 
@@ -60,6 +60,17 @@ def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]],
     own = f"{fqdn}\t{hostname}" if fqdn else hostname
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{ip}\t{own}"]
     lines += [f"{a}\t{' '.join(names)}" for a, names in aliases]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(dns: DNSConfig) -> str:
+    """A pod's resolv.conf: exactly the DNS settings the agent decided (bosun.agent.poddns),
+    the node's own included when the pod's policy says so."""
+    lines = [f"nameserver {n}" for n in dns.nameservers]
+    if dns.searches:
+        lines.append("search " + " ".join(dns.searches))
+    if dns.options:
+        lines.append("options " + " ".join(dns.options))
     return "\n".join(lines) + "\n"
 
 

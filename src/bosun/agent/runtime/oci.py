@@ -71,6 +71,7 @@ from bosun.agent.runtime.disk_state import (
     host_network_hosts,
     hosts_file,
     read_json,
+    resolv_conf,
     sandbox_from,
     set_exited,
     set_lost,
@@ -365,18 +366,6 @@ class OciDriver:
         data.update(extra)
         _write_json(self._sdir(st.id) / "sandbox.json", data)
 
-    @staticmethod
-    def _resolv(config: SandboxConfig) -> str:
-        """Exactly the DNS settings the agent decided (bosun.agent.poddns), the node's own
-        included when the pod's policy says so."""
-        dns = config.dns
-        lines = [f"nameserver {n}" for n in dns.nameservers]
-        if dns.searches:
-            lines.append("search " + " ".join(dns.searches))
-        if dns.options:
-            lines.append("options " + " ".join(dns.options))
-        return "\n".join(lines) + "\n"
-
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         sid = config.pod_uid
         existing = read_json(self._sdir(sid) / "sandbox.json")
@@ -441,7 +430,7 @@ class OciDriver:
         else:
             hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
         resolv = config.pod_dir / "resolv.conf"
-        resolv.write_text(self._resolv(config))
+        resolv.write_text(resolv_conf(config.dns))
         (config.pod_dir / "hostname").write_text(status.hostname + "\n")
         status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
         self._save_sandbox(status, extra)

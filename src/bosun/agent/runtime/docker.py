@@ -1,0 +1,413 @@
+"""The ``docker`` driver: pods through the node's own Docker Engine (``--runtime docker``).
+
+For hosts that already run Docker: no crun needed, images pulled (and cached) by the engine.
+The pod sandbox is a pause container (busybox ``sleep``, see docker_engine) made with no
+network; Bosun's CNI then attaches its network namespace to the node bridge exactly as the
+oci driver does (same podCIDR, same host-local leases, same bridge), so pod IPs are routed,
+proxied and policed the same whichever driver a node runs. App containers join the pause
+container's network, IPC and UTS namespaces (``network_mode=container:<pause>``) and get the
+pod's /etc/hosts, resolv.conf and hostname bind-mounted, as the kubelet's dockershim did.
+
+Everything is found again from the engine after an agent restart: containers carry the pod
+labels of base.py plus the driver root's path (several agents may share one engine); a
+sandbox's IP and files are kept in ``sandboxes/<pod uid>/sandbox.json`` as with oci.
+Docker's logs are copied into the agent's CRI log files (docker_logs). The SDK is
+synchronous: its calls run in a pool of threads of the driver's own, so 100 pods starting at
+once do not queue behind the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, pod_ip
+from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime.base import (
+    HOST_IMAGE,
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerState,
+    ContainerStats,
+    ContainerStatus,
+    DriverError,
+    ImageError,
+    ImageInfo,
+    PodNetwork,
+    PullPolicy,
+    SandboxConfig,
+    SandboxStatus,
+    StartError,
+)
+from bosun.agent.runtime.disk_state import host_network_hosts, hosts_file, read_json, resolv_conf, sandbox_from
+from bosun.agent.runtime.docker_engine import (
+    LABEL_IMAGE,
+    LABEL_LOG_PATH,
+    LABEL_ROOT,
+    LABEL_SANDBOX,
+    PAUSE_IMAGE,
+    api_message,
+    connect,
+    ensure_pause_image,
+    status_from_inspect,
+)
+from bosun.agent.runtime.docker_exec import DockerExec, start_exec
+from bosun.agent.runtime.docker_logs import LogCopier
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+POOL = 16
+
+
+class DockerDriver:
+    name = "docker"
+
+    def __init__(self, root: Path, node_ip: str, *, pod_cidr: str = "10.88.0.0/16", bridge: str = "bosun0",
+                 network_name: str = "bosun", ipam_dir: str = "/var/lib/cni/networks",
+                 base_url: str | None = None) -> None:
+        self.root = root.absolute()
+        self.node_ip = node_ip
+        self.client = connect(base_url, POOL)  # one line and no driver when no engine answers
+        self._pool = ThreadPoolExecutor(POOL, thread_name_prefix="docker")
+        self.ipam_dir = ipam_dir
+        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
+                                               ipam_dir=ipam_dir, loopback=False))
+        self.logs = LogCopier(root / "logs")
+        # Inspect records of exited containers, which never change again: a relist of 100
+        # pods inspects only what runs or changed.
+        self._done: dict[str, ContainerStatus] = {}
+
+    def set_pod_network(self, network: PodNetwork) -> None:
+        """See PodNetworkAware: pods get addresses on the node's podCIDR, as with oci."""
+        c = self.cni.config
+        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr, mtu=network.mtu, bridge=c.bridge,
+                                                    network_name=c.network_name, ipam_dir=self.ipam_dir,
+                                                    loopback=False))
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for d in ("sandboxes", "cni"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        await self._call(lambda: ensure_pause_image(self.client))
+        self.logs.start()
+        for st in await self.list_containers():  # adopted: their logs go on where they stopped
+            await self._follow(st)
+
+    async def close(self) -> None:
+        await self.logs.close()
+        self._pool.shutdown(wait=False)
+        self.client.close()
+
+    def _filters(self, *labels: str) -> dict[str, Any]:
+        return {"label": [f"{LABEL_ROOT}={self.root}", *labels]}
+
+    # -- images ---------------------------------------------------------------------------------
+
+    async def ensure_image(self, image: str, policy: PullPolicy) -> ImageInfo:
+        if image in ("", HOST_IMAGE):
+            raise ImageError("InvalidImageName", 'the docker runtime has no "host" image: name an image')
+        data = None if policy == PullPolicy.ALWAYS else await self._inspect_image(image)
+        if data is None:
+            if policy == PullPolicy.NEVER:
+                raise ImageError("ErrImageNeverPull",
+                                 f'Container image "{image}" is not present with pull policy of Never')
+            await self._pull(image)
+            data = await self._inspect_image(image)
+            if data is None:
+                raise ImageError("ErrImagePull", f'failed to pull image "{image}": not found after the pull')
+        cfg = data.get("Config") or {}
+        env = [tuple(e.split("=", 1)) for e in cfg.get("Env") or [] if "=" in e]
+        return ImageInfo(name=image, id=data["Id"], entrypoint=list(cfg.get("Entrypoint") or []),
+                         cmd=list(cfg.get("Cmd") or []), env=[(k, v) for k, v in env],
+                         working_dir=cfg.get("WorkingDir") or "", user=cfg.get("User") or "")
+
+    async def _inspect_image(self, image: str) -> dict[str, Any] | None:
+        def call() -> dict[str, Any] | None:
+            try:
+                data: dict[str, Any] = self.client.inspect_image(image)
+                return data
+            except docker.errors.ImageNotFound:
+                return None
+            except docker.errors.APIError as e:
+                raise ImageError("InvalidImageName", f"invalid image name {image!r}: {api_message(e)}") from e
+
+        return await self._call(call)
+
+    async def _pull(self, image: str) -> None:
+        repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+
+        def call() -> None:
+            try:
+                self.client.pull(repo, tag=tag or None)
+            except docker.errors.APIError as e:
+                raise ImageError("ErrImagePull", f'failed to pull image "{image}": {api_message(e)}') from e
+
+        await self._call(call)
+
+    # -- sandboxes ------------------------------------------------------------------------------
+
+    def _sdir(self, sid: str) -> Path:
+        return self.root / "sandboxes" / sid
+
+    def _save(self, st: SandboxStatus, pause: str, host_ipc: bool) -> None:
+        data = asdict(st)
+        data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
+        data["resolv_path"] = str(st.resolv_path) if st.resolv_path else None
+        data["pause"], data["host_ipc"] = pause, host_ipc
+        path = self._sdir(st.id) / "sandbox.json"
+        tmp = path.with_name(".sandbox.json.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        sid = config.pod_uid
+        existing = read_json(self._sdir(sid) / "sandbox.json")
+        if existing and existing.get("ready"):
+            return sandbox_from(existing)
+        if existing:
+            await self.remove_sandbox(sid)
+        self._sdir(sid).mkdir(parents=True, exist_ok=True)
+        config.pod_dir.mkdir(parents=True, exist_ok=True)
+        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, labels=dict(config.labels),
+                               hostname=config.hostname)
+        labels = {**config.labels, LABEL_ROOT: str(self.root), LABEL_SANDBOX: "1", LABEL_POD_UID: sid}
+
+        def create() -> str:
+            host = self.client.create_host_config(
+                network_mode="host" if config.host_network else "none",
+                ipc_mode="host" if config.host_ipc else "shareable", auto_remove=False)
+            pause: str = self.client.create_container(
+                PAUSE_IMAGE, labels=labels, host_config=host, name=f"bosun-pause-{sid}",
+                hostname=None if config.host_network else config.hostname)["Id"]
+            self._save(status, pause, config.host_ipc)  # first, so that a failure half-way can be cleaned up
+            self.client.start(pause)
+            return pause
+
+        try:
+            pause = await self._call(create)
+            ip = self.node_ip
+            if not config.host_network:
+                pid = (await self._call(lambda: self.client.inspect_container(pause)))["State"]["Pid"]
+                status.netns_path = f"/proc/{pid}/ns/net"
+                ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
+                         for p in config.ports if p.host_port]
+                ip = pod_ip(await self.cni.add(sid, status.netns_path, ports))
+            else:
+                status.hostname = os.uname().nodename
+            status.ip, status.ips = ip, [ip]
+            hosts = config.pod_dir / "etc-hosts"
+            hosts.write_text(host_network_hosts(config.host_aliases) if config.host_network
+                             else hosts_file(ip, config.hostname, config.host_aliases, config.fqdn))
+            resolv = config.pod_dir / "resolv.conf"
+            resolv.write_text(resolv_conf(config.dns))
+            status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
+            self._save(status, pause, config.host_ipc)
+            return status
+        except BaseException as e:
+            await asyncio.shield(self.remove_sandbox(sid))
+            if isinstance(e, CniError):
+                raise DriverError("NetworkError", f"pod network setup failed: {e}") from e
+            if isinstance(e, docker.errors.APIError):
+                raise DriverError("SandboxError", f"pod sandbox setup failed: {api_message(e)}") from e
+            raise
+
+    async def stop_sandbox(self, sandbox_id: str) -> None:
+        path = self._sdir(sandbox_id) / "sandbox.json"
+        data = read_json(path)
+        if data is None:
+            return
+        if data.get("netns_path"):
+            try:
+                await self.cni.delete(sandbox_id)
+            except CniError as e:
+                log.warning("CNI DEL of %s: %s", sandbox_id, e)
+        if data.get("pause"):
+            await self._remove(str(data["pause"]))
+        data.update(ready=False, pause="", netns_path=None)
+        path.write_text(json.dumps(data))
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        await self.stop_sandbox(sandbox_id)
+        await asyncio.to_thread(shutil.rmtree, self._sdir(sandbox_id), True)
+
+    async def list_sandboxes(self) -> list[SandboxStatus]:
+        sroot = self.root / "sandboxes"
+        out = []
+        for d in sorted(sroot.iterdir()) if sroot.is_dir() else ():
+            data = read_json(d / "sandbox.json")
+            if data:
+                out.append(sandbox_from(data))
+        return out
+
+    # -- containers -----------------------------------------------------------------------------
+
+    async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig, image: ImageInfo) -> str:
+        sdata = read_json(self._sdir(sandbox.id) / "sandbox.json")
+        if sdata is None or not sdata.get("ready") or not sdata.get("pause"):
+            raise StartError(f"pod sandbox {sandbox.id} is not ready")
+        args = ob.merge_command(config.command, config.args, image.entrypoint, image.cmd)
+        if not args:
+            raise StartError(f"no command specified for container {config.name!r} and the image has none")
+        pause, sec, r = str(sdata["pause"]), config.security, config.resources
+        binds = [f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts]
+        for path, dest in ((sandbox.hosts_path, "/etc/hosts"), (sandbox.resolv_path, "/etc/resolv.conf")):
+            if path:
+                binds.append(f"{path}:{dest}:rw")
+        labels = {**config.labels, LABEL_ROOT: str(self.root), LABEL_POD_UID: config.pod_uid,
+                  LABEL_CONTAINER_NAME: config.name, LABEL_ATTEMPT: str(config.attempt),
+                  LABEL_LOG_PATH: str(config.log_path), LABEL_IMAGE: config.image}
+        user = ""
+        if sec.run_as_user is not None:
+            user = str(sec.run_as_user) + (f":{sec.run_as_group}" if sec.run_as_group is not None else "")
+        elif image.user:
+            user = image.user
+
+        def create() -> str:
+            host = self.client.create_host_config(
+                network_mode=f"container:{pause}", ipc_mode="host" if sdata.get("host_ipc") else f"container:{pause}",
+                binds=binds, mem_limit=r.memory_limit_bytes or None,
+                cpu_quota=r.cpu_quota_us or None, cpu_period=r.cpu_period_us if r.cpu_quota_us else None,
+                cpu_shares=r.cpu_shares, pids_limit=r.pids_limit or None,
+                pid_mode=f"container:{sec.pid_target}" if sec.pid_target else ("host" if sec.host_pid else None),
+                log_config={"type": "json-file", "config": {}})
+            cid: str = self.client.create_container(
+                image.id, entrypoint=args[:1], command=args[1:],
+                environment=ob.merge_env(image.env, config.env, sandbox.hostname),
+                working_dir=config.working_dir or image.working_dir or None, user=user or None, labels=labels,
+                tty=config.tty, stdin_open=config.stdin, host_config=host,
+                name=f"bosun-{config.pod_uid[:8]}-{config.name}-{config.attempt}-{os.urandom(3).hex()}")["Id"]
+            return cid
+
+        try:
+            return await self._call(create)
+        except docker.errors.APIError as e:
+            raise StartError(f"cannot create container {config.name!r}: {api_message(e)}") from e
+
+    async def start_container(self, container_id: str) -> None:
+        def start() -> None:
+            self.client.start(container_id)
+
+        try:
+            await self._call(start)
+        except docker.errors.APIError as e:
+            raise StartError(api_message(e)) from e
+        finally:
+            st = await self.container_status(container_id)
+            if st is not None:
+                await self._follow(st)
+
+    async def _follow(self, st: ContainerStatus) -> None:
+        if st.log_path is not None and st.pod_uid:
+            self.logs.follow(st.id, await self._call(lambda: self._log_source(st.id)), st.log_path)
+
+    def _log_source(self, cid: str) -> str:
+        """Docker's json log of ``cid`` (the path is fixed once the container exists)."""
+        try:
+            return str(self.client.inspect_container(cid).get("LogPath") or "")
+        except docker.errors.APIError:
+            return ""
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        def stop() -> None:
+            try:
+                self.client.stop(container_id, timeout=max(0, round(grace_seconds)))
+            except docker.errors.NotFound:
+                pass
+
+        await self._call(stop)
+
+    async def _remove(self, cid: str) -> None:
+        def remove() -> None:
+            try:
+                self.client.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                pass
+
+        await self._call(remove)
+
+    async def remove_container(self, container_id: str) -> None:
+        await self.logs.flush(container_id)
+        await self._remove(container_id)
+        self.logs.forget(container_id)
+        self._done.pop(container_id, None)
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        done = self._done.get(container_id)
+        if done is not None:
+            return done
+
+        def inspect() -> dict[str, Any] | None:
+            try:
+                data: dict[str, Any] = self.client.inspect_container(container_id)
+                return data
+            except docker.errors.NotFound:
+                return None
+
+        data = await self._call(inspect)
+        if data is None or (data["Config"].get("Labels") or {}).get(LABEL_ROOT) != str(self.root):
+            return None
+        st = status_from_inspect(data)
+        if st.state == ContainerState.EXITED:
+            self._done[container_id] = st
+        return st
+
+    async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        filters = self._filters(*([f"{LABEL_POD_UID}={pod_uid}"] if pod_uid else []))
+        summaries = await self._call(lambda: self.client.containers(all=True, filters=filters))
+        out = []
+        for s in summaries:
+            if (s.get("Labels") or {}).get(LABEL_SANDBOX):
+                continue
+            st = await self.container_status(s["Id"])
+            if st is not None:
+                out.append(st)
+        return out
+
+    # -- exec and stats -------------------------------------------------------------------------
+
+    async def exec(self, container_id: str, command: list[str], *, tty: bool = False,
+                   stdin: bool = False) -> DockerExec:
+        st = await self.container_status(container_id)
+        if st is None or st.state != ContainerState.RUNNING:
+            raise DriverError("NotRunning", f"container {container_id} is not running")
+        if not command:
+            raise DriverError("ExecError", "no command given")
+        return await start_exec(self.client, self._pool, container_id, command, tty=tty, stdin=stdin)
+
+    async def stats(self, container_id: str) -> ContainerStats | None:
+        def call() -> dict[str, Any] | None:
+            try:
+                data: dict[str, Any] = self.client.stats(container_id, stream=False, one_shot=True)
+                return data
+            except docker.errors.APIError:
+                return None
+
+        data = await self._call(call)
+        if not data or not (data.get("memory_stats") or {}).get("usage"):  # not running
+            return None
+        mem = data.get("memory_stats") or {}
+        inactive = (mem.get("stats") or {}).get("total_inactive_file", (mem.get("stats") or {}).get("inactive_file", 0))
+        cpu = ((data.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
+        return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=int(cpu),
+                              memory_working_set_bytes=max(0, int(mem.get("usage") or 0) - int(inactive or 0)))
+
+
+__all__ = ["DockerDriver"]
