@@ -33,8 +33,9 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 
-from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, pod_ip
+from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, bridge_unused, pod_ip
 from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime import spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -112,7 +113,12 @@ class DockerDriver:
             await self._follow(st)
 
     async def close(self) -> None:
+        """Containers keep running (agent restarts); a node left with no pod at all also
+        loses the bridge, as with oci, so that nothing is left behind."""
         await self.logs.close()
+        if not await self.list_sandboxes() and not await self.list_containers() \
+                and bridge_unused(self.cni.config.bridge):
+            await spawn.run(["ip", "link", "del", self.cni.config.bridge], timeout=10)
         self._pool.shutdown(wait=False)
         self.client.close()
 

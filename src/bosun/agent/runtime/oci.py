@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bosun.agent import cgroups
-from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, pod_ip
+from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, bridge_unused, pod_ip
 from bosun.agent.images.reference import InvalidReference, parse
 from bosun.agent.images.registry import PullError, is_insecure, pull
 from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
@@ -283,7 +283,7 @@ class OciDriver:
         self._drop_sealed_copy()
         if await self.list_sandboxes() or await self.list_containers():
             return
-        if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
+        if bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
@@ -846,14 +846,6 @@ class OciDriver:
         """Mount points this driver still holds (for tests and `bosun up` shutdown checks)."""
         root = os.path.realpath(self.root)
         return [m for m in _mountpoints() if m == root or m.startswith(root + "/")]
-
-
-def _bridge_unused(bridge: str) -> bool:
-    brif = Path("/sys/class/net") / bridge / "brif"
-    try:
-        return brif.is_dir() and not any(brif.iterdir())
-    except OSError:
-        return False
 
 
 def _mountpoints() -> list[str]:
