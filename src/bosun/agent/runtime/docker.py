@@ -72,6 +72,8 @@ from bosun.agent.runtime.docker_logs import LogCopier
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POOL = 16
+_LIST_STATES = {"running": ContainerState.RUNNING, "paused": ContainerState.RUNNING,
+                "restarting": ContainerState.RUNNING, "exited": ContainerState.EXITED, "dead": ContainerState.EXITED}
 
 
 class DockerDriver:
@@ -88,9 +90,10 @@ class DockerDriver:
         self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
                                                ipam_dir=ipam_dir, loopback=False))
         self.logs = LogCopier(root / "logs")
-        # Inspect records of exited containers, which never change again: a relist of 100
-        # pods inspects only what runs or changed.
-        self._done: dict[str, ContainerStatus] = {}
+        # The last inspect of each container (an exited one never changes again): a relist
+        # of 100 pods inspects only what changed state since (see list_containers).
+        self._seen: dict[str, ContainerStatus] = {}
+        self._docker_root = Path("/var/lib/docker")
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """See PodNetworkAware: pods get addresses on the node's podCIDR, as with oci."""
@@ -108,6 +111,9 @@ class DockerDriver:
         for d in ("sandboxes", "cni"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         await self._call(lambda: ensure_pause_image(self.client))
+        # json-file logs are <DockerRootDir>/containers/<id>/<id>-json.log (the engine's own
+        # layout, as its inspect says): known without an inspect per container.
+        self._docker_root = Path((await self._call(self.client.info))["DockerRootDir"])
         self.logs.start()
         for st in await self.list_containers():  # adopted: their logs go on where they stopped
             await self._follow(st)
@@ -322,14 +328,8 @@ class DockerDriver:
 
     async def _follow(self, st: ContainerStatus) -> None:
         if st.log_path is not None and st.pod_uid:
-            self.logs.follow(st.id, await self._call(lambda: self._log_source(st.id)), st.log_path)
-
-    def _log_source(self, cid: str) -> str:
-        """Docker's json log of ``cid`` (the path is fixed once the container exists)."""
-        try:
-            return str(self.client.inspect_container(cid).get("LogPath") or "")
-        except docker.errors.APIError:
-            return ""
+            self.logs.follow(st.id, str(self._docker_root / "containers" / st.id / f"{st.id}-json.log"),
+                             st.log_path)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         def stop() -> None:
@@ -353,12 +353,12 @@ class DockerDriver:
         await self.logs.flush(container_id)
         await self._remove(container_id)
         self.logs.forget(container_id)
-        self._done.pop(container_id, None)
+        self._seen.pop(container_id, None)
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
-        done = self._done.get(container_id)
-        if done is not None:
-            return done
+        seen = self._seen.get(container_id)
+        if seen is not None and seen.state == ContainerState.EXITED:
+            return seen
 
         def inspect() -> dict[str, Any] | None:
             try:
@@ -371,21 +371,26 @@ class DockerDriver:
         if data is None or (data["Config"].get("Labels") or {}).get(LABEL_ROOT) != str(self.root):
             return None
         st = status_from_inspect(data)
-        if st.state == ContainerState.EXITED:
-            self._done[container_id] = st
+        self._seen[container_id] = st
         return st
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        """One list call; a container is inspected again only when the list's state differs
+        from the last inspect's (100 pods' workers relisting would otherwise inspect every
+        running container every time)."""
         filters = self._filters(*([f"{LABEL_POD_UID}={pod_uid}"] if pod_uid else []))
         summaries = await self._call(lambda: self.client.containers(all=True, filters=filters))
-        out = []
-        for s in summaries:
-            if (s.get("Labels") or {}).get(LABEL_SANDBOX):
-                continue
-            st = await self.container_status(s["Id"])
-            if st is not None:
-                out.append(st)
-        return out
+        ids = [s["Id"] for s in summaries if not (s.get("Labels") or {}).get(LABEL_SANDBOX)]
+        states = {s["Id"]: s.get("State") for s in summaries}
+
+        async def status(cid: str) -> ContainerStatus | None:
+            seen = self._seen.get(cid)
+            if seen is not None and _LIST_STATES.get(str(states[cid])) == seen.state:
+                return seen
+            return await self.container_status(cid)
+
+        found = await asyncio.gather(*(status(cid) for cid in ids))
+        return [st for st in found if st is not None]
 
     # -- exec and stats -------------------------------------------------------------------------
 
