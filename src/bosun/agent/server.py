@@ -97,7 +97,7 @@ class AgentServer:
             app.router.add_get("/exec/{namespace}/{pod}/{container}", ExecHandler(driver, find_pod).handle)
             app.router.add_get("/attach/{namespace}/{pod}/{container}", AttachHandler(driver, find_pod).attach)
             app.router.add_get("/portForward/{namespace}/{pod}", PortForwardHandler(driver, find_pod).handle)
-        stats.register(app, self)  # /stats/summary, /metrics
+            stats.register(app, driver, self.node_name, scraper=self.scraper, fs_path=self.pods_dir)  # /stats, /metrics
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
