@@ -19,21 +19,18 @@ once do not queue behind the loop's default executor.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
 
-from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, bridge_unused, pod_ip
+from bosun.agent.cni import Cni, CniConfig, bridge_unused
 from bosun.agent.runtime import oci_bundle as ob
 from bosun.agent.runtime import spawn
 from bosun.agent.runtime.base import (
@@ -54,13 +51,12 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.disk_state import host_network_hosts, hosts_file, read_json, resolv_conf, sandbox_from
 from bosun.agent.runtime.docker_engine import (
     LABEL_IMAGE,
     LABEL_LOG_PATH,
     LABEL_ROOT,
     LABEL_SANDBOX,
-    PAUSE_IMAGE,
+    Engine,
     api_message,
     connect,
     ensure_pause_image,
@@ -68,6 +64,7 @@ from bosun.agent.runtime.docker_engine import (
 )
 from bosun.agent.runtime.docker_exec import DockerExec, start_exec
 from bosun.agent.runtime.docker_logs import LogCopier
+from bosun.agent.runtime.docker_sandbox import DockerSandboxes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,9 +83,11 @@ class DockerDriver:
         self.node_ip = node_ip
         self.client = connect(base_url, POOL)  # one line and no driver when no engine answers
         self._pool = ThreadPoolExecutor(POOL, thread_name_prefix="docker")
+        self.engine = Engine(self.client, self._pool)
         self.ipam_dir = ipam_dir
-        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
-                                               ipam_dir=ipam_dir, loopback=False))
+        self.sandboxes = DockerSandboxes(self.root, node_ip, self.engine, Cni(
+            self.root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
+                                         ipam_dir=ipam_dir, loopback=False)))
         self.logs = LogCopier(root / "logs")
         # The last inspect of each container (an exited one never changes again): a relist
         # of 100 pods inspects only what changed state since (see list_containers).
@@ -98,12 +97,16 @@ class DockerDriver:
     def set_pod_network(self, network: PodNetwork) -> None:
         """See PodNetworkAware: pods get addresses on the node's podCIDR, as with oci."""
         c = self.cni.config
-        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr, mtu=network.mtu, bridge=c.bridge,
-                                                    network_name=c.network_name, ipam_dir=self.ipam_dir,
-                                                    loopback=False))
+        self.sandboxes.cni = Cni(self.root / "cni", CniConfig(
+            pod_cidr=network.pod_cidr, mtu=network.mtu, bridge=c.bridge, network_name=c.network_name,
+            ipam_dir=self.ipam_dir, loopback=False))
 
     async def _call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        return await self.engine.call(fn)
+
+    @property
+    def cni(self) -> Cni:
+        return self.sandboxes.cni
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -174,105 +177,24 @@ class DockerDriver:
 
         await self._call(call)
 
-    # -- sandboxes ------------------------------------------------------------------------------
-
-    def _sdir(self, sid: str) -> Path:
-        return self.root / "sandboxes" / sid
-
-    def _save(self, st: SandboxStatus, pause: str, host_ipc: bool) -> None:
-        data = asdict(st)
-        data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
-        data["resolv_path"] = str(st.resolv_path) if st.resolv_path else None
-        data["pause"], data["host_ipc"] = pause, host_ipc
-        path = self._sdir(st.id) / "sandbox.json"
-        tmp = path.with_name(".sandbox.json.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+    # -- sandboxes (docker_sandbox) -------------------------------------------------------------
 
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
-        sid = config.pod_uid
-        existing = read_json(self._sdir(sid) / "sandbox.json")
-        if existing and existing.get("ready"):
-            return sandbox_from(existing)
-        if existing:
-            await self.remove_sandbox(sid)
-        self._sdir(sid).mkdir(parents=True, exist_ok=True)
-        config.pod_dir.mkdir(parents=True, exist_ok=True)
-        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, labels=dict(config.labels),
-                               hostname=config.hostname)
-        labels = {**config.labels, LABEL_ROOT: str(self.root), LABEL_SANDBOX: "1", LABEL_POD_UID: sid}
-
-        def create() -> str:
-            host = self.client.create_host_config(
-                network_mode="host" if config.host_network else "none",
-                ipc_mode="host" if config.host_ipc else "shareable", auto_remove=False)
-            pause: str = self.client.create_container(
-                PAUSE_IMAGE, labels=labels, host_config=host, name=f"bosun-pause-{sid}",
-                hostname=None if config.host_network else config.hostname)["Id"]
-            self._save(status, pause, config.host_ipc)  # first, so that a failure half-way can be cleaned up
-            self.client.start(pause)
-            return pause
-
-        try:
-            pause = await self._call(create)
-            ip = self.node_ip
-            if not config.host_network:
-                pid = (await self._call(lambda: self.client.inspect_container(pause)))["State"]["Pid"]
-                status.netns_path = f"/proc/{pid}/ns/net"
-                ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
-                         for p in config.ports if p.host_port]
-                ip = pod_ip(await self.cni.add(sid, status.netns_path, ports))
-            else:
-                status.hostname = os.uname().nodename
-            status.ip, status.ips = ip, [ip]
-            hosts = config.pod_dir / "etc-hosts"
-            hosts.write_text(host_network_hosts(config.host_aliases) if config.host_network
-                             else hosts_file(ip, config.hostname, config.host_aliases, config.fqdn))
-            resolv = config.pod_dir / "resolv.conf"
-            resolv.write_text(resolv_conf(config.dns))
-            status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
-            self._save(status, pause, config.host_ipc)
-            return status
-        except BaseException as e:
-            await asyncio.shield(self.remove_sandbox(sid))
-            if isinstance(e, CniError):
-                raise DriverError("NetworkError", f"pod network setup failed: {e}") from e
-            if isinstance(e, docker.errors.APIError):
-                raise DriverError("SandboxError", f"pod sandbox setup failed: {api_message(e)}") from e
-            raise
+        return await self.sandboxes.run(config)
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
-        path = self._sdir(sandbox_id) / "sandbox.json"
-        data = read_json(path)
-        if data is None:
-            return
-        if data.get("netns_path"):
-            try:
-                await self.cni.delete(sandbox_id)
-            except CniError as e:
-                log.warning("CNI DEL of %s: %s", sandbox_id, e)
-        if data.get("pause"):
-            await self._remove(str(data["pause"]))
-        data.update(ready=False, pause="", netns_path=None)
-        path.write_text(json.dumps(data))
+        await self.sandboxes.stop(sandbox_id)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        await self.stop_sandbox(sandbox_id)
-        await asyncio.to_thread(shutil.rmtree, self._sdir(sandbox_id), True)
+        await self.sandboxes.remove(sandbox_id)
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
-        sroot = self.root / "sandboxes"
-        out = []
-        for d in sorted(sroot.iterdir()) if sroot.is_dir() else ():
-            data = read_json(d / "sandbox.json")
-            if data:
-                out.append(sandbox_from(data))
-        return out
+        return await self.sandboxes.list()
 
     # -- containers -----------------------------------------------------------------------------
 
     async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig, image: ImageInfo) -> str:
-        sdata = read_json(self._sdir(sandbox.id) / "sandbox.json")
+        sdata = self.sandboxes.data(sandbox.id)
         if sdata is None or not sdata.get("ready") or not sdata.get("pause"):
             raise StartError(f"pod sandbox {sandbox.id} is not ready")
         args = ob.merge_command(config.command, config.args, image.entrypoint, image.cmd)
@@ -340,18 +262,9 @@ class DockerDriver:
 
         await self._call(stop)
 
-    async def _remove(self, cid: str) -> None:
-        def remove() -> None:
-            try:
-                self.client.remove_container(cid, force=True)
-            except docker.errors.NotFound:
-                pass
-
-        await self._call(remove)
-
     async def remove_container(self, container_id: str) -> None:
         await self.logs.flush(container_id)
-        await self._remove(container_id)
+        await self.engine.remove(container_id)
         self.logs.forget(container_id)
         self._seen.pop(container_id, None)
 

@@ -9,15 +9,19 @@ that each can be read alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
 import tarfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -39,10 +43,30 @@ LABEL_SANDBOX = "io.bosun.docker.sandbox"  # "1" on pause containers
 LABEL_LOG_PATH = "io.bosun.docker.log-path"
 LABEL_IMAGE = "io.bosun.docker.image"  # the image as the pod spec names it
 
+T = TypeVar("T")
 PAUSE_IMAGE = "bosun.local/pause:busybox"
 BUSYBOX = Path("/bin/busybox")
 PAUSE_SECONDS = "2147483647"
 _NO_TIME = "0001-01-01T00:00:00Z"
+
+
+class Engine:
+    """The SDK client and the driver's own threads for its blocking calls (100 pods starting
+    at once must not queue behind the loop's default executor of a few threads)."""
+
+    def __init__(self, client: docker.APIClient, pool: ThreadPoolExecutor) -> None:
+        self.client, self.pool = client, pool
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def remove(self, cid: str) -> None:
+        """Remove the container, running or not; gone already is fine."""
+        def remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.remove_container(cid, force=True)
+
+        await self.call(remove)
 
 
 def connect(base_url: str | None, pool: int) -> docker.APIClient:
