@@ -178,12 +178,18 @@ async def test_pods_are_adopted_after_an_agent_restart_then_cleaned_up(node: Nod
     await create_namespace(c, namespace)
     await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tick", "namespace": namespace},
                           "spec": {"nodeName": node.config.node_name, "terminationGracePeriodSeconds": 1,
-                                   "containers": [{
+                                   "shareProcessNamespace": True, "containers": [{
                                        "name": "tick", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
                                        "command": ["sh", "-c", "i=0; while true; do echo line$i; i=$((i+1)); "
-                                                   "sleep 0.1; done"]}]}}, namespace)
+                                                   "sleep 0.1; done"]}, {
+                                       "name": "side", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                                       "command": ["sleep", "3601"]}]}}, namespace)
     pod = await pod_when(c, namespace, "tick", lambda p: p.get("status", {}).get("phase") == "Running", within=60)
     before = _container(pod, "tick")["containerID"]
+    # shareProcessNamespace: tick sees side's process, and the pause process as PID 1.
+    ps = await asyncio.to_thread(node.kubectl, "exec", "-n", namespace, "tick", "-c", "tick", "--", "sh", "-c",
+                                 "cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline")
+    assert ps.stdout.startswith("/bin/sleep\x002147483647") and "sleep\x003601" in ps.stdout, ps
     await node.stop()  # not a drain: the container goes on without an agent
     await node.start()
 
@@ -203,7 +209,7 @@ async def test_pods_are_adopted_after_an_agent_restart_then_cleaned_up(node: Nod
     # What `bosun agent --cleanup` runs, with this node's own bridge and CNI network names.
     await asyncio.to_thread(cleanup_node, AgentConfig(node_name=node.config.node_name, data_dir=node.config.data_dir),
                             "127.0.0.1", bridge=node.bridge, network_name=node.network, ipam_dir=str(node.ipam))
-    assert "removed 1 container(s), 1 pod sandbox(es), 1 pod dir(s)" in capsys.readouterr().out
+    assert "removed 2 container(s), 1 pod sandbox(es), 1 pod dir(s)" in capsys.readouterr().out
     assert not _ours(node.engine, node.config.runtime_dir / "docker")
 
 

@@ -187,7 +187,7 @@ class PodWorker:
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=hostname, fqdn=fqdn,
             pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
-            ports=podspec.ports(pod),
+            share_pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"), ports=podspec.ports(pod),
             dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))

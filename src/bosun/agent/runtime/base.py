@@ -188,6 +188,9 @@ class SandboxConfig:
     pod_dir: Path
     host_network: bool = False
     host_ipc: bool = False  # the node's IPC namespace (hostIPC)
+    # shareProcessNamespace: the pod's containers share one PID namespace (each sees the
+    # others' processes), held by a pause process of the sandbox as in Kubernetes.
+    share_pid: bool = False
     ports: list[PortMapping] = field(default_factory=list)
     dns: DNSConfig = field(default_factory=DNSConfig)
     # HOST.SUBDOMAIN.NS.svc.DOMAIN of a pod with a subdomain: first name of its /etc/hosts

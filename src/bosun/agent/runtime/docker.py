@@ -49,6 +49,7 @@ from bosun.agent.runtime.base import (
     PullPolicy,
     SandboxConfig,
     SandboxStatus,
+    SecurityConfig,
     StartError,
 )
 from bosun.agent.runtime.docker_engine import (
@@ -220,7 +221,7 @@ class DockerDriver:
                 binds=binds, mem_limit=r.memory_limit_bytes or None,
                 cpu_quota=r.cpu_quota_us or None, cpu_period=r.cpu_period_us if r.cpu_quota_us else None,
                 cpu_shares=r.cpu_shares, pids_limit=r.pids_limit or None,
-                pid_mode=f"container:{sec.pid_target}" if sec.pid_target else ("host" if sec.host_pid else None),
+                pid_mode=_pid_mode(sec, pause if sdata.get("share_pid") else ""),
                 log_config={"type": "json-file", "config": {}})
             cid: str = self.client.create_container(
                 image.id, entrypoint=args[:1], command=args[1:],
@@ -332,6 +333,16 @@ class DockerDriver:
         cpu = ((data.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
         return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=int(cpu),
                               memory_working_set_bytes=max(0, int(mem.get("usage") or 0) - int(inactive or 0)))
+
+
+def _pid_mode(sec: SecurityConfig, shared_with: str) -> str | None:
+    """The node's PID namespace, a debug target's, the pause container's (the pod's shared
+    one, as Kubernetes does it), or the container's own (None)."""
+    if sec.host_pid:
+        return "host"
+    if sec.pid_target:
+        return f"container:{sec.pid_target}"
+    return f"container:{shared_with}" if shared_with else None
 
 
 __all__ = ["DockerDriver"]

@@ -36,11 +36,11 @@ class DockerSandboxes:
     def dir(self, sid: str) -> Path:
         return self.root / "sandboxes" / sid
 
-    def _save(self, st: SandboxStatus, pause: str, host_ipc: bool) -> None:
+    def _save(self, st: SandboxStatus, pause: str, config: SandboxConfig) -> None:
         data = asdict(st)
         data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
         data["resolv_path"] = str(st.resolv_path) if st.resolv_path else None
-        data["pause"], data["host_ipc"] = pause, host_ipc
+        data["pause"], data["host_ipc"], data["share_pid"] = pause, config.host_ipc, config.share_pid
         path = self.dir(st.id) / "sandbox.json"
         tmp = path.with_name(".sandbox.json.tmp")
         tmp.write_text(json.dumps(data))
@@ -66,7 +66,7 @@ class DockerSandboxes:
             pause: str = self.engine.client.create_container(
                 PAUSE_IMAGE, labels=labels, host_config=host, name=f"bosun-pause-{sid}",
                 hostname=None if config.host_network else config.hostname)["Id"]
-            self._save(status, pause, config.host_ipc)  # first, so that a failure half-way can be cleaned up
+            self._save(status, pause, config)  # first, so that a failure half-way can be cleaned up
             self.engine.client.start(pause)
             return pause
 
@@ -88,7 +88,7 @@ class DockerSandboxes:
             resolv = config.pod_dir / "resolv.conf"
             resolv.write_text(resolv_conf(config.dns))
             status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
-            self._save(status, pause, config.host_ipc)
+            self._save(status, pause, config)
             return status
         except BaseException as e:
             await asyncio.shield(self.remove(sid))

@@ -269,7 +269,9 @@ class OciDriver:
             binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
         for m in config.mounts:
             binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
-        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0),
+        shared_pid = str((sdata.get("pid_holder") or {}).get("path") or "")
+        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0,
+                                                  shared_pid),
                       {"type": "mount"}]
         if sdata.get("ipc_ns"):  # none: hostIPC
             namespaces.append({"type": "ipc", "path": sdata["ipc_ns"]})

@@ -20,6 +20,7 @@ from typing import Any
 
 from bosun.agent import cgroups
 from bosun.agent.cni import Cni, CniError, HostPort, pod_ip
+from bosun.agent.runtime import pid_holder
 from bosun.agent.runtime.base import DriverError, SandboxConfig, SandboxStatus
 from bosun.agent.runtime.disk_state import (
     host_network_hosts,
@@ -102,6 +103,12 @@ class OciSandboxes:
                 result = await self.cni.add(sid, status.netns_path, ports)
                 ip = pod_ip(result)
             status.ip, status.ips = ip, [ip]
+            if config.share_pid:
+                def hold() -> None:  # recorded at once: a failure later still finds it to kill
+                    extra["pid_holder"] = pid_holder.start()
+                    self._save(status, extra)
+
+                await off_loop(hold)
             await off_loop(lambda: self._pod_files(status, config, extra))
             return status
         except BaseException as e:
@@ -140,6 +147,8 @@ class OciSandboxes:
         data["ready"] = False
 
         def unmount_and_save() -> None:  # off the loop, as in remove_container
+            if data.get("pid_holder"):
+                pid_holder.stop(data["pid_holder"])
             if data.get("netns_path"):
                 unmount(data["netns_path"])
             write_json(path, data)
