@@ -40,6 +40,7 @@ from bosun.agent import cgroups
 from bosun.agent.cni import Cni, CniConfig, bridge_unused
 from bosun.agent.images.store import ImageRecord, ImageStore
 from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime import oci_container as oc
 from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
@@ -61,7 +62,7 @@ from bosun.agent.runtime.base import (
 from bosun.agent.runtime.disk_state import read_json, shim_alive, write_json
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
 from bosun.agent.runtime.oci_images import ImagePuller
-from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
+from bosun.agent.runtime.oci_mounts import is_mounted, unmount
 from bosun.agent.runtime.oci_runtime import SEALS, hidden_mount, pick_runtime, sealed_copy
 from bosun.agent.runtime.oci_sandbox import OciSandboxes
 from bosun.agent.runtime.oci_status import read_status
@@ -251,34 +252,12 @@ class OciDriver:
         bundle = d / "bundle"
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
-        binds: list[ob.BindMount] = []
-        if host_image:
-            binds = self._host_root(d, rootfs)
-        else:
-            assert rec is not None
-            (d / "upper").mkdir()
-            (d / "work").mkdir()
-            mount_overlay([self.images.layer_path(x) for x in rec.layers], d / "upper", d / "work", rootfs)
+        layers = [self.images.layer_path(x) for x in rec.layers] if rec is not None else None
+        binds = oc.make_root(d, rootfs, layers, self.root / "host-image")
         sec = config.security
         uid, gid = ob.resolve_user(image.user, sec.run_as_user, sec.run_as_group, rootfs)
-        for path, dest in ((sandbox.hosts_path, "/etc/hosts"), (sandbox.resolv_path, "/etc/resolv.conf")):
-            if path:
-                binds.append(ob.BindMount(str(path), dest))
-        pod_dir = sandbox.hosts_path.parent if sandbox.hosts_path else None
-        if pod_dir and (pod_dir / "hostname").exists():
-            binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
-        for m in config.mounts:
-            binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
-        shared_pid = str((sdata.get("pid_holder") or {}).get("path") or "")
-        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0,
-                                                  shared_pid),
-                      {"type": "mount"}]
-        if sdata.get("ipc_ns"):  # none: hostIPC
-            namespaces.append({"type": "ipc", "path": sdata["ipc_ns"]})
-        if sandbox.netns_path:
-            namespaces.append({"type": "network", "path": sandbox.netns_path})
-        if sdata.get("uts_ns"):
-            namespaces.append({"type": "uts", "path": sdata["uts_ns"]})
+        binds += oc.pod_binds(sandbox, config)
+        namespaces = oc.namespaces(sdata, sandbox, sec, self._running_pid(sec.pid_target) if sec.pid_target else 0)
         labels = dict(config.labels)
         labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
                        LABEL_ATTEMPT: str(config.attempt)})
@@ -309,19 +288,6 @@ class OciDriver:
             "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
             "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
             "log_path": str(config.log_path), "labels": labels, "cgroup": cg, "runtime": self.runtime})
-
-    def _host_root(self, d: Path, rootfs: Path) -> list[ob.BindMount]:
-        """The `host` image's root: an overlay on the node's template; where overlay cannot
-        be mounted (the driver root on overlayfs or tmpfs) the skeleton is made in place."""
-        try:
-            template = ob.host_image_template(self.root / "host-image")
-            (d / "upper").mkdir()
-            (d / "work").mkdir()
-            mount_overlay([template], d / "upper", d / "work", rootfs)
-            return ob.host_binds()
-        except OSError as e:
-            log.debug("host image root without overlay: %s", e)
-            return ob.host_image_rootfs(rootfs)
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
