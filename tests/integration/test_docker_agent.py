@@ -132,9 +132,11 @@ async def test_pod_serves_logs_execs_and_restarts_on_docker(node: Node, namespac
            "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}}}
     crash = {"name": "crash", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
              "command": ["sh", "-c", "echo attempt; exit 3"]}
+    reader = {"name": "reader", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "stdin": True,
+              "command": ["sh", "-c", "while read l; do echo got-$l; done; echo stdin-closed"]}
     await c.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": namespace},
                           "spec": {"nodeName": node.config.node_name, "terminationGracePeriodSeconds": 1,
-                                   "containers": [web, crash]}}, namespace)
+                                   "containers": [web, crash, reader]}}, namespace)
 
     def settled(p: dict[str, Any]) -> bool:
         cs = {s["name"]: s for s in p.get("status", {}).get("containerStatuses") or []}
@@ -156,6 +158,12 @@ async def test_pod_serves_logs_execs_and_restarts_on_docker(node: Node, namespac
         ["kubectl", "--kubeconfig", node.server.kubeconfig, "exec", "-i", "-n", namespace, "web", "-c", "web",
          "--", "cat"], input="typed in\n", capture_output=True, text=True, timeout=30))
     assert typed.returncode == 0 and typed.stdout == "typed in\n", typed
+
+    attached = await asyncio.to_thread(lambda: subprocess.run(
+        ["kubectl", "--kubeconfig", node.server.kubeconfig, "attach", "-i", "-n", namespace, "web", "-c", "reader"],
+        input="one\ntwo\n", capture_output=True, text=True, timeout=30))
+    assert attached.returncode == 0 and attached.stdout.splitlines()[-3:] == ["got-one", "got-two", "stdin-closed"], \
+        attached
 
     assert node.agent is not None
     cid = _container(pod, "web")["containerID"].split("://")[-1]

@@ -63,7 +63,7 @@ from bosun.agent.runtime.docker_engine import (
     ensure_pause_image,
     status_from_inspect,
 )
-from bosun.agent.runtime.docker_exec import DockerExec, start_exec
+from bosun.agent.runtime.docker_exec import DockerAttachment, DockerExec, attach, start_exec
 from bosun.agent.runtime.docker_logs import LogCopier
 from bosun.agent.runtime.docker_sandbox import DockerSandboxes
 
@@ -227,7 +227,10 @@ class DockerDriver:
                 image.id, entrypoint=args[:1], command=args[1:],
                 environment=ob.merge_env(image.env, config.env, sandbox.hostname),
                 working_dir=config.working_dir or image.working_dir or None, user=user or None, labels=labels,
-                tty=config.tty, stdin_open=config.stdin, host_config=host,
+                # StdinOnce (detach=False with stdin): the engine closes the container's stdin when an
+                # attached client closes its own, as the oci driver's shim does; else an attached
+                # `kubectl attach -i` of piped input would never see the command end.
+                tty=config.tty, stdin_open=config.stdin, detach=not config.stdin, host_config=host,
                 name=f"bosun-{config.pod_uid[:8]}-{config.name}-{config.attempt}-{os.urandom(3).hex()}")["Id"]
             return cid
 
@@ -316,6 +319,10 @@ class DockerDriver:
         if not command:
             raise DriverError("ExecError", "no command given")
         return await start_exec(self.client, self._pool, container_id, command, tty=tty, stdin=stdin)
+
+    async def attach(self, container_id: str) -> DockerAttachment | None:
+        """See ContainerAttacher: the engine keeps an interactive container's stdio."""
+        return await attach(self.client, self._pool, container_id)
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         def call() -> dict[str, Any] | None:
