@@ -1,8 +1,9 @@
 """``bosun agent --cleanup`` and ``bosun up --reset``: remove everything a node left on this
 machine, without starting it and without the cluster.
 
-Why both runtimes: a node started with ``--runtime auto`` may have run either, and the data
-dir says which ones by the directories it holds. The drivers' own records find containers
+Why every runtime: a node started with ``--runtime auto`` may have run oci or process, and
+one started with ``--runtime docker`` the docker driver (its engine named by DOCKER_HOST); the
+data dir says which ones by the directories it holds. The drivers' own records find containers
 (shims, cgroups, root mounts) and sandboxes (namespace mounts, CNI attachments, cgroups);
 the network record (bosun.agent.netstate) finds the node's nftables tables, routes and DNS
 address. Closing a driver with no pod left removes the bridge and the cgroup parent too.
