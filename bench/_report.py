@@ -108,6 +108,11 @@ def print_report(result: dict[str, Any]) -> None:
     for line in verdicts(result):
         print(line)
     for store, st in result["stores"].items():
+        failed = sum(int(v["list"].get("errors", 0)) for v in st["throughput"].values())
+        if failed:
+            print(f"MISSED {store}: {failed} lists failed (target: none), e.g. "
+                  + "; ".join(next(v["list"].get("error_examples", []) for v in st["throughput"].values()
+                                   if v["list"].get("errors"))))
         n = sum(int(v["update"].get("conflicts", 0)) for v in st["throughput"].values())
         n += sum(int(w.get("conflicts", 0)) for w in st["watch"])
         n += int((st.get("churn") or [{}])[-1].get("conflicts", 0))
