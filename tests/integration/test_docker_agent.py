@@ -9,6 +9,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,11 +19,13 @@ from typing import Any
 import docker
 import pytest
 from tests.conftest import RunningServer, served
+from tests.e2e.netns_node import netns_node
 from tests.integration.docker_env import BUSYBOX_IMAGE, private_dockerd, requires_docker
 from tests.integration.helpers import agent_config, client_for, create_namespace, node_name, pod_when
 
 from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
+from bosun.agent.netns_dial import socket_in
 from bosun.agent.runtime.docker import DockerDriver
 from bosun.agent.runtime.docker_engine import LABEL_ROOT
 from bosun.cli.node_cleanup import cleanup_node
@@ -237,3 +240,56 @@ async def test_docker_runtime_with_no_engine_is_one_line_and_registers_nothing(s
         assert name not in [n["metadata"]["name"] for n in (await client.list(NODES))["items"]]
     finally:
         await client.close()
+
+
+def test_a_service_reaches_a_docker_pod_on_a_bosun_up_node(engine: str, tmp_path: Path) -> None:
+    """`bosun up --runtime docker` in a network namespace of its own (its bridge and service
+    rules go with it): a Service's ClusterIP answers from the pod behind it."""
+    with netns_node(tmp_path, runtime="docker", env={**os.environ, "DOCKER_HOST": engine}) as n:
+        n.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default",
+                                                                 "labels": {"app": "web"}},
+                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                     "name": "web", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                     "command": ["sh", "-c", "mkdir -p /www; echo served by docker > /www/index.html; "
+                                 "exec httpd -f -p 8080 -h /www"],
+                     "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}})
+        n.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+                 "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+        n.wait_running("web")
+        ip = n.ok("get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+        got, deadline = b"", time.monotonic() + 60
+        pod_ip = n.ok("get", "pod", "web", "-o", "jsonpath={.status.podIP}")
+        direct = _http_get_in(n.ns, pod_ip, 8080, "/index.html")
+        assert direct.endswith(b"\r\n\r\nserved by docker\n"), direct  # the pod's IP, over the bridge
+        # A node has a default route; this namespace only its bridge's: ClusterIPs need one.
+        subprocess.run(["ip", "-n", n.ns, "route", "add", "default", "dev", "bosun0"], check=True)
+        while b"served by docker" not in got and time.monotonic() < deadline:
+            got = _http_get_in(n.ns, ip, 80, "/index.html")
+            if b"served by docker" not in got:
+                time.sleep(0.3)
+        assert got.endswith(b"\r\n\r\nserved by docker\n"), got
+        n.ok("delete", "pod", "web", "--wait=true")
+    assert not _ours_anywhere(engine), "bosun up left containers in the engine"
+
+
+def _http_get_in(ns: str, host: str, port: int, path: str) -> bytes:
+    """A plain HTTP/1.0 GET from inside network namespace ``ns`` (the error's text when it fails)."""
+    try:
+        with socket_in(f"/run/netns/{ns}") as sock:
+            sock.settimeout(3)
+            sock.connect((host, port))
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except OSError as e:
+        return f"{type(e).__name__}: {e}".encode()
+
+
+def _ours_anywhere(engine: str) -> list[str]:
+    client = docker.APIClient(base_url=engine, version="auto")
+    try:
+        return [c["Names"][0] for c in client.containers(all=True, filters={"label": LABEL_ROOT})]
+    finally:
+        client.close()
