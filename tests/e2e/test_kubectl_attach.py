@@ -101,3 +101,24 @@ def test_run_i_rm_with_piped_input(node: NetnsNode) -> None:
 def test_attach_to_a_pod_that_does_not_exist(node: NetnsNode) -> None:
     done = node.kubectl("attach", "-it", "ghost")
     assert done.returncode != 0 and 'pods "ghost" not found' in done.stderr, done.stderr
+
+
+def test_debug_it_is_a_shell_in_an_ephemeral_container_sharing_the_target(node: NetnsNode) -> None:
+    node.apply(_pod("target", ["sleep", "3603"], tty=False))
+    node.wait_running("target")
+    term = Terminal(node.kubectl_argv("debug", "-it", "target", "--image=host", "--target=main", "--", "sh"),
+                    dict(os.environ), rows=24, cols=80)
+    try:
+        term.expect("If you don't see a command prompt")
+        term.send("tr '\\0' ' ' < /proc/1/cmdline; echo; echo dbg-$((6*7)); exit 5\n")
+        term.expect("sleep 3603")  # the target's process, PID 1 of the namespace the debugger joined
+        term.expect("dbg-42")
+        term.proc.wait(30)
+    finally:
+        term.close()
+    deadline, code = time.monotonic() + 30, ""
+    while not code and time.monotonic() < deadline:
+        code = node.ok("get", "pod", "target", "-o",
+                       "jsonpath={.status.ephemeralContainerStatuses[0].state.terminated.exitCode}")
+        time.sleep(0.2)
+    assert code == "5"

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -36,9 +36,6 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.scrape import PodScraper
 from bosun.agent.volumestats import VolumeStats
-
-if TYPE_CHECKING:
-    from bosun.agent.server import AgentServer
 
 log = logging.getLogger(__name__)
 
@@ -300,13 +297,12 @@ class _ResourceCollector(Collector):
         yield from (node_cpu, node_mem, c_cpu, c_mem, c_start, p_cpu, p_mem, scrape)
 
 
-def register(app: web.Application, server: AgentServer) -> StatsCollector | None:
-    """Add the stats routes to the agent's HTTPS app, sampling while the app runs (nothing
-    without a runtime driver to ask)."""
-    if server.driver is None:
-        return None
-    stats = StatsCollector(server.driver, server.node_name, scraper=server.scraper, fs_path=server.pods_dir,
-                           volumes=VolumeStats(server.client, server.find_pod))
+def register(app: web.Application, driver: RuntimeDriver, node_name: str, *, scraper: PodScraper | None,
+             fs_path: Path, volumes: VolumeStats | None = None) -> StatsCollector:
+    """Add the stats routes to the agent's HTTPS app, sampling while the app runs. Given
+    what it needs rather than the server, so that the server imports this module and not
+    the other way round."""
+    stats = StatsCollector(driver, node_name, scraper=scraper, fs_path=fs_path, volumes=volumes)
     registry = stats.prometheus()
 
     async def summary(request: web.Request) -> web.Response:
