@@ -143,7 +143,9 @@ def _manifests(ns: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    with NetCluster(nodes=2) as net:
+    # A long node grace: an agent restart (test below) on a loaded machine may take longer than
+    # the harness's 4 s, and the node lifecycle would then evict the pods the test keeps using.
+    with NetCluster(nodes=2, node_monitor_grace_period=30.0, pod_eviction_timeout=60.0) as net:
         cl = Cluster(net, f"px-{net.hid}")
         assert net.kubectl("create", "namespace", cl.ns).returncode == 0
         cl.k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": _manifests(cl.ns)}))
