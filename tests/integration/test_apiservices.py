@@ -135,9 +135,11 @@ def test_aggregated_api_is_checked_and_proxied(server: RunningServer, tmp_path: 
         assert available(server, f"v1alpha1.{GROUP}") == ("True", "Passed", "all checks passed")
         got = json.loads(kubectl(server, "get", "--raw", f"/apis/{GROUP}/v1alpha1/flavours").stdout)
         assert got["items"] == [{"metadata": {"name": "vanilla"}}]
-        # Discovery lists the aggregated group, so kubectl knows its kinds.
-        listed = kubectl(server, "api-resources", f"--api-group={GROUP}", "--no-headers").stdout.split()
-        assert listed[:2] == ["flavours", f"{GROUP}/v1alpha1"], listed
+        # Discovery lists the aggregated group, so kubectl knows its kinds (within a second: the
+        # list of APIServices is cached that long; upstream's aggregated discovery lags too).
+        def listed() -> list[str]:
+            return kubectl(server, "api-resources", f"--api-group={GROUP}", "--no-headers").stdout.split()
+        wait_for("kubectl to find the aggregated kinds", lambda: listed()[:2] == ["flavours", f"{GROUP}/v1alpha1"])
         assert kubectl(server, "get", "flavours", "-o", "name").stdout.split() == ["flavour.demo.example.com/vanilla"]
         assert "admin" in backend.users[-1]  # the caller's identity, passed on
         # A CA that did not sign the server's certificate: the check fails and says so.
