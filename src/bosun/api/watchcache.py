@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bosun.aio import cancel_and_wait
+from bosun.api import errors
 from bosun.api.cachestate import ResourceState
 from bosun.api.objects import decode, encode
 from bosun.store.base import CompactedError, KeyValue, Store, StoreError, WatchEvent
@@ -96,6 +97,21 @@ class CachedEvent:
         if self._line is None:
             self._line = b'{"type":"' + self.type.encode() + b'","object":' + self.json() + b"}\n"
         return self._line
+
+
+class Unreadable(CachedEvent):
+    """A sealed object that no configured key opens: kept in the state so that a list that
+    would return it fails as a read of it does (500 naming the key), instead of leaving it out."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, ev: WatchEvent, error: str) -> None:
+        super().__init__(ev)
+        self.error = error
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        raise errors.internal(self.error)
 
 
 # A watcher's filter returns the event type to send (possibly rewritten for selectors:
@@ -202,8 +218,11 @@ class WatchCache:
                     cev = CachedEvent(ev, self.written)
                     if cev.group_plural in self.sealed:
                         opened = self._open(cev.group_plural, ev)
-                        if opened is None:
-                            self._forget(cev)
+                        if isinstance(opened, str):
+                            if ev.type == "DELETED":
+                                self._forget(cev)
+                            else:
+                                self.resource(cev.group_plural).put(Unreadable(ev, opened), cev.namespace)
                             self._advance(ev.revision)
                             continue
                         cev.raw = opened
@@ -224,15 +243,16 @@ class WatchCache:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _open(self, group_plural: str, ev: WatchEvent) -> WatchEvent | None:
-        """The event with its values decrypted, or None (logged) when no configured key opens
-        it: watchers miss that one event, and a read of the object answers 500 naming the key."""
+    def _open(self, group_plural: str, ev: WatchEvent) -> WatchEvent | str:
+        """The event with its values decrypted, or why not (logged) when no configured key
+        opens it: watchers miss that one event, and a read or list of the object answers 500
+        naming the key."""
         t = self.sealed[group_plural]
         try:
             value = t.from_store(ev.key, ev.value)
         except Exception as exc:
             log.error("watch event %s %s at revision %d skipped: %s", ev.type, ev.key, ev.revision, exc)
-            return None
+            return str(exc)
         prev = None
         if ev.prev_value is not None:
             with contextlib.suppress(Exception):  # written with a key since dropped: no prev
@@ -252,24 +272,22 @@ class WatchCache:
         state: dict[str, ResourceState] = {}
         for kv in kvs:
             ev = self._loaded(kv)
-            if ev is not None:
-                gp = ev.group_plural
-                st = state.get(gp)
-                if st is None:
-                    st = state[gp] = ResourceState(gp)
-                st.put(ev, ev.namespace)
+            st = state.get(ev.group_plural)
+            if st is None:
+                st = state[ev.group_plural] = ResourceState(ev.group_plural)
+            st.put(ev, ev.namespace)
         self.state = state
         self.revision = max(self.revision, rev)
         self.oldest = self.revision
         self._wake()
 
-    def _loaded(self, kv: KeyValue) -> CachedEvent | None:
+    def _loaded(self, kv: KeyValue) -> CachedEvent:
         ev = WatchEvent("ADDED", kv.key, kv.value, kv.mod_revision)
         cev = CachedEvent(ev, None)
         if cev.group_plural in self.sealed:
             opened = self._open(cev.group_plural, ev)
-            if opened is None:
-                return None
+            if isinstance(opened, str):
+                return Unreadable(ev, opened)
             cev.raw = opened
         return cev
 
@@ -326,7 +344,7 @@ class WatchCache:
         self.revision = ev.revision
         st = self.resource(ev.group_plural)
         before = st.get(ev.key)
-        if isinstance(before, CachedEvent):
+        if type(before) is CachedEvent:  # an Unreadable one has no object to be a prev
             ev.prev_revision = before.revision
             # One link only: the event before keeps no chain of older events alive (it
             # decodes its own prev, should a late watcher replaying the ring ask).
