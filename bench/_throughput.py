@@ -16,6 +16,7 @@ from typing import Any
 from _common import PODS, Conflicts, CpuMeter, make_namespace, per_op_cpu
 from _pods import make_pod, touch
 from _stats import summarize
+from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 
 
@@ -67,10 +68,18 @@ async def run_throughput(
             await c.get(PODS, name, namespace)
             lat.append(time.perf_counter() - t)
 
+    server_errors: list[str] = []
+
     async def list_(k: int, c: Client, lat: list[float]) -> None:
         for _ in range(max(1, lists // n)):
             t = time.perf_counter()
-            got = await c.list(PODS, namespace)
+            try:
+                got = await c.list(PODS, namespace)
+            except ApiError as exc:
+                if exc.status < 500:
+                    raise
+                server_errors.append(f"{exc.status} {exc.message}")  # counted: the target is none
+                continue
             lat.append(time.perf_counter() - t)
             if len(got.get("items") or []) != pods:
                 raise RuntimeError(f"list returned {len(got.get('items') or [])} pods, want {pods}")
@@ -79,6 +88,9 @@ async def run_throughput(
         with meter.measure(f"{label}-{verb}-n{n}") as cpu:
             lat, elapsed = await _run_tasks(clients, work)
         out[verb] = {**summarize(lat, elapsed), **per_op_cpu(cpu, len(lat))}
+    out["list"]["errors_5xx"] = len(server_errors)
+    if server_errors:
+        out["list"]["error_examples"] = sorted(set(server_errors))[:3]
     out["update"]["conflicts"] = conflicts.count
     if conflicts.examples:
         out["update"]["conflict_examples"] = conflicts.examples

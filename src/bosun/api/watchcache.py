@@ -43,7 +43,7 @@ WATCH_PREFIX = "/"  # every write moves the revision a consistent read waits for
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
-    __slots__ = ("_before", "_json", "_line", "_obj", "_prev", "group_plural", "key", "namespace", "prev_revision",
+    __slots__ = ("_before", "_json", "_obj", "_prev", "group_plural", "key", "namespace", "prev_revision",
                  "raw", "revision", "type", "written")
 
     def __init__(self, ev: WatchEvent, written: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
@@ -61,7 +61,6 @@ class CachedEvent:
         # The cache's previous event for this key: its object is this event's prev, so a
         # selector watch (a node's pods: spec.nodeName=...) need not decode prev_value.
         self._before: CachedEvent | None = None
-        self._line: bytes | None = None
         self._json: bytes | None = None
         # The revision of the object before this change (0: unknown, or none before).
         self.prev_revision = 0
@@ -93,10 +92,9 @@ class CachedEvent:
         return self._json
 
     def json_line(self) -> bytes:
-        """The wire form of the unfiltered event, built once for all JSON watchers."""
-        if self._line is None:
-            self._line = b'{"type":"' + self.type.encode() + b'","object":' + self.json() + b"}\n"
-        return self._line
+        """The wire form of the unfiltered event for JSON watchers: the object's JSON, encoded
+        once, in its envelope (a copy per watcher, not a second encoding kept per event)."""
+        return b'{"type":"' + self.type.encode() + b'","object":' + self.json() + b"}\n"
 
 
 class Unreadable(CachedEvent):
