@@ -28,11 +28,12 @@ def verbs_table(result: dict[str, Any]) -> str:
                     store, n, verb, _f(v["ops_per_s"]), _f(v["p50_ms"], 2), _f(v["p99_ms"], 2),
                     _f(v["max_ms"], 1), _f(v.get("server_cpu_ms_per_op", 0.0), 3),
                     _pct(v, "server_cpu_s"), _pct(v, "etcd_cpu_s"), _pct(v, "loadgen_cpu_s"),
-                    _pct(v, "other_cpu_s"), str(v.get("errors_5xx", "-")),
+                    _pct(v, "other_cpu_s"),
+                    f'{v["errors_5xx"]}/{v["timeouts"]}' if "errors_5xx" in v else "-",
                 ])
     return text_table(
         ["store", "clients", "verb", "ops/s", "p50 ms", "p99 ms", "max ms", "srv ms/op", "srv%", "etcd%",
-         "loadgen%", "other%", "5xx"],
+         "loadgen%", "other%", "5xx/timeout"],
         rows,
     )
 

@@ -80,6 +80,9 @@ async def run_throughput(
                     raise
                 server_errors.append(f"{exc.status} {exc.message}")  # counted: the target is none
                 continue
+            except TimeoutError:  # no answer within the client's timeout: a failure as well
+                server_errors.append("client timeout")
+                continue
             lat.append(time.perf_counter() - t)
             if len(got.get("items") or []) != pods:
                 raise RuntimeError(f"list returned {len(got.get('items') or [])} pods, want {pods}")
@@ -88,7 +91,8 @@ async def run_throughput(
         with meter.measure(f"{label}-{verb}-n{n}") as cpu:
             lat, elapsed = await _run_tasks(clients, work)
         out[verb] = {**summarize(lat, elapsed), **per_op_cpu(cpu, len(lat))}
-    out["list"]["errors_5xx"] = len(server_errors)
+    out["list"]["errors_5xx"] = sum(1 for e in server_errors if e != "client timeout")
+    out["list"]["timeouts"] = len(server_errors) - out["list"]["errors_5xx"]
     if server_errors:
         out["list"]["error_examples"] = sorted(set(server_errors))[:3]
     out["update"]["conflicts"] = conflicts.count
