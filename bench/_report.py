@@ -71,7 +71,7 @@ def churn_table(samples: list[dict[str, Any]], pods: int) -> str:
 def verdicts(result: dict[str, Any]) -> list[str]:
     out = []
     sq = result["stores"].get("sqlite")
-    if sq:
+    if sq and sq["throughput"]:
         best = max(
             (v["ops_per_s"], f"{verb} x{n}") for n, verbs in sq["throughput"].items()
             for verb, v in verbs.items() if verb in ("create", "update")
@@ -79,6 +79,11 @@ def verdicts(result: dict[str, Any]) -> list[str]:
         ok = "MET" if best[0] >= WRITE_TARGET else "MISSED"
         out.append(f"SQLite pod writes: best {best[0]:.0f}/s ({best[1]}), target {WRITE_TARGET:.0f}/s: {ok}")
     for store, s in result["stores"].items():
+        ll = s.get("list_load")
+        if ll:
+            ok = "MET" if ll["errors_5xx"] == 0 and ll["timeouts"] == 0 else "MISSED"
+            out.append(f"{store} list load ({ll['listers']} listers x {ll['pods']} pods): "
+                       f"{ll['errors_5xx']} 5xx, {ll['timeouts']} timeouts, target none: {ok}")
         for w in s["watch"]:
             p99 = w["delivery_from_send"]["p99_ms"]
             ok = "MET" if p99 < WATCH_TARGET_MS else "MISSED"
@@ -102,6 +107,17 @@ def print_report(result: dict[str, Any]) -> None:
     print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
     print(watch_table(result))
     sq = result["stores"].get("sqlite") or {}
+    if sq.get("list_load"):
+        ll = sq["list_load"]
+        print(f"\nList load ({ll['listers']} listers at once, each list = all {ll['pods']} pods)")
+        print(text_table(
+            ["store", "lists", "ok/s", "p50 ms", "p99 ms", "max ms", "srv ms/list", "srv%", "loadgen%", "other%",
+             "5xx", "timeouts"],
+            [["sqlite", str(ll["lists"]), _f(ll["ops_per_s"]), _f(ll["p50_ms"], 2), _f(ll["p99_ms"], 2),
+              _f(ll["max_ms"], 1), _f(ll["server_cpu_s"] * 1000 / max(1, ll["lists"]), 1),
+              _pct(ll, "server_cpu_s"), _pct(ll, "loadgen_cpu_s"), _pct(ll, "other_cpu_s"),
+              str(ll["errors_5xx"]), str(ll["timeouts"])]],
+        ))
     if sq.get("churn"):
         print(f"\nSQLite under churn ({result['params']['pods']} pods updated over and over)")
         print(churn_table(sq["churn"], result["params"]["pods"]))

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _churn import run_churn
 from _cli import results_header, run_async, write_result
 from _common import CpuMeter, close_clients, open_clients
+from _listload import open_listers, run_list_load, seed_into
 from _procs import ETCD, Etcd, remove_tree, start_etcd, start_server
 from _report import print_report
 from _throughput import run_throughput
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--updates", type=int, help="updates per client count (default 3000, quick 1000)")
     ap.add_argument("--gets", type=int, help="gets per client count (default 3000, quick 1000)")
     ap.add_argument("--lists", type=int, help="full lists per client count (default 50, quick 10)")
+    ap.add_argument("--list-pods", type=int, default=0,
+                    help="list load: pods written before the server starts (sqlite; 0 = no list load)")
+    ap.add_argument("--listers", type=int, default=16, help="list load: concurrent listers")
+    ap.add_argument("--list-rounds", type=int, default=2, help="list load: lists per lister")
+    ap.add_argument("--list-seed", metavar="DIR", help="list load: copy the pods' store from DIR (written there "
+                    "first if DIR has none), so that alternating runs list the same objects")
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--watch-rates", type=_floats, help="writes/s during fan-out (default 50,200; quick 100)")
     ap.add_argument("--watch-seconds", type=float, help="seconds per watch rate (default 10, quick 5)")
@@ -78,6 +85,9 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
         etcd = start_etcd(tmp / "etcd")
         store_url = f"etcd://{etcd.endpoint}"
     data_dir = tmp / f"server-{store}"
+    if args.list_pods and store == "sqlite":
+        print(f"[{store}] writing {args.list_pods} pods for the list load ...", file=sys.stderr, flush=True)
+        await seed_into(data_dir, args.list_pods, Path(args.list_seed) if args.list_seed else None)
     server = start_server(data_dir, store_url, args.controllers)
     out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
     try:
@@ -94,6 +104,14 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
                 )
             finally:
                 await close_clients(clients)
+        if args.list_pods and store == "sqlite":
+            print(f"[{store}] {args.listers} listers x {args.list_rounds} lists of {args.list_pods} pods ...",
+                  file=sys.stderr, flush=True)
+            listers = await open_listers(server, args.listers)
+            try:
+                out["list_load"] = await run_list_load(listers, meter, args.list_pods, args.list_rounds, store)
+            finally:
+                await close_clients(listers)
         for i, rate in enumerate(args.watch_rates):
             print(f"[{store}] watch fan-out, {args.watchers} watchers, {rate:g} writes/s ...",
                   file=sys.stderr, flush=True)
@@ -125,7 +143,7 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     stores = ["sqlite", "etcd"] if args.store == "both" else [args.store]
     result = results_header(args, "server and load generator share these CPUs; etcd and SQLite data on the same disk",
-                            hidden=("no_write", "profile", "output"))
+                            hidden=("no_write", "profile", "output", "list_seed"))
     result["stores"] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-api-"))
     try:
