@@ -164,6 +164,7 @@ async def test_node_index_and_namespaces(env: Env) -> None:
     await env.put("d", node="n1")  # bound: moves from the "" set to n1's
     assert names(await env.list(ns=None, fields="spec.nodeName=n1")) == ["a", "d", "c"]  # by key
     assert names(await env.list(ns=None, fields="spec.nodeName!=n1")) == ["b"]
+    assert names(await env.list(ns=None, fields="metadata.namespace=other,spec.nodeName=n1")) == ["c"]
     state = env.cache.resource(PODS.group_plural)
     assert sorted(state.fields["spec.nodeName"].by_value) == ["n1", "n2"]
     await env.delete("c", ns="other")

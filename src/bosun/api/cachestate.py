@@ -182,11 +182,17 @@ class ResourceState:
         best = self.all if not namespace else self.namespaces.get(namespace, _EMPTY)
         if fields is not None:
             for r in fields.requirements:
-                index = self.fields.get(r.field)
-                if index is not None and r.op in ("=", "=="):
+                if r.op not in ("=", "=="):
+                    continue
+                if r.field == "metadata.namespace":
+                    b = self.namespaces.get(r.value, _EMPTY)
+                else:
+                    index = self.fields.get(r.field)
+                    if index is None:
+                        continue
                     b = index.by_value.get(r.value, _EMPTY)
-                    if len(b.items) < len(best.items):
-                        best = b
+                if len(b.items) < len(best.items):
+                    best = b
         return best
 
 
