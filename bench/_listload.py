@@ -39,7 +39,10 @@ async def seed_into(data_dir: Path, pods: int, reuse: Path | None) -> None:
         await seed(data_dir, pods)
         return
     if not (reuse / "state.db").exists():
-        await seed(reuse, pods)
+        partial = reuse.with_name(reuse.name + ".partial")
+        await asyncio.to_thread(shutil.rmtree, partial, True)
+        await seed(partial, pods)
+        await asyncio.to_thread(partial.rename, reuse)  # only a whole store is ever reused
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     for f in await asyncio.to_thread(lambda: sorted(reuse.glob("state.db*"))):
         await asyncio.to_thread(shutil.copyfile, f, data_dir / f.name)
@@ -55,7 +58,7 @@ async def seed(data_dir: Path, pods: int) -> None:
         ns = await storage.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
                                                      "metadata": {"name": NAMESPACE}}, manager="bench")
         tracker.observe(ns, NAMESPACE, False)
-        sem = asyncio.Semaphore(64)
+        sem = asyncio.Semaphore(8)  # a few writes at a time: the machine is shared
 
         async def one(i: int) -> None:
             async with sem:
