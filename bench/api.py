@@ -88,7 +88,8 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
     if args.list_pods and store == "sqlite":
         print(f"[{store}] writing {args.list_pods} pods for the list load ...", file=sys.stderr, flush=True)
         await seed_into(data_dir, args.list_pods, Path(args.list_seed) if args.list_seed else None)
-    server = start_server(data_dir, store_url, args.controllers)
+    # A server opening a store of many pods takes longer to be ready on a busy machine.
+    server = start_server(data_dir, store_url, args.controllers, timeout=300 if args.list_pods else 60)
     out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
     try:
         meter = CpuMeter(
