@@ -12,8 +12,11 @@ import pytest
 from tests.conftest import RunningServer
 
 from bosun.api.registry import by_plural
+from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
+from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client, resource_path
+from bosun.client.transport import LocalTransport
 
 NS = by_plural("", "v1", "namespaces")
 CMS = by_plural("", "v1", "configmaps")
@@ -167,3 +170,28 @@ async def test_sixteen_listers_of_many_objects_get_no_server_error(
     assert failures == [] and writes == 20
     final = await client.list(CMS, namespace, label_selector="app=load")
     assert len(final["items"]) == count + 20
+
+
+def test_a_large_list_arrives_whole_over_http_and_in_process(api_server: RunningServer, namespace: str) -> None:
+    """A list over a megabyte is written a chunk at a time: both transports get all of it."""
+    async def go() -> None:
+        server = api_server.server
+        assert isinstance(server, APIServer) and server.local is not None
+        cfg = load_kubeconfig(api_server.kubeconfig)
+        http, local = Client(cfg), Client(cfg, transport=LocalTransport(server.local))
+        try:
+            await http.create(NS, {"metadata": {"name": namespace}})
+            big = "x" * 200_000
+            made = [await http.create(CMS, {"metadata": {"name": f"big{i}"}, "data": {"v": big}}, namespace)
+                    for i in range(8)]
+            for c in (http, local):
+                got = await c.list(CMS, namespace)
+                assert got["items"] == made and got["kind"] == "ConfigMapList"
+                page = await c.list(CMS, namespace, limit=6)
+                assert page["items"] == made[:6] and page["metadata"]["continue"]
+        finally:
+            await http.delete(NS, namespace)
+            await http.close()
+            await local.close()
+
+    api_server.call(go(), timeout=60)

@@ -51,6 +51,7 @@ CONTINUE_EXPIRED = (
     "that were created, modified, or deleted between the time the first chunk was returned and now may show "
     "up in the list."
 )
+CHUNK = 1 << 20  # bytes of a large list written at a time
 INCONSISTENT = -1  # the revision of a continue token that reads whatever is current
 
 
@@ -196,21 +197,55 @@ async def _from_store(storage: Storage, res: Resource, ns: str | None, opts: Lis
                  for o in objs], int(rv), cont)
 
 
-def list_body(res: Resource, page: Page) -> bytes:
-    """The list's JSON, composed from each item's cached JSON."""
+def list_parts(res: Resource, page: Page) -> list[bytes]:
+    """The list's JSON as pieces that join into it: each item's cached JSON, the commas
+    between them, and the list's envelope around them."""
     meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         meta["continue"] = page.continue_token
     api_version = res.api_version
-    parts = []
-    for item in page.items:
+    head = orjson.dumps({"kind": res.list_kind_name, "apiVersion": api_version, "metadata": meta})
+    parts = [head[:-1] + b',"items":[']
+    for i, item in enumerate(page.items):
+        if i:
+            parts.append(b",")
         if res.custom is not None and item.obj.get("apiVersion") != api_version:
             # A custom resource written at another of its versions (``conversion: None``).
             parts.append(orjson.dumps(dict(item.obj, apiVersion=api_version)))
         else:
             parts.append(item.json())
-    head = orjson.dumps({"kind": res.list_kind_name, "apiVersion": api_version, "metadata": meta})
-    return head[:-1] + b',"items":[' + b",".join(parts) + b"]}"
+    parts.append(b"]}")
+    return parts
+
+
+def list_body(res: Resource, page: Page) -> bytes:
+    """The list's JSON, composed from each item's cached JSON."""
+    return b"".join(list_parts(res, page))
+
+
+async def send_list(request: web.Request, res: Resource, page: Page) -> web.StreamResponse:
+    """The list as the answer. A large one is written a chunk at a time from the items'
+    cached JSON: no second copy of the whole list per request (16 clients listing 10,000
+    pods at once would otherwise hold 16 copies of 80 MB)."""
+    parts = list_parts(res, page)  # before any byte is sent: an unreadable item is still a 500
+    total = sum(len(p) for p in parts)
+    if total <= CHUNK:
+        return web.Response(body=b"".join(parts), content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = total
+    await resp.prepare(request)
+    chunk: list[bytes] = []
+    size = 0
+    for p in parts:
+        chunk.append(p)
+        size += len(p)
+        if size >= CHUNK:
+            await resp.write(b"".join(chunk))
+            chunk, size = [], 0
+    if chunk:
+        await resp.write(b"".join(chunk))
+    await resp.write_eof()
+    return resp
 
 
 def objects(res: Resource, page: Page) -> list[dict[str, Any]]:

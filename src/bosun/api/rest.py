@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
-from bosun.api.cachedlist import list_body, list_options, list_page, objects
+from bosun.api.cachedlist import list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
@@ -145,7 +145,7 @@ class RestHandler:
         obj = await self.storage.get(t.res, t.namespace, t.name)
         return json_response(self.render(request, t.res, obj))
 
-    async def list(self, request: web.Request, t: Target) -> web.Response:
+    async def list(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = selectors(request, t.res)
         page = await list_page(self.cache, self.storage, t.res, t.namespace, list_options(request), labels, fields)
         if wants_table(request) or wants_partial_metadata(request):
@@ -161,7 +161,7 @@ class RestHandler:
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                 "metadata": list_meta, "items": [partial_metadata(o) for o in items],
             })
-        return web.Response(body=list_body(t.res, page), content_type="application/json")
+        return await send_list(request, t.res, page)
 
     # ---- writes ------------------------------------------------------------------------
 
