@@ -1,6 +1,8 @@
 """API server benchmark: verbs, watch fan-out and SQLite growth under churn, per store.
 
     .venv/bin/python bench/api.py [--quick] [--store sqlite|etcd|both] [--clients 1,10,50]
+    .venv/bin/python bench/api.py --store sqlite --clients "" --list-pods 10000 --listers 16 \
+        --watch-rates "" --churn 0     # only the list load: 16 clients listing 10,000 pods at once
 
 The server (`bosun server`, HTTPS, its own process) and this load generator (N clients, each
 its own aiohttp pool) share the machine's cores, so throughput is a whole-box number; the
