@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := etcd-server crun runc containernetworking-plugins iproute2 iptables openssl docker-registry busybox-static nginx nftables conntrack iperf3 golang-github-containers-common wrk
+DEBS := etcd-server crun runc containernetworking-plugins iproute2 iptables openssl docker-registry busybox-static docker.io nginx nftables conntrack iperf3 golang-github-containers-common wrk
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean

@@ -18,6 +18,7 @@ from bosun.client.rest import Client
 
 PODS = must_by_plural("", "v1", "pods")
 NAMESPACES = must_by_plural("", "v1", "namespaces")
+NODES = must_by_plural("", "v1", "nodes")
 
 
 async def open_clients(server: Server, n: int) -> list[Client]:

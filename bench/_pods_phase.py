@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import PODS, make_namespace
+from _common import NODES, PODS, make_namespace
 from _stats import percentile
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
@@ -35,8 +35,8 @@ VARIANTS = ("plain", "probe", "hostnet")
 plain with hostNetwork, which skips the CNI plugins and so shows what the pod network costs."""
 
 
-def bench_pod(name: str, variant: str) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "host", "command": ["sleep", "3600"]}
+def bench_pod(name: str, variant: str, image: str = "host") -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": image, "command": ["sleep", "3600"]}
     if variant == "probe":
         container["readinessProbe"] = {"exec": {"command": ["true"]}, "periodSeconds": 1}
     spec: dict[str, Any] = {"containers": [container], "terminationGracePeriodSeconds": GRACE_SECONDS}
@@ -96,10 +96,10 @@ async def _watch(client: Client, namespace: str, rv: str, tracker: _Tracker) -> 
             tracker.see(event["object"], now)
 
 
-async def _create(client: Client, namespace: str, name: str, variant: str, tracker: _Tracker) -> None:
+async def _create(client: Client, namespace: str, name: str, variant: str, tracker: _Tracker, image: str) -> None:
     m = tracker.marks.setdefault(name, _Marks())
     m.created, m.created_wall = time.perf_counter(), time.time()
-    await client.create(PODS, bench_pod(name, variant), namespace)
+    await client.create(PODS, bench_pod(name, variant, image), namespace)
 
 
 def _ms_stats(values: list[float]) -> dict[str, float]:
@@ -160,7 +160,7 @@ def _summary(tracker: _Tracker, t0: float) -> dict[str, Any]:
 
 
 async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s: float = 120,
-                   data_dir: Path | None = None) -> dict[str, Any]:
+                   data_dir: Path | None = None, image: str = "host") -> dict[str, Any]:
     """Create ``n`` pods concurrently in a fresh ``namespace`` and wait until all are Ready;
     ``data_dir`` (of `bosun up`) gives the breakdown from the driver's container files."""
     await make_namespace(client, namespace)
@@ -170,7 +170,7 @@ async def run_pods(client: Client, namespace: str, n: int, variant: str, wait_s:
     try:
         await asyncio.sleep(0.2)  # the watch is established before the first create
         t0 = time.perf_counter()
-        await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", variant, tracker) for i in range(n)))
+        await asyncio.gather(*(_create(client, namespace, f"pod-{i:03d}", variant, tracker, image) for i in range(n)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tracker.done.wait(), wait_s)
         _container_files(tracker, data_dir)
@@ -193,3 +193,17 @@ async def delete_pods(client: Client, namespace: str, wait_s: float = 120) -> fl
             raise TimeoutError(f"pods of {namespace} still there after {wait_s} s")
         await asyncio.sleep(0.2)
     return round(time.perf_counter() - t0, 3)
+
+
+async def wait_node_ready(client: Client, name: str, wait_s: float = 60) -> float:
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < wait_s:
+        try:
+            node = await client.get(NODES, name)
+            if any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (node.get("status") or {}).get("conditions") or []):
+                return round(time.perf_counter() - t0, 3)
+        except Exception:  # the node registers a moment after `ready`
+            pass
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"node {name} not Ready after {wait_s} s")

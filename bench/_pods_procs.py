@@ -53,7 +53,7 @@ class BosunUp:
 
 
 def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout: float = 60,
-                   ports: tuple[int, int] | None = None) -> BosunUp:
+                   ports: tuple[int, int] | None = None, env: dict[str, str] | None = None) -> BosunUp:
     """`bosun up` on free loopback ports (or ``ports``: API, agent, as a restart keeps them)
     with a fresh data dir; returns once it prints ``ready``."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +62,7 @@ def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout
     cmd = [str(bosun), "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{api}",
            "--agent-port", str(agent), "--name", node_name, "--runtime", runtime]
     with open(data_dir / "up.log", "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=env)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     out = b""

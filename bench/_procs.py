@@ -35,6 +35,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (an API server with --api-workers is several processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and of every live descendant."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue  # exited meanwhile
+    return total
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     if proc.poll() is not None:
         return
@@ -123,22 +148,25 @@ class Server:
         return self.proc.pid
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return tree_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=20)
 
 
-def start_server(data_dir: Path, store_url: str, controllers: str = "none", timeout: float = 60) -> Server:
+def start_server(data_dir: Path, store_url: str, controllers: str = "none", timeout: float = 60,
+                 api_workers: int = 1) -> Server:
     """`bosun server` in its own process; returns once it prints ``ready``.
 
-    Controllers are off by default: this measures the API, not the control loops it hosts."""
+    Controllers are off by default: this measures the API, not the control loops it hosts.
+    ``api_workers`` is always given (the server's default is the number of cores), so that a
+    figure says how many API processes it took."""
     data_dir.mkdir(parents=True, exist_ok=True)
     bosun = Path(sys.executable).parent / "bosun"
     cmd = [str(bosun), "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}"]
     if store_url:
         cmd += ["--store", store_url]
-    cmd += ["--controllers", controllers]
+    cmd += ["--controllers", controllers, "--api-workers", str(api_workers)]
     if controllers == "none":
         cmd.append("--no-scheduler")  # a pure API benchmark: nothing else writes the pods
     proc = start_ready(cmd, data_dir / "server.log", timeout, "bosun server")

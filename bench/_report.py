@@ -8,6 +8,7 @@ from _cli import text_table
 
 WRITE_TARGET = 2000.0  # pod writes/s on SQLite (the target)
 WATCH_TARGET_MS = 50.0  # p99 write-to-watch delivery
+WORKERS_TARGET = 1.6  # pod creates/s with 2 API workers over 1
 
 
 def _f(x: float, digits: int = 1) -> str:
@@ -68,8 +69,37 @@ def churn_table(samples: list[dict[str, Any]], pods: int) -> str:
     return text_table(["updates", "upd/s", "db MB", "wal MB", "total MB", f"list {pods} ms"], rows)
 
 
+def workers_table(result: dict[str, Any]) -> str:
+    rows = []
+    for store, s in result["stores"].items():
+        if "workers" not in s:
+            continue
+        med = s["workers"]["median"]
+        fewest = med[min(med, key=int)]
+        base, base_cost = fewest["ops_per_s"], fewest["busiest_cpu_ms_per_op"]
+        for count, m in med.items():
+            runs = "/".join(_f(r["ops_per_s"], 0) for r in s["workers"]["runs"][count])
+            rows.append([store, count, _f(m["ops_per_s"]), runs, _f(m["ops_per_s"] / base if base else 0.0, 2),
+                         _f(m["p50_ms"], 2), _f(m["p99_ms"], 2), _f(m["server_cpu_ms_per_op"], 3),
+                         _f(m["busiest_cpu_ms_per_op"], 3),
+                         _f(base_cost / m["busiest_cpu_ms_per_op"] if m["busiest_cpu_ms_per_op"] else 0.0, 2),
+                         _pct(m, "server_cpu_s"), _pct(m, "loadgen_cpu_s"), _pct(m, "other_cpu_s")])
+    return text_table(["store", "api workers", "creates/s (median)", "runs", "x of fewest", "p50 ms", "p99 ms",
+                       "srv ms/op", "busiest ms/op", "capacity x", "srv%", "loadgen%", "other%"], rows)
+
+
 def verdicts(result: dict[str, Any]) -> list[str]:
     out = []
+    for store, s in result["stores"].items():
+        med = (s.get("workers") or {}).get("median") or {}
+        if "1" in med and "2" in med and med["1"]["ops_per_s"]:
+            ratio = med["2"]["ops_per_s"] / med["1"]["ops_per_s"]
+            ok = "MET" if ratio >= WORKERS_TARGET else "MISSED"
+            out.append(f"{store} pod creates with 2 API workers: {ratio:.2f}x of 1 (medians), "
+                       f"target >= {WORKERS_TARGET:g}x: {ok}")
+            cap = med["1"]["busiest_cpu_ms_per_op"] / med["2"]["busiest_cpu_ms_per_op"]
+            out.append(f"{store} capacity with 2 API workers (CPU per create of the busiest process, 1 over 2): "
+                       f"{cap:.2f}x; what a box with a free core per process would give")
     sq = result["stores"].get("sqlite")
     if sq and sq["throughput"]:
         best = max(
@@ -102,10 +132,18 @@ def print_report(result: dict[str, Any]) -> None:
     print("CPU columns are % of one core during the phase (200% = the whole box); other% is what")
     print("every other process on the machine used meanwhile (noise from work sharing the box).\n")
     pods = result["params"]["pods"]
-    print(f"Verbs (N clients, each its own connection pool; list = all {pods} pods in one response)")
-    print(verbs_table(result))
-    print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
-    print(watch_table(result))
+    if any(s["throughput"] for s in result["stores"].values()):
+        print(f"Verbs (N clients, each its own connection pool; list = all {pods} pods in one response)")
+        print(verbs_table(result))
+        print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
+        print(watch_table(result))
+    first = next(iter(result["stores"].values())).get("workers")
+    if first:
+        print(f"\nAPI processes (--api-workers): {first['pods']} pod creates by {first['clients']} clients, a fresh "
+              f"server per run; loop speed {m['loop_mops']} M/s")
+        print(workers_table(result))
+        print("busiest ms/op: CPU per create of the busiest API process; capacity x: the fewest-process "
+              "figure of it over this one")
     sq = result["stores"].get("sqlite") or {}
     if sq.get("list_load"):
         ll = sq["list_load"]
@@ -125,6 +163,11 @@ def print_report(result: dict[str, Any]) -> None:
     for line in verdicts(result):
         print(line)
     for store, st in result["stores"].items():
+        failed = sum(int(v["list"].get("errors", 0)) for v in st["throughput"].values())
+        if failed:
+            print(f"MISSED {store}: {failed} lists failed (target: none), e.g. "
+                  + "; ".join(next(v["list"].get("error_examples", []) for v in st["throughput"].values()
+                                   if v["list"].get("errors"))))
         n = sum(int(v["update"].get("conflicts", 0)) for v in st["throughput"].values())
         n += sum(int(w.get("conflicts", 0)) for w in st["watch"])
         n += int((st.get("churn") or [{}])[-1].get("conflicts", 0))

@@ -78,7 +78,7 @@ async def run_throughput(
             except ApiError as exc:
                 if exc.status < 500:
                     raise
-                server_errors.append(f"{exc.status} {exc.message}")  # counted: the target is none
+                server_errors.append(f"{exc.status} {exc.message}"[:200])  # counted: the target is none
                 continue
             except TimeoutError:  # no answer within the client's timeout: a failure as well
                 server_errors.append("client timeout")
@@ -91,6 +91,7 @@ async def run_throughput(
         with meter.measure(f"{label}-{verb}-n{n}") as cpu:
             lat, elapsed = await _run_tasks(clients, work)
         out[verb] = {**summarize(lat, elapsed), **per_op_cpu(cpu, len(lat))}
+    out["list"]["errors"] = len(server_errors)
     out["list"]["errors_5xx"] = sum(1 for e in server_errors if e != "client timeout")
     out["list"]["timeouts"] = len(server_errors) - out["list"]["errors_5xx"]
     if server_errors:

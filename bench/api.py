@@ -1,12 +1,16 @@
 """API server benchmark: verbs, watch fan-out and SQLite growth under churn, per store.
 
     .venv/bin/python bench/api.py [--quick] [--store sqlite|etcd|both] [--clients 1,10,50]
+                                  [--api-workers 1,2] [--worker-runs 3] [--workers-only]
     .venv/bin/python bench/api.py --store sqlite --clients "" --list-pods 10000 --listers 16 \
-        --watch-rates "" --churn 0     # only the list load: 16 clients listing 10,000 pods at once
+        --watch-rates "" --churn 0 --api-workers ""   # only the list load: 16 clients, 10,000 pods
 
 The server (`bosun server`, HTTPS, its own process) and this load generator (N clients, each
 its own aiohttp pool) share the machine's cores, so throughput is a whole-box number; the
-server's own CPU per operation is reported next to it. Prints a table and writes
+server's own CPU per operation is reported next to it (all its processes: with --api-workers
+the workers too). The verbs, watch and churn phases run one API process; then pod creates with
+the largest client count are measured for each --api-workers count side by side (fresh server
+each, counts alternating, medians of --worker-runs runs). Prints a table and writes
 bench/results/api-<store>-<timestamp>.json.
 """
 
@@ -29,6 +33,7 @@ from _procs import ETCD, Etcd, remove_tree, start_etcd, start_server
 from _report import print_report
 from _throughput import run_throughput
 from _watch import run_watch
+from _workers import run_workers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -62,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--churn", type=int, help="SQLite churn updates (default 200000, quick 10000)")
     ap.add_argument("--churn-every", type=int, help="updates between samples (default 20000, quick 2000)")
     ap.add_argument("--churn-clients", type=int, default=50)
+    ap.add_argument("--api-workers", type=_ints, default=[1, 2], help="API process counts compared, e.g. 1,2")
+    ap.add_argument("--worker-runs", type=int, default=3, help="runs per --api-workers count (medians quoted)")
+    ap.add_argument("--workers-only", action="store_true", help="only the --api-workers comparison")
     ap.add_argument("--controllers", default="none", help="passed to `bosun server --controllers`")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server during each phase into DIR")
     ap.add_argument("--output", metavar="PATH", help="results file (default bench/results/api-<store>-<time>.json)")
@@ -86,17 +94,31 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
     if store == "etcd":
         etcd = start_etcd(tmp / "etcd")
         store_url = f"etcd://{etcd.endpoint}"
+    out: dict[str, Any] = {"store": store, "throughput": {}, "watch": []}
+    try:
+        if not args.workers_only:
+            await _phases(store, store_url, etcd.proc.pid if etcd is not None else None, args, tmp, out)
+        if args.api_workers:
+            out["workers"] = await run_workers(store, store_url, args.api_workers, args.worker_runs,
+                                               max(args.clients, default=50), args.pods, args.controllers, tmp)
+    finally:
+        if etcd is not None:
+            etcd.stop()
+    return out
+
+
+async def _phases(store: str, store_url: str, etcd_pid: int | None, args: argparse.Namespace, tmp: Path,
+                  out: dict[str, Any]) -> None:
+    """Verbs, watch fan-out and (SQLite) churn against one server with one API process."""
     data_dir = tmp / f"server-{store}"
     if args.list_pods and store == "sqlite":
         print(f"[{store}] writing {args.list_pods} pods for the list load ...", file=sys.stderr, flush=True)
         await seed_into(data_dir, args.list_pods, Path(args.list_seed) if args.list_seed else None)
     # A server opening a store of many pods takes longer to be ready on a busy machine.
     server = start_server(data_dir, store_url, args.controllers, timeout=300 if args.list_pods else 60)
-    out: dict[str, Any] = {"store": store, "server_pid": server.pid, "throughput": {}, "watch": []}
+    out["server_pid"] = server.pid
     try:
-        meter = CpuMeter(
-            server, Path(args.profile) if args.profile else None, etcd.proc.pid if etcd is not None else None,
-        )
+        meter = CpuMeter(server, Path(args.profile) if args.profile else None, etcd_pid)
         for n in args.clients:
             print(f"[{store}] verbs with {n} clients ...", file=sys.stderr, flush=True)
             clients = await open_clients(server, n)
@@ -138,9 +160,6 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
                 await close_clients(clients)
     finally:
         server.stop()
-        if etcd is not None:
-            etcd.stop()
-    return out
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cli import results_header, write_result
 from _common import NAMESPACES
-from _pods_phase import VARIANTS, delete_pods, run_pods
+from _pods_docker import run_docker_driver
+from _pods_phase import VARIANTS, delete_pods, run_pods, wait_node_ready
 from _pods_procs import (
     BosunUp,
     cpu_by_kind,
@@ -63,12 +64,10 @@ from _procs import ROOT, cpu_seconds
 from _profile import start_profile as start_py_spy
 from _profile import stop_profile
 from _swarm import run_swarm
-from bosun.api.registry import by_plural
 from bosun.client.rest import Client
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"all_running_100_s": 5.0, "p99_ready_ms": 2000.0, "rss_mb": 200.0, "swarm_ratio": 3.0}
-NODES = by_plural("", "v1", "nodes")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--output", type=Path, help="results file (default bench/results/pods-<time>.json)")
     ap.add_argument("--keep", action="store_true", help="keep the data dir (logs) after the run")
     ap.add_argument("--no-swarm", action="store_true", help="skip the Docker Swarm side by side")
+    ap.add_argument("--no-docker", action="store_true", help="skip Bosun's docker driver side by side")
     ap.add_argument("--swarm-sizes", help="replicas per Swarm step (default: the pod sizes, plus 50 "
                     "(issue 5's Swarm figure) unless --quick)")
     ap.add_argument("--stop", action="store_true",
@@ -107,36 +107,27 @@ def side_by_side(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Bosun's plain pods (a bridge network and `sleep 3600`, as a Swarm task gets) against
     Swarm's replicas, per size both ran; ratio = Swarm's all-Running time over Bosun's."""
     swarm = {s["replicas"]: s for s in (result.get("docker_swarm") or {}).get("steps", [])}
+    docker = {s["pods"]: s for s in (result.get("docker_driver") or {}).get("steps", [])}
     steps = result.get("steps", [])
     variant = "plain" if any(s["variant"] == "plain" for s in steps) else (steps[0]["variant"] if steps else "")
     rows = []
-    for b in [s for s in steps if s["variant"] == variant and s["pods"] in swarm]:
-        w = swarm[b["pods"]]
+    empty = {"all_running_s": None, "create_to_running": {"p50_ms": "-", "p99_ms": "-"}}
+    for b in [s for s in steps if s["variant"] == variant and (s["pods"] in swarm or s["pods"] in docker)]:
+        w = swarm.get(b["pods"], empty)
+        d = docker.get(b["pods"], empty)
         ratio = (round(w["all_running_s"] / b["all_running_s"], 2)
                  if w["all_running_s"] and b["all_running_s"] else None)
         rows.append({"pods": b["pods"], "bosun_variant": variant,
                      "bosun_all_running_s": b["all_running_s"], "swarm_all_running_s": w["all_running_s"],
+                     "docker_driver_all_running_s": d["all_running_s"],
+                     "docker_driver_running_p50_ms": d["create_to_running"]["p50_ms"],
+                     "docker_driver_running_p99_ms": d["create_to_running"]["p99_ms"],
                      "ratio": ratio,
                      "bosun_running_p50_ms": b["create_to_running"]["p50_ms"],
                      "bosun_running_p99_ms": b["create_to_running"]["p99_ms"],
                      "swarm_running_p50_ms": w["create_to_running"]["p50_ms"],
                      "swarm_running_p99_ms": w["create_to_running"]["p99_ms"]})
     return rows
-
-
-async def wait_node_ready(client: Client, name: str, wait_s: float = 60) -> float:
-    assert NODES is not None
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < wait_s:
-        try:
-            node = await client.get(NODES, name)
-            if any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in (node.get("status") or {}).get("conditions") or []):
-                return round(time.perf_counter() - t0, 3)
-        except Exception:  # the node registers a moment after `ready`
-            pass
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"node {name} not Ready after {wait_s} s")
 
 
 async def wait_no_containers(up: BosunUp, wait_s: float = 60) -> float:
@@ -265,13 +256,15 @@ def print_side_by_side(result: dict[str, Any]) -> None:
     rows = result.get("side_by_side") or []
     if not rows:
         return
-    print(f"\nside by side, all Running (Bosun {rows[0]['bosun_variant']} pods vs Docker Swarm "
-          f"{swarm.get('engine_version')} replicas, same machine, one after the other):")
-    print(f"{'pods':>5} {'bosun s':>9} {'swarm s':>9} {'swarm/bosun':>12}   {'p50/p99 ms bosun':>18} "
-          f"{'p50/p99 ms swarm':>18}")
+    print(f"\nside by side, all Running (Bosun {rows[0]['bosun_variant']} pods on the oci and docker drivers vs "
+          f"Docker Swarm {swarm.get('engine_version')} replicas, same machine, one after the other):")
+    print(f"{'pods':>5} {'oci s':>9} {'docker s':>9} {'swarm s':>9} {'swarm/oci':>10}   {'p50/p99 ms oci':>18} "
+          f"{'p50/p99 ms docker':>18} {'p50/p99 ms swarm':>18}")
     for r in rows:
-        print(f"{r['pods']:>5} {r['bosun_all_running_s'] or '-':>9} {r['swarm_all_running_s'] or '-':>9} "
-              f"{r['ratio'] or '-':>12}   {r['bosun_running_p50_ms']:>8}/{r['bosun_running_p99_ms']:<9} "
+        print(f"{r['pods']:>5} {r['bosun_all_running_s'] or '-':>9} {r['docker_driver_all_running_s'] or '-':>9} "
+              f"{r['swarm_all_running_s'] or '-':>9} {r['ratio'] or '-':>10}   "
+              f"{r['bosun_running_p50_ms']:>8}/{r['bosun_running_p99_ms']:<9} "
+              f"{r['docker_driver_running_p50_ms']:>8}/{r['docker_driver_running_p99_ms']:<9} "
               f"{r['swarm_running_p50_ms']:>8}/{r['swarm_running_p99_ms']:<9}")
     only = [s for s in swarm.get("steps", []) if s["replicas"] not in {r["pods"] for r in rows}]
     for s in only:
@@ -315,6 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result["data_dir"] = str(data_dir)
     result["load_average"] = {"start": load_at_start, "before_swarm": round(os.getloadavg()[0], 2)}
+    if args.no_docker:
+        result["docker_driver"] = {"skipped": "--no-docker"}
+    else:
+        print(f"\nBosun on its docker driver, the same workload ({', '.join(map(str, sizes))} pods):", flush=True)
+        result["docker_driver"] = asyncio.run(run_docker_driver(sizes))
+        if "skipped" in result["docker_driver"] or "error" in result["docker_driver"]:
+            print(f"docker driver: {result['docker_driver'].get('skipped') or result['docker_driver'].get('error')}")
     if args.no_swarm:
         result["docker_swarm"] = {"skipped": "--no-swarm"}
     else:

@@ -1,9 +1,13 @@
 """A kopf operator for examples/greeting-crd.yaml: each Greeting gets a ConfigMap of its own
 (owned by it, so the garbage collector removes it with the Greeting) and a status.
 
-Run it beside a cluster: ``KUBECONFIG=... kopf run --standalone -A examples/greeting-operator.py``.
+Run it beside a cluster: ``KUBECONFIG=... kopf run --standalone -A examples/greeting-operator.py``,
+or in a pod: there it uses the pod's ServiceAccount token and the in-cluster configuration
+(KUBERNETES_SERVICE_HOST/PORT, the CA at /var/run/secrets/kubernetes.io/serviceaccount/ca.crt),
+as kopf itself does; its account needs the RBAC of examples/greeting-operator-rbac.yaml.
 """
 
+import os
 from typing import Any
 
 import kopf
@@ -12,7 +16,10 @@ import kubernetes
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    kubernetes.config.load_kube_config()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kubernetes.config.load_incluster_config()
+    else:
+        kubernetes.config.load_kube_config()
     settings.watching.server_timeout = 20
 
 

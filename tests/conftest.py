@@ -15,6 +15,7 @@ import pytest
 
 from bosun.api.server import APIServer, ServerConfig
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
+from bosun.monitoring.history import HistoryConfig
 from bosun.network.config import NetworkConfig
 
 pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
@@ -22,6 +23,10 @@ pytest_plugins = ["tests.fixtures.etcd", "tests.harness.fixtures"]
 # Every API server started by the tests (in this process or as `bosun server`/`bosun up`)
 # checks at stop that nobody modified the objects its watch cache shares with informers.
 os.environ["BOSUN_CHECK_SHARED_OBJECTS"] = "1"
+
+
+# No controller but the collectors (they always run unless named with a "-"), no scheduler.
+COLLECTORS_ONLY = ControlPlaneOptions(controllers=["none"], scheduler=False)
 
 
 @dataclass
@@ -42,9 +47,12 @@ class RunningServer:
         return str(self.server.kubeconfig)
 
     @property
+    def api(self) -> APIServer:
+        return self.server.api if isinstance(self.server, ControlPlane) else self.server
+
+    @property
     def token(self) -> str:
-        api = self.server.api if isinstance(self.server, ControlPlane) else self.server
-        return api.token
+        return self.api.token
 
     @property
     def ca_path(self) -> str:
@@ -66,17 +74,22 @@ class RunningServer:
 def start_server(
     data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
     encryption_config: Path | None = None, listen: str = "127.0.0.1:0", network: NetworkConfig | None = None,
+    history: HistoryConfig | None = None,
 ) -> RunningServer:
-    """A bare API server, or with ``options`` the whole control plane (scheduler, controllers).
+    """The API server with only the controllers that finish deletion (garbage collector,
+    namespace, CRD finalizer), or with ``options`` the whole control plane (scheduler,
+    controllers).
     ``encryption_config`` is the server's --encryption-config (None: the server's default);
     ``listen`` another address than loopback (for agents in network namespaces of the test's);
-    ``network`` its --cluster-cidr, --service-cidr... (None: the defaults)."""
+    ``network`` its --cluster-cidr, --service-cidr... (None: the defaults); ``history`` its
+    --metrics-retention/--metrics-resolution (None: the defaults)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="api-server", daemon=True)
     thread.start()
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url,
-                          encryption_config=encryption_config, network=network or NetworkConfig())
-    server: APIServer | ControlPlane = APIServer(config) if options is None else ControlPlane(config, options)
+                          encryption_config=encryption_config, network=network or NetworkConfig(),
+                          history=history or HistoryConfig())
+    server = ControlPlane(config, options or COLLECTORS_ONLY)
     fut = asyncio.run_coroutine_threadsafe(server.start(), loop)
     try:
         fut.result(90)
@@ -87,11 +100,11 @@ def start_server(
     return RunningServer(server, loop, thread, data_dir)
 
 
-def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None
-           ) -> Iterator[RunningServer]:
+def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,
+           history: HistoryConfig | None = None) -> Iterator[RunningServer]:
     """A fixture's body: a server (see start_server) for as long as the fixture lives,
     stopped afterwards even when the test failed. Use as ``yield from served(...)``."""
-    running = start_server(data_dir, store_url, options)
+    running = start_server(data_dir, store_url, options, history=history)
     try:
         yield running
     finally:

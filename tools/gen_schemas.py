@@ -129,6 +129,7 @@ _PKG = {
     "discovery.k8s.io": "io.k8s.api.discovery.v1",
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1",
+    "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

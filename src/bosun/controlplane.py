@@ -6,9 +6,10 @@ event loop, their requests go to its in-process dispatcher rather than over HTTP
 itself (``BOSUN_LOCAL_TRANSPORT=0`` forces HTTPS, to compare). They run only while this server holds the
 `bosun-controlplane` Lease, so several servers on one etcd never act twice.
 
-The garbage collector and the namespace finalizer live in the API server (they work from its
-watch cache) but act under the same Lease: they run in whichever server leads, whatever
-``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace``.
+The garbage collector, the namespace controller and the CRD finalizer are controllers like
+the others, but deletion never finishes without them: they run in whichever server leads,
+whatever ``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace`` /
+``-crdfinalizer``.
 
 A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
 (:mod:`bosun.component`)
@@ -32,6 +33,7 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.pool import WorkerPool
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.leader import LeaderElector
 from bosun.client.rest import Client
@@ -43,12 +45,13 @@ from bosun.membership import heartbeat, resign
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("spread", "binpack", "random")
-# Kube-controller-manager's names for what the API server's collectors do.
-COLLECTORS = ("garbagecollector", "namespace")
+# The controllers without which deletion never finishes: run unless turned off by name.
+COLLECTORS = ("garbagecollector", "namespace", "crdfinalizer")
 
 
 def discover_components(options: ControlPlaneOptions) -> dict[str, Component]:
-    """Every controller module with a ``run`` (filtered by --controllers), and the scheduler."""
+    """Every controller module with a ``run`` (filtered by --controllers; the collectors run
+    unless named with a ``-``), and the scheduler."""
     import bosun.controllers as pkg
 
     wanted = set(options.controllers)
@@ -56,7 +59,7 @@ def discover_components(options: ControlPlaneOptions) -> dict[str, Component]:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name.startswith("_"):
             continue
-        if "*" not in wanted and info.name not in wanted:
+        if "*" not in wanted and info.name not in wanted and info.name not in COLLECTORS:
             continue
         if f"-{info.name}" in wanted:
             continue
@@ -78,13 +81,14 @@ class ControlPlane:
         self.options = options or ControlPlaneOptions()
         # New pods tolerate a failed node for as long as node lifecycle waits before evicting.
         tolerated = math.ceil(self.options.pod_eviction_timeout)
-        self.api = APIServer(replace(config, default_toleration_seconds=tolerated),
-                             collectors=False)  # they run while leading: see _collectors
+        self.api = APIServer(replace(config, default_toleration_seconds=tolerated))
         self.client: Client | None = None
         self.ctx: ComponentContext | None = None
         self._elector_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.components: dict[str, Component] = {}
+        # The other API processes (--api-workers), when there are any.
+        self.workers: WorkerPool | None = None
 
     @property
     def url(self) -> str:
@@ -103,9 +107,13 @@ class ControlPlane:
     async def start(self) -> None:
         await self.api.start()
         try:
+            if self.config.api_workers > 1:
+                assert self.api.store is not None
+                self.workers = WorkerPool(self.config, self.api.store, self.api.listen_sockets,
+                                          self.config.api_workers - 1,
+                                          logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+                await self.workers.start()
             self.components = discover_components(self.options)
-            if any(f"-{name}" not in self.options.controllers for name in COLLECTORS):
-                self.components["apiserver-collectors"] = self._collectors
             if not self.components:
                 return
             ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
@@ -150,34 +158,24 @@ class ControlPlane:
         # In-process, informers take the server's own objects (no JSON per event); components
         # treat informer objects as read-only, as client-go requires.
         shared = isinstance(self.client.transport, LocalTransport)
-        self.ctx = ComponentContext(self.client, SharedInformers(self.client, shared_objects=shared), self.options)
-        tasks = [asyncio.create_task(self._supervise(name, run), name=f"component-{name}")
+        self.ctx = ctx = ComponentContext(self.client, SharedInformers(self.client, shared_objects=shared),
+                                          self.options)
+        tasks = [asyncio.create_task(self._supervise(name, run, ctx), name=f"component-{name}")
                  for name, run in self.components.items()]
         try:
             await asyncio.gather(*tasks)
         finally:
             for t in tasks:
                 await cancel_and_wait(t)
-            await self.ctx.informers.stop()
-            await self.ctx.close()
+            self.ctx = None  # None while not leading
+            await ctx.informers.stop()
+            await ctx.close()
 
-    async def _collectors(self, ctx: ComponentContext) -> None:
-        """The API server's garbage collector and namespace finalizer, for as long as this
-        server leads (cancelled when it stops leading)."""
-        gc = "-garbagecollector" not in self.options.controllers
-        ns = "-namespace" not in self.options.controllers
-        try:
-            await self.api.start_collectors(gc=gc, namespaces=ns)
-            await asyncio.Event().wait()
-        finally:
-            await self.api.stop_collectors()
-
-    async def _supervise(self, name: str, run: Component) -> None:
-        assert self.ctx is not None
+    async def _supervise(self, name: str, run: Component, ctx: ComponentContext) -> None:
         delay = 1.0
         while True:
             try:
-                await run(self.ctx)
+                await run(ctx)
                 return
             except asyncio.CancelledError:
                 raise
@@ -187,6 +185,9 @@ class ControlPlane:
             delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
+        if self.workers is not None:  # first: they reach the store through this process
+            await self.workers.stop()
+            self.workers = None
         await cancel_and_wait(self._elector_task)
         self._elector_task = None
         if self._heartbeat_task is not None:

@@ -78,16 +78,17 @@ class NetnsNode:
 
 
 @contextmanager
-def netns_node(tmp: Path) -> Iterator[NetnsNode]:
-    """The node, ready; stopped with SIGINT (SIGKILL if it hangs) and its namespace removed."""
+def netns_node(tmp: Path, runtime: str = "oci", env: dict[str, str] | None = None) -> Iterator[NetnsNode]:
+    """The node (``bosun up --runtime RUNTIME``, environment ``env``), ready; stopped with
+    SIGINT (SIGKILL if it hangs) and its namespace removed."""
     ns = f"bst{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     proc = None
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, BOSUN, "up", "--runtime", "oci", "--data-dir",
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, BOSUN, "up", "--runtime", runtime, "--data-dir",
                                  str(tmp / "up"), "--listen", "127.0.0.1:6443", "--name", "solo"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert proc.stdout is not None
         seen = []
         for line in proc.stdout:

@@ -509,3 +509,43 @@ def test_kubectl_apply_agrees_with_bosun_apply(cli: Cli) -> None:
     assert cli.ok("apply", "-f", changed).splitlines() == [
         "deployment.apps/web unchanged", "service/web unchanged",
     ]
+
+
+def test_custom_kinds_are_known_through_discovery(cli: Cli) -> None:
+    """A CRD's kind works in `bosun apply`, `get` (by plural, short name and plural.group) and
+    `delete` like a built-in one; an unknown kind is still one line."""
+    group = f"c{uuid.uuid4().hex[:6]}.example.com"
+    crd = f"""\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: gadgets.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: gadgets, singular: gadget, kind: Gadget, shortNames: [gdg]}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties: {{spec: {{type: object, properties: {{size: {{type: integer}}}}}}}}
+"""
+    cli.ok("apply", "-f", cli.write("crd.yaml", crd), ns=False)
+    try:
+        deadline = time.monotonic() + 60
+        while cli("get", "gadgets").rc != 0:
+            assert time.monotonic() < deadline, "the CRD was not served"
+            time.sleep(0.1)
+        obj = f"apiVersion: {group}/v1\nkind: Gadget\nmetadata: {{name: g1}}\nspec: {{size: 3}}\n"
+        path = cli.write("g1.yaml", obj)
+        assert cli.ok("apply", "-f", path).strip() == f"gadget.{group}/g1 created"
+        assert cli.ok("apply", "-f", path).strip() == f"gadget.{group}/g1 unchanged"
+        assert cli.ok("get", "gdg").split()[:3] == ["NAME", "AGE", "g1"]
+        assert cli.obj(f"gadgets.{group}", "g1")["spec"] == {"size": 3}
+        cli.ok("delete", "-f", path)
+        line = one_line_error(cli("get", "gizmos"))
+        assert line == 'error: the server doesn\'t have a resource type "gizmos"'
+    finally:
+        cli("delete", "customresourcedefinition", f"gadgets.{group}", ns=False)

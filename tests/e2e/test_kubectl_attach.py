@@ -64,10 +64,14 @@ def test_attach_it_gives_the_containers_terminal_with_input_and_resizes(node: Ne
     assert code == "3"
 
 
-def test_attach_i_pipes_stdin_into_a_container_without_a_terminal(node: NetnsNode) -> None:
-    node.apply(_pod("reader", ["sh", "-c", "while read l; do echo got-$l; done; echo stdin-closed"], tty=False))
-    node.wait_running("reader")
-    done = node.kubectl("attach", "-i", "reader", stdin="one\ntwo\n")
+@pytest.mark.parametrize("websockets", ["true", "false"])  # "false": over SPDY, as kubectl before 1.30
+def test_attach_i_pipes_stdin_into_a_container_without_a_terminal(
+        node: NetnsNode, websockets: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets)
+    pod = f"reader-{'ws' if websockets == 'true' else 'spdy'}"
+    node.apply(_pod(pod, ["sh", "-c", "while read l; do echo got-$l; done; echo stdin-closed"], tty=False))
+    node.wait_running(pod)
+    done = node.kubectl("attach", "-i", pod, stdin="one\ntwo\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-3:] == ["got-one", "got-two", "stdin-closed"], done.stdout
 
@@ -97,3 +101,24 @@ def test_run_i_rm_with_piped_input(node: NetnsNode) -> None:
 def test_attach_to_a_pod_that_does_not_exist(node: NetnsNode) -> None:
     done = node.kubectl("attach", "-it", "ghost")
     assert done.returncode != 0 and 'pods "ghost" not found' in done.stderr, done.stderr
+
+
+def test_debug_it_is_a_shell_in_an_ephemeral_container_sharing_the_target(node: NetnsNode) -> None:
+    node.apply(_pod("target", ["sleep", "3603"], tty=False))
+    node.wait_running("target")
+    term = Terminal(node.kubectl_argv("debug", "-it", "target", "--image=host", "--target=main", "--", "sh"),
+                    dict(os.environ), rows=24, cols=80)
+    try:
+        term.expect("If you don't see a command prompt")
+        term.send("tr '\\0' ' ' < /proc/1/cmdline; echo; echo dbg-$((6*7)); exit 5\n")
+        term.expect("sleep 3603")  # the target's process, PID 1 of the namespace the debugger joined
+        term.expect("dbg-42")
+        term.proc.wait(30)
+    finally:
+        term.close()
+    deadline, code = time.monotonic() + 30, ""
+    while not code and time.monotonic() < deadline:
+        code = node.ok("get", "pod", "target", "-o",
+                       "jsonpath={.status.ephemeralContainerStatuses[0].state.terminated.exitCode}")
+        time.sleep(0.2)
+    assert code == "5"

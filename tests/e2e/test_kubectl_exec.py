@@ -1,5 +1,7 @@
 """`kubectl exec` against `bosun up` (process runtime and crun): output, exit codes, piped stdin, and an
-interactive terminal (kubectl itself runs on a pty we drive, as a user's shell would)."""
+interactive terminal (kubectl itself runs on a pty we drive, as a user's shell would); each over the
+WebSocket that kubectl 1.30+ uses and over SPDY, which older kubectl and client-go's SPDY
+executor use (kubectl 1.32 falls back to it with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ POD = "shell"
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
-def kubectl(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
     with bosun_up(tmp_path_factory.mktemp("exec-up"), runtime=request.param) as up:
         k = up.kubectl
         deadline = time.time() + 60
@@ -25,6 +27,13 @@ def kubectl(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             assert time.time() < deadline, "the pod did not start"
             time.sleep(0.2)
         yield k
+
+
+@pytest.fixture(params=["websocket", "spdy"])
+def kubectl(request: pytest.FixtureRequest, cluster: Kubectl) -> Kubectl:
+    k = Kubectl(cluster.kubeconfig, cluster.env["HOME"], cluster.prefix)
+    k.env["KUBECTL_REMOTE_COMMAND_WEBSOCKETS"] = "true" if request.param == "websocket" else "false"
+    return k
 
 
 def test_exec_prints_output_and_passes_exit_codes(kubectl: Kubectl) -> None:

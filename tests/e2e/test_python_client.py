@@ -267,6 +267,16 @@ def make_endpointslice(name: str, labels: dict[str, str]) -> Any:
     )
 
 
+def make_apiservice(name: str, labels: dict[str, str]) -> Any:
+    version, _, group = name.partition(".")  # an APIService is named <version>.<group>
+    return m.V1APIService(metadata=meta(name, labels), spec=m.V1APIServiceSpec(
+        group=group, version=version, group_priority_minimum=100, version_priority=10))
+
+
+def check_apiservice(o: Any) -> None:
+    assert (o.spec.group_priority_minimum, o.spec.version_priority, o.spec.service) == (100, 10, None)
+
+
 def make_priorityclass(name: str, labels: dict[str, str]) -> Any:
     return m.V1PriorityClass(metadata=meta(name, labels), value=1000, description="made by pytest")
 
@@ -597,6 +607,9 @@ KINDS: list[Kind] = [
          {"spec": {"holderIdentity": "holder-b"}}, lambda o: o.spec.holder_identity == "holder-b" or _fail(o.spec)),
     Kind("endpointslices", "discovery.k8s.io", client.DiscoveryV1Api, "namespaced_endpoint_slice",
          make_endpointslice, check_endpointslice, {"addressType": "IPv4"}),
+    Kind("apiservices", "apiregistration.k8s.io", client.ApiregistrationV1Api, "api_service", make_apiservice,
+         check_apiservice, {"spec": {"versionPriority": 20}},
+         lambda o: o.spec.version_priority == 20 or _fail(o.spec)),
     Kind("priorityclasses", "scheduling.k8s.io", client.SchedulingV1Api, "priority_class", make_priorityclass,
          check_priorityclass, {"description": "patched"},
          lambda o: o.description == "patched" or _fail(o)),
@@ -727,6 +740,8 @@ def test_every_served_resource_has_a_round_trip() -> None:
 @pytest.mark.parametrize("kind", params("round_trip", KINDS, [k.plural for k in KINDS]))
 def test_round_trip(api: client.ApiClient, ns: str, kind: Kind) -> None:
     name = "obj" if kind.namespaced else f"{ns}-{kind.plural}"[:63]
+    if kind.plural == "apiservices":
+        name = f"v1.{ns}.example.com"
     where = scope(kind, ns)
     create, read, list_, patch, replace, delete = (
         kind.fn(api, v) for v in ("create", "read", "list", "patch", "replace", "delete"))

@@ -8,9 +8,15 @@ by hand; a token stops working when its account is deleted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+import yaml
 from tests.harness import NetCluster
 from tests.harness.pods import pod, run_pods
 
@@ -100,3 +106,75 @@ def test_token_requests_are_checked(netcluster: NetCluster) -> None:
     assert "may not specify a duration less than 10 minutes" in short.stderr
     missing = cluster.kubectl("create", "token", "nobody", "-n", "default")
     assert missing.returncode != 0 and 'serviceaccounts "nobody" not found' in missing.stderr
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+OPERATOR_NS = "kopf-e2e"
+
+
+def operator_pod(node: str) -> dict[str, Any]:
+    """The example kopf operator in a `host`-image pod running as the `greeter` account: the
+    interpreter and this virtualenv (kopf, the kubernetes client) are mounted read-only from the
+    machine, nothing else is given to it: no kubeconfig, only what every pod gets."""
+    venv = Path(sys.prefix)
+    python_home = Path(os.path.realpath(sys.executable)).parents[1]
+    mounts = {"python": python_home, "venv": venv, "operator": EXAMPLES}
+    spec = pod("operator", node, [str(venv / "bin" / "python"), "-m", "kopf", "run", "--standalone",
+                                  "--namespace", OPERATOR_NS, "/operator/greeting-operator.py"],
+               namespace=OPERATOR_NS)
+    spec["spec"]["serviceAccountName"] = "greeter"
+    spec["spec"]["volumes"] = [{"name": n, "hostPath": {"path": str(p)}} for n, p in mounts.items()]
+    spec["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": n, "mountPath": "/operator" if n == "operator" else str(p), "readOnly": True}
+        for n, p in mounts.items()]
+    return spec
+
+
+@pytest.mark.timeout(300)  # the cluster's start counts when this test runs alone
+def test_kopf_operator_in_a_pod_reconciles_with_its_own_token(netcluster: NetCluster) -> None:
+    """examples/greeting-operator.py run by kopf inside a pod: it finds the API through the
+    in-cluster configuration, is who its ServiceAccount token says (allowed by a Role), and
+    reconciles a Greeting from creation to deletion."""
+    cluster = netcluster
+    crd = next(yaml.safe_load_all((EXAMPLES / "greeting-crd.yaml").read_text()))
+    assert cluster.kubectl("apply", "-f", "-", input=json.dumps(crd)).returncode == 0
+    try:
+        assert cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}",
+                               "--timeout=30s").returncode == 0
+        assert cluster.kubectl("create", "namespace", OPERATOR_NS).returncode == 0
+        rbac = cluster.kubectl("apply", "-n", OPERATOR_NS, "-f", str(EXAMPLES / "greeting-operator-rbac.yaml"))
+        assert rbac.returncode == 0, rbac.stderr
+        for args in (("clusterrole", "greeter-namespaces", "--verb=list,watch", "--resource=namespaces"),
+                     ("clusterrolebinding", "greeter-namespaces", "--clusterrole=greeter-namespaces",
+                      f"--serviceaccount={OPERATOR_NS}:greeter")):
+            made = cluster.kubectl("create", *args)
+            assert made.returncode == 0, made.stderr
+        run_pods(cluster, [operator_pod(cluster.nodes[0].name)])
+        greeting = {"apiVersion": "ops.example.com/v1", "kind": "Greeting", "metadata": {"name": "hello"},
+                    "spec": {"message": "hello from a pod", "count": 2}}
+        made = cluster.kubectl("apply", "-n", OPERATOR_NS, "-f", "-", input=json.dumps(greeting))
+        assert made.returncode == 0, made.stderr
+
+        def phase() -> str:
+            return cluster.kubectl("get", "greeting", "hello", "-n", OPERATOR_NS, "-o",
+                                   "jsonpath={.status.phase}").stdout
+
+        try:
+            wait_for(lambda: phase() == "Greeted", 90, "the operator in the pod handled the Greeting")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its log: {logs_of(cluster, 'operator')[-3000:]}") from exc
+        cm = cluster.kubectl_json("get", "configmap", "hello-greeting", "-n", OPERATOR_NS)
+        assert cm["data"] == {"message": "hello from a pod", "count": "2"}
+        assert cluster.kubectl("delete", "greeting", "hello", "-n", OPERATOR_NS, "--timeout=60s").returncode == 0
+        wait_for(lambda: "Handler 'delete' succeeded" in logs_of(cluster, "operator"), 30, "the delete handler ran")
+        spec = cluster.kubectl_json("get", "pod", "operator", "-n", OPERATOR_NS)["spec"]
+        assert spec["serviceAccountName"] == "greeter"
+        assert any(v["name"].startswith("kube-api-access-") for v in spec["volumes"])
+    finally:
+        cluster.kubectl("delete", "namespace", OPERATOR_NS, "--wait=false")
+        cluster.kubectl("delete", "crd", crd["metadata"]["name"], "--wait=false")
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", "greeter-namespaces", "--ignore-not-found")
+
+
+def logs_of(cluster: NetCluster, name: str) -> str:
+    return cluster.kubectl("logs", "-n", OPERATOR_NS, name).stdout

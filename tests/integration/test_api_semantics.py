@@ -178,8 +178,12 @@ def test_restart_keeps_data_and_old_watch_is_gone(tmp_path: Path) -> None:
 
     async def check(kc: str, old_rv: str) -> None:
         async with Client.from_kubeconfig(kc) as c:
-            names = [o["metadata"]["name"] for o in (await c.list(CMS, "default"))["items"]]
+            listed = await c.list(CMS, "default")
+            names = [o["metadata"]["name"] for o in listed["items"]]
             assert names == [f"keep{i}" for i in range(5)]
+            assert int(listed["metadata"]["resourceVersion"]) >= int(old_rv)
+            # The control plane writes its Lease at stop and start: watch from now.
+            now_rv = str(listed["metadata"]["resourceVersion"])
             with pytest.raises(ApiError) as e:
                 async for _ in c.watch(CMS, "default", resource_version="1", timeout_seconds=2):
                     pass
@@ -187,7 +191,7 @@ def test_restart_keeps_data_and_old_watch_is_gone(tmp_path: Path) -> None:
             got: list[str] = []
 
             async def follow() -> None:
-                async for ev in c.watch(CMS, "default", resource_version=old_rv, timeout_seconds=5):
+                async for ev in c.watch(CMS, "default", resource_version=now_rv, timeout_seconds=5):
                     got.append(f'{ev["type"]} {ev["object"]["metadata"]["name"]}')
                     return
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ import pytest
 from tests.conftest import RunningServer, start_server
 
 from bosun.api.registry import by_plural
-from bosun.api.server import APIServer
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 from bosun.security.encryption import new_config
@@ -38,8 +38,8 @@ def kubectl(
 
 def raw(srv: RunningServer, key: str) -> bytes:
     """The value as the store holds it (what sqlite3 or etcdctl would show)."""
-    server = srv.server
-    assert isinstance(server, APIServer) and server.store is not None
+    server = srv.api
+    assert server.store is not None
     kv = srv.call(server.store.get(key))
     assert kv is not None, key
     return kv.value  # type: ignore[attr-defined, no-any-return]
@@ -230,8 +230,18 @@ def test_missing_or_wrong_key_is_a_clear_500(tmp_path: Path, servers: list[Runni
     assert status[0] == 500 and '"k1"' in status[1]
     listed = kubectl(srv, "get", "secrets", check=False)
     assert listed.returncode != 0 and '"k1"' in listed.stderr
-    # The server is up and everything else works.
+    # The server is up and everything else works, garbage collection included (its informer
+    # of Secrets cannot list, the others can).
     kubectl(srv, "create", "configmap", "still-fine", "--from-literal=k=v")
+    owner = json.loads(kubectl(srv, "get", "configmap", "still-fine", "-o", "json").stdout)
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "still-fine", "uid": owner["metadata"]["uid"]}
+    kubectl(srv, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "dependent", "namespace": "default", "ownerReferences": [ref]}}))
+    kubectl(srv, "delete", "configmap", "still-fine")
+    deadline = time.monotonic() + 30
+    while kubectl(srv, "get", "configmap", "dependent", check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the dependent was not collected"
+        time.sleep(0.1)
     srv.stop()
     servers.remove(srv)
 

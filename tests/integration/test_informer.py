@@ -236,7 +236,7 @@ async def test_relist_after_410_emits_only_the_difference(
         assert sorted(rec.seen) == [("add", "change"), ("add", "drop"), ("add", "keep")]
         await change_while_stopped(c, ns, inf, rec)
         # Forget the server's watch history (as after compaction): resuming now answers 410.
-        fresh_server.call(fresh_server.server.cache._reset())
+        fresh_server.call(fresh_server.api.cache._reset())
         with pytest.raises(ApiError) as gone:
             async for _ in c.watch(CM, ns, resource_version=inf.last_resource_version):
                 pass

@@ -175,8 +175,8 @@ async def test_sixteen_listers_of_many_objects_get_no_server_error(
 def test_a_large_list_arrives_whole_over_http_and_in_process(api_server: RunningServer, namespace: str) -> None:
     """A list over a megabyte is written a chunk at a time: both transports get all of it."""
     async def go() -> None:
-        server = api_server.server
-        assert isinstance(server, APIServer) and server.local is not None
+        server = api_server.server if isinstance(api_server.server, APIServer) else api_server.server.api
+        assert server.local is not None
         cfg = load_kubeconfig(api_server.kubeconfig)
         http, local = Client(cfg), Client(cfg, transport=LocalTransport(server.local))
         try:

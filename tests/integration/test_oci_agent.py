@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -97,3 +98,36 @@ async def test_memory_hog_is_reported_oom_killed(node: Node, namespace: str) -> 
     assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
     await c.delete(PODS, "hog", namespace)
     await _gone(c, namespace)
+
+
+async def test_share_process_namespace_lets_containers_see_each_other(node: Node, namespace: str) -> None:
+    c = node.client
+    await c.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+
+    def pod(name: str, share: bool) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+                "spec": {"nodeName": node.name, "terminationGracePeriodSeconds": 1, "shareProcessNamespace": share,
+                         "containers": [{"name": "a", "image": "host", "command": ["sleep", "3601"]},
+                                        {"name": "b", "image": "host", "command": ["sleep", "3602"]}]}}
+
+    async def seen_from_b(name: str) -> str:
+        p = await pod_when(c, namespace, name, is_ready, within=30)
+        b = next(s for s in p["status"]["containerStatuses"] if s["name"] == "b")
+        every = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"
+        proc = await node.agent.driver.exec(b["containerID"].split("://")[1], ["sh", "-c", every])
+        out = (await proc.stdout.read()).decode()
+        assert await proc.wait() == 0
+        return out
+
+    await c.create(PODS, pod("shared", True), namespace)
+    await c.create(PODS, pod("apart", False), namespace)
+    shared, apart = await seen_from_b("shared"), await seen_from_b("apart")
+    assert "sleep 3601" in shared and "sleep infinity" in shared, shared  # a's process, and the pod's PID 1
+    assert "sleep 3601" not in apart and "sleep 3602" in apart, apart
+    uid = (await c.get(PODS, "shared", namespace))["metadata"]["uid"]
+    record = node.env.root / "oci" / "sandboxes" / uid / "sandbox.json"
+    holder = json.loads(await asyncio.to_thread(record.read_text))["pid_holder"]
+    await c.delete(PODS, "shared", namespace)
+    await c.delete(PODS, "apart", namespace)
+    await _gone(c, namespace)
+    assert not await asyncio.to_thread(lambda: any(Path(f"/proc/{holder[k]}").exists() for k in ("init", "pid")))

@@ -1,7 +1,11 @@
-"""Store fixtures: every contract test runs once per backend (SQLite file, real etcd)."""
+"""Store fixtures: every contract test runs once per backend (SQLite file, real etcd), and on
+the store an API worker process sees (bosun.api.workers: an SQLite store reached over its
+store channel), which must keep the same contract."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +21,9 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from bosun.aio import cancel_and_wait  # noqa: E402
+from bosun.api.workers.remotestore import RemoteStore  # noqa: E402
+from bosun.api.workers.storeserver import StoreServer  # noqa: E402
 from bosun.store.base import Store  # noqa: E402
 
 if "tests.fixtures.etcd" not in sys.modules:  # not already loaded as a plugin by a root conftest
@@ -25,7 +32,30 @@ if "tests.fixtures.etcd" not in sys.modules:  # not already loaded as a plugin b
 StoreFactory = Callable[..., Awaitable[Store]]
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+class _ChannelStore(RemoteStore):
+    """A RemoteStore whose owner store is served in this process; closing it closes both, so a
+    test can close and reopen the file as with the other backends."""
+
+    owner: Store
+    serving: asyncio.Task[None]
+
+    async def close(self) -> None:
+        await super().close()
+        await cancel_and_wait(self.serving)
+        await self.owner.close()
+
+
+async def _over_channel(owner: Store) -> Store:
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=ours)
+    remote_reader, remote_writer = await asyncio.open_unix_connection(sock=theirs)
+    remote = _ChannelStore(remote_reader, remote_writer)
+    remote.owner = owner
+    remote.serving = asyncio.create_task(StoreServer(owner, reader, writer).serve())
+    return remote
+
+
+@pytest.fixture(params=["sqlite", "etcd", "sqlite-worker"])
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Opens stores of the parametrized backend that share one place (file or key prefix), so
     a test can close and reopen; closes whatever is still open at the end."""
@@ -37,6 +67,15 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         async def factory(**kwargs: Any) -> Store:
             kwargs.setdefault("compact_interval", 0)
             store = await SQLiteStore.open(tmp_path / "state.db", **kwargs)
+            opened.append(store)
+            return store
+
+    elif request.param == "sqlite-worker":
+        from bosun.store.sqlite import SQLiteStore
+
+        async def factory(**kwargs: Any) -> Store:
+            kwargs.setdefault("compact_interval", 0)
+            store = await _over_channel(await SQLiteStore.open(tmp_path / "state.db", **kwargs))
             opened.append(store)
             return store
 
@@ -52,7 +91,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             opened.append(store)
             return store
 
-    factory.backend = request.param  # type: ignore[attr-defined]
+    factory.backend = request.param.removesuffix("-worker")  # type: ignore[attr-defined]
     try:
         yield factory
     finally:

@@ -12,8 +12,9 @@ import pytest
 from bosun.api import discovery, openapi
 from bosun.api.catalog import Catalog, version_priority
 from bosun.api.crd import cel, structural
-from bosun.api.crd.controller import _claim, _conflict, rows_of, wanted_status
+from bosun.api.crd.controller import _claim, _conflict, wanted_status
 from bosun.api.crd.definition import default_definition, validate_definition
+from bosun.api.crd.rows import rows_of
 from bosun.api.crd.version import CustomVersion
 from bosun.api.instrumentation import classify
 from bosun.api.openapi_proto import decode_document

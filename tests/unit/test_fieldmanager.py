@@ -4,12 +4,14 @@ removes and conflicts on, and the FieldsV1 form."""
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
 
 from bosun.api.fieldmanager import Conflicts, apply, track_update
-from bosun.api.fieldmanager.paths import from_fields, render, to_fields
+from bosun.api.fieldmanager.fields import diff, fields_of, leaves, value_at
+from bosun.api.fieldmanager.paths import ITEM, from_fields, render, to_fields, trie_with, trie_without
 from bosun.api.patch.schema import schema_for
 
 POD = schema_for("", "Pod")
@@ -88,3 +90,57 @@ def test_conflicts_name_fields_and_managers_and_force_takes_them() -> None:
     # Same value: co-owned, no conflict.
     same = apply(live, pod(), POD, "cd", force=False)
     assert '.spec.containers[name="c"].image' in owners(same)[("cd", "Apply", "")]
+
+
+def _pod_variant(rnd: random.Random) -> dict[str, Any]:
+    """A pod with a random selection of the shapes ownership reads differently: maps, keyed
+    lists, set lists, atomic lists, nulls, empty maps, and a field that changes shape."""
+    containers = [{"name": f"c{i}", "image": rnd.choice(["busybox", "nginx"]),
+                   "ports": [{"containerPort": p, "protocol": "TCP"}
+                             for p in rnd.sample([80, 443, 8080], rnd.randint(0, 2))],
+                   "args": rnd.sample(["a", "b", "c"], rnd.randint(0, 2)),
+                   "env": [{"name": "X", "value": rnd.choice(["1", "2"])}] if rnd.random() < 0.5 else None}
+                  for i in rnd.sample(range(3), rnd.randint(1, 3))]
+    labels = {k: rnd.choice(["1", "2"]) for k in rnd.sample(["a", "b", "c"], rnd.randint(0, 3))}
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod",
+                           "metadata": {"name": "p", "labels": labels,
+                                        "finalizers": rnd.sample(["x", "y", "z"], rnd.randint(0, 3))},
+                           "spec": {"containers": containers,
+                                    "nodeSelector": rnd.choice([None, {}, {"zone": "a"}, "not-a-map"])}}
+    if rnd.random() < 0.5:
+        obj["status"] = {"phase": rnd.choice(["Pending", "Running"]),
+                         "conditions": [{"type": t, "status": rnd.choice(["True", "False"])}
+                                        for t in rnd.sample(["Ready", "Initialized"], rnd.randint(0, 2))]}
+    return obj
+
+
+def test_incremental_ownership_agrees_with_comparing_every_leaf() -> None:
+    """The write path diffs two objects without listing their leaves and edits the stored
+    trie in place; both must say exactly what listing every leaf would."""
+    rnd = random.Random(7)
+    for _ in range(400):
+        old, new = _pod_variant(rnd), _pod_variant(rnd)
+        before, after = leaves(old, POD), leaves(new, POD)
+        want_changed = (after - before) | {p for p in before & after
+                                           if p[-1] != ITEM and value_at(old, p) != value_at(new, p)}
+        assert diff(old, new, POD) == (want_changed, before - after)
+        assert fields_of(new, POD) == to_fields(after)
+        trie = to_fields(before)
+        gone = set(rnd.sample(sorted(before | after), min(5, len(before | after))))
+        assert trie_without(trie, gone) == to_fields(before - gone)
+        assert trie_with(trie, after) == to_fields(before | after)
+        assert trie == to_fields(before)  # the stored trie is shared: edits copy it
+
+
+def test_updates_by_several_managers_keep_fields_apart() -> None:
+    rnd = random.Random(11)
+    obj = _pod_variant(rnd)
+    track_update(None, obj, POD, "m0")
+    for i in range(60):
+        new = _pod_variant(rnd)
+        track_update(obj, new, POD, f"m{i % 3}")
+        entries = new.get("metadata", {}).get("managedFields") or []
+        sets = [from_fields(e["fieldsV1"]) for e in entries]
+        assert all(a.isdisjoint(b) for j, a in enumerate(sets) for b in sets[j + 1:])
+        assert set().union(*sets) <= leaves({k: v for k, v in new.items() if k not in ("apiVersion", "kind")}, POD)
+        obj = new

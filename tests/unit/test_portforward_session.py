@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bosun.agent import spdy
+from bosun import spdy
 from bosun.agent.netns_dial import dial_localhost
 from bosun.agent.portforward import Session
 

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from bosun.agent import spdy
+from bosun import spdy
 
 
 def _client_syn_stream(deflate: zlib._Compress, stream_id: int, headers: dict[str, str]) -> bytes:

@@ -228,3 +228,13 @@ def pod_ip(result: dict[str, Any]) -> str:
         if addr:
             return addr.split("/")[0]
     return ""
+
+
+def bridge_unused(bridge: str) -> bool:
+    """The node bridge exists with no pod attached: a node left with no pod may remove it
+    (another agent on this host may share it, so only when nothing is attached)."""
+    brif = Path("/sys/class/net") / bridge / "brif"
+    try:
+        return brif.is_dir() and not any(brif.iterdir())
+    except OSError:
+        return False

@@ -23,6 +23,7 @@ from bosun.agent import env as envmod
 from bosun.agent import poddns, podsecurity, podspec
 from bosun.agent.config import AgentConfig
 from bosun.agent.poddns import ClusterDNS
+from bosun.agent.podstatus import PodFacts, build_status
 from bosun.agent.probes import ContainerProbes, ProbeResult
 from bosun.agent.refs import ConfigError, RefFetcher
 from bosun.agent.runtime.base import (
@@ -44,7 +45,7 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.satoken import PodTokens
 from bosun.agent.serviceenv import service_env
-from bosun.agent.status import PODS, RETRYABLE, StatusManager, condition, now, rfc3339, terminated
+from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
 from bosun.agent.volumes import VolumeManager
 from bosun.client.events import EventRecorder
 from bosun.client.rest import Client
@@ -186,7 +187,7 @@ class PodWorker:
         self._sandbox = await self.driver.run_sandbox(SandboxConfig(
             pod_uid=self.uid, pod_name=self.name, namespace=self.namespace, hostname=hostname, fqdn=fqdn,
             pod_dir=self.pod_dir, host_network=bool(spec.get("hostNetwork")), host_ipc=bool(spec.get("hostIPC")),
-            ports=podspec.ports(pod),
+            share_pid=bool(spec.get("shareProcessNamespace")) and not spec.get("hostPID"), ports=podspec.ports(pod),
             dns=poddns.dns_config(pod, poddns.node_dns(), self.cluster_dns), host_aliases=podspec.host_aliases(pod),
             resources=podspec.pod_resources(pod),
             labels={LABEL_POD_UID: self.uid, LABEL_POD_NAME: self.name, LABEL_POD_NAMESPACE: self.namespace}))
@@ -553,84 +554,13 @@ class PodWorker:
                 return False
         return True
 
-    def _container_status(self, c: dict[str, Any], st: ContainerStatus | None, prev: ContainerStatus | None,
-                          *, init: bool, init_ok: bool, final: bool) -> dict[str, Any]:
-        rt = self.driver.name
-        name = c["name"]
-        out: dict[str, Any] = {"name": name, "image": c.get("image") or "", "imageID": "", "ready": False,
-                               "restartCount": st.attempt if st else 0, "started": False, "state": {},
-                               "lastState": {}}
-        if st is not None:
-            out["containerID"] = f"{rt}://{st.id}"
-            out["imageID"] = st.image_id
-        if prev is not None:
-            out["lastState"] = {"terminated": terminated(prev, rt)}
-        waiting = self._waiting.get(name)
-        if st is None or st.state == ContainerState.CREATED:
-            reason, msg = waiting or (("ContainerCreating" if (init_ok or init) else "PodInitializing"), "")
-            out["state"] = {"waiting": {"reason": reason, **({"message": msg} if msg else {})}}
-        elif st.state == ContainerState.RUNNING:
-            probes = self._probes.get(st.id)
-            started = probes.started if probes else "startupProbe" not in c
-            out["state"] = {"running": {"startedAt": rfc3339(st.started_at or st.created_at)}}
-            out["started"] = started
-            out["ready"] = started and (probes.ready if probes else "readinessProbe" not in c)
-        elif waiting and not final:
-            out["state"] = {"waiting": {"reason": waiting[0], **({"message": waiting[1]} if waiting[1] else {})}}
-            out["lastState"] = {"terminated": terminated(st, rt)}
-        else:
-            out["state"] = {"terminated": terminated(st, rt)}
-        return out
-
     def _build(self, latest: dict[str, ContainerStatus], previous: dict[str, ContainerStatus], *,
                init_ok: bool, final: bool = False) -> dict[str, Any]:
-        spec = self.pod.get("spec") or {}
-        policy = spec.get("restartPolicy") or "Always"
-        containers = spec.get("containers") or []
-        inits = spec.get("initContainers") or []
-        cstat = [self._container_status(c, latest.get(c["name"]), previous.get(c["name"]), init=False,
-                                        init_ok=init_ok, final=final) for c in containers]
-        istat = [self._container_status(c, latest.get(c["name"]), previous.get(c["name"]), init=True,
-                                        init_ok=init_ok, final=final) for c in inits]
-        phase = _phase(policy, containers, inits, latest, init_ok, self._terminal, self._waiting, final)
-        old = (self.pod.get("status") or {}).get("conditions") or []
-        unready = [s["name"] for s in cstat if not s["ready"]]
-        pending_init = [c["name"] for c in inits
-                        if not (latest.get(c["name"]) and latest[c["name"]].exit_code == 0)]
-        msg = f"containers with unready status: [{' '.join(unready)}]"
-        ip = self._sandbox.ip if self._sandbox else self.node_ip
-        ready = not unready and phase == "Running"
-        status: dict[str, Any] = {
-            "phase": phase,
-            "conditions": [
-                condition(old, "PodReadyToStartContainers", self._sandbox is not None and not final),
-                condition(old, "Initialized", init_ok or not pending_init, "ContainersNotInitialized",
-                          f"containers with incomplete status: [{' '.join(pending_init)}]"),
-                condition(old, "Ready", ready, "PodCompleted" if phase in ("Succeeded", "Failed")
-                          else "ContainersNotReady", "" if phase in ("Succeeded", "Failed") else msg),
-                condition(old, "ContainersReady", ready, "PodCompleted" if phase in ("Succeeded", "Failed")
-                          else "ContainersNotReady", "" if phase in ("Succeeded", "Failed") else msg),
-                condition(old, "PodScheduled", True),
-            ],
-            "hostIP": self.node_ip, "hostIPs": [{"ip": self.node_ip}],
-            "podIP": ip, "podIPs": [{"ip": ip}],
-            "startTime": self._start_time,
-            "qosClass": podspec.qos_class(self.pod),
-            "containerStatuses": cstat,
-        }
-        if inits:
-            status["initContainerStatuses"] = istat
-        debug = spec.get("ephemeralContainers") or []
-        if debug:
-            status["ephemeralContainerStatuses"] = [
-                self._container_status(c, latest.get(c["name"]), None, init=False, init_ok=init_ok, final=final)
-                for c in debug]
-        if self._evicted:
-            status.update({"phase": "Failed", "reason": "Evicted", "message": self._evicted})
-            for cond in status["conditions"]:
-                if cond["type"] in ("Ready", "ContainersReady"):
-                    cond.update(condition(old, cond["type"], False, "PodFailed", ""))
-        return status
+        facts = PodFacts(pod=self.pod, runtime=self.driver.name, node_ip=self.node_ip,
+                         pod_ip=self._sandbox.ip if self._sandbox else self.node_ip,
+                         sandbox_ready=self._sandbox is not None, start_time=self._start_time,
+                         waiting=self._waiting, probes=self._probes, terminal=self._terminal, evicted=self._evicted)
+        return build_status(facts, latest, previous, init_ok=init_ok, final=final)
 
 
 _NOT_DRIVING = ("resourceVersion", "managedFields", "generation")
@@ -645,27 +575,3 @@ def _drives(pod: Pod) -> tuple[Any, Any]:
 
 def _should_restart(policy: str, st: ContainerStatus) -> bool:
     return policy == "Always" or (policy == "OnFailure" and st.exit_code != 0)
-
-
-def _phase(policy: str, containers: list[dict[str, Any]], inits: list[dict[str, Any]],
-           latest: dict[str, ContainerStatus], init_ok: bool, terminal: bool,
-           waiting: dict[str, tuple[str, str]], final: bool) -> str:
-    init_failed = any(
-        (st := latest.get(c["name"])) is not None and st.state == ContainerState.EXITED and st.exit_code != 0
-        for c in inits)
-    if init_failed and policy == "Never":
-        return "Failed"
-    if not init_ok:
-        return "Pending"
-    sts = [latest.get(c["name"]) for c in containers]
-    if any(s is None for s in sts):
-        return "Pending"
-    done = [s for s in sts if s is not None and s.state == ContainerState.EXITED]
-    if len(done) == len(sts) and (final or terminal or policy != "Always"):
-        if all(s.exit_code == 0 for s in done):
-            if policy != "Always" or final:
-                return "Succeeded"
-        elif policy == "Never" or final:
-            return "Failed"
-    return "Running"
-

@@ -3,7 +3,7 @@
 ``GET /portForward/{namespace}/{pod}``, a WebSocket with subprotocol
 ``SPDY/3.1+portforward.k8s.io`` (or the channel protocol of :mod:`.portforward_channels`,
 for other clients, with ``?port=`` in the query): its binary messages carry a SPDY session (see
-:mod:`bosun.agent.spdy`), which the API server relays unchanged. For each local connection
+:mod:`bosun.spdy`), which the API server relays unchanged. For each local connection
 kubectl opens two streams with the same ``requestID`` header: an ``error`` stream (kubectl
 only reads it: one message, then the end, if forwarding failed) and a ``data`` stream (the
 bytes of the connection both ways). Each pair becomes a TCP connection to ``localhost:port``
@@ -27,8 +27,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bosun import spdy
 from bosun.agent import portforward_channels as channels
-from bosun.agent import spdy
 from bosun.agent.netns_dial import dial_localhost
 from bosun.agent.runtime.base import RuntimeDriver
 from bosun.aio import cancel_and_wait

@@ -18,7 +18,7 @@ import aiohttp
 
 from bosun.agent import grpcprobe
 from bosun.agent.podspec import find_port
-from bosun.agent.runtime.base import DriverError, RuntimeDriver
+from bosun.agent.runtime.base import DriverError, ExecCapture, RuntimeDriver
 from bosun.aio import cancel_and_wait
 
 
@@ -90,10 +90,9 @@ async def _tcp(spec: dict[str, Any], container: dict[str, Any], pod_ip: str) -> 
 
 async def _exec(spec: dict[str, Any], driver: RuntimeDriver, container_id: str, seconds: float) -> ProbeResult:
     command = [str(a) for a in spec.get("command") or []]
-    capture = getattr(driver, "exec_capture", None)
-    if capture is not None:  # one process start in the spawn pool, no streams (see OciDriver)
+    if isinstance(driver, ExecCapture):  # one process start in the spawn pool, no streams (see OciDriver)
         try:
-            code, out = await capture(container_id, command, seconds)
+            code, out = await driver.exec_capture(container_id, command, seconds)
         except DriverError as e:
             return ProbeResult(False, e.message)
         except TimeoutError:

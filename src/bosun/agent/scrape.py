@@ -7,6 +7,8 @@ The agent scrapes, not the API server: pod IPs are reachable from their node, th
 spread over the nodes as kubelet's is, and the control plane reads one document per node.
 A pod whose endpoint fails or serves text that does not parse gets a Warning event
 (``MetricsScrapeFailed``, once per distinct problem) and no samples; other pods are unaffected.
+The same loop runs the pods' HTTP checks (:mod:`bosun.agent.httpcheck`), whose results
+travel with the scraped samples.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bosun.agent.httpcheck import HttpChecker
 from bosun.client.events import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -92,8 +95,10 @@ class PodScraper:
         self.samples: dict[str, tuple[float, list[Sample]]] = {}
         self._problems: dict[str, str] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.checks = HttpChecker(list_pods, interval=interval)
 
     async def close(self) -> None:
+        await self.checks.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -133,14 +138,15 @@ class PodScraper:
             self.samples.pop(uid, None)
         for uid in set(self._problems) - live:
             self._problems.pop(uid, None)
-        await asyncio.gather(*(self.scrape(p, url) for p, url in pods))
+        await asyncio.gather(self.checks.check_all(), *(self.scrape(p, url) for p, url in pods))
 
     def for_pod(self, uid: str) -> list[dict[str, Any]]:
-        """The pod's samples as the Summary API carries them (fresh ones only)."""
+        """The pod's samples and HTTP check results as the Summary API carries them (fresh ones only)."""
         hit = self.samples.get(uid)
+        checks = self.checks.for_pod(uid)
         if hit is None or time.time() - hit[0] > 3 * self.interval:
-            return []
-        return [{"name": s.name, "labels": s.labels, "value": s.value} for s in hit[1]]
+            return checks
+        return [{"name": s.name, "labels": s.labels, "value": s.value} for s in hit[1]] + checks
 
     async def run(self) -> None:
         try:

@@ -36,6 +36,7 @@ from bosun.agent.exec_server import ExecHandler
 from bosun.agent.portforward import PortForwardHandler
 from bosun.agent.runtime.base import RuntimeDriver
 from bosun.agent.scrape import PodScraper
+from bosun.agent.volumestats import VolumeStats
 from bosun.client.rest import ApiError, Client
 
 AUTH_CACHE_SECONDS = 60.0
@@ -97,7 +98,8 @@ class AgentServer:
             app.router.add_get("/exec/{namespace}/{pod}/{container}", ExecHandler(driver, find_pod).handle)
             app.router.add_get("/attach/{namespace}/{pod}/{container}", AttachHandler(driver, find_pod).attach)
             app.router.add_get("/portForward/{namespace}/{pod}", PortForwardHandler(driver, find_pod).handle)
-        stats.register(app, self)  # /stats/summary, /metrics
+            stats.register(app, driver, self.node_name, scraper=self.scraper, fs_path=self.pods_dir,  # /stats, /metrics
+                           volumes=VolumeStats(self.client, find_pod))
         cert, key = ensure_serving_cert(self.pki, self.hosts)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)

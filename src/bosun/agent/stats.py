@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -27,6 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from bosun.agent import usage
+from bosun.agent.podnet import add_pod_network
 from bosun.agent.runtime.base import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -34,9 +35,7 @@ from bosun.agent.runtime.base import (
     RuntimeDriver,
 )
 from bosun.agent.scrape import PodScraper
-
-if TYPE_CHECKING:
-    from bosun.agent.server import AgentServer
+from bosun.agent.volumestats import VolumeStats
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +87,11 @@ def rfc3339(ts: float) -> str:
 
 class StatsCollector:
     def __init__(self, driver: RuntimeDriver, node_name: str, *, interval: float = 10.0,
-                 min_window: float = 1.0, scraper: PodScraper | None = None, fs_path: Path | None = None) -> None:
+                 min_window: float = 1.0, scraper: PodScraper | None = None, fs_path: Path | None = None,
+                 volumes: VolumeStats | None = None) -> None:
         self.driver = driver
         self.scraper = scraper
+        self.volumes = volumes
         self.fs_path = fs_path
         self._disk: dict[str, int] = {}
         self._disk_at = 0.0
@@ -207,6 +208,13 @@ class StatsCollector:
             used = await self._pod_disk(list(pods))
             for uid, pod in pods.items():
                 pod["ephemeral-storage"] = {"time": ts, "usedBytes": used.get(uid, 0)}
+        await add_pod_network(self.driver, pods, ts)
+        if self.volumes is not None:
+            for pod in pods.values():
+                ref = pod["podRef"]
+                claims = await self.volumes.for_pod(ref["namespace"], ref["name"], ts)
+                if claims:
+                    pod["volume"] = claims
         if self.scraper is not None:
             for uid, pod in pods.items():
                 custom = self.scraper.for_pod(uid)
@@ -289,12 +297,12 @@ class _ResourceCollector(Collector):
         yield from (node_cpu, node_mem, c_cpu, c_mem, c_start, p_cpu, p_mem, scrape)
 
 
-def register(app: web.Application, server: AgentServer) -> StatsCollector | None:
-    """Add the stats routes to the agent's HTTPS app, sampling while the app runs (nothing
-    without a runtime driver to ask)."""
-    if server.driver is None:
-        return None
-    stats = StatsCollector(server.driver, server.node_name, scraper=server.scraper, fs_path=server.pods_dir)
+def register(app: web.Application, driver: RuntimeDriver, node_name: str, *, scraper: PodScraper | None,
+             fs_path: Path, volumes: VolumeStats | None = None) -> StatsCollector:
+    """Add the stats routes to the agent's HTTPS app, sampling while the app runs. Given
+    what it needs rather than the server, so that the server imports this module and not
+    the other way round."""
+    stats = StatsCollector(driver, node_name, scraper=scraper, fs_path=fs_path, volumes=volumes)
     registry = stats.prometheus()
 
     async def summary(request: web.Request) -> web.Response:

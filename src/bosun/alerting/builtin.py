@@ -244,14 +244,22 @@ def _epoch(stamp: Any) -> float | None:
         return None
 
 
+class ServedCertificates(Protocol):
+    async def certificates(self) -> list[tuple[str, float]]:
+        """(what the certificate is, its notAfter in seconds since the epoch)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Cluster:
-    """The object lists the built-in rules read (the alerting component's informers)."""
+    """The object lists the built-in rules read (the alerting component's informers), and
+    where the cluster's own certificates are found (None: nowhere, as in a benchmark)."""
 
     pods: Objects
     nodes: Objects
     hpas: Objects
     secrets: Objects
+    served: ServedCertificates | None = None
 
 
 @dataclass(frozen=True, slots=True)

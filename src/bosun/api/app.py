@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bosun.api import discovery, errors, metrics, openapi, reviews
 from bosun.api.access import AccessControl
+from bosun.api.aggregator import Aggregator, aggregated_groups, legacy_groups
 from bosun.api.errors import APIError
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
@@ -44,6 +45,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
              swarm: SwarmEndpoints | None = None, history: HistoryConfig | None = None) -> web.Application:
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
+    aggregator = Aggregator(rest.storage)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -121,11 +123,15 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     async def version(request: web.Request) -> web.Response:
         return json_response(discovery.version_info())
 
-    def aggregated(request: web.Request, core: bool) -> web.Response | None:
+    async def aggregated(request: web.Request, core: bool) -> web.Response | None:
         accept = request.headers.get("Accept", "")
         for ctype in (AGGREGATED_V2, AGGREGATED_V2BETA1):
             if ctype.split(";", 1)[1].replace(";", "") in accept.replace(" ", "").replace(";", ""):
                 body = discovery.aggregated(core, catalog=catalog)
+                if not core:  # the cached document stays as it is: a copy with the aggregated APIs
+                    extra = aggregated_groups(await aggregator.discovery())
+                    if extra:
+                        body = dict(body, items=[*(body.get("items") or []), *extra])
                 if "v2beta1" in ctype:
                     body = dict(body, apiVersion="apidiscovery.k8s.io/v2beta1")
                 resp = json_response(body)
@@ -135,10 +141,15 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
         return None
 
     async def api_root(request: web.Request) -> web.Response:
-        return aggregated(request, True) or json_response(discovery.core_versions(catalog=catalog))
+        return await aggregated(request, True) or json_response(discovery.core_versions(catalog=catalog))
 
     async def apis_root(request: web.Request) -> web.Response:
-        return aggregated(request, False) or json_response(discovery.api_groups(catalog))
+        found = await aggregated(request, False)
+        if found is not None:
+            return found
+        doc = discovery.api_groups(catalog)
+        extra = legacy_groups(await aggregator.discovery())
+        return json_response(dict(doc, groups=[*doc["groups"], *extra]) if extra else doc)
 
     async def api_tail(request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.match_info["tail"].split("/") if p]
@@ -159,6 +170,10 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             return await metrics_api.handle(request, parts[1:])
         if parts[0] == custom_metrics.GROUP:
             return await custom_api.handle(request, parts[1:])
+        if len(parts) >= 2 and parts[1] not in catalog.group_versions().get(parts[0], ()):
+            proxied = await aggregator.proxy(request, parts[0], parts[1])  # an aggregated API's
+            if proxied is not None:
+                return proxied
         if len(parts) == 1:
             grp = discovery.group(parts[0], catalog)
             if grp is None:
@@ -197,6 +212,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     r.add_get("/version", version)
     r.add_get("/metrics", instruments.handler)
     r.add_get("/metrics/history", query_api.history_handler)
+    r.add_get("/metrics/query", query_api.query_handler)
     r.add_get("/federate", query_api.federate_handler)
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)

@@ -8,22 +8,25 @@ prefers), which the agent (:mod:`bosun.agent.exec_server`) serves and reports th
 on; port-forward kubectl's SPDY-over-WebSocket tunnel (``SPDY/3.1+portforward.k8s.io``), which
 the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network namespace;
 a client that upgrades to plain SPDY instead has the same bytes carried to that tunnel
-(:mod:`bosun.api.spdy_upgrade`).
+(:mod:`bosun.api.spdy_upgrade`), and exec and attach over SPDY are translated to the agent's
+channels (:mod:`bosun.api.spdy_exec`).
 Everything that can be refused is refused before the upgrade, as a ``Status``, because a
-client reads errors only from a failed handshake: kubectl then retries over SPDY, which is
-not served, so the SPDY attempt gets the same answer and kubectl prints it.
+client reads errors only from a failed handshake: kubectl then retries over SPDY, which
+gets the same answer, and kubectl prints it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors, spdy_upgrade
+from bosun.api import errors, spdy_exec, spdy_upgrade
 from bosun.api.handler import Serving
 from bosun.api.objects import as_dict
 from bosun.api.registry import must_by_plural
@@ -55,6 +58,11 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
+    if spdy_upgrade.wants_spdy(request) and spdy_exec.offers_remote_command(request):
+        # Streams over SPDY, translated to the agent's channels (v5: stdin's end is a signal).
+        expected = spdy_exec.expected_streams(*(_flag(request, f) for f in STREAM_FLAGS))
+        return await _proxy(h, request, t.sub, url, params, PROTOCOLS[:1],
+                            spdy=functools.partial(spdy_exec.serve, expected=expected))
     return await _proxy(h, request, t.sub, url, params, PROTOCOLS)
 
 
@@ -78,25 +86,29 @@ async def port_forward(h: Serving, request: web.Request, t: Target) -> web.Strea
     params = [("port", p) for p in ports]
     if spdy_upgrade.wants_spdy(request) and spdy_upgrade.offers_port_forward(request):
         # The SPDY fallback: the same SPDY session, carried to the agent's WebSocket tunnel.
-        return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS[:1], spdy=True)
+        return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS[:1],
+                            spdy=spdy_upgrade.serve)
     return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS)
 
 
+SpdyServer = Callable[[web.Request, aiohttp.ClientWebSocketResponse], Awaitable[web.StreamResponse]]
+
+
 async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: list[tuple[str, str]],
-                 protocols: tuple[str, ...], spdy: bool = False) -> web.StreamResponse:
+                 protocols: tuple[str, ...], spdy: SpdyServer | None = None) -> web.StreamResponse:
     """Relay to the agent over ``protocols``; ``spdy``: the client upgrades its connection to
-    SPDY itself, whose bytes go to the agent as the first of ``protocols`` (a SPDY tunnel)."""
+    SPDY itself, and this serves it, given the agent's WebSocket on the first of ``protocols``."""
     headers = {"Authorization": f"Bearer {h.node_token}"} if h.node_token else {}
     ws = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
     ready = ws.can_prepare(request)
-    if spdy:
+    if spdy is not None:
         ready = web.WebSocketReady(True, protocols[0])
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False),
                                      timeout=aiohttp.ClientTimeout(sock_connect=5)) as session:
         if not ready.ok or ready.protocol not in protocols:
             await _raise_agent_refusal(session, url, params, headers)
             raise errors.bad_request(
-                f"{what} is served over WebSocket only (subprotocol {' or '.join(protocols)}); SPDY is not supported")
+                f"{what} is served over WebSocket (subprotocol {' or '.join(protocols)}) or over SPDY/3.1")
         try:
             upstream = await session.ws_connect(url, params=params, headers=headers, protocols=[ready.protocol],
                                                 autoping=True, max_msg_size=0)
@@ -106,8 +118,8 @@ async def _proxy(h: Serving, request: web.Request, what: str, url: str, params: 
         except (aiohttp.ClientError, OSError) as exc:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
         async with upstream:
-            if spdy:
-                return await spdy_upgrade.serve(request, upstream)
+            if spdy is not None:
+                return await spdy(request, upstream)
             await ws.prepare(request)
             await _relay(ws, upstream)
     return ws

@@ -192,6 +192,9 @@ RESOURCES: tuple[Resource, ...] = (
     # defines are served from bosun.api.catalog once it is Established.
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
              ("crd", "crds"), subresources=("status",), strategy=sx.CRD),
+    # apiregistration.k8s.io/v1: which server serves each group version (this one: Local)
+    Resource("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
+             subresources=("status",), strategy=sc.API_SERVICE),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,

@@ -1,6 +1,7 @@
 """The API server's lifecycle: store, watch cache, encryption at rest, PKI, credentials,
-HTTP listener, and (unless a control plane runs them under its Lease) the garbage collector
-and the namespace finalizer."""
+HTTP listener, and the CRD controller that serves what the store's CRDs define. Garbage
+collection and namespace deletion are controllers (:mod:`bosun.controllers`) run by the
+control plane under its Lease."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,7 @@ from bosun.api.catalog import Catalog
 from bosun.api.crd.controller import DefinitionController
 from bosun.api.defaults.storage import local_path_class
 from bosun.api.errors import APIError
-from bosun.api.gc import GarbageCollector
 from bosun.api.local import LocalDispatcher
-from bosun.api.namespaces import NamespaceFinalizer
 from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import STORED, by_plural
 from bosun.api.rest import RestHandler
@@ -73,6 +72,9 @@ class ServerConfig:
     default_toleration_seconds: int = 300
     # The metrics history (--metrics-retention, --metrics-resolution, --metrics-max-series).
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    # API processes (--api-workers): this one plus N-1 workers sharing its socket and store
+    # (bosun.api.workers); started by the ControlPlane.
+    api_workers: int = 1
 
     @property
     def host(self) -> str:
@@ -84,12 +86,19 @@ class ServerConfig:
 
 
 class APIServer:
-    def __init__(self, config: ServerConfig, *, collectors: bool = True) -> None:
-        """``collectors``: run the garbage collector and the namespace finalizer from the
-        start. A ControlPlane turns this off and runs them only while it holds the Lease,
-        so that several servers on one etcd do not do the same work twice."""
+    def __init__(self, config: ServerConfig, *, store: Store | None = None,
+                 sockets: list[socket.socket] | None = None) -> None:
+        """The API alone: deletion finishes (garbage collection, namespaces, CRDs) only with
+        the control plane's collectors running beside it (:mod:`bosun.controlplane`).
+
+        An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through
+        and the listening ``sockets`` it shares with it; otherwise the server opens the store
+        its config names and listens on its own."""
         self.config = config
-        self.collectors = collectors
+        self._given_store = store
+        self._given_sockets = sockets
+        # What this server listens on (an API worker inherits them).
+        self.listen_sockets: list[socket.socket] = []
         self.store: Store | None = None
         self.cache: WatchCache | None = None
         self.storage: Storage | None = None
@@ -98,9 +107,6 @@ class APIServer:
         self.catalog = Catalog()
         self.definitions: DefinitionController | None = None
         self._runner: web.AppRunner | None = None
-        # Running only where they act (see ``collectors``): None elsewhere.
-        self.namespace_finalizer: NamespaceFinalizer | None = None
-        self.gc: GarbageCollector | None = None
         self.rest: RestHandler | None = None
         # In-process entry for components sharing this server's event loop (same API, no HTTP).
         self.local: LocalDispatcher | None = None
@@ -124,7 +130,7 @@ class APIServer:
         cfg = self.config
         cfg.network.validate()  # before anything is made: a bad combination changes nothing
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await open_store(cfg.store_url, cfg.data_dir)
+        self.store = self._given_store or await open_store(cfg.store_url, cfg.data_dir)
         if cfg.tls:  # before anything reads the CA, tokens or encryption key: they may come from the store
             self.cluster = await settle(self.store, cfg.data_dir, cfg.join_token, cfg.encryption_config,
                                         own_identity=not cfg.swarm)
@@ -147,8 +153,6 @@ class APIServer:
         await self._load_namespaces()
         await self._ensure_system_namespaces()
         await self._publish_network()
-        if self.collectors:
-            await self.start_collectors()
 
         auth: TokenAuthenticator | None = None
         ssl_ctx: ssl.SSLContext | None = None
@@ -170,19 +174,27 @@ class APIServer:
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
-        await site.start()
-        port = cfg.port
-        if port == 0:  # an ephemeral port was asked for (tests): find which one we got
+        if self._given_sockets:
+            for sock in self._given_sockets:
+                await web.SockSite(self._runner, sock, ssl_context=ssl_ctx).start()
+            self.listen_sockets = list(self._given_sockets)
+        else:
+            # With API workers, each listens on a socket of its own on the same port
+            # (SO_REUSEPORT): the kernel spreads new connections evenly over them.
+            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True,
+                               reuse_port=cfg.api_workers > 1 or None)
+            await site.start()
             server = site._server
             assert server is not None and hasattr(server, "sockets")
-            port = server.sockets[0].getsockname()[1]
+            self.listen_sockets = list(server.sockets)
+        port = self.listen_sockets[0].getsockname()[1]
         host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
         self.url = f"{scheme}://{connect_host}:{port}"
         if cfg.tls:
             self._ca_pem = pki.ca_cert_pem
-            self.write_kubeconfig([])
+            if not self._given_sockets:  # a worker's URL is its owner's: the owner writes it
+                self.write_kubeconfig([])
 
     def write_kubeconfig(self, others: list[str]) -> None:
         """The admin kubeconfig for this server, naming ``others`` (the cluster's other
@@ -201,7 +213,6 @@ class APIServer:
             await self.cluster.stop()
         if self.rest is not None:
             await self.rest.close()
-        await self.stop_collectors()
         if self.definitions is not None:
             await self.definitions.stop()
             self.definitions = None
@@ -218,42 +229,6 @@ class APIServer:
             log.error("shared objects were modified in place: %s", ", ".join(modified[:20]))
             raise RuntimeError(f"{len(modified)} objects shared by the watch cache were modified in place: "
                                f"{', '.join(modified[:5])}")
-
-    async def start_collectors(self, *, gc: bool = True, namespaces: bool = True) -> None:
-        """Start the garbage collector and the namespace finalizer (no-op if running). Each
-        listens to the watch cache before it lists, so no event falls between the two."""
-        assert self.storage is not None and self.cache is not None
-        if namespaces and self.namespace_finalizer is None:
-            finalizer = NamespaceFinalizer(self.storage, self.namespaces, self.catalog.stored)
-            self.cache.listeners.append(finalizer.observe)
-            self.namespace_finalizer = finalizer
-            finalizer.start()
-        if gc and self.gc is None:
-            collector = GarbageCollector(self.storage, self.catalog)
-            self.cache.listeners.append(collector.observe)
-            self.gc = collector
-            try:
-                await collector.start()
-            except BaseException:
-                self.gc = None
-                self._unlisten(collector.observe)
-                await collector.stop()
-                raise
-
-    async def stop_collectors(self) -> None:
-        """Stop them (leadership lost, or shutdown); a later start rebuilds their state."""
-        finalizer, self.namespace_finalizer = self.namespace_finalizer, None
-        gc, self.gc = self.gc, None
-        if finalizer is not None:
-            self._unlisten(finalizer.observe)
-            await finalizer.stop()
-        if gc is not None:
-            self._unlisten(gc.observe)
-            await gc.stop()
-
-    def _unlisten(self, listener: Callable[[CachedEvent], None]) -> None:
-        if self.cache is not None and listener in self.cache.listeners:
-            self.cache.listeners.remove(listener)
 
     async def _check_sealed(self, sealed: dict[str, ResourceTransformer]) -> None:
         """Say at start, not at the first failed read, that stored values need a key this

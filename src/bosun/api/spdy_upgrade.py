@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -52,10 +53,28 @@ class _RawParser:
         self._queue.put_nowait(None)
 
 
-async def serve(request: web.Request, upstream: aiohttp.ClientWebSocketResponse) -> web.StreamResponse:
-    """Answer the upgrade and relay until either side ends."""
+@dataclass
+class Upgraded:
+    """A connection answered with 101 and taken over: ``response`` is what the handler
+    returns, ``queue`` gets every byte the client sends (None at its end), ``transport`` is
+    where to write."""
+
+    response: web.StreamResponse
+    queue: asyncio.Queue[bytes | None]
+    transport: asyncio.Transport
+
+    async def read(self) -> bytes | None:
+        """The client's next bytes (None at its end); reading resumes once the backlog is low."""
+        data = await self.queue.get()
+        if self.queue.qsize() < LOW_WATER:
+            self.transport.resume_reading()
+        return data
+
+
+async def upgrade(request: web.Request, protocol: str) -> Upgraded:
+    """Answer 101 (SPDY/3.1, stream protocol ``protocol``) and take the connection over."""
     resp = web.StreamResponse(status=101, headers={"Connection": "Upgrade", "Upgrade": UPGRADE,
-                                                   "X-Stream-Protocol-Version": PORT_FORWARD})
+                                                   "X-Stream-Protocol-Version": protocol})
     resp.force_close()
     await resp.prepare(request)
     transport = request.transport
@@ -63,17 +82,21 @@ async def serve(request: web.Request, upstream: aiohttp.ClientWebSocketResponse)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     request.protocol.set_parser(_RawParser(queue, transport))  # type: ignore[arg-type]
     request.protocol.keep_alive(False)
+    return Upgraded(resp, queue, transport)
+
+
+async def serve(request: web.Request, upstream: aiohttp.ClientWebSocketResponse) -> web.StreamResponse:
+    """Port-forward: answer the upgrade and relay bytes until either side ends."""
+    conn = await upgrade(request, PORT_FORWARD)
 
     async def to_agent() -> None:
-        while (data := await queue.get()) is not None:
-            if queue.qsize() < LOW_WATER:
-                transport.resume_reading()
+        while (data := await conn.read()) is not None:
             await upstream.send_bytes(data)
 
     async def to_client() -> None:
         async for msg in upstream:
             if msg.type == aiohttp.WSMsgType.BINARY:
-                transport.write(msg.data)
+                conn.transport.write(msg.data)
 
     tasks = [asyncio.create_task(to_agent()), asyncio.create_task(to_client())]
     try:
@@ -83,5 +106,5 @@ async def serve(request: web.Request, upstream: aiohttp.ClientWebSocketResponse)
         for task in tasks:
             await cancel_and_wait(task)
         await upstream.close()
-        transport.close()
-    return resp
+        conn.transport.close()
+    return conn.response

@@ -14,7 +14,8 @@ from bosun.agent.agent import Agent
 from bosun.agent.cgroup_mounts import ensure_cgroup_mounts
 from bosun.agent.config import AgentConfig
 from bosun.agent.hostinfo import node_ip_towards
-from bosun.agent.runtime.select import make_driver
+from bosun.agent.runtime.base import DriverError
+from bosun.agent.runtime.select import make_driver, preflight
 from bosun.cli.daemon import check_port_free, lock_data_dir, run_until_signal
 from bosun.cli.network_opts import check_ingress_ports, ingress_port_options, pod_cidr_option
 from bosun.cli.node_cleanup import cleanup_node
@@ -73,6 +74,14 @@ def agent_client(cluster: ClusterConfig, servers: list[str]) -> Client:
     return Client(cluster, transport=FailoverTransport(servers, ssl_context(cluster)))
 
 
+def check_runtime(runtime: str) -> None:
+    """``--runtime docker`` with no engine: one line, before anything starts or registers."""
+    try:
+        preflight(runtime)
+    except DriverError as e:
+        raise click.ClickException(e.message) from None
+
+
 @click.command("agent")
 @click.option("--server", default="", help="API server URL, e.g. https://10.0.0.1:6443; several, comma-separated, "
               "for a cluster with several managers (the agent moves to another when one goes away).")
@@ -83,7 +92,7 @@ def agent_client(cluster: ClusterConfig, servers: list[str]) -> Client:
 @click.option("--name", default="", help="Node name (default: the host name).")
 @click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
 @click.option("--role", default="worker", show_default=True, help="node-role.kubernetes.io/<role> label.")
-@click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "oci", "process", "docker"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/bosun-agent"),
               show_default=True)
 @click.option("--node-ip", default="", help="Address of this node (default: the one that reaches the server).")
@@ -118,6 +127,7 @@ def agent(server: str, token: str, kubeconfig: str, ca_file: Path | None, name: 
     oci_options: dict[str, str] = {"cgroup_parent": cgroup_parent.strip("/")}
     if ipam_dir is not None:
         oci_options["ipam_dir"] = str(ipam_dir.absolute())
+    check_runtime(runtime)
     if cleanup:
         lock_data_dir(data_dir, "bosun agent")
         mount_cgroups()

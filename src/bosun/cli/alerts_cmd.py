@@ -15,7 +15,7 @@ import click
 
 from bosun.alerting.config import CONFIG_NAMESPACE, ConfigError, parse_duration
 from bosun.alerting.silences import SILENCES_NAME, Silence, SilenceError, load_silences, parse_matcher
-from bosun.alerting.status import STATUS_NAME, omitted, parse
+from bosun.alerting.status import STATUS_NAME, omitted, parse, parse_rules
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render
 from bosun.client.errors import ApiError
@@ -63,6 +63,26 @@ def ls(state: CliState, output: str) -> None:
     click.echo(render(table))
     if omitted(data or {}):
         click.echo(f"... and {omitted(data or {})} more")
+
+
+@alerts.command("rules")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_state
+def rules(state: CliState, output: str) -> None:
+    """List the user alert rules (ConfigMaps labelled bosun.io/alert-rules), their health, and
+    the rule files that were skipped with their errors."""
+    rows = parse_rules(run(state, lambda c: _data(c, STATUS_NAME)) or {})
+    if output == "json":
+        click.echo(json.dumps({"rules": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("No alert rules.")
+        return
+    table = [["ALERT", "SOURCE", "HEALTH", "SERIES", "EXPR / ERROR"]]
+    for r in rows:
+        table.append([str(r.get("alert") or "-"), str(r.get("source", "")), str(r.get("health", "")),
+                      str(r.get("series", "")), str(r.get("error") or r.get("expr", ""))])
+    click.echo(render(table))
 
 
 @alerts.command("silence")

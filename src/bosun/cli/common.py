@@ -17,6 +17,7 @@ import click
 
 from bosun.api import registry
 from bosun.api.registry import Resource
+from bosun.cli import discovery
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import ApiError, Client
 
@@ -64,6 +65,8 @@ class CliState:
     context: str | None = None
     namespace: str | None = None
     _client: Client | None = None
+    # The server's kinds from discovery, fetched the first time a name is not a built-in one.
+    _discovered: list[Resource] | None = None
     server: str = ""  # the URL last connected to, for error messages after the client closed
 
     def client(self) -> Client:
@@ -101,8 +104,27 @@ def run(state: CliState, fn: Callable[[Client], Awaitable[T]]) -> T:
     return asyncio.run(body())
 
 
+def discovered() -> list[Resource]:
+    """The server's kinds (custom ones included), asked once per command."""
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_object(CliState) if ctx is not None else None
+    if state is None:
+        return []
+    if state._discovered is None:
+        async def go() -> list[Resource]:
+            client = state.client()
+            try:
+                return await discovery.fetch(client)
+            finally:
+                await client.close()
+                state._client = None
+
+        state._discovered = asyncio.run(go())
+    return state._discovered
+
+
 def resolve(name: str) -> Resource:
-    res = registry.find(name)
+    res = registry.find(name) or discovery.find(discovered(), name)
     if res is None:
         fail(f'error: the server doesn\'t have a resource type "{name}"')
     return res
@@ -139,7 +161,7 @@ def plural_group(res: Resource) -> str:
 def resource_of(obj: JSON, source: str = "") -> Resource:
     api_version = str(obj.get("apiVersion") or "")
     kind = str(obj.get("kind") or "")
-    res = registry.by_kind(api_version, kind)
+    res = registry.by_kind(api_version, kind) or discovery.by_kind(discovered(), api_version, kind)
     if res is None:
         meta = obj.get("metadata") or {}
         where = f' from "{source}"' if source else ""

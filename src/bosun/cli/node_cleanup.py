@@ -1,8 +1,9 @@
 """``bosun agent --cleanup`` and ``bosun up --reset``: remove everything a node left on this
 machine, without starting it and without the cluster.
 
-Why both runtimes: a node started with ``--runtime auto`` may have run either, and the data
-dir says which ones by the directories it holds. The drivers' own records find containers
+Why every runtime: a node started with ``--runtime auto`` may have run oci or process, and
+one started with ``--runtime docker`` the docker driver (its engine named by DOCKER_HOST); the
+data dir says which ones by the directories it holds. The drivers' own records find containers
 (shims, cgroups, root mounts) and sandboxes (namespace mounts, CNI attachments, cgroups);
 the network record (bosun.agent.netstate) finds the node's nftables tables, routes and DNS
 address. Closing a driver with no pod left removes the bridge and the cgroup parent too.
@@ -19,9 +20,10 @@ import click
 from bosun.agent import netstate
 from bosun.agent.config import AgentConfig
 from bosun.agent.leftovers import Removed, remove_pods
+from bosun.agent.runtime.base import DriverError
 from bosun.agent.runtime.select import make_driver, oci_available
 
-RUNTIMES = ("oci", "process")
+RUNTIMES = ("oci", "process", "docker")
 
 
 def cleanup_node(config: AgentConfig, node_ip: str, **oci_options: Any) -> None:
@@ -34,7 +36,10 @@ def cleanup_node(config: AgentConfig, node_ip: str, **oci_options: Any) -> None:
     async def main() -> tuple[Removed, bool]:
         total = Removed()
         for name in found:
-            driver = make_driver(name, config.runtime_dir, node_ip, **(oci_options if name == "oci" else {}))
+            try:
+                driver = make_driver(name, config.runtime_dir, node_ip, **(oci_options if name != "process" else {}))
+            except DriverError as e:
+                raise click.ClickException(f"{config.runtime_dir / name}: {e.message}") from None
             await driver.start()
             try:
                 removed = await remove_pods(driver, config.pods_dir, grace=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import click
 
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
+from bosun.api.workers.pool import WorkerStartError
 from bosun.cli.common import fail
 from bosun.cli.monitoring_opts import apply_monitoring, monitoring_options
 from bosun.cli.network_opts import network_config, network_options
@@ -30,7 +32,7 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
         except OSError as exc:
             click.echo(f"error: cannot serve on {config.listen}: {exc.strerror or exc}", err=True)
             sys.exit(1)
-        except ValueError as exc:
+        except (ValueError, WorkerStartError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         stop = asyncio.Event()
@@ -87,11 +89,15 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               "serve the identity of the cluster already in the store (CA, tokens, encryption key).")
 @network_options
 @monitoring_options
+@click.option("--api-workers", type=click.IntRange(min=1), default=len(os.sched_getaffinity(0)),
+              show_default="the number of cores",
+              help="API processes sharing the listening socket and the store: TLS, HTTP, decoding, validation and "
+                   "encoding on every core (this process also runs the store, scheduler and controllers).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
-           encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, log_level: str,
-           **flags: Any) -> None:
+           encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, api_workers: int,
+           log_level: str, **flags: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     options = ControlPlaneOptions()
     history = apply_monitoring(flags, options)
@@ -122,7 +128,8 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
     if not local_transport:
         options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, encryption_config=encryption_config,
-                      network=settings, join_token=join_token.strip(), history=history), options)
+                      network=settings, join_token=join_token.strip(), history=history, api_workers=api_workers),
+         options)
 
 
 def _joined_store(address: str, token: str) -> str:

@@ -21,7 +21,7 @@ import click
 from bosun.agent.hostinfo import node_ip_towards
 from bosun.api.server import ServerConfig
 from bosun.api.swarm_endpoints import TOKENS_PATH
-from bosun.cli.agent_cmd import parse_labels
+from bosun.cli.agent_cmd import check_runtime, parse_labels
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.swarm_run import NodeOptions, read_state, refuse_if_member, run_manager, run_worker
 from bosun.client.rest import Client
@@ -45,7 +45,8 @@ def node_options(f: Any) -> Any:
                      show_default=True, help="Where this node keeps its state, certificates and kubeconfig."),
         click.option("--name", default="", help="Node name (default: the host name)."),
         click.option("--labels", default="", help="Node labels, k=v,k2=v2."),
-        click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True),
+        click.option("--runtime", type=click.Choice(["auto", "oci", "process", "docker"]), default="auto",
+                     show_default=True),
         click.option("--agent-port", type=int, default=10250, show_default=True, help="HTTPS port of the node agent."),
         click.option("--node-network/--no-node-network", default=True, show_default=True,
                      help="Program this machine's network (service proxy, DNS); off for a second node "
@@ -62,6 +63,7 @@ lease_option = click.option(
 
 
 def _node(data_dir: Path, name: str, labels: str, runtime: str, agent_port: int, node_network: bool) -> NodeOptions:
+    check_runtime(runtime)
     return NodeOptions(data_dir=data_dir, name=name, runtime=runtime, agent_port=agent_port,
                        node_network=node_network, labels=parse_labels(labels))
 

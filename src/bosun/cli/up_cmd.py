@@ -18,7 +18,7 @@ from bosun.agent.config import AgentConfig
 from bosun.agent.runtime.select import make_driver
 from bosun.aio import tune_gc
 from bosun.api.server import ServerConfig
-from bosun.cli.agent_cmd import mount_cgroups, parse_labels, unsafe_sysctls, unsafe_sysctls_option
+from bosun.cli.agent_cmd import check_runtime, mount_cgroups, parse_labels, unsafe_sysctls, unsafe_sysctls_option
 from bosun.cli.daemon import check_port_free, lock_data_dir, run_until_signal
 from bosun.cli.network_opts import (
     check_ingress_ports,
@@ -40,7 +40,7 @@ from bosun.controlplane import ControlPlane, ControlPlaneOptions
 @click.option("--listen", default="127.0.0.1:6443", show_default=True, help="ADDR:PORT of the API server.")
 @click.option("--name", default="", help="Node name (default: the host name).")
 @click.option("--labels", default="", help="Extra node labels, k=v,k2=v2.")
-@click.option("--runtime", type=click.Choice(["auto", "oci", "process"]), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "oci", "process", "docker"]), default="auto", show_default=True)
 @click.option("--agent-port", type=int, default=10250, show_default=True, help="HTTPS port of the node agent.")
 @pod_cidr_option
 @network_options
@@ -55,6 +55,7 @@ def up(data_dir: Path, listen: str, name: str, labels: str, runtime: str, agent_
        log_level: str, **network: Any) -> None:
     """Start a one-node cluster: API server, scheduler, controllers and a node agent."""
     settings = network_config(network)
+    check_runtime(runtime)
     check_ingress_ports(ingress_http_port, ingress_https_port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = AgentConfig(node_name=(name or socket.gethostname()).lower(), data_dir=data_dir / "agent",

@@ -18,6 +18,8 @@ import logging
 import time
 
 from bosun.alerting.builtin import BUILTIN, Cluster, RuleSettings
+from bosun.alerting.builtin_expr import EXPR_BUILTIN
+from bosun.alerting.clustercerts import ClientCertificates
 from bosun.alerting.config import (
     CONFIG_KEY,
     CONFIG_NAME,
@@ -30,13 +32,17 @@ from bosun.alerting.config import (
 )
 from bosun.alerting.delivery import Courier
 from bosun.alerting.engine import Engine
+from bosun.alerting.exprsource import QueryError, Refreshable
 from bosun.alerting.model import Alert, RuleSource
 from bosun.alerting.notify import Notification, Notifier
 from bosun.alerting.receivers import DeliveryError, EmailIntegration, Integration, WebhookIntegration
+from bosun.alerting.rulefile import is_rule_configmap
 from bosun.alerting.silences import SILENCES_NAME, load_silences, muted_by
 from bosun.alerting.status import STATUS_NAME, render
+from bosun.alerting.userrules import UserRules
 from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
+from bosun.client.rest import Client
 from bosun.component import ComponentContext
 from bosun.controllers._common import NODES, PODS, Obj, resource
 
@@ -45,8 +51,30 @@ log = logging.getLogger(__name__)
 CONFIGMAPS = resource("", "v1", "configmaps")
 SECRETS = resource("", "v1", "secrets")
 HPAS = resource("autoscaling", "v2", "horizontalpodautoscalers")
-KNOWN_RULES = frozenset(BUILTIN)
+RULES = {**BUILTIN, **EXPR_BUILTIN}
+KNOWN_RULES = frozenset(RULES)
 NO_CONFIG = "none: no bosun-alerting ConfigMap in kube-system; alerts are only recorded as Events"
+QUERY_PATH = "/metrics/query"
+
+
+class ClientQuerier:
+    """Evaluates an expression where the history is: the API server's ``/metrics/query``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        try:
+            out = await self.client.request("GET", QUERY_PATH, params={"query": expr})
+        except ApiError as e:
+            raise QueryError(f"query failed: {e.message or e}") from None
+        except (OSError, TimeoutError) as e:
+            raise QueryError(f"query failed: {e}") from None
+        data = out.get("data") or {}
+        if data.get("resultType") != "vector":
+            raise QueryError(f"query answered {data.get('resultType')!r}, not a vector")
+        return [({str(k): str(v) for k, v in (r.get("metric") or {}).items()}, float(r["value"][1]))
+                for r in data.get("result") or []]
 
 
 class Alerting:
@@ -58,9 +86,10 @@ class Alerting:
         # Only TLS Secrets (the certificate rule's): the rest of the cluster's secrets stay out of this cache.
         self.tls_secrets = Informer(self.client, SECRETS, field_selector="type=kubernetes.io/tls",
                                     shared_objects=ctx.informers.shared_objects)
-        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets)
+        cluster = Cluster(*(ctx.informers.get(r) for r in (PODS, NODES, HPAS)), self.tls_secrets,
+                          ClientCertificates(self.client.config))
         # Made once: some sources remember between evaluations (restart counts, parsed certificates).
-        self.sources = {name: builtin.make(cluster) for name, builtin in BUILTIN.items()}
+        self.sources = {name: builtin.make(cluster) for name, builtin in RULES.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
         self.config = AlertingConfig()
         self.config_version = ""
@@ -69,12 +98,15 @@ class Alerting:
         self.notifier = Notifier()
         self.couriers: dict[str, Courier] = {}
         self.rules: list[tuple[RuleSource, RuleSettings]] = []
+        self.user_rules = UserRules()
+        self.querier = ClientQuerier(self.client)
         self._wake = asyncio.Event()
         self._status: dict[str, str] | None = None
 
     def _cm_changed(self, cm: Obj) -> None:
         m = cm.get("metadata") or {}
-        if m.get("namespace") == CONFIG_NAMESPACE and m.get("name") in (CONFIG_NAME, SILENCES_NAME):
+        if (m.get("namespace") == CONFIG_NAMESPACE and m.get("name") in (CONFIG_NAME, SILENCES_NAME)) or (
+                is_rule_configmap(cm)):
             self._wake.set()
 
     # -- configuration -------------------------------------------------------------------------
@@ -104,7 +136,7 @@ class Alerting:
     async def apply(self, config: AlertingConfig) -> None:
         self.config = config
         self.rules = []
-        for name, builtin in BUILTIN.items():
+        for name, builtin in RULES.items():
             settings = builtin.settings.overridden(config.rules[name]) if name in config.rules else builtin.settings
             if settings.enabled:
                 self.rules.append((self.sources[name], settings))
@@ -157,7 +189,12 @@ class Alerting:
         await self.load_config()
         silence_cm = self.configmaps.get(CONFIG_NAMESPACE, SILENCES_NAME)
         silences, _ = load_silences((silence_cm or {}).get("data") or {})
-        changes = self.engine.evaluate(self.rules, now)
+        for cm, error in self.user_rules.sync(self.configmaps.list()):
+            self.recorder.event(cm, "Warning", "InvalidAlertRules", f"{error} (this rule file is skipped)")
+        user = self.user_rules.sources()
+        await asyncio.gather(*(s.refresh(self.querier, now) for s in user),
+                             *(s.refresh(self.querier, now) for s, _ in self.rules if isinstance(s, Refreshable)))
+        changes = self.engine.evaluate([*self.rules, *((s, s.settings()) for s in user)], now)
         for a in changes.fired:
             self.recorder.event(a.involved or self._status_ref(), "Warning", "AlertFiring", f"{a.name}: {a.summary}")
         for a in changes.resolved:
@@ -169,7 +206,8 @@ class Alerting:
             courier = self.couriers.get(note.integration)
             if courier is not None:
                 courier.submit(note)
-        await self._write_status(render(self.engine.alerts.values(), muted, self.config_status))
+        await self._write_status(render(self.engine.alerts.values(), muted, self.config_status,
+                                        self.user_rules.describe()))
         expired = [s.id for s in silences if s.ends_at <= now]
         if expired and silence_cm is not None:
             await self._patch(SILENCES_NAME, {"data": dict.fromkeys(expired)})

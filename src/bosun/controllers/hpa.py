@@ -20,7 +20,6 @@ from decimal import Decimal
 from typing import Any
 
 from bosun.api.quantity import format_quantity
-from bosun.api.registry import by_kind
 from bosun.api.selectors import SelectorError, parse_label_selector
 from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
@@ -35,6 +34,7 @@ from bosun.controllers.hpa_replicas import (
     plain_replicas,
     resource_replicas,
 )
+from bosun.controllers.hpa_targets import ScaleTargets, TargetError
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -84,6 +84,7 @@ class HPAController(Controller):
         opts = ctx.options
         self.sync_period = opts.hpa_sync_period
         self.normalizer = Normalizer(opts.hpa_downscale_stabilization)
+        self.targets = ScaleTargets(self.client)
         self.tolerance = opts.hpa_tolerance
         self.cpu_init = opts.hpa_cpu_initialization_period
         self.readiness_delay = opts.hpa_initial_readiness_delay
@@ -120,13 +121,12 @@ class HPAController(Controller):
         ns = hpa["metadata"]["namespace"]
         status = copy.deepcopy(hpa.get("status") or {})
         ref = spec.get("scaleTargetRef") or {}
-        target = by_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
-        if target is None or "scale" not in target.subresources:
-            what = f"{ref.get('apiVersion', '')}/{ref.get('kind', '')}".lstrip("/")
-            await self._scale_failed(hpa, status, f"{what} has no scale subresource on this server")
-            return
         try:
+            target = await self.targets.resolve(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
             scale = await self.client.get(target, str(ref.get("name")), ns, subresource="scale")
+        except TargetError as exc:
+            await self._scale_failed(hpa, status, str(exc))
+            return
         except ApiError as exc:
             await self._scale_failed(hpa, status, str(exc))
             return

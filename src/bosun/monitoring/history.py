@@ -83,6 +83,18 @@ class Series:
         return [(s * resolution, v) for s in range(max(first, self.last - cap + 1), min(last, self.last) + 1)
                 for v in (values[s % cap],) if v == v]
 
+    def window(self, first: int, last: int) -> tuple[int, list[float]] | None:
+        """The cells of slots [first, last] that the ring still holds, oldest first, NaN for a
+        slot without a sample, with the first one's slot; None when none are held. Cut out of
+        the ring as (at most two) array slices: no Python work per cell."""
+        cap = len(self.values)
+        lo, hi = max(first, self.last - cap + 1), min(last, self.last)
+        if hi < lo:
+            return None
+        a, b = lo % cap, hi % cap
+        cells = self.values[a:b + 1].tolist() if a <= b else self.values[a:].tolist() + self.values[:b + 1].tolist()
+        return lo, cells
+
     def latest(self, oldest: int) -> tuple[int, float] | None:
         cap = len(self.values)
         for s in range(self.last, max(oldest, self.last - cap + 1) - 1, -1):
@@ -166,7 +178,12 @@ class MetricsHistory:
             pool = self._by_pod.get((name, ns, pod), {})
         else:
             pool = self._by_ns.get((name, ns), {}) if ns else self._by_name.get(name, {})
-        items = matchers.items()
+        # What the index already matched needs no second look.
+        indexed = ("namespace", "pod") if ns and pod else ("namespace",) if ns else ()
+        items = [(k, v) for k, v in matchers.items() if k not in indexed]
+        if not items:
+            yield from pool.values()
+            return
         for s in pool.values():
             have = dict(s.labels)
             if all(have.get(k) == v for k, v in items):
@@ -187,6 +204,22 @@ class MetricsHistory:
             if pts:
                 out.append(Result(name, dict(s.labels), pts))
         out.sort(key=lambda r: sorted(r.labels.items()))
+        return out
+
+    def windows(self, name: str, matchers: Mapping[str, str], seconds: float
+                ) -> list[tuple[dict[str, str], float, list[float]]]:
+        """For each matching series, the cells of the last ``seconds`` up to now: (labels, the
+        first cell's time, the cells with NaN for gaps); cell i is at ``time + i * resolution``.
+        What range functions read (rate, avg_over_time), without a (time, value) pair per point."""
+        now = time.time()
+        last = self.slot(now)
+        first = max(self.slot(now - seconds), last - self.capacity + 1)
+        res = self.config.resolution
+        out = []
+        for s in self._candidates(name, matchers):
+            got = s.window(first, last)
+            if got is not None:
+                out.append((dict(s.labels), got[0] * res, got[1]))
         return out
 
     def latest(self, name: str, matchers: Mapping[str, str] | None = None,

@@ -22,12 +22,18 @@ NODE_TX = "node_network_transmit_bytes_total"
 POD_CPU = "pod_cpu_usage_cores"
 POD_MEMORY = "pod_memory_working_set_bytes"
 POD_DISK = "pod_ephemeral_storage_used_bytes"
+POD_RX = "pod_network_receive_bytes_total"
+POD_TX = "pod_network_transmit_bytes_total"
 CONTAINER_CPU = "container_cpu_usage_cores"
 CONTAINER_MEMORY = "container_memory_working_set_bytes"
 RESTARTS = "pod_container_restarts_total"
+VOLUME_USED = "kubelet_volume_stats_used_bytes"
+VOLUME_CAPACITY = "kubelet_volume_stats_capacity_bytes"
+VOLUME_AVAILABLE = "kubelet_volume_stats_available_bytes"
 # Names a custom metric may not take (they would mix with the agents' own figures).
 RESERVED = frozenset({NODE_CPU, NODE_MEMORY, NODE_FS_USED, NODE_FS_CAPACITY, NODE_RX, NODE_TX, POD_CPU,
-                      POD_MEMORY, POD_DISK, CONTAINER_CPU, CONTAINER_MEMORY, RESTARTS})
+                      POD_MEMORY, POD_DISK, CONTAINER_CPU, CONTAINER_MEMORY, RESTARTS, VOLUME_USED,
+                      VOLUME_CAPACITY, VOLUME_AVAILABLE, POD_RX, POD_TX})
 
 
 def _num(d: Any, key: str) -> float | None:
@@ -65,6 +71,10 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
         disk = _num(entry.get("ephemeral-storage"), "usedBytes")
         if disk is not None:
             yield POD_DISK, labels, disk
+        for name, key in ((POD_RX, "rxBytes"), (POD_TX, "txBytes")):
+            value = _num(entry.get("network"), key)
+            if value is not None:
+                yield name, labels, value
         for c in entry.get("containers") or []:
             clabels = {**labels, "container": str(c.get("name", ""))}
             cpu = _num(c.get("cpu"), "usageNanoCores")
@@ -73,6 +83,7 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
             mem = _num(c.get("memory"), "workingSetBytes")
             if mem is not None:
                 yield CONTAINER_MEMORY, clabels, mem
+        yield from _volume_samples(entry, str(ns), node)
         for m in entry.get("customMetrics") or []:
             name = m.get("name")
             value = _num(m, "value")
@@ -80,6 +91,21 @@ def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
                 continue
             own = m.get("labels") if isinstance(m.get("labels"), dict) else {}
             yield name, {**{str(k): str(v) for k, v in own.items()}, "namespace": str(ns), "pod": str(pod)}, value
+
+
+def _volume_samples(entry: dict[str, Any], ns: str, node: str) -> Iterator[Sample]:
+    """A claim's usage, labelled as kubelet's (namespace, persistentvolumeclaim) and not by
+    pod: two pods mounting one claim report one series."""
+    for v in entry.get("volume") or []:
+        claim = (v.get("pvcRef") or {}).get("name") if isinstance(v, dict) else None
+        if not claim:
+            continue
+        labels = {"namespace": ns, "persistentvolumeclaim": str(claim), "node": node}
+        for name, key in ((VOLUME_USED, "usedBytes"), (VOLUME_CAPACITY, "capacityBytes"),
+                          (VOLUME_AVAILABLE, "availableBytes")):
+            value = _num(v, key)
+            if value is not None:
+                yield name, labels, value
 
 
 def pod_custom_samples(entry: dict[str, Any] | None, metric: str) -> Iterator[tuple[dict[str, str], float]]:

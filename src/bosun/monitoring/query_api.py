@@ -10,7 +10,11 @@ default is the whole retention. Without ``metric``, the answer lists the metric 
 ``GET /federate`` is Prometheus' federation endpoint: the newest value of every series (or
 of those ``match[]`` names, ``match[]=NAME`` or ``match[]={__name__="NAME",k="v"}``) as
 Prometheus text with timestamps, so a real Prometheus can scrape the whole cluster here.
-An alert evaluator asks the same :class:`~bosun.monitoring.history.MetricsHistory` in-process.
+``GET /metrics/query?query=EXPR`` evaluates an expression of the PromQL subset of
+:mod:`bosun.monitoring.promql` now and answers as Prometheus' ``/api/v1/query`` does
+(``{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {...},
+"value": [t, "v"]}]}}``): the alert rules' evaluator and any dashboard ask it the same way.
+A syntax error is a 400 naming its line and column.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from aiohttp import web
 from bosun.api import errors
 from bosun.api.httputil import json_response
 from bosun.monitoring.history import MetricsHistory
+from bosun.monitoring.promql import PromQLError, parse
+from bosun.monitoring.promql_eval import Evaluator, HistorySource
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -84,6 +90,15 @@ def parse_selector(raw: str) -> tuple[str, dict[str, str]]:
     return name, matchers
 
 
+def _number(v: float) -> str:
+    """A value as Prometheus' JSON writes it (a string: NaN and infinities have no JSON number)."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(v) if v != int(v) else str(int(v))
+
+
 def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -105,6 +120,22 @@ def federate_text(history: MetricsHistory, selectors: list[tuple[str, dict[str, 
 class QueryAPI:
     def __init__(self, history: MetricsHistory) -> None:
         self.history = history
+        self.evaluator = Evaluator(HistorySource(history))
+
+    async def query_handler(self, request: web.Request) -> web.Response:
+        text = request.query.get("query", "")
+        try:
+            expr = parse(text)
+        except PromQLError as e:
+            raise errors.bad_request(f"query: {e}") from None
+        now = time.time()
+        out = self.evaluator.evaluate(expr)
+        if isinstance(out, float):
+            data: dict[str, object] = {"resultType": "scalar", "result": [now, _number(out)]}
+        else:
+            data = {"resultType": "vector",
+                    "result": [{"metric": s.labels, "value": [now, _number(s.value)]} for s in out]}
+        return json_response({"status": "success", "data": data})
 
     async def history_handler(self, request: web.Request) -> web.Response:
         q = request.query

@@ -188,6 +188,9 @@ class SandboxConfig:
     pod_dir: Path
     host_network: bool = False
     host_ipc: bool = False  # the node's IPC namespace (hostIPC)
+    # shareProcessNamespace: the pod's containers share one PID namespace (each sees the
+    # others' processes), held by a pause process of the sandbox as in Kubernetes.
+    share_pid: bool = False
     ports: list[PortMapping] = field(default_factory=list)
     dns: DNSConfig = field(default_factory=DNSConfig)
     # HOST.SUBDOMAIN.NS.svc.DOMAIN of a pod with a subdomain: first name of its /etc/hosts
@@ -326,6 +329,19 @@ class ContainerAttacher(Protocol):
 
     async def attach(self, container_id: str) -> Attachment | None:
         """None when the container is not interactive or no longer running."""
+        ...
+
+
+@runtime_checkable
+class ExecCapture(Protocol):
+    """Optional ability of a driver that runs a command to its end without streams (exec
+    probes and hooks): one process start instead of three pipes and a pump per probe. A
+    driver without it is driven through :meth:`RuntimeDriver.exec`."""
+
+    async def exec_capture(self, container_id: str, command: list[str],
+                           timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
+        """(exit code, output) of ``command``; raise TimeoutError after ``timeout`` seconds
+        (with everything it started killed), :class:`DriverError` when it cannot run."""
         ...
 
 

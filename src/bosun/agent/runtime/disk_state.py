@@ -10,13 +10,14 @@ worker: they stay plain functions over files, with no caching of their own.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bosun.agent.runtime.base import ContainerState, ContainerStatus, SandboxStatus
+from bosun.agent.runtime.base import ContainerState, ContainerStatus, DNSConfig, SandboxStatus
 from bosun.agent.runtime.shim import proc_starttime
 
 
@@ -27,6 +28,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Written whole or not at all (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def alive(pid: int, starttime: str) -> bool:
@@ -60,6 +68,17 @@ def hosts_file(ip: str, hostname: str, aliases: Iterable[tuple[str, list[str]]],
     own = f"{fqdn}\t{hostname}" if fqdn else hostname
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{ip}\t{own}"]
     lines += [f"{a}\t{' '.join(names)}" for a, names in aliases]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(dns: DNSConfig) -> str:
+    """A pod's resolv.conf: exactly the DNS settings the agent decided (bosun.agent.poddns),
+    the node's own included when the pod's policy says so."""
+    lines = [f"nameserver {n}" for n in dns.nameservers]
+    if dns.searches:
+        lines.append("search " + " ".join(dns.searches))
+    if dns.options:
+        lines.append("options " + " ".join(dns.options))
     return "\n".join(lines) + "\n"
 
 

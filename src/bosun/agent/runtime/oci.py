@@ -26,27 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bosun.agent import cgroups
-from bosun.agent.cni import Cni, CniConfig, CniError, HostPort, pod_ip
-from bosun.agent.images.reference import InvalidReference, parse
-from bosun.agent.images.registry import PullError, is_insecure, pull
-from bosun.agent.images.store import ImageRecord, ImageStore, image_defaults
+from bosun.agent.cni import Cni, CniConfig, bridge_unused
+from bosun.agent.images.store import ImageRecord, ImageStore
 from bosun.agent.runtime import oci_bundle as ob
+from bosun.agent.runtime import oci_container as oc
 from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
@@ -58,7 +52,6 @@ from bosun.agent.runtime.base import (
     ContainerStats,
     ContainerStatus,
     DriverError,
-    ImageError,
     ImageInfo,
     PodNetwork,
     PullPolicy,
@@ -66,143 +59,18 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.disk_state import (
-    created_status,
-    host_network_hosts,
-    hosts_file,
-    read_json,
-    sandbox_from,
-    set_exited,
-    set_lost,
-    shim_alive,
-)
+from bosun.agent.runtime.disk_state import read_json, shim_alive, write_json
 from bosun.agent.runtime.oci_exec import OciExec, start_exec
-from bosun.agent.runtime.oci_mounts import is_mounted, mount_overlay, unmount
-from bosun.agent.runtime.podns import make_namespaces_async
+from bosun.agent.runtime.oci_images import ImagePuller
+from bosun.agent.runtime.oci_mounts import is_mounted, unmount
+from bosun.agent.runtime.oci_runtime import SEALS, hidden_mount, pick_runtime, sealed_copy
+from bosun.agent.runtime.oci_sandbox import OciSandboxes
+from bosun.agent.runtime.oci_status import read_status
 from bosun.agent.runtime.shim_attach import CONSOLE, ShimAttachment, attach_shim, interactive_spec
 from bosun.agent.runtime.shim_start import ShimStarter
+from bosun.aio import off_loop
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-HYBRID_UNIFIED = Path("/sys/fs/cgroup/unified")
-"""crun 1.8 refuses to create any container on a hybrid layout whose cgroup v2 hierarchy
-holds a controller (here hugetlb, which no v1 hierarchy mounts), even with
---cgroup-manager=disabled: libcrun_cgroup_enter reads /sys/fs/cgroup/unified/cgroup.controllers
-and fails when it is not empty. It decides "hybrid" by statfs() of that directory, though: in a
-private mount namespace where it is unmounted crun sees the legacy (v1 only) layout and places
-the container in the v1 controllers and name=systemd, as runc does. So the shim starts
-``crun run`` in such a namespace (spec ``hide_mount``, see shim._hide_mount); it lives only as
-long as that command, the container's own mount namespace being pivoted away from it. Only
-creation checks the layout: ``crun exec``, ``kill`` and ``delete`` work as they are."""
-
-
-def hybrid_cgroups_busy() -> bool:
-    """Hybrid cgroups whose v2 hierarchy has controllers: what crun refuses to create on."""
-    if cgroups.is_v2():
-        return False
-    try:
-        return bool((HYBRID_UNIFIED / "cgroup.controllers").read_text().strip())
-    except OSError:
-        return False
-
-
-def pick_runtime(preferred: str = "auto") -> str:
-    """crun (much faster to start than runc: ~5 ms of CPU against ~20, and no Go runtime)
-    unless it is not installed; runc otherwise. Busy hybrid cgroups: see HYBRID_UNIFIED."""
-    if preferred != "auto":
-        path = shutil.which(preferred)
-        if not path:
-            raise DriverError("RuntimeMissing", f"OCI runtime {preferred!r} not found (apt-get install {preferred})")
-        return path
-    runtime = shutil.which("crun") or shutil.which("runc")
-    if runtime:
-        return runtime
-    raise DriverError("RuntimeMissing", "neither crun nor runc is installed (apt-get install crun)")
-
-
-def hidden_mount(runtime: str) -> str:
-    """The mount ``<runtime> run`` must not see (empty: none)."""
-    return str(HYBRID_UNIFIED) if os.path.basename(runtime) == "crun" and hybrid_cgroups_busy() else ""
-
-
-SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-MFD_EXEC = 0x0010  # Linux 6.3+: say that the memfd is meant to be executed (vm.memfd_noexec)
-
-
-def sealed_copy(runtime: str, link: Path) -> int:
-    """A sealed in-memory copy of ``runtime`` (an fd of ours) and ``link`` to it; returns the fd.
-
-    Why: against CVE-2019-5736 (a container overwriting the runtime binary through
-    /proc/self/exe), crun re-executes itself at every start unless /proc/self/exe is already a
-    sealed memfd: a read-only bind mount of its binary in /tmp, mounted and unmounted, then
-    the binary and its ten libraries loaded a second time. That is 1.3 of crun exec's 4.4 ms
-    of CPU here, paid by every container start, probe, kill and delete. Executed from this
-    copy, crun finds itself sealed (its own check: the exact seals it would set) and goes
-    straight to work; the protection is the same, since a sealed memfd cannot be written."""
-    try:
-        fd = os.memfd_create("crun", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING | MFD_EXEC)
-    except OSError:  # older kernels know no MFD_EXEC (and execute memfds anyway)
-        fd = os.memfd_create("crun", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-    try:
-        with open(runtime, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            sent = 0
-            while sent < size:
-                n = os.sendfile(fd, f.fileno(), sent, size - sent)
-                if n <= 0:
-                    raise OSError(f"short copy of {runtime}")
-                sent += n
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        tmp = link.with_name(f".{link.name}.{os.getpid()}.{fd}")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(f"/proc/{os.getpid()}/fd/{fd}")
-        os.replace(tmp, link)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _runtime_error(path: Path) -> str:
-    """The runtime's last error from its JSON log (crun and runc both write ``msg``)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return ""
-    msg = ""
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            if line.strip():
-                msg = line.strip()
-            continue
-        if isinstance(rec, dict) and rec.get("level") in ("error", "fatal"):
-            msg = str(rec.get("msg") or "")
-    for prefix in ("runc run failed: ", "runc create failed: "):
-        msg = msg.removeprefix(prefix)
-    return msg
-
-
-async def _off_loop(fn: Callable[[], T]) -> T:
-    """``fn()`` in a thread; a cancelled caller still waits for it to end, so that its
-    cleanup never races with files the thread is still making."""
-    job = asyncio.ensure_future(asyncio.to_thread(fn))
-    try:
-        return await asyncio.shield(job)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await job
-        raise
 
 
 async def _run(*cmd: str, timeout: float = 30.0) -> tuple[int, str]:  # noqa: ASYNC109
@@ -225,18 +93,16 @@ class OciDriver:
         self.state_root = root / "runtime-state"
         self.cgroups = cgroups.Cgroups(cgroup_parent)
         self.ipam_dir = ipam_dir
-        self.cni = Cni(root / "cni", CniConfig(pod_cidr=pod_cidr, bridge=bridge, network_name=network_name,
-                                               ipam_dir=ipam_dir, loopback=False))
+        self.sandboxes = OciSandboxes(root, node_ip, self.cgroups, Cni(root / "cni", CniConfig(
+            pod_cidr=pod_cidr, bridge=bridge, network_name=network_name, ipam_dir=ipam_dir, loopback=False)))
         self.images = ImageStore(images_dir or root / "images")
-        self.insecure_registries = tuple(insecure_registries)
-        self.pull_timeout = pull_timeout
+        self._puller = ImagePuller(self.images, tuple(insecure_registries), pull_timeout)
         self._starter = ShimStarter(root)  # not in the runtime's state root: runc lists every entry there
         # What is executed for self.runtime (see sealed_copy); self.runtime stays its name in meta.json.
         self._exe = self.runtime
         self._sealed_fd = -1
         self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims started by exec: our children
         self._reaped_at = 0.0
-        self._pulls: dict[str, asyncio.Task[ImageRecord]] = {}
         # meta.json never changes once written: caching it lets a pod's worker list its own
         # containers without reading every other pod's files (100 pods were O(n^2) reads).
         self._meta: dict[str, dict[str, Any]] = {}
@@ -250,7 +116,7 @@ class OciDriver:
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """The node's podCIDR is known only after registration (see PodNetworkAware)."""
-        self.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
+        self.sandboxes.cni = Cni(self.root / "cni", CniConfig(pod_cidr=network.pod_cidr,
                                                     mtu=network.mtu, bridge=self.cni.config.bridge,
                                                     network_name=self.cni.config.network_name,
                                                     ipam_dir=self.ipam_dir, loopback=False))
@@ -261,7 +127,7 @@ class OciDriver:
         for d in ("containers", "sandboxes", "runtime-state", "cni"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         self.images.ensure_dirs()
-        await _off_loop(lambda: sandbox_recovery.recover(
+        await off_loop(lambda: sandbox_recovery.recover(
             self.root / "sandboxes", _mountpoints(),
             lambda sid: [self._container_pid(cid) for cid in self._pod_index().get(sid, ())]))
         if self.is_crun and self._sealed_fd < 0:
@@ -275,14 +141,13 @@ class OciDriver:
     async def close(self) -> None:
         """Containers keep running; but a node left with no pod at all (``bosun up`` after
         draining) also loses the bridge and the cgroup parent, so nothing is left behind."""
-        for task in self._pulls.values():
-            task.cancel()
+        self._puller.close()
         self._reap(force=True)
         self._starter.close()
         self._drop_sealed_copy()
         if await self.list_sandboxes() or await self.list_containers():
             return
-        if _bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
+        if bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
         await asyncio.to_thread(self.cgroups.remove_empty_parent)
 
@@ -322,174 +187,26 @@ class OciDriver:
 
     # -- images ---------------------------------------------------------------------------------
 
-    def _info(self, rec: ImageRecord, name: str) -> ImageInfo:
-        d = image_defaults(rec.config)
-        return ImageInfo(name=name, id=rec.id, entrypoint=d["entrypoint"], cmd=d["cmd"], env=d["env"],
-                         working_dir=d["working_dir"], user=d["user"])
-
     async def ensure_image(self, image: str, policy: PullPolicy) -> ImageInfo:
-        if image in ("", HOST_IMAGE):
-            return ImageInfo(name=HOST_IMAGE, id=HOST_IMAGE, env=[("PATH", ob.DEFAULT_PATH)])
-        try:
-            ref = parse(image)
-        except InvalidReference as e:
-            raise ImageError("InvalidImageName", f"invalid image name {image!r}: {e}") from e
-        rec = self.images.lookup(str(ref))
-        if rec is not None and (policy != PullPolicy.ALWAYS or ref.digest):
-            return self._info(rec, image)
-        if policy == PullPolicy.NEVER:
-            raise ImageError("ErrImageNeverPull",
-                             f'Container image "{image}" is not present with pull policy of Never')
-        key = str(ref)
-        task = self._pulls.get(key)
-        if task is None:
-            insecure = is_insecure(ref.registry, self.insecure_registries)
-            task = asyncio.ensure_future(pull(self.images, ref, insecure=insecure, timeout=self.pull_timeout))
-            self._pulls[key] = task
-            task.add_done_callback(lambda _t: self._pulls.pop(key, None))
-        try:
-            rec = await asyncio.shield(task)
-        except PullError as e:
-            raise ImageError("ErrImagePull", f'failed to pull image "{image}": {e}') from e
-        return self._info(rec, image)
+        return await self._puller.ensure(image, policy)
 
-    # -- sandboxes ------------------------------------------------------------------------------
+    # -- sandboxes (oci_sandbox) ----------------------------------------------------------------
 
-    def _sdir(self, sandbox_id: str) -> Path:
-        return self.root / "sandboxes" / sandbox_id
-
-    def _save_sandbox(self, st: SandboxStatus, extra: dict[str, Any]) -> None:
-        data = asdict(st)
-        data["hosts_path"] = str(st.hosts_path) if st.hosts_path else None
-        data["resolv_path"] = str(st.resolv_path) if st.resolv_path else None
-        data.update(extra)
-        _write_json(self._sdir(st.id) / "sandbox.json", data)
-
-    @staticmethod
-    def _resolv(config: SandboxConfig) -> str:
-        """Exactly the DNS settings the agent decided (bosun.agent.poddns), the node's own
-        included when the pod's policy says so."""
-        dns = config.dns
-        lines = [f"nameserver {n}" for n in dns.nameservers]
-        if dns.searches:
-            lines.append("search " + " ".join(dns.searches))
-        if dns.options:
-            lines.append("options " + " ".join(dns.options))
-        return "\n".join(lines) + "\n"
+    @property
+    def cni(self) -> Cni:
+        return self.sandboxes.cni
 
     async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
-        sid = config.pod_uid
-        existing = read_json(self._sdir(sid) / "sandbox.json")
-        if existing and existing.get("ready"):
-            return sandbox_from(existing)
-        if existing:
-            await self.remove_sandbox(sid)
-        sdir = self._sdir(sid)
-        nsdir = sdir / "ns"
-        cg = self.cgroups.rel(f"pod{sid}")
-        extra: dict[str, Any] = {"ipc_ns": "" if config.host_ipc else str(nsdir / "ipc"), "uts_ns": "", "cgroup": cg,
-                                 "cni": False}
-        # A hostNetwork pod keeps the node's UTS namespace: its hostname is the node's (as with the CRI).
-        status = SandboxStatus(id=sid, pod_uid=sid, ready=False, cgroup_parent=cg, labels=dict(config.labels),
-                               hostname=socket.gethostname() if config.host_network else config.hostname)
-        if not config.host_network:
-            # Known before anything is made, so one save covers a failure at any later step
-            # (unmounting or CNI DEL of what was not made yet is harmless): 2 writes, not 4.
-            extra.update(uts_ns=str(nsdir / "uts"), cni=True)
-            status.netns_path = str(nsdir / "net")
-        r = config.resources
-        limits = cgroups.Limits(cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us,
-                                memory_bytes=r.memory_limit_bytes, pids=r.pids_limit)
-
-        def prepare() -> None:  # file work, in one thread hop
-            nsdir.mkdir(parents=True, exist_ok=True)
-            config.pod_dir.mkdir(parents=True, exist_ok=True)
-            self._save_sandbox(status, extra)  # first, so that a failure half-way can be cleaned up
-            self.cgroups.create(cg, limits)
-
-        try:
-            await _off_loop(prepare)
-            kinds = (() if config.host_ipc else ("ipc",)) + (() if config.host_network else ("net", "uts"))
-            try:
-                if kinds:
-                    await make_namespaces_async({k: nsdir / k for k in kinds}, config.hostname)
-            except OSError as e:
-                raise DriverError("SandboxError", f"cannot create the pod's namespaces: {e}") from e
-            ip = self.node_ip
-            if status.netns_path:
-                ports = [HostPort(p.host_port, p.container_port, p.protocol.lower(), p.host_ip)
-                         for p in config.ports if p.host_port]
-                result = await self.cni.add(sid, status.netns_path, ports)
-                ip = pod_ip(result)
-            status.ip, status.ips = ip, [ip]
-            await _off_loop(lambda: self._pod_files(status, config, extra))
-            return status
-        except BaseException as e:
-            with contextlib.suppress(Exception):
-                await self.remove_sandbox(sid)
-            if isinstance(e, CniError):
-                raise DriverError("NetworkError", f"pod network setup failed: {e}") from e
-            if isinstance(e, OSError):
-                raise DriverError("SandboxError", f"pod sandbox setup failed: {e}") from e
-            raise
-
-    def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
-        """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
-        hosts = config.pod_dir / "etc-hosts"
-        if config.host_network:  # the node's own /etc/hosts, plus the pod's hostAliases (kubelet's rule)
-            hosts.write_text(host_network_hosts(config.host_aliases))
-        else:
-            hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
-        resolv = config.pod_dir / "resolv.conf"
-        resolv.write_text(self._resolv(config))
-        (config.pod_dir / "hostname").write_text(status.hostname + "\n")
-        status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
-        self._save_sandbox(status, extra)
+        return await self.sandboxes.run(config)
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
-        path = self._sdir(sandbox_id) / "sandbox.json"
-        data = read_json(path)
-        if data is None:
-            return
-        if data.get("cni"):
-            try:
-                await self.cni.delete(sandbox_id)
-            except CniError as e:
-                log.warning("CNI DEL of %s: %s", sandbox_id, e)
-            data["cni"] = False
-        data["ready"] = False
-
-        def unmount_and_save() -> None:  # off the loop, as in remove_container
-            if data.get("netns_path"):
-                unmount(data["netns_path"])
-            _write_json(path, data)
-
-        await _off_loop(unmount_and_save)
+        await self.sandboxes.stop(sandbox_id)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        sdir = self._sdir(sandbox_id)
-        data = read_json(sdir / "sandbox.json")
-        if data is not None:
-            await self.stop_sandbox(sandbox_id)
-            if data.get("cgroup"):
-                await asyncio.to_thread(self.cgroups.remove, str(data["cgroup"]))
-        def remove_files() -> None:  # off the loop, as in remove_container
-            for ns in ("net", "ipc", "uts"):
-                unmount(str(sdir / "ns" / ns))
-            shutil.rmtree(sdir, ignore_errors=True)
-
-        await _off_loop(remove_files)
+        await self.sandboxes.remove(sandbox_id)
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
-        out: list[SandboxStatus] = []
-        sroot = self.root / "sandboxes"
-        if not sroot.is_dir():
-            return out
-        for d in sorted(sroot.iterdir()):
-            data = read_json(d / "sandbox.json")
-            if data:
-                out.append(sandbox_from(data))
-        return out
+        return await self.sandboxes.list()
 
     # -- containers -----------------------------------------------------------------------------
 
@@ -497,7 +214,7 @@ class OciDriver:
         return self.root / "containers" / cid
 
     async def create_container(self, sandbox: SandboxStatus, config: ContainerConfig, image: ImageInfo) -> str:
-        sdata = read_json(self._sdir(sandbox.id) / "sandbox.json")
+        sdata = self.sandboxes.data(sandbox.id)
         if sdata is None or not sdata.get("ready"):
             raise StartError(f"pod sandbox {sandbox.id} is not ready")
         host_image = image.id == HOST_IMAGE
@@ -512,7 +229,7 @@ class OciDriver:
         try:
             # All of it is file work (rootfs, bundle, cgroup): one hop off the loop, which with
             # 100 pods starting at once spent most of its busy time blocked in open() and mkdir.
-            await _off_loop(lambda: self._prepare_container(cid, cg, sdata, sandbox, config, image, rec, args))
+            await off_loop(lambda: self._prepare_container(cid, cg, sdata, sandbox, config, image, rec, args))
         except ValueError as e:
             await self._cleanup_dir(cid, cg)
             raise StartError(str(e)) from e
@@ -535,32 +252,12 @@ class OciDriver:
         bundle = d / "bundle"
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
-        binds: list[ob.BindMount] = []
-        if host_image:
-            binds = self._host_root(d, rootfs)
-        else:
-            assert rec is not None
-            (d / "upper").mkdir()
-            (d / "work").mkdir()
-            mount_overlay([self.images.layer_path(x) for x in rec.layers], d / "upper", d / "work", rootfs)
+        layers = [self.images.layer_path(x) for x in rec.layers] if rec is not None else None
+        binds = oc.make_root(d, rootfs, layers, self.root / "host-image")
         sec = config.security
         uid, gid = ob.resolve_user(image.user, sec.run_as_user, sec.run_as_group, rootfs)
-        for path, dest in ((sandbox.hosts_path, "/etc/hosts"), (sandbox.resolv_path, "/etc/resolv.conf")):
-            if path:
-                binds.append(ob.BindMount(str(path), dest))
-        pod_dir = sandbox.hosts_path.parent if sandbox.hosts_path else None
-        if pod_dir and (pod_dir / "hostname").exists():
-            binds.append(ob.BindMount(str(pod_dir / "hostname"), "/etc/hostname"))
-        for m in config.mounts:
-            binds.append(ob.BindMount(str(m.host_path), m.container_path, m.read_only))
-        namespaces = [*oci_security.pid_namespace(sec, self._running_pid(sec.pid_target) if sec.pid_target else 0),
-                      {"type": "mount"}]
-        if sdata.get("ipc_ns"):  # none: hostIPC
-            namespaces.append({"type": "ipc", "path": sdata["ipc_ns"]})
-        if sandbox.netns_path:
-            namespaces.append({"type": "network", "path": sandbox.netns_path})
-        if sdata.get("uts_ns"):
-            namespaces.append({"type": "uts", "path": sdata["uts_ns"]})
+        binds += oc.pod_binds(sandbox, config)
+        namespaces = oc.namespaces(sdata, sandbox, sec, self._running_pid(sec.pid_target) if sec.pid_target else 0)
         labels = dict(config.labels)
         labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
                        LABEL_ATTEMPT: str(config.attempt)})
@@ -571,14 +268,14 @@ class OciDriver:
             hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
             binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
             annotations=labels, tty=config.tty))
-        _write_json(bundle / "config.json", spec)
+        write_json(bundle / "config.json", spec)
         r = config.resources
         self.cgroups.create(cg, cgroups.Limits(
             cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us, cpu_shares=r.cpu_shares,
             memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
         runtime_log = d / "runtime.log"
         log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
-        _write_json(d / "spec.json", {
+        write_json(d / "spec.json", {
             "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--detach",
                                 "--bundle", str(bundle), "--pid-file", str(d / "container.pid"),
                                 # relative to the bundle, where the runtime runs: short whatever the data dir
@@ -587,23 +284,10 @@ class OciDriver:
             "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
             "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
             "log_max_files": config.log_max_files, **interactive_spec(config, console=True)})
-        _write_json(d / "meta.json", {
+        write_json(d / "meta.json", {
             "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
             "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
             "log_path": str(config.log_path), "labels": labels, "cgroup": cg, "runtime": self.runtime})
-
-    def _host_root(self, d: Path, rootfs: Path) -> list[ob.BindMount]:
-        """The `host` image's root: an overlay on the node's template; where overlay cannot
-        be mounted (the driver root on overlayfs or tmpfs) the skeleton is made in place."""
-        try:
-            template = ob.host_image_template(self.root / "host-image")
-            (d / "upper").mkdir()
-            (d / "work").mkdir()
-            mount_overlay([template], d / "upper", d / "work", rootfs)
-            return ob.host_binds()
-        except OSError as e:
-            log.debug("host image root without overlay: %s", e)
-            return ob.host_image_rootfs(rootfs)
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
@@ -643,41 +327,10 @@ class OciDriver:
         return meta
 
     def _status(self, cid: str) -> ContainerStatus | None:
-        d = self._dir(cid)
         meta = self._meta_of(cid)
         if meta is None:
             return None
-        st = created_status(cid, meta)
-        done = read_json(d / "exit.json")
-        started = 0.0
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            started = float((d / "pid").read_text().split()[2])
-        ran = (d / "container.pid").exists()
-        if done is not None:
-            set_exited(st, done, started)
-            err = _runtime_error(d / "runtime.log") if st.exit_code else ""
-            if st.reason == "StartError" or (err and not ran):
-                st.reason, st.exit_code = "StartError", 128
-                st.message = err or st.message
-            elif st.exit_code and self._oom_killed(meta["cgroup"], st.exit_code, d):
-                st.reason = "OOMKilled"
-                st.message = "the container exceeded its memory limit"
-        elif (d / "pid").exists():
-            st.started_at = started
-            if self._shim_alive(cid):
-                st.state = ContainerState.RUNNING if ran else ContainerState.CREATED
-            elif (d / "exit.json").exists():
-                # The shim wrote exit.json and ended between our first read and the check.
-                return self._status(cid)
-            else:
-                set_lost(st)
-        return st
-
-    def _oom_killed(self, cg: str, exit_code: int, d: Path) -> bool:
-        if self.cgroups.oom_kills(cg) > 0:
-            return True
-        # v1 fallback (see Cgroups.memory_limit_hit); a SIGKILL we sent ourselves is no OOM.
-        return exit_code == 137 and not (d / "killed").exists() and self.cgroups.memory_limit_hit(cg)
+        return read_status(cid, self._dir(cid), meta, lambda: self._shim_alive(cid), self.cgroups)
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
         self._reap()
@@ -780,17 +433,17 @@ class OciDriver:
             # Ended and reaped: all that `<runtime> delete` would do is remove its state
             # dir and the cgroup, which goes below with ours. One runtime process less per
             # container (a node stopping 100 pods queued 100 of them behind its CNI DELs).
-            await _off_loop(lambda: shutil.rmtree(self.state_root / container_id, ignore_errors=True))
+            await off_loop(lambda: shutil.rmtree(self.state_root / container_id, ignore_errors=True))
         else:
             await _run(*self._rt_of(container_id, "delete", "--force", container_id), timeout=10)
         self._shims.pop(container_id, None)
         # Off the loop: with hundreds of mounts an umount takes milliseconds, and a node
         # stopping 100 pods does hundreds of them (its progress reports came 10 s late).
-        await _off_loop(lambda: unmount(str(d / "bundle" / "rootfs")))
+        await off_loop(lambda: unmount(str(d / "bundle" / "rootfs")))
         if meta.get("cgroup"):
             await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
         self._meta_of(container_id)  # cached, so that it is found in the index
-        await _off_loop(lambda: shutil.rmtree(d, ignore_errors=True))
+        await off_loop(lambda: shutil.rmtree(d, ignore_errors=True))
         self._unindex(container_id)
 
     # -- exec and stats -------------------------------------------------------------------------
@@ -859,14 +512,6 @@ class OciDriver:
         return [m for m in _mountpoints() if m == root or m.startswith(root + "/")]
 
 
-def _bridge_unused(bridge: str) -> bool:
-    brif = Path("/sys/class/net") / bridge / "brif"
-    try:
-        return brif.is_dir() and not any(brif.iterdir())
-    except OSError:
-        return False
-
-
 def _mountpoints() -> list[str]:
     out = []
     with contextlib.suppress(OSError):
@@ -875,4 +520,4 @@ def _mountpoints() -> list[str]:
     return out
 
 
-__all__ = ["OciDriver", "is_mounted", "pick_runtime"]
+__all__ = ["SEALS", "OciDriver", "is_mounted", "pick_runtime"]

@@ -49,8 +49,9 @@ def bundle_fields(sec: SecurityConfig) -> dict[str, Any]:
     }
 
 
-def pid_namespace(sec: SecurityConfig, target_pid: int) -> list[dict[str, str]]:
-    """The container's PID namespace entry: its own, the node's (none), or the target's."""
+def pid_namespace(sec: SecurityConfig, target_pid: int, shared: str = "") -> list[dict[str, str]]:
+    """The container's PID namespace entry: its own, the node's (none), the target's, or the
+    pod's ``shared`` one (shareProcessNamespace)."""
     if sec.host_pid:
         return []
     if sec.pid_target:
@@ -58,4 +59,4 @@ def pid_namespace(sec: SecurityConfig, target_pid: int) -> list[dict[str, str]]:
             raise ValueError(f"target container {sec.pid_target} is not running: its process namespace "
                              "cannot be shared")
         return [{"type": "pid", "path": f"/proc/{target_pid}/ns/pid"}]
-    return [{"type": "pid"}]
+    return [{"type": "pid", "path": shared}] if shared else [{"type": "pid"}]

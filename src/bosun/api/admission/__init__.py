@@ -6,6 +6,7 @@ is one plugin. :func:`standard_chain` is the server's chain, in its order.
 
 from __future__ import annotations
 
+from bosun.api.admission.alertrules import AlertRules
 from bosun.api.admission.base import (
     CREATE,
     DELETE,
@@ -29,11 +30,11 @@ from bosun.api.allocators import ServiceAllocator
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           PublishedPorts(reader), ServiceIPs(services)])
+                           PublishedPorts(reader), ServiceIPs(services), AlertRules()])
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "DefaultStorageClass", "DefaultTolerationSeconds",
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
     "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
     "Reader", "Request", "ServiceAccount", "ServiceIPs", "standard_chain",

@@ -1,7 +1,7 @@
-"""CustomResourceDefinitions brought to life: named, established, served, and cleaned up.
+"""CustomResourceDefinitions brought to life: named, established and served.
 
-Kubernetes splits this over apiextensions-apiserver's naming, establishing and finalizing
-controllers; here one small controller per API server does the three, because each server
+Kubernetes splits this over apiextensions-apiserver's naming and establishing
+controllers; here one small controller per API server does the two, because each server
 must serve what its store's CRDs define:
 
 - every CRD event from the watch cache updates the server's :class:`~bosun.api.catalog.Catalog`
@@ -11,9 +11,8 @@ must serve what its store's CRDs define:
 - a CRD whose names are free gets ``NamesAccepted`` and ``Established`` (status writes are
   idempotent, so several servers doing it is harmless); names already in use get
   ``NamesAccepted=False`` saying which;
-- a CRD being deleted gets ``Terminating``; every object of its kind is deleted (objects
-  with finalizers are waited for, as their owners remove them), then the cleanup finalizer
-  is removed and the CRD goes.
+- a CRD being deleted stops accepting new objects; emptying it and letting it go is the
+  CRD finalizer's, a controller like the others (:mod:`bosun.controllers.crdfinalizer`).
 """
 
 from __future__ import annotations
@@ -25,53 +24,18 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.catalog import Catalog
-from bosun.api.crd.version import CustomVersion
+from bosun.api.crd.rows import condition, is_established, rows_of
+from bosun.api.crd.rows import obj_dict as _d
 from bosun.api.errors import APIError
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.registry import must_by_plural
 from bosun.api.storage import Storage
-from bosun.api.strategy.apiextensions import CLEANUP_FINALIZER
 from bosun.api.watchcache import CachedEvent
 
 log = logging.getLogger(__name__)
 
 CRDS = must_by_plural("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 RETRY_SECONDS = 0.5
-_VERBS: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 Obj = dict[str, Any]
-
-
-def _d(v: Any) -> Obj:
-    return v if isinstance(v, dict) else {}
-
-
-def condition(crd: Obj, typ: str) -> Obj:
-    for c in _d(crd.get("status")).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == typ:
-            return c
-    return {}
-
-
-def rows_of(crd: Obj) -> tuple[Resource, ...]:
-    """The registry rows a CRD's served versions make."""
-    spec = _d(crd.get("spec"))
-    names = _d(spec.get("names"))
-    group, kind, plural = str(spec.get("group")), str(names.get("kind")), str(names.get("plural"))
-    verbs = _VERBS
-    if _d(crd.get("metadata")).get("deletionTimestamp"):
-        verbs = tuple(v for v in _VERBS if v != "create")  # its objects are being deleted
-    rows = []
-    for v in spec.get("versions") or []:
-        if not isinstance(v, dict) or v.get("served") is not True:
-            continue
-        subs = _d(v.get("subresources"))
-        strategy = CustomVersion(_d(_d(v.get("schema")).get("openAPIV3Schema")), v)
-        rows.append(Resource(
-            group, str(v.get("name")), kind, plural, spec.get("scope") == "Namespaced",
-            tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()),
-            subresources=tuple(s for s in ("status", "scale") if s in subs),
-            list_kind=str(names.get("listKind") or f"{kind}List"), strategy=strategy, custom=strategy, verbs=verbs,
-        ))
-    return tuple(rows)
 
 
 Claim = tuple[str, tuple[str, ...], tuple[str, ...]]  # group, resource names, kinds
@@ -176,7 +140,7 @@ class DefinitionController:
 
     def _serve(self, crd: Obj) -> None:
         name = crd["metadata"]["name"]
-        if condition(crd, "Established").get("status") == "True":
+        if is_established(crd):
             self.catalog.set_custom(name, rows_of(crd))
         else:
             self.catalog.remove_custom(name)
@@ -206,7 +170,7 @@ class DefinitionController:
                 return True
             raise
         if crd["metadata"].get("deletionTimestamp"):
-            return await self._clean_up(crd)
+            return True  # its objects are the CRD finalizer's (bosun.controllers.crdfinalizer)
         conflict = _conflict(self.catalog, crd, self.claims)
         if not conflict:
             self.claims[name] = _claim(crd)
@@ -221,43 +185,3 @@ class DefinitionController:
             return current
 
         await self.storage.mutate(CRDS, None, name, put, subresource="status")
-
-    async def _clean_up(self, crd: Obj) -> bool:
-        name = crd["metadata"]["name"]
-        if condition(crd, "Terminating").get("status") != "True":
-            def terminating(current: Obj) -> Obj:
-                status = _d(current.get("status"))
-                conds = [c for c in status.get("conditions") or [] if _d(c).get("type") != "Terminating"]
-                conds.append(_cond("Terminating", True, "InstanceDeletionInProgress",
-                                   "CustomResource deletion is in progress", {}))
-                return dict(status, conditions=conds)
-
-            await self._write_status(name, terminating)
-        rows = rows_of(crd)
-        remaining = 0
-        if rows:
-            res = rows[0]  # every version is one store prefix, read by any of its rows
-            items, _, _ = await self.storage.list(res, None)
-            for obj in items:
-                m = obj["metadata"]
-                try:
-                    _, gone = await self.storage.delete(res, m.get("namespace"), m["name"], options={})
-                except APIError as exc:
-                    gone = exc.code == 404
-                remaining += not gone
-        if remaining:
-            return False
-
-        def drop_finalizer(current: Obj) -> Obj:
-            m = current["metadata"]
-            m["finalizers"] = [f for f in m.get("finalizers") or [] if f != CLEANUP_FINALIZER]
-            if not m["finalizers"]:
-                del m["finalizers"]
-            return current
-
-        try:
-            await self.storage.mutate(CRDS, None, name, drop_finalizer)
-        except APIError as exc:
-            if exc.code != 404:
-                raise
-        return True

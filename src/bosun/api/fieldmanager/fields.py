@@ -48,6 +48,110 @@ def leaves(obj: dict[str, Any], schema: Schema, prefix: Path = ()) -> set[Path]:
     return out
 
 
+def _shape(value: Any, meta: FieldMeta | None) -> str:
+    """How :func:`leaves` reads a value: absent, a map of fields, a keyed (associative)
+    list, a set list, or one owned leaf."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict) and value:
+        return "map"
+    if isinstance(value, list) and value and meta is not None and meta.merge:
+        if meta.key and all(isinstance(i, dict) and meta.key in i for i in value):
+            return "keyed"
+        if not meta.key:
+            return "set"
+    return "leaf"
+
+
+def _value_leaves(value: Any, meta: FieldMeta | None, path: Path) -> set[Path]:
+    return leaves({path[-1][1]: value}, {path[-1][1]: meta} if meta else _EMPTY, path[:-1])
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], schema: Schema) -> tuple[set[Path], set[Path]]:
+    """(paths ``new`` sets or changes, paths it no longer has), as comparing
+    ``leaves(old)`` with ``leaves(new)`` leaf by leaf would say; equal subtrees are skipped
+    with one comparison, so a write costs what it changes, not the size of the object."""
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    _diff_map(old, new, schema, (), changed, removed)
+    return changed, removed
+
+
+def _diff_map(old: dict[str, Any], new: dict[str, Any], schema: Schema, prefix: Path,
+              changed: set[Path], removed: set[Path]) -> None:
+    for name in old.keys() | new.keys():
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        _diff_value(before, after, _meta(schema, name), (*prefix, ("f", name)), changed, removed)
+
+
+def _diff_value(before: Any, after: Any, meta: FieldMeta | None, path: Path,
+                changed: set[Path], removed: set[Path]) -> None:
+    shape = _shape(before, meta)
+    if shape != _shape(after, meta):  # different shapes own disjoint paths
+        removed |= _value_leaves(before, meta, path)
+        changed |= _value_leaves(after, meta, path)
+    elif shape == "map":
+        _diff_map(before, after, meta.sub if meta else _EMPTY, path, changed, removed)
+    elif shape == "keyed":
+        assert meta is not None and meta.key is not None
+        keys = (meta.key,)
+        olds: dict[str, Any] = {}
+        news: dict[str, Any] = {}
+        for item in before:
+            olds.setdefault(item_key(item, keys), item)
+        for item in after:
+            news.setdefault(item_key(item, keys), item)
+        for key in olds.keys() | news.keys():
+            item_path = (*path, ("k", key))
+            if key not in olds:
+                changed.add((*item_path, ITEM))
+                changed |= leaves(news[key], meta.sub, item_path)
+            elif key not in news:
+                removed.add((*item_path, ITEM))
+                removed |= leaves(olds[key], meta.sub, item_path)
+            elif olds[key] != news[key]:
+                _diff_map(olds[key], news[key], meta.sub, item_path, changed, removed)
+    elif shape == "set":
+        was_set = {set_value(i) for i in before}
+        now_set = {set_value(i) for i in after}
+        changed.update((*path, ("v", v)) for v in now_set - was_set)
+        removed.update((*path, ("v", v)) for v in was_set - now_set)
+    elif shape == "leaf":
+        changed.add(path)
+
+
+def fields_of(obj: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """The FieldsV1 trie of ``leaves(obj)``, built in one walk (a create owns everything);
+    names are visited sorted, so each level comes out in the order :func:`to_fields` writes."""
+    out: dict[str, Any] = {}
+    for name in sorted(obj):
+        value = obj[name]
+        if value is None:
+            continue
+        meta = schema.get(name)
+        if isinstance(value, dict):
+            if not value:
+                out["f:" + name] = {}
+                continue
+            sub = fields_of(value, meta.sub if meta is not None else _EMPTY)
+            if sub:  # a map of only nulls owns nothing
+                out["f:" + name] = sub
+        elif isinstance(value, list) and value and meta is not None and meta.merge:
+            key = meta.key
+            if not key:
+                out["f:" + name] = {"v:" + v: {} for v in sorted({set_value(i) for i in value})}
+            elif all(isinstance(i, dict) and key in i for i in value):
+                items = {"k:" + item_key(item, (key,)): {".": {}, **fields_of(item, meta.sub)} for item in value}
+                out["f:" + name] = dict(sorted(items.items()))
+            else:
+                out["f:" + name] = {}
+        else:
+            out["f:" + name] = {}
+    return out
+
+
 def value_at(obj: Any, path: Path) -> Any:
     """The value at ``path`` (an item for an item path), or MISSING."""
     node = obj

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from bosun.api.fieldmanager.fields import MISSING, leaves, merge, remove, value_at
-from bosun.api.fieldmanager.paths import ITEM, Path, from_fields, render, to_fields
+from bosun.api.fieldmanager.fields import MISSING, diff, fields_of, leaves, merge, remove, value_at
+from bosun.api.fieldmanager.paths import ITEM, Path, from_fields, render, to_fields, trie_has, trie_with, trie_without
 from bosun.api.patch.schema import FieldMeta, Schema
 
 APPLY, UPDATE = "Apply", "Update"
@@ -26,18 +25,52 @@ _SERVER_META = frozenset({"name", "namespace", "uid", "resourceVersion", "genera
                           "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"})
 
 
-@dataclass
 class Entry:
-    manager: str
-    operation: str
-    api_version: str
-    subresource: str = ""
-    time: str = ""
-    paths: set[Path] = field(default_factory=set)
+    """One manager's fields, read lazily: an update that changes a few fields edits the
+    stored FieldsV1 trie in place of parsing it into paths and writing it back."""
+
+    __slots__ = ("_fields", "_paths", "api_version", "manager", "operation", "subresource", "time")
+
+    def __init__(self, manager: str, operation: str, api_version: str, subresource: str = "", time: str = "",
+                 paths: set[Path] | None = None, fields: dict[str, Any] | None = None) -> None:
+        self.manager, self.operation, self.api_version = manager, operation, api_version
+        self.subresource, self.time = subresource, time
+        self._paths = paths if paths is not None or fields is not None else set()
+        self._fields = fields if paths is None else None
+
+    @property
+    def paths(self) -> set[Path]:
+        if self._paths is None:
+            self._paths = from_fields(self._fields)
+        return self._paths
+
+    @paths.setter
+    def paths(self, value: set[Path]) -> None:
+        self._paths, self._fields = value, None
+
+    def fields(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = to_fields(self._paths or set())
+        return self._fields
+
+    def empty(self) -> bool:
+        return not self._fields if self._paths is None else not self._paths
+
+    def discard(self, paths: set[Path]) -> None:
+        if self._paths is not None:
+            self.paths = self._paths - paths
+        elif self._fields and any(trie_has(self._fields, p) for p in paths):
+            self._fields = trie_without(self._fields, paths)
+
+    def take(self, paths: set[Path]) -> None:
+        if self._paths is not None:
+            self.paths = self._paths | paths
+        else:
+            self._fields = trie_with(self._fields or {}, paths)
 
     def dump(self) -> dict[str, Any]:
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation, "apiVersion": self.api_version,
-                               "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields(self.paths)}
+                               "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": self.fields()}
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -78,15 +111,16 @@ def parse_entries(raw_entries: Any) -> list[Entry]:
     out = []
     for raw in raw_entries if isinstance(raw_entries, list) else []:
         if isinstance(raw, dict) and raw.get("manager") is not None:
+            fields = raw.get("fieldsV1")
             out.append(Entry(str(raw["manager"]), str(raw.get("operation") or UPDATE), str(raw.get("apiVersion") or ""),
                              str(raw.get("subresource") or ""), str(raw.get("time") or ""),
-                             from_fields(raw.get("fieldsV1"))))
+                             fields=fields if isinstance(fields, dict) else {}))
     return out
 
 
 def store(obj: dict[str, Any], entries: list[Entry]) -> None:
     meta = obj.setdefault("metadata", {})
-    kept = [e.dump() for e in entries if e.paths]
+    kept = [e.dump() for e in entries if not e.empty()]
     if kept:
         meta["managedFields"] = kept
     else:
@@ -95,8 +129,13 @@ def store(obj: dict[str, Any], entries: list[Entry]) -> None:
 
 def owned(obj: dict[str, Any] | None, schema: Schema, subresource: str) -> set[Path]:
     """The paths an operation on ``subresource`` ("" for the object) can own."""
+    return leaves(_ownable(obj, subresource), schema)
+
+
+def _ownable(obj: dict[str, Any] | None, subresource: str) -> dict[str, Any]:
+    """The part of ``obj`` an operation on ``subresource`` can own fields of."""
     if not obj:
-        return set()
+        return {}
     top: dict[str, Any] = {}
     for name, value in obj.items():
         if name in ("apiVersion", "kind"):
@@ -108,7 +147,7 @@ def owned(obj: dict[str, Any] | None, schema: Schema, subresource: str) -> set[P
             if not value:
                 continue
         top[name] = value
-    return leaves(top, schema)
+    return top
 
 
 def _entry(entries: list[Entry], manager: str, operation: str, subresource: str, api_version: str) -> Entry:
@@ -121,39 +160,33 @@ def _entry(entries: list[Entry], manager: str, operation: str, subresource: str,
     return e
 
 
-def _changed(old: dict[str, Any] | None, new: dict[str, Any], schema: Schema, subresource: str
-             ) -> tuple[set[Path], set[Path]]:
-    """(paths set or changed by the write, paths it removed)."""
-    before, after = owned(old, schema, subresource), owned(new, schema, subresource)
-    removed = before - after
-    changed = after - before
-    for path in before & after:
-        if path[-1] != ITEM and value_at(old, path) != value_at(new, path):
-            changed.add(path)
-    return changed, removed
-
-
 def track_update(old: dict[str, Any] | None, new: dict[str, Any], schema: Schema, manager: str,
                  subresource: str = "", sent: Any = None) -> None:
     """Record a create or update by ``manager`` in ``new``'s managedFields. ``sent``: the
     managedFields the client wrote, which replace the stored ones when it sent any (how
     kubectl moves fields from client-side to server-side apply; ``[{}]`` clears them all)."""
-    if isinstance(sent, list) and sent and sent != (old or {}).get("metadata", {}).get("managedFields"):
+    old_fields = (old or {}).get("metadata", {}).get("managedFields")
+    if isinstance(sent, list) and sent and sent != old_fields:
         entries = parse_entries(sent)
         if not entries:  # upstream's reset: a list of one empty entry
             new.setdefault("metadata", {}).pop("managedFields", None)
             return
+    elif old is None:
+        # A create owns everything it wrote: build the trie in one walk.
+        fields = fields_of(_ownable(new, subresource), schema)
+        store(new, [Entry(manager, UPDATE, str(new.get("apiVersion") or ""), subresource, now(), fields=fields)])
+        return
     else:
-        entries = parse(old) if old is not None else []
-    changed, removed = _changed(old, new, schema, subresource)
-    if not changed and not removed and old is not None:
+        entries = parse_entries(old_fields)
+    changed, removed = diff(_ownable(old, subresource), _ownable(new, subresource), schema)
+    if not changed and not removed:
         store(new, entries)  # nothing changed hands: keep what the client may have sent
         return
+    gone = changed | removed
     for e in entries:
-        e.paths -= changed
-        e.paths -= removed
+        e.discard(gone)
     mine = _entry(entries, manager, UPDATE, subresource, str(new.get("apiVersion") or ""))
-    mine.paths |= changed
+    mine.take(changed)
     mine.time = now()
     store(new, entries)
 

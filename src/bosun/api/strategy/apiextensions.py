@@ -2,8 +2,9 @@
 
 Its rules are in :mod:`bosun.api.crd.definition`; serving what a CRD defines is the CRD
 controller's (:mod:`bosun.api.crd.controller`). Deleting a CRD always goes through the
-``customresourcecleanup`` finalizer, as in Kubernetes: the controller deletes every object
-of the kind, then removes the finalizer, and only then is the CRD gone.
+``customresourcecleanup`` finalizer, as in Kubernetes: the CRD finalizer
+(:mod:`bosun.controllers.crdfinalizer`) deletes every object of the kind, then removes the
+finalizer, and only then is the CRD gone.
 """
 
 from __future__ import annotations

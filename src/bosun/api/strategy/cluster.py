@@ -1,5 +1,5 @@
-"""Strategies of the networking, coordination, scheduling, storage, discovery, policy and RBAC
-kinds: none has rules beyond its validator and defaulter, so each is the generic strategy."""
+"""Strategies of the networking, coordination, scheduling, storage, discovery, policy, RBAC and
+apiregistration kinds: none has rules beyond its validator and defaulter, so each is the generic strategy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from bosun.api.defaults.networking import default_network_policy
 from bosun.api.defaults.storage import default_storage_class
 from bosun.api.strategy.base import Strategy
 from bosun.api.validation import ingress, other, rbac, storage, update
+from bosun.api.validation.apiregistration import default_api_service, validate_api_service
 from bosun.api.validation.networking import validate_network_policy
 from bosun.api.validation.policy import validate_pdb
 
@@ -26,3 +27,4 @@ ROLE = Strategy(rbac.validate_role)
 CLUSTER_ROLE = Strategy(rbac.validate_cluster_role)
 ROLE_BINDING = Strategy(rbac.validate_role_binding, update_rule=rbac.validate_binding_update)
 CLUSTER_ROLE_BINDING = Strategy(rbac.validate_cluster_role_binding, update_rule=rbac.validate_binding_update)
+API_SERVICE = Strategy(validate_api_service, defaulter=default_api_service)

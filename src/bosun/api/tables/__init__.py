@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from bosun.api.registry import Resource
 from bosun.api.tables.cluster import (
     POD_SELECTOR_DESC,
+    apiservice_row,
     configmap_row,
     crd_row,
     default_row,
@@ -151,6 +152,7 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("", "Namespace"): ([NAME, col("Status"), AGE], namespace_row),
     ("", "ServiceAccount"): ([NAME, col("Secrets", _I), AGE], serviceaccount_row),
     ("coordination.k8s.io", "Lease"): ([NAME, col("Holder"), AGE], lease_row),
+    ("apiregistration.k8s.io", "APIService"): ([NAME, col("Service"), col("Available"), AGE], apiservice_row),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): ([NAME, col("Created At", "date")], crd_row),
     ("scheduling.k8s.io", "PriorityClass"): (
         [NAME, col("Value", _I), col("Global-Default", "boolean"), col("PreemptionPolicy"), AGE],

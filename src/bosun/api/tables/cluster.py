@@ -164,6 +164,19 @@ def crd_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), dig(o, "metadata", "creationTimestamp") or ""]
 
 
+def apiservice_row(o: Obj, now: datetime) -> Cells:
+    """SERVICE is ``namespace/name`` or ``Local``; AVAILABLE ``True`` or ``False (Reason)``."""
+    svc = dig(o, "spec", "service")
+    where = f"{svc.get('namespace')}/{svc.get('name')}" if isinstance(svc, dict) else "Local"
+    available = "Unknown"
+    for c in dig(o, "status", "conditions") or []:
+        if isinstance(c, dict) and c.get("type") == "Available":
+            available = str(c.get("status"))
+            if available != "True":
+                available += f" ({c.get('reason')})"
+    return [name_of(o), where, available, age(o, now)]
+
+
 def lease_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), dig(o, "spec", "holderIdentity") or "", age(o, now)]
 

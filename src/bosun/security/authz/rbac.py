@@ -29,8 +29,10 @@ Obj = dict[str, Any]
 Grant = tuple[str | None, tuple[Rule, ...]]
 
 
-def subject_keys(s: Any) -> str | None:
-    """The user-or-group key a binding subject names (ServiceAccounts are users)."""
+def subject_keys(s: Any, binding_namespace: str | None = None) -> str | None:
+    """The user-or-group key a binding subject names (ServiceAccounts are users). A
+    ServiceAccount named without a namespace in a RoleBinding is the binding's namespace's,
+    as upstream's authorizer reads it."""
     if not isinstance(s, dict):
         return None
     kind, name = s.get("kind"), str(s.get("name") or "")
@@ -39,7 +41,7 @@ def subject_keys(s: Any) -> str | None:
     if kind == "Group":
         return f"g:{name}"
     if kind == "ServiceAccount":
-        return f"u:system:serviceaccount:{s.get('namespace') or ''}:{name}"
+        return f"u:system:serviceaccount:{s.get('namespace') or binding_namespace or ''}:{name}"
     return None
 
 
@@ -130,7 +132,7 @@ class RBACAuthorizer:
                 if not rules:
                     continue
                 for s in b.get("subjects") or []:
-                    key = subject_keys(s)
+                    key = subject_keys(s, ns)
                     if key is not None:
                         index.setdefault(key, []).append((ns, rules))
         return index

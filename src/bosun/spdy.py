@@ -1,4 +1,5 @@
-"""SPDY/3.1 framing, as much as ``kubectl port-forward`` speaks (moby/spdystream's dialect).
+"""SPDY/3.1 framing, as much as kubectl speaks (moby/spdystream's dialect): for port-forward,
+and for exec and attach from clients that do not use WebSockets (kubectl before 1.30).
 
 Why hand-written: Kubernetes multiplexes port-forward connections over SPDY, even when the
 transport is a WebSocket (kubectl 1.31+ tunnels the very same SPDY bytes inside binary

@@ -1,0 +1,71 @@
+"""One API worker process: ``python -m bosun.api.workers.worker CHANNEL_FD LISTEN_FDS LEVEL INDEX``.
+
+Started only by :class:`~bosun.api.workers.pool.WorkerPool`. It serves the API on the
+inherited listening sockets until the pool sends SIGTERM or its store owner is gone (then the
+channel closes and it exits at once: a worker never outlives its server). SIGINT is ignored:
+a Ctrl-C reaches the whole process group, and the server stops its workers itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+
+from bosun.aio import tune_gc
+from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.remotestore import RemoteStore
+from bosun.api.workers.wire import read_frame
+
+log = logging.getLogger(__name__)
+
+
+async def serve(channel_fd: int, listen_fds: list[int]) -> None:
+    channel = socket.socket(fileno=channel_fd)
+    reader, writer = await asyncio.open_unix_connection(sock=channel)
+    config = await read_frame(reader)
+    assert isinstance(config, ServerConfig)
+    remote = RemoteStore(reader, writer)
+    # On etcd a worker is one more kube-apiserver on the same cluster; on SQLite the file has
+    # one writer, the owner, reached through the channel.
+    store = None if config.store_url.startswith("etcd://") else remote
+    sockets = [socket.socket(fileno=fd) for fd in listen_fds]
+    api = APIServer(config, store=store, sockets=sockets)
+    try:
+        await api.start()
+        tune_gc()
+        print("ready", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        stopping = asyncio.create_task(stop.wait())
+        orphaned = asyncio.create_task(remote.lost.wait())
+        await asyncio.wait([stopping, orphaned], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        orphaned.cancel()
+        if remote.lost.is_set() and not stop.is_set():
+            log.error("API worker: the server process is gone; exiting")
+    finally:
+        await api.stop()
+        if store is None:
+            await remote.close()
+
+
+def main(argv: list[str]) -> None:
+    channel_fd, listen_fds, level, index = int(argv[1]), [int(x) for x in argv[2].split(",")], argv[3], argv[4]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=level.upper(),
+                        format=f"%(asctime)s %(levelname)s api-worker-{index} %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.run(serve(channel_fd, listen_fds))
+    except ImportError:  # pragma: no cover - uvloop is optional
+        asyncio.run(serve(channel_fd, listen_fds))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main(sys.argv)
