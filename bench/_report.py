@@ -30,10 +30,11 @@ def verbs_table(result: dict[str, Any]) -> str:
                     _f(v["max_ms"], 1), _f(v.get("server_cpu_ms_per_op", 0.0), 3),
                     _pct(v, "server_cpu_s"), _pct(v, "etcd_cpu_s"), _pct(v, "loadgen_cpu_s"),
                     _pct(v, "other_cpu_s"),
+                    f'{v["errors_5xx"]}/{v["timeouts"]}' if "errors_5xx" in v else "-",
                 ])
     return text_table(
         ["store", "clients", "verb", "ops/s", "p50 ms", "p99 ms", "max ms", "srv ms/op", "srv%", "etcd%",
-         "loadgen%", "other%"],
+         "loadgen%", "other%", "5xx/timeout"],
         rows,
     )
 
@@ -71,6 +72,8 @@ def churn_table(samples: list[dict[str, Any]], pods: int) -> str:
 def workers_table(result: dict[str, Any]) -> str:
     rows = []
     for store, s in result["stores"].items():
+        if "workers" not in s:
+            continue
         med = s["workers"]["median"]
         fewest = med[min(med, key=int)]
         base, base_cost = fewest["ops_per_s"], fewest["busiest_cpu_ms_per_op"]
@@ -88,7 +91,7 @@ def workers_table(result: dict[str, Any]) -> str:
 def verdicts(result: dict[str, Any]) -> list[str]:
     out = []
     for store, s in result["stores"].items():
-        med = s["workers"]["median"]
+        med = (s.get("workers") or {}).get("median") or {}
         if "1" in med and "2" in med and med["1"]["ops_per_s"]:
             ratio = med["2"]["ops_per_s"] / med["1"]["ops_per_s"]
             ok = "MET" if ratio >= WORKERS_TARGET else "MISSED"
@@ -106,6 +109,11 @@ def verdicts(result: dict[str, Any]) -> list[str]:
         ok = "MET" if best[0] >= WRITE_TARGET else "MISSED"
         out.append(f"SQLite pod writes: best {best[0]:.0f}/s ({best[1]}), target {WRITE_TARGET:.0f}/s: {ok}")
     for store, s in result["stores"].items():
+        ll = s.get("list_load")
+        if ll:
+            ok = "MET" if ll["errors_5xx"] == 0 and ll["timeouts"] == 0 else "MISSED"
+            out.append(f"{store} list load ({ll['listers']} listers x {ll['pods']} pods): "
+                       f"{ll['errors_5xx']} 5xx, {ll['timeouts']} timeouts, target none: {ok}")
         for w in s["watch"]:
             p99 = w["delivery_from_send"]["p99_ms"]
             ok = "MET" if p99 < WATCH_TARGET_MS else "MISSED"
@@ -129,13 +137,25 @@ def print_report(result: dict[str, Any]) -> None:
         print(verbs_table(result))
         print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
         print(watch_table(result))
-    first = next(iter(result["stores"].values()))["workers"]
-    print(f"\nAPI processes (--api-workers): {first['pods']} pod creates by {first['clients']} clients, a fresh "
-          f"server per run; loop speed {m['loop_mops']} M/s")
-    print(workers_table(result))
-    print("busiest ms/op: CPU per create of the busiest API process; capacity x: the fewest-process "
-          "figure of it over this one")
+    first = next(iter(result["stores"].values())).get("workers")
+    if first:
+        print(f"\nAPI processes (--api-workers): {first['pods']} pod creates by {first['clients']} clients, a fresh "
+              f"server per run; loop speed {m['loop_mops']} M/s")
+        print(workers_table(result))
+        print("busiest ms/op: CPU per create of the busiest API process; capacity x: the fewest-process "
+              "figure of it over this one")
     sq = result["stores"].get("sqlite") or {}
+    if sq.get("list_load"):
+        ll = sq["list_load"]
+        print(f"\nList load ({ll['listers']} listers at once, each list = all {ll['pods']} pods)")
+        print(text_table(
+            ["store", "lists", "ok/s", "p50 ms", "p99 ms", "max ms", "srv ms/list", "srv%", "loadgen%", "other%",
+             "5xx", "timeouts"],
+            [["sqlite", str(ll["lists"]), _f(ll["ops_per_s"]), _f(ll["p50_ms"], 2), _f(ll["p99_ms"], 2),
+              _f(ll["max_ms"], 1), _f(ll["server_cpu_s"] * 1000 / max(1, ll["lists"]), 1),
+              _pct(ll, "server_cpu_s"), _pct(ll, "loadgen_cpu_s"), _pct(ll, "other_cpu_s"),
+              str(ll["errors_5xx"]), str(ll["timeouts"])]],
+        ))
     if sq.get("churn"):
         print(f"\nSQLite under churn ({result['params']['pods']} pods updated over and over)")
         print(churn_table(sq["churn"], result["params"]["pods"]))

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/api.py [--quick] [--store sqlite|etcd|both] [--clients 1,10,50]
                                   [--api-workers 1,2] [--worker-runs 3] [--workers-only]
+    .venv/bin/python bench/api.py --store sqlite --clients "" --list-pods 10000 --listers 16 \
+        --watch-rates "" --churn 0 --api-workers ""   # only the list load: 16 clients, 10,000 pods
 
 The server (`bosun server`, HTTPS, its own process) and this load generator (N clients, each
 its own aiohttp pool) share the machine's cores, so throughput is a whole-box number; the
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _churn import run_churn
 from _cli import results_header, run_async, write_result
 from _common import CpuMeter, close_clients, open_clients
+from _listload import open_listers, run_list_load, seed_into
 from _procs import ETCD, Etcd, remove_tree, start_etcd, start_server
 from _report import print_report
 from _throughput import run_throughput
@@ -52,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--updates", type=int, help="updates per client count (default 3000, quick 1000)")
     ap.add_argument("--gets", type=int, help="gets per client count (default 3000, quick 1000)")
     ap.add_argument("--lists", type=int, help="full lists per client count (default 50, quick 10)")
+    ap.add_argument("--list-pods", type=int, default=0,
+                    help="list load: pods written before the server starts (sqlite; 0 = no list load)")
+    ap.add_argument("--listers", type=int, default=16, help="list load: concurrent listers")
+    ap.add_argument("--list-rounds", type=int, default=2, help="list load: lists per lister")
+    ap.add_argument("--list-seed", metavar="DIR", help="list load: copy the pods' store from DIR (written there "
+                    "first if DIR has none), so that alternating runs list the same objects")
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--watch-rates", type=_floats, help="writes/s during fan-out (default 50,200; quick 100)")
     ap.add_argument("--watch-seconds", type=float, help="seconds per watch rate (default 10, quick 5)")
@@ -89,8 +98,9 @@ async def bench_store(store: str, args: argparse.Namespace, tmp: Path) -> dict[s
     try:
         if not args.workers_only:
             await _phases(store, store_url, etcd.proc.pid if etcd is not None else None, args, tmp, out)
-        out["workers"] = await run_workers(store, store_url, args.api_workers, args.worker_runs, max(args.clients),
-                                           args.pods, args.controllers, tmp)
+        if args.api_workers:
+            out["workers"] = await run_workers(store, store_url, args.api_workers, args.worker_runs,
+                                               max(args.clients, default=50), args.pods, args.controllers, tmp)
     finally:
         if etcd is not None:
             etcd.stop()
@@ -101,7 +111,11 @@ async def _phases(store: str, store_url: str, etcd_pid: int | None, args: argpar
                   out: dict[str, Any]) -> None:
     """Verbs, watch fan-out and (SQLite) churn against one server with one API process."""
     data_dir = tmp / f"server-{store}"
-    server = start_server(data_dir, store_url, args.controllers)
+    if args.list_pods and store == "sqlite":
+        print(f"[{store}] writing {args.list_pods} pods for the list load ...", file=sys.stderr, flush=True)
+        await seed_into(data_dir, args.list_pods, Path(args.list_seed) if args.list_seed else None)
+    # A server opening a store of many pods takes longer to be ready on a busy machine.
+    server = start_server(data_dir, store_url, args.controllers, timeout=300 if args.list_pods else 60)
     out["server_pid"] = server.pid
     try:
         meter = CpuMeter(server, Path(args.profile) if args.profile else None, etcd_pid)
@@ -115,6 +129,14 @@ async def _phases(store: str, store_url: str, etcd_pid: int | None, args: argpar
                 )
             finally:
                 await close_clients(clients)
+        if args.list_pods and store == "sqlite":
+            print(f"[{store}] {args.listers} listers x {args.list_rounds} lists of {args.list_pods} pods ...",
+                  file=sys.stderr, flush=True)
+            listers = await open_listers(server, args.listers)
+            try:
+                out["list_load"] = await run_list_load(listers, meter, args.list_pods, args.list_rounds, store)
+            finally:
+                await close_clients(listers)
         for i, rate in enumerate(args.watch_rates):
             print(f"[{store}] watch fan-out, {args.watchers} watchers, {rate:g} writes/s ...",
                   file=sys.stderr, flush=True)
@@ -143,7 +165,7 @@ async def _phases(store: str, store_url: str, etcd_pid: int | None, args: argpar
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     stores = ["sqlite", "etcd"] if args.store == "both" else [args.store]
     result = results_header(args, "server and load generator share these CPUs; etcd and SQLite data on the same disk",
-                            hidden=("no_write", "profile", "output"))
+                            hidden=("no_write", "profile", "output", "list_seed"))
     result["stores"] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-api-"))
     try:

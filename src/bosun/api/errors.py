@@ -87,18 +87,21 @@ class APIError(Exception):
         message: str,
         *,
         details: dict[str, Any] | None = None,
+        list_meta: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        # The Status's metadata (an expired list's fresh continue token).
+        self.list_meta = list_meta
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": dict(self.list_meta) if self.list_meta else {},
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
+from bosun.api.cachedlist import list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
@@ -144,32 +145,23 @@ class RestHandler:
         obj = await self.storage.get(t.res, t.namespace, t.name)
         return json_response(self.render(request, t.res, obj))
 
-    async def list(self, request: web.Request, t: Target) -> web.Response:
+    async def list(self, request: web.Request, t: Target) -> web.StreamResponse:
         labels, fields = selectors(request, t.res)
-        limit = int_param(request, "limit")
-        if limit < 0:
-            raise errors.bad_request("limit: must be >= 0")
-        items, rv, cont = await self.storage.list(
-            t.res, t.namespace, labels=labels, fields=fields, limit=limit,
-            continue_token=request.query.get("continue") or None,
-        )
-        list_meta: dict[str, Any] = {"resourceVersion": rv}
-        if cont:
-            list_meta["continue"] = cont
-        if wants_table(request):
-            table = to_table(t.res, items, include_object=include_object(request),
-                             now=datetime.now(UTC))
-            table["metadata"] = list_meta
-            return json_response(table)
-        if wants_partial_metadata(request):
+        page = await list_page(self.cache, self.storage, t.res, t.namespace, list_options(request), labels, fields)
+        if wants_table(request) or wants_partial_metadata(request):
+            items = objects(t.res, page)
+            list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
+            if page.continue_token:
+                list_meta["continue"] = page.continue_token
+            if wants_table(request):
+                table = to_table(t.res, items, include_object=include_object(request), now=datetime.now(UTC))
+                table["metadata"] = list_meta
+                return json_response(table)
             return json_response({
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                 "metadata": list_meta, "items": [partial_metadata(o) for o in items],
             })
-        return json_response({
-            "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
-            "metadata": list_meta, "items": items,
-        })
+        return await send_list(request, t.res, page)
 
     # ---- writes ------------------------------------------------------------------------
 

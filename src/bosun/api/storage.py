@@ -117,7 +117,9 @@ class Storage:
         limit: int = 0,
         continue_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str, str]:
-        """Matching objects sorted by key, the list's resourceVersion, and a continue token."""
+        """Matching objects sorted by key, the list's resourceVersion, and a continue token,
+        read from the store. API lists are served by the watch cache (:mod:`bosun.api.cachedlist`);
+        this is their fallback and the server's own reads' path."""
         prefix = res.key_prefix(ns)
         start = prefix
         list_rv = ""

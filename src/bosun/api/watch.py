@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from bosun.api import errors
+from bosun.api.cachedlist import ListOptions, list_page, objects
 from bosun.api.handler import Serving
 from bosun.api.httputil import flag, int_param, selectors, wants_table
 from bosun.api.httputil import include_object as include_object_param
@@ -86,8 +87,9 @@ async def serve_watch(handler: Serving, request: web.Request, t: Target,
     initial: list[dict[str, Any]] = []
     if rv_param in ("", "0"):
         # No version: the current state as ADDED events, then changes (Kubernetes semantics).
-        initial, list_rv, _ = await handler.storage.list(res, t.namespace, labels=labels, fields=fields)
-        from_rev = int(list_rv)
+        page = await list_page(handler.cache, handler.storage, res, t.namespace, ListOptions(rv_param),
+                               labels, fields)
+        initial, from_rev = objects(res, page), page.resource_version
     else:
         try:
             from_rev = int(rv_param)

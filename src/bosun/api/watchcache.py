@@ -5,12 +5,18 @@ event. Here the store is watched once; each event is decoded once, serialized on
 format, kept in a bounded ring so that a watcher can resume from a recent resourceVersion,
 and handed to the watchers of its resource. A watcher asking for a revision older than the
 ring gets 410 Gone and relists, which is what Kubernetes' own watch cache does.
+
+The cache also keeps every object's current state (:mod:`bosun.api.cachestate`), loaded
+with one store list at start and kept by the same events, so that lists are served from
+memory (:mod:`bosun.api.cachedlist`). It watches every key, not only the API's objects, so
+that its revision reaches the store's current one and a consistent read can wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import logging
 from collections import deque
@@ -20,23 +26,25 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bosun.aio import cancel_and_wait
+from bosun.api import errors
+from bosun.api.cachestate import ResourceState
 from bosun.api.objects import decode, encode
-from bosun.store.base import CompactedError, Store, StoreError, WatchEvent
+from bosun.store.base import CompactedError, KeyValue, Store, StoreError, WatchEvent
 
 if TYPE_CHECKING:
     from bosun.security.encryption import ResourceTransformer
 
 log = logging.getLogger(__name__)
 
-WATCH_PREFIX = "/registry/"
-LATEST_MAX = 20000  # keys whose last event the cache keeps for the next event's prev
+OBJECTS_PREFIX = "/registry/"
+WATCH_PREFIX = "/"  # every write moves the revision a consistent read waits for
 
 
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
-    __slots__ = ("_before", "_line", "_obj", "_prev", "group_plural", "key", "namespace", "raw", "revision", "type",
-                 "written")
+    __slots__ = ("_before", "_json", "_obj", "_prev", "group_plural", "key", "namespace", "prev_revision",
+                 "raw", "revision", "type", "written")
 
     def __init__(self, ev: WatchEvent, written: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
         self.type = ev.type
@@ -53,7 +61,9 @@ class CachedEvent:
         # The cache's previous event for this key: its object is this event's prev, so a
         # selector watch (a node's pods: spec.nodeName=...) need not decode prev_value.
         self._before: CachedEvent | None = None
-        self._line: bytes | None = None
+        self._json: bytes | None = None
+        # The revision of the object before this change (0: unknown, or none before).
+        self.prev_revision = 0
 
     @property
     def obj(self) -> dict[str, Any]:
@@ -71,14 +81,35 @@ class CachedEvent:
         if self._prev is None and self.raw.prev_value is not None:
             before = self._before
             self._before = None
-            self._prev = before.obj if before is not None else decode(self.raw.prev_value, self.revision)
+            self._prev = before.obj if before is not None else decode(
+                self.raw.prev_value, self.prev_revision or self.revision)
         return self._prev
 
+    def json(self) -> bytes:
+        """The object's JSON, built once for every list and watcher that sends it."""
+        if self._json is None:
+            self._json = orjson.dumps(self.obj)
+        return self._json
+
     def json_line(self) -> bytes:
-        """The wire form of the unfiltered event, built once for all JSON watchers."""
-        if self._line is None:
-            self._line = orjson.dumps({"type": self.type, "object": self.obj}) + b"\n"
-        return self._line
+        """The wire form of the unfiltered event for JSON watchers: the object's JSON, encoded
+        once, in its envelope (a copy per watcher, not a second encoding kept per event)."""
+        return b'{"type":"' + self.type.encode() + b'","object":' + self.json() + b"}\n"
+
+
+class Unreadable(CachedEvent):
+    """A sealed object that no configured key opens: kept in the state so that a list that
+    would return it fails as a read of it does (500 naming the key), instead of leaving it out."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, ev: WatchEvent, error: str) -> None:
+        super().__init__(ev)
+        self.error = error
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        raise errors.internal(self.error)
 
 
 # A watcher's filter returns the event type to send (possibly rewritten for selectors:
@@ -138,15 +169,25 @@ class WatchCache:
         self.listeners: list[Callable[[CachedEvent], None]] = []
         # Objects this server just wrote, by (key, revision): their events need no decoding.
         self.written: dict[tuple[str, int], dict[str, Any]] = {}
-        # key -> the last event seen for it (bounded, oldest forgotten first): the next
-        # event's prev. Any gap in what the cache saw (a skipped event, a reset) drops it.
-        self._latest: dict[str, CachedEvent] = {}
+        # group_plural -> its current objects (each key's last event): what lists read, and
+        # the next event's prev.
+        self.state: dict[str, ResourceState] = {}
+        # (revision, sequence, future) of the reads waiting for the cache to reach a revision.
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
         # Encryption at rest: group_plural -> transformer; their events are opened on arrival.
         self.sealed: dict[str, ResourceTransformer] = {}
 
     def remember(self, key: str, revision: int, obj: dict[str, Any]) -> None:
         """Called by the write path with the object as stored (resourceVersion set). The
         object is shared read-only with the response and every watcher."""
+        if revision <= self.revision:  # its event came first: hand the object to it
+            gp = key.split("/", 3)[2] if key.startswith(OBJECTS_PREFIX) else ""
+            st = self.state.get(gp)
+            entry = st.get(key) if st is not None else None
+            if isinstance(entry, CachedEvent) and entry.revision == revision and entry._obj is None:
+                entry._obj = obj
+            return
         written = self.written
         written[(key, revision)] = obj
         if len(written) > 20000:  # events that never came (a reset): forget the oldest
@@ -154,8 +195,7 @@ class WatchCache:
                 del written[k]
 
     async def start(self) -> None:
-        self.revision = await self.store.current_revision()
-        self.oldest = self.revision
+        await self._load()
         self._task = asyncio.create_task(self._run(), name="watch-cache")
         self.ready.set()
 
@@ -170,12 +210,18 @@ class WatchCache:
         while True:
             try:
                 async for ev in self.store.watch(WATCH_PREFIX, self.revision):
+                    if not ev.key.startswith(OBJECTS_PREFIX):
+                        self._advance(ev.revision)  # not an API object: only the revision moves
+                        continue
                     cev = CachedEvent(ev, self.written)
                     if cev.group_plural in self.sealed:
                         opened = self._open(cev.group_plural, ev)
-                        if opened is None:
-                            self.revision = max(self.revision, ev.revision)
-                            self._latest.pop(ev.key, None)
+                        if isinstance(opened, str):
+                            if ev.type == "DELETED":
+                                self._forget(cev)
+                            else:
+                                self.resource(cev.group_plural).put(Unreadable(ev, opened), cev.namespace)
+                            self._advance(ev.revision)
                             continue
                         cev.raw = opened
                     self._ingest(cev)
@@ -186,7 +232,8 @@ class WatchCache:
                 # We fell behind the store's history: the ring has a gap. Start over from now;
                 # every open watch ends and clients resume (or relist on 410).
                 log.warning("watch cache fell behind compaction; resetting")
-                await self._reset()
+                with contextlib.suppress(StoreError, OSError):
+                    await self._reset()
             except (StoreError, OSError) as exc:
                 log.warning("store watch interrupted (%s); resuming from %d", exc, self.revision)
             except Exception:
@@ -194,15 +241,16 @@ class WatchCache:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _open(self, group_plural: str, ev: WatchEvent) -> WatchEvent | None:
-        """The event with its values decrypted, or None (logged) when no configured key opens
-        it: watchers miss that one event, and a read of the object answers 500 naming the key."""
+    def _open(self, group_plural: str, ev: WatchEvent) -> WatchEvent | str:
+        """The event with its values decrypted, or why not (logged) when no configured key
+        opens it: watchers miss that one event, and a read or list of the object answers 500
+        naming the key."""
         t = self.sealed[group_plural]
         try:
             value = t.from_store(ev.key, ev.value)
         except Exception as exc:
             log.error("watch event %s %s at revision %d skipped: %s", ev.type, ev.key, ev.revision, exc)
-            return None
+            return str(exc)
         prev = None
         if ev.prev_value is not None:
             with contextlib.suppress(Exception):  # written with a key since dropped: no prev
@@ -214,10 +262,76 @@ class WatchCache:
             for w in list(ws):
                 w.close()
         self.buffer.clear()
-        self._latest.clear()
-        with contextlib.suppress(Exception):
-            self.revision = await self.store.current_revision()
+        await self._load()
+
+    async def _load(self) -> None:
+        """Every object and the revision they were read at, in one store snapshot."""
+        kvs, rev = await self.store.list(OBJECTS_PREFIX)
+        state: dict[str, ResourceState] = {}
+        for kv in kvs:
+            ev = self._loaded(kv)
+            st = state.get(ev.group_plural)
+            if st is None:
+                st = state[ev.group_plural] = ResourceState(ev.group_plural)
+            st.put(ev, ev.namespace)
+        self.state = state
+        self.revision = max(self.revision, rev)
         self.oldest = self.revision
+        self._wake()
+
+    def _loaded(self, kv: KeyValue) -> CachedEvent:
+        ev = WatchEvent("ADDED", kv.key, kv.value, kv.mod_revision)
+        cev = CachedEvent(ev, None)
+        if cev.group_plural in self.sealed:
+            opened = self._open(cev.group_plural, ev)
+            if isinstance(opened, str):
+                return Unreadable(ev, opened)
+            cev.raw = opened
+        return cev
+
+    def _forget(self, ev: CachedEvent) -> None:
+        st = self.state.get(ev.group_plural)
+        if st is not None:
+            st.remove(ev.key, ev.namespace)
+
+    def _advance(self, revision: int) -> None:
+        if revision > self.revision:
+            self.revision = revision
+            self._wake()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.revision:
+            fut = heapq.heappop(waiters)[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(self, revision: int) -> None:
+        """Until the cache has seen ``revision`` (callers bound the wait)."""
+        if self.revision >= revision:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (revision, next(self._seq), fut)
+        heapq.heappush(self._waiters, entry)
+        try:
+            await fut
+        finally:
+            if not fut.done():  # given up (timeout, cancellation): leave the heap
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
+                    heapq.heapify(self._waiters)
+
+    def resource(self, group_plural: str) -> ResourceState:
+        """The current objects of a resource (an empty state if none was ever seen)."""
+        st = self.state.get(group_plural)
+        if st is None:
+            st = self.state[group_plural] = ResourceState(group_plural)
+        return st
+
+    def changed_since(self, group_plural: str, revision: int) -> list[CachedEvent]:
+        """The resource's events after ``revision`` (which must be >= ``oldest``)."""
+        return [ev for ev in self._since(revision) if ev.group_plural == group_plural]
 
     def _ingest(self, ev: CachedEvent) -> None:
         if ev.revision <= self.revision:
@@ -226,19 +340,19 @@ class WatchCache:
             self.oldest = self.buffer[0].revision
         self.buffer.append(ev)
         self.revision = ev.revision
-        latest = self._latest
-        before = latest.pop(ev.key, None)
-        if before is not None:
+        st = self.resource(ev.group_plural)
+        before = st.get(ev.key)
+        if type(before) is CachedEvent:  # an Unreadable one has no object to be a prev
+            ev.prev_revision = before.revision
             # One link only: the event before keeps no chain of older events alive (it
             # decodes its own prev, should a late watcher replaying the ring ask).
             before._before = None
             if ev.raw.prev_value is not None:
                 ev._before = before
-        if ev.type != "DELETED":
-            latest[ev.key] = ev
-            if len(latest) > LATEST_MAX:
-                for k in list(itertools.islice(latest, LATEST_MAX // 4)):
-                    del latest[k]
+        if ev.type == "DELETED":
+            st.remove(ev.key, ev.namespace)
+        else:
+            st.put(ev, ev.namespace)
         for w in list(self.watchers.get(ev.group_plural, ())):
             w.offer(ev)
         for listener in self.listeners:
@@ -246,6 +360,8 @@ class WatchCache:
                 listener(ev)
             except Exception:
                 log.exception("watch cache listener failed")
+        if self._waiters:
+            self._wake()
 
     def subscribe(self, group_plural: str, from_revision: int, filt: Filter) -> Watcher:
         """Register a watcher that gets every matching event after ``from_revision``."""
