@@ -69,9 +69,11 @@ class Monitoring(Protocol):
     async def stop(self) -> None: ...
 
 
-def _paths(history: Handler, query: Handler, federate: Handler, group: Handler) -> list[tuple[str, Handler]]:
-    return [("/metrics/history", history), ("/metrics/query", query), ("/federate", federate),
-            *((f"/apis/{g}{{tail:(?:/.*)?}}", group) for g in GROUPS)]
+def _add(router: web.UrlDispatcher, history: Handler, query: Handler, federate: Handler, group: Handler) -> None:
+    for path, handler in (("/metrics/history", history), ("/metrics/query", query), ("/federate", federate)):
+        router.add_get(path, handler)
+    for g in GROUPS:  # every method: the groups answer 405 themselves, as Status objects
+        router.add_route("*", f"/apis/{g}{{tail:(?:/.*)?}}", group)
 
 
 class _Counts(PromCollector):
@@ -121,9 +123,8 @@ class OwnMonitoring:
         self._forwarded = LocalDispatcher(app, [_as_status])
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        for path, handler in _paths(self.query_api.history_handler, self.query_api.query_handler,
-                                    self.query_api.federate_handler, self._group):
-            router.add_route("*", path, handler)
+        _add(router, self.query_api.history_handler, self.query_api.query_handler, self.query_api.federate_handler,
+             self._group)
 
     async def _group(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p][1:]  # after "apis"
@@ -152,8 +153,7 @@ class ForwardedMonitoring:
         self.forward = forward
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        for path, handler in _paths(self._handle, self._handle, self._handle, self._handle):
-            router.add_route("*", path, handler)
+        _add(router, self._handle, self._handle, self._handle, self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in _REQUEST_HEADERS if h in request.headers}
