@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.api_workers_env import Conn, Server, api_server, by_process, holder, socket_inode
-from tests.e2e.helpers import BOSUN, free_port
+from tests.e2e.helpers import BOSUN, Kubectl, free_port
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,27 @@ def test_a_new_crd_serves_through_every_process_at_once(server: Server) -> None:
         for cs in conns.values():
             for c in cs:
                 c.close()
+
+
+def test_kubectl_applies_a_crd_then_its_object(server: Server, tmp_path: Path) -> None:
+    """``kubectl apply -f crd.yaml && kubectl apply -f cr.yaml``, each command on connections of
+    its own (landing on either process), never fails."""
+    kubectl = Kubectl(server.kubeconfig, str(tmp_path))
+    names = []
+    try:
+        for i in range(20, 23):
+            definition = crd(i)
+            names.append(definition["metadata"]["name"])
+            (tmp_path / "crd.json").write_text(json.dumps(definition))
+            (tmp_path / "cr.json").write_text(json.dumps({"apiVersion": "late.example.com/v1", "kind": f"Gadget{i}",
+                                                          "metadata": {"name": "k", "namespace": "default"}}))
+            done = kubectl("apply", "-f", str(tmp_path / "crd.json"))
+            assert done.returncode == 0, done.stderr
+            done = kubectl("apply", "-f", str(tmp_path / "cr.json"))
+            assert done.returncode == 0, done.stderr
+    finally:
+        for name in names:
+            kubectl("delete", "crd", name, "--wait=false")
 
 
 def test_a_worker_that_cannot_start_is_one_error_line(tmp_path: Path) -> None:
