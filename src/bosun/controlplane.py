@@ -108,10 +108,11 @@ class ControlPlane:
         await self.api.start()
         try:
             if self.config.api_workers > 1:
-                assert self.api.store is not None
+                assert self.api.store is not None and self.api.monitoring is not None
                 self.workers = WorkerPool(self.config, self.api.store, self.api.listen_sockets,
                                           self.config.api_workers - 1,
-                                          logging.getLevelName(logging.getLogger().getEffectiveLevel()))
+                                          logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+                                          extra={"monitoring": self.api.monitoring.answer})
                 await self.workers.start()
             self.components = discover_components(self.options)
             if not self.components:

@@ -37,7 +37,7 @@ def is_worker(pid: int) -> bool:
         return False
 
 
-def _socket_inode(server_port: int, client_port: int) -> str | None:
+def socket_inode(server_port: int, client_port: int) -> str | None:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         f = line.split()
         local, remote, state = int(f[1].split(":")[1], 16), int(f[2].split(":")[1], 16), f[3]
@@ -93,7 +93,7 @@ class Conn:
         self.client_port = conn.sock.getsockname()[1]
 
     def serving_pid(self) -> int | None:
-        inode = _socket_inode(self.server.port, self.client_port)
+        inode = socket_inode(self.server.port, self.client_port)
         return None if inode is None else holder(self.server.pids(), inode)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
@@ -106,6 +106,12 @@ class Conn:
         resp = self.conn.getresponse()
         return resp.status, json.loads(resp.read() or b"{}")
 
+    def text(self, path: str) -> tuple[int, str]:
+        """GET an answer that is not JSON (Prometheus text)."""
+        self.conn.request("GET", path, headers={"Authorization": f"Bearer {self.server.token}"})
+        resp = self.conn.getresponse()
+        return resp.status, resp.read().decode()
+
     def watch(self, path: str) -> http.client.HTTPResponse:
         """Start a watch; read its events with ``next_event``."""
         self.conn.request("GET", path, headers={"Authorization": f"Bearer {self.server.token}"})
@@ -115,6 +121,21 @@ class Conn:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def by_process(server: Server, want: int = 2, tries: int = 200) -> dict[int, list[Conn]]:
+    """New connections until ``want`` API processes hold at least one each (the kernel gives a
+    connection to whichever accepts first, so it may take a few)."""
+    got: dict[int, list[Conn]] = {}
+    for _ in range(tries):
+        conn = server.connect()
+        conn.request("GET", "/api/v1/namespaces/default")  # accepted and served by now
+        pid = conn.serving_pid()
+        assert pid is not None, "no API process holds the connection"
+        got.setdefault(pid, []).append(conn)
+        if len(got) >= want:
+            return got
+    raise AssertionError(f"{tries} new connections were all served by {list(got)}")
 
 
 def next_event(resp: http.client.HTTPResponse) -> dict[str, Any]:

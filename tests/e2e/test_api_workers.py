@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.api_workers_env import Conn, Server, api_server, children, is_worker, next_event
+from tests.e2e.api_workers_env import Server, api_server, by_process, children, is_worker, next_event
 from tests.e2e.helpers import BOSUN, Kubectl
 
 
@@ -25,21 +25,6 @@ from tests.e2e.helpers import BOSUN, Kubectl
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with api_server(tmp_path_factory.mktemp("api-workers"), 2) as s:
         yield s
-
-
-def by_process(server: Server, want: int = 2, tries: int = 200) -> dict[int, list[Conn]]:
-    """New connections until ``want`` API processes hold at least one each (the kernel gives a
-    connection to whichever accepts first, so it may take a few)."""
-    got: dict[int, list[Conn]] = {}
-    for _ in range(tries):
-        conn = server.connect()
-        conn.request("GET", "/api/v1/namespaces/default")  # accepted and served by now
-        pid = conn.serving_pid()
-        assert pid is not None, "no API process holds the connection"
-        got.setdefault(pid, []).append(conn)
-        if len(got) >= want:
-            return got
-    raise AssertionError(f"{tries} new connections were all served by {list(got)}")
 
 
 def configmap(ns: str, name: str, value: str, rv: str = "") -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bosun.api import discovery, errors, metrics, openapi, reviews
+from bosun.api import discovery, errors, openapi, reviews
 from bosun.api.access import AccessControl
 from bosun.api.aggregator import Aggregator, aggregated_groups, legacy_groups
 from bosun.api.errors import APIError
@@ -17,10 +17,7 @@ from bosun.api.local import LocalDispatcher
 from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
 from bosun.api.swarm_endpoints import CA_PATH, SwarmEndpoints
-from bosun.monitoring import custom_api as custom_metrics
-from bosun.monitoring.collector import Collector
-from bosun.monitoring.history import HistoryConfig, MetricsHistory
-from bosun.monitoring.query_api import QueryAPI
+from bosun.monitoring.serving import Monitoring, OwnMonitoring
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
@@ -37,12 +34,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Components in the server's own process send their requests here instead of over HTTPS.
 LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
 ACCESS = web.AppKey("access_control", AccessControl)
-HISTORY = web.AppKey("metrics_history", MetricsHistory)
-COLLECTOR = web.AppKey("metrics_collector", Collector)
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
-             swarm: SwarmEndpoints | None = None, history: HistoryConfig | None = None) -> web.Application:
+             swarm: SwarmEndpoints | None = None,
+             monitoring: Callable[[APIMetrics], Monitoring] | None = None) -> web.Application:
+    """``monitoring``: what answers the metrics history, query, federation and metrics APIs,
+    made with this app's Prometheus registry (default: a history of this process's own)."""
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
     aggregator = Aggregator(rest.storage)
@@ -74,15 +72,9 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     instruments = APIMetrics(catalog)
     rest.storage.store = instruments.timed_store(rest.storage.store)
-    metrics_api = metrics.MetricsAPI(rest)
-    metrics_history = MetricsHistory(history)
-    collector = Collector(rest.storage, rest.cache, metrics_api, metrics_history)
-    custom_api = custom_metrics.CustomMetricsAPI(rest.storage, metrics_history, metrics_api)
-    query_api = QueryAPI(metrics_history)
+    served = (monitoring or (lambda m: OwnMonitoring(rest, None, m.registry)))(instruments)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
     app[ACCESS] = access
-    app[HISTORY] = metrics_history
-    app[COLLECTOR] = collector
 
     async def start_access(app: web.Application) -> None:
         await access.start()
@@ -93,15 +85,14 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     app.on_startup.append(start_access)
     app.on_cleanup.append(stop_access)
 
-    async def start_collector(app: web.Application) -> None:
-        await collector.start()
+    async def start_monitoring(app: web.Application) -> None:
+        await served.start()
 
-    async def close_metrics_api(app: web.Application) -> None:
-        await collector.stop()
-        await metrics_api.close()
+    async def stop_monitoring(app: web.Application) -> None:
+        await served.stop()
 
-    app.on_startup.append(start_collector)
-    app.on_cleanup.append(close_metrics_api)
+    app.on_startup.append(start_monitoring)
+    app.on_cleanup.append(stop_monitoring)
 
     local = app[LOCAL_DISPATCHER] = LocalDispatcher(app, [instruments.middleware, middleware])
 
@@ -143,7 +134,12 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     async def api_root(request: web.Request) -> web.Response:
         return await aggregated(request, True) or json_response(discovery.core_versions(catalog=catalog))
 
+    # What /apis and OpenAPI list depends on the CRDs this process has seen: read it once it
+    # has seen the store (catchup.py), so a kind created through another process is there.
+    catch_up = rest.catch_up
+
     async def apis_root(request: web.Request) -> web.Response:
+        await catch_up()
         found = await aggregated(request, False)
         if found is not None:
             return found
@@ -166,10 +162,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
         parts = [p for p in request.match_info["tail"].split("/") if p]
         if not parts:
             return await apis_root(request)
-        if parts[0] == metrics.GROUP:
-            return await metrics_api.handle(request, parts[1:])
-        if parts[0] == custom_metrics.GROUP:
-            return await custom_api.handle(request, parts[1:])
+        if len(parts) <= 2:
+            await catch_up()
         if len(parts) >= 2 and parts[1] not in catalog.group_versions().get(parts[0], ()):
             proxied = await aggregator.proxy(request, parts[0], parts[1])  # an aggregated API's
             if proxied is not None:
@@ -187,6 +181,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
         return await rest.handle(request)
 
     async def openapi_v2(request: web.Request) -> web.Response:
+        await catch_up()
         protobuf = openapi.v2_wants_protobuf(request.headers.get("Accept", ""))
         etag = openapi.v2_etag(protobuf, catalog)
         headers = {"ETag": etag, "Vary": "Accept"}
@@ -197,9 +192,11 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
         return web.Response(body=body, headers={**headers, "Content-Type": ctype})
 
     async def openapi_v3_index(request: web.Request) -> web.Response:
+        await catch_up()
         return json_response(openapi.openapi_v3_index(catalog))
 
     async def openapi_v3_doc(request: web.Request) -> web.Response:
+        await catch_up()
         body = openapi.openapi_v3(request.match_info["tail"].strip("/"), catalog)
         if body is None:
             raise APIError(404, "NotFound", "the server could not find the requested resource")
@@ -211,9 +208,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     r.add_get("/readyz", readyz)
     r.add_get("/version", version)
     r.add_get("/metrics", instruments.handler)
-    r.add_get("/metrics/history", query_api.history_handler)
-    r.add_get("/metrics/query", query_api.query_handler)
-    r.add_get("/federate", query_api.federate_handler)
+    served.add_routes(r)  # before /apis/{tail}: the metrics groups are its
     r.add_get("/api", api_root)
     r.add_get("/apis", apis_root)
     r.add_route("*", "/api/{tail:.*}", api_tail)

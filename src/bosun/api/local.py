@@ -33,6 +33,8 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A query: a mapping, or (name, value) pairs when a name repeats (``match[]=a&match[]=b``).
+Params = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 class Middleware(Protocol):
@@ -131,7 +133,7 @@ class LocalRequest(HeadersMixin):
     keep_alive = True
 
     def __init__(
-        self, method: str, path: str, params: Mapping[str, str], body: bytes | None,
+        self, method: str, path: str, params: Params, body: bytes | None,
         headers: Mapping[str, str], writer: _Writer,
     ) -> None:
         self.method = method
@@ -299,7 +301,7 @@ class LocalDispatcher:
         return await self._chain(match.handler)(request)
 
     async def request(
-        self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
+        self, method: str, path: str, params: Params, body: bytes | None, headers: Mapping[str, str],
     ) -> tuple[int, Mapping[str, str], bytes]:
         # The handler runs in a task of its own, shielded from the caller: cancelling a
         # caller must not stop a write half way (aiohttp lets a handler finish when its
@@ -314,7 +316,7 @@ class LocalDispatcher:
         return await asyncio.shield(task)
 
     async def _serve(
-        self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
+        self, method: str, path: str, params: Params, body: bytes | None, headers: Mapping[str, str],
     ) -> tuple[int, Mapping[str, str], bytes]:
         writer = _Writer()
         resp = await self._dispatch(LocalRequest(method, path, params, body, headers, writer))

@@ -17,6 +17,7 @@ from aiohttp import web
 from bosun.api import errors, subresources
 from bosun.api.cachedlist import list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
+from bosun.api.catchup import CatchUp
 from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import check_fields, warn_about
@@ -40,7 +41,7 @@ from bosun.api.requestinfo import USER
 from bosun.api.serversideapply import applier, manager_of, parse_config
 from bosun.api.storage import Storage
 from bosun.api.tables import to_table
-from bosun.api.target import Target, decoded
+from bosun.api.target import Target, decoded, redecoded
 from bosun.api.watch import serve_watch
 from bosun.api.watchcache import WatchCache
 from bosun.security.satokens import ServiceAccountTokens
@@ -58,6 +59,8 @@ class RestHandler:
                  catalog: Catalog = BUILTIN, service_accounts: ServiceAccountTokens | None = None) -> None:
         self.storage = storage
         self.cache = cache
+        # Waits until this process has seen every CRD the store holds (catchup.py).
+        self.catch_up = CatchUp(cache, storage)
         # What this server serves: the built-in kinds and its Established CRDs' resources.
         self.catalog = catalog
         # Signs the tokens TokenRequest hands out (None: this server issues none).
@@ -98,7 +101,10 @@ class RestHandler:
             raise errors.APIError(502, "BadGateway", f"cannot reach the node agent at {url}: {exc}") from exc
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        t = decoded(request, self.catalog).served()
+        d = decoded(request, self.catalog)
+        if d.target is None and await self.catch_up():  # perhaps a CRD this process has not seen yet
+            d = redecoded(request, self.catalog)
+        t = d.served()
         method = request.method
         if t.res.converter is not None:
             return await Converted(self, request, t, t.res.converter).serve()

@@ -23,6 +23,7 @@ from bosun.api.catalog import Catalog
 from bosun.api.crd.controller import DefinitionController
 from bosun.api.defaults.storage import local_path_class
 from bosun.api.errors import APIError
+from bosun.api.instrumentation import APIMetrics
 from bosun.api.local import LocalDispatcher
 from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import STORED, by_plural
@@ -32,6 +33,7 @@ from bosun.api.swarm_endpoints import SwarmEndpoints
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.monitoring.history import HistoryConfig
+from bosun.monitoring.serving import Forward, ForwardedMonitoring, Monitoring, OwnMonitoring
 from bosun.network.config import CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, NetworkConfig
 from bosun.security.cluster import ClusterIdentity, settle
 from bosun.security.encryption import DecryptError, ResourceTransformer
@@ -87,16 +89,20 @@ class ServerConfig:
 
 class APIServer:
     def __init__(self, config: ServerConfig, *, store: Store | None = None,
-                 sockets: list[socket.socket] | None = None) -> None:
+                 sockets: list[socket.socket] | None = None, forward: Forward | None = None) -> None:
         """The API alone: deletion finishes (garbage collection, namespaces, CRDs) only with
         the control plane's collectors running beside it (:mod:`bosun.controlplane`).
 
         An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through
-        and the listening ``sockets`` it shares with it; otherwise the server opens the store
-        its config names and listens on its own."""
+        and the listening ``sockets`` it shares with it, and ``forward``, where its monitoring
+        requests go (the owner keeps the one metrics history); otherwise the server opens the
+        store its config names, listens on its own and keeps the history itself."""
         self.config = config
         self._given_store = store
         self._given_sockets = sockets
+        self._forward = forward
+        # What answers the metrics history, query and metrics APIs (set at start).
+        self.monitoring: Monitoring | None = None
         # What this server listens on (an API worker inherits them).
         self.listen_sockets: list[socket.socket] = []
         self.store: Store | None = None
@@ -170,7 +176,7 @@ class APIServer:
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
         app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage),
-                       history=cfg.history)
+                       monitoring=self._make_monitoring)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -195,6 +201,12 @@ class APIServer:
             self._ca_pem = pki.ca_cert_pem
             if not self._given_sockets:  # a worker's URL is its owner's: the owner writes it
                 self.write_kubeconfig([])
+
+    def _make_monitoring(self, instruments: APIMetrics) -> Monitoring:
+        assert self.rest is not None
+        self.monitoring = (ForwardedMonitoring(self._forward) if self._forward is not None
+                           else OwnMonitoring(self.rest, self.config.history, instruments.registry))
+        return self.monitoring
 
     def write_kubeconfig(self, others: list[str]) -> None:
         """The admin kubeconfig for this server, naming ``others`` (the cluster's other

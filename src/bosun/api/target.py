@@ -104,6 +104,12 @@ def decoded(request: web.Request, served: Lookup) -> Decoded:
     return decoded
 
 
+def redecoded(request: web.Request, served: Lookup) -> Decoded:
+    """The request decoded anew: ``served`` has changed since (a CRD it has just learnt of)."""
+    request[DECODED] = fresh = decode(request.method, request.path, request.query, served)
+    return fresh
+
+
 def split_path(path: str) -> tuple[str, str, list[str]] | None:
     """(group, version, the rest) of a resource path; None for anything else."""
     parts = [p for p in path.split("/") if p]

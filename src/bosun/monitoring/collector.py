@@ -3,7 +3,9 @@ disk, network and its pods' scraped custom metrics, through the metrics API's pe
 and every pod's restart counts (kept current from the watch cache's events, not re-listed).
 
 Every API server keeps its own history: it is what its own custom metrics API, query API and
-/federate answer from, and a server that takes over the lead has one already.
+/federate answer from, and a server that takes over the lead has one already. With API workers
+(``--api-workers``) only the store owner process does: the workers forward those requests to
+it (:mod:`bosun.monitoring.serving`), so the nodes are read once and every answer is the same.
 """
 
 from __future__ import annotations

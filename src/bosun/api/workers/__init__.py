@@ -20,8 +20,19 @@ several kube-apiservers share one etcd:
 * each worker's watch cache is fed by one ordered store watch, so every watcher sees the same
   events in the same revision order.
 
+The metrics history comes from the owner alone, and a CRD's arrival is waited for:
+
+* the metrics history (and the scraping of the node agents that fills it): a worker forwards
+  ``/metrics/history``, ``/metrics/query``, ``/federate``, ``metrics.k8s.io`` and
+  ``custom.metrics.k8s.io`` over its channel (:mod:`bosun.monitoring.serving`); each process's
+  Prometheus ``/metrics`` stays its own;
+* a CRD created through one process is learnt by the others from their watch caches; until
+  then discovery, OpenAPI and requests for a kind the process does not know
+  first wait for its cache to reach the store's revision (:mod:`bosun.api.catchup`).
+
 With an etcd store the workers open etcd themselves (kube-apiserver's model); the channel then
-only carries the configuration and tells a worker that its owner is gone.
+only carries the configuration and the monitoring requests, and tells a worker that its
+owner is gone.
 
 :mod:`.pool` starts the workers, restarts one that dies, and stops them all with the server.
 """

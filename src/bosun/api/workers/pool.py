@@ -20,7 +20,9 @@ import contextlib
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import ServerConfig
@@ -67,9 +69,12 @@ class WorkerPool:
     """``count`` API worker processes sharing ``sockets`` and ``store`` with this process."""
 
     def __init__(self, config: ServerConfig, store: Store, sockets: list[socket.socket], count: int,
-                 log_level: str = "WARNING") -> None:
+                 log_level: str = "WARNING", extra: Mapping[str, Callable[..., Awaitable[Any]]] | None = None) -> None:
+        """``extra``: operations besides the store's that workers ask this process for
+        (storeserver.py)."""
         self.config = replace(config, api_workers=1)
         self.store = store
+        self.extra = dict(extra or {})
         self.sockets = sockets
         self.count = count
         self.log_level = log_level
@@ -106,7 +111,8 @@ class WorkerPool:
                 s.close()
         reader, writer = await asyncio.open_unix_connection(sock=mine)
         writer.write(frame(self.config))
-        serving = asyncio.create_task(StoreServer(self.store, reader, writer).serve(), name=f"api-worker-{index}-store")
+        serving = asyncio.create_task(StoreServer(self.store, reader, writer, self.extra).serve(),
+                                      name=f"api-worker-{index}-store")
         self.workers[index] = _Worker(index, proc, serving)
         assert proc.stdout is not None
         timed_out = False
@@ -120,6 +126,7 @@ class WorkerPool:
                 proc.kill()
             code = await proc.wait()
             await cancel_and_wait(serving)
+            del self.workers[index]  # said here, not again by stop()
             why = f"it exited with code {code}" if exited else f"it did not serve within {START_TIMEOUT:.0f}s"
             raise WorkerStartError(f"API worker {index} (pid {proc.pid}) did not start: {why}; "
                                    "see its log lines above")

@@ -61,7 +61,8 @@ class RemoteStore:
         for queue in self._watches.values():
             queue.put_nowait((ERROR, ("unavailable", (_GONE,))))
 
-    async def _call(self, op: str, *args: Any) -> Any:
+    async def call(self, op: str, *args: Any) -> Any:
+        """Ask the owner ``op``: a Store operation, or one of its extra ones (storeserver.py)."""
         if self.lost.is_set():
             raise UnavailableError(_GONE)
         rid = next(self._ids)
@@ -71,41 +72,41 @@ class RemoteStore:
         return await fut
 
     async def get(self, key: str) -> KeyValue | None:
-        row = await self._call("get", key)
+        row = await self.call("get", key)
         return None if row is None else KeyValue(*row)
 
     async def list(self, prefix: str, *, start_key: str = "", limit: int = 0) -> tuple[list[KeyValue], int]:
-        rows, rev = await self._call("list", prefix, start_key, limit)
+        rows, rev = await self.call("list", prefix, start_key, limit)
         return [KeyValue(*row) for row in rows], rev
 
     async def count(self, prefix: str) -> int:
-        n: int = await self._call("count", prefix)
+        n: int = await self.call("count", prefix)
         return n
 
     async def create(self, key: str, value: bytes) -> int:
-        rev: int = await self._call("create", key, bytes(value))
+        rev: int = await self.call("create", key, bytes(value))
         return rev
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
-        rev: int = await self._call("update", key, bytes(value), expected_revision)
+        rev: int = await self.call("update", key, bytes(value), expected_revision)
         return rev
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
-        return KeyValue(*await self._call("delete", key, expected_revision))
+        return KeyValue(*await self.call("delete", key, expected_revision))
 
     async def current_revision(self) -> int:
-        rev: int = await self._call("current_revision")
+        rev: int = await self.call("current_revision")
         return rev
 
     async def compacted_revision(self) -> int:
-        rev: int = await self._call("compacted_revision")
+        rev: int = await self.call("compacted_revision")
         return rev
 
     async def compact(self, revision: int) -> None:
-        await self._call("compact", revision)
+        await self.call("compact", revision)
 
     async def ping(self) -> None:
-        await self._call("ping")
+        await self.call("ping")
 
     async def watch(self, prefix: str, from_revision: int) -> AsyncIterator[WatchEvent]:
         if self.lost.is_set():

@@ -2,14 +2,19 @@
 
 Every request runs as its own task, so a worker's many concurrent requests reach the store
 together (SQLite's writer then commits them as one batch, as it does for requests of the owner
-itself). A watch streams its events in revision order until the worker cancels it."""
+itself). A watch streams its events in revision order until the worker cancels it.
+
+Besides the Store's operations, the owner serves ``extra`` ones that are not the store's but
+must be answered in one place, e.g. ``monitoring`` (the one metrics history:
+:mod:`bosun.monitoring.serving`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bosun.aio import cancel_and_wait
@@ -51,8 +56,11 @@ OPS: dict[str, Callable[..., Awaitable[Any]]] = {
 class StoreServer:
     """Serves ``store`` to one worker over ``reader``/``writer`` until the worker is gone."""
 
-    def __init__(self, store: Store, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, store: Store, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 extra: Mapping[str, Callable[..., Awaitable[Any]]] | None = None) -> None:
         self.store = store
+        self._ops: dict[str, Callable[..., Awaitable[Any]]] = {
+            **{op: functools.partial(fn, store) for op, fn in OPS.items()}, **(extra or {})}
         self.reader = reader
         self.writer = writer
         self._out = Outbox(writer)
@@ -86,12 +94,12 @@ class StoreServer:
 
     async def _call(self, rid: int, op: str, args: tuple[Any, ...]) -> None:
         try:
-            handler = OPS[op]
+            handler = self._ops[op]
         except KeyError:
             self._send((rid, ERROR, ("unavailable", (f"unknown store operation {op!r}",))))
             return
         try:
-            result = await handler(self.store, *args)
+            result = await handler(*args)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure goes back to the caller, never lost here

@@ -16,11 +16,27 @@ import socket
 import sys
 
 from bosun.aio import tune_gc
+from bosun.api import errors
 from bosun.api.server import APIServer, ServerConfig
 from bosun.api.workers.remotestore import RemoteStore
 from bosun.api.workers.wire import read_frame
+from bosun.monitoring.serving import Answer, Forward
+from bosun.store.base import UnavailableError
 
 log = logging.getLogger(__name__)
+
+
+def to_owner(remote: RemoteStore) -> Forward:
+    """Monitoring requests answered by the owner, which keeps the one metrics history."""
+
+    async def forward(method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str]) -> Answer:
+        try:
+            status, out, body = await remote.call("monitoring", method, path, query, headers)
+        except UnavailableError as exc:
+            raise errors.unavailable(f"the metrics history is kept by the server process: {exc}") from exc
+        return status, out, body
+
+    return forward
 
 
 async def serve(channel_fd: int, listen_fds: list[int]) -> None:
@@ -33,7 +49,7 @@ async def serve(channel_fd: int, listen_fds: list[int]) -> None:
     # one writer, the owner, reached through the channel.
     store = None if config.store_url.startswith("etcd://") else remote
     sockets = [socket.socket(fileno=fd) for fd in listen_fds]
-    api = APIServer(config, store=store, sockets=sockets)
+    api = APIServer(config, store=store, sockets=sockets, forward=to_owner(remote))
     try:
         await api.start()
         tune_gc()
