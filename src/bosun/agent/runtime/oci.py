@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -41,7 +40,7 @@ from bosun.agent.cni import Cni, CniConfig, bridge_unused
 from bosun.agent.images.store import ImageRecord, ImageStore
 from bosun.agent.runtime import oci_bundle as ob
 from bosun.agent.runtime import oci_container as oc
-from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
+from bosun.agent.runtime import oci_security, oci_stop, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
     LABEL_ATTEMPT,
@@ -60,12 +59,12 @@ from bosun.agent.runtime.base import (
     StartError,
 )
 from bosun.agent.runtime.disk_state import read_json, shim_alive, write_json
-from bosun.agent.runtime.oci_exec import OciExec, start_exec
+from bosun.agent.runtime.oci_exec import OciExec, run_to_end, start_exec
 from bosun.agent.runtime.oci_images import ImagePuller
 from bosun.agent.runtime.oci_mounts import is_mounted, unmount
 from bosun.agent.runtime.oci_runtime import SEALS, hidden_mount, pick_runtime, sealed_copy
 from bosun.agent.runtime.oci_sandbox import OciSandboxes
-from bosun.agent.runtime.oci_status import read_status
+from bosun.agent.runtime.oci_status import container_stats, read_status
 from bosun.agent.runtime.shim_attach import CONSOLE, ShimAttachment, attach_shim, interactive_spec
 from bosun.agent.runtime.shim_start import ShimStarter
 from bosun.aio import off_loop
@@ -366,84 +365,24 @@ class OciDriver:
         if meta is not None and self._by_pod is not None:
             self._by_pod.get(str(meta.get("pod_uid")), set()).discard(cid)
 
-    async def _wait_exit(self, cid: str, seconds: float) -> bool:
-        """Polled, at 20 ms first and less often as the wait goes on: 100 pods in their
-        30 s grace period polled every 20 ms were 5,000 checks a second on the loop."""
-        d = self._dir(cid)
-        deadline = time.monotonic() + max(0.0, seconds)
-        step = 0.02
-        while True:
-            if (d / "exit.json").exists() or not self._shim_alive(cid):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(step, left))
-            step = min(step * 1.5, 0.25)
+    def _container(self, cid: str) -> oci_stop.Container:
+        cgroup = str((self._meta_of(cid) or {}).get("cgroup") or "")
+        return oci_stop.Container(cid, self._dir(cid), self._rt_of(cid), cgroup, lambda: self._shim_alive(cid),
+                                  cid in self._shims)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
-        d = self._dir(container_id)
-        if (d / "exit.json").exists() or not (d / "meta.json").exists():
-            return
-        if not (d / "pid").exists() and container_id not in self._shims:
-            return  # created, never started
-        # A container still being set up by the runtime cannot be signalled yet.
-        for _ in range(500):
-            if (d / "container.pid").exists() or (d / "exit.json").exists() or not self._shim_alive(container_id):
-                break
-            await asyncio.sleep(0.01)
-        for sig, wait in (("TERM", grace_seconds), ("KILL", 10.0)):
-            if (d / "exit.json").exists() or not self._shim_alive(container_id):
-                break
-            if sig == "KILL":
-                (d / "killed").touch()
-            if not self._signal(container_id, signal.SIGKILL if sig == "KILL" else signal.SIGTERM):
-                await _run(*self._rt_of(container_id, "kill", container_id, sig), timeout=10)
-            if await self._wait_exit(container_id, wait):
-                break
+        await oci_stop.stop(self._container(container_id), grace_seconds)
         self._reap()
 
-    def _signal(self, cid: str, sig: int) -> bool:
-        """Signal the container's init process ourselves, as ``<runtime> kill`` would, when
-        its pid surely is that process (it is in the container's cgroup, so not a reused
-        pid); False to leave it to the runtime. Why: a node stopping 100 pods ran 200
-        runtime processes through the spawn pool, and the last pods waited 15 s for theirs."""
-        pid = self._container_pid(cid)
-        meta = self._meta_of(cid)
-        if pid <= 0 or meta is None:
-            return False
-        try:
-            if f"/{meta['cgroup']}/" not in Path(f"/proc/{pid}/cgroup").read_text():
-                return False
-            os.kill(pid, sig)
-        except OSError:
-            return False
-        return True
-
     async def remove_container(self, container_id: str) -> None:
-        d = self._dir(container_id)
-        if not d.exists():
+        if not self._dir(container_id).exists():
             self._unindex(container_id)
             return
-        meta = read_json(d / "meta.json") or {}
         st = self._status(container_id)
         if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
-        if (d / "exit.json").exists() and not self._shim_alive(container_id):
-            # Ended and reaped: all that `<runtime> delete` would do is remove its state
-            # dir and the cgroup, which goes below with ours. One runtime process less per
-            # container (a node stopping 100 pods queued 100 of them behind its CNI DELs).
-            await off_loop(lambda: shutil.rmtree(self.state_root / container_id, ignore_errors=True))
-        else:
-            await _run(*self._rt_of(container_id, "delete", "--force", container_id), timeout=10)
+        await oci_stop.remove_files(self._container(container_id), self.state_root, self.cgroups)
         self._shims.pop(container_id, None)
-        # Off the loop: with hundreds of mounts an umount takes milliseconds, and a node
-        # stopping 100 pods does hundreds of them (its progress reports came 10 s late).
-        await off_loop(lambda: unmount(str(d / "bundle" / "rootfs")))
-        if meta.get("cgroup"):
-            await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
-        self._meta_of(container_id)  # cached, so that it is found in the index
-        await off_loop(lambda: shutil.rmtree(d, ignore_errors=True))
         self._unindex(container_id)
 
     # -- exec and stats -------------------------------------------------------------------------
@@ -469,40 +408,18 @@ class OciDriver:
         st = self._status(container_id)
         if st is None or st.state != ContainerState.RUNNING:
             raise DriverError("NotRunning", f"container {container_id} is not running")
-        # The command's host pid: on timeout it is killed with its process group, as killing
-        # the runtime alone would leave it running.
-        pid_file = self._dir(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid"
-        argv = self._rt_of(container_id, "exec", "--pid-file", str(pid_file), container_id, *command)
-
-        def kill_command() -> None:
-            pid = int(pid_file.read_text().strip())
-            group = os.getpgid(pid)  # the runtime starts it in a session of its own
-            os.kill(pid, signal.SIGKILL)
-            if group != os.getpgid(0):
-                os.killpg(group, signal.SIGKILL)
-
-        try:
-            return await spawn.run_in_session(argv, timeout=timeout, on_timeout=kill_command)
-        except TimeoutError:
-            raise
-        except OSError as e:
-            raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
-        finally:
-            pid_file.unlink(missing_ok=True)
+        return await run_to_end(self._rt_of(container_id, "exec"), container_id, self._dir(container_id), command,
+                                timeout)
 
     async def attach(self, container_id: str) -> ShimAttachment | None:
         return await attach_shim(self._dir(container_id))
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         st = self._status(container_id)
-        meta = read_json(self._dir(container_id) / "meta.json")
+        meta = self._meta_of(container_id)
         if st is None or meta is None or st.state != ContainerState.RUNNING:
             return None
-        usage = self.cgroups.usage(str(meta["cgroup"]))
-        if usage is None:
-            return None
-        return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=usage[0],
-                              memory_working_set_bytes=usage[1])
+        return container_stats(container_id, str(meta["cgroup"]), self.cgroups)
 
     # -- cleanup --------------------------------------------------------------------------------
 
