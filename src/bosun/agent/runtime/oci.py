@@ -37,15 +37,12 @@ from typing import Any
 
 from bosun.agent import cgroups
 from bosun.agent.cni import Cni, CniConfig, bridge_unused
-from bosun.agent.images.store import ImageRecord, ImageStore
+from bosun.agent.images.store import ImageStore
 from bosun.agent.runtime import oci_bundle as ob
 from bosun.agent.runtime import oci_container as oc
-from bosun.agent.runtime import oci_security, oci_stop, sandbox_recovery, spawn
+from bosun.agent.runtime import oci_stop, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
-    LABEL_ATTEMPT,
-    LABEL_CONTAINER_NAME,
-    LABEL_POD_UID,
     ContainerConfig,
     ContainerState,
     ContainerStats,
@@ -58,14 +55,14 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.disk_state import read_json, shim_alive, write_json
+from bosun.agent.runtime.disk_state import read_json, shim_alive
 from bosun.agent.runtime.oci_exec import OciExec, run_to_end, start_exec
 from bosun.agent.runtime.oci_images import ImagePuller
 from bosun.agent.runtime.oci_mounts import is_mounted, unmount
 from bosun.agent.runtime.oci_runtime import SEALS, hidden_mount, pick_runtime, sealed_copy
 from bosun.agent.runtime.oci_sandbox import OciSandboxes
 from bosun.agent.runtime.oci_status import container_stats, read_status
-from bosun.agent.runtime.shim_attach import CONSOLE, ShimAttachment, attach_shim, interactive_spec
+from bosun.agent.runtime.shim_attach import ShimAttachment, attach_shim
 from bosun.agent.runtime.shim_start import ShimStarter
 from bosun.aio import off_loop
 
@@ -225,10 +222,15 @@ class OciDriver:
             raise StartError(f"no command specified for container {config.name!r} and the image has none")
         cid = uuid.uuid4().hex[:16]
         cg = f"{sdata['cgroup']}/{cid}"
+        sec = config.security
         try:
             # All of it is file work (rootfs, bundle, cgroup): one hop off the loop, which with
             # 100 pods starting at once spent most of its busy time blocked in open() and mkdir.
-            await off_loop(lambda: self._prepare_container(cid, cg, sdata, sandbox, config, image, rec, args))
+            await off_loop(lambda: oc.prepare(self._dir(cid), cid, cg, sdata, sandbox, config, image, args, oc.Sources(
+                layers=[self.images.layer_path(x) for x in rec.layers] if rec is not None else None,
+                host_template=self.root / "host-image",
+                target_pid=self._running_pid(sec.pid_target) if sec.pid_target else 0),
+                oc.Runtime(self.runtime, self._rt(), self.is_crun, self._hide), self.cgroups))
         except ValueError as e:
             await self._cleanup_dir(cid, cg)
             raise StartError(str(e)) from e
@@ -241,52 +243,6 @@ class OciDriver:
         if self._by_pod is not None:
             self._by_pod.setdefault(config.pod_uid, set()).add(cid)
         return cid
-
-    def _prepare_container(self, cid: str, cg: str, sdata: dict[str, Any], sandbox: SandboxStatus,
-                           config: ContainerConfig, image: ImageInfo, rec: ImageRecord | None,
-                           args: list[str]) -> None:
-        """The container's directory, root, bundle, shim spec, meta and cgroup (in a thread)."""
-        host_image = rec is None
-        d = self._dir(cid)
-        bundle = d / "bundle"
-        rootfs = bundle / "rootfs"
-        rootfs.mkdir(parents=True)
-        layers = [self.images.layer_path(x) for x in rec.layers] if rec is not None else None
-        binds = oc.make_root(d, rootfs, layers, self.root / "host-image")
-        sec = config.security
-        uid, gid = ob.resolve_user(image.user, sec.run_as_user, sec.run_as_group, rootfs)
-        binds += oc.pod_binds(sandbox, config)
-        namespaces = oc.namespaces(sdata, sandbox, sec, self._running_pid(sec.pid_target) if sec.pid_target else 0)
-        labels = dict(config.labels)
-        labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
-                       LABEL_ATTEMPT: str(config.attempt)})
-        spec = ob.build_spec(ob.BundleInput(
-            args=args, env=ob.merge_env(image.env, config.env, sandbox.hostname),
-            cwd=config.working_dir or image.working_dir or "/", uid=uid, gid=gid, rootfs=str(rootfs),
-            additional_gids=list(sec.supplemental_groups),
-            hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
-            binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
-            annotations=labels, tty=config.tty))
-        write_json(bundle / "config.json", spec)
-        r = config.resources
-        self.cgroups.create(cg, cgroups.Limits(
-            cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us, cpu_shares=r.cpu_shares,
-            memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
-        runtime_log = d / "runtime.log"
-        log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
-        write_json(d / "spec.json", {
-            "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--detach",
-                                "--bundle", str(bundle), "--pid-file", str(d / "container.pid"),
-                                # relative to the bundle, where the runtime runs: short whatever the data dir
-                                *(["--console-socket", f"../{CONSOLE}"] if config.tty else []), cid),
-            "detached_pid_file": str(d / "container.pid"), "hide_mount": self._hide,
-            "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
-            "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
-            "log_max_files": config.log_max_files, **interactive_spec(config, console=True)})
-        write_json(d / "meta.json", {
-            "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
-            "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
-            "log_path": str(config.log_path), "labels": labels, "cgroup": cg, "runtime": self.runtime})
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
