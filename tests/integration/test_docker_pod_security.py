@@ -54,8 +54,9 @@ async def _log(client: Client, ns: str, pod: str, c: str) -> list[str]:
 
 async def test_security_context_seen_from_inside_docker_containers(node: Node, namespace: str) -> None:
     """Capabilities, no_new_privs, a read-only root, /proc unmasked, seccomp (RuntimeDefault for
-    the pod, Unconfined and a Localhost profile per container), privileged, user and group, a
-    sysctl, a device from Bosun's annotation, and the node's PID, IPC and network namespaces."""
+    the pod, Unconfined and a Localhost profile per container), privileged, user and groups, a
+    sysctl, a device from Bosun's annotation, and the node's PID, IPC and network namespaces;
+    a missing device and runAsNonRoot with the image's root user are refused with a reason."""
     profiles = node.config.seccomp_dir
     profiles.mkdir(parents=True)
     (profiles / "no-mkdir.json").write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
@@ -81,6 +82,8 @@ async def test_security_context_seen_from_inside_docker_containers(node: Node, n
                          "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "81"}]}), namespace)
     await c.create(PODS, _pod(node, "nodev", [{"name": "app", "command": ["true"]}],
                               annotations={"devices.bosun.io/app": "/dev/no-such-device"}), namespace)
+    await c.create(PODS, _pod(node, "rooted", [{"name": "app", "command": ["true"],
+                                                "securityContext": {"runAsNonRoot": True}}]), namespace)
     ns_links = "for n in pid ipc net; do readlink /proc/self/ns/$n; done"
     await c.create(PODS, _pod(node, "hostns", [{"name": "app", "command": ["sh", "-c", ns_links]}],
                               hostPID=True, hostIPC=True, hostNetwork=True), namespace)
@@ -99,6 +102,8 @@ async def test_security_context_seen_from_inside_docker_containers(node: Node, n
 
     pod = await pod_when(c, namespace, "nodev", lambda p: _waiting(p).get("reason") == "CreateContainerError")
     assert _waiting(pod)["message"] == "device /dev/no-such-device not found on the node"
+    pod = await pod_when(c, namespace, "rooted", lambda p: _waiting(p).get("reason") == "CreateContainerConfigError")
+    assert _waiting(pod)["message"].startswith("container has runAsNonRoot and image will run as root (pod: "), pod
     pod = await pod_when(c, namespace, "hostns", _exited, within=30)
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
     host_ns = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "ipc", "net")]
