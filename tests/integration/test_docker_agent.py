@@ -5,28 +5,25 @@ logs, exec, limits, restart on failure, adoption after an agent restart, cleanup
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from tests.conftest import RunningServer, served
+from tests.conftest import RunningServer
 from tests.e2e.netns_node import netns_node
-from tests.integration.docker_env import BUSYBOX_IMAGE, private_dockerd, requires_docker
-from tests.integration.helpers import agent_config, client_for, create_namespace, node_name, pod_when
+from tests.integration import docker_node
+from tests.integration.docker_env import BUSYBOX_IMAGE, requires_docker
+from tests.integration.docker_node import Node, container, ours
+from tests.integration.helpers import client_for, create_namespace, node_name, pod_when
 
-from bosun.agent.agent import Agent
 from bosun.agent.config import AgentConfig
 from bosun.agent.netns_dial import socket_in
-from bosun.agent.runtime.docker import DockerDriver
 from bosun.agent.runtime.docker_engine import LABEL_ROOT
 from bosun.cli.node_cleanup import cleanup_node
 from bosun.controllers._common import resource
@@ -34,89 +31,7 @@ from bosun.controllers._common import resource
 pytestmark = [requires_docker, pytest.mark.timeout(120)]
 PODS, NODES = resource("", "v1", "pods"), resource("", "v1", "nodes")
 BOSUN = str(Path(sys.executable).parent / "bosun")
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[str]:
-    with private_dockerd() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    yield from served(tmp_path_factory.mktemp("docker-agent-server"))
-
-
-class Node:
-    """An agent on the docker driver with a bridge, CNI network and podCIDR of its own."""
-
-    def __init__(self, server: RunningServer, engine: str, data_dir: Path, name: str) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.bridge, self.network = f"bd{tag}", f"bosundocker{tag}"
-        self.subnet = f"10.{int(tag[:2], 16) % 200 + 20}.{int(tag[2:4], 16)}.0/24"
-        self.ipam = data_dir / "ipam"
-        self.engine, self.server = engine, server
-        self.client = client_for(server)
-        self.config = agent_config(data_dir, name, pod_cidr=self.subnet)
-        self.agent: Agent | None = None
-
-    def driver(self) -> DockerDriver:
-        return DockerDriver(self.config.runtime_dir / "docker", "127.0.0.1", pod_cidr=self.subnet,
-                            bridge=self.bridge, network_name=self.network, ipam_dir=str(self.ipam),
-                            base_url=self.engine)
-
-    async def start(self) -> Agent:
-        self.agent = Agent(self.client, self.config, self.driver(), node_ip="127.0.0.1")
-        await self.agent.start()
-        return self.agent
-
-    async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-            self.agent = None
-
-    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", "--kubeconfig", self.server.kubeconfig, *args],
-                              capture_output=True, text=True, timeout=30)
-
-
-@pytest.fixture
-async def node(server: RunningServer, engine: str, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
-    monkeypatch.setenv("DOCKER_HOST", engine)  # for cleanup_node, as a user's shell would say
-    n = Node(server, engine, tmp_path / "agent", node_name(tmp_path, "docker", keep=10))
-    try:
-        yield n
-    finally:
-        with contextlib.suppress(Exception):
-            await n.stop()
-        await asyncio.to_thread(cleanup_node, n.config, "127.0.0.1", bridge=n.bridge, network_name=n.network,
-                                ipam_dir=str(n.ipam))
-        await n.client.close()
-        left = await asyncio.to_thread(_leftovers, n)
-        assert not left, f"left behind: {left}"
-
-
-def _leftovers(n: Node) -> list[str]:
-    """Containers of this node in the engine, IP leases, the bridge (removed after the check)."""
-    left = _ours(n.engine, n.config.runtime_dir / "docker")
-    left += [f"lease {p.name}" for p in (n.ipam / n.network).glob("*") if p.name[0].isdigit()]
-    if Path(f"/sys/class/net/{n.bridge}").exists():
-        left.append(f"bridge {n.bridge}")
-        subprocess.run(["ip", "link", "del", n.bridge], capture_output=True)
-    return left
-
-
-def _ours(engine: str, root: Path) -> list[str]:
-    client = docker.APIClient(base_url=engine, version="auto")
-    try:
-        return [c["Names"][0] for c in client.containers(all=True, filters={"label": f"{LABEL_ROOT}={root}"})]
-    finally:
-        client.close()
-
-
-def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in pod.get("status", {}).get("containerStatuses") or [] if c["name"] == name)
+engine, server, node = docker_node.engine, docker_node.server, docker_node.node  # this module's fixtures
 
 
 def _get(url: str) -> str:
@@ -148,7 +63,7 @@ async def test_pod_serves_logs_execs_and_restarts_on_docker(node: Node, namespac
     ip = pod["status"]["podIP"]
     assert ip.startswith(node.subnet.rsplit(".", 1)[0]), ip  # Bosun's bridge, not Docker's network
     assert await asyncio.to_thread(_get, f"http://{ip}:8080/index.html") == "hello from docker\n"
-    last = _container(pod, "crash")["lastState"]["terminated"]
+    last = container(pod, "crash")["lastState"]["terminated"]
     assert last["exitCode"] == 3 and last["reason"] == "Error"
 
     logs = await asyncio.to_thread(node.kubectl, "logs", "-n", namespace, "web", "-c", "web")
@@ -169,7 +84,7 @@ async def test_pod_serves_logs_execs_and_restarts_on_docker(node: Node, namespac
         attached
 
     assert node.agent is not None
-    cid = _container(pod, "web")["containerID"].split("://")[-1]
+    cid = container(pod, "web")["containerID"].split("://")[-1]
     stats = await node.agent.driver.stats(cid)
     assert stats is not None and stats.memory_working_set_bytes > 0 and stats.cpu_usage_ns > 0
 
@@ -196,7 +111,7 @@ async def test_pods_are_adopted_after_an_agent_restart_then_cleaned_up(node: Nod
                                        "name": "side", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
                                        "command": ["sleep", "3601"]}]}}, namespace)
     pod = await pod_when(c, namespace, "tick", lambda p: p.get("status", {}).get("phase") == "Running", within=60)
-    before = _container(pod, "tick")["containerID"]
+    before = container(pod, "tick")["containerID"]
     # shareProcessNamespace: tick sees side's process, and the pause process as PID 1.
     ps = await asyncio.to_thread(node.kubectl, "exec", "-n", namespace, "tick", "-c", "tick", "--", "sh", "-c",
                                  "cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline")
@@ -205,7 +120,7 @@ async def test_pods_are_adopted_after_an_agent_restart_then_cleaned_up(node: Nod
     await node.start()
 
     pod = await pod_when(c, namespace, "tick", lambda p: p.get("status", {}).get("phase") == "Running", within=30)
-    assert _container(pod, "tick")["containerID"] == before and _container(pod, "tick")["restartCount"] == 0
+    assert container(pod, "tick")["containerID"] == before and container(pod, "tick")["restartCount"] == 0
     lines: list[str] = []
     for _ in range(100):
         logs = await asyncio.to_thread(node.kubectl, "logs", "-n", namespace, "tick")
@@ -221,7 +136,7 @@ async def test_pods_are_adopted_after_an_agent_restart_then_cleaned_up(node: Nod
     await asyncio.to_thread(cleanup_node, AgentConfig(node_name=node.config.node_name, data_dir=node.config.data_dir),
                             "127.0.0.1", bridge=node.bridge, network_name=node.network, ipam_dir=str(node.ipam))
     assert "removed 2 container(s), 1 pod sandbox(es), 1 pod dir(s)" in capsys.readouterr().out
-    assert not _ours(node.engine, node.config.runtime_dir / "docker")
+    assert not ours(node.engine, node.config.runtime_dir / "docker")
 
 
 async def test_docker_runtime_with_no_engine_is_one_line_and_registers_nothing(server: RunningServer,

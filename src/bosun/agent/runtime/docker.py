@@ -49,11 +49,11 @@ from bosun.agent.runtime.base import (
     PullPolicy,
     SandboxConfig,
     SandboxStatus,
-    SecurityConfig,
     StartError,
 )
 from bosun.agent.runtime.docker_engine import (
     LABEL_IMAGE,
+    LABEL_LOG_MAX,
     LABEL_LOG_PATH,
     LABEL_ROOT,
     LABEL_SANDBOX,
@@ -66,10 +66,12 @@ from bosun.agent.runtime.docker_engine import (
 from bosun.agent.runtime.docker_exec import DockerAttachment, DockerExec, attach, start_exec
 from bosun.agent.runtime.docker_logs import LogCopier
 from bosun.agent.runtime.docker_sandbox import DockerSandboxes
+from bosun.agent.runtime.docker_security import docker_security, holds_every_capability, pid_mode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POOL = 16
+DOCKER_LOG_BYTES = 1 << 20  # the least size of Docker's own log file before it rotates
 _LIST_STATES = {"running": ContainerState.RUNNING, "paused": ContainerState.RUNNING,
                 "restarting": ContainerState.RUNNING, "exited": ContainerState.EXITED, "dead": ContainerState.EXITED}
 
@@ -94,6 +96,11 @@ class DockerDriver:
         # of 100 pods inspects only what changed state since (see list_containers).
         self._seen: dict[str, ContainerStatus] = {}
         self._docker_root = Path("/var/lib/docker")
+        self._full_privilege = holds_every_capability()  # see docker_security
+
+    def enforces_security(self) -> bool:
+        """See SecurityEnforcing: securityContext becomes Docker's create options (docker_security)."""
+        return True
 
     def set_pod_network(self, network: PodNetwork) -> None:
         """See PodNetworkAware: pods get addresses on the node's podCIDR, as with oci."""
@@ -119,8 +126,7 @@ class DockerDriver:
         # layout, as its inspect says): known without an inspect per container.
         self._docker_root = Path((await self._call(self.client.info))["DockerRootDir"])
         self.logs.start()
-        for st in await self.list_containers():  # adopted: their logs go on where they stopped
-            await self._follow(st)
+        await self.list_containers()  # adopted (each inspected, so followed): their logs go on where they stopped
 
     async def close(self) -> None:
         """Containers keep running (agent restarts); a node left with no pod at all also
@@ -209,11 +215,14 @@ class DockerDriver:
         labels = {**config.labels, LABEL_ROOT: str(self.root), LABEL_POD_UID: config.pod_uid,
                   LABEL_CONTAINER_NAME: config.name, LABEL_ATTEMPT: str(config.attempt),
                   LABEL_LOG_PATH: str(config.log_path), LABEL_IMAGE: config.image}
-        user = ""
-        if sec.run_as_user is not None:
-            user = str(sec.run_as_user) + (f":{sec.run_as_group}" if sec.run_as_group is not None else "")
-        elif image.user:
-            user = image.user
+        try:
+            secure = docker_security(sec, image.user, full_privilege=self._full_privilege)
+        except ValueError as e:
+            raise StartError(str(e)) from e
+        # Docker's json-file log is only the copier's source (docker_logs): bounded too, in
+        # two files, so that a rotation between two of the copier's passes loses nothing.
+        log_opts = {"max-size": str(max(config.log_max_bytes, DOCKER_LOG_BYTES)), "max-file": "2"}
+        labels[LABEL_LOG_MAX] = f"{config.log_max_bytes}:{config.log_max_files}"
 
         def create() -> str:
             host = self.client.create_host_config(
@@ -221,12 +230,13 @@ class DockerDriver:
                 binds=binds, mem_limit=r.memory_limit_bytes or None,
                 cpu_quota=r.cpu_quota_us or None, cpu_period=r.cpu_period_us if r.cpu_quota_us else None,
                 cpu_shares=r.cpu_shares, pids_limit=r.pids_limit or None,
-                pid_mode=_pid_mode(sec, pause if sdata.get("share_pid") else ""),
-                log_config={"type": "json-file", "config": {}})
+                pid_mode=pid_mode(sec, pause if sdata.get("share_pid") else ""),
+                log_config={"type": "json-file", "config": log_opts}, **secure.host)
+            host.update(secure.raw_host)
             cid: str = self.client.create_container(
                 image.id, entrypoint=args[:1], command=args[1:],
                 environment=ob.merge_env(image.env, config.env, sandbox.hostname),
-                working_dir=config.working_dir or image.working_dir or None, user=user or None, labels=labels,
+                working_dir=config.working_dir or image.working_dir or None, user=secure.user, labels=labels,
                 # StdinOnce (detach=False with stdin): the engine closes the container's stdin when an
                 # attached client closes its own, as the oci driver's shim does; else an attached
                 # `kubectl attach -i` of piped input would never see the command end.
@@ -248,14 +258,13 @@ class DockerDriver:
         except docker.errors.APIError as e:
             raise StartError(api_message(e)) from e
         finally:
-            st = await self.container_status(container_id)
-            if st is not None:
-                await self._follow(st)
+            await self.container_status(container_id)  # its log followed from now on
 
     async def _follow(self, st: ContainerStatus) -> None:
         if st.log_path is not None and st.pod_uid:
+            max_bytes, _, max_files = st.labels.get(LABEL_LOG_MAX, "0:5").partition(":")
             self.logs.follow(st.id, str(self._docker_root / "containers" / st.id / f"{st.id}-json.log"),
-                             st.log_path)
+                             st.log_path, int(max_bytes or 0), int(max_files or 5))
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         def stop() -> None:
@@ -288,6 +297,12 @@ class DockerDriver:
         if data is None or (data["Config"].get("Labels") or {}).get(LABEL_ROOT) != str(self.root):
             return None
         st = status_from_inspect(data)
+        if st.state != ContainerState.CREATED:
+            await self._follow(st)
+        if st.state == ContainerState.EXITED:
+            # Docker has written all of the output once it says exited: copied before the agent
+            # hears of the exit, so that `kubectl logs` of an ended container has its last lines.
+            await self.logs.flush(container_id)
         self._seen[container_id] = st
         return st
 
@@ -340,16 +355,6 @@ class DockerDriver:
         cpu = ((data.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
         return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=int(cpu),
                               memory_working_set_bytes=max(0, int(mem.get("usage") or 0) - int(inactive or 0)))
-
-
-def _pid_mode(sec: SecurityConfig, shared_with: str) -> str | None:
-    """The node's PID namespace, a debug target's, the pause container's (the pod's shared
-    one, as Kubernetes does it), or the container's own (None)."""
-    if sec.host_pid:
-        return "host"
-    if sec.pid_target:
-        return f"container:{sec.pid_target}"
-    return f"container:{shared_with}" if shared_with else None
 
 
 __all__ = ["DockerDriver"]

@@ -41,6 +41,7 @@ from bosun.agent.runtime.base import (
 LABEL_ROOT = "io.bosun.docker.root"  # which driver root (node) made it: agents may share an engine
 LABEL_SANDBOX = "io.bosun.docker.sandbox"  # "1" on pause containers
 LABEL_LOG_PATH = "io.bosun.docker.log-path"
+LABEL_LOG_MAX = "io.bosun.docker.log-max"  # "<bytes>:<files>": the CRI log's rotation
 LABEL_IMAGE = "io.bosun.docker.image"  # the image as the pod spec names it
 
 T = TypeVar("T")
@@ -179,5 +180,5 @@ def status_from_inspect(data: dict[str, Any]) -> ContainerStatus:
     return st
 
 
-__all__ = ["LABEL_LOG_PATH", "LABEL_ROOT", "LABEL_SANDBOX", "PAUSE_IMAGE", "api_message", "connect",
+__all__ = ["LABEL_LOG_MAX", "LABEL_LOG_PATH", "LABEL_ROOT", "LABEL_SANDBOX", "PAUSE_IMAGE", "api_message", "connect",
            "docker_time", "ensure_pause_image", "status_from_inspect"]

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -38,15 +37,12 @@ from typing import Any
 
 from bosun.agent import cgroups
 from bosun.agent.cni import Cni, CniConfig, bridge_unused
-from bosun.agent.images.store import ImageRecord, ImageStore
+from bosun.agent.images.store import ImageStore
 from bosun.agent.runtime import oci_bundle as ob
 from bosun.agent.runtime import oci_container as oc
-from bosun.agent.runtime import oci_security, sandbox_recovery, spawn
+from bosun.agent.runtime import oci_stop, sandbox_recovery, spawn
 from bosun.agent.runtime.base import (
     HOST_IMAGE,
-    LABEL_ATTEMPT,
-    LABEL_CONTAINER_NAME,
-    LABEL_POD_UID,
     ContainerConfig,
     ContainerState,
     ContainerStats,
@@ -59,14 +55,14 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.disk_state import read_json, shim_alive, write_json
-from bosun.agent.runtime.oci_exec import OciExec, start_exec
+from bosun.agent.runtime.disk_state import read_json, shim_alive
+from bosun.agent.runtime.oci_exec import OciExec, run_to_end, start_exec
 from bosun.agent.runtime.oci_images import ImagePuller
 from bosun.agent.runtime.oci_mounts import is_mounted, unmount
 from bosun.agent.runtime.oci_runtime import SEALS, hidden_mount, pick_runtime, sealed_copy
 from bosun.agent.runtime.oci_sandbox import OciSandboxes
-from bosun.agent.runtime.oci_status import read_status
-from bosun.agent.runtime.shim_attach import CONSOLE, ShimAttachment, attach_shim, interactive_spec
+from bosun.agent.runtime.oci_status import container_stats, read_status
+from bosun.agent.runtime.shim_attach import ShimAttachment, attach_shim
 from bosun.agent.runtime.shim_start import ShimStarter
 from bosun.aio import off_loop
 
@@ -226,10 +222,15 @@ class OciDriver:
             raise StartError(f"no command specified for container {config.name!r} and the image has none")
         cid = uuid.uuid4().hex[:16]
         cg = f"{sdata['cgroup']}/{cid}"
+        sec = config.security
         try:
             # All of it is file work (rootfs, bundle, cgroup): one hop off the loop, which with
             # 100 pods starting at once spent most of its busy time blocked in open() and mkdir.
-            await off_loop(lambda: self._prepare_container(cid, cg, sdata, sandbox, config, image, rec, args))
+            await off_loop(lambda: oc.prepare(self._dir(cid), cid, cg, sdata, sandbox, config, image, args, oc.Sources(
+                layers=[self.images.layer_path(x) for x in rec.layers] if rec is not None else None,
+                host_template=self.root / "host-image",
+                target_pid=self._running_pid(sec.pid_target) if sec.pid_target else 0),
+                oc.Runtime(self.runtime, self._rt(), self.is_crun, self._hide), self.cgroups))
         except ValueError as e:
             await self._cleanup_dir(cid, cg)
             raise StartError(str(e)) from e
@@ -242,52 +243,6 @@ class OciDriver:
         if self._by_pod is not None:
             self._by_pod.setdefault(config.pod_uid, set()).add(cid)
         return cid
-
-    def _prepare_container(self, cid: str, cg: str, sdata: dict[str, Any], sandbox: SandboxStatus,
-                           config: ContainerConfig, image: ImageInfo, rec: ImageRecord | None,
-                           args: list[str]) -> None:
-        """The container's directory, root, bundle, shim spec, meta and cgroup (in a thread)."""
-        host_image = rec is None
-        d = self._dir(cid)
-        bundle = d / "bundle"
-        rootfs = bundle / "rootfs"
-        rootfs.mkdir(parents=True)
-        layers = [self.images.layer_path(x) for x in rec.layers] if rec is not None else None
-        binds = oc.make_root(d, rootfs, layers, self.root / "host-image")
-        sec = config.security
-        uid, gid = ob.resolve_user(image.user, sec.run_as_user, sec.run_as_group, rootfs)
-        binds += oc.pod_binds(sandbox, config)
-        namespaces = oc.namespaces(sdata, sandbox, sec, self._running_pid(sec.pid_target) if sec.pid_target else 0)
-        labels = dict(config.labels)
-        labels.update({LABEL_POD_UID: config.pod_uid, LABEL_CONTAINER_NAME: config.name,
-                       LABEL_ATTEMPT: str(config.attempt)})
-        spec = ob.build_spec(ob.BundleInput(
-            args=args, env=ob.merge_env(image.env, config.env, sandbox.hostname),
-            cwd=config.working_dir or image.working_dir or "/", uid=uid, gid=gid, rootfs=str(rootfs),
-            additional_gids=list(sec.supplemental_groups),
-            hostname=sandbox.hostname if sdata.get("uts_ns") else "", **oci_security.bundle_fields(sec),
-            binds=binds, host_image=host_image, namespaces=namespaces, cgroups_path=f"/{cg}/ctr",
-            annotations=labels, tty=config.tty))
-        write_json(bundle / "config.json", spec)
-        r = config.resources
-        self.cgroups.create(cg, cgroups.Limits(
-            cpu_quota_us=r.cpu_quota_us, cpu_period_us=r.cpu_period_us, cpu_shares=r.cpu_shares,
-            memory_bytes=r.memory_limit_bytes, pids=r.pids_limit))
-        runtime_log = d / "runtime.log"
-        log_opt = f"file:{runtime_log}" if self.is_crun else str(runtime_log)
-        write_json(d / "spec.json", {
-            "command": self._rt("--log", log_opt, "--log-format", "json", "run", "--detach",
-                                "--bundle", str(bundle), "--pid-file", str(d / "container.pid"),
-                                # relative to the bundle, where the runtime runs: short whatever the data dir
-                                *(["--console-socket", f"../{CONSOLE}"] if config.tty else []), cid),
-            "detached_pid_file": str(d / "container.pid"), "hide_mount": self._hide,
-            "env": {"PATH": os.environ.get("PATH") or ob.DEFAULT_PATH}, "working_dir": str(d),
-            "log_path": str(config.log_path), "log_max_bytes": config.log_max_bytes,
-            "log_max_files": config.log_max_files, **interactive_spec(config, console=True)})
-        write_json(d / "meta.json", {
-            "id": cid, "pod_uid": config.pod_uid, "sandbox_id": sandbox.id, "name": config.name,
-            "attempt": config.attempt, "image": config.image, "image_id": image.id, "created_at": time.time(),
-            "log_path": str(config.log_path), "labels": labels, "cgroup": cg, "runtime": self.runtime})
 
     async def _cleanup_dir(self, cid: str, cg: str) -> None:
         d = self._dir(cid)
@@ -366,84 +321,24 @@ class OciDriver:
         if meta is not None and self._by_pod is not None:
             self._by_pod.get(str(meta.get("pod_uid")), set()).discard(cid)
 
-    async def _wait_exit(self, cid: str, seconds: float) -> bool:
-        """Polled, at 20 ms first and less often as the wait goes on: 100 pods in their
-        30 s grace period polled every 20 ms were 5,000 checks a second on the loop."""
-        d = self._dir(cid)
-        deadline = time.monotonic() + max(0.0, seconds)
-        step = 0.02
-        while True:
-            if (d / "exit.json").exists() or not self._shim_alive(cid):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(step, left))
-            step = min(step * 1.5, 0.25)
+    def _container(self, cid: str) -> oci_stop.Container:
+        cgroup = str((self._meta_of(cid) or {}).get("cgroup") or "")
+        return oci_stop.Container(cid, self._dir(cid), self._rt_of(cid), cgroup, lambda: self._shim_alive(cid),
+                                  cid in self._shims)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
-        d = self._dir(container_id)
-        if (d / "exit.json").exists() or not (d / "meta.json").exists():
-            return
-        if not (d / "pid").exists() and container_id not in self._shims:
-            return  # created, never started
-        # A container still being set up by the runtime cannot be signalled yet.
-        for _ in range(500):
-            if (d / "container.pid").exists() or (d / "exit.json").exists() or not self._shim_alive(container_id):
-                break
-            await asyncio.sleep(0.01)
-        for sig, wait in (("TERM", grace_seconds), ("KILL", 10.0)):
-            if (d / "exit.json").exists() or not self._shim_alive(container_id):
-                break
-            if sig == "KILL":
-                (d / "killed").touch()
-            if not self._signal(container_id, signal.SIGKILL if sig == "KILL" else signal.SIGTERM):
-                await _run(*self._rt_of(container_id, "kill", container_id, sig), timeout=10)
-            if await self._wait_exit(container_id, wait):
-                break
+        await oci_stop.stop(self._container(container_id), grace_seconds)
         self._reap()
 
-    def _signal(self, cid: str, sig: int) -> bool:
-        """Signal the container's init process ourselves, as ``<runtime> kill`` would, when
-        its pid surely is that process (it is in the container's cgroup, so not a reused
-        pid); False to leave it to the runtime. Why: a node stopping 100 pods ran 200
-        runtime processes through the spawn pool, and the last pods waited 15 s for theirs."""
-        pid = self._container_pid(cid)
-        meta = self._meta_of(cid)
-        if pid <= 0 or meta is None:
-            return False
-        try:
-            if f"/{meta['cgroup']}/" not in Path(f"/proc/{pid}/cgroup").read_text():
-                return False
-            os.kill(pid, sig)
-        except OSError:
-            return False
-        return True
-
     async def remove_container(self, container_id: str) -> None:
-        d = self._dir(container_id)
-        if not d.exists():
+        if not self._dir(container_id).exists():
             self._unindex(container_id)
             return
-        meta = read_json(d / "meta.json") or {}
         st = self._status(container_id)
         if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
-        if (d / "exit.json").exists() and not self._shim_alive(container_id):
-            # Ended and reaped: all that `<runtime> delete` would do is remove its state
-            # dir and the cgroup, which goes below with ours. One runtime process less per
-            # container (a node stopping 100 pods queued 100 of them behind its CNI DELs).
-            await off_loop(lambda: shutil.rmtree(self.state_root / container_id, ignore_errors=True))
-        else:
-            await _run(*self._rt_of(container_id, "delete", "--force", container_id), timeout=10)
+        await oci_stop.remove_files(self._container(container_id), self.state_root, self.cgroups)
         self._shims.pop(container_id, None)
-        # Off the loop: with hundreds of mounts an umount takes milliseconds, and a node
-        # stopping 100 pods does hundreds of them (its progress reports came 10 s late).
-        await off_loop(lambda: unmount(str(d / "bundle" / "rootfs")))
-        if meta.get("cgroup"):
-            await asyncio.to_thread(self.cgroups.remove, str(meta["cgroup"]))
-        self._meta_of(container_id)  # cached, so that it is found in the index
-        await off_loop(lambda: shutil.rmtree(d, ignore_errors=True))
         self._unindex(container_id)
 
     # -- exec and stats -------------------------------------------------------------------------
@@ -469,40 +364,18 @@ class OciDriver:
         st = self._status(container_id)
         if st is None or st.state != ContainerState.RUNNING:
             raise DriverError("NotRunning", f"container {container_id} is not running")
-        # The command's host pid: on timeout it is killed with its process group, as killing
-        # the runtime alone would leave it running.
-        pid_file = self._dir(container_id) / f"exec-{uuid.uuid4().hex[:12]}.pid"
-        argv = self._rt_of(container_id, "exec", "--pid-file", str(pid_file), container_id, *command)
-
-        def kill_command() -> None:
-            pid = int(pid_file.read_text().strip())
-            group = os.getpgid(pid)  # the runtime starts it in a session of its own
-            os.kill(pid, signal.SIGKILL)
-            if group != os.getpgid(0):
-                os.killpg(group, signal.SIGKILL)
-
-        try:
-            return await spawn.run_in_session(argv, timeout=timeout, on_timeout=kill_command)
-        except TimeoutError:
-            raise
-        except OSError as e:
-            raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
-        finally:
-            pid_file.unlink(missing_ok=True)
+        return await run_to_end(self._rt_of(container_id, "exec"), container_id, self._dir(container_id), command,
+                                timeout)
 
     async def attach(self, container_id: str) -> ShimAttachment | None:
         return await attach_shim(self._dir(container_id))
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         st = self._status(container_id)
-        meta = read_json(self._dir(container_id) / "meta.json")
+        meta = self._meta_of(container_id)
         if st is None or meta is None or st.state != ContainerState.RUNNING:
             return None
-        usage = self.cgroups.usage(str(meta["cgroup"]))
-        if usage is None:
-            return None
-        return ContainerStats(container_id=container_id, timestamp=time.time(), cpu_usage_ns=usage[0],
-                              memory_working_set_bytes=usage[1])
+        return container_stats(container_id, str(meta["cgroup"]), self.cgroups)
 
     # -- cleanup --------------------------------------------------------------------------------
 

@@ -16,8 +16,10 @@ import signal
 import struct
 import subprocess
 import termios
+import uuid
 from pathlib import Path
 
+from bosun.agent.runtime import spawn
 from bosun.agent.runtime.base import DriverError
 
 
@@ -62,6 +64,33 @@ class OciExec:
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+async def run_to_end(runtime_exec: list[str], cid: str, d: Path, command: list[str],
+                     timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109
+    """``command`` run in container ``cid`` (directory ``d``) to its end: (exit code, output),
+    for exec probes and hooks, which need no streams. ``<runtime> exec`` started from the
+    spawn pool; on timeout everything it started is killed and TimeoutError raised."""
+    # The command's host pid: on timeout it is killed with its process group, as killing
+    # the runtime alone would leave it running.
+    pid_file = d / f"exec-{uuid.uuid4().hex[:12]}.pid"
+    argv = [*runtime_exec, "--pid-file", str(pid_file), cid, *command]
+
+    def kill_command() -> None:
+        pid = int(pid_file.read_text().strip())
+        group = os.getpgid(pid)  # the runtime starts it in a session of its own
+        os.kill(pid, signal.SIGKILL)
+        if group != os.getpgid(0):
+            os.killpg(group, signal.SIGKILL)
+
+    try:
+        return await spawn.run_in_session(argv, timeout=timeout, on_timeout=kill_command)
+    except TimeoutError:
+        raise
+    except OSError as e:
+        raise DriverError("ExecError", f"exec failed: {e.strerror or e}") from e
+    finally:
+        pid_file.unlink(missing_ok=True)
 
 
 async def start_exec(argv: list[str], *, tty: bool, stdin: bool, pid_file: Path | None = None) -> OciExec:

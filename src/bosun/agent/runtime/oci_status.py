@@ -3,18 +3,20 @@
 
 Why a module: how the driver reads an outcome (a start error from the runtime's log, the
 kernel's OOM count in our cgroup, a shim that vanished) is one job, polled by every pod's
-worker, apart from starting and stopping containers.
+worker, apart from starting and stopping containers; its usage (stats) is read from the same
+cgroup.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bosun.agent import cgroups
-from bosun.agent.runtime.base import ContainerState, ContainerStatus
+from bosun.agent.runtime.base import ContainerState, ContainerStats, ContainerStatus
 from bosun.agent.runtime.disk_state import created_status, read_json, set_exited, set_lost
 from bosun.agent.runtime.oci_runtime import runtime_error
 
@@ -54,3 +56,13 @@ def oom_killed(cgroup_tree: cgroups.Cgroups, cg: str, exit_code: int, d: Path) -
         return True
     # v1 fallback (see Cgroups.memory_limit_hit); a SIGKILL we sent ourselves is no OOM.
     return exit_code == 137 and not (d / "killed").exists() and cgroup_tree.memory_limit_hit(cg)
+
+
+def container_stats(cid: str, cgroup: str, cgroup_tree: cgroups.Cgroups) -> ContainerStats | None:
+    """A running container's CPU time and working set, from our cgroup (its own usage and its
+    runtime leaf's); None when the cgroup cannot be read."""
+    usage = cgroup_tree.usage(cgroup)
+    if usage is None:
+        return None
+    return ContainerStats(container_id=cid, timestamp=time.time(), cpu_usage_ns=usage[0],
+                          memory_working_set_bytes=usage[1])

@@ -92,6 +92,10 @@ class RotatingLog:
         self._f = open(path, "ab")
         self._size = self._f.tell()
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     def write(self, data: bytes) -> None:
         self._f.write(data)
         self._size += len(data)
