@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import RunningServer, served
+from tests.conftest import served
 
 KUBECTL = "/usr/bin/kubectl"
 MANIFESTS = Path(__file__).with_name("manifests")
@@ -104,6 +104,23 @@ def _order(path: Path) -> tuple[int, str]:
 
 FILES = sorted(MANIFESTS.glob("*.yaml"), key=_order)
 
+# Manifests Kubernetes 1.32 accepts and Bosun still refuses, and why: each is a reported gap,
+# expected to fail until it is closed (strict: the day it passes, it must leave this list).
+NOT_SERVED = {
+    "csidriver": "storage.k8s.io/v1 CSIDriver is not served",
+    "csr": "certificates.k8s.io/v1 CertificateSigningRequest is not served",
+    "events": "events.k8s.io/v1 Event is not served (core/v1 Event is)",
+    "flowcontrol": "flowcontrol.apiserver.k8s.io/v1 FlowSchema and PriorityLevelConfiguration are not served",
+    "validating-admission-policy": "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy(Binding) is not served",
+    "webhooks": "admissionregistration.k8s.io/v1 Validating/MutatingWebhookConfiguration is not served",
+}
+
+
+def _param(path: Path) -> object:
+    reason = NOT_SERVED.get(path.stem)
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(path, id=path.stem, marks=marks)
+
 
 class Kubectl:
     def __init__(self, kubeconfig: str, cache_dir: Path) -> None:
@@ -111,55 +128,86 @@ class Kubectl:
         self.env = dict(os.environ, KUBECACHEDIR=str(cache_dir), HOME=str(cache_dir))
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=60, env=self.env)
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=120, env=self.env)
+
+
+Objects = dict[tuple[str, str], dict[str, Any]]
+# Per file, per pass ("--dry-run=server", then ""): what kubectl returned, or why it refused.
+Applied = dict[tuple[str, str], "Objects | str"]
+
+
+def apply(kubectl: Kubectl, paths: list[Path], flag: str) -> Objects | str:
+    """``kubectl apply [flag] -f P...`` once for all of ``paths``: the objects it printed, or
+    its error output."""
+    files = [a for p in paths for a in ("-f", str(p))]
+    done = kubectl("apply", *([flag] if flag else []), *files, "-o", "json")
+    if done.returncode != 0:
+        return done.stderr
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects(json.loads(done.stdout))}
 
 
 @pytest.fixture(scope="module")
-def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
-    """A bare server of the module's own (the corpus holds cluster-scoped objects with fixed
-    names) and the namespace the namespaced manifests go to."""
+def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
+    """The corpus applied to a bare server of the module's own (it holds cluster-scoped objects
+    with fixed names): the files others need one by one, first; then everything else in one
+    kubectl call per pass, falling back to one call per file when a batch is refused (so that a
+    refusal is pinned on its file)."""
     data = tmp_path_factory.mktemp("corpus-server")
-    running: RunningServer
     for running in served(data / "server"):
-        k = Kubectl(running.kubeconfig, data / "kubecache")
-        created = k("create", "namespace", NAMESPACE)
+        kubectl = Kubectl(running.kubeconfig, data / "kubecache")
+        created = kubectl("create", "namespace", NAMESPACE)
         assert created.returncode == 0, created.stderr
-        yield k
+        out: Applied = {}
+        first = [p for p in FILES if _order(p)[0] == 0]
+        for path in first:
+            for flag in PASSES:
+                out[path.name, flag] = apply(kubectl, [path], flag)
+        crds = [f"crd/{o['metadata']['name']}" for p in first for o in manifest_objects(p)
+                if o["kind"] == "CustomResourceDefinition"]
+        waited = kubectl("wait", "--for=condition=Established", "--timeout=30s", *crds)
+        assert waited.returncode == 0, waited.stderr
+        rest = [p for p in FILES if p not in first and p.stem not in NOT_SERVED]
+        for flag in PASSES:
+            batch = apply(kubectl, rest, flag)
+            for path in rest:
+                out[path.name, flag] = batch if isinstance(batch, dict) else apply(kubectl, [path], flag)
+        for path in FILES:
+            if path.stem in NOT_SERVED:
+                for flag in PASSES:  # the real pass only once the dry run is accepted
+                    out[path.name, flag] = apply(kubectl, [path], flag)
+                    if isinstance(out[path.name, flag], str):
+                        out[path.name, ""] = out[path.name, flag]
+                        break
+        yield out
 
 
-def applied(kubectl: Kubectl, path: Path, *flags: str) -> dict[tuple[str, str], dict[str, Any]]:
-    done = kubectl("apply", *flags, "-f", str(path), "-o", "json")
-    assert done.returncode == 0, f"kubectl apply {' '.join(flags)} -f {path.name} refused:\n{done.stderr}"
-    out = json.loads(done.stdout)
-    return {(o["kind"], o["metadata"]["name"]): o for o in objects(out)}
+PASSES = ("--dry-run=server", "")
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_manifest_is_accepted_and_round_trips(kubectl: Kubectl, path: Path) -> None:
-    expected = manifest_objects(path)
-    for flags in (("--dry-run=server",), ()):
-        got = applied(kubectl, path, *flags)
+@pytest.mark.parametrize("path", [_param(p) for p in FILES])
+def test_manifest_is_accepted_and_round_trips(applied: Applied, path: Path) -> None:
+    for flag in PASSES:
+        got = applied[path.name, flag]
+        assert isinstance(got, dict), f"kubectl apply {flag} -f {path.name} refused:\n{got}"
         problems = []
-        for want in expected:
+        for want in manifest_objects(path):
             key = (want["kind"], want["metadata"]["name"])
             if key not in got:
                 problems.append(f"{key}: not in kubectl's output")
                 continue
             problems += [f"{key[0]}/{key[1]} {p}" for p in lost_fields(want, got[key])]
-        assert not problems, f"{path.name} {' '.join(flags)}:\n" + "\n".join(problems)
-    crds = [o["metadata"]["name"] for o in expected if o["kind"] == "CustomResourceDefinition"]
-    if crds:
-        waited = kubectl("wait", "--for=condition=Established", "--timeout=20s",
-                         *[f"crd/{name}" for name in crds])
-        assert waited.returncode == 0, waited.stderr
+        assert not problems, f"{path.name} {flag}:\n" + "\n".join(problems)
 
 
 def test_corpus_is_large_and_covers_its_kinds() -> None:
     """The corpus stays a corpus: enough files, and the kinds the example collections use."""
     kinds = {o["kind"] for p in FILES for o in manifest_objects(p)}
-    assert len(FILES) >= 60
+    assert len(FILES) >= 60 and set(NOT_SERVED) <= {p.stem for p in FILES}
     assert {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "Ingress", "IngressClass",
             "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ResourceQuota", "LimitRange",
             "PriorityClass", "ClusterRole", "RoleBinding", "StorageClass", "PersistentVolume",
             "PersistentVolumeClaim", "RuntimeClass", "Lease", "EndpointSlice",
             "CustomResourceDefinition"} <= kinds
+    # Objects are told apart by kind and name across the whole corpus (one batch holds them all).
+    keys = [(o["kind"], o["metadata"]["name"]) for p in FILES for o in manifest_objects(p)]
+    assert len(keys) == len(set(keys))
