@@ -199,6 +199,24 @@ def test_manifest_is_accepted_and_round_trips(applied: Applied, path: Path) -> N
         assert not problems, f"{path.name} {flag}:\n" + "\n".join(problems)
 
 
+def test_admission_fills_in_what_upstream_fills_in(applied: Applied) -> None:
+    """Beyond keeping what was written: the pod naming a PriorityClass and a RuntimeClass gets
+    the class's priority, overhead, node selector and toleration; a LimitRange item its
+    defaults; a Secret's stringData lands in data."""
+    pod = applied["pod-scheduling.yaml", ""]
+    assert isinstance(pod, dict)
+    spec = pod["Pod", "scheduling"]["spec"]
+    assert spec["priority"] == 1000000 and spec["overhead"] == {"cpu": "250m", "memory": "120Mi"}
+    assert spec["nodeSelector"] == {"disktype": "ssd", "sandbox.example.com/runtime": "gvisor"}
+    assert {"key": "sandbox.example.com/runtime", "operator": "Equal", "value": "gvisor",
+            "effect": "NoSchedule"} in spec["tolerations"]
+    limits = applied["limitrange.yaml", ""]
+    assert isinstance(limits, dict)
+    assert limits["LimitRange", "cpu-resource-constraint"]["spec"]["limits"][0]["maxLimitRequestRatio"] == {"cpu": "2"}
+    secret = applied["deployment-configmap-secret.yaml", ""]
+    assert isinstance(secret, dict) and "stringData" not in secret["Secret", "game-secret"]
+
+
 def test_corpus_is_large_and_covers_its_kinds() -> None:
     """The corpus stays a corpus: enough files, and the kinds the example collections use."""
     kinds = {o["kind"] for p in FILES for o in manifest_objects(p)}
