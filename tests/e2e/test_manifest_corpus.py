@@ -45,11 +45,18 @@ def quantity_value(v: object) -> Decimal | None:
     return Decimal(m[1]) * _SUFFIXES[m[2]] if m else None
 
 
+# A quantity written with a mantissa of at most three digits, no sign, point, exponent or leading
+# zero is canonical already (no larger suffix could carry it): it comes back exactly as written.
+_ALREADY_CANONICAL = re.compile(r"^(?:0|[1-9]\d{0,2}(?:Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE])?)$")
+
+
 def same_value(expected: object, actual: object) -> bool:
     if expected == actual and type(expected) is type(actual):
         return True
     if isinstance(expected, (str, int)) and not isinstance(expected, bool) and expected in CANONICAL:
         return actual == CANONICAL[expected]
+    if isinstance(expected, str) and _ALREADY_CANONICAL.match(expected):
+        return False
     want, got = quantity_value(expected), quantity_value(actual)
     return isinstance(actual, str) and want is not None and want == got
 
