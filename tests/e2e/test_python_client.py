@@ -297,6 +297,11 @@ def make_limitrange(name: str, labels: dict[str, str]) -> Any:
         type="Container", max={"cpu": "1"}, min={"cpu": "100m"}, default={"memory": "0.5Gi"})]))
 
 
+def make_csidriver(name: str, labels: dict[str, str]) -> Any:
+    return m.V1CSIDriver(metadata=meta(name, labels), spec=m.V1CSIDriverSpec(
+        pod_info_on_mount=True, token_requests=[m.StorageV1TokenRequest(audience="vault", expiration_seconds=3600)]))
+
+
 def make_runtimeclass(name: str, labels: dict[str, str]) -> Any:
     return m.V1RuntimeClass(metadata=meta(name, labels), handler="runsc",
                             overhead=m.V1Overhead(pod_fixed={"cpu": "0.25"}))
@@ -490,6 +495,12 @@ def check_limitrange(o: Any) -> None:
     assert item.default_request == {"cpu": "1", "memory": "512Mi"}
 
 
+def check_csidriver(o: Any) -> None:
+    assert (o.spec.attach_required, o.spec.pod_info_on_mount, o.spec.fs_group_policy) == (
+        True, True, "ReadWriteOnceWithFSType")
+    assert o.spec.volume_lifecycle_modes == ["Persistent"] and o.spec.token_requests[0].audience == "vault"
+
+
 def check_runtimeclass(o: Any) -> None:
     assert o.handler == "runsc" and o.overhead.pod_fixed == {"cpu": "250m"}
 
@@ -665,6 +676,8 @@ KINDS: list[Kind] = [
          check_resourcequota, {"spec": {"hard": {"pods": "20"}}},
          lambda o: o.spec.hard["pods"] == "20" or _fail(o.spec)),
     Kind("limitranges", "", client.CoreV1Api, "namespaced_limit_range", make_limitrange, check_limitrange),
+    Kind("csidrivers", "storage.k8s.io", client.StorageV1Api, "csi_driver", make_csidriver, check_csidriver,
+         {"spec": {"podInfoOnMount": False}}, lambda o: o.spec.pod_info_on_mount is False or _fail(o.spec)),
     Kind("runtimeclasses", "node.k8s.io", client.NodeV1Api, "runtime_class", make_runtimeclass,
          check_runtimeclass, {"scheduling": {"nodeSelector": {"sandbox": "gvisor"}}},
          lambda o: o.scheduling.node_selector == {"sandbox": "gvisor"} or _fail(o)),
@@ -685,7 +698,7 @@ def _fail(got: object) -> bool:
 
 # Kinds whose registry in kube-apiserver sets ReturnDeletedObject: the client's delete_* returns the model.
 RETURN_DELETED_OBJECT = {"pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts",
-                         "storageclasses", "resourcequotas", "podtemplates"}
+                         "storageclasses", "resourcequotas", "podtemplates", "csidrivers"}
 
 
 def kind_of(plural: str) -> Kind:

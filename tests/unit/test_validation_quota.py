@@ -1,4 +1,4 @@
-"""ResourceQuota, LimitRange, RuntimeClass and PodTemplate: refused as Kubernetes refuses them
+"""ResourceQuota, LimitRange, RuntimeClass, PodTemplate and CSIDriver: refused as Kubernetes refuses them
 (field paths as upstream's), defaulted as upstream defaults them."""
 
 from __future__ import annotations
@@ -75,3 +75,20 @@ def test_pod_template_is_defaulted_and_its_pod_spec_validated() -> None:
     assert errs == [] and obj["template"]["spec"]["restartPolicy"] == "Always"
     _, errs = checked({**tpl, "template": {"spec": {"containers": []}}})
     assert any(e.startswith("template.spec.containers: Required value") for e in errs), errs
+
+
+def test_csi_driver_is_defaulted_checked_and_keeps_its_immutable_fields() -> None:
+    driver = {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": "hostpath.csi.k8s.io"},
+              "spec": {"fsGroupPolicy": "Sometimes", "volumeLifecycleModes": ["Forever"],
+                       "tokenRequests": [{"audience": "a", "expirationSeconds": 60}, {"audience": "a"}]}}
+    obj, errs = checked(driver)
+    assert obj["spec"]["attachRequired"] is True and obj["spec"]["seLinuxMount"] is False
+    assert any(e.startswith('spec.fsGroupPolicy: Unsupported value: "Sometimes"') for e in errs), errs
+    assert any(e.startswith('spec.volumeLifecycleModes: Unsupported value: "Forever"') for e in errs), errs
+    assert any(e.startswith("spec.tokenRequests[0].expirationSeconds: Invalid value: 60") for e in errs), errs
+    assert any(e.startswith('spec.tokenRequests[1].audience: Duplicate value: "a"') for e in errs), errs
+    r = must_by_kind("storage.k8s.io/v1", "CSIDriver")
+    old = {**driver, "spec": {"attachRequired": True, "volumeLifecycleModes": ["Persistent"]}}
+    new = {**driver, "spec": {"attachRequired": False, "volumeLifecycleModes": ["Persistent"]}}
+    assert [e.detail() for e in validate_update(r, new, old)] == [
+        "spec.attachedRequired: Invalid value: false: field is immutable"]

@@ -195,6 +195,7 @@ RESOURCES: tuple[Resource, ...] = (
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
              has_spec=False, strategy=sc.STORAGE_CLASS),
+    Resource("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False, (), strategy=sc.CSI_DRIVER),
     # apiextensions.k8s.io/v1: the CustomResourceDefinition itself; the custom resources it
     # defines are served from bosun.api.catalog once it is Established.
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,

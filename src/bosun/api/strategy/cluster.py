@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bosun.api.defaults import core as dcore
 from bosun.api.defaults.networking import default_network_policy
-from bosun.api.defaults.storage import default_storage_class
+from bosun.api.defaults.storage import default_csi_driver, default_storage_class
 from bosun.api.strategy.base import Strategy
 from bosun.api.validation import ingress, other, quota, rbac, storage, update
 from bosun.api.validation.apiregistration import default_api_service, validate_api_service
@@ -34,3 +34,5 @@ LIMIT_RANGE = Strategy(quota.validate_limit_range, defaulter=dcore.default_limit
 RUNTIME_CLASS = Strategy(quota.validate_runtime_class, update_rule=quota.runtime_class_update)
 POD_TEMPLATE = Strategy(quota.validate_pod_template_object, defaulter=dcore.default_pod_template,
                         return_deleted_object=True)
+CSI_DRIVER = Strategy(storage.validate_csi_driver, update_rule=storage.validate_csi_driver_update,
+                      defaulter=default_csi_driver, return_deleted_object=True)
