@@ -57,8 +57,8 @@ def test_new_replicaset_grows_only_within_surge() -> None:
     assert du.new_rs_replicas(d, [old], None) == 1
     new = rs("new", 1, 0)
     assert du.new_rs_replicas(d, [old, new], new) == 1       # 5 pods already: wait
-    old_scaled = rs("old", 3, status_replicas=4)             # its controller has not caught up yet
-    assert du.new_rs_replicas(d, [old_scaled, new], new) == 1
+    old_scaled = rs("old", 3, status_replicas=4)             # its controller has not deleted the pod yet:
+    assert du.new_rs_replicas(d, [old_scaled, new], new) == 2  # the target counts, as Kubernetes'
     old_done = rs("old", 3)
     assert du.new_rs_replicas(d, [old_done, new], new) == 2
 

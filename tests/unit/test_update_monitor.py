@@ -60,10 +60,10 @@ def test_update_config_defaults_are_swarms() -> None:
 def test_tasks_of_the_current_template_per_kind() -> None:
     w = workload()
     current = template_hash(du.without_hash(TEMPLATE), 0)
-    assert DeploymentRollout().is_current(w, pod(**{du.HASH_LABEL: current}))
-    assert not DeploymentRollout().is_current(w, pod(**{du.HASH_LABEL: "older"}))
-    assert DaemonSetRollout().is_current(w, pod(**{"pod-template-generation": "3"}))
-    assert not DaemonSetRollout().is_current(w, pod(**{"pod-template-generation": "2"}))
+    assert DeploymentRollout().current(w)(pod(**{du.HASH_LABEL: current}))
+    assert not DeploymentRollout().current(w)(pod(**{du.HASH_LABEL: "older"}))
+    assert DaemonSetRollout().current(w)(pod(**{"pod-template-generation": "3"}))
+    assert not DaemonSetRollout().current(w)(pod(**{"pod-template-generation": "2"}))
 
 
 def test_pausing_and_resuming_per_kind() -> None:

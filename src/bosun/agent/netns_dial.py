@@ -14,17 +14,21 @@ import ctypes
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 CLONE_NEWNET = 0x40000000
 _LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1"))
+T = TypeVar("T")
 
 
-def socket_in(netns: str, family: int = socket.AF_INET) -> socket.socket:
-    """A new (blocking) TCP socket of the network namespace at path ``netns``."""
-    made: list[socket.socket] = []
-    failed: list[OSError] = []
+def in_netns(netns: str, fn: Callable[[], T]) -> T:
+    """``fn()`` run by a short-lived thread that entered the network namespace at path
+    ``netns`` (its exceptions re-raised here)."""
+    done: list[T] = []
+    failed: list[BaseException] = []
 
-    def make() -> None:
+    def run() -> None:
         try:
             fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -34,16 +38,21 @@ def socket_in(netns: str, family: int = socket.AF_INET) -> socket.socket:
                     raise OSError(err, f"cannot enter the network namespace {netns}: {os.strerror(err)}")
             finally:
                 os.close(fd)
-            made.append(socket.socket(family, socket.SOCK_STREAM))
-        except OSError as e:
+            done.append(fn())
+        except BaseException as e:  # re-raised in the caller's thread
             failed.append(e)
 
-    thread = threading.Thread(target=make, name="netns-dial")
+    thread = threading.Thread(target=run, name="netns")
     thread.start()
     thread.join()
     if failed:
         raise failed[0]
-    return made[0]
+    return done[0]
+
+
+def socket_in(netns: str, family: int = socket.AF_INET) -> socket.socket:
+    """A new (blocking) TCP socket of the network namespace at path ``netns``."""
+    return in_netns(netns, lambda: socket.socket(family, socket.SOCK_STREAM))
 
 
 async def dial_localhost(netns: str | None, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

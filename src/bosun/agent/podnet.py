@@ -10,12 +10,9 @@ network (no namespace of its own) has no counters of its own and reports none.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
-import threading
 from typing import Any
 
-from bosun.agent.netns_dial import CLONE_NEWNET
+from bosun.agent.netns_dial import in_netns
 from bosun.agent.runtime.base import RuntimeDriver
 
 Counters = dict[str, tuple[int, int]]  # interface -> (rx bytes, tx bytes)
@@ -33,30 +30,11 @@ def parse_net_dev(text: str) -> Counters:
 
 
 def _read_in(netns: str) -> Counters:
-    got: list[Counters] = []
-    failed: list[OSError] = []
+    def read() -> Counters:
+        with open("/proc/thread-self/net/dev", encoding="ascii") as f:
+            return parse_net_dev(f.read())
 
-    def read() -> None:
-        try:
-            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"cannot enter the network namespace {netns}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            with open("/proc/thread-self/net/dev", encoding="ascii") as f:
-                got.append(parse_net_dev(f.read()))
-        except OSError as e:
-            failed.append(e)
-
-    thread = threading.Thread(target=read, name="netns-counters")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return got[0]
+    return in_netns(netns, read)
 
 
 async def netns_counters(netns: str) -> Counters:

@@ -181,9 +181,12 @@ def new_replicaset(d: Obj, pod_hash: str, replicas: int, new_revision: int) -> O
 # ---- rolling update ----------------------------------------------------------------------
 
 def rs_size(rs: Obj) -> int:
-    """Pods a ReplicaSet may have right now: its target, or more while its controller has
-    not yet caught up with a scale-down (so surge is never over-spent on a stale view)."""
-    return max(spec_replicas(rs), status_int(rs, "replicas"))
+    """Pods a ReplicaSet counts against the surge: its target, as Kubernetes'
+    GetReplicaCountForReplicaSets. Its status would only add the ReplicaSet controller's
+    delay in deleting what a scale-down asked for (pods it marks for deletion stop counting
+    in the status at once anyway), a round trip on each batch of a rolling update; the
+    target this controller wrote is never stale (see DeploymentController._fresh)."""
+    return spec_replicas(rs)
 
 
 def rs_available(rs: Obj) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,7 +77,11 @@ class Rollout(Protocol):
     @property
     def resource(self) -> Resource: ...
 
-    def is_current(self, workload: Obj, pod: Obj) -> bool: ...
+    def current(self, workload: Obj) -> Callable[[Obj], bool]:
+        """Whether a pod runs the workload's current template: the template's identity is
+        worked out once per workload, not once per pod (hashing a template per pod and per
+        pod event made this controller a tenth of a rolling update's CPU)."""
+        ...
 
     def pause(self, spec: Obj, status: UpdateStatus) -> None:
         """Change ``spec`` (a copy) so the rollout stops; may note in ``status`` what to restore."""
@@ -89,10 +94,10 @@ class Rollout(Protocol):
 class DeploymentRollout:
     resource: Resource = DEPLOYMENTS
 
-    def is_current(self, workload: Obj, pod: Obj) -> bool:
+    def current(self, workload: Obj) -> Callable[[Obj], bool]:
         collisions = int((workload.get("status") or {}).get("collisionCount") or 0)
         current = template_hash(du.without_hash(workload["spec"].get("template") or {}), collisions)
-        return ((pod.get("metadata") or {}).get("labels") or {}).get(du.HASH_LABEL) == current
+        return lambda pod: ((pod.get("metadata") or {}).get("labels") or {}).get(du.HASH_LABEL) == current
 
     def pause(self, spec: Obj, status: UpdateStatus) -> None:
         spec["paused"] = True
@@ -108,9 +113,10 @@ class DaemonSetRollout:
 
     resource: Resource = DAEMONSETS
 
-    def is_current(self, workload: Obj, pod: Obj) -> bool:
+    def current(self, workload: Obj) -> Callable[[Obj], bool]:
         generation = str((workload.get("metadata") or {}).get("generation") or "")
-        return ((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-generation") == generation
+        return lambda pod: (((pod.get("metadata") or {}).get("labels") or {}).get("pod-template-generation")
+                            == generation)
 
     def pause(self, spec: Obj, status: UpdateStatus) -> None:
         if not status.saved_strategy:
@@ -210,8 +216,9 @@ class UpdateMonitor(Controller):
         when, began = parse_time(progressing.get("lastUpdateTime")), parse_time(status.started_at)
         if progressing.get("reason") == "ProgressDeadlineExceeded" and when and began and when >= began:
             return f"no progress within the deadline ({progressing.get('message') or ''})".strip()
+        is_current = rollout.current(obj)
         failures = sorted(reason for pod in self.pods.by_index(POD_INDEX, _service_key(obj)[0])
-                          if rollout.is_current(obj, pod) and (reason := task_failure(pod)))
+                          if (reason := task_failure(pod)) and is_current(pod))
         _, want, _ = kind_of(obj).progress(obj)
         if failures and len(failures) / max(want, 1) > max_failure_ratio(obj):
             return failures[0]

@@ -17,8 +17,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import cel
-
 from bosun.api import errors
 from bosun.api.crd.structural import Schema, json_type
 from bosun.api.errors import FieldError
@@ -26,7 +24,13 @@ from bosun.api.errors import FieldError
 
 @lru_cache(maxsize=4096)
 def compile_rule(rule: str) -> tuple[Any, bool]:
-    """(program, whether it is a transition rule); ValueError when it does not parse."""
+    """(program, whether it is a transition rule); ValueError when it does not parse.
+
+    ``cel`` is imported here, on the first rule, not with this module: the package's
+    ``__init__`` also imports its interactive shell (prompt_toolkit), which was a quarter of
+    the start-up of every ``bosun`` command, though only a CRD with rules ever needs CEL."""
+    import cel
+
     program = cel.compile(rule)
     return program, "oldSelf" in program.variables()
 
