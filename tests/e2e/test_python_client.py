@@ -281,6 +281,32 @@ def make_priorityclass(name: str, labels: dict[str, str]) -> Any:
     return m.V1PriorityClass(metadata=meta(name, labels), value=1000, description="made by pytest")
 
 
+def make_podtemplate(name: str, labels: dict[str, str]) -> Any:
+    return m.V1PodTemplate(metadata=meta(name, labels), template=m.V1PodTemplateSpec(
+        metadata=m.V1ObjectMeta(labels={"app": "tpl"}),
+        spec=m.V1PodSpec(containers=[m.V1Container(name="c", image="busybox")])))
+
+
+def make_resourcequota(name: str, labels: dict[str, str]) -> Any:
+    return m.V1ResourceQuota(metadata=meta(name, labels), spec=m.V1ResourceQuotaSpec(
+        hard={"pods": "10", "requests.cpu": "0.5"}, scopes=["NotBestEffort"]))
+
+
+def make_limitrange(name: str, labels: dict[str, str]) -> Any:
+    return m.V1LimitRange(metadata=meta(name, labels), spec=m.V1LimitRangeSpec(limits=[m.V1LimitRangeItem(
+        type="Container", max={"cpu": "1"}, min={"cpu": "100m"}, default={"memory": "0.5Gi"})]))
+
+
+def make_csidriver(name: str, labels: dict[str, str]) -> Any:
+    return m.V1CSIDriver(metadata=meta(name, labels), spec=m.V1CSIDriverSpec(
+        pod_info_on_mount=True, token_requests=[m.StorageV1TokenRequest(audience="vault", expiration_seconds=3600)]))
+
+
+def make_runtimeclass(name: str, labels: dict[str, str]) -> Any:
+    return m.V1RuntimeClass(metadata=meta(name, labels), handler="runsc",
+                            overhead=m.V1Overhead(pod_fixed={"cpu": "0.25"}))
+
+
 # ---------------------------------------------------------------------------------------------
 # what each kind must look like once the server has defaulted it, and after a kind-specific patch
 
@@ -452,6 +478,33 @@ def check_priorityclass(o: Any) -> None:
     assert o.global_default in (False, None)
 
 
+def check_podtemplate(o: Any) -> None:
+    assert o.template.spec.containers[0].image == "busybox"
+    assert o.template.spec.restart_policy == "Always" and o.template.spec.dns_policy == "ClusterFirst"
+
+
+def check_resourcequota(o: Any) -> None:
+    assert o.spec.hard == {"pods": "10", "requests.cpu": "500m"} and o.spec.scopes == ["NotBestEffort"]
+
+
+def check_limitrange(o: Any) -> None:
+    item = o.spec.limits[0]
+    assert (item.type, item.max, item.min) == ("Container", {"cpu": "1"}, {"cpu": "100m"})
+    # Defaulted as upstream: the default limit from max, the default request from the default limit.
+    assert item.default == {"cpu": "1", "memory": "512Mi"}
+    assert item.default_request == {"cpu": "1", "memory": "512Mi"}
+
+
+def check_csidriver(o: Any) -> None:
+    assert (o.spec.attach_required, o.spec.pod_info_on_mount, o.spec.fs_group_policy) == (
+        True, True, "ReadWriteOnceWithFSType")
+    assert o.spec.volume_lifecycle_modes == ["Persistent"] and o.spec.token_requests[0].audience == "vault"
+
+
+def check_runtimeclass(o: Any) -> None:
+    assert o.handler == "runsc" and o.overhead.pod_fixed == {"cpu": "250m"}
+
+
 @dataclass(frozen=True)
 class Kind:
     """How one served resource is spelt in the typed client, and what a round trip must show."""
@@ -616,6 +669,18 @@ KINDS: list[Kind] = [
     Kind("storageclasses", "storage.k8s.io", client.StorageV1Api, "storage_class", make_storageclass,
          check_storageclass, {"allowVolumeExpansion": True},
          lambda o: o.allow_volume_expansion is True or _fail(o)),
+    Kind("podtemplates", "", client.CoreV1Api, "namespaced_pod_template", make_podtemplate, check_podtemplate,
+         {"template": {"spec": {"activeDeadlineSeconds": 30}}},
+         lambda o: o.template.spec.active_deadline_seconds == 30 or _fail(o.template)),
+    Kind("resourcequotas", "", client.CoreV1Api, "namespaced_resource_quota", make_resourcequota,
+         check_resourcequota, {"spec": {"hard": {"pods": "20"}}},
+         lambda o: o.spec.hard["pods"] == "20" or _fail(o.spec)),
+    Kind("limitranges", "", client.CoreV1Api, "namespaced_limit_range", make_limitrange, check_limitrange),
+    Kind("csidrivers", "storage.k8s.io", client.StorageV1Api, "csi_driver", make_csidriver, check_csidriver,
+         {"spec": {"podInfoOnMount": False}}, lambda o: o.spec.pod_info_on_mount is False or _fail(o.spec)),
+    Kind("runtimeclasses", "node.k8s.io", client.NodeV1Api, "runtime_class", make_runtimeclass,
+         check_runtimeclass, {"scheduling": {"nodeSelector": {"sandbox": "gvisor"}}},
+         lambda o: o.scheduling.node_selector == {"sandbox": "gvisor"} or _fail(o)),
     Kind("roles", "rbac.authorization.k8s.io", RBAC, "namespaced_role", make_role, check_rules, PATCHED_RULES,
          _rules_patched),
     Kind("clusterroles", "rbac.authorization.k8s.io", RBAC, "cluster_role", make_clusterrole, check_rules,
@@ -633,7 +698,7 @@ def _fail(got: object) -> bool:
 
 # Kinds whose registry in kube-apiserver sets ReturnDeletedObject: the client's delete_* returns the model.
 RETURN_DELETED_OBJECT = {"pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts",
-                         "storageclasses"}
+                         "storageclasses", "resourcequotas", "podtemplates", "csidrivers"}
 
 
 def kind_of(plural: str) -> Kind:

@@ -225,7 +225,7 @@ def test_namespace_turns_terminating_while_its_finalizer_works() -> None:
 def test_deletes_that_answer_with_the_object_are_upstreams() -> None:
     assert {r.plural for r in RESOURCES if r.strategy.return_deleted_object} == {
         "pods", "services", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts", "namespaces",
-        "storageclasses"}
+        "storageclasses", "resourcequotas", "podtemplates", "csidrivers"}
 
 
 def test_pod_warnings_name_deprecated_fields_as_upstream_does() -> None:

@@ -144,6 +144,10 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("token",), strategy=s.SERVICE_ACCOUNT),
     Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL,
              subresources=("status", "scale"), strategy=sw.REPLICATION_CONTROLLER),
+    Resource("", "v1", "PodTemplate", "podtemplates", True, (), has_spec=False, strategy=sc.POD_TEMPLATE),
+    Resource("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), subresources=("status",),
+             strategy=sc.RESOURCE_QUOTA),
+    Resource("", "v1", "LimitRange", "limitranges", True, ("limits",), strategy=sc.LIMIT_RANGE),
     # Binding is create-only: POSTing one assigns a pod to a node (older clients' way to bind).
     Resource("", "v1", "Binding", "bindings", True, (), has_spec=False, verbs=("create",),
              created_as=("pods", "binding")),
@@ -185,9 +189,13 @@ RESOURCES: tuple[Resource, ...] = (
     # scheduling.k8s.io/v1
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
              has_spec=False, strategy=sc.PRIORITY_CLASS),
+    # node.k8s.io/v1
+    Resource("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False, (), has_spec=False,
+             strategy=sc.RUNTIME_CLASS),
     # storage.k8s.io/v1
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
              has_spec=False, strategy=sc.STORAGE_CLASS),
+    Resource("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False, (), strategy=sc.CSI_DRIVER),
     # apiextensions.k8s.io/v1: the CustomResourceDefinition itself; the custom resources it
     # defines are served from bosun.api.catalog once it is Established.
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,

@@ -21,6 +21,7 @@ from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
+from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
@@ -30,12 +31,12 @@ from bosun.api.allocators import ServiceAllocator
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           PublishedPorts(reader), ServiceIPs(services), AlertRules()])
+                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules()])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
     "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "ServiceAccount", "ServiceIPs", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "standard_chain",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from bosun.api.defaults.pod import _dicts, _obj, _set
+from bosun.api.defaults.pod import _dicts, _obj, _set, default_template
 
 
 def default_service(obj: dict[str, Any]) -> None:
@@ -147,3 +147,23 @@ def default_hpa(obj: dict[str, Any]) -> None:
 
 def default_priority_class(obj: dict[str, Any]) -> None:
     _set(obj, "preemptionPolicy", "PreemptLowerPriority")
+
+
+def default_pod_template(obj: dict[str, Any]) -> None:
+    default_template(obj)
+
+
+def default_limit_range(obj: dict[str, Any]) -> None:
+    """A Container item's default limit falls back to its max, and its default request to the
+    default limit, then to the min (SetDefaults_LimitRangeItem)."""
+    for item in _dicts(_obj(obj, "spec") or {}, "limits"):
+        if item.get("type") != "Container":
+            continue
+        default = item.setdefault("default", {})
+        request = item.setdefault("defaultRequest", {})
+        if not isinstance(default, dict) or not isinstance(request, dict):
+            continue
+        for source, target in (("max", default), ("default", request), ("min", request)):
+            values = item.get(source)
+            for name, value in (values.items() if isinstance(values, dict) else ()):
+                target.setdefault(name, value)

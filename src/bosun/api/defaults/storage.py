@@ -89,3 +89,16 @@ def reclaim_policy(pvc: Obj, sc: Obj | None) -> str:
     if ann.get("bosun.io/reclaim-policy"):
         return str(ann["bosun.io/reclaim-policy"])
     return str((sc or {}).get("reclaimPolicy") or "Delete")
+
+
+def default_csi_driver(obj: Obj) -> None:
+    """SetDefaults_CSIDriver of Kubernetes 1.32 (SELinuxMountReadWriteOncePod on)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for name, value in (("attachRequired", True), ("podInfoOnMount", False), ("storageCapacity", False),
+                        ("fsGroupPolicy", "ReadWriteOnceWithFSType"), ("requiresRepublish", False),
+                        ("seLinuxMount", False)):
+        _set(spec, name, value)
+    if not spec.get("volumeLifecycleModes"):
+        spec["volumeLifecycleModes"] = ["Persistent"]
