@@ -74,7 +74,9 @@ def test_only_the_leader_collects_and_the_other_takes_over(
     store = f"etcd://{etcd_endpoint}"
     a = start_server(tmp_path / "a", store_url=store, options=OPTIONS)
     servers.append(a)
-    wait_for("a to lead", lambda: leads(a))
+    # The session's etcd is shared: a server of an earlier test that did not give the Lease up
+    # (killed, or stopped mid-renewal) holds it until it expires (15 s by default).
+    wait_for("a to lead", lambda: leads(a), timeout=40.0)
     # Servers on one etcd share the encryption key file (as they share node tokens).
     (tmp_path / "b" / "pki").mkdir(parents=True)
     shutil.copy(tmp_path / "a" / "pki" / "encryption.yaml", tmp_path / "b" / "pki" / "encryption.yaml")
