@@ -24,6 +24,7 @@ from bosun.controllers._common import (
     controller_ref,
     index_by_controller_uid,
     is_pod_active,
+    is_pod_ready,
     is_terminating,
     key_of,
     labels_of,
@@ -53,8 +54,12 @@ ORPHANS = "replicaset-orphans"
 # A generated name can collide with a live pod's (27^5 suffixes: a few times per 10,000 pods);
 # the API answers 409 AlreadyExists and a fresh attempt draws another name.
 NAME_RETRIES = 5
-# Pod changes that can only move status counts (bound, ready, a create observed while more are
-# in flight) sync the ReplicaSet at most this much later, so thousands of them share one sync.
+# Pod changes that can only move status counts (bound, an address, a create observed while more
+# are in flight) sync the ReplicaSet at most this much later, so thousands of them share one sync.
+# A pod becoming ready or unready syncs at once, as upstream's updatePod enqueues it: a rolling
+# update waits on readyReplicas/availableReplicas for its next step, and a fixed delay there
+# stalls every step. Bursts still coalesce: the work queue holds a key once, and events that
+# arrive while it is being synced make one more sync after it, not one each.
 STATUS_BATCH = 0.25
 
 
@@ -159,9 +164,10 @@ class ReplicaSetController(Controller):
         if new_ref is not None:
             key = self._owner_key(new)
             if key is not None:
-                if _status_only(old, new) and old_ref is not None and old_ref.get("uid") == new_ref.get("uid"):
+                if (_status_only(old, new) and old_ref is not None and old_ref.get("uid") == new_ref.get("uid")
+                        and is_pod_ready(old) == is_pod_ready(new)):
                     # Every sync of a big ReplicaSet walks all its pods; 10,000 pods being bound
-                    # and becoming ready one by one would otherwise mean a sync per event.
+                    # and getting addresses one by one would otherwise mean a sync per event.
                     self.queue.add_after(key, STATUS_BATCH)
                 else:
                     self.queue.add(key)

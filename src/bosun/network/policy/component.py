@@ -1,6 +1,6 @@
 """The node's NetworkPolicy enforcer: watches Pods, Namespaces and NetworkPolicies, and keeps
-this node's policy chains equal to what :func:`rules.pod_rules` says, sending only what
-changed in one nftables transaction.
+this node's policy chains equal to what :func:`rules.pod_rules` says (computed incrementally
+by :mod:`.incremental`), sending only what changed in one nftables transaction.
 
 Bursts of changes (a Deployment's 50 pods getting addresses) are coalesced into one sync per
 ``min_interval``; the committed state is held in memory and never read back from the kernel,
@@ -21,8 +21,8 @@ from bosun.api.registry import must_by_plural
 from bosun.client.informer import Informer
 from bosun.network.base import NodeNetworkContext
 from bosun.network.policy import render
+from bosun.network.policy.incremental import IncrementalRules
 from bosun.network.policy.render import Wanted
-from bosun.network.policy.rules import pod_rules
 
 log = logging.getLogger(__name__)
 PODS = must_by_plural("", "v1", "pods")
@@ -48,6 +48,7 @@ class PolicyEnforcer:
         self.min_interval = min_interval
         self.informers: dict[str, Informer] = {r.plural: ctx.informers.get(r) for r in (PODS, NAMESPACES, POLICIES)}
         self.committed = Wanted()
+        self.rules = IncrementalRules()
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -88,8 +89,8 @@ class PolicyEnforcer:
     def wanted(self) -> Wanted:
         pods = self.informers["pods"].list()
         local = [p for p in pods if (p.get("spec") or {}).get("nodeName") == self.ctx.node_name]
-        return render.wanted(pod_rules(local, pods, self.informers["namespaces"].list(),
-                                       self.informers["networkpolicies"].list()))
+        return self.rules.wanted(local, pods, self.informers["namespaces"].list(),
+                                 self.informers["networkpolicies"].list())
 
     async def sync(self) -> None:
         new = self.wanted()

@@ -74,17 +74,30 @@ def _rule_lines(rule: Rule, direction: str) -> list[str]:
     return lines
 
 
-def wanted(pods: Iterable[PodRules]) -> Wanted:
-    out = Wanted()
-    for pod in pods:
-        for direction, rules in (("ingress", pod.ingress), ("egress", pod.egress)):
-            if rules is None:
-                continue
-            chain = f"pol-{'in' if direction == 'ingress' else 'out'}-{pod.chain_id}"
-            lines = [line for rule in rules for line in _rule_lines(rule, direction)]
-            out.chains[chain] = [*dict.fromkeys(lines), "drop"]
-            out.elements[MAPS[direction]][pod.ip] = chain
+def pod_chains(pod: PodRules) -> list[tuple[str, str, list[str]]]:
+    """One pod's chains as (map, chain name, rule lines): what :func:`wanted` adds for it."""
+    out = []
+    for direction, rules in (("ingress", pod.ingress), ("egress", pod.egress)):
+        if rules is None:
+            continue
+        chain = f"pol-{'in' if direction == 'ingress' else 'out'}-{pod.chain_id}"
+        lines = [line for rule in rules for line in _rule_lines(rule, direction)]
+        out.append((MAPS[direction], chain, [*dict.fromkeys(lines), "drop"]))
     return out
+
+
+def assemble(pods: Iterable[tuple[str, list[tuple[str, str, list[str]]]]]) -> Wanted:
+    """The Wanted state from (pod ip, that pod's :func:`pod_chains`) pairs."""
+    out = Wanted()
+    for ip, chains in pods:
+        for m, chain, lines in chains:
+            out.chains[chain] = lines
+            out.elements[m][ip] = chain
+    return out
+
+
+def wanted(pods: Iterable[PodRules]) -> Wanted:
+    return assemble((pod.ip, pod_chains(pod)) for pod in pods)
 
 
 def base_objects() -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bosun.api.selectors import LabelSelector, SelectorError, label_selector_from_dict
@@ -143,19 +143,36 @@ def _ports(entries: list[Obj], target: Obj | None) -> tuple[tuple[Ports, ...], t
     return tuple(sorted(set(out))), tuple(named)
 
 
-def _peer_rule(peers: list[Obj] | None, port_entries: list[Obj], policy_ns: str, cluster: Cluster,
-               target: Obj, ingress: bool) -> Rule | None:
-    """One ingress/egress rule of a policy, for one selected pod; None when it can match nothing."""
-    ports, named = _ports(port_entries, target if ingress else None)
-    if port_entries and not ports and not named:
-        return None  # only named ports, none of which the pod has
+@dataclass(frozen=True)
+class PeerSet:
+    """What one rule's ``from``/``to`` resolves to, before ports: the same for every pod the
+    policy selects, so it is resolved once per rule, not once per selected pod.
+
+    ``any``: no peers named (any address). ``members``: (ip, named ports) of the peer pods,
+    what a rule built from this set can depend on; ``pods`` holds the objects themselves and
+    takes no part in equality."""
+
+    any: bool
+    ips: frozenset[str] = frozenset()
+    blocks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    members: tuple[tuple[str, tuple[tuple[str, str, int], ...]], ...] = ()
+    pods: tuple[Obj, ...] = field(default=(), compare=False, hash=False)
+
+
+def named_ports(pod: Obj) -> tuple[tuple[str, str, int], ...]:
+    """The pod's named container ports as (name, protocol, number): what a named port in a
+    policy resolves against."""
+    return tuple((str(p.get("name")), str(p.get("protocol") or "TCP").upper(), int(p.get("containerPort") or 0))
+                 for c in (pod.get("spec") or {}).get("containers") or []
+                 for p in c.get("ports") or [] if p.get("name"))
+
+
+def resolve_peers(peers: list[Obj] | None, policy_ns: str, cluster: Cluster) -> PeerSet:
+    """The addresses and pods a rule's peers name in ``cluster``."""
     if not peers:
-        if named:  # egress to any destination on a named port: it resolves on each pod
-            per = _named_on(cluster.pods, named)
-            return Rule(peers=None, ports=ports, per_peer=per) if per or ports else None
-        return Rule(peers=None, ports=ports)
-    ips: set[str] = set()
-    pods: list[Obj] = []
+        pods: list[Obj] = list(cluster.pods)
+        return PeerSet(any=True, members=tuple(sorted((pod_ip(p), named_ports(p)) for p in pods)), pods=tuple(pods))
+    pods = []
     blocks: list[tuple[str, tuple[str, ...]]] = []
     for peer in peers:
         block = peer.get("ipBlock")
@@ -166,11 +183,29 @@ def _peer_rule(peers: list[Obj] | None, port_entries: list[Obj], policy_ns: str,
             continue
         namespaces = cluster.namespaces(peer.get("namespaceSelector"), policy_ns)
         pods += cluster.select(namespaces, peer.get("podSelector"))
-    ips.update(pod_ip(p) for p in pods)
-    per = _named_on(pods, named) if named else ()
-    if not ips and not blocks:
+    return PeerSet(any=False, ips=frozenset(pod_ip(p) for p in pods), blocks=tuple(sorted(blocks)),
+                   members=tuple(sorted({(pod_ip(p), named_ports(p)) for p in pods})), pods=tuple(pods))
+
+
+def rule_for(peer_set: PeerSet, port_entries: list[Obj], target: Obj, ingress: bool) -> Rule | None:
+    """One ingress/egress rule of a policy, for one selected pod; None when it can match nothing."""
+    ports, named = _ports(port_entries, target if ingress else None)
+    if port_entries and not ports and not named:
+        return None  # only named ports, none of which the pod has
+    if peer_set.any:
+        if named:  # egress to any destination on a named port: it resolves on each pod
+            per = _named_on(list(peer_set.pods), named)
+            return Rule(peers=None, ports=ports, per_peer=per) if per or ports else None
+        return Rule(peers=None, ports=ports)
+    per = _named_on(list(peer_set.pods), named) if named else ()
+    if not peer_set.ips and not peer_set.blocks:
         return None
-    return Rule(peers=frozenset(ips), blocks=tuple(sorted(blocks)), ports=ports, per_peer=per)
+    return Rule(peers=peer_set.ips, blocks=peer_set.blocks, ports=ports, per_peer=per)
+
+
+def _peer_rule(peers: list[Obj] | None, port_entries: list[Obj], policy_ns: str, cluster: Cluster,
+               target: Obj, ingress: bool) -> Rule | None:
+    return rule_for(resolve_peers(peers, policy_ns, cluster), port_entries, target, ingress)
 
 
 def _named_on(pods: list[Obj], named: tuple[str, ...]) -> tuple[tuple[str, Ports], ...]:
