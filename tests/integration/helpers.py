@@ -93,7 +93,8 @@ async def client_in(plane: RunningServer, namespace: str, delete: bool = False) 
             yield c
         finally:
             if delete:
-                await c.delete(NAMESPACES, namespace)
+                with contextlib.suppress(ApiError):  # the test may have deleted it itself
+                    await c.delete(NAMESPACES, namespace)
 
 
 @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer
+from tests.integration.helpers import client_in
 
 from bosun.api.registry import must_by_plural
 from bosun.client.errors import ApiError
@@ -21,16 +22,8 @@ PODS = must_by_plural("", "v1", "pods")
 
 @pytest.fixture
 async def client(api_server: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    await c.create(NS, {"metadata": {"name": namespace}})
-    try:
+    async with client_in(api_server, namespace, delete=True) as c:
         yield c
-    finally:
-        try:
-            await c.delete(NS, namespace)
-        except ApiError:
-            pass
-        await c.close()
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:

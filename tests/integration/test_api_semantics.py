@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.conftest import RunningServer
+from tests.integration.helpers import client_in
 
 from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
@@ -25,16 +26,8 @@ assert NS and PODS and CMS and DEPLOY and RS
 
 @pytest.fixture
 async def client(api_server: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    await c.create(NS, {"metadata": {"name": namespace}})
-    try:
+    async with client_in(api_server, namespace, delete=True) as c:
         yield c
-    finally:
-        try:
-            await c.delete(NS, namespace)
-        except ApiError:
-            pass
-        await c.close()
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer
+from tests.integration.helpers import client_in
 
 from bosun.api.registry import by_plural
 from bosun.api.server import APIServer
@@ -26,16 +27,8 @@ assert NS and CMS and PODS
 
 @pytest.fixture
 async def client(api_server: RunningServer, namespace: str) -> AsyncIterator[Client]:
-    c = Client.from_kubeconfig(api_server.kubeconfig)
-    await c.create(NS, {"metadata": {"name": namespace}})
-    try:
+    async with client_in(api_server, namespace, delete=True) as c:
         yield c
-    finally:
-        try:
-            await c.delete(NS, namespace)
-        except ApiError:
-            pass
-        await c.close()
 
 
 def cm(name: str, **labels: str) -> dict[str, Any]:

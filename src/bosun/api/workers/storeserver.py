@@ -79,8 +79,9 @@ class StoreServer:
                     task = asyncio.create_task(self._call(rid, op, args))
                     self._calls.add(task)
                     task.add_done_callback(self._calls.discard)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the worker is gone (the pool notices and says so)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # The worker is gone: its calls and watches end here; the pool restarts it and says so.
+            log.debug("store channel closed by its worker: %r", exc)
         finally:
             for task in [*self._calls, *self._watches.values()]:
                 await cancel_and_wait(task)
