@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
-from bosun.api.cachedlist import list_options, list_page, objects, send_list
+from bosun.api.cachedlist import list_meta, list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.catchup import CatchUp
 from bosun.api.conversion.serve import Converted
@@ -156,16 +156,14 @@ class RestHandler:
         page = await list_page(self.cache, self.storage, t.res, t.namespace, list_options(request), labels, fields)
         if wants_table(request) or wants_partial_metadata(request):
             items = objects(t.res, page)
-            list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
-            if page.continue_token:
-                list_meta["continue"] = page.continue_token
+            meta = list_meta(page)
             if wants_table(request):
                 table = to_table(t.res, items, include_object=include_object(request), now=datetime.now(UTC))
-                table["metadata"] = list_meta
+                table["metadata"] = meta
                 return json_response(table)
             return json_response({
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                "metadata": list_meta, "items": [partial_metadata(o) for o in items],
+                "metadata": meta, "items": [partial_metadata(o) for o in items],
             })
         return await send_list(request, t.res, page)
 
