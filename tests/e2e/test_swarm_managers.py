@@ -71,10 +71,12 @@ def ok(*args: str) -> str:
     return r.out
 
 
-def kubectl(kubeconfig: str, *args: str, server: str = "") -> subprocess.CompletedProcess[str]:
+def kubectl(kubeconfig: str, *args: str, server: str = "", token: str = "") -> subprocess.CompletedProcess[str]:
     extra = ["--server", f"https://{server}"] if server else []
+    if token:
+        extra += ["--token", token]
     return subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *extra, *args], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, HOME=str(Path(kubeconfig).parent)))
+                          timeout=60, env=dict(os.environ, HOME=str(Path(kubeconfig).parent)), input="{}")
 
 
 class Swarm:
@@ -84,12 +86,13 @@ class Swarm:
         self.members: list[Member] = []
 
     def start(self, name: str, *args: str, manager: bool = True, labels: str = "") -> Member:
-        """Run ``bosun swarm ARGS`` for node ``name``; returns once it printed ``ready``."""
-        port = free_port() if manager else 0
+        """Run ``bosun swarm ARGS`` for node ``name``; returns once it printed ``ready``. A
+        worker, too, is given an address for the manager it runs once promoted."""
+        port = free_port()
         argv = [BOSUN, "swarm", *args, "--data-dir", str(self.root / name), "--name", name, "--runtime", "process",
                 "--agent-port", str(free_port()), "--no-node-network"]  # the host's network is not ours to program
-        if manager:  # a short Lease: the other manager takes over sooner when the leader is killed
-            argv += ["--advertise-addr", f"127.0.0.1:{port}", "--leader-elect-lease-duration", "5"]
+        # A short Lease: the other manager takes over sooner when the leader is killed.
+        argv += ["--advertise-addr", f"127.0.0.1:{port}", "--leader-elect-lease-duration", "5"]
         if labels:
             argv += ["--labels", labels]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -212,14 +215,35 @@ def test_node_ls_shows_managers_and_the_current_node(m1: Member, m2: Member, w1:
     assert via_m2["m2"][0].endswith(" *") and not via_m2["m1"][0].endswith(" *")
     assert via_m1["m1"][3] == "Leader" and via_m1["m2"][3] == "Reachable" and via_m1["w1"][3] == ""
     assert all(row[1] == "Ready" for row in via_m1.values())
-    # promote / demote: the role placement sees; a running manager is not demoted under it.
-    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "w1").strip() == \
-        "Node w1 promoted to a manager in the swarm."
-    assert node_rows(m1.kubeconfig)["w1"][3] == "Unreachable"  # no manager runs there (yet)
-    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "w1").strip() == "Manager w1 demoted in the swarm."
-    assert node_rows(m1.kubeconfig)["w1"][3] == ""
+    # A manager that is the node's own process (swarm init/join) is not demoted under it.
     refused = one_line_error(bosun("--kubeconfig", m1.kubeconfig, "node", "demote", "m2"))
     assert refused.startswith("Error response from daemon: node m2 runs a manager")
+
+
+def test_a_promoted_worker_runs_a_manager_until_demoted(m1: Member, m2: Member, w1: Member) -> None:
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "w1").strip() == \
+        "Node w1 promoted to a manager in the swarm."
+    wait_until(lambda: f"This node was promoted: it runs a manager on {w1.address}." in w1.output, within=90,
+               what="w1 to start its manager")
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "Reachable", within=30, what="w1 Reachable")
+    # It serves the swarm's identity: m1's kubeconfig works against it, Secrets included.
+    got = kubectl(m1.kubeconfig, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}", server=w1.address)
+    assert got.returncode == 0 and {"m1", "m2", "w1"} <= set(got.stdout.split()), got.stderr
+    assert json.loads((w1.data_dir / "swarm.json").read_text())["role"] == "manager"
+    # A plain worker credential cannot ask for the manager token.
+    worker_token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "worker").strip()
+    asked = kubectl(m1.kubeconfig, "create", "--raw", "/bosun/v1/swarm/promotion", "-f", "-", server=m1.address,
+                    token=worker_token)
+    assert asked.returncode != 0 and "is not a node" in asked.stderr, asked.stderr
+
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "w1").strip() == "Manager w1 demoted in the swarm."
+    wait_until(lambda: "This node was demoted: its manager stopped." in w1.output, within=60,
+               what="w1 to stop its manager")
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "", within=30, what="w1 a worker again")
+    gone = kubectl(m1.kubeconfig, "get", "nodes", server=w1.address)
+    assert gone.returncode != 0
+    assert json.loads((w1.data_dir / "swarm.json").read_text())["role"] == "worker"
+    assert node_rows(m1.kubeconfig)["w1"][1] == "Ready"  # its agent carried on throughout
 
 
 def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm, m1: Member, w1: Member) -> None:

@@ -114,7 +114,8 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
 
 @swarm.command("join")
 @click.option("--token", required=True, help="The worker or the manager token (bosun swarm join-token).")
-@click.option("--advertise-addr", default="", help="A manager's ADDR[:PORT] (port 6443) for the others.")
+@click.option("--advertise-addr", default="", help="ADDR[:PORT] (port 6443) other nodes reach this node's manager "
+              "on: at once when joining as a manager, once promoted (bosun node promote) when joining as a worker.")
 @click.option("--store", "store_url", default="", help="A manager's store [default: the swarm's, as the manager "
               "asked says].")
 @node_options
@@ -131,10 +132,10 @@ def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: 
     except JoinError as e:
         fail(str(e))
     node = _node(data_dir, name, labels, runtime, agent_port, node_network)
-    if info.role == "worker":
-        run_worker(node, info, token.strip())
-        return
     listen = listen_address(advertise_addr)
+    if info.role == "worker":
+        run_worker(node, info, token.strip(), listen, lease_duration)
+        return
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url or info.store, join_token=token.strip(),
                           swarm=True)
     run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),

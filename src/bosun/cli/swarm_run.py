@@ -31,6 +31,7 @@ from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups
 from bosun.cli.common import CliError
 from bosun.cli.daemon import run_until_signal
+from bosun.cli.swarm_promotion import PromotedManager, PromotionSettings
 from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client, ssl_context
@@ -168,8 +169,9 @@ def _announce_manager(url: str) -> None:
     sys.stdout.flush()
 
 
-def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
-    """This machine's agent, on every manager ``info`` names."""
+def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease_duration: float) -> None:
+    """This machine's agent, on every manager ``info`` names, and a manager of its own on
+    ``listen`` while its node has the manager role (:mod:`bosun.cli.swarm_promotion`)."""
     config = node.agent_config("worker")
     mount_cgroups()
     cluster = ClusterConfig(server=info.servers[0], ca_data=info.ca, token=token)
@@ -181,16 +183,27 @@ def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
         agent = Agent(client, config, make_driver(node.runtime, config.runtime_dir, ip), node_ip=ip)
         tasks: list[asyncio.Task[None]] = []
 
+        def role_changed(role: str, url: str) -> None:
+            _write_state(node.data_dir, role, config.node_name, url or info.url)
+            click.echo(f"This node was promoted: it runs a manager on {url.split('://', 1)[-1]}." if url else
+                       "This node was demoted: its manager stopped.")
+            sys.stdout.flush()
+
+        promoted = PromotedManager(agent.client, PromotionSettings(node.data_dir, config.node_name, listen,
+                                                                   lease_duration), role_changed)
+
         async def start() -> None:
             await agent.start()
             await _node_id(agent.client, config.node_name)
             tasks.append(asyncio.create_task(follow_managers(agent.client, transport, _announce_manager),
                                              name="swarm-managers"))
+            tasks.append(asyncio.create_task(promoted.run(), name="swarm-promotion"))
             _write_state(node.data_dir, "worker", config.node_name, info.url)
 
         async def stop() -> None:
             for t in tasks:
                 await cancel_and_wait(t)
+            await promoted.stop()
             await agent.stop()
             await client.close()
             _forget(node.data_dir)
