@@ -25,6 +25,9 @@ from bosun.client.rest import ApiError, Client
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.membership import MANAGER_LABEL, PROMOTED_ANNOTATION
 from bosun.security.authz.defaults import SWARM_PROMOTION_PATH
+from bosun.store.etcdnode import SCHEME, EtcdMember, EtcdMemberError, MemberAddress, start_member
+from bosun.store.etcdnode import leave as leave_etcd
+from bosun.swarm.joining import embedded_ca
 from bosun.swarm.nodes import NODES
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class PromotionSettings:
     node_name: str
     listen: str  # ADDR:PORT of its API, for the other machines
     lease_duration: float
+    etcd: MemberAddress  # its etcd member's, in a swarm on its managers' own members
 
 
 class PromotedManager:
@@ -51,6 +55,7 @@ class PromotedManager:
         self.settings = settings
         self.on_change = on_change
         self.plane: ControlPlane | None = None
+        self.member: EtcdMember | None = None
         self._last_error = ""
 
     async def run(self) -> None:
@@ -60,7 +65,7 @@ class PromotedManager:
                 self._last_error = ""
             except asyncio.CancelledError:
                 raise
-            except (ApiError, OSError, ValueError) as e:  # a manager away, a refused start: try again
+            except (ApiError, OSError, ValueError, EtcdMemberError) as e:  # a manager away, a refused start: try again
                 if str(e) != self._last_error:  # said once, not every poll (a swarm on SQLite: 409)
                     log.warning("promotion: %s", e)
                     self._last_error = str(e)
@@ -77,7 +82,10 @@ class PromotedManager:
     async def _start(self) -> None:
         s = self.settings
         answer = await self.client.request("POST", SWARM_PROMOTION_PATH, body={})
-        config = ServerConfig(data_dir=s.data_dir, listen=s.listen, store_url=str(answer["store"]),
+        store, ca = str(answer["store"]), embedded_ca(answer)
+        if store.startswith(SCHEME) and ca is not None:
+            self.member, store = await start_member(s.node_name, s.data_dir, s.etcd, (store, ca))
+        config = ServerConfig(data_dir=s.data_dir, listen=s.listen, store_url=store,
                               join_token=str(answer["token"]), swarm=True)
         url = f"https://{s.listen}"
         plane = ControlPlane(config, ControlPlaneOptions(advertise_url=url, lease_duration=s.lease_duration,
@@ -87,6 +95,7 @@ class PromotedManager:
         except BaseException:
             with contextlib.suppress(Exception):
                 await plane.stop()
+            await self._leave_etcd()
             raise
         self.plane = plane
         await self._annotate(True)
@@ -98,9 +107,15 @@ class PromotedManager:
         if plane is None:
             return
         await plane.stop()
+        await self._leave_etcd()
         with contextlib.suppress(ApiError, OSError):
             await self._annotate(False)
         self.on_change("worker", "")
+
+    async def _leave_etcd(self) -> None:
+        member, self.member = self.member, None
+        if member is not None:
+            await leave_etcd(member)
 
     async def _annotate(self, promoted: bool) -> None:
         value = "true" if promoted else None

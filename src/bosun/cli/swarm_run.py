@@ -39,6 +39,8 @@ from bosun.client.transport import LocalTransport
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.security.cluster import ClusterIdentity
 from bosun.security.files import write_atomic
+from bosun.store.etcdnode import EtcdMember, EtcdMemberError, MemberAddress, start_member
+from bosun.store.etcdnode import leave as leave_etcd
 from bosun.swarm.joining import JoinInfo, follow_managers
 from bosun.swarm.nodes import NODES, NodeView
 
@@ -120,9 +122,19 @@ async def _node_id(client: Client, name: str) -> str:
 Banner = Callable[[str, ClusterIdentity | None, str], str]
 
 
-def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOptions, banner: Banner) -> None:
-    """A control plane and this machine's agent; ``banner(node ID, identity, API URL)`` is
-    printed once both run."""
+@dataclass
+class Embedded:
+    """This manager's own etcd member (bosun.store.etcdnode): where it listens, and for a
+    joining manager the swarm's store URL and etcd CA."""
+
+    address: MemberAddress
+    join: tuple[str, tuple[bytes, bytes]] | None = None
+
+
+def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOptions, banner: Banner,
+                embedded: Embedded | None = None) -> None:
+    """A control plane and this machine's agent (and, ``embedded``, an etcd member under the
+    control plane); ``banner(node ID, identity, API URL)`` is printed once all run."""
     config = node.agent_config("control-plane")
     options.node_name = config.node_name
     mount_cgroups()
@@ -132,6 +144,15 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
         state: dict[str, Any] = {}
 
         async def start() -> None:
+            nonlocal plane
+            if embedded is not None:
+                try:
+                    member, server.store_url = await start_member(config.node_name, server.data_dir,
+                                                                  embedded.address, embedded.join)
+                except EtcdMemberError as e:
+                    raise CliError(str(e)) from None
+                state["etcd"] = member
+                plane = ControlPlane(server, options)  # on the store the member made
             try:
                 await plane.start()
             except OSError as e:
@@ -157,6 +178,9 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
             if isinstance(client, Client):
                 await client.close()
             await plane.stop()
+            member = state.get("etcd")
+            if isinstance(member, EtcdMember):
+                await leave_etcd(member)
             _forget(node.data_dir)
 
         await run_until_signal(start, stop, lambda: banner(str(state.get("id", "")), plane.api.cluster, plane.url))
@@ -169,7 +193,8 @@ def _announce_manager(url: str) -> None:
     sys.stdout.flush()
 
 
-def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease_duration: float) -> None:
+def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease_duration: float,
+               etcd: MemberAddress) -> None:
     """This machine's agent, on every manager ``info`` names, and a manager of its own on
     ``listen`` while its node has the manager role (:mod:`bosun.cli.swarm_promotion`)."""
     config = node.agent_config("worker")
@@ -190,7 +215,7 @@ def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease
             sys.stdout.flush()
 
         promoted = PromotedManager(agent.client, PromotionSettings(node.data_dir, config.node_name, listen,
-                                                                   lease_duration), role_changed)
+                                                                   lease_duration, etcd), role_changed)
 
         async def start() -> None:
             await agent.start()
