@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import shutil
 import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -114,6 +116,79 @@ def test_a_manager_that_leaves_takes_its_member_out_and_may_join_again(swarm: Sw
     wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=30, what="m3 Reachable again")
 
 
+STACK = """
+services:
+  db:
+    image: host
+    command: [busybox, sleep, "3600"]
+    healthcheck: {test: [CMD, busybox, "true"], interval: 1s, retries: 3}
+    deploy:
+      replicas: 2
+      placement: {constraints: [node.role==manager]}
+  beacon:
+    image: host
+    command: [busybox, sleep, "3600"]
+    deploy: {mode: global}
+  web:
+    image: host
+    command: [busybox, sleep, "3600"]
+    environment: {VERSION: "%s"}
+    secrets: [token]
+    depends_on:
+      db: {condition: service_healthy}
+    deploy:
+      replicas: 2
+      update_config: {parallelism: 1, delay: 0s, order: start-first}
+secrets:
+  token: {file: ./token.txt}
+"""
+
+
+def services(kubeconfig: str) -> dict[str, str]:
+    """`bosun service ls` as {name: replicas}."""
+    lines = ok("--kubeconfig", kubeconfig, "service", "ls").splitlines()
+    return {cells[1]: cells[3] for cells in (line.split() for line in lines[1:])}
+
+
+def pods(kubeconfig: str) -> list[dict[str, Any]]:
+    """The stack's live pods."""
+    got = kubectl(kubeconfig, "get", "pods", "-n", "app", "-o", "json")
+    assert got.returncode == 0, got.stderr
+    return [p for p in json.loads(got.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_a_stack_with_constraints_global_mode_health_dependencies_and_secrets_rolls(
+    swarm: Swarm, managers: list[Member],
+) -> None:
+    m1 = managers[0]
+    (swarm.root / "token.txt").write_text("s3cret")
+    compose = swarm.root / "app.yml"
+    compose.write_text(STACK % "1")
+    lines = ok("--kubeconfig", m1.kubeconfig, "stack", "deploy", "-c", str(compose), "app").splitlines()
+    waited = lines.index("Waiting for service app_db to be healthy")
+    assert lines.index("Creating service app_db") < waited < lines.index("Creating service app_web")
+    want = {"app_db": "2/2", "app_beacon": "3/3", "app_web": "2/2"}  # global: one per node (three managers)
+    wait_until(lambda: services(m1.kubeconfig) == want, within=120, what=f"the stack to converge to {want}")
+    db_nodes = [p["spec"].get("nodeName") for p in pods(m1.kubeconfig) if p["metadata"]["name"].startswith("db-")]
+    assert len(db_nodes) == 2 and set(db_nodes) <= {m.name for m in managers}
+    secret = kubectl(m1.kubeconfig, "get", "secrets", "-n", "app", "-o", "jsonpath={.items[*].data}")
+    assert base64.b64encode(b"s3cret").decode() in secret.stdout, secret.stderr
+    # A changed service rolls; the others are left alone.
+    before = [p["metadata"]["name"] for p in pods(m1.kubeconfig) if not p["metadata"]["name"].startswith("web-")]
+    compose.write_text(STACK % "2")
+    ok("--kubeconfig", m1.kubeconfig, "stack", "deploy", "-c", str(compose), "app")
+
+    def web_rolled() -> bool:
+        web = [p for p in pods(m1.kubeconfig) if p["metadata"]["name"].startswith("web-")]
+        return len(web) == 2 and all({"name": "VERSION", "value": "2"} in p["spec"]["containers"][0].get("env", [])
+                                     and p["status"].get("phase") == "Running" for p in web)
+
+    wait_until(web_rolled, within=120, what="both web tasks on VERSION=2")
+    after = {p["metadata"]["name"] for p in pods(m1.kubeconfig)}
+    assert before and set(before) <= after
+    assert services(m1.kubeconfig) == want
+
+
 def test_the_swarm_survives_the_leader_and_its_member_killed(managers: list[Member]) -> None:
     m1 = managers[0]
     made = kubectl(m1.kubeconfig, "create", "secret", "generic", "kept", "--from-literal=k=before-the-kill")
@@ -131,6 +206,9 @@ def test_the_swarm_survives_the_leader_and_its_member_killed(managers: list[Memb
     wait_until(another_leads, within=90, what="a surviving manager to lead")
     got = kubectl(m1.kubeconfig, "get", "secret", "kept", "-o", "jsonpath={.data.k}", server=survivors[0].address)
     assert got.returncode == 0 and base64.b64decode(got.stdout) == b"before-the-kill", got.stderr
+    # The stack keeps running, and `bosun service ls` answers through the same kubeconfig.
+    wait_until(lambda: {k: v for k, v in services(m1.kubeconfig).items() if k != "app_beacon"} ==
+               {"app_db": "2/2", "app_web": "2/2"}, within=120, what="the stack's services to be whole again")
     out = ok("--kubeconfig", survivors[1].kubeconfig, "service", "create", "--name", "after", "--replicas", "2",
              "--constraint", "node.role==manager", "host", "busybox", "sh", "-c", f"echo {MARKER}; exec sleep 3600")
     assert out.splitlines()[-1] == "verify: Service after converged"

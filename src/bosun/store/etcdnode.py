@@ -194,20 +194,26 @@ async def _cluster_call(endpoints: list[str], tls: EtcdTLS, method: str, request
     raise EtcdMemberError(f"error: no etcd member of the swarm answered ({why})")
 
 
+async def _reconfigure(endpoints: list[str], tls: EtcdTLS, method: str, request: object, within: float) -> object:
+    """A membership change, retried while etcd refuses it as unsafe for now: it waits until
+    every member has been connected for a few seconds (its strict reconfiguration check), so
+    managers joining or leaving one after the other are refused at first. A change that
+    would lose the quorum is refused the same way, for good: that is given up after
+    ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            return await _cluster_call(endpoints, tls, method, request)
+        except EtcdMemberError as e:
+            if "unhealthy cluster" not in str(e) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def add_member(endpoints: list[str], tls: EtcdTLS, name: str, address: MemberAddress) -> tuple[int, str]:
     """Add this machine's member to the etcd cluster: (its member ID, the ``--initial-cluster``
     it must start with)."""
-    request = rpc.MemberAddRequest(peerURLs=[address.peer_url])
-    for attempt in range(60):
-        try:
-            resp = await _cluster_call(endpoints, tls, "MemberAdd", request)
-            break
-        except EtcdMemberError as e:
-            # etcd refuses a new member until the last one added has been connected for a
-            # few seconds (strict reconfiguration check): managers joining one after the other.
-            if "unhealthy cluster" not in str(e) or attempt == 59:
-                raise
-            await asyncio.sleep(0.5)
+    resp = await _reconfigure(endpoints, tls, "MemberAdd", rpc.MemberAddRequest(peerURLs=[address.peer_url]), 30)
     assert isinstance(resp, rpc.MemberAddResponse)
     parts = []
     for m in resp.members:
@@ -233,7 +239,7 @@ async def remove_self(endpoints: list[str], tls: EtcdTLS, address: MemberAddress
         log.warning("etcd member %s not removed: %s", address.peer_url,
                     "it is the last one" if mine else "it is not a member")
         return False
-    await _cluster_call(endpoints, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]))
+    await _reconfigure(endpoints, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]), 10)
     return True
 
 
