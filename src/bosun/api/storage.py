@@ -73,7 +73,11 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
-        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds)
+        # The ValidatingAdmissionPolicies the chain enforces, kept from the watch cache once
+        # the app starts them.
+        self.policies = admission.Policies()
+        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
+                                                  self.policies)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None

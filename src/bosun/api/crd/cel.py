@@ -1,4 +1,6 @@
-"""CEL validation rules (``x-kubernetes-validations``) of custom resource schemas.
+"""CEL validation rules (``x-kubernetes-validations``) of custom resource schemas, and the
+compile and evaluate helpers every CEL user of the server shares (the admission policies of
+:mod:`bosun.api.admission.policy` too).
 
 Evaluated with ``common-expression-language`` (PyPI; bindings of the Rust ``cel``
 interpreter): it is maintained, compiles an expression once into a reusable program, and has
@@ -36,12 +38,35 @@ def compile_rule(rule: str) -> tuple[Any, bool]:
 
 
 def compile_error(rule: str) -> str | None:
-    """Why a rule does not compile (None: it does), for CRD validation."""
+    """Why a rule does not compile (None: it does), in Kubernetes' words
+    (``compilation failed: ERROR: <input>:1:5: Syntax error: ...``)."""
     try:
         compile_rule(rule)
     except (ValueError, RuntimeError, TypeError) as exc:
-        return f"compilation failed: {exc}"
+        text = str(exc)
+        # The library names the expression first; Kubernetes starts at the parser's report.
+        prefix = f"Failed to parse expression '{rule}': "
+        return f"compilation failed: {text.removeprefix(prefix)}"
     return None
+
+
+class EvaluationError(Exception):
+    """An expression that does not compile or fails on its input, with why."""
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """The value of ``expression`` with the variables of ``context`` (compiled once per
+    expression); EvaluationError when it cannot be had."""
+    why = compile_error(expression)
+    if why is not None:
+        raise EvaluationError(why)
+    program, _ = compile_rule(expression)
+    try:
+        return program.execute(context)
+    except KeyError as exc:  # a missing field: Kubernetes' wording
+        raise EvaluationError(f"no such key: {exc.args[0] if exc.args else ''}") from exc
+    except (RuntimeError, TypeError, ValueError, ArithmeticError) as exc:
+        raise EvaluationError(str(exc)) from exc
 
 
 def check(path: str, schema: Schema, value: Any, old: Any) -> list[FieldError]:
