@@ -126,7 +126,8 @@ def _subject(c: Checker, subject: Obj, path: str) -> None:
 
 def validate_priority_level(c: Checker, obj: Obj) -> None:
     validate_object_meta(c, obj, dns1123_subdomain, namespaced=False)
-    name = (obj.get("metadata") or {}).get("name")
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
     spec = c.obj(obj, "spec", "spec") or {}
     kind = c.text(spec, "type", "spec.type")
     if kind in PLC_TYPES and (name == EXEMPT) != (kind == "Exempt"):
