@@ -117,6 +117,9 @@ def test_deny_prints_the_message_and_deleting_the_binding_lifts_it(kubectl: Kube
     # The Status itself: 422 Invalid (the validation's default reason), the message as a cause.
     raw = kubectl("-n", namespace, "create", "-f", "-", "-o", "json", "-v=8", stdin=deployment("big", 7))
     assert "422 Unprocessable Entity" in raw.stderr
+    # A server-side dry run passes the validating admission too, as upstream.
+    dry = kubectl("-n", namespace, "apply", "--dry-run=server", "-f", "-", stdin=deployment("big", 7))
+    assert dry.returncode != 0 and "no more than 5 replicas" in dry.stderr, dry.stderr
     small = kubectl("-n", namespace, "apply", "-f", "-", stdin=deployment("small", 3))
     assert small.returncode == 0, small.stderr
     # An update is checked too (scale goes through the scale subresource, which the rule
@@ -245,3 +248,35 @@ def test_bad_bindings_are_refused_naming_the_field(kubectl: Kubectl, namespace: 
     r = kubectl("apply", "-f", "-", stdin=binding("bad", "", [], namespace))
     assert "spec.policyName: Required value" in r.stderr and \
         "spec.validationActions: Required value: at least one validation action is required" in r.stderr, r.stderr
+
+
+def test_updates_and_deletes_see_the_user_and_the_old_object(kubectl: Kubectl, namespace: str) -> None:
+    """A policy on UPDATE and DELETE of labelled ConfigMaps: the message names the operation, the
+    user who asked and the old object's data (on DELETE ``object`` is null)."""
+    guarded = yaml.safe_dump({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                              "metadata": {"name": "guarded.example.com"},
+                              "spec": {"matchConstraints": {
+                                  "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                     "operations": ["UPDATE", "DELETE"], "resources": ["configmaps"]}],
+                                  "objectSelector": {"matchLabels": {"guarded": "yes"}}},
+                                  "validations": [{"expression": "false", "messageExpression":
+                                                   "request.operation + ' by ' + request.userInfo.username + "
+                                                   "' of ' + oldObject.data.v + ', new object: ' + "
+                                                   "(object == null ? 'none' : object.data.v)"}]}})
+    assert kubectl("apply", "-f", "-", stdin=guarded).returncode == 0
+    assert kubectl("apply", "-f", "-", stdin=binding("guarded", "guarded.example.com", ["Deny"],
+                                                     namespace)).returncode == 0
+    cm = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "g", "namespace": namespace, "labels": {"guarded": "yes"}},
+                         "data": {"v": "one"}})
+    assert kubectl("create", "-f", "-", stdin=cm).returncode == 0  # CREATE is not matched
+    whoami = kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert whoami.returncode == 0 and whoami.stdout, whoami.stderr
+    # Waited for with dry runs (which admission sees too), so that no real write gets in first.
+    refused_until(kubectl, ("-n", namespace, "patch", "--dry-run=server", "configmap", "g", "-p",
+                            '{"data":{"v":"two"}}'), "", "UPDATE by")
+    patched = kubectl("-n", namespace, "patch", "configmap", "g", "-p", '{"data":{"v":"two"}}')
+    assert patched.returncode != 0
+    assert f"UPDATE by {whoami.stdout} of one, new object: two" in patched.stderr, patched.stderr
+    gone = kubectl("-n", namespace, "delete", "configmap", "g")
+    assert gone.returncode != 0 and f"DELETE by {whoami.stdout} of one, new object: none" in gone.stderr, gone.stderr
