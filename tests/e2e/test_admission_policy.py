@@ -193,6 +193,12 @@ def test_params_from_a_configmap(kubectl: Kubectl, namespace: str) -> None:
         "params", "params.example.com", ["Deny"], namespace,
         paramRef={"name": "limits", "namespace": namespace, "parameterNotFoundAction": "Deny"})).returncode == 0
     refused_until(kubectl, ("-n", namespace, "create", "-f", "-"), deployment("five", 5), "at most 4 replicas")
+    rows = [line.split() for line in kubectl("get", "validatingadmissionpolicies,validatingadmissionpolicybindings")
+            .stdout.splitlines()]
+    assert ["validatingadmissionpolicy.admissionregistration.k8s.io/params.example.com", "1", "v1/ConfigMap"] \
+        in [r[:3] for r in rows], rows
+    assert ["validatingadmissionpolicybinding.admissionregistration.k8s.io/params", "params.example.com",
+            f"{namespace}/limits"] in [r[:3] for r in rows], rows
     four = kubectl("-n", namespace, "create", "-f", "-", stdin=deployment("four", 4))
     assert four.returncode == 0, four.stderr
     # The params are read when the write comes: raising the limit lets five through.

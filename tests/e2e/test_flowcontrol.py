@@ -73,6 +73,14 @@ def test_mandatory_objects_are_listed(kubectl: Kubectl) -> None:
         conds = get(kubectl, "flowschema/exempt").get("status", {}).get("conditions", [])
         return any(c["type"] == "Dangling" and c["status"] == "False" for c in conds)
     wait_until(found, within=20, what="the exempt FlowSchema's Dangling=False")
+    # kubectl's columns are upstream's printers'.
+    rows = [line.split() for line in kubectl("get", "flowschemas").stdout.splitlines()]
+    assert rows[0] == ["NAME", "PRIORITYLEVEL", "MATCHINGPRECEDENCE", "DISTINGUISHERMETHOD", "AGE", "MISSINGPL"]
+    row = next(r for r in rows if r[0] == "catch-all")
+    assert row[1:4] == ["catch-all", "10000", "ByUser"] and row[5] == "False", rows
+    rows = [line.split() for line in kubectl("get", "prioritylevelconfigurations").stdout.splitlines()]
+    assert rows[0] == ["NAME", "TYPE", "NOMINALCONCURRENCYSHARES", "QUEUES", "HANDSIZE", "QUEUELENGTHLIMIT", "AGE"]
+    assert next(r for r in rows if r[0] == "catch-all")[1:6] == ["Limited", "5", "<none>", "<none>", "<none>"]
 
 
 def test_defaults_and_dangling_condition(kubectl: Kubectl) -> None:
