@@ -22,6 +22,7 @@ are not evaluated on dry-run writes.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,9 @@ class Failure:
     message: str
     reason: str = "Invalid"
     error: bool = False  # evaluation failed (failurePolicy decides), rather than a rule
+    # The binding could not be applied at all (its params): with failurePolicy Fail the write
+    # is refused whatever the binding's actions, as upstream does.
+    configuration: bool = False
 
 
 class ValidatingAdmissionPolicy:
@@ -92,7 +96,7 @@ class ValidatingAdmissionPolicy:
             if "Audit" in actions:
                 log.info("ValidatingAdmissionPolicy %s with binding %s: %s %s %s/%s: %s", pname, bname,
                          req.operation, res.plural, req.namespace or "", req.name, failure.message)
-            if ("Deny" in actions or failure.error) and denied is None:
+            if ("Deny" in actions or failure.configuration) and denied is None:
                 denied = _denial(req, f"ValidatingAdmissionPolicy '{pname}' with binding '{bname}' denied request: "
                                       f"{failure.message}", failure.reason)
         if denied is not None:
@@ -123,18 +127,18 @@ class ValidatingAdmissionPolicy:
         ref = bspec.get("paramRef")
         if not isinstance(ref, dict):
             return [], Failure("failed to configure binding: no paramRef is set for a policy with a paramKind",
-                               error=True)
+                               error=True, configuration=True)
         api_version, kind_name = str(kind.get("apiVersion") or ""), str(kind.get("kind") or "")
         res = self.policies.resource_of(api_version, kind_name)
         if res is None:
             return [], Failure(f"failed to configure policy: failed to find resource referenced by paramKind: "
-                               f"'{api_version}, Kind={kind_name}'", error=True)
+                               f"'{api_version}, Kind={kind_name}'", error=True, configuration=True)
         namespace: str | None = None
         if res.namespaced:
             namespace = str(ref.get("namespace") or req.namespace or "")
             if not namespace:
                 return [], Failure("cannot use namespaced paramRef in policy binding that matches "
-                                   "cluster-scoped resources", error=True)
+                                   "cluster-scoped resources", error=True, configuration=True)
         name = ref.get("name")
         found: list[Obj | None]
         if isinstance(name, str) and name:
@@ -146,7 +150,7 @@ class ValidatingAdmissionPolicy:
                      if selector_matches(selector, (o.get("metadata") or {}).get("labels") or {})]
         if not found and ref.get("parameterNotFoundAction", "Deny") == "Deny":
             return [], Failure("no params found for policy binding with `Deny` parameterNotFoundAction",
-                               error=True)
+                               error=True, configuration=True)
         return found, None
 
 
@@ -167,7 +171,7 @@ def _evaluate(pspec: Obj, ctx: Obj) -> Failure | None:
             return evaluate(expression, ctx)
         except EvaluationError as exc:
             for name, why in broken.items():
-                if f"variables.{name}" in expression:
+                if re.search(rf"\bvariables\.{re.escape(name)}\b", expression):
                     raise EvaluationError(why) from exc
             raise EvaluationError(f"expression '{expression}' resulted in error: {exc}") from exc
 

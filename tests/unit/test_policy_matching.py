@@ -134,5 +134,9 @@ def test_deny_warn_and_failure_policy() -> None:
     with pytest.raises(APIError) as info:
         _admit(broken, 1, DELETE)
     assert "resulted in error" in info.value.message and info.value.code == 422
+    # An error under failurePolicy Fail is a failed validation: a Warn binding warns.
+    broken.bindings["b"]["spec"]["validationActions"] = ["Warn"]
+    assert [w.startswith("Validation failed for ValidatingAdmissionPolicy 'p' with binding 'b': expression "
+                         "'object.spec.replicas <= 5' resulted in error") for w in _admit(broken, 1, DELETE)] == [True]
     broken.policies["p"]["spec"]["failurePolicy"] = "Ignore"
     assert _admit(broken, 1, DELETE) == []
