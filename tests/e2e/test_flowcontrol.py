@@ -127,3 +127,18 @@ def test_defaults_and_dangling_condition(kubectl: Kubectl) -> None:
 def test_bad_objects_are_refused_naming_the_field(kubectl: Kubectl, doc: str, message: str) -> None:
     r = kubectl("apply", "-f", "-", stdin=doc)
     assert r.returncode != 0 and " is invalid: " in r.stderr and message in r.stderr, r.stderr
+
+
+def test_mandatory_objects_come_back(kubectl: Kubectl) -> None:
+    gone = kubectl("delete", "flowschema", "catch-all")
+    assert gone.returncode == 0, gone.stderr
+    changed = kubectl("patch", "prioritylevelconfiguration", "catch-all", "--type=merge", "-p",
+                      '{"spec":{"limited":{"nominalConcurrencyShares":50}}}')
+    assert changed.returncode == 0, changed.stderr
+
+    def restored() -> bool:
+        fs = kubectl("get", "flowschema", "catch-all", "-o", "json")
+        plc = kubectl("get", "prioritylevelconfiguration", "catch-all", "-o", "json")
+        return fs.returncode == 0 and plc.returncode == 0 and \
+            json.loads(plc.stdout)["spec"]["limited"]["nominalConcurrencyShares"] == 5
+    wait_until(restored, within=20, what="the catch-all FlowSchema recreated and its level's spec put back")

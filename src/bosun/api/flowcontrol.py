@@ -1,8 +1,8 @@
 """API Priority and Fairness' objects (flowcontrol.apiserver.k8s.io/v1), kept as upstream keeps
 them: the mandatory PriorityLevelConfigurations and FlowSchemas (``exempt`` and
-``catch-all``) are created at start when absent (and put back to their fixed spec while they
-carry ``apf.kubernetes.io/autoupdate-spec: "true"``), and every FlowSchema's ``Dangling``
-condition says whether the priority level it names exists.
+``catch-all``) are created at start and whenever they are deleted (and put back to their fixed
+spec while they carry ``apf.kubernetes.io/autoupdate-spec: "true"``), and every FlowSchema's
+``Dangling`` condition says whether the priority level it names exists.
 
 Requests are NOT throttled: Bosun serves and validates these objects so that clusters'
 manifests and tools that read them work, but it does not queue or reject requests by
@@ -134,6 +134,7 @@ class FlowControl:
         while self._again:
             self._again = False
             await asyncio.sleep(0.05)  # let a burst of writes (kubectl apply -f dir) land first
+            await self._ensure_mandatory()
             await self._reconcile()
 
     async def _ensure_mandatory(self) -> None:
