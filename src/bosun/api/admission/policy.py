@@ -29,7 +29,7 @@ from typing import Any
 from bosun.api.admission.base import DELETE, Operation, Request
 from bosun.api.admission.policymatch import Attributes, resources_match
 from bosun.api.admission.policyset import Policies
-from bosun.api.crd.cel import EvaluationError, evaluate
+from bosun.api.crd.cel import Environment, EvaluationError, evaluate
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource
 from bosun.api.validation.meta import selector_matches
@@ -73,8 +73,10 @@ class ValidatingAdmissionPolicy:
                            res.namespaced, req.name,
                            tuple(v for v in self._versions(res) if v != res.version))
         namespace = self.policies.namespace(req.namespace) if res.namespaced else None
-        base: Obj = {"object": obj, "oldObject": old, "request": _request(req),
-                     "namespaceObject": namespace}
+        # One conversion of the write to CEL for every policy (built at the first evaluation);
+        # each pair's params and variables are read lazily.
+        env = Environment({"object": obj, "oldObject": old, "request": _request(req), "namespaceObject": namespace},
+                          {"params": None, "variables": {}})
         denied: APIError | None = None
         for policy, binding in pairs:
             pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
@@ -85,7 +87,7 @@ class ValidatingAdmissionPolicy:
             if isinstance(bmatch, dict) and not resources_match(bmatch, attrs, obj, old, namespace,
                                                                 rules_needed=False):
                 continue
-            failure = self._check(pspec, bspec, req, base)
+            failure = self._check(pspec, bspec, req, env)
             if failure is None or (failure.error and pspec.get("failurePolicy") == "Ignore"):
                 continue
             pname, bname = policy["metadata"]["name"], binding["metadata"]["name"]
@@ -108,14 +110,14 @@ class ValidatingAdmissionPolicy:
             return [res.version]
         return [r.version for r in catalog.resources() if r.group == res.group and r.plural == res.plural]
 
-    def _check(self, pspec: Obj, bspec: Obj, req: Request, base: Obj) -> Failure | None:
+    def _check(self, pspec: Obj, bspec: Obj, req: Request, env: Environment) -> Failure | None:
         """The first failure of the pair against the write, over each of its params."""
         params, failure = self._params(pspec, bspec, req)
         if failure is not None:
             return failure
         for param in params:
-            ctx = dict(base, params=param)
-            failure = _evaluate(pspec, ctx)
+            env.lazy["params"] = param
+            failure = _evaluate(pspec, env)
             if failure is not None:
                 return failure
         return None
@@ -154,11 +156,11 @@ class ValidatingAdmissionPolicy:
         return found, None
 
 
-def _evaluate(pspec: Obj, ctx: Obj) -> Failure | None:
+def _evaluate(pspec: Obj, ctx: Environment) -> Failure | None:
     """The policy's variables, match conditions and validations, in that order, on ``ctx``."""
     variables: Obj = {}
     broken: dict[str, str] = {}
-    ctx["variables"] = variables
+    ctx.lazy["variables"] = variables
     for var in pspec.get("variables") or []:
         name, expression = str(var.get("name") or ""), str(var.get("expression") or "")
         try:
@@ -197,7 +199,7 @@ def _evaluate(pspec: Obj, ctx: Obj) -> Failure | None:
     return None
 
 
-def _message(validation: Obj, ctx: Obj) -> str:
+def _message(validation: Obj, ctx: Environment) -> str:
     expression = validation.get("messageExpression")
     if isinstance(expression, str) and expression:
         try:

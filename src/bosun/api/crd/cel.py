@@ -54,7 +54,29 @@ class EvaluationError(Exception):
     """An expression that does not compile or fails on its input, with why."""
 
 
-def evaluate(expression: str, context: dict[str, Any]) -> Any:
+class Environment:
+    """Variables for many expressions, converted to CEL once: converting a whole object is most
+    of what one evaluation of a short expression costs, so expressions evaluated on the same
+    object share it. ``lazy`` variables are read from that dict at each evaluation instead, so
+    they may change between expressions (an admission policy's params and variables) without
+    converting the rest again."""
+
+    def __init__(self, fixed: dict[str, Any], lazy: dict[str, Any]) -> None:
+        import cel  # see compile_rule
+
+        self.lazy = lazy
+        self.context = cel.Context()
+        for name, value in fixed.items():
+            self.context.add_variable(name, value)
+        for name in lazy:
+            self.context.add_variable(name, None)  # what a lazy None reads as: null
+        self.context.set_variable_resolver(self._resolve)
+
+    def _resolve(self, name: str) -> Any:
+        return self.lazy.get(name)
+
+
+def evaluate(expression: str, context: dict[str, Any] | Environment) -> Any:
     """The value of ``expression`` with the variables of ``context`` (compiled once per
     expression); EvaluationError when it cannot be had."""
     why = compile_error(expression)
@@ -62,7 +84,7 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
         raise EvaluationError(why)
     program, _ = compile_rule(expression)
     try:
-        return program.execute(context)
+        return program.execute(context.context if isinstance(context, Environment) else context)
     except KeyError as exc:  # a missing field: Kubernetes' wording
         raise EvaluationError(f"no such key: {exc.args[0] if exc.args else ''}") from exc
     except (RuntimeError, TypeError, ValueError, ArithmeticError) as exc:
