@@ -62,18 +62,20 @@ class Environment:
     converting the rest again."""
 
     def __init__(self, fixed: dict[str, Any], lazy: dict[str, Any]) -> None:
-        import cel  # see compile_rule
-
+        self.fixed = fixed
         self.lazy = lazy
-        self.context = cel.Context()
-        for name, value in fixed.items():
-            self.context.add_variable(name, value)
-        for name in lazy:
-            self.context.add_variable(name, None)  # what a lazy None reads as: null
-        self.context.set_variable_resolver(self._resolve)
+        self._context: Any = None
 
-    def _resolve(self, name: str) -> Any:
-        return self.lazy.get(name)
+    @property
+    def context(self) -> Any:
+        """The library's Context, converted at the first evaluation (none: no cost)."""
+        if self._context is None:
+            import cel  # see compile_rule
+
+            # A lazy None reads as the registered null: the resolver's None means "not mine".
+            self._context = cel.Context({**self.fixed, **dict.fromkeys(self.lazy)})
+            self._context.set_variable_resolver(self.lazy.get)
+        return self._context
 
 
 def evaluate(expression: str, context: dict[str, Any] | Environment) -> Any:
