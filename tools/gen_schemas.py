@@ -135,6 +135,8 @@ _PKG = {
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1",
     "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1",
+    "admissionregistration.k8s.io": "io.k8s.api.admissionregistration.v1",
+    "flowcontrol.apiserver.k8s.io": "io.k8s.api.flowcontrol.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

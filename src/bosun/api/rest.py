@@ -206,7 +206,7 @@ class RestHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request),
-                                        manager=manager_of(request))
+                                        manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def patch(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -241,7 +241,7 @@ class RestHandler:
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
-                                        fn_copies=True, manager=manager_of(request))
+                                        fn_copies=True, manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def _apply(self, request: web.Request, t: Target, sub: str | None, body: bytes,
@@ -260,7 +260,7 @@ class RestHandler:
         fn = applier(t.res, config, request.query["fieldManager"], force, sub or "", check)
         try:
             out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub,
-                                            dry_run=dry_run(request), applied=True)
+                                            dry_run=dry_run(request), applied=True, user=request.get(USER))
         except APIError as exc:
             if exc.code != 404 or sub is not None:
                 raise
@@ -275,7 +275,7 @@ class RestHandler:
         assert t.name is not None
         options = await self.delete_options(request)
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
-                                              dry_run=_delete_dry_run(request, options))
+                                              dry_run=_delete_dry_run(request, options), user=request.get(USER))
         if t.res.strategy.return_deleted_object or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
@@ -312,7 +312,7 @@ class RestHandler:
             try:
                 out, _gone = await self.storage.delete(
                     t.res, m.get("namespace"), m["name"], options=copy.deepcopy(options),
-                    dry_run=_delete_dry_run(request, options),
+                    dry_run=_delete_dry_run(request, options), user=request.get(USER),
                 )
                 deleted.append(out)
             except APIError as exc:

@@ -19,6 +19,8 @@ from bosun.api.admission.base import (
 )
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
+from bosun.api.admission.policy import ValidatingAdmissionPolicy
+from bosun.api.admission.policyset import Policies
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.runtimeclass import RuntimeClass
@@ -28,15 +30,19 @@ from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.allocators import ServiceAllocator
 
 
-def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
+def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
+                   policies: Policies | None = None) -> AdmissionChain:
+    """``policies``: the ValidatingAdmissionPolicies to enforce, kept by the server from its
+    watch cache (none when not given)."""
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules()])
+                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
+                           ValidatingAdmissionPolicy(policies or Policies())])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "NodeRestriction", "Operation", "Plugin",
+    "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingAdmissionPolicy", "standard_chain",
 ]
