@@ -101,8 +101,10 @@ class APIServer:
         self._given_store = store
         self._given_sockets = sockets
         self._forward = forward
-        # What answers the metrics history, query and metrics APIs (set at start).
+        # What answers the metrics history, query and metrics APIs, and this process's own
+        # Prometheus metrics (set at start).
         self.monitoring: Monitoring | None = None
+        self.instruments: APIMetrics | None = None
         # What this server listens on (an API worker inherits them).
         self.listen_sockets: list[socket.socket] = []
         self.store: Store | None = None
@@ -205,6 +207,7 @@ class APIServer:
 
     def _make_monitoring(self, instruments: APIMetrics) -> Monitoring:
         assert self.rest is not None
+        self.instruments = instruments
         self.monitoring = (ForwardedMonitoring(self._forward) if self._forward is not None
                            else OwnMonitoring(self.rest, self.config.history, instruments.registry))
         return self.monitoring
