@@ -183,7 +183,7 @@ class Storage:
             m.pop("managedFields", None)
         if res.has_spec:
             m["generation"] = 1
-        res.strategy.prepare_for_create(res, obj)
+        res.strategy.prepare_for_create(res, obj, user)
         res.strategy.default(res, obj)
         req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)

@@ -39,7 +39,7 @@ PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json", "a
 
 
 def stored_resource(res: Resource, conv: Converter) -> Resource:
-    return must_by_plural(res.group, conv.storage_version, res.plural)
+    return must_by_plural(conv.storage_group, conv.storage_version, res.plural)
 
 
 def _rendered(request: web.Request) -> bool:
@@ -68,8 +68,14 @@ class Converted:
                 "the namespace of the provided object does not match the namespace sent on the request")
         return obj
 
-    async def _stored_body(self, headers: dict[str, str]) -> Obj:
-        up = self.conv.to_storage(await self._body())
+    async def _stored_body(self, headers: dict[str, str], *, creating: bool = False) -> Obj:
+        served = await self._body()
+        if creating:
+            errs = self.conv.validate(served)
+            if errs:
+                name = str((served.get("metadata") or {}).get("name") or "")
+                raise errors.invalid_object(self.t.res.kind, name, errs, self.t.res.group)
+        up = self.conv.to_storage(served)
         check_fields(self.request, self.stored, up, headers)
         return up
 
@@ -90,7 +96,8 @@ class Converted:
                                       "metadata": {"resourceVersion": rv},
                                       "items": [self.conv.from_storage(o) for o in items]})
             if method == "POST" and t.res.namespaced and t.namespace is not None:
-                created = await storage.create(self.stored, t.namespace, await self._stored_body(headers),
+                body = await self._stored_body(headers, creating=True)
+                created = await storage.create(self.stored, t.namespace, body,
                                                dry_run=dry_run(self.request), user=self.request.get(USER))
                 return json_response(self.conv.from_storage(created), status=201, headers=headers)
             raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}: {method}")
