@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bosun.api import errors
+from bosun.api.cachedlist import list_options, list_page, objects
 from bosun.api.conversion import Converter
 from bosun.api.fieldvalidation import check_fields
 from bosun.api.httputil import (
@@ -22,6 +23,7 @@ from bosun.api.httputil import (
     parse_object,
     patch_error,
     read_body,
+    selectors,
     wants_partial_metadata,
     wants_table,
 )
@@ -80,6 +82,24 @@ class Converted:
         return up
 
     async def serve(self) -> web.StreamResponse:
+        try:
+            return await self._serve()
+        except errors.APIError as exc:
+            raise self._restated(exc) from None
+
+    def _restated(self, exc: errors.APIError) -> errors.APIError:
+        """An error about the stored object told in the served group's words (``events.events.k8s.io
+        "x" not found``), as the client named it."""
+        served, stored = self.t.res, self.stored
+        details = exc.details
+        if served.group == stored.group or not details or details.get("kind") != served.plural:
+            return exc
+        details["group"] = served.group
+        exc.message = exc.message.replace(f'{stored.group_plural} "', f'{served.group_plural} "', 1)
+        exc.args = (exc.message,)
+        return exc
+
+    async def _serve(self) -> web.StreamResponse:
         t, method, storage = self.t, self.request.method, self.rest.storage
         if t.verb == "watch":
             return await serve_watch(self.rest, self.request, Target(self.stored, t.namespace, None, None, t.verb),
@@ -89,12 +109,9 @@ class Converted:
         headers: dict[str, str] = {}
         if t.name is None:
             if method == "GET":
-                items, rv, _ = await storage.list(self.stored, t.namespace)
                 if _rendered(self.request):
                     return await self.rest.list(self.request, Target(self.stored, t.namespace, None, None, t.verb))
-                return json_response({"kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
-                                      "metadata": {"resourceVersion": rv},
-                                      "items": [self.conv.from_storage(o) for o in items]})
+                return json_response(await self._list())
             if method == "POST" and t.res.namespaced and t.namespace is not None:
                 body = await self._stored_body(headers, creating=True)
                 created = await storage.create(self.stored, t.namespace, body,
@@ -119,6 +136,18 @@ class Converted:
                                                   "uid": obj["metadata"].get("uid", "")}})
             return json_response(self.conv.from_storage(obj))
         raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}: {method}")
+
+    async def _list(self) -> Obj:
+        """The stored objects' page (selectors, limit and continue as on the stored kind),
+        each converted."""
+        labels, fields = selectors(self.request, self.stored)
+        page = await list_page(self.rest.cache, self.rest.storage, self.stored, self.t.namespace,
+                               list_options(self.request), labels, fields)
+        meta: Obj = {"resourceVersion": str(page.resource_version)}
+        if page.continue_token:
+            meta["continue"] = page.continue_token
+        return {"kind": self.t.res.list_kind_name, "apiVersion": self.t.res.api_version, "metadata": meta,
+                "items": [self.conv.from_storage(o) for o in objects(self.stored, page)]}
 
     async def _patch(self) -> Obj:
         t, ctype = self.t, self.request.content_type
