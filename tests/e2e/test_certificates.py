@@ -287,3 +287,52 @@ def test_kubelet_certificates_and_unknown_signers(kubectl: Kubectl) -> None:
     # Issued after "elsewhere" was approved; a signer nobody runs leaves it as it was.
     elsewhere = get_csr(kubectl, "elsewhere")
     assert set(conditions(elsewhere)) == {"Approved"} and "certificate" not in elsewhere["status"]
+
+
+def test_approving_and_signing_need_the_signer_verbs(server: RunningServer, kubectl: Kubectl,
+                                                     tmp_path: Path) -> None:
+    """Updating the approval is not enough: the approver needs ``approve`` on the request's
+    signer (by name or by domain), as upstream's CertificateApproval admission asks."""
+    key = new_key()
+    ok(kubectl("create", "-f", "-", stdin=csr_manifest("dave", request_pem(key, "dave"))))
+    ok(kubectl("certificate", "approve", "dave"))
+    as_dave = cert_kubeconfig(server, tmp_path, key, issued(kubectl, "dave"))
+    ok(kubectl("create", "clusterrole", "csr-approver", "--verb=get,list,watch,update",
+               "--resource=certificatesigningrequests.certificates.k8s.io,"
+               "certificatesigningrequests.certificates.k8s.io/approval,"
+               "certificatesigningrequests.certificates.k8s.io/status"))
+    ok(kubectl("create", "clusterrolebinding", "dave-approver", "--clusterrole=csr-approver", "--user=dave"))
+    for name in ("for-dave", "for-dave-2"):
+        ok(kubectl("create", "-f", "-", stdin=csr_manifest(name, request_pem(new_key(), name),
+                                                          signer="example.com/team-a")))
+    wait_until(lambda: as_dave("get", "csr", "for-dave").returncode == 0, 15, "dave may read CSRs")
+    p = as_dave("certificate", "approve", "for-dave")
+    assert p.returncode != 0
+    assert ('certificatesigningrequests.certificates.k8s.io "for-dave" is forbidden: user not permitted to '
+            'approve requests with signerName "example.com/team-a"') in p.stderr, p.stderr
+    assert "Approved" not in conditions(get_csr(kubectl, "for-dave"))
+    # signers are no served resource (kubectl create clusterrole refuses them): a manifest, as upstream's docs.
+    ok(kubectl("create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "team-a-approver"},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+                   "resourceNames": ["example.com/*"]}]})))
+    ok(kubectl("create", "clusterrolebinding", "dave-team-a", "--clusterrole=team-a-approver", "--user=dave"))
+    wait_until(lambda: as_dave("certificate", "approve", "for-dave").returncode == 0, 15, "dave may approve")
+    assert conditions(get_csr(kubectl, "for-dave"))["Approved"]["status"] == "True"
+    # Issuing is the signer's: a status write with a certificate needs "sign".
+    csr = get_csr(kubectl, "for-dave")
+    csr["status"]["certificate"] = base64.b64encode(Path(server.ca_path).read_bytes()).decode()
+    p = as_dave("replace", "--raw", "/apis/certificates.k8s.io/v1/certificatesigningrequests/for-dave/status",
+                "-f", "-", stdin=json.dumps(csr))
+    assert p.returncode != 0 and 'not permitted to sign requests with signerName "example.com/team-a"' in p.stderr
+    assert "certificate" not in get_csr(kubectl, "for-dave")["status"]
+    ok(as_dave("certificate", "deny", "for-dave-2"))
+    assert "Denied" in conditions(get_csr(kubectl, "for-dave-2"))
+
+
+def test_no_masters_certificates_from_the_client_signer(kubectl: Kubectl) -> None:
+    pem = request_pem(new_key(), "root", ("system:masters",))
+    p = kubectl("create", "-f", "-", stdin=csr_manifest("masters", pem))
+    assert p.returncode != 0
+    assert ("use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed"
+            in p.stderr), p.stderr

@@ -66,6 +66,7 @@ class AccessControl:
         self.rbac = RBACAuthorizer()
         self.node = NodeAuthorizer()
         self.authorizer = Union([self.node, self.rbac])
+        storage.signers.authorizer = self.authorizer  # approving and signing CSRs (admission)
         self._aggregate_task: asyncio.Task[None] | None = None
         self._started = False
 

@@ -208,7 +208,7 @@ class RestHandler:
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
         out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request),
-                                        manager=manager_of(request))
+                                        manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def patch(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -243,7 +243,7 @@ class RestHandler:
             return patched
 
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
-                                        fn_copies=True, manager=manager_of(request))
+                                        fn_copies=True, manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def _apply(self, request: web.Request, t: Target, sub: str | None, body: bytes,
@@ -262,7 +262,7 @@ class RestHandler:
         fn = applier(t.res, config, request.query["fieldManager"], force, sub or "", check)
         try:
             out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub,
-                                            dry_run=dry_run(request), applied=True)
+                                            dry_run=dry_run(request), applied=True, user=request.get(USER))
         except APIError as exc:
             if exc.code != 404 or sub is not None:
                 raise

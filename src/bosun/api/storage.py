@@ -73,7 +73,11 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
-        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds)
+        # Who may approve and sign certificate requests: the access control, once it exists, gives
+        # it the server's authorizer.
+        self.signers = admission.SignerAccess()
+        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
+                                                  self.signers)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -240,9 +244,10 @@ class Storage:
         subresource: str | None = None,
         dry_run: bool = False,
         manager: str | None = None,
+        user: User | None = None,
     ) -> dict[str, Any]:
         """PUT: replace the object; a stale resourceVersion is a 409 Conflict; ``manager``
-        takes over the fields the write changes."""
+        takes over the fields the write changes; ``user`` (who asks) is told to admission."""
         m = meta(new)
         if m.get("name") not in (None, name):
             raise errors.bad_request(
@@ -256,7 +261,7 @@ class Storage:
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
         return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
-                                         stale=self._stale(res, kv), manager=manager)
+                                         stale=self._stale(res, kv), manager=manager, user=user)
 
     async def mutate(
         self,
@@ -270,6 +275,7 @@ class Storage:
         fn_copies: bool = False,
         manager: str | None = None,
         applied: bool = False,
+        user: User | None = None,
     ) -> dict[str, Any]:
         """Read-modify-write with retries on conflict (patch, scale, binding). ``fn`` gets a
         private copy of the current object and returns the desired one; it may raise APIError.
@@ -315,7 +321,7 @@ class Storage:
                 raise errors.conflict(res.plural, name, res.group)
             try:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
-                                                stale=stale, manager=manager, applied=applied)
+                                                stale=stale, manager=manager, applied=applied, user=user)
             except APIError as exc:
                 # A precondition the client set is checked against the next read: a
                 # lost compare-and-swap is retried either way.
@@ -341,6 +347,7 @@ class Storage:
         stale: bool = False,
         manager: str | None = None,
         applied: bool = False,
+        user: User | None = None,
     ) -> dict[str, Any]:
         """``stale``: the stored value is sealed with a key other than the one that writes now
         (or not at all): an unchanged object is written anyway, which is how rewriting every
@@ -390,7 +397,7 @@ class Storage:
             self._recent.pop(key, None)
             await gone.succeeded()
             return new
-        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, user=user)
         await self.admission.validate(req)
         try:
             rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))

@@ -17,6 +17,12 @@ from bosun.api.admission.base import (
     Reader,
     Request,
 )
+from bosun.api.admission.certificates import (
+    CertificateApproval,
+    CertificateSigning,
+    CertificateSubjectRestriction,
+    SignerAccess,
+)
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.priority import Priority
@@ -28,15 +34,21 @@ from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.allocators import ServiceAllocator
 
 
-def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
+def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
+                   signers: SignerAccess | None = None) -> AdmissionChain:
+    """``signers``: who may approve and sign certificate requests (None: system:masters only)."""
+    signers = signers or SignerAccess()
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules()])
+                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
+                           CertificateApproval(signers), CertificateSigning(signers),
+                           CertificateSubjectRestriction()])
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "CertificateApproval", "CertificateSigning",
+    "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
     "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "standard_chain",
 ]

@@ -122,7 +122,8 @@ class Converted:
             return json_response(self._out(await storage.get(self.stored, t.namespace, t.name)))
         if method == "PUT":
             out = await storage.update(self.stored, t.namespace, t.name, await self._stored_body(headers),
-                                       subresource=t.sub, dry_run=dry_run(self.request))
+                                       subresource=t.sub, dry_run=dry_run(self.request),
+                                       user=self.request.get(USER))
             return json_response(self.conv.from_storage(out), headers=headers)
         if method == "PATCH":
             return json_response(self.conv.from_storage(await self._patch()), headers=headers)
@@ -168,4 +169,5 @@ class Converted:
 
         assert t.name is not None
         return await self.rest.storage.mutate(self.stored, t.namespace, t.name, fn, subresource=t.sub,
-                                              dry_run=dry_run(self.request), fn_copies=True)
+                                              dry_run=dry_run(self.request), fn_copies=True,
+                                              user=self.request.get(USER))
