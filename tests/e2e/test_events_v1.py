@@ -114,3 +114,17 @@ def test_events_v1_rules_are_checked_on_create(kubectl: Kubectl) -> None:
     core = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.bare", "namespace": NS},
             "involvedObject": REGARDING, "message": "no reporter", "count": 2}
     ok(kubectl("create", "-f", "-", stdin=json.dumps(core)))
+
+
+def test_delete_collection_through_events_v1(kubectl: Kubectl) -> None:
+    for i in range(3):
+        ok(kubectl("create", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": f"web.gone-{i}", "namespace": NS,
+                                                              "labels": {"batch": "gone" if i < 2 else "kept"}},
+            "involvedObject": REGARDING, "reason": "Batch", "message": f"event {i}"})))
+    out = json.loads(ok(kubectl("delete", "--raw",
+                                f"/apis/events.k8s.io/v1/namespaces/{NS}/events?labelSelector=batch%3Dgone")))
+    assert out["apiVersion"] == "events.k8s.io/v1"
+    assert sorted(i["note"] for i in out["items"]) == ["event 0", "event 1"]
+    names = ok(kubectl("get", "events", "-n", NS, "-l", "batch", "-o", "name")).split()
+    assert names == ["event/web.gone-2"]

@@ -117,6 +117,12 @@ class Converted:
                 created = await storage.create(self.stored, t.namespace, body,
                                                dry_run=dry_run(self.request), user=self.request.get(USER))
                 return json_response(self.conv.from_storage(created), status=201, headers=headers)
+            if method == "DELETE" and "deletecollection" in t.res.verbs:
+                deleted, rv = await self.rest.delete_matching(
+                    self.request, Target(self.stored, t.namespace, None, None, t.verb))
+                return json_response({"kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
+                                      "metadata": {"resourceVersion": rv},
+                                      "items": [self.conv.from_storage(o) for o in deleted]})
             raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}: {method}")
         if method == "GET":
             return json_response(self._out(await storage.get(self.stored, t.namespace, t.name)))
