@@ -128,3 +128,24 @@ def test_delete_collection_through_events_v1(kubectl: Kubectl) -> None:
     assert sorted(i["note"] for i in out["items"]) == ["event 0", "event 1"]
     names = ok(kubectl("get", "events", "-n", NS, "-l", "batch", "-o", "name")).split()
     assert names == ["event/web.gone-2"]
+
+
+def test_server_side_apply_through_events_v1(kubectl: Kubectl) -> None:
+    def applied(note: str, manager: str = "rollout-watcher", *extra: str) -> subprocess.CompletedProcess[str]:
+        return kubectl("apply", "--server-side", f"--field-manager={manager}", *extra, "-f", "-",
+                       stdin=json.dumps({
+                           "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                           "metadata": {"name": "web.ssa", "namespace": NS},
+                           "eventTime": "2024-05-01T10:00:00.000000Z", "reportingController": "example.com/w",
+                           "reportingInstance": "w-0", "action": "Roll", "reason": "Rolled", "type": "Normal",
+                           "note": note, "regarding": REGARDING}))
+    ok(applied("first"))
+    ok(applied("second"))
+    core = json.loads(ok(kubectl("get", "-n", NS, "events", "web.ssa", "-o", "json", "--show-managed-fields")))
+    assert core["message"] == "second" and core["reportingComponent"] == "example.com/w"
+    assert [f["manager"] for f in core["metadata"]["managedFields"]] == ["rollout-watcher"]
+    # Another manager changing the note conflicts, as on any applied field, until it forces.
+    p = applied("third", "other")
+    assert p.returncode != 0 and "conflict" in p.stderr.lower(), p.stderr
+    ok(applied("third", "other", "--force-conflicts"))
+    assert get(kubectl, V1, "web.ssa")["note"] == "third"

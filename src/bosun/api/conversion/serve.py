@@ -27,9 +27,10 @@ from bosun.api.httputil import (
     wants_partial_metadata,
     wants_table,
 )
-from bosun.api.patch import PatchError, apply_patch
+from bosun.api.patch import APPLY, PatchError, apply_patch
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import USER
+from bosun.api.serversideapply import applier, parse_config
 from bosun.api.target import Target
 from bosun.api.watch import serve_watch
 
@@ -132,6 +133,9 @@ class Converted:
                                        user=self.request.get(USER))
             return json_response(self.conv.from_storage(out), headers=headers)
         if method == "PATCH":
+            if self.request.content_type == APPLY:
+                out, status = await self._apply(headers)
+                return json_response(self.conv.from_storage(out), status=status, headers=headers)
             return json_response(self.conv.from_storage(await self._patch()), headers=headers)
         if method == "DELETE" and t.sub is None:
             options = await self.rest.delete_options(self.request)
@@ -155,6 +159,35 @@ class Converted:
             meta["continue"] = page.continue_token
         return {"kind": self.t.res.list_kind_name, "apiVersion": self.t.res.api_version, "metadata": meta,
                 "items": [self.conv.from_storage(o) for o in objects(self.stored, page)]}
+
+    async def _apply(self, headers: dict[str, str]) -> tuple[Obj, int]:
+        """Server-side apply of a served-version configuration: converted, it is applied to
+        the stored object as that kind's (its managed fields name the stored version's
+        fields), or creates it."""
+        t, request = self.t, self.request
+        assert t.name is not None
+        if not request.query.get("fieldManager"):
+            raise errors.bad_request("PATCH, application/apply-patch+yaml, requires a fieldManager")
+        served = parse_config(await read_body(request), t.res, t.name)
+        config = self.conv.to_storage(served)
+        fn = applier(self.stored, config, request.query["fieldManager"], request.query.get("force") == "true",
+                     t.sub or "", lambda out: check_fields(request, self.stored, out, headers))
+        storage, user = self.rest.storage, request.get(USER)
+        try:
+            out = await storage.mutate(self.stored, t.namespace, t.name, fn, subresource=t.sub,
+                                       dry_run=dry_run(request), applied=True, user=user)
+            return out, 200
+        except errors.APIError as exc:
+            if exc.code != 404 or t.sub is not None:
+                raise
+        errs = self.conv.validate(served)
+        if errs:
+            raise errors.invalid_object(t.res.kind, t.name, errs, t.res.group)
+        created = fn(None)
+        created.setdefault("metadata", {})["name"] = t.name
+        out = await storage.create(self.stored, t.namespace, created, dry_run=dry_run(request), user=user,
+                                   applied=True)
+        return out, 201
 
     async def _patch(self) -> Obj:
         t, ctype = self.t, self.request.content_type
