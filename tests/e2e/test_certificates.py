@@ -328,6 +328,13 @@ def test_approving_and_signing_need_the_signer_verbs(server: RunningServer, kube
     assert "certificate" not in get_csr(kubectl, "for-dave")["status"]
     ok(as_dave("certificate", "deny", "for-dave-2"))
     assert "Denied" in conditions(get_csr(kubectl, "for-dave-2"))
+    # The domain grant covers example.com only; upstream's approver role, bound, covers its signer.
+    ok(kubectl("create", "-f", "-", stdin=csr_manifest("for-dave-3", request_pem(new_key(), "erin"))))
+    assert as_dave("certificate", "approve", "for-dave-3").returncode != 0
+    ok(kubectl("create", "clusterrolebinding", "dave-client-approver", "--user=dave",
+               "--clusterrole=system:certificates.k8s.io:kube-apiserver-client-approver"))
+    wait_until(lambda: as_dave("certificate", "approve", "for-dave-3").returncode == 0, 15, "dave may approve")
+    assert issued(kubectl, "for-dave-3").subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "erin"
 
 
 def test_no_masters_certificates_from_the_client_signer(kubectl: Kubectl) -> None:
