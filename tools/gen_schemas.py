@@ -137,6 +137,8 @@ _PKG = {
     "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1",
     "certificates.k8s.io": "io.k8s.api.certificates.v1",
     "events.k8s.io": "io.k8s.api.events.v1",
+    "admissionregistration.k8s.io": "io.k8s.api.admissionregistration.v1",
+    "flowcontrol.apiserver.k8s.io": "io.k8s.api.flowcontrol.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

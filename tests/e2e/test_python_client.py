@@ -345,6 +345,35 @@ def make_runtimeclass(name: str, labels: dict[str, str]) -> Any:
                             overhead=m.V1Overhead(pod_fixed={"cpu": "0.25"}))
 
 
+
+def make_vap(name: str, labels: dict[str, str]) -> Any:
+    rule = m.V1NamedRuleWithOperations(api_groups=["apps"], api_versions=["v1"], operations=["CREATE"],
+                                       resources=["deployments"])
+    return m.V1ValidatingAdmissionPolicy(metadata=meta(name, labels), spec=m.V1ValidatingAdmissionPolicySpec(
+        match_constraints=m.V1MatchResources(resource_rules=[rule]),
+        validations=[m.V1Validation(expression="object.spec.replicas < 1000")]))
+
+
+def make_vap_binding(name: str, labels: dict[str, str]) -> Any:
+    spec = m.V1ValidatingAdmissionPolicyBindingSpec(policy_name="no-such-policy.example.com",
+                                                    validation_actions=["Audit"])
+    return m.V1ValidatingAdmissionPolicyBinding(metadata=meta(name, labels), spec=spec)
+
+
+def make_flowschema(name: str, labels: dict[str, str]) -> Any:
+    return m.V1FlowSchema(metadata=meta(name, labels), spec=m.V1FlowSchemaSpec(
+        priority_level_configuration=m.V1PriorityLevelConfigurationReference(name="catch-all"),
+        rules=[m.V1PolicyRulesWithSubjects(
+            subjects=[m.FlowcontrolV1Subject(kind="User", user=m.V1UserSubject(name="alice"))],
+            non_resource_rules=[m.V1NonResourcePolicyRule(verbs=["get"], non_resource_urls=["/healthz"])])]))
+
+
+def make_prioritylevel(name: str, labels: dict[str, str]) -> Any:
+    return m.V1PriorityLevelConfiguration(metadata=meta(name, labels), spec=m.V1PriorityLevelConfigurationSpec(
+        type="Limited", limited=m.V1LimitedPriorityLevelConfiguration(
+            nominal_concurrency_shares=3, limit_response=m.V1LimitResponse(
+                type="Queue", queuing=m.V1QueuingConfiguration(queues=16)))))
+
 # ---------------------------------------------------------------------------------------------
 # what each kind must look like once the server has defaulted it, and after a kind-specific patch
 
@@ -543,6 +572,24 @@ def check_runtimeclass(o: Any) -> None:
     assert o.handler == "runsc" and o.overhead.pod_fixed == {"cpu": "250m"}
 
 
+def check_vap(o: Any) -> None:
+    assert o.spec.failure_policy == "Fail" and o.spec.match_constraints.match_policy == "Equivalent"
+    assert o.status.observed_generation == 1
+
+
+def check_vap_binding(o: Any) -> None:
+    assert o.spec.policy_name == "no-such-policy.example.com" and o.spec.validation_actions == ["Audit"]
+
+
+def check_flowschema(o: Any) -> None:
+    assert o.spec.matching_precedence == 1000 and o.spec.priority_level_configuration.name == "catch-all"
+
+
+def check_prioritylevel(o: Any) -> None:
+    queuing = o.spec.limited.limit_response.queuing
+    assert o.spec.limited.nominal_concurrency_shares == 3 and (queuing.queues, queuing.hand_size) == (16, 8)
+
+
 @dataclass(frozen=True)
 class Kind:
     """How one served resource is spelt in the typed client, and what a round trip must show."""
@@ -723,6 +770,17 @@ KINDS: list[Kind] = [
     Kind("runtimeclasses", "node.k8s.io", client.NodeV1Api, "runtime_class", make_runtimeclass,
          check_runtimeclass, {"scheduling": {"nodeSelector": {"sandbox": "gvisor"}}},
          lambda o: o.scheduling.node_selector == {"sandbox": "gvisor"} or _fail(o)),
+    Kind("validatingadmissionpolicies", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+         "validating_admission_policy", make_vap, check_vap),
+    Kind("validatingadmissionpolicybindings", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+         "validating_admission_policy_binding", make_vap_binding, check_vap_binding,
+         {"spec": {"validationActions": ["Warn"]}}, lambda o: o.spec.validation_actions == ["Warn"] or _fail(o.spec)),
+    Kind("flowschemas", "flowcontrol.apiserver.k8s.io", client.FlowcontrolApiserverV1Api, "flow_schema",
+         make_flowschema, check_flowschema),
+    Kind("prioritylevelconfigurations", "flowcontrol.apiserver.k8s.io", client.FlowcontrolApiserverV1Api,
+         "priority_level_configuration", make_prioritylevel, check_prioritylevel,
+         {"spec": {"limited": {"lendablePercent": 10}}},
+         lambda o: o.spec.limited.lendable_percent == 10 or _fail(o.spec)),
     Kind("roles", "rbac.authorization.k8s.io", RBAC, "namespaced_role", make_role, check_rules, PATCHED_RULES,
          _rules_patched),
     Kind("clusterroles", "rbac.authorization.k8s.io", RBAC, "cluster_role", make_clusterrole, check_rules,

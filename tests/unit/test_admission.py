@@ -250,7 +250,7 @@ def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
         "RuntimeClass", "PublishedPorts", "ServiceIPAllocation", "AlertRules", "CertificateApproval",
-        "CertificateSigning", "CertificateSubjectRestriction"]
+        "CertificateSigning", "CertificateSubjectRestriction", "ValidatingAdmissionPolicy"]
 
 
 def published_service(name: str, port: int, namespace: str = "default") -> dict[str, Any]:

@@ -37,7 +37,8 @@ admission plugins that concern it.
                            it needs: Service cluster IP and NodePort allocation; what
                            they reserve is given back if the write then fails;
                            approving and signing certificate requests (the
-                           ``approve``/``sign`` verbs on their signer)
+                           ``approve``/``sign`` verbs on their signer);
+                           ValidatingAdmissionPolicies (CEL) last
 13 store                   compare-and-swap create/update/delete, encryption at rest, 409,   storage, sealing,
                            a deadline on every store call                             503,   storecall
                                                                                       504

@@ -15,10 +15,12 @@ from bosun.api.conversion import Converter
 from bosun.api.conversion.events import EVENTS_V1
 from bosun.api.conversion.hpa import HPA_V1
 from bosun.api.strategy import GENERIC, Strategy
+from bosun.api.strategy import admissionpolicy as sap
 from bosun.api.strategy import apiextensions as sx
 from bosun.api.strategy import certificates as scert
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
+from bosun.api.strategy import flowcontrol as sfc
 from bosun.api.strategy import workloads as sw
 
 
@@ -210,6 +212,18 @@ RESOURCES: tuple[Resource, ...] = (
     # apiregistration.k8s.io/v1: which server serves each group version (this one: Local)
     Resource("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
              subresources=("status",), strategy=sc.API_SERVICE),
+    # admissionregistration.k8s.io/v1: CEL admission policies, enforced by
+    # bosun.api.admission.policy from the watch cache.
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+             (), ("api-extensions",), subresources=("status",), strategy=sap.POLICY),
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+             "validatingadmissionpolicybindings", False, (), ("api-extensions",), strategy=sap.BINDING),
+    # flowcontrol.apiserver.k8s.io/v1: API Priority and Fairness objects, served and kept
+    # (bosun.api.flowcontrol); requests are not throttled by them.
+    Resource("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", False, (),
+             subresources=("status",), strategy=sfc.FLOW_SCHEMA),
+    Resource("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations",
+             False, (), subresources=("status",), strategy=sfc.PRIORITY_LEVEL),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
-from bosun.api.cachedlist import list_options, list_page, objects, send_list
+from bosun.api.cachedlist import list_meta, list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.catchup import CatchUp
 from bosun.api.conversion.serve import Converted
@@ -159,16 +159,14 @@ class RestHandler:
         page = await list_page(self.cache, self.storage, t.res, t.namespace, list_options(request), labels, fields)
         if wants_table(request) or wants_partial_metadata(request):
             items = objects(t.res, page)
-            list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
-            if page.continue_token:
-                list_meta["continue"] = page.continue_token
+            meta = list_meta(page)
             if wants_table(request):
                 table = to_table(t.res, items, include_object=include_object(request), now=datetime.now(UTC))
-                table["metadata"] = list_meta
+                table["metadata"] = meta
                 return json_response(table)
             return json_response({
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                "metadata": list_meta, "items": [partial_metadata(o) for o in items],
+                "metadata": meta, "items": [partial_metadata(o) for o in items],
             })
         return await send_list(request, t.res, page)
 
@@ -280,7 +278,7 @@ class RestHandler:
         assert t.name is not None
         options = await self.delete_options(request)
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
-                                              dry_run=_delete_dry_run(request, options))
+                                              dry_run=_delete_dry_run(request, options), user=request.get(USER))
         if t.res.strategy.return_deleted_object or not gone:
             return json_response(obj)
         return json_response(_success(t.res, obj))
@@ -326,7 +324,7 @@ class RestHandler:
             try:
                 out, _gone = await self.storage.delete(
                     t.res, m.get("namespace"), m["name"], options=copy.deepcopy(options),
-                    dry_run=_delete_dry_run(request, options),
+                    dry_run=_delete_dry_run(request, options), user=request.get(USER),
                 )
                 deleted.append(out)
             except APIError as exc:

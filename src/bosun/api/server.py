@@ -178,7 +178,8 @@ class APIServer:
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
-        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage),
+        swarm = SwarmEndpoints(self.cluster, cfg.store_url, self.storage, cfg.data_dir)
+        app = make_app(self.rest, self.store, auth, swarm,
                        monitoring=self._make_monitoring)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

@@ -73,11 +73,13 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
-        # Who may approve and sign certificate requests: the access control, once it exists, gives
-        # it the server's authorizer.
+        # The ValidatingAdmissionPolicies the chain enforces, kept from the watch cache once
+        # the app starts them; who may approve and sign certificate requests, the server's
+        # authorizer once the access control exists.
+        self.policies = admission.Policies()
         self.signers = admission.SignerAccess()
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
-                                                  self.signers)
+                                                  policies=self.policies, signers=self.signers)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -196,9 +198,9 @@ class Storage:
             raise _kind_err(res, name, errs)
         if manager is not None:
             fieldmanager.track_update(None, obj, patch_schema_for(res.group, res.kind), manager)
+        await self.admission.validate(req)  # a dry run too: its plugins reserve nothing then
         if dry_run:
             return obj
-        await self.admission.validate(req)
         attempts = 8 if generated else 1
         try:
             for attempt in range(attempts):
@@ -379,13 +381,15 @@ class Storage:
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user)
         if dry_run:
+            await self.admission.validate(req)  # reserves nothing on a dry run
             return new
         key = res.key(ns, name)
         if lifecycle.deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now,
             # through the same admission as a delete (a Service's addresses are released).
-            gone = admission.Request(admission.DELETE, res, ns, name, new)
+            gone = admission.Request(admission.DELETE, res, ns, name, new, user=user)
             await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -397,7 +401,6 @@ class Storage:
             self._recent.pop(key, None)
             await gone.succeeded()
             return new
-        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, user=user)
         await self.admission.validate(req)
         try:
             rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
@@ -425,6 +428,7 @@ class Storage:
         *,
         options: dict[str, Any],
         dry_run: bool = False,
+        user: User | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Delete (or start deleting) an object. Returns the object and whether it is gone.
 
@@ -461,7 +465,7 @@ class Storage:
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
                     return _at_version(res, updated), False
-                req = admission.Request(admission.DELETE, res, ns, name, obj)
+                req = admission.Request(admission.DELETE, res, ns, name, obj, user=user)
                 await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
             except ConflictError:

@@ -25,6 +25,8 @@ from bosun.api.admission.certificates import (
 )
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
+from bosun.api.admission.policy import ValidatingAdmissionPolicy
+from bosun.api.admission.policyset import Policies
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.runtimeclass import RuntimeClass
@@ -35,20 +37,23 @@ from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
-                   signers: SignerAccess | None = None) -> AdmissionChain:
-    """``signers``: who may approve and sign certificate requests (None: system:masters only)."""
+                   policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
+    """``policies``: the ValidatingAdmissionPolicies to enforce, kept by the server from its
+    watch cache (none when not given); ``signers``: who may approve and sign certificate
+    requests (None: system:masters only)."""
     signers = signers or SignerAccess()
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
-                           CertificateSubjectRestriction()])
+                           CertificateSubjectRestriction(), ValidatingAdmissionPolicy(policies or Policies())])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "CertificateApproval", "CertificateSigning",
     "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "NodeRestriction", "Operation", "Plugin",
+    "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
+    "standard_chain",
 ]

@@ -13,6 +13,7 @@ dict lookup.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -26,6 +27,10 @@ UPDATE: Operation = "UPDATE"
 DELETE: Operation = "DELETE"
 Obj = dict[str, Any]
 Hook = Callable[[], Awaitable[None]]
+
+# The warnings admission gives the request being served (``Warning`` headers of its response):
+# set per request by the app's middleware; None outside a request (the server's own writes).
+WARNINGS: ContextVar[list[str] | None] = ContextVar("admission_warnings", default=None)
 
 
 class Reader(Protocol):
@@ -53,6 +58,12 @@ class Request:
     user: User | None = None
     _undo: list[Hook] = field(default_factory=list)
     _done: list[Hook] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Tell the client without refusing the write (kubectl prints ``Warning: ...``)."""
+        sink = WARNINGS.get()
+        if sink is not None and message not in sink:
+            sink.append(message)
 
     def on_failure(self, hook: Hook) -> None:
         """Run ``hook`` if the write does not happen (give back a reservation)."""

@@ -21,6 +21,7 @@ from bosun.api.server import APIServer, ServerConfig
 from bosun.api.workers.remotestore import RemoteStore
 from bosun.api.workers.wire import read_frame
 from bosun.monitoring.serving import Answer, Forward
+from bosun.store import is_etcd
 from bosun.store.base import UnavailableError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ async def serve(channel_fd: int, listen_fds: list[int]) -> None:
     remote = RemoteStore(reader, writer)
     # On etcd a worker is one more kube-apiserver on the same cluster; on SQLite the file has
     # one writer, the owner, reached through the channel.
-    store = None if config.store_url.startswith("etcd://") else remote
+    store = None if is_etcd(config.store_url) else remote
     sockets = [socket.socket(fileno=fd) for fd in listen_fds]
     api = APIServer(config, store=store, sockets=sockets, forward=to_owner(remote))
     try:
