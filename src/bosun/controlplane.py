@@ -122,6 +122,9 @@ class ControlPlane:
             if not self.components:
                 return
             ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
+            if self.config.tls and self.options.cluster_signing is None:
+                pki = self.config.data_dir / "pki"
+                self.options = replace(self.options, cluster_signing=(pki / "ca.crt", pki / "ca.key"))
             local = self.api.local if self.options.local_transport else None
             self.client = Client(ClusterConfig(server=self.api.url, ca_data=ca, insecure=False,
                                                token=self.api.token or None, client_cert=None, client_key=None,

@@ -114,8 +114,6 @@ FILES = sorted(MANIFESTS.glob("*.yaml"), key=_order)
 # Manifests Kubernetes 1.32 accepts and Bosun still refuses, and why: each is a reported gap,
 # expected to fail until it is closed (strict: the day it passes, it must leave this list).
 NOT_SERVED = {
-    "csr": "certificates.k8s.io/v1 CertificateSigningRequest is not served",
-    "events": "events.k8s.io/v1 Event is not served (core/v1 Event is)",
     "webhooks": "admissionregistration.k8s.io/v1 Validating/MutatingWebhookConfiguration is not served",
 }
 

@@ -12,10 +12,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bosun.api.conversion import Converter
+from bosun.api.conversion.events import EVENTS_V1
 from bosun.api.conversion.hpa import HPA_V1
 from bosun.api.strategy import GENERIC, Strategy
 from bosun.api.strategy import admissionpolicy as sap
 from bosun.api.strategy import apiextensions as sx
+from bosun.api.strategy import certificates as scert
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
 from bosun.api.strategy import flowcontrol as sfc
@@ -187,7 +189,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_spec=False),
     # coordination.k8s.io/v1
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, (), strategy=sc.LEASE),
-    # events.k8s.io/v1 is not served; core/v1 events are.
+    # events.k8s.io/v1: the core/v1 Events themselves, seen through another group's fields.
+    Resource("events.k8s.io", "v1", "Event", "events", True, ("ev",), has_spec=False, strategy=s.EVENT,
+             converter=EVENTS_V1),
+    # certificates.k8s.io/v1
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+             ("csr",), subresources=("status", "approval"), strategy=scert.CSR),
     # scheduling.k8s.io/v1
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
              has_spec=False, strategy=sc.PRIORITY_CLASS),

@@ -53,6 +53,9 @@ PATCH_TYPES = (
     "application/apply-patch+yaml",
 )
 
+# What a collection delete removed (or marked), and the list's resourceVersion.
+Deleted = tuple[list[dict[str, Any]], str]
+
 
 class RestHandler:
     def __init__(self, storage: Storage, cache: WatchCache, node_token: str = "",
@@ -303,6 +306,15 @@ class RestHandler:
         return options
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        deleted, rv = await self.delete_matching(request, t)
+        return json_response({
+            "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
+            "metadata": {"resourceVersion": rv}, "items": deleted,
+        })
+
+    async def delete_matching(self, request: web.Request, t: Target) -> Deleted:
+        """Delete every object of ``t``'s collection the request's selectors match: what was
+        deleted (or marked), and the list's resourceVersion."""
         labels, fields = selectors(request, t.res)
         options = await self.delete_options(request)
         items, rv, _ = await self.storage.list(t.res, t.namespace, labels=labels, fields=fields)
@@ -318,10 +330,7 @@ class RestHandler:
             except APIError as exc:
                 if exc.code != 404:
                     raise
-        return json_response({
-            "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
-            "metadata": {"resourceVersion": rv}, "items": deleted,
-        })
+        return deleted, rv
 
 
 def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:

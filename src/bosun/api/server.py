@@ -174,6 +174,9 @@ class APIServer:
                 self.cluster.follow(auth)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
+            # Client certificates the cluster CA signed are credentials (bosun.security.x509auth).
+            ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
+            ssl_ctx.load_verify_locations(pki.ca_cert_path)
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))

@@ -74,10 +74,12 @@ class Storage:
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
         # The ValidatingAdmissionPolicies the chain enforces, kept from the watch cache once
-        # the app starts them.
+        # the app starts them; who may approve and sign certificate requests, the server's
+        # authorizer once the access control exists.
         self.policies = admission.Policies()
+        self.signers = admission.SignerAccess()
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
-                                                  self.policies)
+                                                  policies=self.policies, signers=self.signers)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -187,7 +189,7 @@ class Storage:
             m.pop("managedFields", None)
         if res.has_spec:
             m["generation"] = 1
-        res.strategy.prepare_for_create(res, obj)
+        res.strategy.prepare_for_create(res, obj, user)
         res.strategy.default(res, obj)
         req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)

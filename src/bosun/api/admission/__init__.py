@@ -17,6 +17,12 @@ from bosun.api.admission.base import (
     Reader,
     Request,
 )
+from bosun.api.admission.certificates import (
+    CertificateApproval,
+    CertificateSigning,
+    CertificateSubjectRestriction,
+    SignerAccess,
+)
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.policy import ValidatingAdmissionPolicy
@@ -31,18 +37,23 @@ from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
-                   policies: Policies | None = None) -> AdmissionChain:
+                   policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
     """``policies``: the ValidatingAdmissionPolicies to enforce, kept by the server from its
-    watch cache (none when not given)."""
+    watch cache (none when not given); ``signers``: who may approve and sign certificate
+    requests (None: system:masters only)."""
+    signers = signers or SignerAccess()
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
-                           ValidatingAdmissionPolicy(policies or Policies())])
+                           CertificateApproval(signers), CertificateSigning(signers),
+                           CertificateSubjectRestriction(), ValidatingAdmissionPolicy(policies or Policies())])
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "CertificateApproval", "CertificateSigning",
+    "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
     "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingAdmissionPolicy", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
+    "standard_chain",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bosun.api.registry import Resource
+from bosun.api.tables.certificates import csr_row
 from bosun.api.tables.cluster import (
     POD_SELECTOR_DESC,
     apiservice_row,
@@ -227,6 +228,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
             col("VolumeMode", priority=1),
         ],
         pv_row,
+    ),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (
+        [NAME, AGE, col("SignerName"), col("Requestor"), col("RequestedDuration"), col("Condition")],
+        csr_row,
     ),
     ("autoscaling", "HorizontalPodAutoscaler"): (
         [
