@@ -77,6 +77,9 @@ class Storage:
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
+        # Told about every create and update about to be handed to the store (key, value,
+        # object): its event may come before the write returns.
+        self.on_writing: Callable[[str, bytes, dict[str, Any]], None] = lambda key, value, obj: None
         # key -> (revision, object as stored, shared read-only): a pod's binding and status
         # writes follow its create within seconds, so mutate usually starts from here
         # instead of a store read and a decode. Never trusted alone: see mutate.
@@ -200,7 +203,9 @@ class Storage:
             for attempt in range(attempts):
                 try:
                     key = res.key(ns, name)
-                    rev = await call_store(self.store.create(key, self._dump(res, key, obj)))
+                    value = self._dump(res, key, obj)
+                    self.on_writing(key, value, obj)
+                    rev = await call_store(self.store.create(key, value))
                     break
                 except KeyExistsError as exc:
                     if attempt + 1 == attempts:
@@ -426,7 +431,9 @@ class Storage:
         req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
         await self.admission.validate(req)
         try:
-            rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
+            value = self._dump(res, key, new)
+            self.on_writing(key, value, new)
+            rev = await call_store(self.store.update(key, value, expected))
         except ConflictError as exc:
             await req.failed()
             raise errors.conflict(res.plural, name, res.group) from exc
