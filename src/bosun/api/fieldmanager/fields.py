@@ -134,6 +134,10 @@ def _fill(out: dict[str, Any], obj: dict[str, Any], schema: Schema) -> None:
     """:func:`fields_of` into ``out``: each node is built where it goes, never copied."""
     for name in sorted(obj):
         value = obj[name]
+        t = type(value)
+        if t is str or t is int or t is bool:  # most fields: a leaf, decided without isinstance
+            out["f:" + name] = {}
+            continue
         if value is None:
             continue
         if isinstance(value, dict):
