@@ -151,6 +151,7 @@ class APIServer:
         self.storage = Storage(self.store, self.namespaces, sealed, services=self.services,
                                toleration_seconds=cfg.default_toleration_seconds)
         self.storage.on_write = self.cache.remember
+        self.storage.on_writing = self.cache.writing
         self.cache.listeners.append(self._observe)
         # Custom resources are served from the start (listening before listing: no CRD
         # event falls between the two).
