@@ -264,7 +264,7 @@ class Storage:
         rv = m.get("resourceVersion")
         cached = self._recent.get(key) if rv and not dry_run else None
         if cached is not None and str(rv) == str(cached[0]) and cached[1].get("apiVersion") == res.api_version:
-            return await self._update_from_recent(res, ns, name, cached, new, subresource, manager)
+            return await self._update_from_recent(res, ns, name, cached, new, subresource, manager, user)
         kv = await call_store(self.store.get(key))
         if kv is None:
             raise errors.not_found(res.plural, name, res.group)
@@ -276,7 +276,7 @@ class Storage:
 
     async def _update_from_recent(
         self, res: Resource, ns: str | None, name: str, cached: tuple[int, dict[str, Any]], new: dict[str, Any],
-        subresource: str | None, manager: str | None,
+        subresource: str | None, manager: str | None, user: User | None,
     ) -> dict[str, Any]:
         """A PUT whose resourceVersion is that of the object this server wrote last: that
         object is the stored one unless someone wrote since, so the write starts from it
@@ -286,7 +286,8 @@ class Storage:
         against the store's revision, so answers are exactly those of a store read."""
         expected, old = cached
         try:
-            out = await self._commit_update(res, ns, name, old, new, subresource, False, expected, manager=manager)
+            out = await self._commit_update(res, ns, name, old, new, subresource, False, expected, manager=manager,
+                                            user=user)
         except APIError as exc:
             if exc.code < 500:  # a store that did not answer may have written it: say so as is
                 await self._still_at(res, ns, name, expected)
