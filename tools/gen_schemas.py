@@ -107,6 +107,8 @@ PATCH_META = {
     ("V1DaemonSetStatus", "conditions"): ("merge", "type"),
     ("V1JobStatus", "conditions"): ("merge", "type"),
     ("V2HorizontalPodAutoscalerStatus", "conditions"): ("merge", "type"),
+    ("V1ValidatingWebhookConfiguration", "webhooks"): ("merge", "name"),
+    ("V1MutatingWebhookConfiguration", "webhooks"): ("merge", "name"),
 }
 
 # Types that live in apimachinery's meta/v1 package rather than an API group's package.
@@ -135,6 +137,7 @@ _PKG = {
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1",
     "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1",
+    "admissionregistration.k8s.io": "io.k8s.api.admissionregistration.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 

@@ -118,7 +118,6 @@ NOT_SERVED = {
     "events": "events.k8s.io/v1 Event is not served (core/v1 Event is)",
     "flowcontrol": "flowcontrol.apiserver.k8s.io/v1 FlowSchema and PriorityLevelConfiguration are not served",
     "validating-admission-policy": "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy(Binding) is not served",
-    "webhooks": "admissionregistration.k8s.io/v1 Validating/MutatingWebhookConfiguration is not served",
 }
 
 

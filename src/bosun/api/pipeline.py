@@ -30,12 +30,15 @@ admission plugins that concern it.
                            NodeRestriction (a node creates only its own Node and
                            Lease), ServiceAccount (default account, token
                            volume), Priority, DefaultTolerationSeconds,
-                           DefaultStorageClass
+                           DefaultStorageClass, RuntimeClass; then the mutating
+                           admission webhooks (JSONPatch), called over HTTPS
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  422    admission
                            it needs: Service cluster IP and NodePort allocation; what
-                           they reserve is given back if the write then fails
+                           they reserve is given back if the write then fails;
+                           last, the validating admission webhooks (a dry run passes
+                           this stage too and gives back what it reserved)
 13 store                   compare-and-swap create/update/delete, encryption at rest, 409,   storage, sealing,
                            a deadline on every store call                             503,   storecall
                                                                                       504

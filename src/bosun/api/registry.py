@@ -17,6 +17,7 @@ from bosun.api.strategy import GENERIC, Strategy
 from bosun.api.strategy import apiextensions as sx
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
+from bosun.api.strategy import webhooks as swh
 from bosun.api.strategy import workloads as sw
 
 
@@ -203,6 +204,13 @@ RESOURCES: tuple[Resource, ...] = (
     # apiregistration.k8s.io/v1: which server serves each group version (this one: Local)
     Resource("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
              subresources=("status",), strategy=sc.API_SERVICE),
+    # admissionregistration.k8s.io/v1 webhooks: the admission chain calls them (bosun.api.admission.webhooks)
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+             "validatingwebhookconfigurations", False, (), ("api-extensions",), has_spec=False,
+             strategy=swh.VALIDATING_WEBHOOK_CONFIGURATION),
+    Resource("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+             "mutatingwebhookconfigurations", False, (), ("api-extensions",), has_spec=False,
+             strategy=swh.MUTATING_WEBHOOK_CONFIGURATION),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,

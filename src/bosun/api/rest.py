@@ -20,7 +20,7 @@ from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.catchup import CatchUp
 from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
-from bosun.api.fieldvalidation import check_fields, warn_about
+from bosun.api.fieldvalidation import add_warnings, check_fields, warn_about
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -191,8 +191,10 @@ class RestHandler:
             name = str((obj.get("metadata") or {}).get("name") or "")
             on = Target(must_by_plural(t.res.group, t.res.version, parent), t.namespace, name, sub, "create")
             return await subresources.create(self, request, on, obj)
+        told: list[str] = []
         created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request),
-                                            user=request.get(USER), manager=manager_of(request))
+                                            user=request.get(USER), manager=manager_of(request), warnings=told)
+        add_warnings(headers, told)
         return json_response(created, status=201, headers=headers)
 
     async def update(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -207,8 +209,10 @@ class RestHandler:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
+        told: list[str] = []
         out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request),
-                                        manager=manager_of(request))
+                                        manager=manager_of(request), user=request.get(USER), warnings=told)
+        add_warnings(headers, told)
         return json_response(out, headers=headers)
 
     async def patch(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -242,8 +246,11 @@ class RestHandler:
                 warn_about(t.res, patched, headers)
             return patched
 
+        told: list[str] = []
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
-                                        fn_copies=True, manager=manager_of(request))
+                                        fn_copies=True, manager=manager_of(request), user=request.get(USER),
+                                        warnings=told)
+        add_warnings(headers, told)
         return json_response(out, headers=headers)
 
     async def _apply(self, request: web.Request, t: Target, sub: str | None, body: bytes,
@@ -260,27 +267,35 @@ class RestHandler:
             warn_about(t.res, out, headers)
 
         fn = applier(t.res, config, request.query["fieldManager"], force, sub or "", check)
+        told: list[str] = []
         try:
             out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub,
-                                            dry_run=dry_run(request), applied=True)
+                                            dry_run=dry_run(request), applied=True, user=request.get(USER),
+                                            warnings=told)
         except APIError as exc:
             if exc.code != 404 or sub is not None:
                 raise
             created = fn(None)
             created.setdefault("metadata", {})["name"] = t.name
             out = await self.storage.create(t.res, t.namespace, created, dry_run=dry_run(request),
-                                            user=request.get(USER), applied=True)
+                                            user=request.get(USER), applied=True, warnings=told)
+            add_warnings(headers, told)
             return json_response(out, status=201, headers=headers)
+        add_warnings(headers, told)
         return json_response(out, headers=headers)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         options = await self.delete_options(request)
+        told: list[str] = []
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
-                                              dry_run=_delete_dry_run(request, options))
+                                              dry_run=_delete_dry_run(request, options), user=request.get(USER),
+                                              warnings=told)
+        headers: dict[str, str] = {}
+        add_warnings(headers, told)
         if t.res.strategy.return_deleted_object or not gone:
-            return json_response(obj)
-        return json_response(_success(t.res, obj))
+            return json_response(obj, headers=headers)
+        return json_response(_success(t.res, obj), headers=headers)
 
     async def delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bosun.api.admission.webhooksource import CachedWebhooks
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.catalog import Catalog
@@ -146,8 +147,11 @@ class APIServer:
         self.cache.sealed = sealed
         await self.cache.start()
         self.services = ServiceAllocator(self.store, cfg.network.service_cidr)
+        # The admission webhooks' configurations, read from the cache (kept current by its events).
+        webhooks = CachedWebhooks(self.cache)
+        self.cache.listeners.append(webhooks.observe)
         self.storage = Storage(self.store, self.namespaces, sealed, services=self.services,
-                               toleration_seconds=cfg.default_toleration_seconds)
+                               toleration_seconds=cfg.default_toleration_seconds, webhooks=webhooks)
         self.storage.on_write = self.cache.remember
         self.cache.listeners.append(self._observe)
         # Custom resources are served from the start (listening before listing: no CRD

@@ -55,6 +55,14 @@ def _at_version(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return obj if obj.get("apiVersion") == res.api_version else dict(obj, apiVersion=res.api_version)
 
 
+# What admission tells the client without refusing a write (the caller's Warning headers).
+Warnings = list[str]
+
+
+def _sink(warnings: Warnings | None) -> Warnings:
+    return warnings if warnings is not None else []
+
+
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
     return errors.invalid_object(res.kind, name, errs, res.group)
 
@@ -66,6 +74,7 @@ class Storage:
         self, store: Store, namespaces: NamespaceTracker,
         sealed: dict[str, ResourceTransformer] | None = None,
         services: ServiceAllocator | None = None, toleration_seconds: int = 300,
+        webhooks: admission.WebhookSource | None = None,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -73,7 +82,8 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
-        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds)
+        self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
+                                                  webhooks)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -153,10 +163,12 @@ class Storage:
     async def create(
         self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False,
         user: User | None = None, manager: str | None = None, applied: bool = False,
+        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """Create an object; ``user`` (who asks) is told to the admission plugins; ``manager``
         becomes the owner of every field (``managedFields``), unless ``applied``: the object
-        is the result of a server-side apply and carries its managedFields already."""
+        is the result of a server-side apply and carries its managedFields already.
+        ``warnings`` gets what admission tells the client without refusing the write."""
         m = meta(obj)
         if res.namespaced:
             m["namespace"] = ns
@@ -185,16 +197,19 @@ class Storage:
             m["generation"] = 1
         res.strategy.prepare_for_create(res, obj)
         res.strategy.default(res, obj)
-        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
+        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user,
+                                warnings=_sink(warnings))
         await self.admission.mutate(req)
+        m = meta(obj)  # a webhook's patch may have replaced it
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
         if manager is not None:
             fieldmanager.track_update(None, obj, patch_schema_for(res.group, res.kind), manager)
-        if dry_run:
-            return obj
         await self.admission.validate(req)
+        if dry_run:
+            await req.failed()  # nothing is written: what was reserved goes back
+            return obj
         attempts = 8 if generated else 1
         try:
             for attempt in range(attempts):
@@ -240,9 +255,11 @@ class Storage:
         subresource: str | None = None,
         dry_run: bool = False,
         manager: str | None = None,
+        user: User | None = None,
+        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """PUT: replace the object; a stale resourceVersion is a 409 Conflict; ``manager``
-        takes over the fields the write changes."""
+        takes over the fields the write changes; ``user`` and ``warnings`` as for create."""
         m = meta(new)
         if m.get("name") not in (None, name):
             raise errors.bad_request(
@@ -256,7 +273,8 @@ class Storage:
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
         return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
-                                         stale=self._stale(res, kv), manager=manager)
+                                         stale=self._stale(res, kv), manager=manager, user=user,
+                                         warnings=warnings)
 
     async def mutate(
         self,
@@ -270,6 +288,8 @@ class Storage:
         fn_copies: bool = False,
         manager: str | None = None,
         applied: bool = False,
+        user: User | None = None,
+        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """Read-modify-write with retries on conflict (patch, scale, binding). ``fn`` gets a
         private copy of the current object and returns the desired one; it may raise APIError.
@@ -315,7 +335,8 @@ class Storage:
                 raise errors.conflict(res.plural, name, res.group)
             try:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
-                                                stale=stale, manager=manager, applied=applied)
+                                                stale=stale, manager=manager, applied=applied, user=user,
+                                                warnings=warnings)
             except APIError as exc:
                 # A precondition the client set is checked against the next read: a
                 # lost compare-and-swap is retried either way.
@@ -341,6 +362,8 @@ class Storage:
         stale: bool = False,
         manager: str | None = None,
         applied: bool = False,
+        user: User | None = None,
+        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """``stale``: the stored value is sealed with a key other than the one that writes now
         (or not at all): an unchanged object is written anyway, which is how rewriting every
@@ -353,6 +376,9 @@ class Storage:
         if subresource in (None, "scale"):
             strategy.default(res, new)
         strategy.canonicalize(new)
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user,
+                                warnings=_sink(warnings))
+        await self.admission.mutate(req)
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
         # every status report and binding, for nothing.
@@ -373,6 +399,8 @@ class Storage:
         if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
         if dry_run:
+            await self.admission.validate(req)
+            await req.failed()  # nothing is written: what was reserved goes back
             return new
         key = res.key(ns, name)
         if lifecycle.deletion_due(res, new):
@@ -390,7 +418,6 @@ class Storage:
             self._recent.pop(key, None)
             await gone.succeeded()
             return new
-        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource)
         await self.admission.validate(req)
         try:
             rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
@@ -418,6 +445,8 @@ class Storage:
         *,
         options: dict[str, Any],
         dry_run: bool = False,
+        user: User | None = None,
+        warnings: Warnings | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Delete (or start deleting) an object. Returns the object and whether it is gone.
 
@@ -443,7 +472,12 @@ class Storage:
                     f"ResourceVersion in object meta: {m['resourceVersion']}",
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
+            req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user,
+                                    warnings=_sink(warnings))
             if dry_run:
+                if updated is None:
+                    await self.admission.validate(req)
+                    await req.failed()
                 return _at_version(res, updated or obj), updated is None
             if updated is not None and updated == obj:
                 return _at_version(res, obj), False  # already being deleted as asked
@@ -454,7 +488,6 @@ class Storage:
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
                     return _at_version(res, updated), False
-                req = admission.Request(admission.DELETE, res, ns, name, obj)
                 await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
             except ConflictError:

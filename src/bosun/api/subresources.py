@@ -17,6 +17,7 @@ from bosun.api.httputil import dry_run, json_response, parse_object, patch_error
 from bosun.api.objects import as_dict, now_rfc3339
 from bosun.api.patch import PatchError, apply_patch
 from bosun.api.registry import Resource
+from bosun.api.requestinfo import USER
 from bosun.api.serversideapply import manager_of
 from bosun.api.target import Target
 
@@ -137,7 +138,7 @@ async def _write_scale(h: Serving, request: web.Request, t: Target) -> web.Respo
         return current
 
     out = await h.storage.mutate(t.res, t.namespace, t.name, fn, subresource="scale", dry_run=dry_run(request),
-                                 manager=manager_of(request))
+                                 manager=manager_of(request), user=request.get(USER))
     return json_response(scale_of(out, t.res))
 
 
@@ -181,7 +182,8 @@ async def _bind(h: Serving, request: web.Request, t: Target, binding: dict[str, 
                       "lastTransitionTime": now_rfc3339()})
         return dict(pod, spec=dict(spec, nodeName=node), status=dict(status, conditions=conds))
 
-    await h.storage.mutate(t.res, t.namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True)
+    await h.storage.mutate(t.res, t.namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True,
+                           user=request.get(USER))
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 
@@ -209,7 +211,8 @@ async def _finalize(h: Serving, request: web.Request, t: Target) -> web.Response
             ns["spec"].pop("finalizers")
         return ns
 
-    out = await h.storage.mutate(t.res, None, t.name, fn, subresource="finalize", dry_run=dry_run(request))
+    out = await h.storage.mutate(t.res, None, t.name, fn, subresource="finalize", dry_run=dry_run(request),
+                                 user=request.get(USER))
     return json_response(out)
 
 

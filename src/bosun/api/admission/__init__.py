@@ -25,18 +25,25 @@ from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
+from bosun.api.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, WebhookSource
 from bosun.api.allocators import ServiceAllocator
 
 
-def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300) -> AdmissionChain:
+def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
+                   webhooks: WebhookSource | None = None) -> AdmissionChain:
+    """The server's chain; ``webhooks``: where the admission webhooks' configurations are
+    read (None: no webhook is called), their plugins last in each phase, as upstream."""
+    called = [MutatingWebhooks(webhooks), ValidatingWebhooks(webhooks)] if webhooks is not None else []
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules()])
+                           RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
+                           *called])
 
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "NodeRestriction", "Operation", "Plugin",
+    "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingWebhooks", "WebhookSource",
+    "standard_chain",
 ]

@@ -51,6 +51,8 @@ class Request:
     dry_run: bool = False
     # Who writes (None: the server itself, or a caller that did not say).
     user: User | None = None
+    # What the client is told without being refused (a webhook's warnings): Warning headers.
+    warnings: list[str] = field(default_factory=list)
     _undo: list[Hook] = field(default_factory=list)
     _done: list[Hook] = field(default_factory=list)
 

@@ -1,0 +1,113 @@
+"""One call of an admission webhook: the ``admission.k8s.io/v1`` AdmissionReview sent over
+HTTPS, and the response read as upstream reads it.
+
+The server's certificate is verified against the webhook's ``caBundle`` (the system's roots
+when it has none), for the URL's host or, for a Service, ``<name>.<namespace>.svc``, as
+kube-apiserver does. Whatever keeps the call from giving an answer (refused connection,
+timeout, bad TLS, a response that is not an AdmissionReview for this request) is a
+:class:`CallError`, which the plugin weighs by the webhook's failure policy; a well-formed
+answer is a :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import ssl
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import aiohttp
+import orjson
+
+Obj = dict[str, Any]
+REVIEW_API_VERSION = "admission.k8s.io/v1"
+
+
+class CallError(Exception):
+    """The webhook gave no usable answer (upstream's ``failed to call webhook: ...``)."""
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """Where to POST: the URL, and the name the server's certificate must carry (None: the
+    URL's host)."""
+
+    url: str
+    server_name: str | None = None
+
+
+@dataclass(slots=True)
+class Verdict:
+    allowed: bool
+    status: Obj = field(default_factory=dict)
+    patch: list[Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@lru_cache(maxsize=64)
+def tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """A client context trusting ``ca_bundle`` (base64 PEM; empty: the system's roots)."""
+    if not ca_bundle:
+        return ssl.create_default_context()
+    try:
+        pem = base64.b64decode(ca_bundle, validate=True).decode()
+        return ssl.create_default_context(cadata=pem)
+    except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as exc:
+        raise CallError(f"caBundle holds no usable PEM certificate: {exc}") from exc
+
+
+async def call(endpoint: Endpoint, ca_bundle: str, seconds: float, review: Obj, *, mutating: bool) -> Verdict:
+    ctx = tls_context(ca_bundle)
+    url = f"{endpoint.url}?timeout={int(seconds)}s"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session, \
+                session.post(url, data=orjson.dumps(review), ssl=ctx, server_hostname=endpoint.server_name,
+                             headers={"Content-Type": "application/json", "Accept": "application/json"}) as resp:
+            body = await resp.read()
+            status = resp.status
+    except TimeoutError as exc:
+        raise CallError(f'Post "{url}": context deadline exceeded') from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise CallError(f'Post "{url}": {exc}') from exc
+    if not 200 <= status < 300:
+        raise CallError(f"the server responded with status code {status}: {body[:200].decode(errors='replace')}")
+    return read_response(body, str(review["request"]["uid"]), mutating=mutating)
+
+
+def read_response(body: bytes, uid: str, *, mutating: bool) -> Verdict:
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise CallError(f"the response is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise CallError("the response is not an AdmissionReview")
+    if doc.get("apiVersion") != REVIEW_API_VERSION or doc.get("kind") != "AdmissionReview":
+        raise CallError(f'expected webhook response of {REVIEW_API_VERSION}, Kind=AdmissionReview, got '
+                        f'{doc.get("apiVersion")}, Kind={doc.get("kind")}')
+    resp = doc.get("response")
+    if not isinstance(resp, dict):
+        raise CallError("webhook response was absent")
+    if resp.get("uid") != uid:
+        raise CallError(f'expected response.uid="{uid}", got "{resp.get("uid")}"')
+    patch: list[Any] | None = None
+    raw_patch = resp.get("patch")
+    if raw_patch:
+        if not mutating:
+            raise CallError("validating webhook may not return response.patch")
+        if resp.get("patchType") != "JSONPatch":
+            if not resp.get("patchType"):
+                raise CallError("webhook returned response.patch but not response.patchType")
+            raise CallError(f'webhook returned invalid response.patchType of "{resp.get("patchType")}"')
+        try:
+            patch = json.loads(base64.b64decode(str(raw_patch)))
+        except (binascii.Error, ValueError) as exc:
+            raise CallError(f"response.patch is not a base64 JSON patch: {exc}") from exc
+        if not isinstance(patch, list):
+            raise CallError("response.patch is not a JSON patch (a list of operations)")
+    warnings = resp.get("warnings")
+    status = resp.get("status")
+    return Verdict(allowed=resp.get("allowed") is True, status=status if isinstance(status, dict) else {},
+                   patch=patch, warnings=[str(w) for w in warnings] if isinstance(warnings, list) else [])
