@@ -75,8 +75,8 @@ class WebhookServer:
     """The webhooks, over HTTPS on loopback, on a loop of their own; every review is kept.
 
     ``/validate`` denies objects labelled ``forbidden: "true"`` (403, a message) and warns
-    otherwise; ``/mutate`` adds the label ``mutated-by: test-webhook``; ``/slow`` answers
-    allowed after SLOW_SECONDS."""
+    otherwise; ``/mutate`` adds the label ``mutated-by: test-webhook``; ``/count`` counts its
+    calls in the annotation ``webhook-calls``; ``/slow`` answers allowed after SLOW_SECONDS."""
 
     def __init__(self, tmp: Path, dns_names: list[str]) -> None:
         self.ca_pem, cert, key = make_certificate(tmp, dns_names)
@@ -120,6 +120,11 @@ class WebhookServer:
             if not (obj.get("metadata") or {}).get("labels"):
                 ops.append({"op": "add", "path": "/metadata/labels", "value": {}})
             ops.append({"op": "add", "path": "/metadata/labels/mutated-by", "value": "test-webhook"})
+            resp["patchType"] = "JSONPatch"
+            resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+        elif path == "count":
+            calls = int(((obj.get("metadata") or {}).get("annotations") or {}).get("webhook-calls", "0")) + 1
+            ops = [{"op": "add", "path": "/metadata/annotations", "value": {"webhook-calls": str(calls)}}]
             resp["patchType"] = "JSONPatch"
             resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
         elif path == "slow":
@@ -288,6 +293,82 @@ def test_mutating_webhook_patches_the_object(server: RunningServer, hooks: Webho
         assert stored["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
 
 
+def test_reinvocation_if_needed(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """Configurations are called in name order; an IfNeeded webhook is called again when a
+    later one changed the object, a Never one is not."""
+    def calls(policy: str) -> str:
+        with Registered(server, "MutatingWebhookConfiguration", "a-count.webhooks.test",
+                        [webhook("count.webhooks.test", url_client(hooks, "count"), ns, reinvocationPolicy=policy)]), \
+             Registered(server, "MutatingWebhookConfiguration", "b-label.webhooks.test",
+                        [webhook("label.webhooks.test", url_client(hooks, "mutate"), ns)]):
+            def both() -> Obj | None:
+                done = create_pod(server, ns, f"r-{time.monotonic_ns()}")
+                assert done.returncode == 0, done.stderr
+                got: Obj = json.loads(done.stdout)["metadata"]
+                return got if "mutated-by" in (got.get("labels") or {}) and got.get("annotations") else None
+
+            return str(until("both webhooks to act", both)["annotations"]["webhook-calls"])
+
+    assert calls("IfNeeded") == "2"
+    assert calls("Never") == "1"
+
+
+def test_updates_and_deletes(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """A mutating webhook on UPDATE patches an update (kubectl annotate); a validating one on
+    DELETE is sent the object being deleted as oldObject and can refuse the deletion."""
+    made = create_pod(server, ns, "kept", {"forbidden": "true"})
+    assert made.returncode == 0, made.stderr
+    update = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}]
+    delete = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["pods"]}]
+    with Registered(server, "MutatingWebhookConfiguration", "on-update.webhooks.test",
+                    [webhook("on-update.webhooks.test", url_client(hooks, "mutate"), ns, rules=update)]), \
+         Registered(server, "ValidatingWebhookConfiguration", "on-delete.webhooks.test",
+                    [webhook("on-delete.webhooks.test", url_client(hooks, "validate"), ns, rules=delete)]):
+        def labelled() -> bool:
+            kubectl(server, "-n", ns, "annotate", "pod", "kept", f"n={time.monotonic_ns()}", "--overwrite")
+            got = json.loads(kubectl(server, "-n", ns, "get", "pod", "kept", "-o", "json").stdout)
+            return got["metadata"]["labels"].get("mutated-by") == "test-webhook"
+
+        until("the update to be patched", labelled)
+        review = [r for r in hooks.seen("mutate") if r.get("name") == "kept"][-1]
+        assert review["operation"] == "UPDATE" and review["options"]["kind"] == "UpdateOptions"
+        assert "mutated-by" not in review["oldObject"]["metadata"]["labels"] or \
+            review["object"]["metadata"]["annotations"] != review["oldObject"]["metadata"]["annotations"]
+        refused = until("the deletion to be refused", lambda: (p := kubectl(
+            server, "-n", ns, "delete", "pod", "kept", "--wait=false", check=False)).returncode and p)
+        assert 'admission webhook "on-delete.webhooks.test" denied the request' in refused.stderr, refused.stderr
+        review = [r for r in hooks.seen("validate") if r.get("name") == "kept"][-1]
+        assert review["operation"] == "DELETE" and review["object"] is None
+        assert review["oldObject"]["metadata"]["name"] == "kept" and review["options"]["kind"] == "DeleteOptions"
+    assert kubectl(server, "-n", ns, "delete", "pod", "kept", "--wait=false").returncode == 0
+
+
+def test_deletes_that_wait_for_finalizers(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """A DELETE that only marks the object (a finalizer holds it) is sent to the webhooks and
+    can be refused; the removal once the last finalizer is gone is an update's, not sent."""
+    delete = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["configmaps"]}]
+    for name, labels in (("held-bad", {"forbidden": "true"}), ("held-ok", {})):
+        kubectl(server, "-n", ns, "create", "-f", "-", stdin=json.dumps({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels, "finalizers": ["example.com/hold"]}}))
+    with Registered(server, "ValidatingWebhookConfiguration", "cm-delete.webhooks.test",
+                    [webhook("cm-delete.webhooks.test", url_client(hooks, "validate"), ns, rules=delete)]):
+        refused = until("the marking delete to be refused", lambda: (p := kubectl(
+            server, "-n", ns, "delete", "configmap", "held-bad", "--wait=false", check=False)).returncode and p)
+        assert 'admission webhook "cm-delete.webhooks.test" denied the request' in refused.stderr, refused.stderr
+        got = json.loads(kubectl(server, "-n", ns, "get", "configmap", "held-bad", "-o", "json").stdout)
+        assert "deletionTimestamp" not in got["metadata"]
+        kubectl(server, "-n", ns, "delete", "configmap", "held-ok", "--wait=false")
+        assert len([r for r in hooks.seen("validate") if r.get("name") == "held-ok"]) == 1
+        kubectl(server, "-n", ns, "patch", "configmap", "held-ok", "--type=merge", "-p",
+                '{"metadata":{"finalizers":null}}')
+        until("held-ok to go", lambda: kubectl(server, "-n", ns, "get", "configmap", "held-ok",
+                                               check=False).returncode)
+        assert len([r for r in hooks.seen("validate") if r.get("name") == "held-ok"]) == 1
+    kubectl(server, "-n", ns, "patch", "configmap", "held-bad", "--type=merge", "-p",
+            '{"metadata":{"finalizers":null}}')
+
+
 def test_failure_policy_when_the_webhook_is_down(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
     down = url_client(hooks, "validate", port=free_port())
     with Registered(server, "ValidatingWebhookConfiguration", "down-ignore.webhooks.test",
@@ -393,6 +474,42 @@ def test_subresource_rules_and_service_webhooks(server: RunningServer, hooks: We
             kubectl(server, "-n", ns, "label", "pod", "target", "more=yes")
     finally:
         kubectl(server, "delete", "namespace", svc_ns, "--wait=false", check=False)
+
+
+def hpa(name: str) -> str:
+    return json.dumps({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "labels": {"forbidden": "true"}},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 3,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                     "type": "Utilization", "averageUtilization": 60}}}]}})
+
+
+def test_match_policy_equivalent_sends_the_version_the_rule_names(server: RunningServer, hooks: WebhookServer,
+                                                                  ns: str) -> None:
+    """A rule for autoscaling/v1 catches an autoscaling/v2 write (Equivalent, the default),
+    sent as v1; with Exact it does not."""
+    rules = [{"apiGroups": ["autoscaling"], "apiVersions": ["v1"], "operations": ["CREATE"],
+              "resources": ["horizontalpodautoscalers"]}]
+    with Registered(server, "ValidatingWebhookConfiguration", "exact.webhooks.test",
+                    [webhook("exact.webhooks.test", url_client(hooks, "validate"), ns, rules=rules,
+                             matchPolicy="Exact")]):
+        time.sleep(1)  # the configuration is in the server's cache (nothing to poll for: it must not act)
+        made = kubectl(server, "-n", ns, "create", "-f", "-", stdin=hpa("exact"), check=False)
+        assert made.returncode == 0, made.stderr
+    with Registered(server, "ValidatingWebhookConfiguration", "equivalent.webhooks.test",
+                    [webhook("equivalent.webhooks.test", url_client(hooks, "validate"), ns, rules=rules)]):
+        denied = until("the v1 rule to catch a v2 write", lambda: (p := kubectl(
+            server, "-n", ns, "create", "-f", "-", stdin=hpa(f"h{time.monotonic_ns()}"), check=False))
+            .returncode and p)
+        assert 'admission webhook "equivalent.webhooks.test" denied the request: horizontalpodautoscalers ' \
+               "labelled forbidden" in denied.stderr, denied.stderr
+        review = hooks.seen("validate")[-1]
+        assert review["kind"] == {"group": "autoscaling", "version": "v1", "kind": "HorizontalPodAutoscaler"}
+        assert review["requestKind"]["version"] == "v2"
+        assert review["object"]["apiVersion"] == "autoscaling/v1"
+        assert review["object"]["spec"]["targetCPUUtilizationPercentage"] == 60
 
 
 def test_configurations_are_never_sent_to_webhooks(server: RunningServer, hooks: WebhookServer, ns: str) -> None:

@@ -406,7 +406,7 @@ class Storage:
         if lifecycle.deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now,
             # through the same admission as a delete (a Service's addresses are released).
-            gone = admission.Request(admission.DELETE, res, ns, name, new)
+            gone = admission.Request(admission.DELETE, res, ns, name, new, finalizing=True)
             await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -474,10 +474,12 @@ class Storage:
             updated = lifecycle.mark_for_deletion(res, obj, options)
             req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user,
                                     warnings=_sink(warnings))
+            if dry_run or updated is not None:
+                # Nothing goes now: admission is asked all the same (a webhook may refuse the
+                # deletion), and what the removal would release stays held.
+                await self.admission.validate(req)
+                await req.failed()
             if dry_run:
-                if updated is None:
-                    await self.admission.validate(req)
-                    await req.failed()
                 return _at_version(res, updated or obj), updated is None
             if updated is not None and updated == obj:
                 return _at_version(res, obj), False  # already being deleted as asked

@@ -51,6 +51,9 @@ class Request:
     dry_run: bool = False
     # Who writes (None: the server itself, or a caller that did not say).
     user: User | None = None
+    # A DELETE that is the removal following the last finalizer's (an update's), not a
+    # client's request: what it releases is released, but nothing outside the server is asked.
+    finalizing: bool = False
     # What the client is told without being refused (a webhook's warnings): Warning headers.
     warnings: list[str] = field(default_factory=list)
     _undo: list[Hook] = field(default_factory=list)

@@ -60,6 +60,7 @@ class Webhook:
     # (name, expression) of each CEL match condition; all must hold for the call to happen.
     conditions: tuple[tuple[str, str], ...]
     fail_closed: bool  # failurePolicy Fail
+    exact: bool  # matchPolicy Exact: another version of the same resource does not match
     side_effects: str
     timeout: float
     reinvoke: bool  # reinvocationPolicy IfNeeded (mutating webhooks)
@@ -93,6 +94,7 @@ def _compile(config: str, hook: Obj) -> Webhook:
         object_selector=label_selector_from_dict(hook.get("objectSelector") or {}),
         conditions=tuple((str(c["name"]), str(c["expression"])) for c in hook.get("matchConditions") or []),
         fail_closed=hook.get("failurePolicy", "Fail") != "Ignore",
+        exact=hook.get("matchPolicy") == "Exact",
         side_effects=str(hook.get("sideEffects") or "Unknown"),
         timeout=float(hook.get("timeoutSeconds") or 10),
         reinvoke=hook.get("reinvocationPolicy") == "IfNeeded",

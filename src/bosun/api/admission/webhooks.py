@@ -24,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 import jsonpatch
@@ -41,7 +42,7 @@ from bosun.api.admission.webhookmatch import (
 from bosun.api.aggregation import endpoint_of
 from bosun.api.errors import APIError
 from bosun.api.objects import json_copy
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.registry import RESOURCES, Resource, must_by_plural
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,19 @@ class _Webhooks:
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
         return res.group != EXEMPT_GROUP and operation in self._operations()
 
-    def _matching(self, req: Request) -> list[Webhook]:
+    def _matching(self, req: Request) -> list[tuple[Webhook, Resource]]:
+        """The webhooks to call, each with the version of the resource it is sent (the
+        request's, or with ``matchPolicy: Equivalent`` another served version its rules name)."""
         hooks = self.source.webhooks(self.mutating)
-        if not hooks:
+        if not hooks or req.finalizing:
             return []
         obj, old = _objects(req)
         ns_labels = self._namespace_labels(req)
-        res = req.res
         out = []
         for hook in hooks:
-            if not any(r.matches(req.operation, res.group, res.version, res.plural, req.subresource,
-                                 res.namespaced) for r in hook.rules):
-                continue
-            if namespace_matches(hook, ns_labels) and objects_match(hook, obj, old):
-                out.append(hook)
+            view = _matched_version(hook, req)
+            if view is not None and namespace_matches(hook, ns_labels) and objects_match(hook, obj, old):
+                out.append((hook, view))
         return out
 
     def _namespace_labels(self, req: Request) -> dict[str, str] | None:
@@ -100,10 +100,10 @@ class _Webhooks:
         ns = self.source.current(NAMESPACES, None, req.namespace or "")
         return dict(((ns or {}).get("metadata") or {}).get("labels") or {})
 
-    async def _ask(self, hook: Webhook, req: Request, uid: str) -> Verdict | None:
-        """The webhook's verdict on the request; None: it was not called or its failure is
-        ignored. Raises the APIError the client gets when the write must fail."""
-        review = admission_review(req, uid)
+    async def _ask(self, hook: Webhook, view: Resource, req: Request, uid: str) -> Verdict | None:
+        """The webhook's verdict on the request, sent as ``view``; None: it was not called
+        or its failure is ignored. Raises the APIError the client gets when the write must fail."""
+        review = admission_review(req, uid, view)
         if hook.conditions:
             try:
                 if not conditions_hold(hook, _cel_variables(review)):
@@ -159,27 +159,29 @@ class MutatingWebhooks(_Webhooks):
             return
         uid = str(uuid.uuid4())
         # Per IfNeeded webhook called: the object as it left it.
-        left: list[tuple[Webhook, Obj]] = []
-        for hook in hooks:
-            await self._mutate(hook, req, uid)
+        left: list[tuple[Webhook, Resource, Obj]] = []
+        for hook, view in hooks:
+            await self._mutate(hook, view, req, uid)
             if hook.reinvoke:
-                left.append((hook, json_copy(req.obj)))
-        for hook, after in left:
+                left.append((hook, view, json_copy(req.obj)))
+        for hook, view, after in left:
             if req.obj != after:
-                await self._mutate(hook, req, uid)
+                await self._mutate(hook, view, req, uid)
 
-    async def _mutate(self, hook: Webhook, req: Request, uid: str) -> None:
-        verdict = await self._ask(hook, req, uid)
+    async def _mutate(self, hook: Webhook, view: Resource, req: Request, uid: str) -> None:
+        verdict = await self._ask(hook, view, req, uid)
         if verdict is None or not verdict.patch:
             return
         try:
-            patched = jsonpatch.apply_patch(req.obj, verdict.patch)
+            patched = jsonpatch.apply_patch(_as_seen(view, req.obj), verdict.patch)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
             raise errors.internal(f'Internal error occurred: admission webhook "{hook.name}" returned a patch '
                                   f"that does not apply: {exc}") from exc
         if not isinstance(patched, dict):
             raise errors.internal(f'Internal error occurred: admission webhook "{hook.name}" patched the '
                                   "object into something else than an object")
+        if view.converter is not None:
+            patched = view.converter.to_storage(patched)
         # In place: the write path holds this dict.
         req.obj.clear()
         req.obj.update(patched)
@@ -194,7 +196,7 @@ class ValidatingWebhooks(_Webhooks):
         if not hooks:
             return
         uid = str(uuid.uuid4())
-        results = await asyncio.gather(*(self._ask(h, req, uid) for h in hooks), return_exceptions=True)
+        results = await asyncio.gather(*(self._ask(h, view, req, uid) for h, view in hooks), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -216,14 +218,43 @@ def denial(webhook: str, status: Obj) -> APIError:
     return APIError(code, str(reason or ""), text, details=details if isinstance(details, dict) else None)
 
 
-def admission_review(req: Request, uid: str) -> Obj:
-    """The ``admission.k8s.io/v1`` AdmissionReview of a write."""
+def _matched_version(hook: Webhook, req: Request) -> Resource | None:
     res = req.res
-    kind = {"group": res.group, "version": res.version, "kind": res.kind}
-    resource = {"group": res.group, "version": res.version, "resource": res.plural}
-    obj, old = _objects(req)
+    for candidate in (res, *(() if hook.exact else _equivalents(res))):
+        if any(r.matches(req.operation, candidate.group, candidate.version, candidate.plural, req.subresource,
+                         candidate.namespaced) for r in hook.rules):
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=256)
+def _equivalents(res: Resource) -> tuple[Resource, ...]:
+    """The other served versions of the resource (autoscaling/v1 of a v2
+    HorizontalPodAutoscaler), each converting from the stored one."""
+    return tuple(r for r in RESOURCES if r.group == res.group and r.plural == res.plural and r.converter is not None
+                 and r.version != res.version)
+
+
+def _as_seen(view: Resource, obj: Obj | None) -> Obj | None:
+    """``obj`` (as stored) at the version a webhook is sent."""
+    if obj is None or view.converter is None:
+        return obj
+    return view.converter.from_storage(json_copy(obj))
+
+
+def admission_review(req: Request, uid: str, view: Resource | None = None) -> Obj:
+    """The ``admission.k8s.io/v1`` AdmissionReview of a write, sent as ``view`` (another
+    served version of the request's resource, for a webhook matched by equivalence)."""
+    res = req.res
+    view = view or res
+    kind = {"group": view.group, "version": view.version, "kind": view.kind}
+    resource = {"group": view.group, "version": view.version, "resource": view.plural}
+    request_kind = {"group": res.group, "version": res.version, "kind": res.kind}
+    request_resource = {"group": res.group, "version": res.version, "resource": res.plural}
+    obj, old = (_as_seen(view, o) for o in _objects(req))
     request: Obj = {
-        "uid": uid, "kind": kind, "resource": resource, "requestKind": kind, "requestResource": resource,
+        "uid": uid, "kind": kind, "resource": resource, "requestKind": request_kind,
+        "requestResource": request_resource,
         "name": req.name, "operation": req.operation,
         "userInfo": req.user.info() if req.user is not None else SERVER_USER,
         "object": obj, "oldObject": old, "dryRun": req.dry_run,

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bosun.api import errors
 from bosun.api.conversion import Converter
-from bosun.api.fieldvalidation import check_fields
+from bosun.api.fieldvalidation import add_warnings, check_fields
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -81,6 +81,7 @@ class Converted:
         if t.sub is not None and t.sub != "status":
             raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}/{t.sub}")
         headers: dict[str, str] = {}
+        told: list[str] = []  # what admission tells the client (Warning headers)
         if t.name is None:
             if method == "GET":
                 items, rv, _ = await storage.list(self.stored, t.namespace)
@@ -91,21 +92,27 @@ class Converted:
                                       "items": [self.conv.from_storage(o) for o in items]})
             if method == "POST" and t.res.namespaced and t.namespace is not None:
                 created = await storage.create(self.stored, t.namespace, await self._stored_body(headers),
-                                               dry_run=dry_run(self.request), user=self.request.get(USER))
+                                               dry_run=dry_run(self.request), user=self.request.get(USER),
+                                               warnings=told)
+                add_warnings(headers, told)
                 return json_response(self.conv.from_storage(created), status=201, headers=headers)
             raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}: {method}")
         if method == "GET":
             return json_response(self._out(await storage.get(self.stored, t.namespace, t.name)))
         if method == "PUT":
             out = await storage.update(self.stored, t.namespace, t.name, await self._stored_body(headers),
-                                       subresource=t.sub, dry_run=dry_run(self.request))
+                                       subresource=t.sub, dry_run=dry_run(self.request), user=self.request.get(USER),
+                                       warnings=told)
+            add_warnings(headers, told)
             return json_response(self.conv.from_storage(out), headers=headers)
         if method == "PATCH":
-            return json_response(self.conv.from_storage(await self._patch()), headers=headers)
+            patched = await self._patch(told)
+            add_warnings(headers, told)
+            return json_response(self.conv.from_storage(patched), headers=headers)
         if method == "DELETE" and t.sub is None:
             options = await self.rest.delete_options(self.request)
             obj, gone = await storage.delete(self.stored, t.namespace, t.name, options=options,
-                                             dry_run=dry_run(self.request))
+                                             dry_run=dry_run(self.request), user=self.request.get(USER))
             if gone:
                 return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                       "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,
@@ -113,7 +120,7 @@ class Converted:
             return json_response(self.conv.from_storage(obj))
         raise errors.method_not_allowed(f"the server does not allow this method on {t.res.plural}: {method}")
 
-    async def _patch(self) -> Obj:
+    async def _patch(self, told: list[str]) -> Obj:
         t, ctype = self.t, self.request.content_type
         if ctype not in PATCH_TYPES:
             raise errors.unsupported_media_type(ctype)
@@ -132,4 +139,5 @@ class Converted:
 
         assert t.name is not None
         return await self.rest.storage.mutate(self.stored, t.namespace, t.name, fn, subresource=t.sub,
-                                              dry_run=dry_run(self.request), fn_copies=True)
+                                              dry_run=dry_run(self.request), fn_copies=True,
+                                              user=self.request.get(USER), warnings=told)
