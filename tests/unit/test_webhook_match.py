@@ -124,6 +124,17 @@ def test_reading_answers() -> None:
                       mutating=False)
 
 
+def test_v1beta1_answers_are_read_leniently() -> None:
+    assert compiled(admissionReviewVersions=["v1beta1"]).review_version == "admission.k8s.io/v1beta1"
+    assert compiled(admissionReviewVersions=["v1beta1", "v1"]).review_version == "admission.k8s.io/v1"
+    ops = [{"op": "remove", "path": "/spec"}]
+    body = json.dumps({"response": {"allowed": True, "patch": base64.b64encode(json.dumps(ops).encode()).decode()}})
+    got = read_response(body.encode(), "u", mutating=True, beta=True)
+    assert got.allowed and got.patch == ops
+    with pytest.raises(CallError, match="webhook response of"):
+        read_response(body.encode(), "u", mutating=True)
+
+
 def test_denials_read_as_upstream_words_them() -> None:
     err = denial("a.b.c", {"code": 403, "reason": "Forbidden", "message": "no"})
     assert (err.code, err.reason, err.message) == (403, "Forbidden", 'admission webhook "a.b.c" denied the request: no')

@@ -24,6 +24,9 @@ import orjson
 
 Obj = dict[str, Any]
 REVIEW_API_VERSION = "admission.k8s.io/v1"
+# The older form, for a webhook that lists only it in admissionReviewVersions: the same
+# fields; its answers were never checked for kind or uid, and a patch's type defaults.
+REVIEW_API_VERSION_BETA = "admission.k8s.io/v1beta1"
 
 
 class CallError(Exception):
@@ -74,33 +77,35 @@ async def call(endpoint: Endpoint, ca_bundle: str, seconds: float, review: Obj, 
         raise CallError(f'Post "{url}": {exc}') from exc
     if not 200 <= status < 300:
         raise CallError(f"the server responded with status code {status}: {body[:200].decode(errors='replace')}")
-    return read_response(body, str(review["request"]["uid"]), mutating=mutating)
+    return read_response(body, str(review["request"]["uid"]), mutating=mutating,
+                         beta=review["apiVersion"] == REVIEW_API_VERSION_BETA)
 
 
-def read_response(body: bytes, uid: str, *, mutating: bool) -> Verdict:
+def read_response(body: bytes, uid: str, *, mutating: bool, beta: bool = False) -> Verdict:
     try:
         doc = json.loads(body)
     except ValueError as exc:
         raise CallError(f"the response is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise CallError("the response is not an AdmissionReview")
-    if doc.get("apiVersion") != REVIEW_API_VERSION or doc.get("kind") != "AdmissionReview":
+    if not beta and (doc.get("apiVersion") != REVIEW_API_VERSION or doc.get("kind") != "AdmissionReview"):
         raise CallError(f'expected webhook response of {REVIEW_API_VERSION}, Kind=AdmissionReview, got '
                         f'{doc.get("apiVersion")}, Kind={doc.get("kind")}')
     resp = doc.get("response")
     if not isinstance(resp, dict):
         raise CallError("webhook response was absent")
-    if resp.get("uid") != uid:
+    if not beta and resp.get("uid") != uid:
         raise CallError(f'expected response.uid="{uid}", got "{resp.get("uid")}"')
     patch: list[Any] | None = None
     raw_patch = resp.get("patch")
     if raw_patch:
         if not mutating:
             raise CallError("validating webhook may not return response.patch")
-        if resp.get("patchType") != "JSONPatch":
-            if not resp.get("patchType"):
+        patch_type = resp.get("patchType") or ("JSONPatch" if beta else "")
+        if patch_type != "JSONPatch":
+            if not patch_type:
                 raise CallError("webhook returned response.patch but not response.patchType")
-            raise CallError(f'webhook returned invalid response.patchType of "{resp.get("patchType")}"')
+            raise CallError(f'webhook returned invalid response.patchType of "{patch_type}"')
         try:
             patch = json.loads(base64.b64decode(str(raw_patch)))
         except (binascii.Error, ValueError) as exc:

@@ -64,6 +64,7 @@ class Webhook:
     side_effects: str
     timeout: float
     reinvoke: bool  # reinvocationPolicy IfNeeded (mutating webhooks)
+    review_version: str  # the AdmissionReview apiVersion it is sent: v1 if it takes it
     client: Mapping[str, Any]  # clientConfig
 
     def calls_on_dry_run(self) -> bool:
@@ -98,6 +99,8 @@ def _compile(config: str, hook: Obj) -> Webhook:
         side_effects=str(hook.get("sideEffects") or "Unknown"),
         timeout=float(hook.get("timeoutSeconds") or 10),
         reinvoke=hook.get("reinvocationPolicy") == "IfNeeded",
+        review_version="admission.k8s.io/" + ("v1" if "v1" in (hook.get("admissionReviewVersions") or ["v1"])
+                                              else "v1beta1"),
         client=dict(hook.get("clientConfig") or {}),
     )
 

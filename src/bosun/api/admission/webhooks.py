@@ -10,7 +10,11 @@ at once. Each call follows upstream: a denial answers the client with the webhoo
 (``admission webhook "NAME" denied the request: MESSAGE``), a webhook that cannot be reached
 in ``timeoutSeconds`` fails the write (``failurePolicy: Fail``) or is passed over
 (``Ignore``), a dry run never calls a webhook with side effects, warnings in the answer go to
-the client as ``Warning`` headers. Writes of the admissionregistration group itself are never
+the client as ``Warning`` headers. A webhook's match conditions (CEL) are evaluated on the
+review before it is sent. With ``matchPolicy: Equivalent`` a rule naming another served
+version of the resource (autoscaling/v1 of a v2 HorizontalPodAutoscaler) matches too, and the
+webhook is sent the object at that version. The review is ``admission.k8s.io/v1``, or v1beta1
+for a webhook that lists only that. Writes of the admissionregistration group itself are never
 sent to a webhook, so a broken webhook can always be removed.
 
 A webhook behind a Service is called at a ready endpoint's address (the control plane reaches
@@ -103,7 +107,7 @@ class _Webhooks:
     async def _ask(self, hook: Webhook, view: Resource, req: Request, uid: str) -> Verdict | None:
         """The webhook's verdict on the request, sent as ``view``; None: it was not called
         or its failure is ignored. Raises the APIError the client gets when the write must fail."""
-        review = admission_review(req, uid, view)
+        review = admission_review(req, uid, view, hook.review_version)
         if hook.conditions:
             try:
                 if not conditions_hold(hook, _cel_variables(review)):
@@ -242,9 +246,10 @@ def _as_seen(view: Resource, obj: Obj | None) -> Obj | None:
     return view.converter.from_storage(json_copy(obj))
 
 
-def admission_review(req: Request, uid: str, view: Resource | None = None) -> Obj:
-    """The ``admission.k8s.io/v1`` AdmissionReview of a write, sent as ``view`` (another
-    served version of the request's resource, for a webhook matched by equivalence)."""
+def admission_review(req: Request, uid: str, view: Resource | None = None,
+                     api_version: str = "admission.k8s.io/v1") -> Obj:
+    """The AdmissionReview of a write, sent as ``view`` (another served version of the
+    request's resource, for a webhook matched by equivalence)."""
     res = req.res
     view = view or res
     kind = {"group": view.group, "version": view.version, "kind": view.kind}
@@ -265,7 +270,7 @@ def admission_review(req: Request, uid: str, view: Resource | None = None) -> Ob
         request["subResource"] = request["requestSubResource"] = req.subresource
     if res.namespaced and req.namespace:
         request["namespace"] = req.namespace
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
 
 
 def _objects(req: Request) -> tuple[Obj | None, Obj | None]:
