@@ -74,7 +74,7 @@ class Storage:
         self, store: Store, namespaces: NamespaceTracker,
         sealed: dict[str, ResourceTransformer] | None = None,
         services: ServiceAllocator | None = None, toleration_seconds: int = 300,
-        webhooks: admission.WebhookSource | None = None,
+        webhooks: admission.Webhooks | None = None,
     ) -> None:
         self.store = store
         self.namespaces = namespaces

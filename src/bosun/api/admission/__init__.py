@@ -25,14 +25,16 @@ from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
-from bosun.api.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, WebhookSource
+from bosun.api.admission.webhookcall import Caller
+from bosun.api.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, Webhooks, WebhookSource
 from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
-                   webhooks: WebhookSource | None = None) -> AdmissionChain:
+                   webhooks: Webhooks | None = None) -> AdmissionChain:
     """The server's chain; ``webhooks``: where the admission webhooks' configurations are
-    read (None: no webhook is called), their plugins last in each phase, as upstream."""
+    read and what calls them (None: no webhook is called), their plugins last in each
+    phase, as upstream."""
     called = [MutatingWebhooks(webhooks), ValidatingWebhooks(webhooks)] if webhooks is not None else []
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
@@ -41,9 +43,9 @@ def standard_chain(reader: Reader, services: ServiceAllocator, toleration_second
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin",
+    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "DefaultStorageClass",
+    "DefaultTolerationSeconds", "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
     "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingWebhooks", "WebhookSource",
-    "standard_chain",
+    "Webhooks", "standard_chain",
 ]

@@ -62,13 +62,34 @@ def tls_context(ca_bundle: str) -> ssl.SSLContext:
         raise CallError(f"caBundle holds no usable PEM certificate: {exc}") from exc
 
 
-async def call(endpoint: Endpoint, ca_bundle: str, seconds: float, review: Obj, *, mutating: bool) -> Verdict:
-    ctx = tls_context(ca_bundle)
+class Caller:
+    """The webhooks' HTTP client: one session whose connections are kept alive between calls
+    (a TLS handshake per write would cost more than the call itself), made on first use in
+    the server's loop and closed with the server."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def call(self, endpoint: Endpoint, ca_bundle: str, seconds: float, review: Obj, *,
+                   mutating: bool) -> Verdict:
+        ctx = tls_context(ca_bundle)
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return await call(self._session, endpoint, ctx, seconds, review, mutating=mutating)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def call(session: aiohttp.ClientSession, endpoint: Endpoint, ctx: ssl.SSLContext, seconds: float, review: Obj,
+               *, mutating: bool) -> Verdict:
     url = f"{endpoint.url}?timeout={int(seconds)}s"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session, \
-                session.post(url, data=orjson.dumps(review), ssl=ctx, server_hostname=endpoint.server_name,
-                             headers={"Content-Type": "application/json", "Accept": "application/json"}) as resp:
+        async with session.post(url, data=orjson.dumps(review), ssl=ctx, server_hostname=endpoint.server_name,
+                                timeout=aiohttp.ClientTimeout(total=seconds),
+                                headers={"Content-Type": "application/json", "Accept": "application/json"}) as resp:
             body = await resp.read()
             status = resp.status
     except TimeoutError as exc:

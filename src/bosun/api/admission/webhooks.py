@@ -28,6 +28,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -35,7 +36,7 @@ import jsonpatch
 
 from bosun.api import errors
 from bosun.api.admission.base import CREATE, DELETE, UPDATE, Operation, Request
-from bosun.api.admission.webhookcall import CallError, Endpoint, Verdict, call
+from bosun.api.admission.webhookcall import Caller, CallError, Endpoint, Verdict
 from bosun.api.admission.webhookmatch import (
     ConditionError,
     Webhook,
@@ -69,11 +70,21 @@ class WebhookSource(Protocol):
     def current(self, res: Resource, namespace: str | None, name: str) -> Obj | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Webhooks:
+    """What the webhook plugins need: where the configurations are read, and the client
+    that calls them (the server closes it when it stops)."""
+
+    source: WebhookSource
+    caller: Caller
+
+
 class _Webhooks:
     mutating: bool
 
-    def __init__(self, source: WebhookSource) -> None:
-        self.source = source
+    def __init__(self, webhooks: Webhooks) -> None:
+        self.source = webhooks.source
+        self.caller = webhooks.caller
 
     def _operations(self) -> tuple[Operation, ...]:
         return (CREATE, UPDATE) if self.mutating else (CREATE, UPDATE, DELETE)
@@ -119,8 +130,8 @@ class _Webhooks:
             raise errors.bad_request(f'admission webhook "{hook.name}" does not support dry run')
         try:
             endpoint = self._endpoint(hook)
-            verdict = await call(endpoint, str(hook.client.get("caBundle") or ""), hook.timeout, review,
-                                 mutating=self.mutating)
+            verdict = await self.caller.call(endpoint, str(hook.client.get("caBundle") or ""), hook.timeout,
+                                             review, mutating=self.mutating)
         except CallError as exc:
             self._failed(hook, f"failed to call webhook: {exc}")
             return None
