@@ -74,8 +74,8 @@ def make_certificate(tmp: Path, names: list[str]) -> tuple[bytes, Path, Path]:
 class WebhookServer:
     """The webhooks, over HTTPS on loopback, on a loop of their own; every review is kept.
 
-    ``/validate`` denies objects labelled ``forbidden: "true"`` (403, a message) and warns
-    otherwise; ``/mutate`` adds the label ``mutated-by: test-webhook``; ``/count`` counts its
+    ``/validate`` denies objects labelled ``forbidden: "true"`` and every CONNECT (403, a
+    message) and warns otherwise; ``/mutate`` adds the label ``mutated-by: test-webhook``; ``/count`` counts its
     calls in the annotation ``webhook-calls``; ``/slow`` answers allowed after SLOW_SECONDS."""
 
     def __init__(self, tmp: Path, dns_names: list[str]) -> None:
@@ -109,7 +109,10 @@ class WebhookServer:
         labels = (obj.get("metadata") or {}).get("labels") or {}
         resp: Obj = {"uid": req["uid"], "allowed": True}
         if path == "validate":
-            if labels.get("forbidden") == "true":
+            if req["operation"] == "CONNECT":
+                resp = {"uid": req["uid"], "allowed": False,
+                        "status": {"code": 403, "reason": "Forbidden", "message": f"{obj['kind']} are not allowed"}}
+            elif labels.get("forbidden") == "true":
                 resp = {"uid": req["uid"], "allowed": False,
                         "status": {"code": 403, "reason": "Forbidden",
                                    "message": f"{req['resource']['resource']} labelled forbidden are not allowed"}}
@@ -510,6 +513,27 @@ def test_match_policy_equivalent_sends_the_version_the_rule_names(server: Runnin
         assert review["requestKind"]["version"] == "v2"
         assert review["object"]["apiVersion"] == "autoscaling/v1"
         assert review["object"]["spec"]["targetCPUUtilizationPercentage"] == 60
+
+
+def test_connect_exec_is_sent_to_webhooks(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """A rule for CONNECT on pods/exec: ``kubectl exec`` is refused before anything reaches a
+    node, with the webhook's words; the review carries the PodExecOptions."""
+    made = create_pod(server, ns, "shell")
+    assert made.returncode == 0, made.stderr
+    rules = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec"]}]
+    with Registered(server, "ValidatingWebhookConfiguration", "exec.webhooks.test",
+                    [webhook("exec.webhooks.test", url_client(hooks, "validate"), ns, rules=rules)]):
+        refused = until("the exec to be refused by the webhook", lambda: (p := kubectl(
+            server, "-n", ns, "exec", "shell", "--", "true", check=False)).returncode
+            and "denied the request" in p.stderr and p)
+        assert 'admission webhook "exec.webhooks.test" denied the request: PodExecOptions are not allowed' \
+            in refused.stderr, refused.stderr
+        review = hooks.seen("validate")[-1]
+        assert review["operation"] == "CONNECT" and review["subResource"] == "exec"
+        assert review["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+        assert review["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+        assert review["object"]["command"] == ["true"] and review["object"]["container"] == "c"
+        assert "options" not in review
 
 
 def test_configurations_are_never_sent_to_webhooks(server: RunningServer, hooks: WebhookServer, ns: str) -> None:

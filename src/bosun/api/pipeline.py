@@ -45,6 +45,8 @@ admission plugins that concern it.
 14 watch                   the write reaches every watcher from the watch cache              watchcache, watch
 == ======================= ========================================================== ====== ==========================
 
+Opening pods/exec, attach or portforward passes stages 1-5 and the validating admission of a
+CONNECT (the webhooks that ask for it) before anything is proxied.
 A delete passes stages 1-5, then the deletion policy: the propagation policy's finalizer and
 the kind's strategy (``mark_for_deletion``: grace period, finalizers, a namespace turning
 Terminating) decide whether the object is marked or removed now (:mod:`bosun.api.lifecycle`);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bosun.api.admission.alertrules import AlertRules
 from bosun.api.admission.base import (
+    CONNECT,
     CREATE,
     DELETE,
     UPDATE,
@@ -43,7 +44,7 @@ def standard_chain(reader: Reader, services: ServiceAllocator, toleration_second
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "DefaultStorageClass",
+    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "DefaultStorageClass",
     "DefaultTolerationSeconds", "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin",
     "Priority", "PublishedPorts",
     "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingWebhooks", "WebhookSource",

@@ -20,10 +20,13 @@ if TYPE_CHECKING:
     from bosun.api.registry import Resource
     from bosun.security.identity import User
 
-Operation = Literal["CREATE", "UPDATE", "DELETE"]
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 CREATE: Operation = "CREATE"
 UPDATE: Operation = "UPDATE"
 DELETE: Operation = "DELETE"
+# A streaming subresource opened (pods/exec, attach, portforward): ``obj`` is its options
+# (PodExecOptions...); only the validating phase is asked, before anything is proxied.
+CONNECT: Operation = "CONNECT"
 Obj = dict[str, Any]
 Hook = Callable[[], Awaitable[None]]
 

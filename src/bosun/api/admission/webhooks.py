@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import jsonpatch
 
 from bosun.api import errors
-from bosun.api.admission.base import CREATE, DELETE, UPDATE, Operation, Request
+from bosun.api.admission.base import CONNECT, CREATE, DELETE, UPDATE, Operation, Request
 from bosun.api.admission.webhookcall import Caller, CallError, Endpoint, Verdict
 from bosun.api.admission.webhookmatch import (
     ConditionError,
@@ -87,7 +87,7 @@ class _Webhooks:
         self.caller = webhooks.caller
 
     def _operations(self) -> tuple[Operation, ...]:
-        return (CREATE, UPDATE) if self.mutating else (CREATE, UPDATE, DELETE)
+        return (CREATE, UPDATE) if self.mutating else (CREATE, UPDATE, DELETE, CONNECT)
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
         return res.group != EXEMPT_GROUP and operation in self._operations()
@@ -264,8 +264,11 @@ def admission_review(req: Request, uid: str, view: Resource | None = None,
     res = req.res
     view = view or res
     kind = {"group": view.group, "version": view.version, "kind": view.kind}
+    if req.operation == CONNECT:  # the options object's kind (PodExecOptions), as upstream sends it
+        kind = {"group": "", "version": "v1", "kind": str(req.obj.get("kind") or "")}
     resource = {"group": view.group, "version": view.version, "resource": view.plural}
-    request_kind = {"group": res.group, "version": res.version, "kind": res.kind}
+    request_kind = dict(kind) if req.operation == CONNECT else {"group": res.group, "version": res.version,
+                                                                 "kind": res.kind}
     request_resource = {"group": res.group, "version": res.version, "resource": res.plural}
     obj, old = (_as_seen(view, o) for o in _objects(req))
     request: Obj = {
@@ -274,9 +277,10 @@ def admission_review(req: Request, uid: str, view: Resource | None = None,
         "name": req.name, "operation": req.operation,
         "userInfo": req.user.info() if req.user is not None else SERVER_USER,
         "object": obj, "oldObject": old, "dryRun": req.dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": _OPTIONS[req.operation],
-                    **({"dryRun": ["All"]} if req.dry_run else {})},
     }
+    if req.operation in _OPTIONS:
+        request["options"] = {"apiVersion": "meta.k8s.io/v1", "kind": _OPTIONS[req.operation],
+                              **({"dryRun": ["All"]} if req.dry_run else {})}
     if req.subresource:
         request["subResource"] = request["requestSubResource"] = req.subresource
     if res.namespaced and req.namespace:
