@@ -329,7 +329,7 @@ class RestHandler:
             try:
                 out, _gone = await self.storage.delete(
                     t.res, m.get("namespace"), m["name"], options=copy.deepcopy(options),
-                    dry_run=_delete_dry_run(request, options),
+                    dry_run=_delete_dry_run(request, options), user=request.get(USER),
                 )
                 deleted.append(out)
             except APIError as exc:

@@ -285,6 +285,8 @@ def admission_review(req: Request, uid: str, view: Resource | None = None,
         request["subResource"] = request["requestSubResource"] = req.subresource
     if res.namespaced and req.namespace:
         request["namespace"] = req.namespace
+    elif res == NAMESPACES:
+        request["namespace"] = req.name  # upstream's attributes name a Namespace's own
     return {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
 
 
