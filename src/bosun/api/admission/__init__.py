@@ -1,7 +1,10 @@
 """Admission: the ordered plugins every write passes after its kind's strategy.
 
 :mod:`bosun.api.admission.base` defines the chain and the plugin protocol; each other module
-is one plugin. :func:`standard_chain` is the server's chain, in its order.
+is one plugin, but for the admission webhooks' parts: :mod:`.webhooks` holds their two plugins,
+:mod:`.webhookmatch` which writes a webhook's rules pick, :mod:`.webhookcall` the HTTPS call
+and :mod:`.webhooksource` the configurations read from the watch cache.
+:func:`standard_chain` is the server's chain, in its order.
 """
 
 from __future__ import annotations
