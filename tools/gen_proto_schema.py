@@ -14,7 +14,7 @@ Usage::
 Each DIR holds one ``generated.proto`` and that package's ``*.go`` files: the committed
 schema comes from checkouts of kubernetes/api and kubernetes/apimachinery at v0.32.13 with
 ``{core,apps,batch,networking,autoscaling,coordination,policy,scheduling,rbac,authentication,
-authorization,storage,discovery,events}/v1``, ``autoscaling/v2`` and apimachinery's
+authorization,storage,discovery,events,certificates}/v1``, ``autoscaling/v2`` and apimachinery's
 ``pkg/apis/meta/v1``, ``pkg/api/resource``, ``pkg/util/intstr`` and ``pkg/runtime``.
 Unknown kinds (a group not listed) are refused by the decoder, so add a group here first.
 """

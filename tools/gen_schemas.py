@@ -137,13 +137,18 @@ _PKG = {
     "rbac.authorization.k8s.io": "io.k8s.api.rbac.v1",
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1",
     "apiregistration.k8s.io": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1",
+    "certificates.k8s.io": "io.k8s.api.certificates.v1",
+    "events.k8s.io": "io.k8s.api.events.v1",
     "admissionregistration.k8s.io": "io.k8s.api.admissionregistration.v1",
+    "flowcontrol.apiserver.k8s.io": "io.k8s.api.flowcontrol.v1",
 }
 META_PKG = "io.k8s.apimachinery.pkg.apis.meta.v1"
 
 
 def model_for(group: str, version: str, kind: str) -> str:
-    for name in (f"{version.capitalize()}{kind}", f"Core{version.capitalize()}{kind}"):
+    # The client prefixes a kind two groups share with its group (CoreV1Event, EventsV1Event).
+    prefix = (group.split(".")[0] or "core").capitalize()
+    for name in (f"{version.capitalize()}{kind}", f"{prefix}{version.capitalize()}{kind}"):
         if hasattr(models, name):
             return name
     raise SystemExit(f"no client model for {group}/{version} {kind}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bosun.client.events import EventRecorder
 from bosun.client.rest import Client
@@ -37,6 +38,9 @@ class ControlPlaneOptions:
     hpa_tolerance: float = 0.1
     hpa_cpu_initialization_period: float = 300.0
     hpa_initial_readiness_delay: float = 30.0
+    # The CA certificate and key the CSR signer issues certificates with (kube-controller-
+    # manager's --cluster-signing-cert-file/--cluster-signing-key-file); None: no signing.
+    cluster_signing: tuple[Path, Path] | None = None
     # Components call the API in-process (no TLS/sockets/HTTP); BOSUN_LOCAL_TRANSPORT=0 turns it off.
     local_transport: bool = field(default_factory=lambda: os.environ.get("BOSUN_LOCAL_TRANSPORT", "1") != "0")
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.metricspeers import OwnerPeers
 from bosun.api.workers.pool import WorkerPool
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.leader import LeaderElector
@@ -109,15 +110,21 @@ class ControlPlane:
         try:
             if self.config.api_workers > 1:
                 assert self.api.store is not None and self.api.monitoring is not None
+                assert self.api.instruments is not None
+                peers = OwnerPeers(self.api.instruments.exposition)
+                self.api.instruments.peers = peers.for_owner
                 self.workers = WorkerPool(self.config, self.api.store, self.api.listen_sockets,
                                           self.config.api_workers - 1,
                                           logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-                                          extra={"monitoring": self.api.monitoring.answer})
+                                          extra={"monitoring": self.api.monitoring.answer, **peers.ops()})
                 await self.workers.start()
             self.components = discover_components(self.options)
             if not self.components:
                 return
             ca = (self.config.data_dir / "pki" / "ca.crt").read_bytes() if self.config.tls else None
+            if self.config.tls and self.options.cluster_signing is None:
+                pki = self.config.data_dir / "pki"
+                self.options = replace(self.options, cluster_signing=(pki / "ca.crt", pki / "ca.key"))
             local = self.api.local if self.options.local_transport else None
             self.client = Client(ClusterConfig(server=self.api.url, ca_data=ca, insecure=False,
                                                token=self.api.token or None, client_cert=None, client_key=None,

@@ -32,6 +32,10 @@ LABEL = "bosun.io/manager"
 URL_ANNOTATION = "bosun.io/api-url"
 NODE_ANNOTATION = "bosun.io/node"
 LEADER_LEASE = "bosun-controlplane"
+# The manager role as placement sees it (``node.role==manager``), set by ``bosun node promote``.
+MANAGER_LABEL = "node-role.kubernetes.io/control-plane"
+# On a Node whose manager its worker process started when promoted (and stops when demoted).
+PROMOTED_ANNOTATION = "bosun.io/promoted-manager"
 
 
 def lease_name(identity: str) -> str:

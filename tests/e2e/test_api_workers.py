@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.api_workers_env import Server, api_server, by_process, children, is_worker, next_event
 from tests.e2e.helpers import BOSUN, Kubectl
 
@@ -124,6 +125,43 @@ def test_kubectl_works_against_workers(server: Server, tmp_path: Path) -> None:
         assert {f"configmap/k{i}" for i in range(4)} <= set(names)
     finally:
         kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def _lists_of(resource: str, text: str) -> float:
+    """apiserver_request_total for LISTs of ``resource`` answered 200, from Prometheus text."""
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if (s.name == "apiserver_request_total" and s.labels.get("resource") == resource
+                    and s.labels.get("verb") == "LIST" and s.labels.get("code") == "200"):
+                total += s.value
+    return total
+
+
+def test_metrics_count_every_processs_requests_whichever_answers(server: Server) -> None:
+    conns = by_process(server)
+    (a, *_), (b, *_) = conns.values()
+
+    def settled(want: float | None, within: float = 15) -> float:
+        """The count once both processes' scrapes agree on it (and it is ``want``, if given)."""
+        deadline = time.monotonic() + within
+        seen: list[float] = []
+        while time.monotonic() < deadline:
+            seen = [_lists_of("runtimeclasses", conn.text("/metrics")[1]) for conn in (a, b)]
+            if seen[0] == seen[1] and (want is None or seen[0] == want):
+                return seen[0]
+            time.sleep(0.5)
+        raise AssertionError(f"scrapes of the two processes said {seen}, want {want}")
+
+    before = settled(None)
+    for conn, n in ((a, 3), (b, 4)):  # requests served by each process
+        for _ in range(n):
+            assert conn.request("GET", "/apis/node.k8s.io/v1/runtimeclasses")[0] == 200
+    # Every scrape, whichever process takes it, counts all seven (the other's within its push interval).
+    settled(before + 7)
+    status, text = a.text("/metrics")
+    assert status == 200
+    assert text.count("# TYPE apiserver_request_total counter") == 1  # one family, summed, not repeated
 
 
 def test_a_dead_worker_is_replaced_and_stop_leaves_no_process(tmp_path: Path) -> None:

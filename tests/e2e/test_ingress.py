@@ -184,6 +184,15 @@ class Ingresses:
 
 
 @pytest.fixture(scope="module")
+def netcluster() -> Iterator[NetCluster]:
+    """This module's own cluster, with a long node grace: the agent SIGKILL test below may
+    take longer than the harness's 4 s to restart on a loaded machine, and the node lifecycle
+    would then evict the pods the test keeps using (as tests/e2e/test_service_proxy.py)."""
+    with NetCluster(nodes=3, node_monitor_grace_period=30.0, pod_eviction_timeout=60.0) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
 def ing(netcluster: NetCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingresses]:
     assert netcluster.kubectl("create", "namespace", NS).returncode == 0
     try:

@@ -113,12 +113,7 @@ FILES = sorted(MANIFESTS.glob("*.yaml"), key=_order)
 
 # Manifests Kubernetes 1.32 accepts and Bosun still refuses, and why: each is a reported gap,
 # expected to fail until it is closed (strict: the day it passes, it must leave this list).
-NOT_SERVED = {
-    "csr": "certificates.k8s.io/v1 CertificateSigningRequest is not served",
-    "events": "events.k8s.io/v1 Event is not served (core/v1 Event is)",
-    "flowcontrol": "flowcontrol.apiserver.k8s.io/v1 FlowSchema and PriorityLevelConfiguration are not served",
-    "validating-admission-policy": "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy(Binding) is not served",
-}
+NOT_SERVED: dict[str, str] = {}
 
 
 def _param(path: Path) -> object:

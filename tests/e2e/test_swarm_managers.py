@@ -13,107 +13,18 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.e2e.helpers import BOSUN, Run, free_port, one_line_error, wait_until
+from tests.e2e.helpers import free_port, one_line_error, wait_until
+from tests.e2e.swarm_procs import Member, Swarm, bosun, kubectl, node_rows, ok
 from tests.fixtures.etcd import start_etcd
 
 from bosun.client.kubeconfig import load_kubeconfig
 
 MARKER = f"swarm-{os.getpid()}"
-
-
-@dataclass
-class Member:
-    """One `bosun swarm init|join` process and what it printed up to ``ready``."""
-
-    name: str
-    data_dir: Path
-    proc: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
-    port: int = 0
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def kubeconfig(self) -> str:
-        return str(self.data_dir / "kubeconfig")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(60)
-        finally:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def bosun(*args: str, timeout: float = 120) -> Run:
-    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "BOSUN_DEBUG")}
-    p = subprocess.run([BOSUN, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    assert "Traceback" not in p.stderr, p.stderr
-    return Run(p.returncode, p.stdout, p.stderr)
-
-
-def ok(*args: str) -> str:
-    r = bosun(*args)
-    assert r.rc == 0, f"bosun {' '.join(args)} failed ({r.rc}): {r.err}"
-    return r.out
-
-
-def kubectl(kubeconfig: str, *args: str, server: str = "") -> subprocess.CompletedProcess[str]:
-    extra = ["--server", f"https://{server}"] if server else []
-    return subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *extra, *args], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, HOME=str(Path(kubeconfig).parent)))
-
-
-class Swarm:
-    def __init__(self, root: Path, store: str) -> None:
-        self.root = root
-        self.store = store
-        self.members: list[Member] = []
-
-    def start(self, name: str, *args: str, manager: bool = True, labels: str = "") -> Member:
-        """Run ``bosun swarm ARGS`` for node ``name``; returns once it printed ``ready``."""
-        port = free_port() if manager else 0
-        argv = [BOSUN, "swarm", *args, "--data-dir", str(self.root / name), "--name", name, "--runtime", "process",
-                "--agent-port", str(free_port()), "--no-node-network"]  # the host's network is not ours to program
-        if manager:  # a short Lease: the other manager takes over sooner when the leader is killed
-            argv += ["--advertise-addr", f"127.0.0.1:{port}", "--leader-elect-lease-duration", "5"]
-        if labels:
-            argv += ["--labels", labels]
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        member = Member(name, self.root / name, proc, port=port)
-        self.members.append(member)
-        ready = threading.Event()
-
-        def read() -> None:  # to the end, so that the pipe never fills
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                member.output.append(line.rstrip("\n"))
-                if line.strip() == "ready":
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        ready.wait(90)
-        assert "ready" in member.output, f"{name} did not start: {member.output}"
-        return member
-
-    def stop(self) -> None:
-        for m in reversed(self.members):
-            m.stop()
 
 
 @pytest.fixture(scope="module")
@@ -149,20 +60,6 @@ def w1(swarm: Swarm, m1: Member) -> Member:
 def m2(swarm: Swarm, m1: Member, w1: Member) -> Member:
     token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
     return swarm.start("m2", "join", "--token", token, m1.address)
-
-
-def node_rows(kubeconfig: str) -> dict[str, list[str]]:
-    """`bosun node ls` as {hostname: [id(+*), status, availability, manager status]}."""
-    lines = ok("--kubeconfig", kubeconfig, "node", "ls").splitlines()
-    assert lines[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "STATUS", "ENGINE", "VERSION"]
-    rows: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        cells = line.split()
-        current = cells[1] == "*"
-        rest = cells[2:] if current else cells[1:]
-        status = rest[3] if rest[3] in ("Leader", "Reachable", "Unreachable") else ""
-        rows[rest[0]] = [cells[0] + (" *" if current else ""), rest[1], rest[2], status]
-    return rows
 
 
 def test_init_prints_dockers_lines_and_a_join_command_that_works(swarm: Swarm, m1: Member, m2: Member) -> None:
@@ -212,14 +109,35 @@ def test_node_ls_shows_managers_and_the_current_node(m1: Member, m2: Member, w1:
     assert via_m2["m2"][0].endswith(" *") and not via_m2["m1"][0].endswith(" *")
     assert via_m1["m1"][3] == "Leader" and via_m1["m2"][3] == "Reachable" and via_m1["w1"][3] == ""
     assert all(row[1] == "Ready" for row in via_m1.values())
-    # promote / demote: the role placement sees; a running manager is not demoted under it.
-    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "w1").strip() == \
-        "Node w1 promoted to a manager in the swarm."
-    assert node_rows(m1.kubeconfig)["w1"][3] == "Unreachable"  # no manager runs there (yet)
-    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "w1").strip() == "Manager w1 demoted in the swarm."
-    assert node_rows(m1.kubeconfig)["w1"][3] == ""
+    # A manager that is the node's own process (swarm init/join) is not demoted under it.
     refused = one_line_error(bosun("--kubeconfig", m1.kubeconfig, "node", "demote", "m2"))
     assert refused.startswith("Error response from daemon: node m2 runs a manager")
+
+
+def test_a_promoted_worker_runs_a_manager_until_demoted(m1: Member, m2: Member, w1: Member) -> None:
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "w1").strip() == \
+        "Node w1 promoted to a manager in the swarm."
+    wait_until(lambda: f"This node was promoted: it runs a manager on {w1.address}." in w1.output, within=90,
+               what="w1 to start its manager")
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "Reachable", within=30, what="w1 Reachable")
+    # It serves the swarm's identity: m1's kubeconfig works against it, Secrets included.
+    got = kubectl(m1.kubeconfig, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}", server=w1.address)
+    assert got.returncode == 0 and {"m1", "m2", "w1"} <= set(got.stdout.split()), got.stderr
+    assert json.loads((w1.data_dir / "swarm.json").read_text())["role"] == "manager"
+    # A plain worker credential cannot ask for the manager token.
+    worker_token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "worker").strip()
+    asked = kubectl(m1.kubeconfig, "create", "--raw", "/bosun/v1/swarm/promotion", "-f", "-", server=m1.address,
+                    token=worker_token)
+    assert asked.returncode != 0 and "is not a node" in asked.stderr, asked.stderr
+
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "w1").strip() == "Manager w1 demoted in the swarm."
+    wait_until(lambda: "This node was demoted: its manager stopped." in w1.output, within=60,
+               what="w1 to stop its manager")
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "", within=30, what="w1 a worker again")
+    gone = kubectl(m1.kubeconfig, "get", "nodes", server=w1.address)
+    assert gone.returncode != 0
+    assert json.loads((w1.data_dir / "swarm.json").read_text())["role"] == "worker"
+    assert node_rows(m1.kubeconfig)["w1"][1] == "Ready"  # its agent carried on throughout
 
 
 def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm, m1: Member, w1: Member) -> None:

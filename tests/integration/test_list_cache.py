@@ -109,6 +109,25 @@ async def test_pages_with_a_selector_are_one_snapshot(client: Client, namespace:
     assert got == want
 
 
+async def test_pages_count_the_items_left_unless_a_selector_filters(client: Client, namespace: str) -> None:
+    await asyncio.gather(*(client.create(CMS, cm(f"c{i:02d}", tier="web" if i % 2 else "db"), namespace)
+                           for i in range(10)))
+    left: list[int | None] = []
+    page = await client.list(CMS, namespace, limit=4)
+    while True:
+        left.append(page["metadata"].get("remainingItemCount"))
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+        page = await client.list(CMS, namespace, limit=4, continue_=token)
+    assert left == [6, 2, None]
+    filtered = await client.list(CMS, namespace, label_selector="tier=web", limit=2)
+    assert filtered["metadata"].get("continue") and "remainingItemCount" not in filtered["metadata"]
+    table = await client.request("GET", resource_path(CMS, namespace), params={"limit": 3},
+                                 accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    assert table["kind"] == "Table" and table["metadata"]["remainingItemCount"] == 7
+
+
 async def test_pods_of_a_node_by_field_selector(client: Client, namespace: str) -> None:
     def pod(name: str, node: str) -> dict[str, Any]:
         spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox:1.36"}]}

@@ -178,7 +178,8 @@ async def test_list_body_is_the_objects_json(env: Env) -> None:
     page = await env.list(limit=1)
     body = orjson.loads(list_body(PODS, page))
     assert body["kind"] == "PodList" and body["apiVersion"] == "v1"
-    assert body["metadata"] == {"resourceVersion": str(page.resource_version), "continue": page.continue_token}
+    assert body["metadata"] == {"resourceVersion": str(page.resource_version), "continue": page.continue_token,
+                                "remainingItemCount": 1}
     assert body["items"] == [page.items[0].obj]
     start, rv = continuetoken.decode(page.continue_token, PODS.key_prefix("ns"))
     assert start == PODS.key("ns", "b") and rv == str(page.resource_version)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from bosun.security.authz.rbac import RBACAuthorizer, aggregated_rules
 from bosun.security.identity import ADMIN, User
 from bosun.security.satokens import ServiceAccountTokens, looks_like_jwt, user_of
 from bosun.security.tokens import TokenAuthenticator
+from bosun.security.x509auth import user_of_certificate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class AccessControl:
         self.rbac = RBACAuthorizer()
         self.node = NodeAuthorizer()
         self.authorizer = Union([self.node, self.rbac])
+        storage.signers.authorizer = self.authorizer  # approving and signing CSRs (admission)
         self._aggregate_task: asyncio.Task[None] | None = None
         self._started = False
 
@@ -72,6 +75,14 @@ class AccessControl:
     def authenticate(self, request: web.Request) -> User:
         if self.auth is None:
             return ADMIN  # no TLS, no credentials: the local development mode
+        # A client certificate the TLS layer verified comes first, as in kube-apiserver.
+        transport = request.transport
+        tls = transport.get_extra_info("ssl_object") if transport is not None else None
+        der = tls.getpeercert(binary_form=True) if isinstance(tls, ssl.SSLObject) else None
+        if der:
+            by_cert = user_of_certificate(der)
+            if by_cert is not None:
+                return by_cert
         header = request.headers.get("Authorization")
         user = self.auth.authenticate(header)
         if user is None and self.service_accounts is not None and header:

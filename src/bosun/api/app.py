@@ -9,8 +9,11 @@ from aiohttp import web
 
 from bosun.api import discovery, errors, openapi, reviews
 from bosun.api.access import AccessControl
+from bosun.api.admission.base import WARNINGS
 from bosun.api.aggregator import Aggregator, aggregated_groups, legacy_groups
 from bosun.api.errors import APIError
+from bosun.api.fieldvalidation import add_warnings
+from bosun.api.flowcontrol import FlowControl
 from bosun.api.httputil import MAX_BODY, error_response, json_response
 from bosun.api.instrumentation import APIMetrics
 from bosun.api.local import LocalDispatcher
@@ -47,6 +50,19 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        warnings: list[str] = []
+        WARNINGS.set(warnings)  # this request's task only: admission's warnings for the client
+        try:
+            response = await served_request(request, handler)
+        finally:
+            WARNINGS.set(None)
+        if warnings and not response.prepared:
+            headers = {"Warning": response.headers.get("Warning", "")} if "Warning" in response.headers else {}
+            add_warnings(headers, warnings)
+            response.headers["Warning"] = headers["Warning"]
+        return response
+
+    async def served_request(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if request.path not in PUBLIC_PATHS:
                 # Authentication, then authorization (system:masters skips it), then for the
@@ -84,6 +100,18 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     app.on_startup.append(start_access)
     app.on_cleanup.append(stop_access)
+    flowcontrol = FlowControl(rest.storage)
+
+    async def start_policies(app: web.Application) -> None:
+        await rest.storage.policies.start(rest.storage, rest.cache, catalog)
+        await flowcontrol.start(rest.cache)
+
+    async def stop_policies(app: web.Application) -> None:
+        await rest.storage.policies.stop()
+        await flowcontrol.stop()
+
+    app.on_startup.append(start_policies)
+    app.on_cleanup.append(stop_policies)
 
     async def start_monitoring(app: web.Application) -> None:
         await served.start()

@@ -68,6 +68,9 @@ class Page:
     items: list[Item]
     resource_version: int
     continue_token: str = ""
+    # Items after this page, set only when no selector filters the list (as upstream: with a
+    # selector the count would need the whole scan the page spared).
+    remaining_item_count: int | None = None
 
 
 def list_options(request: web.Request) -> ListOptions:
@@ -173,9 +176,12 @@ def _read(cache: WatchCache, res: Resource, ns: str | None, prefix: str, start: 
         items = [current[k] for k in range_from(bucket.sorted_keys(), prefix, start)]
     out: list[Item] = []
     next_key = ""
-    for item in items:
+    remaining: int | None = None
+    for i, item in enumerate(items):
         if limit and len(out) == limit:
             next_key = item.key
+            if labels is None and fields is None:
+                remaining = len(items) - i
             break
         if labels is not None or fields is not None:
             obj = item.obj
@@ -185,7 +191,7 @@ def _read(cache: WatchCache, res: Resource, ns: str | None, prefix: str, start: 
                 continue
         out.append(item)
     cont = continuetoken.encode(next_key, str(at), prefix) if next_key else ""
-    return Page(out, at, cont)
+    return Page(out, at, cont, remaining)
 
 
 async def _from_store(storage: Storage, res: Resource, ns: str | None, opts: ListOptions,
@@ -197,12 +203,21 @@ async def _from_store(storage: Storage, res: Resource, ns: str | None, opts: Lis
                  for o in objs], int(rv), cont)
 
 
-def list_parts(res: Resource, page: Page) -> list[bytes]:
-    """The list's JSON as pieces that join into it: each item's cached JSON, the commas
-    between them, and the list's envelope around them."""
+def list_meta(page: Page) -> dict[str, Any]:
+    """The ListMeta of the page, for every form a list is answered in (JSON, Table,
+    PartialObjectMetadataList)."""
     meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
     if page.continue_token:
         meta["continue"] = page.continue_token
+    if page.remaining_item_count is not None:
+        meta["remainingItemCount"] = page.remaining_item_count
+    return meta
+
+
+def list_parts(res: Resource, page: Page) -> list[bytes]:
+    """The list's JSON as pieces that join into it: each item's cached JSON, the commas
+    between them, and the list's envelope around them."""
+    meta = list_meta(page)
     api_version = res.api_version
     head = orjson.dumps({"kind": res.list_kind_name, "apiVersion": api_version, "metadata": meta})
     parts = [head[:-1] + b',"items":[']

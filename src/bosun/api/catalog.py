@@ -106,9 +106,9 @@ class Catalog:
         return self.memo("stored", self._stored)
 
     def _stored(self) -> list[Resource]:
-        # A version served by conversion (autoscaling/v1 of HPAs) is never the stored one.
-        rows = [*(r for r in reversed(self._rows) if r.converter is not None),
-                *(r for r in reversed(self._rows) if r.converter is None)]
+        # A view served by conversion (autoscaling/v1 of HPAs, events.k8s.io's Events) is
+        # never the stored one, and has no store prefix of its own.
+        rows = [r for r in reversed(self._rows) if r.converter is None]
         return list({r.group_plural: r for r in rows}.values())
 
     def resources_in(self, group: str, version: str) -> list[Resource]:

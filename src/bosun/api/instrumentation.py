@@ -22,6 +22,7 @@ from prometheus_client.utils import floatToGoString
 
 from bosun.api.catalog import BUILTIN
 from bosun.api.target import Lookup
+from bosun.api.workers.metricspeers import merge
 from bosun.store.base import KeyValue, Store, WatchEvent
 
 T = TypeVar("T")
@@ -128,6 +129,8 @@ class APIMetrics:
     def __init__(self, served: Lookup = BUILTIN) -> None:
         # What the server serves (its catalog: custom resources are labelled too).
         self.served = served
+        # The other API processes' expositions (bosun.api.workers.metricspeers), if any.
+        self.peers: Callable[[], Awaitable[list[bytes]]] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["verb", "group", "version", "resource", "subresource"]
         self.requests = _Family("counter", "apiserver_request", "Requests by verb, resource and HTTP code.",
@@ -179,8 +182,14 @@ class APIMetrics:
                 self.latency.observe(key, time.perf_counter() - started)
             self.requests.add((*key, str(code)))
 
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
     async def handler(self, request: web.Request) -> web.Response:
-        resp = web.Response(body=generate_latest(self.registry))
+        body = self.exposition()
+        if self.peers is not None:  # API workers: one exposition for all the processes
+            body = merge([body, *await self.peers()])
+        resp = web.Response(body=body)
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return resp
 

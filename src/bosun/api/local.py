@@ -163,6 +163,11 @@ class LocalRequest(HeadersMixin):
         return self._headers
 
     @property
+    def transport(self) -> None:
+        """No connection, so no TLS and no client certificate: the caller is in this process."""
+        return None
+
+    @property
     def rel_url(self) -> URL:
         if self._rel_url is None:
             self._rel_url = URL.build(path=self.path)

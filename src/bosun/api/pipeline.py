@@ -37,8 +37,12 @@ admission plugins that concern it.
 12 validating admission    ordered plugins that may refuse the write or reserve what  422    admission
                            it needs: Service cluster IP and NodePort allocation; what
                            they reserve is given back if the write then fails;
-                           last, the validating admission webhooks (a dry run passes
-                           this stage too and gives back what it reserved)
+                           approving and signing certificate requests (the
+                           ``approve``/``sign`` verbs on their signer); last,
+                           ValidatingAdmissionPolicies (CEL), then the validating
+                           admission webhooks (a dry run passes this stage too and
+                           gives back what it reserved); warnings they give reach the
+                           client as ``Warning`` headers
 13 store                   compare-and-swap create/update/delete, encryption at rest, 409,   storage, sealing,
                            a deadline on every store call                             503,   storecall
                                                                                       504

@@ -12,11 +12,15 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bosun.api.conversion import Converter
+from bosun.api.conversion.events import EVENTS_V1
 from bosun.api.conversion.hpa import HPA_V1
 from bosun.api.strategy import GENERIC, Strategy
+from bosun.api.strategy import admissionpolicy as sap
 from bosun.api.strategy import apiextensions as sx
+from bosun.api.strategy import certificates as scert
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
+from bosun.api.strategy import flowcontrol as sfc
 from bosun.api.strategy import webhooks as swh
 from bosun.api.strategy import workloads as sw
 
@@ -186,7 +190,12 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), has_spec=False),
     # coordination.k8s.io/v1
     Resource("coordination.k8s.io", "v1", "Lease", "leases", True, (), strategy=sc.LEASE),
-    # events.k8s.io/v1 is not served; core/v1 events are.
+    # events.k8s.io/v1: the core/v1 Events themselves, seen through another group's fields.
+    Resource("events.k8s.io", "v1", "Event", "events", True, ("ev",), has_spec=False, strategy=s.EVENT,
+             converter=EVENTS_V1),
+    # certificates.k8s.io/v1
+    Resource("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+             ("csr",), subresources=("status", "approval"), strategy=scert.CSR),
     # scheduling.k8s.io/v1
     Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",),
              has_spec=False, strategy=sc.PRIORITY_CLASS),
@@ -211,6 +220,18 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
              "mutatingwebhookconfigurations", False, (), ("api-extensions",), has_spec=False,
              strategy=swh.MUTATING_WEBHOOK_CONFIGURATION),
+    # admissionregistration.k8s.io/v1: CEL admission policies, enforced by
+    # bosun.api.admission.policy from the watch cache.
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+             (), ("api-extensions",), subresources=("status",), strategy=sap.POLICY),
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+             "validatingadmissionpolicybindings", False, (), ("api-extensions",), strategy=sap.BINDING),
+    # flowcontrol.apiserver.k8s.io/v1: API Priority and Fairness objects, served and kept
+    # (bosun.api.flowcontrol); requests are not throttled by them.
+    Resource("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", False, (),
+             subresources=("status",), strategy=sfc.FLOW_SCHEMA),
+    Resource("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations",
+             False, (), subresources=("status",), strategy=sfc.PRIORITY_LEVEL),
     # rbac.authorization.k8s.io/v1 (who may do what; read by the RBAC authorizer from the watch cache)
     Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, (), has_spec=False, strategy=sc.ROLE),
     Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False, (), has_spec=False,

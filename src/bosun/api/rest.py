@@ -15,12 +15,12 @@ import aiohttp
 from aiohttp import web
 
 from bosun.api import errors, subresources
-from bosun.api.cachedlist import list_options, list_page, objects, send_list
+from bosun.api.cachedlist import list_meta, list_options, list_page, objects, send_list
 from bosun.api.catalog import BUILTIN, Catalog
 from bosun.api.catchup import CatchUp
 from bosun.api.conversion.serve import Converted
 from bosun.api.errors import APIError
-from bosun.api.fieldvalidation import add_warnings, check_fields, warn_about
+from bosun.api.fieldvalidation import check_fields, warn_about
 from bosun.api.httputil import (
     check_kind,
     dry_run,
@@ -52,6 +52,9 @@ PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
+
+# What a collection delete removed (or marked), and the list's resourceVersion.
+Deleted = tuple[list[dict[str, Any]], str]
 
 
 class RestHandler:
@@ -156,16 +159,14 @@ class RestHandler:
         page = await list_page(self.cache, self.storage, t.res, t.namespace, list_options(request), labels, fields)
         if wants_table(request) or wants_partial_metadata(request):
             items = objects(t.res, page)
-            list_meta: dict[str, Any] = {"resourceVersion": str(page.resource_version)}
-            if page.continue_token:
-                list_meta["continue"] = page.continue_token
+            meta = list_meta(page)
             if wants_table(request):
                 table = to_table(t.res, items, include_object=include_object(request), now=datetime.now(UTC))
-                table["metadata"] = list_meta
+                table["metadata"] = meta
                 return json_response(table)
             return json_response({
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                "metadata": list_meta, "items": [partial_metadata(o) for o in items],
+                "metadata": meta, "items": [partial_metadata(o) for o in items],
             })
         return await send_list(request, t.res, page)
 
@@ -191,10 +192,8 @@ class RestHandler:
             name = str((obj.get("metadata") or {}).get("name") or "")
             on = Target(must_by_plural(t.res.group, t.res.version, parent), t.namespace, name, sub, "create")
             return await subresources.create(self, request, on, obj)
-        told: list[str] = []
         created = await self.storage.create(t.res, t.namespace, obj, dry_run=dry_run(request),
-                                            user=request.get(USER), manager=manager_of(request), warnings=told)
-        add_warnings(headers, told)
+                                            user=request.get(USER), manager=manager_of(request))
         return json_response(created, status=201, headers=headers)
 
     async def update(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -209,10 +208,8 @@ class RestHandler:
             raise errors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on the request"
             )
-        told: list[str] = []
         out = await self.storage.update(t.res, t.namespace, t.name, obj, subresource=sub, dry_run=dry_run(request),
-                                        manager=manager_of(request), user=request.get(USER), warnings=told)
-        add_warnings(headers, told)
+                                        manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def patch(self, request: web.Request, t: Target, sub: str | None = None) -> web.Response:
@@ -246,11 +243,8 @@ class RestHandler:
                 warn_about(t.res, patched, headers)
             return patched
 
-        told: list[str] = []
         out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub, dry_run=dry_run(request),
-                                        fn_copies=True, manager=manager_of(request), user=request.get(USER),
-                                        warnings=told)
-        add_warnings(headers, told)
+                                        fn_copies=True, manager=manager_of(request), user=request.get(USER))
         return json_response(out, headers=headers)
 
     async def _apply(self, request: web.Request, t: Target, sub: str | None, body: bytes,
@@ -267,35 +261,27 @@ class RestHandler:
             warn_about(t.res, out, headers)
 
         fn = applier(t.res, config, request.query["fieldManager"], force, sub or "", check)
-        told: list[str] = []
         try:
             out = await self.storage.mutate(t.res, t.namespace, t.name, fn, subresource=sub,
-                                            dry_run=dry_run(request), applied=True, user=request.get(USER),
-                                            warnings=told)
+                                            dry_run=dry_run(request), applied=True, user=request.get(USER))
         except APIError as exc:
             if exc.code != 404 or sub is not None:
                 raise
             created = fn(None)
             created.setdefault("metadata", {})["name"] = t.name
             out = await self.storage.create(t.res, t.namespace, created, dry_run=dry_run(request),
-                                            user=request.get(USER), applied=True, warnings=told)
-            add_warnings(headers, told)
+                                            user=request.get(USER), applied=True)
             return json_response(out, status=201, headers=headers)
-        add_warnings(headers, told)
         return json_response(out, headers=headers)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         options = await self.delete_options(request)
-        told: list[str] = []
         obj, gone = await self.storage.delete(t.res, t.namespace, t.name, options=options,
-                                              dry_run=_delete_dry_run(request, options), user=request.get(USER),
-                                              warnings=told)
-        headers: dict[str, str] = {}
-        add_warnings(headers, told)
+                                              dry_run=_delete_dry_run(request, options), user=request.get(USER))
         if t.res.strategy.return_deleted_object or not gone:
-            return json_response(obj, headers=headers)
-        return json_response(_success(t.res, obj), headers=headers)
+            return json_response(obj)
+        return json_response(_success(t.res, obj))
 
     async def delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -320,6 +306,15 @@ class RestHandler:
         return options
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        deleted, rv = await self.delete_matching(request, t)
+        return json_response({
+            "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
+            "metadata": {"resourceVersion": rv}, "items": deleted,
+        })
+
+    async def delete_matching(self, request: web.Request, t: Target) -> Deleted:
+        """Delete every object of ``t``'s collection the request's selectors match: what was
+        deleted (or marked), and the list's resourceVersion."""
         labels, fields = selectors(request, t.res)
         options = await self.delete_options(request)
         items, rv, _ = await self.storage.list(t.res, t.namespace, labels=labels, fields=fields)
@@ -335,10 +330,7 @@ class RestHandler:
             except APIError as exc:
                 if exc.code != 404:
                     raise
-        return json_response({
-            "kind": t.res.list_kind_name, "apiVersion": t.res.api_version,
-            "metadata": {"resourceVersion": rv}, "items": deleted,
-        })
+        return deleted, rv
 
 
 def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:

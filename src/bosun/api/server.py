@@ -103,8 +103,10 @@ class APIServer:
         self._given_store = store
         self._given_sockets = sockets
         self._forward = forward
-        # What answers the metrics history, query and metrics APIs (set at start).
+        # What answers the metrics history, query and metrics APIs, and this process's own
+        # Prometheus metrics (set at start).
         self.monitoring: Monitoring | None = None
+        self.instruments: APIMetrics | None = None
         # What this server listens on (an API worker inherits them).
         self.listen_sockets: list[socket.socket] = []
         self.store: Store | None = None
@@ -180,10 +182,14 @@ class APIServer:
                 self.cluster.follow(auth)
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(pki.server_cert_path, pki.server_key_path)
+            # Client certificates the cluster CA signed are credentials (bosun.security.x509auth).
+            ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
+            ssl_ctx.load_verify_locations(pki.ca_cert_path)
             scheme = "https"
         self.rest = RestHandler(self.storage, self.cache, node_token=self.token, catalog=self.catalog,
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
-        app = make_app(self.rest, self.store, auth, SwarmEndpoints(self.cluster, cfg.store_url, self.storage),
+        swarm = SwarmEndpoints(self.cluster, cfg.store_url, self.storage, cfg.data_dir)
+        app = make_app(self.rest, self.store, auth, swarm,
                        monitoring=self._make_monitoring)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
@@ -212,6 +218,7 @@ class APIServer:
 
     def _make_monitoring(self, instruments: APIMetrics) -> Monitoring:
         assert self.rest is not None
+        self.instruments = instruments
         self.monitoring = (ForwardedMonitoring(self._forward) if self._forward is not None
                            else OwnMonitoring(self.rest, self.config.history, instruments.registry))
         return self.monitoring

@@ -55,14 +55,6 @@ def _at_version(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     return obj if obj.get("apiVersion") == res.api_version else dict(obj, apiVersion=res.api_version)
 
 
-# What admission tells the client without refusing a write (the caller's Warning headers).
-Warnings = list[str]
-
-
-def _sink(warnings: Warnings | None) -> Warnings:
-    return warnings if warnings is not None else []
-
-
 def _kind_err(res: Resource, name: str, errs: list[FieldError]) -> APIError:
     return errors.invalid_object(res.kind, name, errs, res.group)
 
@@ -82,8 +74,13 @@ class Storage:
         self.sealer = Sealer(sealed or {})
         self._stale, self._dump = self.sealer.stale, self.sealer.dump
         # The admission plugins every write passes (their reads go through this storage).
+        # The ValidatingAdmissionPolicies the chain enforces, kept from the watch cache once
+        # the app starts them; who may approve and sign certificate requests, the server's
+        # authorizer once the access control exists.
+        self.policies = admission.Policies()
+        self.signers = admission.SignerAccess()
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
-                                                  webhooks)
+                                                  webhooks, policies=self.policies, signers=self.signers)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -163,12 +160,10 @@ class Storage:
     async def create(
         self, res: Resource, ns: str | None, obj: dict[str, Any], *, dry_run: bool = False,
         user: User | None = None, manager: str | None = None, applied: bool = False,
-        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """Create an object; ``user`` (who asks) is told to the admission plugins; ``manager``
         becomes the owner of every field (``managedFields``), unless ``applied``: the object
-        is the result of a server-side apply and carries its managedFields already.
-        ``warnings`` gets what admission tells the client without refusing the write."""
+        is the result of a server-side apply and carries its managedFields already."""
         m = meta(obj)
         if res.namespaced:
             m["namespace"] = ns
@@ -195,10 +190,9 @@ class Storage:
             m.pop("managedFields", None)
         if res.has_spec:
             m["generation"] = 1
-        res.strategy.prepare_for_create(res, obj)
+        res.strategy.prepare_for_create(res, obj, user)
         res.strategy.default(res, obj)
-        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user,
-                                warnings=_sink(warnings))
+        req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)
         m = meta(obj)  # a webhook's patch may have replaced it
         errs = validate(res, obj)
@@ -256,10 +250,9 @@ class Storage:
         dry_run: bool = False,
         manager: str | None = None,
         user: User | None = None,
-        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """PUT: replace the object; a stale resourceVersion is a 409 Conflict; ``manager``
-        takes over the fields the write changes; ``user`` and ``warnings`` as for create."""
+        takes over the fields the write changes; ``user`` (who asks) is told to admission."""
         m = meta(new)
         if m.get("name") not in (None, name):
             raise errors.bad_request(
@@ -273,8 +266,7 @@ class Storage:
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
         return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
-                                         stale=self._stale(res, kv), manager=manager, user=user,
-                                         warnings=warnings)
+                                         stale=self._stale(res, kv), manager=manager, user=user)
 
     async def mutate(
         self,
@@ -289,7 +281,6 @@ class Storage:
         manager: str | None = None,
         applied: bool = False,
         user: User | None = None,
-        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """Read-modify-write with retries on conflict (patch, scale, binding). ``fn`` gets a
         private copy of the current object and returns the desired one; it may raise APIError.
@@ -335,8 +326,7 @@ class Storage:
                 raise errors.conflict(res.plural, name, res.group)
             try:
                 out = await self._commit_update(res, ns, name, old, new, subresource, dry_run, expected,
-                                                stale=stale, manager=manager, applied=applied, user=user,
-                                                warnings=warnings)
+                                                stale=stale, manager=manager, applied=applied, user=user)
             except APIError as exc:
                 # A precondition the client set is checked against the next read: a
                 # lost compare-and-swap is retried either way.
@@ -363,7 +353,6 @@ class Storage:
         manager: str | None = None,
         applied: bool = False,
         user: User | None = None,
-        warnings: Warnings | None = None,
     ) -> dict[str, Any]:
         """``stale``: the stored value is sealed with a key other than the one that writes now
         (or not at all): an unchanged object is written anyway, which is how rewriting every
@@ -376,8 +365,7 @@ class Storage:
         if subresource in (None, "scale"):
             strategy.default(res, new)
         strategy.canonicalize(new)
-        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user,
-                                warnings=_sink(warnings))
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user)
         await self.admission.mutate(req)
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
@@ -406,7 +394,7 @@ class Storage:
         if lifecycle.deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now,
             # through the same admission as a delete (a Service's addresses are released).
-            gone = admission.Request(admission.DELETE, res, ns, name, new, finalizing=True)
+            gone = admission.Request(admission.DELETE, res, ns, name, new, user=user, finalizing=True)
             await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -446,7 +434,6 @@ class Storage:
         options: dict[str, Any],
         dry_run: bool = False,
         user: User | None = None,
-        warnings: Warnings | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Delete (or start deleting) an object. Returns the object and whether it is gone.
 
@@ -472,8 +459,7 @@ class Storage:
                     f"ResourceVersion in object meta: {m['resourceVersion']}",
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
-            req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user,
-                                    warnings=_sink(warnings))
+            req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user)
             if dry_run or updated is not None:
                 # Nothing goes now: admission is asked all the same (a webhook may refuse the
                 # deletion), and what the removal would release stays held.

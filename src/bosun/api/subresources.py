@@ -33,7 +33,7 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
             return await h.update(request, t, sub="status")
         if m == "PATCH":
             return await h.patch(request, t, sub="status")
-    elif sub == "ephemeralcontainers":  # the kind's strategy decides what such a write may do
+    elif sub in t.res.strategy.own_subresources:  # the kind's strategy decides what such a write may do
         if m == "GET":
             return await h.get(request, t)
         if m == "PUT":

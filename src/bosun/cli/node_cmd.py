@@ -9,6 +9,7 @@ import click
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render
 from bosun.client.rest import Client
+from bosun.membership import PROMOTED_ANNOTATION
 from bosun.swarm import nodes as model
 from bosun.swarm.nodes import AVAILABILITIES, NodeView
 from bosun.swarm.services import list_services
@@ -154,8 +155,9 @@ def rm(state: CliState, force: bool, refs: tuple[str, ...]) -> None:
 @click.argument("refs", nargs=-1, required=True)
 @pass_state
 def promote(state: CliState, refs: tuple[str, ...]) -> None:
-    """Give nodes the manager role (node.role==manager places tasks there; the node shows as a
-    manager, Unreachable until a manager runs on it: `bosun swarm join` with the manager token)."""
+    """Give nodes the manager role: node.role==manager places tasks there, and a worker that
+    joined with `bosun swarm join` starts a manager of its own (on its --advertise-addr);
+    another node shows as a manager, Unreachable until one runs there."""
 
     async def go(client: Client) -> None:
         for ref in refs:
@@ -173,8 +175,9 @@ def promote(state: CliState, refs: tuple[str, ...]) -> None:
 @click.argument("refs", nargs=-1, required=True)
 @pass_state
 def demote(state: CliState, refs: tuple[str, ...]) -> None:
-    """Take the manager role away from nodes (never from the last manager, nor from a node
-    whose manager still runs: leave the swarm there first)."""
+    """Take the manager role away from nodes: a promoted worker stops its manager; never from
+    the last manager, nor from a node whose process is the manager (swarm init/join: leave the
+    swarm there first)."""
 
     async def go(client: Client) -> None:
         for ref in refs:
@@ -186,7 +189,9 @@ def demote(state: CliState, refs: tuple[str, ...]) -> None:
             if sum(1 for other in views if other.manager) <= 1:
                 fail(f"Error response from daemon: rpc error: code = FailedPrecondition desc = node {ref} is the "
                      "last manager of the swarm: it cannot be demoted")
-            if v.lease is not None and v.lease.alive:
+            promoted = (v.obj["metadata"].get("annotations") or {}).get(PROMOTED_ANNOTATION) == "true"
+            if v.lease is not None and v.lease.alive and not promoted:
+                # Its manager is the node's process itself (swarm init/join): only leave stops it.
                 fail(f"Error response from daemon: node {ref} runs a manager: stop it first "
                      "(bosun swarm leave --force on that machine)")
             await model.set_manager(client, v, False)

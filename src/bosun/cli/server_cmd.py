@@ -21,6 +21,7 @@ from bosun.cli.monitoring_opts import apply_monitoring, monitoring_options
 from bosun.cli.network_opts import network_config, network_options
 from bosun.controlplane import STRATEGIES, ControlPlane, ControlPlaneOptions
 from bosun.security.bootstrap import BadToken, parse_token
+from bosun.store.etcdnode import SCHEME
 from bosun.swarm.joining import JoinError, discover
 
 
@@ -141,4 +142,7 @@ def _joined_store(address: str, token: str) -> str:
     if info.role != "manager":
         fail("error: this is a worker join token: a manager joins with the manager token "
              "(bosun swarm join-token manager)")
+    if info.store.startswith(SCHEME):
+        fail("error: this swarm keeps its state in etcd members run by its managers: join it with "
+             "bosun swarm join --token TOKEN HOST:PORT, which runs this machine's member too")
     return info.store

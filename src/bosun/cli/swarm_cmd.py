@@ -23,10 +23,11 @@ from bosun.api.server import ServerConfig
 from bosun.api.swarm_endpoints import TOKENS_PATH
 from bosun.cli.agent_cmd import check_runtime, parse_labels
 from bosun.cli.common import CliState, fail, pass_state, run
-from bosun.cli.swarm_run import NodeOptions, read_state, refuse_if_member, run_manager, run_worker
+from bosun.cli.swarm_run import Embedded, NodeOptions, read_state, refuse_if_member, run_manager, run_worker
 from bosun.client.rest import Client
 from bosun.controlplane import ControlPlaneOptions
 from bosun.security.cluster import ClusterIdentity
+from bosun.store.etcdnode import DEFAULT_CLIENT_PORT, DEFAULT_PEER_PORT, SCHEME, MemberAddress
 from bosun.swarm.joining import JoinError, discover
 
 DEFAULT_PORT = 6443
@@ -36,6 +37,17 @@ DEFAULT_DATA_DIR = Path("/var/lib/bosun")
 @click.group("swarm")
 def swarm() -> None:
     """Make a cluster (a swarm), join it, and leave it."""
+
+
+def _etcd_ports(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    client, sep, peer = value.partition(":")
+    if not (sep and client.isdigit() and peer.isdigit() and 0 < int(client) < 65536 and 0 < int(peer) < 65536):
+        raise click.BadParameter(f"{value!r}: want CLIENT:PEER, two port numbers")
+    return int(client), int(peer)
+
+
+def _member(listen: str, ports: tuple[int, int]) -> MemberAddress:
+    return MemberAddress(listen.rsplit(":", 1)[0].strip("[]"), *ports)
 
 
 def node_options(f: Any) -> Any:
@@ -51,6 +63,9 @@ def node_options(f: Any) -> Any:
         click.option("--node-network/--no-node-network", default=True, show_default=True,
                      help="Program this machine's network (service proxy, DNS); off for a second node "
                           "on a machine whose network another node already programs."),
+        click.option("--etcd-ports", default=f"{DEFAULT_CLIENT_PORT}:{DEFAULT_PEER_PORT}", show_default=True,
+                     metavar="CLIENT:PEER", callback=_etcd_ports,
+                     help="Ports of this manager's etcd member, in a swarm made with --store etcd."),
     ]):
         f = option(f)
     return f
@@ -87,19 +102,21 @@ def join_line(token: str, url: str) -> str:
 
 @swarm.command("init")
 @click.option("--advertise-addr", default="", help="ADDR[:PORT] other nodes reach this manager on (port 6443).")
-@click.option("--store", "store_url", default="", help="sqlite (default) or etcd://host:port[,...]: more "
-              "managers can join only a swarm on etcd.")
+@click.option("--store", "store_url", default="", help="sqlite (default); etcd: an etcd member beside each "
+              "manager (run from Debian's etcd-server; three managers survive the loss of one); or "
+              "etcd://host:port[,...], an etcd cluster of your own. More managers can join only a swarm on etcd.")
 @node_options
 @lease_option
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels: str, runtime: str, agent_port: int,
-         node_network: bool, lease_duration: float, log_level: str) -> None:
+         node_network: bool, etcd_ports: tuple[int, int], lease_duration: float, log_level: str) -> None:
     """Start a swarm: this machine becomes its first manager (runs until stopped)."""
     _logging(log_level)
     refuse_if_member(data_dir)
     listen = listen_address(advertise_addr)
     node = _node(data_dir, name, labels, runtime, agent_port, node_network)
-    config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, swarm=True)
+    embedded = Embedded(_member(listen, etcd_ports)) if store_url == "etcd" else None
+    config = ServerConfig(data_dir=data_dir, listen=listen, store_url="" if embedded else store_url, swarm=True)
 
     def banner(node_id: str, cluster: ClusterIdentity | None, url: str) -> str:
         assert cluster is not None, "a swarm manager always has the cluster's identity (ServerConfig.swarm)"
@@ -109,12 +126,13 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
                 "To add a manager to this swarm, run 'bosun swarm join-token manager' and follow the instructions.\n")
 
     run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),
-                banner)
+                banner, embedded)
 
 
 @swarm.command("join")
 @click.option("--token", required=True, help="The worker or the manager token (bosun swarm join-token).")
-@click.option("--advertise-addr", default="", help="A manager's ADDR[:PORT] (port 6443) for the others.")
+@click.option("--advertise-addr", default="", help="ADDR[:PORT] (port 6443) other nodes reach this node's manager "
+              "on: at once when joining as a manager, once promoted (bosun node promote) when joining as a worker.")
 @click.option("--store", "store_url", default="", help="A manager's store [default: the swarm's, as the manager "
               "asked says].")
 @node_options
@@ -122,7 +140,8 @@ def init(advertise_addr: str, store_url: str, data_dir: Path, name: str, labels:
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.argument("address", metavar="HOST:PORT")
 def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: str, labels: str, runtime: str,
-         agent_port: int, node_network: bool, lease_duration: float, log_level: str, address: str) -> None:
+         agent_port: int, node_network: bool, etcd_ports: tuple[int, int], lease_duration: float, log_level: str,
+         address: str) -> None:
     """Join a swarm as a worker or a manager, as the token says (runs until stopped)."""
     _logging(log_level)
     refuse_if_member(data_dir)
@@ -131,14 +150,17 @@ def join(token: str, advertise_addr: str, store_url: str, data_dir: Path, name: 
     except JoinError as e:
         fail(str(e))
     node = _node(data_dir, name, labels, runtime, agent_port, node_network)
-    if info.role == "worker":
-        run_worker(node, info, token.strip())
-        return
     listen = listen_address(advertise_addr)
+    if info.role == "worker":
+        run_worker(node, info, token.strip(), listen, lease_duration, _member(listen, etcd_ports))
+        return
+    embedded = None
+    if not store_url and info.store.startswith(SCHEME) and info.etcd_ca is not None:
+        embedded = Embedded(_member(listen, etcd_ports), (info.store, info.etcd_ca))
     config = ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url or info.store, join_token=token.strip(),
                           swarm=True)
     run_manager(node, config, ControlPlaneOptions(advertise_url=f"https://{listen}", lease_duration=lease_duration),
-                lambda node_id, cluster, url: "This node joined a swarm as a manager.")
+                lambda node_id, cluster, url: "This node joined a swarm as a manager.", embedded)
 
 
 @swarm.command("join-token")

@@ -31,6 +31,7 @@ from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups
 from bosun.cli.common import CliError
 from bosun.cli.daemon import run_until_signal
+from bosun.cli.swarm_promotion import PromotedManager, PromotionSettings
 from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client, ssl_context
@@ -38,6 +39,8 @@ from bosun.client.transport import LocalTransport
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.security.cluster import ClusterIdentity
 from bosun.security.files import write_atomic
+from bosun.store.etcdnode import EtcdMember, EtcdMemberError, MemberAddress, start_member
+from bosun.store.etcdnode import leave as leave_etcd
 from bosun.swarm.joining import JoinInfo, follow_managers
 from bosun.swarm.nodes import NODES, NodeView
 
@@ -119,9 +122,19 @@ async def _node_id(client: Client, name: str) -> str:
 Banner = Callable[[str, ClusterIdentity | None, str], str]
 
 
-def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOptions, banner: Banner) -> None:
-    """A control plane and this machine's agent; ``banner(node ID, identity, API URL)`` is
-    printed once both run."""
+@dataclass
+class Embedded:
+    """This manager's own etcd member (bosun.store.etcdnode): where it listens, and for a
+    joining manager the swarm's store URL and etcd CA."""
+
+    address: MemberAddress
+    join: tuple[str, tuple[bytes, bytes]] | None = None
+
+
+def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOptions, banner: Banner,
+                embedded: Embedded | None = None) -> None:
+    """A control plane and this machine's agent (and, ``embedded``, an etcd member under the
+    control plane); ``banner(node ID, identity, API URL)`` is printed once all run."""
     config = node.agent_config("control-plane")
     options.node_name = config.node_name
     mount_cgroups()
@@ -131,6 +144,15 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
         state: dict[str, Any] = {}
 
         async def start() -> None:
+            nonlocal plane
+            if embedded is not None:
+                try:
+                    member, server.store_url = await start_member(config.node_name, server.data_dir,
+                                                                  embedded.address, embedded.join)
+                except EtcdMemberError as e:
+                    raise CliError(str(e)) from None
+                state["etcd"] = member
+                plane = ControlPlane(server, options)  # on the store the member made
             try:
                 await plane.start()
             except OSError as e:
@@ -156,6 +178,9 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
             if isinstance(client, Client):
                 await client.close()
             await plane.stop()
+            member = state.get("etcd")
+            if isinstance(member, EtcdMember):
+                await leave_etcd(member)
             _forget(node.data_dir)
 
         await run_until_signal(start, stop, lambda: banner(str(state.get("id", "")), plane.api.cluster, plane.url))
@@ -168,8 +193,10 @@ def _announce_manager(url: str) -> None:
     sys.stdout.flush()
 
 
-def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
-    """This machine's agent, on every manager ``info`` names."""
+def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease_duration: float,
+               etcd: MemberAddress) -> None:
+    """This machine's agent, on every manager ``info`` names, and a manager of its own on
+    ``listen`` while its node has the manager role (:mod:`bosun.cli.swarm_promotion`)."""
     config = node.agent_config("worker")
     mount_cgroups()
     cluster = ClusterConfig(server=info.servers[0], ca_data=info.ca, token=token)
@@ -181,16 +208,27 @@ def run_worker(node: NodeOptions, info: JoinInfo, token: str) -> None:
         agent = Agent(client, config, make_driver(node.runtime, config.runtime_dir, ip), node_ip=ip)
         tasks: list[asyncio.Task[None]] = []
 
+        def role_changed(role: str, url: str) -> None:
+            _write_state(node.data_dir, role, config.node_name, url or info.url)
+            click.echo(f"This node was promoted: it runs a manager on {url.split('://', 1)[-1]}." if url else
+                       "This node was demoted: its manager stopped.")
+            sys.stdout.flush()
+
+        promoted = PromotedManager(agent.client, PromotionSettings(node.data_dir, config.node_name, listen,
+                                                                   lease_duration, etcd), role_changed)
+
         async def start() -> None:
             await agent.start()
             await _node_id(agent.client, config.node_name)
             tasks.append(asyncio.create_task(follow_managers(agent.client, transport, _announce_manager),
                                              name="swarm-managers"))
+            tasks.append(asyncio.create_task(promoted.run(), name="swarm-promotion"))
             _write_state(node.data_dir, "worker", config.node_name, info.url)
 
         async def stop() -> None:
             for t in tasks:
                 await cancel_and_wait(t)
+            await promoted.stop()
             await agent.stop()
             await client.close()
             _forget(node.data_dir)

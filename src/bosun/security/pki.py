@@ -210,3 +210,35 @@ def _needs_serving_cert(
             if h.lower() not in have_dns:
                 return True
     return False
+
+
+def make_ca(common_name: str) -> tuple[bytes, bytes]:
+    """A new CA of its own (cert PEM, key PEM), for a trust domain kept apart from the
+    cluster CA's (the embedded etcd's: a client certificate the cluster CA signs for a user
+    must not open the store)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (_builder(key, name, name, CA_VALIDITY, ca=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def issue_leaf(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, hosts: list[str], *,
+               server: bool, client: bool) -> tuple[bytes, bytes]:
+    """A certificate (PEM) and its new key (PEM) signed by the CA given, for ``hosts``."""
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError("expected an EC private key for the CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    usages = [*([ExtendedKeyUsageOID.SERVER_AUTH] if server else []),
+              *([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (_builder(key, subject, ca_cert.subject, SERVING_VALIDITY, ca=False)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca_cert.public_key()), critical=False))  # type: ignore[arg-type]
+    if hosts:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_san_entries(_dedupe(hosts))), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), _key_pem(key)

@@ -28,14 +28,20 @@ __all__ = [
     "StoreError",
     "UnavailableError",
     "WatchEvent",
+    "is_etcd",
     "open_store",
     "parse_etcd_endpoints",
 ]
 
 
+def is_etcd(url: str) -> bool:
+    """Whether the store URL names etcd (shared by several servers), not a SQLite file."""
+    return url.startswith(("etcd://", "etcds://"))
+
+
 def parse_etcd_endpoints(url: str) -> list[str]:
-    """``etcd://h1:p1,h2:p2`` -> ["h1:p1", "h2:p2"]; ValueError when malformed."""
-    rest = url.removeprefix("etcd://").rstrip("/")
+    """``etcd://h1:p1,h2:p2`` (or ``etcds://``) -> ["h1:p1", "h2:p2"]; ValueError when malformed."""
+    rest = url.split("://", 1)[-1].rstrip("/")
     endpoints = [e.strip() for e in rest.split(",") if e.strip()]
     if not endpoints:
         raise ValueError(f"store URL {url!r} names no etcd endpoint (want etcd://host:port[,host:port])")
@@ -50,7 +56,8 @@ async def open_store(url: str, data_dir: Path) -> Store:
     """Open the store a ``--store`` URL names.
 
     "" or "sqlite": ``data_dir/state.db``; "sqlite:///abs/path.db": that file;
-    "etcd://host:port[,host:port...]": an etcd cluster."""
+    "etcd://host:port[,host:port...]": an etcd cluster; "etcds://...": the embedded members
+    (:mod:`bosun.store.etcdnode`), over TLS with the client certificate in ``data_dir``."""
     if url in ("", "sqlite"):
         from bosun.store.sqlite import SQLiteStore
 
@@ -67,4 +74,14 @@ async def open_store(url: str, data_dir: Path) -> Store:
         from bosun.store.etcd import EtcdStore
 
         return await EtcdStore.open(endpoints)
-    raise ValueError(f"unknown store URL {url!r} (want '', 'sqlite', 'sqlite:///path.db' or 'etcd://host:port')")
+    if url.startswith("etcds://"):
+        endpoints = parse_etcd_endpoints(url)
+        from bosun.store.etcd import EtcdStore
+        from bosun.store.etcdnode import client_tls
+
+        try:
+            tls = client_tls(Path(data_dir))
+        except FileNotFoundError:
+            raise ValueError(f"store URL {url!r}: {data_dir} holds no embedded etcd's client certificate") from None
+        return await EtcdStore.open(endpoints, tls=tls)
+    raise ValueError(f"unknown store URL {url!r} (want '', 'sqlite', 'sqlite:///path.db', 'etcd://host:port' or 'etcds://host:port')")

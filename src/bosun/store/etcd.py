@@ -19,6 +19,7 @@ import ipaddress
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -70,6 +71,29 @@ def _target(endpoints: builtins.list[str]) -> str:
     return "ipv4:" + ",".join(endpoints)
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdTLS:
+    """Mutual TLS to an etcd that asks clients for a certificate (the embedded one): its CA,
+    and this client's certificate and key, all PEM."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+
+# Every member's serving certificate names this: one gRPC target may list several members'
+# addresses, and the name checked must be the same for all of them.
+ETCD_SERVER_NAME = "etcd"
+
+
+def channel(target: str, tls: EtcdTLS | None) -> grpc.aio.Channel:
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+    creds = grpc.ssl_channel_credentials(root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
+    return grpc.aio.secure_channel(target, creds,
+                                   options=[*_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", ETCD_SERVER_NAME)])
+
+
 def _error(e: grpc.aio.AioRpcError) -> StoreError:
     if e.code() in _UNAVAILABLE:
         return UnavailableError(f"etcd unavailable: {e.code().name}: {e.details()}")
@@ -87,7 +111,9 @@ class EtcdStore:
         history_seconds: float,
         compact_interval: float,
         timeout: float,
+        tls: EtcdTLS | None = None,
     ) -> None:
+        self._tls = tls
         self._endpoints = endpoints
         self._endpoint_index = 0
         self._prefix = prefix.encode()
@@ -95,7 +121,7 @@ class EtcdStore:
         self._compact_interval = compact_interval
         self._timeout = timeout
         self._target = _target(endpoints)
-        self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
+        self._channel = channel(self._target, tls)
         self._kv = rpc.KVStub(self._channel)
         self._watch_stub = rpc.WatchStub(self._channel)
         self._samples: deque[tuple[float, int]] = deque(maxlen=4096)
@@ -112,6 +138,7 @@ class EtcdStore:
         history_seconds: float = 300,
         compact_interval: float = 60.0,
         call_timeout: float = 10.0,
+        tls: EtcdTLS | None = None,
     ) -> EtcdStore:
         """Connect to etcd at ``endpoints`` ("host:port"); raises UnavailableError if it does
         not answer."""
@@ -123,6 +150,7 @@ class EtcdStore:
             history_seconds=history_seconds,
             compact_interval=compact_interval,
             timeout=call_timeout,
+            tls=tls,
         )
         try:
             await store.ping()
@@ -148,7 +176,7 @@ class EtcdStore:
         self._endpoint_index = (self._endpoint_index + 1) % len(self._endpoints)
         old = self._channel
         self._target = self._endpoints[self._endpoint_index]
-        self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
+        self._channel = channel(self._target, self._tls)
         self._kv = rpc.KVStub(self._channel)
         self._watch_stub = rpc.WatchStub(self._channel)
         await old.close(grace=1.0)

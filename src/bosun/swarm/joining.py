@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bosun.api.swarm_endpoints import CA_PATH
 from bosun.client.failover import FailoverTransport
@@ -37,6 +38,8 @@ class JoinInfo:
     ca: bytes
     managers: list[str] = field(default_factory=list)  # every live manager's API URL
     store: str = ""  # managers: the store the swarm keeps its state in
+    # managers of a swarm on its managers' own etcd members: the etcd CA (cert, key)
+    etcd_ca: tuple[bytes, bytes] | None = None
 
     @property
     def servers(self) -> list[str]:
@@ -94,7 +97,15 @@ async def discover(address: str, token: str) -> JoinInfo:
     except TRANSPORT_ERRORS as e:
         raise JoinError(f"error: cannot reach the manager at {where}: {' '.join(str(e).split())}") from None
     return JoinInfo(str(answer.get("role") or ""), url, ca, [str(m) for m in answer.get("managers") or []],
-                    str(answer.get("store") or ""))
+                    str(answer.get("store") or ""), embedded_ca(answer))
+
+
+def embedded_ca(answer: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """The etcd CA a manager's answer carries when the swarm's store is the managers' own
+    etcd members (bosun.store.etcdnode)."""
+    if not answer.get("etcdCA"):
+        return None
+    return str(answer["etcdCA"]).encode(), str(answer.get("etcdCAKey") or "").encode()
 
 
 async def follow_managers(client: Client, transport: FailoverTransport, on_new: Callable[[str], None],

@@ -12,8 +12,7 @@ from typing import Any
 
 from bosun.api.registry import must_by_plural
 from bosun.client.rest import ApiError, Client
-from bosun.compose.translate.placement import MANAGER_LABEL
-from bosun.membership import Manager, leader_identity, list_managers
+from bosun.membership import MANAGER_LABEL, Manager, leader_identity, list_managers
 
 # How long a drain waits for disruption budgets to let its last tasks go.
 DRAIN_BUDGET_WAIT = 60.0

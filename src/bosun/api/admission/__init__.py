@@ -1,9 +1,10 @@
 """Admission: the ordered plugins every write passes after its kind's strategy.
 
 :mod:`bosun.api.admission.base` defines the chain and the plugin protocol; each other module
-is one plugin, but for the admission webhooks' parts: :mod:`.webhooks` holds their two plugins,
-:mod:`.webhookmatch` which writes a webhook's rules pick, :mod:`.webhookcall` the HTTPS call
-and :mod:`.webhooksource` the configurations read from the watch cache.
+is one plugin, but for the parts of two: :mod:`.policymatch` and :mod:`.policyset` serve
+ValidatingAdmissionPolicy (:mod:`.policy`); :mod:`.webhooks` holds the admission webhooks' two
+plugins, :mod:`.webhookmatch` which writes a webhook's rules pick, :mod:`.webhookcall` the
+HTTPS call and :mod:`.webhooksource` the configurations read from the watch cache.
 :func:`standard_chain` is the server's chain, in its order.
 """
 
@@ -21,8 +22,16 @@ from bosun.api.admission.base import (
     Reader,
     Request,
 )
+from bosun.api.admission.certificates import (
+    CertificateApproval,
+    CertificateSigning,
+    CertificateSubjectRestriction,
+    SignerAccess,
+)
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.noderestriction import NodeRestriction
+from bosun.api.admission.policy import ValidatingAdmissionPolicy
+from bosun.api.admission.policyset import Policies
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.runtimeclass import RuntimeClass
@@ -35,21 +44,31 @@ from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
-                   webhooks: Webhooks | None = None) -> AdmissionChain:
-    """The server's chain; ``webhooks``: where the admission webhooks' configurations are
-    read and what calls them (None: no webhook is called), their plugins last in each
-    phase, as upstream."""
-    called = [MutatingWebhooks(webhooks), ValidatingWebhooks(webhooks)] if webhooks is not None else []
+                   webhooks: Webhooks | None = None, *,
+                   policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
+    """The server's chain, in upstream's order: in the mutating phase the built-in plugins,
+    then the mutating webhooks; in the validating phase the built-in ones (the certificate
+    plugins among them), then ValidatingAdmissionPolicy, then the validating webhooks.
+    ``webhooks``: where the admission webhooks' configurations are read and what calls them
+    (None: no webhook is called); ``policies``: the ValidatingAdmissionPolicies to enforce,
+    kept by the server from its watch cache (none when not given); ``signers``: who may
+    approve and sign certificate requests (None: system:masters only)."""
+    signers = signers or SignerAccess()
+    mutating_hooks = [MutatingWebhooks(webhooks)] if webhooks is not None else []
+    validating_hooks = [ValidatingWebhooks(webhooks)] if webhooks is not None else []
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
-                           *called])
+                           CertificateApproval(signers), CertificateSigning(signers),
+                           CertificateSubjectRestriction(), *mutating_hooks,
+                           ValidatingAdmissionPolicy(policies or Policies()), *validating_hooks])
 
 
 __all__ = [
-    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "DefaultStorageClass",
-    "DefaultTolerationSeconds", "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin",
+    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "CertificateApproval",
+    "CertificateSigning", "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
+    "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "ValidatingWebhooks", "WebhookSource",
-    "Webhooks", "standard_chain",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
+    "ValidatingWebhooks", "WebhookSource", "Webhooks", "standard_chain",
 ]

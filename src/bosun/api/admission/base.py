@@ -13,6 +13,7 @@ dict lookup.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -29,6 +30,10 @@ DELETE: Operation = "DELETE"
 CONNECT: Operation = "CONNECT"
 Obj = dict[str, Any]
 Hook = Callable[[], Awaitable[None]]
+
+# The warnings admission gives the request being served (``Warning`` headers of its response):
+# set per request by the app's middleware; None outside a request (the server's own writes).
+WARNINGS: ContextVar[list[str] | None] = ContextVar("admission_warnings", default=None)
 
 
 class Reader(Protocol):
@@ -57,10 +62,14 @@ class Request:
     # A DELETE that is the removal following the last finalizer's (an update's), not a
     # client's request: what it releases is released, but nothing outside the server is asked.
     finalizing: bool = False
-    # What the client is told without being refused (a webhook's warnings): Warning headers.
-    warnings: list[str] = field(default_factory=list)
     _undo: list[Hook] = field(default_factory=list)
     _done: list[Hook] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Tell the client without refusing the write (kubectl prints ``Warning: ...``)."""
+        sink = WARNINGS.get()
+        if sink is not None and message not in sink:
+            sink.append(message)
 
     def on_failure(self, hook: Hook) -> None:
         """Run ``hook`` if the write does not happen (give back a reservation)."""

@@ -135,7 +135,8 @@ class _Webhooks:
         except CallError as exc:
             self._failed(hook, f"failed to call webhook: {exc}")
             return None
-        req.warnings.extend(verdict.warnings)
+        for warning in verdict.warnings:
+            req.warn(warning)
         if not verdict.allowed:
             raise denial(hook.name, verdict.status)
         return verdict

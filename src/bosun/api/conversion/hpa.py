@@ -12,6 +12,8 @@ import copy
 import json
 from typing import Any
 
+from bosun.api.errors import FieldError
+
 Obj = dict[str, Any]
 
 METRICS = "autoscaling.alpha.kubernetes.io/metrics"
@@ -40,7 +42,11 @@ def _load(annotations: dict[str, str], key: str) -> Any:
 class HPAv1:
     """autoscaling/v1 HorizontalPodAutoscaler, stored as autoscaling/v2."""
 
+    storage_group = "autoscaling"
     storage_version = "v2"
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return []
 
     def to_storage(self, obj: Obj) -> Obj:
         out = copy.deepcopy(obj)

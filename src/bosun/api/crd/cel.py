@@ -1,4 +1,6 @@
-"""CEL validation rules (``x-kubernetes-validations``) of custom resource schemas.
+"""CEL validation rules (``x-kubernetes-validations``) of custom resource schemas, and the
+compile and evaluate helpers every CEL user of the server shares (the admission policies of
+:mod:`bosun.api.admission.policy` too).
 
 Evaluated with ``common-expression-language`` (PyPI; bindings of the Rust ``cel``
 interpreter): it is maintained, compiles an expression once into a reusable program, and has
@@ -36,12 +38,59 @@ def compile_rule(rule: str) -> tuple[Any, bool]:
 
 
 def compile_error(rule: str) -> str | None:
-    """Why a rule does not compile (None: it does), for CRD validation."""
+    """Why a rule does not compile (None: it does), in Kubernetes' words
+    (``compilation failed: ERROR: <input>:1:5: Syntax error: ...``)."""
     try:
         compile_rule(rule)
     except (ValueError, RuntimeError, TypeError) as exc:
-        return f"compilation failed: {exc}"
+        text = str(exc)
+        # The library names the expression first; Kubernetes starts at the parser's report.
+        prefix = f"Failed to parse expression '{rule}': "
+        return f"compilation failed: {text.removeprefix(prefix)}"
     return None
+
+
+class EvaluationError(Exception):
+    """An expression that does not compile or fails on its input, with why."""
+
+
+class Environment:
+    """Variables for many expressions, converted to CEL once: converting a whole object is most
+    of what one evaluation of a short expression costs, so expressions evaluated on the same
+    object share it. ``lazy`` variables are read from that dict at each evaluation instead, so
+    they may change between expressions (an admission policy's params and variables) without
+    converting the rest again."""
+
+    def __init__(self, fixed: dict[str, Any], lazy: dict[str, Any]) -> None:
+        self.fixed = fixed
+        self.lazy = lazy
+        self._context: Any = None
+
+    @property
+    def context(self) -> Any:
+        """The library's Context, converted at the first evaluation (none: no cost)."""
+        if self._context is None:
+            import cel  # see compile_rule
+
+            # A lazy None reads as the registered null: the resolver's None means "not mine".
+            self._context = cel.Context({**self.fixed, **dict.fromkeys(self.lazy)})
+            self._context.set_variable_resolver(self.lazy.get)
+        return self._context
+
+
+def evaluate(expression: str, context: dict[str, Any] | Environment) -> Any:
+    """The value of ``expression`` with the variables of ``context`` (compiled once per
+    expression); EvaluationError when it cannot be had."""
+    why = compile_error(expression)
+    if why is not None:
+        raise EvaluationError(why)
+    program, _ = compile_rule(expression)
+    try:
+        return program.execute(context.context if isinstance(context, Environment) else context)
+    except KeyError as exc:  # a missing field: Kubernetes' wording
+        raise EvaluationError(f"no such key: {exc.args[0] if exc.args else ''}") from exc
+    except (RuntimeError, TypeError, ValueError, ArithmeticError) as exc:
+        raise EvaluationError(str(exc)) from exc
 
 
 def check(path: str, schema: Schema, value: Any, old: Any) -> list[FieldError]:

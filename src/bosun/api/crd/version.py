@@ -27,6 +27,7 @@ from bosun.api.validation.meta import dns1123_subdomain, validate_object_meta
 
 if TYPE_CHECKING:
     from bosun.api.registry import Resource
+    from bosun.security.identity import User
 
 Obj = dict[str, Any]
 
@@ -88,7 +89,7 @@ class CustomVersion(Strategy):
 
     # ---- Strategy ---------------------------------------------------------------------
 
-    def prepare_for_create(self, res: Resource, obj: Obj) -> None:
+    def prepare_for_create(self, res: Resource, obj: Obj, user: User | None = None) -> None:
         if "status" in res.subresources:
             obj.pop("status", None)  # set through the status subresource only
 

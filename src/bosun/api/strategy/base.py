@@ -29,6 +29,7 @@ from bosun.api.validation.meta import dns1123_subdomain, validate_object_meta
 
 if TYPE_CHECKING:
     from bosun.api.registry import Resource
+    from bosun.security.identity import User
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class Strategy:
         """The status a new object starts with (None: keep the client's)."""
         return {}
 
-    def prepare_for_create(self, res: Resource, obj: Obj) -> None:
-        """Clients do not own status: it starts as the kind's initial status."""
+    def prepare_for_create(self, res: Resource, obj: Obj, user: User | None = None) -> None:
+        """Clients do not own status: it starts as the kind's initial status. ``user`` is
+        who creates it (None: the server itself), for kinds that record their requester."""
         if "status" not in res.subresources:
             return
         status = self.initial_status(obj)
@@ -144,6 +146,10 @@ class Strategy:
         return self.update_rule(new, old) if self.update_rule is not None else []
 
     # ---- writable subresources of the kind's own (a pod's ephemeralcontainers) ----------
+
+    # Subresources whose GET, PUT and PATCH the generic code serves as writes of part of the
+    # object, the part :meth:`subresource_write` says.
+    own_subresources: tuple[str, ...] = ()
 
     def subresource_write(self, sub: str, old: Obj, new: Obj) -> Obj | None:
         """The object a write through subresource ``sub`` stores: the stored object with

@@ -54,6 +54,8 @@ class PodStrategy(Strategy):
     """A pod on a node is deleted gracefully: marked, then removed by the node agent once
     its containers are stopped (Kubernetes' pod strategy and kubelet)."""
 
+    own_subresources = ("ephemeralcontainers",)
+
     def initial_status(self, obj: Obj) -> Obj | None:
         return {"phase": "Pending", "qosClass": qos_class(obj)}
 

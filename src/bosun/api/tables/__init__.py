@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bosun.api.registry import Resource
+from bosun.api.tables.certificates import csr_row
 from bosun.api.tables.cluster import (
     POD_SELECTOR_DESC,
     apiservice_row,
@@ -40,6 +41,7 @@ from bosun.api.tables.cluster import (
 from bosun.api.tables.format import AGE, CONTAINERS, IMAGES, NAME, SELECTOR, Cells, Obj, col, human_duration
 from bosun.api.tables.format import parse_time as parse_time
 from bosun.api.tables.pods import pod_conditions, pod_row
+from bosun.api.tables.policy import PRINTERS as POLICY_PRINTERS
 from bosun.api.tables.rbac import BINDING_COLUMNS, ROLE_COLUMNS, binding_row, role_row
 from bosun.api.tables.workloads import (
     controllerrevision_row,
@@ -232,6 +234,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
         ],
         pv_row,
     ),
+    ("certificates.k8s.io", "CertificateSigningRequest"): (
+        [NAME, AGE, col("SignerName"), col("Requestor"), col("RequestedDuration"), col("Condition")],
+        csr_row,
+    ),
     ("autoscaling", "HorizontalPodAutoscaler"): (
         [
             NAME,
@@ -245,6 +251,7 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
         hpa_row,
     ),
 }
+_PRINTERS.update(POLICY_PRINTERS)
 _DEFAULT_PRINTER: tuple[list[Obj], Printer] = ([NAME, AGE], default_row)
 # Kinds whose rows also carry conditions (kubectl marks a terminating pod's row with them).
 _ROW_CONDITIONS: dict[tuple[str, str], Callable[[Obj], list[Obj] | None]] = {("", "Pod"): pod_conditions}

@@ -15,12 +15,14 @@ import signal
 import socket
 import sys
 
-from bosun.aio import tune_gc
+from bosun.aio import cancel_and_wait, tune_gc
 from bosun.api import errors
 from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.metricspeers import push_forever, worker_peers
 from bosun.api.workers.remotestore import RemoteStore
 from bosun.api.workers.wire import read_frame
 from bosun.monitoring.serving import Answer, Forward
+from bosun.store import is_etcd
 from bosun.store.base import UnavailableError
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def to_owner(remote: RemoteStore) -> Forward:
     return forward
 
 
-async def serve(channel_fd: int, listen_fds: list[int]) -> None:
+async def serve(channel_fd: int, listen_fds: list[int], index: int) -> None:
     channel = socket.socket(fileno=channel_fd)
     reader, writer = await asyncio.open_unix_connection(sock=channel)
     config = await read_frame(reader)
@@ -47,11 +49,16 @@ async def serve(channel_fd: int, listen_fds: list[int]) -> None:
     remote = RemoteStore(reader, writer)
     # On etcd a worker is one more kube-apiserver on the same cluster; on SQLite the file has
     # one writer, the owner, reached through the channel.
-    store = None if config.store_url.startswith("etcd://") else remote
+    store = None if is_etcd(config.store_url) else remote
     sockets = [socket.socket(fileno=fd) for fd in listen_fds]
     api = APIServer(config, store=store, sockets=sockets, forward=to_owner(remote))
+    pushing: asyncio.Task[None] | None = None
     try:
         await api.start()
+        assert api.instruments is not None
+        api.instruments.peers = worker_peers(remote.call, index)
+        pushing = asyncio.create_task(push_forever(remote.call, index, api.instruments.exposition),
+                                      name="metrics-push")
         tune_gc()
         print("ready", flush=True)
         stop = asyncio.Event()
@@ -64,6 +71,7 @@ async def serve(channel_fd: int, listen_fds: list[int]) -> None:
         if remote.lost.is_set() and not stop.is_set():
             log.error("API worker: the server process is gone; exiting")
     finally:
+        await cancel_and_wait(pushing)
         await api.stop()
         if store is None:
             await remote.close()
@@ -77,9 +85,9 @@ def main(argv: list[str]) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(channel_fd, listen_fds))
+        uvloop.run(serve(channel_fd, listen_fds, int(index)))
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(serve(channel_fd, listen_fds))
+        asyncio.run(serve(channel_fd, listen_fds, int(index)))
 
 
 if __name__ == "__main__":

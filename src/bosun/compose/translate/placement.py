@@ -12,8 +12,8 @@ import re
 
 from bosun.compose.errors import ComposeError
 from bosun.compose.translate.context import JSON, Service
+from bosun.membership import MANAGER_LABEL
 
-MANAGER_LABEL = "node-role.kubernetes.io/control-plane"
 MAX_PER_NODE_ANNOTATION = "bosun.io/max-replicas-per-node"
 _EXPR = re.compile(r"^\s*([A-Za-z0-9_.\-/]+)\s*(==|!=)\s*(\S.*?)\s*$")
 _ATTRIBUTES = {"node.hostname": "kubernetes.io/hostname", "node.platform.os": "kubernetes.io/os",

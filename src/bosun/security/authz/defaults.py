@@ -20,6 +20,12 @@ AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 NODE_CREDENTIAL_PATH = "/bosun/v1/node-credentials"
 # A machine holding a swarm join token asks here which role it joins as (bosun.api.swarm_endpoints).
 SWARM_JOIN_PATH = "/bosun/v1/swarm/join"
+# A worker that ``bosun node promote`` made a manager asks here for what a manager joins with.
+SWARM_PROMOTION_PATH = "/bosun/v1/swarm/promotion"
+
+_CERTS = "certificates.k8s.io"
+_SIGNERS = ("kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet",
+            "kubernetes.io/kubelet-serving")
 
 READ = ("get", "list", "watch")
 WRITE = ("create", "delete", "deletecollection", "patch", "update")
@@ -111,8 +117,14 @@ def default_cluster_roles() -> list[dict[str, Any]]:
             rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
         ]),
         cluster_role("system:bosun:node-bootstrapper", [
-            url_rule(["post"], [NODE_CREDENTIAL_PATH, SWARM_JOIN_PATH])]),
+            url_rule(["post"], [NODE_CREDENTIAL_PATH, SWARM_JOIN_PATH, SWARM_PROMOTION_PATH])]),
         cluster_role("system:monitoring", [url_rule(["get"], ["/metrics", "/livez", "/readyz", "/healthz"])]),
+        # Upstream's certificate roles: bind one to let a user approve a built-in signer's requests.
+        cluster_role("system:node-bootstrapper", [rule(["create", "get", "list", "watch"], [_CERTS],
+                                                       ["certificatesigningrequests"])]),
+        *(cluster_role(f"system:certificates.k8s.io:{signer.rpartition('/')[2]}-approver",
+                       [rule(["approve"], [_CERTS], ["signers"], [signer])])
+          for signer in _SIGNERS),
     ]
 
 

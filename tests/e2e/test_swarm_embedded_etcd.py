@@ -1,0 +1,226 @@
+"""`bosun swarm init --store etcd`: three managers, each with its own etcd member (no etcd of
+the user's), every part a real process as a user starts it. The members speak TLS with a CA
+of their own; the swarm survives SIGKILL of the leading manager (and its member); a manager
+that leaves takes its member out of the etcd cluster.
+
+One swarm for the module; the tests run in file order and the last ones take it apart."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from aetcd import rpc
+from tests.e2e.helpers import free_port, one_line_error, wait_until
+from tests.e2e.swarm_procs import Member, Swarm, bosun, kubectl, node_rows, ok
+
+from bosun.store.etcd import EtcdTLS, channel
+from bosun.store.etcdnode import client_endpoints, client_tls
+
+MARKER = f"embedded-{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[Swarm]:
+    shm = Path("/dev/shm")  # etcd fsyncs every write: tmpfs when there is one
+    root = Path(tempfile.mkdtemp(prefix="bosun-swarm-embedded-", dir=shm if shm.is_dir() else None))
+    s = Swarm(root, "etcd")
+    try:
+        yield s
+    finally:
+        try:
+            s.stop()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def etcd_ports() -> tuple[str, str]:
+    return "--etcd-ports", f"{free_port()}:{free_port()}"
+
+
+@pytest.fixture(scope="module")
+def managers(swarm: Swarm) -> list[Member]:
+    m1 = swarm.start("m1", "init", "--store", "etcd", extra=etcd_ports())
+    token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
+    m2 = swarm.start("m2", "join", "--token", token, m1.address, extra=etcd_ports())
+    m3 = swarm.start("m3", "join", "--token", token, m1.address, extra=etcd_ports())
+    return [m1, m2, m3]
+
+
+def members(via: Member) -> list[str]:
+    """The etcd cluster's members' client addresses, asked with ``via``'s client certificate."""
+    return asyncio.run(client_endpoints([_endpoint(via)], client_tls(via.data_dir)))
+
+
+def _endpoint(m: Member) -> str:
+    """Its etcd member's client address, from the ``--etcd-ports`` it was started with."""
+    argv = [str(a) for a in m.proc.args] if isinstance(m.proc.args, list) else []
+    return f"127.0.0.1:{argv[argv.index('--etcd-ports') + 1].split(':', 1)[0]}"
+
+
+async def _status(endpoint: str, tls: EtcdTLS | None) -> bool:
+    ch = channel(endpoint, tls)
+    try:
+        await rpc.MaintenanceStub(ch).Status(rpc.StatusRequest(), timeout=3)
+        return True
+    except grpc.aio.AioRpcError:
+        return False
+    finally:
+        await ch.close()
+
+
+def test_three_managers_three_members(managers: list[Member]) -> None:
+    m1, m2, m3 = managers
+    joined = "This node joined a swarm as a manager."
+    assert joined in m2.output and joined in m3.output
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
+    rows = node_rows(m1.kubeconfig)
+    assert sorted(r[3] for r in rows.values()) == ["Leader", "Reachable", "Reachable"]
+    # `bosun server --join` runs no member: it is told to use `swarm join`.
+    token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
+    plain = bosun("server", "--data-dir", str(m1.data_dir.parent / "plain"), "--join", m1.address, "--token", token)
+    assert one_line_error(plain).startswith("error: this swarm keeps its state in etcd members run by its managers")
+
+
+def test_members_speak_tls_with_their_own_ca_only(managers: list[Member]) -> None:
+    m1 = managers[0]
+    endpoint = _endpoint(m1)
+    assert asyncio.run(_status(endpoint, client_tls(m1.data_dir)))
+    assert not asyncio.run(_status(endpoint, None))  # plain gRPC: refused
+    # A certificate of the cluster CA (the one users' client certificates come from) is refused.
+    pki = m1.data_dir / "pki"
+    cluster_signed = EtcdTLS(client_tls(m1.data_dir).ca, (pki / "apiserver.crt").read_bytes(),
+                             (pki / "apiserver.key").read_bytes())
+    assert not asyncio.run(_status(endpoint, cluster_signed))
+
+
+def test_a_manager_that_leaves_takes_its_member_out_and_may_join_again(swarm: Swarm, managers: list[Member]) -> None:
+    m1, _, m3 = managers
+    assert ok("swarm", "leave", "--force", "--data-dir", str(m3.data_dir)).strip() == "Node left the swarm."
+    assert m3.proc.wait(30) is not None
+    assert not (m3.data_dir / "etcd").exists(), m3.output
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers[:2])
+    token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
+    managers[2] = swarm.start("m3", "join", "--token", token, m1.address, extra=etcd_ports())
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
+    wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=30, what="m3 Reachable again")
+
+
+STACK = """
+services:
+  db:
+    image: host
+    command: [busybox, sleep, "3600"]
+    healthcheck: {test: [CMD, busybox, "true"], interval: 1s, retries: 3}
+    deploy:
+      replicas: 2
+      placement: {constraints: [node.role==manager]}
+  beacon:
+    image: host
+    command: [busybox, sleep, "3600"]
+    deploy: {mode: global}
+  web:
+    image: host
+    command: [busybox, sleep, "3600"]
+    environment: {VERSION: "%s"}
+    secrets: [token]
+    depends_on:
+      db: {condition: service_healthy}
+    deploy:
+      replicas: 2
+      update_config: {parallelism: 1, delay: 0s, order: start-first}
+secrets:
+  token: {file: ./token.txt}
+"""
+
+
+def services(kubeconfig: str) -> dict[str, str]:
+    """`bosun service ls` as {name: replicas}."""
+    lines = ok("--kubeconfig", kubeconfig, "service", "ls").splitlines()
+    return {cells[1]: cells[3] for cells in (line.split() for line in lines[1:])}
+
+
+def pods(kubeconfig: str) -> list[dict[str, Any]]:
+    """The stack's live pods."""
+    got = kubectl(kubeconfig, "get", "pods", "-n", "app", "-o", "json")
+    assert got.returncode == 0, got.stderr
+    return [p for p in json.loads(got.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_a_stack_with_constraints_global_mode_health_dependencies_and_secrets_rolls(
+    swarm: Swarm, managers: list[Member],
+) -> None:
+    m1 = managers[0]
+    (swarm.root / "token.txt").write_text("s3cret")
+    compose = swarm.root / "app.yml"
+    compose.write_text(STACK % "1")
+    lines = ok("--kubeconfig", m1.kubeconfig, "stack", "deploy", "-c", str(compose), "app").splitlines()
+    waited = lines.index("Waiting for service app_db to be healthy")
+    assert lines.index("Creating service app_db") < waited < lines.index("Creating service app_web")
+    want = {"app_db": "2/2", "app_beacon": "3/3", "app_web": "2/2"}  # global: one per node (three managers)
+    wait_until(lambda: services(m1.kubeconfig) == want, within=120, what=f"the stack to converge to {want}")
+    db_nodes = [p["spec"].get("nodeName") for p in pods(m1.kubeconfig) if p["metadata"]["name"].startswith("db-")]
+    assert len(db_nodes) == 2 and set(db_nodes) <= {m.name for m in managers}
+    secret = kubectl(m1.kubeconfig, "get", "secrets", "-n", "app", "-o", "jsonpath={.items[*].data}")
+    assert base64.b64encode(b"s3cret").decode() in secret.stdout, secret.stderr
+    # A changed service rolls; the others are left alone.
+    before = [p["metadata"]["name"] for p in pods(m1.kubeconfig) if not p["metadata"]["name"].startswith("web-")]
+    compose.write_text(STACK % "2")
+    ok("--kubeconfig", m1.kubeconfig, "stack", "deploy", "-c", str(compose), "app")
+
+    def web_rolled() -> bool:
+        web = [p for p in pods(m1.kubeconfig) if p["metadata"]["name"].startswith("web-")]
+        return len(web) == 2 and all({"name": "VERSION", "value": "2"} in p["spec"]["containers"][0].get("env", [])
+                                     and p["status"].get("phase") == "Running" for p in web)
+
+    wait_until(web_rolled, within=120, what="both web tasks on VERSION=2")
+    after = {p["metadata"]["name"] for p in pods(m1.kubeconfig)}
+    assert before and set(before) <= after
+    assert services(m1.kubeconfig) == want
+
+
+def test_the_swarm_survives_the_leader_and_its_member_killed(managers: list[Member]) -> None:
+    m1 = managers[0]
+    made = kubectl(m1.kubeconfig, "create", "secret", "generic", "kept", "--from-literal=k=before-the-kill")
+    assert made.returncode == 0, made.stderr
+    leader = next(m for m in managers if node_rows(m1.kubeconfig)[m.name][3] == "Leader")
+    survivors = [m for m in managers if m is not leader]
+    leader.stop(signal.SIGKILL)  # the whole process group: its etcd member dies with it
+    wait_until(lambda: not asyncio.run(_status(_endpoint(leader), client_tls(leader.data_dir))), within=30,
+               what="the leader's etcd member to be gone")
+
+    def another_leads() -> bool:
+        rows = node_rows(survivors[0].kubeconfig)
+        return rows[leader.name][3] == "Unreachable" and any(rows[m.name][3] == "Leader" for m in survivors)
+
+    wait_until(another_leads, within=90, what="a surviving manager to lead")
+    got = kubectl(m1.kubeconfig, "get", "secret", "kept", "-o", "jsonpath={.data.k}", server=survivors[0].address)
+    assert got.returncode == 0 and base64.b64decode(got.stdout) == b"before-the-kill", got.stderr
+    # The stack keeps running, and `bosun service ls` answers through the same kubeconfig.
+    wait_until(lambda: {k: v for k, v in services(m1.kubeconfig).items() if k != "app_beacon"} ==
+               {"app_db": "2/2", "app_web": "2/2"}, within=120, what="the stack's services to be whole again")
+    out = ok("--kubeconfig", survivors[1].kubeconfig, "service", "create", "--name", "after", "--replicas", "2",
+             "--constraint", "node.role==manager", "host", "busybox", "sh", "-c", f"echo {MARKER}; exec sleep 3600")
+    assert out.splitlines()[-1] == "verify: Service after converged"
+
+
+def test_a_leave_that_would_break_the_quorum_keeps_the_member(managers: list[Member]) -> None:
+    # Two members of three are left; taking one out would leave the dead one's vote counted
+    # with a single live member: etcd refuses, the manager still leaves, its member's data stays.
+    alive = [m for m in managers if m.proc.poll() is None]
+    assert len(alive) == 2
+    leaving = alive[-1]
+    assert ok("swarm", "leave", "--force", "--data-dir", str(leaving.data_dir)).strip() == "Node left the swarm."
+    assert leaving.proc.wait(30) is not None
+    assert (leaving.data_dir / "etcd" / "data").is_dir()
+    assert any("etcd member" in line and "not removed" in line for line in leaving.output), leaving.output
