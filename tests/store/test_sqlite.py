@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,52 @@ async def test_second_open_of_the_same_file_is_refused(tmp_path: Path) -> None:
         await store.close()
     again = await SQLiteStore.open(tmp_path / "state.db", compact_interval=0)
     await again.close()
+
+
+
+async def test_point_reads_agree_with_the_file_whether_answered_from_memory_or_not(tmp_path: Path) -> None:
+    """Reads of keys the writer holds in memory, of keys whose values it let go (more than
+    its value cache holds), of missing and deleted keys, after a reopen, and while writes
+    land: each read answers what the file holds."""
+    path = tmp_path / "state.db"
+    store = await SQLiteStore.open(path, compact_interval=0)
+    big = b"x" * (1 << 20)
+    try:
+        created = {f"/k/{i:02d}": await store.create(f"/k/{i:02d}", big + bytes([i])) for i in range(40)}
+        await store.delete("/k/39")
+        assert await store.get("/k/39") is None and await store.get("/nothing") is None
+        modified = dict(created, **{"/k/38": await store.update("/k/38", b"small", created["/k/38"])})
+        for i in range(39):  # the first ones no longer fit in the 32 MB value cache: read from the file
+            key = f"/k/{i:02d}"
+            kv = await store.get(key)
+            value = b"small" if i == 38 else big + bytes([i])
+            assert kv is not None and (kv.value, kv.mod_revision, kv.create_revision) == (
+                value, modified[key], created[key])
+
+        seen: list[tuple[int, bytes]] = []
+
+        async def reader() -> None:
+            for _ in range(300):
+                kv = await store.get("/k/01")
+                assert kv is not None and kv.create_revision == created["/k/01"]
+                seen.append((kv.mod_revision, kv.value))
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(reader())
+        rev = modified["/k/01"]
+        written = {rev: big + bytes([1])}
+        for n in range(100):
+            rev = await store.update("/k/01", b"v%d" % n, rev)
+            written[rev] = b"v%d" % n
+        await task
+        assert all(written[r] == v for r, v in seen)  # each value with its own revision
+        assert [r for r, _ in seen] == sorted(r for r, _ in seen)  # never back in time
+    finally:
+        await store.close()
+    store = await SQLiteStore.open(path, compact_interval=0)  # nothing in memory: all from the file
+    try:
+        kv = await store.get("/k/01")
+        assert kv is not None and (kv.value, kv.mod_revision, kv.create_revision) == (b"v99", rev, created["/k/01"])
+        assert await store.get("/k/39") is None
+    finally:
+        await store.close()

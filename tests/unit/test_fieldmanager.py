@@ -4,6 +4,7 @@ removes and conflicts on, and the FieldsV1 form."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 from typing import Any
 
@@ -144,3 +145,14 @@ def test_updates_by_several_managers_keep_fields_apart() -> None:
         assert all(a.isdisjoint(b) for j, a in enumerate(sets) for b in sets[j + 1:])
         assert set().union(*sets) <= leaves({k: v for k, v in new.items() if k not in ("apiVersion", "kind")}, POD)
         obj = new
+
+
+@pytest.mark.parametrize("value", ["c", "my-app", "/var/run", "a b", 'say "hi"', "back\\slash", "tab\there", "\x7f",
+                                   "é", "日本", "", 0, 8080, -1, 2**70, True, None, 1.5, ["x"], {"k": 1}])
+def test_item_keys_are_compact_json_whatever_the_value(value: Any) -> None:
+    """``k:`` elements are upstream's compact JSON (ASCII-escaped): the plain names and
+    numbers that keys usually hold take a shortcut, which must write the same text."""
+    from bosun.api.fieldmanager.paths import item_key
+
+    want = "{" + json.dumps("name") + ":" + json.dumps(value, separators=(",", ":"), sort_keys=True) + "}"
+    assert item_key({"name": value, "other": 1}, ("name",)) == want

@@ -92,3 +92,65 @@ async def test_errors_are_those_of_the_stored_object(storage: Storage) -> None:
     with pytest.raises(APIError) as exc:
         await storage.mutate(PODS, "default", "p", _set_label("2"))  # type: ignore[arg-type]
     assert exc.value.code == 404
+
+
+# A PUT carrying the resourceVersion of the object this server wrote last starts from that
+# object; what it answers must be what a store read would have made it answer.
+
+async def _put(storage: Storage, obj: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    sent = orjson.loads(orjson.dumps(obj))
+    sent["metadata"]["labels"] = labels
+    return await storage.update(PODS, "default", "p", sent)  # type: ignore[arg-type]
+
+
+async def test_a_put_from_the_last_write_is_stored_and_read_back(storage: Storage) -> None:
+    created = await _created(storage)
+    out = await _put(storage, created, {"v": "2"})
+    assert int(out["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    got = await storage.get(PODS, "default", "p")  # type: ignore[arg-type]
+    assert got == out
+
+
+async def test_a_put_of_a_version_written_over_behind_the_back_is_a_conflict(storage: Storage) -> None:
+    created = await _created(storage)
+    await _write_behind_the_back(storage, {"status": {"phase": "Running"}})
+    with pytest.raises(APIError) as exc:
+        await _put(storage, created, {"v": "2"})
+    assert exc.value.code == 409
+
+
+async def test_a_noop_put_of_a_version_written_over_behind_the_back_is_a_conflict(storage: Storage) -> None:
+    created = await _created(storage)
+    await _write_behind_the_back(storage, {"status": {"phase": "Running"}})
+    with pytest.raises(APIError) as exc:
+        await _put(storage, created, {"v": "1"})  # no change against the remembered object
+    assert exc.value.code == 409
+
+
+async def test_an_invalid_put_of_a_version_written_over_behind_the_back_is_a_conflict(storage: Storage) -> None:
+    created = await _created(storage)
+    await _write_behind_the_back(storage, {"status": {"phase": "Running"}})
+    with pytest.raises(APIError) as exc:
+        await _put(storage, created, {"v": "not a valid label value!"})
+    assert exc.value.code == 409
+
+
+async def test_an_invalid_put_of_the_current_version_is_refused_as_invalid(storage: Storage) -> None:
+    created = await _created(storage)
+    with pytest.raises(APIError) as exc:
+        await _put(storage, created, {"v": "not a valid label value!"})
+    assert exc.value.code == 422
+
+
+async def test_a_noop_put_of_the_current_version_keeps_it(storage: Storage) -> None:
+    created = await _created(storage)
+    out = await _put(storage, created, {"v": "1"})
+    assert out["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+async def test_a_put_of_an_object_deleted_behind_the_back_is_not_found(storage: Storage) -> None:
+    created = await _created(storage)
+    await storage.store.delete(KEY)
+    with pytest.raises(APIError) as exc:
+        await _put(storage, created, {"v": "2"})
+    assert exc.value.code == 404

@@ -12,7 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
+from bosun.api.nstracker import NamespaceTracker
+from bosun.api.registry import must_by_plural
 from bosun.api.selectors import parse_field_selector
+from bosun.api.storage import Storage
 from bosun.api.watch import make_filter
 from bosun.api.watchcache import CachedEvent, WatchCache
 from bosun.store.sqlite import SQLiteStore
@@ -94,3 +97,48 @@ async def test_late_reader_of_an_older_event_decodes_its_prev(cache: WatchCache)
     # Nobody asked for the middle event's prev before the last one came: still right.
     assert middle.prev is not None and middle.prev["spec"]["nodeName"] == "a"
     assert last.prev is not None and last.prev["spec"]["nodeName"] == "b"
+
+
+
+def _new_pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def _relabelled(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj, metadata=dict(obj["metadata"], labels={"round": "2"}))
+
+
+async def test_writes_hand_their_objects_to_their_events_even_when_the_event_comes_first(tmp_path: Path) -> None:
+    """50 concurrent creates, then 50 updates: the store reports them in batches, and the
+    cache often runs before the writers of a batch do. Every event still gets the object its
+    write stored (nothing decoded again), with the revision the write answered."""
+    pods = must_by_plural("", "v1", "pods")
+    store = await SQLiteStore.open(tmp_path / "s.db", compact_interval=0)
+    wc = WatchCache(store)
+    await wc.start()
+    namespaces = NamespaceTracker()
+    namespaces.phase["ns"] = "Active"
+    storage = Storage(store, namespaces)
+    storage.on_write, storage.on_writing = wc.remember, wc.writing
+    try:
+        created = await asyncio.gather(*(storage.create(pods, "ns", _new_pod(f"p{i}")) for i in range(50)))
+        updated = await asyncio.gather(*(storage.update(pods, "ns", o["metadata"]["name"], _relabelled(o))
+                                         for o in created))
+        for outs in (created, updated):
+            await settle(wc, max(int(o["metadata"]["resourceVersion"]) for o in outs))
+        st = wc.resource("pods")
+        for o in updated:
+            entry = st.get(f"/registry/pods/ns/{o['metadata']['name']}")
+            assert isinstance(entry, CachedEvent)
+            assert entry.obj is o and o["metadata"]["labels"] == {"round": "2"}
+            assert o["metadata"]["resourceVersion"] == str(entry.revision)
+        # the creates' events too, in the ring
+        by_key = {ev.key: ev for ev in wc.changed_since("pods", 0) if ev.type == "ADDED"}
+        for o in created:
+            ev = by_key[f"/registry/pods/ns/{o['metadata']['name']}"]
+            assert ev.obj is o and o["metadata"]["resourceVersion"] == str(ev.revision)
+        assert not wc.written.in_flight and not wc.written.done
+    finally:
+        await wc.stop()
+        await store.close()

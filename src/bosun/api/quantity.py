@@ -40,6 +40,10 @@ def parse_quantity(s: str | int | float | Decimal) -> Decimal:
         return Decimal(repr(s))
     if not isinstance(s, str):
         raise ValueError(QUANTITY_ERROR)
+    return _parse_short(s) if len(s) <= _SHORT else _parse_text(s)
+
+
+def _parse_text(s: str) -> Decimal:
     text = s.strip()
     if not text or text != s:
         raise ValueError(QUANTITY_ERROR)
@@ -64,6 +68,12 @@ def parse_quantity(s: str | int | float | Decimal) -> Decimal:
             raise ValueError("quantity exponent is too large")
         return number.scaleb(exp)
     raise ValueError(QUANTITY_ERROR)
+
+
+# The few texts a cluster uses (``100m``, ``128Mi``) repeat in every pod's validation,
+# warnings and canonical form: their (immutable) values are remembered, if short.
+_SHORT = 40
+_parse_short = lru_cache(maxsize=4096)(_parse_text)
 
 
 def is_quantity(s: object) -> bool:

@@ -159,6 +159,7 @@ class APIServer:
                                toleration_seconds=cfg.default_toleration_seconds,
                                webhooks=Webhooks(configurations, self.webhook_caller))
         self.storage.on_write = self.cache.remember
+        self.storage.on_writing = self.cache.writing
         self.cache.listeners.append(self._observe)
         # Custom resources are served from the start (listening before listing: no CRD
         # event falls between the two).

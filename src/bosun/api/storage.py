@@ -84,6 +84,9 @@ class Storage:
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
+        # Told about every create and update about to be handed to the store (key, value,
+        # object): its event may come before the write returns.
+        self.on_writing: Callable[[str, bytes, dict[str, Any]], None] = lambda key, value, obj: None
         # key -> (revision, object as stored, shared read-only): a pod's binding and status
         # writes follow its create within seconds, so mutate usually starts from here
         # instead of a store read and a decode. Never trusted alone: see mutate.
@@ -209,7 +212,9 @@ class Storage:
             for attempt in range(attempts):
                 try:
                     key = res.key(ns, name)
-                    rev = await call_store(self.store.create(key, self._dump(res, key, obj)))
+                    value = self._dump(res, key, obj)
+                    self.on_writing(key, value, obj)
+                    rev = await call_store(self.store.create(key, value))
                     break
                 except KeyExistsError as exc:
                     if attempt + 1 == attempts:
@@ -258,15 +263,49 @@ class Storage:
             raise errors.bad_request(
                 f"the name of the object ({m.get('name')}) does not match the name on the URL ({name})"
             )
-        kv = await call_store(self.store.get(res.key(ns, name)))
+        key = res.key(ns, name)
+        rv = m.get("resourceVersion")
+        cached = self._recent.get(key) if rv and not dry_run else None
+        if cached is not None and str(rv) == str(cached[0]) and cached[1].get("apiVersion") == res.api_version:
+            return await self._update_from_recent(res, ns, name, cached, new, subresource, manager, user)
+        kv = await call_store(self.store.get(key))
         if kv is None:
             raise errors.not_found(res.plural, name, res.group)
         old = self._load(res, kv)
-        rv = m.get("resourceVersion")
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
             raise errors.conflict(res.plural, name, res.group)
         return await self._commit_update(res, ns, name, old, new, subresource, dry_run, kv.mod_revision,
                                          stale=self._stale(res, kv), manager=manager, user=user)
+
+    async def _update_from_recent(
+        self, res: Resource, ns: str | None, name: str, cached: tuple[int, dict[str, Any]], new: dict[str, Any],
+        subresource: str | None, manager: str | None, user: User | None,
+    ) -> dict[str, Any]:
+        """A PUT whose resourceVersion is that of the object this server wrote last: that
+        object is the stored one unless someone wrote since, so the write starts from it
+        instead of a store read and a decode. The compare-and-swap refuses it if someone
+        did (409, which a store read would also have answered, the client's version being
+        old then); any other outcome that writes nothing (an error, a no-op) is checked
+        against the store's revision, so answers are exactly those of a store read."""
+        expected, old = cached
+        try:
+            out = await self._commit_update(res, ns, name, old, new, subresource, False, expected, manager=manager,
+                                            user=user)
+        except APIError as exc:
+            if exc.code < 500:  # a store that did not answer may have written it: say so as is
+                await self._still_at(res, ns, name, expected)
+            raise
+        if out is old:
+            await self._still_at(res, ns, name, expected)
+        return out
+
+    async def _still_at(self, res: Resource, ns: str | None, name: str, expected: int) -> None:
+        """404 or 409 unless the object is still stored at revision ``expected``."""
+        kv = await call_store(self.store.get(res.key(ns, name)))
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        if kv.mod_revision != expected:
+            raise errors.conflict(res.plural, name, res.group)
 
     async def mutate(
         self,
@@ -408,7 +447,9 @@ class Storage:
             return new
         await self.admission.validate(req)
         try:
-            rev = await call_store(self.store.update(key, self._dump(res, key, new), expected))
+            value = self._dump(res, key, new)
+            self.on_writing(key, value, new)
+            rev = await call_store(self.store.update(key, value, expected))
         except ConflictError as exc:
             await req.failed()
             raise errors.conflict(res.plural, name, res.group) from exc

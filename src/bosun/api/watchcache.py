@@ -40,13 +40,71 @@ OBJECTS_PREFIX = "/registry/"
 WATCH_PREFIX = "/"  # every write moves the revision a consistent read waits for
 
 
+# Objects written but not yet handed to their events, beyond which the oldest are forgotten
+# (events that never came: a reset); and writes in flight, far more than are ever in flight
+# at once (the rest: writes that failed).
+_WRITTEN_MAX = 20000
+_IN_FLIGHT_MAX = 2000
+
+
+class Written:
+    """The objects this server's write path stored, for their events, which then need no
+    decoding: by (key, revision) once the write returned, and by key while it is in flight.
+
+    An event often comes before its write returns: the store reports a batch of writes and
+    the cache may run before their writers do. An in-flight object is its event's only if
+    the event carries the very bytes object the write handed to the store (a store that
+    copies or re-encodes values, or a write that failed, never matches), and it is then
+    given the event's resourceVersion, the one its writer is about to set."""
+
+    __slots__ = ("done", "in_flight")
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[str, int], dict[str, Any]] = {}
+        self.in_flight: dict[str, tuple[bytes, dict[str, Any]]] = {}
+
+    def take(self, key: str, revision: int, value: bytes) -> dict[str, Any] | None:
+        obj = self.done.pop((key, revision), None)
+        if obj is None:
+            flying = self.in_flight.get(key)
+            if flying is not None and flying[0] is value:
+                del self.in_flight[key]
+                obj = flying[1]
+                obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+        return obj
+
+    def writing(self, key: str, value: bytes, obj: dict[str, Any]) -> None:
+        flying = self.in_flight
+        flying.pop(key, None)  # re-inserted last: the dict's order is the eviction order
+        flying[key] = (value, obj)
+        _bound(flying, _IN_FLIGHT_MAX)
+
+    def landed(self, key: str, obj: dict[str, Any]) -> None:
+        """The write of ``obj`` returned: it is no longer in flight."""
+        flying = self.in_flight.get(key)
+        if flying is not None and flying[1] is obj:
+            del self.in_flight[key]
+
+    def written(self, key: str, revision: int, obj: dict[str, Any]) -> None:
+        """The write of ``obj`` returned before its event came."""
+        self.landed(key, obj)
+        self.done[(key, revision)] = obj
+        _bound(self.done, _WRITTEN_MAX)
+
+
+def _bound(d: dict[Any, Any], most: int) -> None:
+    if len(d) > most:
+        for k in list(itertools.islice(d, most // 4)):
+            del d[k]
+
+
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
     __slots__ = ("_before", "_json", "_obj", "_prev", "group_plural", "key", "namespace", "prev_revision",
                  "raw", "revision", "type", "written")
 
-    def __init__(self, ev: WatchEvent, written: dict[tuple[str, int], dict[str, Any]] | None = None) -> None:
+    def __init__(self, ev: WatchEvent, written: Written | None = None) -> None:
         self.type = ev.type
         self.key = ev.key
         self.revision = ev.revision
@@ -71,7 +129,7 @@ class CachedEvent:
         if self._obj is None:
             # The object this server wrote itself, if the write path has handed it over by
             # now (it usually has: consumers look at events a moment after they arrive).
-            known = self.written.pop((self.key, self.revision), None) if self.written is not None else None
+            known = self.written.take(self.key, self.revision, self.raw.value) if self.written is not None else None
             self._obj = known if known is not None else decode(self.raw.value, self.revision)
         return self._obj
 
@@ -167,8 +225,8 @@ class WatchCache:
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
         self.listeners: list[Callable[[CachedEvent], None]] = []
-        # Objects this server just wrote, by (key, revision): their events need no decoding.
-        self.written: dict[tuple[str, int], dict[str, Any]] = {}
+        # Objects this server just wrote or is writing: their events need no decoding.
+        self.written = Written()
         # group_plural -> its current objects (each key's last event): what lists read, and
         # the next event's prev.
         self.state: dict[str, ResourceState] = {}
@@ -178,21 +236,23 @@ class WatchCache:
         # Encryption at rest: group_plural -> transformer; their events are opened on arrival.
         self.sealed: dict[str, ResourceTransformer] = {}
 
+    def writing(self, key: str, value: bytes, obj: dict[str, Any]) -> None:
+        """Called by the write path just before it hands ``value`` (``obj`` encoded) to the
+        store, so that the event of the write finds ``obj`` even if it comes first."""
+        self.written.writing(key, value, obj)
+
     def remember(self, key: str, revision: int, obj: dict[str, Any]) -> None:
         """Called by the write path with the object as stored (resourceVersion set). The
         object is shared read-only with the response and every watcher."""
         if revision <= self.revision:  # its event came first: hand the object to it
+            self.written.landed(key, obj)
             gp = key.split("/", 3)[2] if key.startswith(OBJECTS_PREFIX) else ""
             st = self.state.get(gp)
             entry = st.get(key) if st is not None else None
             if isinstance(entry, CachedEvent) and entry.revision == revision and entry._obj is None:
                 entry._obj = obj
             return
-        written = self.written
-        written[(key, revision)] = obj
-        if len(written) > 20000:  # events that never came (a reset): forget the oldest
-            for k in list(itertools.islice(written, 5000)):
-                del written[k]
+        self.written.written(key, revision, obj)
 
     async def start(self) -> None:
         await self._load()

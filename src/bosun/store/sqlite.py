@@ -4,7 +4,8 @@ Writes go through one writer thread that applies whatever is queued in a single 
 (group commit): the fsync cost is paid once per batch, not once per write, which is what lets
 thousands of concurrent API writers share one file. Each write still gets its own CAS check in
 queue order and its own result. Reads use separate connections, so WAL lets them run while a
-batch is being written.
+batch is being written; a point read of a key whose newest value the writer still holds in
+memory, or of a key that does not exist, reads nothing at all.
 
 The store is its file's only writer (flock), so the checks of a write (exists? expected
 revision?) are answered by an in-memory index of key revisions rather than a read per
@@ -148,11 +149,13 @@ class SQLiteStore:
             self._wconn.execute("ALTER TABLE log ADD COLUMN prev_revision INTEGER")
         meta = dict(self._wconn.execute("SELECT name, value FROM meta").fetchall())
         # This process is the file's only writer (the lock above), so the revisions of every
-        # key can live in memory: a write's checks need no read. Writer thread only.
+        # key can live in memory: a write's checks need no read. Changed by the writer thread
+        # only, once a batch is committed; point reads look up (see get).
         self._index: dict[str, tuple[int, int]] = {
             k: (m, c) for k, m, c in self._wconn.execute("SELECT key, mod_revision, create_revision FROM kv")
         }
-        self._values: dict[str, bytes] = {}  # newest values, oldest first; writer thread only
+        # The newest values (value, mod_revision, create_revision), oldest first; the same.
+        self._values: dict[str, tuple[bytes, int, int]] = {}
         self._values_bytes = 0
         self._rev: int = meta["revision"]  # writer thread's view
         self._current: int = self._rev  # event loop's view: acknowledged writes
@@ -230,6 +233,16 @@ class SQLiteStore:
     async def get(self, key: str) -> KeyValue | None:
         if self._closed:
             raise UnavailableError("store is closed")
+        # What the writer committed last is in memory: a key it holds a value of, or one it
+        # has no revision of, is answered without a read. Each look-up is one dict operation,
+        # atomic against the writer thread, which updates the index before the values on a
+        # write and the values before the index on a delete: a key it is changing is at
+        # worst missed here and read from the file, which holds the commit already.
+        known = self._values.get(key)
+        if known is not None:
+            return KeyValue(key, *known)
+        if key not in self._index:
+            return None
         try:
             row = self._rconn.execute(
                 "SELECT value, mod_revision, create_revision FROM kv WHERE key=?", (key,)
@@ -429,9 +442,9 @@ class SQLiteStore:
         st = staged.get(key)
         if st is not None:
             return st[0]
-        value = self._values.get(key)
-        if value is not None:
-            return value
+        known = self._values.get(key)
+        if known is not None:
+            return known[0]
         row = conn.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         if row is None:  # the index and the file disagree: a bug, never a silent wrong answer
             raise sqlite3.DatabaseError(f"index names {key} but the file has no row")
@@ -445,15 +458,15 @@ class SQLiteStore:
         for key, st in staged.items():
             gone = values.pop(key, None)
             if gone is not None:
-                size -= len(gone)
+                size -= len(gone[0])
             if st is None:
                 del index[key]
             else:
                 index[key] = (st[1], st[2])
-                values[key] = st[0]
+                values[key] = st
                 size += len(st[0])
         while size > _VALUE_CACHE_BYTES and values:
-            size -= len(values.pop(next(iter(values))))
+            size -= len(values.pop(next(iter(values)))[0])
         self._values_bytes = size
 
     def _apply_compact(self, conn: sqlite3.Connection, op: _Op) -> None:

@@ -126,30 +126,47 @@ def fields_of(obj: dict[str, Any], schema: Schema) -> dict[str, Any]:
     """The FieldsV1 trie of ``leaves(obj)``, built in one walk (a create owns everything);
     names are visited sorted, so each level comes out in the order :func:`to_fields` writes."""
     out: dict[str, Any] = {}
+    _fill(out, obj, schema)
+    return out
+
+
+def _fill(out: dict[str, Any], obj: dict[str, Any], schema: Schema) -> None:
+    """:func:`fields_of` into ``out``: each node is built where it goes, never copied."""
     for name in sorted(obj):
         value = obj[name]
+        t = type(value)
+        if t is str or t is int or t is bool:  # most fields: a leaf, decided without isinstance
+            out["f:" + name] = {}
+            continue
         if value is None:
             continue
-        meta = schema.get(name)
         if isinstance(value, dict):
             if not value:
                 out["f:" + name] = {}
                 continue
-            sub = fields_of(value, meta.sub if meta is not None else _EMPTY)
+            meta = schema.get(name)
+            sub: dict[str, Any] = {}
+            _fill(sub, value, meta.sub if meta is not None else _EMPTY)
             if sub:  # a map of only nulls owns nothing
                 out["f:" + name] = sub
-        elif isinstance(value, list) and value and meta is not None and meta.merge:
-            key = meta.key
-            if not key:
-                out["f:" + name] = {"v:" + v: {} for v in sorted({set_value(i) for i in value})}
-            elif all(isinstance(i, dict) and key in i for i in value):
-                items = {"k:" + item_key(item, (key,)): {".": {}, **fields_of(item, meta.sub)} for item in value}
-                out["f:" + name] = dict(sorted(items.items()))
-            else:
-                out["f:" + name] = {}
-        else:
-            out["f:" + name] = {}
-    return out
+            continue
+        if isinstance(value, list) and value:
+            meta = schema.get(name)
+            if meta is not None and meta.merge:
+                key = meta.key
+                if not key:
+                    out["f:" + name] = {"v:" + v: {} for v in sorted({set_value(i) for i in value})}
+                    continue
+                if all(isinstance(i, dict) and key in i for i in value):
+                    keys, item_schema = (key,), meta.sub
+                    items: dict[str, Any] = {}
+                    for item in value:
+                        node: dict[str, Any] = {".": {}}
+                        _fill(node, item, item_schema)
+                        items["k:" + item_key(item, keys)] = node
+                    out["f:" + name] = dict(sorted(items.items())) if len(items) > 1 else items
+                    continue
+        out["f:" + name] = {}
 
 
 def value_at(obj: Any, path: Path) -> Any:

@@ -69,11 +69,20 @@ def render(path: Path) -> str:
 _JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # one encoder, not one per call
 
 
+def _json_scalar(value: Any) -> str:
+    """``_JSON(value)``, without the encoder for what list keys hold: names, paths, ports."""
+    if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    if type(value) is int:
+        return str(value)
+    return _JSON(value)
+
+
 def item_key(item: dict[str, Any], keys: tuple[str, ...]) -> str:
     """The ``k:`` element of an item of a keyed list (compact JSON, keys sorted)."""
     if len(keys) == 1:
         key = keys[0]
-        return "{" + _JSON(key) + ":" + _JSON(item[key]) + "}" if key in item else "{}"
+        return "{" + _json_scalar(key) + ":" + _json_scalar(item[key]) + "}" if key in item else "{}"
     return _JSON({k: item.get(k) for k in sorted(keys) if k in item})
 
 
