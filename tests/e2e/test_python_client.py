@@ -345,6 +345,32 @@ def make_runtimeclass(name: str, labels: dict[str, str]) -> Any:
                             overhead=m.V1Overhead(pod_fixed={"cpu": "0.25"}))
 
 
+def _webhook_parts() -> tuple[list[Any], Any]:
+    """Rules that pick nothing this suite writes, and a client config (never called)."""
+    rules = [m.V1RuleWithOperations(api_groups=["example.com"], api_versions=["v1"], operations=["CREATE"],
+                                    resources=["widgets"])]
+    return rules, m.AdmissionregistrationV1WebhookClientConfig(url="https://127.0.0.1:9/hook")
+
+
+def make_validatingwebhookconfiguration(name: str, labels: dict[str, str]) -> Any:
+    rules, cc = _webhook_parts()
+    return m.V1ValidatingWebhookConfiguration(metadata=meta(name, labels), webhooks=[m.V1ValidatingWebhook(
+        name="check.rt.example.com", admission_review_versions=["v1"], side_effects="None", client_config=cc,
+        rules=rules)])
+
+
+def make_mutatingwebhookconfiguration(name: str, labels: dict[str, str]) -> Any:
+    rules, cc = _webhook_parts()
+    return m.V1MutatingWebhookConfiguration(metadata=meta(name, labels), webhooks=[m.V1MutatingWebhook(
+        name="inject.rt.example.com", admission_review_versions=["v1"], side_effects="NoneOnDryRun",
+        client_config=cc, rules=rules)])
+
+
+def check_webhooks(o: Any) -> None:
+    (hook,) = o.webhooks
+    assert (hook.failure_policy, hook.match_policy, hook.timeout_seconds) == ("Fail", "Equivalent", 10)
+    assert hook.rules[0].scope == "*" and hook.namespace_selector is not None
+
 
 def make_vap(name: str, labels: dict[str, str]) -> Any:
     rule = m.V1NamedRuleWithOperations(api_groups=["apps"], api_versions=["v1"], operations=["CREATE"],
@@ -770,6 +796,14 @@ KINDS: list[Kind] = [
     Kind("runtimeclasses", "node.k8s.io", client.NodeV1Api, "runtime_class", make_runtimeclass,
          check_runtimeclass, {"scheduling": {"nodeSelector": {"sandbox": "gvisor"}}},
          lambda o: o.scheduling.node_selector == {"sandbox": "gvisor"} or _fail(o)),
+    Kind("validatingwebhookconfigurations", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+         "validating_webhook_configuration", make_validatingwebhookconfiguration, check_webhooks,
+         {"webhooks": [{"name": "check.rt.example.com", "timeoutSeconds": 5}]},
+         lambda o: [h.timeout_seconds for h in o.webhooks] == [5] or _fail(o.webhooks)),
+    Kind("mutatingwebhookconfigurations", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
+         "mutating_webhook_configuration", make_mutatingwebhookconfiguration, check_webhooks,
+         {"webhooks": [{"name": "inject.rt.example.com", "reinvocationPolicy": "IfNeeded"}]},
+         lambda o: [h.reinvocation_policy for h in o.webhooks] == ["IfNeeded"] or _fail(o.webhooks)),
     Kind("validatingadmissionpolicies", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
          "validating_admission_policy", make_vap, check_vap),
     Kind("validatingadmissionpolicybindings", "admissionregistration.k8s.io", client.AdmissionregistrationV1Api,
