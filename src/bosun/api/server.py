@@ -205,7 +205,8 @@ class APIServer:
     def _make_monitoring(self, instruments: APIMetrics) -> Monitoring:
         assert self.rest is not None
         self.monitoring = (ForwardedMonitoring(self._forward) if self._forward is not None
-                           else OwnMonitoring(self.rest, self.config.history, instruments.registry))
+                           else OwnMonitoring(self.rest, self.config.history, instruments.registry,
+                                              self.config.data_dir))
         return self.monitoring
 
     def write_kubeconfig(self, others: list[str]) -> None:
