@@ -160,3 +160,31 @@ def test_matching_and_offset_errors_name_line_and_column(text: str, where: str, 
     with pytest.raises(PromQLError) as err:
         parse(text)
     assert str(err.value).startswith(where + ": ") and words in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("text", ["gauge", "gauge offset 7s", "sum by (pod) (gauge offset -3s)", "gauge > 20",
+                                  "gauge * on(pod) group_left other", "rate(gauge[10s]) + gauge offset 2s"])
+def test_range_reads_ahead_but_answers_as_each_step_would(text: str) -> None:
+    """A range query reads each selector once for the whole range (numpy): its answer is the
+    instant evaluation at every step, gaps, lookback, offsets and the range's edges included."""
+    now = float(int(time.time()))
+    values = [float(i) if i % 5 not in (2, 3, 4) or i > 50 else float("nan") for i in range(80)]
+    h = MetricsHistory(HistoryConfig(retention=120.0, resolution=1.0))
+    for i, v in enumerate(values):
+        if v == v:
+            h.add("gauge", {"pod": "a"}, v, now - 79 + i)
+        if i > 40:
+            h.add("gauge", {"pod": "b"}, 2 * v if v == v else 1.0, now - 79 + i)
+    h.add("other", {"pod": "a", "zone": "z"}, 3.0, now)
+    h.add("other", {"pod": "a", "zone": "z"}, 3.0, now - 60)
+    ev = Evaluator(HistorySource(h))
+    start, end, step = now - 100, now + 5, 3.0
+    expr = parse(text)
+    want: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+    t = start
+    while t <= end:
+        for s in ev.vector(expr, t):
+            want.setdefault(tuple(sorted(s.labels.items())), []).append((t, s.value))
+        t += step
+    got = {tuple(sorted(labels.items())): points for labels, points in ev.evaluate_range(expr, start, end, step)}
+    assert got == want and got

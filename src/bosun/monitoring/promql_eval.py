@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from bosun.monitoring.history import MetricsHistory
 from bosun.monitoring.promql import (
     COMPARISONS,
@@ -65,6 +67,16 @@ class Source(Protocol):
         """(labels, time of the first cell, time between cells, cells with NaN for gaps)."""
         ...
 
+    def for_range(self, start: float, end: float) -> RangeSource:
+        """The source a range query from ``start`` to ``end`` reads (it may read ahead)."""
+        ...
+
+
+class RangeSource(Source, Protocol):
+    """A source for one range query: the evaluator says which step it is at."""
+
+    step_time: float
+
 
 class HistorySource:
     """A :class:`Source` over the metrics history."""
@@ -81,6 +93,70 @@ class HistorySource:
         step = self.history.config.resolution
         return [(labels, t0, step, cells)
                 for labels, t0, cells in self.history.windows(name, equal, seconds + step, at)]
+
+    def for_range(self, start: float, end: float) -> HistoryRange:
+        return HistoryRange(self, start, end)
+
+
+class _Block:
+    """One selector's series over a whole range query, as a (series x slots) array, and for
+    each cell the index of the newest sample at or before it (-1: none yet)."""
+
+    def __init__(self, history: MetricsHistory, rows: list[tuple[Labels, float, list[float]]], base: int,
+                 length: int) -> None:
+        self.history, self.base = history, base
+        self.labels = [labels for labels, _, _ in rows]
+        self.values = np.full((len(rows), max(length, 1)), np.nan, dtype=np.float32)
+        res = history.config.resolution
+        for r, (_, t0, cells) in enumerate(rows):
+            at = round(t0 / res) - base
+            lo, hi = max(at, 0), min(at + len(cells), length)
+            if hi > lo:
+                self.values[r, lo:hi] = cells[lo - at:hi - at]
+        index = np.where(np.isnan(self.values), -1, np.arange(self.values.shape[1]))
+        self.newest = np.maximum.accumulate(index, axis=1)
+
+    def at(self, at: float, lookback: float) -> list[tuple[Labels, float]]:
+        """As the history's ``latest(at=at)``: the newest sample no older than the lookback."""
+        hi = self.history.slot(at) - self.base
+        if hi < 0 or not self.labels:
+            return []
+        lo = self.history.slot(at - lookback) - self.base
+        newest = self.newest[:, min(hi, self.values.shape[1] - 1)]
+        rows = np.nonzero(newest >= max(lo, 0))[0]
+        values = self.values[rows, newest[rows]].tolist()
+        return [(self.labels[r], v) for r, v in zip(rows.tolist(), values, strict=True)]
+
+
+class HistoryRange:
+    """A :class:`RangeSource` over the history: each selector's series are read once for the
+    whole range (one walk of the rings, not one per step) and each step's newest values are
+    picked for all series at once with numpy; range functions read the history as usual."""
+
+    def __init__(self, source: HistorySource, start: float, end: float) -> None:
+        self.source, self.history = source, source.history
+        self.start, self.end = start, end
+        self.step_time = start
+        self.lookback = 3 * self.history.config.resolution  # the history's "current"
+        self._blocks: dict[tuple[str, tuple[tuple[str, str], ...], float], _Block] = {}
+
+    def instant(self, name: str, equal: Mapping[str, str], at: float) -> Iterable[tuple[Labels, float]]:
+        offset = self.step_time - at
+        key = (name, tuple(sorted(equal.items())), offset)
+        block = self._blocks.get(key)
+        if block is None:
+            first, last = self.start - offset - self.lookback, min(self.end - offset, time.time())
+            base = self.history.slot(first)
+            rows = self.history.windows(name, equal, last - first, last) if last >= first else []
+            block = self._blocks[key] = _Block(self.history, rows, base, self.history.slot(last) - base + 1)
+        return block.at(at, self.lookback)
+
+    def window(self, name: str, equal: Mapping[str, str], seconds: float, at: float) -> Iterable[
+            tuple[Labels, float, float, list[float]]]:
+        return self.source.window(name, equal, seconds, at)
+
+    def for_range(self, start: float, end: float) -> HistoryRange:
+        return self.source.for_range(start, end)
 
 
 def _div(a: float, b: float) -> float:
@@ -224,9 +300,12 @@ class Evaluator:
         where it has a value, series in label order."""
         series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, float]]]] = {}
         n = math.floor((end - start) / step + 1e-9) + 1
+        source = self.source.for_range(start, end)
+        ranged = Evaluator(source)
         for i in range(max(n, 0)):
             t = start + i * step
-            for s in self.vector(expr, t):
+            source.step_time = t
+            for s in ranged.vector(expr, t):
                 key = tuple(sorted(s.labels.items()))
                 series.setdefault(key, (s.labels, []))[1].append((t, s.value))
         return [series[k] for k in sorted(series)]
