@@ -8,7 +8,11 @@ default: agents sample every 10 s, the history every 10 s, HPAs every 15 s).
           its HPA's Pods metric targets an average of 10.
 
 Time is from the change (file written) to the Deployment's spec.replicas leaving 1, seen by
-polling the Deployment every 50 ms. A real crossing falls anywhere within the HPA's 15 s
+polling the Deployment every 50 ms. The custom run also has a user alert rule
+(``queue_depth > 20``, ``for: 0s``, in a ConfigMap labelled ``bosun.io/alert-rules``) and the
+cluster's alerting sends to a webhook on loopback in this process, with every default
+(evaluation every 10 s, ``groupWait`` 10 s): the same change to the webhook's receipt of the
+firing message is the alert's latency. A real crossing falls anywhere within the HPA's 15 s
 period, so each run waits a random 0-15 s (seeded by the run number) after the HPA first
 reads its metric before making the change; starting right after a sync would measure the
 worst case every time."""
@@ -25,6 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+from aiohttp import web
+
 from _procs import free_port
 from bosun.api.registry import must_by_plural
 from bosun.client.rest import ApiError, Client
@@ -34,6 +41,15 @@ BOSUN = str(Path(sys.executable).with_name("bosun"))
 DEPLOYMENTS = must_by_plural("apps", "v1", "deployments")
 HPAS = must_by_plural("autoscaling", "v2", "horizontalpodautoscalers")
 NAMESPACES = must_by_plural("", "v1", "namespaces")
+CONFIGMAPS = must_by_plural("", "v1", "configmaps")
+ALERT_RULE = """
+groups:
+- name: bench
+  rules:
+  - alert: QueueDeep
+    expr: queue_depth{{namespace="{ns}"}} > 20
+    for: 0s
+"""
 SYNC_PERIOD = 15.0  # the HPA controller's default
 
 BURN = """
@@ -119,7 +135,44 @@ async def _scaled(client: Client, ns: str, name: str, since: float, within: floa
     raise TimeoutError(f"{ns}/{name} was not scaled within {within}s")
 
 
-async def one(client: Client, tmp: Path, kind: str, run: int, within: float) -> float:
+class Webhook:
+    """A Slack-compatible webhook on loopback: when each message arrived (monotonic time)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, bytes]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        async def post(request: web.Request) -> web.Response:
+            self.received.append((time.monotonic(), await request.read()))
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", post)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def firing(self, ns: str, since: float, within: float) -> float:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for at, body in self.received:
+                text = str(orjson.loads(body).get("text", ""))
+                if at >= since and text.startswith("[FIRING") and "QueueDeep" in text and ns.encode() in body:
+                    return at - since
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no QueueDeep alert for {ns} within {within}s")
+
+
+async def one(client: Client, tmp: Path, kind: str, run: int, within: float,
+              hook: Webhook | None = None) -> tuple[float, float | None]:
     ns = f"hpa-{kind}-{run}-{os.getpid()}"
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     try:
@@ -136,6 +189,11 @@ async def one(client: Client, tmp: Path, kind: str, run: int, within: float) -> 
                                                         annotations=scrape), ns)
             await client.create(HPAS, hpa("app", {"type": "Pods", "pods": {
                 "metric": {"name": "queue_depth"}, "target": {"type": "AverageValue", "averageValue": "10"}}}), ns)
+            if hook is not None:
+                await client.create(CONFIGMAPS, {
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "rules", "labels": {"bosun.io/alert-rules": "true"}},
+                    "data": {"rules.yaml": ALERT_RULE.format(ns=ns)}}, ns)
         await _settled(client, ns, "app", within)
         await asyncio.sleep(random.Random(f"{kind}-{run}").uniform(0, SYNC_PERIOD))
         since = time.monotonic()
@@ -145,7 +203,11 @@ async def one(client: Client, tmp: Path, kind: str, run: int, within: float) -> 
             tmp_flag = flag.with_suffix(".new")
             tmp_flag.write_text("# TYPE queue_depth gauge\nqueue_depth 50\n")
             tmp_flag.replace(flag)
-        return await _scaled(client, ns, "app", since, within)
+        if hook is None:
+            return await _scaled(client, ns, "app", since, within), None
+        scaled, alerted = await asyncio.gather(_scaled(client, ns, "app", since, within),
+                                               hook.firing(ns, since, within))
+        return scaled, alerted
     finally:
         try:
             await client.delete(NAMESPACES, ns)
@@ -155,14 +217,25 @@ async def one(client: Client, tmp: Path, kind: str, run: int, within: float) -> 
 
 async def measure(tmp: Path, runs: int, within: float) -> Obj:
     up = Up(tmp)
+    hook = Webhook()
     try:
+        await hook.start()
         client = Client.from_kubeconfig(up.kubeconfig)
         try:
-            out: Obj = {}
-            for kind in ("cpu", "custom"):
-                out[kind] = [await one(client, tmp, kind, r, within) for r in range(runs)]
+            config = f"receivers:\n- name: bench\n  webhooks: [{{url: \"{hook.url}\"}}]\nroute: {{receiver: bench}}\n"
+            await client.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "bosun-alerting"},
+                                             "data": {"config.yaml": config}}, "kube-system")
+            out: Obj = {"cpu": [], "custom": [], "alert": []}
+            for r in range(runs):
+                out["cpu"].append((await one(client, tmp, "cpu", r, within))[0])
+            for r in range(runs):
+                scaled, alerted = await one(client, tmp, "custom", r, within, hook)
+                out["custom"].append(scaled)
+                out["alert"].append(alerted)
             return out
         finally:
             await client.close()
     finally:
+        await hook.stop()
         up.close()

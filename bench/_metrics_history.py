@@ -1,11 +1,15 @@
 """The history half of bench/metrics.py: the control plane's ingest, memory and queries for
 ``nodes`` nodes and ``pods`` pods, measured in this process on the code the API server runs
 (the collector's sample extraction and :class:`MetricsHistory`), fed with Summary API
-documents shaped as the agents send them (hollow nodes run no agent, so they serve none)."""
+documents shaped as the agents send them (hollow nodes run no agent, so they serve none);
+then PromQL through the query API's evaluator (a 1 h range query at 60 s steps, an instant
+``group_left`` join of a namespace's pods) and the snapshot a server writes to its data dir
+(its size on disk, write and read-back time)."""
 
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,9 @@ import orjson
 from _stats import percentile
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.ingest import node_samples, pod_samples, restart_samples
+from bosun.monitoring.promql import parse
+from bosun.monitoring.promql_eval import Evaluator, HistorySource
+from bosun.monitoring.snapshot import FILENAME, copy_out, read, write
 
 Obj = dict[str, Any]
 
@@ -111,10 +118,41 @@ def run(nodes: int, pods: int, namespaces: int, ticks: int, queries: int) -> Obj
         ns_q.append(time.perf_counter() - t0)
     pod_q.sort()
     ns_q.sort()
+    # PromQL through the evaluator the query API uses, JSON-encoded as it answers.
+    evaluator = Evaluator(HistorySource(history))
+    range_q, instant_q = [], []
+    hour = parse("sum by (namespace) (pod_cpu_usage_cores)")
+    per_pod = parse('pod_cpu_usage_cores{namespace="ns-0"} / on(namespace, pod) group_left '
+                    'pod_memory_working_set_bytes{namespace="ns-0"}')
+    for _ in range(max(queries // 10, 5)):
+        now = time.time()
+        t0 = time.perf_counter()
+        matrix = evaluator.evaluate_range(hour, now - 3600, now, 60)
+        orjson.dumps([{"metric": m, "values": v} for m, v in matrix])
+        range_q.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        orjson.dumps([{"metric": s.labels, "value": s.value} for s in evaluator.vector(per_pod)])
+        instant_q.append(time.perf_counter() - t0)
+    range_q.sort()
+    instant_q.sort()
+    # The snapshot a server writes to its data dir (and reads back at start).
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+        path = Path(tmp) / FILENAME
+        t0 = time.perf_counter()
+        disk = write(path, copy_out(history), config.resolution, history.capacity)
+        write_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        restored = read(path, MetricsHistory(config))
+        read_s = time.perf_counter() - t0
     return {"series": len(history), "samples": samples, "ticks": ticks,
             "ingest_cpu_ms_per_1000": 1000 * cpu_s / samples * 1000,
             "ingest_cpu_s_per_round": cpu_s / ticks,
-            "rings_bytes": history.memory_bytes(), "rss_bytes": rss, "disk_bytes": 0,
+            "rings_bytes": history.memory_bytes(), "rss_bytes": rss, "disk_bytes": disk,
+            "snapshot_write_s": write_s, "snapshot_read_s": read_s, "snapshot_series": restored,
+            "promql_range_1h_p50_ms": percentile(range_q, 0.5) * 1000,
+            "promql_range_1h_p99_ms": percentile(range_q, 0.99) * 1000,
+            "promql_group_left_p50_ms": percentile(instant_q, 0.5) * 1000,
+            "promql_group_left_p99_ms": percentile(instant_q, 0.99) * 1000,
             "query_pod_p50_ms": percentile(pod_q, 0.5) * 1000,
             "query_pod_p99_ms": percentile(pod_q, 0.99) * 1000,
             "query_namespace_5m_p50_ms": percentile(ns_q, 0.5) * 1000,

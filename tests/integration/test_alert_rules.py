@@ -271,6 +271,78 @@ rules:
         await c.delete(NAMESPACES, ns)
 
 
+async def test_service_http_check_probes_each_ready_endpoint_and_fires(
+        plane: RunningServer, client: Client, agent: Agent, webhook: Webhook) -> None:
+    """A Service annotated ``bosun.io/http-check``: the agent checks each of its pods that the
+    Service selects, on the named target port of each, every ``bosun.io/http-check-interval``;
+    the history has status and latency per endpoint with a ``service`` label, and the built-in
+    rule fires for the endpoint that does not answer, and resolves when it is gone."""
+    c = client
+    ns = f"svc-check-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    config = f"""
+receivers:
+- name: chat
+  webhooks: [{{url: "{webhook.url}"}}]
+route: {{receiver: chat, groupWait: 1s, groupInterval: 1s, groupBy: [alertname, service]}}
+evaluationInterval: 300ms
+rules:
+  KubeHttpCheckFailing: {{for: 0s}}
+"""
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bosun-alerting"},
+                                "data": {"config.yaml": config}}, SYSTEM)
+    node = agent.config.node_name
+    up, down = free_port(), free_port()
+
+    def endpoint(name: str, port: int, command: list[str]) -> Obj:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "web"}},
+                "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                         "containers": [{"name": "main", "image": "host", "command": command,
+                                         "ports": [{"name": "http", "containerPort": port}]}]}}
+
+    try:
+        await c.create(PODS, endpoint("ok", up, [sys.executable, "-m", "http.server", str(up), "--bind",
+                                                 "127.0.0.1"]), ns)
+        await c.create(PODS, endpoint("broken", down, ["sleep", "300"]), ns)  # nothing listens on its port
+        await c.create(resource("", "v1", "services"), {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "annotations": {"bosun.io/http-check": "/",
+                                                        "bosun.io/http-check-interval": "1s"}},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}, ns)
+
+        async def probes() -> dict[str, tuple[str, str, str]] | None:
+            """endpoint pod -> (status code, success, url) of the Service's check."""
+            seen: dict[str, dict[str, str]] = {}
+            for metric in ("probe_http_status_code", "probe_success"):
+                out = await c.request("GET", "/metrics/query",
+                                      params={"query": f'{metric}{{namespace="{ns}",service="web"}}'})
+                for r in out["data"]["result"]:
+                    seen.setdefault(r["metric"]["pod"], {"url": r["metric"]["url"]})[metric] = r["value"][1]
+            found = {pod: (m.get("probe_http_status_code", ""), m.get("probe_success", ""), m["url"])
+                     for pod, m in seen.items()}
+            return found if len(found) == 2 and all(a and b for a, b, _ in found.values()) else None
+
+        found = await eventually(probes, 60, "both endpoints' checks in the history", step=0.5)
+        assert found == {"ok": ("200", "1", f"http://127.0.0.1:{up}/"),
+                         "broken": ("0", "0", f"http://127.0.0.1:{down}/")}, found
+        latency = await c.request("GET", "/metrics/query", params={
+            "query": f'probe_duration_seconds{{service="web",pod="ok",namespace="{ns}"}}'})
+        assert 0 < float(latency["data"]["result"][0]["value"][1]) < 5
+
+        def firing() -> list[Obj]:
+            return [b for b in webhook.received
+                    if b["text"].startswith("[FIRING:1] KubeHttpCheckFailing (service=web)")]
+
+        await eventually(lambda: asyncio.sleep(0, firing()), 30, "the Service's check alert", step=0.3)
+        assert f"http://127.0.0.1:{down}/ of pod {ns}/broken is failing" in firing()[0]["attachments"][0]["text"]
+        # The broken endpoint gone, its check goes with it and the alert resolves.
+        await c.delete(PODS, "broken", ns)
+        await eventually(lambda: asyncio.sleep(0, [b for b in webhook.received if b["text"].startswith(
+            "[RESOLVED] KubeHttpCheckFailing (service=web)")]), 60, "the resolved message", step=0.3)
+    finally:
+        await c.delete(NAMESPACES, ns)
+
+
 async def test_claim_almost_full_fires_from_the_agents_volume_stats(
         plane: RunningServer, client: Client, agent: Agent, webhook: Webhook, tmp_path: Path) -> None:
     c = client

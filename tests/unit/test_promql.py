@@ -26,7 +26,7 @@ from bosun.monitoring.promql_eval import Evaluator, HistorySource, Sample
     ("1 and x", "1:3", "works between two vectors"),
     ("x $ 3", "1:3", "unexpected character '$'"),
     ("x[5m]", "1:1", "a range vector is only the argument"),
-    ("x offset 5m", "1:3", "unexpected 'offset'"),
+    ("rate(x[5m:1m])", "1:10", "unexpected ':1m'"),
     ("x >\n  y )", "2:5", "unexpected ')'"),
 ])
 def test_errors_name_line_and_column(text: str, where: str, words: str) -> None:

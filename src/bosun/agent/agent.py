@@ -28,6 +28,7 @@ from bosun.agent.podworker import PodWorker
 from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.scrape import PodScraper
 from bosun.agent.server import AgentServer
+from bosun.agent.serviceenv import SERVICES
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
 from bosun.agent.volumes import PVS
 from bosun.aio import cancel_and_wait
@@ -64,7 +65,10 @@ class Agent:
         self.statuses = StatusManager(client, config.status_flush_interval)
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
-        self.scraper = PodScraper(self.informer.list, self.recorder)
+        # Cluster-wide informers for the network parts (Services, EndpointSlices, Nodes, ...).
+        self.informers = SharedInformers(client)
+        # Services too for their HTTP checks (shared with the service proxy's).
+        self.scraper = PodScraper(self.informer.list, self.recorder, list_services=self.informers.get(SERVICES).list)
         self.server = AgentServer(client, config.node_name, client.config.token or "",
                                   config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
                                   self.informer.get, config.pods_dir, self._container_running, driver,
@@ -76,8 +80,6 @@ class Agent:
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
         self.pod_cidr = ""
-        # Cluster-wide informers for the network parts (Services, EndpointSlices, Nodes, ...).
-        self.informers = SharedInformers(client)
         self.network: list[NodeComponent] = []
         self.cluster_dns: ClusterDNS | None = None  # what pods' resolv.conf names, once the network runs
         self._start_slots = asyncio.Semaphore(POD_START_SLOTS)
@@ -112,6 +114,7 @@ class Agent:
             self._ensure_worker(pod)
         self._bg.append(asyncio.create_task(self._relist(), name="agent-relist"))
         self._bg.append(asyncio.create_task(self._housekeeping(), name="agent-housekeeping"))
+        await self.informers.start()  # the Services', when the network parts did not
         self._bg.append(asyncio.create_task(self.scraper.run(), name="agent-scrape"))
 
     async def _start_network(self) -> None:

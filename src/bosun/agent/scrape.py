@@ -7,8 +7,8 @@ The agent scrapes, not the API server: pod IPs are reachable from their node, th
 spread over the nodes as kubelet's is, and the control plane reads one document per node.
 A pod whose endpoint fails or serves text that does not parse gets a Warning event
 (``MetricsScrapeFailed``, once per distinct problem) and no samples; other pods are unaffected.
-The same loop runs the pods' HTTP checks (:mod:`bosun.agent.httpcheck`), whose results
-travel with the scraped samples.
+Next to it run the HTTP checks of pods and Services (:mod:`bosun.agent.httpcheck`), whose
+results travel with the scraped samples.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bosun.agent.httpcheck import HttpChecker
+from bosun.agent.httpcheck import MIN_INTERVAL, HttpChecker
+from bosun.aio import cancel_and_wait
 from bosun.client.events import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def parse(text: str) -> list[Sample]:
 
 class PodScraper:
     def __init__(self, list_pods: Callable[[], list[Pod]], recorder: EventRecorder, *,
-                 interval: float = 10.0) -> None:
+                 interval: float = 10.0, list_services: Callable[[], list[Pod]] = list) -> None:
         self.list_pods = list_pods
         self.recorder = recorder
         self.interval = interval
@@ -95,7 +96,7 @@ class PodScraper:
         self.samples: dict[str, tuple[float, list[Sample]]] = {}
         self._problems: dict[str, str] = {}
         self._session: aiohttp.ClientSession | None = None
-        self.checks = HttpChecker(list_pods, interval=interval)
+        self.checks = HttpChecker(list_pods, interval=interval, list_services=list_services)
 
     async def close(self) -> None:
         await self.checks.close()
@@ -138,7 +139,7 @@ class PodScraper:
             self.samples.pop(uid, None)
         for uid in set(self._problems) - live:
             self._problems.pop(uid, None)
-        await asyncio.gather(self.checks.check_all(), *(self.scrape(p, url) for p, url in pods))
+        await asyncio.gather(*(self.scrape(p, url) for p, url in pods))
 
     def for_pod(self, uid: str) -> list[dict[str, Any]]:
         """The pod's samples and HTTP check results as the Summary API carries them (fresh ones only)."""
@@ -149,6 +150,8 @@ class PodScraper:
         return [{"name": s.name, "labels": s.labels, "value": s.value} for s in hit[1]] + checks
 
     async def run(self) -> None:
+        # The HTTP checks keep their own time (each has its interval).
+        checks = asyncio.create_task(self._checks(), name="agent-http-checks")
         try:
             while True:
                 try:
@@ -157,4 +160,13 @@ class PodScraper:
                     log.exception("scraping pods' metrics failed")
                 await asyncio.sleep(self.interval)
         finally:
+            await cancel_and_wait(checks)
             await self.close()
+
+    async def _checks(self) -> None:
+        while True:
+            try:
+                await self.checks.check_all()
+            except Exception:
+                log.exception("HTTP checks failed")
+            await asyncio.sleep(min(MIN_INTERVAL, self.interval))

@@ -221,7 +221,8 @@ class APIServer:
         assert self.rest is not None
         self.instruments = instruments
         self.monitoring = (ForwardedMonitoring(self._forward) if self._forward is not None
-                           else OwnMonitoring(self.rest, self.config.history, instruments.registry))
+                           else OwnMonitoring(self.rest, self.config.history, instruments.registry,
+                                              self.config.data_dir))
         return self.monitoring
 
     def write_kubeconfig(self, others: list[str]) -> None:

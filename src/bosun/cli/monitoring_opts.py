@@ -25,6 +25,9 @@ def monitoring_options(f: F) -> F:
                      help="Seconds between two points of the history (how often the agents are read)."),
         click.option("--metrics-max-series", type=int, default=_H.max_series, show_default=True,
                      help="Most series kept (each holds retention/resolution points of 8 bytes)."),
+        click.option("--metrics-snapshot-interval", type=float, default=_H.snapshot_interval, show_default=True,
+                     help="Seconds between two writes of the metrics history to the data dir (read back at "
+                     "start; 0: only when the server stops)."),
         click.option("--hpa-sync-period", type=float, default=_O.hpa_sync_period, show_default=True,
                      help="Seconds between two looks of the autoscaler at each HPA."),
         click.option("--hpa-downscale-stabilization", type=float, default=_O.hpa_downscale_stabilization,
@@ -46,6 +49,9 @@ def apply_monitoring(values: dict[str, Any], options: ControlPlaneOptions) -> Hi
     """Pop the flags from ``values`` into ``options``; the history's configuration."""
     retention, resolution = values.pop("metrics_retention"), values.pop("metrics_resolution")
     max_series = values.pop("metrics_max_series")
+    snapshot_interval = values.pop("metrics_snapshot_interval")
+    if snapshot_interval < 0:
+        fail(f"--metrics-snapshot-interval must not be negative, got {snapshot_interval}")
     if resolution <= 0 or retention < resolution:
         fail(f"--metrics-retention ({retention}) must be at least --metrics-resolution ({resolution}), "
              "which must be positive")
@@ -57,4 +63,5 @@ def apply_monitoring(values: dict[str, Any], options: ControlPlaneOptions) -> Hi
         if value < 0 or (name == "hpa_sync_period" and value <= 0):
             fail(f"--{name.replace('_', '-')} must be positive, got {value}")
         setattr(options, name, value)
-    return HistoryConfig(retention=retention, resolution=resolution, max_series=max_series)
+    return HistoryConfig(retention=retention, resolution=resolution, max_series=max_series,
+                         snapshot_interval=snapshot_interval)

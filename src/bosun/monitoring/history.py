@@ -7,8 +7,8 @@ would turn every 10 s ingest of tens of thousands of samples into inserts plus d
 expired rows, and whose files need their own size bound; the time-series libraries on PyPI
 are clients of servers (Prometheus, InfluxDB) or unmaintained. A ring per series is bounded
 by construction: ``max_series`` rings of ``retention / resolution`` float32 cells, 1.4 KiB
-a series at the defaults, and nothing on disk. The history starts empty when the server
-starts, as metrics-server's does.
+a series at the defaults. The API server writes it to its data directory now and then and
+reads it back when it starts (:mod:`bosun.monitoring.snapshot`): a restart keeps the hour.
 
 Time is cut into slots of ``resolution`` seconds; a sample lands in the slot of its time
 (a later sample in the same slot replaces it), so every series shares one time grid, a
@@ -42,6 +42,7 @@ class HistoryConfig:
     retention: float = 3600.0
     resolution: float = 10.0
     max_series: int = 200_000
+    snapshot_interval: float = 60.0  # seconds between two writes to disk (0: only at stop)
 
     @property
     def slots(self) -> int:
@@ -95,9 +96,11 @@ class Series:
         cells = self.values[a:b + 1].tolist() if a <= b else self.values[a:].tolist() + self.values[:b + 1].tolist()
         return lo, cells
 
-    def latest(self, oldest: int) -> tuple[int, float] | None:
+    def latest(self, oldest: int, newest: int | None = None) -> tuple[int, float] | None:
+        """The newest sample in slots [oldest, newest] (default: up to the newest held)."""
         cap = len(self.values)
-        for s in range(self.last, max(oldest, self.last - cap + 1) - 1, -1):
+        top = self.last if newest is None else min(newest, self.last)
+        for s in range(top, max(oldest, self.last - cap + 1) - 1, -1):
             v = self.values[s % cap]
             if v == v:
                 return s, float(v)
@@ -169,6 +172,26 @@ class MetricsHistory:
         self.samples += kept
         return kept
 
+    def series(self) -> list[Series]:
+        return list(self._series.values())
+
+    def restore(self, name: str, labels: Mapping[str, str], last: int, ring: array[float]) -> int:
+        """Put back a series saved as its ring and newest slot (a snapshot's); 1 if kept. A
+        ring of another size (the retention changed) is replayed slot by slot."""
+        key = labels_key(labels)
+        s = self._series.get((name, key)) or self._new_series(name, key, labels)
+        if s is None:
+            return 0
+        if len(ring) == len(s.values) and s.last < 0:
+            s.values, s.last = ring, last
+            return 1
+        cap = len(ring)
+        for slot in range(last - cap + 1, last + 1):
+            v = ring[slot % cap]
+            if v == v:
+                s.put(slot, v)
+        return 1
+
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
@@ -206,14 +229,16 @@ class MetricsHistory:
         out.sort(key=lambda r: sorted(r.labels.items()))
         return out
 
-    def windows(self, name: str, matchers: Mapping[str, str], seconds: float
+    def windows(self, name: str, matchers: Mapping[str, str], seconds: float, at: float | None = None
                 ) -> list[tuple[dict[str, str], float, list[float]]]:
-        """For each matching series, the cells of the last ``seconds`` up to now: (labels, the
-        first cell's time, the cells with NaN for gaps); cell i is at ``time + i * resolution``.
-        What range functions read (rate, avg_over_time), without a (time, value) pair per point."""
+        """For each matching series, the cells of the ``seconds`` up to ``at`` (default now):
+        (labels, the first cell's time, the cells with NaN for gaps); cell i is at ``time + i *
+        resolution``. What range functions read (rate, avg_over_time), without a (time, value)
+        pair per point."""
         now = time.time()
-        last = self.slot(now)
-        first = max(self.slot(now - seconds), last - self.capacity + 1)
+        end = now if at is None else min(at, now)
+        last = self.slot(end)
+        first = max(self.slot(end - seconds), self.slot(now) - self.capacity + 1)
         res = self.config.resolution
         out = []
         for s in self._candidates(name, matchers):
@@ -223,15 +248,15 @@ class MetricsHistory:
         return out
 
     def latest(self, name: str, matchers: Mapping[str, str] | None = None,
-               max_age: float | None = None) -> list[tuple[dict[str, str], Point]]:
-        """The newest value of each matching series no older than ``max_age`` (default:
-        three resolutions: a series that stopped reporting is not current)."""
-        now = time.time()
+               max_age: float | None = None, at: float | None = None) -> list[tuple[dict[str, str], Point]]:
+        """The newest value at ``at`` (default now) of each matching series no older than
+        ``max_age`` (default: three resolutions: a series that stopped reporting is not current)."""
+        now = time.time() if at is None else at
         age = max_age if max_age is not None else 3 * self.config.resolution
-        oldest = self.slot(now - age)
+        oldest, newest = self.slot(now - age), None if at is None else self.slot(at)
         out = []
         for s in self._candidates(name, matchers or {}):
-            hit = s.latest(oldest)
+            hit = s.latest(oldest, newest)
             if hit is not None:
                 out.append((dict(s.labels), Point(hit[0] * self.config.resolution, hit[1])))
         return out

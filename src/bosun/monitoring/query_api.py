@@ -14,7 +14,12 @@ Prometheus text with timestamps, so a real Prometheus can scrape the whole clust
 :mod:`bosun.monitoring.promql` now and answers as Prometheus' ``/api/v1/query`` does
 (``{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {...},
 "value": [t, "v"]}]}}``): the alert rules' evaluator and any dashboard ask it the same way.
-A syntax error is a 400 naming its line and column.
+``GET /metrics/query_range?query=EXPR&start=T&end=T&step=S`` evaluates it at every step from
+start to end as Prometheus' ``/api/v1/query_range`` does (``resultType`` ``matrix``, each
+series with ``"values": [[t, "v"], ...]``); ``step`` is seconds or a duration (``15s``), at
+most 11,000 steps (Prometheus' limit). A syntax error is a 400 naming its line and column (as
+Prometheus' ``bad_data``); an expression that cannot be evaluated on the data (a vector match
+that is not unique) is a 422, as Prometheus' ``execution`` errors.
 """
 
 from __future__ import annotations
@@ -26,15 +31,18 @@ from datetime import datetime
 from aiohttp import web
 
 from bosun.api import errors
+from bosun.api.errors import APIError
 from bosun.api.httputil import json_response
 from bosun.monitoring.history import MetricsHistory
-from bosun.monitoring.promql import PromQLError, parse
-from bosun.monitoring.promql_eval import Evaluator, HistorySource
+from bosun.monitoring.promql import Expr, PromQLError, parse, parse_duration
+from bosun.monitoring.promql_eval import EvalError, Evaluator, HistorySource
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*')
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+MAX_STEPS = 11_000  # Prometheus' limit of points per series in a range query
 
 
 def parse_time(raw: str, param: str, now: float) -> float:
@@ -99,6 +107,29 @@ def _number(v: float) -> str:
     return repr(v) if v != int(v) else str(int(v))
 
 
+def parse_step(raw: str) -> float:
+    """``step``: seconds (``15``, ``0.5``) or a duration (``15s``, ``1m``), more than zero."""
+    if not raw:
+        raise errors.bad_request("step: required (seconds or a duration such as 15s)")
+    if _DURATION.match(raw):
+        step = parse_duration(raw)
+    else:
+        try:
+            step = float(raw)
+        except ValueError:
+            raise errors.bad_request(f"step: invalid {raw!r}: use seconds or a duration such as 15s") from None
+    if not step > 0 or step == float("inf"):
+        raise errors.bad_request(f"step: must be more than zero, not {raw!r}")
+    return step
+
+
+def _parse_query(text: str) -> Expr:
+    try:
+        return parse(text)
+    except PromQLError as e:
+        raise errors.bad_request(f"query: {e}") from None
+
+
 def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -123,19 +154,39 @@ class QueryAPI:
         self.evaluator = Evaluator(HistorySource(history))
 
     async def query_handler(self, request: web.Request) -> web.Response:
-        text = request.query.get("query", "")
-        try:
-            expr = parse(text)
-        except PromQLError as e:
-            raise errors.bad_request(f"query: {e}") from None
+        expr = _parse_query(request.query.get("query", ""))
         now = time.time()
-        out = self.evaluator.evaluate(expr)
+        try:
+            out = self.evaluator.evaluate(expr, now)
+        except EvalError as e:
+            raise APIError(422, "Invalid", f"query: {e}") from None
         if isinstance(out, float):
             data: dict[str, object] = {"resultType": "scalar", "result": [now, _number(out)]}
         else:
             data = {"resultType": "vector",
                     "result": [{"metric": s.labels, "value": [now, _number(s.value)]} for s in out]}
         return json_response({"status": "success", "data": data})
+
+    async def query_range_handler(self, request: web.Request) -> web.Response:
+        q = request.query
+        expr = _parse_query(q.get("query", ""))
+        now = time.time()
+        for param in ("start", "end"):
+            if not q.get(param):
+                raise errors.bad_request(f"{param}: required (Unix seconds, RFC 3339 or -5m)")
+        start, end = parse_time(q["start"], "start", now), parse_time(q["end"], "end", now)
+        step = parse_step(q.get("step", ""))
+        if end < start:
+            raise errors.bad_request("end: must not be before start")
+        if (end - start) / step + 1 > MAX_STEPS:
+            raise errors.bad_request(f"step: exceeded the maximum of {MAX_STEPS} points per series; "
+                                     "use a larger step")
+        try:
+            matrix = self.evaluator.evaluate_range(expr, start, end, step)
+        except EvalError as e:
+            raise APIError(422, "Invalid", f"query: {e}") from None
+        result = [{"metric": labels, "values": [[t, _number(v)] for t, v in points]} for labels, points in matrix]
+        return json_response({"status": "success", "data": {"resultType": "matrix", "result": result}})
 
     async def history_handler(self, request: web.Request) -> web.Response:
         q = request.query

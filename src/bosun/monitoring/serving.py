@@ -1,6 +1,6 @@
 """Who answers the monitoring endpoints in an API process, and where the history lives.
 
-``/metrics/history``, ``/metrics/query``, ``/federate``, ``metrics.k8s.io`` and
+``/metrics/history``, ``/metrics/query``, ``/metrics/query_range``, ``/federate``, ``metrics.k8s.io`` and
 ``custom.metrics.k8s.io`` read the metrics history and the node agents. With API workers
 (:mod:`bosun.api.workers`) there must be one history, not one per process: N histories mean
 each node scraped N times, every pod event decoded N times for the collector, and answers
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
@@ -36,6 +37,7 @@ from bosun.monitoring import custom_api
 from bosun.monitoring.collector import Collector
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.query_api import QueryAPI
+from bosun.monitoring.snapshot import FILENAME, Snapshots
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -69,8 +71,10 @@ class Monitoring(Protocol):
     async def stop(self) -> None: ...
 
 
-def _add(router: web.UrlDispatcher, history: Handler, query: Handler, federate: Handler, group: Handler) -> None:
-    for path, handler in (("/metrics/history", history), ("/metrics/query", query), ("/federate", federate)):
+def _add(router: web.UrlDispatcher, history: Handler, query: Handler, query_range: Handler, federate: Handler,
+         group: Handler) -> None:
+    for path, handler in (("/metrics/history", history), ("/metrics/query", query),
+                          ("/metrics/query_range", query_range), ("/federate", federate)):
         router.add_get(path, handler)
     for g in GROUPS:  # every method: the groups answer 405 themselves, as Status objects
         router.add_route("*", f"/apis/{g}{{tail:(?:/.*)?}}", group)
@@ -110,9 +114,13 @@ async def _as_status(request: web.Request, handler: Handler) -> web.StreamRespon
 class OwnMonitoring:
     """The history, its collector and the agents' scrapes, in this process."""
 
-    def __init__(self, rest: RestHandler, config: HistoryConfig | None, registry: CollectorRegistry) -> None:
+    def __init__(self, rest: RestHandler, config: HistoryConfig | None, registry: CollectorRegistry,
+                 data_dir: Path | None = None) -> None:
         self.metrics_api = metrics.MetricsAPI(rest)
         self.history = MetricsHistory(config)
+        # Where the history survives a restart (none: an in-process app of the tests').
+        self.snapshots = (Snapshots(self.history, data_dir / FILENAME, self.history.config.snapshot_interval)
+                          if data_dir is not None else None)
         self.collector = Collector(rest.storage, rest.cache, self.metrics_api, self.history)
         self.custom_api = custom_api.CustomMetricsAPI(rest.storage, self.history, self.metrics_api)
         self.query_api = QueryAPI(self.history)
@@ -123,8 +131,8 @@ class OwnMonitoring:
         self._forwarded = LocalDispatcher(app, [_as_status])
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        _add(router, self.query_api.history_handler, self.query_api.query_handler, self.query_api.federate_handler,
-             self._group)
+        _add(router, self.query_api.history_handler, self.query_api.query_handler,
+             self.query_api.query_range_handler, self.query_api.federate_handler, self._group)
 
     async def _group(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p][1:]  # after "apis"
@@ -138,10 +146,14 @@ class OwnMonitoring:
         return status, {k: v for k, v in out.items() if k.lower() not in _HOP_HEADERS}, body
 
     async def start(self) -> None:
+        if self.snapshots is not None:
+            await self.snapshots.start()
         await self.collector.start()
 
     async def stop(self) -> None:
         await self.collector.stop()
+        if self.snapshots is not None:
+            await self.snapshots.stop()
         await self._forwarded.close()
         await self.metrics_api.close()
 
@@ -153,7 +165,7 @@ class ForwardedMonitoring:
         self.forward = forward
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        _add(router, self._handle, self._handle, self._handle, self._handle)
+        _add(router, self._handle, self._handle, self._handle, self._handle, self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in _REQUEST_HEADERS if h in request.headers}
