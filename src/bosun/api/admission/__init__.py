@@ -24,11 +24,13 @@ from bosun.api.admission.certificates import (
     SignerAccess,
 )
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
+from bosun.api.admission.limitranger import LimitRanger, LimitRangerDefaults
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.policy import ValidatingAdmissionPolicy
 from bosun.api.admission.policyset import Policies
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
+from bosun.api.admission.resourcequota import QuotaStore, ResourceQuotaAdmission
 from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
@@ -36,17 +38,20 @@ from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.allocators import ServiceAllocator
 
 
-def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
+def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_seconds: int = 300,
                    policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
     """``policies``: the ValidatingAdmissionPolicies to enforce, kept by the server from its
     watch cache (none when not given); ``signers``: who may approve and sign certificate
     requests (None: system:masters only)."""
     signers = signers or SignerAccess()
+    policies = policies or Policies()  # also the watch cache's view LimitRanger and ResourceQuota read
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
+                           LimitRangerDefaults(policies), LimitRanger(policies),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
-                           CertificateSubjectRestriction(), ValidatingAdmissionPolicy(policies or Policies())])
+                           CertificateSubjectRestriction(), ValidatingAdmissionPolicy(policies),
+                           ResourceQuotaAdmission(reader, policies)])
 
 
 __all__ = [
