@@ -9,8 +9,10 @@ namespace also take a lock, so a burst of creates waits its turn instead of spen
 retries on conflicts. A charge is given back if the object is then not stored; what deletes
 free is given back by the ResourceQuota controller, which recomputes ``status.used``.
 
-Which quotas exist comes from the watch cache (no store read per write); the charge itself
-reads the quota from the store.
+Which quotas exist comes from the watch cache (no store read per write in a namespace without
+quotas); the check and the charge read the quota from the store, so a cache that lags never
+refuses or admits wrongly. Updates are not charged (a claim grown, a service made a
+LoadBalancer): the controller's recount sees them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from bosun.api.registry import Resource, must_by_plural
 
 QUOTAS = must_by_plural("", "v1", "resourcequotas")
 PODS = must_by_plural("", "v1", "pods")
+# What upstream's quota admission leaves alone by default (its DefaultIgnoredResources).
+IGNORED = {"events"}
 
 
 class CachedLists(Protocol):
@@ -91,7 +95,8 @@ class ResourceQuotaAdmission:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return res.namespaced and operation == CREATE and subresource is None
+        return (res.namespaced and operation == CREATE and subresource is None
+                and res.plural not in IGNORED)
 
     def _deltas(self, req: Request) -> list[tuple[Obj, Usage]]:
         out = []
@@ -118,9 +123,6 @@ class ResourceQuotaAdmission:
         deltas = self._deltas(req)
         if not deltas:
             return
-        for quota, delta in deltas:  # refuse early on what the cache already shows
-            if quota.get("status"):
-                _check(req, quota, delta)
         if req.dry_run:
             for quota, delta in deltas:
                 _check(req, await self.store.get(QUOTAS, req.namespace, quota["metadata"]["name"]), delta)
