@@ -111,6 +111,9 @@ def test_limit_range_defaults_and_bounds(kubectl: Kubectl) -> None:
     r = apply(kubectl, claim, check=False)
     assert ('persistentvolumeclaims "huge" is forbidden: maximum storage usage per PersistentVolumeClaim '
             "is 2Gi, but request is 5Gi") in r.stderr, r.stderr
+    table = kubectl("get", "limits").stdout.splitlines()
+    assert table[0].split() == ["NAME", "CREATED", "AT"] and table[1].split()[0] == "limits", table
+    assert table[1].split()[1] == lr["metadata"]["creationTimestamp"], table
     out = kubectl("describe", "limitrange", "limits").stdout
     assert "Container" in out and "PersistentVolumeClaim" in out and "storage" in out
 
@@ -264,3 +267,47 @@ def test_concurrent_creates_never_exceed_quota(cluster: RunningServer, kubectl: 
     assert all(r.status == 403 and "exceeded quota: five" in str(r) for r in refused), [str(r) for r in refused]
     assert len(kubectl("get", "pods", "-o", "name").stdout.split()) == 5
     assert quota(kubectl, "five")["status"]["used"] == {"pods": "5"}
+
+
+SCOPED = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: best-effort}
+  spec:
+    hard: {pods: "1"}
+    scopes: [BestEffort]
+- apiVersion: v1
+  kind: ResourceQuota
+  metadata: {name: high}
+  spec:
+    hard: {pods: "1", requests.cpu: "1"}
+    scopeSelector:
+      matchExpressions: [{scopeName: PriorityClass, operator: In, values: [quota-high]}]
+"""
+
+
+def test_scoped_quotas_count_only_the_pods_they_select(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", ns=False, input=(
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: quota-high}\nvalue: 1000\n"))
+    apply(kubectl, SCOPED)
+    wait_used(kubectl, "best-effort", {"pods": "0"})
+    wait_used(kubectl, "high", {"pods": "0", "requests.cpu": "0"})
+    apply(kubectl, pod("be1"))
+    r = apply(kubectl, pod("be2"), check=False)
+    assert "exceeded quota: best-effort, requested: pods=1, used: pods=1, limited: pods=1" in r.stderr, r.stderr
+    apply(kubectl, pod("burstable", requests={"cpu": "100m"}))  # neither quota selects it
+    high = json.loads(pod("important", requests={"cpu": "300m"}))
+    high["spec"]["priorityClassName"] = "quota-high"
+    apply(kubectl, json.dumps(high))
+    assert quota(kubectl, "high")["status"]["used"] == {"pods": "1", "requests.cpu": "300m"}
+    assert quota(kubectl, "best-effort")["status"]["used"] == {"pods": "1"}
+    high["metadata"]["name"] = "important2"
+    r = apply(kubectl, json.dumps(high), check=False)
+    assert "exceeded quota: high, requested: pods=1, used: pods=1, limited: pods=1" in r.stderr, r.stderr
+    kubectl("delete", "priorityclass", "quota-high", ns=False, check=False)
+    rows = [line.split(None, 2) for line in kubectl("get", "quota").stdout.splitlines()]
+    assert [r[0] for r in rows] == ["NAME", "best-effort", "high"]
+    assert rows[2][2].strip() == "pods: 1/1, requests.cpu: 300m/1", rows
