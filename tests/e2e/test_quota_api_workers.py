@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,16 @@ def connections(server: Server, per_process: int) -> list[Conn]:
 
 
 def test_racing_creates_across_processes_never_exceed_a_quota(server: Server) -> None:
-    ns = "quota-race"
+    race(server, "quota-race")
+
+
+def test_on_etcd_too(etcd_endpoint: str, tmp_path: Path) -> None:
+    """On etcd each worker opens etcd itself: the compare-and-swap is etcd's."""
+    with api_server(tmp_path, 2, "--store", f"etcd://{etcd_endpoint}", "--controllers", "resourcequota") as s:
+        race(s, "quota-race-etcd")
+
+
+def race(server: Server, ns: str) -> None:
     conns = connections(server, 10)
     try:
         status, _ = conns[0].request("POST", "/api/v1/namespaces",

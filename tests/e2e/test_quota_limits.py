@@ -198,6 +198,11 @@ def test_quota_follows_creates_and_deletes_and_refuses(kubectl: Kubectl) -> None
     apply(kubectl, pod("a", requests={"cpu": "400m", "memory": "512Mi"}, limits={"cpu": "1"}))
     assert quota(kubectl, "compute")["status"]["used"] == {
         "limits.cpu": "1200m", "pods": "2", "requests.cpu": "500m", "requests.memory": "612Mi"}
+    # A create the store refuses (the name is taken) gives its charge back at once.
+    r = kubectl("create", "-f", "-", input=pod("a", requests={"cpu": "400m", "memory": "1Mi"}, limits={"cpu": "400m"}),
+                check=False)
+    assert "AlreadyExists" in r.stderr, r.stderr
+    assert quota(kubectl, "compute")["status"]["used"]["requests.cpu"] == "500m"
     r = apply(kubectl, pod("over", requests={"cpu": "600m", "memory": "1Mi"}, limits={"cpu": "600m"}), check=False)
     assert ('pods "over" is forbidden: exceeded quota: compute, requested: requests.cpu=600m, '
             "used: requests.cpu=500m, limited: requests.cpu=1") in r.stderr, r.stderr
