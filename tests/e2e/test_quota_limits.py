@@ -316,3 +316,21 @@ def test_scoped_quotas_count_only_the_pods_they_select(kubectl: Kubectl) -> None
     rows = [line.split(None, 2) for line in kubectl("get", "quota").stdout.splitlines()]
     assert [r[0] for r in rows] == ["NAME", "best-effort", "high"]
     assert rows[2][2].strip() == "pods: 1/1, requests.cpu: 300m/1", rows
+
+
+def test_update_charged_what_it_adds(kubectl: Kubectl) -> None:
+    apply(kubectl, "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: lb}\n"
+                   "spec:\n  hard: {services.loadbalancers: '1', services: '5'}\n")
+    wait_used(kubectl, "lb", {"services": "0", "services.loadbalancers": "0"})
+    kubectl("create", "service", "loadbalancer", "one", "--tcp=80:80")
+    kubectl("create", "service", "clusterip", "two", "--tcp=80:80")
+    assert quota(kubectl, "lb")["status"]["used"] == {"services": "2", "services.loadbalancers": "1"}
+    r = kubectl("patch", "service", "two", "-p", '{"spec": {"type": "LoadBalancer"}}', check=False)
+    assert ('services "two" is forbidden: exceeded quota: lb, requested: services.loadbalancers=1, '
+            "used: services.loadbalancers=1, limited: services.loadbalancers=1") in r.stderr, r.stderr
+    kubectl("patch", "service", "one", "--type=merge", "-p", json.dumps({"spec": {
+        "type": "ClusterIP", "externalTrafficPolicy": None, "allocateLoadBalancerNodePorts": None,
+        "ports": [{"name": "80-80", "port": 80, "targetPort": 80, "protocol": "TCP"}]}}))
+    wait_used(kubectl, "lb", {"services": "2", "services.loadbalancers": "0"})
+    kubectl("patch", "service", "two", "-p", '{"spec": {"type": "LoadBalancer"}}')
+    assert quota(kubectl, "lb")["status"]["used"] == {"services": "2", "services.loadbalancers": "1"}

@@ -11,8 +11,8 @@ free is given back by the ResourceQuota controller, which recomputes ``status.us
 
 Which quotas exist comes from the watch cache (no store read per write in a namespace without
 quotas); the check and the charge read the quota from the store, so a cache that lags never
-refuses or admits wrongly. Updates are not charged (a claim grown, a service made a
-LoadBalancer): the controller's recount sees them.
+refuses or admits wrongly. An update is charged what it adds (a claim grown, a Service made a
+LoadBalancer); what it frees the controller's recount gives back.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from bosun.api import errors, quotausage
-from bosun.api.admission.base import CREATE, Obj, Operation, Reader, Request
+from bosun.api.admission.base import CREATE, UPDATE, Obj, Operation, Reader, Request
 from bosun.api.quotausage import Usage
 from bosun.api.registry import Resource, must_by_plural
 
@@ -84,7 +84,8 @@ def _refund(delta: Usage) -> Callable[[Obj], Obj]:
 
 
 class ResourceQuotaAdmission:
-    """Creates of namespaced objects, against every quota of their namespace that selects them."""
+    """Creates (and updates, but of pods) of namespaced objects, against every quota of their
+    namespace that selects them."""
 
     name = "ResourceQuota"
     mutating = False
@@ -95,8 +96,19 @@ class ResourceQuotaAdmission:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return (res.namespaced and operation == CREATE and subresource is None
-                and res.plural not in IGNORED)
+        # Pods' updates are not charged: their containers' resources never change.
+        return (res.namespaced and subresource is None and res.plural not in IGNORED
+                and (operation == CREATE or (operation == UPDATE and res != PODS)))
+
+    @staticmethod
+    def _cost(req: Request) -> Usage:
+        """A create costs the object's usage; an update what it adds (a claim grown, a
+        Service made a LoadBalancer), as upstream charges only increases."""
+        cost = quotausage.usage(req.res, req.obj)
+        if req.old is None:
+            return cost
+        before = quotausage.usage(req.res, req.old)
+        return {k: v - before.get(k, Decimal(0)) for k, v in cost.items() if v > before.get(k, Decimal(0))}
 
     def _deltas(self, req: Request) -> list[tuple[Obj, Usage]]:
         out = []
@@ -108,8 +120,8 @@ class ResourceQuotaAdmission:
             if not hard or not quotausage.matches(quota, req.res, req.obj):
                 continue
             if cost is None:
-                cost = quotausage.usage(req.res, req.obj)
-            if req.res == PODS and cost:
+                cost = self._cost(req)
+            if req.res == PODS and req.operation == CREATE and cost:
                 missing = quotausage.missing_specs(req.obj, hard)
                 if missing:
                     what = "; ".join(f"{k} for: {','.join(sorted(set(v)))}" for k, v in sorted(missing.items()))
