@@ -46,7 +46,9 @@ def _containers(pod: Obj) -> list[tuple[str, Obj]]:
 
 def _merge(container: Obj, limits: dict[str, Any], requests: dict[str, Any], prefix: str) -> list[str]:
     """Fill the container's unset limits and requests; what was set, in upstream's words."""
-    res = container.setdefault("resources", {})
+    res = container.get("resources")
+    if not isinstance(res, dict):
+        res = container["resources"] = {}
     said = []
     for field, defaults, word in (("requests", requests, "request"), ("limits", limits, "limit")):
         have = res.get(field) if isinstance(res.get(field), dict) else None
