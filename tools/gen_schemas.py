@@ -107,6 +107,8 @@ PATCH_META = {
     ("V1DaemonSetStatus", "conditions"): ("merge", "type"),
     ("V1JobStatus", "conditions"): ("merge", "type"),
     ("V2HorizontalPodAutoscalerStatus", "conditions"): ("merge", "type"),
+    ("V1ValidatingWebhookConfiguration", "webhooks"): ("merge", "name"),
+    ("V1MutatingWebhookConfiguration", "webhooks"): ("merge", "name"),
 }
 
 # Types that live in apimachinery's meta/v1 package rather than an API group's package.

@@ -18,14 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from aetcd import rpc
 from tests.e2e.helpers import free_port, one_line_error, wait_until
 from tests.e2e.swarm_procs import Member, Swarm, bosun, kubectl, node_rows, ok
 
-from bosun.store.etcd import EtcdTLS, channel
-from bosun.store.etcdnode import client_endpoints, client_tls
+from bosun.store.etcd import EtcdTLS
+from bosun.store.etcdnode import client_endpoints, client_tls, healthy
 
 MARKER = f"embedded-{os.getpid()}"
 
@@ -68,17 +66,6 @@ def _endpoint(m: Member) -> str:
     return f"127.0.0.1:{argv[argv.index('--etcd-ports') + 1].split(':', 1)[0]}"
 
 
-async def _status(endpoint: str, tls: EtcdTLS | None) -> bool:
-    ch = channel(endpoint, tls)
-    try:
-        await rpc.MaintenanceStub(ch).Status(rpc.StatusRequest(), timeout=3)
-        return True
-    except grpc.aio.AioRpcError:
-        return False
-    finally:
-        await ch.close()
-
-
 def test_three_managers_three_members(managers: list[Member]) -> None:
     m1, m2, m3 = managers
     joined = "This node joined a swarm as a manager."
@@ -95,13 +82,13 @@ def test_three_managers_three_members(managers: list[Member]) -> None:
 def test_members_speak_tls_with_their_own_ca_only(managers: list[Member]) -> None:
     m1 = managers[0]
     endpoint = _endpoint(m1)
-    assert asyncio.run(_status(endpoint, client_tls(m1.data_dir)))
-    assert not asyncio.run(_status(endpoint, None))  # plain gRPC: refused
+    assert asyncio.run(healthy(endpoint, client_tls(m1.data_dir)))
+    assert not asyncio.run(healthy(endpoint, None))  # plain gRPC: refused
     # A certificate of the cluster CA (the one users' client certificates come from) is refused.
     pki = m1.data_dir / "pki"
     cluster_signed = EtcdTLS(client_tls(m1.data_dir).ca, (pki / "apiserver.crt").read_bytes(),
                              (pki / "apiserver.key").read_bytes())
-    assert not asyncio.run(_status(endpoint, cluster_signed))
+    assert not asyncio.run(healthy(endpoint, cluster_signed))
 
 
 def test_a_manager_that_leaves_takes_its_member_out_and_may_join_again(swarm: Swarm, managers: list[Member]) -> None:
@@ -196,7 +183,7 @@ def test_the_swarm_survives_the_leader_and_its_member_killed(managers: list[Memb
     leader = next(m for m in managers if node_rows(m1.kubeconfig)[m.name][3] == "Leader")
     survivors = [m for m in managers if m is not leader]
     leader.stop(signal.SIGKILL)  # the whole process group: its etcd member dies with it
-    wait_until(lambda: not asyncio.run(_status(_endpoint(leader), client_tls(leader.data_dir))), within=30,
+    wait_until(lambda: not asyncio.run(healthy(_endpoint(leader), client_tls(leader.data_dir))), within=30,
                what="the leader's etcd member to be gone")
 
     def another_leads() -> bool:

@@ -10,7 +10,8 @@ the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network n
 a client that upgrades to plain SPDY instead has the same bytes carried to that tunnel
 (:mod:`bosun.api.spdy_upgrade`), and exec and attach over SPDY are translated to the agent's
 channels (:mod:`bosun.api.spdy_exec`).
-Everything that can be refused is refused before the upgrade, as a ``Status``, because a
+Everything that can be refused is refused before the upgrade, as a ``Status`` (the validating
+admission of a CONNECT, which calls the webhooks that ask for it, included), because a
 client reads errors only from a failed handshake: kubectl then retries over SPDY, which
 gets the same answer, and kubectl prints it.
 """
@@ -26,10 +27,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bosun.api import errors, spdy_exec, spdy_upgrade
+from bosun.api import admission, errors, spdy_exec, spdy_upgrade
 from bosun.api.handler import Serving
 from bosun.api.objects import as_dict
 from bosun.api.registry import must_by_plural
+from bosun.api.requestinfo import USER
 from bosun.api.target import Target
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -55,6 +57,12 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     phase = as_dict(pod.get("status")).get("phase")
     if phase in ("Succeeded", "Failed"):
         raise errors.bad_request(f"cannot {t.sub} into a container in a completed pod; current phase is {phase}")
+    options: dict[str, Any] = {"kind": "PodExecOptions" if t.sub == "exec" else "PodAttachOptions",
+                               "apiVersion": "v1", "container": container,
+                               **{f: _flag(request, f) for f in STREAM_FLAGS}}
+    if t.sub == "exec":
+        options["command"] = command
+    await _connect_admission(h, request, t, options)
     url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
@@ -83,12 +91,23 @@ async def port_forward(h: Serving, request: web.Request, t: Target) -> web.Strea
     chosen = web.WebSocketResponse(protocols=PORT_FORWARD_PROTOCOLS).can_prepare(request).protocol
     if chosen in PORT_FORWARD_PROTOCOLS[1:] and not ports:
         raise errors.bad_request(f'query parameter "ports" is required with subprotocol {chosen}')
+    await _connect_admission(h, request, t, {"kind": "PodPortForwardOptions", "apiVersion": "v1",
+                                             **({"ports": [int(p) for p in ports]} if ports else {})})
     params = [("port", p) for p in ports]
     if spdy_upgrade.wants_spdy(request) and spdy_upgrade.offers_port_forward(request):
         # The SPDY fallback: the same SPDY session, carried to the agent's WebSocket tunnel.
         return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS[:1],
                             spdy=spdy_upgrade.serve)
     return await _proxy(h, request, "port-forward", url, params, PORT_FORWARD_PROTOCOLS)
+
+
+async def _connect_admission(h: Serving, request: web.Request, t: Target, options: dict[str, Any]) -> None:
+    """The validating admission of opening the stream (a webhook may refuse an exec)."""
+    assert t.name is not None
+    req = admission.Request(admission.CONNECT, t.res, t.namespace, t.name, options, subresource=t.sub,
+                            user=request.get(USER))
+    await h.storage.admission.validate(req)
+    await req.succeeded()
 
 
 SpdyServer = Callable[[web.Request, aiohttp.ClientWebSocketResponse], Awaitable[web.StreamResponse]]

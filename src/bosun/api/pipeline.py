@@ -30,7 +30,9 @@ admission plugins that concern it.
                            NodeRestriction (a node creates only its own Node and
                            Lease), ServiceAccount (default account, token
                            volume), Priority, DefaultTolerationSeconds,
-                           DefaultStorageClass, LimitRanger (container defaults)
+                           DefaultStorageClass, LimitRanger (container defaults),
+                           RuntimeClass; then the mutating admission webhooks
+                           (JSONPatch), called over HTTPS
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  403,   admission
@@ -38,15 +40,20 @@ admission plugins that concern it.
                            NodePort allocation (what they reserve is given back if
                            the write then fails);
                            approving and signing certificate requests (the
-                           ``approve``/``sign`` verbs on their signer);
-                           ValidatingAdmissionPolicies (CEL); ResourceQuota last
-                           (charges the quota's status.used by compare-and-swap)
+                           ``approve``/``sign`` verbs on their signer); then
+                           ValidatingAdmissionPolicies (CEL), then the validating
+                           admission webhooks (a dry run passes this stage too and
+                           gives back what it reserved); warnings they give reach the
+                           client as ``Warning`` headers; ResourceQuota last (charges
+                           the quota's status.used by compare-and-swap)
 13 store                   compare-and-swap create/update/delete, encryption at rest, 409,   storage, sealing,
                            a deadline on every store call                             503,   storecall
                                                                                       504
 14 watch                   the write reaches every watcher from the watch cache              watchcache, watch
 == ======================= ========================================================== ====== ==========================
 
+Opening pods/exec, attach or portforward passes stages 1-5 and the validating admission of a
+CONNECT (the webhooks that ask for it) before anything is proxied.
 A delete passes stages 1-5, then the deletion policy: the propagation policy's finalizer and
 the kind's strategy (``mark_for_deletion``: grace period, finalizers, a namespace turning
 Terminating) decide whether the object is marked or removed now (:mod:`bosun.api.lifecycle`);

@@ -21,6 +21,7 @@ from bosun.api.strategy import certificates as scert
 from bosun.api.strategy import cluster as sc
 from bosun.api.strategy import core as s
 from bosun.api.strategy import flowcontrol as sfc
+from bosun.api.strategy import webhooks as swh
 from bosun.api.strategy import workloads as sw
 
 
@@ -212,6 +213,13 @@ RESOURCES: tuple[Resource, ...] = (
     # apiregistration.k8s.io/v1: which server serves each group version (this one: Local)
     Resource("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
              subresources=("status",), strategy=sc.API_SERVICE),
+    # admissionregistration.k8s.io/v1 webhooks: the admission chain calls them (bosun.api.admission.webhooks)
+    Resource("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+             "validatingwebhookconfigurations", False, (), ("api-extensions",), has_spec=False,
+             strategy=swh.VALIDATING_WEBHOOK_CONFIGURATION),
+    Resource("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+             "mutatingwebhookconfigurations", False, (), ("api-extensions",), has_spec=False,
+             strategy=swh.MUTATING_WEBHOOK_CONFIGURATION),
     # admissionregistration.k8s.io/v1: CEL admission policies, enforced by
     # bosun.api.admission.policy from the watch cache.
     Resource("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bosun.api.admission import Caller, Webhooks
+from bosun.api.admission.webhooksource import CachedWebhooks
 from bosun.api.allocators import ServiceAllocator
 from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.catalog import Catalog
@@ -125,6 +127,8 @@ class APIServer:
         self.cluster: ClusterIdentity | None = None
         self._ca_pem = b""
         self._kubeconfig_others: list[str] | None = None
+        # What calls the admission webhooks (its connections are closed on stop).
+        self.webhook_caller = Caller()
 
     async def start(self) -> None:
         """Bring everything up; on any failure, release what was already started."""
@@ -148,8 +152,12 @@ class APIServer:
         self.cache.sealed = sealed
         await self.cache.start()
         self.services = ServiceAllocator(self.store, cfg.network.service_cidr)
+        # The admission webhooks' configurations, read from the cache (kept current by its events).
+        configurations = CachedWebhooks(self.cache)
+        self.cache.listeners.append(configurations.observe)
         self.storage = Storage(self.store, self.namespaces, sealed, services=self.services,
-                               toleration_seconds=cfg.default_toleration_seconds)
+                               toleration_seconds=cfg.default_toleration_seconds,
+                               webhooks=Webhooks(configurations, self.webhook_caller))
         self.storage.on_write = self.cache.remember
         self.storage.on_writing = self.cache.writing
         self.cache.listeners.append(self._observe)
@@ -233,6 +241,7 @@ class APIServer:
             await self.cluster.stop()
         if self.rest is not None:
             await self.rest.close()
+        await self.webhook_caller.close()
         if self.definitions is not None:
             await self.definitions.stop()
             self.definitions = None

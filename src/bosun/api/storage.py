@@ -66,6 +66,7 @@ class Storage:
         self, store: Store, namespaces: NamespaceTracker,
         sealed: dict[str, ResourceTransformer] | None = None,
         services: ServiceAllocator | None = None, toleration_seconds: int = 300,
+        webhooks: admission.Webhooks | None = None,
     ) -> None:
         self.store = store
         self.namespaces = namespaces
@@ -79,7 +80,7 @@ class Storage:
         self.policies = admission.Policies()
         self.signers = admission.SignerAccess()
         self.admission = admission.standard_chain(self, services or ServiceAllocator(store), toleration_seconds,
-                                                  policies=self.policies, signers=self.signers)
+                                                  webhooks, policies=self.policies, signers=self.signers)
         # Told about every object written (key, revision, object): the watch cache uses it
         # to skip decoding its own writes.
         self.on_write: Callable[[str, int, dict[str, Any]], None] = lambda key, rev, obj: None
@@ -196,13 +197,15 @@ class Storage:
         res.strategy.default(res, obj)
         req = admission.Request(admission.CREATE, res, ns, name, obj, dry_run=dry_run, user=user)
         await self.admission.mutate(req)
+        m = meta(obj)  # a webhook's patch may have replaced it
         errs = validate(res, obj)
         if errs:
             raise _kind_err(res, name, errs)
         if manager is not None:
             fieldmanager.track_update(None, obj, patch_schema_for(res.group, res.kind), manager)
-        await self.admission.validate(req)  # a dry run too: its plugins reserve nothing then
+        await self.admission.validate(req)
         if dry_run:
+            await req.failed()  # nothing is written: what was reserved goes back
             return obj
         attempts = 8 if generated else 1
         try:
@@ -264,7 +267,7 @@ class Storage:
         rv = m.get("resourceVersion")
         cached = self._recent.get(key) if rv and not dry_run else None
         if cached is not None and str(rv) == str(cached[0]) and cached[1].get("apiVersion") == res.api_version:
-            return await self._update_from_recent(res, ns, name, cached, new, subresource, manager)
+            return await self._update_from_recent(res, ns, name, cached, new, subresource, manager, user)
         kv = await call_store(self.store.get(key))
         if kv is None:
             raise errors.not_found(res.plural, name, res.group)
@@ -276,7 +279,7 @@ class Storage:
 
     async def _update_from_recent(
         self, res: Resource, ns: str | None, name: str, cached: tuple[int, dict[str, Any]], new: dict[str, Any],
-        subresource: str | None, manager: str | None,
+        subresource: str | None, manager: str | None, user: User | None,
     ) -> dict[str, Any]:
         """A PUT whose resourceVersion is that of the object this server wrote last: that
         object is the stored one unless someone wrote since, so the write starts from it
@@ -286,7 +289,8 @@ class Storage:
         against the store's revision, so answers are exactly those of a store read."""
         expected, old = cached
         try:
-            out = await self._commit_update(res, ns, name, old, new, subresource, False, expected, manager=manager)
+            out = await self._commit_update(res, ns, name, old, new, subresource, False, expected, manager=manager,
+                                            user=user)
         except APIError as exc:
             if exc.code < 500:  # a store that did not answer may have written it: say so as is
                 await self._still_at(res, ns, name, expected)
@@ -400,6 +404,8 @@ class Storage:
         if subresource in (None, "scale"):
             strategy.default(res, new)
         strategy.canonicalize(new)
+        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user)
+        await self.admission.mutate(req)
         # status, binding and finalize writes carry the stored (valid) spec and metadata
         # unchanged: validating the whole object again would be the most expensive part of
         # every status report and binding, for nothing.
@@ -419,15 +425,15 @@ class Storage:
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:
             return old  # a no-op update writes nothing and keeps the resourceVersion
-        req = admission.Request(admission.UPDATE, res, ns, name, new, old, subresource, dry_run=dry_run, user=user)
         if dry_run:
-            await self.admission.validate(req)  # reserves nothing on a dry run
+            await self.admission.validate(req)
+            await req.failed()  # nothing is written: what was reserved goes back
             return new
         key = res.key(ns, name)
         if lifecycle.deletion_due(res, new):
             # The last finalizer was removed from an object being deleted: it goes away now,
             # through the same admission as a delete (a Service's addresses are released).
-            gone = admission.Request(admission.DELETE, res, ns, name, new, user=user)
+            gone = admission.Request(admission.DELETE, res, ns, name, new, user=user, finalizing=True)
             await self.admission.validate(gone)
             try:
                 deleted = await call_store(self.store.delete(key, expected))
@@ -494,6 +500,12 @@ class Storage:
                     f"ResourceVersion in object meta: {m['resourceVersion']}",
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
+            req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user)
+            if dry_run or updated is not None:
+                # Nothing goes now: admission is asked all the same (a webhook may refuse the
+                # deletion), and what the removal would release stays held.
+                await self.admission.validate(req)
+                await req.failed()
             if dry_run:
                 return _at_version(res, updated or obj), updated is None
             if updated is not None and updated == obj:
@@ -505,7 +517,6 @@ class Storage:
                     updated["metadata"]["resourceVersion"] = str(rev)
                     self._recent.pop(kv.key, None)
                     return _at_version(res, updated), False
-                req = admission.Request(admission.DELETE, res, ns, name, obj, user=user)
                 await self.admission.validate(req)
                 deleted = await call_store(self.store.delete(kv.key, kv.mod_revision))
             except ConflictError:

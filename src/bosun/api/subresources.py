@@ -182,7 +182,8 @@ async def _bind(h: Serving, request: web.Request, t: Target, binding: dict[str, 
                       "lastTransitionTime": now_rfc3339()})
         return dict(pod, spec=dict(spec, nodeName=node), status=dict(status, conditions=conds))
 
-    await h.storage.mutate(t.res, t.namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True)
+    await h.storage.mutate(t.res, t.namespace, name, fn, subresource="binding", dry_run=dry, fn_copies=True,
+                           user=request.get(USER))
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "code": 201}, status=201)
 
@@ -210,7 +211,8 @@ async def _finalize(h: Serving, request: web.Request, t: Target) -> web.Response
             ns["spec"].pop("finalizers")
         return ns
 
-    out = await h.storage.mutate(t.res, None, t.name, fn, subresource="finalize", dry_run=dry_run(request))
+    out = await h.storage.mutate(t.res, None, t.name, fn, subresource="finalize", dry_run=dry_run(request),
+                                 user=request.get(USER))
     return json_response(out)
 
 

@@ -168,7 +168,8 @@ class EtcdMember:
             await asyncio.to_thread(proc.wait)
 
 
-async def healthy(endpoint: str, tls: EtcdTLS) -> bool:
+async def healthy(endpoint: str, tls: EtcdTLS | None) -> bool:
+    """Whether the member at ``endpoint`` answers a status call made with ``tls``."""
     ch = channel(endpoint, tls)
     try:
         await rpc.MaintenanceStub(ch).Status(rpc.StatusRequest(), timeout=2)

@@ -1,13 +1,18 @@
 """Admission: the ordered plugins every write passes after its kind's strategy.
 
 :mod:`bosun.api.admission.base` defines the chain and the plugin protocol; each other module
-is one plugin. :func:`standard_chain` is the server's chain, in its order.
+is one plugin, but for the parts of two: :mod:`.policymatch` and :mod:`.policyset` serve
+ValidatingAdmissionPolicy (:mod:`.policy`); :mod:`.webhooks` holds the admission webhooks' two
+plugins, :mod:`.webhookmatch` which writes a webhook's rules pick, :mod:`.webhookcall` the
+HTTPS call and :mod:`.webhooksource` the configurations read from the watch cache.
+:func:`standard_chain` is the server's chain, in its order.
 """
 
 from __future__ import annotations
 
 from bosun.api.admission.alertrules import AlertRules
 from bosun.api.admission.base import (
+    CONNECT,
     CREATE,
     DELETE,
     UPDATE,
@@ -35,30 +40,41 @@ from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
+from bosun.api.admission.webhookcall import Caller
+from bosun.api.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, Webhooks, WebhookSource
 from bosun.api.allocators import ServiceAllocator
 
 
 def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_seconds: int = 300,
+                   webhooks: Webhooks | None = None, *,
                    policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
-    """``policies``: the ValidatingAdmissionPolicies to enforce, kept by the server from its
-    watch cache (none when not given); ``signers``: who may approve and sign certificate
-    requests (None: system:masters only)."""
+    """The server's chain, in upstream's order: in the mutating phase the built-in plugins,
+    then the mutating webhooks; in the validating phase the built-in ones (the certificate
+    plugins among them), then ValidatingAdmissionPolicy, then the validating webhooks, then
+    ResourceQuota (so that what it charges is what every other plugin let through).
+    ``webhooks``: where the admission webhooks' configurations are read and what calls them
+    (None: no webhook is called); ``policies``: the ValidatingAdmissionPolicies to enforce,
+    kept by the server from its watch cache (none when not given); ``signers``: who may
+    approve and sign certificate requests (None: system:masters only)."""
     signers = signers or SignerAccess()
     policies = policies or Policies()  # also the watch cache's view LimitRanger and ResourceQuota read
+    mutating_hooks = [MutatingWebhooks(webhooks)] if webhooks is not None else []
+    validating_hooks = [ValidatingWebhooks(webhooks)] if webhooks is not None else []
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
                            LimitRangerDefaults(policies), LimitRanger(policies),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
-                           CertificateSubjectRestriction(), ValidatingAdmissionPolicy(policies),
+                           CertificateSubjectRestriction(), *mutating_hooks,
+                           ValidatingAdmissionPolicy(policies), *validating_hooks,
                            ResourceQuotaAdmission(reader, policies)])
 
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "CertificateApproval", "CertificateSigning",
-    "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "NodeRestriction", "Operation", "Plugin", "Policies",
+    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "CertificateApproval",
+    "CertificateSigning", "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
+    "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
     "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
-    "standard_chain",
+    "ValidatingWebhooks", "WebhookSource", "Webhooks", "standard_chain",
 ]

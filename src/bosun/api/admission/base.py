@@ -21,10 +21,13 @@ if TYPE_CHECKING:
     from bosun.api.registry import Resource
     from bosun.security.identity import User
 
-Operation = Literal["CREATE", "UPDATE", "DELETE"]
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 CREATE: Operation = "CREATE"
 UPDATE: Operation = "UPDATE"
 DELETE: Operation = "DELETE"
+# A streaming subresource opened (pods/exec, attach, portforward): ``obj`` is its options
+# (PodExecOptions...); only the validating phase is asked, before anything is proxied.
+CONNECT: Operation = "CONNECT"
 Obj = dict[str, Any]
 Hook = Callable[[], Awaitable[None]]
 
@@ -56,6 +59,9 @@ class Request:
     dry_run: bool = False
     # Who writes (None: the server itself, or a caller that did not say).
     user: User | None = None
+    # A DELETE that is the removal following the last finalizer's (an update's), not a
+    # client's request: what it releases is released, but nothing outside the server is asked.
+    finalizing: bool = False
     _undo: list[Hook] = field(default_factory=list)
     _done: list[Hook] = field(default_factory=list)
 

@@ -140,7 +140,7 @@ class Converted:
         if method == "DELETE" and t.sub is None:
             options = await self.rest.delete_options(self.request)
             obj, gone = await storage.delete(self.stored, t.namespace, t.name, options=options,
-                                             dry_run=dry_run(self.request))
+                                             dry_run=dry_run(self.request), user=self.request.get(USER))
             if gone:
                 return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                       "details": {"name": t.name, "group": t.res.group, "kind": t.res.plural,

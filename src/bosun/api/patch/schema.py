@@ -105,6 +105,8 @@ _BY_KIND: dict[tuple[str, str], Schema] = {
         spec=_map({"jobTemplate": _map(_JOB_TEMPLATE)}),
     ),
     ("autoscaling", "HorizontalPodAutoscaler"): _kind(status=_map(_CONDITIONS)),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): _kind(webhooks=_list("name")),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): _kind(webhooks=_list("name")),
 }
 
 _DEFAULT: Schema = _kind()

@@ -36,6 +36,7 @@ from bosun.api.tables.cluster import (
     service_row,
     serviceaccount_row,
     storageclass_row,
+    webhooks_row,
 )
 from bosun.api.tables.format import AGE, CONTAINERS, IMAGES, NAME, SELECTOR, Cells, Obj, col, human_duration
 from bosun.api.tables.format import parse_time as parse_time
@@ -156,6 +157,10 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ("", "ServiceAccount"): ([NAME, col("Secrets", _I), AGE], serviceaccount_row),
     ("coordination.k8s.io", "Lease"): ([NAME, col("Holder"), AGE], lease_row),
     ("apiregistration.k8s.io", "APIService"): ([NAME, col("Service"), col("Available"), AGE], apiservice_row),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): ([NAME, col("Webhooks", _I), AGE],
+                                                                         webhooks_row),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"): ([NAME, col("Webhooks", _I), AGE],
+                                                                       webhooks_row),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): ([NAME, col("Created At", "date")], crd_row),
     ("scheduling.k8s.io", "PriorityClass"): (
         [NAME, col("Value", _I), col("Global-Default", "boolean"), col("PreemptionPolicy"), AGE],

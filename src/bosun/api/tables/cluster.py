@@ -177,6 +177,11 @@ def apiservice_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), where, available, age(o, now)]
 
 
+def webhooks_row(o: Obj, now: datetime) -> Cells:
+    hooks = o.get("webhooks")
+    return [name_of(o), len(hooks) if isinstance(hooks, list) else 0, age(o, now)]
+
+
 def lease_row(o: Obj, now: datetime) -> Cells:
     return [name_of(o), dig(o, "spec", "holderIdentity") or "", age(o, now)]
 

@@ -24,8 +24,9 @@ The metrics history comes from the owner alone, and a CRD's arrival is waited fo
 
 * the metrics history (and the scraping of the node agents that fills it): a worker forwards
   ``/metrics/history``, ``/metrics/query``, ``/federate``, ``metrics.k8s.io`` and
-  ``custom.metrics.k8s.io`` over its channel (:mod:`bosun.monitoring.serving`); each process's
-  Prometheus ``/metrics`` stays its own;
+  ``custom.metrics.k8s.io`` over its channel (:mod:`bosun.monitoring.serving`); Prometheus'
+  ``/metrics`` sums every process's series, whichever process a scrape reaches
+  (:mod:`.metricspeers`);
 * a CRD created through one process is learnt by the others from their watch caches; until
   then discovery, OpenAPI and requests for a kind the process does not know
   first wait for its cache to reach the store's revision (:mod:`bosun.api.catchup`).
