@@ -151,7 +151,9 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
     """The corpus applied to a bare server of the module's own (it holds cluster-scoped objects
     with fixed names): the files others need one by one, first; then everything else in one
     kubectl call per pass, falling back to one call per file when a batch is refused (so that a
-    refusal is pinned on its file)."""
+    refusal is pinned on its file); the LimitRanges and ResourceQuotas last, since they act on
+    what is created after them in the namespace (as upstream's admission does, the quotas
+    would refuse every create until a controller counts them, and the LimitRange its bounds)."""
     data = tmp_path_factory.mktemp("corpus-server")
     for running in served(data / "server"):
         kubectl = Kubectl(running.kubeconfig, data / "kubecache")
@@ -166,11 +168,13 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
                 if o["kind"] == "CustomResourceDefinition"]
         waited = kubectl("wait", "--for=condition=Established", "--timeout=30s", *crds)
         assert waited.returncode == 0, waited.stderr
-        rest = [p for p in FILES if p not in first and p.stem not in NOT_SERVED]
-        for flag in PASSES:
-            batch = apply(kubectl, rest, flag)
-            for path in rest:
-                out[path.name, flag] = batch if isinstance(batch, dict) else apply(kubectl, [path], flag)
+        policies = [p for p in FILES if {o.get("kind") for o in manifest_objects(p)} & {"LimitRange", "ResourceQuota"}]
+        rest = [p for p in FILES if p not in first and p not in policies and p.stem not in NOT_SERVED]
+        for group in (rest, policies):
+            for flag in PASSES:
+                batch = apply(kubectl, group, flag)
+                for path in group:
+                    out[path.name, flag] = batch if isinstance(batch, dict) else apply(kubectl, [path], flag)
         for path in FILES:
             if path.stem in NOT_SERVED:
                 for flag in PASSES:  # the real pass only once the dry run is accepted

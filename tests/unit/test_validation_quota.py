@@ -92,3 +92,16 @@ def test_csi_driver_is_defaulted_checked_and_keeps_its_immutable_fields() -> Non
     new = {**driver, "spec": {"attachRequired": False, "volumeLifecycleModes": ["Persistent"]}}
     assert [e.detail() for e in validate_update(r, new, old)] == [
         "spec.attachedRequired: Invalid value: false: field is immutable"]
+
+
+def test_limit_range_defaults_must_lie_between_min_and_max() -> None:
+    _, errs = checked(limits({"type": "Container", "max": {"cpu": "1"}, "min": {"memory": "128Mi"},
+                              "default": {"cpu": "2", "memory": "256Mi"},
+                              "defaultRequest": {"memory": "64Mi", "cpu": "500m"}}))
+    assert sorted(errs) == [
+        'spec.limits[0].defaultRequest[memory]: Invalid value: "64Mi": min value 128Mi is greater than '
+        "default request value 64Mi",
+        'spec.limits[0].default[cpu]: Invalid value: "2": default value 2 is greater than max value 1'], errs
+    _, errs = checked(limits({"type": "Container", "default": {"cpu": "1"}, "defaultRequest": {"cpu": "2"}}))
+    assert errs == ['spec.limits[0].defaultRequest[cpu]: Invalid value: "2": default request value 2 is greater '
+                    "than default limit value 1"], errs

@@ -30,19 +30,22 @@ admission plugins that concern it.
                            NodeRestriction (a node creates only its own Node and
                            Lease), ServiceAccount (default account, token
                            volume), Priority, DefaultTolerationSeconds,
-                           DefaultStorageClass, RuntimeClass; then the mutating
-                           admission webhooks (JSONPatch), called over HTTPS
+                           DefaultStorageClass, LimitRanger (container defaults),
+                           RuntimeClass; then the mutating admission webhooks
+                           (JSONPatch), called over HTTPS
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
-12 validating admission    ordered plugins that may refuse the write or reserve what  422    admission
-                           it needs: Service cluster IP and NodePort allocation; what
-                           they reserve is given back if the write then fails;
+12 validating admission    ordered plugins that may refuse the write or reserve what  403,   admission
+                           it needs: LimitRange bounds; Service cluster IP and        422
+                           NodePort allocation (what they reserve is given back if
+                           the write then fails);
                            approving and signing certificate requests (the
-                           ``approve``/``sign`` verbs on their signer); last,
+                           ``approve``/``sign`` verbs on their signer); then
                            ValidatingAdmissionPolicies (CEL), then the validating
                            admission webhooks (a dry run passes this stage too and
                            gives back what it reserved); warnings they give reach the
-                           client as ``Warning`` headers
+                           client as ``Warning`` headers; ResourceQuota last (charges
+                           the quota's status.used by compare-and-swap)
 13 store                   compare-and-swap create/update/delete, encryption at rest, 409,   storage, sealing,
                            a deadline on every store call                             503,   storecall
                                                                                       504

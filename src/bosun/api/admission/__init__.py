@@ -29,11 +29,13 @@ from bosun.api.admission.certificates import (
     SignerAccess,
 )
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
+from bosun.api.admission.limitranger import LimitRanger, LimitRangerDefaults
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.policy import ValidatingAdmissionPolicy
 from bosun.api.admission.policyset import Policies
 from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
+from bosun.api.admission.resourcequota import QuotaStore, ResourceQuotaAdmission
 from bosun.api.admission.runtimeclass import RuntimeClass
 from bosun.api.admission.serviceaccount import ServiceAccount
 from bosun.api.admission.serviceips import ServiceIPs
@@ -43,25 +45,29 @@ from bosun.api.admission.webhooks import MutatingWebhooks, ValidatingWebhooks, W
 from bosun.api.allocators import ServiceAllocator
 
 
-def standard_chain(reader: Reader, services: ServiceAllocator, toleration_seconds: int = 300,
+def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_seconds: int = 300,
                    webhooks: Webhooks | None = None, *,
                    policies: Policies | None = None, signers: SignerAccess | None = None) -> AdmissionChain:
     """The server's chain, in upstream's order: in the mutating phase the built-in plugins,
     then the mutating webhooks; in the validating phase the built-in ones (the certificate
-    plugins among them), then ValidatingAdmissionPolicy, then the validating webhooks.
+    plugins among them), then ValidatingAdmissionPolicy, then the validating webhooks, then
+    ResourceQuota (so that what it charges is what every other plugin let through).
     ``webhooks``: where the admission webhooks' configurations are read and what calls them
     (None: no webhook is called); ``policies``: the ValidatingAdmissionPolicies to enforce,
     kept by the server from its watch cache (none when not given); ``signers``: who may
     approve and sign certificate requests (None: system:masters only)."""
     signers = signers or SignerAccess()
+    policies = policies or Policies()  # also the watch cache's view LimitRanger and ResourceQuota read
     mutating_hooks = [MutatingWebhooks(webhooks)] if webhooks is not None else []
     validating_hooks = [ValidatingWebhooks(webhooks)] if webhooks is not None else []
     return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
+                           LimitRangerDefaults(policies), LimitRanger(policies),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
                            CertificateSubjectRestriction(), *mutating_hooks,
-                           ValidatingAdmissionPolicy(policies or Policies()), *validating_hooks])
+                           ValidatingAdmissionPolicy(policies), *validating_hooks,
+                           ResourceQuotaAdmission(reader, policies)])
 
 
 __all__ = [

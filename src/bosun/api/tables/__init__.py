@@ -42,6 +42,7 @@ from bosun.api.tables.format import AGE, CONTAINERS, IMAGES, NAME, SELECTOR, Cel
 from bosun.api.tables.format import parse_time as parse_time
 from bosun.api.tables.pods import pod_conditions, pod_row
 from bosun.api.tables.policy import PRINTERS as POLICY_PRINTERS
+from bosun.api.tables.quota import PRINTERS as QUOTA_PRINTERS
 from bosun.api.tables.rbac import BINDING_COLUMNS, ROLE_COLUMNS, binding_row, role_row
 from bosun.api.tables.workloads import (
     controllerrevision_row,
@@ -252,6 +253,7 @@ _PRINTERS: dict[tuple[str, str], tuple[list[Obj], Printer]] = {
     ),
 }
 _PRINTERS.update(POLICY_PRINTERS)
+_PRINTERS.update(QUOTA_PRINTERS)
 _DEFAULT_PRINTER: tuple[list[Obj], Printer] = ([NAME, AGE], default_row)
 # Kinds whose rows also carry conditions (kubectl marks a terminating pod's row with them).
 _ROW_CONDITIONS: dict[tuple[str, str], Callable[[Obj], list[Obj] | None]] = {("", "Pod"): pod_conditions}

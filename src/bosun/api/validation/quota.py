@@ -89,10 +89,28 @@ def validate_limit_range(c: Checker, obj: dict[str, Any]) -> None:
             if hi is not None and lo > hi:
                 c.add(invalid(key(child(p, "min"), rname), str(item["min"][rname]),
                               f"min value {item['min'][rname]} is greater than max value {item['max'][rname]}"))
+        _check_defaults(c, p, item, lists)
         for rname, ratio in lists["maxLimitRequestRatio"].items():
             if ratio < 1:
                 c.add(invalid(key(child(p, "maxLimitRequestRatio"), rname), str(ratio),
                               "ratio must be greater than or equal to 1"))
+
+
+def _check_defaults(c: Checker, p: str, item: dict[str, Any], lists: dict[str, dict[str, Decimal]]) -> None:
+    """A default limit or request outside min..max, or a default request over the default
+    limit, would make every defaulted pod refused: upstream refuses the LimitRange instead."""
+    lo, hi, limit = lists["min"], lists["max"], lists["default"]
+    text = {f: item.get(f) or {} for f in ("min", "max", "default", "defaultRequest")}
+    for field, what in (("default", "default"), ("defaultRequest", "default request")):
+        for rname, value in lists[field].items():
+            where, shown = key(child(p, field), rname), str(text[field][rname])
+            if rname in lo and lo[rname] > value:
+                c.add(invalid(where, shown, f"min value {text['min'][rname]} is greater than {what} value {shown}"))
+            if rname in hi and value > hi[rname]:
+                c.add(invalid(where, shown, f"{what} value {shown} is greater than max value {text['max'][rname]}"))
+            if field == "defaultRequest" and rname in limit and value > limit[rname]:
+                c.add(invalid(where, shown, f"default request value {shown} is greater than default limit value "
+                                            f"{text['default'][rname]}"))
 
 
 def validate_runtime_class(c: Checker, obj: dict[str, Any]) -> None:
