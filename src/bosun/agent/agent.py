@@ -1,5 +1,5 @@
 """The node agent: registers the Node, keeps one worker per pod bound to it, and notices
-container exits by relisting the runtime.
+container exits from the runtime driver (told by it, or by relisting it).
 
 Start-up order matters for re-adoption: the pod informer syncs first, then containers
 whose pod is no longer bound here (deleted while we were away) are stopped, and only then
@@ -25,7 +25,7 @@ from bosun.agent.leftovers import remove_pods
 from bosun.agent.node import NodeManager
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
-from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
+from bosun.agent.runtime.base import ContainerEvents, ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.scrape import PodScraper
 from bosun.agent.server import AgentServer
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
@@ -291,7 +291,9 @@ class Agent:
                 await asyncio.to_thread(shutil.rmtree, d, True)
 
     async def _relist(self) -> None:
-        """Notice state changes of containers (exits above all) and wake their pod's worker."""
+        """Notice state changes of containers (exits above all) and wake their pod's worker:
+        a driver that tells exits itself (ContainerEvents) is relisted when it does and every
+        ``events_relist_interval`` besides; any other every ``relist_interval``."""
         while True:
             try:
                 containers = await self.driver.list_containers()
@@ -316,4 +318,18 @@ class Agent:
                         worker.wake()
             for uid in set(self._fingerprints) - set(per_pod):
                 del self._fingerprints[uid]
+            await self._until_changed()
+
+    async def _until_changed(self) -> None:
+        if not isinstance(self.driver, ContainerEvents):
             await asyncio.sleep(self.config.relist_interval)
+            return
+        try:
+            async with asyncio.timeout(self.config.events_relist_interval):
+                changed = await self.driver.changed()
+        except TimeoutError:
+            return
+        for uid in changed:
+            worker = self.workers.get(uid)
+            if worker is not None:
+                worker.wake()
