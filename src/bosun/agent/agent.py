@@ -72,7 +72,6 @@ class Agent:
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bg: list[asyncio.Task[None]] = []
-        self._running: set[tuple[str, str]] = set()
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
         self.pod_cidr = ""
@@ -255,8 +254,11 @@ class Agent:
         if removed.containers or removed.sandboxes or removed.pod_dirs:
             log.warning("removed what pods gone while the agent was down left: %s", removed)
 
-    def _container_running(self, uid: str, name: str) -> bool:
-        return (uid, name) in self._running
+    async def _container_running(self, uid: str, name: str) -> bool:
+        """Asked of the driver, not of the last relist: with ContainerEvents that can be
+        10 s old, and a container the worker just started is no event."""
+        return any(st.name == name and st.state == ContainerState.RUNNING
+                   for st in await self.driver.list_containers(uid))
 
     async def _housekeeping(self) -> None:
         """Slow periodic checks: emptyDir sizeLimits (eviction), directories of deleted
@@ -303,12 +305,8 @@ class Agent:
                 log.exception("runtime relist failed")
                 containers = []
             per_pod: dict[str, list[tuple[str, str]]] = {}
-            running: set[tuple[str, str]] = set()
             for st in containers:
                 per_pod.setdefault(st.pod_uid, []).append((st.id, st.state.value))
-                if st.state == ContainerState.RUNNING:
-                    running.add((st.pod_uid, st.name))
-            self._running = running
             for uid, items in per_pod.items():
                 fp = tuple(sorted(items))
                 if self._fingerprints.get(uid) != fp:
