@@ -35,6 +35,7 @@ class ExitWatch:
         self._changed: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._no_pidfd = not hasattr(os, "pidfd_open")
+        self._closed = False
 
     def get(self, cid: str) -> ContainerStatus | None:
         """The kept status of ``cid`` (None: read it from its files). Callers must not change it."""
@@ -78,6 +79,8 @@ class ExitWatch:
         return out
 
     def close(self) -> None:
+        """Unregister every pidfd (the driver closes): nothing is watched or kept from now on."""
+        self._closed = True
         for cid in list(self._fds):
             self._unwatch(cid)
         self._kept.clear()
@@ -86,7 +89,7 @@ class ExitWatch:
     def _watch(self, cid: str, pod_uid: str, pid: int, starttime: str | None) -> bool:
         if cid in self._fds:
             return True
-        if self._no_pidfd or pid <= 0:
+        if self._closed or self._no_pidfd or pid <= 0:
             return False
         try:
             loop = asyncio.get_running_loop()

@@ -141,11 +141,12 @@ class OciDriver:
         """Containers keep running; but a node left with no pod at all (``bosun up`` after
         draining) also loses the bridge and the cgroup parent, so nothing is left behind."""
         self._puller.close()
-        self._exits.close()
         self._reap(force=True)
         self._starter.close()
         self._drop_sealed_copy()
-        if await self.list_sandboxes() or await self.list_containers():
+        busy = bool(await self.list_sandboxes() or await self.list_containers())
+        self._exits.close()  # after the listing, which watches what it finds running
+        if busy:
             return
         if bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
