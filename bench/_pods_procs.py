@@ -53,16 +53,18 @@ class BosunUp:
 
 
 def start_bosun_up(data_dir: Path, node_name: str, runtime: str = "oci", timeout: float = 60,
-                   ports: tuple[int, int] | None = None, env: dict[str, str] | None = None) -> BosunUp:
+                   ports: tuple[int, int] | None = None, env: dict[str, str] | None = None,
+                   tree: Path | None = None) -> BosunUp:
     """`bosun up` on free loopback ports (or ``ports``: API, agent, as a restart keeps them)
-    with a fresh data dir; returns once it prints ``ready``."""
+    with a fresh data dir; returns once it prints ``ready``. ``tree``: another checkout's
+    (with its own .venv) instead of this one's, for a baseline in the same run."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    bosun = Path(sys.executable).parent / "bosun"
+    bosun = tree / ".venv" / "bin" / "bosun" if tree else Path(sys.executable).parent / "bosun"
     api, agent = ports or (free_port(), free_port())
     cmd = [str(bosun), "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{api}",
            "--agent-port", str(agent), "--name", node_name, "--runtime", runtime]
     with open(data_dir / "up.log", "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, env=env)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, cwd=tree or ROOT, env=env)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     out = b""

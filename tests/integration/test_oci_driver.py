@@ -112,8 +112,11 @@ async def test_status_read_racing_the_shims_exit_keeps_the_exit_code(
             held.rename(exit_json)
         return False
 
-    monkeypatch.setattr(d, "_shim_alive", shim_ends_now)
-    st = await d.container_status(cid)
+    # A driver that has not read it yet (d keeps the exit it saw): a restarted agent's.
+    again = OciDriver(env.root / "oci", "127.0.0.1", pod_cidr=env.subnet, bridge=env.bridge,
+                      network_name=env.network, cgroup_parent=env.cgroup_parent)
+    monkeypatch.setattr(again, "_shim_alive", shim_ends_now)
+    st = await again.container_status(cid)
     assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 7, "Error")
 
 
@@ -237,6 +240,39 @@ async def test_stop_runs_sigterm_then_sigkill(env: OciEnv) -> None:
 
 async def _has_log(env: OciEnv, cid: str, text: str) -> bool:
     return text in await _logs(env, cid)
+
+
+async def test_driver_tells_an_exit_without_being_polled(env: OciEnv) -> None:
+    """A running container's status is kept while its shim lives (no files read again), and
+    the shim's exit is told by changed() with the pod's uid, whether the shim is this
+    driver's or was started before it (a restarted agent); the exit code is the one written."""
+    d = env.driver
+    sb = await d.run_sandbox(env.sandbox("told"))
+    info = await d.ensure_image("host", PullPolicy.IF_NOT_PRESENT)
+    first = await d.create_container(sb, env.container(sb.pod_uid, "a", ["sleep", "60"]), info)
+    second = await d.create_container(sb, env.container(sb.pod_uid, "b", ["sleep", "60"]), info)
+    for cid in (first, second):
+        await d.start_container(cid)
+    st = await d.container_status(first)
+    assert st is not None and st.state == ContainerState.RUNNING
+    assert await d.container_status(first) is st  # kept, not read again
+    os.kill(int((d.root / "containers" / first / "container.pid").read_text()), 9)
+    assert await asyncio.wait_for(d.changed(), 10) == {sb.pod_uid}
+    st = await d.container_status(first)
+    assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 137, "Error")
+    # A second driver on the same directory watches the shim it did not start.
+    again = OciDriver(env.root / "oci", "127.0.0.1", pod_cidr=env.subnet, bridge=env.bridge,
+                      network_name=env.network, cgroup_parent=env.cgroup_parent)
+    await again.start()
+    try:
+        listed = {c.id: c.state for c in await again.list_containers(sb.pod_uid)}
+        assert listed == {first: ContainerState.EXITED, second: ContainerState.RUNNING}
+        os.kill(int((d.root / "containers" / second / "container.pid").read_text()), 9)
+        assert await asyncio.wait_for(again.changed(), 10) == {sb.pod_uid}
+        st = await again.container_status(second)
+        assert st is not None and (st.state, st.exit_code) == (ContainerState.EXITED, 137)
+    finally:
+        await again.close()
 
 
 async def test_exec_stats_and_readoption(env: OciEnv) -> None:

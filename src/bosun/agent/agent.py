@@ -1,5 +1,5 @@
 """The node agent: registers the Node, keeps one worker per pod bound to it, and notices
-container exits by relisting the runtime.
+container exits from the runtime driver (told by it, or by relisting it).
 
 Start-up order matters for re-adoption: the pod informer syncs first, then containers
 whose pod is no longer bound here (deleted while we were away) are stopped, and only then
@@ -25,7 +25,7 @@ from bosun.agent.leftovers import remove_pods
 from bosun.agent.node import NodeManager
 from bosun.agent.poddns import ClusterDNS
 from bosun.agent.podworker import PodWorker
-from bosun.agent.runtime.base import ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
+from bosun.agent.runtime.base import ContainerEvents, ContainerState, PodNetwork, PodNetworkAware, RuntimeDriver
 from bosun.agent.scrape import PodScraper
 from bosun.agent.server import AgentServer
 from bosun.agent.serviceenv import SERVICES
@@ -76,7 +76,6 @@ class Agent:
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bg: list[asyncio.Task[None]] = []
-        self._running: set[tuple[str, str]] = set()
         self._fingerprints: dict[str, tuple[tuple[str, str], ...]] = {}
         self._allocatable: dict[str, str] = {}
         self.pod_cidr = ""
@@ -258,8 +257,11 @@ class Agent:
         if removed.containers or removed.sandboxes or removed.pod_dirs:
             log.warning("removed what pods gone while the agent was down left: %s", removed)
 
-    def _container_running(self, uid: str, name: str) -> bool:
-        return (uid, name) in self._running
+    async def _container_running(self, uid: str, name: str) -> bool:
+        """Asked of the driver, not of the last relist: with ContainerEvents that can be
+        10 s old, and a container the worker just started is no event."""
+        return any(st.name == name and st.state == ContainerState.RUNNING
+                   for st in await self.driver.list_containers(uid))
 
     async def _housekeeping(self) -> None:
         """Slow periodic checks: emptyDir sizeLimits (eviction), directories of deleted
@@ -294,7 +296,9 @@ class Agent:
                 await asyncio.to_thread(shutil.rmtree, d, True)
 
     async def _relist(self) -> None:
-        """Notice state changes of containers (exits above all) and wake their pod's worker."""
+        """Notice state changes of containers (exits above all) and wake their pod's worker:
+        a driver that tells exits itself (ContainerEvents) is relisted when it does and every
+        ``events_relist_interval`` besides; any other every ``relist_interval``."""
         while True:
             try:
                 containers = await self.driver.list_containers()
@@ -304,12 +308,8 @@ class Agent:
                 log.exception("runtime relist failed")
                 containers = []
             per_pod: dict[str, list[tuple[str, str]]] = {}
-            running: set[tuple[str, str]] = set()
             for st in containers:
                 per_pod.setdefault(st.pod_uid, []).append((st.id, st.state.value))
-                if st.state == ContainerState.RUNNING:
-                    running.add((st.pod_uid, st.name))
-            self._running = running
             for uid, items in per_pod.items():
                 fp = tuple(sorted(items))
                 if self._fingerprints.get(uid) != fp:
@@ -319,4 +319,18 @@ class Agent:
                         worker.wake()
             for uid in set(self._fingerprints) - set(per_pod):
                 del self._fingerprints[uid]
+            await self._until_changed()
+
+    async def _until_changed(self) -> None:
+        if not isinstance(self.driver, ContainerEvents):
             await asyncio.sleep(self.config.relist_interval)
+            return
+        try:
+            async with asyncio.timeout(self.config.events_relist_interval):
+                changed = await self.driver.changed()
+        except TimeoutError:
+            return
+        for uid in changed:
+            worker = self.workers.get(uid)
+            if worker is not None:
+                worker.wake()

@@ -27,6 +27,8 @@ class AgentConfig:
     image_backoff_max: float = 300.0
     # How often the runtime is relisted to notice containers that ended.
     relist_interval: float = 1.0
+    # The same for a driver that tells exits itself (ContainerEvents): a safety net only.
+    events_relist_interval: float = 10.0
     # Where cluster DNS sends names outside the cluster (ADDR or ADDR:PORT); empty: the
     # nameservers of the node's /etc/resolv.conf.
     upstream_dns: list[str] = field(default_factory=list)

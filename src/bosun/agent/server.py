@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def ensure_serving_cert(pki: Path, hosts: list[str]) -> tuple[Path, Path]:
 class AgentServer:
     def __init__(self, client: Client, node_name: str, own_token: str, pki: Path, hosts: list[str],
                  find_pod: Callable[[str, str], dict[str, Any] | None], pods_dir: Path,
-                 container_running: Callable[[str, str], bool], driver: RuntimeDriver | None = None,
+                 container_running: Callable[[str, str], Awaitable[bool]], driver: RuntimeDriver | None = None,
                  scraper: PodScraper | None = None) -> None:
         self.client = client
         self.node_name = node_name
@@ -179,13 +179,15 @@ class AgentServer:
         alive.set()
         attempt = int(path.stem)
 
-        def still_current() -> bool:
-            return (self.container_running(uid, container)
+        async def still_current() -> bool:
+            return (await self.container_running(uid, container)
                     and int(logs.log_files(path.parent)[-1].stem) == attempt)
 
         async def watch_alive() -> None:
             # Follow ends when this attempt of the container has ended (kubectl logs -f exits).
-            for _ in iter(still_current, False):
+            while True:
+                if not await still_current():
+                    break
                 await asyncio.sleep(0.5)
             alive.clear()
 

@@ -400,7 +400,8 @@ class RuntimeDriver(Protocol):
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
         """All containers this driver created (optionally of one pod), running or not.
-        Cheap enough to call every second: the agent relists to notice exits."""
+        Cheap enough to call every second: without :class:`ContainerEvents` the agent
+        relists to notice exits."""
         ...
 
     async def exec(self, container_id: str, command: list[str], *, tty: bool = False,
@@ -410,6 +411,19 @@ class RuntimeDriver(Protocol):
 
     async def stats(self, container_id: str) -> ContainerStats | None:
         """None when unavailable (not running, or the driver cannot measure)."""
+        ...
+
+
+@runtime_checkable
+class ContainerEvents(Protocol):
+    """Optional ability of a driver that learns by itself when a container changes state
+    (its process exited, its supervisor died) instead of having to be relisted: the agent
+    then relists only now and then as a safety net, and wakes a pod's worker as soon as the
+    driver names the pod. A driver without it is relisted every ``relist_interval``."""
+
+    async def changed(self) -> set[str]:
+        """Wait until containers of some pods changed state on their own; those pods' uids
+        (empty: relist everything). Changes the agent made itself need not be told."""
         ...
 
 

@@ -54,6 +54,18 @@ def shim_alive(proc: subprocess.Popen[bytes] | None, cdir: Path) -> bool:
     return alive(int(pid), starttime)
 
 
+def shim_pid(proc: subprocess.Popen[bytes] | None, cdir: Path) -> tuple[int, str | None] | None:
+    """The container's shim as (pid, starttime): our child ``proc`` (starttime None: its pid
+    is not reused before we reap it), else what ``shim.pid`` in ``cdir`` says; None when unknown."""
+    if proc is not None:
+        return (proc.pid, None) if proc.returncode is None else None
+    try:
+        pid, starttime = (cdir / "shim.pid").read_text().split()
+        return int(pid), starttime
+    except (OSError, ValueError):
+        return None
+
+
 def sandbox_from(data: dict[str, Any]) -> SandboxStatus:
     """A sandbox saved as JSON (paths as strings) made a :class:`SandboxStatus` again."""
     st = SandboxStatus(**{k: v for k, v in data.items() if k in SandboxStatus.__dataclass_fields__})

@@ -63,6 +63,7 @@ from bosun.agent.runtime.docker_engine import (
     ensure_pause_image,
     status_from_inspect,
 )
+from bosun.agent.runtime.docker_events import DockerEvents
 from bosun.agent.runtime.docker_exec import DockerAttachment, DockerExec, attach, start_exec
 from bosun.agent.runtime.docker_logs import LogCopier
 from bosun.agent.runtime.docker_sandbox import DockerSandboxes
@@ -95,6 +96,8 @@ class DockerDriver:
         # The last inspect of each container (an exited one never changes again): a relist
         # of 100 pods inspects only what changed state since (see list_containers).
         self._seen: dict[str, ContainerStatus] = {}
+        # The engine tells exits (see ContainerEvents): the agent relists only now and then.
+        self.events = DockerEvents(self.client, self._filters(), lambda cid: self._seen.pop(cid, None))
         self._docker_root = Path("/var/lib/docker")
         self._full_privilege = holds_every_capability()  # see docker_security
 
@@ -127,10 +130,12 @@ class DockerDriver:
         self._docker_root = Path((await self._call(self.client.info))["DockerRootDir"])
         self.logs.start()
         await self.list_containers()  # adopted (each inspected, so followed): their logs go on where they stopped
+        self.events.start()
 
     async def close(self) -> None:
         """Containers keep running (agent restarts); a node left with no pod at all also
         loses the bridge, as with oci, so that nothing is left behind."""
+        self.events.close()
         await self.logs.close()
         if not await self.list_sandboxes() and not await self.list_containers() \
                 and bridge_unused(self.cni.config.bridge):
@@ -305,6 +310,10 @@ class DockerDriver:
             await self.logs.flush(container_id)
         self._seen[container_id] = st
         return st
+
+    async def changed(self) -> set[str]:
+        """See ContainerEvents: pods whose containers died, were OOM-killed or removed."""
+        return await self.events.changed()
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
         """One list call; a container is inspected again only when the list's state differs

@@ -55,7 +55,8 @@ from bosun.agent.runtime.base import (
     SandboxStatus,
     StartError,
 )
-from bosun.agent.runtime.disk_state import read_json, shim_alive
+from bosun.agent.runtime.disk_state import read_json, shim_alive, shim_pid
+from bosun.agent.runtime.exit_watch import ExitWatch
 from bosun.agent.runtime.oci_exec import OciExec, run_to_end, start_exec
 from bosun.agent.runtime.oci_images import ImagePuller
 from bosun.agent.runtime.oci_mounts import is_mounted, unmount
@@ -105,6 +106,8 @@ class OciDriver:
         # Container ids per pod uid (built by one scan on first use, then kept up to date):
         # a pod's worker lists its containers three times per sync.
         self._by_pod: dict[str, set[str]] | None = None
+        # Statuses kept until the shim exits (see exit_watch): the relist reads no files for them.
+        self._exits = ExitWatch()
 
     def enforces_security(self) -> bool:
         """See SecurityEnforcing: securityContext becomes the OCI spec (oci_security)."""
@@ -141,7 +144,9 @@ class OciDriver:
         self._reap(force=True)
         self._starter.close()
         self._drop_sealed_copy()
-        if await self.list_sandboxes() or await self.list_containers():
+        busy = bool(await self.list_sandboxes() or await self.list_containers())
+        self._exits.close()  # after the listing, which watches what it finds running
+        if busy:
             return
         if bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
             await _run("ip", "link", "del", self.cni.config.bridge)
@@ -256,8 +261,12 @@ class OciDriver:
             st = self._status(container_id)
             return st.message if st is not None and st.reason == "StartError" else None
 
-        await self._starter.start_container(container_id, self._dir(container_id), self._shims,
-                                            running_file="container.pid", start_error=start_error)
+        self._exits.forget(container_id)
+        try:
+            await self._starter.start_container(container_id, self._dir(container_id), self._shims,
+                                                running_file="container.pid", start_error=start_error)
+        finally:
+            self._exits.forget(container_id)  # CREATED no more: read it again
 
     def _container_pid(self, cid: str) -> int:
         try:
@@ -282,10 +291,29 @@ class OciDriver:
         return meta
 
     def _status(self, cid: str) -> ContainerStatus | None:
+        kept = self._exits.get(cid)
+        if kept is not None:
+            return kept
         meta = self._meta_of(cid)
         if meta is None:
             return None
-        return read_status(cid, self._dir(cid), meta, lambda: self._shim_alive(cid), self.cgroups)
+        st = read_status(cid, self._dir(cid), meta, lambda: self._shim_alive(cid), self.cgroups)
+        self._keep(st)
+        return st
+
+    def _keep(self, st: ContainerStatus) -> None:
+        """Keep a status that only the shim's exit can change (see exit_watch)."""
+        d = self._dir(st.id)
+        if st.state == ContainerState.EXITED and (d / "exit.json").exists():
+            self._exits.keep_exited(st)  # not a lost shim's guess: that one is read again
+        elif st.state == ContainerState.RUNNING and (shim := shim_pid(self._shims.get(st.id), d)) is not None:
+            self._exits.keep_running(st, *shim)
+        else:
+            self._exits.forget(st.id)
+
+    async def changed(self) -> set[str]:
+        """See ContainerEvents: pods one of whose containers' shims ended."""
+        return await self._exits.changed()
 
     async def container_status(self, container_id: str) -> ContainerStatus | None:
         self._reap()
@@ -317,6 +345,7 @@ class OciDriver:
         return self._by_pod
 
     def _unindex(self, cid: str) -> None:
+        self._exits.forget(cid)
         meta = self._meta.pop(cid, None)
         if meta is not None and self._by_pod is not None:
             self._by_pod.get(str(meta.get("pod_uid")), set()).discard(cid)
@@ -328,6 +357,7 @@ class OciDriver:
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         await oci_stop.stop(self._container(container_id), grace_seconds)
+        self._exits.forget(container_id)
         self._reap()
 
     async def remove_container(self, container_id: str) -> None:

@@ -54,7 +54,9 @@ from bosun.agent.runtime.disk_state import (
     set_exited,
     set_lost,
     shim_alive,
+    shim_pid,
 )
+from bosun.agent.runtime.exit_watch import ExitWatch
 from bosun.agent.runtime.shim_attach import ShimAttachment, attach_shim, interactive_spec
 from bosun.agent.runtime.shim_start import ShimStarter
 
@@ -225,6 +227,7 @@ class ProcessDriver:
         self.node_ip = node_ip
         self._starter = ShimStarter(root)
         self._shims: dict[str, subprocess.Popen[bytes]] = {}  # shims started by exec: our children
+        self._exits = ExitWatch()  # statuses kept until the shim exits: the relist reads no files
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -233,6 +236,7 @@ class ProcessDriver:
         (self.root / "sandboxes").mkdir(parents=True, exist_ok=True)
 
     async def close(self) -> None:
+        self._exits.close()
         self._reap()
         self._starter.close()
 
@@ -328,8 +332,12 @@ class ProcessDriver:
                 return None
             return str(done.get("message") or "failed to start")
 
-        await self._starter.start_container(container_id, d, self._shims, running_file="pid",
-                                            start_error=start_error, within=30.0)
+        self._exits.forget(container_id)
+        try:
+            await self._starter.start_container(container_id, d, self._shims, running_file="pid",
+                                                start_error=start_error, within=30.0)
+        finally:
+            self._exits.forget(container_id)
 
     def _pid(self, container_id: str) -> tuple[int, str, float]:
         try:
@@ -342,6 +350,26 @@ class ProcessDriver:
         return shim_alive(self._shims.get(container_id), self._dir(container_id))
 
     def _status(self, container_id: str) -> ContainerStatus | None:
+        kept = self._exits.get(container_id)
+        if kept is not None:
+            return kept
+        st = self._read_status(container_id)
+        if st is None:
+            self._exits.forget(container_id)
+        elif st.state == ContainerState.EXITED and (self._dir(container_id) / "exit.json").exists():
+            self._exits.keep_exited(st)  # a lost shim's guess (no exit.json) is read again
+        elif st.state == ContainerState.RUNNING and (
+                shim := shim_pid(self._shims.get(container_id), self._dir(container_id))) is not None:
+            self._exits.keep_running(st, *shim)
+        else:
+            self._exits.forget(container_id)
+        return st
+
+    async def changed(self) -> set[str]:
+        """See ContainerEvents: pods one of whose containers' shims ended."""
+        return await self._exits.changed()
+
+    def _read_status(self, container_id: str) -> ContainerStatus | None:
         d = self._dir(container_id)
         cfg = read_json(d / "config.json")
         if cfg is None:
@@ -357,7 +385,7 @@ class ProcessDriver:
                 st.state = ContainerState.RUNNING
             elif (d / "exit.json").exists():
                 # The shim wrote exit.json and ended between our first read and the check.
-                return self._status(container_id)
+                return self._read_status(container_id)
             else:
                 set_lost(st)
         elif self._shim_alive(container_id):
@@ -403,16 +431,19 @@ class ProcessDriver:
             if (d / "exit.json").exists() or not self._shim_alive(container_id):
                 break
             await asyncio.sleep(0.02)
+        self._exits.forget(container_id)
         self._reap()
 
     async def remove_container(self, container_id: str) -> None:
         d = self._dir(container_id)
         if not d.exists():
+            self._exits.forget(container_id)
             return
         st = self._status(container_id)
         if st is not None and st.state == ContainerState.RUNNING:
             await self.stop_container(container_id, 0)
         self._shims.pop(container_id, None)
+        self._exits.forget(container_id)
         shutil.rmtree(d, ignore_errors=True)
 
     # -- exec and stats -------------------------------------------------------------------------
