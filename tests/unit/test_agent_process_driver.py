@@ -99,10 +99,23 @@ async def test_status_read_racing_the_shims_exit_keeps_the_exit_code(
             held.rename(exit_json)  # the shim's last write lands between the two reads
         return False
 
-    monkeypatch.setattr(driver, "_shim_alive", shim_ends_now)
-    st = await driver.container_status(cid)
-    assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 7, "Error")
+    # A driver that has not seen this container yet reads its files (as after an agent
+    # restart); the one that watched the exit keeps the status it read then.
+    fresh = ProcessDriver(tmp_path / "rt", "127.0.0.1")
+    await fresh.start()
+    try:
+        monkeypatch.setattr(fresh, "_shim_alive", shim_ends_now)
+        st = await fresh.container_status(cid)
+        assert st is not None and (st.state, st.exit_code, st.reason) == (ContainerState.EXITED, 7, "Error")
+    finally:
+        await fresh.close()
     # Truly lost (no exit.json, no shim): reported as such, not as a clean exit.
     exit_json.unlink()
-    st = await driver.container_status(cid)
-    assert st is not None and (st.exit_code, st.reason) == (255, "Unknown")
+    lost = ProcessDriver(tmp_path / "rt", "127.0.0.1")
+    await lost.start()
+    try:
+        monkeypatch.setattr(lost, "_shim_alive", lambda container_id: False)
+        st = await lost.container_status(cid)
+        assert st is not None and (st.exit_code, st.reason) == (255, "Unknown")
+    finally:
+        await lost.close()
