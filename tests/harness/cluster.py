@@ -263,10 +263,14 @@ class NetCluster:
         with it its link to the bridge). Its Node object stays in the API, as a dead
         machine's does, and goes NotReady after the grace period."""
         node = self.node(name)
-        cgroups.destroy(node.cgroup)
         if node.proc is not None:
+            # The agent first: a dead machine reports nothing of its containers' deaths, but an
+            # agent alive for the milliseconds the cgroup kill takes would see their shims exit
+            # (it is told at once) and report the pods failed before it goes itself.
+            node.proc.kill()
             node.proc.wait(10)
             node.proc = None
+        cgroups.destroy(node.cgroup)
         assert self.net is not None
         self.net.delete_ns(node.netns)
         self.nodes.remove(node)
