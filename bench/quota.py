@@ -26,7 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import results_header, run_async, text_table, write_result
+from _added_cost import report
+from _cli import results_header, run_async
 from bosun.api.catalog import Catalog
 from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import must_by_plural
@@ -126,23 +127,11 @@ def main() -> None:
     header = results_header(args, "in process, SQLite store; other work on the machine as it happened")
     with tempfile.TemporaryDirectory() as tmp:
         result = run_async(measure(args, Path(tmp)))
-    rounds = result["rounds"]
-    base = statistics.median(r["baseline"] for r in rounds)
-    with_quota = statistics.median(r["quota"] for r in rounds)
-    added = statistics.median(r["quota"] - r["baseline"] for r in rounds)
-    verdict = "met" if added <= TARGET_MS else "MISSED"
-    print(f"loop speed {header['machine']['loop_mops']} Mops/s; {args.writes} pod creates per run, "
-          f"{args.rounds} rounds, baseline and LimitRange + ResourceQuota alternating\n")
-    rows = [[str(i + 1), f"{r['baseline']:.2f}", f"{r['quota']:.2f}", f"{r['quota'] - r['baseline']:.2f}"]
-            for i, r in enumerate(rounds)]
-    rows.append(["median", f"{base:.2f}", f"{with_quota:.2f}",
-                 f"{added:.2f} (target <= {TARGET_MS:.0f}: {verdict})"])
-    print(text_table(["round", "no policy ms/create", "limits+quota ms/create", "added ms"], rows))
-    if not args.no_write:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        write_result({**header, **result, "median_ms": {"baseline": base, "quota": with_quota, "added": added},
-                      "target_added_ms": TARGET_MS, "verdict": verdict},
-                     ROOT / "bench" / "results" / f"quota-{stamp}.json")
+    report("quota", result["rounds"], "quota", target_ms=TARGET_MS,
+           what=f"{args.writes} pod creates per run, {args.rounds} rounds, "
+                "baseline and LimitRange + ResourceQuota alternating",
+           columns=("no policy ms/create", "limits+quota ms/create"), header=header, result=result,
+           out=None if args.no_write else ROOT / "bench" / "results")
 
 
 if __name__ == "__main__":
