@@ -3,6 +3,7 @@ swarms: each member's output is read to the end (the pipe never fills) and kept.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -120,3 +121,22 @@ def node_rows(kubeconfig: str) -> dict[str, list[str]]:
     return rows
 
 
+def kill_processes_under(root: Path) -> list[int]:
+    """SIGKILL every process that runs from, or holds a file under, ``root``: the containers
+    and shims of a manager the test killed outright live on (as a crashed node's do) and are
+    the test's to remove. Returns their pids."""
+    prefix = str(root)
+    killed: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            held = [os.readlink(entry / "cwd")] + [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+            held.append((entry / "cmdline").read_bytes().decode(errors="replace"))
+        except OSError:
+            continue
+        if any(prefix in h for h in held):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed

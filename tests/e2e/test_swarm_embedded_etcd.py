@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.helpers import free_port, one_line_error, wait_until
-from tests.e2e.swarm_procs import Member, Swarm, bosun, kubectl, node_rows, ok
+from tests.e2e.swarm_procs import Member, Swarm, bosun, kill_processes_under, kubectl, node_rows, ok
 
 from bosun.store.etcd import EtcdTLS
 from bosun.store.etcdnode import client_endpoints, client_tls, healthy
@@ -39,6 +39,7 @@ def swarm() -> Iterator[Swarm]:
         try:
             s.stop()
         finally:
+            kill_processes_under(root)  # the killed leader's containers outlive it
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.helpers import free_port, one_line_error, wait_until
-from tests.e2e.swarm_procs import Member, Swarm, bosun, kubectl, node_rows, ok
+from tests.e2e.swarm_procs import Member, Swarm, bosun, kill_processes_under, kubectl, node_rows, ok
 from tests.fixtures.etcd import start_etcd
 
 from bosun.client.kubeconfig import load_kubeconfig
@@ -39,6 +39,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
         try:
             s.stop()
         finally:
+            kill_processes_under(s.root)  # what a manager killed outright left running
             etcd.kill()
             etcd.wait()
             shutil.rmtree(etcd_dir, ignore_errors=True)
