@@ -47,6 +47,7 @@ _PAGE = 1000  # keys per Range call when listing everything: etcd builds each re
 # Lists of thousands of 3 KB objects are far above gRPC's default 4 MB receive limit.
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 _PUT_EVENT = 0
+_READ_RETRY_SECONDS = 5.0
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -182,15 +183,25 @@ class EtcdStore:
         await old.close(grace=1.0)
 
     async def _call(self, method: str, request: Any) -> Any:
+        """One KV call. A read (``Range``) that meets an unavailable cluster is tried again
+        for up to :data:`_READ_RETRY_SECONDS`, as etcd's own client does: an election (a
+        member lost, "leader changed") takes a few seconds and a read has no side effect. A
+        write is not: its outcome is unknown, so the caller is told at once."""
         if self._closed:
             raise UnavailableError("store is closed")
-        try:
-            return await getattr(self._kv, method)(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as e:
-            err = _error(e)
-            if isinstance(err, UnavailableError):
-                await self._rotate()
-            raise err from e
+        delay, deadline = 0.1, time.monotonic() + (_READ_RETRY_SECONDS if method == "Range" else 0)
+        while True:
+            try:
+                return await getattr(self._kv, method)(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as e:
+                err = _error(e)
+                if isinstance(err, UnavailableError):
+                    await self._rotate()
+                    if not self._closed and time.monotonic() + delay < deadline:
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 1.0)
+                        continue
+                raise err from e
 
     async def _txn(
         self, compare: builtins.list[Any], success: builtins.list[Any], failure: builtins.list[Any]
