@@ -101,7 +101,7 @@ def test_a_manager_that_leaves_takes_its_member_out_and_may_join_again(swarm: Sw
     token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
     managers[2] = swarm.start("m3", "join", "--token", token, m1.address, extra=etcd_ports())
     assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
-    wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=30, what="m3 Reachable again")
+    wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=60, what="m3 Reachable again")
 
 
 STACK = """

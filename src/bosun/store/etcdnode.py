@@ -214,7 +214,7 @@ async def _reconfigure(endpoints: list[str], tls: EtcdTLS, method: str, request:
 async def add_member(endpoints: list[str], tls: EtcdTLS, name: str, address: MemberAddress) -> tuple[int, str]:
     """Add this machine's member to the etcd cluster: (its member ID, the ``--initial-cluster``
     it must start with)."""
-    resp = await _reconfigure(endpoints, tls, "MemberAdd", rpc.MemberAddRequest(peerURLs=[address.peer_url]), 30)
+    resp = await _reconfigure(endpoints, tls, "MemberAdd", rpc.MemberAddRequest(peerURLs=[address.peer_url]), 60)
     assert isinstance(resp, rpc.MemberAddResponse)
     parts = []
     for m in resp.members:
@@ -240,7 +240,7 @@ async def remove_self(endpoints: list[str], tls: EtcdTLS, address: MemberAddress
         log.warning("etcd member %s not removed: %s", address.peer_url,
                     "it is the last one" if mine else "it is not a member")
         return False
-    await _reconfigure(endpoints, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]), 10)
+    await _reconfigure(endpoints, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]), 30)
     return True
 
 
