@@ -182,16 +182,18 @@ async def healthy(endpoint: str, tls: EtcdTLS | None) -> bool:
 
 async def _cluster_call(endpoints: list[str], tls: EtcdTLS, method: str, request: object) -> object:
     """One Cluster API call, to the first member that answers."""
-    last: Exception | None = None
+    last: grpc.aio.AioRpcError | None = None
     for endpoint in endpoints:
         ch = channel(endpoint, tls)
         try:
             return await getattr(rpc.ClusterStub(ch), method)(request, timeout=10)
         except grpc.aio.AioRpcError as e:
-            last = e
+            # A member's refusal says more than another member being down: keep that one.
+            if last is None or e.code() != grpc.StatusCode.UNAVAILABLE:
+                last = e
         finally:
             await ch.close()
-    why = last.details() if isinstance(last, grpc.aio.AioRpcError) else last
+    why = last.details() if last is not None else "no member given"
     raise EtcdMemberError(f"error: no etcd member of the swarm answered ({why})")
 
 
@@ -240,7 +242,16 @@ async def remove_self(endpoints: list[str], tls: EtcdTLS, address: MemberAddress
         log.warning("etcd member %s not removed: %s", address.peer_url,
                     "it is the last one" if mine else "it is not a member")
         return False
-    await _reconfigure(endpoints, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]), 30)
+    # Asked of the other members: this one stops as it applies its own removal, and may
+    # answer "server stopped" for a removal that took place.
+    others = [u.split("://", 1)[-1] for m in resp.members if m.ID != mine[0] for u in m.clientURLs]
+    try:
+        await _reconfigure(others, tls, "MemberRemove", rpc.MemberRemoveRequest(ID=mine[0]), 30)
+    except EtcdMemberError:
+        after = await _cluster_call(others, tls, "MemberList", rpc.MemberListRequest())
+        assert isinstance(after, rpc.MemberListResponse)
+        if any(m.ID == mine[0] for m in after.members):
+            raise
     return True
 
 
