@@ -34,7 +34,8 @@ def start() -> dict[str, Any]:
     init = 0
     while not init:
         with contextlib.suppress(OSError, ValueError):
-            init = int(children.read_text().split()[0])
+            forked = children.read_text().split()  # empty until unshare has forked its child
+            init = int(forked[0]) if forked else 0
         if not init:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
