@@ -4,6 +4,7 @@ cleanly on SIGTERM meanwhile, and with ``--pod-cidr`` it sets its own range and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,6 +65,20 @@ def agent(data: Path, tmp: Path, name: str, *extra: str) -> subprocess.Popen[str
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def stop_agent(proc: subprocess.Popen[str], data_dir: Path) -> None:
+    """SIGTERM the agent, then stop the ingress nginx it ran on the host: nginx outlives an
+    agent on purpose (a restarted agent adopts it), but not the test."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((data_dir / "network" / "ingress" / "nginx.pid").read_text()), signal.SIGQUIT)
+
+
 def wait_condition(data: Path, node: str, status: str, within: float = 30) -> dict[str, Any]:
     deadline = time.time() + within
     while True:
@@ -84,9 +99,7 @@ def test_agent_waits_for_its_pod_cidr_and_stops_on_sigterm(server: Path, tmp_pat
         assert proc.returncode == 0
         assert "ready" not in out.split() and "Traceback" not in out, out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_agent(proc, tmp_path / "waiter")
 
 
 def test_agent_with_pod_cidr_sets_its_own_range(server: Path, tmp_path: Path) -> None:
@@ -98,9 +111,4 @@ def test_agent_with_pod_cidr_sets_its_own_range(server: Path, tmp_path: Path) ->
                               env=dict(os.environ, HOME=str(server)))
         assert done.stdout == "10.123.4.0/24"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_agent(proc, tmp_path / "own-range")
