@@ -169,33 +169,28 @@ def validate_policy(c: Checker, obj: Obj) -> None:
         _one_of(c, c.text(v, "reason", child(p, "reason")), child(p, "reason"), REASONS, needed=False)
     keys: set[str] = set()
     for i, a in audits:
-        p = index("spec.auditAnnotations", i)
-        key = c.text(a, "key", child(p, "key"))
-        if not key:
-            c.add(required(child(p, "key"), ""))
-        else:
-            for msg in qualified_name(key):
-                c.add(invalid(child(p, "key"), key, msg))
-            if key in keys:
-                c.add(duplicate(child(p, "key"), key))
-            keys.add(key)
-        _expression(c, a, "valueExpression", child(p, "valueExpression"))
+        _named_expression(c, a, index("spec.auditAnnotations", i), "key", "valueExpression", keys)
 
 
 def _match_conditions(c: Checker, spec: Obj) -> None:
     names: set[str] = set()
     for i, cond in c.objects(spec, "matchConditions", "spec.matchConditions"):
-        p = index("spec.matchConditions", i)
-        name = c.text(cond, "name", child(p, "name"))
-        if not name:
-            c.add(required(child(p, "name"), ""))
-        else:
-            for msg in qualified_name(name):
-                c.add(invalid(child(p, "name"), name, msg))
-            if name in names:
-                c.add(duplicate(child(p, "name"), name))
-            names.add(name)
-        _expression(c, cond, "expression", child(p, "expression"))
+        _named_expression(c, cond, index("spec.matchConditions", i), "name", "expression", names)
+
+
+def _named_expression(c: Checker, item: Obj, p: str, name_field: str, expr_field: str, seen: set[str]) -> None:
+    """An item named by a required, qualified name unique among its siblings, with a CEL
+    expression (audit annotations by ``key``, match conditions by ``name``)."""
+    name = c.text(item, name_field, child(p, name_field))
+    if not name:
+        c.add(required(child(p, name_field), ""))
+    else:
+        for msg in qualified_name(name):
+            c.add(invalid(child(p, name_field), name, msg))
+        if name in seen:
+            c.add(duplicate(child(p, name_field), name))
+        seen.add(name)
+    _expression(c, item, expr_field, child(p, expr_field))
 
 
 def _variables(c: Checker, spec: Obj) -> None:
