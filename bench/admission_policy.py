@@ -18,25 +18,19 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _added_cost import report
+from _added_cost import in_process, report
 from _cli import results_header, run_async
-from bosun.api.catalog import Catalog
-from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import must_by_plural
 from bosun.api.storage import Storage
-from bosun.api.watchcache import WatchCache
-from bosun.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 2.0
-NAMESPACES = must_by_plural("", "v1", "namespaces")
 DEPLOYMENTS = must_by_plural("apps", "v1", "deployments")
 POLICIES = must_by_plural("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies")
 BINDINGS = must_by_plural("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings")
@@ -69,16 +63,7 @@ def binding(i: int) -> dict[str, Any]:
             "metadata": {"name": f"b{i}"}, "spec": {"policyName": f"p{i}", "validationActions": ["Deny"]}}
 
 
-async def writes(storage: Storage, prefix: str, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        await storage.create(DEPLOYMENTS, NS, deployment(f"{prefix}-{i}"))
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
-async def set_policies(storage: Storage, cache: WatchCache, n: int) -> None:
+async def set_policies(storage: Storage, n: int) -> None:
     """``n`` policies and bindings (none when 0), waited for until the plugin sees them."""
     for res in (BINDINGS, POLICIES):
         items, _, _ = await storage.list(res, None)
@@ -94,30 +79,19 @@ async def set_policies(storage: Storage, cache: WatchCache, n: int) -> None:
         await asyncio.sleep(0.01)
 
 
-async def measure(args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    store = await open_store("", data)
-    cache = WatchCache(store)
-    await cache.start()
-    namespaces = NamespaceTracker()
-    storage = Storage(store, namespaces)
-    storage.on_write = cache.remember
-    try:
-        await storage.policies.start(storage, cache, Catalog())
-        await storage.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-        namespaces.phase[NS] = "Active"
-        await writes(storage, "warmup", 50)
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    async with in_process() as ip:
+        await ip.namespace(NS)
+        await ip.timed_creates(DEPLOYMENTS, NS, deployment, "warmup", 50)
         rounds: list[dict[str, float]] = []
         for r in range(args.rounds):
             row: dict[str, float] = {}
             for label, n in (("baseline", 0), ("policies", args.policies)):
-                await set_policies(storage, cache, n)
-                row[label] = statistics.median(await writes(storage, f"{label}-{r}", args.writes))
+                await set_policies(ip.storage, n)
+                row[label] = statistics.median(await ip.timed_creates(DEPLOYMENTS, NS, deployment,
+                                                                      f"{label}-{r}", args.writes))
             rounds.append(row)
         return {"rounds": rounds}
-    finally:
-        await storage.policies.stop()
-        await cache.stop()
-        await store.close()
 
 
 def main() -> None:
@@ -128,8 +102,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     header = results_header(args, "in process, SQLite store; other work on the machine as it happened")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run_async(measure(args, Path(tmp)))
+    result = run_async(measure(args))
     report("admission_policy", result["rounds"], "policies", target_ms=TARGET_MS,
            what=f"{args.writes} Deployment creates per run, {args.rounds} rounds, "
                 f"baseline and {args.policies} matching policies alternating",

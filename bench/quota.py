@@ -19,25 +19,19 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _added_cost import report
+from _added_cost import InProcess, in_process, report
 from _cli import results_header, run_async
-from bosun.api.catalog import Catalog
-from bosun.api.nstracker import NamespaceTracker
 from bosun.api.registry import must_by_plural
 from bosun.api.storage import Storage
-from bosun.api.watchcache import WatchCache
-from bosun.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MS = 2.0
-NAMESPACES = must_by_plural("", "v1", "namespaces")
 ACCOUNTS = must_by_plural("", "v1", "serviceaccounts")
 PODS = must_by_plural("", "v1", "pods")
 QUOTAS = must_by_plural("", "v1", "resourcequotas")
@@ -50,20 +44,11 @@ def pod(name: str) -> dict[str, Any]:
             "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]}}
 
 
-async def writes(storage: Storage, ns: str, prefix: str, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        await storage.create(PODS, ns, pod(f"{prefix}-{i}"))
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
-async def namespace(storage: Storage, namespaces: NamespaceTracker, name: str) -> None:
-    await storage.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    namespaces.phase[name] = "Active"
-    await storage.create(ACCOUNTS, name, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                          "metadata": {"name": "default"}})
+async def namespace(ip: InProcess, name: str) -> None:
+    """A namespace with its default ServiceAccount, which pods are admitted against."""
+    await ip.namespace(name)
+    await ip.storage.create(ACCOUNTS, name, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                             "metadata": {"name": "default"}})
 
 
 async def policies(storage: Storage, ns: str) -> None:
@@ -87,35 +72,24 @@ async def policies(storage: Storage, ns: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def measure(args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    store = await open_store("", data)
-    cache = WatchCache(store)
-    await cache.start()
-    namespaces = NamespaceTracker()
-    storage = Storage(store, namespaces)
-    storage.on_write = cache.remember
-    try:
-        await storage.policies.start(storage, cache, Catalog())
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    async with in_process() as ip:
         for ns in ("plain", "quota"):
-            await namespace(storage, namespaces, ns)
-        await policies(storage, "quota")
-        await writes(storage, "plain", "warmup", 50)
-        await writes(storage, "quota", "warmup", 50)
+            await namespace(ip, ns)
+        await policies(ip.storage, "quota")
+        for ns in ("plain", "quota"):
+            await ip.timed_creates(PODS, ns, pod, "warmup", 50)
         rounds: list[dict[str, float]] = []
         for r in range(args.rounds):
             row: dict[str, float] = {}
             for label, ns in (("baseline", "plain"), ("quota", "quota")):
-                row[label] = statistics.median(await writes(storage, ns, f"r{r}", args.writes))
+                row[label] = statistics.median(await ip.timed_creates(PODS, ns, pod, f"r{r}", args.writes))
             rounds.append(row)
-        quota = await storage.get(QUOTAS, "quota", "q")
+        quota = await ip.storage.get(QUOTAS, "quota", "q")
         want = 50 + args.rounds * args.writes
         if quota["status"]["used"]["pods"] != str(want):
             raise RuntimeError(f"the quota counts {quota['status']['used']['pods']} pods, not {want}")
         return {"rounds": rounds, "quota_used": quota["status"]["used"]}
-    finally:
-        await storage.policies.stop()
-        await cache.stop()
-        await store.close()
 
 
 def main() -> None:
@@ -125,8 +99,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     header = results_header(args, "in process, SQLite store; other work on the machine as it happened")
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run_async(measure(args, Path(tmp)))
+    result = run_async(measure(args))
     report("quota", result["rounds"], "quota", target_ms=TARGET_MS,
            what=f"{args.writes} pod creates per run, {args.rounds} rounds, "
                 "baseline and LimitRange + ResourceQuota alternating",
