@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.e2e.api_workers_env import Server, api_server
+from tests.e2e.api_workers_env import Server, api_server, holder, socket_inode
 from tests.e2e.helpers import BOSUN, Kubectl, wait_until
 
 from bosun.security.tokens import create_user_token
@@ -244,3 +244,46 @@ def test_a_zero_concurrency_limit_is_refused(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Invalid value for '--max-requests-inflight'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _pid_of(server: Server, sock: ssl.SSLSocket) -> int | None:
+    inode = socket_inode(server.port, sock.getsockname()[1])
+    return None if inode is None else holder(server.pids(), inode)
+
+
+def test_each_api_process_limits_its_own_part(tmp_path: Path) -> None:
+    """--api-workers 2 with a limit of 6: each process has 3 seats to share out, so the 1-share
+    level has one seat in each. Alice holding the seat of one process is refused there and
+    served by the other."""
+    with api_server(tmp_path, 2, "--max-requests-inflight", "4", "--max-mutating-requests-inflight", "2") as server:
+        kubectl = Kubectl(server.kubeconfig, str(tmp_path))
+        c = Cluster(server, kubectl, {"alice": create_user_token(tmp_path, "alice")})
+        made = kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([_level("apf-one", {"type": "Reject"}),
+                                                                     _schema("apf-alice", "apf-one", "alice")]))
+        assert made.returncode == 0, made.stderr
+        bound = kubectl("create", "clusterrolebinding", "apf-edit", "--clusterrole=edit", "--user=alice")
+        assert bound.returncode == 0, bound.stderr
+        # /metrics sums the processes' series: one seat each.
+        wait_until(lambda: c.metric("apiserver_flowcontrol_nominal_limit_seats", priority_level="apf-one") == 2,
+                   within=30, what="apf-one in both processes' dispatchers")
+        held = Held(c, "alice", "held")
+        try:
+            wait_until(lambda: c.metric("apiserver_flowcontrol_current_executing_requests",
+                                        flow_schema="apf-alice") == 1, within=20, what="alice's seat taken")
+            holding = _pid_of(server, held.sock)
+            assert holding is not None
+            seen: dict[bool, int] = {}
+            for _ in range(200):
+                sock = c.raw("alice", "GET", "/api/v1/namespaces/default/configmaps")
+                try:
+                    status, _, _ = read_response(sock)
+                    pid = _pid_of(server, sock)
+                finally:
+                    sock.close()
+                assert pid is not None
+                seen[pid == holding] = status
+                if len(seen) == 2:
+                    break
+            assert seen == {True: 429, False: 200}, seen
+        finally:
+            assert held.release() == 201
