@@ -10,6 +10,7 @@ for the rest, as kube-apiserver's would), released by sending the rest.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -25,9 +26,12 @@ import yaml
 from tests.e2e.api_workers_env import Server, api_server, holder, socket_inode
 from tests.e2e.helpers import BOSUN, Kubectl, wait_until
 
+from bosun.api.registry import must_by_plural
+from bosun.client.rest import Client
 from bosun.security.tokens import create_user_token
 
 V1 = "flowcontrol.apiserver.k8s.io/v1"
+CONFIGMAPS = must_by_plural("", "v1", "configmaps")
 EVERYTHING = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": ["*"],
                                  "clusterScope": True}],
               "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]}
@@ -111,8 +115,10 @@ class Held:
     def __init__(self, cluster: Cluster, user: str, name: str) -> None:
         self.body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).encode()
         self.sock = cluster.raw(user, "POST", "/api/v1/namespaces/default/configmaps", self.body, send=10)
+        self.released = False
 
     def release(self) -> int:
+        self.released = True
         self.sock.sendall(self.body[10:])
         status, _, _ = read_response(self.sock)
         self.sock.close()
@@ -300,3 +306,31 @@ def test_each_api_process_limits_its_own_part(tmp_path: Path) -> None:
             assert seen == {True: 429, False: 200}, seen
         finally:
             assert held.release() == 201
+
+
+def test_bosuns_client_waits_retry_after_and_sends_again(cluster: Cluster) -> None:
+    """As client-go: a 429 with Retry-After is retried (the request was refused before anything
+    was done), so a component refused while a level is full is served once it has room."""
+    held = Held(cluster, "alice", "held-for-client")
+    before = cluster.metric("apiserver_flowcontrol_rejected_requests_total", flow_schema="apf-alice")
+
+    async def scenario() -> dict[str, Any]:
+        client = Client.from_kubeconfig(cluster.server.kubeconfig)
+        client.set_token(cluster.tokens["alice"])
+        try:
+            listing = asyncio.create_task(client.list(CONFIGMAPS, "default"))
+            await asyncio.to_thread(wait_until, lambda: cluster.metric(
+                "apiserver_flowcontrol_rejected_requests_total", flow_schema="apf-alice") > before,
+                20, "the client refused")
+            assert not listing.done()
+            assert await asyncio.to_thread(held.release) == 201
+            return await asyncio.wait_for(listing, 30)
+        finally:
+            await client.close()
+
+    try:
+        got = asyncio.run(scenario())
+    finally:
+        if not held.released:
+            held.release()
+    assert any(o["metadata"]["name"] == "held-for-client" for o in got["items"])
