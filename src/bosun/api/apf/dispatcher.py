@@ -41,8 +41,7 @@ class Level:
     name: str
     uid: str
     exempt: bool
-    seats: QueueSet
-    executing: int = 0  # an exempt level's count (it has no seats)
+    seats: QueueSet  # unused by an exempt level
 
 
 def _shape(limit: int, shares: int, share_sum: int, limited: Obj) -> Shape:
@@ -133,9 +132,7 @@ class Dispatcher:
     def admit_now(self, flow: Flow) -> bool:
         """Take a seat at once (True), or say the request must wait or be refused (False)."""
         level = flow.level
-        if level.exempt:
-            level.executing += 1
-        elif not level.seats.try_take():
+        if not level.exempt and not level.seats.try_take():
             return False
         self._started(flow, 0.0)
         return True
@@ -168,9 +165,7 @@ class Dispatcher:
 
     def done(self, flow: Flow) -> None:
         level = flow.level
-        if level.exempt:
-            level.executing -= 1
-        else:
+        if not level.exempt:
             level.seats.release()
         key = flow.key
         self.executing.add(key, -1)

@@ -7,6 +7,10 @@ classified and hold no seat, as upstream. A watch is classified and must be admi
 request (it may wait or be refused), but gives its seat back as soon as it is admitted:
 upstream holds it until the watch's initial events are sent; here a watch's start is served
 from the watch cache and short, so it is not counted (kept simple).
+
+The public paths answered before authentication (``/healthz``, ``/livez``, ``/readyz``,
+``/version``) are not classified either: upstream's suggested ``probes`` schema makes the
+probes exempt anyway. In-process components' responses carry no headers (nobody reads them).
 """
 
 from __future__ import annotations
