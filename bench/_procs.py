@@ -155,12 +155,12 @@ class Server:
 
 
 def start_server(data_dir: Path, store_url: str, controllers: str = "none", timeout: float = 60,
-                 api_workers: int = 1) -> Server:
+                 api_workers: int = 1, extra: tuple[str, ...] = ()) -> Server:
     """`bosun server` in its own process; returns once it prints ``ready``.
 
     Controllers are off by default: this measures the API, not the control loops it hosts.
     ``api_workers`` is always given (the server's default is the number of cores), so that a
-    figure says how many API processes it took."""
+    figure says how many API processes it took. ``extra``: more `bosun server` flags."""
     data_dir.mkdir(parents=True, exist_ok=True)
     bosun = Path(sys.executable).parent / "bosun"
     cmd = [str(bosun), "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{free_port()}"]
@@ -169,6 +169,7 @@ def start_server(data_dir: Path, store_url: str, controllers: str = "none", time
     cmd += ["--controllers", controllers, "--api-workers", str(api_workers)]
     if controllers == "none":
         cmd.append("--no-scheduler")  # a pure API benchmark: nothing else writes the pods
+    cmd += extra
     proc = start_ready(cmd, data_dir / "server.log", timeout, "bosun server")
     return Server(proc, data_dir)
 

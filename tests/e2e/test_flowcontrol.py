@@ -1,8 +1,7 @@
 """flowcontrol.apiserver.k8s.io/v1 through real kubectl (v1.32): the mandatory FlowSchemas and
 PriorityLevelConfigurations exist from the start, objects are defaulted and validated with
 Kubernetes' messages, and a FlowSchema's Dangling condition follows its priority level.
-Requests are not throttled by them (Bosun does not dispatch by API Priority and Fairness), so
-nothing here measures that."""
+Dispatching by them (seats, queues, 429) is tested in test_flowcontrol_dispatch.py."""
 
 from __future__ import annotations
 

@@ -103,15 +103,19 @@ class AccessControl:
     async def check(self, request: web.Request) -> User:
         """The request's user, or an APIError (401, 403) saying why it may not proceed."""
         user = self.authenticate(request)
+        self.authorize(request, user)
+        return user
+
+    def authorize(self, request: web.Request, user: User) -> None:
+        """403 unless ``user`` may make this request (system:masters may make any)."""
         if user.is_master:
-            return user
+            return
         attrs = attributes(user, decoded(request, self.catalog))
         verdict = self.authorizer.authorize(attrs)
         if not verdict.allowed:
             raise forbidden(attrs, verdict.reason)
         # What a node may create is checked on the object itself, by the NodeRestriction
         # admission plugin (bosun.api.admission.noderestriction).
-        return user
 
     # -- keeping current ---------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from bosun.api import discovery, errors, openapi, reviews
 from bosun.api.access import AccessControl
 from bosun.api.admission.base import WARNINGS
 from bosun.api.aggregator import Aggregator, aggregated_groups, legacy_groups
+from bosun.api.apf.dispatcher import Dispatcher
+from bosun.api.apf.gate import Gate, is_watch
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import add_warnings
 from bosun.api.flowcontrol import FlowControl
@@ -20,8 +22,10 @@ from bosun.api.local import LocalDispatcher
 from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
 from bosun.api.swarm_endpoints import CA_PATH, SwarmEndpoints
+from bosun.api.target import decoded
 from bosun.monitoring.serving import Monitoring, OwnMonitoring
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
+from bosun.security.identity import User
 from bosun.security.tokens import TokenAuthenticator
 from bosun.store.base import Store
 
@@ -41,11 +45,16 @@ ACCESS = web.AppKey("access_control", AccessControl)
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
              swarm: SwarmEndpoints | None = None,
-             monitoring: Callable[[APIMetrics], Monitoring] | None = None) -> web.Application:
+             monitoring: Callable[[APIMetrics], Monitoring] | None = None,
+             concurrency_limit: int = 600) -> web.Application:
     """``monitoring``: what answers the metrics history, query, federation and metrics APIs,
-    made with this app's Prometheus registry (default: a history of this process's own)."""
+    made with this app's Prometheus registry (default: a history of this process's own);
+    ``concurrency_limit``: this process's seats for API Priority and Fairness (0: no APF, the
+    objects are still served)."""
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
+    dispatcher = Dispatcher(concurrency_limit) if concurrency_limit > 0 else None
+    gate = Gate(dispatcher, catalog) if dispatcher is not None else None
     aggregator = Aggregator(rest.storage)
 
     @web.middleware
@@ -64,14 +73,25 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     async def served_request(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path not in PUBLIC_PATHS:
-                # Authentication, then authorization (system:masters skips it), then for the
-                # review kinds (asked about the caller, never stored) the answer itself.
-                user = await access.check(request)
-                request[USER] = user
-                if reviews.is_review(request.path):
-                    return await reviews.serve(access, request, user)
-            return await handler(request)
+            if request.path in PUBLIC_PATHS:
+                return await handler(request)
+            # Authentication, then API Priority and Fairness (a seat, a queue or 429), then
+            # authorization (system:masters skips it), then for the review kinds (asked
+            # about the caller, never stored) the answer itself.
+            user = access.authenticate(request)
+            request[USER] = user
+            flow = gate.flow(request, user) if gate is not None else None
+            if flow is None or dispatcher is None:
+                return await authorized(request, user, handler)
+            if not dispatcher.admit_now(flow):
+                await dispatcher.admit(flow)
+            if is_watch(request, decoded(request, catalog)):
+                dispatcher.done(flow)  # admitted; a watch then holds no seat (bosun.api.apf.gate)
+                return await authorized(request, user, handler)
+            try:
+                return await authorized(request, user, handler)
+            finally:
+                dispatcher.done(flow)
         except APIError as exc:
             return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
@@ -86,11 +106,21 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             log.exception("internal error serving %s %s", request.method, request.path)
             return error_response(errors.internal("an internal error occurred; see the server log"))
 
+    async def authorized(request: web.Request, user: User, handler: Handler) -> web.StreamResponse:
+        access.authorize(request, user)
+        if reviews.is_review(request.path):
+            return await reviews.serve(access, request, user)
+        return await handler(request)
+
     instruments = APIMetrics(catalog)
+    if dispatcher is not None:
+        instruments.register(dispatcher.families)
     rest.storage.store = instruments.timed_store(rest.storage.store)
     served = (monitoring or (lambda m: OwnMonitoring(rest, None, m.registry)))(instruments)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)
     app[ACCESS] = access
+    if gate is not None:
+        app.on_response_prepare.append(gate.on_prepare)
 
     async def start_access(app: web.Application) -> None:
         await access.start()
@@ -100,7 +130,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     app.on_startup.append(start_access)
     app.on_cleanup.append(stop_access)
-    flowcontrol = FlowControl(rest.storage)
+    flowcontrol = FlowControl(rest.storage, dispatcher)
 
     async def start_policies(app: web.Application) -> None:
         await rest.storage.policies.start(rest.storage, rest.cache, catalog)

@@ -88,6 +88,7 @@ class APIError(Exception):
         *,
         details: dict[str, Any] | None = None,
         list_meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -96,6 +97,8 @@ class APIError(Exception):
         self.details = details
         # The Status's metadata (an expired list's fresh continue token).
         self.list_meta = list_meta
+        # Response headers that go with the refusal (a 429's Retry-After).
+        self.headers = headers
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -195,6 +198,12 @@ def unavailable(message: str) -> APIError:
 
 def timeout(message: str) -> APIError:
     return APIError(504, "Timeout", message)
+
+
+def too_many_requests(retry_after: int = 1) -> APIError:
+    """API Priority and Fairness' refusal: clients (client-go) wait Retry-After and try again."""
+    return APIError(429, "TooManyRequests", "Too many requests, please try again later.",
+                    details={"retryAfterSeconds": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
 def internal(message: str) -> APIError:

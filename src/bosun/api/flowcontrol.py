@@ -1,12 +1,10 @@
 """API Priority and Fairness' objects (flowcontrol.apiserver.k8s.io/v1), kept as upstream keeps
 them: the mandatory PriorityLevelConfigurations and FlowSchemas (``exempt`` and
-``catch-all``) are created at start and whenever they are deleted (and put back to their fixed
-spec while they carry ``apf.kubernetes.io/autoupdate-spec: "true"``), and every FlowSchema's
-``Dangling`` condition says whether the priority level it names exists.
-
-Requests are NOT throttled: Bosun serves and validates these objects so that clusters'
-manifests and tools that read them work, but it does not queue or reject requests by
-them (no API Priority and Fairness dispatching).
+``catch-all``) are created at start and whenever they are deleted, the suggested ones
+(:mod:`bosun.api.apf.bootstrap`) at start when missing; all are put back to their fixed spec
+while they carry ``apf.kubernetes.io/autoupdate-spec: "true"``; every FlowSchema's
+``Dangling`` condition says whether the priority level it names exists; and the process's
+dispatcher (:mod:`bosun.api.apf`) is given the objects each time they change.
 """
 
 from __future__ import annotations
@@ -18,6 +16,15 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.apf.bootstrap import (
+    AUTOUPDATE,
+    GROUP,
+    mandatory_flow_schemas,
+    mandatory_priority_levels,
+    suggested_flow_schemas,
+    suggested_priority_levels,
+)
+from bosun.api.apf.dispatcher import Dispatcher
 from bosun.api.errors import APIError
 from bosun.api.objects import now_rfc3339
 from bosun.api.registry import must_by_plural
@@ -29,49 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-GROUP = "flowcontrol.apiserver.k8s.io"
 FLOW_SCHEMAS = must_by_plural(GROUP, "v1", "flowschemas")
 PRIORITY_LEVELS = must_by_plural(GROUP, "v1", "prioritylevelconfigurations")
-AUTOUPDATE = "apf.kubernetes.io/autoupdate-spec"
 DANGLING = "Dangling"
-
-_ALL_RESOURCES = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "clusterScope": True, "namespaces": ["*"]}
-_ALL_URLS = {"verbs": ["*"], "nonResourceURLs": ["*"]}
-
-
-def _object(kind: str, name: str, spec: Obj) -> Obj:
-    return {"apiVersion": f"{GROUP}/v1", "kind": kind,
-            "metadata": {"name": name, "annotations": {AUTOUPDATE: "true"}}, "spec": spec}
-
-
-def _group(name: str) -> Obj:
-    return {"kind": "Group", "group": {"name": name}}
-
-
-def mandatory_priority_levels() -> list[Obj]:
-    """Upstream's mandatory priority levels (k8s.io/apiserver's flowcontrol bootstrap)."""
-    return [
-        _object("PriorityLevelConfiguration", "exempt", {
-            "type": "Exempt", "exempt": {"nominalConcurrencyShares": 0, "lendablePercent": 0}}),
-        _object("PriorityLevelConfiguration", "catch-all", {
-            "type": "Limited", "limited": {"nominalConcurrencyShares": 5, "lendablePercent": 0,
-                                           "limitResponse": {"type": "Reject"}}}),
-    ]
-
-
-def mandatory_flow_schemas() -> list[Obj]:
-    """Upstream's mandatory flow schemas: system:masters exempt, everyone else caught last."""
-    return [
-        _object("FlowSchema", "exempt", {
-            "priorityLevelConfiguration": {"name": "exempt"}, "matchingPrecedence": 1,
-            "rules": [{"subjects": [_group("system:masters")], "resourceRules": [_ALL_RESOURCES],
-                       "nonResourceRules": [_ALL_URLS]}]}),
-        _object("FlowSchema", "catch-all", {
-            "priorityLevelConfiguration": {"name": "catch-all"}, "matchingPrecedence": 10000,
-            "distinguisherMethod": {"type": "ByUser"},
-            "rules": [{"subjects": [_group("system:unauthenticated"), _group("system:authenticated")],
-                       "resourceRules": [_ALL_RESOURCES], "nonResourceRules": [_ALL_URLS]}]}),
-    ]
 
 
 def dangling_condition(schema: Obj, levels: set[str]) -> Obj:
@@ -104,10 +71,12 @@ def with_condition(schema: Obj, want: Obj) -> Obj | None:
 
 
 class FlowControl:
-    """The mandatory objects at start, and the FlowSchemas' conditions while the server runs."""
+    """The mandatory and suggested objects at start, the FlowSchemas' conditions and the
+    dispatcher's configuration while the server runs."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, dispatcher: Dispatcher | None = None) -> None:
         self.storage = storage
+        self.dispatcher = dispatcher
         self.cache: WatchCache | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -115,7 +84,7 @@ class FlowControl:
     async def start(self, cache: WatchCache) -> None:
         self.cache = cache
         cache.listeners.append(self.observe)
-        await self._ensure_mandatory()
+        await self._ensure(suggested=True)
         await self._reconcile()
 
     async def stop(self) -> None:
@@ -134,33 +103,41 @@ class FlowControl:
         while self._again:
             self._again = False
             await asyncio.sleep(0.05)  # let a burst of writes (kubectl apply -f dir) land first
-            await self._ensure_mandatory()
+            await self._ensure(suggested=False)
             await self._reconcile()
 
-    async def _ensure_mandatory(self) -> None:
-        for res, objs in ((PRIORITY_LEVELS, mandatory_priority_levels()), (FLOW_SCHEMAS, mandatory_flow_schemas())):
-            for want in objs:
-                name = want["metadata"]["name"]
-                try:
-                    have = await self.storage.get(res, None, name)
-                except APIError as exc:
-                    if exc.code != 404:
-                        raise
+    async def _ensure(self, suggested: bool) -> None:
+        """The mandatory objects, made again when missing; the suggested ones made when
+        missing at start only (deleting one is the administrator's choice, as upstream)."""
+        wanted = [(PRIORITY_LEVELS, o, True) for o in mandatory_priority_levels()]
+        wanted += [(PRIORITY_LEVELS, o, suggested) for o in suggested_priority_levels()]
+        wanted += [(FLOW_SCHEMAS, o, True) for o in mandatory_flow_schemas()]
+        wanted += [(FLOW_SCHEMAS, o, suggested) for o in suggested_flow_schemas()]
+        for res, want, create in wanted:
+            name = want["metadata"]["name"]
+            try:
+                have = await self.storage.get(res, None, name)
+            except APIError as exc:
+                if exc.code != 404:
+                    raise
+                if create:
                     with contextlib.suppress(APIError):  # another server made it first
                         await self.storage.create(res, None, copy.deepcopy(want))
-                    continue
-                if (have["metadata"].get("annotations") or {}).get(AUTOUPDATE) != "true":
-                    continue
-                res.strategy.default(res, want)
-                if have.get("spec") != want["spec"]:
-                    with contextlib.suppress(APIError):
-                        await self.storage.update(res, None, name, dict(have, spec=want["spec"]))
+                continue
+            if (have["metadata"].get("annotations") or {}).get(AUTOUPDATE) != "true":
+                continue
+            res.strategy.default(res, want)
+            if have.get("spec") != want["spec"]:
+                with contextlib.suppress(APIError):
+                    await self.storage.update(res, None, name, dict(have, spec=want["spec"]))
 
     async def _reconcile(self) -> None:
         """Write each FlowSchema's Dangling condition where it is not what it should be."""
         levels_list, _, _ = await self.storage.list(PRIORITY_LEVELS, None)
         levels = {o["metadata"]["name"] for o in levels_list}
         schemas, _, _ = await self.storage.list(FLOW_SCHEMAS, None)
+        if self.dispatcher is not None:
+            self.dispatcher.configure(schemas, levels_list)
         for schema in schemas:
             want = dangling_condition(schema, levels)
             if with_condition(schema, want) is None:

@@ -36,7 +36,7 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
 
 
 def error_response(exc: APIError) -> web.Response:
-    return json_response(exc.status(), status=exc.code)
+    return json_response(exc.status(), status=exc.code, headers=exc.headers)
 
 
 BODY_KEY = web.RequestKey("bosun.body", bytes)

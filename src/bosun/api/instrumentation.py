@@ -69,7 +69,7 @@ def classify(method: str, path: str, watch: bool, served: Lookup = BUILTIN) -> t
     return verb, group, version, resource, sub
 
 
-class _Family:
+class Family:
     """One metric family as plain dict arithmetic: label values -> number (counter, gauge) or
     per-bucket counts plus sum (histogram). prometheus-client takes a lock and walks its
     label machinery on every inc/observe, four or five times per API request; these are
@@ -117,8 +117,8 @@ def _le(bound: float) -> str:
     return floatToGoString(bound)
 
 
-class _Collector(Collector):
-    def __init__(self, families: list[_Family]) -> None:
+class Families(Collector):
+    def __init__(self, families: list[Family]) -> None:
         self.families = families
 
     def collect(self) -> Iterable[Metric]:
@@ -133,22 +133,22 @@ class APIMetrics:
         self.peers: Callable[[], Awaitable[list[bytes]]] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["verb", "group", "version", "resource", "subresource"]
-        self.requests = _Family("counter", "apiserver_request", "Requests by verb, resource and HTTP code.",
+        self.requests = Family("counter", "apiserver_request", "Requests by verb, resource and HTTP code.",
                                 [*labels, "code"])
-        self.latency = _Family("histogram", "apiserver_request_duration_seconds",
+        self.latency = Family("histogram", "apiserver_request_duration_seconds",
                                "Response latency (watches and other long-running requests excluded).",
                                labels, _LATENCY_BUCKETS)
-        self.inflight = _Family("gauge", "apiserver_current_inflight_requests", "Requests being served.",
+        self.inflight = Family("gauge", "apiserver_current_inflight_requests", "Requests being served.",
                                 ["request_kind"])
-        self.longrunning = _Family("gauge", "apiserver_longrunning_requests", "Open watches and streams.",
+        self.longrunning = Family("gauge", "apiserver_longrunning_requests", "Open watches and streams.",
                                    ["verb", "group", "version", "resource"])
-        self.watches = _Family("counter", "apiserver_watch_requests", "Watches opened.",
+        self.watches = Family("counter", "apiserver_watch_requests", "Watches opened.",
                                ["group", "version", "resource"])
-        self.store_latency = _Family("histogram", "etcd_request_duration_seconds",
+        self.store_latency = Family("histogram", "etcd_request_duration_seconds",
                                      "Latency of store calls by operation (SQLite or etcd).",
                                      ["operation"], _STORE_BUCKETS)
-        self.store_errors = _Family("counter", "etcd_request_errors", "Store calls that raised.", ["operation"])
-        self.registry.register(_Collector([
+        self.store_errors = Family("counter", "etcd_request_errors", "Store calls that raised.", ["operation"])
+        self.registry.register(Families([
             self.requests, self.latency, self.inflight, self.longrunning, self.watches,
             self.store_latency, self.store_errors,
         ]))
@@ -181,6 +181,10 @@ class APIMetrics:
             else:
                 self.latency.observe(key, time.perf_counter() - started)
             self.requests.add((*key, str(code)))
+
+    def register(self, families: list[Family]) -> None:
+        """More families in this server's exposition (API Priority and Fairness')."""
+        self.registry.register(Families(families))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

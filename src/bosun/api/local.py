@@ -174,7 +174,8 @@ class LocalRequest(HeadersMixin):
         return self._rel_url
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
-        """aiohttp runs on_response_prepare signals here; the API registers none."""
+        """aiohttp runs on_response_prepare signals here; the API's one (the APF headers) is for
+        HTTP clients, and an in-process caller reads none of them."""
 
 
 class _LocalStream:

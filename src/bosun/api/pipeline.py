@@ -11,7 +11,10 @@ admission plugins that concern it.
                            in-process dispatcher; request metrics                              instrumentation
 2  decode target           method + path + query, once, into group, version,          404    target
                            resource, namespace, name, subresource and verb
-3  authenticate            bearer token or client certificate -> user                 401    access
+3  authenticate            bearer token or client certificate -> user; then API       401,   access, apf
+                           Priority and Fairness: the FlowSchemas classify the        429
+                           request, its priority level gives it a seat, queues it
+                           or refuses it (``Retry-After``)
 4  authorize               RBAC and the node authorizer on the decoded target         403    access, requestinfo
 5  route                   the verb on a collection, an object, a subresource or a    405    rest, subresources,
                            watch; streams (logs, exec) are proxied to the node agent         watch, exec_proxy
@@ -90,7 +93,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(1, "transport", ("app", "local", "instrumentation")),
     Stage(2, "decode target", ("target",)),
-    Stage(3, "authenticate", ("access",)),
+    Stage(3, "authenticate", ("access", "apf")),
     Stage(4, "authorize", ("access", "requestinfo")),
     Stage(5, "route", ("rest", "subresources", "watch", "exec_proxy")),
     Stage(6, "decode body", ("httputil", "protobuf", "fieldvalidation", "schema")),

@@ -20,6 +20,7 @@ from aiohttp import web
 from bosun.api.admission import Caller, Webhooks
 from bosun.api.admission.webhooksource import CachedWebhooks
 from bosun.api.allocators import ServiceAllocator
+from bosun.api.apf.dispatcher import process_share
 from bosun.api.app import LOCAL_DISPATCHER, make_app
 from bosun.api.catalog import Catalog
 from bosun.api.crd.controller import DefinitionController
@@ -79,6 +80,18 @@ class ServerConfig:
     # API processes (--api-workers): this one plus N-1 workers sharing its socket and store
     # (bosun.api.workers); started by the ControlPlane.
     api_workers: int = 1
+    # kube-apiserver's --max-requests-inflight and --max-mutating-requests-inflight: their sum
+    # is the server's concurrency limit that API Priority and Fairness shares out among the
+    # priority levels, each API process taking its part (bosun.api.apf).
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    # kube-apiserver's --enable-priority-and-fairness (off: no request is limited at all).
+    priority_and_fairness: bool = True
+
+    @property
+    def concurrency_limit(self) -> int:
+        """This process's part of the server's concurrency limit."""
+        return process_share(self.max_requests_inflight + self.max_mutating_requests_inflight, self.api_workers)
 
     @property
     def host(self) -> str:
@@ -191,7 +204,8 @@ class APIServer:
                                 service_accounts=ServiceAccountTokens(cfg.data_dir))
         swarm = SwarmEndpoints(self.cluster, cfg.store_url, self.storage, cfg.data_dir)
         app = make_app(self.rest, self.store, auth, swarm,
-                       monitoring=self._make_monitoring)
+                       monitoring=self._make_monitoring,
+                       concurrency_limit=cfg.concurrency_limit if cfg.priority_and_fairness else 0)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -94,10 +94,18 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
               show_default="the number of cores",
               help="API processes sharing the listening socket and the store: TLS, HTTP, decoding, validation and "
                    "encoding on every core (this process also runs the store, scheduler and controllers).")
+@click.option("--max-requests-inflight", type=click.IntRange(min=1), default=400, show_default=True,
+              help="With --max-mutating-requests-inflight, the server's concurrency limit that API Priority and "
+                   "Fairness shares out among the priority levels (split over the API processes).")
+@click.option("--max-mutating-requests-inflight", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Added to --max-requests-inflight for the server's concurrency limit.")
+@click.option("--enable-priority-and-fairness", "priority_and_fairness", type=bool, default=True, show_default=True,
+              help="Limit requests by the FlowSchemas and PriorityLevelConfigurations (false: no limit at all).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,
            encryption_config: Path | None, lease_duration: float, join_address: str, join_token: str, api_workers: int,
+           max_requests_inflight: int, max_mutating_requests_inflight: int, priority_and_fairness: bool,
            log_level: str, **flags: Any) -> None:
     """Run the control plane: Kubernetes API over HTTPS (SQLite or etcd), scheduler, controllers."""
     options = ControlPlaneOptions()
@@ -129,7 +137,10 @@ def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str
     if not local_transport:
         options.local_transport = False
     _run(ServerConfig(data_dir=data_dir, listen=listen, store_url=store_url, encryption_config=encryption_config,
-                      network=settings, join_token=join_token.strip(), history=history, api_workers=api_workers),
+                      network=settings, join_token=join_token.strip(), history=history, api_workers=api_workers,
+                      max_requests_inflight=max_requests_inflight,
+                      max_mutating_requests_inflight=max_mutating_requests_inflight,
+                      priority_and_fairness=priority_and_fairness),
          options)
 
 

@@ -80,6 +80,22 @@ def _clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+# How often a request refused 429 with Retry-After (API Priority and Fairness: refused before
+# anything was done, so any verb may be sent again) is retried, as client-go does.
+TOO_MANY_RETRIES = 10
+MAX_RETRY_AFTER = 10.0
+
+
+def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait before sending again, or None: not a 429 that asks for a retry."""
+    if status != 429:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(headers.get("Retry-After", ""))))
+    except ValueError:
+        return None
+
+
 class Client:
     """One connection pool to one API server, as one user."""
 
@@ -161,7 +177,13 @@ class Client:
             hdrs["Content-Type"] = content_type
         if headers:
             hdrs.update(headers)
-        status, _, raw = await self.transport.request(method, path, _clean_params(params), data, hdrs)
+        query = _clean_params(params)
+        for attempt in range(TOO_MANY_RETRIES + 1):
+            status, got, raw = await self.transport.request(method, path, query, data, hdrs)
+            wait = _retry_after(status, got)
+            if wait is None or attempt == TOO_MANY_RETRIES:
+                break
+            await asyncio.sleep(wait)
         self._raise_for(status, raw)
         return raw
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.apf.dispatcher import process_share
 from bosun.api.server import ServerConfig
 from bosun.api.workers.storeserver import StoreServer
 from bosun.api.workers.wire import frame
@@ -72,7 +73,13 @@ class WorkerPool:
                  log_level: str = "WARNING", extra: Mapping[str, Callable[..., Awaitable[Any]]] | None = None) -> None:
         """``extra``: operations besides the store's that workers ask this process for
         (storeserver.py)."""
-        self.config = replace(config, api_workers=1)
+        # Each worker limits its own requests to its part of the server's concurrency limit
+        # (bosun.api.apf), as the owner does with the same division (ServerConfig.concurrency_limit).
+        processes = count + 1
+        self.config = replace(config, api_workers=1,
+                              max_requests_inflight=process_share(config.max_requests_inflight, processes),
+                              max_mutating_requests_inflight=process_share(
+                                  config.max_mutating_requests_inflight, processes))
         self.store = store
         self.extra = dict(extra or {})
         self.sockets = sockets
