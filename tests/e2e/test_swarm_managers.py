@@ -110,9 +110,6 @@ def test_node_ls_shows_managers_and_the_current_node(m1: Member, m2: Member, w1:
     assert via_m2["m2"][0].endswith(" *") and not via_m2["m1"][0].endswith(" *")
     assert via_m1["m1"][3] == "Leader" and via_m1["m2"][3] == "Reachable" and via_m1["w1"][3] == ""
     assert all(row[1] == "Ready" for row in via_m1.values())
-    # A manager that is the node's own process (swarm init/join) is not demoted under it.
-    refused = one_line_error(bosun("--kubeconfig", m1.kubeconfig, "node", "demote", "m2"))
-    assert refused.startswith("Error response from daemon: node m2 runs a manager")
 
 
 def test_a_promoted_worker_runs_a_manager_until_demoted(m1: Member, m2: Member, w1: Member) -> None:
