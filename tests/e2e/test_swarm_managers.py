@@ -158,6 +158,16 @@ def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm
                   "--advertise-addr", f"127.0.0.1:{free_port()}", "--runtime", "process", "--no-node-network")
     assert one_line_error(other) == ("error: this store already holds a swarm: join it with its manager token "
                                      "(bosun swarm join --token TOKEN HOST:PORT)")
+    # The manager token rotates the same way (-q: only the new token); the managers that
+    # joined with the old one carry on (the test below fails over to m2).
+    old_manager = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
+    new_manager = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "--rotate", "-q", "manager").strip()
+    assert new_manager.startswith("SWMTKN-1-") and new_manager not in (old_manager, new)
+    assert ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip() == new_manager
+    late_manager = bosun("swarm", "join", "--token", old_manager, "--data-dir", str(swarm.root / "late"),
+                         "--name", "late", "--runtime", "process", m1.address)
+    assert one_line_error(late_manager) == ("error: the join token is not valid for this swarm (wrong or rotated): "
+                                            "nothing was registered")
     after = node_rows(m1.kubeconfig)
     assert set(after) == before and not (swarm.root / "late" / "swarm.json").exists()
     assert after["w1"][1] == "Ready"  # the worker that joined with the old token is untouched
