@@ -344,6 +344,15 @@ def test_task_flags_of_ps_and_logs(cluster: Cluster) -> None:
         assert lines("--since", "2999-01-01T00:00:00Z") == []
         assert one_line_error(c.bosun("service", "logs", "--since", "soon", "flags")).startswith(
             "error: Invalid value for --since: 'soon' is not a duration")
+        # The API's sinceTime, as kubectl sends it, checked by the server.
+        pod = c.pods("flags")[0]["metadata"]["name"]
+        assert c.up.kubectl("logs", pod, "--since-time", "2999-01-01T00:00:00Z").stdout == ""
+        assert f"{MARKER} flags" in c.up.kubectl("logs", pod, "--since-time", "2000-01-01T00:00:00Z").stdout
+        bad = c.up.kubectl("get", "--raw", f"/api/v1/namespaces/default/pods/{pod}/log?sinceTime=yesterday")
+        assert bad.returncode != 0 and "must be an RFC 3339 time" in bad.stderr, bad.stderr
+        both = c.up.kubectl("get", "--raw",
+                            f"/api/v1/namespaces/default/pods/{pod}/log?sinceSeconds=5&sinceTime=2000-01-01T00:00:00Z")
+        assert both.returncode != 0 and "at most one of `sinceTime` or `sinceSeconds`" in both.stderr, both.stderr
     finally:
         c.ok("service", "rm", "flags")
 
