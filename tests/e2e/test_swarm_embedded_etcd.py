@@ -149,7 +149,7 @@ def test_a_promoted_worker_is_a_fourth_member_until_demoted(managers: list[Membe
 
 
 def test_a_manager_that_joined_is_demoted_from_afar_and_carries_on_as_a_worker(
-    swarm: Swarm, managers: list[Member], worker: Member,
+    managers: list[Member], worker: Member,
 ) -> None:
     m1, m3 = managers[0], managers[2]
     assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "m3").strip() == "Manager m3 demoted in the swarm."
@@ -165,17 +165,19 @@ def test_a_manager_that_joined_is_demoted_from_afar_and_carries_on_as_a_worker(
     rows = node_rows(m1.kubeconfig)
     assert rows["m3"][1] == "Ready"
     assert sorted(r[3] for r in rows.values() if r[3]) == ["Leader", "Reachable"]
-    # A worker now: it leaves without --force. w1 leaves too and its node is removed; m3
-    # joins again as a manager, for the tests below (three managers).
-    assert ok("swarm", "leave", "--data-dir", str(m3.data_dir)).strip() == "Node left the swarm."
-    assert ok("swarm", "leave", "--data-dir", str(worker.data_dir)).strip() == "Node left the swarm."
-    assert m3.proc.wait(30) is not None and worker.proc.wait(30) is not None
-    assert ok("--kubeconfig", m1.kubeconfig, "node", "rm", "--force", "w1").strip() == "w1"
-    assert "w1" not in node_rows(m1.kubeconfig)
-    token = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
-    managers[2] = swarm.start("m3", "join", "--token", token, m1.address, extra=etcd_ports())
+    # Promoted again, it runs a manager and a member again, as a promoted worker does (the
+    # tests below want three managers). w1 leaves (a worker: no --force) and its node is removed.
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "m3").strip() == \
+        "Node m3 promoted to a manager in the swarm."
+    wait_until(lambda: f"This node was promoted: it runs a manager on {m3.address}." in m3.output, within=120,
+               what="m3 to run a manager again")
     assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
     wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=60, what="m3 a manager again")
+    assert json.loads((m3.data_dir / "swarm.json").read_text())["role"] == "manager"
+    assert ok("swarm", "leave", "--data-dir", str(worker.data_dir)).strip() == "Node left the swarm."
+    assert worker.proc.wait(30) is not None
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "rm", "--force", "w1").strip() == "w1"
+    assert "w1" not in node_rows(m1.kubeconfig)
 
 
 STACK = """
