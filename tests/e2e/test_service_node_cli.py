@@ -420,6 +420,22 @@ def test_create_and_update_flags_reach_the_workload(cluster: Cluster, tmp_path_f
         assert ctr["livenessProbe"]["initialDelaySeconds"] == 5  # kept
         assert json.loads(d["metadata"]["annotations"]["bosun.io/rollback-config"])["parallelism"] == 1
         assert "A" not in {e["name"] for e in ctr["env"]} and "team" not in d["metadata"].get("labels", {})
+        # Mounts, secrets and configs are added as create adds them, and removed by target or name.
+        assert c.bosun("secret", "create", "upd_s", "-", stdin="s").rc == 0
+        c.ok("config", "create", "upd_c", str(env_file))
+        c.ok("service", "update", "-d", "--mount-add", "type=tmpfs,dst=/more", "--mount-rm", "/scratch",
+             "--secret-add", "source=upd_s,target=/etc/s", "--config-add", "upd_c", "flagged")
+        pod = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "/scratch" not in mounts and volumes[mounts["/more"]]["emptyDir"] == {"medium": "Memory"}
+        assert volumes[mounts["/etc/s"]]["secret"]["secretName"] == "upd-s"
+        assert volumes[mounts["/upd_c"]]["configMap"]["name"] == "upd-c"
+        assert set(volumes) == set(mounts.values())
+        c.ok("service", "update", "-d", "--secret-rm", "upd_s", "--config-rm", "upd_c", "flagged")
+        pod = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]
+        assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == ["/more"]
+        assert len(pod["volumes"]) == 1
         c.ok("service", "update", "-d", "--no-healthcheck", "flagged")
         ctr = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]["containers"][0]
         assert "readinessProbe" not in ctr and "livenessProbe" not in ctr
@@ -437,6 +453,8 @@ def test_create_and_update_flags_reach_the_workload(cluster: Cluster, tmp_path_f
     finally:
         c.ok("service", "rm", "flagged")
         c.bosun("service", "rm", "batch")
+        c.bosun("secret", "rm", "upd_s")
+        c.bosun("config", "rm", "upd_c")
 
 
 def test_roles_are_given_and_taken_as_docker_allows(cluster: Cluster) -> None:

@@ -14,8 +14,9 @@ from bosun.compose.errors import ComposeError
 from bosun.compose.load import from_model
 from bosun.compose.translate import translate
 from bosun.membership import Manager
-from bosun.swarm import kinds
+from bosun.swarm import kinds, mount_changes
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
+from bosun.swarm.mount_changes import file_volume, translate_added
 from bosun.swarm.nodes import NodeView, can_remove_manager
 from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
@@ -221,3 +222,26 @@ def test_demotion_keeps_a_quorum_of_reachable_managers_as_swarmkit_does() -> Non
     two = [_manager("m1", True), _manager("m2", True)]
     assert can_remove_manager(two, two[1])  # as Docker: 2 -> 1 keeps the quorum of one
     assert not can_remove_manager([two[0], _manager("m2", False)], two[0])
+
+
+def test_update_grafts_what_create_would_mount_and_removes_by_target_or_name() -> None:
+    pod: JSON = {"containers": [{"name": "web"}]}
+    c = pod["containers"][0]
+    added = translate_added("web", "default", ["type=tmpfs,dst=/t", "type=volume,src=data,dst=/data"], ["db_pw"],
+                            ["source=site,target=/etc/site"])
+    mount_changes.add(pod, c, added)
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/t", "/data", "/run/secrets/db_pw", "/etc/site"}
+    assert [o["metadata"]["name"] for o in added.claims] == ["data"]
+    secret = next(v for v in pod["volumes"] if "secret" in v)
+    assert secret["secret"]["secretName"] == "db-pw" and secret["secret"]["defaultMode"] == 0o444
+    mount_changes.remove(pod, c, {"/t"}, {file_volume("secret", "db_pw")})
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/data", "/etc/site"}
+    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in c["volumeMounts"]}
+    # A mount added at a path already mounted replaces it; the volume no longer mounted goes.
+    mount_changes.add(pod, c, translate_added("web", "default", ["type=tmpfs,dst=/data"], [], []))
+    assert next(m for m in c["volumeMounts"] if m["mountPath"] == "/data")["name"].startswith("tmpfs")
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    mount_changes.remove(pod, c, {"/data"}, {file_volume("config", "site")})
+    assert "volumes" not in pod and "volumeMounts" not in c
+    with pytest.raises(ComposeError, match="dst= is required"):
+        translate_added("web", "default", ["type=tmpfs"], [], [])

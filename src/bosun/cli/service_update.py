@@ -23,10 +23,13 @@ from bosun.compose.translate.placement import requirement
 from bosun.compose.translate.resources import memory
 from bosun.compose.translate.updates import ROLLBACK_ANNOTATION, UPDATE_ANNOTATION
 from bosun.compose.units import size_bytes, whole_seconds
+from bosun.swarm import mount_changes
+from bosun.swarm.apply import apply_object
 from bosun.swarm.autoscale import CannotAutoscale, set_autoscaler
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
+from bosun.swarm.mount_changes import file_volume, translate_added
 from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import SERVICES, ServiceRef
@@ -197,6 +200,12 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
 @click.option("--publish-rm", multiple=True, help="Stop publishing a port (target or published number).")
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
+@click.option("--mount-add", multiple=True, help="Add a mount (as --mount of create).")
+@click.option("--mount-rm", multiple=True, help="Remove the mount at this target path.")
+@click.option("--secret-add", multiple=True, help="Add a secret: NAME or source=NAME,target=PATH.")
+@click.option("--secret-rm", multiple=True, help="Remove a secret by name.")
+@click.option("--config-add", multiple=True, help="Add a config: NAME or source=NAME,target=PATH.")
+@click.option("--config-rm", multiple=True, help="Remove a config by name.")
 @click.option("--autoscale-min", type=int, default=None, help="Fewest tasks the autoscaler keeps.")
 @click.option("--autoscale-max", type=int, default=None, help="Most tasks the autoscaler starts (starts autoscaling).")
 @click.option("--autoscale-cpu", type=int, default=None,
@@ -242,6 +251,16 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
         _labels(obj["metadata"].setdefault("labels", {}), o["label_add"], o["label_rm"])
         _labels(template["metadata"].setdefault("labels", {}), o["container_label_add"], o["container_label_rm"])
         _constraints(pod, o["constraint_add"], o["constraint_rm"])
+        try:
+            added = translate_added(svc.name, svc.namespace, list(o["mount_add"]), list(o["secret_add"]),
+                                    list(o["config_add"]))
+        except ComposeError as e:
+            fail(f"error: {e}")
+        mount_changes.remove(pod, c, set(o["mount_rm"]), {file_volume("secret", n) for n in o["secret_rm"]} |
+                             {file_volume("config", n) for n in o["config_rm"]})
+        mount_changes.add(pod, c, added)
+        for claim in added.claims:
+            await apply_object(client, claim)
         _resources(c, flags)
         _health(c, flags.health, bool(o.get("no_healthcheck")))
         _process(pod, c, o.get("user"), o.get("stop_grace_period"))
