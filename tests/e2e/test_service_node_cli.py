@@ -353,8 +353,15 @@ def test_task_flags_of_ps_and_logs(cluster: Cluster) -> None:
         both = c.up.kubectl("get", "--raw",
                             f"/api/v1/namespaces/default/pods/{pod}/log?sinceSeconds=5&sinceTime=2000-01-01T00:00:00Z")
         assert both.returncode != 0 and "at most one of `sinceTime` or `sinceSeconds`" in both.stderr, both.stderr
+
+        # Several services scaled by one command, as Docker does.
+        c.ok("service", "create", "-d", "--name", "flags2", *_sleeper("flags2"))
+        scaled = c.ok("service", "scale", "-d", "flags=3", "flags2=2").splitlines()
+        assert scaled[:2] == ["flags scaled to 3", "flags2 scaled to 2"], scaled
+        assert [c.get("deployment", n, "-n", "default")["spec"]["replicas"] for n in ("flags", "flags2")] == [3, 2]
     finally:
         c.ok("service", "rm", "flags")
+        c.bosun("service", "rm", "flags2")
 
 
 def test_create_and_update_flags_reach_the_workload(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
