@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -311,6 +312,205 @@ def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
         proc.wait(10)
         c.ok("service", "rm", "ticker")
     assert proc.returncode == 130
+
+
+def test_task_flags_of_ps_and_logs(cluster: Cluster) -> None:
+    c = cluster
+    c.ok("service", "create", "--name", "flags", "--replicas", "2", *_sleeper("flags"))
+    try:
+        short = c.ok("service", "ps", "flags").splitlines()[1:]
+        full = c.ok("service", "ps", "--no-trunc", "flags").splitlines()[1:]
+        assert sorted(r.split()[1] for r in full) == ["flags.1", "flags.2"]
+        ids = {r.split()[1]: r.split()[0] for r in full}
+        assert all(len(i) > 12 for i in ids.values())
+        assert {r.split()[1]: r.split()[0] for r in short} == {n: i[:12] for n, i in ids.items()}
+        by_id = c.ok("service", "ps", "-f", f"id={ids['flags.2'][:8]}", "flags").splitlines()[1:]
+        assert [r.split()[1] for r in by_id] == ["flags.2"]
+
+        def lines(*flags: str) -> list[str]:
+            return [line for line in c.ok("service", "logs", *flags, "flags").splitlines()
+                    if line.endswith(f" {MARKER} flags")]
+
+        plain = lines("--no-task-ids")
+        assert sorted(line.split("@", 1)[0] for line in plain) == ["flags.1", "flags.2"]
+        stamped = lines("-t")
+        assert len(stamped) == 2
+        for line in stamped:
+            prefix, text = line.split("    | ", 1)
+            assert prefix.split("@", 1)[0].rsplit(".", 1)[1] in {i[:12] for i in ids.values()}
+            stamp = text.split(" ", 1)[0]
+            assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).year >= 2024, line
+        assert len(lines("--since", "1h")) == 2
+        assert lines("--since", "2999-01-01T00:00:00Z") == []
+        assert one_line_error(c.bosun("service", "logs", "--since", "soon", "flags")).startswith(
+            "error: Invalid value for --since: 'soon' is not a duration")
+        # The API's sinceTime, as kubectl sends it, checked by the server.
+        pod = c.pods("flags")[0]["metadata"]["name"]
+        assert c.up.kubectl("logs", pod, "--since-time", "2999-01-01T00:00:00Z").stdout == ""
+        assert f"{MARKER} flags" in c.up.kubectl("logs", pod, "--since-time", "2000-01-01T00:00:00Z").stdout
+        bad = c.up.kubectl("get", "--raw", f"/api/v1/namespaces/default/pods/{pod}/log?sinceTime=yesterday")
+        assert bad.returncode != 0 and "must be an RFC 3339 time" in bad.stderr, bad.stderr
+        both = c.up.kubectl("get", "--raw",
+                            f"/api/v1/namespaces/default/pods/{pod}/log?sinceSeconds=5&sinceTime=2000-01-01T00:00:00Z")
+        assert both.returncode != 0 and "at most one of `sinceTime` or `sinceSeconds`" in both.stderr, both.stderr
+
+        # Several services scaled by one command, as Docker does.
+        c.ok("service", "create", "-d", "--name", "flags2", *_sleeper("flags2"))
+        scaled = c.ok("service", "scale", "-d", "flags=3", "flags2=2").splitlines()
+        assert scaled[:2] == ["flags scaled to 3", "flags2 scaled to 2"], scaled
+        assert [c.get("deployment", n, "-n", "default")["spec"]["replicas"] for n in ("flags", "flags2")] == [3, 2]
+    finally:
+        c.ok("service", "rm", "flags")
+        c.bosun("service", "rm", "flags2")
+
+
+def test_create_and_update_flags_reach_the_workload(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+                                                     ) -> None:
+    """Docker's create flags, as typed, end up in the Deployment (-d: nothing waits for the
+    tasks); update changes them in place, and refuses what it cannot change."""
+    c = cluster
+    env_file = tmp_path_factory.mktemp("env") / "svc.env"
+    env_file.write_text("FROM_FILE=yes\n")
+    c.ok("service", "create", "-d", "--name", "flagged", "--replicas", "1", "--replicas-max-per-node", "1",
+         "-e", "A=1", "--env-file", str(env_file), "--label", "team=x", "--container-label", "tier=web",
+         "--constraint", "node.labels.disk!=hdd", "--placement-pref", "spread=node.labels.zone",
+         "--update-parallelism", "1", "--update-delay", "5s", "--update-monitor", "3s", "--update-order",
+         "start-first", "--update-failure-action", "continue", "--update-max-failure-ratio", "0.2",
+         "--rollback-parallelism", "2", "--rollback-delay", "1s", "--rollback-monitor", "2s",
+         "--rollback-order", "stop-first", "--rollback-failure-action", "pause", "--rollback-max-failure-ratio",
+         "0.1", "--restart-condition", "any", "--restart-max-attempts", "3", "--stop-grace-period", "7s",
+         "--limit-cpu", "0.5", "--limit-memory", "64M", "--reserve-cpu", "0.1", "--reserve-memory", "16M",
+         "--health-cmd", "true", "--health-interval", "2s", "--health-retries", "4", "--health-start-period", "5s",
+         "--mount", "type=tmpfs,dst=/scratch", "--endpoint-mode", "dnsrr", "--hostname", "box", "--user", "1000:1001",
+         "--workdir", "/tmp", "--entrypoint", "busybox sh -c", "host", f"echo {MARKER} flagged; exec sleep 3600")
+    try:
+        d = c.get("deployment", "flagged", "-n", "default")
+        ann = d["metadata"]["annotations"]
+        pod = d["spec"]["template"]["spec"]
+        ctr = pod["containers"][0]
+        assert d["spec"]["replicas"] == 1 and d["metadata"]["labels"]["team"] == "x"
+        assert d["spec"]["template"]["metadata"]["labels"]["tier"] == "web"
+        assert d["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+        assert json.loads(ann["bosun.io/update-config"]) == {
+            "delay": "5s", "failure_action": "continue", "max_failure_ratio": 0.2, "monitor": "3s"}
+        assert json.loads(ann["bosun.io/rollback-config"]) == {
+            "delay": "1s", "failure_action": "pause", "max_failure_ratio": 0.1, "monitor": "2s", "order": "stop-first",
+            "parallelism": 2}
+        assert ann["bosun.io/max-replicas-per-node"] == "1"
+        env = {e["name"]: e.get("value") for e in ctr["env"]}
+        assert env["A"] == "1" and env["FROM_FILE"] == "yes"
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert {"key": "disk", "operator": "NotIn", "values": ["hdd"]} in terms[0]["matchExpressions"]
+        assert pod["topologySpreadConstraints"][0]["topologyKey"] == "zone"
+        assert pod["terminationGracePeriodSeconds"] == 7 and pod["hostname"] == "box"
+        assert ctr["resources"] == {"limits": {"cpu": "500m", "memory": "64Mi"},
+                                    "requests": {"cpu": "100m", "memory": "16Mi"}}
+        assert ctr["readinessProbe"]["exec"]["command"] == ["sh", "-c", "true"]
+        assert (ctr["readinessProbe"]["periodSeconds"], ctr["readinessProbe"]["failureThreshold"]) == (2, 4)
+        assert ctr["livenessProbe"]["initialDelaySeconds"] == 5
+        mounts = {m["mountPath"]: m["name"] for m in ctr["volumeMounts"]}
+        assert next(v for v in pod["volumes"] if v["name"] == mounts["/scratch"])["emptyDir"]["medium"] == "Memory"
+        assert ctr["securityContext"]["runAsUser"] == 1000 and ctr["securityContext"]["runAsGroup"] == 1001
+        assert ctr["workingDir"] == "/tmp" and ctr["command"] == ["busybox", "sh", "-c"]
+        assert c.get("service", "flagged", "-n", "default")["spec"]["clusterIP"] == "None"  # dnsrr: headless
+
+        c.ok("service", "update", "-d", "--user", "2000", "--stop-grace-period", "1m", "--health-cmd",
+             "test -d /tmp", "--health-retries", "2", "--rollback-parallelism", "1", "--image", "host",
+             "--args", "'exec sleep 3601'", "--force", "--env-rm", "A", "--label-rm", "team", "flagged")
+        d = c.get("deployment", "flagged", "-n", "default")
+        pod = d["spec"]["template"]["spec"]
+        ctr = pod["containers"][0]
+        assert ctr["securityContext"]["runAsUser"] == 2000 and "runAsGroup" not in ctr["securityContext"]
+        assert pod["terminationGracePeriodSeconds"] == 60 and ctr["args"] == ["exec sleep 3601"]
+        assert ctr["readinessProbe"]["exec"]["command"] == ["sh", "-c", "test -d /tmp"]
+        assert (ctr["readinessProbe"]["periodSeconds"], ctr["readinessProbe"]["failureThreshold"]) == (2, 2)
+        assert ctr["livenessProbe"]["initialDelaySeconds"] == 5  # kept
+        assert json.loads(d["metadata"]["annotations"]["bosun.io/rollback-config"])["parallelism"] == 1
+        assert "A" not in {e["name"] for e in ctr["env"]} and "team" not in d["metadata"].get("labels", {})
+        # Mounts, secrets and configs are added as create adds them, and removed by target or name.
+        assert c.bosun("secret", "create", "upd_s", "-", stdin="s").rc == 0
+        c.ok("config", "create", "upd_c", str(env_file))
+        c.ok("service", "update", "-d", "--mount-add", "type=tmpfs,dst=/more", "--mount-rm", "/scratch",
+             "--secret-add", "source=upd_s,target=/etc/s", "--config-add", "upd_c", "flagged")
+        pod = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "/scratch" not in mounts and volumes[mounts["/more"]]["emptyDir"] == {"medium": "Memory"}
+        assert volumes[mounts["/etc/s"]]["secret"]["secretName"] == "upd-s"
+        assert volumes[mounts["/upd_c"]]["configMap"]["name"] == "upd-c"
+        assert set(volumes) == set(mounts.values())
+        c.ok("service", "update", "-d", "--secret-rm", "upd_s", "--config-rm", "upd_c", "flagged")
+        pod = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]
+        assert [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]] == ["/more"]
+        assert len(pod["volumes"]) == 1
+        c.ok("service", "update", "-d", "--no-healthcheck", "flagged")
+        ctr = c.get("deployment", "flagged", "-n", "default")["spec"]["template"]["spec"]["containers"][0]
+        assert "readinessProbe" not in ctr and "livenessProbe" not in ctr
+        assert one_line_error(c.bosun("service", "update", "--user", "www-data", "flagged")).startswith(
+            "error: --user 'www-data': only a numeric uid[:gid] can be honoured")
+        assert one_line_error(c.bosun("service", "update", "--restart-condition", "none", "flagged")) == \
+            "error: --restart-condition cannot be changed by service update"
+        assert one_line_error(c.bosun("service", "update", "--health-interval", "5s", "flagged")) == \
+            "error: the service has no health check to change: give --health-cmd"
+
+        c.ok("service", "create", "-d", "--name", "batch", "--mode", "replicated-job", "--replicas", "2",
+             "--max-concurrent", "1", "host", "true")
+        job = c.get("job", "batch", "-n", "default")["spec"]
+        assert (job["completions"], job["parallelism"]) == (2, 1)
+    finally:
+        c.ok("service", "rm", "flagged")
+        c.bosun("service", "rm", "batch")
+        c.bosun("secret", "rm", "upd_s")
+        c.bosun("config", "rm", "upd_c")
+
+
+def test_roles_are_given_and_taken_as_docker_allows(cluster: Cluster) -> None:
+    c = cluster
+    first = next(n["metadata"]["name"] for n in c.get("nodes")["items"] if n["metadata"]["name"] != c.second)
+    last = "Error response from daemon: attempting to demote the last manager of the swarm"
+    assert one_line_error(c.bosun("node", "demote", first)) == last
+    assert one_line_error(c.bosun("node", "update", "--role", "worker", "--label-add", "x=y", first)) == last
+    assert "x" not in c.get("node", first)["metadata"]["labels"]  # a refused update changes nothing
+    assert c.ok("node", "promote", first).strip() == f"Node {first} is already a manager."
+
+    # The plain agent's node takes the manager role; no manager runs there: Unreachable.
+    assert c.ok("node", "update", "--role", "manager", c.second).strip() == c.second
+    assert "node-role.kubernetes.io/control-plane" in c.get("node", c.second)["metadata"]["labels"]
+    row = next(r.split() for r in c.ok("node", "ls").splitlines() if c.second in r.split())
+    assert "Unreachable" in row
+    # Demoting the one reachable manager would leave one unreachable of one: no quorum.
+    assert one_line_error(c.bosun("node", "demote", first)) == (
+        "Error response from daemon: can't remove member from the raft: this would result in a loss of quorum")
+    assert c.ok("node", "demote", c.second).strip() == f"Manager {c.second} demoted in the swarm."
+    assert c.ok("node", "demote", c.second).strip() == f"Node {c.second} is already a worker."
+    assert "node-role.kubernetes.io/control-plane" not in c.get("node", c.second)["metadata"]["labels"]
+
+
+def test_config_ls_inspect_and_a_secret_from_stdin(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+                                                   ) -> None:
+    c = cluster
+    f = tmp_path_factory.mktemp("configs") / "site.conf"
+    f.write_text("listen 80\n")
+    config_id = c.ok("config", "create", "--label", "app=web", "site2", str(f)).strip()
+    try:
+        ls = c.ok("config", "ls").splitlines()
+        assert ls[0].split() == ["ID", "NAME", "CREATED"]
+        assert [config_id, "site2"] in [r.split()[:2] for r in ls[1:]]
+        assert config_id in c.ok("config", "ls", "-q").split()
+        shown = json.loads(c.ok("config", "inspect", "site2"))
+        assert shown[0]["ID"] == config_id and shown[0]["Spec"]["Name"] == "site2"
+        assert shown[0]["Spec"]["Labels"]["app"] == "web"
+        assert c.get("configmap", "site2", "-n", "default")["data"]["content"] == "listen 80\n"
+        assert one_line_error(c.bosun("config", "inspect", "nosuch")) == \
+            "Error response from daemon: config nosuch not found"
+    finally:
+        c.ok("config", "rm", "site2")
+    made = c.bosun("secret", "create", "piped", "-", stdin="from-stdin")
+    assert made.rc == 0, made.err
+    try:
+        assert c.get("secret", "piped", "-n", "default")["data"]["content"] == "ZnJvbS1zdGRpbg=="
+    finally:
+        c.ok("secret", "rm", "piped")
 
 
 def test_processes_are_gone_after_rm(cluster: Cluster) -> None:

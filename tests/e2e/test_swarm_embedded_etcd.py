@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,82 @@ def test_a_manager_that_leaves_takes_its_member_out_and_may_join_again(swarm: Sw
     managers[2] = swarm.start("m3", "join", "--token", token, m1.address, extra=etcd_ports())
     assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
     wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=60, what="m3 Reachable again")
+
+
+@pytest.fixture(scope="module")
+def worker(swarm: Swarm, managers: list[Member]) -> Member:
+    token = ok("--kubeconfig", managers[0].kubeconfig, "swarm", "join-token", "-q", "worker").strip()
+    return swarm.start("w1", "join", "--token", token, managers[0].address, manager=False, extra=etcd_ports())
+
+
+def lease_renewed(kubeconfig: str, node: str) -> Callable[[], bool]:
+    """Whether ``node``'s agent renewed its Lease since this was called."""
+    def renew_time() -> str:
+        return kubectl(kubeconfig, "get", "lease", "-n", "kube-node-lease", node, "-o",
+                       "jsonpath={.spec.renewTime}").stdout
+
+    before = renew_time()
+    return lambda: renew_time() not in ("", before)
+
+
+def test_a_promoted_worker_is_a_fourth_member_until_demoted(managers: list[Member], worker: Member) -> None:
+    m1 = managers[0]
+    assert "This node joined a swarm as a worker." in worker.output
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "w1").strip() == \
+        "Node w1 promoted to a manager in the swarm."
+    wait_until(lambda: f"This node was promoted: it runs a manager on {worker.address}." in worker.output,
+               within=120, what="w1 to start its manager and its etcd member")
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in [*managers, worker])
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "Reachable", within=60, what="w1 Reachable")
+    # The same kubeconfig (m1's: its CA, its admin token) works against w1; a Secret written
+    # through m1 reads back through w1's store client, its own etcd member's cluster.
+    made = kubectl(m1.kubeconfig, "create", "secret", "generic", "via-m1", "--from-literal=k=fourth")
+    assert made.returncode == 0, made.stderr
+    got = kubectl(m1.kubeconfig, "get", "secret", "via-m1", "-o", "jsonpath={.data.k}", server=worker.address)
+    assert got.returncode == 0 and base64.b64decode(got.stdout) == b"fourth", got.stderr
+
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "w1").strip() == "Manager w1 demoted in the swarm."
+    wait_until(lambda: "This node was demoted: its manager stopped." in worker.output, within=90,
+               what="w1 to stop its manager")
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
+    assert not (worker.data_dir / "etcd").exists(), worker.output
+    wait_until(lambda: node_rows(m1.kubeconfig)["w1"][3] == "", within=30, what="w1 a worker again")
+    assert kubectl(m1.kubeconfig, "get", "nodes", server=worker.address).returncode != 0
+    wait_until(lease_renewed(m1.kubeconfig, "w1"), within=60, what="w1's agent to carry on")
+    assert node_rows(m1.kubeconfig)["w1"][1] == "Ready"
+    kubectl(m1.kubeconfig, "delete", "secret", "via-m1")
+
+
+def test_a_manager_that_joined_is_demoted_from_afar_and_carries_on_as_a_worker(
+    managers: list[Member], worker: Member,
+) -> None:
+    m1, m3 = managers[0], managers[2]
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "demote", "m3").strip() == "Manager m3 demoted in the swarm."
+    wait_until(lambda: "This node was demoted: its manager stopped." in m3.output, within=90,
+               what="m3 to stop its manager")
+    assert m3.proc.poll() is None  # the node's process carries on, as a worker
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers[:2])
+    assert not (m3.data_dir / "etcd").exists(), m3.output
+    assert json.loads((m3.data_dir / "swarm.json").read_text())["role"] == "worker"
+    wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "", within=30, what="m3 shown as a worker")
+    assert kubectl(m1.kubeconfig, "get", "nodes", server=m3.address).returncode != 0
+    wait_until(lease_renewed(m1.kubeconfig, "m3"), within=60, what="m3's agent to renew its Lease via m1 or m2")
+    rows = node_rows(m1.kubeconfig)
+    assert rows["m3"][1] == "Ready"
+    assert sorted(r[3] for r in rows.values() if r[3]) == ["Leader", "Reachable"]
+    # Promoted again, it runs a manager and a member again, as a promoted worker does (the
+    # tests below want three managers). w1 leaves (a worker: no --force) and its node is removed.
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "promote", "m3").strip() == \
+        "Node m3 promoted to a manager in the swarm."
+    wait_until(lambda: f"This node was promoted: it runs a manager on {m3.address}." in m3.output, within=120,
+               what="m3 to run a manager again")
+    assert sorted(members(m1)) == sorted(_endpoint(m) for m in managers)
+    wait_until(lambda: node_rows(m1.kubeconfig)["m3"][3] == "Reachable", within=60, what="m3 a manager again")
+    assert json.loads((m3.data_dir / "swarm.json").read_text())["role"] == "manager"
+    assert ok("swarm", "leave", "--data-dir", str(worker.data_dir)).strip() == "Node left the swarm."
+    assert worker.proc.wait(30) is not None
+    assert ok("--kubeconfig", m1.kubeconfig, "node", "rm", "--force", "w1").strip() == "w1"
+    assert "w1" not in node_rows(m1.kubeconfig)
 
 
 STACK = """
@@ -211,6 +287,11 @@ def test_a_leave_that_would_break_the_quorum_keeps_the_member(managers: list[Mem
     alive = [m for m in managers if m.proc.poll() is None]
     assert len(alive) == 2
     leaving = alive[-1]
+    # Docker's quorum safeguard: demoting it would leave one reachable manager of two.
+    refused = one_line_error(bosun("--kubeconfig", alive[0].kubeconfig, "node", "demote", leaving.name))
+    assert refused == "Error response from daemon: can't remove member from the raft: this would result in a loss " \
+        "of quorum"
+    assert node_rows(alive[0].kubeconfig)[leaving.name][3] in ("Leader", "Reachable")
     assert ok("swarm", "leave", "--force", "--data-dir", str(leaving.data_dir)).strip() == "Node left the swarm."
     assert leaving.proc.wait(30) is not None
     assert (leaving.data_dir / "etcd" / "data").is_dir()

@@ -110,9 +110,6 @@ def test_node_ls_shows_managers_and_the_current_node(m1: Member, m2: Member, w1:
     assert via_m2["m2"][0].endswith(" *") and not via_m2["m1"][0].endswith(" *")
     assert via_m1["m1"][3] == "Leader" and via_m1["m2"][3] == "Reachable" and via_m1["w1"][3] == ""
     assert all(row[1] == "Ready" for row in via_m1.values())
-    # A manager that is the node's own process (swarm init/join) is not demoted under it.
-    refused = one_line_error(bosun("--kubeconfig", m1.kubeconfig, "node", "demote", "m2"))
-    assert refused.startswith("Error response from daemon: node m2 runs a manager")
 
 
 def test_a_promoted_worker_runs_a_manager_until_demoted(m1: Member, m2: Member, w1: Member) -> None:
@@ -161,6 +158,16 @@ def test_rotated_and_worker_tokens_are_refused_and_register_nothing(swarm: Swarm
                   "--advertise-addr", f"127.0.0.1:{free_port()}", "--runtime", "process", "--no-node-network")
     assert one_line_error(other) == ("error: this store already holds a swarm: join it with its manager token "
                                      "(bosun swarm join --token TOKEN HOST:PORT)")
+    # The manager token rotates the same way (-q: only the new token); the managers that
+    # joined with the old one carry on (the test below fails over to m2).
+    old_manager = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip()
+    new_manager = ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "--rotate", "-q", "manager").strip()
+    assert new_manager.startswith("SWMTKN-1-") and new_manager not in (old_manager, new)
+    assert ok("--kubeconfig", m1.kubeconfig, "swarm", "join-token", "-q", "manager").strip() == new_manager
+    late_manager = bosun("swarm", "join", "--token", old_manager, "--data-dir", str(swarm.root / "late"),
+                         "--name", "late", "--runtime", "process", m1.address)
+    assert one_line_error(late_manager) == ("error: the join token is not valid for this swarm (wrong or rotated): "
+                                            "nothing was registered")
     after = node_rows(m1.kubeconfig)
     assert set(after) == before and not (swarm.root / "late" / "swarm.json").exists()
     assert after["w1"][1] == "Ready"  # the worker that joined with the old token is untouched

@@ -13,9 +13,11 @@ from bosun.cli.swarm_views import replicas
 from bosun.compose.errors import ComposeError
 from bosun.compose.load import from_model
 from bosun.compose.translate import translate
-from bosun.swarm import kinds
+from bosun.membership import Manager
+from bosun.swarm import kinds, mount_changes
 from bosun.swarm.flags import ServiceFlags, mount, publish, to_model
-from bosun.swarm.nodes import NodeView
+from bosun.swarm.mount_changes import file_volume, translate_added
+from bosun.swarm.nodes import NodeView, can_remove_manager
 from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.services import ServiceRef
 from bosun.swarm.tasks import BadFilter, as_tasks, matches, parse_filters
@@ -134,6 +136,8 @@ def test_node_status_availability_and_manager_status() -> None:
     assert _node("True", manager=True).manager_status == "Leader"
     other = NodeView(_node("False", manager=True).obj, leader="elsewhere")
     assert other.manager_status == "Unreachable"
+    # Given the role, Ready, but with no manager running there (no Lease, not the leader).
+    assert NodeView(_node("True", manager=True).obj, leader="elsewhere").manager_status == "Unreachable"
     assert _node("True").engine == "v1.31.0-bosun" and _node("True").id == "12345678"
 
 
@@ -201,3 +205,43 @@ def test_max_concurrent_limits_a_replicated_jobs_parallelism() -> None:
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (6, 2)
     with pytest.raises(ComposeError, match="--max-concurrent can only be used with replicated-job mode"):
         to_model(ServiceFlags(name="a", image="b", max_concurrent=2))
+
+
+def _manager(name: str, alive: bool) -> NodeView:
+    obj = {"metadata": {"name": name, "uid": name, "labels": {"node-role.kubernetes.io/control-plane": ""}},
+           "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    return NodeView(obj, leader="m1", lease=Manager(name, f"https://{name}", name, alive))
+
+
+def test_demotion_keeps_a_quorum_of_reachable_managers_as_swarmkit_does() -> None:
+    up = [_manager(n, True) for n in ("m1", "m2", "m3")]
+    assert all(can_remove_manager(up, m) for m in up)
+    one_down = [*up[:2], _manager("m3", False)]
+    assert not can_remove_manager(one_down, one_down[0])  # m2 alone of m2, m3: no majority
+    assert can_remove_manager(one_down, one_down[2])  # the unreachable one may go
+    two = [_manager("m1", True), _manager("m2", True)]
+    assert can_remove_manager(two, two[1])  # as Docker: 2 -> 1 keeps the quorum of one
+    assert not can_remove_manager([two[0], _manager("m2", False)], two[0])
+
+
+def test_update_grafts_what_create_would_mount_and_removes_by_target_or_name() -> None:
+    pod: JSON = {"containers": [{"name": "web"}]}
+    c = pod["containers"][0]
+    added = translate_added("web", "default", ["type=tmpfs,dst=/t", "type=volume,src=data,dst=/data"], ["db_pw"],
+                            ["source=site,target=/etc/site"])
+    mount_changes.add(pod, c, added)
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/t", "/data", "/run/secrets/db_pw", "/etc/site"}
+    assert [o["metadata"]["name"] for o in added.claims] == ["data"]
+    secret = next(v for v in pod["volumes"] if "secret" in v)
+    assert secret["secret"]["secretName"] == "db-pw" and secret["secret"]["defaultMode"] == 0o444
+    mount_changes.remove(pod, c, {"/t"}, {file_volume("secret", "db_pw")})
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/data", "/etc/site"}
+    assert {v["name"] for v in pod["volumes"]} == {m["name"] for m in c["volumeMounts"]}
+    # A mount added at a path already mounted replaces it; the volume no longer mounted goes.
+    mount_changes.add(pod, c, translate_added("web", "default", ["type=tmpfs,dst=/data"], [], []))
+    assert next(m for m in c["volumeMounts"] if m["mountPath"] == "/data")["name"].startswith("tmpfs")
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    mount_changes.remove(pod, c, {"/data"}, {file_volume("config", "site")})
+    assert "volumes" not in pod and "volumeMounts" not in c
+    with pytest.raises(ComposeError, match="dst= is required"):
+        translate_added("web", "default", ["type=tmpfs"], [], [])

@@ -1,13 +1,14 @@
 """Reading container logs written in the CRI format, for `kubectl logs`.
 
-Options mirror the API's PodLogOptions: tailLines, sinceSeconds, timestamps, follow,
-previous, limitBytes.
+Options mirror the API's PodLogOptions: tailLines, sinceSeconds or sinceTime, timestamps,
+follow, previous, limitBytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,15 @@ def parse_time(stamp: str) -> float:
     base, _, frac = stamp.rstrip("Z").partition(".")
     t = datetime.fromisoformat(base + "+00:00").timestamp()
     return t + (float("0." + frac) if frac else 0.0)
+
+
+def since(since_seconds: str | None, since_time: str | None) -> float | None:
+    """The time from which lines are wanted (the API server checked the values)."""
+    if since_seconds:
+        return time.time() - float(since_seconds)
+    if since_time:
+        return datetime.fromisoformat(since_time.replace("Z", "+00:00")).timestamp()
+    return None
 
 
 def render(line: bytes, timestamps: bool) -> tuple[bytes, float, bool]:

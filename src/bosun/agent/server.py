@@ -163,7 +163,10 @@ class AgentServer:
                                 text=f'{what} "{container}" in pod "{name}" not found\n')
         path = want[0]
         tail = int(q["tailLines"]) if q.get("tailLines", "").lstrip("-").isdigit() else None
-        since = time.time() - float(q["sinceSeconds"]) if q.get("sinceSeconds") else None
+        try:
+            since = logs.since(q.get("sinceSeconds"), q.get("sinceTime"))
+        except ValueError:
+            return web.Response(status=400, text="sinceSeconds or sinceTime is not valid\n")
         timestamps = q.get("timestamps") in ("true", "1")
         data, offset = logs.read(path, tail=tail, since=since, timestamps=timestamps)
         limit = int(q["limitBytes"]) if q.get("limitBytes", "").isdigit() else None

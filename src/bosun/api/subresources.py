@@ -14,7 +14,7 @@ from aiohttp import web
 from bosun.api import errors, eviction, exec_proxy, tokenrequest
 from bosun.api.handler import Serving
 from bosun.api.httputil import dry_run, json_response, parse_object, patch_error, read_body
-from bosun.api.objects import as_dict, now_rfc3339
+from bosun.api.objects import as_dict, now_rfc3339, parse_time
 from bosun.api.patch import PatchError, apply_patch
 from bosun.api.registry import Resource
 from bosun.api.requestinfo import USER
@@ -238,9 +238,17 @@ async def _node_stream(h: Serving, request: web.Request, t: Target) -> web.Strea
         container = str(names[0])
     elif container not in names and container not in inits and container not in debug:
         raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
+    since_time = request.query.get("sinceTime")
+    if since_time is not None:
+        if request.query.get("sinceSeconds"):
+            raise errors.bad_request("at most one of `sinceTime` or `sinceSeconds` may be specified")
+        try:
+            parse_time(since_time)
+        except ValueError:
+            raise errors.bad_request(f'sinceTime: Invalid value: "{since_time}": must be an RFC 3339 time') from None
     base = await exec_proxy.agent_base_url(h, pod, t.name)
     params = {k: v for k, v in request.query.items()
-              if k in ("follow", "tailLines", "sinceSeconds", "timestamps", "previous", "limitBytes")}
+              if k in ("follow", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "previous", "limitBytes")}
     url = f"{base}/containerLogs/{t.namespace}/{t.name}/{container}"
     return await h.proxy_stream(request, url, params)
 

@@ -9,7 +9,6 @@ import click
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render
 from bosun.client.rest import Client
-from bosun.membership import PROMOTED_ANNOTATION
 from bosun.swarm import nodes as model
 from bosun.swarm.nodes import AVAILABILITIES, NodeView
 from bosun.swarm.services import list_services
@@ -87,11 +86,13 @@ def inspect(state: CliState, as_text: bool, refs: tuple[str, ...]) -> None:
 @click.option("--label-rm", multiple=True, help="Remove a node label.")
 @click.option("--availability", type=click.Choice(AVAILABILITIES), default=None,
               help="active, pause (no new tasks) or drain (tasks move elsewhere).")
+@click.option("--role", type=click.Choice(["worker", "manager"]), default=None,
+              help="The node's role, as node promote and node demote give it.")
 @click.argument("ref")
 @pass_state
 def update(state: CliState, label_add: tuple[str, ...], label_rm: tuple[str, ...], availability: str | None,
-           ref: str) -> None:
-    """Update a node's labels or availability."""
+           role: str | None, ref: str) -> None:
+    """Update a node's labels, availability or role."""
     add: dict[str, str] = {}
     for item in label_add:
         key, _, value = item.partition("=")
@@ -100,6 +101,8 @@ def update(state: CliState, label_add: tuple[str, ...], label_rm: tuple[str, ...
         add[key] = value
 
     async def go(client: Client) -> None:
+        if role:  # first: a refused demotion changes nothing else
+            await (_promote if role == "manager" else _demote)(client, ref)
         v = await must_find(client, ref)
         if add or label_rm:
             await model.update_labels(client, v, add, list(label_rm))
@@ -151,6 +154,30 @@ def rm(state: CliState, force: bool, refs: tuple[str, ...]) -> None:
     run(state, go)
 
 
+async def _promote(client: Client, ref: str) -> str:
+    v = await must_find(client, ref)
+    if v.manager:
+        return f"Node {ref} is already a manager."
+    await model.set_manager(client, v, True)
+    return f"Node {ref} promoted to a manager in the swarm."
+
+
+async def _demote(client: Client, ref: str) -> str:
+    """Refused, as Docker refuses it, for the last manager and when the reachable managers
+    left would be fewer than a quorum of the managers left."""
+    views = await model.list_nodes(client)
+    v = await must_find(client, ref)
+    if not v.manager:
+        return f"Node {ref} is already a worker."
+    managers = [other for other in views if other.manager]
+    if len(managers) <= 1:
+        fail("Error response from daemon: attempting to demote the last manager of the swarm")
+    if not model.can_remove_manager(managers, v):
+        fail("Error response from daemon: can't remove member from the raft: this would result in a loss of quorum")
+    await model.set_manager(client, v, False)
+    return f"Manager {ref} demoted in the swarm."
+
+
 @node.command("promote")
 @click.argument("refs", nargs=-1, required=True)
 @pass_state
@@ -161,12 +188,7 @@ def promote(state: CliState, refs: tuple[str, ...]) -> None:
 
     async def go(client: Client) -> None:
         for ref in refs:
-            v = await must_find(client, ref)
-            if v.manager:
-                click.echo(f"Node {ref} is already a manager.")
-                continue
-            await model.set_manager(client, v, True)
-            click.echo(f"Node {ref} promoted to a manager in the swarm.")
+            click.echo(await _promote(client, ref))
 
     run(state, go)
 
@@ -175,26 +197,12 @@ def promote(state: CliState, refs: tuple[str, ...]) -> None:
 @click.argument("refs", nargs=-1, required=True)
 @pass_state
 def demote(state: CliState, refs: tuple[str, ...]) -> None:
-    """Take the manager role away from nodes: a promoted worker stops its manager; never from
-    the last manager, nor from a node whose process is the manager (swarm init/join: leave the
-    swarm there first)."""
+    """Take the manager role away from nodes: the node stops its manager (and its etcd member,
+    in a swarm on its managers' own) and carries on as a worker. Refused for the last manager,
+    and when it would leave the managers without a quorum."""
 
     async def go(client: Client) -> None:
         for ref in refs:
-            views = await model.list_nodes(client)
-            v = await must_find(client, ref)
-            if not v.manager:
-                click.echo(f"Node {ref} is already a worker.")
-                continue
-            if sum(1 for other in views if other.manager) <= 1:
-                fail(f"Error response from daemon: rpc error: code = FailedPrecondition desc = node {ref} is the "
-                     "last manager of the swarm: it cannot be demoted")
-            promoted = (v.obj["metadata"].get("annotations") or {}).get(PROMOTED_ANNOTATION) == "true"
-            if v.lease is not None and v.lease.alive and not promoted:
-                # Its manager is the node's process itself (swarm init/join): only leave stops it.
-                fail(f"Error response from daemon: node {ref} runs a manager: stop it first "
-                     "(bosun swarm leave --force on that machine)")
-            await model.set_manager(client, v, False)
-            click.echo(f"Manager {ref} demoted in the swarm.")
+            click.echo(await _demote(client, ref))
 
     run(state, go)

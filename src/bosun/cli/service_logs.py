@@ -5,6 +5,7 @@ whose node cannot be reached is reported on stderr and the others go on."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import click
@@ -13,10 +14,28 @@ from bosun.api.registry import must_by_plural
 from bosun.cli.common import CliState, global_options, pass_state, run
 from bosun.cli.swarm_lookup import must_find
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client, resource_path
+from bosun.compose.errors import ComposeError
+from bosun.compose.units import whole_seconds
 from bosun.swarm.services import tasks
 from bosun.swarm.tasks import as_tasks
 
 PODS = must_by_plural("", "v1", "pods")
+
+
+def _since(since: str) -> dict[str, Any]:
+    """``--since``: an RFC 3339 time, or how long ago as Docker takes it (``42m``, ``1h30m``,
+    ``90s``; a bare number is seconds)."""
+    if "T" in since:
+        try:
+            datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"{since!r} is not an RFC 3339 time", param_hint="--since") from None
+        return {"sinceTime": since}
+    try:
+        return {"sinceSeconds": whole_seconds(int(since) if since.isdigit() else since, "--since", minimum=1)}
+    except ComposeError:
+        raise click.BadParameter(f"{since!r} is not a duration (42m, 1h30m) nor an RFC 3339 time",
+                                 param_hint="--since") from None
 
 
 def _params(tail: str, since: str | None, timestamps: bool, follow: bool) -> dict[str, Any]:
@@ -24,14 +43,15 @@ def _params(tail: str, since: str | None, timestamps: bool, follow: bool) -> dic
     if tail != "all":
         params["tailLines"] = int(tail)
     if since:
-        params["sinceTime" if "T" in since else "sinceSeconds"] = since.rstrip("s") if "T" not in since else since
+        params.update(_since(since))
     return params
 
 
 @click.command("logs")
 @click.option("-f", "--follow", is_flag=True, help="Follow log output.")
 @click.option("--tail", default="all", help="Number of lines from the end of each task's log.")
-@click.option("--since", default=None, help="Only lines since this many seconds (e.g. 60s) or an RFC 3339 time.")
+@click.option("--since", default=None,
+              help="Only lines since a time (RFC 3339) or for a while (42m, 1h30m; a bare number: seconds).")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
 @click.option("--no-task-ids", is_flag=True, help="Do not include task IDs.")
 @click.argument("name")
@@ -42,6 +62,7 @@ def logs(state: CliState, follow: bool, tail: str, since: str | None, timestamps
     """Fetch the logs of a service's tasks."""
     if tail != "all" and not tail.isdigit():
         raise click.BadParameter(f"{tail!r} is not a number or 'all'", param_hint="--tail")
+    _params(tail, since, timestamps, follow)  # a bad --since is refused before any request
 
     async def one(client: Client, prefix: str, namespace: str, pod: str) -> None:
         path = resource_path(PODS, namespace, pod, "log")

@@ -17,14 +17,19 @@ from bosun.cli.service_flags import common_options, fill_groups
 from bosun.cli.swarm_lookup import must_find
 from bosun.client.rest import Client
 from bosun.compose.errors import ComposeError
+from bosun.compose.translate.container import numeric_user
+from bosun.compose.translate.health import command
 from bosun.compose.translate.placement import requirement
 from bosun.compose.translate.resources import memory
-from bosun.compose.translate.updates import UPDATE_ANNOTATION
-from bosun.compose.units import size_bytes
+from bosun.compose.translate.updates import ROLLBACK_ANNOTATION, UPDATE_ANNOTATION
+from bosun.compose.units import size_bytes, whole_seconds
+from bosun.swarm import mount_changes
+from bosun.swarm.apply import apply_object
 from bosun.swarm.autoscale import CannotAutoscale, set_autoscaler
 from bosun.swarm.converge import converge
 from bosun.swarm.flags import ServiceFlags
 from bosun.swarm.kinds import NotScalable
+from bosun.swarm.mount_changes import file_volume, translate_added
 from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import SERVICES, ServiceRef
@@ -89,11 +94,8 @@ def _resources(c: JSON, flags: ServiceFlags) -> None:
 def _update_config(obj: JSON, flags: ServiceFlags) -> None:
     """--update-*: parallelism and order as the rollout strategy, the rest in the annotation."""
     u = flags.update
-    rest = {k: v for k, v in u.items() if k not in ("parallelism", "order")}
-    if rest:
-        ann = obj["metadata"].setdefault("annotations", {})
-        ann[UPDATE_ANNOTATION] = json.dumps({**json.loads(ann.get(UPDATE_ANNOTATION) or "{}"), **rest},
-                                            sort_keys=True)
+    _merge_annotation(obj, UPDATE_ANNOTATION, {k: v for k, v in u.items() if k not in ("parallelism", "order")})
+    _merge_annotation(obj, ROLLBACK_ANNOTATION, flags.rollback)
     if "parallelism" not in u and "order" not in u:
         return
     spec = obj["spec"]
@@ -108,6 +110,58 @@ def _update_config(obj: JSON, flags: ServiceFlags) -> None:
         strategy["rollingUpdate"] = {"maxSurge": step, "maxUnavailable": 0}
     else:
         strategy["rollingUpdate"] = {"maxSurge": 0, "maxUnavailable": step}
+
+
+def _merge_annotation(obj: JSON, key: str, values: JSON) -> None:
+    """Fields Kubernetes has no place for (update and rollback configs) kept as JSON, merged."""
+    if values:
+        ann = obj["metadata"].setdefault("annotations", {})
+        ann[key] = json.dumps({**json.loads(ann.get(key) or "{}"), **values}, sort_keys=True)
+
+
+def _health(c: JSON, health: JSON, disable: bool) -> None:
+    """--health-* change the probes create made of the health check (readiness, and liveness
+    delayed by the start period); --no-healthcheck removes them."""
+    if disable:
+        if health:
+            fail("error: --no-healthcheck conflicts with --health-* options")
+        c.pop("readinessProbe", None)
+        c.pop("livenessProbe", None)
+        return
+    if not health:
+        return
+    readiness = c.get("readinessProbe")
+    if readiness is None and "test" not in health:
+        fail("error: the service has no health check to change: give --health-cmd")
+    base = readiness or {"periodSeconds": 30, "timeoutSeconds": 30, "failureThreshold": 3}  # Docker's defaults
+    changes: JSON = {}
+    try:
+        if "test" in health:
+            changes["exec"] = {"command": command(health["test"])}
+        if "interval" in health:
+            changes["periodSeconds"] = whole_seconds(health["interval"], "--health-interval", 1)
+        if "timeout" in health:
+            changes["timeoutSeconds"] = whole_seconds(health["timeout"], "--health-timeout", 1)
+        if "retries" in health:
+            changes["failureThreshold"] = int(health["retries"])
+        start = whole_seconds(health["start_period"], "--health-start-period") if "start_period" in health else None
+    except ComposeError as e:
+        fail(f"error: {e}")
+    c["readinessProbe"] = {**copy.deepcopy(base), **changes}
+    c["livenessProbe"] = {**copy.deepcopy(c.get("livenessProbe") or base), **changes}
+    if start is not None:
+        c["livenessProbe"]["initialDelaySeconds"] = start
+
+
+def _process(pod: JSON, c: JSON, user: str | None, stop_grace_period: str | None) -> None:
+    if user is not None and not numeric_user(user, c.setdefault("securityContext", {})):
+        fail(f"error: --user {user!r}: only a numeric uid[:gid] can be honoured (the image's /etc/passwd is "
+             "not read)")
+    if stop_grace_period is not None:
+        try:
+            pod["terminationGracePeriodSeconds"] = whole_seconds(stop_grace_period, "--stop-grace-period")
+        except ComposeError as e:
+            fail(f"error: {e}")
 
 
 async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list[str], c: JSON) -> None:
@@ -146,6 +200,12 @@ async def _publish(client: Client, svc: ServiceRef, add: list[str], remove: list
 @click.option("--publish-rm", multiple=True, help="Stop publishing a port (target or published number).")
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
+@click.option("--mount-add", multiple=True, help="Add a mount (as --mount of create).")
+@click.option("--mount-rm", multiple=True, help="Remove the mount at this target path.")
+@click.option("--secret-add", multiple=True, help="Add a secret: NAME or source=NAME,target=PATH.")
+@click.option("--secret-rm", multiple=True, help="Remove a secret by name.")
+@click.option("--config-add", multiple=True, help="Add a config: NAME or source=NAME,target=PATH.")
+@click.option("--config-rm", multiple=True, help="Remove a config by name.")
 @click.option("--autoscale-min", type=int, default=None, help="Fewest tasks the autoscaler keeps.")
 @click.option("--autoscale-max", type=int, default=None, help="Most tasks the autoscaler starts (starts autoscaling).")
 @click.option("--autoscale-cpu", type=int, default=None,
@@ -159,8 +219,10 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
     """Update a service."""
     flags = ServiceFlags(name=name, image=image or "")
     fill_groups(flags, o)
+    # What would make another kind of workload (or is not honoured at all) is refused, never ignored.
     unsupported = [k for k in ("mode", "endpoint_mode", "replicas_max_per_node", "max_concurrent")
                    if o.get(k) is not None]
+    unsupported += [f"restart_{k}" for k in flags.restart] + [f"limit_{k}" for k in flags.limits if k == "pids"]
     if unsupported:
         fail(f"error: --{unsupported[0].replace('_', '-')} cannot be changed by service update")
 
@@ -189,7 +251,19 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
         _labels(obj["metadata"].setdefault("labels", {}), o["label_add"], o["label_rm"])
         _labels(template["metadata"].setdefault("labels", {}), o["container_label_add"], o["container_label_rm"])
         _constraints(pod, o["constraint_add"], o["constraint_rm"])
+        try:
+            added = translate_added(svc.name, svc.namespace, list(o["mount_add"]), list(o["secret_add"]),
+                                    list(o["config_add"]))
+        except ComposeError as e:
+            fail(f"error: {e}")
+        mount_changes.remove(pod, c, set(o["mount_rm"]), {file_volume("secret", n) for n in o["secret_rm"]} |
+                             {file_volume("config", n) for n in o["config_rm"]})
+        mount_changes.add(pod, c, added)
+        for claim in added.claims:
+            await apply_object(client, claim)
         _resources(c, flags)
+        _health(c, flags.health, bool(o.get("no_healthcheck")))
+        _process(pod, c, o.get("user"), o.get("stop_grace_period"))
         _update_config(obj, flags)
         if force:
             template["metadata"].setdefault("annotations", {})[FORCE_ANNOTATION] = str(time.time())

@@ -7,8 +7,8 @@ The worker's process watches its own Node. Once the manager label is there it as
 answered) for what a joining manager needs, the manager token and the store, and starts a
 control plane beside its agent that joins the swarm exactly as ``bosun swarm join`` with the
 manager token does (the cluster's identity is taken from the store). The Node is annotated
-so that ``bosun node demote`` knows this manager may be stopped from afar; a manager started
-by ``swarm init``/``join`` is the process itself and is only stopped by ``swarm leave``.
+as running a promoted manager for as long as it does. (A manager that ``swarm init``/``join``
+started is demoted the other way round: :mod:`bosun.cli.swarm_demotion`.)
 """
 
 from __future__ import annotations

@@ -31,11 +31,13 @@ from bosun.api.server import ServerConfig
 from bosun.cli.agent_cmd import mount_cgroups
 from bosun.cli.common import CliError
 from bosun.cli.daemon import run_until_signal
+from bosun.cli.swarm_demotion import wait_for_demotion
 from bosun.cli.swarm_promotion import PromotedManager, PromotionSettings
 from bosun.client.failover import FailoverTransport
+from bosun.client.handover import HandoverTransport
 from bosun.client.kubeconfig import ClusterConfig
 from bosun.client.rest import Client, ssl_context
-from bosun.client.transport import LocalTransport
+from bosun.client.transport import HttpTransport, LocalTransport
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.security.cluster import ClusterIdentity
 from bosun.security.files import write_atomic
@@ -134,7 +136,9 @@ class Embedded:
 def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOptions, banner: Banner,
                 embedded: Embedded | None = None) -> None:
     """A control plane and this machine's agent (and, ``embedded``, an etcd member under the
-    control plane); ``banner(node ID, identity, API URL)`` is printed once all run."""
+    control plane); ``banner(node ID, identity, API URL)`` is printed once all run. Demoted
+    (``bosun node demote`` from any manager), the machine carries on as a worker
+    (:mod:`bosun.cli.swarm_demotion`)."""
     config = node.agent_config("control-plane")
     options.node_name = config.node_name
     mount_cgroups()
@@ -142,6 +146,7 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
     async def main() -> None:
         plane = ControlPlane(server, options)
         state: dict[str, Any] = {}
+        tasks: list[asyncio.Task[None]] = []
 
         async def start() -> None:
             nonlocal plane
@@ -160,24 +165,56 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
             except ValueError as e:  # a refused join, a bad setting
                 raise CliError(f"error: {e}") from None
             ca = (server.data_dir / "pki" / "ca.crt").read_bytes()
+            cluster = ClusterConfig(server=plane.url, ca_data=ca, token=plane.api.token)
             local = plane.api.local if plane.options.local_transport else None
-            client = state["client"] = Client(ClusterConfig(server=plane.url, ca_data=ca, token=plane.api.token),
-                                              transport=LocalTransport(local) if local is not None else None)
+            # Handed over to the other managers when this node is demoted: the agent carries on.
+            handover = state["handover"] = HandoverTransport(
+                LocalTransport(local) if local is not None else HttpTransport(plane.url, ssl_context(cluster)))
+            client = state["client"] = Client(cluster, transport=handover)
             loopback = plane.config.host in ("127.0.0.1", "localhost")
             driver = make_driver(node.runtime, config.runtime_dir, "127.0.0.1" if loopback else plane.config.host)
             agent = state["agent"] = Agent(client, config, driver, node_ip="127.0.0.1" if loopback else None)
             await agent.start()
             state["id"] = await _node_id(client, config.node_name)
             _write_state(node.data_dir, "manager", config.node_name, plane.url)
+            tasks.append(asyncio.create_task(follow_role(agent, cluster), name="swarm-demotion"))
+
+        async def follow_role(agent: Agent, cluster: ClusterConfig) -> None:
+            others = await wait_for_demotion(agent.client, config.node_name, plane.url)
+            transport = FailoverTransport(others, ssl_context(cluster))
+            state["handover"].hand_over(transport)
+            config.role = "worker"  # should the agent register again
+            await plane.stop()
+            state["demoted"] = True  # not before: a stop that cut this one short stops the plane
+            member = state.get("etcd")
+            if isinstance(member, EtcdMember):
+                await leave_etcd(member)
+                del state["etcd"]
+            _write_state(node.data_dir, "worker", config.node_name, others[0])
+            click.echo("This node was demoted: its manager stopped.")
+            sys.stdout.flush()
+            promoted = state["promoted"] = PromotedManager(
+                agent.client, PromotionSettings(node.data_dir, config.node_name, server.listen,
+                                                options.lease_duration, _etcd_address(server.listen, embedded)),
+                _role_changed(node.data_dir, config.node_name, others[0]))
+            tasks.append(asyncio.create_task(follow_managers(agent.client, transport, _announce_manager),
+                                             name="swarm-managers"))
+            tasks.append(asyncio.create_task(promoted.run(), name="swarm-promotion"))
 
         async def stop() -> None:
+            for t in list(tasks):
+                await cancel_and_wait(t)
+            promoted = state.get("promoted")
+            if isinstance(promoted, PromotedManager):
+                await promoted.stop()
             agent = state.get("agent")
             if isinstance(agent, Agent):
                 await agent.stop()
             client = state.get("client")
             if isinstance(client, Client):
                 await client.close()
-            await plane.stop()
+            if not state.get("demoted"):
+                await plane.stop()
             member = state.get("etcd")
             if isinstance(member, EtcdMember):
                 await leave_etcd(member)
@@ -186,6 +223,23 @@ def run_manager(node: NodeOptions, server: ServerConfig, options: ControlPlaneOp
         await run_until_signal(start, stop, lambda: banner(str(state.get("id", "")), plane.api.cluster, plane.url))
 
     asyncio.run(main())
+
+
+def _etcd_address(listen: str, embedded: Embedded | None) -> MemberAddress:
+    """Where this machine's etcd member listens should it be promoted again."""
+    return embedded.address if embedded is not None else MemberAddress(listen.rsplit(":", 1)[0].strip("[]"))
+
+
+def _role_changed(data_dir: Path, node_name: str, worker_url: str) -> Callable[[str, str], None]:
+    """What a node whose process runs a manager only while promoted says of each change."""
+
+    def changed(role: str, url: str) -> None:
+        _write_state(data_dir, role, node_name, url or worker_url)
+        click.echo(f"This node was promoted: it runs a manager on {url.split('://', 1)[-1]}." if url else
+                   "This node was demoted: its manager stopped.")
+        sys.stdout.flush()
+
+    return changed
 
 
 def _announce_manager(url: str) -> None:
@@ -208,14 +262,9 @@ def run_worker(node: NodeOptions, info: JoinInfo, token: str, listen: str, lease
         agent = Agent(client, config, make_driver(node.runtime, config.runtime_dir, ip), node_ip=ip)
         tasks: list[asyncio.Task[None]] = []
 
-        def role_changed(role: str, url: str) -> None:
-            _write_state(node.data_dir, role, config.node_name, url or info.url)
-            click.echo(f"This node was promoted: it runs a manager on {url.split('://', 1)[-1]}." if url else
-                       "This node was demoted: its manager stopped.")
-            sys.stdout.flush()
-
         promoted = PromotedManager(agent.client, PromotionSettings(node.data_dir, config.node_name, listen,
-                                                                   lease_duration, etcd), role_changed)
+                                                                   lease_duration, etcd),
+                                   _role_changed(node.data_dir, config.node_name, info.url))
 
         async def start() -> None:
             await agent.start()

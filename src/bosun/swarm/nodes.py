@@ -68,8 +68,11 @@ class NodeView:
         """Docker's words: Leader, Reachable (its manager renews its Lease), Unreachable."""
         if not self.manager:
             return ""
-        alive = self.lease.alive if self.lease is not None else self.status == "Ready"
-        if alive and self.leader and self.leader.lower() in (self.name.lower(), self.hostname.lower()):
+        leads = bool(self.leader) and self.leader.lower() in (self.name.lower(), self.hostname.lower())
+        # No manager Lease (a cluster of one control plane, `bosun up`): the one that holds the
+        # controllers' Lease is the manager running; a node merely given the role runs none.
+        alive = self.lease.alive if self.lease is not None else self.status == "Ready" and leads
+        if alive and leads:
             return "Leader"
         return "Reachable" if alive else "Unreachable"
 
@@ -184,3 +187,13 @@ async def update_labels(client: Client, node: NodeView, add: dict[str, str], rem
 async def set_manager(client: Client, node: NodeView, manager: bool) -> None:
     """The manager role as placement sees it (``node.role==manager``): the control-plane label."""
     await client.patch(NODES, node.name, {"metadata": {"labels": {MANAGER_LABEL: "" if manager else None}}})
+
+
+def can_remove_manager(managers: list[NodeView], leaving: NodeView) -> bool:
+    """Docker's quorum safeguard (swarmkit's CanRemoveMember): the managers left must count
+    a quorum of themselves that are reachable. Every manager of a swarm on its managers' own
+    etcd members runs one member, so this is the etcd cluster's quorum too (etcd would
+    refuse the member's removal otherwise, and the member would be left stopped but counted)."""
+    rest = [m for m in managers if m.name != leaving.name]
+    reachable = sum(1 for m in rest if m.manager_status in ("Leader", "Reachable"))
+    return reachable >= len(rest) // 2 + 1

@@ -15,18 +15,25 @@ from bosun.compose.translate.context import IMAGE_ANNOTATION, JSON, Service, spl
 _NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
 
 
-def _user(svc: Service, sc: JSON) -> None:
-    user = svc.spec.get("user")
-    if user is None:
-        return
-    m = _NUMERIC_USER.match(str(user))
+def numeric_user(user: str, sc: JSON) -> bool:
+    """``uid[:gid]`` into a securityContext; False for a user name, which cannot be honoured
+    without the image's /etc/passwd."""
+    m = _NUMERIC_USER.match(user)
     if m is None:
-        svc.warn("user", f"{user!r} is a name: only numeric uid[:gid] can be honoured without the image's "
-                         "/etc/passwd; the image's default user runs")
-        return
+        return False
     sc["runAsUser"] = int(m.group(1))
     if m.group(2):
         sc["runAsGroup"] = int(m.group(2))
+    else:
+        sc.pop("runAsGroup", None)
+    return True
+
+
+def _user(svc: Service, sc: JSON) -> None:
+    user = svc.spec.get("user")
+    if user is not None and not numeric_user(str(user), sc):
+        svc.warn("user", f"{user!r} is a name: only numeric uid[:gid] can be honoured without the image's "
+                         "/etc/passwd; the image's default user runs")
 
 
 def _labels(svc: Service) -> None:
