@@ -37,7 +37,7 @@ from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.resourcequota import QuotaStore, ResourceQuotaAdmission
 from bosun.api.admission.runtimeclass import RuntimeClass
-from bosun.api.admission.serviceaccount import ServiceAccount
+from bosun.api.admission.serviceaccount import ServiceAccount, ServiceAccountCheck
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.admission.webhookcall import Caller
@@ -60,9 +60,9 @@ def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_se
     policies = policies or Policies()  # also the watch cache's view LimitRanger and ResourceQuota read
     mutating_hooks = [MutatingWebhooks(webhooks)] if webhooks is not None else []
     validating_hooks = [ValidatingWebhooks(webhooks)] if webhooks is not None else []
-    return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
+    return AdmissionChain([NodeRestriction(), ServiceAccount(reader, policies), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           LimitRangerDefaults(policies), LimitRanger(policies),
+                           LimitRangerDefaults(policies), LimitRanger(policies), ServiceAccountCheck(reader, policies),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
                            CertificateSubjectRestriction(), *mutating_hooks,
@@ -75,6 +75,6 @@ __all__ = [
     "CertificateSigning", "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
     "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin", "Policies",
     "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
+    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceAccountCheck", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
     "ValidatingWebhooks", "WebhookSource", "Webhooks", "standard_chain",
 ]
