@@ -249,8 +249,8 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
-        "LimitRanger", "LimitRanger", "RuntimeClass", "PublishedPorts", "ServiceIPAllocation", "AlertRules",
-        "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction", "ValidatingAdmissionPolicy",
+        "LimitRanger", "LimitRanger", "ServiceAccount", "RuntimeClass", "PublishedPorts", "ServiceIPAllocation",
+        "AlertRules", "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction", "ValidatingAdmissionPolicy",
         "ResourceQuota"]
 
 

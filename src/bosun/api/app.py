@@ -87,6 +87,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             return error_response(errors.internal("an internal error occurred; see the server log"))
 
     instruments = APIMetrics(catalog)
+    instruments.include(rest.storage.admission.metrics.families())
     rest.storage.store = instruments.timed_store(rest.storage.store)
     served = (monitoring or (lambda m: OwnMonitoring(rest, None, m.registry)))(instruments)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)

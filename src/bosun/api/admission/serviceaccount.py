@@ -75,7 +75,7 @@ class Accounts:
         if found is not None:
             return found
         attempts = DEFAULT_ATTEMPTS if name == DEFAULT else 1
-        interval = random.uniform(0.1, 0.2)  # noqa: S311 - a retry delay, not a secret
+        interval = random.uniform(0.1, 0.2)
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(interval)
