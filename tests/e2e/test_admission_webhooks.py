@@ -5,12 +5,12 @@ registered and writes made with real kubectl 1.32.
 Shown: a validating webhook's denial reaches kubectl with the webhook's words; a mutating
 webhook's JSONPatch lands in the stored object; an update that changes nothing is still sent
 to the webhooks (and refused by them); mutating webhooks see CONNECT (their patch changes an
-exec's command) and DELETE (which they may not patch); each call is counted in /metrics; a webhook that is down or too slow fails the
-write under failurePolicy Fail and is passed over under Ignore; namespace and object
-selectors keep writes away from a webhook; a dry run calls the webhooks and stores nothing;
-a subresource rule (``pods/status``) and a webhook behind a Service (its Endpoints) are
-called; writes of the configurations themselves never go to a webhook; invalid
-configurations are refused with 422 naming the field.
+exec's command) and DELETE (which they may not patch); each call is counted in /metrics; a
+webhook that is down or too slow fails the write under failurePolicy Fail and is passed over
+under Ignore; namespace and object selectors keep writes away from a webhook; a dry run
+calls the webhooks and stores nothing; a subresource rule (``pods/status``) and a webhook
+behind a Service (its Endpoints) are called; writes of the configurations themselves never
+go to a webhook; invalid configurations are refused with 422 naming the field.
 """
 
 from __future__ import annotations

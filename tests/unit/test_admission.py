@@ -250,8 +250,8 @@ def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
         "LimitRanger", "LimitRanger", "ServiceAccount", "RuntimeClass", "PublishedPorts", "ServiceIPAllocation",
-        "AlertRules", "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction", "ValidatingAdmissionPolicy",
-        "ResourceQuota"]
+        "AlertRules", "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction",
+        "ValidatingAdmissionPolicy", "ResourceQuota"]
 
 
 def published_service(name: str, port: int, namespace: str = "default") -> dict[str, Any]:

@@ -68,7 +68,7 @@ def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_se
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
                            CertificateSubjectRestriction(), *mutating_hooks,
-                           ValidatingAdmissionPolicy(policies), *validating_hooks,
+                           ValidatingAdmissionPolicy(policies, signers), *validating_hooks,
                            ResourceQuotaAdmission(reader, policies)], metrics)
 
 

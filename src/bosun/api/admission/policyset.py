@@ -4,9 +4,10 @@ store read to learn which policies apply; the namespaces and params a policy rea
 the same cache.
 
 The keeper also writes each policy's ``status.observedGeneration`` once it has seen a new
-generation (upstream's type-checking controller does; with no type checking here,
-``status.typeChecking`` stays empty). Every API server process keeps its own copy; their
-status writes agree, so a second one is a no-op.
+generation, with ``status.typeChecking``: the warnings about fields its expressions read that
+the matched kinds lack (:mod:`.policytypes`), as upstream's type-checking controller does.
+Every API server process keeps its own copy; their status writes agree, so a second one is a
+no-op.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.admission.policytypes import type_warnings
+from bosun.api.catalog import BUILTIN
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource, by_kind, must_by_plural
 
@@ -141,7 +144,8 @@ class Policies:
             def observed(current: Obj) -> Obj:
                 status = dict(current.get("status") or {})
                 status["observedGeneration"] = current["metadata"].get("generation") or 1
-                status.setdefault("typeChecking", {})
+                warnings = type_warnings(current.get("spec") or {}, self.catalog or BUILTIN)
+                status["typeChecking"] = {"expressionWarnings": warnings} if warnings else {}
                 current["status"] = status
                 return current
             try:
