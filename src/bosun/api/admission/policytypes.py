@@ -56,7 +56,7 @@ def _gvk(res: Resource) -> str:
 
 def type_warnings(spec: Obj, lookup: Lookup) -> list[Obj]:
     """``status.typeChecking.expressionWarnings`` of a policy's spec."""
-    kinds = [(res, t) for res in _matched(spec, lookup) if (t := root_type(res)) is not None]
+    kinds = [(res, root) for res in _matched(spec, lookup) if (root := root_type(res)) is not None]
     if not kinds:
         return []
     out = []
@@ -66,15 +66,15 @@ def type_warnings(spec: Obj, lookup: Lookup) -> list[Obj]:
         for res, root in kinds:
             issues = []
             for path in paths:
-                t: Any = root
+                struct: Any = root
                 for name, offset in path.fields:
-                    spec_ = t.fields.get(name)
+                    spec_ = struct.fields.get(name)
                     if spec_ is None:
                         issues.append(error_at(expression, offset, f"undefined field '{name}'"))
                         break
                     if spec_[0] != OBJ:
                         break  # a list, a map, a scalar: not followed
-                    t = spec_[1]
+                    struct = spec_[1]
             if issues:
                 found.append(f"{_gvk(res)}: " + "\n".join(issues))
         if found:
