@@ -36,7 +36,8 @@ admission plugins that concern it.
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  403,   admission
-                           it needs: LimitRange bounds; Service cluster IP and        422
+                           it needs: LimitRange bounds; a pod's ServiceAccount still  422
+                           exists; Service cluster IP and
                            NodePort allocation (what they reserve is given back if
                            the write then fails);
                            approving and signing certificate requests (the
