@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bosun.api.admission.base import DELETE, Operation, Request
-from bosun.api.admission.policyauthz import authorizer_functions, authorizer_variable, mentions_authorizer
+from bosun.api.admission.policyauthz import authorizer_functions, authorizer_variable
 from bosun.api.admission.policymatch import Attributes, resources_match
 from bosun.api.admission.policyset import Policies
 from bosun.api.crd.cel import Environment, EvaluationError, evaluate
@@ -72,8 +72,6 @@ class ValidatingAdmissionPolicy:
         self.policies = policies
         # Where the server's authorizer is found once access control exists (None: no authorizer).
         self.authorizer = authorizer
-        # (policy name, resourceVersion) -> whether its expressions read ``authorizer``.
-        self._reads_authorizer: dict[tuple[str, str], bool] = {}
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
         return res.group != POLICY_GROUP
@@ -94,6 +92,7 @@ class ValidatingAdmissionPolicy:
                           {"params": None, "variables": {}})
         denied: APIError | None = None
         authorizing = False
+        reading = self.policies.authorizing  # after pairs(), which keeps it
         for policy, binding in pairs:
             pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
             if not resources_match(pspec.get("matchConstraints") or {}, attrs, obj, old, namespace,
@@ -103,7 +102,7 @@ class ValidatingAdmissionPolicy:
             if isinstance(bmatch, dict) and not resources_match(bmatch, attrs, obj, old, namespace,
                                                                 rules_needed=False):
                 continue
-            if not authorizing and self._uses_authorizer(policy):
+            if reading and not authorizing and policy["metadata"]["name"] in reading:
                 authorizing = True
                 env.lazy["authorizer"] = authorizer_variable(req)
                 env.add_functions(authorizer_functions(
@@ -124,16 +123,6 @@ class ValidatingAdmissionPolicy:
                                       f"{failure.message}", failure.reason)
         if denied is not None:
             raise denied
-
-    def _uses_authorizer(self, policy: Obj) -> bool:
-        meta = policy["metadata"]
-        key = (str(meta.get("name")), str(meta.get("resourceVersion")))
-        found = self._reads_authorizer.get(key)
-        if found is None:
-            if len(self._reads_authorizer) > 1024:
-                self._reads_authorizer.clear()
-            found = self._reads_authorizer[key] = mentions_authorizer(policy.get("spec") or {})
-        return found
 
     def _versions(self, res: Resource) -> list[str]:
         catalog = self.policies.catalog

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.admission.policyauthz import mentions_authorizer
 from bosun.api.admission.policytypes import type_warnings
 from bosun.api.catalog import BUILTIN
 from bosun.api.errors import APIError
@@ -43,6 +44,8 @@ class Policies:
         self.policies: dict[str, Obj] = {}
         self.bindings: dict[str, Obj] = {}
         self._pairs: list[tuple[Obj, Obj]] | None = []
+        # Names of the paired policies whose expressions read ``authorizer`` (kept with the pairs).
+        self.authorizing: frozenset[str] = frozenset()
         self.cache: WatchCache | None = None
         self.catalog: Catalog | None = None
         self._storage: Storage | None = None
@@ -61,6 +64,8 @@ class Policies:
                 if policy is not None:
                     out.append((policy, binding))
             self._pairs = out
+            self.authorizing = frozenset(p["metadata"]["name"] for p, _ in out
+                                         if mentions_authorizer(p.get("spec") or {}))
         return self._pairs
 
     def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
