@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bosun.api.errors import APIError
+from bosun.api.registry import must_by_plural
 from bosun.api.server import APIServer, ServerConfig
 from bosun.controlplane import ControlPlane, ControlPlaneOptions
 from bosun.monitoring.history import HistoryConfig
@@ -97,7 +100,30 @@ def start_server(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         raise
-    return RunningServer(server, loop, thread, data_dir)
+    running = RunningServer(server, loop, thread, data_dir)
+    if "serviceaccounts" in server.components:
+        try:
+            _default_account_made(running)
+        except BaseException:
+            running.stop()
+            raise
+    return running
+
+
+def _default_account_made(running: RunningServer, within: float = 60) -> None:
+    """Wait for the ``default`` ServiceAccount of namespace ``default``, as upstream's e2e
+    framework does: pods are refused without it, and the controller that makes it starts once
+    the server leads (a moment after it is up)."""
+    accounts = must_by_plural("", "v1", "serviceaccounts")
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            running.call(running.api.storage.get(accounts, "default", "default"))
+            return
+        except APIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def served(data_dir: Path, store_url: str = "", options: ControlPlaneOptions | None = None,

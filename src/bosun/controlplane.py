@@ -7,9 +7,10 @@ itself (``BOSUN_LOCAL_TRANSPORT=0`` forces HTTPS, to compare). They run only whi
 `bosun-controlplane` Lease, so several servers on one etcd never act twice.
 
 The garbage collector, the namespace controller and the CRD finalizer are controllers like
-the others, but deletion never finishes without them: they run in whichever server leads,
-whatever ``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace`` /
-``-crdfinalizer``.
+the others, but deletion never finishes without them, and the serviceaccount controller makes
+the ``default`` ServiceAccount without which no pod is admitted: they run in whichever server
+leads, whatever ``--controllers`` says, unless it names ``-garbagecollector`` / ``-namespace`` /
+``-crdfinalizer`` / ``-serviceaccounts``.
 
 A component is any module that defines ``async def run(ctx: ComponentContext) -> None``
 (:mod:`bosun.component`)
@@ -46,8 +47,9 @@ from bosun.membership import heartbeat, resign
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("spread", "binpack", "random")
-# The controllers without which deletion never finishes: run unless turned off by name.
-COLLECTORS = ("garbagecollector", "namespace", "crdfinalizer")
+# The controllers without which deletion never finishes, or no pod is admitted (the default
+# ServiceAccount): run unless turned off by name.
+COLLECTORS = ("garbagecollector", "namespace", "crdfinalizer", "serviceaccounts")
 
 
 def discover_components(options: ControlPlaneOptions) -> dict[str, Component]:

@@ -3,12 +3,14 @@ test (aiohttp on loopback, its certificate made here and given as caBundle), con
 registered and writes made with real kubectl 1.32.
 
 Shown: a validating webhook's denial reaches kubectl with the webhook's words; a mutating
-webhook's JSONPatch lands in the stored object; a webhook that is down or too slow fails the
-write under failurePolicy Fail and is passed over under Ignore; namespace and object
-selectors keep writes away from a webhook; a dry run calls the webhooks and stores nothing;
-a subresource rule (``pods/status``) and a webhook behind a Service (its Endpoints) are
-called; writes of the configurations themselves never go to a webhook; invalid
-configurations are refused with 422 naming the field.
+webhook's JSONPatch lands in the stored object; an update that changes nothing is still sent
+to the webhooks (and refused by them); mutating webhooks see CONNECT (their patch changes an
+exec's command) and DELETE (which they may not patch); each call is counted in /metrics; a
+webhook that is down or too slow fails the write under failurePolicy Fail and is passed over
+under Ignore; namespace and object selectors keep writes away from a webhook; a dry run
+calls the webhooks and stores nothing; a subresource rule (``pods/status``) and a webhook
+behind a Service (its Endpoints) are called; writes of the configurations themselves never
+go to a webhook; invalid configurations are refused with 422 naming the field.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ class WebhookServer:
 
     ``/validate`` denies objects labelled ``forbidden: "true"`` and every CONNECT (403, a
     message) and warns otherwise; ``/mutate`` adds the label ``mutated-by: test-webhook``; ``/count`` counts its
-    calls in the annotation ``webhook-calls``; ``/slow`` answers allowed after SLOW_SECONDS."""
+    calls in the annotation ``webhook-calls``; ``/slow`` answers allowed after SLOW_SECONDS;
+    ``/allow`` allows; ``/exec-command`` patches an exec's command to ``echo from-webhook``;
+    ``/exec-check`` refuses an exec naming its command."""
 
     def __init__(self, tmp: Path, dns_names: list[str]) -> None:
         self.ca_pem, cert, key = make_certificate(tmp, dns_names)
@@ -132,6 +136,13 @@ class WebhookServer:
             resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
         elif path == "slow":
             await asyncio.sleep(SLOW_SECONDS)
+        elif path == "exec-command":  # a mutating webhook on CONNECT: what an exec runs
+            ops = [{"op": "replace", "path": "/command", "value": ["echo", "from-webhook"]}]
+            resp["patchType"] = "JSONPatch"
+            resp["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+        elif path == "exec-check":  # a validating webhook on CONNECT that names the command it refuses
+            resp = {"uid": req["uid"], "allowed": False,
+                    "status": {"code": 403, "reason": "Forbidden", "message": f"command {obj['command']} refused"}}
         return web.json_response({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
 
     def seen(self, path: str) -> list[Obj]:
@@ -617,3 +628,118 @@ def test_duplicate_names_and_defaults(server: RunningServer) -> None:
         assert listed[:3] == ["NAME", "WEBHOOKS", "AGE"] and "twice.webhooks.test" in listed
     finally:
         kubectl(server, "delete", "mutatingwebhookconfiguration", "twice.webhooks.test", check=False)
+
+
+def test_a_no_op_update_is_admitted_first(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """As upstream, admission runs before the store finds that nothing changed: a PUT of the
+    stored object reaches the webhooks (and is refused by one), and writes nothing."""
+    assert create_pod(server, ns, "same").returncode == 0
+    assert create_pod(server, ns, "same-forbidden", {"forbidden": "true"}).returncode == 0
+    update = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}]
+    with Registered(server, "ValidatingWebhookConfiguration", "noop.webhooks.test",
+                    [webhook("noop.webhooks.test", url_client(hooks, "validate"), ns, rules=update)]):
+        def replaced(name: str) -> subprocess.CompletedProcess[str]:
+            stored = kubectl(server, "-n", ns, "get", "pod", name, "-o", "json").stdout
+            return kubectl(server, "-n", ns, "replace", "-f", "-", "-o", "json", stdin=stored, check=False)
+
+        refused = until("the no-op update to be refused", lambda: (p := replaced("same-forbidden")).returncode and p)
+        assert 'admission webhook "noop.webhooks.test" denied the request: pods labelled forbidden are not allowed' \
+            in refused.stderr, refused.stderr
+        before = json.loads(kubectl(server, "-n", ns, "get", "pod", "same", "-o", "json").stdout)
+        calls = len([r for r in hooks.seen("validate") if r.get("name") == "same"])
+        done = replaced("same")
+        assert done.returncode == 0, done.stderr
+        assert "checked by the test webhook" in done.stderr  # its warning: it was asked
+        assert json.loads(done.stdout)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        reviews = [r for r in hooks.seen("validate") if r.get("name") == "same"]
+        assert len(reviews) == calls + 1 and reviews[-1]["operation"] == "UPDATE"
+        assert reviews[-1]["object"] == reviews[-1]["oldObject"]
+
+
+def test_mutating_webhooks_see_connect_and_delete(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """Upstream calls mutating webhooks on CONNECT (a patch changes the exec's options, which the
+    validating webhooks then see) and on DELETE (a patch there fails the deletion)."""
+    assert create_pod(server, ns, "shell").returncode == 0
+    connect = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CONNECT"], "resources": ["pods/exec"]}]
+    with Registered(server, "MutatingWebhookConfiguration", "exec-mutate.webhooks.test",
+                    [webhook("exec-mutate.webhooks.test", url_client(hooks, "exec-command"), ns, rules=connect)]), \
+         Registered(server, "ValidatingWebhookConfiguration", "exec-check.webhooks.test",
+                    [webhook("exec-check.webhooks.test", url_client(hooks, "exec-check"), ns, rules=connect)]):
+        refused = until("the exec to be patched, then refused", lambda: (p := kubectl(
+            server, "-n", ns, "exec", "shell", "--", "true", check=False)).returncode
+            and "from-webhook" in p.stderr and p)
+        assert "admission webhook \"exec-check.webhooks.test\" denied the request: command ['echo', " \
+            "'from-webhook'] refused" in refused.stderr, refused.stderr
+        review = [r for r in hooks.seen("exec-command") if r.get("name") == "shell"][-1]
+        assert review["operation"] == "CONNECT" and review["kind"]["kind"] == "PodExecOptions"
+        assert review["object"]["command"] == ["true"]
+    delete = [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["pods"]}]
+    with Registered(server, "MutatingWebhookConfiguration", "delete-patch.webhooks.test",
+                    [webhook("delete-patch.webhooks.test", url_client(hooks, "count"), ns, rules=delete)]):
+        refused = until("the deletion to be refused", lambda: (p := kubectl(
+            server, "-n", ns, "delete", "pod", "shell", "--wait=false", check=False)).returncode and p)
+        assert 'admission webhook "delete-patch.webhooks.test" attempted to modify the object, which is not ' \
+            "supported for this operation" in refused.stderr, refused.stderr
+    with Registered(server, "MutatingWebhookConfiguration", "delete-allow.webhooks.test",
+                    [webhook("delete-allow.webhooks.test", url_client(hooks, "allow"), ns, rules=delete)]):
+        until("the mutating webhook to see the deletion", lambda: kubectl(
+            server, "-n", ns, "delete", "pod", "shell", "--wait=false", check=False).returncode == 0
+            and any(r.get("name") == "shell" for r in hooks.seen("allow")))
+        review = [r for r in hooks.seen("allow") if r.get("name") == "shell"][-1]
+        assert review["operation"] == "DELETE" and review["object"] is None
+        assert review["oldObject"]["metadata"]["name"] == "shell"
+
+
+def metric_samples(srv: RunningServer) -> dict[str, list[tuple[dict[str, str], float]]]:
+    text = kubectl(srv, "get", "--raw", "/metrics").stdout
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        pairs = dict(p.split("=", 1) for p in labels.rstrip("}").split(",") if p) if labels else {}
+        out.setdefault(name, []).append(({k: v.strip('"') for k, v in pairs.items()}, float(value)))
+    return out
+
+
+def metric(samples: dict[str, list[tuple[dict[str, str], float]]], family: str, /, **labels: str) -> float:
+    return sum(v for got, v in samples.get(family, []) if all(got.get(k) == w for k, w in labels.items()))
+
+
+def test_webhook_metrics(server: RunningServer, hooks: WebhookServer, ns: str) -> None:
+    """kube-apiserver's admission webhook and step metrics, labelled as upstream labels them."""
+    down = url_client(hooks, "validate", port=free_port())
+    with Registered(server, "MutatingWebhookConfiguration", "m-mutate.webhooks.test",
+                    [webhook("m-mutate.webhooks.test", url_client(hooks, "mutate"), ns)]), \
+         Registered(server, "ValidatingWebhookConfiguration", "m-deny.webhooks.test",
+                    [webhook("m-deny.webhooks.test", url_client(hooks, "validate"), ns),
+                     webhook("m-open.webhooks.test", down, ns, failurePolicy="Ignore")]):
+        until("the webhooks to act", lambda: (p := create_pod(server, ns, f"m-{time.monotonic_ns()}")).returncode == 0
+              and "mutated-by" in p.stdout)
+        refused = create_pod(server, ns, "m-refused", {"forbidden": "true"})
+        assert refused.returncode != 0
+    with Registered(server, "ValidatingWebhookConfiguration", "m-closed.webhooks.test",
+                    [webhook("m-closed.webhooks.test", down, ns, failurePolicy="Fail")]):
+        until("the Fail webhook to refuse", lambda: create_pod(server, ns, f"c-{time.monotonic_ns()}").returncode)
+    got = metric_samples(server)
+    assert metric(got, "apiserver_admission_webhook_request_total", name="m-mutate.webhooks.test", type="admit",
+                  operation="CREATE", code="200", rejected="false") >= 1
+    assert metric(got, "apiserver_admission_webhook_admission_duration_seconds_count",
+                  name="m-mutate.webhooks.test", type="admit", operation="CREATE", rejected="false") >= 1
+    assert metric(got, "apiserver_admission_webhook_request_total", name="m-deny.webhooks.test",
+                  type="validating", operation="CREATE", code="403", rejected="true") == 1
+    assert metric(got, "apiserver_admission_webhook_rejection_count", name="m-deny.webhooks.test",
+                  type="validating", operation="CREATE", error_type="no_error", rejection_code="403") == 1
+    assert metric(got, "apiserver_admission_webhook_fail_open_count", name="m-open.webhooks.test",
+                  type="validating") >= 1
+    assert metric(got, "apiserver_admission_webhook_request_total", name="m-open.webhooks.test",
+                  code="503", rejected="false") >= 1
+    assert metric(got, "apiserver_admission_webhook_rejection_count", name="m-closed.webhooks.test",
+                  type="validating", error_type="calling_webhook_error", rejection_code="503") >= 1
+    assert metric(got, "apiserver_admission_webhook_admission_duration_seconds_bucket",
+                  name="m-closed.webhooks.test", rejected="true", le="+Inf") >= 1
+    assert metric(got, "apiserver_admission_step_admission_duration_seconds_count", type="admit",
+                  operation="CREATE", rejected="false") >= 1
+    assert metric(got, "apiserver_admission_step_admission_duration_seconds_count", type="validate",
+                  operation="CREATE", rejected="true") >= 2

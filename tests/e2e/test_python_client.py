@@ -600,7 +600,9 @@ def check_runtimeclass(o: Any) -> None:
 
 def check_vap(o: Any) -> None:
     assert o.spec.failure_policy == "Fail" and o.spec.match_constraints.match_policy == "Equivalent"
-    assert o.status.observed_generation == 1
+    # Created with an empty status, which the server writes a moment later (as upstream's
+    # type-checking controller does): a read may come before or after.
+    assert o.status is None or o.status.observed_generation in (None, 1)
 
 
 def check_vap_binding(o: Any) -> None:

@@ -456,6 +456,11 @@ async def test_api_server_outage_containers_keep_running_status_catches_up(tmp_p
         config = agent_config(tmp_path / "a", name, lease_interval=0.5)
         async with process_agent(client, config) as agent:
             await create_namespace(client, namespace)
+            # A bare API server has no serviceaccount controller: the account pods run as is made
+            # here, without a token (its volume would wait for the kube-root-ca.crt ConfigMap
+            # that controller publishes).
+            await client.create(resource("", "v1", "serviceaccounts"),
+                                {"metadata": {"name": "default"}, "automountServiceAccountToken": False}, namespace)
             await create_pod(client, namespace, name, "steady", [{"name": "c", "command": ["sleep", "600"]}])
             before = await until(client, namespace, "steady", is_ready)
             cid = before["status"]["containerStatuses"][0]["containerID"]

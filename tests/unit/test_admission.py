@@ -249,9 +249,9 @@ async def test_chain_runs_each_phase_in_order_and_undoes_on_refusal() -> None:
 def test_standard_chain_order(storage: Storage) -> None:
     assert [p.name for p in storage.admission.plugins] == [
         "NodeRestriction", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "DefaultStorageClass",
-        "LimitRanger", "LimitRanger", "RuntimeClass", "PublishedPorts", "ServiceIPAllocation", "AlertRules",
-        "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction", "ValidatingAdmissionPolicy",
-        "ResourceQuota"]
+        "LimitRanger", "LimitRanger", "ServiceAccount", "RuntimeClass", "PublishedPorts", "ServiceIPAllocation",
+        "AlertRules", "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction",
+        "ValidatingAdmissionPolicy", "ResourceQuota"]
 
 
 def published_service(name: str, port: int, namespace: str = "default") -> dict[str, Any]:

@@ -114,7 +114,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     instruments = APIMetrics(catalog)
     if dispatcher is not None:
-        instruments.register(dispatcher.families)
+        instruments.include(dispatcher.families)
+    instruments.include(rest.storage.admission.metrics.families())
     rest.storage.store = instruments.timed_store(rest.storage.store)
     served = (monitoring or (lambda m: OwnMonitoring(rest, None, m.registry)))(instruments)
     app = web.Application(middlewares=[instruments.middleware, middleware], client_max_size=MAX_BODY + 1)

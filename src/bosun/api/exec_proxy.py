@@ -10,8 +10,8 @@ the agent (:mod:`bosun.agent.portforward`) terminates inside the pod's network n
 a client that upgrades to plain SPDY instead has the same bytes carried to that tunnel
 (:mod:`bosun.api.spdy_upgrade`), and exec and attach over SPDY are translated to the agent's
 channels (:mod:`bosun.api.spdy_exec`).
-Everything that can be refused is refused before the upgrade, as a ``Status`` (the validating
-admission of a CONNECT, which calls the webhooks that ask for it, included), because a
+Everything that can be refused is refused before the upgrade, as a ``Status`` (the admission
+of a CONNECT, which calls the webhooks that ask for it, included), because a
 client reads errors only from a failed handshake: kubectl then retries over SPDY, which
 gets the same answer, and kubectl prints it.
 """
@@ -63,6 +63,11 @@ async def handle(h: Serving, request: web.Request, t: Target) -> web.StreamRespo
     if t.sub == "exec":
         options["command"] = command
     await _connect_admission(h, request, t, options)
+    # A mutating webhook may have changed the options: what runs is what it left.
+    if t.sub == "exec":
+        command = [str(c) for c in options.get("command") or []] or command
+    if options.get("container") != container:
+        container = _container(pod, t.name, str(options.get("container") or ""))
     url = f"{await agent_base_url(h, pod, t.name)}/{t.sub}/{t.namespace}/{t.name}/{container}"
     params = [("command", c) for c in command] + [
         (f, "true" if _flag(request, f) else "false") for f in STREAM_FLAGS]
@@ -102,10 +107,12 @@ async def port_forward(h: Serving, request: web.Request, t: Target) -> web.Strea
 
 
 async def _connect_admission(h: Serving, request: web.Request, t: Target, options: dict[str, Any]) -> None:
-    """The validating admission of opening the stream (a webhook may refuse an exec)."""
+    """The admission of opening the stream, both phases as upstream: a mutating webhook may
+    change ``options`` (in place), a webhook of either kind may refuse an exec."""
     assert t.name is not None
     req = admission.Request(admission.CONNECT, t.res, t.namespace, t.name, options, subresource=t.sub,
                             user=request.get(USER))
+    await h.storage.admission.mutate(req)
     await h.storage.admission.validate(req)
     await req.succeeded()
 

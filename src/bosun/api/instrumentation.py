@@ -7,20 +7,18 @@ Each server has its own registry (tests run several servers in one process).
 
 from __future__ import annotations
 
-import itertools
 import time
-from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from bosun.api.catalog import BUILTIN
+from bosun.api.metricfamily import Family
 from bosun.api.target import Lookup
 from bosun.api.workers.metricspeers import merge
 from bosun.store.base import KeyValue, Store, WatchEvent
@@ -69,57 +67,9 @@ def classify(method: str, path: str, watch: bool, served: Lookup = BUILTIN) -> t
     return verb, group, version, resource, sub
 
 
-class Family:
-    """One metric family as plain dict arithmetic: label values -> number (counter, gauge) or
-    per-bucket counts plus sum (histogram). prometheus-client takes a lock and walks its
-    label machinery on every inc/observe, four or five times per API request; these are
-    only ever touched from the server's event loop, so a dict update is enough, and the
-    exposition format is built when /metrics is scraped."""
-
-    __slots__ = ("buckets", "doc", "kind", "labels", "name", "values")
-
-    def __init__(self, kind: str, name: str, doc: str, labels: list[str],
-                 buckets: tuple[float, ...] = ()) -> None:
-        self.kind = kind
-        self.name = name
-        self.doc = doc
-        self.labels = labels
-        self.buckets = buckets
-        self.values: dict[tuple[str, ...], Any] = {}
-
-    def add(self, key: tuple[str, ...], amount: float = 1) -> None:
-        values = self.values
-        values[key] = values.get(key, 0) + amount
-
-    def observe(self, key: tuple[str, ...], value: float) -> None:
-        counts = self.values.get(key)
-        if counts is None:
-            counts = self.values[key] = [0] * (len(self.buckets) + 1) + [0.0]
-        counts[bisect_left(self.buckets, value)] += 1  # le: a value equal to a bound counts in it
-        counts[-1] += value
-
-    def family(self) -> Metric:
-        if self.kind == "histogram":
-            h = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
-            bounds = [*(_le(b) for b in self.buckets), "+Inf"]
-            for key, counts in list(self.values.items()):
-                cumulative = list(itertools.accumulate(counts[:-1]))
-                h.add_metric(list(key), list(zip(bounds, cumulative, strict=True)), counts[-1])
-            return h
-        fam: Metric = (CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily)(
-            self.name, self.doc, labels=self.labels)
-        for key, value in list(self.values.items()):
-            fam.add_metric(list(key), value)  # type: ignore[attr-defined]
-        return fam
-
-
-def _le(bound: float) -> str:
-    return floatToGoString(bound)
-
-
-class Families(Collector):
-    def __init__(self, families: list[Family]) -> None:
-        self.families = families
+class _Collector(Collector):
+    def __init__(self, families: Iterable[Family]) -> None:
+        self.families = list(families)
 
     def collect(self) -> Iterable[Metric]:
         return [f.family() for f in self.families]
@@ -148,10 +98,14 @@ class APIMetrics:
                                      "Latency of store calls by operation (SQLite or etcd).",
                                      ["operation"], _STORE_BUCKETS)
         self.store_errors = Family("counter", "etcd_request_errors", "Store calls that raised.", ["operation"])
-        self.registry.register(Families([
+        self.registry.register(_Collector([
             self.requests, self.latency, self.inflight, self.longrunning, self.watches,
             self.store_latency, self.store_errors,
         ]))
+
+    def include(self, families: Iterable[Family]) -> None:
+        """Families counted elsewhere (the admission chain's) in this server's exposition."""
+        self.registry.register(_Collector(families))
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -181,10 +135,6 @@ class APIMetrics:
             else:
                 self.latency.observe(key, time.perf_counter() - started)
             self.requests.add((*key, str(code)))
-
-    def register(self, families: list[Family]) -> None:
-        """More families in this server's exposition (API Priority and Fairness')."""
-        self.registry.register(Families(families))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

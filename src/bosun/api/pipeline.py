@@ -39,7 +39,8 @@ admission plugins that concern it.
 11 validate                the kind's strategy: ``validate`` and, on update,          422    strategy, validation
                            ``validate_update`` (fields that may not change)
 12 validating admission    ordered plugins that may refuse the write or reserve what  403,   admission
-                           it needs: LimitRange bounds; Service cluster IP and        422
+                           it needs: LimitRange bounds; a pod's ServiceAccount still  422
+                           exists; Service cluster IP and
                            NodePort allocation (what they reserve is given back if
                            the write then fails);
                            approving and signing certificate requests (the
@@ -55,12 +56,13 @@ admission plugins that concern it.
 14 watch                   the write reaches every watcher from the watch cache              watchcache, watch
 == ======================= ========================================================== ====== ==========================
 
-Opening pods/exec, attach or portforward passes stages 1-5 and the validating admission of a
-CONNECT (the webhooks that ask for it) before anything is proxied.
+Opening pods/exec, attach or portforward passes stages 1-5 and both admission phases of a
+CONNECT (the webhooks that ask for it) before anything is proxied. An update that changes
+nothing passes both admission phases too, then writes nothing.
 A delete passes stages 1-5, then the deletion policy: the propagation policy's finalizer and
 the kind's strategy (``mark_for_deletion``: grace period, finalizers, a namespace turning
 Terminating) decide whether the object is marked or removed now (:mod:`bosun.api.lifecycle`);
-a removal passes the validating admission (which releases a Service's addresses once it is
+a removal passes the admission (mutating webhooks may refuse it too) (which releases a Service's addresses once it is
 gone) and the store. A list or get passes stages 1-5 and reads the store (encryption opened,
 ``continue`` tokens from :mod:`bosun.api.continuetoken`).
 

@@ -424,7 +424,12 @@ class Storage:
         if subresource in (None, "scale") and strategy.bumps_generation(res, new, old):
             nm["generation"] = int(om.get("generation") or 1) + 1
         if lifecycle.same(old, new) and not stale:
-            return old  # a no-op update writes nothing and keeps the resourceVersion
+            # A no-op update writes nothing and keeps the resourceVersion, but is admitted
+            # first, as upstream's store finds it unchanged only after admission: a webhook
+            # or policy may refuse it, and sees it.
+            await self.admission.validate(req)
+            await req.failed()  # what a plugin reserved goes back: nothing changed
+            return old
         if dry_run:
             await self.admission.validate(req)
             await req.failed()  # nothing is written: what was reserved goes back
@@ -501,6 +506,7 @@ class Storage:
                 )
             updated = lifecycle.mark_for_deletion(res, obj, options)
             req = admission.Request(admission.DELETE, res, ns, name, obj, dry_run=dry_run, user=user)
+            await self.admission.mutate(req)  # a mutating webhook may refuse it (it has nothing to change)
             if dry_run or updated is not None:
                 # Nothing goes now: admission is asked all the same (a webhook may refuse the
                 # deletion), and what the removal would release stays held.

@@ -30,6 +30,7 @@ from bosun.api.admission.certificates import (
 )
 from bosun.api.admission.defaulttolerations import DefaultTolerationSeconds
 from bosun.api.admission.limitranger import LimitRanger, LimitRangerDefaults
+from bosun.api.admission.metrics import AdmissionMetrics
 from bosun.api.admission.noderestriction import NodeRestriction
 from bosun.api.admission.policy import ValidatingAdmissionPolicy
 from bosun.api.admission.policyset import Policies
@@ -37,7 +38,7 @@ from bosun.api.admission.priority import Priority
 from bosun.api.admission.publishedports import PublishedPorts
 from bosun.api.admission.resourcequota import QuotaStore, ResourceQuotaAdmission
 from bosun.api.admission.runtimeclass import RuntimeClass
-from bosun.api.admission.serviceaccount import ServiceAccount
+from bosun.api.admission.serviceaccount import ServiceAccount, ServiceAccountCheck
 from bosun.api.admission.serviceips import ServiceIPs
 from bosun.api.admission.storageclass import DefaultStorageClass
 from bosun.api.admission.webhookcall import Caller
@@ -58,23 +59,24 @@ def standard_chain(reader: QuotaStore, services: ServiceAllocator, toleration_se
     approve and sign certificate requests (None: system:masters only)."""
     signers = signers or SignerAccess()
     policies = policies or Policies()  # also the watch cache's view LimitRanger and ResourceQuota read
-    mutating_hooks = [MutatingWebhooks(webhooks)] if webhooks is not None else []
-    validating_hooks = [ValidatingWebhooks(webhooks)] if webhooks is not None else []
-    return AdmissionChain([NodeRestriction(), ServiceAccount(reader), Priority(reader),
+    metrics = AdmissionMetrics()
+    mutating_hooks = [MutatingWebhooks(webhooks, metrics)] if webhooks is not None else []
+    validating_hooks = [ValidatingWebhooks(webhooks, metrics)] if webhooks is not None else []
+    return AdmissionChain([NodeRestriction(), ServiceAccount(reader, policies), Priority(reader),
                            DefaultTolerationSeconds(toleration_seconds), DefaultStorageClass(reader),
-                           LimitRangerDefaults(policies), LimitRanger(policies),
+                           LimitRangerDefaults(policies), LimitRanger(policies), ServiceAccountCheck(reader, policies),
                            RuntimeClass(reader), PublishedPorts(reader), ServiceIPs(services), AlertRules(),
                            CertificateApproval(signers), CertificateSigning(signers),
                            CertificateSubjectRestriction(), *mutating_hooks,
-                           ValidatingAdmissionPolicy(policies), *validating_hooks,
-                           ResourceQuotaAdmission(reader, policies)])
+                           ValidatingAdmissionPolicy(policies, signers), *validating_hooks,
+                           ResourceQuotaAdmission(reader, policies)], metrics)
 
 
 __all__ = [
-    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AlertRules", "Caller", "CertificateApproval",
-    "CertificateSigning", "CertificateSubjectRestriction", "DefaultStorageClass", "DefaultTolerationSeconds",
-    "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin", "Policies",
-    "Priority", "PublishedPorts",
-    "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy",
-    "ValidatingWebhooks", "WebhookSource", "Webhooks", "standard_chain",
+    "CONNECT", "CREATE", "DELETE", "UPDATE", "AdmissionChain", "AdmissionMetrics", "AlertRules", "Caller",
+    "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction", "DefaultStorageClass",
+    "DefaultTolerationSeconds", "MutatingWebhooks", "NodeRestriction", "Operation", "Plugin", "Policies",
+    "Priority", "PublishedPorts", "Reader", "Request", "RuntimeClass", "ServiceAccount", "ServiceAccountCheck",
+    "ServiceIPs", "SignerAccess", "ValidatingAdmissionPolicy", "ValidatingWebhooks", "WebhookSource", "Webhooks",
+    "standard_chain",
 ]

@@ -12,10 +12,13 @@ dict lookup.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from bosun.api.admission.metrics import AdmissionMetrics
 
 if TYPE_CHECKING:
     from bosun.api.registry import Resource
@@ -26,7 +29,7 @@ CREATE: Operation = "CREATE"
 UPDATE: Operation = "UPDATE"
 DELETE: Operation = "DELETE"
 # A streaming subresource opened (pods/exec, attach, portforward): ``obj`` is its options
-# (PodExecOptions...); only the validating phase is asked, before anything is proxied.
+# (PodExecOptions...), which the mutating phase may change; asked before anything is proxied.
 CONNECT: Operation = "CONNECT"
 Obj = dict[str, Any]
 Hook = Callable[[], Awaitable[None]]
@@ -104,10 +107,11 @@ class Plugin(Protocol):
 
 class AdmissionChain:
     """The plugins of both phases, in order; each phase runs the plugins that handle the
-    request's resource, operation and subresource."""
+    request's resource, operation and subresource, and is timed into ``metrics``."""
 
-    def __init__(self, plugins: Sequence[Plugin]) -> None:
+    def __init__(self, plugins: Sequence[Plugin], metrics: AdmissionMetrics | None = None) -> None:
         self.plugins = tuple(plugins)
+        self.metrics = metrics or AdmissionMetrics()
         self._for: dict[tuple[str, str, Operation, str | None, bool], tuple[Plugin, ...]] = {}
 
     def _handling(self, req: Request, mutating: bool) -> tuple[Plugin, ...]:
@@ -120,14 +124,23 @@ class AdmissionChain:
         return found
 
     async def mutate(self, req: Request) -> None:
-        for plugin in self._handling(req, True):
-            await plugin.admit(req)
+        started = time.perf_counter()
+        try:
+            for plugin in self._handling(req, True):
+                await plugin.admit(req)
+        except BaseException:
+            self.metrics.observe_step(True, req.operation, True, time.perf_counter() - started)
+            raise
+        self.metrics.observe_step(True, req.operation, False, time.perf_counter() - started)
 
     async def validate(self, req: Request) -> None:
         """The validating phase; if a plugin refuses, what earlier ones reserved is given back."""
+        started = time.perf_counter()
         try:
             for plugin in self._handling(req, False):
                 await plugin.admit(req)
         except BaseException:
+            self.metrics.observe_step(False, req.operation, True, time.perf_counter() - started)
             await req.failed()
             raise
+        self.metrics.observe_step(False, req.operation, False, time.perf_counter() - started)

@@ -12,11 +12,14 @@ code of the validation's ``reason``, 422 by default), Warn adds a ``Warning`` he
 logs it. An expression that cannot be evaluated (or params that cannot be found) follows the
 policy's ``failurePolicy``: Fail denies, Ignore lets the write through.
 
-CEL is :mod:`bosun.api.crd.cel`'s (the ``common-expression-language`` library). Not done as
-upstream: the ``authorizer`` variable and Kubernetes' CEL extension libraries are missing,
-``auditAnnotations`` are not evaluated (there is no audit log), expressions are not
-type-checked, there is no cost budget, and like the rest of the validating phase the policies
-are not evaluated on dry-run writes.
+CEL is :mod:`bosun.api.crd.cel`'s (the ``common-expression-language`` library); the
+``authorizer`` variable (:mod:`.policyauthz`) asks the server's authorizer. Expressions are
+checked when a policy is written: one naming an undeclared variable is refused, fields absent
+from the matched kinds' schemas are warned about in ``status.typeChecking``
+(:mod:`.policytypes`). Not done as upstream: Kubernetes' CEL extension libraries are missing,
+``auditAnnotations`` are not evaluated (there is no audit log), there is no cost budget (the
+library neither estimates nor meters an expression's cost), and like the rest of the
+validating phase the policies are not evaluated on dry-run writes.
 """
 
 from __future__ import annotations
@@ -24,21 +27,29 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bosun.api.admission.base import DELETE, Operation, Request
+from bosun.api.admission.policyauthz import authorizer_functions, authorizer_variable
 from bosun.api.admission.policymatch import Attributes, resources_match
 from bosun.api.admission.policyset import Policies
 from bosun.api.crd.cel import Environment, EvaluationError, evaluate
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource
 from bosun.api.validation.meta import selector_matches
+from bosun.security.authz import Authorizer
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 POLICY_GROUP = "admissionregistration.k8s.io"
 _CODES = {"Unauthorized": 401, "Forbidden": 403, "RequestEntityTooLarge": 413, "Invalid": 422}
+
+
+class AuthorizerSource(Protocol):
+    """Holds the server's authorizer, once there is one (the certificate plugins' SignerAccess)."""
+
+    authorizer: Authorizer | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +68,10 @@ class ValidatingAdmissionPolicy:
     name = "ValidatingAdmissionPolicy"
     mutating = False
 
-    def __init__(self, policies: Policies) -> None:
+    def __init__(self, policies: Policies, authorizer: AuthorizerSource | None = None) -> None:
         self.policies = policies
+        # Where the server's authorizer is found once access control exists (None: no authorizer).
+        self.authorizer = authorizer
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
         return res.group != POLICY_GROUP
@@ -78,6 +91,8 @@ class ValidatingAdmissionPolicy:
         env = Environment({"object": obj, "oldObject": old, "request": _request(req), "namespaceObject": namespace},
                           {"params": None, "variables": {}})
         denied: APIError | None = None
+        authorizing = False
+        reading = self.policies.authorizing  # after pairs(), which keeps it
         for policy, binding in pairs:
             pspec, bspec = policy.get("spec") or {}, binding.get("spec") or {}
             if not resources_match(pspec.get("matchConstraints") or {}, attrs, obj, old, namespace,
@@ -87,6 +102,11 @@ class ValidatingAdmissionPolicy:
             if isinstance(bmatch, dict) and not resources_match(bmatch, attrs, obj, old, namespace,
                                                                 rules_needed=False):
                 continue
+            if reading and not authorizing and policy["metadata"]["name"] in reading:
+                authorizing = True
+                env.lazy["authorizer"] = authorizer_variable(req)
+                env.add_functions(authorizer_functions(
+                    self.authorizer.authorizer if self.authorizer is not None else None, req.user))
             failure = self._check(pspec, bspec, req, env)
             if failure is None or (failure.error and pspec.get("failurePolicy") == "Ignore"):
                 continue

@@ -4,9 +4,10 @@ store read to learn which policies apply; the namespaces and params a policy rea
 the same cache.
 
 The keeper also writes each policy's ``status.observedGeneration`` once it has seen a new
-generation (upstream's type-checking controller does; with no type checking here,
-``status.typeChecking`` stays empty). Every API server process keeps its own copy; their
-status writes agree, so a second one is a no-op.
+generation, with ``status.typeChecking``: the warnings about fields its expressions read that
+the matched kinds lack (:mod:`.policytypes`), as upstream's type-checking controller does.
+Every API server process keeps its own copy; their status writes agree, so a second one is a
+no-op.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bosun.aio import cancel_and_wait
+from bosun.api.admission.policyauthz import mentions_authorizer
+from bosun.api.admission.policytypes import type_warnings
+from bosun.api.catalog import BUILTIN
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource, by_kind, must_by_plural
 
@@ -40,6 +44,8 @@ class Policies:
         self.policies: dict[str, Obj] = {}
         self.bindings: dict[str, Obj] = {}
         self._pairs: list[tuple[Obj, Obj]] | None = []
+        # Names of the paired policies whose expressions read ``authorizer`` (kept with the pairs).
+        self.authorizing: frozenset[str] = frozenset()
         self.cache: WatchCache | None = None
         self.catalog: Catalog | None = None
         self._storage: Storage | None = None
@@ -58,6 +64,8 @@ class Policies:
                 if policy is not None:
                     out.append((policy, binding))
             self._pairs = out
+            self.authorizing = frozenset(p["metadata"]["name"] for p, _ in out
+                                         if mentions_authorizer(p.get("spec") or {}))
         return self._pairs
 
     def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
@@ -141,7 +149,8 @@ class Policies:
             def observed(current: Obj) -> Obj:
                 status = dict(current.get("status") or {})
                 status["observedGeneration"] = current["metadata"].get("generation") or 1
-                status.setdefault("typeChecking", {})
+                warnings = type_warnings(current.get("spec") or {}, self.catalog or BUILTIN)
+                status["typeChecking"] = {"expressionWarnings": warnings} if warnings else {}
                 current["status"] = status
                 return current
             try:

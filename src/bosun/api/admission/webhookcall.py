@@ -30,7 +30,12 @@ REVIEW_API_VERSION_BETA = "admission.k8s.io/v1beta1"
 
 
 class CallError(Exception):
-    """The webhook gave no usable answer (upstream's ``failed to call webhook: ...``)."""
+    """The webhook gave no usable answer (upstream's ``failed to call webhook: ...``); ``code``:
+    the HTTP code the call is counted under (the webhook's own, or upstream's 503)."""
+
+    def __init__(self, message: str, code: int = 503) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -97,7 +102,8 @@ async def call(session: aiohttp.ClientSession, endpoint: Endpoint, ctx: ssl.SSLC
     except (aiohttp.ClientError, OSError) as exc:
         raise CallError(f'Post "{url}": {exc}') from exc
     if not 200 <= status < 300:
-        raise CallError(f"the server responded with status code {status}: {body[:200].decode(errors='replace')}")
+        raise CallError(f"the server responded with status code {status}: {body[:200].decode(errors='replace')}",
+                        status)
     return read_response(body, str(review["request"]["uid"]), mutating=mutating,
                          beta=review["apiVersion"] == REVIEW_API_VERSION_BETA)
 

@@ -5,17 +5,21 @@ the writes they match.
 Mutating webhooks run last in the mutating phase (after the built-in plugins), one after
 another, each seeing what the one before changed; a JSONPatch in the answer is applied to
 the object, and a webhook with ``reinvocationPolicy: IfNeeded`` is called once more when a
-later webhook changed the object. Validating webhooks run last in the validating phase, all
-at once. Each call follows upstream: a denial answers the client with the webhook's status
-(``admission webhook "NAME" denied the request: MESSAGE``), a webhook that cannot be reached
-in ``timeoutSeconds`` fails the write (``failurePolicy: Fail``) or is passed over
-(``Ignore``), a dry run never calls a webhook with side effects, warnings in the answer go to
-the client as ``Warning`` headers. A webhook's match conditions (CEL) are evaluated on the
-review before it is sent. With ``matchPolicy: Equivalent`` a rule naming another served
-version of the resource (autoscaling/v1 of a v2 HorizontalPodAutoscaler) matches too, and the
-webhook is sent the object at that version. The review is ``admission.k8s.io/v1``, or v1beta1
-for a webhook that lists only that. Writes of the admissionregistration group itself are never
-sent to a webhook, so a broken webhook can always be removed.
+later webhook changed the object. As upstream, both kinds are asked about CREATE, UPDATE,
+DELETE and CONNECT: a mutating webhook's patch of a CONNECT changes its options (the command
+of an exec), one of a DELETE (which has no object) fails the request. Validating webhooks
+run last in the validating phase, all at once. Each call follows upstream: a denial answers
+the client with the webhook's status (``admission webhook "NAME" denied the request:
+MESSAGE``), a webhook that cannot be reached in ``timeoutSeconds`` fails the write
+(``failurePolicy: Fail``) or is passed over (``Ignore``), a dry run never calls a webhook
+with side effects, warnings in the answer go to the client as ``Warning`` headers. Every call
+is counted in the admission metrics (:mod:`.metrics`). A webhook's match conditions (CEL) are
+evaluated on the review before it is sent. With ``matchPolicy: Equivalent`` a rule naming
+another served version of the resource (autoscaling/v1 of a v2 HorizontalPodAutoscaler)
+matches too, and the webhook is sent the object at that version. The review is
+``admission.k8s.io/v1``, or v1beta1 for a webhook that lists only that. Writes of the
+admissionregistration group itself are never sent to a webhook, so a broken webhook can
+always be removed.
 
 A webhook behind a Service is called at a ready endpoint's address (the control plane reaches
 the pods' addresses; a Service's cluster IP is only programmed on the nodes), with TLS
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ import jsonpatch
 
 from bosun.api import errors
 from bosun.api.admission.base import CONNECT, CREATE, DELETE, UPDATE, Operation, Request
+from bosun.api.admission.metrics import APISERVER_INTERNAL_ERROR, CALLING_WEBHOOK_ERROR, NO_ERROR, AdmissionMetrics
 from bosun.api.admission.webhookcall import Caller, CallError, Endpoint, Verdict
 from bosun.api.admission.webhookmatch import (
     ConditionError,
@@ -81,16 +87,15 @@ class Webhooks:
 
 class _Webhooks:
     mutating: bool
+    kind: str  # the metrics' type label: upstream's "admit" or "validating"
 
-    def __init__(self, webhooks: Webhooks) -> None:
+    def __init__(self, webhooks: Webhooks, metrics: AdmissionMetrics | None = None) -> None:
         self.source = webhooks.source
         self.caller = webhooks.caller
-
-    def _operations(self) -> tuple[Operation, ...]:
-        return (CREATE, UPDATE) if self.mutating else (CREATE, UPDATE, DELETE, CONNECT)
+        self.metrics = metrics or AdmissionMetrics()
 
     def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return res.group != EXEMPT_GROUP and operation in self._operations()
+        return res.group != EXEMPT_GROUP and operation in (CREATE, UPDATE, DELETE, CONNECT)
 
     def _matching(self, req: Request) -> list[tuple[Webhook, Resource]]:
         """The webhooks to call, each with the version of the resource it is sent (the
@@ -115,9 +120,11 @@ class _Webhooks:
         ns = self.source.current(NAMESPACES, None, req.namespace or "")
         return dict(((ns or {}).get("metadata") or {}).get("labels") or {})
 
-    async def _ask(self, hook: Webhook, view: Resource, req: Request, uid: str) -> Verdict | None:
-        """The webhook's verdict on the request, sent as ``view``; None: it was not called
-        or its failure is ignored. Raises the APIError the client gets when the write must fail."""
+    async def _ask(self, hook: Webhook, view: Resource, req: Request, uid: str) -> tuple[Verdict, float] | None:
+        """The webhook's verdict on the request, sent as ``view``, and when the call started;
+        None: it was not called or its failure is ignored. Raises the APIError the client gets
+        when the write must fail. A verdict that lets the write through is counted by the
+        caller (:meth:`_answered`), once it has used it."""
         review = admission_review(req, uid, view, hook.review_version)
         if hook.conditions:
             try:
@@ -126,20 +133,37 @@ class _Webhooks:
             except ConditionError as exc:
                 self._failed(hook, str(exc))
                 return None
+        started = time.perf_counter()
         if req.dry_run and not hook.calls_on_dry_run():
+            self._refused(hook, req, started, APISERVER_INTERNAL_ERROR, 0)
             raise errors.bad_request(f'admission webhook "{hook.name}" does not support dry run')
         try:
             endpoint = self._endpoint(hook)
             verdict = await self.caller.call(endpoint, str(hook.client.get("caBundle") or ""), hook.timeout,
                                              review, mutating=self.mutating)
         except CallError as exc:
+            if hook.fail_closed:
+                self._refused(hook, req, started, CALLING_WEBHOOK_ERROR, exc.code)
+            else:
+                self.metrics.observe_webhook(hook.name, self.kind, req.operation, time.perf_counter() - started,
+                                             exc.code, False)
+                self.metrics.failed_open(hook.name, self.kind)
             self._failed(hook, f"failed to call webhook: {exc}")
             return None
         for warning in verdict.warnings:
             req.warn(warning)
         if not verdict.allowed:
-            raise denial(hook.name, verdict.status)
-        return verdict
+            refusal = denial(hook.name, verdict.status)
+            self._refused(hook, req, started, NO_ERROR, refusal.code)
+            raise refusal
+        return verdict, started
+
+    def _answered(self, hook: Webhook, req: Request, started: float) -> None:
+        self.metrics.observe_webhook(hook.name, self.kind, req.operation, time.perf_counter() - started, 200, False)
+
+    def _refused(self, hook: Webhook, req: Request, started: float, error_type: str, code: int) -> None:
+        self.metrics.reject(hook.name, self.kind, req.operation, error_type, code)
+        self.metrics.observe_webhook(hook.name, self.kind, req.operation, time.perf_counter() - started, code, True)
 
     def _failed(self, hook: Webhook, why: str) -> None:
         """Refuse the write (failurePolicy Fail) or log and go on (Ignore)."""
@@ -168,6 +192,7 @@ class _Webhooks:
 class MutatingWebhooks(_Webhooks):
     name = "MutatingAdmissionWebhook"
     mutating = True
+    kind = "admit"
 
     async def admit(self, req: Request) -> None:
         hooks = self._matching(req)
@@ -185,18 +210,33 @@ class MutatingWebhooks(_Webhooks):
                 await self._mutate(hook, view, req, uid)
 
     async def _mutate(self, hook: Webhook, view: Resource, req: Request, uid: str) -> None:
-        verdict = await self._ask(hook, view, req, uid)
-        if verdict is None or not verdict.patch:
+        asked = await self._ask(hook, view, req, uid)
+        if asked is None:
             return
+        verdict, started = asked
         try:
-            patched = jsonpatch.apply_patch(_as_seen(view, req.obj), verdict.patch)
+            self._apply(hook, view, req, verdict)
+        except APIError:
+            self._refused(hook, req, started, APISERVER_INTERNAL_ERROR, 0)
+            raise
+        self._answered(hook, req, started)
+
+    def _apply(self, hook: Webhook, view: Resource, req: Request, verdict: Verdict) -> None:
+        if not verdict.patch:
+            return
+        if req.operation == DELETE:  # upstream: there is no object to patch
+            raise errors.internal(f'Internal error occurred: admission webhook "{hook.name}" attempted to modify '
+                                  "the object, which is not supported for this operation")
+        connect = req.operation == CONNECT  # the options (PodExecOptions...), never converted
+        try:
+            patched = jsonpatch.apply_patch(req.obj if connect else _as_seen(view, req.obj), verdict.patch)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
             raise errors.internal(f'Internal error occurred: admission webhook "{hook.name}" returned a patch '
                                   f"that does not apply: {exc}") from exc
         if not isinstance(patched, dict):
             raise errors.internal(f'Internal error occurred: admission webhook "{hook.name}" patched the '
                                   "object into something else than an object")
-        if view.converter is not None:
+        if view.converter is not None and not connect:
             patched = view.converter.to_storage(patched)
         # In place: the write path holds this dict.
         req.obj.clear()
@@ -206,16 +246,23 @@ class MutatingWebhooks(_Webhooks):
 class ValidatingWebhooks(_Webhooks):
     name = "ValidatingAdmissionWebhook"
     mutating = False
+    kind = "validating"
 
     async def admit(self, req: Request) -> None:
         hooks = self._matching(req)
         if not hooks:
             return
         uid = str(uuid.uuid4())
-        results = await asyncio.gather(*(self._ask(h, view, req, uid) for h, view in hooks), return_exceptions=True)
+        results = await asyncio.gather(*(self._validate(h, view, req, uid) for h, view in hooks),
+                                       return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def _validate(self, hook: Webhook, view: Resource, req: Request, uid: str) -> None:
+        asked = await self._ask(hook, view, req, uid)
+        if asked is not None:
+            self._answered(hook, req, asked[1])
 
 
 def denial(webhook: str, status: Obj) -> APIError:

@@ -18,7 +18,7 @@ from bosun.api import errors
 from bosun.api.apf.classify import Classifier, Schema, compile_schema
 from bosun.api.apf.queueset import QueueSet, Rejected, Shape
 from bosun.api.errors import APIError
-from bosun.api.instrumentation import Family
+from bosun.api.metricfamily import Family
 from bosun.api.target import Decoded
 from bosun.security.identity import User
 

@@ -65,6 +65,14 @@ class Environment:
         self.fixed = fixed
         self.lazy = lazy
         self._context: Any = None
+        self._functions: dict[str, Any] = {}
+
+    def add_functions(self, functions: dict[str, Any]) -> None:
+        """Functions the expressions may call (registered at once if the context exists)."""
+        self._functions.update(functions)
+        if self._context is not None:
+            for name, fn in functions.items():
+                self._context.add_function(name, fn)
 
     @property
     def context(self) -> Any:
@@ -75,6 +83,8 @@ class Environment:
             # A lazy None reads as the registered null: the resolver's None means "not mine".
             self._context = cel.Context({**self.fixed, **dict.fromkeys(self.lazy)})
             self._context.set_variable_resolver(self.lazy.get)
+            for name, fn in self._functions.items():
+                self._context.add_function(name, fn)
         return self._context
 
 

@@ -3,10 +3,11 @@ defaults and validation, with its messages.
 
 Every CEL expression a policy holds (validations, messageExpression, matchConditions,
 variables, auditAnnotations) must compile when the policy is written, so that a policy that
-is stored can be evaluated: a bad one is refused with ``compilation failed: ...`` naming the
-field (``spec.validations[0].expression``). Unlike upstream, expressions are not type-checked
-against the matched kinds' schemas (the CEL library has no checker), so
-``status.typeChecking`` stays empty.
+is stored can be evaluated: a bad one, or one naming a variable the policy does not declare
+(``params`` without a ``paramKind``), is refused with ``compilation failed: ...`` naming the
+field (``spec.validations[0].expression``). Fields absent from the matched kinds' schemas are
+not refused: they are warned about in ``status.typeChecking``
+(:mod:`bosun.api.admission.policytypes`), as upstream does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bosun.api.celrefs import undeclared
 from bosun.api.crd.cel import compile_error
 from bosun.api.errors import duplicate, forbidden, invalid, not_supported, required
 from bosun.api.validation.fields import Checker, GoList, child, index
@@ -35,6 +37,8 @@ REASONS = ["Forbidden", "Invalid", "RequestEntityTooLarge", "Unauthorized"]
 ACTIONS = ["Audit", "Deny", "Warn"]
 NOT_FOUND_ACTIONS = ["Allow", "Deny"]
 _CEL_IDENTIFIER = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*$")
+# What a policy's expressions may name (upstream's declarations); ``params`` with a paramKind.
+POLICY_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject", "authorizer", "variables"})
 
 
 # ---- defaults ---------------------------------------------------------------------------------
@@ -73,13 +77,16 @@ def default_binding(obj: Obj) -> None:
 # ---- shared parts ------------------------------------------------------------------------------
 
 
-def _expression(c: Checker, parent: Obj, name: str, path: str, *, needed: bool = True) -> None:
+def _expression(c: Checker, parent: Obj, name: str, path: str, declared: frozenset[str], *,
+                needed: bool = True) -> None:
     text = c.text(parent, name, path)
     if not text:
         if needed:
             c.add(required(path, ""))
         return
     why = compile_error(text)
+    if why is None and (missing := undeclared(text, declared)) is not None:
+        why = f"compilation failed: {missing}"
     if why is not None:
         c.add(invalid(path, text, why))
 
@@ -137,6 +144,7 @@ def validate_policy(c: Checker, obj: Obj) -> None:
     spec = c.obj(obj, "spec", "spec") or {}
     _one_of(c, c.text(spec, "failurePolicy", "spec.failurePolicy"), "spec.failurePolicy", FAILURE_POLICIES)
     kind = c.obj(spec, "paramKind", "spec.paramKind")
+    declared = POLICY_VARIABLES | {"params"} if kind is not None else POLICY_VARIABLES
     if kind is not None:
         api_version = c.text(kind, "apiVersion", "spec.paramKind.apiVersion")
         if not api_version:
@@ -150,35 +158,36 @@ def validate_policy(c: Checker, obj: Obj) -> None:
         c.add(required("spec.matchConstraints", ""))
     else:
         _match_resources(c, constraints, "spec.matchConstraints", rules_needed=True)
-    _match_conditions(c, spec)
-    _variables(c, spec)
+    _match_conditions(c, spec, declared)
+    _variables(c, spec, declared)
     validations = c.objects(spec, "validations", "spec.validations")
     audits = c.objects(spec, "auditAnnotations", "spec.auditAnnotations")
     if not validations and not audits:
         c.add(required("spec.validations", "validations or auditAnnotations must contain at least one item"))
     for i, v in validations:
         p = index("spec.validations", i)
-        _expression(c, v, "expression", child(p, "expression"))
+        _expression(c, v, "expression", child(p, "expression"), declared)
         message = c.text(v, "message", child(p, "message"))
         if message is not None:
             if message and not message.strip():
                 c.add(invalid(child(p, "message"), message, "message must be non-empty if specified"))
             elif "\n" in message:
                 c.add(invalid(child(p, "message"), message, "message must not contain line breaks"))
-        _expression(c, v, "messageExpression", child(p, "messageExpression"), needed=False)
+        _expression(c, v, "messageExpression", child(p, "messageExpression"), declared, needed=False)
         _one_of(c, c.text(v, "reason", child(p, "reason")), child(p, "reason"), REASONS, needed=False)
     keys: set[str] = set()
     for i, a in audits:
-        _named_expression(c, a, index("spec.auditAnnotations", i), "key", "valueExpression", keys)
+        _named_expression(c, a, index("spec.auditAnnotations", i), "key", "valueExpression", keys, declared)
 
 
-def _match_conditions(c: Checker, spec: Obj) -> None:
+def _match_conditions(c: Checker, spec: Obj, declared: frozenset[str]) -> None:
     names: set[str] = set()
     for i, cond in c.objects(spec, "matchConditions", "spec.matchConditions"):
-        _named_expression(c, cond, index("spec.matchConditions", i), "name", "expression", names)
+        _named_expression(c, cond, index("spec.matchConditions", i), "name", "expression", names, declared)
 
 
-def _named_expression(c: Checker, item: Obj, p: str, name_field: str, expr_field: str, seen: set[str]) -> None:
+def _named_expression(c: Checker, item: Obj, p: str, name_field: str, expr_field: str, seen: set[str],
+                      declared: frozenset[str]) -> None:
     """An item named by a required, qualified name unique among its siblings, with a CEL
     expression (audit annotations by ``key``, match conditions by ``name``)."""
     name = c.text(item, name_field, child(p, name_field))
@@ -190,10 +199,10 @@ def _named_expression(c: Checker, item: Obj, p: str, name_field: str, expr_field
         if name in seen:
             c.add(duplicate(child(p, name_field), name))
         seen.add(name)
-    _expression(c, item, expr_field, child(p, expr_field))
+    _expression(c, item, expr_field, child(p, expr_field), declared)
 
 
-def _variables(c: Checker, spec: Obj) -> None:
+def _variables(c: Checker, spec: Obj, declared: frozenset[str]) -> None:
     for i, var in c.objects(spec, "variables", "spec.variables"):
         p = index("spec.variables", i)
         name = c.text(var, "name", child(p, "name"))
@@ -201,7 +210,7 @@ def _variables(c: Checker, spec: Obj) -> None:
             c.add(required(child(p, "name"), "name is not specified"))
         elif not _CEL_IDENTIFIER.match(name):
             c.add(invalid(child(p, "name"), name, "name is not a valid CEL identifier"))
-        _expression(c, var, "expression", child(p, "expression"))
+        _expression(c, var, "expression", child(p, "expression"), declared)
 
 
 # ---- ValidatingAdmissionPolicyBinding ----------------------------------------------------------

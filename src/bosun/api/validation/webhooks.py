@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from bosun.api.celrefs import undeclared
 from bosun.api.crd.cel import compile_error
 from bosun.api.errors import duplicate, invalid, not_supported, required
 from bosun.api.validation.fields import Checker, child, index
@@ -34,6 +35,9 @@ SCOPES = ["*", "Cluster", "Namespaced"]
 REVIEW_VERSIONS = ["v1", "v1beta1"]
 MAX_MATCH_CONDITIONS = 64
 URL_FORM = "; desired format: https://host[/path]"
+
+# What a webhook's match condition may name (upstream's declarations; no params).
+WEBHOOK_VARIABLES = frozenset({"object", "oldObject", "request", "authorizer"})
 
 
 # ---- defaults ------------------------------------------------------------------------------
@@ -283,5 +287,7 @@ def _validate_match_conditions(c: Checker, hook: Obj, path: str) -> None:
             c.add(required(child(p, "expression")))
             continue
         why = compile_error(expr)
+        if why is None and (missing := undeclared(expr, WEBHOOK_VARIABLES)) is not None:
+            why = f"compilation failed: {missing}"
         if why is not None:
             c.add(invalid(child(p, "expression"), expr, why))
