@@ -8,17 +8,41 @@ hits them alike, and the medians over the runs are what is compared.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from _common import PODS, CpuMeter, close_clients, make_namespace, open_clients, per_op_cpu
 from _pods import make_pod
-from _procs import cpu_seconds, process_tree, remove_tree, start_server
+from _procs import Server, cpu_seconds, process_tree, remove_tree, start_server
 from _stats import summarize
 from bosun.client.rest import Client
+
+
+def _connections(server: Server) -> list[int]:
+    """Established client connections each API process holds (the first is the store owner).
+    SO_REUSEPORT hashes each new connection to one process, so 50 clients can split 32/18 as
+    well as 25/25: the busiest process's CPU per create follows that split."""
+    url = yaml.safe_load(Path(server.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, our side
+                inodes.add(f"socket:[{f[9]}]")
+    out = []
+    for pid in process_tree(server.pid):
+        try:
+            out.append(sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd) in inodes))
+        except OSError:
+            continue
+    return out
 
 
 def _per_process(pid: int) -> dict[int, float]:
@@ -69,7 +93,11 @@ async def run_workers(store: str, store_url: str, counts: list[int], runs: int, 
             try:
                 conns = await open_clients(server, clients)
                 try:
-                    samples[str(count)].append(await _creates(conns, CpuMeter(server), f"bench-w{count}", pods))
+                    split = _connections(server)
+                    print(f"[{store}] client connections per API process: {'/'.join(map(str, split))}",
+                          file=sys.stderr, flush=True)
+                    sample = await _creates(conns, CpuMeter(server), f"bench-w{count}", pods)
+                    samples[str(count)].append({**sample, "connections_per_process": split})
                 finally:
                     await close_clients(conns)
             finally:

@@ -133,3 +133,21 @@ async def test_a_file_from_before_prev_revision_opens_and_reads_back(tmp_path: P
         ]
     finally:
         await store.close()
+
+
+async def test_writes_submitted_as_the_store_closes_are_written(tmp_path: Path) -> None:
+    """Writes reach the writer a loop turn at a time: those still waiting for their turn when
+    close() starts are handed over before the writer stops, never left unanswered."""
+    store = await SQLiteStore.open(tmp_path / "s.db", compact_interval=0)
+    writes = [asyncio.ensure_future(store.create(PODS + f"p{i}", b"v%d" % i)) for i in range(20)]
+    await asyncio.sleep(0)  # each has submitted; the hand-over to the writer is still to come
+    async with asyncio.timeout(10):
+        await store.close()
+        revs = await asyncio.gather(*writes)
+    assert sorted(revs) == list(range(revs[0], revs[0] + 20))
+    again = await SQLiteStore.open(tmp_path / "s.db", compact_interval=0)
+    try:
+        kvs, _ = await again.list(PODS)
+        assert sorted(kv.value for kv in kvs) == sorted(b"v%d" % i for i in range(20))
+    finally:
+        await again.close()

@@ -183,3 +183,34 @@ async def test_list_body_is_the_objects_json(env: Env) -> None:
     assert body["items"] == [page.items[0].obj]
     start, rv = continuetoken.decode(page.continue_token, PODS.key_prefix("ns"))
     assert start == PODS.key("ns", "b") and rv == str(page.resource_version)
+
+
+async def test_node_index_without_decoding_pods_that_name_no_node(env: Env) -> None:
+    """A pod whose stored JSON has no nodeName key is indexed under "" undecoded; one with it,
+    or with an escaped key that may spell it, is decoded and indexed by its value."""
+    async def raw(name: str, value: bytes) -> None:
+        key = PODS.key("ns", name)
+        kv = await env.store.get(key)
+        rev = await (env.store.update(key, value, kv.mod_revision) if kv else env.store.create(key, value))
+        await env.cache.wait_for(rev)
+
+    def pod(name: str, spec: dict[str, Any]) -> bytes:
+        return orjson.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"},
+                             "spec": spec})
+
+    await raw("plain", pod("plain", {"containers": [{"name": "c", "image": "i"}]}))
+    await raw("escaped", b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"escaped","namespace":"ns"},'
+                         b'"spec":{"node\\u004eame":"n1"}}')
+    state = env.cache.resource(PODS.group_plural)
+    assert state.all.items[PODS.key("ns", "plain")]._obj is None  # type: ignore[attr-defined]
+    assert names(await env.list(fields="spec.nodeName=")) == ["plain"]
+    assert names(await env.list(fields="spec.nodeName=n1")) == ["escaped"]
+    await raw("plain", pod("plain", {"nodeName": "n2"}))  # bound: leaves the "" set
+    assert names(await env.list(fields="spec.nodeName=")) == []
+    assert names(await env.list(fields="spec.nodeName=n2")) == ["plain"]
+    await raw("escaped", pod("escaped", {}))  # unbound again, undecoded: leaves n1's set
+    assert names(await env.list(fields="spec.nodeName=n1")) == []
+    assert names(await env.list(fields="spec.nodeName=")) == ["escaped"]
+    await env.delete("plain")
+    assert sorted(state.fields["spec.nodeName"].by_value) == [""]
+    assert state.fields["spec.nodeName"].values == {PODS.key("ns", "escaped"): ""}

@@ -154,3 +154,18 @@ async def test_a_put_of_an_object_deleted_behind_the_back_is_not_found(storage: 
     with pytest.raises(APIError) as exc:
         await _put(storage, created, {"v": "2"})
     assert exc.value.code == 404
+
+
+async def test_a_read_shares_the_last_write_only_while_the_store_holds_it(storage: Storage) -> None:
+    created = await _created(storage)
+    got = await storage.get_shared(PODS, "default", "p")  # type: ignore[arg-type]
+    assert got is created  # what was written, not a decode of it
+    assert got == await storage.get(PODS, "default", "p")  # type: ignore[arg-type]
+    rev = await _write_behind_the_back(storage, {"status": {"phase": "Running"}})
+    got = await storage.get_shared(PODS, "default", "p")  # type: ignore[arg-type]
+    assert got["status"] == {"phase": "Running"} and got["metadata"]["resourceVersion"] == str(rev)
+    assert created.get("status", {}).get("phase") != "Running"
+    await storage.store.delete(KEY)
+    with pytest.raises(APIError) as exc:
+        await storage.get_shared(PODS, "default", "p")  # type: ignore[arg-type]
+    assert exc.value.code == 404

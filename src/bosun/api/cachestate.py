@@ -62,6 +62,11 @@ class Entry(Protocol):
     @property
     def prev_revision(self) -> int: ...
 
+    def lacks(self, token: bytes) -> bool:
+        """True when the object's JSON surely does not hold ``token``, known without decoding
+        it (False whenever that would take a decode)."""
+        ...
+
 
 class Past:
     """An object as it was before a later change (a snapshot read)."""
@@ -122,22 +127,34 @@ def _getter(path: str) -> Callable[[dict[str, Any]], str]:
 
 
 class FieldIndex:
-    __slots__ = ("by_value", "get")
+    """Entries by the value of one field. An object without the field's name anywhere in its
+    stored JSON is indexed under "" without being decoded: most pods events a process did not
+    write itself (another API worker's creates, an agent's status writes) are then never
+    decoded unless a list or watch reads them. Each key's value is kept, so that moving or
+    removing an entry needs no decode of the one it replaces."""
+
+    __slots__ = ("by_value", "get", "probe", "values")
 
     def __init__(self, path: str) -> None:
         self.get = _getter(path)
+        # The field's own name as a JSON key: absent from the bytes, absent from the object.
+        self.probe = ('"' + path.rsplit(".", 1)[-1] + '"').encode()
         self.by_value: dict[str, Bucket] = {}
+        self.values: dict[str, str] = {}
 
     def put(self, old: Entry | None, new: Entry) -> None:
-        value = self.get(new.obj)
+        value = "" if new.lacks(self.probe) else self.get(new.obj)
         if old is not None:
-            before = self.get(old.obj)
-            if before != value:
+            before = self.values.get(old.key)
+            if before is not None and before != value:
                 self.remove(old)
+        self.values[new.key] = value
         self.by_value.setdefault(value, Bucket()).put(new)
 
     def remove(self, old: Entry) -> None:
-        value = self.get(old.obj)
+        value = self.values.pop(old.key, None)
+        if value is None:
+            return
         b = self.by_value.get(value)
         if b is not None:
             b.remove(old.key)

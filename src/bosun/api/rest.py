@@ -151,7 +151,7 @@ class RestHandler:
 
     async def get(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
-        obj = await self.storage.get(t.res, t.namespace, t.name)
+        obj = await self.storage.get_shared(t.res, t.namespace, t.name)  # only encoded here
         return json_response(self.render(request, t.res, obj))
 
     async def list(self, request: web.Request, t: Target) -> web.StreamResponse:

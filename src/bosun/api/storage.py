@@ -117,6 +117,20 @@ class Storage:
             raise errors.not_found(res.plural, name, res.group)
         return self._load(res, kv)
 
+    async def get_shared(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
+        """:meth:`get` for a caller that only reads and sends the object: the object this
+        server wrote last for the key, when the store still holds that very revision, is
+        returned as it is (shared read-only, as with the watch cache) instead of decoding
+        the stored value again; any other answer is a fresh decode, as from :meth:`get`."""
+        key = res.key(ns, name)
+        kv = await call_store(self.store.get(key))
+        if kv is None:
+            raise errors.not_found(res.plural, name, res.group)
+        cached = self._recent.get(key)
+        if cached is not None and cached[0] == kv.mod_revision:
+            return _at_version(res, cached[1])
+        return self._load(res, kv)
+
     async def list(
         self,
         res: Resource,

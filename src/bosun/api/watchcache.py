@@ -143,6 +143,15 @@ class CachedEvent:
                 self.raw.prev_value, self.prev_revision or self.revision)
         return self._prev
 
+    def lacks(self, token: bytes) -> bool:
+        """True when the stored JSON, still undecoded, has no ``token``: bosun writes it with
+        orjson, which escapes no ASCII letter, so a key that is not in the bytes is not in the
+        object (a value another writer escaped, or one still sealed, is decoded instead)."""
+        if self._obj is not None:
+            return False
+        value = self.raw.value
+        return value[:1] == b"{" and token not in value and b"\\u" not in value
+
     def json(self) -> bytes:
         """The object's JSON, built once for every list and watcher that sends it."""
         if self._json is None:

@@ -45,6 +45,8 @@ class Collector:
         if ev.type == "DELETED":
             self._restarts.pop(ev.key, None)
             return
+        if ev.lacks(b'"containerStatuses"'):
+            return  # no container has started yet: nothing to count, and no decode to find that out
         samples = list(restart_samples(ev.obj))
         if samples:
             self._restarts[ev.key] = samples

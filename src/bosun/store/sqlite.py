@@ -138,7 +138,10 @@ class SQLiteStore:
         self._max_history = max(max_history, min_history)
         self._compact_interval = compact_interval
         self._ring_size = max(16, ring_size)
-        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        # Writes go to the writer thread a loop turn's worth at a time: one wake-up of it for
+        # every write the turn submitted (many, with many clients), not one each.
+        self._queue: queue.SimpleQueue[builtins.list[_Op] | None] = queue.SimpleQueue()
+        self._pending: builtins.list[_Op] = []
         self._wconn = _connect(path)
         self._wconn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._wconn.execute("PRAGMA journal_mode=WAL")
@@ -303,8 +306,16 @@ class SQLiteStore:
         if not isinstance(key, str) or not isinstance(value, bytes | bytearray | memoryview):
             raise TypeError(f"store keys are str and values bytes, got {type(key)}, {type(value)}")
         fut: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put(_Op(kind, key, value, expected, fut))
+        if not self._pending:
+            self._loop.call_soon(self._hand_over)
+        self._pending.append(_Op(kind, key, value, expected, fut))
         return await fut
+
+    def _hand_over(self) -> None:
+        """The writes submitted during this turn of the loop, to the writer in one item."""
+        ops, self._pending = self._pending, []
+        if ops:
+            self._queue.put(ops)
 
     async def create(self, key: str, value: bytes) -> int:
         rev: int = await self._submit("create", key, value)
@@ -328,17 +339,17 @@ class SQLiteStore:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = list(first)
             stop = False
-            while len(batch) < _MAX_BATCH:
+            while len(batch) < _MAX_BATCH:  # one loop turn's writes are never split
                 try:
-                    op = self._queue.get_nowait()
+                    ops = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if op is None:
+                if ops is None:
                     stop = True
                     break
-                batch.append(op)
+                batch.extend(ops)
             try:
                 writes = [op for op in batch if op.kind != "compact"]
                 if writes:
@@ -621,6 +632,7 @@ class SQLiteStore:
             self._compactor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._compactor
+        self._hand_over()  # what was submitted before closing is written before the writer stops
         self._queue.put(None)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._pool.shutdown, True)
