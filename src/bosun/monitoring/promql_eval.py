@@ -197,11 +197,14 @@ class Evaluator:
             width = int((hi_slot - lo_slot).max()) + 1
             only = np.unique(np.concatenate([hi_slot - k for k in range(width)]))
         block = self.source.block(sel.name, equal, first, last, only)
-        rows = [i for i, lb in enumerate(block.labels) if all(m.matches(lb) for m in rest)]
-        values = block.values[rows] if len(rows) != len(block.labels) else block.values
+        labels, values = block.labels, block.values
+        if rest:
+            rows = [i for i, lb in enumerate(labels) if all(m.matches(lb) for m in rest)]
+            labels, values = [labels[i] for i in rows], values[rows]
+        for lb in labels:  # the block's own dicts, made for this read
+            lb[NAME] = sel.name
         hi = np.searchsorted(block.slots, hi_slot, side="right") - 1
         lo = np.searchsorted(block.slots, lo_slot, side="left")
-        labels = [{**block.labels[i], NAME: sel.name} for i in rows]
         times = block.slots * block.step
         return Win(labels, values, ~np.isnan(values), times.astype(np.float64), lo, hi, seconds, ends)
 

@@ -172,6 +172,9 @@ def _group_keys(agg: Aggregate, labels: list[Labels]) -> list[Key]:
         drop = {NAME, *agg.labels}
         return [tuple(sorted((k, v) for k, v in lb.items() if k not in drop)) for lb in labels]
     by = sorted(set(agg.labels))
+    if len(by) == 1:  # the usual "by (namespace)"
+        (name,) = by
+        return [((name, v),) if (v := lb.get(name)) else () for lb in labels]
     return [tuple([(k, lb[k]) for k in by if lb.get(k)]) for lb in labels]
 
 

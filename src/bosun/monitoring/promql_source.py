@@ -18,7 +18,7 @@ class Block:
     """Series of one metric: ``values[i, c]`` is series i's sample in slot ``slots[c]`` (NaN:
     none), a slot lasting ``step`` seconds (a sample is stored at the start of its slot)."""
 
-    labels: list[dict[str, str]]
+    labels: list[dict[str, str]]  # made for this block: the reader may change them
     values: np.ndarray
     slots: np.ndarray  # ascending
     step: float
@@ -63,10 +63,19 @@ class HistorySource:
         labels = [dict(s.labels) for s in series]
         if not series:
             return Block(labels, np.empty((0, len(slots))), slots, h.config.resolution)
-        # One copy of all the rings (bytes.join reads each array's buffer), then one gather.
-        rings = np.frombuffer(b"".join(s.values for s in series), dtype=np.float32).reshape(len(series), -1)
+        cap, first_slot, width = h.capacity, int(slots[0]), int(slots[-1] - slots[0]) + 1
+        # One copy of the cells wanted from every ring (bytes.join reads each array's buffer:
+        # no Python object per cell), then one gather.
+        if width >= cap:
+            parts = iter([s.values for s in series])
+            cells = np.frombuffer(b"".join(parts), dtype=np.float32).reshape(len(series), cap)
+            values = cells[:, slots % cap].astype(np.float64)
+        else:
+            a, b = first_slot % cap, (first_slot + width - 1) % cap
+            cut = [s.values[a:b + 1] for s in series] if a <= b else [s.values[a:] + s.values[:b + 1] for s in series]
+            cells = np.frombuffer(b"".join(cut), dtype=np.float32).reshape(len(series), width)
+            values = cells[:, slots - first_slot].astype(np.float64)
         newest = np.fromiter((s.last for s in series), dtype=np.int64, count=len(series))[:, None]
-        values = rings[:, slots % rings.shape[1]].astype(np.float64)
-        held = (slots[None, :] <= newest) & (slots[None, :] > newest - rings.shape[1])
+        held = (slots[None, :] <= newest) & (slots[None, :] > newest - cap)
         values[~held] = np.nan
         return Block(labels, values, slots, h.config.resolution)

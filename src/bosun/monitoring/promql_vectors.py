@@ -95,7 +95,7 @@ class Groups:
 
     def __init__(self, keys: Sequence[Hashable]) -> None:
         index: dict[Hashable, int] = {}
-        self.gid = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+        self.gid = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
         self.keys = list(index)
         self.order = np.argsort(self.gid, kind="stable")
         ordered = self.gid[self.order]
