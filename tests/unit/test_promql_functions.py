@@ -145,6 +145,18 @@ def test_at_modifier(h: MetricsHistory) -> None:
         assert [v for _, v in points] == [want] * 5, text
 
 
+def test_count_values_and_number_literals(h: MetricsHistory) -> None:
+    assert answer(h, 'count_values("value", neg)') == [({"value": "-2.5"}, 1.0), ({"value": "1.25"}, 1.0),
+                                                       ({"value": "16"}, 1.0)]
+    assert answer(h, 'count_values without (pod) ("v", neg > 0 or neg * 0 + 16)') == [
+        ({"v": "1.25"}, 1.0), ({"v": "16"}, 2.0)]
+    assert answer(h, "neg > Inf") == [] and len(answer(h, "neg > -inf")) == 3
+    assert math.isnan(Evaluator(HistorySource(h)).evaluate(parse("NaN"), NOW))
+    # Infinite samples in a window: the sum is infinite, not spilled into other windows.
+    assert value(h, 'sum_over_time((neg{pod="c"} / 0)[3s:1s])') == math.inf
+    assert value(h, "sum_over_time((g / (g - 2))[5s:1s])") == math.inf  # g was 2 twice
+
+
 def test_time_and_conversions(h: MetricsHistory) -> None:
     assert Evaluator(HistorySource(h)).evaluate(parse("time()"), NOW) == NOW
     assert answer(h, "timestamp(g)") == [({"pod": "a"}, NOW)]
@@ -173,6 +185,7 @@ def test_date_functions(h: MetricsHistory, fn: str, want: float) -> None:
     "sum_over_time(g[3s:1s])", "max_over_time(g[4s:2s] offset 1s)", "sum_over_time(g[3s:1s] offset -1s)",
     "absent(g)", "absent_over_time(g[2s])", "timestamp(g)", "scalar(g) + line", "clamp(g, 2, 3)",
     'label_replace(g, "x", "$1", "pod", "(.*)")', "quantile_over_time(0.3, g[3s])", "time() - timestamp(g)",
+    'count_values("v", g)', "sum_over_time((g / (g - 2))[3s:1s])", "avg_over_time(g[2s:1s])",
 ])
 def test_range_queries_answer_each_step_as_an_instant_query(h: MetricsHistory, text: str) -> None:
     ev = Evaluator(HistorySource(h))
@@ -202,6 +215,9 @@ def test_range_queries_answer_each_step_as_an_instant_query(h: MetricsHistory, t
     ("deriv(x)", "1:1", "deriv() needs a range vector such as metric[5m] as its first argument"),
     ("x + \"a\"", "1:3", "not a string"),
     ("\"a\"", "1:1", "a string is only the argument"),
+    ("count_values(1, x)", "1:1", "count_values()'s first argument is the label"),
+    ("count_values(\"1a\", x)", "1:1", "invalid label name '1a'"),
+    ("Inf offset 5m", "1:1", "Inf is a number: a range, offset and @ are for selectors"),
 ])
 def test_new_syntax_errors_name_line_and_column(text: str, where: str, words: str) -> None:
     with pytest.raises(PromQLError) as err:

@@ -58,7 +58,7 @@ __all__ = ["AGGREGATIONS", "COMPARISONS", "DEFAULT_MATCHING", "MANY_TO_ONE", "ON
            "parse_duration"]
 
 AGGREGATIONS = frozenset({"sum", "avg", "max", "min", "count", "group", "stddev", "stdvar"})
-PARAM_AGGREGATIONS = frozenset({"topk", "bottomk", "quantile"})
+PARAM_AGGREGATIONS = frozenset({"topk", "bottomk", "quantile", "count_values"})
 COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 SET_OPERATORS = frozenset({"and", "or", "unless"})
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
@@ -257,7 +257,7 @@ class _Build(Transformer[Token, Expr]):
             raise _Fail("offset and @ are each given at most once", items[-1].where)
         return None, _Mods(offsets[0] if offsets else 0.0, ats[0] if ats else None)
 
-    def selector(self, *parts: Any) -> Selector | Subquery:
+    def selector(self, *parts: Any) -> Selector | Subquery | Number:
         name = ""
         matchers: tuple[Matcher, ...] = ()
         bracket: _Range | _SubRange | None = None
@@ -280,6 +280,10 @@ class _Build(Transformer[Token, Expr]):
             matchers = tuple(m for m in matchers if m.label != "__name__")
         if not name:
             raise _Fail("a selector needs a metric name", first)
+        if name.lower() in ("inf", "nan") and not matchers:  # numbers, as in Prometheus
+            if bracket is not None or mods != _Mods(0.0, None):
+                raise _Fail(f"{name} is a number: a range, offset and @ are for selectors", first)
+            return Number(float(name))
         if isinstance(bracket, _SubRange):
             return Subquery(Selector(name, matchers, None), bracket.seconds, bracket.step, mods.offset, mods.at)
         rng = bracket.seconds if bracket is not None else None
@@ -351,7 +355,12 @@ class _Build(Transformer[Token, Expr]):
         if len(args) != (2 if name in PARAM_AGGREGATIONS else 1):
             raise _Fail(f"{name}() takes {2 if name in PARAM_AGGREGATIONS else 1} arguments, not {len(args)}", fn)
         param, arg = (args[0], args[1]) if len(args) == 2 else (None, args[0])
-        if param is not None and not is_scalar(param):
+        if name == "count_values":
+            if not isinstance(param, String):
+                raise _Fail("count_values()'s first argument is the label to write the values to, a string", fn)
+            if not _LABEL.match(param.value):
+                raise _Fail(f"count_values(): invalid label name {param.value!r}", fn)
+        elif param is not None and not is_scalar(param):
             raise _Fail(f"{fn}()'s first argument is a number", fn)
         if is_scalar(arg):
             raise _Fail(f"{fn}() needs a vector, not a number", fn)

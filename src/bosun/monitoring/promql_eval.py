@@ -132,7 +132,8 @@ class Evaluator:
         if isinstance(expr, Call):
             return self._call(expr, steps)
         if isinstance(expr, Aggregate):
-            param = None if expr.param is None else self._scalar(expr.param, steps)
+            param = None if expr.param is None else self._eval(expr.param, steps)
+            assert not isinstance(param, Vec)  # the parser's type check
             return aggregate(expr, self._vec(expr.arg, steps), param)
         if isinstance(expr, Binary):
             return self._binary(expr, steps)

@@ -250,6 +250,19 @@ def _edges(fn: str, win: Win) -> tuple[Array, Array]:
         return (rate if fn == "rate" else rate * win.seconds), ok
 
 
+def _window_sums(win: Win) -> Array:
+    """Each window's sum: differences of one running sum when every sample is finite (an
+    infinity or NaN would spill into the windows after it), else numpy per step."""
+    cells = np.where(win.present, win.values, 0.0)
+    if not np.isfinite(cells).all():
+        return _per_step(win, lambda v, p, t, s: np.where(p, v, 0.0).sum(axis=1))
+    n, width = cells.shape
+    sums = np.zeros((n, width + 1))
+    np.cumsum(cells, axis=1, out=sums[:, 1:])
+    lo, hi = np.clip(win.lo, 0, width), np.clip(win.hi, -1, width - 1)
+    return np.where((hi >= lo)[None, :], sums[:, hi + 1] - sums[:, lo], 0.0)
+
+
 def _per_step(win: Win, fn: Callable[[Array, Array, Array, int], Array]) -> Array:
     """``fn(values, present, times, step)`` over each step's window columns."""
     n, cells = win.values.shape
@@ -287,7 +300,7 @@ def over_time(fn: str, win: Win, param: Array | None = None) -> Vec:
               "delta", "rate", "increase"):
         values, ok = _edges(fn, win)
     elif fn in ("sum_over_time", "avg_over_time"):
-        sums = _per_step(win, lambda v, p, t, s: np.where(p, v, 0.0).sum(axis=1))
+        sums = _window_sums(win)
         with np.errstate(all="ignore"):
             values = sums if fn == "sum_over_time" else sums / count
     elif fn in ("min_over_time", "max_over_time"):

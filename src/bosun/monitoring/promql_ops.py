@@ -178,11 +178,13 @@ def _group_keys(agg: Aggregate, labels: list[Labels]) -> list[Key]:
     return [tuple([(k, lb[k]) for k in by if lb.get(k)]) for lb in labels]
 
 
-def aggregate(agg: Aggregate, vec: Vec, param: np.ndarray | None) -> Vec:
+def aggregate(agg: Aggregate, vec: Vec, param: np.ndarray | str | None) -> Vec:
     steps = vec.values.shape[1]
     if not vec.labels:
         return Vec.empty(steps)
     groups = Groups(_group_keys(agg, vec.labels))
+    if isinstance(param, str):
+        return _count_values(groups, vec, param)
     if agg.op in ("topk", "bottomk"):
         assert param is not None
         return _topk(agg.op == "topk", groups, vec, param)
@@ -243,3 +245,29 @@ def _topk(top: bool, groups: Groups, vec: Vec, k: np.ndarray) -> Vec:
         rank = np.argsort(np.argsort(order, axis=0, kind="stable"), axis=0, kind="stable")
         keep[rows] = p & (rank < limit)
     return Vec(vec.labels, vec.values, keep)
+
+
+def _format(v: float) -> str:
+    """A value as Go's FormatFloat(v, 'f', -1, 64) writes it (count_values' label)."""
+    if v != v:
+        return "NaN"
+    if v in (np.inf, -np.inf):
+        return "+Inf" if v > 0 else "-Inf"
+    return np.format_float_positional(v, trim="-")
+
+
+def _count_values(groups: Groups, vec: Vec, label: str) -> Vec:
+    """One series per group and distinct value, ``label`` holding the value, counting the
+    samples that have it at each step."""
+    labels, values, present = [], [], []
+    for key, rows in zip(groups.keys, groups.members(), strict=True):
+        v, p = vec.values[rows], vec.present[rows]
+        for u in np.unique(v[p]).tolist():
+            hit = p & ((v == u) | (np.isnan(v) & (u != u)))
+            counts = hit.sum(axis=0)
+            labels.append({**dict(key), label: _format(u)})  # type: ignore[arg-type]
+            values.append(counts.astype(np.float64))
+            present.append(counts > 0)
+    if not labels:
+        return Vec.empty(vec.values.shape[1])
+    return merge(Vec(labels, np.array(values), np.array(present)))
