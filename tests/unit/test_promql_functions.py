@@ -11,7 +11,8 @@ import pytest
 
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.promql import PromQLError, parse
-from bosun.monitoring.promql_eval import EvalError, Evaluator, HistorySource
+from bosun.monitoring.promql_eval import CALLS, EvalError, Evaluator, HistorySource
+from bosun.monitoring.promql_signatures import FUNCTIONS
 
 NOW = float(int(time.time()) // 2 * 2 - 2)  # whole and even: subquery steps fall on samples
 
@@ -45,6 +46,10 @@ def answer(h: MetricsHistory, text: str, at: float = NOW) -> list[tuple[dict[str
 def value(h: MetricsHistory, text: str, at: float = NOW) -> float:
     ((_, v),) = answer(h, text, at)
     return v
+
+
+def test_every_function_the_parser_accepts_is_evaluated() -> None:
+    assert set(CALLS) == set(FUNCTIONS)
 
 
 def test_math_functions(h: MetricsHistory) -> None:

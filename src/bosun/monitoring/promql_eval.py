@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -49,7 +50,7 @@ from bosun.monitoring.promql_functions import (
     sort,
 )
 from bosun.monitoring.promql_ops import aggregate, apply, scalar_binop, set_op, vector_binop
-from bosun.monitoring.promql_signatures import FUNCTIONS, MATRIX
+from bosun.monitoring.promql_signatures import DATE_FUNCTIONS, FUNCTIONS, MATRIX
 from bosun.monitoring.promql_source import HistorySource, Source
 from bosun.monitoring.promql_vectors import NAME, EvalError, Labels, Vec, Win, without_name
 
@@ -264,55 +265,81 @@ class Evaluator:
     # -- functions -------------------------------------------------------------------------------
 
     def _call(self, call: Call, steps: _Steps) -> Value:
-        fn, args = call.function, call.args
-        n = len(steps.times)
-        if fn == "time":
-            return steps.times.astype(np.float64)
-        if fn == "pi":
-            return np.full(n, math.pi)
-        if fn == "vector":
-            return Vec([{}], self._scalar(args[0], steps)[None, :], np.ones((1, n), dtype=bool))
-        if fn == "absent_over_time":
-            win = self._range(args[0], steps)
-            return absent(_equal_labels(args[0]), (win.bounds()[2] > 0).any(axis=0))
-        if FUNCTIONS[fn].args == (MATRIX,):  # rate, increase, the *_over_time of one range
-            return over_time(fn, self._range(args[0], steps))
-        if fn == "quantile_over_time":
-            return over_time(fn, self._range(args[1], steps), self._scalar(args[0], steps))
-        if fn == "predict_linear":
-            return over_time(fn, self._range(args[0], steps), self._scalar(args[1], steps))
-        if fn == "histogram_quantile":
-            return histogram_quantile(self._scalar(args[0], steps), self._vec(args[1], steps))
-        if fn in ("day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month",
-                  "year"):
-            if not args:
-                return Vec([{}], date_part(fn, steps.times)[None, :], np.ones((1, n), dtype=bool))
-            return dates(fn, self._vec(args[0], steps))
-        vec = self._vec(args[0], steps)
-        rest = [self._eval(a, steps) for a in args[1:]]
-        if fn in ELEMENTWISE:
-            return elementwise(fn, vec)
-        if fn == "round":
-            return rounded(vec, rest[0] if rest else np.ones(n))  # type: ignore[arg-type]
-        if fn in ("clamp", "clamp_min", "clamp_max"):
-            low = rest[0] if fn in ("clamp", "clamp_min") else None
-            high = rest[-1] if fn in ("clamp", "clamp_max") else None
-            return clamp(vec, low, high)  # type: ignore[arg-type]
-        if fn == "label_replace":
-            return label_replace(vec, *(str(s) for s in rest))
-        if fn == "label_join":
-            return label_join(vec, str(rest[0]), str(rest[1]), [str(s) for s in rest[2:]])
-        if fn in ("sort", "sort_desc"):
-            return sort(vec, fn == "sort_desc")
-        if fn == "absent":
-            return absent(_equal_labels(args[0]), vec.present.any(axis=0))
-        if fn == "timestamp":
-            stamps = vec.stamps if vec.stamps is not None else np.broadcast_to(steps.times, vec.values.shape)
-            return Vec([without_name(lb) for lb in vec.labels], np.asarray(stamps, dtype=np.float64), vec.present)
-        if fn == "scalar":
-            one = vec.present.sum(axis=0) == 1
-            return np.where(one, np.where(vec.present, vec.values, 0.0).sum(axis=0), np.nan)
-        raise EvalError(f"function {fn}() is not evaluated")
+        return CALLS[call.function](self, call.args, steps)
+
+
+Handler = Callable[[Evaluator, tuple[Expr, ...], _Steps], Value]
+
+
+def _text(e: Expr) -> str:
+    assert isinstance(e, String)  # the parser's type check
+    return e.value
+
+
+def _ones(steps: _Steps) -> np.ndarray:
+    return np.ones((1, len(steps.times)), dtype=bool)
+
+
+def _timestamp(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> Vec:
+    """A selector's samples' own times; other expressions' samples are at the step's time."""
+    vec = ev._vec(args[0], steps)
+    stamps = vec.stamps if vec.stamps is not None else np.broadcast_to(steps.times, vec.values.shape)
+    return Vec([without_name(lb) for lb in vec.labels], np.asarray(stamps, dtype=np.float64), vec.present)
+
+
+def _scalar_of(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> np.ndarray:
+    """The value of the only series at each step, NaN when there is not exactly one."""
+    vec = ev._vec(args[0], steps)
+    one = vec.present.sum(axis=0) == 1
+    return np.where(one, np.where(vec.present, vec.values, 0.0).sum(axis=0), np.nan)
+
+
+def _date(fn: str) -> Handler:
+    def handler(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> Value:
+        if not args:  # of vector(time())
+            return Vec([{}], date_part(fn, steps.times)[None, :], _ones(steps))
+        return dates(fn, ev._vec(args[0], steps))
+    return handler
+
+
+def _over(fn: str) -> Handler:
+    return lambda ev, args, steps: over_time(fn, ev._range(args[0], steps))
+
+
+def _math(fn: str) -> Handler:
+    return lambda ev, args, steps: elementwise(fn, ev._vec(args[0], steps))
+
+
+CALLS: dict[str, Handler] = {
+    **{fn: _math(fn) for fn in ELEMENTWISE},
+    **{fn: _over(fn) for fn, sig in FUNCTIONS.items() if sig.args == (MATRIX,) and fn != "absent_over_time"},
+    **{fn: _date(fn) for fn in DATE_FUNCTIONS},
+    "time": lambda ev, args, steps: steps.times.astype(np.float64),
+    "pi": lambda ev, args, steps: np.full(len(steps.times), math.pi),
+    "vector": lambda ev, args, steps: Vec([{}], ev._scalar(args[0], steps)[None, :], _ones(steps)),
+    "scalar": _scalar_of,
+    "timestamp": _timestamp,
+    "absent": lambda ev, args, steps: absent(_equal_labels(args[0]), ev._vec(args[0], steps).present.any(axis=0)),
+    "absent_over_time": lambda ev, args, steps: absent(
+        _equal_labels(args[0]), (ev._range(args[0], steps).bounds()[2] > 0).any(axis=0)),
+    "quantile_over_time": lambda ev, args, steps: over_time(
+        "quantile_over_time", ev._range(args[1], steps), ev._scalar(args[0], steps)),
+    "predict_linear": lambda ev, args, steps: over_time(
+        "predict_linear", ev._range(args[0], steps), ev._scalar(args[1], steps)),
+    "histogram_quantile": lambda ev, args, steps: histogram_quantile(
+        ev._scalar(args[0], steps), ev._vec(args[1], steps)),
+    "round": lambda ev, args, steps: rounded(
+        ev._vec(args[0], steps), ev._scalar(args[1], steps) if len(args) > 1 else np.ones(len(steps.times))),
+    "clamp": lambda ev, args, steps: clamp(ev._vec(args[0], steps), ev._scalar(args[1], steps),
+                                           ev._scalar(args[2], steps)),
+    "clamp_min": lambda ev, args, steps: clamp(ev._vec(args[0], steps), ev._scalar(args[1], steps), None),
+    "clamp_max": lambda ev, args, steps: clamp(ev._vec(args[0], steps), None, ev._scalar(args[1], steps)),
+    "label_replace": lambda ev, args, steps: label_replace(ev._vec(args[0], steps), *map(_text, args[1:])),
+    "label_join": lambda ev, args, steps: label_join(ev._vec(args[0], steps), _text(args[1]), _text(args[2]),
+                                                     [_text(a) for a in args[3:]]),
+    "sort": lambda ev, args, steps: sort(ev._vec(args[0], steps), descending=False),
+    "sort_desc": lambda ev, args, steps: sort(ev._vec(args[0], steps), descending=True),
+}
 
 
 def _equal_labels(expr: Expr) -> Labels:

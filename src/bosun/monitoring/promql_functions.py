@@ -128,7 +128,7 @@ def label_join(vec: Vec, dst: str, sep: str, sources: list[str]) -> Vec:
     return merge(Vec(labels, vec.values, vec.present))
 
 
-def sort(vec: Vec, descending: bool) -> Vec:
+def sort(vec: Vec, *, descending: bool) -> Vec:
     """Ordered by the first step's value (an instant query's; a range query's matrix is in label
     order anyway), NaN last."""
     if not vec.labels:

@@ -21,12 +21,12 @@ _MATH = ("abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "a
 _OVER_TIME = ("avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time",
               "last_over_time", "stddev_over_time", "stdvar_over_time", "present_over_time", "absent_over_time",
               "rate", "irate", "increase", "delta", "idelta", "deriv", "changes", "resets")
-_DATES = ("day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year")
+DATE_FUNCTIONS = ("day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year")
 
 FUNCTIONS: dict[str, Signature] = {
     **{f: Signature((VECTOR,)) for f in _MATH},
     **{f: Signature((MATRIX,)) for f in _OVER_TIME},
-    **{f: Signature((VECTOR,), optional=1) for f in _DATES},
+    **{f: Signature((VECTOR,), optional=1) for f in DATE_FUNCTIONS},
     "round": Signature((VECTOR, SCALAR), optional=1),
     "clamp": Signature((VECTOR, SCALAR, SCALAR)),
     "clamp_min": Signature((VECTOR, SCALAR)),
