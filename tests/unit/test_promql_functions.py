@@ -228,3 +228,24 @@ def test_new_syntax_errors_name_line_and_column(text: str, where: str, words: st
     with pytest.raises(PromQLError) as err:
         parse(text)
     assert str(err.value).startswith(where + ": ") and words in str(err.value), str(err.value)
+
+
+def test_matches_are_unique_per_step_not_per_range() -> None:
+    """Two series with the same match labels at different times (a pod replaced) pair up in a
+    range query; Prometheus' error comes only where both have a sample at one step."""
+    h = MetricsHistory(HistoryConfig(retention=600.0, resolution=1.0))
+    for i in range(30):
+        h.add("limit", {"app": "web"}, 10.0, NOW - 29 + i)
+        if i < 10:
+            h.add("usage", {"app": "web", "pod": "old"}, 1.0, NOW - 29 + i)
+        if i > 15:
+            h.add("usage", {"app": "web", "pod": "new"}, 2.0, NOW - 29 + i)
+    ev = Evaluator(HistorySource(h))
+    ((labels, points),) = ev.evaluate_range(parse("limit - on(app) usage"), NOW - 29, NOW, 1)
+    assert labels == {"app": "web"}
+    assert [v for _, v in points] == [9.0] * 13 + [8.0] * 14  # old until NOW-20 plus the lookback, new from NOW-13
+    h.add("usage", {"app": "web", "pod": "old"}, 1.0, NOW)
+    with pytest.raises(EvalError, match="found duplicate series for the match group"):
+        ev.vector(parse("limit - on(app) usage"), NOW)
+    with pytest.raises(EvalError, match="multiple matches for labels"):
+        ev.vector(parse("usage - on(app) limit"), NOW)

@@ -10,7 +10,8 @@ but the name unless ``on``/``ignoring`` say otherwise, many-to-one or one-to-man
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from bosun.monitoring.promql import COMPARISONS, ONE_TO_MANY, ONE_TO_ONE, Aggreg
 from bosun.monitoring.promql_vectors import NAME, EvalError, Groups, Labels, Vec, merge, signature, without_name
 
 Key = tuple[tuple[str, str], ...]
+K = TypeVar("K", bound=Hashable)
 Op = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 ARITHMETIC: dict[str, Op] = {
@@ -64,29 +66,34 @@ def _show(key: Key) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}"
 
 
-def _overlap(keys: list[Key] | list[tuple[Key, Key]], present: np.ndarray) -> object | None:
+def _overlap(keys: list[K], present: np.ndarray) -> K | None:
     """The first key whose rows have samples at the same step, if any."""
-    if not keys:
+    if len(set(keys)) == len(keys):
         return None
-    groups = Groups(keys)
-    many = np.flatnonzero((groups.sizes > 1) & (groups.reduce(np.add, present.astype(np.int64)) > 1).any(axis=1))
-    return groups.keys[int(many[0])] if len(many) else None
+    rows: dict[K, list[int]] = {}
+    for i, k in enumerate(keys):
+        rows.setdefault(k, []).append(i)
+    for k, idx in rows.items():
+        if len(idx) > 1 and (present[idx].sum(axis=0) > 1).any():
+            return k
+    return None
 
 
 def vector_binop(b: Binary, left: Vec, right: Vec) -> Vec:
-    """Two vectors, matched as ``b.matching`` says; the errors are Prometheus'."""
+    """Two vectors, matched as ``b.matching`` says; the errors are Prometheus'. The checks and
+    the merging of series with equal labels are skipped when no key or labelset repeats (the
+    usual case: one Python pass over the series, the rest numpy)."""
     m = b.matching
     many, one = (right, left) if m.card == ONE_TO_MANY else (left, right)
     side = "left" if m.card == ONE_TO_MANY else "right"
-    one_keys = [match_key(lb, m) for lb in one.labels]
-    dup = _overlap(one_keys, one.present)
-    if dup is not None:
-        raise EvalError(f"found duplicate series for the match group {_show(dup)} on the {side} hand-side "  # type: ignore[arg-type]
-                        "of the operation; many-to-many matching not allowed: matching labels must be unique "
-                        "on one side")
     by_key: dict[Key, list[int]] = {}
-    for j, key in enumerate(one_keys):
-        by_key.setdefault(key, []).append(j)
+    for j, lb in enumerate(one.labels):
+        by_key.setdefault(match_key(lb, m), []).append(j)
+    for key, js in by_key.items():
+        if len(js) > 1 and (one.present[js].sum(axis=0) > 1).any():
+            raise EvalError(f"found duplicate series for the match group {_show(key)} on the {side} hand-side "
+                            "of the operation; many-to-many matching not allowed: matching labels must be unique "
+                            "on one side")
     pairs: list[tuple[int, int]] = []
     keys: list[Key] = []
     for i, lb in enumerate(many.labels):
@@ -113,16 +120,19 @@ def vector_binop(b: Binary, left: Vec, right: Vec) -> Vec:
     drop_name = not compare or b.bool_
     labels = [result_labels(many.labels[i], one.labels[j], drop_name, m) for i, j in pairs]
     if m.card == ONE_TO_ONE:
+        if len(set(keys)) == len(keys):
+            return Vec(labels, values, present)  # one pair per key: labels cannot repeat
         clash = _overlap(keys, present)
         if clash is not None:
-            raise EvalError(f"multiple matches for labels {_show(clash)}: many-to-one matching must be "  # type: ignore[arg-type]
+            raise EvalError(f"multiple matches for labels {_show(clash)}: many-to-one matching must be "
                             "explicit (group_left/group_right)")
-    else:
-        made = [(k, signature(lb)) for k, lb in zip(keys, labels, strict=True)]
-        clash = _overlap(made, present)
-        if clash is not None:
-            raise EvalError(f"multiple matches for labels {_show(clash[1])}: grouping labels must ensure "  # type: ignore[index]
-                            "unique matches")
+        return merge(Vec(labels, values, present))
+    sigs = [signature(lb) for lb in labels]
+    if len(set(sigs)) == len(sigs):
+        return Vec(labels, values, present)
+    made = _overlap(list(zip(keys, sigs, strict=True)), present)
+    if made is not None:
+        raise EvalError(f"multiple matches for labels {_show(made[1])}: grouping labels must ensure unique matches")
     return merge(Vec(labels, values, present))
 
 
