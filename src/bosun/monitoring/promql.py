@@ -9,13 +9,14 @@ What it accepts (everything Prometheus would read the same way):
 * the functions of :mod:`.promql_signatures` (Prometheus' list without the native-histogram
   and experimental ones), type-checked: ``rate(x)`` of an instant vector is refused;
 * aggregations ``sum``, ``avg``, ``max``, ``min``, ``count``, ``group``, ``stddev``,
-  ``stdvar`` and, with a number first, ``topk``, ``bottomk``, ``quantile``, each with ``by
-  (labels)`` or ``without (labels)`` before or after the argument;
+  ``stdvar``, with a number first ``topk``, ``bottomk``, ``quantile``, and with a label name
+  first ``count_values``, each with ``by (labels)`` or ``without (labels)`` before or after
+  the argument;
 * arithmetic ``+ - * / % ^ atan2`` and comparisons ``== != > < >= <=`` (``bool`` turns a
   comparison's filter into 0/1) between vectors and scalars; vector matching ``on (labels)``
   / ``ignoring (labels)``, ``group_left (labels)``, ``group_right (labels)``; the set
-  operators ``and``, ``or``, ``unless``; numbers, strings (function arguments), parentheses
-  and a unary minus.
+  operators ``and``, ``or``, ``unless``; numbers (``Inf`` and ``NaN`` too), strings
+  (function arguments), parentheses and a unary minus.
 
 Anything else is a syntax error that names its line and column, as is a type error: a rule
 is refused when it is written, not when it first runs.
