@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from bosun.monitoring import promql_eval
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.promql import PromQLError, parse
 from bosun.monitoring.promql_eval import CALLS, EvalError, Evaluator, HistorySource
@@ -249,3 +250,12 @@ def test_matches_are_unique_per_step_not_per_range() -> None:
         ev.vector(parse("limit - on(app) usage"), NOW)
     with pytest.raises(EvalError, match="multiple matches for labels"):
         ev.vector(parse("usage - on(app) limit"), NOW)
+
+
+@pytest.mark.parametrize("text", ["g @ start()", "g @ end()", "sum_over_time(g[3s:1s])", "rate(line[3s]) * on(pod) g",
+                                  "topk(1, neg)", "time()"])
+def test_a_range_in_chunks_answers_as_in_one(h: MetricsHistory, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ev, expr = Evaluator(HistorySource(h)), parse(text)
+    whole = ev.evaluate_range(expr, NOW - 3, NOW + 2, 1)
+    monkeypatch.setattr(promql_eval, "CHUNK_STEPS", 4)  # two chunks: 4 steps and 2
+    assert ev.evaluate_range(expr, NOW - 3, NOW + 2, 1) == whole and whole

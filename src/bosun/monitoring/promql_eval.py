@@ -52,12 +52,13 @@ from bosun.monitoring.promql_functions import (
 from bosun.monitoring.promql_ops import aggregate, apply, scalar_binop, set_op, vector_binop
 from bosun.monitoring.promql_signatures import DATE_FUNCTIONS, FUNCTIONS, MATRIX
 from bosun.monitoring.promql_source import HistorySource, Source
-from bosun.monitoring.promql_vectors import NAME, EvalError, Labels, Vec, Win, without_name
+from bosun.monitoring.promql_vectors import NAME, EvalError, Labels, Vec, Win, signature, without_name
 
 __all__ = ["EvalError", "Evaluator", "HistorySource", "Labels", "Sample", "Source"]
 
 Value: TypeAlias = Vec | np.ndarray | str  # an instant vector, a scalar per step, a string
 MAX_SUBQUERY_POINTS = 1_000_000  # a subquery's steps over the whole query
+CHUNK_STEPS = 240  # a range query's steps evaluated together (an hour at 15 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +100,26 @@ class Evaluator:
     def evaluate_range(self, expr: Expr, start: float, end: float, step: float
                        ) -> list[tuple[Labels, list[tuple[float, float]]]]:
         """A matrix: each series' (time, value) at the steps start, start + step, ... <= end
-        where it has a value, series in label order."""
+        where it has a value, series in label order. The steps are taken CHUNK_STEPS at a time:
+        the arrays of a long query over many series stay bounded (``sum(rate(x[5m]))`` over
+        every pod for a day at 10 s steps would otherwise hold a few GiB at once)."""
         n = max(math.floor((end - start) / step + 1e-9) + 1, 0)
         times = start + np.arange(n) * step
-        out = self._eval(expr, _Steps(times, start, end))
-        if isinstance(out, np.ndarray):
-            out = Vec([{}], out[None, :], np.ones((1, n), dtype=bool))
-        assert isinstance(out, Vec)
-        stamps = times.tolist()
-        matrix = []
-        for r, labels in enumerate(out.labels):
-            cols = np.flatnonzero(out.present[r]).tolist()
-            if cols:
-                values = out.values[r, cols].tolist()
-                matrix.append((labels, [(stamps[c], v) for c, v in zip(cols, values, strict=True)]))
-        matrix.sort(key=lambda m: sorted(m[0].items()))
-        return matrix
+        series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, float]]]] = {}
+        for first in range(0, n, CHUNK_STEPS):
+            chunk = times[first:first + CHUNK_STEPS]
+            out = self._eval(expr, _Steps(chunk, start, end))
+            if isinstance(out, np.ndarray):
+                out = Vec([{}], out[None, :], np.ones((1, len(chunk)), dtype=bool))
+            assert isinstance(out, Vec)
+            stamps = chunk.tolist()
+            for r, labels in enumerate(out.labels):
+                cols = np.flatnonzero(out.present[r]).tolist()
+                if cols:
+                    values = out.values[r, cols].tolist()
+                    points = series.setdefault(signature(labels), (labels, []))[1]
+                    points.extend(zip([stamps[c] for c in cols], values, strict=True))
+        return [series[k] for k in sorted(series)]
 
     # -- the nodes -------------------------------------------------------------------------------
 
