@@ -222,7 +222,9 @@ class Evaluator:
         if width > 16:
             _, last, count = win.bounds()
             cols = np.maximum(last, 0)
-            return Vec(win.labels, np.take_along_axis(win.values, cols, axis=1), count > 0, win.times[cols])
+            vec = Vec(win.labels, np.take_along_axis(win.values, cols, axis=1), count > 0, win.times[cols])
+            seen = vec.present.any(axis=1)
+            return vec if seen.all() else vec.rows(np.flatnonzero(seen))
         # A lookback of a few cells: look at them newest first, for all series and steps at once.
         values = np.full((n, len(win.hi)), np.nan)
         found = np.zeros((n, len(win.hi)), dtype=bool)
@@ -238,7 +240,10 @@ class Evaluator:
             values[new] = cell[new]
             stamps[new] = np.broadcast_to(win.times[at], cell.shape)[new]
             found |= new
-        return Vec(win.labels, values, found, stamps)
+        vec = Vec(win.labels, values, found, stamps)
+        # Series with no sample at any step go now, before any Python work per series.
+        seen = found.any(axis=1)
+        return vec if seen.all() else vec.rows(np.flatnonzero(seen))
 
     def _range(self, expr: Expr, steps: _Steps) -> Win:
         if isinstance(expr, Selector):

@@ -326,5 +326,6 @@ def over_time(fn: str, win: Win, param: Array | None = None) -> Vec:
         slopes, intercepts = _regression(win, lambda t, s: float(win.ends[s]))
         values = slopes * param[None, :] + intercepts
         ok = count > 1
+    seen = np.flatnonzero(ok.any(axis=1))  # series with nothing in any window go before their labels are copied
     keep = fn == "last_over_time"
-    return Vec([lb if keep else without_name(lb) for lb in win.labels], values, ok)
+    return Vec([win.labels[i] if keep else without_name(win.labels[i]) for i in seen.tolist()], values[seen], ok[seen])

@@ -44,7 +44,8 @@ class Vec:
 
     def rows(self, keep: np.ndarray | Sequence[int]) -> Vec:
         idx = np.asarray(keep, dtype=np.int64)
-        return Vec([self.labels[i] for i in idx.tolist()], self.values[idx], self.present[idx])
+        stamps = None if self.stamps is None else self.stamps[idx]
+        return Vec([self.labels[i] for i in idx.tolist()], self.values[idx], self.present[idx], stamps)
 
 
 @dataclass(slots=True)
