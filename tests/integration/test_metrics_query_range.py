@@ -140,3 +140,62 @@ async def test_query_range_matrix_matching_offset_and_errors(server: RunningServ
         await c.delete(NAMESPACES, ns)
 
 
+
+
+async def test_subqueries_at_and_functions_through_the_api(server: RunningServer, client: Client) -> None:
+    """Subqueries, ``@ start()``/``@ end()`` and functions over what the collector recorded, as
+    ``/metrics/query`` and ``/metrics/query_range`` answer them; their errors are a 400 naming
+    the position (syntax) or a 422 (a result that is not a vector)."""
+    c = client
+    ns = f"qf-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    try:
+        one = f'{RESTARTS}{{namespace="{ns}",pod="web-1"}}'
+        await restarted(c, ns, "web-1", 1)
+        await restarted(c, ns, "web-2", 3)
+        await eventually(lambda: instant(c, f"{one} == 1"), 30, "web-1's first count in the history", step=0.2)
+        began = time.time()
+        await asyncio.sleep(3)
+        await restarted(c, ns, "web-1", 4)
+        await eventually(lambda: instant(c, f"{one} == 4"), 30, "web-1's new count", step=0.2)
+        await asyncio.sleep(2)
+        end = time.time()
+
+        # Functions and a subquery, instant.
+        (changed,) = await instant(c, f"changes({one}[1m])")
+        assert changed["value"][1] == "1" and "__name__" not in changed["metric"], changed
+        (low,) = await instant(c, f"min_over_time({one}[1m:1s])")
+        assert low["value"][1] == "1", low
+        (jumps,) = await instant(c, f"max_over_time(delta({one}[2s])[1m:1s]) > 0")
+        assert float(jumps["value"][1]) > 0, jumps
+        named = await instant(c, f'label_replace({RESTARTS}{{namespace="{ns}"}}, "app", "$1", "pod", "(web)-.*")')
+        assert sorted((r["metric"]["app"], r["metric"]["pod"]) for r in named) == [("web", "web-1"), ("web", "web-2")]
+        (total,) = await instant(c, f'scalar(sum({RESTARTS}{{namespace="{ns}"}})) * vector(2)')
+        assert total["value"][1] == "14", total
+
+        # @ start() / @ end(): every step reads the same time.
+        for at, want in (("start()", "1"), ("end()", "4")):
+            out = await c.request("GET", "/metrics/query_range", params={
+                "query": f"{one} @ {at}", "start": str(began), "end": str(end), "step": "1s"})
+            (series,) = out["data"]["result"]
+            assert {v for _, v in series["values"]} == {want} and len(series["values"]) >= 5, (at, series)
+        out = await c.request("GET", "/metrics/query", params={"query": f"{one} @ {began}"})
+        assert out["data"]["result"][0]["value"][1] == "1", out
+
+        # A range query of a subquery: each step's maximum over the 10 s before it.
+        out = await c.request("GET", "/metrics/query_range", params={
+            "query": f"max_over_time({one}[10s:1s])", "start": str(began), "end": str(end), "step": "1"})
+        (series,) = out["data"]["result"]
+        values = [v for _, v in series["values"]]
+        assert values[0] == "1" and values[-1] == "4" and values == sorted(values), values
+
+        err = await refused(c, "/metrics/query_range", query=f"max_over_time({one}[5m:1m)", start="-1m",
+                            end="-0s", step="5")
+        assert err.status == 400 and err.message.startswith(f"query: 1:{len(one) + 21}: unexpected ')'"), err.message
+        err = await refused(c, "/metrics/query", query=f"sum({one}) @ end()")
+        assert err.status == 400 and err.message.startswith(f"query: 1:{len(one) + 7}: unexpected '@'"), err.message
+        err = await refused(c, "/metrics/query",
+                            query=f'label_replace({RESTARTS}{{namespace="{ns}"}}, "pod", "same", "pod", ".*")')
+        assert err.status == 422 and "same labelset" in err.message, err.message
+    finally:
+        await c.delete(NAMESPACES, ns)

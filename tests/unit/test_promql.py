@@ -26,7 +26,8 @@ from bosun.monitoring.promql_eval import Evaluator, HistorySource, Sample
     ("1 and x", "1:3", "works between two vectors"),
     ("x $ 3", "1:3", "unexpected character '$'"),
     ("x[5m]", "1:1", "a range vector is only the argument"),
-    ("rate(x[5m:1m])", "1:10", "unexpected ':1m'"),
+    ("rate(x[5m:1m:])", "1:13", "unexpected ':'"),
+    ("abs(x[5m])", "1:1", "abs() needs an instant vector as its first argument, not a range vector"),
     ("x >\n  y )", "2:5", "unexpected ')'"),
 ])
 def test_errors_name_line_and_column(text: str, where: str, words: str) -> None:
@@ -131,7 +132,7 @@ async def test_rule_files_that_escaped_admission_are_skipped_and_reported_once()
     news = rules.sync([cm, plain])
     assert [(c["metadata"]["name"], e) for c, e in news] == [
         ("rules", "b.yaml: groups[0].rules[0].expr: 1:4: unexpected end of expression; expected '(' or '-' or '{' "
-                  "or a name or a number")]
+                  "or a name or a number or a quoted string")]
     assert rules.sync([cm, plain]) == []  # the same resourceVersion: not reported again
     rows = rules.describe()
     assert [(r["alert"], r["health"]) for r in rows] == [("Big", "unknown"), ("", "invalid")]

@@ -212,6 +212,11 @@ class MetricsHistory:
             if all(have.get(k) == v for k, v in items):
                 yield s
 
+    def matching(self, name: str, matchers: Mapping[str, str]) -> list[Series]:
+        """The series of ``name`` whose labels include ``matchers`` (the PromQL evaluator reads
+        their rings as arrays)."""
+        return list(self._candidates(name, matchers))
+
     def query(self, name: str, matchers: Mapping[str, str] | None = None, start: float | None = None,
               end: float | None = None) -> list[Result]:
         """Every series of ``name`` whose labels include ``matchers``, with its points in

@@ -1,24 +1,25 @@
-"""A well-defined subset of PromQL, parsed with lark into typed nodes.
+"""PromQL, parsed with lark into typed nodes.
 
 What it accepts (everything Prometheus would read the same way):
 
-* instant vector selectors ``name``, ``name{k="v", k!="v", k=~"re", k!~"re"}``, ``{__name__="name"}``,
-  with an optional ``offset 5m`` (or ``offset -5m``);
-* range selectors ``name{...}[5m]`` (``offset`` after the range), only as the argument of a
-  range function: ``rate``, ``increase``, ``avg_over_time``, ``max_over_time``,
-  ``min_over_time``, ``sum_over_time``, ``count_over_time``, ``last_over_time``;
+* instant vector selectors ``name``, ``name{k="v", k!="v", k=~"re", k!~"re"}``, ``{__name__="name"}``;
+  range selectors ``name{...}[5m]``; subqueries ``expr[30m:1m]`` (``[30m:]``: the history's
+  resolution as the step); each with the modifiers ``offset 5m`` (or ``-5m``) and ``@ <unix
+  time>``, ``@ start()``, ``@ end()``, in either order;
+* the functions of :mod:`.promql_signatures` (Prometheus' list without the native-histogram
+  and experimental ones), type-checked: ``rate(x)`` of an instant vector is refused;
 * aggregations ``sum``, ``avg``, ``max``, ``min``, ``count``, ``group``, ``stddev``,
-  ``stdvar`` and, with a number first, ``topk``, ``bottomk``, ``quantile``, each with ``by
-  (labels)`` or ``without (labels)`` before or after the argument;
-* arithmetic ``+ - * / %`` and comparisons ``== != > < >= <=`` (``bool`` turns a comparison's
-  filter into 0/1) between a vector and a scalar or between two vectors; vector matching
-  ``on (labels)`` / ``ignoring (labels)``, many-to-one with ``group_left (labels)`` and
-  one-to-many with ``group_right (labels)``; the set operators ``and``, ``or``, ``unless``
-  (with ``on``/``ignoring``); numbers, parentheses and a unary minus.
+  ``stdvar``, with a number first ``topk``, ``bottomk``, ``quantile``, and with a label name
+  first ``count_values``, each with ``by (labels)`` or ``without (labels)`` before or after
+  the argument;
+* arithmetic ``+ - * / % ^ atan2`` and comparisons ``== != > < >= <=`` (``bool`` turns a
+  comparison's filter into 0/1) between vectors and scalars; vector matching ``on (labels)``
+  / ``ignoring (labels)``, ``group_left (labels)``, ``group_right (labels)``; the set
+  operators ``and``, ``or``, ``unless``; numbers (``Inf`` and ``NaN`` too), strings
+  (function arguments), parentheses and a unary minus.
 
-Anything else (subqueries, ``@``, other functions) is a syntax error that names its line and
-column, as is a type error (``rate(x)`` of an instant vector): a rule is refused when it is
-written, not when it first runs.
+Anything else is a syntax error that names its line and column, as is a type error: a rule
+is refused when it is written, not when it first runs.
 """
 
 from __future__ import annotations
@@ -30,14 +31,40 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-RANGE_FUNCTIONS = frozenset({"rate", "increase", "avg_over_time", "max_over_time", "min_over_time",
-                             "sum_over_time", "count_over_time", "last_over_time"})
+from bosun.monitoring.promql_nodes import (
+    DEFAULT_MATCHING,
+    MANY_TO_ONE,
+    ONE_TO_MANY,
+    ONE_TO_ONE,
+    Aggregate,
+    At,
+    Binary,
+    Call,
+    Expr,
+    Matcher,
+    Negate,
+    Number,
+    Selector,
+    String,
+    Subquery,
+    VectorMatching,
+    is_scalar,
+    kind,
+)
+from bosun.monitoring.promql_signatures import FUNCTIONS, MATRIX, STRING, VECTOR
+
+__all__ = ["AGGREGATIONS", "COMPARISONS", "DEFAULT_MATCHING", "MANY_TO_ONE", "ONE_TO_MANY", "ONE_TO_ONE",
+           "PARAM_AGGREGATIONS", "SET_OPERATORS", "Aggregate", "At", "Binary", "Call", "Expr", "Matcher", "Negate",
+           "Number", "PromQLError", "Selector", "String", "Subquery", "VectorMatching", "is_scalar", "kind", "parse",
+           "parse_duration"]
+
 AGGREGATIONS = frozenset({"sum", "avg", "max", "min", "count", "group", "stddev", "stdvar"})
-PARAM_AGGREGATIONS = frozenset({"topk", "bottomk", "quantile"})
+PARAM_AGGREGATIONS = frozenset({"topk", "bottomk", "quantile", "count_values"})
 COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 SET_OPERATORS = frozenset({"and", "or", "unless"})
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 GRAMMAR = r"""
 ?start: expr
@@ -46,23 +73,29 @@ GRAMMAR = r"""
 ?and_expr: cmp_expr | and_expr (AND | UNLESS) [BOOL] [matching] cmp_expr -> binary
 ?cmp_expr: add_expr | cmp_expr CMP [BOOL] [matching] add_expr -> binary
 ?add_expr: mul_expr | add_expr ADD [BOOL] [matching] mul_expr -> binary
-?mul_expr: unary | mul_expr MUL [BOOL] [matching] unary -> binary
-?unary: atom | SUB atom -> negate
+?mul_expr: unary | mul_expr (MUL | ATAN2) [BOOL] [matching] unary -> binary
+?unary: pow_expr | SUB unary -> negate
+?pow_expr: atom | atom POW [BOOL] [matching] unary -> binary
 ?atom: NUMBER -> number
+     | STRING -> string
      | selector
-     | IDENT "(" expr ")" -> call
-     | IDENT grouping "(" expr ")" -> aggregate_pre
-     | IDENT "(" expr ")" grouping -> aggregate_post
-     | IDENT "(" expr "," expr ")" -> param_call
-     | IDENT grouping "(" expr "," expr ")" -> param_aggregate_pre
-     | IDENT "(" expr "," expr ")" grouping -> param_aggregate_post
-     | "(" expr ")"
-selector: IDENT matchers? range? offset?
-        | matchers range? offset?
+     | call
+     | call subquery modifiers -> subquery_of
+call: IDENT "(" [arg ("," arg)*] ")" -> call
+    | IDENT grouping "(" arg ("," arg)* ")" -> aggregate_pre
+    | IDENT "(" arg ("," arg)* ")" grouping -> aggregate_post
+    | "(" expr ")" -> paren
+?arg: expr
+selector: IDENT matchers? bracket? modifiers
+        | matchers bracket? modifiers
+?bracket: range | subquery
 matchers: "{" [matcher ("," matcher)* ","?] "}"
 matcher: IDENT MATCH_OP STRING
 range: "[" DURATION "]"
+subquery: "[" DURATION ":" [DURATION] "]"
+modifiers: (offset | at)*
 offset: OFFSET [SUB] DURATION
+at: AT (NUMBER | SUB NUMBER | IDENT "(" ")")
 grouping: (BY | WITHOUT) label_list
 matching: (ON | IGNORING) label_list [group]
 group: (GROUP_LEFT | GROUP_RIGHT) [label_list]
@@ -71,6 +104,7 @@ label_list: "(" [IDENT ("," IDENT)*] ")"
 OR: "or"
 AND: "and"
 UNLESS: "unless"
+ATAN2: "atan2"
 BY: "by"
 WITHOUT: "without"
 BOOL: "bool"
@@ -79,10 +113,12 @@ IGNORING: "ignoring"
 GROUP_LEFT: "group_left"
 GROUP_RIGHT: "group_right"
 OFFSET: "offset"
+AT: "@"
 CMP: "==" | "!=" | ">=" | "<=" | ">" | "<"
 ADD: "+" | "-"
 SUB: "-"
 MUL: "*" | "/" | "%"
+POW: "^"
 MATCH_OP: "=~" | "!~" | "!=" | "="
 IDENT: /[a-zA-Z_:][a-zA-Z0-9_:]*/
 NUMBER: /[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/ | /\.[0-9]+/
@@ -103,95 +139,6 @@ class PromQLError(ValueError):
         self.reason, self.line, self.column = message, line, column
 
 
-# -- the nodes -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    label: str
-    op: str  # = != =~ !~
-    value: str
-    regex: re.Pattern[str] | None = None
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        have = labels.get(self.label, "")
-        if self.op == "=":
-            return have == self.value
-        if self.op == "!=":
-            return have != self.value
-        assert self.regex is not None
-        hit = self.regex.fullmatch(have) is not None
-        return hit if self.op == "=~" else not hit
-
-
-@dataclass(frozen=True, slots=True)
-class Selector:
-    name: str
-    matchers: tuple[Matcher, ...]
-    range: float | None  # seconds, for a range selector
-    offset: float = 0.0  # seconds into the past (negative: the future) the selector reads
-
-
-@dataclass(frozen=True, slots=True)
-class Number:
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    function: str
-    arg: Selector
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    op: str
-    arg: Expr
-    labels: tuple[str, ...]
-    without: bool
-    param: Expr | None = None  # topk's k, quantile's phi
-
-
-ONE_TO_ONE, MANY_TO_ONE, ONE_TO_MANY = "one-to-one", "many-to-one", "one-to-many"
-
-
-@dataclass(frozen=True, slots=True)
-class VectorMatching:
-    """How two vectors' samples pair up: on the ``labels`` (``on``) or on all labels but them
-    and the name (``ignoring``); ``include`` are the labels ``group_left``/``group_right``
-    copy from the "one" side."""
-
-    on: bool = False
-    labels: tuple[str, ...] = ()
-    card: str = ONE_TO_ONE
-    include: tuple[str, ...] = ()
-
-
-DEFAULT_MATCHING = VectorMatching()
-
-
-@dataclass(frozen=True, slots=True)
-class Binary:
-    op: str
-    left: Expr
-    right: Expr
-    matching: VectorMatching = DEFAULT_MATCHING
-    bool_: bool = False  # a comparison answering 0/1 instead of filtering
-
-
-@dataclass(frozen=True, slots=True)
-class Negate:
-    arg: Expr
-
-
-Expr = Selector | Number | Call | Aggregate | Binary | Negate
-
-
-def is_scalar(e: Expr) -> bool:
-    return isinstance(e, Number) or (isinstance(e, Negate) and is_scalar(e.arg)) or (
-        isinstance(e, Binary) and is_scalar(e.left) and is_scalar(e.right))
-
-
 def parse_duration(text: str) -> float:
     return sum(int(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
 
@@ -209,22 +156,69 @@ class _Fail(Exception):
         self.column = getattr(token, "column", 1) or 1
 
 
+_ORDINAL = ("first", "second", "third", "fourth", "fifth", "sixth")
+
+
+def _a(what: str) -> str:
+    return ("an " if what[0] in "aeiou" else "a ") + what
+
+
 def _instant(e: Expr, where: Token, what: str) -> Expr:
-    if isinstance(e, Selector) and e.range is not None:
+    got = kind(e)
+    if got == MATRIX:
         raise _Fail(f"{what} needs an instant vector, not a range vector (a range is only the argument of "
-                    f"{', '.join(sorted(RANGE_FUNCTIONS))})", where)
+                    "a function such as rate(x[5m]))", where)
+    if got == STRING:
+        raise _Fail(f"{what} needs an instant vector or a number, not a string", where)
     return e
 
 
 @dataclass(frozen=True, slots=True)
 class _Offset:
     seconds: float
+    where: Token
+
+
+@dataclass(frozen=True, slots=True)
+class _At:
+    at: float | str
+    where: Token
+
+
+@dataclass(frozen=True, slots=True)
+class _Mods:
+    offset: float
+    at: At
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _SubRange:
+    seconds: float
+    step: float | None
+
+
+def _seconds(tok: Token, what: str) -> float:
+    seconds = parse_duration(str(tok))
+    if seconds <= 0:
+        raise _Fail(f"{what} must be longer than zero", tok)
+    return seconds
 
 
 @v_args(inline=True)
 class _Build(Transformer[Token, Expr]):
     def number(self, tok: Token) -> Number:
         return Number(float(tok))
+
+    def string(self, tok: Token) -> String:
+        return String(_unquote(str(tok)))
+
+    def paren(self, e: Expr) -> Expr:
+        return e
 
     def matcher(self, label: Token, op: Token, value: Token) -> Matcher:
         text = _unquote(str(value))
@@ -239,31 +233,46 @@ class _Build(Transformer[Token, Expr]):
     def matchers(self, *items: Matcher | None) -> tuple[Matcher, ...]:
         return tuple(m for m in items if m is not None)
 
-    def range(self, tok: Token) -> float:
-        seconds = parse_duration(str(tok))
-        if seconds <= 0:
-            raise _Fail("a range must be longer than zero", tok)
-        return seconds
+    def range(self, tok: Token) -> _Range:
+        return _Range(_seconds(tok, "a range"))
 
-    def offset(self, _kw: Token, sign: Token | None, tok: Token) -> _Offset:
-        seconds = parse_duration(str(tok))
-        return _Offset(-seconds if sign is not None else seconds)
+    def subquery(self, rng: Token, step: Token | None) -> _SubRange:
+        return _SubRange(_seconds(rng, "a subquery's range"), None if step is None else _seconds(step, "a step"))
 
-    def selector(self, *parts: Any) -> Selector:
+    def offset(self, kw: Token, sign: Token | None, tok: Token) -> _Offset:
+        seconds = parse_duration(str(tok))
+        return _Offset(-seconds if sign is not None else seconds, kw)
+
+    def at(self, kw: Token, *parts: Token) -> _At:
+        if parts[-1].type == "IDENT":
+            if str(parts[-1]) not in ("start", "end"):
+                raise _Fail(f"@ takes a Unix time, start() or end(), not {parts[-1]}()", parts[-1])
+            return _At(str(parts[-1]), kw)
+        value = float(parts[-1])
+        return _At(-value if len(parts) == 2 else value, kw)
+
+    def modifiers(self, *items: _Offset | _At) -> tuple[Token | None, _Mods]:
+        offsets = [i.seconds for i in items if isinstance(i, _Offset)]
+        ats = [i.at for i in items if isinstance(i, _At)]
+        if len(offsets) > 1 or len(ats) > 1:
+            raise _Fail("offset and @ are each given at most once", items[-1].where)
+        return None, _Mods(offsets[0] if offsets else 0.0, ats[0] if ats else None)
+
+    def selector(self, *parts: Any) -> Selector | Subquery | Number:
         name = ""
         matchers: tuple[Matcher, ...] = ()
-        rng: float | None = None
-        offset = 0.0
+        bracket: _Range | _SubRange | None = None
+        mods = _Mods(0.0, None)
         first: Any = None
         for p in parts:
             if isinstance(p, Token):
                 name, first = str(p), first or p
+            elif isinstance(p, tuple) and len(p) == 2 and isinstance(p[1], _Mods):
+                mods = p[1]
             elif isinstance(p, tuple):
                 matchers = p
-            elif isinstance(p, float):
-                rng = p
-            elif isinstance(p, _Offset):
-                offset = p.seconds
+            elif isinstance(p, _Range | _SubRange):
+                bracket = p
         named = [m for m in matchers if m.label == "__name__"]
         if named:
             if name or named[0].op != "=" or len(named) > 1:
@@ -272,19 +281,40 @@ class _Build(Transformer[Token, Expr]):
             matchers = tuple(m for m in matchers if m.label != "__name__")
         if not name:
             raise _Fail("a selector needs a metric name", first)
-        return Selector(name, matchers, rng, offset)
+        if name.lower() in ("inf", "nan") and not matchers:  # numbers, as in Prometheus
+            if bracket is not None or mods != _Mods(0.0, None):
+                raise _Fail(f"{name} is a number: a range, offset and @ are for selectors", first)
+            return Number(float(name))
+        if isinstance(bracket, _SubRange):
+            return Subquery(Selector(name, matchers, None), bracket.seconds, bracket.step, mods.offset, mods.at)
+        rng = bracket.seconds if bracket is not None else None
+        return Selector(name, matchers, rng, mods.offset, mods.at)
 
-    def call(self, fn: Token, arg: Expr) -> Expr:
-        if str(fn) in AGGREGATIONS:
-            return self._aggregate(fn, (False, ()), arg)
-        if str(fn) in PARAM_AGGREGATIONS:
-            raise _Fail(f"{fn}() needs a parameter first, as in {fn}(3, metric)", fn)
-        if str(fn) not in RANGE_FUNCTIONS:
-            known = sorted(RANGE_FUNCTIONS | AGGREGATIONS | PARAM_AGGREGATIONS)
-            raise _Fail(f"unknown function {str(fn)!r} (supported: {', '.join(known)})", fn)
-        if not isinstance(arg, Selector) or arg.range is None:
-            raise _Fail(f"{fn}() needs a range vector such as metric[5m]", fn)
-        return Call(str(fn), arg)
+    def subquery_of(self, e: Expr, sub: _SubRange, mods: tuple[Token | None, _Mods]) -> Subquery:
+        if kind(e) != VECTOR:
+            raise _Fail(f"a subquery needs an instant vector expression, not {_a(kind(e))}", None)
+        return Subquery(e, sub.seconds, sub.step, mods[1].offset, mods[1].at)
+
+    def call(self, fn: Token, *args: Expr | None) -> Expr:
+        given = tuple(a for a in args if a is not None)
+        name = str(fn)
+        if name in AGGREGATIONS or name in PARAM_AGGREGATIONS:
+            return self._aggregate(fn, (False, ()), given)
+        sig = FUNCTIONS.get(name)
+        if sig is None:
+            raise _Fail(f"unknown function {name!r}", fn)
+        least = len(sig.args) - sig.optional
+        if len(given) < least or (len(given) > len(sig.args) and not sig.variadic):
+            many = f"{least}" if not sig.optional else f"{least} to {len(sig.args)}"
+            raise _Fail(f"{name}() takes {many}{' or more' if sig.variadic else ''} arguments, not {len(given)}", fn)
+        for i, a in enumerate(given):
+            want, got = sig.args[min(i, len(sig.args) - 1)], kind(a)
+            if got != want:
+                hint = " such as metric[5m]" if want == MATRIX else ""
+                raise _Fail(f"{name}() needs {_a(want)}{hint} as its {_ORDINAL[min(i, 5)]} argument, not "
+                            f"{_a(got)}", fn)
+        _check_labels(name, given, fn)
+        return Call(name, given)
 
     def label_list(self, *labels: Token | None) -> tuple[str, ...]:
         return tuple(str(t) for t in labels if t is not None)
@@ -307,36 +337,35 @@ class _Build(Transformer[Token, Expr]):
         card = MANY_TO_ONE if side == "group_left" else ONE_TO_MANY
         return side, VectorMatching(kind == "on", labels, card, include)
 
-    def param_call(self, fn: Token, param: Expr, arg: Expr) -> Aggregate:
-        return self._aggregate(fn, (False, ()), arg, param)
+    def aggregate_pre(self, fn: Token, grouping: tuple[bool, tuple[str, ...]], *args: Expr) -> Aggregate:
+        return self._aggregate(fn, grouping, args)
 
-    def param_aggregate_pre(self, fn: Token, grouping: tuple[bool, tuple[str, ...]], param: Expr,
-                            arg: Expr) -> Aggregate:
-        return self._aggregate(fn, grouping, arg, param)
+    def aggregate_post(self, fn: Token, *rest: Any) -> Aggregate:
+        return self._aggregate(fn, rest[-1], rest[:-1])
 
-    def param_aggregate_post(self, fn: Token, param: Expr, arg: Expr,
-                             grouping: tuple[bool, tuple[str, ...]]) -> Aggregate:
-        return self._aggregate(fn, grouping, arg, param)
-
-    def aggregate_pre(self, fn: Token, grouping: tuple[bool, tuple[str, ...]], arg: Expr) -> Aggregate:
-        return self._aggregate(fn, grouping, arg)
-
-    def aggregate_post(self, fn: Token, arg: Expr, grouping: tuple[bool, tuple[str, ...]]) -> Aggregate:
-        return self._aggregate(fn, grouping, arg)
-
-    def _aggregate(self, fn: Token, grouping: tuple[bool, tuple[str, ...]], arg: Expr,
-                   param: Expr | None = None) -> Aggregate:
-        if param is None and str(fn) not in AGGREGATIONS:
-            raise _Fail(f"{str(fn)!r} is not an aggregation (supported: {', '.join(sorted(AGGREGATIONS))})", fn)
-        if param is not None:
-            if str(fn) not in PARAM_AGGREGATIONS:
-                raise _Fail(f"{str(fn)!r} takes no parameter (those that do: "
-                            f"{', '.join(sorted(PARAM_AGGREGATIONS))})", fn)
-            if not is_scalar(param):
-                raise _Fail(f"{fn}()'s first argument is a number", fn)
+    def _aggregate(self, fn: Token, grouping: tuple[bool, tuple[str, ...]], args: tuple[Expr, ...]) -> Aggregate:
+        name = str(fn)
+        if name not in AGGREGATIONS and name not in PARAM_AGGREGATIONS:
+            raise _Fail(f"{name!r} is not an aggregation (supported: "
+                        f"{', '.join(sorted(AGGREGATIONS | PARAM_AGGREGATIONS))})", fn)
+        if name in PARAM_AGGREGATIONS and len(args) == 1:
+            raise _Fail(f"{name}() needs a parameter first, as in {name}(3, metric)", fn)
+        if name in AGGREGATIONS and len(args) > 1:
+            raise _Fail(f"{name!r} takes no parameter (those that do: {', '.join(sorted(PARAM_AGGREGATIONS))})",
+                        fn)
+        if len(args) != (2 if name in PARAM_AGGREGATIONS else 1):
+            raise _Fail(f"{name}() takes {2 if name in PARAM_AGGREGATIONS else 1} arguments, not {len(args)}", fn)
+        param, arg = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+        if name == "count_values":
+            if not isinstance(param, String):
+                raise _Fail("count_values()'s first argument is the label to write the values to, a string", fn)
+            if not _LABEL.match(param.value):
+                raise _Fail(f"count_values(): invalid label name {param.value!r}", fn)
+        elif param is not None and not is_scalar(param):
+            raise _Fail(f"{fn}()'s first argument is a number", fn)
         if is_scalar(arg):
             raise _Fail(f"{fn}() needs a vector, not a number", fn)
-        return Aggregate(str(fn), _instant(arg, fn, str(fn)), grouping[1], grouping[0], param)
+        return Aggregate(name, _instant(arg, fn, name), grouping[1], grouping[0], param)
 
     def binary(self, left: Expr, op: Token, bool_: Token | None, matching: tuple[Token, VectorMatching] | None,
                right: Expr) -> Binary:
@@ -359,7 +388,23 @@ class _Build(Transformer[Token, Expr]):
         return Negate(_instant(arg, op, "unary minus"))
 
 
-_MODIFIERS = frozenset({"BOOL", "ON", "IGNORING", "GROUP_LEFT", "GROUP_RIGHT", "OFFSET"})
+def _check_labels(fn: str, args: tuple[Expr, ...], where: Token) -> None:
+    """label_replace's and label_join's label names and regular expression, checked when written."""
+    if fn not in ("label_replace", "label_join"):
+        return
+    strings = [a.value for a in args[1:] if isinstance(a, String)]
+    labels = [strings[0]] + (strings[2:] if fn == "label_join" else [])  # label_replace's source may be any
+    for label in labels:
+        if not _LABEL.match(label):
+            raise _Fail(f"{fn}(): invalid label name {label!r}", where)
+    if fn == "label_replace":
+        try:
+            re.compile(strings[3])
+        except re.error as e:
+            raise _Fail(f"label_replace(): invalid regular expression {strings[3]!r}: {e}", where) from None
+
+
+_MODIFIERS = frozenset({"BOOL", "ON", "IGNORING", "GROUP_LEFT", "GROUP_RIGHT", "OFFSET", "AT"})
 
 
 def _expected(e: UnexpectedInput) -> str:
@@ -380,8 +425,10 @@ def parse(text: str) -> Expr:
         raise PromQLError("empty expression", 1, 1)
     try:
         expr = _Build().transform(_PARSER.parse(text))
-        if isinstance(expr, Selector) and expr.range is not None:
+        if kind(expr) == MATRIX:
             raise PromQLError("a range vector is only the argument of a range function such as rate(x[5m])", 1, 1)
+        if kind(expr) == STRING:
+            raise PromQLError("a string is only the argument of a function such as label_replace()", 1, 1)
         return expr
     except VisitError as e:
         inner = e.orig_exc

@@ -1,45 +1,64 @@
-"""Evaluates a :mod:`bosun.monitoring.promql` tree at a time (default now) against a :class:`Source`.
+"""Evaluates a :mod:`bosun.monitoring.promql` tree against a :class:`~.promql_source.Source`,
+at one time (an instant query) or at every step of a range (a range query) in the same pass:
+each node's value is a (series x steps) array (:mod:`.promql_vectors`), each selector reads
+its series once for the whole range, and operators, aggregations and functions are numpy
+operations over those arrays, so a range query costs about one pass over them, not one
+instant evaluation per step.
 
-The semantics are Prometheus' for the subset the parser accepts: a selector's sample is the
-newest within the lookback (the history's: three resolutions, so a series that stopped is
-gone); ``rate`` is the reset-aware increase over the samples in the range divided by the
-time they span (Prometheus also extrapolates to the range's ends; with 10 s samples the
-difference is a few percent); functions, arithmetic and aggregations drop the metric name,
-comparisons filter and keep it (with ``bool`` they answer 0/1 and drop it); two vectors
-match one-to-one on all labels but the name unless ``on``/``ignoring`` say otherwise, and
-many-to-one or one-to-many with ``group_left``/``group_right``, with Prometheus' errors when a
-match is not unique (:class:`EvalError`). ``offset`` moves a selector's time back. A range
-query (:meth:`Evaluator.evaluate_range`) is an instant evaluation at every step.
+The semantics are Prometheus' (:mod:`.promql_ops`, :mod:`.promql_functions`): a selector's
+sample is the newest within the lookback (the history's: three resolutions, so a series
+that stopped is gone); ``offset`` moves a selector or subquery back, ``@`` pins it to a time
+(``start()``/``end()``: the range query's ends); a subquery ``expr[30m:1m]`` evaluates
+``expr`` at the multiples of its step in each window, its default step the history's
+resolution.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TypeAlias
 
 import numpy as np
 
-from bosun.monitoring.history import MetricsHistory
 from bosun.monitoring.promql import (
-    COMPARISONS,
-    ONE_TO_MANY,
-    ONE_TO_ONE,
     Aggregate,
+    At,
     Binary,
     Call,
     Expr,
     Negate,
     Number,
     Selector,
-    VectorMatching,
+    String,
+    Subquery,
 )
+from bosun.monitoring.promql_functions import (
+    ELEMENTWISE,
+    absent,
+    clamp,
+    date_part,
+    dates,
+    elementwise,
+    histogram_quantile,
+    label_join,
+    label_replace,
+    over_time,
+    rounded,
+    sort,
+)
+from bosun.monitoring.promql_ops import aggregate, apply, scalar_binop, set_op, vector_binop
+from bosun.monitoring.promql_signatures import DATE_FUNCTIONS, FUNCTIONS, MATRIX
+from bosun.monitoring.promql_source import HistorySource, Source
+from bosun.monitoring.promql_vectors import NAME, EvalError, Labels, Vec, Win, signature, without_name
 
-NAME = "__name__"
-Labels = dict[str, str]
+__all__ = ["EvalError", "Evaluator", "HistorySource", "Labels", "Sample", "Source"]
+
+Value: TypeAlias = Vec | np.ndarray | str  # an instant vector, a scalar per step, a string
+MAX_SUBQUERY_POINTS = 1_000_000  # a subquery's steps over the whole query
+CHUNK_STEPS = 240  # a range query's steps evaluated together (an hour at 15 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,238 +70,11 @@ class Sample:
         return {k: v for k, v in self.labels.items() if k != NAME}
 
 
-class EvalError(ValueError):
-    """An expression that parses but cannot be evaluated on this data (a vector match that is
-    not unique): Prometheus answers these 422, not 400."""
-
-
-class Source(Protocol):
-    """What the evaluator reads: the newest values at ``at`` and the samples of the time range
-    ending at ``at`` of the series of ``name`` whose labels include ``equal``."""
-
-    def instant(self, name: str, equal: Mapping[str, str], at: float) -> Iterable[tuple[Labels, float]]: ...
-
-    def window(self, name: str, equal: Mapping[str, str], seconds: float, at: float) -> Iterable[
-            tuple[Labels, float, float, list[float]]]:
-        """(labels, time of the first cell, time between cells, cells with NaN for gaps)."""
-        ...
-
-    def for_range(self, start: float, end: float) -> RangeSource:
-        """The source a range query from ``start`` to ``end`` reads (it may read ahead)."""
-        ...
-
-
-class RangeSource(Source, Protocol):
-    """A source for one range query: the evaluator says which step it is at."""
-
-    step_time: float
-
-
-class HistorySource:
-    """A :class:`Source` over the metrics history."""
-
-    def __init__(self, history: MetricsHistory) -> None:
-        self.history = history
-
-    def instant(self, name: str, equal: Mapping[str, str], at: float) -> Iterable[tuple[Labels, float]]:
-        return [(labels, p.value) for labels, p in self.history.latest(name, equal, at=at)]
-
-    def window(self, name: str, equal: Mapping[str, str], seconds: float, at: float) -> Iterable[
-            tuple[Labels, float, float, list[float]]]:
-        # A sample is stored at the start of its slot, up to a resolution before it was taken.
-        step = self.history.config.resolution
-        return [(labels, t0, step, cells)
-                for labels, t0, cells in self.history.windows(name, equal, seconds + step, at)]
-
-    def for_range(self, start: float, end: float) -> HistoryRange:
-        return HistoryRange(self, start, end)
-
-
-class _Block:
-    """One selector's series over a whole range query, as a (series x slots) array, and for
-    each cell the index of the newest sample at or before it (-1: none yet)."""
-
-    def __init__(self, history: MetricsHistory, rows: list[tuple[Labels, float, list[float]]], base: int,
-                 length: int) -> None:
-        self.history, self.base = history, base
-        self.labels = [labels for labels, _, _ in rows]
-        self.values = np.full((len(rows), max(length, 1)), np.nan, dtype=np.float32)
-        res = history.config.resolution
-        for r, (_, t0, cells) in enumerate(rows):
-            at = round(t0 / res) - base
-            lo, hi = max(at, 0), min(at + len(cells), length)
-            if hi > lo:
-                self.values[r, lo:hi] = cells[lo - at:hi - at]
-        index = np.where(np.isnan(self.values), -1, np.arange(self.values.shape[1]))
-        self.newest = np.maximum.accumulate(index, axis=1)
-
-    def at(self, at: float, lookback: float) -> list[tuple[Labels, float]]:
-        """As the history's ``latest(at=at)``: the newest sample no older than the lookback."""
-        hi = self.history.slot(at) - self.base
-        if hi < 0 or not self.labels:
-            return []
-        lo = self.history.slot(at - lookback) - self.base
-        newest = self.newest[:, min(hi, self.values.shape[1] - 1)]
-        rows = np.nonzero(newest >= max(lo, 0))[0]
-        values = self.values[rows, newest[rows]].tolist()
-        return [(self.labels[r], v) for r, v in zip(rows.tolist(), values, strict=True)]
-
-
-class HistoryRange:
-    """A :class:`RangeSource` over the history: each selector's series are read once for the
-    whole range (one walk of the rings, not one per step) and each step's newest values are
-    picked for all series at once with numpy; range functions read the history as usual."""
-
-    def __init__(self, source: HistorySource, start: float, end: float) -> None:
-        self.source, self.history = source, source.history
-        self.start, self.end = start, end
-        self.step_time = start
-        self.lookback = 3 * self.history.config.resolution  # the history's "current"
-        self._blocks: dict[tuple[str, tuple[tuple[str, str], ...], float], _Block] = {}
-
-    def instant(self, name: str, equal: Mapping[str, str], at: float) -> Iterable[tuple[Labels, float]]:
-        offset = self.step_time - at
-        key = (name, tuple(sorted(equal.items())), offset)
-        block = self._blocks.get(key)
-        if block is None:
-            first, last = self.start - offset - self.lookback, min(self.end - offset, time.time())
-            base = self.history.slot(first)
-            rows = self.history.windows(name, equal, last - first, last) if last >= first else []
-            block = self._blocks[key] = _Block(self.history, rows, base, self.history.slot(last) - base + 1)
-        return block.at(at, self.lookback)
-
-    def window(self, name: str, equal: Mapping[str, str], seconds: float, at: float) -> Iterable[
-            tuple[Labels, float, float, list[float]]]:
-        return self.source.window(name, equal, seconds, at)
-
-    def for_range(self, start: float, end: float) -> HistoryRange:
-        return self.source.for_range(start, end)
-
-
-def _div(a: float, b: float) -> float:
-    if b == 0:
-        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
-    return a / b
-
-
-def _mod(a: float, b: float) -> float:
-    return math.nan if b == 0 or math.isinf(a) else math.fmod(a, b)
-
-
-ARITHMETIC: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": _div, "%": _mod}
-COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le}
-
-
-def _counter_change(cells: list[float]) -> tuple[float, int] | None:
-    """A counter's increase over the cells (a value lower than the one before is a reset, so
-    it counts from zero) and the number of cells between its first and last sample; one pass,
-    as this runs for every series of a rate()."""
-    first = last = -1
-    total = prev = 0.0
-    for i, v in enumerate(cells):
-        if v != v:
-            continue
-        if first < 0:
-            first = i
-        else:
-            total += v - prev if v >= prev else v
-        prev, last = v, i
-    return (total, last - first) if last > first else None
-
-
-def _range_fn(fn: str, cells: list[float], step: float, seconds: float) -> float | None:
-    """``fn`` over one series' cells (NaN: no sample in that slot)."""
-    if fn in ("rate", "increase"):
-        change = _counter_change(cells)
-        if change is None:
-            return None
-        per_second = change[0] / (change[1] * step)
-        return per_second if fn == "rate" else per_second * seconds
-    values = [v for v in cells if v == v]
-    if not values:
-        return None
-    if fn == "avg_over_time":
-        return sum(values) / len(values)
-    if fn == "max_over_time":
-        return max(values)
-    if fn == "min_over_time":
-        return min(values)
-    if fn == "sum_over_time":
-        return sum(values)
-    if fn == "count_over_time":
-        return float(len(values))
-    return values[-1]  # last_over_time
-
-
-def _signature(labels: Labels) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in labels.items() if k != NAME))
-
-
-def _match_key(labels: Labels, m: VectorMatching) -> tuple[tuple[str, str], ...]:
-    """What two samples must share to pair up (an empty label is an absent one)."""
-    if m.on:
-        return tuple((k, labels[k]) for k in sorted(m.labels) if labels.get(k))
-    return tuple(sorted((k, v) for k, v in labels.items() if k != NAME and k not in m.labels))
-
-
-def _result_labels(many: Labels, one: Labels, drop_name: bool, m: VectorMatching) -> Labels:
-    """A pair's labels, as Prometheus' resultMetric: the "many" side's (for one-to-one, only the
-    ``on`` labels or all but the ``ignoring`` ones), plus ``group_x`` labels from the "one" side."""
-    out = dict(many)
-    if drop_name:
-        out.pop(NAME, None)
-    if m.card == ONE_TO_ONE:
-        if m.on:
-            out = {k: v for k, v in out.items() if k in m.labels}
-        else:
-            for k in m.labels:
-                out.pop(k, None)
-    for k in m.include:
-        if one.get(k):
-            out[k] = one[k]
-        else:
-            out.pop(k, None)
-    return out
-
-
-def _show(key: tuple[tuple[str, str], ...]) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in key) + "}"
-
-
-def _quantile(phi: float, values: list[float]) -> float:
-    """Prometheus' quantile: linear interpolation between the closest ranks."""
-    if phi != phi:
-        return math.nan
-    if phi < 0:
-        return -math.inf
-    if phi > 1:
-        return math.inf
-    ordered = sorted(values)
-    rank = phi * (len(ordered) - 1)
-    lo = max(0, math.floor(rank))
-    hi = min(len(ordered) - 1, lo + 1)
-    weight = rank - math.floor(rank)
-    return ordered[lo] * (1 - weight) + ordered[hi] * weight
-
-
-def _reduce(op: str, values: list[float]) -> float:
-    if op == "sum":
-        return sum(values)
-    if op == "avg":
-        return sum(values) / len(values)
-    if op == "max":
-        return max(values)
-    if op == "min":
-        return min(values)
-    if op == "group":
-        return 1.0
-    if op in ("stddev", "stdvar"):
-        mean = sum(values) / len(values)
-        var = sum((v - mean) ** 2 for v in values) / len(values)
-        return math.sqrt(var) if op == "stddev" else var
-    return float(len(values))  # count
+@dataclass(frozen=True, slots=True)
+class _Steps:
+    times: np.ndarray  # (steps,) the evaluation times
+    start: float  # the query's, for @ start() and @ end()
+    end: float
 
 
 class Evaluator:
@@ -290,182 +82,281 @@ class Evaluator:
         self.source = source
 
     def evaluate(self, expr: Expr, at: float | None = None) -> list[Sample] | float:
-        """A vector (list of samples) or, for an expression of numbers only, a number, at time
-        ``at`` (default now)."""
-        return self._eval(expr, time.time() if at is None else at)
-
-    def evaluate_range(self, expr: Expr, start: float, end: float, step: float
-                       ) -> list[tuple[Labels, list[tuple[float, float]]]]:
-        """A matrix: each series' (time, value) at the steps start, start + step, ... <= end
-        where it has a value, series in label order."""
-        series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, float]]]] = {}
-        n = math.floor((end - start) / step + 1e-9) + 1
-        source = self.source.for_range(start, end)
-        ranged = Evaluator(source)
-        for i in range(max(n, 0)):
-            t = start + i * step
-            source.step_time = t
-            for s in ranged.vector(expr, t):
-                key = tuple(sorted(s.labels.items()))
-                series.setdefault(key, (s.labels, []))[1].append((t, s.value))
-        return [series[k] for k in sorted(series)]
+        """A vector (list of samples) or, for a scalar expression, a number, at time ``at``
+        (default now)."""
+        t = time.time() if at is None else at
+        out = self._eval(expr, _Steps(np.array([t]), t, t))
+        if isinstance(out, np.ndarray):
+            return float(out[0])
+        assert isinstance(out, Vec)
+        rows = np.flatnonzero(out.present[:, 0]).tolist()
+        values = out.values[rows, 0].tolist()
+        return [Sample(out.labels[r], v) for r, v in zip(rows, values, strict=True)]
 
     def vector(self, expr: Expr, at: float | None = None) -> list[Sample]:
         out = self.evaluate(expr, at)
         return [Sample({}, out)] if isinstance(out, float) else out
 
-    def _vector(self, expr: Expr, at: float) -> list[Sample]:
-        out = self._eval(expr, at)
-        return [Sample({}, out)] if isinstance(out, float) else out
+    def evaluate_range(self, expr: Expr, start: float, end: float, step: float
+                       ) -> list[tuple[Labels, list[tuple[float, float]]]]:
+        """A matrix: each series' (time, value) at the steps start, start + step, ... <= end
+        where it has a value, series in label order. The steps are taken CHUNK_STEPS at a time:
+        the arrays of a long query over many series stay bounded (``sum(rate(x[5m]))`` over
+        every pod for a day at 10 s steps would otherwise hold a few GiB at once)."""
+        n = max(math.floor((end - start) / step + 1e-9) + 1, 0)
+        times = start + np.arange(n) * step
+        series: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, float]]]] = {}
+        for first in range(0, n, CHUNK_STEPS):
+            chunk = times[first:first + CHUNK_STEPS]
+            out = self._eval(expr, _Steps(chunk, start, end))
+            if isinstance(out, np.ndarray):
+                out = Vec([{}], out[None, :], np.ones((1, len(chunk)), dtype=bool))
+            assert isinstance(out, Vec)
+            stamps = chunk.tolist()
+            for r, labels in enumerate(out.labels):
+                cols = np.flatnonzero(out.present[r]).tolist()
+                if cols:
+                    values = out.values[r, cols].tolist()
+                    points = series.setdefault(signature(labels), (labels, []))[1]
+                    points.extend(zip([stamps[c] for c in cols], values, strict=True))
+        return [series[k] for k in sorted(series)]
 
-    def _eval(self, expr: Expr, at: float) -> list[Sample] | float:
+    # -- the nodes -------------------------------------------------------------------------------
+
+    def _eval(self, expr: Expr, steps: _Steps) -> Value:
         if isinstance(expr, Number):
+            return np.full(len(steps.times), expr.value)
+        if isinstance(expr, String):
             return expr.value
         if isinstance(expr, Negate):
-            inner = self._eval(expr.arg, at)
-            if isinstance(inner, float):
+            inner = self._vector_or_scalar(expr.arg, steps)
+            if isinstance(inner, np.ndarray):
                 return -inner
-            return [Sample(s.public_labels(), -s.value) for s in inner]
+            return Vec([without_name(lb) for lb in inner.labels], -inner.values, inner.present)
         if isinstance(expr, Selector):
-            return self._select(expr, at)
+            return self._select(expr, steps)
         if isinstance(expr, Call):
-            return self._call(expr, at)
+            return self._call(expr, steps)
         if isinstance(expr, Aggregate):
-            return self._aggregate(expr, at)
-        return self._binary(expr, at)
+            param = None if expr.param is None else self._eval(expr.param, steps)
+            assert not isinstance(param, Vec)  # the parser's type check
+            return aggregate(expr, self._vec(expr.arg, steps), param)
+        if isinstance(expr, Binary):
+            return self._binary(expr, steps)
+        raise EvalError(f"a {type(expr).__name__} is not a value here")
 
-    def _select(self, sel: Selector, at: float) -> list[Sample]:
-        equal = {m.label: m.value for m in sel.matchers if m.op == "="}
-        rest = [m for m in sel.matchers if m.op != "="]
-        out = []
-        for labels, value in self.source.instant(sel.name, equal, at - sel.offset):
-            if all(m.matches(labels) for m in rest):
-                out.append(Sample({**labels, NAME: sel.name}, value))
+    def _vector_or_scalar(self, expr: Expr, steps: _Steps) -> Vec | np.ndarray:
+        out = self._eval(expr, steps)
+        assert not isinstance(out, str)  # the parser's type check
         return out
 
-    def _call(self, call: Call, at: float) -> list[Sample]:
-        sel = call.arg
-        assert sel.range is not None
-        equal = {m.label: m.value for m in sel.matchers if m.op == "="}
-        rest = [m for m in sel.matchers if m.op != "="]
-        out = []
-        for labels, _, step, cells in self.source.window(sel.name, equal, sel.range, at - sel.offset):
-            if not all(m.matches(labels) for m in rest):
-                continue
-            value = _range_fn(call.function, cells, step, sel.range)
-            if value is not None:
-                out.append(Sample(labels, value))
+    def _vec(self, expr: Expr, steps: _Steps) -> Vec:
+        out = self._eval(expr, steps)
+        assert isinstance(out, Vec)
         return out
 
-    def _aggregate(self, agg: Aggregate, at: float) -> list[Sample]:
-        groups: dict[tuple[tuple[str, str], ...], list[Sample]] = {}
-        for s in self._vector(agg.arg, at):
-            if agg.without:
-                key = tuple(sorted((k, v) for k, v in s.labels.items() if k != NAME and k not in agg.labels))
-            else:
-                key = tuple(sorted((k, s.labels[k]) for k in agg.labels if s.labels.get(k)))
-            groups.setdefault(key, []).append(s)
-        param = math.nan
-        if agg.param is not None:
-            got = self._eval(agg.param, at)
-            assert isinstance(got, float)  # the parser allows only numbers there
-            param = got
-        out = []
-        for key, samples in groups.items():
-            if agg.op in ("topk", "bottomk"):
-                # The samples themselves, labels and all: topk picks series, it does not sum them.
-                k = int(param) if param == param else 0
-                ordered = sorted(samples, key=lambda s: s.value, reverse=agg.op == "topk")
-                out.extend(ordered[:max(k, 0)])
-                continue
-            values = [s.value for s in samples]
-            v = _quantile(param, values) if agg.op == "quantile" else _reduce(agg.op, values)
-            out.append(Sample(dict(key), v))
+    def _scalar(self, expr: Expr, steps: _Steps) -> np.ndarray:
+        out = self._eval(expr, steps)
+        assert isinstance(out, np.ndarray)
         return out
 
-    def _binary(self, b: Binary, at: float) -> list[Sample] | float:
-        left, right = self._eval(b.left, at), self._eval(b.right, at)
+    def _binary(self, b: Binary, steps: _Steps) -> Value:
+        left, right = self._vector_or_scalar(b.left, steps), self._vector_or_scalar(b.right, steps)
         if b.op in ("and", "or", "unless"):
-            assert not isinstance(left, float) and not isinstance(right, float)
-            return _set_op(b.op, left, right, b.matching)
-        if isinstance(left, float) and isinstance(right, float):
-            if b.op in COMPARE:
-                return float(COMPARE[b.op](left, right))
-            return ARITHMETIC[b.op](left, right)
-        if isinstance(right, float):
-            return _with_scalar(b, left, right, scalar_right=True)  # type: ignore[arg-type]
-        if isinstance(left, float):
-            return _with_scalar(b, right, left, scalar_right=False)
-        return _vector_binop(b, left, right)
+            assert isinstance(left, Vec) and isinstance(right, Vec)
+            return set_op(b.op, left, right, b.matching)
+        if isinstance(left, np.ndarray) and isinstance(right, np.ndarray):
+            return apply(b.op, left, right).astype(np.float64)
+        if isinstance(right, np.ndarray):
+            assert isinstance(left, Vec)
+            return scalar_binop(b, left, right, scalar_right=True)
+        if isinstance(left, np.ndarray):
+            return scalar_binop(b, right, left, scalar_right=False)
+        return vector_binop(b, left, right)
 
+    # -- selectors and subqueries ---------------------------------------------------------------------
 
-def _vector_binop(b: Binary, left: list[Sample], right: list[Sample]) -> list[Sample]:
-    """Two vectors, matched as ``b.matching`` says; the errors are Prometheus'."""
-    m = b.matching
-    many, one = (right, left) if m.card == ONE_TO_MANY else (left, right)
-    side = "left" if m.card == ONE_TO_MANY else "right"
-    ones: dict[tuple[tuple[str, str], ...], Sample] = {}
-    for s in one:
-        key = _match_key(s.labels, m)
-        if key in ones:
-            raise EvalError(f"found duplicate series for the match group {_show(key)} on the {side} hand-side "
-                            "of the operation; many-to-many matching not allowed: matching labels must be unique "
-                            "on one side")
-        ones[key] = s
-    compare = b.op in COMPARISONS
-    drop_name = not compare or b.bool_
-    out: list[Sample] = []
-    matched: set[tuple[tuple[str, str], ...]] = set()
-    made: set[tuple[tuple[str, str], ...]] = set()
-    for s in many:
-        key = _match_key(s.labels, m)
-        other = ones.get(key)
-        if other is None:
-            continue
-        lv, rv = (other.value, s.value) if m.card == ONE_TO_MANY else (s.value, other.value)
-        if compare:
-            hit = COMPARE[b.op](lv, rv)
-            if not hit and not b.bool_:
+    @staticmethod
+    def _anchored(at: At, offset: float, steps: _Steps) -> np.ndarray:
+        """Each step's time as a selector with these modifiers reads it."""
+        if at is None:
+            base = steps.times
+        else:
+            pinned = steps.start if at == "start" else steps.end if at == "end" else float(at)
+            base = np.full(len(steps.times), pinned)
+        return base - offset
+
+    def _window(self, sel: Selector, span: float, steps: _Steps, seconds: float = 0.0, *,
+                sparse: bool = False) -> Win:
+        """The selector's series with, per step, the cells of the ``span`` seconds before it
+        (``seconds``: the range the functions scale to); ``sparse``: read only the cells in
+        some step's window (a lookback of a few cells at steps far apart)."""
+        ends = self._anchored(sel.at, sel.offset, steps)
+        equal = {m.label: m.value for m in sel.matchers if m.op == "="}
+        rest = [m for m in sel.matchers if m.op != "="]
+        res = self.source.resolution
+        hi_slot = np.floor_divide(ends, res).astype(np.int64)
+        lo_slot = np.floor_divide(ends - span, res).astype(np.int64)
+        first = float(ends.min()) - span if len(ends) else 0.0
+        last = float(ends.max()) if len(ends) else 0.0
+        only = None
+        if sparse and len(ends):
+            width = int((hi_slot - lo_slot).max()) + 1
+            only = np.unique(np.concatenate([hi_slot - k for k in range(width)]))
+        block = self.source.block(sel.name, equal, first, last, only)
+        labels, values = block.labels, block.values
+        if rest:
+            rows = [i for i, lb in enumerate(labels) if all(m.matches(lb) for m in rest)]
+            labels, values = [labels[i] for i in rows], values[rows]
+        for lb in labels:  # the block's own dicts, made for this read
+            lb[NAME] = sel.name
+        hi = np.searchsorted(block.slots, hi_slot, side="right") - 1
+        lo = np.searchsorted(block.slots, lo_slot, side="left")
+        times = block.slots * block.step
+        return Win(labels, values, ~np.isnan(values), times.astype(np.float64), lo, hi, seconds, ends)
+
+    def _select(self, sel: Selector, steps: _Steps) -> Vec:
+        win = self._window(sel, 3 * self.source.resolution, steps, sparse=True)  # the history's "current"
+        n, cells = win.values.shape
+        width = int((win.hi - win.lo).max(initial=0)) + 1
+        if width > 16:
+            _, last, count = win.bounds()
+            cols = np.maximum(last, 0)
+            vec = Vec(win.labels, np.take_along_axis(win.values, cols, axis=1), count > 0, win.times[cols])
+            seen = vec.present.any(axis=1)
+            return vec if seen.all() else vec.rows(np.flatnonzero(seen))
+        # A lookback of a few cells: look at them newest first, for all series and steps at once.
+        values = np.full((n, len(win.hi)), np.nan)
+        found = np.zeros((n, len(win.hi)), dtype=bool)
+        stamps = np.zeros((n, len(win.hi)))
+        for back in range(width):
+            col = win.hi - back
+            usable = (col >= win.lo) & (col >= 0) & (col < cells)
+            if not usable.any():
                 continue
-            value = float(hit) if b.bool_ else lv
-        else:
-            value = ARITHMETIC[b.op](lv, rv)
-        labels = _result_labels(s.labels, other.labels, drop_name, m)
-        if m.card == ONE_TO_ONE:
-            if key in matched:
-                raise EvalError(f"multiple matches for labels {_show(key)}: many-to-one matching must be explicit "
-                                "(group_left/group_right)")
-            matched.add(key)
-        else:
-            result = tuple(sorted(labels.items()))
-            if result in made:
-                raise EvalError(f"multiple matches for labels {_show(result)}: grouping labels must ensure "
-                                "unique matches")
-            made.add(result)
-        out.append(Sample(labels, value))
-    return out
+            at = np.clip(col, 0, cells - 1)
+            cell = win.values[:, at]
+            new = ~found & usable[None, :] & ~np.isnan(cell)
+            values[new] = cell[new]
+            stamps[new] = np.broadcast_to(win.times[at], cell.shape)[new]
+            found |= new
+        vec = Vec(win.labels, values, found, stamps)
+        # Series with no sample at any step go now, before any Python work per series.
+        seen = found.any(axis=1)
+        return vec if seen.all() else vec.rows(np.flatnonzero(seen))
+
+    def _range(self, expr: Expr, steps: _Steps) -> Win:
+        if isinstance(expr, Selector):
+            assert expr.range is not None
+            # A sample is stored at the start of its slot, up to a resolution before it was taken.
+            return self._window(expr, expr.range + self.source.resolution, steps, expr.range)
+        assert isinstance(expr, Subquery)
+        return self._subquery(expr, steps)
+
+    def _subquery(self, sq: Subquery, steps: _Steps) -> Win:
+        """``expr`` evaluated at the multiples of the step in each window (as Prometheus aligns
+        them), once for all the outer steps' windows together."""
+        step = sq.step or self.source.resolution
+        ends = self._anchored(sq.at, sq.offset, steps)
+        first = math.floor((float(ends.min()) - sq.range) / step) + 1
+        last = math.floor(float(ends.max()) / step)
+        if (last - first + 1) > MAX_SUBQUERY_POINTS:
+            raise EvalError(f"a subquery of {last - first + 1} steps is more than {MAX_SUBQUERY_POINTS}: "
+                            "use a larger step")
+        inner = np.arange(first, last + 1) * step
+        vec = self._vec(sq.expr, _Steps(inner, steps.start, steps.end))
+        lo = np.searchsorted(inner, ends - sq.range, side="right")
+        hi = np.searchsorted(inner, ends, side="right") - 1
+        if not len(inner):  # a window with no cell at all: one empty column keeps the arrays whole
+            inner = np.zeros(1)
+            vec = Vec(vec.labels, np.zeros((len(vec.labels), 1)), np.zeros((len(vec.labels), 1), dtype=bool))
+        return Win(vec.labels, vec.values, vec.present, inner, lo, hi, sq.range, ends)
+
+    # -- functions -------------------------------------------------------------------------------
+
+    def _call(self, call: Call, steps: _Steps) -> Value:
+        return CALLS[call.function](self, call.args, steps)
 
 
-def _with_scalar(b: Binary, vector: list[Sample], scalar: float, *, scalar_right: bool) -> list[Sample]:
-    out = []
-    for s in vector:
-        a, c = (s.value, scalar) if scalar_right else (scalar, s.value)
-        if b.op in COMPARE:
-            hit = COMPARE[b.op](a, c)
-            if b.bool_:
-                out.append(Sample(s.public_labels(), float(hit)))
-            elif hit:
-                out.append(s)
-        else:
-            out.append(Sample(s.public_labels(), ARITHMETIC[b.op](a, c)))
-    return out
+Handler = Callable[[Evaluator, tuple[Expr, ...], _Steps], Value]
 
 
-def _set_op(op: str, left: list[Sample], right: list[Sample], m: VectorMatching) -> list[Sample]:
-    theirs = {_match_key(s.labels, m) for s in right}
-    if op == "and":
-        return [s for s in left if _match_key(s.labels, m) in theirs]
-    if op == "unless":
-        return [s for s in left if _match_key(s.labels, m) not in theirs]
-    mine = {_match_key(s.labels, m) for s in left}
-    return left + [s for s in right if _match_key(s.labels, m) not in mine]
+def _text(e: Expr) -> str:
+    assert isinstance(e, String)  # the parser's type check
+    return e.value
+
+
+def _ones(steps: _Steps) -> np.ndarray:
+    return np.ones((1, len(steps.times)), dtype=bool)
+
+
+def _timestamp(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> Vec:
+    """A selector's samples' own times; other expressions' samples are at the step's time."""
+    vec = ev._vec(args[0], steps)
+    stamps = vec.stamps if vec.stamps is not None else np.broadcast_to(steps.times, vec.values.shape)
+    return Vec([without_name(lb) for lb in vec.labels], np.asarray(stamps, dtype=np.float64), vec.present)
+
+
+def _scalar_of(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> np.ndarray:
+    """The value of the only series at each step, NaN when there is not exactly one."""
+    vec = ev._vec(args[0], steps)
+    one = vec.present.sum(axis=0) == 1
+    return np.where(one, np.where(vec.present, vec.values, 0.0).sum(axis=0), np.nan)
+
+
+def _date(fn: str) -> Handler:
+    def handler(ev: Evaluator, args: tuple[Expr, ...], steps: _Steps) -> Value:
+        if not args:  # of vector(time())
+            return Vec([{}], date_part(fn, steps.times)[None, :], _ones(steps))
+        return dates(fn, ev._vec(args[0], steps))
+    return handler
+
+
+def _over(fn: str) -> Handler:
+    return lambda ev, args, steps: over_time(fn, ev._range(args[0], steps))
+
+
+def _math(fn: str) -> Handler:
+    return lambda ev, args, steps: elementwise(fn, ev._vec(args[0], steps))
+
+
+CALLS: dict[str, Handler] = {
+    **{fn: _math(fn) for fn in ELEMENTWISE},
+    **{fn: _over(fn) for fn, sig in FUNCTIONS.items() if sig.args == (MATRIX,) and fn != "absent_over_time"},
+    **{fn: _date(fn) for fn in DATE_FUNCTIONS},
+    "time": lambda ev, args, steps: steps.times.astype(np.float64),
+    "pi": lambda ev, args, steps: np.full(len(steps.times), math.pi),
+    "vector": lambda ev, args, steps: Vec([{}], ev._scalar(args[0], steps)[None, :], _ones(steps)),
+    "scalar": _scalar_of,
+    "timestamp": _timestamp,
+    "absent": lambda ev, args, steps: absent(_equal_labels(args[0]), ev._vec(args[0], steps).present.any(axis=0)),
+    "absent_over_time": lambda ev, args, steps: absent(
+        _equal_labels(args[0]), (ev._range(args[0], steps).bounds()[2] > 0).any(axis=0)),
+    "quantile_over_time": lambda ev, args, steps: over_time(
+        "quantile_over_time", ev._range(args[1], steps), ev._scalar(args[0], steps)),
+    "predict_linear": lambda ev, args, steps: over_time(
+        "predict_linear", ev._range(args[0], steps), ev._scalar(args[1], steps)),
+    "histogram_quantile": lambda ev, args, steps: histogram_quantile(
+        ev._scalar(args[0], steps), ev._vec(args[1], steps)),
+    "round": lambda ev, args, steps: rounded(
+        ev._vec(args[0], steps), ev._scalar(args[1], steps) if len(args) > 1 else np.ones(len(steps.times))),
+    "clamp": lambda ev, args, steps: clamp(ev._vec(args[0], steps), ev._scalar(args[1], steps),
+                                           ev._scalar(args[2], steps)),
+    "clamp_min": lambda ev, args, steps: clamp(ev._vec(args[0], steps), ev._scalar(args[1], steps), None),
+    "clamp_max": lambda ev, args, steps: clamp(ev._vec(args[0], steps), None, ev._scalar(args[1], steps)),
+    "label_replace": lambda ev, args, steps: label_replace(ev._vec(args[0], steps), *map(_text, args[1:])),
+    "label_join": lambda ev, args, steps: label_join(ev._vec(args[0], steps), _text(args[1]), _text(args[2]),
+                                                     [_text(a) for a in args[3:]]),
+    "sort": lambda ev, args, steps: sort(ev._vec(args[0], steps), descending=False),
+    "sort_desc": lambda ev, args, steps: sort(ev._vec(args[0], steps), descending=True),
+}
+
+
+def _equal_labels(expr: Expr) -> Labels:
+    """absent()'s labels: a selector's equality matchers (a label matched twice is left out)."""
+    sel = expr.expr if isinstance(expr, Subquery) else expr
+    if not isinstance(sel, Selector):
+        return {}
+    equal = [m for m in sel.matchers if m.op == "="]
+    names = [m.label for m in equal]
+    return {m.label: m.value for m in equal if names.count(m.label) == 1}

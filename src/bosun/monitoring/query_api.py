@@ -10,8 +10,8 @@ default is the whole retention. Without ``metric``, the answer lists the metric 
 ``GET /federate`` is Prometheus' federation endpoint: the newest value of every series (or
 of those ``match[]`` names, ``match[]=NAME`` or ``match[]={__name__="NAME",k="v"}``) as
 Prometheus text with timestamps, so a real Prometheus can scrape the whole cluster here.
-``GET /metrics/query?query=EXPR`` evaluates an expression of the PromQL subset of
-:mod:`bosun.monitoring.promql` now and answers as Prometheus' ``/api/v1/query`` does
+``GET /metrics/query?query=EXPR`` evaluates a PromQL expression (subqueries and ``@`` included, see
+:mod:`bosun.monitoring.promql`) now and answers as Prometheus' ``/api/v1/query`` does
 (``{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {...},
 "value": [t, "v"]}]}}``): the alert rules' evaluator and any dashboard ask it the same way.
 ``GET /metrics/query_range?query=EXPR&start=T&end=T&step=S`` evaluates it at every step from
