@@ -29,6 +29,9 @@ from bosun.controllers._common import resource
 Obj = dict[str, Any]
 PODS = resource("", "v1", "pods")
 NAMESPACES = resource("", "v1", "namespaces")
+ACCOUNTS = resource("", "v1", "serviceaccounts")
+CONFIGMAPS = resource("", "v1", "configmaps")
+ROOT_CA = "kube-root-ca.crt"
 
 
 def named(name: str) -> Resource:
@@ -89,6 +92,7 @@ async def client_in(plane: RunningServer, namespace: str, delete: bool = False) 
     again afterwards (for controllers that would otherwise keep working on its objects)."""
     async with Client.from_kubeconfig(plane.kubeconfig) as c:
         await c.create(NAMESPACES, {"metadata": {"name": namespace}})
+        await namespace_furnished(c, namespace)
         try:
             yield c
         finally:
@@ -139,6 +143,27 @@ def agent_config(data_dir: Path, name: str, **kw: Any) -> AgentConfig:
 def node_name(tmp_path: Path, prefix: str, keep: int = 12) -> str:
     """A node name of the test's own (from its tmp_path), valid as a DNS label."""
     return f"{prefix}-{tmp_path.name[-keep:].lower().strip('_-')}".replace("_", "-")
+
+
+async def namespace_furnished(client: Client, namespace: str, within: float = 30) -> None:
+    """Wait for what the server's controllers put in every new namespace, the ``default``
+    ServiceAccount and the ``kube-root-ca.crt`` ConfigMap, as upstream's e2e framework waits
+    for the account: a test then sees the namespace as it stays, not half furnished."""
+    deadline = time.monotonic() + within
+    for res, name in ((ACCOUNTS, "default"), (CONFIGMAPS, ROOT_CA)):
+        while True:
+            try:
+                await client.get(res, name, namespace)
+                break
+            except ApiError as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+
+def made_by_test(items: list[Obj]) -> list[Obj]:
+    """``items`` without the ConfigMap every namespace is given (:func:`namespace_furnished`)."""
+    return [o for o in items if o["metadata"]["name"] != ROOT_CA]
 
 
 async def create_namespace(client: Client, name: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.conftest import RunningServer
-from tests.integration.helpers import client_in
+from tests.integration.helpers import client_in, made_by_test
 
 from bosun.api.registry import by_plural
 from bosun.client.errors import ApiError
@@ -172,7 +172,7 @@ def test_restart_keeps_data_and_old_watch_is_gone(tmp_path: Path) -> None:
     async def check(kc: str, old_rv: str) -> None:
         async with Client.from_kubeconfig(kc) as c:
             listed = await c.list(CMS, "default")
-            names = [o["metadata"]["name"] for o in listed["items"]]
+            names = [o["metadata"]["name"] for o in made_by_test(listed["items"])]
             assert names == [f"keep{i}" for i in range(5)]
             assert int(listed["metadata"]["resourceVersion"]) >= int(old_rv)
             # The control plane writes its Lease at stop and start: watch from now.

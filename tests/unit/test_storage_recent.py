@@ -13,7 +13,7 @@ import pytest
 
 from bosun.api.errors import APIError
 from bosun.api.nstracker import NamespaceTracker
-from bosun.api.registry import by_plural
+from bosun.api.registry import by_plural, must_by_plural
 from bosun.api.storage import Storage
 from bosun.store.sqlite import SQLiteStore
 
@@ -28,7 +28,11 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
     ns = NamespaceTracker()
     ns.phase["default"] = "Active"
     try:
-        yield Storage(store, ns)
+        storage = Storage(store, ns)
+        # Pods are admitted only with their ServiceAccount (the controller's job in a server).
+        await storage.create(must_by_plural("", "v1", "serviceaccounts"), "default",
+                             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
+        yield storage
     finally:
         await store.close()
 

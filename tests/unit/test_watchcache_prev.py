@@ -120,6 +120,9 @@ async def test_writes_hand_their_objects_to_their_events_even_when_the_event_com
     namespaces = NamespaceTracker()
     namespaces.phase["ns"] = "Active"
     storage = Storage(store, namespaces)
+    # Pods are admitted only with their ServiceAccount (made before the cache hears of writes).
+    await storage.create(must_by_plural("", "v1", "serviceaccounts"), "ns",
+                         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}})
     storage.on_write, storage.on_writing = wc.remember, wc.writing
     try:
         created = await asyncio.gather(*(storage.create(pods, "ns", _new_pod(f"p{i}")) for i in range(50)))
