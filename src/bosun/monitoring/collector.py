@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bosun.api.registry import must_by_plural
 from bosun.monitoring.history import MetricsHistory
 from bosun.monitoring.ingest import node_samples, pod_samples, restart_samples
+from bosun.monitoring.rounds import Rounds
 
 if TYPE_CHECKING:
     from bosun.api.metrics import MetricsAPI
@@ -34,6 +35,10 @@ class Collector:
         self.cache = cache
         self.metrics_api = metrics_api
         self.history = history
+        # Who follows the rounds (the alert rules' evaluation) hears of each as it lands.
+        self.rounds = Rounds(history.config.resolution)
+        # Held while a round writes into the rings: a snapshot copies them between rounds.
+        self.writing = asyncio.Lock()
         self._restarts: dict[str, list[tuple[str, dict[str, str], float]]] = {}  # pod key -> samples
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0
@@ -85,6 +90,12 @@ class Collector:
         t = time.time() if now is None else now
         nodes, _, _ = await self.storage.list(NODES, None)
         summaries = await asyncio.gather(*(self.metrics_api.summary(n) for n in nodes))
+        async with self.writing:
+            added = await self._record(nodes, summaries, t)
+        self.rounds.landed(t)
+        return added
+
+    async def _record(self, nodes: list[dict[str, Any]], summaries: list[dict[str, Any] | None], t: float) -> int:
         added = 0
         for node, summary in zip(nodes, summaries, strict=True):
             if summary:

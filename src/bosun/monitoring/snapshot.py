@@ -8,6 +8,12 @@ file, fsynced and renamed over the last one: a crash leaves the old snapshot or 
 never half of one, and loses at most one interval. On start the snapshot is read back before
 the collector's first round; the restart's gap is NaN cells, as for any silent series.
 
+The server's event loop must not stop for it (~100 MiB at 10,000 pods): the loop only copies
+the rings' bytes, a few thousand series at a time with requests let through in between, while
+holding the collector's write lock so that no round lands half in the copy; building the
+arrays, writing, fsync and rename run in a thread, row by row so that the thread gives the
+interpreter back to the loop between rows.
+
 Why numpy and not SQLite (which the store already uses): the rings are arrays and a snapshot
 is a copy of memory; ``numpy.savez``/``numpy.load`` (without pickle) write and read it at disk
 speed in one call, where SQLite would hold the same blobs a row each, or turn every 10 s round
@@ -41,14 +47,34 @@ FILENAME = "metrics-history.npz"
 Copied = list[tuple[str, list[list[str]], int, bytes]]
 
 
+COPY_CHUNK = 2000  # series copied between two yields to the loop (~3 MB at the defaults)
+
+
 def copy_out(history: MetricsHistory) -> Copied:
-    """The rings as they are now (on the event loop, so that no round is half in them)."""
+    """The rings as they are now, in one go (see :func:`copy_out_async` for the server's way)."""
     return [(s.name, [list(kv) for kv in s.labels], s.last, s.values.tobytes()) for s in history.series()]
 
 
+async def copy_out_async(history: MetricsHistory, lock: asyncio.Lock) -> Copied:
+    """The rings as they are between two rounds, copied :data:`COPY_CHUNK` series at a time
+    with the loop free in between (``lock``: the collector's, held while a round writes)."""
+    async with lock:
+        series = history.series()
+        out: Copied = []
+        for i in range(0, len(series), COPY_CHUNK):
+            out.extend((s.name, [list(kv) for kv in s.labels], s.last, s.values.tobytes())
+                       for s in series[i:i + COPY_CHUNK])
+            await asyncio.sleep(0)
+        return out
+
+
 def write(path: Path, copied: Copied, resolution: float, capacity: int) -> int:
-    """Write a snapshot atomically; its size in bytes."""
-    values = np.frombuffer(b"".join(c[3] for c in copied), dtype=np.float32).reshape(len(copied), capacity)
+    """Write a snapshot atomically; its size in bytes. Meant for a thread: the array is filled
+    a row at a time (Python bytecode, which lets the interpreter switch threads), not by one
+    join of every ring that would hold the interpreter for the whole ~100 MiB copy."""
+    values = np.empty((len(copied), capacity), dtype=np.float32)
+    for i, c in enumerate(copied):
+        values[i] = np.frombuffer(c[3], dtype=np.float32)
     index = orjson.dumps([[name, labels] for name, labels, _, _ in copied])
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -92,8 +118,11 @@ def read(path: Path, history: MetricsHistory) -> int:
 class Snapshots:
     """Writes the history every ``interval`` seconds and at stop; reads it back at start."""
 
-    def __init__(self, history: MetricsHistory, path: Path, interval: float) -> None:
+    def __init__(self, history: MetricsHistory, path: Path, interval: float,
+                 lock: asyncio.Lock | None = None) -> None:
         self.history = history
+        # The collector's write lock (a lone history: a lock of its own).
+        self.lock = lock or asyncio.Lock()
         self.path = path
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -119,8 +148,9 @@ class Snapshots:
         return self.restored
 
     async def save(self) -> int:
-        self.history.expire()
-        copied = copy_out(self.history)
+        async with self.lock:
+            self.history.expire()
+        copied = await copy_out_async(self.history, self.lock)
         self.written = await asyncio.to_thread(write, self.path, copied, self.history.config.resolution,
                                                self.history.capacity)
         return self.written
