@@ -102,7 +102,9 @@ def parse(text: str) -> list[Sample]:
 
 class PodScraper:
     def __init__(self, list_pods: Callable[[], list[Pod]], recorder: EventRecorder, *,
-                 interval: float = 10.0, list_services: Callable[[], list[Pod]] = list) -> None:
+                 interval: float = 10.0, list_services: Callable[[], list[Pod]] = list,
+                 list_slices: Callable[[], list[Pod]] = list, list_nodes: Callable[[], list[Pod]] = list,
+                 node_name: str = "") -> None:
         self.list_pods = list_pods
         self.recorder = recorder
         self.interval = interval
@@ -110,7 +112,8 @@ class PodScraper:
         self.samples: dict[str, tuple[float, list[Sample]]] = {}
         self._problems: dict[str, str] = {}
         self._session: aiohttp.ClientSession | None = None
-        self.checks = HttpChecker(list_pods, interval=interval, list_services=list_services)
+        self.checks = HttpChecker(list_pods, interval=interval, list_services=list_services,
+                                  list_slices=list_slices, list_nodes=list_nodes, node_name=node_name)
 
     async def close(self) -> None:
         await self.checks.close()
