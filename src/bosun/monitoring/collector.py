@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NODES, PODS = must_by_plural("", "v1", "nodes"), must_by_plural("", "v1", "pods")
+# A node's document read longer ago than this (by an HPA, kubectl top) predates the scrapes its
+# agent made for this round, a second before the grid (bosun.agent.scrape): it is read again.
+FRESH = 0.5
 
 
 class Collector:
@@ -89,7 +92,7 @@ class Collector:
         """One round; returns how many samples were recorded."""
         t = time.time() if now is None else now
         nodes, _, _ = await self.storage.list(NODES, None)
-        summaries = await asyncio.gather(*(self.metrics_api.summary(n) for n in nodes))
+        summaries = await asyncio.gather(*(self.metrics_api.summary(n, max_age=FRESH) for n in nodes))
         async with self.writing:
             added = await self._record(nodes, summaries, t)
         self.rounds.landed(t)
