@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from numpy.lib import format as npformat
 
-from bosun.monitoring.history import Labels, MetricsHistory, Series
+from bosun.monitoring.history import MetricsHistory, Series
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -47,29 +48,30 @@ FILENAME = "metrics-history.npz"
 @dataclass(slots=True)
 class Copied:
     """The rings as the event loop copied them for a write: one (series x slots) array, each
-    ring's newest slot, and references to the series' names and (immutable) label tuples. No
-    Python object per series is made: a hundred thousand new containers would set off the
-    garbage collector's full passes, which stop every thread for a third of a second."""
+    ring's newest slot, and the JSON index of names and labels, encoded a chunk at a time. No
+    Python object per series is kept: a hundred thousand new containers would set off the
+    garbage collector's full passes, which stop every thread for a third of a second; and the
+    thread is left only work that mostly lets go of the interpreter (copies to the file, fsync),
+    since on a loaded machine a thread descheduled while holding it holds up the loop too."""
 
-    names: list[str]
-    labels: list[Labels]
+    index: list[bytes]  # JSON of the [name, [[key, value], ...]] of a chunk of series, comma-joined
     lasts: np.ndarray
     values: np.ndarray
 
 
 COPY_CHUNK = 1000  # series copied between two yields to the loop (~1.4 MB, a few ms)
+WRITE_ROWS = 1000  # rows of the values array written to the file at a time
 
 
 def _copy_into(out: Copied, series: list[Series], at: int) -> None:
     for i, s in enumerate(series, at):
         out.values[i] = np.frombuffer(s.values, dtype=np.float32)
         out.lasts[i] = s.last
-        out.names.append(s.name)
-        out.labels.append(s.labels)
+    out.index.append(b",".join(orjson.dumps((s.name, s.labels)) for s in series))
 
 
 def _empty(count: int, capacity: int) -> Copied:
-    return Copied([], [], np.empty(count, dtype=np.int64), np.empty((count, capacity), dtype=np.float32))
+    return Copied([], np.empty(count, dtype=np.int64), np.empty((count, capacity), dtype=np.float32))
 
 
 def copy_out(history: MetricsHistory) -> Copied:
@@ -93,15 +95,24 @@ async def copy_out_async(history: MetricsHistory, lock: asyncio.Lock) -> Copied:
 
 
 def write(path: Path, copied: Copied, resolution: float, capacity: int) -> int:
-    """Write a snapshot atomically; its size in bytes. Meant for a thread: the index is encoded
-    a series at a time (no call that holds the interpreter for all of them at once)."""
+    """Write a snapshot atomically; its size in bytes (in a thread: see :class:`Copied`)."""
     if copied.values.shape[1:] != (capacity,):
         raise ValueError(f"rings of {copied.values.shape[1:]} slots, not {capacity}")
-    index = b"[" + b",".join(orjson.dumps((n, lab)) for n, lab in zip(copied.names, copied.labels, strict=True)) + b"]"
+    index = b"[" + b",".join(part for part in copied.index if part) + b"]"
     tmp = path.with_name(path.name + ".tmp")
+    arrays = {"format": np.array([FORMAT], dtype=np.int64), "resolution": np.array([resolution]),
+              "last": copied.lasts, "index": np.frombuffer(index, dtype=np.uint8)}
     with open(tmp, "wb") as f:
-        np.savez(f, format=np.array([FORMAT], dtype=np.int64), resolution=np.array([resolution]),
-                 last=copied.lasts, values=copied.values, index=np.frombuffer(index, dtype=np.uint8))
+        # What numpy.savez writes (a zip of .npy files), but the big array a slice of rows at a
+        # time: savez copies it out in 16 MiB pieces, each holding the interpreter meanwhile.
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            for name, a in arrays.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    npformat.write_array(member, a, allow_pickle=False)
+            with z.open("values.npy", "w", force_zip64=True) as member:
+                npformat.write_array_header_1_0(member, npformat.header_data_from_array_1_0(copied.values))
+                for i in range(0, len(copied.values), WRITE_ROWS):
+                    member.write(copied.values[i:i + WRITE_ROWS].tobytes())
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
