@@ -114,7 +114,11 @@ class RoundFollower:
                 log.debug("following the metrics history's rounds: %s", e)
                 await asyncio.sleep(self.retry)
                 continue
-            count = int(out.get("round", 0))
+            count = out.get("round")
+            if not isinstance(count, int):
+                log.debug("following the metrics history's rounds: answer without a round: %s", out)
+                await asyncio.sleep(self.retry)
+                continue
             if self.seen is not None and count != self.seen:
                 self.landed()
             self.seen = count
@@ -151,7 +155,6 @@ class Alerting:
         self._objects = False
         self.rounds = RoundFollower(self.client, self._round_landed, self.config.evaluation_interval)
         self._status: dict[str, str] | None = None
-        self.evaluations = 0  # how many evaluations ran (with their expression queries or not)
 
     def _cm_changed(self, cm: Obj) -> None:
         m = cm.get("metadata") or {}
@@ -259,7 +262,6 @@ class Alerting:
         if refresh:
             await asyncio.gather(*(s.refresh(self.querier, now) for s in user),
                                  *(s.refresh(self.querier, now) for s, _ in self.rules if isinstance(s, Refreshable)))
-        self.evaluations += 1
         changes = self.engine.evaluate([*self.rules, *((s, s.settings()) for s in user)], now)
         for a in changes.fired:
             self.recorder.event(a.involved or self._status_ref(), "Warning", "AlertFiring", f"{a.name}: {a.summary}")
