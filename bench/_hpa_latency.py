@@ -11,7 +11,7 @@ Time is from the change (file written) to the Deployment's spec.replicas leaving
 polling the Deployment every 50 ms. The custom run also has a user alert rule
 (``queue_depth > 20``, ``for: 0s``, in a ConfigMap labelled ``bosun.io/alert-rules``) and the
 cluster's alerting sends to a webhook on loopback in this process, with every default
-(evaluation every 10 s, ``groupWait`` 10 s): the same change to the webhook's receipt of the
+(evaluation as each history round lands, ``groupWait`` 5 s): the same change to the webhook's receipt of the
 firing message is the alert's latency. A real crossing falls anywhere within the HPA's 15 s
 period, so each run waits a random 0-15 s (seeded by the run number) after the HPA first
 reads its metric before making the change; starting right after a sync would measure the

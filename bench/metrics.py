@@ -15,8 +15,8 @@
    from a metric crossing its HPA's threshold to the HPA's scale write, for CPU
    (metrics.k8s.io) and for a scraped custom metric (custom.metrics.k8s.io), target < 15 s
    (upstream's sync period); and from the same custom metric crossing a user alert rule's
-   threshold to the firing message at a webhook on loopback (default evaluation interval and
-   groupWait, 10 s each), held to the same 15 s.
+   threshold to the firing message at a webhook on loopback (every default: the rules are
+   evaluated as each history round lands, groupWait 5 s), held to the same 15 s.
 
 Each part runs ``--runs`` times; the table shows medians. Writes bench/results/metrics-<time>.json.
 """

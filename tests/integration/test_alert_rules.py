@@ -413,3 +413,120 @@ async def test_cluster_certificates_are_read_as_a_client_sees_them(plane: Runnin
     summaries = [c.annotations["summary"] for c in rule.active(now)]
     assert len(summaries) == 2 and all("certificate expires in" in s for s in summaries)
     assert list(ClusterCertificateExpiring(ClientCertificates(client.config)).active(now)) == []
+
+
+async def test_rules_are_evaluated_as_each_history_round_lands(
+        plane: RunningServer, client: Client, webhook: Webhook) -> None:
+    """With an ``evaluationInterval`` of an hour, a rule over the history still fires as soon as
+    the history has the value: the alerting follows the collector's rounds (``/metrics/rounds``)
+    instead of its own timer. (Object changes alone do not query the history again, so this is
+    the rounds' doing.)"""
+    c = client
+    ns = f"rounds-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    first = await c.request("GET", "/metrics/rounds")
+    assert first["resolution"] == 1.0 and first["round"] > 0
+    t0 = time.monotonic()
+    later = await c.request("GET", "/metrics/rounds", params={"after": str(first["round"]), "timeoutSeconds": "5"})
+    assert later["round"] > first["round"] and later["time"] > first["time"] and time.monotonic() - t0 < 4.5
+    raw = await asyncio.to_thread(
+        subprocess.run, ["/usr/bin/kubectl", "--kubeconfig", plane.kubeconfig, "get", "--raw",
+                         "/metrics/rounds?after=x"], capture_output=True, text=True, timeout=30)
+    assert raw.returncode != 0 and "after: 'x' is not a round number" in raw.stderr, raw.stderr
+    with pytest.raises(ApiError) as err:
+        await c.request("GET", "/metrics/rounds", params={"after": "1", "timeoutSeconds": "600"})
+    assert err.value.status == 400 and "timeoutSeconds: must be between 0 and 30" in str(err.value.message)
+
+    config = f"""
+receivers:
+- name: chat
+  webhooks: [{{url: "{webhook.url}"}}]
+route: {{receiver: chat, groupBy: [alertname, team], groupWait: 1s, groupInterval: 1s}}
+evaluationInterval: 1h
+"""
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bosun-alerting"},
+                                "data": {"config.yaml": config}}, SYSTEM)
+    try:
+        await c.create(CONFIGMAPS, rules_configmap("web-rules", RULE.format(ns=ns)), ns)
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1"},
+               "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}}
+        await c.create(PODS, pod, ns)
+        await asyncio.sleep(2)  # the configuration and rule file read, evaluated with nothing to find
+        statuses = [{"name": "a", "restartCount": 5, "ready": False, "image": "x", "imageID": "",
+                     "state": {"running": {}}}]
+        await c.patch(PODS, "web-1", {"status": {"phase": "Running", "containerStatuses": statuses}}, ns,
+                      subresource="status")
+        changed = time.monotonic()
+
+        def fired() -> list[Obj]:
+            return [b for b in webhook.received if b["text"] == "[FIRING:1] PodRestartsHigh (team=web)"]
+
+        await eventually(lambda: asyncio.sleep(0, fired()), 30, "the rule's alert at the webhook", step=0.2)
+        # A round (1 s here), the rule's for: 1s, groupWait 1s: seconds, not the hour.
+        assert time.monotonic() - changed < 20
+    finally:
+        await c.delete(NAMESPACES, ns)
+
+
+async def test_service_address_and_selectorless_endpoints_are_checked_and_fire(
+        plane: RunningServer, client: Client, agent: Agent, webhook: Webhook) -> None:
+    """``bosun.io/http-check-target: both`` on a Service without a selector: the endpoints its
+    user wrote in EndpointSlices are checked (one answering, one not) and so is its ClusterIP
+    (nothing routes it in this test: it fails, as it would for a client); each is a series of the
+    Service's (``service``, ``url``, no ``pod``) and the failing ones fire the Service rule."""
+    c = client
+    ns = f"svc-ip-{uuid.uuid4().hex[:8]}"
+    await create_namespace(c, ns)
+    config = f"""
+receivers:
+- name: chat
+  webhooks: [{{url: "{webhook.url}"}}]
+route: {{receiver: chat, groupWait: 1s, groupInterval: 1s, groupBy: [alertname, service]}}
+rules:
+  KubeServiceHttpCheckFailing: {{for: 0s}}
+"""
+    await c.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bosun-alerting"},
+                                "data": {"config.yaml": config}}, SYSTEM)
+    up, down = free_port(), free_port()
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "http.server", str(up), "--bind", "127.0.0.1",
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slices = resource("discovery.k8s.io", "v1", "endpointslices")
+    try:
+        svc = await c.create(resource("", "v1", "services"), {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "ext", "annotations": {
+                "bosun.io/http-check": "/", "bosun.io/http-check-interval": "1s",
+                "bosun.io/http-check-target": "both"}},
+            "spec": {"ports": [{"name": "web", "port": 80}]}}, ns)
+        cluster_ip = svc["spec"]["clusterIP"]
+        for name, port in (("ext-up", up), ("ext-down", down)):
+            await c.create(slices, {
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": name, "labels": {"kubernetes.io/service-name": "ext"}},
+                "addressType": "IPv4", "ports": [{"name": "web", "port": port}],
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}, ns)
+
+        async def probes() -> dict[str, tuple[str, bool]] | None:
+            """url -> (probe_success, has a pod label) of the Service's checks."""
+            out = await c.request("GET", "/metrics/query", params={"query": f'probe_success{{namespace="{ns}"}}'})
+            found = {r["metric"]["url"]: (r["value"][1], "pod" in r["metric"]) for r in out["data"]["result"]
+                     if r["metric"].get("service") == "ext"}
+            return found if len(found) == 3 else None
+
+        found = await eventually(probes, 60, "the Service's three checks in the history", step=0.5)
+        assert found == {f"http://127.0.0.1:{up}/": ("1", False), f"http://127.0.0.1:{down}/": ("0", False),
+                         f"http://{cluster_ip}:80/": ("0", False)}, found
+
+        def firing() -> list[Obj]:
+            return [b for b in webhook.received
+                    if b["text"].startswith("[FIRING:2] KubeServiceHttpCheckFailing (service=ext)")]
+
+        await eventually(lambda: asyncio.sleep(0, firing()), 30, "the Service check alert", step=0.3)
+        text = firing()[0]["attachments"][0]["text"]
+        assert f"HTTP check http://127.0.0.1:{down}/ of service {ns}/ext is failing" in text
+        assert f"HTTP check http://{cluster_ip}:80/ of service {ns}/ext is failing" in text
+        assert not [b for b in webhook.received if "KubeHttpCheckFailing" in b["text"]]  # no pod's rule
+    finally:
+        server.terminate()
+        await server.wait()
+        await c.delete(NAMESPACES, ns)

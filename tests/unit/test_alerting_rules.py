@@ -188,3 +188,24 @@ def test_status_lists_at_most_max_rows_and_counts_the_rest() -> None:
     rows, config = status.parse(data)
     assert len(rows) == status.MAX_ROWS and status.omitted(data) == 7 and config == "ok"
     assert sum(1 for r in rows if r.get("silencedBy") == "s1") == 1
+
+
+def test_notifier_says_when_the_next_message_is_due() -> None:
+    """``next_at``: the end of a new group's groupWait, then of groupInterval after a change,
+    then of repeatInterval, so that the alerting loop wakes then and not at its next evaluation."""
+    route = Route("ops", group_wait=5.0, group_interval=60.0, repeat_interval=3600.0)
+    n = Notifier()
+    a, b = _alert("Crash", "ns1", "a"), _alert("Crash", "ns1", "b")
+
+    def router(alert: Alert) -> tuple[Route, list[str]]:
+        return route, ["ops/webhook/0"]
+
+    assert n.due(router, [], set(), 0.0) == [] and n.next_at is None
+    assert n.due(router, [a], set(), 100.3) == [] and n.next_at == 105.3
+    assert n.due(router, [a], set(), 105.29) == [] and n.next_at == 105.3
+    first = n.due(router, [a], set(), 105.3)  # at the moment, not a round later
+    assert len(first) == 1 and n.next_at is None  # in flight: nothing else to wait for
+    n.delivered(first[0], 105.4)
+    assert n.due(router, [a], set(), 106.0) == [] and n.next_at == 105.4 + 3600.0
+    assert n.due(router, [a, b], set(), 110.0) == [] and n.next_at == 105.4 + 60.0  # b joined
+    assert [len(x.firing) for x in n.due(router, [a, b], set(), 165.4)] == [2]

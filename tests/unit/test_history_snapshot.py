@@ -4,12 +4,13 @@ when it cannot be read."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
 
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
-from bosun.monitoring.snapshot import FILENAME, Snapshots, copy_out, read, write
+from bosun.monitoring.snapshot import COPY_CHUNK, FILENAME, Snapshots, copy_out, read, write
 
 
 def filled(config: HistoryConfig, now: float) -> MetricsHistory:
@@ -66,3 +67,42 @@ async def test_snapshots_load_save_and_a_bad_file(tmp_path: Path) -> None:
         broken = MetricsHistory(config)
         assert Snapshots(broken, path, 0).load() == 0 and len(broken) == 0
         assert (tmp_path / (FILENAME + ".bad")).read_bytes() == bad and not path.exists()
+
+
+async def test_save_lets_the_loop_run_and_copies_between_two_rounds(tmp_path: Path) -> None:
+    """The copy is made a chunk at a time with the loop free in between (requests go on), under
+    the collector's write lock: a round that comes meanwhile lands after the copy, not half in it."""
+    config = HistoryConfig(retention=60.0, resolution=1.0)
+    now = time.time()
+    h = MetricsHistory(config)
+    pods = [f"p{i}" for i in range(3 * COPY_CHUNK)]
+    h.add_many((("cpu", {"pod": p}, 1.0) for p in pods), now)
+    lock = asyncio.Lock()
+    path = tmp_path / FILENAME
+    snapshots = Snapshots(h, path, 0.0, lock)
+    during: list[bool] = []
+
+    async def serving() -> None:  # what else the server's loop does: answer requests
+        while True:
+            during.append(lock.locked())
+            await asyncio.sleep(0)
+
+    async def collection_round() -> None:
+        async with lock:
+            h.add_many((("cpu", {"pod": p}, 2.0) for p in pods), now)
+
+    other = asyncio.create_task(serving())
+    try:
+        save = asyncio.create_task(snapshots.save())
+        await asyncio.sleep(0)  # the copy has begun (and holds the lock)
+        landing = asyncio.create_task(collection_round())
+        assert await save == path.stat().st_size
+        await landing
+    finally:
+        other.cancel()
+    assert True in during  # the loop served others while the copy was being made
+    back = MetricsHistory(config)
+    assert read(path, back) == len(pods)
+    assert {r.points[-1][1] for r in back.query("cpu")} == {1.0}  # none of the later round
+    assert {r.points[-1][1] for r in h.query("cpu")} == {2.0}
+    assert not (tmp_path / (FILENAME + ".tmp")).exists()

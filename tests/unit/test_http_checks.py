@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from bosun.agent.httpcheck import HttpChecker, Target, interval_of, service_url, targets
+from bosun.agent.servicecheck import check_target, cluster_ip_url, owner, slice_urls
 
 Obj = dict[str, object]
 
@@ -103,5 +104,87 @@ async def test_checks_run_when_due_and_report_per_pod(endpoint: tuple[int, list[
         pods.pop()  # b is gone: its results too
         await checker.check_all(now=200.0)
         assert checker.for_pod("uid-b") == [] and checker.for_pod("uid-a")
+    finally:
+        await checker.close()
+
+
+def node(name: str, ready: bool = True) -> Obj:
+    return {"metadata": {"name": name}, "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def endpoint_slice(service_name: str, addresses: list[tuple[str, bool | None]], ports: list[Obj],
+                   ns: str = "shop") -> Obj:
+    return {"metadata": {"name": f"{service_name}-x", "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": "IPv4", "ports": ports,
+            "endpoints": [{"addresses": [a], **({} if r is None else {"conditions": {"ready": r}})}
+                          for a, r in addresses]}
+
+
+def test_service_address_and_selectorless_endpoints_fall_to_one_ready_node() -> None:
+    by_ip = {**service({"bosun.io/http-check": "/healthz", "bosun.io/http-check-target": "service"}),
+             "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.20",
+                      "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "admin", "port": 81}]}}
+    assert cluster_ip_url(by_ip) == "http://10.96.0.20:80/healthz"
+    admin = {**by_ip, "metadata": {**by_ip["metadata"], "annotations": {  # type: ignore[dict-item]
+        "bosun.io/http-check": "/", "bosun.io/http-check-port": "admin"}}}
+    assert cluster_ip_url(admin) == "http://10.96.0.20:81/"
+    assert cluster_ip_url({**by_ip, "spec": {"clusterIP": "None", "ports": []}}) is None  # headless
+    assert cluster_ip_url({**by_ip, "spec": {"clusterIP": "fd00::20", "ports": [{"port": 8080}]}}) == \
+        "http://[fd00::20]:8080/healthz"
+    # "service": the endpoints are not checked at their pods any more; "both": they are.
+    assert service_url(by_ip, pod("a", {"app": "web"})) is None
+    both = {**by_ip, "metadata": {**by_ip["metadata"], "annotations": {  # type: ignore[dict-item]
+        "bosun.io/http-check": "/healthz", "bosun.io/http-check-target": "both"}}}
+    assert service_url(both, pod("a", {"app": "web"})) == "http://10.1.0.5:8080/healthz"
+    assert check_target(service({"bosun.io/http-check-target": "sideways"})) == "endpoints"
+
+    # A Service without a selector: the ready addresses of the slices its user wrote.
+    external = service({"bosun.io/http-check": "/ping", "bosun.io/http-check-port": "web"}, selector={})
+    slices = [endpoint_slice("web", [("192.0.2.1", True), ("192.0.2.2", False), ("192.0.2.3", None)],
+                             [{"name": "metrics", "port": 9100}, {"name": "web", "port": 8000}]),
+              endpoint_slice("web", [("192.0.2.9", True)], [{"name": "web", "port": 8000}], ns="other"),
+              endpoint_slice("db", [("192.0.2.7", True)], [{"name": "web", "port": 5432}])]
+    assert slice_urls(external, slices) == ["http://192.0.2.1:8000/ping", "http://192.0.2.3:8000/ping"]
+    first_port = service({"bosun.io/http-check": "/ping"}, selector={})
+    assert slice_urls(first_port, slices[:1]) == ["http://192.0.2.1:9100/ping", "http://192.0.2.3:9100/ping"]
+
+    # One Ready node makes these checks, the same one whichever node asks; a NotReady one never.
+    nodes = [node("n1"), node("n2"), node("n3"), node("n4", ready=False)]
+    owners = {owner(s, nodes, me) for s in (by_ip,) for me in ("n1", "n2", "n3", "n4")}
+    assert len(owners) == 1 and owners <= {"n1", "n2", "n3"}
+    spread = {owner({"metadata": {"name": f"s{i}", "namespace": "shop"}}, nodes, "n1") for i in range(40)}
+    assert spread == {"n1", "n2", "n3"}
+    assert owner(by_ip, [], "lonely") == "lonely"  # no Ready node known: this one does it
+    mine = owner(external, nodes, "n1")
+    got = targets([], [external, by_ip, service({"bosun.io/http-check": "/"})], 10.0, slices=slices, nodes=nodes,
+                  node_name=mine)
+    urls = {t.url for t in got}
+    assert {"http://192.0.2.1:8000/ping", "http://192.0.2.3:8000/ping"} <= urls
+    assert all(t.uid == "" and dict(t.labels)["service"] == "web" and dict(t.labels)["namespace"] == "shop"
+               for t in got)
+    others = [n for n in ("n1", "n2", "n3") if n != mine]
+    assert not any("192.0.2" in t.url for n in others
+                   for t in targets([], [external], 10.0, slices=slices, nodes=nodes, node_name=n))
+
+
+async def test_service_level_checks_report_as_the_nodes(endpoint: tuple[int, list[str]]) -> None:
+    port, hits = endpoint
+    svc = service({"bosun.io/http-check": "/healthz"}, selector={})
+    slices = [endpoint_slice("web", [("127.0.0.1", True)], [{"port": port}])]
+    checker = HttpChecker(list, interval=10.0, list_services=lambda: [svc], list_slices=lambda: slices,
+                          list_nodes=lambda: [node("n1")], node_name="n1")
+    try:
+        assert await checker.check_all(now=100.0) == 1 and hits == ["/healthz"]
+        samples = {s["name"]: (s["labels"], s["value"]) for s in checker.for_node()}
+        assert samples["probe_success"] == ({"namespace": "shop", "service": "web",
+                                             "url": f"http://127.0.0.1:{port}/healthz"}, 1.0)
+        # Not this node's (another Ready node wins the Service): no check here.
+        other = HttpChecker(list, list_services=lambda: [svc], list_slices=lambda: slices,
+                            list_nodes=lambda: [node("n1"), node("n2")], node_name="n1")
+        picked = owner(svc, [node("n1"), node("n2")], "n1")
+        other.node_name = "n2" if picked == "n1" else "n1"
+        assert await other.check_all(now=100.0) == 0 and other.for_node() == []
+        await other.close()
     finally:
         await checker.close()

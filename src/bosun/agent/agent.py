@@ -32,6 +32,7 @@ from bosun.agent.serviceenv import SERVICES
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
 from bosun.agent.volumes import PVS
 from bosun.aio import cancel_and_wait
+from bosun.api.registry import must_by_plural
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
@@ -45,6 +46,8 @@ from bosun.security.nodecreds import ensure_node_credential
 log = logging.getLogger(__name__)
 Pod = dict[str, Any]
 POD_START_SLOTS = 32
+ENDPOINTSLICES = must_by_plural("discovery.k8s.io", "v1", "endpointslices")
+NODES = must_by_plural("", "v1", "nodes")
 """Pods set up at the same time (sandbox, network, first containers; see PodWorker.sync).
 32 rather than 16 since a pod's setup waits more than it computes (shims forked by the
 zygote, file work and CNI plugins off the loop): 100 pods all Running 2.46 s against 2.79 s
@@ -67,8 +70,10 @@ class Agent:
         self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={config.node_name}")
         # Cluster-wide informers for the network parts (Services, EndpointSlices, Nodes, ...).
         self.informers = SharedInformers(client)
-        # Services too for their HTTP checks (shared with the service proxy's).
-        self.scraper = PodScraper(self.informer.list, self.recorder, list_services=self.informers.get(SERVICES).list)
+        # Services, EndpointSlices and Nodes too for their HTTP checks (shared with the network parts').
+        self.scraper = PodScraper(self.informer.list, self.recorder, list_services=self.informers.get(SERVICES).list,
+                                  list_slices=self.informers.get(ENDPOINTSLICES).list,
+                                  list_nodes=self.informers.get(NODES).list, node_name=config.node_name)
         self.server = AgentServer(client, config.node_name, client.config.token or "",
                                   config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
                                   self.informer.get, config.pods_dir, self._container_running, driver,

@@ -15,7 +15,10 @@ port of the Service's ``bosun.io/http-check-port`` (a number or a container port
 its first port's ``targetPort`` (named ports resolved in each pod), and records the result
 under the endpoint pod with a ``service`` label: one failing replica is one failing series.
 ``bosun.io/http-check-interval`` (``30s``, ``1m``, seconds) on the pod or the Service sets how
-often (default the agent's 10 s, at least 1 s).
+often (default the agent's 10 s, at least 1 s). ``bosun.io/http-check-target: service`` (or
+``both``) checks the Service's own address instead of (or as well as) its endpoints, and a
+Service without a selector has the endpoints of its EndpointSlices checked: see
+:mod:`.servicecheck`.
 
 Why the agent: pod IPs and ClusterIPs are reachable from every node, the work spreads over
 the nodes with the pods, and it rides the scrape loop and the Summary API that already carry
@@ -36,10 +39,10 @@ from typing import Any
 
 import aiohttp
 
+from bosun.agent.servicecheck import CHECK, CHECK_PORT, SERVICE, check_target, service_checks
+
 Pod = dict[str, Any]
 
-CHECK = "bosun.io/http-check"
-CHECK_PORT = "bosun.io/http-check-port"
 CHECK_INTERVAL = "bosun.io/http-check-interval"
 MIN_INTERVAL = 1.0
 _INTERVAL = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -103,7 +106,8 @@ def service_url(service: Obj, pod: Pod) -> str | None:
     spec = service.get("spec") or {}
     selector = spec.get("selector") or {}
     pod_meta = pod.get("metadata") or {}
-    if not path or not selector or meta.get("namespace") != pod_meta.get("namespace"):
+    if (not path or not selector or meta.get("namespace") != pod_meta.get("namespace")
+            or check_target(service) == SERVICE):
         return None
     labels = pod_meta.get("labels") or {}
     if any(labels.get(k) != v for k, v in selector.items()) or not _ready(pod):
@@ -120,11 +124,19 @@ def service_url(service: Obj, pod: Pod) -> str | None:
     return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
 
 
-def targets(pods: list[Pod], services: list[Obj], default_interval: float) -> list[Target]:
+def targets(pods: list[Pod], services: list[Obj], default_interval: float, *, slices: list[Obj] | None = None,
+            nodes: list[Obj] | None = None, node_name: str = "") -> list[Target]:
     """Every check this node makes: its pods' own and, for each of its pods that is a ready
-    endpoint of an annotated Service, the Service's."""
+    endpoint of an annotated Service, the Service's; with ``node_name``, the Services' checks
+    that are no pod's and fall to this node (:mod:`.servicecheck`, ``uid`` empty)."""
     checked = [s for s in services if ((s.get("metadata") or {}).get("annotations") or {}).get(CHECK)]
     out = []
+    if node_name:
+        for svc, url in service_checks(checked, slices or [], nodes or [], node_name):
+            smeta = svc.get("metadata") or {}
+            out.append(Target("", url, (("namespace", str(smeta.get("namespace", ""))),
+                                        ("service", str(smeta.get("name", ""))), ("url", url)),
+                              interval_of(smeta.get("annotations") or {}, default_interval)))
     for pod in pods:
         meta = pod.get("metadata") or {}
         uid = str(meta.get("uid", ""))
@@ -163,9 +175,13 @@ class HttpChecker:
     """Runs the checks, each when its interval has passed; keeps each one's last result."""
 
     def __init__(self, list_pods: Callable[[], list[Pod]], *, interval: float = 10.0,
-                 list_services: Callable[[], list[Obj]] = list) -> None:
+                 list_services: Callable[[], list[Obj]] = list, list_slices: Callable[[], list[Obj]] = list,
+                 list_nodes: Callable[[], list[Obj]] = list, node_name: str = "") -> None:
         self.list_pods = list_pods
         self.list_services = list_services
+        self.list_slices = list_slices
+        self.list_nodes = list_nodes
+        self.node_name = node_name  # none: only the pods' checks (no Service-level ones)
         self.interval = interval
         # target -> (time, samples) of its last check
         self.results: dict[Target, tuple[float, list[dict[str, Any]]]] = {}
@@ -201,7 +217,8 @@ class HttpChecker:
     async def check_all(self, now: float | None = None) -> int:
         """Make the checks that are due; how many."""
         t = time.monotonic() if now is None else now
-        live = targets(self.list_pods(), self.list_services(), self.interval)
+        live = targets(self.list_pods(), self.list_services(), self.interval, slices=self.list_slices(),
+                       nodes=self.list_nodes(), node_name=self.node_name)
         keep = set(live)
         for gone in [k for k in self.results if k not in keep]:
             del self.results[gone]
@@ -212,6 +229,11 @@ class HttpChecker:
             self._due[k] = t + k.interval
         await asyncio.gather(*(self.check(k) for k in due))
         return len(due)
+
+    def for_node(self) -> list[dict[str, Any]]:
+        """The samples of the checks that are no pod's (a Service's own address, a selectorless
+        Service's endpoints), for the Summary API's ``node.customMetrics``."""
+        return self.for_pod("")
 
     def for_pod(self, uid: str) -> list[dict[str, Any]]:
         """The pod's check samples in the Summary API's ``customMetrics`` shape (fresh ones only)."""

@@ -7,6 +7,11 @@ The agent scrapes, not the API server: pod IPs are reachable from their node, th
 spread over the nodes as kubelet's is, and the control plane reads one document per node.
 A pod whose endpoint fails or serves text that does not parse gets a Warning event
 (``MetricsScrapeFailed``, once per distinct problem) and no samples; other pods are unaffected.
+Rounds are lined up on the wall clock: each starts :data:`LEAD` seconds before a multiple of
+``interval``, the control plane's history reads the nodes just after that multiple (its own
+grid, :mod:`bosun.monitoring.collector`, at the same default 10 s), so a scraped value is
+about a second old when it lands rather than anything up to a whole interval. Each node
+does this on its own clock; one that is off by some seconds only loses that alignment.
 Next to it run the HTTP checks of pods and Services (:mod:`bosun.agent.httpcheck`), whose
 results travel with the scraped samples.
 """
@@ -37,6 +42,15 @@ PATH = "prometheus.io/path"
 TIMEOUT = 3.0
 MAX_BYTES = 1 << 20
 MAX_SAMPLES = 2000  # per pod: a runaway exporter must not grow the node's or the server's memory
+LEAD = 1.0  # seconds a round starts before the grid (a quarter of a shorter interval)
+
+
+def until_next_round(interval: float, now: float) -> float:
+    """Seconds from ``now`` to the next round's start, ``LEAD`` before a multiple of ``interval``
+    (at least a quarter interval away, so that two rounds are never back to back)."""
+    lead = min(LEAD, interval / 4)
+    wait = interval - lead - (now % interval)
+    return wait + interval if wait < interval / 4 else wait
 
 
 class ScrapeError(Exception):
@@ -88,7 +102,9 @@ def parse(text: str) -> list[Sample]:
 
 class PodScraper:
     def __init__(self, list_pods: Callable[[], list[Pod]], recorder: EventRecorder, *,
-                 interval: float = 10.0, list_services: Callable[[], list[Pod]] = list) -> None:
+                 interval: float = 10.0, list_services: Callable[[], list[Pod]] = list,
+                 list_slices: Callable[[], list[Pod]] = list, list_nodes: Callable[[], list[Pod]] = list,
+                 node_name: str = "") -> None:
         self.list_pods = list_pods
         self.recorder = recorder
         self.interval = interval
@@ -96,7 +112,8 @@ class PodScraper:
         self.samples: dict[str, tuple[float, list[Sample]]] = {}
         self._problems: dict[str, str] = {}
         self._session: aiohttp.ClientSession | None = None
-        self.checks = HttpChecker(list_pods, interval=interval, list_services=list_services)
+        self.checks = HttpChecker(list_pods, interval=interval, list_services=list_services,
+                                  list_slices=list_slices, list_nodes=list_nodes, node_name=node_name)
 
     async def close(self) -> None:
         await self.checks.close()
@@ -158,7 +175,7 @@ class PodScraper:
                     await self.scrape_all()
                 except Exception:
                     log.exception("scraping pods' metrics failed")
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(until_next_round(self.interval, time.time()))
         finally:
             await cancel_and_wait(checks)
             await self.close()

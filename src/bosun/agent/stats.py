@@ -216,6 +216,10 @@ class StatsCollector:
                 if claims:
                     pod["volume"] = claims
         if self.scraper is not None:
+            checks = self.scraper.checks.for_node()
+            if checks:
+                # Not part of kubelet's shape: the Services' HTTP checks that are no pod's.
+                node["customMetrics"] = checks
             for uid, pod in pods.items():
                 custom = self.scraper.for_pod(uid)
                 if custom:

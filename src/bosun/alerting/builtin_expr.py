@@ -32,17 +32,23 @@ def _with(b: Builtin, for_: float) -> Builtin:
 
 
 HTTP_CHECK_FAILING = _rule(
-    "KubeHttpCheckFailing", "probe_success == 0",
+    "KubeHttpCheckFailing", 'probe_success{pod=~".+"} == 0',
     "HTTP check {{ $labels.url }} of pod {{ $labels.namespace }}/{{ $labels.pod }} is failing",
+    "the GET did not answer 2xx/3xx within the timeout (see probe_http_status_code)")
+# The checks that are no pod's: a Service's own address, a selectorless Service's endpoints.
+SERVICE_HTTP_CHECK_FAILING = _rule(
+    "KubeServiceHttpCheckFailing", 'probe_success{service=~".+", pod!~".+"} == 0',
+    "HTTP check {{ $labels.url }} of service {{ $labels.namespace }}/{{ $labels.service }} is failing",
     "the GET did not answer 2xx/3xx within the timeout (see probe_http_status_code)")
 VOLUME_FILLING_UP = _rule(
     "KubePersistentVolumeFillingUp", "kubelet_volume_stats_used_bytes / kubelet_volume_stats_capacity_bytes > 0.9",
     "PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} is almost full",
     "{{ $value }} of its capacity is used")
-EXPR_RULES = (HTTP_CHECK_FAILING, VOLUME_FILLING_UP)
+EXPR_RULES = (HTTP_CHECK_FAILING, SERVICE_HTTP_CHECK_FAILING, VOLUME_FILLING_UP)
 
 EXPR_BUILTIN: dict[str, Builtin] = {
     HTTP_CHECK_FAILING.name: _with(_make(HTTP_CHECK_FAILING), 30.0),
+    SERVICE_HTTP_CHECK_FAILING.name: _with(_make(SERVICE_HTTP_CHECK_FAILING), 30.0),
     VOLUME_FILLING_UP.name: _with(_make(VOLUME_FILLING_UP), 60.0),
     "ClusterCertificateExpiring": Builtin(lambda c: ClusterCertificateExpiring(c.served),
                                           RuleSettings(0.0, 0.0, {"severity": "warning"})),

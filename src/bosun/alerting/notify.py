@@ -5,6 +5,8 @@ message at a time.
 * A new group waits ``groupWait`` (more alerts of a burst join it) before its first message.
 * A change (an alert joins or resolves) is sent no sooner than ``groupInterval`` after the
   last message; with nothing new, the same alerts are repeated after ``repeatInterval``.
+* Each of these times is kept to the moment, as Alertmanager's per-group timers do, not
+  rounded up to the next evaluation: :attr:`Notifier.next_at` says when the earliest one is.
 * What an integration has *heard* (``sent``) changes only when a message is delivered, so a
   receiver that was down gets the current state when it returns: firing alerts it missed,
   and the resolution of those it was told about. Muted (silenced) alerts are neither sent nor
@@ -57,6 +59,8 @@ Router = Callable[[Alert], tuple[Route, list[str]]]
 class Notifier:
     def __init__(self) -> None:
         self.groups: dict[str, _Group] = {}
+        # The earliest time a message may become due (as of the last :meth:`due`), None: none.
+        self.next_at: float | None = None
 
     def due(self, router: Router | None, firing: list[Alert], muted: set[str], now: float) -> list[Notification]:
         """The messages to send now. ``firing`` are the unsilenced firing alerts, ``muted``
@@ -73,6 +77,7 @@ class Notifier:
                     self.groups[key].route = route
                     current.setdefault(key, {})[alert.fingerprint] = alert
         out: list[Notification] = []
+        upcoming: list[float] = []
         for key, g in list(self.groups.items()):
             now_firing = current.get(key, {})
             resolved = [a for fp, a in g.sent.items() if fp not in now_firing and fp not in muted]
@@ -89,14 +94,19 @@ class Notifier:
             heard = {fp for fp in g.sent if fp not in muted}
             changed = set(now_firing) != heard
             if g.last_sent is None:
-                send = bool(now_firing) and now - g.first_seen >= g.route.group_wait
+                at = g.first_seen + g.route.group_wait if now_firing else None
             elif changed:
-                send = now - g.last_sent >= g.route.group_interval
+                at = g.last_sent + g.route.group_interval
             else:
-                send = bool(now_firing) and now - g.last_sent >= g.route.repeat_interval
-            if send and (note.firing or note.resolved):
+                at = g.last_sent + g.route.repeat_interval if now_firing else None
+            if at is None:
+                continue
+            if now >= at and (note.firing or note.resolved):
                 g.inflight = note
                 out.append(note)
+            elif now < at:
+                upcoming.append(at)
+        self.next_at = min(upcoming, default=None)
         return out
 
     def delivered(self, note: Notification, now: float) -> None:

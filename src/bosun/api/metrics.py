@@ -170,7 +170,8 @@ class MetricsAPI:
     def __init__(self, rest: RestHandler) -> None:
         self.rest = rest
         self._session: aiohttp.ClientSession | None = None
-        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        # node -> (expires, the document or None for a failure, when its fetch began)
+        self._cache: dict[str, tuple[float, dict[str, Any] | None, float]] = {}
         self._inflight: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
 
     async def close(self) -> None:
@@ -195,15 +196,18 @@ class MetricsAPI:
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
             return None
 
-    async def summary(self, node: dict[str, Any]) -> dict[str, Any] | None:
-        """The node's summary, cached for :data:`CACHE_SECONDS`; None when its agent is not
-        reachable (the node is then left out, as metrics-server does)."""
+    async def summary(self, node: dict[str, Any], max_age: float | None = None) -> dict[str, Any] | None:
+        """The node's summary, cached for :data:`CACHE_SECONDS` (a document fetched more than
+        ``max_age`` seconds ago is fetched again: the history's round wants the agents' latest
+        scrapes); None when its agent is not reachable (the node is then left out, as
+        metrics-server does; that answer is kept :data:`FAILURE_CACHE_SECONDS` whatever ``max_age``)."""
         name = node["metadata"]["name"]
         url = agent_url(node)
         if url is None:
             return None
         hit = self._cache.get(name)
-        if hit is not None and hit[0] > time.monotonic():
+        now = time.monotonic()
+        if hit is not None and hit[0] > now and (max_age is None or hit[1] is None or now - hit[2] <= max_age):
             return hit[1]
         task = self._inflight.get(name)
         if task is None:
@@ -214,7 +218,7 @@ class MetricsAPI:
             finally:
                 self._inflight.pop(name, None)
             ttl = CACHE_SECONDS if data is not None else FAILURE_CACHE_SECONDS
-            self._cache[name] = (time.monotonic() + ttl, data)
+            self._cache[name] = (time.monotonic() + ttl, data, now)
             return data
         return await asyncio.shield(task)
 

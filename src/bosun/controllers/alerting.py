@@ -2,6 +2,15 @@
 state, records an Event per alert that fires or resolves, and sends grouped notifications to
 the receivers of the ``bosun-alerting`` ConfigMap, holding back what silences mute.
 
+When it evaluates: right after each round of the metrics history lands (it follows the
+rounds with a long poll of ``/metrics/rounds``, :mod:`bosun.monitoring.rounds`), so an
+expression rule sees a value as soon as the history has it rather than up to one more
+``evaluationInterval`` later; on a change of the pods, nodes or HPAs the built-in rules read
+(at most every :data:`OBJECT_SPACING` seconds, with the expression rules' last results); when
+a group's ``groupWait`` or ``groupInterval`` ends (:attr:`Notifier.next_at`), not at the next
+evaluation after it; and every ``evaluationInterval`` when none of these came (a history
+that stopped, a server without ``/metrics/rounds``).
+
 It runs under the control plane's Lease like every controller, so of several servers only
 the leader notifies anyone. Its state (what each receiver has heard) lives in memory: a new
 leader starts fresh and repeats what is still firing after ``groupWait``, as an Alertmanager
@@ -14,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 
+from bosun.aio import cancel_and_wait
 from bosun.alerting.builtin import BUILTIN, Cluster, RuleSettings
 from bosun.alerting.builtin_expr import EXPR_BUILTIN
 from bosun.alerting.clustercerts import ClientCertificates
@@ -55,6 +67,12 @@ RULES = {**BUILTIN, **EXPR_BUILTIN}
 KNOWN_RULES = frozenset(RULES)
 NO_CONFIG = "none: no bosun-alerting ConfigMap in kube-system; alerts are only recorded as Events"
 QUERY_PATH = "/metrics/query"
+ROUNDS_PATH = "/metrics/rounds"
+# Object changes come in bursts (a rollout, a node's pods): one evaluation per this many seconds
+# at most (an evaluation of the built-in rules is ~0.1 s at 10,000 pods, bench/alerts.py).
+OBJECT_SPACING = 2.0
+# The long poll's wait for the next round (under the client's 30 s request timeout).
+ROUND_POLL = 15.0
 
 
 class ClientQuerier:
@@ -77,6 +95,35 @@ class ClientQuerier:
                 for r in data.get("result") or []]
 
 
+class RoundFollower:
+    """Calls ``landed`` each time a new round of the metrics history is in (the long poll of
+    :mod:`bosun.monitoring.rounds`); when the poll fails it tries again after ``retry``."""
+
+    def __init__(self, client: Client, landed: Callable[[], None], retry: float) -> None:
+        self.client = client
+        self.landed = landed
+        self.retry = retry
+        self.seen: int | None = None
+
+    async def run(self) -> None:
+        while True:
+            params = {} if self.seen is None else {"after": str(self.seen), "timeoutSeconds": str(ROUND_POLL)}
+            try:
+                out = await self.client.request("GET", ROUNDS_PATH, params=params)
+            except (ApiError, OSError, TimeoutError) as e:
+                log.debug("following the metrics history's rounds: %s", e)
+                await asyncio.sleep(self.retry)
+                continue
+            count = out.get("round")
+            if not isinstance(count, int):
+                log.debug("following the metrics history's rounds: answer without a round: %s", out)
+                await asyncio.sleep(self.retry)
+                continue
+            if self.seen is not None and count != self.seen:
+                self.landed()
+            self.seen = count
+
+
 class Alerting:
     def __init__(self, ctx: ComponentContext) -> None:
         self.ctx = ctx
@@ -91,6 +138,8 @@ class Alerting:
         # Made once: some sources remember between evaluations (restart counts, parsed certificates).
         self.sources = {name: builtin.make(cluster) for name, builtin in RULES.items()}
         self.configmaps.add_handler(self._cm_changed, lambda old, new: self._cm_changed(new), self._cm_changed)
+        for r in (PODS, NODES, HPAS):
+            ctx.informers.get(r).add_handler(self._obj_changed, self._obj_updated, self._obj_changed)
         self.config = AlertingConfig()
         self.config_version = ""
         self.config_status = NO_CONFIG
@@ -101,13 +150,29 @@ class Alerting:
         self.user_rules = UserRules()
         self.querier = ClientQuerier(self.client)
         self._wake = asyncio.Event()
+        # Why the loop was woken: a full evaluation (config, a round) or only objects changed.
+        self._refresh = True
+        self._objects = False
+        self.rounds = RoundFollower(self.client, self._round_landed, self.config.evaluation_interval)
         self._status: dict[str, str] | None = None
 
     def _cm_changed(self, cm: Obj) -> None:
         m = cm.get("metadata") or {}
         if (m.get("namespace") == CONFIG_NAMESPACE and m.get("name") in (CONFIG_NAME, SILENCES_NAME)) or (
                 is_rule_configmap(cm)):
+            self._refresh = True
             self._wake.set()
+
+    def _round_landed(self) -> None:
+        self._refresh = True
+        self._wake.set()
+
+    def _obj_changed(self, obj: Obj) -> None:
+        self._objects = True
+        self._wake.set()
+
+    def _obj_updated(self, old: Obj, new: Obj) -> None:
+        self._obj_changed(new)
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -185,15 +250,18 @@ class Alerting:
 
     # -- one evaluation --------------------------------------------------------------------------
 
-    async def tick(self, now: float) -> None:
+    async def tick(self, now: float, refresh: bool = True) -> None:
+        """One evaluation and what it sends; ``refresh``: the expression rules query the
+        history again (else they hold their last results: only objects changed)."""
         await self.load_config()
         silence_cm = self.configmaps.get(CONFIG_NAMESPACE, SILENCES_NAME)
         silences, _ = load_silences((silence_cm or {}).get("data") or {})
         for cm, error in self.user_rules.sync(self.configmaps.list()):
             self.recorder.event(cm, "Warning", "InvalidAlertRules", f"{error} (this rule file is skipped)")
         user = self.user_rules.sources()
-        await asyncio.gather(*(s.refresh(self.querier, now) for s in user),
-                             *(s.refresh(self.querier, now) for s, _ in self.rules if isinstance(s, Refreshable)))
+        if refresh:
+            await asyncio.gather(*(s.refresh(self.querier, now) for s in user),
+                                 *(s.refresh(self.querier, now) for s, _ in self.rules if isinstance(s, Refreshable)))
         changes = self.engine.evaluate([*self.rules, *((s, s.settings()) for s in user)], now)
         for a in changes.fired:
             self.recorder.event(a.involved or self._status_ref(), "Warning", "AlertFiring", f"{a.name}: {a.summary}")
@@ -243,24 +311,47 @@ class Alerting:
             if e.status != 404:
                 raise
 
+    def _timeout(self, now: float, last_full: float, last: float) -> float:
+        """How long the loop may sleep: until the next timed evaluation, the next message
+        due, or (objects changed) the end of :data:`OBJECT_SPACING`."""
+        until = [last_full + self.config.evaluation_interval]
+        if self.notifier.next_at is not None:
+            until.append(self.notifier.next_at)
+        if self._objects:
+            until.append(last + OBJECT_SPACING)
+        return max(min(until) - now, 0.0)
+
     async def run(self) -> None:
         await self.ctx.informers.start()
         await self.tls_secrets.start()
+        follower = asyncio.create_task(self.rounds.run(), name="alerting-rounds")
         try:
             await self.tls_secrets.wait_synced(60.0)
+            last_full = last = 0.0
             while True:
+                now = time.time()
+                refresh = self._refresh or now - last_full >= self.config.evaluation_interval
+                due = self.notifier.next_at is not None and now >= self.notifier.next_at
+                if refresh or due or (self._objects and now - last >= OBJECT_SPACING):
+                    self._wake.clear()
+                    if refresh:
+                        self._refresh = False
+                    self._objects = False
+                    try:
+                        await self.tick(now, refresh)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("alert evaluation failed")
+                    last = now
+                    if refresh:
+                        last_full = now
+                    continue
                 self._wake.clear()
-                try:
-                    await self.tick(time.time())
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("alert evaluation failed")
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.config.evaluation_interval)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._timeout(time.time(), last_full, last))
         finally:
+            await cancel_and_wait(follower)
             await self.tls_secrets.stop()
             for c in self.couriers.values():
                 await c.close()

@@ -53,6 +53,13 @@ def node_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:
         v = _num(s.get(part), key)
         if v is not None:
             yield name, labels, v * scale
+    # A node's own samples (the HTTP checks of Services that are no pod's: bosun.agent.servicecheck)
+    # keep their labels and get no ``node`` one: another node may make the same check tomorrow.
+    for m in s.get("customMetrics") or []:
+        name, value = m.get("name"), _num(m, "value")
+        if isinstance(name, str) and value is not None and name not in RESERVED:
+            own = m.get("labels") if isinstance(m.get("labels"), dict) else {}
+            yield name, {str(k): str(v) for k, v in own.items()}, value
 
 
 def pod_samples(node: str, summary: dict[str, Any]) -> Iterator[Sample]:

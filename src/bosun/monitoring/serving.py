@@ -1,7 +1,7 @@
 """Who answers the monitoring endpoints in an API process, and where the history lives.
 
-``/metrics/history``, ``/metrics/query``, ``/metrics/query_range``, ``/federate``, ``metrics.k8s.io`` and
-``custom.metrics.k8s.io`` read the metrics history and the node agents. With API workers
+``/metrics/history``, ``/metrics/query``, ``/metrics/query_range``, ``/metrics/rounds``, ``/federate``,
+``metrics.k8s.io`` and ``custom.metrics.k8s.io`` read the metrics history and the node agents. With API workers
 (:mod:`bosun.api.workers`) there must be one history, not one per process: N histories mean
 each node scraped N times, every pod event decoded N times for the collector, and answers
 that depend on which process a connection lands on. So:
@@ -37,6 +37,7 @@ from bosun.monitoring import custom_api
 from bosun.monitoring.collector import Collector
 from bosun.monitoring.history import HistoryConfig, MetricsHistory
 from bosun.monitoring.query_api import QueryAPI
+from bosun.monitoring.rounds import PATH as ROUNDS_PATH
 from bosun.monitoring.snapshot import FILENAME, Snapshots
 
 if TYPE_CHECKING:
@@ -72,9 +73,10 @@ class Monitoring(Protocol):
 
 
 def _add(router: web.UrlDispatcher, history: Handler, query: Handler, query_range: Handler, federate: Handler,
-         group: Handler) -> None:
+         group: Handler, rounds: Handler) -> None:
     for path, handler in (("/metrics/history", history), ("/metrics/query", query),
-                          ("/metrics/query_range", query_range), ("/federate", federate)):
+                          ("/metrics/query_range", query_range), ("/federate", federate),
+                          (ROUNDS_PATH, rounds)):
         router.add_get(path, handler)
     for g in GROUPS:  # every method: the groups answer 405 themselves, as Status objects
         router.add_route("*", f"/apis/{g}{{tail:(?:/.*)?}}", group)
@@ -118,10 +120,10 @@ class OwnMonitoring:
                  data_dir: Path | None = None) -> None:
         self.metrics_api = metrics.MetricsAPI(rest)
         self.history = MetricsHistory(config)
-        # Where the history survives a restart (none: an in-process app of the tests').
-        self.snapshots = (Snapshots(self.history, data_dir / FILENAME, self.history.config.snapshot_interval)
-                          if data_dir is not None else None)
         self.collector = Collector(rest.storage, rest.cache, self.metrics_api, self.history)
+        # Where the history survives a restart (none: an in-process app of the tests').
+        self.snapshots = (Snapshots(self.history, data_dir / FILENAME, self.history.config.snapshot_interval,
+                                    self.collector.writing) if data_dir is not None else None)
         self.custom_api = custom_api.CustomMetricsAPI(rest.storage, self.history, self.metrics_api)
         self.query_api = QueryAPI(self.history)
         registry.register(_Counts(self.collector))
@@ -132,7 +134,8 @@ class OwnMonitoring:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         _add(router, self.query_api.history_handler, self.query_api.query_handler,
-             self.query_api.query_range_handler, self.query_api.federate_handler, self._group)
+             self.query_api.query_range_handler, self.query_api.federate_handler, self._group,
+             self.collector.rounds.handler)
 
     async def _group(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p][1:]  # after "apis"
@@ -165,7 +168,7 @@ class ForwardedMonitoring:
         self.forward = forward
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        _add(router, self._handle, self._handle, self._handle, self._handle, self._handle)
+        _add(router, self._handle, self._handle, self._handle, self._handle, self._handle, self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in _REQUEST_HEADERS if h in request.headers}
