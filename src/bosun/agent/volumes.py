@@ -226,17 +226,22 @@ class VolumeManager:
                 return f'Usage of EmptyDir volume "{vol.get("name")}" exceeds the limit "{src["sizeLimit"]}".'
         return ""
 
-    def remove(self) -> None:
-        remove_pod_volumes(self.pod_dir)
+    def unmount(self) -> None:
+        unmount_pod_volumes(self.pod_dir)
 
 
-def remove_pod_volumes(pod_dir: Path) -> None:
-    """Unmount (tmpfs emptyDirs) and delete a pod's volumes."""
+def unmount_pod_volumes(pod_dir: Path) -> None:
+    """Unmount a pod's tmpfs emptyDirs (and whatever else is mounted below its volumes)."""
     for mp in mounts_under(pod_dir / "volumes"):
         try:
             unmount(mp)
         except OSError as e:
             log.warning("cannot unmount %s: %s", mp, e)
+
+
+def remove_pod_volumes(pod_dir: Path) -> None:
+    """Unmount (tmpfs emptyDirs) and delete a pod's volumes."""
+    unmount_pod_volumes(pod_dir)
     shutil.rmtree(pod_dir / "volumes", ignore_errors=True)
 
 
