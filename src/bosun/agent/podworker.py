@@ -521,7 +521,7 @@ class PodWorker:
     def _remove_files(self) -> None:
         """Volumes unmounted (tmpfs) and the pod's directory moved to the trash, which deletes
         it later: in a thread, since 100 pods stopping at once unmount together."""
-        self.volumes.unmount()
+        self.volumes.unmount(self.pod)
         self.trash.discard(self.pod_dir)
 
     async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
