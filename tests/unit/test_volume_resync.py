@@ -4,7 +4,7 @@ and a file changed on disk is then put back."""
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ async def test_unchanged_volumes_are_checked_against_the_disk_only_now_and_then(
         labels.write_text("tampered")
         await vm.prepare(_pod({"app": "b"}), refs)
         assert labels.read_text() == "tampered"
-        time.sleep(0.6)
+        await asyncio.sleep(0.6)
         await vm.prepare(_pod({"app": "b"}), refs)
         assert labels.read_text() == 'app="b"'
     finally:
