@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from bosun.agent import trash as trash_module
 from bosun.agent.trash import Trash
 
 
@@ -62,3 +66,16 @@ def test_another_filesystem_is_deleted_in_place(tmp_path: Path) -> None:
         Trash(tmp_path / "trash").discard(victim)
         assert not victim.exists()
         assert not any((tmp_path / "trash").iterdir())
+
+
+def test_the_deleting_thread_ends_when_idle_and_comes_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trash_module, "IDLE_S", 0.2)
+    trash = Trash(tmp_path / "trash")
+    trash.discard(_tree(tmp_path / "a", files=5))
+    _wait_empty(tmp_path / "trash")
+    deadline = time.monotonic() + 10
+    while any(t.name == f"trash {tmp_path / 'trash'}" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the idle thread did not end"
+        time.sleep(0.05)
+    trash.discard(_tree(tmp_path / "b", files=5))  # a new thread deletes this one
+    _wait_empty(tmp_path / "trash")

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 NICE = 10
 """How much less CPU the deleting thread gets than the agent's (Linux threads have their own
 nice value)."""
+IDLE_S = 30.0
+"""The deleting thread ends after this long with nothing to delete (the next discard starts
+another): a stopped agent, or a test's, leaves no thread behind for long."""
 
 
 class Trash:
@@ -50,11 +53,11 @@ class Trash:
 
     def empty_later(self) -> None:
         """Wake (or start) the thread that deletes what the trash holds."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+        with self._lock:  # against the thread deciding to end (see _run)
+            self._wake.set()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"trash {self.root}", daemon=True)
                 self._thread.start()
-        self._wake.set()
 
     def empty(self) -> None:
         """Delete everything in the trash now (in the calling thread)."""
@@ -73,7 +76,12 @@ class Trash:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         while True:
-            self._wake.wait()
+            if not self._wake.wait(IDLE_S):
+                with self._lock:
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                continue
             self._wake.clear()
             try:
                 self.empty()
