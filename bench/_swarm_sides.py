@@ -105,13 +105,14 @@ class Bosun:
     client: Client
     name: str = "bosun"
     namespace: str = "default"
+    cli_path: str = BOSUN_CLI  # another checkout's `bosun` for a baseline in the same run
 
     @property
     def image(self) -> list[str]:
         return ["host", "busybox", "sleep", "3600"]
 
     async def cli(self, *args: str) -> None:
-        await run_cli([BOSUN_CLI, "--kubeconfig", self.kubeconfig, *args])
+        await run_cli([self.cli_path, "--kubeconfig", self.kubeconfig, *args])
 
     async def running(self, service: str, namespace: str = "") -> int:
         try:

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import datetime
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,14 +38,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cli import results_header, run_async, text_table, write_result
+from _cli import loop_speed, results_header, run_async, text_table, write_result
 from _pods_procs import start_bosun_up
+from _profile import start_profile, stop_profile
 from _swarm import SwarmUnavailable, prepare, start_engine, stop_engine, why_not
 from _swarm_sides import Bosun, CommandFailed, Docker, Side, bosun_pods_gone, cleanup_cli, stack_file
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parent.parent
 TARGET_RATIO = 3.0
 POLL_S = 0.1
 LIMIT_S = 300.0
@@ -59,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scale", type=int, default=100)
     ap.add_argument("--no-docker", action="store_true", help="measure Bosun's side only")
     ap.add_argument("--no-bosun", action="store_true", help="measure Docker's side only")
+    ap.add_argument("--tree", type=Path, help="run Bosun from this other checkout (with its own .venv): "
+                    "`bosun up` and the CLI, for a baseline measured in the same command")
+    ap.add_argument("--baseline", type=Path, help="also measure Bosun from this other checkout (with its own "
+                    ".venv) in each run, before or after this one (alternating), and report both ratios")
+    ap.add_argument("--runs", type=int, default=1, help="runs (each with its own Docker figures); medians reported")
+    ap.add_argument("--profile", type=Path, help="py-spy `bosun up` (with its subprocesses) into this "
+                    "file (collapsed stacks, py-spy --format raw) while the Bosun steps run")
     ap.add_argument("--output", type=Path)
     return ap.parse_args(argv)
 
@@ -113,21 +123,32 @@ async def run_steps(side: Side, args: argparse.Namespace, work: Path) -> dict[st
     return out
 
 
-async def bosun_side(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    up = start_bosun_up(work / "bosun", "bench")
-    result: dict[str, Any] = {"runtime": "oci (crun), image host"}
+async def bosun_side(args: argparse.Namespace, work: Path, tree: Path | None, profile: Path | None) -> dict[str, Any]:
+    up = start_bosun_up(work / "bosun", "bench", tree=tree)
+    cli = str(tree / ".venv" / "bin" / "bosun") if tree else str(Path(sys.executable).with_name("bosun"))
+    result: dict[str, Any] = {"runtime": "oci (crun), image host", "tree": str(tree or ROOT), "commit": commit(tree)}
     client = Client(load_kubeconfig(up.kubeconfig))
+    spy = start_profile(up.pid, profile, 50, "--subprocesses", "--format", "raw") if profile else None
     try:
-        result["seconds"] = await run_steps(Bosun(up.kubeconfig, client), args, work)
+        result["seconds"] = await run_steps(Bosun(up.kubeconfig, client, cli_path=cli), args, work)
+        result["loop_mops"] = loop_speed()
     except (CommandFailed, TimeoutError) as e:
         result["error"] = str(e)
     finally:
+        if spy:
+            stop_profile(spy)
         for argv in (["service", "rm", SERVICE], ["stack", "rm", STACK]):
-            cleanup_cli([str(Path(sys.executable).with_name("bosun")), "--kubeconfig", up.kubeconfig, *argv])
+            cleanup_cli([cli, "--kubeconfig", up.kubeconfig, *argv])
         result["pods_left"] = await bosun_pods_gone(client, ("default", STACK))
         await client.close()
         result["stop_exit"] = up.stop()
     return result
+
+
+def commit(tree: Path | None) -> str:
+    res = subprocess.run(["git", "-C", str(tree or ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, check=False)
+    return res.stdout.strip() or "?"
 
 
 def ensure_docker() -> str | None:
@@ -167,30 +188,77 @@ async def docker_side(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return result
 
 
-def table(bosun: dict[str, Any], docker: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    b, d = bosun.get("seconds") or {}, docker.get("seconds") or {}
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def _ratios(runs: list[dict[str, Any]], side: str, step: str) -> list[float]:
+    """Swarm's time over the side's, each from one run (never a ratio across runs)."""
+    out = []
+    for run in runs:
+        b, d = (run.get(side) or {}).get("seconds") or {}, (run.get("docker") or {}).get("seconds") or {}
+        if step in b and step in d and b[step]:
+            out.append(d[step] / b[step])
+    return out
+
+
+def table(runs: list[dict[str, Any]], baseline: bool) -> tuple[str, dict[str, Any]]:
+    """Medians over the runs: seconds of each side, and the ratio (of each run's own figures)."""
     rows, verdicts = [], {}
+    sides = ["baseline", "bosun"] if baseline else ["bosun"]
     for step in STEPS:
-        ratio = round(d[step] / b[step], 2) if step in b and step in d and b[step] else None
+        secs = {side: _median([r[side]["seconds"][step] for r in runs if (r.get(side) or {}).get("seconds")])
+                for side in [*sides, "docker"]}
+        ratios = {side: _median(_ratios(runs, side, step)) for side in sides}
+        ratio = ratios["bosun"]
         verdict = "-" if ratio is None else ("met" if ratio >= TARGET_RATIO else "MISSED")
-        verdicts[step] = {"ratio": ratio, "verdict": verdict}
-        rows.append([step, f"{b.get(step, '-')}", f"{d.get(step, '-')}", f"{ratio or '-'}",
+        verdicts[step] = {"ratio": ratio, "verdict": verdict, "seconds": secs}
+        if baseline:
+            base = ratios["baseline"]
+            verdicts[step]["baseline_ratio"] = base
+            verdicts[step]["baseline_verdict"] = "-" if base is None else ("met" if base >= TARGET_RATIO else "MISSED")
+        rows.append([step, *(f"{secs[side] if secs[side] is not None else '-'}" for side in [*sides, "docker"]),
+                     *(f"{ratios[side] if ratios[side] is not None else '-'}" for side in sides),
                      f">= {TARGET_RATIO:g}x", verdict])
-    return text_table(["step", "bosun s", "swarm s", "swarm/bosun", "target", "verdict"], rows), verdicts
+    head = ["step", *(f"{side} s" for side in sides), "swarm s", *(f"swarm/{side}" for side in sides),
+            "target", "verdict"]
+    return text_table(head, rows), verdicts
+
+
+async def one_run(args: argparse.Namespace, work: Path, index: int) -> dict[str, Any]:
+    """Both (or all three) systems once, one after the other; with a baseline, which Bosun
+    goes first alternates from run to run, so neither always meets the other's leftovers."""
+    run: dict[str, Any] = {}
+    tree = args.tree.resolve() if args.tree else None
+    order: list[tuple[str, Path | None]] = [("bosun", tree)]
+    if args.baseline:
+        order.insert(index % 2, ("baseline", args.baseline.resolve()))
+    for side, side_tree in order:
+        run[side] = {"skipped": "--no-bosun"} if args.no_bosun else await bosun_side(
+            args, work / side, side_tree, args.profile if side == "bosun" else None)
+        print(f"{side} ({run[side].get('commit', '')}): {run[side].get('seconds') or run[side].get('error')}",
+              flush=True)
+    run["docker"] = {"skipped": "--no-docker"} if args.no_docker else await docker_side(args, work)
+    print(f"docker: {run['docker'].get('seconds') or run['docker'].get('skipped') or run['docker']}", flush=True)
+    return run
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    result = results_header(args, "bosun up and dockerd run one after the other, never together")
+    result = results_header(args, "bosun up and dockerd run one after the other, never together",
+                            hidden=("output", "tree", "profile", "baseline"))
     print(f"loop speed: {result['machine']['loop_mops']} M iterations/s", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bosun-swarm-bench-", ignore_cleanup_errors=True) as tmp:
-        work = Path(tmp)
-        result["bosun"] = {"skipped": "--no-bosun"} if args.no_bosun else await bosun_side(args, work)
-        print(f"bosun: {result['bosun'].get('seconds') or result['bosun'].get('error')}", flush=True)
-        result["docker"] = {"skipped": "--no-docker"} if args.no_docker else await docker_side(args, work)
-        print(f"docker: {result['docker'].get('seconds') or result['docker'].get('skipped') or result['docker']}",
-              flush=True)
-    text, result["verdicts"] = table(result["bosun"], result["docker"])
-    print("\n" + text)
+    runs: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="bosun-swarm-bench-", ignore_cleanup_errors=True) as tmp:
+            runs.append(await one_run(args, Path(tmp), i))
+    result["runs"] = runs
+    result["bosun"], result["docker"] = runs[-1]["bosun"], runs[-1]["docker"]  # the last run, as files before
+    if args.baseline:
+        result["baseline"] = runs[-1]["baseline"]
+    result["loop_mops_after"] = loop_speed()
+    text, result["verdicts"] = table(runs, bool(args.baseline))
+    print(f"\nmedians of {len(runs)} run(s); loop speed {result['machine']['loop_mops']} M iterations/s before, "
+          f"{result['loop_mops_after']} after\n" + text)
     return result
 
 

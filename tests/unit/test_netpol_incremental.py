@@ -119,3 +119,17 @@ def test_random_changes_match_a_full_recompute() -> None:
         got = step(inc, pods, policies)
         assert got == full(pods, policies), f"after change {n}"
         assert render.transaction(got, full(pods, policies)) == []
+
+
+def test_without_policies_nothing_is_computed_and_a_first_policy_still_applies() -> None:
+    pods = [pod(0, "shop", "db", "n1"), pod(1, "shop", "web", "n1"), pod(3, "shop", "api", "n2")]
+    inc = IncrementalRules()
+    assert step(inc, pods, [DENY_DB]) == full(pods, [DENY_DB])
+    # the last policy goes: no pod is isolated any more, and no pod's rules are rebuilt
+    assert step(inc, pods, []) == full(pods, []) == render.wanted([])
+    assert inc.recomputed == []
+    pods.append(pod(4, "shop", "api", "n2"))
+    assert step(inc, pods, []) == full(pods, [])
+    # a policy comes back: what it selects is computed from scratch, as the full computation says
+    assert step(inc, pods, [DENY_DB, WEB_OUT]) == full(pods, [DENY_DB, WEB_OUT])
+    assert sorted(inc.recomputed) == ["uid-0", "uid-1"]

@@ -202,3 +202,35 @@ async def test_queue_parks_unschedulable_pods_until_a_change() -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):
             await q.pop_batch(10)
+
+
+async def test_an_idle_queue_takes_pods_backing_off_after_a_change_but_not_after_an_error() -> None:
+    """KEP-5142 (kube-scheduler 1.33): with nothing active, a pod that a cluster change made
+    worth another try is taken before its back-off ends; one that failed with an error waits."""
+    loop = asyncio.get_running_loop()
+    q = SchedulingQueue(initial_backoff=1.0, max_backoff=1.0, flush_after=30)
+    q.add("a", 0)
+    assert await q.pop_batch(10) == ["a"]
+    q.unschedulable("a")
+    q.add("b", 0)
+    assert await q.pop_batch(10) == ["b"]
+    q.move_all()  # a's place freed: a backs off for 1 s ...
+    assert q.counts()["backoff"] == 1
+    t0 = loop.time()
+    q.retry("b")  # ... b's binding failed: b backs off for 1 s too
+    async with asyncio.timeout(0.5):
+        assert await q.pop_batch(10) == ["a"]  # taken at once: nothing else was active
+    assert loop.time() - t0 < 0.5
+    q.done("a")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await q.pop_batch(10)  # b waits its back-off out
+    async with asyncio.timeout(2):
+        assert await q.pop_batch(10) == ["b"]
+    # An active pod goes first; a backing-off one is taken only when none is left.
+    q.unschedulable("b")
+    q.move_all()
+    q.add("c", 0)
+    assert await q.pop_batch(1) == ["c"]
+    assert q.counts()["backoff"] == 1
+    assert await q.pop_batch(1) == ["b"]

@@ -30,6 +30,7 @@ from bosun.agent.scrape import PodScraper
 from bosun.agent.server import AgentServer
 from bosun.agent.serviceenv import SERVICES
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
+from bosun.agent.trash import Trash
 from bosun.agent.volumes import PVS
 from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
@@ -78,6 +79,7 @@ class Agent:
                                   config.data_dir / "pki", [self.node_ip, socket.gethostname(), "localhost"],
                                   self.informer.get, config.pods_dir, self._container_running, driver,
                                   scraper=self.scraper)
+        self.trash = Trash(config.data_dir / "trash")  # pod directories, deleted after their pods
         self.workers: dict[str, PodWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._bg: list[asyncio.Task[None]] = []
@@ -96,6 +98,7 @@ class Agent:
 
     async def start(self) -> None:
         self.config.pods_dir.mkdir(parents=True, exist_ok=True)
+        self.trash.empty_later()  # what a crash left there
         # Whatever credential we were started with (join token, admin) only buys the node's
         # own, which confines us to this node's objects (see bosun.security.nodecreds).
         self.server.own_token = await ensure_node_credential(self.client, self.config.node_name,
@@ -213,7 +216,7 @@ class Agent:
             return
         worker = PodWorker(pod, config=self.config, client=self.client, driver=self.driver,
                            statuses=self.statuses, recorder=self.recorder, node_ip=self.node_ip,
-                           allocatable=self._allocatable, start_slots=self._start_slots,
+                           allocatable=self._allocatable, trash=self.trash, start_slots=self._start_slots,
                            cluster_dns=self.cluster_dns)
         self.workers[uid] = worker
         self._tasks[uid] = asyncio.create_task(self._run_worker(uid, worker), name=f"pod-{uid}")

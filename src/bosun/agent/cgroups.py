@@ -101,6 +101,14 @@ class Cgroups:
         self.parent = parent.strip("/")
         self.v2 = is_v2()
         self._mounts = {} if self.v2 else _v1_mounts()
+        self._every: list[Path] | None = None  # every hierarchy's mount point, read at the first removal
+
+    def _hierarchies(self) -> list[Path]:
+        """The cgroup mount points, read once like the controllers' above (never per removal:
+        /proc/self/mountinfo holds every pod's mounts, and 100 pods stopping read it 100 times)."""
+        if not self._every:  # none read (yet): look again
+            self._every = _all_mounts()
+        return self._every
 
     def rel(self, *parts: str) -> str:
         return "/".join([self.parent, *parts])
@@ -222,7 +230,7 @@ class Cgroups:
         """Remove ``rel`` and everything below it in every hierarchy (the runtime's leaves
         too); processes still inside are SIGKILLed first. Idempotent."""
         deadline = time.monotonic() + timeout
-        for mnt in _all_mounts():
+        for mnt in self._hierarchies():
             top = mnt / rel
             if not top.is_dir():
                 continue
@@ -234,7 +242,7 @@ class Cgroups:
 
     def remove_empty_parent(self) -> None:
         """rmdir the parent in every hierarchy where nothing is left below it."""
-        for mnt in _all_mounts():
+        for mnt in self._hierarchies():
             with contextlib.suppress(OSError):
                 (mnt / self.parent).rmdir()
 

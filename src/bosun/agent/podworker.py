@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from bosun.agent.runtime.base import (
 from bosun.agent.satoken import PodTokens
 from bosun.agent.serviceenv import service_env
 from bosun.agent.status import PODS, RETRYABLE, StatusManager, now
+from bosun.agent.trash import Trash
 from bosun.agent.volumes import VolumeManager
 from bosun.client.events import EventRecorder
 from bosun.client.rest import Client
@@ -62,7 +62,7 @@ Ready (the 100-pod benchmark's probe variant: 100 patches and their watch events
 class PodWorker:
     def __init__(self, pod: Pod, *, config: AgentConfig, client: Client, driver: RuntimeDriver,
                  statuses: StatusManager, recorder: EventRecorder, node_ip: str,
-                 allocatable: dict[str, str], start_slots: asyncio.Semaphore | None = None,
+                 allocatable: dict[str, str], trash: Trash, start_slots: asyncio.Semaphore | None = None,
                  cluster_dns: ClusterDNS | None = None) -> None:
         self.pod = pod
         meta = pod["metadata"]
@@ -78,6 +78,7 @@ class PodWorker:
         self.allocatable = allocatable
         self.cluster_dns = cluster_dns  # None: the node runs no cluster DNS (pods get the node's)
         self.pod_dir = config.pods_dir / self.uid
+        self.trash = trash
         self.volumes = VolumeManager(self.pod_dir, allocatable, tokens=PodTokens(client, pod))
         self.removed = False
         self.done = False
@@ -518,10 +519,10 @@ class PodWorker:
                 log.info("pod %s/%s: final delete: %s", self.namespace, self.name, e)
 
     def _remove_files(self) -> None:
-        """Volumes (tmpfs unmounted) and the pod's directory: in a thread, since 100 pods
-        stopping at once do it together."""
-        self.volumes.remove()
-        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        """Volumes unmounted (tmpfs) and the pod's directory moved to the trash, which deletes
+        it later: in a thread, since 100 pods stopping at once unmount together."""
+        self.volumes.unmount(self.pod)
+        self.trash.discard(self.pod_dir)
 
     async def _gc(self, latest: dict[str, ContainerStatus]) -> None:
         """Keep the latest and the previous attempt of each container (for logs --previous).

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ from bosun.client.errors import ApiError
 from bosun.client.rest import Client
 
 log = logging.getLogger(__name__)
+RESYNC_S = 5.0
+"""A configMap, secret, downwardAPI or projected volume whose content did not change since
+it was written is compared with the disk again only this long after: a pod syncs on every
+status change of a burst (each sync read back, compared and walked every file, a fifteenth of
+the node's event loop while 100 pods started), while a changed file is still put back by the
+next periodic refresh (every 10 s)."""
 
 
 PVCS, PVS = must_by_plural("", "v1", "persistentvolumeclaims"), must_by_plural("", "v1", "persistentvolumes")
@@ -130,6 +137,15 @@ class VolumeManager:
         # The pod's ServiceAccount tokens (None: projections of tokens cannot be served).
         self.tokens = tokens
         self.read_only: set[str] = set()  # volumes mounted read-only whatever the volumeMount says
+        self._synced: dict[Path, tuple[float, Files]] = {}  # path -> (when, what) it was last made to hold
+
+    def _sync(self, path: Path, files: Files) -> None:
+        now = time.monotonic()
+        last = self._synced.get(path)
+        if last is not None and now - last[0] < RESYNC_S and last[1] == files:
+            return
+        _sync_dir(path, files)
+        self._synced[path] = (now, files)
 
     def path(self, volume: dict[str, Any]) -> Path:
         name = str(volume.get("name"))
@@ -166,11 +182,11 @@ class VolumeManager:
                 elif kind in ("Directory", "File") and not path.exists():
                     raise ConfigError(f"hostPath type check failed: {path} does not exist")
             elif "configMap" in vol:
-                _sync_dir(path, await _keyed(refs, "configmap", vol["configMap"], 0o644))
+                self._sync(path, await _keyed(refs, "configmap", vol["configMap"], 0o644))
             elif "secret" in vol:
-                _sync_dir(path, await _keyed(refs, "secret", vol["secret"], 0o644))
+                self._sync(path, await _keyed(refs, "secret", vol["secret"], 0o644))
             elif "downwardAPI" in vol:
-                _sync_dir(path, _downward(pod, vol["downwardAPI"], self.allocatable, 0o644))
+                self._sync(path, _downward(pod, vol["downwardAPI"], self.allocatable, 0o644))
             elif "projected" in vol:
                 proj = vol["projected"]
                 mode = int(proj.get("defaultMode", 0o644))
@@ -184,7 +200,7 @@ class VolumeManager:
                         files.update(_downward(pod, src["downwardAPI"], self.allocatable, mode))
                     elif "serviceAccountToken" in src:
                         files.update(await self._token(src["serviceAccountToken"], mode))
-                _sync_dir(path, files)
+                self._sync(path, files)
             else:
                 kind = next((k for k in vol if k != "name"), "?")
                 raise ConfigError(f"volume {vol.get('name')!r}: {kind} volumes are not supported on this node")
@@ -226,17 +242,27 @@ class VolumeManager:
                 return f'Usage of EmptyDir volume "{vol.get("name")}" exceeds the limit "{src["sizeLimit"]}".'
         return ""
 
-    def remove(self) -> None:
-        remove_pod_volumes(self.pod_dir)
+    def unmount(self, pod: Pod) -> None:
+        """Unmount what :meth:`prepare` mounted below the pod's directory: its tmpfs emptyDirs
+        (nothing else is mounted there). A pod without one has nothing to look for, and
+        looking means reading every mount of the node (hundreds with 100 pods)."""
+        if any(((vol.get("emptyDir") or {}).get("medium") == "Memory")
+               for vol in (pod.get("spec") or {}).get("volumes") or [] if "emptyDir" in vol):
+            unmount_pod_volumes(self.pod_dir)
 
 
-def remove_pod_volumes(pod_dir: Path) -> None:
-    """Unmount (tmpfs emptyDirs) and delete a pod's volumes."""
+def unmount_pod_volumes(pod_dir: Path) -> None:
+    """Unmount a pod's tmpfs emptyDirs (and whatever else is mounted below its volumes)."""
     for mp in mounts_under(pod_dir / "volumes"):
         try:
             unmount(mp)
         except OSError as e:
             log.warning("cannot unmount %s: %s", mp, e)
+
+
+def remove_pod_volumes(pod_dir: Path) -> None:
+    """Unmount (tmpfs emptyDirs) and delete a pod's volumes."""
+    unmount_pod_volumes(pod_dir)
     shutil.rmtree(pod_dir / "volumes", ignore_errors=True)
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
-from jsonschema.exceptions import ValidationError, best_match
 
 from bosun.compose.errors import ComposeError
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_WORDS = {"array": "list", "object": "mapping", "integer": "integer", "number": "number",
                "string": "string", "boolean": "boolean", "null": "null"}
@@ -20,6 +22,10 @@ _TYPE_WORDS = {"array": "list", "object": "mapping", "integer": "integer", "numb
 
 @cache
 def _validator() -> jsonschema.Draft7Validator:
+    # jsonschema (with referencing and attrs) is a tenth of a second to import: only a
+    # compose file pays for it, not every `bosun service` command that imports the translation.
+    import jsonschema
+
     text = resources.files("bosun.compose").joinpath("schema/compose-spec.json").read_text()
     schema = json.loads(text)
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
@@ -71,6 +77,8 @@ def _line(text: str, parts: list[Any]) -> int | None:
 
 def validate(model: Any, filename: str, text: str) -> None:
     """Raise :class:`ComposeError` with the schema's best message for the first problem."""
+    from jsonschema.exceptions import best_match
+
     err = best_match(_validator().iter_errors(model))
     if err is None:
         return

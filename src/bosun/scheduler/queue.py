@@ -5,6 +5,14 @@ changes in a way that might help (a node joins or changes, a pod leaves), after 
 back-off (1 s doubling to 10 s, as kube-scheduler), or after a long safety interval —
 never in a busy loop. A change that happens while a pod is being scheduled sends it to
 back-off rather than to the unschedulable set, so that change is not missed.
+
+A scheduler with nothing else to do takes the pods that a cluster change made worth another
+try before their back-off ends, as kube-scheduler does since 1.33 (KEP-5142, "pop from
+backoffQ when activeQ is empty"): the back-off orders and paces retries while others wait,
+it is no reason to idle. A rolling update's new pods wait so for the places of the old ones
+(a node's ``pods`` count includes terminating pods), and each second of back-off was a
+second of the update. Pods backing off after an error (a refused binding, an API failure)
+still wait it out: there the back-off limits the rate of failing requests.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class SchedulingQueue:
         self._last_attempt: dict[str, float] = {}
         self._backoff: dict[str, asyncio.TimerHandle] = {}
         self._unschedulable: dict[str, asyncio.TimerHandle] = {}
+        self._failed: set[str] = set()  # backing off after an error: not taken early
         self._in_flight: dict[str, int] = {}
         self._seq = itertools.count()
         self._wake = asyncio.Event()
@@ -62,6 +71,7 @@ class SchedulingQueue:
             handle = table.pop(key, None)
             if handle is not None:
                 handle.cancel()
+        self._failed.discard(key)
 
     def delete(self, key: str) -> None:
         """The pod is gone or no longer ours to schedule."""
@@ -76,6 +86,8 @@ class SchedulingQueue:
     async def pop_batch(self, limit: int) -> list[str]:
         """Wait for at least one pod and take up to ``limit``, highest priority first."""
         while not self._active:
+            if self._take_backoff():
+                break
             self._wake.clear()
             await self._wake.wait()
         out: list[str] = []
@@ -112,6 +124,7 @@ class SchedulingQueue:
         self._in_flight.pop(key, None)
         if key in self._priority:
             self._cancel(key)
+            self._failed.add(key)
             self._to_backoff(key)
 
     # ---- cluster changes ----------------------------------------------------------------------
@@ -151,10 +164,22 @@ class SchedulingQueue:
         delay = max(0.0, self._backoff_left(key))
         loop = asyncio.get_running_loop()
         self._backoff[key] = loop.call_later(delay, self._backoff_done, key)
+        if key not in self._failed:
+            self._wake.set()  # an idle scheduler may take it now (see _take_backoff)
 
     def _backoff_done(self, key: str) -> None:
         self._backoff.pop(key, None)
+        self._failed.discard(key)
         self._push(key)
+
+    def _take_backoff(self) -> bool:
+        """With no pod active, make active the backing-off pods that did not fail with an
+        error (see the module's docstring); whether there were any."""
+        ready = [key for key in self._backoff if key not in self._failed]
+        for key in ready:
+            self._backoff.pop(key).cancel()
+            self._push(key)
+        return bool(ready)
 
     # ---- introspection (tests, metrics) -------------------------------------------------------
 

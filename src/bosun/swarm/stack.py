@@ -4,13 +4,14 @@ with prune, removal of what the file no longer has."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bosun.api.registry import Resource, must_by_plural
 from bosun.client.rest import ApiError, Client
-from bosun.compose.translate import Translation
+from bosun.compose.translate import ServiceObjects, Translation
 from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
 from bosun.swarm import conditions
 from bosun.swarm.apply import NotServed, apply_object, resource
@@ -46,7 +47,8 @@ class DeployOptions:
     detach: bool = True  # False: wait for each written service to converge (or fail as it says)
 
 
-async def ensure_namespace(client: Client, name: str) -> None:
+async def ensure_namespace(client: Client, name: str) -> bool:
+    """True when the stack is new (its namespace created now, so it holds nothing yet)."""
     try:
         ns = await client.get(NAMESPACES, name)
     except ApiError as e:
@@ -54,18 +56,32 @@ async def ensure_namespace(client: Client, name: str) -> None:
             raise
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": name, "labels": {STACK_LABEL: name}}})
-        return
+        return True
     meta = ns.get("metadata") or {}
     if (meta.get("labels") or {}).get(STACK_LABEL) != name:
         # `stack rm` deletes a stack's namespace: never adopt one that holds something else.
         raise NotAStack(f"namespace {name} exists and is not a stack: choose another stack name")
     if meta.get("deletionTimestamp"):
         raise NotAStack(f"stack {name} is being removed: try again when `bosun stack ls` no longer lists it")
+    return False
 
 
 def _label(obj: JSON) -> str:
     meta = obj["metadata"]
     return str((meta.get("labels") or {}).get(SERVICE_LABEL) or f"{meta['namespace']}_{meta['name']}")
+
+
+def _waves(services: list[ServiceObjects]) -> list[list[ServiceObjects]]:
+    """The services in dependency order, cut where one depends on another: the services of
+    a wave are written together (a stack of independent services in one round of requests,
+    not one after the other); one with depends_on waits for what came before it."""
+    waves: list[list[ServiceObjects]] = []
+    for svc in services:
+        if svc.depends_on or not waves or waves[-1][-1].depends_on:
+            waves.append([svc])
+        else:
+            waves[-1].append(svc)
+    return waves
 
 
 async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, warn: Say) -> None:
@@ -74,7 +90,7 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
     conflicts = await port_conflicts(client, t.all_objects())
     if conflicts:
         raise PortInUse(conflicts[0])
-    await ensure_namespace(client, t.stack)
+    new_stack = await ensure_namespace(client, t.stack)
     unserved: set[str] = set()
 
     async def write(obj: JSON) -> str:
@@ -87,10 +103,8 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
             return "skipped"
 
     updated: list[ServiceRef] = []  # services this deploy updated, rolled back if a later one fails
-    for obj in t.shared:
-        if await write(obj) == "created":
-            say(f"Creating {_WORDS.get(obj['kind'], obj['kind'].lower())} {t.stack}_{obj['metadata']['name']}")
-    for svc in t.services:
+
+    async def service(svc: ServiceObjects, say: Say) -> None:
         for dep, condition in svc.depends_on.items():
             say(f"Waiting for service {t.stack}_{dep} to be {conditions.WORDS[condition]}")
             try:
@@ -99,7 +113,8 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 raise conditions.DependencyFailed(f"service {t.stack}_{dep} {e}") from None
         for obj in svc.objects:
             await write(obj)
-        await _drop_other_kinds(client, svc.workload)
+        if not new_stack:  # a new stack has no workload of another kind to drop
+            await _drop_other_kinds(client, svc.workload)
         since = started()
         result = await write(svc.workload)
         verb = {"created": "Creating", "updated": "Updating"}.get(result)
@@ -119,6 +134,25 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
         for obj in svc.after:
             if await write(obj) == "created":
                 say(f"Creating autoscaler {_label(obj)}")
+
+    for obj in t.shared:
+        if await write(obj) == "created":
+            say(f"Creating {_WORDS.get(obj['kind'], obj['kind'].lower())} {t.stack}_{obj['metadata']['name']}")
+    # Waiting for each service to converge (and rolling back the ones before a failed one) stays
+    # one service at a time, as Docker's `stack deploy --detach=false` goes.
+    for wave in _waves(t.services) if opts.detach else [[svc] for svc in t.services]:
+        if len(wave) == 1:
+            await service(wave[0], say)
+            continue
+        lines: list[list[str]] = [[] for _ in wave]  # printed in the file's order, whatever finished first
+        results = await asyncio.gather(*(service(svc, out.append) for svc, out in zip(wave, lines, strict=True)),
+                                       return_exceptions=True)
+        for out in lines:
+            for line in out:
+                say(line)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
     if opts.prune:
         await prune(client, t, say)
 

@@ -65,6 +65,7 @@ from bosun.agent.runtime.oci_sandbox import OciSandboxes
 from bosun.agent.runtime.oci_status import container_stats, read_status
 from bosun.agent.runtime.shim_attach import ShimAttachment, attach_shim
 from bosun.agent.runtime.shim_start import ShimStarter
+from bosun.agent.trash import Trash
 from bosun.aio import off_loop
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,10 @@ class OciDriver:
         self.is_crun = os.path.basename(self.runtime) == "crun"
         self._hide = hidden_mount(self.runtime)
         self.state_root = root / "runtime-state"
+        self.trash = Trash(root / "trash")  # ended containers' and sandboxes' files, deleted later
         self.cgroups = cgroups.Cgroups(cgroup_parent)
         self.ipam_dir = ipam_dir
-        self.sandboxes = OciSandboxes(root, node_ip, self.cgroups, Cni(root / "cni", CniConfig(
+        self.sandboxes = OciSandboxes(root, node_ip, self.cgroups, self.trash, Cni(root / "cni", CniConfig(
             pod_cidr=pod_cidr, bridge=bridge, network_name=network_name, ipam_dir=ipam_dir, loopback=False)))
         self.images = ImageStore(images_dir or root / "images")
         self._puller = ImagePuller(self.images, tuple(insecure_registries), pull_timeout)
@@ -125,6 +127,7 @@ class OciDriver:
     async def start(self) -> None:
         for d in ("containers", "sandboxes", "runtime-state", "cni"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
+        self.trash.empty_later()  # what a crash left there
         self.images.ensure_dirs()
         await off_loop(lambda: sandbox_recovery.recover(
             self.root / "sandboxes", _mountpoints(),
@@ -367,7 +370,7 @@ class OciDriver:
         st = self._status(container_id)
         if st is not None and st.state in (ContainerState.RUNNING, ContainerState.CREATED):
             await self.stop_container(container_id, 0)
-        await oci_stop.remove_files(self._container(container_id), self.state_root, self.cgroups)
+        await oci_stop.remove_files(self._container(container_id), self.state_root, self.cgroups, self.trash)
         self._shims.pop(container_id, None)
         self._unindex(container_id)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import socket
 from dataclasses import asdict
 from pathlib import Path
@@ -32,16 +31,18 @@ from bosun.agent.runtime.disk_state import (
 )
 from bosun.agent.runtime.oci_mounts import unmount
 from bosun.agent.runtime.podns import make_namespaces_async
+from bosun.agent.trash import Trash
 from bosun.aio import off_loop
 
 log = logging.getLogger(__name__)
 
 
 class OciSandboxes:
-    def __init__(self, root: Path, node_ip: str, cgroup_tree: cgroups.Cgroups, cni: Cni) -> None:
+    def __init__(self, root: Path, node_ip: str, cgroup_tree: cgroups.Cgroups, trash: Trash, cni: Cni) -> None:
         self.root = root
         self.node_ip = node_ip
         self.cgroups = cgroup_tree
+        self.trash = trash
         self.cni = cni  # replaced once the node's podCIDR is known (OciDriver.set_pod_network)
 
     def data(self, sandbox_id: str) -> dict[str, Any] | None:
@@ -165,7 +166,7 @@ class OciSandboxes:
         def remove_files() -> None:  # off the loop, as in remove_container
             for ns in ("net", "ipc", "uts"):
                 unmount(str(sdir / "ns" / ns))
-            shutil.rmtree(sdir, ignore_errors=True)
+            self.trash.discard(sdir)
 
         await off_loop(remove_files)
 

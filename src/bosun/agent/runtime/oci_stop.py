@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 from bosun.agent import cgroups
 from bosun.agent.runtime import spawn
 from bosun.agent.runtime.oci_mounts import unmount
+from bosun.agent.trash import Trash
 from bosun.aio import off_loop
 
 
@@ -101,14 +101,14 @@ async def stop(c: Container, grace_seconds: float) -> None:
             break
 
 
-async def remove_files(c: Container, state_root: Path, cgroup_tree: cgroups.Cgroups) -> None:
+async def remove_files(c: Container, state_root: Path, cgroup_tree: cgroups.Cgroups, trash: Trash) -> None:
     """What an ended (or stopped) container leaves: the runtime's state, the rootfs mount,
-    our cgroup and its directory."""
+    our cgroup and its directory (the directories go to the trash, deleted later)."""
     if (c.dir / "exit.json").exists() and not c.shim_alive():
         # Ended and reaped: all that `<runtime> delete` would do is remove its state
         # dir and the cgroup, which goes below with ours. One runtime process less per
         # container (a node stopping 100 pods queued 100 of them behind its CNI DELs).
-        await off_loop(lambda: shutil.rmtree(state_root / c.id, ignore_errors=True))
+        trash.discard(state_root / c.id)
     else:
         await spawn.run([*c.runtime, "delete", "--force", c.id], timeout=10, merge_stderr=True)
     # Off the loop: with hundreds of mounts an umount takes milliseconds, and a node
@@ -116,7 +116,7 @@ async def remove_files(c: Container, state_root: Path, cgroup_tree: cgroups.Cgro
     await off_loop(lambda: unmount(str(c.dir / "bundle" / "rootfs")))
     if c.cgroup:
         await asyncio.to_thread(cgroup_tree.remove, c.cgroup)
-    await off_loop(lambda: shutil.rmtree(c.dir, ignore_errors=True))
+    trash.discard(c.dir)
 
 
 __all__ = ["Container", "remove_files", "stop"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from bosun.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
 from bosun.api.validation.fields import Checker, child, index
 from bosun.api.validation.meta import dns1123_label, validate_object_meta
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 Obj = dict[str, Any]
 
@@ -42,6 +43,8 @@ def parse_request(pem: bytes) -> x509.CertificateSigningRequest:
     says what is wrong in upstream's words."""
     if not pem.lstrip().startswith(b"-----BEGIN CERTIFICATE REQUEST-----"):
         raise ValueError("PEM block type must be CERTIFICATE REQUEST")
+    from cryptography import x509  # imported for CSRs only: the CLI imports the validation too
+
     try:
         csr = x509.load_pem_x509_csr(pem)
     except ValueError as exc:
@@ -127,6 +130,8 @@ def validate_certificate(c: Checker, obj: Obj) -> None:
     if data is None:
         c.add(invalid("status.certificate", "<certificate data>", "must be base64-encoded PEM data"))
         return
+    from cryptography import x509  # see parse_request
+
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError as exc:

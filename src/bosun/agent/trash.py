@@ -1,0 +1,89 @@
+"""Directories of ended pods, containers and sandboxes, moved aside at once and deleted later.
+
+Deleting a container's or a pod's files walks thousands of entries (a rootfs's upper layer,
+logs, the runtime's state); done inline it was a sixth of the node's CPU during a rolling
+update and delayed each old pod's removal from the API, and with it the place a new pod of
+the next batch waits for (a node holds at most ``pods`` of them, terminating ones included).
+A kubelet likewise deletes the pod object once its containers are stopped and its volumes
+unmounted, and removes the directories later in its housekeeping.
+
+So a directory is renamed into a trash directory on the same filesystem (one system call: it
+is gone from where anything looks for it) and a background thread at low priority deletes
+what the trash holds. Whatever a crash left in a trash is deleted when the next one starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+NICE = 10
+"""How much less CPU the deleting thread gets than the agent's (Linux threads have their own
+nice value)."""
+IDLE_S = 30.0
+"""The deleting thread ends after this long with nothing to delete (the next discard starts
+another): a stopped agent, or a test's, leaves no thread behind for long."""
+
+
+class Trash:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def discard(self, path: Path) -> None:
+        """Make ``path`` disappear now and its contents later. A path on another filesystem
+        than the trash (rename cannot move it) is deleted here, as before there was a trash."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            os.rename(path, self.root / uuid.uuid4().hex)
+        except FileNotFoundError:
+            return
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        self.empty_later()
+
+    def empty_later(self) -> None:
+        """Wake (or start) the thread that deletes what the trash holds."""
+        with self._lock:  # against the thread deciding to end (see _run)
+            self._wake.set()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"trash {self.root}", daemon=True)
+                self._thread.start()
+
+    def empty(self) -> None:
+        """Delete everything in the trash now (in the calling thread)."""
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        while True:
+            if not self._wake.wait(IDLE_S):
+                with self._lock:
+                    if not self._wake.is_set():
+                        self._thread = None
+                        return
+                continue
+            self._wake.clear()
+            try:
+                self.empty()
+            except OSError as e:  # never let the thread die: the next discard wakes it again
+                log.warning("emptying %s: %s", self.root, e)
