@@ -177,3 +177,12 @@ def api_server(tmp: Path, workers: int, *extra: str) -> Iterator[Server]:
         for pid in pids:  # a worker must never outlive its server; if one did, do not leave it
             if is_worker(pid):
                 subprocess.run(["kill", "-9", str(pid)], check=False)
+
+
+def namespace_furnished(conn: Conn, ns: str, within: float = 30) -> None:
+    """Wait for the ConfigMap every new namespace is given (``kube-root-ca.crt``, after its
+    default ServiceAccount), so a test's lists and watches see only what it wrote after."""
+    deadline = time.monotonic() + within
+    while conn.request("GET", f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt")[0] != 200:
+        assert time.monotonic() < deadline, f"namespace {ns} got no kube-root-ca.crt"
+        time.sleep(0.1)

@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.api_workers_env import Server, api_server, by_process, children, is_worker, next_event
+from tests.e2e.api_workers_env import (
+    Server,
+    api_server,
+    by_process,
+    children,
+    is_worker,
+    namespace_furnished,
+    next_event,
+)
 from tests.e2e.helpers import BOSUN, Kubectl
 
 
@@ -53,6 +61,7 @@ def check_one_api(server: Server, ns: str) -> None:
     status, _ = a.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                           "metadata": {"name": ns}})
     assert status == 201
+    namespace_furnished(a, ns)
     try:
         status, listed = b.request("GET", cm)
         assert status == 200

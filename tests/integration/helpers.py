@@ -167,7 +167,9 @@ def made_by_test(items: list[Obj]) -> list[Obj]:
 
 
 async def create_namespace(client: Client, name: str) -> None:
+    """A new namespace, once the server's controllers have furnished it."""
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await namespace_furnished(client, name)
 
 
 async def create_pod(client: Client, ns: str, node: str, name: str, containers: list[Obj],

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.helpers import named, temporary_namespace
+from tests.integration.helpers import made_by_test, named, temporary_namespace
 
 from bosun.client import ApiError, Client, KubeconfigError, load_kubeconfig, write_kubeconfig
 
@@ -216,7 +216,7 @@ async def test_list_with_selector_and_paging(client: Client, namespace: str) -> 
     assert page["metadata"].get("continue")
 
     items, rv = await client.list_all(CM, namespace, page_size=2)
-    names = sorted(i["metadata"]["name"] for i in items)
+    names = sorted(i["metadata"]["name"] for i in made_by_test(items))
     assert names == ["c0", "c1", "c2", "c3", "c4", "other"]
     assert rv
 

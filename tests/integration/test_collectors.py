@@ -68,7 +68,10 @@ async def c(api_server: RunningServer, namespace: str) -> AsyncIterator[Client]:
                 await client.delete(res, name, ns)
             except ApiError:
                 pass
-        await client.close()
+        try:  # the CRD goes once its finalizer has emptied it: the next test makes it again
+            await until("the Widget kind is gone", lambda: _gone(client, CRDS, f"widgets.{GROUP}", None), 60)
+        finally:
+            await client.close()
 
 
 def widget(name: str, **meta: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from tests.conftest import RunningServer
-from tests.integration.helpers import named
+from tests.integration.helpers import named, namespace_furnished
 
 from bosun.api.server import APIServer
 from bosun.client import ApiError, Client
@@ -26,6 +27,7 @@ from bosun.client.transport import LocalTransport
 
 Obj = dict[str, Any]
 VOLATILE = {"uid", "resourceVersion", "creationTimestamp"}
+TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
 
 
 CM = named("configmaps")
@@ -53,11 +55,11 @@ def norm(value: Any, name: str) -> Any:
     """What must match across the two runs: volatile metadata dropped, the run's own
     names replaced by a placeholder."""
     if isinstance(value, dict):
-        return {k: norm(v, name) for k, v in value.items() if k not in VOLATILE}
+        return {norm(k, name): norm(v, name) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
         return [norm(v, name) for v in value]
-    if isinstance(value, str):
-        return value.replace(name, "NAME")
+    if isinstance(value, str):  # the token volume's name ends in 5 random characters
+        return TOKEN_VOLUME.sub("kube-api-access-XXXXX", value.replace(name, "NAME"))
     return value
 
 
@@ -73,6 +75,7 @@ async def both(running: RunningServer, scenario: Callable[[Client, str], Awaitab
         for c in (http, local):
             ns = f"t-{uuid.uuid4().hex[:10]}"
             await c.create(NS, {"metadata": {"name": ns}})
+            await namespace_furnished(c, ns)
             try:
                 out.append(norm(await scenario(c, ns), ns))
             finally:
@@ -244,6 +247,7 @@ def test_watch_in_process_sees_events_and_ends_at_timeout(api_server: RunningSer
         ns = f"t-{uuid.uuid4().hex[:10]}"
         try:
             await local.create(NS, {"metadata": {"name": ns}})
+            await namespace_furnished(local, ns)
             page = await local.list(CM, ns)
             rv = page["metadata"]["resourceVersion"]
 
@@ -361,6 +365,7 @@ def test_shared_object_watch_sees_what_the_json_watch_sees(api_server: RunningSe
         ns = f"t-{uuid.uuid4().hex[:10]}"
         try:
             await local.create(NS, {"metadata": {"name": ns}})
+            await namespace_furnished(local, ns)
             rv = (await local.list(CM, ns))["metadata"]["resourceVersion"]
             await local.create(CM, {"metadata": {"name": "a"}}, ns)
             await local.patch(CM, "a", {"data": {"k": "v"}}, ns)
