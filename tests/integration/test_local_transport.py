@@ -26,7 +26,7 @@ from bosun.client.rest import TRANSPORT_ERRORS
 from bosun.client.transport import LocalTransport
 
 Obj = dict[str, Any]
-VOLATILE = {"uid", "resourceVersion", "creationTimestamp"}
+VOLATILE = {"uid", "resourceVersion", "creationTimestamp", "time"}  # time: managedFields' second
 TOKEN_VOLUME = re.compile(r"kube-api-access-[a-z0-9]{5}")
 
 
