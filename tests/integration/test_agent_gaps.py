@@ -455,8 +455,10 @@ async def test_api_server_outage_containers_keep_running_status_catches_up(tmp_p
     try:
         config = agent_config(tmp_path / "a", name, lease_interval=0.5)
         async with process_agent(client, config) as agent:
-            await create_namespace(client, namespace)
-            # A bare API server has no serviceaccount controller: the account pods run as is made
+            # A bare API server has no controller to furnish the namespace (create_namespace
+            # would wait for that).
+            await client.create(resource("", "v1", "namespaces"), {"metadata": {"name": namespace}})
+            # Nor a serviceaccount controller: the account pods run as is made
             # here, without a token (its volume would wait for the kube-root-ca.crt ConfigMap
             # that controller publishes).
             await client.create(resource("", "v1", "serviceaccounts"),

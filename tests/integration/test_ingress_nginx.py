@@ -100,7 +100,9 @@ async def test_nginx_is_adopted_after_a_crash_and_leaves_with_the_node(api_serve
                 for pid in nginx_pids(state):
                     os.kill(pid, signal.SIGKILL)
                 await eventually(lambda: _async(curl(http, "moved.test") == "503"), within=20, what="restarted")
-                assert second.nginx.master() not in (None, master)
+                # nginx may answer a moment before its new master's pid file is written.
+                await eventually(lambda: _async(second.nginx.master() not in (None, master)), within=10,
+                                 what="a new nginx master")
             finally:
                 await second.stop(remove=True)
                 await second.informers.stop()

@@ -20,7 +20,9 @@ NOW = float(int(time.time()) // 2 * 2 - 2)  # whole and even: subquery steps fal
 
 def recorded(*series: tuple[str, dict[str, str], list[float]]) -> MetricsHistory:
     """Each series' values one a second, the last one at NOW."""
-    h = MetricsHistory(HistoryConfig(retention=600.0, resolution=1.0))
+    # NOW is taken when the module is collected; in the whole suite the tests run half an
+    # hour later, so the history must keep samples that old.
+    h = MetricsHistory(HistoryConfig(retention=7200.0, resolution=1.0))
     for name, labels, values in series:
         for i, v in enumerate(values):
             h.add(name, labels, v, NOW - (len(values) - 1 - i))
@@ -234,7 +236,9 @@ def test_new_syntax_errors_name_line_and_column(text: str, where: str, words: st
 def test_matches_are_unique_per_step_not_per_range() -> None:
     """Two series with the same match labels at different times (a pod replaced) pair up in a
     range query; Prometheus' error comes only where both have a sample at one step."""
-    h = MetricsHistory(HistoryConfig(retention=600.0, resolution=1.0))
+    # NOW is taken when the module is collected; in the whole suite the tests run half an
+    # hour later, so the history must keep samples that old.
+    h = MetricsHistory(HistoryConfig(retention=7200.0, resolution=1.0))
     for i in range(30):
         h.add("limit", {"app": "web"}, 10.0, NOW - 29 + i)
         if i < 10:
