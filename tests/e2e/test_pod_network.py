@@ -117,7 +117,12 @@ def test_agent_restart_adopts_the_overlay_and_a_deleted_node_leaves_it(
         netcluster_factory: NetClusterFactory) -> None:
     # Generous timings: a restart on a busy machine must not look like a node's death.
     cluster = netcluster_factory(3, node_monitor_grace_period=30.0, pod_eviction_timeout=60.0)
+    # The agents program their peers a moment after the nodes are Ready.
+    deadline = time.monotonic() + 30
     before = overlay_state(cluster, "n1")
+    while [len(part) for part in before] != [2, 2, 2] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        before = overlay_state(cluster, "n1")
     assert [len(part) for part in before] == [2, 2, 2], before  # one of each per peer
     ns = "podnet-restart"
     cluster.kubectl("create", "namespace", ns)
