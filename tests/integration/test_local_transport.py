@@ -59,7 +59,7 @@ def norm(value: Any, name: str) -> Any:
     if isinstance(value, list):
         return [norm(v, name) for v in value]
     if isinstance(value, str):  # the token volume's name ends in 5 random characters
-        return TOKEN_VOLUME.sub("kube-api-access-XXXXX", value.replace(name, "NAME"))
+        return TOKEN_VOLUME.sub("kube-api-access-(random)", value.replace(name, "NAME"))
     return value
 
 
