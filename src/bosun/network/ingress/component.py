@@ -32,6 +32,7 @@ from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
 from bosun.client.shared import SharedInformers
 from bosun.network.base import NodeNetworkContext
+from bosun.network.coalesce import Pacing, run_coalesced
 from bosun.network.ingress.classes import ours_filter
 from bosun.network.ingress.model import Problem, Routes, build, ingress_key
 from bosun.network.ingress.nginx import Nginx
@@ -46,7 +47,6 @@ CLASSES = must_by_plural("networking.k8s.io", "v1", "ingressclasses")
 SERVICES = must_by_plural("", "v1", "services")
 SECRETS = must_by_plural("", "v1", "secrets")
 MIN_INTERVAL = 0.1
-BATCH_DELAY = 0.005
 MAX_RETRY_PAUSE = 30.0
 SECRET_SYNC_SECONDS = 5.0
 MAX_REFUSALS = 8  # Ingresses set aside in one sync before giving up on it
@@ -118,26 +118,16 @@ class NodeIngress:
         self._wake.set()
 
     async def _run(self) -> None:
-        pause = MIN_INTERVAL
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.watchdog)
-            except TimeoutError:
-                if self.nginx.master() is not None:
-                    continue
-                log.warning("ingress: nginx is not running; starting it again")
-                self._text = ""  # the next sync starts it with the current configuration
-            await asyncio.sleep(BATCH_DELAY)
-            self._wake.clear()
-            started = time.monotonic()
-            try:
-                await self.sync()
-                pause = MIN_INTERVAL
-            except Exception:
-                log.exception("ingress sync failed (next try in %.1f s)", pause)
-                self._wake.set()
-                pause = min(pause * 2, MAX_RETRY_PAUSE)
-            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
+        await run_coalesced(self._wake, self.sync, Pacing(MIN_INTERVAL, MAX_RETRY_PAUSE, self.watchdog),
+                            log, "ingress sync", on_quiet=self._nginx_gone)
+
+    def _nginx_gone(self) -> bool:
+        """Asked by a quiet loop: a killed nginx is started again by the next sync."""
+        if self.nginx.master() is not None:
+            return False
+        log.warning("ingress: nginx is not running; starting it again")
+        self._text = ""  # the next sync starts it with the current configuration
+        return True
 
     # -- Secrets: one watch per Secret an Ingress names ---------------------------------------
 

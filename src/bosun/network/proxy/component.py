@@ -5,7 +5,7 @@ Events only mark Services dirty; a sync recomputes the dirty Services' rules (:m
 diffs the merged result against what was committed (:mod:`.diff`) and sends the difference
 (:mod:`.apply`). Bursts (a Deployment's rollout changes slices many times a second) are
 coalesced: a sync starts a few milliseconds after the first event and at most every
-``MIN_INTERVAL`` seconds. The first sync of a process, and the one after a failed transaction,
+``PACING.min_interval`` seconds. The first sync of a process, and the one after a failed transaction,
 rebuilds the proxy's part of the table in one transaction, so no rule is ever doubled and
 established connections keep their translation (it lives in conntrack, not in the table).
 """
@@ -16,11 +16,11 @@ import asyncio
 import contextlib
 import logging
 import shutil
-import time
 
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
 from bosun.network.base import NodeNetworkContext
+from bosun.network.coalesce import Pacing, run_coalesced
 from bosun.network.proxy import route
 from bosun.network.proxy.apply import Kernel
 from bosun.network.proxy.base import NodeNetwork
@@ -38,9 +38,8 @@ log = logging.getLogger(__name__)
 SERVICES = must_by_plural("", "v1", "services")
 SLICES = must_by_plural("discovery.k8s.io", "v1", "endpointslices")
 SLICE_INDEX = "proxy-service"
-MIN_INTERVAL = 0.2  # seconds between two syncs: at most five a second
-BATCH_DELAY = 0.005  # after the first event, so that the events of one change go together
-MAX_RETRY_PAUSE = 10.0  # failed syncs are retried, doubling the pause up to this
+# At most five syncs a second; failed ones are retried, doubling the pause up to 10 s.
+PACING = Pacing(min_interval=0.2, max_retry_pause=10.0)
 
 # Without br_netfilter's call into the IP hooks, a reply from a pod to a pod on the same
 # bridge never passes conntrack, so the DNAT of a Service is not undone and the client drops
@@ -113,20 +112,8 @@ class ServiceProxy:
     # -- syncing -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        pause = MIN_INTERVAL
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(BATCH_DELAY)
-            self._wake.clear()
-            started = time.monotonic()
-            try:
-                await self.sync()
-                pause = MIN_INTERVAL
-            except Exception:
-                log.exception("service proxy sync failed; the next one rebuilds the table (in %.1f s)", pause)
-                self._wake.set()
-                pause = min(pause * 2, MAX_RETRY_PAUSE)
-            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
+        await run_coalesced(self._wake, self.sync, PACING, log,
+                            "service proxy sync (the next one rebuilds the table)")
 
     async def sync(self) -> None:
         """Recompute the dirty Services, send the difference (everything, when rebuilding)."""
