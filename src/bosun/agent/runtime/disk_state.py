@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bosun.agent.runtime.base import ContainerState, ContainerStatus, DNSConfig, SandboxStatus
+from bosun.agent.runtime.base import ContainerState, ContainerStatus, DNSConfig, SandboxConfig, SandboxStatus
 from bosun.agent.runtime.shim import proc_starttime
 
 
@@ -104,6 +104,27 @@ def host_network_hosts(aliases: Iterable[tuple[str, list[str]]], node_hosts: Pat
     if extra:
         text = text.rstrip("\n") + "\n\n# Entries added by HostAliases.\n" + "\n".join(extra) + "\n"
     return text
+
+
+def write_pod_files(status: SandboxStatus, config: SandboxConfig) -> None:
+    """The pod's /etc/hosts and resolv.conf beside its sandbox (a host-network pod gets the
+    node's own /etc/hosts plus its hostAliases, the kubelet's rule); then it is ready."""
+    hosts = config.pod_dir / "etc-hosts"
+    if config.host_network:
+        hosts.write_text(host_network_hosts(config.host_aliases))
+    else:
+        hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
+    resolv = config.pod_dir / "resolv.conf"
+    resolv.write_text(resolv_conf(config.dns))
+    status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
+
+
+def recorded_sandboxes(root: Path) -> list[SandboxStatus]:
+    """Every sandbox recorded under ``root/sandboxes`` (a half-written record is skipped)."""
+    sroot = root / "sandboxes"
+    if not sroot.is_dir():
+        return []
+    return [sandbox_from(data) for d in sorted(sroot.iterdir()) if (data := read_json(d / "sandbox.json"))]
 
 
 def created_status(cid: str, meta: dict[str, Any]) -> ContainerStatus:

@@ -19,7 +19,7 @@ import docker.errors
 
 from bosun.agent.cni import Cni, CniError, HostPort, pod_ip
 from bosun.agent.runtime.base import LABEL_POD_UID, DriverError, SandboxConfig, SandboxStatus
-from bosun.agent.runtime.disk_state import host_network_hosts, hosts_file, read_json, resolv_conf, sandbox_from
+from bosun.agent.runtime.disk_state import read_json, recorded_sandboxes, sandbox_from, write_pod_files
 from bosun.agent.runtime.docker_engine import LABEL_ROOT, LABEL_SANDBOX, PAUSE_IMAGE, Engine, api_message
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,7 @@ class DockerSandboxes:
             else:
                 status.hostname = os.uname().nodename
             status.ip, status.ips = ip, [ip]
-            hosts = config.pod_dir / "etc-hosts"
-            hosts.write_text(host_network_hosts(config.host_aliases) if config.host_network
-                             else hosts_file(ip, config.hostname, config.host_aliases, config.fqdn))
-            resolv = config.pod_dir / "resolv.conf"
-            resolv.write_text(resolv_conf(config.dns))
-            status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
+            write_pod_files(status, config)
             self._save(status, pause, config)
             return status
         except BaseException as e:
@@ -118,10 +113,4 @@ class DockerSandboxes:
         await asyncio.to_thread(shutil.rmtree, self.dir(sandbox_id), True)
 
     async def list(self) -> list[SandboxStatus]:
-        sroot = self.root / "sandboxes"
-        out = []
-        for d in sorted(sroot.iterdir()) if sroot.is_dir() else ():
-            data = read_json(d / "sandbox.json")
-            if data:
-                out.append(sandbox_from(data))
-        return out
+        return recorded_sandboxes(self.root)

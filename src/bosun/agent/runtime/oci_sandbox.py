@@ -21,14 +21,7 @@ from bosun.agent import cgroups
 from bosun.agent.cni import Cni, CniError, HostPort, pod_ip
 from bosun.agent.runtime import pid_holder
 from bosun.agent.runtime.base import DriverError, SandboxConfig, SandboxStatus
-from bosun.agent.runtime.disk_state import (
-    host_network_hosts,
-    hosts_file,
-    read_json,
-    resolv_conf,
-    sandbox_from,
-    write_json,
-)
+from bosun.agent.runtime.disk_state import read_json, recorded_sandboxes, sandbox_from, write_json, write_pod_files
 from bosun.agent.runtime.oci_mounts import unmount
 from bosun.agent.runtime.podns import make_namespaces_async
 from bosun.agent.trash import Trash
@@ -123,15 +116,8 @@ class OciSandboxes:
 
     def _pod_files(self, status: SandboxStatus, config: SandboxConfig, extra: dict[str, Any]) -> None:
         """/etc/hosts, resolv.conf and hostname of the pod, then the sandbox marked ready."""
-        hosts = config.pod_dir / "etc-hosts"
-        if config.host_network:  # the node's own /etc/hosts, plus the pod's hostAliases (kubelet's rule)
-            hosts.write_text(host_network_hosts(config.host_aliases))
-        else:
-            hosts.write_text(hosts_file(status.ip, config.hostname, config.host_aliases, config.fqdn))
-        resolv = config.pod_dir / "resolv.conf"
-        resolv.write_text(resolv_conf(config.dns))
+        write_pod_files(status, config)
         (config.pod_dir / "hostname").write_text(status.hostname + "\n")
-        status.hosts_path, status.resolv_path, status.ready = hosts, resolv, True
         self._save(status, extra)
 
     async def stop(self, sandbox_id: str) -> None:
@@ -171,12 +157,4 @@ class OciSandboxes:
         await off_loop(remove_files)
 
     async def list(self) -> list[SandboxStatus]:
-        out: list[SandboxStatus] = []
-        sroot = self.root / "sandboxes"
-        if not sroot.is_dir():
-            return out
-        for d in sorted(sroot.iterdir()):
-            data = read_json(d / "sandbox.json")
-            if data:
-                out.append(sandbox_from(data))
-        return out
+        return recorded_sandboxes(self.root)
