@@ -51,6 +51,27 @@ async def test_an_exited_status_is_kept_and_forget_drops_it() -> None:
     assert watch.get("c2") is None
 
 
+async def test_an_end_first_seen_by_a_read_is_reported_once() -> None:
+    """A container that ended before any read found it running (no pidfd ever watched it)
+    still wakes its pod; one whose end a pidfd told is not reported again by the read."""
+    watch = ExitWatch()
+    watch.keep_exited(_status("c5", ContainerState.EXITED, pod="pod-5"))
+    assert await asyncio.wait_for(watch.changed(), 5) == {"pod-5"}
+    watch.close()
+
+
+async def test_an_end_told_by_the_pidfd_is_not_reported_again_by_the_read(
+        sleeper: subprocess.Popen[bytes]) -> None:
+    watch = ExitWatch()
+    watch.keep_running(_status("c6", ContainerState.RUNNING, pod="pod-6"), sleeper.pid, proc_starttime(sleeper.pid))
+    sleeper.kill()
+    assert await asyncio.wait_for(watch.changed(), 5) == {"pod-6"}
+    watch.keep_exited(_status("c6", ContainerState.EXITED, pod="pod-6"))  # the worker's read after the wake
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(watch.changed(), 0.3)
+    watch.close()
+
+
 async def test_a_reused_pid_is_not_watched(sleeper: subprocess.Popen[bytes]) -> None:
     watch = ExitWatch()
     watch.keep_running(_status("c3", ContainerState.RUNNING), sleeper.pid, "1")  # another start time

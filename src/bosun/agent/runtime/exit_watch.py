@@ -33,6 +33,7 @@ class ExitWatch:
         self._fds: dict[str, tuple[int, asyncio.AbstractEventLoop]] = {}
         self._unwatched: dict[str, str] = {}  # container id -> pod uid: running, no pidfd
         self._changed: set[str] = set()
+        self._told: set[str] = set()  # containers whose end a pidfd already reported
         self._wake: asyncio.Event | None = None
         self._no_pidfd = not hasattr(os, "pidfd_open")
         self._closed = False
@@ -42,9 +43,18 @@ class ExitWatch:
         return self._kept.get(cid)
 
     def keep_exited(self, st: ContainerStatus) -> None:
-        """``st`` is final (its shim wrote ``exit.json``): kept until the container is removed."""
+        """``st`` is final (its shim wrote ``exit.json``): kept until the container is removed.
+
+        An end first seen by a read, not by a pidfd (a container that ended before any read
+        found it running: ``sh -c 'exit 3'`` between its start and the worker's listing), is
+        reported by :meth:`changed` all the same, or the pod's worker, which may have read it
+        after deciding what to do, would not look again until its next timer."""
         self._unwatch(st.id)
         self._kept[st.id] = st
+        if st.id in self._told:
+            self._told.discard(st.id)
+        else:
+            self._report(st.pod_uid)
 
     def keep_running(self, st: ContainerStatus, shim_pid: int, shim_starttime: str | None) -> None:
         """``st`` (running) is kept while the shim ``shim_pid`` lives. ``shim_starttime``
@@ -60,6 +70,7 @@ class ExitWatch:
         """Drop what is known of ``cid`` (started, stopped or removed by the driver itself)."""
         self._kept.pop(cid, None)
         self._unwatched.pop(cid, None)
+        self._told.discard(cid)
         self._unwatch(cid)
 
     async def changed(self) -> set[str]:
@@ -125,6 +136,10 @@ class ExitWatch:
         if st is None or st.state != ContainerState.EXITED:
             self._kept.pop(cid, None)
         self._unwatch(cid)
+        self._told.add(cid)
+        self._report(pod_uid)
+
+    def _report(self, pod_uid: str) -> None:
         self._changed.add(pod_uid)
         if self._wake is not None:
             self._wake.set()
