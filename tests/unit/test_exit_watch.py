@@ -51,18 +51,25 @@ async def test_an_exited_status_is_kept_and_forget_drops_it() -> None:
     assert watch.get("c2") is None
 
 
-async def test_an_end_first_seen_by_a_read_is_reported_once() -> None:
-    """A container that ended before any read found it running (no pidfd ever watched it)
-    still wakes its pod; one whose end a pidfd told is not reported again by the read."""
+async def test_the_end_of_a_started_container_first_seen_by_a_read_is_reported() -> None:
+    """A container started here that ended before any read found it running (no pidfd ever
+    watched it) still wakes its pod, once; an old end read by a restarted driver does not."""
     watch = ExitWatch()
+    watch.keep_exited(_status("old", ContainerState.EXITED, pod="pod-4"))
+    watch.started("c5")
     watch.keep_exited(_status("c5", ContainerState.EXITED, pod="pod-5"))
     assert await asyncio.wait_for(watch.changed(), 5) == {"pod-5"}
+    watch.forget("c5")
+    watch.keep_exited(_status("c5", ContainerState.EXITED, pod="pod-5"))  # read again: told already
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(watch.changed(), 0.3)
     watch.close()
 
 
 async def test_an_end_told_by_the_pidfd_is_not_reported_again_by_the_read(
         sleeper: subprocess.Popen[bytes]) -> None:
     watch = ExitWatch()
+    watch.started("c6")
     watch.keep_running(_status("c6", ContainerState.RUNNING, pod="pod-6"), sleeper.pid, proc_starttime(sleeper.pid))
     sleeper.kill()
     assert await asyncio.wait_for(watch.changed(), 5) == {"pod-6"}

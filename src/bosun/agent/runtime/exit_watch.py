@@ -33,7 +33,7 @@ class ExitWatch:
         self._fds: dict[str, tuple[int, asyncio.AbstractEventLoop]] = {}
         self._unwatched: dict[str, str] = {}  # container id -> pod uid: running, no pidfd
         self._changed: set[str] = set()
-        self._told: set[str] = set()  # containers whose end a pidfd already reported
+        self._fresh: set[str] = set()  # started here, neither watched nor seen ended since
         self._wake: asyncio.Event | None = None
         self._no_pidfd = not hasattr(os, "pidfd_open")
         self._closed = False
@@ -45,15 +45,14 @@ class ExitWatch:
     def keep_exited(self, st: ContainerStatus) -> None:
         """``st`` is final (its shim wrote ``exit.json``): kept until the container is removed.
 
-        An end first seen by a read, not by a pidfd (a container that ended before any read
-        found it running: ``sh -c 'exit 3'`` between its start and the worker's listing), is
+        The end of a container started here that no pidfd watched (it ended before any read
+        found it running: ``sh -c 'exit 3'`` between its start and the worker's listing) is
         reported by :meth:`changed` all the same, or the pod's worker, which may have read it
         after deciding what to do, would not look again until its next timer."""
         self._unwatch(st.id)
         self._kept[st.id] = st
-        if st.id in self._told:
-            self._told.discard(st.id)
-        else:
+        if st.id in self._fresh:
+            self._fresh.discard(st.id)
             self._report(st.pod_uid)
 
     def keep_running(self, st: ContainerStatus, shim_pid: int, shim_starttime: str | None) -> None:
@@ -62,6 +61,7 @@ class ExitWatch:
         reused). If the shim cannot be watched the status is not kept and the pod is polled."""
         if self._watch(st.id, st.pod_uid, shim_pid, shim_starttime):
             self._unwatched.pop(st.id, None)
+            self._fresh.discard(st.id)  # the pidfd tells its end
             self._kept[st.id] = st
         else:
             self._unwatched[st.id] = st.pod_uid
@@ -70,8 +70,14 @@ class ExitWatch:
         """Drop what is known of ``cid`` (started, stopped or removed by the driver itself)."""
         self._kept.pop(cid, None)
         self._unwatched.pop(cid, None)
-        self._told.discard(cid)
+        self._fresh.discard(cid)
         self._unwatch(cid)
+
+    def started(self, cid: str) -> None:
+        """``cid`` was just started by the driver: its end is told, by a pidfd or else by the
+        first read that finds it ended (see :meth:`keep_exited`)."""
+        self.forget(cid)
+        self._fresh.add(cid)
 
     async def changed(self) -> set[str]:
         """Wait until the shim of a kept running container ended; the uids of those pods.
@@ -96,6 +102,7 @@ class ExitWatch:
             self._unwatch(cid)
         self._kept.clear()
         self._unwatched.clear()
+        self._fresh.clear()
 
     def _watch(self, cid: str, pod_uid: str, pid: int, starttime: str | None) -> bool:
         if cid in self._fds:
@@ -136,7 +143,6 @@ class ExitWatch:
         if st is None or st.state != ContainerState.EXITED:
             self._kept.pop(cid, None)
         self._unwatch(cid)
-        self._told.add(cid)
         self._report(pod_uid)
 
     def _report(self, pod_uid: str) -> None:

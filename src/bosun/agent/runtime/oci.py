@@ -269,7 +269,7 @@ class OciDriver:
             await self._starter.start_container(container_id, self._dir(container_id), self._shims,
                                                 running_file="container.pid", start_error=start_error)
         finally:
-            self._exits.forget(container_id)  # CREATED no more: read it again
+            self._exits.started(container_id)  # CREATED no more: read it again
 
     def _container_pid(self, cid: str) -> int:
         try:

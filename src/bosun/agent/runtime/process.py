@@ -337,7 +337,7 @@ class ProcessDriver:
             await self._starter.start_container(container_id, d, self._shims, running_file="pid",
                                                 start_error=start_error, within=30.0)
         finally:
-            self._exits.forget(container_id)
+            self._exits.started(container_id)
 
     def _pid(self, container_id: str) -> tuple[int, str, float]:
         try:
