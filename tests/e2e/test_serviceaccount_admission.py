@@ -190,7 +190,7 @@ def test_enforce_mountable_secrets_limits_pods_to_the_accounts_secrets(server: R
             ({"initContainers": [{"name": "setup", "image": "busybox", "envFrom": [{"secretRef": {"name": "other"}}]}]},
              f'init container setup with envFrom referencing secret.secretName="other" {tail}'),
             ({"imagePullSecrets": [{"name": "pull-ok"}, {"name": "elsewhere"}]},
-             'spec.imagePullSecrets[1].name="elsewhere" is not allowed because service account locked '
+             'imagePullSecrets[1].name="elsewhere" is not allowed because service account locked '
              "does not reference that imagePullSecret"),
         ):
             refused = create(server, ns, pod("bad", {"serviceAccountName": "locked", **extra}))

@@ -66,7 +66,7 @@ def refusal(account: Obj, spec: Obj) -> str | None:
     pulls = _names(account.get("imagePullSecrets"))
     for i, ref in enumerate(_dicts(spec.get("imagePullSecrets"))):
         if str(ref.get("name") or "") not in pulls:
-            return (f'spec.imagePullSecrets[{i}].name="{ref.get("name") or ""}" is not allowed because '
+            return (f'imagePullSecrets[{i}].name="{ref.get("name") or ""}" is not allowed because '
                     f"service account {name} does not reference that imagePullSecret")
     return None
 
