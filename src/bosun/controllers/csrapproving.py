@@ -137,8 +137,9 @@ class CSRApprovingController(Controller):
         try:
             await self.client.update(CSRS, dict(csr, status=status), subresource="approval")
         except ApiError as e:
-            if e.status != 404:
-                raise  # a conflict: the request changed meanwhile and is looked at again
+            if e.status not in (404, 409):
+                raise
+            # 409: the request changed meanwhile; its update event brings it back if still undecided
         else:
             log.info("approved CertificateSigningRequest %s: %s", csr["metadata"]["name"], message)
 
