@@ -110,7 +110,10 @@ class ResourceQuotaController(Controller):
     async def _follow(self, inf: Informer) -> None:
         """Start the informer; once it has listed, recount the quotas that limit its kind."""
         await inf.start()
-        await inf.wait_synced()
+        try:
+            await inf.wait_synced()
+        except (TimeoutError, RuntimeError):
+            return  # stopped before it listed: its CRD went meanwhile
         self._enqueue_limiting(quotausage.count_name(inf.resource))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
