@@ -291,3 +291,53 @@ def test_invalid_crds_are_refused_with_kubernetes_messages(kubectl: Kubectl, cha
     change(crd)
     out = kubectl.fails("apply", "-f", "-", input=yaml.safe_dump(crd))
     assert "CustomResourceDefinition" in out and "is invalid" in out and message in out, out
+
+
+GIZMOS = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.crd.example.com
+spec:
+  group: crd.example.com
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: false
+    deprecated: true
+    deprecationWarning: "crd.example.com/v1alpha1 Gizmo is going away; move to crd.example.com/v1"
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+  - name: v1beta1
+    served: true
+    storage: false
+    deprecated: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_deprecated_crd_versions_warn_on_every_request(kubectl: Kubectl) -> None:
+    try:
+        kubectl("apply", "-f", "-", input=GIZMOS)
+        kubectl("wait", "--for=condition=Established", "crd/gizmos.crd.example.com", "--timeout=30s")
+        custom = "Warning: crd.example.com/v1alpha1 Gizmo is going away; move to crd.example.com/v1"
+        made = kubectl("create", "-f", "-", input=yaml.safe_dump(
+            {"apiVersion": "crd.example.com/v1alpha1", "kind": "Gizmo", "metadata": {"name": "old"}}))
+        assert custom in made.stderr, made.stderr
+        for args in (("get", "gizmos.v1alpha1.crd.example.com", "old"), ("get", "gizmos.v1alpha1.crd.example.com")):
+            assert custom in kubectl(*args).stderr, args
+        default = "Warning: crd.example.com/v1beta1 Gizmo is deprecated"
+        listed = kubectl("get", "gizmos.v1beta1.crd.example.com", "-o", "name")
+        assert default in listed.stderr and "gizmo.crd.example.com/old" in listed.stdout, listed
+        # the served version that is not deprecated says nothing
+        current = kubectl("get", "gizmos.v1.crd.example.com", "old")
+        assert "Warning" not in current.stderr, current.stderr
+        gone = kubectl("delete", "gizmos.v1alpha1.crd.example.com", "old")
+        assert custom in gone.stderr, gone.stderr
+    finally:
+        kubectl("delete", "crd", "gizmos.crd.example.com", "--ignore-not-found", check=False)

@@ -282,3 +282,46 @@ def test_deprecated_fields_are_accepted_with_upstreams_warnings(kubectl: Kubectl
     # A pod without deprecated fields gets no warning.
     clean = kubectl("run", "fine", "--image=busybox:1.36", "--restart=Never")
     assert "Warning" not in clean.stderr
+
+
+ODD_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: odd
+  annotations: {scheduler.alpha.kubernetes.io/critical-pod: ""}
+spec:
+  affinity:
+    nodeAffinity:
+      preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 1
+        preference:
+          matchExpressions: [{key: beta.kubernetes.io/os, operator: In, values: [linux]}]
+  topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway}
+  containers:
+  - name: a
+    image: busybox:1.36
+    env: [{name: MODE, value: fast}, {name: MODE, value: slow}]
+    ports: [{containerPort: 8080, hostIP: 127.0.0.1}]
+  - name: b
+    image: busybox:1.36
+    ports: [{containerPort: 8080}]
+"""
+
+
+def test_more_of_upstreams_pod_warnings_reach_kubectl(kubectl: Kubectl) -> None:
+    made = kubectl("create", "-f", "-", input=ODD_POD)
+    assert "pod/odd created" in made.stdout
+    for line in (
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference"
+        '.matchExpressions[0].key: beta.kubernetes.io/os is deprecated since v1.14; use "kubernetes.io/os" instead',
+        "spec.topologySpreadConstraints[0].labelSelector: a null labelSelector results in matching no pod",
+        "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+; "
+        'use the "priorityClassName" field instead',
+        'spec.containers[0].env[1]: hides previous definition of "MODE", which may be dropped when using apply',
+        "spec.containers[0].ports[0]: hostIP set without hostPort: "
+        "{Name: HostPort:0 ContainerPort:8080 Protocol:TCP HostIP:127.0.0.1}",
+        "spec.containers[1].ports[0]: overlapping port definition with spec.containers[0].ports[0]",
+    ):
+        assert f"Warning: {line}" in made.stderr, made.stderr

@@ -334,3 +334,79 @@ def test_update_charged_what_it_adds(kubectl: Kubectl) -> None:
     wait_used(kubectl, "lb", {"services": "2", "services.loadbalancers": "0"})
     kubectl("patch", "service", "two", "-p", '{"spec": {"type": "LoadBalancer"}}')
     assert quota(kubectl, "lb")["status"]["used"] == {"services": "2", "services.loadbalancers": "1"}
+
+
+def crd(group: str) -> str:
+    return json.dumps({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+
+
+def widget(group: str, name: str) -> str:
+    return json.dumps({"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": name}})
+
+
+def test_custom_resource_counts_are_given_back_when_objects_go(kubectl: Kubectl) -> None:
+    group = f"{kubectl.namespace}.quota.example.com"
+    count = f"count/widgets.{group}"
+    try:
+        kubectl("create", "-f", "-", input=crd(group), ns=False)
+        kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=30s", ns=False)
+        kubectl("create", "-f", "-", input=widget(group, "before"))
+        apply(kubectl, "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: widgets}\n"
+                       f"spec:\n  hard: {{{count}: '2'}}\n")
+        wait_used(kubectl, "widgets", {count: "1"})  # counted, not only charged: it predates the quota
+        kubectl("create", "-f", "-", input=widget(group, "w2"))
+        r = kubectl("create", "-f", "-", input=widget(group, "w3"), check=False)
+        assert (f'widgets.{group} "w3" is forbidden: exceeded quota: widgets, requested: {count}=1, '
+                f"used: {count}=2, limited: {count}=2") in r.stderr, r.stderr
+        kubectl("delete", f"widgets.{group}", "before", "w2")
+        wait_used(kubectl, "widgets", {count: "0"})
+        kubectl("create", "-f", "-", input=widget(group, "w3"))
+        assert quota(kubectl, "widgets")["status"]["used"] == {count: "1"}
+        # the kind goes (its objects with it) and comes back: still counted
+        kubectl("delete", "crd", f"widgets.{group}", "--timeout=60s", ns=False)
+        wait_used(kubectl, "widgets", {count: "0"})
+        kubectl("create", "-f", "-", input=crd(group), ns=False)
+        kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=30s", ns=False)
+        wait_until(lambda: kubectl("create", "-f", "-", input=widget(group, "again"), check=False).returncode == 0,
+                   30, "a widget made once the CRD is back")
+        wait_used(kubectl, "widgets", {count: "1"})
+        kubectl("delete", f"widgets.{group}", "again")
+        wait_used(kubectl, "widgets", {count: "0"})
+    finally:
+        kubectl("delete", "crd", f"widgets.{group}", "--ignore-not-found", "--wait=false", ns=False, check=False)
+
+
+def affinity_pod(name: str, term: dict[str, Any] | None, kind: str = "podAffinity", preferred: bool = False) -> str:
+    body = json.loads(pod(name))
+    if term is not None:
+        base = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname", **term}
+        terms: dict[str, Any] = (
+            {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "podAffinityTerm": base}]}
+            if preferred else {"requiredDuringSchedulingIgnoredDuringExecution": [base]})
+        body["spec"]["affinity"] = {kind: terms}
+    return json.dumps(body)
+
+
+def test_cross_namespace_pod_affinity_scope(kubectl: Kubectl) -> None:
+    apply(kubectl, "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: cross}\nspec:\n  hard: {pods: '2'}\n"
+                   "  scopeSelector:\n    matchExpressions:\n"
+                   "    - {scopeName: CrossNamespacePodAffinity, operator: Exists}\n")
+    wait_used(kubectl, "cross", {"pods": "0"})
+    apply(kubectl, affinity_pod("local", {}))  # same-namespace terms: not in scope
+    apply(kubectl, affinity_pod("plain", None))
+    assert quota(kubectl, "cross")["status"]["used"] == {"pods": "0"}
+    apply(kubectl, affinity_pod("by-list", {"namespaces": ["other"]}))
+    apply(kubectl, affinity_pod("by-selector", {"namespaceSelector": {}}, "podAntiAffinity", preferred=True))
+    assert quota(kubectl, "cross")["status"]["used"] == {"pods": "2"}
+    r = apply(kubectl, affinity_pod("third", {"namespaceSelector": {"matchLabels": {"team": "a"}}}), check=False)
+    assert ('pods "third" is forbidden: exceeded quota: cross, requested: pods=1, used: pods=2, limited: pods=2'
+            in r.stderr), r.stderr
+    apply(kubectl, affinity_pod("local2", {"namespaces": []}))  # an empty list is the pod's own namespace
+    kubectl("delete", "pod", "by-list", "--grace-period=0", "--force")
+    wait_used(kubectl, "cross", {"pods": "1"})

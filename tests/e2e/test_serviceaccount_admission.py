@@ -163,3 +163,69 @@ def test_image_pull_secrets_and_automount_come_from_the_account(server: RunningS
         spec = json.loads(own.stdout)["spec"]
         assert spec["imagePullSecrets"] == [{"name": "mine"}]
         assert any(v["name"].startswith("kube-api-access-") for v in spec["volumes"])
+
+
+def test_enforce_mountable_secrets_limits_pods_to_the_accounts_secrets(server: RunningServer) -> None:
+    with Namespaces(server) as spaces:
+        ns = spaces.make()
+        account = {"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "locked", "annotations": {"kubernetes.io/enforce-mountable-secrets": "true"}},
+                   "secrets": [{"name": "allowed"}], "imagePullSecrets": [{"name": "pull-ok"}]}
+        kubectl(server, "-n", ns, "create", "-f", "-", stdin=json.dumps(account))
+        env_ok = [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "allowed", "key": "k"}}}]
+        fine = create(server, ns, pod("fine", {
+            "serviceAccountName": "locked", "volumes": [{"name": "s", "secret": {"secretName": "allowed"}}],
+            "containers": [{"name": "c", "image": "busybox", "env": env_ok,
+                            "envFrom": [{"secretRef": {"name": "allowed"}}]}]}))
+        assert fine.returncode == 0, fine.stderr
+        # the account's imagePullSecrets, copied onto the pod, are its own: allowed
+        assert json.loads(fine.stdout)["spec"]["imagePullSecrets"] == [{"name": "pull-ok"}]
+        tail = "is not allowed because service account locked does not reference that secret"
+        for extra, why in (
+            ({"volumes": [{"name": "s", "secret": {"secretName": "other"}}]},
+             f'volume with secret.secretName="other" {tail}'),
+            ({"containers": [{"name": "app", "image": "busybox", "env": [
+                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "other", "key": "k"}}}]}]},
+             f'container app with envVar PASSWORD referencing secret.secretName="other" {tail}'),
+            ({"initContainers": [{"name": "setup", "image": "busybox", "envFrom": [{"secretRef": {"name": "other"}}]}]},
+             f'init container setup with envFrom referencing secret.secretName="other" {tail}'),
+            ({"imagePullSecrets": [{"name": "pull-ok"}, {"name": "elsewhere"}]},
+             'imagePullSecrets[1].name="elsewhere" is not allowed because service account locked '
+             "does not reference that imagePullSecret"),
+        ):
+            refused = create(server, ns, pod("bad", {"serviceAccountName": "locked", **extra}))
+            assert refused.returncode != 0, refused.stdout
+            assert f'pods "bad" is forbidden: {why}' in refused.stderr, refused.stderr
+        # without the annotation (or with it "false") the same references are admitted
+        kubectl(server, "-n", ns, "annotate", "serviceaccount", "locked",
+                "kubernetes.io/enforce-mountable-secrets=false", "--overwrite")
+        free = create(server, ns, pod("free", {"serviceAccountName": "locked",
+                                               "volumes": [{"name": "s", "secret": {"secretName": "other"}}]}))
+        assert free.returncode == 0, free.stderr
+
+
+def test_enforce_mountable_secrets_applies_to_added_ephemeral_containers(server: RunningServer) -> None:
+    with Namespaces(server) as spaces:
+        ns = spaces.make()
+        account = {"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "locked", "annotations": {"kubernetes.io/enforce-mountable-secrets": "true"}},
+                   "secrets": [{"name": "allowed"}]}
+        kubectl(server, "-n", ns, "create", "-f", "-", stdin=json.dumps(account))
+        made = create(server, ns, pod("target", {"serviceAccountName": "locked"}))
+        assert made.returncode == 0, made.stderr
+        current = json.loads(made.stdout)
+
+        def debug(secret: str) -> subprocess.CompletedProcess[str]:
+            body = dict(current)
+            body["spec"] = dict(current["spec"], ephemeralContainers=[{
+                "name": "dbg", "image": "busybox", "envFrom": [{"secretRef": {"name": secret}}]}])
+            return kubectl(server, "replace", "--raw", f"/api/v1/namespaces/{ns}/pods/target/ephemeralcontainers",
+                           "-f", "-", stdin=json.dumps(body), check=False)
+
+        refused = debug("other")
+        assert refused.returncode != 0
+        assert ('ephemeral container dbg with envFrom referencing secret.secretName="other" is not allowed '
+                "because service account locked does not reference that secret") in refused.stderr, refused.stderr
+        added = debug("allowed")
+        assert added.returncode == 0, added.stderr
+        assert [c["name"] for c in json.loads(added.stdout)["spec"]["ephemeralContainers"]] == ["dbg"]

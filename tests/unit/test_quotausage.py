@@ -59,6 +59,22 @@ def test_scopes_select_pods_only() -> None:
     assert matches({"spec": {}}, SERVICES, {})
 
 
+def test_cross_namespace_pod_affinity_scope() -> None:
+    q: dict[str, Any] = {"spec": {"scopes": ["CrossNamespacePodAffinity"]}}
+
+    def pod(kind: str, term: dict[str, Any], preferred: bool = False) -> dict[str, Any]:
+        terms = ({"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "podAffinityTerm": term}]}
+                 if preferred else {"requiredDuringSchedulingIgnoredDuringExecution": [term]})
+        return {"spec": {"affinity": {kind: terms}}}
+
+    assert matches(q, PODS, pod("podAffinity", {"namespaces": ["b"]}))
+    assert matches(q, PODS, pod("podAntiAffinity", {"namespaceSelector": {}}, preferred=True))
+    assert not matches(q, PODS, pod("podAffinity", {"namespaces": [], "namespaceSelector": None}))
+    assert not matches(q, PODS, pod("podAffinity", {"topologyKey": "h"}))
+    assert not matches(q, PODS, {"spec": {"affinity": {"nodeAffinity": {}}}})
+    assert not matches(q, PODS, {"spec": {}})
+
+
 def test_missing_specs_and_messages() -> None:
     pod = {"spec": {"containers": [container("a", {"cpu": "1"}), container("b", {"cpu": "1"}, {"memory": "1Gi"})]}}
     assert missing_specs(pod, ["requests.cpu", "limits.memory", "pods"]) == {"limits.memory": ["a"]}

@@ -236,17 +236,62 @@ def test_pod_warnings_name_deprecated_fields_as_upstream_does() -> None:
             "terminationGracePeriodSeconds": -5,
             "containers": [{"name": "c", "image": "x", "resources": {"requests": {"memory": "0.5"}}}]}
     pod = {"metadata": {"annotations": {"scheduler.alpha.kubernetes.io/critical-pod": ""}}, "spec": spec}
-    assert for_pod(pod) == [
-        "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+",
+    assert for_pod(pod) == [  # upstream's order; quantities shown canonical, as upstream's String()
         "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]"
         ".matchExpressions[0].key: failure-domain.beta.kubernetes.io/zone is deprecated since v1.17; "
         'use "topology.kubernetes.io/zone" instead',
+        "metadata.annotations[scheduler.alpha.kubernetes.io/critical-pod]: non-functional in v1.16+; "
+        'use the "priorityClassName" field instead',
         "spec.volumes[0].gitRepo: deprecated in v1.11",
+        'spec.containers[0].resources.requests[memory]: fractional byte value "500m" is invalid, must be an integer',
         "spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1",
-        'spec.containers[0].resources.requests[memory]: fractional byte value "0.5" is invalid, must be an integer',
     ]
     job = {"spec": {"template": {"spec": {"nodeSelector": {"beta.kubernetes.io/arch": "amd64"}}}}}
     assert for_template("spec", "template")(job) == [
         'spec.template.spec.nodeSelector[beta.kubernetes.io/arch]: deprecated since v1.14; use "kubernetes.io/arch" '
         "instead"]
     assert for_pod({"spec": "not an object"}) == []
+
+
+def test_more_of_upstreams_pod_warnings() -> None:
+    spec = {
+        "affinity": {
+            "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 1, "preference": {"matchExpressions": [
+                    {"key": "beta.kubernetes.io/os", "operator": "Exists"}]}}]},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "h"}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "failure-domain.beta.kubernetes.io/region",
+                                       "whenUnsatisfiable": "DoNotSchedule"}],
+        "hostAliases": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.1"}],
+        "imagePullSecrets": [{"name": "a"}, {"name": "a"}, {}],
+        "volumes": [{"name": "cm", "configMap": {"name": "conf", "items": [{"key": "a", "path": "x"},
+                                                                           {"key": "b", "path": "x/y"}]}}],
+        "containers": [{"name": "c", "image": "x",
+                        "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"},
+                                {"name": "A", "value": "$(A)3"}],
+                        "ports": [{"containerPort": 80, "protocol": "TCP", "hostIP": "10.0.0.1"}]},
+                       {"name": "d", "image": "x", "ports": [{"containerPort": 80, "protocol": "TCP"}]}],
+    }
+    meta = {"annotations": {"security.alpha.kubernetes.io/sysctls": "x",
+                            "container.seccomp.security.alpha.kubernetes.io/c": "runtime/default"}}
+    assert for_pod({"metadata": meta, "spec": spec}) == [
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0]"
+        '.key: beta.kubernetes.io/os is deprecated since v1.14; use "kubernetes.io/os" instead',
+        "spec.topologySpreadConstraints[0].topologyKey: failure-domain.beta.kubernetes.io/region is deprecated since "
+        'v1.17; use "topology.kubernetes.io/region" instead',
+        "spec.topologySpreadConstraints[0].labelSelector: a null labelSelector results in matching no pod",
+        'metadata.annotations[security.alpha.kubernetes.io/sysctls]: non-functional in v1.11+; use the "sysctls" '
+        "field instead",
+        'volume "cm" (ConfigMap "conf"): overlapping paths: "x/y" with "x"',
+        'spec.hostAliases[1].ip: duplicate ip "10.0.0.1"',
+        'spec.imagePullSecrets[1].name: duplicate name "a"',
+        'spec.imagePullSecrets[2].name: invalid empty name ""',
+        "metadata.annotations[container.seccomp.security.alpha.kubernetes.io/c]: non-functional in v1.27+; "
+        'use the "seccompProfile" field instead',
+        'spec.containers[0].env[1]: hides previous definition of "A", which may be dropped when using apply',
+        "spec.containers[0].ports[0]: hostIP set without hostPort: "
+        "{Name: HostPort:0 ContainerPort:80 Protocol:TCP HostIP:10.0.0.1}",
+        "spec.containers[1].ports[0]: overlapping port definition with spec.containers[0].ports[0]",
+        "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector: "
+        "a null labelSelector results in matching no pod",
+    ]

@@ -22,7 +22,7 @@ from bosun.api.local import LocalDispatcher
 from bosun.api.requestinfo import USER
 from bosun.api.rest import RestHandler
 from bosun.api.swarm_endpoints import CA_PATH, SwarmEndpoints
-from bosun.api.target import decoded
+from bosun.api.target import DECODED, Decoded, decoded
 from bosun.monitoring.serving import Monitoring, OwnMonitoring
 from bosun.security.authz.defaults import NODE_CREDENTIAL_PATH
 from bosun.security.identity import User
@@ -41,6 +41,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Components in the server's own process send their requests here instead of over HTTPS.
 LOCAL_DISPATCHER = web.AppKey("local_dispatcher", LocalDispatcher)
 ACCESS = web.AppKey("access_control", AccessControl)
+
+
+async def warn_deprecated_version(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response about a deprecated version says so, streamed ones (watches, large
+    lists) too: this runs as the headers are sent, as upstream's warning recorder does."""
+    found = request.get(DECODED)
+    target = found.target if isinstance(found, Decoded) else None
+    if target is None or not target.res.deprecation:
+        return
+    headers = {"Warning": response.headers["Warning"]} if "Warning" in response.headers else {}
+    add_warnings(headers, [target.res.deprecation])
+    if "Warning" in headers:
+        response.headers["Warning"] = headers["Warning"]
 
 
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
@@ -122,6 +135,7 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     app[ACCESS] = access
     if gate is not None:
         app.on_response_prepare.append(gate.on_prepare)
+    app.on_response_prepare.append(warn_deprecated_version)
 
     async def start_access(app: web.Application) -> None:
         await access.start()

@@ -26,7 +26,8 @@ LEGACY_COUNTS = {"pods": "pods", "services": "services", "configmaps": "configma
 COMPUTE = ("cpu", "memory")
 # The names a pod must request or limit in every container when a quota constrains them.
 MUST_SPECIFY = {"requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory"}
-POD_SCOPES = {"Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass"}
+POD_SCOPES = {"Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass",
+              "CrossNamespacePodAffinity"}
 STORAGE_CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
 
 
@@ -88,6 +89,32 @@ def is_best_effort(pod: Obj) -> bool:
     return True
 
 
+def _cross_namespace(term: Any) -> bool:
+    """An affinity term that looks beyond the pod's namespace: one naming namespaces, or with a
+    namespaceSelector (even an empty one, which selects every namespace)."""
+    return isinstance(term, dict) and (bool(term.get("namespaces")) or term.get("namespaceSelector") is not None)
+
+
+def uses_cross_namespace_affinity(pod: Obj) -> bool:
+    """Upstream's ``usesCrossNamespacePodAffinity``: any required or preferred pod (anti-)affinity
+    term that is cross-namespace."""
+    affinity = (pod.get("spec") or {}).get("affinity")
+    if not isinstance(affinity, dict):
+        return False
+    for field in ("podAffinity", "podAntiAffinity"):
+        part = affinity.get(field)
+        if not isinstance(part, dict):
+            continue
+        required = part.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        preferred = part.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+        if any(_cross_namespace(t) for t in required if isinstance(required, list)):
+            return True
+        if any(isinstance(w, dict) and _cross_namespace(w.get("podAffinityTerm"))
+               for w in preferred if isinstance(preferred, list)):
+            return True
+    return False
+
+
 def _scope_matches(scope: str, op: str, values: list[str], pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     if scope == "Terminating":
@@ -107,7 +134,9 @@ def _scope_matches(scope: str, op: str, values: list[str], pod: Obj) -> bool:
         if op == "In":
             return name in values
         return name not in values  # NotIn
-    return False  # scopes of kinds Bosun does not evaluate (CrossNamespacePodAffinity, ...)
+    if scope == "CrossNamespacePodAffinity":
+        return uses_cross_namespace_affinity(pod)
+    return False  # scopes of kinds Bosun does not evaluate (VolumeAttributesClass)
 
 
 def selectors(quota: Obj) -> list[tuple[str, str, list[str]]]:

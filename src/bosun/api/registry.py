@@ -86,6 +86,8 @@ class Resource:
     custom: Custom | None = field(default=None, compare=False, repr=False)
     # A served version stored in another one (bosun.api.conversion): requests are converted.
     converter: Converter | None = field(default=None, compare=False, repr=False)
+    # A deprecated version's warning, sent with every response about it (``Warning`` header).
+    deprecation: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def singular(self) -> str:

@@ -11,15 +11,22 @@ reason a quota is not recounted until the informers have seen the quota's own la
 and the status is written with compare-and-swap on the quota's resourceVersion, so a charge
 made meanwhile makes the write fail and the count start again. What stays open, as upstream:
 a recount triggered by a delete can miss an object admitted in the milliseconds between its
-charge and its store write; the next recount restores it. ``count/`` of custom resources
-is left as the admission charges made it (this controller has no informer for them).
+charge and its store write; the next recount restores it.
+
+Custom resources are counted as upstream's quota controller counts them, with informers made
+as their kinds come: each Established CustomResourceDefinition (:mod:`bosun.controllers._kinds`)
+gets an informer of this controller's own, stopped when the CRD goes, so a deleted custom
+object gives its ``count/<resource>.<group>`` back. Until a kind's informer has listed, its
+count stays as the admission charges made it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from decimal import Decimal
+from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api import quotausage
@@ -28,6 +35,7 @@ from bosun.client.errors import ApiError
 from bosun.client.informer import Informer
 from bosun.component import ComponentContext
 from bosun.controllers._common import PODS, Controller, Obj, key_of, resource, split_key
+from bosun.controllers._kinds import ServedKinds
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,49 @@ class ResourceQuotaController(Controller):
             inf.add_handler(None, self._updated, self._namespace_changed)
         self.quotas = self.informers[QUOTAS.group_plural][1]
         self.quotas.add_handler(self.enqueue, self._quota_updated)
+        self.custom: dict[str, Informer] = {}  # count/<resource>.<group> -> informer of a custom kind
+        # Custom kinds whose CRD went: the CRD finalizer deleted all their objects first.
+        self.gone: dict[str, Resource] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.kinds = ServedKinds(ctx)
+        self.kinds.on_added.append(self._custom_added)
+        self.kinds.on_removed.append(self._custom_removed)
+
+    def _custom_added(self, res: Resource) -> None:
+        """A CRD became Established: count its objects (namespaced kinds only, as quotas are)."""
+        name = quotausage.count_name(res)
+        if not res.namespaced or name in self.custom:
+            return
+        self.gone.pop(name, None)
+        inf = Informer(self.client, res, shared_objects=self.ctx.informers.shared_objects)
+        inf.add_handler(None, None, self._namespace_changed)
+        self.custom[name] = inf
+        self._spawn(self._follow(inf))
+
+    def _custom_removed(self, res: Resource) -> None:
+        name = quotausage.count_name(res)
+        inf = self.custom.pop(name, None)
+        if inf is not None:
+            self.gone[name] = res
+            self._spawn(inf.stop())
+            self._enqueue_limiting(name)
+
+    def _enqueue_limiting(self, name: str) -> None:
+        self.enqueue_all(q for q in self.quotas.list() if name in ((q.get("spec") or {}).get("hard") or {}))
+
+    async def _follow(self, inf: Informer) -> None:
+        """Start the informer; once it has listed, recount the quotas that limit its kind."""
+        await inf.start()
+        try:
+            await inf.wait_synced()
+        except (TimeoutError, RuntimeError):
+            return  # stopped before it listed: its CRD went meanwhile
+        self._enqueue_limiting(quotausage.count_name(inf.resource))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _namespace_changed(self, obj: Obj) -> None:
         ns = (obj.get("metadata") or {}).get("namespace")
@@ -91,6 +142,10 @@ class ResourceQuotaController(Controller):
             await super().run()
         finally:
             await cancel_and_wait(resync)
+            for task in list(self._tasks):
+                await cancel_and_wait(task)
+            for inf in list(self.custom.values()):
+                await inf.stop()
 
     async def _resync_loop(self) -> None:
         while True:
@@ -99,10 +154,17 @@ class ResourceQuotaController(Controller):
 
     def _caught_up(self, quota: Obj) -> bool:
         rv = _rv(quota["metadata"].get("resourceVersion"))
-        return all(_rv(inf.last_resource_version) >= rv for _, inf in self.informers.values())
+        custom = [inf for inf in self.custom.values() if inf.has_synced]
+        return all(_rv(inf.last_resource_version) >= rv
+                   for inf in [*(inf for _, inf in self.informers.values()), *custom])
 
     async def _objects(self, name: str, ns: str) -> tuple[Resource, list[Obj]] | None:
         """The objects a ``count/<resource>.<group>`` name counts (listed: no informer)."""
+        inf = self.custom.get(name)
+        if inf is not None:
+            return (inf.resource, inf.list(ns)) if inf.has_synced else None
+        if name in self.gone:
+            return self.gone[name], []
         res = find(name.removeprefix("count/"))
         if res is None or not res.namespaced:
             return None
@@ -124,7 +186,7 @@ class ResourceQuotaController(Controller):
                 found = await self._objects(name, ns)
                 if found is not None:
                     sources.setdefault(found[0].group_plural, found)
-                else:  # a custom resource: counted by the admission charges alone
+                else:  # a custom kind not listed yet (or gone): as the admission charges left it
                     used[name] = quotausage.hard_of(quota, "used", "status").get(name, Decimal(0))
         for res, objs in sources.values():
             for obj in objs:

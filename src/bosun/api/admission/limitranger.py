@@ -167,7 +167,7 @@ class LimitRanger:
                     problems += _bounds(item, "Pod", _pod_text(requests), _pod_text(limits))
         if problems:
             message = problems[0] if len(problems) == 1 else f"[{', '.join(problems)}]"
-            raise errors.forbidden_request(f'{req.res.plural} "{req.name}" is forbidden: {message}')
+            raise errors.forbidden_request(f'{req.res.group_plural} "{req.name}" is forbidden: {message}')
 
 
 def _pod_text(values: dict[str, Decimal]) -> dict[str, Any]:

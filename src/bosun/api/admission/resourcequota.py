@@ -48,7 +48,7 @@ class QuotaStore(Reader, Protocol):
 
 
 def _forbidden(req: Request, message: str) -> errors.APIError:
-    return errors.forbidden_request(f'{req.res.plural} "{req.name}" is forbidden: {message}')
+    return errors.forbidden_request(f'{req.res.group_plural} "{req.name}" is forbidden: {message}')
 
 
 def _status(quota: Obj) -> tuple[Usage, Usage]:

@@ -16,9 +16,10 @@ its informer and then the API: the ``default`` account up to ten times, 100-200 
 since the serviceaccount controller makes it a moment after its namespace (which is why that
 controller runs in every control plane, as the collectors do). A mirror pod (annotated
 ``kubernetes.io/config.mirror``) is not changed, and refused if it names an account, a Secret
-or a projected token or ClusterTrustBundle, as upstream does. Left out: the
-``kubernetes.io/enforce-mountable-secrets`` annotation (Secrets a pod may mount limited to its
-account's), which upstream deprecates.
+or a projected token or ClusterTrustBundle, as upstream does. An account annotated
+``kubernetes.io/enforce-mountable-secrets: "true"`` limits its pods to the Secrets it lists
+(:mod:`bosun.api.admission.mountablesecrets`), checked in the validating half, on create and
+when ephemeral containers are added.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from bosun.api import errors
-from bosun.api.admission.base import CREATE, Obj, Operation, Reader, Request
+from bosun.api.admission import mountablesecrets
+from bosun.api.admission.base import CREATE, UPDATE, Obj, Operation, Reader, Request
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource, must_by_plural
 
 PODS = must_by_plural("", "v1", "pods")
 ACCOUNTS = must_by_plural("", "v1", "serviceaccounts")
 DEFAULT = "default"
+EPHEMERAL = "ephemeralcontainers"
 MIRROR = "kubernetes.io/config.mirror"
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Upstream's: a little over an hour, so that the token is refreshed within the hour.
@@ -141,9 +144,16 @@ class ServiceAccountCheck(_Pods):
     name = "ServiceAccount"
     mutating = False
 
+    def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
+        return res == PODS and ((operation == CREATE and subresource is None)
+                                or (operation == UPDATE and subresource == EPHEMERAL))
+
     async def admit(self, req: Request) -> None:
         spec = req.obj.get("spec")
         if not isinstance(spec, dict):
+            return
+        if req.subresource == EPHEMERAL:
+            await self._ephemeral(req, spec)
             return
         if _is_mirror(req.obj):
             why = _mirror_refusal(spec)
@@ -153,7 +163,22 @@ class ServiceAccountCheck(_Pods):
         name = spec.get("serviceAccountName")
         if not name or not isinstance(name, str):
             raise _forbidden(req, f"no service account specified for pod {req.namespace}/{req.name}")
-        await self.accounts.find(req, name)
+        account = await self.accounts.find(req, name)
+        if mountablesecrets.enforced(account):
+            why = mountablesecrets.refusal(account, spec)
+            if why:
+                raise _forbidden(req, why)
+
+    async def _ephemeral(self, req: Request, spec: Obj) -> None:
+        """Debug containers added to a running pod name no Secret its account does not list."""
+        name = spec.get("serviceAccountName")
+        if not name or not isinstance(name, str):
+            raise _forbidden(req, f"no service account specified for pod {req.namespace}/{req.name}")
+        account = await self.accounts.find(req, name)
+        if mountablesecrets.enforced(account):
+            why = mountablesecrets.ephemeral_refusal(account, spec)
+            if why:
+                raise _forbidden(req, why)
 
 
 def _mirror_refusal(spec: Obj) -> str | None:

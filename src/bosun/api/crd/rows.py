@@ -47,8 +47,17 @@ def rows_of(crd: Obj) -> tuple[Resource, ...]:
             tuple(names.get("shortNames") or ()), tuple(names.get("categories") or ()),
             subresources=tuple(s for s in ("status", "scale") if s in subs),
             list_kind=str(names.get("listKind") or f"{kind}List"), strategy=strategy, custom=strategy, verbs=verbs,
+            deprecation=_deprecation(group, kind, v),
         ))
     return tuple(rows)
+
+
+def _deprecation(group: str, kind: str, version: Obj) -> str | None:
+    """A ``deprecated: true`` version's warning: its ``deprecationWarning``, or upstream's default."""
+    if version.get("deprecated") is not True:
+        return None
+    custom = version.get("deprecationWarning")
+    return str(custom) if isinstance(custom, str) else f"{group}/{version.get('name')} {kind} is deprecated"
 
 
 def is_established(crd: Obj) -> bool:

@@ -125,6 +125,11 @@ def default_cluster_roles() -> list[dict[str, Any]]:
         *(cluster_role(f"system:certificates.k8s.io:{signer.rpartition('/')[2]}-approver",
                        [rule(["approve"], [_CERTS], ["signers"], [signer])])
           for signer in _SIGNERS),
+        # What the csrapproving controller asks for before approving a kubelet client request:
+        # bind nodeclient to bootstrappers, selfnodeclient to nodes (upstream binds neither).
+        *(cluster_role(f"system:certificates.k8s.io:certificatesigningrequests:{sub}",
+                       [rule(["create"], [_CERTS], [f"certificatesigningrequests/{sub}"])])
+          for sub in ("nodeclient", "selfnodeclient")),
     ]
 
 
