@@ -102,7 +102,7 @@ class CustomVersion(Strategy):
     def validate(self, res: Resource, obj: Obj) -> list[FieldError]:
         c = Checker()
         validate_object_meta(c, obj, dns1123_subdomain, namespaced=res.namespaced)
-        c.extend(structural.validate(obj, self.schema, "", cel.check))
+        c.extend(structural.validate(obj, self.schema, "", cel.Rules().check))
         return c.errors
 
     def bumps_generation(self, res: Resource, new: Obj, old: Obj) -> bool:
@@ -113,7 +113,7 @@ class CustomVersion(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         """Transition rules (those naming ``oldSelf``): the others ran in :meth:`validate`."""
-        return structural.validate(new, self.schema, "", cel.check_transitions, old)
+        return structural.validate(new, self.schema, "", cel.Rules().check_transitions, old)
 
     # ---- Custom -----------------------------------------------------------------------
 
