@@ -186,7 +186,7 @@ def _evaluate(pspec: Obj, ctx: Environment) -> Failure | None:
     budget = Budget()
 
     def metered(expression: str) -> Any:
-        refused = budget.charge(expression, {**ctx.fixed, **ctx.lazy})
+        refused = budget.charge(expression, ctx.lazy, ctx.fixed)
         if refused is not None:
             raise EvaluationError(refused)
         return evaluate(expression, ctx)

@@ -61,9 +61,9 @@ class Shape:
             return len(self.value) if isinstance(self.value, str | list | dict | bytes) else 1
         return _schema_size(self.schema) if self.schema is not None else 1
 
-    def field(self, name: str) -> Shape:
+    def field(self, name: str) -> Value:
         if self.live:
-            return Shape(value=self.value.get(name) if isinstance(self.value, dict) else None, live=True)
+            return Live(self.value.get(name) if isinstance(self.value, dict) else None)
         if self.schema is None:
             return UNKNOWN
         props = self.schema.get("properties")
@@ -72,10 +72,9 @@ class Shape:
         extra = self.schema.get("additionalProperties")
         return Shape(extra) if isinstance(extra, dict) else Shape({"x-kubernetes-preserve-unknown-fields": True})
 
-    def item(self) -> Shape:
+    def item(self) -> Value:
         if self.live:
-            items = list(self.value) if isinstance(self.value, list | dict) else []
-            return Shape(value=max(items, key=_live_size) if items else None, live=True)
+            return Live(self.value).item()
         if self.schema is None:
             return UNKNOWN
         for key in ("items", "additionalProperties"):
@@ -87,6 +86,34 @@ class Shape:
 
 
 UNKNOWN = Shape()
+
+
+class Live:
+    """A value at run time (lighter than a :class:`Shape`: made for every step of a walk)."""
+
+    __slots__ = ("value",)
+    live = True
+    schema = None
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def size(self) -> int:
+        v = self.value
+        return len(v) if isinstance(v, str | list | dict | bytes) else 1
+
+    def field(self, name: str) -> Live:
+        v = self.value
+        return Live(v.get(name) if isinstance(v, dict) else None)
+
+    def item(self) -> Live:
+        v = self.value
+        if isinstance(v, list | dict) and v:
+            return Live(max(v, key=_live_size))
+        return Live(None)
+
+
+Value = Shape | Live
 
 
 def _live_size(v: Any) -> int:
@@ -139,7 +166,13 @@ def parse(expression: str) -> lark.Tree[Any] | lark.Token:
 
 def estimate(expression: str, env: Mapping[str, Shape]) -> int:
     """The cost of ``expression`` with the variables of ``env``."""
-    return _Coster(env).cost(parse(expression))[0]
+    return _Coster(env, ()).cost(parse(expression))[0]
+
+
+def actual(expression: str, *values: Mapping[str, Any]) -> int:
+    """The cost of ``expression`` on these variables' values (the first mapping that has a
+    name gives it)."""
+    return _Coster({}, values).cost(parse(expression))[0]
 
 
 @lru_cache(maxsize=2048)
@@ -162,24 +195,34 @@ def _traverse(size: int, factor: float = 0.1) -> int:
     return math.ceil(size * factor)
 
 
-def _is_str(shape: Shape) -> bool:
+def _is_str(shape: Value) -> bool:
     if shape.live:
         return isinstance(shape.value, str)
     return shape.schema is not None and shape.schema.get("type") == "string"
 
 
 class _Coster:
-    def __init__(self, env: Mapping[str, Shape]) -> None:
-        self.env = dict(env)
+    def __init__(self, env: Mapping[str, Shape], live: tuple[Mapping[str, Any], ...]) -> None:
+        self.env: dict[str, Value] = dict(env)
+        self.live = live
 
-    def cost(self, node: Any) -> tuple[int, Shape]:
+    def _variable(self, name: str) -> Value:
+        shape = self.env.get(name)
+        if shape is not None:
+            return shape
+        for values in self.live:
+            if name in values:
+                return Live(values[name])
+        return UNKNOWN
+
+    def cost(self, node: Any) -> tuple[int, Value]:
         if isinstance(node, lark.Token):
             if node.type in ("STRING", "BYTES"):
                 return 0, Shape(size_hint=max(len(node) - 2, 0))
             return 0, UNKNOWN
         data, kids = node.data, node.children
         if data == "ident":
-            return 1, self.env.get(str(kids[-1]), UNKNOWN)
+            return 1, self._variable(str(kids[-1]))
         if data == "select":
             c, s = self.cost(kids[0])
             return c + 1, s.field(str(kids[1]))
@@ -209,7 +252,7 @@ class _Coster:
             return self._call(kids[0], str(kids[1]), _args(kids[2]))
         return sum(self.cost(k)[0] for k in kids if k is not None), UNKNOWN
 
-    def _binary(self, left: Any, op: str, right: Any) -> tuple[int, Shape]:
+    def _binary(self, left: Any, op: str, right: Any) -> tuple[int, Value]:
         (cl, sl), (cr, sr) = self.cost(left), self.cost(right)
         base = cl + cr + 1
         if op in ("==", "!="):
@@ -223,7 +266,7 @@ class _Coster:
             return base + _traverse(min(sl.size(), sr.size())), UNKNOWN
         return base, UNKNOWN
 
-    def _call(self, target: Any, name: str, args: list[Any]) -> tuple[int, Shape]:
+    def _call(self, target: Any, name: str, args: list[Any]) -> tuple[int, Value]:
         if target is not None and name in _MACROS and len(args) >= 2 and _is_ident(args[0]):
             return self._comprehension(target, name, str(args[0].children[-1]), args[1:])
         if name == "has" and target is None:
@@ -243,7 +286,7 @@ class _Coster:
             return total + _traverse(size), Shape(size_hint=receiver.size())
         return total, UNKNOWN
 
-    def _comprehension(self, target: Any, name: str, var: str, bodies: list[Any]) -> tuple[int, Shape]:
+    def _comprehension(self, target: Any, name: str, var: str, bodies: list[Any]) -> tuple[int, Value]:
         tc, ts = self.cost(target)
         n = ts.size()
         saved = self.env.get(var)

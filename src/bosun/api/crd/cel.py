@@ -155,14 +155,15 @@ class Budget:
         self.left = total
         self.exhausted = False
 
-    def charge(self, expression: str, variables: dict[str, Any]) -> str | None:
-        """Charge one evaluation before it runs; why it may not run (None: it may)."""
+    def charge(self, expression: str, *variables: dict[str, Any]) -> str | None:
+        """Charge one evaluation before it runs, on ``variables`` (the first dict that has a
+        name gives it); why it may not run (None: it may)."""
         if self.exhausted:
             return OUT_OF_BUDGET
         try:
             spent = _light_cost(expression)
             if spent is None:
-                spent = cost.estimate(expression, {k: cost.Shape(value=v, live=True) for k, v in variables.items()})
+                spent = cost.actual(expression, *variables)
         except ValueError:  # our grammar lacks something the interpreter takes: not metered
             return None
         if spent > cost.PER_CALL_LIMIT:
