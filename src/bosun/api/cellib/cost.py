@@ -8,8 +8,9 @@ many as fit in a request of 3 MiB. At run time the sizes are those of the values
 
 The model is cel-go's for what rules commonly do: 1 per variable, field, index, operator and
 call; comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) cost their
-range plus size x (body + 2); string traversals (``==``, ``contains``, ``startsWith``,
-``+``, the string and regex libraries) 0.1 per character; ``matches`` and ``find`` size x 0.1
+range plus size x (body + 3, or + 12 and 13 for map and filter, which build a list each
+step); string traversals (``==``, ``startsWith`` of its prefix, ``contains`` of string x
+substring, ``+``, the string and regex libraries) 0.1 per character; ``matches`` and ``find`` size x 0.1
 x regex length x 0.25; ``in`` a list and the list library 1 per element; list, map and
 message literals 10, 30 and 40. Approximated: ``&&`` and ``||`` are priced at both sides and
 ``?:`` at its costlier branch; at run time a comprehension's body is priced once, on the range's largest
@@ -281,6 +282,10 @@ class _Coster:
                 size_hint=receiver.size())
         if name in _LIST_TRAVERSING and not _is_str(receiver):
             return total + receiver.size(), receiver.item()
+        if name in ("startsWith", "endsWith") and costs:  # the prefix is traversed, not the string
+            return total + _traverse(costs[0][1].size()), UNKNOWN
+        if name == "contains" and costs and _is_str(receiver):
+            return total + _traverse(receiver.size() * costs[0][1].size()), UNKNOWN
         if name in _STRING_TRAVERSING:
             size = max([receiver.size(), *(s.size() for _, s in costs)])
             return total + _traverse(size), Shape(size_hint=receiver.size())
@@ -298,7 +303,9 @@ class _Coster:
                 self.env.pop(var, None)
             else:
                 self.env[var] = saved
-        step = {"map": 3, "filter": 4}.get(name, 2)
+        # cel-go's expansions: the loop condition and ``__result__ && body`` (all, exists), or
+        # ``__result__ + [body]`` with its list literal (map, filter).
+        step = {"map": 12, "filter": 13}.get(name, 3)
         result = Shape(size_hint=n) if name in ("map", "filter") else UNKNOWN
         return tc + 1 + n * (body + step), result
 
