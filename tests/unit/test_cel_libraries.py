@@ -53,6 +53,12 @@ from bosun.api.crd.cel import OUT_OF_BUDGET, Budget, Environment, EvaluationErro
     ("format.named('uuid').value().validate('7a7c8e4e-4f2a-4a36-9d7b-2d0c1c9e6b1f').hasValue()", False),
     ("format.named('nope').hasValue()", False), ("format.date().validate('2024-02-30').hasValue()", True),
     ("format.labelValue().validate('a b').hasValue()", True),
+    # semver
+    ("semver('1.2.3').major()", 1), ("semver('1.2.3').minor()", 2), ("semver('1.2.3').patch()", 3),
+    ("semver('1.2.3-rc.1').isLessThan(semver('1.2.3'))", True),
+    ("semver('1.10.0').compareTo(semver('1.9.0'))", 1), ("semver('v1.2', true) == semver('1.2.0')", True),
+    ("semver('1.0.0-alpha.2').isGreaterThan(semver('1.0.0-alpha.10'))", False),
+    ("isSemver('1.2')", False), ("isSemver('1.2.3+build.5')", True),
     # cel-go string extensions
     ("'hello'.charAt(1)", "e"), ("'hello'.indexOf('l')", 2), ("'hello'.lastIndexOf('l')", 3),
     ("'HeLLo'.lowerAscii()", "hello"), ("'hello'.upperAscii()", "HELLO"), ("'aaa'.replace('a', 'b', 2)", "bba"),
@@ -72,6 +78,8 @@ def test_library_functions_answer_as_upstream(expression: str, value: Any) -> No
     ("ip('::ffff:1.2.3.4')", "IPv4-mapped IPv6 address is not allowed"),
     ("url('example.com')", "invalid URI for request"),
     ("{'a': 1}.indexOf(1)", "found no matching overload for 'indexOf' applied to (map, int)"),
+    ("semver('1.0.0').isLessThan(quantity('1'))", "found no matching overload for 'isLessThan'"),
+    ("semver('1.0')", "is not a semantic version"),
 ])
 def test_library_errors_say_why(expression: str, error: str) -> None:
     with pytest.raises(EvaluationError) as got:

@@ -39,7 +39,7 @@ _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _STRING_TRAVERSING = frozenset({
     "contains", "startsWith", "endsWith", "charAt", "indexOf", "lastIndexOf", "lowerAscii", "upperAscii",
     "replace", "split", "substring", "trim", "format", "url", "isURL", "quantity", "isQuantity", "ip", "isIP",
-    "cidr", "isCIDR", "validate", "quote",
+    "cidr", "isCIDR", "validate", "quote", "semver", "isSemver",
 })
 _LIST_TRAVERSING = frozenset({"isSorted", "sum", "min", "max", "indexOf", "lastIndexOf", "join"})
 _REGEX = frozenset({"matches", "find", "findAll"})

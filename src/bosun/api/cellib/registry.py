@@ -8,7 +8,7 @@ lists), the registry tries each in turn: an implementation raises :class:`.NoOve
 arguments that are not its types. An expression gets only the functions it names
 (:func:`functions_for`), so one that uses none pays nothing.
 
-Not done: semver, the ``optional`` helpers beyond the interpreter's own, and CEL-level types
+Not done: the ``optional`` helpers beyond the interpreter's own, and CEL-level types
 of the new values (see :mod:`.typed`).
 """
 
@@ -18,12 +18,13 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bosun.api.cellib import NAMESPACES, formats, ips, lists, quantities, regex, strings, urls
+from bosun.api.cellib import NAMESPACES, formats, ips, lists, quantities, regex, semver, strings, urls
 from bosun.api.cellib.typed import NoOverload
 
 Function = Callable[..., Any]
 LIBRARIES: tuple[dict[str, Function], ...] = (strings.FUNCTIONS, lists.FUNCTIONS, regex.FUNCTIONS, urls.FUNCTIONS,
-                                             quantities.FUNCTIONS, ips.FUNCTIONS, formats.FUNCTIONS)
+                                             quantities.FUNCTIONS, ips.FUNCTIONS, formats.FUNCTIONS,
+                                             semver.FUNCTIONS)
 
 
 def _overloaded(name: str, impls: list[Function]) -> Function:
