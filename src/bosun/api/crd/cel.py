@@ -25,6 +25,7 @@ from typing import Any
 
 from bosun.api import errors
 from bosun.api.cellib import cost
+from bosun.api.cellib.shapes import Shape
 from bosun.api.crd.structural import Schema, json_type
 from bosun.api.errors import FieldError
 
@@ -186,7 +187,7 @@ def _light_cost(expression: str) -> int | None:
 
 def rule_cost(rule: str, schema: Schema) -> int:
     """A rule's estimated cost on a value of ``schema`` (ValueError: it does not parse here)."""
-    return cost.estimate(rule, {"self": cost.Shape(schema), "oldSelf": cost.Shape(schema)})
+    return cost.estimate(rule, {"self": Shape(schema), "oldSelf": Shape(schema)})
 
 
 def cost_error(what: str, spent: int, limit: int) -> str:
