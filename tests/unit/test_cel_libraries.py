@@ -9,7 +9,16 @@ import pytest
 
 from bosun.api.cellib import cost
 from bosun.api.celrefs import undeclared
-from bosun.api.crd.cel import OUT_OF_BUDGET, Budget, Environment, EvaluationError, Rules, evaluate, rule_cost
+from bosun.api.crd.cel import (
+    OUT_OF_BUDGET,
+    Budget,
+    Environment,
+    EvaluationError,
+    Rules,
+    evaluate,
+    needs_metering,
+    rule_cost,
+)
 
 
 @pytest.mark.parametrize(("expression", "value"), [
@@ -136,3 +145,17 @@ def test_rules_report_running_out_of_budget_once_at_the_field() -> None:
     rules.budget.left = 5_000
     errs = rules.check("spec", schema, {"names": ["x" * 10] * 20}, None)
     assert [e.detail() for e in errs] == [f'spec: Invalid value: "object": {OUT_OF_BUDGET}']
+
+
+def test_only_schemas_whose_rules_could_pass_the_budget_are_metered() -> None:
+    def with_rule(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": {"names": {
+            **schema, "x-kubernetes-validations": [{"rule": "self.all(n, n.startsWith('a'))"}]}}}
+    bounded = with_rule({"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 64}})
+    assert not needs_metering(bounded)
+    # Each string within bounds but many of them, under an unbounded list: the rule on every
+    # item may together pass the budget.
+    per_item = {"type": "object", "properties": {"items": {"type": "array", "items": {
+        "type": "object", "properties": {"s": {"type": "string", "maxLength": 100000}},
+        "x-kubernetes-validations": [{"rule": "self.s.matches('^a*b*c*d*e*f*g*$')"}]}}}}
+    assert needs_metering(per_item)

@@ -1,22 +1,28 @@
 """The cost of a CEL expression, as cel-go's estimator and Kubernetes' limits count it: the
 ``common-expression-language`` interpreter neither estimates nor meters cost, so expressions
-are parsed here (:file:`grammar.lark`, with ``lark``) and costed over that tree.
+are parsed here (:file:`grammar.lark`, with ``lark``) and priced by a plan compiled once per
+expression (:mod:`.costplan`).
 
-One walk serves both uses. Statically (a CRD is written) the sizes come from the schema:
+One plan serves both uses. Statically (a CRD is written) the sizes come from the schema:
 ``maxLength``, ``maxItems``, ``maxProperties``, or when those are missing, as upstream, as
-many as fit in a request of 3 MiB. At run time the sizes are those of the values at hand.
+many as fit in a request of 3 MiB (a string of 3 MiB; that many bytes over the fewest an item
+takes, plus a comma, for a list). At run time the sizes are those of the values at hand.
 
 The model is cel-go's for what rules commonly do: 1 per variable, field, index, operator and
 call; comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) cost their
 range plus size x (body + 3, or + 12 and 13 for map and filter, which build a list each
-step); string traversals (``==``, ``startsWith`` of its prefix, ``contains`` of string x
-substring, ``+``, the string and regex libraries) 0.1 per character; ``matches`` and ``find`` size x 0.1
-x regex length x 0.25; ``in`` a list and the list library 1 per element; list, map and
-message literals 10, 30 and 40. Approximated: ``&&`` and ``||`` are priced at both sides and
-``?:`` at its costlier branch; at run time a comprehension's body is priced once, on the range's largest
-element, times the range's size, and short-circuits are not credited (so the runtime figure
-is an upper bound of what cel-go meters); a call this model does not know costs 1 plus its
-arguments.
+step); string traversals (``==`` and comparisons of strings, ``startsWith`` of its prefix,
+``contains`` of string x substring, ``+``, the string and regex libraries) 0.1 per
+character; ``matches`` and ``find`` string x 0.1 x pattern x 0.25; ``in`` a list and the list
+library 1 per element; list, map and message literals 10, 30 and 40.
+
+Approximated: ``&&`` and ``||`` are priced at both sides and ``?:`` at its costlier branch; a
+call this model does not know costs 1 plus its arguments; at run time a comprehension's body
+is priced once, on the range's largest element, times the range's size, and short-circuits
+are not credited, so the run-time figure is an upper bound of what cel-go meters rather than
+its count. An expression whose cost cannot grow with its values (no comprehension, traversing
+call or comparison) is priced once, and a CRD whose rules cannot together pass the budget is
+not metered at all (:func:`bosun.api.crd.cel.needs_metering`).
 """
 
 from __future__ import annotations

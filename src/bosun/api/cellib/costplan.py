@@ -109,6 +109,13 @@ def _index(inner: Step, key: Step) -> Step:
 
 
 def _sum(parts: list[Step], base: int) -> Step:
+    if len(parts) == 1:
+        (one,) = parts
+        return lambda scope: (base + one(scope)[0], UNKNOWN)
+    if len(parts) == 2:
+        first, second = parts
+        return lambda scope: (base + first(scope)[0] + second(scope)[0], UNKNOWN)
+
     def step(scope: Scope) -> tuple[int, Value]:
         return base + sum(p(scope)[0] for p in parts), UNKNOWN
     return step

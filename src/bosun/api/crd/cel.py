@@ -100,6 +100,7 @@ class Environment:
         self._context: Any = None
         self._functions: dict[str, Any] = {}
         self._library: set[str] = set()  # library functions already given to the context
+        self._ruled: set[str] = set()  # expressions whose library functions were given
 
     def add_functions(self, functions: dict[str, Any]) -> None:
         """Functions the expressions may call (registered at once if the context exists)."""
@@ -110,6 +111,9 @@ class Environment:
 
     def add_library(self, rule: str) -> None:
         """The extension library functions ``rule`` calls (each registered once)."""
+        if rule in self._ruled:
+            return
+        self._ruled.add(rule)
         fresh = {k: v for k, v in library_functions(rule).items() if k not in self._library}
         if fresh:
             self._library.update(fresh)
@@ -185,6 +189,37 @@ def _light_cost(expression: str) -> int | None:
     return None if cost.size_dependent(expression) else cost.estimate(expression, {})
 
 
+def needs_metering(schema: Schema) -> bool:
+    """Whether an object of ``schema`` could make its rules pass the runtime budget or one
+    evaluation pass the per-call limit: not when every rule's estimate (the most it can cost
+    on a value within the schema's bounds) is under the per-call limit and all of them, each
+    times how many values of its node an object can hold, are within the budget. Only
+    schemas that could are metered on each write."""
+    total = 0
+    pending: list[tuple[Schema, int]] = [(schema, 1)]
+    while pending:
+        node, cardinality = pending.pop()
+        for item in node.get("x-kubernetes-validations") or []:
+            rule = item.get("rule") if isinstance(item, dict) else None
+            if not isinstance(rule, str) or compile_error(rule) is not None:
+                continue
+            try:
+                spent = rule_cost(rule, node)
+            except ValueError:
+                return True  # not estimated here: metered (the run-time walk skips it too)
+            if spent > cost.PER_CALL_LIMIT:
+                return True
+            total += spent * cardinality
+        for sub in (node.get("properties") or {}).values():
+            if isinstance(sub, dict):
+                pending.append((sub, cardinality))
+        for key in ("items", "additionalProperties"):
+            sub = node.get(key)
+            if isinstance(sub, dict):
+                pending.append((sub, cardinality * cost.cardinality_factor(node)))
+    return total > cost.RUNTIME_BUDGET
+
+
 def rule_cost(rule: str, schema: Schema) -> int:
     """A rule's estimated cost on a value of ``schema`` (ValueError: it does not parse here)."""
     return cost.estimate(rule, {"self": Shape(schema), "oldSelf": Shape(schema)})
@@ -205,10 +240,12 @@ def cost_error(what: str, spent: int, limit: int) -> str:
 
 class Rules:
     """The rules of an object's schema nodes, run as :func:`structural.validate` reaches each
-    node, under one runtime cost budget for the whole object (as upstream)."""
+    node, under one runtime cost budget for the whole object (as upstream). ``metered`` False:
+    the schema's rules cannot together pass the budget (see :func:`needs_metering`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, metered: bool = True) -> None:
         self.budget = Budget()
+        self.metered = metered
 
     def check(self, path: str, schema: Schema, value: Any, old: Any) -> list[FieldError]:
         """The rules of one schema node that need no stored value, on its value."""
@@ -236,7 +273,7 @@ class Rules:
             field_path = path
             if isinstance(item.get("fieldPath"), str) and item["fieldPath"]:
                 field_path = path + item["fieldPath"]
-            refused = self.budget.charge(rule, context)
+            refused = self.budget.charge(rule, context) if self.metered else None
             if refused is not None:
                 out.append(errors.invalid(field_path, json_type(value), refused if refused == OUT_OF_BUDGET
                                           else f"{refused} evaluating rule: {rule}"))
