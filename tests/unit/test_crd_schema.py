@@ -67,8 +67,9 @@ def test_defaults_fill_absent_fields_of_present_objects_only() -> None:
     assert obj["spec"]["nested"] == {"a": "x"}
 
 
-def _details(obj: Any, old: Any = None, rules: structural.RuleCheck | None = cel.check) -> list[str]:
-    return [e.detail() for e in structural.validate(obj, SCHEMA, "", rules, old)]
+def _details(obj: Any, old: Any = None, rules: structural.RuleCheck | bool | None = True) -> list[str]:
+    check = cel.Rules().check if rules is True else rules or None
+    return [e.detail() for e in structural.validate(obj, SCHEMA, "", check, old)]
 
 
 def test_validation_messages_match_kube_openapi() -> None:
@@ -91,7 +92,7 @@ def test_cel_rules_with_messages_and_transitions() -> None:
     assert _details({"spec": {"low": 5, "high": 1}}) == ['spec: Invalid value: "object": low must not exceed high']
     assert _details({"spec": {"low": 1, "high": 5}}) == []
     new, old = {"spec": {"low": 2, "high": 5}}, {"spec": {"low": 1, "high": 5}}
-    transitions = [e.detail() for e in structural.validate(new, SCHEMA, "", cel.check_transitions, old)]
+    transitions = [e.detail() for e in structural.validate(new, SCHEMA, "", cel.Rules().check_transitions, old)]
     assert transitions == ['spec: Invalid value: "object": low is immutable']
     assert cel.compile_error("self.a ==") is not None and cel.compile_error("self.a == 1") is None
 

@@ -141,3 +141,17 @@ def test_denials_read_as_upstream_words_them() -> None:
     low = denial("a.b.c", {"code": 200})
     assert low.code == 400 and low.message == 'admission webhook "a.b.c" denied the request without explanation'
     assert denial("a.b.c", {"reason": "Because"}).message.endswith("denied the request: Because")
+
+
+def test_match_conditions_have_the_kubernetes_libraries() -> None:
+    h = compiled(matchConditions=[{"name": "small-memory", "expression":
+                                   "object.spec.containers.all(c, quantity(c.memory).isLessThan(quantity('1Gi')))"},
+                                  {"name": "internal", "expression": "cidr('10.0.0.0/8').containsIP(object.spec.ip)"}])
+    containers: list[dict[str, str]] = [{"memory": "512Mi"}]
+    pod = {"spec": {"ip": "10.1.2.3", "containers": containers}}
+    assert conditions_hold(h, {"object": pod, "oldObject": None, "request": {}})
+    containers.append({"memory": "2Gi"})
+    assert not conditions_hold(h, {"object": pod, "oldObject": None, "request": {}})
+    with pytest.raises(ConditionError, match="match condition 'small-memory': quantities must match"):
+        conditions_hold(h, {"object": {"spec": {"containers": [{"memory": "lots"}]}}, "oldObject": None,
+                            "request": {}})

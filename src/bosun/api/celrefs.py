@@ -18,6 +18,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from bosun.api.cellib import NAMESPACES
 from bosun.api.crd.cel import compile_rule
 
 # Names of CEL's types, which read as identifiers (``type(x) == string``).
@@ -78,7 +79,8 @@ def undeclared(expression: str, declared: Collection[str]) -> str | None:
         return None
     text = _blank_strings(expression)
     local = {name for m in _LOCALS.finditer(text) for name in m.groups() if name}
-    missing = {n for n in program.variables() if n not in declared and n not in local and n not in _TYPE_NAMES}
+    missing = {n for n in program.variables() if n not in declared and n not in local and n not in _TYPE_NAMES
+               and n not in NAMESPACES}
     if not missing:
         return None
     found = [(m.start(), n) for n in missing

@@ -12,13 +12,15 @@ code of the validation's ``reason``, 422 by default), Warn adds a ``Warning`` he
 logs it. An expression that cannot be evaluated (or params that cannot be found) follows the
 policy's ``failurePolicy``: Fail denies, Ignore lets the write through.
 
-CEL is :mod:`bosun.api.crd.cel`'s (the ``common-expression-language`` library); the
+CEL is :mod:`bosun.api.crd.cel`'s (the ``common-expression-language`` library, with
+Kubernetes' extension libraries of :mod:`bosun.api.cellib`, and a runtime cost budget per
+policy evaluation); the
 ``authorizer`` variable (:mod:`.policyauthz`) asks the server's authorizer. Expressions are
 checked when a policy is written: one naming an undeclared variable is refused, fields absent
 from the matched kinds' schemas are warned about in ``status.typeChecking``
-(:mod:`.policytypes`). Not done as upstream: Kubernetes' CEL extension libraries are missing,
-``auditAnnotations`` are not evaluated (there is no audit log), there is no cost budget (the
-library neither estimates nor meters an expression's cost), and like the rest of the
+(:mod:`.policytypes`). Not done as upstream: ``auditAnnotations`` are not evaluated (there is
+no audit log), an expression's estimated cost is not checked when the policy is written, and
+like the rest of the
 validating phase the policies are not evaluated on dry-run writes.
 """
 
@@ -33,7 +35,7 @@ from bosun.api.admission.base import DELETE, Operation, Request
 from bosun.api.admission.policyauthz import authorizer_functions, authorizer_variable
 from bosun.api.admission.policymatch import Attributes, resources_match
 from bosun.api.admission.policyset import Policies
-from bosun.api.crd.cel import Environment, EvaluationError, evaluate
+from bosun.api.crd.cel import Budget, Environment, EvaluationError, evaluate
 from bosun.api.errors import APIError
 from bosun.api.registry import Resource
 from bosun.api.validation.meta import selector_matches
@@ -181,16 +183,24 @@ def _evaluate(pspec: Obj, ctx: Environment) -> Failure | None:
     variables: Obj = {}
     broken: dict[str, str] = {}
     ctx.lazy["variables"] = variables
+    budget = Budget()
+
+    def metered(expression: str) -> Any:
+        refused = budget.charge(expression, ctx.lazy, ctx.fixed)
+        if refused is not None:
+            raise EvaluationError(refused)
+        return evaluate(expression, ctx)
+
     for var in pspec.get("variables") or []:
         name, expression = str(var.get("name") or ""), str(var.get("expression") or "")
         try:
-            variables[name] = evaluate(expression, ctx)
+            variables[name] = metered(expression)
         except EvaluationError as exc:
             broken[name] = f"expression '{expression}' resulted in error: {exc}"
 
     def run(expression: str) -> Any:
         try:
-            return evaluate(expression, ctx)
+            return metered(expression)
         except EvaluationError as exc:
             for name, why in broken.items():
                 if re.search(rf"\bvariables\.{re.escape(name)}\b", expression):

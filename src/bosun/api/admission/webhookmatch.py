@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.crd.cel import compile_rule
+from bosun.api.crd.cel import execute, reason
 from bosun.api.selectors import EVERYTHING, LabelSelector, SelectorError, label_selector_from_dict
 
 Obj = dict[str, Any]
@@ -135,10 +135,9 @@ def conditions_hold(hook: Webhook, variables: Obj) -> bool:
     ``request``); ConditionError when one cannot be evaluated."""
     for name, expr in hook.conditions:
         try:
-            program, _ = compile_rule(expr)
-            result = program.execute(variables)
+            result = execute(expr, variables)
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise ConditionError(f"match condition {name!r}: {exc}") from exc
+            raise ConditionError(f"match condition {name!r}: {reason(exc)}") from exc
         if result is not True:
             if result is False:
                 return False

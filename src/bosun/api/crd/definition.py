@@ -12,8 +12,9 @@ import re
 from typing import Any
 
 from bosun.api import errors
+from bosun.api.cellib import cost
 from bosun.api.crd import structural
-from bosun.api.crd.cel import compile_error
+from bosun.api.crd.cel import compile_error, cost_error, rule_cost
 from bosun.api.errors import FieldError
 from bosun.api.validation.fields import Checker
 from bosun.api.validation.meta import validate_object_meta
@@ -194,11 +195,22 @@ def _structural_root(schema: Obj, path: str, out: list[FieldError]) -> None:
         if extra or set(meta) - {"type", "properties", "description"}:
             out.append(errors.forbidden(f"{path}.properties[metadata]", "must not specify anything other than "
                                         "name and generateName, but metadata is implicitly specified"))
-    _structural(schema, path, out, "root")
+    spent: list[tuple[str, int]] = []
+    _structural(schema, path, out, "root", 1, spent)
+    if sum(c for _, c in spent) > cost.STATIC_CRD_LIMIT:
+        for where, _ in spent:
+            out.append(errors.forbidden(where, "contributed to estimated rule cost total exceeding cost limit for "
+                                        "entire OpenAPIv3 schema"))
+        out.append(errors.forbidden(path, cost_error("x-kubernetes-validations estimated rule cost total for entire "
+                                                     "OpenAPIv3 schema", sum(c for _, c in spent),
+                                                     cost.STATIC_CRD_LIMIT)))
 
 
-def _structural(s: Obj, path: str, out: list[FieldError], where: str) -> None:
-    """One node and those below it. ``where`` names what the node is (for messages)."""
+def _structural(s: Obj, path: str, out: list[FieldError], where: str, cardinality: int,
+                spent: list[tuple[str, int]]) -> None:
+    """One node and those below it. ``where`` names what the node is (for messages);
+    ``cardinality`` is how many values of the node one object can hold (its rules' cost is
+    multiplied by it, as upstream), ``spent`` gathers each rule's cost."""
     int_or_string = s.get("x-kubernetes-int-or-string") is True
     preserve = s.get("x-kubernetes-preserve-unknown-fields")
     if preserve is not None and preserve is not True:
@@ -215,13 +227,14 @@ def _structural(s: Obj, path: str, out: list[FieldError], where: str) -> None:
                                         "additionalProperties and properties are mutual exclusive"))
         for key, sub in props.items():
             if isinstance(sub, dict):
-                _structural(sub, f"{path}.properties[{key}]", out, "object fields")
+                _structural(sub, f"{path}.properties[{key}]", out, "object fields", cardinality, spent)
     extra = s.get("additionalProperties")
     if isinstance(extra, dict):
-        _structural(extra, f"{path}.additionalProperties", out, "map values")
+        _structural(extra, f"{path}.additionalProperties", out, "map values",
+                    cardinality * cost.cardinality_factor(s), spent)
     items = s.get("items")
     if isinstance(items, dict):
-        _structural(items, f"{path}.items", out, "array items")
+        _structural(items, f"{path}.items", out, "array items", cardinality * cost.cardinality_factor(s), spent)
     elif s.get("type") == "array" and items is None:
         out.append(errors.required(f"{path}.items", "must be specified"))
     if "default" in s and where != "root":
@@ -246,6 +259,26 @@ def _structural(s: Obj, path: str, out: list[FieldError], where: str) -> None:
         why = compile_error(text)
         if why is not None:
             out.append(errors.invalid(f"{path}.x-kubernetes-validations[{i}].rule", text, why))
+            continue
+        _cost_rule(s, f"{path}.x-kubernetes-validations[{i}]", "rule", text, cardinality, out, spent)
+        message = _d(rule).get("messageExpression")
+        if isinstance(message, str) and message and compile_error(message) is None:
+            _cost_rule(s, f"{path}.x-kubernetes-validations[{i}]", "messageExpression", message, cardinality, out,
+                       spent)
+
+
+def _cost_rule(s: Obj, path: str, what: str, text: str, cardinality: int, out: list[FieldError],
+               spent: list[tuple[str, int]]) -> None:
+    """Upstream's refusal of a rule (or message) whose estimated cost, times the node's
+    cardinality, is over the per-expression limit."""
+    try:
+        estimated = rule_cost(text, s) * cardinality
+    except ValueError:
+        return  # the cost grammar lacks a form the interpreter takes: not estimated
+    spent.append((f"{path}.{what}", estimated))
+    if estimated > cost.STATIC_LIMIT:
+        out.append(errors.forbidden(f"{path}.{what}", cost_error(f"estimated {what} cost", estimated,
+                                                                 cost.STATIC_LIMIT)))
 
 
 def validate_definition_update(new: Obj, old: Obj) -> list[FieldError]:

@@ -87,6 +87,11 @@ class CustomVersion(Strategy):
                        str(scale.get("statusReplicasPath") or ".status.replicas"),
                        str(scale.get("labelSelectorPath") or ""))
 
+    @functools.cached_property
+    def metered(self) -> bool:
+        """Whether this version's rules are metered against the runtime cost budget (once)."""
+        return cel.needs_metering(self.schema)
+
     # ---- Strategy ---------------------------------------------------------------------
 
     def prepare_for_create(self, res: Resource, obj: Obj, user: User | None = None) -> None:
@@ -102,7 +107,7 @@ class CustomVersion(Strategy):
     def validate(self, res: Resource, obj: Obj) -> list[FieldError]:
         c = Checker()
         validate_object_meta(c, obj, dns1123_subdomain, namespaced=res.namespaced)
-        c.extend(structural.validate(obj, self.schema, "", cel.check))
+        c.extend(structural.validate(obj, self.schema, "", cel.Rules(self.metered).check))
         return c.errors
 
     def bumps_generation(self, res: Resource, new: Obj, old: Obj) -> bool:
@@ -113,7 +118,7 @@ class CustomVersion(Strategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         """Transition rules (those naming ``oldSelf``): the others ran in :meth:`validate`."""
-        return structural.validate(new, self.schema, "", cel.check_transitions, old)
+        return structural.validate(new, self.schema, "", cel.Rules(self.metered).check_transitions, old)
 
     # ---- Custom -----------------------------------------------------------------------
 
