@@ -27,7 +27,7 @@ from tests.e2e.test_flowcontrol_dispatch import Cluster, Held, _level, _schema, 
 from bosun.security.tokens import create_user_token
 
 QUEUE = {"type": "Queue", "queuing": {"queues": 4, "handSize": 2, "queueLengthLimit": 10}}
-USERS = ("dave", "erin", "frank", "gina")
+USERS = ("dave", "erin", "frank", "gina", "hank")
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 _level("apf-borrower", QUEUE, borrowing=200),
                 _level("apf-watch", {"type": "Reject"}),
                 _level("apf-dump", QUEUE),
+                _level("apf-narrow", QUEUE),
                 _schema("apf-dave", "apf-wide", "dave"), _schema("apf-erin", "apf-borrower", "erin"),
                 _schema("apf-frank", "apf-watch", "frank"), _schema("apf-gina", "apf-dump", "gina"),
+                _schema("apf-hank", "apf-narrow", "hank"),
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "wide"}},
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "watched"}}]
         made = kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
@@ -182,6 +184,45 @@ def test_a_level_borrows_what_others_lend(cluster: Cluster) -> None:
         for h in held:
             assert h.release() == 201
     assert cluster.metric("apiserver_flowcontrol_rejected_requests_total", flow_schema="apf-erin") == 0
+
+
+def _create_then_get(c: Cluster, name: str) -> None:
+    """Hank's create, and as soon as it is answered his get on the same connection."""
+    sock = c.raw("hank", "POST", "/api/v1/namespaces/default/configmaps",
+                 json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).encode())
+    try:
+        assert read_response(sock)[0] == 201
+        sock.sendall(f"GET /api/v1/namespaces/default/configmaps/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: Bearer {c.tokens['hank']}\r\nAccept: application/json\r\n\r\n".encode())
+        assert read_response(sock)[0] == 200
+    finally:
+        sock.close()
+
+
+def test_a_write_many_watches_follow_keeps_its_seat_a_moment_after_it_ends(cluster: Cluster) -> None:
+    """apf-narrow has 1 seat, so its widest request is 1 seat. Followed by 200 watches, a
+    configmap create costs 20 seats for 5 ms, reshaped to 1 seat for 100 ms after it ends:
+    hank's get sent the moment his create is answered waits for it in the queue. With no
+    watches it does not wait at all."""
+    def waited() -> float:
+        return cluster.metric("apiserver_flowcontrol_request_wait_duration_seconds_sum", flow_schema="apf-hank",
+                              execute="true")
+
+    before = waited()
+    _create_then_get(cluster, "hank-alone")
+    assert waited() == before
+    watches = []
+    try:
+        for _ in range(200):
+            w = cluster.server.connect()
+            watches.append(w)
+            w.watch("/api/v1/namespaces/watchers/configmaps?watch=1")
+        _create_then_get(cluster, "hank-watched")
+        assert waited() - before >= 0.05
+    finally:
+        for w in watches:
+            w.conn.close()
+    cluster.kubectl("delete", "configmap", "hank-alone", "hank-watched", "-n", "default")
 
 
 def _table(text: str) -> list[list[str]]:
