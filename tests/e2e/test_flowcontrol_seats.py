@@ -187,14 +187,26 @@ def test_a_level_borrows_what_others_lend(cluster: Cluster) -> None:
 
 
 def _create_then_get(c: Cluster, name: str) -> None:
-    """Hank's create, and as soon as it is answered his get on the same connection."""
-    sock = c.raw("hank", "POST", "/api/v1/namespaces/default/configmaps",
-                 json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).encode())
+    """Hank's create and his get, pipelined on one connection: the server reads the get the
+    moment it has answered the create."""
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}).encode()
+    auth = f"Host: 127.0.0.1\r\nAuthorization: Bearer {c.tokens['hank']}\r\nAccept: application/json\r\n"
+    sock = c.server.ssl.wrap_socket(socket.create_connection(("127.0.0.1", c.server.port), timeout=30),
+                                    server_hostname="127.0.0.1")
     try:
-        assert read_response(sock)[0] == 201
-        sock.sendall(f"GET /api/v1/namespaces/default/configmaps/{name} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     f"Authorization: Bearer {c.tokens['hank']}\r\nAccept: application/json\r\n\r\n".encode())
-        assert read_response(sock)[0] == 200
+        sock.sendall(f"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\n{auth}Content-Type: application/json"
+                     f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body +
+                     f"GET /api/v1/namespaces/default/configmaps/{name} HTTP/1.1\r\n{auth}\r\n".encode())
+        replies = sock.makefile("rb")
+        for want in (201, 200):
+            status = int(replies.readline().split()[1])
+            length = 0
+            while (line := replies.readline().strip()):
+                key, _, value = line.decode().partition(":")
+                if key.lower() == "content-length":
+                    length = int(value)
+            replies.read(length)
+            assert status == want
     finally:
         sock.close()
 
