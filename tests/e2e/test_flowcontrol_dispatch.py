@@ -37,9 +37,16 @@ EVERYTHING = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources"
               "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]}
 
 
-def _level(name: str, response: dict[str, Any]) -> dict[str, Any]:
+def _level(name: str, response: dict[str, Any], shares: int = 1, lendable: int = 0,
+           borrowing: int | None = 0) -> dict[str, Any]:
+    """A level of ``shares``; by default it neither lends nor borrows, so that its seats are
+    its nominal ones (unset, ``borrowingLimitPercent`` lets a level borrow without limit)."""
+    limited: dict[str, Any] = {"nominalConcurrencyShares": shares, "lendablePercent": lendable,
+                               "limitResponse": response}
+    if borrowing is not None:
+        limited["borrowingLimitPercent"] = borrowing
     return {"apiVersion": V1, "kind": "PriorityLevelConfiguration", "metadata": {"name": name},
-            "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 1, "limitResponse": response}}}
+            "spec": {"type": "Limited", "limited": limited}}
 
 
 def _schema(name: str, level: str, user: str, precedence: int = 500) -> dict[str, Any]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bosun.aio import cancel_and_wait
 from bosun.api import discovery, errors, openapi, reviews
 from bosun.api.access import AccessControl
 from bosun.api.admission.base import WARNINGS
 from bosun.api.aggregator import Aggregator, aggregated_groups, legacy_groups
+from bosun.api.apf import debug as apf_debug
 from bosun.api.apf.dispatcher import Dispatcher
-from bosun.api.apf.gate import Gate, is_watch
+from bosun.api.apf.gate import WATCH_INITIALIZED, CacheCounts, Gate, is_watch
+from bosun.api.apf.inflight import InFlight
 from bosun.api.errors import APIError
 from bosun.api.fieldvalidation import add_warnings
 from bosun.api.flowcontrol import FlowControl
@@ -59,15 +63,17 @@ async def warn_deprecated_version(request: web.Request, response: web.StreamResp
 def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
              swarm: SwarmEndpoints | None = None,
              monitoring: Callable[[APIMetrics], Monitoring] | None = None,
-             concurrency_limit: int = 600) -> web.Application:
+             concurrency_limit: int = 600, inflight: tuple[int, int] | None = None) -> web.Application:
     """``monitoring``: what answers the metrics history, query, federation and metrics APIs,
     made with this app's Prometheus registry (default: a history of this process's own);
     ``concurrency_limit``: this process's seats for API Priority and Fairness (0: no APF, the
-    objects are still served)."""
+    objects are still served); ``inflight``: without APF, this process's max-in-flight limits
+    (read-only, mutating), or None for no limit at all."""
     access = AccessControl(auth, rest.storage, rest.cache, rest.catalog, rest.service_accounts)
     catalog = rest.catalog
     dispatcher = Dispatcher(concurrency_limit) if concurrency_limit > 0 else None
-    gate = Gate(dispatcher, catalog) if dispatcher is not None else None
+    gate = Gate(dispatcher, catalog, CacheCounts(rest.cache)) if dispatcher is not None else None
+    in_flight = InFlight(*inflight) if dispatcher is None and inflight is not None else None
     aggregator = Aggregator(rest.storage)
 
     @web.middleware
@@ -95,12 +101,29 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             request[USER] = user
             flow = gate.flow(request, user) if gate is not None else None
             if flow is None or dispatcher is None:
-                return await authorized(request, user, handler)
+                if in_flight is None:
+                    return await authorized(request, user, handler)
+                kind = in_flight.take(decoded(request, catalog), user)
+                if kind is None:
+                    return await authorized(request, user, handler)
+                try:
+                    return await authorized(request, user, handler)
+                finally:
+                    in_flight.release(kind)
             if not dispatcher.admit_now(flow):
                 await dispatcher.admit(flow)
             if is_watch(request, decoded(request, catalog)):
-                dispatcher.done(flow)  # admitted; a watch then holds no seat (bosun.api.apf.gate)
-                return await authorized(request, user, handler)
+                # The seat is held until the watch's initial events are sent (bosun.api.apf.gate).
+                held = [flow]
+
+                def initialized() -> None:
+                    if held:
+                        dispatcher.done(held.pop())
+                request[WATCH_INITIALIZED] = initialized
+                try:
+                    return await authorized(request, user, handler)
+                finally:
+                    initialized()
             try:
                 return await authorized(request, user, handler)
             finally:
@@ -128,6 +151,8 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
     instruments = APIMetrics(catalog)
     if dispatcher is not None:
         instruments.include(dispatcher.families)
+    if in_flight is not None:
+        instruments.include(in_flight.families)
     instruments.include(rest.storage.admission.metrics.families())
     rest.storage.store = instruments.timed_store(rest.storage.store)
     served = (monitoring or (lambda m: OwnMonitoring(rest, None, m.registry)))(instruments)
@@ -157,6 +182,18 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
 
     app.on_startup.append(start_policies)
     app.on_cleanup.append(stop_policies)
+    borrowing: list[asyncio.Task[None]] = []
+
+    async def start_borrowing(app: web.Application) -> None:
+        if dispatcher is not None:
+            borrowing.append(asyncio.get_running_loop().create_task(dispatcher.run()))
+
+    async def stop_borrowing(app: web.Application) -> None:
+        for task in borrowing:
+            await cancel_and_wait(task)
+
+    app.on_startup.append(start_borrowing)
+    app.on_cleanup.append(stop_borrowing)
 
     async def start_monitoring(app: web.Application) -> None:
         await served.start()
@@ -275,7 +312,22 @@ def make_app(rest: RestHandler, store: Store, auth: TokenAuthenticator | None,
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         return web.Response(body=body, content_type="application/json")
 
+    async def apf_dump(request: web.Request) -> web.Response:
+        if dispatcher is None:
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
+        what = request.match_info["what"]
+        if what == "dump_priority_levels":
+            text = apf_debug.priority_levels(dispatcher)
+        elif what == "dump_queues":
+            text = apf_debug.queues(dispatcher)
+        elif what == "dump_requests":
+            text = apf_debug.requests(dispatcher, bool(request.query.get("includeRequestDetails")))
+        else:
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
+        return web.Response(text=text, content_type="text/plain")
+
     r = app.router
+    r.add_get("/debug/api_priority_and_fairness/{what}", apf_dump)
     r.add_get("/healthz", healthz)
     r.add_get("/livez", healthz)
     r.add_get("/readyz", readyz)

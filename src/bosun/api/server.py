@@ -85,13 +85,20 @@ class ServerConfig:
     # priority levels, each API process taking its part (bosun.api.apf).
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
-    # kube-apiserver's --enable-priority-and-fairness (off: no request is limited at all).
+    # kube-apiserver's --enable-priority-and-fairness (off: the max-in-flight limits instead).
     priority_and_fairness: bool = True
 
     @property
     def concurrency_limit(self) -> int:
         """This process's part of the server's concurrency limit."""
         return process_share(self.max_requests_inflight + self.max_mutating_requests_inflight, self.api_workers)
+
+    @property
+    def inflight_limits(self) -> tuple[int, int]:
+        """This process's part of the max-in-flight limits (read-only, mutating), used when
+        API Priority and Fairness is off."""
+        return (process_share(self.max_requests_inflight, self.api_workers),
+                process_share(self.max_mutating_requests_inflight, self.api_workers))
 
     @property
     def host(self) -> str:
@@ -205,7 +212,8 @@ class APIServer:
         swarm = SwarmEndpoints(self.cluster, cfg.store_url, self.storage, cfg.data_dir)
         app = make_app(self.rest, self.store, auth, swarm,
                        monitoring=self._make_monitoring,
-                       concurrency_limit=cfg.concurrency_limit if cfg.priority_and_fairness else 0)
+                       concurrency_limit=cfg.concurrency_limit if cfg.priority_and_fairness else 0,
+                       inflight=None if cfg.priority_and_fairness else cfg.inflight_limits)
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from bosun.api import errors
+from bosun.api.apf.gate import initialized
 from bosun.api.cachedlist import ListOptions, list_page, objects
 from bosun.api.handler import Serving
 from bosun.api.httputil import flag, int_param, selectors, wants_table
@@ -28,6 +29,7 @@ EventSink = Callable[[list[tuple[str, dict[str, Any]]]], Awaitable[None]]
 Convert = Callable[[dict[str, Any]], dict[str, Any]]
 
 BOOKMARK_INTERVAL = 5.0
+_ADDED_BATCH = 1 << 16  # bytes of initial ADDED events per write
 # Without timeoutSeconds a watch ends after a random 30-60 minutes, as Kubernetes does,
 # so that long-lived clients spread their reconnections.
 DEFAULT_TIMEOUT = (1800, 3600)
@@ -115,6 +117,7 @@ async def serve_watch(handler: Serving, request: web.Request, t: Target,
     try:
         if initial:
             await out.added(initial)
+        initialized(request)  # API Priority and Fairness: the seat held for the start comes free
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -168,7 +171,20 @@ class _Lines:
         self.encoder = encoder
 
     async def added(self, objs: list[dict[str, Any]]) -> None:
-        await self.resp.write(b"".join(self.encoder.line("ADDED", o) for o in objs))
+        # In writes of about 64 KiB: aiohttp waits for the client to take a write only past
+        # the first, so a client that reads slowly holds the watch here (and its APF seat,
+        # held until the initial events are sent) rather than the server buffering them all.
+        batch: list[bytes] = []
+        size = 0
+        for o in objs:
+            line = self.encoder.line("ADDED", o)
+            batch.append(line)
+            size += len(line)
+            if size >= _ADDED_BATCH:
+                await self.resp.write(b"".join(batch))
+                batch, size = [], 0
+        if batch:
+            await self.resp.write(b"".join(batch))
 
     async def events(self, batch: list[tuple[str, CachedEvent]]) -> None:
         await self.resp.write(b"".join(self.encoder.event(t, ev) for t, ev in batch))

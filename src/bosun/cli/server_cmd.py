@@ -100,7 +100,8 @@ def _run(config: ServerConfig, options: ControlPlaneOptions) -> None:
 @click.option("--max-mutating-requests-inflight", type=click.IntRange(min=1), default=200, show_default=True,
               help="Added to --max-requests-inflight for the server's concurrency limit.")
 @click.option("--enable-priority-and-fairness", "priority_and_fairness", type=bool, default=True, show_default=True,
-              help="Limit requests by the FlowSchemas and PriorityLevelConfigurations (false: no limit at all).")
+              help="Limit requests by the FlowSchemas and PriorityLevelConfigurations (false: at most "
+                   "--max-requests-inflight read-only and --max-mutating-requests-inflight other requests at once).")
 @click.option("--log-level", default="warning", type=click.Choice(["debug", "info", "warning", "error"]))
 def server(data_dir: Path, listen: str, store_url: str, scheduling_strategy: str, controllers: str,
            scheduler: bool, node_monitor_grace_period: float, pod_eviction_timeout: float, local_transport: bool,

@@ -14,7 +14,13 @@ kernel spreads connections evenly over the processes, and a limit shared across 
 would cost a round trip to the store owner on every request, more than the whole request
 costs in APF otherwise. Several kube-apiservers behind a load balancer behave the same way.
 
-Left out of upstream's design: borrowing between levels (``lendablePercent``,
-``borrowingLimitPercent``), width estimates (every request is one seat, a list of 10,000
-objects too), and holding a watch's seat while its initial events are sent.
+A request's seats are upstream's work estimate (:mod:`.width`: lists by the objects in the
+watch cache, writes followed by many watches for a moment after they end); a watch holds its
+seat until its initial events are sent; levels lend and borrow seats every ten seconds by
+their demand (:mod:`.borrowing`). With APF off, :mod:`.inflight` is kube-apiserver's plain
+max-in-flight limit instead; :mod:`.debug` answers ``/debug/api_priority_and_fairness/dump_*``.
+
+Left out of upstream's design: a level removed while it has requests is dropped at once
+(upstream lets it drain, "quiescing"); requests that find a free seat take it without going
+through a queue, so the per-queue executing counts of ``dump_queues`` are not kept.
 """
