@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bosun.api import errors
 from bosun.api.errors import APIError
+from bosun.api.groupdoc import api_group
 from bosun.api.httputil import json_response
 from bosun.api.registry import must_by_plural
 from bosun.api.selectors import LabelSelector, SelectorError, parse_label_selector
@@ -48,17 +49,6 @@ _VERBS = ["get", "list"]
 NODES, PODS = must_by_plural("", "v1", "nodes"), must_by_plural("", "v1", "pods")
 
 # -- discovery fragments ------------------------------------------------------------------------
-
-
-def group_entry() -> dict[str, Any]:
-    """This group's entry in ``/apis`` (APIGroupList.groups)."""
-    gv = {"groupVersion": GROUP_VERSION, "version": VERSION}
-    return {"name": GROUP, "versions": [gv], "preferredVersion": gv}
-
-
-def api_group() -> dict[str, Any]:
-    """``GET /apis/metrics.k8s.io``."""
-    return {"kind": "APIGroup", "apiVersion": "v1", **group_entry()}
 
 
 def resource_list() -> dict[str, Any]:
@@ -225,7 +215,7 @@ class MetricsAPI:
     async def handle(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         """``parts``: the path after ``/apis/metrics.k8s.io``."""
         if not parts:
-            return json_response(api_group())
+            return json_response(api_group(GROUP, [VERSION]))
         if parts[0] != VERSION:
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         rest = parts[1:]

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from bosun.api import errors
 from bosun.api.errors import APIError
+from bosun.api.groupdoc import api_group
 from bosun.api.httputil import json_response
 from bosun.api.quantity import format_quantity
 from bosun.api.registry import find, must_by_plural
@@ -41,15 +42,6 @@ GROUP = "custom.metrics.k8s.io"
 VERSION = "v1beta2"
 GROUP_VERSION = f"{GROUP}/{VERSION}"
 PODS = must_by_plural("", "v1", "pods")
-
-
-def group_entry() -> dict[str, Any]:
-    gv = {"groupVersion": GROUP_VERSION, "version": VERSION}
-    return {"name": GROUP, "versions": [gv], "preferredVersion": gv}
-
-
-def api_group() -> dict[str, Any]:
-    return {"kind": "APIGroup", "apiVersion": "v1", **group_entry()}
 
 
 def aggregated_item() -> dict[str, Any]:
@@ -92,7 +84,7 @@ class CustomMetricsAPI:
     async def handle(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         """``parts``: the path after ``/apis/custom.metrics.k8s.io``."""
         if not parts:
-            return json_response(api_group())
+            return json_response(api_group(GROUP, [VERSION]))
         if parts[0] != VERSION:
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         rest = parts[1:]
