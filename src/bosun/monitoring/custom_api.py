@@ -26,7 +26,6 @@ from aiohttp import web
 
 from bosun.api import errors
 from bosun.api.errors import APIError
-from bosun.api.groupdoc import api_group
 from bosun.api.httputil import json_response
 from bosun.api.quantity import format_quantity
 from bosun.api.registry import find, must_by_plural
@@ -70,6 +69,9 @@ def _selector(request: web.Request, param: str) -> LabelSelector | None:
 
 
 class CustomMetricsAPI:
+    group = GROUP
+    version = VERSION
+
     def __init__(self, storage: Storage, history: MetricsHistory, live: MetricsAPI) -> None:
         self.storage = storage
         self.history = history
@@ -81,18 +83,8 @@ class CustomMetricsAPI:
                 "resources": [{"name": f"pods/{n}", "singularName": "", "namespaced": True,
                                "kind": "MetricValueList", "verbs": ["get"]} for n in names]}
 
-    async def handle(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        """``parts``: the path after ``/apis/custom.metrics.k8s.io``."""
-        if not parts:
-            return json_response(api_group(GROUP, [VERSION]))
-        if parts[0] != VERSION:
-            raise APIError(404, "NotFound", "the server could not find the requested resource")
-        rest = parts[1:]
-        if not rest:
-            return json_response(self.resource_list())
-        if request.method != "GET":
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource "
-                                            f"({request.method})")
+    async def serve(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        """A GET of ``rest``, the path after ``/apis/custom.metrics.k8s.io/v1beta2/``."""
         if len(rest) == 5 and rest[0] == "namespaces":
             ns, resource, name, metric = rest[1], rest[2], rest[3], rest[4]
             metric_sel = _selector(request, "metricLabelSelector")
