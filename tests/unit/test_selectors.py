@@ -11,6 +11,7 @@ from bosun.api.selectors import (
     SelectorError,
     check_field_selector,
     label_selector_from_dict,
+    label_selector_text,
     parse_field_selector,
     parse_label_selector,
 )
@@ -144,3 +145,15 @@ def test_matching_ten_thousand_objects() -> None:
     ]
     hits = len([o for o in objs if label_sel.matches(o["metadata"]["labels"]) and field_sel.matches(o)])
     assert hits == 5_000
+
+
+def test_a_label_selector_object_as_text_selects_what_the_object_selects() -> None:
+    sel = {"matchLabels": {"tier": "front", "app": "web"},
+           "matchExpressions": [{"key": "version", "operator": "In", "values": ["3", "4"]},
+                                {"key": "canary", "operator": "DoesNotExist"},
+                                {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                                {"key": "tier", "operator": "Exists"}]}
+    text = label_selector_text(sel)
+    assert text == "app=web,tier=front,version in (3,4),!canary,env notin (dev),tier"
+    assert parse_label_selector(text) == label_selector_from_dict(sel)
+    assert label_selector_text(None) == label_selector_text({}) == ""

@@ -11,7 +11,6 @@ second old, and only the very first request waits (``min_window``) for a second 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from bosun.agent.runtime.base import (
 )
 from bosun.agent.scrape import PodScraper
 from bosun.agent.volumestats import VolumeStats
+from bosun.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,8 @@ class StatsCollector:
             self._task = asyncio.create_task(self.run(), name="agent-stats")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     # -- Summary API ------------------------------------------------------------------------
 

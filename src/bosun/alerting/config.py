@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from bosun.alerting.yamltext import load_yaml
 
 CONFIG_NAMESPACE = "kube-system"
 CONFIG_NAME = "bosun-alerting"
@@ -237,14 +237,7 @@ def _route(data: Any, where: str, parent: Route | None, receivers: dict[str, Rec
 
 def parse_config(text: str, known_rules: frozenset[str]) -> AlertingConfig:
     """``config.yaml`` -> :class:`AlertingConfig`, or :class:`ConfigError` (one line)."""
-    try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{CONFIG_KEY}: invalid YAML{where}: {e.problem or type(e).__name__}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{CONFIG_KEY}: invalid YAML: {' '.join(str(e).split())}") from None
+    data = load_yaml(text, lambda message: ConfigError(f"{CONFIG_KEY}: {message}"))
     r = _Reader(data if data is not None else {}, "")
     r.only("receivers", "route", "rules", "evaluationInterval", "delivery")
     receivers: dict[str, ReceiverSpec] = {}

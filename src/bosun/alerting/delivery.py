@@ -8,11 +8,11 @@ receiver hears the current state when it comes back, once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from bosun.aio import cancel_and_wait
 from bosun.alerting.notify import Notification
 from bosun.alerting.receivers import DeliveryError, Integration
 
@@ -40,11 +40,8 @@ class Courier:
             self._task = asyncio.create_task(self._run(), name=f"alert-courier-{self.integration.id}")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         delay = self.retry_initial

@@ -34,9 +34,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from bosun.alerting.config import ConfigError, parse_duration
+from bosun.alerting.yamltext import load_yaml
 from bosun.monitoring.promql import Expr, PromQLError, is_scalar, parse
 
 RULES_LABEL = "bosun.io/alert-rules"
@@ -115,14 +114,7 @@ def _rule(data: Any, where: str, group: str, source: str) -> ExprRule:
 
 def parse_rule_file(text: str, source: str = "") -> list[ExprRule]:
     """A rule file's alert rules, or :class:`RuleFileError`."""
-    try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise RuleFileError(f"invalid YAML{at}: {e.problem or type(e).__name__}") from None
-    except yaml.YAMLError as e:
-        raise RuleFileError(f"invalid YAML: {' '.join(str(e).split())}") from None
+    data = load_yaml(text, RuleFileError)
     if not isinstance(data, dict) or set(data) - {"groups"}:
         raise RuleFileError("a rule file is a mapping with one field, groups")
     groups = data.get("groups") or []

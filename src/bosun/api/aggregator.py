@@ -26,6 +26,7 @@ from multidict import CIMultiDict
 from bosun.api import errors
 from bosun.api.aggregation import endpoint_of, server_name, tls_context
 from bosun.api.errors import APIError
+from bosun.api.groupdoc import group_entry
 from bosun.api.registry import Resource, must_by_plural
 from bosun.api.requestinfo import USER
 from bosun.api.storage import Storage
@@ -147,8 +148,7 @@ def legacy_groups(found: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str
     groups: dict[str, list[str]] = {}
     for group, version, _ in found:
         groups.setdefault(group, []).append(version)
-    return [{"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
-             "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}} for g, vs in groups.items()]
+    return [group_entry(g, vs) for g, vs in groups.items()]
 
 
 def aggregated_groups(found: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:

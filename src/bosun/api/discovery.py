@@ -22,6 +22,7 @@ from typing import Any
 from bosun import __version__
 from bosun.api import metrics
 from bosun.api.catalog import BUILTIN, Catalog
+from bosun.api.groupdoc import api_group, group_entry
 from bosun.api.registry import Resource
 from bosun.monitoring import custom_api as custom_metrics
 
@@ -95,31 +96,26 @@ def core_versions(server_address: str = "", catalog: Catalog = BUILTIN) -> dict[
     }
 
 
-def _group_doc(group: str, versions: list[str]) -> dict[str, Any]:
-    gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-    return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
-
-
 def api_groups(catalog: Catalog = BUILTIN) -> dict[str, Any]:
     """GET /apis (APIGroupList): every named group, its versions and preferred version."""
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_doc(g, vs) for g, vs in catalog.group_versions().items() if g]
-        + [metrics.group_entry(), custom_metrics.group_entry()],
+        "groups": [group_entry(g, vs) for g, vs in catalog.group_versions().items() if g]
+        + [group_entry(metrics.GROUP, [metrics.VERSION]), group_entry(custom_metrics.GROUP, [custom_metrics.VERSION])],
     }
 
 
 def group(group: str, catalog: Catalog = BUILTIN) -> dict[str, Any] | None:
     """GET /apis/<group> (APIGroup), or None when the group is not served (404)."""
     if group == metrics.GROUP:
-        return metrics.api_group()
+        return api_group(metrics.GROUP, [metrics.VERSION])
     if group == custom_metrics.GROUP:
-        return custom_metrics.api_group()
+        return api_group(custom_metrics.GROUP, [custom_metrics.VERSION])
     versions = catalog.group_versions().get(group)
     if not group or not versions:
         return None
-    return {"kind": "APIGroup", "apiVersion": "v1", **_group_doc(group, versions)}
+    return api_group(group, versions)
 
 
 def _aliases(r: Resource) -> dict[str, Any]:

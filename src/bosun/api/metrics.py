@@ -50,17 +50,6 @@ NODES, PODS = must_by_plural("", "v1", "nodes"), must_by_plural("", "v1", "pods"
 # -- discovery fragments ------------------------------------------------------------------------
 
 
-def group_entry() -> dict[str, Any]:
-    """This group's entry in ``/apis`` (APIGroupList.groups)."""
-    gv = {"groupVersion": GROUP_VERSION, "version": VERSION}
-    return {"name": GROUP, "versions": [gv], "preferredVersion": gv}
-
-
-def api_group() -> dict[str, Any]:
-    """``GET /apis/metrics.k8s.io``."""
-    return {"kind": "APIGroup", "apiVersion": "v1", **group_entry()}
-
-
 def resource_list() -> dict[str, Any]:
     """``GET /apis/metrics.k8s.io/v1beta1``."""
     return {
@@ -167,6 +156,9 @@ def agent_url(node: dict[str, Any]) -> str | None:
 
 
 class MetricsAPI:
+    group = GROUP
+    version = VERSION
+
     def __init__(self, rest: RestHandler) -> None:
         self.rest = rest
         self._session: aiohttp.ClientSession | None = None
@@ -222,18 +214,11 @@ class MetricsAPI:
             return data
         return await asyncio.shield(task)
 
-    async def handle(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        """``parts``: the path after ``/apis/metrics.k8s.io``."""
-        if not parts:
-            return json_response(api_group())
-        if parts[0] != VERSION:
-            raise APIError(404, "NotFound", "the server could not find the requested resource")
-        rest = parts[1:]
-        if not rest:
-            return json_response(resource_list())
-        if request.method != "GET":
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource "
-                                            f"({request.method})")
+    def resource_list(self) -> dict[str, Any]:
+        return resource_list()
+
+    async def serve(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        """A GET of ``rest``, the path after ``/apis/metrics.k8s.io/v1beta1/``."""
         if request.query.get("watch", "").lower() in ("1", "true"):
             raise errors.method_not_allowed("watch is not supported on the metrics API")
         try:

@@ -360,6 +360,25 @@ def label_selector_from_dict(sel: dict[str, Any] | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
+def label_selector_text(sel: dict[str, Any] | None) -> str:
+    """A metav1.LabelSelector as the query string kubectl would send (``app=web,tier in (a,b)``),
+    which is what Scale.status.selector and the metrics APIs' labelSelector carry."""
+    if not sel:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Field selectors
 # ---------------------------------------------------------------------------------------------

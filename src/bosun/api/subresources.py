@@ -18,6 +18,7 @@ from bosun.api.objects import as_dict, now_rfc3339, parse_time
 from bosun.api.patch import PatchError, apply_patch
 from bosun.api.registry import Resource
 from bosun.api.requestinfo import USER
+from bosun.api.selectors import label_selector_text
 from bosun.api.serversideapply import manager_of
 from bosun.api.target import Target
 
@@ -260,15 +261,4 @@ def _selector_string(sel: Any) -> str:
         return ""
     if "matchLabels" not in sel and "matchExpressions" not in sel:
         return ",".join(f"{k}={v}" for k, v in sorted(sel.items()))
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for e in sel.get("matchExpressions") or []:
-        key, op, vals = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(vals)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(vals)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
+    return label_selector_text(sel)

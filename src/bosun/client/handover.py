@@ -11,13 +11,10 @@ takes no shared objects from the in-process server, so nothing is lost by the in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
-
-from bosun.client.transport import Stream, Transport
+from bosun.client.transport import Carrier, Forwarding, Transport
 
 
-class HandoverTransport:
+class HandoverTransport(Forwarding):
     def __init__(self, current: Transport) -> None:
         self.current = current
         self._old: list[Transport] = []
@@ -27,24 +24,8 @@ class HandoverTransport:
         self._old.append(self.current)
         self.current = new
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str],
-        body: bytes | None,
-        headers: Mapping[str, str],
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        return await self.current.request(method, path, params, body, headers)
-
-    def stream(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        headers: Mapping[str, str],
-        read_timeout: float | None,
-    ) -> AbstractAsyncContextManager[Stream]:
-        return self.current.stream(path, params, headers, read_timeout)
+    def target(self) -> Carrier:
+        return self.current
 
     async def close(self) -> None:
         for t in [*self._old, self.current]:

@@ -14,7 +14,7 @@ import os
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import orjson
@@ -94,6 +94,16 @@ def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
         return min(MAX_RETRY_AFTER, max(0.0, float(headers.get("Retry-After", ""))))
     except ValueError:
         return None
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keywords of :meth:`Client.request_raw`, which :meth:`Client.request` passes on."""
+
+    params: Mapping[str, Any] | None
+    body: JSON | JSONList | bytes | None
+    content_type: str
+    accept: str
+    headers: Mapping[str, str] | None
 
 
 class Client:
@@ -187,22 +197,9 @@ class Client:
         self._raise_for(status, raw)
         return raw
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: JSON | JSONList | bytes | None = None,
-        content_type: str = "application/json",
-        accept: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-    ) -> JSON:
-        """Send one request and decode the JSON answer (``{}`` when the body is empty)."""
-        raw = await self.request_raw(
-            method, path, params=params, body=body, content_type=content_type, accept=accept,
-            headers=headers,
-        )
+    async def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> JSON:
+        """:meth:`request_raw` with the JSON answer decoded (``{}`` when the body is empty)."""
+        raw = await self.request_raw(method, path, **options)
         if not raw:
             return {}
         out = orjson.loads(raw)

@@ -11,6 +11,7 @@ never leaves the process.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -38,7 +39,9 @@ class Stream(Protocol):
         ...
 
 
-class Transport(Protocol):
+class Carrier(Protocol):
+    """What carries a client's requests: a transport, or the API server's in-process dispatcher."""
+
     async def request(
         self,
         method: str,
@@ -60,7 +63,36 @@ class Transport(Protocol):
         """A long-running GET; leaving the context ends it, as closing the connection would."""
         ...
 
+
+class Transport(Carrier, Protocol):
     async def close(self) -> None: ...
+
+
+class Forwarding(abc.ABC):
+    """A transport that hands every request, unchanged, to another carrier: what it adds is
+    the choice of that carrier (:meth:`target`)."""
+
+    @abc.abstractmethod
+    def target(self) -> Carrier: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        body: bytes | None,
+        headers: Mapping[str, str],
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        return await self.target().request(method, path, params, body, headers)
+
+    def stream(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        read_timeout: float | None,
+    ) -> AbstractAsyncContextManager[Stream]:
+        return self.target().stream(path, params, headers, read_timeout)
 
 
 class _HttpStream:
@@ -136,12 +168,8 @@ class HttpTransport:
         self._session = None
 
 
-class Dispatcher(Protocol):
+class Dispatcher(Carrier, Protocol):
     """The API server's in-process entry point (:class:`bosun.api.local.LocalDispatcher`)."""
-
-    async def request(
-        self, method: str, path: str, params: Mapping[str, str], body: bytes | None, headers: Mapping[str, str],
-    ) -> tuple[int, Mapping[str, str], bytes]: ...
 
     def stream(
         self, path: str, params: Mapping[str, str], headers: Mapping[str, str], read_timeout: float | None,
@@ -155,7 +183,7 @@ class EventStream(Stream, Protocol):
     def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
 
 
-class LocalTransport:
+class LocalTransport(Forwarding):
     """Requests handed straight to an API server in this process and event loop.
 
     There is no client-side timeout on unary requests: nothing can be lost on the way, and
@@ -166,24 +194,8 @@ class LocalTransport:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str],
-        body: bytes | None,
-        headers: Mapping[str, str],
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        return await self.dispatcher.request(method, path, params, body, headers)
-
-    def stream(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        headers: Mapping[str, str],
-        read_timeout: float | None,
-    ) -> AbstractAsyncContextManager[Stream]:
-        return self.dispatcher.stream(path, params, headers, read_timeout)
+    def target(self) -> Carrier:
+        return self.dispatcher
 
     def event_stream(
         self,

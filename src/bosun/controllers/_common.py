@@ -7,7 +7,7 @@ import abc
 import copy
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,6 +226,16 @@ def set_condition(status: Obj, type_: str, value: str, reason: str = "", message
     return True
 
 
+def without_finalizer(fields: Obj, finalizer: str) -> Obj:
+    """A copy of ``fields`` (an object's metadata, or a Namespace's spec) without
+    ``finalizer`` in its ``finalizers``, the list left out when nothing is left."""
+    rest = [f for f in fields.get("finalizers") or [] if f != finalizer]
+    out = {k: v for k, v in fields.items() if k != "finalizers"}
+    if rest:
+        out["finalizers"] = rest
+    return out
+
+
 # ---- the reconcile loop ------------------------------------------------------------------
 
 class Controller(abc.ABC):
@@ -265,6 +275,38 @@ class Controller(abc.ABC):
             await self.client.patch(res, m["name"], {"status": fields}, m.get("namespace"), subresource="status")
         except ApiError as e:
             if e.status != 404:
+                raise
+
+    async def write_conditions(self, res: Resource, obj: Obj, conditions: Iterable[tuple[str, str, str, str]]) -> None:
+        """Set ``(type, status, reason, message)`` conditions on a kind whose conditions carry
+        no ``lastUpdateTime`` (Namespace, CustomResourceDefinition, APIService), writing the
+        status only when one of them changed."""
+        status = {"conditions": [dict(c) for c in (obj.get("status") or {}).get("conditions") or []]}
+        changed = False
+        for type_, value, reason, message in conditions:
+            changed |= set_condition(status, type_, value, reason, message)
+        if changed:
+            for c in status["conditions"]:
+                c.pop("lastUpdateTime", None)
+            await self.patch_status(res, obj, status)
+
+    async def update_fresh(self, res: Resource, name: str, edit: Callable[[Obj], Obj], *,
+                           subresource: str | None = None) -> None:
+        """Write ``edit`` of a cluster-scoped object as it is now (read fresh, so the write is a
+        compare-and-swap on that version): a write that lost a race is retried through the
+        queue, and an object gone meanwhile needs nothing more."""
+        try:
+            obj = await self.client.get(res, name)
+        except ApiError as exc:
+            if exc.status == 404:
+                return
+            raise
+        try:
+            await self.client.update(res, edit(obj), subresource=subresource)
+        except ApiError as exc:
+            if exc.status == 409:
+                self.queue.add(name)
+            elif exc.status != 404:
                 raise
 
     @abc.abstractmethod

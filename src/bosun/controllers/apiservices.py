@@ -16,14 +16,12 @@ Two of kube-aggregator's controllers in one:
 
 from __future__ import annotations
 
-from typing import Any
-
 from bosun.api.aggregation import discovery_check, endpoint_of
 from bosun.api.crd.rows import is_established, rows_of
 from bosun.api.registry import RESOURCES
 from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
-from bosun.controllers._common import Controller, Obj, resource, set_condition, split_key
+from bosun.controllers._common import Controller, Obj, resource, split_key
 from bosun.controllers._kinds import CRDS
 
 APISERVICES = resource("apiregistration.k8s.io", "v1", "apiservices")
@@ -133,11 +131,7 @@ class APIServiceController(Controller):
         return "True", "Passed", "all checks passed"
 
     async def _set_available(self, obj: Obj, value: str, reason: str, message: str) -> None:
-        status: dict[str, Any] = {"conditions": [dict(c) for c in (obj.get("status") or {}).get("conditions") or []]}
-        if set_condition(status, "Available", value, reason, message):
-            for c in status["conditions"]:
-                c.pop("lastUpdateTime", None)  # not a field of APIServiceCondition
-            await self.patch_status(APISERVICES, obj, status)
+        await self.write_conditions(APISERVICES, obj, [("Available", value, reason, message)])
 
     async def _create(self, body: Obj) -> None:
         try:

@@ -11,9 +11,8 @@ the API lets the CRD go.
 from __future__ import annotations
 
 from bosun.api.strategy.apiextensions import CLEANUP_FINALIZER
-from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
-from bosun.controllers._common import Controller, Obj, set_condition, split_key
+from bosun.controllers._common import Controller, Obj, split_key, without_finalizer
 from bosun.controllers._emptying import delete_all
 from bosun.controllers._kinds import CRDS, ServedKinds
 
@@ -40,39 +39,17 @@ class CRDFinalizer(Controller):
             return
         if CLEANUP_FINALIZER not in (crd["metadata"].get("finalizers") or []):
             return
-        status = {"conditions": [dict(c) for c in (crd.get("status") or {}).get("conditions") or []]}
-        if set_condition(status, "Terminating", "True", "InstanceDeletionInProgress",
-                         "CustomResource deletion is in progress"):
-            for c in status["conditions"]:
-                c.pop("lastUpdateTime", None)  # not a field of CustomResourceDefinitionCondition
-            await self.patch_status(CRDS, crd, status)
+        await self.write_conditions(CRDS, crd, [("Terminating", "True", "InstanceDeletionInProgress",
+                                                 "CustomResource deletion is in progress")])
         res = self.kinds.of_crd(crd)
         if res is not None:
             result = await delete_all(self.client, [res], None)
             if not result.done:
                 self.queue.add_after(key, RETRY_SECONDS)
                 return
-        await self._drop_finalizer(name)
-
-    async def _drop_finalizer(self, name: str) -> None:
-        try:
-            crd = await self.client.get(CRDS, name)
-        except ApiError as exc:
-            if exc.status == 404:
-                return
-            raise
-        m = crd["metadata"]
-        rest = [f for f in m.get("finalizers") or [] if f != CLEANUP_FINALIZER]
-        m["finalizers"] = rest
-        if not rest:
-            del m["finalizers"]
-        try:
-            await self.client.update(CRDS, crd)
-        except ApiError as exc:
-            if exc.status == 409:
-                self.queue.add(name)
-            elif exc.status != 404:
-                raise
+        await self.update_fresh(
+            CRDS, name, lambda fresh: {**fresh, "metadata": without_finalizer(fresh["metadata"], CLEANUP_FINALIZER)},
+        )
 
 
 async def run(ctx: ComponentContext) -> None:

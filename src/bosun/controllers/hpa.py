@@ -20,12 +20,12 @@ from decimal import Decimal
 from typing import Any
 
 from bosun.api.quantity import format_quantity
-from bosun.api.selectors import SelectorError, parse_label_selector
+from bosun.api.selectors import SelectorError, label_selector_text, parse_label_selector
 from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
 from bosun.controllers._common import Controller, now, resource, rfc3339
 from bosun.controllers.hpa_behavior import Normalizer
-from bosun.controllers.hpa_metrics import MetricsClient, milli, selector_string
+from bosun.controllers.hpa_metrics import MetricsClient, milli
 from bosun.controllers.hpa_replicas import (
     MetricError,
     Timing,
@@ -286,7 +286,7 @@ class HPAController(Controller):
             metric = src.get("metric") or {}
             target = src.get("target") or {}
             values = await self.metrics.pods(ns, selector, str(metric.get("name")),
-                                             selector_string(metric.get("selector")))
+                                             label_selector_text(metric.get("selector")))
             replicas, avg = plain_replicas(spec_replicas, milli(target.get("averageValue") or 0), pods, values,
                                            timing)
             return replicas, f"pods metric {metric.get('name')}", {
@@ -297,7 +297,7 @@ class HPAController(Controller):
             target = src.get("target") or {}
             described = src.get("describedObject") or {}
             value = await self.metrics.object(ns, described, str(metric.get("name")),
-                                              selector_string(metric.get("selector")))
+                                              label_selector_text(metric.get("selector")))
             name = f"{str(described.get('kind', '')).lower()} metric {metric.get('name')}"
             if target.get("type") == "AverageValue":
                 replicas, avg = object_average_replicas(status_replicas, value, milli(target.get("averageValue")),

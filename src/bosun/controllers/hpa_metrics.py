@@ -29,24 +29,6 @@ def _window(raw: Any) -> float:
     return float(m.group(1)) if m else 0.0
 
 
-def selector_string(sel: Obj | None) -> str:
-    """A LabelSelector object as the query string kubectl would send."""
-    if not sel:
-        return ""
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for e in sel.get("matchExpressions") or []:
-        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
 class MetricsClient:
     def __init__(self, client: Client) -> None:
         self.client = client

@@ -15,6 +15,7 @@ The rules kept from upstream:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,6 +134,32 @@ def usage_ratio(metrics: dict[str, PodMetric], target: float) -> tuple[float, fl
     return avg / target, avg
 
 
+def _counted(pods: list[Obj], metrics: dict[str, PodMetric], resource: str,
+             timing: Timing) -> tuple[Groups, dict[str, PodMetric]]:
+    """The pods' groups and the metrics of the pods that count at first (neither ignored nor
+    unready); no metric, no pod or nothing left to count gives no replica count."""
+    if not metrics:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    groups = group_pods(pods, metrics, resource, timing)
+    counted = {k: v for k, v in metrics.items() if k not in groups.ignored and k not in groups.unready}
+    if not counted:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    return groups, counted
+
+
+def _assume(metrics: dict[str, PodMetric], groups: Groups, missing: Callable[[str], float],
+            with_unready: bool, now: datetime) -> None:
+    """Add the values the second pass assumes: ``missing(name)`` for a pod with no metric,
+    and 0 for an unready pod when scaling up."""
+    for name in groups.missing:
+        metrics[name] = PodMetric(missing(name), now, 0)
+    if with_unready:
+        for name in groups.unready:
+            metrics[name] = PodMetric(0.0, now, 0)
+
+
 def _finish(current: int, ratio: float, new_ratio: float, count: int, timing: Timing) -> int:
     if (abs(1.0 - new_ratio) <= timing.tolerance or (ratio < 1.0 < new_ratio)
             or (ratio > 1.0 > new_ratio)):
@@ -147,14 +174,7 @@ def resource_replicas(current: int, target_utilization: int, resource: str, pods
                       metrics: dict[str, PodMetric], timing: Timing,
                       container: str = "") -> tuple[int, int, float]:
     """(replicas, utilization %, average value in milli-units) for a Utilization target."""
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, timing)
-    metrics = {k: v for k, v in metrics.items() if k not in groups.ignored and k not in groups.unready}
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, metrics = _counted(pods, metrics, resource, timing)
     requests = pod_requests(pods, resource, container)
     ratio, util, raw = utilization_ratio(metrics, requests, target_utilization)
     with_unready = bool(groups.unready) and ratio > 1.0
@@ -162,14 +182,8 @@ def resource_replicas(current: int, target_utilization: int, resource: str, pods
         if abs(1.0 - ratio) <= timing.tolerance:
             return current, util, raw
         return math.ceil(ratio * groups.ready), util, raw
-    now = timing.now
-    if groups.missing:
-        fallback = max(100, target_utilization) if ratio < 1.0 else 0
-        for name in groups.missing:
-            metrics[name] = PodMetric(requests.get(name, 0.0) * fallback / 100, now, 0)
-    if with_unready:
-        for name in groups.unready:
-            metrics[name] = PodMetric(0.0, now, 0)
+    fallback = max(100, target_utilization) if ratio < 1.0 else 0
+    _assume(metrics, groups, lambda name: requests.get(name, 0.0) * fallback / 100, with_unready, timing.now)
     new_ratio, _, _ = utilization_ratio(metrics, requests, target_utilization)
     return _finish(current, ratio, new_ratio, len(metrics), timing), util, raw
 
@@ -178,27 +192,14 @@ def plain_replicas(current: int, target: float, pods: list[Obj], metrics: dict[s
                    timing: Timing, resource: str = "") -> tuple[int, float]:
     """(replicas, average value) for an AverageValue target over pods (Pods metrics, or a
     resource's AverageValue)."""
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, timing)
-    metrics = {k: v for k, v in metrics.items() if k not in groups.ignored and k not in groups.unready}
-    if not metrics:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, metrics = _counted(pods, metrics, resource, timing)
     ratio, avg = usage_ratio(metrics, target)
     with_unready = bool(groups.unready) and ratio > 1.0
     if not with_unready and not groups.missing:
         if abs(1.0 - ratio) <= timing.tolerance:
             return current, avg
         return math.ceil(ratio * groups.ready), avg
-    now = timing.now
-    if groups.missing:
-        for name in groups.missing:
-            metrics[name] = PodMetric(target if ratio < 1.0 else 0.0, now, 0)
-    if with_unready:
-        for name in groups.unready:
-            metrics[name] = PodMetric(0.0, now, 0)
+    _assume(metrics, groups, lambda _name: target if ratio < 1.0 else 0.0, with_unready, timing.now)
     new_ratio, _ = usage_ratio(metrics, target)
     return _finish(current, ratio, new_ratio, len(metrics), timing), avg
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from bosun.client.errors import ApiError
 from bosun.component import ComponentContext
-from bosun.controllers._common import Controller, Obj, resource, set_condition, split_key
+from bosun.controllers._common import Controller, Obj, resource, split_key, without_finalizer
 from bosun.controllers._emptying import Emptying, delete_all
 from bosun.controllers._kinds import ServedKinds
 
@@ -74,45 +73,18 @@ class NamespaceController(Controller):
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return  # the API deletes it once no finalizer is left
         result = await delete_all(self.client, [r for r in self.kinds.all() if r.namespaced], name)
-        await self._write_conditions(ns, result)
+        await self.write_conditions(NAMESPACES, ns, conditions(result))
         if not result.done:
             n = self.passes.get(name, 0)
             self.passes[name] = n + 1
             self.queue.add_after(key, min(MAX_RETRY, FIRST_RETRY * 2 ** n))
             return
         self.passes.pop(name, None)
-        await self._finalize(name)
-
-    async def _write_conditions(self, ns: Obj, result: Emptying) -> None:
-        status = {"conditions": [dict(c) for c in (ns.get("status") or {}).get("conditions") or []]}
-        changed = False
-        for typ, value, reason, message in conditions(result):
-            changed |= set_condition(status, typ, value, reason, message)
-        if changed:
-            for c in status["conditions"]:
-                c.pop("lastUpdateTime", None)  # not a field of NamespaceCondition
-            await self.patch_status(NAMESPACES, ns, status)
-
-    async def _finalize(self, name: str) -> None:
-        """Remove ``kubernetes`` from spec.finalizers through the finalize subresource (read
-        fresh: compare-and-swap on the namespace as it is now)."""
-        try:
-            ns = await self.client.get(NAMESPACES, name)
-        except ApiError as exc:
-            if exc.status == 404:
-                return
-            raise
-        spec = dict(ns.get("spec") or {})
-        spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
-        if not spec["finalizers"]:
-            del spec["finalizers"]
-        try:
-            await self.client.update(NAMESPACES, {**ns, "spec": spec}, subresource="finalize")
-        except ApiError as exc:
-            if exc.status == 409:
-                self.queue.add(name)
-            elif exc.status != 404:
-                raise
+        # Through the finalize subresource, on the namespace as it is now.
+        await self.update_fresh(
+            NAMESPACES, name, lambda fresh: {**fresh, "spec": without_finalizer(fresh.get("spec") or {}, FINALIZER)},
+            subresource="finalize",
+        )
 
 
 async def run(ctx: ComponentContext) -> None:

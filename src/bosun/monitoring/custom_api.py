@@ -43,15 +43,6 @@ GROUP_VERSION = f"{GROUP}/{VERSION}"
 PODS = must_by_plural("", "v1", "pods")
 
 
-def group_entry() -> dict[str, Any]:
-    gv = {"groupVersion": GROUP_VERSION, "version": VERSION}
-    return {"name": GROUP, "versions": [gv], "preferredVersion": gv}
-
-
-def api_group() -> dict[str, Any]:
-    return {"kind": "APIGroup", "apiVersion": "v1", **group_entry()}
-
-
 def aggregated_item() -> dict[str, Any]:
     """Listed with no resources: which metrics exist changes as pods come and go, so clients
     read ``/apis/custom.metrics.k8s.io/v1beta2`` for them."""
@@ -78,6 +69,9 @@ def _selector(request: web.Request, param: str) -> LabelSelector | None:
 
 
 class CustomMetricsAPI:
+    group = GROUP
+    version = VERSION
+
     def __init__(self, storage: Storage, history: MetricsHistory, live: MetricsAPI) -> None:
         self.storage = storage
         self.history = history
@@ -89,18 +83,8 @@ class CustomMetricsAPI:
                 "resources": [{"name": f"pods/{n}", "singularName": "", "namespaced": True,
                                "kind": "MetricValueList", "verbs": ["get"]} for n in names]}
 
-    async def handle(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
-        """``parts``: the path after ``/apis/custom.metrics.k8s.io``."""
-        if not parts:
-            return json_response(api_group())
-        if parts[0] != VERSION:
-            raise APIError(404, "NotFound", "the server could not find the requested resource")
-        rest = parts[1:]
-        if not rest:
-            return json_response(self.resource_list())
-        if request.method != "GET":
-            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource "
-                                            f"({request.method})")
+    async def serve(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        """A GET of ``rest``, the path after ``/apis/custom.metrics.k8s.io/v1beta2/``."""
         if len(rest) == 5 and rest[0] == "namespaces":
             ns, resource, name, metric = rest[1], rest[2], rest[3], rest[4]
             metric_sel = _selector(request, "metricLabelSelector")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,7 +31,8 @@ from prometheus_client.registry import Collector as PromCollector
 
 from bosun.api import errors, metrics
 from bosun.api.errors import APIError
-from bosun.api.httputil import error_response
+from bosun.api.groupdoc import api_group
+from bosun.api.httputil import error_response, json_response
 from bosun.api.local import LocalDispatcher
 from bosun.monitoring import custom_api
 from bosun.monitoring.collector import Collector
@@ -113,6 +114,20 @@ async def _as_status(request: web.Request, handler: Handler) -> web.StreamRespon
         return error_response(errors.internal("an internal error occurred; see the server log"))
 
 
+class ServedGroup(Protocol):
+    """An API group this process serves itself, outside the registry (metrics.k8s.io,
+    custom.metrics.k8s.io): its discovery documents and GETs under its one version."""
+
+    group: str
+    version: str
+
+    def resource_list(self) -> dict[str, Any]: ...
+
+    async def serve(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        """A GET of ``rest`` (never empty), the path after ``/apis/<group>/<version>/``."""
+        ...
+
+
 class OwnMonitoring:
     """The history, its collector and the agents' scrapes, in this process."""
 
@@ -139,9 +154,17 @@ class OwnMonitoring:
 
     async def _group(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p][1:]  # after "apis"
-        if parts[0] == metrics.GROUP:
-            return await self.metrics_api.handle(request, parts[1:])
-        return await self.custom_api.handle(request, parts[1:])
+        api: ServedGroup = self.metrics_api if parts[0] == metrics.GROUP else self.custom_api
+        if len(parts) == 1:
+            return json_response(api_group(api.group, [api.version]))
+        if parts[1] != api.version:
+            raise APIError(404, "NotFound", "the server could not find the requested resource")
+        if len(parts) == 2:
+            return json_response(api.resource_list())
+        if request.method != "GET":
+            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource "
+                                            f"({request.method})")
+        return await api.serve(request, parts[2:])
 
     async def answer(self, method: str, path: str, query: list[tuple[str, str]],
                      headers: dict[str, str]) -> Answer:

@@ -45,7 +45,7 @@ class DockerSecurity:
 def _unheld(status: str = "/proc/self/status", last_cap: str = "/proc/sys/kernel/cap_last_cap") -> list[str]:
     """The capabilities the kernel knows that this node may not hand on (its bounding set lacks them)."""
     try:
-        known = ob.CAP_NUMBERED[:int(Path(last_cap).read_text()) + 1]
+        known = ob.ALL_CAPS[:int(Path(last_cap).read_text()) + 1]
     except (OSError, ValueError):
         return []
     held = set(ob.bounding_caps(status))

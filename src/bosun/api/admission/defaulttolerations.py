@@ -8,10 +8,11 @@ a user who wants another bound writes their own toleration (which is then left a
 
 from __future__ import annotations
 
-from bosun.api.admission.base import CREATE, Operation, Request
-from bosun.api.registry import Resource, must_by_plural
+from typing import Any
 
-PODS = must_by_plural("", "v1", "pods")
+from bosun.api.admission.base import Request
+from bosun.api.admission.newpod import NewPodMutation
+
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
@@ -27,20 +28,13 @@ def _covers(toleration: object, key: str) -> bool:
     return tkey == key or (not tkey and toleration.get("operator") == "Exists")
 
 
-class DefaultTolerationSeconds:
+class DefaultTolerationSeconds(NewPodMutation):
     name = "DefaultTolerationSeconds"
-    mutating = True
 
     def __init__(self, seconds: int) -> None:
         self.seconds = seconds
 
-    def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return res == PODS and operation == CREATE and subresource is None
-
-    async def admit(self, req: Request) -> None:
-        spec = req.obj.get("spec")
-        if not isinstance(spec, dict):
-            return
+    async def admit_spec(self, req: Request, spec: dict[str, Any]) -> None:
         tolerations = spec.get("tolerations")
         if not isinstance(tolerations, list):
             tolerations = []

@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-from bosun.api import errors
-from bosun.api.admission.base import CREATE, Obj, Operation, Reader, Request
-from bosun.api.errors import APIError
-from bosun.api.registry import Resource, must_by_plural
+from typing import Any
 
-PODS = must_by_plural("", "v1", "pods")
+from bosun.api import errors
+from bosun.api.admission.base import Obj, Reader, Request
+from bosun.api.admission.newpod import NewPodMutation
+from bosun.api.errors import APIError
+from bosun.api.registry import must_by_plural
+
 PRIORITY_CLASSES = must_by_plural("scheduling.k8s.io", "v1", "priorityclasses")
 # Built in, as in every Kubernetes cluster (they need no object).
 SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
 
-class Priority:
+class Priority(NewPodMutation):
     """A new pod gets the value (and preemption policy) of the class it names, or of the
     cluster's global default class when it names none; a pod naming a class that does not
     exist is refused."""
 
     name = "Priority"
-    mutating = True
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return res == PODS and operation == CREATE and subresource is None
-
-    async def admit(self, req: Request) -> None:
-        spec = req.obj.get("spec")
-        if not isinstance(spec, dict):
-            return
+    async def admit_spec(self, req: Request, spec: dict[str, Any]) -> None:
         cls_name = spec.get("priorityClassName")
         pc: Obj | None = None
         if isinstance(cls_name, str) and cls_name:

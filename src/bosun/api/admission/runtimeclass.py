@@ -8,27 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from bosun.api import errors
-from bosun.api.admission.base import CREATE, Obj, Operation, Reader, Request
+from bosun.api.admission.base import Obj, Reader, Request
+from bosun.api.admission.newpod import NewPodMutation
 from bosun.api.errors import APIError
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.registry import must_by_plural
 
-PODS = must_by_plural("", "v1", "pods")
 RUNTIME_CLASSES = must_by_plural("node.k8s.io", "v1", "runtimeclasses")
 
 
-class RuntimeClass:
+class RuntimeClass(NewPodMutation):
     name = "RuntimeClass"
-    mutating = True
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    def handles(self, res: Resource, operation: Operation, subresource: str | None) -> bool:
-        return res == PODS and operation == CREATE and subresource is None
-
-    async def admit(self, req: Request) -> None:
-        spec = req.obj.get("spec")
-        if not isinstance(spec, dict) or not isinstance(spec.get("runtimeClassName"), str):
+    async def admit_spec(self, req: Request, spec: dict[str, Any]) -> None:
+        if not isinstance(spec.get("runtimeClassName"), str):
             return
         cls_name = spec["runtimeClassName"]
         try:

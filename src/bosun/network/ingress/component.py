@@ -27,6 +27,7 @@ import logging
 import time
 from typing import Any
 
+from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
 from bosun.client.events import EventRecorder
 from bosun.client.informer import Informer
@@ -102,11 +103,8 @@ class NodeIngress:
         self._task = asyncio.create_task(self._run(), name="node-ingress")
 
     async def stop(self, *, remove: bool = False) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for informer in self._secrets.values():
             await informer.stop()
         self._secrets.clear()

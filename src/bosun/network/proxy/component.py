@@ -13,10 +13,10 @@ established connections keep their translation (it lives in conntrack, not in th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 
+from bosun.aio import cancel_and_wait
 from bosun.api.registry import must_by_plural
 from bosun.client.informer import object_key
 from bosun.network.base import NodeNetworkContext
@@ -82,11 +82,8 @@ class ServiceProxy:
         self._task = asyncio.create_task(self._run(), name="service-proxy")
 
     async def stop(self, *, remove: bool = False) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if remove:
             await self.kernel.remove_table()
             await route.remove(self.net.service_cidr, self._route_dev, self.kernel.prefix)
