@@ -65,8 +65,20 @@ os.register_at_fork(after_in_child=_forget_random)
 MAX_GENERATED_PREFIX = 58  # 63 - 5 random characters, as Kubernetes
 
 
+def random_suffix(alphabet: str, length: int) -> str:
+    """``length`` characters drawn uniformly from ``alphabet``, as ``secrets.choice`` drawn
+    ``length`` times would give, from one draw of the OS's randomness instead of one each
+    (a pod create makes one such suffix, for its token volume)."""
+    n = secrets.randbelow(len(alphabet) ** length)
+    out = []
+    for _ in range(length):
+        n, i = divmod(n, len(alphabet))
+        out.append(alphabet[i])
+    return "".join(out)
+
+
 def generated_name(prefix: str) -> str:
-    return prefix[:MAX_GENERATED_PREFIX] + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
+    return prefix[:MAX_GENERATED_PREFIX] + random_suffix(_NAME_ALPHABET, 5)
 
 
 def encode(obj: dict[str, Any]) -> bytes:

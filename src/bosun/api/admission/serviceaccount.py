@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import string
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -35,6 +34,7 @@ from bosun.api import errors
 from bosun.api.admission import mountablesecrets
 from bosun.api.admission.base import CREATE, UPDATE, Obj, Operation, Reader, Request
 from bosun.api.errors import APIError
+from bosun.api.objects import random_suffix
 from bosun.api.registry import Resource, must_by_plural
 
 PODS = must_by_plural("", "v1", "pods")
@@ -236,7 +236,7 @@ def _mount_token(spec: Obj) -> None:
     if any(isinstance(m, dict) and m.get("mountPath") == MOUNT_PATH
            for c in containers for m in c.get("volumeMounts") or []):
         return  # the pod mounts something of its own there
-    volume = f"kube-api-access-{''.join(secrets.choice(_SUFFIX) for _ in range(5))}"
+    volume = f"kube-api-access-{random_suffix(_SUFFIX, 5)}"
     volumes = spec.get("volumes")
     spec["volumes"] = [*(volumes if isinstance(volumes, list) else []), token_volume(volume)]
     for c in containers:

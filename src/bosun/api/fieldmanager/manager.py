@@ -12,11 +12,11 @@ status``), so a controller's status never conflicts with a user's spec.
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 from bosun.api.fieldmanager.fields import MISSING, diff, fields_of, leaves, merge, remove, value_at
 from bosun.api.fieldmanager.paths import ITEM, Path, from_fields, render, to_fields, trie_has, trie_with, trie_without
+from bosun.api.objects import now_rfc3339
 from bosun.api.patch.schema import FieldMeta, Schema
 
 APPLY, UPDATE = "Apply", "Update"
@@ -100,7 +100,7 @@ class Conflicts(Exception):
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return now_rfc3339()
 
 
 def parse(obj: dict[str, Any]) -> list[Entry]:
