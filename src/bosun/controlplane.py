@@ -112,10 +112,10 @@ class ControlPlane:
         try:
             if self.config.api_workers > 1:
                 assert self.api.store is not None and self.api.monitoring is not None
-                assert self.api.instruments is not None
+                assert self.api.instruments is not None and self.api.dispatcher is not None
                 peers = OwnerPeers(self.api.instruments.exposition)
                 self.api.instruments.peers = peers.for_owner
-                self.workers = WorkerPool(self.config, self.api.store, self.api.listen_sockets,
+                self.workers = WorkerPool(self.config, self.api.store, self.api.dispatcher,
                                           self.config.api_workers - 1,
                                           logging.getLevelName(logging.getLogger().getEffectiveLevel()),
                                           extra={"monitoring": self.api.monitoring.answer, **peers.ops()})

@@ -1,8 +1,9 @@
 """A `bosun server --api-workers N` for tests, and which of its processes serves a connection.
 
-Each new TCP connection is accepted by whichever API process takes it from the shared socket;
-``serving_pid`` finds out which one did (from /proc: the server-side socket of the connection
-and the process holding it), so a test can check it really used more than one."""
+Each new TCP connection is accepted by the store owner and served by the API process it hands
+it to (in turn, by weight); ``serving_pid`` finds out which one did (from /proc: the
+server-side socket of the connection and the process holding it), so a test can check it
+really used more than one."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from bosun.api.rest import RestHandler
 from bosun.api.storage import Storage
 from bosun.api.swarm_endpoints import SwarmEndpoints
 from bosun.api.watchcache import CachedEvent, WatchCache
+from bosun.api.workers.handoff import Dispatcher, bind_listeners
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.monitoring.history import HistoryConfig
 from bosun.monitoring.serving import Forward, ForwardedMonitoring, Monitoring, OwnMonitoring
@@ -115,10 +116,11 @@ class APIServer:
         """The API alone: deletion finishes (garbage collection, namespaces, CRDs) only with
         the control plane's collectors running beside it (:mod:`bosun.controlplane`).
 
-        An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through
-        and the listening ``sockets`` it shares with it, and ``forward``, where its monitoring
-        requests go (the owner keeps the one metrics history); otherwise the server opens the
-        store its config names, listens on its own and keeps the history itself."""
+        An API worker (bosun.api.workers) passes the ``store`` it reaches its owner's through,
+        ``sockets`` to listen on (none: its owner hands it connections, :meth:`serve_accepted`)
+        and ``forward``, where its monitoring requests go (the owner keeps the one metrics
+        history); otherwise the server opens the store its config names, listens on its own and
+        keeps the history itself."""
         self.config = config
         self._given_store = store
         self._given_sockets = sockets
@@ -127,8 +129,11 @@ class APIServer:
         # Prometheus metrics (set at start).
         self.monitoring: Monitoring | None = None
         self.instruments: APIMetrics | None = None
-        # What this server listens on (an API worker inherits them).
+        # What this server listens on (none in an API worker: its owner hands it connections).
         self.listen_sockets: list[socket.socket] = []
+        # With API workers (in their owner): what accepts connections and places them.
+        self.dispatcher: Dispatcher | None = None
+        self._ssl_ctx: ssl.SSLContext | None = None
         self.store: Store | None = None
         self.cache: WatchCache | None = None
         self.storage: Storage | None = None
@@ -217,27 +222,41 @@ class APIServer:
         self.local = app[LOCAL_DISPATCHER]
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        if self._given_sockets:
+        self._ssl_ctx = ssl_ctx
+        if self._given_sockets is not None:  # an API worker: its connections are handed to it
             for sock in self._given_sockets:
                 await web.SockSite(self._runner, sock, ssl_context=ssl_ctx).start()
             self.listen_sockets = list(self._given_sockets)
+        elif cfg.api_workers > 1:
+            # This process accepts every connection and places each in an API process, in
+            # turn by weight (bosun.api.workers.handoff); the pool adds workers as they serve.
+            self.listen_sockets = bind_listeners(cfg.host, cfg.port)
+            self.dispatcher = Dispatcher(self.listen_sockets, self.serve_accepted)
+            self.dispatcher.start()
         else:
-            # With API workers, each listens on a socket of its own on the same port
-            # (SO_REUSEPORT): the kernel spreads new connections evenly over them.
-            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True,
-                               reuse_port=cfg.api_workers > 1 or None)
+            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=ssl_ctx, reuse_address=True)
             await site.start()
             server = site._server
             assert server is not None and hasattr(server, "sockets")
             self.listen_sockets = list(server.sockets)
-        port = self.listen_sockets[0].getsockname()[1]
+        port = self.listen_sockets[0].getsockname()[1] if self.listen_sockets else cfg.port
         host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
         self.url = f"{scheme}://{connect_host}:{port}"
         if cfg.tls:
             self._ca_pem = pki.ca_cert_pem
-            if not self._given_sockets:  # a worker's URL is its owner's: the owner writes it
+            if self._given_sockets is None:  # a worker's URL is its owner's: the owner writes it
                 self.write_kubeconfig([])
+
+    async def serve_accepted(self, sock: socket.socket) -> None:
+        """Serve a connection accepted elsewhere (by this process's dispatcher, or by the
+        store owner's, which handed it to this worker)."""
+        assert self._runner is not None and self._runner.server is not None
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(self._runner.server, sock, ssl=self._ssl_ctx)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:  # a client gone or refused in its handshake
+            log.debug("connection not served: %r", exc)
+            sock.close()
 
     def _make_monitoring(self, instruments: APIMetrics) -> Monitoring:
         assert self.rest is not None
@@ -257,6 +276,9 @@ class APIServer:
         self._kubeconfig_others = list(others)
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.close()
+            self.dispatcher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

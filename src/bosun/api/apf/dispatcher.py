@@ -37,7 +37,7 @@ _LABELS = ["flow_schema", "priority_level"]
 
 def process_share(total: int, processes: int) -> int:
     """One API process's part of the server's concurrency limit. Connections are spread over
-    the processes by the kernel (SO_REUSEPORT), so each limits its own requests, as each
+    the processes (bosun.api.workers.handoff), so each limits its own requests, as each
     kube-apiserver behind a load balancer does: no cross-process round trip per request."""
     return max(1, math.ceil(total / max(1, processes)))
 

@@ -2,10 +2,10 @@
 
 One process owns the store (SQLite's single writer with its in-memory index, or the etcd
 client) and runs everything that must act once: the leader-elected controllers, the scheduler,
-the collectors. It is also an API process itself. N-1 more API processes listen on its port
-(SO_REUSEPORT: the kernel spreads new connections evenly over the processes) and do the
-per-request work that costs CPU: TLS, HTTP, decoding, validation, admission, encoding, watch
-fan-out.
+the collectors. It is also an API process itself. N-1 more API processes do the per-request work that costs
+CPU: TLS, HTTP, decoding, validation, admission, encoding, watch fan-out. The owner accepts
+every connection and hands it to a process in turn, counting itself as less than a worker
+since it has its own work besides (:mod:`.handoff`).
 
 Each worker is a whole ``APIServer`` on a :class:`~bosun.store.base.Store` that is a local RPC
 to the owner's store (:mod:`.remotestore` talking to :mod:`.storeserver` over a socketpair

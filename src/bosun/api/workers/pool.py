@@ -2,15 +2,13 @@
 
 A worker is ``python -m bosun.api.workers.worker`` (a fresh interpreter: forking a process
 that already runs SQLite's writer thread and an event loop is not safe). It inherits two
-things: listening sockets of its own, and one end of a socketpair over which it first receives
-the server's configuration and then reaches the owner's store (storeserver.py). It prints
-``ready`` on its stdout once it serves; nothing else uses that pipe.
+socketpairs: one over which it first receives the server's configuration and then reaches the
+owner's store (storeserver.py), and one over which the owner hands it client connections
+(handoff.py). It prints ``ready`` on its stdout once it serves; nothing else uses that pipe.
 
-Its listening sockets are bound here, to the owner's address and port, with SO_REUSEPORT (the
-owner's too): the kernel then hashes each new connection to one of the processes' queues, so
-connections spread evenly. One shared socket would let whichever process wakes first take
-them: in a benchmark, one process took all 50 clients. A worker that dies takes its socket
-with it (the parent keeps no copy), so no connection waits in a queue nobody accepts from.
+Workers do not listen: the owner accepts every connection and places it (handoff.py), in a
+worker only once that serves. A worker that dies takes its handoff channel with it, and no
+connection is handed to it any more.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from typing import Any
 from bosun.aio import cancel_and_wait
 from bosun.api.apf.dispatcher import process_share
 from bosun.api.server import ServerConfig
+from bosun.api.workers.handoff import Dispatcher
 from bosun.api.workers.storeserver import StoreServer
 from bosun.api.workers.wire import frame
 from bosun.store.base import Store
@@ -37,22 +36,6 @@ START_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 # A worker that keeps dying is restarted after a pause that doubles up to this.
 MAX_RESTART_DELAY = 30.0
-
-
-def listen_beside(sock: socket.socket) -> socket.socket:
-    """A new listening socket on ``sock``'s address and port, in its SO_REUSEPORT group."""
-    new = socket.socket(sock.family, socket.SOCK_STREAM)
-    try:
-        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        new.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if sock.family == socket.AF_INET6:  # as asyncio binds the owner's
-            new.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        new.bind(sock.getsockname()[:2])
-        new.listen(128)
-    except BaseException:
-        new.close()
-        raise
-    return new
 
 
 class WorkerStartError(RuntimeError):
@@ -67,9 +50,10 @@ class _Worker:
 
 
 class WorkerPool:
-    """``count`` API worker processes sharing ``sockets`` and ``store`` with this process."""
+    """``count`` API worker processes sharing ``store`` with this process, serving the
+    connections ``dispatcher`` hands them."""
 
-    def __init__(self, config: ServerConfig, store: Store, sockets: list[socket.socket], count: int,
+    def __init__(self, config: ServerConfig, store: Store, dispatcher: Dispatcher, count: int,
                  log_level: str = "WARNING", extra: Mapping[str, Callable[..., Awaitable[Any]]] | None = None) -> None:
         """``extra``: operations besides the store's that workers ask this process for
         (storeserver.py)."""
@@ -82,7 +66,10 @@ class WorkerPool:
                                   config.max_mutating_requests_inflight, processes))
         self.store = store
         self.extra = dict(extra or {})
-        self.sockets = sockets
+        self.dispatcher = dispatcher
+        # A worker's URL is its owner's (the port chosen when the config says 0).
+        port = dispatcher.listeners[0].getsockname()[1]
+        self.config = replace(self.config, listen=f"{config.listen.rsplit(':', 1)[0]}:{port}")
         self.count = count
         self.log_level = log_level
         self.workers: dict[int, _Worker] = {}
@@ -104,18 +91,20 @@ class WorkerPool:
             self._watchers[i] = asyncio.create_task(self._supervise(i), name=f"api-worker-{i}")
 
     async def _spawn(self, index: int) -> None:
-        listening = [listen_beside(s) for s in self.sockets]
         mine, theirs = socket.socketpair()
-        fds = [s.fileno() for s in listening]
+        handoff, their_handoff = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bosun.api.workers.worker", str(theirs.fileno()),
-                ",".join(map(str, fds)), self.log_level, str(index),
-                pass_fds=(theirs.fileno(), *fds), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE)
+                str(their_handoff.fileno()), self.log_level, str(index),
+                pass_fds=(theirs.fileno(), their_handoff.fileno()), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE)
+        except BaseException:
+            handoff.close()
+            raise
         finally:
             theirs.close()
-            for s in listening:
-                s.close()
+            their_handoff.close()
         reader, writer = await asyncio.open_unix_connection(sock=mine)
         writer.write(frame(self.config))
         serving = asyncio.create_task(StoreServer(self.store, reader, writer, self.extra).serve(),
@@ -135,14 +124,17 @@ class WorkerPool:
             await cancel_and_wait(serving)
             del self.workers[index]  # said here, not again by stop()
             why = f"it exited with code {code}" if exited else f"it did not serve within {START_TIMEOUT:.0f}s"
+            handoff.close()
             raise WorkerStartError(f"API worker {index} (pid {proc.pid}) did not start: {why}; "
                                    "see its log lines above")
+        self.dispatcher.add(index, handoff)
 
     async def _supervise(self, index: int) -> None:
         delay = 1.0
         while True:
             worker = self.workers[index]
             code = await worker.proc.wait()
+            self.dispatcher.remove(index)
             await cancel_and_wait(worker.serving)
             if self._stopping:
                 return
@@ -164,6 +156,8 @@ class WorkerPool:
             await cancel_and_wait(task)
         self._watchers.clear()
         workers, self.workers = list(self.workers.values()), {}
+        for w in workers:  # no more connections for them
+            self.dispatcher.remove(w.index)
         for w in workers:
             if w.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -29,6 +29,9 @@ class RemoteStore:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._watches: dict[int, asyncio.Queue[tuple[int, Any]]] = {}
+        # request id -> value of the creates and updates not answered yet: their events come
+        # without it (storeserver.py), and carry this very object on to the watch cache.
+        self._sent: dict[int, bytes] = {}
         self.lost = asyncio.Event()
         self._task = asyncio.create_task(self._read_loop(), name="remote-store")
 
@@ -45,7 +48,17 @@ class RemoteStore:
                             fut.set_exception(decode_error(payload))
                     continue
                 queue = self._watches.get(rid)
-                if queue is not None:
+                if queue is None:
+                    continue
+                if kind == EVENT:
+                    typ, key, value, revision, prev, write = payload
+                    if value is None:
+                        value = self._sent.get(write)
+                        if value is None:  # never: the event leaves before its write's reply
+                            queue.put_nowait((ERROR, ("unavailable", (f"no value for the event of {key}",))))
+                            continue
+                    queue.put_nowait((EVENT, WatchEvent(typ, key, value, revision, prev)))
+                else:
                     queue.put_nowait((kind, payload))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
@@ -71,6 +84,21 @@ class RemoteStore:
         self._out.put((rid, op, args))
         return await fut
 
+    async def _write(self, op: str, key: str, value: bytes, *args: Any) -> int:
+        """``call`` for a create or update: ``value`` stays here until the reply, for its event."""
+        if self.lost.is_set():
+            raise UnavailableError(_GONE)
+        rid = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        self._sent[rid] = value
+        self._out.put((rid, op, (key, value, *args)))
+        try:
+            rev: int = await fut
+        finally:
+            del self._sent[rid]
+        return rev
+
     async def get(self, key: str) -> KeyValue | None:
         row = await self.call("get", key)
         return None if row is None else KeyValue(*row)
@@ -84,12 +112,10 @@ class RemoteStore:
         return n
 
     async def create(self, key: str, value: bytes) -> int:
-        rev: int = await self.call("create", key, bytes(value))
-        return rev
+        return await self._write("create", key, bytes(value))
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
-        rev: int = await self.call("update", key, bytes(value), expected_revision)
-        return rev
+        return await self._write("update", key, bytes(value), expected_revision)
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
         return KeyValue(*await self.call("delete", key, expected_revision))
@@ -119,7 +145,7 @@ class RemoteStore:
             while True:
                 kind, payload = await queue.get()
                 if kind == EVENT:
-                    yield WatchEvent(*payload)
+                    yield payload
                 elif kind == ERROR:
                     raise decode_error(payload)
                 elif kind == END:

@@ -4,6 +4,13 @@ Every request runs as its own task, so a worker's many concurrent requests reach
 together (SQLite's writer then commits them as one batch, as it does for requests of the owner
 itself). A watch streams its events in revision order until the worker cancels it.
 
+The event of a write the worker is still waiting for carries, instead of the value, that
+write's request id (the store hands its watchers the very bytes object it was given, so this
+is known for sure): the worker takes the value it sent, which spares the channel a copy of
+each of its writes and lets its watch cache recognise its own objects (they need no decoding).
+Such an event always leaves before the write's reply: the reply waits one turn of the loop,
+in which the watches the write woke send their events.
+
 Besides the Store's operations, the owner serves ``extra`` ones that are not the store's but
 must be answered in one place, e.g. ``monitoring`` (the one metrics history:
 :mod:`bosun.monitoring.serving`)."""
@@ -38,6 +45,10 @@ async def _delete(store: Store, key: str, expected: int) -> Any:
     return kv_tuple(await store.delete(key, expected))
 
 
+# The operations that write a value (their arguments start with key, value).
+_WRITES = frozenset({"create", "update"})
+_NONE = (0, b"")
+
 # op -> how to answer it; the arguments come positionally from the worker (remotestore.py).
 OPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "get": _get,
@@ -66,6 +77,8 @@ class StoreServer:
         self._out = Outbox(writer)
         self._calls: set[asyncio.Task[None]] = set()
         self._watches: dict[int, asyncio.Task[None]] = {}
+        # key -> (request id, value) of the creates and updates being written for the worker.
+        self._writing: dict[str, tuple[int, bytes]] = {}
 
     async def serve(self) -> None:
         try:
@@ -99,19 +112,33 @@ class StoreServer:
         except KeyError:
             self._send((rid, ERROR, ("unavailable", (f"unknown store operation {op!r}",))))
             return
+        key = args[0] if op in _WRITES else None
+        if key is not None:
+            self._writing[key] = (rid, args[1])
         try:
             result = await handler(*args)
+            if key is not None:
+                # The store resumes its writers before its watchers: one turn of the loop
+                # lets this worker's watches send the write's event first (with its id).
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure goes back to the caller, never lost here
             self._send((rid, ERROR, encode_error(exc)))
             return
+        finally:
+            if key is not None and self._writing.get(key, _NONE)[0] == rid:
+                del self._writing[key]
         self._send((rid, OK, result))
 
     async def _watch(self, rid: int, prefix: str, from_revision: int) -> None:
         try:
             async for ev in self.store.watch(prefix, from_revision):
-                self._send((rid, EVENT, (ev.type, ev.key, ev.value, ev.revision, ev.prev_value)))
+                mine = self._writing.get(ev.key)
+                if mine is not None and mine[1] is ev.value:  # the worker has the value
+                    self._send((rid, EVENT, (ev.type, ev.key, None, ev.revision, ev.prev_value, mine[0])))
+                else:
+                    self._send((rid, EVENT, (ev.type, ev.key, ev.value, ev.revision, ev.prev_value, 0)))
                 await self.writer.drain()  # a worker that cannot keep up slows its own stream only
         except asyncio.CancelledError:
             raise

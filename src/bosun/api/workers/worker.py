@@ -1,7 +1,7 @@
-"""One API worker process: ``python -m bosun.api.workers.worker CHANNEL_FD LISTEN_FDS LEVEL INDEX``.
+"""One API worker process: ``python -m bosun.api.workers.worker CHANNEL_FD HANDOFF_FD LEVEL INDEX``.
 
 Started only by :class:`~bosun.api.workers.pool.WorkerPool`. It serves the API on the
-inherited listening sockets until the pool sends SIGTERM or its store owner is gone (then the
+connections its owner hands it (:mod:`.handoff`) until the pool sends SIGTERM or its store owner is gone (then the
 channel closes and it exits at once: a worker never outlives its server). SIGINT is ignored:
 a Ctrl-C reaches the whole process group, and the server stops its workers itself.
 """
@@ -18,6 +18,7 @@ import sys
 from bosun.aio import cancel_and_wait, tune_gc
 from bosun.api import errors
 from bosun.api.server import APIServer, ServerConfig
+from bosun.api.workers.handoff import Receiver
 from bosun.api.workers.metricspeers import push_forever, worker_peers
 from bosun.api.workers.remotestore import RemoteStore
 from bosun.api.workers.wire import read_frame
@@ -41,7 +42,7 @@ def to_owner(remote: RemoteStore) -> Forward:
     return forward
 
 
-async def serve(channel_fd: int, listen_fds: list[int], index: int) -> None:
+async def serve(channel_fd: int, handoff_fd: int, index: int) -> None:
     channel = socket.socket(fileno=channel_fd)
     reader, writer = await asyncio.open_unix_connection(sock=channel)
     config = await read_frame(reader)
@@ -50,11 +51,12 @@ async def serve(channel_fd: int, listen_fds: list[int], index: int) -> None:
     # On etcd a worker is one more kube-apiserver on the same cluster; on SQLite the file has
     # one writer, the owner, reached through the channel.
     store = None if is_etcd(config.store_url) else remote
-    sockets = [socket.socket(fileno=fd) for fd in listen_fds]
-    api = APIServer(config, store=store, sockets=sockets, forward=to_owner(remote))
+    api = APIServer(config, store=store, sockets=[], forward=to_owner(remote))
+    receiver = Receiver(socket.socket(fileno=handoff_fd), api.serve_accepted)
     pushing: asyncio.Task[None] | None = None
     try:
         await api.start()
+        receiver.start()
         assert api.instruments is not None
         api.instruments.peers = worker_peers(remote.call, index)
         pushing = asyncio.create_task(push_forever(remote.call, index, api.instruments.exposition),
@@ -72,22 +74,23 @@ async def serve(channel_fd: int, listen_fds: list[int], index: int) -> None:
             log.error("API worker: the server process is gone; exiting")
     finally:
         await cancel_and_wait(pushing)
+        receiver.close()
         await api.stop()
         if store is None:
             await remote.close()
 
 
 def main(argv: list[str]) -> None:
-    channel_fd, listen_fds, level, index = int(argv[1]), [int(x) for x in argv[2].split(",")], argv[3], argv[4]
+    channel_fd, handoff_fd, level, index = int(argv[1]), int(argv[2]), argv[3], argv[4]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=level.upper(),
                         format=f"%(asctime)s %(levelname)s api-worker-{index} %(name)s: %(message)s")
     try:
         import uvloop
 
-        uvloop.run(serve(channel_fd, listen_fds, int(index)))
+        uvloop.run(serve(channel_fd, handoff_fd, int(index)))
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(serve(channel_fd, listen_fds, int(index)))
+        asyncio.run(serve(channel_fd, handoff_fd, int(index)))
 
 
 if __name__ == "__main__":
