@@ -13,8 +13,8 @@ all the pods from this process and watches them being bound. Cases, as issue 3 n
 
 By default the pods are created ahead ("pre-created", as Kubernetes' scheduler_perf measures
 pods scheduled per second): once the scheduler has bound the warm-up pod, this process takes
-the control plane's leader Lease from the server (the server runs with a short lease, so its
-scheduler stops within seconds), creates every pod while no scheduler runs (none may be bound
+the control plane's leader Lease from the server (its scheduler stops within the renew
+deadline, 10 s), creates every pod while no scheduler runs (none may be bound
 meanwhile: "bound early" says so), then gives the Lease up. The server's scheduler leads again,
 syncs its informers and binds the backlog; throughput is pods bound / (last binding - first
 binding) seen on the watch, latency per pod from the release to its binding. With --live the
@@ -59,9 +59,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BOSUN = Path(sys.executable).parent / "bosun"
 NAMESPACE = "bench"
 TARGET = 2000.0  # pods/s at 5,000 nodes, case a, pods created ahead (issue 12)
-# The server's leader Lease (s): short, so that its scheduler stops soon after the bench takes
-# the Lease, and leads again soon after it is given back.
-LEASE_SECONDS = 3.0
+# The server's leader Lease (s), its default: its scheduler stops within the renew deadline (2/3
+# of it) after the bench takes the Lease, and leads again within a retry period (1/10) after it
+# is given back. A shorter lease made leadership flap on a loaded machine (a renewal late by
+# two seconds restarted the scheduler in the middle of a run).
+LEASE_SECONDS = 15.0
 LEASE_NAME, LEASE_NAMESPACE = "bosun-controlplane", "kube-system"
 HOLDER = "bench-scheduler-hold"
 # Status writes in flight per hollow process: enough that pods turn Running as fast as they
@@ -196,7 +198,7 @@ async def hold_scheduler(client: Client) -> None:
     """Take the control plane's Lease, so that the server's scheduler stops (its renewal fails
     within its renew deadline, 2/3 of the lease) and stays stopped until release_scheduler."""
     await set_lease_holder(client, HOLDER, 3600)
-    await asyncio.sleep(LEASE_SECONDS + 1)  # past the server's renew deadline: its scheduler stopped
+    await asyncio.sleep(LEASE_SECONDS * 2 / 3 + 2)  # past the server's renew deadline: its scheduler stopped
 
 
 async def release_scheduler(client: Client) -> None:
