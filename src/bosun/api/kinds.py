@@ -8,7 +8,7 @@ importing the server's validation and defaulting code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -31,17 +31,23 @@ class Kind:
     # parent the body names (POST .../bindings is POST .../pods/{name}/binding).
     created_as: tuple[str, str] | None = None
 
-    def _identity(self) -> tuple[object, ...]:
-        return (self.group, self.version, self.kind, self.plural, self.namespaced, self.short_names,
-                self.categories, self.subresources, self.verbs, self.has_spec, self.created_as)
-
     # A row of this table and the server's row for the same kind (a subclass that adds the
     # strategy) are one key in a dict: a client's informers are shared whoever looked the kind up.
+    # The key and its hash are computed once: rows are dict keys on every request's path.
+    _key: tuple[object, ...] = field(init=False, repr=False)
+    _hash: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        key = (self.group, self.version, self.kind, self.plural, self.namespaced, self.short_names,
+               self.categories, self.subresources, self.verbs, self.has_spec, self.created_as)
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_hash", hash(key))
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Kind) and self._identity() == other._identity()
+        return self is other or (isinstance(other, Kind) and self._hash == other._hash and self._key == other._key)
 
     def __hash__(self) -> int:
-        return hash(self._identity())
+        return self._hash
 
     @property
     def singular(self) -> str:

@@ -76,7 +76,8 @@ class Resource(Kind):
 
     @classmethod
     def of(cls, kind: Kind, strategy: Strategy = GENERIC, converter: Converter | None = None) -> Resource:
-        return cls(**{f.name: getattr(kind, f.name) for f in fields(Kind)}, strategy=strategy, converter=converter)
+        return cls(**{f.name: getattr(kind, f.name) for f in fields(Kind) if f.init}, strategy=strategy,
+                   converter=converter)
 
 
 # Each built-in kind's rules on a write, by (group, plural): every version of a kind shares them.
