@@ -15,8 +15,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bosun.api import registry
-from bosun.api.registry import Resource
+from bosun.api import kinds
+from bosun.api.kinds import Kind
 from bosun.cli import discovery
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import ApiError, Client
@@ -66,7 +66,7 @@ class CliState:
     namespace: str | None = None
     _client: Client | None = None
     # The server's kinds from discovery, fetched the first time a name is not a built-in one.
-    _discovered: list[Resource] | None = None
+    _discovered: list[Kind] | None = None
     server: str = ""  # the URL last connected to, for error messages after the client closed
 
     def client(self) -> Client:
@@ -104,14 +104,14 @@ def run(state: CliState, fn: Callable[[Client], Awaitable[T]]) -> T:
     return asyncio.run(body())
 
 
-def discovered() -> list[Resource]:
+def discovered() -> list[Kind]:
     """The server's kinds (custom ones included), asked once per command."""
     ctx = click.get_current_context(silent=True)
     state = ctx.find_object(CliState) if ctx is not None else None
     if state is None:
         return []
     if state._discovered is None:
-        async def go() -> list[Resource]:
+        async def go() -> list[Kind]:
             client = state.client()
             try:
                 return await discovery.fetch(client)
@@ -123,22 +123,22 @@ def discovered() -> list[Resource]:
     return state._discovered
 
 
-def resolve(name: str) -> Resource:
-    res = registry.find(name) or discovery.find(discovered(), name)
+def resolve(name: str) -> Kind:
+    res = kinds.find(name) or discovery.find(discovered(), name)
     if res is None:
         fail(f'error: the server doesn\'t have a resource type "{name}"')
     return res
 
 
-def resolve_many(spec: str) -> list[Resource]:
+def resolve_many(spec: str) -> list[Kind]:
     """``pods,svc`` or ``all`` -> resources, in the order typed, without repeats."""
-    out: list[Resource] = []
+    out: list[Kind] = []
     for part in spec.split(","):
         part = part.strip()
         if not part:
             continue
         if part.lower() == "all":
-            found = [r for r in registry.RESOURCES if "all" in r.categories]
+            found = [r for r in kinds.KINDS if "all" in r.categories]
         else:
             found = [resolve(part)]
         for r in found:
@@ -149,19 +149,19 @@ def resolve_many(spec: str) -> list[Resource]:
     return out
 
 
-def kind_group(res: Resource) -> str:
+def kind_group(res: Kind) -> str:
     """``pod``, ``deployment.apps``: how kubectl names a kind in its messages."""
     return f"{res.singular}.{res.group}" if res.group else res.singular
 
 
-def plural_group(res: Resource) -> str:
+def plural_group(res: Kind) -> str:
     return f"{res.plural}.{res.group}" if res.group else res.plural
 
 
-def resource_of(obj: JSON, source: str = "") -> Resource:
+def resource_of(obj: JSON, source: str = "") -> Kind:
     api_version = str(obj.get("apiVersion") or "")
     kind = str(obj.get("kind") or "")
-    res = registry.by_kind(api_version, kind) or discovery.by_kind(discovered(), api_version, kind)
+    res = kinds.by_kind(api_version, kind) or discovery.by_kind(discovered(), api_version, kind)
     if res is None:
         meta = obj.get("metadata") or {}
         where = f' from "{source}"' if source else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bosun.api.registry import by_kind
+from bosun.api.kinds import by_kind
 from bosun.cli.common import CliState, global_options, pass_state, run
 from bosun.client.rest import Client
 

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.cli.apply import check_namespace
 from bosun.cli.common import (
     CliState,
@@ -26,7 +26,7 @@ from bosun.client.rest import ApiError, Client
 _CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan"}
 
 
-async def _wait_gone(client: Client, res: Resource, name: str, ns: str | None, uid: str | None,
+async def _wait_gone(client: Client, res: Kind, name: str, ns: str | None, uid: str | None,
                      deadline: float) -> bool:
     """Deletion may be deferred (grace period, finalizers); kubectl waits for it by default."""
     while time.monotonic() < deadline:
@@ -77,7 +77,7 @@ def delete_cmd(
     dry_run: str,
 ) -> None:
     """Delete objects: `bosun delete pod web`, `bosun delete -f app.yaml`, `bosun delete deploy -l app=x`."""
-    targets: list[tuple[Resource, str, str | None]] = []
+    targets: list[tuple[Kind, str, str | None]] = []
     if filenames:
         if args:
             fail("error: there is no need to specify a resource type as a separate argument when passing "
@@ -86,7 +86,7 @@ def delete_cmd(
             res = resource_of(m.obj, m.source)
             name = str((m.obj.get("metadata") or {}).get("name") or "")
             targets.append((res, name, check_namespace(state, m.obj, res.namespaced)))
-        by_listing: list[Resource] = []
+        by_listing: list[Kind] = []
     else:
         requests = parse_targets(args)
         named = [(r, n) for r, names in requests for n in names]
@@ -121,7 +121,7 @@ def delete_cmd(
             where = f" in {state.default_namespace} namespace." if namespaced else ""
             click.echo("No resources found" + where, err=True)
         ok = True
-        pending: list[tuple[Resource, str, str | None, str | None]] = []
+        pending: list[tuple[Kind, str, str | None, str | None]] = []
         for res, name, ns in targets:
             try:
                 answer = await client.delete(

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from bosun.api.registry import Resource, by_kind
+from bosun.api.kinds import Kind, by_kind
 from bosun.cli.common import CliState, api_error_line, fail, global_options, pass_state, resolve, run
 from bosun.cli.describe_fmt import Out, events_block, generic
 from bosun.cli.printers import age
@@ -21,7 +21,7 @@ def _shown_annotations(meta: JSON) -> JSON:
     return {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
 
 
-def _meta(out: Out, obj: JSON, res: Resource) -> None:
+def _meta(out: Out, obj: JSON, res: Kind) -> None:
     meta = obj.get("metadata") or {}
     out.kv("Name", meta.get("name"))
     if res.namespaced:
@@ -100,7 +100,7 @@ def _conditions(out: Out, conds: list[JSON]) -> None:
                  + str(c.get("reason") or ""), 1)
 
 
-def describe_pod(out: Out, obj: JSON, res: Resource) -> None:
+def describe_pod(out: Out, obj: JSON, res: Kind) -> None:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     _meta(out, obj, res)
     out.kv("Priority", spec.get("priority", 0))
@@ -139,7 +139,7 @@ def describe_pod(out: Out, obj: JSON, res: Resource) -> None:
     out.kv("Tolerations", "\n".join(tol) if tol else "<none>")
 
 
-def describe_deployment(out: Out, obj: JSON, res: Resource) -> None:
+def describe_deployment(out: Out, obj: JSON, res: Kind) -> None:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     _meta(out, obj, res)
     sel = (spec.get("selector") or {}).get("matchLabels") or {}
@@ -162,7 +162,7 @@ def describe_deployment(out: Out, obj: JSON, res: Resource) -> None:
     _conditions(out, status.get("conditions") or [])
 
 
-def describe_service(out: Out, obj: JSON, res: Resource) -> None:
+def describe_service(out: Out, obj: JSON, res: Kind) -> None:
     spec = obj.get("spec") or {}
     _meta(out, obj, res)
     out.kv("Selector", ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items())))
@@ -179,7 +179,7 @@ def describe_service(out: Out, obj: JSON, res: Resource) -> None:
     out.kv("Session Affinity", spec.get("sessionAffinity", "None"))
 
 
-def describe_node(out: Out, obj: JSON, res: Resource) -> None:
+def describe_node(out: Out, obj: JSON, res: Kind) -> None:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     labels = (obj.get("metadata") or {}).get("labels") or {}
     roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))
@@ -211,7 +211,7 @@ def describe_node(out: Out, obj: JSON, res: Resource) -> None:
     out.kv("PodCIDR", spec.get("podCIDR"))
 
 
-def describe_generic(out: Out, obj: JSON, res: Resource) -> None:
+def describe_generic(out: Out, obj: JSON, res: Kind) -> None:
     _meta(out, obj, res)
     for k, v in obj.items():
         if k in ("metadata", "apiVersion", "kind"):
@@ -249,7 +249,7 @@ async def events_for(client: Client, obj: JSON) -> list[JSON]:
                  or (e.get("involvedObject") or {}).get("uid") == uid)]
 
 
-def render(obj: JSON, res: Resource, events: list[JSON]) -> str:
+def render(obj: JSON, res: Kind, events: list[JSON]) -> str:
     out = Out()
     _DESCRIBERS.get(res.kind, describe_generic)(out, obj, res)
     if res.kind != "Event" and not events:

@@ -12,27 +12,27 @@ from typing import Any
 
 import orjson
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.client.rest import ApiError, Client
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 
 
-def rows(doc: dict[str, Any]) -> list[Resource]:
+def rows(doc: dict[str, Any]) -> list[Kind]:
     """Registry rows for every resource (not subresource) of an APIGroupDiscoveryList."""
-    out: list[Resource] = []
+    out: list[Kind] = []
     for group in doc.get("items") or []:
         gname = str((group.get("metadata") or {}).get("name") or "")
         for version in group.get("versions") or []:
             for r in version.get("resources") or []:
                 kind = str((r.get("responseKind") or {}).get("kind") or "")
-                out.append(Resource(gname, str(version.get("version")), kind, str(r.get("resource")),
+                out.append(Kind(gname, str(version.get("version")), kind, str(r.get("resource")),
                                     r.get("scope") == "Namespaced", tuple(r.get("shortNames") or ()),
                                     tuple(r.get("categories") or ()), verbs=tuple(r.get("verbs") or ())))
     return out
 
 
-async def fetch(client: Client) -> list[Resource]:
+async def fetch(client: Client) -> list[Kind]:
     try:
         raw = await client.request_raw("GET", "/apis", accept=AGGREGATED)
     except ApiError:
@@ -40,7 +40,7 @@ async def fetch(client: Client) -> list[Resource]:
     return rows(orjson.loads(raw))
 
 
-def find(kinds: list[Resource], name: str) -> Resource | None:
+def find(kinds: list[Kind], name: str) -> Kind | None:
     """``widgets``, ``widget``, ``wd``, ``Widget`` or ``widgets.example.com``, as kubectl reads them."""
     name_l = name.lower()
     for r in kinds:
@@ -50,6 +50,6 @@ def find(kinds: list[Resource], name: str) -> Resource | None:
     return None
 
 
-def by_kind(kinds: list[Resource], api_version: str, kind: str) -> Resource | None:
+def by_kind(kinds: list[Kind], api_version: str, kind: str) -> Kind | None:
     group, _, version = api_version.rpartition("/")
     return next((r for r in kinds if (r.group, r.version, r.kind) == (group, version, kind)), None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.kinds import Kind, must_by_plural
 from bosun.cli.common import CliError, CliState, fail, global_options, pass_state, run
 from bosun.cli.printers import age, render
 from bosun.client.rest import ApiError, Client
@@ -38,7 +38,7 @@ def _config_body(data: bytes) -> JSON:
 @dataclass(frozen=True, slots=True)
 class FileObjects:
     word: str  # "secret" / "config"
-    resource: Resource
+    resource: Kind
     body: Callable[[bytes], JSON]
 
     @property

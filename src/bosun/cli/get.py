@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.cli.common import (
     CliState,
     api_error_line,
@@ -26,7 +26,7 @@ from bosun.cli.tables import Layout, Table, fetch_table, row_meta
 from bosun.client.rest import ApiError, Client
 
 JSON = dict[str, Any]
-Request = tuple[Resource, list[str]]
+Request = tuple[Kind, list[str]]
 T = TypeVar("T")
 
 
@@ -56,13 +56,13 @@ def parse_targets(args: tuple[str, ...]) -> list[Request]:
     return [(r, list(names)) for r in kinds]
 
 
-def _ns_for(state: CliState, res: Resource, all_namespaces: bool) -> str | None:
+def _ns_for(state: CliState, res: Kind, all_namespaces: bool) -> str | None:
     if not res.namespaced or all_namespaces:
         return None
     return state.default_namespace
 
 
-def _with_type(res: Resource, obj: JSON) -> JSON:
+def _with_type(res: Kind, obj: JSON) -> JSON:
     obj.setdefault("apiVersion", res.group_version)
     obj.setdefault("kind", res.kind)
     return {"apiVersion": obj.pop("apiVersion"), "kind": obj.pop("kind"), **obj}
@@ -198,7 +198,7 @@ async def print_objects(
     output: str,
     ignore_not_found: bool,
 ) -> bool:
-    objs: list[tuple[Resource, JSON]] = []
+    objs: list[tuple[Kind, JSON]] = []
     ok = True
     single = len(targets) == 1 and len(targets[0][1]) == 1
     for res, names in targets:
@@ -226,7 +226,7 @@ async def print_objects(
 async def watch_loop(
     client: Client,
     state: CliState,
-    res: Resource,
+    res: Kind,
     all_namespaces: bool,
     selector: str | None,
     field_selector: str | None,
@@ -291,7 +291,7 @@ async def watch_loop(
 
 async def _initial(
     client: Client,
-    res: Resource,
+    res: Kind,
     ns: str | None,
     selector: str | None,
     field_selector: str | None,
@@ -310,7 +310,7 @@ async def _initial(
     return table.resource_version
 
 
-def _echo_watched(res: Resource, obj: JSON, output: str) -> None:
+def _echo_watched(res: Kind, obj: JSON, output: str) -> None:
     if output == "name":
         click.echo(f"{kind_group(res)}/{(obj.get('metadata') or {}).get('name', '')}")
     elif output == "json":

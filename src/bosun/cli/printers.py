@@ -14,7 +14,7 @@ from typing import Any
 import click
 import yaml
 
-from bosun.api.tables.format import human_duration
+from bosun.api.durations import human_duration
 
 PADDING = 3
 MIN_WIDTH = 6

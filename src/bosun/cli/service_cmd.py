@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from bosun.api.registry import by_plural, must_by_plural
+from bosun.api.kinds import by_plural, must_by_plural
 from bosun.cli.common import CliState, fail, global_options, pass_state, run
 from bosun.cli.printers import render
 from bosun.cli.service_flags import common_options, fill_groups

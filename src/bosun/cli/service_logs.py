@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bosun.api.registry import must_by_plural
+from bosun.api.kinds import must_by_plural
 from bosun.cli.common import CliState, global_options, pass_state, run
 from bosun.cli.swarm_lookup import must_find
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client, resource_path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bosun.api.registry import must_by_plural
+from bosun.api.kinds import must_by_plural
 from bosun.cli.common import CliState, fail, pass_state, run
 from bosun.cli.printers import render, to_yaml
 from bosun.cli.swarm_views import filters_of, service_rows, task_rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.cli.common import TABLE_ACCEPT, kind_group
 from bosun.cli.printers import age, cell_text
 from bosun.client.rest import Client, resource_path
@@ -54,7 +54,7 @@ def _table_from(body: JSON) -> Table:
 
 async def fetch_table(
     client: Client,
-    res: Resource,
+    res: Kind,
     namespace: str | None,
     name: str | None = None,
     *,
@@ -105,13 +105,13 @@ class Layout:
     def visible(self, columns: list[JSON]) -> list[int]:
         return [i for i, c in enumerate(columns) if self.wide or int(c.get("priority") or 0) == 0]
 
-    def header(self, res: Resource, columns: list[JSON]) -> list[str]:
+    def header(self, res: Kind, columns: list[JSON]) -> list[str]:
         head = [str(columns[i].get("name", "")).upper() for i in self.visible(columns)]
         if self.with_namespace and res.namespaced:
             head.insert(0, "NAMESPACE")
         return head
 
-    def cells(self, res: Resource, columns: list[JSON], row: JSON) -> list[str]:
+    def cells(self, res: Kind, columns: list[JSON], row: JSON) -> list[str]:
         raw = list(row.get("cells") or [])
         name_at = name_column(columns)
         out: list[str] = []

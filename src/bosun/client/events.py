@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bosun.api.registry import Resource, by_plural
+from bosun.api.kinds import Kind, by_plural
 from bosun.client.errors import ApiError
 from bosun.client.rest import Client, resource_path
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _events = by_plural("", "v1", "events")
 assert _events is not None
-EVENTS: Resource = _events
+EVENTS: Kind = _events
 AGGREGATE_SECONDS = 600.0
 MAX_PENDING = 10000
 # client-go's spam filter: per object and reason, a burst of 25 events, then one per 5 min.

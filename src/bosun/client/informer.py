@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Informer:
     def __init__(
         self,
         client: Client,
-        resource: Resource,
+        resource: Kind,
         namespace: str | None = None,
         *,
         label_selector: str | None = None,

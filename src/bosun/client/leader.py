@@ -19,12 +19,12 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from bosun.api.registry import Resource, by_kind
+from bosun.api.kinds import Kind, by_kind
 from bosun.client.rest import TRANSPORT_ERRORS, ApiError, Client
 
 log = logging.getLogger(__name__)
 
-def _lease_resource() -> Resource:
+def _lease_resource() -> Kind:
     found = by_kind("coordination.k8s.io/v1", "Lease")
     if found is None:
         raise RuntimeError("coordination.k8s.io/v1 Lease is missing from the resource registry")

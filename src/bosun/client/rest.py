@@ -19,7 +19,7 @@ from typing import Any, TypedDict, Unpack
 import aiohttp
 import orjson
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.client.errors import ApiError
 from bosun.client.failover import FailoverTransport
 from bosun.client.kubeconfig import ClusterConfig, load_kubeconfig
@@ -36,7 +36,7 @@ PATCH_CONTENT_TYPES = {
 
 
 def resource_path(
-    resource: Resource,
+    resource: Kind,
     namespace: str | None = None,
     name: str | None = None,
     subresource: str | None = None,
@@ -207,7 +207,7 @@ class Client:
 
     # -- typed verbs ----------------------------------------------------------------------------
 
-    def _ns(self, resource: Resource, namespace: str | None, obj: JSON | None = None) -> str | None:
+    def _ns(self, resource: Kind, namespace: str | None, obj: JSON | None = None) -> str | None:
         if not resource.namespaced:
             return None
         if namespace:
@@ -219,7 +219,7 @@ class Client:
         return self.config.namespace
 
     async def get(
-        self, resource: Resource, name: str, namespace: str | None = None, *,
+        self, resource: Kind, name: str, namespace: str | None = None, *,
         subresource: str | None = None,
     ) -> JSON:
         return await self.request(
@@ -228,7 +228,7 @@ class Client:
 
     async def list(
         self,
-        resource: Resource,
+        resource: Kind,
         namespace: str | None = None,
         *,
         label_selector: str | None = None,
@@ -246,7 +246,7 @@ class Client:
 
     async def list_all(
         self,
-        resource: Resource,
+        resource: Kind,
         namespace: str | None = None,
         *,
         label_selector: str | None = None,
@@ -273,7 +273,7 @@ class Client:
 
     async def create(
         self,
-        resource: Resource,
+        resource: Kind,
         obj: JSON,
         namespace: str | None = None,
         *,
@@ -291,7 +291,7 @@ class Client:
         return await self.request("POST", path, params=params, body=obj)
 
     async def update(
-        self, resource: Resource, obj: JSON, *, subresource: str | None = None, dry_run: bool = False,
+        self, resource: Kind, obj: JSON, *, subresource: str | None = None, dry_run: bool = False,
     ) -> JSON:
         """PUT the whole object; its metadata.resourceVersion makes this compare-and-swap."""
         meta = obj.get("metadata") or {}
@@ -303,7 +303,7 @@ class Client:
 
     async def patch(
         self,
-        resource: Resource,
+        resource: Kind,
         name: str,
         patch: JSON | JSONList,
         namespace: str | None = None,
@@ -324,7 +324,7 @@ class Client:
 
     async def delete(
         self,
-        resource: Resource,
+        resource: Kind,
         name: str,
         namespace: str | None = None,
         *,
@@ -365,7 +365,7 @@ class Client:
 
     async def watch(
         self,
-        resource: Resource,
+        resource: Kind,
         namespace: str | None = None,
         *,
         resource_version: str | None = None,

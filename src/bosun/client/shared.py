@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bosun.api.registry import Resource
+from bosun.api.kinds import Kind
 from bosun.client.informer import Informer
 from bosun.client.rest import Client
 
@@ -20,7 +20,7 @@ class SharedInformers:
         self._informers: dict[str, Informer] = {}
         self._started: set[str] = set()
 
-    def get(self, resource: Resource) -> Informer:
+    def get(self, resource: Kind) -> Informer:
         """The cluster-wide informer of ``resource`` (created on first use, not yet started)."""
         key = resource.group_plural
         inf = self._informers.get(key)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bosun.api.registry import Resource, by_kind
+from bosun.api.kinds import Kind, by_kind
 from bosun.cli.threeway import read_last_applied, three_way_patch, with_last_applied
 from bosun.client.rest import ApiError, Client
 
@@ -19,14 +19,14 @@ class NotServed(Exception):
     """The server has no such kind (e.g. NetworkPolicy on a server without it)."""
 
 
-def resource(obj: JSON) -> Resource:
+def resource(obj: JSON) -> Kind:
     res = by_kind(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
     if res is None:
         raise NotServed(f"{obj.get('kind')} ({obj.get('apiVersion')})")
     return res
 
 
-async def _wait_gone(client: Client, res: Resource, name: str, namespace: str, within: float = 30) -> None:
+async def _wait_gone(client: Client, res: Kind, name: str, namespace: str, within: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bosun.api.registry import must_by_plural
+from bosun.api.kinds import must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.compose.errors import ComposeError
 from bosun.compose.translate import autoscale

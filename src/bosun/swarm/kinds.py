@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api import kinds as api_kinds
 from bosun.compose.translate.context import MODE_ANNOTATION
 
 JSON = dict[str, Any]
 
-DEPLOYMENTS = must_by_plural("apps", "v1", "deployments")
-DAEMONSETS = must_by_plural("apps", "v1", "daemonsets")
-JOBS = must_by_plural("batch", "v1", "jobs")
+DEPLOYMENTS = api_kinds.must_by_plural("apps", "v1", "deployments")
+DAEMONSETS = api_kinds.must_by_plural("apps", "v1", "daemonsets")
+JOBS = api_kinds.must_by_plural("batch", "v1", "jobs")
 
 
 class NotScalable(Exception):
@@ -34,7 +34,7 @@ def _annotated_mode(obj: JSON, default: str) -> str:
 
 class Kind(Protocol):
     @property
-    def resource(self) -> Resource: ...
+    def resource(self) -> api_kinds.Kind: ...
 
     def mode(self, obj: JSON) -> str: ...
 
@@ -57,7 +57,7 @@ def _observed(obj: JSON) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Replicated:
-    resource: Resource = DEPLOYMENTS
+    resource: api_kinds.Kind = DEPLOYMENTS
 
     def mode(self, obj: JSON) -> str:
         return "replicated"
@@ -77,7 +77,7 @@ class Replicated:
 
 @dataclass(frozen=True, slots=True)
 class Global:
-    resource: Resource = DAEMONSETS
+    resource: api_kinds.Kind = DAEMONSETS
 
     def mode(self, obj: JSON) -> str:
         return "global"
@@ -98,7 +98,7 @@ class Global:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    resource: Resource = JOBS
+    resource: api_kinds.Kind = JOBS
 
     def mode(self, obj: JSON) -> str:
         return _annotated_mode(obj, "replicated-job")

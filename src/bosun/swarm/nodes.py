@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.registry import must_by_plural
+from bosun.api.kinds import must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.membership import MANAGER_LABEL, Manager, leader_identity, list_managers
 

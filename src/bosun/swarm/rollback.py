@@ -8,7 +8,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.kinds import Kind, must_by_plural
 from bosun.client.rest import Client
 from bosun.swarm.services import ServiceRef
 from bosun.swarm.update_status import ANNOTATION, ROLLBACK_STARTED, UpdateStatus, rfc3339_now
@@ -43,7 +43,7 @@ def _from_revision(rev: JSON) -> JSON:
 
 
 # Where each kind keeps its history, and how a past template is read back from it.
-_HISTORY: dict[str, tuple[Resource, Callable[[JSON], JSON]]] = {
+_HISTORY: dict[str, tuple[Kind, Callable[[JSON], JSON]]] = {
     "Deployment": (REPLICASETS, _from_replicaset),
     "DaemonSet": (REVISIONS, _from_revision),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.registry import must_by_plural
+from bosun.api.kinds import must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.compose.translate.context import IMAGE_ANNOTATION, SERVICE_KEY, STACK_LABEL
 from bosun.swarm.kinds import KINDS, Kind

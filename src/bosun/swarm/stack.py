@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.registry import Resource, must_by_plural
+from bosun.api.kinds import Kind, must_by_plural
 from bosun.client.rest import ApiError, Client
 from bosun.compose.translate import ServiceObjects, Translation
 from bosun.compose.translate.context import SERVICE_LABEL, STACK_LABEL
@@ -25,7 +25,7 @@ JSON = dict[str, Any]
 Say = Callable[[str], None]
 
 # What a stack owns besides its workloads, in the order `stack rm` reports them.
-OWNED: tuple[tuple[str, Resource], ...] = (
+OWNED: tuple[tuple[str, Kind], ...] = (
     ("service", must_by_plural("", "v1", "services")),
     ("secret", must_by_plural("", "v1", "secrets")),
     ("config", must_by_plural("", "v1", "configmaps")),

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from bosun.api.tables.format import human_duration
+from bosun.api.durations import human_duration
 
 JSON = dict[str, Any]
 
