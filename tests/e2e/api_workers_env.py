@@ -164,7 +164,10 @@ def api_server(tmp: Path, workers: int, *extra: str) -> Iterator[Server]:
             lines.append(line)
             if line.strip() == "ready" or not line:
                 break
-        assert "ready" in [x.strip() for x in lines], lines
+        if "ready" not in [x.strip() for x in lines]:
+            if proc.poll() is None:
+                proc.kill()
+            raise AssertionError(f"the server did not start: {lines} {proc.communicate(timeout=10)[1][-3000:]}")
         kc = yaml.safe_load((tmp / "kubeconfig").read_text())
         ctx = ssl.create_default_context(cafile=str(tmp / "pki" / "ca.crt"))
         server = Server(proc, tmp, port, kc["users"][0]["user"]["token"], ctx)
