@@ -11,6 +11,7 @@ not exist), so no request leaves loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -47,6 +48,20 @@ def nginx_pids(state: Path) -> set[int]:
         pids |= {int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
                                                  text=True).stdout.split()}
     return pids
+
+
+def kill_nginx(state: Path) -> None:
+    """SIGKILL this state directory's nginx, master first: a worker killed while its master
+    lives is replaced at once, and the replacement, orphaned by the master's death, would keep
+    the ports (and outlive the test)."""
+    masters = subprocess.run(["pgrep", "-f", f"nginx: master process .*{state}"], capture_output=True, text=True)
+    for master in [int(p) for p in masters.stdout.split()]:
+        workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+        os.kill(master, signal.SIGKILL)
+        workers += subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+        for pid in {int(p) for p in workers}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def curl(port: int, host: str) -> str:
@@ -97,8 +112,7 @@ async def test_nginx_is_adopted_after_a_crash_and_leaves_with_the_node(api_serve
                                  within=20, what="the burst served")
                 assert second.reloads - before < 15
                 # nginx killed behind our back: the watchdog starts it again.
-                for pid in nginx_pids(state):
-                    os.kill(pid, signal.SIGKILL)
+                kill_nginx(state)
                 await eventually(lambda: _async(curl(http, "moved.test") == "503"), within=20, what="restarted")
                 # nginx may answer a moment before its new master's pid file is written.
                 await eventually(lambda: _async(second.nginx.master() not in (None, master)), within=10,
