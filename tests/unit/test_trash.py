@@ -79,3 +79,21 @@ def test_the_deleting_thread_ends_when_idle_and_comes_back(tmp_path: Path, monke
         time.sleep(0.05)
     trash.discard(_tree(tmp_path / "b", files=5))  # a new thread deletes this one
     _wait_empty(tmp_path / "trash")
+
+
+def test_finish_waits_until_nothing_is_left_nor_being_deleted(tmp_path: Path) -> None:
+    """A closing driver waits on this: after it, the trash is empty and no ``rm`` of it runs."""
+    trash = Trash(tmp_path / "trash")
+    for i in range(3):
+        trash.discard(_tree(tmp_path / f"c{i}", files=2000))
+    trash.finish(60.0)
+    assert list((tmp_path / "trash").iterdir()) == []
+    running = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cmdline_has(pid, str(tmp_path))]
+    assert running == []
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

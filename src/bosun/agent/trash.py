@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class Trash:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._busy = False  # the thread is deleting
 
     def discard(self, path: Path) -> None:
         """Make ``path`` disappear now and its contents later. A path on another filesystem
@@ -66,6 +68,17 @@ class Trash:
                 self._thread = threading.Thread(target=self._run, name=f"trash {self.root}", daemon=True)
                 self._thread.start()
 
+    def finish(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) until what the trash holds is deleted and no deletion
+        runs: a driver that closes leaves no ``rm`` of its files behind it."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._wake.set()
+            deadline = time.monotonic() + timeout
+            while thread.is_alive() and time.monotonic() < deadline and (self._busy or self._wake.is_set()):
+                time.sleep(0.05)
+
     def empty(self) -> None:
         """Delete everything in the trash now (the calling thread waits for it)."""
         try:
@@ -85,11 +98,14 @@ class Trash:
                         self._thread = None
                         return
                 continue
+            self._busy = True
             self._wake.clear()
             try:
                 self.empty()
             except OSError as e:  # never let the thread die: the next discard wakes it again
                 log.warning("emptying %s: %s", self.root, e)
+            finally:
+                self._busy = False
 
 
 def _remove(paths: list[str]) -> None:

@@ -149,6 +149,7 @@ class OciDriver:
         self._drop_sealed_copy()
         busy = bool(await self.list_sandboxes() or await self.list_containers())
         self._exits.close()  # after the listing, which watches what it finds running
+        await asyncio.to_thread(self.trash.finish, 30.0)
         if busy:
             return
         if bridge_unused(self.cni.config.bridge):  # another agent on this host may share it
