@@ -74,6 +74,23 @@ RUNTIMES = ["process", pytest.param("oci", marks=requires_netns)]
 
 
 @contextmanager
+def policy_namespace(kubeconfig: str, namespace: str, workdir: str, *crds: str) -> Iterator[Kubectl]:
+    """kubectl in a fresh ``namespace``; afterwards every admission policy and binding (they
+    are cluster-wide), the named CRDs and the namespace are deleted, whatever happened."""
+    k = Kubectl(kubeconfig, workdir)
+    made = k("create", "namespace", namespace)
+    assert made.returncode == 0, made.stderr
+    try:
+        yield k
+    finally:
+        k("delete", "validatingadmissionpolicybindings", "--all", "--wait=false")
+        k("delete", "validatingadmissionpolicies", "--all", "--wait=false")
+        for crd in crds:
+            k("delete", "crd", crd, "--ignore-not-found", "--wait=false")
+        k("delete", "namespace", namespace, "--wait=false")
+
+
+@contextmanager
 def bosun_up(tmp: Path, ready_within: float = 60, runtime: str = "process",
              ingress_ports: tuple[int, int] | None = None) -> Iterator[Up]:
     """`bosun up --runtime RUNTIME` with its data in ``tmp``/up, on free loopback ports; yields

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import RunningServer, served
-from tests.e2e.helpers import Kubectl, wait_until
+from tests.e2e.helpers import Kubectl, policy_namespace, wait_until
 
 from bosun.client.kubeconfig import write_kubeconfig
 from bosun.security.tokens import create_user_token
@@ -61,15 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def kubectl(server: RunningServer, namespace: str, tmp_path: Path) -> Iterator[Kubectl]:
-    k = Kubectl(server.kubeconfig, str(tmp_path))
-    made = k("create", "namespace", namespace)
-    assert made.returncode == 0, made.stderr
-    try:
+    with policy_namespace(server.kubeconfig, namespace, str(tmp_path)) as k:
         yield k
-    finally:
-        k("delete", "validatingadmissionpolicybindings", "--all", "--wait=false")
-        k("delete", "validatingadmissionpolicies", "--all", "--wait=false")
-        k("delete", "namespace", namespace, "--wait=false")
 
 
 def refused_until(kubectl: Kubectl, args: tuple[str, ...], stdin: str, text: str) -> str:

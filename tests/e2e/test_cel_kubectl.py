@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.conftest import RunningServer, served
-from tests.e2e.helpers import Kubectl, wait_until
+from tests.e2e.helpers import Kubectl, policy_namespace, wait_until
 
 GROUP = "cel.example.com"
 
@@ -66,17 +66,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def kubectl(server: RunningServer, namespace: str, tmp_path: Path) -> Iterator[Kubectl]:
-    k = Kubectl(server.kubeconfig, str(tmp_path))
-    made = k("create", "namespace", namespace)
-    assert made.returncode == 0, made.stderr
-    try:
+    with policy_namespace(server.kubeconfig, namespace, str(tmp_path),
+                          *(f"{plural}.{GROUP}" for plural in ("services", "budgets"))) as k:
         yield k
-    finally:
-        k("delete", "validatingadmissionpolicybindings", "--all", "--wait=false")
-        k("delete", "validatingadmissionpolicies", "--all", "--wait=false")
-        for plural in ("services", "budgets"):
-            k("delete", "crd", f"{plural}.{GROUP}", "--ignore-not-found", "--wait=false")
-        k("delete", "namespace", namespace, "--wait=false")
 
 
 def established(kubectl: Kubectl, name: str) -> None:
