@@ -221,6 +221,20 @@ class Terminal:
                 except OSError:  # EIO: kubectl has exited
                     assert text in self.seen, f"{text!r} never appeared; the terminal showed {self.seen!r}"
 
+    def ask_until(self, command: str, text: str, within: float = 15) -> None:
+        """Sends ``command`` again every half second until ``text`` appears: for an answer that
+        is right only once something asynchronous has landed (kubectl attach sends the size
+        plus one, then the size, on its resize stream, racing the first line typed)."""
+        deadline = time.monotonic() + within
+        while True:
+            self.send(command)
+            try:
+                self.expect(text, within=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                return
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
