@@ -7,6 +7,10 @@ master named by the pid file (checked against /proc, so a recycled pid is never 
 and serving never pauses; only :meth:`Nginx.remove` (the node going away: ``bosun up``'s
 stop, the agent's cleanup) stops it and deletes its files.
 
+Its processes form a tree (bosun.network.ingress.proctree: its own cgroup where one can be
+made) that is killed whole before nginx is started again: workers orphaned by a master
+killed alone would hold the ports, and the new nginx could not bind.
+
 A candidate is tested with ``nginx -t`` before it replaces the running file; a reload
 (SIGHUP) starts new workers on the new file while the old ones finish their requests, so no
 connection is dropped.
@@ -15,7 +19,6 @@ connection is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -24,6 +27,8 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bosun.network.ingress.proctree import ProcessTree, alive, end, tree_for
 
 log = logging.getLogger(__name__)
 BINARY = "nginx"
@@ -38,15 +43,6 @@ class Refusal:
     line: int  # 0 when nginx named none
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -54,21 +50,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == str(pid):
-            out.append(int(stat.parent.name))
-    return out
-
-
 class Nginx:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, tree: ProcessTree | None = None) -> None:
         self.dir = state_dir
+        self.tree = tree or tree_for(state_dir)
         self.conf = state_dir / "nginx.conf"
         self.candidate = state_dir / "nginx.conf.new"
         self.pid_file = state_dir / "nginx.pid"
@@ -94,7 +79,7 @@ class Nginx:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if pid > 0 and _alive(pid) and "nginx: master process" in _cmdline(pid) and str(self.conf) in _cmdline(pid):
+        if pid > 0 and alive(pid) and "nginx: master process" in _cmdline(pid) and str(self.conf) in _cmdline(pid):
             return pid
         return None
 
@@ -121,10 +106,17 @@ class Nginx:
         if pid is not None:
             os.kill(pid, signal.SIGHUP)
             return ""
+        # A master killed alone leaves its workers holding the ports: nginx would not bind.
+        if left := await end(self.tree, STOP_WAIT):
+            return f"processes {left} of the previous nginx did not exit"
         self.pid_file.unlink(missing_ok=True)
         for stale in self.dir.glob("*.sock"):  # left by a master that was killed: nginx would not bind
             stale.unlink(missing_ok=True)
-        code, err = await self._run(*self._args(self.conf))
+        try:
+            command = self.tree.command(self._args(self.conf))
+        except OSError as e:
+            return f"nginx's cgroup could not be made: {e}"
+        code, err = await self._run(*command)
         if code != 0:
             return err.splitlines()[-1] if err else f"nginx exited with {code}"
         # The command returns when nginx has forked its daemon, which writes the pid file a
@@ -137,15 +129,14 @@ class Nginx:
         return ""
 
     async def remove(self) -> None:
-        """Stop nginx (gracefully, then by force, workers too) and delete its files."""
+        """Stop nginx (gracefully, then by force, orphaned workers too) and delete its files."""
         pid = self.master()
         if pid is not None:
-            workers = _children(pid)
             os.kill(pid, signal.SIGQUIT)
             deadline = time.monotonic() + STOP_WAIT
-            while _alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110 (another process: no event)
+            while alive(pid) and time.monotonic() < deadline:  # noqa: ASYNC110 (another process: no event)
                 await asyncio.sleep(0.05)
-            for p in [pid, *workers, *_children(pid)]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, signal.SIGKILL)
+        if left := await end(self.tree, STOP_WAIT):
+            log.error("ingress: nginx processes %s did not exit", left)
+        self.tree.remove()
         shutil.rmtree(self.dir, ignore_errors=True)
