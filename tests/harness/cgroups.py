@@ -37,17 +37,30 @@ def tracking_root() -> Path:
     raise RuntimeError("no cgroup2 and no v1 pids hierarchy mounted: the harness cannot track processes")
 
 
-def make(rel: str) -> Path:
-    """Create ``rel`` in the tracking hierarchy; returns its cgroup.procs file."""
-    d = tracking_root() / rel
-    d.mkdir(parents=True, exist_ok=True)
-    return d / "cgroup.procs"
+def _roots() -> list[Path]:
+    """The tracking hierarchy, and a cgroup2 mounted beside v1 ones (a hybrid host): what a
+    process makes below its own cgroup2 (the agent's nginx does) is then inside ``rel`` too,
+    and goes with it."""
+    roots = [tracking_root()]
+    for m in _cgroup_mounts():
+        if m.fstype == "cgroup2" and Path(m.mount_point) not in roots:
+            roots.append(Path(m.mount_point))
+    return roots
+
+
+def make(rel: str) -> list[Path]:
+    """Create ``rel`` in the tracking hierarchies; returns their cgroup.procs files."""
+    out = []
+    for root in _roots():
+        (root / rel).mkdir(parents=True, exist_ok=True)
+        out.append(root / rel / "cgroup.procs")
+    return out
 
 
 def wrap(rel: str, argv: list[str]) -> list[str]:
     """``argv`` started inside cgroup ``rel``: the shell joins it, then execs the command."""
-    procs = make(rel)
-    return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh", *argv]
+    joins = " && ".join(f"echo $$ > {procs}" for procs in make(rel))
+    return ["sh", "-c", f'{joins} && exec "$@"', "sh", *argv]
 
 
 def pids(rel: str) -> list[int]:
