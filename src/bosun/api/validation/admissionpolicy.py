@@ -15,14 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bosun.api.celrefs import undeclared
-from bosun.api.crd.cel import compile_error
 from bosun.api.errors import duplicate, forbidden, invalid, not_supported, required
+from bosun.api.validation.celitems import expression, match_conditions, named_expressions
 from bosun.api.validation.fields import Checker, GoList, child, index
 from bosun.api.validation.meta import (
     dns1123_label,
     dns1123_subdomain,
-    qualified_name,
     validate_label_selector,
     validate_object_meta,
 )
@@ -75,20 +73,6 @@ def default_binding(obj: Obj) -> None:
 
 
 # ---- shared parts ------------------------------------------------------------------------------
-
-
-def _expression(c: Checker, parent: Obj, name: str, path: str, declared: frozenset[str], *,
-                needed: bool = True) -> None:
-    text = c.text(parent, name, path)
-    if not text:
-        if needed:
-            c.add(required(path, ""))
-        return
-    why = compile_error(text)
-    if why is None and (missing := undeclared(text, declared)) is not None:
-        why = f"compilation failed: {missing}"
-    if why is not None:
-        c.add(invalid(path, text, why))
 
 
 def _one_of(c: Checker, value: str | None, path: str, supported: list[str], *, needed: bool = True) -> None:
@@ -158,7 +142,7 @@ def validate_policy(c: Checker, obj: Obj) -> None:
         c.add(required("spec.matchConstraints", ""))
     else:
         _match_resources(c, constraints, "spec.matchConstraints", rules_needed=True)
-    _match_conditions(c, spec, declared)
+    match_conditions(c, spec, "spec.matchConditions", declared)
     _variables(c, spec, declared)
     validations = c.objects(spec, "validations", "spec.validations")
     audits = c.objects(spec, "auditAnnotations", "spec.auditAnnotations")
@@ -166,40 +150,16 @@ def validate_policy(c: Checker, obj: Obj) -> None:
         c.add(required("spec.validations", "validations or auditAnnotations must contain at least one item"))
     for i, v in validations:
         p = index("spec.validations", i)
-        _expression(c, v, "expression", child(p, "expression"), declared)
+        expression(c, v, "expression", child(p, "expression"), declared)
         message = c.text(v, "message", child(p, "message"))
         if message is not None:
             if message and not message.strip():
                 c.add(invalid(child(p, "message"), message, "message must be non-empty if specified"))
             elif "\n" in message:
                 c.add(invalid(child(p, "message"), message, "message must not contain line breaks"))
-        _expression(c, v, "messageExpression", child(p, "messageExpression"), declared, needed=False)
+        expression(c, v, "messageExpression", child(p, "messageExpression"), declared, needed=False)
         _one_of(c, c.text(v, "reason", child(p, "reason")), child(p, "reason"), REASONS, needed=False)
-    keys: set[str] = set()
-    for i, a in audits:
-        _named_expression(c, a, index("spec.auditAnnotations", i), "key", "valueExpression", keys, declared)
-
-
-def _match_conditions(c: Checker, spec: Obj, declared: frozenset[str]) -> None:
-    names: set[str] = set()
-    for i, cond in c.objects(spec, "matchConditions", "spec.matchConditions"):
-        _named_expression(c, cond, index("spec.matchConditions", i), "name", "expression", names, declared)
-
-
-def _named_expression(c: Checker, item: Obj, p: str, name_field: str, expr_field: str, seen: set[str],
-                      declared: frozenset[str]) -> None:
-    """An item named by a required, qualified name unique among its siblings, with a CEL
-    expression (audit annotations by ``key``, match conditions by ``name``)."""
-    name = c.text(item, name_field, child(p, name_field))
-    if not name:
-        c.add(required(child(p, name_field), ""))
-    else:
-        for msg in qualified_name(name):
-            c.add(invalid(child(p, name_field), name, msg))
-        if name in seen:
-            c.add(duplicate(child(p, name_field), name))
-        seen.add(name)
-    _expression(c, item, expr_field, child(p, expr_field), declared)
+    named_expressions(c, audits, "spec.auditAnnotations", "key", "valueExpression", declared)
 
 
 def _variables(c: Checker, spec: Obj, declared: frozenset[str]) -> None:
@@ -210,7 +170,7 @@ def _variables(c: Checker, spec: Obj, declared: frozenset[str]) -> None:
             c.add(required(child(p, "name"), "name is not specified"))
         elif not _CEL_IDENTIFIER.match(name):
             c.add(invalid(child(p, "name"), name, "name is not a valid CEL identifier"))
-        _expression(c, var, "expression", child(p, "expression"), declared)
+        expression(c, var, "expression", child(p, "expression"), declared)
 
 
 # ---- ValidatingAdmissionPolicyBinding ----------------------------------------------------------

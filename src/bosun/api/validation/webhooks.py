@@ -12,14 +12,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from bosun.api.celrefs import undeclared
-from bosun.api.crd.cel import compile_error
 from bosun.api.errors import duplicate, invalid, not_supported, required
+from bosun.api.validation.celitems import match_conditions
 from bosun.api.validation.fields import Checker, child, index
 from bosun.api.validation.meta import (
     dns1035_label,
     dns1123_subdomain,
-    qualified_name,
     validate_label_selector,
     validate_object_meta,
 )
@@ -33,7 +31,6 @@ REINVOCATION_POLICIES = ["IfNeeded", "Never"]
 OPERATIONS = ["*", "CONNECT", "CREATE", "DELETE", "UPDATE"]
 SCOPES = ["*", "Cluster", "Namespaced"]
 REVIEW_VERSIONS = ["v1", "v1beta1"]
-MAX_MATCH_CONDITIONS = 64
 URL_FORM = "; desired format: https://host[/path]"
 
 # What a webhook's match condition may name (upstream's declarations; no params).
@@ -117,7 +114,7 @@ def _validate_hook(c: Checker, hook: Obj, path: str, *, mutating: bool) -> None:
             validate_label_selector(c, sel, child(path, field))
     _validate_review_versions(c, hook, child(path, "admissionReviewVersions"))
     _validate_client_config(c, hook, child(path, "clientConfig"))
-    _validate_match_conditions(c, hook, child(path, "matchConditions"))
+    match_conditions(c, hook, child(path, "matchConditions"), WEBHOOK_VARIABLES)
     if mutating:
         _one_of(c, hook, "reinvocationPolicy", child(path, "reinvocationPolicy"), REINVOCATION_POLICIES)
 
@@ -264,30 +261,3 @@ def _validate_service(c: Checker, service: Obj, path: str) -> None:
             continue
         for msg in dns1123_subdomain(step):
             c.add(invalid(where, url_path, f"segment[{i}]: {msg}"))
-
-
-def _validate_match_conditions(c: Checker, hook: Obj, path: str) -> None:
-    conditions = list(c.objects(hook, "matchConditions", path))
-    if len(conditions) > MAX_MATCH_CONDITIONS:
-        c.add(invalid(path, len(conditions), f"must have at most {MAX_MATCH_CONDITIONS} items"))
-    names: set[str] = set()
-    for i, cond in conditions:
-        p = index(path, i)
-        name = c.text(cond, "name", child(p, "name")) or ""
-        if not name:
-            c.add(required(child(p, "name")))
-        elif name in names:
-            c.add(duplicate(child(p, "name"), name))
-        else:
-            for msg in qualified_name(name):
-                c.add(invalid(child(p, "name"), name, msg))
-        names.add(name)
-        expr = c.text(cond, "expression", child(p, "expression")) or ""
-        if not expr:
-            c.add(required(child(p, "expression")))
-            continue
-        why = compile_error(expr)
-        if why is None and (missing := undeclared(expr, WEBHOOK_VARIABLES)) is not None:
-            why = f"compilation failed: {missing}"
-        if why is not None:
-            c.add(invalid(child(p, "expression"), expr, why))
