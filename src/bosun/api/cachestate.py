@@ -15,12 +15,12 @@ then are put back as they were before their first later change.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import orjson
 
-from bosun.api.selectors import FieldSelector
+from bosun.api.selectors import FieldSelector, path_getter
 
 # group_plural -> fields indexed by value (selected on by every node agent or controller).
 INDEXED_FIELDS: dict[str, tuple[str, ...]] = {"pods": ("spec.nodeName",)}
@@ -112,20 +112,6 @@ class Bucket:
         return self._sorted
 
 
-def _getter(path: str) -> Callable[[dict[str, Any]], str]:
-    parts = tuple(path.split("."))
-
-    def get(obj: dict[str, Any]) -> str:
-        cur: Any = obj
-        for p in parts:
-            if not isinstance(cur, dict):
-                return ""
-            cur = cur.get(p)
-        return cur if isinstance(cur, str) else "" if cur is None else str(cur)
-
-    return get
-
-
 class FieldIndex:
     """Entries by the value of one field. An object without the field's name anywhere in its
     stored JSON is indexed under "" without being decoded: most pods events a process did not
@@ -136,7 +122,7 @@ class FieldIndex:
     __slots__ = ("by_value", "get", "probe", "values")
 
     def __init__(self, path: str) -> None:
-        self.get = _getter(path)
+        self.get = path_getter(path)  # the value a field selector compares
         # The field's own name as a JSON key: absent from the bytes, absent from the object.
         self.probe = ('"' + path.rsplit(".", 1)[-1] + '"').encode()
         self.by_value: dict[str, Bucket] = {}

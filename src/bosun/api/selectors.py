@@ -420,8 +420,10 @@ def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
 
 
-def _path_getter(path: str) -> Callable[[dict[str, Any]], str]:
-    """Build the reader for a dotted path once, so matching is only dict lookups."""
+def path_getter(path: str) -> Callable[[dict[str, Any]], str]:
+    """Build the reader for a dotted path once, so matching is only dict lookups. Values are
+    printed as Kubernetes prints them for field selectors (``true``, not ``True``); a missing
+    field reads as ""."""
     parts = tuple(path.split("."))
 
     def get(obj: dict[str, Any]) -> str:
@@ -440,12 +442,12 @@ def _path_getter(path: str) -> Callable[[dict[str, Any]], str]:
 
 
 def _bool_getter(path: str) -> Callable[[dict[str, Any]], str]:
-    inner = _path_getter(path)
+    inner = path_getter(path)
     return lambda obj: inner(obj) or "false"
 
 
 def _int_getter(path: str) -> Callable[[dict[str, Any]], str]:
-    inner = _path_getter(path)
+    inner = path_getter(path)
     return lambda obj: inner(obj) or "0"
 
 
@@ -536,7 +538,7 @@ _SPECIAL_GETTERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def _getter_for(name: str) -> Callable[[dict[str, Any]], str]:
-    return _SPECIAL_GETTERS.get(name) or _path_getter(name)
+    return _SPECIAL_GETTERS.get(name) or path_getter(name)
 
 
 _META_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
