@@ -70,8 +70,11 @@ class CgroupTree:
     def command(self, argv: list[str]) -> list[str]:
         self.path.mkdir(exist_ok=True)
         self.record.write_text(f"{self.path}\n")
-        # The shell joins the cgroup, then becomes nginx: nothing of it runs outside.
-        return ["sh", "-c", 'echo 0 > "$1" && shift && exec "$@"', "sh", str(self.path / "cgroup.procs"), *argv]
+        # The shell joins the cgroup, then becomes nginx: nothing of it runs outside. Should
+        # the kernel refuse the move (a delegation it does not allow), nginx still starts, as
+        # it did before it had a cgroup: an ingress without one beats no ingress.
+        return ["sh", "-c", 'echo 0 2>/dev/null > "$1"; shift; exec "$@"', "sh", str(self.path / "cgroup.procs"),
+                *argv]
 
     def pids(self) -> list[int]:
         try:
