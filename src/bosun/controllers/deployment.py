@@ -51,7 +51,7 @@ def _rv(obj: Obj) -> int:
 
 class DeploymentController(Controller):
     name = "deployment"
-    workers = 4
+    workers = 5  # kube-controller-manager's --concurrent-deployment-syncs: a 5-service stack rolls out at once
 
     def __init__(self, ctx: ComponentContext) -> None:
         super().__init__(ctx)

@@ -77,7 +77,7 @@ class ReplicaSetController(Controller):
     in their resource, their kind name in owner references and the form of their selector."""
 
     name = "replicaset"
-    workers = 4
+    workers = 5  # kube-controller-manager's --concurrent-replicaset-syncs
     resource = RS
     kind = "ReplicaSet"
 

@@ -38,12 +38,21 @@ async def _wait_gone(client: Client, res: Kind, name: str, namespace: str, withi
         await asyncio.sleep(0.2)
 
 
-async def apply_object(client: Client, obj: JSON) -> str:
-    """``created``, ``updated`` or ``unchanged``."""
+async def apply_object(client: Client, obj: JSON, *, new: bool = False) -> str:
+    """``created``, ``updated`` or ``unchanged``. ``new``: the object is most likely not
+    there (its namespace was created just now), so it is created without reading it first,
+    one round trip instead of two; should it exist after all, it is applied as usual."""
     res = resource(obj)
     meta = obj["metadata"]
     name, ns = str(meta["name"]), str(meta.get("namespace") or "")
     desired = with_last_applied(obj)
+    if new:
+        try:
+            await client.create(res, desired, ns or None)
+            return "created"
+        except ApiError as e:
+            if e.reason != "AlreadyExists":
+                raise
     try:
         live = await client.get(res, name, ns or None)
     except ApiError as e:

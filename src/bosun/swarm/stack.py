@@ -95,7 +95,7 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
 
     async def write(obj: JSON) -> str:
         try:
-            return await apply_object(client, obj)
+            return await apply_object(client, obj, new=new_stack)
         except NotServed as e:
             if str(e) not in unserved:
                 unserved.add(str(e))
@@ -111,8 +111,9 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
                 await conditions.wait_for(client, t.stack, dep, condition, opts.wait_timeout)
             except conditions.DependencyFailed as e:
                 raise conditions.DependencyFailed(f"service {t.stack}_{dep} {e}") from None
-        for obj in svc.objects:
-            await write(obj)
+        # A service's own objects (its Service, network policy, volumes...) do not depend on one
+        # another: written together, then the workload that uses them.
+        _first_error(await asyncio.gather(*(write(obj) for obj in svc.objects), return_exceptions=True))
         if not new_stack:  # a new stack has no workload of another kind to drop
             await _drop_other_kinds(client, svc.workload)
         since = started()
@@ -150,11 +151,16 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
         for out in lines:
             for line in out:
                 say(line)
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
+        _first_error(results)
     if opts.prune:
         await prune(client, t, say)
+
+
+def _first_error(results: list[Any]) -> None:
+    """Raise the first exception of a gather(..., return_exceptions=True), once all ended."""
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
 
 
 async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say, why: str) -> None:
