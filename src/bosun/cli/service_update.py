@@ -46,7 +46,8 @@ def _env(c: JSON, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
     for item in add:
         key, _, value = item.partition("=")
         env = [e for e in env if e["name"] != key] + [{"name": key, "value": value}]
-    c["env"] = env
+    if env != (c.get("env") or []):  # an empty list written where none was is a new template: every task replaced
+        c["env"] = env
 
 
 def _labels(target: dict[str, str], add: tuple[str, ...], remove: tuple[str, ...]) -> None:
