@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -251,6 +251,39 @@ def test_failed_update_rolls_back_by_itself_when_asked(cluster: Cluster) -> None
     assert paused.rc == 1
     assert "update paused due to failure or early termination of task careful-" in paused.err
     c.ok("service", "rm", "careful")
+
+
+def test_an_earlier_rollback_is_not_taken_for_this_updates_verdict(cluster: Cluster) -> None:
+    """Until the monitor takes a new template up (and after an update that changes none), the
+    workload still shows the verdict on the update before: a rollback seconds ago, when
+    updates follow each other. The waiting CLI tells them apart by the generation the verdict
+    names, not by its time: here the earlier rollback's time is ahead of the CLI's clock (as
+    a server's may be), and both updates that follow it converge."""
+    c = cluster
+    c.ok("service", "create", "--name", "later", "--replicas", "1", "--update-monitor", "1s", *_sleeper("later"))
+    try:
+        def status() -> dict[str, Any]:
+            ann = c.get("deployment", "later", "-n", "default")["metadata"].get("annotations") or {}
+            return dict(json.loads(ann.get("bosun.io/update-status") or "{}"))
+
+        wait_until(lambda: bool(status().get("revision")), what="the monitor took the first template")
+        generation = c.get("deployment", "later", "-n", "default")["metadata"]["generation"]
+        ahead = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        earlier = {**status(), "state": "rollback_completed", "started_at": ahead, "completed_at": ahead,
+                   "message": "rollback completed", "generation": str(generation)}
+        p = c.up.kubectl("annotate", "--overwrite", "deployment", "later", "-n", "default",
+                         f"bosun.io/update-status={json.dumps(earlier)}")
+        assert p.returncode == 0, p.stderr
+        scaled = c.bosun("service", "update", "--replicas", "2", "later")  # no new template: the status stays
+        assert scaled.rc == 0, (scaled.out, scaled.err)
+        assert "rollback" not in scaled.out and "verify: Service later converged" in scaled.out
+        assert status()["state"] == "rollback_completed"
+        r = c.bosun("service", "update", "--args", f"busybox sh -c 'echo {MARKER} later; exec sleep 3601'", "later")
+        assert r.rc == 0, (r.out, r.err)
+        assert "rollback" not in r.out and "verify: Service later converged" in r.out
+        assert status()["state"] == "completed"
+    finally:
+        c.ok("service", "rm", "later")
 
 
 def test_a_detached_failed_update_rolls_back_on_the_server(cluster: Cluster) -> None:

@@ -33,7 +33,7 @@ from bosun.swarm.mount_changes import file_volume, translate_added
 from bosun.swarm.publish import change_host_ports, change_ports, needs_recreate
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import SERVICES, ServiceRef
-from bosun.swarm.updating import UpdateFailed, follow_update, started
+from bosun.swarm.updating import UpdateFailed, follow_update, start_of
 from bosun.swarm.used_ports import port_conflicts
 
 JSON = dict[str, Any]
@@ -46,7 +46,8 @@ def _env(c: JSON, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
     for item in add:
         key, _, value = item.partition("=")
         env = [e for e in env if e["name"] != key] + [{"name": key, "value": value}]
-    c["env"] = env
+    if env != (c.get("env") or []):  # an empty list written where none was is a new template: every task replaced
+        c["env"] = env
 
 
 def _labels(target: dict[str, str], add: tuple[str, ...], remove: tuple[str, ...]) -> None:
@@ -231,6 +232,7 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
     async def go(client: Client) -> None:
         svc = await must_find(client, state, name)
         obj = await client.get(svc.kind.resource, svc.name, svc.namespace)
+        start = start_of(obj)  # before the changes below: the update is written on this version
         template = obj["spec"]["template"]
         pod = template["spec"]
         c = pod["containers"][0]
@@ -274,7 +276,6 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
                 fail(f"error: {e}")
         if o["publish_add"] or o["publish_rm"]:
             await _publish(client, svc, list(o["publish_add"]), list(o["publish_rm"]), c)
-        since = started()
         updated = await client.update(svc.kind.resource, obj)
         if any(v is not None for v in scaling.values()):
             # After the workload's write: the autoscaler may resize it at once.
@@ -287,7 +288,7 @@ def update(state: CliState, name: str, image: str | None, new_args: str | None, 
         if detach:
             return
         try:
-            await follow_update(client, replace(svc, obj=updated), since, click.echo, CONVERGE_WITHIN)
+            await follow_update(client, replace(svc, obj=updated), start, click.echo, CONVERGE_WITHIN)
         except UpdateFailed as e:
             fail(f"error: {e}")
 

@@ -58,6 +58,7 @@ from bosun.swarm.update_status import (
     UPDATING,
     UpdateStatus,
     failure_action,
+    generation,
     max_failure_ratio,
     monitor,
     revision,
@@ -204,7 +205,8 @@ class UpdateMonitor(Controller):
         if status.state in (PAUSED, ROLLBACK_PAUSED):
             m = obj["metadata"]
             await self.client.patch(res, m["name"], rollout.resume_patch(status), m.get("namespace"))
-        new = UpdateStatus(state=UPDATING, revision=current, started_at=rfc3339_now(), message="update in progress")
+        new = UpdateStatus(state=UPDATING, revision=current, started_at=rfc3339_now(), message="update in progress",
+                           generation=generation(obj))
         await self._write(res, obj, new)
         self.recorder.event(obj, "Normal", "UpdateStarted", f"update of service {obj['metadata']['name']} started")
 
@@ -258,9 +260,11 @@ class UpdateMonitor(Controller):
         self.recorder.event(obj, "Warning", "UpdatePaused", f"update of service {name} paused: {reason}")
 
     async def _pause(self, rollout: Rollout, obj: Obj, status: UpdateStatus, state: str, message: str) -> None:
-        """Stop the rollout where it is, and say why, in one write."""
+        """Stop the rollout where it is, and say why, in one write (conditional on ``obj``'s
+        version, so the generation the status names is the one paused)."""
         status = UpdateStatus(state=state, revision=status.revision, started_at=status.started_at,
-                              completed_at=rfc3339_now(), message=message, saved_strategy=status.saved_strategy)
+                              completed_at=rfc3339_now(), message=message, saved_strategy=status.saved_strategy,
+                              generation=generation(obj))
         live = dict(obj, spec=dict(obj["spec"]))
         rollout.pause(live["spec"], status)
         live["metadata"] = dict(obj["metadata"], annotations={**(obj["metadata"].get("annotations") or {}),

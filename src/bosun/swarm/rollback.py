@@ -11,7 +11,7 @@ from typing import Any
 from bosun.api.kinds import Kind, must_by_plural
 from bosun.client.rest import Client
 from bosun.swarm.services import ServiceRef
-from bosun.swarm.update_status import ANNOTATION, ROLLBACK_STARTED, UpdateStatus, rfc3339_now
+from bosun.swarm.update_status import ANNOTATION, ROLLBACK_STARTED, UpdateStatus, generation, rfc3339_now
 
 JSON = dict[str, Any]
 REPLICASETS = must_by_plural("apps", "v1", "replicasets")
@@ -74,10 +74,11 @@ async def previous_template(client: Client, svc: ServiceRef) -> JSON:
 
 
 def mark_rollback(obj: JSON, message: str) -> None:
-    """Say in ``obj`` (written with the previous template) that this update is a rollback."""
+    """Say in ``obj`` (written with the previous template) that this update is a rollback: of
+    the template ``obj`` was read with, whose generation the status keeps."""
     status = UpdateStatus.of(obj) or UpdateStatus()
     status = UpdateStatus(state=ROLLBACK_STARTED, started_at=rfc3339_now(), message=message,
-                          saved_strategy=status.saved_strategy)
+                          saved_strategy=status.saved_strategy, generation=generation(obj))
     obj.setdefault("metadata", {}).setdefault("annotations", {})[ANNOTATION] = status.dump()
 
 

@@ -18,7 +18,7 @@ from bosun.swarm.apply import NotServed, apply_object, resource
 from bosun.swarm.kinds import KINDS, kind_of
 from bosun.swarm.rollback import NoPrevious, roll_back
 from bosun.swarm.services import NAMESPACES, ServiceRef, ref_of
-from bosun.swarm.updating import UpdateFailed, follow_update, started
+from bosun.swarm.updating import UpdateFailed, UpdateStart, follow_update, start_of
 from bosun.swarm.used_ports import PortInUse, port_conflicts
 
 JSON = dict[str, Any]
@@ -116,17 +116,17 @@ async def deploy(client: Client, t: Translation, opts: DeployOptions, say: Say, 
         _first_error(await asyncio.gather(*(write(obj) for obj in svc.objects), return_exceptions=True))
         if not new_stack:  # a new stack has no workload of another kind to drop
             await _drop_other_kinds(client, svc.workload)
-        since = started()
+        start = None if opts.detach else await _update_start(client, svc.workload)
         result = await write(svc.workload)
         verb = {"created": "Creating", "updated": "Updating"}.get(result)
         if verb:
             say(f"{verb} service {_label(svc.workload)}")
-        if verb and not opts.detach:
+        if verb and start is not None:
             res = resource(svc.workload)
             live = await client.get(res, svc.dns, t.stack)
             ref = ref_of(kind_of(dict(live, kind=res.kind)), live)
             try:
-                await follow_update(client, ref, since, say, opts.wait_timeout)
+                await follow_update(client, ref, start, say, opts.wait_timeout)
             except UpdateFailed as e:
                 await _roll_back_all(client, updated, say, f"stack {t.stack} rolled back: {e}")
                 raise
@@ -161,6 +161,19 @@ def _first_error(results: list[Any]) -> None:
     for r in results:
         if isinstance(r, BaseException):
             raise r
+
+
+async def _update_start(client: Client, workload: JSON) -> UpdateStart:
+    """Read before the workload's write, so its verdict is not taken from the update before."""
+    meta = workload["metadata"]
+    try:
+        return start_of(await client.get(resource(workload), meta["name"], meta.get("namespace")))
+    except NotServed:
+        return start_of(None)  # the write skips it: nothing is followed
+    except ApiError as e:
+        if not e.not_found:
+            raise
+        return start_of(None)
 
 
 async def _roll_back_all(client: Client, refs: list[ServiceRef], say: Say, why: str) -> None:

@@ -7,7 +7,12 @@ object's status belongs to its own controller. ``revision`` names the pod templa
 is about (a hash of ``spec.template``), so a new template is seen as a new update even when
 the status still says "completed" for the previous one; an empty revision with state
 ``rollback_started`` means "the next template is the rollback's" (written with it in one
-update, whoever rolls back: the monitor or ``bosun service rollback``).
+update, whoever rolls back: the monitor or ``bosun service rollback``). ``generation`` is the
+workload's ``metadata.generation`` the state was entered at (the rolled-back or paused one):
+a waiting CLI tells by it the verdict on its own update from the one on an earlier update,
+which the annotation still shows until the monitor takes the new template up (timestamps,
+of a second's grain and from two clocks, cannot tell them apart when the updates follow
+each other within a second or two).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class UpdateStatus:
     completed_at: str = ""
     message: str = ""
     saved_strategy: str = ""  # a paused DaemonSet's updateStrategy (JSON), put back when it resumes
+    generation: str = ""  # the workload's generation this state began at ("" from a server before it)
 
     @classmethod
     def of(cls, obj: JSON) -> UpdateStatus | None:
@@ -71,6 +77,11 @@ class UpdateStatus:
 
 def rfc3339_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def generation(obj: JSON) -> str:
+    """The workload's ``metadata.generation``, as the status keeps it."""
+    return str((obj.get("metadata") or {}).get("generation") or "")
 
 
 def revision(obj: JSON) -> str:
