@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import bosun
 from _procs import ROOT
 
 T = TypeVar("T")
@@ -38,10 +39,20 @@ def machine(note: str) -> dict[str, Any]:
     """CPU, Python, commit and loop speed of this run; ``note`` says what shared the CPUs with what."""
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), "")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
-            "loop_mops": loop_speed(), "note": note}
+    commit = _commit(ROOT)
+    out = {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "commit": commit,
+           "loop_mops": loop_speed(), "note": note}
+    # A baseline run imports another checkout's bosun (PYTHONPATH=<checkout>/src): say which.
+    measured = Path(bosun.__file__).resolve().parents[2]
+    if measured != ROOT.resolve():
+        out["bosun_commit"] = _commit(measured)
+        out["bosun_tree"] = str(measured)
+    return out
+
+
+def _commit(tree: Path) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
+                          check=False).stdout.strip()
 
 
 def results_header(args: argparse.Namespace, note: str, hidden: tuple[str, ...] = ("no_write", "output")

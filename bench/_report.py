@@ -39,23 +39,35 @@ def verbs_table(result: dict[str, Any]) -> str:
     )
 
 
+def _load(w: dict[str, Any]) -> str:
+    """The machine's 1-minute load average before/after the timed writes ("" in older results)."""
+    return "/".join(f"{x:.2f}" for x in w.get("loadavg", ()))
+
+
+def _where(w: dict[str, Any]) -> str:
+    procs = w.get("watcher_procs", 0)
+    return f"{procs} processes of their own" if procs else "the writers' process"
+
+
 def watch_table(result: dict[str, Any]) -> str:
     rows = []
     for store, s in result["stores"].items():
         for w in s["watch"]:
             d, r = w["delivery_from_send"], w["delivery_from_response"]
             rows.append([
-                store, str(w["watchers"]), f"{w['target_rate']:g}/{_f(w['achieved_rate'])}",
+                store, f"{w['watchers']}/{w.get('watcher_procs', 0) or 'same'}",
+                f"{w['target_rate']:g}/{_f(w['achieved_rate'])}",
                 _f(w["write"]["p50_ms"], 2), _f(w["write"]["p99_ms"], 2),
                 _f(d["p50_ms"], 2), _f(d["p99_ms"], 2), _f(d["max_ms"], 1),
                 _f(r["p50_ms"], 2), _f(r["p99_ms"], 2),
                 f"{w['deliveries']}/{w['expected_deliveries']}",
-                _pct(w, "server_cpu_s"), _pct(w, "etcd_cpu_s"), _pct(w, "loadgen_cpu_s"), _pct(w, "other_cpu_s"),
+                _pct(w, "server_cpu_s"), _pct(w, "etcd_cpu_s"), _pct(w, "loadgen_cpu_s"),
+                _pct(w, "watchers_cpu_s"), _pct(w, "other_cpu_s"), _load(w),
             ])
     return text_table(
-        ["store", "watchers", "rate want/got", "write p50", "write p99", "deliv p50", "deliv p99",
+        ["store", "watchers/procs", "rate want/got", "write p50", "write p99", "deliv p50", "deliv p99",
          "deliv max", "resp->deliv p50", "resp->deliv p99", "delivered", "srv%", "etcd%", "loadgen%",
-         "other%"],
+         "watchers%", "other%", "load avg"],
         rows,
     )
 
@@ -118,7 +130,8 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             p99 = w["delivery_from_send"]["p99_ms"]
             ok = "MET" if p99 < WATCH_TARGET_MS else "MISSED"
             out.append(
-                f"{store} watch p99 ({w['watchers']} watchers, {w['target_rate']:g} writes/s): "
+                f"{store} watch p99 ({w['watchers']} watchers in {_where(w)}, {w['target_rate']:g} writes/s, "
+                f"load avg {_load(w) or '?'}): "
                 f"{p99:.1f} ms, target < {WATCH_TARGET_MS:.0f} ms: {ok}"
             )
     return out
@@ -126,7 +139,8 @@ def verdicts(result: dict[str, Any]) -> list[str]:
 
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
-    print(f"\nBosun API benchmark, commit {m['commit']}, {m['cpus']} CPUs ({m['cpu_model']}), "
+    measured = f" measuring bosun {m['bosun_commit']} from {m['bosun_tree']}" if "bosun_commit" in m else ""
+    print(f"\nBosun API benchmark, commit {m['commit']}{measured}, {m['cpus']} CPUs ({m['cpu_model']}), "
           f"python {m['python']}")
     print(f"NOTE: {m['note']}; pods ~2.7 KB as sent, HTTPS + bearer token.")
     print("CPU columns are % of one core during the phase (200% = the whole box); other% is what")
@@ -135,7 +149,9 @@ def print_report(result: dict[str, Any]) -> None:
     if any(s["throughput"] for s in result["stores"].values()):
         print(f"Verbs (N clients, each its own connection pool; list = all {pods} pods in one response)")
         print(verbs_table(result))
-        print("\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher)")
+    if any(s["watch"] for s in result["stores"].values()):
+        print(f"\nWatch fan-out (delays in ms; deliv = from the write's send to each watcher; watchers in "
+              f"procs processes of their own, or the writers' one; loop speed {m['loop_mops']} M/s)")
         print(watch_table(result))
     first = next(iter(result["stores"].values())).get("workers")
     if first:

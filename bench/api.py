@@ -4,13 +4,19 @@
                                   [--api-workers 1,2] [--worker-runs 3] [--workers-only]
     .venv/bin/python bench/api.py --store sqlite --clients "" --list-pods 10000 --listers 16 \
         --watch-rates "" --churn 0 --api-workers ""   # only the list load: 16 clients, 10,000 pods
+    .venv/bin/python bench/api.py --store sqlite --clients "" --watch-rates 200 --churn 0 \
+        --api-workers ""   # only the watch target: 100 watchers, 200 writes/s
+    PYTHONPATH=/path/to/other/checkout/src .venv/bin/python bench/api.py ...   # measure that bosun
 
 The server (`bosun server`, HTTPS, its own process) and this load generator (N clients, each
 its own aiohttp pool) share the machine's cores, so throughput is a whole-box number; the
 server's own CPU per operation is reported next to it (all its processes: with --api-workers
 the workers too). The verbs, watch and churn phases run one API process; then pod creates with
 the largest client count are measured for each --api-workers count side by side (fresh server
-each, counts alternating, medians of --worker-runs runs). Prints a table and writes
+each, counts alternating, medians of --worker-runs runs). The fan-out's watchers run in
+--watch-procs processes of their own (default 4; 0 = in the writers' process, as before
+2026-12-07, when reading 100 streams in the writers' event loop delayed the writes and the
+arrival stamps: the load generator, not the server, set the figure). Prints a table and writes
 bench/results/api-<store>-<timestamp>.json.
 """
 
@@ -62,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--list-seed", metavar="DIR", help="list load: copy the pods' store from DIR (written there "
                     "first if DIR has none), so that alternating runs list the same objects")
     ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--watch-procs", type=int, default=4,
+                    help="processes the watchers are spread over (0: the writers' own; its event loop "
+                    "then also reads every stream, and delays the writes and the arrival stamps)")
     ap.add_argument("--watch-rates", type=_floats, help="writes/s during fan-out (default 50,200; quick 100)")
     ap.add_argument("--watch-seconds", type=float, help="seconds per watch rate (default 10, quick 5)")
     ap.add_argument("--churn", type=int, help="SQLite churn updates (default 200000, quick 10000)")
@@ -138,17 +147,17 @@ async def _phases(store: str, store_url: str, etcd_pid: int | None, args: argpar
             finally:
                 await close_clients(listers)
         for i, rate in enumerate(args.watch_rates):
-            print(f"[{store}] watch fan-out, {args.watchers} watchers, {rate:g} writes/s ...",
+            where = f"{args.watch_procs} processes" if args.watch_procs else "the writers' process"
+            print(f"[{store}] watch fan-out, {args.watchers} watchers in {where}, {rate:g} writes/s ...",
                   file=sys.stderr, flush=True)
-            watchers = await open_clients(server, args.watchers)
             writers = await open_clients(server, 8)
             try:
                 out["watch"].append(await run_watch(
-                    watchers, writers, meter, f"bench-watch-{i}", rate, args.watch_seconds,
-                    label=store,
+                    server, args.watchers, args.watch_procs, writers, meter, f"bench-watch-{i}", rate,
+                    args.watch_seconds, label=store,
                 ))
             finally:
-                await close_clients(watchers + writers)
+                await close_clients(writers)
         if store == "sqlite" and args.churn > 0:
             print(f"[{store}] churn: {args.churn} updates of {args.pods} pods ...", file=sys.stderr, flush=True)
             clients = await open_clients(server, args.churn_clients)

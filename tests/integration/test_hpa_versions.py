@@ -4,6 +4,7 @@ metrics, a v1 watch streams v1 objects, bad bounds are a 422 naming the field.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -59,3 +60,27 @@ async def test_v1_and_v2_are_one_object(client: Client, namespace: str) -> None:
     with pytest.raises(ApiError) as err:
         await client.get(V2, "web", namespace)
     assert err.value.status == 404
+
+
+async def test_watchers_of_each_version_get_it_at_their_version(client: Client, namespace: str) -> None:
+    """A change watched at v1 and at v2, by two watchers each: the event's object is encoded
+    once per version and shared, so a v1 watcher must still never get v2's (or back)."""
+    await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    rv = (await client.create(V1, v1_hpa("shared"), namespace))["metadata"]["resourceVersion"]
+    await client.patch(V1, "shared", {"spec": {"targetCPUUtilizationPercentage": 60}}, namespace)
+    await client.patch(V1, "shared", {"metadata": {"labels": {"seen": "yes"}}}, namespace)
+
+    async def events(res: Any) -> list[dict[str, Any]]:
+        return [e async for e in client.watch(res, namespace, resource_version=rv, timeout_seconds=1,
+                                              allow_bookmarks=False)]
+
+    got = await asyncio.gather(events(V1), events(V2), events(V1), events(V2))
+    for evs, version in zip(got, ("v1", "v2", "v1", "v2"), strict=True):
+        assert [e["type"] for e in evs] == ["MODIFIED", "MODIFIED"]
+        assert {e["object"]["apiVersion"] for e in evs} == {f"autoscaling/{version}"}
+        first, second = (int(e["object"]["metadata"]["resourceVersion"]) for e in evs)
+        assert int(rv) < first < second
+    assert [e["object"]["spec"]["targetCPUUtilizationPercentage"] for e in got[0]] == [60, 60]
+    assert [e["object"]["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] for e in got[1]] == [60, 60]
+    assert got[0] == got[2] and got[1] == got[3]
+    assert got[0][1]["object"]["metadata"]["labels"] == {"seen": "yes"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bosun.aio import cancel_and_wait
 from bosun.store import open_store
 from bosun.store.base import CompactedError, UnavailableError
 from bosun.store.sqlite import SQLiteStore
@@ -111,4 +112,30 @@ async def test_point_reads_agree_with_the_file_whether_answered_from_memory_or_n
         assert kv is not None and (kv.value, kv.mod_revision, kv.create_revision) == (b"v99", rev, created["/k/01"])
         assert await store.get("/k/39") is None
     finally:
+        await store.close()
+
+
+async def test_a_write_reaches_the_watchers_before_its_writer_resumes(tmp_path: Path) -> None:
+    """A committed batch wakes the store's watchers first: the API server's watch cache then
+    sends an event to its watchers before the writers of that batch build their responses,
+    so watch delivery is not behind them (issue 12's watch latency)."""
+    store = await SQLiteStore.open(tmp_path / "state.db", compact_interval=0)
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for ev in store.watch("/registry/", 0):
+            seen.append(ev.revision)
+
+    task = asyncio.create_task(follow())
+    try:
+        await asyncio.sleep(0.1)  # the watch is waiting for writes
+        for i in range(3):
+            rev = await store.create(f"/registry/pods/ns/p{i}", b"x")
+            assert seen[-1:] == [rev]
+        batch = await asyncio.gather(*(store.create(f"/registry/pods/ns/q{i}", b"y") for i in range(5)))
+        assert seen[-5:] == sorted(batch)
+        updated = await store.update("/registry/pods/ns/p0", b"x2", seen[0])
+        assert seen[-1] == updated
+    finally:
+        await cancel_and_wait(task)
         await store.close()

@@ -187,7 +187,11 @@ class _Lines:
             await self.resp.write(b"".join(batch))
 
     async def events(self, batch: list[tuple[str, CachedEvent]]) -> None:
-        await self.resp.write(b"".join(self.encoder.event(t, ev) for t, ev in batch))
+        parts: list[bytes] = []
+        event = self.encoder.event
+        for t, ev in batch:
+            event(t, ev, parts)
+        await self.resp.write(b"".join(parts))
 
     async def bookmark(self, rev: int) -> None:
         await self.resp.write(self.encoder.bookmark(rev))
@@ -223,6 +227,13 @@ def bookmark_object(res: Resource, rev: int) -> dict[str, Any]:
     return {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"resourceVersion": str(rev)}}
 
 
+def _envelope(typ: str) -> bytes:
+    return b'{"type":"' + typ.encode() + b'","object":'
+
+
+_ENVELOPES = {t: _envelope(t) for t in ("ADDED", "MODIFIED", "DELETED")}
+
+
 class _Encoder:
     def __init__(self, res: Resource, as_table: bool, include_object: str, convert: Convert | None = None,
                  served: Resource | None = None) -> None:
@@ -247,11 +258,24 @@ class _Encoder:
             return orjson.dumps({"type": typ, "object": table}) + b"\n"
         return orjson.dumps({"type": typ, "object": self.convert(obj) if self.convert else obj}) + b"\n"
 
-    def event(self, typ: str, ev: CachedEvent) -> bytes:
-        if (typ == ev.type and not self.as_table and self.convert is None
-                and ev.obj.get("apiVersion") == self.res.api_version):
-            return ev.json_line()
-        return self.line(typ, ev.obj)
+    def event(self, typ: str, ev: CachedEvent, parts: list[bytes]) -> None:
+        """Appends the event's line to ``parts``. The object's JSON is the event's own, built
+        once and shared by every watcher of the same version (a selector watch's rewritten
+        type changes only the envelope); tables are each watcher's own."""
+        if self.as_table:
+            parts.append(self.line(typ, ev.obj))
+            return
+        if self.convert is None and ev.obj.get("apiVersion") == self.res.api_version:
+            obj = ev.json()
+        else:
+            obj = ev.variant_json(f"{self.res.api_version}>{self.served.api_version}", self._variant)
+        parts += (_ENVELOPES.get(typ) or _envelope(typ), obj, b"}\n")
+
+    def _variant(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The stored object as this watch's version: the same for every watcher of it."""
+        if obj.get("apiVersion") != self.res.api_version:
+            obj = dict(obj, apiVersion=self.res.api_version)  # copied: the shared one never changes
+        return self.convert(obj) if self.convert else obj
 
     def bookmark(self, rev: int) -> bytes:
         return orjson.dumps({"type": "BOOKMARK", "object": bookmark_object(self.served, rev)}) + b"\n"

@@ -101,8 +101,8 @@ def _bound(d: dict[Any, Any], most: int) -> None:
 class CachedEvent:
     """A store event decoded lazily and at most once, shared by every watcher."""
 
-    __slots__ = ("_before", "_json", "_obj", "_prev", "group_plural", "key", "namespace", "prev_revision",
-                 "raw", "revision", "type", "written")
+    __slots__ = ("_before", "_json", "_obj", "_prev", "_variants", "group_plural", "key", "namespace",
+                 "prev_revision", "raw", "revision", "type", "written")
 
     def __init__(self, ev: WatchEvent, written: Written | None = None) -> None:
         self.type = ev.type
@@ -120,6 +120,7 @@ class CachedEvent:
         # selector watch (a node's pods: spec.nodeName=...) need not decode prev_value.
         self._before: CachedEvent | None = None
         self._json: bytes | None = None
+        self._variants: dict[str, bytes] | None = None
         # The revision of the object before this change (0: unknown, or none before).
         self.prev_revision = 0
 
@@ -158,10 +159,17 @@ class CachedEvent:
             self._json = orjson.dumps(self.obj)
         return self._json
 
-    def json_line(self) -> bytes:
-        """The wire form of the unfiltered event for JSON watchers: the object's JSON, encoded
-        once, in its envelope (a copy per watcher, not a second encoding kept per event)."""
-        return b'{"type":"' + self.type.encode() + b'","object":' + self.json() + b"}\n"
+    def variant_json(self, variant: str, make: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+        """The JSON of ``make(obj)``, built once for every watcher that asks for ``variant``
+        (the object at another version than stored: ``make`` must give the same object for
+        the same variant, whoever asks)."""
+        variants = self._variants
+        if variants is None:
+            variants = self._variants = {}
+        out = variants.get(variant)
+        if out is None:
+            out = variants[variant] = orjson.dumps(make(self.obj))
+        return out
 
 
 class Unreadable(CachedEvent):

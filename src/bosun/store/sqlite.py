@@ -516,6 +516,20 @@ class SQLiteStore:
                 del self._ring[:drop]
                 self._ring_start += drop
             self._current = rev
+            if self._watchers:
+                # Watchers resume before writers: the watch cache takes the batch, and queues
+                # it to every API watcher, before any writer goes on to build its response,
+                # so that a watch event is not behind the responses of the writes committed
+                # with it. (The cache still finds the written objects: the write path handed
+                # them over before writing, api/watchcache.Written.)
+                for w in self._watchers:
+                    w.set()
+                self._loop.call_soon(self._resolve, results)
+                return
+        self._resolve(results)
+
+    @staticmethod
+    def _resolve(results: builtins.list[tuple[_Op, Any, BaseException | None]]) -> None:
         for op, result, err in results:
             if op.fut.done():
                 continue
@@ -523,11 +537,6 @@ class SQLiteStore:
                 op.fut.set_exception(err)
             else:
                 op.fut.set_result(result)
-        # Writers resume before watchers: the API server's watch cache then finds the object
-        # its write path just stored instead of decoding the event again.
-        if events:
-            for w in self._watchers:
-                w.set()
 
     def _finish_compact(self, op: _Op, compacted: int, err: BaseException | None) -> None:
         self._compacted = max(self._compacted, compacted)
