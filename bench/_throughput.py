@@ -71,7 +71,7 @@ async def run_throughput(
     server_errors: list[str] = []
 
     async def list_(k: int, c: Client, lat: list[float]) -> None:
-        for _ in range(max(1, lists // n)):
+        for _ in range(max(1, lists // n) if lists else 0):  # --lists 0: no list phase
             t = time.perf_counter()
             try:
                 got = await c.list(PODS, namespace)

@@ -18,6 +18,7 @@ from bosun.api.selectors import parse_field_selector
 from bosun.api.storage import Storage
 from bosun.api.watch import make_filter
 from bosun.api.watchcache import CachedEvent, WatchCache
+from bosun.store.base import WatchEvent
 from bosun.store.sqlite import SQLiteStore
 
 KEY = "/registry/pods/ns/p"
@@ -145,3 +146,26 @@ async def test_writes_hand_their_objects_to_their_events_even_when_the_event_com
     finally:
         await wc.stop()
         await store.close()
+
+
+def test_lacks_answers_from_the_bytes_and_decodes_nothing() -> None:
+    """What the field index, the access control and the metrics collector ask of every pod
+    event: a key absent from orjson's bytes is absent from the object; an escaped value
+    (``\\u``) or a sealed one is never answered from the bytes. Each answer stands when
+    asked again with another token in between (the answers are kept per event)."""
+    ev = CachedEvent(WatchEvent("ADDED", KEY, pod(""), 5))
+    assert ev.lacks(b'"containerStatuses"') and not ev.lacks(b'"nodeName"')
+    assert ev.lacks(b'"containerStatuses"') and not ev.lacks(b'"nodeName"')
+    assert ev._obj is None  # nothing was decoded to answer
+    quoted = orjson.dumps({"metadata": {"annotations": {"a": 'say "hi"'}}})
+    assert b"\\" in quoted
+    ev = CachedEvent(WatchEvent("ADDED", KEY, quoted, 5))
+    assert ev.lacks(b'"nodeName"') and not ev.lacks(b'"annotations"')
+    escaped = b'{"metadata":{"name":"p"},"spec":{"\\u006eodeName":"n1"}}'
+    ev = CachedEvent(WatchEvent("ADDED", KEY, escaped, 5))
+    assert not ev.lacks(b'"nodeName"') and ev.obj["spec"]["nodeName"] == "n1"
+    sealed = CachedEvent(WatchEvent("ADDED", KEY, b"k8s:enc:aescbc:v1:key1:...", 5))
+    assert not sealed.lacks(b'"nodeName"')
+    decoded = CachedEvent(WatchEvent("ADDED", KEY, pod(""), 5))
+    assert decoded.obj["spec"]["nodeName"] == ""
+    assert not decoded.lacks(b'"containerStatuses"')  # decoded: the object answers instead

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 _G = rbac_mod.GROUP
 _PODS, _CLAIMS, _ACCOUNTS = "pods", "persistentvolumeclaims", "serviceaccounts"
 _INGRESSES = "ingresses.networking.k8s.io"
+# What the node graph reads of a pod whose stored JSON has no nodeName: bound to no node.
+_UNBOUND: dict[str, Any] = {}
 
 
 def _res(group: str, plural: str) -> Resource:
@@ -58,9 +60,10 @@ class AccessControl:
         self.auth = auth
         self.catalog = catalog
         self.service_accounts = service_accounts
-        # (namespace, name) -> uid of every ServiceAccount and pod: a token bound to one
-        # that is gone (or replaced by a namesake) is refused at once.
-        self._uids: dict[str, dict[tuple[str, str], str]] = {_PODS: {}, _ACCOUNTS: {}}
+        # (namespace, name) -> uid of every ServiceAccount: a token bound to one that is gone
+        # (or replaced by a namesake) is refused at once. A pod's uid is read from the watch
+        # cache when a token bound to it is checked (see pod_uid).
+        self._uids: dict[str, dict[tuple[str, str], str]] = {_ACCOUNTS: {}}
         self.storage = storage
         self.cache = cache
         self.rbac = RBACAuthorizer()
@@ -98,7 +101,14 @@ class AccessControl:
         return self._uids[_ACCOUNTS].get((namespace, name))
 
     def pod_uid(self, namespace: str, name: str) -> str | None:
-        return self._uids[_PODS].get((namespace, name))
+        """Read from the cache's current pods when a token bound to one is checked, not kept
+        from every pod event: that kept each event decoded (every pod another API worker
+        created, which this process never wrote) and alive as objects the collector scans."""
+        entry = self.cache.resource(_PODS).get(_res("", _PODS).key(namespace, name))
+        if type(entry) is not CachedEvent:  # none, or one no configured key opens
+            return None
+        uid = (entry.obj.get("metadata") or {}).get("uid")
+        return str(uid) if uid else None
 
     async def check(self, request: web.Request) -> User:
         """The request's user, or an APIError (401, 403) saying why it may not proceed."""
@@ -121,7 +131,10 @@ class AccessControl:
 
     def observe(self, ev: CachedEvent) -> None:
         gp = ev.group_plural
-        if gp in (_PODS, _CLAIMS, _ACCOUNTS, _INGRESSES) or gp in rbac_mod.KINDS:
+        if gp == _PODS and ev.type != "DELETED" and ev.lacks(b'"nodeName"'):
+            # Unbound (most pods' first event): the node graph needs no more of it than that.
+            self._apply(gp, ev.key, _UNBOUND, ev.revision)
+        elif gp in (_PODS, _CLAIMS, _ACCOUNTS, _INGRESSES) or gp in rbac_mod.KINDS:
             obj = None if ev.type == "DELETED" else ev.obj
             self._apply(gp, ev.key, obj, ev.revision)
 

@@ -176,16 +176,43 @@ def _fill(out: dict[str, Any], obj: dict[str, Any], schema: Schema) -> None:
                 if not key:
                     out[fkey] = {_shared("v:", v): {} for v in sorted({set_value(i) for i in value})}
                     continue
-                if all(isinstance(i, dict) and key in i for i in value):
-                    keys, item_schema = (key,), meta.sub
+                if _keyed(value, key):
+                    item_schema = meta.sub
                     items: dict[str, Any] = {}
                     for item in value:
                         node: dict[str, Any] = {".": {}}
                         _fill(node, item, item_schema)
-                        items[_shared("k:", item_key(item, keys))] = node
+                        items[_item_key(key, item[key])] = node
                     out[fkey] = dict(sorted(items.items())) if len(items) > 1 else items
                     continue
         out[fkey] = {}
+
+
+def _keyed(items: list[Any], key: str) -> bool:
+    """Every item a map holding ``key`` (an associative list's items are owned one by one)."""
+    for i in items:
+        if not isinstance(i, dict) or key not in i:
+            return False
+    return True
+
+
+# An associative list's ``k:`` keys by (key field, value): the same container names, env
+# names, ports and mount paths come back in every pod, and building the compact JSON of
+# each costs more than the walk of the item itself. Only str and int values are kept
+# (True == 1 and 1.0 == 1 as dict keys, but not in JSON); bounded like _KEYS.
+_ITEM_KEYS: dict[tuple[str, str | int], str] = {}
+
+
+def _item_key(key: str, value: Any) -> str:
+    t = type(value)
+    if t is not str and t is not int:
+        return _shared("k:", item_key({key: value}, (key,)))
+    k = _ITEM_KEYS.get((key, value))
+    if k is None:
+        k = _shared("k:", item_key({key: value}, (key,)))
+        if len(_ITEM_KEYS) < _KEYS_MAX:
+            _ITEM_KEYS[(key, value)] = k
+    return k
 
 
 # ``"f:" + name`` by name, for the walk's commonest key (looked up by the bare name: no
