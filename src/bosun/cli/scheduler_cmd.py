@@ -89,6 +89,12 @@ def scheduler(state: CliState, kubeconfig_path: str | None, scheduling_strategy:
             task = asyncio.create_task(_elect(elector, client, options), name="scheduler-election")
 
         async def stop() -> None:
+            # One cancel, then time to stop scheduling and give the Lease up (bounded by the
+            # renew deadline): cancelling again would cut the release short, and a successor
+            # would wait out the whole lease.
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task}, timeout=lease_duration + 5)
             with contextlib.suppress(Exception):
                 await cancel_and_wait(task)
             await client.close()
