@@ -34,7 +34,6 @@ from typing import Any
 
 from bosun.aio import cancel_and_wait
 from bosun.api.server import APIServer, ServerConfig
-from bosun.api.workers.handoff import LEADING_OWNER_WEIGHT, OWNER_WEIGHT
 from bosun.api.workers.metricspeers import OwnerPeers
 from bosun.api.workers.pool import WorkerPool
 from bosun.client.kubeconfig import ClusterConfig
@@ -171,9 +170,6 @@ class ControlPlane:
         shared = isinstance(self.client.transport, LocalTransport)
         self.ctx = ctx = ComponentContext(self.client, SharedInformers(self.client, shared_objects=shared),
                                           self.options)
-        dispatcher = self.api.dispatcher
-        if dispatcher is not None:  # the components' work is this process's: its workers take more clients
-            dispatcher.set_owner_weight(LEADING_OWNER_WEIGHT)
         tasks = [asyncio.create_task(self._supervise(name, run, ctx), name=f"component-{name}")
                  for name, run in self.components.items()]
         try:
@@ -181,8 +177,6 @@ class ControlPlane:
         finally:
             for t in tasks:
                 await cancel_and_wait(t)
-            if dispatcher is not None:
-                dispatcher.set_owner_weight(OWNER_WEIGHT)
             self.ctx = None  # None while not leading
             await ctx.informers.stop()
             await ctx.close()

@@ -8,8 +8,6 @@ runs the controllers. Here connections go round the processes by smooth weighted
 (nginx's), the owner counting as ``OWNER_WEIGHT`` of a worker: with one worker, 50 clients
 split 21/29 whatever their ports, and any run of new connections reaches every process (a
 client that wants another process than its last one needs only open another).
-While the owner leads (runs the scheduler and the controllers) its weight is lower,
-``LEADING_OWNER_WEIGHT``: their work is its thread's too.
 
 Placement does not follow how many connections each process still holds: with least-connections,
 one process holding a long watch would receive none of a run of short requests while another
@@ -34,13 +32,6 @@ log = logging.getLogger(__name__)
 # (SQLite's writer, the store channel, the watch streams) is about a fifth of a request's cost
 # more, which 0.7 of a worker's share of connections offsets.
 OWNER_WEIGHT = 0.7
-# The owner's share while it leads, that is while it also runs the scheduler and the
-# controllers: its one thread was then the server's bottleneck. Profiled with the scheduler
-# binding 10,000 pods on 5,000 hollow nodes (bench/scheduler.py), the owner's thread was busy
-# all the time while its one worker used a third of a core; at 0.7, a third of that thread
-# went to the hollow kubelets' requests, which a worker serves at the cost of a store call or
-# two to the owner.
-LEADING_OWNER_WEIGHT = 0.25
 BACKLOG = 1024
 
 Serve = Callable[[socket.socket], Coroutine[Any, Any, None]]
@@ -91,11 +82,6 @@ class Dispatcher:
     def start(self) -> None:
         for sock in self.listeners:
             self._loop.add_reader(sock.fileno(), self._accept, sock)
-
-    def set_owner_weight(self, weight: float) -> None:
-        """This process's share of new connections relative to a worker's (connections it
-        serves already stay)."""
-        self._peers[0].weight = weight
 
     def add(self, index: int, channel: socket.socket) -> None:
         """Hand connections to worker ``index`` too, over ``channel`` (it serves already)."""
