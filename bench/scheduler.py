@@ -16,8 +16,10 @@ pods scheduled per second): once the scheduler has bound the warm-up pod, this p
 the control plane's leader Lease from the server (its scheduler stops within the renew
 deadline, 10 s), creates every pod while no scheduler runs (none may be bound
 meanwhile: "bound early" says so), then gives the Lease up. The server's scheduler leads again,
-syncs its informers and binds the backlog; throughput is pods bound / (last binding - first
-binding) seen on the watch, latency per pod from the release to its binding. With --live the
+syncs its informers and binds the backlog. With --scheduler-apart the scheduler is a process of
+its own (`bosun scheduler`, as kube-scheduler is) beside a server started with --no-scheduler,
+and the bench holds that scheduler's Lease instead. Throughput is pods bound / (last binding -
+first binding) seen on the watch, latency per pod from the release to its binding. With --live the
 pods are created while the scheduler runs: throughput is pods bound / (last binding - first
 create sent), latency from each pod's create request to its binding, and when pods are bound
 as fast as they are created the API server's write rate is the limit, not the scheduler (the
@@ -25,8 +27,11 @@ verdict says so). "running" counts pods the hollow kubelets reported Running
 within the window (they must keep up, or the server's load would be understated), "events"
 the Scheduled events written by its end (best effort, as in Kubernetes). All processes share
 the machine's cores (hollow nodes write pod status too, as kubelets would), so CPU seconds per
-process are reported beside the numbers. Prints a table and writes
-bench/results/scheduler-<time>.json.
+process are reported beside the numbers: the server's ("srv") are its owner process's and its
+API workers' (--api-workers) together, and the owner's apart, since its one thread runs the
+store, the scheduler and its share of the clients' connections and is the first to saturate.
+--profile records py-spy of the owner, each API worker and each hollow process. Prints a table
+and writes bench/results/scheduler-<time>.json.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cli import results_header, run_async, text_table, write_result
-from _procs import cpu_seconds, free_port, start_ready, stop_process
+from _procs import cpu_seconds, free_port, process_tree, start_ready, stop_process, tree_cpu_seconds
 from _profile import start_profile as start_py_spy
 from _profile import stop_profile
 from _stats import summarize
@@ -64,7 +69,10 @@ TARGET = 2000.0  # pods/s at 5,000 nodes, case a, pods created ahead (issue 12)
 # is given back. A shorter lease made leadership flap on a loaded machine (a renewal late by
 # two seconds restarted the scheduler in the middle of a run).
 LEASE_SECONDS = 15.0
-LEASE_NAME, LEASE_NAMESPACE = "bosun-controlplane", "kube-system"
+LEASE_NAMESPACE = "kube-system"
+# The Lease the scheduler leads by: the control plane's when it runs in the server, its own when
+# it runs apart (`bosun scheduler`, --scheduler-apart).
+SERVER_LEASE, APART_LEASE = "bosun-controlplane", "bosun-scheduler"
 HOLDER = "bench-scheduler-hold"
 # Status writes in flight per hollow process: enough that pods turn Running as fast as they
 # are bound, as thousands of independent kubelets would make them.
@@ -87,17 +95,26 @@ class Cluster:
 
     data_dir: Path
     server: subprocess.Popen[bytes] | None = None
+    scheduler: subprocess.Popen[bytes] | None = None
     hollows: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def kubeconfig(self) -> str:
         return str(self.data_dir / "kubeconfig")
 
-    def start_server(self) -> None:
+    def start_server(self, api_workers: int | None, scheduler_apart: bool) -> None:
         # "--controllers none" names no controller: only the API server and the scheduler run.
         cmd = [str(BOSUN), "server", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{free_port()}",
                "--controllers", "none", "--leader-elect-lease-duration", f"{LEASE_SECONDS:g}"]
+        if api_workers is not None:
+            cmd += ["--api-workers", str(api_workers)]
+        if scheduler_apart:
+            cmd.append("--no-scheduler")
         self.server = start_ready(cmd, self.data_dir / "server.log", 60, "bosun server")
+        if scheduler_apart:
+            self.scheduler = start_ready([str(BOSUN), "scheduler", "--kubeconfig", self.kubeconfig,
+                                          "--leader-elect-lease-duration", f"{LEASE_SECONDS:g}"],
+                                         self.data_dir / "scheduler.log", 60, "bosun scheduler")
 
     def start_hollow(self, nodes: int, prefix: str, heartbeat: float, *extra: str) -> None:
         cmd = [str(BOSUN), "hollow", "--kubeconfig", self.kubeconfig, "--nodes", str(nodes), "--name-prefix",
@@ -105,7 +122,11 @@ class Cluster:
         self.hollows.append(start_ready(cmd, self.data_dir / f"hollow-{prefix}.log", 600, "bosun hollow"))
 
     def cpu(self) -> dict[str, float]:
-        out = {"server_cpu_s": cpu_seconds(self.server.pid) if self.server else 0.0,
+        # The server is its owner process (store, scheduler, a share of the connections) and
+        # its API workers (the other connections): both are the server's cost.
+        owner = cpu_seconds(self.server.pid) if self.server else 0.0
+        out = {"server_cpu_s": tree_cpu_seconds(self.server.pid) if self.server else 0.0, "owner_cpu_s": owner,
+               "scheduler_cpu_s": cpu_seconds(self.scheduler.pid) if self.scheduler else 0.0,
                "hollow_cpu_s": sum(cpu_seconds(p.pid) for p in self.hollows)}
         out["bench_cpu_s"] = time.process_time()
         return out
@@ -113,6 +134,8 @@ class Cluster:
     def stop(self) -> None:
         for p in self.hollows:
             stop_process(p)
+        if self.scheduler is not None:
+            stop_process(self.scheduler)
         if self.server is not None:
             stop_process(self.server, timeout=20)
 
@@ -179,10 +202,10 @@ async def warm_up(client: Client, within: float = 120) -> float:
     raise RuntimeError(f"the scheduler bound no pod within {within}s")
 
 
-async def set_lease_holder(client: Client, holder: str, seconds: int) -> None:
-    """Write the control plane's Lease holder, retrying when the server renewed it meanwhile."""
+async def set_lease_holder(client: Client, lease_name: str, holder: str, seconds: int) -> None:
+    """Write the scheduler's Lease holder, retrying when its leader renewed it meanwhile."""
     for _ in range(20):
-        lease = await client.get(LEASES, LEASE_NAME, LEASE_NAMESPACE)
+        lease = await client.get(LEASES, lease_name, LEASE_NAMESPACE)
         lease["spec"] = {**lease.get("spec", {}), "holderIdentity": holder, "leaseDurationSeconds": seconds,
                          "renewTime": micro_time()}
         try:
@@ -191,19 +214,19 @@ async def set_lease_holder(client: Client, holder: str, seconds: int) -> None:
         except ApiError as e:
             if e.status != 409:
                 raise
-    raise RuntimeError("could not write the control plane's Lease (20 conflicts)")
+    raise RuntimeError(f"could not write the Lease {lease_name} (20 conflicts)")
 
 
-async def hold_scheduler(client: Client) -> None:
-    """Take the control plane's Lease, so that the server's scheduler stops (its renewal fails
-    within its renew deadline, 2/3 of the lease) and stays stopped until release_scheduler."""
-    await set_lease_holder(client, HOLDER, 3600)
+async def hold_scheduler(client: Client, lease_name: str) -> None:
+    """Take the scheduler's Lease, so that the scheduler stops (its renewal fails within its
+    renew deadline, 2/3 of the lease) and stays stopped until release_scheduler."""
+    await set_lease_holder(client, lease_name, HOLDER, 3600)
     await asyncio.sleep(LEASE_SECONDS * 2 / 3 + 2)  # past the server's renew deadline: its scheduler stopped
 
 
-async def release_scheduler(client: Client) -> None:
-    """Give the Lease up at once (as a leader that resigns), so the server takes it back."""
-    await set_lease_holder(client, "", 1)
+async def release_scheduler(client: Client, lease_name: str) -> None:
+    """Give the Lease up at once (as a leader that resigns), so the scheduler takes it back."""
+    await set_lease_holder(client, lease_name, "", 1)
 
 
 class BindWatcher:
@@ -279,7 +302,8 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
     cluster = Cluster(data_dir)
     spies: list[subprocess.Popen[bytes]] = []
     try:
-        cluster.start_server()
+        cluster.start_server(args.api_workers, args.scheduler_apart)
+        lease = APART_LEASE if args.scheduler_apart else SERVER_LEASE
         t = time.perf_counter()
         start_hollows(cluster, case, nodes, args.heartbeat)
         register_s = time.perf_counter() - t
@@ -294,14 +318,14 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
             watcher = BindWatcher(watch_client, pods)
             watch_task = asyncio.create_task(watcher.run(rv))
             if not args.live:
-                await hold_scheduler(clients[0])
+                await hold_scheduler(clients[0], lease)
                 t_create = time.perf_counter()
                 sent = await create_all(clients, manifests, args.concurrency)
                 create_s = time.perf_counter() - t_create
                 bound_early = len(watcher.bound_at)
                 spies = profile_window(cluster, args, f"{case}-{nodes}-{pods}")
                 cpu0, t0 = cluster.cpu(), time.perf_counter()
-                await release_scheduler(clients[0])
+                await release_scheduler(clients[0], lease)
                 watcher.last_progress = t0
             else:
                 spies = profile_window(cluster, args, f"{case}-{nodes}-{pods}")
@@ -342,6 +366,7 @@ async def run_one(case: str, nodes: int, pods: int, args: argparse.Namespace, tm
         return {
             "case": case, "nodes": nodes, "pods": pods, "bound": len(bound),
             "mode": "live" if args.live else "pre-created", "bound_early": bound_early,
+            "scheduler": "apart" if args.scheduler_apart else "in server",
             "release_to_first_bind_s": None if args.live or not bound else round(first - t0, 2),
             "pods_per_s": lat["ops_per_s"], "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"],
             "max_ms": lat["max_ms"], "create_s": round(create_s, 2),
@@ -374,7 +399,11 @@ def profile_window(cluster: Cluster, args: argparse.Namespace, name: str) -> lis
         return []
     out = Path(args.profile)
     assert cluster.server is not None
-    spies = [start_profile(cluster.server.pid, out / f"scheduler-{name}.txt")]
+    spies = [start_profile(cluster.server.pid, out / f"server-{name}.txt")]
+    if cluster.scheduler is not None:
+        spies.append(start_profile(cluster.scheduler.pid, out / f"scheduler-{name}.txt"))
+    spies += [start_profile(pid, out / f"worker{i}-{name}.txt")
+              for i, pid in enumerate(process_tree(cluster.server.pid)[1:])]
     return spies + [start_profile(h.pid, out / f"hollow{i}-{name}.txt") for i, h in enumerate(cluster.hollows)]
 
 
@@ -387,15 +416,18 @@ def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
 
 def table(runs: list[Obj]) -> str:
     headers = ["case", "mode", "nodes", "pods", "bound", "pods/s", "p50 ms", "p99 ms", "create/s", "srv cpu%",
-               "hollow cpu%", "bench cpu%", "srv s/1k", "hollow s/1k", "running", "run lag p99", "events", "violations",
-               "bound early"]
+               "owner cpu%", "sched cpu%", "hollow cpu%", "bench cpu%", "srv s/1k", "hollow s/1k", "running",
+               "run lag p99", "events", "violations", "bound early"]
     rows = []
     for r in runs:
         span = r["wall_s"] or 1.0
-        rows.append([f"{r['case']} {CASES[r['case']]}", r.get("mode", "live"), str(r["nodes"]), str(r["pods"]),
+        mode = r.get("mode", "live") + (", scheduler apart" if r.get("scheduler") == "apart" else "")
+        rows.append([f"{r['case']} {CASES[r['case']]}", mode, str(r["nodes"]), str(r["pods"]),
                      str(r["bound"]),
                      f"{r['pods_per_s']:.0f}", f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}",
                      f"{r['create_per_s']:.0f}", f"{100 * r['server_cpu_s'] / span:.0f}",
+                     f"{100 * r['owner_cpu_s'] / span:.0f}",
+                     f"{100 * r['scheduler_cpu_s'] / span:.0f}" if r.get("scheduler") == "apart" else "-",
                      f"{100 * r['hollow_cpu_s'] / span:.0f}", f"{100 * r['bench_cpu_s'] / span:.0f}",
                      f"{1000 * r['server_cpu_s'] / r['pods']:.2f}", f"{1000 * r['hollow_cpu_s'] / r['pods']:.2f}",
                      str(r.get("running_in_window", "-")), f"{r.get('bound_to_running_p99_ms', 0):.0f}",
@@ -410,7 +442,8 @@ def verdict(runs: list[Obj]) -> str:
     top = max(best, key=lambda r: r["pods_per_s"])
     got, mode = top["pods_per_s"], top.get("mode", "live")
     ok = got >= TARGET and not top.get("bound_early") and top["bound"] == top["pods"]
-    out = (f"target 2,000 pods/s at 5,000 nodes, case a, pods {mode}: {got:.0f} pods/s "
+    where = "its own process (bosun scheduler)" if top.get("scheduler") == "apart" else "the server's process"
+    out = (f"target 2,000 pods/s at 5,000 nodes, case a, pods {mode}, scheduler in {where}: {got:.0f} pods/s "
            f"({'met' if ok else 'MISSED'})")
     if top.get("bound_early"):
         out += f"; {top['bound_early']} pods were bound before the release (the hold failed)"
@@ -436,6 +469,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=64, help="pod creates in flight")
     ap.add_argument("--live", action="store_true",
                     help="create the pods while the scheduler runs (default: create them ahead, then release it)")
+    ap.add_argument("--api-workers", type=int, help="the server's --api-workers (default: its own, the cores)")
+    ap.add_argument("--scheduler-apart", action="store_true",
+                    help="run the scheduler in its own process (`bosun scheduler`; the server with --no-scheduler)")
     ap.add_argument("--heartbeat", type=float, default=10.0, help="hollow node Lease renewal period (s)")
     ap.add_argument("--stall", type=float, default=60.0, help="give up after this many seconds without a binding")
     ap.add_argument("--profile", metavar="DIR", help="py-spy the server and hollow processes into DIR")

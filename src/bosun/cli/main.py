@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "hollow": "bosun.cli.hollow_cmd:hollow",
     "image": "bosun.cli.image_cmd:image",
     "kubeconfig": "bosun.cli.kubeconfig_cmd:kubeconfig_cmd",
+    "scheduler": "bosun.cli.scheduler_cmd:scheduler",
     "server": "bosun.cli.server_cmd:server",
     "secret": "bosun.cli.files_cmd:secret",
     "config": "bosun.cli.files_cmd:config",
