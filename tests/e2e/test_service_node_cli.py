@@ -342,8 +342,16 @@ def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
         assert ticks == sorted(ticks) and ticks[2] > ticks[0]  # new lines, as they are written
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(10)
-        c.ok("service", "rm", "ticker")
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the CLI prints its threads' stacks
+            time.sleep(1)
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"service logs -f did not end within 10 s of SIGINT; its stacks:\n{err}") from None
+        finally:
+            c.ok("service", "rm", "ticker")
     assert proc.returncode == 130
 
 

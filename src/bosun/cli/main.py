@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -99,6 +101,9 @@ def cli(ctx: click.Context, kubeconfig: str | None, context: str | None, namespa
 
 def main() -> None:
     """Console-script entry point: every failure, usage errors included, is one stderr line."""
+    # `kill -USR1` prints every thread's stack to stderr and the command goes on: a command
+    # that seems stuck can be asked where it is.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         rv = cli.main(prog_name="bosun", standalone_mode=False)
     except CliError as e:
