@@ -332,8 +332,11 @@ def test_logs_follow_streams_new_lines(cluster: Cluster) -> None:
     c = cluster
     c.ok("service", "create", "--name", "ticker", "host", "busybox", "sh", "-c",
          f"echo {MARKER} start; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done")
+    # SIGINT at its default, as under a terminal: a test run started in the background of a
+    # shell script ignores SIGINT, and a child would inherit that and never see the Ctrl-C.
     proc = subprocess.Popen([BOSUN, "--kubeconfig", c.up.kubeconfig, "service", "logs", "-f", "--tail", "1",
-                             "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         seen = [proc.stdout.readline() for _ in range(3)]  # blocks until the lines arrive
