@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -119,6 +120,19 @@ async def temporary_namespace(client: Client, prefix: str) -> AsyncIterator[str]
 def client_for(server: RunningServer) -> Client:
     """A client as a node agent makes it (token and CA, no kubeconfig file)."""
     return Client(ClusterConfig(server=server.url, ca_data=Path(server.ca_path).read_bytes(), token=server.token))
+
+
+def lines_until_ready(proc: subprocess.Popen[str], within: float) -> list[str]:
+    """The lines a `bosun` command printed up to its ``ready`` line (the last one when it came;
+    the caller checks), read until it ends its output or ``within`` seconds pass."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and (line := proc.stdout.readline()):
+        lines.append(line)
+        if line.strip() == "ready":
+            break
+    return lines
 
 
 BARE_POD_CIDR = "10.99.0.0/24"

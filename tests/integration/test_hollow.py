@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer, served
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, lines_until_ready
 
 from bosun.client import ApiError, Client
 from bosun.controllers._common import resource
@@ -319,16 +318,7 @@ def test_bosun_hollow_command_runs_nodes_until_sigterm(server: RunningServer) ->
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        assert proc.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.strip() == "ready":
-                break
+        lines = lines_until_ready(proc, 20)
         assert lines and lines[-1].strip() == "ready", lines
         assert f"{prefix}-0..{prefix}-2" in lines[0]
         nodes = kubectl_json(server, "get", "nodes", "-l", "tier=edge")["items"]

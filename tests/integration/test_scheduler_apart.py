@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import RunningServer, served
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, lines_until_ready
 
 from bosun.client.kubeconfig import load_kubeconfig
 from bosun.client.rest import Client
@@ -37,27 +36,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[Client]:
-    c = Client(load_kubeconfig(server.kubeconfig))
-    try:
+    async with Client(load_kubeconfig(server.kubeconfig)) as c:
         yield c
-    finally:
-        await c.close()
 
 
 def start_scheduler(kubeconfig: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([BOSUN, "scheduler", "--kubeconfig", kubeconfig, "--leader-elect-lease-duration", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.strip() == "ready":
-            return proc
+    lines = lines_until_ready(proc, 30)
+    if lines and lines[-1].strip() == "ready":
+        return proc
     proc.kill()
     _, err = proc.communicate(timeout=10)
     raise AssertionError(f"bosun scheduler did not start: {lines} {err}")
